@@ -1,0 +1,85 @@
+"""The exception tree: every error modelpack raises on purpose derives from ``ModelpackError``.
+
+Messages name the file (where there is one), the member or parameter, what was expected and
+what was found, so a user can act on them without reading a traceback.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ModelpackError",
+    "FormatError",
+    "SchemaError",
+    "UnknownLayerError",
+    "VersionError",
+    "ParameterError",
+    "MissingParameterError",
+    "ExtraParameterError",
+    "ShapeMismatchError",
+    "DtypeMismatchError",
+    "DeferredInitializationError",
+    "UninitializedParameterError",
+    "UnsupportedBlockError",
+    "UnsupportedDtypeError",
+    "InputError",
+]
+
+
+class ModelpackError(Exception):
+    """Root of every error modelpack raises on purpose; catch this to catch them all."""
+
+
+class FormatError(ModelpackError):
+    """A file is not what it claims to be: not a zip, a missing member, unreadable bytes."""
+
+
+class SchemaError(FormatError):
+    """A manifest or configuration does not validate against the schema."""
+
+
+class UnknownLayerError(SchemaError):
+    """A layer type name is not in the registry; the message lists the known names."""
+
+
+class VersionError(FormatError):
+    """An archive was written by a format version this reader does not understand."""
+
+
+class ParameterError(ModelpackError):
+    """A parameter is missing, unexpected, or has the wrong shape or dtype."""
+
+
+class MissingParameterError(ParameterError):
+    """A parameter the model needs is not in the file."""
+
+
+class ExtraParameterError(ParameterError):
+    """The file holds a parameter the model does not have."""
+
+
+class ShapeMismatchError(ParameterError):
+    """An array's shape differs from the parameter's (or the manifest's) shape."""
+
+
+class DtypeMismatchError(ParameterError):
+    """An array's dtype differs from the parameter's (or the manifest's) dtype."""
+
+
+class DeferredInitializationError(ParameterError):
+    """A parameter's shape is not known yet: the layer has not seen its first input."""
+
+
+class UninitializedParameterError(ParameterError):
+    """A parameter was read (or exported) before ``initialize()`` or ``load_parameters()``."""
+
+
+class UnsupportedBlockError(ModelpackError):
+    """A Block cannot be described by the archive format (e.g. a hand-written ``forward``)."""
+
+
+class UnsupportedDtypeError(ModelpackError):
+    """An array's dtype cannot be stored safely (object, structured, string, ...)."""
+
+
+class InputError(ModelpackError):
+    """A layer was called with an input it cannot compute on (wrong rank, bad indices)."""

@@ -1,0 +1,41 @@
+"""``modelpack.nn``: a small numpy layer library with MXNet Gluon 1.9's API and numerics.
+
+>>> from modelpack import nn
+>>> net = nn.Sequential()
+>>> net.add(nn.Dense(256, activation="relu"), nn.Dense(10))
+>>> net.initialize(seed=0)
+"""
+
+from __future__ import annotations
+
+from . import init
+from .activations import ELU, Activation, LeakyReLU
+from .basic import Dense, Dropout, Embedding, Flatten
+from .block import Block, Sequential
+from .conv import AvgPool2D, Conv2D, GlobalAvgPool2D, GlobalMaxPool2D, MaxPool2D
+from .mode import is_training, training
+from .norm import BatchNorm, LayerNorm
+from .parameter import Parameter
+
+__all__ = [
+    "Activation",
+    "AvgPool2D",
+    "BatchNorm",
+    "Block",
+    "Conv2D",
+    "Dense",
+    "Dropout",
+    "ELU",
+    "Embedding",
+    "Flatten",
+    "GlobalAvgPool2D",
+    "GlobalMaxPool2D",
+    "LayerNorm",
+    "LeakyReLU",
+    "MaxPool2D",
+    "Parameter",
+    "Sequential",
+    "init",
+    "is_training",
+    "training",
+]

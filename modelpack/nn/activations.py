@@ -1,0 +1,183 @@
+"""Activation functions (numpy, dtype-preserving) and the blocks that apply them.
+
+Names follow MXNet: ``relu``, ``sigmoid``, ``tanh``, ``softrelu`` (softplus), ``softsign``,
+``gelu`` (exact, erf-based), ``silu`` (x·sigmoid(x)). ``LeakyReLU`` and ``ELU`` take ``alpha``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from ..errors import ModelpackError
+from .block import Block
+
+__all__ = [
+    "ACTIVATIONS",
+    "get_activation",
+    "relu",
+    "sigmoid",
+    "tanh",
+    "softrelu",
+    "softsign",
+    "gelu",
+    "silu",
+    "leaky_relu",
+    "elu",
+    "Activation",
+    "LeakyReLU",
+    "ELU",
+]
+
+_SQRT_HALF = 0.7071067811865476
+
+
+def relu(x: np.ndarray) -> np.ndarray:
+    """max(x, 0); NaN stays NaN."""
+    return np.maximum(x, np.zeros((), dtype=x.dtype))
+
+
+def sigmoid(x: np.ndarray) -> np.ndarray:
+    """1 / (1 + exp(-x)); exp overflow to inf gives the correct limit 0."""
+    with np.errstate(over="ignore"):
+        return (1 / (1 + np.exp(-x))).astype(x.dtype, copy=False)
+
+
+def tanh(x: np.ndarray) -> np.ndarray:
+    """Hyperbolic tangent."""
+    return np.tanh(x)
+
+
+def softrelu(x: np.ndarray) -> np.ndarray:
+    """log(1 + exp(x)), computed without overflow (a.k.a. softplus)."""
+    return np.logaddexp(np.zeros((), dtype=x.dtype), x)
+
+
+def softsign(x: np.ndarray) -> np.ndarray:
+    """x / (1 + |x|)."""
+    return x / (1 + np.abs(x))
+
+
+def _erfc(z: np.ndarray) -> np.ndarray:
+    """Complementary error function in float64, relative error < 1.2e-7 everywhere.
+
+    numpy has no erf; this is the classic Chebyshev-fitted rational form (Numerical Recipes
+    ``erfcc``). Relative accuracy of erfc is what GELU needs: 1 + erf(z) = erfc(-z).
+    """
+    a = np.abs(z)
+    t = 1.0 / (1.0 + 0.5 * a)
+    poly = -1.26551223 + t * (1.00002368 + t * (0.37409196 + t * (0.09678418 + t * (
+        -0.18628806 + t * (0.27886807 + t * (-1.13520398 + t * (1.48851587 + t * (
+            -0.82215223 + t * 0.17087277))))))))
+    with np.errstate(under="ignore"):
+        result = t * np.exp(-a * a + poly)
+    return np.where(z >= 0, result, 2.0 - result)
+
+
+def gelu(x: np.ndarray) -> np.ndarray:
+    """Exact GELU: x·Φ(x) = 0.5·x·erfc(-x/√2), evaluated in float64 then cast back."""
+    wide = x.astype(np.float64)
+    return (0.5 * wide * _erfc(-wide * _SQRT_HALF)).astype(x.dtype)
+
+
+def silu(x: np.ndarray) -> np.ndarray:
+    """x·sigmoid(x) (a.k.a. swish with beta 1)."""
+    return x * sigmoid(x)
+
+
+def leaky_relu(x: np.ndarray, alpha: float = 0.01) -> np.ndarray:
+    """x where x > 0, alpha·x elsewhere."""
+    return np.where(x > 0, x, x * x.dtype.type(alpha))
+
+
+def elu(x: np.ndarray, alpha: float = 1.0) -> np.ndarray:
+    """x where x > 0, alpha·(exp(x) - 1) elsewhere (expm1 for accuracy near 0)."""
+    with np.errstate(over="ignore"):
+        return np.where(x > 0, x, x.dtype.type(alpha) * np.expm1(x))
+
+
+ACTIVATIONS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
+    "relu": relu,
+    "sigmoid": sigmoid,
+    "tanh": tanh,
+    "softrelu": softrelu,
+    "softsign": softsign,
+    "gelu": gelu,
+    "silu": silu,
+}
+
+
+def get_activation(name: str) -> Callable[[np.ndarray], np.ndarray]:
+    """The activation function called ``name``; unknown names list the known ones."""
+    try:
+        return ACTIVATIONS[name]
+    except (KeyError, TypeError):
+        raise ModelpackError(
+            f"unknown activation {name!r}; known activations: {', '.join(ACTIVATIONS)}"
+        ) from None
+
+
+def as_float(x: Any, dtype: np.dtype) -> np.ndarray:
+    """Inputs of another dtype are cast to the layer's dtype, as frameworks do."""
+    array = np.asarray(x)
+    return array if array.dtype == dtype else array.astype(dtype)
+
+
+def float_input(x: Any) -> np.ndarray:
+    """Parameter-free layers keep a float input's dtype and compute other inputs in float32."""
+    array = np.asarray(x)
+    return array if np.issubdtype(array.dtype, np.floating) else array.astype(np.float32)
+
+
+class Activation(Block):
+    """Applies a named activation function element-wise: ``Activation("relu")``."""
+
+    def __init__(self, activation: str, prefix: str | None = None) -> None:
+        super().__init__(prefix=prefix)
+        self._act_name = activation
+        self._act = get_activation(activation)
+
+    def forward(self, x: Any) -> np.ndarray:
+        return self._act(float_input(x))
+
+    def get_config(self) -> dict[str, Any]:
+        return {"activation": self._act_name}
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self._act_name})"
+
+
+class LeakyReLU(Block):
+    """Leaky ReLU with slope ``alpha`` for negative inputs."""
+
+    def __init__(self, alpha: float, prefix: str | None = None) -> None:
+        super().__init__(prefix=prefix)
+        self._alpha = float(alpha)
+
+    def forward(self, x: Any) -> np.ndarray:
+        return leaky_relu(float_input(x), self._alpha)
+
+    def get_config(self) -> dict[str, Any]:
+        return {"alpha": self._alpha}
+
+    def __repr__(self) -> str:
+        return f"LeakyReLU({self._alpha})"
+
+
+class ELU(Block):
+    """Exponential linear unit with scale ``alpha`` for negative inputs."""
+
+    def __init__(self, alpha: float = 1.0, prefix: str | None = None) -> None:
+        super().__init__(prefix=prefix)
+        self._alpha = float(alpha)
+
+    def forward(self, x: Any) -> np.ndarray:
+        return elu(float_input(x), self._alpha)
+
+    def get_config(self) -> dict[str, Any]:
+        return {"alpha": self._alpha}
+
+    def __repr__(self) -> str:
+        return f"ELU({self._alpha})"

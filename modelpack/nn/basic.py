@@ -1,0 +1,166 @@
+"""Basic layers: ``Dense``, ``Dropout``, ``Flatten``, ``Embedding``."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from ..errors import InputError
+from . import init as init_mod
+from .activations import as_float, float_input, get_activation
+from .block import Block
+from .mode import is_training
+from .parameter import Parameter
+
+__all__ = ["Dense", "Dropout", "Flatten", "Embedding"]
+
+
+class Dense(Block):
+    """Fully connected layer: ``y = activation(x @ W.T + b)`` with ``W`` of shape (units, in_units).
+
+    ``in_units=0`` defers the input size to the first call. With ``flatten=True`` all axes but
+    the first are flattened; otherwise the layer applies to the last axis.
+    """
+
+    def __init__(
+        self,
+        units: int,
+        activation: str | None = None,
+        use_bias: bool = True,
+        flatten: bool = True,
+        dtype: str = "float32",
+        weight_initializer: init_mod.Initializer | str | None = None,
+        bias_initializer: init_mod.Initializer | str | None = "zeros",
+        in_units: int = 0,
+        prefix: str | None = None,
+    ) -> None:
+        super().__init__(prefix=prefix)
+        self._units = int(units)
+        self._in_units = int(in_units)
+        self._flatten = bool(flatten)
+        self._use_bias = bool(use_bias)
+        self._dtype = np.dtype(dtype)
+        self._activation = activation
+        self._act = get_activation(activation) if activation is not None else None
+        self.weight = Parameter(
+            "weight", shape=(self._units, self._in_units), dtype=self._dtype,
+            init=weight_initializer,
+        )
+        if self._use_bias:
+            self.bias = Parameter("bias", shape=(self._units,), dtype=self._dtype, init=bias_initializer)
+
+    def forward(self, x: Any) -> np.ndarray:
+        array = as_float(x, self._dtype)
+        if array.ndim < 1 or (self._flatten and array.ndim < 2):
+            raise InputError(f"Dense expects a batch of inputs (at least 2-D), got shape {array.shape}")
+        if self._flatten:
+            array = array.reshape(array.shape[0], math.prod(array.shape[1:]))
+        self.weight.shape = (self._units, array.shape[-1])
+        out = array @ self.weight.data().T
+        if self._use_bias:
+            out = out + self.bias.data()
+        return self._act(out) if self._act is not None else out
+
+    def get_config(self) -> dict[str, Any]:
+        return {
+            "units": self._units,
+            "activation": self._activation,
+            "use_bias": self._use_bias,
+            "flatten": self._flatten,
+            "dtype": self._dtype.name,
+            "in_units": self.weight.shape[1],
+        }
+
+    def __repr__(self) -> str:
+        in_units = self.weight.shape[1] or None
+        act = f"Activation({self._activation})" if self._activation else "linear"
+        return f"Dense({in_units} -> {self._units}, {act})"
+
+
+class Dropout(Block):
+    """Drops elements with probability ``rate`` while training; the identity at inference.
+
+    ``axes`` lists axes along which the same mask is shared (variational dropout).
+    """
+
+    def __init__(self, rate: float, axes: tuple[int, ...] = (), prefix: str | None = None) -> None:
+        super().__init__(prefix=prefix)
+        if not 0.0 <= rate < 1.0:
+            raise ValueError(f"Dropout rate must be in [0, 1), got {rate}")
+        self._rate = float(rate)
+        self._axes = tuple(int(a) for a in axes)
+        self._rng = np.random.default_rng()
+
+    def forward(self, x: Any) -> np.ndarray:
+        array = float_input(x)
+        if not is_training() or self._rate == 0.0:
+            return array
+        mask_shape = tuple(1 if i in self._axes else n for i, n in enumerate(array.shape))
+        keep = self._rng.random(mask_shape) >= self._rate
+        return array * (keep.astype(array.dtype) / array.dtype.type(1.0 - self._rate))
+
+    def get_config(self) -> dict[str, Any]:
+        return {"rate": self._rate, "axes": list(self._axes)}
+
+    def __repr__(self) -> str:
+        return f"Dropout(p = {self._rate}, axes={self._axes})"
+
+
+class Flatten(Block):
+    """Flattens all axes but the first: (N, a, b, ...) → (N, a·b·...)."""
+
+    def forward(self, x: Any) -> np.ndarray:
+        array = np.asarray(x)
+        if array.ndim < 1:
+            raise InputError("Flatten expects at least a 1-D input")
+        return array.reshape(array.shape[0], math.prod(array.shape[1:]))
+
+    def get_config(self) -> dict[str, Any]:
+        return {}
+
+    def __repr__(self) -> str:
+        return "Flatten"
+
+
+class Embedding(Block):
+    """Looks up rows of a (input_dim, output_dim) table by integer index."""
+
+    def __init__(
+        self,
+        input_dim: int,
+        output_dim: int,
+        dtype: str = "float32",
+        weight_initializer: init_mod.Initializer | str | None = None,
+        prefix: str | None = None,
+    ) -> None:
+        super().__init__(prefix=prefix)
+        self._input_dim = int(input_dim)
+        self._output_dim = int(output_dim)
+        self._dtype = np.dtype(dtype)
+        self.weight = Parameter(
+            "weight", shape=(self._input_dim, self._output_dim), dtype=self._dtype,
+            init=weight_initializer,
+        )
+
+    def forward(self, x: Any) -> np.ndarray:
+        indices = np.asarray(x)
+        if not np.issubdtype(indices.dtype, np.integer):
+            # MXNet takes float indices; only whole numbers are meaningful.
+            rounded = indices.astype(np.int64)
+            if not np.array_equal(rounded, indices):
+                raise InputError("Embedding indices must be whole numbers")
+            indices = rounded
+        if indices.size and (indices.min() < 0 or indices.max() >= self._input_dim):
+            raise InputError(
+                f"Embedding index out of range: expected 0 <= index < {self._input_dim}, "
+                f"found min {indices.min()} and max {indices.max()}"
+            )
+        return self.weight.data()[indices]
+
+    def get_config(self) -> dict[str, Any]:
+        return {"input_dim": self._input_dim, "output_dim": self._output_dim, "dtype": self._dtype.name}
+
+    def __repr__(self) -> str:
+        return f"Embedding({self._input_dim} -> {self._output_dim}, {self._dtype.name})"

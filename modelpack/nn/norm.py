@@ -1,0 +1,167 @@
+"""Normalisation layers: ``BatchNorm`` (running statistics) and ``LayerNorm``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ..errors import InputError
+from . import init as init_mod
+from .activations import as_float
+from .block import Block
+from .mode import is_training
+from .parameter import Parameter
+
+__all__ = ["BatchNorm", "LayerNorm"]
+
+
+def _channel_shape(ndim: int, axis: int) -> tuple[int, ...]:
+    """Shape that broadcasts a per-channel vector along ``axis`` of an ``ndim`` array."""
+    shape = [1] * ndim
+    shape[axis] = -1
+    return tuple(shape)
+
+
+class BatchNorm(Block):
+    """Batch normalisation over ``axis`` (channels, default 1 for NCHW).
+
+    At inference it uses ``running_mean``/``running_var`` (non-trainable parameters); inside
+    ``nn.training()`` it uses batch statistics and updates the running ones with ``momentum``
+    (Gluon's convention: ``running = momentum·running + (1 - momentum)·batch``, biased variance).
+    ``scale=False`` fixes gamma at 1; ``center=False`` keeps beta at its initial zeros.
+    """
+
+    def __init__(
+        self,
+        axis: int = 1,
+        momentum: float = 0.9,
+        epsilon: float = 1e-5,
+        center: bool = True,
+        scale: bool = True,
+        use_global_stats: bool = False,
+        beta_initializer: init_mod.Initializer | str | None = "zeros",
+        gamma_initializer: init_mod.Initializer | str | None = "ones",
+        running_mean_initializer: init_mod.Initializer | str | None = "zeros",
+        running_variance_initializer: init_mod.Initializer | str | None = "ones",
+        in_channels: int = 0,
+        dtype: str = "float32",
+        prefix: str | None = None,
+    ) -> None:
+        super().__init__(prefix=prefix)
+        self._axis = int(axis)
+        self._momentum = float(momentum)
+        self._epsilon = float(epsilon)
+        self._center = bool(center)
+        self._scale = bool(scale)
+        self._use_global_stats = bool(use_global_stats)
+        self._dtype = np.dtype(dtype)
+        shape = (int(in_channels),)
+        self.gamma = Parameter("gamma", shape=shape, dtype=self._dtype, init=gamma_initializer,
+                               grad_req="write" if scale else "null")
+        self.beta = Parameter("beta", shape=shape, dtype=self._dtype, init=beta_initializer,
+                              grad_req="write" if center else "null")
+        self.running_mean = Parameter("running_mean", shape=shape, dtype=self._dtype,
+                                      init=running_mean_initializer, grad_req="null")
+        self.running_var = Parameter("running_var", shape=shape, dtype=self._dtype,
+                                     init=running_variance_initializer, grad_req="null")
+
+    def forward(self, x: Any) -> np.ndarray:
+        array = as_float(x, self._dtype)
+        if not -array.ndim <= self._axis < array.ndim or array.ndim < 2:
+            raise InputError(f"BatchNorm(axis={self._axis}) cannot apply to shape {array.shape}")
+        axis = self._axis % array.ndim
+        channels = array.shape[axis]
+        for param in (self.gamma, self.beta, self.running_mean, self.running_var):
+            param.shape = (channels,)
+        bshape = _channel_shape(array.ndim, axis)
+        if is_training() and not self._use_global_stats:
+            reduce_axes = tuple(i for i in range(array.ndim) if i != axis)
+            mean = array.mean(axis=reduce_axes, dtype=self._dtype)
+            var = array.var(axis=reduce_axes, dtype=self._dtype)
+            m = self._dtype.type(self._momentum)
+            self.running_mean.set_data(m * self.running_mean.data() + (1 - m) * mean)
+            self.running_var.set_data(m * self.running_var.data() + (1 - m) * var)
+        else:
+            mean, var = self.running_mean.data(), self.running_var.data()
+        inv_std = 1 / np.sqrt(var + self._dtype.type(self._epsilon))
+        gamma = self.gamma.data() if self._scale else np.ones_like(inv_std)
+        out = (array - mean.reshape(bshape)) * (gamma * inv_std).reshape(bshape)
+        return out + self.beta.data().reshape(bshape)
+
+    def get_config(self) -> dict[str, Any]:
+        return {
+            "axis": self._axis,
+            "momentum": self._momentum,
+            "epsilon": self._epsilon,
+            "center": self._center,
+            "scale": self._scale,
+            "use_global_stats": self._use_global_stats,
+            "in_channels": self.gamma.shape[0],
+            "dtype": self._dtype.name,
+        }
+
+    def __repr__(self) -> str:
+        in_channels = self.gamma.shape[0] or None
+        return (f"BatchNorm(axis={self._axis}, eps={self._epsilon}, momentum={self._momentum}, "
+                f"fix_gamma={not self._scale}, use_global_stats={self._use_global_stats}, "
+                f"in_channels={in_channels})")
+
+
+class LayerNorm(Block):
+    """Normalises over one axis (default the last) per example, then scales and shifts."""
+
+    def __init__(
+        self,
+        axis: int = -1,
+        epsilon: float = 1e-5,
+        center: bool = True,
+        scale: bool = True,
+        beta_initializer: init_mod.Initializer | str | None = "zeros",
+        gamma_initializer: init_mod.Initializer | str | None = "ones",
+        in_channels: int = 0,
+        dtype: str = "float32",
+        prefix: str | None = None,
+    ) -> None:
+        super().__init__(prefix=prefix)
+        self._axis = int(axis)
+        self._epsilon = float(epsilon)
+        self._center = bool(center)
+        self._scale = bool(scale)
+        self._dtype = np.dtype(dtype)
+        shape = (int(in_channels),)
+        self.gamma = Parameter("gamma", shape=shape, dtype=self._dtype, init=gamma_initializer,
+                               grad_req="write" if scale else "null")
+        self.beta = Parameter("beta", shape=shape, dtype=self._dtype, init=beta_initializer,
+                              grad_req="write" if center else "null")
+
+    def forward(self, x: Any) -> np.ndarray:
+        array = as_float(x, self._dtype)
+        if not -array.ndim <= self._axis < array.ndim:
+            raise InputError(f"LayerNorm(axis={self._axis}) cannot apply to shape {array.shape}")
+        axis = self._axis % array.ndim
+        self.gamma.shape = (array.shape[axis],)
+        self.beta.shape = (array.shape[axis],)
+        bshape = _channel_shape(array.ndim, axis)
+        mean = array.mean(axis=axis, keepdims=True, dtype=self._dtype)
+        var = array.var(axis=axis, keepdims=True, dtype=self._dtype)
+        out = (array - mean) / np.sqrt(var + self._dtype.type(self._epsilon))
+        if self._scale:
+            out = out * self.gamma.data().reshape(bshape)
+        if self._center:
+            out = out + self.beta.data().reshape(bshape)
+        return out
+
+    def get_config(self) -> dict[str, Any]:
+        return {
+            "axis": self._axis,
+            "epsilon": self._epsilon,
+            "center": self._center,
+            "scale": self._scale,
+            "in_channels": self.gamma.shape[0],
+            "dtype": self._dtype.name,
+        }
+
+    def __repr__(self) -> str:
+        in_channels = self.gamma.shape[0] or None
+        return f"LayerNorm(axis={self._axis}, eps={self._epsilon}, in_channels={in_channels})"

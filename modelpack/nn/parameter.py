@@ -1,0 +1,177 @@
+"""``Parameter``: a named array whose shape may be partly unknown until the first forward.
+
+As in Gluon, a dimension of ``0`` means "not known yet" (``Dense(256)`` has weight shape
+``(256, 0)`` until it sees an input). ``initialize()`` on such a parameter is *deferred*: the
+initializer and random generator are kept and applied once the layer fills in the shape.
+"""
+
+from __future__ import annotations
+
+import zlib
+
+import numpy as np
+
+from ..errors import (
+    DeferredInitializationError,
+    DtypeMismatchError,
+    ShapeMismatchError,
+    UninitializedParameterError,
+)
+from . import init as init_mod
+
+__all__ = ["Parameter", "shape_is_known", "shapes_compatible", "parameter_rng"]
+
+
+def shape_is_known(shape: tuple[int, ...]) -> bool:
+    """True when no dimension is the "unknown" marker 0."""
+    return all(dim > 0 for dim in shape)
+
+
+def shapes_compatible(declared: tuple[int, ...], actual: tuple[int, ...]) -> bool:
+    """True when ``actual`` fills in ``declared``: same rank, and every known dim equal."""
+    return len(declared) == len(actual) and all(d in (0, a) for d, a in zip(declared, actual))
+
+
+def parameter_rng(seed: int | None, name: str) -> np.random.Generator:
+    """A generator for one parameter: seeded from (seed, name) so order of creation is irrelevant."""
+    if seed is None:
+        return np.random.default_rng()
+    return np.random.default_rng([seed, zlib.crc32(name.encode("utf-8"))])
+
+
+class Parameter:
+    """A layer's array plus what is needed to create it: shape, dtype, initializer.
+
+    ``grad_req="null"`` marks a non-trainable parameter such as BatchNorm's running mean.
+    """
+
+    def __init__(
+        self,
+        name: str = "weight",
+        shape: int | tuple[int, ...] | None = None,
+        dtype: str | np.dtype | type = "float32",
+        init: init_mod.Initializer | str | None = None,
+        grad_req: str = "write",
+        allow_deferred_init: bool = True,
+    ) -> None:
+        self.name = name
+        # The dotted name under the outermost block; filled in by Block.collect_params().
+        self.structured_name = name
+        self._shape: tuple[int, ...] = _as_shape(shape)
+        self.dtype = np.dtype(dtype)
+        self.init = init_mod.create(init)
+        if grad_req not in ("write", "add", "null"):
+            raise ValueError(f"grad_req must be 'write', 'add' or 'null', got {grad_req!r}")
+        self.grad_req = grad_req
+        self.allow_deferred_init = allow_deferred_init
+        self._data: np.ndarray | None = None
+        self._deferred: tuple[init_mod.Initializer, np.random.Generator] | None = None
+
+    # -- shape ---------------------------------------------------------------------------
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """The shape, with 0 for each dimension not known yet."""
+        return self._shape
+
+    @shape.setter
+    def shape(self, new_shape: tuple[int, ...]) -> None:
+        """Fill in unknown dimensions; a known dimension may not change."""
+        new_shape = _as_shape(new_shape)
+        if new_shape == self._shape:
+            return
+        if not shapes_compatible(self._shape, new_shape):
+            raise ShapeMismatchError(
+                f"parameter {self.structured_name!r}: expected shape {self._shape} "
+                f"(0 = not known yet), found {new_shape}"
+            )
+        self._shape = new_shape
+        if self._deferred is not None and shape_is_known(new_shape):
+            self._finish_deferred_init()
+
+    # -- data ----------------------------------------------------------------------------
+    @property
+    def is_initialized(self) -> bool:
+        """True once the parameter holds an array."""
+        return self._data is not None
+
+    @property
+    def is_deferred(self) -> bool:
+        """True when ``initialize()`` ran but the shape is still incomplete."""
+        return self._data is None and self._deferred is not None
+
+    def data(self) -> np.ndarray:
+        """The parameter's array; raises a clear error if it has none yet."""
+        if self._data is not None:
+            return self._data
+        if self._deferred is not None:
+            raise DeferredInitializationError(
+                f"parameter {self.structured_name!r} has shape {self._shape} with unknown "
+                "dimensions (0): its initialization is deferred until the layer's first "
+                "forward call infers them; call the network on an input first"
+            )
+        raise UninitializedParameterError(
+            f"parameter {self.structured_name!r} has not been initialized; call "
+            "initialize() or load_parameters() first"
+        )
+
+    def set_data(self, data: np.ndarray) -> None:
+        """Replace the array; shape must fit the declared shape and dtype must match."""
+        array = np.asarray(data)
+        if array.dtype != self.dtype:
+            raise DtypeMismatchError(
+                f"parameter {self.structured_name!r}: expected dtype {self.dtype.name}, "
+                f"found {array.dtype.name}"
+            )
+        if not shapes_compatible(self._shape, array.shape):
+            raise ShapeMismatchError(
+                f"parameter {self.structured_name!r}: expected shape {self._shape}, "
+                f"found {array.shape}"
+            )
+        self._shape = tuple(array.shape)
+        self._data = array
+        self._deferred = None
+
+    def initialize(
+        self,
+        init: init_mod.Initializer | str | None = None,
+        *,
+        force_reinit: bool = False,
+        rng: np.random.Generator | None = None,
+    ) -> None:
+        """Draw first values; the parameter's own initializer wins over ``init`` (as in Gluon)."""
+        if self._data is not None and not force_reinit:
+            return
+        chosen = self.init or init_mod.create(init) or init_mod.Uniform()
+        generator = rng if rng is not None else np.random.default_rng()
+        self._data = None
+        self._deferred = (chosen, generator)
+        if shape_is_known(self._shape):
+            self._finish_deferred_init()
+        elif not self.allow_deferred_init:
+            raise DeferredInitializationError(
+                f"parameter {self.structured_name!r} has unknown shape {self._shape} and "
+                "does not allow deferred initialization"
+            )
+
+    def _finish_deferred_init(self) -> None:
+        assert self._deferred is not None
+        initializer, generator = self._deferred
+        self._data = initializer(self._shape, self.dtype, generator)
+        self._deferred = None
+
+    def cast(self, dtype: str | np.dtype) -> None:
+        """Change the dtype, converting data if present."""
+        self.dtype = np.dtype(dtype)
+        if self._data is not None:
+            self._data = self._data.astype(self.dtype)
+
+    def __repr__(self) -> str:
+        return f"Parameter {self.structured_name} (shape={self._shape}, dtype={self.dtype.name})"
+
+
+def _as_shape(shape: int | tuple[int, ...] | None) -> tuple[int, ...]:
+    if shape is None:
+        return ()
+    if isinstance(shape, (int, np.integer)):
+        return (int(shape),)
+    return tuple(int(dim) for dim in shape)

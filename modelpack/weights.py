@@ -1,0 +1,152 @@
+"""The ``.npz`` weight bundle: a zip of ``.npy`` members keyed by structured parameter name.
+
+Both parameter files (``save_parameters``) and the bundle inside an ``.mpk`` archive use this
+one reader and writer, so there is a single place that decides what bytes are accepted.
+
+Written bundles are canonical: members in the order given, fixed timestamps, C order,
+little-endian data, no pickle. They load with ``numpy.load(path, allow_pickle=False)``.
+"""
+
+from __future__ import annotations
+
+import math
+import zipfile
+from collections.abc import Mapping
+from typing import IO
+
+import numpy as np
+
+from .errors import FormatError, UnsupportedDtypeError
+
+__all__ = [
+    "ZIP_EPOCH",
+    "SUPPORTED_DTYPES",
+    "check_storable",
+    "canonical_array",
+    "write_npz",
+    "read_npz",
+]
+
+# Zip's earliest representable time; fixed so the same arrays always give the same bytes.
+ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
+
+# Every dtype an archive may hold, by numpy's name. Anything else (object, strings,
+# structured, datetime) is refused at save time so that no reader ever needs pickle.
+SUPPORTED_DTYPES: tuple[str, ...] = (
+    "bool",
+    "int8", "int16", "int32", "int64",
+    "uint8", "uint16", "uint32", "uint64",
+    "float16", "float32", "float64",
+    "complex64", "complex128",
+)
+
+
+def check_storable(name: str, array: np.ndarray) -> None:
+    """Refuse arrays whose dtype cannot be stored without pickle."""
+    if array.dtype.name not in SUPPORTED_DTYPES or array.dtype.fields is not None:
+        raise UnsupportedDtypeError(
+            f"array {name!r} has dtype {array.dtype!s}, which cannot be stored; "
+            f"supported dtypes: {', '.join(SUPPORTED_DTYPES)}"
+        )
+
+
+def canonical_array(array: np.ndarray) -> np.ndarray:
+    """C-ordered, little-endian view or copy of ``array`` (a no-op for the common case)."""
+    if array.dtype.byteorder == ">":
+        array = array.astype(array.dtype.newbyteorder("<"))
+    return np.ascontiguousarray(array)
+
+
+def write_npz(handle: IO[bytes], arrays: Mapping[str, np.ndarray], *, compress: bool = False) -> None:
+    """Write ``arrays`` as an npz bundle to an open binary file, in the mapping's order."""
+    compression = zipfile.ZIP_DEFLATED if compress else zipfile.ZIP_STORED
+    with zipfile.ZipFile(handle, mode="w", compression=compression, allowZip64=True) as bundle:
+        for name, value in arrays.items():
+            array = np.asarray(value)
+            check_storable(name, array)
+            info = zipfile.ZipInfo(name + ".npy", date_time=ZIP_EPOCH)
+            info.compress_type = compression
+            info.external_attr = 0o644 << 16
+            with bundle.open(info, mode="w", force_zip64=True) as member:
+                np.lib.format.write_array(member, canonical_array(array), allow_pickle=False)
+
+
+def read_npz(handle: IO[bytes], *, source: str) -> dict[str, np.ndarray]:
+    """Read every array of an npz bundle, never unpickling; ``source`` names it in errors."""
+    try:
+        bundle = zipfile.ZipFile(handle, mode="r")
+    except (zipfile.BadZipFile, OSError, ValueError) as exc:
+        raise FormatError(f"{source}: not an npz weight bundle (not a zip file: {exc})") from exc
+    arrays: dict[str, np.ndarray] = {}
+    with bundle:
+        for info in bundle.infolist():
+            if info.is_dir() or not info.filename.endswith(".npy"):
+                raise FormatError(
+                    f"{source}: unexpected member {info.filename!r}; an npz bundle holds only "
+                    "'<name>.npy' members"
+                )
+            key = info.filename[: -len(".npy")]
+            if key in arrays:
+                raise FormatError(f"{source}: duplicate member {info.filename!r}")
+            arrays[key] = _read_member(bundle, info, source)
+    return arrays
+
+
+def _read_member(bundle: zipfile.ZipFile, info: zipfile.ZipInfo, source: str) -> np.ndarray:
+    where = f"{source}: member {info.filename!r}"
+    try:
+        with bundle.open(info) as member:
+            shape, fortran_order, dtype = _read_npy_header(member, where)
+            declared = math.prod(shape) * dtype.itemsize
+            if declared > info.file_size:
+                # Checked before allocating, so a forged header cannot exhaust memory.
+                raise FormatError(
+                    f"{where}: header says shape {shape} of {dtype!s} ({declared} bytes) but "
+                    f"the member holds only {info.file_size} bytes"
+                )
+            array = np.empty(shape[::-1] if fortran_order else shape, dtype=dtype)
+            expected = array.nbytes
+            got = _read_into(member, array.reshape(-1).view(np.uint8)) if expected else 0
+            if got != expected:
+                raise FormatError(
+                    f"{where} is truncated: header says shape {shape} of {dtype!s} "
+                    f"({expected} bytes), found {got} bytes"
+                )
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError) as exc:
+        raise FormatError(f"{where} is not a valid .npy array: {exc}") from exc
+    if fortran_order:
+        array = np.ascontiguousarray(array.transpose())
+    if dtype.byteorder == ">":
+        array = array.astype(dtype.newbyteorder("="))
+    return array
+
+
+def _read_npy_header(member: IO[bytes], where: str) -> tuple[tuple[int, ...], bool, np.dtype]:
+    """Parse an npy header (no pickle, no eval) and refuse dtypes that are not plain numbers."""
+    version = np.lib.format.read_magic(member)
+    if version == (1, 0):
+        shape, fortran_order, dtype = np.lib.format.read_array_header_1_0(member)
+    elif version == (2, 0):
+        shape, fortran_order, dtype = np.lib.format.read_array_header_2_0(member)
+    else:
+        raise FormatError(f"{where}: unsupported .npy format version {version}")
+    if dtype.hasobject or dtype.fields is not None or dtype.name not in SUPPORTED_DTYPES:
+        raise UnsupportedDtypeError(
+            f"{where} has dtype {dtype!s}, which modelpack never loads "
+            f"(supported: {', '.join(SUPPORTED_DTYPES)})"
+        )
+    if any(dim < 0 for dim in shape):
+        raise FormatError(f"{where}: negative dimension in shape {shape}")
+    return tuple(int(d) for d in shape), bool(fortran_order), dtype
+
+
+def _read_into(member: IO[bytes], buffer: np.ndarray) -> int:
+    """Fill ``buffer`` from ``member``; return how many bytes arrived (short on truncation)."""
+    view = memoryview(buffer)
+    filled = 0
+    while filled < len(view):
+        count = member.readinto(view[filled:])  # type: ignore[attr-defined]
+        if not count:
+            break
+        filled += count
+    return filled
