@@ -54,7 +54,8 @@ def canonical_array(array: np.ndarray) -> np.ndarray:
     """C-ordered, little-endian view or copy of ``array`` (a no-op for the common case)."""
     if array.dtype.byteorder == ">":
         array = array.astype(array.dtype.newbyteorder("<"))
-    return np.ascontiguousarray(array)
+    # Not np.ascontiguousarray: it turns 0-d arrays into 1-d ones.
+    return array if array.flags.c_contiguous else array.copy(order="C")
 
 
 def write_npz(handle: IO[bytes], arrays: Mapping[str, np.ndarray], *, compress: bool = False) -> None:
@@ -115,7 +116,7 @@ def _read_member(bundle: zipfile.ZipFile, info: zipfile.ZipInfo, source: str) ->
     except (zipfile.BadZipFile, ValueError, OSError, EOFError) as exc:
         raise FormatError(f"{where} is not a valid .npy array: {exc}") from exc
     if fortran_order:
-        array = np.ascontiguousarray(array.transpose())
+        array = array.transpose().copy(order="C")
     if dtype.byteorder == ">":
         array = array.astype(dtype.newbyteorder("="))
     return array

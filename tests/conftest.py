@@ -1,0 +1,17 @@
+"""Shared test settings: hypothesis profiles and the torch oracle's availability."""
+
+from __future__ import annotations
+
+import os
+
+from hypothesis import settings
+
+# CI runs at least 200 examples for round-trip properties (see the archive tests, which ask
+# for them explicitly); "dev" keeps local runs snappy when HYPOTHESIS_PROFILE=dev is set.
+settings.register_profile("ci", deadline=None, print_blob=True)
+settings.register_profile("dev", deadline=None, max_examples=20)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+if os.environ.get("CI") == "true":
+    # The torch oracle must run in CI; a missing install would silently skip those tests.
+    import torch  # noqa: F401
