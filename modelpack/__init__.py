@@ -5,8 +5,11 @@ Public API on one screen; everything else is an implementation detail.
 
 from __future__ import annotations
 
-from . import nn
-from .errors import (
+__version__ = "0.1.0"
+
+from . import nn  # noqa: E402  (nn registers the layer types the archive may name)
+from .api import export, inspect, load, save  # noqa: E402
+from .errors import (  # noqa: E402
     DeferredInitializationError,
     DtypeMismatchError,
     ExtraParameterError,
@@ -24,11 +27,13 @@ from .errors import (
     VersionError,
 )
 
-__version__ = "0.1.0"
-
 __all__ = [
     "__version__",
     "nn",
+    "export",
+    "load",
+    "save",
+    "inspect",
     "ModelpackError",
     "FormatError",
     "SchemaError",

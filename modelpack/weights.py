@@ -12,17 +12,25 @@ from __future__ import annotations
 import math
 import zipfile
 from collections.abc import Mapping
-from typing import IO
+from typing import IO, Protocol
 
 import numpy as np
 
-from .errors import FormatError, UnsupportedDtypeError
+from .errors import DtypeMismatchError, FormatError, ShapeMismatchError, UnsupportedDtypeError
+
+
+class ExpectedTensor(Protocol):
+    """What the reader checks a header against (the manifest's TensorInfo fits)."""
+
+    dtype: str
+    shape: list[int]
 
 __all__ = [
     "ZIP_EPOCH",
     "SUPPORTED_DTYPES",
     "check_storable",
     "canonical_array",
+    "fixed_zipinfo",
     "write_npz",
     "read_npz",
 ]
@@ -58,6 +66,15 @@ def canonical_array(array: np.ndarray) -> np.ndarray:
     return array if array.flags.c_contiguous else array.copy(order="C")
 
 
+def fixed_zipinfo(name: str, compression: int = zipfile.ZIP_STORED) -> zipfile.ZipInfo:
+    """A member header with nothing that varies by clock or platform (for byte-equal output)."""
+    info = zipfile.ZipInfo(name, date_time=ZIP_EPOCH)
+    info.compress_type = compression
+    info.create_system = 3  # Unix, whatever platform writes it
+    info.external_attr = 0o644 << 16  # a regular file, rw-r--r--
+    return info
+
+
 def write_npz(handle: IO[bytes], arrays: Mapping[str, np.ndarray], *, compress: bool = False) -> None:
     """Write ``arrays`` as an npz bundle to an open binary file, in the mapping's order."""
     compression = zipfile.ZIP_DEFLATED if compress else zipfile.ZIP_STORED
@@ -65,15 +82,20 @@ def write_npz(handle: IO[bytes], arrays: Mapping[str, np.ndarray], *, compress: 
         for name, value in arrays.items():
             array = np.asarray(value)
             check_storable(name, array)
-            info = zipfile.ZipInfo(name + ".npy", date_time=ZIP_EPOCH)
-            info.compress_type = compression
-            info.external_attr = 0o644 << 16
+            info = fixed_zipinfo(name + ".npy", compression)
             with bundle.open(info, mode="w", force_zip64=True) as member:
                 np.lib.format.write_array(member, canonical_array(array), allow_pickle=False)
 
 
-def read_npz(handle: IO[bytes], *, source: str) -> dict[str, np.ndarray]:
-    """Read every array of an npz bundle, never unpickling; ``source`` names it in errors."""
+def read_npz(
+    handle: IO[bytes], *, source: str, expected: Mapping[str, ExpectedTensor] | None = None
+) -> dict[str, np.ndarray]:
+    """Read every array of an npz bundle, never unpickling; ``source`` names it in errors.
+
+    With ``expected`` (name → object with ``dtype`` and ``shape``, e.g. the manifest's index),
+    the bundle must hold exactly those tensors, and each header is checked against it before
+    any data is allocated or read.
+    """
     try:
         bundle = zipfile.ZipFile(handle, mode="r")
     except (zipfile.BadZipFile, OSError, ValueError) as exc:
@@ -89,15 +111,33 @@ def read_npz(handle: IO[bytes], *, source: str) -> dict[str, np.ndarray]:
             key = info.filename[: -len(".npy")]
             if key in arrays:
                 raise FormatError(f"{source}: duplicate member {info.filename!r}")
-            arrays[key] = _read_member(bundle, info, source)
+            if expected is not None and key not in expected:
+                raise FormatError(
+                    f"{source}: holds tensor {key!r}, which the manifest does not list"
+                )
+            arrays[key] = _read_member(
+                bundle, info, source, expected[key] if expected is not None else None
+            )
+    if expected is not None:
+        missing = [name for name in expected if name not in arrays]
+        if missing:
+            raise FormatError(
+                f"{source}: tensor {missing[0]!r} listed in the manifest is missing from the "
+                f"bundle (missing: {missing})"
+            )
+        arrays = {name: arrays[name] for name in expected}  # manifest order
     return arrays
 
 
-def _read_member(bundle: zipfile.ZipFile, info: zipfile.ZipInfo, source: str) -> np.ndarray:
+def _read_member(
+    bundle: zipfile.ZipFile, info: zipfile.ZipInfo, source: str, want: ExpectedTensor | None
+) -> np.ndarray:
     where = f"{source}: member {info.filename!r}"
     try:
         with bundle.open(info) as member:
             shape, fortran_order, dtype = _read_npy_header(member, where)
+            if want is not None:
+                _check_header(where, want, shape, dtype)
             declared = math.prod(shape) * dtype.itemsize
             if declared > info.file_size:
                 # Checked before allocating, so a forged header cannot exhaust memory.
@@ -120,6 +160,17 @@ def _read_member(bundle: zipfile.ZipFile, info: zipfile.ZipInfo, source: str) ->
     if dtype.byteorder == ">":
         array = array.astype(dtype.newbyteorder("="))
     return array
+
+
+def _check_header(where: str, want: ExpectedTensor, shape: tuple[int, ...], dtype: np.dtype) -> None:
+    if dtype.name != want.dtype:
+        raise DtypeMismatchError(
+            f"{where}: the manifest says dtype {want.dtype}, the array header says {dtype.name}"
+        )
+    if list(shape) != list(want.shape):
+        raise ShapeMismatchError(
+            f"{where}: the manifest says shape {tuple(want.shape)}, the array header says {shape}"
+        )
 
 
 def _read_npy_header(member: IO[bytes], where: str) -> tuple[tuple[int, ...], bool, np.dtype]:

@@ -7,7 +7,7 @@ Names follow MXNet: ``relu``, ``sigmoid``, ``tanh``, ``softrelu`` (softplus), ``
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -16,6 +16,8 @@ from .block import Block
 
 __all__ = [
     "ACTIVATIONS",
+    "ActivationName",
+    "FloatDtype",
     "get_activation",
     "relu",
     "sigmoid",
@@ -107,6 +109,11 @@ ACTIVATIONS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "gelu": gelu,
     "silu": silu,
 }
+
+
+# Config field types shared by the layers' registry configs.
+ActivationName = Literal["relu", "sigmoid", "tanh", "softrelu", "softsign", "gelu", "silu"]
+FloatDtype = Literal["float16", "float32", "float64"]
 
 
 def get_activation(name: str) -> Callable[[np.ndarray], np.ndarray]:

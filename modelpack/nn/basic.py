@@ -7,9 +7,12 @@ from typing import Any
 
 import numpy as np
 
+from pydantic import Field
+
 from ..errors import InputError
+from ..registry import LayerConfig, register_layer
 from . import init as init_mod
-from .activations import as_float, float_input, get_activation
+from .activations import ActivationName, FloatDtype, as_float, float_input, get_activation
 from .block import Block
 from .mode import is_training
 from .parameter import Parameter
@@ -17,6 +20,16 @@ from .parameter import Parameter
 __all__ = ["Dense", "Dropout", "Flatten", "Embedding"]
 
 
+class DenseConfig(LayerConfig):
+    units: int = Field(gt=0)
+    activation: ActivationName | None = None
+    use_bias: bool = True
+    flatten: bool = True
+    dtype: FloatDtype = "float32"
+    in_units: int = Field(default=0, ge=0)
+
+
+@register_layer("Dense", config=DenseConfig)
 class Dense(Block):
     """Fully connected layer: ``y = activation(x @ W.T + b)`` with ``W`` of shape (units, in_units).
 
@@ -79,13 +92,19 @@ class Dense(Block):
         return f"Dense({in_units} -> {self._units}, {act})"
 
 
+class DropoutConfig(LayerConfig):
+    rate: float = Field(ge=0.0, lt=1.0)
+    axes: list[int] = Field(default_factory=list)
+
+
+@register_layer("Dropout", config=DropoutConfig)
 class Dropout(Block):
     """Drops elements with probability ``rate`` while training; the identity at inference.
 
     ``axes`` lists axes along which the same mask is shared (variational dropout).
     """
 
-    def __init__(self, rate: float, axes: tuple[int, ...] = (), prefix: str | None = None) -> None:
+    def __init__(self, rate: float, axes: tuple[int, ...] | list[int] = (), prefix: str | None = None) -> None:
         super().__init__(prefix=prefix)
         if not 0.0 <= rate < 1.0:
             raise ValueError(f"Dropout rate must be in [0, 1), got {rate}")
@@ -108,6 +127,11 @@ class Dropout(Block):
         return f"Dropout(p = {self._rate}, axes={self._axes})"
 
 
+class FlattenConfig(LayerConfig):
+    pass
+
+
+@register_layer("Flatten", config=FlattenConfig)
 class Flatten(Block):
     """Flattens all axes but the first: (N, a, b, ...) → (N, a·b·...)."""
 
@@ -124,6 +148,13 @@ class Flatten(Block):
         return "Flatten"
 
 
+class EmbeddingConfig(LayerConfig):
+    input_dim: int = Field(gt=0)
+    output_dim: int = Field(gt=0)
+    dtype: FloatDtype = "float32"
+
+
+@register_layer("Embedding", config=EmbeddingConfig)
 class Embedding(Block):
     """Looks up rows of a (input_dim, output_dim) table by integer index."""
 

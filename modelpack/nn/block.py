@@ -15,6 +15,7 @@ import numpy as np
 
 from .. import weights
 from .._paths import PathOrFile, atomic_writer, describe, open_for_reading
+from ..registry import LayerConfig, register_layer
 from ..errors import (
     DtypeMismatchError,
     ExtraParameterError,
@@ -239,6 +240,11 @@ class Block:
         return "{}(\n{}\n)".format(type(self).__name__, "\n".join(lines))
 
 
+class SequentialConfig(LayerConfig):
+    pass
+
+
+@register_layer("Sequential", config=SequentialConfig, container=True)
 class Sequential(Block):
     """Stacks blocks; ``forward`` feeds each one's output to the next.
 
@@ -259,6 +265,9 @@ class Sequential(Block):
         for block in self._children.values():
             x = block(x)
         return x
+
+    def get_config(self) -> dict[str, Any]:
+        return {}
 
     def __getitem__(self, key: int | slice) -> Any:
         layers = list(self._children.values())

@@ -1,0 +1,157 @@
+"""The public verbs: ``export``/``load`` for models, ``save``/``load`` for tensors.
+
+>>> modelpack.export(net, "mlp.mpk", metadata={"author": "me"})  # doctest: +SKIP
+>>> net2 = modelpack.load("mlp.mpk")                              # doctest: +SKIP
+>>> modelpack.save("x-file", [x, y]); x2, y2 = modelpack.load("x-file")  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from . import __version__ as _version
+from . import architecture, archive, weights
+from ._paths import PathOrFile, describe
+from .errors import FormatError, ModelpackError, UnsupportedDtypeError
+from .nn.block import Block
+from .schema import Manifest, TensorInfo, check_tensor_name
+
+__all__ = ["export", "load", "save", "inspect"]
+
+PRODUCER = f"modelpack {_version}"
+Tensors = np.ndarray | list[np.ndarray] | tuple[np.ndarray, ...] | dict[str, np.ndarray]
+
+
+def export(
+    net: Block,
+    path: PathOrFile,
+    *,
+    metadata: Mapping[str, str] | None = None,
+    compress: bool = False,
+) -> None:
+    """Write ``net``'s architecture and weights to one archive, atomically.
+
+    The network must be built from registered layers (``Sequential``, ``Dense``, ...) and
+    fully initialised. ``metadata`` is free-form text (description, author, license, ...).
+    ``compress=True`` deflates the weights (smaller, slower; never memory-mappable).
+    """
+    architecture.check_initialized(net)
+    tree = architecture.describe(net)
+    architecture.check_rebuilds_identically(net, tree)
+    arrays = {name: param.data() for name, param in net.collect_params().items()}
+    manifest = Manifest(
+        producer=PRODUCER,
+        kind="model",
+        architecture=tree,
+        weights=_index(arrays),
+        metadata=_check_metadata(metadata),
+    )
+    archive.write_archive(path, manifest, arrays, compress=compress)
+
+
+def save(
+    path: PathOrFile,
+    data: Tensors,
+    *,
+    metadata: Mapping[str, str] | None = None,
+    compress: bool = False,
+) -> None:
+    """Save one array, a list or tuple of arrays, or a ``dict[str, ndarray]``, atomically.
+
+    ``load`` gives back the same kind of container with bitwise-equal arrays.
+    """
+    arrays, layout = _flatten_tensors(data)
+    manifest = Manifest(
+        producer=PRODUCER,
+        kind="tensors",
+        layout=layout,
+        weights=_index(arrays),
+        metadata=_check_metadata(metadata),
+    )
+    archive.write_archive(path, manifest, arrays, compress=compress)
+
+
+def load(path: PathOrFile, *, max_manifest_bytes: int = archive.MAX_MANIFEST_BYTES) -> Any:
+    """Load an archive: a ready ``modelpack.nn`` model, or the tensors that were saved.
+
+    Nothing in the file is executed: the manifest is safe YAML validated against the schema,
+    layer types come from the registry, and arrays are read without pickle.
+    """
+    manifest, arrays = archive.read_archive(path, max_manifest_bytes=max_manifest_bytes)
+    if manifest.kind == "tensors":
+        return _unflatten_tensors(arrays, manifest.layout)
+    assert manifest.architecture is not None  # guaranteed by Manifest validation
+    net = architecture.build(manifest.architecture)
+    try:
+        net.set_parameters(arrays, source=describe(path))
+    except ModelpackError as exc:
+        raise FormatError(f"{describe(path)}: weights do not fit the architecture: {exc}") from exc
+    return net
+
+
+def inspect(path: PathOrFile) -> Manifest:
+    """The manifest of an archive (architecture, metadata, tensor index); weights are not read."""
+    return archive.read_manifest(path)
+
+
+def _index(arrays: Mapping[str, np.ndarray]) -> dict[str, TensorInfo]:
+    return {
+        name: TensorInfo(dtype=array.dtype.name, shape=list(array.shape))
+        for name, array in arrays.items()
+    }
+
+
+def _check_metadata(metadata: Mapping[str, str] | None) -> dict[str, str]:
+    if metadata is None:
+        return {}
+    for key, value in metadata.items():
+        if not isinstance(key, str) or not isinstance(value, str):
+            raise ModelpackError(
+                f"metadata must map str to str; {key!r}: {value!r} is "
+                f"{type(key).__name__} → {type(value).__name__}"
+            )
+    return dict(metadata)
+
+
+def _as_storable(name: str, value: Any) -> np.ndarray:
+    array = np.asarray(value)
+    weights.check_storable(name, array)
+    return array
+
+
+def _flatten_tensors(data: Tensors) -> tuple[dict[str, np.ndarray], str]:
+    if isinstance(data, dict):
+        arrays = {}
+        for key, value in data.items():
+            if not isinstance(key, str):
+                raise ModelpackError(f"tensor dict keys must be str, found {key!r}")
+            try:
+                check_tensor_name(key)
+            except ValueError as exc:
+                raise ModelpackError(str(exc)) from None
+            arrays[key] = _as_storable(key, value)
+        return arrays, "dict"
+    if isinstance(data, (list, tuple)):
+        layout = "tuple" if isinstance(data, tuple) else "list"
+        return {str(i): _as_storable(f"[{i}]", v) for i, v in enumerate(data)}, layout
+    if isinstance(data, (np.ndarray, np.generic, int, float, bool, complex)):
+        return {"0": _as_storable("array", data)}, "single"
+    raise UnsupportedDtypeError(
+        f"save() takes an array, a list or tuple of arrays, or a dict of str to array; "
+        f"found {type(data).__name__}"
+    )
+
+
+def _unflatten_tensors(arrays: dict[str, np.ndarray], layout: str | None) -> Tensors:
+    if layout == "single":
+        return arrays["0"]
+    if layout == "list":
+        return list(arrays.values())
+    if layout == "tuple":
+        return tuple(arrays.values())
+    return arrays
+
+

@@ -1,0 +1,94 @@
+"""The registry of known layer types: a dict from stable type name to (class, config model).
+
+An archive may only name types found here; nothing is ever imported by a name read from a
+file. Layers register with a decorator:
+
+>>> @register_layer("Dense", config=DenseConfig)  # doctest: +SKIP
+... class Dense(Block): ...
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from pydantic import BaseModel, ConfigDict
+
+from .errors import UnknownLayerError
+
+if TYPE_CHECKING:
+    from .nn.block import Block
+
+__all__ = ["LayerConfig", "LayerType", "register_layer", "layer_type", "type_name_of", "known_layers"]
+
+BlockT = TypeVar("BlockT", bound="type[Block]")
+
+
+class LayerConfig(BaseModel):
+    """Base of every layer's config model: the constructor arguments that define the layer.
+
+    Strict and closed: an unknown or mistyped field is an error, never silently dropped.
+    Initializers are not part of a config: an archive carries the weights themselves.
+    """
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+@dataclass(frozen=True)
+class LayerType:
+    """One registered type: its archive name, its class, its config model, container or not."""
+
+    name: str
+    cls: type[Block]
+    config: type[LayerConfig]
+    container: bool
+
+    def build(self, config: dict[str, Any]) -> Block:
+        """Construct the layer from an already validated config."""
+        return self.cls(**config)
+
+
+_BY_NAME: dict[str, LayerType] = {}
+_BY_CLASS: dict[type, LayerType] = {}
+
+
+def register_layer(
+    name: str, *, config: type[LayerConfig], container: bool = False
+) -> Callable[[BlockT], BlockT]:
+    """Class decorator adding a layer type under ``name``; names are unique forever.
+
+    ``container=True`` marks blocks whose children are listed in the archive (Sequential).
+    """
+
+    def add(cls: BlockT) -> BlockT:
+        existing = _BY_NAME.get(name)
+        if existing is not None and existing.cls is not cls:
+            raise ValueError(f"layer type name {name!r} is already registered for {existing.cls!r}")
+        entry = LayerType(name=name, cls=cls, config=config, container=container)
+        _BY_NAME[name] = entry
+        _BY_CLASS[cls] = entry
+        return cls
+
+    return add
+
+
+def layer_type(name: str) -> LayerType:
+    """The registered type called ``name``; unknown names get an error listing known ones."""
+    try:
+        return _BY_NAME[name]
+    except (KeyError, TypeError):
+        raise UnknownLayerError(
+            f"unknown layer type {name!r}; known types: {', '.join(known_layers())}"
+        ) from None
+
+
+def type_name_of(block: Block) -> str | None:
+    """The registered name of ``block``'s exact class (a subclass is not its parent), or None."""
+    entry = _BY_CLASS.get(type(block))
+    return entry.name if entry is not None else None
+
+
+def known_layers() -> list[str]:
+    """Registered type names, sorted."""
+    return sorted(_BY_NAME)

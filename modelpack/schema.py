@@ -1,0 +1,308 @@
+"""The manifest: Pydantic models of what an archive holds, written as YAML inside it.
+
+The models are closed (``extra="forbid"``): a field this reader does not know is an error,
+except in archives of a *newer minor* format version, whose additions are ignored (see
+``spec/FORMAT.md``). Layer configs are validated against the config model the registry holds
+for their type name, and the committed JSON Schema is generated from these same models.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    GetJsonSchemaHandler,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema
+
+from . import registry
+from .errors import SchemaError, UnknownLayerError, VersionError
+from .weights import SUPPORTED_DTYPES
+
+__all__ = [
+    "FORMAT_NAME",
+    "FORMAT_VERSION",
+    "MAX_NESTING_DEPTH",
+    "TensorInfo",
+    "LayerNode",
+    "Manifest",
+    "parse_version",
+    "manifest_to_yaml",
+    "manifest_from_yaml",
+    "json_schema",
+]
+
+FORMAT_NAME = "modelpack"
+
+# "MAJOR.MINOR". Bump MINOR for additions an older reader may safely ignore (a new optional
+# manifest field, a new optional member); bump MAJOR for anything an older reader would
+# misread (a changed meaning, a new required field or member). Readers accept their own major
+# and older ones; keep a test archive of every released version under spec/examples/.
+FORMAT_VERSION = "1.0"
+
+# Deepest architecture tree accepted (a Sequential inside a Sequential ... ); documented in
+# the spec, and far beyond any real network.
+MAX_NESTING_DEPTH = 64
+
+DtypeName = Literal[SUPPORTED_DTYPES]  # type: ignore[valid-type]
+_VERSION_RE = re.compile(r"^(0|[1-9][0-9]{0,5})\.(0|[1-9][0-9]{0,5})$")
+# Weight names: dotted identifiers for models; any printable name without path characters
+# for tensor dicts. Either way a name can never form a path outside the bundle.
+_FORBIDDEN_NAME_CHARS = re.compile(r"[/\\\x00-\x1f\x7f]")
+
+
+def parse_version(text: str) -> tuple[int, int]:
+    """``"1.0"`` → ``(1, 0)``; anything else is a SchemaError."""
+    match = _VERSION_RE.match(text) if isinstance(text, str) else None
+    if match is None:
+        raise SchemaError(f"format_version must look like 'MAJOR.MINOR', found {text!r}")
+    return int(match.group(1)), int(match.group(2))
+
+
+class _Closed(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class TensorInfo(_Closed):
+    """One tensor of the weight bundle: numpy dtype name and shape (little-endian, C order)."""
+
+    dtype: DtypeName
+    shape: list[Annotated[int, Field(ge=0)]]
+
+
+class LayerNode(_Closed):
+    """One layer of the architecture tree: registered type, its config, and named children.
+
+    Only containers (e.g. ``Sequential``) have children; their order is the order of calls.
+    """
+
+    type: str
+    config: dict[str, Any] = Field(default_factory=dict)
+    children: dict[str, LayerNode] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _check_against_registry(self) -> LayerNode:
+        entry = registry.layer_type(self.type)  # UnknownLayerError lists the known types
+        try:
+            validated = entry.config.model_validate(self.config)
+        except ValidationError as exc:
+            raise ValueError(f"invalid config for layer type {self.type!r}: {exc}") from None
+        self.config = validated.model_dump(mode="json")
+        if self.children and not entry.container:
+            raise ValueError(f"layer type {self.type!r} cannot have children")
+        return self
+
+    @classmethod
+    def __get_pydantic_json_schema__(
+        cls, core_schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        """A ``oneOf`` over the registered types, each with its own config schema."""
+        variants = []
+        for name in registry.known_layers():
+            entry = registry.layer_type(name)
+            variant: dict[str, Any] = {
+                "type": "object",
+                "title": f"{name} layer",
+                "properties": {
+                    "type": {"const": name},
+                    "config": handler(entry.config.__pydantic_core_schema__),
+                },
+                "required": ["type"],
+                "additionalProperties": False,
+            }
+            if entry.container:
+                variant["properties"]["children"] = {
+                    "type": "object",
+                    "additionalProperties": {"$ref": "#/$defs/LayerNode"},
+                }
+            variants.append(variant)
+        return {"title": "LayerNode", "oneOf": variants}
+
+
+class Manifest(_Closed):
+    """Everything in an archive but the weights' bytes."""
+
+    format: Literal["modelpack"] = FORMAT_NAME
+    format_version: str = Field(default=FORMAT_VERSION, pattern=r"^[0-9]+\.[0-9]+$")
+    producer: str = Field(description="Library and version that wrote the archive.")
+    kind: Literal["model", "tensors"]
+    architecture: LayerNode | None = Field(
+        default=None, description="The layer tree; present exactly when kind is 'model'."
+    )
+    layout: Literal["single", "list", "tuple", "dict"] | None = Field(
+        default=None,
+        description="Container saved with modelpack.save; present exactly when kind is 'tensors'.",
+    )
+    weights: dict[str, TensorInfo] = Field(
+        default_factory=dict, description="Tensors in the weight bundle, in bundle order."
+    )
+    metadata: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("format_version")
+    @classmethod
+    def _version_shape(cls, value: str) -> str:
+        parse_version(value)
+        return value
+
+    @field_validator("weights")
+    @classmethod
+    def _weight_names(cls, value: dict[str, TensorInfo]) -> dict[str, TensorInfo]:
+        for name in value:
+            check_tensor_name(name)
+        return value
+
+    @model_validator(mode="after")
+    def _kind_matches_content(self) -> Manifest:
+        if self.kind == "model" and (self.architecture is None or self.layout is not None):
+            raise ValueError("a 'model' manifest needs 'architecture' and no 'layout'")
+        if self.kind == "tensors" and (self.layout is None or self.architecture is not None):
+            raise ValueError("a 'tensors' manifest needs 'layout' and no 'architecture'")
+        if self.layout in ("single", "list", "tuple"):
+            expected = [str(i) for i in range(len(self.weights))]
+            if list(self.weights) != expected or (self.layout == "single" and expected != ["0"]):
+                raise ValueError(
+                    f"a '{self.layout}' layout names its tensors '0', '1', ... in order; "
+                    f"found {list(self.weights)}"
+                )
+        if self.architecture is not None and _depth(self.architecture) > MAX_NESTING_DEPTH:
+            raise ValueError(f"architecture nests deeper than {MAX_NESTING_DEPTH} levels")
+        return self
+
+
+def check_tensor_name(name: str) -> None:
+    """Refuse names that are empty or could act as paths inside the bundle."""
+    if not name or _FORBIDDEN_NAME_CHARS.search(name) or len(name) > 1024:
+        raise ValueError(
+            f"tensor name {name!r} is not allowed: names are 1-1024 characters with no '/', "
+            "'\\' or control characters"
+        )
+
+
+def _depth(node: LayerNode) -> int:
+    # Iterative, so a hostile depth cannot exhaust the Python stack here.
+    deepest, stack = 0, [(node, 1)]
+    while stack:
+        current, level = stack.pop()
+        deepest = max(deepest, level)
+        stack.extend((child, level + 1) for child in current.children.values())
+    return deepest
+
+
+# -- YAML ---------------------------------------------------------------------------------
+
+class _SafeNoAliasLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that also refuses anchors/aliases (no billion-laughs expansion)."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:  # type: ignore[override]
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise yaml.constructor.ConstructorError(
+                None, None, "YAML aliases are not allowed in a modelpack manifest", event.start_mark
+            )
+        return super().compose_node(parent, index)
+
+
+class _ManifestDumper(yaml.SafeDumper):
+    """Block style, except short lists of scalars (shapes, kernel sizes) stay on one line."""
+
+
+def _represent_list(dumper: yaml.SafeDumper, data: list[Any]) -> yaml.Node:
+    flow = all(not isinstance(item, (list, dict)) for item in data)
+    return dumper.represent_sequence("tag:yaml.org,2002:seq", data, flow_style=flow)
+
+
+_ManifestDumper.add_representer(list, _represent_list)
+
+
+def _drop_empty_children(node: dict[str, Any]) -> dict[str, Any]:
+    children = node.get("children")
+    if not children:
+        node.pop("children", None)
+        return node
+    for child in children.values():
+        _drop_empty_children(child)
+    return node
+
+
+def manifest_to_yaml(manifest: Manifest) -> str:
+    """The manifest as YAML text: fields in schema order, block style, UTF-8."""
+    document = manifest.model_dump(mode="json", exclude_none=True)
+    if "architecture" in document:
+        _drop_empty_children(document["architecture"])
+    return yaml.dump(
+        document,
+        Dumper=_ManifestDumper,
+        sort_keys=False,
+        allow_unicode=True,
+        default_flow_style=False,
+        width=100,
+    )
+
+
+def manifest_from_yaml(text: str | bytes, *, source: str) -> Manifest:
+    """Parse and validate a manifest; every failure is a ModelpackError naming ``source``."""
+    try:
+        document = yaml.load(text, Loader=_SafeNoAliasLoader)  # noqa: S506 - a SafeLoader
+    except yaml.YAMLError as exc:
+        raise SchemaError(f"{source}: manifest is not valid safe YAML: {exc}") from None
+    except RecursionError:
+        raise SchemaError(f"{source}: manifest nests too deeply") from None
+    if not isinstance(document, dict):
+        raise SchemaError(f"{source}: manifest must be a mapping, found {type(document).__name__}")
+    return manifest_from_dict(document, source=source)
+
+
+def manifest_from_dict(document: dict[str, Any], *, source: str) -> Manifest:
+    """Validate a parsed manifest, applying the version rules before the schema."""
+    if document.get("format") != FORMAT_NAME:
+        raise SchemaError(
+            f"{source}: not a modelpack manifest: expected format {FORMAT_NAME!r}, "
+            f"found {document.get('format')!r}"
+        )
+    found = parse_version(document.get("format_version", ""))
+    ours = parse_version(FORMAT_VERSION)
+    if found[0] > ours[0]:
+        raise VersionError(
+            f"{source}: written in format version {found[0]}.{found[1]}, but this reader "
+            f"understands major version {ours[0]} (up to {FORMAT_VERSION}); upgrade modelpack"
+        )
+    if found[0] == ours[0] and found[1] > ours[1]:
+        # A newer minor version may only add optional fields: ignore the ones we don't know.
+        document = {k: v for k, v in document.items() if k in Manifest.model_fields}
+    try:
+        return Manifest.model_validate(document)
+    except ValidationError as exc:
+        unknown = _unknown_layer(exc)
+        if unknown is not None:
+            raise UnknownLayerError(f"{source}: {unknown}") from None
+        raise SchemaError(f"{source}: invalid manifest: {exc}") from None
+    except RecursionError:
+        raise SchemaError(f"{source}: architecture nests too deeply") from None
+
+
+def _unknown_layer(exc: ValidationError) -> str | None:
+    """Pydantic wraps errors raised in validators; recover an unknown-layer one."""
+    for error in exc.errors():
+        ctx_error = (error.get("ctx") or {}).get("error")
+        if isinstance(ctx_error, UnknownLayerError):
+            return str(ctx_error)
+    return None
+
+
+def json_schema() -> dict[str, Any]:
+    """JSON Schema (draft 2020-12) of the manifest, generated from the models above."""
+    from . import nn  # noqa: F401  (registers the built-in layer types)
+
+    schema = Manifest.model_json_schema(mode="validation")
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["$id"] = f"https://modelpack.dev/schema/manifest-{FORMAT_VERSION}.json"
+    return schema

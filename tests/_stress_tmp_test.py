@@ -1,0 +1,503 @@
+"""Every ``modelpack.nn`` layer's forward output against PyTorch CPU, the reference oracle.
+
+Inputs are float32 and outputs are compared with ``rtol=1e-5, atol=1e-6`` (``assert_close``).
+Weight layouts are converted explicitly: Dense ``(units, in_units)`` goes to ``F.linear``,
+Conv2D ``(O, C/G, kh, kw)`` to ``F.conv2d`` with the same groups, stride, padding, dilation.
+Hypothesis draws shapes and options; array values come from a seeded numpy generator, scaled
+so that float32 rounding of a dot product stays far below ``atol``.
+
+One oracle is widened, not the tolerance: torch's float32 GELU uses a vectorised erf whose
+absolute error reaches ~1.07e-6 near |x| = 3.5 (above ``atol``), so GELU is referenced
+against torch in float64 and rounded to float32. Ours stays within 1.7e-7 relative there.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Callable
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+from modelpack import nn
+from modelpack.errors import InputError, ModelpackError
+from modelpack.nn.activations import ACTIVATIONS
+
+torch = pytest.importorskip("torch")
+F = torch.nn.functional
+
+RTOL, ATOL = 1e-5, 1e-6
+
+seeds = st.integers(0, 2**32 - 1)
+activation_names = st.sampled_from(sorted(ACTIVATIONS))
+optional_activations = st.none() | activation_names
+
+
+def _gelu_float64(t: torch.Tensor) -> torch.Tensor:
+    return F.gelu(t.double()).to(t.dtype)
+
+
+TORCH_ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
+    "relu": torch.relu,
+    "sigmoid": torch.sigmoid,
+    "tanh": torch.tanh,
+    "softrelu": F.softplus,
+    "softsign": F.softsign,
+    "gelu": _gelu_float64,
+    "silu": F.silu,
+}
+
+
+def torch_activation(name: str | None, t: torch.Tensor) -> torch.Tensor:
+    return t if name is None else TORCH_ACTIVATIONS[name](t)
+
+
+def assert_close(ours: np.ndarray, expected: torch.Tensor | np.ndarray) -> None:
+    """float32 output of the expected shape, equal to the oracle within RTOL/ATOL."""
+    if isinstance(expected, torch.Tensor):
+        expected = expected.detach().numpy()
+    assert ours.dtype == np.float32
+    assert ours.shape == expected.shape
+    np.testing.assert_allclose(ours, expected, rtol=RTOL, atol=ATOL)
+
+
+def normal(rng: np.random.Generator, shape: tuple[int, ...], scale: float = 1.0) -> np.ndarray:
+    return (rng.standard_normal(shape) * scale).astype(np.float32)
+
+
+def t(array: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(array))
+
+
+def test_every_activation_has_an_oracle() -> None:
+    assert set(TORCH_ACTIVATIONS) == set(ACTIVATIONS)
+
+
+# -- Dense -----------------------------------------------------------------------------------
+@settings(max_examples=1500, deadline=None)
+@given(
+    batch=st.integers(1, 5),
+    features=st.lists(st.integers(1, 4), min_size=1, max_size=3),
+    units=st.integers(1, 8),
+    flatten=st.booleans(),
+    use_bias=st.booleans(),
+    activation=optional_activations,
+    seed=seeds,
+)
+def test_dense_matches_linear(
+    batch: int, features: list[int], units: int, flatten: bool, use_bias: bool,
+    activation: str | None, seed: int,
+) -> None:
+    rng = np.random.default_rng(seed)
+    x = normal(rng, (batch, *features))
+    in_units = math.prod(features) if flatten else features[-1]
+    layer = nn.Dense(units, activation=activation, use_bias=use_bias, flatten=flatten)
+    layer.initialize(seed=seed)
+    layer(x)  # infers in_units and finishes the deferred initialization
+    assert layer.weight.shape == (units, in_units)
+
+    weight = normal(rng, (units, in_units), 1 / math.sqrt(in_units))
+    layer.weight.set_data(weight)
+    bias = None
+    if use_bias:
+        bias = normal(rng, (units,))
+        layer.bias.set_data(bias)
+    flat = x.reshape(batch, -1) if flatten else x
+    expected = F.linear(t(flat), t(weight), None if bias is None else t(bias))
+    assert_close(layer(x), torch_activation(activation, expected))
+
+
+def test_dense_casts_float64_input_to_float32() -> None:
+    rng = np.random.default_rng(0)
+    x64 = rng.standard_normal((3, 5))
+    layer = nn.Dense(4, in_units=5)
+    layer.initialize(seed=0)
+    out = layer(x64)
+    assert out.dtype == np.float32
+    np.testing.assert_array_equal(out, layer(x64.astype(np.float32)))
+    expected = F.linear(t(x64.astype(np.float32)), t(layer.weight.data()), t(layer.bias.data()))
+    assert_close(out, expected)
+
+
+# -- activations -----------------------------------------------------------------------------
+float32_arrays = hnp.arrays(
+    np.float32,
+    hnp.array_shapes(min_dims=1, max_dims=3, max_side=8),
+    elements=st.floats(-100, 100, width=32),
+)
+# Far beyond where exp over- or underflows in float32 (|x| > ~88) and where sigmoid saturates.
+EXTREMES = np.array(
+    [-3e38, -1e30, -1e4, -100, -88.8, -50, -20, -5, -1e-30, -0.0, 0.0, 1e-30, 5, 20, 50,
+     88.8, 100, 1e4, 1e30, 3e38],
+    dtype=np.float32,
+)
+
+
+@settings(max_examples=1500, deadline=None)
+@given(name=activation_names, x=float32_arrays)
+def test_activation_matches_torch(name: str, x: np.ndarray) -> None:
+    assert_close(nn.Activation(name)(x), TORCH_ACTIVATIONS[name](t(x)))
+
+
+@pytest.mark.parametrize(
+    ("layer", "oracle"),
+    [pytest.param(nn.Activation(name), TORCH_ACTIVATIONS[name], id=name) for name in ACTIVATIONS]
+    + [
+        pytest.param(nn.LeakyReLU(0.2), lambda x: F.leaky_relu(x, 0.2), id="leaky_relu"),
+        pytest.param(nn.ELU(1.5), lambda x: F.elu(x, 1.5), id="elu"),
+    ],
+)
+def test_activation_extremes_without_warnings(layer: nn.Block, oracle: Callable) -> None:
+    # numpy's default error state (underflow is silent, as in every framework), but any
+    # RuntimeWarning (overflow, invalid, divide) fails the test.
+    with warnings.catch_warnings(), np.errstate(over="warn", divide="warn", invalid="warn"):
+        warnings.simplefilter("error")
+        out = layer(EXTREMES)
+    assert np.isfinite(out).all()
+    assert_close(out, oracle(t(EXTREMES)))
+
+
+def test_gelu_relative_error_in_float64() -> None:
+    # The erfc approximation's documented bound (1.2e-7 relative), against an exact erfc.
+    x = np.linspace(-37.0, 37.0, 200_001)
+    exact = (0.5 * t(x) * torch.special.erfc(-t(x) / math.sqrt(2.0))).numpy()
+    ours = nn.Activation("gelu")(x)
+    assert ours.dtype == np.float64
+    keep = np.abs(exact) > np.finfo(np.float64).tiny
+    np.testing.assert_allclose(ours[keep], exact[keep], rtol=1.2e-7, atol=0)
+
+
+@settings(max_examples=1500, deadline=None)
+@given(alpha=st.floats(0.0, 1.0), x=float32_arrays)
+def test_leaky_relu_matches_torch(alpha: float, x: np.ndarray) -> None:
+    assert_close(nn.LeakyReLU(alpha)(x), F.leaky_relu(t(x), alpha))
+
+
+@settings(max_examples=1500, deadline=None)
+@given(alpha=st.floats(0.1, 3.0), x=float32_arrays)
+def test_elu_matches_torch(alpha: float, x: np.ndarray) -> None:
+    assert_close(nn.ELU(alpha)(x), F.elu(t(x), alpha))
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: nn.Activation("swishy"),
+        lambda: nn.Dense(3, activation="swishy"),
+        lambda: nn.Conv2D(3, 3, activation="swishy"),
+    ],
+    ids=["Activation", "Dense", "Conv2D"],
+)
+def test_unknown_activation_is_named(make: Callable[[], nn.Block]) -> None:
+    with pytest.raises(ModelpackError, match="'swishy'"):
+        make()
+
+
+# -- Dropout, Flatten, Embedding -------------------------------------------------------------
+@pytest.mark.parametrize("rate", [0.0, 0.3, 0.9])
+def test_dropout_is_identity_at_inference(rate: float) -> None:
+    x = np.random.default_rng(0).standard_normal((4, 5, 6)).astype(np.float32)
+    np.testing.assert_array_equal(nn.Dropout(rate)(x), x)
+
+
+@pytest.mark.parametrize("rate", [0.1, 0.5, 0.8])
+def test_dropout_scales_kept_elements_while_training(rate: float) -> None:
+    x = np.random.default_rng(1).uniform(1.0, 2.0, (100, 1000)).astype(np.float32)
+    layer = nn.Dropout(rate)
+    with nn.training():
+        out = layer(x)
+    dropped = out == 0
+    np.testing.assert_allclose(out[~dropped], x[~dropped] / (1 - rate), rtol=1e-6)
+    # Binomial fraction: 6 standard deviations is a flake rate of ~1e-9.
+    tolerance = 6 * math.sqrt(rate * (1 - rate) / x.size)
+    assert abs(dropped.mean() - rate) < tolerance
+    np.testing.assert_array_equal(layer(x), x)  # inference again outside the block
+
+
+def test_dropout_shares_mask_along_axes() -> None:
+    x = np.ones((200, 7), dtype=np.float32)
+    with nn.training():
+        out = nn.Dropout(0.5, axes=(1,))(x)
+    rows_dropped = (out == 0).all(axis=1)
+    rows_kept = (out == 2).all(axis=1)
+    assert (rows_dropped | rows_kept).all()
+
+
+@settings(max_examples=1500, deadline=None)
+@given(shape=hnp.array_shapes(min_dims=2, max_dims=5, max_side=5), seed=seeds)
+def test_flatten_matches_torch(shape: tuple[int, ...], seed: int) -> None:
+    x = normal(np.random.default_rng(seed), shape)
+    assert_close(nn.Flatten()(x), torch.flatten(t(x), 1))
+
+
+@settings(max_examples=1500, deadline=None)
+@given(
+    input_dim=st.integers(1, 20),
+    output_dim=st.integers(1, 8),
+    index_shape=hnp.array_shapes(min_dims=1, max_dims=3, max_side=5),
+    seed=seeds,
+)
+def test_embedding_matches_torch(
+    input_dim: int, output_dim: int, index_shape: tuple[int, ...], seed: int
+) -> None:
+    rng = np.random.default_rng(seed)
+    indices = rng.integers(0, input_dim, index_shape)
+    table = normal(rng, (input_dim, output_dim))
+    layer = nn.Embedding(input_dim, output_dim)
+    layer.weight.set_data(table)
+    assert_close(layer(indices), F.embedding(t(indices), t(table)))
+
+
+@pytest.mark.parametrize("bad", [[0, 5], [-1, 2]], ids=["too_large", "negative"])
+def test_embedding_rejects_out_of_range_index(bad: list[int]) -> None:
+    layer = nn.Embedding(5, 3)
+    layer.initialize(seed=0)
+    with pytest.raises(InputError, match="out of range"):
+        layer(np.array(bad))
+
+
+# -- convolution and pooling -----------------------------------------------------------------
+@st.composite
+def conv_configs(draw: st.DrawFn) -> dict:
+    kernel = (draw(st.integers(1, 4)), draw(st.integers(1, 4)))
+    dilation = (draw(st.integers(1, 2)), draw(st.integers(1, 2)))
+    padding = (draw(st.integers(0, 2)), draw(st.integers(0, 2)))
+    span = [d * (k - 1) + 1 for d, k in zip(dilation, kernel)]
+    # Spatial sizes at least as large as the dilated kernel after padding.
+    size = [draw(st.integers(max(1, s - 2 * p), max(1, s - 2 * p) + 5)) for s, p in zip(span, padding)]
+    return {
+        "batch": draw(st.integers(1, 3)),
+        "groups": draw(st.integers(1, 3)),
+        "in_per_group": draw(st.integers(1, 3)),
+        "out_per_group": draw(st.integers(1, 3)),
+        "kernel": kernel,
+        "strides": (draw(st.integers(1, 3)), draw(st.integers(1, 3))),
+        "padding": padding,
+        "dilation": dilation,
+        "size": tuple(size),
+    }
+
+
+@settings(max_examples=1500, deadline=None)
+@given(cfg=conv_configs(), use_bias=st.booleans(), activation=optional_activations, seed=seeds)
+def test_conv2d_matches_torch(cfg: dict, use_bias: bool, activation: str | None, seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    g = cfg["groups"]
+    channels, in_channels = g * cfg["out_per_group"], g * cfg["in_per_group"]
+    x = normal(rng, (cfg["batch"], in_channels, *cfg["size"]))
+    layer = nn.Conv2D(
+        channels, cfg["kernel"], strides=cfg["strides"], padding=cfg["padding"],
+        dilation=cfg["dilation"], groups=g, use_bias=use_bias, activation=activation,
+    )
+    layer.initialize(seed=seed)
+    layer(x)  # infers in_channels
+    assert layer.weight.shape == (channels, cfg["in_per_group"], *cfg["kernel"])
+
+    fan_in = cfg["in_per_group"] * math.prod(cfg["kernel"])
+    weight = normal(rng, layer.weight.shape, 1 / math.sqrt(fan_in))
+    layer.weight.set_data(weight)
+    bias = None
+    if use_bias:
+        bias = normal(rng, (channels,))
+        layer.bias.set_data(bias)
+    expected = F.conv2d(
+        t(x), t(weight), None if bias is None else t(bias), stride=cfg["strides"],
+        padding=cfg["padding"], dilation=cfg["dilation"], groups=g,
+    )
+    assert_close(layer(x), torch_activation(activation, expected))
+
+
+@pytest.mark.parametrize(
+    "layer",
+    [nn.Conv2D(2, 3), nn.MaxPool2D(), nn.AvgPool2D(), nn.GlobalAvgPool2D(), nn.GlobalMaxPool2D()],
+    ids=lambda layer: type(layer).__name__,
+)
+def test_spatial_layers_reject_3d_input(layer: nn.Block) -> None:
+    layer.initialize(seed=0)
+    with pytest.raises(InputError, match="4-D NCHW"):
+        layer(np.zeros((2, 3, 8), dtype=np.float32))
+
+
+@st.composite
+def pool_configs(draw: st.DrawFn) -> dict:
+    kernel = (draw(st.integers(1, 4)), draw(st.integers(1, 4)))
+    padding = tuple(draw(st.integers(0, k // 2)) for k in kernel)
+    size = tuple(draw(st.integers(max(1, k - 2 * p), 9)) for k, p in zip(kernel, padding))
+    return {
+        "shape": (draw(st.integers(1, 2)), draw(st.integers(1, 3)), *size),
+        "kernel": kernel,
+        "strides": draw(st.none() | st.tuples(st.integers(1, 3), st.integers(1, 3))),
+        "padding": padding,
+        "ceil_mode": draw(st.booleans()),
+    }
+
+
+@settings(max_examples=1500, deadline=None)
+@given(cfg=pool_configs(), seed=seeds)
+def test_max_pool_matches_torch(cfg: dict, seed: int) -> None:
+    x = normal(np.random.default_rng(seed), cfg["shape"])
+    layer = nn.MaxPool2D(cfg["kernel"], cfg["strides"], cfg["padding"], ceil_mode=cfg["ceil_mode"])
+    expected = F.max_pool2d(
+        t(x), cfg["kernel"], cfg["strides"], cfg["padding"], ceil_mode=cfg["ceil_mode"]
+    )
+    assert_close(layer(x), expected)
+
+
+@settings(max_examples=1500, deadline=None)
+@given(cfg=pool_configs(), count_include_pad=st.booleans(), seed=seeds)
+def test_avg_pool_matches_torch(cfg: dict, count_include_pad: bool, seed: int) -> None:
+    x = normal(np.random.default_rng(seed), cfg["shape"])
+    layer = nn.AvgPool2D(
+        cfg["kernel"], cfg["strides"], cfg["padding"], ceil_mode=cfg["ceil_mode"],
+        count_include_pad=count_include_pad,
+    )
+    expected = F.avg_pool2d(
+        t(x), cfg["kernel"], cfg["strides"], cfg["padding"], ceil_mode=cfg["ceil_mode"],
+        count_include_pad=count_include_pad,
+    )
+    assert_close(layer(x), expected)
+
+
+@settings(max_examples=1500, deadline=None)
+@given(shape=hnp.array_shapes(min_dims=4, max_dims=4, max_side=7), seed=seeds)
+def test_global_pools_match_adaptive_pools(shape: tuple[int, ...], seed: int) -> None:
+    x = normal(np.random.default_rng(seed), shape)
+    assert_close(nn.GlobalAvgPool2D()(x), F.adaptive_avg_pool2d(t(x), 1))
+    assert_close(nn.GlobalMaxPool2D()(x), F.adaptive_max_pool2d(t(x), 1))
+
+
+# -- normalisation ---------------------------------------------------------------------------
+def batchnorm_with_stats(
+    rng: np.random.Generator, channels: int, *, momentum: float = 0.9, epsilon: float = 1e-5,
+    scale: bool = True, axis: int = 1, use_global_stats: bool = False,
+) -> tuple[nn.BatchNorm, dict[str, np.ndarray]]:
+    """A BatchNorm with non-trivial gamma, beta and running statistics, and those arrays."""
+    layer = nn.BatchNorm(axis=axis, momentum=momentum, epsilon=epsilon, scale=scale,
+                         use_global_stats=use_global_stats)
+    stats = {
+        "gamma": rng.uniform(0.5, 2.0, channels).astype(np.float32),
+        "beta": normal(rng, (channels,)),
+        "running_mean": normal(rng, (channels,)),
+        "running_var": rng.uniform(0.5, 2.0, channels).astype(np.float32),
+    }
+    for name, value in stats.items():
+        getattr(layer, name).set_data(value)
+    return layer, stats
+
+
+def torch_batch_norm(x: np.ndarray, stats: dict[str, np.ndarray], *, axis: int, scale: bool,
+                     **kwargs: object) -> tuple[np.ndarray, torch.Tensor, torch.Tensor]:
+    """F.batch_norm with channels moved from ``axis`` to 1, and its updated running stats."""
+    running_mean, running_var = t(stats["running_mean"].copy()), t(stats["running_var"].copy())
+    out = F.batch_norm(
+        t(np.moveaxis(x, axis, 1)), running_mean, running_var,
+        weight=t(stats["gamma"]) if scale else None, bias=t(stats["beta"]), **kwargs,
+    )
+    return np.moveaxis(out.numpy(), 1, axis), running_mean, running_var
+
+
+batch_norm_shapes = st.sampled_from([2, 4]).flatmap(
+    lambda ndim: hnp.array_shapes(min_dims=ndim, max_dims=ndim, max_side=5)
+)
+
+
+@settings(max_examples=1500, deadline=None)
+@given(
+    shape=st.one_of(batch_norm_shapes, hnp.array_shapes(min_dims=2, max_dims=4, max_side=5)),
+    axis_pick=st.integers(0, 3),
+    channels_first=st.booleans(),
+    epsilon=st.sampled_from([1e-5, 1e-3]),
+    scale=st.booleans(),
+    seed=seeds,
+)
+def test_batchnorm_inference_uses_running_stats(
+    shape: tuple[int, ...], axis_pick: int, channels_first: bool, epsilon: float,
+    scale: bool, seed: int,
+) -> None:
+    # Mostly axis=1 (Gluon's NCHW default); otherwise any axis, negative ones included.
+    axis = 1 if channels_first else axis_pick % len(shape) - len(shape) * (axis_pick % 2)
+    rng = np.random.default_rng(seed)
+    x = normal(rng, shape, 2.0)
+    layer, stats = batchnorm_with_stats(rng, shape[axis], epsilon=epsilon, scale=scale, axis=axis)
+    expected, _, _ = torch_batch_norm(x, stats, axis=axis % x.ndim, scale=scale,
+                                      training=False, eps=epsilon)
+    assert_close(layer(x), expected)
+    for name, value in stats.items():  # inference leaves every statistic alone
+        np.testing.assert_array_equal(getattr(layer, name).data(), value)
+
+
+@settings(max_examples=1500, deadline=None)
+@given(
+    shape=batch_norm_shapes.filter(lambda s: math.prod(s) // s[1] >= 2),
+    momentum=st.sampled_from([0.0, 0.1, 0.9, 0.99]),
+    scale=st.booleans(),
+    seed=seeds,
+)
+def test_batchnorm_training_uses_batch_stats_and_updates_running_ones(
+    shape: tuple[int, ...], momentum: float, scale: bool, seed: int
+) -> None:
+    rng = np.random.default_rng(seed)
+    channels = shape[1]
+    layer, stats = batchnorm_with_stats(rng, channels, momentum=momentum, scale=scale)
+    expected_mean = stats["running_mean"].astype(np.float64)
+    expected_var = stats["running_var"].astype(np.float64)
+    for _ in range(2):  # two steps, so the update compounds on an updated average
+        x = normal(rng, shape, 2.0) + 0.5
+        # torch's momentum weighs the batch; Gluon's weighs the running average.
+        out, torch_mean, _ = torch_batch_norm(x, stats, axis=1, scale=scale, training=True,
+                                              momentum=1 - momentum, eps=1e-5)
+        with nn.training():
+            assert_close(layer(x), out)
+        reduce_axes = tuple(i for i in range(x.ndim) if i != 1)
+        x64 = x.astype(np.float64)
+        expected_mean = momentum * expected_mean + (1 - momentum) * x64.mean(axis=reduce_axes)
+        # Gluon's running variance uses the biased batch variance; torch's the unbiased one.
+        expected_var = momentum * expected_var + (1 - momentum) * x64.var(axis=reduce_axes)
+        running_mean, running_var = layer.running_mean.data(), layer.running_var.data()
+        assert_close(running_mean, expected_mean)
+        assert_close(running_var, expected_var)
+        assert_close(running_mean, torch_mean)
+        stats = {**stats, "running_mean": running_mean.copy(), "running_var": running_var.copy()}
+
+
+def test_batchnorm_use_global_stats_ignores_training_mode() -> None:
+    rng = np.random.default_rng(3)
+    x = normal(rng, (4, 3, 5, 5))
+    layer, stats = batchnorm_with_stats(rng, 3, use_global_stats=True)
+    expected, _, _ = torch_batch_norm(x, stats, axis=1, scale=True, training=False)
+    with nn.training():
+        assert_close(layer(x), expected)
+    np.testing.assert_array_equal(layer.running_mean.data(), stats["running_mean"])
+
+
+@settings(max_examples=1500, deadline=None)
+@given(
+    shape=hnp.array_shapes(min_dims=1, max_dims=4, max_side=6),
+    axis_pick=st.integers(0, 7),
+    epsilon=st.sampled_from([1e-5, 1e-3]),
+    scale=st.booleans(),
+    center=st.booleans(),
+    seed=seeds,
+)
+def test_layernorm_matches_torch(
+    shape: tuple[int, ...], axis_pick: int, epsilon: float, scale: bool, center: bool, seed: int
+) -> None:
+    # axis_pick 0..3 selects the last axis (the default); 4..7 any axis, positive or negative.
+    axis = -1 if axis_pick < 4 else (axis_pick % len(shape)) - len(shape) * (axis_pick % 2)
+    rng = np.random.default_rng(seed)
+    x = normal(rng, shape, 3.0) + 1.0
+    features = shape[axis]
+    gamma = rng.uniform(0.5, 2.0, features).astype(np.float32)
+    beta = normal(rng, (features,))
+    layer = nn.LayerNorm(axis=axis, epsilon=epsilon, scale=scale, center=center)
+    layer.gamma.set_data(gamma)
+    layer.beta.set_data(beta)
+    expected = F.layer_norm(
+        t(np.moveaxis(x, axis, -1)), (features,), t(gamma) if scale else None,
+        t(beta) if center else None, eps=epsilon,
+    )
+    assert_close(layer(x), np.moveaxis(expected.numpy(), -1, axis))
