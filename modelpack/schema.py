@@ -95,7 +95,9 @@ class LayerNode(_Closed):
         try:
             validated = entry.config.model_validate(self.config)
         except ValidationError as exc:
-            raise ValueError(f"invalid config for layer type {self.type!r}: {exc}") from None
+            raise ValueError(
+                f"invalid config for layer type {self.type!r}: {describe_errors(exc, 'config')}"
+            ) from None
         self.config = validated.model_dump(mode="json")
         if self.children and not entry.container:
             raise ValueError(f"layer type {self.type!r} cannot have children")
@@ -280,22 +282,25 @@ def manifest_from_dict(document: dict[str, Any], *, source: str) -> Manifest:
         document = {k: v for k, v in document.items() if k in Manifest.model_fields}
     try:
         return Manifest.model_validate(document)
+    except UnknownLayerError as exc:  # raised by the registry lookup, not wrapped by pydantic
+        raise UnknownLayerError(f"{source}: {exc}") from None
     except ValidationError as exc:
-        unknown = _unknown_layer(exc)
-        if unknown is not None:
-            raise UnknownLayerError(f"{source}: {unknown}") from None
-        raise SchemaError(f"{source}: invalid manifest: {exc}") from None
+        raise SchemaError(f"{source}: invalid manifest: {describe_errors(exc)}") from None
     except RecursionError:
         raise SchemaError(f"{source}: architecture nests too deeply") from None
 
 
-def _unknown_layer(exc: ValidationError) -> str | None:
-    """Pydantic wraps errors raised in validators; recover an unknown-layer one."""
-    for error in exc.errors():
-        ctx_error = (error.get("ctx") or {}).get("error")
-        if isinstance(ctx_error, UnknownLayerError):
-            return str(ctx_error)
-    return None
+def describe_errors(exc: ValidationError, prefix: str = "") -> str:
+    """Pydantic's errors on one line each: ``where: what (found: value)``, joined by '; '."""
+    parts = []
+    for error in exc.errors(include_url=False):
+        where = ".".join(str(p) for p in ((prefix,) if prefix else ()) + tuple(error["loc"]))
+        message = error["msg"].removeprefix("Value error, ")
+        found = repr(error.get("input"))
+        found = found if len(found) <= 60 else found[:57] + "..."
+        shown = f" (found: {found})" if error["type"] != "value_error" else ""
+        parts.append(f"{where or '<manifest>'}: {message}{shown}")
+    return "; ".join(parts)
 
 
 def json_schema() -> dict[str, Any]:

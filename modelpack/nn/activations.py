@@ -12,6 +12,7 @@ from typing import Any, Literal
 import numpy as np
 
 from ..errors import ModelpackError
+from ..registry import LayerConfig, register_layer
 from .block import Block
 
 __all__ = [
@@ -138,6 +139,11 @@ def float_input(x: Any) -> np.ndarray:
     return array if np.issubdtype(array.dtype, np.floating) else array.astype(np.float32)
 
 
+class ActivationConfig(LayerConfig):
+    activation: ActivationName
+
+
+@register_layer("Activation", config=ActivationConfig)
 class Activation(Block):
     """Applies a named activation function element-wise: ``Activation("relu")``."""
 
@@ -156,6 +162,11 @@ class Activation(Block):
         return f"{type(self).__name__}({self._act_name})"
 
 
+class LeakyReLUConfig(LayerConfig):
+    alpha: float
+
+
+@register_layer("LeakyReLU", config=LeakyReLUConfig)
 class LeakyReLU(Block):
     """Leaky ReLU with slope ``alpha`` for negative inputs."""
 
@@ -173,6 +184,11 @@ class LeakyReLU(Block):
         return f"LeakyReLU({self._alpha})"
 
 
+class ELUConfig(LayerConfig):
+    alpha: float = 1.0
+
+
+@register_layer("ELU", config=ELUConfig)
 class ELU(Block):
     """Exponential linear unit with scale ``alpha`` for negative inputs."""
 

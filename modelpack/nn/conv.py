@@ -6,14 +6,17 @@ as a matrix, and a single matmul per group (BLAS) does the arithmetic.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
+from pydantic import Field
+
 from ..errors import InputError
+from ..registry import LayerConfig, register_layer
 from . import init as init_mod
-from .activations import as_float, float_input, get_activation
+from .activations import ActivationName, FloatDtype, as_float, float_input, get_activation
 from .block import Block
 from .parameter import Parameter
 
@@ -48,6 +51,25 @@ def _windows(padded: np.ndarray, kernel: Pair, strides: Pair, dilation: Pair = (
     return view[:, :, :: strides[0], :: strides[1], :: dilation[0], :: dilation[1]]
 
 
+# Pairs are lists in configs: YAML has no tuples, and strict models do not coerce.
+PositivePair = Annotated[list[Annotated[int, Field(gt=0)]], Field(min_length=2, max_length=2)]
+NonNegativePair = Annotated[list[Annotated[int, Field(ge=0)]], Field(min_length=2, max_length=2)]
+
+
+class Conv2DConfig(LayerConfig):
+    channels: int = Field(gt=0)
+    kernel_size: PositivePair
+    strides: PositivePair = [1, 1]
+    padding: NonNegativePair = [0, 0]
+    dilation: PositivePair = [1, 1]
+    groups: int = Field(default=1, gt=0)
+    activation: ActivationName | None = None
+    use_bias: bool = True
+    in_channels: int = Field(default=0, ge=0)
+    dtype: FloatDtype = "float32"
+
+
+@register_layer("Conv2D", config=Conv2DConfig)
 class Conv2D(Block):
     """2-D convolution (cross-correlation, as every framework computes it) on NCHW input.
 
@@ -212,6 +234,22 @@ class _Pool2D(Block):
                 f"padding={self._padding}, ceil_mode={self._ceil_mode})")
 
 
+class MaxPool2DConfig(LayerConfig):
+    pool_size: PositivePair = [2, 2]
+    strides: PositivePair | None = None
+    padding: NonNegativePair = [0, 0]
+    ceil_mode: bool = False
+
+
+class AvgPool2DConfig(MaxPool2DConfig):
+    count_include_pad: bool = True
+
+
+class GlobalPool2DConfig(LayerConfig):
+    pass
+
+
+@register_layer("MaxPool2D", config=MaxPool2DConfig)
 class MaxPool2D(_Pool2D):
     """Maximum over each window; padding never wins (it is -inf)."""
 
@@ -221,6 +259,7 @@ class MaxPool2D(_Pool2D):
         return win.max(axis=(4, 5))
 
 
+@register_layer("AvgPool2D", config=AvgPool2DConfig)
 class AvgPool2D(_Pool2D):
     """Mean over each window; ``count_include_pad`` decides whether padding counts."""
 
@@ -256,6 +295,7 @@ class AvgPool2D(_Pool2D):
         return {**super().get_config(), "count_include_pad": self._count_include_pad}
 
 
+@register_layer("GlobalAvgPool2D", config=GlobalPool2DConfig)
 class GlobalAvgPool2D(Block):
     """Mean over the whole spatial extent: (N, C, H, W) → (N, C, 1, 1)."""
 
@@ -271,6 +311,7 @@ class GlobalAvgPool2D(Block):
         return "GlobalAvgPool2D(size=(1, 1), stride=(1, 1), padding=(0, 0), ceil_mode=True)"
 
 
+@register_layer("GlobalMaxPool2D", config=GlobalPool2DConfig)
 class GlobalMaxPool2D(Block):
     """Maximum over the whole spatial extent: (N, C, H, W) → (N, C, 1, 1)."""
 

@@ -6,9 +6,12 @@ from typing import Any
 
 import numpy as np
 
+from pydantic import Field
+
 from ..errors import InputError
+from ..registry import LayerConfig, register_layer
 from . import init as init_mod
-from .activations import as_float
+from .activations import FloatDtype, as_float
 from .block import Block
 from .mode import is_training
 from .parameter import Parameter
@@ -23,6 +26,18 @@ def _channel_shape(ndim: int, axis: int) -> tuple[int, ...]:
     return tuple(shape)
 
 
+class BatchNormConfig(LayerConfig):
+    axis: int = 1
+    momentum: float = 0.9
+    epsilon: float = Field(default=1e-5, ge=0.0)
+    center: bool = True
+    scale: bool = True
+    use_global_stats: bool = False
+    in_channels: int = Field(default=0, ge=0)
+    dtype: FloatDtype = "float32"
+
+
+@register_layer("BatchNorm", config=BatchNormConfig)
 class BatchNorm(Block):
     """Batch normalisation over ``axis`` (channels, default 1 for NCHW).
 
@@ -108,6 +123,16 @@ class BatchNorm(Block):
                 f"in_channels={in_channels})")
 
 
+class LayerNormConfig(LayerConfig):
+    axis: int = -1
+    epsilon: float = Field(default=1e-5, ge=0.0)
+    center: bool = True
+    scale: bool = True
+    in_channels: int = Field(default=0, ge=0)
+    dtype: FloatDtype = "float32"
+
+
+@register_layer("LayerNorm", config=LayerNormConfig)
 class LayerNorm(Block):
     """Normalises over one axis (default the last) per example, then scales and shifts."""
 

@@ -1,0 +1,329 @@
+"""The .mpk archive end to end: round-trip properties, layout, and every refusal."""
+
+from __future__ import annotations
+
+import io
+import zipfile
+
+import numpy as np
+import pytest
+import yaml
+from hypothesis import HealthCheck, given, settings
+
+import modelpack
+from modelpack import archive, nn
+from modelpack.errors import (
+    DeferredInitializationError,
+    DtypeMismatchError,
+    FormatError,
+    SchemaError,
+    ShapeMismatchError,
+    UninitializedParameterError,
+    UnknownLayerError,
+    UnsupportedBlockError,
+    UnsupportedDtypeError,
+)
+from strategies import Drawn, containers, fill_weights, networks
+
+ROUND_TRIP = settings(max_examples=200, deadline=None,
+                      suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+
+
+def _bits(array: np.ndarray) -> bytes:
+    return np.ascontiguousarray(array).tobytes()
+
+
+def _forward(net, x):
+    with np.errstate(all="ignore"):
+        return net(x)
+
+
+@ROUND_TRIP
+@given(networks())
+def test_model_round_trip_is_exact(drawn: Drawn):
+    """Configs equal, parameters bitwise equal (NaN payloads, ±inf, -0.0, subnormals), outputs bitwise equal."""
+    fill_weights(drawn.net, drawn.weight_seed, drawn.special_fraction)
+    buffer = io.BytesIO()
+    modelpack.export(drawn.net, buffer)
+    buffer.seek(0)
+    loaded = modelpack.load(buffer)
+
+    assert type(loaded) is type(drawn.net)
+    assert repr(loaded) == repr(drawn.net)
+    original, back = drawn.net.collect_params(), loaded.collect_params()
+    assert list(back) == list(original)
+    for name, param in original.items():
+        assert back[name].dtype == param.dtype and back[name].shape == param.shape
+        assert _bits(back[name].data()) == _bits(param.data()), name
+    buffer.seek(0)
+    manifest = modelpack.inspect(buffer)
+    assert manifest.architecture == modelpack.architecture.describe(loaded)
+    assert _bits(_forward(loaded, drawn.x)) == _bits(_forward(drawn.net, drawn.x))
+
+
+@ROUND_TRIP
+@given(containers)
+def test_tensor_round_trip_is_exact(data):
+    buffer = io.BytesIO()
+    modelpack.save(buffer, data)
+    buffer.seek(0)
+    back = modelpack.load(buffer)
+    assert type(back) is type(data)
+    if isinstance(data, np.ndarray):
+        pairs = [(back, data)]
+    elif isinstance(data, dict):
+        assert list(back) == list(data)
+        pairs = [(back[k], data[k]) for k in data]
+    else:
+        assert len(back) == len(data)
+        pairs = list(zip(back, data))
+    for got, want in pairs:
+        assert got.dtype == want.dtype and got.shape == want.shape
+        assert _bits(got) == _bits(want)
+
+
+def _mlp(seed: int = 0) -> nn.Sequential:
+    net = nn.Sequential()
+    net.add(nn.Dense(16, activation="relu"), nn.Dense(4))
+    net.initialize(seed=seed)
+    net(np.zeros((1, 8)))
+    return net
+
+
+def test_seed_paths_used_exactly_as_given(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    x = np.arange(4)
+    modelpack.save("x-file", x)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["x-file"]
+    np.testing.assert_array_equal(modelpack.load("x-file"), x)
+    y = np.zeros(4)
+    modelpack.save("x-files", [x, y])
+    x2, y2 = modelpack.load("x-files")
+    assert (x2 == x).all() and (y2 == y).all()
+    mydict = {"x": x, "y": y}
+    modelpack.save("mydict", mydict)
+    assert set(modelpack.load("mydict")) == {"x", "y"}
+
+
+def test_pathlike_and_file_object(tmp_path):
+    net = _mlp()
+    modelpack.export(net, tmp_path / "net")
+    with open(tmp_path / "net", "rb") as handle:
+        loaded = modelpack.load(handle)
+    np.testing.assert_array_equal(loaded[0].weight.data(), net[0].weight.data())
+
+
+def test_layout_is_a_plain_zip_with_an_npz(tmp_path):
+    net = _mlp()
+    path = tmp_path / "mlp.mpk"
+    modelpack.export(net, path, metadata={"author": "D2L", "license": "MIT"})
+    with zipfile.ZipFile(path) as zf:
+        infos = zf.infolist()
+        assert [i.filename for i in infos] == ["manifest.yaml", "weights.npz"]
+        assert all(i.compress_type == zipfile.ZIP_STORED for i in infos)
+        manifest = yaml.safe_load(zf.read("manifest.yaml"))
+        (tmp_path / "weights.npz").write_bytes(zf.read("weights.npz"))
+    assert manifest["format"] == "modelpack" and manifest["kind"] == "model"
+    assert manifest["metadata"] == {"author": "D2L", "license": "MIT"}
+    assert manifest["weights"]["0.weight"] == {"dtype": "float32", "shape": [16, 8]}
+    with np.load(tmp_path / "weights.npz", allow_pickle=False) as bundle:
+        assert list(bundle.keys()) == ["0.weight", "0.bias", "1.weight", "1.bias"]
+        np.testing.assert_array_equal(bundle["1.weight"], net[1].weight.data())
+
+
+def test_compression_is_an_option(tmp_path):
+    net = nn.Sequential()
+    net.add(nn.Dense(64, in_units=64))
+    net.initialize(nn.init.Zero())
+    modelpack.export(net, tmp_path / "plain.mpk")
+    modelpack.export(net, tmp_path / "small.mpk", compress=True)
+    assert (tmp_path / "small.mpk").stat().st_size < (tmp_path / "plain.mpk").stat().st_size / 4
+    loaded = modelpack.load(tmp_path / "small.mpk")
+    np.testing.assert_array_equal(loaded[0].weight.data(), net[0].weight.data())
+
+
+def test_same_model_same_bytes(tmp_path):
+    modelpack.export(_mlp(3), tmp_path / "a.mpk")
+    modelpack.export(_mlp(3), tmp_path / "b.mpk")
+    assert (tmp_path / "a.mpk").read_bytes() == (tmp_path / "b.mpk").read_bytes()
+
+
+def test_nested_sequential_names_kept(tmp_path):
+    inner = nn.Sequential()
+    inner.add(nn.Dense(4, activation="tanh"), nn.LayerNorm())
+    net = nn.Sequential()
+    net.add(nn.Dense(6), inner, nn.Dense(2))
+    net.initialize(seed=1)
+    x = np.random.default_rng(0).normal(size=(3, 5))
+    y = net(x)
+    modelpack.export(net, tmp_path / "n.mpk")
+    loaded = modelpack.load(tmp_path / "n.mpk")
+    assert list(loaded.collect_params()) == list(net.collect_params())
+    assert "1.1.gamma" in loaded.collect_params()
+    assert (loaded(x) == y).all()
+
+
+# -- refusals -------------------------------------------------------------------------------
+
+
+class MLP(nn.Block):
+    def __init__(self):
+        super().__init__()
+        self.hidden = nn.Dense(8, activation="relu")
+        self.output = nn.Dense(2)
+
+    def forward(self, x):
+        return self.output(self.hidden(x))
+
+
+def test_custom_block_refused_with_reason(tmp_path):
+    net = MLP()
+    net.initialize()
+    net(np.zeros((1, 3)))
+    with pytest.raises(UnsupportedBlockError, match="'MLP'|MLP, a Block subclass with a hand-written forward"):
+        modelpack.export(net, tmp_path / "mlp.mpk")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_custom_block_nested_in_sequential_is_named(tmp_path):
+    net = nn.Sequential()
+    net.add(nn.Dense(3), MLP())
+    net.initialize()
+    net(np.zeros((1, 3)))
+    with pytest.raises(UnsupportedBlockError, match=r"block '1' is a MLP"):
+        modelpack.export(net, tmp_path / "x.mpk")
+
+
+def test_subclass_of_registered_layer_refused(tmp_path):
+    class Doubled(nn.Dense):
+        def forward(self, x):
+            return 2 * super().forward(x)
+
+    net = nn.Sequential()
+    net.add(Doubled(2, in_units=2))
+    net.initialize()
+    with pytest.raises(UnsupportedBlockError, match="block '0' is a Doubled"):
+        modelpack.export(net, tmp_path / "x.mpk")
+
+
+def test_shared_block_refused(tmp_path):
+    shared = nn.Dense(3, in_units=3)
+    net = nn.Sequential()
+    net.add(shared, shared)
+    net.initialize()
+    with pytest.raises(UnsupportedBlockError, match=r"'1\.weight'"):
+        modelpack.export(net, tmp_path / "x.mpk")
+
+
+def test_uninitialised_export_names_parameters(tmp_path):
+    net = nn.Sequential()
+    net.add(nn.Dense(4), nn.Dense(2, in_units=4))
+    with pytest.raises(UninitializedParameterError, match=r"\['0\.weight', '0\.bias', '1\.weight', '1\.bias'\]"):
+        modelpack.export(net, tmp_path / "x.mpk")
+    net.initialize()
+    with pytest.raises(DeferredInitializationError, match=r"\['0\.weight'\]"):
+        modelpack.export(net, tmp_path / "x.mpk")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_object_array_refused_at_save(tmp_path):
+    with pytest.raises(UnsupportedDtypeError, match=r"'\[1\]'.*object"):
+        modelpack.save(tmp_path / "t", [np.zeros(2), np.array([{}], dtype=object)])
+    with pytest.raises(UnsupportedDtypeError, match="'s'.*<U"):
+        modelpack.save(tmp_path / "t", {"s": np.array(["text"])})
+    assert list(tmp_path.iterdir()) == []
+
+
+def _rewrite(path, *, manifest=None, members=None, drop=()):
+    """Rewrite an archive with an edited manifest dict and/or replaced member bytes."""
+    with zipfile.ZipFile(path) as zf:
+        contents = {i.filename: zf.read(i.filename) for i in zf.infolist()}
+    if manifest is not None:
+        doc = yaml.safe_load(contents["manifest.yaml"])
+        manifest(doc)
+        contents["manifest.yaml"] = yaml.safe_dump(doc, sort_keys=False).encode()
+    contents.update(members or {})
+    with zipfile.ZipFile(path, "w") as zf:
+        for name, data in contents.items():
+            if name not in drop:
+                zf.writestr(name, data)
+
+
+@pytest.fixture
+def exported(tmp_path):
+    path = tmp_path / "net.mpk"
+    modelpack.export(_mlp(), path)
+    return path
+
+
+def test_unknown_layer_type_lists_known_types(exported):
+    _rewrite(exported, manifest=lambda d: d["architecture"]["children"]["1"].update(type="Lambda"))
+    with pytest.raises(UnknownLayerError, match=r"net\.mpk.*unknown layer type 'Lambda'; known types: Activation, .*Dense.*Sequential"):
+        modelpack.load(exported)
+
+
+def test_extra_config_field_refused(exported):
+    _rewrite(exported, manifest=lambda d: d["architecture"]["children"]["0"]["config"].update(code="import os"))
+    with pytest.raises(SchemaError, match=r"net\.mpk.*invalid config for layer type 'Dense'.*code"):
+        modelpack.load(exported)
+
+
+def test_extra_manifest_field_refused(exported):
+    _rewrite(exported, manifest=lambda d: d.update(loader="pickle"))
+    with pytest.raises(SchemaError, match=r"net\.mpk.*loader.*Extra inputs are not permitted"):
+        modelpack.load(exported)
+
+
+def test_missing_member_refused(exported):
+    _rewrite(exported, drop=("weights.npz",))
+    with pytest.raises(FormatError, match=r"net\.mpk: member 'weights\.npz' is missing"):
+        modelpack.load(exported)
+
+
+def test_unexpected_member_refused(exported):
+    _rewrite(exported, members={"payload.py": b"print('hi')"})
+    with pytest.raises(FormatError, match=r"unexpected member 'payload\.py'"):
+        modelpack.load(exported)
+
+
+def test_weight_shape_disagreeing_with_manifest_refused(exported):
+    _rewrite(exported, manifest=lambda d: d["weights"]["1.bias"].update(shape=[5]))
+    with pytest.raises(ShapeMismatchError, match=r"'1\.bias\.npy'.*manifest says shape \(5,\).*header says \(4,\)"):
+        modelpack.load(exported)
+
+
+def test_weight_dtype_disagreeing_with_manifest_refused(exported):
+    _rewrite(exported, manifest=lambda d: d["weights"]["1.bias"].update(dtype="float64"))
+    with pytest.raises(DtypeMismatchError, match=r"'1\.bias\.npy'.*manifest says dtype float64"):
+        modelpack.load(exported)
+
+
+def test_weights_not_fitting_architecture_refused(exported):
+    def grow(d):
+        d["architecture"]["children"]["1"]["config"]["units"] = 5
+    _rewrite(exported, manifest=grow)
+    with pytest.raises(FormatError, match=r"weights do not fit the architecture.*'1\.weight' expected shape \(5, 16\)"):
+        modelpack.load(exported)
+
+
+def test_tensor_missing_from_bundle_refused(exported):
+    _rewrite(exported, manifest=lambda d: d["weights"].update({"2.bias": {"dtype": "float32", "shape": [1]}}))
+    with pytest.raises(FormatError, match=r"tensor '2\.bias' listed in the manifest is missing"):
+        modelpack.load(exported)
+
+
+def test_not_a_zip(tmp_path):
+    path = tmp_path / "junk.mpk"
+    path.write_bytes(b"GIF89a" + b"\x00" * 100)
+    with pytest.raises(FormatError, match=r"junk\.mpk: not a modelpack archive"):
+        modelpack.load(path)
+
+
+def test_oversized_manifest_refused(exported):
+    with pytest.raises(FormatError, match=r"manifest\.yaml' is \d+ bytes, over the limit of 100"):
+        modelpack.load(exported, max_manifest_bytes=100)
+
+
+def test_manifest_reader_is_the_only_manifest_reader():
+    # Guard against a second, unchecked YAML path creeping in.
+    assert archive.MANIFEST_MEMBER == "manifest.yaml"
