@@ -12,17 +12,7 @@ import re
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    GetJsonSchemaHandler,
-    ValidationError,
-    field_validator,
-    model_validator,
-)
-from pydantic.json_schema import JsonSchemaValue
-from pydantic_core import CoreSchema
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from . import registry
 from .errors import SchemaError, UnknownLayerError, VersionError
@@ -102,32 +92,6 @@ class LayerNode(_Closed):
         if self.children and not entry.container:
             raise ValueError(f"layer type {self.type!r} cannot have children")
         return self
-
-    @classmethod
-    def __get_pydantic_json_schema__(
-        cls, core_schema: CoreSchema, handler: GetJsonSchemaHandler
-    ) -> JsonSchemaValue:
-        """A ``oneOf`` over the registered types, each with its own config schema."""
-        variants = []
-        for name in registry.known_layers():
-            entry = registry.layer_type(name)
-            variant: dict[str, Any] = {
-                "type": "object",
-                "title": f"{name} layer",
-                "properties": {
-                    "type": {"const": name},
-                    "config": handler(entry.config.__pydantic_core_schema__),
-                },
-                "required": ["type"],
-                "additionalProperties": False,
-            }
-            if entry.container:
-                variant["properties"]["children"] = {
-                    "type": "object",
-                    "additionalProperties": {"$ref": "#/$defs/LayerNode"},
-                }
-            variants.append(variant)
-        return {"title": "LayerNode", "oneOf": variants}
 
 
 class Manifest(_Closed):
@@ -236,7 +200,7 @@ def _drop_empty_children(node: dict[str, Any]) -> dict[str, Any]:
 
 
 def manifest_to_yaml(manifest: Manifest) -> str:
-    """The manifest as YAML text: fields in schema order, block style, UTF-8."""
+    """The manifest as YAML text: fields in schema order, block style, ASCII."""
     document = manifest.model_dump(mode="json", exclude_none=True)
     if "architecture" in document:
         _drop_empty_children(document["architecture"])
@@ -244,7 +208,9 @@ def manifest_to_yaml(manifest: Manifest) -> str:
         document,
         Dumper=_ManifestDumper,
         sort_keys=False,
-        allow_unicode=True,
+        # ASCII with escapes: PyYAML writes some characters (NEL, U+2028) raw that its own
+        # reader then takes as line breaks; escaped text round-trips exactly.
+        allow_unicode=False,
         default_flow_style=False,
         width=100,
     )
@@ -308,6 +274,34 @@ def json_schema() -> dict[str, Any]:
     from . import nn  # noqa: F401  (registers the built-in layer types)
 
     schema = Manifest.model_json_schema(mode="validation")
+    # Validation dispatches on the type name (the registry is open at run time); the schema
+    # spells that dispatch out as one variant per registered type with its config schema.
+    variants = []
+    for name in registry.known_layers():
+        entry = registry.layer_type(name)
+        config_schema = entry.config.model_json_schema(mode="validation")
+        config_schema.pop("description", None)
+        schema["$defs"][f"{name}Config"] = config_schema
+        properties: dict[str, Any] = {
+            "type": {"const": name},
+            "config": {"$ref": f"#/$defs/{name}Config"},
+        }
+        if entry.container:
+            properties["children"] = {
+                "type": "object",
+                "additionalProperties": {"$ref": "#/$defs/LayerNode"},
+            }
+        variants.append({
+            "type": "object",
+            "properties": properties,
+            "required": ["type"],
+            "additionalProperties": False,
+        })
+    schema["$defs"]["LayerNode"] = {
+        "title": "LayerNode",
+        "description": LayerNode.__doc__.strip() if LayerNode.__doc__ else "",
+        "oneOf": variants,
+    }
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["$id"] = f"https://modelpack.dev/schema/manifest-{FORMAT_VERSION}.json"
     return schema

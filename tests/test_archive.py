@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import io
+import json
 import zipfile
+from pathlib import Path
+
+import jsonschema
 
 import numpy as np
 import pytest
@@ -25,6 +29,18 @@ from modelpack.errors import (
 )
 from strategies import Drawn, containers, fill_weights, networks
 
+SCHEMA_FILE = Path(__file__).resolve().parents[1] / "schema" / "manifest.schema.json"
+MANIFEST_SCHEMA = jsonschema.Draft202012Validator(json.loads(SCHEMA_FILE.read_text()))
+
+
+def _check_against_committed_schema(buffer: io.BytesIO) -> None:
+    """The committed JSON Schema must accept every manifest the library writes."""
+    buffer.seek(0)
+    with zipfile.ZipFile(buffer) as zf:
+        document = yaml.safe_load(zf.read("manifest.yaml"))
+    MANIFEST_SCHEMA.validate(document)
+    buffer.seek(0)
+
 ROUND_TRIP = settings(max_examples=200, deadline=None,
                       suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
@@ -45,7 +61,7 @@ def test_model_round_trip_is_exact(drawn: Drawn):
     fill_weights(drawn.net, drawn.weight_seed, drawn.special_fraction)
     buffer = io.BytesIO()
     modelpack.export(drawn.net, buffer)
-    buffer.seek(0)
+    _check_against_committed_schema(buffer)
     loaded = modelpack.load(buffer)
 
     assert type(loaded) is type(drawn.net)
@@ -66,7 +82,7 @@ def test_model_round_trip_is_exact(drawn: Drawn):
 def test_tensor_round_trip_is_exact(data):
     buffer = io.BytesIO()
     modelpack.save(buffer, data)
-    buffer.seek(0)
+    _check_against_committed_schema(buffer)
     back = modelpack.load(buffer)
     assert type(back) is type(data)
     if isinstance(data, np.ndarray):

@@ -1,0 +1,145 @@
+"""The manifest schema: YAML identity, safe parsing, version rules, committed JSON Schema."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from modelpack import architecture, schema
+from modelpack.errors import SchemaError, UnknownLayerError, VersionError
+from modelpack.schema import FORMAT_VERSION, Manifest, TensorInfo, manifest_from_yaml, manifest_to_yaml
+from strategies import SUPPORTED, networks, tensor_names
+
+ROOT = Path(__file__).resolve().parents[1]
+
+metadata = st.dictionaries(st.text(max_size=30), st.text(max_size=60), max_size=4)
+tensor_infos = st.builds(
+    TensorInfo, dtype=st.sampled_from(SUPPORTED), shape=st.lists(st.integers(0, 2**40), max_size=4)
+)
+
+
+@st.composite
+def manifests(draw: st.DrawFn) -> Manifest:
+    if draw(st.booleans()):
+        drawn = draw(networks())
+        return Manifest(
+            producer=draw(st.text(max_size=20)),
+            kind="model",
+            architecture=architecture.describe(drawn.net),
+            weights={n: TensorInfo(dtype=p.dtype.name, shape=list(p.shape))
+                     for n, p in drawn.net.collect_params().items()},
+            metadata=draw(metadata),
+        )
+    layout = draw(st.sampled_from(["single", "list", "tuple", "dict"]))
+    if layout == "dict":
+        weights = draw(st.dictionaries(tensor_names, tensor_infos, max_size=4))
+    else:
+        count = 1 if layout == "single" else draw(st.integers(0, 4))
+        weights = {str(i): draw(tensor_infos) for i in range(count)}
+    return Manifest(producer="p", kind="tensors", layout=layout, weights=weights, metadata=draw(metadata))
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(manifests())
+def test_manifest_yaml_identity(manifest):
+    text = manifest_to_yaml(manifest)
+    back = manifest_from_yaml(text, source="t")
+    assert back == manifest
+    assert manifest_to_yaml(back) == text
+
+
+def _doc(**changes):
+    doc = {"format": "modelpack", "format_version": FORMAT_VERSION, "producer": "t",
+           "kind": "tensors", "layout": "list", "weights": {}}
+    doc.update(changes)
+    return doc
+
+
+def test_newer_major_version_refused_naming_both():
+    with pytest.raises(VersionError, match=r"f\.mpk: written in format version 2\.0.*major version 1 \(up to 1\.0\)"):
+        schema.manifest_from_dict(_doc(format_version="2.0"), source="f.mpk")
+
+
+def test_newer_minor_version_ignores_unknown_fields():
+    manifest = schema.manifest_from_dict(_doc(format_version="1.7", signature="abc"), source="f")
+    assert manifest.format_version == "1.7" and manifest.layout == "list"
+
+
+def test_newer_minor_version_still_refuses_unknown_layers():
+    doc = _doc(format_version="1.7", kind="model", layout=None,
+               architecture={"type": "Transformer", "config": {}})
+    del doc["layout"]
+    with pytest.raises(UnknownLayerError, match="'Transformer'"):
+        schema.manifest_from_dict(doc, source="f")
+
+
+def test_same_version_refuses_unknown_fields():
+    with pytest.raises(SchemaError, match="signature: Extra inputs are not permitted"):
+        schema.manifest_from_dict(_doc(signature="abc"), source="f")
+
+
+@pytest.mark.parametrize("version", ["1", "1.0.0", "v1.0", "01.0", "", None, 1.0])
+def test_malformed_version_refused(version):
+    with pytest.raises(SchemaError, match="format_version must look like 'MAJOR.MINOR'"):
+        schema.manifest_from_dict(_doc(format_version=version), source="f")
+
+
+def test_other_format_refused():
+    with pytest.raises(SchemaError, match="expected format 'modelpack', found 'keras'"):
+        schema.manifest_from_dict(_doc(format="keras"), source="f")
+
+
+def test_python_tags_refused():
+    text = "format: !!python/object/apply:os.system ['echo hacked']\n"
+    with pytest.raises(SchemaError, match="not valid safe YAML"):
+        manifest_from_yaml(text, source="f")
+
+
+def test_aliases_refused():
+    text = "a: &x [1, 2]\nb: *x\n"
+    with pytest.raises(SchemaError, match="aliases are not allowed"):
+        manifest_from_yaml(text, source="f")
+
+
+def test_non_mapping_refused():
+    with pytest.raises(SchemaError, match="must be a mapping, found list"):
+        manifest_from_yaml("- 1\n- 2\n", source="f")
+
+
+def test_layout_names_checked():
+    with pytest.raises(SchemaError, match="'list' layout names its tensors '0', '1'"):
+        schema.manifest_from_dict(_doc(weights={"a": {"dtype": "int8", "shape": []}}), source="f")
+
+
+def test_path_like_tensor_names_refused():
+    doc = _doc(layout="dict", weights={"../../etc/passwd": {"dtype": "int8", "shape": []}})
+    with pytest.raises(SchemaError, match="is not allowed"):
+        schema.manifest_from_dict(doc, source="f")
+
+
+def test_nesting_limit():
+    node: dict = {"type": "Flatten", "config": {}}
+    for _ in range(schema.MAX_NESTING_DEPTH):
+        node = {"type": "Sequential", "config": {}, "children": {"0": node}}
+    doc = _doc(kind="model", architecture=node)
+    del doc["layout"]
+    with pytest.raises(SchemaError, match="nests deeper than 64 levels"):
+        schema.manifest_from_dict(doc, source="f")
+
+
+def test_committed_json_schema_is_current():
+    committed = json.loads((ROOT / "schema" / "manifest.schema.json").read_text(encoding="utf-8"))
+    assert committed == schema.json_schema(), "run: python -m modelpack schema --write"
+
+
+def test_written_yaml_is_plain_safe_yaml():
+    manifest = Manifest(producer="p", kind="tensors", layout="single",
+                        weights={"0": TensorInfo(dtype="float32", shape=[2, 3])})
+    text = manifest_to_yaml(manifest)
+    assert "!!" not in text and "&" not in text
+    assert yaml.safe_load(text)["weights"]["0"] == {"dtype": "float32", "shape": [2, 3]}
