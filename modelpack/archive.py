@@ -105,6 +105,7 @@ def _check_members(archive: zipfile.ZipFile, name: str) -> dict[str, zipfile.Zip
     """Exactly the expected members, each once; anything else is refused before reading."""
     infos: dict[str, zipfile.ZipInfo] = {}
     for info in archive.infolist():
+        weights.check_member_header(info, name)
         if info.filename in infos:
             raise FormatError(f"{name}: duplicate member {info.filename!r}")
         if info.filename not in MEMBERS:

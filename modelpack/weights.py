@@ -31,6 +31,7 @@ __all__ = [
     "check_storable",
     "canonical_array",
     "fixed_zipinfo",
+    "check_member_header",
     "write_npz",
     "read_npz",
 ]
@@ -75,6 +76,20 @@ def fixed_zipinfo(name: str, compression: int = zipfile.ZIP_STORED) -> zipfile.Z
     return info
 
 
+_READABLE_METHODS = (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED)
+
+
+def check_member_header(info: zipfile.ZipInfo, source: str) -> None:
+    """Refuse encrypted members and compression methods outside the spec (stored, deflate)."""
+    if info.flag_bits & 0x1:
+        raise FormatError(f"{source}: member {info.filename!r} is encrypted")
+    if info.compress_type not in _READABLE_METHODS:
+        raise FormatError(
+            f"{source}: member {info.filename!r} uses compression method "
+            f"{info.compress_type}; only stored (0) and deflate (8) are allowed"
+        )
+
+
 def write_npz(handle: IO[bytes], arrays: Mapping[str, np.ndarray], *, compress: bool = False) -> None:
     """Write ``arrays`` as an npz bundle to an open binary file, in the mapping's order."""
     compression = zipfile.ZIP_DEFLATED if compress else zipfile.ZIP_STORED
@@ -103,6 +118,7 @@ def read_npz(
     arrays: dict[str, np.ndarray] = {}
     with bundle:
         for info in bundle.infolist():
+            check_member_header(info, source)
             if info.is_dir() or not info.filename.endswith(".npy"):
                 raise FormatError(
                     f"{source}: unexpected member {info.filename!r}; an npz bundle holds only "

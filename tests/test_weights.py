@@ -90,3 +90,27 @@ def test_non_npy_member_refused():
 def test_not_a_zip():
     with pytest.raises(FormatError, match="src: not an npz"):
         weights.read_npz(io.BytesIO(b"\x00" * 64), source="src")
+
+
+def test_encrypted_member_refused():
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as bundle:
+        bundle.writestr("w.npy", b"x" * 10)
+    raw = bytearray(buffer.getvalue())
+    # Set the "encrypted" flag bit in the local and central headers.
+    for signature, offset in ((b"PK\x03\x04", 6), (b"PK\x01\x02", 8)):
+        at = raw.find(signature)
+        raw[at + offset] |= 0x1
+    with pytest.raises(FormatError, match="'w.npy' is encrypted"):
+        weights.read_npz(io.BytesIO(bytes(raw)), source="mem")
+
+
+def test_unsupported_compression_refused():
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_LZMA) as bundle:
+        raw = io.BytesIO()
+        np.lib.format.write_array(raw, np.zeros(3))
+        bundle.writestr("w.npy", raw.getvalue())
+    buffer.seek(0)
+    with pytest.raises(FormatError, match="compression method 14"):
+        weights.read_npz(buffer, source="mem")

@@ -1,0 +1,77 @@
+"""Regenerate the example archives of spec/examples/ (run from the repository root).
+
+    python spec/examples/make_examples.py
+
+Each model example is NAME.mpk with NAME.input.npy and NAME.output.npy (the output of the
+loaded model on that input). Weights come from fixed seeds, so the archives are reproducible.
+Archives of a released format version are kept as they are: they test that readers still
+read them (tests/test_spec_examples.py).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+import modelpack
+from modelpack import nn
+
+HERE = Path(__file__).resolve().parent
+
+
+def mlp() -> tuple[nn.Block, np.ndarray]:
+    """The file I/O chapter's MLP as registered layers: Dense(256, relu) → Dense(10)."""
+    net = nn.Sequential()
+    net.add(nn.Dense(256, activation="relu"), nn.Dense(10))
+    net.initialize(seed=0)
+    return net, np.random.default_rng(0).uniform(size=(2, 20)).astype(np.float32)
+
+
+def cnn() -> tuple[nn.Block, np.ndarray]:
+    """A small LeNet-like network touching conv, norm, pooling and nesting."""
+    features = nn.Sequential()
+    features.add(
+        nn.Conv2D(4, kernel_size=3, padding=1, activation="relu"),
+        nn.BatchNorm(),
+        nn.MaxPool2D(pool_size=2),
+        nn.Conv2D(8, kernel_size=3, strides=2, groups=2),
+        nn.AvgPool2D(pool_size=2, ceil_mode=True),
+    )
+    net = nn.Sequential()
+    net.add(features, nn.Flatten(), nn.Dense(16, activation="gelu"), nn.Dropout(0.5),
+            nn.LayerNorm(), nn.Dense(3))
+    net.initialize(seed=1)
+    x = np.random.default_rng(1).normal(size=(2, 2, 12, 12)).astype(np.float32)
+    net(x)
+    rng = np.random.default_rng(2)
+    bn = features[1]
+    bn.running_mean.set_data(rng.normal(size=4).astype(np.float32))
+    bn.running_var.set_data(rng.uniform(0.5, 2.0, size=4).astype(np.float32))
+    return net, x
+
+
+def tensors() -> dict[str, np.ndarray]:
+    """A tensor archive: the values tests/test_spec_examples.py expects."""
+    return {
+        "ids": np.arange(6, dtype=np.int64).reshape(2, 3),
+        "mask": np.array([True, False, True]),
+        "scale": np.array(0.5, dtype=np.float16),
+        "empty": np.zeros((0, 4), dtype=np.float32),
+        "specials": np.array([np.nan, -0.0, np.inf, -np.inf, 5e-324], dtype=np.float64),
+    }
+
+
+def main() -> None:
+    for name, make in (("mlp", mlp), ("cnn", cnn)):
+        net, x = make()
+        y = net(x)
+        modelpack.export(net, HERE / f"{name}.mpk", metadata={"example": name})
+        np.save(HERE / f"{name}.input.npy", x, allow_pickle=False)
+        np.save(HERE / f"{name}.output.npy", y, allow_pickle=False)
+    modelpack.save(HERE / "tensors.mpk", tensors(), metadata={"example": "tensors"})
+    print(f"wrote examples to {HERE}")
+
+
+if __name__ == "__main__":
+    main()

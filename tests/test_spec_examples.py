@@ -1,0 +1,44 @@
+"""The committed example archives of spec/examples/ still load and compute what they say.
+
+These files are never regenerated for a released format version, so this is the test that
+old archives stay readable.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import modelpack
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "spec" / "examples"
+
+
+@pytest.mark.parametrize("name", ["mlp", "cnn"])
+def test_model_example_output(name):
+    net = modelpack.load(EXAMPLES / f"{name}.mpk")
+    x = np.load(EXAMPLES / f"{name}.input.npy", allow_pickle=False)
+    expected = np.load(EXAMPLES / f"{name}.output.npy", allow_pickle=False)
+    # Stated tolerance: BLAS builds may round differently across machines.
+    np.testing.assert_allclose(net(x), expected, rtol=1e-5, atol=1e-6)
+    assert modelpack.inspect(EXAMPLES / f"{name}.mpk").metadata == {"example": name}
+
+
+def test_tensor_example_values():
+    tensors = modelpack.load(EXAMPLES / "tensors.mpk")
+    assert list(tensors) == ["ids", "mask", "scale", "empty", "specials"]
+    assert tensors["ids"].dtype == np.int64
+    assert tensors["ids"].tolist() == [[0, 1, 2], [3, 4, 5]]
+    assert tensors["mask"].tolist() == [True, False, True]
+    assert tensors["scale"].dtype == np.float16 and tensors["scale"].shape == () and tensors["scale"] == 0.5
+    assert tensors["empty"].shape == (0, 4) and tensors["empty"].dtype == np.float32
+    specials = tensors["specials"]
+    assert np.isnan(specials[0]) and specials[1] == 0 and np.signbit(specials[1])
+    assert specials[2] == np.inf and specials[3] == -np.inf and specials[4] == 5e-324
+
+
+def test_examples_are_format_1_0():
+    for path in sorted(EXAMPLES.glob("*.mpk")):
+        assert modelpack.inspect(path).format_version == "1.0", path.name
