@@ -27,8 +27,8 @@ def describe(target: object) -> str:
     """A short name for error messages: the path, or the file object's name."""
     if is_file_object(target):
         name = getattr(target, "name", None)
-        return str(name) if isinstance(name, (str, bytes, os.PathLike)) else "<file object>"
-    return os.fspath(target)  # type: ignore[arg-type]
+        return str(name) if isinstance(name, (str, os.PathLike)) else "<file object>"
+    return str(os.fspath(target))  # type: ignore[call-overload]
 
 
 @contextlib.contextmanager

@@ -17,7 +17,7 @@ from . import architecture, archive, weights
 from ._paths import PathOrFile, describe
 from .errors import FormatError, ModelpackError, UnsupportedDtypeError
 from .nn.block import Block
-from .schema import Manifest, TensorInfo, check_tensor_name
+from .schema import Layout, Manifest, TensorInfo, check_tensor_name
 
 __all__ = ["export", "load", "save", "inspect"]
 
@@ -122,7 +122,7 @@ def _as_storable(name: str, value: Any) -> np.ndarray:
     return array
 
 
-def _flatten_tensors(data: Tensors) -> tuple[dict[str, np.ndarray], str]:
+def _flatten_tensors(data: Tensors) -> tuple[dict[str, np.ndarray], Layout]:
     if isinstance(data, dict):
         arrays = {}
         for key, value in data.items():
@@ -135,7 +135,7 @@ def _flatten_tensors(data: Tensors) -> tuple[dict[str, np.ndarray], str]:
             arrays[key] = _as_storable(key, value)
         return arrays, "dict"
     if isinstance(data, (list, tuple)):
-        layout = "tuple" if isinstance(data, tuple) else "list"
+        layout: Layout = "tuple" if isinstance(data, tuple) else "list"
         return {str(i): _as_storable(f"[{i}]", v) for i, v in enumerate(data)}, layout
     if isinstance(data, (np.ndarray, np.generic, int, float, bool, complex)):
         return {"0": _as_storable("array", data)}, "single"

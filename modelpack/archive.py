@@ -79,7 +79,7 @@ def read_archive(
             try:
                 with archive.open(infos[WEIGHTS_MEMBER]) as member:
                     arrays = weights.read_npz(
-                        member,  # type: ignore[arg-type]
+                        member,
                         source=f"{name}: member {WEIGHTS_MEMBER!r}",
                         expected=manifest.weights,
                     )

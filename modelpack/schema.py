@@ -44,6 +44,7 @@ FORMAT_VERSION = "1.0"
 MAX_NESTING_DEPTH = 64
 
 DtypeName = Literal[SUPPORTED_DTYPES]  # type: ignore[valid-type]
+Layout = Literal["single", "list", "tuple", "dict"]
 _VERSION_RE = re.compile(r"^(0|[1-9][0-9]{0,5})\.(0|[1-9][0-9]{0,5})$")
 # Weight names: dotted identifiers for models; any printable name without path characters
 # for tensor dicts. Either way a name can never form a path outside the bundle.
@@ -97,14 +98,14 @@ class LayerNode(_Closed):
 class Manifest(_Closed):
     """Everything in an archive but the weights' bytes."""
 
-    format: Literal["modelpack"] = FORMAT_NAME
+    format: Literal["modelpack"] = "modelpack"
     format_version: str = Field(default=FORMAT_VERSION, pattern=r"^[0-9]+\.[0-9]+$")
     producer: str = Field(description="Library and version that wrote the archive.")
     kind: Literal["model", "tensors"]
     architecture: LayerNode | None = Field(
         default=None, description="The layer tree; present exactly when kind is 'model'."
     )
-    layout: Literal["single", "list", "tuple", "dict"] | None = Field(
+    layout: Layout | None = Field(
         default=None,
         description="Container saved with modelpack.save; present exactly when kind is 'tensors'.",
     )
@@ -168,7 +169,7 @@ def _depth(node: LayerNode) -> int:
 class _SafeNoAliasLoader(yaml.SafeLoader):
     """``yaml.SafeLoader`` that also refuses anchors/aliases (no billion-laughs expansion)."""
 
-    def compose_node(self, parent: Any, index: Any) -> Any:  # type: ignore[override]
+    def compose_node(self, parent: Any, index: Any) -> Any:
         if self.check_event(yaml.AliasEvent):
             event = self.peek_event()
             raise yaml.constructor.ConstructorError(

@@ -210,7 +210,7 @@ def _read_npy_header(member: IO[bytes], where: str) -> tuple[tuple[int, ...], bo
 
 def _read_into(member: IO[bytes], buffer: np.ndarray) -> int:
     """Fill ``buffer`` from ``member``; return how many bytes arrived (short on truncation)."""
-    view = memoryview(buffer)
+    view = buffer.data
     filled = 0
     while filled < len(view):
         count = member.readinto(view[filled:])  # type: ignore[attr-defined]

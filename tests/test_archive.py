@@ -8,11 +8,11 @@ import zipfile
 from pathlib import Path
 
 import jsonschema
-
 import numpy as np
 import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
+from strategies import Drawn, containers, fill_weights, networks
 
 import modelpack
 from modelpack import archive, nn
@@ -27,7 +27,6 @@ from modelpack.errors import (
     UnsupportedBlockError,
     UnsupportedDtypeError,
 )
-from strategies import Drawn, containers, fill_weights, networks
 
 SCHEMA_FILE = Path(__file__).resolve().parents[1] / "schema" / "manifest.schema.json"
 MANIFEST_SCHEMA = jsonschema.Draft202012Validator(json.loads(SCHEMA_FILE.read_text()))
@@ -92,7 +91,7 @@ def test_tensor_round_trip_is_exact(data):
         pairs = [(back[k], data[k]) for k in data]
     else:
         assert len(back) == len(data)
-        pairs = list(zip(back, data))
+        pairs = list(zip(back, data, strict=True))
     for got, want in pairs:
         assert got.dtype == want.dtype and got.shape == want.shape
         assert _bits(got) == _bits(want)

@@ -9,11 +9,17 @@ import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from strategies import SUPPORTED, networks, tensor_names
 
 from modelpack import architecture, schema
 from modelpack.errors import SchemaError, UnknownLayerError, VersionError
-from modelpack.schema import FORMAT_VERSION, Manifest, TensorInfo, manifest_from_yaml, manifest_to_yaml
-from strategies import SUPPORTED, networks, tensor_names
+from modelpack.schema import (
+    FORMAT_VERSION,
+    Manifest,
+    TensorInfo,
+    manifest_from_yaml,
+    manifest_to_yaml,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 

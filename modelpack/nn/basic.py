@@ -6,7 +6,6 @@ import math
 from typing import Any
 
 import numpy as np
-
 from pydantic import Field
 
 from ..errors import InputError
@@ -104,7 +103,9 @@ class Dropout(Block):
     ``axes`` lists axes along which the same mask is shared (variational dropout).
     """
 
-    def __init__(self, rate: float, axes: tuple[int, ...] | list[int] = (), prefix: str | None = None) -> None:
+    def __init__(
+        self, rate: float, axes: tuple[int, ...] | list[int] = (), prefix: str | None = None
+    ) -> None:
         super().__init__(prefix=prefix)
         if not 0.0 <= rate < 1.0:
             raise ValueError(f"Dropout rate must be in [0, 1), got {rate}")

@@ -15,13 +15,13 @@ import numpy as np
 
 from .. import weights
 from .._paths import PathOrFile, atomic_writer, describe, open_for_reading
-from ..registry import LayerConfig, register_layer
 from ..errors import (
     DtypeMismatchError,
     ExtraParameterError,
     MissingParameterError,
     ShapeMismatchError,
 )
+from ..registry import LayerConfig, register_layer
 from . import init as init_mod
 from .parameter import Parameter, parameter_rng, shapes_compatible
 
@@ -35,6 +35,10 @@ class Block:
     ``forward``. ``prefix`` is accepted for Gluon compatibility and otherwise unused: names
     are structured (``hidden.weight``), not prefixed.
     """
+
+    _children: dict[str, Block]
+    _reg_params: dict[str, Parameter]
+    _prefix: str
 
     def __init__(self, prefix: str | None = None) -> None:
         object.__setattr__(self, "_children", {})

@@ -10,7 +10,6 @@ from typing import Annotated, Any
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
-
 from pydantic import Field
 
 from ..errors import InputError
@@ -193,7 +192,7 @@ class _Pool2D(Block):
         self._pool = _pair(pool_size, "pool_size")
         self._strides = _pair(strides if strides is not None else self._pool, "strides")
         self._padding = _pair(padding, "padding")
-        if any(2 * p > k for p, k in zip(self._padding, self._pool)):
+        if any(2 * p > k for p, k in zip(self._padding, self._pool, strict=True)):
             raise ValueError(f"padding {self._padding} must be at most half of pool_size {self._pool}")
         self._ceil_mode = bool(ceil_mode)
 
@@ -201,7 +200,10 @@ class _Pool2D(Block):
         k, s, p = self._pool[axis], self._strides[axis], self._padding[axis]
         span = size + 2 * p - k
         if span < 0:
-            raise InputError(f"{type(self).__name__}: input size {size} with padding {p} is smaller than pool size {k}")
+            raise InputError(
+                f"{type(self).__name__}: input size {size} with padding {p} is smaller than "
+                f"pool size {k}"
+            )
         out = (-(-span // s) if self._ceil_mode else span // s) + 1
         if self._ceil_mode and (out - 1) * s >= size + p:
             out -= 1  # the last window must start inside the input or its left padding
@@ -213,7 +215,7 @@ class _Pool2D(Block):
         out = (self._out_size(h, 0), self._out_size(w, 1))
         extra = [
             max(0, (o - 1) * s + k - (n + 2 * p))
-            for o, s, k, n, p in zip(out, self._strides, self._pool, (h, w), self._padding)
+            for o, s, k, n, p in zip(out, self._strides, self._pool, (h, w), self._padding, strict=True)
         ]
         pads = ((0, 0), (0, 0), (self._padding[0], self._padding[0] + extra[0]),
                 (self._padding[1], self._padding[1] + extra[1]))

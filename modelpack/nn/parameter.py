@@ -29,7 +29,7 @@ def shape_is_known(shape: tuple[int, ...]) -> bool:
 
 def shapes_compatible(declared: tuple[int, ...], actual: tuple[int, ...]) -> bool:
     """True when ``actual`` fills in ``declared``: same rank, and every known dim equal."""
-    return len(declared) == len(actual) and all(d in (0, a) for d, a in zip(declared, actual))
+    return len(declared) == len(actual) and all(d in (0, a) for d, a in zip(declared, actual, strict=False))
 
 
 def parameter_rng(seed: int | None, name: str) -> np.random.Generator:
