@@ -3,12 +3,22 @@
 Inputs are float32 and outputs are compared with ``rtol=1e-5, atol=1e-6`` (``assert_close``).
 Weight layouts are converted explicitly: Dense ``(units, in_units)`` goes to ``F.linear``,
 Conv2D ``(O, C/G, kh, kw)`` to ``F.conv2d`` with the same groups, stride, padding, dilation.
-Hypothesis draws shapes and options; array values come from a seeded numpy generator, scaled
-so that float32 rounding of a dot product stays far below ``atol``.
+Hypothesis draws shapes and options; array values come from a seeded numpy generator, with
+weights scaled by 1/sqrt(fan_in) so a dot product's float32 rounding stays well below ``atol``
+(measured: under half of it over 8000 random Dense/Conv2D cases).
 
-One oracle is widened, not the tolerance: torch's float32 GELU uses a vectorised erf whose
-absolute error reaches ~1.07e-6 near |x| = 3.5 (above ``atol``), so GELU is referenced
-against torch in float64 and rounded to float32. Ours stays within 1.7e-7 relative there.
+Two justified exceptions, each widening as little as the arithmetic requires:
+
+* GELU: torch's float32 kernel uses a vectorised erf whose absolute error reaches ~1.07e-6
+  near |x| = 3.5, above ``atol``; the oracle is torch's GELU in float64, rounded to float32
+  (ours is within 1.7e-7 relative of it). The tolerance is unchanged.
+* BatchNorm/LayerNorm: y = γ·(x - μ)/σ + β rounds μ at the scale of |x| and then divides
+  by σ, and adds terms that may cancel; any float32 implementation, torch's included, errs by
+  a few units of roundoff u = 2^-24 times ``spread`` = |γ|·(max|x| + |μ|)/σ + |β|. Outputs
+  may differ by ``NORM_ROUNDOFFS``·u·spread beyond ``atol + rtol·|y|``; over 6000 random
+  cases (rows with σ² far below ε included) ours and torch differed by at most 5.8·u·spread.
+  Running averages get the same allowance with spread = m·|old| + (1 - m)·max|x| (max|x|²
+  for the variance), the scale at which their float32 batch statistics are rounded.
 """
 
 from __future__ import annotations
@@ -31,14 +41,17 @@ torch = pytest.importorskip("torch")
 F = torch.nn.functional
 
 RTOL, ATOL = 1e-5, 1e-6
+UNIT_ROUNDOFF = 2.0**-24  # float32
+NORM_ROUNDOFFS = 16  # ~3x the largest measured normalisation difference (5.8 u·spread)
 
 seeds = st.integers(0, 2**32 - 1)
 activation_names = st.sampled_from(sorted(ACTIVATIONS))
-optional_activations = st.none() | activation_names
+# Layers with an ``activation`` option are checked with each one (and none) explicitly.
+ACTIVATION_CHOICES = [None, *sorted(ACTIVATIONS)]
 
 
-def _gelu_float64(t: torch.Tensor) -> torch.Tensor:
-    return F.gelu(t.double()).to(t.dtype)
+def _gelu_float64(x: torch.Tensor) -> torch.Tensor:
+    return F.gelu(x.double()).to(x.dtype)
 
 
 TORCH_ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
@@ -52,17 +65,33 @@ TORCH_ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
 }
 
 
-def torch_activation(name: str | None, t: torch.Tensor) -> torch.Tensor:
-    return t if name is None else TORCH_ACTIVATIONS[name](t)
+def torch_activation(name: str | None, x: torch.Tensor) -> torch.Tensor:
+    return x if name is None else TORCH_ACTIVATIONS[name](x)
 
 
-def assert_close(ours: np.ndarray, expected: torch.Tensor | np.ndarray) -> None:
-    """float32 output of the expected shape, equal to the oracle within RTOL/ATOL."""
+def assert_close(
+    ours: np.ndarray, expected: torch.Tensor | np.ndarray, spread: np.ndarray | None = None
+) -> None:
+    """float32 output of the expected shape, within ATOL + RTOL·|expected| of the oracle.
+
+    ``spread`` (normalisation layers only) adds NORM_ROUNDOFFS·u·spread; see the docstring.
+    """
     if isinstance(expected, torch.Tensor):
         expected = expected.detach().numpy()
     assert ours.dtype == np.float32
     assert ours.shape == expected.shape
-    np.testing.assert_allclose(ours, expected, rtol=RTOL, atol=ATOL)
+    if spread is None:
+        np.testing.assert_allclose(ours, expected, rtol=RTOL, atol=ATOL)
+        return
+    allowed = ATOL + RTOL * np.abs(expected) + NORM_ROUNDOFFS * UNIT_ROUNDOFF * spread
+    error = np.abs(ours.astype(np.float64) - expected)
+    bad = ~(error <= allowed)  # NaN fails too
+    if bad.any():
+        worst = np.unravel_index(np.argmax(np.where(bad, error / allowed, 0)), ours.shape)
+        raise AssertionError(
+            f"{bad.sum()} of {bad.size} elements differ; worst at {worst}: ours "
+            f"{ours[worst]!r}, expected {expected[worst]!r}, allowed error {allowed[worst]:.3g}"
+        )
 
 
 def normal(rng: np.random.Generator, shape: tuple[int, ...], scale: float = 1.0) -> np.ndarray:
@@ -78,19 +107,19 @@ def test_every_activation_has_an_oracle() -> None:
 
 
 # -- Dense -----------------------------------------------------------------------------------
-@settings(max_examples=50, deadline=None)
+@pytest.mark.parametrize("activation", ACTIVATION_CHOICES)
+@settings(max_examples=10, deadline=None)
 @given(
     batch=st.integers(1, 5),
     features=st.lists(st.integers(1, 4), min_size=1, max_size=3),
     units=st.integers(1, 8),
     flatten=st.booleans(),
     use_bias=st.booleans(),
-    activation=optional_activations,
     seed=seeds,
 )
 def test_dense_matches_linear(
-    batch: int, features: list[int], units: int, flatten: bool, use_bias: bool,
-    activation: str | None, seed: int,
+    activation: str | None, batch: int, features: list[int], units: int, flatten: bool,
+    use_bias: bool, seed: int,
 ) -> None:
     rng = np.random.default_rng(seed)
     x = normal(rng, (batch, *features))
@@ -262,29 +291,35 @@ def test_embedding_rejects_out_of_range_index(bad: list[int]) -> None:
 
 # -- convolution and pooling -----------------------------------------------------------------
 @st.composite
+def conv_axis(draw: st.DrawFn) -> tuple[int, int, int, int, int]:
+    """(kernel, stride, padding, dilation, size) along one spatial axis, size >= extent."""
+    kernel, stride = draw(st.integers(1, 4)), draw(st.integers(1, 3))
+    padding, dilation = draw(st.integers(0, 2)), draw(st.integers(1, 2))
+    smallest = max(1, dilation * (kernel - 1) + 1 - 2 * padding)
+    return kernel, stride, padding, dilation, draw(st.integers(smallest, smallest + 5))
+
+
+@st.composite
 def conv_configs(draw: st.DrawFn) -> dict:
-    kernel = (draw(st.integers(1, 4)), draw(st.integers(1, 4)))
-    dilation = (draw(st.integers(1, 2)), draw(st.integers(1, 2)))
-    padding = (draw(st.integers(0, 2)), draw(st.integers(0, 2)))
-    span = [d * (k - 1) + 1 for d, k in zip(dilation, kernel)]
-    # Spatial sizes at least as large as the dilated kernel after padding.
-    size = [draw(st.integers(max(1, s - 2 * p), max(1, s - 2 * p) + 5)) for s, p in zip(span, padding)]
+    rows, cols = draw(conv_axis()), draw(conv_axis())
+    kernel, strides, padding, dilation, size = zip(rows, cols, strict=True)
     return {
         "batch": draw(st.integers(1, 3)),
         "groups": draw(st.integers(1, 3)),
         "in_per_group": draw(st.integers(1, 3)),
         "out_per_group": draw(st.integers(1, 3)),
         "kernel": kernel,
-        "strides": (draw(st.integers(1, 3)), draw(st.integers(1, 3))),
+        "strides": strides,
         "padding": padding,
         "dilation": dilation,
-        "size": tuple(size),
+        "size": size,
     }
 
 
-@settings(max_examples=60, deadline=None)
-@given(cfg=conv_configs(), use_bias=st.booleans(), activation=optional_activations, seed=seeds)
-def test_conv2d_matches_torch(cfg: dict, use_bias: bool, activation: str | None, seed: int) -> None:
+@pytest.mark.parametrize("activation", ACTIVATION_CHOICES)
+@settings(max_examples=12, deadline=None)
+@given(cfg=conv_configs(), use_bias=st.booleans(), seed=seeds)
+def test_conv2d_matches_torch(activation: str | None, cfg: dict, use_bias: bool, seed: int) -> None:
     rng = np.random.default_rng(seed)
     g = cfg["groups"]
     channels, in_channels = g * cfg["out_per_group"], g * cfg["in_per_group"]
@@ -323,10 +358,16 @@ def test_spatial_layers_reject_3d_input(layer: nn.Block) -> None:
 
 
 @st.composite
+def pool_axis(draw: st.DrawFn) -> tuple[int, int, int]:
+    """(kernel, padding, size) along one axis: padding at most half the kernel, size fits."""
+    kernel = draw(st.integers(1, 4))
+    padding = draw(st.integers(0, kernel // 2))
+    return kernel, padding, draw(st.integers(max(1, kernel - 2 * padding), 9))
+
+
+@st.composite
 def pool_configs(draw: st.DrawFn) -> dict:
-    kernel = (draw(st.integers(1, 4)), draw(st.integers(1, 4)))
-    padding = tuple(draw(st.integers(0, k // 2)) for k in kernel)
-    size = tuple(draw(st.integers(max(1, k - 2 * p), 9)) for k, p in zip(kernel, padding))
+    kernel, padding, size = zip(draw(pool_axis()), draw(pool_axis()), strict=True)
     return {
         "shape": (draw(st.integers(1, 2)), draw(st.integers(1, 3)), *size),
         "kernel": kernel,
@@ -371,6 +412,19 @@ def test_global_pools_match_adaptive_pools(shape: tuple[int, ...], seed: int) ->
 
 
 # -- normalisation ---------------------------------------------------------------------------
+def norm_spread(
+    x: np.ndarray, mean: np.ndarray, var: np.ndarray, epsilon: float,
+    gamma: np.ndarray | float, beta: np.ndarray | float, reduce_axes: int | tuple[int, ...],
+) -> np.ndarray:
+    """|γ|·(max|x| + |μ|)/σ + |β| per element: the scale of a normalisation's float32 rounding.
+
+    ``mean``, ``var``, ``gamma`` and ``beta`` broadcast against ``x`` (keepdims shapes).
+    """
+    x_scale = np.abs(x).max(axis=reduce_axes, keepdims=True) + np.abs(mean)
+    terms = np.abs(gamma) * x_scale / np.sqrt(var + epsilon) + np.abs(beta)
+    return np.broadcast_to(terms, x.shape)
+
+
 def batchnorm_with_stats(
     rng: np.random.Generator, channels: int, *, momentum: float = 0.9, epsilon: float = 1e-5,
     scale: bool = True, axis: int = 1, use_global_stats: bool = False,
@@ -389,15 +443,32 @@ def batchnorm_with_stats(
     return layer, stats
 
 
-def torch_batch_norm(x: np.ndarray, stats: dict[str, np.ndarray], *, axis: int, scale: bool,
-                     **kwargs: object) -> tuple[np.ndarray, torch.Tensor, torch.Tensor]:
-    """F.batch_norm with channels moved from ``axis`` to 1, and its updated running stats."""
+def channels(vector: np.ndarray, ndim: int) -> np.ndarray:
+    """A per-channel vector in float64, shaped to broadcast along axis 1."""
+    return np.asarray(vector, dtype=np.float64).reshape((1, -1) + (1,) * (ndim - 2))
+
+
+def torch_batch_norm(
+    x: np.ndarray, stats: dict[str, np.ndarray], *, scale: bool, **kwargs: object
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """F.batch_norm on channels-at-axis-1 input, and the running statistics it updated."""
     running_mean, running_var = t(stats["running_mean"].copy()), t(stats["running_var"].copy())
     out = F.batch_norm(
-        t(np.moveaxis(x, axis, 1)), running_mean, running_var,
-        weight=t(stats["gamma"]) if scale else None, bias=t(stats["beta"]), **kwargs,
+        t(x), running_mean, running_var, weight=t(stats["gamma"]) if scale else None,
+        bias=t(stats["beta"]), **kwargs,
     )
-    return np.moveaxis(out.numpy(), 1, axis), running_mean, running_var
+    return out, running_mean, running_var
+
+
+def batchnorm_spread(
+    x: np.ndarray, stats: dict[str, np.ndarray], mean: np.ndarray, var: np.ndarray,
+    epsilon: float, scale: bool,
+) -> np.ndarray:
+    """``norm_spread`` for channels-at-axis-1 input normalised with ``mean`` and ``var``."""
+    n = x.ndim
+    gamma = channels(stats["gamma"], n) if scale else 1.0
+    return norm_spread(x, channels(mean, n), channels(var, n), epsilon, gamma,
+                  channels(stats["beta"], n), reduce_axes=(0, *range(2, n)))
 
 
 batch_norm_shapes = st.sampled_from([2, 4]).flatmap(
@@ -423,9 +494,11 @@ def test_batchnorm_inference_uses_running_stats(
     rng = np.random.default_rng(seed)
     x = normal(rng, shape, 2.0)
     layer, stats = batchnorm_with_stats(rng, shape[axis], epsilon=epsilon, scale=scale, axis=axis)
-    expected, _, _ = torch_batch_norm(x, stats, axis=axis % x.ndim, scale=scale,
-                                      training=False, eps=epsilon)
-    assert_close(layer(x), expected)
+    x1 = np.moveaxis(x, axis, 1)  # torch wants channels at axis 1
+    expected, _, _ = torch_batch_norm(x1, stats, scale=scale, training=False, eps=epsilon)
+    terms = batchnorm_spread(x1, stats, stats["running_mean"], stats["running_var"],
+                                 epsilon, scale)
+    assert_close(np.moveaxis(layer(x), axis, 1), expected, terms)
     for name, value in stats.items():  # inference leaves every statistic alone
         np.testing.assert_array_equal(getattr(layer, name).data(), value)
 
@@ -441,26 +514,30 @@ def test_batchnorm_training_uses_batch_stats_and_updates_running_ones(
     shape: tuple[int, ...], momentum: float, scale: bool, seed: int
 ) -> None:
     rng = np.random.default_rng(seed)
-    channels = shape[1]
-    layer, stats = batchnorm_with_stats(rng, channels, momentum=momentum, scale=scale)
-    expected_mean = stats["running_mean"].astype(np.float64)
-    expected_var = stats["running_var"].astype(np.float64)
+    layer, stats = batchnorm_with_stats(rng, shape[1], momentum=momentum, scale=scale)
+    reduce_axes = (0, *range(2, len(shape)))
     for _ in range(2):  # two steps, so the update compounds on an updated average
         x = normal(rng, shape, 2.0) + 0.5
         # torch's momentum weighs the batch; Gluon's weighs the running average.
-        out, torch_mean, _ = torch_batch_norm(x, stats, axis=1, scale=scale, training=True,
-                                              momentum=1 - momentum, eps=1e-5)
+        expected, torch_mean, _ = torch_batch_norm(
+            x, stats, scale=scale, training=True, momentum=1 - momentum, eps=1e-5
+        )
         with nn.training():
-            assert_close(layer(x), out)
-        reduce_axes = tuple(i for i in range(x.ndim) if i != 1)
+            out = layer(x)
         x64 = x.astype(np.float64)
-        expected_mean = momentum * expected_mean + (1 - momentum) * x64.mean(axis=reduce_axes)
-        # Gluon's running variance uses the biased batch variance; torch's the unbiased one.
-        expected_var = momentum * expected_var + (1 - momentum) * x64.var(axis=reduce_axes)
+        # Gluon normalises with, and averages, the biased batch variance; torch averages the
+        # unbiased one, so the expected running variance is computed here.
+        batch_mean, batch_var = x64.mean(axis=reduce_axes), x64.var(axis=reduce_axes)
+        assert_close(out, expected, batchnorm_spread(x, stats, batch_mean, batch_var, 1e-5, scale))
+
+        old_mean, old_var = stats["running_mean"], stats["running_var"]
+        x_max = np.abs(x64).max(axis=reduce_axes)
+        mean_spread = momentum * np.abs(old_mean) + (1 - momentum) * x_max
+        var_spread = momentum * old_var + (1 - momentum) * x_max**2
         running_mean, running_var = layer.running_mean.data(), layer.running_var.data()
-        assert_close(running_mean, expected_mean)
-        assert_close(running_var, expected_var)
-        assert_close(running_mean, torch_mean)
+        assert_close(running_mean, momentum * old_mean + (1 - momentum) * batch_mean, mean_spread)
+        assert_close(running_var, momentum * old_var + (1 - momentum) * batch_var, var_spread)
+        assert_close(running_mean, torch_mean, mean_spread)
         stats = {**stats, "running_mean": running_mean.copy(), "running_var": running_var.copy()}
 
 
@@ -468,9 +545,11 @@ def test_batchnorm_use_global_stats_ignores_training_mode() -> None:
     rng = np.random.default_rng(3)
     x = normal(rng, (4, 3, 5, 5))
     layer, stats = batchnorm_with_stats(rng, 3, use_global_stats=True)
-    expected, _, _ = torch_batch_norm(x, stats, axis=1, scale=True, training=False)
+    expected, _, _ = torch_batch_norm(x, stats, scale=True, training=False)
     with nn.training():
-        assert_close(layer(x), expected)
+        out = layer(x)
+    terms = batchnorm_spread(x, stats, stats["running_mean"], stats["running_var"], 1e-5, True)
+    assert_close(out, expected, terms)
     np.testing.assert_array_equal(layer.running_mean.data(), stats["running_mean"])
 
 
@@ -496,8 +575,14 @@ def test_layernorm_matches_torch(
     layer = nn.LayerNorm(axis=axis, epsilon=epsilon, scale=scale, center=center)
     layer.gamma.set_data(gamma)
     layer.beta.set_data(beta)
+    x_last = np.moveaxis(x, axis, -1)  # torch normalises trailing axes
     expected = F.layer_norm(
-        t(np.moveaxis(x, axis, -1)), (features,), t(gamma) if scale else None,
-        t(beta) if center else None, eps=epsilon,
+        t(x_last), (features,), t(gamma) if scale else None, t(beta) if center else None,
+        eps=epsilon,
     )
-    assert_close(layer(x), np.moveaxis(expected.numpy(), -1, axis))
+    x64 = x_last.astype(np.float64)
+    terms = norm_spread(
+        x64, x64.mean(axis=-1, keepdims=True), x64.var(axis=-1, keepdims=True), epsilon,
+        gamma if scale else 1.0, beta if center else 0.0, reduce_axes=-1,
+    )
+    assert_close(np.moveaxis(layer(x), axis, -1), expected, terms)
