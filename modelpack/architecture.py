@@ -1,7 +1,9 @@
 """Block tree ↔ architecture tree: describe a network as registered layers, and rebuild it.
 
-``describe`` refuses anything the registry cannot reproduce exactly — a Block subclass with a
-hand-written ``forward``, a registered layer carrying extra children or parameters — because
+Registered layers describe themselves by their config. Custom Blocks (a hand-written
+``forward``) are described by the graph tracing recorded for them (type ``Graph``); without
+a trace they are refused. ``describe`` also refuses anything the registry cannot reproduce
+exactly — a registered layer carrying extra children or parameters, a shared block — because
 an archive must never hold a structure whose loaded forward computes something different.
 """
 
@@ -9,41 +11,98 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from . import registry
-from .errors import DeferredInitializationError, UninitializedParameterError, UnsupportedBlockError
+from .errors import (
+    DeferredInitializationError,
+    FormatError,
+    UninitializedParameterError,
+    UnsupportedBlockError,
+)
 from .nn.block import Block
+from .nn.graph import GraphBlock, GraphConfig, constant_name
 from .nn.parameter import shapes_compatible
 from .schema import LayerNode
+from .trace import TraceResult
 
-__all__ = ["describe", "build", "check_initialized", "check_rebuilds_identically"]
+__all__ = [
+    "describe",
+    "build",
+    "attach_constants",
+    "check_initialized",
+    "check_rebuilds_identically",
+]
 
 
-def describe(block: Block, path: str = "") -> LayerNode:
-    """The architecture tree of ``block``; raises UnsupportedBlockError naming the culprit."""
+def describe(
+    block: Block,
+    path: str = "",
+    *,
+    traces: TraceResult | None = None,
+    constants: dict[str, np.ndarray] | None = None,
+) -> LayerNode:
+    """The architecture tree of ``block``; graph constants are added to ``constants`` by name."""
     where = f"block {path!r}" if path else "the top-level block"
+    constants = constants if constants is not None else {}
+    children = {
+        name: describe(child, f"{path}.{name}" if path else name, traces=traces, constants=constants)
+        for name, child in block.children.items()
+    }
     type_name = registry.type_name_of(block)
-    if type_name is None:
-        raise UnsupportedBlockError(
-            f"{where} is a {type(block).__name__}, a Block subclass with a hand-written "
-            "forward; its computation lives in Python code, which an archive cannot hold "
-            "until tracing is available. Build the network from registered layers "
-            f"({', '.join(registry.known_layers())}) or save its parameters with "
-            "save_parameters()"
-        )
     if "forward" in vars(block):
-        raise UnsupportedBlockError(f"{where} ({type_name}) has its forward replaced on the instance")
-    entry = registry.layer_type(type_name)
-    config: dict[str, Any] = block.get_config()  # type: ignore[attr-defined]
-    children: dict[str, LayerNode] = {}
-    if entry.container:
-        for name, child in block.children.items():
-            children[name] = describe(child, f"{path}.{name}" if path else name)
-    elif block.children:
         raise UnsupportedBlockError(
-            f"{where} ({type_name}) has child blocks {list(block.children)} that its "
-            "forward never uses; remove them before export"
+            f"{where} ({type(block).__name__}) has its forward replaced on the instance"
         )
-    return LayerNode(type=type_name, config=config, children=children)
+    if type_name is None:
+        return _describe_custom(block, path, where, traces, constants, children)
+    entry = registry.layer_type(type_name)
+    if isinstance(block, GraphBlock):
+        for index, array in enumerate(block.constants):
+            constants[constant_name(path, index)] = array
+    if children and not entry.container:
+        raise UnsupportedBlockError(
+            f"{where} ({type_name}) has child blocks {list(children)} that its forward never "
+            "uses; remove them before export"
+        )
+    return LayerNode(type=type_name, config=block.get_config(), children=children)  # type: ignore[attr-defined]
+
+
+def _describe_custom(
+    block: Block,
+    path: str,
+    where: str,
+    traces: TraceResult | None,
+    constants: dict[str, np.ndarray],
+    children: dict[str, LayerNode],
+) -> LayerNode:
+    if traces is None:
+        raise UnsupportedBlockError(
+            f"{where} is a {type(block).__name__}, a Block subclass with a hand-written forward; "
+            "its computation lives in Python code. Pass example=<input array> to export() to "
+            "trace it into a graph of registered ops, or build the network from registered "
+            f"layers ({', '.join(registry.known_layers())})"
+        )
+    trace = traces.for_block(block)
+    parameters: dict[str, Any] = {}
+    for name, param in block.params.items():
+        if param.dtype.name not in ("float16", "float32", "float64"):
+            raise UnsupportedBlockError(f"{where}: parameter {name!r} has non-float dtype {param.dtype}")
+        parameters[name] = {
+            "shape": list(param.shape),
+            "dtype": param.dtype.name,
+            "trainable": param.grad_req != "null",
+        }
+    config = GraphConfig(
+        source_class=type(block).__name__,
+        parameters=parameters,
+        constants=len(trace.constants) if trace else 0,
+        graph=trace.spec if trace else None,
+    )
+    if trace is not None:
+        for index, array in enumerate(trace.constants):
+            constants[constant_name(path, index)] = array
+    return LayerNode(type="Graph", config=config.model_dump(mode="json"), children=children)
 
 
 def build(node: LayerNode) -> Block:
@@ -52,7 +111,28 @@ def build(node: LayerNode) -> Block:
     block = entry.build(dict(node.config))
     for name, child in node.children.items():
         block.register_child(build(child), name)
+    if isinstance(block, GraphBlock):
+        block.check_references()
     return block
+
+
+def attach_constants(net: Block, arrays: dict[str, np.ndarray], source: str) -> dict[str, np.ndarray]:
+    """Give each graph block its constants; return the remaining arrays (the parameters)."""
+    remaining = dict(arrays)
+
+    def visit(block: Block, path: str) -> None:
+        if isinstance(block, GraphBlock):
+            count = block.get_config()["constants"]
+            names = [constant_name(path, i) for i in range(count)]
+            missing = [n for n in names if n not in remaining]
+            if missing:
+                raise FormatError(f"{source}: graph constants {missing} are missing from the weights")
+            block.set_constants([remaining.pop(n) for n in names])
+        for name, child in block.children.items():
+            visit(child, f"{path}.{name}" if path else name)
+
+    visit(net, "")
+    return remaining
 
 
 def check_initialized(block: Block) -> None:
@@ -76,6 +156,7 @@ def check_rebuilds_identically(block: Block, node: LayerNode) -> None:
     """The rebuilt tree must have exactly the original's parameter names, shapes and dtypes."""
     original = block.collect_params()
     rebuilt = build(node).collect_params()
+    block.collect_params()  # restore the structured names build() may have stamped
     if list(rebuilt) != list(original):
         differing = [n for n in original if n not in rebuilt] + [n for n in rebuilt if n not in original]
         raise UnsupportedBlockError(

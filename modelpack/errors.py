@@ -22,6 +22,8 @@ __all__ = [
     "UnsupportedBlockError",
     "UnsupportedDtypeError",
     "InputError",
+    "TraceError",
+    "UnknownOpError",
 ]
 
 
@@ -83,3 +85,11 @@ class UnsupportedDtypeError(ModelpackError):
 
 class InputError(ModelpackError):
     """A layer was called with an input it cannot compute on (wrong rank, bad indices)."""
+
+
+class TraceError(UnsupportedBlockError):
+    """A ``forward`` did something tracing cannot record faithfully; the message names it."""
+
+
+class UnknownOpError(SchemaError):
+    """A graph names an operation that is not in the op registry; lists the known ops."""

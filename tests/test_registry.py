@@ -28,6 +28,21 @@ EXAMPLES: dict[str, nn.Block] = {
     "BatchNorm": nn.BatchNorm(axis=-1, momentum=0.8, epsilon=1e-3, center=False, scale=False,
                               use_global_stats=True, in_channels=5),
     "LayerNorm": nn.LayerNorm(axis=1, epsilon=1e-6, center=False, in_channels=6),
+    "Graph": nn.GraphBlock(
+        source_class="Scaled",
+        parameters={"scale": {"shape": [3], "dtype": "float32", "trainable": False}},
+        constants=1,
+        graph={
+            "inputs": [{"name": "x0", "dtype": "float32", "shape": [None, 3]}],
+            "nodes": [
+                {"op": "parameter", "outputs": ["v0"], "attrs": {"name": "scale"}},
+                {"op": "constant", "outputs": ["v1"], "attrs": {"name": "#const0"}},
+                {"op": "multiply", "inputs": ["x0", "v0"], "outputs": ["v2"]},
+                {"op": "add", "inputs": ["v2", "v1"], "outputs": ["v3"]},
+            ],
+            "outputs": {"kind": "single", "values": ["v3"]},
+        },
+    ),
 }
 
 

@@ -8,11 +8,13 @@
 
 from __future__ import annotations
 
-from . import init
+from . import functional, init
+from . import functional as F
 from .activations import ELU, Activation, LeakyReLU
 from .basic import Dense, Dropout, Embedding, Flatten
 from .block import Block, Sequential
 from .conv import AvgPool2D, Conv2D, GlobalAvgPool2D, GlobalMaxPool2D, MaxPool2D
+from .graph import GraphBlock
 from .mode import is_training, training
 from .norm import BatchNorm, LayerNorm
 from .parameter import Parameter
@@ -30,6 +32,9 @@ __all__ = [
     "Flatten",
     "GlobalAvgPool2D",
     "GlobalMaxPool2D",
+    "GraphBlock",
+    "F",
+    "functional",
     "LayerNorm",
     "LeakyReLU",
     "MaxPool2D",

@@ -22,6 +22,7 @@ from ..errors import (
     ShapeMismatchError,
 )
 from ..registry import LayerConfig, register_layer
+from . import hooks
 from . import init as init_mod
 from .parameter import Parameter, parameter_rng, shapes_compatible
 
@@ -225,6 +226,9 @@ class Block:
 
     # -- calling -----------------------------------------------------------------------------
     def __call__(self, *args: Any) -> Any:
+        interceptor = hooks.active()
+        if interceptor is not None:
+            return interceptor.call_block(self, args)
         return self.forward(*args)
 
     def forward(self, *args: Any) -> Any:

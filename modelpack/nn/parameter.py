@@ -17,6 +17,7 @@ from ..errors import (
     ShapeMismatchError,
     UninitializedParameterError,
 )
+from . import hooks
 from . import init as init_mod
 
 __all__ = ["Parameter", "shape_is_known", "shapes_compatible", "parameter_rng"]
@@ -101,6 +102,11 @@ class Parameter:
 
     def data(self) -> np.ndarray:
         """The parameter's array; raises a clear error if it has none yet."""
+        interceptor = hooks.active()
+        if interceptor is not None:
+            traced = interceptor.read_parameter(self)
+            if traced is not None:
+                return traced
         if self._data is not None:
             return self._data
         if self._deferred is not None:
@@ -116,6 +122,9 @@ class Parameter:
 
     def set_data(self, data: np.ndarray) -> None:
         """Replace the array; shape must fit the declared shape and dtype must match."""
+        interceptor = hooks.active()
+        if interceptor is not None:
+            interceptor.write_parameter(self)
         array = np.asarray(data)
         if array.dtype != self.dtype:
             raise DtypeMismatchError(

@@ -1,0 +1,323 @@
+"""``Graph``: a block whose forward is a recorded dataflow graph instead of Python code.
+
+Tracing (``modelpack.trace``) turns a custom Block's ``forward`` into a ``GraphConfig``;
+loading an archive turns that config back into a ``GraphBlock`` that owns the same child
+layers under the same names (so ``collect_params()`` and ``load_parameters`` match the
+original class) and evaluates the nodes in order. Nothing is ever imported or executed from
+the file: every node is a registered op, a call to a child block, a parameter, a constant
+tensor from the weight bundle, or a scalar.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Annotated, Any, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from ..errors import FormatError, InputError, SchemaError
+from ..registry import LayerConfig, register_layer
+from .block import Block
+from .parameter import Parameter
+
+__all__ = [
+    "GraphBlock",
+    "GraphConfig",
+    "GraphSpec",
+    "GraphNode",
+    "GraphInput",
+    "GraphOutputs",
+    "ParameterSpec",
+    "SPECIAL_OPS",
+    "constant_name",
+]
+
+# Node kinds that are not functional ops: they read state or call a child block.
+SPECIAL_OPS = ("layer", "parameter", "constant", "scalar")
+_VALUE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+
+
+def constant_name(block_path: str, index: int) -> str:
+    """Weight-bundle name of a graph constant: ``<block path>#const<k>`` (``#const0`` at root)."""
+    return f"{block_path}#const{index}"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class ParameterSpec(_Strict):
+    """A parameter owned directly by the traced block (not by one of its layers)."""
+
+    shape: list[Annotated[int, Field(ge=0)]]
+    dtype: Literal["float16", "float32", "float64"]
+    trainable: bool = True
+
+
+class GraphInput(_Strict):
+    """A graph input: its value name, dtype at trace time, and shape (null = the batch size)."""
+
+    name: str
+    dtype: str
+    shape: list[Annotated[int, Field(ge=0)] | None]
+
+
+class GraphNode(_Strict):
+    """One step: an op (or layer/parameter/constant/scalar) reading and writing named values."""
+
+    op: str
+    inputs: list[str] = Field(default_factory=list)
+    outputs: list[str] = Field(min_length=1)
+    attrs: dict[str, Any] = Field(default_factory=dict)
+
+
+class GraphOutputs(_Strict):
+    """What forward returns: one value, a tuple or list of them, or a dict of them."""
+
+    kind: Literal["single", "tuple", "list", "dict"]
+    values: list[str]
+    keys: list[str] | None = None
+
+
+class GraphSpec(_Strict):
+    """The recorded computation: inputs, nodes in execution order, outputs."""
+
+    inputs: list[GraphInput]
+    nodes: list[GraphNode]
+    outputs: GraphOutputs
+
+    @model_validator(mode="after")
+    def _well_formed(self) -> GraphSpec:
+        """Every value is defined once, before use; ops, attrs and output shape are valid."""
+        from .. import ops  # registers the op set; imported late to avoid a cycle
+
+        defined: set[str] = set()
+
+        def define(name: str) -> None:
+            if not _VALUE_NAME.match(name) or name in defined:
+                raise ValueError(f"value name {name!r} is invalid or defined twice")
+            defined.add(name)
+
+        for graph_input in self.inputs:
+            define(graph_input.name)
+        for position, node in enumerate(self.nodes):
+            for name in node.inputs:
+                if name not in defined:
+                    raise ValueError(f"node {position} ({node.op}) reads {name!r} before it is defined")
+            if node.op in SPECIAL_OPS:
+                _check_special(node, position)
+            else:
+                ops.op_def(node.op).attrs.model_validate(node.attrs)
+                if len(node.outputs) != 1:
+                    raise ValueError(f"node {position} ({node.op}) must have exactly one output")
+            for name in node.outputs:
+                define(name)
+        for name in self.outputs.values:
+            if name not in defined:
+                raise ValueError(f"graph output {name!r} is never defined")
+        if (self.outputs.kind == "dict") != (self.outputs.keys is not None):
+            raise ValueError("graph outputs have 'keys' exactly when their kind is 'dict'")
+        if self.outputs.keys is not None and len(self.outputs.keys) != len(self.outputs.values):
+            raise ValueError("graph outputs need one key per value")
+        if self.outputs.kind == "single" and len(self.outputs.values) != 1:
+            raise ValueError("a 'single' graph output has exactly one value")
+        return self
+
+
+class _LayerAttrs(_Strict):
+    block: str = Field(min_length=1)
+    returns: Literal["single", "tuple", "list"] = "single"
+
+
+class _NameAttrs(_Strict):
+    name: str = Field(min_length=1)
+
+
+class _ScalarAttrs(_Strict):
+    value: bool | int | float
+
+
+_SPECIAL_ATTRS: dict[str, type[BaseModel]] = {
+    "layer": _LayerAttrs,
+    "parameter": _NameAttrs,
+    "constant": _NameAttrs,
+    "scalar": _ScalarAttrs,
+}
+
+
+def _check_special(node: GraphNode, position: int) -> None:
+    attrs = _SPECIAL_ATTRS[node.op].model_validate(node.attrs)
+    if node.op != "layer" and (node.inputs or len(node.outputs) != 1):
+        raise ValueError(f"node {position} ({node.op}) takes no inputs and has one output")
+    if isinstance(attrs, _LayerAttrs) and attrs.returns == "single" and len(node.outputs) != 1:
+        raise ValueError(f"node {position} (layer) returns a single value but names several")
+
+
+class GraphConfig(LayerConfig):
+    """A traced block: the class it came from (for display only), its own parameters, its graph."""
+
+    source_class: str = "Graph"
+    parameters: dict[str, ParameterSpec] = Field(default_factory=dict)
+    constants: int = Field(default=0, ge=0)
+    graph: GraphSpec | None = None
+
+
+@register_layer("Graph", config=GraphConfig, container=True)
+class GraphBlock(Block):
+    """Runs a recorded graph over its child layers, parameters and constants.
+
+    Children are attached by the loader (or ``register_child``) under their original names;
+    constants arrive with ``set_constants``. ``graph=None`` marks a block that was never
+    called while tracing: it holds parameters but cannot be run.
+    """
+
+    def __init__(
+        self,
+        source_class: str = "Graph",
+        parameters: Mapping[str, Any] | None = None,
+        constants: int = 0,
+        graph: GraphSpec | Mapping[str, Any] | None = None,
+        prefix: str | None = None,
+    ) -> None:
+        super().__init__(prefix=prefix)
+        self._source_class = source_class
+        self._param_specs = {
+            name: spec if isinstance(spec, ParameterSpec) else ParameterSpec.model_validate(spec)
+            for name, spec in (parameters or {}).items()
+        }
+        for name, spec in self._param_specs.items():
+            setattr(
+                self,
+                name,
+                Parameter(
+                    name,
+                    shape=tuple(spec.shape),
+                    dtype=spec.dtype,
+                    grad_req="write" if spec.trainable else "null",
+                ),
+            )
+        self._graph = (
+            graph if graph is None or isinstance(graph, GraphSpec) else GraphSpec.model_validate(graph)
+        )
+        self._constants: list[np.ndarray | None] = [None] * constants
+
+    def register_child(self, block: Block, name: str | None = None) -> None:
+        """Attach a child; it is also an attribute (``loaded.hidden``), as in the original class."""
+        super().register_child(block, name)
+        if name is not None and name.isidentifier() and not hasattr(type(self), name):
+            object.__setattr__(self, name, block)
+
+    def set_constants(self, arrays: list[np.ndarray]) -> None:
+        """Attach the constant tensors the graph's ``constant`` nodes read, in order."""
+        if len(arrays) != len(self._constants):
+            raise FormatError(f"graph expects {len(self._constants)} constants, got {len(arrays)}")
+        self._constants = list(arrays)
+
+    @property
+    def constants(self) -> list[np.ndarray]:
+        """The constant tensors (read-only use)."""
+        return [c for c in self._constants if c is not None]
+
+    def check_references(self) -> None:
+        """Every layer, parameter and constant the graph names exists (called after loading)."""
+        if self._graph is None:
+            return
+        params = self.collect_params()
+        for node in self._graph.nodes:
+            if node.op == "layer":
+                self._resolve(node.attrs["block"])
+            elif node.op == "parameter" and node.attrs["name"] not in params:
+                raise SchemaError(
+                    f"graph reads parameter {node.attrs['name']!r}, which the block does not have"
+                )
+            elif node.op == "constant":
+                index = _constant_index(node.attrs["name"])
+                if index is None or index >= len(self._constants):
+                    raise SchemaError(f"graph reads constant {node.attrs['name']!r}, which does not exist")
+
+    def _resolve(self, path: str) -> Block:
+        block: Block = self
+        for part in path.split("."):
+            child = block.children.get(part)
+            if child is None:
+                raise SchemaError(f"graph calls block {path!r}, which is not a child of this block")
+            block = child
+        return block
+
+    def forward(self, *args: Any) -> Any:
+        graph = self._graph
+        if graph is None:
+            raise InputError(f"{self._source_class} was never called while tracing; it has no graph to run")
+        if len(args) != len(graph.inputs):
+            raise InputError(f"{self._source_class} expects {len(graph.inputs)} inputs, got {len(args)}")
+        values: dict[str, Any] = {}
+        for spec, arg in zip(graph.inputs, args, strict=True):
+            values[spec.name] = _check_input(spec, arg, self._source_class)
+        batch = values[graph.inputs[0].name].shape[0] if graph.inputs and graph.inputs[0].shape else None
+        params = self.collect_params() if any(n.op == "parameter" for n in graph.nodes) else {}
+        for node in graph.nodes:
+            results = self._run(node, [values[name] for name in node.inputs], params, batch)
+            for name, result in zip(node.outputs, results, strict=True):
+                values[name] = result
+        outputs = [values[name] for name in graph.outputs.values]
+        if graph.outputs.kind == "single":
+            return outputs[0]
+        if graph.outputs.kind == "dict":
+            return dict(zip(graph.outputs.keys or [], outputs, strict=True))
+        return tuple(outputs) if graph.outputs.kind == "tuple" else outputs
+
+    def _run(
+        self, node: GraphNode, inputs: list[Any], params: Mapping[str, Parameter], batch: int | None
+    ) -> list[Any]:
+        from .. import ops
+
+        if node.op == "layer":
+            result = self._resolve(node.attrs["block"])(*inputs)
+            return [result] if node.attrs.get("returns", "single") == "single" else list(result)
+        if node.op == "parameter":
+            return [params[node.attrs["name"]].data()]
+        if node.op == "constant":
+            return [self._constants[_constant_index(node.attrs["name"]) or 0]]
+        if node.op == "scalar":
+            return [node.attrs["value"]]
+        attrs = dict(node.attrs)
+        if node.op == "reshape":
+            attrs["shape"] = [batch if d == ops.BATCH else d for d in attrs["shape"]]
+        elif node.op == "getitem":
+            attrs["index"] = node.attrs["index"]
+        return [ops.op_def(node.op).fn(*inputs, **attrs)]
+
+    def get_config(self) -> dict[str, Any]:
+        return {
+            "source_class": self._source_class,
+            "parameters": {n: s.model_dump() for n, s in self._param_specs.items()},
+            "constants": len(self._constants),
+            "graph": self._graph.model_dump(mode="json") if self._graph is not None else None,
+        }
+
+    def summary_lines(self) -> list[str]:
+        lines = super().summary_lines()
+        if self._graph is not None:
+            lines.append(f"  <graph: {len(self._graph.inputs)} inputs, {len(self._graph.nodes)} nodes>")
+        return lines
+
+    def __repr__(self) -> str:
+        return super().__repr__().replace(type(self).__name__, f"Graph[{self._source_class}]", 1)
+
+
+def _constant_index(name: str) -> int | None:
+    match = re.fullmatch(r"#const([0-9]{1,9})", name)
+    return int(match.group(1)) if match else None
+
+
+def _check_input(spec: GraphInput, arg: Any, owner: str) -> Any:
+    array = np.asarray(arg)
+    if array.ndim != len(spec.shape) or any(
+        want is not None and want != got for want, got in zip(spec.shape, array.shape, strict=True)
+    ):
+        shown = ", ".join("N" if d is None else str(d) for d in spec.shape)
+        shown = f"({shown},)" if len(spec.shape) == 1 else f"({shown})"
+        raise InputError(f"{owner} input {spec.name!r} expects shape {shown}, got {array.shape}")
+    return arg

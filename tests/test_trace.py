@@ -1,0 +1,369 @@
+"""Tracing custom Blocks into graphs: exact round trips in fresh processes, and refusals."""
+
+from __future__ import annotations
+
+import io
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+import modelpack
+from modelpack import nn
+from modelpack.errors import TraceError, UnsupportedBlockError
+from modelpack.nn import functional as F
+
+
+def _round_trip(net, x, **kwargs):
+    buffer = io.BytesIO()
+    modelpack.export(net, buffer, example=x, **kwargs)
+    buffer.seek(0)
+    return modelpack.load(buffer)
+
+
+def _ready(net, *x):
+    net.initialize(seed=0)
+    net(*x)
+    return net
+
+
+class MLP(nn.Block):
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.hidden = nn.Dense(256, activation="relu")
+        self.output = nn.Dense(10)
+
+    def forward(self, x):
+        return self.output(self.hidden(x))
+
+
+SEED_LOADER = textwrap.dedent("""
+    import sys
+    import numpy as np
+    import modelpack
+    net = modelpack.load(sys.argv[1])
+    for batch in (1, 2, 64):
+        x = np.load(f"{sys.argv[2]}/x{batch}.npy")
+        np.save(f"{sys.argv[2]}/y{batch}.npy", net(x))
+    print(type(net).__name__, sorted(net.collect_params()))
+""")
+
+
+def test_seed_mlp_loads_in_a_fresh_process_bitwise(tmp_path):
+    net = MLP()
+    net.initialize()
+    X = np.random.uniform(size=(2, 20))
+    net(X)
+    modelpack.export(net, tmp_path / "mlp.mpk", example=X)
+    rng = np.random.default_rng(1)
+    for batch in (1, 2, 64):
+        np.save(tmp_path / f"x{batch}.npy", rng.uniform(size=(batch, 20)))
+    done = subprocess.run(
+        [sys.executable, "-c", SEED_LOADER, str(tmp_path / "mlp.mpk"), str(tmp_path)],
+        capture_output=True, text=True, check=True, cwd=tmp_path,
+    )
+    assert "MLP" not in done.stdout.split()[0]  # the class was never defined there
+    assert "hidden.bias" in done.stdout
+    for batch in (1, 2, 64):
+        x = np.load(tmp_path / f"x{batch}.npy")
+        assert np.load(tmp_path / f"y{batch}.npy").tobytes() == net(x).tobytes()
+
+
+def test_loaded_graph_keeps_parameter_names_for_load_parameters(tmp_path):
+    net = _ready(MLP(), np.ones((1, 20)))
+    loaded = _round_trip(net, np.ones((3, 20)))
+    assert list(loaded.collect_params()) == list(net.collect_params())
+    net.save_parameters(tmp_path / "mlp.params")
+    other = _ready(MLP(), np.ones((1, 20)))
+    other.initialize(nn.init.Constant(0.0), force_reinit=True)
+    fresh = _round_trip(other, np.ones((3, 20)))
+    fresh.load_parameters(tmp_path / "mlp.params")
+    x = np.random.default_rng(0).normal(size=(4, 20))
+    assert fresh(x).tobytes() == net(x).tobytes()
+
+
+class Residual(nn.Block):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Dense(6, activation="tanh", in_units=6)
+        self.norm = nn.LayerNorm()
+
+    def forward(self, x):
+        return self.norm(x + self.fc(x))
+
+
+class TwoBranch(nn.Block):
+    def __init__(self):
+        super().__init__()
+        self.left = nn.Dense(4)
+        self.right = nn.Sequential()
+        self.right.add(nn.Dense(3, activation="relu"), nn.Dense(2))
+        self.head = nn.Dense(5)
+
+    def forward(self, x):
+        joined = np.concatenate([self.left(x), F.relu(self.right(x))], axis=1)
+        return F.softmax(self.head(joined), axis=-1)
+
+
+class TwoOutputs(nn.Block):
+    def __init__(self):
+        super().__init__()
+        self.body = nn.Dense(8, activation="gelu")
+        self.cls = nn.Dense(3)
+        self.box = nn.Dense(4)
+
+    def forward(self, x):
+        h = self.body(x)
+        return self.cls(h), F.sigmoid(self.box(h))
+
+
+class DictOutputs(TwoOutputs):
+    def forward(self, x):
+        h = self.body(x)
+        return {"logits": F.log_softmax(self.cls(h)), "box": self.box(h)}
+
+
+class WithConstant(nn.Block):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Dense(4)
+        self.mean = np.array([0.5, -1.0, 2.0, 0.0], dtype=np.float32)
+        self.scale = nn.Parameter("scale", shape=(4,))
+
+    def forward(self, x):
+        centred = (x - self.mean) / 2.0
+        return self.fc(centred) * self.scale.data() + np.float32(1.5)
+
+
+class Slicing(nn.Block):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Dense(3, flatten=False)
+
+    def forward(self, x):
+        first = x[:, :4]
+        rest = x[:, 4:][..., None]
+        mixed = first.reshape(x.shape[0], 2, 2).transpose(0, 2, 1)
+        pooled = np.mean(rest, axis=(1, 2)) + mixed.sum(axis=-1).max(axis=1)
+        return self.fc(np.stack([pooled, -pooled], axis=1)).reshape(-1, 3)
+
+
+CASES = {
+    "residual": (Residual, (5, 6)),
+    "two_branch": (TwoBranch, (4, 7)),
+    "two_outputs": (TwoOutputs, (3, 5)),
+    "dict_outputs": (DictOutputs, (3, 5)),
+    "constant": (WithConstant, (2, 4)),
+    "slicing": (Slicing, (3, 9)),
+}
+
+
+def _equal(a, b):
+    if isinstance(a, dict):
+        return list(a) == list(b) and all(_equal(a[k], b[k]) for k in a)
+    if isinstance(a, (tuple, list)):
+        return type(a) is type(b) and all(_equal(x, y) for x, y in zip(a, b, strict=True))
+    return np.asarray(a).tobytes() == np.asarray(b).tobytes() and np.shape(a) == np.shape(b)
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_traced_architectures_round_trip(name):
+    cls, shape = CASES[name]
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=shape).astype(np.float32)
+    net = _ready(cls(), x)
+    loaded = _round_trip(net, x)
+    assert list(loaded.collect_params()) == list(net.collect_params())
+    for batch in (1, shape[0], 7):
+        z = rng.normal(size=(batch, *shape[1:])).astype(np.float32)
+        assert _equal(loaded(z), net(z)), batch
+
+
+def test_custom_block_inside_sequential_keeps_sequential():
+    net = nn.Sequential()
+    net.add(nn.Dense(6, in_units=6), Residual(), nn.Dense(2))
+    x = np.random.default_rng(0).normal(size=(3, 6))
+    _ready(net, x)
+    loaded = _round_trip(net, x)
+    assert type(loaded) is nn.Sequential and type(loaded[1]) is nn.GraphBlock
+    assert repr(loaded[0]) == repr(net[0])
+    assert loaded(x).tobytes() == net(x).tobytes()
+
+
+def test_sequential_inside_custom_block_and_nested_custom():
+    class Outer(nn.Block):
+        def __init__(self):
+            super().__init__()
+            self.stack = nn.Sequential()
+            self.stack.add(nn.Dense(6), Residual())
+            self.inner = Residual()
+
+        def forward(self, x):
+            return self.inner(self.stack(x)) * 2.0 - x[:, :6]
+
+    x = np.random.default_rng(0).normal(size=(2, 8))
+    net = _ready(Outer(), x)
+    loaded = _round_trip(net, x)
+    assert type(loaded.stack) is nn.Sequential and type(loaded.stack[1]) is nn.GraphBlock
+    z = np.random.default_rng(1).normal(size=(5, 8))
+    assert loaded(z).tobytes() == net(z).tobytes()
+    assert list(loaded.collect_params()) == list(net.collect_params())
+
+
+def test_block_called_twice_and_multiple_inputs():
+    class Siamese(nn.Block):
+        def __init__(self):
+            super().__init__()
+            self.encoder = Residual()
+
+        def forward(self, a, b):
+            return F.sum(np.abs(self.encoder(a) - self.encoder(b)), axis=1)
+
+    a, b = np.random.default_rng(0).normal(size=(2, 4, 6))
+    net = _ready(Siamese(), a, b)
+    loaded = _round_trip(net, (a, b))
+    assert loaded(a, b).tobytes() == net(a, b).tobytes()
+
+
+def test_reexport_of_a_loaded_graph_needs_no_example():
+    x = np.random.default_rng(0).normal(size=(2, 4)).astype(np.float32)
+    net = _ready(WithConstant(), x)
+    loaded = _round_trip(net, x)
+    buffer = io.BytesIO()
+    modelpack.export(loaded, buffer)
+    buffer.seek(0)
+    again = modelpack.load(buffer)
+    assert again(x).tobytes() == net(x).tobytes()
+
+
+def test_fixed_batch_when_asked():
+    x = np.ones((2, 20))
+    net = _ready(MLP(), x)
+    loaded = _round_trip(net, x, dynamic_batch=False)
+    from modelpack.errors import InputError
+
+    with pytest.raises(InputError, match=r"input 'x0' expects shape \(2, 20\), got \(3, 20\)"):
+        loaded(np.ones((3, 20)))
+
+
+def test_other_dimensions_are_fixed():
+    x = np.ones((2, 20))
+    loaded = _round_trip(_ready(MLP(), x), x)
+    from modelpack.errors import InputError
+
+    with pytest.raises(InputError, match=r"expects shape \(N, 20\), got \(2, 21\)"):
+        loaded(np.ones((2, 21)))
+
+
+# -- refusals: each names the operation ------------------------------------------------------
+
+def _refused(forward, x, match, error=TraceError, **export_options):
+    class Bad(nn.Block):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Dense(3)
+
+        def forward(self, x):
+            return forward(self, x)
+
+    net = Bad()
+    net.initialize()
+    net.fc(np.ones((1,) + x.shape[1:]))
+    with pytest.raises(error, match=match):
+        modelpack.export(net, io.BytesIO(), example=x, **export_options)
+
+
+X = np.random.default_rng(0).normal(size=(2, 5))
+
+
+def test_refuses_control_flow_on_values():
+    def forward(self, x):
+        if x.sum() > 0:
+            return self.fc(x)
+        return self.fc(-x)
+
+    _refused(forward, X, r"cannot trace bool\(\) of a traced value: Python control flow .* \(at .*test_trace.py:\d+: if x.sum\(\) > 0:\)")
+
+
+def test_refuses_numpy_outside_the_op_set():
+    _refused(lambda self, x: self.fc(np.cumsum(x, axis=1)), X, r"cannot trace numpy\.cumsum: it is not in the op set")
+
+
+def test_refuses_ufunc_outside_the_op_set():
+    _refused(lambda self, x: self.fc(np.arctan(x)), X, r"cannot trace numpy\.arctan: it is not in the op set")
+
+
+def test_refuses_raw_data_escape():
+    _refused(lambda self, x: self.fc(np.asarray(x.tolist())), X, r"cannot trace ndarray\.tolist\(\)")
+
+
+def test_refuses_method_outside_the_op_set():
+    _refused(lambda self, x: self.fc(x.cumprod(axis=1)), X, r"cannot trace ndarray\.cumprod: it is not in the op set")
+
+
+def test_refuses_in_place_change_of_a_parameter():
+    def forward(self, x):
+        w = self.fc.weight.data()
+        w += 1.0
+        return self.fc(x)
+
+    _refused(forward, X, r"cannot trace in-place add on parameter 'fc\.weight'")
+
+
+def test_refuses_item_assignment_into_a_parameter():
+    def forward(self, x):
+        self.fc.bias.data()[0] = 0.0
+        return self.fc(x)
+
+    _refused(forward, X, r"cannot trace in-place assignment to parameter 'fc\.bias'")
+
+
+def test_refuses_set_data_during_forward():
+    def forward(self, x):
+        self.fc.bias.set_data(np.zeros(3, np.float32))
+        return self.fc(x)
+
+    _refused(forward, X, r"cannot trace changing parameter 'fc\.bias'")
+
+
+def test_refuses_out_argument():
+    def forward(self, x):
+        y = self.fc(x)
+        np.multiply(y, 2.0, out=y)
+        return y
+
+    _refused(forward, X, r"cannot trace numpy\.multiply\(\.\.\., out=\.\.\.\)")
+
+
+def test_refuses_a_block_that_is_not_a_child():
+    stranger = nn.Dense(3, in_units=5)
+    stranger.initialize()
+    _refused(lambda self, x: stranger(x), X, r"cannot trace calling a Dense that is not a child of Bad")
+
+
+def test_refuses_a_trace_that_misses_hidden_state():
+    counter = {"calls": 0}
+
+    def forward(self, x):
+        counter["calls"] += 1
+        return self.fc(x) * float(counter["calls"])  # a Python value that changes per call
+
+    _refused(forward, X, r"differs from forward on the example", dynamic_batch=False)
+    _refused(forward, X, r"graph recorded at batch size 2 differs from the one at 3: nodes\.1\.attrs\.value is \d+\.0 vs \d+\.0")
+
+
+def test_refuses_batch_dependent_constant():
+    _refused(lambda self, x: self.fc(x + np.ones(x.shape)), X, r"constant in block 'Bad'.*depends on the batch size")
+
+
+def test_refuses_batch_dependent_reshape():
+    _refused(lambda self, x: self.fc(x.reshape(x.shape[0] * 5)[None, :].reshape(x.shape[0], 5)), X,
+             r"variable batch size: .*nodes\.\d+\.attrs\.shape\.0 is 10 vs 15")
+
+
+def test_custom_block_without_example_says_how():
+    net = _ready(MLP(), np.ones((1, 20)))
+    with pytest.raises(UnsupportedBlockError, match="Pass example=<input array> to export"):
+        modelpack.export(net, io.BytesIO())
