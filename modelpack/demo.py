@@ -8,6 +8,8 @@ no model code — checking each result, so a failure stops the demo with a non-z
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import tempfile
 import zipfile
 from collections.abc import Callable
@@ -29,6 +31,14 @@ class MLP(nn.Block):
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         return self.output(self.hidden(x))
+
+
+# Run in a new interpreter: only modelpack and numpy are imported, never this module's MLP.
+_FRESH_PROCESS = """
+import sys, numpy as np, modelpack
+net = modelpack.load(sys.argv[1])
+print(bool((net(np.load(sys.argv[2])) == np.load(sys.argv[3])).all()))
+"""
 
 
 def _check(condition: bool, what: str) -> None:
@@ -66,25 +76,43 @@ def run(workdir: str | None = None, say: Callable[[str], None] = print) -> str:
     clone.load_parameters(path("mlp.params"))
     _check(bool((clone(X) == Y).all()), "clone(X) == net(X), bitwise")
     try:
-        export(net, path("custom.mpk"))
-        raise SystemExit("demo failed: a hand-written forward must not be exported silently")
-    except UnsupportedBlockError as exc:
-        say(f"   export(MLP) is refused until tracing exists: {str(exc)[:80]}...")
+        export(net, path("refused.mpk"))
+        raise SystemExit("demo failed: a hand-written forward must not be exported without a trace")
+    except UnsupportedBlockError:
+        say("   export(MLP) without an example is refused: its forward is Python code")
 
     say("\n3. Architecture and parameters in one archive: export, then load with no model code")
-    seq = nn.Sequential()
-    seq.add(nn.Dense(256, activation="relu"), nn.Dense(10))
-    seq.initialize(seed=42)
-    Y = seq(X)
-    export(seq, path("mlp.mpk"), metadata={"description": "D2L file I/O MLP"})
+    export(net, path("mlp.mpk"), example=X, metadata={"description": "D2L file I/O MLP"})
     with zipfile.ZipFile(path("mlp.mpk")) as zf:
         members = ", ".join(f"{i.filename} ({i.file_size} B)" for i in zf.infolist())
-    say(f"   mlp.mpk is a zip of: {members}")
+    say(f"   traced MLP.forward into mlp.mpk, a zip of: {members}")
     manifest = inspect(path("mlp.mpk"))
     say(f"   manifest: format {manifest.format_version}, {len(manifest.weights)} tensors, "
         f"metadata {manifest.metadata}")
     restored = load(path("mlp.mpk"))
     say(f"   {restored!r}".replace("\n", "\n   "))
-    _check(bool((restored(X) == Y).all()), "load('mlp.mpk')(X) == net(X), bitwise")
+    _check(bool((restored(X) == Y).all()), "load('mlp.mpk')(X) == net(X), bitwise, no MLP class used")
+    X64 = np.random.default_rng(1).uniform(size=(64, 20))
+    _check(bool((restored(X64) == net(X64)).all()), "the loaded graph takes any batch size (64 here)")
+    _check(list(restored.collect_params()) == list(net.collect_params()),
+           "parameter names match the original class: " + ", ".join(restored.collect_params()))
+    np.save(path("X.npy"), X)
+    np.save(path("Y.npy"), Y)
+    fresh = subprocess.run(
+        [sys.executable, "-c", _FRESH_PROCESS, path("mlp.mpk"), path("X.npy"), path("Y.npy")],
+        capture_output=True, text=True,
+    )
+    _check(fresh.returncode == 0 and fresh.stdout.strip() == "True",
+           "a fresh Python process that never saw the MLP class loads mlp.mpk and gets Y bitwise")
+
+    say("\n4. A network of registered layers needs no example at all")
+    seq = nn.Sequential()
+    seq.add(nn.Dense(256, activation="relu"), nn.Dense(10))
+    seq.initialize(seed=42)
+    Y = seq(X)
+    export(seq, path("seq.mpk"))
+    restored = load(path("seq.mpk"))
+    say(f"   {restored!r}".replace("\n", "\n   "))
+    _check(bool((restored(X) == Y).all()), "load('seq.mpk')(X) == seq(X), bitwise")
     say(f"\nDone. Files are in {folder}")
     return folder

@@ -367,3 +367,96 @@ def test_custom_block_without_example_says_how():
     net = _ready(MLP(), np.ones((1, 20)))
     with pytest.raises(UnsupportedBlockError, match="Pass example=<input array> to export"):
         modelpack.export(net, io.BytesIO())
+
+
+# -- property: random DAGs of ops and layers --------------------------------------------------
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+FEATURES = 4
+UNARY = {
+    "relu": F.relu, "sigmoid": F.sigmoid, "tanh": np.tanh, "softrelu": F.softrelu,
+    "softsign": F.softsign, "gelu": F.gelu, "silu": F.silu, "neg": lambda v: -v,
+    "abs": np.abs, "square": np.square, "exp": lambda v: np.exp(F.tanh(v)),
+    "leaky": lambda v: F.leaky_relu(v, 0.2), "elu": lambda v: F.elu(v, 0.7),
+    "softmax": lambda v: F.softmax(v, axis=1), "log_softmax": F.log_softmax,
+    "scale": lambda v: v * 0.5 + 1.0, "rsub": lambda v: 2.0 - v,
+    "sum_bcast": lambda v: v * np.sum(v, axis=1, keepdims=True),
+    "mean_bcast": lambda v: v - v.mean(axis=1, keepdims=True),
+    "max_bcast": lambda v: v / (1.0 + np.abs(F.max(v, axis=1, keepdims=True))),
+    "reshape": lambda v: v.reshape(-1, 2, 2).transpose(0, 2, 1).reshape(-1, FEATURES),
+    "flatten": lambda v: F.flatten(np.expand_dims(v, 1)),
+    "slice": lambda v: np.concatenate([v[:, 2:], v[:, :2]], axis=1),
+}
+BINARY = {
+    "add": lambda a, b: a + b, "sub": np.subtract, "mul": F.multiply,
+    "max": np.maximum, "min": F.minimum, "div": lambda a, b: a / (1.0 + np.abs(b)),
+    "stack_mean": lambda a, b: np.mean(np.stack([a, b], axis=1), axis=1),
+    "concat_slice": lambda a, b: np.concatenate([a, b], axis=1)[:, ::2],
+    "where": lambda a, b: np.where(a > b, a, b),
+}
+LAYERS = ("dense", "norm", "const_matmul", "const_add", "param")
+
+step = st.one_of(
+    st.tuples(st.just("unary"), st.sampled_from(sorted(UNARY)), st.integers(0, 99)),
+    st.tuples(st.just("binary"), st.sampled_from(sorted(BINARY)), st.integers(0, 99), st.integers(0, 99)),
+    st.tuples(st.just("layer"), st.sampled_from(LAYERS), st.integers(0, 99)),
+)
+
+
+class RandomDag(nn.Block):
+    """Interprets a drawn program; the same code runs eagerly and while tracing."""
+
+    def __init__(self, program, two_outputs, seed):
+        super().__init__()
+        self.program = program
+        self.two_outputs = two_outputs
+        rng = np.random.default_rng(seed)
+        self.matrix = rng.normal(size=(FEATURES, FEATURES)).astype(np.float32)
+        self.offset = rng.normal(size=FEATURES).astype(np.float32)
+        self.gain = nn.Parameter("gain", shape=(FEATURES,))
+        for i, op in enumerate(program):
+            if op[0] == "layer" and op[1] == "dense":
+                setattr(self, f"dense{i}", nn.Dense(FEATURES, activation="tanh"))
+            elif op[0] == "layer" and op[1] == "norm":
+                setattr(self, f"norm{i}", nn.LayerNorm())
+
+    def forward(self, x):
+        values = [x]
+        for i, op in enumerate(self.program):
+            pick = lambda k: values[k % len(values)]  # noqa: E731
+            if op[0] == "unary":
+                values.append(UNARY[op[1]](pick(op[2])))
+            elif op[0] == "binary":
+                values.append(BINARY[op[1]](pick(op[2]), pick(op[3])))
+            elif op[1] in ("dense", "norm"):
+                values.append(getattr(self, f"{op[1]}{i}")(pick(op[2])))
+            elif op[1] == "const_matmul":
+                values.append(pick(op[2]) @ self.matrix)
+            elif op[1] == "const_add":
+                values.append(pick(op[2]) + self.offset)
+            else:
+                values.append(pick(op[2]) * self.gain.data())
+        return (values[-1], values[-2]) if self.two_outputs and len(values) > 1 else values[-1]
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(step, min_size=1, max_size=8), st.booleans(), st.integers(0, 2**16), st.integers(1, 4))
+def test_random_dags_round_trip(program, two_outputs, seed, batch):
+    """Outputs allclose (rtol 1e-6, atol 1e-6; in practice bitwise) and parameters bitwise equal."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(batch, FEATURES)).astype(np.float32)
+    net = RandomDag(program, two_outputs, seed)
+    net.initialize(seed=seed)
+    with np.errstate(all="ignore"):
+        want = net(x)
+        loaded = _round_trip(net, x)
+        for name, param in net.collect_params().items():
+            assert loaded.collect_params()[name].data().tobytes() == param.data().tobytes()
+        z = rng.normal(size=(batch + 3, FEATURES)).astype(np.float32)
+        for inputs, expected in ((x, want), (z, net(z))):
+            got = loaded(inputs)
+            pairs = zip(expected, got, strict=True) if two_outputs and isinstance(expected, tuple) else [(expected, got)]
+            for a, b in pairs:
+                np.testing.assert_allclose(b, a, rtol=1e-6, atol=1e-6)
