@@ -15,10 +15,12 @@ import numpy as np
 from . import __version__ as _version
 from . import architecture, archive, weights
 from ._paths import PathOrFile, describe
-from .errors import FormatError, ModelpackError, TraceError, UnsupportedDtypeError
+from .dynamic import plan_symbols, trace_for_export
+from .errors import FormatError, ModelpackError, UnsupportedDtypeError
 from .nn.block import Block
 from .schema import LayerNode, Layout, Manifest, TensorInfo, check_tensor_name
-from .trace import TraceResult, grow_batch, is_opaque, merge_batch, trace_model
+from .trace import is_opaque
+from .trace_check import check_trace
 
 __all__ = ["export", "load", "save", "inspect"]
 
@@ -32,6 +34,7 @@ def export(
     *,
     example: Any = None,
     dynamic_batch: bool = True,
+    dynamic_axes: Mapping[int, Mapping[int, str]] | None = None,
     metadata: Mapping[str, str] | None = None,
     compress: bool = False,
 ) -> None:
@@ -41,17 +44,20 @@ def export(
     configs. A custom Block with a hand-written ``forward`` needs ``example`` (an input array,
     or a tuple of them): forward is traced on it into a graph of registered ops, and the
     export is refused unless the traced graph reproduces forward on the example and on a
-    random input. With ``dynamic_batch`` the loaded model accepts any batch size (axis 0).
+    random input. With ``dynamic_batch`` the loaded model accepts any batch size (axis 0 of
+    every input); ``dynamic_axes={input: {axis: name}}`` frees other dimensions (a shared name
+    ties them); every other dimension is fixed by the example.
     ``metadata`` is free-form text (description, author, license, ...); ``compress=True``
     deflates the weights (smaller, slower).
     """
     examples = _as_example(example)
-    traces = None
+    traces, symbols = None, []
     if not is_opaque(net):
         if examples is None:
             architecture.describe(net)  # raises UnsupportedBlockError naming the custom block
         assert examples is not None
-        traces = _trace(net, examples, dynamic_batch)
+        symbols = plan_symbols(examples, dynamic_batch=dynamic_batch, dynamic_axes=dynamic_axes)
+        traces = trace_for_export(net, examples, symbols)
     architecture.check_initialized(net)
     constants: dict[str, np.ndarray] = {}
     tree = architecture.describe(net, traces=traces, constants=constants)
@@ -59,7 +65,9 @@ def export(
     arrays = {name: param.data() for name, param in net.collect_params().items()}
     arrays.update(constants)
     if traces is not None and examples is not None:
-        verify_trace(net, tree, arrays, examples, vary_batch=dynamic_batch)
+        loaded = _build_model(tree, dict(arrays), "<traced graph>")
+        net.collect_params()  # building stamped names on shared objects; restore the net's
+        check_trace(net, loaded, examples, symbols)
     manifest = Manifest(
         producer=PRODUCER,
         kind="model",
@@ -115,111 +123,11 @@ def _build_model(tree: LayerNode, arrays: dict[str, np.ndarray], source: str) ->
     return net
 
 
-def _as_example(example: Any) -> tuple[Any, ...] | None:
+def _as_example(example: Any) -> tuple[np.ndarray, ...] | None:
     if example is None:
         return None
     items = example if isinstance(example, tuple) else (example,)
     return tuple(np.asarray(item) for item in items)
-
-
-def _trace(net: Block, examples: tuple[Any, ...], dynamic_batch: bool) -> TraceResult:
-    """Trace once, or twice at two batch sizes to find what depends on the batch."""
-    first, _ = trace_model(net, examples)
-    grown = grow_batch(examples) if dynamic_batch else None
-    if grown is None:
-        return first
-    second, _ = trace_model(net, grown)
-    paths = {id(block): name for name, block in _block_paths(net)}
-    batch = int(np.shape(examples[0])[0])
-    return merge_batch(first, second, (batch, batch + 1), paths)
-
-
-def _block_paths(block: Block, prefix: str = "") -> list[tuple[str, Block]]:
-    found = [(prefix, block)]
-    for name, child in block.children.items():
-        found.extend(_block_paths(child, f"{prefix}.{name}" if prefix else name))
-    return found
-
-
-def verify_trace(
-    net: Block,
-    tree: LayerNode,
-    arrays: dict[str, np.ndarray],
-    examples: tuple[Any, ...],
-    *,
-    vary_batch: bool,
-) -> None:
-    """Refuse the export unless the loaded graph computes what ``net`` computes.
-
-    Checked on the example and on a random input of the same dtype (with a third batch size
-    when the batch is dynamic): any difference beyond float rounding is an error.
-    """
-    loaded = _build_model(tree, dict(arrays), "<traced graph>")
-    net.collect_params()  # restore structured names
-    rng = np.random.default_rng(0)
-    for label, inputs in (
-        ("the example", examples),
-        ("a random input", _random_like(examples, rng, vary_batch)),
-    ):
-        with np.errstate(all="ignore"):
-            try:
-                want = net(*inputs)
-            except ModelpackError:
-                raise
-            except Exception as exc:
-                raise TraceError(f"cannot verify the trace: forward fails on {label}: {exc!r}") from exc
-            got = loaded(*inputs)
-        problem = _compare_outputs(want, got)
-        if problem:
-            raise TraceError(
-                f"the traced graph differs from forward on {label}: {problem}; "
-                "forward probably depends on something tracing cannot see"
-            )
-
-
-def _random_like(examples: tuple[Any, ...], rng: np.random.Generator, vary_batch: bool) -> tuple[Any, ...]:
-    out = []
-    for example in examples:
-        array = np.asarray(example)
-        shape = list(array.shape)
-        if vary_batch and shape:
-            shape[0] += 2
-        if array.dtype == np.bool_:
-            out.append(rng.random(shape) < 0.5)
-        elif np.issubdtype(array.dtype, np.integer):
-            low, high = (int(array.min()), int(array.max())) if array.size else (0, 1)
-            out.append(rng.integers(low, high, size=shape, endpoint=True).astype(array.dtype))
-        else:
-            scale = float(np.std(array)) if array.size else 1.0
-            center = float(np.mean(array)) if array.size else 0.0
-            out.append((rng.normal(size=shape) * (scale or 1.0) + center).astype(array.dtype))
-    return tuple(out)
-
-
-def _compare_outputs(want: Any, got: Any) -> str | None:
-    if isinstance(want, dict):
-        if not isinstance(got, dict) or list(want) != list(got):
-            return f"outputs are {type(want).__name__} {list(want)}, graph gives {type(got).__name__}"
-        pairs = [(want[k], got[k]) for k in want]
-    elif isinstance(want, (tuple, list)):
-        if type(got) is not type(want) or len(got) != len(want):
-            return f"outputs are a {type(want).__name__} of {len(want)}, graph gives {type(got).__name__}"
-        pairs = list(zip(want, got, strict=True))
-    else:
-        pairs = [(want, got)]
-    for index, (a, b) in enumerate(pairs):
-        a, b = np.asarray(a), np.asarray(b)
-        if a.shape != b.shape:
-            return f"output {index} has shape {a.shape}, graph gives {b.shape}"
-        if a.dtype != b.dtype:
-            return f"output {index} has dtype {a.dtype}, graph gives {b.dtype}"
-        if a.dtype.kind in "fc":
-            scale = float(np.nanmax(np.abs(a))) if a.size and np.isfinite(a).any() else 0.0
-            if not np.allclose(a, b, rtol=1e-6, atol=1e-7 * scale, equal_nan=True):
-                return f"output {index} differs by up to {float(np.nanmax(np.abs(a - b)))}"
-        elif not np.array_equal(a, b):
-            return f"output {index} differs"
-    return None
 
 
 def inspect(path: PathOrFile) -> Manifest:

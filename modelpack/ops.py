@@ -22,10 +22,7 @@ from .errors import UnknownOpError
 from .nn import activations as act
 from .weights import SUPPORTED_DTYPES
 
-__all__ = ["OpDef", "OPS", "register_op", "op_def", "known_ops", "BATCH"]
-
-# Marks a reshape dimension equal to the batch size of the graph's first input at run time.
-BATCH = "batch"
+__all__ = ["OpDef", "OPS", "register_op", "op_def", "known_ops"]
 
 
 class NoAttrs(BaseModel):
@@ -166,12 +163,13 @@ def stack(*arrays: np.ndarray, axis: int = 0) -> np.ndarray:
 
 
 class ReshapeAttrs(_Attrs):
-    shape: list[int | Literal["batch"]]
+    # A name is a dynamic input size ("batch", "seq"), bound by the graph's inputs at run time.
+    shape: list[int | Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,31}$")]]
 
 
 @register_op("reshape", attrs=ReshapeAttrs)
 def reshape(x: np.ndarray, shape: list[int | str]) -> np.ndarray:
-    """Reshape; ``-1`` infers one dimension (``"batch"`` is resolved by the graph first)."""
+    """Reshape; ``-1`` infers one dimension (size names are resolved by the graph first)."""
     return np.reshape(x, tuple(int(d) for d in shape))
 
 

@@ -253,7 +253,7 @@ def test_other_dimensions_are_fixed():
     loaded = _round_trip(_ready(MLP(), x), x)
     from modelpack.errors import InputError
 
-    with pytest.raises(InputError, match=r"expects shape \(N, 20\), got \(2, 21\)"):
+    with pytest.raises(InputError, match=r"expects shape \(batch, 20\), got \(2, 21\)"):
         loaded(np.ones((2, 21)))
 
 
@@ -351,16 +351,16 @@ def test_refuses_a_trace_that_misses_hidden_state():
         return self.fc(x) * float(counter["calls"])  # a Python value that changes per call
 
     _refused(forward, X, r"differs from forward on the example", dynamic_batch=False)
-    _refused(forward, X, r"graph recorded at batch size 2 differs from the one at 3: nodes\.1\.attrs\.value is \d+\.0 vs \d+\.0")
+    _refused(forward, X, r"graph recorded at the example's sizes differs from the one at larger sizes: nodes\.1\.attrs\.value is \d+\.0 vs \d+\.0")
 
 
 def test_refuses_batch_dependent_constant():
-    _refused(lambda self, x: self.fc(x + np.ones(x.shape)), X, r"constant in block 'Bad'.*depends on the batch size")
+    _refused(lambda self, x: self.fc(x + np.ones(x.shape)), X, r"constant in block 'Bad'.*depends on the input size")
 
 
 def test_refuses_batch_dependent_reshape():
     _refused(lambda self, x: self.fc(x.reshape(x.shape[0] * 5)[None, :].reshape(x.shape[0], 5)), X,
-             r"variable batch size: .*nodes\.\d+\.attrs\.shape\.0 is 10 vs 15")
+             r"with dynamic dimensions: .*nodes\.\d+\.attrs\.shape\.0 is 10 vs 15")
 
 
 def test_custom_block_without_example_says_how():
@@ -460,3 +460,63 @@ def test_random_dags_round_trip(program, two_outputs, seed, batch):
             pairs = zip(expected, got, strict=True) if two_outputs and isinstance(expected, tuple) else [(expected, got)]
             for a, b in pairs:
                 np.testing.assert_allclose(b, a, rtol=1e-6, atol=1e-6)
+
+
+class SequenceModel(nn.Block):
+    """Token ids (batch, seq) → per-sequence scores; reshapes through the dynamic sizes."""
+
+    def __init__(self):
+        super().__init__()
+        self.embed = nn.Embedding(11, 4)
+        self.proj = nn.Dense(3, flatten=False)
+
+    def forward(self, ids, mask):
+        h = self.proj(self.embed(ids))                     # (batch, seq, 3)
+        flat = h.reshape(ids.shape[0] * 1, -1)             # (batch, seq*3)
+        back = flat.reshape(ids.shape[0], ids.shape[1], 3)  # dynamic sizes as reshape targets
+        weights = F.softmax(np.where(mask, 0.0, -1e9), axis=1)[..., None]
+        return F.sum(back * weights, axis=1)
+
+
+def test_declared_dynamic_axes_tie_inputs():
+    rng = np.random.default_rng(0)
+    ids = rng.integers(0, 11, size=(2, 5))
+    mask = rng.random((2, 5)) < 0.7
+    net = _ready(SequenceModel(), ids, mask)
+    buffer = io.BytesIO()
+    modelpack.export(net, buffer, example=(ids, mask), dynamic_axes={0: {1: "seq"}, 1: {1: "seq"}})
+    buffer.seek(0)
+    loaded = modelpack.load(buffer)
+    graph_inputs = modelpack.inspect(io.BytesIO(buffer.getvalue())).architecture.config["graph"]["inputs"]
+    assert [i["shape"] for i in graph_inputs] == [["batch", "seq"], ["batch", "seq"]]
+    for batch, seq in ((1, 1), (3, 9), (2, 5)):
+        ids2 = rng.integers(0, 11, size=(batch, seq))
+        mask2 = rng.random((batch, seq)) < 0.7
+        assert loaded(ids2, mask2).tobytes() == net(ids2, mask2).tobytes()
+    from modelpack.errors import InputError
+
+    with pytest.raises(InputError, match=r"dynamic size 'seq' is 4 here but 5 in an earlier input"):
+        loaded(ids, mask[:, :4])
+
+
+def test_undeclared_axis_stays_fixed():
+    ids = np.zeros((2, 5), dtype=np.int64)
+    mask = np.ones((2, 5), dtype=bool)
+    loaded = _round_trip(_ready(SequenceModel(), ids, mask), (ids, mask))
+    from modelpack.errors import InputError
+
+    with pytest.raises(InputError, match=r"expects shape \(batch, 5\), got \(2, 6\)"):
+        loaded(np.zeros((2, 6), dtype=np.int64), np.ones((2, 6), dtype=bool))
+
+
+def test_bad_dynamic_axes_declarations():
+    x = np.ones((2, 20))
+    net = _ready(MLP(), x)
+    from modelpack.errors import ModelpackError
+
+    with pytest.raises(ModelpackError, match="names input 3, but forward takes 1"):
+        modelpack.export(net, io.BytesIO(), example=x, dynamic_axes={3: {0: "n"}})
+    with pytest.raises(ModelpackError, match="input 0 has 2 axes, no axis 2"):
+        modelpack.export(net, io.BytesIO(), example=x, dynamic_axes={0: {2: "n"}})
+    with pytest.raises(ModelpackError, match="named both 'batch' and 'n'"):
+        modelpack.export(net, io.BytesIO(), example=x, dynamic_axes={0: {0: "n"}})

@@ -56,7 +56,7 @@ __all__ = [
 
 
 def _apply(op: str, inputs: list[Any], attrs: dict[str, Any] | None = None) -> Any:
-    from ..trace import apply  # late: trace imports the layer library
+    from ..traced import apply  # late: traced imports the op set, which imports the layer library
 
     return apply(op, inputs, attrs or {})
 

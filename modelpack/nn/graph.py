@@ -56,12 +56,16 @@ class ParameterSpec(_Strict):
     trainable: bool = True
 
 
+# A dynamic dimension's name ("batch", "seq", ...): its size is bound by the inputs at run time.
+SymbolName = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,31}$")]
+
+
 class GraphInput(_Strict):
-    """A graph input: its value name, dtype at trace time, and shape (null = the batch size)."""
+    """A graph input: value name, dtype at trace time, shape (a name marks a dynamic size)."""
 
     name: str
     dtype: str
-    shape: list[Annotated[int, Field(ge=0)] | None]
+    shape: list[Annotated[int, Field(ge=0)] | SymbolName]
 
 
 class GraphNode(_Strict):
@@ -253,12 +257,12 @@ class GraphBlock(Block):
         if len(args) != len(graph.inputs):
             raise InputError(f"{self._source_class} expects {len(graph.inputs)} inputs, got {len(args)}")
         values: dict[str, Any] = {}
+        sizes: dict[str, int] = {}
         for spec, arg in zip(graph.inputs, args, strict=True):
-            values[spec.name] = _check_input(spec, arg, self._source_class)
-        batch = values[graph.inputs[0].name].shape[0] if graph.inputs and graph.inputs[0].shape else None
+            values[spec.name] = _check_input(spec, arg, self._source_class, sizes)
         params = self.collect_params() if any(n.op == "parameter" for n in graph.nodes) else {}
         for node in graph.nodes:
-            results = self._run(node, [values[name] for name in node.inputs], params, batch)
+            results = self._run(node, [values[name] for name in node.inputs], params, sizes)
             for name, result in zip(node.outputs, results, strict=True):
                 values[name] = result
         outputs = [values[name] for name in graph.outputs.values]
@@ -269,7 +273,7 @@ class GraphBlock(Block):
         return tuple(outputs) if graph.outputs.kind == "tuple" else outputs
 
     def _run(
-        self, node: GraphNode, inputs: list[Any], params: Mapping[str, Parameter], batch: int | None
+        self, node: GraphNode, inputs: list[Any], params: Mapping[str, Parameter], sizes: dict[str, int]
     ) -> list[Any]:
         from .. import ops
 
@@ -284,7 +288,7 @@ class GraphBlock(Block):
             return [node.attrs["value"]]
         attrs = dict(node.attrs)
         if node.op == "reshape":
-            attrs["shape"] = [batch if d == ops.BATCH else d for d in attrs["shape"]]
+            attrs["shape"] = [sizes[d] if isinstance(d, str) else d for d in attrs["shape"]]
         elif node.op == "getitem":
             attrs["index"] = node.attrs["index"]
         return [ops.op_def(node.op).fn(*inputs, **attrs)]
@@ -312,12 +316,20 @@ def _constant_index(name: str) -> int | None:
     return int(match.group(1)) if match else None
 
 
-def _check_input(spec: GraphInput, arg: Any, owner: str) -> Any:
-    array = np.asarray(arg)
-    if array.ndim != len(spec.shape) or any(
-        want is not None and want != got for want, got in zip(spec.shape, array.shape, strict=True)
-    ):
-        shown = ", ".join("N" if d is None else str(d) for d in spec.shape)
-        shown = f"({shown},)" if len(spec.shape) == 1 else f"({shown})"
-        raise InputError(f"{owner} input {spec.name!r} expects shape {shown}, got {array.shape}")
+def _check_input(spec: GraphInput, arg: Any, owner: str, sizes: dict[str, int]) -> Any:
+    """Check rank and fixed sizes; bind dynamic sizes (a name seen twice must agree)."""
+    shape = np.shape(arg)
+    shown = ", ".join(str(d) for d in spec.shape)
+    shown = f"({shown},)" if len(spec.shape) == 1 else f"({shown})"
+    if len(shape) != len(spec.shape):
+        raise InputError(f"{owner} input {spec.name!r} expects shape {shown}, got {shape}")
+    for want, got in zip(spec.shape, shape, strict=True):
+        if isinstance(want, str):
+            if sizes.setdefault(want, got) != got:
+                raise InputError(
+                    f"{owner} input {spec.name!r}: dynamic size {want!r} is {got} here but "
+                    f"{sizes[want]} in an earlier input"
+                )
+        elif want != got:
+            raise InputError(f"{owner} input {spec.name!r} expects shape {shown}, got {shape}")
     return arg

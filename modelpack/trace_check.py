@@ -1,0 +1,86 @@
+"""The last line of defence of tracing: run the graph that would be saved against ``forward``.
+
+Export refuses unless the graph, rebuilt exactly as ``load`` would rebuild it, gives the same
+outputs as the original ``forward`` on the example and on a random input whose dynamic
+dimensions take sizes neither trace saw.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .dynamic import DimSymbol, resize
+from .errors import ModelpackError, TraceError
+from .nn.block import Block
+
+__all__ = ["check_trace"]
+
+# Same numpy operations run in the same order, so results are normally bitwise equal; the
+# tolerance only forgives BLAS kernels choosing another blocking for another batch size.
+RTOL = 1e-6
+
+
+def check_trace(
+    net: Block, loaded: Block, examples: tuple[np.ndarray, ...], symbols: list[DimSymbol]
+) -> None:
+    """Raise TraceError if ``loaded`` computes anything else than ``net``."""
+    rng = np.random.default_rng(0)
+    random_input = _random_like(resize(examples, symbols, 2), rng)
+    for label, inputs in (("the example", examples), ("a random input", random_input)):
+        with np.errstate(all="ignore"):
+            try:
+                want = net(*inputs)
+            except ModelpackError:
+                raise
+            except Exception as exc:
+                raise TraceError(f"cannot verify the trace: forward fails on {label}: {exc!r}") from exc
+            got = loaded(*inputs)
+        problem = _compare(want, got)
+        if problem:
+            raise TraceError(
+                f"the traced graph differs from forward on {label}: {problem}; forward probably "
+                "depends on something tracing cannot see"
+            )
+
+
+def _random_like(examples: tuple[np.ndarray, ...], rng: np.random.Generator) -> tuple[np.ndarray, ...]:
+    out = []
+    for array in examples:
+        if array.dtype == np.bool_:
+            out.append(rng.random(array.shape) < 0.5)
+        elif np.issubdtype(array.dtype, np.integer):
+            low, high = (int(array.min()), int(array.max())) if array.size else (0, 1)
+            out.append(rng.integers(low, high, size=array.shape, endpoint=True).astype(array.dtype))
+        else:
+            finite = array[np.isfinite(array)] if array.size else array
+            scale = float(np.std(finite)) if finite.size else 1.0
+            center = float(np.mean(finite)) if finite.size else 0.0
+            out.append((rng.normal(size=array.shape) * (scale or 1.0) + center).astype(array.dtype))
+    return tuple(out)
+
+
+def _compare(want: Any, got: Any) -> str | None:
+    if isinstance(want, dict):
+        if not isinstance(got, dict) or list(want) != list(got):
+            return f"outputs are a dict with keys {list(want)}, the graph gives {type(got).__name__}"
+        pairs = [(want[k], got[k]) for k in want]
+    elif isinstance(want, (tuple, list)):
+        if type(got) is not type(want) or len(got) != len(want):
+            return f"outputs are a {type(want).__name__} of {len(want)}, the graph gives {type(got).__name__}"
+        pairs = list(zip(want, got, strict=True))
+    else:
+        pairs = [(want, got)]
+    for index, (a, b) in enumerate(pairs):
+        a, b = np.asarray(a), np.asarray(b)
+        if a.shape != b.shape or a.dtype != b.dtype:
+            return f"output {index} is {a.dtype}{a.shape}, the graph gives {b.dtype}{b.shape}"
+        if a.dtype.kind in "fc":
+            finite = np.isfinite(a)
+            scale = float(np.max(np.abs(a[finite]))) if finite.any() else 0.0
+            if not np.allclose(a, b, rtol=RTOL, atol=RTOL * scale, equal_nan=True):
+                return f"output {index} differs by up to {float(np.nanmax(np.abs(a - b)))}"
+        elif not np.array_equal(a, b):
+            return f"output {index} differs"
+    return None

@@ -1,0 +1,385 @@
+"""Stand-ins for arrays while tracing: ``Traced`` values that record what is done to them.
+
+A ``Traced`` carries a graph value name and the real value of the example, so shapes are
+known and every recorded op is also computed. Operators, numpy ufuncs and array functions
+(``__array_ufunc__``/``__array_function__``) and ``nn.functional`` calls on stand-ins become
+nodes; anything that would turn one into plain Python data (``bool()``, ``float()``,
+iteration, ``np.asarray``) raises ``TraceError`` naming the operation and the source line,
+because the graph would silently bake in this one example's value.
+"""
+
+from __future__ import annotations
+
+import os
+import traceback
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from . import ops
+from .errors import TraceError
+
+if TYPE_CHECKING:
+    from .trace import GraphBuilder
+
+__all__ = ["Traced", "refuse", "apply", "first_traced"]
+
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+_NUMPY_DIR = os.path.dirname(os.path.abspath(np.__file__))
+
+
+def _source_line() -> str:
+    """``file:line: code`` of the innermost frame outside modelpack and numpy, if any."""
+    for frame in reversed(traceback.extract_stack()):
+        path = os.path.abspath(frame.filename)
+        if not path.startswith((_PACKAGE_DIR, _NUMPY_DIR)) and "<frozen" not in path:
+            return f" (at {frame.filename}:{frame.lineno}: {(frame.line or '').strip()})"
+    return ""
+
+
+def refuse(what: str, why: str) -> TraceError:
+    """A TraceError naming the operation, the reason and the user's source line."""
+    return TraceError(f"cannot trace {what}: {why}{_source_line()}")
+
+
+_UFUNC_OPS: dict[Any, str] = {
+    np.add: "add",
+    np.subtract: "subtract",
+    np.multiply: "multiply",
+    np.divide: "divide",
+    np.true_divide: "divide",
+    np.power: "power",
+    np.maximum: "maximum",
+    np.minimum: "minimum",
+    np.matmul: "matmul",
+    np.negative: "negative",
+    np.absolute: "abs",
+    np.exp: "exp",
+    np.log: "log",
+    np.sqrt: "sqrt",
+    np.square: "square",
+    np.sin: "sin",
+    np.cos: "cos",
+    np.tanh: "tanh",
+    np.greater: "greater",
+    np.greater_equal: "greater_equal",
+    np.less: "less",
+    np.less_equal: "less_equal",
+    np.equal: "equal",
+    np.not_equal: "not_equal",
+}
+
+
+def _reduce_fn(op: str) -> Callable[..., Any]:
+    def reduce(a: Any, axis: Any = None, keepdims: bool = False, **extra: Any) -> Any:
+        if extra:
+            raise refuse(f"numpy.{op}", f"unsupported arguments {sorted(extra)}")
+        return _record(
+            op, [a], {"axis": list(axis) if isinstance(axis, tuple) else axis, "keepdims": keepdims}
+        )
+
+    return reduce
+
+
+def _np_reshape(a: Any, shape: Any = None, /, *args: Any, **kwargs: Any) -> Any:
+    target = kwargs.pop("newshape", kwargs.pop("shape", shape))
+    if args or kwargs:
+        raise refuse("numpy.reshape", "order= and other options are not supported")
+    return _record("reshape", [a], {"shape": _shape_list(target)})
+
+
+_ARRAY_FUNCTIONS: dict[Any, Callable[..., Any]] = {
+    np.concatenate: lambda arrays, axis=0: _record("concatenate", list(arrays), {"axis": axis}),
+    np.stack: lambda arrays, axis=0: _record("stack", list(arrays), {"axis": axis}),
+    np.reshape: _np_reshape,
+    np.transpose: lambda a, axes=None: _record(
+        "transpose", [a], {"axes": None if axes is None else list(axes)}
+    ),
+    np.squeeze: lambda a, axis=None: _record(
+        "squeeze", [a], {"axis": list(axis) if isinstance(axis, tuple) else axis}
+    ),
+    np.expand_dims: lambda a, axis: _record(
+        "expand_dims", [a], {"axis": list(axis) if isinstance(axis, tuple) else axis}
+    ),
+    np.where: lambda c, a, b: _record("where", [c, a, b], {}),
+    np.sum: _reduce_fn("sum"),
+    np.mean: _reduce_fn("mean"),
+    np.max: _reduce_fn("max"),
+    np.min: _reduce_fn("min"),
+    np.amax: _reduce_fn("max"),
+    np.amin: _reduce_fn("min"),
+}
+
+
+def _shape_list(shape: Any) -> list[int]:
+    items = shape if isinstance(shape, (tuple, list)) else (shape,)
+    if not all(isinstance(d, (int, np.integer)) and not isinstance(d, bool) for d in items):
+        raise refuse("reshape", f"the target shape {shape!r} must be made of Python ints")
+    return [int(d) for d in items]
+
+
+class Traced:
+    """A stand-in for an array while tracing: a named graph value plus its real value.
+
+    Supports numpy's operators, ufuncs and array functions from the op set; everything that
+    would turn it into plain Python data (``bool()``, ``float()``, iteration) is refused,
+    because the graph would silently bake in this one example's value.
+    """
+
+    __array_priority__ = 1000
+
+    def __init__(self, graph: GraphBuilder, name: str, value: Any, *, parameter: str | None = None) -> None:
+        self._graph = graph
+        self._name = name
+        self._value = value
+        self._parameter = parameter
+
+    # -- what is safe to read: static facts of the example ----------------------------------
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(np.shape(self._value))
+
+    @property
+    def dtype(self) -> np.dtype:
+        return np.asarray(self._value).dtype
+
+    @property
+    def ndim(self) -> int:
+        return int(np.ndim(self._value))
+
+    @property
+    def size(self) -> int:
+        return int(np.size(self._value))
+
+    def __len__(self) -> int:
+        return len(self._value)
+
+    def __repr__(self) -> str:
+        return f"Traced({self._name}, shape={self.shape}, dtype={self.dtype})"
+
+    # -- refused: data-dependent Python -----------------------------------------------------
+    def __bool__(self) -> bool:
+        raise refuse(
+            "bool() of a traced value",
+            "Python control flow that depends on tensor values cannot be recorded as a graph; "
+            "use np.where or a layer instead",
+        )
+
+    def __float__(self) -> float:
+        raise refuse("float() of a traced value", "it would bake this example's value into the graph")
+
+    def __int__(self) -> int:
+        raise refuse("int() of a traced value", "it would bake this example's value into the graph")
+
+    def __index__(self) -> int:
+        raise refuse("using a traced value as an index", "indices must be constants")
+
+    def __iter__(self) -> Any:
+        raise refuse(
+            "iterating over a traced value",
+            "a Python loop over tensor data cannot be recorded; use array ops",
+        )
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        raise refuse(
+            "converting a traced value to a plain numpy array",
+            "numpy code outside the op set would run on raw data and be baked into the graph",
+        )
+
+    def item(self, *args: Any) -> Any:
+        raise refuse("ndarray.item()", "it would bake this example's value into the graph")
+
+    def tolist(self) -> Any:
+        raise refuse("ndarray.tolist()", "it would bake this example's value into the graph")
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        what = (
+            f"in-place assignment to parameter {self._parameter!r}"
+            if self._parameter
+            else "in-place assignment (x[...] = ...)"
+        )
+        raise refuse(what, "in-place changes cannot be recorded; build a new value instead")
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        raise refuse(f"ndarray.{name}", f"it is not in the op set ({', '.join(ops.known_ops())})")
+
+    # -- operators ----------------------------------------------------------------------------
+    def __add__(self, other: Any) -> Any:
+        return _record("add", [self, other], {})
+
+    def __radd__(self, other: Any) -> Any:
+        return _record("add", [other, self], {})
+
+    def __sub__(self, other: Any) -> Any:
+        return _record("subtract", [self, other], {})
+
+    def __rsub__(self, other: Any) -> Any:
+        return _record("subtract", [other, self], {})
+
+    def __mul__(self, other: Any) -> Any:
+        return _record("multiply", [self, other], {})
+
+    def __rmul__(self, other: Any) -> Any:
+        return _record("multiply", [other, self], {})
+
+    def __truediv__(self, other: Any) -> Any:
+        return _record("divide", [self, other], {})
+
+    def __rtruediv__(self, other: Any) -> Any:
+        return _record("divide", [other, self], {})
+
+    def __pow__(self, other: Any) -> Any:
+        return _record("power", [self, other], {})
+
+    def __rpow__(self, other: Any) -> Any:
+        return _record("power", [other, self], {})
+
+    def __matmul__(self, other: Any) -> Any:
+        return _record("matmul", [self, other], {})
+
+    def __rmatmul__(self, other: Any) -> Any:
+        return _record("matmul", [other, self], {})
+
+    def __neg__(self) -> Any:
+        return _record("negative", [self], {})
+
+    def __pos__(self) -> Any:
+        return self
+
+    def __abs__(self) -> Any:
+        return _record("abs", [self], {})
+
+    def __gt__(self, other: Any) -> Any:
+        return _record("greater", [self, other], {})
+
+    def __ge__(self, other: Any) -> Any:
+        return _record("greater_equal", [self, other], {})
+
+    def __lt__(self, other: Any) -> Any:
+        return _record("less", [self, other], {})
+
+    def __le__(self, other: Any) -> Any:
+        return _record("less_equal", [self, other], {})
+
+    def __eq__(self, other: Any) -> Any:
+        return _record("equal", [self, other], {})
+
+    def __ne__(self, other: Any) -> Any:
+        return _record("not_equal", [self, other], {})
+
+    __hash__ = object.__hash__
+
+    def _inplace(self, op: str, other: Any) -> Any:
+        if self._parameter is not None:
+            raise refuse(
+                f"in-place {op} on parameter {self._parameter!r}", "parameters must not change during forward"
+            )
+        return _record(op, [self, other], {})
+
+    def __iadd__(self, other: Any) -> Any:
+        return self._inplace("add", other)
+
+    def __isub__(self, other: Any) -> Any:
+        return self._inplace("subtract", other)
+
+    def __imul__(self, other: Any) -> Any:
+        return self._inplace("multiply", other)
+
+    def __itruediv__(self, other: Any) -> Any:
+        return self._inplace("divide", other)
+
+    def __getitem__(self, index: Any) -> Any:
+        encoded = ops.encode_index(index)
+        if encoded is None:
+            raise refuse(
+                "indexing with a non-constant or advanced index",
+                f"index {index!r} must be built from ints, slices, None and ...",
+            )
+        return _record("getitem", [self], {"index": encoded})
+
+    # -- methods ------------------------------------------------------------------------------
+    @property
+    def T(self) -> Any:
+        return _record("transpose", [self], {"axes": None})
+
+    def reshape(self, *shape: Any, **kwargs: Any) -> Any:
+        if kwargs:
+            raise refuse("ndarray.reshape", "order= is not supported")
+        target = shape[0] if len(shape) == 1 else shape
+        return _record("reshape", [self], {"shape": _shape_list(target)})
+
+    def transpose(self, *axes: Any) -> Any:
+        target = axes[0] if len(axes) == 1 else axes
+        return _record("transpose", [self], {"axes": list(target) if target not in (None, ()) else None})
+
+    def flatten(self) -> Any:
+        return _record("reshape", [self], {"shape": [-1]})
+
+    def astype(self, dtype: Any, **kwargs: Any) -> Any:
+        if kwargs:
+            raise refuse("ndarray.astype", "only the dtype argument is supported")
+        return _record("cast", [self], {"dtype": np.dtype(dtype).name})
+
+    def sum(self, axis: Any = None, keepdims: bool = False) -> Any:
+        return _reduce_fn("sum")(self, axis, keepdims)
+
+    def mean(self, axis: Any = None, keepdims: bool = False) -> Any:
+        return _reduce_fn("mean")(self, axis, keepdims)
+
+    def max(self, axis: Any = None, keepdims: bool = False) -> Any:
+        return _reduce_fn("max")(self, axis, keepdims)
+
+    def min(self, axis: Any = None, keepdims: bool = False) -> Any:
+        return _reduce_fn("min")(self, axis, keepdims)
+
+    # -- numpy dispatch -----------------------------------------------------------------------
+    def __array_ufunc__(self, ufunc: Any, method: str, *inputs: Any, **kwargs: Any) -> Any:
+        name = f"numpy.{getattr(ufunc, '__name__', ufunc)}"
+        if method != "__call__":
+            raise refuse(f"{name}.{method}", "only plain ufunc calls are in the op set")
+        if "out" in kwargs:
+            raise refuse(f"{name}(..., out=...)", "in-place changes cannot be recorded")
+        if kwargs:
+            raise refuse(name, f"unsupported arguments {sorted(kwargs)}")
+        op = _UFUNC_OPS.get(ufunc)
+        if op is None:
+            raise refuse(name, f"it is not in the op set ({', '.join(ops.known_ops())})")
+        return _record(op, list(inputs), {})
+
+    def __array_function__(self, func: Any, types: Any, args: Any, kwargs: Any) -> Any:
+        handler = _ARRAY_FUNCTIONS.get(func)
+        if handler is None:
+            module = getattr(func, "__module__", "numpy") or "numpy"
+            raise refuse(
+                f"{module}.{func.__name__}", f"it is not in the op set ({', '.join(ops.known_ops())})"
+            )
+        return handler(*args, **kwargs)
+
+
+def first_traced(values: Any) -> Traced | None:
+    for value in values:
+        if isinstance(value, Traced):
+            return value
+        if isinstance(value, (list, tuple)):
+            found = first_traced(value)
+            if found is not None:
+                return found
+    return None
+
+
+def _record(op: str, inputs: list[Any], attrs: dict[str, Any]) -> Any:
+    """Record ``op`` in the graph its traced inputs belong to (called by operators and F)."""
+    traced = first_traced(inputs)
+    if traced is None:  # pragma: no cover - callers only get here with a stand-in
+        return ops.op_def(op).fn(*inputs, **attrs)
+    return traced._graph.add_op(op, inputs, attrs)
+
+
+def apply(op: str, inputs: list[Any], attrs: dict[str, Any]) -> Any:
+    """Run ``op`` eagerly, or record it if any input is a stand-in (used by ``nn.functional``)."""
+    if first_traced(inputs) is not None:
+        return _record(op, inputs, attrs)
+    return ops.op_def(op).fn(*inputs, **attrs)
