@@ -33,7 +33,7 @@ EXAMPLES: dict[str, nn.Block] = {
         parameters={"scale": {"shape": [3], "dtype": "float32", "trainable": False}},
         constants=1,
         graph={
-            "inputs": [{"name": "x0", "dtype": "float32", "shape": [None, 3]}],
+            "inputs": [{"name": "x0", "dtype": "float32", "shape": ["batch", 3]}],
             "nodes": [
                 {"op": "parameter", "outputs": ["v0"], "attrs": {"name": "scale"}},
                 {"op": "constant", "outputs": ["v1"], "attrs": {"name": "#const0"}},
