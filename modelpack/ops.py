@@ -28,7 +28,8 @@ __all__ = ["OpDef", "OPS", "register_op", "op_def", "known_ops"]
 class NoAttrs(BaseModel):
     """Ops without attributes."""
 
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+    # defer_build: schemas are built on first use, which keeps `import modelpack` quick.
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, defer_build=True)
 
 
 class _Attrs(NoAttrs):

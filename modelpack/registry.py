@@ -32,7 +32,8 @@ class LayerConfig(BaseModel):
     Initializers are not part of a config: an archive carries the weights themselves.
     """
 
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+    # defer_build: schemas are built on first use, which keeps `import modelpack` quick.
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, defer_build=True)
 
 
 @dataclass(frozen=True)

@@ -45,7 +45,8 @@ def constant_name(block_path: str, index: int) -> str:
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+    # defer_build: schemas are built on first use, which keeps `import modelpack` quick.
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, defer_build=True)
 
 
 class ParameterSpec(_Strict):
