@@ -8,13 +8,15 @@ from __future__ import annotations
 __version__ = "0.1.0"
 
 from . import nn  # noqa: E402  (nn registers the layer types the archive may name)
-from .api import export, inspect, load, save  # noqa: E402
+from .api import export, inspect, load, save, verify  # noqa: E402
 from .errors import (  # noqa: E402
     DeferredInitializationError,
     DtypeMismatchError,
     ExtraParameterError,
     FormatError,
     InputError,
+    IntegrityError,
+    LimitError,
     MissingParameterError,
     ModelpackError,
     ParameterError,
@@ -26,6 +28,8 @@ from .errors import (  # noqa: E402
     UnsupportedDtypeError,
     VersionError,
 )
+from .limits import Limits  # noqa: E402
+from .verify import VerifyReport  # noqa: E402
 
 __all__ = [
     "__version__",
@@ -34,11 +38,16 @@ __all__ = [
     "load",
     "save",
     "inspect",
+    "verify",
+    "VerifyReport",
+    "Limits",
     "ModelpackError",
     "FormatError",
     "SchemaError",
     "UnknownLayerError",
     "VersionError",
+    "IntegrityError",
+    "LimitError",
     "ParameterError",
     "MissingParameterError",
     "ExtraParameterError",

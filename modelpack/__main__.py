@@ -1,4 +1,4 @@
-"""Command line: ``python -m modelpack demo | inspect PATH | schema [--check]``."""
+"""Command line: ``python -m modelpack demo | inspect PATH | verify PATH | schema [--check]``."""
 
 from __future__ import annotations
 
@@ -20,6 +20,11 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--workdir", help="folder for the demo's files (default: a new temp folder)")
     show = commands.add_parser("inspect", help="print an archive's manifest without loading weights")
     show.add_argument("path")
+    check = commands.add_parser(
+        "verify", help="check every checksum and structure of an archive; exit 1 if damaged"
+    )
+    check.add_argument("path")
+    check.add_argument("--tensors", action="store_true", help="list each tensor's result")
     schema = commands.add_parser("schema", help="print or check the manifest's JSON Schema")
     schema.add_argument("--write", action="store_true", help=f"write it to {SCHEMA_PATH}")
     schema.add_argument("--check", action="store_true", help=f"fail if {SCHEMA_PATH} is stale")
@@ -37,10 +42,27 @@ def main(argv: list[str] | None = None) -> int:
             sys.stdout.write(manifest_to_yaml(inspect(args.path)))
         elif args.command == "schema":
             return _schema(write=args.write, check=args.check)
+        elif args.command == "verify":
+            return _verify(args.path, tensors=args.tensors)
     except ModelpackError as exc:
         print(f"modelpack: error: {exc}", file=sys.stderr)
         return 2
     return 0
+
+
+def _verify(path: str, *, tensors: bool) -> int:
+    from .verify import verify
+
+    try:
+        report = verify(path)
+    except OSError as exc:
+        print(f"modelpack: error: cannot open {path}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
+    print(report)
+    if tensors:
+        for name, result in report.tensors.items():
+            print(f"  {name}: {result}")
+    return 0 if report.ok else 1
 
 
 def _schema(*, write: bool, check: bool) -> int:

@@ -3,15 +3,27 @@
 Paths are used exactly as given (no extension is ever appended), and writes to a path are
 atomic: a temporary file in the same folder is written, flushed, fsynced and renamed over the
 target, so a crash mid-save leaves the previous file intact.
+
+A writer killed mid-save leaves its temporary file (``.<name>.<random>.tmp``) behind. Names
+are random, so litter never collides with a later save; and on POSIX each writer holds an
+advisory lock (``flock``) on its temporary file until the rename, so the next save of the same
+target can tell dead writers' files (unlocked) from live ones and removes them. Litter
+therefore never accumulates beyond one file per writer that died since the last save.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import re
 import tempfile
 from collections.abc import Iterator
 from typing import IO, BinaryIO, Union
+
+try:
+    import fcntl
+except ImportError:  # Windows: no flock; stale temporary files are then left alone
+    fcntl = None  # type: ignore[assignment]
 
 PathOrFile = Union[str, "os.PathLike[str]", BinaryIO, IO[bytes]]
 
@@ -53,22 +65,70 @@ def atomic_writer(target: PathOrFile) -> Iterator[IO[bytes]]:
         yield target  # type: ignore[misc]
         return
     path = os.fspath(target)  # type: ignore[arg-type]
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp_path = tempfile.mkstemp(
-        prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=folder
-    )
+    folder, base = os.path.split(os.path.abspath(path))
+    fd, tmp_path = _locked_temporary(folder, base)
     try:
+        _remove_stale_temporaries(folder, base, keep=tmp_path)
         os.chmod(tmp_path, _new_file_mode(path))
         with os.fdopen(fd, "wb") as handle:
             yield handle
             handle.flush()
             os.fsync(handle.fileno())
-        os.replace(tmp_path, path)
+            if fcntl is not None:
+                os.replace(tmp_path, path)  # still holding the lock: never taken for litter
+        if fcntl is None:
+            os.replace(tmp_path, path)  # Windows cannot rename a file that is open
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp_path)
         raise
     _fsync_folder(folder)
+
+
+def _locked_temporary(folder: str, base: str) -> tuple[int, str]:
+    """A new temporary file beside the target, locked for as long as its writer lives."""
+    while True:
+        fd, tmp_path = tempfile.mkstemp(prefix=f".{base}.", suffix=".tmp", dir=folder)
+        if fcntl is None:
+            return fd, tmp_path
+        # Blocks only while another save's cleanup holds it, mistaking it for litter in the
+        # instant between mkstemp and this lock; that cleanup then removes the name, so check.
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        if _same_file(fd, tmp_path):
+            return fd, tmp_path
+        os.close(fd)
+
+
+def _remove_stale_temporaries(folder: str, base: str, *, keep: str) -> None:
+    """Delete this target's temporary files whose writers died (nobody holds their lock)."""
+    if fcntl is None:
+        return
+    pattern = re.compile(r"\." + re.escape(base) + r"\.[a-z0-9_]{8}\.tmp\Z")
+    try:
+        with os.scandir(folder) as entries:
+            stale = [entry.path for entry in entries if pattern.match(entry.name) and entry.path != keep]
+    except OSError:
+        return  # an unlistable folder: cleaning up is a courtesy, never a reason to fail
+    for candidate in stale:
+        try:
+            fd = os.open(candidate, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+        except OSError:
+            continue  # already gone, or not ours to open
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            if _same_file(fd, candidate):
+                os.unlink(candidate)
+        except OSError:
+            pass  # locked: a live writer's file (or unremovable): leave it
+        finally:
+            os.close(fd)
+
+
+def _same_file(fd: int, path: str) -> bool:
+    try:
+        return os.path.samestat(os.fstat(fd), os.stat(path, follow_symlinks=False))
+    except OSError:
+        return False
 
 
 def _new_file_mode(path: str) -> int:

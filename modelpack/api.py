@@ -17,12 +17,14 @@ from . import architecture, archive, weights
 from ._paths import PathOrFile, describe
 from .dynamic import plan_symbols, trace_for_export
 from .errors import FormatError, ModelpackError, UnsupportedDtypeError
+from .limits import DEFAULT_LIMITS, Limits
 from .nn.block import Block
 from .schema import LayerNode, Layout, Manifest, TensorInfo, check_tensor_name
 from .trace import is_opaque
 from .trace_check import check_trace
+from .verify import verify
 
-__all__ = ["export", "load", "save", "inspect"]
+__all__ = ["export", "load", "save", "inspect", "verify"]
 
 PRODUCER = f"modelpack {_version}"
 Tensors = np.ndarray | list[np.ndarray] | tuple[np.ndarray, ...] | dict[str, np.ndarray]
@@ -100,13 +102,15 @@ def save(
     archive.write_archive(path, manifest, arrays, compress=compress)
 
 
-def load(path: PathOrFile, *, max_manifest_bytes: int = archive.MAX_MANIFEST_BYTES) -> Any:
+def load(
+    path: PathOrFile, *, integrity: archive.Integrity = "crc32", limits: Limits = DEFAULT_LIMITS
+) -> Any:
     """Load an archive: a ready ``modelpack.nn`` model, or the tensors that were saved.
 
     Nothing in the file is executed: the manifest is safe YAML validated against the schema,
     layer types come from the registry, and arrays are read without pickle.
     """
-    manifest, arrays = archive.read_archive(path, max_manifest_bytes=max_manifest_bytes)
+    manifest, arrays = archive.read_archive(path, limits=limits, integrity=integrity)
     if manifest.kind == "tensors":
         return _unflatten_tensors(arrays, manifest.layout)
     assert manifest.architecture is not None  # guaranteed by Manifest validation
@@ -130,9 +134,9 @@ def _as_example(example: Any) -> tuple[np.ndarray, ...] | None:
     return tuple(np.asarray(item) for item in items)
 
 
-def inspect(path: PathOrFile) -> Manifest:
+def inspect(path: PathOrFile, *, limits: Limits = DEFAULT_LIMITS) -> Manifest:
     """The manifest of an archive (architecture, metadata, tensor index); weights are not read."""
-    return archive.read_manifest(path)
+    return archive.read_manifest(path, limits=limits)
 
 
 def _index(arrays: Mapping[str, np.ndarray]) -> dict[str, TensorInfo]:

@@ -1,44 +1,63 @@
 """The ``.mpk`` container: a zip of ``manifest.yaml`` and the ``weights.npz`` bundle.
 
-This is the one place that writes and reads archive bytes, so later layout work (aligned
-members, checksums, streaming, hostile-input limits) grows here and nowhere else.
+This is the one place that writes and reads archive bytes. Layout (``spec/FORMAT.md`` §1),
+in this order, both members stored (uncompressed):
 
-Layout (see ``spec/FORMAT.md``), in this order, both members stored (uncompressed):
+- ``manifest.yaml``: the manifest (UTF-8 YAML, plain data only), with each tensor's SHA-256;
+- ``weights.npz``: an npz bundle; its ``.npy`` members are stored unless ``compress=True``;
+- the zip comment ``modelpack-manifest-sha256:<hex>``: the manifest's own SHA-256, outside
+  the manifest so that the member set stays exactly the two above.
 
-- ``manifest.yaml``: the manifest (UTF-8 YAML, safe subset, no aliases);
-- ``weights.npz``: an npz bundle; its ``.npy`` members are stored unless ``compress=True``.
+Reading checks, in order and before allocating anything a header declares: the zip
+structure (``_zip``), the manifest (size, YAML, version, hash, schema), then each tensor
+(header against the manifest, size, CRC-32, and with ``integrity="sha256"`` its SHA-256).
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import re
 import shutil
 import tempfile
 import zipfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import IO, Literal
 
 import numpy as np
 
-from . import weights
+from . import schema, weights
 from ._paths import PathOrFile, atomic_writer, describe, open_for_reading
-from .errors import FormatError
-from .schema import Manifest, manifest_from_yaml, manifest_to_yaml
+from ._zip import STORED, Member, MemberReader, Source, read_directory
+from .errors import FormatError, IntegrityError, LimitError, SchemaError
+from .limits import DEFAULT_LIMITS, GRACE_BYTES, Limits
+from .schema import FORMAT_VERSION, Manifest, manifest_to_yaml
 
 __all__ = [
     "MANIFEST_MEMBER",
     "WEIGHTS_MEMBER",
-    "MAX_MANIFEST_BYTES",
+    "MANIFEST_HASH_PREFIX",
+    "Integrity",
     "write_archive",
     "read_archive",
+    "read_manifest",
 ]
 
 MANIFEST_MEMBER = "manifest.yaml"
 WEIGHTS_MEMBER = "weights.npz"
 MEMBERS = (MANIFEST_MEMBER, WEIGHTS_MEMBER)
+MANIFEST_HASH_PREFIX = b"modelpack-manifest-sha256:"
+_HASH_COMMENT = re.compile(rb"modelpack-manifest-sha256:([0-9a-f]{64})\Z")
 
-# Largest manifest accepted by default; a real one is a few KB. Adjustable per call.
-MAX_MANIFEST_BYTES = 16 * 1024 * 1024
+# "crc32": zip's CRC-32 of every member read, and the manifest's SHA-256 (the default; costs
+# about a tenth of a read). "sha256": also every tensor's SHA-256 against the manifest.
+Integrity = Literal["crc32", "sha256"]
+
+_MAX_OUTER_MEMBERS = 16  # a directory declaring more is refused before it is read
 _COPY_CHUNK = 1024 * 1024
 _ZIP64_LIMIT = (1 << 31) - 1
+_FIRST_HASHED_VERSION = (1, 1)
 
 
 def write_archive(
@@ -48,8 +67,19 @@ def write_archive(
     *,
     compress: bool = False,
 ) -> None:
-    """Write an archive atomically; the bytes depend only on the manifest and the arrays."""
+    """Write an archive atomically; the bytes depend only on the manifest and the arrays.
+
+    Tensor hashes and the format version are filled in here, from the bytes being written.
+    """
+    if list(manifest.weights) != list(arrays):
+        raise ValueError("the manifest's weights index must list exactly the arrays, in order")
+    hashed = {
+        name: info.model_copy(update={"sha256": weights.tensor_sha256(arrays[name])})
+        for name, info in manifest.weights.items()
+    }
+    manifest = manifest.model_copy(update={"format_version": FORMAT_VERSION, "weights": hashed})
     manifest_bytes = manifest_to_yaml(manifest).encode("utf-8")
+    comment = MANIFEST_HASH_PREFIX + hashlib.sha256(manifest_bytes).hexdigest().encode("ascii")
     # The bundle goes to a temporary file first (not memory), then is copied in as one
     # stored member, so its local headers carry real sizes and offsets can be computed.
     with tempfile.TemporaryFile() as bundle, atomic_writer(target) as handle:
@@ -61,82 +91,163 @@ def write_archive(
             info = weights.fixed_zipinfo(WEIGHTS_MEMBER)
             with archive.open(info, mode="w", force_zip64=bundle_size > _ZIP64_LIMIT) as member:
                 shutil.copyfileobj(bundle, member, _COPY_CHUNK)
+            archive.comment = comment
 
 
 def read_archive(
-    source: PathOrFile, *, max_manifest_bytes: int = MAX_MANIFEST_BYTES
+    source: PathOrFile, *, limits: Limits = DEFAULT_LIMITS, integrity: Integrity = "crc32"
 ) -> tuple[Manifest, dict[str, np.ndarray]]:
     """Read and check an archive: the manifest, then every tensor against its index entry."""
+    if integrity not in ("crc32", "sha256"):
+        raise ValueError(f"integrity must be 'crc32' or 'sha256', not {integrity!r}")
     name = describe(source)
-    with open_for_reading(source) as handle:
-        try:
-            archive = zipfile.ZipFile(handle, mode="r")
-        except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
-            raise FormatError(f"{name}: not a modelpack archive (not a zip file: {exc})") from None
-        with archive:
-            infos = _check_members(archive, name)
-            manifest = _read_manifest(archive, infos[MANIFEST_MEMBER], name, max_manifest_bytes)
-            try:
-                with archive.open(infos[WEIGHTS_MEMBER]) as member:
-                    arrays = weights.read_npz(
-                        member,
-                        source=f"{name}: member {WEIGHTS_MEMBER!r}",
-                        expected=manifest.weights,
-                    )
-            except (zipfile.BadZipFile, OSError, EOFError) as exc:
-                raise FormatError(f"{name}: member {WEIGHTS_MEMBER!r} is damaged: {exc}") from None
+    with open_for_reading(source) as handle, contextlib.ExitStack() as cleanup:
+        container = Container.open(handle, name, limits)
+        manifest = container.manifest(limits)
+        bundle = weights.Bundle(container.bundle_source(limits, cleanup), limits=limits)
+        bundle.check_names(manifest.weights)
+        check = integrity == "sha256"
+        arrays = {
+            tensor: bundle.read(tensor, info, with_sha256=check) for tensor, info in manifest.weights.items()
+        }
     return manifest, arrays
 
 
-def read_manifest(source: PathOrFile, *, max_manifest_bytes: int = MAX_MANIFEST_BYTES) -> Manifest:
+def read_manifest(source: PathOrFile, *, limits: Limits = DEFAULT_LIMITS) -> Manifest:
     """Only the manifest (architecture, metadata, tensor index), without reading weights."""
     name = describe(source)
     with open_for_reading(source) as handle:
-        try:
-            archive = zipfile.ZipFile(handle, mode="r")
-        except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
-            raise FormatError(f"{name}: not a modelpack archive (not a zip file: {exc})") from None
-        with archive:
-            infos = _check_members(archive, name)
-            return _read_manifest(archive, infos[MANIFEST_MEMBER], name, max_manifest_bytes)
+        return Container.open(handle, name, limits).manifest(limits)
 
 
-def _check_members(archive: zipfile.ZipFile, name: str) -> dict[str, zipfile.ZipInfo]:
-    """Exactly the expected members, each once; anything else is refused before reading."""
-    infos: dict[str, zipfile.ZipInfo] = {}
-    for info in archive.infolist():
-        weights.check_member_header(info, name)
-        if info.filename in infos:
-            raise FormatError(f"{name}: duplicate member {info.filename!r}")
-        if info.filename not in MEMBERS:
-            raise FormatError(
-                f"{name}: unexpected member {info.filename!r}; a modelpack archive holds "
-                f"only {', '.join(MEMBERS)}"
-            )
-        infos[info.filename] = info
-    for member in MEMBERS:
-        if member not in infos:
-            raise FormatError(f"{name}: member {member!r} is missing; is this a modelpack archive?")
-    return infos
+@dataclass
+class Container:
+    """The outer zip with its directory vetted; each step of reading it is one method."""
 
+    source: Source
+    members: dict[str, Member]
+    comment: bytes
 
-def _read_manifest(
-    archive: zipfile.ZipFile, info: zipfile.ZipInfo, name: str, limit: int
-) -> Manifest:
-    if info.file_size > limit:
-        raise FormatError(
-            f"{name}: member {MANIFEST_MEMBER!r} is {info.file_size} bytes, over the limit of "
-            f"{limit} (pass max_manifest_bytes to allow more)"
+    @classmethod
+    def open(cls, handle: IO[bytes], name: str, limits: Limits) -> Container:
+        source = Source.whole(handle, where=name)
+        directory = read_directory(
+            source,
+            kind="a modelpack archive",
+            max_members=_MAX_OUTER_MEMBERS,
+            too_many=lambda count: FormatError(
+                f"{name}: holds {count} members; a modelpack archive holds only {', '.join(MEMBERS)}"
+            ),
+            max_ratio=limits.max_compression_ratio,
+            grace_bytes=GRACE_BYTES,
+            ratio_hint=limits.hint("max_compression_ratio"),
         )
-    try:
-        with archive.open(info) as member:
-            raw = member.read(limit + 1)
-    except (zipfile.BadZipFile, OSError, EOFError) as exc:
-        raise FormatError(f"{name}: member {MANIFEST_MEMBER!r} is damaged: {exc}") from None
-    if len(raw) > limit:
-        raise FormatError(f"{name}: member {MANIFEST_MEMBER!r} exceeds {limit} bytes")
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise FormatError(f"{name}: member {MANIFEST_MEMBER!r} is not UTF-8: {exc}") from None
-    return manifest_from_yaml(text, source=f"{name}: {MANIFEST_MEMBER}")
+        if MANIFEST_MEMBER not in {member.name for member in directory.members}:
+            raise FormatError(f"{name}: member {MANIFEST_MEMBER!r} is missing; is this a modelpack archive?")
+        return cls(source, {member.name: member for member in directory.members}, directory.comment)
+
+    @property
+    def name(self) -> str:
+        return self.source.where
+
+    def manifest(self, limits: Limits) -> Manifest:
+        """Every manifest check in order; the version comes first so that a newer archive
+        gets a VersionError rather than a complaint about what that version changed."""
+        raw = self.manifest_bytes(limits)
+        document = self.manifest_document(raw, limits)
+        version = schema.check_format_version(document, source=self._manifest_where)
+        self.check_member_set()
+        self.check_manifest_hash(raw, version)
+        return self.validate_manifest(document, version)
+
+    def manifest_bytes(
+        self, limits: Limits, *, damaged: Callable[[FormatError], None] | None = None
+    ) -> bytes:
+        """The manifest's bytes, size-limited and CRC-checked; a CRC mismatch is raised, or
+        passed to ``damaged`` (which ``verify`` uses to report it and read on)."""
+        member = self.members[MANIFEST_MEMBER]
+        if member.size > limits.max_manifest_bytes:
+            raise LimitError(
+                f"{self.name}: member {MANIFEST_MEMBER!r} is {member.size} bytes, over the limit of "
+                f"{limits.max_manifest_bytes}; {limits.hint('max_manifest_bytes')}"
+            )
+        reader = MemberReader(self.source, member)
+        raw = reader.read(member.size)
+        try:
+            reader.finish()
+        except IntegrityError as exc:
+            if damaged is None:
+                raise
+            damaged(exc)
+        return raw
+
+    def manifest_document(self, raw: bytes, limits: Limits) -> dict:
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise SchemaError(f"{self.name}: member {MANIFEST_MEMBER!r} is not UTF-8: {exc}") from None
+        return schema.parse_yaml(text, source=self._manifest_where, max_nodes=limits.max_manifest_nodes)
+
+    def check_member_set(self) -> None:
+        for member in self.members:
+            if member not in MEMBERS:
+                raise FormatError(
+                    f"{self.name}: unexpected member {member!r}; a modelpack archive holds "
+                    f"only {', '.join(MEMBERS)}"
+                )
+        if WEIGHTS_MEMBER not in self.members:
+            raise FormatError(
+                f"{self.name}: member {WEIGHTS_MEMBER!r} is missing; is this a modelpack archive?"
+            )
+
+    def check_manifest_hash(self, raw: bytes, version: tuple[int, int]) -> None:
+        """The zip comment's SHA-256 must match; from format 1.1 on it must be there."""
+        match = _HASH_COMMENT.match(self.comment)
+        if match is None:
+            if version < _FIRST_HASHED_VERSION:
+                return  # format 1.0 recorded no hash; its comment means nothing to us
+            found = f"comment {self.comment[:80]!r}" if self.comment else "no comment"
+            raise IntegrityError(
+                f"{self.name}: format {version[0]}.{version[1]} archives record the manifest's "
+                f"SHA-256 in the zip comment, found {found}"
+            )
+        actual = hashlib.sha256(raw).hexdigest()
+        if actual != match.group(1).decode("ascii"):
+            raise IntegrityError(
+                f"{self.name}: member {MANIFEST_MEMBER!r} is damaged: its SHA-256 is {actual}, the "
+                f"archive comment records {match.group(1).decode('ascii')}"
+            )
+
+    def validate_manifest(self, document: dict, version: tuple[int, int]) -> Manifest:
+        manifest = schema.manifest_from_dict(document, source=self._manifest_where)
+        if version >= _FIRST_HASHED_VERSION:
+            unhashed = [tensor for tensor, info in manifest.weights.items() if info.sha256 is None]
+            if unhashed:
+                raise SchemaError(
+                    f"{self._manifest_where}: tensor {unhashed[0]!r} has no sha256, which format "
+                    f"{version[0]}.{version[1]} manifests record for every tensor"
+                )
+        return manifest
+
+    def bundle_source(self, limits: Limits, cleanup: contextlib.ExitStack) -> Source:
+        """The bundle in place when stored (the writers' way); a deflated one is inflated
+        to a temporary file first, its size limited and its CRC-32 checked on the way."""
+        member = self.members[WEIGHTS_MEMBER]
+        where = f"{self.name}: member {WEIGHTS_MEMBER!r}"
+        if member.method == STORED:
+            return self.source.window(member.data_offset, member.size, where=where)
+        if member.size > limits.max_total_bytes:
+            raise LimitError(
+                f"{where} declares {member.size} bytes, over the limit of {limits.max_total_bytes}; "
+                f"{limits.hint('max_total_bytes')}"
+            )
+        spool = cleanup.enter_context(tempfile.TemporaryFile())
+        reader = MemberReader(self.source, member)
+        while reader.remaining:
+            spool.write(reader.read(_COPY_CHUNK))
+        reader.finish()
+        return Source(spool, 0, member.size, where=where)
+
+    @property
+    def _manifest_where(self) -> str:
+        return f"{self.name}: {MANIFEST_MEMBER}"

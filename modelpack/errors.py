@@ -12,6 +12,8 @@ __all__ = [
     "SchemaError",
     "UnknownLayerError",
     "VersionError",
+    "IntegrityError",
+    "LimitError",
     "ParameterError",
     "MissingParameterError",
     "ExtraParameterError",
@@ -45,6 +47,14 @@ class UnknownLayerError(SchemaError):
 
 class VersionError(FormatError):
     """An archive was written by a format version this reader does not understand."""
+
+
+class IntegrityError(FormatError):
+    """Bytes differ from what the archive recorded for them (a CRC-32 or SHA-256 mismatch)."""
+
+
+class LimitError(FormatError):
+    """An archive exceeds a resource limit; pass a larger ``modelpack.Limits`` if you trust it."""
 
 
 class ParameterError(ModelpackError):

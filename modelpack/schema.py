@@ -1,8 +1,9 @@
 """The manifest: Pydantic models of what an archive holds, written as YAML inside it.
 
 The models are closed (``extra="forbid"``): a field this reader does not know is an error,
-except in archives of a *newer minor* format version, whose additions are ignored (see
-``spec/FORMAT.md``). Layer configs are validated against the config model the registry holds
+except that in archives of a *newer minor* format version unknown fields of the manifest and
+of tensor entries are ignored (never those of layer nodes or configs: see ``spec/FORMAT.md``
+§6). Layer configs are validated against the config model the registry holds
 for their type name, and the committed JSON Schema is generated from these same models.
 """
 
@@ -12,10 +13,19 @@ import re
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
-from . import registry
-from .errors import SchemaError, UnknownLayerError, VersionError
+from . import registry, safeyaml
+from .errors import LimitError, SchemaError, UnknownLayerError, VersionError
+from .limits import DEFAULT_LIMITS
 from .weights import SUPPORTED_DTYPES
 
 __all__ = [
@@ -26,6 +36,8 @@ __all__ = [
     "LayerNode",
     "Manifest",
     "parse_version",
+    "check_format_version",
+    "parse_yaml",
     "manifest_to_yaml",
     "manifest_from_yaml",
     "json_schema",
@@ -37,7 +49,8 @@ FORMAT_NAME = "modelpack"
 # manifest field, a new optional member); bump MAJOR for anything an older reader would
 # misread (a changed meaning, a new required field or member). Readers accept their own major
 # and older ones; keep a test archive of every released version under spec/examples/.
-FORMAT_VERSION = "1.0"
+# 1.0: first release. 1.1: a SHA-256 per tensor, the manifest's SHA-256 in the zip comment.
+FORMAT_VERSION = "1.1"
 
 # Deepest architecture tree accepted (a Sequential inside a Sequential ... ); documented in
 # the spec, and far beyond any real network.
@@ -63,11 +76,32 @@ class _Closed(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
 
-class TensorInfo(_Closed):
+# Validation context key: set when the archive is of a newer minor version than this reader.
+IGNORE_UNKNOWN_FIELDS = "ignore_unknown_fields"
+
+
+class _Extensible(_Closed):
+    """Closed, except that a newer minor version's additions are dropped (they are optional)."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _drop_unknown_fields(cls, data: Any, info: ValidationInfo) -> Any:
+        if isinstance(data, dict) and info.context and info.context.get(IGNORE_UNKNOWN_FIELDS):
+            return {key: value for key, value in data.items() if key in cls.model_fields}
+        return data
+
+
+class TensorInfo(_Extensible):
     """One tensor of the weight bundle: numpy dtype name and shape (little-endian, C order)."""
 
     dtype: DtypeName
     shape: list[Annotated[int, Field(ge=0)]]
+    sha256: str | None = Field(
+        default=None,
+        pattern=r"^[0-9a-f]{64}$",
+        description="SHA-256 (lowercase hex) of the tensor's data bytes as stored: C order, "
+        "little-endian, without the .npy header. Written from format 1.1 on.",
+    )
 
 
 class LayerNode(_Closed):
@@ -95,7 +129,7 @@ class LayerNode(_Closed):
         return self
 
 
-class Manifest(_Closed):
+class Manifest(_Extensible):
     """Everything in an archive but the weights' bytes."""
 
     format: Literal["modelpack"] = "modelpack"
@@ -166,18 +200,6 @@ def _depth(node: LayerNode) -> int:
 
 # -- YAML ---------------------------------------------------------------------------------
 
-class _SafeNoAliasLoader(yaml.SafeLoader):
-    """``yaml.SafeLoader`` that also refuses anchors/aliases (no billion-laughs expansion)."""
-
-    def compose_node(self, parent: Any, index: Any) -> Any:
-        if self.check_event(yaml.AliasEvent):
-            event = self.peek_event()
-            raise yaml.constructor.ConstructorError(
-                None, None, "YAML aliases are not allowed in a modelpack manifest", event.start_mark
-            )
-        return super().compose_node(parent, index)
-
-
 class _ManifestDumper(yaml.SafeDumper):
     """Block style, except short lists of scalars (shapes, kernel sizes) stay on one line."""
 
@@ -217,21 +239,33 @@ def manifest_to_yaml(manifest: Manifest) -> str:
     )
 
 
-def manifest_from_yaml(text: str | bytes, *, source: str) -> Manifest:
+def manifest_from_yaml(
+    text: str, *, source: str, max_nodes: int = DEFAULT_LIMITS.max_manifest_nodes
+) -> Manifest:
     """Parse and validate a manifest; every failure is a ModelpackError naming ``source``."""
+    return manifest_from_dict(parse_yaml(text, source=source, max_nodes=max_nodes), source=source)
+
+
+def parse_yaml(
+    text: str, *, source: str, max_nodes: int = DEFAULT_LIMITS.max_manifest_nodes
+) -> dict[str, Any]:
+    """The manifest's YAML as plain data (see ``safeyaml``: no tags, aliases, or deep nesting)."""
     try:
-        document = yaml.load(text, Loader=_SafeNoAliasLoader)  # noqa: S506 - a SafeLoader
-    except yaml.YAMLError as exc:
+        document = safeyaml.load(text, max_nodes=max_nodes)
+    except safeyaml.YAMLTooLarge as exc:
+        raise LimitError(
+            f"{source}: manifest {exc}; pass limits=modelpack.Limits(max_manifest_nodes=...) "
+            "to allow more"
+        ) from None
+    except safeyaml.YAMLRefused as exc:
         raise SchemaError(f"{source}: manifest is not valid safe YAML: {exc}") from None
-    except RecursionError:
-        raise SchemaError(f"{source}: manifest nests too deeply") from None
     if not isinstance(document, dict):
         raise SchemaError(f"{source}: manifest must be a mapping, found {type(document).__name__}")
-    return manifest_from_dict(document, source=source)
+    return document
 
 
-def manifest_from_dict(document: dict[str, Any], *, source: str) -> Manifest:
-    """Validate a parsed manifest, applying the version rules before the schema."""
+def check_format_version(document: dict[str, Any], *, source: str) -> tuple[int, int]:
+    """The manifest's ``(major, minor)``, if this reader may read it; else VersionError."""
     if document.get("format") != FORMAT_NAME:
         raise SchemaError(
             f"{source}: not a modelpack manifest: expected format {FORMAT_NAME!r}, "
@@ -239,16 +273,24 @@ def manifest_from_dict(document: dict[str, Any], *, source: str) -> Manifest:
         )
     found = parse_version(document.get("format_version", ""))
     ours = parse_version(FORMAT_VERSION)
-    if found[0] > ours[0]:
+    if found[0] != ours[0]:
+        newer = found[0] > ours[0]
         raise VersionError(
             f"{source}: written in format version {found[0]}.{found[1]}, but this reader "
-            f"understands major version {ours[0]} (up to {FORMAT_VERSION}); upgrade modelpack"
+            f"understands major version {ours[0]} (up to {FORMAT_VERSION})"
+            + ("; upgrade modelpack" if newer else "; no released format has that major version")
         )
-    if found[0] == ours[0] and found[1] > ours[1]:
-        # A newer minor version may only add optional fields: ignore the ones we don't know.
-        document = {k: v for k, v in document.items() if k in Manifest.model_fields}
+    return found
+
+
+def manifest_from_dict(document: dict[str, Any], *, source: str) -> Manifest:
+    """Validate a parsed manifest, applying the version rules before the schema."""
+    found = check_format_version(document, source=source)
+    # A newer minor version may only add optional fields: ignore the manifest and tensor
+    # fields we don't know (layer nodes and configs stay closed; see _Extensible).
+    newer_minor = found[1] > parse_version(FORMAT_VERSION)[1]
     try:
-        return Manifest.model_validate(document)
+        return Manifest.model_validate(document, context={IGNORE_UNKNOWN_FIELDS: newer_minor})
     except UnknownLayerError as exc:  # raised by the registry lookup, not wrapped by pydantic
         raise UnknownLayerError(f"{source}: {exc}") from None
     except ValidationError as exc:

@@ -5,18 +5,31 @@ one reader and writer, so there is a single place that decides what bytes are ac
 
 Written bundles are canonical: members in the order given, fixed timestamps, C order,
 little-endian data, no pickle. They load with ``numpy.load(path, allow_pickle=False)``.
+Reading goes through the strict zip reader (``_zip``): every header is checked, and every
+size compared with what the bytes can back, before an array is allocated.
 """
 
 from __future__ import annotations
 
+import hashlib
+import io
 import math
 import zipfile
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import IO, Protocol
 
 import numpy as np
 
-from .errors import DtypeMismatchError, FormatError, ShapeMismatchError, UnsupportedDtypeError
+from ._zip import Member, MemberReader, Source, read_directory
+from .errors import (
+    DtypeMismatchError,
+    FormatError,
+    IntegrityError,
+    LimitError,
+    ShapeMismatchError,
+    UnsupportedDtypeError,
+)
+from .limits import DEFAULT_LIMITS, GRACE_BYTES, Limits
 
 
 class ExpectedTensor(Protocol):
@@ -24,16 +37,20 @@ class ExpectedTensor(Protocol):
 
     dtype: str
     shape: list[int]
+    sha256: str | None
+
 
 __all__ = [
     "ZIP_EPOCH",
     "SUPPORTED_DTYPES",
     "check_storable",
     "canonical_array",
+    "tensor_sha256",
+    "check_sha256",
     "fixed_zipinfo",
-    "check_member_header",
     "write_npz",
     "read_npz",
+    "Bundle",
 ]
 
 # Zip's earliest representable time; fixed so the same arrays always give the same bytes.
@@ -48,6 +65,13 @@ SUPPORTED_DTYPES: tuple[str, ...] = (
     "float16", "float32", "float64",
     "complex64", "complex128",
 )
+# The npy ``descr`` each dtype must have inside an archive: little-endian or byte-order-free.
+_DESCR = {name: np.dtype(name).newbyteorder("<").str for name in SUPPORTED_DTYPES}
+
+MAX_DIMS = 64  # numpy's own limit; a header with more is refused before numpy sees it
+_MAX_HEADER = 10_000  # numpy's default max_header_size: a real header is ~128 bytes
+_MAGIC = b"\x93NUMPY"
+_HASH_CHUNK = 1 << 20
 
 
 def check_storable(name: str, array: np.ndarray) -> None:
@@ -67,6 +91,11 @@ def canonical_array(array: np.ndarray) -> np.ndarray:
     return array if array.flags.c_contiguous else array.copy(order="C")
 
 
+def tensor_sha256(array: np.ndarray) -> str:
+    """SHA-256 (hex) of the tensor's data as an archive stores it: C order, little-endian."""
+    return hashlib.sha256(canonical_array(np.asarray(array)).reshape(-1).view(np.uint8).data).hexdigest()
+
+
 def fixed_zipinfo(name: str, compression: int = zipfile.ZIP_STORED) -> zipfile.ZipInfo:
     """A member header with nothing that varies by clock or platform (for byte-equal output)."""
     info = zipfile.ZipInfo(name, date_time=ZIP_EPOCH)
@@ -74,20 +103,6 @@ def fixed_zipinfo(name: str, compression: int = zipfile.ZIP_STORED) -> zipfile.Z
     info.create_system = 3  # Unix, whatever platform writes it
     info.external_attr = 0o644 << 16  # a regular file, rw-r--r--
     return info
-
-
-_READABLE_METHODS = (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED)
-
-
-def check_member_header(info: zipfile.ZipInfo, source: str) -> None:
-    """Refuse encrypted members and compression methods outside the spec (stored, deflate)."""
-    if info.flag_bits & 0x1:
-        raise FormatError(f"{source}: member {info.filename!r} is encrypted")
-    if info.compress_type not in _READABLE_METHODS:
-        raise FormatError(
-            f"{source}: member {info.filename!r} uses compression method "
-            f"{info.compress_type}; only stored (0) and deflate (8) are allowed"
-        )
 
 
 def write_npz(handle: IO[bytes], arrays: Mapping[str, np.ndarray], *, compress: bool = False) -> None:
@@ -103,118 +118,182 @@ def write_npz(handle: IO[bytes], arrays: Mapping[str, np.ndarray], *, compress: 
 
 
 def read_npz(
-    handle: IO[bytes], *, source: str, expected: Mapping[str, ExpectedTensor] | None = None
+    handle: IO[bytes],
+    *,
+    source: str,
+    expected: Mapping[str, ExpectedTensor] | None = None,
+    limits: Limits = DEFAULT_LIMITS,
 ) -> dict[str, np.ndarray]:
-    """Read every array of an npz bundle, never unpickling; ``source`` names it in errors.
+    """Read every array of an npz file, never unpickling; ``source`` names it in errors.
 
-    With ``expected`` (name → object with ``dtype`` and ``shape``, e.g. the manifest's index),
-    the bundle must hold exactly those tensors, and each header is checked against it before
-    any data is allocated or read.
+    With ``expected`` (name → dtype and shape, e.g. the manifest's index) the bundle must
+    hold exactly those tensors, each header must match its entry exactly, and the arrays come
+    back in ``expected``'s order. Without it (a stand-alone parameter file from another
+    writer), big-endian and Fortran-ordered arrays are accepted and converted.
     """
-    try:
-        bundle = zipfile.ZipFile(handle, mode="r")
-    except (zipfile.BadZipFile, OSError, ValueError) as exc:
-        raise FormatError(f"{source}: not an npz weight bundle (not a zip file: {exc})") from exc
-    arrays: dict[str, np.ndarray] = {}
-    with bundle:
-        for info in bundle.infolist():
-            check_member_header(info, source)
-            if info.is_dir() or not info.filename.endswith(".npy"):
-                raise FormatError(
-                    f"{source}: unexpected member {info.filename!r}; an npz bundle holds only "
-                    "'<name>.npy' members"
-                )
-            key = info.filename[: -len(".npy")]
-            if key in arrays:
-                raise FormatError(f"{source}: duplicate member {info.filename!r}")
-            if expected is not None and key not in expected:
-                raise FormatError(
-                    f"{source}: holds tensor {key!r}, which the manifest does not list"
-                )
-            arrays[key] = _read_member(
-                bundle, info, source, expected[key] if expected is not None else None
-            )
+    bundle = Bundle(Source.whole(handle, where=source), limits=limits)
     if expected is not None:
-        missing = [name for name in expected if name not in arrays]
+        bundle.check_names(expected)
+        return {name: bundle.read(name, expected[name]) for name in expected}
+    return {name: bundle.read(name) for name in bundle.members}
+
+
+class Bundle:
+    """An npz bundle whose directory has been vetted; tensors are read one at a time."""
+
+    def __init__(self, source: Source, *, limits: Limits = DEFAULT_LIMITS) -> None:
+        where = source.where
+        directory = read_directory(
+            source,
+            kind="an npz weight bundle",
+            max_members=limits.max_tensors,
+            too_many=lambda count: LimitError(
+                f"{where}: holds {count} members, over the limit of {limits.max_tensors} "
+                f"tensors; {limits.hint('max_tensors')}"
+            ),
+            max_ratio=limits.max_compression_ratio,
+            grace_bytes=GRACE_BYTES,
+            ratio_hint=limits.hint("max_compression_ratio"),
+        )
+        self.source = source
+        self.members: dict[str, Member] = {}
+        for member in directory.members:
+            if not member.name.endswith(".npy") or "/" in member.name or len(member.name) > 1028:
+                raise FormatError(
+                    f"{where}: unexpected member {member.name!r}; an npz bundle holds only "
+                    "'<name>.npy' members (a tensor name: no '/', at most 1024 characters)"
+                )
+            self.members[member.name[: -len(".npy")]] = member
+        total = sum(member.size for member in directory.members)
+        if total > limits.max_total_bytes:
+            raise LimitError(
+                f"{where}: declares {total} bytes of tensors, over the limit of "
+                f"{limits.max_total_bytes}; {limits.hint('max_total_bytes')}"
+            )
+
+    def check_names(self, expected: Mapping[str, object]) -> None:
+        """The bundle holds exactly the tensors ``expected`` lists."""
+        for name in self.members:
+            if name not in expected:
+                raise FormatError(
+                    f"{self.source.where}: holds tensor {name!r}, which the manifest does not list"
+                )
+        missing = [name for name in expected if name not in self.members]
         if missing:
             raise FormatError(
-                f"{source}: tensor {missing[0]!r} listed in the manifest is missing from the "
-                f"bundle (missing: {missing})"
+                f"{self.source.where}: tensor {missing[0]!r} listed in the manifest is missing "
+                f"from the bundle (missing: {missing})"
             )
-        arrays = {name: arrays[name] for name in expected}  # manifest order
-    return arrays
 
-
-def _read_member(
-    bundle: zipfile.ZipFile, info: zipfile.ZipInfo, source: str, want: ExpectedTensor | None
-) -> np.ndarray:
-    where = f"{source}: member {info.filename!r}"
-    try:
-        with bundle.open(info) as member:
-            shape, fortran_order, dtype = _read_npy_header(member, where)
-            if want is not None:
-                _check_header(where, want, shape, dtype)
-            declared = math.prod(shape) * dtype.itemsize
-            if declared > info.file_size:
-                # Checked before allocating, so a forged header cannot exhaust memory.
-                raise FormatError(
-                    f"{where}: header says shape {shape} of {dtype!s} ({declared} bytes) but "
-                    f"the member holds only {info.file_size} bytes"
-                )
+    def read(self, name: str, want: ExpectedTensor | None = None, *, with_sha256: bool = False) -> np.ndarray:
+        """One tensor as a fresh writable array; CRC-32 always checked, SHA-256 on request."""
+        reader = MemberReader(self.source, self.members[name])
+        shape, fortran_order, dtype = _read_header(reader, want)
+        try:
             array = np.empty(shape[::-1] if fortran_order else shape, dtype=dtype)
-            expected = array.nbytes
-            got = _read_into(member, array.reshape(-1).view(np.uint8)) if expected else 0
-            if got != expected:
-                raise FormatError(
-                    f"{where} is truncated: header says shape {shape} of {dtype!s} "
-                    f"({expected} bytes), found {got} bytes"
-                )
-    except (zipfile.BadZipFile, ValueError, OSError, EOFError) as exc:
-        raise FormatError(f"{where} is not a valid .npy array: {exc}") from exc
-    if fortran_order:
-        array = array.transpose().copy(order="C")
-    if dtype.byteorder == ">":
-        array = array.astype(dtype.newbyteorder("="))
-    return array
+        except MemoryError:
+            raise LimitError(f"{reader.where}: cannot allocate {reader.remaining} bytes") from None
+        if array.nbytes:
+            reader.readinto(array.reshape(-1).view(np.uint8).data)
+        reader.finish()
+        if with_sha256 and want is not None and want.sha256 is not None:
+            check_sha256(reader.where, name, want.sha256, tensor_sha256(array))
+        if fortran_order:
+            array = array.transpose().copy(order="C")
+        if dtype.byteorder == ">":
+            array = array.astype(dtype.newbyteorder("="))
+        return array
+
+    def digest(self, name: str, want: ExpectedTensor | None) -> str:
+        """Stream one tensor without keeping it: header and CRC-32 checked, SHA-256 returned."""
+        reader = MemberReader(self.source, self.members[name])
+        _read_header(reader, want)
+        digest = hashlib.sha256()
+        for chunk in _chunks(reader):
+            digest.update(chunk)
+        reader.finish()
+        return digest.hexdigest()
 
 
-def _check_header(where: str, want: ExpectedTensor, shape: tuple[int, ...], dtype: np.dtype) -> None:
-    if dtype.name != want.dtype:
-        raise DtypeMismatchError(
-            f"{where}: the manifest says dtype {want.dtype}, the array header says {dtype.name}"
+def _chunks(reader: MemberReader) -> Iterator[bytes]:
+    while reader.remaining:
+        yield reader.read(_HASH_CHUNK)
+
+
+def check_sha256(where: str, name: str, recorded: str, actual: str) -> None:
+    """IntegrityError naming the tensor unless the two hashes are equal."""
+    if recorded != actual:
+        raise IntegrityError(
+            f"{where}: tensor {name!r} is damaged: its SHA-256 is {actual}, the manifest "
+            f"records {recorded}"
         )
-    if list(shape) != list(want.shape):
-        raise ShapeMismatchError(
-            f"{where}: the manifest says shape {tuple(want.shape)}, the array header says {shape}"
-        )
 
 
-def _read_npy_header(member: IO[bytes], where: str) -> tuple[tuple[int, ...], bool, np.dtype]:
-    """Parse an npy header (no pickle, no eval) and refuse dtypes that are not plain numbers."""
-    version = np.lib.format.read_magic(member)
-    if version == (1, 0):
-        shape, fortran_order, dtype = np.lib.format.read_array_header_1_0(member)
-    elif version == (2, 0):
-        shape, fortran_order, dtype = np.lib.format.read_array_header_2_0(member)
-    else:
-        raise FormatError(f"{where}: unsupported .npy format version {version}")
+def _read_header(
+    reader: MemberReader, want: ExpectedTensor | None
+) -> tuple[tuple[int, ...], bool, np.dtype]:
+    """Parse the npy header (no pickle, no eval) and check it before any data is allocated.
+
+    Afterwards the reader is positioned at the data, whose size must be exactly what the
+    header declares: anything more or less is refused here, so reading it reaches the end.
+    """
+    where = reader.where
+    prefix = reader.read(len(_MAGIC) + 2)
+    if len(prefix) < len(_MAGIC) + 2 or prefix[: len(_MAGIC)] != _MAGIC:
+        raise FormatError(f"{where} is not a .npy array (no NUMPY magic)")
+    version = (prefix[-2], prefix[-1])
+    length_size = {(1, 0): 2, (2, 0): 4}.get(version)
+    if length_size is None:
+        raise FormatError(f"{where}: unsupported .npy format version {version[0]}.{version[1]}")
+    length_bytes = reader.read(length_size)
+    length = int.from_bytes(length_bytes, "little")
+    if len(length_bytes) < length_size or length > _MAX_HEADER or length > reader.remaining:
+        raise FormatError(f"{where}: .npy header length {length} is impossible here")
+    header = io.BytesIO(length_bytes + reader.read(length))
+    parse = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+    try:
+        shape, fortran_order, dtype = parse(header)
+    except (ValueError, SyntaxError, TypeError, RecursionError) as exc:
+        raise FormatError(f"{where}: malformed .npy header: {exc}") from None
     if dtype.hasobject or dtype.fields is not None or dtype.name not in SUPPORTED_DTYPES:
         raise UnsupportedDtypeError(
             f"{where} has dtype {dtype!s}, which modelpack never loads "
             f"(supported: {', '.join(SUPPORTED_DTYPES)})"
         )
-    if any(dim < 0 for dim in shape):
-        raise FormatError(f"{where}: negative dimension in shape {shape}")
-    return tuple(int(d) for d in shape), bool(fortran_order), dtype
+    shape = tuple(int(d) for d in shape)
+    if len(shape) > MAX_DIMS or any(dim < 0 for dim in shape):
+        raise FormatError(f"{where}: shape {shape} has negative dimensions or more than {MAX_DIMS}")
+    if math.prod(dim for dim in shape if dim) * dtype.itemsize >= 1 << 63:
+        raise FormatError(f"{where}: shape {shape} overflows any array size")
+    if want is not None:
+        _check_against_manifest(where, want, shape, bool(fortran_order), dtype)
+    data = math.prod(shape) * dtype.itemsize
+    if data != reader.remaining:
+        # Checked before allocating, so a forged header cannot exhaust memory.
+        state = "is truncated" if data > reader.remaining else "has bytes after its data"
+        raise FormatError(
+            f"{where} {state}: header says shape {shape} of {dtype!s} ({data} bytes), "
+            f"the member holds {reader.remaining} bytes of data"
+        )
+    return shape, bool(fortran_order), dtype
 
 
-def _read_into(member: IO[bytes], buffer: np.ndarray) -> int:
-    """Fill ``buffer`` from ``member``; return how many bytes arrived (short on truncation)."""
-    view = buffer.data
-    filled = 0
-    while filled < len(view):
-        count = member.readinto(view[filled:])  # type: ignore[attr-defined]
-        if not count:
-            break
-        filled += count
-    return filled
+def _check_against_manifest(
+    where: str, want: ExpectedTensor, shape: tuple[int, ...], fortran_order: bool, dtype: np.dtype
+) -> None:
+    """Inside an archive a header must say exactly what the manifest says, byte order included."""
+    if dtype.name != want.dtype:
+        raise DtypeMismatchError(
+            f"{where}: the manifest says dtype {want.dtype}, the array header says {dtype.name}"
+        )
+    if dtype.str != _DESCR[want.dtype]:
+        raise DtypeMismatchError(
+            f"{where}: the array header says byte order {dtype.str!r}; archive tensors are "
+            f"little-endian ({_DESCR[want.dtype]!r})"
+        )
+    if list(shape) != list(want.shape):
+        raise ShapeMismatchError(
+            f"{where}: the manifest says shape {tuple(want.shape)}, the array header says {shape}"
+        )
+    if fortran_order:
+        raise FormatError(f"{where}: the array header says Fortran order; archive tensors are C order")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import zipfile
@@ -11,15 +12,17 @@ import jsonschema
 import numpy as np
 import pytest
 import yaml
+from craft import manifest_comment
 from hypothesis import HealthCheck, given, settings
 from strategies import Drawn, containers, fill_weights, networks
 
 import modelpack
-from modelpack import archive, nn
+from modelpack import Limits, archive, nn
 from modelpack.errors import (
     DeferredInitializationError,
     DtypeMismatchError,
     FormatError,
+    LimitError,
     SchemaError,
     ShapeMismatchError,
     UninitializedParameterError,
@@ -140,7 +143,10 @@ def test_layout_is_a_plain_zip_with_an_npz(tmp_path):
         (tmp_path / "weights.npz").write_bytes(zf.read("weights.npz"))
     assert manifest["format"] == "modelpack" and manifest["kind"] == "model"
     assert manifest["metadata"] == {"author": "D2L", "license": "MIT"}
-    assert manifest["weights"]["0.weight"] == {"dtype": "float32", "shape": [16, 8]}
+    assert manifest["format_version"] == "1.1"
+    assert manifest["weights"]["0.weight"] == {
+        "dtype": "float32", "shape": [16, 8], "sha256": hashlib.sha256(net[0].weight.data().tobytes()).hexdigest()
+    }
     with np.load(tmp_path / "weights.npz", allow_pickle=False) as bundle:
         assert list(bundle.keys()) == ["0.weight", "0.bias", "1.weight", "1.bias"]
         np.testing.assert_array_equal(bundle["1.weight"], net[1].weight.data())
@@ -262,6 +268,7 @@ def _rewrite(path, *, manifest=None, members=None, drop=()):
         for name, data in contents.items():
             if name not in drop:
                 zf.writestr(name, data)
+        zf.comment = manifest_comment(contents["manifest.yaml"])  # so the edit reaches its check
 
 
 @pytest.fixture
@@ -322,7 +329,7 @@ def test_weights_not_fitting_architecture_refused(exported):
 
 
 def test_tensor_missing_from_bundle_refused(exported):
-    _rewrite(exported, manifest=lambda d: d["weights"].update({"2.bias": {"dtype": "float32", "shape": [1]}}))
+    _rewrite(exported, manifest=lambda d: d["weights"].update({"2.bias": {"dtype": "float32", "shape": [1], "sha256": "0" * 64}}))
     with pytest.raises(FormatError, match=r"tensor '2\.bias' listed in the manifest is missing"):
         modelpack.load(exported)
 
@@ -335,8 +342,10 @@ def test_not_a_zip(tmp_path):
 
 
 def test_oversized_manifest_refused(exported):
-    with pytest.raises(FormatError, match=r"manifest\.yaml' is \d+ bytes, over the limit of 100"):
-        modelpack.load(exported, max_manifest_bytes=100)
+    with pytest.raises(LimitError, match=r"net\.mpk: member 'manifest\.yaml' is \d+ bytes, over the limit of 100; pass limits=modelpack\.Limits\(max_manifest_bytes=\.\.\.\)"):
+        modelpack.load(exported, limits=Limits(max_manifest_bytes=100))
+    with pytest.raises(LimitError, match=r"over the limit of 100"):
+        modelpack.inspect(exported, limits=Limits(max_manifest_bytes=100))
 
 
 def test_manifest_reader_is_the_only_manifest_reader():

@@ -1,0 +1,59 @@
+"""Resource limits a reader enforces before it allocates or parses anything an archive declares.
+
+An archive comes from a stranger, so every size it declares is checked against a limit
+first: a forged header then costs a few bytes of reading, never gigabytes of memory. The
+defaults admit any archive modelpack itself would write for a model that fits in a large
+machine's memory; a user who trusts a bigger file passes ``limits=Limits(...)``:
+
+>>> modelpack.load("huge.mpk", limits=modelpack.Limits(max_total_bytes=256 * 2**30))  # doctest: +SKIP
+
+Limits that protect the parser itself and that no legitimate archive comes near (YAML nesting,
+architecture depth, tensor name length, dimensions per tensor) are fixed and documented in
+``spec/FORMAT.md`` §7 instead.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+__all__ = ["Limits", "DEFAULT_LIMITS", "GRACE_BYTES"]
+
+MiB = 1 << 20
+GiB = 1 << 30
+
+# A deflated member may always expand to this many bytes, whatever its ratio: small members
+# (a zero bias, a short manifest) legitimately compress far better than weights do.
+GRACE_BYTES = 1 * MiB
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Upper bounds on what an archive may declare; exceeding one raises ``LimitError``.
+
+    - ``max_manifest_bytes``: size of ``manifest.yaml``.
+    - ``max_manifest_nodes``: YAML nodes (scalars, lists, mappings) in the manifest; bounds
+      parse time and memory, which grow per node rather than per byte.
+    - ``max_tensors``: members of the weight bundle (checked before the zip directory is read).
+    - ``max_total_bytes``: declared uncompressed size of all tensors together.
+    - ``max_compression_ratio``: a deflated member larger than 1 MiB may expand at most this
+      many times its compressed size (the zip-bomb guard; real weights deflate ~1.1:1).
+    """
+
+    max_manifest_bytes: int = 16 * MiB
+    max_manifest_nodes: int = 2_000_000
+    max_tensors: int = 100_000
+    max_total_bytes: int = 64 * GiB
+    max_compression_ratio: float = 100.0
+
+    def __post_init__(self) -> None:
+        for field in fields(self):
+            value = getattr(self, field.name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+                raise ValueError(f"Limits.{field.name} must be a positive number, found {value!r}")
+
+    def hint(self, name: str) -> str:
+        """The advice appended to a LimitError: which field to raise, and its current value."""
+        return f"pass limits=modelpack.Limits({name}=...) to allow more (now {getattr(self, name)})"
+
+
+DEFAULT_LIMITS = Limits()

@@ -1,0 +1,159 @@
+"""The manifest's YAML reader: plain data only, built from the event stream with hard bounds.
+
+PyYAML's loaders compose a whole node tree recursively before constructing anything, keep
+two position marks per node (hundreds of bytes each), resolve anchors and aliases, accept
+duplicate keys (the last one silently wins) and construct whatever a tag asks for. None of
+that is wanted for a file from a stranger. This reader walks the parser's events once,
+iteratively, and builds dicts, lists, strings, ints, floats, bools and None directly:
+
+- no tags, anchors or aliases (so no billion-laughs expansion and no object construction);
+- mapping keys are strings, each at most once;
+- one document;
+- nesting at most ``MAX_DEPTH`` collections deep and at most ``max_nodes`` nodes in all,
+  checked as the events arrive, so neither the stack nor memory can be exhausted.
+
+libyaml's parser is used when PyYAML has it (about 20× faster), PyYAML's own otherwise.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import yaml
+from yaml.events import (
+    AliasEvent,
+    CollectionStartEvent,
+    DocumentStartEvent,
+    MappingEndEvent,
+    MappingStartEvent,
+    NodeEvent,
+    ScalarEvent,
+    SequenceEndEvent,
+    StreamEndEvent,
+)
+from yaml.nodes import ScalarNode
+
+__all__ = ["MAX_DEPTH", "YAMLRefused", "YAMLTooLarge", "load"]
+
+# Deepest nesting of mappings and lists. An architecture level costs two (a node and its
+# children mapping), so the 64-level architecture limit needs about 132; this leaves room
+# for the schema check to report the architecture depth itself.
+MAX_DEPTH = 160
+
+_PARSER = yaml.CSafeLoader if getattr(yaml, "__with_libyaml__", False) else yaml.SafeLoader
+_RESOLVER = yaml.resolver.Resolver()
+_CONSTRUCTOR = yaml.constructor.SafeConstructor()
+_PLAIN: dict[str, Callable[[ScalarNode], Any] | None] = {
+    "tag:yaml.org,2002:str": None,
+    "tag:yaml.org,2002:int": _CONSTRUCTOR.construct_yaml_int,
+    "tag:yaml.org,2002:float": _CONSTRUCTOR.construct_yaml_float,
+    "tag:yaml.org,2002:bool": _CONSTRUCTOR.construct_yaml_bool,
+    "tag:yaml.org,2002:null": _CONSTRUCTOR.construct_yaml_null,
+}
+
+
+class YAMLRefused(ValueError):
+    """The text is not YAML, or uses something a manifest may not (the message says what)."""
+
+
+class YAMLTooLarge(YAMLRefused):
+    """The document has more nodes than the caller allows."""
+
+
+def load(text: str | bytes, *, max_nodes: int) -> Any:
+    """Parse one YAML document of plain data; raise ``YAMLRefused`` for anything else."""
+    parser = _PARSER(text)
+    try:
+        return _build(parser, max_nodes)
+    except yaml.YAMLError as exc:
+        raise YAMLRefused(str(exc)) from None
+    finally:
+        parser.dispose()
+
+
+def _build(parser: Any, max_nodes: int) -> Any:
+    # Each open collection is [container, pending mapping key or _NO_KEY].
+    stack: list[list[Any]] = []
+    root: Any = None
+    documents = nodes = 0
+    while True:
+        event = parser.get_event()
+        kind = type(event)
+        if kind is StreamEndEvent:
+            return root
+        if kind is DocumentStartEvent:
+            documents += 1
+            if documents > 1:
+                raise YAMLRefused(f"a second YAML document starts ({_at(event)}); a manifest is one document")
+            continue
+        if kind is AliasEvent:
+            raise YAMLRefused(f"YAML anchors and aliases are not allowed in a manifest ({_at(event)})")
+        if not isinstance(event, NodeEvent):
+            if kind is MappingEndEvent or kind is SequenceEndEvent:
+                value = stack.pop()[0]
+            else:
+                continue  # stream/document boundaries
+        else:
+            nodes += 1
+            if nodes > max_nodes:
+                raise YAMLTooLarge(f"has more than {max_nodes} YAML nodes")
+            _check_plain(event)
+            if isinstance(event, CollectionStartEvent):
+                if len(stack) >= MAX_DEPTH:
+                    raise YAMLRefused(f"nests deeper than {MAX_DEPTH} levels ({_at(event)})")
+                stack.append([{} if kind is MappingStartEvent else [], _NO_KEY])
+                continue
+            value = _scalar(event)  # type: ignore[arg-type]
+        if not stack:
+            root = value
+        else:
+            _attach(stack[-1], value, event)
+
+
+_NO_KEY = object()
+
+
+def _attach(top: list[Any], value: Any, event: Any) -> None:
+    container, key = top
+    if isinstance(container, list):
+        container.append(value)
+    elif key is _NO_KEY:
+        if not isinstance(value, str):
+            raise YAMLRefused(f"mapping keys must be strings, found {type(value).__name__} ({_at(event)})")
+        if value in container:
+            raise YAMLRefused(f"duplicate key {value!r} ({_at(event)})")
+        top[1] = value
+    else:
+        container[key] = value
+        top[1] = _NO_KEY
+
+
+def _check_plain(event: Any) -> None:
+    if event.anchor is not None:
+        raise YAMLRefused(f"YAML anchors and aliases are not allowed in a manifest ({_at(event)})")
+    if event.tag is not None:
+        raise YAMLRefused(f"YAML tag {event.tag!r} is not allowed in a modelpack manifest ({_at(event)})")
+
+
+def _scalar(event: ScalarEvent) -> Any:
+    if not event.implicit[0]:
+        return event.value  # quoted or block text: always a string
+    tag = _RESOLVER.resolve(ScalarNode, event.value, (True, False))
+    if tag not in _PLAIN:
+        raise YAMLRefused(
+            f"plain scalar {event.value[:40]!r} resolves to {tag!r}, which a manifest may not "
+            f"hold; quote it ({_at(event)})"
+        )
+    construct = _PLAIN[tag]
+    if construct is None:
+        return event.value
+    try:
+        return construct(ScalarNode(tag, event.value))
+    except ValueError as exc:  # e.g. an integer beyond Python's 4300-digit conversion limit
+        raise YAMLRefused(f"cannot read {event.value[:40]!r} ({_at(event)}): {exc}") from None
+
+
+def _at(event: Any) -> str:
+    mark = event.start_mark
+    return f"at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""

@@ -1,0 +1,145 @@
+"""Byte-level tools for tests that build archives modelpack would never write.
+
+``raw_zip`` writes any zip structure (names with NUL, symlink modes, encryption flags, sizes
+that lie), independently of both ``zipfile`` and modelpack's reader, so the reader is tested
+against bytes it did not produce. The other helpers rebuild valid archives with one thing
+changed, re-hashing the manifest so that the change reaches the check under test.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import struct
+import zipfile
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import yaml
+
+from modelpack.archive import MANIFEST_HASH_PREFIX
+
+_DOS_DATE = (0 << 9) | (1 << 5) | 1  # 1980-01-01
+
+
+@dataclass
+class RawEntry:
+    """One member as raw_zip writes it; ``data`` is the stored (maybe compressed) bytes."""
+
+    name: bytes
+    data: bytes
+    method: int = 0
+    flags: int = 0
+    crc: int | None = None  # default: CRC-32 of ``plain`` (or of ``data``)
+    size: int | None = None  # declared uncompressed size; default len(plain or data)
+    plain: bytes | None = None  # the uncompressed bytes, for a deflated member
+    create_system: int = 3
+    external_attr: int = 0o644 << 16
+    local_name: bytes | None = None
+    extra: bytes = b""
+
+
+def raw_zip(
+    entries: list[RawEntry],
+    *,
+    comment: bytes = b"",
+    prefix: bytes = b"",
+    suffix: bytes = b"",
+    declared_count: int | None = None,
+) -> bytes:
+    """A zip built field by field; ``prefix``/``suffix`` add junk around it (offsets unadjusted)."""
+    out = io.BytesIO()
+    central = []
+    for entry in entries:
+        plain = entry.plain if entry.plain is not None else entry.data
+        crc = zlib.crc32(plain) if entry.crc is None else entry.crc
+        size = len(plain) if entry.size is None else entry.size
+        local_name = entry.name if entry.local_name is None else entry.local_name
+        offset = out.tell()
+        out.write(struct.pack("<4s2B4HL2L2H", b"PK\x03\x04", 20, 0, entry.flags, entry.method, 0,
+                              _DOS_DATE, crc, len(entry.data), size, len(local_name), len(entry.extra)))
+        out.write(local_name + entry.extra + entry.data)
+        central.append(struct.pack("<4s4B4HL2L5H2L", b"PK\x01\x02", 20, entry.create_system, 20, 0,
+                                   entry.flags, entry.method, 0, _DOS_DATE, crc, len(entry.data), size,
+                                   len(entry.name), len(entry.extra), 0, 0, 0, entry.external_attr, offset)
+                       + entry.name + entry.extra)
+    directory_offset = out.tell()
+    for record in central:
+        out.write(record)
+    count = len(entries) if declared_count is None else declared_count
+    out.write(struct.pack("<4s4H2LH", b"PK\x05\x06", 0, 0, count, count, out.tell() - directory_offset,
+                          directory_offset, len(comment)))
+    out.write(comment)
+    return prefix + out.getvalue() + suffix
+
+
+def deflate(data: bytes) -> bytes:
+    packer = zlib.compressobj(9, zlib.DEFLATED, -15)
+    return packer.compress(data) + packer.flush()
+
+
+def npy(array: np.ndarray) -> bytes:
+    """An .npy file as numpy writes it (any dtype numpy can write without pickle)."""
+    buffer = io.BytesIO()
+    np.lib.format.write_array(buffer, array, allow_pickle=array.dtype.hasobject)
+    return buffer.getvalue()
+
+
+def npy_with_header(header: str, data: bytes) -> bytes:
+    """An .npy file with a hand-written header dict literal (padded as format 1.0 wants)."""
+    text = header.encode("latin1")
+    pad = 64 - (10 + len(text) + 1) % 64
+    text += b" " * pad + b"\n"
+    return b"\x93NUMPY\x01\x00" + struct.pack("<H", len(text)) + text + data
+
+
+def members_of(data: bytes) -> dict[str, bytes]:
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        return {info.filename: archive.read(info) for info in archive.infolist()}
+
+
+def stored_zip(members: dict[str, bytes] | list[tuple[str, bytes]], *, comment: bytes = b"") -> bytes:
+    """A plain stored zip of ``members`` (names as zipfile allows them)."""
+    buffer = io.BytesIO()
+    items = members.items() if isinstance(members, dict) else members
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name, content in items:
+            info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
+            info.external_attr = 0o644 << 16
+            archive.writestr(info, content)
+        archive.comment = comment
+    return buffer.getvalue()
+
+
+def manifest_comment(manifest: bytes) -> bytes:
+    return MANIFEST_HASH_PREFIX + hashlib.sha256(manifest).hexdigest().encode()
+
+
+def archive(manifest: bytes, bundle: bytes, *, extra: list[tuple[str, bytes]] = ()) -> bytes:  # type: ignore[assignment]
+    """An .mpk of these member bytes, with the manifest hash in the comment."""
+    return stored_zip([("manifest.yaml", manifest), ("weights.npz", bundle), *extra],
+                      comment=manifest_comment(manifest))
+
+
+def edit(data: bytes, *, manifest: Callable[[dict], object] | None = None,
+         bundle: Callable[[dict[str, bytes]], object] | None = None, rehash: bool = True) -> bytes:
+    """Rebuild a valid archive with its manifest dict and/or its bundle members edited in place."""
+    members = members_of(data)
+    raw_manifest, raw_bundle = members["manifest.yaml"], members["weights.npz"]
+    if manifest is not None:
+        document = yaml.safe_load(raw_manifest)
+        manifest(document)
+        raw_manifest = yaml.safe_dump(document, sort_keys=False).encode()
+    if bundle is not None:
+        inner = members_of(raw_bundle)
+        bundle(inner)
+        raw_bundle = stored_zip(inner)
+    comment = manifest_comment(raw_manifest) if rehash else members_comment(data)
+    return stored_zip([("manifest.yaml", raw_manifest), ("weights.npz", raw_bundle)], comment=comment)
+
+
+def members_comment(data: bytes) -> bytes:
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        return archive.comment
