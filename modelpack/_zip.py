@@ -13,6 +13,7 @@ member offsets are kept so that later readers can map tensor data in place.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import stat
@@ -165,16 +166,27 @@ def _end_record(source: Source, kind: str) -> tuple[int, int, int, int, bytes]:
     tail_start = max(0, size - _EOCD.size - _MAX_COMMENT)
     tail = source.read_at(tail_start, size - tail_start)
     position = tail.rfind(_EOCD_SIG)
+    excess = None  # bytes after the last-found end record and its comment (<0: cut short)
+    record = None
     while position >= 0:
-        record = _EOCD.unpack_from(tail, position) if position + _EOCD.size <= len(tail) else None
-        if record is not None and position + _EOCD.size + record[7] == len(tail):
-            break
+        if position + _EOCD.size <= len(tail):
+            record = _EOCD.unpack_from(tail, position)
+            surplus = len(tail) - position - _EOCD.size - record[7]
+            if surplus == 0:
+                break
+            excess = surplus if excess is None else excess
+        else:
+            excess = -1 if excess is None else excess
+        record = None
         position = tail.rfind(_EOCD_SIG, 0, position)
-    if position < 0:
-        if tail.find(_EOCD_SIG) >= 0:
+    if record is None:
+        if excess is not None and excess > 0:
             raise FormatError(
-                f"{where}: unexpected bytes after the end of the zip data (files concatenated?)"
+                f"{where}: {excess} unexpected bytes after the last end-of-directory record "
+                "(files concatenated, junk appended, or a truncated file?)"
             )
+        if excess is not None:
+            raise FormatError(f"{where}: truncated zip file: its end-of-directory record is cut short")
         if source.read_at(0, 4) == _LOCAL_SIG:
             raise FormatError(f"{where}: truncated zip file: no end-of-directory record")
         raise FormatError(f"{where}: not {kind} (not a zip file: no end-of-directory record)")
@@ -345,23 +357,40 @@ def _locate_data(source: Source, members: list[Member], directory_offset: int) -
     previous: Member | None = None
     for index in sorted(range(len(members)), key=lambda i: members[i].header_offset):
         member = members[index]
+        if member.header_offset + _LOCAL.size > directory_offset:
+            raise FormatError(
+                f"{where}: member {member.name!r} starts at offset {member.header_offset}, past the "
+                f"end of the member data ({directory_offset})"
+            )
         _check_gap(member.header_offset, expected_offset, previous, where)
         header = source.read_at(member.header_offset, _LOCAL.size)
-        signature, _, _, flags, method, _, _, _, _, _, name_length, extra_length = _LOCAL.unpack(header)
+        (signature, _, _, flags, method, _, _, crc, compressed, size,
+         name_length, extra_length) = _LOCAL.unpack(header)
         if signature != _LOCAL_SIG:
             raise FormatError(
                 f"{where}: member {member.name!r} has no local header at offset {member.header_offset}"
             )
         name_start = member.header_offset + _LOCAL.size
-        raw_name = source.read_at(name_start, name_length)
-        if _decode_name(raw_name, flags, where) != member.name:
+        raw_name = source.read_at(name_start, name_length + extra_length)
+        if _decode_name(raw_name[:name_length], flags, where) != member.name:
             raise FormatError(
-                f"{where}: member {member.name!r} is called {raw_name!r} in its local header"
+                f"{where}: member {member.name!r} is called {raw_name[:name_length]!r} in its local header"
             )
-        if method != member.method or (flags & _ENCRYPTION_FLAGS) != (member.flags & _ENCRYPTION_FLAGS):
-            raise FormatError(f"{where}: member {member.name!r}: local header and directory disagree")
+        if flags & _DESCRIPTOR_FLAG:  # the local fields are zeros; the real ones follow the data
+            crc, compressed, size = member.crc, member.compressed_size, member.size
+        else:
+            extra = raw_name[name_length:]
+            size, compressed, _, _ = _zip64_fields(extra, size, compressed, 0, 0, where, member.name)
+        local = (method, flags & _ENCRYPTION_FLAGS, crc, compressed, size)
+        if local != (member.method, member.flags & _ENCRYPTION_FLAGS, member.crc,
+                     member.compressed_size, member.size):
+            # Tools that read local headers (streaming unzip) would see another file than we do.
+            raise FormatError(
+                f"{where}: member {member.name!r}: its local header (method, encryption, CRC-32, "
+                f"sizes {local}) disagrees with the zip directory"
+            )
         data_offset = name_start + name_length + extra_length
-        located[index] = Member(**{**member.__dict__, "data_offset": data_offset})
+        located[index] = dataclasses.replace(member, data_offset=data_offset)
         expected_offset = data_offset + member.compressed_size
         previous = member
     _check_gap(directory_offset, expected_offset, previous, where, at_directory=True)

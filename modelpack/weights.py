@@ -11,8 +11,8 @@ size compared with what the bytes can back, before an array is allocated.
 
 from __future__ import annotations
 
+import ast
 import hashlib
-import io
 import math
 import zipfile
 from collections.abc import Iterator, Mapping
@@ -67,6 +67,14 @@ SUPPORTED_DTYPES: tuple[str, ...] = (
 )
 # The npy ``descr`` each dtype must have inside an archive: little-endian or byte-order-free.
 _DESCR = {name: np.dtype(name).newbyteorder("<").str for name in SUPPORTED_DTYPES}
+# Every descr the reader accepts at all (big-endian too, for parameter files of other writers).
+_READABLE_DESCR = {
+    np.dtype(name).newbyteorder(order).str: np.dtype(name).newbyteorder(order)
+    for name in SUPPORTED_DTYPES
+    for order in ("<", ">")
+}
+_REFUSED_KINDS = {"O": "object: pickled Python objects", "U": "text", "S": "bytes", "a": "bytes",
+                  "M": "datetime", "m": "timedelta", "V": "void/structured"}
 
 MAX_DIMS = 64  # numpy's own limit; a header with more is refused before numpy sees it
 _MAX_HEADER = 10_000  # numpy's default max_header_size: a real header is ~128 bytes
@@ -248,25 +256,16 @@ def _read_header(
     length_bytes = reader.read(length_size)
     length = int.from_bytes(length_bytes, "little")
     if len(length_bytes) < length_size or length > _MAX_HEADER or length > reader.remaining:
-        raise FormatError(f"{where}: .npy header length {length} is impossible here")
-    header = io.BytesIO(length_bytes + reader.read(length))
-    parse = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
-    try:
-        shape, fortran_order, dtype = parse(header)
-    except (ValueError, SyntaxError, TypeError, RecursionError) as exc:
-        raise FormatError(f"{where}: malformed .npy header: {exc}") from None
-    if dtype.hasobject or dtype.fields is not None or dtype.name not in SUPPORTED_DTYPES:
-        raise UnsupportedDtypeError(
-            f"{where} has dtype {dtype!s}, which modelpack never loads "
-            f"(supported: {', '.join(SUPPORTED_DTYPES)})"
+        raise FormatError(
+            f"{where}: .npy header length {length} is over {_MAX_HEADER} bytes or beyond the member"
         )
-    shape = tuple(int(d) for d in shape)
+    shape, fortran_order, dtype = _parse_header(reader.read(length), where)
     if len(shape) > MAX_DIMS or any(dim < 0 for dim in shape):
         raise FormatError(f"{where}: shape {shape} has negative dimensions or more than {MAX_DIMS}")
     if math.prod(dim for dim in shape if dim) * dtype.itemsize >= 1 << 63:
         raise FormatError(f"{where}: shape {shape} overflows any array size")
     if want is not None:
-        _check_against_manifest(where, want, shape, bool(fortran_order), dtype)
+        _check_against_manifest(where, want, shape, fortran_order, dtype)
     data = math.prod(shape) * dtype.itemsize
     if data != reader.remaining:
         # Checked before allocating, so a forged header cannot exhaust memory.
@@ -275,7 +274,43 @@ def _read_header(
             f"{where} {state}: header says shape {shape} of {dtype!s} ({data} bytes), "
             f"the member holds {reader.remaining} bytes of data"
         )
-    return shape, bool(fortran_order), dtype
+    return shape, fortran_order, dtype
+
+
+def _parse_header(text: bytes, where: str) -> tuple[tuple[int, ...], bool, np.dtype]:
+    """The header's dict literal, checked field by field; a dtype only from the table.
+
+    Not numpy's parser: its legacy-header filter raises tokenizer errors on odd bytes, and
+    it builds whatever dtype a header names before anyone can look at it.
+    """
+    try:
+        header = ast.literal_eval(text.decode("latin1"))
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError) as exc:
+        raise FormatError(f"{where}: malformed .npy header: {type(exc).__name__}: {exc}") from None
+    if not isinstance(header, dict) or set(header) != {"descr", "fortran_order", "shape"}:
+        raise FormatError(
+            f"{where}: malformed .npy header: expected a dict of descr, fortran_order and shape, "
+            f"found {str(header)[:80]}"
+        )
+    descr, fortran_order, shape = header["descr"], header["fortran_order"], header["shape"]
+    if not isinstance(shape, tuple) or not all(type(dim) is int for dim in shape):
+        raise FormatError(f"{where}: malformed .npy header: shape {str(shape)[:80]} is not a tuple of ints")
+    if not isinstance(fortran_order, bool):
+        raise FormatError(f"{where}: malformed .npy header: fortran_order {fortran_order!r} is not a bool")
+    if not isinstance(descr, str) or descr not in _READABLE_DESCR:
+        raise UnsupportedDtypeError(
+            f"{where} has dtype {str(descr)[:80]!r} ({_describe_descr(descr)}), which modelpack "
+            f"never loads (supported: {', '.join(SUPPORTED_DTYPES)})"
+        )
+    return shape, fortran_order, _READABLE_DESCR[descr]
+
+
+def _describe_descr(descr: object) -> str:
+    """A name for a refused descr, from its type code alone (never built into a dtype)."""
+    if isinstance(descr, list):
+        return "structured"
+    code = descr.lstrip("<>|=")[:1] if isinstance(descr, str) else ""
+    return _REFUSED_KINDS.get(code, "not a supported number type")
 
 
 def _check_against_manifest(

@@ -143,3 +143,15 @@ def edit(data: bytes, *, manifest: Callable[[dict], object] | None = None,
 def members_comment(data: bytes) -> bytes:
     with zipfile.ZipFile(io.BytesIO(data)) as archive:
         return archive.comment
+
+
+def central_offsets(data: bytes) -> list[int]:
+    """Where each of the outer zip's central directory entries starts (for patching fields)."""
+    end = data.rindex(b"PK\x05\x06")
+    count, size, offset = struct.unpack_from("<HLL", data, end + 10)
+    positions, at = [], offset
+    for _ in range(count):
+        positions.append(at)
+        name, extra, comment = struct.unpack_from("<HHH", data, at + 28)
+        at += 46 + name + extra + comment
+    return positions

@@ -1,0 +1,124 @@
+"""Manifest attacks: code-running tags, alias bombs, deep nesting, size and node bombs,
+duplicate keys, unknown layers and fields. All refused while parsing, within bounds."""
+
+from __future__ import annotations
+
+import pytest
+from craft import archive, edit, stored_zip
+from harness import model_bytes, refused
+
+from modelpack import Limits
+from modelpack.errors import LimitError, SchemaError, UnknownLayerError
+
+EMPTY_BUNDLE = stored_zip({})
+HEAD = "format: modelpack\nformat_version: '1.1'\nproducer: x\nkind: tensors\nlayout: dict\n"
+
+
+def _manifest(text: str) -> bytes:
+    return archive(text.encode(), EMPTY_BUNDLE)
+
+
+@pytest.mark.parametrize(
+    "tag",
+    [
+        "!!python/object/apply:os.system ['echo pwned']",
+        "!!python/name:os.system",
+        "!!binary aGVsbG8=",
+        "!custom x",
+        "!!str x",
+    ],
+)
+def test_tags_refused(tmp_path, tag):
+    refused(tmp_path, _manifest(HEAD + f"weights: {{}}\nmetadata:\n  a: {tag}\n"), SchemaError,
+            r"manifest\.yaml: manifest is not valid safe YAML: YAML tag '.*' is not allowed")
+
+
+def test_billion_laughs_refused(tmp_path):
+    lines = ["a0: &a0 [lol, lol, lol, lol, lol, lol, lol, lol, lol]"]
+    lines += [f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 9) + "]" for i in range(1, 10)]
+    refused(tmp_path, _manifest(HEAD + "\n".join(lines) + "\n"), SchemaError,
+            "anchors and aliases are not allowed")
+
+
+def test_alias_without_anchor_in_view_refused(tmp_path):
+    refused(tmp_path, _manifest(HEAD + "weights: *nothing\n"), SchemaError, "not valid safe YAML")
+
+
+def test_deep_nesting_refused_without_recursion(tmp_path):
+    # PyYAML's own composer recurses per level; 100 000 levels would overflow the stack.
+    depth = 100_000
+    refused(tmp_path, _manifest(HEAD + "metadata: " + "[" * depth + "]" * depth + "\n"), SchemaError,
+            "nests deeper than 160 levels")
+
+
+def test_deep_architecture_refused(tmp_path):
+    node = "{type: Flatten}"
+    for _ in range(65):
+        node = "{type: Sequential, children: {'0': " + node + "}}"
+    text = "format: modelpack\nformat_version: '1.1'\nproducer: x\nkind: model\narchitecture: " + node + "\n"
+    refused(tmp_path, _manifest(text + "weights: {}\n"), SchemaError, "architecture nests deeper than 64 levels")
+
+
+def test_oversized_manifest_refused_before_reading(tmp_path):
+    text = HEAD + "weights: {}\nmetadata: {a: '" + "x" * (17 * 2**20) + "'}\n"
+    refused(tmp_path, _manifest(text), LimitError, r"member 'manifest\.yaml' is \d+ bytes, over the limit of 16777216")
+
+
+def test_node_bomb_refused(tmp_path):
+    # 2 bytes a node: far more nodes than bytes would suggest. Default limit: 2 000 000.
+    text = HEAD + "weights: {}\nmetadata: {a: [" + "1," * 5000 + "]}\n"
+    refused(tmp_path, _manifest(text), LimitError, r"manifest has more than 1000 YAML nodes; pass limits=modelpack\.Limits\(max_manifest_nodes",
+            limits=Limits(max_manifest_nodes=1000))
+
+
+def test_duplicate_keys_refused(tmp_path):
+    # PyYAML keeps the last one silently: a reviewer would read the first.
+    text = HEAD + "weights: {}\nmetadata: {license: MIT}\nmetadata: {license: proprietary}\n"
+    refused(tmp_path, _manifest(text), SchemaError, r"duplicate key 'metadata' \(at line 8")
+
+
+def test_second_document_refused(tmp_path):
+    refused(tmp_path, _manifest(HEAD + "weights: {}\n---\nkind: model\n"), SchemaError, "a second YAML document")
+
+
+def test_non_utf8_manifest_refused(tmp_path):
+    data = archive(HEAD.encode() + b"weights: {}\nmetadata: {a: '\xff'}\n", EMPTY_BUNDLE)
+    refused(tmp_path, data, SchemaError, r"member 'manifest\.yaml' is not UTF-8")
+
+
+def test_manifest_not_a_mapping(tmp_path):
+    refused(tmp_path, _manifest("- 1\n- 2\n"), SchemaError, "manifest must be a mapping, found list")
+
+
+def test_unknown_layer_refused(tmp_path):
+    data = edit(model_bytes(), manifest=lambda d: d["architecture"].update(type="os.system"))
+    refused(tmp_path, data, UnknownLayerError, r"manifest\.yaml: unknown layer type 'os\.system'; known types:")
+
+
+def test_unknown_config_field_refused_even_in_newer_minor(tmp_path):
+    def change(document):
+        document["format_version"] = "1.9"
+        document["architecture"]["children"]["0"]["config"]["exec"] = "import os"
+
+    data = edit(model_bytes(), manifest=change)
+    refused(tmp_path, data, SchemaError, r"invalid config for layer type 'Dense'.*exec")
+
+
+def test_unknown_layer_node_field_refused_even_in_newer_minor(tmp_path):
+    def change(document):
+        document["format_version"] = "1.9"
+        document["architecture"]["hook"] = "os.system"
+
+    data = edit(model_bytes(), manifest=change)
+    refused(tmp_path, data, SchemaError, r"architecture\.hook: Extra inputs are not permitted")
+
+
+def test_unknown_manifest_field_refused_in_same_version(tmp_path):
+    data = edit(model_bytes(), manifest=lambda d: d.update(loader="pickle"))
+    refused(tmp_path, data, SchemaError, r"manifest\.yaml: invalid manifest: loader: Extra inputs are not permitted")
+
+
+def test_huge_integer_refused(tmp_path):
+    text = HEAD + "weights: {w: {dtype: float32, shape: [" + "9" * 5000 + "]}}\n"
+    refused(tmp_path, _manifest(text), SchemaError, "cannot read '9999")
+

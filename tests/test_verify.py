@@ -1,0 +1,229 @@
+"""verify(): every recorded checksum is checked, every problem reported, nothing raised for bytes.
+
+The strongest test flips each byte of an archive in turn: verify must notice every flip
+except in the few zip header fields that carry no meaning for a reader (versions, times,
+attribute bits), and those are listed exactly.
+"""
+
+from __future__ import annotations
+
+import io
+import struct
+import subprocess
+import sys
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+from craft import central_offsets, edit, members_of, stored_zip
+
+import modelpack
+from modelpack import nn
+from modelpack.errors import IntegrityError
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "spec" / "examples"
+
+
+def _model() -> nn.Sequential:
+    net = nn.Sequential()
+    net.add(nn.Dense(8, activation="relu"), nn.Dense(3))
+    net.initialize(seed=4)
+    net(np.zeros((1, 5)))
+    return net
+
+
+def _model_bytes() -> bytes:
+    buffer = io.BytesIO()
+    modelpack.export(_model(), buffer)
+    return buffer.getvalue()
+
+
+def test_good_archive_is_ok(tmp_path):
+    path = tmp_path / "good.mpk"
+    modelpack.export(_model(), path)
+    report = modelpack.verify(path)
+    assert report.ok and report.problems == [] and report.notes == []
+    assert report.format_version == "1.1"
+    assert report.tensors == dict.fromkeys(["0.weight", "0.bias", "1.weight", "1.bias"], "ok")
+    assert str(report) == f"{path}: OK (format 1.1, 4 tensors verified)"
+
+
+def test_old_archive_is_ok_with_a_note():
+    report = modelpack.verify(EXAMPLES / "mlp.mpk")
+    assert report.ok and report.format_version == "1.0"
+    assert set(report.tensors.values()) == {"ok (CRC-32; the archive records no SHA-256)"}
+    assert report.notes == ["tensors without a recorded SHA-256 (format 1.0) were checked by CRC-32 only"]
+
+
+def _data_offsets(data: bytes) -> dict[str, int]:
+    """Absolute offset of each tensor's first data byte (after its npy header)."""
+    bundle_at = data.index(members_of(data)["weights.npz"])
+    inner = members_of(members_of(data)["weights.npz"])
+    offsets = {}
+    for member, content in inner.items():
+        header_end = 10 + struct.unpack_from("<H", content, 8)[0]
+        offsets[member[:-4]] = data.index(content, bundle_at) + header_end
+    return offsets
+
+
+def test_a_flipped_byte_in_every_tensor_is_named(tmp_path):
+    data = _model_bytes()
+    for name, offset in _data_offsets(data).items():
+        damaged = bytearray(data)
+        damaged[offset] ^= 0x01
+        path = tmp_path / f"{name}.mpk"
+        path.write_bytes(bytes(damaged))
+        report = modelpack.verify(path)
+        assert not report.ok
+        assert report.tensors[name] == "damaged"
+        assert any(f"member '{name}.npy' is damaged: CRC-32" in problem for problem in report.problems)
+        with pytest.raises(IntegrityError, match=rf"{path.name}: member 'weights\.npz': member '{name}\.npy' is damaged"):
+            modelpack.load(path)
+
+
+def test_a_flipped_byte_in_the_manifest(tmp_path):
+    data = _model_bytes()
+    damaged = bytearray(data)
+    damaged[data.index(b"producer:")] ^= 0x20  # 'p' -> 'P': still valid YAML, different bytes
+    path = tmp_path / "m.mpk"
+    path.write_bytes(bytes(damaged))
+    report = modelpack.verify(path)
+    assert any("member 'manifest.yaml' is damaged: CRC-32" in p for p in report.problems)
+    assert any("member 'manifest.yaml' is damaged: its SHA-256" in p for p in report.problems)
+    with pytest.raises(IntegrityError, match=r"m\.mpk: member 'manifest\.yaml' is damaged: CRC-32"):
+        modelpack.load(path)
+
+
+# Header fields no reader acts on: versions, times and dates, internal attributes, and the
+# permission bits of external attributes (the file-type bits are checked).
+def _meaningless_offsets(data: bytes) -> set[int]:
+    ignored: set[int] = set()
+    for central in central_offsets(data):
+        ignored |= set(range(central + 4, central + 8)) | set(range(central + 12, central + 16))
+        ignored |= {central + 36, central + 37, central + 39, central + 40}
+        local = struct.unpack_from("<L", data, central + 42)[0]
+        ignored |= {local + 4, local + 5} | set(range(local + 10, local + 14))
+    return ignored
+
+
+def test_every_meaningful_byte_is_covered():
+    data = _model_bytes()
+    missed = []
+    for offset in range(len(data)):
+        damaged = bytearray(data)
+        damaged[offset] ^= 0xFF
+        if modelpack.verify(io.BytesIO(bytes(damaged))).ok:
+            missed.append(offset)
+    assert missed, "the flips should include harmless ones (e.g. timestamps)"
+    assert set(missed) <= _meaningless_offsets(data), sorted(set(missed) - _meaningless_offsets(data))
+
+
+def test_sha256_catches_what_crc_cannot(tmp_path):
+    """Two same-shaped tensors swapped with their CRCs: every zip checksum still matches."""
+    arrays = {"a": np.zeros(4, np.float32), "b": np.ones(4, np.float32)}
+    buffer = io.BytesIO()
+    modelpack.save(buffer, arrays)
+
+    def swap(members: dict[str, bytes]) -> None:
+        members["a.npy"], members["b.npy"] = members["b.npy"], members["a.npy"]
+
+    path = tmp_path / "swapped.mpk"
+    path.write_bytes(edit(buffer.getvalue(), bundle=swap, rehash=False))
+    assert modelpack.load(path)["a"][0] == 1.0  # the default check is CRC-32: it passes
+    with pytest.raises(IntegrityError, match=r"swapped\.mpk: member 'weights\.npz': member 'a\.npy': tensor 'a' "
+                       r"is damaged: its SHA-256 is [0-9a-f]{64}, the manifest records [0-9a-f]{64}"):
+        modelpack.load(path, integrity="sha256")
+    report = modelpack.verify(path)
+    assert report.tensors == {"a": "damaged", "b": "damaged"}
+    assert len(report.problems) == 2, "verify goes on after the first problem"
+
+
+def test_every_problem_is_reported(tmp_path):
+    data = _model_bytes()
+    damaged = bytearray(data)
+    offsets = _data_offsets(data)
+    for name in ("0.weight", "1.bias"):
+        damaged[offsets[name]] ^= 0x80
+    path = tmp_path / "two.mpk"
+    path.write_bytes(bytes(damaged))
+    report = modelpack.verify(path)
+    assert report.tensors["0.weight"] == report.tensors["1.bias"] == "damaged"
+    assert report.tensors["0.bias"] == report.tensors["1.weight"] == "ok"
+    # Each damaged tensor (its CRC-32) and the bundle as a whole (its outer CRC-32).
+    assert len(report.problems) == 3, report.problems
+    assert str(report).startswith(f"{path}: 3 problems (format 1.1)\n  - ")
+
+
+def test_manifest_that_does_not_fit_its_architecture(tmp_path):
+    data = edit(_model_bytes(), manifest=lambda d: d["architecture"]["children"]["1"]["config"].update(units=4))
+    path = tmp_path / "misfit.mpk"
+    path.write_bytes(data)
+    report = modelpack.verify(path)
+    assert report.problems == [
+        f"{path}: manifest.yaml: parameter '1.weight' is float32 (4, 8) in the architecture, float32 (3, 8) "
+        "in the weights index",
+        f"{path}: manifest.yaml: parameter '1.bias' is float32 (4,) in the architecture, float32 (3,) in the "
+        "weights index",
+    ]
+
+
+def test_garbage_is_reported_not_raised(tmp_path):
+    path = tmp_path / "junk.mpk"
+    path.write_bytes(b"\x00" * 1000)
+    report = modelpack.verify(path)
+    assert report.problems == [f"{path}: not a modelpack archive (not a zip file: no end-of-directory record)"]
+    assert report.format_version is None and report.tensors == {}
+
+
+def test_damaged_manifest_still_lets_tensors_be_checked(tmp_path):
+    members = members_of(_model_bytes())
+    data = stored_zip([("manifest.yaml", b"{not yaml"), ("weights.npz", members["weights.npz"])])
+    path = tmp_path / "half.mpk"
+    path.write_bytes(data)
+    report = modelpack.verify(path)
+    assert len(report.problems) == 1 and "manifest is not valid safe YAML" in report.problems[0]
+    assert set(report.tensors) == {"0.weight", "0.bias", "1.weight", "1.bias"}
+
+
+def test_unopenable_path_raises():
+    with pytest.raises(FileNotFoundError):
+        modelpack.verify("/nonexistent/model.mpk")
+
+
+def test_outer_crc_covers_the_bundle_headers(tmp_path):
+    """A flipped byte in the bundle's own directory is caught by the outer CRC-32 alone."""
+    original = _model_bytes()
+    bundle = members_of(original)["weights.npz"]
+    start = original.index(bundle)
+    data = bytearray(original)
+    data[original.index(b"PK\x01\x02") + 12] ^= 0xFF  # the bundle's first directory entry's time
+    path = tmp_path / "t.mpk"
+    path.write_bytes(bytes(data))
+    modelpack.load(path)  # load checks what it uses; a timestamp is not used
+    report = modelpack.verify(path)
+    found, recorded = zlib.crc32(data[start : start + len(bundle)]), zlib.crc32(bundle)
+    assert report.problems == [f"{path}: member 'weights.npz' is damaged: CRC-32 is {found:08x}, "
+                               f"the zip directory records {recorded:08x}"]
+
+
+@pytest.mark.parametrize(("damage", "code"), [(False, 0), (True, 1)])
+def test_cli_exit_codes(tmp_path, damage, code):
+    data = bytearray(_model_bytes())
+    if damage:
+        data[next(iter(_data_offsets(bytes(data)).values()))] ^= 1
+    path = tmp_path / "cli.mpk"
+    path.write_bytes(bytes(data))
+    run = subprocess.run([sys.executable, "-m", "modelpack", "verify", str(path), "--tensors"],
+                         capture_output=True, text=True, check=False)
+    assert run.returncode == code, run.stderr
+    # A damaged tensor is two problems: its own CRC-32 and the bundle's.
+    assert run.stdout.startswith(f"{path}: {'2 problems' if damage else 'OK'}")
+    assert "  0.weight: " in run.stdout
+
+
+def test_cli_unopenable(tmp_path):
+    run = subprocess.run([sys.executable, "-m", "modelpack", "verify", str(tmp_path / "missing.mpk")],
+                         capture_output=True, text=True, check=False)
+    assert run.returncode == 2
+    assert "cannot open" in run.stderr and "No such file or directory" in run.stderr
