@@ -5,6 +5,9 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
+import subprocess
+import sys
 import zipfile
 from pathlib import Path
 
@@ -12,8 +15,9 @@ import jsonschema
 import numpy as np
 import pytest
 import yaml
-from craft import manifest_comment
+from craft import edit, manifest_comment, members_of, stored_zip
 from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from strategies import Drawn, containers, fill_weights, networks
 
 import modelpack
@@ -22,6 +26,7 @@ from modelpack.errors import (
     DeferredInitializationError,
     DtypeMismatchError,
     FormatError,
+    IntegrityError,
     LimitError,
     SchemaError,
     ShapeMismatchError,
@@ -29,6 +34,7 @@ from modelpack.errors import (
     UnknownLayerError,
     UnsupportedBlockError,
     UnsupportedDtypeError,
+    VersionError,
 )
 
 SCHEMA_FILE = Path(__file__).resolve().parents[1] / "schema" / "manifest.schema.json"
@@ -163,10 +169,37 @@ def test_compression_is_an_option(tmp_path):
     np.testing.assert_array_equal(loaded[0].weight.data(), net[0].weight.data())
 
 
-def test_same_model_same_bytes(tmp_path):
-    modelpack.export(_mlp(3), tmp_path / "a.mpk")
-    modelpack.export(_mlp(3), tmp_path / "b.mpk")
+@pytest.mark.parametrize("compress", [False, True])
+def test_same_model_same_bytes(tmp_path, compress):
+    modelpack.export(_mlp(3), tmp_path / "a.mpk", compress=compress)
+    modelpack.export(_mlp(3), tmp_path / "b.mpk", compress=compress)
     assert (tmp_path / "a.mpk").read_bytes() == (tmp_path / "b.mpk").read_bytes()
+
+
+@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(containers, st.booleans())
+def test_same_tensors_same_bytes(data, compress):
+    first, second = io.BytesIO(), io.BytesIO()
+    modelpack.save(first, data, compress=compress)
+    modelpack.save(second, data, compress=compress)
+    assert first.getvalue() == second.getvalue()
+
+
+def test_same_bytes_in_another_process(tmp_path):
+    """No clock, hash seed, pid or path in the bytes: a fresh interpreter writes the same file."""
+    here = tmp_path / "here.mpk"
+    modelpack.export(_mlp(5), here, metadata={"k": "v"})
+    script = (
+        "import sys, numpy as np, modelpack; from modelpack import nn\n"
+        "net = nn.Sequential(); net.add(nn.Dense(16, activation='relu'), nn.Dense(4))\n"
+        "net.initialize(seed=5); net(np.zeros((1, 8)))\n"
+        "modelpack.export(net, sys.argv[1], metadata={'k': 'v'})\n"
+    )
+    there = tmp_path / "sub" / "there.mpk"
+    there.parent.mkdir()
+    env = {**os.environ, "PYTHONHASHSEED": "12345"}
+    subprocess.run([sys.executable, "-c", script, str(there)], check=True, env=env)
+    assert there.read_bytes() == here.read_bytes()
 
 
 def test_nested_sequential_names_kept(tmp_path):
@@ -351,3 +384,162 @@ def test_oversized_manifest_refused(exported):
 def test_manifest_reader_is_the_only_manifest_reader():
     # Guard against a second, unchecked YAML path creeping in.
     assert archive.MANIFEST_MEMBER == "manifest.yaml"
+
+
+# -- integrity and limits -------------------------------------------------------------------
+
+
+def test_integrity_modes(exported):
+    net = modelpack.load(exported, integrity="sha256")
+    assert list(net.collect_params()) == ["0.weight", "0.bias", "1.weight", "1.bias"]
+    with pytest.raises(ValueError, match="integrity must be 'crc32' or 'sha256', not 'md5'"):
+        modelpack.load(exported, integrity="md5")
+
+
+def test_recorded_hashes_are_of_the_stored_bytes(exported):
+    manifest = modelpack.inspect(exported)
+    with zipfile.ZipFile(exported) as outer, zipfile.ZipFile(io.BytesIO(outer.read("weights.npz"))) as bundle:
+        assert outer.comment == b"modelpack-manifest-sha256:" + hashlib.sha256(outer.read("manifest.yaml")).hexdigest().encode()
+        for name, info in manifest.weights.items():
+            raw = bundle.read(name + ".npy")
+            header_end = 10 + int.from_bytes(raw[8:10], "little")
+            assert info.sha256 == hashlib.sha256(raw[header_end:]).hexdigest()
+
+
+def test_big_endian_and_fortran_input_hash_as_stored(tmp_path):
+    value = np.asfortranarray(np.arange(6, dtype=">i4").reshape(2, 3))
+    modelpack.save(tmp_path / "t", {"v": value})
+    manifest = modelpack.inspect(tmp_path / "t")
+    assert manifest.weights["v"].sha256 == hashlib.sha256(np.arange(6, dtype="<i4").tobytes()).hexdigest()
+    assert (modelpack.load(tmp_path / "t", integrity="sha256")["v"] == value).all()
+
+
+@pytest.mark.parametrize("field", ["max_manifest_bytes", "max_manifest_nodes", "max_tensors", "max_total_bytes",
+                                   "max_compression_ratio"])
+def test_limits_must_be_positive(field):
+    with pytest.raises(ValueError, match=f"Limits.{field} must be a positive number, found 0"):
+        Limits(**{field: 0})
+
+
+def test_limits_can_be_raised_for_a_trusted_file(tmp_path):
+    modelpack.save(tmp_path / "z", {"zeros": np.zeros(2**21, np.float32)}, compress=True)  # 8 MiB of zeros
+    with pytest.raises(LimitError, match=r"member 'zeros\.npy' declares 8388736 bytes from \d+ compressed"):
+        modelpack.load(tmp_path / "z")
+    loaded = modelpack.load(tmp_path / "z", limits=Limits(max_compression_ratio=10_000))
+    assert loaded["zeros"].shape == (2**21,)
+
+
+# -- versions ---------------------------------------------------------------------------------
+
+
+def _edited(path, change, *, rehash=True):
+    path.write_bytes(edit(path.read_bytes(), manifest=change, rehash=rehash))
+    return path
+
+
+def test_newer_minor_ignores_unknown_manifest_and_tensor_fields(exported):
+    def newer(document):
+        document["format_version"] = "1.7"
+        document["signature"] = {"alg": "ed25519", "value": "..."}
+        document["weights"]["0.weight"]["quantization"] = "none"
+
+    net = modelpack.load(_edited(exported, newer), integrity="sha256")
+    assert isinstance(net, nn.Sequential)
+    manifest = modelpack.inspect(exported)
+    assert manifest.format_version == "1.7" and "quantization" not in manifest.weights["0.weight"].model_dump()
+    assert modelpack.verify(exported).ok
+
+
+def test_same_minor_refuses_unknown_tensor_fields(exported):
+    _edited(exported, lambda d: d["weights"]["0.weight"].update(quantization="none"))
+    with pytest.raises(SchemaError, match=r"weights\.0\.weight\.quantization: Extra inputs are not permitted"):
+        modelpack.load(exported)
+
+
+def test_newer_minor_still_refuses_unknown_layer_types(exported):
+    def newer(document):
+        document["format_version"] = "1.7"
+        document["architecture"]["children"]["1"]["type"] = "FlashAttention"
+
+    with pytest.raises(UnknownLayerError, match="unknown layer type 'FlashAttention'"):
+        modelpack.load(_edited(exported, newer))
+
+
+def test_unreleased_older_major_refused(exported):
+    _edited(exported, lambda d: d.update(format_version="0.9"))
+    with pytest.raises(VersionError, match=r"format version 0\.9, but this reader understands major version 1 "
+                       r"\(up to 1\.1\); no released format has that major version"):
+        modelpack.load(exported)
+
+
+def test_hand_made_1_0_archive_loads(exported):
+    """Format 1.0: no tensor hashes, no manifest hash; any zip comment is not ours to judge."""
+    def as_1_0(document):
+        document["format_version"] = "1.0"
+        for info in document["weights"].values():
+            del info["sha256"]
+
+    data = edit(exported.read_bytes(), manifest=as_1_0)
+    members = members_of(data)
+    exported.write_bytes(stored_zip([("manifest.yaml", members["manifest.yaml"]), ("weights.npz", members["weights.npz"])],
+                                    comment=b"zipped by a backup tool"))
+    assert isinstance(modelpack.load(exported, integrity="sha256"), nn.Sequential)
+    report = modelpack.verify(exported)
+    assert report.ok and report.format_version == "1.0" and report.notes
+
+
+def test_1_0_archive_with_a_wrong_hash_comment_refused(exported):
+    _edited(exported, lambda d: d.update(format_version="1.0"), rehash=False)
+    with pytest.raises(IntegrityError, match=r"net\.mpk: member 'manifest\.yaml' is damaged: its SHA-256"):
+        modelpack.load(exported)
+
+
+def test_1_1_comment_must_be_the_hash(exported):
+    members = members_of(exported.read_bytes())
+    exported.write_bytes(stored_zip(members, comment=b"hello"))
+    with pytest.raises(IntegrityError, match=r"format 1\.1 archives record the manifest's SHA-256 in the zip "
+                       r"comment, found comment b'hello'"):
+        modelpack.load(exported)
+
+
+# -- other writers ----------------------------------------------------------------------------
+
+
+def test_reads_what_zipfile_writes_with_zip64_records(exported, monkeypatch):
+    """Another writer may add zip64 end records to a small file; they must be understood."""
+    members = members_of(exported.read_bytes())
+    monkeypatch.setattr(zipfile, "ZIP_FILECOUNT_LIMIT", 1)
+    data = stored_zip(members, comment=manifest_comment(members["manifest.yaml"]))
+    assert b"PK\x06\x06" in data and b"PK\x06\x07" in data
+    exported.write_bytes(data)
+    assert modelpack.verify(exported).ok
+    assert isinstance(modelpack.load(exported), nn.Sequential)
+
+
+def test_reads_deflated_members_and_data_descriptors(exported):
+    """zipfile streaming to a pipe deflates and writes data descriptors: still a valid archive."""
+
+    class Pipe(io.RawIOBase):
+        def __init__(self):
+            self.chunks = []
+
+        def writable(self):
+            return True
+
+        def write(self, data):
+            self.chunks.append(bytes(data))
+            return len(data)
+
+    members = members_of(exported.read_bytes())
+    pipe = Pipe()
+    with zipfile.ZipFile(pipe, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        for name, content in members.items():
+            with zf.open(name, "w") as member:
+                member.write(content)
+        zf.comment = manifest_comment(members["manifest.yaml"])
+    data = b"".join(pipe.chunks)
+    with zipfile.ZipFile(io.BytesIO(data)) as check:
+        assert all(info.flag_bits & 0x08 and info.compress_type == 8 for info in check.infolist())
+    exported.write_bytes(data)
+    assert modelpack.verify(exported).ok
+    np.testing.assert_array_equal(modelpack.load(exported)[0].weight.data(), _mlp()[0].weight.data())

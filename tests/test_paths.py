@@ -5,10 +5,16 @@ from __future__ import annotations
 import io
 import os
 import stat
+import sys
 
 import pytest
 
 from modelpack._paths import atomic_writer, describe, open_for_reading
+
+if sys.platform != "win32":
+    import fcntl
+
+posix_only = pytest.mark.skipif(sys.platform == "win32", reason="litter cleanup relies on flock (POSIX)")
 
 
 def test_atomic_writer_replaces_on_success(tmp_path):
@@ -64,3 +70,50 @@ def test_file_objects_pass_through():
 def test_describe_path_as_given(tmp_path):
     assert describe(tmp_path / "a.b") == str(tmp_path / "a.b")
     assert describe("x-file") == "x-file"
+
+
+def _litter(folder, target="model.mpk"):
+    return sorted(p.name for p in folder.iterdir() if p.name.startswith(f".{target}.") and p.name.endswith(".tmp"))
+
+
+@posix_only
+def test_dead_writers_temporaries_are_removed(tmp_path):
+    target = tmp_path / "model.mpk"
+    stale = tmp_path / ".model.mpk.k3j9x_a2.tmp"  # what a killed writer leaves: nobody holds its lock
+    stale.write_bytes(b"half a model")
+    with atomic_writer(target) as handle:
+        handle.write(b"new")
+    assert target.read_bytes() == b"new"
+    assert _litter(tmp_path) == []
+
+
+@posix_only
+def test_live_writers_temporaries_are_kept(tmp_path):
+    live = tmp_path / ".model.mpk.abcdefgh.tmp"
+    live.write_bytes(b"being written")
+    with open(live, "rb") as other_writer:
+        fcntl.flock(other_writer, fcntl.LOCK_EX)  # as a writer in another process would
+        with atomic_writer(tmp_path / "model.mpk") as handle:
+            handle.write(b"new")
+        assert _litter(tmp_path) == [live.name]
+
+
+@posix_only
+def test_other_files_are_never_touched(tmp_path):
+    keep = [".model.mpk.tmp", ".model.mpk.toolongname.tmp", ".other.mpk.abcdefgh.tmp", "model.mpk.abcdefgh.tmp",
+            ".model.mpk.ABCDEFGH.tmp"]
+    for name in keep:
+        (tmp_path / name).write_bytes(b"x")
+    with atomic_writer(tmp_path / "model.mpk") as handle:
+        handle.write(b"new")
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([*keep, "model.mpk"])
+
+
+@posix_only
+def test_temporary_is_locked_while_writing(tmp_path):
+    with atomic_writer(tmp_path / "model.mpk") as handle:
+        (temporary,) = _litter(tmp_path)
+        with open(tmp_path / temporary, "rb") as probe, pytest.raises(BlockingIOError):
+            fcntl.flock(probe, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        handle.write(b"x")
+    assert _litter(tmp_path) == []

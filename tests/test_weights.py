@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import zipfile
 
 import numpy as np
 import pytest
 
-from modelpack import weights
-from modelpack.errors import FormatError, UnsupportedDtypeError
+from modelpack import Limits, weights
+from modelpack.errors import DtypeMismatchError, FormatError, LimitError, UnsupportedDtypeError
 
 
 def _bundle(arrays, **kwargs):
@@ -114,3 +115,36 @@ def test_unsupported_compression_refused():
     buffer.seek(0)
     with pytest.raises(FormatError, match="compression method 14"):
         weights.read_npz(buffer, source="mem")
+
+
+@pytest.mark.parametrize("writer", [np.savez, np.savez_compressed])
+def test_reads_what_numpy_writes(tmp_path, writer):
+    arrays = {"a": np.arange(5, dtype=np.int64), "b.c": np.eye(3, dtype=np.float16), "big": np.zeros((2, 2), ">f8")}
+    writer(tmp_path / "n.npz", **arrays)
+    with open(tmp_path / "n.npz", "rb") as handle:
+        back = weights.read_npz(handle, source="n.npz")
+    assert list(back) == list(arrays)
+    for name, value in arrays.items():
+        np.testing.assert_array_equal(back[name], value)
+    assert back["big"].dtype == np.dtype("=f8")
+
+
+def test_expected_index_is_strict_about_byte_order():
+    buffer = io.BytesIO()
+    np.savez(buffer, x=np.zeros(2, ">f4"))
+    assert weights.read_npz(io.BytesIO(buffer.getvalue()), source="mem")["x"].dtype == np.dtype("=f4")
+    expected = {"x": type("T", (), {"dtype": "float32", "shape": [2], "sha256": None})()}
+    with pytest.raises(DtypeMismatchError, match=r"mem: member 'x\.npy': the array header says byte order '>f4'"):
+        weights.read_npz(io.BytesIO(buffer.getvalue()), source="mem", expected=expected)
+
+
+def test_tensor_sha256_is_of_canonical_bytes():
+    value = np.asfortranarray(np.arange(6, dtype=">u2").reshape(2, 3))
+    assert weights.tensor_sha256(value) == hashlib.sha256(np.arange(6, dtype="<u2").tobytes()).hexdigest()
+    assert weights.tensor_sha256(np.array(True)) == hashlib.sha256(b"\x01").hexdigest()
+
+
+def test_bundle_limits():
+    buffer = _bundle({str(i): np.zeros(3, np.uint8) for i in range(3)})
+    with pytest.raises(LimitError, match=r"mem: holds 3 members, over the limit of 2 tensors"):
+        weights.read_npz(io.BytesIO(buffer.getvalue()), source="mem", limits=Limits(max_tensors=2))
