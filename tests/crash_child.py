@@ -1,0 +1,34 @@
+"""The writer that tests/test_crash.py kills: exports two known models over one path, forever.
+
+    python tests/crash_child.py TARGET UNITS
+
+Prints ``ready`` once both models are built, so that the killer's random delay falls on
+exports rather than on interpreter start-up.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import modelpack
+from modelpack import nn
+
+
+def build(seed: int, units: int) -> nn.Sequential:
+    """The same network (and bytes) in every process, for a given seed."""
+    net = nn.Sequential()
+    net.add(nn.Dense(units, in_units=units, activation="relu"), nn.Dense(units, in_units=units))
+    net.initialize(seed=seed)
+    return net
+
+
+def main(target: str, units: int) -> None:
+    models = [build(1, units), build(2, units)]
+    print("ready", flush=True)
+    while True:
+        for net in models:
+            modelpack.export(net, target)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1], int(sys.argv[2]))
