@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import io
 import struct
+import warnings
 import zipfile
 import zlib
 from collections.abc import Callable
@@ -104,7 +105,8 @@ def stored_zip(members: dict[str, bytes] | list[tuple[str, bytes]], *, comment: 
     """A plain stored zip of ``members`` (names as zipfile allows them)."""
     buffer = io.BytesIO()
     items = members.items() if isinstance(members, dict) else members
-    with zipfile.ZipFile(buffer, "w") as archive:
+    with zipfile.ZipFile(buffer, "w") as archive, warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # duplicate names are the point, sometimes
         for name, content in items:
             info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
             info.external_attr = 0o644 << 16

@@ -7,17 +7,16 @@ naming the file and a fragment naming the member or field, no other exception, u
 
 from __future__ import annotations
 
-import contextlib
 import io
 import re
-import signal
 import tracemalloc
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from craft import archive, stored_zip
+from fuzzing import time_bound
 
 import modelpack
 from modelpack import nn
@@ -27,26 +26,6 @@ from modelpack.schema import Manifest, TensorInfo, manifest_to_yaml
 
 MAX_SECONDS = 5.0  # generous: tracemalloc slows Python down several times
 MAX_PEAK_BYTES = 8 * 2**20
-
-
-class Hang(BaseException):
-    """Raised by the timer; a BaseException so that no handler in the code under test eats it."""
-
-
-@contextlib.contextmanager
-def time_bound(seconds: float) -> Iterator[None]:
-    """Interrupt the block after ``seconds`` (main thread only, as pytest runs tests)."""
-
-    def alarm(signum: int, frame: Any) -> None:
-        raise Hang(f"still running after {seconds} s")
-
-    previous = signal.signal(signal.SIGALRM, alarm)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
 
 
 def bounded(call: Callable[[], Any]) -> tuple[Any, ModelpackError | None]:
