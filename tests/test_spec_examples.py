@@ -1,7 +1,7 @@
 """The committed example archives of spec/examples/ still load and compute what they say.
 
 These files are never regenerated for a released format version, so this is the test that
-old archives stay readable.
+old archives stay readable: NAME.mpk are format 1.0, NAME-1.1.mpk format 1.1.
 """
 
 from __future__ import annotations
@@ -16,18 +16,23 @@ import modelpack
 EXAMPLES = Path(__file__).resolve().parents[1] / "spec" / "examples"
 
 
+VERSIONS = {"": "1.0", "-1.1": "1.1"}  # archive name suffix -> format version
+
+
+@pytest.mark.parametrize("suffix", sorted(VERSIONS))
 @pytest.mark.parametrize("name", ["mlp", "cnn"])
-def test_model_example_output(name):
-    net = modelpack.load(EXAMPLES / f"{name}.mpk")
+def test_model_example_output(name, suffix):
+    net = modelpack.load(EXAMPLES / f"{name}{suffix}.mpk", integrity="sha256")
     x = np.load(EXAMPLES / f"{name}.input.npy", allow_pickle=False)
     expected = np.load(EXAMPLES / f"{name}.output.npy", allow_pickle=False)
     # Stated tolerance: BLAS builds may round differently across machines.
     np.testing.assert_allclose(net(x), expected, rtol=1e-5, atol=1e-6)
-    assert modelpack.inspect(EXAMPLES / f"{name}.mpk").metadata == {"example": name}
+    assert modelpack.inspect(EXAMPLES / f"{name}{suffix}.mpk").metadata == {"example": name}
 
 
-def test_tensor_example_values():
-    tensors = modelpack.load(EXAMPLES / "tensors.mpk")
+@pytest.mark.parametrize("suffix", sorted(VERSIONS))
+def test_tensor_example_values(suffix):
+    tensors = modelpack.load(EXAMPLES / f"tensors{suffix}.mpk", integrity="sha256")
     assert list(tensors) == ["ids", "mask", "scale", "empty", "specials"]
     assert tensors["ids"].dtype == np.int64
     assert tensors["ids"].tolist() == [[0, 1, 2], [3, 4, 5]]
@@ -39,6 +44,10 @@ def test_tensor_example_values():
     assert specials[2] == np.inf and specials[3] == -np.inf and specials[4] == 5e-324
 
 
-def test_examples_are_format_1_0():
-    for path in sorted(EXAMPLES.glob("*.mpk")):
-        assert modelpack.inspect(path).format_version == "1.0", path.name
+def test_examples_have_the_version_their_name_says():
+    paths = sorted(EXAMPLES.glob("*.mpk"))
+    assert len(paths) == 3 * len(VERSIONS)
+    for path in paths:
+        suffix = path.stem[len(path.stem.split("-")[0]):]
+        assert modelpack.inspect(path).format_version == VERSIONS[suffix], path.name
+        assert modelpack.verify(path).ok, path.name

@@ -1,11 +1,12 @@
-"""Regenerate the example archives of spec/examples/ (run from the repository root).
+"""Write the example archives of spec/examples/ for the current format version.
 
     python spec/examples/make_examples.py
 
-Each model example is NAME.mpk with NAME.input.npy and NAME.output.npy (the output of the
-loaded model on that input). Weights come from fixed seeds, so the archives are reproducible.
-Archives of a released format version are kept as they are: they test that readers still
-read them (tests/test_spec_examples.py).
+Each model example is NAME-VERSION.mpk (e.g. mlp-1.1.mpk) with NAME.input.npy and
+NAME.output.npy (the output of the loaded model on that input). Weights come from fixed
+seeds, so the archives are reproducible. Archives of earlier versions are never rewritten:
+they test that readers still read them (tests/test_spec_examples.py). The format 1.0
+archives predate the version suffix and are called NAME.mpk.
 """
 
 from __future__ import annotations
@@ -63,14 +64,16 @@ def tensors() -> dict[str, np.ndarray]:
 
 
 def main() -> None:
+    from modelpack.schema import FORMAT_VERSION
+
     for name, make in (("mlp", mlp), ("cnn", cnn)):
         net, x = make()
         y = net(x)
-        modelpack.export(net, HERE / f"{name}.mpk", metadata={"example": name})
+        modelpack.export(net, HERE / f"{name}-{FORMAT_VERSION}.mpk", metadata={"example": name})
         np.save(HERE / f"{name}.input.npy", x, allow_pickle=False)
         np.save(HERE / f"{name}.output.npy", y, allow_pickle=False)
-    modelpack.save(HERE / "tensors.mpk", tensors(), metadata={"example": "tensors"})
-    print(f"wrote examples to {HERE}")
+    modelpack.save(HERE / f"tensors-{FORMAT_VERSION}.mpk", tensors(), metadata={"example": "tensors"})
+    print(f"wrote format {FORMAT_VERSION} examples to {HERE}")
 
 
 if __name__ == "__main__":
