@@ -9,7 +9,7 @@ machine's memory; a user who trusts a bigger file passes ``limits=Limits(...)``:
 
 Limits that protect the parser itself and that no legitimate archive comes near (YAML nesting,
 architecture depth, tensor name length, dimensions per tensor) are fixed and documented in
-``spec/FORMAT.md`` §7 instead.
+``spec/FORMAT.md`` §8 instead.
 """
 
 from __future__ import annotations

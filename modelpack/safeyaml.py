@@ -17,6 +17,7 @@ libyaml's parser is used when PyYAML has it (about 20× faster), PyYAML's own ot
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -44,6 +45,8 @@ MAX_DEPTH = 160
 _PARSER = yaml.CSafeLoader if getattr(yaml, "__with_libyaml__", False) else yaml.SafeLoader
 _RESOLVER = yaml.resolver.Resolver()
 _CONSTRUCTOR = yaml.constructor.SafeConstructor()
+_DECIMAL = re.compile(r"[-+]?(?:0|[1-9][0-9]{0,4299})\Z")  # Python's int() digit limit
+assert None not in _RESOLVER.yaml_implicit_resolvers  # the fast path below relies on it
 _PLAIN: dict[str, Callable[[ScalarNode], Any] | None] = {
     "tag:yaml.org,2002:str": None,
     "tag:yaml.org,2002:int": _CONSTRUCTOR.construct_yaml_int,
@@ -137,21 +140,28 @@ def _check_plain(event: Any) -> None:
 
 
 def _scalar(event: ScalarEvent) -> Any:
+    value = event.value
     if not event.implicit[0]:
-        return event.value  # quoted or block text: always a string
-    tag = _RESOLVER.resolve(ScalarNode, event.value, (True, False))
+        return value  # quoted or block text: always a string
+    # Fast paths (most of a manifest), with exactly the resolver's results: plain decimal
+    # integers, and text whose first character no implicit type can start with.
+    if _DECIMAL.match(value):
+        return int(value)
+    if value and value[0] not in _RESOLVER.yaml_implicit_resolvers:
+        return value
+    tag = _RESOLVER.resolve(ScalarNode, value, (True, False))
     if tag not in _PLAIN:
         raise YAMLRefused(
-            f"plain scalar {event.value[:40]!r} resolves to {tag!r}, which a manifest may not "
+            f"plain scalar {value[:40]!r} resolves to {tag!r}, which a manifest may not "
             f"hold; quote it ({_at(event)})"
         )
     construct = _PLAIN[tag]
     if construct is None:
-        return event.value
+        return value
     try:
-        return construct(ScalarNode(tag, event.value))
+        return construct(ScalarNode(tag, value))
     except ValueError as exc:  # e.g. an integer beyond Python's 4300-digit conversion limit
-        raise YAMLRefused(f"cannot read {event.value[:40]!r} ({_at(event)}): {exc}") from None
+        raise YAMLRefused(f"cannot read {value[:40]!r} ({_at(event)}): {exc}") from None
 
 
 def _at(event: Any) -> str:
