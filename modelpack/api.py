@@ -16,7 +16,7 @@ from . import __version__ as _version
 from . import architecture, archive, weights
 from ._paths import PathOrFile, describe
 from .dynamic import plan_symbols, trace_for_export
-from .errors import FormatError, ModelpackError, UnsupportedDtypeError
+from .errors import FormatError, ModelpackError, SchemaError, UnsupportedDtypeError
 from .limits import DEFAULT_LIMITS, Limits
 from .nn.block import Block
 from .schema import LayerNode, Layout, Manifest, TensorInfo, check_tensor_name
@@ -114,7 +114,11 @@ def load(
     if manifest.kind == "tensors":
         return _unflatten_tensors(arrays, manifest.layout)
     assert manifest.architecture is not None  # guaranteed by Manifest validation
-    return _build_model(manifest.architecture, arrays, describe(path))
+    source = describe(path)
+    try:
+        return _build_model(manifest.architecture, arrays, source)
+    except ValueError as exc:  # a layer refusing arguments its config schema let through
+        raise SchemaError(f"{source}: manifest.yaml: the architecture cannot be built: {exc}") from exc
 
 
 def _build_model(tree: LayerNode, arrays: dict[str, np.ndarray], source: str) -> Block:

@@ -173,8 +173,13 @@ def _check_architecture(manifest: Manifest, report: VerifyReport) -> None:
     """The parameters the architecture creates are exactly the listed ones (no data needed)."""
     assert manifest.architecture is not None
     where = f"{report.path}: {MANIFEST_MEMBER}"
-    net = _attempt(report, architecture.build, manifest.architecture)
-    if net is None:
+    try:
+        net = architecture.build(manifest.architecture)
+    except ModelpackError as exc:
+        report.problems.append(str(exc))
+        return
+    except ValueError as exc:  # a layer refusing arguments its config schema let through
+        report.problems.append(f"{where}: the architecture cannot be built: {exc}")
         return
     params = net.collect_params()
     constants = _constant_names(net)

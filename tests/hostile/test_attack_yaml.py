@@ -122,3 +122,12 @@ def test_huge_integer_refused(tmp_path):
     text = HEAD + "weights: {w: {dtype: float32, shape: [" + "9" * 5000 + "]}}\n"
     refused(tmp_path, _manifest(text), SchemaError, "cannot read '9999")
 
+
+
+def test_layer_arguments_the_config_schema_lets_through(tmp_path):
+    def pool(document):
+        document["architecture"]["children"]["1"] = {"type": "MaxPool2D", "config": {"padding": [5, 0]}}
+
+    data = edit(model_bytes(), manifest=pool)
+    refused(tmp_path, data, SchemaError, r"manifest\.yaml: the architecture cannot be built: padding \(5, 0\) must "
+            r"be at most half of pool_size \(2, 2\)", inspect=False)
