@@ -108,7 +108,15 @@ def load(
     """Load an archive: a ready ``modelpack.nn`` model, or the tensors that were saved.
 
     Nothing in the file is executed: the manifest is safe YAML validated against the schema,
-    layer types come from the registry, and arrays are read without pickle.
+    layer types come from the registry, and arrays are read without pickle. Every structure
+    and size is checked before anything it declares is allocated (``spec/FORMAT.md`` §1.1, §8);
+    any problem is a ``ModelpackError`` naming the file and the member.
+
+    ``integrity="crc32"`` (the default) checks zip's CRC-32 of every member read and the
+    manifest's SHA-256; ``"sha256"`` also checks each tensor's SHA-256 (~1.7x the time).
+    ``limits=modelpack.Limits(...)`` raises a resource limit for a large file you trust.
+
+    >>> net = modelpack.load("mlp.mpk", integrity="sha256")  # doctest: +SKIP
     """
     manifest, arrays = archive.read_archive(path, limits=limits, integrity=integrity)
     if manifest.kind == "tensors":
@@ -139,7 +147,11 @@ def _as_example(example: Any) -> tuple[np.ndarray, ...] | None:
 
 
 def inspect(path: PathOrFile, *, limits: Limits = DEFAULT_LIMITS) -> Manifest:
-    """The manifest of an archive (architecture, metadata, tensor index); weights are not read."""
+    """The manifest of an archive (architecture, metadata, tensor index); weights are not read.
+
+    The zip structure, the manifest's size, YAML, version, SHA-256 and schema are checked as
+    ``load`` checks them.
+    """
     return archive.read_manifest(path, limits=limits)
 
 
