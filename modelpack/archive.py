@@ -29,7 +29,8 @@ import numpy as np
 
 from . import schema, weights
 from ._paths import PathOrFile, atomic_writer, describe, open_for_reading
-from ._zip import STORED, Member, MemberReader, Source, read_directory
+from ._zip import read_directory
+from ._zipio import STORED, Member, MemberReader, Source
 from .errors import FormatError, IntegrityError, LimitError, SchemaError
 from .limits import DEFAULT_LIMITS, GRACE_BYTES, Limits
 from .schema import FORMAT_VERSION, Manifest, manifest_to_yaml

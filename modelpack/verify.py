@@ -28,7 +28,7 @@ from typing import Any, TypeVar
 
 from . import architecture, schema, weights
 from ._paths import PathOrFile, describe, open_for_reading
-from ._zip import STORED, MemberReader
+from ._zipio import STORED, MemberReader
 from .archive import MANIFEST_MEMBER, WEIGHTS_MEMBER, Container
 from .errors import IntegrityError, ModelpackError
 from .limits import DEFAULT_LIMITS, Limits

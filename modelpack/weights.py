@@ -20,7 +20,8 @@ from typing import IO, Protocol
 
 import numpy as np
 
-from ._zip import Member, MemberReader, Source, read_directory
+from ._zip import read_directory
+from ._zipio import Member, MemberReader, Source
 from .errors import (
     DtypeMismatchError,
     FormatError,
