@@ -34,6 +34,7 @@ _LOCAL = struct.Struct("<4s2B4HL2L2H")  # local file header
 _EOCD_SIG, _LOCATOR_SIG, _EOCD64_SIG = b"PK\x05\x06", b"PK\x06\x07", b"PK\x06\x06"
 _CENTRAL_SIG, _LOCAL_SIG = b"PK\x01\x02", b"PK\x03\x04"
 _MAX_COMMENT = 0xFFFF
+_MAX_ENTRY = 46 + 3 * 0xFFFF  # a central entry: fixed part, then name, extra, comment
 _UTF8_FLAG, _DESCRIPTOR_FLAG = 0x800, 0x8
 _ENCRYPTION_FLAGS = 0x1 | 0x40 | 0x2000  # traditional, strong, central-directory encryption
 _DESCRIPTOR_SIZES = (12, 16, 20, 24)  # with/without signature, 32/64-bit sizes
@@ -79,8 +80,11 @@ def read_directory(
             f"{where}: the zip directory is not where the end record says ({gap:+d} bytes): "
             "junk before the archive, two files concatenated, or a damaged file"
         )
-    if directory_size < count * _CENTRAL.size:
-        raise FormatError(f"{where}: the zip directory is too small for its {count} entries")
+    if not count * _CENTRAL.size <= directory_size <= count * _MAX_ENTRY:
+        # The upper bound keeps the directory read (it is read whole) in proportion to count.
+        raise FormatError(
+            f"{where}: a zip directory of {directory_size} bytes cannot hold exactly {count} entries"
+        )
     raw = source.read_at(directory_offset, directory_size)
     members = _central_entries(raw, count, where)
     for member in members:

@@ -140,3 +140,11 @@ def test_stream_that_cannot_seek():
 
     _, exc = bounded(lambda: modelpack.load(Pipe()))
     assert type(exc) is FormatError and "cannot read an archive from a stream that cannot seek" in str(exc)
+
+
+def test_directory_too_large_for_its_entries_is_not_read(tmp_path):
+    # 20 MiB declared as the directory of 2 entries: refused without reading it (8 MiB bound).
+    junk = bytes(20 * 2**20)
+    end = struct.pack("<4s4H2LH", b"PK\x05\x06", 0, 0, 2, 2, len(junk), 0, 0)
+    refused(tmp_path, junk + end, FormatError,
+            r"hostile\.mpk: a zip directory of 20971520 bytes cannot hold exactly 2 entries")
