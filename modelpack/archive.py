@@ -31,6 +31,7 @@ from . import schema, weights
 from ._paths import PathOrFile, atomic_writer, describe, open_for_reading
 from ._zip import read_directory
 from ._zipio import STORED, Member, MemberReader, Source
+from ._zipwrite import Piece, PlannedMember, ZipPlan
 from .errors import FormatError, IntegrityError, LimitError, SchemaError
 from .limits import DEFAULT_LIMITS, GRACE_BYTES, Limits
 from .schema import FORMAT_VERSION, Manifest, manifest_to_yaml
@@ -74,24 +75,39 @@ def write_archive(
     """
     if list(manifest.weights) != list(arrays):
         raise ValueError("the manifest's weights index must list exactly the arrays, in order")
+    canonical = weights.canonical_arrays(arrays)
+    sums = weights.checksums(canonical, sha256=True)
     hashed = {
-        name: info.model_copy(update={"sha256": weights.tensor_sha256(arrays[name])})
-        for name, info in manifest.weights.items()
+        name: info.model_copy(update={"sha256": sums[name][1]}) for name, info in manifest.weights.items()
     }
     manifest = manifest.model_copy(update={"format_version": FORMAT_VERSION, "weights": hashed})
     manifest_bytes = manifest_to_yaml(manifest).encode("utf-8")
     comment = MANIFEST_HASH_PREFIX + hashlib.sha256(manifest_bytes).hexdigest().encode("ascii")
-    # The bundle goes to a temporary file first (not memory), then is copied in as one
-    # stored member, so its local headers carry real sizes and offsets can be computed.
-    with tempfile.TemporaryFile() as bundle, atomic_writer(target) as handle:
-        weights.write_npz(bundle, arrays, compress=compress)
-        bundle_size = bundle.tell()
-        bundle.seek(0)
+    if not compress:
+        # Streamed in one pass: every offset and CRC is known before the first byte is written
+        # (the bundle's CRC is combined from the tensors'), and each tensor's data lands on a
+        # 64-byte boundary of the file, so readers can map it in place.
+        bundle = weights.plan_npz(canonical, sums)
+        outer = ZipPlan(
+            [
+                PlannedMember(MANIFEST_MEMBER, [Piece(manifest_bytes)]),
+                PlannedMember(WEIGHTS_MEMBER, list(bundle.pieces())),
+            ],
+            comment=comment,
+        )
+        with atomic_writer(target) as handle:
+            outer.write(handle)
+        return
+    # Deflated bundles go through zipfile and a temporary file (sizes are not known ahead).
+    with tempfile.TemporaryFile() as bundle_file, atomic_writer(target) as handle:
+        weights.write_npz(bundle_file, canonical, compress=True)
+        bundle_size = bundle_file.tell()
+        bundle_file.seek(0)
         with zipfile.ZipFile(handle, mode="w", compression=zipfile.ZIP_STORED) as archive:
             archive.writestr(weights.fixed_zipinfo(MANIFEST_MEMBER), manifest_bytes)
             info = weights.fixed_zipinfo(WEIGHTS_MEMBER)
             with archive.open(info, mode="w", force_zip64=bundle_size > _ZIP64_LIMIT) as member:
-                shutil.copyfileobj(bundle, member, _COPY_CHUNK)
+                shutil.copyfileobj(bundle_file, member, _COPY_CHUNK)
             archive.comment = comment
 
 

@@ -13,15 +13,20 @@ from __future__ import annotations
 
 import ast
 import hashlib
+import io
 import math
+import os
 import zipfile
+import zlib
 from collections.abc import Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from typing import IO, Protocol
 
 import numpy as np
 
 from ._zip import read_directory
 from ._zipio import Member, MemberReader, Source
+from ._zipwrite import Piece, PlannedMember, ZipPlan
 from .errors import (
     DtypeMismatchError,
     FormatError,
@@ -114,9 +119,74 @@ def fixed_zipinfo(name: str, compression: int = zipfile.ZIP_STORED) -> zipfile.Z
     return info
 
 
+def npy_header(array: np.ndarray) -> bytes:
+    """The ``.npy`` header numpy would write for ``array`` (already canonical), padded to 64."""
+    buffer = io.BytesIO()
+    header = np.lib.format.header_data_from_array_1_0(array)
+    try:
+        np.lib.format.write_array_header_1_0(buffer, header)
+    except ValueError:  # too long for a 1.0 header (a huge number of dimensions)
+        buffer = io.BytesIO()
+        np.lib.format.write_array_header_2_0(buffer, header)
+    return buffer.getvalue()
+
+
+def data_view(array: np.ndarray) -> memoryview:
+    """The bytes of a canonical array, without copying."""
+    return memoryview(array.reshape(-1).view(np.uint8))
+
+
+def checksums(arrays: Mapping[str, np.ndarray], *, sha256: bool) -> dict[str, tuple[int, str | None]]:
+    """CRC-32 (and SHA-256) of each canonical array's data, on all cores.
+
+    zlib and hashlib release the GIL on large buffers, so one thread per core scales; each
+    hash of each tensor is its own task, so even a single huge tensor uses two cores.
+    """
+    views = {name: data_view(array) for name, array in arrays.items()}
+    with ThreadPoolExecutor(max_workers=max(1, min(4, os.cpu_count() or 1))) as pool:
+        crcs = {name: pool.submit(zlib.crc32, view) for name, view in views.items()}
+        shas = {
+            name: pool.submit(lambda v: hashlib.sha256(v).hexdigest(), view) for name, view in views.items()
+        } if sha256 else {}
+        return {name: (crcs[name].result(), shas[name].result() if sha256 else None) for name in views}
+
+
+def plan_npz(
+    arrays: Mapping[str, np.ndarray], sums: Mapping[str, tuple[int, str | None]]
+) -> ZipPlan:
+    """The bundle laid out as stored members, each tensor's data 64-byte aligned.
+
+    ``arrays`` must be canonical (see ``canonical_array``) and ``sums`` their checksums.
+    """
+    members = []
+    for name, array in arrays.items():
+        header = npy_header(array)
+        data = Piece(data_view(array), crc=sums[name][0])
+        members.append(PlannedMember(name + ".npy", [Piece(header), data]))
+    return ZipPlan(members)
+
+
+def canonical_arrays(arrays: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Every array checked storable and made canonical (C order, little-endian)."""
+    out = {}
+    for name, value in arrays.items():
+        array = np.asarray(value)
+        check_storable(name, array)
+        out[name] = canonical_array(array)
+    return out
+
+
 def write_npz(handle: IO[bytes], arrays: Mapping[str, np.ndarray], *, compress: bool = False) -> None:
-    """Write ``arrays`` as an npz bundle to an open binary file, in the mapping's order."""
-    compression = zipfile.ZIP_DEFLATED if compress else zipfile.ZIP_STORED
+    """Write ``arrays`` as an npz bundle to an open binary file, in the mapping's order.
+
+    Stored bundles are written in one pass with each tensor's data 64-byte aligned;
+    ``compress=True`` deflates each member (through ``zipfile``; nothing is aligned then).
+    """
+    if not compress:
+        canonical = canonical_arrays(arrays)
+        plan_npz(canonical, checksums(canonical, sha256=False)).write(handle)
+        return
+    compression = zipfile.ZIP_DEFLATED
     with zipfile.ZipFile(handle, mode="w", compression=compression, allowZip64=True) as bundle:
         for name, value in arrays.items():
             array = np.asarray(value)
