@@ -133,7 +133,7 @@ def npy_header(array: np.ndarray) -> bytes:
 
 def data_view(array: np.ndarray) -> memoryview:
     """The bytes of a canonical array, without copying."""
-    return memoryview(array.reshape(-1).view(np.uint8))
+    return array.reshape(-1).view(np.uint8).data
 
 
 def checksums(arrays: Mapping[str, np.ndarray], *, sha256: bool) -> dict[str, tuple[int, str | None]]:
