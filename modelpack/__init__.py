@@ -29,6 +29,8 @@ from .errors import (  # noqa: E402
     VersionError,
 )
 from .limits import Limits  # noqa: E402
+from .reader import Archive  # noqa: E402
+from .reader import open_archive as open  # noqa: E402,A004  (modelpack.open, like tarfile.open)
 from .verify import VerifyReport  # noqa: E402
 
 __all__ = [
@@ -38,6 +40,8 @@ __all__ = [
     "load",
     "save",
     "inspect",
+    "open",
+    "Archive",
     "verify",
     "VerifyReport",
     "Limits",

@@ -99,6 +99,11 @@ class MemberReader:
         self._compressed_left = member.compressed_size
         self._inflater = zlib.decompressobj(-15) if member.method == DEFLATED else None
 
+    @property
+    def file_position(self) -> int:
+        """Absolute file offset of the next byte of a stored member (for reading in place)."""
+        return self.source.start + self._offset
+
     def read(self, count: int) -> bytes:
         """Exactly ``count`` bytes (fewer only if the member has fewer left)."""
         count = min(count, self.remaining)

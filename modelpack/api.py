@@ -14,12 +14,13 @@ import numpy as np
 
 from . import __version__ as _version
 from . import architecture, archive, weights
-from ._paths import PathOrFile, describe
+from ._paths import PathOrFile
 from .dynamic import plan_symbols, trace_for_export
-from .errors import FormatError, ModelpackError, SchemaError, UnsupportedDtypeError
+from .errors import ModelpackError, UnsupportedDtypeError
 from .limits import DEFAULT_LIMITS, Limits
 from .nn.block import Block
-from .schema import LayerNode, Layout, Manifest, TensorInfo, check_tensor_name
+from .reader import Archive, build_model
+from .schema import Layout, Manifest, TensorInfo, check_tensor_name
 from .trace import is_opaque
 from .trace_check import check_trace
 from .verify import verify
@@ -67,7 +68,7 @@ def export(
     arrays = {name: param.data() for name, param in net.collect_params().items()}
     arrays.update(constants)
     if traces is not None and examples is not None:
-        loaded = _build_model(tree, dict(arrays), "<traced graph>")
+        loaded = build_model(tree, dict(arrays), "<traced graph>")
         net.collect_params()  # building stamped names on shared objects; restore the net's
         check_trace(net, loaded, examples, symbols)
     manifest = Manifest(
@@ -103,7 +104,11 @@ def save(
 
 
 def load(
-    path: PathOrFile, *, integrity: archive.Integrity = "crc32", limits: Limits = DEFAULT_LIMITS
+    path: PathOrFile,
+    *,
+    mmap: bool = False,
+    integrity: archive.Integrity = "crc32",
+    limits: Limits = DEFAULT_LIMITS,
 ) -> Any:
     """Load an archive: a ready ``modelpack.nn`` model, or the tensors that were saved.
 
@@ -112,31 +117,16 @@ def load(
     and size is checked before anything it declares is allocated (``spec/FORMAT.md`` §1.1, §8);
     any problem is a ``ModelpackError`` naming the file and the member.
 
-    ``integrity="crc32"`` (the default) checks zip's CRC-32 of every member read and the
+    ``integrity="crc32"`` (the default) checks zip's CRC-32 of every tensor read and the
     manifest's SHA-256; ``"sha256"`` also checks each tensor's SHA-256 (~1.7x the time).
+    ``mmap=True`` maps the weights read-only instead of reading them (no copy; pages are read
+    as the model touches them; each parameter's CRC-32 is checked on its first read).
     ``limits=modelpack.Limits(...)`` raises a resource limit for a large file you trust.
 
     >>> net = modelpack.load("mlp.mpk", integrity="sha256")  # doctest: +SKIP
     """
-    manifest, arrays = archive.read_archive(path, limits=limits, integrity=integrity)
-    if manifest.kind == "tensors":
-        return _unflatten_tensors(arrays, manifest.layout)
-    assert manifest.architecture is not None  # guaranteed by Manifest validation
-    source = describe(path)
-    try:
-        return _build_model(manifest.architecture, arrays, source)
-    except ValueError as exc:  # a layer refusing arguments its config schema let through
-        raise SchemaError(f"{source}: manifest.yaml: the architecture cannot be built: {exc}") from exc
-
-
-def _build_model(tree: LayerNode, arrays: dict[str, np.ndarray], source: str) -> Block:
-    net = architecture.build(tree)
-    try:
-        parameters = architecture.attach_constants(net, arrays, source)
-        net.set_parameters(parameters, source=source)
-    except ModelpackError as exc:
-        raise FormatError(f"{source}: weights do not fit the architecture: {exc}") from exc
-    return net
+    with Archive(path, limits=limits, integrity=integrity) as opened:
+        return opened.load(mmap=mmap)
 
 
 def _as_example(example: Any) -> tuple[np.ndarray, ...] | None:
@@ -200,13 +190,3 @@ def _flatten_tensors(data: Tensors) -> tuple[dict[str, np.ndarray], Layout]:
         f"save() takes an array, a list or tuple of arrays, or a dict of str to array; "
         f"found {type(data).__name__}"
     )
-
-
-def _unflatten_tensors(arrays: dict[str, np.ndarray], layout: str | None) -> Tensors:
-    if layout == "single":
-        return arrays["0"]
-    if layout == "list":
-        return list(arrays.values())
-    if layout == "tuple":
-        return tuple(arrays.values())
-    return arrays

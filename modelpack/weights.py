@@ -20,13 +20,14 @@ import zipfile
 import zlib
 from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import IO, Protocol
 
 import numpy as np
 
 from ._zip import read_directory
-from ._zipio import Member, MemberReader, Source
-from ._zipwrite import Piece, PlannedMember, ZipPlan
+from ._zipio import STORED, Member, MemberReader, Source
+from ._zipwrite import Piece, PlannedMember, ZipPlan, crc32_combine
 from .errors import (
     DtypeMismatchError,
     FormatError,
@@ -283,6 +284,27 @@ class Bundle:
             array = array.astype(dtype.newbyteorder("="))
         return array
 
+    def locate(self, name: str, want: ExpectedTensor | None) -> TensorLocation | None:
+        """Where a stored tensor's data lies in the file, its header checked; None if deflated."""
+        member = self.members[name]
+        if member.method != STORED:
+            return None
+        reader = MemberReader(self.source, member)
+        shape, fortran_order, dtype = _read_header(reader, want)
+        if fortran_order or dtype.byteorder == ">":
+            return None  # another writer's layout: the copying reader converts it
+        return TensorLocation(
+            name=name,
+            where=reader.where,
+            shape=shape,
+            dtype=dtype,
+            offset=reader.file_position,
+            nbytes=reader.remaining,
+            header_crc=reader.crc,
+            member_crc=member.crc,
+            sha256=want.sha256 if want is not None else None,
+        )
+
     def digest(self, name: str, want: ExpectedTensor | None) -> str:
         """Stream one tensor without keeping it: header and CRC-32 checked, SHA-256 returned."""
         reader = MemberReader(self.source, self.members[name])
@@ -292,6 +314,34 @@ class Bundle:
             digest.update(chunk)
         reader.finish()
         return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class TensorLocation:
+    """A stored tensor's data in place: absolute file offset, size and what it must hash to."""
+
+    name: str
+    where: str
+    shape: tuple[int, ...]
+    dtype: np.dtype
+    offset: int
+    nbytes: int
+    header_crc: int  # CRC-32 of the member's bytes before the data (the npy header)
+    member_crc: int
+    sha256: str | None
+
+    def check(self, data: memoryview | np.ndarray, *, sha256: bool) -> None:
+        """CRC-32 of the member (header + data) against the directory; SHA-256 on request."""
+        if isinstance(data, np.ndarray):
+            data = data.reshape(-1).view(np.uint8).data
+        crc = crc32_combine(self.header_crc, zlib.crc32(data), self.nbytes)
+        if crc != self.member_crc:
+            raise IntegrityError(
+                f"{self.where} is damaged: CRC-32 is {crc:08x}, the zip directory records "
+                f"{self.member_crc:08x}"
+            )
+        if sha256 and self.sha256 is not None:
+            check_sha256(self.where, self.name, self.sha256, hashlib.sha256(data).hexdigest())
 
 
 def _chunks(reader: MemberReader) -> Iterator[bytes]:

@@ -8,6 +8,7 @@ initializer and random generator are kept and applied once the layer fills in th
 from __future__ import annotations
 
 import zlib
+from collections.abc import Callable
 
 import numpy as np
 
@@ -67,6 +68,9 @@ class Parameter:
         self.allow_deferred_init = allow_deferred_init
         self._data: np.ndarray | None = None
         self._deferred: tuple[init_mod.Initializer, np.random.Generator] | None = None
+        # Run once, on the first read of the data (a memory-mapped archive checks a tensor's
+        # CRC-32 when the model first touches it, not when it is loaded).
+        self._first_read_check: Callable[[], None] | None = None
 
     # -- shape ---------------------------------------------------------------------------
     @property
@@ -108,6 +112,9 @@ class Parameter:
             if traced is not None:
                 return traced
         if self._data is not None:
+            if self._first_read_check is not None:
+                check, self._first_read_check = self._first_read_check, None
+                check()
             return self._data
         if self._deferred is not None:
             raise DeferredInitializationError(
@@ -139,6 +146,11 @@ class Parameter:
         self._shape = tuple(array.shape)
         self._data = array
         self._deferred = None
+        self._first_read_check = None
+
+    def check_on_first_read(self, check: Callable[[], None]) -> None:
+        """Run ``check`` the first time the data is read (used by memory-mapped loading)."""
+        self._first_read_check = check
 
     def initialize(
         self,

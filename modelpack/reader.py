@@ -1,0 +1,254 @@
+"""Reading archives fast: ``modelpack.open`` for lazy access, and the full and mapped loads.
+
+``Archive`` reads the zip directories and the manifest, nothing else; each tensor is read
+(or memory-mapped) on request. Stored tensors are read straight into their final arrays
+with ``os.preadv`` — one copy from the page cache, no intermediate ``bytes`` — on two
+threads, so reading one tensor overlaps the CRC-32 of another (both release the GIL).
+
+Integrity, by path (``spec/FORMAT.md`` §7): a full load and ``get_tensor`` check each
+tensor's CRC-32 (and SHA-256 with ``integrity="sha256"``) as they read it; a memory-mapped
+load checks a tensor when the model first reads it (``Parameter.data()``), so pages are only
+touched when used; tensors returned by ``get_tensor(..., mmap=True)`` and by a mapped load of
+a tensor archive are not checked until ``modelpack.verify``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import mmap as mmap_module
+import os
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from types import TracebackType
+from typing import IO, Any
+
+import numpy as np
+
+from . import architecture, archive, weights
+from ._paths import PathOrFile, describe, is_file_object
+from .errors import FormatError, ModelpackError, SchemaError
+from .limits import DEFAULT_LIMITS, Limits
+from .nn.block import Block
+from .schema import LayerNode, Manifest, TensorInfo
+
+__all__ = ["Archive", "open_archive"]
+
+_PARALLEL_BYTES = 8 << 20  # below this, threads cost more than they save
+
+
+class Archive:
+    """An open archive: architecture, metadata and tensor index at hand; tensors on request.
+
+    >>> with modelpack.open("mlp.mpk") as archive:          # doctest: +SKIP
+    ...     print(archive.metadata, list(archive.tensors))
+    ...     w = archive.get_tensor("hidden.weight")
+    """
+
+    def __init__(
+        self, path: PathOrFile, *, limits: Limits = DEFAULT_LIMITS, integrity: archive.Integrity = "crc32"
+    ) -> None:
+        if integrity not in ("crc32", "sha256"):
+            raise ValueError(f"integrity must be 'crc32' or 'sha256', not {integrity!r}")
+        self.name = describe(path)
+        self._integrity = integrity
+        self._cleanup = contextlib.ExitStack()
+        try:
+            if is_file_object(path):
+                self._handle: IO[bytes] = path  # type: ignore[assignment]
+            else:
+                self._handle = self._cleanup.enter_context(open(os.fspath(path), "rb"))  # type: ignore[arg-type]
+            container = archive.Container.open(self._handle, self.name, limits)
+            self.manifest: Manifest = container.manifest(limits)
+            self._bundle = weights.Bundle(container.bundle_source(limits, self._cleanup), limits=limits)
+            self._bundle.check_names(self.manifest.weights)
+        except BaseException:
+            self._cleanup.close()
+            raise
+        self._fd = _fileno(self._handle) if self._bundle.source.handle is self._handle else None
+        self._map: mmap_module.mmap | None = None
+        self._locations: dict[str, weights.TensorLocation | None] = {}
+
+    # -- what the manifest says ------------------------------------------------------------
+    @property
+    def kind(self) -> str:
+        """``"model"`` or ``"tensors"``."""
+        return self.manifest.kind
+
+    @property
+    def architecture(self) -> LayerNode | None:
+        """The layer tree of a model archive (None for a tensor archive)."""
+        return self.manifest.architecture
+
+    @property
+    def metadata(self) -> dict[str, str]:
+        """The free-form metadata given at export."""
+        return dict(self.manifest.metadata)
+
+    @property
+    def tensors(self) -> dict[str, TensorInfo]:
+        """Every tensor's dtype, shape and SHA-256, in bundle order (nothing is read)."""
+        return dict(self.manifest.weights)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.manifest.weights
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.manifest.weights)
+
+    def __len__(self) -> int:
+        return len(self.manifest.weights)
+
+    # -- tensors -----------------------------------------------------------------------------
+    def get_tensor(self, name: str, *, mmap: bool = False) -> np.ndarray:
+        """One tensor, reading nothing else: a fresh writable array (checked as it is read),
+        or with ``mmap=True`` a read-only view of the file (checked by ``verify``)."""
+        info = self.manifest.weights.get(name)
+        if info is None:
+            raise KeyError(f"{self.name} has no tensor {name!r}; it has {len(self)} tensors")
+        if mmap:
+            return self._mapped(self._require_location(name, info))
+        location = self._locate(name, info)
+        if location is None:
+            return self._bundle.read(name, info, with_sha256=self._integrity == "sha256")
+        return self._read(location)
+
+    def read_all(self, *, mmap: bool = False) -> dict[str, np.ndarray]:
+        """Every tensor, in bundle order: read in parallel, or mapped (see the module doc)."""
+        infos = self.manifest.weights
+        if mmap:
+            return {name: self._mapped(self._require_location(name, info)) for name, info in infos.items()}
+        if self._fd is None:
+            sha = self._integrity == "sha256"
+            return {name: self._bundle.read(name, info, with_sha256=sha) for name, info in infos.items()}
+        # Headers are parsed in order on this thread (they share the file position); the
+        # data reads use positioned reads and may run in parallel.
+        located = {name: self._locate(name, info) for name, info in infos.items()}
+        arrays: dict[str, np.ndarray] = {}
+        for name, location in located.items():
+            if location is None:
+                arrays[name] = self._bundle.read(name, infos[name], with_sha256=self._integrity == "sha256")
+        pending = [location for location in located.values() if location is not None]
+        if sum(location.nbytes for location in pending) < _PARALLEL_BYTES:
+            arrays.update({location.name: self._read(location) for location in pending})
+        else:
+            with ThreadPoolExecutor(max_workers=2) as pool:
+                for location, array in zip(pending, pool.map(self._read, pending), strict=True):
+                    arrays[location.name] = array
+        return {name: arrays[name] for name in infos}
+
+    def load(self, *, mmap: bool = False) -> Any:
+        """The model (or the saved tensors), as ``modelpack.load`` returns it."""
+        arrays = self.read_all(mmap=mmap)
+        if self.manifest.kind == "tensors":
+            return _unflatten(arrays, self.manifest.layout)
+        assert self.manifest.architecture is not None  # guaranteed by Manifest validation
+        try:
+            net = build_model(self.manifest.architecture, arrays, self.name)
+        except ValueError as exc:  # a layer refusing arguments its config schema let through
+            raise SchemaError(f"{self.name}: manifest.yaml: the architecture cannot be built: {exc}") from exc
+        if mmap:
+            self._check_on_first_read(net)
+        return net
+
+    # -- reading -----------------------------------------------------------------------------
+    def _read(self, location: weights.TensorLocation) -> np.ndarray:
+        array = np.empty(location.shape, dtype=location.dtype)
+        buffer = array.reshape(-1).view(np.uint8).data
+        filled = 0
+        assert self._fd is not None
+        while filled < location.nbytes:
+            count = os.preadv(self._fd, [buffer[filled:]], location.offset + filled)
+            if count <= 0:
+                raise FormatError(f"{location.where} is truncated: the file ends inside its data")
+            filled += count
+        location.check(buffer, sha256=self._integrity == "sha256")
+        return array
+
+    def _locate(self, name: str, info: TensorInfo) -> weights.TensorLocation | None:
+        """Header checked once per tensor; None when the data cannot be read in place."""
+        if name not in self._locations:
+            self._locations[name] = self._bundle.locate(name, info) if self._fd is not None else None
+        return self._locations[name]
+
+    def _require_location(self, name: str, info: TensorInfo) -> weights.TensorLocation:
+        location = self._locate(name, info)
+        if location is None:
+            raise ModelpackError(
+                f"{self.name}: tensor {name!r} cannot be memory-mapped: mapping needs an archive "
+                "file on disk with stored (uncompressed) weights; load it without mmap=True"
+            )
+        return location
+
+    def _mapped(self, location: weights.TensorLocation) -> np.ndarray:
+        if self._map is None:
+            assert self._fd is not None
+            self._map = mmap_module.mmap(self._fd, 0, access=mmap_module.ACCESS_READ)
+        count = location.nbytes // location.dtype.itemsize if location.dtype.itemsize else 0
+        array = np.frombuffer(self._map, dtype=location.dtype, count=count, offset=location.offset)
+        return array.reshape(location.shape)  # read-only: the map is
+
+    def _check_on_first_read(self, net: Block) -> None:
+        """Each mapped parameter checks its CRC-32 when the model first reads it; graph
+        constants (small) are checked now."""
+        sha = self._integrity == "sha256"
+        params = net.collect_params()
+        for name, info in self.manifest.weights.items():
+            location = self._require_location(name, info)
+            param = params.get(name)
+            if param is None:
+                location.check(self._mapped(location), sha256=sha)
+            else:
+                param.check_on_first_read(functools.partial(location.check, param.data(), sha256=sha))
+
+    # -- lifetime ----------------------------------------------------------------------------
+    def close(self) -> None:
+        """Close the file; memory-mapped arrays stay valid (the map outlives the file)."""
+        self._map = None
+        self._cleanup.close()
+
+    def __enter__(self) -> Archive:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, value: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<modelpack.Archive {self.name!r}: {self.kind}, {len(self)} tensors>"
+
+
+def open_archive(
+    path: PathOrFile, *, limits: Limits = DEFAULT_LIMITS, integrity: archive.Integrity = "crc32"
+) -> Archive:
+    """Open an archive for lazy reading (``modelpack.open``); use it as a context manager."""
+    return Archive(path, limits=limits, integrity=integrity)
+
+
+def build_model(tree: LayerNode, arrays: dict[str, np.ndarray], source: str) -> Block:
+    """A model from its architecture and arrays: graph constants first, then parameters."""
+    net = architecture.build(tree)
+    try:
+        parameters = architecture.attach_constants(net, arrays, source)
+        net.set_parameters(parameters, source=source)
+    except ModelpackError as exc:
+        raise FormatError(f"{source}: weights do not fit the architecture: {exc}") from exc
+    return net
+
+
+def _unflatten(arrays: dict[str, np.ndarray], layout: str | None) -> Any:
+    if layout == "single":
+        return arrays["0"]
+    if layout == "list":
+        return list(arrays.values())
+    if layout == "tuple":
+        return tuple(arrays.values())
+    return arrays
+
+
+def _fileno(handle: IO[bytes]) -> int | None:
+    try:
+        return handle.fileno()
+    except (AttributeError, OSError, ValueError):
+        return None

@@ -1,0 +1,141 @@
+"""Lazy and zero-copy reading: ``modelpack.open``, ``load(mmap=True)`` and the full load."""
+
+from __future__ import annotations
+
+import io
+import struct
+import zipfile
+
+import numpy as np
+import pytest
+
+import modelpack
+from modelpack import nn
+from modelpack.errors import IntegrityError, ModelpackError
+
+
+def _net() -> nn.Sequential:
+    net = nn.Sequential()
+    net.add(nn.Dense(300, activation="relu", in_units=50), nn.LayerNorm(in_channels=300), nn.Dense(7, in_units=300))
+    net.initialize(seed=3)
+    return net
+
+
+@pytest.fixture
+def exported(tmp_path):
+    net = _net()
+    path = tmp_path / "net.mpk"
+    modelpack.export(net, path, metadata={"author": "me"})
+    return net, path
+
+
+def _data_offset(path, tensor: str) -> int:
+    """Absolute file offset of a tensor's first data byte, found with zipfile alone."""
+    data = path.read_bytes()
+    with zipfile.ZipFile(path) as outer:
+        info = outer.getinfo("weights.npz")
+        name_len, extra_len = struct.unpack_from("<HH", data, info.header_offset + 26)
+        base = info.header_offset + 30 + name_len + extra_len
+        inner = zipfile.ZipFile(io.BytesIO(outer.read("weights.npz")))
+        member = inner.getinfo(tensor + ".npy")
+        name_len, extra_len = struct.unpack_from("<HH", data, base + member.header_offset + 26)
+        start = base + member.header_offset + 30 + name_len + extra_len
+    return start + 10 + struct.unpack_from("<H", data, start + 8)[0]
+
+
+def test_open_exposes_the_manifest_and_reads_one_tensor(exported):
+    net, path = exported
+    with modelpack.open(path) as archive:
+        assert archive.kind == "model" and archive.metadata == {"author": "me"}
+        assert archive.architecture.type == "Sequential"
+        assert list(archive.tensors) == list(net.collect_params()) == list(archive)
+        assert archive.tensors["2.bias"].shape == [7] and "0.weight" in archive and len(archive) == 6
+        bias = archive.get_tensor("2.bias")
+        assert bias.tobytes() == net[2].bias.data().tobytes() and bias.flags.writeable
+        mapped = archive.get_tensor("0.weight", mmap=True)
+        assert mapped.tobytes() == net[0].weight.data().tobytes() and not mapped.flags.writeable
+        with pytest.raises(KeyError, match="has no tensor 'nope'"):
+            archive.get_tensor("nope")
+    assert mapped.sum() == net[0].weight.data().sum()  # the map outlives the closed file
+
+
+def test_mmap_and_full_load_are_bitwise_the_same(exported):
+    net, path = exported
+    full = modelpack.load(path)
+    mapped = modelpack.load(path, mmap=True)
+    x = np.random.default_rng(0).normal(size=(4, 50))
+    for name, param in full.collect_params().items():
+        other = mapped.collect_params()[name].data()
+        assert other.tobytes() == param.data().tobytes() and other.dtype == param.dtype
+        assert param.data().flags.writeable and not other.flags.writeable
+    assert mapped(x).tobytes() == full(x).tobytes() == net(x).tobytes()
+
+
+def test_mapped_parameters_are_read_only_and_say_so(exported):
+    _, path = exported
+    mapped = modelpack.load(path, mmap=True)
+    with pytest.raises(ValueError, match="read-only"):
+        mapped[0].weight.data()[0, 0] = 1.0
+    mapped[0].weight.set_data(mapped[0].weight.data().copy())  # replacing is fine
+    mapped[0].weight.data()[0, 0] = 1.0
+
+
+def test_tensor_archives_map_too(tmp_path):
+    arrays = {"a": np.arange(1000, dtype=np.int32), "b": np.ones((3, 3), np.float16), "empty": np.zeros(0)}
+    modelpack.save(tmp_path / "t", arrays)
+    mapped = modelpack.load(tmp_path / "t", mmap=True)
+    for name, array in arrays.items():
+        assert mapped[name].tobytes() == array.tobytes() and mapped[name].dtype == array.dtype
+
+
+def _damage(path, tensor):
+    data = bytearray(path.read_bytes())
+    data[_data_offset(path, tensor) + 5] ^= 0x40
+    path.write_bytes(bytes(data))
+
+
+def test_damaged_tensor_detected_when_read_lazily(exported):
+    _, path = exported
+    _damage(path, "0.weight")
+    with modelpack.open(path) as archive:
+        archive.get_tensor("2.weight")  # an intact tensor reads fine
+        with pytest.raises(IntegrityError, match=r"net\.mpk: member 'weights\.npz': member '0\.weight\.npy' is damaged: CRC-32"):
+            archive.get_tensor("0.weight")
+    with pytest.raises(IntegrityError, match=r"'0\.weight\.npy' is damaged"):
+        modelpack.load(path)
+
+
+def test_damaged_tensor_detected_on_first_use_of_a_mapped_model(exported):
+    _, path = exported
+    _damage(path, "0.weight")
+    mapped = modelpack.load(path, mmap=True)  # nothing read yet: loads
+    mapped[2].weight.data()  # an intact parameter
+    with pytest.raises(IntegrityError, match=r"'0\.weight\.npy' is damaged: CRC-32"):
+        mapped(np.zeros((1, 50)))
+
+
+def test_sha256_on_the_fast_path(exported):
+    _, path = exported
+    assert len(modelpack.load(path, integrity="sha256").collect_params()) == 6
+    with modelpack.open(path, integrity="sha256") as archive:
+        archive.get_tensor("1.gamma")
+
+
+def test_mmap_needs_a_file_with_stored_weights(tmp_path):
+    buffer = io.BytesIO()
+    modelpack.save(buffer, {"a": np.ones(3)})
+    buffer.seek(0)
+    with pytest.raises(ModelpackError, match="cannot be memory-mapped: mapping needs an archive file on disk"):
+        modelpack.load(buffer, mmap=True)
+    modelpack.save(tmp_path / "z", {"a": np.ones(3)}, compress=True)
+    with pytest.raises(ModelpackError, match="cannot be memory-mapped"):
+        modelpack.load(tmp_path / "z", mmap=True)
+    assert modelpack.load(tmp_path / "z")["a"].tolist() == [1, 1, 1]
+
+
+def test_large_model_reads_in_parallel_bitwise(tmp_path):
+    rng = np.random.default_rng(0)
+    arrays = {f"t{i}": rng.normal(size=(512, 512 + i)).astype(np.float32) for i in range(12)}  # ~12 MB
+    modelpack.save(tmp_path / "big", arrays)
+    back = modelpack.load(tmp_path / "big")
+    assert all(back[k].tobytes() == v.tobytes() for k, v in arrays.items())
