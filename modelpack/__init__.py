@@ -1,65 +1,85 @@
 """modelpack: a neural network's architecture and weights together in one safe archive.
 
-Public API on one screen; everything else is an implementation detail.
+Public API on one screen; everything else is an implementation detail. Submodules load on
+first use (PEP 562), so ``import modelpack`` costs almost nothing until a function is called.
+
+>>> import modelpack
+>>> modelpack.export(net, "mlp.mpk"); net2 = modelpack.load("mlp.mpk")  # doctest: +SKIP
 """
 
 from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
 __version__ = "0.1.0"
 
-from . import nn  # noqa: E402  (nn registers the layer types the archive may name)
-from .api import export, inspect, load, save, verify  # noqa: E402
-from .errors import (  # noqa: E402
-    DeferredInitializationError,
-    DtypeMismatchError,
-    ExtraParameterError,
-    FormatError,
-    InputError,
-    IntegrityError,
-    LimitError,
-    MissingParameterError,
-    ModelpackError,
-    ParameterError,
-    SchemaError,
-    ShapeMismatchError,
-    UninitializedParameterError,
-    UnknownLayerError,
-    UnsupportedBlockError,
-    UnsupportedDtypeError,
-    VersionError,
+# Public name -> (module, attribute); the module is imported when the name is first used.
+_LAZY: dict[str, tuple[str, str]] = {
+    "nn": ("modelpack.nn", ""),
+    "export": ("modelpack.api", "export"),
+    "load": ("modelpack.api", "load"),
+    "save": ("modelpack.api", "save"),
+    "inspect": ("modelpack.api", "inspect"),
+    "verify": ("modelpack.verifier", "verify"),
+    "open": ("modelpack.reader", "open_archive"),
+    "Archive": ("modelpack.reader", "Archive"),
+    "VerifyReport": ("modelpack.verifier", "VerifyReport"),
+    "Limits": ("modelpack.limits", "Limits"),
+}
+_ERRORS = (
+    "ModelpackError", "FormatError", "SchemaError", "UnknownLayerError", "VersionError",
+    "IntegrityError", "LimitError", "ParameterError", "MissingParameterError",
+    "ExtraParameterError", "ShapeMismatchError", "DtypeMismatchError",
+    "DeferredInitializationError", "UninitializedParameterError", "UnsupportedBlockError",
+    "UnsupportedDtypeError", "InputError", "TraceError", "UnknownOpError",
 )
-from .limits import Limits  # noqa: E402
-from .reader import Archive  # noqa: E402
-from .reader import open_archive as open  # noqa: E402,A004  (modelpack.open, like tarfile.open)
-from .verify import VerifyReport  # noqa: E402
+_LAZY.update({name: ("modelpack.errors", name) for name in _ERRORS})
 
-__all__ = [
-    "__version__",
-    "nn",
-    "export",
-    "load",
-    "save",
-    "inspect",
-    "open",
-    "Archive",
-    "verify",
-    "VerifyReport",
-    "Limits",
-    "ModelpackError",
-    "FormatError",
-    "SchemaError",
-    "UnknownLayerError",
-    "VersionError",
-    "IntegrityError",
-    "LimitError",
-    "ParameterError",
-    "MissingParameterError",
-    "ExtraParameterError",
-    "ShapeMismatchError",
-    "DtypeMismatchError",
-    "DeferredInitializationError",
-    "UninitializedParameterError",
-    "UnsupportedBlockError",
-    "UnsupportedDtypeError",
-    "InputError",
-]
+__all__ = ["__version__", *_LAZY]
+
+
+def __getattr__(name: str) -> Any:
+    """Import the module behind a public name on first use, then cache the attribute."""
+    try:
+        module_name, attribute = _LAZY[name]
+    except KeyError:
+        raise AttributeError(f"module 'modelpack' has no attribute {name!r}") from None
+    module = importlib.import_module(module_name)
+    value = getattr(module, attribute) if attribute else module
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
+
+if TYPE_CHECKING:  # static analysers see the real imports
+    from . import nn
+    from .api import export, inspect, load, save
+    from .errors import (
+        DeferredInitializationError,
+        DtypeMismatchError,
+        ExtraParameterError,
+        FormatError,
+        InputError,
+        IntegrityError,
+        LimitError,
+        MissingParameterError,
+        ModelpackError,
+        ParameterError,
+        SchemaError,
+        ShapeMismatchError,
+        TraceError,
+        UninitializedParameterError,
+        UnknownLayerError,
+        UnknownOpError,
+        UnsupportedBlockError,
+        UnsupportedDtypeError,
+        VersionError,
+    )
+    from .limits import Limits
+    from .reader import Archive
+    from .reader import open_archive as open  # noqa: A004  (modelpack.open, like tarfile.open)
+    from .verifier import VerifyReport, verify

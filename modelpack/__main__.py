@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _verify(path: str, *, tensors: bool) -> int:
-    from .verify import verify
+    from .verifier import verify
 
     try:
         report = verify(path)

@@ -23,7 +23,7 @@ from .reader import Archive, build_model
 from .schema import Layout, Manifest, TensorInfo, check_tensor_name
 from .trace import is_opaque
 from .trace_check import check_trace
-from .verify import verify
+from .verifier import verify
 
 __all__ = ["export", "load", "save", "inspect", "verify"]
 
