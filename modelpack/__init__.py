@@ -36,7 +36,38 @@ _ERRORS = (
 )
 _LAZY.update({name: ("modelpack.errors", name) for name in _ERRORS})
 
-__all__ = ["__version__", *_LAZY]
+__all__ = [
+    "__version__",
+    "nn",
+    "export",
+    "load",
+    "save",
+    "inspect",
+    "verify",
+    "open",
+    "Archive",
+    "VerifyReport",
+    "Limits",
+    "ModelpackError",
+    "FormatError",
+    "SchemaError",
+    "UnknownLayerError",
+    "VersionError",
+    "IntegrityError",
+    "LimitError",
+    "ParameterError",
+    "MissingParameterError",
+    "ExtraParameterError",
+    "ShapeMismatchError",
+    "DtypeMismatchError",
+    "DeferredInitializationError",
+    "UninitializedParameterError",
+    "UnsupportedBlockError",
+    "UnsupportedDtypeError",
+    "InputError",
+    "TraceError",
+    "UnknownOpError",
+]
 
 
 def __getattr__(name: str) -> Any:
