@@ -17,6 +17,7 @@ libyaml's parser is used when PyYAML has it (about 20× faster), PyYAML's own ot
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable
 from typing import Any
@@ -65,7 +66,16 @@ class YAMLTooLarge(YAMLRefused):
 
 
 def load(text: str | bytes, *, max_nodes: int) -> Any:
-    """Parse one YAML document of plain data; raise ``YAMLRefused`` for anything else."""
+    """Parse one YAML document of plain data; raise ``YAMLRefused`` for anything else.
+
+    Manifests that modelpack writes are in the JSON subset of YAML; those are parsed by the
+    C JSON parser (about 20× faster than even libyaml's events) when the text provably means
+    the same under both readings (``_json_subset``); everything else takes the YAML path.
+    """
+    if isinstance(text, str):
+        document = _json_subset(text, max_nodes)
+        if document is not _NOT_JSON:
+            return document
     parser = _PARSER(text)
     try:
         return _build(parser, max_nodes)
@@ -73,6 +83,57 @@ def load(text: str | bytes, *, max_nodes: int) -> Any:
         raise YAMLRefused(str(exc)) from None
     finally:
         parser.dispose()
+
+
+_NOT_JSON = object()
+# Characters a YAML reader folds or strips inside quoted scalars, and escapes of UTF-16
+# surrogates (JSON pairs them into one character, YAML 1.1 readers do not).
+_YAML_DIFFERS = re.compile("[\u0085\u2028\u2029\ufeff]|\\\\u[dD][89a-fA-F]")
+# A JSON number YAML 1.1 also reads as a float: a point, and a signed exponent if any.
+_YAML_FLOAT = re.compile(r"-?[0-9]+\.[0-9]+(?:[eE][-+][0-9]+)?\Z")
+
+
+class _Doubt(Exception):
+    """The text is JSON but might not mean the same as YAML: use the YAML reader."""
+
+
+def _pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    document = dict(pairs)
+    if len(document) != len(pairs):
+        raise _Doubt  # duplicate keys: let the YAML path refuse them with its message
+    return document
+
+
+def _float(token: str) -> float:
+    if not _YAML_FLOAT.match(token):
+        raise _Doubt
+    return float(token)
+
+
+def _constant(token: str) -> Any:
+    raise _Doubt  # NaN, Infinity: not YAML
+
+
+def _json_subset(text: str, max_nodes: int) -> Any:
+    """The document if ``text`` is JSON that YAML reads identically, else ``_NOT_JSON``."""
+    if not text.lstrip().startswith("{") or _YAML_DIFFERS.search(text):
+        return _NOT_JSON
+    try:
+        document = json.loads(text, object_pairs_hook=_pairs, parse_float=_float, parse_constant=_constant)
+    except (ValueError, RecursionError, _Doubt):
+        return _NOT_JSON
+    nodes, stack = 0, [(document, 1)]
+    while stack:  # the same bounds the YAML path enforces, without recursion
+        value, depth = stack.pop()
+        nodes += 1
+        if nodes > max_nodes:
+            raise YAMLTooLarge(f"has more than {max_nodes} nodes")
+        if isinstance(value, dict | list):
+            if depth > MAX_DEPTH:
+                return _NOT_JSON  # let the YAML path report the depth
+            children = value.values() if isinstance(value, dict) else value
+            stack.extend((child, depth + 1) for child in children)
+    return document
 
 
 def _build(parser: Any, max_nodes: int) -> Any:

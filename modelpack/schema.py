@@ -9,6 +9,8 @@ for their type name, and the committed JSON Schema is generated from these same 
 
 from __future__ import annotations
 
+import json
+import math
 import re
 from typing import Annotated, Any, Literal
 
@@ -223,10 +225,18 @@ def _drop_empty_children(node: dict[str, Any]) -> dict[str, Any]:
 
 
 def manifest_to_yaml(manifest: Manifest) -> str:
-    """The manifest as YAML text: fields in schema order, block style, ASCII."""
+    """The manifest as YAML text: fields in schema order, ASCII.
+
+    Written in the JSON subset of YAML (indented, one field per line) whenever the content
+    allows — every JSON parser reads it, and it parses ~20× faster than block YAML — else
+    (non-finite floats, characters beyond the BMP) in block style.
+    """
     document = manifest.model_dump(mode="json", exclude_none=True)
     if "architecture" in document:
         _drop_empty_children(document["architecture"])
+    as_json = _json_text(document, "")
+    if as_json is not None:
+        return as_json + "\n"
     return yaml.dump(
         document,
         Dumper=_ManifestDumper,
@@ -237,6 +247,47 @@ def manifest_to_yaml(manifest: Manifest) -> str:
         default_flow_style=False,
         width=100,
     )
+
+
+def _json_text(value: Any, indent: str) -> str | None:
+    """JSON that YAML 1.1 reads identically (floats with a point and a signed exponent), or
+    None when the value has something JSON cannot say that way."""
+    if isinstance(value, dict):
+        if not value:
+            return "{}"
+        inner = indent + "  "
+        parts = []
+        for key, item in value.items():
+            text = _json_text(item, inner)
+            if text is None or _json_text(key, inner) is None:
+                return None
+            parts.append(f"{inner}{json.dumps(key)}: {text}")
+        return "{\n" + ",\n".join(parts) + "\n" + indent + "}"
+    if isinstance(value, list):
+        items = [_json_text(item, indent + "  ") for item in value]
+        if any(item is None for item in items):
+            return None
+        if all(not isinstance(item, (dict, list)) for item in value):
+            return "[" + ", ".join(items) + "]"  # type: ignore[arg-type]
+        inner = indent + "  "
+        return "[\n" + ",\n".join(inner + item for item in items) + "\n" + indent + "]"  # type: ignore[operator]
+    if isinstance(value, str):
+        return None if any(ord(c) > 0xFFFF for c in value) else json.dumps(value)
+    if value is None or isinstance(value, bool):
+        return json.dumps(value)
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            return None
+        text = repr(value)
+        mantissa, _, exponent = text.partition("e")
+        if "." not in mantissa:
+            mantissa += ".0"
+        if exponent and exponent[0] not in "+-":
+            exponent = "+" + exponent
+        return mantissa + ("e" + exponent if exponent else "")
+    return None
 
 
 def manifest_from_yaml(

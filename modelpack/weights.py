@@ -16,6 +16,7 @@ import hashlib
 import io
 import math
 import os
+import re
 import zipfile
 import zlib
 from collections.abc import Iterator, Mapping
@@ -83,6 +84,12 @@ _READABLE_DESCR = {
 _REFUSED_KINDS = {"O": "object: pickled Python objects", "U": "text", "S": "bytes", "a": "bytes",
                   "M": "datetime", "m": "timedelta", "V": "void/structured"}
 
+# numpy's own header layout, byte for byte (dims without leading zeros, so int() agrees with
+# the literal); anything else goes through the careful literal parser below.
+_NUMPY_HEADER = re.compile(
+    rb"\{'descr': '([<>|][a-z][0-9]{1,2})', 'fortran_order': (True|False), "
+    rb"'shape': \(((?:0|[1-9][0-9]{0,18})(?:,|(?:, (?:0|[1-9][0-9]{0,18}))+))?\), \} *\n\Z"
+)
 MAX_DIMS = 64  # numpy's own limit; a header with more is refused before numpy sees it
 _MAX_HEADER = 10_000  # numpy's default max_header_size: a real header is ~128 bytes
 _MAGIC = b"\x93NUMPY"
@@ -404,6 +411,12 @@ def _parse_header(text: bytes, where: str) -> tuple[tuple[int, ...], bool, np.dt
     Not numpy's parser: its legacy-header filter raises tokenizer errors on odd bytes, and
     it builds whatever dtype a header names before anyone can look at it.
     """
+    fast = _NUMPY_HEADER.match(text)
+    if fast is not None and fast.group(1).decode("ascii") in _READABLE_DESCR:
+        # The exact form numpy (and modelpack) writes: no need to tokenise a Python literal.
+        dims = (fast.group(3) or b"").decode("ascii").replace(",", " ").split()
+        dtype = _READABLE_DESCR[fast.group(1).decode("ascii")]
+        return tuple(int(d) for d in dims), fast.group(2) == b"True", dtype
     try:
         header = ast.literal_eval(text.decode("latin1"))
     except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError) as exc:

@@ -149,3 +149,47 @@ def test_written_yaml_is_plain_safe_yaml():
     text = manifest_to_yaml(manifest)
     assert "!!" not in text and "&" not in text
     assert yaml.safe_load(text)["weights"]["0"] == {"dtype": "float32", "shape": [2, 3]}
+
+
+# -- the JSON subset: what modelpack writes must mean the same to a YAML and a JSON reader --
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-2**70, 2**70) | st.text(max_size=12)
+    | st.floats(allow_nan=False, allow_infinity=False),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(st.text(max_size=8), json_values, max_size=5))
+def test_json_subset_reads_the_same_as_yaml(document):
+    from modelpack import safeyaml
+    from modelpack.schema import _json_text
+
+    text = _json_text(document, "")
+    if text is None:  # something JSON cannot say as YAML would (e.g. characters beyond the BMP)
+        return
+    assert yaml.safe_load(text) == document
+    assert safeyaml.load(text, max_nodes=10**6) == document
+    assert safeyaml._json_subset(text, 10**6) == document  # the fast path took it
+
+
+@pytest.mark.parametrize("text, expected", [
+    ('{"a": 1e5}', {"a": "1e5"}),            # YAML 1.1 reads this exponent form as text
+    ('{"a": 1.5e5}', {"a": "1.5e5"}),
+    ('{"a": "\\ud83d\\ude00"}', None),        # surrogate escapes: left to the YAML reader
+])
+def test_json_that_yaml_reads_differently_takes_the_yaml_path(text, expected):
+    from modelpack import safeyaml
+
+    assert safeyaml._json_subset(text, 100) is safeyaml._NOT_JSON
+    if expected is not None:
+        assert safeyaml.load(text, max_nodes=100) == expected
+
+
+def test_json_duplicate_keys_are_refused_like_yaml():
+    from modelpack import safeyaml
+
+    with pytest.raises(safeyaml.YAMLRefused, match="duplicate"):
+        safeyaml.load('{"a": 1, "a": 2}', max_nodes=100)

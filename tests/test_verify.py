@@ -85,7 +85,7 @@ def test_a_flipped_byte_in_every_tensor_is_named(tmp_path):
 def test_a_flipped_byte_in_the_manifest(tmp_path):
     data = _model_bytes()
     damaged = bytearray(data)
-    damaged[data.index(b"producer:")] ^= 0x20  # 'p' -> 'P': still valid YAML, different bytes
+    damaged[data.index(b"\"producer\":") + 1] ^= 0x20  # "p" -> "P": still valid, different bytes
     path = tmp_path / "m.mpk"
     path.write_bytes(bytes(damaged))
     report = modelpack.verify(path)
