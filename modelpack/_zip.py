@@ -14,7 +14,6 @@ themselves are read through ``_zipio``.
 
 from __future__ import annotations
 
-import dataclasses
 import re
 import stat
 import struct
@@ -40,6 +39,7 @@ _ENCRYPTION_FLAGS = 0x1 | 0x40 | 0x2000  # traditional, strong, central-director
 _DESCRIPTOR_SIZES = (12, 16, 20, 24)  # with/without signature, 32/64-bit sizes
 _UNIX_SYSTEMS = (3, 19)  # Unix, OS X: the high 16 bits of external_attr are a st_mode
 _DOS_DIRECTORY = 0x10
+_CONTROL = re.compile("[\x00-\x1f\x7f]")
 _ABSOLUTE = re.compile(r"^(/|[A-Za-z]:[/\\])")
 
 
@@ -226,7 +226,7 @@ def check_name(name: str, where: str) -> None:
         problem = "contains a '..' component"
     elif name.endswith("/"):
         problem = "is a directory"
-    elif any(ord(char) < 0x20 or ord(char) == 0x7F for char in name):
+    elif _CONTROL.search(name):
         problem = "contains control characters"
     if problem is not None:
         raise FormatError(
@@ -298,15 +298,21 @@ def _locate_data(source: Source, members: list[Member], directory_offset: int) -
                 f"end of the member data ({directory_offset})"
             )
         _check_gap(member.header_offset, expected_offset, previous, where)
-        header = source.read_at(member.header_offset, _LOCAL.size)
+        # One read usually covers the header, the name and a padding extra field.
+        room = directory_offset - member.header_offset
+        guess = min(_LOCAL.size + len(member.name.encode()) + 128, room)
+        block = source.read_at(member.header_offset, guess)
         (signature, _, _, flags, method, _, _, crc, compressed, size,
-         name_length, extra_length) = _LOCAL.unpack(header)
+         name_length, extra_length) = _LOCAL.unpack_from(block)
         if signature != _LOCAL_SIG:
             raise FormatError(
                 f"{where}: member {member.name!r} has no local header at offset {member.header_offset}"
             )
         name_start = member.header_offset + _LOCAL.size
-        raw_name = source.read_at(name_start, name_length + extra_length)
+        if _LOCAL.size + name_length + extra_length <= len(block):
+            raw_name = block[_LOCAL.size : _LOCAL.size + name_length + extra_length]
+        else:
+            raw_name = source.read_at(name_start, name_length + extra_length)
         if _decode_name(raw_name[:name_length], flags, where) != member.name:
             raise FormatError(
                 f"{where}: member {member.name!r} is called {raw_name[:name_length]!r} in its local header"
@@ -325,7 +331,10 @@ def _locate_data(source: Source, members: list[Member], directory_offset: int) -
                 f"sizes {local}) disagrees with the zip directory"
             )
         data_offset = name_start + name_length + extra_length
-        located[index] = dataclasses.replace(member, data_offset=data_offset)
+        located[index] = Member(
+            member.name, member.method, member.flags, member.crc, member.compressed_size,
+            member.size, member.header_offset, data_offset,
+        )
         expected_offset = data_offset + member.compressed_size
         previous = member
     _check_gap(directory_offset, expected_offset, previous, where, at_directory=True)

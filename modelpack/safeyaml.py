@@ -122,6 +122,9 @@ def _json_subset(text: str, max_nodes: int) -> Any:
         document = json.loads(text, object_pairs_hook=_pairs, parse_float=_float, parse_constant=_constant)
     except (ValueError, RecursionError, _Doubt):
         return _NOT_JSON
+    collections = text.count("{") + text.count("[")
+    if collections + text.count(",") < max_nodes and collections <= MAX_DEPTH:
+        return document  # cheap upper bounds on node count and depth already hold
     nodes, stack = 0, [(document, 1)]
     while stack:  # the same bounds the YAML path enforces, without recursion
         value, depth = stack.pop()
