@@ -93,3 +93,14 @@ def test_name_cannot_be_taken_twice():
 
     with pytest.raises(ValueError, match="'Dense' is already registered"):
         register_layer("Dense", config=OtherConfig)(type("Other", (nn.Block,), {}))
+
+
+@pytest.mark.parametrize("name, config, message", [
+    ("MaxPool2D", {"pool_size": [2, 2], "padding": [2, 0]}, "padding .* must be at most half of pool_size"),
+    ("AvgPool2D", {"pool_size": [3, 3], "padding": [1, 2]}, "padding .* must be at most half of pool_size"),
+    ("Conv2D", {"channels": 3, "kernel_size": [1, 1], "groups": 2}, "divisible by groups"),
+])
+def test_configs_refuse_what_the_layer_would_refuse(name, config, message):
+    """A config that validates must build: the schema, not the constructor, says no."""
+    with pytest.raises(ValidationError, match=message):
+        registry.layer_type(name).config.model_validate(config)

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from ..errors import InputError
 from ..registry import LayerConfig, register_layer
@@ -66,6 +66,15 @@ class Conv2DConfig(LayerConfig):
     use_bias: bool = True
     in_channels: int = Field(default=0, ge=0)
     dtype: FloatDtype = "float32"
+
+    @model_validator(mode="after")
+    def _groups_divide(self) -> Conv2DConfig:
+        if self.channels % self.groups or self.in_channels % self.groups:
+            raise ValueError(
+                f"channels ({self.channels}) and in_channels ({self.in_channels}) must be "
+                f"divisible by groups ({self.groups})"
+            )
+        return self
 
 
 @register_layer("Conv2D", config=Conv2DConfig)
@@ -241,6 +250,12 @@ class MaxPool2DConfig(LayerConfig):
     strides: PositivePair | None = None
     padding: NonNegativePair = [0, 0]
     ceil_mode: bool = False
+
+    @model_validator(mode="after")
+    def _padding_fits(self) -> MaxPool2DConfig:
+        if any(2 * p > k for p, k in zip(self.padding, self.pool_size, strict=True)):
+            raise ValueError(f"padding {self.padding} must be at most half of pool_size {self.pool_size}")
+        return self
 
 
 class AvgPool2DConfig(MaxPool2DConfig):
