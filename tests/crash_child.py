@@ -2,12 +2,13 @@
 
     python tests/crash_child.py TARGET UNITS
 
-Prints ``ready`` once both models are built, so that the killer's random delay falls on
+Prints ``ready`` once both models are built and one export has run, so that the killer's random delay falls on
 exports rather than on interpreter start-up.
 """
 
 from __future__ import annotations
 
+import io
 import sys
 
 import modelpack
@@ -24,6 +25,9 @@ def build(seed: int, units: int) -> nn.Sequential:
 
 def main(target: str, units: int) -> None:
     models = [build(1, units), build(2, units)]
+    # Warm up (lazy imports, schema building) in memory, so that the killer's random delay
+    # falls on exports as fast as the parent's probe export, not on the first one's set-up.
+    modelpack.export(models[0], io.BytesIO())
     print("ready", flush=True)
     while True:
         for net in models:
