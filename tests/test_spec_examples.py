@@ -44,9 +44,23 @@ def test_tensor_example_values(suffix):
     assert specials[2] == np.inf and specials[3] == -np.inf and specials[4] == 5e-324
 
 
+def test_graph_example_output():
+    """A traced custom Block (spec §3.3): a Graph over its children, run with no user class."""
+    net = modelpack.load(EXAMPLES / "graph-1.1.mpk", integrity="sha256")
+    assert type(net) is modelpack.nn.GraphBlock
+    assert list(net.collect_params()) == [
+        "body.weight", "body.bias", "norm.gamma", "norm.beta", "head.weight", "head.bias",
+    ]
+    x = np.load(EXAMPLES / "graph.input.npy", allow_pickle=False)
+    expected = np.load(EXAMPLES / "graph.output.npy", allow_pickle=False)
+    np.testing.assert_allclose(net(x), expected, rtol=1e-5, atol=1e-6)
+    assert net(np.concatenate([x, x])).shape == (6, 3)  # the batch size is dynamic
+    assert "#const0" in modelpack.inspect(EXAMPLES / "graph-1.1.mpk").weights
+
+
 def test_examples_have_the_version_their_name_says():
     paths = sorted(EXAMPLES.glob("*.mpk"))
-    assert len(paths) == 3 * len(VERSIONS)
+    assert len(paths) == 3 * len(VERSIONS) + 1  # + the traced graph, new in 1.1
     for path in paths:
         suffix = path.stem[len(path.stem.split("-")[0]):]
         assert modelpack.inspect(path).format_version == VERSIONS[suffix], path.name

@@ -52,6 +52,31 @@ def cnn() -> tuple[nn.Block, np.ndarray]:
     return net, x
 
 
+class Residual(nn.Block):
+    """A custom block for the traced-graph example: residual, constant, slicing, softmax."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.body = nn.Dense(8, activation="gelu", in_units=8)
+        self.norm = nn.LayerNorm(in_channels=8)
+        self.head = nn.Dense(3, in_units=12)
+        self.shift = np.linspace(-1.0, 1.0, 8).astype(np.float32)  # a graph constant
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        h = self.norm(x + self.body(x - self.shift))
+        both = np.concatenate([h, h[:, :4] * 0.5], axis=1)
+        return nn.F.softmax(self.head(both), axis=-1)
+
+
+def graph() -> tuple[nn.Block, np.ndarray]:
+    """A traced custom Block (format §3.3): stored as a Graph layer over its children."""
+    net = Residual()
+    net.initialize(seed=4)
+    x = np.random.default_rng(4).normal(size=(3, 8)).astype(np.float32)
+    net(x)
+    return net, x
+
+
 def tensors() -> dict[str, np.ndarray]:
     """A tensor archive: the values tests/test_spec_examples.py expects."""
     return {
@@ -66,14 +91,22 @@ def tensors() -> dict[str, np.ndarray]:
 def main() -> None:
     from modelpack.schema import FORMAT_VERSION
 
-    for name, make in (("mlp", mlp), ("cnn", cnn)):
+    # An archive that exists is never rewritten: committed examples are the readers' test data.
+    for name, make in (("mlp", mlp), ("cnn", cnn), ("graph", graph)):
+        target = HERE / f"{name}-{FORMAT_VERSION}.mpk"
+        if target.exists():
+            continue
         net, x = make()
         y = net(x)
-        modelpack.export(net, HERE / f"{name}-{FORMAT_VERSION}.mpk", metadata={"example": name})
+        example = x if name == "graph" else None
+        modelpack.export(net, target, example=example, metadata={"example": name})
         np.save(HERE / f"{name}.input.npy", x, allow_pickle=False)
         np.save(HERE / f"{name}.output.npy", y, allow_pickle=False)
-    modelpack.save(HERE / f"tensors-{FORMAT_VERSION}.mpk", tensors(), metadata={"example": "tensors"})
-    print(f"wrote format {FORMAT_VERSION} examples to {HERE}")
+        print(f"wrote {target.name}")
+    target = HERE / f"tensors-{FORMAT_VERSION}.mpk"
+    if not target.exists():
+        modelpack.save(target, tensors(), metadata={"example": "tensors"})
+        print(f"wrote {target.name}")
 
 
 if __name__ == "__main__":
