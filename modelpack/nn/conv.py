@@ -140,16 +140,15 @@ class Conv2D(Block):
         win = _windows(padded, self._kernel, self._strides, self._dilation)
         out_h, out_w = win.shape[2:4]
         kh, kw = self._kernel
-        # (N, G, C/G, oh, ow, kh, kw) -> (G, N*oh*ow, C/G*kh*kw): the one copy (im2col).
-        cols = win.reshape(n, g, c // g, out_h, out_w, kh, kw).transpose(1, 0, 3, 4, 2, 5, 6)
-        cols = cols.reshape(g, n * out_h * out_w, (c // g) * kh * kw)
-        kernels = self.weight.data().reshape(g, self._channels // g, -1).transpose(0, 2, 1)
-        out = np.matmul(cols, kernels)  # (G, N*oh*ow, O/G)
-        out = out.reshape(g, n, out_h, out_w, self._channels // g).transpose(1, 0, 4, 2, 3)
+        # (N, G, C/G, oh, ow, kh, kw) -> (N, G, C/G*kh*kw, oh*ow): the one copy (im2col),
+        # laid out so that the matmul writes its result directly in NCHW order.
+        cols = win.reshape(n, g, c // g, out_h, out_w, kh, kw).transpose(0, 1, 2, 5, 6, 3, 4)
+        cols = np.ascontiguousarray(cols).reshape(n, g, (c // g) * kh * kw, out_h * out_w)
+        kernels = self.weight.data().reshape(1, g, self._channels // g, -1)
+        out = np.matmul(kernels, cols)  # (N, G, O/G, oh*ow)
         out = out.reshape(n, self._channels, out_h, out_w)
         if self._use_bias:
             out = out + self.bias.data().reshape(1, -1, 1, 1)
-        out = np.ascontiguousarray(out)
         return self._act(out) if self._act is not None else out
 
     def get_config(self) -> dict[str, Any]:
