@@ -520,3 +520,16 @@ def test_bad_dynamic_axes_declarations():
         modelpack.export(net, io.BytesIO(), example=x, dynamic_axes={0: {2: "n"}})
     with pytest.raises(ModelpackError, match="named both 'batch' and 'n'"):
         modelpack.export(net, io.BytesIO(), example=x, dynamic_axes={0: {0: "n"}})
+
+
+def test_a_graph_that_cannot_run_says_which_node():
+    """A graph is the file author's computation: numpy's refusals become InputErrors naming the node."""
+    from modelpack.errors import InputError
+
+    block = nn.GraphBlock(graph={
+        "inputs": [{"name": "x0", "dtype": "float32", "shape": ["batch", 4]}],
+        "nodes": [{"op": "reshape", "inputs": ["x0"], "outputs": ["v0"], "attrs": {"shape": [3, -1]}}],
+        "outputs": {"kind": "single", "values": ["v0"]},
+    })
+    with pytest.raises(InputError, match=r"graph node 0 \(reshape\) cannot run on these inputs"):
+        block(np.ones((2, 4), np.float32))

@@ -262,8 +262,20 @@ class GraphBlock(Block):
         for spec, arg in zip(graph.inputs, args, strict=True):
             values[spec.name] = _check_input(spec, arg, self._source_class, sizes)
         params = self.collect_params() if any(n.op == "parameter" for n in graph.nodes) else {}
-        for node in graph.nodes:
-            results = self._run(node, [values[name] for name in node.inputs], params, sizes)
+        for position, node in enumerate(graph.nodes):
+            try:
+                results = self._run(node, [values[name] for name in node.inputs], params, sizes)
+            except (ValueError, TypeError, IndexError) as exc:
+                # numpy refusing the op (shapes that do not broadcast, a bad axis): say where.
+                raise InputError(
+                    f"{self._source_class}: graph node {position} ({node.op}) cannot run on these "
+                    f"inputs: {exc}"
+                ) from exc
+            if len(results) != len(node.outputs):
+                raise InputError(
+                    f"{self._source_class}: graph node {position} ({node.op}) gave {len(results)} "
+                    f"values where the graph names {len(node.outputs)}"
+                )
             for name, result in zip(node.outputs, results, strict=True):
                 values[name] = result
         outputs = [values[name] for name in graph.outputs.values]
