@@ -11,18 +11,14 @@ size compared with what the bytes can back, before an array is allocated.
 
 from __future__ import annotations
 
-import ast
 import hashlib
-import io
-import math
 import os
-import re
 import zipfile
 import zlib
 from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import IO, Protocol
+from typing import IO
 
 import numpy as np
 
@@ -30,23 +26,19 @@ from ._zip import read_directory
 from ._zipio import STORED, Member, MemberReader, Source
 from ._zipwrite import Piece, PlannedMember, ZipPlan, crc32_combine
 from .errors import (
-    DtypeMismatchError,
     FormatError,
     IntegrityError,
     LimitError,
-    ShapeMismatchError,
-    UnsupportedDtypeError,
 )
 from .limits import DEFAULT_LIMITS, GRACE_BYTES, Limits
-
-
-class ExpectedTensor(Protocol):
-    """What the reader checks a header against (the manifest's TensorInfo fits)."""
-
-    dtype: str
-    shape: list[int]
-    sha256: str | None
-
+from .npy import (
+    SUPPORTED_DTYPES,
+    ExpectedTensor,
+    canonical_array,
+    check_storable,
+    npy_header,
+    read_header,
+)
 
 __all__ = [
     "ZIP_EPOCH",
@@ -64,53 +56,7 @@ __all__ = [
 # Zip's earliest representable time; fixed so the same arrays always give the same bytes.
 ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
 
-# Every dtype an archive may hold, by numpy's name. Anything else (object, strings,
-# structured, datetime) is refused at save time so that no reader ever needs pickle.
-SUPPORTED_DTYPES: tuple[str, ...] = (
-    "bool",
-    "int8", "int16", "int32", "int64",
-    "uint8", "uint16", "uint32", "uint64",
-    "float16", "float32", "float64",
-    "complex64", "complex128",
-)
-# The npy ``descr`` each dtype must have inside an archive: little-endian or byte-order-free.
-_DESCR = {name: np.dtype(name).newbyteorder("<").str for name in SUPPORTED_DTYPES}
-# Every descr the reader accepts at all (big-endian too, for parameter files of other writers).
-_READABLE_DESCR = {
-    np.dtype(name).newbyteorder(order).str: np.dtype(name).newbyteorder(order)
-    for name in SUPPORTED_DTYPES
-    for order in ("<", ">")
-}
-_REFUSED_KINDS = {"O": "object: pickled Python objects", "U": "text", "S": "bytes", "a": "bytes",
-                  "M": "datetime", "m": "timedelta", "V": "void/structured"}
-
-# numpy's own header layout, byte for byte (dims without leading zeros, so int() agrees with
-# the literal); anything else goes through the careful literal parser below.
-_NUMPY_HEADER = re.compile(
-    rb"\{'descr': '([<>|][a-z][0-9]{1,2})', 'fortran_order': (True|False), "
-    rb"'shape': \(((?:0|[1-9][0-9]{0,18})(?:,|(?:, (?:0|[1-9][0-9]{0,18}))+))?\), \} *\n\Z"
-)
-MAX_DIMS = 64  # numpy's own limit; a header with more is refused before numpy sees it
-_MAX_HEADER = 10_000  # numpy's default max_header_size: a real header is ~128 bytes
-_MAGIC = b"\x93NUMPY"
 _HASH_CHUNK = 1 << 20
-
-
-def check_storable(name: str, array: np.ndarray) -> None:
-    """Refuse arrays whose dtype cannot be stored without pickle."""
-    if array.dtype.name not in SUPPORTED_DTYPES or array.dtype.fields is not None:
-        raise UnsupportedDtypeError(
-            f"array {name!r} has dtype {array.dtype!s}, which cannot be stored; "
-            f"supported dtypes: {', '.join(SUPPORTED_DTYPES)}"
-        )
-
-
-def canonical_array(array: np.ndarray) -> np.ndarray:
-    """C-ordered, little-endian view or copy of ``array`` (a no-op for the common case)."""
-    if array.dtype.byteorder == ">":
-        array = array.astype(array.dtype.newbyteorder("<"))
-    # Not np.ascontiguousarray: it turns 0-d arrays into 1-d ones.
-    return array if array.flags.c_contiguous else array.copy(order="C")
 
 
 def tensor_sha256(array: np.ndarray) -> str:
@@ -125,18 +71,6 @@ def fixed_zipinfo(name: str, compression: int = zipfile.ZIP_STORED) -> zipfile.Z
     info.create_system = 3  # Unix, whatever platform writes it
     info.external_attr = 0o644 << 16  # a regular file, rw-r--r--
     return info
-
-
-def npy_header(array: np.ndarray) -> bytes:
-    """The ``.npy`` header numpy would write for ``array`` (already canonical), padded to 64."""
-    buffer = io.BytesIO()
-    header = np.lib.format.header_data_from_array_1_0(array)
-    try:
-        np.lib.format.write_array_header_1_0(buffer, header)
-    except ValueError:  # too long for a 1.0 header (a huge number of dimensions)
-        buffer = io.BytesIO()
-        np.lib.format.write_array_header_2_0(buffer, header)
-    return buffer.getvalue()
 
 
 def data_view(array: np.ndarray) -> memoryview:
@@ -275,7 +209,7 @@ class Bundle:
     def read(self, name: str, want: ExpectedTensor | None = None, *, with_sha256: bool = False) -> np.ndarray:
         """One tensor as a fresh writable array; CRC-32 always checked, SHA-256 on request."""
         reader = MemberReader(self.source, self.members[name])
-        shape, fortran_order, dtype = _read_header(reader, want)
+        shape, fortran_order, dtype = read_header(reader, want)
         try:
             array = np.empty(shape[::-1] if fortran_order else shape, dtype=dtype)
         except MemoryError:
@@ -297,7 +231,7 @@ class Bundle:
         if member.method != STORED:
             return None
         reader = MemberReader(self.source, member)
-        shape, fortran_order, dtype = _read_header(reader, want)
+        shape, fortran_order, dtype = read_header(reader, want)
         if fortran_order or dtype.byteorder == ">":
             return None  # another writer's layout: the copying reader converts it
         return TensorLocation(
@@ -315,7 +249,7 @@ class Bundle:
     def digest(self, name: str, want: ExpectedTensor | None) -> str:
         """Stream one tensor without keeping it: header and CRC-32 checked, SHA-256 returned."""
         reader = MemberReader(self.source, self.members[name])
-        _read_header(reader, want)
+        read_header(reader, want)
         digest = hashlib.sha256()
         for chunk in _chunks(reader):
             digest.update(chunk)
@@ -364,105 +298,3 @@ def check_sha256(where: str, name: str, recorded: str, actual: str) -> None:
             f"records {recorded}"
         )
 
-
-def _read_header(
-    reader: MemberReader, want: ExpectedTensor | None
-) -> tuple[tuple[int, ...], bool, np.dtype]:
-    """Parse the npy header (no pickle, no eval) and check it before any data is allocated.
-
-    Afterwards the reader is positioned at the data, whose size must be exactly what the
-    header declares: anything more or less is refused here, so reading it reaches the end.
-    """
-    where = reader.where
-    prefix = reader.read(len(_MAGIC) + 2)
-    if len(prefix) < len(_MAGIC) + 2 or prefix[: len(_MAGIC)] != _MAGIC:
-        raise FormatError(f"{where} is not a .npy array (no NUMPY magic)")
-    version = (prefix[-2], prefix[-1])
-    length_size = {(1, 0): 2, (2, 0): 4}.get(version)
-    if length_size is None:
-        raise FormatError(f"{where}: unsupported .npy format version {version[0]}.{version[1]}")
-    length_bytes = reader.read(length_size)
-    length = int.from_bytes(length_bytes, "little")
-    if len(length_bytes) < length_size or length > _MAX_HEADER or length > reader.remaining:
-        raise FormatError(
-            f"{where}: .npy header length {length} is over {_MAX_HEADER} bytes or beyond the member"
-        )
-    shape, fortran_order, dtype = _parse_header(reader.read(length), where)
-    if len(shape) > MAX_DIMS or any(dim < 0 for dim in shape):
-        raise FormatError(f"{where}: shape {shape} has negative dimensions or more than {MAX_DIMS}")
-    if math.prod(dim for dim in shape if dim) * dtype.itemsize >= 1 << 63:
-        raise FormatError(f"{where}: shape {shape} overflows any array size")
-    if want is not None:
-        _check_against_manifest(where, want, shape, fortran_order, dtype)
-    data = math.prod(shape) * dtype.itemsize
-    if data != reader.remaining:
-        # Checked before allocating, so a forged header cannot exhaust memory.
-        state = "is truncated" if data > reader.remaining else "has bytes after its data"
-        raise FormatError(
-            f"{where} {state}: header says shape {shape} of {dtype!s} ({data} bytes), "
-            f"the member holds {reader.remaining} bytes of data"
-        )
-    return shape, fortran_order, dtype
-
-
-def _parse_header(text: bytes, where: str) -> tuple[tuple[int, ...], bool, np.dtype]:
-    """The header's dict literal, checked field by field; a dtype only from the table.
-
-    Not numpy's parser: its legacy-header filter raises tokenizer errors on odd bytes, and
-    it builds whatever dtype a header names before anyone can look at it.
-    """
-    fast = _NUMPY_HEADER.match(text)
-    if fast is not None and fast.group(1).decode("ascii") in _READABLE_DESCR:
-        # The exact form numpy (and modelpack) writes: no need to tokenise a Python literal.
-        dims = (fast.group(3) or b"").decode("ascii").replace(",", " ").split()
-        dtype = _READABLE_DESCR[fast.group(1).decode("ascii")]
-        return tuple(int(d) for d in dims), fast.group(2) == b"True", dtype
-    try:
-        header = ast.literal_eval(text.decode("latin1"))
-    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError) as exc:
-        raise FormatError(f"{where}: malformed .npy header: {type(exc).__name__}: {exc}") from None
-    if not isinstance(header, dict) or set(header) != {"descr", "fortran_order", "shape"}:
-        raise FormatError(
-            f"{where}: malformed .npy header: expected a dict of descr, fortran_order and shape, "
-            f"found {str(header)[:80]}"
-        )
-    descr, fortran_order, shape = header["descr"], header["fortran_order"], header["shape"]
-    if not isinstance(shape, tuple) or not all(type(dim) is int for dim in shape):
-        raise FormatError(f"{where}: malformed .npy header: shape {str(shape)[:80]} is not a tuple of ints")
-    if not isinstance(fortran_order, bool):
-        raise FormatError(f"{where}: malformed .npy header: fortran_order {fortran_order!r} is not a bool")
-    if not isinstance(descr, str) or descr not in _READABLE_DESCR:
-        raise UnsupportedDtypeError(
-            f"{where} has dtype {str(descr)[:80]!r} ({_describe_descr(descr)}), which modelpack "
-            f"never loads (supported: {', '.join(SUPPORTED_DTYPES)})"
-        )
-    return shape, fortran_order, _READABLE_DESCR[descr]
-
-
-def _describe_descr(descr: object) -> str:
-    """A name for a refused descr, from its type code alone (never built into a dtype)."""
-    if isinstance(descr, list):
-        return "structured"
-    code = descr.lstrip("<>|=")[:1] if isinstance(descr, str) else ""
-    return _REFUSED_KINDS.get(code, "not a supported number type")
-
-
-def _check_against_manifest(
-    where: str, want: ExpectedTensor, shape: tuple[int, ...], fortran_order: bool, dtype: np.dtype
-) -> None:
-    """Inside an archive a header must say exactly what the manifest says, byte order included."""
-    if dtype.name != want.dtype:
-        raise DtypeMismatchError(
-            f"{where}: the manifest says dtype {want.dtype}, the array header says {dtype.name}"
-        )
-    if dtype.str != _DESCR[want.dtype]:
-        raise DtypeMismatchError(
-            f"{where}: the array header says byte order {dtype.str!r}; archive tensors are "
-            f"little-endian ({_DESCR[want.dtype]!r})"
-        )
-    if list(shape) != list(want.shape):
-        raise ShapeMismatchError(
-            f"{where}: the manifest says shape {tuple(want.shape)}, the array header says {shape}"
-        )
-    if fortran_order:
-        raise FormatError(f"{where}: the array header says Fortran order; archive tensors are C order")
