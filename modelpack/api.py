@@ -118,7 +118,7 @@ def load(
     any problem is a ``ModelpackError`` naming the file and the member.
 
     ``integrity="crc32"`` (the default) checks zip's CRC-32 of every tensor read and the
-    manifest's SHA-256; ``"sha256"`` also checks each tensor's SHA-256 (~1.7x the time).
+    manifest's SHA-256; ``"sha256"`` also checks each tensor's SHA-256 (about twice the time).
     ``mmap=True`` maps the weights read-only instead of reading them (no copy; pages are read
     as the model touches them; each parameter's CRC-32 is checked on its first read).
     ``limits=modelpack.Limits(...)`` raises a resource limit for a large file you trust.
