@@ -69,7 +69,6 @@ def export(
     arrays.update(constants)
     if traces is not None and examples is not None:
         loaded = build_model(tree, dict(arrays), "<traced graph>")
-        net.collect_params()  # building stamped names on shared objects; restore the net's
         check_trace(net, loaded, examples, symbols)
     manifest = Manifest(
         producer=PRODUCER,

@@ -119,19 +119,13 @@ def build(node: LayerNode) -> Block:
 def attach_constants(net: Block, arrays: dict[str, np.ndarray], source: str) -> dict[str, np.ndarray]:
     """Give each graph block its constants; return the remaining arrays (the parameters)."""
     remaining = dict(arrays)
-
-    def visit(block: Block, path: str) -> None:
+    for path, block in net.named_blocks():
         if isinstance(block, GraphBlock):
-            count = block.get_config()["constants"]
-            names = [constant_name(path, i) for i in range(count)]
+            names = [constant_name(path, i) for i in range(block.constant_count)]
             missing = [n for n in names if n not in remaining]
             if missing:
                 raise FormatError(f"{source}: graph constants {missing} are missing from the weights")
             block.set_constants([remaining.pop(n) for n in names])
-        for name, child in block.children.items():
-            visit(child, f"{path}.{name}" if path else name)
-
-    visit(net, "")
     return remaining
 
 
@@ -155,8 +149,7 @@ def check_initialized(block: Block) -> None:
 def check_rebuilds_identically(block: Block, node: LayerNode) -> None:
     """The rebuilt tree must have exactly the original's parameter names, shapes and dtypes."""
     original = block.collect_params()
-    rebuilt = build(node).collect_params()
-    block.collect_params()  # restore the structured names build() may have stamped
+    rebuilt = build(node).collect_params()  # new Parameters: the network's are untouched
     if list(rebuilt) != list(original):
         differing = [n for n in original if n not in rebuilt] + [n for n in rebuilt if n not in original]
         raise UnsupportedBlockError(

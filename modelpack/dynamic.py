@@ -103,15 +103,8 @@ def trace_for_export(net: Block, examples: tuple[np.ndarray, ...], symbols: list
     if not symbols:
         return first
     second, _ = trace_model(net, resize(examples, symbols, 1))
-    paths = {id(block): name or type(net).__name__ for name, block in _block_paths(net)}
+    paths = {id(block): name or type(net).__name__ for name, block in net.named_blocks()}
     return _merge(first, second, symbols, paths)
-
-
-def _block_paths(block: Block, prefix: str = "") -> list[tuple[str, Block]]:
-    found = [(prefix, block)]
-    for name, child in block.children.items():
-        found.extend(_block_paths(child, f"{prefix}.{name}" if prefix else name))
-    return found
 
 
 def _merge(

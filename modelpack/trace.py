@@ -57,16 +57,12 @@ class GraphBuilder:
         self._constant_ids: dict[int, str] = {}
         self._param_values: dict[int, Traced] = {}
         self._counter = 0
-        # Relative paths of every descendant block and parameter, by identity.
+        # Relative paths of every descendant block and parameter, by identity (first name wins).
         self.block_paths: dict[int, str] = {}
-        self._collect_paths(owner, "")
+        for path, block in owner.named_blocks():
+            if path:
+                self.block_paths.setdefault(id(block), path)
         self.param_paths = {id(p): name for name, p in owner.named_parameters()}
-
-    def _collect_paths(self, block: Block, prefix: str) -> None:
-        for name, child in block.children.items():
-            path = f"{prefix}{name}"
-            self.block_paths.setdefault(id(child), path)
-            self._collect_paths(child, path + ".")
 
     def _new_value(self) -> str:
         name = f"v{self._counter}"
@@ -222,14 +218,9 @@ class Tracer:
     def __init__(self, root: Block) -> None:
         self.result = TraceResult()
         self.stack: list[GraphBuilder | None] = [None]
-        self.paths = {id(root): ""}
-        self._index_paths(root, "")
-
-    def _index_paths(self, block: Block, prefix: str) -> None:
-        for name, child in block.children.items():
-            path = f"{prefix}{name}"
-            self.paths.setdefault(id(child), path)
-            self._index_paths(child, path + ".")
+        self.paths: dict[int, str] = {}
+        for path, block in root.named_blocks():
+            self.paths.setdefault(id(block), path)
 
     @property
     def graph(self) -> GraphBuilder | None:

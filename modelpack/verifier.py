@@ -201,14 +201,7 @@ def _check_architecture(manifest: Manifest, report: VerifyReport) -> None:
 def _constant_names(net: Any) -> set[str]:
     """Bundle names of graph constants (``P#const<k>``), which are not parameters."""
     names: set[str] = set()
-    for path, block in _blocks(net, ""):
+    for path, block in net.named_blocks():
         if isinstance(block, GraphBlock):
-            names.update(constant_name(path, i) for i in range(block.get_config()["constants"]))
+            names.update(constant_name(path, i) for i in range(block.constant_count))
     return names
-
-
-def _blocks(block: Any, path: str) -> list[tuple[str, Any]]:
-    found = [(path, block)]
-    for name, child in block.children.items():
-        found.extend(_blocks(child, f"{path}.{name}" if path else name))
-    return found

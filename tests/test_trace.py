@@ -533,3 +533,13 @@ def test_a_graph_that_cannot_run_says_which_node():
     })
     with pytest.raises(InputError, match=r"graph node 0 \(reshape\) cannot run on these inputs"):
         block(np.ones((2, 4), np.float32))
+
+
+def test_running_a_graph_does_not_rename_its_parameters():
+    x = np.random.default_rng(0).normal(size=(2, 4)).astype(np.float32)
+    outer = nn.Sequential()
+    outer.add(_round_trip(_ready(WithConstant(), x), x))
+    names = list(outer.collect_params())
+    assert names[0] == "0.scale"
+    outer(x)  # the graph reads its parameter 'scale'
+    assert outer[0].scale.structured_name == "0.scale"  # still the name errors will show

@@ -130,16 +130,18 @@ class Block:
 
     def cast(self, dtype: str | np.dtype) -> None:
         """Cast every parameter (and the layers' compute dtype) to ``dtype``."""
-        for block in self._blocks():
+        for _, block in self.named_blocks():
             if hasattr(block, "_dtype"):
                 object.__setattr__(block, "_dtype", np.dtype(dtype))
             for param in block._reg_params.values():
                 param.cast(dtype)
 
-    def _blocks(self) -> Iterator[Block]:
-        yield self
-        for child in self._children.values():
-            yield from child._blocks()
+    def named_blocks(self, prefix: str = "") -> Iterator[tuple[str, Block]]:
+        """Yield (dotted path, block) for this block ("" or ``prefix``) and every descendant,
+        depth first in registration order; a block reachable twice is yielded twice."""
+        yield prefix, self
+        for name, child in self._children.items():
+            yield from child.named_blocks(f"{prefix}.{name}" if prefix else name)
 
     # -- parameter files -------------------------------------------------------------------
     def save_parameters(self, filename: PathOrFile) -> None:

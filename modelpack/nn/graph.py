@@ -221,6 +221,11 @@ class GraphBlock(Block):
         self._constants = list(arrays)
 
     @property
+    def constant_count(self) -> int:
+        """How many constant tensors the graph reads (known before they are attached)."""
+        return len(self._constants)
+
+    @property
     def constants(self) -> list[np.ndarray]:
         """The constant tensors (read-only use)."""
         return [c for c in self._constants if c is not None]
@@ -229,7 +234,7 @@ class GraphBlock(Block):
         """Every layer, parameter and constant the graph names exists (called after loading)."""
         if self._graph is None:
             return
-        params = self.collect_params()
+        params = dict(self.named_parameters())
         for node in self._graph.nodes:
             if node.op == "layer":
                 self._resolve(node.attrs["block"])
@@ -261,7 +266,8 @@ class GraphBlock(Block):
         sizes: dict[str, int] = {}
         for spec, arg in zip(graph.inputs, args, strict=True):
             values[spec.name] = _check_input(spec, arg, self._source_class, sizes)
-        params = self.collect_params() if any(n.op == "parameter" for n in graph.nodes) else {}
+        # named_parameters, not collect_params: a forward must not rename the parameters.
+        params = dict(self.named_parameters()) if any(n.op == "parameter" for n in graph.nodes) else {}
         for position, node in enumerate(graph.nodes):
             try:
                 results = self._run(node, [values[name] for name in node.inputs], params, sizes)
@@ -302,8 +308,6 @@ class GraphBlock(Block):
         attrs = dict(node.attrs)
         if node.op == "reshape":
             attrs["shape"] = [sizes[d] if isinstance(d, str) else d for d in attrs["shape"]]
-        elif node.op == "getitem":
-            attrs["index"] = node.attrs["index"]
         return [ops.op_def(node.op).fn(*inputs, **attrs)]
 
     def get_config(self) -> dict[str, Any]:
