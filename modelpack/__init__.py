@@ -32,7 +32,7 @@ _ERRORS = (
     "IntegrityError", "LimitError", "ParameterError", "MissingParameterError",
     "ExtraParameterError", "ShapeMismatchError", "DtypeMismatchError",
     "DeferredInitializationError", "UninitializedParameterError", "UnsupportedBlockError",
-    "UnsupportedDtypeError", "InputError", "TraceError", "UnknownOpError",
+    "UnsupportedDtypeError", "InputError", "TraceError", "UnknownOpError", "TensorNotFoundError",
 )
 _LAZY.update({name: ("modelpack.errors", name) for name in _ERRORS})
 
@@ -67,6 +67,7 @@ __all__ = [
     "InputError",
     "TraceError",
     "UnknownOpError",
+    "TensorNotFoundError",
 ]
 
 
@@ -102,6 +103,7 @@ if TYPE_CHECKING:  # static analysers see the real imports
         ParameterError,
         SchemaError,
         ShapeMismatchError,
+        TensorNotFoundError,
         TraceError,
         UninitializedParameterError,
         UnknownLayerError,

@@ -42,7 +42,6 @@ __all__ = [
     "MANIFEST_HASH_PREFIX",
     "Integrity",
     "write_archive",
-    "read_archive",
     "read_manifest",
 ]
 
@@ -109,25 +108,6 @@ def write_archive(
             with archive.open(info, mode="w", force_zip64=bundle_size > _ZIP64_LIMIT) as member:
                 shutil.copyfileobj(bundle_file, member, _COPY_CHUNK)
             archive.comment = comment
-
-
-def read_archive(
-    source: PathOrFile, *, limits: Limits = DEFAULT_LIMITS, integrity: Integrity = "crc32"
-) -> tuple[Manifest, dict[str, np.ndarray]]:
-    """Read and check an archive: the manifest, then every tensor against its index entry."""
-    if integrity not in ("crc32", "sha256"):
-        raise ValueError(f"integrity must be 'crc32' or 'sha256', not {integrity!r}")
-    name = describe(source)
-    with open_for_reading(source) as handle, contextlib.ExitStack() as cleanup:
-        container = Container.open(handle, name, limits)
-        manifest = container.manifest(limits)
-        bundle = weights.Bundle(container.bundle_source(limits, cleanup), limits=limits)
-        bundle.check_names(manifest.weights)
-        check = integrity == "sha256"
-        arrays = {
-            tensor: bundle.read(tensor, info, with_sha256=check) for tensor, info in manifest.weights.items()
-        }
-    return manifest, arrays
 
 
 def read_manifest(source: PathOrFile, *, limits: Limits = DEFAULT_LIMITS) -> Manifest:

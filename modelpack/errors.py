@@ -26,6 +26,7 @@ __all__ = [
     "InputError",
     "TraceError",
     "UnknownOpError",
+    "TensorNotFoundError",
 ]
 
 
@@ -103,3 +104,10 @@ class TraceError(UnsupportedBlockError):
 
 class UnknownOpError(SchemaError):
     """A graph names an operation that is not in the op registry; lists the known ops."""
+
+
+class TensorNotFoundError(ModelpackError, KeyError):
+    """An archive was asked for a tensor it does not hold (a ``KeyError`` too, as for a dict)."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""

@@ -26,8 +26,8 @@ from typing import IO, Any
 import numpy as np
 
 from . import architecture, archive, weights
-from ._paths import PathOrFile, describe, is_file_object
-from .errors import FormatError, ModelpackError, SchemaError
+from ._paths import PathOrFile, describe, open_for_reading
+from .errors import FormatError, ModelpackError, SchemaError, TensorNotFoundError
 from .limits import DEFAULT_LIMITS, Limits
 from .nn.block import Block
 from .schema import LayerNode, Manifest, TensorInfo
@@ -54,10 +54,7 @@ class Archive:
         self._integrity = integrity
         self._cleanup = contextlib.ExitStack()
         try:
-            if is_file_object(path):
-                self._handle: IO[bytes] = path  # type: ignore[assignment]
-            else:
-                self._handle = self._cleanup.enter_context(open(os.fspath(path), "rb"))  # type: ignore[arg-type]
+            self._handle: IO[bytes] = self._cleanup.enter_context(open_for_reading(path))
             container = archive.Container.open(self._handle, self.name, limits)
             self.manifest: Manifest = container.manifest(limits)
             self._bundle = weights.Bundle(container.bundle_source(limits, self._cleanup), limits=limits)
@@ -105,7 +102,7 @@ class Archive:
         or with ``mmap=True`` a read-only view of the file (checked by ``verify``)."""
         info = self.manifest.weights.get(name)
         if info is None:
-            raise KeyError(f"{self.name} has no tensor {name!r}; it has {len(self)} tensors")
+            raise TensorNotFoundError(f"{self.name} has no tensor {name!r}; it has {len(self)} tensors")
         if mmap:
             return self._mapped(self._require_location(name, info))
         location = self._locate(name, info)

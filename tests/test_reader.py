@@ -54,7 +54,7 @@ def test_open_exposes_the_manifest_and_reads_one_tensor(exported):
         assert bias.tobytes() == net[2].bias.data().tobytes() and bias.flags.writeable
         mapped = archive.get_tensor("0.weight", mmap=True)
         assert mapped.tobytes() == net[0].weight.data().tobytes() and not mapped.flags.writeable
-        with pytest.raises(KeyError, match="has no tensor 'nope'"):
+        with pytest.raises(modelpack.TensorNotFoundError, match=r"net\.mpk has no tensor 'nope'; it has 6 tensors$"):
             archive.get_tensor("nope")
     assert mapped.sum() == net[0].weight.data().sum()  # the map outlives the closed file
 
