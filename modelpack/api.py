@@ -70,14 +70,7 @@ def export(
     if traces is not None and examples is not None:
         loaded = build_model(tree, dict(arrays), "<traced graph>")
         check_trace(net, loaded, examples, symbols)
-    manifest = Manifest(
-        producer=PRODUCER,
-        kind="model",
-        architecture=tree,
-        weights=_index(arrays),
-        metadata=_check_metadata(metadata),
-    )
-    archive.write_archive(path, manifest, arrays, compress=compress)
+    _write(path, arrays, metadata, compress, kind="model", architecture=tree)
 
 
 def save(
@@ -92,14 +85,7 @@ def save(
     ``load`` gives back the same kind of container with bitwise-equal arrays.
     """
     arrays, layout = _flatten_tensors(data)
-    manifest = Manifest(
-        producer=PRODUCER,
-        kind="tensors",
-        layout=layout,
-        weights=_index(arrays),
-        metadata=_check_metadata(metadata),
-    )
-    archive.write_archive(path, manifest, arrays, compress=compress)
+    _write(path, arrays, metadata, compress, kind="tensors", layout=layout)
 
 
 def load(
@@ -144,10 +130,17 @@ def inspect(path: PathOrFile, *, limits: Limits = DEFAULT_LIMITS) -> Manifest:
     return archive.read_manifest(path, limits=limits)
 
 
-def _index(arrays: Mapping[str, np.ndarray]) -> dict[str, TensorInfo]:
-    return {
-        name: TensorInfo(dtype=array.dtype.name, shape=list(array.shape)) for name, array in arrays.items()
-    }
+def _write(
+    path: PathOrFile,
+    arrays: Mapping[str, np.ndarray],
+    metadata: Mapping[str, str] | None,
+    compress: bool,
+    **content: Any,
+) -> None:
+    """The manifest common to models and tensors (``content``: kind and its tree or layout)."""
+    index = {name: TensorInfo(dtype=a.dtype.name, shape=list(a.shape)) for name, a in arrays.items()}
+    manifest = Manifest(producer=PRODUCER, weights=index, metadata=_check_metadata(metadata), **content)
+    archive.write_archive(path, manifest, arrays, compress=compress)
 
 
 def _check_metadata(metadata: Mapping[str, str] | None) -> dict[str, str]:
