@@ -46,6 +46,7 @@ MAX_DEPTH = 160
 _PARSER = yaml.CSafeLoader if getattr(yaml, "__with_libyaml__", False) else yaml.SafeLoader
 _RESOLVER = yaml.resolver.Resolver()
 _CONSTRUCTOR = yaml.constructor.SafeConstructor()
+_MAX_NUMBER_CHARS = 400  # far beyond any shape, config value or int64 in any base
 _DECIMAL = re.compile(r"[-+]?(?:0|[1-9][0-9]{0,4299})\Z")  # Python's int() digit limit
 assert None not in _RESOLVER.yaml_implicit_resolvers  # the fast path below relies on it
 _PLAIN: dict[str, Callable[[ScalarNode], Any] | None] = {
@@ -222,6 +223,14 @@ def _scalar(event: ScalarEvent) -> Any:
     construct = _PLAIN[tag]
     if construct is None:
         return value
+    if tag != "tag:yaml.org,2002:bool" and (":" in value or len(value) > _MAX_NUMBER_CHARS):
+        # Base-60 numbers (1:59:59) and very long hex/octal/binary ones: PyYAML converts them
+        # in quadratic time, and the result can exceed what Python will print. No manifest
+        # needs either.
+        raise YAMLRefused(
+            f"plain scalar {value[:40]!r} is a base-60 or over-long number, which a manifest "
+            f"may not hold ({_at(event)})"
+        )
     try:
         return construct(ScalarNode(tag, value))
     except ValueError as exc:  # e.g. an integer beyond Python's 4300-digit conversion limit

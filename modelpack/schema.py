@@ -97,7 +97,7 @@ class TensorInfo(_Extensible):
     """One tensor of the weight bundle: numpy dtype name and shape (little-endian, C order)."""
 
     dtype: DtypeName
-    shape: list[Annotated[int, Field(ge=0)]]
+    shape: list[Annotated[int, Field(ge=0, lt=2**63)]]
     sha256: str | None = Field(
         default=None,
         pattern=r"^[0-9a-f]{64}$",

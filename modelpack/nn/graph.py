@@ -52,7 +52,7 @@ class _Strict(BaseModel):
 class ParameterSpec(_Strict):
     """A parameter owned directly by the traced block (not by one of its layers)."""
 
-    shape: list[Annotated[int, Field(ge=0)]]
+    shape: list[Annotated[int, Field(ge=0, lt=2**63)]]
     dtype: Literal["float16", "float32", "float64"]
     trainable: bool = True
 
@@ -66,7 +66,7 @@ class GraphInput(_Strict):
 
     name: str
     dtype: str
-    shape: list[Annotated[int, Field(ge=0)] | SymbolName]
+    shape: list[Annotated[int, Field(ge=0, lt=2**63)] | SymbolName]
 
 
 class GraphNode(_Strict):
@@ -165,7 +165,8 @@ class GraphConfig(LayerConfig):
 
     source_class: str = "Graph"
     parameters: dict[str, ParameterSpec] = Field(default_factory=dict)
-    constants: int = Field(default=0, ge=0)
+    # Bounded like the bundle's tensor count: the loader allocates a slot per constant.
+    constants: int = Field(default=0, ge=0, le=100_000)
     graph: GraphSpec | None = None
 
 

@@ -120,7 +120,7 @@ def test_unknown_manifest_field_refused_in_same_version(tmp_path):
 
 def test_huge_integer_refused(tmp_path):
     text = HEAD + "weights: {w: {dtype: float32, shape: [" + "9" * 5000 + "]}}\n"
-    refused(tmp_path, _manifest(text), SchemaError, "cannot read '9999")
+    refused(tmp_path, _manifest(text), SchemaError, "'9999.*is a base-60 or over-long number")
 
 
 
@@ -131,3 +131,23 @@ def test_layer_arguments_a_layer_would_refuse_are_refused_by_the_schema(tmp_path
     data = edit(model_bytes(), manifest=pool)
     refused(tmp_path, data, SchemaError, r"manifest\.yaml: invalid manifest: architecture\.children\.1: invalid "
             r"config for layer type 'MaxPool2D': config: padding \[5, 0\] must be at most half of pool_size")
+
+
+@pytest.mark.parametrize("number", ["0x" + "f" * 20000, "1:59:59", "0b" + "1" * 500])
+def test_base60_and_overlong_numbers_refused_quickly(tmp_path, number):
+    """PyYAML converts these in quadratic time into ints Python cannot print: refused unread."""
+    text = HEAD + f"metadata: {{n: {number}}}\n"
+    refused(tmp_path, _manifest(text), SchemaError, "is a base-60 or over-long number")
+
+
+def test_unbounded_graph_constants_refused(tmp_path):
+    def many(document):
+        document["architecture"] = {"type": "Graph", "config": {"constants": 2**40}}
+
+    refused(tmp_path, edit(model_bytes(), manifest=many), SchemaError,
+            r"config\.constants: Input should be less than or equal to 100000")
+
+
+def test_shape_beyond_int64_refused(tmp_path):
+    text = HEAD + "weights: {w: {dtype: float32, shape: [" + "9" * 40 + "]}}\n"
+    refused(tmp_path, _manifest(text), SchemaError, r"weights\.w\.shape\.0: Input should be less than")
