@@ -13,5 +13,7 @@ settings.register_profile("dev", deadline=None, max_examples=20)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 if os.environ.get("CI") == "true":
-    # The torch oracle must run in CI; a missing install would silently skip those tests.
+    # The torch oracle and the benchmark's competitors must run in CI; a missing install
+    # would silently skip those tests.
+    import safetensors  # noqa: F401
     import torch  # noqa: F401

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import re
 import os
 import subprocess
 import sys
@@ -234,7 +235,7 @@ def test_custom_block_refused_with_reason(tmp_path):
     net = MLP()
     net.initialize()
     net(np.zeros((1, 3)))
-    with pytest.raises(UnsupportedBlockError, match="'MLP'|MLP, a Block subclass with a hand-written forward"):
+    with pytest.raises(UnsupportedBlockError, match=r"top-level block is a MLP, a Block subclass with a hand-written forward.*Pass example="):
         modelpack.export(net, tmp_path / "mlp.mpk")
     assert list(tmp_path.iterdir()) == []
 
@@ -382,8 +383,16 @@ def test_oversized_manifest_refused(exported):
 
 
 def test_manifest_reader_is_the_only_manifest_reader():
-    # Guard against a second, unchecked YAML path creeping in.
-    assert archive.MANIFEST_MEMBER == "manifest.yaml"
+    """Guard against a second, unchecked YAML path creeping in: only safeyaml parses YAML."""
+    package = Path(modelpack.__file__).parent
+    loaders = re.compile(r"(?<![\w.])yaml\.(safe_load|load|full_load|unsafe_load|compose|parse)\b|CSafeLoader\(")
+    offenders = [
+        f"{path.name}:{number}"
+        for path in package.rglob("*.py") if path.name != "safeyaml.py"
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+        if loaders.search(line)
+    ]
+    assert offenders == []
 
 
 # -- integrity and limits -------------------------------------------------------------------

@@ -275,3 +275,4 @@ def test_training_mode_only_inside_context():
         dropped = drop(x)
     assert not nn.is_training()
     assert set(np.unique(dropped)) <= {0.0, 2.0}
+    assert (dropped == 0).any() and (dropped == 2).any()

@@ -8,6 +8,7 @@ import zipfile
 
 import numpy as np
 import pytest
+from craft import edit
 
 import modelpack
 from modelpack import nn
@@ -114,11 +115,30 @@ def test_damaged_tensor_detected_on_first_use_of_a_mapped_model(exported):
         mapped(np.zeros((1, 50)))
 
 
-def test_sha256_on_the_fast_path(exported):
-    _, path = exported
-    assert len(modelpack.load(path, integrity="sha256").collect_params()) == 6
+def _swap(members):
+    """Swap two same-shaped tensors' members (their CRCs move with them; only SHA-256 sees it)."""
+    first, second = sorted(name for name in members if name.endswith("weight.npy"))[:2]
+    members[first], members[second] = members[second], members[first]
+
+
+def test_sha256_on_the_fast_paths(tmp_path):
+    net = nn.Sequential()
+    net.add(nn.Dense(4, in_units=4), nn.Dense(4, in_units=4))
+    net.initialize(seed=0)
+    buffer = io.BytesIO()
+    modelpack.export(net, buffer)
+    path = tmp_path / "swapped.mpk"
+    path.write_bytes(edit(buffer.getvalue(), bundle=_swap, rehash=False))
+    modelpack.load(path)  # CRC-32, the default, cannot see a swap
+    damaged = r"swapped\.mpk: member 'weights\.npz': member '0\.weight\.npy': tensor '0\.weight' is damaged: its SHA-256"
+    with pytest.raises(IntegrityError, match=damaged):
+        modelpack.load(path, integrity="sha256")
     with modelpack.open(path, integrity="sha256") as archive:
-        archive.get_tensor("1.gamma")
+        with pytest.raises(IntegrityError, match=damaged):
+            archive.get_tensor("0.weight")
+    mapped = modelpack.load(path, mmap=True, integrity="sha256")  # nothing read yet
+    with pytest.raises(IntegrityError, match=damaged):
+        mapped(np.zeros((1, 4)))
 
 
 def test_mmap_needs_a_file_with_stored_weights(tmp_path):

@@ -153,26 +153,39 @@ def test_written_yaml_is_plain_safe_yaml():
 
 # -- the JSON subset: what modelpack writes must mean the same to a YAML and a JSON reader --
 
+# Text within the Basic Multilingual Plane: what the JSON form can say (astral characters
+# are tested separately below), so every example exercises the fast path.
+bmp_text = st.text(st.characters(max_codepoint=0xFFFF, blacklist_categories=("Cs",)), max_size=12)
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers(-2**70, 2**70) | st.text(max_size=12)
+    st.none() | st.booleans() | st.integers(-2**70, 2**70) | bmp_text
     | st.floats(allow_nan=False, allow_infinity=False),
-    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(bmp_text, children, max_size=4),
     max_leaves=20,
 )
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.dictionaries(st.text(max_size=8), json_values, max_size=5))
+@given(st.dictionaries(bmp_text, json_values, max_size=5))
 def test_json_subset_reads_the_same_as_yaml(document):
     from modelpack import safeyaml
     from modelpack.schema import _json_text
 
     text = _json_text(document, "")
-    if text is None:  # something JSON cannot say as YAML would (e.g. characters beyond the BMP)
-        return
+    assert text is not None
     assert yaml.safe_load(text) == document
     assert safeyaml.load(text, max_nodes=10**6) == document
     assert safeyaml._json_subset(text, 10**6) == document  # the fast path took it
+
+
+def test_what_json_cannot_say_as_yaml_would_is_written_as_block_yaml():
+    from modelpack.schema import _json_text
+
+    assert _json_text({"a": "\U0001F600"}, "") is None  # beyond the BMP: surrogate escapes
+    assert _json_text({"a": float("nan")}, "") is None
+    manifest = Manifest(producer="p", kind="tensors", layout="single",
+                        weights={"0": TensorInfo(dtype="int8", shape=[])}, metadata={"e": "\U0001F600"})
+    text = manifest_to_yaml(manifest)
+    assert not text.startswith("{") and manifest_from_yaml(text, source="t") == manifest
 
 
 @pytest.mark.parametrize("text, expected", [
