@@ -5,8 +5,8 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import re
 import os
+import re
 import subprocess
 import sys
 import zipfile
@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from strategies import Drawn, containers, fill_weights, networks
 
 import modelpack
-from modelpack import Limits, archive, nn
+from modelpack import Limits, nn
 from modelpack.errors import (
     DeferredInitializationError,
     DtypeMismatchError,
