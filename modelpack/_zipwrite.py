@@ -113,14 +113,14 @@ def padding_for(position: int, align: int = ALIGN) -> int:
 class ZipPlan:
     """A whole zip laid out before writing: members, offsets, directory, comment.
 
-    ``base`` is the absolute file position the zip will start at, so that data can be aligned
-    in the *file* even for a zip nested inside another zip's stored member.
+    Data is aligned relative to the zip's start. A zip nested as another plan's stored member
+    (the bundle in the archive) is aligned in the file too, since that member's data is.
     """
 
     members: list[PlannedMember]
-    base: int = 0
     comment: bytes = b""
     directory: bytes = field(default=b"", init=False)
+    size: int = field(default=0, init=False)  # bytes in all
 
     def __post_init__(self) -> None:
         offset = 0
@@ -128,7 +128,7 @@ class ZipPlan:
             member.size = sum(piece.size for piece in member.pieces)
             member.crc = _crc_of(member.pieces)
             member.header_offset = offset
-            member.local_header = _local_header(member, self.base + offset)
+            member.local_header = _local_header(member, offset)
             offset = member.data_offset + member.size
         self.directory = _directory(self.members, offset, self.comment)
         self.size = offset + len(self.directory)

@@ -17,6 +17,7 @@ from . import registry
 from .errors import (
     DeferredInitializationError,
     FormatError,
+    SchemaError,
     UninitializedParameterError,
     UnsupportedBlockError,
 )
@@ -105,12 +106,19 @@ def _describe_custom(
     return LayerNode(type="Graph", config=config.model_dump(mode="json"), children=children)
 
 
-def build(node: LayerNode) -> Block:
-    """A fresh, uninitialised Block tree from a validated architecture tree."""
+def build(node: LayerNode, *, source: str = "<architecture>") -> Block:
+    """A fresh, uninitialised Block tree from a validated architecture tree.
+
+    A layer refusing a config its schema let through is a SchemaError naming ``source``
+    (configs should refuse everything their layers do; this is the net under that rule).
+    """
     entry = registry.layer_type(node.type)
-    block = entry.build(dict(node.config))
+    try:
+        block = entry.build(dict(node.config))
+    except ValueError as exc:
+        raise SchemaError(f"{source}: the architecture cannot be built: {node.type}: {exc}") from exc
     for name, child in node.children.items():
-        block.register_child(build(child), name)
+        block.register_child(build(child, source=source), name)
     if isinstance(block, GraphBlock):
         block.check_references()
     return block

@@ -27,7 +27,7 @@ import numpy as np
 
 from . import architecture, archive, weights
 from ._paths import PathOrFile, describe, open_for_reading
-from .errors import FormatError, ModelpackError, SchemaError, TensorNotFoundError
+from .errors import FormatError, ModelpackError, TensorNotFoundError
 from .limits import DEFAULT_LIMITS, Limits
 from .nn.block import Block
 from .schema import LayerNode, Manifest, TensorInfo
@@ -51,7 +51,7 @@ class Archive:
         if integrity not in ("crc32", "sha256"):
             raise ValueError(f"integrity must be 'crc32' or 'sha256', not {integrity!r}")
         self.name = describe(path)
-        self._integrity = integrity
+        self._sha256 = integrity == "sha256"
         self._cleanup = contextlib.ExitStack()
         try:
             self._handle: IO[bytes] = self._cleanup.enter_context(open_for_reading(path))
@@ -107,7 +107,7 @@ class Archive:
             return self._mapped(self._require_location(name, info))
         location = self._locate(name, info)
         if location is None:
-            return self._bundle.read(name, info, with_sha256=self._integrity == "sha256")
+            return self._bundle.read(name, info, with_sha256=self._sha256)
         return self._read(location)
 
     def read_all(self, *, mmap: bool = False) -> dict[str, np.ndarray]:
@@ -115,16 +115,13 @@ class Archive:
         infos = self.manifest.weights
         if mmap:
             return {name: self._mapped(self._require_location(name, info)) for name, info in infos.items()}
-        if self._fd is None:
-            sha = self._integrity == "sha256"
-            return {name: self._bundle.read(name, info, with_sha256=sha) for name, info in infos.items()}
         # Headers are parsed in order on this thread (they share the file position); the
         # data reads use positioned reads and may run in parallel.
         located = {name: self._locate(name, info) for name, info in infos.items()}
         arrays: dict[str, np.ndarray] = {}
         for name, location in located.items():
             if location is None:
-                arrays[name] = self._bundle.read(name, infos[name], with_sha256=self._integrity == "sha256")
+                arrays[name] = self._bundle.read(name, infos[name], with_sha256=self._sha256)
         pending = [location for location in located.values() if location is not None]
         if sum(location.nbytes for location in pending) < _PARALLEL_BYTES:
             arrays.update({location.name: self._read(location) for location in pending})
@@ -140,10 +137,7 @@ class Archive:
         if self.manifest.kind == "tensors":
             return _unflatten(arrays, self.manifest.layout)
         assert self.manifest.architecture is not None  # guaranteed by Manifest validation
-        try:
-            net = build_model(self.manifest.architecture, arrays, self.name)
-        except ValueError as exc:  # a layer refusing arguments its config schema let through
-            raise SchemaError(f"{self.name}: manifest.yaml: the architecture cannot be built: {exc}") from exc
+        net = build_model(self.manifest.architecture, arrays, self.name)
         if mmap:
             self._check_on_first_read(net)
         return net
@@ -151,7 +145,7 @@ class Archive:
     # -- reading -----------------------------------------------------------------------------
     def _read(self, location: weights.TensorLocation) -> np.ndarray:
         array = np.empty(location.shape, dtype=location.dtype)
-        buffer = array.reshape(-1).view(np.uint8).data
+        buffer = weights.data_view(array)
         filled = 0
         assert self._fd is not None
         while filled < location.nbytes:
@@ -159,7 +153,7 @@ class Archive:
             if count <= 0:
                 raise FormatError(f"{location.where} is truncated: the file ends inside its data")
             filled += count
-        location.check(buffer, sha256=self._integrity == "sha256")
+        location.check(buffer, sha256=self._sha256)
         return array
 
     def _locate(self, name: str, info: TensorInfo) -> weights.TensorLocation | None:
@@ -181,14 +175,14 @@ class Archive:
         if self._map is None:
             assert self._fd is not None
             self._map = mmap_module.mmap(self._fd, 0, access=mmap_module.ACCESS_READ)
-        count = location.nbytes // location.dtype.itemsize if location.dtype.itemsize else 0
+        count = location.nbytes // location.dtype.itemsize
         array = np.frombuffer(self._map, dtype=location.dtype, count=count, offset=location.offset)
         return array.reshape(location.shape)  # read-only: the map is
 
     def _check_on_first_read(self, net: Block) -> None:
         """Each mapped parameter checks its CRC-32 when the model first reads it; graph
         constants (small) are checked now."""
-        sha = self._integrity == "sha256"
+        sha = self._sha256
         params = net.collect_params()
         for name, info in self.manifest.weights.items():
             location = self._require_location(name, info)
@@ -225,7 +219,7 @@ def open_archive(
 
 def build_model(tree: LayerNode, arrays: dict[str, np.ndarray], source: str) -> Block:
     """A model from its architecture and arrays: graph constants first, then parameters."""
-    net = architecture.build(tree)
+    net = architecture.build(tree, source=f"{source}: manifest.yaml")
     try:
         parameters = architecture.attach_constants(net, arrays, source)
         net.set_parameters(parameters, source=source)
@@ -245,6 +239,9 @@ def _unflatten(arrays: dict[str, np.ndarray], layout: str | None) -> Any:
 
 
 def _fileno(handle: IO[bytes]) -> int | None:
+    """A descriptor for positioned reads, or None (then tensors are read through the handle)."""
+    if not hasattr(os, "preadv"):  # Windows has no preadv
+        return None
     try:
         return handle.fileno()
     except (AttributeError, OSError, ValueError):

@@ -174,12 +174,9 @@ def _check_architecture(manifest: Manifest, report: VerifyReport) -> None:
     assert manifest.architecture is not None
     where = f"{report.path}: {MANIFEST_MEMBER}"
     try:
-        net = architecture.build(manifest.architecture)
+        net = architecture.build(manifest.architecture, source=where)
     except ModelpackError as exc:
         report.problems.append(str(exc))
-        return
-    except ValueError as exc:  # a layer refusing arguments its config schema let through
-        report.problems.append(f"{where}: the architecture cannot be built: {exc}")
         return
     params = net.collect_params()
     constants = _constant_names(net)

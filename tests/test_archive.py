@@ -552,3 +552,13 @@ def test_reads_deflated_members_and_data_descriptors(exported):
     exported.write_bytes(data)
     assert modelpack.verify(exported).ok
     np.testing.assert_array_equal(modelpack.load(exported)[0].weight.data(), _mlp()[0].weight.data())
+
+
+def test_a_layer_refusing_its_config_is_a_schema_error_naming_the_source():
+    """The net under 'configs refuse what layers refuse': build never lets a ValueError out."""
+    from modelpack import architecture
+    from modelpack.schema import LayerNode
+
+    node = LayerNode.model_construct(type="MaxPool2D", config={"padding": [5, 0]}, children={})
+    with pytest.raises(SchemaError, match=r"^x\.mpk: manifest\.yaml: the architecture cannot be built: MaxPool2D: padding"):
+        architecture.build(node, source="x.mpk: manifest.yaml")
