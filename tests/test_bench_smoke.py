@@ -30,7 +30,10 @@ def bench_run():
     del sys.modules["bench_run"]
 
 
-def test_smallest_workload_end_to_end(bench_run, tmp_path, capsys):
+def test_smallest_workload_end_to_end(bench_run, tmp_path, capsys, monkeypatch):
+    # Timing hygiene is not what this checks, and a full collection per timed call in a big
+    # pytest process costs seconds.
+    monkeypatch.setattr(bench_run.gc, "collect", lambda: 0)
     report = tmp_path / "BENCHMARKS.md"
     # --dynamic-malloc: leave this test process's allocator settings alone.
     code = bench_run.main(["--sizes", "1MB", "--repeats", "1", "--no-rss", "--dynamic-malloc",

@@ -32,8 +32,8 @@ class MLP(nn.Block):
         return self.output(self.hidden(x))
 
 
-def test_seed_flow_bitwise(tmp_path):
-    os.chdir(tmp_path)
+def test_seed_flow_bitwise(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
     net = MLP()
     net.initialize()
     X = np.random.uniform(size=(2, 20))
@@ -241,7 +241,8 @@ def test_load_not_a_parameter_file(tmp_path):
 
 def test_load_refuses_pickled_member(tmp_path):
     path = tmp_path / "evil.params"
-    np.savez(open(path, "wb"), **{"hidden.weight": np.array([{"a": 1}], dtype=object)})
+    with open(path, "wb") as handle:  # through a handle: numpy would append ".npz" to the name
+        np.savez(handle, **{"hidden.weight": np.array([{"a": 1}], dtype=object)})
     from modelpack.errors import UnsupportedDtypeError
 
     with pytest.raises(UnsupportedDtypeError, match="hidden.weight.npy.*object"):
