@@ -21,11 +21,11 @@ _LAZY: dict[str, tuple[str, str]] = {
     "load": ("modelpack.api", "load"),
     "save": ("modelpack.api", "save"),
     "inspect": ("modelpack.api", "inspect"),
-    "verify": ("modelpack.verifier", "verify"),
-    "open": ("modelpack.reader", "open_archive"),
-    "Archive": ("modelpack.reader", "Archive"),
-    "VerifyReport": ("modelpack.verifier", "VerifyReport"),
-    "Limits": ("modelpack.limits", "Limits"),
+    "verify": ("modelpack.format.verify", "verify"),
+    "open": ("modelpack.format.archive", "open_archive"),
+    "Archive": ("modelpack.format.archive", "Archive"),
+    "VerifyReport": ("modelpack.format.verify", "VerifyReport"),
+    "Limits": ("modelpack.io.limits", "Limits"),
 }
 _ERRORS = (
     "ModelpackError", "FormatError", "SchemaError", "UnknownLayerError", "VersionError",
@@ -112,7 +112,7 @@ if TYPE_CHECKING:  # static analysers see the real imports
         UnsupportedDtypeError,
         VersionError,
     )
-    from .limits import Limits
-    from .reader import Archive
-    from .reader import open_archive as open  # noqa: A004  (modelpack.open, like tarfile.open)
-    from .verifier import VerifyReport, verify
+    from .format.archive import Archive
+    from .format.archive import open_archive as open  # noqa: A004  (modelpack.open, like tarfile.open)
+    from .format.verify import VerifyReport, verify
+    from .io.limits import Limits

@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
             run(args.workdir)
         elif args.command == "inspect":
             from .api import inspect
-            from .schema import manifest_to_yaml
+            from .format.schema import manifest_to_yaml
 
             sys.stdout.write(manifest_to_yaml(inspect(args.path)))
         elif args.command == "schema":
@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _verify(path: str, *, tensors: bool) -> int:
-    from .verifier import verify
+    from .format.verify import verify
 
     try:
         report = verify(path)
@@ -66,7 +66,7 @@ def _verify(path: str, *, tensors: bool) -> int:
 
 
 def _schema(*, write: bool, check: bool) -> int:
-    from .schema import json_schema
+    from .format.schema import json_schema
 
     text = json.dumps(json_schema(), indent=2, sort_keys=True) + "\n"
     if check:

@@ -13,17 +13,18 @@ from typing import Any
 import numpy as np
 
 from . import __version__ as _version
-from . import architecture, archive, weights
-from ._paths import PathOrFile
-from .dynamic import plan_symbols, trace_for_export
 from .errors import ModelpackError, UnsupportedDtypeError
-from .limits import DEFAULT_LIMITS, Limits
+from .format import architecture, container
+from .format.archive import Archive, build_model
+from .format.schema import Layout, Manifest, TensorInfo, check_tensor_name
+from .format.verify import verify
+from .io import npz
+from .io.limits import DEFAULT_LIMITS, Limits
+from .io.paths import PathOrFile
 from .nn.block import Block
-from .reader import Archive, build_model
-from .schema import Layout, Manifest, TensorInfo, check_tensor_name
-from .trace import is_opaque
-from .trace_check import check_trace
-from .verifier import verify
+from .tracing.check import check_trace
+from .tracing.record import is_opaque
+from .tracing.symbols import plan_symbols, trace_for_export
 
 __all__ = ["export", "load", "save", "inspect", "verify"]
 
@@ -92,7 +93,7 @@ def load(
     path: PathOrFile,
     *,
     mmap: bool = False,
-    integrity: archive.Integrity = "crc32",
+    integrity: container.Integrity = "crc32",
     limits: Limits = DEFAULT_LIMITS,
 ) -> Any:
     """Load an archive: a ready ``modelpack.nn`` model, or the tensors that were saved.
@@ -127,7 +128,7 @@ def inspect(path: PathOrFile, *, limits: Limits = DEFAULT_LIMITS) -> Manifest:
     The zip structure, the manifest's size, YAML, version, SHA-256 and schema are checked as
     ``load`` checks them.
     """
-    return archive.read_manifest(path, limits=limits)
+    return container.read_manifest(path, limits=limits)
 
 
 def _write(
@@ -140,7 +141,7 @@ def _write(
     """The manifest common to models and tensors (``content``: kind and its tree or layout)."""
     index = {name: TensorInfo(dtype=a.dtype.name, shape=list(a.shape)) for name, a in arrays.items()}
     manifest = Manifest(producer=PRODUCER, weights=index, metadata=_check_metadata(metadata), **content)
-    archive.write_archive(path, manifest, arrays, compress=compress)
+    container.write_archive(path, manifest, arrays, compress=compress)
 
 
 def _check_metadata(metadata: Mapping[str, str] | None) -> dict[str, str]:
@@ -157,7 +158,7 @@ def _check_metadata(metadata: Mapping[str, str] | None) -> dict[str, str]:
 
 def _as_storable(name: str, value: Any) -> np.ndarray:
     array = np.asarray(value)
-    weights.check_storable(name, array)
+    npz.check_storable(name, array)
     return array
 
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 import yaml
 
-from modelpack.archive import MANIFEST_HASH_PREFIX
+from modelpack.format.container import MANIFEST_HASH_PREFIX
 
 _DOS_DATE = (0 << 9) | (1 << 5) | 1  # 1980-01-01
 

@@ -82,7 +82,7 @@ def test_model_round_trip_is_exact(drawn: Drawn):
         assert _bits(back[name].data()) == _bits(param.data()), name
     buffer.seek(0)
     manifest = modelpack.inspect(buffer)
-    assert manifest.architecture == modelpack.architecture.describe(loaded)
+    assert manifest.architecture == modelpack.format.architecture.describe(loaded)
     assert _bits(_forward(loaded, drawn.x)) == _bits(_forward(drawn.net, drawn.x))
 
 
@@ -556,8 +556,8 @@ def test_reads_deflated_members_and_data_descriptors(exported):
 
 def test_a_layer_refusing_its_config_is_a_schema_error_naming_the_source():
     """The net under 'configs refuse what layers refuse': build never lets a ValueError out."""
-    from modelpack import architecture
-    from modelpack.schema import LayerNode
+    from modelpack.format import architecture
+    from modelpack.format.schema import LayerNode
 
     node = LayerNode.model_construct(type="MaxPool2D", config={"padding": [5, 0]}, children={})
     with pytest.raises(SchemaError, match=r"^x\.mpk: manifest\.yaml: the architecture cannot be built: MaxPool2D: padding"):

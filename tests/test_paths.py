@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from modelpack._paths import atomic_writer, describe, open_for_reading
+from modelpack.io.paths import atomic_writer, describe, open_for_reading
 
 if sys.platform != "win32":
     import fcntl

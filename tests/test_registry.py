@@ -5,9 +5,10 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from modelpack import nn, registry
+from modelpack import nn
 from modelpack.errors import UnknownLayerError
-from modelpack.registry import LayerConfig, register_layer
+from modelpack.nn import registry
+from modelpack.nn.registry import LayerConfig, register_layer
 
 # One non-default instance per registered type, so config round trips cover real values.
 EXAMPLES: dict[str, nn.Block] = {

@@ -11,9 +11,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from strategies import SUPPORTED, networks, tensor_names
 
-from modelpack import architecture, schema
 from modelpack.errors import SchemaError, UnknownLayerError, VersionError
-from modelpack.schema import (
+from modelpack.format import architecture, schema
+from modelpack.format.schema import (
     FORMAT_VERSION,
     Manifest,
     TensorInfo,
@@ -167,8 +167,8 @@ json_values = st.recursive(
 @settings(max_examples=300, deadline=None)
 @given(st.dictionaries(bmp_text, json_values, max_size=5))
 def test_json_subset_reads_the_same_as_yaml(document):
-    from modelpack import safeyaml
-    from modelpack.schema import _json_text
+    from modelpack.format.schema import _json_text
+    from modelpack.io import safeyaml
 
     text = _json_text(document, "")
     assert text is not None
@@ -178,7 +178,7 @@ def test_json_subset_reads_the_same_as_yaml(document):
 
 
 def test_what_json_cannot_say_as_yaml_would_is_written_as_block_yaml():
-    from modelpack.schema import _json_text
+    from modelpack.format.schema import _json_text
 
     assert _json_text({"a": "\U0001F600"}, "") is None  # beyond the BMP: surrogate escapes
     assert _json_text({"a": float("nan")}, "") is None
@@ -194,7 +194,7 @@ def test_what_json_cannot_say_as_yaml_would_is_written_as_block_yaml():
     ('{"a": "\\ud83d\\ude00"}', None),        # surrogate escapes: left to the YAML reader
 ])
 def test_json_that_yaml_reads_differently_takes_the_yaml_path(text, expected):
-    from modelpack import safeyaml
+    from modelpack.io import safeyaml
 
     assert safeyaml._json_subset(text, 100) is safeyaml._NOT_JSON
     if expected is not None:
@@ -202,7 +202,7 @@ def test_json_that_yaml_reads_differently_takes_the_yaml_path(text, expected):
 
 
 def test_json_duplicate_keys_are_refused_like_yaml():
-    from modelpack import safeyaml
+    from modelpack.io import safeyaml
 
     with pytest.raises(safeyaml.YAMLRefused, match="duplicate"):
         safeyaml.load('{"a": 1, "a": 2}', max_nodes=100)

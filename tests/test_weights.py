@@ -9,8 +9,9 @@ import zipfile
 import numpy as np
 import pytest
 
-from modelpack import Limits, weights
+from modelpack import Limits
 from modelpack.errors import DtypeMismatchError, FormatError, LimitError, UnsupportedDtypeError
+from modelpack.io import npz as weights
 
 
 def _bundle(arrays, **kwargs):

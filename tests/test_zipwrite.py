@@ -12,7 +12,7 @@ import numpy as np
 
 import modelpack
 from modelpack import nn
-from modelpack._zipwrite import ALIGN, Piece, PlannedMember, ZipPlan, crc32_combine, padding_for
+from modelpack.io.zipwrite import ALIGN, Piece, PlannedMember, ZipPlan, crc32_combine, padding_for
 
 
 def test_crc32_combine_matches_zlib():

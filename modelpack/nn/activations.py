@@ -12,8 +12,8 @@ from typing import Any, Literal
 import numpy as np
 
 from ..errors import ModelpackError
-from ..registry import LayerConfig, register_layer
 from .block import Block
+from .registry import LayerConfig, register_layer
 
 __all__ = [
     "ACTIVATIONS",

@@ -9,12 +9,12 @@ import numpy as np
 from pydantic import Field
 
 from ..errors import InputError
-from ..registry import LayerConfig, register_layer
 from . import init as init_mod
 from .activations import ActivationName, FloatDtype, as_float, float_input, get_activation
 from .block import Block
 from .mode import is_training
 from .parameter import Parameter
+from .registry import LayerConfig, register_layer
 
 __all__ = ["Dense", "Dropout", "Flatten", "Embedding"]
 

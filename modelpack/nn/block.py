@@ -13,18 +13,18 @@ from typing import Any
 
 import numpy as np
 
-from .. import weights
-from .._paths import PathOrFile, atomic_writer, describe, open_for_reading
 from ..errors import (
     DtypeMismatchError,
     ExtraParameterError,
     MissingParameterError,
     ShapeMismatchError,
 )
-from ..registry import LayerConfig, register_layer
+from ..io import npz
+from ..io.paths import PathOrFile, atomic_writer, describe, open_for_reading
 from . import hooks
 from . import init as init_mod
 from .parameter import Parameter, parameter_rng, shapes_compatible
+from .registry import LayerConfig, register_layer
 
 __all__ = ["Block", "Sequential"]
 
@@ -153,7 +153,7 @@ class Block:
         """
         arrays = {name: param.data() for name, param in self.collect_params().items()}
         with atomic_writer(filename) as handle:
-            weights.write_npz(handle, arrays)
+            npz.write_npz(handle, arrays)
 
     def load_parameters(
         self,
@@ -171,7 +171,7 @@ class Block:
         """
         source = describe(filename)
         with open_for_reading(filename) as handle:
-            arrays = weights.read_npz(handle, source=source)
+            arrays = npz.read_npz(handle, source=source)
         self.set_parameters(
             arrays,
             source=source,

@@ -13,11 +13,11 @@ from numpy.lib.stride_tricks import sliding_window_view
 from pydantic import Field, model_validator
 
 from ..errors import InputError
-from ..registry import LayerConfig, register_layer
 from . import init as init_mod
 from .activations import ActivationName, FloatDtype, as_float, float_input, get_activation
 from .block import Block
 from .parameter import Parameter
+from .registry import LayerConfig, register_layer
 
 __all__ = ["Conv2D", "MaxPool2D", "AvgPool2D", "GlobalAvgPool2D", "GlobalMaxPool2D"]
 

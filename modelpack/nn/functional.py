@@ -5,7 +5,7 @@
 array([0.5, 0.5])
 
 Plain numpy works too inside a traced ``forward`` (``np.concatenate``, ``x @ w``, ``x[:, :4]``,
-``np.tanh``, ...) for the ops in ``modelpack.ops``; these functions add the ones numpy lacks
+``np.tanh``, ...) for the ops in ``modelpack.nn.ops``; these functions add the ones numpy lacks
 (``relu``, ``softmax``, ``gelu``, ...) under MXNet's names.
 """
 
@@ -56,7 +56,7 @@ __all__ = [
 
 
 def _apply(op: str, inputs: list[Any], attrs: dict[str, Any] | None = None) -> Any:
-    from ..traced import apply  # late: traced imports the op set, which imports the layer library
+    from ..tracing.standins import apply  # late: traced imports the op set, which imports the layer library
 
     return apply(op, inputs, attrs or {})
 

@@ -1,6 +1,6 @@
 """``Graph``: a block whose forward is a recorded dataflow graph instead of Python code.
 
-Tracing (``modelpack.trace``) turns a custom Block's ``forward`` into a ``GraphConfig``;
+Tracing (``modelpack.tracing.record``) turns a custom Block's ``forward`` into a ``GraphConfig``;
 loading an archive turns that config back into a ``GraphBlock`` that owns the same child
 layers under the same names (so ``collect_params()`` and ``load_parameters`` match the
 original class) and evaluates the nodes in order. Nothing is ever imported or executed from
@@ -18,9 +18,9 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ..errors import FormatError, InputError, SchemaError
-from ..registry import LayerConfig, register_layer
 from .block import Block
 from .parameter import Parameter
+from .registry import LayerConfig, register_layer
 
 __all__ = [
     "GraphBlock",
@@ -96,7 +96,7 @@ class GraphSpec(_Strict):
     @model_validator(mode="after")
     def _well_formed(self) -> GraphSpec:
         """Every value is defined once, before use; ops, attrs and output shape are valid."""
-        from .. import ops  # registers the op set; imported late to avoid a cycle
+        from . import ops  # registers the op set; imported late to avoid a cycle
 
         defined: set[str] = set()
 
@@ -295,7 +295,7 @@ class GraphBlock(Block):
     def _run(
         self, node: GraphNode, inputs: list[Any], params: Mapping[str, Parameter], sizes: dict[str, int]
     ) -> list[Any]:
-        from .. import ops
+        from . import ops
 
         if node.op == "layer":
             result = self._resolve(node.attrs["block"])(*inputs)

@@ -1,6 +1,6 @@
 """Where tracing plugs into the layer library, and nothing else.
 
-While a tracer is active (``modelpack.trace``), every ``Block.__call__`` and every
+While a tracer is active (``modelpack.tracing.record``), every ``Block.__call__`` and every
 ``Parameter.data()``/``set_data()`` is routed through it, so that ``forward`` code written
 for plain numpy can be recorded as a graph. Without a tracer these hooks cost one lookup.
 """

@@ -89,7 +89,7 @@ def tensors() -> dict[str, np.ndarray]:
 
 
 def main() -> None:
-    from modelpack.schema import FORMAT_VERSION
+    from modelpack.format.schema import FORMAT_VERSION
 
     # An archive that exists is never rewritten: committed examples are the readers' test data.
     for name, make in (("mlp", mlp), ("cnn", cnn), ("graph", graph)):

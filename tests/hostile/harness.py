@@ -21,8 +21,8 @@ from fuzzing import time_bound
 import modelpack
 from modelpack import nn
 from modelpack.errors import ModelpackError
-from modelpack.limits import DEFAULT_LIMITS, Limits
-from modelpack.schema import Manifest, TensorInfo, manifest_to_yaml
+from modelpack.format.schema import Manifest, TensorInfo, manifest_to_yaml
+from modelpack.io.limits import DEFAULT_LIMITS, Limits
 
 MAX_SECONDS = 5.0  # generous: tracemalloc slows Python down several times
 MAX_PEAK_BYTES = 8 * 2**20

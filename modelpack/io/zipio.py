@@ -13,7 +13,7 @@ import zlib
 from dataclasses import dataclass
 from typing import IO
 
-from .errors import FormatError, IntegrityError
+from ..errors import FormatError, IntegrityError
 
 __all__ = ["STORED", "DEFLATED", "Source", "Member", "MemberReader"]
 

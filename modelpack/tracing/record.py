@@ -15,12 +15,11 @@ from typing import Any, Literal
 
 import numpy as np
 
-from . import ops, registry
-from .nn import hooks
-from .nn.block import Block
-from .nn.graph import GraphInput, GraphNode, GraphOutputs, GraphSpec, ParameterSpec
-from .nn.parameter import Parameter
-from .traced import Traced, refuse
+from ..nn import hooks, ops, registry
+from ..nn.block import Block
+from ..nn.graph import GraphInput, GraphNode, GraphOutputs, GraphSpec, ParameterSpec
+from ..nn.parameter import Parameter
+from .standins import Traced, refuse
 
 __all__ = ["BlockTrace", "TraceResult", "GraphBuilder", "Tracer", "trace_model", "is_opaque"]
 

@@ -11,9 +11,9 @@ from typing import Any
 
 import numpy as np
 
-from .dynamic import DimSymbol, resize
-from .errors import ModelpackError, TraceError
-from .nn.block import Block
+from ..errors import ModelpackError, TraceError
+from ..nn.block import Block
+from .symbols import DimSymbol, resize
 
 __all__ = ["check_trace"]
 

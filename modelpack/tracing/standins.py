@@ -17,11 +17,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from . import ops
-from .errors import TraceError
+from ..errors import TraceError
+from ..nn import ops
 
 if TYPE_CHECKING:
-    from .trace import GraphBuilder
+    from .record import GraphBuilder
 
 __all__ = ["Traced", "refuse", "apply", "first_traced"]
 

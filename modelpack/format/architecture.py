@@ -13,19 +13,19 @@ from typing import Any
 
 import numpy as np
 
-from . import registry
-from .errors import (
+from ..errors import (
     DeferredInitializationError,
     FormatError,
     SchemaError,
     UninitializedParameterError,
     UnsupportedBlockError,
 )
-from .nn.block import Block
-from .nn.graph import GraphBlock, GraphConfig, constant_name
-from .nn.parameter import shapes_compatible
+from ..nn import registry
+from ..nn.block import Block
+from ..nn.graph import GraphBlock, GraphConfig, constant_name
+from ..nn.parameter import shapes_compatible
+from ..tracing.record import TraceResult
 from .schema import LayerNode
-from .trace import TraceResult
 
 __all__ = [
     "describe",

@@ -22,10 +22,7 @@ from typing import IO
 
 import numpy as np
 
-from ._zip import read_directory
-from ._zipio import STORED, Member, MemberReader, Source
-from ._zipwrite import Piece, PlannedMember, ZipPlan, crc32_combine
-from .errors import (
+from ..errors import (
     FormatError,
     IntegrityError,
     LimitError,
@@ -39,6 +36,9 @@ from .npy import (
     npy_header,
     read_header,
 )
+from .zipio import STORED, Member, MemberReader, Source
+from .zipread import read_directory
+from .zipwrite import Piece, PlannedMember, ZipPlan, crc32_combine
 
 __all__ = [
     "ZIP_EPOCH",

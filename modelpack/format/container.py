@@ -27,13 +27,14 @@ from typing import IO, Literal
 
 import numpy as np
 
-from . import schema, weights
-from ._paths import PathOrFile, atomic_writer, describe, open_for_reading
-from ._zip import read_directory
-from ._zipio import STORED, Member, MemberReader, Source
-from ._zipwrite import Piece, PlannedMember, ZipPlan
-from .errors import FormatError, IntegrityError, LimitError, SchemaError
-from .limits import DEFAULT_LIMITS, GRACE_BYTES, Limits
+from ..errors import FormatError, IntegrityError, LimitError, SchemaError
+from ..io import npz
+from ..io.limits import DEFAULT_LIMITS, GRACE_BYTES, Limits
+from ..io.paths import PathOrFile, atomic_writer, describe, open_for_reading
+from ..io.zipio import STORED, Member, MemberReader, Source
+from ..io.zipread import read_directory
+from ..io.zipwrite import Piece, PlannedMember, ZipPlan
+from . import schema
 from .schema import FORMAT_VERSION, Manifest, manifest_to_yaml
 
 __all__ = [
@@ -74,8 +75,8 @@ def write_archive(
     """
     if list(manifest.weights) != list(arrays):
         raise ValueError("the manifest's weights index must list exactly the arrays, in order")
-    canonical = weights.canonical_arrays(arrays)
-    sums = weights.checksums(canonical, sha256=True)
+    canonical = npz.canonical_arrays(arrays)
+    sums = npz.checksums(canonical, sha256=True)
     hashed = {
         name: info.model_copy(update={"sha256": sums[name][1]}) for name, info in manifest.weights.items()
     }
@@ -86,7 +87,7 @@ def write_archive(
         # Streamed in one pass: every offset and CRC is known before the first byte is written
         # (the bundle's CRC is combined from the tensors'), and each tensor's data lands on a
         # 64-byte boundary of the file, so readers can map it in place.
-        bundle = weights.plan_npz(canonical, sums)
+        bundle = npz.plan_npz(canonical, sums)
         outer = ZipPlan(
             [
                 PlannedMember(MANIFEST_MEMBER, [Piece(manifest_bytes)]),
@@ -99,12 +100,12 @@ def write_archive(
         return
     # Deflated bundles go through zipfile and a temporary file (sizes are not known ahead).
     with tempfile.TemporaryFile() as bundle_file, atomic_writer(target) as handle:
-        weights.write_npz(bundle_file, canonical, compress=True)
+        npz.write_npz(bundle_file, canonical, compress=True)
         bundle_size = bundle_file.tell()
         bundle_file.seek(0)
         with zipfile.ZipFile(handle, mode="w", compression=zipfile.ZIP_STORED) as archive:
-            archive.writestr(weights.fixed_zipinfo(MANIFEST_MEMBER), manifest_bytes)
-            info = weights.fixed_zipinfo(WEIGHTS_MEMBER)
+            archive.writestr(npz.fixed_zipinfo(MANIFEST_MEMBER), manifest_bytes)
+            info = npz.fixed_zipinfo(WEIGHTS_MEMBER)
             with archive.open(info, mode="w", force_zip64=bundle_size > _ZIP64_LIMIT) as member:
                 shutil.copyfileobj(bundle_file, member, _COPY_CHUNK)
             archive.comment = comment

@@ -25,10 +25,11 @@ from pydantic import (
     model_validator,
 )
 
-from . import registry, safeyaml
-from .errors import LimitError, SchemaError, UnknownLayerError, VersionError
-from .limits import DEFAULT_LIMITS
-from .weights import SUPPORTED_DTYPES
+from ..errors import LimitError, SchemaError, UnknownLayerError, VersionError
+from ..io import safeyaml
+from ..io.limits import DEFAULT_LIMITS
+from ..io.npz import SUPPORTED_DTYPES
+from ..nn import registry
 
 __all__ = [
     "FORMAT_NAME",
@@ -365,7 +366,7 @@ def describe_errors(exc: ValidationError, prefix: str = "") -> str:
 
 def json_schema() -> dict[str, Any]:
     """JSON Schema (draft 2020-12) of the manifest, generated from the models above."""
-    from . import nn  # noqa: F401  (registers the built-in layer types)
+    from .. import nn  # noqa: F401  (registers the built-in layer types)
 
     schema = Manifest.model_json_schema(mode="validation")
     # Validation dispatches on the type name (the registry is open at run time); the schema

@@ -18,10 +18,10 @@ from typing import Any
 
 import numpy as np
 
-from .errors import ModelpackError, TraceError
-from .nn.block import Block
-from .nn.graph import GraphSpec
-from .trace import BlockTrace, TraceResult, trace_model
+from ..errors import ModelpackError, TraceError
+from ..nn.block import Block
+from ..nn.graph import GraphSpec
+from .record import BlockTrace, TraceResult, trace_model
 
 __all__ = ["DimSymbol", "plan_symbols", "resize", "trace_for_export"]
 

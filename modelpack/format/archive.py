@@ -25,11 +25,12 @@ from typing import IO, Any
 
 import numpy as np
 
-from . import architecture, archive, weights
-from ._paths import PathOrFile, describe, open_for_reading
-from .errors import FormatError, ModelpackError, TensorNotFoundError
-from .limits import DEFAULT_LIMITS, Limits
-from .nn.block import Block
+from ..errors import FormatError, ModelpackError, TensorNotFoundError
+from ..io import npz
+from ..io.limits import DEFAULT_LIMITS, Limits
+from ..io.paths import PathOrFile, describe, open_for_reading
+from ..nn.block import Block
+from . import architecture, container
 from .schema import LayerNode, Manifest, TensorInfo
 
 __all__ = ["Archive", "open_archive"]
@@ -46,7 +47,7 @@ class Archive:
     """
 
     def __init__(
-        self, path: PathOrFile, *, limits: Limits = DEFAULT_LIMITS, integrity: archive.Integrity = "crc32"
+        self, path: PathOrFile, *, limits: Limits = DEFAULT_LIMITS, integrity: container.Integrity = "crc32"
     ) -> None:
         if integrity not in ("crc32", "sha256"):
             raise ValueError(f"integrity must be 'crc32' or 'sha256', not {integrity!r}")
@@ -55,16 +56,16 @@ class Archive:
         self._cleanup = contextlib.ExitStack()
         try:
             self._handle: IO[bytes] = self._cleanup.enter_context(open_for_reading(path))
-            container = archive.Container.open(self._handle, self.name, limits)
-            self.manifest: Manifest = container.manifest(limits)
-            self._bundle = weights.Bundle(container.bundle_source(limits, self._cleanup), limits=limits)
+            opened = container.Container.open(self._handle, self.name, limits)
+            self.manifest: Manifest = opened.manifest(limits)
+            self._bundle = npz.Bundle(opened.bundle_source(limits, self._cleanup), limits=limits)
             self._bundle.check_names(self.manifest.weights)
         except BaseException:
             self._cleanup.close()
             raise
         self._fd = _fileno(self._handle) if self._bundle.source.handle is self._handle else None
         self._map: mmap_module.mmap | None = None
-        self._locations: dict[str, weights.TensorLocation | None] = {}
+        self._locations: dict[str, npz.TensorLocation | None] = {}
 
     # -- what the manifest says ------------------------------------------------------------
     @property
@@ -143,9 +144,9 @@ class Archive:
         return net
 
     # -- reading -----------------------------------------------------------------------------
-    def _read(self, location: weights.TensorLocation) -> np.ndarray:
+    def _read(self, location: npz.TensorLocation) -> np.ndarray:
         array = np.empty(location.shape, dtype=location.dtype)
-        buffer = weights.data_view(array)
+        buffer = npz.data_view(array)
         filled = 0
         assert self._fd is not None
         while filled < location.nbytes:
@@ -156,13 +157,13 @@ class Archive:
         location.check(buffer, sha256=self._sha256)
         return array
 
-    def _locate(self, name: str, info: TensorInfo) -> weights.TensorLocation | None:
+    def _locate(self, name: str, info: TensorInfo) -> npz.TensorLocation | None:
         """Header checked once per tensor; None when the data cannot be read in place."""
         if name not in self._locations:
             self._locations[name] = self._bundle.locate(name, info) if self._fd is not None else None
         return self._locations[name]
 
-    def _require_location(self, name: str, info: TensorInfo) -> weights.TensorLocation:
+    def _require_location(self, name: str, info: TensorInfo) -> npz.TensorLocation:
         location = self._locate(name, info)
         if location is None:
             raise ModelpackError(
@@ -171,7 +172,7 @@ class Archive:
             )
         return location
 
-    def _mapped(self, location: weights.TensorLocation) -> np.ndarray:
+    def _mapped(self, location: npz.TensorLocation) -> np.ndarray:
         if self._map is None:
             assert self._fd is not None
             self._map = mmap_module.mmap(self._fd, 0, access=mmap_module.ACCESS_READ)
@@ -211,7 +212,7 @@ class Archive:
 
 
 def open_archive(
-    path: PathOrFile, *, limits: Limits = DEFAULT_LIMITS, integrity: archive.Integrity = "crc32"
+    path: PathOrFile, *, limits: Limits = DEFAULT_LIMITS, integrity: container.Integrity = "crc32"
 ) -> Archive:
     """Open an archive for lazy reading (``modelpack.open``); use it as a context manager."""
     return Archive(path, limits=limits, integrity=integrity)

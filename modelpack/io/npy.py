@@ -17,8 +17,8 @@ from typing import Protocol
 
 import numpy as np
 
-from ._zipio import MemberReader
-from .errors import DtypeMismatchError, FormatError, ShapeMismatchError, UnsupportedDtypeError
+from ..errors import DtypeMismatchError, FormatError, ShapeMismatchError, UnsupportedDtypeError
+from .zipio import MemberReader
 
 __all__ = [
     "SUPPORTED_DTYPES",

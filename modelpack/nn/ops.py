@@ -18,9 +18,9 @@ from typing import Annotated, Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from .errors import UnknownOpError
-from .nn import activations as act
-from .weights import SUPPORTED_DTYPES
+from ..errors import UnknownOpError
+from ..io.npz import SUPPORTED_DTYPES
+from . import activations as act
 
 __all__ = ["OpDef", "OPS", "register_op", "op_def", "known_ops"]
 

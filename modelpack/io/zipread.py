@@ -20,8 +20,8 @@ import struct
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from ._zipio import DEFLATED, STORED, Member, Source
-from .errors import FormatError, LimitError, ModelpackError
+from ..errors import FormatError, LimitError, ModelpackError
+from .zipio import DEFLATED, STORED, Member, Source
 
 __all__ = ["Directory", "read_directory", "check_name"]
 

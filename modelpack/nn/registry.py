@@ -15,10 +15,10 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict
 
-from .errors import UnknownLayerError
+from ..errors import UnknownLayerError
 
 if TYPE_CHECKING:
-    from .nn.block import Block
+    from .block import Block
 
 __all__ = ["LayerConfig", "LayerType", "register_layer", "layer_type", "type_name_of", "known_layers"]
 

@@ -26,14 +26,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from . import architecture, schema, weights
-from ._paths import PathOrFile, describe, open_for_reading
-from ._zipio import STORED, MemberReader
-from .archive import MANIFEST_MEMBER, WEIGHTS_MEMBER, Container
-from .errors import IntegrityError, ModelpackError
-from .limits import DEFAULT_LIMITS, Limits
-from .nn.graph import GraphBlock, constant_name
-from .nn.parameter import shapes_compatible
+from ..errors import IntegrityError, ModelpackError
+from ..io import npz
+from ..io.limits import DEFAULT_LIMITS, Limits
+from ..io.paths import PathOrFile, describe, open_for_reading
+from ..io.zipio import STORED, MemberReader
+from ..nn.graph import GraphBlock, constant_name
+from ..nn.parameter import shapes_compatible
+from . import architecture, schema
+from .container import MANIFEST_MEMBER, WEIGHTS_MEMBER, Container
 from .schema import Manifest
 
 __all__ = ["verify", "VerifyReport"]
@@ -133,7 +134,7 @@ def _check_bundle(
         # The bundle's CRC-32 covers its own zip headers, which reading tensors does not.
         _attempt(report, _stream, MemberReader(container.source, member))
     source = _attempt(report, container.bundle_source, limits, cleanup)
-    bundle = _attempt(report, weights.Bundle, source, limits=limits) if source is not None else None
+    bundle = _attempt(report, npz.Bundle, source, limits=limits) if source is not None else None
     if source is None or bundle is None:
         return
     listed = manifest.weights if manifest is not None else {}
@@ -145,7 +146,7 @@ def _check_bundle(
         try:
             digest = bundle.digest(name, info)
             if info is not None and info.sha256 is not None:
-                weights.check_sha256(source.where, name, info.sha256, digest)
+                npz.check_sha256(source.where, name, info.sha256, digest)
         except ModelpackError as exc:
             report.problems.append(str(exc))
             report.tensors[name] = "damaged" if isinstance(exc, IntegrityError) else "invalid"
