@@ -8,6 +8,10 @@ from __future__ import annotations
 
 __all__ = [
     "ModelpackError",
+    "UsageError",
+    "PathError",
+    "MissingFileError",
+    "FileKindError",
     "FormatError",
     "SchemaError",
     "UnknownLayerError",
@@ -34,6 +38,28 @@ class ModelpackError(Exception):
     """Root of every error modelpack raises on purpose; catch this to catch them all."""
 
 
+class UsageError(ModelpackError, ValueError):
+    """A call's arguments are wrong (not a file's bytes): a bad option, name or combination."""
+
+
+class PathError(ModelpackError, OSError):
+    """A path cannot be used as asked: a folder given as a file, a missing or unwritable folder.
+
+    Built from the user's path and the reason, so no message ever names a temporary file.
+    """
+
+    def __init__(self, path: str, problem: str, fix: str = "") -> None:
+        self.path, self.problem, self.fix = path, problem, fix
+        super().__init__(f"{path}: {problem}" + (f"; {fix}" if fix else ""))
+
+    def __str__(self) -> str:  # OSError would format its args as a tuple
+        return str(self.args[0])
+
+
+class MissingFileError(PathError, FileNotFoundError):
+    """The file to read does not exist (a ``FileNotFoundError`` too, so old handlers work)."""
+
+
 class FormatError(ModelpackError):
     """A file is not what it claims to be: not a zip, a missing member, unreadable bytes."""
 
@@ -54,8 +80,30 @@ class IntegrityError(FormatError):
     """Bytes differ from what the archive recorded for them (a CRC-32 or SHA-256 mismatch)."""
 
 
+class FileKindError(FormatError):
+    """A file of another kind than the call reads (a parameter file given to ``load``, an MXNet
+    or torch file, ...); the message says what the file is and which function reads it."""
+
+
 class LimitError(FormatError):
-    """An archive exceeds a resource limit; pass a larger ``modelpack.Limits`` if you trust it."""
+    """An archive exceeds a resource limit; pass a larger ``modelpack.Limits`` if you trust it.
+
+    Built from its fields: ``where`` (file and member), ``what`` exceeds, by how much, and the
+    ``Limits`` field that would allow it, so every limit message reads the same way.
+    """
+
+    def __init__(
+        self, where: str, what: str, value: float, *, limit: str, allowed: float, note: str = ""
+    ) -> None:
+        self.where, self.what, self.value, self.limit, self.allowed = where, what, value, limit, allowed
+        super().__init__(
+            f"{where}: {what} ({_number(value)}) is over the limit of {_number(allowed)}{note}; "
+            f"pass limits=modelpack.Limits({limit}=...) to allow more"
+        )
+
+
+def _number(value: float) -> str:
+    return f"{value:g}" if isinstance(value, float) and not value.is_integer() else str(int(value))
 
 
 class ParameterError(ModelpackError):

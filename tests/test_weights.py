@@ -147,5 +147,5 @@ def test_tensor_sha256_is_of_canonical_bytes():
 
 def test_bundle_limits():
     buffer = _bundle({str(i): np.zeros(3, np.uint8) for i in range(3)})
-    with pytest.raises(LimitError, match=r"mem: holds 3 members, over the limit of 2 tensors"):
+    with pytest.raises(LimitError, match=r"mem: its number of tensors \(3\) is over the limit of 2"):
         weights.read_npz(io.BytesIO(buffer.getvalue()), source="mem", limits=Limits(max_tensors=2))

@@ -138,7 +138,6 @@ class Container:
             ),
             max_ratio=limits.max_compression_ratio,
             grace_bytes=GRACE_BYTES,
-            ratio_hint=limits.hint("max_compression_ratio"),
         )
         if MANIFEST_MEMBER not in {member.name for member in directory.members}:
             raise FormatError(f"{name}: member {MANIFEST_MEMBER!r} is missing; is this a modelpack archive?")
@@ -166,8 +165,8 @@ class Container:
         member = self.members[MANIFEST_MEMBER]
         if member.size > limits.max_manifest_bytes:
             raise LimitError(
-                f"{self.name}: member {MANIFEST_MEMBER!r} is {member.size} bytes, over the limit of "
-                f"{limits.max_manifest_bytes}; {limits.hint('max_manifest_bytes')}"
+                f"{self.name}: member {MANIFEST_MEMBER!r}", "its size in bytes", member.size,
+                limit="max_manifest_bytes", allowed=limits.max_manifest_bytes,
             )
         reader = MemberReader(self.source, member)
         raw = reader.read(member.size)
@@ -236,8 +235,8 @@ class Container:
             return self.source.window(member.data_offset, member.size, where=where)
         if member.size > limits.max_total_bytes:
             raise LimitError(
-                f"{where} declares {member.size} bytes, over the limit of {limits.max_total_bytes}; "
-                f"{limits.hint('max_total_bytes')}"
+                where, "its declared size in bytes", member.size,
+                limit="max_total_bytes", allowed=limits.max_total_bytes,
             )
         spool = cleanup.enter_context(tempfile.TemporaryFile())
         reader = MemberReader(self.source, member)

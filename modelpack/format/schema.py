@@ -304,10 +304,10 @@ def parse_yaml(
     """The manifest's YAML as plain data (see ``safeyaml``: no tags, aliases, or deep nesting)."""
     try:
         document = safeyaml.load(text, max_nodes=max_nodes)
-    except safeyaml.YAMLTooLarge as exc:
+    except safeyaml.YAMLTooLarge:
         raise LimitError(
-            f"{source}: manifest {exc}; pass limits=modelpack.Limits(max_manifest_nodes=...) "
-            "to allow more"
+            f"{source}: manifest", "its YAML node count", max_nodes + 1,
+            limit="max_manifest_nodes", allowed=max_nodes,
         ) from None
     except safeyaml.YAMLRefused as exc:
         raise SchemaError(f"{source}: manifest is not valid safe YAML: {exc}") from None

@@ -51,9 +51,5 @@ class Limits:
             if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
                 raise ValueError(f"Limits.{field.name} must be a positive number, found {value!r}")
 
-    def hint(self, name: str) -> str:
-        """The advice appended to a LimitError: which field to raise, and its current value."""
-        return f"pass limits=modelpack.Limits({name}=...) to allow more (now {getattr(self, name)})"
-
 
 DEFAULT_LIMITS = Limits()

@@ -26,6 +26,7 @@ from ..errors import (
     FormatError,
     IntegrityError,
     LimitError,
+    ModelpackError,
 )
 from .limits import DEFAULT_LIMITS, GRACE_BYTES, Limits
 from .npy import (
@@ -169,12 +170,10 @@ class Bundle:
             kind="an npz weight bundle",
             max_members=limits.max_tensors,
             too_many=lambda count: LimitError(
-                f"{where}: holds {count} members, over the limit of {limits.max_tensors} "
-                f"tensors; {limits.hint('max_tensors')}"
+                where, "its number of tensors", count, limit="max_tensors", allowed=limits.max_tensors
             ),
             max_ratio=limits.max_compression_ratio,
             grace_bytes=GRACE_BYTES,
-            ratio_hint=limits.hint("max_compression_ratio"),
         )
         self.source = source
         self.members: dict[str, Member] = {}
@@ -188,8 +187,8 @@ class Bundle:
         total = sum(member.size for member in directory.members)
         if total > limits.max_total_bytes:
             raise LimitError(
-                f"{where}: declares {total} bytes of tensors, over the limit of "
-                f"{limits.max_total_bytes}; {limits.hint('max_total_bytes')}"
+                where, "its declared tensor bytes", total,
+                limit="max_total_bytes", allowed=limits.max_total_bytes,
             )
 
     def check_names(self, expected: Mapping[str, object]) -> None:
@@ -213,7 +212,7 @@ class Bundle:
         try:
             array = np.empty(shape[::-1] if fortran_order else shape, dtype=dtype)
         except MemoryError:
-            raise LimitError(f"{reader.where}: cannot allocate {reader.remaining} bytes") from None
+            raise ModelpackError(f"{reader.where}: out of memory for {reader.remaining} bytes") from None
         if array.nbytes:
             reader.readinto(array.reshape(-1).view(np.uint8).data)
         reader.finish()

@@ -59,7 +59,6 @@ def read_directory(
     too_many: Callable[[int], ModelpackError],
     max_ratio: float,
     grace_bytes: int,
-    ratio_hint: str,
 ) -> Directory:
     """Parse and vet the directory of the zip that is exactly ``source``.
 
@@ -88,7 +87,7 @@ def read_directory(
     raw = source.read_at(directory_offset, directory_size)
     members = _central_entries(raw, count, where)
     for member in members:
-        _check_ratio(member, where, max_ratio, grace_bytes, ratio_hint)
+        _check_ratio(member, where, max_ratio, grace_bytes)
     members = _locate_data(source, members, directory_offset)
     return Directory(members=members, comment=comment)
 
@@ -274,13 +273,13 @@ def _check_file_type(name: str, system: int, external: int, where: str) -> None:
         raise FormatError(f"{where}: member {name!r} is a directory")
 
 
-def _check_ratio(member: Member, where: str, max_ratio: float, grace: int, hint: str) -> None:
+def _check_ratio(member: Member, where: str, max_ratio: float, grace: int) -> None:
     if member.method == DEFLATED and member.size > grace and member.size > max_ratio * member.compressed_size:
         ratio = member.size / max(member.compressed_size, 1)
         raise LimitError(
-            f"{where}: member {member.name!r} declares {member.size} bytes from "
-            f"{member.compressed_size} compressed (ratio {ratio:.0f}:1, over the limit of "
-            f"{max_ratio:g}:1; a zip bomb?); {hint}"
+            f"{where}: member {member.name!r}", "its compression ratio", round(ratio),
+            limit="max_compression_ratio", allowed=max_ratio,
+            note=f" ({member.size} bytes from {member.compressed_size}; a zip bomb?)",
         )
 
 
