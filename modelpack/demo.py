@@ -47,10 +47,19 @@ def _check(condition: bool, what: str) -> None:
     print(f"   ok: {what}")
 
 
-def run(workdir: str | None = None, say: Callable[[str], None] = print) -> str:
-    """Run the demo in ``workdir`` (a new temporary folder by default); return the folder."""
-    folder = workdir or tempfile.mkdtemp(prefix="modelpack-demo-")
-    os.makedirs(folder, exist_ok=True)
+def run(workdir: str | None = None, say: Callable[[str], None] = print) -> None:
+    """Run the demo in ``workdir`` (kept), or in a temporary folder removed afterwards."""
+    if workdir is not None:
+        os.makedirs(workdir, exist_ok=True)
+        _run(workdir, say)
+        say(f"\nDone. Files are in {workdir}")
+        return
+    with tempfile.TemporaryDirectory(prefix="modelpack-demo-") as folder:
+        _run(folder, say)
+    say("\nDone (the temporary files are removed; keep them with --workdir DIR).")
+
+
+def _run(folder: str, say: Callable[[str], None]) -> None:
     path = lambda name: os.path.join(folder, name)  # noqa: E731
     say(f"modelpack {__version__} demo, writing to {folder}\n")
 
@@ -114,5 +123,3 @@ def run(workdir: str | None = None, say: Callable[[str], None] = print) -> str:
     restored = load(path("seq.mpk"))
     say(f"   {restored!r}".replace("\n", "\n   "))
     _check(bool((restored(X) == Y).all()), "load('seq.mpk')(X) == seq(X), bitwise")
-    say(f"\nDone. Files are in {folder}")
-    return folder

@@ -199,10 +199,19 @@ def test_load_missing_parameter(tmp_path):
 
 def test_load_extra_parameter(tmp_path):
     path = _saved(tmp_path, _mlp_ready())
-    net = nn.Sequential()
-    net.add(nn.Dense(256, activation="relu"))
-    with pytest.raises(ExtraParameterError, match=r"'hidden\.weight'"):
+    net = MLP()
+    del net.output  # the file's 'output.*' parameters now have no home
+    with pytest.raises(ExtraParameterError, match=r"'output\.weight'"):
         net.load_parameters(path)
+
+
+@pytest.mark.parametrize("flags", [{}, {"ignore_extra": True}, {"allow_missing": True, "ignore_extra": True}])
+def test_load_that_would_change_nothing_is_refused(tmp_path, flags):
+    path = _saved(tmp_path, _mlp_ready())
+    net = MLP()
+    with pytest.raises(MissingParameterError, match=r"none of the file's 4 names matches a parameter of Dense, "
+                       r"so nothing would be loaded .* the prefix 'hidden\.' or 'output\.' is taken off"):
+        net.hidden.load_parameters(path, **flags)
 
 
 def test_load_wrong_shape_names_expected_and_found(tmp_path):

@@ -31,6 +31,7 @@ from ..errors import FormatError, IntegrityError, LimitError, SchemaError
 from ..io import npz
 from ..io.limits import DEFAULT_LIMITS, GRACE_BYTES, Limits
 from ..io.paths import PathOrFile, atomic_writer, describe, open_for_reading
+from ..io.sniff import refuse_other_kind
 from ..io.zipio import STORED, Member, MemberReader, Source
 from ..io.zipread import read_directory
 from ..io.zipwrite import Piece, PlannedMember, ZipPlan
@@ -129,18 +130,22 @@ class Container:
     @classmethod
     def open(cls, handle: IO[bytes], name: str, limits: Limits) -> Container:
         source = Source.whole(handle, where=name)
-        directory = read_directory(
-            source,
-            kind="a modelpack archive",
-            max_members=_MAX_OUTER_MEMBERS,
-            too_many=lambda count: FormatError(
-                f"{name}: holds {count} members; a modelpack archive holds only {', '.join(MEMBERS)}"
-            ),
-            max_ratio=limits.max_compression_ratio,
-            grace_bytes=GRACE_BYTES,
-        )
-        if MANIFEST_MEMBER not in {member.name for member in directory.members}:
-            raise FormatError(f"{name}: member {MANIFEST_MEMBER!r} is missing; is this a modelpack archive?")
+        try:
+            directory = read_directory(
+                source,
+                kind="a modelpack archive",
+                max_members=_MAX_OUTER_MEMBERS,
+                too_many=lambda count: FormatError(
+                    f"{name}: holds {count} members; a modelpack archive holds only {', '.join(MEMBERS)}"
+                ),
+                max_ratio=limits.max_compression_ratio,
+                grace_bytes=GRACE_BYTES,
+            )
+            if MANIFEST_MEMBER not in {member.name for member in directory.members}:
+                raise FormatError(f"{name}: member {MANIFEST_MEMBER!r} is missing: not a modelpack archive")
+        except FormatError:
+            refuse_other_kind(handle, name, expected="mpk")  # a parameter file, MXNet's, torch's, ...
+            raise
         return cls(source, {member.name: member for member in directory.members}, directory.comment)
 
     @property

@@ -66,12 +66,13 @@ class VerifyReport:
         return not self.problems
 
     def __str__(self) -> str:
-        version = f"format {self.format_version}, " if self.format_version else ""
+        version = f" (format {self.format_version})" if self.format_version else ""
         if self.ok:
-            lines = [f"{self.path}: OK ({version}{len(self.tensors)} tensors verified)"]
+            count = len(self.tensors)
+            lines = [f"{self.path}: OK{version}, {count} tensor{'s' if count != 1 else ''} verified"]
         else:
             count = len(self.problems)
-            lines = [f"{self.path}: {count} problem{'s' if count > 1 else ''} ({version.rstrip(', ')})"]
+            lines = [f"{self.path}: {count} problem{'s' if count != 1 else ''}{version}"]
             lines += [f"  - {problem}" for problem in self.problems]
         lines += [f"  note: {note}" for note in self.notes]
         return "\n".join(lines)

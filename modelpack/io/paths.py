@@ -20,6 +20,8 @@ import tempfile
 from collections.abc import Iterator
 from typing import IO, BinaryIO, Union
 
+from ..errors import MissingFileError, PathError
+
 try:
     import fcntl
 except ImportError:  # Windows: no flock; stale temporary files are then left alone
@@ -49,8 +51,27 @@ def open_for_reading(source: PathOrFile) -> Iterator[IO[bytes]]:
     if is_file_object(source):
         yield source  # type: ignore[misc]
         return
-    with open(os.fspath(source), "rb") as handle:  # type: ignore[arg-type]
+    path = os.fspath(source)  # type: ignore[arg-type]
+    try:
+        handle = open(path, "rb")  # noqa: SIM115  (closed below; errors mapped first)
+    except OSError as exc:
+        raise _path_error(path, exc, reading=True) from None
+    with handle:
         yield handle
+
+
+def _path_error(path: str, exc: OSError, *, reading: bool) -> PathError:
+    """The user's path and what to do, for an OS error (never a temporary file's name)."""
+    if isinstance(exc, FileNotFoundError):
+        folder = os.path.dirname(os.path.abspath(path))
+        if reading:
+            return MissingFileError(path, "no such file")
+        return PathError(path, f"the folder {folder} does not exist", "create it first")
+    if isinstance(exc, IsADirectoryError) or os.path.isdir(path):
+        return PathError(path, "is a folder, not a file", "give a file name inside it")
+    if isinstance(exc, PermissionError):
+        return PathError(path, "permission denied" if reading else "cannot be written: permission denied")
+    return PathError(path, f"cannot be {'read' if reading else 'written'}: {exc.strerror or exc}")
 
 
 @contextlib.contextmanager
@@ -66,7 +87,12 @@ def atomic_writer(target: PathOrFile) -> Iterator[IO[bytes]]:
         return
     path = os.fspath(target)  # type: ignore[arg-type]
     folder, base = os.path.split(os.path.abspath(path))
-    fd, tmp_path = _locked_temporary(folder, base)
+    if os.path.isdir(path):
+        raise PathError(path, "is a folder, not a file", "give a file name inside it")
+    try:
+        fd, tmp_path = _locked_temporary(folder, base)
+    except OSError as exc:
+        raise _path_error(path, exc, reading=False) from None
     try:
         _remove_stale_temporaries(folder, base, keep=tmp_path)
         os.chmod(tmp_path, _new_file_mode(path))
@@ -78,9 +104,11 @@ def atomic_writer(target: PathOrFile) -> Iterator[IO[bytes]]:
                 os.replace(tmp_path, path)  # still holding the lock: never taken for litter
         if fcntl is None:
             os.replace(tmp_path, path)  # Windows cannot rename a file that is open
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp_path)
+        if isinstance(exc, OSError) and not isinstance(exc, PathError):
+            raise _path_error(path, exc, reading=False) from exc  # e.g. disk full: name the target
         raise
     _fsync_folder(folder)
 

@@ -16,11 +16,13 @@ import numpy as np
 from ..errors import (
     DtypeMismatchError,
     ExtraParameterError,
+    FormatError,
     MissingParameterError,
     ShapeMismatchError,
 )
 from ..io import npz
 from ..io.paths import PathOrFile, atomic_writer, describe, open_for_reading
+from ..io.sniff import refuse_other_kind
 from . import hooks
 from . import init as init_mod
 from .parameter import Parameter, parameter_rng, shapes_compatible
@@ -171,7 +173,11 @@ class Block:
         """
         source = describe(filename)
         with open_for_reading(filename) as handle:
-            arrays = npz.read_npz(handle, source=source)
+            try:
+                arrays = npz.read_npz(handle, source=source)
+            except FormatError:
+                refuse_other_kind(handle, source, expected="npz")  # an archive, MXNet's, torch's, ...
+                raise
         self.set_parameters(
             arrays,
             source=source,
@@ -191,6 +197,9 @@ class Block:
     ) -> None:
         """Assign arrays by structured name after checking all of them (all or nothing)."""
         params = self.collect_params()
+        if params and not any(name in arrays for name in params):
+            model = type(self).__name__
+            raise MissingParameterError(_nothing_matches(source, model, list(params), list(arrays)))
         if not ignore_extra:
             extra = [name for name in arrays if name not in params]
             if extra:
@@ -297,3 +306,18 @@ class Sequential(Block):
 def _indent(text: str, spaces: int) -> str:
     lines = text.split("\n")
     return "\n".join([lines[0]] + [" " * spaces + line for line in lines[1:]])
+
+
+def _nothing_matches(source: str, model: str, params: list[str], names: list[str]) -> str:
+    """Why loading would change nothing, with the prefix that would make the names meet."""
+    message = (
+        f"{source}: none of the file's {len(names)} names matches a parameter of {model}, so "
+        f"nothing would be loaded (file: {names[:3]}{' ...' if len(names) > 3 else ''}; "
+        f"model: {params[:3]}{' ...' if len(params) > 3 else ''})"
+    )
+    for longer, shorter, side in ((names, params, "file's"), (params, names, "model's")):
+        prefixes = sorted({a[: -len(b)] for a in longer for b in shorter if a.endswith("." + b)})
+        if prefixes:
+            listed = " or ".join(repr(p) for p in prefixes[:4])
+            return f"{message}; the {side} names match once the prefix {listed} is taken off"
+    return message

@@ -1,0 +1,108 @@
+"""What kind of file is this? From its first bytes (and a zip's member names), never its code.
+
+Each modelpack reader recognises the files the others read, so a file given to the wrong
+function is answered with what it is and which function reads it, instead of a low-level
+"member 'manifest.yaml' is missing". Sniffing reads at most the first 16 bytes and, for a zip,
+the member names of its directory; nothing in the file is interpreted beyond that.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import IO
+
+from ..errors import FileKindError, ModelpackError
+from .limits import DEFAULT_LIMITS, GRACE_BYTES
+from .zipio import Source
+from .zipread import read_directory
+
+__all__ = ["FileKind", "KINDS", "sniff", "refuse_other_kind"]
+
+
+@dataclass(frozen=True)
+class FileKind:
+    """A kind of file: what to call it in a message, and what to do with it instead."""
+
+    name: str
+    description: str
+    advice: str
+
+
+_KIND_TABLE = (
+    # name, what it is, what to do with it instead
+    ("mpk", "a modelpack archive", "read it with modelpack.load(path)"),
+    ("npz", "a parameter file (.npz, from save_parameters or numpy.savez)",
+     "read it with net.load_parameters(path) on a network of the same architecture, or numpy.load"),
+    ("mxnet", "an MXNet NDArray file (npx.save / save_parameters)", "read it with modelpack.load(path)"),
+    ("torch", "a PyTorch file (torch.save)",
+     "read it with torch.load(path, weights_only=True), then modelpack.save or set_parameters"),
+    ("pickle", "a Python pickle",
+     "modelpack never unpickles (that runs code from the file); unpickle it only if you trust it"),
+    ("safetensors", "a safetensors file", "read it with safetensors.numpy.load_file(path)"),
+    ("hdf5", "an HDF5 file (e.g. Keras .h5)", "read it with h5py"),
+    ("zip", "a zip file of another kind", "list it with a zip tool to see what it holds"),
+    ("unknown", "not a file modelpack knows", "read it with the tool that wrote it"),
+)
+KINDS: dict[str, FileKind] = {name: FileKind(name, what, advice) for name, what, advice in _KIND_TABLE}
+
+_MXNET_LIST_MAGIC = (0x112).to_bytes(8, "little")
+_HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
+
+
+def sniff(handle: IO[bytes]) -> FileKind:
+    """The kind of an open, seekable binary file (from its start); the position is restored."""
+    position = handle.tell()
+    try:
+        handle.seek(0)
+        head = handle.read(16)
+        if head.startswith(b"PK"):
+            handle.seek(0)
+            return KINDS[_zip_kind(handle)]
+        return KINDS[_plain_kind(head)]
+    finally:
+        handle.seek(position)
+
+
+def _plain_kind(head: bytes) -> str:
+    if head.startswith(_MXNET_LIST_MAGIC):
+        return "mxnet"
+    if head.startswith(_HDF5_MAGIC):
+        return "hdf5"
+    if head[:1] == b"\x80" and head[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05"):
+        # torch's legacy format is a pickle whose first object is its magic number
+        return "torch" if head[2:3] == b"\x8a" else "pickle"
+    if len(head) >= 9 and head[8:9] == b"{" and int.from_bytes(head[:8], "little") < 100 * 2**20:
+        return "safetensors"
+    return "unknown"
+
+
+def _zip_kind(handle: IO[bytes]) -> str:
+    try:  # the strict reader: a lenient one finds a damaged archive's inner bundle instead
+        directory = read_directory(
+            Source.whole(handle, where="<sniffed>"), kind="a zip", max_members=DEFAULT_LIMITS.max_tensors,
+            too_many=lambda count: ModelpackError(f"{count} members"), max_ratio=float("inf"),
+            grace_bytes=GRACE_BYTES,
+        )
+    except (ModelpackError, OSError):
+        return "zip"
+    names = [member.name for member in directory.members]
+    if "manifest.yaml" in names:
+        return "mpk"
+    if names and all(name.endswith(".npy") for name in names):
+        return "npz"
+    if any(os.path.basename(name) == "data.pkl" for name in names):
+        return "torch"
+    return "zip"
+
+
+def refuse_other_kind(handle: IO[bytes], name: str, *, expected: str) -> None:
+    """Raise ``FileKindError`` if the file is of a known kind other than ``expected``.
+
+    Called once a reader has failed, so a wrong file costs nothing on the happy path.
+    """
+    kind = sniff(handle)
+    if kind.name in (expected, "unknown", "zip"):
+        return
+    wanted = KINDS[expected].description
+    raise FileKindError(f"{name} is {kind.description}, not {wanted}; {kind.advice}")

@@ -1,0 +1,54 @@
+"""The test suite's shared networks and byte helpers: one definition of each, used everywhere."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+
+import modelpack
+from modelpack import nn
+
+
+class MLP(nn.Block):
+    """The file I/O chapter's network, verbatim apart from the import."""
+
+    def __init__(self, hidden: int = 256, outputs: int = 10, **kwargs):
+        super().__init__(**kwargs)
+        self.hidden = nn.Dense(hidden, activation="relu")
+        self.output = nn.Dense(outputs)
+
+    def forward(self, x):
+        return self.output(self.hidden(x))
+
+
+def mlp_ready(hidden: int = 256, outputs: int = 10, inputs: int = 20, seed: int = 0) -> MLP:
+    """The chapter MLP, initialised with ``seed`` and its shapes known (called once)."""
+    net = MLP(hidden, outputs)
+    net.initialize(seed=seed)
+    net(np.zeros((1, inputs)))
+    return net
+
+
+def sequential_mlp(*units: int, inputs: int = 20, seed: int = 0, activation: str | None = "relu") -> nn.Sequential:
+    """A Sequential of Dense layers (the last without activation), initialised, shapes known."""
+    net = nn.Sequential()
+    for index, count in enumerate(units):
+        net.add(nn.Dense(count, activation=activation if index < len(units) - 1 else None))
+    net.initialize(seed=seed)
+    net(np.zeros((1, inputs)))
+    return net
+
+
+def export_bytes(net: nn.Block, **options) -> bytes:
+    """``modelpack.export`` into memory."""
+    buffer = io.BytesIO()
+    modelpack.export(net, buffer, **options)
+    return buffer.getvalue()
+
+
+def save_bytes(data, **options) -> bytes:
+    """``modelpack.save`` into memory."""
+    buffer = io.BytesIO()
+    modelpack.save(buffer, data, **options)
+    return buffer.getvalue()
