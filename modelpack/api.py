@@ -116,10 +116,11 @@ def load(
 
 
 def _as_example(example: Any) -> tuple[np.ndarray, ...] | None:
+    """One input, or a tuple or list of inputs (forward's positional arguments)."""
     if example is None:
         return None
-    items = example if isinstance(example, tuple) else (example,)
-    return tuple(np.asarray(item) for item in items)
+    items = example if isinstance(example, (tuple, list)) else (example,)
+    return tuple(as_array(f"example input {i}", item) for i, item in enumerate(items))
 
 
 def inspect(path: PathOrFile, *, limits: Limits = DEFAULT_LIMITS) -> Manifest:
@@ -150,15 +151,37 @@ def _check_metadata(metadata: Mapping[str, str] | None) -> dict[str, str]:
     for key, value in metadata.items():
         if not isinstance(key, str) or not isinstance(value, str):
             raise ModelpackError(
-                f"metadata must map str to str; {key!r}: {value!r} is "
-                f"{type(key).__name__} → {type(value).__name__}"
+                f"metadata must map str to str; {key!r}: {value!r} maps "
+                f"{type(key).__name__} to {type(value).__name__}"
             )
     return dict(metadata)
 
 
-def _as_storable(name: str, value: Any) -> np.ndarray:
-    array = np.asarray(value)
-    npz.check_storable(name, array)
+_NUMBERS = (np.ndarray, np.generic, bool, int, float, complex)
+
+
+def as_array(label: str, value: Any) -> np.ndarray:
+    """The one rule for a tensor given to ``save`` or ``export``, alone or in a container.
+
+    numpy arrays and scalars and Python numbers are taken as they are; other array-likes with
+    ``__array__`` or ``__dlpack__`` (torch, jax, ...) are converted; anything else (text,
+    ``None``, a nested Python list) is refused naming ``label``.
+    """
+    if isinstance(value, _NUMBERS):
+        array = np.asarray(value)
+    elif hasattr(value, "__array__") or hasattr(value, "__dlpack__"):
+        try:
+            array = np.asarray(value) if hasattr(value, "__array__") else np.from_dlpack(value)
+        except Exception as exc:  # e.g. torch: "Can't call numpy() on Tensor that requires grad"
+            raise UnsupportedDtypeError(
+                f"{label}: cannot convert {type(value).__name__} to a numpy array: {exc}"
+            ) from None
+    else:
+        raise UnsupportedDtypeError(
+            f"{label} is a {type(value).__name__}; give a numpy array, a number, or an array-like "
+            "with __array__ or __dlpack__ (e.g. a torch tensor)"
+        )
+    npz.check_storable(label, array)
     return array
 
 
@@ -172,14 +195,9 @@ def _flatten_tensors(data: Tensors) -> tuple[dict[str, np.ndarray], Layout]:
                 check_tensor_name(key)
             except ValueError as exc:
                 raise ModelpackError(str(exc)) from None
-            arrays[key] = _as_storable(key, value)
+            arrays[key] = as_array(f"tensor {key!r}", value)
         return arrays, "dict"
     if isinstance(data, (list, tuple)):
         layout: Layout = "tuple" if isinstance(data, tuple) else "list"
-        return {str(i): _as_storable(f"[{i}]", v) for i, v in enumerate(data)}, layout
-    if isinstance(data, (np.ndarray, np.generic, int, float, bool, complex)):
-        return {"0": _as_storable("array", data)}, "single"
-    raise UnsupportedDtypeError(
-        f"save() takes an array, a list or tuple of arrays, or a dict of str to array; "
-        f"found {type(data).__name__}"
-    )
+        return {str(i): as_array(f"item [{i}]", v) for i, v in enumerate(data)}, layout
+    return {"0": as_array("the array to save", data)}, "single"

@@ -74,7 +74,7 @@ def check_storable(name: str, array: np.ndarray) -> None:
     """Refuse arrays whose dtype cannot be stored without pickle."""
     if array.dtype.name not in SUPPORTED_DTYPES or array.dtype.fields is not None:
         raise UnsupportedDtypeError(
-            f"array {name!r} has dtype {array.dtype!s}, which cannot be stored; "
+            f"{name} has dtype {array.dtype!s}, which cannot be stored; "
             f"supported dtypes: {', '.join(SUPPORTED_DTYPES)}"
         )
 

@@ -114,7 +114,7 @@ def canonical_arrays(arrays: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
     out = {}
     for name, value in arrays.items():
         array = np.asarray(value)
-        check_storable(name, array)
+        check_storable(f"tensor {name!r}", array)
         out[name] = canonical_array(array)
     return out
 
@@ -133,7 +133,7 @@ def write_npz(handle: IO[bytes], arrays: Mapping[str, np.ndarray], *, compress: 
     with zipfile.ZipFile(handle, mode="w", compression=compression, allowZip64=True) as bundle:
         for name, value in arrays.items():
             array = np.asarray(value)
-            check_storable(name, array)
+            check_storable(f"tensor {name!r}", array)
             info = fixed_zipinfo(name + ".npy", compression)
             with bundle.open(info, mode="w", force_zip64=True) as member:
                 np.lib.format.write_array(member, canonical_array(array), allow_pickle=False)
