@@ -12,8 +12,9 @@ settings.register_profile("ci", deadline=None, print_blob=True)
 settings.register_profile("dev", deadline=None, max_examples=20)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
-if os.environ.get("CI") == "true":
-    # The torch oracle and the benchmark's competitors must run in CI; a missing install
-    # would silently skip those tests.
+if os.environ.get("MODELPACK_REQUIRE_ORACLES") == "1":
+    # .ci/run's full pass sets this: there the torch oracle and the benchmark's competitors
+    # must run, and a missing install must fail loudly instead of skipping those tests. The
+    # newcomer's pass (README set-up, no torch) leaves it unset and sees visible skips.
     import safetensors  # noqa: F401
     import torch  # noqa: F401

@@ -30,7 +30,9 @@ def mlp_ready(hidden: int = 256, outputs: int = 10, inputs: int = 20, seed: int 
     return net
 
 
-def sequential_mlp(*units: int, inputs: int = 20, seed: int = 0, activation: str | None = "relu") -> nn.Sequential:
+def sequential_mlp(
+    *units: int, inputs: int = 20, seed: int = 0, activation: str | None = "relu"
+) -> nn.Sequential:
     """A Sequential of Dense layers (the last without activation), initialised, shapes known."""
     net = nn.Sequential()
     for index, count in enumerate(units):

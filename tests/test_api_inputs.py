@@ -25,20 +25,32 @@ class Unconvertible:
         raise RuntimeError("Can't call numpy() on Tensor that requires grad")
 
 
-@pytest.mark.parametrize("wrap", [lambda a: a, lambda a: [a], lambda a: {"a": a}], ids=["alone", "list", "dict"])
+@pytest.mark.parametrize(
+    "wrap", [lambda a: a, lambda a: [a], lambda a: {"a": a}], ids=["alone", "list", "dict"]
+)
 def test_array_likes_are_taken_alone_and_in_containers(tmp_path, wrap):
     modelpack.save(tmp_path / "t", wrap(ArrayLike([1.5, 2.5])))
     loaded = modelpack.load(tmp_path / "t")
-    value = loaded if isinstance(loaded, np.ndarray) else (loaded[0] if isinstance(loaded, list) else loaded["a"])
+    value = (
+        loaded if isinstance(loaded, np.ndarray) else (loaded[0] if isinstance(loaded, list) else loaded["a"])
+    )
     assert value.dtype == np.float64 and value.tolist() == [1.5, 2.5]
 
 
-@pytest.mark.parametrize(("data", "label"), [
-    (Unconvertible(), "the array to save"), ([Unconvertible()], r"item \[0\]"), ({"a": Unconvertible()}, "tensor 'a'"),
-])
+@pytest.mark.parametrize(
+    ("data", "label"),
+    [
+        (Unconvertible(), "the array to save"),
+        ([Unconvertible()], r"item \[0\]"),
+        ({"a": Unconvertible()}, "tensor 'a'"),
+    ],
+)
 def test_unconvertible_array_likes_are_refused_everywhere_with_the_reason(tmp_path, data, label):
-    with pytest.raises(UnsupportedDtypeError, match=label + r": cannot convert Unconvertible to a numpy array: "
-                       r"Can't call numpy\(\) on Tensor that requires grad"):
+    with pytest.raises(
+        UnsupportedDtypeError,
+        match=label + r": cannot convert Unconvertible to a numpy array: "
+        r"Can't call numpy\(\) on Tensor that requires grad",
+    ):
         modelpack.save(tmp_path / "t", data)
     assert not (tmp_path / "t").exists()
 

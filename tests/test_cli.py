@@ -15,8 +15,13 @@ import modelpack
 
 
 def cli(*args: str, cwd=None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "modelpack", *map(str, args)],
-                          capture_output=True, text=True, check=False, cwd=cwd)
+    return subprocess.run(
+        [sys.executable, "-m", "modelpack", *map(str, args)],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=cwd,
+    )
 
 
 def user_error(run: subprocess.CompletedProcess, fragment: str) -> None:
@@ -78,11 +83,16 @@ def test_other_file_kinds_are_named(tmp_path):
 
 def test_verify_exit_codes_and_json(mlp_archive):
     run = cli("verify", mlp_archive)
-    assert run.returncode == 0 and run.stdout.startswith(f"{mlp_archive}: OK (format 1.1), 4 tensors verified")
+    assert run.returncode == 0 and run.stdout.startswith(
+        f"{mlp_archive}: OK (format 1.1), 4 tensors verified"
+    )
     run = cli("verify", mlp_archive, "--json")
     report = json.loads(run.stdout)
-    assert run.returncode == 0 and report["ok"] is True and set(report["tensors"]) == {
-        "0.weight", "0.bias", "1.weight", "1.bias"}
+    assert (
+        run.returncode == 0
+        and report["ok"] is True
+        and set(report["tensors"]) == {"0.weight", "0.bias", "1.weight", "1.bias"}
+    )
     data = bytearray(mlp_archive.read_bytes())
     data[len(data) // 2] ^= 0xFF
     mlp_archive.write_bytes(bytes(data))
@@ -106,6 +116,7 @@ def test_schema_check_write_and_print(tmp_path):
 
 def test_demo_cleans_up_unless_workdir(tmp_path):
     import tempfile
+
     before = {p.name for p in __import__("pathlib").Path(tempfile.gettempdir()).glob("modelpack-demo-*")}
     run = cli("demo")
     assert run.returncode == 0, run.stderr

@@ -34,10 +34,12 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from modelpack import nn
-from modelpack.errors import InputError, ModelpackError
 from modelpack.nn.activations import ACTIVATIONS
 
-torch = pytest.importorskip("torch")
+torch = pytest.importorskip(
+    "torch", reason="torch is not installed: the live torch comparisons are skipped; the committed "
+    "torch outputs still check every layer (test_nn_reference.py)"
+)
 F = torch.nn.functional
 
 RTOL, ATOL = 1e-5, 1e-6
@@ -212,49 +214,6 @@ def test_elu_matches_torch(alpha: float, x: np.ndarray) -> None:
     assert_close(nn.ELU(alpha)(x), F.elu(t(x), alpha))
 
 
-@pytest.mark.parametrize(
-    "make",
-    [
-        lambda: nn.Activation("swishy"),
-        lambda: nn.Dense(3, activation="swishy"),
-        lambda: nn.Conv2D(3, 3, activation="swishy"),
-    ],
-    ids=["Activation", "Dense", "Conv2D"],
-)
-def test_unknown_activation_is_named(make: Callable[[], nn.Block]) -> None:
-    with pytest.raises(ModelpackError, match="'swishy'"):
-        make()
-
-
-# -- Dropout, Flatten, Embedding -------------------------------------------------------------
-@pytest.mark.parametrize("rate", [0.0, 0.3, 0.9])
-def test_dropout_is_identity_at_inference(rate: float) -> None:
-    x = np.random.default_rng(0).standard_normal((4, 5, 6)).astype(np.float32)
-    np.testing.assert_array_equal(nn.Dropout(rate)(x), x)
-
-
-@pytest.mark.parametrize("rate", [0.1, 0.5, 0.8])
-def test_dropout_scales_kept_elements_while_training(rate: float) -> None:
-    x = np.random.default_rng(1).uniform(1.0, 2.0, (100, 1000)).astype(np.float32)
-    layer = nn.Dropout(rate)
-    with nn.training():
-        out = layer(x)
-    dropped = out == 0
-    np.testing.assert_allclose(out[~dropped], x[~dropped] / (1 - rate), rtol=1e-6)
-    # Binomial fraction: 6 standard deviations is a flake rate of ~1e-9.
-    tolerance = 6 * math.sqrt(rate * (1 - rate) / x.size)
-    assert abs(dropped.mean() - rate) < tolerance
-    np.testing.assert_array_equal(layer(x), x)  # inference again outside the block
-
-
-def test_dropout_shares_mask_along_axes() -> None:
-    x = np.ones((200, 7), dtype=np.float32)
-    with nn.training():
-        out = nn.Dropout(0.5, axes=(1,))(x)
-    rows_dropped = (out == 0).all(axis=1)
-    rows_kept = (out == 2).all(axis=1)
-    assert (rows_dropped | rows_kept).all()
-    assert rows_dropped.any() and rows_kept.any()
 
 
 @settings(max_examples=30, deadline=None)
@@ -281,13 +240,6 @@ def test_embedding_matches_torch(
     layer.weight.set_data(table)
     assert_close(layer(indices), F.embedding(t(indices), t(table)))
 
-
-@pytest.mark.parametrize("bad", [[0, 5], [-1, 2]], ids=["too_large", "negative"])
-def test_embedding_rejects_out_of_range_index(bad: list[int]) -> None:
-    layer = nn.Embedding(5, 3)
-    layer.initialize(seed=0)
-    with pytest.raises(InputError, match="out of range"):
-        layer(np.array(bad))
 
 
 # -- convolution and pooling -----------------------------------------------------------------
@@ -346,16 +298,6 @@ def test_conv2d_matches_torch(activation: str | None, cfg: dict, use_bias: bool,
     )
     assert_close(layer(x), torch_activation(activation, expected))
 
-
-@pytest.mark.parametrize(
-    "layer",
-    [nn.Conv2D(2, 3), nn.MaxPool2D(), nn.AvgPool2D(), nn.GlobalAvgPool2D(), nn.GlobalMaxPool2D()],
-    ids=lambda layer: type(layer).__name__,
-)
-def test_spatial_layers_reject_3d_input(layer: nn.Block) -> None:
-    layer.initialize(seed=0)
-    with pytest.raises(InputError, match="4-D NCHW"):
-        layer(np.zeros((2, 3, 8), dtype=np.float32))
 
 
 @st.composite

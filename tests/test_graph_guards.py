@@ -1,0 +1,89 @@
+"""Guards no ordinary export can trip: a graph naming what its block lacks, and a dynamic size
+that no input carries. Each test crafts the input that only a hand-edited file (or a tracer
+bug) could produce, so that disabling the guard makes a test fail."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+from craft import edit
+from models import export_bytes, mlp_ready
+
+import modelpack
+from modelpack import nn
+from modelpack.errors import SchemaError, TraceError
+
+
+class Scaled(nn.Block):
+    """A graph with a parameter and a constant of its own, besides a child layer."""
+
+    def __init__(self):
+        super().__init__()
+        self.dense = nn.Dense(3)
+        self.scale = nn.Parameter("scale", shape=(3,))
+
+    def forward(self, x):
+        return self.dense(x) * self.scale.data() + np.arange(3.0)
+
+
+def _traced() -> bytes:
+    net = Scaled()
+    net.initialize(seed=0)
+    x = np.ones((2, 4))
+    net(x)
+    return export_bytes(net, example=x)
+
+
+def _graph(document: dict) -> dict:
+    return document["architecture"]["config"]["graph"]
+
+
+@pytest.mark.parametrize(
+    ("op", "attr", "value", "message"),
+    [
+        ("layer", "block", "nosuch", "graph calls block 'nosuch', which is not a child of this block"),
+        ("layer", "block", "dense.deeper", "graph calls block 'dense.deeper', which is not a child"),
+        ("parameter", "name", "nosuch", "graph reads parameter 'nosuch', which the block does not have"),
+        ("constant", "name", "c7", "graph reads constant 'c7', which does not exist"),
+    ],
+)
+def test_graph_naming_a_missing_child_parameter_or_constant_is_refused(op, attr, value, message):
+    def rename(document):
+        node = next(n for n in _graph(document)["nodes"] if n["op"] == op)
+        node["attrs"][attr] = value
+
+    with pytest.raises(SchemaError, match=message):
+        modelpack.load(io.BytesIO(edit(_traced(), manifest=rename)))
+
+
+def test_the_crafted_graphs_load_unedited():
+    """The same archive, not edited, loads and runs: the refusals above are the guard's."""
+    net = modelpack.load(io.BytesIO(_traced()))
+    assert net(np.ones((5, 4))).shape == (5, 3)
+
+
+def test_reshape_to_a_size_no_own_input_carries_is_refused():
+    from modelpack.nn.graph import GraphSpec
+    from modelpack.tracing.symbols import _check_symbols_bound
+
+    spec = GraphSpec.model_validate(
+        {
+            "inputs": [{"name": "x0", "dtype": "float32", "shape": [4]}],
+            "nodes": [
+                {"op": "reshape", "inputs": ["x0"], "outputs": ["v0"], "attrs": {"shape": ["seq", -1]}}
+            ],
+            "outputs": {"kind": "single", "values": ["v0"], "keys": None},
+        }
+    )
+    with pytest.raises(
+        TraceError, match="a reshape uses dynamic size 'seq', which none of the block's own inputs"
+    ):
+        _check_symbols_bound(spec, "net")
+    bound = spec.model_copy(update={"inputs": [spec.inputs[0].model_copy(update={"shape": ["seq", 4]})]})
+    _check_symbols_bound(bound, "net")  # carried by the input: accepted
+
+
+def test_mlp_export_unaffected():
+    assert modelpack.load(io.BytesIO(export_bytes(mlp_ready(), example=np.ones((2, 20))))) is not None
