@@ -20,6 +20,7 @@ from ..errors import (
     UninitializedParameterError,
     UnsupportedBlockError,
 )
+from ..io.npy import FLOAT_DTYPES
 from ..nn import registry
 from ..nn.block import Block
 from ..nn.graph import GraphBlock, GraphConfig, constant_name
@@ -87,7 +88,7 @@ def _describe_custom(
     trace = traces.for_block(block)
     parameters: dict[str, Any] = {}
     for name, param in block.params.items():
-        if param.dtype.name not in ("float16", "float32", "float64"):
+        if param.dtype.name not in FLOAT_DTYPES:
             raise UnsupportedBlockError(f"{where}: parameter {name!r} has non-float dtype {param.dtype}")
         parameters[name] = {
             "shape": list(param.shape),

@@ -28,7 +28,7 @@ from pydantic import (
 from ..errors import LimitError, SchemaError, UnknownLayerError, VersionError
 from ..io import safeyaml
 from ..io.limits import DEFAULT_LIMITS
-from ..io.npz import SUPPORTED_DTYPES
+from ..io.npy import SUPPORTED_DTYPES
 from ..nn import registry
 
 __all__ = [

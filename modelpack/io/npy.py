@@ -22,6 +22,7 @@ from .zipio import MemberReader
 
 __all__ = [
     "SUPPORTED_DTYPES",
+    "FLOAT_DTYPES",
     "MAX_DIMS",
     "ExpectedTensor",
     "check_storable",
@@ -41,11 +42,12 @@ class ExpectedTensor(Protocol):
 
 # Every dtype an archive may hold, by numpy's name. Anything else (object, strings,
 # structured, datetime) is refused at save time so that no reader ever needs pickle.
+FLOAT_DTYPES: tuple[str, ...] = ("float16", "float32", "float64")  # what parameters may be
 SUPPORTED_DTYPES: tuple[str, ...] = (
     "bool",
     "int8", "int16", "int32", "int64",
     "uint8", "uint16", "uint32", "uint64",
-    "float16", "float32", "float64",
+    *FLOAT_DTYPES,
     "complex64", "complex128",
 )
 # The npy ``descr`` each dtype must have inside an archive: little-endian or byte-order-free.

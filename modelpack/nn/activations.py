@@ -7,11 +7,12 @@ Names follow MXNet: ``relu``, ``sigmoid``, ``tanh``, ``softrelu`` (softplus), ``
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
 from ..errors import ModelpackError
+from ..io.npy import FLOAT_DTYPES
 from .block import Block
 from .registry import LayerConfig, register_layer
 
@@ -112,9 +113,14 @@ ACTIVATIONS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
 }
 
 
-# Config field types shared by the layers' registry configs.
-ActivationName = Literal["relu", "sigmoid", "tanh", "softrelu", "softsign", "gelu", "silu"]
-FloatDtype = Literal["float16", "float32", "float64"]
+# Config field types shared by the layers' configs, derived from the tables above: a new
+# activation is one entry in ACTIVATIONS. The type checker sees plain text.
+if TYPE_CHECKING:
+    ActivationName = str
+    FloatDtype = str
+else:
+    ActivationName = Literal[tuple(ACTIVATIONS)]
+    FloatDtype = Literal[FLOAT_DTYPES]
 
 
 def get_activation(name: str) -> Callable[[np.ndarray], np.ndarray]:

@@ -18,6 +18,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ..errors import FormatError, InputError, SchemaError
+from ..io.npy import FLOAT_DTYPES
 from .block import Block
 from .parameter import Parameter
 from .registry import LayerConfig, register_layer
@@ -53,12 +54,14 @@ class ParameterSpec(_Strict):
     """A parameter owned directly by the traced block (not by one of its layers)."""
 
     shape: list[Annotated[int, Field(ge=0, lt=2**63)]]
-    dtype: Literal["float16", "float32", "float64"]
+    dtype: Literal[FLOAT_DTYPES]  # type: ignore[valid-type]
     trainable: bool = True
 
 
 # A dynamic dimension's name ("batch", "seq", ...): its size is bound by the inputs at run time.
-SymbolName = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,31}$")]
+# A dynamic size's name ("batch", "seq"): declared once, used by the schema, ops and tracing.
+SYMBOL_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]{0,31}$"
+SymbolName = Annotated[str, Field(pattern=SYMBOL_PATTERN)]
 
 
 class GraphInput(_Strict):

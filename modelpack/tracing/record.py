@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from ..io.npy import FLOAT_DTYPES, SUPPORTED_DTYPES
 from ..nn import hooks, ops, registry
 from ..nn.block import Block
 from ..nn.graph import GraphInput, GraphNode, GraphOutputs, GraphSpec, ParameterSpec
@@ -88,7 +89,7 @@ class GraphBuilder:
             return name, value
         if isinstance(value, (np.ndarray, np.generic)):
             array = np.asarray(value)
-            if array.dtype.hasobject or array.dtype.name not in ops.SUPPORTED_DTYPES:
+            if array.dtype.hasobject or array.dtype.name not in SUPPORTED_DTYPES:
                 raise refuse(op, f"constant of dtype {array.dtype} cannot be stored")
             key = id(value)
             if key not in self._constant_ids:
@@ -196,7 +197,7 @@ class GraphBuilder:
     def own_parameters(self) -> dict[str, ParameterSpec]:
         specs = {}
         for name, param in self.owner.params.items():
-            if param.dtype.name not in ("float16", "float32", "float64"):
+            if param.dtype.name not in FLOAT_DTYPES:
                 raise refuse(f"parameter {name!r}", f"dtype {param.dtype} is not a float dtype")
             specs[name] = ParameterSpec(
                 shape=list(param.shape), dtype=param.dtype.name, trainable=param.grad_req != "null"

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import traceback
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -43,80 +42,23 @@ def refuse(what: str, why: str) -> TraceError:
     return TraceError(f"cannot trace {what}: {why}{_source_line()}")
 
 
+# numpy's ufuncs and array functions that tracing records, derived from the op table.
 _UFUNC_OPS: dict[Any, str] = {
-    np.add: "add",
-    np.subtract: "subtract",
-    np.multiply: "multiply",
-    np.divide: "divide",
-    np.true_divide: "divide",
-    np.power: "power",
-    np.maximum: "maximum",
-    np.minimum: "minimum",
-    np.matmul: "matmul",
-    np.negative: "negative",
-    np.absolute: "abs",
-    np.exp: "exp",
-    np.log: "log",
-    np.sqrt: "sqrt",
-    np.square: "square",
-    np.sin: "sin",
-    np.cos: "cos",
-    np.tanh: "tanh",
-    np.greater: "greater",
-    np.greater_equal: "greater_equal",
-    np.less: "less",
-    np.less_equal: "less_equal",
-    np.equal: "equal",
-    np.not_equal: "not_equal",
+    f: op.name for op in ops.OPS.values() for f in op.numpy if isinstance(f, np.ufunc)
 }
-
-
-def _reduce_fn(op: str) -> Callable[..., Any]:
-    def reduce(a: Any, axis: Any = None, keepdims: bool = False, **extra: Any) -> Any:
-        if extra:
-            raise refuse(f"numpy.{op}", f"unsupported arguments {sorted(extra)}")
-        return _record(
-            op, [a], {"axis": list(axis) if isinstance(axis, tuple) else axis, "keepdims": keepdims}
-        )
-
-    return reduce
-
-
-def _np_reshape(a: Any, shape: Any = None, /, *args: Any, **kwargs: Any) -> Any:
-    target = kwargs.pop("newshape", kwargs.pop("shape", shape))
-    if args or kwargs:
-        raise refuse("numpy.reshape", "order= and other options are not supported")
-    return _record("reshape", [a], {"shape": _shape_list(target)})
-
-
-_ARRAY_FUNCTIONS: dict[Any, Callable[..., Any]] = {
-    np.concatenate: lambda arrays, axis=0: _record("concatenate", list(arrays), {"axis": axis}),
-    np.stack: lambda arrays, axis=0: _record("stack", list(arrays), {"axis": axis}),
-    np.reshape: _np_reshape,
-    np.transpose: lambda a, axes=None: _record(
-        "transpose", [a], {"axes": None if axes is None else list(axes)}
-    ),
-    np.squeeze: lambda a, axis=None: _record(
-        "squeeze", [a], {"axis": list(axis) if isinstance(axis, tuple) else axis}
-    ),
-    np.expand_dims: lambda a, axis: _record(
-        "expand_dims", [a], {"axis": list(axis) if isinstance(axis, tuple) else axis}
-    ),
-    np.where: lambda c, a, b: _record("where", [c, a, b], {}),
-    np.sum: _reduce_fn("sum"),
-    np.mean: _reduce_fn("mean"),
-    np.max: _reduce_fn("max"),
-    np.min: _reduce_fn("min"),
-    np.amax: _reduce_fn("max"),
-    np.amin: _reduce_fn("min"),
+_FUNCTION_OPS: dict[Any, ops.OpDef] = {
+    f: op for op in ops.OPS.values() for f in op.numpy if not isinstance(f, np.ufunc)
 }
+_METHOD_OPS: dict[str, ops.OpDef] = {m: op for op in ops.OPS.values() for m in op.methods}
 
 
-def _shape_list(shape: Any) -> list[int]:
-    items = shape if isinstance(shape, (tuple, list)) else (shape,)
-    if not all(isinstance(d, (int, np.integer)) and not isinstance(d, bool) for d in items):
-        raise refuse("reshape", f"the target shape {shape!r} must be made of Python ints")
-    return [int(d) for d in items]
+def _call(op: ops.OpDef, what: str, *args: Any, **kwargs: Any) -> Any:
+    """Record ``op`` called numpy's way; a call the op cannot express is refused, named."""
+    try:
+        inputs, attrs = op.call(*args, **kwargs)
+    except TypeError as exc:
+        raise refuse(what, str(exc)) from None
+    return _record(op.name, inputs, attrs)
 
 
 class Traced:
@@ -204,6 +146,9 @@ class Traced:
     def __getattr__(self, name: str) -> Any:
         if name.startswith("__"):
             raise AttributeError(name)
+        op = _METHOD_OPS.get(name)  # x.sum(axis=1), ...: methods with numpy's own signature
+        if op is not None:
+            return lambda *args, **kwargs: _call(op, f"ndarray.{name}", self, *args, **kwargs)
         raise refuse(f"ndarray.{name}", f"it is not in the op set ({', '.join(ops.known_ops())})")
 
     # -- operators ----------------------------------------------------------------------------
@@ -292,13 +237,7 @@ class Traced:
         return self._inplace("divide", other)
 
     def __getitem__(self, index: Any) -> Any:
-        encoded = ops.encode_index(index)
-        if encoded is None:
-            raise refuse(
-                "indexing with a non-constant or advanced index",
-                f"index {index!r} must be built from ints, slices, None and ...",
-            )
-        return _record("getitem", [self], {"index": encoded})
+        return _call(ops.OPS["getitem"], "indexing with a non-constant or advanced index", self, index)
 
     # -- methods ------------------------------------------------------------------------------
     @property
@@ -306,10 +245,8 @@ class Traced:
         return _record("transpose", [self], {"axes": None})
 
     def reshape(self, *shape: Any, **kwargs: Any) -> Any:
-        if kwargs:
-            raise refuse("ndarray.reshape", "order= is not supported")
         target = shape[0] if len(shape) == 1 else shape
-        return _record("reshape", [self], {"shape": _shape_list(target)})
+        return _call(ops.OPS["reshape"], "ndarray.reshape", self, target, **kwargs)
 
     def transpose(self, *axes: Any) -> Any:
         target = axes[0] if len(axes) == 1 else axes
@@ -323,17 +260,6 @@ class Traced:
             raise refuse("ndarray.astype", "only the dtype argument is supported")
         return _record("cast", [self], {"dtype": np.dtype(dtype).name})
 
-    def sum(self, axis: Any = None, keepdims: bool = False) -> Any:
-        return _reduce_fn("sum")(self, axis, keepdims)
-
-    def mean(self, axis: Any = None, keepdims: bool = False) -> Any:
-        return _reduce_fn("mean")(self, axis, keepdims)
-
-    def max(self, axis: Any = None, keepdims: bool = False) -> Any:
-        return _reduce_fn("max")(self, axis, keepdims)
-
-    def min(self, axis: Any = None, keepdims: bool = False) -> Any:
-        return _reduce_fn("min")(self, axis, keepdims)
 
     # -- numpy dispatch -----------------------------------------------------------------------
     def __array_ufunc__(self, ufunc: Any, method: str, *inputs: Any, **kwargs: Any) -> Any:
@@ -350,13 +276,12 @@ class Traced:
         return _record(op, list(inputs), {})
 
     def __array_function__(self, func: Any, types: Any, args: Any, kwargs: Any) -> Any:
-        handler = _ARRAY_FUNCTIONS.get(func)
-        if handler is None:
-            module = getattr(func, "__module__", "numpy") or "numpy"
-            raise refuse(
-                f"{module}.{func.__name__}", f"it is not in the op set ({', '.join(ops.known_ops())})"
-            )
-        return handler(*args, **kwargs)
+        module = getattr(func, "__module__", "numpy") or "numpy"
+        name = f"{module}.{func.__name__}"
+        op = _FUNCTION_OPS.get(func)
+        if op is None:
+            raise refuse(name, f"it is not in the op set ({', '.join(ops.known_ops())})")
+        return _call(op, name, *args, **kwargs)
 
 
 def first_traced(values: Any) -> Traced | None:

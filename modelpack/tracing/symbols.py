@@ -20,12 +20,12 @@ import numpy as np
 
 from ..errors import ModelpackError, TraceError
 from ..nn.block import Block
-from ..nn.graph import GraphSpec
+from ..nn.graph import SYMBOL_PATTERN, GraphSpec
 from .record import BlockTrace, TraceResult, trace_model
 
 __all__ = ["DimSymbol", "plan_symbols", "resize", "trace_for_export"]
 
-_SYMBOL = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,31}$")
+_SYMBOL = re.compile(SYMBOL_PATTERN)
 
 
 @dataclass(frozen=True)
