@@ -14,6 +14,9 @@ from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
+from .errors import *  # noqa: F403  (the exception tree: tiny, and listed once, in errors.__all__)
+from .errors import __all__ as _ERROR_NAMES
+
 # Public name -> (module, attribute); the module is imported when the name is first used.
 _LAZY: dict[str, tuple[str, str]] = {
     "nn": ("modelpack.nn", ""),
@@ -27,47 +30,11 @@ _LAZY: dict[str, tuple[str, str]] = {
     "VerifyReport": ("modelpack.format.verify", "VerifyReport"),
     "Limits": ("modelpack.io.limits", "Limits"),
 }
-_ERRORS = (
-    "ModelpackError", "FormatError", "SchemaError", "UnknownLayerError", "VersionError",
-    "IntegrityError", "LimitError", "ParameterError", "MissingParameterError",
-    "ExtraParameterError", "ShapeMismatchError", "DtypeMismatchError",
-    "DeferredInitializationError", "UninitializedParameterError", "UnsupportedBlockError",
-    "UnsupportedDtypeError", "InputError", "TraceError", "UnknownOpError", "TensorNotFoundError",
-)
-_LAZY.update({name: ("modelpack.errors", name) for name in _ERRORS})
 
+# The public API: the verbs and types here, then the exception tree (errors.__all__).
 __all__ = [
-    "__version__",
-    "nn",
-    "export",
-    "load",
-    "save",
-    "inspect",
-    "verify",
-    "open",
-    "Archive",
-    "VerifyReport",
-    "Limits",
-    "ModelpackError",
-    "FormatError",
-    "SchemaError",
-    "UnknownLayerError",
-    "VersionError",
-    "IntegrityError",
-    "LimitError",
-    "ParameterError",
-    "MissingParameterError",
-    "ExtraParameterError",
-    "ShapeMismatchError",
-    "DtypeMismatchError",
-    "DeferredInitializationError",
-    "UninitializedParameterError",
-    "UnsupportedBlockError",
-    "UnsupportedDtypeError",
-    "InputError",
-    "TraceError",
-    "UnknownOpError",
-    "TensorNotFoundError",
+    "__version__", "nn", "export", "load", "save", "inspect", "verify", "open", "Archive",
+    "VerifyReport", "Limits", *_ERROR_NAMES,
 ]
 
 
@@ -87,32 +54,14 @@ def __dir__() -> list[str]:
     return sorted(set(globals()) | set(__all__))
 
 
-if TYPE_CHECKING:  # static analysers see the real imports
-    from . import nn
-    from .api import export, inspect, load, save
-    from .errors import (
-        DeferredInitializationError,
-        DtypeMismatchError,
-        ExtraParameterError,
-        FormatError,
-        InputError,
-        IntegrityError,
-        LimitError,
-        MissingParameterError,
-        ModelpackError,
-        ParameterError,
-        SchemaError,
-        ShapeMismatchError,
-        TensorNotFoundError,
-        TraceError,
-        UninitializedParameterError,
-        UnknownLayerError,
-        UnknownOpError,
-        UnsupportedBlockError,
-        UnsupportedDtypeError,
-        VersionError,
-    )
-    from .format.archive import Archive
+if TYPE_CHECKING:  # static analysers see the real imports (``as`` marks a re-export)
+    from . import nn as nn
+    from .api import export as export
+    from .api import inspect as inspect
+    from .api import load as load
+    from .api import save as save
+    from .format.archive import Archive as Archive
     from .format.archive import open_archive as open  # noqa: A004  (modelpack.open, like tarfile.open)
-    from .format.verify import VerifyReport, verify
-    from .io.limits import Limits
+    from .format.verify import VerifyReport as VerifyReport
+    from .format.verify import verify as verify
+    from .io.limits import Limits as Limits

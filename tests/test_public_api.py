@@ -9,7 +9,7 @@ import modelpack
 
 
 def test_every_public_name_resolves():
-    assert sorted(modelpack.__all__) == sorted({"__version__", *modelpack._LAZY})
+    assert sorted(modelpack.__all__) == sorted({"__version__", *modelpack._LAZY, *modelpack.errors.__all__})
     for name in modelpack.__all__:
         assert getattr(modelpack, name) is not None, name
     assert callable(modelpack.verify) and callable(modelpack.open)
