@@ -13,13 +13,14 @@ from typing import Any
 import numpy as np
 
 from . import __version__ as _version
-from .errors import ModelpackError, UnsupportedDtypeError
+from .errors import UnsupportedDtypeError, UsageError
 from .format import architecture, container
 from .format.archive import Archive, build_model
 from .format.schema import Layout, Manifest, TensorInfo, check_tensor_name
 from .format.verify import verify
 from .io import npz
 from .io.limits import DEFAULT_LIMITS, Limits
+from .io.npz import Integrity
 from .io.paths import PathOrFile
 from .nn.block import Block
 from .tracing.check import check_trace
@@ -93,7 +94,7 @@ def load(
     path: PathOrFile,
     *,
     mmap: bool = False,
-    integrity: container.Integrity = "crc32",
+    integrity: Integrity | str = "crc32",
     limits: Limits = DEFAULT_LIMITS,
 ) -> Any:
     """Load an archive: a ready ``modelpack.nn`` model, or the tensors that were saved.
@@ -150,7 +151,7 @@ def _check_metadata(metadata: Mapping[str, str] | None) -> dict[str, str]:
         return {}
     for key, value in metadata.items():
         if not isinstance(key, str) or not isinstance(value, str):
-            raise ModelpackError(
+            raise UsageError(
                 f"metadata must map str to str; {key!r}: {value!r} maps "
                 f"{type(key).__name__} to {type(value).__name__}"
             )
@@ -190,11 +191,11 @@ def _flatten_tensors(data: Tensors) -> tuple[dict[str, np.ndarray], Layout]:
         arrays = {}
         for key, value in data.items():
             if not isinstance(key, str):
-                raise ModelpackError(f"tensor dict keys must be str, found {key!r}")
+                raise UsageError(f"tensor dict keys must be str, found {key!r}")
             try:
                 check_tensor_name(key)
             except ValueError as exc:
-                raise ModelpackError(str(exc)) from None
+                raise UsageError(str(exc)) from None
             arrays[key] = as_array(f"tensor {key!r}", value)
         return arrays, "dict"
     if isinstance(data, (list, tuple)):

@@ -27,6 +27,7 @@ from modelpack.errors import (
     DeferredInitializationError,
     DtypeMismatchError,
     FormatError,
+    UsageError,
     IntegrityError,
     LimitError,
     SchemaError,
@@ -414,7 +415,7 @@ def test_manifest_reader_is_the_only_manifest_reader():
 def test_integrity_modes(exported):
     net = modelpack.load(exported, integrity="sha256")
     assert list(net.collect_params()) == ["0.weight", "0.bias", "1.weight", "1.bias"]
-    with pytest.raises(ValueError, match="integrity must be 'crc32' or 'sha256', not 'md5'"):
+    with pytest.raises(UsageError, match="integrity must be 'crc32' or 'sha256', not 'md5'"):
         modelpack.load(exported, integrity="md5")
 
 

@@ -25,9 +25,10 @@ from typing import IO, Any
 
 import numpy as np
 
-from ..errors import FormatError, ModelpackError, TensorNotFoundError
+from ..errors import FormatError, ModelpackError, TensorNotFoundError, UsageError
 from ..io import npz
 from ..io.limits import DEFAULT_LIMITS, Limits
+from ..io.npz import Integrity
 from ..io.paths import PathOrFile, describe, open_for_reading
 from ..nn.block import Block
 from . import architecture, container
@@ -47,12 +48,10 @@ class Archive:
     """
 
     def __init__(
-        self, path: PathOrFile, *, limits: Limits = DEFAULT_LIMITS, integrity: container.Integrity = "crc32"
+        self, path: PathOrFile, *, limits: Limits = DEFAULT_LIMITS, integrity: Integrity | str = "crc32"
     ) -> None:
-        if integrity not in ("crc32", "sha256"):
-            raise ValueError(f"integrity must be 'crc32' or 'sha256', not {integrity!r}")
+        self._integrity = Integrity.of(integrity)
         self.name = describe(path)
-        self._sha256 = integrity == "sha256"
         self._cleanup = contextlib.ExitStack()
         try:
             self._handle: IO[bytes] = self._cleanup.enter_context(open_for_reading(path))
@@ -108,7 +107,7 @@ class Archive:
             return self._mapped(self._require_location(name, info))
         location = self._locate(name, info)
         if location is None:
-            return self._bundle.read(name, info, with_sha256=self._sha256)
+            return self._bundle.read(name, info, integrity=self._integrity)
         return self._read(location)
 
     def read_all(self, *, mmap: bool = False) -> dict[str, np.ndarray]:
@@ -122,7 +121,7 @@ class Archive:
         arrays: dict[str, np.ndarray] = {}
         for name, location in located.items():
             if location is None:
-                arrays[name] = self._bundle.read(name, infos[name], with_sha256=self._sha256)
+                arrays[name] = self._bundle.read(name, infos[name], integrity=self._integrity)
         pending = [location for location in located.values() if location is not None]
         if sum(location.nbytes for location in pending) < _PARALLEL_BYTES:
             arrays.update({location.name: self._read(location) for location in pending})
@@ -154,7 +153,7 @@ class Archive:
             if count <= 0:
                 raise FormatError(f"{location.where} is truncated: the file ends inside its data")
             filled += count
-        location.check(buffer, sha256=self._sha256)
+        location.check(buffer, integrity=self._integrity)
         return array
 
     def _locate(self, name: str, info: TensorInfo) -> npz.TensorLocation | None:
@@ -166,7 +165,7 @@ class Archive:
     def _require_location(self, name: str, info: TensorInfo) -> npz.TensorLocation:
         location = self._locate(name, info)
         if location is None:
-            raise ModelpackError(
+            raise UsageError(
                 f"{self.name}: tensor {name!r} cannot be memory-mapped: mapping needs an archive "
                 "file on disk with stored (uncompressed) weights; load it without mmap=True"
             )
@@ -183,15 +182,16 @@ class Archive:
     def _check_on_first_read(self, net: Block) -> None:
         """Each mapped parameter checks its CRC-32 when the model first reads it; graph
         constants (small) are checked now."""
-        sha = self._sha256
+        integrity = self._integrity
         params = net.collect_params()
         for name, info in self.manifest.weights.items():
             location = self._require_location(name, info)
             param = params.get(name)
             if param is None:
-                location.check(self._mapped(location), sha256=sha)
+                location.check(self._mapped(location), integrity=integrity)
             else:
-                param.check_on_first_read(functools.partial(location.check, param.data(), sha256=sha))
+                check = functools.partial(location.check, param.data(), integrity=integrity)
+                param.check_on_first_read(check)
 
     # -- lifetime ----------------------------------------------------------------------------
     def close(self) -> None:
@@ -212,7 +212,7 @@ class Archive:
 
 
 def open_archive(
-    path: PathOrFile, *, limits: Limits = DEFAULT_LIMITS, integrity: container.Integrity = "crc32"
+    path: PathOrFile, *, limits: Limits = DEFAULT_LIMITS, integrity: Integrity | str = "crc32"
 ) -> Archive:
     """Open an archive for lazy reading (``modelpack.open``); use it as a context manager."""
     return Archive(path, limits=limits, integrity=integrity)

@@ -23,7 +23,7 @@ import tempfile
 import zipfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import IO, Literal
+from typing import IO
 
 import numpy as np
 
@@ -35,14 +35,13 @@ from ..io.sniff import refuse_other_kind
 from ..io.zipio import STORED, Member, MemberReader, Source
 from ..io.zipread import read_directory
 from ..io.zipwrite import Piece, PlannedMember, ZipPlan
-from . import schema
+from . import schema, versions
 from .schema import FORMAT_VERSION, Manifest, manifest_to_yaml
 
 __all__ = [
     "MANIFEST_MEMBER",
     "WEIGHTS_MEMBER",
     "MANIFEST_HASH_PREFIX",
-    "Integrity",
     "write_archive",
     "read_manifest",
 ]
@@ -53,14 +52,10 @@ MEMBERS = (MANIFEST_MEMBER, WEIGHTS_MEMBER)
 MANIFEST_HASH_PREFIX = b"modelpack-manifest-sha256:"
 _HASH_COMMENT = re.compile(rb"modelpack-manifest-sha256:([0-9a-f]{64})\Z")
 
-# "crc32": zip's CRC-32 of every member read, and the manifest's SHA-256 (the default; costs
-# about a tenth of a read). "sha256": also every tensor's SHA-256 against the manifest.
-Integrity = Literal["crc32", "sha256"]
 
 _MAX_OUTER_MEMBERS = 16  # a directory declaring more is refused before it is read
 _COPY_CHUNK = 1024 * 1024
 _ZIP64_LIMIT = (1 << 31) - 1
-_FIRST_HASHED_VERSION = (1, 1)
 
 
 def write_archive(
@@ -206,7 +201,7 @@ class Container:
         """The zip comment's SHA-256 must match; from format 1.1 on it must be there."""
         match = _HASH_COMMENT.match(self.comment)
         if match is None:
-            if version < _FIRST_HASHED_VERSION:
+            if not versions.rules(version).hashes:
                 return  # format 1.0 recorded no hash; its comment means nothing to us
             found = f"comment {self.comment[:80]!r}" if self.comment else "no comment"
             raise IntegrityError(
@@ -222,7 +217,7 @@ class Container:
 
     def validate_manifest(self, document: dict, version: tuple[int, int]) -> Manifest:
         manifest = schema.manifest_from_dict(document, source=self._manifest_where)
-        if version >= _FIRST_HASHED_VERSION:
+        if versions.rules(version).hashes:
             unhashed = [tensor for tensor, info in manifest.weights.items() if info.sha256 is None]
             if unhashed:
                 raise SchemaError(

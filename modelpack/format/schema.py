@@ -30,6 +30,7 @@ from ..io import safeyaml
 from ..io.limits import DEFAULT_LIMITS
 from ..io.npy import SUPPORTED_DTYPES
 from ..nn import registry
+from .versions import FORMAT_VERSION
 
 __all__ = [
     "FORMAT_NAME",
@@ -48,12 +49,6 @@ __all__ = [
 
 FORMAT_NAME = "modelpack"
 
-# "MAJOR.MINOR". Bump MINOR for additions an older reader may safely ignore (a new optional
-# manifest field, a new optional member); bump MAJOR for anything an older reader would
-# misread (a changed meaning, a new required field or member). Readers accept their own major
-# and older ones; keep a test archive of every released version under spec/examples/.
-# 1.0: first release. 1.1: a SHA-256 per tensor, the manifest's SHA-256 in the zip comment.
-FORMAT_VERSION = "1.1"
 
 # Deepest architecture tree accepted (a Sequential inside a Sequential ... ); documented in
 # the spec, and far beyond any real network.

@@ -11,6 +11,7 @@ size compared with what the bytes can back, before an array is allocated.
 
 from __future__ import annotations
 
+import enum
 import hashlib
 import os
 import zipfile
@@ -27,6 +28,7 @@ from ..errors import (
     IntegrityError,
     LimitError,
     ModelpackError,
+    UsageError,
 )
 from .limits import DEFAULT_LIMITS, GRACE_BYTES, Limits
 from .npy import (
@@ -48,6 +50,7 @@ __all__ = [
     "canonical_array",
     "tensor_sha256",
     "check_sha256",
+    "Integrity",
     "fixed_zipinfo",
     "write_npz",
     "read_npz",
@@ -139,6 +142,30 @@ def write_npz(handle: IO[bytes], arrays: Mapping[str, np.ndarray], *, compress: 
                 np.lib.format.write_array(member, canonical_array(array), allow_pickle=False)
 
 
+class Integrity(str, enum.Enum):
+    """How much a read checks, as one value from the public call down to the member reader.
+
+    ``CRC32`` (the default): zip's CRC-32 of every member read, and the manifest's SHA-256.
+    ``SHA256``: also every tensor's SHA-256 against the manifest (about twice the time).
+    """
+
+    CRC32 = "crc32"
+    SHA256 = "sha256"
+
+    @classmethod
+    def of(cls, value: Integrity | str) -> Integrity:
+        """The mode a caller named; anything else is a UsageError listing the modes."""
+        try:
+            return cls(value)
+        except ValueError:
+            modes = " or ".join(repr(mode.value) for mode in cls)
+            raise UsageError(f"integrity must be {modes}, not {value!r}") from None
+
+    @property
+    def tensor_sha256(self) -> bool:
+        return self is Integrity.SHA256
+
+
 def read_npz(
     handle: IO[bytes],
     *,
@@ -205,7 +232,9 @@ class Bundle:
                 f"from the bundle (missing: {missing})"
             )
 
-    def read(self, name: str, want: ExpectedTensor | None = None, *, with_sha256: bool = False) -> np.ndarray:
+    def read(
+        self, name: str, want: ExpectedTensor | None = None, *, integrity: Integrity = Integrity.CRC32
+    ) -> np.ndarray:
         """One tensor as a fresh writable array; CRC-32 always checked, SHA-256 on request."""
         reader = MemberReader(self.source, self.members[name])
         shape, fortran_order, dtype = read_header(reader, want)
@@ -216,7 +245,7 @@ class Bundle:
         if array.nbytes:
             reader.readinto(array.reshape(-1).view(np.uint8).data)
         reader.finish()
-        if with_sha256 and want is not None and want.sha256 is not None:
+        if integrity.tensor_sha256 and want is not None and want.sha256 is not None:
             check_sha256(reader.where, name, want.sha256, tensor_sha256(array))
         if fortran_order:
             array = array.transpose().copy(order="C")
@@ -270,7 +299,7 @@ class TensorLocation:
     member_crc: int
     sha256: str | None
 
-    def check(self, data: memoryview | np.ndarray, *, sha256: bool) -> None:
+    def check(self, data: memoryview | np.ndarray, *, integrity: Integrity) -> None:
         """CRC-32 of the member (header + data) against the directory; SHA-256 on request."""
         if isinstance(data, np.ndarray):
             data = data.reshape(-1).view(np.uint8).data
@@ -280,7 +309,7 @@ class TensorLocation:
                 f"{self.where} is damaged: CRC-32 is {crc:08x}, the zip directory records "
                 f"{self.member_crc:08x}"
             )
-        if sha256 and self.sha256 is not None:
+        if integrity.tensor_sha256 and self.sha256 is not None:
             check_sha256(self.where, self.name, self.sha256, hashlib.sha256(data).hexdigest())
 
 

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from ..errors import ModelpackError
+from ..errors import UsageError
 from ..io.npy import FLOAT_DTYPES
 from .block import Block
 from .registry import LayerConfig, register_layer
@@ -128,7 +128,7 @@ def get_activation(name: str) -> Callable[[np.ndarray], np.ndarray]:
     try:
         return ACTIVATIONS[name]
     except (KeyError, TypeError):
-        raise ModelpackError(
+        raise UsageError(
             f"unknown activation {name!r}; known activations: {', '.join(ACTIVATIONS)}"
         ) from None
 

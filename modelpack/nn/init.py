@@ -10,7 +10,7 @@ import math
 
 import numpy as np
 
-from ..errors import ModelpackError
+from ..errors import UsageError
 
 __all__ = [
     "Initializer",
@@ -87,16 +87,16 @@ class Xavier(Initializer):
 
     def __init__(self, rnd_type: str = "uniform", factor_type: str = "avg", magnitude: float = 3.0) -> None:
         if rnd_type not in ("uniform", "gaussian"):
-            raise ModelpackError(f"Xavier rnd_type must be 'uniform' or 'gaussian', got {rnd_type!r}")
+            raise UsageError(f"Xavier rnd_type must be 'uniform' or 'gaussian', got {rnd_type!r}")
         if factor_type not in ("avg", "in", "out"):
-            raise ModelpackError(f"Xavier factor_type must be 'avg', 'in' or 'out', got {factor_type!r}")
+            raise UsageError(f"Xavier factor_type must be 'avg', 'in' or 'out', got {factor_type!r}")
         self.rnd_type = rnd_type
         self.factor_type = factor_type
         self.magnitude = float(magnitude)
 
     def _draw(self, shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
         if len(shape) < 2:
-            raise ModelpackError(f"Xavier needs a shape of at least 2 dims, got {shape}")
+            raise UsageError(f"Xavier needs a shape of at least 2 dims, got {shape}")
         receptive = math.prod(shape[2:]) if len(shape) > 2 else 1
         fan_in, fan_out = shape[1] * receptive, shape[0] * receptive
         factor = {"avg": (fan_in + fan_out) / 2.0, "in": fan_in, "out": fan_out}[self.factor_type]
@@ -121,4 +121,4 @@ def create(init: Initializer | str | None) -> Initializer | None:
         return init
     if isinstance(init, str) and init.lower() in _BY_NAME:
         return _BY_NAME[init.lower()]()
-    raise ModelpackError(f"unknown initializer {init!r}; known names: {sorted(_BY_NAME)}")
+    raise UsageError(f"unknown initializer {init!r}; known names: {sorted(_BY_NAME)}")

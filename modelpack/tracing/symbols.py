@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import ModelpackError, TraceError
+from ..errors import TraceError, UsageError
 from ..nn.block import Block
 from ..nn.graph import SYMBOL_PATTERN, GraphSpec
 from .record import BlockTrace, TraceResult, trace_model
@@ -50,15 +50,15 @@ def plan_symbols(
 
     def declare(name: str, index: int, axis: int) -> None:
         if not isinstance(name, str) or not _SYMBOL.match(name):
-            raise ModelpackError(f"dynamic dimension name {name!r} must be an identifier")
+            raise UsageError(f"dynamic dimension name {name!r} must be an identifier")
         if not 0 <= index < len(examples):
-            raise ModelpackError(f"dynamic_axes names input {index}, but forward takes {len(examples)}")
+            raise UsageError(f"dynamic_axes names input {index}, but forward takes {len(examples)}")
         ndim = examples[index].ndim
         if not -ndim <= axis < ndim:
-            raise ModelpackError(f"dynamic_axes: input {index} has {ndim} axes, no axis {axis}")
+            raise UsageError(f"dynamic_axes: input {index} has {ndim} axes, no axis {axis}")
         place = (index, axis % ndim)
         if owner.get(place, name) != name:
-            raise ModelpackError(f"input {index} axis {place[1]} is named both {owner[place]!r} and {name!r}")
+            raise UsageError(f"input {index} axis {place[1]} is named both {owner[place]!r} and {name!r}")
         if place not in owner:
             owner[place] = name
             places.setdefault(name, []).append(place)
@@ -74,12 +74,12 @@ def plan_symbols(
     for step, (name, where) in enumerate(places.items(), start=1):
         sizes = {int(examples[i].shape[a]) for i, a in where}
         if len(sizes) != 1:
-            raise ModelpackError(
+            raise UsageError(
                 f"dynamic dimension {name!r} has different sizes in the example: {sorted(sizes)}"
             )
         size = sizes.pop()
         if size == 0:
-            raise ModelpackError(
+            raise UsageError(
                 f"dynamic dimension {name!r} is empty in the example; give it at least one element"
             )
         symbols.append(DimSymbol(name, size, step, tuple(where)))

@@ -1,0 +1,53 @@
+"""The format versions in one table: what each requires of an archive.
+
+Readers and ``verify`` ask this table (``rules(version).hashes``) instead of comparing version
+numbers inline, so a new version is one entry here plus what it adds.
+
+How to bump: "MAJOR.MINOR". Bump MINOR for additions an older reader may safely ignore (a new
+optional manifest field, a new optional member); bump MAJOR for anything an older reader
+would misread (a changed meaning, a new required field or member). Readers accept their own
+major and older ones, and a newer minor of their major with unknown optional fields dropped.
+Keep an example archive of every released version under ``spec/examples/``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["FormatRules", "VERSIONS", "FORMAT_VERSION", "CURRENT", "rules"]
+
+
+@dataclass(frozen=True)
+class FormatRules:
+    """What archives of one format version must hold."""
+
+    version: tuple[int, int]
+    # A SHA-256 of every tensor in the manifest, and the manifest's own in the zip comment.
+    hashes: bool
+    note: str
+
+    @property
+    def name(self) -> str:
+        return f"{self.version[0]}.{self.version[1]}"
+
+
+VERSIONS: dict[tuple[int, int], FormatRules] = {
+    rule.version: rule
+    for rule in (
+        FormatRules((1, 0), hashes=False, note="first release"),
+        FormatRules((1, 1), hashes=True, note="SHA-256 per tensor, and the manifest's in the zip comment"),
+    )
+}
+CURRENT = VERSIONS[max(VERSIONS)]
+FORMAT_VERSION = CURRENT.name  # what writers write
+
+
+def rules(version: tuple[int, int]) -> FormatRules:
+    """The rules for ``version``; a newer minor of a known major follows the newest known
+    (it may only add what older readers can ignore)."""
+    if version in VERSIONS:
+        return VERSIONS[version]
+    same_major = [known for known in VERSIONS if known[0] == version[0] and known < version]
+    if not same_major:
+        raise ValueError(f"format version {version[0]}.{version[1]} has no rules in this reader")
+    return VERSIONS[max(same_major)]
