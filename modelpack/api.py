@@ -13,9 +13,10 @@ from typing import Any
 import numpy as np
 
 from . import __version__ as _version
+from . import tracing
 from .errors import UnsupportedDtypeError, UsageError
 from .format import architecture, container
-from .format.archive import Archive, build_model
+from .format.archive import Archive
 from .format.schema import Layout, Manifest, TensorInfo, check_tensor_name
 from .format.verify import verify
 from .io import npz
@@ -23,9 +24,6 @@ from .io.limits import DEFAULT_LIMITS, Limits
 from .io.npz import Integrity
 from .io.paths import PathOrFile
 from .nn.block import Block
-from .tracing.check import check_trace
-from .tracing.record import is_opaque
-from .tracing.symbols import plan_symbols, trace_for_export
 
 __all__ = ["export", "load", "save", "inspect", "verify"]
 
@@ -56,22 +54,13 @@ def export(
     deflates the weights (smaller, slower).
     """
     examples = _as_example(example)
-    traces, symbols = None, []
-    if not is_opaque(net):
-        if examples is None:
-            architecture.describe(net)  # raises UnsupportedBlockError naming the custom block
-        assert examples is not None
-        symbols = plan_symbols(examples, dynamic_batch=dynamic_batch, dynamic_axes=dynamic_axes)
-        traces = trace_for_export(net, examples, symbols)
-    architecture.check_initialized(net)
-    constants: dict[str, np.ndarray] = {}
-    tree = architecture.describe(net, traces=traces, constants=constants)
-    architecture.check_rebuilds_identically(net, tree)
-    arrays = {name: param.data() for name, param in net.collect_params().items()}
-    arrays.update(constants)
-    if traces is not None and examples is not None:
-        loaded = build_model(tree, dict(arrays), "<traced graph>")
-        check_trace(net, loaded, examples, symbols)
+    traces, symbols = tracing.trace_for_export(
+        net, examples, dynamic_batch=dynamic_batch, dynamic_axes=dynamic_axes
+    )
+    tree, arrays = architecture.describe_for_export(net, traces)
+    if traces is not None and examples is not None:  # the graph must reproduce forward
+        loaded = architecture.build_model(tree, dict(arrays), "<traced graph>")
+        tracing.check_trace(net, loaded, examples, symbols)
     _write(path, arrays, metadata, compress, kind="model", architecture=tree)
 
 

@@ -27,7 +27,6 @@ from modelpack.errors import (
     DeferredInitializationError,
     DtypeMismatchError,
     FormatError,
-    UsageError,
     IntegrityError,
     LimitError,
     SchemaError,
@@ -36,6 +35,7 @@ from modelpack.errors import (
     UnknownLayerError,
     UnsupportedBlockError,
     UnsupportedDtypeError,
+    UsageError,
     VersionError,
 )
 

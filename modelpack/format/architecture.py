@@ -16,6 +16,7 @@ import numpy as np
 from ..errors import (
     DeferredInitializationError,
     FormatError,
+    ModelpackError,
     SchemaError,
     UninitializedParameterError,
     UnsupportedBlockError,
@@ -30,7 +31,9 @@ from .schema import LayerNode
 
 __all__ = [
     "describe",
+    "describe_for_export",
     "build",
+    "build_model",
     "attach_constants",
     "check_initialized",
     "check_rebuilds_identically",
@@ -123,6 +126,28 @@ def build(node: LayerNode, *, source: str = "<architecture>") -> Block:
     if isinstance(block, GraphBlock):
         block.check_references()
     return block
+
+
+def build_model(tree: LayerNode, arrays: dict[str, np.ndarray], source: str) -> Block:
+    """A model from its architecture and arrays: graph constants first, then parameters."""
+    net = build(tree, source=f"{source}: manifest.yaml")
+    try:
+        parameters = attach_constants(net, arrays, source)
+        net.set_parameters(parameters, source=source)
+    except ModelpackError as exc:
+        raise FormatError(f"{source}: weights do not fit the architecture: {exc}") from exc
+    return net
+
+
+def describe_for_export(net: Block, traces: TraceResult | None) -> tuple[LayerNode, dict[str, np.ndarray]]:
+    """The tree and every array an archive of ``net`` holds, after every check that the
+    loaded model will be exactly ``net``: described, initialised, rebuilt identically."""
+    constants: dict[str, np.ndarray] = {}
+    tree = describe(net, traces=traces, constants=constants)
+    check_initialized(net)
+    check_rebuilds_identically(net, tree)
+    arrays = {name: param.data() for name, param in net.collect_params().items()}
+    return tree, {**arrays, **constants}
 
 
 def attach_constants(net: Block, arrays: dict[str, np.ndarray], source: str) -> dict[str, np.ndarray]:

@@ -25,7 +25,7 @@ from typing import IO, Any
 
 import numpy as np
 
-from ..errors import FormatError, ModelpackError, TensorNotFoundError, UsageError
+from ..errors import FormatError, TensorNotFoundError, UsageError
 from ..io import npz
 from ..io.limits import DEFAULT_LIMITS, Limits
 from ..io.npz import Integrity
@@ -137,7 +137,7 @@ class Archive:
         if self.manifest.kind == "tensors":
             return _unflatten(arrays, self.manifest.layout)
         assert self.manifest.architecture is not None  # guaranteed by Manifest validation
-        net = build_model(self.manifest.architecture, arrays, self.name)
+        net = architecture.build_model(self.manifest.architecture, arrays, self.name)
         if mmap:
             self._check_on_first_read(net)
         return net
@@ -216,17 +216,6 @@ def open_archive(
 ) -> Archive:
     """Open an archive for lazy reading (``modelpack.open``); use it as a context manager."""
     return Archive(path, limits=limits, integrity=integrity)
-
-
-def build_model(tree: LayerNode, arrays: dict[str, np.ndarray], source: str) -> Block:
-    """A model from its architecture and arrays: graph constants first, then parameters."""
-    net = architecture.build(tree, source=f"{source}: manifest.yaml")
-    try:
-        parameters = architecture.attach_constants(net, arrays, source)
-        net.set_parameters(parameters, source=source)
-    except ModelpackError as exc:
-        raise FormatError(f"{source}: weights do not fit the architecture: {exc}") from exc
-    return net
 
 
 def _unflatten(arrays: dict[str, np.ndarray], layout: str | None) -> Any:

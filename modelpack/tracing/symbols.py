@@ -23,7 +23,7 @@ from ..nn.block import Block
 from ..nn.graph import SYMBOL_PATTERN, GraphSpec
 from .record import BlockTrace, TraceResult, trace_model
 
-__all__ = ["DimSymbol", "plan_symbols", "resize", "trace_for_export"]
+__all__ = ["DimSymbol", "plan_symbols", "resize", "trace_twice"]
 
 _SYMBOL = re.compile(SYMBOL_PATTERN)
 
@@ -97,7 +97,7 @@ def resize(examples: tuple[np.ndarray, ...], symbols: list[DimSymbol], growth: i
     return tuple(out)
 
 
-def trace_for_export(net: Block, examples: tuple[np.ndarray, ...], symbols: list[DimSymbol]) -> TraceResult:
+def trace_twice(net: Block, examples: tuple[np.ndarray, ...], symbols: list[DimSymbol]) -> TraceResult:
     """Trace once (no dynamic dimensions) or twice, and keep the size-dependent values symbolic."""
     first, _ = trace_model(net, examples)
     if not symbols:
