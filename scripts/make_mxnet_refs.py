@@ -355,6 +355,35 @@ def legacy_models() -> None:
     run_and_export("legacy-cnn", cnn, onp.random.normal(size=(2, 3, 9, 9)).astype("float32"))
 
 
+RESHAPE_CASES = [
+    ("legacy", (2, 3, 4), (4, 0, 2)), ("legacy", (2, 3, 4), (2, 0, 0)), ("legacy", (2, 3, 4), (6, 1, -1)),
+    ("legacy", (2, 3, 4), (3, -1, 8)), ("legacy", (2, 3, 4), (-1,)), ("legacy", (2, 3, 4), (-2,)),
+    ("legacy", (2, 3, 4), (2, -2)), ("legacy", (2, 3, 4), (-2, 1, 1)), ("legacy", (2, 3, 4), (-3, 4)),
+    ("legacy", (2, 3, 5, 6), (-3, -3)), ("legacy", (2, 3, 4), (0, -3)), ("legacy", (2, 3, 4), (-3, -2)),
+    ("legacy", (2, 3, 4), (-4, 1, 2, -2)), ("legacy", (2, 3, 4), (2, -4, -1, 3, -2)),
+    ("legacy", (6, 4), (-4, -1, 2, 0)), ("legacy", (5, 1, 7), (0, -1)),
+    ("npx", (2, 3, 4), (-2, -2, -2)), ("npx", (2, 1, 4), (-2, -3, -2)), ("npx", (2, 3, 4), (-4,)),
+    ("npx", (2, 3, 4), (-5, -4)), ("npx", (2, 3, 4), (-6, 1, 2, -4)), ("npx", (2, 3, 4), (2, -6, -1, 3, -4)),
+    ("npx", (2, 3, 4), (-2, -1)), ("npx", (2, 3, 4), (-1, 4)), ("npx", (4, 6), (-6, 2, -1, -2)),
+]
+
+
+def reshape_cases() -> None:
+    """MXNet's own answer for each reshape code pattern (the converter resolves the codes)."""
+    answers = []
+    for codes, shape, target in RESHAPE_CASES:
+        if codes == "npx":
+            npx.set_np()
+            try:
+                out = npx.reshape(np.zeros(shape), target).shape
+            finally:
+                npx.reset_np()
+        else:
+            out = nd.zeros(shape).reshape(target).shape
+        answers.append({"codes": codes, "shape": list(shape), "target": list(target), "output": list(out)})
+    (OUT / "reshape-cases.json").write_text(json.dumps(answers, indent=1) + "\n")
+
+
 def main() -> int:
     if mx.__version__ != "1.9.1":
         print(f"expected mxnet 1.9.1, found {mx.__version__}", file=sys.stderr)
@@ -371,6 +400,7 @@ def main() -> int:
     sequential_models()
     graph_models()
     legacy_models()
+    reshape_cases()
     total = sum(p.stat().st_size for p in OUT.iterdir())
     (OUT / "MANIFEST.json").write_text(json.dumps(
         {"mxnet": mx.__version__, "numpy": onp.__version__,
