@@ -19,7 +19,7 @@ from mxnet_writer import FLAGS, ndarray_file, record, save
 
 from modelpack.errors import FormatError, LimitError, ModelpackError, UnsupportedDtypeError
 from modelpack.interop.mxnet import ndarray
-from modelpack.limits import Limits
+from modelpack.io.limits import Limits
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "mxnet"
 EXPECTED = sorted(p.name[: -len(".expected.npz")] for p in DATA.glob("*.expected.npz"))
@@ -235,12 +235,12 @@ def test_lying_shape_would_allocate_huge(tmp_path):
 
 def test_declared_data_over_the_limit(tmp_path):
     data = ndarray_file([ONE, ONE])
-    refused(tmp_path, data, LimitError, r"array 1 brings the data to 24 bytes, over the limit; pass limits=modelpack.Limits\(max_total_bytes=",
+    refused(tmp_path, data, LimitError, r"array 1: the data declared so far, in bytes, \(24\) is over the limit of 20; pass limits=modelpack.Limits\(max_total_bytes=\.\.\.\)",
             limits=Limits(max_total_bytes=20))
 
 
 def test_lying_array_count(tmp_path):
-    refused(tmp_path, ndarray_file([ONE], count=2**40), LimitError, "declares 1099511627776 arrays")
+    refused(tmp_path, ndarray_file([ONE], count=2**40), LimitError, r"the array count \(1099511627776\) is over the limit of 100000; pass limits=modelpack.Limits\(max_tensors=")
     refused(tmp_path, ndarray_file([ONE], count=1000), FormatError, "the array count is 1000, but 1000 records need more than")
 
 

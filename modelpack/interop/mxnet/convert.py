@@ -19,9 +19,9 @@ from typing import Any
 
 import numpy as np
 
-from ..._paths import PathOrFile, describe, is_file_object
 from ...errors import ExtraParameterError, FormatError, ModelpackError, UnsupportedBlockError
-from ...limits import DEFAULT_LIMITS, Limits
+from ...io.limits import DEFAULT_LIMITS, Limits
+from ...io.paths import PathOrFile, describe, is_file_object
 from ...nn.block import Block
 from . import ndarray
 from .builder import Builder, InputShape

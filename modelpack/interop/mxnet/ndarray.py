@@ -27,9 +27,9 @@ from typing import IO, Any
 
 import numpy as np
 
-from ..._paths import PathOrFile, describe, open_for_reading
 from ...errors import FormatError, LimitError, UnsupportedDtypeError
-from ...limits import DEFAULT_LIMITS, Limits
+from ...io.limits import DEFAULT_LIMITS, Limits
+from ...io.paths import PathOrFile, describe, open_for_reading
 
 __all__ = ["LIST_MAGIC", "TYPE_FLAGS", "Entry", "Index", "is_ndarray_file", "scan", "load", "read_arrays"]
 
@@ -163,7 +163,7 @@ def _scan(cursor: _Cursor, limits: Limits) -> Index:
         )
     if count > limits.max_tensors:
         raise LimitError(
-            f"{cursor.source} declares {count} arrays, over the limit; {limits.hint('max_tensors')}"
+            cursor.source, "the array count", count, limit="max_tensors", allowed=limits.max_tensors
         )
     if count * _MIN_RECORD > cursor.remaining:
         raise cursor.error(
@@ -176,10 +176,8 @@ def _scan(cursor: _Cursor, limits: Limits) -> Index:
         entry = _scan_record(cursor, position)
         total += entry.nbytes
         if total > limits.max_total_bytes:
-            raise LimitError(
-                f"{cursor.source}: array {position} brings the data to {total} bytes, over the limit; "
-                f"{limits.hint('max_total_bytes')}"
-            )
+            raise LimitError(f"{cursor.source}: array {position}", "the data declared so far, in bytes,",
+                             total, limit="max_total_bytes", allowed=limits.max_total_bytes)
         entries.append(entry)
     names = _scan_names(cursor, count)
     if cursor.remaining:

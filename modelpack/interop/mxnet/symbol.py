@@ -16,9 +16,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from ..._paths import PathOrFile, describe, open_for_reading
 from ...errors import FormatError, LimitError
-from ...limits import DEFAULT_LIMITS, Limits
+from ...io.limits import DEFAULT_LIMITS, Limits
+from ...io.paths import PathOrFile, describe, open_for_reading
 
 __all__ = ["Symbol", "SymbolNode", "read_symbol", "parse_symbol", "Attrs", "MAX_ATTR_CHARS"]
 
@@ -74,7 +74,8 @@ def read_symbol(source: PathOrFile, *, limits: Limits = DEFAULT_LIMITS) -> Symbo
     with open_for_reading(source) as handle:
         data = handle.read(limits.max_manifest_bytes + 1)
     if len(data) > limits.max_manifest_bytes:
-        raise LimitError(f"{name}: the symbol JSON is over the limit; {limits.hint('max_manifest_bytes')}")
+        raise LimitError(name, "the symbol JSON's size in bytes", len(data), limit="max_manifest_bytes",
+                         allowed=limits.max_manifest_bytes, note=" (at least; the rest is unread)")
     return parse_symbol(data, name)
 
 
