@@ -26,6 +26,8 @@ _LAZY: dict[str, tuple[str, str]] = {
     "Archive": ("modelpack.format.archive", "Archive"),
     "VerifyReport": ("modelpack.format.verify", "VerifyReport"),
     "Limits": ("modelpack.io.limits", "Limits"),
+    "convert": ("modelpack.interop.mxnet", "convert"),
+    "npx": ("modelpack.npx", ""),
 }
 _ERRORS = (
     "ModelpackError", "FormatError", "SchemaError", "UnknownLayerError", "VersionError",
@@ -48,6 +50,8 @@ __all__ = [
     "Archive",
     "VerifyReport",
     "Limits",
+    "convert",
+    "npx",
     "ModelpackError",
     "FormatError",
     "SchemaError",
@@ -88,7 +92,7 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # static analysers see the real imports
-    from . import nn
+    from . import nn, npx
     from .api import export, inspect, load, save
     from .errors import (
         DeferredInitializationError,
@@ -115,4 +119,5 @@ if TYPE_CHECKING:  # static analysers see the real imports
     from .format.archive import Archive
     from .format.archive import open_archive as open  # noqa: A004  (modelpack.open, like tarfile.open)
     from .format.verify import VerifyReport, verify
+    from .interop.mxnet import convert
     from .io.limits import Limits

@@ -23,9 +23,9 @@ from modelpack.errors import (
     FormatError,
     LimitError,
     MissingParameterError,
-    ModelpackError,
     UnknownOpError,
     UnsupportedBlockError,
+    UsageError,
 )
 from modelpack.interop import mxnet
 from modelpack.interop.mxnet.reshape import mxnet_reshape, symbolic_shape
@@ -278,7 +278,7 @@ def test_prelu_per_channel(tmp_path):
     sym = Sym()
     out = sym.op("LeakyReLU", sym.var("data"), sym.var("p_alpha"), act_type="prelu")
     alpha = np.array([0.1, -0.5, 2.0, 0.3], np.float32)
-    with pytest.raises(ModelpackError, match="the rank of input 'data' cannot be inferred"):
+    with pytest.raises(UsageError, match="the rank of input 'data' cannot be inferred"):
         _run(tmp_path, sym, [out], {"p_alpha": alpha}, None)  # the slopes' axis depends on the rank
     net = _run(tmp_path, sym, [out], {"p_alpha": alpha}, None, input_shapes={"data": (None, 4, None, None)})
     assert list(net.collect_params()) == ["p_alpha"]
@@ -289,12 +289,12 @@ def test_prelu_per_channel(tmp_path):
 def test_rank_must_be_given_when_no_layer_fixes_it(tmp_path):
     sym = Sym()
     out = sym.op("_mul_scalar", sym.op("softmax", sym.var("data")), scalar=2)
-    with pytest.raises(ModelpackError, match=r"t-symbol.json: the rank of input 'data' cannot be inferred .* pass input_shapes=\{'data': \(None, ...\)\}") as caught:
+    with pytest.raises(UsageError, match=r"t-symbol.json: the rank of input 'data' cannot be inferred .* pass input_shapes=\{'data': \(None, ...\)\}") as caught:
         _run(tmp_path, sym, [out], {}, None)
-    assert type(caught.value) is ModelpackError
+    assert type(caught.value) is UsageError
     got = _run(tmp_path, sym, [out], {}, X[0], input_shapes={"data": (None, 5)})
     np.testing.assert_allclose(got, 2 * np.exp(X[0]) / np.exp(X[0]).sum(-1, keepdims=True), rtol=1e-6)
-    with pytest.raises(ModelpackError, match=r"input_shapes names \['label'\], which are not inputs"):
+    with pytest.raises(UsageError, match=r"input_shapes names \['label'\], which are not inputs"):
         _run(tmp_path, sym, [out], {}, None, input_shapes={"data": (None, 5), "label": (1,)})
 
 
@@ -397,6 +397,6 @@ def test_symbol_over_the_size_limit(tmp_path):
     (("mlp.params",), {"architecture": 3}),
 ])
 def test_convert_arguments(sources, kwargs):
-    with pytest.raises(ModelpackError) as caught:
+    with pytest.raises(UsageError) as caught:
         mxnet.convert(*[DATA / s for s in sources], **kwargs)
-    assert type(caught.value) is ModelpackError
+    assert type(caught.value) is UsageError

@@ -3,7 +3,9 @@ hybridized Gluon exports (``-symbol.json`` + ``-0000.params``).
 
 - ``ndarray``: the NDArray file reader (read-only; every field checked before allocation).
 - ``symbol``: MXNet's symbol JSON → a modelpack model (registered layers, else a graph).
-- ``convert``: the public entry, ``convert(...)``, and the Gluon name mapping for weights.
+- ``conversion``: the public entry, ``convert(...)``, and the Gluon name mapping for weights
+  (with ``lowering``: each operator's translation, ``builder``: assembling the model,
+  ``reshape``: MXNet's reshape codes).
 
 >>> from modelpack.interop import mxnet
 >>> x, y = mxnet.load("x-files")                                   # doctest: +SKIP
@@ -12,7 +14,9 @@ hybridized Gluon exports (``-symbol.json`` + ``-0000.params``).
 
 from __future__ import annotations
 
-from .convert import convert, gluon_parameters, match_parameters
+from .conversion import convert, gluon_parameters, match_names, match_parameters
 from .ndarray import is_ndarray_file, load, scan
 
-__all__ = ["convert", "gluon_parameters", "match_parameters", "is_ndarray_file", "load", "scan"]
+__all__ = [
+    "convert", "gluon_parameters", "match_names", "match_parameters", "is_ndarray_file", "load", "scan",
+]

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from ...errors import ModelpackError, UnsupportedBlockError
+from ...errors import UnsupportedBlockError, UsageError
 from ...nn.block import Block, Sequential
 from ...nn.graph import GraphBlock, GraphSpec
 
@@ -107,7 +107,7 @@ class Builder:
             if spec.shape is None:
                 spec.shape = self._infer_shape(mx_name)
             if spec.shape is None:
-                raise ModelpackError(
+                raise UsageError(
                     f"{self.source}: the rank of input {mx_name!r} cannot be inferred from the layer "
                     f"that reads it; pass input_shapes={{{mx_name!r}: (None, ...)}} (None for a "
                     f"dynamic size; on the command line: --input-shape {mx_name}=N,...)"

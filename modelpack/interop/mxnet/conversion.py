@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from ...errors import ExtraParameterError, FormatError, ModelpackError, UnsupportedBlockError
+from ...errors import ExtraParameterError, FormatError, UnsupportedBlockError, UsageError
 from ...io.limits import DEFAULT_LIMITS, Limits
 from ...io.paths import PathOrFile, describe, is_file_object
 from ...nn.block import Block
@@ -28,7 +28,7 @@ from .builder import Builder, InputShape
 from .lowering import Node, lower
 from .symbol import Attrs, Symbol, read_symbol
 
-__all__ = ["convert", "symbol_to_block", "gluon_parameters", "match_parameters", "PREFIXES"]
+__all__ = ["convert", "symbol_to_block", "gluon_parameters", "match_parameters", "match_names", "PREFIXES"]
 
 PREFIXES = ("arg:", "aux:")  # an export's learned parameters and auxiliary states
 # Operators that keep their input's rank: a graph input's rank is sought past them.
@@ -59,9 +59,9 @@ def convert(
     for source in sources:
         (params if ndarray.is_ndarray_file(source) else symbols).append(source)
     if len(params) != 1 or len(symbols) + (architecture is not None) != 1:
-        raise ModelpackError(
-            "convert takes one MXNet parameter file and either one -symbol.json file or "
-            f"architecture=...; found {len(params)} parameter file(s) ({_names(params)}), "
+        raise UsageError(
+            "convert takes one MXNet parameter file and either one -symbol.json file or an "
+            f"architecture; found {len(params)} parameter file(s) ({_names(params)}), "
             f"{len(symbols)} other file(s) ({_names(symbols)}) and "
             f"{'an' if architecture is not None else 'no'} architecture"
         )
@@ -90,12 +90,12 @@ def _architecture(architecture: Any, limits: Limits) -> Block:
     from ... import api  # the core's reader; imported here so the core never imports interop
 
     if not (is_file_object(architecture) or isinstance(architecture, (str, os.PathLike))):
-        raise ModelpackError(
+        raise UsageError(
             f"architecture must be a Block or an .mpk path, found {type(architecture).__name__}"
         )
     net = api.load(architecture, limits=limits)
     if not isinstance(net, Block):
-        raise ModelpackError(f"{describe(architecture)} holds tensors, not a model")
+        raise UsageError(f"{describe(architecture)} holds tensors, not a model")
     return net
 
 
@@ -106,35 +106,44 @@ def gluon_parameters(source: PathOrFile, *, limits: Limits = DEFAULT_LIMITS) -> 
         raise FormatError(
             f"{describe(source)} holds {len(loaded)} unnamed arrays; a parameter file names each one"
         )
+    return drop_prefixes(loaded, describe(source))
+
+
+def drop_prefixes(named: Mapping[str, np.ndarray], source: str) -> dict[str, np.ndarray]:
+    """The arrays without an export's ``arg:``/``aux:`` prefixes (a name left twice is refused)."""
     arrays: dict[str, np.ndarray] = {}
-    for name, array in loaded.items():
+    for name, array in named.items():
         plain = name[4:] if name.startswith(PREFIXES) else name
         if plain in arrays:
-            raise FormatError(
-                f"{describe(source)}: parameter {plain!r} appears twice (with and without a prefix)"
-            )
+            raise FormatError(f"{source}: parameter {plain!r} appears twice (with and without a prefix)")
         arrays[plain] = array
     return arrays
 
 
 def match_parameters(arrays: Mapping[str, np.ndarray], model_names: Iterable[str]) -> dict[str, np.ndarray]:
-    """``arrays`` renamed to the model's structured names where Gluon's flat names map to them.
+    """``arrays`` renamed to the model's structured names where Gluon's flat names map to them
+    (see ``match_names``); names that match nothing are kept, for the caller to report."""
+    renamed = match_names(arrays, model_names)
+    return {renamed[name]: array for name, array in arrays.items()}
 
-    An exact name is kept; else ``a_b`` maps to the one model name ``a.b`` (dots as
-    underscores), when exactly one does. Anything else is left for the caller to report.
-    """
-    names = list(model_names)
+
+def match_names(names: Iterable[str], model_names: Iterable[str]) -> dict[str, str]:
+    """Each name → the model name it stands for: itself when the model has it, else the one
+    model name ``a.b`` whose dots as underscores give it (``a_b``), else itself."""
+    wanted = set(model_names)
     flat: dict[str, list[str]] = {}
-    for name in names:
+    for name in wanted:
         flat.setdefault(name.replace(".", "_"), []).append(name)
-    matched: dict[str, np.ndarray] = {}
-    for name, array in arrays.items():
+    renamed: dict[str, str] = {}
+    taken: set[str] = set()
+    for name in names:
         candidates = flat.get(name, [])
-        target = name if name in names or len(candidates) != 1 else candidates[0]
-        if target in matched:
+        target = name if name in wanted or len(candidates) != 1 else candidates[0]
+        if target in taken:
             raise FormatError(f"parameters {name!r} and another both map to {target!r}")
-        matched[target] = array
-    return matched
+        taken.add(target)
+        renamed[name] = target
+    return renamed
 
 
 def symbol_to_block(
@@ -203,7 +212,7 @@ def symbol_to_block(
             )
         heads.append(outputs[node_index])
     if shapes:
-        raise ModelpackError(
+        raise UsageError(
             f"{symbol.source}: input_shapes names {sorted(shapes)}, which are not inputs "
             f"(inputs: {sorted(builder.inputs)})"
         )
