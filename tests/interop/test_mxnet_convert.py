@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from models import MLP
 from mxnet_writer import save
 
 import modelpack
@@ -103,16 +104,6 @@ def test_layer_names_come_from_mxnet():
 
 
 # -- the chapter's MLP: a parameter file into a modelpack architecture ----------------------------
-
-
-class MLP(nn.Block):
-    def __init__(self) -> None:
-        super().__init__()
-        self.hidden = nn.Dense(256, activation="relu")
-        self.output = nn.Dense(10)
-
-    def forward(self, x: np.ndarray) -> np.ndarray:
-        return self.output(self.hidden(x))
 
 
 def test_chapter_mlp_loads_mxnet_parameters():
