@@ -29,12 +29,14 @@ _LAZY: dict[str, tuple[str, str]] = {
     "Archive": ("modelpack.format.archive", "Archive"),
     "VerifyReport": ("modelpack.format.verify", "VerifyReport"),
     "Limits": ("modelpack.io.limits", "Limits"),
+    "convert": ("modelpack.interop.mxnet", "convert"),
+    "npx": ("modelpack.npx", ""),
 }
 
 # The public API: the verbs and types here, then the exception tree (errors.__all__).
 __all__ = [
     "__version__", "nn", "export", "load", "save", "inspect", "verify", "open", "Archive",
-    "VerifyReport", "Limits", *_ERROR_NAMES,
+    "VerifyReport", "Limits", "convert", "npx", *_ERROR_NAMES,
 ]
 
 
@@ -56,6 +58,7 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:  # static analysers see the real imports (``as`` marks a re-export)
     from . import nn as nn
+    from . import npx as npx
     from .api import export as export
     from .api import inspect as inspect
     from .api import load as load
@@ -64,4 +67,5 @@ if TYPE_CHECKING:  # static analysers see the real imports (``as`` marks a re-ex
     from .format.archive import open_archive as open  # noqa: A004  (modelpack.open, like tarfile.open)
     from .format.verify import VerifyReport as VerifyReport
     from .format.verify import verify as verify
+    from .interop.mxnet import convert as convert
     from .io.limits import Limits as Limits

@@ -22,7 +22,8 @@ from .format.verify import verify
 from .io import npz
 from .io.limits import DEFAULT_LIMITS, Limits
 from .io.npz import Integrity
-from .io.paths import PathOrFile
+from .io.paths import PathOrFile, open_for_reading
+from .io.sniff import is_mxnet
 from .nn.block import Block
 
 __all__ = ["export", "load", "save", "inspect", "verify"]
@@ -99,10 +100,18 @@ def load(
     as the model touches them; each parameter's CRC-32 is checked on its first read).
     ``limits=modelpack.Limits(...)`` raises a resource limit for a large file you trust.
 
+    An MXNet NDArray file (``npx.save``, Gluon ``save_parameters``) gives what MXNet's
+    ``npx.load`` gives: a dict when its arrays are named, else a list (MXNet is not needed).
+
     >>> net = modelpack.load("mlp.mpk", integrity="sha256")  # doctest: +SKIP
     """
-    with Archive(path, limits=limits, integrity=integrity) as opened:
-        return opened.load(mmap=mmap)
+    with open_for_reading(path) as handle:  # opened once: sniffed, then read
+        if is_mxnet(handle):
+            from .interop.mxnet import ndarray  # a translator: imported only for its files
+
+            return ndarray.load(handle, limits=limits)
+        with Archive(handle, limits=limits, integrity=integrity) as opened:
+            return opened.load(mmap=mmap)
 
 
 def _as_example(example: Any) -> tuple[np.ndarray, ...] | None:

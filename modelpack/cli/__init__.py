@@ -1,4 +1,5 @@
-"""The command line: ``modelpack demo | inspect | verify | schema`` (also ``python -m modelpack``).
+"""The command line: ``modelpack demo | inspect | verify | convert | diff | schema`` (also
+``python -m modelpack``). ``inspect`` and ``verify`` take MXNet's files too.
 
 Exit codes: 0 ok, 1 a check found problems, 2 a user error (a missing or unreadable file, bad
 arguments). A user's mistake is one ``modelpack: error: …`` line, never a traceback.
@@ -65,6 +66,11 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("--json", action="store_true", help="print the report as JSON")
     check.set_defaults(run=_verify)
 
+    from . import convert, diff
+
+    convert.add_parser(commands)
+    diff.add_parser(commands)
+
     schema = commands.add_parser("schema", help="print, write or check the manifest's JSON Schema")
     mode = schema.add_mutually_exclusive_group()
     mode.add_argument("--write", action="store_true", help=f"write it to {SCHEMA_PATH}")
@@ -82,26 +88,41 @@ def _demo(args: argparse.Namespace) -> int:
 
 def _inspect(args: argparse.Namespace) -> int:
     from ..api import inspect
+    from . import mxnet_files
 
+    kind = mxnet_files.mxnet_kind(args.path)
+    if kind is not None:
+        document = mxnet_files.inspect_document(args.path, kind)
+        if args.json:
+            print(json.dumps(document, indent=2))
+        else:
+            _print_rich(lambda plain: mxnet_files.render(document, plain=plain))
+        return OK
     manifest = inspect(args.path)
     if args.json:
         print(json.dumps(manifest.model_dump(mode="json"), indent=2))
         return OK
-    from rich.console import Console
-
     from .summary import render
+
+    _print_rich(lambda plain: render(manifest, str(args.path), plain=plain))
+    return OK
+
+
+def _print_rich(renderable: Callable[[bool], object]) -> None:
+    from rich.console import Console
 
     console = Console()
     if not console.is_terminal:  # piped: plain, and wide enough that rows never wrap
         console = Console(width=160, no_color=True)
-    console.print(render(manifest, str(args.path), plain=not console.is_terminal))
-    return OK
+    console.print(renderable(not console.is_terminal))
 
 
 def _verify(args: argparse.Namespace) -> int:
     from ..format.verify import verify
+    from . import mxnet_files
 
-    report = verify(args.path)
+    kind = mxnet_files.mxnet_kind(args.path)
+    report = verify(args.path) if kind is None else mxnet_files.verify_report(args.path, kind)
     if args.json:
         document = {
             "path": report.path, "ok": report.ok, "format_version": report.format_version,

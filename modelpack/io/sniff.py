@@ -17,7 +17,7 @@ from .limits import DEFAULT_LIMITS, GRACE_BYTES
 from .zipio import Source
 from .zipread import read_directory
 
-__all__ = ["FileKind", "KINDS", "sniff", "refuse_other_kind"]
+__all__ = ["FileKind", "KINDS", "sniff", "is_mxnet", "refuse_other_kind"]
 
 
 @dataclass(frozen=True)
@@ -34,7 +34,8 @@ _KIND_TABLE = (
     ("mpk", "a modelpack archive", "read it with modelpack.load(path)"),
     ("npz", "a parameter file (.npz, from save_parameters or numpy.savez)",
      "read it with net.load_parameters(path) on a network of the same architecture, or numpy.load"),
-    ("mxnet", "an MXNet NDArray file (npx.save / save_parameters)", "read it with modelpack.load(path)"),
+    ("mxnet", "an MXNet NDArray file (npx.save / save_parameters)",
+     "read it with modelpack.load(path), or net.load_parameters(path) for Gluon parameters"),
     ("torch", "a PyTorch file (torch.save)",
      "read it with torch.load(path, weights_only=True), then modelpack.save or set_parameters"),
     ("pickle", "a Python pickle",
@@ -60,6 +61,24 @@ def sniff(handle: IO[bytes]) -> FileKind:
             handle.seek(0)
             return KINDS[_zip_kind(handle)]
         return KINDS[_plain_kind(head)]
+    finally:
+        handle.seek(position)
+
+
+def is_mxnet(handle: IO[bytes]) -> bool:
+    """True when an open, seekable file starts with MXNet's NDArray list magic (reads 8 bytes).
+
+    The readers that accept MXNet files ask this first and hand such a file to
+    ``modelpack.interop.mxnet`` (imported only then); the position is restored. A stream that
+    cannot seek is not sniffed (False): the caller's own reader then says what it needs.
+    """
+    try:
+        position = handle.tell()
+    except (OSError, ValueError, AttributeError):
+        return False
+    try:
+        handle.seek(0)
+        return handle.read(len(_MXNET_LIST_MAGIC)) == _MXNET_LIST_MAGIC
     finally:
         handle.seek(position)
 

@@ -22,7 +22,7 @@ from ..errors import (
 )
 from ..io import npz
 from ..io.paths import PathOrFile, atomic_writer, describe, open_for_reading
-from ..io.sniff import refuse_other_kind
+from ..io.sniff import is_mxnet, refuse_other_kind
 from . import hooks
 from . import init as init_mod
 from .parameter import Parameter, parameter_rng, shapes_compatible
@@ -165,19 +165,26 @@ class Block:
         ignore_extra: bool = False,
         cast_dtype: bool = False,
     ) -> None:
-        """Fill parameters from an ``.npz`` file written by ``save_parameters`` (never unpickles).
+        """Fill parameters from an ``.npz`` file written by ``save_parameters`` (never unpickles),
+        or from a Gluon parameter file (MXNet's ``save_parameters`` or an export's ``.params``).
 
         Deferred shapes are filled from the file. Missing, extra, wrong-shape and wrong-dtype
         parameters are refused unless the matching option allows them; nothing is changed
-        unless everything checks out.
+        unless everything checks out. Gluon's ``arg:``/``aux:`` prefixes are dropped, and its
+        flat names (``dense0_weight``) match structured ones (``dense0.weight``).
         """
         source = describe(filename)
         with open_for_reading(filename) as handle:
-            try:
-                arrays = npz.read_npz(handle, source=source)
-            except FormatError:
-                refuse_other_kind(handle, source, expected="npz")  # an archive, MXNet's, torch's, ...
-                raise
+            if is_mxnet(handle):
+                from ..interop.mxnet import gluon_parameters, match_parameters  # only for its files
+
+                arrays = match_parameters(gluon_parameters(handle), self.collect_params())
+            else:
+                try:
+                    arrays = npz.read_npz(handle, source=source)
+                except FormatError:
+                    refuse_other_kind(handle, source, expected="npz")  # an archive, torch's, ...
+                    raise
         self.set_parameters(
             arrays,
             source=source,

@@ -1,0 +1,8 @@
+"""Translators between other tools' files and modelpack (``interop.mxnet``: MXNet's files).
+
+Each translator reads another tool's format with modelpack's own strict readers (never with
+that tool, never by executing anything from the file) and produces modelpack's objects:
+arrays, and models made of registered layers and graphs of registered ops. Data flows one
+way: a translator may import the core, but nothing in the core imports a translator (the
+public verbs reach one only by a lazy import when a file asks for it).
+"""

@@ -1,0 +1,191 @@
+"""Assemble a converted model: child layers plus graph nodes, finished as a ``Sequential`` when
+the symbol is a plain chain of layers, else as a ``GraphBlock``.
+
+A graph's inputs need a rank (and fixed sizes where a layer fixes them). Unless the caller
+gives ``input_shapes``, they are inferred from the first layer that fixes them (Dense: 2-D,
+Conv2D: 4-D, Embedding: 2-D); every size not fixed by a weight is dynamic (``batch``,
+``height``, ...). Some MXNet operators (reshape codes that copy input sizes, swapaxes) need
+the sizes of intermediate values: the partial graph is run twice on zeros, with every dynamic
+size set to two different values, and a size that tracks one input size becomes its name.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ...errors import UnsupportedBlockError, UsageError
+from ...nn.block import Block, Sequential
+from ...nn.graph import GraphBlock, GraphSpec
+
+__all__ = ["Builder", "InputShape", "safe_name"]
+
+InputShape = Sequence["int | str | None"]
+_UNSAFE = re.compile(r"[^A-Za-z0-9_]")
+
+
+def safe_name(name: str, taken: set[str] | Mapping[str, Any], limit: int = 63) -> str:
+    """An identifier made from ``name`` (no dots: dots separate structured names), unique."""
+    base = _UNSAFE.sub("_", name)[:limit] or "x"
+    if not (base[0].isalpha() or base[0] == "_"):
+        base = ("_" + base)[:limit]
+    candidate, counter = base, 1
+    while candidate in taken:
+        counter += 1
+        suffix = f"_{counter}"
+        candidate = base[: limit - len(suffix)] + suffix
+    return candidate
+
+
+@dataclass
+class _Input:
+    value: str
+    shape: list[int | str] | None  # None: not known yet (inferred when first needed)
+
+
+class Builder:
+    """Collects the converted model's pieces; ``finish`` decides Sequential or GraphBlock."""
+
+    def __init__(self, source: str, infer_shape: Callable[[str], list[int | str] | None]) -> None:
+        self.source = source
+        self._infer_shape = infer_shape  # MXNet input name -> shape guessed from its consumers
+        self.inputs: dict[str, _Input] = {}
+        self.children: dict[str, Block] = {}
+        self.nodes: list[dict[str, Any]] = []
+        self.own_params: dict[str, np.ndarray] = {}
+        self._values: set[str] = set()
+
+    # -- adding pieces ----------------------------------------------------------------------
+    def _new_value(self, hint: str = "v") -> str:
+        name = safe_name(hint, self._values)
+        self._values.add(name)
+        return name
+
+    def add_input(self, mx_name: str, shape: InputShape | None) -> str:
+        value = self._new_value(mx_name)
+        self.inputs[mx_name] = _Input(value, None if shape is None else _named_dims(mx_name, shape))
+        return value
+
+    def layer(self, hint: str, block: Block, x: str) -> str:
+        name = safe_name(hint, self.children)
+        self.children[name] = block
+        out = self._new_value(f"v{len(self.nodes)}")
+        self.nodes.append({"op": "layer", "inputs": [x], "outputs": [out], "attrs": {"block": name}})
+        return out
+
+    def op(self, op: str, *inputs: str, **attrs: Any) -> str:
+        out = self._new_value(f"v{len(self.nodes)}")
+        self.nodes.append({"op": op, "inputs": list(inputs), "outputs": [out], "attrs": attrs})
+        return out
+
+    def scalar(self, value: bool | int | float) -> str:
+        out = self._new_value(f"v{len(self.nodes)}")
+        self.nodes.append({"op": "scalar", "inputs": [], "outputs": [out], "attrs": {"value": value}})
+        return out
+
+    def parameter(self, mx_name: str, array: np.ndarray) -> str:
+        """A parameter read by an op (not by a layer): the graph block owns it."""
+        if array.dtype.name not in ("float16", "float32", "float64"):
+            raise UnsupportedBlockError(
+                f"{self.source}: parameter {mx_name!r} ({array.dtype}) is read by an operator; "
+                "only float parameters can be graph parameters"
+            )
+        name = safe_name(mx_name, self.own_params)
+        self.own_params[name] = array
+        out = self._new_value(f"v{len(self.nodes)}")
+        self.nodes.append({"op": "parameter", "inputs": [], "outputs": [out], "attrs": {"name": name}})
+        return out
+
+    # -- sizes --------------------------------------------------------------------------------
+    def input_shapes(self) -> dict[str, list[int | str]]:
+        """Every input's shape, inferring the ones not given (or saying what to pass)."""
+        for mx_name, spec in self.inputs.items():
+            if spec.shape is None:
+                spec.shape = self._infer_shape(mx_name)
+            if spec.shape is None:
+                raise UsageError(
+                    f"{self.source}: the rank of input {mx_name!r} cannot be inferred from the layer "
+                    f"that reads it; pass input_shapes={{{mx_name!r}: (None, ...)}} (None for a "
+                    f"dynamic size; on the command line: --input-shape {mx_name}=N,...)"
+                )
+        return {mx_name: list(spec.shape or []) for mx_name, spec in self.inputs.items()}
+
+    def shapes(self, value: str) -> tuple[tuple[int, ...], tuple[int, ...], dict[tuple[int, int], str]]:
+        """``value``'s shape in two runs of the partial graph, and which size pairs are which input
+        size: (run A, run B, {(size in A, size in B): dynamic size name})."""
+        shapes = self.input_shapes()
+        symbols: dict[str, tuple[int, int]] = {}
+        for dims in shapes.values():
+            for dim in dims:
+                if isinstance(dim, str) and dim not in symbols:
+                    k = len(symbols)
+                    first = 2 if dim == "batch" else 32 + k
+                    symbols[dim] = (first, first + k + 1)  # distinct steps: pairs identify names
+        results = []
+        for run in (0, 1):
+            graph = self._graph_block([value])
+            args = [np.zeros([symbols[d][run] if isinstance(d, str) else d for d in dims], np.float32)
+                    for dims in shapes.values()]
+            with np.errstate(all="ignore"):
+                results.append(tuple(np.shape(graph(*args))))
+        return results[0], results[1], {pair: name for name, pair in symbols.items()}
+
+    # -- finishing -----------------------------------------------------------------------------
+    def finish(self, outputs: list[str]) -> Block:
+        """A ``Sequential`` when the nodes are a chain of layers from the one input, else a graph."""
+        chain = len(self.inputs) == 1 and len(outputs) == 1 and self.nodes
+        previous = next(iter(self.inputs.values())).value if self.inputs else None
+        for node in self.nodes if chain else []:
+            if node["op"] != "layer" or node["inputs"] != [previous]:
+                chain = False
+                break
+            previous = node["outputs"][0]
+        if chain and previous == outputs[0] and len(self.children) == len(self.nodes):
+            net = Sequential()
+            for node in self.nodes:
+                name = node["attrs"]["block"]
+                net.register_child(self.children[name], name)
+            return net
+        return self._graph_block(outputs)
+
+    def _graph_block(self, outputs: list[str]) -> GraphBlock:
+        shapes = self.input_shapes()
+        spec = GraphSpec.model_validate({
+            "inputs": [
+                {"name": self.inputs[mx_name].value, "dtype": "float32", "shape": dims}
+                for mx_name, dims in shapes.items()
+            ],
+            "nodes": self.nodes,
+            "outputs": {"kind": "single" if len(outputs) == 1 else "tuple", "values": outputs},
+        })
+        graph = GraphBlock(
+            source_class="MXNetSymbol",
+            parameters={
+                name: {"shape": list(array.shape), "dtype": array.dtype.name, "trainable": True}
+                for name, array in self.own_params.items()
+            },
+            graph=spec,
+        )
+        for name, child in self.children.items():
+            graph.register_child(child, name)
+        for name, array in self.own_params.items():
+            graph.params[name].set_data(array)
+        graph.check_references()
+        return graph
+
+
+def _named_dims(mx_name: str, shape: InputShape) -> list[int | str]:
+    """Given sizes: an int is fixed; None is dynamic (``batch`` on axis 0, else named)."""
+    dims: list[int | str] = []
+    for axis, dim in enumerate(shape):
+        if dim is None or (isinstance(dim, int) and dim < 0):
+            dims.append("batch" if axis == 0 else safe_name(f"{mx_name}_{axis}", set(), 31))
+        elif isinstance(dim, str):
+            dims.append(safe_name(dim, set(), 31))
+        else:
+            dims.append(int(dim))
+    return dims

@@ -1,0 +1,213 @@
+"""MXNet operators that become graph ops rather than layers: element-wise arithmetic (tensor
+and scalar forms, legacy and numpy-mode spellings), softmax, shapes, casts and reductions.
+
+Each entry adds to ``lowering.LOWERINGS``; ``lowering`` imports this module once, last.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .lowering import Lowering, Node, lowers
+from .reshape import mxnet_reshape, symbolic_shape
+
+__all__: list[str] = []
+
+# -- element-wise arithmetic ------------------------------------------------------------------
+
+_BINARY = {
+    "add": ("elemwise_add", "broadcast_add", "broadcast_plus", "_plus", "_Plus", "_add", "_npi_add"),
+    "subtract": ("elemwise_sub", "broadcast_sub", "broadcast_minus", "_minus", "_Minus", "_sub",
+                 "_npi_subtract"),
+    "multiply": ("elemwise_mul", "broadcast_mul", "_mul", "_Mul", "_npi_multiply"),
+    "divide": ("elemwise_div", "broadcast_div", "_div", "_Div", "_npi_true_divide"),
+    "power": ("broadcast_power", "_power", "_Power", "_npi_power"),
+    "maximum": ("broadcast_maximum", "_maximum", "_Maximum", "_npi_maximum"),
+    "minimum": ("broadcast_minimum", "_minimum", "_Minimum", "_npi_minimum"),
+    "matmul": ("_npi_matmul",),
+}
+# op name -> (modelpack op, scalar on the left?)
+_SCALAR = {
+    "add": (("_plus_scalar", "_PlusScalar", "_npi_add_scalar"), False),
+    "subtract": (("_minus_scalar", "_MinusScalar", "_npi_subtract_scalar"), False),
+    "rsubtract": (("_rminus_scalar", "_RMinusScalar", "_npi_rsubtract_scalar"), True),
+    "multiply": (("_mul_scalar", "_MulScalar", "_npi_multiply_scalar"), False),
+    "divide": (("_div_scalar", "_DivScalar", "_npi_true_divide_scalar"), False),
+    "rdivide": (("_rdiv_scalar", "_RDivScalar", "_npi_rtrue_divide_scalar"), True),
+    "power": (("_power_scalar", "_PowerScalar", "_npi_power_scalar"), False),
+    "rpower": (("_rpower_scalar", "_RPowerScalar", "_npi_rpower_scalar"), True),
+    "maximum": (("_maximum_scalar", "_MaximumScalar", "_npi_maximum_scalar"), False),
+    "minimum": (("_minimum_scalar", "_MinimumScalar", "_npi_minimum_scalar"), False),
+}
+_UNARY = {
+    "negative": ("negative", "_npi_negative"), "abs": ("abs", "_npi_absolute"), "exp": ("exp", "_npi_exp"),
+    "log": ("log", "_npi_log"), "sqrt": ("sqrt", "_npi_sqrt"), "square": ("square", "_npi_square"),
+    "sin": ("sin", "_npi_sin"), "cos": ("cos", "_npi_cos"), "relu": ("relu", "_npx_relu"),
+    "sigmoid": ("sigmoid", "_npx_sigmoid"), "tanh": ("tanh", "_npi_tanh"),
+}
+
+
+def _binary(op: str) -> Lowering:
+    return lambda node: node.builder.op(op, node.value(0), node.value(1))
+
+
+def _scalar(op: str, left: bool) -> Lowering:
+    base = op[1:] if op in ("rsubtract", "rdivide", "rpower") else op
+
+    def lower_scalar(node: Node) -> str:
+        value: float | int = node.attrs.number("scalar", 1.0)
+        if node.attrs.flag("is_int", False) and float(value).is_integer():
+            value = int(value)  # keeps an integer tensor integer, as MXNet does
+        b = node.builder
+        x, s = node.value(0), b.scalar(value)
+        return b.op(base, s, x) if left else b.op(base, x, s)
+
+    return lower_scalar
+
+
+def _unary(op: str) -> Lowering:
+    return lambda node: node.builder.op(op, node.value(0))
+
+
+for _op, _names in _BINARY.items():
+    lowers(*_names)(_binary(_op))
+for _op, (_names, _left) in _SCALAR.items():
+    lowers(*_names)(_scalar(_op, _left))
+for _op, _names in _UNARY.items():
+    lowers(*_names)(_unary(_op))
+
+
+@lowers("_copy", "identity", "_npi_copy", "BlockGrad", "stop_gradient", "make_loss", "_NoGradient")
+def _identity(node: Node) -> str:
+    return node.value(0)
+
+
+@lowers("ones_like", "_npi_ones_like")
+def _ones_like(node: Node) -> str:  # x ** 0 is 1 everywhere, NaN and inf included, in x's dtype
+    return node.builder.op("power", node.value(0), node.builder.scalar(0))
+
+
+@lowers("zeros_like", "_npi_zeros_like")
+def _zeros_like(node: Node) -> str:
+    b = node.builder
+    return b.op("multiply", b.op("power", node.value(0), b.scalar(0)), b.scalar(0))
+
+
+# -- softmax ------------------------------------------------------------------------------------
+
+
+def _softmax(op: str) -> Lowering:
+    def lower_softmax(node: Node) -> str:
+        if node.attrs.flag("use_length", False):
+            raise node.refuse("use_length=True")
+        if node.attrs.text("dtype", "None") not in ("None", "float32"):
+            raise node.refuse(f"dtype {node.attrs.raw.get('dtype')}")
+        b, x = node.builder, node.value(0)
+        temperature = node.attrs.optional_number("temperature")
+        if temperature is not None and temperature != 1.0:
+            x = b.op("divide", x, b.scalar(temperature))
+        return b.op(op, x, axis=node.attrs.integer("axis", -1))
+
+    return lower_softmax
+
+
+lowers("softmax", "_npx_softmax")(_softmax("softmax"))
+lowers("log_softmax", "_npx_log_softmax")(_softmax("log_softmax"))
+
+
+# -- shapes ---------------------------------------------------------------------------------------
+
+
+@lowers("Reshape", "reshape", "_npx_reshape", "_np_reshape")
+def _reshape(node: Node) -> str:
+    op = node.symbol.nodes[node.index].op
+    x, b = node.value(0), node.builder
+    if op == "_np_reshape":
+        target = node.attrs.integers("newshape")
+        if node.attrs.text("order", "C") != "C":
+            raise node.refuse("Fortran-order reshape")
+        codes = "numpy"
+    else:
+        target = node.attrs.integers("newshape" if op == "_npx_reshape" else "shape")
+        codes = "npx" if op == "_npx_reshape" else "legacy"
+        if node.attrs.flag("reverse", False):
+            raise node.refuse("reverse=True")
+    if codes == "numpy" or all(d > 0 or d == -1 for d in target) and target.count(-1) <= 1:
+        if any(d < -1 for d in target) or target.count(-1) > 1:
+            raise node.refuse(f"newshape {target}")
+        return b.op("reshape", x, shape=list(target))
+    a, c, names = b.shapes(x)
+    outs = [mxnet_reshape(shape, target, codes, node.where) for shape in (a, c)]
+    return b.op("reshape", x, shape=symbolic_shape(outs[0], outs[1], names, node.where))
+
+
+@lowers("transpose", "_np_transpose", "_npi_transpose")
+def _transpose(node: Node) -> str:
+    axes = node.attrs.optional_integers("axes")
+    return node.builder.op("transpose", node.value(0), axes=list(axes) if axes else None)
+
+
+@lowers("SwapAxis", "swapaxes", "_npi_swapaxes")
+def _swapaxes(node: Node) -> str:
+    first, second = node.attrs.integer("dim1", 0), node.attrs.integer("dim2", 0)
+    b, x = node.builder, node.value(0)
+    rank = len(b.shapes(x)[0])
+    axes = list(range(rank))
+    try:
+        axes[first], axes[second] = axes[second], axes[first]
+    except IndexError:
+        raise node.refuse(f"swapping axes {first} and {second} of a {rank}-D array") from None
+    return b.op("transpose", x, axes=axes)
+
+
+@lowers("Concat", "concat", "_npi_concatenate", "stack", "_npi_stack")
+def _concat(node: Node) -> str:
+    op = node.symbol.nodes[node.index].op
+    stack = op in ("stack", "_npi_stack")
+    axis = node.attrs.integer("dim", 1) if op in ("Concat", "concat") else node.attrs.integer("axis", 0)
+    count = node.attrs.integer("num_args", node.arity)
+    if count != node.arity:
+        raise node.refuse(f"num_args={count} with {node.arity} inputs")
+    values = [node.value(i) for i in range(node.arity)]
+    return node.builder.op("stack" if stack else "concatenate", *values, axis=axis)
+
+
+@lowers("expand_dims", "_npi_expand_dims")
+def _expand_dims(node: Node) -> str:
+    return node.builder.op("expand_dims", node.value(0), axis=node.attrs.integer("axis"))
+
+
+@lowers("squeeze", "_np_squeeze")
+def _squeeze(node: Node) -> str:
+    axis = node.attrs.optional_integers("axis")
+    return node.builder.op("squeeze", node.value(0), axis=list(axis) if axis else None)
+
+
+@lowers("Cast", "cast", "_npi_astype", "amp_cast")
+def _cast(node: Node) -> str:
+    dtype = node.attrs.text("dtype")
+    node.attrs.flag("copy", True)
+    if dtype not in ("float16", "float32", "float64", "uint8", "int8", "int32", "int64", "bool"):
+        raise node.refuse(f"a cast to {dtype}")
+    return node.builder.op("cast", node.value(0), dtype=dtype)
+
+
+def _reduce(op: str) -> Lowering:
+    def lower_reduce(node: Node) -> str:
+        if node.attrs.flag("exclude", False):
+            raise node.refuse("exclude=True")
+        if node.attrs.text("dtype", "None") != "None" or node.attrs.text("initial", "None") != "None":
+            raise node.refuse("a reduction dtype or initial value")
+        axis = node.attrs.optional_integers("axis")
+        attrs: dict[str, Any] = {"keepdims": node.attrs.flag("keepdims", False)}
+        if axis:
+            attrs["axis"] = list(axis) if len(axis) > 1 else axis[0]
+        return node.builder.op(op, node.value(0), **attrs)
+
+    return lower_reduce
+
+
+lowers("sum", "_np_sum")(_reduce("sum"))
+lowers("mean", "_npi_mean")(_reduce("mean"))
+lowers("max", "_np_max")(_reduce("max"))
+lowers("min", "_np_min")(_reduce("min"))
