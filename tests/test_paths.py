@@ -117,3 +117,69 @@ def test_temporary_is_locked_while_writing(tmp_path):
             fcntl.flock(probe, fcntl.LOCK_EX | fcntl.LOCK_NB)
         handle.write(b"x")
     assert _litter(tmp_path) == []
+
+
+# -- every path problem is a ModelpackError naming the user's path ----------------------------
+
+from models import sequential_mlp  # noqa: E402
+
+import modelpack  # noqa: E402
+from modelpack.errors import MissingFileError, PathError  # noqa: E402
+
+
+def _no_temporary_named(exc: BaseException) -> None:
+    assert ".tmp" not in str(exc), str(exc)
+
+
+@pytest.mark.parametrize("write", [
+    lambda p: modelpack.export(sequential_mlp(3, 2), p),
+    lambda p: modelpack.save(p, [1.0]),
+    lambda p: sequential_mlp(3, 2).save_parameters(p),
+], ids=["export", "save", "save_parameters"])
+def test_writing_to_a_folder_or_a_missing_folder(tmp_path, write):
+    with pytest.raises(PathError, match=rf"^{tmp_path}: is a folder, not a file; give a file name inside it$") as info:
+        write(tmp_path)
+    _no_temporary_named(info.value)
+    target = tmp_path / "no" / "such" / "m.mpk"
+    with pytest.raises(PathError, match=rf"^{target}: the folder {tmp_path}/no/such does not exist; create it first$") as info:
+        write(target)
+    _no_temporary_named(info.value)
+    assert isinstance(info.value, OSError) and isinstance(info.value, modelpack.ModelpackError)
+
+
+@pytest.mark.skipif(sys.platform == "win32" or os.geteuid() == 0, reason="root writes anywhere; POSIX modes")
+def test_writing_into_an_unwritable_folder(tmp_path):
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    try:
+        with pytest.raises(PathError, match=r"m\.mpk: cannot be written: permission denied"):
+            modelpack.save(locked / "m.mpk", [1.0])
+    finally:
+        locked.chmod(0o700)
+
+
+def test_unwritable_destination_as_root_is_simulated(tmp_path, monkeypatch):
+    """Root ignores folder modes, so the OS refusal is simulated where the temporary is made."""
+    import tempfile
+
+    def refuse(*args, **kwargs):
+        raise PermissionError(13, "Permission denied", os.path.join(tmp_path, ".m.mpk.abcd1234.tmp"))
+
+    monkeypatch.setattr(tempfile, "mkstemp", refuse)
+    with pytest.raises(PathError, match=rf"^{tmp_path / 'm.mpk'}: cannot be written: permission denied$") as info:
+        modelpack.save(tmp_path / "m.mpk", [1.0])
+    _no_temporary_named(info.value)
+
+
+@pytest.mark.parametrize("read", [
+    modelpack.load, modelpack.inspect, modelpack.open, modelpack.verify,
+    lambda p: sequential_mlp(3, 2).load_parameters(p),
+], ids=["load", "inspect", "open", "verify", "load_parameters"])
+def test_reading_a_missing_file_or_a_folder(tmp_path, read):
+    missing = tmp_path / "nosuch.mpk"
+    with pytest.raises(MissingFileError, match=rf"^{missing}: no such file$") as info:
+        read(missing)
+    assert isinstance(info.value, FileNotFoundError)  # `except FileNotFoundError` keeps working
+    with pytest.raises(PathError, match=rf"^{tmp_path}: is a folder, not a file"):
+        read(tmp_path)

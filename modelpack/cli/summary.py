@@ -19,8 +19,9 @@ __all__ = ["LayerRow", "layer_rows", "render", "human_bytes"]
 
 # Config keys worth a column: what defines a layer's size and behaviour at a glance.
 _KEY_CONFIG = (
-    "units", "channels", "kernel_size", "strides", "padding", "pool_size", "activation",
-    "rate", "axis", "input_dim", "output_dim", "alpha", "source_class",
+    "units", "channels", "kernel_size", "strides", "padding", "dilation", "groups", "pool_size",
+    "ceil_mode", "activation", "use_bias", "flatten", "rate", "axis", "input_dim", "output_dim",
+    "alpha", "source_class",
 )
 
 

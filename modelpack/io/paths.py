@@ -66,7 +66,8 @@ def _path_error(path: str, exc: OSError, *, reading: bool) -> PathError:
         folder = os.path.dirname(os.path.abspath(path))
         if reading:
             return MissingFileError(path, "no such file")
-        return PathError(path, f"the folder {folder} does not exist", "create it first")
+        if not os.path.isdir(folder):
+            return PathError(path, f"the folder {folder} does not exist", "create it first")
     if isinstance(exc, IsADirectoryError) or os.path.isdir(path):
         return PathError(path, "is a folder, not a file", "give a file name inside it")
     if isinstance(exc, PermissionError):
