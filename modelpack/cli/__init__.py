@@ -80,7 +80,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from ..demo import run
+    from .demo import run
 
     run(args.workdir)
     return OK

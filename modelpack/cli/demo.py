@@ -16,9 +16,9 @@ from collections.abc import Callable
 
 import numpy as np
 
-from . import __version__, nn
-from .api import export, inspect, load, save
-from .errors import UnsupportedBlockError
+from .. import __version__, nn
+from ..api import export, inspect, load, save
+from ..errors import UnsupportedBlockError
 
 
 class MLP(nn.Block):
