@@ -3,7 +3,8 @@
 
 Exit codes: 0 ok, 1 a check found problems, 2 a user error (a missing or unreadable file, bad
 arguments). A user's mistake is one ``modelpack: error: …`` line, never a traceback.
-Reporting commands take ``--json`` for machines.
+Reporting commands take ``--json`` for machines. Each command imports what it needs when it
+runs (the function-level imports below), so ``modelpack --help`` starts without numpy.
 """
 
 from __future__ import annotations

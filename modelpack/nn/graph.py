@@ -298,7 +298,7 @@ class GraphBlock(Block):
     def _run(
         self, node: GraphNode, inputs: list[Any], params: Mapping[str, Parameter], sizes: dict[str, int]
     ) -> list[Any]:
-        from . import ops
+        from . import ops  # late, as above: ops imports the layers, which import this module
 
         if node.op == "layer":
             result = self._resolve(node.attrs["block"])(*inputs)
