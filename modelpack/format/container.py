@@ -18,9 +18,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import re
-import shutil
 import tempfile
-import zipfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import IO
@@ -55,7 +53,6 @@ _HASH_COMMENT = re.compile(rb"modelpack-manifest-sha256:([0-9a-f]{64})\Z")
 
 _MAX_OUTER_MEMBERS = 16  # a directory declaring more is refused before it is read
 _COPY_CHUNK = 1024 * 1024
-_ZIP64_LIMIT = (1 << 31) - 1
 
 
 def write_archive(
@@ -79,32 +76,20 @@ def write_archive(
     manifest = manifest.model_copy(update={"format_version": FORMAT_VERSION, "weights": hashed})
     manifest_bytes = manifest_to_yaml(manifest).encode("utf-8")
     comment = MANIFEST_HASH_PREFIX + hashlib.sha256(manifest_bytes).hexdigest().encode("ascii")
-    if not compress:
-        # Streamed in one pass: every offset and CRC is known before the first byte is written
-        # (the bundle's CRC is combined from the tensors'), and each tensor's data lands on a
-        # 64-byte boundary of the file, so readers can map it in place.
-        bundle = npz.plan_npz(canonical, sums)
-        outer = ZipPlan(
-            [
-                PlannedMember(MANIFEST_MEMBER, [Piece(manifest_bytes)]),
-                PlannedMember(WEIGHTS_MEMBER, list(bundle.pieces())),
-            ],
-            comment=comment,
-        )
-        with atomic_writer(target) as handle:
-            outer.write(handle)
-        return
-    # Deflated bundles go through zipfile and a temporary file (sizes are not known ahead).
-    with tempfile.TemporaryFile() as bundle_file, atomic_writer(target) as handle:
-        npz.write_npz(bundle_file, canonical, compress=True)
-        bundle_size = bundle_file.tell()
-        bundle_file.seek(0)
-        with zipfile.ZipFile(handle, mode="w", compression=zipfile.ZIP_STORED) as archive:
-            archive.writestr(npz.fixed_zipinfo(MANIFEST_MEMBER), manifest_bytes)
-            info = npz.fixed_zipinfo(WEIGHTS_MEMBER)
-            with archive.open(info, mode="w", force_zip64=bundle_size > _ZIP64_LIMIT) as member:
-                shutil.copyfileobj(bundle_file, member, _COPY_CHUNK)
-            archive.comment = comment
+    # Streamed in one pass: every offset and CRC is known before the first byte is written
+    # (the bundle's CRC is combined from its members'), and when stored each tensor's data
+    # lands on a 64-byte boundary of the file, so readers can map it in place. The bundle is
+    # always a stored member; with compress=True its own members are deflated.
+    bundle = npz.plan_npz(canonical, sums, compress=compress)
+    outer = ZipPlan(
+        [
+            PlannedMember(MANIFEST_MEMBER, [Piece(manifest_bytes)]),
+            PlannedMember(WEIGHTS_MEMBER, list(bundle.pieces())),
+        ],
+        comment=comment,
+    )
+    with atomic_writer(target) as handle:
+        outer.write(handle)
 
 
 def read_manifest(source: PathOrFile, *, limits: Limits = DEFAULT_LIMITS) -> Manifest:

@@ -5,8 +5,9 @@ one reader and writer, so there is a single place that decides what bytes are ac
 
 Written bundles are canonical: members in the order given, fixed timestamps, C order,
 little-endian data, no pickle. They load with ``numpy.load(path, allow_pickle=False)``.
-Reading goes through the strict zip reader (``_zip``): every header is checked, and every
-size compared with what the bytes can back, before an array is allocated.
+Writing goes through the one zip writer (``zipwrite``), stored or deflated. Reading goes
+through the strict zip reader (``zipread``): every header is checked, and every size compared
+with what the bytes can back, before an array is allocated.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ from __future__ import annotations
 import enum
 import hashlib
 import os
-import zipfile
 import zlib
 from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -44,21 +44,16 @@ from .zipread import read_directory
 from .zipwrite import Piece, PlannedMember, ZipPlan, crc32_combine
 
 __all__ = [
-    "ZIP_EPOCH",
     "SUPPORTED_DTYPES",
     "check_storable",
     "canonical_array",
     "tensor_sha256",
     "check_sha256",
     "Integrity",
-    "fixed_zipinfo",
     "write_npz",
     "read_npz",
     "Bundle",
 ]
-
-# Zip's earliest representable time; fixed so the same arrays always give the same bytes.
-ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
 
 _HASH_CHUNK = 1 << 20
 
@@ -66,15 +61,6 @@ _HASH_CHUNK = 1 << 20
 def tensor_sha256(array: np.ndarray) -> str:
     """SHA-256 (hex) of the tensor's data as an archive stores it: C order, little-endian."""
     return hashlib.sha256(canonical_array(np.asarray(array)).reshape(-1).view(np.uint8).data).hexdigest()
-
-
-def fixed_zipinfo(name: str, compression: int = zipfile.ZIP_STORED) -> zipfile.ZipInfo:
-    """A member header with nothing that varies by clock or platform (for byte-equal output)."""
-    info = zipfile.ZipInfo(name, date_time=ZIP_EPOCH)
-    info.compress_type = compression
-    info.create_system = 3  # Unix, whatever platform writes it
-    info.external_attr = 0o644 << 16  # a regular file, rw-r--r--
-    return info
 
 
 def data_view(array: np.ndarray) -> memoryview:
@@ -98,9 +84,13 @@ def checksums(arrays: Mapping[str, np.ndarray], *, sha256: bool) -> dict[str, tu
 
 
 def plan_npz(
-    arrays: Mapping[str, np.ndarray], sums: Mapping[str, tuple[int, str | None]]
+    arrays: Mapping[str, np.ndarray],
+    sums: Mapping[str, tuple[int, str | None]],
+    *,
+    compress: bool = False,
 ) -> ZipPlan:
-    """The bundle laid out as stored members, each tensor's data 64-byte aligned.
+    """The bundle laid out: stored members with each tensor's data 64-byte aligned, or with
+    ``compress=True`` deflated members (their compressed bytes held in memory until written).
 
     ``arrays`` must be canonical (see ``canonical_array``) and ``sums`` their checksums.
     """
@@ -108,7 +98,7 @@ def plan_npz(
     for name, array in arrays.items():
         header = npy_header(array)
         data = Piece(data_view(array), crc=sums[name][0])
-        members.append(PlannedMember(name + ".npy", [Piece(header), data]))
+        members.append(PlannedMember(name + ".npy", [Piece(header), data], deflate=compress))
     return ZipPlan(members)
 
 
@@ -125,21 +115,11 @@ def canonical_arrays(arrays: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
 def write_npz(handle: IO[bytes], arrays: Mapping[str, np.ndarray], *, compress: bool = False) -> None:
     """Write ``arrays`` as an npz bundle to an open binary file, in the mapping's order.
 
-    Stored bundles are written in one pass with each tensor's data 64-byte aligned;
-    ``compress=True`` deflates each member (through ``zipfile``; nothing is aligned then).
+    Written in one pass: stored members with each tensor's data 64-byte aligned, or with
+    ``compress=True`` deflated members (nothing aligned; all compressed bytes held in memory).
     """
-    if not compress:
-        canonical = canonical_arrays(arrays)
-        plan_npz(canonical, checksums(canonical, sha256=False)).write(handle)
-        return
-    compression = zipfile.ZIP_DEFLATED
-    with zipfile.ZipFile(handle, mode="w", compression=compression, allowZip64=True) as bundle:
-        for name, value in arrays.items():
-            array = np.asarray(value)
-            check_storable(f"tensor {name!r}", array)
-            info = fixed_zipinfo(name + ".npy", compression)
-            with bundle.open(info, mode="w", force_zip64=True) as member:
-                np.lib.format.write_array(member, canonical_array(array), allow_pickle=False)
+    canonical = canonical_arrays(arrays)
+    plan_npz(canonical, checksums(canonical, sha256=False), compress=compress).write(handle)
 
 
 class Integrity(str, enum.Enum):

@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from typing import IO
 
 from ..errors import FormatError, IntegrityError
+from .ziprecords import DEFLATED, STORED
 
-__all__ = ["STORED", "DEFLATED", "Source", "Member", "MemberReader"]
+__all__ = ["STORED", "DEFLATED", "Source", "Member", "MemberReader"]  # the methods, for readers
 
-STORED, DEFLATED = 0, 8
 _CHUNK = 1 << 20
 
 

@@ -5,40 +5,49 @@ before the first member or after the directory (so two files glued together read
 second one), accepts overlapping members and sizes that no bytes back, and builds an object
 per directory entry before anyone can count them. This module parses the end record and the
 central directory itself, refuses all of that with a message naming the file and the member,
-and reads members with an explicit CRC-32 check. Writing still uses ``zipfile``.
+and reads members with an explicit CRC-32 check. Record layouts, signatures and flags come
+from ``ziprecords``, which the writer (``zipwrite``) shares.
 
 Both the ``.mpk`` container and the ``weights.npz`` bundle inside it are read through here;
 member offsets are kept so that later readers can map tensor data in place. The bytes
-themselves are read through ``_zipio``.
+themselves are read through ``zipio``.
 """
 
 from __future__ import annotations
 
 import re
 import stat
-import struct
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from ..errors import FormatError, LimitError, ModelpackError
-from .zipio import DEFLATED, STORED, Member, Source
+from .zipio import Member, Source
+from .ziprecords import (
+    CENTRAL,
+    DEFLATED,
+    DESCRIPTOR_FLAG,
+    DESCRIPTOR_SIZES,
+    DOS_DIRECTORY,
+    ENCRYPTION_FLAGS,
+    END,
+    EXTRA_HEADER,
+    LOCAL,
+    MAX_16,
+    MAX_32,
+    MAX_COMMENT,
+    STORED,
+    UNIX_SYSTEMS,
+    UTF8_FLAG,
+    ZIP64_END,
+    ZIP64_END_LEAD,
+    ZIP64_EXTRA_ID,
+    ZIP64_LOCATOR,
+    EndRecord,
+)
 
 __all__ = ["Directory", "read_directory", "check_name"]
 
-_EOCD = struct.Struct("<4s4H2LH")  # end of central directory record
-_LOCATOR = struct.Struct("<4sLQL")  # zip64 end of central directory locator
-_EOCD64 = struct.Struct("<4sQ2H2L4Q")  # zip64 end of central directory record
-_CENTRAL = struct.Struct("<4s4B4HL2L5H2L")  # central directory file header
-_LOCAL = struct.Struct("<4s2B4HL2L2H")  # local file header
-_EOCD_SIG, _LOCATOR_SIG, _EOCD64_SIG = b"PK\x05\x06", b"PK\x06\x07", b"PK\x06\x06"
-_CENTRAL_SIG, _LOCAL_SIG = b"PK\x01\x02", b"PK\x03\x04"
-_MAX_COMMENT = 0xFFFF
-_MAX_ENTRY = 46 + 3 * 0xFFFF  # a central entry: fixed part, then name, extra, comment
-_UTF8_FLAG, _DESCRIPTOR_FLAG = 0x800, 0x8
-_ENCRYPTION_FLAGS = 0x1 | 0x40 | 0x2000  # traditional, strong, central-directory encryption
-_DESCRIPTOR_SIZES = (12, 16, 20, 24)  # with/without signature, 32/64-bit sizes
-_UNIX_SYSTEMS = (3, 19)  # Unix, OS X: the high 16 bits of external_attr are a st_mode
-_DOS_DIRECTORY = 0x10
+_MAX_ENTRY = CENTRAL.size + 3 * MAX_16  # a central entry: fixed part, then name, extra, comment
 _CONTROL = re.compile("[\x00-\x1f\x7f]")
 _ABSOLUTE = re.compile(r"^(/|[A-Za-z]:[/\\])")
 
@@ -79,7 +88,7 @@ def read_directory(
             f"{where}: the zip directory is not where the end record says ({gap:+d} bytes): "
             "junk before the archive, two files concatenated, or a damaged file"
         )
-    if not count * _CENTRAL.size <= directory_size <= count * _MAX_ENTRY:
+    if not count * CENTRAL.size <= directory_size <= count * _MAX_ENTRY:
         # The upper bound keeps the directory read (it is read whole) in proportion to count.
         raise FormatError(
             f"{where}: a zip directory of {directory_size} bytes cannot hold exactly {count} entries"
@@ -95,24 +104,24 @@ def read_directory(
 def _end_record(source: Source, kind: str) -> tuple[int, int, int, int, bytes]:
     """(entries, directory offset, directory size, where the directory must end, comment)."""
     where, size = source.where, source.size
-    if size < _EOCD.size:
+    if size < END.size:
         raise FormatError(f"{where}: not {kind} (not a zip file: only {size} bytes)")
-    tail_start = max(0, size - _EOCD.size - _MAX_COMMENT)
+    tail_start = max(0, size - END.size - MAX_COMMENT)
     tail = source.read_at(tail_start, size - tail_start)
-    position = tail.rfind(_EOCD_SIG)
+    position = tail.rfind(END.signature)
     excess = None  # bytes after the last-found end record and its comment (<0: cut short)
-    record = None
+    record: EndRecord | None = None
     while position >= 0:
-        if position + _EOCD.size <= len(tail):
-            record = _EOCD.unpack_from(tail, position)
-            surplus = len(tail) - position - _EOCD.size - record[7]
+        if position + END.size <= len(tail):
+            record = END.unpack_from(tail, position)
+            surplus = len(tail) - position - END.size - record.comment_length
             if surplus == 0:
                 break
             excess = surplus if excess is None else excess
         else:
             excess = -1 if excess is None else excess
         record = None
-        position = tail.rfind(_EOCD_SIG, 0, position)
+        position = tail.rfind(END.signature, 0, position)
     if record is None:
         if excess is not None and excess > 0:
             raise FormatError(
@@ -121,39 +130,40 @@ def _end_record(source: Source, kind: str) -> tuple[int, int, int, int, bytes]:
             )
         if excess is not None:
             raise FormatError(f"{where}: truncated zip file: its end-of-directory record is cut short")
-        if source.read_at(0, 4) == _LOCAL_SIG:
+        if source.read_at(0, 4) == LOCAL.signature:
             raise FormatError(f"{where}: truncated zip file: no end-of-directory record")
         raise FormatError(f"{where}: not {kind} (not a zip file: no end-of-directory record)")
     assert record is not None
-    _, disk, directory_disk, disk_entries, entries, directory_size, directory_offset, _ = record
     end_offset = tail_start + position
-    comment = tail[position + _EOCD.size :]
-    if disk != 0 or directory_disk != 0 or disk_entries != entries:
+    comment = tail[position + END.size :]
+    if record.disk != 0 or record.directory_disk != 0 or record.disk_entries != record.entries:
         raise FormatError(f"{where}: multi-disk (split) zip archives are not supported")
-    locator_offset = end_offset - _LOCATOR.size
-    if locator_offset >= 0 and source.read_at(locator_offset, 4) == _LOCATOR_SIG:
+    locator_offset = end_offset - ZIP64_LOCATOR.size
+    if locator_offset >= 0 and source.read_at(locator_offset, 4) == ZIP64_LOCATOR.signature:
         return (*_zip64_end_record(source, locator_offset, record), comment)
-    return entries, directory_offset, directory_size, end_offset, comment
+    return record.entries, record.directory_offset, record.directory_size, end_offset, comment
 
 
-def _zip64_end_record(source: Source, locator_offset: int, record: tuple) -> tuple[int, int, int, int]:
+def _zip64_end_record(source: Source, locator_offset: int, record: EndRecord) -> tuple[int, int, int, int]:
     where = source.where
-    _, disk, record_offset, disks = _LOCATOR.unpack(source.read_at(locator_offset, _LOCATOR.size))
-    if disk != 0 or disks != 1:
+    locator = ZIP64_LOCATOR.unpack_from(source.read_at(locator_offset, ZIP64_LOCATOR.size))
+    if locator.disk != 0 or locator.disks != 1:
         raise FormatError(f"{where}: multi-disk (split) zip archives are not supported")
-    if record_offset + _EOCD64.size > locator_offset:
+    record_offset = locator.record_offset
+    if record_offset + ZIP64_END.size > locator_offset:
         raise FormatError(f"{where}: the zip64 end record is not where its locator says")
-    fields = _EOCD64.unpack(source.read_at(record_offset, _EOCD64.size))
-    signature, record_size, _, _, disk, directory_disk, disk_entries, entries, size, offset = fields
-    if signature != _EOCD64_SIG or record_offset + 12 + record_size != locator_offset:
+    wide = ZIP64_END.unpack_from(source.read_at(record_offset, ZIP64_END.size))
+    record_end = record_offset + ZIP64_END_LEAD + wide.record_size
+    if wide.signature != ZIP64_END.signature or record_end != locator_offset:
         raise FormatError(f"{where}: the zip64 end record is damaged or not where its locator says")
-    if disk != 0 or directory_disk != 0 or disk_entries != entries:
+    if wide.disk != 0 or wide.directory_disk != 0 or wide.disk_entries != wide.entries:
         raise FormatError(f"{where}: multi-disk (split) zip archives are not supported")
-    for value, short, saturated in ((entries, record[4], 0xFFFF), (size, record[5], 0xFFFFFFFF),
-                                    (offset, record[6], 0xFFFFFFFF)):
+    for value, short, saturated in ((wide.entries, record.entries, MAX_16),
+                                    (wide.directory_size, record.directory_size, MAX_32),
+                                    (wide.directory_offset, record.directory_offset, MAX_32)):
         if short not in (value, saturated):
             raise FormatError(f"{where}: the zip end record and zip64 end record disagree")
-    return entries, offset, size, record_offset
+    return wide.entries, wide.directory_offset, wide.directory_size, record_offset
 
 
 def _central_entries(raw: bytes, count: int, where: str) -> list[Member]:
@@ -161,15 +171,15 @@ def _central_entries(raw: bytes, count: int, where: str) -> list[Member]:
     seen: set[str] = set()
     position = 0
     for index in range(count):
-        if position + _CENTRAL.size > len(raw):
+        if position + CENTRAL.size > len(raw):
             raise FormatError(f"{where}: the zip directory ends after {index} of its {count} entries")
-        fields = _CENTRAL.unpack_from(raw, position)
-        (signature, _, system, _, _, flags, method, _, _, crc, compressed, size,
-         name_length, extra_length, comment_length, disk, _, external, offset) = fields
-        if signature != _CENTRAL_SIG:
+        entry = CENTRAL.unpack_from(raw, position)
+        flags, method = entry.flags, entry.method
+        name_length, extra_length = entry.name_length, entry.extra_length
+        if entry.signature != CENTRAL.signature:
             raise FormatError(f"{where}: zip directory entry {index} is damaged (bad signature)")
-        start = position + _CENTRAL.size
-        position = start + name_length + extra_length + comment_length
+        start = position + CENTRAL.size
+        position = start + name_length + extra_length + entry.comment_length
         if position > len(raw):
             raise FormatError(f"{where}: zip directory entry {index} runs past the directory")
         raw_name = raw[start : start + name_length]
@@ -179,10 +189,12 @@ def _central_entries(raw: bytes, count: int, where: str) -> list[Member]:
             raise FormatError(f"{where}: duplicate member {name!r}")
         seen.add(name)
         extra = raw[start + name_length : start + name_length + extra_length]
-        size, compressed, offset, disk = _zip64_fields(extra, size, compressed, offset, disk, where, name)
+        size, compressed, offset, disk = _zip64_fields(
+            extra, entry.size, entry.compressed_size, entry.header_offset, entry.disk, where, name
+        )
         if disk != 0:
             raise FormatError(f"{where}: member {name!r} lies on another disk of a split archive")
-        if flags & _ENCRYPTION_FLAGS:
+        if flags & ENCRYPTION_FLAGS:
             raise FormatError(f"{where}: member {name!r} is encrypted")
         if method not in (STORED, DEFLATED):
             raise FormatError(
@@ -193,8 +205,8 @@ def _central_entries(raw: bytes, count: int, where: str) -> list[Member]:
             raise FormatError(
                 f"{where}: member {name!r} is stored but declares {size} bytes in {compressed}"
             )
-        _check_file_type(name, system, external, where)
-        members.append(Member(name, method, flags, crc, compressed, size, offset, -1))
+        _check_file_type(name, entry.made_by >> 8, entry.external_attr, where)
+        members.append(Member(name, method, flags, entry.crc, compressed, size, offset, -1))
     if position != len(raw):
         raise FormatError(
             f"{where}: the zip directory holds {len(raw) - position} bytes beyond its {count} "
@@ -205,7 +217,7 @@ def _central_entries(raw: bytes, count: int, where: str) -> list[Member]:
 
 def _decode_name(raw: bytes, flags: int, where: str) -> str:
     try:
-        return raw.decode("utf-8") if flags & _UTF8_FLAG else raw.decode("cp437")
+        return raw.decode("utf-8") if flags & UTF8_FLAG else raw.decode("cp437")
     except UnicodeDecodeError:
         raise FormatError(f"{where}: member name {raw!r} is not valid UTF-8") from None
 
@@ -237,15 +249,15 @@ def _zip64_fields(
     extra: bytes, size: int, compressed: int, offset: int, disk: int, where: str, name: str
 ) -> tuple[int, int, int, int]:
     """Replace saturated 32-bit fields by the zip64 extra field's values, in APPNOTE order."""
-    wanted = [size == 0xFFFFFFFF, compressed == 0xFFFFFFFF, offset == 0xFFFFFFFF, disk == 0xFFFF]
+    wanted = [size == MAX_32, compressed == MAX_32, offset == MAX_32, disk == MAX_16]
     if not any(wanted):
         return size, compressed, offset, disk
     position = 0
-    while position + 4 <= len(extra):
-        kind, length = struct.unpack_from("<HH", extra, position)
-        body = extra[position + 4 : position + 4 + length]
-        position += 4 + length
-        if kind != 1:
+    while position + EXTRA_HEADER.size <= len(extra):
+        kind, length = EXTRA_HEADER.unpack_from(extra, position)
+        body = extra[position + EXTRA_HEADER.size : position + EXTRA_HEADER.size + length]
+        position += EXTRA_HEADER.size + length
+        if kind != ZIP64_EXTRA_ID:
             continue
         values = [size, compressed, offset, disk]
         cursor = 0
@@ -265,11 +277,11 @@ def _zip64_fields(
 
 def _check_file_type(name: str, system: int, external: int, where: str) -> None:
     kind = stat.S_IFMT(external >> 16)  # 0 when a writer set permissions only
-    if system in _UNIX_SYSTEMS and kind not in (0, stat.S_IFREG):
+    if system in UNIX_SYSTEMS and kind not in (0, stat.S_IFREG):
         if kind == stat.S_IFLNK:
             raise FormatError(f"{where}: member {name!r} is a symbolic link")
         raise FormatError(f"{where}: member {name!r} is not a regular file (mode {external >> 16:#o})")
-    if external & _DOS_DIRECTORY:
+    if external & DOS_DIRECTORY:
         raise FormatError(f"{where}: member {name!r} is a directory")
 
 
@@ -291,7 +303,7 @@ def _locate_data(source: Source, members: list[Member], directory_offset: int) -
     previous: Member | None = None
     for index in sorted(range(len(members)), key=lambda i: members[i].header_offset):
         member = members[index]
-        if member.header_offset + _LOCAL.size > directory_offset:
+        if member.header_offset + LOCAL.size > directory_offset:
             raise FormatError(
                 f"{where}: member {member.name!r} starts at offset {member.header_offset}, past the "
                 f"end of the member data ({directory_offset})"
@@ -299,30 +311,31 @@ def _locate_data(source: Source, members: list[Member], directory_offset: int) -
         _check_gap(member.header_offset, expected_offset, previous, where)
         # One read usually covers the header, the name and a padding extra field.
         room = directory_offset - member.header_offset
-        guess = min(_LOCAL.size + len(member.name.encode()) + 128, room)
+        guess = min(LOCAL.size + len(member.name.encode()) + 128, room)
         block = source.read_at(member.header_offset, guess)
-        (signature, _, _, flags, method, _, _, crc, compressed, size,
-         name_length, extra_length) = _LOCAL.unpack_from(block)
-        if signature != _LOCAL_SIG:
+        header = LOCAL.unpack_from(block)
+        flags, name_length, extra_length = header.flags, header.name_length, header.extra_length
+        crc, compressed, size = header.crc, header.compressed_size, header.size
+        if header.signature != LOCAL.signature:
             raise FormatError(
                 f"{where}: member {member.name!r} has no local header at offset {member.header_offset}"
             )
-        name_start = member.header_offset + _LOCAL.size
-        if _LOCAL.size + name_length + extra_length <= len(block):
-            raw_name = block[_LOCAL.size : _LOCAL.size + name_length + extra_length]
+        name_start = member.header_offset + LOCAL.size
+        if LOCAL.size + name_length + extra_length <= len(block):
+            raw_name = block[LOCAL.size : LOCAL.size + name_length + extra_length]
         else:
             raw_name = source.read_at(name_start, name_length + extra_length)
         if _decode_name(raw_name[:name_length], flags, where) != member.name:
             raise FormatError(
                 f"{where}: member {member.name!r} is called {raw_name[:name_length]!r} in its local header"
             )
-        if flags & _DESCRIPTOR_FLAG:  # the local fields are zeros; the real ones follow the data
+        if flags & DESCRIPTOR_FLAG:  # the local fields are zeros; the real ones follow the data
             crc, compressed, size = member.crc, member.compressed_size, member.size
         else:
             extra = raw_name[name_length:]
             size, compressed, _, _ = _zip64_fields(extra, size, compressed, 0, 0, where, member.name)
-        local = (method, flags & _ENCRYPTION_FLAGS, crc, compressed, size)
-        if local != (member.method, member.flags & _ENCRYPTION_FLAGS, member.crc,
+        local = (header.method, flags & ENCRYPTION_FLAGS, crc, compressed, size)
+        if local != (member.method, member.flags & ENCRYPTION_FLAGS, member.crc,
                      member.compressed_size, member.size):
             # Tools that read local headers (streaming unzip) would see another file than we do.
             raise FormatError(
@@ -345,7 +358,7 @@ def _check_gap(
 ) -> None:
     """Between members only a data descriptor may sit; anything else is junk or overlap."""
     gap = offset - expected
-    if gap == 0 or (previous is not None and previous.flags & _DESCRIPTOR_FLAG and gap in _DESCRIPTOR_SIZES):
+    if gap == 0 or (previous is not None and previous.flags & DESCRIPTOR_FLAG and gap in DESCRIPTOR_SIZES):
         return
     what = "the zip directory" if at_directory else "the next member"
     if previous is None:

@@ -1,11 +1,14 @@
-"""Writing zips whose stored members start at 64-byte boundaries, in one sequential pass.
+"""The one zip writer: stored members on 64-byte boundaries, deflated members, one pass.
 
-Python's ``zipfile`` cannot align member data or predict its own layout. Here every size is
-known before a byte is written (members are stored, not compressed), so a writer can place
-each member's data at a multiple of ``ALIGN`` by padding the local header's extra field — as
-Android's zipalign does, with the same extra-field id — and can compute the CRC-32 of a
-member made of pieces (a whole ``.npz`` bundle) from the pieces' CRCs, without reading the
-data twice. Output depends only on the names and bytes given: fixed timestamps and attributes.
+Every byte of the zip is laid out before the first is written, so each offset, size and CRC-32
+goes straight into its header: no seeking back, no data descriptors. Stored members' data is
+placed at a multiple of ``ALIGN`` by padding the local header's extra field, as Android's
+zipalign does (with its extra-field id), so readers can map tensors in place; the CRC-32 of a
+member made of pieces (a whole ``.npz`` bundle) is combined from the pieces' CRCs without
+reading the data twice. A deflated member is compressed while planning (raw deflate, zip's
+method 8) and its compressed bytes are held in memory until written, since its local header
+needs the compressed size first. Output depends only on the names, bytes and methods given:
+fixed timestamps and attributes (``ziprecords``), and zlib's default level.
 """
 
 from __future__ import annotations
@@ -16,20 +19,36 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import IO
 
+from .ziprecords import (
+    CENTRAL,
+    DEFLATED,
+    DOS_DATE,
+    DOS_TIME,
+    END,
+    EXTERNAL_ATTR,
+    EXTRA_HEADER,
+    LOCAL,
+    MADE_BY,
+    MAX_16,
+    MAX_32,
+    STORED,
+    UTF8_FLAG,
+    VERSION_DEFAULT,
+    VERSION_ZIP64,
+    ZIP64_END,
+    ZIP64_END_LEAD,
+    ZIP64_EXTRA_ID,
+    ZIP64_LOCATOR,
+    ZIPALIGN_EXTRA_ID,
+    ZIPALIGN_MIN,
+)
+
 __all__ = ["ALIGN", "Piece", "PlannedMember", "ZipPlan", "crc32_combine", "padding_for"]
 
 ALIGN = 64
-_ZIPALIGN_ID = 0xD935  # Android zipalign's alignment extra field: 2-byte alignment, then zeros
-_ZIP64_ID = 0x0001
-_U32 = 0xFFFFFFFF
-_DOS_DATE, _DOS_TIME = (0 << 9) | (1 << 5) | 1, 0  # 1980-01-01 00:00:00
-_EXTERNAL_ATTR = 0o644 << 16  # a regular file, rw-r--r--
-_MADE_BY = (3 << 8) | 45  # Unix, spec version 4.5 (zip64-aware)
-_LOCAL = struct.Struct("<IHHHHHIIIHH")
-_CENTRAL = struct.Struct("<IHHHHHHIIIHHHHHII")
-_EOCD = struct.Struct("<IHHHHIIH")
-_EOCD64 = struct.Struct("<IQHHIIQQQQ")
-_LOCATOR = struct.Struct("<IIQI")
+# Sizes and offsets from ZIP64_SIZE on, and member counts from ZIP64_COUNT on, go to zip64
+# fields (their 32- and 16-bit fields saturate). Tests lower these to write zip64 small.
+ZIP64_SIZE, ZIP64_COUNT = MAX_32, MAX_16
 
 
 # -- CRC-32 of a concatenation from the parts' CRCs (zlib's crc32_combine, which Python's zlib
@@ -83,14 +102,25 @@ class Piece:
 
 @dataclass
 class PlannedMember:
-    """One stored member: name, pieces, and (after planning) where its header and data go."""
+    """One member: name, its bytes as pieces, and (after planning) its header and data.
+
+    ``deflate=True`` compresses it (and holds the compressed bytes); otherwise it is stored
+    with its data aligned.
+    """
 
     name: str
     pieces: list[Piece]
+    deflate: bool = False
     header_offset: int = 0
     local_header: bytes = b""
-    size: int = 0
-    crc: int = 0
+    size: int = 0  # uncompressed
+    compressed_size: int = 0
+    crc: int = 0  # of the uncompressed bytes
+    data: list[Piece] = field(default_factory=list)  # what follows the local header
+
+    @property
+    def method(self) -> int:
+        return DEFLATED if self.deflate else STORED
 
     @property
     def data_offset(self) -> int:
@@ -104,7 +134,7 @@ def padding_for(position: int, align: int = ALIGN) -> int:
     with the 2-byte alignment, so any non-empty padding is at least 6 bytes.
     """
     pad = -position % align
-    while pad and pad < 6:
+    while pad and pad < ZIPALIGN_MIN:
         pad += align
     return pad
 
@@ -115,6 +145,10 @@ class ZipPlan:
 
     Data is aligned relative to the zip's start. A zip nested as another plan's stored member
     (the bundle in the archive) is aligned in the file too, since that member's data is.
+
+    >>> plan = ZipPlan([PlannedMember("a.txt", [Piece(b"hello")], deflate=True)])
+    >>> plan.size == sum(piece.size for piece in plan.pieces())
+    True
     """
 
     members: list[PlannedMember]
@@ -127,9 +161,11 @@ class ZipPlan:
         for member in self.members:
             member.size = sum(piece.size for piece in member.pieces)
             member.crc = _crc_of(member.pieces)
+            member.data = [Piece(_deflate(member.pieces))] if member.deflate else member.pieces
+            member.compressed_size = sum(piece.size for piece in member.data)
             member.header_offset = offset
             member.local_header = _local_header(member, offset)
-            offset = member.data_offset + member.size
+            offset = member.data_offset + member.compressed_size
         self.directory = _directory(self.members, offset, self.comment)
         self.size = offset + len(self.directory)
 
@@ -137,7 +173,7 @@ class ZipPlan:
         """Every byte of the zip in order: headers, member data, directory."""
         for member in self.members:
             yield Piece(member.local_header)
-            yield from member.pieces
+            yield from member.data
         yield Piece(self.directory)
 
     def crc(self) -> int:
@@ -157,23 +193,45 @@ def _crc_of(pieces: list[Piece]) -> int:
     return crc
 
 
+def _deflate(pieces: list[Piece]) -> bytes:
+    """Raw deflate (no zlib wrapper, as zip's method 8 wants) at zlib's default level."""
+    deflater = zlib.compressobj(zlib.Z_DEFAULT_COMPRESSION, zlib.DEFLATED, -15)
+    return b"".join([deflater.compress(piece.data) for piece in pieces] + [deflater.flush()])
+
+
 def _name_bytes(name: str) -> tuple[bytes, int]:
     """UTF-8 name and the general-purpose flag that says so (only when it is not ASCII)."""
     raw = name.encode("utf-8")
-    return raw, (0x800 if not name.isascii() else 0)
+    return raw, (UTF8_FLAG if not name.isascii() else 0)
+
+
+def _field32(value: int) -> int:
+    """A 32-bit header field: the value, or saturated when zip64 carries it."""
+    return MAX_32 if value >= ZIP64_SIZE else value
+
+
+def _zip64_extra(values: list[int]) -> bytes:
+    """The zip64 extra field holding ``values`` (8 bytes each), or nothing."""
+    if not values:
+        return b""
+    return EXTRA_HEADER.pack(ZIP64_EXTRA_ID, 8 * len(values)) + struct.pack(f"<{len(values)}Q", *values)
 
 
 def _local_header(member: PlannedMember, position: int) -> bytes:
     name, flags = _name_bytes(member.name)
-    zip64 = member.size >= _U32
-    extra = struct.pack("<HHQQ", _ZIP64_ID, 16, member.size, member.size) if zip64 else b""
-    pad = padding_for(position + _LOCAL.size + len(name) + len(extra))
-    if pad:
-        extra += struct.pack("<HHH", _ZIPALIGN_ID, pad - 4, ALIGN) + b"\0" * (pad - 6)
-    size_field = _U32 if zip64 else member.size
-    header = _LOCAL.pack(
-        0x04034B50, 45 if zip64 else 20, flags, 0, _DOS_TIME, _DOS_DATE,
-        member.crc, size_field, size_field, len(name), len(extra),
+    # A local zip64 extra field holds both sizes, whichever of them overflows (APPNOTE 4.5.3).
+    zip64 = max(member.size, member.compressed_size) >= ZIP64_SIZE
+    extra = _zip64_extra([member.size, member.compressed_size] if zip64 else [])
+    if member.method == STORED:  # compressed data cannot be mapped: no point aligning it
+        pad = padding_for(position + LOCAL.size + len(name) + len(extra))
+        if pad:
+            extra += EXTRA_HEADER.pack(ZIPALIGN_EXTRA_ID, pad - EXTRA_HEADER.size)
+            extra += struct.pack("<H", ALIGN) + b"\0" * (pad - ZIPALIGN_MIN)
+    header = LOCAL.pack(
+        version_needed=VERSION_ZIP64 if zip64 else VERSION_DEFAULT, flags=flags,
+        method=member.method, time=DOS_TIME, date=DOS_DATE, crc=member.crc,
+        compressed_size=MAX_32 if zip64 else member.compressed_size,
+        size=MAX_32 if zip64 else member.size, name_length=len(name), extra_length=len(extra),
     )
     return header + name + extra
 
@@ -182,18 +240,16 @@ def _directory(members: list[PlannedMember], start: int, comment: bytes) -> byte
     entries = []
     for member in members:
         name, flags = _name_bytes(member.name)
-        values = [v for v in (member.size, member.size) if member.size >= _U32]
-        offset_field = member.header_offset
-        if member.header_offset >= _U32:
-            values.append(member.header_offset)
-            offset_field = _U32
-        extra = struct.pack(f"<HH{len(values)}Q", _ZIP64_ID, 8 * len(values), *values) if values else b""
-        size_field = _U32 if member.size >= _U32 else member.size
+        wide = (member.size, member.compressed_size, member.header_offset)
+        extra = _zip64_extra([value for value in wide if value >= ZIP64_SIZE])  # APPNOTE order
         entries.append(
-            _CENTRAL.pack(
-                0x02014B50, _MADE_BY, 45 if extra else 20, flags, 0, _DOS_TIME, _DOS_DATE,
-                member.crc, size_field, size_field, len(name), len(extra), 0, 0, 0,
-                _EXTERNAL_ATTR, offset_field,
+            CENTRAL.pack(
+                made_by=MADE_BY, version_needed=VERSION_ZIP64 if extra else VERSION_DEFAULT,
+                flags=flags, method=member.method, time=DOS_TIME, date=DOS_DATE, crc=member.crc,
+                compressed_size=_field32(member.compressed_size), size=_field32(member.size),
+                name_length=len(name), extra_length=len(extra), comment_length=0, disk=0,
+                internal_attr=0, external_attr=EXTERNAL_ATTR,
+                header_offset=_field32(member.header_offset),
             )
             + name
             + extra
@@ -201,13 +257,17 @@ def _directory(members: list[PlannedMember], start: int, comment: bytes) -> byte
     central = b"".join(entries)
     count = len(members)
     tail = b""
-    if count >= 0xFFFF or start >= _U32 or len(central) >= _U32:
-        eocd64_offset = start + len(central)
-        tail += _EOCD64.pack(0x06064B50, _EOCD64.size - 12, _MADE_BY, 45, 0, 0, count, count,
-                             len(central), start)
-        tail += _LOCATOR.pack(0x07064B50, 0, eocd64_offset, 1)
-    tail += _EOCD.pack(
-        0x06054B50, 0, 0, min(count, 0xFFFF), min(count, 0xFFFF),
-        min(len(central), _U32), min(start, _U32), len(comment),
+    if count >= ZIP64_COUNT or max(start, len(central)) >= ZIP64_SIZE:
+        tail += ZIP64_END.pack(
+            record_size=ZIP64_END.size - ZIP64_END_LEAD, made_by=MADE_BY, version_needed=VERSION_ZIP64,
+            disk=0, directory_disk=0, disk_entries=count, entries=count,
+            directory_size=len(central), directory_offset=start,
+        )
+        tail += ZIP64_LOCATOR.pack(disk=0, record_offset=start + len(central), disks=1)
+    short_count = MAX_16 if count >= ZIP64_COUNT else count
+    tail += END.pack(
+        disk=0, directory_disk=0, disk_entries=short_count, entries=short_count,
+        directory_size=_field32(len(central)), directory_offset=_field32(start),
+        comment_length=len(comment),
     )
     return central + tail + comment
