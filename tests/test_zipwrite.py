@@ -1,7 +1,8 @@
-"""The aligned zip writer: plain zips for every reader, data on 64-byte boundaries."""
+"""The one zip writer: plain zips for every reader, stored data on 64-byte boundaries, deflate."""
 
 from __future__ import annotations
 
+import hashlib
 import io
 import random
 import struct
@@ -9,9 +10,15 @@ import zipfile
 import zlib
 
 import numpy as np
+import pytest
 
 import modelpack
-from modelpack import nn
+from modelpack import api, nn
+from modelpack.errors import FormatError
+from modelpack.io import zipwrite
+from modelpack.io.npz import read_npz, write_npz
+from modelpack.io.zipio import MemberReader, Source
+from modelpack.io.zipread import read_directory
 from modelpack.io.zipwrite import ALIGN, Piece, PlannedMember, ZipPlan, crc32_combine, padding_for
 
 
@@ -89,3 +96,203 @@ def test_parameter_files_are_aligned_too(tmp_path):
     for offset in _local_data_offsets(data).values():
         header_length = struct.unpack_from("<H", data, offset + 8)[0]
         assert (offset + 10 + header_length) % ALIGN == 0
+
+
+# -- what the stored writer produces, pinned -----------------------------------------------------
+#
+# sha256 of archives written by main before the writer learnt to deflate (commit 2da538e): the
+# stored (default) output must not change by a byte. The producer string is pinned too, so a
+# version bump does not move these.
+
+PINNED = {
+    "save": "42ae6603d0b628db8f25bcb41ddf318a0097b1045c38cbfd4e931030eec6bb14",
+    "export": "7ef1e353b76593fd13c01e2b8e1429069a32a98e90f3fe95eb7d711d8ee0d0e2",
+    "npz": "ac838b29586d6c9bc58ec343442df1ed08ad73a10892049a0634785d7a79f975",
+}
+
+
+def _pinned_arrays() -> dict[str, np.ndarray]:
+    return {
+        "ids": np.arange(6, dtype=np.int64).reshape(2, 3),
+        "mask": np.array([True, False, True]),
+        "scale": np.float16(0.5),
+        "empty": np.zeros((0, 4), np.float32),
+        "big_endian": np.arange(5, dtype=">f8"),
+        "fortran": np.asfortranarray(np.arange(12, dtype=np.int16).reshape(3, 4)),
+    }
+
+
+def _pinned_model() -> nn.Block:
+    net = nn.Sequential()
+    net.add(nn.Dense(4, activation="relu", in_units=5), nn.Dense(3, in_units=4))
+    net.initialize(seed=0)
+    for index, param in enumerate(net.collect_params().values()):
+        shape = param.data().shape
+        param.set_data(np.arange(int(np.prod(shape)), dtype=np.float32).reshape(shape) / (index + 1))
+    return net
+
+
+def _written(kind: str, **options) -> bytes:
+    buffer = io.BytesIO()
+    if kind == "save":
+        modelpack.save(buffer, _pinned_arrays(), **options)
+    elif kind == "export":
+        modelpack.export(_pinned_model(), buffer, **options)
+    else:
+        write_npz(buffer, _pinned_arrays(), **options)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("kind", sorted(PINNED))
+def test_stored_output_is_byte_identical_to_before(kind, monkeypatch):
+    monkeypatch.setattr(api, "PRODUCER", "modelpack 0.1.0")
+    assert hashlib.sha256(_written(kind)).hexdigest() == PINNED[kind]
+
+
+# -- deflated members --------------------------------------------------------------------------
+
+
+def _strict_members(data: bytes) -> dict[str, tuple[int, bytes]]:
+    """Each member's method and bytes, as modelpack's strict reader reads them."""
+    source = Source.whole(io.BytesIO(data), where="test.zip")
+    directory = read_directory(
+        source, kind="a zip", max_members=1 << 20, too_many=lambda count: FormatError(str(count)),
+        max_ratio=1e9, grace_bytes=0,
+    )
+    out = {}
+    for member in directory.members:
+        reader = MemberReader(source, member)
+        out[member.name] = (member.method, reader.read(member.size))
+        reader.finish()
+    return out
+
+
+def _zipfile_members(data: bytes) -> dict[str, tuple[int, bytes]]:
+    with zipfile.ZipFile(io.BytesIO(data)) as zf:
+        assert zf.testzip() is None
+        return {info.filename: (info.compress_type, zf.read(info)) for info in zf.infolist()}
+
+
+def _mixed_plan(comment: bytes = b"") -> tuple[ZipPlan, dict[str, bytes]]:
+    rng = random.Random(2)
+    contents = {
+        "text.txt": b"hello " * 300,
+        "random.bin": rng.randbytes(777),
+        "empty": b"",
+        "ünïcode": b"\0" * 5000,
+        "pieces.bin": b"abc" * 50 + rng.randbytes(90),
+    }
+    members = []
+    for index, (name, data) in enumerate(contents.items()):
+        pieces = [Piece(data[:150]), Piece(memoryview(data[150:]))] if name == "pieces.bin" else [Piece(data)]
+        members.append(PlannedMember(name, pieces, deflate=index % 2 == 0))
+    return ZipPlan(members, comment=comment), contents
+
+
+def test_deflated_and_stored_members_read_back_by_both_readers():
+    plan, contents = _mixed_plan(comment=b"note")
+    buffer = io.BytesIO()
+    plan.write(buffer)
+    data = buffer.getvalue()
+    assert len(data) == plan.size and zlib.crc32(data) == plan.crc()
+    methods = {member.name: member.method for member in plan.members}
+    assert set(methods.values()) == {zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED}
+    expected = {name: (methods[name], content) for name, content in contents.items()}
+    assert _strict_members(data) == expected
+    assert _zipfile_members(data) == expected
+    with zipfile.ZipFile(io.BytesIO(data)) as zf:
+        assert zf.comment == b"note"
+        info = zf.getinfo("text.txt")
+        assert info.compress_size < info.file_size / 10  # really compressed
+        assert info.date_time == (1980, 1, 1, 0, 0, 0) and info.create_system == 3
+        assert info.external_attr == 0o644 << 16
+    offsets = _local_data_offsets(data)
+    assert all(offsets[name] % ALIGN == 0 for name, method in methods.items() if method == zipfile.ZIP_STORED)
+
+
+def test_deflated_output_is_deterministic():
+    first, second = io.BytesIO(), io.BytesIO()
+    _mixed_plan()[0].write(first)
+    _mixed_plan()[0].write(second)
+    assert first.getvalue() == second.getvalue()
+    assert _written("save", compress=True) == _written("save", compress=True)
+    assert _written("npz", compress=True) == _written("npz", compress=True)
+
+
+def test_deflated_bundle_reads_back_with_modelpack_zipfile_and_numpy():
+    data = _written("npz", compress=True)
+    arrays = {name: np.asarray(array) for name, array in _pinned_arrays().items()}
+    assert {name: method for name, (method, _) in _zipfile_members(data).items()} == {
+        name + ".npy": zipfile.ZIP_DEFLATED for name in arrays
+    }
+    assert _strict_members(data) == _zipfile_members(data)
+    back = read_npz(io.BytesIO(data), source="bundle.npz")
+    with np.load(io.BytesIO(data), allow_pickle=False) as numpy_back:
+        for name, array in arrays.items():
+            for got in (back[name], numpy_back[name]):
+                little = array.astype(array.dtype.newbyteorder("<"))  # what the bundle stores
+                assert got.shape == array.shape and got.tobytes() == little.tobytes()
+
+
+def test_deflated_archive_keeps_the_outer_zip_stored_and_loads_bitwise():
+    data = _written("export", compress=True)
+    outer = _zipfile_members(data)
+    assert {name: method for name, (method, _) in outer.items()} == {
+        "manifest.yaml": zipfile.ZIP_STORED, "weights.npz": zipfile.ZIP_STORED,
+    }
+    inner = _zipfile_members(outer["weights.npz"][1])
+    assert {method for method, _ in inner.values()} == {zipfile.ZIP_DEFLATED}
+    assert _strict_members(outer["weights.npz"][1]) == inner
+    net = _pinned_model()
+    loaded = modelpack.load(io.BytesIO(data), integrity="sha256")
+    for name, param in net.collect_params().items():
+        assert loaded.collect_params()[name].data().tobytes() == param.data().tobytes()
+
+
+# -- zip64: the thresholds lowered so that small files need zip64 records ------------------------
+
+
+@pytest.fixture
+def zip64_everywhere(monkeypatch):
+    monkeypatch.setattr(zipwrite, "ZIP64_SIZE", 1)
+    monkeypatch.setattr(zipwrite, "ZIP64_COUNT", 1)
+
+
+def test_zip64_records_read_back_by_both_readers(zip64_everywhere):
+    plan, contents = _mixed_plan(comment=b"wide")
+    buffer = io.BytesIO()
+    plan.write(buffer)
+    data = buffer.getvalue()
+    end = data[-len(b"wide") - 22 :]
+    assert struct.unpack_from("<4s4H2I", end) == (b"PK\x05\x06", 0, 0, 0xFFFF, 0xFFFF, 0xFFFFFFFF, 0xFFFFFFFF)
+    assert struct.unpack_from("<4s", data, len(data) - len(end) - 20) == (b"PK\x06\x07",)  # the locator
+    first = struct.unpack_from("<4s5H3I2H", data, plan.members[1].header_offset)
+    assert first[7:9] == (0xFFFFFFFF, 0xFFFFFFFF)  # both local sizes deferred to the zip64 extra
+    methods = {member.name: member.method for member in plan.members}
+    expected = {name: (methods[name], content) for name, content in contents.items()}
+    assert _strict_members(data) == expected
+    assert _zipfile_members(data) == expected
+
+
+@pytest.mark.parametrize("compress", [False, True])
+def test_archives_with_zip64_records_load(zip64_everywhere, tmp_path, compress):
+    path = tmp_path / "wide.mpk"
+    modelpack.save(path, _pinned_arrays(), compress=compress)
+    assert b"PK\x06\x06" in path.read_bytes()
+    for mmap in (False, True) if not compress else (False,):
+        back = modelpack.load(path, integrity="sha256", mmap=mmap)
+        for name, array in _pinned_arrays().items():
+            assert np.array_equal(back[name], array) and back[name].dtype == array.dtype.newbyteorder("=")
+
+
+def test_more_members_than_a_16_bit_count_holds():
+    """No thresholds lowered: 65,536 members need the zip64 end record."""
+    members = [PlannedMember(f"{i}", [Piece(b"x" * (i % 3))], deflate=i % 4096 == 0) for i in range(0x10000)]
+    buffer = io.BytesIO()
+    ZipPlan(members).write(buffer)
+    data = buffer.getvalue()
+    assert struct.unpack_from("<H", data, len(data) - 22 + 10) == (0xFFFF,)
+    back = _strict_members(data)
+    assert len(back) == 0x10000 and back["65534"] == (zipfile.ZIP_STORED, b"xx") and back["0"][0] == zipfile.ZIP_DEFLATED
+    with zipfile.ZipFile(io.BytesIO(data)) as zf:
+        assert len(zf.infolist()) == 0x10000 and zf.read("4097") == b"xx"

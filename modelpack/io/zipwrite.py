@@ -13,9 +13,11 @@ fixed timestamps and attributes (``ziprecords``), and zlib's default level.
 
 from __future__ import annotations
 
+import os
 import struct
 import zlib
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import IO
 
@@ -157,11 +159,13 @@ class ZipPlan:
     size: int = field(default=0, init=False)  # bytes in all
 
     def __post_init__(self) -> None:
+        _deflate_all([member for member in self.members if member.deflate])
         offset = 0
         for member in self.members:
             member.size = sum(piece.size for piece in member.pieces)
             member.crc = _crc_of(member.pieces)
-            member.data = [Piece(_deflate(member.pieces))] if member.deflate else member.pieces
+            if not member.deflate:
+                member.data = member.pieces
             member.compressed_size = sum(piece.size for piece in member.data)
             member.header_offset = offset
             member.local_header = _local_header(member, offset)
@@ -197,6 +201,15 @@ def _deflate(pieces: list[Piece]) -> bytes:
     """Raw deflate (no zlib wrapper, as zip's method 8 wants) at zlib's default level."""
     deflater = zlib.compressobj(zlib.Z_DEFAULT_COMPRESSION, zlib.DEFLATED, -15)
     return b"".join([deflater.compress(piece.data) for piece in pieces] + [deflater.flush()])
+
+
+def _deflate_all(members: list[PlannedMember]) -> None:
+    """Each member's ``data`` becomes its deflated bytes; members in parallel (zlib releases
+    the GIL), each compressed alone, so the bytes do not depend on the thread count."""
+    workers = max(1, min(4, os.cpu_count() or 1, len(members)))
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        for member, data in zip(members, pool.map(lambda m: _deflate(m.pieces), members), strict=True):
+            member.data = [Piece(data)]
 
 
 def _name_bytes(name: str) -> tuple[bytes, int]:
