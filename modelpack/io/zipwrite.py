@@ -8,7 +8,8 @@ member made of pieces (a whole ``.npz`` bundle) is combined from the pieces' CRC
 reading the data twice. A deflated member is compressed while planning (raw deflate, zip's
 method 8) and its compressed bytes are held in memory until written, since its local header
 needs the compressed size first. Output depends only on the names, bytes and methods given:
-fixed timestamps and attributes (``ziprecords``), and zlib's default level.
+fixed timestamps and attributes (``ziprecords``), and zlib's default level (deflated bytes
+are the same under the same zlib; another zlib build may compress differently).
 """
 
 from __future__ import annotations
