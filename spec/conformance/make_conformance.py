@@ -42,8 +42,9 @@ def rel(path: Path) -> str:
 
 
 def save_npy(path: Path, array: Any) -> None:
+    """An expected value: C order always, so readers need no Fortran-order support."""
     if not path.exists():
-        np.save(path, np.asarray(array), allow_pickle=False)
+        np.save(path, np.array(array, order="C"), allow_pickle=False)
 
 
 def write_valid(vector: valid.Valid) -> dict[str, Any]:

@@ -1,0 +1,283 @@
+// The manifest's fields and the architecture, spec/FORMAT.md §2.2, §3, §3.3, §3.4, §6:
+// turn the parsed text into checked, normalised objects, or throw the spec's error class.
+import { SchemaError, UnknownLayerError, UnknownOpError, VersionError } from './errors.js';
+import { DTYPES } from './npy.js';
+
+export const READER_VERSION = [1, 1];
+const VERSION = /^(0|[1-9][0-9]{0,5})\.(0|[1-9][0-9]{0,5})$/;
+const SIZE_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,31}$/;
+const VALUE_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,63}$/;
+const ACTIVATIONS = ['relu', 'sigmoid', 'tanh', 'softrelu', 'softsign', 'gelu', 'silu'];
+const FLOAT_DTYPES = ['float16', 'float32', 'float64'];
+
+// -- typed fields: each checker returns the normalised value or throws SchemaError ----------
+
+const fail = (where, what) => { throw new SchemaError(`${where}: ${what}`); };
+const show = (v) => (v instanceof Map ? 'a mapping' : JSON.stringify(v, (k, x) => (typeof x === 'bigint' ? Number(x) : x)));
+
+const int = ({ min = null, gt = null, max = null } = {}) => (v, where) => {
+  if (typeof v !== 'bigint') fail(where, `an integer is required, found ${show(v)}`);
+  if ((min !== null && v < BigInt(min)) || (gt !== null && v <= BigInt(gt)) || (max !== null && v > BigInt(max))) {
+    fail(where, `${v} is out of range`);
+  }
+  return Number(v);
+};
+const bigInt = (v, where) => {
+  if (typeof v !== 'bigint' || v < 0n) fail(where, `a non-negative integer is required, found ${show(v)}`);
+  return v;
+};
+const float = ({ min = null, max = null, maxExclusive = null } = {}) => (v, where) => {
+  if (typeof v !== 'number' && typeof v !== 'bigint') fail(where, `a number is required, found ${show(v)}`);
+  const x = Number(v);
+  if ((min !== null && !(x >= min)) || (max !== null && !(x <= max)) || (maxExclusive !== null && !(x < maxExclusive))) {
+    fail(where, `${x} is out of range`);
+  }
+  return x;
+};
+const bool = (v, where) => (typeof v === 'boolean' ? v : fail(where, `a boolean is required, found ${show(v)}`));
+const str = (v, where) => (typeof v === 'string' ? v : fail(where, `a string is required, found ${show(v)}`));
+const nonEmpty = (v, where) => (str(v, where).length ? v : fail(where, 'an empty string'));
+const oneOf = (...allowed) => (v, where) => (allowed.includes(v) ? v : fail(where, `one of ${allowed.join(', ')} is required, found ${show(v)}`));
+const nullable = (check) => (v, where) => (v === null ? null : check(v, where));
+const list = (check, { min = 0, max = Infinity } = {}) => (v, where) => {
+  if (!Array.isArray(v)) fail(where, `a list is required, found ${show(v)}`);
+  if (v.length < min || v.length > max) fail(where, `a list of ${v.length} items`);
+  return v.map((item, k) => check(item, `${where}[${k}]`));
+};
+const either = (...checks) => (v, where) => {
+  for (const check of checks) {
+    try { return check(v, where); } catch (error) { if (!(error instanceof SchemaError)) throw error; }
+  }
+  return fail(where, `an invalid value ${show(v)}`);
+};
+const pattern = (re) => (v, where) => (re.test(str(v, where)) ? v : fail(where, `${show(v)} does not match ${re}`));
+const mapping = (v, where) => (v instanceof Map ? v : fail(where, `a mapping is required, found ${show(v)}`));
+const pair = (min) => list(int(min === 0 ? { min: 0 } : { gt: 0 }), { min: 2, max: 2 });
+const REQUIRED = Symbol('required');
+
+// Fields of a closed mapping: {name: [check, default or REQUIRED]}; unknown fields refused
+// unless `ignoreUnknown` (a newer minor version's additions, §6).
+function fields(value, spec, where, { ignoreUnknown = false } = {}) {
+  mapping(value, where);
+  const out = {};
+  for (const key of value.keys()) {
+    if (!(key in spec) && !ignoreUnknown) fail(where, `unknown field ${JSON.stringify(key)}`);
+  }
+  for (const [key, [check, fallback]] of Object.entries(spec)) {
+    if (value.has(key)) out[key] = check(value.get(key), `${where}.${key}`);
+    else if (fallback === REQUIRED) fail(where, `the field ${JSON.stringify(key)} is missing`);
+    else out[key] = typeof fallback === 'function' ? fallback() : fallback;
+  }
+  return out;
+}
+
+// -- layer configs (§3.2, the JSON Schema's $defs/<Type>Config) --------------------------------
+
+const act = [nullable(oneOf(...ACTIVATIONS)), null];
+const fdtype = [oneOf(...FLOAT_DTYPES), 'float32'];
+const POOL = {
+  pool_size: [pair(1), () => [2, 2]], strides: [nullable(pair(1)), null], padding: [pair(0), () => [0, 0]],
+  ceil_mode: [bool, false],
+};
+export const LAYERS = {
+  Sequential: { container: true, config: {} },
+  Graph: { container: true, config: null }, // checked by graphConfig
+  Dense: { config: { units: [int({ gt: 0 }), REQUIRED], activation: act, use_bias: [bool, true], flatten: [bool, true], dtype: fdtype, in_units: [int({ min: 0 }), 0] } },
+  Activation: { config: { activation: [oneOf(...ACTIVATIONS), REQUIRED] } },
+  LeakyReLU: { config: { alpha: [float(), REQUIRED] } },
+  ELU: { config: { alpha: [float(), 1.0] } },
+  Dropout: { config: { rate: [float({ min: 0, maxExclusive: 1 }), REQUIRED], axes: [list(int()), () => []] } },
+  Flatten: { config: {} },
+  Embedding: { config: { input_dim: [int({ gt: 0 }), REQUIRED], output_dim: [int({ gt: 0 }), REQUIRED], dtype: fdtype } },
+  Conv2D: {
+    config: {
+      channels: [int({ gt: 0 }), REQUIRED], kernel_size: [pair(1), REQUIRED], strides: [pair(1), () => [1, 1]],
+      padding: [pair(0), () => [0, 0]], dilation: [pair(1), () => [1, 1]], groups: [int({ gt: 0 }), 1], activation: act,
+      use_bias: [bool, true], in_channels: [int({ min: 0 }), 0], dtype: fdtype,
+    },
+    check: (c, where) => {
+      if (c.channels % c.groups || c.in_channels % c.groups) fail(where, 'channels and in_channels must be divisible by groups');
+    },
+  },
+  MaxPool2D: { config: POOL, check: poolPadding },
+  AvgPool2D: { config: { ...POOL, count_include_pad: [bool, true] }, check: poolPadding },
+  GlobalAvgPool2D: { config: {} },
+  GlobalMaxPool2D: { config: {} },
+  BatchNorm: {
+    config: {
+      axis: [int(), 1], momentum: [float(), 0.9], epsilon: [float({ min: 0 }), 1e-5], center: [bool, true], scale: [bool, true],
+      use_global_stats: [bool, false], in_channels: [int({ min: 0 }), 0], dtype: fdtype,
+    },
+  },
+  LayerNorm: { config: { axis: [int(), -1], epsilon: [float({ min: 0 }), 1e-5], center: [bool, true], scale: [bool, true], in_channels: [int({ min: 0 }), 0], dtype: fdtype } },
+};
+
+function poolPadding(c, where) {
+  if (c.padding.some((p, k) => 2 * p > c.pool_size[k])) fail(where, 'padding must be at most half of pool_size');
+}
+
+// -- graph ops (§3.4): attrs of every op -------------------------------------------------------
+
+const axisList = either(int(), list(int()));
+const NO_ATTRS = {};
+const INDEX_ITEM = (v, where) => {
+  mapping(v, where);
+  if (v.size !== 1) fail(where, 'an index item has exactly one field');
+  const [[key, value]] = [...v.entries()];
+  if (key === 'int') return { int: int()(value, `${where}.int`) };
+  if (key === 'slice') return { slice: list(nullable(int()), { min: 3, max: 3 })(value, `${where}.slice`) };
+  if ((key === 'newaxis' || key === 'ellipsis') && value === true) return { [key]: true };
+  return fail(where, `an invalid index item ${JSON.stringify(key)}`);
+};
+export const OP_ATTRS = {};
+for (const op of ['add', 'subtract', 'multiply', 'divide', 'power', 'maximum', 'minimum', 'matmul', 'greater', 'greater_equal',
+  'less', 'less_equal', 'equal', 'not_equal', 'negative', 'abs', 'square', 'exp', 'log', 'sqrt', 'sin', 'cos', 'where', 'flatten',
+  ...ACTIVATIONS]) OP_ATTRS[op] = NO_ATTRS;
+Object.assign(OP_ATTRS, {
+  leaky_relu: { alpha: [float(), REQUIRED] },
+  elu: { alpha: [float(), REQUIRED] },
+  softmax: { axis: [int(), -1] },
+  log_softmax: { axis: [int(), -1] },
+  concatenate: { axis: [int(), 0] },
+  stack: { axis: [int(), 0] },
+  reshape: { shape: [list(either(int(), pattern(SIZE_NAME))), REQUIRED] },
+  transpose: { axes: [nullable(list(int())), null] },
+  squeeze: { axis: [nullable(axisList), null] },
+  expand_dims: { axis: [axisList, REQUIRED] },
+  cast: { dtype: [oneOf(...Object.keys(DTYPES)), REQUIRED] },
+  getitem: { index: [list(INDEX_ITEM), REQUIRED] },
+});
+for (const op of ['sum', 'mean', 'max', 'min']) OP_ATTRS[op] = { axis: [nullable(axisList), null], keepdims: [bool, false] };
+
+const SPECIAL = {
+  layer: { block: [nonEmpty, REQUIRED], returns: [oneOf('single', 'tuple', 'list'), 'single'] },
+  parameter: { name: [nonEmpty, REQUIRED] },
+  constant: { name: [nonEmpty, REQUIRED] },
+  scalar: {
+    value: [(v, where) => (typeof v === 'boolean' ? { kind: 'bool', value: v } : typeof v === 'bigint' ? { kind: 'int', value: v }
+      : typeof v === 'number' ? { kind: 'float', value: v } : fail(where, 'a boolean, integer or float is required')), REQUIRED],
+  },
+};
+
+function graphSpec(value, where) {
+  const g = fields(value, {
+    inputs: [list((v, w) => fields(v, { name: [str, REQUIRED], dtype: [str, REQUIRED],
+      shape: [list(either((x, w2) => Number(bigInt(x, w2) < 2n ** 63n ? x : fail(w2, 'too large')), pattern(SIZE_NAME))), REQUIRED] }, w)), REQUIRED],
+    nodes: [list((v, w) => fields(v, { op: [str, REQUIRED], inputs: [list(str), () => []], outputs: [list(str, { min: 1 }), REQUIRED],
+      attrs: [mapping, () => new Map()] }, w)), REQUIRED],
+    outputs: [(v, w) => fields(v, { kind: [oneOf('single', 'tuple', 'list', 'dict'), REQUIRED], values: [list(str), REQUIRED],
+      keys: [nullable(list(str)), null] }, w), REQUIRED],
+  }, where);
+  const defined = new Set();
+  const define = (name) => {
+    if (!VALUE_NAME.test(name) || defined.has(name)) fail(where, `value name ${JSON.stringify(name)} is invalid or defined twice`);
+    defined.add(name);
+  };
+  g.inputs.forEach((input) => define(input.name));
+  g.nodes.forEach((node, k) => {
+    const at = `${where}.nodes[${k}]`;
+    for (const name of node.inputs) if (!defined.has(name)) fail(at, `reads ${JSON.stringify(name)} before it is defined`);
+    if (node.op in SPECIAL) {
+      node.attrs = fields(node.attrs, SPECIAL[node.op], `${at}.attrs`);
+      if (node.op !== 'layer' && (node.inputs.length || node.outputs.length !== 1)) fail(at, `${node.op} takes no inputs and has one output`);
+      if (node.op === 'layer' && node.attrs.returns === 'single' && node.outputs.length !== 1) fail(at, 'a single-valued layer call has one output');
+    } else {
+      if (!(node.op in OP_ATTRS)) throw new UnknownOpError(`${at}: unknown op ${JSON.stringify(node.op)}; known ops: ${Object.keys(OP_ATTRS).sort().join(', ')}`);
+      node.attrs = fields(node.attrs, OP_ATTRS[node.op], `${at}.attrs`);
+      if (node.outputs.length !== 1) fail(at, `${node.op} has exactly one output`);
+    }
+    node.outputs.forEach(define);
+  });
+  const out = g.outputs;
+  for (const name of out.values) if (!defined.has(name)) fail(where, `graph output ${JSON.stringify(name)} is never defined`);
+  if ((out.kind === 'dict') !== (out.keys !== null)) fail(where, "graph outputs have 'keys' exactly when their kind is 'dict'");
+  if (out.keys !== null && (out.keys.length !== out.values.length || new Set(out.keys).size !== out.keys.length)) {
+    fail(where, 'graph outputs need one distinct key per value');
+  }
+  if (out.kind === 'single' && out.values.length !== 1) fail(where, "a 'single' graph output has exactly one value");
+  return g;
+}
+
+function graphConfig(value, where) {
+  return fields(value, {
+    source_class: [str, 'Graph'],
+    parameters: [(v, w) => [...mapping(v, w).entries()].map(([name, p]) => [name, fields(p, {
+      shape: [list((x, w2) => Number(bigInt(x, w2))), REQUIRED], dtype: [oneOf(...FLOAT_DTYPES), REQUIRED], trainable: [bool, true],
+    }, `${w}.${name}`)]), () => []],
+    constants: [int({ min: 0, max: 100000 }), 0],
+    graph: [nullable(graphSpec), null],
+  }, where);
+}
+
+// -- the layer tree ----------------------------------------------------------------------------
+
+export function layerNode(value, where, depth = 1) {
+  if (depth > 64) fail(where, 'the architecture nests deeper than 64 levels');
+  const node = fields(value, { type: [str, REQUIRED], config: [mapping, () => new Map()], children: [mapping, () => new Map()] }, where);
+  const entry = LAYERS[node.type];
+  if (!entry) throw new UnknownLayerError(`${where}: unknown layer type ${JSON.stringify(node.type)}; known types: ${Object.keys(LAYERS).sort().join(', ')}`);
+  const config = node.type === 'Graph' ? graphConfig(node.config, `${where}.config`) : fields(node.config, entry.config, `${where}.config`);
+  if (entry.check) entry.check(config, `${where}.config`);
+  const names = [...node.children.keys()];
+  if (names.length && !entry.container) fail(where, `layer type ${node.type} cannot have children`);
+  names.forEach((name, k) => {
+    if (!name || name.includes('.')) fail(where, `child name ${JSON.stringify(name)} is empty or holds '.'`);
+    if (node.type === 'Sequential' && name !== String(k)) fail(where, `Sequential children are named "0", "1", ... in order; found ${JSON.stringify(name)}`);
+  });
+  const children = names.map((name) => [name, layerNode(node.children.get(name), `${where}.children.${name}`, depth + 1)]);
+  return { type: node.type, config, children };
+}
+
+// -- the manifest ------------------------------------------------------------------------------
+
+export function checkVersion(doc, where) {
+  if (doc.get('format') !== 'modelpack') fail(where, `not a modelpack manifest (format ${show(doc.get('format'))})`);
+  const text = doc.get('format_version');
+  const match = typeof text === 'string' ? VERSION.exec(text) : null;
+  if (!match) fail(where, `format_version must look like MAJOR.MINOR, found ${show(text)}`);
+  const version = [Number(match[1]), Number(match[2])];
+  if (version[0] !== READER_VERSION[0]) {
+    throw new VersionError(`${where}: written in format version ${text}, but this reader understands major version ${READER_VERSION[0]} (up to ${READER_VERSION.join('.')})`);
+  }
+  return version;
+}
+
+function codePoints(s) { return [...s].length; }
+
+export function checkTensorName(name, where) {
+  const n = codePoints(name);
+  if (n < 1 || n > 1024 || /[/\\\x00-\x1f\x7f]/.test(name)) fail(where, `tensor name ${JSON.stringify(name)} is not allowed`);
+}
+
+export function validateManifest(doc, where, version) {
+  const newerMinor = version[1] > READER_VERSION[1];
+  const m = fields(doc, {
+    format: [oneOf('modelpack'), REQUIRED],
+    format_version: [str, REQUIRED],
+    producer: [str, REQUIRED],
+    kind: [oneOf('model', 'tensors'), REQUIRED],
+    architecture: [nullable((v, w) => layerNode(v, w)), null],
+    layout: [nullable(oneOf('single', 'list', 'tuple', 'dict')), null],
+    weights: [mapping, REQUIRED],
+    metadata: [(v, w) => new Map([...mapping(v, w).entries()].map(([k, x]) => [k, str(x, `${w}.${k}`)])), () => new Map()],
+  }, where, { ignoreUnknown: newerMinor });
+  m.weights = [...m.weights.entries()].map(([name, info]) => {
+    checkTensorName(name, `${where}.weights`);
+    const t = fields(info, {
+      dtype: [oneOf(...Object.keys(DTYPES)), REQUIRED],
+      shape: [list((x, w) => (bigInt(x, w) < 2n ** 63n ? x : fail(w, 'too large'))), REQUIRED],
+      sha256: [nullable(pattern(/^[0-9a-f]{64}$/)), null],
+    }, `${where}.weights.${name}`, { ignoreUnknown: newerMinor });
+    if (t.sha256 === null && (version[0] > 1 || version[1] >= 1)) fail(where, `tensor ${JSON.stringify(name)} has no sha256, which format ${version.join('.')} manifests record`);
+    return { name, ...t };
+  });
+  if (m.kind === 'model' && (m.architecture === null || m.layout !== null)) fail(where, "a 'model' manifest needs 'architecture' and no 'layout'");
+  if (m.kind === 'tensors' && (m.layout === null || m.architecture !== null)) fail(where, "a 'tensors' manifest needs 'layout' and no 'architecture'");
+  if (['single', 'list', 'tuple'].includes(m.layout)) {
+    const names = m.weights.map((t) => t.name);
+    if (names.some((n, k) => n !== String(k)) || (m.layout === 'single' && names.length !== 1)) {
+      fail(where, `a '${m.layout}' layout names its tensors '0', '1', ... in order`);
+    }
+  }
+  return m;
+}
