@@ -13,9 +13,9 @@ import pytest
 import modelpack
 from modelpack import nn
 from modelpack.errors import ModelpackError
-from modelpack.ops import known_ops
-from modelpack.registry import known_layers
-from modelpack.weights import SUPPORTED_DTYPES
+from modelpack.nn.ops import known_ops
+from modelpack.nn.registry import known_layers
+from modelpack.io.npy import SUPPORTED_DTYPES
 
 ROOT = Path(__file__).resolve().parents[1] / "spec" / "conformance"
 INDEX = json.loads((ROOT / "index.json").read_text())
