@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import io
 import random
+import stat
 import struct
 import zipfile
 import zlib
@@ -104,10 +105,13 @@ def test_parameter_files_are_aligned_too(tmp_path):
 # stored (default) output must not change by a byte. The producer string is pinned too, so a
 # version bump does not move these.
 
+# Re-pinned once when every member's external attributes gained the regular-file type bits
+# (spec/FORMAT.md §1): the only bytes that changed are those attributes (0x80 in each entry's
+# top byte) and, in save/export, the CRC-32 of weights.npz that covers the bundle's entries.
 PINNED = {
-    "save": "42ae6603d0b628db8f25bcb41ddf318a0097b1045c38cbfd4e931030eec6bb14",
-    "export": "7ef1e353b76593fd13c01e2b8e1429069a32a98e90f3fe95eb7d711d8ee0d0e2",
-    "npz": "ac838b29586d6c9bc58ec343442df1ed08ad73a10892049a0634785d7a79f975",
+    "save": "90b1ceaaa738b234098bbb98221e0992a160324fa37d79495b17e597fc80f997",
+    "export": "afb364d0e51f795d449361ac24f52a3b8dc05c927b45f7efa5b5d933885117d2",
+    "npz": "11943cb7db8f9cc450a7b1e6cfe22d47e16847efb3b9d5f6fe8d5af157a1fcb6",
 }
 
 
@@ -205,7 +209,7 @@ def test_deflated_and_stored_members_read_back_by_both_readers():
         info = zf.getinfo("text.txt")
         assert info.compress_size < info.file_size / 10  # really compressed
         assert info.date_time == (1980, 1, 1, 0, 0, 0) and info.create_system == 3
-        assert info.external_attr == 0o644 << 16
+        assert info.external_attr == (stat.S_IFREG | 0o644) << 16  # a regular file, rw-r--r--
     offsets = _local_data_offsets(data)
     assert all(offsets[name] % ALIGN == 0 for name, method in methods.items() if method == zipfile.ZIP_STORED)
     # Compressed data cannot be mapped in place, so deflated members carry no padding.
@@ -298,3 +302,19 @@ def test_more_members_than_a_16_bit_count_holds():
     assert len(back) == 0x10000 and back["65534"] == (zipfile.ZIP_STORED, b"xx") and back["0"][0] == zipfile.ZIP_DEFLATED
     with zipfile.ZipFile(io.BytesIO(data)) as zf:
         assert len(zf.infolist()) == 0x10000 and zf.read("4097") == b"xx"
+
+def test_every_member_is_marked_a_regular_file(tmp_path):
+    """spec/FORMAT.md §1: the Unix file type in the external attributes says regular file, for
+    the archive's and the bundle's members, stored and compressed alike."""
+
+    net = nn.Sequential()
+    net.add(nn.Dense(2, in_units=3))
+    net.initialize(seed=0)
+    for compress in (False, True):
+        path = tmp_path / f"m{compress}.mpk"
+        modelpack.export(net, path, compress=compress)
+        with zipfile.ZipFile(path) as archive:
+            bundle = zipfile.ZipFile(io.BytesIO(archive.read("weights.npz")))
+            for info in archive.infolist() + bundle.infolist():
+                mode = info.external_attr >> 16
+                assert info.create_system == 3 and stat.S_ISREG(mode) and stat.S_IMODE(mode) == 0o644, info

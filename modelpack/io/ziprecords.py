@@ -9,6 +9,7 @@ code reads ``header.extra_length`` rather than ``fields[10]``.
 
 from __future__ import annotations
 
+import stat
 import struct
 from collections.abc import Callable
 from typing import Any, Generic, NamedTuple, TypeVar
@@ -154,5 +155,7 @@ UNIX = 3
 UNIX_SYSTEMS = (UNIX, 19)  # Unix, OS X: systems whose external attributes carry a st_mode
 MADE_BY = (UNIX << 8) | VERSION_ZIP64
 DOS_DATE, DOS_TIME = (0 << 9) | (1 << 5) | 1, 0  # 1980-01-01 00:00:00, zip's earliest time
-EXTERNAL_ATTR = 0o644 << 16  # rw-r--r--, no file-type bits: read as a regular file
+# A Unix mode in the high 16 bits: the file type says regular file (S_IFREG), rw-r--r--
+# (spec/FORMAT.md §1; readers also take the type bits 0 that writers before 1.1's rule set).
+EXTERNAL_ATTR = (stat.S_IFREG | 0o644) << 16
 DOS_DIRECTORY = 0x10  # the MS-DOS directory attribute (low byte of the external attributes)
