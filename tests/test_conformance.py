@@ -13,9 +13,9 @@ import pytest
 import modelpack
 from modelpack import nn
 from modelpack.errors import ModelpackError
+from modelpack.io.npy import SUPPORTED_DTYPES
 from modelpack.nn.ops import known_ops
 from modelpack.nn.registry import known_layers
-from modelpack.io.npy import SUPPORTED_DTYPES
 
 ROOT = Path(__file__).resolve().parents[1] / "spec" / "conformance"
 INDEX = json.loads((ROOT / "index.json").read_text())
@@ -24,11 +24,6 @@ assert nn  # registers the layer types known_layers() lists
 # Vectors whose verdict needs a reader change that spec/FORMAT.md now requires; each is
 # expected to fail until that change lands, and fails the run if it starts passing.
 PENDING = {
-    # spec/FORMAT.md §2.1: the manifest text rules
-    "limit-manifest-nodes", "manifest-json-line-separator", "manifest-json-trailing-comma",
-    "manifest-json-single-quotes", "manifest-json-int-too-large", "manifest-json-number-too-long",
-    "manifest-json-bom", "manifest-block-directive", "manifest-block-on", "manifest-block-yes",
-    "manifest-block-hex", "manifest-block-octal", "manifest-block-underscore", "manifest-block-bom-inside",
     # §2.2, §3, §3.3: required weights, child names, dict keys; errors that name the file
     "manifest-missing-weights", "arch-sequential-names", "arch-child-name-dot", "graph-dict-duplicate-keys",
     "graph-unknown-op", "graph-layer-not-child", "graph-unknown-parameter", "graph-constant-index",

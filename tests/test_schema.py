@@ -157,7 +157,7 @@ def test_written_yaml_is_plain_safe_yaml():
 # are tested separately below), so every example exercises the fast path.
 bmp_text = st.text(st.characters(max_codepoint=0xFFFF, blacklist_categories=("Cs",)), max_size=12)
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers(-2**70, 2**70) | bmp_text
+    st.none() | st.booleans() | st.integers(-2**63, 2**63 - 1) | bmp_text
     | st.floats(allow_nan=False, allow_infinity=False),
     lambda children: st.lists(children, max_size=4) | st.dictionaries(bmp_text, children, max_size=4),
     max_leaves=20,
@@ -174,7 +174,6 @@ def test_json_subset_reads_the_same_as_yaml(document):
     assert text is not None
     assert yaml.safe_load(text) == document
     assert safeyaml.load(text, max_nodes=10**6) == document
-    assert safeyaml._json_subset(text, 10**6) == document  # the fast path took it
 
 
 def test_what_json_cannot_say_as_yaml_would_is_written_as_block_yaml():
@@ -188,17 +187,42 @@ def test_what_json_cannot_say_as_yaml_would_is_written_as_block_yaml():
     assert not text.startswith("{") and manifest_from_yaml(text, source="t") == manifest
 
 
-@pytest.mark.parametrize("text, expected", [
-    ('{"a": 1e5}', {"a": "1e5"}),            # YAML 1.1 reads this exponent form as text
-    ('{"a": 1.5e5}', {"a": "1.5e5"}),
-    ('{"a": "\\ud83d\\ude00"}', None),        # surrogate escapes: left to the YAML reader
+@pytest.mark.parametrize("text, reason", [
+    ('{"a": 1e5}', "not in the JSON form"),            # YAML 1.1 reads this exponent form as text
+    ('{"a": 1.5e5}', "not in the JSON form"),
+    ('{"a": "\\ud83d\\ude00"}', "surrogate escape"),    # JSON pairs them, YAML 1.1 readers do not
+    ('{"a": "a\u2028b"}', "U\\+2028"),                # a line break to YAML
+    ('{"a": 1,}', "not valid JSON"),                   # valid YAML flow, not JSON
+    ("{'a': 1}", "not valid JSON"),
+    ('{"a": NaN}', "NaN is not JSON"),
+    ('{"a": 9223372036854775808}', r"outside \[-2\*\*63"),
 ])
-def test_json_that_yaml_reads_differently_takes_the_yaml_path(text, expected):
+def test_json_form_that_breaks_its_restrictions_is_refused_not_read_as_yaml(text, reason):
+    """FORMAT.md §2.1: a text starting with '{' is the JSON form, never retried as YAML."""
     from modelpack.io import safeyaml
 
-    assert safeyaml._json_subset(text, 100) is safeyaml._NOT_JSON
-    if expected is not None:
-        assert safeyaml.load(text, max_nodes=100) == expected
+    with pytest.raises(safeyaml.YAMLRefused, match=reason):
+        safeyaml.load(text, max_nodes=100)
+
+
+@pytest.mark.parametrize("text, value", [
+    ("a: 1e5", "1e5"), ("a: -.5", "-.5"), ("a: y", "y"), ("a: 0o17", "0o17"), ("a: 08", "08"),
+    ("a: +3", 3), ("a: 5.e-1", 0.5), ("a: .5", 0.5), ("a: -.inf", float("-inf")), ("a: ~", None),
+    ("a: TRUE", True), ("a: 'on'", "on"),
+])
+def test_block_form_plain_scalars_follow_the_table(text, value):
+    from modelpack.io import safeyaml
+
+    assert safeyaml.load(text, max_nodes=100) == {"a": value}
+
+
+@pytest.mark.parametrize("plain", ["on", "Off", "yes", "NO", "0x1F", "017", "0b101", "1_000", "1_0.5", "1:30",
+                                   "1:30.5", "2001-12-14", "<<", "="])
+def test_block_form_yaml_1_1_forms_outside_the_table_are_refused(plain):
+    from modelpack.io import safeyaml
+
+    with pytest.raises(safeyaml.YAMLRefused):
+        safeyaml.load(f"a: {plain}", max_nodes=100)
 
 
 def test_json_duplicate_keys_are_refused_like_yaml():

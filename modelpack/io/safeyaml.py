@@ -13,6 +13,9 @@ iteratively, and builds dicts, lists, strings, ints, floats, bools and None dire
   checked as the events arrive, so neither the stack nor memory can be exhausted.
 
 libyaml's parser is used when PyYAML has it (about 20× faster), PyYAML's own otherwise.
+What a plain scalar means is spec/FORMAT.md §2.1's table, not PyYAML's resolver alone: the
+YAML 1.1 forms the table leaves out (``on``, ``0x1F``, ``1_000``, ...) are refused, so that a
+reader in another language never has to imitate PyYAML.
 """
 
 from __future__ import annotations
@@ -47,7 +50,12 @@ _PARSER = yaml.CSafeLoader if getattr(yaml, "__with_libyaml__", False) else yaml
 _RESOLVER = yaml.resolver.Resolver()
 _CONSTRUCTOR = yaml.constructor.SafeConstructor()
 _MAX_NUMBER_CHARS = 400  # far beyond any shape, config value or int64 in any base
-_DECIMAL = re.compile(r"[-+]?(?:0|[1-9][0-9]{0,4299})\Z")  # Python's int() digit limit
+_INT64 = (-(2**63), 2**63)  # integers a manifest may hold, [low, high)
+# spec/FORMAT.md §2.1's table: the plain scalars that are not strings.
+_DECIMAL = re.compile(r"[-+]?(?:0|[1-9][0-9]*)\Z")  # converted only when 400 characters at most
+_BOOL = re.compile(r"(?:true|True|TRUE|false|False|FALSE)\Z")
+_FLOAT = re.compile(r"(?:[-+]?[0-9]+\.[0-9]*(?:[eE][-+][0-9]+)?|\.[0-9]+(?:[eE][-+][0-9]+)?"
+                    r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))\Z")
 assert None not in _RESOLVER.yaml_implicit_resolvers  # the fast path below relies on it
 _PLAIN: dict[str, Callable[[ScalarNode], Any] | None] = {
     "tag:yaml.org,2002:str": None,
@@ -69,14 +77,17 @@ class YAMLTooLarge(YAMLRefused):
 def load(text: str | bytes, *, max_nodes: int) -> Any:
     """Parse one YAML document of plain data; raise ``YAMLRefused`` for anything else.
 
-    Manifests that modelpack writes are in the JSON subset of YAML; those are parsed by the
-    C JSON parser (about 20× faster than even libyaml's events) when the text provably means
-    the same under both readings (``_json_subset``); everything else takes the YAML path.
+    A text whose first character other than space, tab, CR or LF is ``{`` is the JSON form
+    (spec/FORMAT.md §2.1): parsed by the C JSON parser (about 20× faster than even libyaml's
+    events) with the form's restrictions, which make it mean the same under YAML 1.1; a text
+    that breaks them is refused, never retried as YAML. Anything else is the block form.
     """
-    if isinstance(text, str):
-        document = _json_subset(text, max_nodes)
-        if document is not _NOT_JSON:
-            return document
+    if isinstance(text, bytes):
+        text = text.decode("utf-8")
+    if text.lstrip(" \t\r\n").startswith("{"):
+        return _json_form(text, max_nodes)
+    if "\ufeff" in text:
+        raise YAMLRefused("a raw U+FEFF (byte-order mark) is not allowed in a manifest")
     parser = _PARSER(text)
     try:
         return _build(parser, max_nodes)
@@ -86,55 +97,77 @@ def load(text: str | bytes, *, max_nodes: int) -> Any:
         parser.dispose()
 
 
-_NOT_JSON = object()
 # Characters a YAML reader folds or strips inside quoted scalars, and escapes of UTF-16
 # surrogates (JSON pairs them into one character, YAML 1.1 readers do not).
 _YAML_DIFFERS = re.compile("[\u0085\u2028\u2029\ufeff]|\\\\u[dD][89a-fA-F]")
 # A JSON number YAML 1.1 also reads as a float: a point, and a signed exponent if any.
-_YAML_FLOAT = re.compile(r"-?[0-9]+\.[0-9]+(?:[eE][-+][0-9]+)?\Z")
-
-
-class _Doubt(Exception):
-    """The text is JSON but might not mean the same as YAML: use the YAML reader."""
+_JSON_FLOAT = re.compile(r"-?(?:0|[1-9][0-9]*)\.[0-9]+(?:[eE][-+][0-9]+)?\Z")
 
 
 def _pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    document = dict(pairs)
-    if len(document) != len(pairs):
-        raise _Doubt  # duplicate keys: let the YAML path refuse them with its message
+    document: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in document:
+            raise YAMLRefused(f"duplicate key {key!r} in the JSON form")
+        document[key] = value
     return document
 
 
-def _float(token: str) -> float:
-    if not _YAML_FLOAT.match(token):
-        raise _Doubt
+def _json_int(token: str) -> int:
+    if len(token) > _MAX_NUMBER_CHARS:
+        raise YAMLRefused(f"a number of {len(token)} characters")
+    value = int(token)
+    if not _INT64[0] <= value < _INT64[1]:
+        raise YAMLRefused(f"the integer {token[:40]} is outside [-2**63, 2**63)")
+    return value
+
+
+def _json_float(token: str) -> float:
+    if len(token) > _MAX_NUMBER_CHARS:
+        raise YAMLRefused(f"a number of {len(token)} characters")
+    if not _JSON_FLOAT.match(token):
+        raise YAMLRefused(
+            f"the number {token[:40]} is not in the JSON form (integers, or floats with a "
+            "fraction and a signed exponent)"
+        )
     return float(token)
 
 
-def _constant(token: str) -> Any:
-    raise _Doubt  # NaN, Infinity: not YAML
+def _json_constant(token: str) -> Any:
+    raise YAMLRefused(f"{token} is not JSON")
 
 
-def _json_subset(text: str, max_nodes: int) -> Any:
-    """The document if ``text`` is JSON that YAML reads identically, else ``_NOT_JSON``."""
-    if not text.lstrip().startswith("{") or _YAML_DIFFERS.search(text):
-        return _NOT_JSON
+def _json_form(text: str, max_nodes: int) -> Any:
+    """The JSON form of spec/FORMAT.md §2.1, or YAMLRefused saying which restriction broke."""
+    found = _YAML_DIFFERS.search(text)
+    if found is not None:
+        raise YAMLRefused(
+            f"the JSON form holds {found.group()!r} (a raw U+0085, U+2028, U+2029, U+FEFF or a "
+            "surrogate escape), which YAML reads differently"
+        )
     try:
-        document = json.loads(text, object_pairs_hook=_pairs, parse_float=_float, parse_constant=_constant)
-    except (ValueError, RecursionError, _Doubt):
-        return _NOT_JSON
+        document = json.loads(
+            text, object_pairs_hook=_pairs, parse_int=_json_int, parse_float=_json_float,
+            parse_constant=_json_constant,
+        )
+    except RecursionError:
+        raise YAMLRefused(f"nests deeper than {MAX_DEPTH} levels") from None
+    except json.JSONDecodeError as exc:
+        raise YAMLRefused(f"the JSON form is not valid JSON: {exc}") from None
+    # Every mapping, list and scalar is a node, mapping keys included; each comma separates
+    # at most a key and a value, so this bound is cheap and never too low.
     collections = text.count("{") + text.count("[")
-    if collections + text.count(",") < max_nodes and collections <= MAX_DEPTH:
-        return document  # cheap upper bounds on node count and depth already hold
+    if 1 + 2 * (collections + text.count(",")) <= max_nodes and collections <= MAX_DEPTH:
+        return document
     nodes, stack = 0, [(document, 1)]
     while stack:  # the same bounds the YAML path enforces, without recursion
         value, depth = stack.pop()
-        nodes += 1
+        nodes += 1 + (len(value) if isinstance(value, dict) else 0)
         if nodes > max_nodes:
             raise YAMLTooLarge(f"has more than {max_nodes} nodes")
         if isinstance(value, dict | list):
             if depth > MAX_DEPTH:
-                return _NOT_JSON  # let the YAML path report the depth
+                raise YAMLRefused(f"nests deeper than {MAX_DEPTH} levels")
             children = value.values() if isinstance(value, dict) else value
             stack.extend((child, depth + 1) for child in children)
     return document
@@ -154,6 +187,8 @@ def _build(parser: Any, max_nodes: int) -> Any:
             documents += 1
             if documents > 1:
                 raise YAMLRefused(f"a second YAML document starts ({_at(event)}); a manifest is one document")
+            if event.version is not None or event.tags:
+                raise YAMLRefused(f"YAML directives (%YAML, %TAG) are not allowed ({_at(event)})")
             continue
         if kind is AliasEvent:
             raise YAMLRefused(f"YAML anchors and aliases are not allowed in a manifest ({_at(event)})")
@@ -211,7 +246,10 @@ def _scalar(event: ScalarEvent) -> Any:
     # Fast paths (most of a manifest), with exactly the resolver's results: plain decimal
     # integers, and text whose first character no implicit type can start with.
     if _DECIMAL.match(value):
-        return int(value)
+        number = int(value) if len(value) <= _MAX_NUMBER_CHARS else None
+        if number is None or not _INT64[0] <= number < _INT64[1]:
+            raise YAMLRefused(f"the integer {value[:40]} is outside [-2**63, 2**63) ({_at(event)})")
+        return number
     if value and value[0] not in _RESOLVER.yaml_implicit_resolvers:
         return value
     tag = _RESOLVER.resolve(ScalarNode, value, (True, False))
@@ -223,14 +261,17 @@ def _scalar(event: ScalarEvent) -> Any:
     construct = _PLAIN[tag]
     if construct is None:
         return value
-    if tag != "tag:yaml.org,2002:bool" and (":" in value or len(value) > _MAX_NUMBER_CHARS):
-        # Base-60 numbers (1:59:59) and very long hex/octal/binary ones: PyYAML converts them
-        # in quadratic time, and the result can exceed what Python will print. No manifest
-        # needs either.
+    table = _BOOL if tag == "tag:yaml.org,2002:bool" else _FLOAT if tag == "tag:yaml.org,2002:float" else None
+    if tag != "tag:yaml.org,2002:null" and (table is None or not table.match(value)):
+        # YAML 1.1 forms outside spec/FORMAT.md §2.1's table (yes/no/on/off, hexadecimal,
+        # octal, binary, base 60, '_' separators; the decimal integers took the path above):
+        # other YAML readers disagree about them, and no writer leaves them unquoted.
         raise YAMLRefused(
-            f"plain scalar {value[:40]!r} is a base-60 or over-long number, which a manifest "
-            f"may not hold ({_at(event)})"
+            f"plain scalar {value[:40]!r} is a YAML 1.1 form a manifest may not hold; quote it "
+            f"({_at(event)})"
         )
+    if len(value) > _MAX_NUMBER_CHARS:
+        raise YAMLRefused(f"plain scalar {value[:40]!r} is an over-long number ({_at(event)})")
     try:
         return construct(ScalarNode(tag, value))
     except ValueError as exc:  # e.g. an integer beyond Python's 4300-digit conversion limit
