@@ -19,6 +19,7 @@ from .format import architecture, container
 from .format.archive import Archive
 from .format.schema import Layout, Manifest, TensorInfo, check_tensor_name
 from .format.verify import verify
+from .format.versions import FORMAT_VERSION
 from .io import npz
 from .io.limits import DEFAULT_LIMITS, Limits
 from .io.npz import Integrity
@@ -140,7 +141,10 @@ def _write(
 ) -> None:
     """The manifest common to models and tensors (``content``: kind and its tree or layout)."""
     index = {name: TensorInfo(dtype=a.dtype.name, shape=list(a.shape)) for name, a in arrays.items()}
-    manifest = Manifest(producer=PRODUCER, weights=index, metadata=_check_metadata(metadata), **content)
+    manifest = Manifest(
+        format="modelpack", format_version=FORMAT_VERSION, producer=PRODUCER, weights=index,
+        metadata=_check_metadata(metadata), **content,
+    )
     container.write_archive(path, manifest, arrays, compress=compress)
 
 

@@ -41,19 +41,11 @@ def _manifest(path: Path) -> Any:
     return json.loads(text) if text.lstrip().startswith("{") else yaml.safe_load(text)
 
 
-def _param(path: Path) -> Any:
-    # Graph manifests reach the $defs that pydantic nested inside GraphConfig.
-    graph = "Graph" in json.dumps(_manifest(path))
-    marks = [pytest.mark.xfail(strict=True, reason="schema generator fix (phase 2)")] if graph else []
-    return pytest.param(path, id=f"{path.parent.name}/{path.name}", marks=marks)
-
-
-@pytest.mark.parametrize("path", [_param(p) for p in ARCHIVES])
+@pytest.mark.parametrize("path", ARCHIVES, ids=lambda p: f"{p.parent.name}/{p.name}")
 def test_every_valid_manifest_validates(path: Path) -> None:
     _validator().validate(_manifest(path))
 
 
-@pytest.mark.xfail(strict=True, reason="schema generator fix (phase 2)")
 def test_the_schema_refuses_what_the_spec_requires() -> None:
     validator = _validator()
     good = _manifest(ROOT / "spec" / "examples" / "mlp-1.1.mpk")

@@ -34,6 +34,8 @@ def manifests(draw: st.DrawFn) -> Manifest:
     if draw(st.booleans()):
         drawn = draw(networks())
         return Manifest(
+            format="modelpack",
+            format_version="1.1",
             producer=draw(st.text(max_size=20)),
             kind="model",
             architecture=architecture.describe(drawn.net),
@@ -47,7 +49,7 @@ def manifests(draw: st.DrawFn) -> Manifest:
     else:
         count = 1 if layout == "single" else draw(st.integers(0, 4))
         weights = {str(i): draw(tensor_infos) for i in range(count)}
-    return Manifest(producer="p", kind="tensors", layout=layout, weights=weights, metadata=draw(metadata))
+    return Manifest(format="modelpack", format_version="1.1", producer="p", kind="tensors", layout=layout, weights=weights, metadata=draw(metadata))
 
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -144,7 +146,7 @@ def test_committed_json_schema_is_current():
 
 
 def test_written_yaml_is_plain_safe_yaml():
-    manifest = Manifest(producer="p", kind="tensors", layout="single",
+    manifest = Manifest(format="modelpack", format_version="1.1", producer="p", kind="tensors", layout="single",
                         weights={"0": TensorInfo(dtype="float32", shape=[2, 3])})
     text = manifest_to_yaml(manifest)
     assert "!!" not in text and "&" not in text
@@ -181,7 +183,7 @@ def test_what_json_cannot_say_as_yaml_would_is_written_as_block_yaml():
 
     assert _json_text({"a": "\U0001F600"}, "") is None  # beyond the BMP: surrogate escapes
     assert _json_text({"a": float("nan")}, "") is None
-    manifest = Manifest(producer="p", kind="tensors", layout="single",
+    manifest = Manifest(format="modelpack", format_version="1.1", producer="p", kind="tensors", layout="single",
                         weights={"0": TensorInfo(dtype="int8", shape=[])}, metadata={"e": "\U0001F600"})
     text = manifest_to_yaml(manifest)
     assert not text.startswith("{") and manifest_from_yaml(text, source="t") == manifest

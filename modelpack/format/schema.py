@@ -25,7 +25,7 @@ from pydantic import (
     model_validator,
 )
 
-from ..errors import LimitError, SchemaError, UnknownLayerError, VersionError
+from ..errors import LimitError, SchemaError, UnknownLayerError, UnknownOpError, VersionError
 from ..io import safeyaml
 from ..io.limits import DEFAULT_LIMITS
 from ..io.npy import SUPPORTED_DTYPES
@@ -56,17 +56,19 @@ MAX_NESTING_DEPTH = 64
 
 DtypeName = Literal[SUPPORTED_DTYPES]  # type: ignore[valid-type]
 Layout = Literal["single", "list", "tuple", "dict"]
-_VERSION_RE = re.compile(r"^(0|[1-9][0-9]{0,5})\.(0|[1-9][0-9]{0,5})$")
+# MAJOR.MINOR, decimal, no leading zeros (spec/FORMAT.md §6); the JSON Schema says the same.
+VERSION_PATTERN = r"^(0|[1-9][0-9]{0,5})\.(0|[1-9][0-9]{0,5})$"
+_VERSION_RE = re.compile(VERSION_PATTERN)
 # Weight names: dotted identifiers for models; any printable name without path characters
 # for tensor dicts. Either way a name can never form a path outside the bundle.
 _FORBIDDEN_NAME_CHARS = re.compile(r"[/\\\x00-\x1f\x7f]")
 
 
-def parse_version(text: str) -> tuple[int, int]:
-    """``"1.0"`` → ``(1, 0)``; anything else is a SchemaError."""
+def parse_version(text: str, *, source: str = "format_version") -> tuple[int, int]:
+    """``"1.0"`` → ``(1, 0)``; anything else is a SchemaError naming ``source``."""
     match = _VERSION_RE.match(text) if isinstance(text, str) else None
     if match is None:
-        raise SchemaError(f"format_version must look like 'MAJOR.MINOR', found {text!r}")
+        raise SchemaError(f"{source}: format_version must look like 'MAJOR.MINOR', found {text!r}")
     return int(match.group(1)), int(match.group(2))
 
 
@@ -124,14 +126,22 @@ class LayerNode(_Closed):
         self.config = validated.model_dump(mode="json")
         if self.children and not entry.container:
             raise ValueError(f"layer type {self.type!r} cannot have children")
+        for position, name in enumerate(self.children):
+            # A '.' would make structured parameter names ambiguous (spec/FORMAT.md §3).
+            if not name or "." in name:
+                raise ValueError(f"child name {name!r} is empty or holds '.'")
+            if self.type == "Sequential" and name != str(position):
+                raise ValueError(
+                    f"Sequential children are named '0', '1', ... in order; found {list(self.children)}"
+                )
         return self
 
 
 class Manifest(_Extensible):
     """Everything in an archive but the weights' bytes."""
 
-    format: Literal["modelpack"] = "modelpack"
-    format_version: str = Field(default=FORMAT_VERSION, pattern=r"^[0-9]+\.[0-9]+$")
+    format: Literal["modelpack"]
+    format_version: str = Field(pattern=VERSION_PATTERN)
     producer: str = Field(description="Library and version that wrote the archive.")
     kind: Literal["model", "tensors"]
     architecture: LayerNode | None = Field(
@@ -141,9 +151,7 @@ class Manifest(_Extensible):
         default=None,
         description="Container saved with modelpack.save; present exactly when kind is 'tensors'.",
     )
-    weights: dict[str, TensorInfo] = Field(
-        default_factory=dict, description="Tensors in the weight bundle, in bundle order."
-    )
+    weights: dict[str, TensorInfo] = Field(description="Tensors in the weight bundle, in bundle order.")
     metadata: dict[str, str] = Field(default_factory=dict)
 
     @field_validator("format_version")
@@ -318,7 +326,7 @@ def check_format_version(document: dict[str, Any], *, source: str) -> tuple[int,
             f"{source}: not a modelpack manifest: expected format {FORMAT_NAME!r}, "
             f"found {document.get('format')!r}"
         )
-    found = parse_version(document.get("format_version", ""))
+    found = parse_version(document.get("format_version", ""), source=source)
     ours = parse_version(FORMAT_VERSION)
     if found[0] != ours[0]:
         newer = found[0] > ours[0]
@@ -338,8 +346,8 @@ def manifest_from_dict(document: dict[str, Any], *, source: str) -> Manifest:
     newer_minor = found[1] > parse_version(FORMAT_VERSION)[1]
     try:
         return Manifest.model_validate(document, context={IGNORE_UNKNOWN_FIELDS: newer_minor})
-    except UnknownLayerError as exc:  # raised by the registry lookup, not wrapped by pydantic
-        raise UnknownLayerError(f"{source}: {exc}") from None
+    except (UnknownLayerError, UnknownOpError) as exc:  # registry lookups, not wrapped by pydantic
+        raise type(exc)(f"{source}: {exc}") from None
     except ValidationError as exc:
         raise SchemaError(f"{source}: invalid manifest: {describe_errors(exc)}") from None
     except RecursionError:
@@ -371,6 +379,11 @@ def json_schema() -> dict[str, Any]:
         entry = registry.layer_type(name)
         config_schema = entry.config.model_json_schema(mode="validation")
         config_schema.pop("description", None)
+        # A config's own definitions (GraphConfig's GraphSpec, ...) go to the root, where
+        # its "#/$defs/..." references resolve.
+        for key, definition in config_schema.pop("$defs", {}).items():
+            if schema["$defs"].setdefault(key, definition) != definition:
+                raise ValueError(f"two different JSON Schema definitions are called {key!r}")
         schema["$defs"][f"{name}Config"] = config_schema
         properties: dict[str, Any] = {
             "type": {"const": name},

@@ -102,6 +102,8 @@ def tensors_bytes(arrays: dict[str, np.ndarray] | None = None) -> bytes:
 def tensors_manifest(index: dict[str, tuple[str, list[int]]]) -> bytes:
     """A valid ``kind: tensors`` manifest listing ``name -> (dtype, shape)``."""
     manifest = Manifest(
+        format="modelpack",
+        format_version="1.1",
         producer="hostile",
         kind="tensors",
         layout="dict",
