@@ -24,10 +24,6 @@ assert nn  # registers the layer types known_layers() lists
 # Vectors whose verdict needs a reader change that spec/FORMAT.md now requires; each is
 # expected to fail until that change lands, and fails the run if it starts passing.
 PENDING = {
-    # §3.3: dict keys; graph reference errors that name the file; verify and constants
-    "graph-dict-duplicate-keys",
-    "graph-layer-not-child", "graph-unknown-parameter", "graph-constant-index",
-    "graph-constant-missing",
     # §4: the .npy header grammar
     "npy-shape-nested-parens", "npy-shape-hex", "npy-shape-plus", "npy-comment", "npy-no-newline",
 }

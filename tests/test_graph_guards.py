@@ -87,3 +87,33 @@ def test_reshape_to_a_size_no_own_input_carries_is_refused():
 
 def test_mlp_export_unaffected():
     assert modelpack.load(io.BytesIO(export_bytes(mlp_ready(), example=np.ones((2, 20))))) is not None
+
+
+def _single_graph(nodes: list[dict], outputs: dict | None = None) -> nn.GraphBlock:
+    graph = {"inputs": [{"name": "x", "dtype": "int8", "shape": [2]}], "nodes": nodes,
+             "outputs": outputs or {"kind": "single", "values": [nodes[-1]["outputs"][0]]}}
+    return nn.GraphBlock(graph=graph)
+
+
+def test_integer_scalar_beyond_int64_refused_not_made_a_float():
+    """FORMAT.md §2.1: integers lie in [-2**63, 2**63); pydantic's union would make 2**63 a float."""
+    with pytest.raises(ValueError, match=r"outside \[-2\*\*63, 2\*\*63\)"):
+        _single_graph([{"op": "scalar", "outputs": ["s"], "attrs": {"value": 2**63}}])
+    _single_graph([{"op": "scalar", "outputs": ["s"], "attrs": {"value": 2**63 - 1}}])
+
+
+def test_scalar_that_does_not_fit_the_array_is_an_input_error():
+    """§3.5: an integer scalar must fit an integer array's dtype; numpy's OverflowError used to escape."""
+    net = _single_graph([{"op": "scalar", "outputs": ["s"], "attrs": {"value": 300}},
+                         {"op": "add", "inputs": ["x", "s"], "outputs": ["y"]}])
+    with pytest.raises(modelpack.InputError, match=r"graph node 1 \(add\) cannot run.*300"):
+        net(np.array([1, 2], np.int8))
+
+
+def test_a_layer_call_returning_a_tuple_needs_a_sequence():
+    """§3.3: an array returned where the graph expects a tuple is refused, not split along axis 0."""
+    net = _single_graph([{"op": "layer", "inputs": ["x"], "outputs": ["a", "b"],
+                          "attrs": {"block": "f", "returns": "tuple"}}], {"kind": "tuple", "values": ["a", "b"]})
+    net.register_child(nn.Flatten(), "f")
+    with pytest.raises(modelpack.InputError, match="returned a ndarray where the graph expects a tuple"):
+        net(np.array([1, 2], np.int8))

@@ -124,7 +124,10 @@ def build(node: LayerNode, *, source: str = "<architecture>") -> Block:
     for name, child in node.children.items():
         block.register_child(build(child, source=source), name)
     if isinstance(block, GraphBlock):
-        block.check_references()
+        try:
+            block.check_references()
+        except SchemaError as exc:
+            raise SchemaError(f"{source}: {exc}") from None
     return block
 
 

@@ -195,6 +195,8 @@ def _check_architecture(manifest: Manifest, report: VerifyReport) -> None:
     for name in listed:
         if name not in params:
             report.problems.append(f"{where}: tensor {name!r} is not a parameter of the architecture")
+    for name in sorted(constants - set(manifest.weights)):
+        report.problems.append(f"{where}: the graph reads constant {name!r}, which `weights` lacks")
 
 
 def _constant_names(net: Any) -> set[str]:

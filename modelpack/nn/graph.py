@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from ..errors import FormatError, InputError, SchemaError
 from ..io.npy import FLOAT_DTYPES
@@ -127,8 +127,9 @@ class GraphSpec(_Strict):
                 raise ValueError(f"graph output {name!r} is never defined")
         if (self.outputs.kind == "dict") != (self.outputs.keys is not None):
             raise ValueError("graph outputs have 'keys' exactly when their kind is 'dict'")
-        if self.outputs.keys is not None and len(self.outputs.keys) != len(self.outputs.values):
-            raise ValueError("graph outputs need one key per value")
+        keys = self.outputs.keys
+        if keys is not None and (len(keys) != len(self.outputs.values) or len(set(keys)) != len(keys)):
+            raise ValueError("graph outputs need one distinct key per value")
         if self.outputs.kind == "single" and len(self.outputs.values) != 1:
             raise ValueError("a 'single' graph output has exactly one value")
         return self
@@ -145,6 +146,14 @@ class _NameAttrs(_Strict):
 
 class _ScalarAttrs(_Strict):
     value: bool | int | float
+
+    @field_validator("value", mode="before")
+    @classmethod
+    def _int64(cls, value: Any) -> Any:
+        # Checked before the union, which would turn a too-large int into a float.
+        if isinstance(value, int) and not isinstance(value, bool) and not -(2**63) <= value < 2**63:
+            raise ValueError(f"the integer scalar {value} is outside [-2**63, 2**63)")
+        return value
 
 
 _SPECIAL_ATTRS: dict[str, type[BaseModel]] = {
@@ -275,8 +284,9 @@ class GraphBlock(Block):
         for position, node in enumerate(graph.nodes):
             try:
                 results = self._run(node, [values[name] for name in node.inputs], params, sizes)
-            except (ValueError, TypeError, IndexError) as exc:
-                # numpy refusing the op (shapes that do not broadcast, a bad axis): say where.
+            except (ValueError, TypeError, IndexError, ArithmeticError) as exc:
+                # numpy refusing the op (shapes that do not broadcast, a bad axis, a scalar
+                # that does not fit the array's dtype): say where.
                 raise InputError(
                     f"{self._source_class}: graph node {position} ({node.op}) cannot run on these "
                     f"inputs: {exc}"
@@ -302,7 +312,14 @@ class GraphBlock(Block):
 
         if node.op == "layer":
             result = self._resolve(node.attrs["block"])(*inputs)
-            return [result] if node.attrs.get("returns", "single") == "single" else list(result)
+            if node.attrs.get("returns", "single") == "single":
+                return [result]
+            if not isinstance(result, (tuple, list)):  # an array would be split along axis 0
+                raise InputError(
+                    f"{self._source_class}: block {node.attrs['block']!r} returned a "
+                    f"{type(result).__name__} where the graph expects a {node.attrs['returns']}"
+                )
+            return list(result)
         if node.op == "parameter":
             return [params[node.attrs["name"]].data()]
         if node.op == "constant":
