@@ -9,7 +9,6 @@ from ``SUPPORTED_DTYPES`` are ever accepted.
 
 from __future__ import annotations
 
-import ast
 import io
 import math
 import re
@@ -153,26 +152,69 @@ def _parse_header(text: bytes, where: str) -> tuple[tuple[int, ...], bool, np.dt
         dims = (fast.group(3) or b"").decode("ascii").replace(",", " ").split()
         dtype = _READABLE_DESCR[fast.group(1).decode("ascii")]
         return tuple(int(d) for d in dims), fast.group(2) == b"True", dtype
-    try:
-        header = ast.literal_eval(text.decode("latin1"))
-    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError) as exc:
-        raise FormatError(f"{where}: malformed .npy header: {type(exc).__name__}: {exc}") from None
-    if not isinstance(header, dict) or set(header) != {"descr", "fortran_order", "shape"}:
-        raise FormatError(
-            f"{where}: malformed .npy header: expected a dict of descr, fortran_order and shape, "
-            f"found {str(header)[:80]}"
-        )
+    header = _grammar(text.decode("latin1"), where)
     descr, fortran_order, shape = header["descr"], header["fortran_order"], header["shape"]
-    if not isinstance(shape, tuple) or not all(type(dim) is int for dim in shape):
-        raise FormatError(f"{where}: malformed .npy header: shape {str(shape)[:80]} is not a tuple of ints")
-    if not isinstance(fortran_order, bool):
-        raise FormatError(f"{where}: malformed .npy header: fortran_order {fortran_order!r} is not a bool")
-    if not isinstance(descr, str) or descr not in _READABLE_DESCR:
+    if descr not in _READABLE_DESCR:
         raise UnsupportedDtypeError(
             f"{where} has dtype {str(descr)[:80]!r} ({_describe_descr(descr)}), which modelpack "
             f"never loads (supported: {', '.join(SUPPORTED_DTYPES)})"
         )
     return shape, fortran_order, _READABLE_DESCR[descr]
+
+
+# spec/FORMAT.md §4's header grammar: the subset of Python literal syntax numpy writes.
+_GRAMMAR_INT = r"-?(?:0|[1-9][0-9]*)"
+# Printable ASCII but the quote and the backslash, in single or double quotes.
+_GRAMMAR_STRING = r"'[ -&(-\[\]-~]*'" + r'|"[ !#-\[\]-~]*"'
+_GRAMMAR_SHAPE = rf"\( *(?:|{_GRAMMAR_INT} *, *|{_GRAMMAR_INT}(?: *, *{_GRAMMAR_INT})+ *(?:, *)?)\)"
+_GRAMMAR_ENTRY = (
+    rf"""(?:'(descr|fortran_order|shape)'|"(descr|fortran_order|shape)") *: *"""
+    rf"({_GRAMMAR_STRING}|True|False|{_GRAMMAR_SHAPE})"
+)
+_GRAMMAR = re.compile(
+    rf"\{{ *{_GRAMMAR_ENTRY} *, *{_GRAMMAR_ENTRY} *, *{_GRAMMAR_ENTRY} *(?:, *)?\}} *\n\Z"
+)
+_STRUCTURED = re.compile(r"""['"]descr['"] *: *(\[)""")
+
+
+def _grammar(text: str, where: str) -> dict[str, object]:
+    """descr, fortran_order and shape from a header of the spec's grammar; else FormatError
+    (or UnsupportedDtypeError for a structured dtype, whose descr numpy writes as a list)."""
+    match = _GRAMMAR.match(text)
+    if match is None:
+        structured = _STRUCTURED.search(text)
+        if structured is not None:
+            raise UnsupportedDtypeError(
+                f"{where} has dtype {_bracketed(text, structured.start(1))!r} (structured), which "
+                f"modelpack never loads (supported: {', '.join(SUPPORTED_DTYPES)})"
+            )
+        raise FormatError(f"{where}: malformed .npy header (not the grammar of the format): {text[:80]!r}")
+    header: dict[str, object] = {}
+    groups = match.groups()
+    for position in range(3):
+        key = groups[3 * position] or groups[3 * position + 1]
+        value = groups[3 * position + 2]
+        if key in header:
+            raise FormatError(f"{where}: malformed .npy header: {key!r} twice")
+        kind = "str" if value[0] in "'\"" else "bool" if value in ("True", "False") else "shape"
+        if kind != {"descr": "str", "fortran_order": "bool", "shape": "shape"}[key]:
+            raise FormatError(f"{where}: malformed .npy header: {key} is {value[:40]!r}")
+        header[key] = (
+            value[1:-1] if kind == "str"
+            else value == "True" if kind == "bool"
+            else tuple(int(d) for d in re.findall(_GRAMMAR_INT, value))
+        )
+    return header
+
+
+def _bracketed(text: str, start: int) -> str:
+    """The bracketed text at ``start`` (to its matching bracket, or the end)."""
+    depth = 0
+    for position in range(start, len(text)):
+        depth += {"[": 1, "]": -1}.get(text[position], 0)
+        if depth == 0:
+            return text[start : position + 1]
+    return text[start:]
 
 
 def _describe_descr(descr: object) -> str:
