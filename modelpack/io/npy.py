@@ -152,8 +152,7 @@ def _parse_header(text: bytes, where: str) -> tuple[tuple[int, ...], bool, np.dt
         dims = (fast.group(3) or b"").decode("ascii").replace(",", " ").split()
         dtype = _READABLE_DESCR[fast.group(1).decode("ascii")]
         return tuple(int(d) for d in dims), fast.group(2) == b"True", dtype
-    header = _grammar(text.decode("latin1"), where)
-    descr, fortran_order, shape = header["descr"], header["fortran_order"], header["shape"]
+    descr, fortran_order, shape = _grammar(text.decode("latin1"), where)
     if descr not in _READABLE_DESCR:
         raise UnsupportedDtypeError(
             f"{where} has dtype {str(descr)[:80]!r} ({_describe_descr(descr)}), which modelpack "
@@ -177,7 +176,7 @@ _GRAMMAR = re.compile(
 _STRUCTURED = re.compile(r"""['"]descr['"] *: *(\[)""")
 
 
-def _grammar(text: str, where: str) -> dict[str, object]:
+def _grammar(text: str, where: str) -> tuple[str, bool, tuple[int, ...]]:
     """descr, fortran_order and shape from a header of the spec's grammar; else FormatError
     (or UnsupportedDtypeError for a structured dtype, whose descr numpy writes as a list)."""
     match = _GRAMMAR.match(text)
@@ -189,7 +188,7 @@ def _grammar(text: str, where: str) -> dict[str, object]:
                 f"modelpack never loads (supported: {', '.join(SUPPORTED_DTYPES)})"
             )
         raise FormatError(f"{where}: malformed .npy header (not the grammar of the format): {text[:80]!r}")
-    header: dict[str, object] = {}
+    header: dict[str, str] = {}
     groups = match.groups()
     for position in range(3):
         key = groups[3 * position] or groups[3 * position + 1]
@@ -199,12 +198,9 @@ def _grammar(text: str, where: str) -> dict[str, object]:
         kind = "str" if value[0] in "'\"" else "bool" if value in ("True", "False") else "shape"
         if kind != {"descr": "str", "fortran_order": "bool", "shape": "shape"}[key]:
             raise FormatError(f"{where}: malformed .npy header: {key} is {value[:40]!r}")
-        header[key] = (
-            value[1:-1] if kind == "str"
-            else value == "True" if kind == "bool"
-            else tuple(int(d) for d in re.findall(_GRAMMAR_INT, value))
-        )
-    return header
+        header[key] = value
+    shape = tuple(int(d) for d in re.findall(_GRAMMAR_INT, header["shape"]))
+    return header["descr"][1:-1], header["fortran_order"] == "True", shape
 
 
 def _bracketed(text: str, start: int) -> str:
