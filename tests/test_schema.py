@@ -232,3 +232,27 @@ def test_json_duplicate_keys_are_refused_like_yaml():
 
     with pytest.raises(safeyaml.YAMLRefused, match="duplicate"):
         safeyaml.load('{"a": 1, "a": 2}', max_nodes=100)
+
+
+def test_non_finite_floats_survive_the_writer(tmp_path):
+    """A config float and a traced scalar of ±inf/NaN are written (block form) and read back,
+    not turned into null by pydantic's JSON-mode dump (which the reader then refused)."""
+    import math
+
+    import numpy as np
+
+    import modelpack
+    from modelpack import nn
+
+    class Masked(nn.Block):
+        def forward(self, x):
+            return np.where(x > 0, x, -np.inf) * float("nan")
+
+    net = nn.Sequential()
+    net.add(nn.LeakyReLU(float("inf")))
+    modelpack.export(net, tmp_path / "leaky.mpk")
+    assert modelpack.inspect(tmp_path / "leaky.mpk").architecture.children["0"].config["alpha"] == math.inf
+    modelpack.export(Masked(), tmp_path / "masked.mpk", example=np.ones((2, 3), np.float32))
+    nodes = modelpack.inspect(tmp_path / "masked.mpk").architecture.config["graph"]["nodes"]
+    values = [n["attrs"]["value"] for n in nodes if n["op"] == "scalar"]
+    assert -math.inf in values and any(isinstance(v, float) and math.isnan(v) for v in values)

@@ -73,7 +73,9 @@ def parse_version(text: str, *, source: str = "format_version") -> tuple[int, in
 
 
 class _Closed(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
+    # ser_json_inf_nan: a non-finite float in a dict[str, Any] (a layer config, a graph
+    # scalar) stays a float when dumped; pydantic's default turns it into None (null).
+    model_config = ConfigDict(extra="forbid", strict=True, ser_json_inf_nan="constants")
 
 
 # Validation context key: set when the archive is of a newer minor version than this reader.

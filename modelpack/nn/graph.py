@@ -47,7 +47,10 @@ def constant_name(block_path: str, index: int) -> str:
 
 class _Strict(BaseModel):
     # defer_build: schemas are built on first use, which keeps `import modelpack` quick.
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, defer_build=True)
+    # ser_json_inf_nan: a non-finite scalar in attrs stays a float when dumped (not null).
+    model_config = ConfigDict(
+        extra="forbid", strict=True, frozen=True, defer_build=True, ser_json_inf_nan="constants"
+    )
 
 
 class ParameterSpec(_Strict):

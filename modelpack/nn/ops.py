@@ -12,6 +12,7 @@ convention), the spec's op list and the graph evaluator. Adding an op is one ent
 
 from __future__ import annotations
 
+import functools
 import inspect
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -161,9 +162,22 @@ for _name, _ufuncs in _BINARY.items():
     register_op(_name, numpy=_ufuncs)(lambda a, b, _f=_ufuncs[0]: _f(a, b))
 for _name, _ufuncs in _UNARY.items():
     register_op(_name, numpy=_ufuncs)(lambda a, _f=_ufuncs[0]: _f(a))
+
+
+def _on_floats(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Activation ops compute in a float input's dtype and any other input in float32, as the
+    activation layers do (spec/FORMAT.md §3.5), whatever numpy's loops would pick."""
+
+    @functools.wraps(fn)
+    def on_floats(x: Any, *args: Any, **kwargs: Any) -> Any:
+        return fn(act.float_input(x), *args, **kwargs)
+
+    return on_floats
+
+
 # Activations are declared in ``activations.ACTIVATIONS``; tanh is also numpy's ufunc.
 for _name, _fn in act.ACTIVATIONS.items():
-    register_op(_name, numpy=(np.tanh,) if _name == "tanh" else ())(_fn)
+    register_op(_name, numpy=(np.tanh,) if _name == "tanh" else ())(_on_floats(_fn))
 
 
 @register_op("where", numpy=(np.where,))
@@ -180,8 +194,8 @@ class EluAttrs(_Attrs):
     alpha: float = 1.0
 
 
-register_op("leaky_relu", attrs=LeakyAttrs)(act.leaky_relu)
-register_op("elu", attrs=EluAttrs)(act.elu)
+register_op("leaky_relu", attrs=LeakyAttrs)(_on_floats(act.leaky_relu))
+register_op("elu", attrs=EluAttrs)(_on_floats(act.elu))
 
 
 class AxisAttrs(_Attrs):
@@ -189,6 +203,7 @@ class AxisAttrs(_Attrs):
 
 
 @register_op("softmax", attrs=AxisAttrs)
+@_on_floats
 def softmax(x: np.ndarray, axis: int = -1) -> np.ndarray:
     """exp(x) / sum(exp(x)) along ``axis``, shifted by the max for stability."""
     shifted = x - np.max(x, axis=axis, keepdims=True)
@@ -197,6 +212,7 @@ def softmax(x: np.ndarray, axis: int = -1) -> np.ndarray:
 
 
 @register_op("log_softmax", attrs=AxisAttrs)
+@_on_floats
 def log_softmax(x: np.ndarray, axis: int = -1) -> np.ndarray:
     """x - logsumexp(x) along ``axis``, computed stably."""
     shifted = x - np.max(x, axis=axis, keepdims=True)

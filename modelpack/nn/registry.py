@@ -33,7 +33,11 @@ class LayerConfig(BaseModel):
     """
 
     # defer_build: schemas are built on first use, which keeps `import modelpack` quick.
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, defer_build=True)
+    # ser_json_inf_nan: a non-finite float (a graph scalar inside GraphConfig) stays a float
+    # when dumped to JSON-able data; pydantic's default turns it into None (null).
+    model_config = ConfigDict(
+        extra="forbid", strict=True, frozen=True, defer_build=True, ser_json_inf_nan="constants"
+    )
 
 
 @dataclass(frozen=True)

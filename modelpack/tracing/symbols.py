@@ -11,6 +11,7 @@ for the example's sizes.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -150,7 +151,7 @@ def _merge_json(a: Any, b: Any, by_change: dict[tuple[int, int], str], where: st
             _merge_json(x, y, by_change, where, [*trail, i])
             for i, (x, y) in enumerate(zip(a, b, strict=True))
         ]
-    if a == b:
+    if a == b or (isinstance(a, float) and math.isnan(a) and math.isnan(b)):  # NaN scalars agree
         return a
     symbol = by_change.get((a, b)) if isinstance(a, int) and not isinstance(a, bool) else None
     in_shape = (trail[:1] == ["inputs"] and "shape" in trail) or (trail[:1] == ["nodes"] and "shape" in trail)

@@ -134,8 +134,8 @@ for (const op of ['add', 'subtract', 'multiply', 'divide', 'power', 'maximum', '
   'less', 'less_equal', 'equal', 'not_equal', 'negative', 'abs', 'square', 'exp', 'log', 'sqrt', 'sin', 'cos', 'where', 'flatten',
   ...ACTIVATIONS]) OP_ATTRS[op] = NO_ATTRS;
 Object.assign(OP_ATTRS, {
-  leaky_relu: { alpha: [float(), REQUIRED] },
-  elu: { alpha: [float(), REQUIRED] },
+  leaky_relu: { alpha: [float(), 0.01] },
+  elu: { alpha: [float(), 1.0] },
   softmax: { axis: [int(), -1] },
   log_softmax: { axis: [int(), -1] },
   concatenate: { axis: [int(), 0] },
