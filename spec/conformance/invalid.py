@@ -579,6 +579,8 @@ def npy_rules() -> list[Invalid]:
     out += [
         Invalid("npy-object", "descr |O (pickle)", "§4", "load", "UnsupportedDtypeError",
                 lambda: one_tensor(zc.npy_raw(h(descr="|O"), b"\x80\x04N."))),
+        Invalid("npy-structured", "a structured dtype (descr is a list)", "§4", "load", "UnsupportedDtypeError",
+                lambda: one_tensor(zc.npy(np.zeros(3, dtype=[("a", "<f4"), ("b", "<i4")])))),
         Invalid("npy-unicode", "descr <U4", "§4", "load", "UnsupportedDtypeError",
                 lambda: one_tensor(zc.npy_raw(h(descr="<U1"), bytes(24)))),
         Invalid("npy-little-i1", "descr <i1 (not the table's |i1)", "§4", "load", "UnsupportedDtypeError",

@@ -681,10 +681,83 @@ def cp437_names() -> Valid:
                    "one with it is UTF-8", ["§1 names"], lambda: bytes(zc.Archive(text, entries)), None)
 
 
+# -- added with the reader changes FORMAT.md requires (§2.1, §3.3, §3.5) ------------------------
+
+def ops_int_activations() -> Valid:
+    names = ["relu", "sigmoid", "tanh", "softrelu", "softsign", "gelu", "silu"]
+    sources = {"relu": "i", "sigmoid": "i", "tanh": "u", "softrelu": "b", "softsign": "i", "gelu": "i", "silu": "u"}
+    nodes = [node(n, [sources[n]], n) for n in names] + [
+        node("leaky_relu", ["i"], "leaky_relu", alpha=0.2), node("elu", ["b"], "elu"),
+        node("leaky_relu", ["u"], "leaky_default"), node("softmax", ["i"], "softmax"),
+        node("log_softmax", ["u"], "log_softmax", axis=0), node("relu", ["h"], "relu_float16"),
+    ]
+    net = graph_block([("i", "int32", [4]), ("u", "uint8", [4]), ("b", "bool", [4]), ("h", "float16", [4])],
+                      nodes, as_dict(outputs_of(nodes)))
+    inputs = [np.array([-3, 0, 2, 7], np.int32), np.array([0, 1, 200, 255], np.uint8),
+              np.array([True, False, False, True]), np.array([-1.5, 0.0, 2.0, np.nan], np.float16)]
+    return Valid("ops-int-activations", "activation ops on integer and bool inputs compute in float32 (as the "
+                 "activation layers do); alpha defaults; a float16 input keeps its dtype", ["§3.4", "§3.5"],
+                 exporter(net), [Run(inputs)])
+
+
+def refusals_at_run() -> list[Valid]:
+    def one(name: str, about: str, inputs: list[tuple[str, str, list[int | str]]], nodes: list[dict[str, Any]],
+            runs: list[Run], children: dict[str, nn.Block] | None = None,
+            outputs: dict[str, Any] | None = None) -> Valid:
+        net = graph_block(inputs, nodes, outputs or {"kind": "single", "values": [nodes[-1]["outputs"][0]]}, children)
+        return Valid(name, about, ["§3.3", "§3.5"], exporter(ready(net, 40) if children else net), runs)
+
+    i8 = np.array([1, -2, 3], np.int8)
+    return [
+        one("run-scalar-overflow", "an integer scalar (300) that does not fit the int8 array it meets is refused",
+            [("x", "int8", [3])], [scalar("s", 300), node("add", ["x", "s"], "y")], [Run([i8], "InputError")]),
+        one("run-negative-power", "an integer raised to a negative integer is refused; the same graph runs on "
+            "non-negative exponents", [("x", "int32", [3]), ("e", "int32", [3])], [node("power", ["x", "e"], "y")],
+            [Run([np.array([2, -3, 5], np.int32), np.array([3, 0, 1], np.int32)]),
+             Run([np.array([2, -3, 5], np.int32), np.array([1, -1, 1], np.int32)], "InputError")]),
+        one("run-bool-subtract", "subtract of two booleans is refused", [("p", "bool", [2]), ("q", "bool", [2])],
+            [node("subtract", ["p", "q"], "y")], [Run([np.array([True, False]), np.array([True, True])], "InputError")]),
+        one("run-returns-array", "a layer call declared to return a tuple gets an array: refused, not split",
+            [("x", "float32", [2, 3])],
+            [{"op": "layer", "inputs": ["x"], "outputs": ["a", "b"], "attrs": {"block": "f", "returns": "tuple"}}],
+            [Run([f32(2, 3, seed=41)], "InputError")], {"f": nn.Flatten()},
+            {"kind": "tuple", "values": ["a", "b"], "keys": None}),
+        one("run-max-empty", "max over an empty axis is refused; sum and mean of nothing are 0 and NaN",
+            [("x", "float32", ["batch", 3])],
+            [node("sum", ["x"], "s", axis=0), node("mean", ["x"], "m", axis=0), node("max", ["x"], "y", axis=0)],
+            [Run([f32(2, 3, seed=42)]), Run([np.zeros((0, 3), np.float32)], "InputError")],
+            outputs={"kind": "list", "values": ["s", "m", "y"], "keys": None}),
+        one("run-empty-reductions", "sum and mean over an empty axis: 0 and NaN",
+            [("x", "float32", ["batch", 3])], [node("sum", ["x"], "s", axis=0), node("mean", ["x"], "m", axis=0)],
+            [Run([np.zeros((0, 3), np.float32)])], outputs={"kind": "tuple", "values": ["s", "m"], "keys": None}),
+    ]
+
+
+class Masked(nn.Block):
+    """Non-finite scalars in a traced graph: the writer falls back to the block form."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.leaky = nn.LeakyReLU(float("inf"))
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        masked = np.where(x > 0, x, -np.inf)
+        return np.concatenate([self.leaky(x), masked * 2.0, np.where(x > 1, float("nan"), x)], axis=1)
+
+
+def nonfinite() -> Valid:
+    x = f32(2, 3, seed=43, scale=2.0)
+    net = Masked()
+    net(x)
+    return Valid("nonfinite", "±inf and NaN in a layer config and in traced graph scalars, written by modelpack "
+                 "in the block form", ["§2.1 block form", "§3.3"], exporter(net, example=x),
+                 [Run([x]), Run([f32(4, 3, seed=44)])])
+
+
 def vectors() -> list[Valid]:
     return [
         mlp(), dense_shapes(), activations(), conv(), pools(), norms(), embedding(), float16(), float64(),
         ops_float(), ops_promotion(), traced_nested(), sequential_with_graph(), deflated_model(),
         tensors_dtypes(), tensors_list(), tensors_empty_tuple(), tensors_single(), tensors_unicode(),
-        tensors_deflated(), *crafted_vectors(),
+        tensors_deflated(), *crafted_vectors(), ops_int_activations(), *refusals_at_run(), nonfinite(),
     ]

@@ -19,7 +19,11 @@ if (new Uint8Array(new Uint16Array([1]).buffer)[0] !== 1) throw new Error('this 
 
 // The header grammar of §4; returns {descr, fortran, shape: BigInt[]} or throws FormatError.
 export function parseHeader(text, where) {
-  const bad = (what) => { throw new FormatError(`${where}: malformed .npy header (${what})`); };
+  const bad = (what) => {
+    // NumPy writes a structured dtype's descr as a list: a dtype outside the table (§4).
+    if (/['"]descr['"] *: *\[/.test(text)) throw new UnsupportedDtypeError(`${where} has a structured dtype, which is not in the format's table`);
+    throw new FormatError(`${where}: malformed .npy header (${what})`);
+  };
   if (!/^[\x20-\x7e\n]*$/.test(text) || !text.endsWith('\n')) bad('not ASCII ending in a newline');
   let i = 0;
   const ws = () => { while (text[i] === ' ') i++; };

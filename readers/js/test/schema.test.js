@@ -13,10 +13,12 @@ const REPO = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 const SCHEMA = JSON.parse(readFileSync(join(REPO, 'schema', 'manifest.schema.json'), 'utf8'));
 const INDEX = JSON.parse(readFileSync(join(REPO, 'spec', 'conformance', 'index.json'), 'utf8'));
 
-// A manifest as plain JSON values (Maps to objects, integers to numbers).
+// A manifest as plain JSON values (Maps to objects, integers to numbers); null when it holds a
+// non-finite float, which only the block form can say and JSON's data model (so Ajv) cannot.
 function plain(value) {
   if (value instanceof Map) return Object.fromEntries([...value].map(([k, v]) => [k, plain(v)]));
   if (Array.isArray(value)) return value.map(plain);
+  if (typeof value === 'number' && !Number.isFinite(value)) throw new RangeError('non-finite');
   return typeof value === 'bigint' ? Number(value) : value;
 }
 
@@ -35,9 +37,19 @@ const archives = [
 test('the schema compiles in strict mode and accepts every valid manifest', () => {
   const ajv = new Ajv2020({ strict: true, allErrors: true });
   const validate = ajv.compile(SCHEMA);
+  let checked = 0;
   for (const path of archives) {
-    assert.ok(validate(manifestOf(path)), `${path}: ${ajv.errorsText(validate.errors)}`);
+    let manifest;
+    try {
+      manifest = manifestOf(path);
+    } catch (error) {
+      if (error instanceof RangeError) continue; // outside JSON's data model (FORMAT.md §2)
+      throw error;
+    }
+    assert.ok(validate(manifest), `${path}: ${ajv.errorsText(validate.errors)}`);
+    checked += 1;
   }
+  assert.ok(checked >= archives.length - 1, `only ${checked} of ${archives.length} manifests were checked`);
 });
 
 test('the schema refuses what FORMAT.md §2.2 and §6 require', () => {
