@@ -23,7 +23,7 @@ def test_fields_read_what_zipfile_writes():
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as zf:
         info = zipfile.ZipInfo("ab.txt", date_time=(1980, 1, 1, 0, 0, 0))
-        info.create_system, info.external_attr = 3, 0o644 << 16
+        info.create_system, info.external_attr = 3, ziprecords.EXTERNAL_ATTR
         zf.writestr(info, b"hello hello hello", compress_type=zipfile.ZIP_DEFLATED)
     data = buffer.getvalue()
     local = LOCAL.unpack_from(data)

@@ -128,14 +128,10 @@ class LayerNode(_Closed):
         self.config = validated.model_dump(mode="json")
         if self.children and not entry.container:
             raise ValueError(f"layer type {self.type!r} cannot have children")
-        for position, name in enumerate(self.children):
+        for name in self.children:
             # A '.' would make structured parameter names ambiguous (spec/FORMAT.md §3).
             if not name or "." in name:
                 raise ValueError(f"child name {name!r} is empty or holds '.'")
-            if self.type == "Sequential" and name != str(position):
-                raise ValueError(
-                    f"Sequential children are named '0', '1', ... in order; found {list(self.children)}"
-                )
         return self
 
 

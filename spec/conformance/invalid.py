@@ -442,9 +442,8 @@ def architecture_rules() -> list[Invalid]:
         ("config-bad-activation", "activation: 'swish'", "§3", lambda: dense_config(activation="swish")),
         ("children-on-dense", "a Dense layer with children", "§3",
          lambda: edited(lambda d: d["architecture"]["children"]["0"].update(children={"0": dense}))),
-        ("sequential-names", "a Sequential child named 'a'", "§3",
-         lambda: edited(lambda d: d["architecture"].update(children={"a": dense}) or d.update(
-             weights={"a.weight": d["weights"]["0.weight"], "a.bias": d["weights"]["0.bias"]}))),
+        ("child-name-empty", "a Sequential child named ''", "§3",
+         lambda: edited(lambda d: d["architecture"].update(children={"": dense}))),
         ("child-name-dot", "a Graph child named 'a.b'", "§3",
          lambda: graph_archive([{"op": "layer", "inputs": ["x"], "outputs": ["y"], "attrs": {"block": "a.b"}}],
                                children={"a.b": {"type": "Flatten"}})),

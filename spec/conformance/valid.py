@@ -575,7 +575,17 @@ def crafted_vectors() -> list[Valid]:
         new["weights"] = {n: dict(i, compression="none") for n, i in doc["weights"].items()}
         return bytes(zc.Archive(zc.json_form(new).encode(), _entries(arrays)))
 
+    def named_children() -> bytes:
+        names = {"0": "stem", "1": "stem_norm", "2": "act", "3": "head"}
+        renamed = dict(doc, architecture={"type": "Sequential", "children": {
+            names[k]: v for k, v in doc["architecture"]["children"].items()}})
+        renamed["weights"] = {names[n[0]] + n[1:]: i for n, i in doc["weights"].items()}
+        arrays2 = {names[n[0]] + n[1:]: a for n, a in arrays.items()}
+        return bytes(zc.Archive(zc.json_form(renamed).encode(), _entries(arrays2)))
+
     return [
+        crafted("craft-named-sequential", "a Sequential whose children keep layer names (as converted models "
+                "do): applied in mapping order, parameters named after them", ["§3", "§3.1"], named_children, inputs),
         crafted("craft-zip64", "every member of archive and bundle through ZIP64 extra fields and zip64 end "
                 "records (32-bit fields saturated), though small", ["§1.2 ZIP64"], zip64, inputs),
         crafted("craft-outer-deflate", "manifest.yaml, weights.npz and every tensor deflated",

@@ -220,10 +220,9 @@ export function layerNode(value, where, depth = 1) {
   if (entry.check) entry.check(config, `${where}.config`);
   const names = [...node.children.keys()];
   if (names.length && !entry.container) fail(where, `layer type ${node.type} cannot have children`);
-  names.forEach((name, k) => {
+  for (const name of names) {
     if (!name || name.includes('.')) fail(where, `child name ${JSON.stringify(name)} is empty or holds '.'`);
-    if (node.type === 'Sequential' && name !== String(k)) fail(where, `Sequential children are named "0", "1", ... in order; found ${JSON.stringify(name)}`);
-  });
+  }
   const children = names.map((name) => [name, layerNode(node.children.get(name), `${where}.children.${name}`, depth + 1)]);
   return { type: node.type, config, children };
 }
