@@ -24,16 +24,11 @@ assert nn  # registers the layer types known_layers() lists
 # Vectors whose verdict needs a reader change that spec/FORMAT.md now requires; each is
 # expected to fail until that change lands, and fails the run if it starts passing.
 PENDING: set[str] = set()
-# FORMAT.md §3.5 is NumPy 2's promotion (NEP 50: Python scalars are weak); with numpy 1.x,
-# which promotes Python scalars by value, modelpack's graphs follow it except for these.
-NEEDS_NUMPY_2 = {"ops-promotion", "run-scalar-overflow"}
-NUMPY_2 = np.lib.NumpyVersion(np.__version__) >= "2.0.0"
+# FORMAT.md §3.5 is NumPy 2's promotion (NEP 50: Python scalars are weak), which is why
+# pyproject.toml requires numpy>=2: numpy 1.x promotes Python scalars by value.
 
 
 def _marks(vector: dict[str, Any]) -> Any:
-    if vector["name"] in NEEDS_NUMPY_2 and not NUMPY_2:
-        reason = "numpy 1.x promotes Python scalars by value, not as FORMAT.md §3.5 (NEP 50) says"
-        return pytest.param(vector, id=vector["name"], marks=pytest.mark.skip(reason=reason))
     if vector["name"] in PENDING:
         return pytest.param(vector, id=vector["name"], marks=pytest.mark.xfail(strict=True, reason="reader change"))
     return pytest.param(vector, id=vector["name"])

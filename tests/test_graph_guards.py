@@ -102,8 +102,6 @@ def test_integer_scalar_beyond_int64_refused_not_made_a_float():
     _single_graph([{"op": "scalar", "outputs": ["s"], "attrs": {"value": 2**63 - 1}}])
 
 
-@pytest.mark.skipif(np.lib.NumpyVersion(np.__version__) < "2.0.0",
-                    reason="numpy 1.x promotes a Python scalar by value (int8 + 300 is int16), not as §3.5 says")
 def test_scalar_that_does_not_fit_the_array_is_an_input_error():
     """§3.5: an integer scalar must fit an integer array's dtype; numpy's OverflowError used to escape."""
     net = _single_graph([{"op": "scalar", "outputs": ["s"], "attrs": {"value": 300}},
