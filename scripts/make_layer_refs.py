@@ -191,6 +191,10 @@ def cases() -> list[dict[str, Any]]:
     )
     x = normal(2, 3, 4, 5)
     add("flatten", "Flatten", {}, x, {}, torch.flatten(_t(x), 1))
+    add("identity", "Identity", {}, x, {}, _t(x))
+    add("lambda_tanh", "Lambda", {"function": "tanh"}, x, {}, torch.tanh(_t(x)))
+    add("lambda_softmax", "Lambda", {"function": "softmax"}, x, {}, torch.softmax(_t(x), -1))
+    add("hybrid_lambda_exp", "HybridLambda", {"function": "exp"}, x, {}, torch.exp(_t(x)))
     return out
 
 

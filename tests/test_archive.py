@@ -327,8 +327,8 @@ def exported(tmp_path):
 
 
 def test_unknown_layer_type_lists_known_types(exported):
-    _rewrite(exported, manifest=lambda d: d["architecture"]["children"]["1"].update(type="Lambda"))
-    with pytest.raises(UnknownLayerError, match=r"net\.mpk.*unknown layer type 'Lambda'; known types: Activation, .*Dense.*Sequential"):
+    _rewrite(exported, manifest=lambda d: d["architecture"]["children"]["1"].update(type="PythonLambda"))
+    with pytest.raises(UnknownLayerError, match=r"net\.mpk.*unknown layer type 'PythonLambda'; known types: Activation, .*Dense.*Sequential"):
         modelpack.load(exported)
 
 

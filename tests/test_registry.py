@@ -29,6 +29,10 @@ EXAMPLES: dict[str, nn.Block] = {
     "BatchNorm": nn.BatchNorm(axis=-1, momentum=0.8, epsilon=1e-3, center=False, scale=False,
                               use_global_stats=True, in_channels=5),
     "LayerNorm": nn.LayerNorm(axis=1, epsilon=1e-6, center=False, in_channels=6),
+    "Identity": nn.Identity(),
+    "Lambda": nn.Lambda("softsign"),
+    "HybridLambda": nn.HybridLambda("log_softmax"),
+    "Concatenate": nn.Concatenate(axis=1),
     "Graph": nn.GraphBlock(
         source_class="Scaled",
         parameters={"scale": {"shape": [3], "dtype": "float32", "trainable": False}},
@@ -67,8 +71,8 @@ def test_config_round_trip(name):
 
 
 def test_unknown_name_lists_known_names():
-    with pytest.raises(UnknownLayerError, match=r"unknown layer type 'Lambda'; known types: Activation, AvgPool2D, .*Sequential$"):
-        registry.layer_type("Lambda")
+    with pytest.raises(UnknownLayerError, match=r"unknown layer type 'os.system'; known types: Activation, AvgPool2D, .*Sequential$"):
+        registry.layer_type("os.system")
 
 
 def test_subclass_is_not_its_parent():
@@ -100,6 +104,9 @@ def test_name_cannot_be_taken_twice():
     ("MaxPool2D", {"pool_size": [2, 2], "padding": [2, 0]}, "padding .* must be at most half of pool_size"),
     ("AvgPool2D", {"pool_size": [3, 3], "padding": [1, 2]}, "padding .* must be at most half of pool_size"),
     ("Conv2D", {"channels": 3, "kernel_size": [1, 1], "groups": 2}, "divisible by groups"),
+    ("Lambda", {"function": "reshape"}, "'reshape' is not an op a Lambda can name"),
+    ("Lambda", {"function": "__import__"}, "'__import__' is not an op a Lambda can name"),
+    ("Concatenate", {"axis": 64}, "less than or equal to 63"),
 ])
 def test_configs_refuse_what_the_layer_would_refuse(name, config, message):
     """A config that validates must build: the schema, not the constructor, says no."""

@@ -12,18 +12,30 @@ from . import functional, init
 from . import functional as F
 from .activations import ELU, Activation, LeakyReLU
 from .basic import Dense, Dropout, Embedding, Flatten
-from .block import Block, Sequential
+from .block import Block, HybridBlock, HybridSequential, Sequential
+from .compose import (
+    Concatenate,
+    Concurrent,
+    HybridConcatenate,
+    HybridConcurrent,
+    HybridLambda,
+    Identity,
+    Lambda,
+)
 from .conv import AvgPool2D, Conv2D, GlobalAvgPool2D, GlobalMaxPool2D, MaxPool2D
 from .graph import GraphBlock
 from .mode import is_training, training
 from .norm import BatchNorm, LayerNorm
 from .parameter import Parameter
+from .parameter_dict import ParameterDict
 
 __all__ = [
     "Activation",
     "AvgPool2D",
     "BatchNorm",
     "Block",
+    "Concatenate",
+    "Concurrent",
     "Conv2D",
     "Dense",
     "Dropout",
@@ -35,10 +47,18 @@ __all__ = [
     "GraphBlock",
     "F",
     "functional",
+    "HybridBlock",
+    "HybridConcatenate",
+    "HybridConcurrent",
+    "HybridLambda",
+    "HybridSequential",
+    "Identity",
+    "Lambda",
     "LayerNorm",
     "LeakyReLU",
     "MaxPool2D",
     "Parameter",
+    "ParameterDict",
     "Sequential",
     "init",
     "is_training",

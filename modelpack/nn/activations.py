@@ -153,10 +153,15 @@ class ActivationConfig(LayerConfig):
 class Activation(Block):
     """Applies a named activation function element-wise: ``Activation("relu")``."""
 
+    _act_name: str
+
     def __init__(self, activation: str, prefix: str | None = None) -> None:
+        object.__setattr__(self, "_act_name", activation)  # before Block names it (relu0, ...)
         super().__init__(prefix=prefix)
-        self._act_name = activation
         self._act = get_activation(activation)
+
+    def _alias(self) -> str:
+        return self._act_name
 
     def forward(self, x: Any) -> np.ndarray:
         return self._act(float_input(x))

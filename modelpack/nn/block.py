@@ -3,40 +3,50 @@
 Children and parameters are registered by attribute assignment, in order. Parameters are
 found by one walker, ``collect_params()``, which yields structured dotted names
 (``hidden.weight``, ``0.bias``) — the keys of parameter files and archive weight bundles.
+Each instance also gets a unique Gluon name (``dense0``, ``dense1``, ...; ``prefix`` sets it),
+which d2l's ``MySequential`` uses as its children's keys.
 """
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import re
-from collections.abc import Iterator, Mapping
+import threading
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import numpy as np
 
-from ..errors import (
-    DtypeMismatchError,
-    ExtraParameterError,
-    FormatError,
-    MissingParameterError,
-    ShapeMismatchError,
-)
 from ..io import npz
-from ..io.paths import PathOrFile, atomic_writer, describe, open_for_reading
-from ..io.sniff import is_mxnet, refuse_other_kind
+from ..io.paths import PathOrFile, atomic_writer
 from . import hooks
 from . import init as init_mod
-from .parameter import Parameter, parameter_rng, shapes_compatible
+from .parameter import Parameter
+from .parameter_dict import ParameterDict, read_parameter_file
 from .registry import LayerConfig, register_layer
 
-__all__ = ["Block", "Sequential"]
+__all__ = ["Block", "Sequential", "HybridBlock", "HybridSequential"]
+
+# Gluon's instance names: a counter per name hint ("dense" -> dense0, dense1, ...), shared by
+# the whole process as Gluon's name manager is outside any name_scope.
+_name_counters: dict[str, Iterator[int]] = {}
+_name_lock = threading.Lock()
+
+
+def _unique_name(hint: str) -> str:
+    with _name_lock:
+        counter = _name_counters.setdefault(hint, itertools.count())
+        return f"{hint}{next(counter)}"
 
 
 class Block:
     """Base class of every layer and model: owns child blocks and parameters.
 
-    Subclasses assign children and parameters as attributes in ``__init__`` and implement
-    ``forward``. ``prefix`` is accepted for Gluon compatibility and otherwise unused: names
-    are structured (``hidden.weight``), not prefixed.
+    Subclasses assign children and parameters as attributes in ``__init__`` (or declare
+    parameters with ``self.params.get``) and implement ``forward`` (or Gluon 1.x's
+    ``hybrid_forward(F, x, **params)``). ``prefix`` sets the Gluon name (``name``, ``prefix``);
+    parameter names stay structured (``hidden.weight``) whatever it is.
     """
 
     _children: dict[str, Block]
@@ -46,7 +56,13 @@ class Block:
     def __init__(self, prefix: str | None = None) -> None:
         object.__setattr__(self, "_children", {})
         object.__setattr__(self, "_reg_params", {})
-        object.__setattr__(self, "_prefix", prefix or "")
+        if prefix is None:
+            prefix = _unique_name(self._alias()) + "_"
+        object.__setattr__(self, "_prefix", prefix)
+
+    def _alias(self) -> str:
+        """The hint of Gluon's automatic names (``dense`` for ``dense0``); layers may override."""
+        return type(self).__name__.lower()
 
     # -- registration ----------------------------------------------------------------------
     def __setattr__(self, name: str, value: Any) -> None:
@@ -54,12 +70,14 @@ class Block:
             raise RuntimeError(
                 f"{type(self).__name__}: call super().__init__() before assigning attributes"
             )
-        self._children.pop(name, None)
-        self._reg_params.pop(name, None)
-        if isinstance(value, Block):
-            self._children[name] = value
-        elif isinstance(value, Parameter):
-            self._reg_params[name] = value
+        if self._children.get(name, self._reg_params.get(name)) is not value:
+            self._children.pop(name, None)
+            self._reg_params.pop(name, None)
+            if isinstance(value, Block):
+                self._children[name] = value
+            elif isinstance(value, Parameter) and all(p is not value for p in self._reg_params.values()):
+                # A parameter declared with self.params.get(...) keeps its name and place.
+                self._reg_params[name] = value
         object.__setattr__(self, name, value)
 
     def __delattr__(self, name: str) -> None:
@@ -77,14 +95,21 @@ class Block:
         return dict(self._children)
 
     @property
-    def params(self) -> Mapping[str, Parameter]:
-        """This block's own parameters (not its children's), by attribute name."""
-        return dict(self._reg_params)
+    def params(self) -> ParameterDict:
+        """This block's own parameters (not its children's), by attribute name; ``get`` on it
+        declares a new one (``self.params.get("weight", shape=(4, 3))``)."""
+        aliases = {self._prefix + p.name: name for name, p in self._reg_params.items()}
+        return ParameterDict(self._reg_params, owner=self, prefix=self._prefix, aliases=aliases)
 
     @property
     def name(self) -> str:
-        """The class name in lower case plus the prefix, for Gluon-style display."""
-        return self._prefix or type(self).__name__.lower()
+        """Gluon's instance name: ``dense0``, ``dense1``, ... per class, or the prefix given."""
+        return self._prefix[:-1] if self._prefix.endswith("_") else self._prefix
+
+    @property
+    def prefix(self) -> str:
+        """Gluon's prefix: the name followed by ``_`` (``dense0_``), or as given."""
+        return self._prefix
 
     # -- parameters --------------------------------------------------------------------------
     def named_parameters(self, prefix: str = "") -> Iterator[tuple[str, Parameter]]:
@@ -104,21 +129,39 @@ class Block:
         for child_name, child in self._children.items():
             yield from child._walk(f"{prefix}{child_name}.")
 
-    def collect_params(self, select: str | None = None) -> dict[str, Parameter]:
-        """Ordered mapping of structured name → Parameter; ``select`` is a regex filter."""
+    def collect_params(self, select: str | None = None) -> ParameterDict:
+        """Every parameter by structured name, in order, as a ``ParameterDict``.
+
+        ``select`` is a regex matched at the start of each structured name or of its Gluon
+        name (``dense0_weight``), so Gluon's ``collect_params(".*weight")`` works unchanged.
+        Gluon names also index the result: ``net.collect_params()["dense0_weight"]``.
+        """
         pattern = re.compile(select) if select else None
+        gluon_names = self._gluon_names()
         collected: dict[str, Parameter] = {}
         for name, param in self.named_parameters():
             param.structured_name = name
-            if pattern is None or pattern.match(name):
+            gluon = gluon_names.get(id(param), "")
+            if pattern is None or pattern.match(name) or pattern.match(gluon):
                 collected[name] = param
-        return collected
+        aliases = {gluon_names[id(p)]: name for name, p in collected.items() if id(p) in gluon_names}
+        return ParameterDict(collected, prefix=self._prefix, aliases=aliases)
+
+    def _gluon_names(self) -> dict[int, str]:
+        """Gluon's flat name (owner's prefix + parameter name) of each parameter, by identity."""
+        names: dict[int, str] = {}
+        for _, block in self.named_blocks():
+            for param in block._reg_params.values():
+                names.setdefault(id(param), block._prefix + param.name)
+        return names
 
     def initialize(
         self,
         init: init_mod.Initializer | str | None = None,
-        *,
+        ctx: Any = None,
+        verbose: bool = False,
         force_reinit: bool = False,
+        *,
         seed: int | None = None,
     ) -> None:
         """Give every parameter first values (deferred where shapes are not known yet).
@@ -126,9 +169,32 @@ class Block:
         ``init`` applies to parameters without their own initializer (weights; biases keep
         ``zeros``), defaulting to Gluon's ``Uniform(0.07)``. With ``seed``, each parameter's
         values depend only on the seed and its structured name, so results are reproducible.
+        ``ctx`` and ``verbose`` are accepted for Gluon code and ignored (numpy on the CPU).
         """
-        for name, param in self.collect_params().items():
-            param.initialize(init, force_reinit=force_reinit, rng=parameter_rng(seed, name))
+        self.collect_params().initialize(init, force_reinit=force_reinit, seed=seed)
+
+    # -- Gluon compatibility: hybridization, name scopes, traversal --------------------------
+    def hybridize(self, active: bool = True, **kwargs: Any) -> None:
+        """Accepted for Gluon code; changes nothing (there is no symbolic graph to build:
+        ``modelpack.export`` traces a model when it is saved)."""
+
+    def name_scope(self) -> contextlib.AbstractContextManager[None]:
+        """Accepted for Gluon code (``with self.name_scope():``); names are unique without it."""
+        return contextlib.nullcontext()
+
+    def apply(self, fn: Callable[[Block], Any]) -> Block:
+        """Call ``fn`` on every descendant, then on this block (Gluon's order); returns self."""
+        for child in self._children.values():
+            child.apply(fn)
+        fn(self)
+        return self
+
+    def summary(self, *inputs: Any) -> None:
+        """Print Gluon's summary table: each layer's output shape and parameter count for
+        ``inputs`` (the parameters must be initialized)."""
+        from .summary import summary_table  # late: the table runs forward through nn.hooks
+
+        print(summary_table(self, inputs))
 
     def cast(self, dtype: str | np.dtype) -> None:
         """Cast every parameter (and the layers' compute dtype) to ``dtype``."""
@@ -160,7 +226,7 @@ class Block:
     def load_parameters(
         self,
         filename: PathOrFile,
-        *,
+        ctx: Any = None,
         allow_missing: bool = False,
         ignore_extra: bool = False,
         cast_dtype: bool = False,
@@ -171,20 +237,10 @@ class Block:
         Deferred shapes are filled from the file. Missing, extra, wrong-shape and wrong-dtype
         parameters are refused unless the matching option allows them; nothing is changed
         unless everything checks out. Gluon's ``arg:``/``aux:`` prefixes are dropped, and its
-        flat names (``dense0_weight``) match structured ones (``dense0.weight``).
+        flat names (``dense0_weight``) match structured ones (``dense0.weight``). ``ctx`` is
+        accepted for Gluon code and ignored.
         """
-        source = describe(filename)
-        with open_for_reading(filename) as handle:
-            if is_mxnet(handle):
-                from ..interop.mxnet import gluon_parameters, match_parameters  # only for its files
-
-                arrays = match_parameters(gluon_parameters(handle), self.collect_params())
-            else:
-                try:
-                    arrays = npz.read_npz(handle, source=source)
-                except FormatError:
-                    refuse_other_kind(handle, source, expected="npz")  # an archive, torch's, ...
-                    raise
+        arrays, source = read_parameter_file(filename, self.collect_params())
         self.set_parameters(
             arrays,
             source=source,
@@ -203,44 +259,10 @@ class Block:
         cast_dtype: bool = False,
     ) -> None:
         """Assign arrays by structured name after checking all of them (all or nothing)."""
-        params = self.collect_params()
-        if params and not any(name in arrays for name in params):
-            model = type(self).__name__
-            raise MissingParameterError(_nothing_matches(source, model, list(params), list(arrays)))
-        if not ignore_extra:
-            extra = [name for name in arrays if name not in params]
-            if extra:
-                raise ExtraParameterError(
-                    f"{source}: parameter {extra[0]!r} is in the file but not in the model "
-                    f"{type(self).__name__} (extra: {extra}; model has: {list(params)}); "
-                    "pass ignore_extra=True to skip it"
-                )
-        staged: list[tuple[Parameter, np.ndarray]] = []
-        for name, param in params.items():
-            if name not in arrays:
-                if allow_missing:
-                    continue
-                raise MissingParameterError(
-                    f"{source}: parameter {name!r} (expected shape {param.shape}, dtype "
-                    f"{param.dtype.name}) is missing from the file, which has: "
-                    f"{list(arrays)}; pass allow_missing=True to leave it as is"
-                )
-            array = np.asarray(arrays[name])
-            if not shapes_compatible(param.shape, array.shape):
-                raise ShapeMismatchError(
-                    f"{source}: parameter {name!r} expected shape {param.shape} "
-                    f"(0 = not known yet), found {array.shape}"
-                )
-            if array.dtype != param.dtype:
-                if not cast_dtype:
-                    raise DtypeMismatchError(
-                        f"{source}: parameter {name!r} expected dtype {param.dtype.name}, "
-                        f"found {array.dtype.name}; pass cast_dtype=True to convert"
-                    )
-                array = array.astype(param.dtype)
-            staged.append((param, array))
-        for param, array in staged:
-            param.set_data(array)
+        self.collect_params().assign(
+            arrays, source=source, model=type(self).__name__, allow_missing=allow_missing,
+            ignore_extra=ignore_extra, cast_dtype=cast_dtype,
+        )
 
     # -- calling -----------------------------------------------------------------------------
     def __call__(self, *args: Any) -> Any:
@@ -250,8 +272,15 @@ class Block:
         return self.forward(*args)
 
     def forward(self, *args: Any) -> Any:
-        """Compute the block's output; subclasses override this."""
-        raise NotImplementedError(f"{type(self).__name__} does not implement forward()")
+        """Compute the block's output; subclasses override this (or define Gluon 1.x's
+        ``hybrid_forward(F, x, ...)``, called with ``F`` and the block's own parameters' data)."""
+        hybrid_forward = getattr(self, "hybrid_forward", None)
+        if hybrid_forward is None:
+            raise NotImplementedError(f"{type(self).__name__} does not implement forward()")
+        from . import functional  # late: the op table imports the layer library
+
+        params = {name: param.data() for name, param in self._reg_params.items()}
+        return hybrid_forward(functional, *args, **params)
 
     def summary_lines(self) -> list[str]:
         """One line per child for ``__repr__``."""
@@ -298,7 +327,7 @@ class Sequential(Block):
     def __getitem__(self, key: int | slice) -> Any:
         layers = list(self._children.values())
         if isinstance(key, slice):
-            net = type(self)()
+            net = type(self)(**self.get_config())
             net.add(*layers[key])
             return net
         return layers[key]
@@ -315,16 +344,7 @@ def _indent(text: str, spaces: int) -> str:
     return "\n".join([lines[0]] + [" " * spaces + line for line in lines[1:]])
 
 
-def _nothing_matches(source: str, model: str, params: list[str], names: list[str]) -> str:
-    """Why loading would change nothing, with the prefix that would make the names meet."""
-    message = (
-        f"{source}: none of the file's {len(names)} names matches a parameter of {model}, so "
-        f"nothing would be loaded (file: {names[:3]}{' ...' if len(names) > 3 else ''}; "
-        f"model: {params[:3]}{' ...' if len(params) > 3 else ''})"
-    )
-    for longer, shorter, side in ((names, params, "file's"), (params, names, "model's")):
-        prefixes = sorted({a[: -len(b)] for a in longer for b in shorter if a.endswith("." + b)})
-        if prefixes:
-            listed = " or ".join(repr(p) for p in prefixes[:4])
-            return f"{message}; the {side} names match once the prefix {listed} is taken off"
-    return message
+# Gluon's hybrid variants are the same classes: a modelpack block is exported by tracing, so
+# there is nothing to hybridize (``hybridize()`` is accepted and changes nothing).
+HybridBlock = Block
+HybridSequential = Sequential

@@ -127,6 +127,9 @@ class Conv2D(Block):
         if self._use_bias:
             self.bias = Parameter("bias", shape=(self._channels,), dtype=self._dtype, init=bias_initializer)
 
+    def _alias(self) -> str:
+        return "conv"
+
     def forward(self, x: Any) -> np.ndarray:
         array = as_float(x, self._dtype)
         _check_nchw(array, "Conv2D")
@@ -203,6 +206,9 @@ class _Pool2D(Block):
         if any(2 * p > k for p, k in zip(self._padding, self._pool, strict=True)):
             raise ValueError(f"padding {self._padding} must be at most half of pool_size {self._pool}")
         self._ceil_mode = bool(ceil_mode)
+
+    def _alias(self) -> str:
+        return "pool"
 
     def _out_size(self, size: int, axis: int) -> int:
         k, s, p = self._pool[axis], self._strides[axis], self._padding[axis]

@@ -21,7 +21,10 @@ from ..errors import (
 from . import hooks
 from . import init as init_mod
 
-__all__ = ["Parameter", "shape_is_known", "shapes_compatible", "parameter_rng"]
+__all__ = ["Parameter", "GRAD_REQS", "shape_is_known", "shapes_compatible", "parameter_rng"]
+
+# How backward treats a parameter's gradient: replace it, add to it, or none (frozen).
+GRAD_REQS = ("write", "add", "null")
 
 
 def shape_is_known(shape: tuple[int, ...]) -> bool:
@@ -62,8 +65,8 @@ class Parameter:
         self._shape: tuple[int, ...] = _as_shape(shape)
         self.dtype = np.dtype(dtype)
         self.init = init_mod.create(init)
-        if grad_req not in ("write", "add", "null"):
-            raise ValueError(f"grad_req must be 'write', 'add' or 'null', got {grad_req!r}")
+        if grad_req not in GRAD_REQS:
+            raise ValueError(f"grad_req must be one of {GRAD_REQS}, got {grad_req!r}")
         self.grad_req = grad_req
         self.allow_deferred_init = allow_deferred_init
         self._data: np.ndarray | None = None
@@ -104,8 +107,9 @@ class Parameter:
         """True when ``initialize()`` ran but the shape is still incomplete."""
         return self._data is None and self._deferred is not None
 
-    def data(self) -> np.ndarray:
-        """The parameter's array; raises a clear error if it has none yet."""
+    def data(self, ctx: object = None) -> np.ndarray:
+        """The parameter's array; raises a clear error if it has none yet. (``ctx`` is
+        accepted for Gluon code and ignored: arrays live in numpy, on the CPU.)"""
         interceptor = hooks.active()
         if interceptor is not None:
             traced = interceptor.read_parameter(self)

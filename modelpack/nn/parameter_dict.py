@@ -1,0 +1,301 @@
+"""``ParameterDict``: parameters by structured name, with Gluon's ``ParameterDict`` methods.
+
+``Block.params`` and ``Block.collect_params()`` return one. It is a ``dict`` (code that
+iterates, indexes or passes it on keeps working), plus what Gluon code calls on it:
+``get(name, shape=..., init=...)`` to declare a parameter (d2l's ``MyDense``), ``initialize``,
+``setattr``, ``zero_grad``, ``save``/``load``. Gluon's flat names (``dense0_weight``) index it
+too. Parameter files are read and checked here, for ``Block.load_parameters`` as well.
+
+>>> class MyDense(nn.Block):  # doctest: +SKIP
+...     def __init__(self, units, in_units):
+...         super().__init__()
+...         self.weight = self.params.get("weight", shape=(in_units, units))
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ..errors import (
+    DtypeMismatchError,
+    ExtraParameterError,
+    FormatError,
+    MissingParameterError,
+    ShapeMismatchError,
+    UsageError,
+)
+from ..io import npz
+from ..io.paths import PathOrFile, atomic_writer, describe, open_for_reading
+from ..io.sniff import is_mxnet, refuse_other_kind
+from . import init as init_mod
+from .parameter import GRAD_REQS, Parameter, parameter_rng, shapes_compatible
+
+if TYPE_CHECKING:
+    from .block import Block
+
+__all__ = ["ParameterDict", "read_parameter_file"]
+
+# What ``get`` may set when it declares a parameter (Parameter's own constructor options).
+_GET_OPTIONS = ("shape", "dtype", "init", "allow_deferred_init", "grad_req")
+_NO_DEFAULT = object()
+
+
+class ParameterDict(dict[str, Parameter]):
+    """An ordered ``dict`` of structured name → ``Parameter`` with Gluon's methods.
+
+    ``owner`` is the block whose own parameters these are (``block.params``): ``get`` then
+    registers a new parameter on it. ``aliases`` maps Gluon's flat names to structured ones.
+    """
+
+    def __init__(
+        self,
+        params: Iterable[tuple[str, Parameter]] | Mapping[str, Parameter] = (),
+        *,
+        owner: Block | None = None,
+        prefix: str = "",
+        aliases: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(params)
+        self._owner = owner
+        self._prefix = prefix
+        self._aliases = dict(aliases or {})
+
+    @property
+    def prefix(self) -> str:
+        """The owning block's Gluon prefix (``dense0_``), as Gluon's ``ParameterDict.prefix``."""
+        return self._prefix
+
+    def __missing__(self, key: str) -> Parameter:
+        structured = self._aliases.get(key)
+        if structured is not None and dict.__contains__(self, structured):
+            return dict.__getitem__(self, structured)
+        raise KeyError(f"no parameter {key!r}; parameters: {list(self)}")
+
+    # -- declaring -------------------------------------------------------------------------
+    def get(self, name: str, *default: Any, **options: Any) -> Any:
+        """The parameter ``name``, created (and, for ``block.params``, registered) if missing.
+
+        Options are Parameter's: ``shape`` (0 or -1 for a size not known yet), ``dtype``,
+        ``init``, ``allow_deferred_init``, ``grad_req``. An existing parameter is returned
+        after checking the options agree (unknown sizes of its shape are filled in). With a
+        positional ``default``, this is ``dict.get``: nothing is created.
+        """
+        if default:
+            if options or len(default) > 1:
+                raise UsageError("ParameterDict.get(name, default) takes no other arguments")
+            return super().get(name, default[0])
+        unknown = sorted(set(options) - set(_GET_OPTIONS))
+        if unknown:
+            raise UsageError(f"ParameterDict.get: unknown options {unknown}; known: {list(_GET_OPTIONS)}")
+        if "shape" in options:
+            options["shape"] = _gluon_shape(options["shape"])
+        existing = self._find(name)
+        if existing is not None:
+            _check_agrees(existing, options)
+            return existing
+        param = Parameter(name, **options)
+        self[name] = param
+        if self._owner is not None:
+            self._owner._reg_params[name] = param
+        return param
+
+    def _find(self, name: str) -> Parameter | None:
+        if name in self:
+            return self[name]
+        if self._owner is not None:
+            return self._owner._reg_params.get(name)
+        return None
+
+    # -- acting on every parameter ----------------------------------------------------------
+    def initialize(
+        self,
+        init: init_mod.Initializer | str | None = None,
+        ctx: Any = None,
+        verbose: bool = False,
+        force_reinit: bool = False,
+        *,
+        seed: int | None = None,
+    ) -> None:
+        """Initialize every parameter (see ``Block.initialize``); ``ctx`` and ``verbose`` are
+        accepted for Gluon code and ignored (modelpack computes on the CPU with numpy)."""
+        for name, param in self.items():
+            param.initialize(init, force_reinit=force_reinit, rng=parameter_rng(seed, name))
+
+    def setattr(self, name: str, value: Any) -> None:
+        """Set one attribute on every parameter: ``net.collect_params().setattr("grad_req", "null")``.
+
+        Only existing public attributes may be set (a typo is an error, not a new attribute);
+        ``dtype`` casts the data.
+        """
+        for param in self.values():
+            if name.startswith("_") or not hasattr(param, name) or callable(getattr(param, name)):
+                raise UsageError(f"Parameter has no settable attribute {name!r}")
+            if name == "grad_req" and value not in GRAD_REQS:
+                raise UsageError(f"grad_req must be one of {GRAD_REQS}, got {value!r}")
+            if name == "dtype":
+                param.cast(value)
+            else:
+                setattr(param, name, value)
+
+    def zero_grad(self) -> None:
+        """Set every gradient to zero; parameters without a gradient yet are left alone."""
+        for param in self.values():
+            zero = getattr(param, "zero_grad", None)
+            if zero is not None:
+                zero()
+
+    def reset_ctx(self, ctx: Any) -> None:
+        """Accepted for Gluon code: there is one device (the CPU), so nothing moves."""
+
+    def list_ctx(self) -> list[str]:
+        """The devices parameters live on: always the CPU."""
+        return ["cpu(0)"]
+
+    # -- files ------------------------------------------------------------------------------
+    def save(self, filename: PathOrFile, strip_prefix: str = "") -> None:
+        """Write every parameter to an ``.npz`` file (atomically), ``strip_prefix`` taken off
+        each name, as Gluon's ``ParameterDict.save``."""
+        arrays: dict[str, np.ndarray] = {}
+        for name, param in self.items():
+            if not name.startswith(strip_prefix):
+                raise UsageError(
+                    f"cannot strip prefix {strip_prefix!r} from parameter {name!r}: it does not start with it"
+                )
+            arrays[name[len(strip_prefix):]] = param.data()
+        with atomic_writer(filename) as handle:
+            npz.write_npz(handle, arrays)
+
+    def load(
+        self,
+        filename: PathOrFile,
+        ctx: Any = None,
+        allow_missing: bool = False,
+        ignore_extra: bool = False,
+        restore_prefix: str = "",
+        cast_dtype: bool = False,
+        dtype_source: str = "current",
+    ) -> None:
+        """Fill the parameters from a file ``save`` (or ``Block.save_parameters``, or MXNet)
+        wrote, ``restore_prefix`` put before each name in the file. All or nothing."""
+        if dtype_source != "current":
+            raise UsageError(f"dtype_source {dtype_source!r}: only 'current' is supported")
+        arrays, source = read_parameter_file(filename, self)
+        self.assign(
+            {restore_prefix + name: array for name, array in arrays.items()},
+            source=source, allow_missing=allow_missing, ignore_extra=ignore_extra,
+            cast_dtype=cast_dtype,
+        )
+
+    def assign(
+        self,
+        arrays: Mapping[str, np.ndarray],
+        *,
+        source: str = "<arrays>",
+        model: str = "the model",
+        allow_missing: bool = False,
+        ignore_extra: bool = False,
+        cast_dtype: bool = False,
+    ) -> None:
+        """Set parameters from arrays by name after checking all of them (all or nothing)."""
+        if self and not any(name in arrays for name in self):
+            raise MissingParameterError(_nothing_matches(source, model, list(self), list(arrays)))
+        if not ignore_extra:
+            extra = [name for name in arrays if name not in self]
+            if extra:
+                raise ExtraParameterError(
+                    f"{source}: parameter {extra[0]!r} is in the file but not in the model "
+                    f"{model} (extra: {extra}; model has: {list(self)}); "
+                    "pass ignore_extra=True to skip it"
+                )
+        staged: list[tuple[Parameter, np.ndarray]] = []
+        for name, param in self.items():
+            if name not in arrays:
+                if allow_missing:
+                    continue
+                raise MissingParameterError(
+                    f"{source}: parameter {name!r} (expected shape {param.shape}, dtype "
+                    f"{param.dtype.name}) is missing from the file, which has: "
+                    f"{list(arrays)}; pass allow_missing=True to leave it as is"
+                )
+            array = np.asarray(arrays[name])
+            if not shapes_compatible(param.shape, array.shape):
+                raise ShapeMismatchError(
+                    f"{source}: parameter {name!r} expected shape {param.shape} "
+                    f"(0 = not known yet), found {array.shape}"
+                )
+            if array.dtype != param.dtype:
+                if not cast_dtype:
+                    raise DtypeMismatchError(
+                        f"{source}: parameter {name!r} expected dtype {param.dtype.name}, "
+                        f"found {array.dtype.name}; pass cast_dtype=True to convert"
+                    )
+                array = array.astype(param.dtype)
+            staged.append((param, array))
+        for param, array in staged:
+            param.set_data(array)
+
+    def __repr__(self) -> str:
+        lines = [f"  {param!r}" for param in self.values()]
+        return "{} (\n{}\n)".format(self._prefix or "ParameterDict", "\n".join(lines))
+
+
+def read_parameter_file(
+    filename: PathOrFile, params: Mapping[str, Parameter]
+) -> tuple[dict[str, np.ndarray], str]:
+    """The arrays of a parameter file and its name for messages: modelpack's ``.npz`` (never
+    unpickled) or a Gluon file (MXNet's ``save_parameters``, an export's ``.params``), whose
+    flat names (``dense0_weight``) are matched to ``params``' structured ones."""
+    source = describe(filename)
+    with open_for_reading(filename) as handle:
+        if is_mxnet(handle):
+            from ..interop.mxnet import gluon_parameters, match_parameters  # only for its files
+
+            return match_parameters(gluon_parameters(handle), params), source
+        try:
+            return npz.read_npz(handle, source=source), source
+        except FormatError:
+            refuse_other_kind(handle, source, expected="npz")  # an archive, torch's, ...
+            raise
+
+
+def _gluon_shape(shape: Any) -> tuple[int, ...] | None:
+    """Gluon marks an unknown size with 0 (legacy) or -1 (numpy mode); modelpack uses 0."""
+    if shape is None:
+        return None
+    dims = (shape,) if isinstance(shape, (int, np.integer)) else shape
+    return tuple(max(int(dim), 0) for dim in dims)
+
+
+def _check_agrees(param: Parameter, options: Mapping[str, Any]) -> None:
+    """An existing parameter fetched with options: the shape may fill in unknown sizes; the
+    dtype and grad_req must match (Gluon's rule). The initializer is the parameter's own."""
+    if "shape" in options and options["shape"] is not None:
+        param.shape = options["shape"]  # ShapeMismatchError unless it only fills in unknown sizes
+    if "dtype" in options and np.dtype(options["dtype"]) != param.dtype:
+        raise DtypeMismatchError(
+            f"parameter {param.name!r} exists with dtype {param.dtype.name}, asked for "
+            f"{np.dtype(options['dtype']).name}"
+        )
+    if "grad_req" in options and options["grad_req"] != param.grad_req:
+        raise UsageError(
+            f"parameter {param.name!r} exists with grad_req {param.grad_req!r}, asked for "
+            f"{options['grad_req']!r}"
+        )
+
+
+def _nothing_matches(source: str, model: str, params: list[str], names: list[str]) -> str:
+    """Why loading would change nothing, with the prefix that would make the names meet."""
+    message = (
+        f"{source}: none of the file's {len(names)} names matches a parameter of {model}, so "
+        f"nothing would be loaded (file: {names[:3]}{' ...' if len(names) > 3 else ''}; "
+        f"model: {params[:3]}{' ...' if len(params) > 3 else ''})"
+    )
+    for longer, shorter, side in ((names, params, "file's"), (params, names, "model's")):
+        prefixes = sorted({a[: -len(b)] for a in longer for b in shorter if a.endswith("." + b)})
+        if prefixes:
+            listed = " or ".join(repr(p) for p in prefixes[:4])
+            return f"{message}; the {side} names match once the prefix {listed} is taken off"
+    return message
