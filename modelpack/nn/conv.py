@@ -1,66 +1,85 @@
-"""2-D convolution and pooling on NCHW batches, vectorised with strided windows (no pixel loops).
+"""Convolutions in 1, 2 and 3 dimensions, and their transposes, on channel-first batches.
 
-Convolution is im2col: a strided view gathers every receptive field, one copy lays them out
-as a matrix, and a single matmul per group (BLAS) does the arithmetic.
+One implementation serves every dimension. Convolution is im2col: a strided view gathers
+every receptive field, one copy lays them out as a matrix, and a single matmul per group
+(BLAS) does the arithmetic. A transposed convolution multiplies first and then scatters
+each kernel offset's products into the output with one strided add per offset (a loop over
+the kernel's few positions, never over pixels).
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+import itertools
+import math
+from typing import Annotated, Any, ClassVar
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
-from pydantic import Field, model_validator
+from pydantic import Field, create_model, model_validator
 
 from ..errors import InputError
 from . import init as init_mod
-from .activations import ActivationName, FloatDtype, as_float, float_input, get_activation
+from .activations import ActivationName, FloatDtype, as_float, get_activation
 from .block import Block
 from .parameter import Parameter
 from .registry import LayerConfig, register_layer
 
-__all__ = ["Conv2D", "MaxPool2D", "AvgPool2D", "GlobalAvgPool2D", "GlobalMaxPool2D"]
+__all__ = [
+    "Conv1D", "Conv2D", "Conv3D", "Conv1DTranspose", "Conv2DTranspose", "Conv3DTranspose",
+    "MAX_SPATIAL", "LAYOUTS", "sizes", "as_tuple", "check_rank", "windows",
+]
 
-Pair = tuple[int, int]
+# The largest kernel, pool, stride, dilation or padding an archive may declare: far beyond
+# any real network, and small enough that no size computed from it overflows. Layers without
+# weights are bounded only by this (a config costs a few bytes, so the file bounds nothing).
+MAX_SPATIAL = 4096
+
+# The only layouts supported: channels first, as MXNet's CPU kernels compute.
+LAYOUTS = {1: "NCW", 2: "NCHW", 3: "NCDHW"}
+
+Sizes = tuple[int, ...]
 
 
-def _pair(value: int | tuple[int, ...] | list[int], what: str) -> Pair:
+def sizes(dims: int, minimum: int) -> Any:
+    """Config type of a per-axis size: a list of ``dims`` ints in [minimum, MAX_SPATIAL]
+    (lists, because YAML has no tuples and strict models do not coerce)."""
+    item = Annotated[int, Field(ge=minimum, le=MAX_SPATIAL)]
+    return Annotated[list[item], Field(min_length=dims, max_length=dims)]  # type: ignore[valid-type]
+
+
+def as_tuple(value: int | tuple[int, ...] | list[int], dims: int, what: str) -> Sizes:
+    """An int (the same on every axis) or one int per axis, as a tuple."""
     if isinstance(value, (int, np.integer)):
-        return (int(value), int(value))
+        return (int(value),) * dims
     items = tuple(int(v) for v in value)
-    if len(items) != 2:
-        raise ValueError(f"{what} must be an int or a pair of ints, got {value!r}")
-    return (items[0], items[1])
+    if len(items) != dims:
+        raise ValueError(f"{what} must be an int or {dims} ints, got {value!r}")
+    return items
 
 
-def _check_nchw(array: np.ndarray, layer: str) -> None:
-    if array.ndim != 4:
-        raise InputError(f"{layer} expects a 4-D NCHW input, got shape {array.shape}")
+def check_rank(array: np.ndarray, dims: int, layer: str) -> None:
+    """Refuse an input that is not (N, C, *spatial) with ``dims`` spatial axes."""
+    if array.ndim != dims + 2:
+        raise InputError(f"{layer} expects a {dims + 2}-D {LAYOUTS[dims]} input, got shape {array.shape}")
 
 
-def _windows(padded: np.ndarray, kernel: Pair, strides: Pair, dilation: Pair = (1, 1)) -> np.ndarray:
-    """View of shape (N, C, out_h, out_w, kh, kw): every (dilated, strided) window, no copy."""
-    span = (dilation[0] * (kernel[0] - 1) + 1, dilation[1] * (kernel[1] - 1) + 1)
-    if padded.shape[2] < span[0] or padded.shape[3] < span[1]:
+def windows(padded: np.ndarray, kernel: Sizes, strides: Sizes, dilation: Sizes | None = None) -> np.ndarray:
+    """View of shape (N, C, *out, *kernel): every (dilated, strided) window, no copy."""
+    dims = len(kernel)
+    dilation = dilation or (1,) * dims
+    span = tuple(d * (k - 1) + 1 for k, d in zip(kernel, dilation, strict=True))
+    if any(n < s for n, s in zip(padded.shape[2:], span, strict=True)):
         raise InputError(
             f"input of spatial size {padded.shape[2:]} (after padding) is smaller than the "
             f"kernel's extent {span}"
         )
-    view = sliding_window_view(padded, span, axis=(2, 3))
-    return view[:, :, :: strides[0], :: strides[1], :: dilation[0], :: dilation[1]]
+    view = sliding_window_view(padded, span, axis=tuple(range(2, 2 + dims)))
+    return view[(slice(None), slice(None), *(slice(None, None, s) for s in strides),
+                 *(slice(None, None, d) for d in dilation))]
 
 
-# Pairs are lists in configs: YAML has no tuples, and strict models do not coerce.
-PositivePair = Annotated[list[Annotated[int, Field(gt=0)]], Field(min_length=2, max_length=2)]
-NonNegativePair = Annotated[list[Annotated[int, Field(ge=0)]], Field(min_length=2, max_length=2)]
-
-
-class Conv2DConfig(LayerConfig):
+class _ConvConfig(LayerConfig):
     channels: int = Field(gt=0)
-    kernel_size: PositivePair
-    strides: PositivePair = [1, 1]
-    padding: NonNegativePair = [0, 0]
-    dilation: PositivePair = [1, 1]
     groups: int = Field(default=1, gt=0)
     activation: ActivationName | None = None
     use_bias: bool = True
@@ -68,31 +87,50 @@ class Conv2DConfig(LayerConfig):
     dtype: FloatDtype = "float32"
 
     @model_validator(mode="after")
-    def _groups_divide(self) -> Conv2DConfig:
+    def _groups_divide(self) -> _ConvConfig:
         if self.channels % self.groups or self.in_channels % self.groups:
             raise ValueError(
                 f"channels ({self.channels}) and in_channels ({self.in_channels}) must be "
                 f"divisible by groups ({self.groups})"
             )
+        # Declared by each dimension's model (strides always, output_padding for transposes).
+        output_padding, strides = vars(self).get("output_padding"), vars(self)["strides"]
+        if output_padding is not None and any(p >= s for p, s in zip(output_padding, strides, strict=True)):
+            raise ValueError(f"output_padding {output_padding} must be smaller than strides {strides}")
         return self
 
 
-@register_layer("Conv2D", config=Conv2DConfig)
-class Conv2D(Block):
-    """2-D convolution (cross-correlation, as every framework computes it) on NCHW input.
+def _conv_config(name: str, dims: int, *, transpose: bool) -> type[LayerConfig]:
+    """The config model of one convolution type: the shared fields plus per-axis sizes."""
+    fields: dict[str, Any] = {
+        "kernel_size": (sizes(dims, 1), ...),
+        "strides": (sizes(dims, 1), [1] * dims),
+        "padding": (sizes(dims, 0), [0] * dims),
+        "dilation": (sizes(dims, 1), [1] * dims),
+    }
+    if transpose:
+        fields["output_padding"] = (sizes(dims, 0), [0] * dims)
+    return create_model(name, __base__=_ConvConfig, **fields)  # type: ignore[no-any-return, call-overload]
 
-    Weight shape is (channels, in_channels // groups, kh, kw); ``in_channels=0`` defers it.
+
+class _Conv(Block):
+    """N-D convolution (cross-correlation, as every framework computes it), channels first.
+
+    Weight shape is (channels, in_channels // groups, *kernel); ``in_channels=0`` defers it.
     """
+
+    _dims: ClassVar[int]
+    _transpose: ClassVar[bool] = False
 
     def __init__(
         self,
         channels: int,
-        kernel_size: int | tuple[int, int],
-        strides: int | tuple[int, int] = (1, 1),
-        padding: int | tuple[int, int] = (0, 0),
-        dilation: int | tuple[int, int] = (1, 1),
+        kernel_size: int | tuple[int, ...],
+        strides: int | tuple[int, ...] = 1,
+        padding: int | tuple[int, ...] = 0,
+        dilation: int | tuple[int, ...] = 1,
         groups: int = 1,
-        layout: str = "NCHW",
+        layout: str | None = None,
         activation: str | None = None,
         use_bias: bool = True,
         weight_initializer: init_mod.Initializer | str | None = None,
@@ -100,62 +138,84 @@ class Conv2D(Block):
         in_channels: int = 0,
         dtype: str = "float32",
         prefix: str | None = None,
+        output_padding: int | tuple[int, ...] = 0,
     ) -> None:
         super().__init__(prefix=prefix)
-        if layout != "NCHW":
-            raise ValueError(f"Conv2D supports layout 'NCHW' only, got {layout!r}")
+        dims, kind = self._dims, type(self).__name__
+        if layout not in (None, LAYOUTS[dims]):
+            raise ValueError(f"{kind} supports layout {LAYOUTS[dims]!r} only, got {layout!r}")
         self._channels = int(channels)
-        self._kernel = _pair(kernel_size, "kernel_size")
-        self._strides = _pair(strides, "strides")
-        self._padding = _pair(padding, "padding")
-        self._dilation = _pair(dilation, "dilation")
+        self._kernel = as_tuple(kernel_size, dims, "kernel_size")
+        self._strides = as_tuple(strides, dims, "strides")
+        self._padding = as_tuple(padding, dims, "padding")
+        self._dilation = as_tuple(dilation, dims, "dilation")
+        self._output_padding = as_tuple(output_padding, dims, "output_padding")
         self._groups = int(groups)
         if self._groups < 1 or self._channels % self._groups:
             raise ValueError(f"channels ({channels}) must be divisible by groups ({groups})")
         if in_channels and in_channels % self._groups:
             raise ValueError(f"in_channels ({in_channels}) must be divisible by groups ({groups})")
+        if self._transpose and any(p >= s for p, s in zip(self._output_padding, self._strides, strict=True)):
+            raise ValueError(
+                f"output_padding {self._output_padding} must be smaller than strides {self._strides}"
+            )
         self._activation = activation
         self._act = get_activation(activation) if activation is not None else None
         self._use_bias = bool(use_bias)
         self._dtype = np.dtype(dtype)
-        self.weight = Parameter(
-            "weight",
-            shape=(self._channels, int(in_channels) // self._groups, *self._kernel),
-            dtype=self._dtype,
-            init=weight_initializer,
-        )
+        self.weight = Parameter("weight", shape=self._weight_shape(int(in_channels)), dtype=self._dtype,
+                                init=weight_initializer)
         if self._use_bias:
             self.bias = Parameter("bias", shape=(self._channels,), dtype=self._dtype, init=bias_initializer)
 
     def _alias(self) -> str:
-        return "conv"
+        return "conv"  # Gluon names every convolution conv0, conv1, ...
+
+    def _weight_shape(self, in_channels: int) -> Sizes:
+        return (self._channels, in_channels // self._groups, *self._kernel)
+
+    @property
+    def _in_channels(self) -> int:
+        return self.weight.shape[1] * self._groups
 
     def forward(self, x: Any) -> np.ndarray:
         array = as_float(x, self._dtype)
-        _check_nchw(array, "Conv2D")
-        n, c = array.shape[:2]
-        g = self._groups
-        if c % g:
-            raise InputError(f"Conv2D input has {c} channels, not divisible by groups={g}")
-        self.weight.shape = (self._channels, c // g, *self._kernel)
-        ph, pw = self._padding
-        padded = np.pad(array, ((0, 0), (0, 0), (ph, ph), (pw, pw))) if ph or pw else array
-        win = _windows(padded, self._kernel, self._strides, self._dilation)
-        out_h, out_w = win.shape[2:4]
-        kh, kw = self._kernel
-        # (N, G, C/G, oh, ow, kh, kw) -> (N, G, C/G*kh*kw, oh*ow): the one copy (im2col),
-        # laid out so that the matmul writes its result directly in NCHW order.
-        cols = win.reshape(n, g, c // g, out_h, out_w, kh, kw).transpose(0, 1, 2, 5, 6, 3, 4)
-        cols = np.ascontiguousarray(cols).reshape(n, g, (c // g) * kh * kw, out_h * out_w)
-        kernels = self.weight.data().reshape(1, g, self._channels // g, -1)
-        out = np.matmul(kernels, cols)  # (N, G, O/G, oh*ow)
-        out = out.reshape(n, self._channels, out_h, out_w)
+        kind = type(self).__name__
+        check_rank(array, self._dims, kind)
+        c = array.shape[1]
+        if c % self._groups:
+            raise InputError(f"{kind} input has {c} channels, not divisible by groups={self._groups}")
+        self.weight.shape = self._weight_shape(c)
+        out = self._compute(array)
         if self._use_bias:
-            out = out + self.bias.data().reshape(1, -1, 1, 1)
+            out = out + self.bias.data().reshape(1, -1, *(1,) * self._dims)
         return self._act(out) if self._act is not None else out
 
+    def _compute(self, array: np.ndarray) -> np.ndarray:
+        n, g = array.shape[0], self._groups
+        cols, out_sizes = self.columns(array)
+        kernels = self.weight.data().reshape(1, g, self._channels // g, -1)
+        return np.matmul(kernels, cols).reshape(n, self._channels, *out_sizes)  # (N, G, O/G, P)
+
+    def columns(self, array: np.ndarray) -> tuple[np.ndarray, Sizes]:
+        """im2col: the receptive fields as (N, G, C/G·prod(kernel), prod(out)), and the
+        output's spatial sizes."""
+        n, c = array.shape[:2]
+        g, dims = self._groups, self._dims
+        padded = array
+        if any(self._padding):
+            padded = np.pad(array, ((0, 0), (0, 0), *((p, p) for p in self._padding)))
+        win = windows(padded, self._kernel, self._strides, self._dilation)
+        out_sizes = win.shape[2:2 + dims]
+        # (N, G, C/G, *out, *k) -> (N, G, C/G, *k, *out): the one copy, laid out so that the
+        # matmul writes its result directly in channel-first order.
+        cols = win.reshape(n, g, c // g, *out_sizes, *self._kernel)
+        order = (0, 1, 2, *range(3 + dims, 3 + 2 * dims), *range(3, 3 + dims))
+        cols = np.ascontiguousarray(cols.transpose(order))
+        return cols.reshape(n, g, (c // g) * math.prod(self._kernel), math.prod(out_sizes)), out_sizes
+
     def get_config(self) -> dict[str, Any]:
-        return {
+        config: dict[str, Any] = {
             "channels": self._channels,
             "kernel_size": list(self._kernel),
             "strides": list(self._strides),
@@ -164,17 +224,22 @@ class Conv2D(Block):
             "groups": self._groups,
             "activation": self._activation,
             "use_bias": self._use_bias,
-            "in_channels": self.weight.shape[1] * self._groups,
+            "in_channels": self._in_channels,
             "dtype": self._dtype.name,
         }
+        if self._transpose:
+            config["output_padding"] = list(self._output_padding)
+        return config
 
     def __repr__(self) -> str:
-        in_channels = self.weight.shape[1] * self._groups or None
-        parts = [f"{in_channels} -> {self._channels}", f"kernel_size={self._kernel}",
+        dims = self._dims
+        parts = [f"{self._in_channels or None} -> {self._channels}", f"kernel_size={self._kernel}",
                  f"stride={self._strides}"]
-        if self._padding != (0, 0):
+        if self._padding != (0,) * dims:
             parts.append(f"padding={self._padding}")
-        if self._dilation != (1, 1):
+        if self._output_padding != (0,) * dims:
+            parts.append(f"output_padding={self._output_padding}")
+        if self._dilation != (1,) * dims:
             parts.append(f"dilation={self._dilation}")
         if self._groups != 1:
             parts.append(f"groups={self._groups}")
@@ -182,168 +247,122 @@ class Conv2D(Block):
             parts.append(f"Activation({self._activation})")
         if not self._use_bias:
             parts.append("bias=False")
-        return f"Conv2D({', '.join(parts)})"
+        return f"{type(self).__name__}({', '.join(parts)})"
 
 
-class _Pool2D(Block):
-    """Shared shape logic of max and average pooling (PyTorch's ceil_mode rule)."""
+class _ConvTranspose(_Conv):
+    """N-D transposed convolution (the gradient of a convolution with respect to its input).
+
+    Weight shape is (in_channels, channels // groups, *kernel), MXNet's (and torch's) layout.
+    Output size per axis: (size − 1)·stride − 2·padding + dilation·(kernel − 1) + 1 + output_padding.
+    """
+
+    _transpose: ClassVar[bool] = True
 
     def __init__(
         self,
-        pool_size: int | tuple[int, int] = (2, 2),
-        strides: int | tuple[int, int] | None = None,
-        padding: int | tuple[int, int] = 0,
-        ceil_mode: bool = False,
-        layout: str = "NCHW",
+        channels: int,
+        kernel_size: int | tuple[int, ...],
+        strides: int | tuple[int, ...] = 1,
+        padding: int | tuple[int, ...] = 0,
+        output_padding: int | tuple[int, ...] = 0,
+        dilation: int | tuple[int, ...] = 1,
+        groups: int = 1,
+        layout: str | None = None,
+        activation: str | None = None,
+        use_bias: bool = True,
+        weight_initializer: init_mod.Initializer | str | None = None,
+        bias_initializer: init_mod.Initializer | str | None = "zeros",
+        in_channels: int = 0,
+        dtype: str = "float32",
         prefix: str | None = None,
     ) -> None:
-        super().__init__(prefix=prefix)
-        if layout != "NCHW":
-            raise ValueError(f"{type(self).__name__} supports layout 'NCHW' only, got {layout!r}")
-        self._pool = _pair(pool_size, "pool_size")
-        self._strides = _pair(strides if strides is not None else self._pool, "strides")
-        self._padding = _pair(padding, "padding")
-        if any(2 * p > k for p, k in zip(self._padding, self._pool, strict=True)):
-            raise ValueError(f"padding {self._padding} must be at most half of pool_size {self._pool}")
-        self._ceil_mode = bool(ceil_mode)
+        super().__init__(
+            channels, kernel_size, strides, padding, dilation, groups, layout, activation, use_bias,
+            weight_initializer, bias_initializer, in_channels, dtype, prefix, output_padding,
+        )
 
-    def _alias(self) -> str:
-        return "pool"
+    def _weight_shape(self, in_channels: int) -> Sizes:
+        return (in_channels, self._channels // self._groups, *self._kernel)
 
-    def _out_size(self, size: int, axis: int) -> int:
-        k, s, p = self._pool[axis], self._strides[axis], self._padding[axis]
-        span = size + 2 * p - k
-        if span < 0:
+    @property
+    def _in_channels(self) -> int:
+        return self.weight.shape[0]
+
+    def _compute(self, array: np.ndarray) -> np.ndarray:
+        n, c = array.shape[:2]
+        g, o = self._groups, self._channels
+        in_sizes = array.shape[2:]
+        full = tuple(
+            (i - 1) * s + d * (k - 1) + 1 + a
+            for i, s, d, k, a in zip(in_sizes, self._strides, self._dilation, self._kernel,
+                                     self._output_padding, strict=True)
+        )
+        out_sizes = tuple(f - 2 * p for f, p in zip(full, self._padding, strict=True))
+        if min(out_sizes) < 1:
             raise InputError(
-                f"{type(self).__name__}: input size {size} with padding {p} is smaller than "
-                f"pool size {k}"
+                f"{type(self).__name__}: input of spatial size {in_sizes} gives an empty output "
+                f"{out_sizes} with padding {self._padding}"
             )
-        out = (-(-span // s) if self._ceil_mode else span // s) + 1
-        if self._ceil_mode and (out - 1) * s >= size + p:
-            out -= 1  # the last window must start inside the input or its left padding
-        return out
-
-    def _padded_windows(self, array: np.ndarray, fill: float) -> tuple[np.ndarray, Pair]:
-        _check_nchw(array, type(self).__name__)
-        h, w = array.shape[2:]
-        out = (self._out_size(h, 0), self._out_size(w, 1))
-        extra = [
-            max(0, (o - 1) * s + k - (n + 2 * p))
-            for o, s, k, n, p in zip(out, self._strides, self._pool, (h, w), self._padding, strict=True)
-        ]
-        pads = ((0, 0), (0, 0), (self._padding[0], self._padding[0] + extra[0]),
-                (self._padding[1], self._padding[1] + extra[1]))
-        padded = np.pad(array, pads, constant_values=fill) if any(sum(p) for p in pads) else array
-        win = _windows(padded, self._pool, self._strides)[:, :, : out[0], : out[1]]
-        return win, out
-
-    def get_config(self) -> dict[str, Any]:
-        return {
-            "pool_size": list(self._pool),
-            "strides": list(self._strides),
-            "padding": list(self._padding),
-            "ceil_mode": self._ceil_mode,
-        }
-
-    def __repr__(self) -> str:
-        return (f"{type(self).__name__}(size={self._pool}, stride={self._strides}, "
-                f"padding={self._padding}, ceil_mode={self._ceil_mode})")
+        # Every input pixel times every kernel tap, per group: (N, G, O/G·prod(k), prod(in)).
+        weight = self.weight.data().reshape(g, c // g, -1).transpose(0, 2, 1)
+        products = np.matmul(weight[None], array.reshape(n, g, c // g, -1))
+        products = products.reshape(n, o, *self._kernel, *in_sizes)
+        result = np.zeros((n, o, *full), dtype=products.dtype)
+        for offset in itertools.product(*(range(k) for k in self._kernel)):
+            target = tuple(
+                slice(j * d, j * d + (i - 1) * s + 1, s)
+                for j, d, i, s in zip(offset, self._dilation, in_sizes, self._strides, strict=True)
+            )
+            result[(slice(None), slice(None), *target)] += products[(slice(None), slice(None), *offset)]
+        crop = tuple(slice(p, p + size) for p, size in zip(self._padding, out_sizes, strict=True))
+        return result[(slice(None), slice(None), *crop)] if any(self._padding) else result
 
 
-class MaxPool2DConfig(LayerConfig):
-    pool_size: PositivePair = [2, 2]
-    strides: PositivePair | None = None
-    padding: NonNegativePair = [0, 0]
-    ceil_mode: bool = False
+@register_layer("Conv1D", config=_conv_config("Conv1DConfig", 1, transpose=False))
+class Conv1D(_Conv):
+    """1-D convolution on NCW input; see ``Conv2D``."""
 
-    @model_validator(mode="after")
-    def _padding_fits(self) -> MaxPool2DConfig:
-        if any(2 * p > k for p, k in zip(self.padding, self.pool_size, strict=True)):
-            raise ValueError(f"padding {self.padding} must be at most half of pool_size {self.pool_size}")
-        return self
+    _dims = 1
 
 
-class AvgPool2DConfig(MaxPool2DConfig):
-    count_include_pad: bool = True
+@register_layer("Conv2D", config=_conv_config("Conv2DConfig", 2, transpose=False))
+class Conv2D(_Conv):
+    """2-D convolution (cross-correlation, as every framework computes it) on NCHW input.
+
+    Weight shape is (channels, in_channels // groups, kh, kw); ``in_channels=0`` defers it.
+    """
+
+    _dims = 2
 
 
-class GlobalPool2DConfig(LayerConfig):
-    pass
+@register_layer("Conv3D", config=_conv_config("Conv3DConfig", 3, transpose=False))
+class Conv3D(_Conv):
+    """3-D convolution on NCDHW input; see ``Conv2D``."""
+
+    _dims = 3
 
 
-@register_layer("MaxPool2D", config=MaxPool2DConfig)
-class MaxPool2D(_Pool2D):
-    """Maximum over each window; padding never wins (it is -inf)."""
+@register_layer("Conv1DTranspose", config=_conv_config("Conv1DTransposeConfig", 1, transpose=True))
+class Conv1DTranspose(_ConvTranspose):
+    """1-D transposed convolution on NCW input; see ``Conv2DTranspose``."""
 
-    def forward(self, x: Any) -> np.ndarray:
-        array = float_input(x)
-        win, _ = self._padded_windows(array, -np.inf)
-        return win.max(axis=(4, 5))
+    _dims = 1
 
 
-@register_layer("AvgPool2D", config=AvgPool2DConfig)
-class AvgPool2D(_Pool2D):
-    """Mean over each window; ``count_include_pad`` decides whether padding counts."""
+@register_layer("Conv2DTranspose", config=_conv_config("Conv2DTransposeConfig", 2, transpose=True))
+class Conv2DTranspose(_ConvTranspose):
+    """2-D transposed convolution (a.k.a. deconvolution) on NCHW input.
 
-    def __init__(
-        self,
-        pool_size: int | tuple[int, int] = (2, 2),
-        strides: int | tuple[int, int] | None = None,
-        padding: int | tuple[int, int] = 0,
-        ceil_mode: bool = False,
-        layout: str = "NCHW",
-        count_include_pad: bool = True,
-        prefix: str | None = None,
-    ) -> None:
-        super().__init__(pool_size, strides, padding, ceil_mode, layout, prefix)
-        self._count_include_pad = bool(count_include_pad)
+    Weight shape is (in_channels, channels // groups, kh, kw); ``output_padding`` (smaller
+    than the stride, as MXNet requires) adds rows and columns at the far edge.
+    """
 
-    def forward(self, x: Any) -> np.ndarray:
-        array = float_input(x)
-        win, out = self._padded_windows(array, 0.0)
-        sums = win.sum(axis=(4, 5))
-        counts = np.outer(self._counts(array.shape[2], out[0], 0), self._counts(array.shape[3], out[1], 1))
-        return (sums / counts.astype(array.dtype)).astype(array.dtype, copy=False)
-
-    def _counts(self, size: int, out: int, axis: int) -> np.ndarray:
-        """Divisor along one axis: window clipped to the padded input (or the real input)."""
-        k, s, p = self._pool[axis], self._strides[axis], self._padding[axis]
-        start = np.arange(out) * s - p
-        if self._count_include_pad:
-            return np.minimum(start + k, size + p) - start
-        return np.minimum(start + k, size) - np.maximum(start, 0)
-
-    def get_config(self) -> dict[str, Any]:
-        return {**super().get_config(), "count_include_pad": self._count_include_pad}
+    _dims = 2
 
 
-@register_layer("GlobalAvgPool2D", config=GlobalPool2DConfig)
-class GlobalAvgPool2D(Block):
-    """Mean over the whole spatial extent: (N, C, H, W) → (N, C, 1, 1)."""
+@register_layer("Conv3DTranspose", config=_conv_config("Conv3DTransposeConfig", 3, transpose=True))
+class Conv3DTranspose(_ConvTranspose):
+    """3-D transposed convolution on NCDHW input; see ``Conv2DTranspose``."""
 
-    def forward(self, x: Any) -> np.ndarray:
-        array = float_input(x)
-        _check_nchw(array, "GlobalAvgPool2D")
-        return array.mean(axis=(2, 3), keepdims=True, dtype=array.dtype)
-
-    def get_config(self) -> dict[str, Any]:
-        return {}
-
-    def __repr__(self) -> str:
-        return "GlobalAvgPool2D(size=(1, 1), stride=(1, 1), padding=(0, 0), ceil_mode=True)"
-
-
-@register_layer("GlobalMaxPool2D", config=GlobalPool2DConfig)
-class GlobalMaxPool2D(Block):
-    """Maximum over the whole spatial extent: (N, C, H, W) → (N, C, 1, 1)."""
-
-    def forward(self, x: Any) -> np.ndarray:
-        array = float_input(x)
-        _check_nchw(array, "GlobalMaxPool2D")
-        return array.max(axis=(2, 3), keepdims=True)
-
-    def get_config(self) -> dict[str, Any]:
-        return {}
-
-    def __repr__(self) -> str:
-        return "GlobalMaxPool2D(size=(1, 1), stride=(1, 1), padding=(0, 0), ceil_mode=True)"
+    _dims = 3

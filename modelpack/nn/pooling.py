@@ -1,0 +1,277 @@
+"""Max, average and global pooling in 1, 2 and 3 dimensions on channel-first batches.
+
+One implementation serves every dimension: a strided view of the (padded) input holds every
+window, and one reduction over the window axes computes the output (no pixel loops).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, ClassVar
+
+import numpy as np
+from pydantic import create_model, model_validator
+
+from ..errors import InputError
+from .activations import float_input
+from .block import Block
+from .conv import LAYOUTS, Sizes, as_tuple, check_rank, sizes, windows
+from .registry import LayerConfig, register_layer
+
+__all__ = [
+    "MaxPool1D", "MaxPool2D", "MaxPool3D", "AvgPool1D", "AvgPool2D", "AvgPool3D",
+    "GlobalMaxPool1D", "GlobalMaxPool2D", "GlobalMaxPool3D",
+    "GlobalAvgPool1D", "GlobalAvgPool2D", "GlobalAvgPool3D",
+]
+
+
+class _PoolConfig(LayerConfig):
+    ceil_mode: bool = False
+
+    @model_validator(mode="after")
+    def _padding_fits(self) -> _PoolConfig:
+        padding, pool_size = vars(self)["padding"], vars(self)["pool_size"]  # per-dimension fields
+        if any(2 * p > k for p, k in zip(padding, pool_size, strict=True)):
+            raise ValueError(f"padding {padding} must be at most half of pool_size {pool_size}")
+        return self
+
+
+def _pool_config(name: str, dims: int, *, average: bool) -> type[LayerConfig]:
+    """The config model of one pooling type: per-axis sizes (and ``count_include_pad``)."""
+    fields: dict[str, Any] = {
+        "pool_size": (sizes(dims, 1), [2] * dims),
+        "strides": (sizes(dims, 1) | None, None),
+        "padding": (sizes(dims, 0), [0] * dims),
+    }
+    if average:
+        fields["count_include_pad"] = (bool, True)
+    return create_model(name, __base__=_PoolConfig, **fields)  # type: ignore[no-any-return, call-overload]
+
+
+class _Pool(Block):
+    """Shared shape logic of max and average pooling (PyTorch's ceil_mode rule)."""
+
+    _dims: ClassVar[int]
+
+    def __init__(
+        self,
+        pool_size: int | tuple[int, ...] = 2,
+        strides: int | tuple[int, ...] | None = None,
+        padding: int | tuple[int, ...] = 0,
+        *,
+        layout: str | None = None,
+        ceil_mode: bool = False,
+        prefix: str | None = None,
+    ) -> None:
+        # Options after padding are keyword-only: Gluon's classes order layout and ceil_mode
+        # differently from one another, so no positional order could match them all.
+        super().__init__(prefix=prefix)
+        dims = self._dims
+        if layout not in (None, LAYOUTS[dims]):
+            raise ValueError(f"{type(self).__name__} supports layout {LAYOUTS[dims]!r} only, got {layout!r}")
+        self._pool = as_tuple(pool_size, dims, "pool_size")
+        self._strides = as_tuple(strides if strides is not None else self._pool, dims, "strides")
+        self._padding = as_tuple(padding, dims, "padding")
+        if any(2 * p > k for p, k in zip(self._padding, self._pool, strict=True)):
+            raise ValueError(f"padding {self._padding} must be at most half of pool_size {self._pool}")
+        self._ceil_mode = bool(ceil_mode)
+
+    def _alias(self) -> str:
+        return "pool"  # Gluon names every pooling layer pool0, pool1, ...
+
+    def _out_size(self, size: int, axis: int) -> int:
+        k, s, p = self._pool[axis], self._strides[axis], self._padding[axis]
+        span = size + 2 * p - k
+        if span < 0:
+            raise InputError(
+                f"{type(self).__name__}: input size {size} with padding {p} is smaller than "
+                f"pool size {k}"
+            )
+        out = (-(-span // s) if self._ceil_mode else span // s) + 1
+        if self._ceil_mode and (out - 1) * s >= size + p:
+            out -= 1  # the last window must start inside the input or its left padding
+        return out
+
+    def _padded_windows(self, array: np.ndarray, fill: float) -> tuple[np.ndarray, Sizes]:
+        """Every window, (N, C, *out, *pool), over the input padded with ``fill``."""
+        check_rank(array, self._dims, type(self).__name__)
+        in_sizes = array.shape[2:]
+        out = tuple(self._out_size(n, axis) for axis, n in enumerate(in_sizes))
+        pads = [(0, 0), (0, 0)]
+        for o, s, k, n, p in zip(out, self._strides, self._pool, in_sizes, self._padding, strict=True):
+            pads.append((p, p + max(0, (o - 1) * s + k - (n + 2 * p))))  # ceil_mode's last window
+        padded = np.pad(array, pads, constant_values=fill) if any(sum(p) for p in pads) else array
+        win = windows(padded, self._pool, self._strides)
+        return win[(slice(None), slice(None), *(slice(o) for o in out))], out
+
+    @property
+    def _window_axes(self) -> tuple[int, ...]:
+        return tuple(range(2 + self._dims, 2 + 2 * self._dims))
+
+    def get_config(self) -> dict[str, Any]:
+        return {
+            "pool_size": list(self._pool),
+            "strides": list(self._strides),
+            "padding": list(self._padding),
+            "ceil_mode": self._ceil_mode,
+        }
+
+    def __repr__(self) -> str:
+        return (f"{type(self).__name__}(size={self._pool}, stride={self._strides}, "
+                f"padding={self._padding}, ceil_mode={self._ceil_mode})")
+
+
+class _MaxPool(_Pool):
+    """Maximum over each window; padding never wins (it is -inf)."""
+
+    def forward(self, x: Any) -> np.ndarray:
+        win, _ = self._padded_windows(float_input(x), -np.inf)
+        return win.max(axis=self._window_axes)
+
+
+class _AvgPool(_Pool):
+    """Mean over each window; ``count_include_pad`` decides whether padding counts."""
+
+    def __init__(
+        self,
+        pool_size: int | tuple[int, ...] = 2,
+        strides: int | tuple[int, ...] | None = None,
+        padding: int | tuple[int, ...] = 0,
+        *,
+        layout: str | None = None,
+        ceil_mode: bool = False,
+        count_include_pad: bool = True,
+        prefix: str | None = None,
+    ) -> None:
+        super().__init__(pool_size, strides, padding, layout=layout, ceil_mode=ceil_mode, prefix=prefix)
+        self._count_include_pad = bool(count_include_pad)
+
+    def forward(self, x: Any) -> np.ndarray:
+        array = float_input(x)
+        win, out = self._padded_windows(array, 0.0)
+        sums = win.sum(axis=self._window_axes)
+        counts = np.ones((), dtype=np.int64)
+        for axis, (n, o) in enumerate(zip(array.shape[2:], out, strict=True)):
+            shape = [1] * self._dims
+            shape[axis] = o
+            counts = counts * self._counts(n, o, axis).reshape(shape)  # outer product over axes
+        return (sums / counts.astype(array.dtype)).astype(array.dtype, copy=False)
+
+    def _counts(self, size: int, out: int, axis: int) -> np.ndarray:
+        """Divisor along one axis: window clipped to the padded input (or the real input)."""
+        k, s, p = self._pool[axis], self._strides[axis], self._padding[axis]
+        start = np.arange(out) * s - p
+        if self._count_include_pad:
+            return np.minimum(start + k, size + p) - start
+        return np.minimum(start + k, size) - np.maximum(start, 0)
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "count_include_pad": self._count_include_pad}
+
+
+class GlobalPoolConfig(LayerConfig):
+    pass
+
+
+class _GlobalPool(Block):
+    """Reduces the whole spatial extent to one value per channel: (N, C, ...) → (N, C, 1, ...)."""
+
+    _dims: ClassVar[int]
+
+    def __init__(self, layout: str | None = None, prefix: str | None = None) -> None:
+        super().__init__(prefix=prefix)
+        if layout not in (None, LAYOUTS[self._dims]):
+            raise ValueError(f"{type(self).__name__} supports layout {LAYOUTS[self._dims]!r} only, got {layout!r}")
+
+    def _alias(self) -> str:
+        return "pool"
+
+    def _reduce(self, x: Any, maximum: bool) -> np.ndarray:
+        array = float_input(x)
+        check_rank(array, self._dims, type(self).__name__)
+        axes = tuple(range(2, 2 + self._dims))
+        if maximum:
+            return array.max(axis=axes, keepdims=True)
+        return array.mean(axis=axes, keepdims=True, dtype=array.dtype)
+
+    def get_config(self) -> dict[str, Any]:
+        return {}
+
+    def __repr__(self) -> str:
+        ones, zeros = (1,) * self._dims, (0,) * self._dims
+        return f"{type(self).__name__}(size={ones}, stride={ones}, padding={zeros}, ceil_mode=True)"
+
+
+class _GlobalMaxPool(_GlobalPool):
+    """Maximum over the whole spatial extent, keeping one position per axis."""
+
+    def forward(self, x: Any) -> np.ndarray:
+        return self._reduce(x, maximum=True)
+
+
+class _GlobalAvgPool(_GlobalPool):
+    """Mean over the whole spatial extent, keeping one position per axis."""
+
+    def forward(self, x: Any) -> np.ndarray:
+        return self._reduce(x, maximum=False)
+
+
+# One registered class per (kind, dimension): the archive's type names are Gluon's.
+@register_layer("MaxPool1D", config=_pool_config("MaxPool1DConfig", 1, average=False))
+class MaxPool1D(_MaxPool):
+    _dims = 1
+
+
+@register_layer("MaxPool2D", config=_pool_config("MaxPool2DConfig", 2, average=False))
+class MaxPool2D(_MaxPool):
+    _dims = 2
+
+
+@register_layer("MaxPool3D", config=_pool_config("MaxPool3DConfig", 3, average=False))
+class MaxPool3D(_MaxPool):
+    _dims = 3
+
+
+@register_layer("AvgPool1D", config=_pool_config("AvgPool1DConfig", 1, average=True))
+class AvgPool1D(_AvgPool):
+    _dims = 1
+
+
+@register_layer("AvgPool2D", config=_pool_config("AvgPool2DConfig", 2, average=True))
+class AvgPool2D(_AvgPool):
+    _dims = 2
+
+
+@register_layer("AvgPool3D", config=_pool_config("AvgPool3DConfig", 3, average=True))
+class AvgPool3D(_AvgPool):
+    _dims = 3
+
+
+@register_layer("GlobalMaxPool1D", config=GlobalPoolConfig)
+class GlobalMaxPool1D(_GlobalMaxPool):
+    _dims = 1
+
+
+@register_layer("GlobalMaxPool2D", config=GlobalPoolConfig)
+class GlobalMaxPool2D(_GlobalMaxPool):
+    _dims = 2
+
+
+@register_layer("GlobalMaxPool3D", config=GlobalPoolConfig)
+class GlobalMaxPool3D(_GlobalMaxPool):
+    _dims = 3
+
+
+@register_layer("GlobalAvgPool1D", config=GlobalPoolConfig)
+class GlobalAvgPool1D(_GlobalAvgPool):
+    _dims = 1
+
+
+@register_layer("GlobalAvgPool2D", config=GlobalPoolConfig)
+class GlobalAvgPool2D(_GlobalAvgPool):
+    _dims = 2
+
+
+@register_layer("GlobalAvgPool3D", config=GlobalPoolConfig)
+class GlobalAvgPool3D(_GlobalAvgPool):
+    _dims = 3
