@@ -195,7 +195,85 @@ def cases() -> list[dict[str, Any]]:
     add("lambda_tanh", "Lambda", {"function": "tanh"}, x, {}, torch.tanh(_t(x)))
     add("lambda_softmax", "Lambda", {"function": "softmax"}, x, {}, torch.softmax(_t(x), -1))
     add("hybrid_lambda_exp", "HybridLambda", {"function": "exp"}, x, {}, torch.exp(_t(x)))
+    _add_gluon_cases(add, normal, rng)
     return out
+
+
+def _add_gluon_cases(add: Any, normal: Any, rng: np.random.Generator) -> None:
+    """The layers of Gluon 1.9's catalogue beyond the seed chapters' (issue 14)."""
+    conv = {1: F.conv1d, 3: F.conv3d}
+    for dims, size in ((1, (11,)), (3, (5, 6, 4))):
+        for stride, pad, dil, groups in [(1, 0, 1, 1), (2, 1, 1, 2), (1, 2, 2, 1)]:
+            kernel = (3,) * dims
+            x, w, b = normal(2, 4, *size), normal(6, 4 // groups, *kernel) / 3, normal(6)
+            options = {"stride": stride, "padding": pad, "dilation": dil, "groups": groups}
+            add(
+                f"conv{dims}d_s{stride}_p{pad}_d{dil}_g{groups}",
+                f"Conv{dims}D",
+                {"channels": 6, "kernel_size": list(kernel), "strides": [stride] * dims,
+                 "padding": [pad] * dims, "dilation": [dil] * dims, "groups": groups, "in_channels": 4},
+                x,
+                {"weight": w, "bias": b},
+                conv[dims](_t(x), _t(w), _t(b), **options),
+                atol=_dot_atol(conv[dims](_t(abs(x)), _t(abs(w)), _t(abs(b)), **options)),
+            )
+    transpose = {1: F.conv_transpose1d, 2: F.conv_transpose2d, 3: F.conv_transpose3d}
+    for dims, size in ((1, (7,)), (2, (5, 4)), (3, (3, 4, 3))):
+        for stride, pad, out_pad, dil, groups, act in [
+            (1, 0, 0, 1, 1, None), (2, 1, 1, 1, 2, "relu"), (3, 1, 2, 2, 1, "tanh"),
+        ]:
+            kernel = (3,) * dims
+            x, w, b = normal(2, 4, *size), normal(4, 6 // groups, *kernel) / 3, normal(6)
+            options = {"stride": stride, "padding": pad, "output_padding": out_pad, "groups": groups,
+                       "dilation": dil}
+            add(
+                f"conv{dims}d_transpose_s{stride}_p{pad}_o{out_pad}_d{dil}_g{groups}_{act}",
+                f"Conv{dims}DTranspose",
+                {"channels": 6, "kernel_size": list(kernel), "strides": [stride] * dims,
+                 "padding": [pad] * dims, "output_padding": [out_pad] * dims, "dilation": [dil] * dims,
+                 "groups": groups, "in_channels": 4, "activation": act},
+                x,
+                {"weight": w, "bias": b},
+                ACT[act](transpose[dims](_t(x), _t(w), _t(b), **options)),
+                atol=_dot_atol(transpose[dims](_t(abs(x)), _t(abs(w)), _t(abs(b)), **options)),
+            )
+    for dims, size in ((1, (9,)), (3, (5, 6, 7))):
+        for pool, stride, pad, ceil in [(2, 2, 0, False), (3, 2, 1, True)]:
+            x = normal(2, 3, *size)
+            cfg = {"pool_size": [pool] * dims, "strides": [stride] * dims, "padding": [pad] * dims,
+                   "ceil_mode": ceil}
+            top = getattr(F, f"max_pool{dims}d")(_t(x), pool, stride, pad, ceil_mode=ceil)
+            add(f"maxpool{dims}d_{pool}_{stride}_{pad}_{ceil}", f"MaxPool{dims}D", cfg, x, {}, top)
+            for include in (True, False):
+                mean = getattr(F, f"avg_pool{dims}d")(_t(x), pool, stride, pad, ceil_mode=ceil,
+                                                      count_include_pad=include)
+                add(f"avgpool{dims}d_{pool}_{stride}_{pad}_{ceil}_{include}", f"AvgPool{dims}D",
+                    {**cfg, "count_include_pad": include}, x, {}, mean)
+        x = normal(2, 3, *size)
+        add(f"global_avg{dims}d", f"GlobalAvgPool{dims}D", {}, x, {},
+            getattr(F, f"adaptive_avg_pool{dims}d")(_t(x), 1))
+        add(f"global_max{dims}d", f"GlobalMaxPool{dims}D", {}, x, {},
+            getattr(F, f"adaptive_max_pool{dims}d")(_t(x), 1))
+    x = normal(2, 3, 5, 6)
+    add("reflection_pad", "ReflectionPad2D", {"padding": [0, 0, 0, 0, 1, 4, 2, 3]}, x, {},
+        F.pad(_t(x), (2, 3, 1, 4), mode="reflect"))
+    x, gamma, beta = normal(3, 4, 5, 6) * 2 + 1, rng.uniform(0.5, 2, 4).astype(np.float32), normal(4)
+    add("instancenorm", "InstanceNorm", {"in_channels": 4, "epsilon": 1e-3}, x,
+        {"gamma": gamma, "beta": beta},
+        F.instance_norm(_t(x), weight=_t(gamma), bias=_t(beta), eps=1e-3), atol=1e-5)
+    x, gamma, beta = normal(3, 6, 5) * 2 - 1, rng.uniform(0.5, 2, 3).astype(np.float32), normal(3)
+    add("groupnorm", "GroupNorm", {"num_groups": 3}, x, {"gamma": gamma, "beta": beta},
+        F.group_norm(_t(x), 3, _t(np.repeat(gamma, 2)), _t(np.repeat(beta, 2)), eps=1e-5), atol=1e-5)
+    x = normal(3, 4, 5) * 3
+    for channels in (1, 4):
+        alpha = rng.uniform(-0.5, 0.5, channels).astype(np.float32)
+        add(f"prelu_{channels}", "PReLU", {"in_channels": channels}, x, {"alpha": alpha},
+            F.prelu(_t(x), _t(alpha)))
+    add("selu", "SELU", {}, x, {}, F.selu(_t(x)))
+    add("swish", "Swish", {"beta": 1.5}, x, {}, _t(x) * torch.sigmoid(1.5 * _t(x)))
+    add("gelu_erf", "GELU", {}, x, {}, F.gelu(_t(x).double()).float())
+    add("gelu_tanh", "GELU", {"approximation": "tanh"}, x, {},
+        F.gelu(_t(x).double(), approximate="tanh").float())
 
 
 def main() -> None:

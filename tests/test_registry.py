@@ -33,6 +33,27 @@ EXAMPLES: dict[str, nn.Block] = {
     "Lambda": nn.Lambda("softsign"),
     "HybridLambda": nn.HybridLambda("log_softmax"),
     "Concatenate": nn.Concatenate(axis=1),
+    "Conv1D": nn.Conv1D(4, 3, strides=2, padding=1, dilation=2, groups=2, in_channels=6, activation="tanh"),
+    "Conv3D": nn.Conv3D(2, (1, 2, 3), padding=(0, 1, 1), use_bias=False, in_channels=3, dtype="float64"),
+    "Conv1DTranspose": nn.Conv1DTranspose(6, 3, strides=3, padding=1, output_padding=2, in_channels=4, groups=2),
+    "Conv2DTranspose": nn.Conv2DTranspose(3, (2, 3), strides=(2, 1), dilation=(1, 2), in_channels=5,
+                                          activation="relu"),
+    "Conv3DTranspose": nn.Conv3DTranspose(2, 2, strides=2, output_padding=(1, 0, 1), in_channels=1, use_bias=False),
+    "MaxPool1D": nn.MaxPool1D(3, strides=1, padding=1, ceil_mode=True),
+    "MaxPool3D": nn.MaxPool3D((1, 2, 3), padding=(0, 1, 1)),
+    "AvgPool1D": nn.AvgPool1D(4, strides=2, count_include_pad=False),
+    "AvgPool3D": nn.AvgPool3D(2, strides=(1, 2, 1), padding=1, ceil_mode=True),
+    "GlobalMaxPool1D": nn.GlobalMaxPool1D(),
+    "GlobalMaxPool3D": nn.GlobalMaxPool3D(),
+    "GlobalAvgPool1D": nn.GlobalAvgPool1D(),
+    "GlobalAvgPool3D": nn.GlobalAvgPool3D(),
+    "ReflectionPad2D": nn.ReflectionPad2D((0, 0, 0, 0, 1, 2, 3, 4)),
+    "InstanceNorm": nn.InstanceNorm(axis=2, epsilon=1e-3, center=False, scale=True, in_channels=7),
+    "GroupNorm": nn.GroupNorm(num_groups=4, epsilon=1e-4, scale=False, dtype="float16"),
+    "PReLU": nn.PReLU(in_channels=3, dtype="float64"),
+    "SELU": nn.SELU(),
+    "Swish": nn.Swish(beta=0.5),
+    "GELU": nn.GELU(approximation="tanh"),
     "Graph": nn.GraphBlock(
         source_class="Scaled",
         parameters={"scale": {"shape": [3], "dtype": "float32", "trainable": False}},
@@ -71,7 +92,7 @@ def test_config_round_trip(name):
 
 
 def test_unknown_name_lists_known_names():
-    with pytest.raises(UnknownLayerError, match=r"unknown layer type 'os.system'; known types: Activation, AvgPool2D, .*Sequential$"):
+    with pytest.raises(UnknownLayerError, match=r"unknown layer type 'os.system'; known types: Activation, AvgPool1D, .*Sequential, Swish$"):
         registry.layer_type("os.system")
 
 
@@ -107,6 +128,19 @@ def test_name_cannot_be_taken_twice():
     ("Lambda", {"function": "reshape"}, "'reshape' is not an op a Lambda can name"),
     ("Lambda", {"function": "__import__"}, "'__import__' is not an op a Lambda can name"),
     ("Concatenate", {"axis": 64}, "less than or equal to 63"),
+    ("Conv1DTranspose", {"channels": 2, "kernel_size": [3], "strides": [2], "output_padding": [2]},
+     r"output_padding \[2\] must be smaller than strides \[2\]"),
+    ("Conv3D", {"channels": 2, "kernel_size": [3, 3]}, "at least 3 items"),
+    ("Conv1D", {"channels": 2, "kernel_size": [4097]}, "less than or equal to 4096"),
+    ("Conv2DTranspose", {"channels": 2, "kernel_size": [1, 1], "strides": [1, 100000]}, "less than or equal to 4096"),
+    ("MaxPool1D", {"pool_size": [2], "padding": [2]}, "padding .* must be at most half of pool_size"),
+    ("AvgPool3D", {"pool_size": [3, 3, 3], "padding": [1, 2, 1]}, "padding .* must be at most half of pool_size"),
+    ("ReflectionPad2D", {"padding": [1, 1, 0, 0, 1, 1, 1, 1]}, "may only pad the last two axes"),
+    ("ReflectionPad2D", {"padding": [0, 0, 0, 0, 5000, 1, 1, 1]}, "less than or equal to 4096"),
+    ("GroupNorm", {"num_groups": 0}, "greater than 0"),
+    ("PReLU", {"in_channels": 0}, "greater than 0"),
+    ("Swish", {"beta": float("nan")}, "finite number"),
+    ("GELU", {"approximation": "sigmoid"}, "'erf' or 'tanh'"),
 ])
 def test_configs_refuse_what_the_layer_would_refuse(name, config, message):
     """A config that validates must build: the schema, not the constructor, says no."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from . import functional, init
 from . import functional as F
-from .activations import ELU, Activation, LeakyReLU
+from .activations import ELU, GELU, SELU, Activation, LeakyReLU, PReLU, Swish
 from .basic import Dense, Dropout, Embedding, Flatten
 from .block import Block, HybridBlock, HybridSequential, Sequential
 from .compose import (
@@ -25,7 +25,7 @@ from .compose import (
 from .conv import Conv1D, Conv1DTranspose, Conv2D, Conv2DTranspose, Conv3D, Conv3DTranspose
 from .graph import GraphBlock
 from .mode import is_training, training
-from .norm import BatchNorm, LayerNorm
+from .norm import BatchNorm, GroupNorm, InstanceNorm, LayerNorm, SyncBatchNorm
 from .padding import ReflectionPad2D
 from .parameter import Parameter
 from .parameter_dict import ParameterDict
@@ -66,6 +66,7 @@ __all__ = [
     "F",
     "Flatten",
     "functional",
+    "GELU",
     "GlobalAvgPool1D",
     "GlobalAvgPool2D",
     "GlobalAvgPool3D",
@@ -73,6 +74,7 @@ __all__ = [
     "GlobalMaxPool2D",
     "GlobalMaxPool3D",
     "GraphBlock",
+    "GroupNorm",
     "HybridBlock",
     "HybridConcatenate",
     "HybridConcurrent",
@@ -80,6 +82,7 @@ __all__ = [
     "HybridSequential",
     "Identity",
     "init",
+    "InstanceNorm",
     "is_training",
     "Lambda",
     "LayerNorm",
@@ -89,7 +92,11 @@ __all__ = [
     "MaxPool3D",
     "Parameter",
     "ParameterDict",
+    "PReLU",
     "ReflectionPad2D",
+    "SELU",
     "Sequential",
+    "Swish",
+    "SyncBatchNorm",
     "training",
 ]

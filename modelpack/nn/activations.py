@@ -1,7 +1,8 @@
 """Activation functions (numpy, dtype-preserving) and the blocks that apply them.
 
 Names follow MXNet: ``relu``, ``sigmoid``, ``tanh``, ``softrelu`` (softplus), ``softsign``,
-``gelu`` (exact, erf-based), ``silu`` (x·sigmoid(x)). ``LeakyReLU`` and ``ELU`` take ``alpha``.
+``gelu`` (exact, erf-based), ``silu`` (x·sigmoid(x)). ``LeakyReLU`` and ``ELU`` take ``alpha``;
+``PReLU`` learns it; ``SELU``, ``Swish`` (``beta``) and ``GELU`` are Gluon's layers.
 """
 
 from __future__ import annotations
@@ -10,10 +11,13 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
+from pydantic import Field
 
-from ..errors import UsageError
+from ..errors import InputError, UsageError
 from ..io.npy import FLOAT_DTYPES
+from . import init as init_mod
 from .block import Block
+from .parameter import Parameter
 from .registry import LayerConfig, register_layer
 
 __all__ = [
@@ -30,9 +34,16 @@ __all__ = [
     "silu",
     "leaky_relu",
     "elu",
+    "selu",
+    "swish",
+    "gelu_tanh",
     "Activation",
     "LeakyReLU",
     "ELU",
+    "PReLU",
+    "SELU",
+    "Swish",
+    "GELU",
 ]
 
 _SQRT_HALF = 0.7071067811865476
@@ -100,6 +111,28 @@ def elu(x: np.ndarray, alpha: float = 1.0) -> np.ndarray:
     """x where x > 0, alpha·(exp(x) - 1) elsewhere (expm1 for accuracy near 0)."""
     with np.errstate(over="ignore"):
         return np.where(x > 0, x, x.dtype.type(alpha) * np.expm1(x))
+
+
+# SELU's constants (Klambauer et al., 2017), to the digits MXNet uses.
+_SELU_ALPHA = 1.6732632423543772848170429916717
+_SELU_SCALE = 1.0507009873554804934193349852946
+
+
+def selu(x: np.ndarray) -> np.ndarray:
+    """Scaled ELU with the self-normalising constants: scale·(x if x > 0 else alpha·(e^x − 1))."""
+    return x.dtype.type(_SELU_SCALE) * elu(x, _SELU_ALPHA)
+
+
+def swish(x: np.ndarray, beta: float = 1.0) -> np.ndarray:
+    """x·sigmoid(beta·x); beta = 1 is ``silu``."""
+    return x * sigmoid(x * x.dtype.type(beta))
+
+
+def gelu_tanh(x: np.ndarray) -> np.ndarray:
+    """GELU's tanh approximation: 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))), in float64."""
+    wide = x.astype(np.float64)
+    inner = np.sqrt(2.0 / np.pi) * (wide + 0.044715 * wide**3)
+    return (0.5 * wide * (1.0 + np.tanh(inner))).astype(x.dtype)
 
 
 ACTIVATIONS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
@@ -215,3 +248,118 @@ class ELU(Block):
 
     def __repr__(self) -> str:
         return f"ELU({self._alpha})"
+
+
+class PReLUConfig(LayerConfig):
+    in_channels: int = Field(default=1, gt=0)
+    dtype: FloatDtype = "float32"
+
+
+@register_layer("PReLU", config=PReLUConfig)
+class PReLU(Block):
+    """Leaky ReLU whose slope ``alpha`` is learned: one for all inputs (``in_channels=1``), or
+    one per channel (axis 1; axis 0 of a 1-D input), as MXNet broadcasts it."""
+
+    def __init__(
+        self,
+        alpha_initializer: init_mod.Initializer | str | None = None,
+        in_channels: int = 1,
+        dtype: str = "float32",
+        prefix: str | None = None,
+    ) -> None:
+        super().__init__(prefix=prefix)
+        if in_channels < 1:
+            raise ValueError(f"PReLU in_channels must be positive, got {in_channels}")
+        self._dtype = np.dtype(dtype)
+        self.alpha = Parameter("alpha", shape=(int(in_channels),), dtype=self._dtype,
+                               init=alpha_initializer or init_mod.Constant(0.25))
+
+    def forward(self, x: Any) -> np.ndarray:
+        array = as_float(x, self._dtype)
+        alpha = self.alpha.data()
+        channels = alpha.shape[0]
+        if channels > 1:
+            axis = 1 if array.ndim > 1 else 0
+            if array.ndim < 1 or array.shape[axis] != channels:
+                raise InputError(
+                    f"PReLU with {channels} slopes needs {channels} channels on axis {axis}, "
+                    f"got shape {array.shape}"
+                )
+            shape = [1] * array.ndim
+            shape[axis] = channels
+            alpha = alpha.reshape(shape)
+        else:
+            alpha = alpha.reshape(())
+        return np.where(array > 0, array, array * alpha)
+
+    def get_config(self) -> dict[str, Any]:
+        return {"in_channels": self.alpha.shape[0], "dtype": self._dtype.name}
+
+    def __repr__(self) -> str:
+        return f"PReLU(in_channels={self.alpha.shape[0]})"
+
+
+class SELUConfig(LayerConfig):
+    pass
+
+
+@register_layer("SELU", config=SELUConfig)
+class SELU(Block):
+    """Scaled exponential linear unit with the self-normalising constants (``selu``)."""
+
+    def forward(self, x: Any) -> np.ndarray:
+        return selu(float_input(x))
+
+    def get_config(self) -> dict[str, Any]:
+        return {}
+
+    def __repr__(self) -> str:
+        return "SELU()"
+
+
+class SwishConfig(LayerConfig):
+    beta: float = Field(default=1.0, allow_inf_nan=False)
+
+
+@register_layer("Swish", config=SwishConfig)
+class Swish(Block):
+    """x·sigmoid(beta·x) (``swish``)."""
+
+    def __init__(self, beta: float = 1.0, prefix: str | None = None) -> None:
+        super().__init__(prefix=prefix)
+        self._beta = float(beta)
+
+    def forward(self, x: Any) -> np.ndarray:
+        return swish(float_input(x), self._beta)
+
+    def get_config(self) -> dict[str, Any]:
+        return {"beta": self._beta}
+
+    def __repr__(self) -> str:
+        return f"Swish(beta={self._beta})"
+
+
+class GELUConfig(LayerConfig):
+    approximation: Literal["erf", "tanh"] = "erf"
+
+
+@register_layer("GELU", config=GELUConfig)
+class GELU(Block):
+    """Gaussian error linear unit: exact (``erf``, MXNet 1.9's only kind) or the ``tanh``
+    approximation (Gluon 2's option)."""
+
+    def __init__(self, approximation: str = "erf", prefix: str | None = None) -> None:
+        super().__init__(prefix=prefix)
+        if approximation not in ("erf", "tanh"):
+            raise ValueError(f"GELU approximation must be 'erf' or 'tanh', got {approximation!r}")
+        self._approximation = approximation
+
+    def forward(self, x: Any) -> np.ndarray:
+        array = float_input(x)
+        return gelu(array) if self._approximation == "erf" else gelu_tanh(array)
+
+    def get_config(self) -> dict[str, Any]:
+        return {"approximation": self._approximation}
+
+    def __repr__(self) -> str:
+        return f"GELU(approximation={self._approximation})"

@@ -44,7 +44,7 @@ def sizes(dims: int, minimum: int) -> Any:
     """Config type of a per-axis size: a list of ``dims`` ints in [minimum, MAX_SPATIAL]
     (lists, because YAML has no tuples and strict models do not coerce)."""
     item = Annotated[int, Field(ge=minimum, le=MAX_SPATIAL)]
-    return Annotated[list[item], Field(min_length=dims, max_length=dims)]  # type: ignore[valid-type]
+    return Annotated[list[item], Field(min_length=dims, max_length=dims)]
 
 
 def as_tuple(value: int | tuple[int, ...] | list[int], dims: int, what: str) -> Sizes:
@@ -74,8 +74,9 @@ def windows(padded: np.ndarray, kernel: Sizes, strides: Sizes, dilation: Sizes |
             f"kernel's extent {span}"
         )
     view = sliding_window_view(padded, span, axis=tuple(range(2, 2 + dims)))
-    return view[(slice(None), slice(None), *(slice(None, None, s) for s in strides),
-                 *(slice(None, None, d) for d in dilation))]
+    index = (slice(None), slice(None), *(slice(None, None, s) for s in strides),
+             *(slice(None, None, d) for d in dilation))
+    return view[index]
 
 
 class _ConvConfig(LayerConfig):
@@ -110,7 +111,7 @@ def _conv_config(name: str, dims: int, *, transpose: bool) -> type[LayerConfig]:
     }
     if transpose:
         fields["output_padding"] = (sizes(dims, 0), [0] * dims)
-    return create_model(name, __base__=_ConvConfig, **fields)  # type: ignore[no-any-return, call-overload]
+    return create_model(name, __base__=_ConvConfig, **fields)
 
 
 class _Conv(Block):
@@ -314,9 +315,11 @@ class _ConvTranspose(_Conv):
                 slice(j * d, j * d + (i - 1) * s + 1, s)
                 for j, d, i, s in zip(offset, self._dilation, in_sizes, self._strides, strict=True)
             )
-            result[(slice(None), slice(None), *target)] += products[(slice(None), slice(None), *offset)]
-        crop = tuple(slice(p, p + size) for p, size in zip(self._padding, out_sizes, strict=True))
-        return result[(slice(None), slice(None), *crop)] if any(self._padding) else result
+            source, destination = (slice(None), slice(None), *offset), (slice(None), slice(None), *target)
+            result[destination] += products[source]
+        kept = (slice(p, p + size) for p, size in zip(self._padding, out_sizes, strict=True))
+        crop = (slice(None), slice(None), *kept)
+        return result[crop] if any(self._padding) else result
 
 
 @register_layer("Conv1D", config=_conv_config("Conv1DConfig", 1, transpose=False))

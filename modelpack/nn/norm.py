@@ -1,4 +1,5 @@
-"""Normalisation layers: ``BatchNorm`` (running statistics) and ``LayerNorm``."""
+"""Normalisation layers: ``BatchNorm`` (running statistics; ``SyncBatchNorm`` is one),
+``LayerNorm``, ``InstanceNorm`` and ``GroupNorm``."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from .mode import is_training
 from .parameter import Parameter
 from .registry import LayerConfig, register_layer
 
-__all__ = ["BatchNorm", "LayerNorm"]
+__all__ = ["BatchNorm", "LayerNorm", "SyncBatchNorm", "InstanceNorm", "GroupNorm"]
 
 
 def _channel_shape(ndim: int, axis: int) -> tuple[int, ...]:
@@ -189,3 +190,180 @@ class LayerNorm(Block):
     def __repr__(self) -> str:
         in_channels = self.gamma.shape[0] or None
         return f"LayerNorm(axis={self._axis}, eps={self._epsilon}, in_channels={in_channels})"
+
+
+def SyncBatchNorm(  # noqa: N802  (a class's name: Gluon's SyncBatchNorm)
+    in_channels: int = 0,
+    num_devices: int | None = None,
+    momentum: float = 0.9,
+    epsilon: float = 1e-5,
+    center: bool = True,
+    scale: bool = True,
+    use_global_stats: bool = False,
+    beta_initializer: init_mod.Initializer | str | None = "zeros",
+    gamma_initializer: init_mod.Initializer | str | None = "ones",
+    running_mean_initializer: init_mod.Initializer | str | None = "zeros",
+    running_variance_initializer: init_mod.Initializer | str | None = "ones",
+    prefix: str | None = None,
+) -> BatchNorm:
+    """Gluon's cross-device ``SyncBatchNorm``: with one device (the CPU) it is ``BatchNorm``
+    over axis 1, and it is saved as one; ``num_devices`` is accepted and ignored."""
+    return BatchNorm(
+        axis=1, momentum=momentum, epsilon=epsilon, center=center, scale=scale,
+        use_global_stats=use_global_stats, beta_initializer=beta_initializer,
+        gamma_initializer=gamma_initializer, running_mean_initializer=running_mean_initializer,
+        running_variance_initializer=running_variance_initializer, in_channels=in_channels,
+        prefix=prefix,
+    )
+
+
+def _normalize(array: np.ndarray, axes: tuple[int, ...], epsilon: float, dtype: np.dtype) -> np.ndarray:
+    """(x − mean) / sqrt(var + epsilon) over ``axes`` (biased variance), in ``dtype``."""
+    mean = array.mean(axis=axes, keepdims=True, dtype=dtype)
+    var = array.var(axis=axes, keepdims=True, dtype=dtype)
+    return (array - mean) / np.sqrt(var + dtype.type(epsilon))
+
+
+# numpy accepts at most 64 dimensions, so no meaningful axis lies outside this range.
+Axis = Field(default=1, ge=-64, le=63)
+
+
+class InstanceNormConfig(LayerConfig):
+    axis: int = Axis
+    epsilon: float = Field(default=1e-5, ge=0.0)
+    center: bool = True
+    scale: bool = False
+    in_channels: int = Field(default=0, ge=0)
+    dtype: FloatDtype = "float32"
+
+
+@register_layer("InstanceNorm", config=InstanceNormConfig)
+class InstanceNorm(Block):
+    """Normalises each example's each channel over its spatial axes, then scales and shifts.
+
+    Statistics run over every axis but the batch (0) and ``axis`` (the channels, default 1).
+    As MXNet's kernel does, ``gamma`` and ``beta`` are always applied: ``scale``/``center``
+    only decide whether training updates them (Gluon's default ``scale=False`` keeps gamma at 1).
+    """
+
+    def __init__(
+        self,
+        axis: int = 1,
+        epsilon: float = 1e-5,
+        center: bool = True,
+        scale: bool = False,
+        beta_initializer: init_mod.Initializer | str | None = "zeros",
+        gamma_initializer: init_mod.Initializer | str | None = "ones",
+        in_channels: int = 0,
+        dtype: str = "float32",
+        prefix: str | None = None,
+    ) -> None:
+        super().__init__(prefix=prefix)
+        self._axis = int(axis)
+        self._epsilon = float(epsilon)
+        self._center = bool(center)
+        self._scale = bool(scale)
+        self._dtype = np.dtype(dtype)
+        shape = (int(in_channels),)
+        self.gamma = Parameter("gamma", shape=shape, dtype=self._dtype, init=gamma_initializer,
+                               grad_req="write" if scale else "null")
+        self.beta = Parameter("beta", shape=shape, dtype=self._dtype, init=beta_initializer,
+                              grad_req="write" if center else "null")
+
+    def forward(self, x: Any) -> np.ndarray:
+        array = as_float(x, self._dtype)
+        if array.ndim < 3 or not -array.ndim <= self._axis < array.ndim or self._axis % array.ndim == 0:
+            raise InputError(
+                f"InstanceNorm(axis={self._axis}) needs (N, C, spatial...) input with the channel "
+                f"axis not the batch axis, got shape {array.shape}"
+            )
+        axis = self._axis % array.ndim
+        self.gamma.shape = (array.shape[axis],)
+        self.beta.shape = (array.shape[axis],)
+        bshape = _channel_shape(array.ndim, axis)
+        reduce_axes = tuple(i for i in range(1, array.ndim) if i != axis)
+        out = _normalize(array, reduce_axes, self._epsilon, self._dtype)
+        return out * self.gamma.data().reshape(bshape) + self.beta.data().reshape(bshape)
+
+    def get_config(self) -> dict[str, Any]:
+        return {
+            "axis": self._axis,
+            "epsilon": self._epsilon,
+            "center": self._center,
+            "scale": self._scale,
+            "in_channels": self.gamma.shape[0],
+            "dtype": self._dtype.name,
+        }
+
+    def __repr__(self) -> str:
+        return (f"InstanceNorm(eps={self._epsilon}, axis={self._axis}, center={self._center}, "
+                f"scale={self._scale}, in_channels={self.gamma.shape[0]})")
+
+
+class GroupNormConfig(LayerConfig):
+    num_groups: int = Field(default=1, gt=0)
+    epsilon: float = Field(default=1e-5, ge=0.0)
+    center: bool = True
+    scale: bool = True
+    dtype: FloatDtype = "float32"
+
+
+@register_layer("GroupNorm", config=GroupNormConfig)
+class GroupNorm(Block):
+    """Splits the channels (axis 1) into ``num_groups`` groups and normalises each example's
+    each group over its channels and spatial axes.
+
+    As in MXNet 1.9, ``gamma`` and ``beta`` hold one value per *group* (shape (num_groups,)),
+    and are always applied (``scale``/``center`` only decide whether training updates them).
+    """
+
+    def __init__(
+        self,
+        num_groups: int = 1,
+        epsilon: float = 1e-5,
+        center: bool = True,
+        scale: bool = True,
+        beta_initializer: init_mod.Initializer | str | None = "zeros",
+        gamma_initializer: init_mod.Initializer | str | None = "ones",
+        dtype: str = "float32",
+        prefix: str | None = None,
+    ) -> None:
+        super().__init__(prefix=prefix)
+        if num_groups < 1:
+            raise ValueError(f"num_groups must be positive, got {num_groups}")
+        self._num_groups = int(num_groups)
+        self._epsilon = float(epsilon)
+        self._center = bool(center)
+        self._scale = bool(scale)
+        self._dtype = np.dtype(dtype)
+        shape = (self._num_groups,)
+        self.gamma = Parameter("gamma", shape=shape, dtype=self._dtype, init=gamma_initializer,
+                               grad_req="write" if scale else "null")
+        self.beta = Parameter("beta", shape=shape, dtype=self._dtype, init=beta_initializer,
+                              grad_req="write" if center else "null")
+
+    def forward(self, x: Any) -> np.ndarray:
+        array = as_float(x, self._dtype)
+        g = self._num_groups
+        if array.ndim < 3 or array.shape[1] % g:
+            raise InputError(
+                f"GroupNorm(num_groups={g}) needs (N, C, spatial...) input with C divisible by {g}, "
+                f"got shape {array.shape}"
+            )
+        grouped = array.reshape(array.shape[0], g, -1)
+        out = _normalize(grouped, (2,), self._epsilon, self._dtype)
+        out = out * self.gamma.data().reshape(1, g, 1) + self.beta.data().reshape(1, g, 1)
+        return out.reshape(array.shape)
+
+    def get_config(self) -> dict[str, Any]:
+        return {
+            "num_groups": self._num_groups,
+            "epsilon": self._epsilon,
+            "center": self._center,
+            "scale": self._scale,
+            "dtype": self._dtype.name,
+        }
+
+    def __repr__(self) -> str:
+        return (f"GroupNorm(eps={self._epsilon}, num_groups={self._num_groups}, "
+                f"center={self._center}, scale={self._scale})")

@@ -6,7 +6,6 @@ window, and one reduction over the window axes computes the output (no pixel loo
 
 from __future__ import annotations
 
-import math
 from typing import Any, ClassVar
 
 import numpy as np
@@ -45,7 +44,7 @@ def _pool_config(name: str, dims: int, *, average: bool) -> type[LayerConfig]:
     }
     if average:
         fields["count_include_pad"] = (bool, True)
-    return create_model(name, __base__=_PoolConfig, **fields)  # type: ignore[no-any-return, call-overload]
+    return create_model(name, __base__=_PoolConfig, **fields)
 
 
 class _Pool(Block):
@@ -102,7 +101,8 @@ class _Pool(Block):
             pads.append((p, p + max(0, (o - 1) * s + k - (n + 2 * p))))  # ceil_mode's last window
         padded = np.pad(array, pads, constant_values=fill) if any(sum(p) for p in pads) else array
         win = windows(padded, self._pool, self._strides)
-        return win[(slice(None), slice(None), *(slice(o) for o in out))], out
+        index = (slice(None), slice(None), *(slice(o) for o in out))
+        return win[index], out
 
     @property
     def _window_axes(self) -> tuple[int, ...]:
@@ -180,8 +180,9 @@ class _GlobalPool(Block):
 
     def __init__(self, layout: str | None = None, prefix: str | None = None) -> None:
         super().__init__(prefix=prefix)
-        if layout not in (None, LAYOUTS[self._dims]):
-            raise ValueError(f"{type(self).__name__} supports layout {LAYOUTS[self._dims]!r} only, got {layout!r}")
+        expected = LAYOUTS[self._dims]
+        if layout not in (None, expected):
+            raise ValueError(f"{type(self).__name__} supports layout {expected!r} only, got {layout!r}")
 
     def _alias(self) -> str:
         return "pool"

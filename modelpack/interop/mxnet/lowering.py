@@ -18,8 +18,9 @@ from ...errors import MissingParameterError, UnknownOpError, UnsupportedBlockErr
 from ...nn.activations import ACTIVATIONS, ELU, Activation, LeakyReLU
 from ...nn.basic import Dense, Dropout, Embedding, Flatten
 from ...nn.block import Block
-from ...nn.conv import AvgPool2D, Conv2D, GlobalAvgPool2D, GlobalMaxPool2D, MaxPool2D
+from ...nn.conv import Conv2D
 from ...nn.norm import BatchNorm, LayerNorm
+from ...nn.pooling import AvgPool2D, GlobalAvgPool2D, GlobalMaxPool2D, MaxPool2D
 from .builder import Builder
 from .symbol import Attrs, Symbol
 
