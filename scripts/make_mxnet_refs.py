@@ -384,6 +384,39 @@ def reshape_cases() -> None:
     (OUT / "reshape-cases.json").write_text(json.dumps(answers, indent=1) + "\n")
 
 
+def catalogue_models() -> None:
+    """Gluon 1.9's layers beyond the chapters' (issue 14) in Sequentials: ``save_parameters``
+    (structured names, ``0.weight``) plus inputs and MXNet's outputs, in legacy mode (as
+    Gluon 1.9's own layer code runs; ReflectionPad2D's pad is legacy-only)."""
+    stacks = {
+        "conv1d": (lambda: [nn.Conv1D(4, 3, strides=2, padding=1, groups=2),
+                            nn.Conv1DTranspose(3, 3, strides=2, output_padding=1, dilation=2),
+                            nn.InstanceNorm(scale=True), nn.PReLU(in_channels=3), nn.MaxPool1D(2),
+                            nn.AvgPool1D(3, 1, 1, count_include_pad=False), nn.GlobalMaxPool1D()],
+                   (2, 4, 9)),
+        "conv2d": (lambda: [nn.ReflectionPad2D(1),
+                            nn.Conv2DTranspose(4, 3, strides=2, padding=1, in_channels=2, output_padding=1,
+                                               groups=2),
+                            nn.GroupNorm(num_groups=2), nn.SELU(), nn.Swish(1.5), nn.GELU(),
+                            nn.PReLU()],
+                   (2, 2, 5, 5)),
+        "conv3d": (lambda: [nn.Conv3D(4, (1, 2, 3), padding=(0, 1, 1)), nn.Conv3DTranspose(2, 2, strides=2),
+                            nn.MaxPool3D((1, 2, 2)), nn.AvgPool3D(2, padding=1), nn.GlobalAvgPool3D()],
+                   (1, 3, 4, 5, 6)),
+    }
+    for name, (layers, shape) in stacks.items():
+        seed(14)
+        net = nn.HybridSequential()
+        net.add(*layers())
+        net.initialize(mx.init.Normal(0.5))
+        x = onp.random.normal(size=shape).astype("float32")
+        net(nd.array(x))  # infers the deferred shapes
+        randomize(net)
+        net.save_parameters(str(OUT / f"catalogue-{name}.params"))
+        onp.save(OUT / f"catalogue-{name}-input.npy", x)
+        onp.save(OUT / f"catalogue-{name}-output.npy", net(nd.array(x)).asnumpy())
+
+
 def main() -> int:
     if mx.__version__ != "1.9.1":
         print(f"expected mxnet 1.9.1, found {mx.__version__}", file=sys.stderr)
@@ -401,6 +434,7 @@ def main() -> int:
     graph_models()
     legacy_models()
     reshape_cases()
+    catalogue_models()
     total = sum(p.stat().st_size for p in OUT.iterdir())
     (OUT / "MANIFEST.json").write_text(json.dumps(
         {"mxnet": mx.__version__, "numpy": onp.__version__,
