@@ -300,3 +300,38 @@ def test_summary_of_a_custom_block_counts_shared_parameters(capsys):
     out = capsys.readouterr().out
     assert re.search(r"Dense-1 +\(1, 3\) +12\n +Dense-2 +\(1, 3\) +12\n +Twice-3 +\[\(1, 3\), \(1, 3\)\] +0", out)
     assert "Shared params in forward computation graph: 12\nUnique parameters in model: 12" in out
+
+
+# -- parameter sharing (params=) -------------------------------------------------------------------
+def test_d2l_tied_parameters_share_one_array():
+    """d2l 6.2's tied layers, verbatim apart from the imports."""
+    net = nn.Sequential()
+    # We need to give the shared layer a name so that we can refer to its
+    # parameters
+    shared = nn.Dense(8, activation="relu")
+    net.add(nn.Dense(8, activation="relu"),
+            shared,
+            nn.Dense(8, activation="relu", params=shared.params),
+            nn.Dense(10))
+    net.initialize()
+
+    X = np.random.uniform(size=(2, 20))
+    net(X)
+
+    # Check whether the parameters are the same
+    assert (net[1].weight.data()[0] == net[2].weight.data()[0]).all()
+    net[1].weight.data()[0, 0] = 100
+    # Make sure that they are actually the same object rather than just having the
+    # same value
+    assert net[2].weight.data()[0, 0] == 100 and net[1].weight is net[2].weight
+    assert list(net.collect_params()) == ["0.weight", "0.bias", "1.weight", "1.bias", "3.weight", "3.bias"]
+
+
+def test_shared_parameters_must_fit():
+    conv = nn.Conv2D(4, 3, in_channels=2)
+    with pytest.raises(modelpack.ShapeMismatchError, match=r"shared parameter 'weight' has shape \(4, 2, 3, 3\), this Conv2D needs \(4, 0, 1, 1\) \(0 = not known yet\)"):
+        nn.Conv2D(4, 1, params=conv.params)
+    with pytest.raises(modelpack.DtypeMismatchError, match="shared parameter 'weight' has dtype float32, this Dense needs float64"):
+        nn.Dense(4, dtype="float64", params=nn.Dense(4).params)
+    block = nn.Block(params=conv.params)
+    assert block.params.get("bias") is conv.bias  # get finds the shared parameter first

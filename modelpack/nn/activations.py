@@ -7,7 +7,7 @@ Names follow MXNet: ``relu``, ``sigmoid``, ``tanh``, ``softrelu`` (softplus), ``
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
@@ -266,8 +266,9 @@ class PReLU(Block):
         in_channels: int = 1,
         dtype: str = "float32",
         prefix: str | None = None,
+        params: Mapping[str, Parameter] | None = None,
     ) -> None:
-        super().__init__(prefix=prefix)
+        super().__init__(prefix=prefix, params=params)
         if in_channels < 1:
             raise ValueError(f"PReLU in_channels must be positive, got {in_channels}")
         self._dtype = np.dtype(dtype)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -47,8 +48,9 @@ class Dense(Block):
         bias_initializer: init_mod.Initializer | str | None = "zeros",
         in_units: int = 0,
         prefix: str | None = None,
+        params: Mapping[str, Parameter] | None = None,
     ) -> None:
-        super().__init__(prefix=prefix)
+        super().__init__(prefix=prefix, params=params)
         self._units = int(units)
         self._in_units = int(in_units)
         self._flatten = bool(flatten)
@@ -166,8 +168,9 @@ class Embedding(Block):
         dtype: str = "float32",
         weight_initializer: init_mod.Initializer | str | None = None,
         prefix: str | None = None,
+        params: Mapping[str, Parameter] | None = None,
     ) -> None:
-        super().__init__(prefix=prefix)
+        super().__init__(prefix=prefix, params=params)
         self._input_dim = int(input_dim)
         self._output_dim = int(output_dim)
         self._dtype = np.dtype(dtype)

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import DtypeMismatchError, ShapeMismatchError
 from ..io import npz
 from ..io.paths import PathOrFile, atomic_writer
 from . import hooks
@@ -52,13 +53,17 @@ class Block:
     _children: dict[str, Block]
     _reg_params: dict[str, Parameter]
     _prefix: str
+    _shared: Mapping[str, Parameter] | None
 
-    def __init__(self, prefix: str | None = None) -> None:
+    def __init__(self, prefix: str | None = None, params: Mapping[str, Parameter] | None = None) -> None:
         object.__setattr__(self, "_children", {})
         object.__setattr__(self, "_reg_params", {})
         if prefix is None:
             prefix = _unique_name(self._alias()) + "_"
         object.__setattr__(self, "_prefix", prefix)
+        # Gluon's parameter sharing: Dense(8, params=shared.params) uses shared's weight and
+        # bias (by parameter name) instead of creating its own.
+        object.__setattr__(self, "_shared", params)
 
     def _alias(self) -> str:
         """The hint of Gluon's automatic names (``dense`` for ``dense0``); layers may override."""
@@ -75,10 +80,33 @@ class Block:
             self._reg_params.pop(name, None)
             if isinstance(value, Block):
                 self._children[name] = value
-            elif isinstance(value, Parameter) and all(p is not value for p in self._reg_params.values()):
-                # A parameter declared with self.params.get(...) keeps its name and place.
-                self._reg_params[name] = value
+            elif isinstance(value, Parameter):
+                value = self._adopt_shared(value)
+                if all(p is not value for p in self._reg_params.values()):
+                    # A parameter declared with self.params.get(...) keeps its name and place.
+                    self._reg_params[name] = value
         object.__setattr__(self, name, value)
+
+    def _adopt_shared(self, param: Parameter) -> Parameter:
+        """The parameter of the same name in ``params=`` (shared), else ``param`` itself; the
+        shared one's unknown sizes are filled from ``param``'s."""
+        # get(name, None): a ParameterDict's one-argument get would create the parameter
+        shared = self._shared.get(param.name, None) if self._shared is not None else None
+        if shared is None or shared is param:
+            return param
+        if shared.dtype != param.dtype:
+            raise DtypeMismatchError(
+                f"shared parameter {param.name!r} has dtype {shared.dtype.name}, this "
+                f"{type(self).__name__} needs {param.dtype.name}"
+            )
+        old, new = shared.shape, param.shape
+        if len(old) != len(new) or any(a and b and a != b for a, b in zip(old, new, strict=False)):
+            raise ShapeMismatchError(
+                f"shared parameter {param.name!r} has shape {old}, this {type(self).__name__} "
+                f"needs {new} (0 = not known yet)"
+            )
+        shared.shape = tuple(a or b for a, b in zip(old, new, strict=True))
+        return shared
 
     def __delattr__(self, name: str) -> None:
         self._children.pop(name, None)
@@ -306,8 +334,8 @@ class Sequential(Block):
     >>> net = Sequential(); net.add(Dense(8, activation="relu"), Dense(2))  # doctest: +SKIP
     """
 
-    def __init__(self, prefix: str | None = None) -> None:
-        super().__init__(prefix=prefix)
+    def __init__(self, prefix: str | None = None, params: Mapping[str, Parameter] | None = None) -> None:
+        super().__init__(prefix=prefix, params=params)
 
     def add(self, *blocks: Block) -> None:
         """Append blocks; they are named by position ("0", "1", ...)."""

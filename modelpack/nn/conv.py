@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Mapping
 from typing import Annotated, Any, ClassVar
 
 import numpy as np
@@ -139,9 +140,10 @@ class _Conv(Block):
         in_channels: int = 0,
         dtype: str = "float32",
         prefix: str | None = None,
+        params: Mapping[str, Parameter] | None = None,
         output_padding: int | tuple[int, ...] = 0,
     ) -> None:
-        super().__init__(prefix=prefix)
+        super().__init__(prefix=prefix, params=params)
         dims, kind = self._dims, type(self).__name__
         if layout not in (None, LAYOUTS[dims]):
             raise ValueError(f"{kind} supports layout {LAYOUTS[dims]!r} only, got {layout!r}")
@@ -277,10 +279,12 @@ class _ConvTranspose(_Conv):
         in_channels: int = 0,
         dtype: str = "float32",
         prefix: str | None = None,
+        params: Mapping[str, Parameter] | None = None,
     ) -> None:
         super().__init__(
             channels, kernel_size, strides, padding, dilation, groups, layout, activation, use_bias,
-            weight_initializer, bias_initializer, in_channels, dtype, prefix, output_padding,
+            weight_initializer, bias_initializer, in_channels, dtype, prefix=prefix, params=params,
+            output_padding=output_padding,
         )
 
     def _weight_shape(self, in_channels: int) -> Sizes:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -62,8 +63,9 @@ class BatchNorm(Block):
         in_channels: int = 0,
         dtype: str = "float32",
         prefix: str | None = None,
+        params: Mapping[str, Parameter] | None = None,
     ) -> None:
-        super().__init__(prefix=prefix)
+        super().__init__(prefix=prefix, params=params)
         self._axis = int(axis)
         self._momentum = float(momentum)
         self._epsilon = float(epsilon)
@@ -147,8 +149,9 @@ class LayerNorm(Block):
         in_channels: int = 0,
         dtype: str = "float32",
         prefix: str | None = None,
+        params: Mapping[str, Parameter] | None = None,
     ) -> None:
-        super().__init__(prefix=prefix)
+        super().__init__(prefix=prefix, params=params)
         self._axis = int(axis)
         self._epsilon = float(epsilon)
         self._center = bool(center)
@@ -205,6 +208,7 @@ def SyncBatchNorm(  # noqa: N802  (a class's name: Gluon's SyncBatchNorm)
     running_mean_initializer: init_mod.Initializer | str | None = "zeros",
     running_variance_initializer: init_mod.Initializer | str | None = "ones",
     prefix: str | None = None,
+    params: Mapping[str, Parameter] | None = None,
 ) -> BatchNorm:
     """Gluon's cross-device ``SyncBatchNorm``: with one device (the CPU) it is ``BatchNorm``
     over axis 1, and it is saved as one; ``num_devices`` is accepted and ignored."""
@@ -213,7 +217,7 @@ def SyncBatchNorm(  # noqa: N802  (a class's name: Gluon's SyncBatchNorm)
         use_global_stats=use_global_stats, beta_initializer=beta_initializer,
         gamma_initializer=gamma_initializer, running_mean_initializer=running_mean_initializer,
         running_variance_initializer=running_variance_initializer, in_channels=in_channels,
-        prefix=prefix,
+        prefix=prefix, params=params,
     )
 
 
@@ -257,8 +261,9 @@ class InstanceNorm(Block):
         in_channels: int = 0,
         dtype: str = "float32",
         prefix: str | None = None,
+        params: Mapping[str, Parameter] | None = None,
     ) -> None:
-        super().__init__(prefix=prefix)
+        super().__init__(prefix=prefix, params=params)
         self._axis = int(axis)
         self._epsilon = float(epsilon)
         self._center = bool(center)
@@ -327,8 +332,9 @@ class GroupNorm(Block):
         gamma_initializer: init_mod.Initializer | str | None = "ones",
         dtype: str = "float32",
         prefix: str | None = None,
+        params: Mapping[str, Parameter] | None = None,
     ) -> None:
-        super().__init__(prefix=prefix)
+        super().__init__(prefix=prefix, params=params)
         if num_groups < 1:
             raise ValueError(f"num_groups must be positive, got {num_groups}")
         self._num_groups = int(num_groups)

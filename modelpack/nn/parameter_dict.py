@@ -105,9 +105,15 @@ class ParameterDict(dict[str, Parameter]):
     def _find(self, name: str) -> Parameter | None:
         if name in self:
             return self[name]
-        if self._owner is not None:
-            return self._owner._reg_params.get(name)
-        return None
+        if self._owner is None:
+            return None
+        found = self._owner._reg_params.get(name)
+        shared = self._owner._shared
+        if found is None and shared is not None:
+            found = shared.get(name, None)  # params=: the shared parameter becomes this block's too
+            if found is not None:
+                self._owner._reg_params[name] = found
+        return found
 
     # -- acting on every parameter ----------------------------------------------------------
     def initialize(
