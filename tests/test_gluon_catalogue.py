@@ -167,3 +167,21 @@ def test_hand_edited_configs_are_refused_at_load(case: str) -> None:
 
     with pytest.raises(SchemaError, match=message):
         modelpack.load(io.BytesIO(edit(data, manifest=replace)))
+
+
+def test_inspect_table_shows_the_output_shape_of_every_convolution_and_global_pool():
+    from modelpack.cli.summary import _output
+    from modelpack.format.schema import LayerNode
+
+    configs = {
+        "Conv1D": {"channels": 3, "kernel_size": [2]},
+        "Conv3D": {"channels": 3, "kernel_size": [1, 2, 2]},
+        "Conv2DTranspose": {"channels": 3, "kernel_size": [2, 2]},
+        "GlobalMaxPool1D": {},
+        "GlobalAvgPool3D": {},
+    }
+    shown = {name: _output(LayerNode(type=name, config=config)) for name, config in configs.items()}
+    assert shown == {
+        "Conv1D": "(N, 3, …)", "Conv3D": "(N, 3, …)", "Conv2DTranspose": "(N, 3, …)",
+        "GlobalMaxPool1D": "(N, C, 1)", "GlobalAvgPool3D": "(N, C, 1, 1, 1)",
+    }

@@ -102,12 +102,12 @@ def _output(node: LayerNode) -> str:
     if node.type == "Dense":
         flatten = node.config.get("flatten", True)
         return f"(N, {node.config['units']})" if flatten else f"(N, …, {node.config['units']})"
-    if node.type == "Conv2D":
+    if node.type.startswith("Conv") and node.type[4:6] in ("1D", "2D", "3D"):  # and transposes
         return f"(N, {node.config['channels']}, …)"
     if node.type == "Embedding":
         return f"(N, …, {node.config['output_dim']})"
-    if node.type in ("GlobalAvgPool2D", "GlobalMaxPool2D"):
-        return "(N, C, 1, 1)"
+    if node.type.startswith(("GlobalAvgPool", "GlobalMaxPool")):
+        return "(N, C, " + ", ".join("1" * int(node.type[-2])) + ")"
     return ""
 
 
