@@ -335,3 +335,23 @@ def test_shared_parameters_must_fit():
         nn.Dense(4, dtype="float64", params=nn.Dense(4).params)
     block = nn.Block(params=conv.params)
     assert block.params.get("bias") is conv.bias  # get finds the shared parameter first
+
+
+class MyInit(init.Initializer):
+    """d2l 6.3's custom initializer, verbatim apart from the imports."""
+
+    def _init_weight(self, name, data):
+        print('Init', name, data.shape)
+        data[:] = np.random.uniform(-10, 10, data.shape)
+        data *= np.abs(data) >= 5
+
+
+def test_d2l_custom_initializer_fills_weights_in_place(capsys):
+    net = nn.Sequential()
+    net.add(nn.Dense(8, activation="relu"), nn.Dense(1))
+    net.initialize(MyInit(), force_reinit=True)
+    net(np.random.uniform(size=(2, 4)))
+    assert capsys.readouterr().out == "Init 0.weight (8, 4)\nInit 1.weight (1, 8)\n"
+    weight = net[0].weight.data()
+    assert weight.dtype == np.float32 and ((np.abs(weight) >= 5) | (weight == 0)).all() and weight.any()
+    np.testing.assert_array_equal(net[0].bias.data(), np.zeros(8, np.float32))  # biases keep zeros

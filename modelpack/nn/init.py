@@ -1,6 +1,6 @@
 """Initializers: how a parameter's first values are drawn, with Gluon's defaults.
 
-An initializer is a small object with ``__call__(shape, dtype, rng) -> ndarray``. Parameters
+An initializer is a small object with ``__call__(shape, dtype, rng, name="") -> ndarray``. Parameters
 may name one by string (``"zeros"``, ``"ones"``) as Gluon's ``bias_initializer="zeros"`` does.
 """
 
@@ -25,12 +25,23 @@ __all__ = [
 
 
 class Initializer:
-    """Base class: subclasses implement ``_draw`` for a known shape."""
+    """Base class: subclasses implement ``_draw`` for a known shape, or, as Gluon code does
+    (d2l's ``MyInit``), ``_init_weight(name, data)`` filling ``data`` in place."""
 
-    def __call__(self, shape: tuple[int, ...], dtype: np.dtype, rng: np.random.Generator) -> np.ndarray:
+    def __call__(
+        self, shape: tuple[int, ...], dtype: np.dtype, rng: np.random.Generator, name: str = ""
+    ) -> np.ndarray:
+        if type(self)._init_weight is not Initializer._init_weight:
+            data = np.zeros(shape, dtype=dtype)
+            self._init_weight(name, data)
+            return data
         return np.asarray(self._draw(shape, rng), dtype=dtype)
 
     def _draw(self, shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
+        raise NotImplementedError
+
+    def _init_weight(self, name: str, data: np.ndarray) -> None:
+        """Gluon's hook: fill ``data`` (zeros, of the parameter's shape and dtype) in place."""
         raise NotImplementedError
 
     def __repr__(self) -> str:

@@ -181,7 +181,7 @@ class Parameter:
     def _finish_deferred_init(self) -> None:
         assert self._deferred is not None
         initializer, generator = self._deferred
-        self._data = initializer(self._shape, self.dtype, generator)
+        self._data = initializer(self._shape, self.dtype, generator, name=self.structured_name)
         self._deferred = None
 
     def cast(self, dtype: str | np.dtype) -> None:
