@@ -764,10 +764,69 @@ def nonfinite() -> Valid:
                  [Run([x]), Run([f32(4, 3, seed=44)])])
 
 
+def gluon_spatial() -> Valid:
+    """The layers of 1 and 3 spatial axes, the transposed convolutions and ReflectionPad2D."""
+    children: dict[str, nn.Block] = {
+        "conv1": nn.Conv1D(4, 3, strides=2, padding=1, dilation=2, groups=2, activation="relu", in_channels=2),
+        "conv3": nn.Conv3D(2, (1, 2, 3), strides=(1, 2, 1), padding=(0, 1, 1), use_bias=False, in_channels=2),
+        "tconv1": nn.Conv1DTranspose(3, 3, strides=2, padding=1, output_padding=1, dilation=2, in_channels=2),
+        "tconv2": nn.Conv2DTranspose(4, (3, 2), strides=(2, 3), padding=(1, 0), output_padding=(1, 2), groups=2,
+                                     activation="tanh", in_channels=2),
+        "tconv3": nn.Conv3DTranspose(2, 2, strides=2, use_bias=False, in_channels=2),
+        "max1": nn.MaxPool1D(3, 2, 1, ceil_mode=True),
+        "avg1": nn.AvgPool1D(3, 2, 1, ceil_mode=True, count_include_pad=False),
+        "max3": nn.MaxPool3D((1, 2, 2), padding=(0, 1, 0)),
+        "avg3": nn.AvgPool3D(2, strides=1, padding=1),
+        "gmax1": nn.GlobalMaxPool1D(), "gavg1": nn.GlobalAvgPool1D(),
+        "gmax3": nn.GlobalMaxPool3D(), "gavg3": nn.GlobalAvgPool3D(),
+        "pad": nn.ReflectionPad2D((0, 0, 0, 0, 1, 2, 2, 0)),
+    }
+    by_input = {"x1": ["conv1", "tconv1", "max1", "avg1", "gmax1", "gavg1"], "x2": ["tconv2", "pad"],
+                "x3": ["conv3", "tconv3", "max3", "avg3", "gmax3", "gavg3"]}
+    nodes = [call(name, [x], name) for x, names in by_input.items() for name in names]
+    inputs = [("x1", "float32", ["batch", 2, 7]), ("x2", "float32", ["batch", 2, 3, 3]),
+              ("x3", "float32", ["batch", 2, 3, 4, 5])]
+    net = ready(graph_block(inputs, nodes, as_dict(outputs_of(nodes)), children), 50)
+    x1, x2, x3 = f32(2, 2, 7, seed=51), f32(2, 2, 3, 3, seed=52), f32(2, 2, 3, 4, 5, seed=53)
+    x1[1, 0, 3] = np.nan
+    return Valid("gluon-spatial", "Conv1D/Conv3D, the three transposed convolutions (groups, dilation, "
+                 "output_padding), 1-D and 3-D max/avg/global pools (ceil mode, padding), ReflectionPad2D; "
+                 "one NaN", ["§3.2 Conv1D, Conv3D", "§3.2 transposed convolutions", "§3.2 pooling",
+                              "§3.2 ReflectionPad2D"],
+                 exporter(net), [Run([x1, x2, x3]), Run([x1, f32(1, 2, 2, 3, seed=54), x3], "InputError")])
+
+
+def gluon_norms_activations() -> Valid:
+    """InstanceNorm, GroupNorm, PReLU, SELU, Swish, GELU, Identity, Lambda and Concatenate."""
+    branches = nn.Concatenate(axis=1)
+    branches.add(nn.Dense(3, in_units=4), nn.Identity(), nn.Lambda("tanh"))
+    children: dict[str, nn.Block] = {
+        "inorm": nn.InstanceNorm(in_channels=3, epsilon=1e-3),
+        "inorm_last": nn.InstanceNorm(axis=-1, in_channels=4, scale=True),
+        "gnorm": nn.GroupNorm(num_groups=3, scale=False, center=False),
+        "prelu": nn.PReLU(in_channels=3), "prelu1": nn.PReLU(),
+        "selu": nn.SELU(), "swish": nn.Swish(1.5), "gelu": nn.GELU(), "gelu_tanh": nn.GELU("tanh"),
+        "lambda": nn.HybridLambda("softmax"), "cat": branches,
+    }
+    by_input = {"x": ["inorm", "inorm_last", "gnorm", "prelu"], "v": ["prelu1", "selu", "swish", "gelu", "gelu_tanh",
+                                                                      "lambda"], "d": ["cat"]}
+    nodes = [call(name, [x], name) for x, names in by_input.items() for name in names]
+    inputs = [("x", "float32", ["batch", 3, 2, 4]), ("v", "float32", [2, 7]), ("d", "float32", ["batch", "features"])]
+    net = ready(graph_block(inputs, nodes, as_dict(outputs_of(nodes)), children), 55)
+    v = np.array([[-6, -1.5, -0.0, 0.0, 0.7, 3, 30], [-30, -0.5, 1e-3, -1e-3, 2, 5, np.nan]], np.float32)
+    return Valid("gluon-norms-activations", "InstanceNorm (axis 1 and -1; stored gamma and beta applied whatever "
+                 "scale and center say), GroupNorm (one gamma per group), PReLU (per channel and single), SELU, "
+                 "Swish, GELU (erf and tanh), Concatenate of Dense, Identity and Lambda, HybridLambda",
+                 ["§3.2 InstanceNorm", "§3.2 GroupNorm", "§3.2 PReLU", "§3.2 Concatenate", "§3.2 Lambda"],
+                 exporter(net), [Run([f32(2, 3, 2, 4, seed=56, scale=2.0), v, f32(2, 4, seed=57)]),
+                                 Run([f32(2, 3, 2, 4, seed=56), v, f32(2, 5, seed=57)], "ShapeMismatchError")])
+
+
 def vectors() -> list[Valid]:
     return [
         mlp(), dense_shapes(), activations(), conv(), pools(), norms(), embedding(), float16(), float64(),
         ops_float(), ops_promotion(), traced_nested(), sequential_with_graph(), deflated_model(),
         tensors_dtypes(), tensors_list(), tensors_empty_tuple(), tensors_single(), tensors_unicode(),
         tensors_deflated(), *crafted_vectors(), ops_int_activations(), *refusals_at_run(), nonfinite(),
+        gluon_spatial(), gluon_norms_activations(),
     ]
