@@ -52,7 +52,12 @@ const either = (...checks) => (v, where) => {
 };
 const pattern = (re) => (v, where) => (re.test(str(v, where)) ? v : fail(where, `${show(v)} does not match ${re}`));
 const mapping = (v, where) => (v instanceof Map ? v : fail(where, `a mapping is required, found ${show(v)}`));
-const pair = (min) => list(int(min === 0 ? { min: 0 } : { gt: 0 }), { min: 2, max: 2 });
+// Per-axis sizes (kernel sizes, strides, padding, ...): one integer per spatial axis, at most 4096.
+const MAX_SPATIAL = 4096;
+const sizes = (dims, min) => list(int(min === 0 ? { min: 0, max: MAX_SPATIAL } : { gt: 0, max: MAX_SPATIAL }), { min: dims, max: dims });
+const filled = (dims, value) => () => Array(dims).fill(value);
+const axis64 = (fallback) => [int({ min: -64, max: 63 }), fallback];
+const finite = (v, where) => { const x = float()(v, where); return Number.isFinite(x) ? x : fail(where, `a finite number is required, found ${x}`); };
 const REQUIRED = Symbol('required');
 
 // Fields of a closed mapping: {name: [check, default or REQUIRED]}; unknown fields refused
@@ -75,9 +80,35 @@ function fields(value, spec, where, { ignoreUnknown = false } = {}) {
 
 const act = [nullable(oneOf(...ACTIVATIONS)), null];
 const fdtype = [oneOf(...FLOAT_DTYPES), 'float32'];
-const POOL = {
-  pool_size: [pair(1), () => [2, 2]], strides: [nullable(pair(1)), null], padding: [pair(0), () => [0, 0]],
-  ceil_mode: [bool, false],
+const pool = (dims, average) => ({
+  config: {
+    pool_size: [sizes(dims, 1), filled(dims, 2)], strides: [nullable(sizes(dims, 1)), null], padding: [sizes(dims, 0), filled(dims, 0)],
+    ceil_mode: [bool, false], ...(average ? { count_include_pad: [bool, true] } : {}),
+  },
+  check: poolPadding,
+});
+const convolution = (dims, transpose) => ({
+  config: {
+    channels: [int({ gt: 0 }), REQUIRED], kernel_size: [sizes(dims, 1), REQUIRED], strides: [sizes(dims, 1), filled(dims, 1)],
+    padding: [sizes(dims, 0), filled(dims, 0)], dilation: [sizes(dims, 1), filled(dims, 1)], groups: [int({ gt: 0 }), 1], activation: act,
+    use_bias: [bool, true], in_channels: [int({ min: 0 }), 0], dtype: fdtype,
+    ...(transpose ? { output_padding: [sizes(dims, 0), filled(dims, 0)] } : {}),
+  },
+  check: (c, where) => {
+    if (c.channels % c.groups || c.in_channels % c.groups) fail(where, 'channels and in_channels must be divisible by groups');
+    if (transpose && c.output_padding.some((p, k) => p >= c.strides[k])) fail(where, 'output_padding must be smaller than strides');
+  },
+});
+// §3.2 Lambda: an op whose attributes all have defaults; the defaults are what it runs with.
+const lambda = {
+  config: { function: [str, REQUIRED] },
+  check: (c, where) => {
+    const spec = OP_ATTRS[c.function];
+    if (!Object.hasOwn(OP_ATTRS, c.function) || Object.values(spec).some(([, fallback]) => fallback === REQUIRED)) {
+      fail(where, `${JSON.stringify(c.function)} is not an op a Lambda can name`);
+    }
+    c.attrs = fields(new Map(), spec, where);
+  },
 };
 export const LAYERS = {
   Sequential: { container: true, config: {} },
@@ -89,20 +120,36 @@ export const LAYERS = {
   Dropout: { config: { rate: [float({ min: 0, maxExclusive: 1 }), REQUIRED], axes: [list(int()), () => []] } },
   Flatten: { config: {} },
   Embedding: { config: { input_dim: [int({ gt: 0 }), REQUIRED], output_dim: [int({ gt: 0 }), REQUIRED], dtype: fdtype } },
-  Conv2D: {
-    config: {
-      channels: [int({ gt: 0 }), REQUIRED], kernel_size: [pair(1), REQUIRED], strides: [pair(1), () => [1, 1]],
-      padding: [pair(0), () => [0, 0]], dilation: [pair(1), () => [1, 1]], groups: [int({ gt: 0 }), 1], activation: act,
-      use_bias: [bool, true], in_channels: [int({ min: 0 }), 0], dtype: fdtype,
-    },
-    check: (c, where) => {
-      if (c.channels % c.groups || c.in_channels % c.groups) fail(where, 'channels and in_channels must be divisible by groups');
-    },
-  },
-  MaxPool2D: { config: POOL, check: poolPadding },
-  AvgPool2D: { config: { ...POOL, count_include_pad: [bool, true] }, check: poolPadding },
+  Conv1D: convolution(1, false),
+  Conv2D: convolution(2, false),
+  Conv3D: convolution(3, false),
+  Conv1DTranspose: convolution(1, true),
+  Conv2DTranspose: convolution(2, true),
+  Conv3DTranspose: convolution(3, true),
+  MaxPool1D: pool(1, false),
+  MaxPool2D: pool(2, false),
+  MaxPool3D: pool(3, false),
+  AvgPool1D: pool(1, true),
+  AvgPool2D: pool(2, true),
+  AvgPool3D: pool(3, true),
+  GlobalAvgPool1D: { config: {} },
   GlobalAvgPool2D: { config: {} },
+  GlobalAvgPool3D: { config: {} },
+  GlobalMaxPool1D: { config: {} },
   GlobalMaxPool2D: { config: {} },
+  GlobalMaxPool3D: { config: {} },
+  ReflectionPad2D: {
+    config: { padding: [list(int({ min: 0, max: MAX_SPATIAL }), { min: 8, max: 8 }), filled(8, 0)] },
+    check: (c, where) => { if (c.padding.slice(0, 4).some((p) => p !== 0)) fail(where, 'padding may only pad the last two axes'); },
+  },
+  Identity: { config: {} },
+  Lambda: lambda,
+  HybridLambda: lambda,
+  Concatenate: { container: true, config: { axis: axis64(-1) } },
+  PReLU: { config: { in_channels: [int({ gt: 0 }), 1], dtype: fdtype } },
+  SELU: { config: {} },
+  Swish: { config: { beta: [finite, 1.0] } },
+  GELU: { config: { approximation: [oneOf('erf', 'tanh'), 'erf'] } },
   BatchNorm: {
     config: {
       axis: [int(), 1], momentum: [float(), 0.9], epsilon: [float({ min: 0 }), 1e-5], center: [bool, true], scale: [bool, true],
@@ -110,6 +157,10 @@ export const LAYERS = {
     },
   },
   LayerNorm: { config: { axis: [int(), -1], epsilon: [float({ min: 0 }), 1e-5], center: [bool, true], scale: [bool, true], in_channels: [int({ min: 0 }), 0], dtype: fdtype } },
+  InstanceNorm: {
+    config: { axis: axis64(1), epsilon: [float({ min: 0 }), 1e-5], center: [bool, true], scale: [bool, false], in_channels: [int({ min: 0 }), 0], dtype: fdtype },
+  },
+  GroupNorm: { config: { num_groups: [int({ gt: 0 }), 1], epsilon: [float({ min: 0 }), 1e-5], center: [bool, true], scale: [bool, true], dtype: fdtype } },
 };
 
 function poolPadding(c, where) {

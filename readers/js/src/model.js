@@ -12,9 +12,15 @@ function ownParameters(node) {
     case 'Dense':
       return [['weight', [c.units, c.in_units]], ...(c.use_bias ? [['bias', [c.units]]] : [])].map((p) => [...p, c.dtype]);
     case 'Embedding': return [['weight', [c.input_dim, c.output_dim], c.dtype]];
-    case 'Conv2D':
+    case 'Conv1D': case 'Conv2D': case 'Conv3D':
       return [['weight', [c.channels, c.in_channels / c.groups, ...c.kernel_size]], ...(c.use_bias ? [['bias', [c.channels]]] : [])]
         .map((p) => [...p, c.dtype]);
+    case 'Conv1DTranspose': case 'Conv2DTranspose': case 'Conv3DTranspose':
+      return [['weight', [c.in_channels, c.channels / c.groups, ...c.kernel_size]], ...(c.use_bias ? [['bias', [c.channels]]] : [])]
+        .map((p) => [...p, c.dtype]);
+    case 'InstanceNorm': return ['gamma', 'beta'].map((n) => [n, [c.in_channels], c.dtype]);
+    case 'GroupNorm': return ['gamma', 'beta'].map((n) => [n, [c.num_groups], c.dtype]);
+    case 'PReLU': return [['alpha', [c.in_channels], c.dtype]];
     case 'BatchNorm': return ['gamma', 'beta', 'running_mean', 'running_var'].map((n) => [n, [c.in_channels], c.dtype]);
     case 'LayerNorm': return ['gamma', 'beta'].map((n) => [n, [c.in_channels], c.dtype]);
     case 'Graph': return c.parameters.map(([name, p]) => [name, p.shape, p.dtype]);
@@ -114,6 +120,11 @@ function call(block, args) {
     for (const child of block.children.values()) x = call(child, [x]);
     return x;
   }
+  if (block.node.type === 'Concatenate') {
+    const outputs = [...block.children.values()].map((child) => call(child, args));
+    if (!outputs.length) throw new InputError('Concatenate has no children to join');
+    return runOp('concatenate', outputs, { axis: block.node.config.axis });
+  }
   return LAYER_FORWARD[block.node.type](block, args[0], block.node.config);
 }
 
@@ -210,46 +221,91 @@ function dense(block, input, c) {
   return applyActivation(c.activation, out);
 }
 
-function conv2d(block, input, c) {
-  const x = toDtype(input, c.dtype);
-  if (x.ndim !== 4) throw new InputError(`Conv2D expects a 4-D NCHW input, got shape (${x.shape.join(', ')})`);
-  const [n, C, H, W] = x.shape;
-  const G = c.groups, O = c.channels;
-  if (C % G) throw new InputError(`Conv2D input has ${C} channels, not divisible by groups=${G}`);
-  const weight = block.params.get('weight');
-  if (C / G !== weight.shape[1]) throw new ShapeMismatchError(`Conv2D: input has ${C} channels, the weight expects ${weight.shape[1] * G}`);
-  const [kh, kw] = c.kernel_size, [sh, sw] = c.strides, [ph, pw] = c.padding, [dh, dw] = c.dilation;
-  const OH = Math.floor((H + 2 * ph - dh * (kh - 1) - 1) / sh) + 1;
-  const OW = Math.floor((W + 2 * pw - dw * (kw - 1) - 1) / sw) + 1;
-  if (OH < 1 || OW < 1) throw new InputError(`Conv2D: input of spatial size (${H}, ${W}) is smaller than the kernel's extent`);
-  const out = new NDArray(c.dtype, [n, O, OH, OW]);
-  const cg = C / G, og = O / G;
-  const bias = c.use_bias ? block.params.get('bias').data : null;
-  for (let b = 0; b < n; b++) {
-    for (let o = 0; o < O; o++) {
-      const g = Math.floor(o / og);
-      for (let i = 0; i < OH; i++) {
-        for (let j = 0; j < OW; j++) {
-          let acc = 0;
-          for (let ci = 0; ci < cg; ci++) {
-            for (let u = 0; u < kh; u++) {
-              const y = i * sh + u * dh - ph;
-              if (y < 0 || y >= H) continue;
-              for (let v = 0; v < kw; v++) {
-                const z = j * sw + v * dw - pw;
-                if (z < 0 || z >= W) continue;
-                acc += weight.data[((o * cg + ci) * kh + u) * kw + v] * x.data[((b * C + g * cg + ci) * H + y) * W + z];
+const product = (shape) => shape.reduce((a, b) => a * b, 1);
+
+// Multi-index of a flat C-order position, and back.
+function unravel(flat, shape) {
+  const index = new Array(shape.length);
+  for (let k = shape.length - 1; k >= 0; k--) { index[k] = flat % shape[k]; flat = Math.floor(flat / shape[k]); }
+  return index;
+}
+function ravel(index, shape) {
+  let flat = 0;
+  for (let k = 0; k < shape.length; k++) flat = flat * shape[k] + index[k];
+  return flat;
+}
+
+function spatialInput(x, dims, type) {
+  const layouts = { 1: 'NCW', 2: 'NCHW', 3: 'NCDHW' };
+  if (x.ndim !== dims + 2) throw new InputError(`${type} expects a ${dims + 2}-D ${layouts[dims]} input, got shape (${x.shape.join(', ')})`);
+}
+
+// §3.2 Conv1D/2D/3D and the transposed convolutions: sums in float64, rounded once, then bias.
+function convolution(dims, transpose) {
+  return (block, input, c) => {
+    const type = block.node.type;
+    const x = toDtype(input, c.dtype);
+    spatialInput(x, dims, type);
+    const [n, C] = x.shape, S = x.shape.slice(2);
+    const G = c.groups, O = c.channels, cg = C / G, og = O / G;
+    if (C % G) throw new InputError(`${type} input has ${C} channels, not divisible by groups=${G}`);
+    const weight = block.params.get('weight');
+    const expected = transpose ? weight.shape[0] : weight.shape[1] * G;
+    if (C !== expected) throw new ShapeMismatchError(`${type}: input has ${C} channels, the weight expects ${expected}`);
+    const k = c.kernel_size, s = c.strides, p = c.padding, d = c.dilation;
+    const OS = S.map((size, a) => (transpose
+      ? (size - 1) * s[a] - 2 * p[a] + d[a] * (k[a] - 1) + 1 + c.output_padding[a]
+      : Math.floor((size + 2 * p[a] - d[a] * (k[a] - 1) - 1) / s[a]) + 1));
+    if (OS.some((size) => size < 1)) throw new InputError(`${type}: input of spatial size (${S.join(', ')}) gives an empty output`);
+    const K = product(k), Q = product(S), P = product(OS);
+    const acc = new Float64Array(n * O * P);
+    const at = new Array(dims);
+    const inside = (from, kernel, bound) => {
+      for (let a = 0; a < dims; a++) {
+        at[a] = from[a] * s[a] + kernel[a] * d[a] - p[a];
+        if (at[a] < 0 || at[a] >= bound[a]) return false;
+      }
+      return true;
+    };
+    for (let b = 0; b < n; b++) {
+      if (!transpose) {
+        for (let o = 0; o < O; o++) {
+          const g = Math.floor(o / og);
+          for (let q = 0; q < P; q++) {
+            const oi = unravel(q, OS);
+            let sum = 0;
+            for (let ci = 0; ci < cg; ci++) {
+              for (let kk = 0; kk < K; kk++) {
+                if (!inside(oi, unravel(kk, k), S)) continue;
+                sum += weight.data[(o * cg + ci) * K + kk] * x.data[(b * C + g * cg + ci) * Q + ravel(at, S)];
               }
             }
+            acc[(b * O + o) * P + q] = sum;
           }
-          let r = roundTo(c.dtype, acc);
-          if (bias) r = roundTo(c.dtype, r + bias[o]);
-          out.data[((b * O + o) * OH + i) * OW + j] = r;
+        }
+      } else {
+        for (let ci = 0; ci < C; ci++) {
+          const g = Math.floor(ci / cg);
+          for (let q = 0; q < Q; q++) {
+            const ii = unravel(q, S), value = x.data[(b * C + ci) * Q + q];
+            for (let kk = 0; kk < K; kk++) {
+              if (!inside(ii, unravel(kk, k), OS)) continue;
+              const target = ravel(at, OS);
+              for (let oo = 0; oo < og; oo++) acc[(b * O + g * og + oo) * P + target] += value * weight.data[(ci * og + oo) * K + kk];
+            }
+          }
         }
       }
     }
-  }
-  return applyActivation(c.activation, out);
+    const out = new NDArray(c.dtype, [n, O, ...OS]);
+    const bias = c.use_bias ? block.params.get('bias').data : null;
+    for (let i = 0; i < acc.length; i++) {
+      let r = roundTo(c.dtype, acc[i]);
+      if (bias) r = roundTo(c.dtype, r + bias[Math.floor(i / P) % O]);
+      out.data[i] = r;
+    }
+    return applyActivation(c.activation, out);
+  };
 }
 
 function poolSize(n, k, s, p, ceil, layer) {
@@ -260,56 +316,85 @@ function poolSize(n, k, s, p, ceil, layer) {
   return out;
 }
 
-function pool(kind) {
+// §3.2 pooling, every spatial axis alike.
+function pool(kind, dims) {
   return (block, input, c) => {
+    const type = block.node.type;
     const x = floatInput(input);
-    if (x.ndim !== 4) throw new InputError(`${block.node.type} expects a 4-D NCHW input`);
-    const [n, C, H, W] = x.shape;
-    const [kh, kw] = c.pool_size, [sh, sw] = c.strides ?? c.pool_size, [ph, pw] = c.padding;
-    const OH = poolSize(H, kh, sh, ph, c.ceil_mode, block.node.type), OW = poolSize(W, kw, sw, pw, c.ceil_mode, block.node.type);
-    const out = new NDArray(x.dtype, [n, C, OH, OW]);
+    spatialInput(x, dims, type);
+    const [n, C] = x.shape, S = x.shape.slice(2);
+    const k = c.pool_size, s = c.strides ?? c.pool_size, p = c.padding;
+    const OS = S.map((size, a) => poolSize(size, k[a], s[a], p[a], c.ceil_mode, type));
+    const Q = product(S), P = product(OS), K = product(k);
+    const out = new NDArray(x.dtype, [n, C, ...OS]);
+    const at = new Array(dims);
     for (let b = 0; b < n * C; b++) {
-      for (let i = 0; i < OH; i++) {
-        for (let j = 0; j < OW; j++) {
-          const y0 = i * sh - ph, z0 = j * sw - pw;
-          let acc = kind === 'max' ? -Infinity : 0;
-          for (let y = Math.max(y0, 0); y < Math.min(y0 + kh, H); y++) {
-            for (let z = Math.max(z0, 0); z < Math.min(z0 + kw, W); z++) {
-              const v = x.data[(b * H + y) * W + z];
-              if (kind === 'max') acc = Number.isNaN(v) || Number.isNaN(acc) ? NaN : Math.max(acc, v);
-              else acc += v;
-            }
+      for (let q = 0; q < P; q++) {
+        const start = unravel(q, OS).map((i, a) => i * s[a] - p[a]);
+        let acc = kind === 'max' ? -Infinity : 0;
+        for (let kk = 0; kk < K; kk++) {
+          const offset = unravel(kk, k);
+          let inside = true;
+          for (let a = 0; a < dims; a++) {
+            at[a] = start[a] + offset[a];
+            if (at[a] < 0 || at[a] >= S[a]) inside = false;
           }
-          if (kind === 'avg') {
-            const divisor = c.count_include_pad
-              ? (Math.min(y0 + kh, H + ph) - y0) * (Math.min(z0 + kw, W + pw) - z0)
-              : (Math.min(y0 + kh, H) - Math.max(y0, 0)) * (Math.min(z0 + kw, W) - Math.max(z0, 0));
-            acc /= divisor;
-          }
-          out.data[(b * OH + i) * OW + j] = roundTo(x.dtype, acc);
+          if (!inside) continue;
+          const v = x.data[b * Q + ravel(at, S)];
+          if (kind === 'max') acc = Number.isNaN(v) || Number.isNaN(acc) ? NaN : Math.max(acc, v);
+          else acc += v;
         }
+        if (kind === 'avg') {
+          let divisor = 1;
+          for (let a = 0; a < dims; a++) {
+            divisor *= c.count_include_pad
+              ? Math.min(start[a] + k[a], S[a] + p[a]) - start[a]
+              : Math.min(start[a] + k[a], S[a]) - Math.max(start[a], 0);
+          }
+          acc /= divisor;
+        }
+        out.data[b * P + q] = roundTo(x.dtype, acc);
       }
     }
     return out;
   };
 }
 
-function globalPool(kind) {
+function globalPool(kind, dims) {
   return (block, input) => {
     const x = floatInput(input);
-    if (x.ndim !== 4) throw new InputError(`${block.node.type} expects a 4-D NCHW input`);
-    const [n, C, H, W] = x.shape;
-    const out = new NDArray(x.dtype, [n, C, 1, 1]);
+    spatialInput(x, dims, block.node.type);
+    const [n, C] = x.shape, Q = product(x.shape.slice(2));
+    const out = new NDArray(x.dtype, [n, C, ...Array(dims).fill(1)]);
     for (let b = 0; b < n * C; b++) {
       let acc = kind === 'max' ? -Infinity : 0;
-      for (let i = 0; i < H * W; i++) {
-        const v = x.data[b * H * W + i];
+      for (let i = 0; i < Q; i++) {
+        const v = x.data[b * Q + i];
         acc = kind === 'max' ? (Number.isNaN(v) || Number.isNaN(acc) ? NaN : Math.max(acc, v)) : acc + v;
       }
-      out.data[b] = roundTo(x.dtype, kind === 'max' ? acc : acc / (H * W));
+      out.data[b] = roundTo(x.dtype, kind === 'max' ? acc : acc / Q);
     }
     return out;
   };
+}
+
+// §3.2 ReflectionPad2D: row r of the output is input row |r − top| mirrored at the far edge.
+function reflectionPad(block, input, c) {
+  const x = floatInput(input);
+  spatialInput(x, 2, 'ReflectionPad2D');
+  const [n, C, H, W] = x.shape, [top, bottom, left, right] = c.padding.slice(4);
+  if (Math.max(top, bottom) >= H || Math.max(left, right) >= W) {
+    throw new InputError(`ReflectionPad2D: padding ${c.padding.slice(4).join(', ')} must be smaller than the sizes (${H}, ${W}) it mirrors`);
+  }
+  const mirror = (i, size) => (i < 0 ? -i : i >= size ? 2 * (size - 1) - i : i);
+  const OH = H + top + bottom, OW = W + left + right;
+  const out = new NDArray(x.dtype, [n, C, OH, OW]);
+  for (let b = 0; b < n * C; b++) {
+    for (let r = 0; r < OH; r++) {
+      for (let q = 0; q < OW; q++) out.data[(b * OH + r) * OW + q] = x.data[(b * H + mirror(r - top, H)) * W + mirror(q - left, W)];
+    }
+  }
+  return out;
 }
 
 // Positions along `axis` of x: [outer, n, inner] so element (o, k, i) is at (o*n + k)*inner + i.
@@ -369,6 +454,84 @@ function layerNorm(block, input, c) {
   return out;
 }
 
+// (x − mean) / sqrt(var + epsilon) · gamma + beta over the positions `at(j)`, j < count.
+function normalise(x, out, count, at, epsilon, gamma, beta, dtype) {
+  let mean = 0, variance = 0;
+  for (let j = 0; j < count; j++) mean += x.data[at(j)];
+  mean /= count;
+  for (let j = 0; j < count; j++) variance += (x.data[at(j)] - mean) ** 2;
+  variance /= count;
+  const scale = 1 / Math.sqrt(variance + epsilon);
+  for (let j = 0; j < count; j++) out.data[at(j)] = roundTo(dtype, (x.data[at(j)] - mean) * scale * gamma + beta);
+}
+
+// §3.2 InstanceNorm: per example and channel, over every other axis; gamma and beta always apply.
+function instanceNorm(block, input, c) {
+  const x = toDtype(input, c.dtype);
+  if (x.ndim < 3 || c.axis < -x.ndim || c.axis >= x.ndim || normaliseAxis(c.axis, x.ndim) === 0) {
+    throw new InputError(`InstanceNorm(axis=${c.axis}) needs (N, C, spatial...) input, got shape (${x.shape.join(', ')})`);
+  }
+  const axis = normaliseAxis(c.axis, x.ndim);
+  const [outer, channels, inner] = around(x, axis);
+  const gamma = block.params.get('gamma'), beta = block.params.get('beta');
+  if (channels !== gamma.shape[0]) throw new ShapeMismatchError(`InstanceNorm: input has ${channels} channels, the parameters ${gamma.shape[0]}`);
+  const n = x.shape[0], mid = outer / n;
+  const out = new NDArray(c.dtype, x.shape.slice());
+  for (let b = 0; b < n; b++) {
+    for (let ch = 0; ch < channels; ch++) {
+      const at = (j) => ((b * mid + Math.floor(j / inner)) * channels + ch) * inner + (j % inner);
+      normalise(x, out, mid * inner, at, c.epsilon, gamma.data[ch], beta.data[ch], c.dtype);
+    }
+  }
+  return out;
+}
+
+// §3.2 GroupNorm: per example and group of consecutive channels; one gamma and beta per group.
+function groupNorm(block, input, c) {
+  const x = toDtype(input, c.dtype);
+  const G = c.num_groups;
+  if (x.ndim < 3 || x.shape[1] % G) {
+    throw new InputError(`GroupNorm(num_groups=${G}) needs (N, C, spatial...) input with C divisible by ${G}, got shape (${x.shape.join(', ')})`);
+  }
+  const gamma = block.params.get('gamma').data, beta = block.params.get('beta').data;
+  const size = x.size / (x.shape[0] * G);
+  const out = new NDArray(c.dtype, x.shape.slice());
+  for (let b = 0; b < x.shape[0] * G; b++) {
+    normalise(x, out, size, (j) => b * size + j, c.epsilon, gamma[b % G], beta[b % G], c.dtype);
+  }
+  return out;
+}
+
+// §3.2 PReLU: one alpha for every element, or one per channel of axis 1 (axis 0 of 1-D input).
+function prelu(block, input, c) {
+  const x = toDtype(input, c.dtype);
+  const alpha = block.params.get('alpha').data;
+  let channel = () => 0;
+  if (alpha.length > 1) {
+    const axis = x.ndim > 1 ? 1 : 0;
+    if (x.ndim < 1 || x.shape[axis] !== alpha.length) {
+      throw new InputError(`PReLU with ${alpha.length} slopes needs ${alpha.length} channels on axis ${axis}, got shape (${x.shape.join(', ')})`);
+    }
+    const [, count, inner] = around(x, axis);
+    channel = (i) => Math.floor(i / inner) % count;
+  }
+  const out = new NDArray(c.dtype, x.shape.slice());
+  for (let i = 0; i < x.size; i++) {
+    const v = x.data[i];
+    out.data[i] = v > 0 ? v : roundTo(c.dtype, v * alpha[channel(i)]);
+  }
+  return out;
+}
+
+const SELU_ALPHA = 1.6732632423543772, SELU_SCALE = 1.0507009873554805;
+
+function elementwise(input, fn) {
+  const x = floatInput(input);
+  const out = new NDArray(x.dtype, x.shape.slice());
+  for (let i = 0; i < x.size; i++) out.data[i] = roundTo(x.dtype, fn(x.data[i]));
+  return out;
+}
+
 function embedding(block, input, c) {
   const x = asArray(input);
   if (INFO[x.dtype].complex) throw new InputError('complex indices');
@@ -392,13 +555,19 @@ function flatten(block, input) {
 
 const LAYER_FORWARD = {
   Dense: dense,
-  Conv2D: conv2d,
-  MaxPool2D: pool('max'),
-  AvgPool2D: pool('avg'),
-  GlobalAvgPool2D: globalPool('avg'),
-  GlobalMaxPool2D: globalPool('max'),
   BatchNorm: batchNorm,
   LayerNorm: layerNorm,
+  InstanceNorm: instanceNorm,
+  GroupNorm: groupNorm,
+  ReflectionPad2D: reflectionPad,
+  PReLU: prelu,
+  SELU: (block, input) => elementwise(input, (v) => SELU_SCALE * (v > 0 ? v : SELU_ALPHA * Math.expm1(v))),
+  Swish: (block, input, c) => elementwise(input, (v) => v / (1 + Math.exp(-v * c.beta))),
+  GELU: (block, input, c) => (c.approximation === 'erf' ? activation('gelu', input)
+    : elementwise(input, (v) => 0.5 * v * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * (v + 0.044715 * v ** 3))))),
+  Identity: (block, input) => input,
+  Lambda: (block, input, c) => runOp(c.function, [input], c.attrs, {}),
+  HybridLambda: (block, input, c) => runOp(c.function, [input], c.attrs, {}),
   Embedding: embedding,
   Flatten: flatten,
   Dropout: (block, input) => floatInput(input),
@@ -406,3 +575,11 @@ const LAYER_FORWARD = {
   LeakyReLU: (block, input, c) => activation('leaky_relu', input, c.alpha),
   ELU: (block, input, c) => activation('elu', input, c.alpha),
 };
+for (const dims of [1, 2, 3]) {
+  LAYER_FORWARD[`Conv${dims}D`] = convolution(dims, false);
+  LAYER_FORWARD[`Conv${dims}DTranspose`] = convolution(dims, true);
+  LAYER_FORWARD[`MaxPool${dims}D`] = pool('max', dims);
+  LAYER_FORWARD[`AvgPool${dims}D`] = pool('avg', dims);
+  LAYER_FORWARD[`GlobalMaxPool${dims}D`] = globalPool('max', dims);
+  LAYER_FORWARD[`GlobalAvgPool${dims}D`] = globalPool('avg', dims);
+}
