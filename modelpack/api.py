@@ -51,7 +51,9 @@ def export(
     export is refused unless the traced graph reproduces forward on the example and on a
     random input. With ``dynamic_batch`` the loaded model accepts any batch size (axis 0 of
     every input); ``dynamic_axes={input: {axis: name}}`` frees other dimensions (a shared name
-    ties them); every other dimension is fixed by the example.
+    ties them); every other dimension is fixed by the example. An input may be a list or
+    tuple of arrays (recurrent states: ``example=(x, [h, c])``); inputs are then numbered in
+    the order of the flattened example.
     ``metadata`` is free-form text (description, author, license, ...); ``compress=True``
     deflates the weights (smaller, slower).
     """
@@ -115,12 +117,19 @@ def load(
             return opened.load(mmap=mmap)
 
 
-def _as_example(example: Any) -> tuple[np.ndarray, ...] | None:
-    """One input, or a tuple or list of inputs (forward's positional arguments)."""
+def _as_example(example: Any) -> tuple[Any, ...] | None:
+    """One input, or a tuple or list of inputs (forward's positional arguments); an input may
+    itself be a tuple or list of arrays (a recurrent state) or None."""
     if example is None:
         return None
     items = example if isinstance(example, (tuple, list)) else (example,)
-    return tuple(as_array(f"example input {i}", item) for i, item in enumerate(items))
+
+    def convert(label: str, item: Any) -> Any:
+        if isinstance(item, (tuple, list)):
+            return type(item)(convert(f"{label}[{i}]", x) for i, x in enumerate(item))
+        return None if item is None else as_array(label, item)
+
+    return tuple(convert(f"example input {i}", item) for i, item in enumerate(items))
 
 
 def inspect(path: PathOrFile, *, limits: Limits = DEFAULT_LIMITS) -> Manifest:

@@ -21,7 +21,10 @@ from ..errors import FormatError, InputError, SchemaError
 from ..io.npy import FLOAT_DTYPES
 from .block import Block
 from .parameter import Parameter
+from . import structure
 from .registry import LayerConfig, register_layer
+from .sizes import SYMBOL_PATTERN, names_in, resolve
+from .structure import Tree
 
 __all__ = [
     "GraphBlock",
@@ -61,9 +64,6 @@ class ParameterSpec(_Strict):
     trainable: bool = True
 
 
-# A dynamic dimension's name ("batch", "seq", ...): its size is bound by the inputs at run time.
-# A dynamic size's name ("batch", "seq"): declared once, used by the schema, ops and tracing.
-SYMBOL_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]{0,31}$"
 SymbolName = Annotated[str, Field(pattern=SYMBOL_PATTERN)]
 
 
@@ -85,19 +85,26 @@ class GraphNode(_Strict):
 
 
 class GraphOutputs(_Strict):
-    """What forward returns: one value, a tuple or list of them, or a dict of them."""
+    """What forward returns: one value, a tuple or list of them, a dict of them, or a nested
+    structure of them (``tree``, e.g. ``(y, [h, c])``)."""
 
-    kind: Literal["single", "tuple", "list", "dict"]
+    kind: Literal["single", "tuple", "list", "dict", "tree"]
     values: list[str]
     keys: list[str] | None = None
+    tree: Tree | None = None
 
 
 class GraphSpec(_Strict):
-    """The recorded computation: inputs, nodes in execution order, outputs."""
+    """The recorded computation: inputs, nodes in execution order, outputs.
+
+    ``args`` is the structure of forward's positional arguments when some are nested (a
+    list of states) or None; its values are the inputs, in order. Absent: one input each.
+    """
 
     inputs: list[GraphInput]
     nodes: list[GraphNode]
     outputs: GraphOutputs
+    args: list[Tree] | None = None
 
     @model_validator(mode="after")
     def _well_formed(self) -> GraphSpec:
@@ -113,6 +120,9 @@ class GraphSpec(_Strict):
 
         for graph_input in self.inputs:
             define(graph_input.name)
+        if self.args is not None and sum(structure.count(a) for a in self.args) != len(self.inputs):
+            raise ValueError("the argument structure does not hold exactly the graph's inputs")
+        bound = {d for graph_input in self.inputs for d in graph_input.shape if isinstance(d, str)}
         for position, node in enumerate(self.nodes):
             for name in node.inputs:
                 if name not in defined:
@@ -120,9 +130,19 @@ class GraphSpec(_Strict):
             if node.op in SPECIAL_OPS:
                 _check_special(node, position)
             else:
-                ops.op_def(node.op).attrs.model_validate(node.attrs)
-                if len(node.outputs) != 1:
-                    raise ValueError(f"node {position} ({node.op}) must have exactly one output")
+                definition = ops.op_def(node.op)
+                definition.attrs.model_validate(node.attrs)
+                if len(node.outputs) != definition.output_count(node.attrs):
+                    raise ValueError(
+                        f"node {position} ({node.op}) must have {definition.output_count(node.attrs)} output(s)"
+                    )
+                for attr in definition.sizes:
+                    unbound = names_in(node.attrs.get(attr)) - bound
+                    if unbound:
+                        raise ValueError(
+                            f"node {position} ({node.op}) uses dynamic sizes {sorted(unbound)} that no "
+                            "graph input carries"
+                        )
             for name in node.outputs:
                 define(name)
         for name in self.outputs.values:
@@ -135,12 +155,20 @@ class GraphSpec(_Strict):
             raise ValueError("graph outputs need one distinct key per value")
         if self.outputs.kind == "single" and len(self.outputs.values) != 1:
             raise ValueError("a 'single' graph output has exactly one value")
+        if (self.outputs.kind == "tree") != (self.outputs.tree is not None):
+            raise ValueError("graph outputs have a 'tree' exactly when their kind is 'tree'")
+        if self.outputs.tree is not None and structure.count(self.outputs.tree) != len(self.outputs.values):
+            raise ValueError("the output tree does not hold exactly the graph's output values")
         return self
 
 
 class _LayerAttrs(_Strict):
     block: str = Field(min_length=1)
-    returns: Literal["single", "tuple", "list"] = "single"
+    returns: Literal["single", "tuple", "list", "tree"] = "single"
+    # Nested arguments (states as lists): the call's structure; its values are the inputs.
+    args: list[Tree] | None = None
+    # With returns "tree": the structure of the result; its values are the outputs.
+    tree: Tree | None = None
 
 
 class _NameAttrs(_Strict):
@@ -171,8 +199,15 @@ def _check_special(node: GraphNode, position: int) -> None:
     attrs = _SPECIAL_ATTRS[node.op].model_validate(node.attrs)
     if node.op != "layer" and (node.inputs or len(node.outputs) != 1):
         raise ValueError(f"node {position} ({node.op}) takes no inputs and has one output")
-    if isinstance(attrs, _LayerAttrs) and attrs.returns == "single" and len(node.outputs) != 1:
-        raise ValueError(f"node {position} (layer) returns a single value but names several")
+    if isinstance(attrs, _LayerAttrs):
+        if attrs.returns == "single" and len(node.outputs) != 1:
+            raise ValueError(f"node {position} (layer) returns a single value but names several")
+        if (attrs.returns == "tree") != (attrs.tree is not None):
+            raise ValueError(f"node {position} (layer) has a 'tree' exactly when it returns 'tree'")
+        if attrs.tree is not None and structure.count(attrs.tree) != len(node.outputs):
+            raise ValueError(f"node {position} (layer): its result tree does not match its outputs")
+        if attrs.args is not None and sum(structure.count(a) for a in attrs.args) != len(node.inputs):
+            raise ValueError(f"node {position} (layer): its argument structure does not match its inputs")
 
 
 class GraphConfig(LayerConfig):
@@ -276,8 +311,7 @@ class GraphBlock(Block):
         graph = self._graph
         if graph is None:
             raise InputError(f"{self._source_class} was never called while tracing; it has no graph to run")
-        if len(args) != len(graph.inputs):
-            raise InputError(f"{self._source_class} expects {len(graph.inputs)} inputs, got {len(args)}")
+        args = self._flat_arguments(graph, args)
         values: dict[str, Any] = {}
         sizes: dict[str, int] = {}
         for spec, arg in zip(graph.inputs, args, strict=True):
@@ -304,9 +338,25 @@ class GraphBlock(Block):
         outputs = [values[name] for name in graph.outputs.values]
         if graph.outputs.kind == "single":
             return outputs[0]
+        if graph.outputs.kind == "tree":
+            return structure.unflatten(graph.outputs.tree, outputs)
         if graph.outputs.kind == "dict":
             return dict(zip(graph.outputs.keys or [], outputs, strict=True))
         return tuple(outputs) if graph.outputs.kind == "tuple" else outputs
+
+    def _flat_arguments(self, graph: GraphSpec, args: tuple[Any, ...]) -> list[Any]:
+        """forward's arguments as the graph's flat inputs, after checking their structure."""
+        if graph.args is None:
+            if len(args) != len(graph.inputs):
+                raise InputError(f"{self._source_class} expects {len(graph.inputs)} inputs, got {len(args)}")
+            return list(args)
+        want = [a.model_dump() if not isinstance(a, str) else a for a in graph.args]
+        got, leaves = structure.flatten(list(args))
+        if got["items"] != want:
+            expected = ", ".join(structure.describe(a) for a in want)
+            given = ", ".join(structure.describe(a) for a in got["items"])
+            raise InputError(f"{self._source_class} expects arguments ({expected}), got ({given})")
+        return leaves
 
     def _run(
         self, node: GraphNode, inputs: list[Any], params: Mapping[str, Parameter], sizes: dict[str, int]
@@ -314,25 +364,44 @@ class GraphBlock(Block):
         from . import ops  # late, as above: ops imports the layers, which import this module
 
         if node.op == "layer":
-            result = self._resolve(node.attrs["block"])(*inputs)
-            if node.attrs.get("returns", "single") == "single":
-                return [result]
-            if not isinstance(result, (tuple, list)):  # an array would be split along axis 0
-                raise InputError(
-                    f"{self._source_class}: block {node.attrs['block']!r} returned a "
-                    f"{type(result).__name__} where the graph expects a {node.attrs['returns']}"
-                )
-            return list(result)
+            return self._call_layer(node.attrs, inputs)
         if node.op == "parameter":
             return [params[node.attrs["name"]].data()]
         if node.op == "constant":
             return [self._constants[_constant_index(node.attrs["name"]) or 0]]
         if node.op == "scalar":
             return [node.attrs["value"]]
+        definition = ops.op_def(node.op)
         attrs = dict(node.attrs)
-        if node.op == "reshape":
-            attrs["shape"] = [sizes[d] if isinstance(d, str) else d for d in attrs["shape"]]
-        return [ops.op_def(node.op).fn(*inputs, **attrs)]
+        for name in definition.sizes:
+            if name in attrs:
+                attrs[name] = resolve(attrs[name], sizes)
+        result = definition.fn(*inputs, **attrs)
+        return [result] if definition.outputs is None else list(result)
+
+    def _call_layer(self, attrs: Mapping[str, Any], inputs: list[Any]) -> list[Any]:
+        """Call a child block as a ``layer`` node says; its result as the node's output values."""
+        args = inputs if attrs.get("args") is None else structure.unflatten(
+            {"kind": "list", "items": attrs["args"]}, inputs
+        )
+        result = self._resolve(attrs["block"])(*args)
+        returns = attrs.get("returns", "single")
+        if returns == "single":
+            return [result]
+        if returns == "tree":
+            tree, leaves = structure.flatten(result)
+            if tree != attrs["tree"]:
+                raise TypeError(
+                    f"the block returned {structure.describe(tree)}, the graph expects "
+                    f"{structure.describe(attrs['tree'])}"
+                )
+            return leaves
+        if not isinstance(result, (tuple, list)):  # an array would be split along axis 0
+            raise InputError(
+                f"{self._source_class}: block {attrs['block']!r} returned a "
+                f"{type(result).__name__} where the graph expects a {returns}"
+            )
+        return list(result)
 
     def get_config(self) -> dict[str, Any]:
         return {

@@ -12,8 +12,9 @@ from typing import Any
 import numpy as np
 
 from ..errors import ModelpackError, TraceError
+from ..nn import structure
 from ..nn.block import Block
-from .symbols import DimSymbol, resize
+from .symbols import DimSymbol, growth, resize
 
 __all__ = ["check_trace"]
 
@@ -22,12 +23,16 @@ __all__ = ["check_trace"]
 RTOL = 1e-6
 
 
-def check_trace(
-    net: Block, loaded: Block, examples: tuple[np.ndarray, ...], symbols: list[DimSymbol]
-) -> None:
-    """Raise TraceError if ``loaded`` computes anything else than ``net``."""
+def check_trace(net: Block, loaded: Block, examples: tuple[Any, ...], symbols: list[DimSymbol]) -> None:
+    """Raise TraceError if ``loaded`` computes anything else than ``net``.
+
+    The random input's dynamic sizes grow in proportions no trace used (``growth`` direction
+    3), so a size expression that only fitted the traced sizes is caught here.
+    """
     rng = np.random.default_rng(0)
-    random_input = _random_like(resize(examples, symbols, 2), rng)
+    tree, leaves = structure.flatten(list(examples))
+    grown = resize(tuple(leaves), symbols, growth(symbols, 3)) if symbols else tuple(leaves)
+    random_input = tuple(structure.unflatten(tree, list(_random_like(grown, rng))))
     for label, inputs in (("the example", examples), ("a random input", random_input)):
         with np.errstate(all="ignore"):
             try:
@@ -62,6 +67,12 @@ def _random_like(examples: tuple[np.ndarray, ...], rng: np.random.Generator) -> 
 
 
 def _compare(want: Any, got: Any) -> str | None:
+    if isinstance(want, (tuple, list)) and structure.has_nesting(want):
+        want_tree, want_leaves = structure.flatten(want)
+        got_tree, got_leaves = structure.flatten(got)
+        if want_tree != got_tree:
+            return f"outputs are {structure.describe(want_tree)}, the graph gives {structure.describe(got_tree)}"
+        want, got = tuple(want_leaves), tuple(got_leaves)
     if isinstance(want, dict):
         if not isinstance(got, dict) or list(want) != list(got):
             return f"outputs are a dict with keys {list(want)}, the graph gives {type(got).__name__}"

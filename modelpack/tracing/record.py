@@ -16,7 +16,7 @@ from typing import Any, Literal
 import numpy as np
 
 from ..io.npy import FLOAT_DTYPES, SUPPORTED_DTYPES
-from ..nn import hooks, ops, registry
+from ..nn import hooks, ops, registry, structure
 from ..nn.block import Block
 from ..nn.graph import GraphInput, GraphNode, GraphOutputs, GraphSpec, ParameterSpec
 from ..nn.parameter import Parameter
@@ -33,6 +33,7 @@ class BlockTrace:
     spec: GraphSpec
     parameters: dict[str, ParameterSpec]
     constants: list[np.ndarray]
+    loops: list[tuple[str, int]] = field(default_factory=list)  # unrolled: (source line, length)
 
 
 @dataclass
@@ -53,6 +54,9 @@ class GraphBuilder:
         self.owner_path = owner_path or type(owner).__name__
         self.nodes: list[GraphNode] = []
         self.inputs: list[GraphInput] = []
+        self.args: list[Any] | None = None  # the arguments' structure, when nested
+        # Python loops over stand-ins, unrolled: (source line, length), for error messages.
+        self.loops: list[tuple[str, int]] = []
         self.constants: list[np.ndarray] = []
         self._constant_ids: dict[int, str] = {}
         self._param_values: dict[int, Traced] = {}
@@ -101,7 +105,7 @@ class GraphBuilder:
             return self._constant_ids[key], value
         raise refuse(op, f"an input of type {type(value).__name__} is neither an array nor a number")
 
-    def add_op(self, op: str, inputs: list[Any], attrs: dict[str, Any]) -> Traced:
+    def add_op(self, op: str, inputs: list[Any], attrs: dict[str, Any]) -> Any:
         definition = ops.op_def(op)
         flat: list[Any] = []
         for value in inputs:
@@ -113,9 +117,13 @@ class GraphBuilder:
         definition.attrs.model_validate(attrs)
         with hooks.suspended():
             result = definition.fn(*reals, **attrs)
-        name = self._new_value()
-        self.nodes.append(GraphNode(op=op, inputs=list(names), outputs=[name], attrs=attrs))
-        return Traced(self, name, result)
+        if definition.outputs is None:
+            name = self._new_value()
+            self.nodes.append(GraphNode(op=op, inputs=list(names), outputs=[name], attrs=attrs))
+            return Traced(self, name, result)
+        outputs = [self._new_value() for _ in result]
+        self.nodes.append(GraphNode(op=op, inputs=list(names), outputs=outputs, attrs=attrs))
+        return [Traced(self, n, r) for n, r in zip(outputs, result, strict=True)]
 
     def add_layer_call(
         self, block: Block, args: tuple[Any, ...], run: Callable[[tuple[Any, ...]], Any]
@@ -126,23 +134,29 @@ class GraphBuilder:
                 f"calling a {type(block).__name__} that is not a child of {self.owner_path}",
                 "its parameters would not be saved; assign it as an attribute in __init__",
             )
+        tree, leaves = _flatten(list(args), f"calling layer {path}")
         names, reals = (
-            zip(*(self._operand(a, f"layer {path}") for a in args), strict=True) if args else ((), ())
+            zip(*(self._operand(a, f"layer {path}") for a in leaves), strict=True) if leaves else ((), ())
         )
-        result = run(tuple(reals))
-        if isinstance(result, (tuple, list)):
-            returns = "tuple" if isinstance(result, tuple) else "list"
-            outputs = [self._new_value() for _ in result]
-            wrapped: Any = type(result)(Traced(self, n, r) for n, r in zip(outputs, result, strict=True))
+        result = run(tuple(structure.unflatten(tree, list(reals))))
+        attrs: dict[str, Any] = {"block": path}
+        if not structure.is_flat(tree["items"]):
+            attrs["args"] = tree["items"]
+        if isinstance(result, (tuple, list)) and not structure.has_nesting(result):
+            attrs["returns"] = "tuple" if isinstance(result, tuple) else "list"
+            results = list(result)
+        elif isinstance(result, (tuple, list)):
+            attrs["returns"], (attrs["tree"], results) = "tree", _flatten(result, f"layer {path}'s result")
         else:
-            returns, outputs = "single", [self._new_value()]
-            wrapped = Traced(self, outputs[0], result)
-        self.nodes.append(
-            GraphNode(
-                op="layer", inputs=list(names), outputs=outputs, attrs={"block": path, "returns": returns}
-            )
-        )
-        return wrapped
+            attrs["returns"], results = "single", [result]
+        outputs = [self._new_value() for _ in results]
+        wrapped = [Traced(self, n, r) for n, r in zip(outputs, results, strict=True)]
+        self.nodes.append(GraphNode(op="layer", inputs=list(names), outputs=outputs, attrs=attrs))
+        if attrs["returns"] == "single":
+            return wrapped[0]
+        if attrs["returns"] == "tree":
+            return structure.unflatten(attrs["tree"], wrapped)
+        return type(result)(wrapped)
 
     def read_parameter(self, param: Parameter) -> Traced:
         cached = self._param_values.get(id(param))
@@ -163,26 +177,35 @@ class GraphBuilder:
 
     def finish(self, result: Any) -> tuple[GraphSpec, Any]:
         """Close the graph on ``result``; return the spec and the real output."""
-        kind: Literal["single", "tuple", "list", "dict"]
-        keys: list[str] | None
+        kind: Literal["single", "tuple", "list", "dict", "tree"]
+        keys: list[str] | None = None
+        tree: Any = None
         if isinstance(result, dict):
             keys = list(result)
             if not all(isinstance(k, str) for k in keys):
                 raise refuse("returning a dict", "its keys must be strings")
             kind, items = "dict", [result[k] for k in keys]
+        elif isinstance(result, (tuple, list)) and not structure.has_nesting(result):
+            kind, items = ("tuple" if isinstance(result, tuple) else "list"), list(result)
         elif isinstance(result, (tuple, list)):
-            kind, items, keys = ("tuple" if isinstance(result, tuple) else "list"), list(result), None
+            kind = "tree"
+            tree, items = _flatten(result, "returning a value")
         else:
-            kind, items, keys = "single", [result], None
+            kind, items = "single", [result]
         names = [self._output_name(item) for item in items]
         reals = [item._value if isinstance(item, Traced) else item for item in items]
         spec = GraphSpec(
-            inputs=self.inputs, nodes=self.nodes, outputs=GraphOutputs(kind=kind, values=names, keys=keys)
+            inputs=self.inputs,
+            nodes=self.nodes,
+            outputs=GraphOutputs(kind=kind, values=names, keys=keys, tree=tree),
+            args=self.args,
         )
         if kind == "single":
             return spec, reals[0]
         if kind == "dict":
             return spec, dict(zip(keys or [], reals, strict=True))
+        if kind == "tree":
+            return spec, structure.unflatten(tree, reals)
         return spec, (tuple(reals) if kind == "tuple" else reals)
 
     def _output_name(self, item: Any) -> str:
@@ -203,6 +226,14 @@ class GraphBuilder:
                 shape=list(param.shape), dtype=param.dtype.name, trainable=param.grad_req != "null"
             )
         return specs
+
+
+def _flatten(value: Any, what: str) -> tuple[Any, list[Any]]:
+    """A nested argument or result as (tree, values); refused past the nesting a graph keeps."""
+    try:
+        return structure.flatten(value)
+    except ValueError as exc:
+        raise refuse(what, str(exc)) from None
 
 
 def is_opaque(block: Block) -> bool:
@@ -257,21 +288,26 @@ class Tracer:
                     return block.forward(*args)
             finally:
                 self.stack.pop()
-        for arg in args:
+        tree, leaves = _flatten(list(args), f"calling {type(block).__name__}")
+        for arg in leaves:
             if not isinstance(arg, (np.ndarray, np.generic, int, float)):
                 raise refuse(
                     f"calling {type(block).__name__}",
                     f"argument of type {type(arg).__name__} is not an array",
                 )
         builder = GraphBuilder(block, self.paths.get(id(block), ""))
-        stand_ins = [builder.add_input(arg) for arg in args]
+        stand_ins = [builder.add_input(arg) for arg in leaves]
+        if not structure.is_flat(tree["items"]):
+            builder.args = tree["items"]
         self.stack.append(builder)
         try:
-            result = block.forward(*stand_ins)
+            result = block.forward(*structure.unflatten(tree, stand_ins))
         finally:
             self.stack.pop()
         spec, real = builder.finish(result)
-        self.result.traces[id(block)] = BlockTrace(block, spec, builder.own_parameters(), builder.constants)
+        self.result.traces[id(block)] = BlockTrace(
+            block, spec, builder.own_parameters(), builder.constants, builder.loops
+        )
         return real
 
     def read_parameter(self, param: Parameter) -> Any | None:

@@ -4,8 +4,9 @@ A ``Traced`` carries a graph value name and the real value of the example, so sh
 known and every recorded op is also computed. Operators, numpy ufuncs and array functions
 (``__array_ufunc__``/``__array_function__``) and ``nn.functional`` calls on stand-ins become
 nodes; anything that would turn one into plain Python data (``bool()``, ``float()``,
-iteration, ``np.asarray``) raises ``TraceError`` naming the operation and the source line,
-because the graph would silently bake in this one example's value.
+``np.asarray``) raises ``TraceError`` naming the operation and the source line,
+because the graph would silently bake in this one example's value. A ``for`` loop over a
+stand-in is unrolled along its first axis.
 """
 
 from __future__ import annotations
@@ -65,7 +66,7 @@ class Traced:
     """A stand-in for an array while tracing: a named graph value plus its real value.
 
     Supports numpy's operators, ufuncs and array functions from the op set; everything that
-    would turn it into plain Python data (``bool()``, ``float()``, iteration) is refused,
+    would turn it into plain Python data (``bool()``, ``float()``, ``.item()``) is refused,
     because the graph would silently bake in this one example's value.
     """
 
@@ -118,10 +119,12 @@ class Traced:
         raise refuse("using a traced value as an index", "indices must be constants")
 
     def __iter__(self) -> Any:
-        raise refuse(
-            "iterating over a traced value",
-            "a Python loop over tensor data cannot be recorded; use array ops",
-        )
+        """``for x in X``: unrolled, one ``X[i]`` per step along axis 0 (the example's length,
+        so a loop over a dynamic axis is refused when the sizes grow)."""
+        if self.ndim == 0:
+            raise refuse("iterating over a 0-d traced value", "it has no axis to loop over")
+        self._graph.loops.append((_source_line(), self.shape[0]))
+        return iter([self[i] for i in range(self.shape[0])])
 
     def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
         raise refuse(
@@ -188,6 +191,18 @@ class Traced:
     def __rmatmul__(self, other: Any) -> Any:
         return _record("matmul", [other, self], {})
 
+    def __floordiv__(self, other: Any) -> Any:
+        return _record("floor_divide", [self, other], {})
+
+    def __rfloordiv__(self, other: Any) -> Any:
+        return _record("floor_divide", [other, self], {})
+
+    def __mod__(self, other: Any) -> Any:
+        return _record("mod", [self, other], {})
+
+    def __rmod__(self, other: Any) -> Any:
+        return _record("mod", [other, self], {})
+
     def __neg__(self) -> Any:
         return _record("negative", [self], {})
 
@@ -237,7 +252,7 @@ class Traced:
         return self._inplace("divide", other)
 
     def __getitem__(self, index: Any) -> Any:
-        return _call(ops.OPS["getitem"], "indexing with a non-constant or advanced index", self, index)
+        return _call(ops.OPS["getitem"], "indexing", self, index)
 
     # -- methods ------------------------------------------------------------------------------
     @property

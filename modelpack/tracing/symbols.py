@@ -1,12 +1,15 @@
-"""Symbolic dimensions: which input sizes may change after loading, found by tracing twice.
+"""Symbolic dimensions: which input sizes may change after loading, found by tracing again.
 
 A dimension is dynamic when declared so: axis 0 of every input is ``"batch"`` (unless
 ``dynamic_batch=False``), and ``dynamic_axes={input: {axis: name}}`` names others (one name
-shared by several axes ties them, as ONNX does). Tracing runs once on the example and once
-with each dynamic dimension grown by a distinct step; the two graphs must be identical except
-where an integer tracks exactly one symbol's size (an input's shape, a reshape target), which
-becomes the symbol's name. Any other difference is refused: the graph would only be right
-for the example's sizes.
+shared by several axes ties them, as ONNX does); inputs are numbered in the order of the
+flattened example (a list of states counts as its arrays). Tracing runs once on the example
+and once with each dynamic dimension grown by a distinct step (a third time, growing them in
+another proportion, when two sizes could explain one value). The graphs must be identical
+except for integers that are sizes (``nn.sizes``: an input's shape, a reshape target, the
+shape of an array made with ``np.zeros((x.shape[0], h))``, a slice bound, a repeat count),
+which become expressions over the block's own dynamic input sizes (``4*batch``). Anything
+else that differs is refused: the graph would only be right for the example's sizes.
 """
 
 from __future__ import annotations
@@ -19,12 +22,14 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import TraceError, UsageError
+from ..errors import ModelpackError, TraceError, UsageError
+from ..nn import ops, structure
 from ..nn.block import Block
-from ..nn.graph import SYMBOL_PATTERN, GraphSpec
+from ..nn.graph import SPECIAL_OPS, GraphSpec
+from ..nn.sizes import SYMBOL_PATTERN, SizeExpr
 from .record import BlockTrace, TraceResult, trace_model
 
-__all__ = ["DimSymbol", "plan_symbols", "resize", "trace_twice"]
+__all__ = ["DimSymbol", "plan_symbols", "resize", "growth", "trace_symbolic"]
 
 _SYMBOL = re.compile(SYMBOL_PATTERN)
 
@@ -37,6 +42,7 @@ class DimSymbol:
     size: int
     step: int  # growth in the second trace; distinct per symbol so values identify it
     places: tuple[tuple[int, int], ...]  # (input index, axis)
+    by_default: bool = False  # declared by dynamic_batch (axis 0 of every input)
 
 
 def plan_symbols(
@@ -45,9 +51,10 @@ def plan_symbols(
     dynamic_batch: bool,
     dynamic_axes: Mapping[int, Mapping[int, str]] | None,
 ) -> list[DimSymbol]:
-    """Validate the declared dynamic dimensions against the example; one symbol per name."""
+    """Validate the declared dynamic dimensions against the (flat) example; one symbol per name."""
     places: dict[str, list[tuple[int, int]]] = {}
     owner: dict[tuple[int, int], str] = {}
+    default: set[str] = set()
 
     def declare(name: str, index: int, axis: int) -> None:
         if not isinstance(name, str) or not _SYMBOL.match(name):
@@ -68,6 +75,7 @@ def plan_symbols(
         for index, example in enumerate(examples):
             if example.ndim:
                 declare("batch", index, 0)
+        default.add("batch")
     for index, axes in (dynamic_axes or {}).items():
         for axis, name in axes.items():
             declare(name, index, axis)
@@ -75,108 +83,274 @@ def plan_symbols(
     for step, (name, where) in enumerate(places.items(), start=1):
         sizes = {int(examples[i].shape[a]) for i, a in where}
         if len(sizes) != 1:
+            shown = ", ".join(f"input {i} axis {a}: {examples[i].shape[a]}" for i, a in where)
             raise UsageError(
-                f"dynamic dimension {name!r} has different sizes in the example: {sorted(sizes)}"
+                f"dynamic dimension {name!r} has different sizes in the example ({shown})"
+                + (_batch_hint(examples) if name in default else "")
             )
         size = sizes.pop()
         if size == 0:
             raise UsageError(
                 f"dynamic dimension {name!r} is empty in the example; give it at least one element"
             )
-        symbols.append(DimSymbol(name, size, step, tuple(where)))
+        symbols.append(DimSymbol(name, size, step, tuple(where), name in default))
     return symbols
 
 
-def resize(examples: tuple[np.ndarray, ...], symbols: list[DimSymbol], growth: int) -> tuple[np.ndarray, ...]:
-    """The examples with each symbol's axes grown by ``growth × step`` (repeating the last slice)."""
-    out = list(examples)
-    for symbol in symbols:
-        extra = growth * symbol.step
-        for index, axis in symbol.places:
-            last = np.take(out[index], [-1], axis=axis)
-            out[index] = np.concatenate([out[index], np.repeat(last, extra, axis=axis)], axis=axis)
-    return tuple(out)
-
-
-def trace_twice(net: Block, examples: tuple[np.ndarray, ...], symbols: list[DimSymbol]) -> TraceResult:
-    """Trace once (no dynamic dimensions) or twice, and keep the size-dependent values symbolic."""
-    first, _ = trace_model(net, examples)
-    if not symbols:
-        return first
-    second, _ = trace_model(net, resize(examples, symbols, 1))
-    paths = {id(block): name or type(net).__name__ for name, block in net.named_blocks()}
-    return _merge(first, second, symbols, paths)
-
-
-def _merge(
-    first: TraceResult, second: TraceResult, symbols: list[DimSymbol], paths: dict[int, str]
-) -> TraceResult:
-    by_change = {(s.size, s.size + s.step): s.name for s in symbols}
-    if set(first.traces) != set(second.traces):
-        raise TraceError("cannot trace forward: different blocks are called when the dynamic dimensions grow")
-    merged = TraceResult()
-    for key, one in first.traces.items():
-        other = second.traces[key]
-        where = paths.get(key, type(one.block).__name__)
-        if one.parameters != other.parameters:
-            raise TraceError(f"cannot trace block {where!r}: its parameters change with the input size")
-        if len(one.constants) != len(other.constants) or any(
-            a.shape != b.shape or a.dtype != b.dtype or a.tobytes() != b.tobytes()
-            for a, b in zip(one.constants, other.constants, strict=True)
-        ):
-            raise TraceError(
-                f"cannot trace a constant in block {where!r}: it depends on the input size or "
-                "values (arrays built from x.shape become constants; derive them from x with ops)"
-            )
-        document = _merge_json(
-            one.spec.model_dump(mode="json"), other.spec.model_dump(mode="json"), by_change, where, []
-        )
-        spec = GraphSpec.model_validate(document)
-        _check_symbols_bound(spec, where)
-        merged.traces[key] = BlockTrace(one.block, spec, one.parameters, one.constants)
-    return merged
-
-
-def _merge_json(a: Any, b: Any, by_change: dict[tuple[int, int], str], where: str, trail: list[Any]) -> Any:
-    if type(a) is not type(b):
-        raise _difference(where, trail, a, b)
-    if isinstance(a, dict):
-        if a.keys() != b.keys():
-            raise _difference(where, trail, a, b)
-        return {k: _merge_json(a[k], b[k], by_change, where, [*trail, k]) for k in a}
-    if isinstance(a, list):
-        if len(a) != len(b):
-            raise _difference(where, trail, a, b)
-        return [
-            _merge_json(x, y, by_change, where, [*trail, i])
-            for i, (x, y) in enumerate(zip(a, b, strict=True))
-        ]
-    if a == b or (isinstance(a, float) and math.isnan(a) and math.isnan(b)):  # NaN scalars agree
-        return a
-    symbol = by_change.get((a, b)) if isinstance(a, int) and not isinstance(a, bool) else None
-    in_shape = (trail[:1] == ["inputs"] and "shape" in trail) or (trail[:1] == ["nodes"] and "shape" in trail)
-    if symbol is not None and in_shape:
-        return symbol
-    raise _difference(where, trail, a, b)
-
-
-def _difference(where: str, trail: list[Any], a: Any, b: Any) -> TraceError:
-    location = ".".join(str(t) for t in trail)
-    return TraceError(
-        f"cannot trace block {where!r} with dynamic dimensions: the graph recorded at the "
-        f"example's sizes differs from the one at larger sizes: {location} is {a!r} vs {b!r}. "
-        "Either forward depends on state outside its inputs, or a value is computed from a "
-        "dynamic size: write -1 or x.shape[i] (for a dynamic axis i) only as a reshape target, "
-        "or export with fewer dynamic dimensions (dynamic_batch=False, dynamic_axes)"
+def _batch_hint(examples: tuple[np.ndarray, ...] | None = None) -> str:
+    """The fix when axis 0 is not the batch: time-major inputs, recurrent states."""
+    shown = "{0: {1: 'batch'}}"
+    return (
+        ". If axis 0 of an input is not its batch (time-major sequences (T, N, C), recurrent "
+        "states (layers, N, hidden)), export with dynamic_batch=False and dynamic_axes naming "
+        f"each input's batch axis, e.g. dynamic_axes={shown}"
     )
 
 
-def _check_symbols_bound(spec: GraphSpec, where: str) -> None:
-    bound = {d for graph_input in spec.inputs for d in graph_input.shape if isinstance(d, str)}
-    for node in spec.nodes:
-        for dim in node.attrs.get("shape", []) if node.op == "reshape" else []:
-            if isinstance(dim, str) and dim not in bound:
-                raise TraceError(
-                    f"cannot trace block {where!r}: a reshape uses dynamic size {dim!r}, which none "
-                    "of the block's own inputs carries"
-                )
+def growth(symbols: list[DimSymbol], direction: int) -> dict[str, int]:
+    """How much each symbol grows in trace ``direction`` (1, 2, ...): by its step, then in
+    proportions no earlier direction used, so that two sizes never grow alike twice."""
+    return {s.name: s.step * (1 if direction == 1 else direction + i) for i, s in enumerate(symbols)}
+
+
+def resize(examples: tuple[np.ndarray, ...], symbols: list[DimSymbol], extra: Mapping[str, int]) -> tuple[np.ndarray, ...]:
+    """The (flat) examples with each symbol's axes grown by ``extra[name]`` (repeating the last slice)."""
+    out = list(examples)
+    for symbol in symbols:
+        for index, axis in symbol.places:
+            last = np.take(out[index], [-1], axis=axis)
+            out[index] = np.concatenate([out[index], np.repeat(last, extra[symbol.name], axis=axis)], axis=axis)
+    return tuple(out)
+
+
+class _Ambiguous(Exception):
+    """Two sizes explain a value at the traced sizes; one more trace tells them apart."""
+
+
+def trace_symbolic(net: Block, examples: tuple[Any, ...], symbols: list[DimSymbol]) -> TraceResult:
+    """Trace once (no dynamic dimensions) or more, and keep the size-dependent values symbolic."""
+    first, _ = trace_model(net, examples)
+    if not symbols:
+        return first
+    traces = [first, _trace_grown(net, examples, symbols, 1)]
+    paths = {id(block): name or type(net).__name__ for name, block in net.named_blocks()}
+    try:
+        return _merge(traces, symbols, paths)
+    except _Ambiguous:
+        traces.append(_trace_grown(net, examples, symbols, 2))
+        return _merge(traces, symbols, paths)
+
+
+def _trace_grown(net: Block, examples: tuple[Any, ...], symbols: list[DimSymbol], direction: int) -> TraceResult:
+    extra = growth(symbols, direction)
+    tree, leaves = structure.flatten(list(examples))
+    grown = structure.unflatten(tree, list(resize(tuple(leaves), symbols, extra)))
+    try:
+        result, _ = trace_model(net, tuple(grown))
+    except (ModelpackError, ValueError, TypeError, IndexError) as exc:
+        sizes = ", ".join(f"{s.name}={s.size + extra[s.name]}" for s in symbols)
+        hint = _batch_hint() if any(s.by_default for s in symbols) else ""
+        raise TraceError(f"cannot trace forward with dynamic sizes: it fails at {sizes}: {exc}{hint}") from exc
+    return result
+
+
+def _points(symbols: list[DimSymbol], count: int) -> list[dict[str, int]]:
+    """The global sizes of each trace."""
+    points = [{s.name: s.size for s in symbols}]
+    for direction in range(1, count):
+        extra = growth(symbols, direction)
+        points.append({s.name: s.size + extra[s.name] for s in symbols})
+    return points
+
+
+def _merge(traces: list[TraceResult], symbols: list[DimSymbol], paths: dict[int, str]) -> TraceResult:
+    points = _points(symbols, len(traces))
+    keys = set(traces[0].traces)
+    if any(set(t.traces) != keys for t in traces[1:]):
+        raise TraceError("cannot trace forward: different blocks are called when the dynamic dimensions grow")
+    merged = TraceResult()
+    for key, one in traces[0].traces.items():
+        blocks = [t.traces[key] for t in traces]
+        where = paths.get(key, type(one.block).__name__)
+        if any(b.parameters != one.parameters for b in blocks[1:]):
+            raise TraceError(f"cannot trace block {where!r}: its parameters change with the input size")
+        merger = _Merger(blocks, symbols, points, where)
+        spec = GraphSpec.model_validate(merger.document())
+        merged.traces[key] = BlockTrace(one.block, spec, one.parameters, merger.constants, one.loops)
+    return merged
+
+
+class _Merger:
+    """One block's traces → one graph whose sizes are expressions over its dynamic inputs."""
+
+    def __init__(self, blocks: list[BlockTrace], symbols: list[DimSymbol], points: list[dict[str, int]], where: str) -> None:
+        self.blocks, self.symbols, self.points, self.where = blocks, symbols, points, where
+        self.docs = [b.spec.model_dump(mode="json") for b in blocks]
+        self.constants = self._merge_constants()
+        self.basis: dict[str, list[int]] = {}  # name -> its value in each trace
+
+    def document(self) -> dict[str, Any]:
+        inputs = self._bind_inputs()
+        rest = {k: self._merge([d[k] for d in self.docs], [k]) for k in self.docs[0] if k != "inputs"}
+        return {"inputs": inputs, **rest}
+
+    # -- inputs: their changing dimensions are the block's own dynamic sizes -------------------
+    def _bind_inputs(self) -> list[dict[str, Any]]:
+        lists = [d["inputs"] for d in self.docs]
+        if any(len(x) != len(lists[0]) for x in lists):
+            raise self._difference(["inputs"], len(lists[0]), len(lists[-1]))
+        global_values = {s.name: [p[s.name] for p in self.points] for s in self.symbols}
+        bound = []
+        for index, graph_input in enumerate(lists[0]):
+            shapes = [x[index]["shape"] for x in lists]
+            if any(len(s) != len(shapes[0]) or x[index]["dtype"] != graph_input["dtype"] for s, x in zip(shapes, lists, strict=True)):
+                raise self._difference(["inputs", index], shapes[0], shapes[-1])
+            shape: list[Any] = []
+            for axis, values in enumerate(zip(*shapes, strict=True)):
+                if len(set(values)) == 1:
+                    shape.append(values[0])
+                    continue
+                name = next((n for n, v in global_values.items() if v == list(values)), None)
+                name = name or f"{graph_input['name']}_{axis}"
+                self.basis.setdefault(name, list(values))
+                shape.append(name)
+            bound.append({**graph_input, "shape": shape})
+        return bound
+
+    # -- everything else: equal, or a size that an expression explains ----------------------------
+    def _merge(self, values: list[Any], trail: list[Any]) -> Any:
+        first = values[0]
+        if any(type(v) is not type(first) for v in values):
+            raise self._difference(trail, first, values[-1])
+        if isinstance(first, dict):
+            if any(v.keys() != first.keys() for v in values):
+                raise self._difference(trail, first, values[-1])
+            return {k: self._merge([v[k] for v in values], [*trail, k]) for k in first}
+        if isinstance(first, list):
+            if any(len(v) != len(first) for v in values):
+                raise self._difference(trail, len(first), len(values[-1]), lengths=True)
+            return [self._merge([v[i] for v in values], [*trail, i]) for i in range(len(first))]
+        if all(v == first or _both_nan(v, first) for v in values):  # NaN scalars agree
+            return first
+        if isinstance(first, int) and not isinstance(first, bool) and self._is_size(trail):
+            return self._fit(values, trail)
+        raise self._difference(trail, first, values[-1])
+
+    def _is_size(self, trail: list[Any]) -> bool:
+        if len(trail) < 4 or trail[0] != "nodes" or trail[2] != "attrs":
+            return False
+        op = self.docs[0]["nodes"][trail[1]]["op"]
+        return op not in SPECIAL_OPS and trail[3] in ops.op_def(op).sizes
+
+    def _fit(self, values: list[int], trail: list[Any]) -> str:
+        names = list(self.basis)
+        candidates = [(n,) for n in names] + [(a, b) for i, a in enumerate(names) for b in names[i + 1:]]
+        fits = []
+        for group in candidates:
+            points = [({n: self.basis[n][j] for n in group}, v) for j, v in enumerate(values)]
+            expr = SizeExpr.fit(group, points)
+            if expr is not None:
+                fits.append(expr)
+        if not fits:
+            raise self._difference(trail, values[0], values[-1], size=True)
+        if len({str(f) for f in fits}) > 1 and len(self.points) < 3 and len(self.symbols) > 1:
+            raise _Ambiguous
+        best = min(fits, key=lambda f: (f.offset != 0, f.divisor != 1, f.scale != 1, len(f.names)))
+        return str(best)
+
+    # -- constants made from sizes become ops that make them -----------------------------------
+    def _merge_constants(self) -> list[np.ndarray]:
+        lists = [b.constants for b in self.blocks]
+        if any(len(c) != len(lists[0]) for c in lists):
+            raise self._constant_error()
+        kept: list[np.ndarray] = []
+        renamed: dict[str, str | None] = {}
+        for k, arrays in enumerate(zip(*lists, strict=True)):
+            same = all(
+                a.shape == arrays[0].shape and a.dtype == arrays[0].dtype and a.tobytes() == arrays[0].tobytes()
+                for a in arrays
+            )
+            if same:
+                renamed[f"#const{k}"] = f"#const{len(kept)}"
+                kept.append(arrays[0])
+                continue
+            made = [_maker(a) for a in arrays]
+            if any(m is None for m in made) or any(m[0] != made[0][0] for m in made):  # type: ignore[index]
+                raise self._constant_error()
+            renamed[f"#const{k}"] = None
+            for doc, maker in zip(self.docs, made, strict=True):
+                for node in doc["nodes"]:
+                    if node["op"] == "constant" and node["attrs"]["name"] == f"#const{k}":
+                        node["op"], node["attrs"] = maker[0], maker[1]  # type: ignore[index]
+        for doc in self.docs:
+            for node in doc["nodes"]:
+                if node["op"] == "constant":
+                    node["attrs"] = {"name": renamed[node["attrs"]["name"]]}
+        return kept
+
+    def _constant_error(self) -> TraceError:
+        return TraceError(
+            f"cannot trace a constant in block {self.where!r}: it depends on the input size or values "
+            "in a way no op reproduces (np.zeros/ones/full/arange of sizes from x.shape are; other "
+            "arrays built from x.shape are not: derive them from x with ops)" + self._hint()
+        )
+
+    # -- messages ----------------------------------------------------------------------------------
+    def _hint(self) -> str:
+        return _batch_hint() if any(s.by_default for s in self.symbols) else ""
+
+    def _difference(self, trail: list[Any], a: Any, b: Any, *, lengths: bool = False, size: bool = False) -> TraceError:
+        grown = ", ".join(f"{s.name} {s.size}->{self.points[1][s.name]}" for s in self.symbols)
+        location = ".".join(str(t) for t in trail)
+        if lengths and trail == ["nodes"]:
+            loops = [
+                f"{line.strip(' ()')} ({n} vs {m} steps)"
+                for (line, n), (_, m) in zip(self.blocks[0].loops, self.blocks[1].loops, strict=False)
+                if n != m
+            ]
+            looped = f" Unrolled loops that changed: {'; '.join(loops)}." if loops else ""
+            return TraceError(
+                f"cannot trace block {self.where!r} with dynamic sizes: forward records {a} operations "
+                f"at the example's sizes but {b} when they grow ({grown}): a Python loop runs once per "
+                f"element of a dynamic axis.{looped} Loop over a fixed axis, or declare that axis "
+                "fixed (dynamic_batch=False, dynamic_axes)" + self._hint()
+            )
+        what = (
+            "a size that is no product or ratio of the block's dynamic input sizes"
+            if size
+            else "a value computed from a dynamic size, or state outside forward's inputs"
+        )
+        return TraceError(
+            f"cannot trace block {self.where!r} with dynamic sizes: {location} is {_short(a)} at the "
+            f"example's sizes but {_short(b)} when they grow ({grown}); it is {what}. Use sizes from "
+            "x.shape only in reshape/zeros/ones/full/arange/repeat/tile/slices, or -1 in reshape; "
+            "or export with fewer dynamic dimensions (dynamic_batch=False, dynamic_axes)" + self._hint()
+        )
+
+
+def _both_nan(a: Any, b: Any) -> bool:
+    return isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b)
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _maker(array: np.ndarray) -> tuple[str, dict[str, Any]] | None:
+    """The ``full``/``arange`` node that makes ``array``, if it is that simple; the op name and
+    its attributes except the sizes, which differ per trace and are merged afterwards."""
+    if array.size == 0 or array.dtype.kind not in "biuf":
+        return None
+    flat = array.reshape(-1)
+    first = flat[0].item()
+    if np.all(flat == flat[0]) and first == first:  # one value everywhere (not NaN)
+        return "full", {"shape": [int(d) for d in array.shape], "value": first, "dtype": array.dtype.name}
+    if array.ndim == 1 and array.dtype.kind in "iuf" and len(flat) >= 2:
+        start, step = flat[0].item(), (flat[1] - flat[0]).item()
+        if float(start).is_integer() and float(step).is_integer() and step > 0:
+            start, step = int(start), int(step)
+            stop = start + step * len(flat)
+            if np.array_equal(np.arange(start, stop, step, dtype=array.dtype), array):
+                return "arange", {"start": start, "stop": stop, "step": step, "dtype": array.dtype.name}
+    return None
