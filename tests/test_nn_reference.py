@@ -38,6 +38,13 @@ def test_layer_matches_torch_reference(name):
 
 def test_every_registered_leaf_layer_has_a_reference():
     covered = {case["type"] for case in CASES.values()}
+    # recurrent layers and cells: MXNet's own outputs (test_rnn_mxnet.py; torch: test_rnn_torch.py)
+    recurrent = json.loads((DATA / "mxnet-rnn" / "cases.json").read_text(encoding="utf-8"))["cases"]
+    nodes = [case["architecture"] for case in recurrent]
+    while nodes:
+        node = nodes.pop()
+        covered.add(node["type"])
+        nodes.extend(node.get("children", {}).values())
     leaves = {name for name in registry.known_layers() if not registry.layer_type(name).container}
     assert leaves - covered <= {"Dropout"}  # identity at inference; its statistics: test_nn_behaviour
 

@@ -8,7 +8,7 @@
 
 from __future__ import annotations
 
-from . import functional, init
+from . import functional, init, rnn
 from . import functional as F
 from .activations import ELU, GELU, SELU, Activation, LeakyReLU, PReLU, Swish
 from .basic import Dense, Dropout, Embedding, Flatten
@@ -99,4 +99,5 @@ __all__ = [
     "Swish",
     "SyncBatchNorm",
     "training",
+    "rnn",
 ]

@@ -14,6 +14,7 @@ dropped, and ``dense0_weight`` matches ``dense0.weight`` when no name matches ex
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -127,22 +128,39 @@ def match_parameters(arrays: Mapping[str, np.ndarray], model_names: Iterable[str
     return {renamed[name]: array for name, array in arrays.items()}
 
 
+# Gluon 1.9 saves a fused RNN layer's parameters under the names of the cells it would unfuse
+# into: ``rnn._unfused.0.l_cell.i2h_weight`` (bidirectional) or ``rnn._unfused.0.i2h_weight``,
+# for the layer's own ``rnn.l0_i2h_weight``.
+_UNFUSED = re.compile(r"^(.*?)_unfused\.([0-9]+)\.(?:([lr])_cell\.)?((?:i2h|h2h|h2r)_(?:weight|bias))$")
+
+
+def fused_rnn_name(name: str) -> str:
+    """A recurrent layer's parameter name as the layer registers it (other names unchanged)."""
+    match = _UNFUSED.match(name)
+    if match is None:
+        return name
+    prefix, layer, direction, kind = match.groups()
+    return f"{prefix}{direction or 'l'}{layer}_{kind}"
+
+
 def match_names(names: Iterable[str], model_names: Iterable[str]) -> dict[str, str]:
     """Each name → the model name it stands for: itself when the model has it, else the one
-    model name ``a.b`` whose dots as underscores give it (``a_b``), else itself."""
+    model name ``a.b`` whose dots as underscores give it (``a_b``), else itself. Gluon's
+    ``_unfused`` names of recurrent layers are read as the layer's own (``fused_rnn_name``)."""
     wanted = set(model_names)
     flat: dict[str, list[str]] = {}
     for name in wanted:
         flat.setdefault(name.replace(".", "_"), []).append(name)
     renamed: dict[str, str] = {}
     taken: set[str] = set()
-    for name in names:
+    for original in names:
+        name = fused_rnn_name(original)
         candidates = flat.get(name, [])
         target = name if name in wanted or len(candidates) != 1 else candidates[0]
         if target in taken:
-            raise FormatError(f"parameters {name!r} and another both map to {target!r}")
+            raise FormatError(f"parameters {original!r} and another both map to {target!r}")
         taken.add(target)
-        renamed[name] = target
+        renamed[original] = target
     return renamed
 
 
