@@ -1,16 +1,104 @@
-"""``modelpack.npx``: the chapter's ``npx.save``/``npx.load`` spelling, without MXNet.
+"""``modelpack.npx``: MXNet's ``npx`` as Dive into Deep Learning uses it, without MXNet.
 
-``load`` reads what ``save`` writes (a modelpack archive) and what MXNet's ``npx.save`` and
-Gluon's ``save_parameters`` wrote (a list, or a dict when the arrays are named); ``save``
-writes a modelpack archive. Both are the public verbs themselves, under MXNet's names.
+- ``save``/``load``: the public verbs under MXNet's names. ``load`` reads what ``save`` writes
+  (a modelpack archive) and what MXNet's ``npx.save`` and Gluon's ``save_parameters`` wrote (a
+  list, or a dict when the arrays are named).
+- The operators (``relu``, ``sigmoid``, ``softmax`` with ``length``, ``log_softmax``,
+  ``batch_dot``, ``sequence_mask``, ``one_hot``, ``pick``, ``topk``, ``batch_flatten``,
+  ``layer_norm``, ``dropout``, ``embedding``, ``fully_connected``, ``smooth_l1``,
+  ``activation``, ``leaky_relu``): ops of the one op table (``nn.ops``), so they run on numpy
+  arrays and trace inside a ``forward``; MXNet's calling conventions.
+- ``set_np``, ``reset_np``, ``waitall``, ``cpu``, ``gpu``, ``num_gpus``: there is one mode and
+  one device (numpy on the CPU), so these only let chapter code run unchanged.
 
 >>> from modelpack import npx
 >>> npx.save("x-files", [x, y]); x2, y2 = npx.load("x-files")  # doctest: +SKIP
->>> mydict = npx.load("mydict")   # a file MXNet wrote                # doctest: +SKIP
+>>> npx.sequence_mask(X, valid_lens, True, value=-1e6, axis=1)  # doctest: +SKIP
 """
 
 from __future__ import annotations
 
-from .api import load, save
+from typing import Any
 
-__all__ = ["load", "save"]
+from .api import load, save
+from .errors import UsageError
+from .nn.functional import (
+    batch_dot,
+    dropout,
+    embedding,
+    fully_connected,
+    layer_norm,
+    log_softmax,
+    one_hot,
+    pick,
+    relu,
+    sequence_mask,
+    sigmoid,
+    smooth_l1,
+    softmax,
+    topk,
+)
+from .nn.functional import flatten as batch_flatten
+
+__all__ = [
+    "load", "save",
+    "activation", "batch_dot", "batch_flatten", "dropout", "embedding", "fully_connected", "layer_norm",
+    "leaky_relu", "log_softmax", "one_hot", "pick", "relu", "sequence_mask", "sigmoid", "smooth_l1",
+    "softmax", "topk",
+    "set_np", "reset_np", "waitall", "cpu", "gpu", "num_gpus",
+]
+
+_ACT_TYPES = ("relu", "sigmoid", "tanh", "softrelu", "softsign", "gelu", "silu")
+
+
+def activation(data: Any, act_type: str = "relu") -> Any:
+    """``npx.activation``: the activation op named ``act_type``."""
+    from .nn import functional as F
+
+    if act_type not in _ACT_TYPES:
+        raise UsageError(f"unknown act_type {act_type!r}; known: {', '.join(_ACT_TYPES)}")
+    return getattr(F, act_type)(data)
+
+
+def leaky_relu(data: Any, act_type: str = "leaky", slope: float = 0.25) -> Any:
+    """``npx.leaky_relu`` for ``act_type`` ``leaky``, ``elu`` and ``gelu``."""
+    from .nn import functional as F
+
+    if act_type == "leaky":
+        return F.leaky_relu(data, alpha=float(slope))
+    if act_type == "elu":
+        return F.elu(data, alpha=float(slope))
+    if act_type == "gelu":
+        return F.gelu(data)
+    raise UsageError(f"leaky_relu: act_type {act_type!r} is not supported (leaky, elu, gelu)")
+
+
+def set_np(shape: bool = True, array: bool = True, dtype: bool = False) -> None:
+    """MXNet's numpy mode is the only mode here; nothing to switch."""
+
+
+def reset_np() -> None:
+    """Nothing to reset (see ``set_np``)."""
+
+
+def waitall() -> None:
+    """Computation is synchronous; nothing to wait for."""
+
+
+class Device(str):
+    """A device name (``cpu(0)``); every array lives in host memory."""
+
+
+def cpu(device_id: int = 0) -> Device:
+    """The one device."""
+    return Device(f"cpu({device_id})")
+
+
+def gpu(device_id: int = 0) -> Device:
+    """There are no GPUs here (``num_gpus()`` is 0): asking for one is an error."""
+    raise UsageError(f"gpu({device_id}): modelpack runs numpy on the CPU; use npx.cpu() (num_gpus() is 0)")
+
+
+def num_gpus() -> int:
+    """0: modelpack computes with numpy on the CPU."""
+    return 0

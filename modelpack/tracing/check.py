@@ -51,11 +51,14 @@ def check_trace(net: Block, loaded: Block, examples: tuple[Any, ...], symbols: l
 
 
 def _random_like(examples: tuple[np.ndarray, ...], rng: np.random.Generator) -> tuple[np.ndarray, ...]:
+    """Random inputs like the examples: integers (and floats holding only whole numbers, as
+    MXNet-style token ids do) within the example's range, other floats at its scale."""
     out = []
     for array in examples:
+        whole = array.dtype.kind == "f" and array.size and bool(np.all(np.isfinite(array) & (array == np.round(array))))
         if array.dtype == np.bool_:
             out.append(rng.random(array.shape) < 0.5)
-        elif np.issubdtype(array.dtype, np.integer):
+        elif np.issubdtype(array.dtype, np.integer) or whole:
             low, high = (int(array.min()), int(array.max())) if array.size else (0, 1)
             out.append(rng.integers(low, high, size=array.shape, endpoint=True).astype(array.dtype))
         else:
