@@ -552,3 +552,20 @@ def test_running_a_graph_does_not_rename_its_parameters():
     assert names[0] == "0.scale"
     outer(x)  # the graph reads its parameter 'scale'
     assert outer[0].scale.structured_name == "0.scale"  # still the name errors will show
+
+
+def test_temporary_constants_are_never_confused():
+    """Each temporary array is its own constant, even once freed (ids are not reused)."""
+
+    class Shifts(nn.Block):
+        def forward(self, x):
+            for k in range(6):
+                x = x + np.full(5, float(k), dtype=np.float32)  # freed after each step
+            return x
+
+    net = Shifts()
+    buffer = io.BytesIO()
+    modelpack.export(net, buffer, example=X.astype(np.float32))
+    loaded = modelpack.load(io.BytesIO(buffer.getvalue()))
+    x = X.astype(np.float32)
+    assert np.array_equal(loaded(x), net(x))  # without the fix export refuses: "differs from forward"

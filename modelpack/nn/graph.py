@@ -377,7 +377,7 @@ class GraphBlock(Block):
             if name in attrs:
                 attrs[name] = resolve(attrs[name], sizes)
         result = definition.fn(*inputs, **attrs)
-        return [result] if definition.outputs is None else list(result)
+        return list(result) if definition.returns_list(attrs) else [result]
 
     def _call_layer(self, attrs: Mapping[str, Any], inputs: list[Any]) -> list[Any]:
         """Call a child block as a ``layer`` node says; its result as the node's output values."""

@@ -58,7 +58,10 @@ class GraphBuilder:
         # Python loops over stand-ins, unrolled: (source line, length), for error messages.
         self.loops: list[tuple[str, int]] = []
         self.constants: list[np.ndarray] = []
+        # A constant used twice is stored once, found by identity; the objects are kept alive
+        # so that a temporary's id is never reused by another array during the trace.
         self._constant_ids: dict[int, str] = {}
+        self._constant_objects: list[Any] = []
         self._param_values: dict[int, Traced] = {}
         self._counter = 0
         # Relative paths of every descendant block and parameter, by identity (first name wins).
@@ -102,6 +105,7 @@ class GraphBuilder:
                 name = self._new_value()
                 self.nodes.append(GraphNode(op="constant", outputs=[name], attrs={"name": local}))
                 self._constant_ids[key] = name
+                self._constant_objects.append(value)
             return self._constant_ids[key], value
         raise refuse(op, f"an input of type {type(value).__name__} is neither an array nor a number")
 
@@ -117,7 +121,7 @@ class GraphBuilder:
         definition.attrs.model_validate(attrs)
         with hooks.suspended():
             result = definition.fn(*reals, **attrs)
-        if definition.outputs is None:
+        if not definition.returns_list(attrs):
             name = self._new_value()
             self.nodes.append(GraphNode(op=op, inputs=list(names), outputs=[name], attrs=attrs))
             return Traced(self, name, result)

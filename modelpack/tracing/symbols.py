@@ -275,13 +275,19 @@ class _Merger:
                 kept.append(arrays[0])
                 continue
             made = [_maker(a) for a in arrays]
-            if any(m is None for m in made) or any(m[0] != made[0][0] for m in made):  # type: ignore[index]
+            if any(m is None for m in made) or any([n[0] for n in m] != [n[0] for n in made[0]] for m in made):  # type: ignore[union-attr, index]
                 raise self._constant_error()
             renamed[f"#const{k}"] = None
-            for doc, maker in zip(self.docs, made, strict=True):
-                for node in doc["nodes"]:
-                    if node["op"] == "constant" and node["attrs"]["name"] == f"#const{k}":
-                        node["op"], node["attrs"] = maker[0], maker[1]  # type: ignore[index]
+            for doc, nodes in zip(self.docs, made, strict=True):
+                doc["nodes"] = [
+                    replaced
+                    for node in doc["nodes"]
+                    for replaced in (
+                        _splice(node, nodes)  # type: ignore[arg-type]
+                        if node["op"] == "constant" and node["attrs"]["name"] == f"#const{k}"
+                        else [node]
+                    )
+                ]
         for doc in self.docs:
             for node in doc["nodes"]:
                 if node["op"] == "constant":
@@ -337,20 +343,35 @@ def _short(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def _maker(array: np.ndarray) -> tuple[str, dict[str, Any]] | None:
-    """The ``full``/``arange`` node that makes ``array``, if it is that simple; the op name and
-    its attributes except the sizes, which differ per trace and are merged afterwards."""
+def _maker(array: np.ndarray) -> list[tuple[str, dict[str, Any]]] | None:
+    """The nodes that make ``array`` if it is that simple — ``full``, or ``arange`` (reshaped when
+    it lies along one axis of several, as ``np.arange(n)[:, None]``) — with their attributes;
+    the sizes in them differ per trace and are merged afterwards."""
     if array.size == 0 or array.dtype.kind not in "biuf":
         return None
     flat = array.reshape(-1)
     first = flat[0].item()
     if np.all(flat == flat[0]) and first == first:  # one value everywhere (not NaN)
-        return "full", {"shape": [int(d) for d in array.shape], "value": first, "dtype": array.dtype.name}
-    if array.ndim == 1 and array.dtype.kind in "iuf" and len(flat) >= 2:
+        return [("full", {"shape": [int(d) for d in array.shape], "value": first, "dtype": array.dtype.name})]
+    long_axes = [d for d in array.shape if d != 1]
+    if len(long_axes) == 1 and array.dtype.kind in "iuf" and len(flat) >= 2:
         start, step = flat[0].item(), (flat[1] - flat[0]).item()
         if float(start).is_integer() and float(step).is_integer() and step > 0:
             start, step = int(start), int(step)
             stop = start + step * len(flat)
-            if np.array_equal(np.arange(start, stop, step, dtype=array.dtype), array):
-                return "arange", {"start": start, "stop": stop, "step": step, "dtype": array.dtype.name}
+            if np.array_equal(np.arange(start, stop, step, dtype=array.dtype), flat):
+                nodes = [("arange", {"start": start, "stop": stop, "step": step, "dtype": array.dtype.name})]
+                if array.ndim != 1:
+                    nodes.append(("reshape", {"shape": [int(d) for d in array.shape]}))
+                return nodes
     return None
+
+
+def _splice(constant: dict[str, Any], nodes: list[tuple[str, dict[str, Any]]]) -> list[dict[str, Any]]:
+    """Graph nodes that make what the ``constant`` node read, defining the same output."""
+    (output,) = constant["outputs"]
+    names = [f"{output}_{i}" for i in range(len(nodes) - 1)] + [output]
+    return [
+        {"op": op, "inputs": [names[i - 1]] if i else [], "outputs": [names[i]], "attrs": attrs}
+        for i, (op, attrs) in enumerate(nodes)
+    ]

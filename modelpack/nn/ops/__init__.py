@@ -68,12 +68,18 @@ class OpDef:
     # Attributes that hold sizes (``nn.sizes``): integers, or expressions over dynamic sizes
     # that the graph evaluator resolves before calling ``fn``.
     sizes: tuple[str, ...] = ()
-    # How many values the op gives for these attributes; None: one (``fn`` returns an array).
-    outputs: Callable[[dict[str, Any]], int] | None = None
+    # For ops that may give a list of arrays: its length for these attributes, or None when
+    # ``fn`` gives one array (``topk`` gives a list only for ``ret_typ="both"``).
+    outputs: Callable[[dict[str, Any]], int | None] | None = None
+
+    def returns_list(self, attrs: dict[str, Any]) -> bool:
+        """True when ``fn`` gives a list of arrays for these attributes."""
+        return self.outputs is not None and self.outputs(attrs) is not None
 
     def output_count(self, attrs: dict[str, Any]) -> int:
         """How many values a node of this op defines."""
-        return 1 if self.outputs is None else self.outputs(attrs)
+        count = self.outputs(attrs) if self.outputs is not None else None
+        return 1 if count is None else count
 
 
 OPS: dict[str, OpDef] = {}
@@ -87,7 +93,7 @@ def register_op(
     methods: tuple[str, ...] = (),
     call: Call | None = None,
     sizes: tuple[str, ...] = (),
-    outputs: Callable[[dict[str, Any]], int] | None = None,
+    outputs: Callable[[dict[str, Any]], int | None] | None = None,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Function decorator adding an op under ``name`` (see ``OpDef`` for the options)."""
 

@@ -203,7 +203,7 @@ class TopkAttrs(Attrs):
     dtype: Literal["float16", "float32", "float64", "int32", "int64", "uint8"] = "float32"
 
 
-@register_op("topk", attrs=TopkAttrs, outputs=lambda attrs: 2 if attrs.get("ret_typ") == "both" else 1)
+@register_op("topk", attrs=TopkAttrs, outputs=lambda attrs: 2 if attrs.get("ret_typ") == "both" else None)
 def topk(
     data: np.ndarray,
     axis: int | None = -1,
