@@ -57,32 +57,90 @@ def layer_cases() -> list[tuple[str, gluon.Block, dict[str, Any], dict[str, Any]
     """(name, MXNet block, modelpack architecture, call) for the fused layers."""
     cases = []
 
-    def add(name: str, block: gluon.Block, arch: dict[str, Any], *, batch: int = 2, steps: int = 4,
-            inputs: int = 3, states: bool = True, lengths: list[int] | None = None) -> None:
+    def add(
+        name: str,
+        block: gluon.Block,
+        arch: dict[str, Any],
+        *,
+        batch: int = 2,
+        steps: int = 4,
+        inputs: int = 3,
+        states: bool = True,
+        lengths: list[int] | None = None,
+    ) -> None:
         layout = arch["config"].get("layout", "TNC")
-        cases.append((name, block, arch, {"kind": "layer", "layout": layout, "batch": batch, "steps": steps,
-                                          "inputs": inputs, "states": states, "lengths": lengths}))
+        cases.append(
+            (
+                name,
+                block,
+                arch,
+                {
+                    "kind": "layer",
+                    "layout": layout,
+                    "batch": batch,
+                    "steps": steps,
+                    "inputs": inputs,
+                    "states": states,
+                    "lengths": lengths,
+                },
+            )
+        )
 
-    add("rnn_relu_2layers", rnn.RNN(5, num_layers=2, input_size=3),
-        node("RNN", {"hidden_size": 5, "num_layers": 2, "input_size": 3}))
-    add("rnn_tanh_bidirectional_ntc", rnn.RNN(4, activation="tanh", bidirectional=True, layout="NTC", input_size=3),
-        node("RNN", {"hidden_size": 4, "activation": "tanh", "bidirectional": True, "layout": "NTC", "input_size": 3}))
-    add("lstm_2layers_bidirectional", rnn.LSTM(5, num_layers=2, bidirectional=True, input_size=3),
-        node("LSTM", {"hidden_size": 5, "num_layers": 2, "bidirectional": True, "input_size": 3}))
-    add("lstm_projection", rnn.LSTM(6, num_layers=2, projection_size=3, input_size=4),
-        node("LSTM", {"hidden_size": 6, "num_layers": 2, "projection_size": 3, "input_size": 4}), inputs=4)
-    add("lstm_no_states", rnn.LSTM(3, input_size=3), node("LSTM", {"hidden_size": 3, "input_size": 3}),
-        states=False)
-    add("gru_2layers_ntc", rnn.GRU(5, num_layers=2, layout="NTC", input_size=3),
-        node("GRU", {"hidden_size": 5, "num_layers": 2, "layout": "NTC", "input_size": 3}), batch=3)
-    add("gru_bidirectional", rnn.GRU(4, bidirectional=True, input_size=3),
-        node("GRU", {"hidden_size": 4, "bidirectional": True, "input_size": 3}))
-    add("gru_sequence_length", rnn.GRU(4, bidirectional=True, use_sequence_length=True, input_size=3),
+    add(
+        "rnn_relu_2layers",
+        rnn.RNN(5, num_layers=2, input_size=3),
+        node("RNN", {"hidden_size": 5, "num_layers": 2, "input_size": 3}),
+    )
+    add(
+        "rnn_tanh_bidirectional_ntc",
+        rnn.RNN(4, activation="tanh", bidirectional=True, layout="NTC", input_size=3),
+        node(
+            "RNN",
+            {"hidden_size": 4, "activation": "tanh", "bidirectional": True, "layout": "NTC", "input_size": 3},
+        ),
+    )
+    add(
+        "lstm_2layers_bidirectional",
+        rnn.LSTM(5, num_layers=2, bidirectional=True, input_size=3),
+        node("LSTM", {"hidden_size": 5, "num_layers": 2, "bidirectional": True, "input_size": 3}),
+    )
+    add(
+        "lstm_projection",
+        rnn.LSTM(6, num_layers=2, projection_size=3, input_size=4),
+        node("LSTM", {"hidden_size": 6, "num_layers": 2, "projection_size": 3, "input_size": 4}),
+        inputs=4,
+    )
+    add(
+        "lstm_no_states",
+        rnn.LSTM(3, input_size=3),
+        node("LSTM", {"hidden_size": 3, "input_size": 3}),
+        states=False,
+    )
+    add(
+        "gru_2layers_ntc",
+        rnn.GRU(5, num_layers=2, layout="NTC", input_size=3),
+        node("GRU", {"hidden_size": 5, "num_layers": 2, "layout": "NTC", "input_size": 3}),
+        batch=3,
+    )
+    add(
+        "gru_bidirectional",
+        rnn.GRU(4, bidirectional=True, input_size=3),
+        node("GRU", {"hidden_size": 4, "bidirectional": True, "input_size": 3}),
+    )
+    add(
+        "gru_sequence_length",
+        rnn.GRU(4, bidirectional=True, use_sequence_length=True, input_size=3),
         node("GRU", {"hidden_size": 4, "bidirectional": True, "use_sequence_length": True, "input_size": 3}),
-        batch=3, lengths=[2, 4, 1])
-    add("lstm_sequence_length", rnn.LSTM(4, num_layers=2, use_sequence_length=True, input_size=3),
+        batch=3,
+        lengths=[2, 4, 1],
+    )
+    add(
+        "lstm_sequence_length",
+        rnn.LSTM(4, num_layers=2, use_sequence_length=True, input_size=3),
         node("LSTM", {"hidden_size": 4, "num_layers": 2, "use_sequence_length": True, "input_size": 3}),
-        batch=3, lengths=[3, 1, 4])
+        batch=3,
+        lengths=[3, 1, 4],
+    )
     return cases
 
 
@@ -90,34 +148,94 @@ def cell_cases() -> list[tuple[str, gluon.Block, dict[str, Any], dict[str, Any]]
     """(name, MXNet cell, modelpack architecture, unroll options) for the cells."""
     cases = []
 
-    def add(name: str, block: gluon.Block, arch: dict[str, Any], *, layout: str = "NTC", batch: int = 2,
-            steps: int = 4, inputs: int = 3, lengths: list[int] | None = None, merge: bool = True) -> None:
-        cases.append((name, block, arch, {"kind": "unroll", "layout": layout, "batch": batch, "steps": steps,
-                                          "inputs": inputs, "lengths": lengths, "merge": merge}))
+    def add(
+        name: str,
+        block: gluon.Block,
+        arch: dict[str, Any],
+        *,
+        layout: str = "NTC",
+        batch: int = 2,
+        steps: int = 4,
+        inputs: int = 3,
+        lengths: list[int] | None = None,
+        merge: bool = True,
+    ) -> None:
+        cases.append(
+            (
+                name,
+                block,
+                arch,
+                {
+                    "kind": "unroll",
+                    "layout": layout,
+                    "batch": batch,
+                    "steps": steps,
+                    "inputs": inputs,
+                    "lengths": lengths,
+                    "merge": merge,
+                },
+            )
+        )
 
-    add("rnncell_relu", rnn.RNNCell(4, activation="relu", input_size=3),
-        node("RNNCell", {"hidden_size": 4, "activation": "relu", "input_size": 3}))
-    add("lstmcell_valid_length", rnn.LSTMCell(4, input_size=3),
-        node("LSTMCell", {"hidden_size": 4, "input_size": 3}), lengths=[4, 2])
-    add("grucell_tnc_list", rnn.GRUCell(5, input_size=3), node("GRUCell", {"hidden_size": 5, "input_size": 3}),
-        layout="TNC", merge=False)
+    add(
+        "rnncell_relu",
+        rnn.RNNCell(4, activation="relu", input_size=3),
+        node("RNNCell", {"hidden_size": 4, "activation": "relu", "input_size": 3}),
+    )
+    add(
+        "lstmcell_valid_length",
+        rnn.LSTMCell(4, input_size=3),
+        node("LSTMCell", {"hidden_size": 4, "input_size": 3}),
+        lengths=[4, 2],
+    )
+    add(
+        "grucell_tnc_list",
+        rnn.GRUCell(5, input_size=3),
+        node("GRUCell", {"hidden_size": 5, "input_size": 3}),
+        layout="TNC",
+        merge=False,
+    )
     stack = rnn.SequentialRNNCell()
     stack.add(rnn.LSTMCell(4, input_size=3))
     stack.add(rnn.DropoutCell(0.5))
     stack.add(rnn.ResidualCell(rnn.GRUCell(4, input_size=4)))
-    add("sequential_dropout_residual", stack, node(
-        "SequentialRNNCell", {},
-        **{"0": node("LSTMCell", {"hidden_size": 4, "input_size": 3}),
-           "1": node("DropoutCell", {"rate": 0.5}),
-           "2": node("ResidualCell", {}, base_cell=node("GRUCell", {"hidden_size": 4, "input_size": 4}))}),
-        layout="TNC")
-    add("bidirectional_valid_length", rnn.BidirectionalCell(rnn.GRUCell(3, input_size=2), rnn.GRUCell(3, input_size=2)),
-        node("BidirectionalCell", {}, l_cell=node("GRUCell", {"hidden_size": 3, "input_size": 2}),
-             r_cell=node("GRUCell", {"hidden_size": 3, "input_size": 2})),
-        inputs=2, batch=3, lengths=[4, 1, 3])
-    add("zoneout_lstmcell", rnn.ZoneoutCell(rnn.LSTMCell(3, input_size=2), 0.3, 0.2),
-        node("ZoneoutCell", {"zoneout_outputs": 0.3, "zoneout_states": 0.2},
-             base_cell=node("LSTMCell", {"hidden_size": 3, "input_size": 2})), inputs=2)
+    add(
+        "sequential_dropout_residual",
+        stack,
+        node(
+            "SequentialRNNCell",
+            {},
+            **{
+                "0": node("LSTMCell", {"hidden_size": 4, "input_size": 3}),
+                "1": node("DropoutCell", {"rate": 0.5}),
+                "2": node("ResidualCell", {}, base_cell=node("GRUCell", {"hidden_size": 4, "input_size": 4})),
+            },
+        ),
+        layout="TNC",
+    )
+    add(
+        "bidirectional_valid_length",
+        rnn.BidirectionalCell(rnn.GRUCell(3, input_size=2), rnn.GRUCell(3, input_size=2)),
+        node(
+            "BidirectionalCell",
+            {},
+            l_cell=node("GRUCell", {"hidden_size": 3, "input_size": 2}),
+            r_cell=node("GRUCell", {"hidden_size": 3, "input_size": 2}),
+        ),
+        inputs=2,
+        batch=3,
+        lengths=[4, 1, 3],
+    )
+    add(
+        "zoneout_lstmcell",
+        rnn.ZoneoutCell(rnn.LSTMCell(3, input_size=2), 0.3, 0.2),
+        node(
+            "ZoneoutCell",
+            {"zoneout_outputs": 0.3, "zoneout_states": 0.2},
+            base_cell=node("LSTMCell", {"hidden_size": 3, "input_size": 2}),
+        ),
+        inputs=2,
+    )
     return cases
 
 
@@ -150,8 +268,14 @@ def run_unroll(name: str, cell: gluon.Block, call: dict[str, Any]) -> dict[str, 
     if call["lengths"] is not None:
         arrays["in/length"] = onp.array(call["lengths"], dtype=onp.float32)
         valid = nd.array(arrays["in/length"])
-    outputs, new = cell.unroll(t, nd.array(arrays["in/x"]), [nd.array(s) for s in states], layout=call["layout"],
-                               merge_outputs=call["merge"], valid_length=valid)
+    outputs, new = cell.unroll(
+        t,
+        nd.array(arrays["in/x"]),
+        [nd.array(s) for s in states],
+        layout=call["layout"],
+        merge_outputs=call["merge"],
+        valid_length=valid,
+    )
     if isinstance(outputs, list):
         arrays.update({f"out/output{i}": o.asnumpy() for i, o in enumerate(outputs)})
     else:
@@ -180,9 +304,12 @@ def main() -> int:
     wrapped.initialize()
     fill(wrapped)
     wrapped.save_parameters(str(OUT / "wrapped_gru.params"))
-    onp.savez(OUT / "wrapped_gru.npz", **{
-        f"param/{k[len(wrapped.rnn.prefix):]}": v.data().asnumpy() for k, v in wrapped.rnn.params.items()
-    })
+    onp.savez(
+        OUT / "wrapped_gru.npz",
+        **{
+            f"param/{k[len(wrapped.rnn.prefix) :]}": v.data().asnumpy() for k, v in wrapped.rnn.params.items()
+        },
+    )
     document = {"mxnet": mx.__version__, "cases": index}
     (OUT / "cases.json").write_text(json.dumps(document, indent=1) + "\n", encoding="utf-8")
     total = sum(p.stat().st_size for p in OUT.iterdir())

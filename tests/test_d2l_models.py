@@ -1,3 +1,4 @@
+# ruff: noqa: UP008  (the book's super(Class, self) calls are kept as written)
 """Dive into Deep Learning's recurrent and attention models (MXNet chapters 9–11), written as the
 book writes them with the imports changed, export with an example and load in a fresh process
 that has no model class, matching at batch sizes 1, 2 and 7.
@@ -17,7 +18,6 @@ import math
 import subprocess
 import sys
 import textwrap
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -25,8 +25,7 @@ import pytest
 import modelpack
 from modelpack import nn, npx
 from modelpack.errors import TraceError, UsageError
-from modelpack.nn import rnn
-from modelpack.nn import structure
+from modelpack.nn import rnn, structure
 
 RTOL = 1e-6
 BATCHES = (1, 2, 7)

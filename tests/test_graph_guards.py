@@ -13,7 +13,7 @@ from models import export_bytes, mlp_ready
 
 import modelpack
 from modelpack import nn
-from modelpack.errors import SchemaError, TraceError
+from modelpack.errors import SchemaError
 
 
 class Scaled(nn.Block):

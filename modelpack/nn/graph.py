@@ -19,9 +19,9 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from ..errors import FormatError, InputError, SchemaError
 from ..io.npy import FLOAT_DTYPES
+from . import structure
 from .block import Block
 from .parameter import Parameter
-from . import structure
 from .registry import LayerConfig, register_layer
 from .sizes import SYMBOL_PATTERN, names_in, resolve
 from .structure import Tree
@@ -132,10 +132,9 @@ class GraphSpec(_Strict):
             else:
                 definition = ops.op_def(node.op)
                 definition.attrs.model_validate(node.attrs)
-                if len(node.outputs) != definition.output_count(node.attrs):
-                    raise ValueError(
-                        f"node {position} ({node.op}) must have {definition.output_count(node.attrs)} output(s)"
-                    )
+                count = definition.output_count(node.attrs)
+                if len(node.outputs) != count:
+                    raise ValueError(f"node {position} ({node.op}) must have {count} output(s)")
                 for attr in definition.sizes:
                     unbound = names_in(node.attrs.get(attr)) - bound
                     if unbound:
@@ -311,10 +310,10 @@ class GraphBlock(Block):
         graph = self._graph
         if graph is None:
             raise InputError(f"{self._source_class} was never called while tracing; it has no graph to run")
-        args = self._flat_arguments(graph, args)
+        flat = self._flat_arguments(graph, args)
         values: dict[str, Any] = {}
         sizes: dict[str, int] = {}
-        for spec, arg in zip(graph.inputs, args, strict=True):
+        for spec, arg in zip(graph.inputs, flat, strict=True):
             values[spec.name] = _check_input(spec, arg, self._source_class, sizes)
         # named_parameters, not collect_params: a forward must not rename the parameters.
         params = dict(self.named_parameters()) if any(n.op == "parameter" for n in graph.nodes) else {}

@@ -16,7 +16,17 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["Tree", "TreeNode", "flatten", "unflatten", "count", "is_flat", "has_nesting", "describe", "MAX_DEPTH"]
+__all__ = [
+    "Tree",
+    "TreeNode",
+    "flatten",
+    "unflatten",
+    "count",
+    "is_flat",
+    "has_nesting",
+    "describe",
+    "MAX_DEPTH",
+]
 
 MAX_DEPTH = 32  # nesting a reader follows; real states nest two or three levels
 

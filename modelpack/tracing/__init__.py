@@ -11,8 +11,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-import numpy as np
-
 from ..nn import structure
 from ..nn.block import Block
 from .check import check_trace

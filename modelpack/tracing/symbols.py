@@ -113,13 +113,17 @@ def growth(symbols: list[DimSymbol], direction: int) -> dict[str, int]:
     return {s.name: s.step * (1 if direction == 1 else direction + i) for i, s in enumerate(symbols)}
 
 
-def resize(examples: tuple[np.ndarray, ...], symbols: list[DimSymbol], extra: Mapping[str, int]) -> tuple[np.ndarray, ...]:
+def resize(
+    examples: tuple[np.ndarray, ...], symbols: list[DimSymbol], extra: Mapping[str, int]
+) -> tuple[np.ndarray, ...]:
     """The (flat) examples with each symbol's axes grown by ``extra[name]`` (repeating the last slice)."""
     out = list(examples)
     for symbol in symbols:
         for index, axis in symbol.places:
             last = np.take(out[index], [-1], axis=axis)
-            out[index] = np.concatenate([out[index], np.repeat(last, extra[symbol.name], axis=axis)], axis=axis)
+            out[index] = np.concatenate(
+                [out[index], np.repeat(last, extra[symbol.name], axis=axis)], axis=axis
+            )
     return tuple(out)
 
 
@@ -141,7 +145,9 @@ def trace_symbolic(net: Block, examples: tuple[Any, ...], symbols: list[DimSymbo
         return _merge(traces, symbols, paths)
 
 
-def _trace_grown(net: Block, examples: tuple[Any, ...], symbols: list[DimSymbol], direction: int) -> TraceResult:
+def _trace_grown(
+    net: Block, examples: tuple[Any, ...], symbols: list[DimSymbol], direction: int
+) -> TraceResult:
     extra = growth(symbols, direction)
     tree, leaves = structure.flatten(list(examples))
     grown = structure.unflatten(tree, list(resize(tuple(leaves), symbols, extra)))
@@ -150,7 +156,9 @@ def _trace_grown(net: Block, examples: tuple[Any, ...], symbols: list[DimSymbol]
     except (ModelpackError, ValueError, TypeError, IndexError) as exc:
         sizes = ", ".join(f"{s.name}={s.size + extra[s.name]}" for s in symbols)
         hint = _batch_hint() if any(s.by_default for s in symbols) else ""
-        raise TraceError(f"cannot trace forward with dynamic sizes: it fails at {sizes}: {exc}{hint}") from exc
+        raise TraceError(
+            f"cannot trace forward with dynamic sizes: it fails at {sizes}: {exc}{hint}"
+        ) from exc
     return result
 
 
@@ -183,7 +191,9 @@ def _merge(traces: list[TraceResult], symbols: list[DimSymbol], paths: dict[int,
 class _Merger:
     """One block's traces → one graph whose sizes are expressions over its dynamic inputs."""
 
-    def __init__(self, blocks: list[BlockTrace], symbols: list[DimSymbol], points: list[dict[str, int]], where: str) -> None:
+    def __init__(
+        self, blocks: list[BlockTrace], symbols: list[DimSymbol], points: list[dict[str, int]], where: str
+    ) -> None:
         self.blocks, self.symbols, self.points, self.where = blocks, symbols, points, where
         self.docs = [b.spec.model_dump(mode="json") for b in blocks]
         self.constants = self._merge_constants()
@@ -203,7 +213,10 @@ class _Merger:
         bound = []
         for index, graph_input in enumerate(lists[0]):
             shapes = [x[index]["shape"] for x in lists]
-            if any(len(s) != len(shapes[0]) or x[index]["dtype"] != graph_input["dtype"] for s, x in zip(shapes, lists, strict=True)):
+            if any(
+                len(s) != len(shapes[0]) or x[index]["dtype"] != graph_input["dtype"]
+                for s, x in zip(shapes, lists, strict=True)
+            ):
                 raise self._difference(["inputs", index], shapes[0], shapes[-1])
             shape: list[Any] = []
             for axis, values in enumerate(zip(*shapes, strict=True)):
@@ -244,7 +257,7 @@ class _Merger:
 
     def _fit(self, values: list[int], trail: list[Any]) -> str:
         names = list(self.basis)
-        candidates = [(n,) for n in names] + [(a, b) for i, a in enumerate(names) for b in names[i + 1:]]
+        candidates = [(n,) for n in names] + [(a, b) for i, a in enumerate(names) for b in names[i + 1 :]]
         fits = []
         for group in candidates:
             points = [({n: self.basis[n][j] for n in group}, v) for j, v in enumerate(values)]
@@ -267,15 +280,17 @@ class _Merger:
         renamed: dict[str, str | None] = {}
         for k, arrays in enumerate(zip(*lists, strict=True)):
             same = all(
-                a.shape == arrays[0].shape and a.dtype == arrays[0].dtype and a.tobytes() == arrays[0].tobytes()
+                a.shape == arrays[0].shape
+                and a.dtype == arrays[0].dtype
+                and a.tobytes() == arrays[0].tobytes()
                 for a in arrays
             )
             if same:
                 renamed[f"#const{k}"] = f"#const{len(kept)}"
                 kept.append(arrays[0])
                 continue
-            made = [_maker(a) for a in arrays]
-            if any(m is None for m in made) or any([n[0] for n in m] != [n[0] for n in made[0]] for m in made):  # type: ignore[union-attr, index]
+            made = [nodes for nodes in (_maker(a) for a in arrays) if nodes is not None]
+            if len(made) != len(arrays) or any([n[0] for n in m] != [n[0] for n in made[0]] for m in made):
                 raise self._constant_error()
             renamed[f"#const{k}"] = None
             for doc, nodes in zip(self.docs, made, strict=True):
@@ -283,7 +298,7 @@ class _Merger:
                     replaced
                     for node in doc["nodes"]
                     for replaced in (
-                        _splice(node, nodes)  # type: ignore[arg-type]
+                        _splice(node, nodes)
                         if node["op"] == "constant" and node["attrs"]["name"] == f"#const{k}"
                         else [node]
                     )
@@ -305,7 +320,9 @@ class _Merger:
     def _hint(self) -> str:
         return _batch_hint() if any(s.by_default for s in self.symbols) else ""
 
-    def _difference(self, trail: list[Any], a: Any, b: Any, *, lengths: bool = False, size: bool = False) -> TraceError:
+    def _difference(
+        self, trail: list[Any], a: Any, b: Any, *, lengths: bool = False, size: bool = False
+    ) -> TraceError:
         grown = ", ".join(f"{s.name} {s.size}->{self.points[1][s.name]}" for s in self.symbols)
         location = ".".join(str(t) for t in trail)
         if lengths and trail == ["nodes"]:

@@ -80,7 +80,9 @@ class ClipAttrs(Attrs):
     a_max: float | None = None
 
 
-def _clip_call(a: Any, a_min: Any = None, a_max: Any = None, **kwargs: Any) -> tuple[list[Any], dict[str, Any]]:
+def _clip_call(
+    a: Any, a_min: Any = None, a_max: Any = None, **kwargs: Any
+) -> tuple[list[Any], dict[str, Any]]:
     a_min, a_max = kwargs.pop("min", a_min), kwargs.pop("max", a_max)
     if kwargs:
         raise TypeError(f"clip(): unsupported arguments {sorted(kwargs)}")

@@ -58,7 +58,9 @@ def encode_index(index: Any) -> tuple[list[dict[str, Any]], list[Any]]:
             encoded.append({"int": int(item)})
         elif isinstance(item, slice):
             parts = [item.start, item.stop, item.step]
-            if not all(p is None or (isinstance(p, (int, np.integer)) and not isinstance(p, bool)) for p in parts):
+            if not all(
+                p is None or (isinstance(p, (int, np.integer)) and not isinstance(p, bool)) for p in parts
+            ):
                 raise TypeError(f"slice {item!r} must have integer (or no) bounds")
             encoded.append({"slice": [None if p is None else int(p) for p in parts]})
         elif item is None:
@@ -130,9 +132,9 @@ class TakeAttrs(Attrs):
     mode: Literal["raise", "wrap", "clip"] = "raise"
 
 
-def _take_call(a: Any, indices: Any, axis: Any = None, out: Any = None, mode: str = "raise") -> tuple[
-    list[Any], dict[str, Any]
-]:
+def _take_call(
+    a: Any, indices: Any, axis: Any = None, out: Any = None, mode: str = "raise"
+) -> tuple[list[Any], dict[str, Any]]:
     if out is not None:
         raise TypeError("take(): out= is not supported")
     return [a, indices], {"axis": json_value(axis), "mode": mode}
@@ -173,7 +175,9 @@ def pick(
     idx = np.clip(idx, 0, size - 1) if mode == "clip" else np.mod(idx, size)
     if idx.ndim == data.ndim - 1:
         idx = np.expand_dims(idx, axis)
-    out = np.take_along_axis(data, np.broadcast_to(idx, data.shape[:axis] + (1,) + data.shape[axis + 1:]), axis)
+    out = np.take_along_axis(
+        data, np.broadcast_to(idx, data.shape[:axis] + (1,) + data.shape[axis + 1 :]), axis
+    )
     return out if keepdims else np.squeeze(out, axis=axis)
 
 

@@ -75,7 +75,8 @@ def split(
     """Cut into ``sections`` equal pieces or at ``indices`` along ``axis`` (several outputs)."""
     if (sections is None) == (indices is None):
         raise ValueError("split needs exactly one of sections and indices")
-    return [np.asarray(piece) for piece in np.split(x, sections if indices is None else indices, axis=axis)]
+    cuts: Any = sections if indices is None else indices
+    return [np.asarray(piece) for piece in np.split(x, cuts, axis=axis)]
 
 
 class ReshapeAttrs(Attrs):
@@ -163,8 +164,14 @@ def _repeat_call(a: Any, repeats: Any, axis: Any = None) -> tuple[list[Any], dic
     return [a], {"repeats": _ints(repeats, "repeat(): repeats")[0], "axis": json_value(axis)}
 
 
-@register_op("repeat", attrs=RepeatAttrs, numpy=(np.repeat,), methods=("repeat",), call=_repeat_call,
-             sizes=("repeats",))
+@register_op(
+    "repeat",
+    attrs=RepeatAttrs,
+    numpy=(np.repeat,),
+    methods=("repeat",),
+    call=_repeat_call,
+    sizes=("repeats",),
+)
 def repeat(x: np.ndarray, repeats: int, axis: int | None = None) -> np.ndarray:
     """Repeat each element ``repeats`` times along ``axis`` (of the flattened array for None)."""
     return np.repeat(x, repeats, axis=axis)
@@ -192,8 +199,9 @@ def _broadcast_call(a: Any, shape: Any) -> tuple[list[Any], dict[str, Any]]:
     return [a], {"shape": _ints(shape, "broadcast_to(): shape")}
 
 
-@register_op("broadcast_to", attrs=BroadcastAttrs, numpy=(np.broadcast_to,), call=_broadcast_call,
-             sizes=("shape",))
+@register_op(
+    "broadcast_to", attrs=BroadcastAttrs, numpy=(np.broadcast_to,), call=_broadcast_call, sizes=("shape",)
+)
 def broadcast_to(x: np.ndarray, shape: list[int]) -> np.ndarray:
     """Broadcast to ``shape`` (a copy, never a read-only view)."""
     return np.array(np.broadcast_to(x, tuple(shape)))
@@ -243,7 +251,9 @@ def _like_call(a: Any, dtype: Any = None, **kwargs: Any) -> tuple[list[Any], dic
     return [a], {"dtype": None if dtype is None else np.dtype(dtype).name}
 
 
-def _full_like_call(a: Any, fill_value: Any, dtype: Any = None, **kwargs: Any) -> tuple[list[Any], dict[str, Any]]:
+def _full_like_call(
+    a: Any, fill_value: Any, dtype: Any = None, **kwargs: Any
+) -> tuple[list[Any], dict[str, Any]]:
     inputs, attrs = _like_call(a, dtype, **kwargs)
     if not isinstance(fill_value, (bool, int, float, np.generic)):
         raise TypeError("full_like(): the fill value must be a number")

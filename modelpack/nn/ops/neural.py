@@ -134,12 +134,16 @@ class BatchDotAttrs(Attrs):
 
 
 @register_op("batch_dot", attrs=BatchDotAttrs)
-def batch_dot(a: np.ndarray, b: np.ndarray, transpose_a: bool = False, transpose_b: bool = False) -> np.ndarray:
+def batch_dot(
+    a: np.ndarray, b: np.ndarray, transpose_a: bool = False, transpose_b: bool = False
+) -> np.ndarray:
     """``npx.batch_dot``: a matrix product per leading index, (B, n, m) · (B, m, k) → (B, n, k)."""
     a, b = np.asarray(a), np.asarray(b)
     if a.ndim < 3 or a.ndim != b.ndim:
         raise ValueError(f"batch_dot takes two arrays of the same rank >= 3, got {a.shape} and {b.shape}")
-    return np.matmul(np.swapaxes(a, -1, -2) if transpose_a else a, np.swapaxes(b, -1, -2) if transpose_b else b)
+    return np.matmul(
+        np.swapaxes(a, -1, -2) if transpose_a else a, np.swapaxes(b, -1, -2) if transpose_b else b
+    )
 
 
 class FullyConnectedAttrs(Attrs):
@@ -196,7 +200,10 @@ def _sequence_call(with_value: bool) -> Any:
         if len(rest) > len(names) or set(kwargs) - set(names):
             raise TypeError(f"unexpected arguments {rest} {sorted(set(kwargs) - set(names))}")
         options = {**dict(zip(names, rest, strict=False)), **kwargs}
-        attrs: dict[str, Any] = {"use_sequence_length": bool(use_sequence_length), "axis": int(options.get("axis", 0))}
+        attrs: dict[str, Any] = {
+            "use_sequence_length": bool(use_sequence_length),
+            "axis": int(options.get("axis", 0)),
+        }
         if with_value:
             attrs["value"] = float(json_value(options.get("value", 0.0)))
         if use_sequence_length and sequence_length is None:
@@ -234,7 +241,10 @@ def sequence_mask(
 
 @register_op("sequence_last", attrs=SequenceAttrs, call=_sequence_call(False))
 def sequence_last(
-    data: np.ndarray, sequence_length: np.ndarray | None = None, use_sequence_length: bool = False, axis: int = 0
+    data: np.ndarray,
+    sequence_length: np.ndarray | None = None,
+    use_sequence_length: bool = False,
+    axis: int = 0,
 ) -> np.ndarray:
     """MXNet's ``SequenceLast``: each element's last valid step (the time axis removed)."""
     data = np.asarray(data)
@@ -246,7 +256,10 @@ def sequence_last(
 
 @register_op("sequence_reverse", attrs=SequenceAttrs, call=_sequence_call(False))
 def sequence_reverse(
-    data: np.ndarray, sequence_length: np.ndarray | None = None, use_sequence_length: bool = False, axis: int = 0
+    data: np.ndarray,
+    sequence_length: np.ndarray | None = None,
+    use_sequence_length: bool = False,
+    axis: int = 0,
 ) -> np.ndarray:
     """MXNet's ``SequenceReverse``: each element's first ``length`` steps reversed, the rest kept."""
     data = np.asarray(data)
@@ -266,7 +279,9 @@ class LayerNormAttrs(Attrs):
 
 
 @register_op("layer_norm", attrs=LayerNormAttrs)
-def layer_norm(data: np.ndarray, gamma: np.ndarray, beta: np.ndarray, axis: int = -1, eps: float = 1e-5) -> np.ndarray:
+def layer_norm(
+    data: np.ndarray, gamma: np.ndarray, beta: np.ndarray, axis: int = -1, eps: float = 1e-5
+) -> np.ndarray:
     """``npx.layer_norm``: (x - mean) / sqrt(var + eps) · gamma + beta over ``axis``."""
     data = np.asarray(data)
     axis %= data.ndim
@@ -286,9 +301,9 @@ class DropoutAttrs(Attrs):
 _DROPOUT_RNG = np.random.default_rng()
 
 
-def _dropout_call(data: Any, p: float = 0.5, mode: str = "training", axes: Any = None, **_: Any) -> tuple[
-    list[Any], dict[str, Any]
-]:
+def _dropout_call(
+    data: Any, p: float = 0.5, mode: str = "training", axes: Any = None, **_: Any
+) -> tuple[list[Any], dict[str, Any]]:
     if mode != "training":
         raise TypeError("dropout(): only mode='training' (drop while training) is supported")
     return [data], {"p": float(p), "axes": [int(a) for a in (axes or ())]}

@@ -20,7 +20,10 @@ def _reduce_call(a: Any, axis: Any = None, keepdims: bool = False) -> tuple[list
 
 
 _REDUCTIONS: dict[str, tuple[Any, ...]] = {
-    "sum": (np.sum,), "mean": (np.mean,), "max": (np.max, np.amax), "min": (np.min, np.amin),
+    "sum": (np.sum,),
+    "mean": (np.mean,),
+    "max": (np.max, np.amax),
+    "min": (np.min, np.amin),
     "prod": (np.prod,),
 }
 for _name, _functions in _REDUCTIONS.items():
@@ -44,13 +47,17 @@ def _moment_call(
 
 
 @register_op("var", attrs=MomentAttrs, numpy=(np.var,), methods=("var",), call=_moment_call)
-def var(x: np.ndarray, axis: int | list[int] | None = None, keepdims: bool = False, ddof: int = 0) -> np.ndarray:
+def var(
+    x: np.ndarray, axis: int | list[int] | None = None, keepdims: bool = False, ddof: int = 0
+) -> np.ndarray:
     """Variance (divided by n - ddof), as ``np.var``."""
     return np.asarray(np.var(x, axis=as_axis(axis), keepdims=keepdims, ddof=ddof))
 
 
 @register_op("std", attrs=MomentAttrs, numpy=(np.std,), methods=("std",), call=_moment_call)
-def std(x: np.ndarray, axis: int | list[int] | None = None, keepdims: bool = False, ddof: int = 0) -> np.ndarray:
+def std(
+    x: np.ndarray, axis: int | list[int] | None = None, keepdims: bool = False, ddof: int = 0
+) -> np.ndarray:
     """Standard deviation, as ``np.std``."""
     return np.asarray(np.std(x, axis=as_axis(axis), keepdims=keepdims, ddof=ddof))
 
@@ -60,7 +67,9 @@ class ArgAttrs(Attrs):
     keepdims: bool = False
 
 
-def _arg_call(a: Any, axis: Any = None, out: Any = None, *, keepdims: bool = False) -> tuple[list[Any], dict[str, Any]]:
+def _arg_call(
+    a: Any, axis: Any = None, out: Any = None, *, keepdims: bool = False
+) -> tuple[list[Any], dict[str, Any]]:
     if out is not None:
         raise TypeError("argmax()/argmin(): out= is not supported")
     return [a], {"axis": json_value(axis), "keepdims": bool(keepdims)}
@@ -82,7 +91,9 @@ class CumAttrs(Attrs):
     axis: int | None = None
 
 
-def _cum_call(a: Any, axis: Any = None, dtype: Any = None, out: Any = None) -> tuple[list[Any], dict[str, Any]]:
+def _cum_call(
+    a: Any, axis: Any = None, dtype: Any = None, out: Any = None
+) -> tuple[list[Any], dict[str, Any]]:
     if dtype is not None or out is not None:
         raise TypeError("cumsum(): dtype= and out= are not supported")
     return [a], {"axis": json_value(axis)}

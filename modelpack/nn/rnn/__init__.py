@@ -18,15 +18,33 @@ from __future__ import annotations
 
 from .cells import GRUCell, LSTMCell, RecurrentCell, RNNCell
 from .layers import GRU, LSTM, RNN
-from .wrappers import BidirectionalCell, DropoutCell, ModifierCell, ResidualCell, SequentialRNNCell, ZoneoutCell
+from .wrappers import (
+    BidirectionalCell,
+    DropoutCell,
+    ModifierCell,
+    ResidualCell,
+    SequentialRNNCell,
+    ZoneoutCell,
+)
 
 # Gluon's hybrid spellings: modelpack has no separate hybrid (symbolic) mode.
 HybridRecurrentCell = RecurrentCell
 HybridSequentialRNNCell = SequentialRNNCell
 
 __all__ = [
-    "RNN", "LSTM", "GRU",
-    "RecurrentCell", "HybridRecurrentCell", "RNNCell", "LSTMCell", "GRUCell",
-    "SequentialRNNCell", "HybridSequentialRNNCell", "BidirectionalCell", "DropoutCell", "ModifierCell",
-    "ResidualCell", "ZoneoutCell",
+    "RNN",
+    "LSTM",
+    "GRU",
+    "RecurrentCell",
+    "HybridRecurrentCell",
+    "RNNCell",
+    "LSTMCell",
+    "GRUCell",
+    "SequentialRNNCell",
+    "HybridSequentialRNNCell",
+    "BidirectionalCell",
+    "DropoutCell",
+    "ModifierCell",
+    "ResidualCell",
+    "ZoneoutCell",
 ]

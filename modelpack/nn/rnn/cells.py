@@ -36,7 +36,9 @@ class RecurrentCell(Block):
         """Shape (and layout) of each state the cell carries between steps."""
         raise NotImplementedError
 
-    def begin_state(self, batch_size: int = 0, func: Callable[..., Any] = np.zeros, **kwargs: Any) -> list[Any]:
+    def begin_state(
+        self, batch_size: int = 0, func: Callable[..., Any] = np.zeros, **kwargs: Any
+    ) -> list[Any]:
         """Initial states, made by ``func(shape=..., dtype=..., **kwargs)`` (zeros by default)."""
         return _begin_state(self.state_info(batch_size), func, {"dtype": self._state_dtype(), **kwargs})
 
@@ -80,7 +82,10 @@ class RecurrentCell(Block):
             if valid_length is not None:
                 history.append(states)
         if valid_length is not None:
-            states = [F.sequence_last(F.stack(list(s), axis=0), valid_length, True, axis=0) for s in zip(*history)]
+            states = [
+                F.sequence_last(F.stack(list(s), axis=0), valid_length, True, axis=0)
+                for s in zip(*history, strict=True)
+            ]
             outputs = mask_sequence(outputs, length, valid_length, axis, True)
         merged, _, _ = format_sequence(length, outputs, layout, merge_outputs)
         return merged, states
@@ -105,7 +110,7 @@ def format_sequence(length: int | None, inputs: Any, layout: str, merge: bool | 
         if length is not None and length != inputs.shape[axis]:
             raise InputError(f"unroll(length={length}) got {inputs.shape[axis]} steps along axis {axis}")
         index = (slice(None),) * axis
-        return [inputs[(*index, t)] for t in range(inputs.shape[axis])], axis, batch
+        return [inputs[index + (t,)] for t in range(inputs.shape[axis])], axis, batch
     return inputs, axis, batch
 
 
@@ -116,7 +121,7 @@ def mask_sequence(data: Any, length: int, valid_length: Any, axis: int, merge: b
     if merge:
         return masked
     index = (slice(None),) * axis
-    return [masked[(*index, t)] for t in range(length)]
+    return [masked[index + (t,)] for t in range(length)]
 
 
 class _CellConfig(LayerConfig):
@@ -142,6 +147,10 @@ class _GatedCell(RecurrentCell):
     """A cell with i2h/h2h weights and biases of ``gates × hidden_size`` rows."""
 
     _mode: Literal["rnn", "lstm", "gru"]
+    i2h_weight: Parameter
+    h2h_weight: Parameter
+    i2h_bias: Parameter
+    h2h_bias: Parameter
 
     def __init__(
         self,
@@ -158,7 +167,9 @@ class _GatedCell(RecurrentCell):
         self._dtype = np.dtype(dtype)
         rows = GATES.get(self._mode, 1) * self._hidden_size
         shapes = [(rows, int(input_size)), (rows, self._hidden_size), (rows,), (rows,)]
-        for name, shape, init in zip(("i2h_weight", "h2h_weight", "i2h_bias", "h2h_bias"), shapes, inits, strict=True):
+        for name, shape, init in zip(
+            ("i2h_weight", "h2h_weight", "i2h_bias", "h2h_bias"), shapes, inits, strict=True
+        ):
             setattr(self, name, Parameter(name, shape=shape, dtype=self._dtype, init=init))
 
     def state_info(self, batch_size: int = 0) -> list[dict[str, Any]]:
@@ -168,12 +179,16 @@ class _GatedCell(RecurrentCell):
     def _products(self, inputs: Any, states: Any) -> tuple[Any, list[Any]]:
         """``W_ih x + b_ih`` and the checked states (zeros for None)."""
         if getattr(inputs, "ndim", 0) < 2:
-            raise InputError(f"{type(self).__name__} expects a batch of inputs (N, C), got shape {np.shape(inputs)}")
+            raise InputError(
+                f"{type(self).__name__} expects a batch of inputs (N, C), got shape {np.shape(inputs)}"
+            )
         batch = inputs.shape[0]
         states = self.begin_state(batch) if states is None else states
         states = list(states) if isinstance(states, (list, tuple)) else [states]
         info = self.state_info(batch)
-        if len(states) != len(info) or any(tuple(np.shape(s)) != i["shape"] for s, i in zip(states, info, strict=False)):
+        if len(states) != len(info) or any(
+            tuple(np.shape(s)) != i["shape"] for s, i in zip(states, info, strict=False)
+        ):
             raise InputError(
                 f"{type(self).__name__} expects states of shapes {[i['shape'] for i in info]}, got "
                 f"{[tuple(np.shape(s)) for s in states]}"
@@ -185,7 +200,11 @@ class _GatedCell(RecurrentCell):
         return input_product(x, self.i2h_weight.data(), self.i2h_bias.data()), states
 
     def get_config(self) -> dict[str, Any]:
-        return {"hidden_size": self._hidden_size, "input_size": self.i2h_weight.shape[1], "dtype": self._dtype.name}
+        return {
+            "hidden_size": self._hidden_size,
+            "input_size": self.i2h_weight.shape[1],
+            "dtype": self._dtype.name,
+        }
 
     def __repr__(self) -> str:
         in_size = self.i2h_weight.shape[1] or None
@@ -250,8 +269,13 @@ class LSTMCell(_GatedCell):
     def forward(self, inputs: Any, states: Any = None) -> tuple[Any, list[Any]]:
         i2h, (h, c) = self._products(inputs, states)
         h, c = lstm_step(
-            i2h, h, c, self.h2h_weight.data(), self.h2h_bias.data(),
-            act=activation(self._activation), recurrent_act=activation(self._recurrent_activation),
+            i2h,
+            h,
+            c,
+            self.h2h_weight.data(),
+            self.h2h_bias.data(),
+            act=activation(self._activation),
+            recurrent_act=activation(self._recurrent_activation),
         )
         return h, [h, c]
 

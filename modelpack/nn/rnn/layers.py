@@ -67,6 +67,8 @@ class LSTMConfig(_RecurrentConfig):
 class _RNNLayer(Block):
     """The shared machinery: parameters, states, the loop over layers, directions and time."""
 
+    l0_i2h_weight: Parameter  # the others are set by name in __init__
+
     def __init__(
         self,
         hidden_size: int,
@@ -116,7 +118,9 @@ class _RNNLayer(Block):
                 self._param(f"{d}{layer}_i2h_bias", (gates,), i2h_bias_initializer)
                 self._param(f"{d}{layer}_h2h_bias", (gates,), h2h_bias_initializer)
                 if self._projection_size:
-                    self._param(f"{d}{layer}_h2r_weight", (self._projection_size, hidden), h2r_weight_initializer)
+                    self._param(
+                        f"{d}{layer}_h2r_weight", (self._projection_size, hidden), h2r_weight_initializer
+                    )
             inputs = recurrent * self._dir
 
     def _param(self, name: str, shape: tuple[int, ...], init: Init) -> None:
@@ -133,10 +137,18 @@ class _RNNLayer(Block):
         h_size = self._projection_size or self._hidden_size
         info = [{"shape": (layers, batch_size, h_size), "__layout__": "LNC", "dtype": self._dtype.name}]
         if self._mode == "lstm":
-            info.append({"shape": (layers, batch_size, self._hidden_size), "__layout__": "LNC", "dtype": self._dtype.name})
+            info.append(
+                {
+                    "shape": (layers, batch_size, self._hidden_size),
+                    "__layout__": "LNC",
+                    "dtype": self._dtype.name,
+                }
+            )
         return info
 
-    def begin_state(self, batch_size: int = 0, func: Callable[..., Any] = np.zeros, **kwargs: Any) -> list[Any]:
+    def begin_state(
+        self, batch_size: int = 0, func: Callable[..., Any] = np.zeros, **kwargs: Any
+    ) -> list[Any]:
         """Initial states, made by ``func(shape=..., dtype=..., **kwargs)`` (zeros by default);
         Gluon's ``ctx=`` is accepted and ignored."""
         return _begin_state(self.state_info(batch_size), func, kwargs)
@@ -146,10 +158,14 @@ class _RNNLayer(Block):
         """``output`` for ``states=None`` (zeros are used), else ``(output, new_states)``."""
         x = inputs
         if getattr(x, "ndim", None) != 3:
-            raise InputError(f"{type(self).__name__} expects a 3-D input ({self._layout}), got shape {np.shape(x)}")
+            raise InputError(
+                f"{type(self).__name__} expects a 3-D input ({self._layout}), got shape {np.shape(x)}"
+            )
         if np.dtype(x.dtype) != self._dtype:
             if np.dtype(x.dtype).kind != "f":
-                raise InputError(f"{type(self).__name__} expects floating-point inputs, got {np.dtype(x.dtype)}")
+                raise InputError(
+                    f"{type(self).__name__} expects floating-point inputs, got {np.dtype(x.dtype)}"
+                )
             x = F.cast(x, dtype=self._dtype.name)
         if self._layout == "NTC":
             x = F.swapaxes(x, 0, 1)
@@ -161,8 +177,11 @@ class _RNNLayer(Block):
         if self._use_sequence_length and sequence_length is None:
             raise InputError(f"{type(self).__name__}(use_sequence_length=True) needs sequence_length")
         lengths = sequence_length if self._use_sequence_length else None
-        for d in "lr"[: self._dir]:
-            getattr(self, f"{d}0_i2h_weight").shape = (GATES[self._mode] * self._hidden_size, x.shape[2])
+        for direction in "lr"[: self._dir]:
+            getattr(self, f"{direction}0_i2h_weight").shape = (
+                GATES[self._mode] * self._hidden_size,
+                x.shape[2],
+            )
         h_out, c_out = [], []
         for layer in range(self._num_layers):
             outputs = []
@@ -204,8 +223,16 @@ class _RNNLayer(Block):
         for t in steps:
             c_new = None
             if self._mode == "lstm":
-                h_new, c_new = lstm_step(i2h[t], h, c, h2h_weight, h2h_bias, h2r_weight=h2r, clip=self._state_clip,
-                                     clip_nan=self._state_clip_nan)
+                h_new, c_new = lstm_step(
+                    i2h[t],
+                    h,
+                    c,
+                    h2h_weight,
+                    h2h_bias,
+                    h2r_weight=h2r,
+                    clip=self._state_clip,
+                    clip_nan=self._state_clip_nan,
+                )
             elif self._mode == "gru":
                 h_new = gru_step(i2h[t], h, h2h_weight, h2h_bias)
             else:
@@ -279,9 +306,24 @@ class RNN(_RNNLayer):
         if activation not in ("relu", "tanh"):
             raise UsageError(f"RNN activation must be 'relu' or 'tanh', got {activation!r}")
         super().__init__(
-            hidden_size, num_layers, layout, dropout, bidirectional, input_size,
-            i2h_weight_initializer, h2h_weight_initializer, i2h_bias_initializer, h2h_bias_initializer,
-            "rnn_" + activation, None, None, None, False, dtype, use_sequence_length, prefix,
+            hidden_size,
+            num_layers,
+            layout,
+            dropout,
+            bidirectional,
+            input_size,
+            i2h_weight_initializer,
+            h2h_weight_initializer,
+            i2h_bias_initializer,
+            h2h_bias_initializer,
+            "rnn_" + activation,
+            None,
+            None,
+            None,
+            False,
+            dtype,
+            use_sequence_length,
+            prefix,
         )
 
     def get_config(self) -> dict[str, Any]:
@@ -320,10 +362,24 @@ class LSTM(_RNNLayer):
             raise UsageError("state_clip_min and state_clip_max go together")
         clip = None if state_clip_min is None else (float(state_clip_min), float(state_clip_max))  # type: ignore[arg-type]
         super().__init__(
-            hidden_size, num_layers, layout, dropout, bidirectional, input_size,
-            i2h_weight_initializer, h2h_weight_initializer, i2h_bias_initializer, h2h_bias_initializer,
-            "lstm", projection_size, h2r_weight_initializer, clip, state_clip_nan, dtype,
-            use_sequence_length, prefix,
+            hidden_size,
+            num_layers,
+            layout,
+            dropout,
+            bidirectional,
+            input_size,
+            i2h_weight_initializer,
+            h2h_weight_initializer,
+            i2h_bias_initializer,
+            h2h_bias_initializer,
+            "lstm",
+            projection_size,
+            h2r_weight_initializer,
+            clip,
+            state_clip_nan,
+            dtype,
+            use_sequence_length,
+            prefix,
         )
 
     def get_config(self) -> dict[str, Any]:
@@ -358,7 +414,22 @@ class GRU(_RNNLayer):
         prefix: str | None = None,
     ) -> None:
         super().__init__(
-            hidden_size, num_layers, layout, dropout, bidirectional, input_size,
-            i2h_weight_initializer, h2h_weight_initializer, i2h_bias_initializer, h2h_bias_initializer,
-            "gru", None, None, None, False, dtype, use_sequence_length, prefix,
+            hidden_size,
+            num_layers,
+            layout,
+            dropout,
+            bidirectional,
+            input_size,
+            i2h_weight_initializer,
+            h2h_weight_initializer,
+            i2h_bias_initializer,
+            h2h_bias_initializer,
+            "gru",
+            None,
+            None,
+            None,
+            False,
+            dtype,
+            use_sequence_length,
+            prefix,
         )

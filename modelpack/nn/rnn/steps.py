@@ -22,7 +22,7 @@ GATES = {"rnn_relu": 1, "rnn_tanh": 1, "lstm": 4, "gru": 3}
 
 def activation(name: str) -> Callable[[Any], Any]:
     """The op called ``name`` (``relu``, ``tanh``, ``sigmoid``, ...)."""
-    return getattr(F, name)  # type: ignore[no-any-return]
+    return getattr(F, name)
 
 
 def input_product(x: Any, weight: Any, bias: Any) -> Any:
@@ -32,7 +32,7 @@ def input_product(x: Any, weight: Any, bias: Any) -> Any:
 
 def _gate(gates: Any, index: int, count: int) -> Any:
     size = gates.shape[-1] // count
-    return gates[..., index * size:(index + 1) * size]
+    return gates[..., index * size : (index + 1) * size]
 
 
 def rnn_step(i2h: Any, h: Any, h2h_weight: Any, h2h_bias: Any, act: Callable[[Any], Any]) -> Any:

@@ -23,7 +23,12 @@ from ..registry import LayerConfig, register_layer
 from .cells import RecurrentCell, format_sequence, mask_sequence
 
 __all__ = [
-    "SequentialRNNCell", "BidirectionalCell", "DropoutCell", "ModifierCell", "ResidualCell", "ZoneoutCell",
+    "SequentialRNNCell",
+    "BidirectionalCell",
+    "DropoutCell",
+    "ModifierCell",
+    "ResidualCell",
+    "ZoneoutCell",
 ]
 
 
@@ -55,7 +60,9 @@ class SequentialRNNCell(RecurrentCell):
     def state_info(self, batch_size: int = 0) -> list[dict[str, Any]]:
         return [info for cell in _cells(self) for info in cell.state_info(batch_size)]
 
-    def begin_state(self, batch_size: int = 0, func: Callable[..., Any] = np.zeros, **kwargs: Any) -> list[Any]:
+    def begin_state(
+        self, batch_size: int = 0, func: Callable[..., Any] = np.zeros, **kwargs: Any
+    ) -> list[Any]:
         return [s for cell in _cells(self) for s in cell.begin_state(batch_size, func, **kwargs)]
 
     def forward(self, inputs: Any, states: Any = None) -> tuple[Any, list[Any]]:
@@ -68,7 +75,7 @@ class SequentialRNNCell(RecurrentCell):
         used = 0
         for cell in _cells(self):
             count = len(cell.state_info())
-            inputs, new = cell(inputs, states[used:used + count])
+            inputs, new = cell(inputs, states[used : used + count])
             used += count
             next_states.extend(new)
         return inputs, next_states
@@ -91,8 +98,12 @@ class SequentialRNNCell(RecurrentCell):
         for i, cell in enumerate(cells):
             count = len(cell.state_info())
             inputs, new = cell.unroll(
-                length, inputs, states[used:used + count], layout,
-                merge_outputs if i == len(cells) - 1 else None, valid_length,
+                length,
+                inputs,
+                states[used : used + count],
+                layout,
+                merge_outputs if i == len(cells) - 1 else None,
+                valid_length,
             )
             used += count
             next_states.extend(new)
@@ -114,8 +125,11 @@ class BidirectionalCell(RecurrentCell):
     along the features, states are ``l_cell``'s then ``r_cell``'s. Unroll only."""
 
     def __init__(
-        self, l_cell: RecurrentCell | None = None, r_cell: RecurrentCell | None = None,
-        output_prefix: str = "bi_", prefix: str | None = None,
+        self,
+        l_cell: RecurrentCell | None = None,
+        r_cell: RecurrentCell | None = None,
+        output_prefix: str = "bi_",
+        prefix: str | None = None,
     ) -> None:
         super().__init__(prefix=prefix)
         if l_cell is not None and r_cell is not None:
@@ -125,7 +139,9 @@ class BidirectionalCell(RecurrentCell):
     def state_info(self, batch_size: int = 0) -> list[dict[str, Any]]:
         return [info for cell in _cells(self) for info in cell.state_info(batch_size)]
 
-    def begin_state(self, batch_size: int = 0, func: Callable[..., Any] = np.zeros, **kwargs: Any) -> list[Any]:
+    def begin_state(
+        self, batch_size: int = 0, func: Callable[..., Any] = np.zeros, **kwargs: Any
+    ) -> list[Any]:
         return [s for cell in _cells(self) for s in cell.begin_state(batch_size, func, **kwargs)]
 
     def forward(self, inputs: Any, states: Any = None) -> Any:
@@ -182,7 +198,9 @@ class DropoutCellConfig(LayerConfig):
 class DropoutCell(RecurrentCell):
     """Dropout on the inputs while training (states pass through); the identity at inference."""
 
-    def __init__(self, rate: float, axes: tuple[int, ...] | list[int] = (), prefix: str | None = None) -> None:
+    def __init__(
+        self, rate: float, axes: tuple[int, ...] | list[int] = (), prefix: str | None = None
+    ) -> None:
         super().__init__(prefix=prefix)
         if not 0.0 <= float(rate) < 1.0:
             raise ValueError(f"DropoutCell rate must be in [0, 1), got {rate}")
@@ -234,7 +252,9 @@ class ModifierCell(RecurrentCell):
     def state_info(self, batch_size: int = 0) -> list[dict[str, Any]]:
         return self.base_cell.state_info(batch_size)
 
-    def begin_state(self, batch_size: int = 0, func: Callable[..., Any] = np.zeros, **kwargs: Any) -> list[Any]:
+    def begin_state(
+        self, batch_size: int = 0, func: Callable[..., Any] = np.zeros, **kwargs: Any
+    ) -> list[Any]:
         return self.base_cell.begin_state(batch_size, func, **kwargs)
 
     def __repr__(self) -> str:
@@ -252,7 +272,10 @@ class ZoneoutCell(ModifierCell):
     probability ``zoneout_outputs``/``zoneout_states``; the base cell at inference."""
 
     def __init__(
-        self, base_cell: RecurrentCell | None = None, zoneout_outputs: float = 0.0, zoneout_states: float = 0.0,
+        self,
+        base_cell: RecurrentCell | None = None,
+        zoneout_outputs: float = 0.0,
+        zoneout_states: float = 0.0,
         prefix: str | None = None,
     ) -> None:
         if isinstance(base_cell, BidirectionalCell):
@@ -275,7 +298,9 @@ class ZoneoutCell(ModifierCell):
         if self._p_outputs:
             output = F.where(keep(self._p_outputs, output), output, previous)
         if self._p_states:
-            new_states = [F.where(keep(self._p_states, n), n, o) for n, o in zip(new_states, states, strict=True)]
+            new_states = [
+                F.where(keep(self._p_states, n), n, o) for n, o in zip(new_states, states, strict=True)
+            ]
         self._prev_output = output
         return output, new_states
 
@@ -305,7 +330,9 @@ class ResidualCell(ModifierCell):
         valid_length: Any = None,
     ) -> tuple[Any, list[Any]]:
         self.reset()
-        outputs, states = self.base_cell.unroll(length, inputs, begin_state, layout, merge_outputs, valid_length)
+        outputs, states = self.base_cell.unroll(
+            length, inputs, begin_state, layout, merge_outputs, valid_length
+        )
         merge = not isinstance(outputs, (list, tuple)) if merge_outputs is None else merge_outputs
         inputs, axis, _ = format_sequence(length, inputs, layout, merge)
         if valid_length is not None:
