@@ -569,3 +569,39 @@ def test_temporary_constants_are_never_confused():
     loaded = modelpack.load(io.BytesIO(buffer.getvalue()))
     x = X.astype(np.float32)
     assert np.array_equal(loaded(x), net(x))  # without the fix export refuses: "differs from forward"
+
+
+class _TimeMajor(nn.Block):
+    """A hand-written recurrence over time-major input (T, N, C): loops over axis 0."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Dense(4, flatten=False)
+
+    def forward(self, X):
+        h = np.zeros((X.shape[1], 4), dtype=np.float32)
+        outputs = []
+        for x in X:
+            h = np.tanh(self.fc(x) + h)
+            outputs.append(h)
+        return np.stack(outputs)
+
+
+def test_time_major_input_with_the_default_dynamic_batch_names_the_fix():
+    net = _TimeMajor()
+    net.initialize(seed=0)
+    x = np.random.default_rng(0).normal(size=(5, 2, 3)).astype(np.float32)
+    net(x)
+    with pytest.raises(TraceError) as caught:
+        modelpack.export(net, io.BytesIO(), example=x)
+    message = str(caught.value)
+    assert len(message.splitlines()) <= 10 and len(message) < 1200
+    assert "a Python loop runs once per element of a dynamic axis" in message
+    assert "test_trace.py" in message and "for x in X:" in message
+    assert "dynamic_batch=False and dynamic_axes" in message
+    buffer = io.BytesIO()  # the fix it names works: the batch is axis 1
+    modelpack.export(net, buffer, example=x, dynamic_batch=False, dynamic_axes={0: {1: "batch"}})
+    loaded = modelpack.load(io.BytesIO(buffer.getvalue()))
+    for batch in (1, 7):
+        y = np.random.default_rng(batch).normal(size=(5, batch, 3)).astype(np.float32)
+        assert np.array_equal(loaded(y), net(y))

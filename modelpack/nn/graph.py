@@ -349,13 +349,10 @@ class GraphBlock(Block):
             if len(args) != len(graph.inputs):
                 raise InputError(f"{self._source_class} expects {len(graph.inputs)} inputs, got {len(args)}")
             return list(args)
-        want = [a.model_dump() if not isinstance(a, str) else a for a in graph.args]
-        got, leaves = structure.flatten(list(args))
-        if got["items"] != want:
-            expected = ", ".join(structure.describe(a) for a in want)
-            given = ", ".join(structure.describe(a) for a in got["items"])
-            raise InputError(f"{self._source_class} expects arguments ({expected}), got ({given})")
-        return leaves
+        try:
+            return structure.values_of({"kind": "tuple", "items": graph.args}, tuple(args))
+        except TypeError as exc:
+            raise InputError(f"{self._source_class} expects arguments {exc}") from None
 
     def _run(
         self, node: GraphNode, inputs: list[Any], params: Mapping[str, Parameter], sizes: dict[str, int]
@@ -388,13 +385,7 @@ class GraphBlock(Block):
         if returns == "single":
             return [result]
         if returns == "tree":
-            tree, leaves = structure.flatten(result)
-            if tree != attrs["tree"]:
-                raise TypeError(
-                    f"the block returned {structure.describe(tree)}, the graph expects "
-                    f"{structure.describe(attrs['tree'])}"
-                )
-            return leaves
+            return structure.values_of(attrs["tree"], result)
         if not isinstance(result, (tuple, list)):  # an array would be split along axis 0
             raise InputError(
                 f"{self._source_class}: block {attrs['block']!r} returned a "

@@ -28,7 +28,7 @@ __all__ = [
     "MAX_DEPTH",
 ]
 
-MAX_DEPTH = 32  # nesting a reader follows; real states nest two or three levels
+MAX_DEPTH = 32  # nesting a writer records (readers are bounded by YAML's); states nest 2-3 levels
 
 
 class TreeNode(BaseModel):
@@ -44,14 +44,14 @@ Tree = Literal["value", "none"] | TreeNode
 TreeNode.model_rebuild()
 
 
-def flatten(value: Any, *, is_leaf: Any = None) -> tuple[Any, list[Any]]:
+def flatten(value: Any) -> tuple[Any, list[Any]]:
     """``(tree, leaves)`` of a nested tuple/list structure; anything else is one leaf."""
     leaves: list[Any] = []
 
     def walk(item: Any, depth: int) -> Any:
         if item is None:
             return "none"
-        if isinstance(item, (tuple, list)) and not (is_leaf and is_leaf(item)):
+        if isinstance(item, (tuple, list)):
             if depth >= MAX_DEPTH:
                 raise ValueError(f"structures nest at most {MAX_DEPTH} levels")
             kind = "tuple" if isinstance(item, tuple) else "list"
@@ -62,16 +62,12 @@ def flatten(value: Any, *, is_leaf: Any = None) -> tuple[Any, list[Any]]:
     return walk(value, 0), leaves
 
 
-def _as_json(tree: Any) -> Any:
-    return tree.model_dump() if isinstance(tree, BaseModel) else tree
-
-
 def unflatten(tree: Any, leaves: list[Any]) -> Any:
     """The structure ``tree`` describes, filled with ``leaves`` in order."""
     source: Iterator[Any] = iter(leaves)
 
     def build(node: Any) -> Any:
-        node = _as_json(node)
+        node = as_json(node)
         if node == "value":
             return next(source)
         if node == "none":
@@ -82,9 +78,27 @@ def unflatten(tree: Any, leaves: list[Any]) -> Any:
     return build(tree)
 
 
+def values_of(tree: Any, value: Any) -> list[Any]:
+    """The values of ``value``, which must have the structure ``tree`` (``TypeError`` naming
+    both structures otherwise)."""
+    want = as_json(tree)
+    got, leaves = flatten(value)
+    if got != want:
+        raise TypeError(f"{describe(want)}, got {describe(got)}")
+    return leaves
+
+
+def as_json(tree: Any) -> Any:
+    """A tree as plain JSON data (validated models become dicts, at every level)."""
+    tree = tree.model_dump() if isinstance(tree, BaseModel) else tree
+    if isinstance(tree, dict):
+        return {"kind": tree["kind"], "items": [as_json(item) for item in tree["items"]]}
+    return tree
+
+
 def count(tree: Any) -> int:
     """How many values (leaves other than None) a tree holds."""
-    tree = _as_json(tree)
+    tree = as_json(tree)
     if tree == "value":
         return 1
     if tree == "none":
@@ -104,7 +118,7 @@ def has_nesting(items: Any) -> bool:
 
 def describe(tree: Any) -> str:
     """A tree as Python-like text for messages: ``(x, [x, None])``."""
-    tree = _as_json(tree)
+    tree = as_json(tree)
     if tree == "value":
         return "x"
     if tree == "none":
