@@ -331,6 +331,72 @@ class TransformerEncoder(Encoder):
         return X
 
 
+class autograd:  # noqa: N801  (``from mxnet import autograd`` until modelpack's lands)
+    is_training = staticmethod(nn.is_training)
+
+
+class DecoderBlock(nn.Block):
+    # The `i`-th block in the decoder
+    def __init__(self, num_hiddens, ffn_num_hiddens, num_heads, dropout, i, **kwargs):
+        super(DecoderBlock, self).__init__(**kwargs)
+        self.i = i
+        self.attention1 = MultiHeadAttention(num_hiddens, num_heads, dropout)
+        self.addnorm1 = AddNorm(dropout)
+        self.attention2 = MultiHeadAttention(num_hiddens, num_heads, dropout)
+        self.addnorm2 = AddNorm(dropout)
+        self.ffn = PositionWiseFFN(ffn_num_hiddens, num_hiddens)
+        self.addnorm3 = AddNorm(dropout)
+
+    def forward(self, X, state):
+        enc_outputs, enc_valid_lens = state[0], state[1]
+        if state[2][self.i] is None:
+            key_values = X
+        else:
+            key_values = np.concatenate((state[2][self.i], X), axis=1)
+        state[2][self.i] = key_values
+
+        if autograd.is_training():
+            batch_size, num_steps, _ = X.shape
+            dec_valid_lens = np.tile(np.arange(1, num_steps + 1), (batch_size, 1))
+        else:
+            dec_valid_lens = None
+
+        X2 = self.attention1(X, key_values, key_values, dec_valid_lens)
+        Y = self.addnorm1(X, X2)
+        Y2 = self.attention2(Y, enc_outputs, enc_outputs, enc_valid_lens)
+        Z = self.addnorm2(Y, Y2)
+        return self.addnorm3(Z, self.ffn(Z)), state
+
+
+class TransformerDecoder(Decoder):
+    def __init__(self, vocab_size, num_hiddens, ffn_num_hiddens, num_heads, num_layers, dropout, **kwargs):
+        super(TransformerDecoder, self).__init__(**kwargs)
+        self.num_hiddens = num_hiddens
+        self.num_layers = num_layers
+        self.embedding = nn.Embedding(vocab_size, num_hiddens)
+        self.pos_encoding = PositionalEncoding(num_hiddens, dropout)
+        self.blks = nn.Sequential()
+        for i in range(num_layers):
+            self.blks.add(DecoderBlock(num_hiddens, ffn_num_hiddens, num_heads, dropout, i))
+        self.dense = nn.Dense(vocab_size, flatten=False)
+
+    def init_state(self, enc_outputs, enc_valid_lens, *args):
+        return [enc_outputs, enc_valid_lens, [None] * self.num_layers]
+
+    def forward(self, X, state):
+        X = self.pos_encoding(self.embedding(X) * math.sqrt(self.num_hiddens))
+        self._attention_weights = [[None] * len(self.blks) for _ in range(2)]
+        for i, blk in enumerate(self.blks):
+            X, state = blk(X, state)
+            self._attention_weights[0][i] = blk.attention1.attention.attention_weights
+            self._attention_weights[1][i] = blk.attention2.attention.attention_weights
+        return self.dense(X), state
+
+    @property
+    def attention_weights(self):
+        return self._attention_weights
+
+
 # -- the check: export, load in a fresh process, compare at several batch sizes -----------------
 
 FRESH = textwrap.dedent(
@@ -480,6 +546,34 @@ def test_transformer_encoder(tmp_path):
         return (_tokens(rng, batch, steps=7, vocab=200), rng.integers(1, 8, size=batch).astype(np.float32))
 
     _exported_matches_in_fresh_process(tmp_path, net, args)
+
+
+def test_transformer(tmp_path):
+    encoder = TransformerEncoder(50, 16, 32, 4, 2, 0.1)
+    decoder = TransformerDecoder(40, 16, 32, 4, 2, 0.1)
+    net = EncoderDecoder(encoder, decoder)
+    net.initialize(seed=0)
+    rng = np.random.default_rng(8)
+
+    def args(batch):
+        valid = rng.integers(1, 7, size=batch).astype(np.float32)
+        return (_tokens(rng, batch, steps=6, vocab=50), _tokens(rng, batch, steps=4, vocab=40), valid)
+
+    _exported_matches_in_fresh_process(tmp_path, net, args)
+
+
+def test_transformer_decoder_step_with_none_in_its_state(tmp_path):
+    """A decoding step as ``predict_seq2seq`` runs it: the state holds None per block at first."""
+    decoder = TransformerDecoder(40, 16, 32, 4, 2, 0.1)
+    decoder.initialize(seed=0)
+    rng = np.random.default_rng(9)
+
+    def args(batch):
+        enc_outputs = rng.normal(size=(batch, 6, 16)).astype(np.float32)
+        state = decoder.init_state(enc_outputs, rng.integers(1, 7, size=batch).astype(np.float32))
+        return (_tokens(rng, batch, steps=1, vocab=40), state)
+
+    _exported_matches_in_fresh_process(tmp_path, decoder, args)
 
 
 def test_data_dependent_control_flow_is_refused_naming_the_line():

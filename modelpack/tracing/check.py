@@ -27,21 +27,22 @@ def check_trace(net: Block, loaded: Block, examples: tuple[Any, ...], symbols: l
     """Raise TraceError if ``loaded`` computes anything else than ``net``.
 
     The random input's dynamic sizes grow in proportions no trace used (``growth`` direction
-    3), so a size expression that only fitted the traced sizes is caught here.
+    3), so a size expression that only fitted the traced sizes is caught here. Each call gets
+    its own lists and tuples: a forward that changes a state list in place (d2l's Transformer
+    decoder does) must not hand the other call a changed one.
     """
     rng = np.random.default_rng(0)
     tree, leaves = structure.flatten(list(examples))
     grown = resize(tuple(leaves), symbols, growth(symbols, 3)) if symbols else tuple(leaves)
-    random_input = tuple(structure.unflatten(tree, list(_random_like(grown, rng))))
-    for label, inputs in (("the example", examples), ("a random input", random_input)):
+    for label, values in (("the example", leaves), ("a random input", list(_random_like(grown, rng)))):
         with np.errstate(all="ignore"):
             try:
-                want = net(*inputs)
+                want = net(*structure.unflatten(tree, values))
             except ModelpackError:
                 raise
             except Exception as exc:
                 raise TraceError(f"cannot verify the trace: forward fails on {label}: {exc!r}") from exc
-            got = loaded(*inputs)
+            got = loaded(*structure.unflatten(tree, values))
         problem = _compare(want, got)
         if problem:
             raise TraceError(
