@@ -189,3 +189,32 @@ def test_graph_refuses_a_size_that_is_not_whole():
     assert block(np.ones((8, 6), np.float32)).shape == (2, 24)
     with pytest.raises(InputError, match=r"size batch/4 is not a whole number"):
         block(X)
+
+
+@pytest.mark.parametrize(
+    ("op", "attrs", "message"),
+    [
+        ("full", {"shape": [1 << 20, 1 << 20], "value": 0.0, "dtype": "float32"}, "full would make 1099511627776 elements"),
+        ("arange", {"stop": 1e300, "dtype": "float32"}, "arange would make"),
+        ("arange", {"stop": 5, "step": 0, "dtype": "int64"}, r"arange\(0, 5, 0\) has no finite length"),
+    ],
+)
+def test_a_hostile_size_is_refused_before_allocating(op, attrs, message):
+    graph = {
+        "inputs": [{"name": "x0", "dtype": "float32", "shape": ["batch", 6]}],
+        "nodes": [{"op": op, "inputs": [], "outputs": ["v0"], "attrs": attrs}],
+        "outputs": {"kind": "single", "values": ["v0"]},
+    }
+    with pytest.raises(InputError, match=message):
+        nn.GraphBlock(graph=graph)(X)
+
+
+@pytest.mark.parametrize(
+    "call",
+    [lambda: F.repeat(X, 1 << 30), lambda: F.tile(X, [1 << 16, 1 << 16]), lambda: F.broadcast_to(X, [1 << 30, 6]),
+     lambda: F.one_hot(np.zeros(1 << 10), 1 << 24)],
+    ids=["repeat", "tile", "broadcast_to", "one_hot"],
+)
+def test_ops_sized_by_attributes_check_before_allocating(call):
+    with pytest.raises(ValueError, match="more than the limit"):
+        call()

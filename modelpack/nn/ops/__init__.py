@@ -32,7 +32,7 @@ from ..activations import float_input
 
 __all__ = [
     "OpDef", "OPS", "register_op", "op_def", "known_ops", "Call", "NoAttrs", "Attrs", "json_value",
-    "as_axis", "on_floats",
+    "as_axis", "on_floats", "check_elements", "MAX_ELEMENTS",
 ]
 
 # numpy-style call (positional arrays, then attributes) -> (inputs, attributes)
@@ -125,11 +125,23 @@ def on_floats(fn: Callable[..., Any]) -> Callable[..., Any]:
     """For activation-like ops: compute in a float input's dtype and any other input in
     float32, as the activation layers do (spec/FORMAT.md §3.5), whatever numpy's loops would
     pick."""
+
     @functools.wraps(fn)
     def floats(x: Any, *args: Any, **kwargs: Any) -> Any:
         return fn(float_input(x), *args, **kwargs)
 
     return floats
+
+
+# Ops whose output size comes from attributes (a file's numbers, not the input's size) check it
+# before allocating: a hostile graph must not ask numpy for terabytes.
+MAX_ELEMENTS = 1 << 31
+
+
+def check_elements(op: str, count: int) -> None:
+    """``ValueError`` (the graph reports it as an input error) past ``MAX_ELEMENTS``."""
+    if count > MAX_ELEMENTS:
+        raise ValueError(f"{op} would make {count} elements, more than the limit of {MAX_ELEMENTS}")
 
 
 def json_value(value: Any) -> Any:

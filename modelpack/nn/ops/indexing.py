@@ -9,7 +9,7 @@ import numpy as np
 from pydantic import Field
 
 from ..sizes import Size
-from . import Attrs, json_value, register_op
+from . import Attrs, check_elements, json_value, register_op
 
 # -- numpy indexing ------------------------------------------------------------------------------
 
@@ -195,6 +195,7 @@ def one_hot(
     """``npx.one_hot``: a new last axis of length ``depth``, ``on_value`` at each index and
     ``off_value`` elsewhere (an index outside [0, depth) gives a row of ``off_value``)."""
     idx = _whole(indices)
+    check_elements("one_hot", int(idx.size) * depth)
     hit = idx[..., None] == np.arange(depth)
     return np.where(hit, on_value, off_value).astype(dtype)
 

@@ -7,6 +7,7 @@ reshape to batch × heads or ``np.zeros((x.shape[0], h))`` follows a dynamic bat
 
 from __future__ import annotations
 
+import math
 from typing import Any, Literal
 
 import numpy as np
@@ -14,7 +15,7 @@ from pydantic import Field
 
 from ...io.npy import SUPPORTED_DTYPES
 from ..sizes import Size
-from . import Attrs, as_axis, json_value, register_op
+from . import Attrs, as_axis, check_elements, json_value, register_op
 
 Dtype = Literal[SUPPORTED_DTYPES]  # type: ignore[valid-type]
 
@@ -174,6 +175,7 @@ def _repeat_call(a: Any, repeats: Any, axis: Any = None) -> tuple[list[Any], dic
 )
 def repeat(x: np.ndarray, repeats: int, axis: int | None = None) -> np.ndarray:
     """Repeat each element ``repeats`` times along ``axis`` (of the flattened array for None)."""
+    check_elements("repeat", int(np.size(x)) * max(int(repeats), 0))
     return np.repeat(x, repeats, axis=axis)
 
 
@@ -188,6 +190,7 @@ def _tile_call(a: Any, reps: Any) -> tuple[list[Any], dict[str, Any]]:
 @register_op("tile", attrs=TileAttrs, numpy=(np.tile,), call=_tile_call, sizes=("reps",))
 def tile(x: np.ndarray, reps: list[int]) -> np.ndarray:
     """Repeat the whole array ``reps`` times per axis."""
+    check_elements("tile", int(np.size(x)) * math.prod(max(int(r), 0) for r in reps))
     return np.tile(x, tuple(reps))
 
 
@@ -204,6 +207,7 @@ def _broadcast_call(a: Any, shape: Any) -> tuple[list[Any], dict[str, Any]]:
 )
 def broadcast_to(x: np.ndarray, shape: list[int]) -> np.ndarray:
     """Broadcast to ``shape`` (a copy, never a read-only view)."""
+    check_elements("broadcast_to", math.prod(max(int(d), 0) for d in shape))
     return np.array(np.broadcast_to(x, tuple(shape)))
 
 
@@ -221,6 +225,7 @@ class FullAttrs(Attrs):
 @register_op("full", attrs=FullAttrs, sizes=("shape",))
 def full(shape: list[int], value: bool | int | float, dtype: str) -> np.ndarray:
     """An array of ``shape`` filled with ``value`` (``np.zeros``, ``np.ones``, ``np.full``)."""
+    check_elements("full", math.prod(max(int(d), 0) for d in shape))
     return np.full(tuple(shape), value, dtype=dtype)
 
 
@@ -234,6 +239,10 @@ class ArangeAttrs(Attrs):
 @register_op("arange", attrs=ArangeAttrs, sizes=("stop",))
 def arange(stop: int | float, dtype: str, start: int | float = 0, step: int | float = 1) -> np.ndarray:
     """``np.arange(start, stop, step, dtype)``."""
+    span = (stop - start) / step if step else math.inf
+    if not math.isfinite(span):
+        raise ValueError(f"arange({start}, {stop}, {step}) has no finite length")
+    check_elements("arange", max(math.ceil(span), 0))
     return np.arange(start, stop, step, dtype=dtype)
 
 
