@@ -114,8 +114,8 @@ def log_softmax(
     masked = np.where(mask, x, -np.inf).astype(x.dtype)
     top = np.max(masked, axis=axis, keepdims=True)
     shifted = masked - np.where(np.isfinite(top), top, 0).astype(x.dtype)
-    with np.errstate(divide="ignore"):
-        return shifted - np.log(np.sum(np.exp(shifted), axis=axis, keepdims=True))
+    total = np.sum(np.exp(shifted), axis=axis, keepdims=True)
+    return shifted - np.log(np.where(total == 0, 1, total)).astype(x.dtype)  # an empty row: all -inf
 
 
 # -- products -------------------------------------------------------------------------------------
