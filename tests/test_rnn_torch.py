@@ -6,8 +6,9 @@ reset gate applied after the recurrent bias), so weights copy over unchanged:
 ``weight_hr``. The GRU is also checked against MXNet's own outputs (``test_rnn_mxnet.py``).
 
 Inputs and weights are seeded float32 normals (weights × 0.5); outputs and states must agree
-within ``rtol=1e-5, atol=2e-6`` — the measured worst case over these draws is about 6e-7: a
-few roundings per step of the same dot products summed in another order.
+within ``rtol=1e-5, atol=2e-6`` — the measured worst absolute difference over 300 random
+layers of these sizes is 9.5e-7: a few roundings per step of the same dot products summed in
+another order, carried through up to five steps and three layers.
 Sequence lengths are compared with ``pack_padded_sequence`` (padded outputs are 0, each
 sequence's final state is that of its last valid step, as cuDNN does).
 """
