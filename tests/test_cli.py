@@ -114,13 +114,13 @@ def test_schema_check_write_and_print(tmp_path):
     assert run.returncode == 0 and json.loads(run.stdout)["title"] == "Manifest"
 
 
-def test_demo_cleans_up_unless_workdir(tmp_path):
-    import tempfile
-
-    before = {p.name for p in __import__("pathlib").Path(tempfile.gettempdir()).glob("modelpack-demo-*")}
+def test_demo_cleans_up_unless_workdir(tmp_path, monkeypatch):
+    scratch = tmp_path / "tmp"  # the demo's own temporary folder, away from other runs' /tmp
+    scratch.mkdir()
+    monkeypatch.setenv("TMPDIR", str(scratch))
     run = cli("demo")
     assert run.returncode == 0, run.stderr
-    after = {p.name for p in __import__("pathlib").Path(tempfile.gettempdir()).glob("modelpack-demo-*")}
-    assert after == before
+    assert f"writing to {scratch}" in run.stdout  # it did use a folder in TMPDIR ...
+    assert list(scratch.iterdir()) == []  # ... and removed it
     run = cli("demo", "--workdir", tmp_path / "work")
     assert run.returncode == 0 and (tmp_path / "work" / "mlp.mpk").exists()
