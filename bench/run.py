@@ -28,7 +28,7 @@ worth comparing is the ratio of two methods measured in the same run (each metho
 throughput ÷ the raw baseline, and the ratios issue 6 sets targets on); absolute times are
 printed for context only.
 
-    python bench/run.py --quick               # 1 MB and 100 MB, 3 repeats, under a minute
+    python bench/run.py --quick               # 1 MB and 100 MB, 3 repeats, about two minutes
     python bench/run.py --write               # all sizes, 5 repeats; rewrites BENCHMARKS.md
 """
 
