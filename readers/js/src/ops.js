@@ -1,6 +1,7 @@
 // The graph ops of spec/FORMAT.md §3.4 with the dtype rules of §3.5. Every op takes graph
 // values (NDArray or weak scalar) and normalised attrs, and returns an NDArray.
 import { InputError } from './errors.js';
+import { GLUON_OPS } from './ops_gluon.js';
 import {
   INFO, NDArray, asArray, broadcastIndex, broadcastShapes, cast, convert, floatOf, intRange, isFloat, isScalar,
   normaliseAxes, normaliseAxis, promote, reshape as reshapeTo, roundTo, scalarOnly, strides, transpose as permute,
@@ -423,6 +424,7 @@ for (const n of ['add', 'subtract', 'multiply', 'divide', 'power', 'maximum', 'm
   'less', 'less_equal', 'equal', 'not_equal']) ARITY[n] = 2;
 
 export function runOp(op, inputs, attrs, sizes) {
+  if (Object.hasOwn(GLUON_OPS, op)) return GLUON_OPS[op](inputs, attrs);
   const arity = ARITY[op] ?? (['concatenate', 'stack'].includes(op) ? null : 1);
   if (arity !== null && inputs.length !== arity) throw new InputError(`${op} takes ${arity} inputs, got ${inputs.length}`);
   switch (op) {
