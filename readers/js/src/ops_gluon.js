@@ -3,8 +3,10 @@
 // `topk` with `ret_typ: both`. Size attributes arrive evaluated (§3.3).
 import { InputError } from './errors.js';
 import {
-  INFO, NDArray, asArray, cast, convert, isFloat, normaliseAxis, reshape as reshapeTo, roundTo, strides, transpose as permute,
+  INFO, NDArray, asArray, broadcastIndex, broadcastShapes, cast, convert, floatOf, isFloat, normaliseAxis, promote,
+  reshape as reshapeTo, roundTo, transpose as permute,
 } from './ndarray.js';
+import { floatInput, map, matmul, operands, refuseComplex } from './ops.js';
 
 // Refuse an output larger than this reader allocates (§3.4: ops sized by attributes).
 export const MAX_ELEMENTS = 2 ** 31;
@@ -43,9 +45,417 @@ function sequenceLayout(x, axis, op) {
   const batchAxis = axis === 0 ? 1 : 0;
   return { T: x.shape[axis], N: x.shape[batchAxis], inner: x.size / (x.shape[0] * x.shape[1]), batchAxis };
 }
+// Positions start..stop of axis k.
+function sliceAxis(x, k, start, stop) {
+  const shape = x.shape.slice();
+  shape[k] = stop - start;
+  const out = new NDArray(x.dtype, shape);
+  const outer = x.shape.slice(0, k).reduce((p, q) => p * q, 1), inner = x.shape.slice(k + 1).reduce((p, q) => p * q, 1);
+  for (let o = 0; o < outer; o++) {
+    out.data.set(x.data.subarray((o * x.shape[k] + start) * inner, (o * x.shape[k] + stop) * inner), o * shape[k] * inner);
+  }
+  return out;
+}
+
+// Integer indices (truncated toward zero) with their shape.
+function integers(value, op) {
+  const x = real(value, op);
+  return { shape: x.shape, values: Array.from(x.data, (v) => Math.trunc(Number(v))) };
+}
+
+// prod, var, std over the listed axes (§3.5 dtypes: prod widens integers, var/std as mean).
+function reduceRows(op, inputs, a) {
+  arity(op, inputs, 1);
+  const x = real(inputs[0], op);
+  const k = kind(x.dtype);
+  const d = op === 'prod' ? (k === 'f' ? x.dtype : k === 'u' ? 'uint64' : 'int64') : (k === 'f' ? x.dtype : 'float64');
+  const list = a.axis === null ? axes(x.ndim) : (Array.isArray(a.axis) ? a.axis : [a.axis]).map((j) => normaliseAxis(j, x.ndim));
+  if (new Set(list).size !== list.length) throw new InputError(`${op}: an axis is repeated`);
+  const kept = axes(x.ndim).filter((j) => !list.includes(j));
+  const moved = permute(cast(x, d), [...kept, ...list]);
+  const inner = list.reduce((p, j) => p * x.shape[j], 1), outer = kept.reduce((p, j) => p * x.shape[j], 1);
+  const shape = a.keepdims ? x.shape.map((m, j) => (list.includes(j) ? 1 : m)) : kept.map((j) => x.shape[j]);
+  const out = new NDArray(d, shape);
+  for (let o = 0; o < outer; o++) {
+    const row = moved.data.subarray(o * inner, (o + 1) * inner);
+    if (op === 'prod') {
+      let acc = INFO[d].big ? 1n : 1;
+      for (const v of row) acc = INFO[d].big ? BigInt.asIntN(64, acc * v) : acc * v;
+      out.data[o] = INFO[d].big ? convert(acc, d) : roundTo(d, acc);
+      continue;
+    }
+    let mean = 0, sq = 0;
+    for (const v of row) mean += v;
+    mean /= inner;
+    for (const v of row) sq += (v - mean) ** 2;
+    const variance = sq / (inner - a.ddof);
+    out.data[o] = roundTo(d, op === 'std' ? Math.sqrt(variance) : variance);
+  }
+  return out;
+}
+
+// The position of the first maximum / minimum (a NaN counts as the extreme, as NumPy's).
+function argExtreme(op, inputs, a) {
+  arity(op, inputs, 1);
+  let x = real(inputs[0], op);
+  if (a.axis === null) x = flat(x);
+  const { moved, n, outer, k } = alongAxis(x, a.axis === null ? 0 : a.axis);
+  if (n === 0) throw new InputError(`${op} over an empty axis`);
+  const better = op === 'argmax' ? (v, b) => v > b : (v, b) => v < b;
+  const shape = a.axis === null ? (a.keepdims ? inputs[0].shape.map(() => 1) : []) : (a.keepdims ? x.shape.map((m, j) => (j === k ? 1 : m)) : x.shape.filter((_, j) => j !== k));
+  const out = new NDArray('int64', shape);
+  for (let o = 0; o < outer; o++) {
+    let best = 0;
+    for (let j = 0; j < n; j++) {
+      const v = moved.data[o * n + j], b = moved.data[o * n + best];
+      if (typeof b === 'number' && Number.isNaN(b)) break;
+      if ((typeof v === 'number' && Number.isNaN(v)) || better(v, b)) best = j;
+    }
+    out.data[o] = BigInt(best);
+  }
+  return out;
+}
+
+function like(op, inputs, dtype, value) {
+  arity(op, inputs, 1);
+  const x = asArray(inputs[0]);
+  return fill(new NDArray(dtype ?? x.dtype, x.shape.slice()), value);
+}
+
 const seqAt = (axis, t, n, N, T, inner) => (axis === 0 ? (t * N + n) * inner : (n * T + t) * inner);
 
+const kind = (dtype) => INFO[dtype].kind;
+const truth = (v) => (typeof v === 'bigint' ? v !== 0n : v !== 0);
+
+// Python's floor division and remainder (NumPy's divmod: the remainder takes the divisor's sign).
+function divmod(x, y, dtype) {
+  if (kind(dtype) === 'f') {
+    const r = (v) => roundTo(dtype, v);
+    if (y === 0) return [r(x / y), NaN];
+    let mod = x % y;
+    let div = r(r(x - mod) / y);
+    if (mod !== 0) { if ((y < 0) !== (mod < 0)) { mod = r(mod + y); div -= 1; } } else mod = y < 0 ? -0 : 0;
+    let floor = 0;
+    if (div !== 0) { floor = Math.floor(div); if (div - floor > 0.5) floor += 1; } else floor = r(x / y) < 0 ? -0 : 0;
+    return [r(floor), mod];
+  }
+  if (typeof x === 'bigint') {
+    if (y === 0n) return [0n, 0n];
+    let q = x / y, m = x % y;
+    if (m !== 0n && (m < 0n) !== (y < 0n)) { q -= 1n; m += y; }
+    return [q, m];
+  }
+  if (y === 0) return [0, 0];
+  const q = Math.floor(x / y);
+  return [q, x - q * y];
+}
+
+function elementwise(op, inputs, count, fn) {
+  arity(op, inputs, count);
+  return fn(...inputs.map((v) => real(v, op)));
+}
+
+// Axis `axis` of x moved last: {moved, n, outer, back} where back permutes the result back.
+function alongAxis(x, axis) {
+  const k = normaliseAxis(axis, x.ndim);
+  const perm = [...axes(x.ndim).filter((j) => j !== k), k];
+  const back = new Array(perm.length);
+  perm.forEach((p, j) => { back[p] = j; });
+  const moved = permute(x, perm);
+  return { moved, k, n: x.shape[k], outer: x.size / Math.max(x.shape[k], 1), back, perm };
+}
+
+const flat = (x) => reshapeTo(x, [x.size]);
+
 export const GLUON_OPS = {
+  floor_divide(inputs) {
+    arity('floor_divide', inputs, 2);
+    const { dtype, arrays } = operands(inputs);
+    if (dtype === 'bool') return GLUON_OPS.floor_divide(inputs.map((v) => cast(asArray(v), 'int8')));
+    return map(arrays, dtype, (x, y) => convert(divmod(x, y, dtype)[0], dtype));
+  },
+  mod(inputs) {
+    arity('mod', inputs, 2);
+    const { dtype, arrays } = operands(inputs);
+    if (dtype === 'bool') return GLUON_OPS.mod(inputs.map((v) => cast(asArray(v), 'int8')));
+    return map(arrays, dtype, (x, y) => convert(divmod(x, y, dtype)[1], dtype));
+  },
+  logical_and: (inputs) => elementwise('logical_and', inputs, 2, (a, b) => map([a, b], 'bool', (x, y) => (truth(x) && truth(y) ? 1 : 0))),
+  logical_or: (inputs) => elementwise('logical_or', inputs, 2, (a, b) => map([a, b], 'bool', (x, y) => (truth(x) || truth(y) ? 1 : 0))),
+  logical_not: (inputs) => elementwise('logical_not', inputs, 1, (a) => map([a], 'bool', (x) => (truth(x) ? 0 : 1))),
+  expm1: (inputs) => elementwise('expm1', inputs, 1, (a) => { const d = floatOf(a.dtype); return map([cast(a, d)], d, (x) => roundTo(d, Math.expm1(x))); }),
+  log1p: (inputs) => elementwise('log1p', inputs, 1, (a) => { const d = floatOf(a.dtype); return map([cast(a, d)], d, (x) => roundTo(d, Math.log1p(x))); }),
+  reciprocal: (inputs) => elementwise('reciprocal', inputs, 1, (a) => map([a], a.dtype, (x) => (kind(a.dtype) === 'f' ? roundTo(a.dtype, 1 / x)
+    : convert(typeof x === 'bigint' ? (x === 0n ? 0n : 1n / x) : (x === 0 ? 0 : Math.trunc(1 / x)), a.dtype)))),
+  sign: (inputs) => elementwise('sign', inputs, 1, (a) => {
+    if (a.dtype === 'bool') throw new InputError('sign is not defined on booleans');
+    return map([a], a.dtype, (x) => (typeof x === 'bigint' ? (x > 0n ? 1n : x < 0n ? -1n : 0n) : Number.isNaN(x) ? NaN : Math.sign(x)));
+  }),
+  floor: (inputs) => elementwise('floor', inputs, 1, (a) => (kind(a.dtype) === 'f' ? map([a], a.dtype, Math.floor) : a)),
+  ceil: (inputs) => elementwise('ceil', inputs, 1, (a) => (kind(a.dtype) === 'f' ? map([a], a.dtype, Math.ceil) : a)),
+  clip(inputs, a) {
+    arity('clip', inputs, 1);
+    const x = real(inputs[0], 'clip');
+    const lo = a.a_min === null ? null : convert(a.a_min, x.dtype), hi = a.a_max === null ? null : convert(a.a_max, x.dtype);
+    return map([x], x.dtype, (v) => {
+      if (typeof v === 'number' && Number.isNaN(v)) return v;
+      let r = v;
+      if (lo !== null && r < lo) r = lo;
+      if (hi !== null && r > hi) r = hi;
+      return r;
+    });
+  },
+  dot(inputs) {
+    arity('dot', inputs, 2);
+    const [x, y] = inputs.map((v) => real(v, 'dot'));
+    if (x.ndim === 0 || y.ndim === 0) return map(operands([x, y]).arrays, promote(x.dtype, y.dtype), (p, q) => p * q);
+    if (y.ndim <= 2) return matmul([x, y]);
+    // Sum over x's last axis and y's second-to-last: y as (K, rest) after moving that axis first.
+    const k = y.ndim - 2;
+    const yPerm = [k, ...axes(y.ndim).filter((j) => j !== k)];
+    const rest = yPerm.slice(1).map((j) => y.shape[j]);
+    const y2 = reshapeTo(permute(y, yPerm), [y.shape[k], rest.reduce((p, q) => p * q, 1)]);
+    const x2 = reshapeTo(x, [x.size / x.shape[x.ndim - 1], x.shape[x.ndim - 1]]);
+    return reshapeTo(matmul([x2, y2]), [...x.shape.slice(0, -1), ...rest]);
+  },
+  batch_dot(inputs, a) {
+    arity('batch_dot', inputs, 2);
+    let [x, y] = inputs.map((v) => real(v, 'batch_dot'));
+    if (x.ndim < 3 || x.ndim !== y.ndim) throw new InputError('batch_dot needs inputs of equal rank, at least 3');
+    const swap = (t) => permute(t, [...axes(t.ndim - 2), t.ndim - 1, t.ndim - 2]);
+    if (a.transpose_a) x = swap(x);
+    if (a.transpose_b) y = swap(y);
+    if (x.shape.slice(0, -2).join() !== y.shape.slice(0, -2).join()) throw new InputError('batch_dot: the leading axes differ');
+    return matmul([x, y]);
+  },
+  fully_connected(inputs, a) {
+    arity('fully_connected', inputs, a.no_bias ? 2 : 3);
+    let [x, w] = inputs.map((v) => real(v, 'fully_connected'));
+    if (w.ndim !== 2) throw new InputError('fully_connected: the weight must be 2-D');
+    if (a.num_hidden && a.num_hidden !== w.shape[0]) throw new InputError(`fully_connected: num_hidden ${a.num_hidden}, the weight has ${w.shape[0]} rows`);
+    if (a.flatten) {
+      if (x.ndim < 1) throw new InputError('fully_connected needs an input of at least 1 dimension');
+      x = reshapeTo(x, [x.shape[0], x.size / Math.max(x.shape[0], 1)]);
+    }
+    if (x.shape[x.ndim - 1] !== w.shape[1]) throw new InputError(`fully_connected: ${x.shape[x.ndim - 1]} input features, the weight ${w.shape[1]}`);
+    const y = matmul([x, permute(w, [1, 0])]);
+    if (a.no_bias) return y;
+    const b = real(inputs[2], 'fully_connected');
+    if (b.ndim !== 1 || b.shape[0] !== w.shape[0]) throw new InputError('fully_connected: the bias must have one value per row of the weight');
+    const { dtype, arrays } = operands([y, b]);
+    return map(arrays, dtype, (p, q) => (kind(dtype) === 'f' ? roundTo(dtype, p + q) : convert(p + q, dtype)));
+  },
+  split(inputs, a) {
+    arity('split', inputs, 1);
+    const x = asArray(inputs[0]);
+    if (x.ndim === 0) throw new InputError('split needs an input of at least 1 dimension');
+    const k = normaliseAxis(a.axis, x.ndim), n = x.shape[k];
+    let cuts;
+    if (a.sections !== null) {
+      if (n % a.sections) throw new InputError(`split: ${n} does not divide into ${a.sections} equal sections`);
+      cuts = Array.from({ length: a.sections + 1 }, (_, j) => (j * n) / a.sections);
+    } else cuts = [0, ...a.indices.map((i) => Math.min(Math.max(i < 0 ? i + n : i, 0), n)), n];
+    return cuts.slice(0, -1).map((start, j) => sliceAxis(x, k, start, Math.max(start, cuts[j + 1])));
+  },
+  repeat(inputs, a) {
+    arity('repeat', inputs, 1);
+    let x = asArray(inputs[0]);
+    if (a.axis === null) x = flat(x);
+    const k = normaliseAxis(a.axis ?? 0, x.ndim);
+    const shape = x.shape.slice();
+    shape[k] *= a.repeats;
+    const out = allocate(x.dtype, shape, 'repeat');
+    const outer = x.shape.slice(0, k).reduce((p, q) => p * q, 1), inner = x.shape.slice(k + 1).reduce((p, q) => p * q, 1);
+    let at = 0;
+    for (let o = 0; o < outer; o++) {
+      for (let i = 0; i < x.shape[k]; i++) {
+        const from = (o * x.shape[k] + i) * inner;
+        for (let r = 0; r < a.repeats; r++) { out.data.set(x.data.subarray(from, from + inner), at); at += inner; }
+      }
+    }
+    return out;
+  },
+  tile(inputs, a) {
+    arity('tile', inputs, 1);
+    let x = asArray(inputs[0]);
+    const d = Math.max(x.ndim, a.reps.length);
+    const reps = [...Array(d - a.reps.length).fill(1), ...a.reps];
+    x = reshapeTo(x, [...Array(d - x.ndim).fill(1), ...x.shape]);
+    const out = allocate(x.dtype, x.shape.map((n, j) => n * reps[j]), 'tile');
+    const pos = new Array(d).fill(0), st = x.shape.map((_, j) => x.shape.slice(j + 1).reduce((p, q) => p * q, 1));
+    for (let o = 0; o < out.size; o++) {
+      let from = 0;
+      for (let j = 0; j < d; j++) from += (pos[j] % x.shape[j]) * st[j];
+      out.data[o] = x.data[from];
+      for (let j = d - 1; j >= 0; j--) { if (++pos[j] < out.shape[j]) break; pos[j] = 0; }
+    }
+    return out;
+  },
+  broadcast_to(inputs, a) {
+    arity('broadcast_to', inputs, 1);
+    const x = asArray(inputs[0]);
+    if (a.shape.length < x.ndim || broadcastShapes(x.shape, a.shape).join() !== a.shape.join()) {
+      throw new InputError(`broadcast_to: (${x.shape.join(', ')}) does not broadcast to (${a.shape.join(', ')})`);
+    }
+    const out = allocate(x.dtype, a.shape, 'broadcast_to');
+    const index = broadcastIndex(x.shape, a.shape);
+    for (let i = 0; i < out.size; i++) out.data[i] = x.data[index[i]];
+    return out;
+  },
+  arange(inputs, a) {
+    arity('arange', inputs, 0);
+    if (a.step === 0) throw new InputError('arange: a step of 0');
+    const count = Math.max(Math.ceil((a.stop - a.start) / a.step), 0);
+    const out = allocate(a.dtype, [count], 'arange');
+    for (let i = 0; i < count; i++) out.data[i] = convert(a.start + i * a.step, a.dtype);
+    return out;
+  },
+  zeros_like: (inputs, a) => like('zeros_like', inputs, a.dtype, 0),
+  ones_like: (inputs, a) => like('ones_like', inputs, a.dtype, 1),
+  full_like: (inputs, a) => like('full_like', inputs, a.dtype, a.value.value),
+  take(inputs, a) {
+    arity('take', inputs, 2);
+    let x = asArray(inputs[0]);
+    const idx = integers(inputs[1], 'take');
+    if (a.axis === null) x = flat(x);
+    const k = normaliseAxis(a.axis ?? 0, x.ndim), n = x.shape[k];
+    const pick = (raw) => {
+      if (a.mode === 'wrap') return n ? ((raw % n) + n) % n : raw;
+      if (a.mode === 'clip') return Math.min(Math.max(raw, 0), n - 1);
+      if (raw < -n || raw >= n) throw new InputError(`take: index ${raw} is out of range for length ${n}`);
+      return raw < 0 ? raw + n : raw;
+    };
+    if (n === 0 && idx.values.length) throw new InputError('take: indexing an empty axis');
+    const outer = x.shape.slice(0, k).reduce((p, q) => p * q, 1), inner = x.shape.slice(k + 1).reduce((p, q) => p * q, 1);
+    const out = new NDArray(x.dtype, [...x.shape.slice(0, k), ...idx.shape, ...x.shape.slice(k + 1)]);
+    let at = 0;
+    for (let o = 0; o < outer; o++) {
+      for (const raw of idx.values) {
+        const from = (o * n + pick(raw)) * inner;
+        out.data.set(x.data.subarray(from, from + inner), at);
+        at += inner;
+      }
+    }
+    return out;
+  },
+  pick(inputs, a) {
+    arity('pick', inputs, 2);
+    let x = asArray(inputs[0]);
+    const idx = integers(inputs[1], 'pick');
+    if (a.axis === null) x = flat(x);
+    const { moved, n, outer, k } = alongAxis(x, a.axis ?? 0);
+    const kept = x.shape.filter((_, j) => j !== k);
+    if (idx.values.length !== outer) throw new InputError(`pick: the index must have shape (${kept.join(', ')})`);
+    const shape = a.keepdims ? x.shape.map((m, j) => (j === k ? 1 : m)) : kept;
+    const out = new NDArray(x.dtype, shape);
+    for (let o = 0; o < outer; o++) {
+      const raw = idx.values[o];
+      const i = a.mode === 'wrap' ? ((raw % n) + n) % n : Math.min(Math.max(raw, 0), n - 1);
+      out.data[o] = moved.data[o * n + i];
+    }
+    return out;
+  },
+  one_hot(inputs, a) {
+    arity('one_hot', inputs, 1);
+    const idx = integers(inputs[0], 'one_hot');
+    const out = allocate(a.dtype, [...idx.shape, a.depth], 'one_hot');
+    const on = convert(a.on_value, a.dtype), off = convert(a.off_value, a.dtype);
+    out.data.fill(off);
+    idx.values.forEach((i, o) => { if (i >= 0 && i < a.depth) out.data[o * a.depth + i] = on; });
+    return out;
+  },
+  topk(inputs, a) {
+    arity('topk', inputs, 1);
+    let x = real(inputs[0], 'topk');
+    if (a.axis === null) x = flat(x);
+    const { moved, n, outer, back } = alongAxis(x, a.axis ?? 0);
+    if (a.k > n) throw new InputError(`topk: k=${a.k} is larger than the axis (${n})`);
+    const shape = moved.shape.slice(0, -1);
+    const values = new NDArray(x.dtype, [...shape, a.k]), indices = new NDArray(a.dtype, [...shape, a.k]);
+    const mask = new NDArray(x.dtype, moved.shape.slice());
+    for (let o = 0; o < outer; o++) {
+      const order = Array.from({ length: n }, (_, j) => j);
+      const v = (j) => moved.data[o * n + j];
+      order.sort((p, q) => {
+        const d = a.is_ascend ? (v(p) < v(q) ? -1 : v(p) > v(q) ? 1 : 0) : (v(p) > v(q) ? -1 : v(p) < v(q) ? 1 : 0);
+        return d || p - q;
+      });
+      for (let j = 0; j < a.k; j++) {
+        values.data[o * a.k + j] = v(order[j]);
+        indices.data[o * a.k + j] = convert(order[j], a.dtype);
+        mask.data[o * n + order[j]] = convert(1, x.dtype);
+      }
+    }
+    const restore = (t) => permute(t, back);
+    if (a.ret_typ === 'value') return restore(values);
+    if (a.ret_typ === 'indices') return restore(indices);
+    if (a.ret_typ === 'mask') return restore(mask);
+    return [restore(values), restore(indices)];
+  },
+  layer_norm(inputs, a) {
+    arity('layer_norm', inputs, 3);
+    const [x0, g0, b0] = inputs.map((v) => real(v, 'layer_norm'));
+    const dtype = [x0, g0, b0].map((t) => t.dtype).reduce(promote);
+    const x = cast(x0, isFloat(dtype) ? dtype : 'float32'), d = x.dtype;
+    const { moved, n, outer, back } = alongAxis(x, a.axis);
+    if (g0.size !== n || b0.size !== n) throw new InputError(`layer_norm: gamma and beta need ${n} values`);
+    const out = new NDArray(d, moved.shape.slice());
+    for (let o = 0; o < outer; o++) {
+      const row = moved.data.subarray(o * n, (o + 1) * n);
+      let mean = 0, variance = 0;
+      for (const v of row) mean += v;
+      mean /= n;
+      for (const v of row) variance += (v - mean) ** 2;
+      variance /= n;
+      const scale = 1 / Math.sqrt(variance + a.eps);
+      for (let j = 0; j < n; j++) out.data[o * n + j] = roundTo(d, (row[j] - mean) * scale * Number(g0.data[j]) + Number(b0.data[j]));
+    }
+    return permute(out, back);
+  },
+  embedding(inputs, a) {
+    arity('embedding', inputs, 2);
+    const idx = integers(inputs[0], 'embedding');
+    const w = real(inputs[1], 'embedding');
+    if (w.ndim !== 2) throw new InputError('embedding: the weight must be 2-D');
+    const rows = a.input_dim || w.shape[0], width = w.shape[1];
+    if (rows > w.shape[0] || (a.output_dim && a.output_dim !== width)) throw new InputError('embedding: input_dim/output_dim do not fit the weight');
+    const out = new NDArray(w.dtype, [...idx.shape, width]);
+    idx.values.forEach((i, o) => {
+      if (i < 0 || i >= rows) throw new InputError(`embedding: index ${i} is out of range [0, ${rows})`);
+      out.data.set(w.data.subarray(i * width, (i + 1) * width), o * width);
+    });
+    return out;
+  },
+  smooth_l1(inputs, a) {
+    arity('smooth_l1', inputs, 1);
+    const x = floatInput(inputs[0]), d = x.dtype, s2 = a.scalar * a.scalar;
+    return map([x], d, (v) => roundTo(d, Math.abs(v) < 1 / s2 ? 0.5 * s2 * v * v : Math.abs(v) - 0.5 / s2));
+  },
+  prod: (inputs, a) => reduceRows('prod', inputs, a),
+  var: (inputs, a) => reduceRows('var', inputs, a),
+  std: (inputs, a) => reduceRows('std', inputs, a),
+  argmax: (inputs, a) => argExtreme('argmax', inputs, a),
+  argmin: (inputs, a) => argExtreme('argmin', inputs, a),
+  cumsum(inputs, a) {
+    arity('cumsum', inputs, 1);
+    let x = real(inputs[0], 'cumsum');
+    if (a.axis === null) x = flat(x);
+    const d = kind(x.dtype) === 'f' ? x.dtype : kind(x.dtype) === 'u' ? 'uint64' : 'int64';
+    const { moved, n, outer, back } = alongAxis(cast(x, d), a.axis ?? 0);
+    const out = new NDArray(d, moved.shape.slice());
+    for (let o = 0; o < outer; o++) {
+      let acc = INFO[d].big ? 0n : 0;
+      for (let j = 0; j < n; j++) {
+        acc = INFO[d].big ? acc + moved.data[o * n + j] : roundTo(d, acc + moved.data[o * n + j]);
+        out.data[o * n + j] = acc;
+      }
+    }
+    return permute(out, back);
+  },
+  dropout(inputs) {
+    arity('dropout', inputs, 1);
+    return asArray(inputs[0]);
+  },
   full(inputs, a) {
     arity('full', inputs, 0);
     return fill(allocate(a.dtype, a.shape, 'full'), a.value.value);
@@ -76,10 +486,11 @@ export const GLUON_OPS = {
     const x = real(inputs[0], 'sequence_last');
     const { T, N, inner, batchAxis } = sequenceLayout(x, a.axis, 'sequence_last');
     const lengths = a.use_sequence_length ? seqLengths(inputs[1], N, T, 'sequence_last') : Array(N).fill(T);
+    if (T === 0 && N > 0) throw new InputError('sequence_last: the sequences have no steps');
     const out = new NDArray(x.dtype, [x.shape[batchAxis], ...x.shape.slice(2)]);
     for (let n = 0; n < N; n++) {
-      if (lengths[n] === 0) throw new InputError('sequence_last: a sequence of length 0 has no last step');
-      const at = seqAt(a.axis, lengths[n] - 1, n, N, T, inner);
+      // A length of 0 reads step 0, as MXNet's SequenceLast does (FORMAT.md leaves it open).
+      const at = seqAt(a.axis, Math.max(lengths[n] - 1, 0), n, N, T, inner);
       out.data.set(x.data.subarray(at, at + inner), n * inner);
     }
     return out;
