@@ -231,7 +231,7 @@ function runGraph(block, given) {
     else if (node.op === 'constant') results = [block.constants[constantIndex(node.attrs.name, block.constants.length)]];
     else if (node.op === 'scalar') results = [{ scalar: true, ...node.attrs.value }];
     else {
-      const result = runOp(node.op, inputs, resolveSizes(node.attrs, sizes), sizes);
+      const result = runOp(node.op, inputs, resolveSizes(node.attrs, sizes));
       results = node.outputs.length === 1 && !Array.isArray(result) ? [result] : result;
     }
     node.outputs.forEach((name, k) => values.set(name, results[k]));

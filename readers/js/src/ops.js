@@ -2,10 +2,11 @@
 // values (NDArray or weak scalar) and normalised attrs, and returns an NDArray.
 import { InputError } from './errors.js';
 import { GLUON_OPS } from './ops_gluon.js';
+import { NPX_OPS } from './ops_npx.js';
 import { getitem } from './indexing.js';
 import {
   INFO, NDArray, asArray, broadcastIndex, broadcastShapes, cast, convert, floatOf, intRange, isFloat, isScalar,
-  normaliseAxes, normaliseAxis, promote, reshape as reshapeTo, roundTo, scalarOnly, strides, transpose as permute,
+  normaliseAxes, normaliseAxis, promote, reshape as reshapeTo, roundTo, scalarOnly, transpose as permute,
   weakWith,
 } from './ndarray.js';
 
@@ -310,15 +311,10 @@ function softmaxLike(name, inputs, attrs) {
 
 // -- shapes --------------------------------------------------------------------------------------
 
-function reshape(value, target, sizes) {
+// Sizes arrive evaluated (§3.3 size expressions are resolved before an op runs).
+function reshape(value, target) {
   const x = asArray(value);
-  const dims = target.map((d) => {
-    if (typeof d === 'string') {
-      if (!(d in sizes)) throw new InputError(`reshape: the size name ${d} is not bound by the graph's inputs`);
-      return sizes[d];
-    }
-    return d;
-  });
+  const dims = target.slice();
   const unknown = dims.filter((d) => d === -1).length;
   if (unknown > 1 || dims.some((d) => d < -1)) throw new InputError(`reshape: bad target (${dims.join(', ')})`);
   const known = dims.filter((d) => d !== -1).reduce((a, b) => a * b, 1);
@@ -381,8 +377,9 @@ const ARITY = { where: 3 };
 for (const n of ['add', 'subtract', 'multiply', 'divide', 'power', 'maximum', 'minimum', 'matmul', 'greater', 'greater_equal',
   'less', 'less_equal', 'equal', 'not_equal']) ARITY[n] = 2;
 
-export function runOp(op, inputs, attrs, sizes) {
+export function runOp(op, inputs, attrs) {
   if (Object.hasOwn(GLUON_OPS, op)) return GLUON_OPS[op](inputs, attrs);
+  if (Object.hasOwn(NPX_OPS, op)) return NPX_OPS[op](inputs, attrs);
   const arity = ARITY[op] ?? (['concatenate', 'stack', 'getitem', 'softmax', 'log_softmax'].includes(op) ? null : 1);
   if (arity !== null && inputs.length !== arity) throw new InputError(`${op} takes ${arity} inputs, got ${inputs.length}`);
   switch (op) {
@@ -399,7 +396,7 @@ export function runOp(op, inputs, attrs, sizes) {
     case 'softmax': case 'log_softmax': return softmaxLike(op, inputs, attrs);
     case 'where': return where(inputs);
     case 'concatenate': case 'stack': return join(op, inputs, attrs.axis);
-    case 'reshape': return reshape(inputs[0], attrs.shape, sizes);
+    case 'reshape': return reshape(inputs[0], attrs.shape);
     case 'transpose': {
       const x = asArray(inputs[0]);
       const axes = attrs.axes === null ? x.shape.map((_, k) => x.ndim - 1 - k) : normaliseAxes(attrs.axes, x.ndim);

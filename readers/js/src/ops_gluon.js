@@ -1,50 +1,33 @@
-// The ops added to spec/FORMAT.md §3.4 for Gluon and d2l (NumPy 2 and MXNet 1.9 `npx`
-// semantics), each (inputs, attrs) -> one array, or a list of arrays for `split` and
-// `topk` with `ret_typ: both`. Size attributes arrive evaluated (§3.3).
+// The NumPy-named ops added to spec/FORMAT.md §3.4 for Gluon and d2l (NumPy 2 semantics),
+// each (inputs, attrs) -> one array, or a list of arrays for `split`; and the helpers the
+// npx ops (ops_npx.js) share. Size attributes arrive evaluated (§3.3).
 import { InputError } from './errors.js';
 import {
-  INFO, NDArray, asArray, broadcastIndex, broadcastShapes, cast, convert, floatOf, isFloat, normaliseAxis, promote,
+  INFO, NDArray, asArray, broadcastIndex, broadcastShapes, cast, convert, floatOf, normaliseAxis, promote,
   reshape as reshapeTo, roundTo, transpose as permute,
 } from './ndarray.js';
-import { floatInput, map, matmul, operands, refuseComplex } from './ops.js';
+import { map, matmul, operands } from './ops.js';
 
 // Refuse an output larger than this reader allocates (§3.4: ops sized by attributes).
 export const MAX_ELEMENTS = 2 ** 31;
-function allocate(dtype, shape, op) {
+export function allocate(dtype, shape, op) {
   if (shape.some((n) => !Number.isInteger(n) || n < 0)) throw new InputError(`${op}: bad shape (${shape.join(', ')})`);
   const size = shape.reduce((a, b) => a * b, 1);
   if (size > MAX_ELEMENTS) throw new InputError(`${op}: ${size} elements exceed this reader's limit of ${MAX_ELEMENTS}`);
   return new NDArray(dtype, shape);
 }
 
-function arity(op, inputs, ...counts) {
+export function arity(op, inputs, ...counts) {
   if (!counts.includes(inputs.length)) throw new InputError(`${op} takes ${counts.join(' or ')} inputs, got ${inputs.length}`);
 }
-const real = (value, op) => {
+export const real = (value, op) => {
   const x = asArray(value);
   if (INFO[x.dtype].complex) throw new InputError(`${op}: complex values cannot be computed on by this reader`);
   return x;
 };
-const axes = (n) => Array.from({ length: n }, (_, k) => k);
+export const axes = (n) => Array.from({ length: n }, (_, k) => k);
 const fill = (out, value) => { for (let i = 0; i < out.data.length; i++) out.data[i] = convert(value, out.dtype); return out; };
 
-// Sequence lengths (MXNet's `sequence_*`): one per batch entry, truncated to integers.
-function seqLengths(value, batch, steps, op) {
-  const x = real(value, op);
-  if (x.ndim !== 1 || x.shape[0] !== batch) throw new InputError(`${op}: sequence_length must have shape (${batch})`);
-  return Array.from(x.data, (v) => {
-    const n = Math.trunc(Number(v));
-    if (!(n >= 0 && n <= steps)) throw new InputError(`${op}: a sequence length ${Number(v)} is outside [0, ${steps}]`);
-    return n;
-  });
-}
-
-// (time axis, batch axis, per-step size) of a sequence op's data.
-function sequenceLayout(x, axis, op) {
-  if (x.ndim < 2) throw new InputError(`${op} needs data of at least 2 dimensions`);
-  const batchAxis = axis === 0 ? 1 : 0;
-  return { T: x.shape[axis], N: x.shape[batchAxis], inner: x.size / (x.shape[0] * x.shape[1]), batchAxis };
-}
 // Positions start..stop of axis k.
 function sliceAxis(x, k, start, stop) {
   const shape = x.shape.slice();
@@ -58,7 +41,7 @@ function sliceAxis(x, k, start, stop) {
 }
 
 // Integer indices (truncated toward zero) with their shape.
-function integers(value, op) {
+export function integers(value, op) {
   const x = real(value, op);
   return { shape: x.shape, values: Array.from(x.data, (v) => Math.trunc(Number(v))) };
 }
@@ -122,9 +105,7 @@ function like(op, inputs, dtype, value) {
   return fill(new NDArray(dtype ?? x.dtype, x.shape.slice()), value);
 }
 
-const seqAt = (axis, t, n, N, T, inner) => (axis === 0 ? (t * N + n) * inner : (n * T + t) * inner);
-
-const kind = (dtype) => INFO[dtype].kind;
+export const kind = (dtype) => INFO[dtype].kind;
 const truth = (v) => (typeof v === 'bigint' ? v !== 0n : v !== 0);
 
 // Python's floor division and remainder (NumPy's divmod: the remainder takes the divisor's sign).
@@ -156,7 +137,7 @@ function elementwise(op, inputs, count, fn) {
 }
 
 // Axis `axis` of x moved last: {moved, n, outer, back} where back permutes the result back.
-function alongAxis(x, axis) {
+export function alongAxis(x, axis) {
   const k = normaliseAxis(axis, x.ndim);
   const perm = [...axes(x.ndim).filter((j) => j !== k), k];
   const back = new Array(perm.length);
@@ -165,7 +146,7 @@ function alongAxis(x, axis) {
   return { moved, k, n: x.shape[k], outer: x.size / Math.max(x.shape[k], 1), back, perm };
 }
 
-const flat = (x) => reshapeTo(x, [x.size]);
+export const flat = (x) => reshapeTo(x, [x.size]);
 
 export const GLUON_OPS = {
   floor_divide(inputs) {
@@ -218,38 +199,12 @@ export const GLUON_OPS = {
     const x2 = reshapeTo(x, [x.size / x.shape[x.ndim - 1], x.shape[x.ndim - 1]]);
     return reshapeTo(matmul([x2, y2]), [...x.shape.slice(0, -1), ...rest]);
   },
-  batch_dot(inputs, a) {
-    arity('batch_dot', inputs, 2);
-    let [x, y] = inputs.map((v) => real(v, 'batch_dot'));
-    if (x.ndim < 3 || x.ndim !== y.ndim) throw new InputError('batch_dot needs inputs of equal rank, at least 3');
-    const swap = (t) => permute(t, [...axes(t.ndim - 2), t.ndim - 1, t.ndim - 2]);
-    if (a.transpose_a) x = swap(x);
-    if (a.transpose_b) y = swap(y);
-    if (x.shape.slice(0, -2).join() !== y.shape.slice(0, -2).join()) throw new InputError('batch_dot: the leading axes differ');
-    return matmul([x, y]);
-  },
-  fully_connected(inputs, a) {
-    arity('fully_connected', inputs, a.no_bias ? 2 : 3);
-    let [x, w] = inputs.map((v) => real(v, 'fully_connected'));
-    if (w.ndim !== 2) throw new InputError('fully_connected: the weight must be 2-D');
-    if (a.num_hidden && a.num_hidden !== w.shape[0]) throw new InputError(`fully_connected: num_hidden ${a.num_hidden}, the weight has ${w.shape[0]} rows`);
-    if (a.flatten) {
-      if (x.ndim < 1) throw new InputError('fully_connected needs an input of at least 1 dimension');
-      x = reshapeTo(x, [x.shape[0], x.size / Math.max(x.shape[0], 1)]);
-    }
-    if (x.shape[x.ndim - 1] !== w.shape[1]) throw new InputError(`fully_connected: ${x.shape[x.ndim - 1]} input features, the weight ${w.shape[1]}`);
-    const y = matmul([x, permute(w, [1, 0])]);
-    if (a.no_bias) return y;
-    const b = real(inputs[2], 'fully_connected');
-    if (b.ndim !== 1 || b.shape[0] !== w.shape[0]) throw new InputError('fully_connected: the bias must have one value per row of the weight');
-    const { dtype, arrays } = operands([y, b]);
-    return map(arrays, dtype, (p, q) => (kind(dtype) === 'f' ? roundTo(dtype, p + q) : convert(p + q, dtype)));
-  },
   split(inputs, a) {
     arity('split', inputs, 1);
     const x = asArray(inputs[0]);
     if (x.ndim === 0) throw new InputError('split needs an input of at least 1 dimension');
     const k = normaliseAxis(a.axis, x.ndim), n = x.shape[k];
+    if ((a.sections === null) === (a.indices === null)) throw new InputError('split takes exactly one of sections and indices');
     let cuts;
     if (a.sections !== null) {
       if (n % a.sections) throw new InputError(`split: ${n} does not divide into ${a.sections} equal sections`);
@@ -313,124 +268,6 @@ export const GLUON_OPS = {
   zeros_like: (inputs, a) => like('zeros_like', inputs, a.dtype, 0),
   ones_like: (inputs, a) => like('ones_like', inputs, a.dtype, 1),
   full_like: (inputs, a) => like('full_like', inputs, a.dtype, a.value.value),
-  take(inputs, a) {
-    arity('take', inputs, 2);
-    let x = asArray(inputs[0]);
-    const idx = integers(inputs[1], 'take');
-    if (a.axis === null) x = flat(x);
-    const k = normaliseAxis(a.axis ?? 0, x.ndim), n = x.shape[k];
-    const pick = (raw) => {
-      if (a.mode === 'wrap') return n ? ((raw % n) + n) % n : raw;
-      if (a.mode === 'clip') return Math.min(Math.max(raw, 0), n - 1);
-      if (raw < -n || raw >= n) throw new InputError(`take: index ${raw} is out of range for length ${n}`);
-      return raw < 0 ? raw + n : raw;
-    };
-    if (n === 0 && idx.values.length) throw new InputError('take: indexing an empty axis');
-    const outer = x.shape.slice(0, k).reduce((p, q) => p * q, 1), inner = x.shape.slice(k + 1).reduce((p, q) => p * q, 1);
-    const out = new NDArray(x.dtype, [...x.shape.slice(0, k), ...idx.shape, ...x.shape.slice(k + 1)]);
-    let at = 0;
-    for (let o = 0; o < outer; o++) {
-      for (const raw of idx.values) {
-        const from = (o * n + pick(raw)) * inner;
-        out.data.set(x.data.subarray(from, from + inner), at);
-        at += inner;
-      }
-    }
-    return out;
-  },
-  pick(inputs, a) {
-    arity('pick', inputs, 2);
-    let x = asArray(inputs[0]);
-    const idx = integers(inputs[1], 'pick');
-    if (a.axis === null) x = flat(x);
-    const { moved, n, outer, k } = alongAxis(x, a.axis ?? 0);
-    const kept = x.shape.filter((_, j) => j !== k);
-    if (idx.values.length !== outer) throw new InputError(`pick: the index must have shape (${kept.join(', ')})`);
-    const shape = a.keepdims ? x.shape.map((m, j) => (j === k ? 1 : m)) : kept;
-    const out = new NDArray(x.dtype, shape);
-    for (let o = 0; o < outer; o++) {
-      const raw = idx.values[o];
-      const i = a.mode === 'wrap' ? ((raw % n) + n) % n : Math.min(Math.max(raw, 0), n - 1);
-      out.data[o] = moved.data[o * n + i];
-    }
-    return out;
-  },
-  one_hot(inputs, a) {
-    arity('one_hot', inputs, 1);
-    const idx = integers(inputs[0], 'one_hot');
-    const out = allocate(a.dtype, [...idx.shape, a.depth], 'one_hot');
-    const on = convert(a.on_value, a.dtype), off = convert(a.off_value, a.dtype);
-    out.data.fill(off);
-    idx.values.forEach((i, o) => { if (i >= 0 && i < a.depth) out.data[o * a.depth + i] = on; });
-    return out;
-  },
-  topk(inputs, a) {
-    arity('topk', inputs, 1);
-    let x = real(inputs[0], 'topk');
-    if (a.axis === null) x = flat(x);
-    const { moved, n, outer, back } = alongAxis(x, a.axis ?? 0);
-    if (a.k > n) throw new InputError(`topk: k=${a.k} is larger than the axis (${n})`);
-    const shape = moved.shape.slice(0, -1);
-    const values = new NDArray(x.dtype, [...shape, a.k]), indices = new NDArray(a.dtype, [...shape, a.k]);
-    const mask = new NDArray(x.dtype, moved.shape.slice());
-    for (let o = 0; o < outer; o++) {
-      const order = Array.from({ length: n }, (_, j) => j);
-      const v = (j) => moved.data[o * n + j];
-      order.sort((p, q) => {
-        const d = a.is_ascend ? (v(p) < v(q) ? -1 : v(p) > v(q) ? 1 : 0) : (v(p) > v(q) ? -1 : v(p) < v(q) ? 1 : 0);
-        return d || p - q;
-      });
-      for (let j = 0; j < a.k; j++) {
-        values.data[o * a.k + j] = v(order[j]);
-        indices.data[o * a.k + j] = convert(order[j], a.dtype);
-        mask.data[o * n + order[j]] = convert(1, x.dtype);
-      }
-    }
-    const restore = (t) => permute(t, back);
-    if (a.ret_typ === 'value') return restore(values);
-    if (a.ret_typ === 'indices') return restore(indices);
-    if (a.ret_typ === 'mask') return restore(mask);
-    return [restore(values), restore(indices)];
-  },
-  layer_norm(inputs, a) {
-    arity('layer_norm', inputs, 3);
-    const [x0, g0, b0] = inputs.map((v) => real(v, 'layer_norm'));
-    const dtype = [x0, g0, b0].map((t) => t.dtype).reduce(promote);
-    const x = cast(x0, isFloat(dtype) ? dtype : 'float32'), d = x.dtype;
-    const { moved, n, outer, back } = alongAxis(x, a.axis);
-    if (g0.size !== n || b0.size !== n) throw new InputError(`layer_norm: gamma and beta need ${n} values`);
-    const out = new NDArray(d, moved.shape.slice());
-    for (let o = 0; o < outer; o++) {
-      const row = moved.data.subarray(o * n, (o + 1) * n);
-      let mean = 0, variance = 0;
-      for (const v of row) mean += v;
-      mean /= n;
-      for (const v of row) variance += (v - mean) ** 2;
-      variance /= n;
-      const scale = 1 / Math.sqrt(variance + a.eps);
-      for (let j = 0; j < n; j++) out.data[o * n + j] = roundTo(d, (row[j] - mean) * scale * Number(g0.data[j]) + Number(b0.data[j]));
-    }
-    return permute(out, back);
-  },
-  embedding(inputs, a) {
-    arity('embedding', inputs, 2);
-    const idx = integers(inputs[0], 'embedding');
-    const w = real(inputs[1], 'embedding');
-    if (w.ndim !== 2) throw new InputError('embedding: the weight must be 2-D');
-    const rows = a.input_dim || w.shape[0], width = w.shape[1];
-    if (rows > w.shape[0] || (a.output_dim && a.output_dim !== width)) throw new InputError('embedding: input_dim/output_dim do not fit the weight');
-    const out = new NDArray(w.dtype, [...idx.shape, width]);
-    idx.values.forEach((i, o) => {
-      if (i < 0 || i >= rows) throw new InputError(`embedding: index ${i} is out of range [0, ${rows})`);
-      out.data.set(w.data.subarray(i * width, (i + 1) * width), o * width);
-    });
-    return out;
-  },
-  smooth_l1(inputs, a) {
-    arity('smooth_l1', inputs, 1);
-    const x = floatInput(inputs[0]), d = x.dtype, s2 = a.scalar * a.scalar;
-    return map([x], d, (v) => roundTo(d, Math.abs(v) < 1 / s2 ? 0.5 * s2 * v * v : Math.abs(v) - 0.5 / s2));
-  },
   prod: (inputs, a) => reduceRows('prod', inputs, a),
   var: (inputs, a) => reduceRows('var', inputs, a),
   std: (inputs, a) => reduceRows('std', inputs, a),
@@ -452,10 +289,6 @@ export const GLUON_OPS = {
     }
     return permute(out, back);
   },
-  dropout(inputs) {
-    arity('dropout', inputs, 1);
-    return asArray(inputs[0]);
-  },
   full(inputs, a) {
     arity('full', inputs, 0);
     return fill(allocate(a.dtype, a.shape, 'full'), a.value.value);
@@ -467,46 +300,5 @@ export const GLUON_OPS = {
     const perm = axes(x.ndim);
     [perm[i], perm[j]] = [perm[j], perm[i]];
     return permute(x, perm);
-  },
-  sequence_mask(inputs, a) {
-    arity('sequence_mask', inputs, a.use_sequence_length ? 2 : 1);
-    const x = real(inputs[0], 'sequence_mask');
-    if (!a.use_sequence_length) return x;
-    const { T, N, inner } = sequenceLayout(x, a.axis, 'sequence_mask');
-    const lengths = seqLengths(inputs[1], N, T, 'sequence_mask');
-    const out = new NDArray(x.dtype, x.shape.slice(), x.data.slice());
-    const value = convert(a.value, x.dtype);
-    for (let n = 0; n < N; n++) {
-      for (let t = lengths[n]; t < T; t++) out.data.fill(value, seqAt(a.axis, t, n, N, T, inner), seqAt(a.axis, t, n, N, T, inner) + inner);
-    }
-    return out;
-  },
-  sequence_last(inputs, a) {
-    arity('sequence_last', inputs, a.use_sequence_length ? 2 : 1);
-    const x = real(inputs[0], 'sequence_last');
-    const { T, N, inner, batchAxis } = sequenceLayout(x, a.axis, 'sequence_last');
-    const lengths = a.use_sequence_length ? seqLengths(inputs[1], N, T, 'sequence_last') : Array(N).fill(T);
-    if (T === 0 && N > 0) throw new InputError('sequence_last: the sequences have no steps');
-    const out = new NDArray(x.dtype, [x.shape[batchAxis], ...x.shape.slice(2)]);
-    for (let n = 0; n < N; n++) {
-      // A length of 0 reads step 0, as MXNet's SequenceLast does (FORMAT.md leaves it open).
-      const at = seqAt(a.axis, Math.max(lengths[n] - 1, 0), n, N, T, inner);
-      out.data.set(x.data.subarray(at, at + inner), n * inner);
-    }
-    return out;
-  },
-  sequence_reverse(inputs, a) {
-    arity('sequence_reverse', inputs, a.use_sequence_length ? 2 : 1);
-    const x = real(inputs[0], 'sequence_reverse');
-    const { T, N, inner } = sequenceLayout(x, 0, 'sequence_reverse');
-    const lengths = a.use_sequence_length ? seqLengths(inputs[1], N, T, 'sequence_reverse') : Array(N).fill(T);
-    const out = new NDArray(x.dtype, x.shape.slice(), x.data.slice());
-    for (let n = 0; n < N; n++) {
-      for (let t = 0; t < lengths[n]; t++) {
-        const from = seqAt(0, lengths[n] - 1 - t, n, N, T, inner);
-        out.data.set(x.data.subarray(from, from + inner), seqAt(0, t, n, N, T, inner));
-      }
-    }
-    return out;
   },
 };
