@@ -305,7 +305,7 @@ function tree(v, where) {
   const t = fields(v, { kind: [oneOf('tuple', 'list'), REQUIRED], items: [list(tree, { max: 100000 }), REQUIRED] }, where);
   return t;
 }
-export const treeCount = (t) => (t === 'value' ? 1 : t === 'none' ? 0 : t.items.reduce((n, i) => n + treeCount(i), 0));
+const treeCount = (t) => (t === 'value' ? 1 : t === 'none' ? 0 : t.items.reduce((n, i) => n + treeCount(i), 0));
 const countOf = (trees) => trees.reduce((n, t) => n + treeCount(t), 0);
 
 const SPECIAL = {

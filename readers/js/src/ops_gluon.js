@@ -3,10 +3,10 @@
 // npx ops (ops_npx.js) share. Size attributes arrive evaluated (§3.3).
 import { InputError } from './errors.js';
 import {
-  INFO, NDArray, asArray, broadcastIndex, broadcastShapes, cast, convert, floatOf, normaliseAxis, promote,
+  INFO, NDArray, asArray, broadcastIndex, broadcastShapes, cast, convert, floatOf, isScalar, normaliseAxis,
   reshape as reshapeTo, roundTo, transpose as permute,
 } from './ndarray.js';
-import { map, matmul, operands } from './ops.js';
+import { map, matmul, operands, runOp } from './ops.js';
 
 // Refuse an output larger than this reader allocates (§3.4: ops sized by attributes).
 export const MAX_ELEMENTS = 2 ** 31;
@@ -80,12 +80,12 @@ function reduceRows(op, inputs, a) {
 // The position of the first maximum / minimum (a NaN counts as the extreme, as NumPy's).
 function argExtreme(op, inputs, a) {
   arity(op, inputs, 1);
-  let x = real(inputs[0], op);
-  if (a.axis === null) x = flat(x);
+  const given = real(inputs[0], op);
+  const x = a.axis === null ? flat(given) : given;
   const { moved, n, outer, k } = alongAxis(x, a.axis === null ? 0 : a.axis);
   if (n === 0) throw new InputError(`${op} over an empty axis`);
   const better = op === 'argmax' ? (v, b) => v > b : (v, b) => v < b;
-  const shape = a.axis === null ? (a.keepdims ? inputs[0].shape.map(() => 1) : []) : (a.keepdims ? x.shape.map((m, j) => (j === k ? 1 : m)) : x.shape.filter((_, j) => j !== k));
+  const shape = a.axis === null ? (a.keepdims ? given.shape.map(() => 1) : []) : (a.keepdims ? x.shape.map((m, j) => (j === k ? 1 : m)) : x.shape.filter((_, j) => j !== k));
   const out = new NDArray('int64', shape);
   for (let o = 0; o < outer; o++) {
     let best = 0;
@@ -188,8 +188,8 @@ export const GLUON_OPS = {
   },
   dot(inputs) {
     arity('dot', inputs, 2);
+    if (inputs.some((v) => isScalar(v) || v.ndim === 0)) return runOp('multiply', inputs, {});
     const [x, y] = inputs.map((v) => real(v, 'dot'));
-    if (x.ndim === 0 || y.ndim === 0) return map(operands([x, y]).arrays, promote(x.dtype, y.dtype), (p, q) => p * q);
     if (y.ndim <= 2) return matmul([x, y]);
     // Sum over x's last axis and y's second-to-last: y as (K, rest) after moving that axis first.
     const k = y.ndim - 2;
