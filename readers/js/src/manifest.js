@@ -120,10 +120,10 @@ const RECURRENT_LAYERS = {
   LSTMCell: cell({ activation: cellAct('tanh'), recurrent_activation: cellAct('sigmoid') }),
   GRUCell: cell({}),
   SequentialRNNCell: { container: true, config: {} },
-  BidirectionalCell: { container: true, config: {} },
+  BidirectionalCell: { container: true, config: {}, children: ['l_cell', 'r_cell'] },
   DropoutCell: { config: { rate: [float({ min: 0, maxExclusive: 1 }), REQUIRED], axes: [list(int()), () => []] } },
-  ResidualCell: { container: true, config: {} },
-  ZoneoutCell: { container: true, config: { zoneout_outputs: rate, zoneout_states: rate } },
+  ResidualCell: { container: true, config: {}, children: ['base_cell'] },
+  ZoneoutCell: { container: true, config: { zoneout_outputs: rate, zoneout_states: rate }, children: ['base_cell'] },
 };
 
 // §3.2 Lambda: an op whose attributes all have defaults; the defaults are what it runs with.
@@ -395,6 +395,7 @@ export function layerNode(value, where, depth = 1) {
   for (const name of names) {
     if (!name || name.includes('.')) fail(where, `child name ${JSON.stringify(name)} is empty or holds '.'`);
   }
+  if (entry.children && names.join() !== entry.children.join()) fail(where, `a ${node.type} has exactly the children ${entry.children.join(', ')}`);
   const children = names.map((name) => [name, layerNode(node.children.get(name), `${where}.children.${name}`, depth + 1)]);
   return { type: node.type, config, children };
 }

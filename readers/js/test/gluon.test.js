@@ -83,3 +83,8 @@ test('a BidirectionalCell is only unrolled, never stepped', () => {
     { bi: { type: 'BidirectionalCell', children: { l_cell: cell(), r_cell: cell() } } });
   refused(() => run(root, f32([1, 1])), InputError, 'unrolled');
 });
+
+test('a wrapping cell without its base_cell is refused when read', () => {
+  const text = JSON.stringify({ type: 'ResidualCell', children: { other: { type: 'GRUCell', config: { hidden_size: 1 } } } });
+  refused(() => layerNode(parseManifestText(new TextEncoder().encode(text), 'test', 1000), 'architecture'), SchemaError, 'exactly the children base_cell');
+});
