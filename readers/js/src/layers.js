@@ -383,8 +383,8 @@ export const LAYER_FORWARD = {
   GELU: (block, input, c) => (c.approximation === 'erf' ? activation('gelu', input)
     : elementwise(input, (v) => 0.5 * v * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * (v + 0.044715 * v ** 3))))),
   Identity: (block, input) => input,
-  Lambda: (block, input, c) => runOp(c.function, [input], c.attrs, {}),
-  HybridLambda: (block, input, c) => runOp(c.function, [input], c.attrs, {}),
+  Lambda: (block, input, c) => runOp(c.function, [input], c.attrs),
+  HybridLambda: (block, input, c) => runOp(c.function, [input], c.attrs),
   Embedding: embedding,
   Flatten: flatten,
   Dropout: (block, input) => floatInput(input),

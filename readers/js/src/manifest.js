@@ -99,6 +99,33 @@ const convolution = (dims, transpose) => ({
     if (transpose && c.output_padding.some((p, k) => p >= c.strides[k])) fail(where, 'output_padding must be smaller than strides');
   },
 });
+// §3.2 recurrent layers and cells (the JSON Schema's RNNConfig, LSTMCellConfig, ...).
+const rate = [float({ min: 0, maxExclusive: 1 }), 0.0];
+const fused = (extra) => ({
+  config: {
+    hidden_size: [int({ gt: 0 }), REQUIRED], num_layers: [int({ min: 1, max: 1024 }), 1], layout: [oneOf('TNC', 'NTC'), 'TNC'],
+    dropout: rate, bidirectional: [bool, false], input_size: [int({ min: 0 }), 0], dtype: fdtype, use_sequence_length: [bool, false], ...extra,
+  },
+});
+const cell = (extra) => ({ config: { hidden_size: [int({ gt: 0 }), REQUIRED], input_size: [int({ min: 0 }), 0], dtype: fdtype, ...extra } });
+const cellAct = (fallback) => [oneOf(...ACTIVATIONS), fallback];
+const RECURRENT_LAYERS = {
+  RNN: fused({ activation: [oneOf('relu', 'tanh'), 'relu'] }),
+  LSTM: fused({
+    projection_size: [nullable(int({ gt: 0 })), null], state_clip_min: [nullable(float()), null], state_clip_max: [nullable(float()), null],
+    state_clip_nan: [bool, false],
+  }),
+  GRU: fused({}),
+  RNNCell: cell({ activation: cellAct('tanh') }),
+  LSTMCell: cell({ activation: cellAct('tanh'), recurrent_activation: cellAct('sigmoid') }),
+  GRUCell: cell({}),
+  SequentialRNNCell: { container: true, config: {} },
+  BidirectionalCell: { container: true, config: {}, children: ['l_cell', 'r_cell'] },
+  DropoutCell: { config: { rate: [float({ min: 0, maxExclusive: 1 }), REQUIRED], axes: [list(int()), () => []] } },
+  ResidualCell: { container: true, config: {}, children: ['base_cell'] },
+  ZoneoutCell: { container: true, config: { zoneout_outputs: rate, zoneout_states: rate }, children: ['base_cell'] },
+};
+
 // §3.2 Lambda: an op whose attributes all have defaults; the defaults are what it runs with.
 const lambda = {
   config: { function: [str, REQUIRED] },
@@ -160,6 +187,7 @@ export const LAYERS = {
   InstanceNorm: {
     config: { axis: axis64(1), epsilon: [float({ min: 0 }), 1e-5], center: [bool, true], scale: [bool, false], in_channels: [int({ min: 0 }), 0], dtype: fdtype },
   },
+  ...RECURRENT_LAYERS,
   GroupNorm: { config: { num_groups: [int({ gt: 0 }), 1], epsilon: [float({ min: 0 }), 1e-5], center: [bool, true], scale: [bool, true], dtype: fdtype } },
 };
 
@@ -171,77 +199,170 @@ function poolPadding(c, where) {
 
 const axisList = either(int(), list(int()));
 const NO_ATTRS = {};
+
+// §3.3 size expressions `[C*]A[*B][/D][±E]`: kept parsed, evaluated when the graph runs.
+const SIZE_EXPR = /^(?:([0-9]{1,9})\*)?([A-Za-z_][A-Za-z0-9_]{0,31})(?:\*([A-Za-z_][A-Za-z0-9_]{0,31}))?(?:\/([0-9]{1,9}))?(?:([+-])([0-9]{1,9}))?$/;
+const sizeExpr = (v, where) => {
+  const m = SIZE_EXPR.exec(str(v, where));
+  if (!m || (m[1] !== undefined && Number(m[1]) === 0) || (m[4] !== undefined && Number(m[4]) === 0)) fail(where, `${show(v)} is not a size expression`);
+  return {
+    sizeExpr: v, c: Number(m[1] ?? 1), names: [m[2], ...(m[3] ? [m[3]] : [])], d: Number(m[4] ?? 1),
+    e: m[5] === undefined ? 0 : (m[5] === '-' ? -1 : 1) * Number(m[6]),
+  };
+};
+const size = either(int(), sizeExpr);
+const sizeNames = (value, out = []) => {
+  if (Array.isArray(value)) value.forEach((v) => sizeNames(v, out));
+  else if (value && typeof value === 'object' && value.sizeExpr) out.push(...value.names);
+  else if (value && typeof value === 'object' && !(value instanceof Map)) Object.values(value).forEach((v) => sizeNames(v, out));
+  return out;
+};
 const INDEX_ITEM = (v, where) => {
   mapping(v, where);
   if (v.size !== 1) fail(where, 'an index item has exactly one field');
   const [[key, value]] = [...v.entries()];
-  if (key === 'int') return { int: int()(value, `${where}.int`) };
-  if (key === 'slice') return { slice: list(nullable(int()), { min: 3, max: 3 })(value, `${where}.slice`) };
+  if (key === 'int') return { int: size(value, `${where}.int`) };
+  if (key === 'slice') return { slice: list(nullable(size), { min: 3, max: 3 })(value, `${where}.slice`) };
+  if (key === 'array') return { array: int({ min: 0 })(value, `${where}.array`) };
   if ((key === 'newaxis' || key === 'ellipsis') && value === true) return { [key]: true };
   return fail(where, `an invalid index item ${JSON.stringify(key)}`);
 };
+const literal = (v, where) => (typeof v === 'boolean' ? { kind: 'bool', value: v } : typeof v === 'bigint' ? { kind: 'int', value: v }
+  : typeof v === 'number' ? { kind: 'float', value: v } : fail(where, 'a boolean, integer or float is required'));
+const dtypeName = oneOf(...Object.keys(DTYPES));
+const reduce = { axis: [nullable(axisList), null], keepdims: [bool, false] };
+const sequence = (max) => ({ use_sequence_length: [bool, false], axis: [int({ min: 0, max }), 0] });
+const softmax = { axis: [int(), -1], temperature: [nullable(float()), null], use_length: [bool, false], dtype: [nullable(oneOf(...FLOAT_DTYPES)), null] };
 export const OP_ATTRS = {};
 for (const op of ['add', 'subtract', 'multiply', 'divide', 'power', 'maximum', 'minimum', 'matmul', 'greater', 'greater_equal',
   'less', 'less_equal', 'equal', 'not_equal', 'negative', 'abs', 'square', 'exp', 'log', 'sqrt', 'sin', 'cos', 'where', 'flatten',
+  'floor_divide', 'mod', 'logical_and', 'logical_or', 'logical_not', 'expm1', 'log1p', 'reciprocal', 'sign', 'floor', 'ceil', 'dot',
   ...ACTIVATIONS]) OP_ATTRS[op] = NO_ATTRS;
 Object.assign(OP_ATTRS, {
   leaky_relu: { alpha: [float(), 0.01] },
   elu: { alpha: [float(), 1.0] },
-  softmax: { axis: [int(), -1] },
-  log_softmax: { axis: [int(), -1] },
+  softmax,
+  log_softmax: softmax,
   concatenate: { axis: [int(), 0] },
   stack: { axis: [int(), 0] },
-  reshape: { shape: [list(either(int(), pattern(SIZE_NAME))), REQUIRED] },
+  reshape: { shape: [list(size), REQUIRED] },
   transpose: { axes: [nullable(list(int())), null] },
   squeeze: { axis: [nullable(axisList), null] },
   expand_dims: { axis: [axisList, REQUIRED] },
-  cast: { dtype: [oneOf(...Object.keys(DTYPES)), REQUIRED] },
-  getitem: { index: [list(INDEX_ITEM), REQUIRED] },
+  cast: { dtype: [dtypeName, REQUIRED] },
+  getitem: { index: [list(INDEX_ITEM, { max: 64 }), REQUIRED] },
+  prod: reduce,
+  var: { ...reduce, ddof: [int({ min: 0 }), 0] },
+  std: { ...reduce, ddof: [int({ min: 0 }), 0] },
+  argmax: { axis: [nullable(int()), null], keepdims: [bool, false] },
+  argmin: { axis: [nullable(int()), null], keepdims: [bool, false] },
+  cumsum: { axis: [nullable(int()), null] },
+  clip: { a_min: [nullable(float()), null], a_max: [nullable(float()), null] },
+  batch_dot: { transpose_a: [bool, false], transpose_b: [bool, false] },
+  fully_connected: { num_hidden: [int({ min: 0 }), 0], no_bias: [bool, false], flatten: [bool, true] },
+  split: { sections: [nullable(int({ min: 1, max: 100000 })), null], indices: [nullable(list(size)), null], axis: [int(), 0] },
+  swapaxes: { axis1: [int(), REQUIRED], axis2: [int(), REQUIRED] },
+  repeat: { repeats: [size, REQUIRED], axis: [nullable(int()), null] },
+  tile: { reps: [list(size), REQUIRED] },
+  broadcast_to: { shape: [list(size), REQUIRED] },
+  full: { shape: [list(size), REQUIRED], value: [literal, REQUIRED], dtype: [dtypeName, REQUIRED] },
+  arange: { start: [float(), 0], stop: [either(size, float()), REQUIRED], step: [float(), 1], dtype: [dtypeName, REQUIRED] },
+  zeros_like: { dtype: [nullable(dtypeName), null] },
+  ones_like: { dtype: [nullable(dtypeName), null] },
+  full_like: { value: [literal, REQUIRED], dtype: [nullable(dtypeName), null] },
+  take: { axis: [nullable(int()), null], mode: [oneOf('raise', 'wrap', 'clip'), 'raise'] },
+  pick: { axis: [nullable(int()), -1], mode: [oneOf('clip', 'wrap'), 'clip'], keepdims: [bool, false] },
+  one_hot: {
+    depth: [int({ min: 0, max: 2 ** 24 }), REQUIRED], on_value: [float(), 1.0], off_value: [float(), 0.0],
+    dtype: [oneOf(...FLOAT_DTYPES, 'int32', 'int64', 'uint8', 'int8', 'bool'), 'float32'],
+  },
+  topk: {
+    axis: [nullable(int()), -1], k: [int({ min: 1 }), 1], ret_typ: [oneOf('value', 'indices', 'mask', 'both'), 'indices'],
+    is_ascend: [bool, false], dtype: [dtypeName, 'float32'],
+  },
+  sequence_mask: { ...sequence(1), value: [float(), 0.0] },
+  sequence_last: sequence(1),
+  sequence_reverse: sequence(0),
+  layer_norm: { axis: [int(), -1], eps: [float({ min: 0 }), 1e-5] },
+  dropout: { p: [float({ min: 0, maxExclusive: 1 }), 0.5], axes: [list(int()), () => []] },
+  embedding: { input_dim: [int({ min: 0 }), 0], output_dim: [int({ min: 0 }), 0] },
+  smooth_l1: { scalar: [(v, w) => { const x = float()(v, w); return x > 0 ? x : fail(w, 'must be positive'); }, 1.0] },
 });
-for (const op of ['sum', 'mean', 'max', 'min']) OP_ATTRS[op] = { axis: [nullable(axisList), null], keepdims: [bool, false] };
+for (const op of ['sum', 'mean', 'max', 'min']) OP_ATTRS[op] = reduce;
+
+// How many outputs an op node has (§3.3: one, except `split` and `topk` with `ret_typ: both`).
+function outputCount(op, attrs, where) {
+  if (op === 'split') {
+    if ((attrs.sections === null) === (attrs.indices === null)) fail(where, 'split takes exactly one of sections and indices');
+    return attrs.sections ?? attrs.indices.length + 1;
+  }
+  return op === 'topk' && attrs.ret_typ === 'both' ? 2 : 1;
+}
+
+// §3.3 trees: 'value', 'none' or {kind, items}; normalised with their value count.
+function tree(v, where) {
+  if (v === 'value' || v === 'none') return v;
+  const t = fields(v, { kind: [oneOf('tuple', 'list'), REQUIRED], items: [list(tree, { max: 100000 }), REQUIRED] }, where);
+  return t;
+}
+const treeCount = (t) => (t === 'value' ? 1 : t === 'none' ? 0 : t.items.reduce((n, i) => n + treeCount(i), 0));
+const countOf = (trees) => trees.reduce((n, t) => n + treeCount(t), 0);
 
 const SPECIAL = {
-  layer: { block: [nonEmpty, REQUIRED], returns: [oneOf('single', 'tuple', 'list'), 'single'] },
+  layer: {
+    block: [nonEmpty, REQUIRED], returns: [oneOf('single', 'tuple', 'list', 'tree'), 'single'],
+    args: [nullable(list(tree)), null], tree: [nullable(tree), null],
+  },
   parameter: { name: [nonEmpty, REQUIRED] },
   constant: { name: [nonEmpty, REQUIRED] },
-  scalar: {
-    value: [(v, where) => (typeof v === 'boolean' ? { kind: 'bool', value: v } : typeof v === 'bigint' ? { kind: 'int', value: v }
-      : typeof v === 'number' ? { kind: 'float', value: v } : fail(where, 'a boolean, integer or float is required')), REQUIRED],
-  },
+  scalar: { value: [literal, REQUIRED] },
 };
 
 function graphSpec(value, where) {
   const g = fields(value, {
     inputs: [list((v, w) => fields(v, { name: [str, REQUIRED], dtype: [str, REQUIRED],
       shape: [list(either((x, w2) => Number(bigInt(x, w2) < 2n ** 63n ? x : fail(w2, 'too large')), pattern(SIZE_NAME))), REQUIRED] }, w)), REQUIRED],
-    nodes: [list((v, w) => fields(v, { op: [str, REQUIRED], inputs: [list(str), () => []], outputs: [list(str, { min: 1 }), REQUIRED],
+    nodes: [list((v, w) => fields(v, { op: [str, REQUIRED], inputs: [list(str), () => []], outputs: [list(str), REQUIRED],
       attrs: [mapping, () => new Map()] }, w)), REQUIRED],
-    outputs: [(v, w) => fields(v, { kind: [oneOf('single', 'tuple', 'list', 'dict'), REQUIRED], values: [list(str), REQUIRED],
-      keys: [nullable(list(str)), null] }, w), REQUIRED],
+    outputs: [(v, w) => fields(v, { kind: [oneOf('single', 'tuple', 'list', 'dict', 'tree'), REQUIRED], values: [list(str), REQUIRED],
+      keys: [nullable(list(str)), null], tree: [nullable(tree), null] }, w), REQUIRED],
+    args: [nullable(list(tree)), null],
   }, where);
+  const bound = new Set(g.inputs.flatMap((input) => input.shape.filter((d) => typeof d === 'string')));
   const defined = new Set();
   const define = (name) => {
     if (!VALUE_NAME.test(name) || defined.has(name)) fail(where, `value name ${JSON.stringify(name)} is invalid or defined twice`);
     defined.add(name);
   };
   g.inputs.forEach((input) => define(input.name));
+  if (g.args !== null && countOf(g.args) !== g.inputs.length) fail(where, `args hold ${countOf(g.args)} values for ${g.inputs.length} inputs`);
   g.nodes.forEach((node, k) => {
     const at = `${where}.nodes[${k}]`;
     for (const name of node.inputs) if (!defined.has(name)) fail(at, `reads ${JSON.stringify(name)} before it is defined`);
     if (node.op in SPECIAL) {
       node.attrs = fields(node.attrs, SPECIAL[node.op], `${at}.attrs`);
       if (node.op !== 'layer' && (node.inputs.length || node.outputs.length !== 1)) fail(at, `${node.op} takes no inputs and has one output`);
-      if (node.op === 'layer' && node.attrs.returns === 'single' && node.outputs.length !== 1) fail(at, 'a single-valued layer call has one output');
+      if (node.op === 'layer') {
+        const { returns, args, tree: shape } = node.attrs;
+        if (returns === 'single' && node.outputs.length !== 1) fail(at, 'a single-valued layer call has one output');
+        if ((returns === 'tree') !== (shape !== null)) fail(at, "a layer call has 'tree' exactly when it returns 'tree'");
+        if (shape !== null && treeCount(shape) !== node.outputs.length) fail(at, `the result tree holds ${treeCount(shape)} values for ${node.outputs.length} outputs`);
+        if (args !== null && countOf(args) !== node.inputs.length) fail(at, `args hold ${countOf(args)} values for ${node.inputs.length} inputs`);
+      }
     } else {
       if (!(node.op in OP_ATTRS)) throw new UnknownOpError(`${at}: unknown op ${JSON.stringify(node.op)}; known ops: ${Object.keys(OP_ATTRS).sort().join(', ')}`);
       node.attrs = fields(node.attrs, OP_ATTRS[node.op], `${at}.attrs`);
-      if (node.outputs.length !== 1) fail(at, `${node.op} has exactly one output`);
+      const count = outputCount(node.op, node.attrs, at);
+      if (node.outputs.length !== count) fail(at, `${node.op} has exactly ${count} output${count === 1 ? '' : 's'} here`);
+      for (const name of sizeNames(node.attrs)) if (!bound.has(name)) fail(at, `the size name ${JSON.stringify(name)} is not bound by the graph's inputs`);
     }
     node.outputs.forEach(define);
   });
   const out = g.outputs;
   for (const name of out.values) if (!defined.has(name)) fail(where, `graph output ${JSON.stringify(name)} is never defined`);
   if ((out.kind === 'dict') !== (out.keys !== null)) fail(where, "graph outputs have 'keys' exactly when their kind is 'dict'");
+  if ((out.kind === 'tree') !== (out.tree !== null)) fail(where, "graph outputs have 'tree' exactly when their kind is 'tree'");
+  if (out.tree !== null && treeCount(out.tree) !== out.values.length) fail(where, `the output tree holds ${treeCount(out.tree)} values for ${out.values.length}`);
   if (out.keys !== null && (out.keys.length !== out.values.length || new Set(out.keys).size !== out.keys.length)) {
     fail(where, 'graph outputs need one distinct key per value');
   }
@@ -274,6 +395,7 @@ export function layerNode(value, where, depth = 1) {
   for (const name of names) {
     if (!name || name.includes('.')) fail(where, `child name ${JSON.stringify(name)} is empty or holds '.'`);
   }
+  if (entry.children && names.join() !== entry.children.join()) fail(where, `a ${node.type} has exactly the children ${entry.children.join(', ')}`);
   const children = names.map((name) => [name, layerNode(node.children.get(name), `${where}.children.${name}`, depth + 1)]);
   return { type: node.type, config, children };
 }

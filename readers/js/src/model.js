@@ -4,6 +4,7 @@ import { FormatError, InputError, SchemaError } from './errors.js';
 import { LAYER_FORWARD } from './layers.js';
 import { NDArray, asArray, isScalar, LONE } from './ndarray.js';
 import { runOp } from './ops.js';
+import { RECURRENT } from './recurrent.js';
 
 // -- §3.1: the parameters of a layer, in table order -----------------------------------------
 
@@ -24,9 +25,28 @@ function ownParameters(node) {
     case 'PReLU': return [['alpha', [c.in_channels], c.dtype]];
     case 'BatchNorm': return ['gamma', 'beta', 'running_mean', 'running_var'].map((n) => [n, [c.in_channels], c.dtype]);
     case 'LayerNorm': return ['gamma', 'beta'].map((n) => [n, [c.in_channels], c.dtype]);
+    case 'RNN': case 'LSTM': case 'GRU': return fusedParameters(c, { RNN: 1, LSTM: 4, GRU: 3 }[node.type]);
+    case 'RNNCell': case 'LSTMCell': case 'GRUCell': {
+      const G = { RNNCell: 1, LSTMCell: 4, GRUCell: 3 }[node.type] * c.hidden_size;
+      return [['i2h_weight', [G, c.input_size]], ['h2h_weight', [G, c.hidden_size]], ['i2h_bias', [G]], ['h2h_bias', [G]]].map((p) => [...p, c.dtype]);
+    }
     case 'Graph': return c.parameters.map(([name, p]) => [name, p.shape, p.dtype]);
     default: return [];
   }
+}
+
+// §3.2 RNN, LSTM, GRU: per layer k and direction d, the weights of G gates of H units.
+function fusedParameters(c, gates) {
+  const H = c.hidden_size, G = gates * H, P = c.projection_size ?? null, dirs = c.bidirectional ? ['l', 'r'] : ['l'];
+  const out = [];
+  for (let k = 0; k < c.num_layers; k++) {
+    for (const d of dirs) {
+      const inputs = k === 0 ? c.input_size : (P ?? H) * dirs.length;
+      out.push([`${d}${k}_i2h_weight`, [G, inputs]], [`${d}${k}_h2h_weight`, [G, P ?? H]], [`${d}${k}_i2h_bias`, [G]], [`${d}${k}_h2h_bias`, [G]]);
+      if (P !== null) out.push([`${d}${k}_h2r_weight`, [P, H]]);
+    }
+  }
+  return out.map((p) => [...p, c.dtype]);
 }
 
 // Every parameter and graph constant of the tree: [{name, shape, dtype, constant}].
@@ -114,25 +134,72 @@ export function buildModel(root, tensors) {
 }
 
 function call(block, args) {
-  if (block.node.type === 'Graph') return runGraph(block, args);
-  if (args.length !== 1 || !(args[0] instanceof NDArray)) throw new InputError(`${block.node.type} takes one array`);
-  if (block.node.type === 'Sequential') {
+  const type = block.node.type;
+  if (type === 'Graph') return runGraph(block, args);
+  if (type in RECURRENT) return RECURRENT[type](block, args, call);
+  if (args.length !== 1 || !(args[0] instanceof NDArray)) throw new InputError(`${type} takes one array`);
+  if (type === 'Sequential') {
     let x = args[0];
     for (const child of block.children.values()) x = call(child, [x]);
     return x;
   }
-  if (block.node.type === 'Concatenate') {
+  if (type === 'Concatenate') {
     const outputs = [...block.children.values()].map((child) => call(child, args));
     if (!outputs.length) throw new InputError('Concatenate has no children to join');
     return runOp('concatenate', outputs, { axis: block.node.config.axis });
   }
-  return LAYER_FORWARD[block.node.type](block, args[0], block.node.config);
+  return LAYER_FORWARD[type](block, args[0], block.node.config);
 }
 
-function runGraph(block, args) {
+// §3.3 trees: a structure's values, depth first, checked against the tree; and back.
+function flattenTree(value, tree, owner, out = []) {
+  if (tree === 'value') {
+    if (!(value instanceof NDArray) && !isScalar(value)) throw new InputError(`${owner}: an array is expected where the structure has a value`);
+    out.push(value);
+  } else if (tree === 'none') {
+    if (value !== null && value !== undefined) throw new InputError(`${owner}: None is expected in the structure`);
+  } else {
+    if (!Array.isArray(value) || value.length !== tree.items.length) {
+      throw new InputError(`${owner}: a ${tree.kind} of ${tree.items.length} items is expected in the structure`);
+    }
+    tree.items.forEach((item, k) => flattenTree(value[k], item, owner, out));
+  }
+  return out;
+}
+
+function buildTree(tree, values) {
+  if (tree === 'value') return values.shift();
+  if (tree === 'none') return null;
+  const items = tree.items.map((item) => buildTree(item, values));
+  items.kind = tree.kind;
+  return items;
+}
+
+// §3.3 size expressions in attrs, evaluated at the sizes the graph's inputs bound.
+function resolveSizes(value, sizes) {
+  if (Array.isArray(value)) return value.map((v) => resolveSizes(v, sizes));
+  if (value === null || typeof value !== 'object') return value;
+  if (value.sizeExpr) {
+    for (const name of value.names) if (!(name in sizes)) throw new InputError(`the size name ${name} is not bound by the graph's inputs`);
+    const product = value.c * value.names.reduce((p, name) => p * sizes[name], 1);
+    if (product % value.d) throw new InputError(`size ${value.sizeExpr}: ${product} is not divisible by ${value.d}`);
+    const result = product / value.d + value.e;
+    if (result < 0) throw new InputError(`size ${value.sizeExpr} is negative here (${result})`);
+    return result;
+  }
+  if (isScalar(value)) return value;
+  return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, resolveSizes(v, sizes)]));
+}
+
+function runGraph(block, given) {
   const graph = block.node.config.graph;
   const owner = block.node.config.source_class;
   if (graph === null) throw new InputError(`${owner} was never called while tracing; it has no graph to run`);
+  let args = given;
+  if (graph.args !== null) {
+    if (given.length !== graph.args.length) throw new InputError(`${owner} expects ${graph.args.length} arguments, got ${given.length}`);
+    args = given.flatMap((arg, k) => flattenTree(arg, graph.args[k], owner));
+  }
   if (args.length !== graph.inputs.length) throw new InputError(`${owner} expects ${graph.inputs.length} inputs, got ${args.length}`);
   const values = new Map(), sizes = {};
   graph.inputs.forEach((spec, k) => {
@@ -152,14 +219,21 @@ function runGraph(block, args) {
     const inputs = node.inputs.map((name) => values.get(name));
     let results;
     if (node.op === 'layer') {
-      const result = call(resolveBlock(block, node.attrs.block), inputs);
-      if (node.attrs.returns === 'single') results = [result];
+      const { args: shape, returns, tree } = node.attrs;
+      const rest = inputs.slice();
+      const callArgs = shape === null ? inputs : shape.map((t) => buildTree(t, rest));
+      const result = call(resolveBlock(block, node.attrs.block), callArgs);
+      if (returns === 'single') results = [result];
+      else if (returns === 'tree') results = flattenTree(result, tree, `${owner}: the call of ${node.attrs.block}`);
       else if (Array.isArray(result) && result.length === node.outputs.length) results = result;
-      else throw new InputError(`${owner}: a layer call returning ${node.attrs.returns} needs a sequence of ${node.outputs.length} values`);
+      else throw new InputError(`${owner}: a layer call returning ${returns} needs a sequence of ${node.outputs.length} values`);
     } else if (node.op === 'parameter') results = [params.get(node.attrs.name)];
     else if (node.op === 'constant') results = [block.constants[constantIndex(node.attrs.name, block.constants.length)]];
     else if (node.op === 'scalar') results = [{ scalar: true, ...node.attrs.value }];
-    else results = [runOp(node.op, inputs, node.attrs, sizes)];
+    else {
+      const result = runOp(node.op, inputs, resolveSizes(node.attrs, sizes));
+      results = node.outputs.length === 1 && !Array.isArray(result) ? [result] : result;
+    }
     node.outputs.forEach((name, k) => values.set(name, results[k]));
   }
   const outputs = graph.outputs.values.map((name) => {
@@ -168,6 +242,7 @@ function runGraph(block, args) {
   });
   if (graph.outputs.kind === 'single') return outputs[0];
   if (graph.outputs.kind === 'dict') return new Map(graph.outputs.keys.map((key, k) => [key, outputs[k]]));
+  if (graph.outputs.kind === 'tree') return buildTree(graph.outputs.tree, outputs);
   outputs.kind = graph.outputs.kind;
   return outputs;
 }

@@ -1,19 +1,22 @@
 // The graph ops of spec/FORMAT.md §3.4 with the dtype rules of §3.5. Every op takes graph
 // values (NDArray or weak scalar) and normalised attrs, and returns an NDArray.
 import { InputError } from './errors.js';
+import { GLUON_OPS } from './ops_gluon.js';
+import { NPX_OPS } from './ops_npx.js';
+import { getitem } from './indexing.js';
 import {
   INFO, NDArray, asArray, broadcastIndex, broadcastShapes, cast, convert, floatOf, intRange, isFloat, isScalar,
-  normaliseAxes, normaliseAxis, promote, reshape as reshapeTo, roundTo, scalarOnly, strides, transpose as permute,
+  normaliseAxes, normaliseAxis, promote, reshape as reshapeTo, roundTo, scalarOnly, transpose as permute,
   weakWith,
 } from './ndarray.js';
 
 const kindOf = (dtype) => INFO[dtype].kind;
-function refuseComplex(...dtypes) {
+export function refuseComplex(...dtypes) {
   if (dtypes.some((d) => INFO[d].complex)) throw new InputError('complex values cannot be computed on by this reader');
 }
 
 // Element-wise over broadcast inputs (all already of the dtypes fn expects).
-function map(arrays, outDtype, fn) {
+export function map(arrays, outDtype, fn) {
   const shape = broadcastShapes(...arrays.map((a) => a.shape));
   const index = arrays.map((a) => broadcastIndex(a.shape, shape));
   const out = new NDArray(outDtype, shape);
@@ -26,7 +29,7 @@ function map(arrays, outDtype, fn) {
 }
 
 // The dtype two values compute in (§3.5), and whether an integer scalar fits it.
-function computeDtype(values) {
+export function computeDtype(values) {
   const arrays = values.filter((v) => !isScalar(v));
   const scalars = values.filter(isScalar);
   if (!arrays.length) return { dtype: scalarOnly(scalars.map((s) => s.kind)), fits: true };
@@ -42,7 +45,7 @@ function computeDtype(values) {
   return { dtype, fits };
 }
 
-function operands(values, { comparison = false } = {}) {
+export function operands(values, { comparison = false } = {}) {
   const { dtype, fits } = computeDtype(values);
   refuseComplex(dtype);
   if (!fits && !comparison) throw new InputError(`a Python integer scalar does not fit ${dtype}`);
@@ -120,7 +123,7 @@ function comparison(name, values) {
   return map(exact, 'bool', (x, y) => (test(BigInt(x), BigInt(y)) ? 1 : 0));
 }
 
-function matmul(values) {
+export function matmul(values) {
   if (values.some(isScalar)) throw new InputError('matmul needs arrays of at least one dimension');
   let [a, b] = values;
   if (a.ndim === 0 || b.ndim === 0) throw new InputError('matmul needs arrays of at least one dimension');
@@ -226,7 +229,7 @@ export function activation(name, value, alpha) {
 // -- reductions ----------------------------------------------------------------------------------
 
 // Rows of the reduced axes: [outShape, keptShape, rows(array) -> Array of value lists].
-function reduceAxes(array, axis) {
+export function reduceAxes(array, axis) {
   const axes = axis === null ? array.shape.map((_, k) => k) : normaliseAxes(axis, array.ndim);
   const kept = array.shape.map((_, k) => k).filter((k) => !axes.includes(k));
   const moved = permute(array, [...kept, ...axes]);
@@ -265,20 +268,38 @@ function reduction(name, value, { axis, keepdims }) {
   return out;
 }
 
-function softmaxLike(name, value, axis) {
-  const x = floatInput(value), d = x.dtype;
-  const k = normaliseAxis(axis, x.ndim);
+// softmax / log_softmax (§3.4): x in `dtype` (or as activations convert it) divided by
+// `temperature`; with a length input, positions at or past each row's length are masked
+// (0 for softmax, −∞ for log_softmax; an empty row is all masked).
+function softmaxLike(name, inputs, attrs) {
+  const count = attrs.use_length ? 2 : 1;
+  if (inputs.length !== count) throw new InputError(`${name} takes ${count} inputs, got ${inputs.length}`);
+  let x = floatInput(inputs[0]);
+  if (attrs.dtype !== null) x = cast(x, attrs.dtype);
+  const d = x.dtype;
+  const k = normaliseAxis(attrs.axis, x.ndim);
   const perm = x.shape.map((_, j) => j).filter((j) => j !== k).concat([k]);
   const moved = permute(x, perm);
   const n = x.shape[k];
+  let lengths = null;
+  if (attrs.use_length) {
+    const l = asArray(inputs[1]);
+    refuseComplex(l.dtype);
+    const want = x.shape.filter((_, j) => j !== k);
+    if (l.shape.join() !== want.join()) throw new InputError(`${name}: the length input must have shape (${want.join(', ')})`);
+    lengths = Array.from(l.data, (v) => Math.trunc(Number(v)));
+  }
+  const t = attrs.temperature;
   const out = new NDArray(d, moved.shape.slice());
   for (let o = 0; o * n < moved.data.length; o++) {
-    const row = moved.data.subarray(o * n, (o + 1) * n);
+    const valid = lengths === null ? n : Math.min(Math.max(lengths[o], 0), n);
+    const row = Array.from(moved.data.subarray(o * n, o * n + valid), (v) => (t === null ? v : roundTo(d, v / t)));
     let max = -Infinity;
     for (const v of row) max = Number.isNaN(v) || Number.isNaN(max) ? NaN : Math.max(max, v);
     let sum = 0;
     for (const v of row) sum += Math.exp(v - max);
     for (let j = 0; j < n; j++) {
+      if (j >= valid) { out.data[o * n + j] = name === 'softmax' ? 0 : -Infinity; continue; }
       const s = row[j] - max;
       out.data[o * n + j] = roundTo(d, name === 'softmax' ? Math.exp(s) / sum : s - Math.log(sum));
     }
@@ -290,15 +311,10 @@ function softmaxLike(name, value, axis) {
 
 // -- shapes --------------------------------------------------------------------------------------
 
-function reshape(value, target, sizes) {
+// Sizes arrive evaluated (§3.3 size expressions are resolved before an op runs).
+function reshape(value, target) {
   const x = asArray(value);
-  const dims = target.map((d) => {
-    if (typeof d === 'string') {
-      if (!(d in sizes)) throw new InputError(`reshape: the size name ${d} is not bound by the graph's inputs`);
-      return sizes[d];
-    }
-    return d;
-  });
+  const dims = target.slice();
   const unknown = dims.filter((d) => d === -1).length;
   if (unknown > 1 || dims.some((d) => d < -1)) throw new InputError(`reshape: bad target (${dims.join(', ')})`);
   const known = dims.filter((d) => d !== -1).reduce((a, b) => a * b, 1);
@@ -307,67 +323,6 @@ function reshape(value, target, sizes) {
     dims[dims.indexOf(-1)] = x.size / known;
   } else if (known !== x.size) throw new InputError(`cannot reshape ${x.size} elements into (${dims.join(', ')})`);
   return reshapeTo(x, dims);
-}
-
-function getitem(value, index) {
-  const x = asArray(value);
-  if (index.filter((i) => i.ellipsis).length > 1) throw new InputError('getitem: more than one ellipsis');
-  const consuming = index.filter((i) => 'int' in i || 'slice' in i).length;
-  if (consuming > x.ndim) throw new InputError(`getitem: ${consuming} indices for ${x.ndim} dimensions`);
-  const items = [];
-  for (const item of index) {
-    if (item.ellipsis) for (let k = 0; k < x.ndim - consuming; k++) items.push({ slice: [null, null, null] });
-    else items.push(item);
-  }
-  const used = items.filter((i) => 'int' in i || 'slice' in i).length;
-  for (let k = used; k < x.ndim; k++) items.push({ slice: [null, null, null] });
-  // Per input axis: the positions kept; per output axis: where it comes from.
-  const select = [], outShape = [];
-  let axis = 0;
-  for (const item of items) {
-    if (item.newaxis) { outShape.push(1); continue; }
-    const n = x.shape[axis];
-    if ('int' in item) {
-      const i = item.int < 0 ? item.int + n : item.int;
-      if (i < 0 || i >= n) throw new InputError(`getitem: index ${item.int} is out of range for length ${n}`);
-      select.push([i]);
-    } else {
-      const positions = slicePositions(item.slice, n);
-      select.push(positions);
-      outShape.push(positions.length);
-    }
-    axis++;
-  }
-  const st = strides(x.shape);
-  const out = new NDArray(x.dtype, outShape);
-  const counts = select.map((s) => s.length);
-  const total = counts.reduce((a, b) => a * b, 1);
-  const pos = new Array(select.length).fill(0);
-  for (let i = 0; i < total; i++) {
-    let flat = 0;
-    for (let k = 0; k < select.length; k++) flat += select[k][pos[k]] * st[k];
-    out.data[i] = x.data[flat];
-    for (let k = select.length - 1; k >= 0; k--) { if (++pos[k] < counts[k]) break; pos[k] = 0; }
-  }
-  return out;
-}
-
-function slicePositions([start, stop, step], n) {
-  step = step ?? 1;
-  if (step === 0) throw new InputError('getitem: a slice step of 0');
-  const clamp = (v, lo, hi) => Math.min(Math.max(v, lo), hi);
-  const fix = (v, lo, hi) => clamp(v < 0 ? v + n : v, lo, hi);
-  let a, b;
-  if (step > 0) {
-    a = start === null ? 0 : fix(start, 0, n);
-    b = stop === null ? n : fix(stop, 0, n);
-  } else {
-    a = start === null ? n - 1 : fix(start, -1, n - 1);
-    b = stop === null ? -1 : fix(stop, -1, n - 1);
-  }
-  const out = [];
-  for (let i = a; step > 0 ? i < b : i > b; i += step) out.push(i);
-  return out;
 }
 
 function join(name, values, axis) {
@@ -422,8 +377,10 @@ const ARITY = { where: 3 };
 for (const n of ['add', 'subtract', 'multiply', 'divide', 'power', 'maximum', 'minimum', 'matmul', 'greater', 'greater_equal',
   'less', 'less_equal', 'equal', 'not_equal']) ARITY[n] = 2;
 
-export function runOp(op, inputs, attrs, sizes) {
-  const arity = ARITY[op] ?? (['concatenate', 'stack'].includes(op) ? null : 1);
+export function runOp(op, inputs, attrs) {
+  if (Object.hasOwn(GLUON_OPS, op)) return GLUON_OPS[op](inputs, attrs);
+  if (Object.hasOwn(NPX_OPS, op)) return NPX_OPS[op](inputs, attrs);
+  const arity = ARITY[op] ?? (['concatenate', 'stack', 'getitem', 'softmax', 'log_softmax'].includes(op) ? null : 1);
   if (arity !== null && inputs.length !== arity) throw new InputError(`${op} takes ${arity} inputs, got ${inputs.length}`);
   switch (op) {
     case 'add': case 'subtract': case 'multiply': case 'divide': case 'power': case 'maximum': case 'minimum':
@@ -436,10 +393,10 @@ export function runOp(op, inputs, attrs, sizes) {
     case 'relu': case 'sigmoid': case 'tanh': case 'softrelu': case 'softsign': case 'gelu': case 'silu':
       return activation(op, inputs[0]);
     case 'leaky_relu': case 'elu': return activation(op, inputs[0], attrs.alpha);
-    case 'softmax': case 'log_softmax': return softmaxLike(op, inputs[0], attrs.axis);
+    case 'softmax': case 'log_softmax': return softmaxLike(op, inputs, attrs);
     case 'where': return where(inputs);
     case 'concatenate': case 'stack': return join(op, inputs, attrs.axis);
-    case 'reshape': return reshape(inputs[0], attrs.shape, sizes);
+    case 'reshape': return reshape(inputs[0], attrs.shape);
     case 'transpose': {
       const x = asArray(inputs[0]);
       const axes = attrs.axes === null ? x.shape.map((_, k) => x.ndim - 1 - k) : normaliseAxes(attrs.axes, x.ndim);
@@ -466,7 +423,11 @@ export function runOp(op, inputs, attrs, sizes) {
       return reshapeTo(x, shape);
     }
     case 'cast': return cast(asArray(inputs[0]), attrs.dtype);
-    case 'getitem': return getitem(inputs[0], attrs.index);
+    case 'getitem': {
+      const count = attrs.index.filter((i) => 'array' in i).length;
+      if (inputs.length !== 1 + count) throw new InputError(`getitem with ${count} index arrays takes ${1 + count} inputs, got ${inputs.length}`);
+      return getitem(inputs[0], attrs.index, inputs.slice(1));
+    }
     case 'sum': case 'mean': case 'max': case 'min': return reduction(op, inputs[0], attrs);
     default: throw new InputError(`unknown op ${op}`);
   }

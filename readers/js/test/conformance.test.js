@@ -17,12 +17,8 @@ function load(vector) {
   return { path, bytes: new Uint8Array(readFileSync(path)) };
 }
 
-// Vectors this reader cannot run yet (the recurrent layers and the ops added with them): each
-// is skipped by name, visibly, until the reader implements what it needs.
-const NOT_YET = new Set(['ops-gluon', 'recurrent-layers', 'recurrent-cells']);
-
 for (const vector of INDEX.valid) {
-  test(`valid: ${vector.name}`, { skip: NOT_YET.has(vector.name) && 'the JS reader does not implement these yet' }, () => {
+  test(`valid: ${vector.name}`, () => {
     const { path, bytes } = load(vector);
     const archive = open(bytes, path);
     const m = archive.manifest;
