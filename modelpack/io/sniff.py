@@ -37,7 +37,8 @@ _KIND_TABLE = (
     ("mxnet", "an MXNet NDArray file (npx.save / save_parameters)",
      "read it with modelpack.load(path), or net.load_parameters(path) for Gluon parameters"),
     ("torch", "a PyTorch file (torch.save)",
-     "read it with torch.load(path, weights_only=True), then modelpack.save or set_parameters"),
+     "read a state_dict with net.load_parameters(path) on a modelpack network of the same "
+     "architecture, or modelpack.interop.torch.load(path) (no torch needed)"),
     ("pickle", "a Python pickle",
      "modelpack never unpickles (that runs code from the file); unpickle it only if you trust it"),
     ("safetensors", "a safetensors file", "read it with safetensors.numpy.load_file(path)"),

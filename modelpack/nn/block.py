@@ -260,15 +260,17 @@ class Block:
         cast_dtype: bool = False,
     ) -> None:
         """Fill parameters from an ``.npz`` file written by ``save_parameters`` (never unpickles),
-        or from a Gluon parameter file (MXNet's ``save_parameters`` or an export's ``.params``).
+        from a Gluon parameter file (MXNet's ``save_parameters`` or an export's ``.params``), or
+        from a torch ``state_dict`` file (``torch.save``; read without torch, nothing unpickled).
 
         Deferred shapes are filled from the file. Missing, extra, wrong-shape and wrong-dtype
         parameters are refused unless the matching option allows them; nothing is changed
         unless everything checks out. Gluon's ``arg:``/``aux:`` prefixes are dropped, and its
-        flat names (``dense0_weight``) match structured ones (``dense0.weight``). ``ctx`` is
-        accepted for Gluon code and ignored.
+        flat names (``dense0_weight``) match structured ones (``dense0.weight``); torch's names
+        are mapped layer by layer (BatchNorm's ``weight`` is ``gamma``; ``num_batches_tracked``
+        is dropped). ``ctx`` is accepted for Gluon code and ignored.
         """
-        arrays, source = read_parameter_file(filename, self.collect_params())
+        arrays, source = read_parameter_file(filename, self.collect_params(), self)
         self.set_parameters(
             arrays,
             source=source,

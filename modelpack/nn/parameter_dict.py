@@ -29,7 +29,7 @@ from ..errors import (
 )
 from ..io import npz
 from ..io.paths import PathOrFile, atomic_writer, describe, open_for_reading
-from ..io.sniff import is_mxnet, refuse_other_kind
+from ..io.sniff import is_mxnet, refuse_other_kind, sniff
 from . import init as init_mod
 from .parameter import GRAD_REQS, Parameter, parameter_rng, shapes_compatible
 
@@ -249,11 +249,12 @@ class ParameterDict(dict[str, Parameter]):
 
 
 def read_parameter_file(
-    filename: PathOrFile, params: Mapping[str, Parameter]
+    filename: PathOrFile, params: Mapping[str, Parameter], net: Block | None = None
 ) -> tuple[dict[str, np.ndarray], str]:
     """The arrays of a parameter file and its name for messages: modelpack's ``.npz`` (never
     unpickled) or a Gluon file (MXNet's ``save_parameters``, an export's ``.params``), whose
-    flat names (``dense0_weight``) are matched to ``params``' structured ones."""
+    flat names (``dense0_weight``) are matched to ``params``' structured ones, or — given the
+    ``net`` whose layers map torch's names — a torch ``state_dict`` file (read without torch)."""
     source = describe(filename)
     with open_for_reading(filename) as handle:
         if is_mxnet(handle):
@@ -263,8 +264,12 @@ def read_parameter_file(
         try:
             return npz.read_npz(handle, source=source), source
         except FormatError:
-            refuse_other_kind(handle, source, expected="npz")  # an archive, torch's, ...
-            raise
+            if net is None or sniff(handle).name != "torch":
+                refuse_other_kind(handle, source, expected="npz")  # an archive, ...
+                raise
+            from ..interop.torch import read_state_dict, rename_state_dict  # only for its files
+
+            return rename_state_dict(read_state_dict(handle), net), source
 
 
 def _gluon_shape(shape: Any) -> tuple[int, ...] | None:

@@ -1,0 +1,204 @@
+"""``from_torch`` and ``to_torch``: modules translated layer by layer with the table in ``layers``.
+
+Containers (``nn.Sequential`` ↔ ``Sequential``) keep their children's names, so a torch
+``state_dict`` and the modelpack model's parameters share names up to each row's renames
+(BatchNorm's ``weight`` is modelpack's ``gamma``). A module no row knows — including a
+subclass of a known one, whose ``forward`` may differ — is refused, naming its path and class.
+
+Three small torch classes stand for modelpack layers that torch spells with two modules:
+``DenseLinear`` (a Linear that flattens its input and applies an activation),
+``ActivatedConv1d``/``ActivatedConv2d`` and ``AnyRankBatchNorm`` (modelpack's BatchNorm takes
+any rank from 2 on). Their parameters are named as torch's own.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from ...errors import UnsupportedBlockError
+from ...nn import registry
+from ...nn.block import Block, Sequential
+from .layers import ACTIVATION_CLASSES, ROWS, ROWS_BY_TYPE, Row
+
+__all__ = ["from_torch", "to_torch", "DenseLinear", "ActivatedConv1d", "ActivatedConv2d", "AnyRankBatchNorm"]
+
+TOLERANCE = {"rtol": 1e-4, "atol": 1e-5}  # float32, for the optional check on ``example``
+
+
+def _activation(name: str | None) -> nn.Module | None:
+    return getattr(nn, ACTIVATION_CLASSES[name])() if name else None
+
+
+class DenseLinear(nn.Linear):
+    """modelpack's Dense: flattens all axes but the first (``flatten``), then an activation."""
+
+    def __init__(self, in_features: int, out_features: int, bias: bool = True, *, flatten: bool = True,
+                 activation: str | None = None) -> None:
+        super().__init__(in_features, out_features, bias=bias)
+        self.flatten, self.activation_name = flatten, activation
+        self.act = _activation(activation)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = super().forward(x.flatten(1) if self.flatten and x.dim() > 2 else x)
+        return self.act(out) if self.act is not None else out
+
+
+class ActivatedConv1d(nn.Conv1d):
+    """A Conv1d followed by modelpack's named activation."""
+
+    def __init__(self, *args: Any, activation: str, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.activation_name, self.act = activation, _activation(activation)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.act(super().forward(x))
+
+
+class ActivatedConv2d(nn.Conv2d):
+    """A Conv2d followed by modelpack's named activation."""
+
+    def __init__(self, *args: Any, activation: str, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.activation_name, self.act = activation, _activation(activation)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.act(super().forward(x))
+
+
+class AnyRankBatchNorm(nn.modules.batchnorm._BatchNorm):
+    """BatchNorm over axis 1 of any input of rank 2 or more, as modelpack's BatchNorm."""
+
+    def _check_input_dim(self, input: torch.Tensor) -> None:
+        if input.dim() < 2:
+            raise ValueError(f"expected an input of rank 2 or more, got {input.dim()}")
+
+
+_OWN_CLASSES: dict[str, type[nn.Module]] = {
+    cls.__name__: cls for cls in (DenseLinear, ActivatedConv1d, ActivatedConv2d, AnyRankBatchNorm)
+}
+
+
+def _torch_class(name: str) -> type[nn.Module]:
+    return _OWN_CLASSES.get(name) or getattr(nn, name)
+
+
+# Exact classes only: a subclass of nn.Linear may compute anything in its forward.
+_ROW_OF_CLASS: dict[type, Row] = {
+    _torch_class(name): row for row in ROWS for name in row.torch
+    if name in _OWN_CLASSES or hasattr(nn, name)
+}
+
+
+def from_torch(module: nn.Module, example: Any = None) -> Block:
+    """A modelpack model computing what ``module`` computes (at inference), with its weights.
+
+    ``example`` (an input tensor or array) checks the translation: both models run on it and
+    their outputs must agree within float32 tolerance, else ``UnsupportedBlockError``.
+
+    >>> net = from_torch(torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU()))  # doctest: +SKIP
+    """
+    net = _from_module(module, "")
+    if example is not None:
+        _check_same_outputs(module, net, example)
+    return net
+
+
+def _from_module(module: nn.Module, path: str) -> Block:
+    row = _ROW_OF_CLASS.get(type(module))
+    where = f"torch module {path or '(top level)'!r} ({type(module).__name__})"
+    if row is None:
+        known = sorted({name for row in ROWS for name in row.torch if name not in _OWN_CLASSES})
+        raise UnsupportedBlockError(f"{where} has no modelpack equivalent; supported: {', '.join(known)}")
+    if row.modelpack == "Sequential":
+        net = Sequential()
+        for name, child in module.named_children():
+            net.register_child(_from_module(child, f"{path}.{name}" if path else name), name)
+        return net
+    if any(True for _ in module.children()) and row.modelpack not in ("Dense", "Conv1D", "Conv2D"):
+        raise UnsupportedBlockError(f"{where} has child modules")
+    if any(nn.parameter.is_lazy(p) for p in module.parameters()):
+        raise UnsupportedBlockError(f"{where} has parameters not initialized yet (call it on an input first)")
+    try:
+        config = row.config(module)
+    except UnsupportedBlockError as exc:
+        raise UnsupportedBlockError(f"{where}: {exc}") from None
+    block = registry.layer_type(row.modelpack).build(config)
+    state = {name: tensor.detach().cpu().numpy().copy() for name, tensor in module.state_dict().items()}
+    arrays = {}
+    for param in row.params:
+        if param.modelpack not in block.params:
+            continue
+        if param.torch in state:
+            arrays[param.modelpack] = state[param.torch]
+        else:  # an affine-free norm: the identity scale and shift
+            shape = block.params[param.modelpack].shape
+            arrays[param.modelpack] = (np.ones if param.fill == "ones" else np.zeros)(shape, config["dtype"])
+    block.set_parameters(arrays, source=where)
+    return block
+
+
+def to_torch(net: Block) -> nn.Module:
+    """A torch module computing what ``net`` computes, with its weights (in eval mode).
+
+    >>> module = to_torch(modelpack.load("mlp.mpk"))  # doctest: +SKIP
+    """
+    module = _to_module(net, "")
+    return module.eval()
+
+
+def _to_module(block: Block, path: str) -> nn.Module:
+    type_name = registry.type_name_of(block)
+    row = ROWS_BY_TYPE.get(type_name or "")
+    where = f"block {path or '(top level)'!r} ({type_name or type(block).__name__})"
+    if row is None:
+        raise UnsupportedBlockError(
+            f"{where} has no torch equivalent here; supported: {', '.join(sorted(ROWS_BY_TYPE))}"
+        )
+    if row.modelpack == "Sequential":
+        module = nn.Sequential()
+        for name, child in block.children.items():
+            module.add_module(name, _to_module(child, f"{path}.{name}" if path else name))
+        return module
+    config = block.get_config()  # type: ignore[attr-defined]
+    try:
+        class_name, kwargs = row.build(config)
+    except UnsupportedBlockError as exc:
+        raise UnsupportedBlockError(f"{where}: {exc}") from None
+    module = _torch_class(class_name)(**kwargs)
+    dtype = getattr(torch, config.get("dtype", "float32"))
+    module = module.to(dtype)
+    state = module.state_dict()
+    for param in row.params:
+        if param.torch not in state:
+            continue
+        if param.when is not None and not config[param.when]:
+            value = (np.ones if param.fill == "ones" else np.zeros)(tuple(state[param.torch].shape))
+        else:
+            value = block.params[param.modelpack].data()
+        state[param.torch] = torch.from_numpy(np.array(value, dtype=config["dtype"]))
+    module.load_state_dict(state)
+    return module
+
+
+def _check_same_outputs(module: nn.Module, net: Block, example: Any) -> None:
+    """Run both on ``example`` (torch in eval mode, restored afterwards); outputs must agree."""
+    modes = {m: m.training for m in module.modules()}
+    array = example.detach().cpu().numpy() if isinstance(example, torch.Tensor) else np.asarray(example)
+    try:
+        module.eval()
+        with torch.no_grad():
+            expected = module(torch.from_numpy(array.copy())).detach().cpu().numpy()
+    finally:
+        for m, training in modes.items():
+            m.train(training)
+    found = np.asarray(net(array))
+    if found.shape != expected.shape or not np.allclose(found, expected, **TOLERANCE):
+        worst = float(np.max(np.abs(found - expected))) if found.shape == expected.shape else float("nan")
+        raise UnsupportedBlockError(
+            f"the translated model's output differs from the torch module's on the example: shape "
+            f"{found.shape} vs {expected.shape}, largest difference {worst:.3g}"
+        )
