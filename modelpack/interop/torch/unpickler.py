@@ -143,10 +143,7 @@ def restricted_load(
             module, name = (r.line(), r.line()) if opcode == b"c" else _stack_global(r)
             dotted = f"{module}.{name}"
             if dotted not in allowed:
-                raise r.fail(
-                    f"global {dotted!r} is not allowed (a weights file only needs: "
-                    f"{', '.join(sorted(allowed))}); nothing was run"
-                )
+                raise r.fail(f"global {dotted!r} is not allowed ({_summary(allowed)}); nothing was run")
             r.push(allowed[dotted])
         elif opcode == b"R":
             args = r.pop()
@@ -161,6 +158,13 @@ def restricted_load(
             r.push(persistent_load(r.pop()))
         else:
             handler(r)
+
+
+def _summary(allowed: Mapping[str, Allowed]) -> str:
+    """The allow-list in a few words: the callables by name, the markers counted."""
+    calls = sorted(name for name, entry in allowed.items() if entry.call is not None)
+    markers = len(allowed) - len(calls)
+    return f"allowed: {', '.join(calls)}" + (f" and {markers} storage types" if markers else "")
 
 
 def _stack_global(r: _Reader) -> tuple[str, str]:

@@ -1,0 +1,77 @@
+"""Writes torch.save's zip-of-pickle layout without torch, opcode by opcode, for tests.
+
+Independent of both torch and modelpack's reader, so the reader is tested against bytes it did
+not produce (and, where torch is installed, ``torch.load`` checks this writer). Every piece is
+a function of bytes, so a test can swap one opcode, one name or one size for a lie.
+"""
+
+from __future__ import annotations
+
+import io
+import struct
+import zipfile
+
+import numpy as np
+
+STORAGE_OF = {"float32": "FloatStorage", "float64": "DoubleStorage", "float16": "HalfStorage",
+              "int64": "LongStorage", "int32": "IntStorage", "int16": "ShortStorage", "int8": "CharStorage",
+              "uint8": "ByteStorage", "bool": "BoolStorage"}
+
+
+def global_(module: str, name: str) -> bytes:
+    return b"c" + f"{module}\n{name}\n".encode()
+
+
+def text(value: str) -> bytes:
+    raw = value.encode()
+    return b"X" + struct.pack("<I", len(raw)) + raw
+
+
+def integer(value: int) -> bytes:
+    return b"J" + struct.pack("<i", value)
+
+
+def tuple_(*parts: bytes) -> bytes:
+    return b"(" + b"".join(parts) + b"t"
+
+
+def tensor(storage: str, key: str, numel: int, offset: int, size: tuple[int, ...], stride: tuple[int, ...]) -> bytes:
+    """``_rebuild_tensor_v2(persistent storage, offset, size, stride, False, OrderedDict())``."""
+    pid = tuple_(text("storage"), global_("torch", storage), text(key), text("cpu"), integer(numel))
+    return (global_("torch._utils", "_rebuild_tensor_v2") + b"(" + pid + b"Q" + integer(offset)
+            + tuple_(*map(integer, size)) + tuple_(*map(integer, stride)) + b"\x89"
+            + global_("collections", "OrderedDict") + b")R" + b"tR")
+
+
+def state_dict_pickle(entries: dict[str, bytes]) -> bytes:
+    """An OrderedDict of name -> pickled value, as torch.save writes a state_dict."""
+    body = b"".join(text(name) + value for name, value in entries.items())
+    return b"\x80\x02" + global_("collections", "OrderedDict") + b")R(" + body + b"u."
+
+
+def contiguous(shape: tuple[int, ...]) -> tuple[int, ...]:
+    return tuple(int(np.prod(shape[i + 1:])) for i in range(len(shape)))
+
+
+def torch_zip(pickle_bytes: bytes, storages: dict[str, bytes], *, name: str = "archive",
+              byteorder: bytes | None = b"little") -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as archive:
+        archive.writestr(f"{name}/data.pkl", pickle_bytes)
+        if byteorder is not None:
+            archive.writestr(f"{name}/byteorder", byteorder)
+        for key, data in storages.items():
+            archive.writestr(f"{name}/data/{key}", data)
+        archive.writestr(f"{name}/version", b"3\n")
+    return buffer.getvalue()
+
+
+def state_dict_file(arrays: dict[str, np.ndarray], *, big_endian: bool = False) -> bytes:
+    """A torch.save file of ``arrays`` (one storage each), readable by torch.load."""
+    entries, storages = {}, {}
+    for index, (name, array) in enumerate(arrays.items()):
+        key = str(index)
+        entries[name] = tensor(STORAGE_OF[array.dtype.name], key, array.size, 0, array.shape, contiguous(array.shape))
+        flat = np.ascontiguousarray(array).reshape(-1)
+        storages[key] = (flat.astype(flat.dtype.newbyteorder(">")) if big_endian else flat).tobytes()
+    return torch_zip(state_dict_pickle(entries), storages, byteorder=b"big" if big_endian else b"little")
