@@ -213,7 +213,8 @@ def _layernorm_build(c: Config) -> tuple[str, Config]:
     if c["axis"] != -1 or not c["in_channels"]:
         raise refuse(f"axis={c['axis']}, in_channels={c['in_channels']} (torch normalises the last "
                      "axis, of a known size)")
-    return "LayerNorm", {"normalized_shape": (c["in_channels"],), "eps": c["epsilon"]}
+    return "LayerNorm", {"normalized_shape": (c["in_channels"],), "eps": c["epsilon"],
+                         "elementwise_affine": c["scale"] or c["center"], "bias": c["center"]}
 
 
 def _groupnorm_config(m: Any) -> Config:
@@ -251,6 +252,9 @@ def _flatten_config(m: Any) -> Config:
 
 _WEIGHT_BIAS = (Param("weight", "weight"), Param("bias", "bias"))
 _NORM = (Param("gamma", "weight", fill="ones", when="scale"), Param("beta", "bias", fill="zeros", when="center"))
+# modelpack's BatchNorm adds beta even with center=False (it stays at its initial zeros)
+_BATCHNORM = (Param("gamma", "weight", fill="ones", when="scale"), Param("beta", "bias", fill="zeros"),
+              Param("running_mean", "running_mean"), Param("running_var", "running_var"))
 
 _ALL_ROWS = (
     Row("Sequential", ("Sequential",), lambda m: {}, lambda c: ("Sequential", {})),
@@ -266,8 +270,7 @@ _ALL_ROWS = (
     Row("GlobalMaxPool2D", ("AdaptiveMaxPool2d",), _global_config,
         lambda c: ("AdaptiveMaxPool2d", {"output_size": 1})),
     Row("BatchNorm", ("BatchNorm1d", "BatchNorm2d", "BatchNorm3d", "AnyRankBatchNorm"), _batchnorm_config,
-        _batchnorm_build, (*_NORM, Param("running_mean", "running_mean"), Param("running_var", "running_var")),
-        ignored=("num_batches_tracked",)),
+        _batchnorm_build, _BATCHNORM, ignored=("num_batches_tracked",)),
     Row("LayerNorm", ("LayerNorm",), _layernorm_config, _layernorm_build, _NORM),
     Row("GroupNorm", ("GroupNorm",), _groupnorm_config, _groupnorm_build, _NORM),
     Row("Embedding", ("Embedding",), _embedding_config,
