@@ -39,6 +39,8 @@ _KIND_TABLE = (
     ("torch", "a PyTorch file (torch.save)",
      "read a state_dict with net.load_parameters(path) on a modelpack network of the same "
      "architecture, or modelpack.interop.torch.load(path) (no torch needed)"),
+    ("onnx", "an ONNX model",
+     "convert it with modelpack.convert(path) or `modelpack convert FILE -o OUT.mpk` (the onnx extra)"),
     ("pickle", "a Python pickle",
      "modelpack never unpickles (that runs code from the file); unpickle it only if you trust it"),
     ("safetensors", "a safetensors file", "read it with safetensors.numpy.load_file(path)"),
@@ -50,6 +52,8 @@ KINDS: dict[str, FileKind] = {name: FileKind(name, what, advice) for name, what,
 
 _MXNET_LIST_MAGIC = (0x112).to_bytes(8, "little")
 _HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
+# The tags of ModelProto's fields 2 to 8 and 14 (producer, ..., graph, opset_import, metadata)
+_ONNX_NEXT_FIELDS = frozenset((0x12, 0x1A, 0x22, 0x28, 0x32, 0x3A, 0x42, 0x72))
 
 
 def sniff(handle: IO[bytes]) -> FileKind:
@@ -89,6 +93,8 @@ def _plain_kind(head: bytes) -> str:
         return "mxnet"
     if head.startswith(_HDF5_MAGIC):
         return "hdf5"
+    if len(head) >= 3 and head[0] == 0x08 and 1 <= head[1] < 0x40 and head[2] in _ONNX_NEXT_FIELDS:
+        return "onnx"  # a ModelProto: ir_version (field 1) first, as protobuf writers order fields
     if head[:1] == b"\x80" and head[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05"):
         # torch's legacy format is a pickle whose first object is its magic number
         return "torch" if head[2:3] == b"\x8a" else "pickle"

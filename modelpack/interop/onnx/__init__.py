@@ -1,0 +1,36 @@
+"""ONNX files both ways (with the ``onnx`` extra: onnx and onnxruntime).
+
+- ``export``: ``to_onnx(net, path, example=None)``, walking the model once (``emitter``: the
+  shared state; ``export_layers`` and ``export_ops``: a table entry per layer type and per op).
+- ``importer``: ``from_onnx(path)``, an ONNX graph of ops modelpack has as a modelpack model
+  (``import_ops``: a table entry per ONNX operator). The file is parsed by onnx's own protobuf
+  parser, its sizes checked against ``Limits``; nothing in it is ever run.
+
+>>> from modelpack.interop import onnx as mo
+>>> mo.to_onnx(net, "net.onnx", example=x)      # doctest: +SKIP
+>>> net2 = mo.from_onnx("net.onnx")             # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+__all__ = ["to_onnx", "from_onnx"]
+
+
+def __getattr__(name: str) -> Any:
+    """Both verbs import onnx, so they load on first use only."""
+    if name == "to_onnx":
+        from .export import to_onnx
+
+        return to_onnx
+    if name == "from_onnx":
+        from .importer import from_onnx
+
+        return from_onnx
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+if TYPE_CHECKING:
+    from .export import to_onnx as to_onnx
+    from .importer import from_onnx as from_onnx

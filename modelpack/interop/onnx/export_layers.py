@@ -1,0 +1,174 @@
+"""Each registered layer type as ONNX nodes: one function per type, in ``LAYERS``.
+
+The known traps, handled here once: ``Gemm`` takes modelpack's (units, in) weight with
+``transB=1``; Dense flattens like Gluon (all axes but the first, ``Flatten(axis=1)``) and
+applies to the last axis otherwise (``MatMul``); pooling always writes its strides (ONNX's
+default is 1, not the window) and its pads per side (begin of every axis, then end);
+``ceil_mode`` keeps torch's rule, which onnxruntime follows; ``count_include_pad`` is written
+both ways; BatchNorm is written in inference mode from the running statistics.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from ...nn.block import Block
+from .emitter import Emitter, Value
+
+__all__ = ["LAYERS", "activation"]
+
+LayerEmitter = Callable[[Emitter, Block, dict[str, Any], Value, str, np.dtype], str]
+
+
+def activation(em: Emitter, name: str, x: str, dtype: np.dtype, **attrs: Any) -> str:
+    """One of modelpack's activations (``nn.activations.ACTIVATIONS`` and the two with alpha)."""
+    simple = {"relu": "Relu", "sigmoid": "Sigmoid", "tanh": "Tanh", "softrelu": "Softplus",
+              "softsign": "Softsign"}
+    if name in simple:
+        return em.node(simple[name], [x], name)
+    if name == "leaky_relu":
+        return em.node("LeakyRelu", [x], name, alpha=float(attrs.get("alpha", 0.01)))
+    if name == "elu":
+        return em.node("Elu", [x], name, alpha=float(attrs.get("alpha", 1.0)))
+    if name == "silu":
+        return em.node("Mul", [x, em.node("Sigmoid", [x])], "silu")
+    if name == "gelu":  # opset 17 has no Gelu: x·(1 + erf(x/√2))/2
+        scaled = em.node("Mul", [x, em.constant(0.7071067811865476, dtype)])
+        one_plus = em.node("Add", [em.node("Erf", [scaled]), em.constant(1.0, dtype)])
+        return em.node("Mul", [em.node("Mul", [x, one_plus]), em.constant(0.5, dtype)], "gelu")
+    raise em.refuse(f"activation {name!r} has no ONNX translation")
+
+
+def _param(em: Emitter, block: Block, path: str, name: str) -> str:
+    return em.initializer(block.params[name].data(), f"{path}.{name}" if path else name)
+
+
+def _then_activation(em: Emitter, c: dict[str, Any], y: str, dtype: np.dtype) -> str:
+    return activation(em, c["activation"], y, dtype) if c.get("activation") else y
+
+
+def _dense(em: Emitter, block: Block, c: dict[str, Any], x: Value, path: str, dtype: np.dtype) -> str:
+    h, rank = em.as_dtype(x, dtype), x.ndim
+    if c["flatten"] and rank > 2:
+        h, rank = em.node("Flatten", [h], "flatten", axis=1), 2
+    weight = _param(em, block, path, "weight")
+    bias = [_param(em, block, path, "bias")] if c["use_bias"] else []
+    if rank == 2:
+        y = em.node("Gemm", [h, weight, *bias], "dense", transB=1)
+    else:
+        y = em.node("MatMul", [h, em.node("Transpose", [weight], perm=[1, 0])], "dense")
+        y = em.node("Add", [y, *bias], "dense") if bias else y
+    return _then_activation(em, c, y, dtype)
+
+
+def _conv(em: Emitter, block: Block, c: dict[str, Any], x: Value, path: str, dtype: np.dtype) -> str:
+    inputs = [em.as_dtype(x, dtype), _param(em, block, path, "weight")]
+    if c["use_bias"]:
+        inputs.append(_param(em, block, path, "bias"))
+    padding = list(c["padding"])
+    y = em.node("Conv", inputs, "conv", kernel_shape=list(c["kernel_size"]), strides=list(c["strides"]),
+                pads=padding + padding, dilations=list(c["dilation"]), group=c["groups"])
+    return _then_activation(em, c, y, dtype)
+
+
+def _pool(op: str) -> LayerEmitter:
+    def emit(em: Emitter, block: Block, c: dict[str, Any], x: Value, path: str, dtype: np.dtype) -> str:
+        kernel, strides, padding = list(c["pool_size"]), list(c["strides"] or c["pool_size"]), list(c["padding"])
+        h = em.as_dtype(x, dtype)
+        ceil = bool(c["ceil_mode"])
+        ends = list(padding)
+        sizes = x.static_dims()[2:]
+        if ceil and all(n is not None for n in sizes):
+            # Fixed sizes: the exact window count as explicit end padding (ONNX's own ceil rule
+            # lets a last window start in the right padding, torch's and modelpack's do not).
+            ends = [_end_pad(n, k, s, p) for n, k, s, p in zip(sizes, kernel, strides, padding, strict=True)]
+            ceil = False
+        attrs: dict[str, Any] = {"kernel_shape": kernel, "strides": strides, "ceil_mode": int(ceil)}
+        if op == "AveragePool":
+            include = bool(c["count_include_pad"])
+            if include and any(e > p for e, p in zip(ends, padding, strict=True)):
+                # count the real padding but not the window's overhang past it: pad with zeros,
+                # then average over what lies inside the padded input
+                h = em.node("Pad", [h, em.ints([0, 0, *padding, 0, 0, *padding])], "pad")
+                ends = [e - p for e, p in zip(ends, padding, strict=True)]
+                padding, include = [0] * len(padding), False
+            attrs["count_include_pad"] = int(include)
+        return em.node(op, [h], op.lower(), pads=padding + ends, **attrs)
+
+    return emit
+
+
+def _end_pad(size: int, kernel: int, stride: int, pad: int) -> int:
+    """End padding giving ``ceil_mode``'s window count (torch's rule) with ONNX's floor rule."""
+    span = size + 2 * pad - kernel
+    out = -(-span // stride) + 1
+    if (out - 1) * stride >= size + pad:
+        out -= 1
+    return max(0, (out - 1) * stride + kernel - size - pad)
+
+
+def _batchnorm(em: Emitter, block: Block, c: dict[str, Any], x: Value, path: str, dtype: np.dtype) -> str:
+    gamma = block.params["gamma"].data() if c["scale"] else np.ones(block.params["gamma"].shape, dtype)
+    names = [em.initializer(gamma, f"{path}.gamma" if path else "gamma")]
+    names += [_param(em, block, path, name) for name in ("beta", "running_mean", "running_var")]
+    h = em.as_dtype(x, dtype)
+    if c["axis"] % x.ndim == 1:
+        return em.node("BatchNormalization", [h, *names], "batchnorm", epsilon=c["epsilon"],
+                       momentum=c["momentum"])
+    # another channel axis: move it to 1 and back
+    perm = list(range(x.ndim))
+    perm.insert(1, perm.pop(c["axis"] % x.ndim))
+    inverse = list(np.argsort(perm))
+    moved = em.node("Transpose", [h], perm=perm)
+    normed = em.node("BatchNormalization", [moved, *names], epsilon=c["epsilon"], momentum=c["momentum"])
+    return em.node("Transpose", [normed], "batchnorm", perm=[int(i) for i in inverse])
+
+
+def _layernorm(em: Emitter, block: Block, c: dict[str, Any], x: Value, path: str, dtype: np.dtype) -> str:
+    channels = block.params["gamma"].shape
+    gamma = block.params["gamma"].data() if c["scale"] else np.ones(channels, dtype)
+    inputs = [em.as_dtype(x, dtype), em.initializer(gamma, f"{path}.gamma" if path else "gamma")]
+    if c["center"]:
+        inputs.append(_param(em, block, path, "beta"))
+    axis = c["axis"] % x.ndim
+    if axis == x.ndim - 1:
+        return em.node("LayerNormalization", inputs, "layernorm", axis=-1, epsilon=c["epsilon"])
+    perm = list(range(x.ndim))
+    perm.append(perm.pop(axis))
+    inverse = [int(i) for i in np.argsort(perm)]
+    moved = em.node("Transpose", [inputs[0]], perm=perm)
+    normed = em.node("LayerNormalization", [moved, *inputs[1:]], axis=-1, epsilon=c["epsilon"])
+    return em.node("Transpose", [normed], "layernorm", perm=inverse)
+
+
+def _embedding(em: Emitter, block: Block, c: dict[str, Any], x: Value, path: str, dtype: np.dtype) -> str:
+    indices = x.name if np.issubdtype(x.dtype, np.integer) else em.as_dtype(x, np.dtype(np.int64))
+    return em.node("Gather", [_param(em, block, path, "weight"), indices], "embedding", axis=0)
+
+
+def _plain(op: str, **attrs: Any) -> LayerEmitter:
+    def emit(em: Emitter, block: Block, c: dict[str, Any], x: Value, path: str, dtype: np.dtype) -> str:
+        return em.node(op, [em.as_dtype(x, dtype)], op.lower(), **attrs)
+
+    return emit
+
+
+LAYERS: dict[str, LayerEmitter] = {
+    "Dense": _dense,
+    "Conv2D": _conv,
+    "MaxPool2D": _pool("MaxPool"),
+    "AvgPool2D": _pool("AveragePool"),
+    "GlobalAvgPool2D": _plain("GlobalAveragePool"),
+    "GlobalMaxPool2D": _plain("GlobalMaxPool"),
+    "BatchNorm": _batchnorm,
+    "LayerNorm": _layernorm,
+    "Embedding": _embedding,
+    "Dropout": _plain("Identity"),
+    "Flatten": _plain("Flatten", axis=1),
+    "Activation": lambda em, b, c, x, p, d: activation(em, c["activation"], em.as_dtype(x, d), d),
+    "LeakyReLU": lambda em, b, c, x, p, d: activation(em, "leaky_relu", em.as_dtype(x, d), d, alpha=c["alpha"]),
+    "ELU": lambda em, b, c, x, p, d: activation(em, "elu", em.as_dtype(x, d), d, alpha=c["alpha"]),
+}
