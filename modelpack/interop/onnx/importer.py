@@ -1,0 +1,272 @@
+"""``from_onnx``: an ONNX model made of operators modelpack has, as a modelpack model.
+
+The file is read whole (its size checked first) and parsed by onnx's own protobuf parser;
+tensors stored outside the file are refused (their paths come from the file). Initializer
+counts and sizes are checked against ``Limits`` before any is converted. onnx's shape
+inference names every intermediate size, so shape computations (``Shape`` → ``Gather`` →
+``Concat`` → ``Reshape``, as exporters write ``x.view(x.size(0), -1)``) fold into reshape
+targets that name the input's dynamic sizes. Each operator is translated by its entry in
+``import_ops``; any other is refused, naming the operator and the node.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import onnx
+from onnx import numpy_helper
+
+from ...errors import FormatError, LimitError, UnsupportedBlockError
+from ...io.limits import DEFAULT_LIMITS, Limits
+from ...io.paths import PathOrFile, describe, open_for_reading
+from ...nn.block import Block, Sequential
+from ...nn.graph import GraphBlock, GraphSpec
+
+__all__ = ["from_onnx", "Graph"]
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9_]")
+Dims = list["int | str"]
+
+
+def from_onnx(source: PathOrFile, *, limits: Limits = DEFAULT_LIMITS) -> Block:
+    """A modelpack model computing what an ONNX model computes (at inference).
+
+    >>> net = from_onnx("resnet-ish.onnx"); modelpack.export(net, "net.mpk")  # doctest: +SKIP
+    """
+    where = describe(source)
+    model = _parse(source, where, limits)
+    from .import_ops import translate  # the operator table
+
+    graph = Graph(where, model, limits)
+    for position, node in enumerate(model.graph.node):
+        graph.position = position
+        translate(graph, node)
+    return graph.finish()
+
+
+def _parse(source: PathOrFile, where: str, limits: Limits) -> onnx.ModelProto:
+    with open_for_reading(source) as handle:
+        size = handle.seek(0, os.SEEK_END)
+        if size > limits.max_total_bytes + limits.max_manifest_bytes:
+            raise LimitError(where, "its size", size, limit="max_total_bytes", allowed=limits.max_total_bytes)
+        handle.seek(0)
+        data = handle.read()
+    model = onnx.ModelProto()
+    try:
+        model.ParseFromString(data)
+    except Exception as exc:  # protobuf's DecodeError, whatever its module
+        raise FormatError(f"{where}: not an ONNX model (protobuf refused it: {exc})") from None
+    if not model.HasField("graph"):
+        raise FormatError(f"{where}: not an ONNX model (no graph)")
+    tensors = list(model.graph.initializer) + [
+        a.t for n in model.graph.node for a in n.attribute if a.type == onnx.AttributeProto.TENSOR
+    ]
+    if len(tensors) > limits.max_tensors:
+        raise LimitError(where, "its number of tensors", len(tensors), limit="max_tensors", allowed=limits.max_tensors)
+    if len(model.graph.node) > limits.max_manifest_nodes:
+        raise LimitError(where, "its number of nodes", len(model.graph.node), limit="max_manifest_nodes",
+                         allowed=limits.max_manifest_nodes)
+    total = 0
+    for tensor in tensors:
+        if tensor.data_location == onnx.TensorProto.EXTERNAL:
+            raise FormatError(f"{where}: tensor {tensor.name!r} is stored in another file; modelpack reads "
+                              "self-contained ONNX files only")
+        if any(d < 0 for d in tensor.dims):
+            raise FormatError(f"{where}: tensor {tensor.name!r} has a negative size {list(tensor.dims)}")
+        total += math.prod(tensor.dims)
+    if total * 8 > limits.max_total_bytes:
+        raise LimitError(where, "its tensors' total size", total * 8, limit="max_total_bytes",
+                         allowed=limits.max_total_bytes)
+    for opset in model.opset_import:
+        if opset.domain in ("", "ai.onnx") and opset.version < 13:
+            raise UnsupportedBlockError(f"{where}: opset {opset.version} is older than 13 (Softmax, Squeeze "
+                                        "and Split changed meaning in 13); re-export with opset 13 or later")
+    return model
+
+
+def to_array(tensor: onnx.TensorProto, where: str) -> np.ndarray:
+    """An initializer or constant as numpy, its declared size checked against its data first."""
+    count = math.prod(tensor.dims)
+    try:
+        dtype = onnx.helper.tensor_dtype_to_np_dtype(tensor.data_type)
+    except Exception:
+        raise UnsupportedBlockError(f"{where}: tensor {tensor.name!r} has ONNX type {tensor.data_type}, "
+                                    "which modelpack does not hold") from None
+    if dtype.kind not in "biuf":
+        raise UnsupportedBlockError(f"{where}: tensor {tensor.name!r} has dtype {dtype}, not a number type")
+    if tensor.HasField("raw_data") and len(tensor.raw_data) != count * dtype.itemsize:
+        raise FormatError(f"{where}: tensor {tensor.name!r} declares {count} {dtype} values but holds "
+                          f"{len(tensor.raw_data)} bytes")
+    try:
+        return np.array(numpy_helper.to_array(tensor), dtype=dtype)
+    except (ValueError, TypeError) as exc:
+        raise FormatError(f"{where}: tensor {tensor.name!r} cannot be read: {exc}") from None
+
+
+def safe_name(name: str, taken: Any, limit: int = 63) -> str:
+    """An identifier from ``name`` (no dots: dots separate structured names), unique in ``taken``."""
+    base = _UNSAFE.sub("_", name)[:limit].strip("_") or "x"
+    if not (base[0].isalpha() or base[0] == "_"):
+        base = ("n" + base)[:limit]
+    candidate, counter = base, 1
+    while candidate in taken:
+        counter += 1
+        candidate = f"{base[: limit - 4]}_{counter}"
+    return candidate
+
+
+@dataclass
+class Graph:
+    """The model being assembled: graph inputs, child layers, graph nodes, and what is known of
+    every ONNX value (a graph value's name, a constant's array, a shape vector's sizes)."""
+
+    where: str
+    model: onnx.ModelProto
+    limits: Limits
+    position: int = 0
+    values: dict[str, str] = field(default_factory=dict)  # ONNX name -> graph value
+    constants: dict[str, np.ndarray] = field(default_factory=dict)
+    vectors: dict[str, Dims] = field(default_factory=dict)  # 1-D int64 shapes, folded
+    inputs: list[dict[str, Any]] = field(default_factory=list)
+    children: dict[str, Block] = field(default_factory=dict)
+    nodes: list[dict[str, Any]] = field(default_factory=list)
+    own_params: dict[str, np.ndarray] = field(default_factory=dict)
+    const_arrays: list[np.ndarray] = field(default_factory=list)
+    shapes: dict[str, Dims | None] = field(default_factory=dict)
+    _taken: set[str] = field(default_factory=set)
+
+    def __post_init__(self) -> None:
+        graph = self.model.graph
+        for tensor in graph.initializer:
+            self.constants[tensor.name] = to_array(tensor, self.where)
+        try:
+            inferred = onnx.shape_inference.infer_shapes(self.model, strict_mode=False).graph
+        except Exception:  # an inconsistent file: sizes then stay unknown and ops needing them refuse
+            inferred = graph
+        symbols: dict[str, str] = {}
+        for info in [*inferred.value_info, *inferred.input, *inferred.output]:
+            self.shapes[info.name] = self._dims(info, symbols)
+        for graph_input in graph.input:
+            if graph_input.name in self.constants:
+                continue
+            dims = self.shapes.get(graph_input.name)
+            if dims is None:
+                raise UnsupportedBlockError(f"{self.where}: input {graph_input.name!r} has no known rank")
+            elem = graph_input.type.tensor_type.elem_type
+            dtype = onnx.helper.tensor_dtype_to_np_dtype(elem).name
+            value = self._fresh(graph_input.name)
+            self.inputs.append({"name": value, "dtype": dtype, "shape": dims})
+            self.values[graph_input.name] = value
+
+    def _dims(self, info: onnx.ValueInfoProto, symbols: dict[str, str]) -> Dims | None:
+        tensor = info.type.tensor_type
+        if not tensor.HasField("shape"):
+            return None
+        dims: Dims = []
+        for axis, dim in enumerate(tensor.shape.dim):
+            if dim.HasField("dim_value"):
+                dims.append(int(dim.dim_value))
+            else:
+                raw = dim.dim_param or f"{info.name}_{axis}"
+                if raw not in symbols:
+                    symbols[raw] = safe_name(raw, set(symbols.values()), 31)
+                dims.append(symbols[raw])
+        return dims
+
+    # -- what translators use --------------------------------------------------------------
+    def fail(self, node: onnx.NodeProto, problem: str) -> UnsupportedBlockError:
+        label = f" {node.name!r}" if node.name else ""
+        return UnsupportedBlockError(f"{self.where}: node {self.position}{label} ({node.op_type}): {problem}")
+
+    def _fresh(self, hint: str) -> str:
+        name = safe_name(hint, self._taken)
+        self._taken.add(name)
+        return name
+
+    def value(self, name: str, node: onnx.NodeProto) -> str:
+        """The graph value for an ONNX tensor; a constant becomes a parameter or constant node."""
+        if name in self.values:
+            return self.values[name]
+        if name in self.vectors and all(isinstance(d, int) for d in self.vectors[name]):
+            self.constants[name] = np.asarray(self.vectors[name], np.int64)
+        if name not in self.constants:
+            raise self.fail(node, f"reads {name!r}, which no earlier node defines (or a shape it cannot fold)")
+        array = self.constants[name]
+        if array.ndim == 0:
+            out = self._add("scalar", [], {"value": array.item()})
+        elif array.dtype.kind == "f":
+            key = self._fresh(name)
+            self.own_params[key] = array
+            out = self._add("parameter", [], {"name": key})
+        else:
+            self.const_arrays.append(array)
+            out = self._add("constant", [], {"name": f"#const{len(self.const_arrays) - 1}"})
+        self.values[name] = out
+        return out
+
+    def _add(self, op: str, inputs: list[str], attrs: dict[str, Any], outputs: int = 1) -> str:
+        outs = [self._fresh(f"v{len(self.nodes)}") for _ in range(outputs)]
+        self.nodes.append({"op": op, "inputs": inputs, "outputs": outs, "attrs": attrs})
+        return outs[0]
+
+    def op(self, node: onnx.NodeProto, op: str, inputs: list[str], **attrs: Any) -> None:
+        """Output 0 of ``node`` is a modelpack op over graph values."""
+        self.values[node.output[0]] = self._add(op, inputs, attrs)
+
+    def layer(self, node: onnx.NodeProto, block: Block, x: str, hint: str = "") -> None:
+        """Output 0 of ``node`` is a child layer applied to graph value ``x``."""
+        name = self._fresh(hint or node.name or node.op_type.lower())
+        self.children[name] = block
+        self.values[node.output[0]] = self._add("layer", [x], {"block": name})
+
+    def alias(self, node: onnx.NodeProto, name: str) -> None:
+        for table in (self.values, self.constants, self.vectors):
+            if name in table:
+                table[node.output[0]] = table[name]  # type: ignore[index]
+
+    def shape(self, name: str) -> Dims | None:
+        if name in self.constants:
+            return list(self.constants[name].shape)
+        return self.shapes.get(name)
+
+    # -- finishing ------------------------------------------------------------------------------
+    def finish(self) -> Block:
+        outputs = []
+        for graph_output in self.model.graph.output:
+            if graph_output.name not in self.values:
+                raise UnsupportedBlockError(f"{self.where}: output {graph_output.name!r} is a constant or undefined")
+            outputs.append(self.values[graph_output.name])
+        chain = len(self.inputs) == 1 and len(outputs) == 1 and bool(self.nodes)
+        previous = self.inputs[0]["name"] if self.inputs else None
+        for node in self.nodes if chain else []:
+            if node["op"] != "layer" or node["inputs"] != [previous]:
+                chain = False
+                break
+            previous = node["outputs"][0]
+        if chain and previous == outputs[0]:
+            net = Sequential()
+            for node in self.nodes:
+                net.register_child(self.children[node["attrs"]["block"]], node["attrs"]["block"])
+            return net
+        spec = GraphSpec.model_validate({
+            "inputs": self.inputs, "nodes": self.nodes,
+            "outputs": {"kind": "single" if len(outputs) == 1 else "tuple", "values": outputs},
+        })
+        block = GraphBlock(
+            source_class="ONNX",
+            parameters={name: {"shape": list(a.shape), "dtype": a.dtype.name, "trainable": True}
+                        for name, a in self.own_params.items()},
+            constants=len(self.const_arrays), graph=spec,
+        )
+        for name, child in self.children.items():
+            block.register_child(child, name)
+        for name, array in self.own_params.items():
+            block.params[name].set_data(array)
+        block.set_constants(self.const_arrays)
+        block.check_references()
+        return block
