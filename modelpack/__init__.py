@@ -29,7 +29,7 @@ _LAZY: dict[str, tuple[str, str]] = {
     "Archive": ("modelpack.format.archive", "Archive"),
     "VerifyReport": ("modelpack.format.verify", "VerifyReport"),
     "Limits": ("modelpack.io.limits", "Limits"),
-    "convert": ("modelpack.interop.mxnet", "convert"),
+    "convert": ("modelpack.interop.convert", "convert"),
     "npx": ("modelpack.npx", ""),
 }
 
@@ -67,5 +67,5 @@ if TYPE_CHECKING:  # static analysers see the real imports (``as`` marks a re-ex
     from .format.archive import open_archive as open  # noqa: A004  (modelpack.open, like tarfile.open)
     from .format.verify import VerifyReport as VerifyReport
     from .format.verify import verify as verify
-    from .interop.mxnet import convert as convert
+    from .interop.convert import convert as convert
     from .io.limits import Limits as Limits

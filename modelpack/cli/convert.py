@@ -1,9 +1,11 @@
 """``modelpack convert SRC… -o OUT``: other tools' files into one ``.mpk`` archive.
 
-MXNet today: a Gluon export (``-symbol.json`` + ``-0000.params``) becomes a model archive;
-a parameter file plus ``--architecture ARCH.mpk`` becomes that architecture with those weights;
-a lone NDArray file (``npx.save``) becomes a tensor archive (a list, or a dict when named).
-A new source format adds its own recogniser and branch here; the options stay the same.
+An ONNX model becomes a model archive; a torch state_dict file (``torch.save``) plus
+``--architecture ARCH.mpk`` becomes that architecture with those weights; from MXNet, a Gluon
+export (``-symbol.json`` + ``-0000.params``) becomes a model archive, a parameter file plus
+``--architecture`` that architecture with those weights, and a lone NDArray file (``npx.save``)
+a tensor archive (a list, or a dict when named). Which is which is read from the files
+(``interop.convert``); the options stay the same for every format.
 """
 
 from __future__ import annotations
@@ -23,11 +25,12 @@ __all__ = ["add_parser", "parse_input_shape"]
 def add_parser(commands: Any) -> None:
     """Register the subcommand on the CLI's subparsers."""
     convert = commands.add_parser(
-        "convert", help="turn MXNet files (a Gluon export, parameters, npx.save files) into an .mpk",
+        "convert", help="turn ONNX, PyTorch or MXNet files into an .mpk",
         description=__doc__.split("\n\n")[1] if __doc__ else None,
     )
     convert.add_argument("sources", nargs="+", metavar="SRC",
-                         help="-symbol.json and its -0000.params, or one NDArray/parameter file")
+                         help="a .onnx model; a torch state_dict (with --architecture); -symbol.json and "
+                              "its -0000.params, or one NDArray/parameter file")
     convert.add_argument("-o", "--output", required=True, metavar="OUT", help="the archive to write")
     convert.add_argument("--architecture", metavar="ARCH",
                          help="an .mpk whose weights the parameters replace")
@@ -58,13 +61,16 @@ def parse_input_shape(text: str) -> tuple[str, tuple[int | None, ...]]:
 
 def run(args: argparse.Namespace) -> int:
     from .. import api
-    from ..interop.mxnet import convert, ndarray
+    from ..interop.convert import CONVERTERS, convert, source_kind
+    from ..interop.mxnet import ndarray
     from ..nn.block import Block
 
     shapes = dict(parse_input_shape(text) for text in args.input_shape)
     sources = [str(s) for s in args.sources]
+    kinds = {source_kind(s) for s in sources}
+    tool = CONVERTERS["onnx" if "onnx" in kinds else "torch" if "torch" in kinds else "mxnet"]
     metadata = {"converted_from": ", ".join(os.path.basename(s) for s in sources),
-                "converter": "modelpack convert (MXNet)"}
+                "converter": f"modelpack convert ({tool})"}
     with _progress(f"converting {', '.join(sources)}"):
         arrays = [s for s in sources if ndarray.is_ndarray_file(s)]
         if len(sources) == 1 and arrays and args.architecture is None:

@@ -16,7 +16,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from torch_writer import (
-    contiguous,
     global_,
     integer,
     state_dict_file,

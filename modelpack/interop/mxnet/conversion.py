@@ -13,17 +13,16 @@ dropped, and ``dense0_weight`` matches ``dense0.weight`` when no name matches ex
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
 
 import numpy as np
 
 from ...errors import ExtraParameterError, FormatError, UnsupportedBlockError, UsageError
 from ...io.limits import DEFAULT_LIMITS, Limits
-from ...io.paths import PathOrFile, describe, is_file_object
+from ...io.paths import PathOrFile, describe
 from ...nn.block import Block
+from ..convert import load_architecture
 from . import ndarray
 from .builder import Builder, InputShape
 from .lowering import Node, lower
@@ -73,7 +72,7 @@ def convert(
             read_symbol(symbols[0], limits=limits), arrays, source=source,
             input_shapes=input_shapes, ignore_extra=ignore_extra,
         )
-    net = _architecture(architecture, limits)
+    net = load_architecture(architecture, limits)
     net.set_parameters(
         match_parameters(arrays, net.collect_params()), source=source,
         allow_missing=allow_missing, ignore_extra=ignore_extra, cast_dtype=cast_dtype,
@@ -83,21 +82,6 @@ def convert(
 
 def _names(paths: list[PathOrFile]) -> str:
     return ", ".join(describe(p) for p in paths) or "none"
-
-
-def _architecture(architecture: Any, limits: Limits) -> Block:
-    if isinstance(architecture, Block):
-        return architecture
-    from ... import api  # the core's reader; imported here so the core never imports interop
-
-    if not (is_file_object(architecture) or isinstance(architecture, (str, os.PathLike))):
-        raise UsageError(
-            f"architecture must be a Block or an .mpk path, found {type(architecture).__name__}"
-        )
-    net = api.load(architecture, limits=limits)
-    if not isinstance(net, Block):
-        raise UsageError(f"{describe(architecture)} holds tensors, not a model")
-    return net
 
 
 def gluon_parameters(source: PathOrFile, *, limits: Limits = DEFAULT_LIMITS) -> dict[str, np.ndarray]:

@@ -74,7 +74,9 @@ class Emitter:
     def node(self, op_type: str, inputs: list[str], hint: str = "", **attrs: Any) -> str:
         """Add a node with one output; returns the output's name."""
         out = self.fresh(hint or op_type.lower())
-        self.nodes.append(helper.make_node(op_type, inputs, [out], name=self.fresh(f"/{out}/{op_type}"), **attrs))
+        self.nodes.append(
+            helper.make_node(op_type, inputs, [out], name=self.fresh(f"/{out}/{op_type}"), **attrs)
+        )
         return out
 
     def initializer(self, array: np.ndarray, name: str) -> str:

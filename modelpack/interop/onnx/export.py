@@ -53,22 +53,28 @@ def to_onnx(
 
     >>> modelpack.interop.onnx.to_onnx(net, "mlp.onnx", example=x)  # doctest: +SKIP
     """
-    model = to_model_proto(net, example, dynamic_batch=dynamic_batch, dynamic_axes=dynamic_axes,
-                           where=describe(path))
+    model = to_model_proto(
+        net, example, dynamic_batch=dynamic_batch, dynamic_axes=dynamic_axes, where=describe(path)
+    )
     with atomic_writer(path) as handle:
         handle.write(model.SerializeToString())
 
 
 def to_model_proto(
-    net: Block, example: Any = None, *, dynamic_batch: bool = True,
-    dynamic_axes: Mapping[int, Mapping[int, str]] | None = None, where: str = "<onnx>",
+    net: Block,
+    example: Any = None,
+    *,
+    dynamic_batch: bool = True,
+    dynamic_axes: Mapping[int, Mapping[int, str]] | None = None,
+    where: str = "<onnx>",
 ) -> onnx.ModelProto:
     """The ONNX ``ModelProto`` that ``to_onnx`` writes (checked by onnx's checker)."""
     from ...api import _as_example  # the one rule for example inputs (a late import: api is above interop)
 
     examples = _as_example(example)
-    traces, symbols = tracing.trace_for_export(net, examples, dynamic_batch=dynamic_batch,
-                                               dynamic_axes=dynamic_axes)
+    traces, symbols = tracing.trace_for_export(
+        net, examples, dynamic_batch=dynamic_batch, dynamic_axes=dynamic_axes
+    )
     tree, arrays = architecture.describe_for_export(net, traces)
     model = architecture.build_model(tree, dict(arrays), where)
     if traces is not None and examples is not None:
@@ -86,14 +92,21 @@ def to_model_proto(
     if sum(t.ByteSize() for t in em.initializers) > _MAX_PROTO_BYTES:
         raise UsageError(f"{where}: the weights exceed the 2 GiB a single ONNX file can hold")
     graph = helper.make_graph(
-        em.nodes, "modelpack",
-        [helper.make_tensor_value_info(name, onnx_dtype(a.dtype), dims) for (name, dims), a in zip(specs, examples,
-                                                                                                   strict=True)],
+        em.nodes,
+        "modelpack",
+        [
+            helper.make_tensor_value_info(name, onnx_dtype(a.dtype), dims)
+            for (name, dims), a in zip(specs, examples, strict=True)
+        ],
         [helper.make_tensor_value_info(name, onnx_dtype(v.dtype), v.static_dims()) for name, v in outputs],
         em.initializers,
     )
-    proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="modelpack",
-                              producer_version=__version__)
+    proto = helper.make_model(
+        graph,
+        opset_imports=[helper.make_opsetid("", OPSET)],
+        producer_name="modelpack",
+        producer_version=__version__,
+    )
     proto.ir_version = IR_VERSION
     onnx.checker.check_model(proto)
     return proto
@@ -115,12 +128,17 @@ def _synthesize(model: Block) -> tuple[np.ndarray, ...]:
         return (np.zeros((2, config["in_units"]), config["dtype"]),)
     if type_name in ("BatchNorm", "LayerNorm") and config["in_channels"]:
         return (np.zeros((2, config["in_channels"]), config["dtype"]),)
-    raise UsageError(f"to_onnx needs example= (an input array): the first layer ({type_name}) does not "
-                     "fix its input's shape")
+    raise UsageError(
+        f"to_onnx needs example= (an input array): the first layer ({type_name}) does not "
+        "fix its input's shape"
+    )
 
 
 def _input_specs(
-    model: Block, examples: tuple[np.ndarray, ...], dynamic_batch: bool, dynamic_axes: Mapping[int, Mapping[int, str]]
+    model: Block,
+    examples: tuple[np.ndarray, ...],
+    dynamic_batch: bool,
+    dynamic_axes: Mapping[int, Mapping[int, str]],
 ) -> list[tuple[str, list[int | str]]]:
     """Each input's ONNX name and dims (a name marks a dynamic size)."""
     if isinstance(model, GraphBlock):
@@ -216,12 +234,20 @@ def _emit_graph(em: Emitter, block: GraphBlock, inputs: list[Value], path: str) 
     return tuple(found) if spec.outputs.kind == "tuple" else found
 
 
-def _emit_op(em: Emitter, op: str, attrs: dict[str, Any], ins: list[Value], symbols: Mapping[str, tuple[str, int]],
-             sizes: list[dict[str, int]], where: str) -> Value:
+def _emit_op(
+    em: Emitter,
+    op: str,
+    attrs: dict[str, Any],
+    ins: list[Value],
+    symbols: Mapping[str, tuple[str, int]],
+    sizes: list[dict[str, int]],
+    where: str,
+) -> Value:
     writer = OPS.get(op)
     if writer is None:
-        raise UnsupportedBlockError(f"{where}: op {op!r} has no ONNX translation; translated ops: "
-                                    f"{', '.join(sorted(OPS))}")
+        raise UnsupportedBlockError(
+            f"{where}: op {op!r} has no ONNX translation; translated ops: {', '.join(sorted(OPS))}"
+        )
     samples = []
     for run in (0, 1):
         run_attrs = dict(attrs)

@@ -25,8 +25,13 @@ LayerEmitter = Callable[[Emitter, Block, dict[str, Any], Value, str, np.dtype], 
 
 def activation(em: Emitter, name: str, x: str, dtype: np.dtype, **attrs: Any) -> str:
     """One of modelpack's activations (``nn.activations.ACTIVATIONS`` and the two with alpha)."""
-    simple = {"relu": "Relu", "sigmoid": "Sigmoid", "tanh": "Tanh", "softrelu": "Softplus",
-              "softsign": "Softsign"}
+    simple = {
+        "relu": "Relu",
+        "sigmoid": "Sigmoid",
+        "tanh": "Tanh",
+        "softrelu": "Softplus",
+        "softsign": "Softsign",
+    }
     if name in simple:
         return em.node(simple[name], [x], name)
     if name == "leaky_relu":
@@ -69,19 +74,31 @@ def _conv(em: Emitter, block: Block, c: dict[str, Any], x: Value, path: str, dty
     if c["use_bias"]:
         inputs.append(_param(em, block, path, "bias"))
     padding = list(c["padding"])
-    y = em.node("Conv", inputs, "conv", kernel_shape=list(c["kernel_size"]), strides=list(c["strides"]),
-                pads=padding + padding, dilations=list(c["dilation"]), group=c["groups"])
+    y = em.node(
+        "Conv",
+        inputs,
+        "conv",
+        kernel_shape=list(c["kernel_size"]),
+        strides=list(c["strides"]),
+        pads=padding + padding,
+        dilations=list(c["dilation"]),
+        group=c["groups"],
+    )
     return _then_activation(em, c, y, dtype)
 
 
 def _pool(op: str) -> LayerEmitter:
     def emit(em: Emitter, block: Block, c: dict[str, Any], x: Value, path: str, dtype: np.dtype) -> str:
-        kernel, strides, padding = list(c["pool_size"]), list(c["strides"] or c["pool_size"]), list(c["padding"])
+        kernel, strides, padding = (
+            list(c["pool_size"]),
+            list(c["strides"] or c["pool_size"]),
+            list(c["padding"]),
+        )
         h = em.as_dtype(x, dtype)
         ceil = bool(c["ceil_mode"])
         ends = list(padding)
-        sizes = x.static_dims()[2:]
-        if ceil and all(n is not None for n in sizes):
+        sizes = [n for n in x.static_dims()[2:] if n is not None]
+        if ceil and len(sizes) == len(kernel):
             # Fixed sizes: the exact window count as explicit end padding (ONNX's own ceil rule
             # lets a last window start in the right padding, torch's and modelpack's do not).
             ends = [_end_pad(n, k, s, p) for n, k, s, p in zip(sizes, kernel, strides, padding, strict=True)]
@@ -116,8 +133,9 @@ def _batchnorm(em: Emitter, block: Block, c: dict[str, Any], x: Value, path: str
     names += [_param(em, block, path, name) for name in ("beta", "running_mean", "running_var")]
     h = em.as_dtype(x, dtype)
     if c["axis"] % x.ndim == 1:
-        return em.node("BatchNormalization", [h, *names], "batchnorm", epsilon=c["epsilon"],
-                       momentum=c["momentum"])
+        return em.node(
+            "BatchNormalization", [h, *names], "batchnorm", epsilon=c["epsilon"], momentum=c["momentum"]
+        )
     # another channel axis: move it to 1 and back
     perm = list(range(x.ndim))
     perm.insert(1, perm.pop(c["axis"] % x.ndim))
@@ -169,6 +187,8 @@ LAYERS: dict[str, LayerEmitter] = {
     "Dropout": _plain("Identity"),
     "Flatten": _plain("Flatten", axis=1),
     "Activation": lambda em, b, c, x, p, d: activation(em, c["activation"], em.as_dtype(x, d), d),
-    "LeakyReLU": lambda em, b, c, x, p, d: activation(em, "leaky_relu", em.as_dtype(x, d), d, alpha=c["alpha"]),
+    "LeakyReLU": lambda em, b, c, x, p, d: activation(
+        em, "leaky_relu", em.as_dtype(x, d), d, alpha=c["alpha"]
+    ),
     "ELU": lambda em, b, c, x, p, d: activation(em, "elu", em.as_dtype(x, d), d, alpha=c["alpha"]),
 }

@@ -45,12 +45,15 @@ def _act(name: str) -> Emit:
 
 
 def _axis_op(op_type: str) -> Emit:
-    return lambda em, xs, attrs, values, out, symbols: em.node(op_type, xs, op_type.lower(), axis=attrs["axis"])
+    return lambda em, xs, attrs, values, out, symbols: em.node(
+        op_type, xs, op_type.lower(), axis=attrs["axis"]
+    )
 
 
 def _reduce(op_type: str) -> Emit:
-    def emit(em: Emitter, xs: list[str], attrs: dict[str, Any], values: list[Value], out: Value,
-             symbols: Symbols) -> str:
+    def emit(
+        em: Emitter, xs: list[str], attrs: dict[str, Any], values: list[Value], out: Value, symbols: Symbols
+    ) -> str:
         axis = attrs.get("axis")
         axes = None if axis is None else [axis] if isinstance(axis, int) else list(axis)
         keep = int(bool(attrs.get("keepdims", False)))
@@ -63,8 +66,9 @@ def _reduce(op_type: str) -> Emit:
     return emit
 
 
-def _reshape(em: Emitter, xs: list[str], attrs: dict[str, Any], values: list[Value], out: Value,
-             symbols: Symbols) -> str:
+def _reshape(
+    em: Emitter, xs: list[str], attrs: dict[str, Any], values: list[Value], out: Value, symbols: Symbols
+) -> str:
     pieces: list[str] = []
     run: list[int] = []
     for dim in attrs["shape"]:
@@ -84,52 +88,62 @@ def _reshape(em: Emitter, xs: list[str], attrs: dict[str, Any], values: list[Val
     return em.node("Reshape", [xs[0], shape], "reshape", allowzero=int(zero))
 
 
-def _transpose(em: Emitter, xs: list[str], attrs: dict[str, Any], values: list[Value], out: Value,
-               symbols: Symbols) -> str:
+def _transpose(
+    em: Emitter, xs: list[str], attrs: dict[str, Any], values: list[Value], out: Value, symbols: Symbols
+) -> str:
     axes = attrs.get("axes")
     perm = list(range(values[0].ndim))[::-1] if axes is None else [a % values[0].ndim for a in axes]
     return em.node("Transpose", xs, "transpose", perm=perm)
 
 
-def _flatten(em: Emitter, xs: list[str], attrs: dict[str, Any], values: list[Value], out: Value,
-             symbols: Symbols) -> str:
+def _flatten(
+    em: Emitter, xs: list[str], attrs: dict[str, Any], values: list[Value], out: Value, symbols: Symbols
+) -> str:
     if values[0].ndim == 0:
         return em.node("Reshape", [xs[0], em.ints([1, 1])], "flatten")
     return em.node("Flatten", xs, "flatten", axis=1)
 
 
 def _axes_op(op_type: str) -> Emit:
-    def emit(em: Emitter, xs: list[str], attrs: dict[str, Any], values: list[Value], out: Value,
-             symbols: Symbols) -> str:
+    def emit(
+        em: Emitter, xs: list[str], attrs: dict[str, Any], values: list[Value], out: Value, symbols: Symbols
+    ) -> str:
         axis = attrs.get("axis")
         if axis is None:
             return em.node(op_type, xs, op_type.lower())
-        return em.node(op_type, [xs[0], em.ints([axis] if isinstance(axis, int) else list(axis))], op_type.lower())
+        return em.node(
+            op_type, [xs[0], em.ints([axis] if isinstance(axis, int) else list(axis))], op_type.lower()
+        )
 
     return emit
 
 
-def _stack(em: Emitter, xs: list[str], attrs: dict[str, Any], values: list[Value], out: Value,
-           symbols: Symbols) -> str:
+def _stack(
+    em: Emitter, xs: list[str], attrs: dict[str, Any], values: list[Value], out: Value, symbols: Symbols
+) -> str:
     axis = attrs.get("axis", 0) % out.ndim
     expanded = [em.node("Unsqueeze", [x, em.ints([axis])]) for x in xs]
     return em.node("Concat", expanded, "stack", axis=axis)
 
 
-def _cast(em: Emitter, xs: list[str], attrs: dict[str, Any], values: list[Value], out: Value,
-          symbols: Symbols) -> str:
+def _cast(
+    em: Emitter, xs: list[str], attrs: dict[str, Any], values: list[Value], out: Value, symbols: Symbols
+) -> str:
     return em.node("Cast", xs, "cast", to=onnx_dtype(attrs["dtype"]))
 
 
-def _where(em: Emitter, xs: list[str], attrs: dict[str, Any], values: list[Value], out: Value,
-           symbols: Symbols) -> str:
+def _where(
+    em: Emitter, xs: list[str], attrs: dict[str, Any], values: list[Value], out: Value, symbols: Symbols
+) -> str:
     condition = em.as_dtype(values[0], np.dtype(bool))
-    return em.node("Where", [condition, em.as_dtype(values[1], out.dtype), em.as_dtype(values[2], out.dtype)],
-                   "where")
+    return em.node(
+        "Where", [condition, em.as_dtype(values[1], out.dtype), em.as_dtype(values[2], out.dtype)], "where"
+    )
 
 
-def _getitem(em: Emitter, xs: list[str], attrs: dict[str, Any], values: list[Value], out: Value,
-             symbols: Symbols) -> str:
+def _getitem(
+    em: Emitter, xs: list[str], attrs: dict[str, Any], values: list[Value], out: Value, symbols: Symbols
+) -> str:
     """Basic indexing: one Slice over the indexed axes, a Squeeze of the integer ones, an
     Unsqueeze for each ``None``."""
     items = list(decode_index(attrs["index"]))
@@ -169,28 +183,53 @@ def _getitem(em: Emitter, xs: list[str], attrs: dict[str, Any], values: list[Val
     return y if y != xs[0] else em.node("Identity", [y], "getitem")
 
 
-def _not_equal(em: Emitter, xs: list[str], attrs: dict[str, Any], values: list[Value], out: Value,
-               symbols: Symbols) -> str:
+def _not_equal(
+    em: Emitter, xs: list[str], attrs: dict[str, Any], values: list[Value], out: Value, symbols: Symbols
+) -> str:
     return em.node("Not", [em.node("Equal", xs)], "not_equal")
 
 
-def _square(em: Emitter, xs: list[str], attrs: dict[str, Any], values: list[Value], out: Value,
-            symbols: Symbols) -> str:
+def _square(
+    em: Emitter, xs: list[str], attrs: dict[str, Any], values: list[Value], out: Value, symbols: Symbols
+) -> str:
     return em.node("Mul", [xs[0], xs[0]], "square")
 
 
-_BINARY = {"add": "Add", "subtract": "Sub", "multiply": "Mul", "divide": "Div", "power": "Pow",
-           "maximum": "Max", "minimum": "Min", "matmul": "MatMul"}
-_UNARY = {"negative": "Neg", "abs": "Abs", "exp": "Exp", "log": "Log", "sqrt": "Sqrt", "sin": "Sin", "cos": "Cos"}
-_COMPARE = {"greater": "Greater", "greater_equal": "GreaterOrEqual", "less": "Less",
-            "less_equal": "LessOrEqual", "equal": "Equal"}
+_BINARY = {
+    "add": "Add",
+    "subtract": "Sub",
+    "multiply": "Mul",
+    "divide": "Div",
+    "power": "Pow",
+    "maximum": "Max",
+    "minimum": "Min",
+    "matmul": "MatMul",
+}
+_UNARY = {
+    "negative": "Neg",
+    "abs": "Abs",
+    "exp": "Exp",
+    "log": "Log",
+    "sqrt": "Sqrt",
+    "sin": "Sin",
+    "cos": "Cos",
+}
+_COMPARE = {
+    "greater": "Greater",
+    "greater_equal": "GreaterOrEqual",
+    "less": "Less",
+    "less_equal": "LessOrEqual",
+    "equal": "Equal",
+}
 _REDUCE = {"sum": "ReduceSum", "mean": "ReduceMean", "max": "ReduceMax", "min": "ReduceMin"}
 
 OPS: dict[str, OpEmitter] = {
     **{name: OpEmitter("result", _simple(op)) for name, op in {**_BINARY, **_UNARY}.items()},
     **{name: OpEmitter("common", _simple(op)) for name, op in _COMPARE.items()},
-    **{name: OpEmitter("result", _act(name)) for name in
-       ("relu", "sigmoid", "tanh", "softrelu", "softsign", "gelu", "silu", "leaky_relu", "elu")},
+    **{
+        name: OpEmitter("result", _act(name))
+        for name in ("relu", "sigmoid", "tanh", "softrelu", "softsign", "gelu", "silu", "leaky_relu", "elu")
+    },
     **{name: OpEmitter("result", _reduce(op)) for name, op in _REDUCE.items()},
     "not_equal": OpEmitter("common", _not_equal),
     "square": OpEmitter("result", _square),

@@ -30,8 +30,11 @@ def translate(g: Graph, node: onnx.NodeProto) -> None:
         raise g.fail(node, f"operator domain {node.domain!r} is not ONNX's own")
     translator = OPERATORS.get(node.op_type)
     if translator is None:
-        raise g.fail(node, f"operator {node.op_type!r} has no modelpack equivalent; supported: "
-                           f"{', '.join(sorted(OPERATORS))}")
+        raise g.fail(
+            node,
+            f"operator {node.op_type!r} has no modelpack equivalent; supported: "
+            f"{', '.join(sorted(OPERATORS))}",
+        )
     attrs = {a.name: _attribute(a) for a in node.attribute}
     translator(g, node, attrs)
 
@@ -57,7 +60,9 @@ def _has(node: onnx.NodeProto, index: int) -> bool:
 
 
 def _only_first_output(g: Graph, node: onnx.NodeProto) -> None:
-    used = {name for other in g.model.graph.node for name in other.input} | {o.name for o in g.model.graph.output}
+    used = {name for other in g.model.graph.node for name in other.input} | {
+        o.name for o in g.model.graph.output
+    }
     if any(name and name in used for name in node.output[1:]):
         raise g.fail(node, "its extra outputs are used; only the first is translated")
 
@@ -67,11 +72,15 @@ def _constant(g: Graph, node: onnx.NodeProto, attrs: dict[str, Any]) -> None:
     if "value" in attrs:
         g.constants[node.output[0]] = to_array(attrs["value"], g.where)
     elif "value_float" in attrs or "value_int" in attrs:
-        g.constants[node.output[0]] = np.asarray(attrs.get("value_float", attrs.get("value_int")),
-                                                 np.float32 if "value_float" in attrs else np.int64)
+        g.constants[node.output[0]] = np.asarray(
+            attrs.get("value_float", attrs.get("value_int")),
+            np.float32 if "value_float" in attrs else np.int64,
+        )
     elif "value_floats" in attrs or "value_ints" in attrs:
-        g.constants[node.output[0]] = np.asarray(attrs.get("value_floats", attrs.get("value_ints")),
-                                                 np.float32 if "value_floats" in attrs else np.int64)
+        g.constants[node.output[0]] = np.asarray(
+            attrs.get("value_floats", attrs.get("value_ints")),
+            np.float32 if "value_floats" in attrs else np.int64,
+        )
     else:
         raise g.fail(node, f"a constant given as {sorted(attrs)}")
 
@@ -80,13 +89,19 @@ def _shape(g: Graph, node: onnx.NodeProto, attrs: dict[str, Any]) -> None:
     dims = g.shape(node.input[0])
     if dims is None:
         raise g.fail(node, f"the shape of {node.input[0]!r} is not known")
-    g.vectors[node.output[0]] = dims[attrs.get("start", 0): attrs.get("end", len(dims))]
+    g.vectors[node.output[0]] = dims[attrs.get("start", 0) : attrs.get("end", len(dims))]
 
 
 def _folds(g: Graph, node: onnx.NodeProto) -> bool:
     """True when every input is a shape vector or an integer constant (shape arithmetic)."""
-    return bool(node.input) and any(n in g.vectors for n in node.input) and all(
-        n in g.vectors or (n in g.constants and g.constants[n].dtype.kind in "iu") or n == "" for n in node.input)
+    return (
+        bool(node.input)
+        and any(n in g.vectors for n in node.input)
+        and all(
+            n in g.vectors or (n in g.constants and g.constants[n].dtype.kind in "iu") or n == ""
+            for n in node.input
+        )
+    )
 
 
 def _vector(g: Graph, name: str) -> list[int | str]:
@@ -109,11 +124,12 @@ def _gather(g: Graph, node: onnx.NodeProto, attrs: dict[str, Any]) -> None:
     index = _const(g, node, 1, "indices")
     if index.ndim != 0:
         raise g.fail(node, "gathering several indices from a computed tensor (only one constant index)")
-    whole = {"slice": [None, None, None]}
+    whole: dict[str, Any] = {"slice": [None, None, None]}
+    items: list[dict[str, Any]]
     if axis >= 0:
         items = [whole] * axis + [{"int": int(index)}]
     else:
-        items = [{"ellipsis": True}, {"int": int(index)}] + [whole] * (-axis - 1)
+        items = [{"ellipsis": True}, {"int": int(index)}, *([whole] * (-axis - 1))]
     g.op(node, "getitem", [g.value(data, node)], index=items)
 
 
@@ -169,7 +185,9 @@ def _slice(g: Graph, node: onnx.NodeProto, attrs: dict[str, Any]) -> None:
 def _py_slice(start: int, end: int, step: int) -> slice:
     """ONNX's clamped bounds as Python's (INT64_MAX and friends mean "to the end")."""
     big = 2**62
-    return slice(None if abs(start) >= big else start, None if abs(end) >= big else end, None if step == 1 else step)
+    return slice(
+        None if abs(start) >= big else start, None if abs(end) >= big else end, None if step == 1 else step
+    )
 
 
 def _reshape(g: Graph, node: onnx.NodeProto, attrs: dict[str, Any]) -> None:
@@ -190,8 +208,12 @@ def _arith(op: str) -> Translator:
             vectors = [_vector(g, n) for n in node.input]
             if all(isinstance(d, int) for v in vectors for d in v):
                 arrays = [np.asarray(v, np.int64) for v in vectors]
-                folded = {"add": np.add, "subtract": np.subtract, "multiply": np.multiply,
-                          "divide": np.floor_divide}.get(op)
+                folded = {
+                    "add": np.add,
+                    "subtract": np.subtract,
+                    "multiply": np.multiply,
+                    "divide": np.floor_divide,
+                }.get(op)
                 if folded is not None:
                     g.vectors[node.output[0]] = [int(v) for v in np.ravel(folded(*arrays))]
                     return
@@ -215,7 +237,12 @@ def _softmax(op: str) -> Translator:
 
 
 def _transpose(g: Graph, node: onnx.NodeProto, attrs: dict[str, Any]) -> None:
-    g.op(node, "transpose", [g.value(node.input[0], node)], axes=list(attrs["perm"]) if "perm" in attrs else None)
+    g.op(
+        node,
+        "transpose",
+        [g.value(node.input[0], node)],
+        axes=list(attrs["perm"]) if "perm" in attrs else None,
+    )
 
 
 def _reduce(op: str) -> Translator:
@@ -226,8 +253,13 @@ def _reduce(op: str) -> Translator:
         if not axes and attrs.get("noop_with_empty_axes", 0):
             g.alias(node, node.input[0])
             return
-        g.op(node, op, [g.value(node.input[0], node)], axis=list(axes) if axes else None,
-             keepdims=bool(attrs.get("keepdims", 1)))
+        g.op(
+            node,
+            op,
+            [g.value(node.input[0], node)],
+            axis=list(axes) if axes else None,
+            keepdims=bool(attrs.get("keepdims", 1)),
+        )
 
     return emit
 
@@ -275,22 +307,29 @@ def _gemm(g: Graph, node: onnx.NodeProto, attrs: dict[str, Any]) -> None:
     if node.input[1] not in g.constants:
         raise g.fail(node, "its B is computed, not a constant weight")
     b = _float_weight(g, node, 1, "B")
-    weight = np.ascontiguousarray(b if attrs.get("transB", 0) else b.T) * b.dtype.type(attrs.get("alpha", 1.0))
+    weight = np.ascontiguousarray(b if attrs.get("transB", 0) else b.T) * b.dtype.type(
+        attrs.get("alpha", 1.0)
+    )
     units, in_units = weight.shape
     arrays = {"weight": weight.astype(b.dtype)}
     if _has(node, 2):
         bias = _float_weight(g, node, 2, "C")
         if bias.size not in (1, units) or (bias.ndim == 2 and bias.shape[0] != 1):
             raise g.fail(node, f"its C of shape {bias.shape} is not a bias of {units}")
-        arrays["bias"] = (np.broadcast_to(bias.reshape(-1), (units,)) * bias.dtype.type(attrs.get("beta", 1.0))
-                          ).astype(b.dtype)
+        arrays["bias"] = (
+            np.broadcast_to(bias.reshape(-1), (units,)) * bias.dtype.type(attrs.get("beta", 1.0))
+        ).astype(b.dtype)
     block = nn.Dense(units, use_bias="bias" in arrays, flatten=False, dtype=b.dtype.name, in_units=in_units)
     block.set_parameters(arrays, source=g.where)
     g.layer(node, block, g.value(node.input[0], node), "dense")
 
 
 def _matmul(g: Graph, node: onnx.NodeProto, attrs: dict[str, Any]) -> None:
-    if node.input[1] in g.constants and g.constants[node.input[1]].ndim == 2 and node.input[0] not in g.constants:
+    if (
+        node.input[1] in g.constants
+        and g.constants[node.input[1]].ndim == 2
+        and node.input[0] not in g.constants
+    ):
         b = _float_weight(g, node, 1, "B")
         block = nn.Dense(b.shape[1], use_bias=False, flatten=False, dtype=b.dtype.name, in_units=b.shape[0])
         block.set_parameters({"weight": np.ascontiguousarray(b.T)}, source=g.where)
@@ -308,6 +347,10 @@ def _symmetric(g: Graph, node: onnx.NodeProto, attrs: dict[str, Any], dims: int)
     return pads[:dims]
 
 
+def _pair(values: list[int]) -> tuple[int, int]:
+    return (int(values[0]), int(values[1]))
+
+
 def _conv(g: Graph, node: onnx.NodeProto, attrs: dict[str, Any]) -> None:
     weight = _float_weight(g, node, 1, "weight")
     if weight.ndim != 4:
@@ -316,10 +359,17 @@ def _conv(g: Graph, node: onnx.NodeProto, attrs: dict[str, Any]) -> None:
     arrays = {"weight": weight}
     if _has(node, 2):
         arrays["bias"] = _float_weight(g, node, 2, "bias")
-    block = nn.Conv2D(weight.shape[0], tuple(weight.shape[2:]), strides=tuple(attrs.get("strides", [1, 1])),
-                      padding=tuple(_symmetric(g, node, attrs, 2)), dilation=tuple(attrs.get("dilations", [1, 1])),
-                      groups=groups, use_bias="bias" in arrays, in_channels=weight.shape[1] * groups,
-                      dtype=weight.dtype.name)
+    block = nn.Conv2D(
+        weight.shape[0],
+        tuple(weight.shape[2:]),
+        strides=tuple(attrs.get("strides", [1, 1])),
+        padding=_pair(_symmetric(g, node, attrs, 2)),
+        dilation=tuple(attrs.get("dilations", [1, 1])),
+        groups=groups,
+        use_bias="bias" in arrays,
+        in_channels=weight.shape[1] * groups,
+        dtype=weight.dtype.name,
+    )
     block.set_parameters(arrays, source=g.where)
     g.layer(node, block, g.value(node.input[0], node), "conv")
 
@@ -330,7 +380,9 @@ def _pool(average: bool) -> Translator:
         if len(kernel) != 2:
             raise g.fail(node, f"a {len(kernel)}-D pooling (modelpack has 2-D pooling)")
         if any(d != 1 for d in attrs.get("dilations", [1, 1])) or attrs.get("storage_order", 0):
-            raise g.fail(node, f"dilations={attrs.get('dilations')} / storage_order (modelpack pools without)")
+            raise g.fail(
+                node, f"dilations={attrs.get('dilations')} / storage_order (modelpack pools without)"
+            )
         strides = list(attrs.get("strides", [1, 1]))
         pads = list(attrs.get("pads", [0, 0, 0, 0]))
         ceil = bool(attrs.get("ceil_mode", 0))
@@ -348,8 +400,15 @@ def _pool(average: bool) -> Translator:
     return emit
 
 
-def _ceil_from_end_pads(g: Graph, node: onnx.NodeProto, kernel: list[int], strides: list[int], pads: list[int],
-                        ceil: bool, counts_padding: bool) -> bool:
+def _ceil_from_end_pads(
+    g: Graph,
+    node: onnx.NodeProto,
+    kernel: list[int],
+    strides: list[int],
+    pads: list[int],
+    ceil: bool,
+    counts_padding: bool,
+) -> bool:
     """Extra end padding that only completes the last window is ``ceil_mode`` (sizes fixed)."""
     dims = g.shape(node.input[0])
     sizes = dims[2:] if dims is not None else []
@@ -381,11 +440,19 @@ def _batchnorm(g: Graph, node: onnx.NodeProto, attrs: dict[str, Any]) -> None:
     if attrs.get("training_mode", 0):
         raise g.fail(node, "training_mode=1")
     _only_first_output(g, node)
-    scale, bias, mean, var = (_float_weight(g, node, i, what) for i, what in
-                              enumerate(("scale", "B", "mean", "var"), start=1))
-    block = nn.BatchNorm(axis=1, momentum=float(attrs.get("momentum", 0.9)), epsilon=float(attrs.get("epsilon", 1e-5)),
-                         in_channels=scale.shape[0], dtype=scale.dtype.name)
-    block.set_parameters({"gamma": scale, "beta": bias, "running_mean": mean, "running_var": var}, source=g.where)
+    scale, bias, mean, var = (
+        _float_weight(g, node, i, what) for i, what in enumerate(("scale", "B", "mean", "var"), start=1)
+    )
+    block = nn.BatchNorm(
+        axis=1,
+        momentum=float(attrs.get("momentum", 0.9)),
+        epsilon=float(attrs.get("epsilon", 1e-5)),
+        in_channels=scale.shape[0],
+        dtype=scale.dtype.name,
+    )
+    block.set_parameters(
+        {"gamma": scale, "beta": bias, "running_mean": mean, "running_var": var}, source=g.where
+    )
     g.layer(node, block, g.value(node.input[0], node), "batchnorm")
 
 
@@ -399,8 +466,13 @@ def _layernorm(g: Graph, node: onnx.NodeProto, attrs: dict[str, Any]) -> None:
     arrays = {"gamma": scale}
     if _has(node, 2):
         arrays["beta"] = _float_weight(g, node, 2, "B")
-    block = nn.LayerNorm(axis=-1, epsilon=float(attrs.get("epsilon", 1e-5)), center="beta" in arrays,
-                         in_channels=scale.shape[0], dtype=scale.dtype.name)
+    block = nn.LayerNorm(
+        axis=-1,
+        epsilon=float(attrs.get("epsilon", 1e-5)),
+        center="beta" in arrays,
+        in_channels=scale.shape[0],
+        dtype=scale.dtype.name,
+    )
     if "beta" not in arrays:
         arrays["beta"] = np.zeros_like(scale)
     block.set_parameters(arrays, source=g.where)
@@ -414,12 +486,27 @@ def _flatten(g: Graph, node: onnx.NodeProto, attrs: dict[str, Any]) -> None:
 
 
 OPERATORS: dict[str, Translator] = {
-    "Constant": _constant, "Shape": _shape, "Gather": _gather, "Unsqueeze": _unsqueeze, "Squeeze": _squeeze,
-    "Concat": _concat, "Cast": _cast, "Slice": _slice, "Reshape": _reshape, "Identity": _identity,
-    "Dropout": _identity, "Gemm": _gemm, "MatMul": _matmul, "Conv": _conv, "MaxPool": _pool(False),
-    "AveragePool": _pool(True), "GlobalAveragePool": _global_pool(nn.GlobalAvgPool2D),
-    "GlobalMaxPool": _global_pool(nn.GlobalMaxPool2D), "BatchNormalization": _batchnorm,
-    "LayerNormalization": _layernorm, "Flatten": _flatten,
+    "Constant": _constant,
+    "Shape": _shape,
+    "Gather": _gather,
+    "Unsqueeze": _unsqueeze,
+    "Squeeze": _squeeze,
+    "Concat": _concat,
+    "Cast": _cast,
+    "Slice": _slice,
+    "Reshape": _reshape,
+    "Identity": _identity,
+    "Dropout": _identity,
+    "Gemm": _gemm,
+    "MatMul": _matmul,
+    "Conv": _conv,
+    "MaxPool": _pool(False),
+    "AveragePool": _pool(True),
+    "GlobalAveragePool": _global_pool(nn.GlobalAvgPool2D),
+    "GlobalMaxPool": _global_pool(nn.GlobalMaxPool2D),
+    "BatchNormalization": _batchnorm,
+    "LayerNormalization": _layernorm,
+    "Flatten": _flatten,
     "Relu": _activation_layer(lambda a: nn.Activation("relu")),
     "Sigmoid": _activation_layer(lambda a: nn.Activation("sigmoid")),
     "Tanh": _activation_layer(lambda a: nn.Activation("tanh")),
@@ -428,13 +515,31 @@ OPERATORS: dict[str, Translator] = {
     "Gelu": _activation_layer(_gelu),
     "LeakyRelu": _activation_layer(lambda a: nn.LeakyReLU(a.get("alpha", 0.01))),
     "Elu": _activation_layer(lambda a: nn.ELU(a.get("alpha", 1.0))),
-    "Add": _arith("add"), "Sub": _arith("subtract"), "Mul": _arith("multiply"), "Div": _arith("divide"),
-    "Pow": _arith("power"), "Max": _arith("maximum"), "Min": _arith("minimum"),
-    "Neg": _unary("negative"), "Abs": _unary("abs"), "Exp": _unary("exp"), "Log": _unary("log"),
-    "Sqrt": _unary("sqrt"), "Sin": _unary("sin"), "Cos": _unary("cos"),
-    "Greater": _arith("greater"), "Less": _arith("less"), "Equal": _arith("equal"),
-    "GreaterOrEqual": _arith("greater_equal"), "LessOrEqual": _arith("less_equal"), "Where": _where,
-    "Softmax": _softmax("softmax"), "LogSoftmax": _softmax("log_softmax"), "Transpose": _transpose,
-    "ReduceSum": _reduce("sum"), "ReduceMean": _reduce("mean"), "ReduceMax": _reduce("max"),
+    "Add": _arith("add"),
+    "Sub": _arith("subtract"),
+    "Mul": _arith("multiply"),
+    "Div": _arith("divide"),
+    "Pow": _arith("power"),
+    "Max": _arith("maximum"),
+    "Min": _arith("minimum"),
+    "Neg": _unary("negative"),
+    "Abs": _unary("abs"),
+    "Exp": _unary("exp"),
+    "Log": _unary("log"),
+    "Sqrt": _unary("sqrt"),
+    "Sin": _unary("sin"),
+    "Cos": _unary("cos"),
+    "Greater": _arith("greater"),
+    "Less": _arith("less"),
+    "Equal": _arith("equal"),
+    "GreaterOrEqual": _arith("greater_equal"),
+    "LessOrEqual": _arith("less_equal"),
+    "Where": _where,
+    "Softmax": _softmax("softmax"),
+    "LogSoftmax": _softmax("log_softmax"),
+    "Transpose": _transpose,
+    "ReduceSum": _reduce("sum"),
+    "ReduceMean": _reduce("mean"),
+    "ReduceMax": _reduce("max"),
     "ReduceMin": _reduce("min"),
 }

@@ -67,25 +67,41 @@ def _parse(source: PathOrFile, where: str, limits: Limits) -> onnx.ModelProto:
         a.t for n in model.graph.node for a in n.attribute if a.type == onnx.AttributeProto.TENSOR
     ]
     if len(tensors) > limits.max_tensors:
-        raise LimitError(where, "its number of tensors", len(tensors), limit="max_tensors", allowed=limits.max_tensors)
+        raise LimitError(
+            where, "its number of tensors", len(tensors), limit="max_tensors", allowed=limits.max_tensors
+        )
     if len(model.graph.node) > limits.max_manifest_nodes:
-        raise LimitError(where, "its number of nodes", len(model.graph.node), limit="max_manifest_nodes",
-                         allowed=limits.max_manifest_nodes)
+        raise LimitError(
+            where,
+            "its number of nodes",
+            len(model.graph.node),
+            limit="max_manifest_nodes",
+            allowed=limits.max_manifest_nodes,
+        )
     total = 0
     for tensor in tensors:
         if tensor.data_location == onnx.TensorProto.EXTERNAL:
-            raise FormatError(f"{where}: tensor {tensor.name!r} is stored in another file; modelpack reads "
-                              "self-contained ONNX files only")
+            raise FormatError(
+                f"{where}: tensor {tensor.name!r} is stored in another file; modelpack reads "
+                "self-contained ONNX files only"
+            )
         if any(d < 0 for d in tensor.dims):
             raise FormatError(f"{where}: tensor {tensor.name!r} has a negative size {list(tensor.dims)}")
         total += math.prod(tensor.dims)
     if total * 8 > limits.max_total_bytes:
-        raise LimitError(where, "its tensors' total size", total * 8, limit="max_total_bytes",
-                         allowed=limits.max_total_bytes)
+        raise LimitError(
+            where,
+            "its tensors' total size",
+            total * 8,
+            limit="max_total_bytes",
+            allowed=limits.max_total_bytes,
+        )
     for opset in model.opset_import:
         if opset.domain in ("", "ai.onnx") and opset.version < 13:
-            raise UnsupportedBlockError(f"{where}: opset {opset.version} is older than 13 (Softmax, Squeeze "
-                                        "and Split changed meaning in 13); re-export with opset 13 or later")
+            raise UnsupportedBlockError(
+                f"{where}: opset {opset.version} is older than 13 (Softmax, Squeeze "
+                "and Split changed meaning in 13); re-export with opset 13 or later"
+            )
     return model
 
 
@@ -95,13 +111,16 @@ def to_array(tensor: onnx.TensorProto, where: str) -> np.ndarray:
     try:
         dtype = onnx.helper.tensor_dtype_to_np_dtype(tensor.data_type)
     except Exception:
-        raise UnsupportedBlockError(f"{where}: tensor {tensor.name!r} has ONNX type {tensor.data_type}, "
-                                    "which modelpack does not hold") from None
+        raise UnsupportedBlockError(
+            f"{where}: tensor {tensor.name!r} has ONNX type {tensor.data_type}, which modelpack does not hold"
+        ) from None
     if dtype.kind not in "biuf":
         raise UnsupportedBlockError(f"{where}: tensor {tensor.name!r} has dtype {dtype}, not a number type")
     if tensor.HasField("raw_data") and len(tensor.raw_data) != count * dtype.itemsize:
-        raise FormatError(f"{where}: tensor {tensor.name!r} declares {count} {dtype} values but holds "
-                          f"{len(tensor.raw_data)} bytes")
+        raise FormatError(
+            f"{where}: tensor {tensor.name!r} declares {count} {dtype} values but holds "
+            f"{len(tensor.raw_data)} bytes"
+        )
     try:
         return np.array(numpy_helper.to_array(tensor), dtype=dtype)
     except (ValueError, TypeError) as exc:
@@ -195,7 +214,9 @@ class Graph:
         if name in self.vectors and all(isinstance(d, int) for d in self.vectors[name]):
             self.constants[name] = np.asarray(self.vectors[name], np.int64)
         if name not in self.constants:
-            raise self.fail(node, f"reads {name!r}, which no earlier node defines (or a shape it cannot fold)")
+            raise self.fail(
+                node, f"reads {name!r}, which no earlier node defines (or a shape it cannot fold)"
+            )
         array = self.constants[name]
         if array.ndim == 0:
             out = self._add("scalar", [], {"value": array.item()})
@@ -225,9 +246,12 @@ class Graph:
         self.values[node.output[0]] = self._add("layer", [x], {"block": name})
 
     def alias(self, node: onnx.NodeProto, name: str) -> None:
-        for table in (self.values, self.constants, self.vectors):
-            if name in table:
-                table[node.output[0]] = table[name]  # type: ignore[index]
+        if name in self.values:
+            self.values[node.output[0]] = self.values[name]
+        if name in self.constants:
+            self.constants[node.output[0]] = self.constants[name]
+        if name in self.vectors:
+            self.vectors[node.output[0]] = self.vectors[name]
 
     def shape(self, name: str) -> Dims | None:
         if name in self.constants:
@@ -239,7 +263,9 @@ class Graph:
         outputs = []
         for graph_output in self.model.graph.output:
             if graph_output.name not in self.values:
-                raise UnsupportedBlockError(f"{self.where}: output {graph_output.name!r} is a constant or undefined")
+                raise UnsupportedBlockError(
+                    f"{self.where}: output {graph_output.name!r} is a constant or undefined"
+                )
             outputs.append(self.values[graph_output.name])
         chain = len(self.inputs) == 1 and len(outputs) == 1 and bool(self.nodes)
         previous = self.inputs[0]["name"] if self.inputs else None
@@ -253,15 +279,21 @@ class Graph:
             for node in self.nodes:
                 net.register_child(self.children[node["attrs"]["block"]], node["attrs"]["block"])
             return net
-        spec = GraphSpec.model_validate({
-            "inputs": self.inputs, "nodes": self.nodes,
-            "outputs": {"kind": "single" if len(outputs) == 1 else "tuple", "values": outputs},
-        })
+        spec = GraphSpec.model_validate(
+            {
+                "inputs": self.inputs,
+                "nodes": self.nodes,
+                "outputs": {"kind": "single" if len(outputs) == 1 else "tuple", "values": outputs},
+            }
+        )
         block = GraphBlock(
             source_class="ONNX",
-            parameters={name: {"shape": list(a.shape), "dtype": a.dtype.name, "trainable": True}
-                        for name, a in self.own_params.items()},
-            constants=len(self.const_arrays), graph=spec,
+            parameters={
+                name: {"shape": list(a.shape), "dtype": a.dtype.name, "trainable": True}
+                for name, a in self.own_params.items()
+            },
+            constants=len(self.const_arrays),
+            graph=spec,
         )
         for name, child in self.children.items():
             block.register_child(child, name)

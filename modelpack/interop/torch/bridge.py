@@ -26,7 +26,7 @@ from .layers import ACTIVATION_CLASSES, ROWS, ROWS_BY_TYPE, Row
 
 __all__ = ["from_torch", "to_torch", "DenseLinear", "ActivatedConv1d", "ActivatedConv2d", "AnyRankBatchNorm"]
 
-TOLERANCE = {"rtol": 1e-4, "atol": 1e-5}  # float32, for the optional check on ``example``
+RTOL, ATOL = 1e-4, 1e-5  # float32, for the optional check on ``example``
 
 
 def _activation(name: str | None) -> nn.Module | None:
@@ -36,8 +36,15 @@ def _activation(name: str | None) -> nn.Module | None:
 class DenseLinear(nn.Linear):
     """modelpack's Dense: flattens all axes but the first (``flatten``), then an activation."""
 
-    def __init__(self, in_features: int, out_features: int, bias: bool = True, *, flatten: bool = True,
-                 activation: str | None = None) -> None:
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        bias: bool = True,
+        *,
+        flatten: bool = True,
+        activation: str | None = None,
+    ) -> None:
         super().__init__(in_features, out_features, bias=bias)
         self.flatten, self.activation_name = flatten, activation
         self.act = _activation(activation)
@@ -52,7 +59,7 @@ class ActivatedConv1d(nn.Conv1d):
 
     def __init__(self, *args: Any, activation: str, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.activation_name, self.act = activation, _activation(activation)
+        self.activation_name, self.act = activation, getattr(nn, ACTIVATION_CLASSES[activation])()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.act(super().forward(x))
@@ -63,7 +70,7 @@ class ActivatedConv2d(nn.Conv2d):
 
     def __init__(self, *args: Any, activation: str, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.activation_name, self.act = activation, _activation(activation)
+        self.activation_name, self.act = activation, getattr(nn, ACTIVATION_CLASSES[activation])()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.act(super().forward(x))
@@ -88,8 +95,7 @@ def _torch_class(name: str) -> type[nn.Module]:
 
 # Exact classes only: a subclass of nn.Linear may compute anything in its forward.
 _ROW_OF_CLASS: dict[type, Row] = {
-    _torch_class(name): row for row in ROWS for name in row.torch
-    if name in _OWN_CLASSES or hasattr(nn, name)
+    _torch_class(name): row for row in ROWS for name in row.torch if name in _OWN_CLASSES or hasattr(nn, name)
 }
 
 
@@ -159,10 +165,10 @@ def _to_module(block: Block, path: str) -> nn.Module:
             f"{where} has no torch equivalent here; supported: {', '.join(sorted(ROWS_BY_TYPE))}"
         )
     if row.modelpack == "Sequential":
-        module = nn.Sequential()
+        sequential = nn.Sequential()
         for name, child in block.children.items():
-            module.add_module(name, _to_module(child, f"{path}.{name}" if path else name))
-        return module
+            sequential.add_module(name, _to_module(child, f"{path}.{name}" if path else name))
+        return sequential
     config = block.get_config()  # type: ignore[attr-defined]
     try:
         class_name, kwargs = row.build(config)
@@ -196,7 +202,7 @@ def _check_same_outputs(module: nn.Module, net: Block, example: Any) -> None:
         for m, training in modes.items():
             m.train(training)
     found = np.asarray(net(array))
-    if found.shape != expected.shape or not np.allclose(found, expected, **TOLERANCE):
+    if found.shape != expected.shape or not np.allclose(found, expected, rtol=RTOL, atol=ATOL):
         worst = float(np.max(np.abs(found - expected))) if found.shape == expected.shape else float("nan")
         raise UnsupportedBlockError(
             f"the translated model's output differs from the torch module's on the example: shape "

@@ -88,8 +88,13 @@ def _same_pair(found: Any, value: tuple[int, ...]) -> bool:
 
 # -- activations: modelpack's name ↔ torch's class ----------------------------------------------
 ACTIVATION_CLASSES: dict[str, str] = {
-    "relu": "ReLU", "sigmoid": "Sigmoid", "tanh": "Tanh", "softrelu": "Softplus",
-    "softsign": "Softsign", "gelu": "GELU", "silu": "SiLU",
+    "relu": "ReLU",
+    "sigmoid": "Sigmoid",
+    "tanh": "Tanh",
+    "softrelu": "Softplus",
+    "softsign": "Softsign",
+    "gelu": "GELU",
+    "silu": "SiLU",
 }
 _ACTIVATION_NAMES = {cls: name for name, cls in ACTIVATION_CLASSES.items()}
 
@@ -103,9 +108,14 @@ def _activation_config(module: Any) -> Config:
 
 # -- dense and convolution -----------------------------------------------------------------------
 def _dense_config(m: Any) -> Config:
-    return {"units": m.out_features, "in_units": m.in_features, "use_bias": m.bias is not None,
-            "flatten": bool(getattr(m, "flatten", False)), "activation": getattr(m, "activation_name", None),
-            "dtype": _dtype(m.weight)}
+    return {
+        "units": m.out_features,
+        "in_units": m.in_features,
+        "use_bias": m.bias is not None,
+        "flatten": bool(getattr(m, "flatten", False)),
+        "activation": getattr(m, "activation_name", None),
+        "dtype": _dtype(m.weight),
+    }
 
 
 def _dense_build(c: Config) -> tuple[str, Config]:
@@ -132,20 +142,34 @@ def _conv_config(m: Any, dims: int) -> Config:
     _require(m, padding_mode="zeros")
     if len(m.kernel_size) != dims:
         raise refuse(f"kernel_size={m.kernel_size!r} is not {dims}-D")
-    return {"channels": m.out_channels, "kernel_size": list(m.kernel_size), "strides": list(m.stride),
-            "padding": _conv_padding(m, dims), "dilation": list(m.dilation), "groups": m.groups,
-            "activation": getattr(m, "activation_name", None), "use_bias": m.bias is not None,
-            "in_channels": m.in_channels, "dtype": _dtype(m.weight)}
+    return {
+        "channels": m.out_channels,
+        "kernel_size": list(m.kernel_size),
+        "strides": list(m.stride),
+        "padding": _conv_padding(m, dims),
+        "dilation": list(m.dilation),
+        "groups": m.groups,
+        "activation": getattr(m, "activation_name", None),
+        "use_bias": m.bias is not None,
+        "in_channels": m.in_channels,
+        "dtype": _dtype(m.weight),
+    }
 
 
 def _conv_build(torch_class: str) -> Callable[[Config], tuple[str, Config]]:
     def build(c: Config) -> tuple[str, Config]:
         if not c["in_channels"]:
             raise refuse("in_channels is not known yet (call the network on an input first)")
-        kwargs = {"in_channels": c["in_channels"], "out_channels": c["channels"],
-                  "kernel_size": tuple(c["kernel_size"]), "stride": tuple(c["strides"]),
-                  "padding": tuple(c["padding"]), "dilation": tuple(c["dilation"]),
-                  "groups": c["groups"], "bias": c["use_bias"]}
+        kwargs = {
+            "in_channels": c["in_channels"],
+            "out_channels": c["channels"],
+            "kernel_size": tuple(c["kernel_size"]),
+            "stride": tuple(c["strides"]),
+            "padding": tuple(c["padding"]),
+            "dilation": tuple(c["dilation"]),
+            "groups": c["groups"],
+            "bias": c["use_bias"],
+        }
         if c.get("activation"):
             return f"Activated{torch_class}", {**kwargs, "activation": c["activation"]}
         return torch_class, kwargs
@@ -160,15 +184,23 @@ def _pool_config(m: Any, average: bool) -> Config:
     else:
         _require(m, dilation=(1, 1), return_indices=False)
     kernel = _pair(m.kernel_size, "kernel_size")
-    config = {"pool_size": kernel, "strides": _pair(m.stride if m.stride else kernel, "stride"),
-              "padding": _pair(m.padding, "padding"), "ceil_mode": bool(m.ceil_mode)}
+    config = {
+        "pool_size": kernel,
+        "strides": _pair(m.stride if m.stride else kernel, "stride"),
+        "padding": _pair(m.padding, "padding"),
+        "ceil_mode": bool(m.ceil_mode),
+    }
     return {**config, "count_include_pad": bool(m.count_include_pad)} if average else config
 
 
 def _pool_build(torch_class: str) -> Callable[[Config], tuple[str, Config]]:
     def build(c: Config) -> tuple[str, Config]:
-        kwargs = {"kernel_size": tuple(c["pool_size"]), "stride": tuple(c["strides"] or c["pool_size"]),
-                  "padding": tuple(c["padding"]), "ceil_mode": c["ceil_mode"]}
+        kwargs = {
+            "kernel_size": tuple(c["pool_size"]),
+            "stride": tuple(c["strides"] or c["pool_size"]),
+            "padding": tuple(c["padding"]),
+            "ceil_mode": c["ceil_mode"],
+        }
         if "count_include_pad" in c:
             kwargs["count_include_pad"] = c["count_include_pad"]
         return torch_class, kwargs
@@ -188,39 +220,70 @@ def _batchnorm_config(m: Any) -> Config:
     if m.momentum is None:
         raise refuse("momentum=None (a cumulative average; modelpack keeps an exponential one)")
     affine = bool(m.affine)
-    return {"axis": 1, "momentum": 1.0 - float(m.momentum), "epsilon": float(m.eps), "center": affine,
-            "scale": affine, "use_global_stats": False, "in_channels": m.num_features,
-            "dtype": _dtype(m.running_mean)}
+    return {
+        "axis": 1,
+        "momentum": 1.0 - float(m.momentum),
+        "epsilon": float(m.eps),
+        "center": affine,
+        "scale": affine,
+        "use_global_stats": False,
+        "in_channels": m.num_features,
+        "dtype": _dtype(m.running_mean),
+    }
 
 
 def _batchnorm_build(c: Config) -> tuple[str, Config]:
     if c["axis"] != 1 or c["use_global_stats"] or not c["in_channels"]:
-        raise refuse(f"axis={c['axis']}, use_global_stats={c['use_global_stats']}, in_channels="
-                     f"{c['in_channels']} (torch needs axis=1, use_global_stats=False, known channels)")
-    return "AnyRankBatchNorm", {"num_features": c["in_channels"], "eps": c["epsilon"],
-                                "momentum": 1.0 - c["momentum"], "affine": True}
+        raise refuse(
+            f"axis={c['axis']}, use_global_stats={c['use_global_stats']}, in_channels="
+            f"{c['in_channels']} (torch needs axis=1, use_global_stats=False, known channels)"
+        )
+    return "AnyRankBatchNorm", {
+        "num_features": c["in_channels"],
+        "eps": c["epsilon"],
+        "momentum": 1.0 - c["momentum"],
+        "affine": True,
+    }
 
 
 def _layernorm_config(m: Any) -> Config:
     if len(m.normalized_shape) != 1:
         raise refuse(f"normalized_shape={tuple(m.normalized_shape)} (modelpack normalises one axis)")
     affine = bool(m.elementwise_affine)
-    return {"axis": -1, "epsilon": float(m.eps), "center": affine and m.bias is not None, "scale": affine,
-            "in_channels": m.normalized_shape[0], "dtype": _dtype(m.weight) if affine else "float32"}
+    return {
+        "axis": -1,
+        "epsilon": float(m.eps),
+        "center": affine and m.bias is not None,
+        "scale": affine,
+        "in_channels": m.normalized_shape[0],
+        "dtype": _dtype(m.weight) if affine else "float32",
+    }
 
 
 def _layernorm_build(c: Config) -> tuple[str, Config]:
     if c["axis"] != -1 or not c["in_channels"]:
-        raise refuse(f"axis={c['axis']}, in_channels={c['in_channels']} (torch normalises the last "
-                     "axis, of a known size)")
-    return "LayerNorm", {"normalized_shape": (c["in_channels"],), "eps": c["epsilon"],
-                         "elementwise_affine": c["scale"] or c["center"], "bias": c["center"]}
+        raise refuse(
+            f"axis={c['axis']}, in_channels={c['in_channels']} (torch normalises the last "
+            "axis, of a known size)"
+        )
+    return "LayerNorm", {
+        "normalized_shape": (c["in_channels"],),
+        "eps": c["epsilon"],
+        "elementwise_affine": c["scale"] or c["center"],
+        "bias": c["center"],
+    }
 
 
 def _groupnorm_config(m: Any) -> Config:
     affine = bool(m.affine)
-    return {"num_groups": m.num_groups, "epsilon": float(m.eps), "center": affine, "scale": affine,
-            "in_channels": m.num_channels, "dtype": _dtype(m.weight) if affine else "float32"}
+    return {
+        "num_groups": m.num_groups,
+        "epsilon": float(m.eps),
+        "center": affine,
+        "scale": affine,
+        "in_channels": m.num_channels,
+        "dtype": _dtype(m.weight) if affine else "float32",
+    }
 
 
 def _groupnorm_build(c: Config) -> tuple[str, Config]:
@@ -251,38 +314,85 @@ def _flatten_config(m: Any) -> Config:
 
 
 _WEIGHT_BIAS = (Param("weight", "weight"), Param("bias", "bias"))
-_NORM = (Param("gamma", "weight", fill="ones", when="scale"), Param("beta", "bias", fill="zeros", when="center"))
+_NORM = (
+    Param("gamma", "weight", fill="ones", when="scale"),
+    Param("beta", "bias", fill="zeros", when="center"),
+)
 # modelpack's BatchNorm adds beta even with center=False (it stays at its initial zeros)
-_BATCHNORM = (Param("gamma", "weight", fill="ones", when="scale"), Param("beta", "bias", fill="zeros"),
-              Param("running_mean", "running_mean"), Param("running_var", "running_var"))
+_BATCHNORM = (
+    Param("gamma", "weight", fill="ones", when="scale"),
+    Param("beta", "bias", fill="zeros"),
+    Param("running_mean", "running_mean"),
+    Param("running_var", "running_var"),
+)
 
 _ALL_ROWS = (
     Row("Sequential", ("Sequential",), lambda m: {}, lambda c: ("Sequential", {})),
     Row("Dense", ("Linear", "DenseLinear"), _dense_config, _dense_build, _WEIGHT_BIAS),
-    Row("Conv1D", ("Conv1d", "ActivatedConv1d"), lambda m: _conv_config(m, 1), _conv_build("Conv1d"),
-        _WEIGHT_BIAS),
-    Row("Conv2D", ("Conv2d", "ActivatedConv2d"), lambda m: _conv_config(m, 2), _conv_build("Conv2d"),
-        _WEIGHT_BIAS),
+    Row(
+        "Conv1D",
+        ("Conv1d", "ActivatedConv1d"),
+        lambda m: _conv_config(m, 1),
+        _conv_build("Conv1d"),
+        _WEIGHT_BIAS,
+    ),
+    Row(
+        "Conv2D",
+        ("Conv2d", "ActivatedConv2d"),
+        lambda m: _conv_config(m, 2),
+        _conv_build("Conv2d"),
+        _WEIGHT_BIAS,
+    ),
     Row("MaxPool2D", ("MaxPool2d",), lambda m: _pool_config(m, False), _pool_build("MaxPool2d")),
     Row("AvgPool2D", ("AvgPool2d",), lambda m: _pool_config(m, True), _pool_build("AvgPool2d")),
-    Row("GlobalAvgPool2D", ("AdaptiveAvgPool2d",), _global_config,
-        lambda c: ("AdaptiveAvgPool2d", {"output_size": 1})),
-    Row("GlobalMaxPool2D", ("AdaptiveMaxPool2d",), _global_config,
-        lambda c: ("AdaptiveMaxPool2d", {"output_size": 1})),
-    Row("BatchNorm", ("BatchNorm1d", "BatchNorm2d", "BatchNorm3d", "AnyRankBatchNorm"), _batchnorm_config,
-        _batchnorm_build, _BATCHNORM, ignored=("num_batches_tracked",)),
+    Row(
+        "GlobalAvgPool2D",
+        ("AdaptiveAvgPool2d",),
+        _global_config,
+        lambda c: ("AdaptiveAvgPool2d", {"output_size": 1}),
+    ),
+    Row(
+        "GlobalMaxPool2D",
+        ("AdaptiveMaxPool2d",),
+        _global_config,
+        lambda c: ("AdaptiveMaxPool2d", {"output_size": 1}),
+    ),
+    Row(
+        "BatchNorm",
+        ("BatchNorm1d", "BatchNorm2d", "BatchNorm3d", "AnyRankBatchNorm"),
+        _batchnorm_config,
+        _batchnorm_build,
+        _BATCHNORM,
+        ignored=("num_batches_tracked",),
+    ),
     Row("LayerNorm", ("LayerNorm",), _layernorm_config, _layernorm_build, _NORM),
     Row("GroupNorm", ("GroupNorm",), _groupnorm_config, _groupnorm_build, _NORM),
-    Row("Embedding", ("Embedding",), _embedding_config,
+    Row(
+        "Embedding",
+        ("Embedding",),
+        _embedding_config,
         lambda c: ("Embedding", {"num_embeddings": c["input_dim"], "embedding_dim": c["output_dim"]}),
-        (Param("weight", "weight"),)),
-    Row("Dropout", tuple(_DROPOUT_AXES), lambda m: {"rate": float(m.p), "axes": _DROPOUT_AXES[type(m).__name__]},
-        _dropout_build),
+        (Param("weight", "weight"),),
+    ),
+    Row(
+        "Dropout",
+        tuple(_DROPOUT_AXES),
+        lambda m: {"rate": float(m.p), "axes": _DROPOUT_AXES[type(m).__name__]},
+        _dropout_build,
+    ),
     Row("Flatten", ("Flatten",), _flatten_config, lambda c: ("Flatten", {})),
-    Row("Activation", tuple(ACTIVATION_CLASSES.values()), _activation_config,
-        lambda c: (ACTIVATION_CLASSES[c["activation"]], {})),
-    Row("LeakyReLU", ("LeakyReLU",), lambda m: {"alpha": float(m.negative_slope)},
-        lambda c: ("LeakyReLU", {"negative_slope": c["alpha"]})),
+    Row(
+        "Activation",
+        tuple(ACTIVATION_CLASSES.values()),
+        _activation_config,
+        lambda c: (ACTIVATION_CLASSES[c["activation"]], {}),
+    ),
+    Row(
+        "LeakyReLU",
+        ("LeakyReLU",),
+        lambda m: {"alpha": float(m.negative_slope)},
+        lambda c: ("LeakyReLU", {"negative_slope": c["alpha"]}),
+    ),
     Row("ELU", ("ELU",), lambda m: {"alpha": float(m.alpha)}, lambda c: ("ELU", {"alpha": c["alpha"]})),
 )
 

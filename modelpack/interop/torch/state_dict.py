@@ -31,11 +31,21 @@ __all__ = ["load", "read_state_dict", "is_torch_zip", "STORAGE_DTYPES"]
 
 # torch's storage type name -> numpy dtype (None: a dtype numpy or modelpack cannot hold)
 STORAGE_DTYPES: dict[str, str | None] = {
-    "FloatStorage": "float32", "DoubleStorage": "float64", "HalfStorage": "float16",
-    "LongStorage": "int64", "IntStorage": "int32", "ShortStorage": "int16", "CharStorage": "int8",
-    "ByteStorage": "uint8", "BoolStorage": "bool", "ComplexFloatStorage": "complex64",
-    "ComplexDoubleStorage": "complex128", "BFloat16Storage": None, "QInt8Storage": None,
-    "QUInt8Storage": None, "QInt32Storage": None,
+    "FloatStorage": "float32",
+    "DoubleStorage": "float64",
+    "HalfStorage": "float16",
+    "LongStorage": "int64",
+    "IntStorage": "int32",
+    "ShortStorage": "int16",
+    "CharStorage": "int8",
+    "ByteStorage": "uint8",
+    "BoolStorage": "bool",
+    "ComplexFloatStorage": "complex64",
+    "ComplexDoubleStorage": "complex128",
+    "BFloat16Storage": None,
+    "QInt8Storage": None,
+    "QUInt8Storage": None,
+    "QInt32Storage": None,
 }
 _MAX_DIMS = 64
 _LEGACY_MAGIC = b"\x80\x02\x8a\x0a"  # the old (pre-1.6) format: a pickle whose first object is a magic number
@@ -54,15 +64,25 @@ def read_state_dict(source: PathOrFile, *, limits: Limits = DEFAULT_LIMITS) -> d
     loaded = load(source, limits=limits)
     if not isinstance(loaded, dict):
         raise FormatError(f"{where} holds a {_kind(loaded)}, not a state_dict (a dict of tensors)")
-    others = {str(k): _kind(v) for k, v in loaded.items() if not (isinstance(k, str) and isinstance(v, np.ndarray))}
+    others = {
+        str(k): _kind(v) for k, v in loaded.items() if not (isinstance(k, str) and isinstance(v, np.ndarray))
+    }
     if others:
-        nested = [k for k, v in loaded.items() if isinstance(v, dict) and v and
-                  all(isinstance(a, np.ndarray) for a in v.values())]
-        hint = (f"; its entry {nested[0]!r} looks like one: take it from "
-                f"modelpack.interop.torch.load(path)[{nested[0]!r}]" if nested else "")
+        nested = [
+            k
+            for k, v in loaded.items()
+            if isinstance(v, dict) and v and all(isinstance(a, np.ndarray) for a in v.values())
+        ]
+        hint = (
+            f"; its entry {nested[0]!r} looks like one: take it from "
+            f"modelpack.interop.torch.load(path)[{nested[0]!r}]"
+            if nested
+            else ""
+        )
         shown = ", ".join(f"{k!r}: {v}" for k, v in list(others.items())[:4])
-        raise FormatError(f"{where} holds a dict with entries that are not named tensors ({shown}), "
-                          f"not a state_dict{hint}")
+        raise FormatError(
+            f"{where} holds a dict with entries that are not named tensors ({shown}), not a state_dict{hint}"
+        )
     return loaded
 
 
@@ -113,10 +133,18 @@ class _Reading:
             )
         self.source = Source.whole(self.handle, where=self.where)
         directory = read_directory(
-            self.source, kind="a PyTorch file (torch.save)", max_members=self.limits.max_tensors + 16,
-            too_many=lambda count: LimitError(self.where, "its number of zip members", count,
-                                              limit="max_tensors", allowed=self.limits.max_tensors),
-            max_ratio=self.limits.max_compression_ratio, grace_bytes=GRACE_BYTES,
+            self.source,
+            kind="a PyTorch file (torch.save)",
+            max_members=self.limits.max_tensors + 16,
+            too_many=lambda count: LimitError(
+                self.where,
+                "its number of zip members",
+                count,
+                limit="max_tensors",
+                allowed=self.limits.max_tensors,
+            ),
+            max_ratio=self.limits.max_compression_ratio,
+            grace_bytes=GRACE_BYTES,
         )
         self.members = {member.name: member for member in directory.members}
         pickles = [name for name in self.members if name.count("/") == 1 and name.endswith("/data.pkl")]
@@ -131,7 +159,9 @@ class _Reading:
         self.big_endian = order == b"big"
         data = self._read(self.members[pickles[0]], self.limits.max_manifest_bytes, "max_manifest_bytes")
         return restricted_load(
-            data, where=f"{self.where}: member {pickles[0]!r}", allowed=self._allowed(),
+            data,
+            where=f"{self.where}: member {pickles[0]!r}",
+            allowed=self._allowed(),
             persistent_load=self._storage,
         )
 
@@ -143,9 +173,16 @@ class _Reading:
     def _read(self, member: Member, limit: int, limit_name: str) -> bytes:
         if member.size > limit:
             if not limit_name:
-                raise FormatError(f"{self.where}: member {member.name!r} is {member.size} bytes, at most {limit}")
-            raise LimitError(f"{self.where}: member {member.name!r}", "its size", member.size,
-                             limit=limit_name, allowed=limit)
+                raise FormatError(
+                    f"{self.where}: member {member.name!r} is {member.size} bytes, at most {limit}"
+                )
+            raise LimitError(
+                f"{self.where}: member {member.name!r}",
+                "its size",
+                member.size,
+                limit=limit_name,
+                allowed=limit,
+            )
         assert self.source is not None
         reader = MemberReader(self.source, member)
         data = reader.read(member.size)
@@ -155,8 +192,13 @@ class _Reading:
     def _charge(self, count: int, what: str) -> None:
         """Count ``count`` bytes against ``max_total_bytes`` before they are allocated."""
         if self.allocated + count > self.limits.max_total_bytes:
-            raise LimitError(self.where, f"the tensors' total size with {what}", self.allocated + count,
-                             limit="max_total_bytes", allowed=self.limits.max_total_bytes)
+            raise LimitError(
+                self.where,
+                f"the tensors' total size with {what}",
+                self.allocated + count,
+                limit="max_total_bytes",
+                allowed=self.limits.max_total_bytes,
+            )
         self.allocated += count
 
     # -- what the pickle may name ----------------------------------------------------------
@@ -167,7 +209,8 @@ class _Reading:
             "torch._utils._rebuild_tensor": Allowed("torch._utils._rebuild_tensor", self._tensor),
             "torch._utils._rebuild_parameter": Allowed("torch._utils._rebuild_parameter", _parameter),
             "torch._utils._rebuild_parameter_with_state": Allowed(
-                "torch._utils._rebuild_parameter_with_state", _parameter),
+                "torch._utils._rebuild_parameter_with_state", _parameter
+            ),
         }
         for name, dtype in STORAGE_DTYPES.items():
             allowed[f"torch.{name}"] = Allowed(f"torch.{name}", None)
@@ -176,9 +219,16 @@ class _Reading:
 
     def _storage(self, pid: Any) -> _Storage:
         """A ``BINPERSID`` reference: ('storage', type, key, location, element count)."""
-        if not (isinstance(pid, tuple) and len(pid) == 5 and pid[0] == "storage"
-                and isinstance(pid[1], Allowed) and pid[1].name in self.types
-                and isinstance(pid[2], str) and isinstance(pid[4], int) and not isinstance(pid[4], bool)):
+        if not (
+            isinstance(pid, tuple)
+            and len(pid) == 5
+            and pid[0] == "storage"
+            and isinstance(pid[1], Allowed)
+            and pid[1].name in self.types
+            and isinstance(pid[2], str)
+            and isinstance(pid[4], int)
+            and not isinstance(pid[4], bool)
+        ):
             raise FormatError(f"{self.where}: a persistent id is not a storage reference: {_short(pid)}")
         kind, key, count = self.types[pid[1].name], pid[2], pid[4]
         if kind.dtype is None:
@@ -204,7 +254,7 @@ class _Reading:
         array = np.empty(count, dtype.newbyteorder(">") if self.big_endian else dtype)
         assert self.source is not None
         reader = MemberReader(self.source, member)
-        reader.readinto(memoryview(array.view(np.uint8)))
+        reader.readinto(array.view(np.uint8).data)
         reader.finish()
         if self.big_endian:
             array = array.astype(dtype)
@@ -219,10 +269,11 @@ class _Reading:
         if not isinstance(storage, _Storage):
             raise FormatError(f"{self.where}: a tensor is built from a {_kind(storage)}, not a storage")
         where = f"{self.where}: a tensor on storage {storage.key!r}"
-        if not (_ints(size) and _ints(stride) and len(size) == len(stride) <= _MAX_DIMS
-                and _ints((offset,))):
-            raise FormatError(f"{where} has a malformed size {_short(size)}, stride {_short(stride)} "
-                              f"or offset {_short(offset)}")
+        if not (_ints(size) and _ints(stride) and len(size) == len(stride) <= _MAX_DIMS and _ints((offset,))):
+            raise FormatError(
+                f"{where} has a malformed size {_short(size)}, stride {_short(stride)} "
+                f"or offset {_short(offset)}"
+            )
         if len(rest) > 3 or (len(rest) >= 2 and rest[1] not in ({}, None)):
             raise FormatError(f"{where} carries backward hooks or unknown arguments")
         count = math.prod(size)
@@ -237,7 +288,9 @@ class _Reading:
         itemsize = storage.array.itemsize
         self._charge(count * itemsize, f"a strided tensor of shape {tuple(size)}")
         view = np.lib.stride_tricks.as_strided(
-            storage.array[offset:], shape=tuple(size), strides=tuple(s * itemsize for s in stride),
+            storage.array[offset:],
+            shape=tuple(size),
+            strides=tuple(s * itemsize for s in stride),
             writeable=False,
         )
         return view.copy()

@@ -253,7 +253,7 @@ def _nothing(r: _Reader) -> None:
     """GLOBAL, STACK_GLOBAL, REDUCE and BINPERSID: handled in ``restricted_load`` itself."""
 
 
-_HANDLERS: dict[bytes, Callable[[_Reader], None]] = {
+_HANDLERS: dict[bytes, Callable[[_Reader], object]] = {
     b"\x80": _proto,
     b"\x95": lambda r: r.take(8) and None,  # FRAME: a length hint; take() checks every read anyway
     b"(": _mark,
@@ -303,9 +303,25 @@ _HANDLERS: dict[bytes, Callable[[_Reader], None]] = {
 }
 
 _OPCODE_NAMES = {
-    b"i": "INST", b"o": "OBJ", b"\x81": "NEWOBJ", b"\x92": "NEWOBJ_EX", b"P": "PERSID",
-    b"\x82": "EXT1", b"\x83": "EXT2", b"\x84": "EXT4", b"I": "INT", b"L": "LONG", b"S": "STRING",
-    b"V": "UNICODE", b"F": "FLOAT", b"p": "PUT", b"g": "GET", b"\x8f": "EMPTY_SET",
-    b"\x90": "ADDITEMS", b"\x91": "FROZENSET", b"\x96": "BYTEARRAY8", b"\x97": "NEXT_BUFFER",
+    b"i": "INST",
+    b"o": "OBJ",
+    b"\x81": "NEWOBJ",
+    b"\x92": "NEWOBJ_EX",
+    b"P": "PERSID",
+    b"\x82": "EXT1",
+    b"\x83": "EXT2",
+    b"\x84": "EXT4",
+    b"I": "INT",
+    b"L": "LONG",
+    b"S": "STRING",
+    b"V": "UNICODE",
+    b"F": "FLOAT",
+    b"p": "PUT",
+    b"g": "GET",
+    b"\x8f": "EMPTY_SET",
+    b"\x90": "ADDITEMS",
+    b"\x91": "FROZENSET",
+    b"\x96": "BYTEARRAY8",
+    b"\x97": "NEXT_BUFFER",
     b"\x98": "READONLY_BUFFER",
 }

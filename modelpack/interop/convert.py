@@ -1,0 +1,105 @@
+"""``modelpack.convert``: other tools' files as a modelpack model, chosen by what the files are.
+
+- an ONNX model → ``interop.onnx.from_onnx`` (the onnx extra);
+- a torch ``state_dict`` file (``torch.save``) and an ``architecture`` → that architecture with
+  the file's weights, names mapped layer by layer (no torch needed);
+- MXNet files (a Gluon export, or parameters and an ``architecture``) → ``interop.mxnet.convert``.
+
+Files are told apart by their first bytes (``io.sniff``), never by their names.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any
+
+from ..errors import UsageError
+from ..io.limits import DEFAULT_LIMITS, Limits
+from ..io.paths import PathOrFile, describe, is_file_object, open_for_reading
+from ..io.sniff import sniff
+from ..nn.block import Block
+
+__all__ = ["convert", "source_kind", "load_architecture", "CONVERTERS"]
+
+# file kind -> what the converter is called in messages and archive metadata
+CONVERTERS = {"onnx": "ONNX", "torch": "PyTorch", "mxnet": "MXNet"}
+
+
+def source_kind(source: PathOrFile) -> str:
+    """``"onnx"``, ``"torch"``, or ``"mxnet"`` (anything else is left to the MXNet converter,
+    which reads symbol JSON files and says what is wrong with the others)."""
+    with open_for_reading(source) as handle:
+        kind = sniff(handle).name
+    return kind if kind in ("onnx", "torch") else "mxnet"
+
+
+def convert(
+    *sources: PathOrFile,
+    architecture: Block | PathOrFile | None = None,
+    input_shapes: Mapping[str, Any] | None = None,
+    allow_missing: bool = False,
+    ignore_extra: bool = False,
+    cast_dtype: bool = False,
+    limits: Limits = DEFAULT_LIMITS,
+) -> Block:
+    """A modelpack model from an ONNX file, a torch state_dict plus ``architecture``, or MXNet files.
+
+    >>> net = modelpack.convert("model.onnx")                                  # doctest: +SKIP
+    >>> net = modelpack.convert("weights.pt", architecture="arch.mpk")         # doctest: +SKIP
+    >>> net = modelpack.convert("mlp-symbol.json", "mlp-0000.params")          # doctest: +SKIP
+    """
+    kinds = [source_kind(source) for source in sources]
+    if "onnx" in kinds:
+        if len(sources) != 1 or architecture is not None or input_shapes:
+            raise UsageError(
+                "convert takes one ONNX file alone (its graph is the architecture; its "
+                "inputs' shapes are in the file)"
+            )
+        from .onnx import from_onnx  # imported only for its files: it needs the onnx extra
+
+        return from_onnx(sources[0], limits=limits)
+    if "torch" in kinds:
+        if len(sources) != 1 or architecture is None:
+            raise UsageError(
+                "convert takes one torch state_dict file and an architecture (a Block, or an .mpk whose "
+                f"weights it replaces); found {len(sources)} file(s) and "
+                f"{'an' if architecture is not None else 'no'} architecture"
+            )
+        from .torch import read_state_dict, rename_state_dict
+
+        net = load_architecture(architecture, limits)
+        arrays = rename_state_dict(read_state_dict(sources[0], limits=limits), net)
+        net.set_parameters(
+            arrays,
+            source=describe(sources[0]),
+            allow_missing=allow_missing,
+            ignore_extra=ignore_extra,
+            cast_dtype=cast_dtype,
+        )
+        return net
+    from .mxnet import convert as convert_mxnet
+
+    return convert_mxnet(
+        *sources,
+        architecture=architecture,
+        input_shapes=input_shapes,
+        allow_missing=allow_missing,
+        ignore_extra=ignore_extra,
+        cast_dtype=cast_dtype,
+        limits=limits,
+    )
+
+
+def load_architecture(architecture: Any, limits: Limits) -> Block:
+    """A Block as given, or the model of an ``.mpk`` (whose weights the caller replaces)."""
+    if isinstance(architecture, Block):
+        return architecture
+    from .. import api  # the core's reader; imported here so the core never imports interop
+
+    if not (is_file_object(architecture) or isinstance(architecture, (str, os.PathLike))):
+        raise UsageError(f"architecture must be a Block or an .mpk path, found {type(architecture).__name__}")
+    net = api.load(architecture, limits=limits)
+    if not isinstance(net, Block):
+        raise UsageError(f"{describe(architecture)} holds tensors, not a model")
+    return net
