@@ -401,29 +401,31 @@ def _pool(average: bool) -> Translator:
 
 
 def _ceil_from_end_pads(
-    g: Graph,
-    node: onnx.NodeProto,
-    kernel: list[int],
-    strides: list[int],
-    pads: list[int],
-    ceil: bool,
+    g: Graph, node: onnx.NodeProto, kernel: list[int], strides: list[int], pads: list[int], ceil: bool,
     counts_padding: bool,
 ) -> bool:
-    """Extra end padding that only completes the last window is ``ceil_mode`` (sizes fixed)."""
+    """Unequal begin and end pads as modelpack's symmetric padding (the begin pads) plus the
+    ``ceil_mode`` that gives the same windows — possible when the input's sizes are fixed."""
     dims = g.shape(node.input[0])
-    sizes = dims[2:] if dims is not None else []
-    if ceil or len(sizes) != 2 or not all(isinstance(n, int) for n in sizes):
-        raise g.fail(node, f"asymmetric pads {pads} on an input of unknown size")
-    for n, k, s, begin, end in zip(sizes, kernel, strides, pads[:2], pads[2:], strict=True):
-        assert isinstance(n, int)
-        floor_out = (n + begin + end - k) // s + 1
-        span = n + 2 * begin - k
-        ceil_out = -(-span // s) + 1
-        if (ceil_out - 1) * s >= n + begin:
-            ceil_out -= 1
-        if end < begin or floor_out != ceil_out or (counts_padding and end > begin):
-            raise g.fail(node, f"asymmetric pads {pads} (begin {pads[:2]}, end {pads[2:]})")
-    return True
+    sizes = [n for n in (dims or [])[2:] if isinstance(n, int)]
+    if not ceil and len(sizes) == 2:
+        for candidate in (False, True):
+            if all(_same_windows(n, k, s, b, e, candidate, counts_padding)
+                   for n, k, s, b, e in zip(sizes, kernel, strides, pads[:2], pads[2:], strict=True)):
+                return candidate
+    raise g.fail(node, f"asymmetric pads {pads} (begin {pads[:2]}, end {pads[2:]})")
+
+
+def _same_windows(n: int, k: int, s: int, begin: int, end: int, ceil: bool, counts_padding: bool) -> bool:
+    """ONNX's floor rule with (begin, end) pads and modelpack's with (begin, begin) and ``ceil``
+    make the same windows (and, counting padding, the same divisors)."""
+    onnx_out = (n + begin + end - k) // s + 1
+    span = n + 2 * begin - k
+    out = (-(-span // s) if ceil else span // s) + 1
+    if ceil and (out - 1) * s >= n + begin:
+        out -= 1
+    last_end = (onnx_out - 1) * s + k - begin  # where the last window ends, in input coordinates
+    return out == onnx_out and (not counts_padding or last_end <= n + min(begin, end))
 
 
 def _global_pool(block: type[nn.Block]) -> Translator:

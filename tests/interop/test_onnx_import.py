@@ -1,0 +1,347 @@
+"""from_onnx: ONNX graphs from other exporters (torch.onnx, onnx.helper) and from to_onnx load as
+modelpack models computing what onnxruntime computes; the rest is refused by operator and node.
+
+Tolerance as in test_onnx_export (rtol 1e-4, atol 1e-5, float32). torch's exports use its
+TorchScript exporter (dynamo=False): the newer exporter needs onnxscript, not installed here.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+from hypothesis import given, reject, settings
+from hypothesis import strategies as st
+
+import modelpack
+from modelpack import nn
+from modelpack.errors import FileKindError, FormatError, InputError, LimitError, UnsupportedBlockError
+from modelpack.io.limits import Limits
+
+onnx = pytest.importorskip("onnx", reason="onnx is not installed (pip install -e '.[onnx]')")
+ort = pytest.importorskip("onnxruntime", reason="onnxruntime is not installed (pip install -e '.[onnx]')")
+from onnx import TensorProto, helper, numpy_helper  # noqa: E402
+from onnx.reference import ReferenceEvaluator  # noqa: E402
+
+from modelpack.interop.onnx import from_onnx, to_onnx  # noqa: E402
+
+TOL = {"rtol": 1e-4, "atol": 1e-5}
+
+
+def _runtime(path, inputs: dict[str, np.ndarray]) -> list[np.ndarray]:
+    return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, inputs)
+
+
+def _save(model, path):
+    model.ir_version = 8
+    onnx.save(model, str(path))
+    return path
+
+
+def _model(nodes, inputs, outputs, initializers=(), opset=17):
+    graph = helper.make_graph(nodes, "g", inputs, outputs, list(initializers))
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+
+
+def _float(name, shape):
+    return helper.make_tensor_value_info(name, TensorProto.FLOAT, shape)
+
+
+# -- torch.onnx exports ------------------------------------------------------------------------
+
+
+def _torch_export(module, x, path):
+    torch = pytest.importorskip("torch", reason="torch is not installed: torch.onnx exports cannot be made")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(module.eval(), (torch.from_numpy(x),), str(path), dynamo=False, input_names=["x"],
+                          output_names=["y"], dynamic_axes={"x": {0: "batch"}, "y": {0: "batch"}}, opset_version=17)
+    return path
+
+
+def _torch_modules():
+    torch = pytest.importorskip("torch", reason="torch is not installed: torch.onnx exports cannot be made")
+    tnn = torch.nn
+
+    class Residual(tnn.Module):
+        """ResNet's basic block shape (torchvision is not installable here)."""
+
+        def __init__(self):
+            super().__init__()
+            self.conv1 = tnn.Conv2d(8, 8, 3, padding=1, bias=False)
+            self.bn1 = tnn.BatchNorm2d(8)
+            self.conv2 = tnn.Conv2d(8, 8, 3, padding=1, bias=False)
+            self.bn2 = tnn.BatchNorm2d(8)
+
+        def forward(self, x):
+            return torch.relu(self.bn2(self.conv2(torch.relu(self.bn1(self.conv1(x))))) + x)
+
+    class SmallResNet(tnn.Module):
+        def __init__(self):
+            super().__init__()
+            self.stem = tnn.Sequential(tnn.Conv2d(3, 8, 3, stride=2, padding=1), tnn.BatchNorm2d(8), tnn.ReLU(),
+                                       tnn.MaxPool2d(3, 2, 1, ceil_mode=True))
+            self.block = Residual()
+            self.head = tnn.Linear(8, 5)
+
+        def forward(self, x):
+            h = self.block(self.stem(x))
+            h = h.mean(dim=(2, 3))
+            return torch.log_softmax(self.head(h), dim=1)
+
+    class ViewHead(tnn.Module):
+        """AlexNet's head: x.view(x.size(0), -1) becomes Shape → Gather → Concat → Reshape."""
+
+        def __init__(self):
+            super().__init__()
+            self.features = tnn.Sequential(tnn.Conv2d(3, 4, (3, 5), stride=(2, 1)), tnn.LeakyReLU(0.1),
+                                           tnn.AvgPool2d((2, 3), stride=(1, 2), padding=(1, 1), count_include_pad=False))
+            self.classifier = tnn.Sequential(tnn.Dropout(), tnn.Linear(4 * 8 * 5, 6), tnn.Sigmoid(), tnn.Linear(6, 3))
+
+        def forward(self, x):
+            h = self.features(x)
+            return self.classifier(h.view(h.size(0), -1)).transpose(0, 1)[1:] * 2 - 1
+
+    torch.manual_seed(0)
+    resnet = SmallResNet()
+    with torch.no_grad():
+        for m in resnet.modules():
+            if isinstance(m, tnn.BatchNorm2d):
+                m.running_mean.uniform_(-0.5, 0.5)
+                m.running_var.uniform_(0.5, 2)
+    return {"resnet": (resnet, (2, 3, 19, 17)), "viewhead": (ViewHead(), (2, 3, 16, 14))}
+
+
+@pytest.mark.parametrize("name", ["resnet", "viewhead"])
+def test_torch_exported_models_convert(tmp_path, name):
+    module, shape = _torch_modules()[name]
+    x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
+    path = _torch_export(module, x, tmp_path / f"{name}.onnx")
+    net = from_onnx(path)
+    for batch in (shape[0], 5):
+        y = np.random.default_rng(batch).standard_normal((batch, *shape[1:])).astype(np.float32)
+        np.testing.assert_allclose(net(y), _runtime(path, {"x": y})[0], **TOL)
+    modelpack.export(net, tmp_path / "net.mpk")
+    np.testing.assert_allclose(modelpack.load(tmp_path / "net.mpk")(x), _runtime(path, {"x": x})[0], **TOL)
+
+
+# -- onnx.helper graphs --------------------------------------------------------------------------
+
+
+def test_a_hand_built_graph_of_many_operators(tmp_path):
+    rng = np.random.default_rng(0)
+    w = rng.standard_normal((6, 4)).astype(np.float32)  # Gemm without transB: (in, out)
+    c = rng.standard_normal(4).astype(np.float32)
+    m = rng.standard_normal((4, 3)).astype(np.float32)
+    nodes = [
+        helper.make_node("Gemm", ["x", "w", "c"], ["g"], alpha=0.5, beta=2.0),
+        helper.make_node("MatMul", ["g", "m"], ["mm"]),
+        helper.make_node("Constant", [], ["two"], value=numpy_helper.from_array(np.array(2.0, np.float32))),
+        helper.make_node("Pow", ["mm", "two"], ["sq"]),
+        helper.make_node("Shape", ["sq"], ["shape"]),
+        helper.make_node("Gather", ["shape", "zero"], ["n"], axis=0),
+        helper.make_node("Unsqueeze", ["n", "axes0"], ["n1"]),
+        helper.make_node("Concat", ["n1", "three_one"], ["target"], axis=0),
+        helper.make_node("Reshape", ["sq", "target"], ["r"]),
+        helper.make_node("Transpose", ["r"], ["t"], perm=[0, 2, 1]),
+        helper.make_node("ReduceMean", ["t"], ["mean"], axes=[2], keepdims=1),
+        helper.make_node("Sub", ["t", "mean"], ["centred"]),
+        helper.make_node("Greater", ["centred", "zero_f"], ["pos"]),
+        helper.make_node("Where", ["pos", "centred", "mean"], ["w2"]),
+        helper.make_node("Slice", ["w2", "s_start", "s_end", "s_axes", "s_steps"], ["sl"]),
+        helper.make_node("Squeeze", ["sl", "axes1"], ["sq2"]),
+        helper.make_node("Softmax", ["sq2"], ["sm"], axis=-1),
+        helper.make_node("Cast", ["sm"], ["y"], to=TensorProto.DOUBLE),
+        helper.make_node("ReduceSum", ["mm", "axes1"], ["z"], keepdims=0),
+    ]
+    inits = [numpy_helper.from_array(a, n) for n, a in [
+        ("w", w), ("c", c), ("m", m), ("zero", np.array(0, np.int64)), ("axes0", np.array([0], np.int64)),
+        ("three_one", np.array([3, 1], np.int64)), ("zero_f", np.array(0.0, np.float32)),
+        ("s_start", np.array([0, -1], np.int64)), ("s_end", np.array([1, -4], np.int64)),
+        ("s_axes", np.array([1, 2], np.int64)), ("s_steps", np.array([1, -1], np.int64)),
+        ("axes1", np.array([1], np.int64))]]
+    model = _model(nodes, [_float("x", ["n", 6])],
+                   [helper.make_tensor_value_info("y", TensorProto.DOUBLE, None), _float("z", None)], inits)
+    path = _save(model, tmp_path / "ops.onnx")
+    net = from_onnx(path)
+    for batch in (1, 4):
+        x = rng.standard_normal((batch, 6)).astype(np.float32)
+        want = _runtime(path, {"x": x})
+        reference = ReferenceEvaluator(model).run(None, {"x": x})
+        got = net(x)
+        for found, expected, ref in zip(got, want, reference, strict=True):
+            assert found.dtype == expected.dtype and found.shape == expected.shape
+            np.testing.assert_allclose(found, expected, **TOL)
+            np.testing.assert_allclose(found, ref, **TOL)
+
+
+def test_embedding_layernorm_and_gelu(tmp_path):
+    rng = np.random.default_rng(1)
+    table = rng.standard_normal((9, 4)).astype(np.float32)
+    nodes = [helper.make_node("Gather", ["table", "ids"], ["e"]),
+             helper.make_node("LayerNormalization", ["e", "gamma", "beta"], ["ln"], epsilon=1e-3),
+             helper.make_node("Gelu", ["ln"], ["y"])]
+    inits = [numpy_helper.from_array(table, "table"), numpy_helper.from_array(rng.random(4).astype(np.float32), "gamma"),
+             numpy_helper.from_array(rng.random(4).astype(np.float32), "beta")]
+    model = _model(nodes, [helper.make_tensor_value_info("ids", TensorProto.INT64, ["n", 3])], [_float("y", None)],
+                   inits, opset=20)
+    path = _save(model, tmp_path / "embed.onnx")
+    net = from_onnx(path)
+    assert [type(b).__name__ for b in net] == ["Embedding", "LayerNorm", "Activation"]
+    ids = np.array([[0, 8, 3], [1, 1, 2]], np.int64)
+    np.testing.assert_allclose(net(ids), _runtime(path, {"ids": ids})[0], **TOL)
+
+
+# -- round trips through to_onnx ---------------------------------------------------------------
+
+
+@st.composite
+def models(draw):
+    net = nn.Sequential()
+    net.add(nn.Conv2D(draw(st.integers(1, 3)), (draw(st.integers(1, 3)), draw(st.integers(1, 3))),
+                      strides=(draw(st.integers(1, 2)), draw(st.integers(1, 3))),
+                      padding=(draw(st.integers(0, 1)), draw(st.integers(0, 1))), activation="relu"))
+    pool = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    kwargs = dict(pool_size=pool, strides=(draw(st.integers(1, 3)), draw(st.integers(1, 2))),
+                  padding=(draw(st.integers(0, pool[0] // 2)), draw(st.integers(0, pool[1] // 2))),
+                  ceil_mode=draw(st.booleans()))
+    average = draw(st.booleans())
+    net.add(nn.AvgPool2D(**kwargs, count_include_pad=False) if average else nn.MaxPool2D(**kwargs))
+    net.add(nn.BatchNorm(), nn.Flatten(), nn.Dense(draw(st.integers(1, 5)), activation="softrelu"), nn.LayerNorm())
+    return net, (2, draw(st.integers(1, 3)), draw(st.integers(4, 10)), draw(st.integers(4, 10)))
+
+
+@settings(max_examples=25, deadline=None)
+@given(models(), st.integers(0, 2**31 - 1))
+def test_to_onnx_then_from_onnx(tmp_path_factory, net_and_shape, seed):
+    net, shape = net_and_shape
+    net.initialize(seed=seed)
+    x = np.random.default_rng(seed).standard_normal(shape).astype(np.float32)
+    try:
+        net(x)
+    except InputError:
+        reject()
+    path = tmp_path_factory.mktemp("rt") / "net.onnx"
+    to_onnx(net, path, example=x)
+    back = from_onnx(path)
+    assert [type(b).__name__ for b in back] == [type(b).__name__ for b in net][:1] + ["Activation"] + [
+        type(b).__name__ for b in net][1:4] + ["Dense", "Activation", "LayerNorm"]
+    np.testing.assert_allclose(back(x), net(x), rtol=1e-4, atol=2e-4)  # after a LayerNorm: see test_onnx_export
+
+
+def test_a_traced_graph_round_trips(tmp_path):
+    class Block(nn.Block):
+        def __init__(self):
+            super().__init__()
+            self.dense = nn.Dense(4, flatten=False)
+
+        def forward(self, x):
+            h = self.dense(x)
+            return np.concatenate([h, np.sqrt(np.abs(h))], axis=-1).reshape(x.shape[0], -1) / 3.0
+
+    net = Block()
+    net.initialize(seed=0)
+    x = np.random.default_rng(0).standard_normal((2, 3, 5)).astype(np.float32)
+    net(x)
+    to_onnx(net, tmp_path / "g.onnx", example=x)
+    back = from_onnx(tmp_path / "g.onnx")
+    for batch in (2, 7):
+        y = np.resize(x, (batch, 3, 5))
+        np.testing.assert_allclose(back(y), net(y), **TOL)
+
+
+# -- through the public verbs ------------------------------------------------------------------
+
+
+def test_convert_and_the_command_line(tmp_path):
+    from test_cli import cli
+
+    net = nn.Sequential()
+    net.add(nn.Dense(3, in_units=4, activation="tanh"))
+    net.initialize(seed=0)
+    to_onnx(net, tmp_path / "mlp.onnx")
+    x = np.ones((2, 4), np.float32)
+    np.testing.assert_allclose(modelpack.convert(tmp_path / "mlp.onnx")(x), net(x), **TOL)
+    run = cli("convert", tmp_path / "mlp.onnx", "-o", tmp_path / "mlp.mpk")
+    assert run.returncode == 0, run.stderr
+    assert modelpack.inspect(tmp_path / "mlp.mpk").metadata["converter"] == "modelpack convert (ONNX)"
+    np.testing.assert_allclose(modelpack.load(tmp_path / "mlp.mpk")(x), net(x), **TOL)
+    with pytest.raises(FileKindError, match=r"mlp\.onnx is an ONNX model, not a modelpack archive; convert it with modelpack\.convert\(path\)"):
+        modelpack.load(tmp_path / "mlp.onnx")
+
+
+# -- refusals and hostile files ------------------------------------------------------------------
+
+
+def _one(op, inputs=("x",), initializers=(), opset=17, **attrs):
+    return _model([helper.make_node(op, list(inputs), ["y"], name="the_node", **attrs)], [_float("x", ["n", 3, 4, 4])],
+                  [_float("y", None)], initializers, opset=opset)
+
+
+@pytest.mark.parametrize(("model", "error", "message"), [
+    (_one("Erf"), UnsupportedBlockError, r"node 0 'the_node' \(Erf\): operator 'Erf' has no modelpack equivalent; supported: "),
+    (_one("MaxPool", kernel_shape=[2, 2], pads=[0, 0, 1, 0]), UnsupportedBlockError, r"\(MaxPool\): asymmetric pads \[0, 0, 1, 0\]"),
+    (_one("MaxPool", kernel_shape=[2, 2], dilations=[2, 2]), UnsupportedBlockError, r"dilations=\[2, 2\]"),
+    (_one("Conv", ("x", "w"), [numpy_helper.from_array(np.ones((2, 3, 3, 3), np.float32), "w")], auto_pad="SAME_UPPER"),
+     UnsupportedBlockError, r"auto_pad='SAME_UPPER'"),
+    (_one("Flatten", axis=2), UnsupportedBlockError, r"\(Flatten\): axis=2"),
+    (_one("Relu", opset=11), UnsupportedBlockError, r"opset 11 is older than 13"),
+    (_one("Gemm", ("x", "x"), transA=1), UnsupportedBlockError, r"\(Gemm\): transA=1"),
+])
+def test_untranslatable_graphs_are_refused(tmp_path, model, error, message):
+    path = _save(model, tmp_path / "bad.onnx")
+    with pytest.raises(error, match=message) as caught:
+        from_onnx(path)
+    assert str(path) in str(caught.value)
+
+
+def test_other_domains_are_refused(tmp_path):
+    model = _model([helper.make_node("Foo", ["x"], ["y"], domain="com.example")], [_float("x", [1])], [_float("y", None)])
+    model.opset_import.append(helper.make_opsetid("com.example", 1))
+    onnx.save(model, str(tmp_path / "d.onnx"))
+    with pytest.raises(UnsupportedBlockError, match=r"\(Foo\): operator domain 'com\.example' is not ONNX's own"):
+        from_onnx(tmp_path / "d.onnx")
+
+
+def test_garbage_is_not_an_onnx_model(tmp_path):
+    (tmp_path / "x.onnx").write_bytes(b"\x08\x08\x12\xff\xff\xff\xff\x0f" + b"junk" * 10)
+    with pytest.raises(FormatError, match=r"x\.onnx: not an ONNX model \(protobuf refused it"):
+        from_onnx(tmp_path / "x.onnx")
+
+
+def test_a_tensor_lying_about_its_size(tmp_path):
+    tensor = numpy_helper.from_array(np.ones(4, np.float32), "w")
+    tensor.dims[:] = [1000]
+    model = _model([helper.make_node("Add", ["x", "w"], ["y"])], [_float("x", [4])], [_float("y", None)], [tensor])
+    onnx.save(model, str(tmp_path / "lie.onnx"))
+    with pytest.raises(FormatError, match=r"lie\.onnx: tensor 'w' declares 1000 float32 values but holds 16 bytes"):
+        from_onnx(tmp_path / "lie.onnx")
+
+
+def test_external_data_is_refused(tmp_path):
+    tensor = numpy_helper.from_array(np.ones(4, np.float32), "w")
+    tensor.ClearField("raw_data")
+    tensor.data_location = TensorProto.EXTERNAL
+    tensor.external_data.add(key="location", value="../../etc/passwd")
+    model = _model([helper.make_node("Add", ["x", "w"], ["y"])], [_float("x", [4])], [_float("y", None)], [tensor])
+    onnx.save(model, str(tmp_path / "ext.onnx"))
+    with pytest.raises(FormatError, match=r"ext\.onnx: tensor 'w' is stored in another file"):
+        from_onnx(tmp_path / "ext.onnx")
+
+
+def test_limits_apply(tmp_path):
+    inits = [numpy_helper.from_array(np.ones(4, np.float32), f"w{i}") for i in range(5)]
+    model = _model([helper.make_node("Add", ["x", "w0"], ["y"])], [_float("x", [4])], [_float("y", None)], inits)
+    onnx.save(model, str(tmp_path / "many.onnx"))
+    with pytest.raises(LimitError, match=r"many\.onnx: its number of tensors \(5\) is over the limit of 3"):
+        from_onnx(tmp_path / "many.onnx", limits=Limits(max_tensors=3))
+    with pytest.raises(LimitError, match=r"its tensors' total size \(160\) is over the limit of 100"):
+        from_onnx(tmp_path / "many.onnx", limits=Limits(max_total_bytes=100))
+
+
+def test_a_node_reading_an_undefined_value(tmp_path):
+    model = _model([helper.make_node("Relu", ["nowhere"], ["y"])], [_float("x", [4])], [_float("y", None)])
+    onnx.save(model, str(tmp_path / "u.onnx"))
+    with pytest.raises(UnsupportedBlockError, match=r"\(Relu\): reads 'nowhere', which no earlier node defines"):
+        from_onnx(tmp_path / "u.onnx")
