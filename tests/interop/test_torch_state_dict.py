@@ -358,3 +358,30 @@ def test_real_module_state_dict_through_load_parameters(tmp_path):
     with torch.no_grad():
         expected = module(torch.from_numpy(x)).numpy()
     np.testing.assert_allclose(net(x), expected, rtol=1e-5, atol=1e-5)
+
+
+# -- through convert and the command line -----------------------------------------------------
+
+
+def test_convert_a_state_dict_onto_an_mpk_architecture(tmp_path):
+    from test_cli import cli, user_error
+
+    net = nn.Sequential()
+    net.add(nn.Dense(3, in_units=2), nn.BatchNorm(in_channels=3))
+    net.initialize(seed=0)
+    modelpack.export(net, tmp_path / "arch.mpk")
+    rng = np.random.default_rng(0)
+    arrays = {"0.weight": rng.standard_normal((3, 2)).astype(np.float32), "0.bias": np.ones(3, np.float32),
+              "1.weight": np.full(3, 2, np.float32), "1.bias": np.zeros(3, np.float32),
+              "1.running_mean": np.zeros(3, np.float32), "1.running_var": np.ones(3, np.float32),
+              "1.num_batches_tracked": np.array(0, np.int64)}
+    path = _write(tmp_path, state_dict_file(arrays), "weights.pt")
+    converted = modelpack.convert(path, architecture=tmp_path / "arch.mpk")
+    assert converted[1].gamma.data().tolist() == [2, 2, 2]
+    run = cli("convert", path, "--architecture", tmp_path / "arch.mpk", "-o", tmp_path / "out.mpk")
+    assert run.returncode == 0, run.stderr
+    loaded = modelpack.load(tmp_path / "out.mpk")
+    assert loaded[0].weight.data().tobytes() == arrays["0.weight"].tobytes()
+    assert modelpack.inspect(tmp_path / "out.mpk").metadata["converter"] == "modelpack convert (PyTorch)"
+    user_error(cli("convert", path, "-o", tmp_path / "x.mpk"), "convert takes one torch state_dict file and an architecture")
+    assert not (tmp_path / "x.mpk").exists()
