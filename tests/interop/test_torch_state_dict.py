@@ -314,7 +314,7 @@ def test_rebuild_with_bad_arguments(tmp_path):
 
 
 def test_torch_reads_what_the_test_writer_writes(tmp_path):
-    torch = pytest.importorskip("torch", reason="torch is not installed: the writer is checked against torch.load elsewhere")
+    torch = pytest.importorskip("torch", reason="torch is not installed: the test writer is not checked against torch.load")
     arrays = {"a": np.arange(6, dtype=np.float32).reshape(2, 3), "b": np.array([True, False]), "c": np.arange(3, dtype=np.int64)}
     path = _write(tmp_path, state_dict_file(arrays, big_endian=True))
     loaded = torch.load(path, weights_only=True)
