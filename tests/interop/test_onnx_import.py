@@ -345,3 +345,33 @@ def test_a_node_reading_an_undefined_value(tmp_path):
     onnx.save(model, str(tmp_path / "u.onnx"))
     with pytest.raises(UnsupportedBlockError, match=r"\(Relu\): reads 'nowhere', which no earlier node defines"):
         from_onnx(tmp_path / "u.onnx")
+
+
+def test_gelu_and_silu_written_as_several_nodes_read_back_as_activations(tmp_path):
+    torch = pytest.importorskip("torch", reason="torch is not installed: torch.onnx exports cannot be made")
+    module = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.GELU(), torch.nn.SiLU(), torch.nn.Linear(4, 2))
+    x = np.random.default_rng(0).standard_normal((2, 3)).astype(np.float32)
+    path = _torch_export(module, x, tmp_path / "acts.onnx")
+    assert "Erf" in {n.op_type for n in onnx.load(str(path)).graph.node}
+    net = from_onnx(path)
+    assert [type(b).__name__ for b in net] == ["Dense", "Activation", "Activation", "Dense"]
+    assert [b.get_config() for b in net][1:3] == [{"activation": "gelu"}, {"activation": "silu"}]
+    np.testing.assert_allclose(net(x), _runtime(path, {"x": x})[0], **TOL)
+    ours = nn.Sequential()
+    ours.add(nn.Dense(3, in_units=2, activation="gelu"), nn.Dense(2, in_units=3, activation="silu"))
+    ours.initialize(seed=0)
+    to_onnx(ours, tmp_path / "ours.onnx")
+    assert [type(b).__name__ for b in from_onnx(tmp_path / "ours.onnx")] == ["Dense", "Activation", "Dense", "Activation"]
+
+
+def test_a_gelu_pattern_whose_parts_are_read_elsewhere_is_not_fused(tmp_path):
+    half = numpy_helper.from_array(np.array(0.5, np.float32), "half")
+    one = numpy_helper.from_array(np.array(1.0, np.float32), "one")
+    root = numpy_helper.from_array(np.array(1.4142135, np.float32), "root")
+    nodes = [helper.make_node("Div", ["x", "root"], ["s"]), helper.make_node("Erf", ["s"], ["e"], name="erf"),
+             helper.make_node("Add", ["e", "one"], ["a"]), helper.make_node("Mul", ["x", "a"], ["m"]),
+             helper.make_node("Mul", ["m", "half"], ["y"])]
+    model = _model(nodes, [_float("x", [2])], [_float("y", None), _float("e", None)], [half, one, root])
+    path = _save(model, tmp_path / "shared.onnx")
+    with pytest.raises(UnsupportedBlockError, match=r"node 1 'erf' \(Erf\): operator 'Erf' has no modelpack equivalent"):
+        from_onnx(path)

@@ -16,6 +16,7 @@ import numpy as np
 import onnx
 
 from ... import nn
+from .import_patterns import SILU
 from .importer import Graph, to_array
 
 __all__ = ["translate", "OPERATORS"]
@@ -401,7 +402,12 @@ def _pool(average: bool) -> Translator:
 
 
 def _ceil_from_end_pads(
-    g: Graph, node: onnx.NodeProto, kernel: list[int], strides: list[int], pads: list[int], ceil: bool,
+    g: Graph,
+    node: onnx.NodeProto,
+    kernel: list[int],
+    strides: list[int],
+    pads: list[int],
+    ceil: bool,
     counts_padding: bool,
 ) -> bool:
     """Unequal begin and end pads as modelpack's symmetric padding (the begin pads) plus the
@@ -410,8 +416,10 @@ def _ceil_from_end_pads(
     sizes = [n for n in (dims or [])[2:] if isinstance(n, int)]
     if not ceil and len(sizes) == 2:
         for candidate in (False, True):
-            if all(_same_windows(n, k, s, b, e, candidate, counts_padding)
-                   for n, k, s, b, e in zip(sizes, kernel, strides, pads[:2], pads[2:], strict=True)):
+            if all(
+                _same_windows(n, k, s, b, e, candidate, counts_padding)
+                for n, k, s, b, e in zip(sizes, kernel, strides, pads[:2], pads[2:], strict=True)
+            ):
                 return candidate
     raise g.fail(node, f"asymmetric pads {pads} (begin {pads[:2]}, end {pads[2:]})")
 
@@ -515,6 +523,7 @@ OPERATORS: dict[str, Translator] = {
     "Softplus": _activation_layer(lambda a: nn.Activation("softrelu")),
     "Softsign": _activation_layer(lambda a: nn.Activation("softsign")),
     "Gelu": _activation_layer(_gelu),
+    SILU: _activation_layer(lambda a: nn.Activation("silu")),
     "LeakyRelu": _activation_layer(lambda a: nn.LeakyReLU(a.get("alpha", 0.01))),
     "Elu": _activation_layer(lambda a: nn.ELU(a.get("alpha", 1.0))),
     "Add": _arith("add"),

@@ -41,9 +41,10 @@ def from_onnx(source: PathOrFile, *, limits: Limits = DEFAULT_LIMITS) -> Block:
     where = describe(source)
     model = _parse(source, where, limits)
     from .import_ops import translate  # the operator table
+    from .import_patterns import fuse_activations
 
     graph = Graph(where, model, limits)
-    for position, node in enumerate(model.graph.node):
+    for position, node in enumerate(fuse_activations(model, graph.constants)):
         graph.position = position
         translate(graph, node)
     return graph.finish()
