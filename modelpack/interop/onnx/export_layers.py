@@ -176,11 +176,13 @@ def _plain(op: str, **attrs: Any) -> LayerEmitter:
 
 LAYERS: dict[str, LayerEmitter] = {
     "Dense": _dense,
-    "Conv2D": _conv,
-    "MaxPool2D": _pool("MaxPool"),
-    "AvgPool2D": _pool("AveragePool"),
-    "GlobalAvgPool2D": _plain("GlobalAveragePool"),
-    "GlobalMaxPool2D": _plain("GlobalMaxPool"),
+    # every dimension: the configs and the ONNX operators are the same up to the sizes' length
+    **{f"Conv{d}D": _conv for d in (1, 2, 3)},
+    **{f"MaxPool{d}D": _pool("MaxPool") for d in (1, 2, 3)},
+    **{f"AvgPool{d}D": _pool("AveragePool") for d in (1, 2, 3)},
+    **{f"GlobalAvgPool{d}D": _plain("GlobalAveragePool") for d in (1, 2, 3)},
+    **{f"GlobalMaxPool{d}D": _plain("GlobalMaxPool") for d in (1, 2, 3)},
+    "Identity": _plain("Identity"),
     "BatchNorm": _batchnorm,
     "LayerNorm": _layernorm,
     "Embedding": _embedding,

@@ -16,6 +16,7 @@ import numpy as np
 import onnx
 
 from ... import nn
+from ...nn import registry
 from .import_patterns import SILU
 from .importer import Graph, to_array
 
@@ -348,29 +349,35 @@ def _symmetric(g: Graph, node: onnx.NodeProto, attrs: dict[str, Any], dims: int)
     return pads[:dims]
 
 
-def _pair(values: list[int]) -> tuple[int, int]:
-    return (int(values[0]), int(values[1]))
+def _registered(g: Graph, node: onnx.NodeProto, type_name: str, config: dict[str, Any]) -> nn.Block:
+    """A layer of a registered type (1-D and 3-D ones exist once their layers land)."""
+    if type_name not in registry.known_layers():
+        raise g.fail(node, f"it would be a {type_name}, which this modelpack does not have")
+    try:
+        return registry.layer_type(type_name).build(config)
+    except (ValueError, TypeError) as exc:
+        raise g.fail(node, str(exc)) from None
 
 
 def _conv(g: Graph, node: onnx.NodeProto, attrs: dict[str, Any]) -> None:
     weight = _float_weight(g, node, 1, "weight")
-    if weight.ndim != 4:
-        raise g.fail(node, f"a {weight.ndim - 2}-D convolution (modelpack has Conv2D)")
+    dims = weight.ndim - 2
     groups = attrs.get("group", 1)
     arrays = {"weight": weight}
     if _has(node, 2):
         arrays["bias"] = _float_weight(g, node, 2, "bias")
-    block = nn.Conv2D(
-        weight.shape[0],
-        tuple(weight.shape[2:]),
-        strides=tuple(attrs.get("strides", [1, 1])),
-        padding=_pair(_symmetric(g, node, attrs, 2)),
-        dilation=tuple(attrs.get("dilations", [1, 1])),
-        groups=groups,
-        use_bias="bias" in arrays,
-        in_channels=weight.shape[1] * groups,
-        dtype=weight.dtype.name,
-    )
+    config = {
+        "channels": weight.shape[0],
+        "kernel_size": list(weight.shape[2:]),
+        "strides": list(attrs.get("strides", [1] * dims)),
+        "padding": _symmetric(g, node, attrs, dims),
+        "dilation": list(attrs.get("dilations", [1] * dims)),
+        "groups": groups,
+        "use_bias": "bias" in arrays,
+        "in_channels": weight.shape[1] * groups,
+        "dtype": weight.dtype.name,
+    }
+    block = _registered(g, node, f"Conv{dims}D", config)
     block.set_parameters(arrays, source=g.where)
     g.layer(node, block, g.value(node.input[0], node), "conv")
 
@@ -378,24 +385,26 @@ def _conv(g: Graph, node: onnx.NodeProto, attrs: dict[str, Any]) -> None:
 def _pool(average: bool) -> Translator:
     def emit(g: Graph, node: onnx.NodeProto, attrs: dict[str, Any]) -> None:
         kernel = list(attrs["kernel_shape"])
-        if len(kernel) != 2:
-            raise g.fail(node, f"a {len(kernel)}-D pooling (modelpack has 2-D pooling)")
-        if any(d != 1 for d in attrs.get("dilations", [1, 1])) or attrs.get("storage_order", 0):
+        dims = len(kernel)
+        if any(d != 1 for d in attrs.get("dilations", [1] * dims)) or attrs.get("storage_order", 0):
             raise g.fail(
                 node, f"dilations={attrs.get('dilations')} / storage_order (modelpack pools without)"
             )
-        strides = list(attrs.get("strides", [1, 1]))
-        pads = list(attrs.get("pads", [0, 0, 0, 0]))
+        strides = list(attrs.get("strides", [1] * dims))
+        pads = list(attrs.get("pads", [0] * 2 * dims))
         ceil = bool(attrs.get("ceil_mode", 0))
         include = bool(attrs.get("count_include_pad", 0))
-        if pads[:2] != pads[2:]:
+        if pads[:dims] != pads[dims:]:
             ceil = _ceil_from_end_pads(g, node, kernel, strides, pads, ceil, average and include)
-        cls = nn.AvgPool2D if average else nn.MaxPool2D
-        kwargs: dict[str, Any] = {"count_include_pad": include} if average else {}
-        try:
-            block = cls(tuple(kernel), tuple(strides), tuple(pads[:2]), ceil_mode=ceil, **kwargs)
-        except ValueError as exc:
-            raise g.fail(node, str(exc)) from None
+        config: dict[str, Any] = {
+            "pool_size": kernel,
+            "strides": strides,
+            "padding": pads[:dims],
+            "ceil_mode": ceil,
+        }
+        if average:
+            config["count_include_pad"] = include
+        block = _registered(g, node, f"{'Avg' if average else 'Max'}Pool{dims}D", config)
         g.layer(node, block, g.value(node.input[0], node), "avgpool" if average else "maxpool")
 
     return emit
@@ -414,14 +423,15 @@ def _ceil_from_end_pads(
     ``ceil_mode`` that gives the same windows — possible when the input's sizes are fixed."""
     dims = g.shape(node.input[0])
     sizes = [n for n in (dims or [])[2:] if isinstance(n, int)]
-    if not ceil and len(sizes) == 2:
+    count = len(kernel)
+    if not ceil and len(sizes) == count:
         for candidate in (False, True):
             if all(
                 _same_windows(n, k, s, b, e, candidate, counts_padding)
-                for n, k, s, b, e in zip(sizes, kernel, strides, pads[:2], pads[2:], strict=True)
+                for n, k, s, b, e in zip(sizes, kernel, strides, pads[:count], pads[count:], strict=True)
             ):
                 return candidate
-    raise g.fail(node, f"asymmetric pads {pads} (begin {pads[:2]}, end {pads[2:]})")
+    raise g.fail(node, f"asymmetric pads {pads} (begin {pads[:count]}, end {pads[count:]})")
 
 
 def _same_windows(n: int, k: int, s: int, begin: int, end: int, ceil: bool, counts_padding: bool) -> bool:
@@ -436,12 +446,13 @@ def _same_windows(n: int, k: int, s: int, begin: int, end: int, ceil: bool, coun
     return out == onnx_out and (not counts_padding or last_end <= n + min(begin, end))
 
 
-def _global_pool(block: type[nn.Block]) -> Translator:
+def _global_pool(kind: str) -> Translator:
     def emit(g: Graph, node: onnx.NodeProto, attrs: dict[str, Any]) -> None:
         dims = g.shape(node.input[0])
-        if dims is not None and len(dims) != 4:
-            raise g.fail(node, f"a global pooling over a rank-{len(dims)} input (modelpack's is 2-D)")
-        g.layer(node, block(), g.value(node.input[0], node), node.op_type.lower())
+        if dims is None:
+            raise g.fail(node, "the rank of its input is not known")
+        block = _registered(g, node, f"Global{kind}Pool{len(dims) - 2}D", {})
+        g.layer(node, block, g.value(node.input[0], node), node.op_type.lower())
 
     return emit
 
@@ -512,8 +523,8 @@ OPERATORS: dict[str, Translator] = {
     "Conv": _conv,
     "MaxPool": _pool(False),
     "AveragePool": _pool(True),
-    "GlobalAveragePool": _global_pool(nn.GlobalAvgPool2D),
-    "GlobalMaxPool": _global_pool(nn.GlobalMaxPool2D),
+    "GlobalAveragePool": _global_pool("Avg"),
+    "GlobalMaxPool": _global_pool("Max"),
     "BatchNormalization": _batchnorm,
     "LayerNormalization": _layernorm,
     "Flatten": _flatten,

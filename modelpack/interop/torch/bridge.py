@@ -7,7 +7,7 @@ subclass of a known one, whose ``forward`` may differ — is refused, naming its
 
 Three small torch classes stand for modelpack layers that torch spells with two modules:
 ``DenseLinear`` (a Linear that flattens its input and applies an activation),
-``ActivatedConv1d``/``ActivatedConv2d`` and ``AnyRankBatchNorm`` (modelpack's BatchNorm takes
+``ActivatedConv1d``/``2d``/``3d`` and ``AnyRankBatchNorm`` (modelpack's BatchNorm takes
 any rank from 2 on). Their parameters are named as torch's own.
 """
 
@@ -24,7 +24,15 @@ from ...nn import registry
 from ...nn.block import Block, Sequential
 from .layers import ACTIVATION_CLASSES, ROWS, ROWS_BY_TYPE, Row
 
-__all__ = ["from_torch", "to_torch", "DenseLinear", "ActivatedConv1d", "ActivatedConv2d", "AnyRankBatchNorm"]
+__all__ = [
+    "from_torch",
+    "to_torch",
+    "DenseLinear",
+    "ActivatedConv1d",
+    "ActivatedConv2d",
+    "ActivatedConv3d",
+    "AnyRankBatchNorm",
+]
 
 RTOL, ATOL = 1e-4, 1e-5  # float32, for the optional check on ``example``
 
@@ -54,26 +62,24 @@ class DenseLinear(nn.Linear):
         return self.act(out) if self.act is not None else out
 
 
-class ActivatedConv1d(nn.Conv1d):
-    """A Conv1d followed by modelpack's named activation."""
+def _activated(base: type[nn.Module]) -> type[nn.Module]:
+    """``base`` (a convolution) followed by modelpack's named activation."""
 
-    def __init__(self, *args: Any, activation: str, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.activation_name, self.act = activation, getattr(nn, ACTIVATION_CLASSES[activation])()
+    class Activated(base):  # type: ignore[valid-type,misc]
+        def __init__(self, *args: Any, activation: str, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self.activation_name, self.act = activation, getattr(nn, ACTIVATION_CLASSES[activation])()
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.act(super().forward(x))
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.act(super().forward(x))
+
+    Activated.__name__ = Activated.__qualname__ = f"Activated{base.__name__}"
+    return Activated
 
 
-class ActivatedConv2d(nn.Conv2d):
-    """A Conv2d followed by modelpack's named activation."""
-
-    def __init__(self, *args: Any, activation: str, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.activation_name, self.act = activation, getattr(nn, ACTIVATION_CLASSES[activation])()
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.act(super().forward(x))
+ActivatedConv1d = _activated(nn.Conv1d)
+ActivatedConv2d = _activated(nn.Conv2d)
+ActivatedConv3d = _activated(nn.Conv3d)
 
 
 class AnyRankBatchNorm(nn.modules.batchnorm._BatchNorm):
@@ -85,7 +91,8 @@ class AnyRankBatchNorm(nn.modules.batchnorm._BatchNorm):
 
 
 _OWN_CLASSES: dict[str, type[nn.Module]] = {
-    cls.__name__: cls for cls in (DenseLinear, ActivatedConv1d, ActivatedConv2d, AnyRankBatchNorm)
+    cls.__name__: cls
+    for cls in (DenseLinear, ActivatedConv1d, ActivatedConv2d, ActivatedConv3d, AnyRankBatchNorm)
 }
 
 
@@ -124,8 +131,8 @@ def _from_module(module: nn.Module, path: str) -> Block:
         for name, child in module.named_children():
             net.register_child(_from_module(child, f"{path}.{name}" if path else name), name)
         return net
-    if any(True for _ in module.children()) and row.modelpack not in ("Dense", "Conv1D", "Conv2D"):
-        raise UnsupportedBlockError(f"{where} has child modules")
+    if any(True for _ in module.children()) and type(module).__name__ not in _OWN_CLASSES:
+        raise UnsupportedBlockError(f"{where} has child modules")  # its activation, for our own classes
     if any(nn.parameter.is_lazy(p) for p in module.parameters()):
         raise UnsupportedBlockError(f"{where} has parameters not initialized yet (call it on an input first)")
     try:
@@ -135,7 +142,7 @@ def _from_module(module: nn.Module, path: str) -> Block:
     block = registry.layer_type(row.modelpack).build(config)
     state = {name: tensor.detach().cpu().numpy().copy() for name, tensor in module.state_dict().items()}
     arrays = {}
-    for param in row.params:
+    for param in row.params_for(config):
         if param.modelpack not in block.params:
             continue
         if param.torch in state:
@@ -178,7 +185,7 @@ def _to_module(block: Block, path: str) -> nn.Module:
     dtype = getattr(torch, config.get("dtype", "float32"))
     module = module.to(dtype)
     state = module.state_dict()
-    for param in row.params:
+    for param in row.params_for(config):
         if param.torch not in state:
             continue
         if param.when is not None and not config[param.when]:
@@ -197,7 +204,9 @@ def _check_same_outputs(module: nn.Module, net: Block, example: Any) -> None:
     try:
         module.eval()
         with torch.no_grad():
-            expected = module(torch.from_numpy(array.copy())).detach().cpu().numpy()
+            output = module(torch.from_numpy(array.copy()))
+        # a recurrent layer returns (output, states); modelpack's, called without states, the output
+        expected = (output[0] if isinstance(output, tuple) else output).detach().cpu().numpy()
     finally:
         for m, training in modes.items():
             m.train(training)

@@ -10,12 +10,16 @@ modelpack type is not registered (a layer that has not landed yet) is skipped.
 Nothing here imports torch: a ``config`` function reads a module's attributes, and classes
 are named, to be resolved by ``bridge``. A row refuses what it cannot translate faithfully by
 raising ``UnsupportedBlockError`` with the attribute and its value.
+
+GroupNorm has no row on purpose: modelpack's (MXNet's) holds one gamma and beta per group,
+torch's one per channel, and modelpack's config does not know the channel count.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -49,18 +53,23 @@ class Row:
     torch: tuple[str, ...]
     config: Callable[[Any], Config]
     build: Callable[[Config], tuple[str, Config]]
-    params: tuple[Param, ...] = ()
+    params: tuple[Param, ...] | Callable[[Config], tuple[Param, ...]] = ()  # fixed, or by config
     ignored: tuple[str, ...] = ()  # torch state entries modelpack does not keep
+
+    def params_for(self, config: Config) -> tuple[Param, ...]:
+        """The parameter names of a layer with this config (an RNN's depend on its layers)."""
+        return self.params(config) if callable(self.params) else self.params
 
 
 def refuse(what: str) -> UnsupportedBlockError:
     return UnsupportedBlockError(what)
 
 
-def _pair(value: Any, what: str) -> list[int]:
-    items = [int(value)] * 2 if isinstance(value, int) else [int(v) for v in value]
-    if len(items) != 2:
-        raise refuse(f"{what}={value!r} is not 2-D")
+def _sizes(value: Any, dims: int, what: str) -> list[int]:
+    """An int or a tuple of ``dims`` ints (torch's size arguments) as a list."""
+    items = [int(value)] * dims if isinstance(value, int) else [int(v) for v in value]
+    if len(items) != dims:
+        raise refuse(f"{what}={value!r} is not {dims}-D")
     return items
 
 
@@ -75,13 +84,13 @@ def _require(module: Any, **expected: Any) -> None:
     """Attributes that must have their default value for the translation to be exact."""
     for name, value in expected.items():
         found = getattr(module, name, value)
-        if found != value and not (isinstance(value, tuple) and _same_pair(found, value)):
+        if found != value and not (isinstance(value, tuple) and _same_sizes(found, value)):
             raise refuse(f"{name}={found!r} (only {value!r} has a modelpack equivalent)")
 
 
-def _same_pair(found: Any, value: tuple[int, ...]) -> bool:
+def _same_sizes(found: Any, value: tuple[int, ...]) -> bool:
     try:
-        return tuple(_pair(found, "")) == value
+        return tuple(_sizes(found, len(value), "")) == value
     except (TypeError, ValueError, UnsupportedBlockError):
         return False
 
@@ -178,16 +187,16 @@ def _conv_build(torch_class: str) -> Callable[[Config], tuple[str, Config]]:
 
 
 # -- pooling -------------------------------------------------------------------------------------
-def _pool_config(m: Any, average: bool) -> Config:
+def _pool_config(m: Any, dims: int, average: bool) -> Config:
     if average:
         _require(m, divisor_override=None)
     else:
-        _require(m, dilation=(1, 1), return_indices=False)
-    kernel = _pair(m.kernel_size, "kernel_size")
+        _require(m, dilation=(1,) * dims, return_indices=False)
+    kernel = _sizes(m.kernel_size, dims, "kernel_size")
     config = {
         "pool_size": kernel,
-        "strides": _pair(m.stride if m.stride else kernel, "stride"),
-        "padding": _pair(m.padding, "padding"),
+        "strides": _sizes(m.stride if m.stride else kernel, dims, "stride"),
+        "padding": _sizes(m.padding, dims, "padding"),
         "ceil_mode": bool(m.ceil_mode),
     }
     return {**config, "count_include_pad": bool(m.count_include_pad)} if average else config
@@ -208,9 +217,16 @@ def _pool_build(torch_class: str) -> Callable[[Config], tuple[str, Config]]:
     return build
 
 
-def _global_config(m: Any) -> Config:
-    _require(m, output_size=(1, 1), return_indices=False)
-    return {}
+def _global_config(dims: int) -> Callable[[Any], Config]:
+    def config(m: Any) -> Config:
+        _require(m, output_size=(1,) * dims, return_indices=False)
+        return {}
+
+    return config
+
+
+def _global_build(torch_class: str, c: Config) -> tuple[str, Config]:
+    return torch_class, {"output_size": 1}
 
 
 # -- normalisation -------------------------------------------------------------------------------
@@ -274,24 +290,6 @@ def _layernorm_build(c: Config) -> tuple[str, Config]:
     }
 
 
-def _groupnorm_config(m: Any) -> Config:
-    affine = bool(m.affine)
-    return {
-        "num_groups": m.num_groups,
-        "epsilon": float(m.eps),
-        "center": affine,
-        "scale": affine,
-        "in_channels": m.num_channels,
-        "dtype": _dtype(m.weight) if affine else "float32",
-    }
-
-
-def _groupnorm_build(c: Config) -> tuple[str, Config]:
-    if not c["in_channels"]:
-        raise refuse("in_channels is not known yet (call the network on an input first)")
-    return "GroupNorm", {"num_groups": c["num_groups"], "num_channels": c["in_channels"], "eps": c["epsilon"]}
-
-
 # -- the rest ------------------------------------------------------------------------------------
 _DROPOUT_AXES = {"Dropout": [], "Dropout1d": [2], "Dropout2d": [2, 3]}
 
@@ -313,6 +311,70 @@ def _flatten_config(m: Any) -> Config:
     return {}
 
 
+def _recurrent_config(mode: str) -> Callable[[Any], Config]:
+    def config(m: Any) -> Config:
+        c: Config = {
+            "hidden_size": m.hidden_size,
+            "num_layers": m.num_layers,
+            "layout": "NTC" if m.batch_first else "TNC",
+            "dropout": float(m.dropout),
+            "bidirectional": bool(m.bidirectional),
+            "input_size": m.input_size,
+            "dtype": _dtype(m.weight_ih_l0),
+        }
+        if mode == "RNN":
+            c["activation"] = m.nonlinearity
+        if mode == "LSTM" and m.proj_size:
+            c["projection_size"] = m.proj_size
+        return c
+
+    return config
+
+
+def _recurrent_build(mode: str) -> Callable[[Config], tuple[str, Config]]:
+    def build(c: Config) -> tuple[str, Config]:
+        if c.get("use_sequence_length") or c.get("state_clip_min") is not None or not c["input_size"]:
+            raise refuse(
+                f"use_sequence_length={c.get('use_sequence_length')}, state_clip_min="
+                f"{c.get('state_clip_min')}, input_size={c['input_size']} (torch has no sequence lengths "
+                "or state clipping, and needs the input size)"
+            )
+        kwargs: Config = {
+            "input_size": c["input_size"],
+            "hidden_size": c["hidden_size"],
+            "num_layers": c["num_layers"],
+            "batch_first": c["layout"] == "NTC",
+            "dropout": c["dropout"],
+            "bidirectional": c["bidirectional"],
+        }
+        if mode == "RNN":
+            kwargs["nonlinearity"] = c["activation"]
+        if mode == "LSTM" and c.get("projection_size"):
+            kwargs["proj_size"] = c["projection_size"]
+        return mode, kwargs
+
+    return build
+
+
+def _recurrent_params(c: Config) -> tuple[Param, ...]:
+    """Gluon's ``l0_i2h_weight`` (``r`` backwards) is torch's ``weight_ih_l0`` (``_reverse``);
+    both order the gates alike (LSTM: i, f, g, o; GRU: r, z, n). torch's ``bias=False`` has
+    zero biases in modelpack."""
+    params = []
+    for layer in range(c["num_layers"]):
+        for direction, suffix in enumerate(("", "_reverse")[: 2 if c["bidirectional"] else 1]):
+            ours, theirs = f"{'lr'[direction]}{layer}", f"l{layer}{suffix}"
+            params += [
+                Param(f"{ours}_i2h_weight", f"weight_ih_{theirs}"),
+                Param(f"{ours}_h2h_weight", f"weight_hh_{theirs}"),
+                Param(f"{ours}_i2h_bias", f"bias_ih_{theirs}", fill="zeros"),
+                Param(f"{ours}_h2h_bias", f"bias_hh_{theirs}", fill="zeros"),
+            ]
+            if c.get("projection_size"):
+                params.append(Param(f"{ours}_h2r_weight", f"weight_hr_{theirs}"))
+    return tuple(params)
+
+
 _WEIGHT_BIAS = (Param("weight", "weight"), Param("bias", "bias"))
 _NORM = (
     Param("gamma", "weight", fill="ones", when="scale"),
@@ -329,33 +391,42 @@ _BATCHNORM = (
 _ALL_ROWS = (
     Row("Sequential", ("Sequential",), lambda m: {}, lambda c: ("Sequential", {})),
     Row("Dense", ("Linear", "DenseLinear"), _dense_config, _dense_build, _WEIGHT_BIAS),
-    Row(
-        "Conv1D",
-        ("Conv1d", "ActivatedConv1d"),
-        lambda m: _conv_config(m, 1),
-        _conv_build("Conv1d"),
-        _WEIGHT_BIAS,
-    ),
-    Row(
-        "Conv2D",
-        ("Conv2d", "ActivatedConv2d"),
-        lambda m: _conv_config(m, 2),
-        _conv_build("Conv2d"),
-        _WEIGHT_BIAS,
-    ),
-    Row("MaxPool2D", ("MaxPool2d",), lambda m: _pool_config(m, False), _pool_build("MaxPool2d")),
-    Row("AvgPool2D", ("AvgPool2d",), lambda m: _pool_config(m, True), _pool_build("AvgPool2d")),
-    Row(
-        "GlobalAvgPool2D",
-        ("AdaptiveAvgPool2d",),
-        _global_config,
-        lambda c: ("AdaptiveAvgPool2d", {"output_size": 1}),
-    ),
-    Row(
-        "GlobalMaxPool2D",
-        ("AdaptiveMaxPool2d",),
-        _global_config,
-        lambda c: ("AdaptiveMaxPool2d", {"output_size": 1}),
+    *(
+        row
+        for d in (1, 2, 3)
+        for row in (
+            Row(
+                f"Conv{d}D",
+                (f"Conv{d}d", f"ActivatedConv{d}d"),
+                partial(_conv_config, dims=d),
+                _conv_build(f"Conv{d}d"),
+                _WEIGHT_BIAS,
+            ),
+            Row(
+                f"MaxPool{d}D",
+                (f"MaxPool{d}d",),
+                partial(_pool_config, dims=d, average=False),
+                _pool_build(f"MaxPool{d}d"),
+            ),
+            Row(
+                f"AvgPool{d}D",
+                (f"AvgPool{d}d",),
+                partial(_pool_config, dims=d, average=True),
+                _pool_build(f"AvgPool{d}d"),
+            ),
+            Row(
+                f"GlobalAvgPool{d}D",
+                (f"AdaptiveAvgPool{d}d",),
+                _global_config(d),
+                partial(_global_build, f"AdaptiveAvgPool{d}d"),
+            ),
+            Row(
+                f"GlobalMaxPool{d}D",
+                (f"AdaptiveMaxPool{d}d",),
+                _global_config(d),
+                partial(_global_build, f"AdaptiveMaxPool{d}d"),
+            ),
+        )
     ),
     Row(
         "BatchNorm",
@@ -366,7 +437,6 @@ _ALL_ROWS = (
         ignored=("num_batches_tracked",),
     ),
     Row("LayerNorm", ("LayerNorm",), _layernorm_config, _layernorm_build, _NORM),
-    Row("GroupNorm", ("GroupNorm",), _groupnorm_config, _groupnorm_build, _NORM),
     Row(
         "Embedding",
         ("Embedding",),
@@ -381,6 +451,11 @@ _ALL_ROWS = (
         _dropout_build,
     ),
     Row("Flatten", ("Flatten",), _flatten_config, lambda c: ("Flatten", {})),
+    Row("Identity", ("Identity",), lambda m: {}, lambda c: ("Identity", {})),
+    *(
+        Row(mode, (mode,), _recurrent_config(mode), _recurrent_build(mode), _recurrent_params)
+        for mode in ("RNN", "LSTM", "GRU")
+    ),
     Row(
         "Activation",
         tuple(ACTIVATION_CLASSES.values()),
@@ -417,8 +492,9 @@ def rename_state_dict(arrays: Mapping[str, np.ndarray], net: Block) -> dict[str,
             continue
         prefix = f"{path}." if path else ""
         dropped.update(prefix + name for name in row.ignored)
-        siblings = [prefix + p.torch for p in row.params if p.fill is None]
-        for param in row.params:
+        params = row.params_for(block.get_config())  # type: ignore[attr-defined]
+        siblings = [prefix + p.torch for p in params if p.fill is None]
+        for param in params:
             renamed[prefix + param.torch] = prefix + param.modelpack
             own = block.params.get(param.modelpack)
             if param.fill is not None and prefix + param.torch not in arrays and own is not None:
@@ -429,7 +505,7 @@ def rename_state_dict(arrays: Mapping[str, np.ndarray], net: Block) -> dict[str,
         present = [arrays[s] for s in siblings if s in arrays]
         if siblings and not present:
             continue  # the layer is absent from the file: set_parameters reports it
-        shaped = present[0] if present else like
+        shaped = like if like is not None else present[0] if present else None
         if shaped is not None:
             result[name] = (np.ones_like if fill == "ones" else np.zeros_like)(shaped)
     return result
