@@ -18,6 +18,7 @@ import modelpack
 from modelpack import nn
 from modelpack.errors import FileKindError, FormatError, InputError, LimitError, UnsupportedBlockError
 from modelpack.io.limits import Limits
+from modelpack.nn import registry
 
 onnx = pytest.importorskip("onnx", reason="onnx is not installed (pip install -e '.[onnx]')")
 ort = pytest.importorskip("onnxruntime", reason="onnxruntime is not installed (pip install -e '.[onnx]')")
@@ -374,4 +375,33 @@ def test_a_gelu_pattern_whose_parts_are_read_elsewhere_is_not_fused(tmp_path):
     model = _model(nodes, [_float("x", [2])], [_float("y", None), _float("e", None)], [half, one, root])
     path = _save(model, tmp_path / "shared.onnx")
     with pytest.raises(UnsupportedBlockError, match=r"node 1 'erf' \(Erf\): operator 'Erf' has no modelpack equivalent"):
+        from_onnx(path)
+
+
+@pytest.mark.skipif(not {"Conv1D", "MaxPool1D", "GlobalAvgPool1D"} <= set(registry.known_layers()),
+                    reason="modelpack has no 1-D convolution and pooling layers yet: their translations wait for them")
+def test_one_dimensional_layers_both_ways(tmp_path):
+    layers = registry
+    net = nn.Sequential()
+    net.add(layers.layer_type("Conv1D").build({"channels": 4, "kernel_size": [3], "strides": [2], "padding": [1],
+                                               "in_channels": 3, "activation": "relu"}),
+            layers.layer_type("MaxPool1D").build({"pool_size": [2], "ceil_mode": True}),
+            layers.layer_type("GlobalAvgPool1D").build({}), nn.Flatten())
+    net.initialize(seed=0)
+    x = np.random.default_rng(0).standard_normal((2, 3, 11)).astype(np.float32)
+    net(x)
+    to_onnx(net, tmp_path / "c1.onnx", example=x)
+    np.testing.assert_allclose(_runtime(tmp_path / "c1.onnx", {"input": x})[0], net(x), **TOL)
+    back = from_onnx(tmp_path / "c1.onnx")
+    assert [type(b).__name__ for b in back] == ["Conv1D", "Activation", "MaxPool1D", "GlobalAvgPool1D", "Flatten"]
+    np.testing.assert_allclose(back(x), net(x), **TOL)
+
+
+def test_a_one_dimensional_convolution_is_refused_until_modelpack_has_one(tmp_path):
+    if "Conv1D" in registry.known_layers():
+        pytest.skip("modelpack has Conv1D: test_one_dimensional_layers_both_ways covers it")
+    w = numpy_helper.from_array(np.ones((2, 3, 3), np.float32), "w")
+    model = _model([helper.make_node("Conv", ["x", "w"], ["y"], name="c")], [_float("x", ["n", 3, 8])], [_float("y", None)], [w])
+    path = _save(model, tmp_path / "c1.onnx")
+    with pytest.raises(UnsupportedBlockError, match=r"node 0 'c' \(Conv\): it would be a Conv1D, which this modelpack does not have"):
         from_onnx(path)

@@ -248,6 +248,13 @@ def _emit_op(
         raise UnsupportedBlockError(
             f"{where}: op {op!r} has no ONNX translation; translated ops: {', '.join(sorted(OPS))}"
         )
+    unknown = (
+        [d for d in attrs.get("shape", []) if isinstance(d, str) and d not in symbols]
+        if op == "reshape"
+        else []
+    )
+    if unknown:
+        raise UnsupportedBlockError(f"{where}: reshape sizes {unknown} are not plain input sizes")
     samples = []
     for run in (0, 1):
         run_attrs = dict(attrs)
