@@ -233,3 +233,25 @@ def test_onnx_reference_evaluator_agrees(tmp_path):
     to_onnx(net, tmp_path / "ref.onnx", example=x)
     found = ReferenceEvaluator(str(tmp_path / "ref.onnx")).run(None, {"input": x})[0]
     np.testing.assert_allclose(found, net(x), **TOL)
+
+
+def test_catalogue_activations(tmp_path):
+    from modelpack.nn import registry
+
+    if not {"PReLU", "SELU", "GELU", "Swish", "Identity"} <= set(registry.known_layers()):
+        pytest.skip("modelpack has no PReLU/SELU/GELU/Swish/Identity layers yet")
+    build = lambda name, **config: registry.layer_type(name).build(config)  # noqa: E731
+    net = nn.Sequential()
+    net.add(nn.Conv2D(3, 1, in_channels=2), build("PReLU", in_channels=3), build("SELU"), build("Identity"),
+            build("GELU", approximation="tanh"), build("Swish", beta=1.5), nn.Flatten(), nn.Dense(2, in_units=12),
+            build("PReLU"), build("GELU"))
+    net.initialize(seed=0)
+    net[1].alpha.set_data(np.array([0.1, -0.3, 0.7], np.float32))
+    x = np.random.default_rng(0).standard_normal((2, 2, 2, 2)).astype(np.float32)
+    to_onnx(net, tmp_path / "acts.onnx", example=x)
+    _check(net, tmp_path / "acts.onnx", x)
+    from modelpack.interop.onnx import from_onnx
+
+    back = from_onnx(tmp_path / "acts.onnx")
+    np.testing.assert_allclose(back(x), net(x), **TOL)
+    assert {"PReLU", "SELU"} <= {type(b).__name__ for _, b in back.named_blocks()}

@@ -337,3 +337,20 @@ def test_recurrent_layers(tmp_path, make, shape):
     fresh.initialize(force_reinit=True, seed=3)
     fresh.load_parameters(tmp_path / "rnn.pt")
     np.testing.assert_allclose(fresh(x), expected, **TOL)
+
+
+@_registered("PReLU", "SELU", "GELU", "Swish")
+def test_catalogue_activations():
+    torch.manual_seed(0)
+    module = tnn.Sequential(tnn.Conv2d(2, 3, 1), tnn.PReLU(3), tnn.SELU(), tnn.Flatten(), tnn.Linear(12, 4), tnn.PReLU())
+    with torch.no_grad():
+        module[1].weight.uniform_(-0.5, 0.5)
+    _round_trip(module, np.random.default_rng(0).standard_normal((2, 2, 2, 2)).astype(np.float32))
+    net = nn.Sequential()
+    net.add(registry.layer_type("GELU").build({"approximation": "tanh"}), registry.layer_type("Swish").build({"beta": 1.0}))
+    back = to_torch(net)
+    assert [type(m).__name__ for m in back] == ["GELU", "SiLU"] and back[0].approximate == "tanh"
+    x = np.linspace(-4, 4, 12, dtype=np.float32).reshape(3, 4)
+    np.testing.assert_allclose(_run(back, x), net(x), **TOL)
+    with pytest.raises(UnsupportedBlockError, match=r"block '\(top level\)' \(Swish\): beta=2\.0 \(torch's SiLU is beta 1\)"):
+        to_torch(registry.layer_type("Swish").build({"beta": 2.0}))

@@ -40,6 +40,17 @@ def activation(em: Emitter, name: str, x: str, dtype: np.dtype, **attrs: Any) ->
         return em.node("Elu", [x], name, alpha=float(attrs.get("alpha", 1.0)))
     if name == "silu":
         return em.node("Mul", [x, em.node("Sigmoid", [x])], "silu")
+    if name == "gelu_tanh":  # x·(1 + tanh(√(2/π)·(x + 0.044715·x³)))/2
+        cube = em.node("Mul", [x, em.node("Mul", [x, x])])
+        inner = em.node("Add", [x, em.node("Mul", [cube, em.constant(0.044715, dtype)])])
+        scaled = em.node("Mul", [inner, em.constant(0.7978845608028654, dtype)])
+        one_plus = em.node("Add", [em.node("Tanh", [scaled]), em.constant(1.0, dtype)])
+        return em.node("Mul", [em.node("Mul", [x, one_plus]), em.constant(0.5, dtype)], "gelu")
+    if name == "swish":
+        beta = em.node("Mul", [x, em.constant(float(attrs.get("beta", 1.0)), dtype)])
+        return em.node("Mul", [x, em.node("Sigmoid", [beta])], "swish")
+    if name == "selu":
+        return em.node("Selu", [x], "selu")
     if name == "gelu":  # opset 17 has no Gelu: x·(1 + erf(x/√2))/2
         scaled = em.node("Mul", [x, em.constant(0.7071067811865476, dtype)])
         one_plus = em.node("Add", [em.node("Erf", [scaled]), em.constant(1.0, dtype)])
@@ -162,6 +173,14 @@ def _layernorm(em: Emitter, block: Block, c: dict[str, Any], x: Value, path: str
     return em.node("Transpose", [normed], "layernorm", perm=inverse)
 
 
+def _prelu(em: Emitter, block: Block, c: dict[str, Any], x: Value, path: str, dtype: np.dtype) -> str:
+    alpha = block.params["alpha"].data()
+    if alpha.shape[0] > 1 and x.ndim > 1:  # one slope per channel (axis 1): ONNX broadcasts from the end
+        alpha = alpha.reshape(alpha.shape[0], *([1] * (x.ndim - 2)))
+    slope = em.initializer(alpha, f"{path}.alpha" if path else "alpha")
+    return em.node("PRelu", [em.as_dtype(x, dtype), slope], "prelu")
+
+
 def _embedding(em: Emitter, block: Block, c: dict[str, Any], x: Value, path: str, dtype: np.dtype) -> str:
     indices = x.name if np.issubdtype(x.dtype, np.integer) else em.as_dtype(x, np.dtype(np.int64))
     return em.node("Gather", [_param(em, block, path, "weight"), indices], "embedding", axis=0)
@@ -193,4 +212,10 @@ LAYERS: dict[str, LayerEmitter] = {
         em, "leaky_relu", em.as_dtype(x, d), d, alpha=c["alpha"]
     ),
     "ELU": lambda em, b, c, x, p, d: activation(em, "elu", em.as_dtype(x, d), d, alpha=c["alpha"]),
+    "SELU": lambda em, b, c, x, p, d: activation(em, "selu", em.as_dtype(x, d), d),
+    "Swish": lambda em, b, c, x, p, d: activation(em, "swish", em.as_dtype(x, d), d, beta=c["beta"]),
+    "GELU": lambda em, b, c, x, p, d: activation(
+        em, "gelu" if c["approximation"] == "erf" else "gelu_tanh", em.as_dtype(x, d), d
+    ),
+    "PReLU": _prelu,
 }

@@ -291,9 +291,36 @@ def _activation_layer(block: Callable[[dict[str, Any]], nn.Block]) -> Translator
 
 
 def _gelu(attrs: dict[str, Any]) -> nn.Block:
-    if attrs.get("approximate", "none") != "none":
-        raise ValueError(f"approximate={attrs['approximate']!r} (modelpack's gelu is exact)")
-    return nn.Activation("gelu")
+    approximate = attrs.get("approximate", "none")
+    if approximate == "none":
+        return nn.Activation("gelu")
+    if approximate == "tanh" and "GELU" in registry.known_layers():
+        return registry.layer_type("GELU").build({"approximation": "tanh"})
+    raise ValueError(f"approximate={approximate!r} (modelpack's gelu activation is exact)")
+
+
+def _selu(attrs: dict[str, Any]) -> nn.Block:
+    """ONNX's default constants are SELU's own; others have no modelpack equivalent."""
+    alpha, gamma = (
+        attrs.get("alpha", 1.67326319217681884765625),
+        attrs.get("gamma", 1.05070102214813232421875),
+    )
+    if abs(alpha - 1.6732632) > 1e-6 or abs(gamma - 1.050701) > 1e-6 or "SELU" not in registry.known_layers():
+        raise ValueError(f"alpha={alpha}, gamma={gamma} (modelpack's SELU has the standard constants)")
+    return registry.layer_type("SELU").build({})
+
+
+def _prelu(g: Graph, node: onnx.NodeProto, attrs: dict[str, Any]) -> None:
+    slope = _float_weight(g, node, 1, "slope")
+    channels = slope.size
+    if channels > 1 and (slope.shape[0] != channels or slope.ndim < 1):
+        raise g.fail(node, f"a slope of shape {slope.shape} (modelpack's PReLU has one per channel, axis 1)")
+    dims = g.shape(node.input[0])
+    if channels > 1 and (dims is None or len(dims) != slope.ndim + 1):
+        raise g.fail(node, f"a slope of shape {slope.shape} that is not per channel for this input")
+    block = _registered(g, node, "PReLU", {"in_channels": channels, "dtype": slope.dtype.name})
+    block.set_parameters({"alpha": slope.reshape(-1)}, source=g.where)
+    g.layer(node, block, g.value(node.input[0], node), "prelu")
 
 
 def _float_weight(g: Graph, node: onnx.NodeProto, index: int, what: str) -> np.ndarray:
@@ -534,6 +561,8 @@ OPERATORS: dict[str, Translator] = {
     "Softplus": _activation_layer(lambda a: nn.Activation("softrelu")),
     "Softsign": _activation_layer(lambda a: nn.Activation("softsign")),
     "Gelu": _activation_layer(_gelu),
+    "Selu": _activation_layer(_selu),
+    "PRelu": _prelu,
     SILU: _activation_layer(lambda a: nn.Activation("silu")),
     "LeakyRelu": _activation_layer(lambda a: nn.LeakyReLU(a.get("alpha", 0.01))),
     "Elu": _activation_layer(lambda a: nn.ELU(a.get("alpha", 1.0))),

@@ -306,6 +306,12 @@ def _embedding_config(m: Any) -> Config:
     return {"input_dim": m.num_embeddings, "output_dim": m.embedding_dim, "dtype": _dtype(m.weight)}
 
 
+def _swish_build(c: Config) -> tuple[str, Config]:
+    if c["beta"] != 1.0:
+        raise refuse(f"beta={c['beta']} (torch's SiLU is beta 1)")
+    return "SiLU", {}
+
+
 def _flatten_config(m: Any) -> Config:
     _require(m, start_dim=1, end_dim=-1)
     return {}
@@ -469,6 +475,22 @@ _ALL_ROWS = (
         lambda c: ("LeakyReLU", {"negative_slope": c["alpha"]}),
     ),
     Row("ELU", ("ELU",), lambda m: {"alpha": float(m.alpha)}, lambda c: ("ELU", {"alpha": c["alpha"]})),
+    Row("SELU", ("SELU",), lambda m: {}, lambda c: ("SELU", {})),
+    Row(
+        "PReLU",
+        ("PReLU",),
+        lambda m: {"in_channels": m.num_parameters, "dtype": _dtype(m.weight)},
+        lambda c: ("PReLU", {"num_parameters": c["in_channels"]}),
+        (Param("alpha", "weight"),),
+    ),
+    # modelpack → torch only: torch's GELU and SiLU read back as Activation("gelu"/"silu")
+    Row(
+        "GELU",
+        (),
+        lambda m: {},
+        lambda c: ("GELU", {"approximate": "none" if c["approximation"] == "erf" else "tanh"}),
+    ),
+    Row("Swish", (), lambda m: {}, _swish_build),
 )
 
 # Rows whose modelpack type is registered; the others wait for their layer to land.
