@@ -1,4 +1,6 @@
-"""Translators between other tools' files and modelpack (``interop.mxnet``: MXNet's files).
+"""Translators between other tools' files and modelpack: ``mxnet`` (MXNet's files), ``torch``
+(state_dict files without torch; modules both ways), ``onnx`` (ONNX files both ways), and
+``convert`` (``modelpack.convert``: any of them, told apart by their bytes).
 
 Each translator reads another tool's format with modelpack's own strict readers (never with
 that tool, never by executing anything from the file) and produces modelpack's objects:

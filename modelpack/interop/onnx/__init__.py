@@ -3,8 +3,9 @@
 - ``export``: ``to_onnx(net, path, example=None)``, walking the model once (``emitter``: the
   shared state; ``export_layers`` and ``export_ops``: a table entry per layer type and per op).
 - ``importer``: ``from_onnx(path)``, an ONNX graph of ops modelpack has as a modelpack model
-  (``import_ops``: a table entry per ONNX operator). The file is parsed by onnx's own protobuf
-  parser, its sizes checked against ``Limits``; nothing in it is ever run.
+  (``import_ops``: a table entry per ONNX operator, ``import_layers``: those that are layers,
+  ``import_patterns``: several nodes that mean one activation). The file is parsed by onnx's
+  own protobuf parser, its sizes checked against ``Limits``; nothing in it is ever run.
 
 >>> from modelpack.interop import onnx as mo
 >>> mo.to_onnx(net, "net.onnx", example=x)      # doctest: +SKIP

@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,10 +28,12 @@ from ...io.paths import PathOrFile, describe, open_for_reading
 from ...nn.block import Block, Sequential
 from ...nn.graph import GraphBlock, GraphSpec
 
-__all__ = ["from_onnx", "Graph"]
+__all__ = ["from_onnx", "Graph", "Translator", "constant_input", "has_input", "only_first_output", "to_array"]
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_]")
 Dims = list["int | str"]
+# An operator's translation: adds what one node computes to the graph being assembled.
+Translator = Callable[["Graph", onnx.NodeProto, dict[str, Any]], None]
 
 
 def from_onnx(source: PathOrFile, *, limits: Limits = DEFAULT_LIMITS) -> Block:
@@ -126,6 +129,27 @@ def to_array(tensor: onnx.TensorProto, where: str) -> np.ndarray:
         return np.array(numpy_helper.to_array(tensor), dtype=dtype)
     except (ValueError, TypeError) as exc:
         raise FormatError(f"{where}: tensor {tensor.name!r} cannot be read: {exc}") from None
+
+
+def constant_input(g: Graph, node: onnx.NodeProto, index: int, what: str) -> np.ndarray:
+    name = node.input[index] if index < len(node.input) else ""
+    if name in g.vectors and all(isinstance(d, int) for d in g.vectors[name]):
+        return np.asarray(g.vectors[name], np.int64)
+    if name not in g.constants:
+        raise g.fail(node, f"its {what} ({name!r}) must be a constant")
+    return g.constants[name]
+
+
+def has_input(node: onnx.NodeProto, index: int) -> bool:
+    return index < len(node.input) and node.input[index] != ""
+
+
+def only_first_output(g: Graph, node: onnx.NodeProto) -> None:
+    used = {name for other in g.model.graph.node for name in other.input} | {
+        o.name for o in g.model.graph.output
+    }
+    if any(name and name in used for name in node.output[1:]):
+        raise g.fail(node, "its extra outputs are used; only the first is translated")
 
 
 def safe_name(name: str, taken: Any, limit: int = 63) -> str:

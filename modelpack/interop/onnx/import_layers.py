@@ -1,0 +1,275 @@
+"""ONNX operators with weights (and activations) as modelpack layers, for ``import_ops``' table.
+
+``Gemm`` with a constant B is ``Dense`` (``transB`` decides the weight's layout), ``Conv`` is
+``Conv1D``/``2D``/``3D``, pools keep their strides and read unequal begin and end pads as
+``ceil_mode`` where the input's sizes are fixed, ``BatchNormalization`` is ``BatchNorm`` from
+its running statistics. A chain of these loads as a ``Sequential``. A translation that would
+not be exact (asymmetric padding, a transposed A, a pooling dilation) is refused naming the
+attribute.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import onnx
+
+from ... import nn
+from ...nn import registry
+from .importer import Graph, Translator, constant_input, has_input, only_first_output
+
+
+def activation_layer(block: Callable[[dict[str, Any]], nn.Block]) -> Translator:
+    def emit(g: Graph, node: onnx.NodeProto, attrs: dict[str, Any]) -> None:
+        try:
+            layer = block(attrs)
+        except ValueError as exc:
+            raise g.fail(node, str(exc)) from None
+        g.layer(node, layer, g.value(node.input[0], node), node.op_type.lower())
+
+    return emit
+
+
+def gelu(attrs: dict[str, Any]) -> nn.Block:
+    approximate = attrs.get("approximate", "none")
+    if approximate == "none":
+        return nn.Activation("gelu")
+    if approximate == "tanh" and "GELU" in registry.known_layers():
+        return registry.layer_type("GELU").build({"approximation": "tanh"})
+    raise ValueError(f"approximate={approximate!r} (modelpack's gelu activation is exact)")
+
+
+def selu(attrs: dict[str, Any]) -> nn.Block:
+    """ONNX's default constants are SELU's own; others have no modelpack equivalent."""
+    alpha, gamma = (
+        attrs.get("alpha", 1.67326319217681884765625),
+        attrs.get("gamma", 1.05070102214813232421875),
+    )
+    if abs(alpha - 1.6732632) > 1e-6 or abs(gamma - 1.050701) > 1e-6 or "SELU" not in registry.known_layers():
+        raise ValueError(f"alpha={alpha}, gamma={gamma} (modelpack's SELU has the standard constants)")
+    return registry.layer_type("SELU").build({})
+
+
+def prelu(g: Graph, node: onnx.NodeProto, attrs: dict[str, Any]) -> None:
+    slope = _float_weight(g, node, 1, "slope")
+    channels = slope.size
+    if channels > 1 and (slope.shape[0] != channels or slope.ndim < 1):
+        raise g.fail(node, f"a slope of shape {slope.shape} (modelpack's PReLU has one per channel, axis 1)")
+    dims = g.shape(node.input[0])
+    if channels > 1 and (dims is None or len(dims) != slope.ndim + 1):
+        raise g.fail(node, f"a slope of shape {slope.shape} that is not per channel for this input")
+    block = _registered(g, node, "PReLU", {"in_channels": channels, "dtype": slope.dtype.name})
+    block.set_parameters({"alpha": slope.reshape(-1)}, source=g.where)
+    g.layer(node, block, g.value(node.input[0], node), "prelu")
+
+
+def _float_weight(g: Graph, node: onnx.NodeProto, index: int, what: str) -> np.ndarray:
+    array = constant_input(g, node, index, what)
+    if array.dtype.name not in ("float16", "float32", "float64"):
+        raise g.fail(node, f"its {what} has dtype {array.dtype}, not a float type")
+    return array
+
+
+def gemm(g: Graph, node: onnx.NodeProto, attrs: dict[str, Any]) -> None:
+    if attrs.get("transA", 0):
+        raise g.fail(node, "transA=1 (a transposed input)")
+    if node.input[1] not in g.constants:
+        raise g.fail(node, "its B is computed, not a constant weight")
+    b = _float_weight(g, node, 1, "B")
+    weight = np.ascontiguousarray(b if attrs.get("transB", 0) else b.T) * b.dtype.type(
+        attrs.get("alpha", 1.0)
+    )
+    units, in_units = weight.shape
+    arrays = {"weight": weight.astype(b.dtype)}
+    if has_input(node, 2):
+        bias = _float_weight(g, node, 2, "C")
+        if bias.size not in (1, units) or (bias.ndim == 2 and bias.shape[0] != 1):
+            raise g.fail(node, f"its C of shape {bias.shape} is not a bias of {units}")
+        arrays["bias"] = (
+            np.broadcast_to(bias.reshape(-1), (units,)) * bias.dtype.type(attrs.get("beta", 1.0))
+        ).astype(b.dtype)
+    block = nn.Dense(units, use_bias="bias" in arrays, flatten=False, dtype=b.dtype.name, in_units=in_units)
+    block.set_parameters(arrays, source=g.where)
+    g.layer(node, block, g.value(node.input[0], node), "dense")
+
+
+def matmul(g: Graph, node: onnx.NodeProto, attrs: dict[str, Any]) -> None:
+    if (
+        node.input[1] in g.constants
+        and g.constants[node.input[1]].ndim == 2
+        and node.input[0] not in g.constants
+    ):
+        b = _float_weight(g, node, 1, "B")
+        block = nn.Dense(b.shape[1], use_bias=False, flatten=False, dtype=b.dtype.name, in_units=b.shape[0])
+        block.set_parameters({"weight": np.ascontiguousarray(b.T)}, source=g.where)
+        g.layer(node, block, g.value(node.input[0], node), "dense")
+        return
+    g.op(node, "matmul", [g.value(n, node) for n in node.input])
+
+
+def _symmetric(g: Graph, node: onnx.NodeProto, attrs: dict[str, Any], dims: int) -> list[int]:
+    pads = list(attrs.get("pads", [0] * 2 * dims))
+    if attrs.get("auto_pad", "NOTSET") not in ("NOTSET", "VALID"):
+        raise g.fail(node, f"auto_pad={attrs['auto_pad']!r} (give explicit pads)")
+    if pads[:dims] != pads[dims:]:
+        raise g.fail(node, f"asymmetric pads {pads} (begin {pads[:dims]}, end {pads[dims:]})")
+    return pads[:dims]
+
+
+def _registered(g: Graph, node: onnx.NodeProto, type_name: str, config: dict[str, Any]) -> nn.Block:
+    """A layer of a registered type (1-D and 3-D ones exist once their layers land)."""
+    if type_name not in registry.known_layers():
+        raise g.fail(node, f"it would be a {type_name}, which this modelpack does not have")
+    try:
+        return registry.layer_type(type_name).build(config)
+    except (ValueError, TypeError) as exc:
+        raise g.fail(node, str(exc)) from None
+
+
+def conv(g: Graph, node: onnx.NodeProto, attrs: dict[str, Any]) -> None:
+    weight = _float_weight(g, node, 1, "weight")
+    dims = weight.ndim - 2
+    groups = attrs.get("group", 1)
+    arrays = {"weight": weight}
+    if has_input(node, 2):
+        arrays["bias"] = _float_weight(g, node, 2, "bias")
+    config = {
+        "channels": weight.shape[0],
+        "kernel_size": list(weight.shape[2:]),
+        "strides": list(attrs.get("strides", [1] * dims)),
+        "padding": _symmetric(g, node, attrs, dims),
+        "dilation": list(attrs.get("dilations", [1] * dims)),
+        "groups": groups,
+        "use_bias": "bias" in arrays,
+        "in_channels": weight.shape[1] * groups,
+        "dtype": weight.dtype.name,
+    }
+    block = _registered(g, node, f"Conv{dims}D", config)
+    block.set_parameters(arrays, source=g.where)
+    g.layer(node, block, g.value(node.input[0], node), "conv")
+
+
+def pool(average: bool) -> Translator:
+    def emit(g: Graph, node: onnx.NodeProto, attrs: dict[str, Any]) -> None:
+        kernel = list(attrs["kernel_shape"])
+        dims = len(kernel)
+        if any(d != 1 for d in attrs.get("dilations", [1] * dims)) or attrs.get("storage_order", 0):
+            raise g.fail(
+                node, f"dilations={attrs.get('dilations')} / storage_order (modelpack pools without)"
+            )
+        strides = list(attrs.get("strides", [1] * dims))
+        pads = list(attrs.get("pads", [0] * 2 * dims))
+        ceil = bool(attrs.get("ceil_mode", 0))
+        include = bool(attrs.get("count_include_pad", 0))
+        if pads[:dims] != pads[dims:]:
+            ceil = _ceil_from_end_pads(g, node, kernel, strides, pads, ceil, average and include)
+        config: dict[str, Any] = {
+            "pool_size": kernel,
+            "strides": strides,
+            "padding": pads[:dims],
+            "ceil_mode": ceil,
+        }
+        if average:
+            config["count_include_pad"] = include
+        block = _registered(g, node, f"{'Avg' if average else 'Max'}Pool{dims}D", config)
+        g.layer(node, block, g.value(node.input[0], node), "avgpool" if average else "maxpool")
+
+    return emit
+
+
+def _ceil_from_end_pads(
+    g: Graph,
+    node: onnx.NodeProto,
+    kernel: list[int],
+    strides: list[int],
+    pads: list[int],
+    ceil: bool,
+    counts_padding: bool,
+) -> bool:
+    """Unequal begin and end pads as modelpack's symmetric padding (the begin pads) plus the
+    ``ceil_mode`` that gives the same windows — possible when the input's sizes are fixed."""
+    dims = g.shape(node.input[0])
+    sizes = [n for n in (dims or [])[2:] if isinstance(n, int)]
+    count = len(kernel)
+    if not ceil and len(sizes) == count:
+        for candidate in (False, True):
+            if all(
+                _same_windows(n, k, s, b, e, candidate, counts_padding)
+                for n, k, s, b, e in zip(sizes, kernel, strides, pads[:count], pads[count:], strict=True)
+            ):
+                return candidate
+    raise g.fail(node, f"asymmetric pads {pads} (begin {pads[:count]}, end {pads[count:]})")
+
+
+def _same_windows(n: int, k: int, s: int, begin: int, end: int, ceil: bool, counts_padding: bool) -> bool:
+    """ONNX's floor rule with (begin, end) pads and modelpack's with (begin, begin) and ``ceil``
+    make the same windows (and, counting padding, the same divisors)."""
+    onnx_out = (n + begin + end - k) // s + 1
+    span = n + 2 * begin - k
+    out = (-(-span // s) if ceil else span // s) + 1
+    if ceil and (out - 1) * s >= n + begin:
+        out -= 1
+    last_end = (onnx_out - 1) * s + k - begin  # where the last window ends, in input coordinates
+    return out == onnx_out and (not counts_padding or last_end <= n + min(begin, end))
+
+
+def global_pool(kind: str) -> Translator:
+    def emit(g: Graph, node: onnx.NodeProto, attrs: dict[str, Any]) -> None:
+        dims = g.shape(node.input[0])
+        if dims is None:
+            raise g.fail(node, "the rank of its input is not known")
+        block = _registered(g, node, f"Global{kind}Pool{len(dims) - 2}D", {})
+        g.layer(node, block, g.value(node.input[0], node), node.op_type.lower())
+
+    return emit
+
+
+def batchnorm(g: Graph, node: onnx.NodeProto, attrs: dict[str, Any]) -> None:
+    if attrs.get("training_mode", 0):
+        raise g.fail(node, "training_mode=1")
+    only_first_output(g, node)
+    scale, bias, mean, var = (
+        _float_weight(g, node, i, what) for i, what in enumerate(("scale", "B", "mean", "var"), start=1)
+    )
+    block = nn.BatchNorm(
+        axis=1,
+        momentum=float(attrs.get("momentum", 0.9)),
+        epsilon=float(attrs.get("epsilon", 1e-5)),
+        in_channels=scale.shape[0],
+        dtype=scale.dtype.name,
+    )
+    block.set_parameters(
+        {"gamma": scale, "beta": bias, "running_mean": mean, "running_var": var}, source=g.where
+    )
+    g.layer(node, block, g.value(node.input[0], node), "batchnorm")
+
+
+def layernorm(g: Graph, node: onnx.NodeProto, attrs: dict[str, Any]) -> None:
+    only_first_output(g, node)
+    scale = _float_weight(g, node, 1, "scale")
+    dims = g.shape(node.input[0])
+    axis = attrs.get("axis", -1)
+    if scale.ndim != 1 or not (axis == -1 or (dims is not None and axis == len(dims) - 1)):
+        raise g.fail(node, f"normalising over axes from {axis} on (modelpack normalises the last axis only)")
+    arrays = {"gamma": scale}
+    if has_input(node, 2):
+        arrays["beta"] = _float_weight(g, node, 2, "B")
+    block = nn.LayerNorm(
+        axis=-1,
+        epsilon=float(attrs.get("epsilon", 1e-5)),
+        center="beta" in arrays,
+        in_channels=scale.shape[0],
+        dtype=scale.dtype.name,
+    )
+    if "beta" not in arrays:
+        arrays["beta"] = np.zeros_like(scale)
+    block.set_parameters(arrays, source=g.where)
+    g.layer(node, block, g.value(node.input[0], node), "layernorm")
+
+
+def flatten(g: Graph, node: onnx.NodeProto, attrs: dict[str, Any]) -> None:
+    if attrs.get("axis", 1) != 1:
+        raise g.fail(node, f"axis={attrs['axis']} (modelpack flattens from axis 1)")
+    g.layer(node, nn.Flatten(), g.value(node.input[0], node), "flatten")
