@@ -255,3 +255,18 @@ def test_catalogue_activations(tmp_path):
     back = from_onnx(tmp_path / "acts.onnx")
     np.testing.assert_allclose(back(x), net(x), **TOL)
     assert {"PReLU", "SELU"} <= {type(b).__name__ for _, b in back.named_blocks()}
+
+
+def test_without_onnx_installed_the_verbs_say_what_to_install(tmp_path, monkeypatch):
+    import sys
+
+    import modelpack.interop.onnx as package
+
+    monkeypatch.setitem(sys.modules, "onnx", None)
+    for module in ("modelpack.interop.onnx.export", "modelpack.interop.onnx.importer"):
+        monkeypatch.delitem(sys.modules, module)
+        monkeypatch.delattr(package, module.rsplit(".", 1)[1])
+    with pytest.raises(UsageError, match=r"need onnx and onnxruntime: pip install 'modelpack\[onnx\]'"):
+        package.from_onnx  # noqa: B018
+    with pytest.raises(UsageError, match=r"pip install 'modelpack\[onnx\]'"):
+        package.to_onnx  # noqa: B018

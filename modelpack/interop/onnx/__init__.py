@@ -16,20 +16,22 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from ...errors import UsageError
+
 __all__ = ["to_onnx", "from_onnx"]
 
 
 def __getattr__(name: str) -> Any:
-    """Both verbs import onnx, so they load on first use only."""
-    if name == "to_onnx":
-        from .export import to_onnx
-
-        return to_onnx
-    if name == "from_onnx":
-        from .importer import from_onnx
-
-        return from_onnx
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    """Both verbs import onnx, so they load on first use only (and say what to install)."""
+    if name not in __all__:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    try:
+        from . import export, importer
+    except ImportError as exc:
+        raise UsageError(
+            f"modelpack's ONNX translators need onnx and onnxruntime: pip install 'modelpack[onnx]' ({exc})"
+        ) from None
+    return export.to_onnx if name == "to_onnx" else importer.from_onnx
 
 
 if TYPE_CHECKING:
