@@ -270,3 +270,24 @@ def test_without_onnx_installed_the_verbs_say_what_to_install(tmp_path, monkeypa
         package.from_onnx  # noqa: B018
     with pytest.raises(UsageError, match=r"pip install 'modelpack\[onnx\]'"):
         package.to_onnx  # noqa: B018
+
+
+class _DynamicSlice(nn.Block):
+    def forward(self, x):
+        return x[:, : x.shape[1] - 1] * 2.0
+
+
+class _IndexArray(nn.Block):
+    def forward(self, x):
+        return x[:, np.array([0, 2])]
+
+
+@pytest.mark.parametrize(("block", "fragment"), [
+    (_DynamicSlice, r"getitem with an index array or a dynamic bound \(\{'slice'"),
+    (_IndexArray, r"getitem with an index array or a dynamic bound \(\{'array': 0\}\)"),
+])
+def test_traced_indexing_onnx_cannot_express_is_refused(tmp_path, block, fragment):
+    x = np.ones((2, 4), np.float32)
+    with pytest.raises(UnsupportedBlockError, match=fragment):
+        to_onnx(block(), tmp_path / "x.onnx", example=x, dynamic_axes={0: {1: "width"}})
+    assert not (tmp_path / "x.onnx").exists()

@@ -25,6 +25,7 @@ from ...io.paths import PathOrFile, atomic_writer, describe
 from ...nn import ops, registry
 from ...nn.block import Block
 from ...nn.graph import GraphBlock, GraphSpec
+from ...nn.sizes import resolve
 from .emitter import Emitter, Value, onnx_dtype
 from .export_layers import LAYERS
 from .export_ops import OPS
@@ -255,13 +256,13 @@ def _emit_op(
     )
     if unknown:
         raise UnsupportedBlockError(f"{where}: reshape sizes {unknown} are not plain input sizes")
+    definition = ops.op_def(op)
     samples = []
     for run in (0, 1):
-        run_attrs = dict(attrs)
-        if op == "reshape":
-            run_attrs["shape"] = [sizes[run][d] if isinstance(d, str) else d for d in attrs["shape"]]
+        # size attributes name dynamic sizes (or expressions of them): bound as the graph binds them
+        run_attrs = {k: resolve(v, sizes[run]) if k in definition.sizes else v for k, v in attrs.items()}
         with np.errstate(all="ignore"):
-            samples.append(np.asarray(ops.op_def(op).fn(*[v.samples[run] for v in ins], **run_attrs)))
+            samples.append(np.asarray(definition.fn(*[v.samples[run] for v in ins], **run_attrs)))
     out = Value("", (samples[0], samples[1]))
     if writer.cast == "result":
         xs = [em.as_dtype(v, out.dtype) for v in ins]

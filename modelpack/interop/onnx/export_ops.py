@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from ...nn.ops import decode_index
+from ...nn.ops.indexing import decode_index
 from .emitter import Emitter, Value, onnx_dtype
 from .export_layers import activation
 
@@ -146,6 +146,11 @@ def _getitem(
 ) -> str:
     """Basic indexing: one Slice over the indexed axes, a Squeeze of the integer ones, an
     Unsqueeze for each ``None``."""
+    for item in attrs["index"]:
+        if "array" in item or any(isinstance(v, str) for v in item.get("slice", [item.get("int")])):
+            raise em.refuse(
+                f"getitem with an index array or a dynamic bound ({item}) has no ONNX translation here"
+            )
     items = list(decode_index(attrs["index"]))
     rank = values[0].ndim
     if Ellipsis in items:
