@@ -18,11 +18,5 @@ from .conversion import convert, gluon_parameters, match_names, match_parameters
 from .ndarray import is_ndarray_file, load, scan
 
 __all__ = [
-    "convert",
-    "gluon_parameters",
-    "match_names",
-    "match_parameters",
-    "is_ndarray_file",
-    "load",
-    "scan",
+    "convert", "gluon_parameters", "match_names", "match_parameters", "is_ndarray_file", "load", "scan",
 ]

@@ -128,10 +128,8 @@ class Builder:
         results = []
         for run in (0, 1):
             graph = self._graph_block([value])
-            args = [
-                np.zeros([symbols[d][run] if isinstance(d, str) else d for d in dims], np.float32)
-                for dims in shapes.values()
-            ]
+            args = [np.zeros([symbols[d][run] if isinstance(d, str) else d for d in dims], np.float32)
+                    for dims in shapes.values()]
             with np.errstate(all="ignore"):
                 results.append(tuple(np.shape(graph(*args))))
         return results[0], results[1], {pair: name for name, pair in symbols.items()}
@@ -156,16 +154,14 @@ class Builder:
 
     def _graph_block(self, outputs: list[str]) -> GraphBlock:
         shapes = self.input_shapes()
-        spec = GraphSpec.model_validate(
-            {
-                "inputs": [
-                    {"name": self.inputs[mx_name].value, "dtype": "float32", "shape": dims}
-                    for mx_name, dims in shapes.items()
-                ],
-                "nodes": self.nodes,
-                "outputs": {"kind": "single" if len(outputs) == 1 else "tuple", "values": outputs},
-            }
-        )
+        spec = GraphSpec.model_validate({
+            "inputs": [
+                {"name": self.inputs[mx_name].value, "dtype": "float32", "shape": dims}
+                for mx_name, dims in shapes.items()
+            ],
+            "nodes": self.nodes,
+            "outputs": {"kind": "single" if len(outputs) == 1 else "tuple", "values": outputs},
+        })
         graph = GraphBlock(
             source_class="MXNetSymbol",
             parameters={

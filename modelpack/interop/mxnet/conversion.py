@@ -32,23 +32,8 @@ __all__ = ["convert", "symbol_to_block", "gluon_parameters", "match_parameters",
 
 PREFIXES = ("arg:", "aux:")  # an export's learned parameters and auxiliary states
 # Operators that keep their input's rank: a graph input's rank is sought past them.
-_RANK_KEEPING = {
-    "Activation",
-    "LeakyReLU",
-    "BatchNorm",
-    "LayerNorm",
-    "Dropout",
-    "softmax",
-    "log_softmax",
-    "_copy",
-    "identity",
-    "BlockGrad",
-    "relu",
-    "sigmoid",
-    "tanh",
-    "_npx_relu",
-    "_npx_sigmoid",
-}
+_RANK_KEEPING = {"Activation", "LeakyReLU", "BatchNorm", "LayerNorm", "Dropout", "softmax", "log_softmax",
+                 "_copy", "identity", "BlockGrad", "relu", "sigmoid", "tanh", "_npx_relu", "_npx_sigmoid"}
 
 
 def convert(
@@ -84,19 +69,13 @@ def convert(
     source = describe(params[0])
     if symbols:
         return symbol_to_block(
-            read_symbol(symbols[0], limits=limits),
-            arrays,
-            source=source,
-            input_shapes=input_shapes,
-            ignore_extra=ignore_extra,
+            read_symbol(symbols[0], limits=limits), arrays, source=source,
+            input_shapes=input_shapes, ignore_extra=ignore_extra,
         )
     net = load_architecture(architecture, limits)
     net.set_parameters(
-        match_parameters(arrays, net.collect_params()),
-        source=source,
-        allow_missing=allow_missing,
-        ignore_extra=ignore_extra,
-        cast_dtype=cast_dtype,
+        match_parameters(arrays, net.collect_params()), source=source,
+        allow_missing=allow_missing, ignore_extra=ignore_extra, cast_dtype=cast_dtype,
     )
     return net
 
@@ -218,10 +197,7 @@ def symbol_to_block(
         if node.op == "null":
             continue
         context = Node(
-            symbol,
-            index,
-            Attrs(node.attributes(), symbol.where(index)),
-            builder,
+            symbol, index, Attrs(node.attributes(), symbol.where(index)), builder,
             values=lambda position, i=index: value_of(i, position),  # type: ignore[misc]
             arrays=lambda position, i=index: array_of(i, position),  # type: ignore[misc]
         )
@@ -268,9 +244,8 @@ def _guess_shape(symbol: Symbol, arrays: Mapping[str, np.ndarray], name: str) ->
     """An input's shape from the first layer that fixes its rank (see ``builder``)."""
     frontier = [i for i, node in enumerate(symbol.nodes) if node.op == "null" and node.name == name]
     for _ in range(64):  # a chain of rank-keeping ops is short; bound it anyway
-        consumers = [
-            (i, node) for i, node in enumerate(symbol.nodes) if node.inputs and node.inputs[0][0] in frontier
-        ]
+        consumers = [(i, node) for i, node in enumerate(symbol.nodes)
+                     if node.inputs and node.inputs[0][0] in frontier]
         for _, node in consumers:
             weight = _weight(symbol, arrays, node.inputs)
             if node.op == "FullyConnected" and weight is not None and weight.ndim == 2:
@@ -295,13 +270,5 @@ def _weight(
     return arrays.get(node.name) if node.op == "null" else None
 
 
-_SCALAR_OPS = {
-    "_plus_scalar",
-    "_minus_scalar",
-    "_mul_scalar",
-    "_div_scalar",
-    "_npi_add_scalar",
-    "_npi_subtract_scalar",
-    "_npi_multiply_scalar",
-    "_npi_true_divide_scalar",
-}
+_SCALAR_OPS = {"_plus_scalar", "_minus_scalar", "_mul_scalar", "_div_scalar", "_npi_add_scalar",
+               "_npi_subtract_scalar", "_npi_multiply_scalar", "_npi_true_divide_scalar"}

@@ -17,15 +17,8 @@ __all__: list[str] = []
 
 _BINARY = {
     "add": ("elemwise_add", "broadcast_add", "broadcast_plus", "_plus", "_Plus", "_add", "_npi_add"),
-    "subtract": (
-        "elemwise_sub",
-        "broadcast_sub",
-        "broadcast_minus",
-        "_minus",
-        "_Minus",
-        "_sub",
-        "_npi_subtract",
-    ),
+    "subtract": ("elemwise_sub", "broadcast_sub", "broadcast_minus", "_minus", "_Minus", "_sub",
+                 "_npi_subtract"),
     "multiply": ("elemwise_mul", "broadcast_mul", "_mul", "_Mul", "_npi_multiply"),
     "divide": ("elemwise_div", "broadcast_div", "_div", "_Div", "_npi_true_divide"),
     "power": ("broadcast_power", "_power", "_Power", "_npi_power"),
@@ -47,17 +40,10 @@ _SCALAR = {
     "minimum": (("_minimum_scalar", "_MinimumScalar", "_npi_minimum_scalar"), False),
 }
 _UNARY = {
-    "negative": ("negative", "_npi_negative"),
-    "abs": ("abs", "_npi_absolute"),
-    "exp": ("exp", "_npi_exp"),
-    "log": ("log", "_npi_log"),
-    "sqrt": ("sqrt", "_npi_sqrt"),
-    "square": ("square", "_npi_square"),
-    "sin": ("sin", "_npi_sin"),
-    "cos": ("cos", "_npi_cos"),
-    "relu": ("relu", "_npx_relu"),
-    "sigmoid": ("sigmoid", "_npx_sigmoid"),
-    "tanh": ("tanh", "_npi_tanh"),
+    "negative": ("negative", "_npi_negative"), "abs": ("abs", "_npi_absolute"), "exp": ("exp", "_npi_exp"),
+    "log": ("log", "_npi_log"), "sqrt": ("sqrt", "_npi_sqrt"), "square": ("square", "_npi_square"),
+    "sin": ("sin", "_npi_sin"), "cos": ("cos", "_npi_cos"), "relu": ("relu", "_npx_relu"),
+    "sigmoid": ("sigmoid", "_npx_sigmoid"), "tanh": ("tanh", "_npi_tanh"),
 }
 
 

@@ -141,13 +141,8 @@ def _dense(node: Node) -> str:
     if weight.ndim != 2 or weight.shape[0] != units:
         raise node.refuse(f"a weight of shape {weight.shape} for num_hidden={units}")
     arrays = {"weight": weight} if no_bias else {"weight": weight, "bias": node.param(2, "bias")}
-    block = Dense(
-        units,
-        use_bias=not no_bias,
-        flatten=node.attrs.flag("flatten", True),
-        in_units=weight.shape[1],
-        dtype=_float_dtype(node, weight),
-    )
+    block = Dense(units, use_bias=not no_bias, flatten=node.attrs.flag("flatten", True),
+                  in_units=weight.shape[1], dtype=_float_dtype(node, weight))
     return node.add_layer(block, node.value(0), **arrays)
 
 
@@ -161,15 +156,9 @@ def _conv(node: Node) -> str:
     if weight.ndim != 4:
         raise node.refuse(f"a weight of shape {weight.shape}")
     block = Conv2D(
-        node.attrs.integer("num_filter"),
-        kernel,
-        strides=_pair(node, "stride", (1, 1)),
-        padding=_pair(node, "pad", (0, 0)),
-        dilation=_pair(node, "dilate", (1, 1)),
-        groups=groups,
-        use_bias=not no_bias,
-        in_channels=weight.shape[1] * groups,
-        dtype=_float_dtype(node, weight),
+        node.attrs.integer("num_filter"), kernel, strides=_pair(node, "stride", (1, 1)),
+        padding=_pair(node, "pad", (0, 0)), dilation=_pair(node, "dilate", (1, 1)), groups=groups,
+        use_bias=not no_bias, in_channels=weight.shape[1] * groups, dtype=_float_dtype(node, weight),
     )
     arrays = {"weight": weight} if no_bias else {"weight": weight, "bias": node.param(2, "bias")}
     return node.add_layer(block, node.value(0), **arrays)
@@ -199,9 +188,8 @@ def _pool(node: Node) -> str:
     ceil = convention == "full"
     if pool_type == "max":
         return node.add_layer(MaxPool2D(kernel, stride, pad, ceil_mode=ceil), node.value(0))
-    return node.add_layer(
-        AvgPool2D(kernel, stride, pad, ceil_mode=ceil, count_include_pad=include_pad), node.value(0)
-    )
+    return node.add_layer(AvgPool2D(kernel, stride, pad, ceil_mode=ceil, count_include_pad=include_pad),
+                          node.value(0))
 
 
 @lowers("BatchNorm", "_contrib_SyncBatchNorm")
@@ -211,19 +199,12 @@ def _batchnorm(node: Node) -> str:
     node.attrs.integer("ndev", 1)
     node.attrs.text("key", "")
     gamma = node.param(1, "gamma")
-    arrays = {
-        "gamma": gamma,
-        "beta": node.param(2, "beta"),
-        "running_mean": node.param(3, "moving_mean"),
-        "running_var": node.param(4, "moving_var"),
-    }
+    arrays = {"gamma": gamma, "beta": node.param(2, "beta"), "running_mean": node.param(3, "moving_mean"),
+              "running_var": node.param(4, "moving_var")}
     block = BatchNorm(
-        axis=node.attrs.integer("axis", 1),
-        momentum=node.attrs.number("momentum", 0.9),
-        epsilon=node.attrs.number("eps", 1e-3),
-        scale=not node.attrs.flag("fix_gamma", True),
-        use_global_stats=node.attrs.flag("use_global_stats", False),
-        in_channels=gamma.shape[0],
+        axis=node.attrs.integer("axis", 1), momentum=node.attrs.number("momentum", 0.9),
+        epsilon=node.attrs.number("eps", 1e-3), scale=not node.attrs.flag("fix_gamma", True),
+        use_global_stats=node.attrs.flag("use_global_stats", False), in_channels=gamma.shape[0],
         dtype=_float_dtype(node, gamma),
     )
     return node.add_layer(block, node.value(0), **arrays)
@@ -234,12 +215,8 @@ def _layernorm(node: Node) -> str:
     if node.attrs.flag("output_mean_var", False):
         raise node.refuse("output_mean_var=True")
     gamma = node.param(1, "gamma")
-    block = LayerNorm(
-        axis=node.attrs.integer("axis", -1),
-        epsilon=node.attrs.number("eps", 1e-5),
-        in_channels=gamma.shape[0],
-        dtype=_float_dtype(node, gamma),
-    )
+    block = LayerNorm(axis=node.attrs.integer("axis", -1), epsilon=node.attrs.number("eps", 1e-5),
+                      in_channels=gamma.shape[0], dtype=_float_dtype(node, gamma))
     return node.add_layer(block, node.value(0), gamma=gamma, beta=node.param(2, "beta"))
 
 

@@ -40,19 +40,8 @@ LAYOUTS = {NUMPY_MAGIC: "numpy", LEGACY_MAGIC: "legacy", V1_MAGIC: "v1"}  # no m
 # MXNet's type flags (mshadow). 8-11 are MXNet 2's; 1.9 writes only the others. bfloat16 has no
 # numpy dtype: it is read as float32, which holds every bfloat16 value exactly.
 TYPE_FLAGS: dict[int, str] = {
-    0: "float32",
-    1: "float64",
-    2: "float16",
-    3: "uint8",
-    4: "int32",
-    5: "int8",
-    6: "int64",
-    7: "bool",
-    8: "int16",
-    9: "uint16",
-    10: "uint32",
-    11: "uint64",
-    12: "bfloat16",
+    0: "float32", 1: "float64", 2: "float16", 3: "uint8", 4: "int32", 5: "int8", 6: "int64",
+    7: "bool", 8: "int16", 9: "uint16", 10: "uint32", 11: "uint64", 12: "bfloat16",
 }
 _STORAGE = {-1: "undefined", 1: "row_sparse", 2: "csr"}
 MAX_DIMS = 32  # MXNet's own limit on dimensions
@@ -187,13 +176,8 @@ def _scan(cursor: _Cursor, limits: Limits) -> Index:
         entry = _scan_record(cursor, position)
         total += entry.nbytes
         if total > limits.max_total_bytes:
-            raise LimitError(
-                f"{cursor.source}: array {position}",
-                "the data declared so far, in bytes,",
-                total,
-                limit="max_total_bytes",
-                allowed=limits.max_total_bytes,
-            )
+            raise LimitError(f"{cursor.source}: array {position}", "the data declared so far, in bytes,",
+                             total, limit="max_total_bytes", allowed=limits.max_total_bytes)
         entries.append(entry)
     names = _scan_names(cursor, count)
     if cursor.remaining:

@@ -38,7 +38,7 @@ def mxnet_reshape(shape: Sequence[int], target: Sequence[int], codes: str, where
         nonlocal source
         if source + count > len(shape):
             raise bad("it reads more input axes than there are")
-        taken = list(shape[source : source + count])
+        taken = list(shape[source: source + count])
         source += count
         return taken
 

@@ -74,14 +74,8 @@ def read_symbol(source: PathOrFile, *, limits: Limits = DEFAULT_LIMITS) -> Symbo
     with open_for_reading(source) as handle:
         data = handle.read(limits.max_manifest_bytes + 1)
     if len(data) > limits.max_manifest_bytes:
-        raise LimitError(
-            name,
-            "the symbol JSON's size in bytes",
-            len(data),
-            limit="max_manifest_bytes",
-            allowed=limits.max_manifest_bytes,
-            note=" (at least; the rest is unread)",
-        )
+        raise LimitError(name, "the symbol JSON's size in bytes", len(data), limit="max_manifest_bytes",
+                         allowed=limits.max_manifest_bytes, note=" (at least; the rest is unread)")
     return parse_symbol(data, name)
 
 
