@@ -7,9 +7,10 @@ threads, so reading one tensor overlaps the CRC-32 of another (both release the 
 
 Integrity, by path (``spec/FORMAT.md`` §7): a full load and ``get_tensor`` check each
 tensor's CRC-32 (and SHA-256 with ``integrity="sha256"``) as they read it; a memory-mapped
-load checks a tensor when the model first reads it (``Parameter.data()``), so pages are only
-touched when used; tensors returned by ``get_tensor(..., mmap=True)`` and by a mapped load of
-a tensor archive are not checked until ``modelpack.verify``.
+model checks a parameter when it first reads it (``Parameter.data()``, until the check
+passes), so pages are only touched when used; arrays handed out mapped
+(``get_tensor(..., mmap=True)``, a mapped load of a tensor archive) are checked before they
+are returned. No path ever returns bytes that failed a check.
 """
 
 from __future__ import annotations
@@ -98,23 +99,23 @@ class Archive:
 
     # -- tensors -----------------------------------------------------------------------------
     def get_tensor(self, name: str, *, mmap: bool = False) -> np.ndarray:
-        """One tensor, reading nothing else: a fresh writable array (checked as it is read),
-        or with ``mmap=True`` a read-only view of the file (checked by ``verify``)."""
+        """One tensor, reading nothing else: a fresh writable array, or with ``mmap=True`` a
+        read-only view of the file; either is checked before it is returned."""
         info = self.manifest.weights.get(name)
         if info is None:
             raise TensorNotFoundError(f"{self.name} has no tensor {name!r}; it has {len(self)} tensors")
         if mmap:
-            return self._mapped(self._require_location(name, info))
+            return self._checked_map(self._require_location(name, info))
         location = self._locate(name, info)
         if location is None:
             return self._bundle.read(name, info, integrity=self._integrity)
         return self._read(location)
 
     def read_all(self, *, mmap: bool = False) -> dict[str, np.ndarray]:
-        """Every tensor, in bundle order: read in parallel, or mapped (see the module doc)."""
+        """Every tensor, in bundle order, each checked: read in parallel, or mapped."""
         infos = self.manifest.weights
         if mmap:
-            return {name: self._mapped(self._require_location(name, info)) for name, info in infos.items()}
+            return {name: self._checked_map(self._require_location(name, info)) for name, info in infos.items()}
         # Headers are parsed in order on this thread (they share the file position); the
         # data reads use positioned reads and may run in parallel.
         located = {name: self._locate(name, info) for name, info in infos.items()}
@@ -133,13 +134,18 @@ class Archive:
 
     def load(self, *, mmap: bool = False) -> Any:
         """The model (or the saved tensors), as ``modelpack.load`` returns it."""
-        arrays = self.read_all(mmap=mmap)
         if self.manifest.kind == "tensors":
-            return _unflatten(arrays, self.manifest.layout)
+            return _unflatten(self.read_all(mmap=mmap), self.manifest.layout)
         assert self.manifest.architecture is not None  # guaranteed by Manifest validation
+        if not mmap:
+            return architecture.build_model(self.manifest.architecture, self.read_all(), self.name)
+        # Mapped weights are checked when the model first reads them, so that loading
+        # touches no pages (see _check_on_first_read).
+        arrays = {
+            name: self._mapped(self._require_location(name, info)) for name, info in self.manifest.weights.items()
+        }
         net = architecture.build_model(self.manifest.architecture, arrays, self.name)
-        if mmap:
-            self._check_on_first_read(net)
+        self._check_on_first_read(net)
         return net
 
     # -- reading -----------------------------------------------------------------------------
@@ -178,6 +184,13 @@ class Archive:
         count = location.nbytes // location.dtype.itemsize
         array = np.frombuffer(self._map, dtype=location.dtype, count=count, offset=location.offset)
         return array.reshape(location.shape)  # read-only: the map is
+
+    def _checked_map(self, location: npz.TensorLocation) -> np.ndarray:
+        """A mapped tensor handed to the caller: checked now (reading its pages once), since
+        a plain array cannot check itself later."""
+        array = self._mapped(location)
+        location.check(array, integrity=self._integrity)
+        return array
 
     def _check_on_first_read(self, net: Block) -> None:
         """Each mapped parameter checks its CRC-32 when the model first reads it; graph

@@ -116,9 +116,7 @@ class Parameter:
             if traced is not None:
                 return traced
         if self._data is not None:
-            if self._first_read_check is not None:
-                check, self._first_read_check = self._first_read_check, None
-                check()
+            self._run_first_read_check()
             return self._data
         if self._deferred is not None:
             raise DeferredInitializationError(
@@ -153,8 +151,18 @@ class Parameter:
         self._first_read_check = None
 
     def check_on_first_read(self, check: Callable[[], None]) -> None:
-        """Run ``check`` the first time the data is read (used by memory-mapped loading)."""
+        """Run ``check`` when the data is first read (used by memory-mapped loading).
+
+        It stays pending until it passes: a check that raised runs again on the next read,
+        so a caller that catches the error and retries never gets the damaged array.
+        """
         self._first_read_check = check
+
+    def _run_first_read_check(self) -> None:
+        check = self._first_read_check
+        if check is not None:
+            check()  # raises while the data is damaged; cleared only once it has passed
+            self._first_read_check = None
 
     def initialize(
         self,
@@ -186,9 +194,10 @@ class Parameter:
 
     def cast(self, dtype: str | np.dtype) -> None:
         """Change the dtype, converting data if present."""
-        self.dtype = np.dtype(dtype)
         if self._data is not None:
-            self._data = self._data.astype(self.dtype)
+            self._run_first_read_check()  # never convert (and so launder) unchecked data
+            self._data = self._data.astype(dtype)
+        self.dtype = np.dtype(dtype)
 
     def __repr__(self) -> str:
         return f"Parameter {self.structured_name} (shape={self._shape}, dtype={self.dtype.name})"
