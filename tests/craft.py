@@ -40,6 +40,9 @@ class RawEntry:
     external_attr: int = 0o644 << 16
     local_name: bytes | None = None
     extra: bytes = b""
+    local_flags: int | None = None  # default: ``flags``, as in the directory
+    local_zeroed: bool = False  # CRC-32 and sizes written as zeros in the local header
+    descriptor: bytes = b""  # bytes written right after the data (a data descriptor, or junk)
 
 
 def raw_zip(
@@ -59,9 +62,11 @@ def raw_zip(
         size = len(plain) if entry.size is None else entry.size
         local_name = entry.name if entry.local_name is None else entry.local_name
         offset = out.tell()
-        out.write(struct.pack("<4s2B4HL2L2H", b"PK\x03\x04", 20, 0, entry.flags, entry.method, 0,
-                              _DOS_DATE, crc, len(entry.data), size, len(local_name), len(entry.extra)))
-        out.write(local_name + entry.extra + entry.data)
+        local_flags = entry.flags if entry.local_flags is None else entry.local_flags
+        local = (0, 0, 0) if entry.local_zeroed else (crc, len(entry.data), size)
+        out.write(struct.pack("<4s2B4HL2L2H", b"PK\x03\x04", 20, 0, local_flags, entry.method, 0,
+                              _DOS_DATE, *local, len(local_name), len(entry.extra)))
+        out.write(local_name + entry.extra + entry.data + entry.descriptor)
         central.append(struct.pack("<4s4B4HL2L5H2L", b"PK\x01\x02", 20, entry.create_system, 20, 0,
                                    entry.flags, entry.method, 0, _DOS_DATE, crc, len(entry.data), size,
                                    len(entry.name), len(entry.extra), 0, 0, 0, entry.external_attr, offset)

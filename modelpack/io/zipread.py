@@ -25,7 +25,9 @@ from .zipio import Member, Source
 from .ziprecords import (
     CENTRAL,
     DEFLATED,
+    DESCRIPTOR_FIELDS,
     DESCRIPTOR_FLAG,
+    DESCRIPTOR_SIGNATURE,
     DESCRIPTOR_SIZES,
     DOS_DIRECTORY,
     ENCRYPTION_FLAGS,
@@ -308,7 +310,7 @@ def _locate_data(source: Source, members: list[Member], directory_offset: int) -
                 f"{where}: member {member.name!r} starts at offset {member.header_offset}, past the "
                 f"end of the member data ({directory_offset})"
             )
-        _check_gap(member.header_offset, expected_offset, previous, where)
+        _check_gap(member.header_offset, expected_offset, previous, where, source=source)
         # One read usually covers the header, the name and a padding extra field.
         room = directory_offset - member.header_offset
         guess = min(LOCAL.size + len(member.name.encode()) + 128, room)
@@ -329,7 +331,16 @@ def _locate_data(source: Source, members: list[Member], directory_offset: int) -
             raise FormatError(
                 f"{where}: member {member.name!r} is called {raw_name[:name_length]!r} in its local header"
             )
-        if flags & DESCRIPTOR_FLAG:  # the local fields are zeros; the real ones follow the data
+        if (flags ^ member.flags) & DESCRIPTOR_FLAG:
+            # Bit 3 decides whether a reader takes the CRC and sizes from here or from a
+            # descriptor after the data: both records must say the same.
+            raise FormatError(
+                f"{where}: member {member.name!r}: flag bit 3 (data descriptor) is "
+                f"{'set' if flags & DESCRIPTOR_FLAG else 'clear'} in its local header but not "
+                "in the zip directory"
+            )
+        if flags & DESCRIPTOR_FLAG and (crc, compressed, size) == (0, 0, 0):
+            # The writer did not know them yet: the real values follow the data (checked there).
             crc, compressed, size = member.crc, member.compressed_size, member.size
         else:
             extra = raw_name[name_length:]
@@ -349,25 +360,60 @@ def _locate_data(source: Source, members: list[Member], directory_offset: int) -
         )
         expected_offset = data_offset + member.compressed_size
         previous = member
-    _check_gap(directory_offset, expected_offset, previous, where, at_directory=True)
+    _check_gap(directory_offset, expected_offset, previous, where, at_directory=True, source=source)
     return [located[i] for i in range(len(members))]
 
 
 def _check_gap(
-    offset: int, expected: int, previous: Member | None, where: str, *, at_directory: bool = False
+    offset: int,
+    expected: int,
+    previous: Member | None,
+    where: str,
+    *,
+    at_directory: bool = False,
+    source: Source | None = None,
 ) -> None:
-    """Between members only a data descriptor may sit; anything else is junk or overlap."""
+    """Between members only a data descriptor may sit, and only after a member whose flag
+    bit 3 is set (which must have one); anything else is junk or overlap."""
     gap = offset - expected
-    if gap == 0 or (previous is not None and previous.flags & DESCRIPTOR_FLAG and gap in DESCRIPTOR_SIZES):
-        return
     what = "the zip directory" if at_directory else "the next member"
-    if previous is None:
-        raise FormatError(
-            f"{where}: {gap} bytes of unexpected data before the first member (junk prepended?)"
-        )
-    if gap < 0:
+    if previous is not None and gap < 0:
         raise FormatError(
             f"{where}: member {previous.name!r} overlaps {what} by {-gap} bytes "
             "(a zip bomb or a damaged file)"
         )
+    if previous is not None and previous.flags & DESCRIPTOR_FLAG:
+        if gap not in DESCRIPTOR_SIZES:
+            raise FormatError(
+                f"{where}: member {previous.name!r} sets flag bit 3, but {gap} bytes, not a data "
+                f"descriptor (12, 16, 20 or 24 bytes), lie between its data and {what}"
+            )
+        assert source is not None
+        _check_descriptor(source.read_at(expected, gap), previous, where)
+        return
+    if gap == 0:
+        return
+    if previous is None:
+        raise FormatError(
+            f"{where}: {gap} bytes of unexpected data before the first member (junk prepended?)"
+        )
     raise FormatError(f"{where}: {gap} unexpected bytes between member {previous.name!r} and {what}")
+
+
+def _check_descriptor(raw: bytes, member: Member, where: str) -> None:
+    """A data descriptor must repeat the directory's CRC-32 and sizes (each length has one
+    layout: an optional signature, the CRC-32, then 32- or 64-bit sizes)."""
+    signed = len(raw) in (16, 24)
+    if signed and raw[:4] != DESCRIPTOR_SIGNATURE:
+        raise FormatError(
+            f"{where}: the {len(raw)} bytes after member {member.name!r} are not a data descriptor "
+            "(no PK\\x07\\x08 signature)"
+        )
+    body = raw[4:] if signed else raw
+    crc, compressed, size = DESCRIPTOR_FIELDS[len(body)].unpack(body)
+    if (crc, compressed, size) != (member.crc, member.compressed_size, member.size):
+        raise FormatError(
+            f"{where}: member {member.name!r}: its data descriptor (CRC-32 {crc:08x}, sizes "
+            f"{compressed}/{size}) disagrees with the zip directory (CRC-32 {member.crc:08x}, "
+            f"sizes {member.compressed_size}/{member.size})"
+        )

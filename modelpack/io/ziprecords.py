@@ -17,6 +17,7 @@ from typing import Any, Generic, NamedTuple, TypeVar
 __all__ = [
     "Layout", "LocalHeader", "CentralHeader", "EndRecord", "Zip64EndRecord", "Zip64Locator",
     "LOCAL", "CENTRAL", "END", "ZIP64_END", "ZIP64_LOCATOR", "ZIP64_END_LEAD", "DESCRIPTOR_SIZES",
+    "DESCRIPTOR_SIGNATURE", "DESCRIPTOR_FIELDS",
     "EXTRA_HEADER", "ZIP64_EXTRA_ID", "ZIPALIGN_EXTRA_ID", "ZIPALIGN_MIN",
     "STORED", "DEFLATED", "UTF8_FLAG", "DESCRIPTOR_FLAG", "ENCRYPTION_FLAGS",
     "MAX_16", "MAX_32", "MAX_COMMENT", "VERSION_DEFAULT", "VERSION_ZIP64",
@@ -130,6 +131,9 @@ ZIP64_END_LEAD = 12  # the signature and record_size fields, which record_size d
 # A data descriptor follows a member's data when flag 0x8 is set: an optional 4-byte
 # signature, the CRC-32, then both sizes in 4 or (zip64) 8 bytes each (APPNOTE 4.3.9).
 DESCRIPTOR_SIZES = tuple(sorted(signature + 4 + 2 * width for signature in (0, 4) for width in (4, 8)))
+DESCRIPTOR_SIGNATURE = b"PK\x07\x08"  # required by modelpack's reader in the 16- and 24-byte forms
+# The fields after the optional signature, by their length: CRC-32 and two 32- or 64-bit sizes.
+DESCRIPTOR_FIELDS = {12: struct.Struct("<3I"), 20: struct.Struct("<I2Q")}
 
 # Extra fields: a 2-byte id and 2-byte payload size, then the payload (APPNOTE 4.5).
 EXTRA_HEADER = struct.Struct("<HH")
