@@ -58,7 +58,9 @@ class Archive:
             self._handle: IO[bytes] = self._cleanup.enter_context(open_for_reading(path))
             opened = container.Container.open(self._handle, self.name, limits)
             self.manifest: Manifest = opened.manifest(limits)
-            self._bundle = npz.Bundle(opened.bundle_source(limits, self._cleanup), limits=limits)
+            self._bundle = npz.Bundle(
+                opened.bundle_source(limits, self._cleanup), limits=limits, max_inflated=opened.inflate_left
+            )
             self._bundle.check_names(self.manifest.weights)
         except BaseException:
             self._cleanup.close()

@@ -106,10 +106,14 @@ class Container:
     source: Source
     members: dict[str, Member]
     comment: bytes
+    # What the bundle's own deflated members may still expand to: the file's allowance
+    # (Limits.max_inflated) less what this zip's deflated members already take.
+    inflate_left: int
 
     @classmethod
     def open(cls, handle: IO[bytes], name: str, limits: Limits) -> Container:
         source = Source.whole(handle, where=name)
+        allowance = limits.max_inflated(source.size)
         try:
             directory = read_directory(
                 source,
@@ -120,13 +124,15 @@ class Container:
                 ),
                 max_ratio=limits.max_compression_ratio,
                 grace_bytes=GRACE_BYTES,
+                max_inflated=allowance,
             )
             if MANIFEST_MEMBER not in {member.name for member in directory.members}:
                 raise FormatError(f"{name}: member {MANIFEST_MEMBER!r} is missing: not a modelpack archive")
         except FormatError:
             refuse_other_kind(handle, name, expected="mpk")  # a parameter file, MXNet's, torch's, ...
             raise
-        return cls(source, {member.name: member for member in directory.members}, directory.comment)
+        members = {member.name: member for member in directory.members}
+        return cls(source, members, directory.comment, allowance - directory.inflated)
 
     @property
     def name(self) -> str:

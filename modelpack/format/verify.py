@@ -135,7 +135,11 @@ def _check_bundle(
         # The bundle's CRC-32 covers its own zip headers, which reading tensors does not.
         _attempt(report, _stream, MemberReader(container.source, member))
     source = _attempt(report, container.bundle_source, limits, cleanup)
-    bundle = _attempt(report, npz.Bundle, source, limits=limits) if source is not None else None
+    bundle = (
+        _attempt(report, npz.Bundle, source, limits=limits, max_inflated=container.inflate_left)
+        if source is not None
+        else None
+    )
     if source is None or bundle is None:
         return
     listed = manifest.weights if manifest is not None else {}

@@ -51,5 +51,11 @@ class Limits:
             if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
                 raise ValueError(f"Limits.{field.name} must be a positive number, found {value!r}")
 
+    def max_inflated(self, file_size: int) -> int:
+        """The most bytes all deflated members of one file may expand to together, however
+        they nest (a deflated bundle of deflated tensors): the ratio limit applies to the
+        whole file, so nesting cannot multiply it, and the grace is granted once."""
+        return int(self.max_compression_ratio * file_size) + GRACE_BYTES
+
 
 DEFAULT_LIMITS = Limits()

@@ -170,7 +170,12 @@ def read_npz(
 class Bundle:
     """An npz bundle whose directory has been vetted; tensors are read one at a time."""
 
-    def __init__(self, source: Source, *, limits: Limits = DEFAULT_LIMITS) -> None:
+    def __init__(
+        self, source: Source, *, limits: Limits = DEFAULT_LIMITS, max_inflated: int | None = None
+    ) -> None:
+        """``max_inflated``: what the deflated members may expand to together; by default
+        the allowance of a stand-alone file of this size (an archive passes what is left of
+        its own, so that deflate nested in deflate cannot multiply the ratio limit)."""
         where = source.where
         directory = read_directory(
             source,
@@ -181,6 +186,7 @@ class Bundle:
             ),
             max_ratio=limits.max_compression_ratio,
             grace_bytes=GRACE_BYTES,
+            max_inflated=limits.max_inflated(source.size) if max_inflated is None else max_inflated,
         )
         self.source = source
         self.members: dict[str, Member] = {}

@@ -60,6 +60,7 @@ class Directory:
 
     members: list[Member]
     comment: bytes
+    inflated: int  # declared uncompressed bytes of the deflated members, together
 
 
 def read_directory(
@@ -70,6 +71,7 @@ def read_directory(
     too_many: Callable[[int], ModelpackError],
     max_ratio: float,
     grace_bytes: int,
+    max_inflated: int,
 ) -> Directory:
     """Parse and vet the directory of the zip that is exactly ``source``.
 
@@ -77,8 +79,9 @@ def read_directory(
     Refused: junk before the first member or after the end record, a directory that is not
     where the end record says, more than ``max_members`` entries (counted before the directory
     is read), unsafe or duplicate names, links and other non-regular files, encryption,
-    methods other than stored and deflate, overlapping members or unexplained gaps, and
-    deflated members expanding more than ``max_ratio`` times beyond ``grace_bytes``.
+    methods other than stored and deflate, overlapping members or unexplained gaps,
+    deflated members expanding more than ``max_ratio`` times beyond ``grace_bytes``, and
+    deflated members expanding to more than ``max_inflated`` bytes together.
     """
     where = source.where
     count, directory_offset, directory_size, directory_end, comment = _end_record(source, kind)
@@ -99,8 +102,16 @@ def read_directory(
     members = _central_entries(raw, count, where)
     for member in members:
         _check_ratio(member, where, max_ratio, grace_bytes)
+    inflated = sum(member.size for member in members if member.method == DEFLATED)
+    if inflated > max_inflated:
+        raise LimitError(
+            where, "the declared size of its deflated members together", inflated,
+            limit="max_compression_ratio", allowed=max_inflated,
+            note=" (the file's size times the ratio, plus 1 MiB; deflate nested in deflate, or many "
+            "small bombs?)",
+        )
     members = _locate_data(source, members, directory_offset)
-    return Directory(members=members, comment=comment)
+    return Directory(members=members, comment=comment, inflated=inflated)
 
 
 def _end_record(source: Source, kind: str) -> tuple[int, int, int, int, bytes]:
