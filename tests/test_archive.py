@@ -574,5 +574,5 @@ def test_a_layer_refusing_its_config_is_a_schema_error_naming_the_source():
     from modelpack.format.schema import LayerNode
 
     node = LayerNode.model_construct(type="MaxPool2D", config={"padding": [5, 0]}, children={})
-    with pytest.raises(SchemaError, match=r"^x\.mpk: manifest\.yaml: the architecture cannot be built: MaxPool2D: padding"):
+    with pytest.raises(SchemaError, match=r"^x\.mpk: manifest\.yaml: the architecture cannot be built: the top-level block \(MaxPool2D\): padding"):
         architecture.build(node, source="x.mpk: manifest.yaml")

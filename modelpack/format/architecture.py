@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from pydantic import ValidationError
 
 from ..errors import (
     DeferredInitializationError,
@@ -27,7 +28,7 @@ from ..nn.block import Block
 from ..nn.graph import GraphBlock, GraphConfig, constant_name
 from ..nn.parameter import shapes_compatible
 from ..tracing.record import TraceResult
-from .schema import LayerNode
+from .schema import LayerNode, describe_errors
 
 __all__ = [
     "describe",
@@ -70,7 +71,18 @@ def describe(
             f"{where} ({type_name}) has child blocks {list(children)} that its forward never "
             "uses; remove them before export"
         )
-    return LayerNode(type=type_name, config=block.get_config(), children=children)  # type: ignore[attr-defined]
+    return _node(where, type_name, block.get_config(), children)  # type: ignore[attr-defined]
+
+
+def _node(where: str, type_name: str, config: dict[str, Any], children: dict[str, LayerNode]) -> LayerNode:
+    """The LayerNode the reader would validate; a config or a child name it would refuse
+    (NaN where a bound applies, a '.' in a name, ...) is refused here, before any writing."""
+    try:
+        return LayerNode(type=type_name, config=config, children=children)
+    except ValidationError as exc:
+        raise UnsupportedBlockError(
+            f"cannot export {where} ({type_name}): a reader would refuse it: {describe_errors(exc, 'layer')}"
+        ) from None
 
 
 def _describe_custom(
@@ -98,36 +110,44 @@ def _describe_custom(
             "dtype": param.dtype.name,
             "trainable": param.grad_req != "null",
         }
-    config = GraphConfig(
-        source_class=type(block).__name__,
-        parameters=parameters,
-        constants=len(trace.constants) if trace else 0,
-        graph=trace.spec if trace else None,
-    )
+    try:
+        config = GraphConfig(
+            source_class=type(block).__name__,
+            parameters=parameters,
+            constants=len(trace.constants) if trace else 0,
+            graph=trace.spec if trace else None,
+        )
+    except ValidationError as exc:
+        raise UnsupportedBlockError(
+            f"cannot export {where} ({type(block).__name__}): a reader would refuse its graph: "
+            f"{describe_errors(exc)}"
+        ) from None
     if trace is not None:
         for index, array in enumerate(trace.constants):
             constants[constant_name(path, index)] = array
-    return LayerNode(type="Graph", config=config.model_dump(mode="json"), children=children)
+    return _node(where, "Graph", config.model_dump(mode="json"), children)
 
 
-def build(node: LayerNode, *, source: str = "<architecture>") -> Block:
+def build(node: LayerNode, *, source: str = "<architecture>", path: str = "") -> Block:
     """A fresh, uninitialised Block tree from a validated architecture tree.
 
     A layer refusing a config its schema let through is a SchemaError naming ``source``
-    (configs should refuse everything their layers do; this is the net under that rule).
+    (configs should refuse everything their layers do; this is the net under that rule), as
+    is a graph naming a block, parameter or constant that does not exist.
     """
+    where = f"block {path!r}" if path else "the top-level block"
     entry = registry.layer_type(node.type)
     try:
         block = entry.build(dict(node.config))
     except ValueError as exc:
-        raise SchemaError(f"{source}: the architecture cannot be built: {node.type}: {exc}") from exc
+        raise SchemaError(f"{source}: the architecture cannot be built: {where} ({node.type}): {exc}") from exc
     for name, child in node.children.items():
-        block.register_child(build(child, source=source), name)
+        block.register_child(build(child, source=source, path=f"{path}.{name}" if path else name), name)
     if isinstance(block, GraphBlock):
         try:
             block.check_references()
         except SchemaError as exc:
-            raise SchemaError(f"{source}: {exc}") from None
+            raise SchemaError(f"{source}: {where} (Graph): {exc}") from None
     return block
 
 

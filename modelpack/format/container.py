@@ -25,7 +25,7 @@ from typing import IO
 
 import numpy as np
 
-from ..errors import FormatError, IntegrityError, LimitError, SchemaError
+from ..errors import FormatError, IntegrityError, LimitError, ModelpackError, SchemaError
 from ..io import npz
 from ..io.limits import DEFAULT_LIMITS, GRACE_BYTES, Limits
 from ..io.paths import PathOrFile, atomic_writer, describe, open_for_reading
@@ -75,6 +75,7 @@ def write_archive(
     }
     manifest = manifest.model_copy(update={"format_version": FORMAT_VERSION, "weights": hashed})
     manifest_bytes = manifest_to_yaml(manifest).encode("utf-8")
+    check_reads_back(manifest_bytes, describe(target))
     comment = MANIFEST_HASH_PREFIX + hashlib.sha256(manifest_bytes).hexdigest().encode("ascii")
     # Streamed in one pass: every offset and CRC is known before the first byte is written
     # (the bundle's CRC is combined from its members'), and when stored each tensor's data
@@ -90,6 +91,22 @@ def write_archive(
     )
     with atomic_writer(target) as handle:
         outer.write(handle)
+
+
+def check_reads_back(raw: bytes, target: str) -> None:
+    """A writer never writes what its reader refuses: the manifest about to be written is
+    read back with the reader's own rules and default limits and must come back the same
+    (a value JSON or YAML cannot say, such as a NaN turned into null, would not), before
+    the destination is touched."""
+    where = f"{target}: {MANIFEST_MEMBER}"
+    try:
+        document = schema.parse_yaml(raw.decode("utf-8"), source=where, max_nodes=DEFAULT_LIMITS.max_manifest_nodes)
+        reread = schema.manifest_from_dict(document, source=where)
+    except ModelpackError as exc:
+        exc.args = (f"not written, as its reader would refuse it: {exc}",)  # same class, same fields
+        raise
+    if manifest_to_yaml(reread).encode("utf-8") != raw:
+        raise SchemaError(f"{where}: not written: the manifest would not read back as written")
 
 
 def read_manifest(source: PathOrFile, *, limits: Limits = DEFAULT_LIMITS) -> Manifest:

@@ -218,6 +218,15 @@ class GraphConfig(LayerConfig):
     constants: int = Field(default=0, ge=0, le=100_000)
     graph: GraphSpec | None = None
 
+    @field_validator("parameters")
+    @classmethod
+    def _parameter_names(cls, value: dict[str, ParameterSpec]) -> dict[str, ParameterSpec]:
+        for name in value:
+            # As a child's name: a '.' would make structured parameter names ambiguous.
+            if not name or "." in name:
+                raise ValueError(f"parameter name {name!r} is empty or holds '.'")
+        return value
+
 
 @register_layer("Graph", config=GraphConfig, container=True)
 class GraphBlock(Block):
