@@ -159,6 +159,14 @@ def build_model(tree: LayerNode, arrays: dict[str, np.ndarray], source: str) -> 
         net.set_parameters(parameters, source=source)
     except ModelpackError as exc:
         raise FormatError(f"{source}: weights do not fit the architecture: {exc}") from exc
+    for name, param in net.collect_params().items():
+        if 0 in param.shape:
+            # A config's 0 matches any stored size (spec §3.2), so 0 bytes could stand for a
+            # layer of any size: Dense(units=2**30) with a weight of shape (2**30, 0).
+            raise FormatError(
+                f"{source}: parameter {name!r} has shape {param.shape}, with a zero-size "
+                "dimension: a layer with no weights to back its sizes cannot run"
+            )
     return net
 
 

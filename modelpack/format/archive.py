@@ -32,6 +32,7 @@ from ..io.limits import DEFAULT_LIMITS, Limits
 from ..io.npz import Integrity
 from ..io.paths import PathOrFile, describe, open_for_reading
 from ..nn.block import Block
+from ..nn.budget import ActivationBudget, limit_activations
 from . import architecture, container
 from .schema import LayerNode, Manifest, TensorInfo
 
@@ -57,6 +58,7 @@ class Archive:
         try:
             self._handle: IO[bytes] = self._cleanup.enter_context(open_for_reading(path))
             opened = container.Container.open(self._handle, self.name, limits)
+            self._budget = ActivationBudget(self.name, limits, model_bytes=opened.source.size)
             self.manifest: Manifest = opened.manifest(limits)
             self._bundle = npz.Bundle(
                 opened.bundle_source(limits, self._cleanup), limits=limits, max_inflated=opened.inflate_left
@@ -140,14 +142,16 @@ class Archive:
             return _unflatten(self.read_all(mmap=mmap), self.manifest.layout)
         assert self.manifest.architecture is not None  # guaranteed by Manifest validation
         if not mmap:
-            return architecture.build_model(self.manifest.architecture, self.read_all(), self.name)
-        # Mapped weights are checked when the model first reads them, so that loading
-        # touches no pages (see _check_on_first_read).
-        arrays = {
-            name: self._mapped(self._require_location(name, info)) for name, info in self.manifest.weights.items()
-        }
-        net = architecture.build_model(self.manifest.architecture, arrays, self.name)
-        self._check_on_first_read(net)
+            net = architecture.build_model(self.manifest.architecture, self.read_all(), self.name)
+        else:
+            # Mapped weights are checked when the model first reads them, so that loading
+            # touches no pages (see _check_on_first_read).
+            infos = self.manifest.weights
+            arrays = {name: self._mapped(self._require_location(name, info)) for name, info in infos.items()}
+            net = architecture.build_model(self.manifest.architecture, arrays, self.name)
+            self._check_on_first_read(net)
+        # What the file describes may ask for far more memory at run time than it holds.
+        limit_activations(net, self._budget)
         return net
 
     # -- reading -----------------------------------------------------------------------------

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 
-__all__ = ["Limits", "DEFAULT_LIMITS", "GRACE_BYTES"]
+__all__ = ["Limits", "DEFAULT_LIMITS", "GRACE_BYTES", "ACTIVATION_FLOOR"]
 
 MiB = 1 << 20
 GiB = 1 << 30
@@ -24,6 +24,14 @@ GiB = 1 << 30
 # A deflated member may always expand to this many bytes, whatever its ratio: small members
 # (a zero bias, a short manifest) legitimately compress far better than weights do.
 GRACE_BYTES = 1 * MiB
+
+# The activation budget of a loaded model when max_activation_bytes is None: a floor every
+# small model on a small input stays far below, and terms that grow with what legitimately
+# makes activations large — the model (its file: what an attacker pays for) and the input
+# (what the caller chose). A ResNet-style CNN holds about 50 times its input at once.
+ACTIVATION_FLOOR = 64 * MiB
+ACTIVATIONS_PER_MODEL_BYTE = 16
+ACTIVATIONS_PER_INPUT_BYTE = 256
 
 
 @dataclass(frozen=True)
@@ -36,7 +44,12 @@ class Limits:
     - ``max_tensors``: members of the weight bundle (checked before the zip directory is read).
     - ``max_total_bytes``: declared uncompressed size of all tensors together.
     - ``max_compression_ratio``: a deflated member larger than 1 MiB may expand at most this
-      many times its compressed size (the zip-bomb guard; real weights deflate ~1.1:1).
+      many times its compressed size (the zip-bomb guard; real weights deflate ~1.1:1); all
+      deflated members of a file together, at most this many times the file's size.
+    - ``max_activation_bytes``: what one forward call of a loaded model may hold in layer and
+      op outputs and their working arrays, checked before each allocation; None (the
+      default) scales it: the largest of 64 MiB, 16 times the archive's size and 256 times
+      the call's input.
     """
 
     max_manifest_bytes: int = 16 * MiB
@@ -44,12 +57,25 @@ class Limits:
     max_tensors: int = 100_000
     max_total_bytes: int = 64 * GiB
     max_compression_ratio: float = 100.0
+    max_activation_bytes: int | None = None
 
     def __post_init__(self) -> None:
         for field in fields(self):
             value = getattr(self, field.name)
+            if value is None and field.name == "max_activation_bytes":
+                continue
             if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
                 raise ValueError(f"Limits.{field.name} must be a positive number, found {value!r}")
+
+    def activation_limit(self, *, model_bytes: int, input_bytes: int) -> int:
+        """The activation budget of one forward call (see ``max_activation_bytes``)."""
+        if self.max_activation_bytes is not None:
+            return self.max_activation_bytes
+        return max(
+            ACTIVATION_FLOOR,
+            ACTIVATIONS_PER_MODEL_BYTE * model_bytes,
+            ACTIVATIONS_PER_INPUT_BYTE * input_bytes,
+        )
 
     def max_inflated(self, file_size: int) -> int:
         """The most bytes all deflated members of one file may expand to together, however

@@ -10,6 +10,7 @@ import numpy as np
 from pydantic import Field
 
 from ..errors import InputError
+from . import budget
 from . import init as init_mod
 from .activations import ActivationName, FloatDtype, as_float, float_input, get_activation
 from .block import Block
@@ -72,6 +73,8 @@ class Dense(Block):
         if self._flatten:
             array = array.reshape(array.shape[0], math.prod(array.shape[1:]))
         self.weight.shape = (self._units, array.shape[-1])
+        steps = 1 + (self._use_bias or self._act is not None)  # the product, then bias/activation
+        budget.charge(steps * budget.nbytes((*array.shape[:-1], self._units), self._dtype), "its output")
         out = array @ self.weight.data().T
         if self._use_bias:
             out = out + self.bias.data()
@@ -192,6 +195,7 @@ class Embedding(Block):
                 f"Embedding index out of range: expected 0 <= index < {self._input_dim}, "
                 f"found min {indices.min()} and max {indices.max()}"
             )
+        budget.charge(budget.nbytes((*indices.shape, self._output_dim), self._dtype), "the rows it looks up")
         return self.weight.data()[indices]
 
     def get_config(self) -> dict[str, Any]:

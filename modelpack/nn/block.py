@@ -21,7 +21,7 @@ import numpy as np
 from ..errors import DtypeMismatchError, ShapeMismatchError
 from ..io import npz
 from ..io.paths import PathOrFile, atomic_writer
-from . import hooks
+from . import budget, hooks
 from . import init as init_mod
 from .parameter import Parameter
 from .parameter_dict import ParameterDict, read_parameter_file
@@ -54,6 +54,9 @@ class Block:
     _reg_params: dict[str, Parameter]
     _prefix: str
     _shared: Mapping[str, Parameter] | None
+    # Set on every block of a loaded model (budget.limit_activations): forward runs inside
+    # the activation budget. None for models built in code, unless their user asks.
+    _activation_guard: budget._Guard | None = None
 
     def __init__(self, prefix: str | None = None, params: Mapping[str, Parameter] | None = None) -> None:
         object.__setattr__(self, "_children", {})
@@ -299,6 +302,8 @@ class Block:
         interceptor = hooks.active()
         if interceptor is not None:
             return interceptor.call_block(self, args)
+        if self._activation_guard is not None:
+            return budget.guarded_call(self, self._activation_guard, args)
         return self.forward(*args)
 
     def forward(self, *args: Any) -> Any:

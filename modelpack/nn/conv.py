@@ -19,6 +19,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 from pydantic import Field, create_model, model_validator
 
 from ..errors import InputError
+from . import budget
 from . import init as init_mod
 from .activations import ActivationName, FloatDtype, as_float, get_activation
 from .block import Block
@@ -194,9 +195,15 @@ class _Conv(Block):
             out = out + self.bias.data().reshape(1, -1, *(1,) * self._dims)
         return self._act(out) if self._act is not None else out
 
+    def _charge_output(self, shape: Sizes, dtype: np.dtype) -> None:
+        """The output, then as many again for the bias and the activation (budget.py)."""
+        steps = 1 + (self._use_bias or self._act is not None)
+        budget.charge(steps * budget.nbytes(shape, dtype), "its output")
+
     def _compute(self, array: np.ndarray) -> np.ndarray:
         n, g = array.shape[0], self._groups
         cols, out_sizes = self.columns(array)
+        self._charge_output((n, self._channels, *out_sizes), array.dtype)
         kernels = self.weight.data().reshape(1, g, self._channels // g, -1)
         return np.matmul(kernels, cols).reshape(n, self._channels, *out_sizes)  # (N, G, O/G, P)
 
@@ -207,9 +214,13 @@ class _Conv(Block):
         g, dims = self._groups, self._dims
         padded = array
         if any(self._padding):
+            padded_shape = (n, c, *(size + 2 * p for size, p in zip(array.shape[2:], self._padding, strict=True)))
+            budget.charge(budget.nbytes(padded_shape, array.dtype), f"padding the input by {self._padding}")
             padded = np.pad(array, ((0, 0), (0, 0), *((p, p) for p in self._padding)))
         win = windows(padded, self._kernel, self._strides, self._dilation)
         out_sizes = win.shape[2:2 + dims]
+        cols_bytes = budget.nbytes((n, c, *self._kernel, *out_sizes), array.dtype)
+        budget.charge(cols_bytes, "gathering its windows (im2col)")
         # (N, G, C/G, *out, *k) -> (N, G, C/G, *k, *out): the one copy, laid out so that the
         # matmul writes its result directly in channel-first order.
         cols = win.reshape(n, g, c // g, *out_sizes, *self._kernel)
@@ -310,6 +321,9 @@ class _ConvTranspose(_Conv):
                 f"{out_sizes} with padding {self._padding}"
             )
         # Every input pixel times every kernel tap, per group: (N, G, O/G·prod(k), prod(in)).
+        budget.charge(budget.nbytes((n, o, *self._kernel, *in_sizes), array.dtype), "its products")
+        budget.charge(budget.nbytes((n, o, *full), array.dtype), "the full output it scatters into")
+        self._charge_output((n, o, *out_sizes), array.dtype)
         weight = self.weight.data().reshape(g, c // g, -1).transpose(0, 2, 1)
         products = np.matmul(weight[None], array.reshape(n, g, c // g, -1))
         products = products.reshape(n, o, *self._kernel, *in_sizes)

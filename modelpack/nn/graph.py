@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from ..errors import FormatError, InputError, SchemaError
 from ..io.npy import FLOAT_DTYPES
-from . import structure
+from . import budget, structure
 from .block import Block
 from .parameter import Parameter
 from .registry import LayerConfig, register_layer
@@ -327,8 +327,10 @@ class GraphBlock(Block):
         # named_parameters, not collect_params: a forward must not rename the parameters.
         params = dict(self.named_parameters()) if any(n.op == "parameter" for n in graph.nodes) else {}
         for position, node in enumerate(graph.nodes):
+            inputs = [values[name] for name in node.inputs]
+            what = f"graph node {position} ({node.op})"
             try:
-                results = self._run(node, [values[name] for name in node.inputs], params, sizes)
+                results = self._run(node, inputs, params, sizes, what)
             except (ValueError, TypeError, IndexError, ArithmeticError) as exc:
                 # numpy refusing the op (shapes that do not broadcast, a bad axis, a scalar
                 # that does not fit the array's dtype): say where.
@@ -336,6 +338,7 @@ class GraphBlock(Block):
                     f"{self._source_class}: graph node {position} ({node.op}) cannot run on these "
                     f"inputs: {exc}"
                 ) from exc
+            budget.hold(results, inputs, what)  # this graph keeps them until it returns
             if len(results) != len(node.outputs):
                 raise InputError(
                     f"{self._source_class}: graph node {position} ({node.op}) gave {len(results)} "
@@ -364,7 +367,12 @@ class GraphBlock(Block):
             raise InputError(f"{self._source_class} expects arguments {exc}") from None
 
     def _run(
-        self, node: GraphNode, inputs: list[Any], params: Mapping[str, Parameter], sizes: dict[str, int]
+        self,
+        node: GraphNode,
+        inputs: list[Any],
+        params: Mapping[str, Parameter],
+        sizes: dict[str, int],
+        what: str,
     ) -> list[Any]:
         from . import ops  # late, as above: ops imports the layers, which import this module
 
@@ -381,6 +389,8 @@ class GraphBlock(Block):
         for name in definition.sizes:
             if name in attrs:
                 attrs[name] = resolve(attrs[name], sizes)
+        # Sized from the inputs' shapes and the attributes before numpy allocates anything.
+        budget.check(budget.op_bytes(node.op, inputs, attrs), what)
         result = definition.fn(*inputs, **attrs)
         return list(result) if definition.returns_list(attrs) else [result]
 

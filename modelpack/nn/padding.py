@@ -8,6 +8,7 @@ import numpy as np
 from pydantic import Field, model_validator
 
 from ..errors import InputError
+from . import budget
 from .activations import float_input
 from .block import Block
 from .conv import MAX_SPATIAL, as_tuple, check_rank
@@ -56,6 +57,8 @@ class ReflectionPad2D(Block):
                     f"ReflectionPad2D: padding {(before, after)} must be smaller than the size "
                     f"{size} it mirrors (input shape {array.shape})"
                 )
+        padded_shape = [size + before + after for size, (before, after) in zip(array.shape, pads, strict=True)]
+        budget.charge(budget.nbytes(padded_shape, array.dtype), "its output")
         return np.pad(array, pads, mode="reflect")
 
     def get_config(self) -> dict[str, Any]:

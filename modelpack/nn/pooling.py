@@ -12,6 +12,7 @@ import numpy as np
 from pydantic import create_model, model_validator
 
 from ..errors import InputError
+from . import budget
 from .activations import float_input
 from .block import Block
 from .conv import LAYOUTS, Sizes, as_tuple, check_rank, sizes, windows
@@ -99,7 +100,14 @@ class _Pool(Block):
         pads = [(0, 0), (0, 0)]
         for o, s, k, n, p in zip(out, self._strides, self._pool, in_sizes, self._padding, strict=True):
             pads.append((p, p + max(0, (o - 1) * s + k - (n + 2 * p))))  # ceil_mode's last window
-        padded = np.pad(array, pads, constant_values=fill) if any(sum(p) for p in pads) else array
+        n, c = array.shape[:2]
+        padded = array
+        if any(sum(p) for p in pads):
+            padded_shape = (n, c, *(size + sum(p) for size, p in zip(in_sizes, pads[2:], strict=True)))
+            budget.charge(budget.nbytes(padded_shape, array.dtype), f"padding the input by {self._padding}")
+            padded = np.pad(array, pads, constant_values=fill)
+        # The output, and for averages the sums it is divided from.
+        budget.charge(2 * budget.nbytes((n, c, *out), array.dtype), "its output")
         win = windows(padded, self._pool, self._strides)
         index = (slice(None), slice(None), *(slice(o) for o in out))
         return win[index], out

@@ -28,7 +28,7 @@ MAX_SECONDS = 5.0  # generous: tracemalloc slows Python down several times
 MAX_PEAK_BYTES = 8 * 2**20
 
 
-def bounded(call: Callable[[], Any]) -> tuple[Any, ModelpackError | None]:
+def bounded(call: Callable[[], Any], *, max_peak: int = MAX_PEAK_BYTES) -> tuple[Any, ModelpackError | None]:
     """(result, None) or (None, the ModelpackError); anything else propagates and fails."""
     tracemalloc.start()
     try:
@@ -40,7 +40,7 @@ def bounded(call: Callable[[], Any]) -> tuple[Any, ModelpackError | None]:
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
-    assert peak < MAX_PEAK_BYTES, f"peak allocation {peak} bytes"
+    assert peak < max_peak, f"peak allocation {peak} bytes"
     return result, error
 
 

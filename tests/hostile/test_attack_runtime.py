@@ -1,0 +1,267 @@
+"""Tiny files never run huge: archives of a few KB whose forward would ask numpy for
+gigabytes (padding, pooling, a graph that doubles a tensor, a broadcast, many held values)
+end in a LimitError naming the file, the block or graph node and the op, before numpy
+allocates, with memory bounded by the activation budget. Degenerate layers (zero channels or
+units, spatial sizes beyond any network) are refused at load."""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+import numpy as np
+import pytest
+from craft import archive, edit, stored_zip
+from harness import bounded, refused
+
+import modelpack
+from modelpack import Limits, nn
+from modelpack.errors import InputError, LimitError, SchemaError
+from modelpack.format.schema import LayerNode, Manifest, manifest_to_yaml
+from modelpack.io.limits import ACTIVATION_FLOOR
+from modelpack.nn.budget import ActivationBudget, limit_activations
+
+OVER = r"would allocate \d+ bytes, bringing this forward call to \d+ bytes of activations, over its limit of "
+# The default budget's floor, plus what the layers hold below it and the test's own arrays.
+PEAK = ACTIVATION_FLOOR + 16 * 2**20
+
+
+def _export(net: nn.Block, **kwargs: Any) -> bytes:
+    buffer = io.BytesIO()
+    modelpack.export(net, buffer, **kwargs)
+    return buffer.getvalue()
+
+
+def runs_out(tmp_path, data: bytes, x: np.ndarray, fragment: str, *, limits: Limits | None = None) -> LimitError:
+    """The archive loads and verifies; its forward on ``x`` raises LimitError naming the file
+    and ``fragment``, within the time and memory bounds."""
+    path = tmp_path / "hostile.mpk"
+    path.write_bytes(data)
+    kwargs = {} if limits is None else {"limits": limits}
+    net, error = bounded(lambda: modelpack.load(path, **kwargs))
+    assert error is None, error
+    assert modelpack.verify(path).ok
+    _, error = bounded(lambda: net(x), max_peak=PEAK)
+    assert type(error) is LimitError, f"{type(error).__name__}: {error}"
+    assert str(error).startswith(f"{path}: "), str(error)
+    assert __import__("re").search(fragment, str(error)), str(error)
+    return error
+
+
+def _graph(nodes: list[dict[str, Any]], outputs: list[str], width: int = 4) -> bytes:
+    """A Graph model of ``nodes`` over one input ``x`` of shape (batch, width); no weights."""
+    graph = {
+        "inputs": [{"name": "x", "dtype": "float32", "shape": ["batch", width]}],
+        "nodes": nodes,
+        "outputs": {"kind": "single" if len(outputs) == 1 else "tuple", "values": outputs},
+    }
+    manifest = Manifest(producer="hostile", kind="model",
+                        architecture=LayerNode(type="Graph", config={"graph": graph}), weights={})
+    return archive(manifest_to_yaml(manifest).encode(), stored_zip({}))
+
+
+# -- at run time ------------------------------------------------------------------------------
+
+def _set_config(data: bytes, **config: Any) -> bytes:
+    def change(manifest):
+        node = manifest["architecture"]["children"]["0"]
+        node["config"].update(config)
+
+    return edit(data, manifest=change)
+
+
+def test_conv_padding(tmp_path):
+    net = nn.Sequential()
+    net.add(nn.Conv2D(1, kernel_size=1, in_channels=1))
+    net.initialize(seed=0)
+    data = _set_config(_export(net), padding=[4096, 4096])
+    runs_out(tmp_path, data, np.ones((1, 1, 1, 1), np.float32),
+             r"hostile\.mpk: block '0' \(Conv2D\): padding the input by \(4096, 4096\) " + OVER + "67108864")
+
+
+@pytest.mark.parametrize("layer", ["MaxPool2D", "AvgPool2D"])
+def test_pooling_needs_no_weights(tmp_path, layer):
+    net = nn.Sequential()
+    net.add(nn.MaxPool2D() if layer == "MaxPool2D" else nn.AvgPool2D())
+    data = _set_config(_export(net), pool_size=[4096, 4096], padding=[2048, 2048])
+    assert len(data) < 2048
+    runs_out(tmp_path, data, np.ones((1, 4, 1, 1), np.float32),
+             rf"block '0' \({layer}\): padding the input by \(2048, 2048\) " + OVER)
+
+
+def test_graph_doubling_by_concatenation(tmp_path):
+    nodes = [{"op": "concatenate", "inputs": [f"v{i}", f"v{i}"] if i else ["x", "x"], "outputs": [f"v{i + 1}"]}
+             for i in range(30)]
+    runs_out(tmp_path, _graph(nodes, ["v30"]), np.ones((1, 4), np.float32),
+             r"hostile\.mpk: the top-level block \(GraphBlock\): graph node 2[0-9] \(concatenate\) " + OVER)
+
+
+def test_graph_broadcast_to_16_gib(tmp_path):
+    nodes = [
+        {"op": "reshape", "inputs": ["x"], "outputs": ["col"], "attrs": {"shape": [256, 1]}},
+        {"op": "reshape", "inputs": ["x"], "outputs": ["row"], "attrs": {"shape": [1, 256]}},
+        {"op": "add", "inputs": ["col", "row"], "outputs": ["square"]},
+        {"op": "reshape", "inputs": ["square"], "outputs": ["col2"], "attrs": {"shape": [-1, 1]}},
+        {"op": "reshape", "inputs": ["square"], "outputs": ["row2"], "attrs": {"shape": [1, -1]}},
+        {"op": "add", "inputs": ["col2", "row2"], "outputs": ["huge"]},
+    ]
+    runs_out(tmp_path, _graph(nodes, ["huge"]), np.ones((64, 4), np.float32),
+             r"graph node 5 \(add\) would allocate 17179869184 bytes")
+
+
+def test_graph_holding_many_values(tmp_path):
+    """Each op alone fits; together they would not: what a graph holds counts until it returns."""
+    nodes = [{"op": "reshape", "inputs": ["x"], "outputs": ["col"], "attrs": {"shape": [1024, 1]}},
+             {"op": "reshape", "inputs": ["x"], "outputs": ["row"], "attrs": {"shape": [1, 1024]}}]
+    nodes += [{"op": "multiply", "inputs": ["col", "row"], "outputs": [f"m{i}"]} for i in range(40)]
+    runs_out(tmp_path, _graph(nodes, [f"m{i}" for i in range(40)]), np.ones((256, 4), np.float32),
+             r"graph node (1[6-9]) \(multiply\) would allocate 4194304 bytes")
+
+
+def test_graph_calling_a_layer_counts_what_it_returns(tmp_path):
+    """A Graph holding outputs of its child layers: the layer's results count as held values."""
+    class Widen(nn.Block):
+        def __init__(self) -> None:
+            super().__init__()
+            self.up = nn.Dense(4096, in_units=4)
+
+        def forward(self, x):
+            return self.up(x) + self.up(x) + self.up(x)
+
+    net = Widen()
+    net.initialize(seed=0)
+    example = np.ones((2, 4), np.float32)
+    net(example)
+    data = _export(net, example=example)
+    runs_out(tmp_path, data, np.ones((2048, 4), np.float32),
+             r"hostile\.mpk: (block 'up' \(Dense\): its output|the top-level block \(GraphBlock\): graph node \d "
+             r"\((layer|add)\)) " + OVER, limits=Limits(max_activation_bytes=80 * 2**20))
+
+
+# -- the budget's rules --------------------------------------------------------------------
+
+def _mlp() -> nn.Sequential:
+    net = nn.Sequential()
+    net.add(nn.Dense(256, in_units=64, activation="relu"), nn.Dense(8, in_units=256))
+    net.initialize(seed=0)
+    return net
+
+
+def test_models_built_in_code_are_not_limited():
+    net = _mlp()
+    x = np.ones((70_000, 64), np.float32)  # 70 000 x 256 float32 = 72 MB: over the floor, under the input term
+    assert net(x).shape == (70_000, 8)
+    limit_activations(net, ActivationBudget("my net", Limits(max_activation_bytes=2**20)))
+    with pytest.raises(LimitError, match=r"^my net: block '0' \(Dense\): its output would allocate 2097152 bytes"):
+        net(np.ones((1024, 64), np.float32))
+    limit_activations(net, None)
+    assert net(np.ones((512, 64), np.float32)).shape == (512, 8)
+
+
+def test_loaded_models_scale_the_limit_and_can_raise_it(tmp_path):
+    path = tmp_path / "mlp.mpk"
+    modelpack.export(_mlp(), path)
+    loaded = modelpack.load(path)
+    assert loaded(np.ones((70_000, 64), np.float32)).shape == (70_000, 8)  # scaled to the input
+    strict = modelpack.load(path, limits=Limits(max_activation_bytes=2**20))
+    with pytest.raises(LimitError, match=rf"^{path}: block '0' \(Dense\): its output " + OVER + r"1048576; pass "
+                       r"limits=modelpack\.Limits\(max_activation_bytes=\.\.\.\) to modelpack\.load to allow more "
+                       r"\(now 1048576\)$"):
+        strict(np.ones((1024, 64), np.float32))
+    assert strict(np.ones((8, 64), np.float32)).shape == (8, 8)
+    assert strict[1](np.ones((8, 256), np.float32)).shape == (8, 8)  # a child called alone is limited too
+
+
+def test_a_cnn_on_a_large_batch_runs_under_the_default(tmp_path):
+    net = nn.Sequential()
+    net.add(nn.Conv2D(16, 3, padding=1, activation="relu"), nn.BatchNorm(), nn.MaxPool2D(),
+            nn.Conv2D(32, 3, padding=1, activation="relu"), nn.GlobalAvgPool2D(), nn.Flatten(), nn.Dense(10))
+    net.initialize(seed=0)
+    x = np.random.default_rng(0).normal(size=(16, 3, 64, 64)).astype(np.float32)
+    expected = net(x)
+    modelpack.export(net, tmp_path / "cnn.mpk")
+    np.testing.assert_array_equal(modelpack.load(tmp_path / "cnn.mpk")(x), expected)
+
+
+def test_errors_inside_a_loaded_forward_name_the_file(tmp_path):
+    path = tmp_path / "mlp.mpk"
+    modelpack.export(_mlp(), path)
+    loaded = modelpack.load(path)
+    with pytest.raises(modelpack.ShapeMismatchError, match=rf"^{path}: block '0' \(Dense\): parameter '0\.weight'"):
+        loaded(np.ones((2, 63), np.float32))
+    with pytest.raises(InputError, match=rf"^{path}: block '0' \(Dense\): Dense expects a batch"):
+        loaded(np.float32(1.0))
+
+
+# -- at load ----------------------------------------------------------------------------------
+
+def _conv_net() -> bytes:
+    net = nn.Sequential()
+    net.add(nn.Conv2D(2, kernel_size=3, in_channels=1))
+    net.initialize(seed=0)
+    return _export(net)
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("padding", [30_000, 0], r"config\.padding\.0: Input should be less than or equal to 4096"),
+    ("strides", [1, 5000], r"config\.strides\.1: Input should be less than or equal to 4096"),
+    ("dilation", [4097, 1], r"config\.dilation\.0: Input should be less than or equal to 4096"),
+])
+def test_spatial_sizes_beyond_any_network(tmp_path, field, value, message):
+    refused(tmp_path, _set_config(_conv_net(), **{field: value}), SchemaError,
+            r"hostile\.mpk: manifest\.yaml: invalid manifest: architecture\.children\.0: invalid config for layer "
+            r"type 'Conv2D': " + message)
+
+
+def test_pool_size_beyond_any_network(tmp_path):
+    net = nn.Sequential()
+    net.add(nn.MaxPool2D())
+    refused(tmp_path, _set_config(_export(net), pool_size=[60_000, 60_000], padding=[30_000, 30_000]), SchemaError,
+            r"config\.pool_size\.0: Input should be less than or equal to 4096")
+
+
+def _zero_sized(data: bytes, field: str, weights: dict[str, list[int]], **config: Any) -> bytes:
+    def change(manifest):
+        manifest["architecture"]["children"]["0"]["config"].update({field: 0, **config})
+        for name, shape in weights.items():
+            manifest["weights"][name]["shape"] = shape
+
+    def empty(members):
+        for name, shape in weights.items():
+            from craft import npy
+            members[name + ".npy"] = npy(np.zeros(shape, np.float32))
+
+    return edit(data, manifest=change, bundle=empty)
+
+
+def test_conv_with_zero_input_channels(tmp_path):
+    data = _zero_sized(_conv_net(), "in_channels", {"0.weight": [2, 0, 3, 3]})
+    refused(tmp_path, data, SchemaError, r"invalid config for layer type 'Conv2D': config\.in_channels: Input should "
+            r"be greater than 0")
+
+
+def test_dense_of_a_billion_units_from_a_zero_byte_weight(tmp_path):
+    net = nn.Sequential()
+    net.add(nn.Dense(2, in_units=3))
+    net.initialize(seed=0)
+    def drop_bias(manifest):
+        manifest["architecture"]["children"]["0"]["config"]["use_bias"] = False
+        del manifest["weights"]["0.bias"]
+
+    without_bias = edit(_export(net), manifest=drop_bias, bundle=lambda members: members.pop("0.bias.npy"))
+    data = _zero_sized(without_bias, "in_units", {"0.weight": [2**30, 0]}, units=2**30)
+    refused(tmp_path, data, SchemaError, r"invalid config for layer type 'Dense': config\.in_units: Input should be "
+            r"greater than 0")
+
+
+@pytest.mark.parametrize("layer", ["BatchNorm", "LayerNorm"])
+def test_norm_without_channels(tmp_path, layer):
+    net = nn.Sequential()
+    net.add(nn.BatchNorm(in_channels=2) if layer == "BatchNorm" else nn.LayerNorm(in_channels=2))
+    net.initialize(seed=0)
+
+    def drop(manifest):
+        del manifest["architecture"]["children"]["0"]["config"]["in_channels"]
+
+    refused(tmp_path, edit(_export(net), manifest=drop), SchemaError,
+            rf"invalid config for layer type '{layer}': config\.in_channels: Field required")
