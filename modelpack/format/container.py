@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import re
+import sys
 import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -95,13 +96,14 @@ def write_archive(
 
 def check_reads_back(raw: bytes, target: str) -> None:
     """A writer never writes what its reader refuses: the manifest about to be written is
-    read back with the reader's own rules and default limits and must come back the same
-    (a value JSON or YAML cannot say, such as a NaN turned into null, would not), before
-    the destination is touched."""
+    read back with the reader's own rules and must come back the same (a value JSON or YAML
+    cannot say, such as a NaN turned into null, would not), before the destination is
+    touched. Resource limits are the reader's to choose (a large model needs raised ones),
+    so they are not applied to what this process itself wrote."""
     where = f"{target}: {MANIFEST_MEMBER}"
     try:
-        document = schema.parse_yaml(raw.decode("utf-8"), source=where, max_nodes=DEFAULT_LIMITS.max_manifest_nodes)
-        reread = schema.manifest_from_dict(document, source=where)
+        document = schema.parse_yaml(raw.decode("utf-8"), source=where, max_nodes=sys.maxsize)
+        reread = schema.manifest_from_dict(document, source=where, max_architecture_nodes=sys.maxsize)
     except ModelpackError as exc:
         exc.args = (f"not written, as its reader would refuse it: {exc}",)  # same class, same fields
         raise
@@ -163,7 +165,7 @@ class Container:
         version = schema.check_format_version(document, source=self._manifest_where)
         self.check_member_set()
         self.check_manifest_hash(raw, version)
-        return self.validate_manifest(document, version)
+        return self.validate_manifest(document, version, limits)
 
     def manifest_bytes(
         self, limits: Limits, *, damaged: Callable[[FormatError], None] | None = None
@@ -223,8 +225,10 @@ class Container:
                 f"archive comment records {match.group(1).decode('ascii')}"
             )
 
-    def validate_manifest(self, document: dict, version: tuple[int, int]) -> Manifest:
-        manifest = schema.manifest_from_dict(document, source=self._manifest_where)
+    def validate_manifest(self, document: dict, version: tuple[int, int], limits: Limits) -> Manifest:
+        manifest = schema.manifest_from_dict(
+            document, source=self._manifest_where, max_architecture_nodes=limits.max_architecture_nodes
+        )
         if versions.rules(version).hashes:
             unhashed = [tensor for tensor, info in manifest.weights.items() if info.sha256 is None]
             if unhashed:

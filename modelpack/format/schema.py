@@ -305,10 +305,11 @@ def parse_yaml(
     """The manifest's YAML as plain data (see ``safeyaml``: no tags, aliases, or deep nesting)."""
     try:
         document = safeyaml.load(text, max_nodes=max_nodes)
-    except safeyaml.YAMLTooLarge:
+    except safeyaml.YAMLTooLarge as exc:
+        costlier = f" (outside the JSON subset modelpack writes, each node counts {exc.cost} times)"
         raise LimitError(
             f"{source}: manifest", "its YAML node count", max_nodes + 1,
-            limit="max_manifest_nodes", allowed=max_nodes,
+            limit="max_manifest_nodes", allowed=max_nodes, note=costlier if exc.cost > 1 else "",
         ) from None
     except safeyaml.YAMLRefused as exc:
         raise SchemaError(f"{source}: manifest is not valid safe YAML: {exc}") from None
@@ -336,20 +337,51 @@ def check_format_version(document: dict[str, Any], *, source: str) -> tuple[int,
     return found
 
 
-def manifest_from_dict(document: dict[str, Any], *, source: str) -> Manifest:
-    """Validate a parsed manifest, applying the version rules before the schema."""
+def manifest_from_dict(
+    document: dict[str, Any],
+    *,
+    source: str,
+    max_architecture_nodes: int = DEFAULT_LIMITS.max_architecture_nodes,
+) -> Manifest:
+    """Validate a parsed manifest, applying the version rules and the architecture's size
+    limit before the schema (validating a layer or graph node costs ~100 plain nodes)."""
     found = check_format_version(document, source=source)
+    count = count_architecture_nodes(document.get("architecture"))
+    if count > max_architecture_nodes:
+        raise LimitError(
+            source, "the architecture's layers and graph nodes", count,
+            limit="max_architecture_nodes", allowed=max_architecture_nodes,
+        )
     # A newer minor version may only add optional fields: ignore the manifest and tensor
     # fields we don't know (layer nodes and configs stay closed; see _Extensible).
     newer_minor = found[1] > parse_version(FORMAT_VERSION)[1]
     try:
-        return Manifest.model_validate(document, context={IGNORE_UNKNOWN_FIELDS: newer_minor})
+        with safeyaml.gc_paused():  # a model object per tensor and layer: see gc_paused
+            return Manifest.model_validate(document, context={IGNORE_UNKNOWN_FIELDS: newer_minor})
     except (UnknownLayerError, UnknownOpError) as exc:  # registry lookups, not wrapped by pydantic
         raise type(exc)(f"{source}: {exc}") from None
     except ValidationError as exc:
         raise SchemaError(f"{source}: invalid manifest: {describe_errors(exc)}") from None
     except RecursionError:
         raise SchemaError(f"{source}: architecture nests too deeply") from None
+
+
+def count_architecture_nodes(tree: Any) -> int:
+    """Layers plus graph nodes of a parsed (not yet validated) architecture; whatever is not
+    shaped like one is left for the schema to refuse. Iterative: depth cannot hurt here."""
+    count, stack = 0, [tree]
+    while stack:
+        node = stack.pop()
+        if not isinstance(node, dict):
+            continue
+        count += 1
+        config, children = node.get("config"), node.get("children")
+        graph = config.get("graph") if isinstance(config, dict) else None
+        if isinstance(graph, dict) and isinstance(graph.get("nodes"), list):
+            count += len(graph["nodes"])
+        if isinstance(children, dict):
+            stack.extend(children.values())
+    return count
 
 
 def describe_errors(exc: ValidationError, prefix: str = "") -> str:

@@ -118,7 +118,7 @@ def _check_manifest(container: Container, limits: Limits, report: VerifyReport) 
     report.format_version = f"{version[0]}.{version[1]}"
     _attempt(report, container.check_member_set)
     _attempt(report, container.check_manifest_hash, raw, version)
-    return _attempt(report, container.validate_manifest, document, version)
+    return _attempt(report, container.validate_manifest, document, version, limits)
 
 
 def _check_bundle(

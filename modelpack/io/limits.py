@@ -28,7 +28,8 @@ GRACE_BYTES = 1 * MiB
 # The activation budget of a loaded model when max_activation_bytes is None: a floor every
 # small model on a small input stays far below, and terms that grow with what legitimately
 # makes activations large — the model (its file: what an attacker pays for) and the input
-# (what the caller chose). A ResNet-style CNN holds about 50 times its input at once.
+# (what the caller chose). A ResNet-18-shaped CNN at 224x224 holds at most 24 times its input
+# at once by this count, so 256 leaves ten times the room.
 ACTIVATION_FLOOR = 64 * MiB
 ACTIVATIONS_PER_MODEL_BYTE = 16
 ACTIVATIONS_PER_INPUT_BYTE = 256
@@ -40,7 +41,11 @@ class Limits:
 
     - ``max_manifest_bytes``: size of ``manifest.yaml``.
     - ``max_manifest_nodes``: YAML nodes (scalars, lists, mappings) in the manifest; bounds
-      parse time and memory, which grow per node rather than per byte.
+      parse time and memory, which grow per node rather than per byte. A manifest outside
+      the JSON subset modelpack writes takes the slower YAML parser, and each of its nodes
+      counts four times.
+    - ``max_architecture_nodes``: layers and graph nodes in the architecture, counted before
+      they are validated; each costs about a hundred times a plain node to validate and build.
     - ``max_tensors``: members of the weight bundle (checked before the zip directory is read).
     - ``max_total_bytes``: declared uncompressed size of all tensors together.
     - ``max_compression_ratio``: a deflated member larger than 1 MiB may expand at most this
@@ -53,7 +58,8 @@ class Limits:
     """
 
     max_manifest_bytes: int = 16 * MiB
-    max_manifest_nodes: int = 2_000_000
+    max_manifest_nodes: int = 1_000_000
+    max_architecture_nodes: int = 10_000
     max_tensors: int = 100_000
     max_total_bytes: int = 64 * GiB
     max_compression_ratio: float = 100.0

@@ -10,7 +10,8 @@ iteratively, and builds dicts, lists, strings, ints, floats, bools and None dire
 - mapping keys are strings, each at most once;
 - one document;
 - nesting at most ``MAX_DEPTH`` collections deep and at most ``max_nodes`` nodes in all,
-  checked as the events arrive, so neither the stack nor memory can be exhausted.
+  checked as the events arrive, so neither the stack nor memory can be exhausted; a node of
+  the block form counts ``YAML_NODE_COST`` times, as it costs that much more to parse.
 
 libyaml's parser is used when PyYAML has it (about 20× faster), PyYAML's own otherwise.
 What a plain scalar means is spec/FORMAT.md §2.1's table, not PyYAML's resolver alone: the
@@ -20,9 +21,11 @@ reader in another language never has to imitate PyYAML.
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import yaml
@@ -39,12 +42,17 @@ from yaml.events import (
 )
 from yaml.nodes import ScalarNode
 
-__all__ = ["MAX_DEPTH", "YAMLRefused", "YAMLTooLarge", "load"]
+__all__ = ["MAX_DEPTH", "YAML_NODE_COST", "YAMLRefused", "YAMLTooLarge", "gc_paused", "load"]
 
 # Deepest nesting of mappings and lists. An architecture level costs two (a node and its
 # children mapping), so the 64-level architecture limit needs about 132; this leaves room
 # for the schema check to report the architecture depth itself.
 MAX_DEPTH = 160
+
+# A node costs the block form (libyaml's events, then type resolution in Python) up to about
+# four times what it costs the JSON form, so it counts four times: the worst manifest within
+# the node limit then parses in about the same time in either form (bench/manifest_worst.py).
+YAML_NODE_COST = 4
 
 _PARSER = yaml.CSafeLoader if getattr(yaml, "__with_libyaml__", False) else yaml.SafeLoader
 _RESOLVER = yaml.resolver.Resolver()
@@ -56,6 +64,12 @@ _DECIMAL = re.compile(r"[-+]?(?:0|[1-9][0-9]*)\Z")  # converted only when 400 ch
 _BOOL = re.compile(r"(?:true|True|TRUE|false|False|FALSE)\Z")
 _FLOAT = re.compile(r"(?:[-+]?[0-9]+\.[0-9]*(?:[eE][-+][0-9]+)?|\.[0-9]+(?:[eE][-+][0-9]+)?"
                     r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))\Z")
+_DECIMAL_FLOAT = re.compile(r"[-+]?[0-9]+\.[0-9]*(?:[eE][-+][0-9]+)?\Z")  # Python's float() agrees
+_WORDS: dict[str, Any] = {
+    **{word: True for word in ("true", "True", "TRUE")},
+    **{word: False for word in ("false", "False", "FALSE")},
+    **{word: None for word in ("~", "null", "Null", "NULL", "")},
+}
 assert None not in _RESOLVER.yaml_implicit_resolvers  # the fast path below relies on it
 _PLAIN: dict[str, Callable[[ScalarNode], Any] | None] = {
     "tag:yaml.org,2002:str": None,
@@ -71,7 +85,29 @@ class YAMLRefused(ValueError):
 
 
 class YAMLTooLarge(YAMLRefused):
-    """The document has more nodes than the caller allows."""
+    """The document has more nodes than the caller allows; ``cost`` is what each counted."""
+
+    def __init__(self, message: str, *, cost: int) -> None:
+        super().__init__(message)
+        self.cost = cost
+
+
+@contextlib.contextmanager
+def gc_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector around building (or validating) a large document.
+
+    Parsing allocates up to millions of acyclic objects; each allocation burst triggers
+    collections that traverse the whole process heap, so with the collector on, the cost of
+    a manifest grew with everything else the process holds (2-4x here). Nothing built here
+    forms a cycle, so nothing is lost by collecting later.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def load(text: str | bytes, *, max_nodes: int) -> Any:
@@ -84,17 +120,18 @@ def load(text: str | bytes, *, max_nodes: int) -> Any:
     """
     if isinstance(text, bytes):
         text = text.decode("utf-8")
-    if text.lstrip(" \t\r\n").startswith("{"):
-        return _json_form(text, max_nodes)
-    if "\ufeff" in text:
-        raise YAMLRefused("a raw U+FEFF (byte-order mark) is not allowed in a manifest")
-    parser = _PARSER(text)
-    try:
-        return _build(parser, max_nodes)
-    except yaml.YAMLError as exc:
-        raise YAMLRefused(str(exc)) from None
-    finally:
-        parser.dispose()
+    with gc_paused():
+        if text.lstrip(" \t\r\n").startswith("{"):
+            return _json_form(text, max_nodes)
+        if "\ufeff" in text:
+            raise YAMLRefused("a raw U+FEFF (byte-order mark) is not allowed in a manifest")
+        parser = _PARSER(text)
+        try:
+            return _build(parser, max_nodes // YAML_NODE_COST)
+        except yaml.YAMLError as exc:
+            raise YAMLRefused(str(exc)) from None
+        finally:
+            parser.dispose()
 
 
 # Characters a YAML reader folds or strips inside quoted scalars, and escapes of UTF-16
@@ -159,17 +196,18 @@ def _json_form(text: str, max_nodes: int) -> Any:
     collections = text.count("{") + text.count("[")
     if 1 + 2 * (collections + text.count(",")) <= max_nodes and collections <= MAX_DEPTH:
         return document
-    nodes, stack = 0, [(document, 1)]
-    while stack:  # the same bounds the YAML path enforces, without recursion
+    # The same bounds the YAML path enforces, without recursion; scalars are counted with
+    # their container (a mapping's keys too), only containers are visited.
+    nodes, stack = 1, [(document, 1)] if isinstance(document, dict | list) else []
+    while stack:
         value, depth = stack.pop()
-        nodes += 1 + (len(value) if isinstance(value, dict) else 0)
+        if depth > MAX_DEPTH:
+            raise YAMLRefused(f"nests deeper than {MAX_DEPTH} levels")
+        children = value.values() if isinstance(value, dict) else value
+        nodes += 2 * len(children) if isinstance(value, dict) else len(children)
         if nodes > max_nodes:
-            raise YAMLTooLarge(f"has more than {max_nodes} nodes")
-        if isinstance(value, dict | list):
-            if depth > MAX_DEPTH:
-                raise YAMLRefused(f"nests deeper than {MAX_DEPTH} levels")
-            children = value.values() if isinstance(value, dict) else value
-            stack.extend((child, depth + 1) for child in children)
+            raise YAMLTooLarge(f"has more than {max_nodes} nodes", cost=1)
+        stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
     return document
 
 
@@ -200,7 +238,7 @@ def _build(parser: Any, max_nodes: int) -> Any:
         else:
             nodes += 1
             if nodes > max_nodes:
-                raise YAMLTooLarge(f"has more than {max_nodes} YAML nodes")
+                raise YAMLTooLarge(f"has more than {max_nodes} YAML nodes", cost=YAML_NODE_COST)
             _check_plain(event)
             if isinstance(event, CollectionStartEvent):
                 if len(stack) >= MAX_DEPTH:
@@ -252,6 +290,12 @@ def _scalar(event: ScalarEvent) -> Any:
         return number
     if value and value[0] not in _RESOLVER.yaml_implicit_resolvers:
         return value
+    # The table's other rows without the resolver (its float row's decimal form, booleans,
+    # null), which the resolver would also give: the block form's costliest scalars.
+    if len(value) <= _MAX_NUMBER_CHARS and _DECIMAL_FLOAT.match(value):
+        return float(value)
+    if value in _WORDS:
+        return _WORDS[value]
     tag = _RESOLVER.resolve(ScalarNode, value, (True, False))
     if tag not in _PLAIN:
         raise YAMLRefused(

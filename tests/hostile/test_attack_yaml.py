@@ -7,6 +7,7 @@ import pytest
 from craft import archive, edit, stored_zip
 from harness import model_bytes, refused
 
+import modelpack
 from modelpack import Limits
 from modelpack.errors import LimitError, SchemaError, UnknownLayerError
 
@@ -74,10 +75,25 @@ def test_oversized_manifest_refused_before_reading(tmp_path):
 
 
 def test_node_bomb_refused(tmp_path):
-    # 2 bytes a node: far more nodes than bytes would suggest. Default limit: 2 000 000.
+    # 2 bytes a node: far more nodes than bytes would suggest. Default limit: 1 000 000 (a
+    # quarter of that outside the JSON subset, whose nodes cost the YAML parser more).
     text = HEAD + "weights: {}\nmetadata: {a: [" + "1," * 5000 + "]}\n"
-    refused(tmp_path, _manifest(text), LimitError, r"manifest: its YAML node count \(1001\) is over the limit of 1000; pass limits=modelpack\.Limits\(max_manifest_nodes",
+    refused(tmp_path, _manifest(text), LimitError, r"manifest: its YAML node count \(1001\) is over the limit of 1000 "
+            r"\(outside the JSON subset modelpack writes, each node counts 4 times\); pass "
+            r"limits=modelpack\.Limits\(max_manifest_nodes",
             limits=Limits(max_manifest_nodes=1000))
+
+
+def test_node_bomb_in_json_refused(tmp_path):
+    """The JSON path counts what the YAML path counts (keys too), at full weight."""
+    pairs = ", ".join(f'"k{i}": "v"' for i in range(600))
+    text = '{"format": "modelpack", "format_version": "1.1", "producer": "x", "kind": "tensors", ' \
+           '"layout": "dict", "weights": {}, "metadata": {' + pairs + "}}"
+    refused(tmp_path, _manifest(text), LimitError, r"manifest has more than 1000 nodes; pass "
+            r"limits=modelpack\.Limits\(max_manifest_nodes", limits=Limits(max_manifest_nodes=1000))
+    path = tmp_path / "fits.mpk"
+    path.write_bytes(_manifest(text))
+    assert len(modelpack.load(path, limits=Limits(max_manifest_nodes=1300))) == 0
 
 
 def test_duplicate_keys_refused(tmp_path):
