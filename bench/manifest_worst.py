@@ -50,16 +50,20 @@ def _archive(manifest: str) -> bytes:
     return out.getvalue()
 
 
-_YAML_HEAD = "format: modelpack\nformat_version: '1.1'\nproducer: worst\nkind: tensors\nlayout: dict\nweights: {}\n"
+_YAML_HEAD = (
+    "format: modelpack\nformat_version: '1.1'\nproducer: worst\nkind: tensors\nlayout: dict\nweights: {}\n"
+)
 
 
 def _json(body: str, kind: str = "tensors") -> str:
     layout = '"layout": "dict", ' if kind == "tensors" else ""
-    return f'{{"format": "modelpack", "format_version": "1.1", "producer": "worst", "kind": "{kind}", {layout}{body}}}'
+    head = f'"format": "modelpack", "format_version": "1.1", "producer": "worst", "kind": "{kind}"'
+    return f"{{{head}, {layout}{body}}}"
 
 
 def _tensors(count: int) -> str:
-    return ", ".join(f'"t{i}": {{"dtype": "float32", "shape": [1], "sha256": "{_SHA}"}}' for i in range(count))
+    entry = f'{{"dtype": "float32", "shape": [1], "sha256": "{_SHA}"}}'
+    return ", ".join(f'"t{i}": {entry}' for i in range(count))
 
 
 def _layers(count: int) -> str:
@@ -80,21 +84,24 @@ def candidates() -> Iterator[tuple[str, str]]:
     nodes = limits.max_manifest_nodes - _MARGIN
     yaml_nodes = limits.max_manifest_nodes // YAML_NODE_COST - _MARGIN
     layers = limits.max_architecture_nodes - 2
-    yield "YAML: metadata pairs", _YAML_HEAD + "metadata:\n" + "".join(f"  k{i}: v\n" for i in range(yaml_nodes // 2))
+    pairs = "".join(f"  k{i}: v\n" for i in range(yaml_nodes // 2))
+    yield "YAML: metadata pairs", _YAML_HEAD + "metadata:\n" + pairs
     yield "YAML: floats to resolve", _YAML_HEAD + "metadata: [" + ", ".join(["1.5"] * yaml_nodes) + "]\n"
     yield "YAML: words to resolve", _YAML_HEAD + "metadata: [" + ", ".join(["1x"] * yaml_nodes) + "]\n"
     yield "YAML: empty mappings", _YAML_HEAD + "metadata: [" + ", ".join(["{}"] * yaml_nodes) + "]\n"
     doubt = ", ".join(["1.5"] * nodes)
     yield "JSON, then YAML (1e5 at the end)", _json(f'"metadata": [{doubt}], "x": 1e5')
     yield "JSON: tensors", _json(f'"weights": {{{_tensors(nodes // 9)}}}')  # 9 nodes each
-    yield "JSON: metadata pairs", _json('"metadata": {' + ", ".join(f'"k{i}": "v"' for i in range(nodes // 2)) + "}")
+    pairs = ", ".join(f'"k{i}": "v"' for i in range(nodes // 2))
+    yield "JSON: metadata pairs", _json(f'"metadata": {{{pairs}}}')
     yield "JSON: Sequential of Flatten layers", _json(f'{_layers(layers)}, "weights": {{}}', "model")
     yield "JSON: traced graph", _json(f'{_graph(layers)}, "weights": {{}}', "model")
     big = "x" * (limits.max_manifest_bytes - 4096)
     yield "JSON: one huge string", _json(f'"metadata": {{"k": "{big}"}}')
     yield "YAML: one huge string", _YAML_HEAD + f"metadata:\n  k: {big}\n"
     rest = nodes - 12 * layers  # a graph node takes about 12 nodes of text
-    yield "JSON: traced graph + tensors", _json(f'{_graph(layers)}, "weights": {{{_tensors(rest // 9)}}}', "model")
+    mixed = f'{_graph(layers)}, "weights": {{{_tensors(rest // 9)}}}'
+    yield "JSON: traced graph + tensors", _json(mixed, "model")
 
 
 def _load(data: bytes) -> str:
@@ -117,14 +124,17 @@ def _median(step: Callable[[], object], repeat: int) -> tuple[float, float, obje
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--compare", action="store_true", help="also time PyYAML's CSafeLoader on each text")
     args = parser.parse_args(argv)
     limits = DEFAULT_LIMITS
     print(f"default limits: {limits.max_manifest_bytes} bytes, {limits.max_manifest_nodes} nodes "
-          f"({limits.max_manifest_nodes // YAML_NODE_COST} outside the JSON subset), {limits.max_architecture_nodes} "
-          f"layers and graph nodes; {platform.python_implementation()} {platform.python_version()}, "
+          f"({limits.max_manifest_nodes // YAML_NODE_COST} outside the JSON subset), "
+          f"{limits.max_architecture_nodes} layers and graph nodes; "
+          f"{platform.python_implementation()} {platform.python_version()}, "
           f"PyYAML {yaml.__version__} (libyaml {'yes' if yaml.__with_libyaml__ else 'no'})\n")
     header = f"{'manifest':<36}{'MB':>6}  {'wall (s)':>8}  {'CPU (s)':>7}  {'CPU ÷ 2 s':>9}  outcome"
     print(header + ("    PyYAML CSafeLoader (s)" if args.compare else ""))
@@ -133,7 +143,8 @@ def main(argv: list[str] | None = None) -> int:
         data = _archive(text)
         wall, cpu, outcome = _median(lambda data=data: _load(data), args.repeat)
         worst = max(worst, cpu)
-        line = f"{what:<36}{len(text) / 1e6:>6.1f}  {wall:>8.2f}  {cpu:>7.2f}  {cpu / TARGET_SECONDS:>9.2f}  {outcome}"
+        line = f"{what:<36}{len(text) / 1e6:>6.1f}  {wall:>8.2f}  {cpu:>7.2f}  "
+        line += f"{cpu / TARGET_SECONDS:>9.2f}  {outcome}"
         if args.compare:
             start = time.perf_counter()
             yaml.load(text, Loader=yaml.CSafeLoader)  # noqa: S506 - the safe loader, for scale

@@ -140,7 +140,9 @@ def build(node: LayerNode, *, source: str = "<architecture>", path: str = "") ->
     try:
         block = entry.build(dict(node.config))
     except ValueError as exc:
-        raise SchemaError(f"{source}: the architecture cannot be built: {where} ({node.type}): {exc}") from exc
+        raise SchemaError(
+            f"{source}: the architecture cannot be built: {where} ({node.type}): {exc}"
+        ) from exc
     for name, child in node.children.items():
         block.register_child(build(child, source=source, path=f"{path}.{name}" if path else name), name)
     if isinstance(block, GraphBlock):

@@ -119,7 +119,7 @@ class Archive:
         """Every tensor, in bundle order, each checked: read in parallel, or mapped."""
         infos = self.manifest.weights
         if mmap:
-            return {name: self._checked_map(self._require_location(name, info)) for name, info in infos.items()}
+            return {name: self._checked_map(self._require_location(name, i)) for name, i in infos.items()}
         # Headers are parsed in order on this thread (they share the file position); the
         # data reads use positioned reads and may run in parallel.
         located = {name: self._locate(name, info) for name, info in infos.items()}

@@ -31,7 +31,9 @@ from ..io.limits import Limits
 if TYPE_CHECKING:
     from .block import Block
 
-__all__ = ["ActivationBudget", "limit_activations", "guarded_call", "charge", "check", "hold", "nbytes", "op_bytes"]
+__all__ = [
+    "ActivationBudget", "limit_activations", "guarded_call", "charge", "check", "hold", "nbytes", "op_bytes",
+]
 
 
 @dataclass(frozen=True)
@@ -93,7 +95,8 @@ def limit_activations(net: Block, budget: ActivationBudget | None) -> None:
 
     Loading applies this to every model; for a model built in code it is opt-in:
 
-    >>> limit_activations(net, ActivationBudget("my net", Limits(max_activation_bytes=2**30)))  # doctest: +SKIP
+    >>> budget = ActivationBudget("my net", Limits(max_activation_bytes=2**30))
+    >>> limit_activations(net, budget)  # doctest: +SKIP
     """
     for path, block in net.named_blocks():
         guard = None if budget is None else _Guard(budget, path, type(block).__name__)
@@ -109,7 +112,8 @@ def guarded_call(block: Block, guard: _Guard, args: tuple[Any, ...]) -> Any:
         run = _Run(guard.budget, guard.budget.limit_for(args))
         _state.run = run
     used, where = run.used, run.where
-    run.where = f"block {guard.path!r} ({guard.kind})" if guard.path else f"the top-level block ({guard.kind})"
+    block_name = f"block {guard.path!r}" if guard.path else "the top-level block"
+    run.where = f"{block_name} ({guard.kind})"
     try:
         return block.forward(*args)
     except ModelpackError as exc:

@@ -93,6 +93,24 @@ def model_bytes() -> bytes:
     return buffer.getvalue()
 
 
+class _Residual(nn.Block):
+    def __init__(self) -> None:
+        super().__init__()
+        self.a = nn.Dense(2, in_units=2)
+
+    def forward(self, x: Any) -> Any:
+        return self.a(x) + x
+
+
+def graph_bytes() -> bytes:
+    """A tiny valid traced model: a Graph calling its child 'a' (Dense 2 -> 2), plus its input."""
+    net = _Residual()
+    net.initialize(seed=0)
+    buffer = io.BytesIO()
+    modelpack.export(net, buffer, example=np.ones((1, 2), np.float32))
+    return buffer.getvalue()
+
+
 def tensors_bytes(arrays: dict[str, np.ndarray] | None = None) -> bytes:
     buffer = io.BytesIO()
     modelpack.save(buffer, arrays if arrays is not None else {"w": np.arange(6, dtype=np.float32)})

@@ -5,13 +5,12 @@ make two parameters collide are refused on both sides."""
 
 from __future__ import annotations
 
-import io
 import math
 
 import numpy as np
 import pytest
 from craft import edit
-from harness import refused
+from harness import graph_bytes, refused
 
 import modelpack
 from modelpack import nn
@@ -107,29 +106,13 @@ def test_ambiguous_names_are_not_written(good_file):
     assert good_file.read_bytes() == before
 
 
-def _graph_archive() -> bytes:
-    class Residual(nn.Block):
-        def __init__(self) -> None:
-            super().__init__()
-            self.a = nn.Dense(2, in_units=2)
-
-        def forward(self, x):
-            return self.a(x) + x
-
-    net = Residual()
-    net.initialize(seed=0)
-    buffer = io.BytesIO()
-    modelpack.export(net, buffer, example=np.ones((1, 2), np.float32))
-    return buffer.getvalue()
-
-
 def test_reader_refuses_a_dotted_child_name(tmp_path):
     def rename(manifest):
         arch = manifest["architecture"]
         arch["children"] = {"a.0": arch["children"]["a"]}
         manifest["weights"] = {name.replace("a.", "a.0.", 1): info for name, info in manifest["weights"].items()}
 
-    refused(tmp_path, edit(_graph_archive(), manifest=rename), SchemaError,
+    refused(tmp_path, edit(graph_bytes(), manifest=rename), SchemaError,
             r"hostile\.mpk: manifest\.yaml: invalid manifest: architecture: child name 'a\.0' is not allowed")
 
 
@@ -137,7 +120,7 @@ def test_reader_refuses_a_dotted_graph_parameter_name(tmp_path):
     def add_parameter(manifest):
         manifest["architecture"]["config"]["parameters"] = {"a.weight": {"shape": [2, 2], "dtype": "float32"}}
 
-    refused(tmp_path, edit(_graph_archive(), manifest=add_parameter), SchemaError,
+    refused(tmp_path, edit(graph_bytes(), manifest=add_parameter), SchemaError,
             r"hostile\.mpk: manifest\.yaml: invalid manifest: architecture: invalid config for layer type 'Graph': "
             r"config\.parameters: parameter name 'a\.weight' is not allowed")
 
@@ -149,7 +132,7 @@ def test_graph_reference_errors_name_the_file_and_block(tmp_path, target):
             if node["op"] == "layer":
                 node["attrs"]["block"] = target
 
-    refused(tmp_path, edit(_graph_archive(), manifest=retarget), SchemaError,
+    refused(tmp_path, edit(graph_bytes(), manifest=retarget), SchemaError,
             rf"hostile\.mpk: manifest\.yaml: the top-level block \(Graph\): graph calls block '{target}', which is not "
             r"a child of this block", inspect=False)
 

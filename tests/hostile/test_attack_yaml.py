@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import pytest
 from craft import archive, edit, stored_zip
-from harness import model_bytes, refused
+from harness import graph_bytes, model_bytes, refused
 
 import modelpack
 from modelpack import Limits
-from modelpack.errors import LimitError, SchemaError, UnknownLayerError
+from modelpack.errors import LimitError, SchemaError, UnknownLayerError, UnknownOpError
 
 EMPTY_BUNDLE = stored_zip({})
 HEAD = "format: modelpack\nformat_version: '1.1'\nproducer: x\nkind: tensors\nlayout: dict\n"
@@ -118,6 +118,14 @@ def test_manifest_not_a_mapping(tmp_path):
 def test_unknown_layer_refused(tmp_path):
     data = edit(model_bytes(), manifest=lambda d: d["architecture"].update(type="os.system"))
     refused(tmp_path, data, UnknownLayerError, r"manifest\.yaml: unknown layer type 'os\.system'; known types:")
+
+
+def test_unknown_op_refused(tmp_path):
+    def evil(document):
+        document["architecture"]["config"]["graph"]["nodes"][1]["op"] = "os.system"
+
+    refused(tmp_path, edit(graph_bytes(), manifest=evil), UnknownOpError,
+            r"hostile\.mpk: manifest\.yaml: unknown op 'os\.system'; known ops: abs, add,")
 
 
 def test_unknown_config_field_refused_even_in_newer_minor(tmp_path):
