@@ -1,12 +1,16 @@
-"""Mutation-fuzz the archive reader and print how the cases ended.
+"""Mutation-fuzz the archive reader (and the writer) and print how the cases ended.
 
-    python scripts/fuzz.py [--cases 10000] [--seed 0] [--max-seconds 2]
+    python scripts/fuzz.py [--cases 10000] [--writer-cases 1000] [--seed 0] [--max-seconds 2]
 
 Each case mutates one of several valid archives (see tests/fuzzing.py) and runs load,
-inspect and verify on it. Only ModelpackError subclasses may escape, what loads must match
-its manifest, and no case may take longer than --max-seconds. Prints a histogram of
-outcomes (the error class ``load`` raised, or "loaded"), by mutation too; exits 1 on any
-failure, printing the seed archive, the mutations and the first failures.
+inspect and verify on it, then what loads: its forward on small inputs under a memory cap,
+and every tensor read twice in every read mode. Only ModelpackError subclasses naming the
+file may escape, what loads must match its manifest, no tensor verify finds damaged may be
+served, and no case may take longer than --max-seconds (plus 1 s per 16 MiB of file).
+Each writer case exports a random network with odd configs (NaN, infinities, bad names)
+over a good file: refused with the file intact, or loaded back the same. Prints a
+histogram of outcomes (the error class ``load`` raised, or "loaded"), by mutation too;
+exits 1 on any failure, printing the seed archive, the mutations and the first failures.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--cases", type=int, default=10_000)
+    parser.add_argument("--writer-cases", type=int, default=1_000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--max-seconds", type=float, default=2.0)
     args = parser.parse_args(argv)
@@ -44,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
         data, applied = fuzzing.mutate(seeds[seed_name], rng, rng.randint(1, 3))
         began = time.perf_counter()
         try:
-            with fuzzing.time_bound(args.max_seconds):
+            with fuzzing.time_bound(args.max_seconds + len(data) / 2**24):
                 outcome = fuzzing.run_case(data)
         except fuzzing.Hang:
             outcome = "FAILED: timeout"
@@ -56,9 +61,18 @@ def main(argv: list[str] | None = None) -> int:
         outcomes[outcome] += 1
         for name in applied:
             by_mutation[name][outcome] += 1
+    writer_outcomes: collections.Counter[str] = collections.Counter()
+    for case in range(args.writer_cases):
+        try:
+            with fuzzing.time_bound(args.max_seconds):
+                writer_outcomes[fuzzing.run_writer_case(rng)] += 1
+        except (fuzzing.Hang, AssertionError) as exc:
+            writer_outcomes["FAILED: " + type(exc).__name__] += 1
+            failures.append(f"writer case {case}: {exc}")
     elapsed = time.perf_counter() - started
 
-    print(f"{args.cases} cases (seed {args.seed}) in {elapsed:.1f} s; slowest case {slowest * 1000:.0f} ms")
+    print(f"{args.cases} cases and {args.writer_cases} writer cases (seed {args.seed}) in {elapsed:.1f} s; "
+          f"slowest reader case {slowest * 1000:.0f} ms")
     print("\noutcome of load                     cases")
     for outcome, count in outcomes.most_common():
         print(f"  {outcome:<34}{count:>6}  {'#' * max(1, round(50 * count / args.cases))}")
@@ -66,6 +80,9 @@ def main(argv: list[str] | None = None) -> int:
     for name in sorted(by_mutation):
         counts = ", ".join(f"{outcome} {count}" for outcome, count in by_mutation[name].most_common())
         print(f"  {name:<20}{counts}")
+    print("\noutcome of writer cases")
+    for outcome, count in writer_outcomes.most_common():
+        print(f"  {outcome:<34}{count:>6}")
     for failure in failures[:20]:
         print("FAILURE", failure)
     return 1 if failures else 0

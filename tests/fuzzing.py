@@ -3,20 +3,31 @@
 A case is a valid seed archive with one to three mutations stacked: bit flips (anywhere, or
 near zip headers), zip header fields set to boundary values, truncations, insertions and
 deletions, splices, member swaps in either zip, manifest edits (as data and as text, re-hashed
-so they reach validation), and npy header edits (with the CRC fixed up). ``run_case`` feeds
-the bytes to load, inspect and verify and returns the name of the outcome; it raises
-``Inconsistent`` (an AssertionError) if anything but a ModelpackError escapes or if what
-loads does not agree with its own manifest.
+so they reach validation), npy header edits (with the CRC fixed up), deflate nested in deflate,
+and tensors grown into nested-deflate bombs. ``run_case`` feeds the bytes to load, inspect and
+verify, runs what loads — its forward on small inputs under a memory cap, every parameter read
+twice in every read mode — and returns the name of the outcome; it raises ``Inconsistent``
+(an AssertionError) if anything but a ModelpackError naming the file escapes, if what loads
+does not agree with its own manifest, or if a tensor ``verify`` calls damaged is ever served.
+
+``run_writer_case`` fuzzes the other side: random layers with random configs (NaN, infinities,
+out-of-range values, dotted names) are exported over a good file; the export must either
+raise before touching it, or write an archive that loads back the same configs and outputs.
 """
 
 from __future__ import annotations
 
 import contextlib
 import io
+import math
 import random
 import signal
 import struct
+import tempfile
+import tracemalloc
+import warnings
 import zipfile
+import zlib
 from collections.abc import Callable, Iterator
 from functools import cache
 from pathlib import Path
@@ -24,11 +35,13 @@ from typing import Any
 
 import numpy as np
 import yaml
-from craft import manifest_comment, stored_zip
+from craft import RawEntry, manifest_comment, raw_zip, stored_zip
 
 import modelpack
 from modelpack import nn
-from modelpack.errors import ModelpackError
+from modelpack.errors import IntegrityError, ModelpackError
+from modelpack.io.limits import DEFAULT_LIMITS
+from modelpack.io.npz import tensor_sha256
 from modelpack.nn import functional as F
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "spec" / "examples"
@@ -294,6 +307,7 @@ def _odd_value(rng: random.Random) -> Any:
         None, True, 0, -1, 1, 2**31, 2**63, 10**30, 1.5, float("nan"), float("inf"), "", "x" * 300,
         "float32", "float64", "object", "Dense", "Sequential", "Graph", "os.system", "2.0", "1.9", "0.1",
         [], [1], [2, 2], [-1], [2**40, 2**40], {}, {"type": "Dense"}, "0" * 64, "../../etc/passwd",
+        4096, [4096, 4096], [2048, 2048], [1, 4096], 2**30, 0, [0, 0],  # sizes at and past the limits
     ])
 
 
@@ -346,6 +360,128 @@ def _edit_npy_header(data: bytes, rng: random.Random) -> bytes:
     return stored_zip(members, comment=comment)
 
 
+def _deflate_nested(data: bytes, rng: random.Random) -> bytes:
+    """Repack faithfully with the bundle and its tensors both deflated (nested compression)."""
+    parsed = _members(data)
+    if parsed is None:
+        return _flip_bits(data, rng)
+    members, comment = parsed
+    out = []
+    for name, content in members:
+        if name == "weights.npz":
+            inner = _members(content)
+            if inner is not None:
+                content = _zip(inner[0], deflate=True)
+        out.append((name, content))
+    return _zip(out, deflate=rng.random() < 0.8, comment=comment)
+
+
+def _grow_into_bomb(data: bytes, rng: random.Random) -> bytes:
+    """Replace one tensor by zeros of a much larger declared size (manifest re-hashed to
+    match), deflated, and the bundle deflated around it: a bomb that multiplies ratios."""
+    parsed = _members(data)
+    text = _manifest_of(data)
+    if parsed is None or text is None:
+        return _flip_bits(data, rng)
+    members, _ = parsed
+    index = next((i for i, (name, _) in enumerate(members) if name == "weights.npz"), None)
+    inner = _members(members[index][1]) if index is not None else None
+    try:
+        document = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return data
+    if index is None or inner is None or not inner[0] or not isinstance(document, dict):
+        return data
+    tensors = list(inner[0])
+    which = rng.randrange(len(tensors))
+    name = tensors[which][0].removesuffix(".npy")
+    info = (document.get("weights") or {}).get(name)
+    if not isinstance(info, dict):
+        return data
+    count = rng.choice([2**16, 2**18, 2**20, 2**21])  # float32 zeros: 256 KiB to 8 MiB
+    zeros = np.zeros(count, np.float32)
+    buffer = io.BytesIO()
+    np.lib.format.write_array(buffer, zeros)
+    tensors[which] = (tensors[which][0], buffer.getvalue())
+    info.update(dtype="float32", shape=[count], sha256=tensor_sha256(zeros))
+    # Deflated with a flush every KiB: a ratio under 100, so each member passes alone.
+    members[index] = ("weights.npz", _zip(tensors, deflate=True, flush_every=1024))
+    manifest = yaml.safe_dump(document, sort_keys=False).encode()
+    members = [(n, manifest if n == "manifest.yaml" else c) for n, c in members]
+    return _zip(members, deflate=rng.random() < 0.7, comment=manifest_comment(manifest))
+
+
+def _grow_graph(data: bytes, rng: random.Random) -> bytes:
+    """Append nodes to a traced graph that make its values grow: doubling by concatenation,
+    or an outer product by broadcasting (the manifest re-hashed so that it loads)."""
+    text = _manifest_of(data)
+    if text is None:
+        return _flip_bits(data, rng)
+    try:
+        document = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return data
+    graphs = [node["config"]["graph"] for node in _containers(document)
+              if isinstance(node, dict) and node.get("type") == "Graph" and isinstance(node.get("config"), dict)
+              and isinstance(node["config"].get("graph"), dict)]
+    if not graphs:
+        return data
+    graph = rng.choice(graphs)
+    try:
+        last = graph["outputs"]["values"][0]
+        nodes = graph["nodes"]
+    except (KeyError, IndexError, TypeError):
+        return data
+    if rng.random() < 0.5:
+        for i in range(rng.randint(10, 40)):
+            nodes.append({"op": "concatenate", "inputs": [last, last], "outputs": [f"g{i}"], "attrs": {"axis": 0}})
+            last = f"g{i}"
+    else:
+        nodes.append({"op": "reshape", "inputs": [last], "outputs": ["gc"], "attrs": {"shape": [-1, 1]}})
+        nodes.append({"op": "reshape", "inputs": [last], "outputs": ["gr"], "attrs": {"shape": [1, -1]}})
+        nodes.append({"op": rng.choice(["add", "multiply", "greater"]), "inputs": ["gc", "gr"], "outputs": ["gs0"]})
+        last = "gs0"
+        for i in range(1, rng.randint(1, 3)):
+            nodes.append({"op": "reshape", "inputs": [last], "outputs": [f"gc{i}"], "attrs": {"shape": [-1, 1]}})
+            nodes.append({"op": "reshape", "inputs": [last], "outputs": [f"gr{i}"], "attrs": {"shape": [1, -1]}})
+            nodes.append({"op": "add", "inputs": [f"gc{i}", f"gr{i}"], "outputs": [f"gs{i}"]})
+            last = f"gs{i}"
+    graph["outputs"]["values"][0] = last
+    return _with_manifest(data, yaml.safe_dump(document, sort_keys=False).encode(), rng)
+
+
+def _zip(
+    members: list[tuple[str, bytes]], *, deflate: bool, comment: bytes = b"", flush_every: int = 0
+) -> bytes:
+    """A zip of ``members``; ``flush_every`` deflates by hand with a full flush that often."""
+    if flush_every:
+        entries = []
+        for name, content in members:
+            packer = zlib.compressobj(9, zlib.DEFLATED, -15)
+            view = memoryview(content)
+            packed = b"".join(packer.compress(view[i : i + flush_every]) + packer.flush(zlib.Z_FULL_FLUSH)
+                              for i in range(0, len(content), flush_every)) + packer.flush()
+            entries.append(RawEntry(name.encode(), packed, method=8, plain=content))
+        return raw_zip(entries, comment=comment)
+    buffer = io.BytesIO()
+    method = zipfile.ZIP_DEFLATED if deflate else zipfile.ZIP_STORED
+    with zipfile.ZipFile(buffer, "w", compression=method, compresslevel=9) as archive, warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # duplicate names are the point, sometimes
+        for name, content in members:
+            info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
+            info.external_attr = 0o644 << 16
+            info.compress_type = method
+            archive.writestr(info, content)
+        archive.comment = comment
+    return buffer.getvalue()
+
+
+def seconds_for(data: bytes) -> float:
+    """The time a case may take: 2 s, plus 1 s per 16 MiB of file (a large valid file, e.g.
+    a grown tensor stored again by a later mutation, is read, hashed and mapped in full)."""
+    return 2.0 + len(data) / 2**24
+
+
 MUTATIONS: dict[str, Callable[[bytes, random.Random], bytes]] = {
     "flip-bits": _flip_bits,
     "flip-near-header": _flip_near_header,
@@ -358,6 +494,9 @@ MUTATIONS: dict[str, Callable[[bytes, random.Random], bytes]] = {
     "edit-manifest": _edit_manifest,
     "edit-manifest-text": _edit_manifest_text,
     "edit-npy-header": _edit_npy_header,
+    "deflate-nested": _deflate_nested,
+    "grow-into-bomb": _grow_into_bomb,
+    "grow-graph": _grow_graph,
 }
 
 
@@ -374,27 +513,129 @@ def mutate(data: bytes, rng: random.Random, count: int) -> tuple[bytes, list[str
 
 # -- one case ------------------------------------------------------------------------------
 
+# Cases are read from a file (not a buffer) so that every read mode, memory mapping
+# included, is tried, and so that each error can be checked for naming it.
+FUZZ_FILE = Path(tempfile.mkdtemp(prefix="modelpack-fuzz-")) / "fuzz.mpk"
+# Inputs a loaded model is run on: the seeds' shapes, and one of integers.
+SMALL_INPUTS = (np.ones((2, 4), np.float32), np.ones((1, 1, 4, 4), np.float32), np.arange(6).reshape(2, 3))
+FORWARD_PEAK_BYTES = 256 * 2**20  # the default activation budget's floor is 64 MiB
+
+
 def run_case(data: bytes) -> str:
-    """Load, inspect and verify ``data``; the outcome is the load's error class or "loaded"."""
+    """Load, inspect and verify ``data``, run and re-read what loads; the outcome is the
+    load's error class or "loaded"."""
+    path = FUZZ_FILE
+    path.write_bytes(data)
     try:
-        loaded = _call(lambda: modelpack.load(io.BytesIO(data)))
+        loaded = _call(lambda: modelpack.load(path))
         outcome = "loaded"
     except ModelpackError as exc:
+        _names_the_file(exc, "load")
         loaded, outcome = None, type(exc).__name__
+        if isinstance(exc, IntegrityError):
+            _read_twice(lambda: modelpack.load(path), "load")  # a retry fails again
     try:
-        manifest = _call(lambda: modelpack.inspect(io.BytesIO(data)))
-    except ModelpackError:
+        manifest = _call(lambda: modelpack.inspect(path))
+    except ModelpackError as exc:
+        _names_the_file(exc, "inspect")
         manifest = None
-    report = _call(lambda: modelpack.verify(io.BytesIO(data)))
+    report = _call(lambda: modelpack.verify(path))
     if loaded is not None:
         if manifest is None:
             raise Inconsistent("load succeeded but inspect refused the same bytes")
         _check_loaded(loaded, manifest)
+        _check_amplification(loaded, len(data))
+        if manifest.kind == "model":
+            _run_forward(loaded)
     if report.ok:
         if loaded is None:
             raise Inconsistent(f"verify passed but load refused: {outcome}")
-        _call(lambda: modelpack.load(io.BytesIO(data), integrity="sha256"))
+        _call(lambda: modelpack.load(path, integrity="sha256"))
+    _never_serve_damage(path, {name for name, status in report.tensors.items() if status == "damaged"})
     return outcome
+
+
+def _names_the_file(exc: ModelpackError, step: str) -> None:
+    if str(FUZZ_FILE) not in str(exc):
+        raise Inconsistent(f"{step} raised {type(exc).__name__} without naming the file: {exc}")
+
+
+def _run_forward(net: nn.Block) -> None:
+    """What loads runs on small inputs, or refuses them with an error naming the file, within
+    a memory cap (tracemalloc's peak counts numpy's buffers)."""
+    for x in SMALL_INPUTS:
+        tracemalloc.start()
+        try:
+            with np.errstate(all="ignore"):
+                _call(lambda x=x: net(x))
+        except ModelpackError as exc:
+            _names_the_file(exc, f"forward on {x.shape}")
+        finally:
+            peak = tracemalloc.get_traced_memory()[1]
+            tracemalloc.stop()
+        if peak > FORWARD_PEAK_BYTES:
+            raise Inconsistent(f"forward on {x.shape} allocated {peak} bytes")
+
+
+def _read_twice(read: Callable[[], Any], what: str) -> Any:
+    """Read twice: both fail with IntegrityError (None), or both succeed with equal bytes."""
+    results = []
+    for _ in range(2):
+        try:
+            results.append(_call(read))
+        except IntegrityError as exc:
+            _names_the_file(exc, what)
+            results.append(exc)
+        except ModelpackError as exc:
+            _names_the_file(exc, what)
+            results.append(exc)
+    first, second = results
+    if isinstance(first, Exception) or isinstance(second, Exception):
+        if type(first) is not type(second):
+            raise Inconsistent(f"{what}: {first!r} on the first read, {second!r} on the retry")
+        return None
+    if isinstance(first, np.ndarray) and not np.array_equal(_raw(first), _raw(second)):
+        raise Inconsistent(f"{what}: two reads gave different bytes")
+    return first
+
+
+def _raw(array: np.ndarray) -> np.ndarray:
+    """The array's bytes, for a bitwise comparison without copying (NaN payloads included)."""
+    return np.ascontiguousarray(array).reshape(-1).view(np.uint8)
+
+
+def _never_serve_damage(path: Path, damaged: set[str]) -> None:
+    """No read mode hands out a tensor ``verify`` found damaged, on a first read or a retry."""
+    try:
+        mapped = _call(lambda: modelpack.load(path, mmap=True, integrity="sha256"))
+    except ModelpackError as exc:
+        _names_the_file(exc, "load(mmap=True)")
+        mapped = None
+    served: list[str] = []
+    if isinstance(mapped, nn.Block):
+        for name, param in mapped.collect_params().items():
+            if _read_twice(param.data, f"mapped parameter {name!r}") is not None:
+                served.append(name)
+    elif mapped is not None and damaged:
+        raise Inconsistent(f"a mapped load served tensors {sorted(damaged)} that verify found damaged")
+    try:
+        archive = _call(lambda: modelpack.open(path, integrity="sha256"))
+    except ModelpackError as exc:
+        _names_the_file(exc, "open")
+        archive = None
+    if archive is not None:
+        with archive:
+            for name in archive:
+                if _read_twice(lambda name=name: archive.get_tensor(name), f"get_tensor({name!r})") is not None:
+                    served.append(name)
+                try:
+                    mapped_tensor = _read_twice(lambda name=name: archive.get_tensor(name, mmap=True), "mapped")
+                except Inconsistent:
+                    raise
+                if mapped_tensor is not None:
+                    served.append(name)
+    if damaged & set(served):
+        raise Inconsistent(f"tensors {sorted(damaged & set(served))} were served though verify found them damaged")
 
 
 def _call(step: Callable[[], Any]) -> Any:
@@ -404,6 +645,21 @@ def _call(step: Callable[[], Any]) -> Any:
         raise
     except Exception as exc:  # the point of the fuzzer: report anything else, with its type
         raise Inconsistent(f"{type(exc).__name__} escaped: {exc}") from exc
+
+
+def _check_amplification(loaded: Any, file_size: int) -> None:
+    """What loads is backed by the file: stored bytes, or deflated ones within the ratio
+    limit of the whole file, however compression was nested."""
+    if isinstance(loaded, nn.Block):
+        arrays = [param.data() for param in loaded.collect_params().values()]
+    else:
+        arrays = list(loaded.values()) if isinstance(loaded, dict) else (
+            [loaded] if isinstance(loaded, np.ndarray) else list(loaded))
+    total = sum(array.nbytes for array in arrays)
+    # spec/FORMAT.md §8, computed here independently of the reader's own arithmetic.
+    allowed = DEFAULT_LIMITS.max_compression_ratio * file_size + 2**20
+    if total > max(file_size, allowed):
+        raise Inconsistent(f"{total} bytes loaded from a file of {file_size}: amplification beyond the ratio limit")
 
 
 def _check_loaded(loaded: Any, manifest: Any) -> None:
@@ -425,3 +681,96 @@ def _check_loaded(loaded: Any, manifest: Any) -> None:
             raise Inconsistent(f"tensor {name!r} loaded but not described, or described but not loaded")
         if array.dtype.name != info.dtype or list(array.shape) != list(info.shape):
             raise Inconsistent(f"tensor {name!r} is {array.dtype} {array.shape}, the manifest says {info}")
+
+
+# -- the writer: random configs in, the same model out (or nothing written) ------------------
+
+_ODD_FLOATS = (0.0, 1e-5, 0.25, -1.0, 2.0, 1e308, 5e-324, math.nan, math.inf, -math.inf)
+_ACTIVATIONS = (None, "relu", "sigmoid", "tanh", "softrelu", "softsign", "gelu", "silu")
+
+
+def _random_layer(rng: random.Random) -> nn.Block:
+    """A registered layer taking (N, features) input, with configs drawn from odd values."""
+    pick = rng.randrange(7)
+    if pick == 0:
+        return nn.Dense(rng.randint(1, 5), activation=rng.choice(_ACTIVATIONS), use_bias=rng.random() < 0.5)
+    if pick == 1:
+        return nn.LeakyReLU(rng.choice(_ODD_FLOATS))
+    if pick == 2:
+        return nn.ELU(rng.choice(_ODD_FLOATS))
+    if pick == 3:
+        return nn.BatchNorm(momentum=rng.choice(_ODD_FLOATS), epsilon=rng.choice(_ODD_FLOATS))
+    if pick == 4:
+        return nn.LayerNorm(epsilon=rng.choice(_ODD_FLOATS))
+    if pick == 5:
+        return nn.Activation(rng.choice(_ACTIVATIONS[1:]))
+    return nn.Flatten()
+
+
+class _Scaled(nn.Block):
+    """A traced block: a graph with an odd scalar, a child under a random (maybe bad) name."""
+
+    def __init__(self, factor: float, child: nn.Block, name: str) -> None:
+        super().__init__()
+        self.factor = factor
+        self.child_name = name
+        self.register_child(child, name)
+
+    def forward(self, x: Any) -> Any:
+        return self.children[self.child_name](x) * self.factor + x[:, :1]
+
+
+def _random_net(rng: random.Random) -> tuple[nn.Block, bool]:
+    """A network and whether it needs tracing (an example) to export."""
+    net = nn.Sequential()
+    for _ in range(rng.randint(1, 3)):
+        net.add(_random_layer(rng))
+    if rng.random() < 0.3:
+        name = rng.choice(["body", "0", "a.0", "a/b", "x" * 1100, "é"])
+        return _Scaled(rng.choice(_ODD_FLOATS), net, name), True
+    return net, False
+
+
+def _same_config(a: Any, b: Any) -> bool:
+    """Configs equal, NaN equal to NaN."""
+    if isinstance(a, float) and isinstance(b, float):
+        return a == b or (math.isnan(a) and math.isnan(b))
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_same_config(a[k], b[k]) for k in a)
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return len(a) == len(b) and all(_same_config(x, y) for x, y in zip(a, b, strict=True))
+    return a == b
+
+
+def run_writer_case(rng: random.Random) -> str:
+    """Export a random network over a good file: refused before writing (the good file is
+    intact), or written so that it loads back with the same configs and outputs."""
+    net, traced = _random_net(rng)
+    x = np.linspace(-2, 2, 8, dtype=np.float32).reshape(2, 4)
+    net.initialize(seed=rng.randrange(1000))
+    with np.errstate(all="ignore"):
+        expected = net(x)
+    path = FUZZ_FILE.with_name("written.mpk")
+    path.write_bytes(seeds()["mlp"])
+    try:
+        with np.errstate(all="ignore"):
+            _call(lambda: modelpack.export(net, path, example=x if traced else None))
+    except ModelpackError as exc:
+        if path.read_bytes() != seeds()["mlp"]:
+            raise Inconsistent(f"export raised {type(exc).__name__} but replaced the file: {exc}") from exc
+        return f"refused: {type(exc).__name__}"
+    try:
+        loaded = _call(lambda: modelpack.load(path))
+    except ModelpackError as exc:
+        raise Inconsistent(f"export wrote what load refuses: {type(exc).__name__}: {exc}") from exc
+    originals = dict(net.named_blocks())
+    for block_path, block in loaded.named_blocks():
+        original = originals.get(block_path)
+        if original is None or (hasattr(original, "get_config") and not _same_config(
+                original.get_config(), block.get_config())):
+            raise Inconsistent(f"block {block_path!r} did not round-trip: {original!r} vs {block!r}")
+    with np.errstate(all="ignore"):
+        got = loaded(x)
+    if got.shape != expected.shape or not np.array_equal(got, expected, equal_nan=True):
+        raise Inconsistent("the loaded model computes something else")
+    return "written"
