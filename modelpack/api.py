@@ -101,7 +101,8 @@ def load(
     manifest's SHA-256; ``"sha256"`` also checks each tensor's SHA-256 (about twice the time).
     ``mmap=True`` maps the weights read-only instead of reading them (no copy; pages are read
     as the model touches them; each parameter's CRC-32 is checked on its first read).
-    ``limits=modelpack.Limits(...)`` raises a resource limit for a large file you trust.
+    ``limits=modelpack.Limits(...)`` raises a resource limit for a large file you trust;
+    ``max_activation_bytes`` among them bounds what the loaded model's forward may allocate.
 
     An MXNet NDArray file (``npx.save``, Gluon ``save_parameters``) gives what MXNet's
     ``npx.load`` gives: a dict when its arrays are named, else a list (MXNet is not needed).

@@ -506,7 +506,10 @@ def mutate(data: bytes, rng: random.Random, count: int) -> tuple[bytes, list[str
     for _ in range(count):
         name = rng.choice(sorted(MUTATIONS))
         if data:
-            data = MUTATIONS[name](data, rng)
+            try:
+                data = MUTATIONS[name](data, rng)
+            except (KeyError, IndexError, TypeError, AttributeError, ValueError):
+                pass  # a structured mutation found an earlier one's damage where it looked: skip it
         applied.append(name)
     return data, applied
 
