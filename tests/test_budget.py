@@ -159,5 +159,6 @@ def test_what_a_block_allocated_stops_counting_when_it_returns():
     limit_activations(net, ActivationBudget("six layers", Limits(max_activation_bytes=520_000)))
     assert net(x).shape == (1000, 64)
     limit_activations(net, ActivationBudget("six layers", Limits(max_activation_bytes=500_000)))
-    with pytest.raises(LimitError, match=r"^six layers: block '0' \(Dense\): its output would allocate 512000 bytes"):
+    with pytest.raises(LimitError, match=r"^six layers: block '0' \(Dense\): its output: the activations this "
+                       r"forward call would hold after allocating 512000 bytes"):
         net(x)

@@ -161,7 +161,7 @@ def _strict_members(data: bytes) -> dict[str, tuple[int, bytes]]:
     source = Source.whole(io.BytesIO(data), where="test.zip")
     directory = read_directory(
         source, kind="a zip", max_members=1 << 20, too_many=lambda count: FormatError(str(count)),
-        max_ratio=1e9, grace_bytes=0,
+        max_ratio=1e9, grace_bytes=0, max_inflated=float("inf"),
     )
     out = {}
     for member in directory.members:

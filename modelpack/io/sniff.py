@@ -108,7 +108,7 @@ def _zip_kind(handle: IO[bytes]) -> str:
         directory = read_directory(
             Source.whole(handle, where="<sniffed>"), kind="a zip", max_members=DEFAULT_LIMITS.max_tensors,
             too_many=lambda count: ModelpackError(f"{count} members"), max_ratio=float("inf"),
-            grace_bytes=GRACE_BYTES,
+            grace_bytes=GRACE_BYTES, max_inflated=float("inf"),  # nothing is inflated here
         )
     except (ModelpackError, OSError):
         return "zip"

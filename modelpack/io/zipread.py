@@ -71,7 +71,7 @@ def read_directory(
     too_many: Callable[[int], ModelpackError],
     max_ratio: float,
     grace_bytes: int,
-    max_inflated: int,
+    max_inflated: float,
 ) -> Directory:
     """Parse and vet the directory of the zip that is exactly ``source``.
 

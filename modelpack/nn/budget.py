@@ -122,9 +122,10 @@ def guarded_call(block: Block, guard: _Guard, args: tuple[Any, ...]) -> Any:
     except (ValueError, TypeError, IndexError, ArithmeticError) as exc:
         # numpy refusing what this block asked of it; a loaded model's errors are ours to name.
         raise InputError(f"{run.budget.source}: {run.where}: cannot run on this input: {exc}") from exc
-    except MemoryError as exc:
-        raise LimitError(
-            f"{run.budget.source}: {run.where}: out of memory; lower max_activation_bytes"
+    except MemoryError as exc:  # below the budget: a limit raised beyond this machine's memory
+        raise InputError(
+            f"{run.budget.source}: {run.where}: cannot run on this input: out of memory with "
+            f"{run.used} bytes of activations held (limit {run.limit}); use a smaller input"
         ) from exc
     finally:
         run.used, run.where = used, where

@@ -40,13 +40,13 @@ def _graph(count: int) -> dict:
 
 def test_too_many_layers(tmp_path):
     refused(tmp_path, _model(_flatten_layers(10_000)), LimitError,
-            r"hostile\.mpk: manifest\.yaml: the architecture has more than 10000 layers and graph nodes \(10001\); "
+            r"hostile\.mpk: manifest\.yaml: the architecture's layers and graph nodes \(10001\) is over the limit of 10000; "
             r"pass limits=modelpack\.Limits\(max_architecture_nodes=\.\.\.\) to allow more")
 
 
 def test_too_many_graph_nodes(tmp_path):
     nested = {"type": "Sequential", "children": {"0": _graph(60), "1": {"type": "Sequential", "children": {"0": _graph(50)}}}}
-    refused(tmp_path, _model(nested), LimitError, r"the architecture has more than 100 layers and graph nodes \(114\)",
+    refused(tmp_path, _model(nested), LimitError, r"the architecture's layers and graph nodes \(114\) is over the limit of 100",
             limits=Limits(max_architecture_nodes=100))
     path = tmp_path / "fits.mpk"
     path.write_bytes(_model(nested))

@@ -89,7 +89,7 @@ def test_node_bomb_in_json_refused(tmp_path):
     pairs = ", ".join(f'"k{i}": "v"' for i in range(600))
     text = '{"format": "modelpack", "format_version": "1.1", "producer": "x", "kind": "tensors", ' \
            '"layout": "dict", "weights": {}, "metadata": {' + pairs + "}}"
-    refused(tmp_path, _manifest(text), LimitError, r"manifest has more than 1000 nodes; pass "
+    refused(tmp_path, _manifest(text), LimitError, r"manifest: its YAML node count \(1001\) is over the limit of 1000; pass "
             r"limits=modelpack\.Limits\(max_manifest_nodes", limits=Limits(max_manifest_nodes=1000))
     path = tmp_path / "fits.mpk"
     path.write_bytes(_manifest(text))
