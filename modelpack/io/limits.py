@@ -30,7 +30,10 @@ GRACE_BYTES = 1 * MiB
 # makes activations large — the model (its file: what an attacker pays for) and the input
 # (what the caller chose). A ResNet-18-shaped CNN at 224x224 holds at most 24 times its input
 # at once by this count, so 256 leaves ten times the room.
-ACTIVATION_FLOOR = 64 * MiB
+# Layers that do not grow arrays (normalisation, softmax, activations) are not charged, and
+# take up to about 3 times their input in working copies, so a forward's peak can reach about
+# 3 times the budget: with this floor, a small file on a small input stays near 100 MB.
+ACTIVATION_FLOOR = 32 * MiB
 ACTIVATIONS_PER_MODEL_BYTE = 16
 ACTIVATIONS_PER_INPUT_BYTE = 256
 
@@ -53,7 +56,7 @@ class Limits:
       deflated members of a file together, at most this many times the file's size.
     - ``max_activation_bytes``: what one forward call of a loaded model may hold in layer and
       op outputs and their working arrays, checked before each allocation; None (the
-      default) scales it: the largest of 64 MiB, 16 times the archive's size and 256 times
+      default) scales it: the largest of 32 MiB, 16 times the archive's size and 256 times
       the call's input.
     """
 

@@ -91,10 +91,19 @@ def _erfc(z: np.ndarray) -> np.ndarray:
     return np.where(z >= 0, result, 2.0 - result)
 
 
+# Elements per step of gelu: its float64 temporaries would take ~18 times the input at once;
+# in steps they stay near 5 MB whatever the size (a loaded model's budget counts the output).
+_GELU_STEP = 1 << 16
+
+
 def gelu(x: np.ndarray) -> np.ndarray:
     """Exact GELU: x·Φ(x) = 0.5·x·erfc(-x/√2), evaluated in float64 then cast back."""
-    wide = x.astype(np.float64)
-    return (0.5 * wide * _erfc(-wide * _SQRT_HALF)).astype(x.dtype)
+    out = np.empty(np.shape(x), dtype=x.dtype)
+    flat, flat_out = np.asarray(x).reshape(-1), out.reshape(-1)
+    for start in range(0, flat.size, _GELU_STEP):
+        wide = flat[start : start + _GELU_STEP].astype(np.float64)
+        flat_out[start : start + _GELU_STEP] = 0.5 * wide * _erfc(-wide * _SQRT_HALF)
+    return out
 
 
 def silu(x: np.ndarray) -> np.ndarray:
