@@ -11,19 +11,20 @@ from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
+from pydantic import ValidationError
 
 from . import __version__ as _version
 from . import tracing
-from .errors import UnsupportedDtypeError, UsageError
+from .errors import UnsupportedBlockError, UnsupportedDtypeError, UsageError
 from .format import architecture, container
 from .format.archive import Archive
-from .format.schema import Layout, Manifest, TensorInfo, check_tensor_name
+from .format.schema import Layout, Manifest, TensorInfo, check_tensor_name, describe_errors
 from .format.verify import verify
 from .format.versions import FORMAT_VERSION
 from .io import npz
 from .io.limits import DEFAULT_LIMITS, Limits
 from .io.npz import Integrity
-from .io.paths import PathOrFile, open_for_reading
+from .io.paths import PathOrFile, describe, open_for_reading
 from .io.sniff import is_mxnet
 from .nn.block import Block
 
@@ -151,10 +152,15 @@ def _write(
 ) -> None:
     """The manifest common to models and tensors (``content``: kind and its tree or layout)."""
     index = {name: TensorInfo(dtype=a.dtype.name, shape=list(a.shape)) for name, a in arrays.items()}
-    manifest = Manifest(
-        format="modelpack", format_version=FORMAT_VERSION, producer=PRODUCER, weights=index,
-        metadata=_check_metadata(metadata), **content,
-    )
+    try:
+        manifest = Manifest(
+            format="modelpack", format_version=FORMAT_VERSION, producer=PRODUCER, weights=index,
+            metadata=_check_metadata(metadata), **content,
+        )
+    except ValidationError as exc:  # e.g. a child named "a/b" gives parameter names a reader refuses
+        raise UnsupportedBlockError(
+            f"cannot write {describe(path)}: a reader would refuse its manifest: {describe_errors(exc)}"
+        ) from None
     container.write_archive(path, manifest, arrays, compress=compress)
 
 

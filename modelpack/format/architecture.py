@@ -38,6 +38,7 @@ __all__ = [
     "attach_constants",
     "check_initialized",
     "check_rebuilds_identically",
+    "check_backed",
 ]
 
 
@@ -162,14 +163,19 @@ def build_model(tree: LayerNode, arrays: dict[str, np.ndarray], source: str) -> 
     except ModelpackError as exc:
         raise FormatError(f"{source}: weights do not fit the architecture: {exc}") from exc
     for name, param in net.collect_params().items():
-        if 0 in param.shape:
-            # A config's 0 matches any stored size (spec §3.2), so 0 bytes could stand for a
-            # layer of any size: Dense(units=2**30) with a weight of shape (2**30, 0).
-            raise FormatError(
-                f"{source}: parameter {name!r} has shape {param.shape}, with a zero-size "
-                "dimension: a layer with no weights to back its sizes cannot run"
-            )
+        check_backed(name, param.shape, source)
     return net
+
+
+def check_backed(name: str, shape: tuple[int, ...], source: str) -> None:
+    """A parameter's sizes must be backed by its bytes: a config's 0 matches any stored size
+    (spec §3.2), so a zero-size dimension would let 0 bytes stand for a layer of any size
+    (Dense(units=2**30) with a weight of shape (2**30, 0)) that cannot run."""
+    if 0 in shape:
+        raise FormatError(
+            f"{source}: parameter {name!r} has shape {tuple(shape)}, with a zero-size "
+            "dimension: a layer with no weights to back its sizes cannot run"
+        )
 
 
 def describe_for_export(net: Block, traces: TraceResult | None) -> tuple[LayerNode, dict[str, np.ndarray]]:

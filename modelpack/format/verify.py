@@ -196,6 +196,8 @@ def _check_architecture(manifest: Manifest, report: VerifyReport) -> None:
                 f"{where}: parameter {name!r} is {param.dtype.name} {param.shape} in the architecture, "
                 f"{info.dtype} {tuple(info.shape)} in the weights index"
             )
+        else:
+            _attempt(report, architecture.check_backed, name, tuple(info.shape), report.path)
     for name in listed:
         if name not in params:
             report.problems.append(f"{where}: tensor {name!r} is not a parameter of the architecture")

@@ -14,7 +14,7 @@ import numpy as np
 from pydantic import Field, field_validator
 
 from ..errors import InputError, UnknownOpError, UnsupportedBlockError, UsageError
-from . import functional, ops
+from . import budget, functional, ops
 from .block import Block, Sequential
 from .registry import LayerConfig, register_layer
 
@@ -113,7 +113,9 @@ class Lambda(Block):
     def forward(self, *args: Any) -> Any:
         if self._python is not None:
             return self._call_python(self._python, args)
-        return ops.op_def(self._op or "").fn(*args)
+        op = self._op or ""
+        budget.check(budget.op_bytes(op, args, {}), f"its op {op!r}")  # as a graph node's, before numpy
+        return ops.op_def(op).fn(*args)
 
     def _call_python(self, function: Callable[..., Any], args: tuple[Any, ...]) -> Any:
         return function(*args)
@@ -162,7 +164,13 @@ class Concatenate(Sequential):
         self._axis = int(axis)
 
     def forward(self, x: Any) -> np.ndarray:
-        outputs = [np.asarray(block(x)) for block in self._children.values()]
+        outputs = []
+        for name, block in self._children.items():
+            outputs.append(np.asarray(block(x)))
+            budget.hold(outputs[-1:], [x], f"the output of child {name!r}")  # kept until joined
+        if outputs:
+            joined = sum(out.size for out in outputs) * np.result_type(*outputs).itemsize
+            budget.charge(joined, "joining its children's outputs")
         if not outputs:
             raise InputError("Concatenate has no children to join")
         ndim = outputs[0].ndim

@@ -214,7 +214,8 @@ class _Conv(Block):
         g, dims = self._groups, self._dims
         padded = array
         if any(self._padding):
-            padded_shape = (n, c, *(size + 2 * p for size, p in zip(array.shape[2:], self._padding, strict=True)))
+            spatial = (size + 2 * p for size, p in zip(array.shape[2:], self._padding, strict=True))
+            padded_shape = (n, c, *spatial)
             budget.charge(budget.nbytes(padded_shape, array.dtype), f"padding the input by {self._padding}")
             padded = np.pad(array, ((0, 0), (0, 0), *((p, p) for p in self._padding)))
         win = windows(padded, self._kernel, self._strides, self._dilation)

@@ -57,7 +57,7 @@ class ReflectionPad2D(Block):
                     f"ReflectionPad2D: padding {(before, after)} must be smaller than the size "
                     f"{size} it mirrors (input shape {array.shape})"
                 )
-        padded_shape = [size + before + after for size, (before, after) in zip(array.shape, pads, strict=True)]
+        padded_shape = [size + sum(pad) for size, pad in zip(array.shape, pads, strict=True)]
         budget.charge(budget.nbytes(padded_shape, array.dtype), "its output")
         return np.pad(array, pads, mode="reflect")
 

@@ -545,7 +545,8 @@ def crafted_vectors() -> list[Valid]:
         entries[-1].descriptor = struct.pack("<4sLQQ", zc.DESCRIPTOR, zlib.crc32(entries[-1].data),
                                                 len(stream), len(entries[-1].data))
         manifest = zc.Entry(b"manifest.yaml", b"")
-        manifest.descriptor = b"\0" * 16  # its contents are not read (§1.2)
+        # A descriptor must repeat the central CRC-32 and sizes (§1.2): 32-bit sizes, signed.
+        manifest.descriptor = struct.pack("<4s3L", zc.DESCRIPTOR, zlib.crc32(text), len(text), len(text))
         return bytes(zc.Archive(text, entries, outer_manifest=manifest))
 
     def order_and_hosts() -> bytes:

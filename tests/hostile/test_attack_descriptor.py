@@ -38,7 +38,8 @@ def _archive_with_tensor(entry: RawEntry) -> bytes:
 @pytest.mark.parametrize("layout", [12, 16, 20, 24])
 def test_correct_descriptors_are_read(tmp_path, layout):
     content = npy(ARRAY)
-    manifest = manifest_to_yaml(Manifest(producer="test", kind="tensors", layout="dict", weights={
+    manifest = manifest_to_yaml(Manifest(format="modelpack", format_version="1.1", producer="test", kind="tensors",
+                                         layout="dict", weights={
         "w": TensorInfo(dtype="float32", shape=[6], sha256=tensor_sha256(ARRAY))})).encode()
     bundle = raw_zip([RawEntry(b"w.npy", content, flags=0x08, descriptor=_descriptor(content, layout))])
     path = tmp_path / "fine.mpk"
@@ -101,7 +102,7 @@ def test_bit_3_with_local_values_that_disagree(tmp_path):
 
 
 def test_npy_header_with_a_duplicated_key(tmp_path):
-    header = "{'descr': '<f4', 'descr': '<f8', 'fortran_order': False, 'shape': (6,), }"
+    header = "{'descr': '<f4', 'descr': '<f8', 'shape': (6,), }"  # three entries, as the grammar has
     data = _archive_with_tensor(RawEntry(b"w.npy", npy_with_header(header, ARRAY.tobytes())))
     refused(tmp_path, data, FormatError,
             r"hostile\.mpk: member 'weights\.npz': member 'w\.npy': malformed \.npy header: 'descr' twice",

@@ -101,8 +101,20 @@ def test_ambiguous_names_are_not_written(good_file):
             param.initialize()
     before = good_file.read_bytes()
     with pytest.raises(UnsupportedBlockError, match=r"^cannot export the top-level block \(Graph\): a reader would "
-                                                    r"refuse it: layer: child name 'a\.0' is not allowed"):
+                                                    r"refuse it: layer: child name 'a\.0' is empty or holds '\.'"):
         modelpack.export(net, good_file, example=np.ones((1, 2), np.float32))
+    assert good_file.read_bytes() == before
+
+
+def test_names_a_reader_would_refuse_are_not_written(good_file):
+    """A child named 'a/b' is a legal child name, but gives parameter names with a '/'."""
+    net = nn.Sequential()
+    net.register_child(nn.Dense(2, in_units=3), "a/b")
+    net.initialize(seed=0)
+    before = good_file.read_bytes()
+    with pytest.raises(UnsupportedBlockError, match=r"good\.mpk: a reader would refuse its manifest: weights: "
+                                                    r"tensor name 'a/b\.weight' is not allowed"):
+        modelpack.export(net, good_file)
     assert good_file.read_bytes() == before
 
 
@@ -113,7 +125,7 @@ def test_reader_refuses_a_dotted_child_name(tmp_path):
         manifest["weights"] = {name.replace("a.", "a.0.", 1): info for name, info in manifest["weights"].items()}
 
     refused(tmp_path, edit(graph_bytes(), manifest=rename), SchemaError,
-            r"hostile\.mpk: manifest\.yaml: invalid manifest: architecture: child name 'a\.0' is not allowed")
+            r"hostile\.mpk: manifest\.yaml: invalid manifest: architecture: child name 'a\.0' is empty or holds '\.'")
 
 
 def test_reader_refuses_a_dotted_graph_parameter_name(tmp_path):
@@ -122,7 +134,7 @@ def test_reader_refuses_a_dotted_graph_parameter_name(tmp_path):
 
     refused(tmp_path, edit(graph_bytes(), manifest=add_parameter), SchemaError,
             r"hostile\.mpk: manifest\.yaml: invalid manifest: architecture: invalid config for layer type 'Graph': "
-            r"config\.parameters: parameter name 'a\.weight' is not allowed")
+            r"config\.parameters: parameter name 'a\.weight' is empty or holds '\.'")
 
 
 @pytest.mark.parametrize("target", ["a..b", "b", "a.weight"])
