@@ -182,7 +182,9 @@ _BROADCASTING = frozenset({
 _GROWING: dict[str, Callable[[list[tuple[int, ...]], list[Any], dict[str, Any]], int]] = {
     "matmul": lambda s, v, a: math.prod(_matmul_shape(s[0], s[1])),
     "batch_dot": lambda s, v, a: math.prod(_matmul_shape(
-        _swap_last(s[0]) if a.get("transpose_a") else s[0], _swap_last(s[1]) if a.get("transpose_b") else s[1])),
+        _swap_last(s[0]) if a.get("transpose_a") else s[0],
+        _swap_last(s[1]) if a.get("transpose_b") else s[1],
+    )),
     "dot": lambda s, v, a: math.prod(_dot_shape(s[0], s[1])),
     "concatenate": lambda s, v, a: sum(math.prod(shape) for shape in s),
     "stack": lambda s, v, a: sum(math.prod(shape) for shape in s),
@@ -292,7 +294,8 @@ def _itemsize(op: str, inputs: Sequence[Any], attrs: dict[str, Any]) -> int:
     result = np.result_type(*dtypes) if dtypes else np.dtype(np.float64)
     size = result.itemsize if result.kind in "fc" else max(result.itemsize, 8)
     if attrs.get("dtype") is not None:
-        size = max(size, np.dtype(attrs["dtype"]).itemsize) if op != "cast" else np.dtype(attrs["dtype"]).itemsize
+        named = np.dtype(attrs["dtype"]).itemsize
+        size = named if op == "cast" else max(size, named)
     if op in _INDICES:
         size = max(size, 8)
     return size

@@ -295,3 +295,16 @@ def test_lambda_broadcasting_in_a_graph(tmp_path):
     data = _export(net, example=example)
     runs_out(tmp_path, data, np.ones((1024, 4), np.float32),
              r"block 'join' \(Lambda\): its op 'add'" + OVER + "33554432")
+
+
+@pytest.mark.parametrize("node", [
+    {"op": "full", "inputs": [], "outputs": ["big"], "attrs": {"shape": [20_000, 20_000], "value": 1.0,
+                                                                 "dtype": "float64"}},
+    {"op": "tile", "inputs": ["x"], "outputs": ["big"], "attrs": {"reps": [4096, 4096]}},
+    {"op": "broadcast_to", "inputs": ["x"], "outputs": ["big"], "attrs": {"shape": [1_000_000, 8, 4]}},
+    {"op": "one_hot", "inputs": ["x"], "outputs": ["big"], "attrs": {"depth": 10_000_000}},
+])
+def test_graph_ops_sized_by_their_attributes(tmp_path, node):
+    """Under the op table's own 2**31-element cap, yet gigabytes from a few bytes of manifest."""
+    runs_out(tmp_path, _graph([node], ["big"]), np.ones((8, 4), np.float32),
+             rf"graph node 0 \({node['op']}\)" + OVER + "33554432")
