@@ -4,7 +4,7 @@
 
 Builds archives whose manifests sit just inside the default ``Limits`` (bytes, YAML nodes,
 architecture nodes) in every shape that is expensive to read — YAML scalars that need type
-resolution, JSON that turns out not to be YAML-safe at its last byte, the most tensors, the
+resolution, JSON refused only at its last byte, the most tensors, the
 most layers, the largest traced graph, one huge string, and mixtures — and times
 ``modelpack.load`` on each until it returns or refuses (parse, version, hash, schema,
 building the model). The target is under 2 s for every one. With ``--compare``, PyYAML's
@@ -90,14 +90,14 @@ def candidates() -> Iterator[tuple[str, str]]:
     yield "YAML: words to resolve", _YAML_HEAD + "metadata: [" + ", ".join(["1x"] * yaml_nodes) + "]\n"
     yield "YAML: empty mappings", _YAML_HEAD + "metadata: [" + ", ".join(["{}"] * yaml_nodes) + "]\n"
     doubt = ", ".join(["1.5"] * nodes)
-    yield "JSON, then YAML (1e5 at the end)", _json(f'"metadata": [{doubt}], "x": 1e5')
+    yield "JSON refused at its last byte (1e5)", _json(f'"weights": {{}}, "metadata": [{doubt}], "x": 1e5')
     yield "JSON: tensors", _json(f'"weights": {{{_tensors(nodes // 9)}}}')  # 9 nodes each
     pairs = ", ".join(f'"k{i}": "v"' for i in range(nodes // 2))
-    yield "JSON: metadata pairs", _json(f'"metadata": {{{pairs}}}')
+    yield "JSON: metadata pairs", _json(f'"weights": {{}}, "metadata": {{{pairs}}}')
     yield "JSON: Sequential of Flatten layers", _json(f'{_layers(layers)}, "weights": {{}}', "model")
     yield "JSON: traced graph", _json(f'{_graph(layers)}, "weights": {{}}', "model")
     big = "x" * (limits.max_manifest_bytes - 4096)
-    yield "JSON: one huge string", _json(f'"metadata": {{"k": "{big}"}}')
+    yield "JSON: one huge string", _json(f'"weights": {{}}, "metadata": {{"k": "{big}"}}')
     yield "YAML: one huge string", _YAML_HEAD + f"metadata:\n  k: {big}\n"
     rest = nodes - 12 * layers  # a graph node takes about 12 nodes of text
     mixed = f'{_graph(layers)}, "weights": {{{_tensors(rest // 9)}}}'

@@ -182,13 +182,7 @@ def describe_for_export(net: Block, traces: TraceResult | None) -> tuple[LayerNo
     """The tree and every array an archive of ``net`` holds, after every check that the
     loaded model will be exactly ``net``: described, initialised, rebuilt identically."""
     constants: dict[str, np.ndarray] = {}
-    try:
-        tree = describe(net, traces=traces, constants=constants)
-    except UnsupportedBlockError:
-        # A config the reader would refuse may just hold sizes not inferred yet (in_units=0):
-        # then the network is uninitialised, which says more.
-        check_initialized(net)
-        raise
+    tree = describe(net, traces=traces, constants=constants)
     check_initialized(net)
     check_rebuilds_identically(net, tree)
     arrays = {name: param.data() for name, param in net.collect_params().items()}

@@ -306,7 +306,7 @@ def parse_yaml(
     try:
         document = safeyaml.load(text, max_nodes=max_nodes)
     except safeyaml.YAMLTooLarge as exc:
-        costlier = f" (outside the JSON subset modelpack writes, each node counts {exc.cost} times)"
+        costlier = f" (in the block form, each node counts {exc.cost} times)"
         raise LimitError(
             f"{source}: manifest", "its YAML node count", max_nodes + 1,
             limit="max_manifest_nodes", allowed=max_nodes, note=costlier if exc.cost > 1 else "",

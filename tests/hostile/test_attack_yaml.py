@@ -79,7 +79,7 @@ def test_node_bomb_refused(tmp_path):
     # quarter of that outside the JSON subset, whose nodes cost the YAML parser more).
     text = HEAD + "weights: {}\nmetadata: {a: [" + "1," * 5000 + "]}\n"
     refused(tmp_path, _manifest(text), LimitError, r"manifest: its YAML node count \(1001\) is over the limit of 1000 "
-            r"\(outside the JSON subset modelpack writes, each node counts 4 times\); pass "
+            r"\(in the block form, each node counts 4 times\); pass "
             r"limits=modelpack\.Limits\(max_manifest_nodes",
             limits=Limits(max_manifest_nodes=1000))
 
