@@ -145,6 +145,7 @@ class _Reading:
             ),
             max_ratio=self.limits.max_compression_ratio,
             grace_bytes=GRACE_BYTES,
+            max_inflated=self.limits.max_inflated(self.source.size),  # end to end, as for archives
         )
         self.members = {member.name: member for member in directory.members}
         pickles = [name for name in self.members if name.count("/") == 1 and name.endswith("/data.pkl")]
