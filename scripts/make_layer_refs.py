@@ -1,5 +1,5 @@
 """Write tests/data/layer_refs.npz + .json: torch's outputs for every layer type, so the layer
-numerics stay checked on a machine without torch (``tests/test_nn_reference.py``).
+numerics stay checked on a machine without torch (``tests/nn/test_layers_reference.py``).
 
 Run with the pinned torch installed (``pip install -e ".[torch]"``):
     python scripts/make_layer_refs.py

@@ -17,7 +17,7 @@ import pytest
 
 from modelpack.nn import registry
 
-DATA = Path(__file__).parent / "data"
+DATA = Path(__file__).resolve().parents[1] / "data"
 INDEX = json.loads((DATA / "layer_refs.json").read_text(encoding="utf-8"))
 ARRAYS = dict(np.load(DATA / "layer_refs.npz", allow_pickle=False))
 CASES = {case["name"]: case for case in INDEX["cases"]}
@@ -46,14 +46,14 @@ def test_every_registered_leaf_layer_has_a_reference():
         covered.add(node["type"])
         nodes.extend(node.get("children", {}).values())
     leaves = {name for name in registry.known_layers() if not registry.layer_type(name).container}
-    assert leaves - covered <= {"Dropout"}  # identity at inference; its statistics: test_nn_behaviour
+    assert leaves - covered <= {"Dropout"}  # identity at inference; its statistics: test_layers_behaviour
 
 
 def test_references_are_current():
     pytest.importorskip("torch", reason="torch is not installed: cannot regenerate the references")
     import sys
 
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
     from make_layer_refs import cases
 
     fresh = {case["name"]: case for case in cases()}

@@ -38,7 +38,7 @@ from modelpack.nn.activations import ACTIVATIONS
 
 torch = pytest.importorskip(
     "torch", reason="torch is not installed: the live torch comparisons are skipped; the committed "
-    "torch outputs still check every layer (test_nn_reference.py)"
+    "torch outputs still check every layer (test_layers_reference.py)"
 )
 F = torch.nn.functional
 

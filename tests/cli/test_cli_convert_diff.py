@@ -13,7 +13,7 @@ from test_cli import cli, user_error
 
 import modelpack
 
-DATA = Path(__file__).resolve().parent / "data" / "mxnet"
+DATA = Path(__file__).resolve().parents[1] / "data" / "mxnet"
 
 
 def _json(run) -> dict:

@@ -22,7 +22,7 @@ import modelpack
 from modelpack import nn
 from modelpack.errors import IntegrityError
 
-EXAMPLES = Path(__file__).resolve().parents[1] / "spec" / "examples"
+EXAMPLES = Path(__file__).resolve().parents[2] / "spec" / "examples"
 
 
 def _model() -> nn.Sequential:

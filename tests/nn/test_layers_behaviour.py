@@ -1,7 +1,7 @@
 """Layer behaviour that needs no oracle: refusals, Dropout's statistics, error messages.
 
-Numerics against torch live in ``test_nn_torch.py`` (live, when torch is installed) and
-``test_nn_reference.py`` (committed torch outputs, always).
+Numerics against torch live in ``test_layers_torch.py`` (live, when torch is installed) and
+``test_layers_reference.py`` (committed torch outputs, always).
 """
 
 from __future__ import annotations

@@ -21,7 +21,7 @@ from modelpack.format.schema import (
     manifest_to_yaml,
 )
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 metadata = st.dictionaries(st.text(max_size=30), st.text(max_size=60), max_size=4)
 tensor_infos = st.builds(
