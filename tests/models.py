@@ -22,11 +22,31 @@ class MLP(nn.Block):
         return self.output(self.hidden(x))
 
 
+class WithConstant(nn.Block):
+    """A custom block with a numpy constant and a parameter of its own, besides a child layer."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Dense(4)
+        self.mean = np.array([0.5, -1.0, 2.0, 0.0], dtype=np.float32)
+        self.scale = nn.Parameter("scale", shape=(4,))
+
+    def forward(self, x):
+        centred = (x - self.mean) / 2.0
+        return self.fc(centred) * self.scale.data() + np.float32(1.5)
+
+
+def ready(net: nn.Block, *inputs, seed: int = 0) -> nn.Block:
+    """``net`` initialised with ``seed`` and called once on ``inputs`` (deferred shapes known)."""
+    net.initialize(seed=seed)
+    net(*inputs)
+    return net
+
+
 def mlp_ready(hidden: int = 256, outputs: int = 10, inputs: int = 20, seed: int = 0) -> MLP:
     """The chapter MLP, initialised with ``seed`` and its shapes known (called once)."""
     net = MLP(hidden, outputs)
-    net.initialize(seed=seed)
-    net(np.zeros((1, inputs)))
+    ready(net, np.zeros((1, inputs)), seed=seed)
     return net
 
 
@@ -37,8 +57,7 @@ def sequential_mlp(
     net = nn.Sequential()
     for index, count in enumerate(units):
         net.add(nn.Dense(count, activation=activation if index < len(units) - 1 else None))
-    net.initialize(seed=seed)
-    net(np.zeros((1, inputs)))
+    ready(net, np.zeros((1, inputs)), seed=seed)
     return net
 
 
@@ -54,3 +73,8 @@ def save_bytes(data, **options) -> bytes:
     buffer = io.BytesIO()
     modelpack.save(buffer, data, **options)
     return buffer.getvalue()
+
+
+def round_trip(net: nn.Block, example, **options):
+    """``modelpack.export`` with ``example`` into memory, then ``modelpack.load`` of those bytes."""
+    return modelpack.load(io.BytesIO(export_bytes(net, example=example, **options)))

@@ -1,6 +1,7 @@
-"""Guards no ordinary export can trip: a graph naming what its block lacks, and a dynamic size
-that no input carries. Each test crafts the input that only a hand-edited file (or a tracer
-bug) could produce, so that disabling the guard makes a test fail."""
+"""GraphBlock (nn.graph), which runs a loaded graph: its guards no ordinary export can trip (a
+graph naming what its block lacks; each test crafts the input only a hand-edited file or a
+tracer bug could produce, so that disabling the guard makes a test fail), numpy's refusals
+named by node, and parameter names kept while running."""
 
 from __future__ import annotations
 
@@ -9,11 +10,11 @@ import io
 import numpy as np
 import pytest
 from craft import edit
-from models import export_bytes, mlp_ready
+from models import WithConstant, export_bytes, mlp_ready, ready, round_trip
 
 import modelpack
 from modelpack import nn
-from modelpack.errors import SchemaError
+from modelpack.errors import InputError, SchemaError
 
 
 class Scaled(nn.Block):
@@ -112,3 +113,24 @@ def test_a_layer_call_returning_a_tuple_needs_a_sequence():
     net.register_child(nn.Flatten(), "f")
     with pytest.raises(modelpack.InputError, match="returned a ndarray where the graph expects a tuple"):
         net(np.array([1, 2], np.int8))
+
+
+def test_a_graph_that_cannot_run_says_which_node():
+    """A graph is the file author's computation: numpy's refusals become InputErrors naming the node."""
+    block = nn.GraphBlock(graph={
+        "inputs": [{"name": "x0", "dtype": "float32", "shape": ["batch", 4]}],
+        "nodes": [{"op": "reshape", "inputs": ["x0"], "outputs": ["v0"], "attrs": {"shape": [3, -1]}}],
+        "outputs": {"kind": "single", "values": ["v0"]},
+    })
+    with pytest.raises(InputError, match=r"graph node 0 \(reshape\) cannot run on these inputs"):
+        block(np.ones((2, 4), np.float32))
+
+
+def test_running_a_graph_does_not_rename_its_parameters():
+    x = np.random.default_rng(0).normal(size=(2, 4)).astype(np.float32)
+    outer = nn.Sequential()
+    outer.add(round_trip(ready(WithConstant(), x), x))
+    names = list(outer.collect_params())
+    assert names[0] == "0.scale"
+    outer(x)  # the graph reads its parameter 'scale'
+    assert outer[0].scale.structured_name == "0.scale"  # still the name errors will show
