@@ -16,6 +16,8 @@ import zipfile
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import yaml
@@ -162,3 +164,9 @@ def central_offsets(data: bytes) -> list[int]:
         name, extra, comment = struct.unpack_from("<HHH", data, at + 28)
         at += 46 + name + extra + comment
     return positions
+
+
+def edit_file(path: Path, **changes: Any) -> Path:
+    """``edit`` applied in place to the archive file at ``path``; returns ``path``."""
+    path.write_bytes(edit(path.read_bytes(), **changes))
+    return path

@@ -77,3 +77,11 @@ def test_export_example_takes_a_list_as_a_tuple(tmp_path):
     modelpack.export(net, tmp_path / "b.mpk", example=(x,))
     assert (tmp_path / "a.mpk").read_bytes() == (tmp_path / "b.mpk").read_bytes()
     assert (modelpack.load(tmp_path / "a.mpk")(x) == net(x)).all()
+
+
+def test_object_array_refused_at_save(tmp_path):
+    with pytest.raises(UnsupportedDtypeError, match=r"item \[1\] has dtype object"):
+        modelpack.save(tmp_path / "t", [np.zeros(2), np.array([{}], dtype=object)])
+    with pytest.raises(UnsupportedDtypeError, match="tensor 's' has dtype <U"):
+        modelpack.save(tmp_path / "t", {"s": np.array(["text"])})
+    assert list(tmp_path.iterdir()) == []

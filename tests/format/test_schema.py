@@ -7,10 +7,12 @@ from pathlib import Path
 
 import pytest
 import yaml
+from craft import edit_file
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from strategies import SUPPORTED, networks, tensor_names
 
+import modelpack
 from modelpack.errors import SchemaError, UnknownLayerError, VersionError
 from modelpack.format import architecture, schema
 from modelpack.format.schema import (
@@ -297,3 +299,24 @@ def test_scalar_fast_paths_read_as_the_table_does(scalar):
     finally:
         safeyaml._DECIMAL_FLOAT, safeyaml._WORDS = saved
     assert fast == slow
+
+
+# -- through load: the manifest's own refusals name the file -------------------------------------
+
+
+def test_unknown_layer_type_lists_known_types(exported):
+    edit_file(exported, manifest=lambda d: d["architecture"]["children"]["1"].update(type="PythonLambda"))
+    with pytest.raises(UnknownLayerError, match=r"net\.mpk.*unknown layer type 'PythonLambda'; known types: Activation, .*Dense.*Sequential"):
+        modelpack.load(exported)
+
+
+def test_extra_config_field_refused(exported):
+    edit_file(exported, manifest=lambda d: d["architecture"]["children"]["0"]["config"].update(code="import os"))
+    with pytest.raises(SchemaError, match=r"net\.mpk.*invalid config for layer type 'Dense'.*code"):
+        modelpack.load(exported)
+
+
+def test_extra_manifest_field_refused(exported):
+    edit_file(exported, manifest=lambda d: d.update(loader="pickle"))
+    with pytest.raises(SchemaError, match=r"net\.mpk.*loader.*Extra inputs are not permitted"):
+        modelpack.load(exported)

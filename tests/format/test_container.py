@@ -1,0 +1,209 @@
+"""The container (format.container): the zip layout and its determinism, the manifest hash,
+what a reader accepts from other zip writers, and what it refuses about members and tensors."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import subprocess
+import sys
+import zipfile
+
+import numpy as np
+import pytest
+import yaml
+from craft import archive, edit_file, manifest_comment, members_of, stored_zip
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from models import sequential_mlp
+from strategies import containers
+
+import modelpack
+from modelpack import Limits, nn
+from modelpack.errors import DtypeMismatchError, FormatError, LimitError, ShapeMismatchError, UsageError
+
+
+def test_layout_is_a_plain_zip_with_an_npz(tmp_path):
+    net = sequential_mlp(16, 4, inputs=8)
+    path = tmp_path / "mlp.mpk"
+    modelpack.export(net, path, metadata={"author": "D2L", "license": "MIT"})
+    with zipfile.ZipFile(path) as zf:
+        infos = zf.infolist()
+        assert [i.filename for i in infos] == ["manifest.yaml", "weights.npz"]
+        assert all(i.compress_type == zipfile.ZIP_STORED for i in infos)
+        manifest = yaml.safe_load(zf.read("manifest.yaml"))
+        (tmp_path / "weights.npz").write_bytes(zf.read("weights.npz"))
+    assert manifest["format"] == "modelpack" and manifest["kind"] == "model"
+    assert manifest["metadata"] == {"author": "D2L", "license": "MIT"}
+    assert manifest["format_version"] == "1.1"
+    assert manifest["weights"]["0.weight"] == {
+        "dtype": "float32", "shape": [16, 8], "sha256": hashlib.sha256(net[0].weight.data().tobytes()).hexdigest()
+    }
+    with np.load(tmp_path / "weights.npz", allow_pickle=False) as bundle:
+        assert list(bundle.keys()) == ["0.weight", "0.bias", "1.weight", "1.bias"]
+        np.testing.assert_array_equal(bundle["1.weight"], net[1].weight.data())
+
+
+def test_compression_is_an_option(tmp_path):
+    net = nn.Sequential()
+    net.add(nn.Dense(64, in_units=64))
+    net.initialize(nn.init.Zero())
+    modelpack.export(net, tmp_path / "plain.mpk")
+    modelpack.export(net, tmp_path / "small.mpk", compress=True)
+    assert (tmp_path / "small.mpk").stat().st_size < (tmp_path / "plain.mpk").stat().st_size / 4
+    loaded = modelpack.load(tmp_path / "small.mpk")
+    np.testing.assert_array_equal(loaded[0].weight.data(), net[0].weight.data())
+
+
+@pytest.mark.parametrize("compress", [False, True])
+def test_same_model_same_bytes(tmp_path, compress):
+    modelpack.export(sequential_mlp(16, 4, inputs=8, seed=3), tmp_path / "a.mpk", compress=compress)
+    modelpack.export(sequential_mlp(16, 4, inputs=8, seed=3), tmp_path / "b.mpk", compress=compress)
+    assert (tmp_path / "a.mpk").read_bytes() == (tmp_path / "b.mpk").read_bytes()
+
+
+@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(containers, st.booleans())
+def test_same_tensors_same_bytes(data, compress):
+    first, second = io.BytesIO(), io.BytesIO()
+    modelpack.save(first, data, compress=compress)
+    modelpack.save(second, data, compress=compress)
+    assert first.getvalue() == second.getvalue()
+
+
+def test_same_bytes_in_another_process(tmp_path):
+    """No clock, hash seed, pid or path in the bytes: a fresh interpreter writes the same file."""
+    here = tmp_path / "here.mpk"
+    modelpack.export(sequential_mlp(16, 4, inputs=8, seed=5), here, metadata={"k": "v"})
+    script = (
+        "import sys, numpy as np, modelpack; from modelpack import nn\n"
+        "net = nn.Sequential(); net.add(nn.Dense(16, activation='relu'), nn.Dense(4))\n"
+        "net.initialize(seed=5); net(np.zeros((1, 8)))\n"
+        "modelpack.export(net, sys.argv[1], metadata={'k': 'v'})\n"
+    )
+    there = tmp_path / "sub" / "there.mpk"
+    there.parent.mkdir()
+    env = {**os.environ, "PYTHONHASHSEED": "12345"}
+    subprocess.run([sys.executable, "-c", script, str(there)], check=True, env=env)
+    assert there.read_bytes() == here.read_bytes()
+
+
+# -- refusals -------------------------------------------------------------------------------
+
+
+def test_missing_member_refused(exported):
+    manifest = members_of(exported.read_bytes())["manifest.yaml"]
+    exported.write_bytes(stored_zip({"manifest.yaml": manifest}, comment=manifest_comment(manifest)))
+    with pytest.raises(FormatError, match=r"net\.mpk: member 'weights\.npz' is missing"):
+        modelpack.load(exported)
+
+
+def test_unexpected_member_refused(exported):
+    members = members_of(exported.read_bytes())
+    exported.write_bytes(archive(members["manifest.yaml"], members["weights.npz"], extra=[("payload.py", b"print('hi')")]))
+    with pytest.raises(FormatError, match=r"unexpected member 'payload\.py'"):
+        modelpack.load(exported)
+
+
+def test_weight_shape_disagreeing_with_manifest_refused(exported):
+    edit_file(exported, manifest=lambda d: d["weights"]["1.bias"].update(shape=[5]))
+    with pytest.raises(ShapeMismatchError, match=r"'1\.bias\.npy'.*manifest says shape \(5,\).*header says \(4,\)"):
+        modelpack.load(exported)
+
+
+def test_weight_dtype_disagreeing_with_manifest_refused(exported):
+    edit_file(exported, manifest=lambda d: d["weights"]["1.bias"].update(dtype="float64"))
+    with pytest.raises(DtypeMismatchError, match=r"'1\.bias\.npy'.*manifest says dtype float64"):
+        modelpack.load(exported)
+
+
+def test_tensor_missing_from_bundle_refused(exported):
+    edit_file(exported, manifest=lambda d: d["weights"].update({"2.bias": {"dtype": "float32", "shape": [1], "sha256": "0" * 64}}))
+    with pytest.raises(FormatError, match=r"tensor '2\.bias' listed in the manifest is missing"):
+        modelpack.load(exported)
+
+
+def test_not_a_zip(tmp_path):
+    path = tmp_path / "junk.mpk"
+    path.write_bytes(b"GIF89a" + b"\x00" * 100)
+    with pytest.raises(FormatError, match=r"junk\.mpk: not a modelpack archive"):
+        modelpack.load(path)
+
+
+def test_oversized_manifest_refused(exported):
+    with pytest.raises(LimitError, match=r"net\.mpk: member 'manifest\.yaml': its size in bytes \(\d+\) is over the limit of 100; pass limits=modelpack\.Limits\(max_manifest_bytes=\.\.\.\)"):
+        modelpack.load(exported, limits=Limits(max_manifest_bytes=100))
+    with pytest.raises(LimitError, match=r"over the limit of 100"):
+        modelpack.inspect(exported, limits=Limits(max_manifest_bytes=100))
+
+
+# -- hashes ---------------------------------------------------------------------------------
+
+
+def test_recorded_hashes_are_of_the_stored_bytes(exported):
+    manifest = modelpack.inspect(exported)
+    with zipfile.ZipFile(exported) as outer, zipfile.ZipFile(io.BytesIO(outer.read("weights.npz"))) as bundle:
+        assert outer.comment == b"modelpack-manifest-sha256:" + hashlib.sha256(outer.read("manifest.yaml")).hexdigest().encode()
+        for name, info in manifest.weights.items():
+            raw = bundle.read(name + ".npy")
+            header_end = 10 + int.from_bytes(raw[8:10], "little")
+            assert info.sha256 == hashlib.sha256(raw[header_end:]).hexdigest()
+
+
+def test_big_endian_and_fortran_input_hash_as_stored(tmp_path):
+    value = np.asfortranarray(np.arange(6, dtype=">i4").reshape(2, 3))
+    modelpack.save(tmp_path / "t", {"v": value})
+    manifest = modelpack.inspect(tmp_path / "t")
+    assert manifest.weights["v"].sha256 == hashlib.sha256(np.arange(6, dtype="<i4").tobytes()).hexdigest()
+    assert (modelpack.load(tmp_path / "t", integrity="sha256")["v"] == value).all()
+
+
+def test_integrity_modes(exported):
+    net = modelpack.load(exported, integrity="sha256")
+    assert list(net.collect_params()) == ["0.weight", "0.bias", "1.weight", "1.bias"]
+    with pytest.raises(UsageError, match="integrity must be 'crc32' or 'sha256', not 'md5'"):
+        modelpack.load(exported, integrity="md5")
+
+
+# -- other writers ----------------------------------------------------------------------------
+
+
+def test_reads_what_zipfile_writes_with_zip64_records(exported, monkeypatch):
+    """Another writer may add zip64 end records to a small file; they must be understood."""
+    members = members_of(exported.read_bytes())
+    monkeypatch.setattr(zipfile, "ZIP_FILECOUNT_LIMIT", 1)
+    data = stored_zip(members, comment=manifest_comment(members["manifest.yaml"]))
+    assert b"PK\x06\x06" in data and b"PK\x06\x07" in data
+    exported.write_bytes(data)
+    assert modelpack.verify(exported).ok
+    assert isinstance(modelpack.load(exported), nn.Sequential)
+
+
+def test_reads_deflated_members_and_data_descriptors(exported):
+    """zipfile streaming to a pipe deflates and writes data descriptors: still a valid archive."""
+
+    class Pipe(io.RawIOBase):
+        def __init__(self):
+            self.chunks = []
+
+        def writable(self):
+            return True
+
+        def write(self, data):
+            self.chunks.append(bytes(data))
+            return len(data)
+
+    members = members_of(exported.read_bytes())
+    pipe = Pipe()
+    with zipfile.ZipFile(pipe, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        for name, content in members.items():
+            with zf.open(name, "w") as member:
+                member.write(content)
+        zf.comment = manifest_comment(members["manifest.yaml"])
+    data = b"".join(pipe.chunks)
+    with zipfile.ZipFile(io.BytesIO(data)) as check:
+        assert all(info.flag_bits & 0x08 and info.compress_type == 8 for info in check.infolist())
+    exported.write_bytes(data)
+    assert modelpack.verify(exported).ok
+    np.testing.assert_array_equal(modelpack.load(exported)[0].weight.data(), sequential_mlp(16, 4, inputs=8)[0].weight.data())
