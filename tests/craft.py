@@ -170,3 +170,27 @@ def edit_file(path: Path, **changes: Any) -> Path:
     """``edit`` applied in place to the archive file at ``path``; returns ``path``."""
     path.write_bytes(edit(path.read_bytes(), **changes))
     return path
+
+
+def npy_header_end(data: bytes, at: int = 0) -> int:
+    """Where the data of the .npy file starting at ``at`` begins (after its 1.0 header)."""
+    return at + 10 + struct.unpack_from("<H", data, at + 8)[0]
+
+
+def member_data_offsets(data: bytes, base: int = 0) -> dict[str, int]:
+    """Where each member's data starts, read from its local header (plus ``base``: where a
+    nested zip starts in the file around it)."""
+    with zipfile.ZipFile(io.BytesIO(data)) as zf:
+        offsets = {}
+        for info in zf.infolist():
+            name_length, extra_length = struct.unpack_from("<HH", data, info.header_offset + 26)
+            offsets[info.filename] = base + info.header_offset + 30 + name_length + extra_length
+    return offsets
+
+
+def tensor_data_offsets(data: bytes) -> dict[str, int]:
+    """Each tensor's first data byte (after its npy header) in an archive whose members are
+    stored, as an offset into ``data``, in bundle order."""
+    bundle_at = member_data_offsets(data)["weights.npz"]
+    inner = member_data_offsets(members_of(data)["weights.npz"], base=bundle_at)
+    return {member[:-4]: npy_header_end(data, offset) for member, offset in inner.items()}

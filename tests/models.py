@@ -78,3 +78,17 @@ def save_bytes(data, **options) -> bytes:
 def round_trip(net: nn.Block, example, **options):
     """``modelpack.export`` with ``example`` into memory, then ``modelpack.load`` of those bytes."""
     return modelpack.load(io.BytesIO(export_bytes(net, example=example, **options)))
+
+
+def dense_norm_dense(
+    inputs: int, hidden: int, outputs: int, *, activation: str | None = None, seed: int = 0
+) -> nn.Sequential:
+    """Dense, LayerNorm, Dense with every shape given, initialised (no forward pass needed)."""
+    net = nn.Sequential()
+    net.add(
+        nn.Dense(hidden, activation=activation, in_units=inputs),
+        nn.LayerNorm(in_channels=hidden),
+        nn.Dense(outputs, in_units=hidden),
+    )
+    net.initialize(seed=seed)
+    return net

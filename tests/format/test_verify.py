@@ -16,7 +16,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from craft import central_offsets, edit, members_of, stored_zip
+from craft import central_offsets, edit, members_of, stored_zip, tensor_data_offsets
+from models import export_bytes, save_bytes, sequential_mlp
 
 import modelpack
 from modelpack import nn
@@ -26,17 +27,7 @@ EXAMPLES = Path(__file__).resolve().parents[2] / "spec" / "examples"
 
 
 def _model() -> nn.Sequential:
-    net = nn.Sequential()
-    net.add(nn.Dense(8, activation="relu"), nn.Dense(3))
-    net.initialize(seed=4)
-    net(np.zeros((1, 5)))
-    return net
-
-
-def _model_bytes() -> bytes:
-    buffer = io.BytesIO()
-    modelpack.export(_model(), buffer)
-    return buffer.getvalue()
+    return sequential_mlp(8, 3, inputs=5, seed=4)
 
 
 def test_good_archive_is_ok(tmp_path):
@@ -56,20 +47,9 @@ def test_old_archive_is_ok_with_a_note():
     assert report.notes == ["tensors without a recorded SHA-256 (format 1.0) were checked by CRC-32 only"]
 
 
-def _data_offsets(data: bytes) -> dict[str, int]:
-    """Absolute offset of each tensor's first data byte (after its npy header)."""
-    bundle_at = data.index(members_of(data)["weights.npz"])
-    inner = members_of(members_of(data)["weights.npz"])
-    offsets = {}
-    for member, content in inner.items():
-        header_end = 10 + struct.unpack_from("<H", content, 8)[0]
-        offsets[member[:-4]] = data.index(content, bundle_at) + header_end
-    return offsets
-
-
 def test_a_flipped_byte_in_every_tensor_is_named(tmp_path):
-    data = _model_bytes()
-    for name, offset in _data_offsets(data).items():
+    data = export_bytes(_model())
+    for name, offset in tensor_data_offsets(data).items():
         damaged = bytearray(data)
         damaged[offset] ^= 0x01
         path = tmp_path / f"{name}.mpk"
@@ -83,7 +63,7 @@ def test_a_flipped_byte_in_every_tensor_is_named(tmp_path):
 
 
 def test_a_flipped_byte_in_the_manifest(tmp_path):
-    data = _model_bytes()
+    data = export_bytes(_model())
     damaged = bytearray(data)
     damaged[data.index(b"\"producer\":") + 1] ^= 0x20  # "p" -> "P": still valid, different bytes
     path = tmp_path / "m.mpk"
@@ -112,7 +92,7 @@ def _meaningless_offsets(data: bytes) -> set[int]:
 
 
 def test_every_meaningful_byte_is_covered():
-    data = _model_bytes()
+    data = export_bytes(_model())
     missed = []
     for offset in range(len(data)):
         damaged = bytearray(data)
@@ -126,14 +106,12 @@ def test_every_meaningful_byte_is_covered():
 def test_sha256_catches_what_crc_cannot(tmp_path):
     """Two same-shaped tensors swapped with their CRCs: every zip checksum still matches."""
     arrays = {"a": np.zeros(4, np.float32), "b": np.ones(4, np.float32)}
-    buffer = io.BytesIO()
-    modelpack.save(buffer, arrays)
 
     def swap(members: dict[str, bytes]) -> None:
         members["a.npy"], members["b.npy"] = members["b.npy"], members["a.npy"]
 
     path = tmp_path / "swapped.mpk"
-    path.write_bytes(edit(buffer.getvalue(), bundle=swap, rehash=False))
+    path.write_bytes(edit(save_bytes(arrays), bundle=swap, rehash=False))
     assert modelpack.load(path)["a"][0] == 1.0  # the default check is CRC-32: it passes
     with pytest.raises(IntegrityError, match=r"swapped\.mpk: member 'weights\.npz': member 'a\.npy': tensor 'a' "
                        r"is damaged: its SHA-256 is [0-9a-f]{64}, the manifest records [0-9a-f]{64}"):
@@ -144,9 +122,9 @@ def test_sha256_catches_what_crc_cannot(tmp_path):
 
 
 def test_every_problem_is_reported(tmp_path):
-    data = _model_bytes()
+    data = export_bytes(_model())
     damaged = bytearray(data)
-    offsets = _data_offsets(data)
+    offsets = tensor_data_offsets(data)
     for name in ("0.weight", "1.bias"):
         damaged[offsets[name]] ^= 0x80
     path = tmp_path / "two.mpk"
@@ -160,7 +138,7 @@ def test_every_problem_is_reported(tmp_path):
 
 
 def test_manifest_that_does_not_fit_its_architecture(tmp_path):
-    data = edit(_model_bytes(), manifest=lambda d: d["architecture"]["children"]["1"]["config"].update(units=4))
+    data = edit(export_bytes(_model()), manifest=lambda d: d["architecture"]["children"]["1"]["config"].update(units=4))
     path = tmp_path / "misfit.mpk"
     path.write_bytes(data)
     report = modelpack.verify(path)
@@ -181,7 +159,7 @@ def test_garbage_is_reported_not_raised(tmp_path):
 
 
 def test_damaged_manifest_still_lets_tensors_be_checked(tmp_path):
-    members = members_of(_model_bytes())
+    members = members_of(export_bytes(_model()))
     data = stored_zip([("manifest.yaml", b"{not yaml"), ("weights.npz", members["weights.npz"])])
     path = tmp_path / "half.mpk"
     path.write_bytes(data)
@@ -197,7 +175,7 @@ def test_unopenable_path_raises():
 
 def test_outer_crc_covers_the_bundle_headers(tmp_path):
     """A flipped byte in the bundle's own directory is caught by the outer CRC-32 alone."""
-    original = _model_bytes()
+    original = export_bytes(_model())
     bundle = members_of(original)["weights.npz"]
     start = original.index(bundle)
     data = bytearray(original)
@@ -213,9 +191,9 @@ def test_outer_crc_covers_the_bundle_headers(tmp_path):
 
 @pytest.mark.parametrize(("damage", "code"), [(False, 0), (True, 1)])
 def test_cli_exit_codes(tmp_path, damage, code):
-    data = bytearray(_model_bytes())
+    data = bytearray(export_bytes(_model()))
     if damage:
-        data[next(iter(_data_offsets(bytes(data)).values()))] ^= 1
+        data[next(iter(tensor_data_offsets(bytes(data)).values()))] ^= 1
     path = tmp_path / "cli.mpk"
     path.write_bytes(bytes(data))
     run = subprocess.run([sys.executable, "-m", "modelpack", "verify", str(path), "--tensors"],

@@ -12,6 +12,8 @@ import zlib
 
 import numpy as np
 import pytest
+from craft import member_data_offsets
+from models import dense_norm_dense
 
 import modelpack
 from modelpack import api, nn
@@ -36,16 +38,6 @@ def test_padding_is_empty_or_a_whole_extra_block():
         assert (position + pad) % ALIGN == 0 and (pad == 0 or pad >= 6), position
 
 
-def _local_data_offsets(data: bytes, base: int = 0) -> dict[str, int]:
-    """Data offset of each member, read from the local headers via the directory."""
-    with zipfile.ZipFile(io.BytesIO(data)) as zf:
-        offsets = {}
-        for info in zf.infolist():
-            name_length, extra_length = struct.unpack_from("<HH", data, info.header_offset + 26)
-            offsets[info.filename] = base + info.header_offset + 30 + name_length + extra_length
-    return offsets
-
-
 def test_plan_is_a_valid_zip_with_aligned_data():
     rng = random.Random(1)
     members = [PlannedMember(f"m{i}", [Piece(rng.randbytes(i * 37 % 200))]) for i in range(20)]
@@ -58,23 +50,21 @@ def test_plan_is_a_valid_zip_with_aligned_data():
     with zipfile.ZipFile(io.BytesIO(data)) as zf:
         assert zf.testzip() is None and zf.comment == b"hello"
         assert [i.filename for i in zf.infolist()] == [m.name for m in members]
-    assert all(offset % ALIGN == 0 for offset in _local_data_offsets(data).values())
+    assert all(offset % ALIGN == 0 for offset in member_data_offsets(data).values())
 
 
 def test_archive_tensors_are_aligned_in_the_file_and_numpy_reads_the_bundle(tmp_path):
-    net = nn.Sequential()
-    net.add(nn.Dense(33, in_units=7), nn.LayerNorm(in_channels=33), nn.Dense(5, in_units=33))
-    net.initialize(seed=0)
+    net = dense_norm_dense(7, 33, 5)
     path = tmp_path / "net.mpk"
     modelpack.export(net, path)
     data = path.read_bytes()
-    outer = _local_data_offsets(data)
+    outer = member_data_offsets(data)
     assert outer["weights.npz"] % ALIGN == 0
     bundle = data[outer["weights.npz"]:]
     with zipfile.ZipFile(path) as zf:
         assert zf.testzip() is None
         bundle = zf.read("weights.npz")
-    inner = _local_data_offsets(bundle, base=outer["weights.npz"])
+    inner = member_data_offsets(bundle, base=outer["weights.npz"])
     params = net.collect_params()
     for member, offset in inner.items():
         header_length = struct.unpack_from("<H", data, offset + 8)[0]
@@ -94,7 +84,7 @@ def test_parameter_files_are_aligned_too(tmp_path):
     net.initialize()
     net.save_parameters(tmp_path / "p.params")
     data = (tmp_path / "p.params").read_bytes()
-    for offset in _local_data_offsets(data).values():
+    for offset in member_data_offsets(data).values():
         header_length = struct.unpack_from("<H", data, offset + 8)[0]
         assert (offset + 10 + header_length) % ALIGN == 0
 
@@ -210,7 +200,7 @@ def test_deflated_and_stored_members_read_back_by_both_readers():
         assert info.compress_size < info.file_size / 10  # really compressed
         assert info.date_time == (1980, 1, 1, 0, 0, 0) and info.create_system == 3
         assert info.external_attr == (stat.S_IFREG | 0o644) << 16  # a regular file, rw-r--r--
-    offsets = _local_data_offsets(data)
+    offsets = member_data_offsets(data)
     assert all(offsets[name] % ALIGN == 0 for name, method in methods.items() if method == zipfile.ZIP_STORED)
     # Compressed data cannot be mapped in place, so deflated members carry no padding.
     assert all(len(m.local_header) == 30 + len(m.name.encode()) for m in plan.members if m.deflate)

@@ -3,49 +3,27 @@
 from __future__ import annotations
 
 import io
-import struct
-import zipfile
 
 import numpy as np
 import pytest
-from craft import edit
+from craft import edit, tensor_data_offsets
+from models import dense_norm_dense, export_bytes, sequential_mlp
 
 import modelpack
-from modelpack import nn
 from modelpack.errors import IntegrityError, ModelpackError
 
 
-def _net() -> nn.Sequential:
-    net = nn.Sequential()
-    net.add(nn.Dense(300, activation="relu", in_units=50), nn.LayerNorm(in_channels=300), nn.Dense(7, in_units=300))
-    net.initialize(seed=3)
-    return net
-
-
 @pytest.fixture
-def exported(tmp_path):
-    net = _net()
+def net_and_path(tmp_path):
+    """Dense(50 -> 300), LayerNorm, Dense(300 -> 7), exported with metadata."""
+    net = dense_norm_dense(50, 300, 7, activation="relu", seed=3)
     path = tmp_path / "net.mpk"
     modelpack.export(net, path, metadata={"author": "me"})
     return net, path
 
 
-def _data_offset(path, tensor: str) -> int:
-    """Absolute file offset of a tensor's first data byte, found with zipfile alone."""
-    data = path.read_bytes()
-    with zipfile.ZipFile(path) as outer:
-        info = outer.getinfo("weights.npz")
-        name_len, extra_len = struct.unpack_from("<HH", data, info.header_offset + 26)
-        base = info.header_offset + 30 + name_len + extra_len
-        inner = zipfile.ZipFile(io.BytesIO(outer.read("weights.npz")))
-        member = inner.getinfo(tensor + ".npy")
-        name_len, extra_len = struct.unpack_from("<HH", data, base + member.header_offset + 26)
-        start = base + member.header_offset + 30 + name_len + extra_len
-    return start + 10 + struct.unpack_from("<H", data, start + 8)[0]
-
-
-def test_open_exposes_the_manifest_and_reads_one_tensor(exported):
-    net, path = exported
+def test_open_exposes_the_manifest_and_reads_one_tensor(net_and_path):
+    net, path = net_and_path
     with modelpack.open(path) as archive:
         assert archive.kind == "model" and archive.metadata == {"author": "me"}
         assert archive.architecture.type == "Sequential"
@@ -60,8 +38,8 @@ def test_open_exposes_the_manifest_and_reads_one_tensor(exported):
     assert mapped.sum() == net[0].weight.data().sum()  # the map outlives the closed file
 
 
-def test_mmap_and_full_load_are_bitwise_the_same(exported):
-    net, path = exported
+def test_mmap_and_full_load_are_bitwise_the_same(net_and_path):
+    net, path = net_and_path
     full = modelpack.load(path)
     mapped = modelpack.load(path, mmap=True)
     x = np.random.default_rng(0).normal(size=(4, 50))
@@ -72,8 +50,8 @@ def test_mmap_and_full_load_are_bitwise_the_same(exported):
     assert mapped(x).tobytes() == full(x).tobytes() == net(x).tobytes()
 
 
-def test_mapped_parameters_are_read_only_and_say_so(exported):
-    _, path = exported
+def test_mapped_parameters_are_read_only_and_say_so(net_and_path):
+    _, path = net_and_path
     mapped = modelpack.load(path, mmap=True)
     with pytest.raises(ValueError, match="read-only"):
         mapped[0].weight.data()[0, 0] = 1.0
@@ -91,12 +69,12 @@ def test_tensor_archives_map_too(tmp_path):
 
 def _damage(path, tensor):
     data = bytearray(path.read_bytes())
-    data[_data_offset(path, tensor) + 5] ^= 0x40
+    data[tensor_data_offsets(bytes(data))[tensor] + 5] ^= 0x40
     path.write_bytes(bytes(data))
 
 
-def test_damaged_tensor_detected_when_read_lazily(exported):
-    _, path = exported
+def test_damaged_tensor_detected_when_read_lazily(net_and_path):
+    _, path = net_and_path
     _damage(path, "0.weight")
     with modelpack.open(path) as archive:
         archive.get_tensor("2.weight")  # an intact tensor reads fine
@@ -106,8 +84,8 @@ def test_damaged_tensor_detected_when_read_lazily(exported):
         modelpack.load(path)
 
 
-def test_damaged_tensor_detected_on_first_use_of_a_mapped_model(exported):
-    _, path = exported
+def test_damaged_tensor_detected_on_first_use_of_a_mapped_model(net_and_path):
+    _, path = net_and_path
     _damage(path, "0.weight")
     mapped = modelpack.load(path, mmap=True)  # nothing read yet: loads
     mapped[2].weight.data()  # an intact parameter
@@ -122,13 +100,8 @@ def _swap(members):
 
 
 def test_sha256_on_the_fast_paths(tmp_path):
-    net = nn.Sequential()
-    net.add(nn.Dense(4, in_units=4), nn.Dense(4, in_units=4))
-    net.initialize(seed=0)
-    buffer = io.BytesIO()
-    modelpack.export(net, buffer)
     path = tmp_path / "swapped.mpk"
-    path.write_bytes(edit(buffer.getvalue(), bundle=_swap, rehash=False))
+    path.write_bytes(edit(export_bytes(sequential_mlp(4, 4, inputs=4, activation=None)), bundle=_swap, rehash=False))
     modelpack.load(path)  # CRC-32, the default, cannot see a swap
     damaged = r"swapped\.mpk: member 'weights\.npz': member '0\.weight\.npy': tensor '0\.weight' is damaged: its SHA-256"
     with pytest.raises(IntegrityError, match=damaged):
