@@ -83,6 +83,15 @@ def raw_zip(
     return prefix + out.getvalue() + suffix
 
 
+def raw_archive(manifest: bytes | RawEntry, bundle: bytes | RawEntry, *extra: RawEntry) -> bytes:
+    """An .mpk written by ``raw_zip``: the manifest and the bundle (bytes, or entries with odd
+    fields), then ``extra`` members, with the manifest's hash in the comment."""
+    first = manifest if isinstance(manifest, RawEntry) else RawEntry(b"manifest.yaml", manifest)
+    second = bundle if isinstance(bundle, RawEntry) else RawEntry(b"weights.npz", bundle)
+    text = first.plain if first.plain is not None else first.data
+    return raw_zip([first, second, *extra], comment=manifest_comment(text))
+
+
 def deflate(data: bytes) -> bytes:
     packer = zlib.compressobj(9, zlib.DEFLATED, -15)
     return packer.compress(data) + packer.flush()

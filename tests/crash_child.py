@@ -11,16 +11,15 @@ from __future__ import annotations
 import io
 import sys
 
+from models import sequential_mlp  # this script's folder, tests/, is on sys.path
+
 import modelpack
 from modelpack import nn
 
 
 def build(seed: int, units: int) -> nn.Sequential:
     """The same network (and bytes) in every process, for a given seed."""
-    net = nn.Sequential()
-    net.add(nn.Dense(units, in_units=units, activation="relu"), nn.Dense(units, in_units=units))
-    net.initialize(seed=seed)
-    return net
+    return sequential_mlp(units, units, inputs=units, seed=seed)
 
 
 def main(target: str, units: int) -> None:

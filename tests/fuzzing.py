@@ -35,7 +35,8 @@ from typing import Any
 
 import numpy as np
 import yaml
-from craft import RawEntry, manifest_comment, raw_zip, stored_zip
+from craft import RawEntry, manifest_comment, npy_header_end, raw_zip, stored_zip
+from models import export_bytes, save_bytes, sequential_mlp
 
 import modelpack
 from modelpack import nn
@@ -86,25 +87,10 @@ class _Residual(nn.Block):
         return F.relu(self.inner(x) + x * 0.5)
 
 
-def _export(net: nn.Block, **kwargs: Any) -> bytes:
-    buffer = io.BytesIO()
-    modelpack.export(net, buffer, **kwargs)
-    return buffer.getvalue()
-
-
-def _save(data: Any, **kwargs: Any) -> bytes:
-    buffer = io.BytesIO()
-    modelpack.save(buffer, data, **kwargs)
-    return buffer.getvalue()
-
-
 @cache
 def seeds() -> dict[str, bytes]:
     """Several small valid archives covering every reader path."""
-    mlp = nn.Sequential()
-    mlp.add(nn.Dense(6, activation="relu"), nn.Dense(3))
-    mlp.initialize(seed=0)
-    mlp(np.zeros((1, 4)))
+    mlp = sequential_mlp(6, 3, inputs=4)
     cnn = nn.Sequential()
     inner = nn.Sequential()
     inner.add(nn.Conv2D(2, kernel_size=3, padding=1), nn.BatchNorm(), nn.MaxPool2D())
@@ -122,12 +108,12 @@ def seeds() -> dict[str, bytes]:
         "c": np.array([1 + 2j], np.complex64), "u": np.array([7], np.uint16),
     }
     return {
-        "mlp": _export(mlp),
-        "cnn": _export(cnn),
-        "graph": _export(residual, example=example),
-        "tensors": _save(tensors),
-        "deflated": _save(tensors, compress=True),
-        "list": _save([np.arange(3, dtype=np.int8), np.ones((2, 2))]),
+        "mlp": export_bytes(mlp),
+        "cnn": export_bytes(cnn),
+        "graph": export_bytes(residual, example=example),
+        "tensors": save_bytes(tensors),
+        "deflated": save_bytes(tensors, compress=True),
+        "list": save_bytes([np.arange(3, dtype=np.int8), np.ones((2, 2))]),
         "format-1.0": (EXAMPLES / "tensors.mpk").read_bytes(),
     }
 
@@ -337,7 +323,7 @@ def _edit_npy_header(data: bytes, rng: random.Random) -> bytes:
     name, content = tensors[which]
     if len(content) < 10 or content[:6] != b"\x93NUMPY":
         return data
-    header_end = 10 + struct.unpack_from("<H", content, 8)[0]
+    header_end = npy_header_end(content)
     header = content[10:header_end].decode("latin1")
     key, value = rng.choice([
         ("'descr': ", repr(rng.choice(["<f4", ">f4", "|O", "<U3", "<f8", "|b1", "<i8", "V4"]))),

@@ -75,8 +75,8 @@ def save_bytes(data, **options) -> bytes:
     return buffer.getvalue()
 
 
-def round_trip(net: nn.Block, example, **options):
-    """``modelpack.export`` with ``example`` into memory, then ``modelpack.load`` of those bytes."""
+def round_trip(net: nn.Block, example=None, **options):
+    """``modelpack.export`` (with ``example``, if any) into memory, then ``modelpack.load``."""
     return modelpack.load(io.BytesIO(export_bytes(net, example=example, **options)))
 
 

@@ -8,7 +8,6 @@ and that the next writer starts cleanly over that litter (and removes it).
 
 from __future__ import annotations
 
-import io
 import os
 import random
 import signal
@@ -19,17 +18,12 @@ from pathlib import Path
 
 import pytest
 from crash_child import build
+from models import export_bytes
 
 import modelpack
 
 CHILD = Path(__file__).with_name("crash_child.py")
 UNITS = 1024  # two 1024x1024 float32 layers: an 8 MiB archive, tens of ms per export
-
-
-def _reference(seed: int) -> bytes:
-    buffer = io.BytesIO()
-    modelpack.export(build(seed, UNITS), buffer)
-    return buffer.getvalue()
 
 
 def _litter(folder: Path) -> list[str]:
@@ -39,7 +33,7 @@ def _litter(folder: Path) -> list[str]:
 def _kill_loop(tmp_path: Path, kills: int, seed: int) -> dict[str, int]:
     """Kill ``kills`` writers at random moments; returns what each kill left behind."""
     rng = random.Random(seed)
-    old, new = _reference(1), _reference(2)
+    old, new = export_bytes(build(1, UNITS)), export_bytes(build(2, UNITS))
     target = tmp_path / "model.mpk"
     target.write_bytes(old)
     start = time.perf_counter()

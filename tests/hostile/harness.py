@@ -7,7 +7,6 @@ naming the file and a fragment naming the member or field, no other exception, u
 
 from __future__ import annotations
 
-import io
 import re
 import tracemalloc
 from collections.abc import Callable
@@ -15,11 +14,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from craft import archive, stored_zip
+from craft import archive, raw_archive, stored_zip
 from fuzzing import time_bound
+from models import export_bytes, save_bytes, sequential_mlp
 
 import modelpack
-from modelpack import nn
 from modelpack.errors import ModelpackError
 from modelpack.format.schema import Manifest, TensorInfo, manifest_to_yaml
 from modelpack.io.limits import DEFAULT_LIMITS, Limits
@@ -85,12 +84,7 @@ def _check(exc: ModelpackError | None, error: type[ModelpackError], fragment: st
 
 def model_bytes() -> bytes:
     """A tiny valid model archive: Dense(3 -> 2)."""
-    net = nn.Sequential()
-    net.add(nn.Dense(2, in_units=3))
-    net.initialize(seed=0)
-    buffer = io.BytesIO()
-    modelpack.export(net, buffer)
-    return buffer.getvalue()
+    return export_bytes(sequential_mlp(2, inputs=3))
 
 
 class _Residual(nn.Block):
@@ -112,9 +106,7 @@ def graph_bytes() -> bytes:
 
 
 def tensors_bytes(arrays: dict[str, np.ndarray] | None = None) -> bytes:
-    buffer = io.BytesIO()
-    modelpack.save(buffer, arrays if arrays is not None else {"w": np.arange(6, dtype=np.float32)})
-    return buffer.getvalue()
+    return save_bytes(arrays if arrays is not None else {"w": np.arange(6, dtype=np.float32)})
 
 
 def tensors_manifest(index: dict[str, tuple[str, list[int]]]) -> bytes:
@@ -133,6 +125,11 @@ def tensors_manifest(index: dict[str, tuple[str, list[int]]]) -> bytes:
 def with_bundle(index: dict[str, tuple[str, list[int]]], bundle: bytes) -> bytes:
     """An archive whose manifest is valid and whose ``weights.npz`` is exactly ``bundle``."""
     return archive(tensors_manifest(index), bundle)
+
+
+def raw_with_bundle(index: dict[str, tuple[str, list[int]]], bundle: bytes) -> bytes:
+    """Like ``with_bundle``, but the outer zip too is written field by field (``raw_zip``)."""
+    return raw_archive(tensors_manifest(index), bundle)
 
 
 def with_members(index: dict[str, tuple[str, list[int]]], members: dict[str, bytes]) -> bytes:

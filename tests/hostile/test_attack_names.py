@@ -8,8 +8,8 @@ import stat
 
 import numpy as np
 import pytest
-from craft import RawEntry, manifest_comment, members_of, npy, raw_zip
-from harness import model_bytes, refused, tensors_manifest
+from craft import RawEntry, members_of, npy, raw_archive, raw_zip
+from harness import model_bytes, raw_with_bundle, refused
 
 from modelpack.errors import FormatError
 
@@ -19,17 +19,12 @@ _W = npy(np.arange(3, dtype=np.float32))
 def _outer(entries: list[RawEntry]) -> bytes:
     """An archive of the valid model's two members plus ``entries``, edited as given."""
     members = members_of(model_bytes())
-    manifest = members["manifest.yaml"]
-    base = [RawEntry(b"manifest.yaml", manifest), RawEntry(b"weights.npz", members["weights.npz"])]
-    return raw_zip(base + entries, comment=manifest_comment(manifest))
+    return raw_archive(members["manifest.yaml"], members["weights.npz"], *entries)
 
 
 def _inner(entries: list[RawEntry]) -> bytes:
     """An archive whose bundle holds a valid ``w.npy`` plus ``entries``."""
-    manifest = tensors_manifest({"w": ("float32", [3])})
-    bundle = raw_zip([RawEntry(b"w.npy", _W), *entries])
-    return raw_zip([RawEntry(b"manifest.yaml", manifest), RawEntry(b"weights.npz", bundle)],
-                   comment=manifest_comment(manifest))
+    return raw_with_bundle({"w": ("float32", [3])}, raw_zip([RawEntry(b"w.npy", _W), *entries]))
 
 
 BAD_NAMES = {
@@ -76,19 +71,14 @@ KINDS = {
 def test_member_kinds_in_archive(tmp_path, attack):
     fields, fragment = KINDS[attack]
     members = members_of(model_bytes())
-    manifest = members["manifest.yaml"]
-    data = raw_zip([RawEntry(b"manifest.yaml", manifest, **fields), RawEntry(b"weights.npz", members["weights.npz"])],
-                   comment=manifest_comment(manifest))
+    data = raw_archive(RawEntry(b"manifest.yaml", members["manifest.yaml"], **fields), members["weights.npz"])
     refused(tmp_path, data, FormatError, r"hostile\.mpk: member 'manifest\.yaml' " + fragment)
 
 
 @pytest.mark.parametrize("attack", sorted(KINDS))
 def test_member_kinds_in_bundle(tmp_path, attack):
     fields, fragment = KINDS[attack]
-    manifest = tensors_manifest({"w": ("float32", [3])})
-    bundle = raw_zip([RawEntry(b"w.npy", _W, **fields)])
-    data = raw_zip([RawEntry(b"manifest.yaml", manifest), RawEntry(b"weights.npz", bundle)],
-                   comment=manifest_comment(manifest))
+    data = raw_with_bundle({"w": ("float32", [3])}, raw_zip([RawEntry(b"w.npy", _W, **fields)]))
     refused(tmp_path, data, FormatError, r"member 'weights\.npz': member 'w\.npy' " + fragment, inspect=False)
 
 
@@ -120,10 +110,7 @@ def test_tensor_member_not_in_manifest(tmp_path):
 
 def test_local_header_names_another_file(tmp_path):
     # Tools that trust the local header would extract 'evil.py'; the directory says w.npy.
-    manifest = tensors_manifest({"w": ("float32", [3])})
-    bundle = raw_zip([RawEntry(b"w.npy", _W, local_name=b"evil.py")])
-    data = raw_zip([RawEntry(b"manifest.yaml", manifest), RawEntry(b"weights.npz", bundle)],
-                   comment=manifest_comment(manifest))
+    data = raw_with_bundle({"w": ("float32", [3])}, raw_zip([RawEntry(b"w.npy", _W, local_name=b"evil.py")]))
     refused(tmp_path, data, FormatError, r"member 'w\.npy' is called b'evil\.py' in its local header", inspect=False)
 
 

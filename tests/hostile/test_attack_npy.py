@@ -5,18 +5,16 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from craft import RawEntry, deflate, manifest_comment, npy, npy_with_header, raw_zip
-from harness import refused, tensors_manifest
+from craft import RawEntry, deflate, npy, npy_with_header, raw_zip
+from harness import raw_with_bundle, refused
 
 from modelpack.errors import DtypeMismatchError, FormatError, IntegrityError, ShapeMismatchError
 
 
 def _one(member: bytes, dtype: str = "float32", shape: list[int] | None = None, **fields: object) -> bytes:
     """An archive listing tensor 'w' as (dtype, shape) whose bundle holds ``member`` as w.npy."""
-    manifest = tensors_manifest({"w": (dtype, [4] if shape is None else shape)})
     bundle = raw_zip([RawEntry(b"w.npy", member, **fields)])  # type: ignore[arg-type]
-    return raw_zip([RawEntry(b"manifest.yaml", manifest), RawEntry(b"weights.npz", bundle)],
-                   comment=manifest_comment(manifest))
+    return raw_with_bundle({"w": (dtype, [4] if shape is None else shape)}, bundle)
 
 
 def _header(descr: str = "<f4", fortran: bool = False, shape: str = "(4,)") -> str:

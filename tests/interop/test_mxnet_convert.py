@@ -7,14 +7,13 @@ absolute on values below 1, 2.3e-5 absolute on values near 82, i.e. 2.8e-7 relat
 
 from __future__ import annotations
 
-import io
 import json
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
-from models import MLP
+from models import MLP, round_trip
 from mxnet_writer import save
 
 import modelpack
@@ -72,10 +71,7 @@ def test_converted_export_matches_mxnet(name):
 @pytest.mark.parametrize("name", EXPORTS)
 def test_converted_model_survives_an_archive(name):
     net = _convert(name)
-    buffer = io.BytesIO()
-    modelpack.export(net, buffer)
-    buffer.seek(0)
-    loaded = modelpack.load(buffer)
+    loaded = round_trip(net)
     x = np.load(DATA / f"{name}-input.npy")
     for a, b in zip(_as_tuple(net(x)), _as_tuple(loaded(x)), strict=True):
         assert np.array_equal(a, b)

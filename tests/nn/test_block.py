@@ -7,6 +7,7 @@ import os
 
 import numpy as np
 import pytest
+from models import MLP, mlp_ready
 
 from modelpack import nn
 from modelpack.errors import (
@@ -18,18 +19,6 @@ from modelpack.errors import (
     ShapeMismatchError,
     UninitializedParameterError,
 )
-
-
-class MLP(nn.Block):
-    """The seed chapter's network, verbatim apart from the import."""
-
-    def __init__(self, **kwargs):
-        super().__init__(**kwargs)
-        self.hidden = nn.Dense(256, activation="relu")
-        self.output = nn.Dense(10)
-
-    def forward(self, x):
-        return self.output(self.hidden(x))
 
 
 def test_seed_flow_bitwise(tmp_path, monkeypatch):
@@ -177,13 +166,6 @@ def _saved(tmp_path, net):
     return path
 
 
-def _mlp_ready():
-    net = MLP()
-    net.initialize(seed=0)
-    net(np.zeros((1, 20)))
-    return net
-
-
 def test_load_missing_parameter(tmp_path):
     small = nn.Sequential()
     small.add(nn.Dense(4, in_units=2))
@@ -198,7 +180,7 @@ def test_load_missing_parameter(tmp_path):
 
 
 def test_load_extra_parameter(tmp_path):
-    path = _saved(tmp_path, _mlp_ready())
+    path = _saved(tmp_path, mlp_ready())
     net = MLP()
     del net.output  # the file's 'output.*' parameters now have no home
     with pytest.raises(ExtraParameterError, match=r"'output\.weight'"):
@@ -207,7 +189,7 @@ def test_load_extra_parameter(tmp_path):
 
 @pytest.mark.parametrize("flags", [{}, {"ignore_extra": True}, {"allow_missing": True, "ignore_extra": True}])
 def test_load_that_would_change_nothing_is_refused(tmp_path, flags):
-    path = _saved(tmp_path, _mlp_ready())
+    path = _saved(tmp_path, mlp_ready())
     net = MLP()
     with pytest.raises(MissingParameterError, match=r"none of the file's 4 names matches a parameter of Dense, "
                        r"so nothing would be loaded .* the prefix 'hidden\.' or 'output\.' is taken off"):
@@ -215,7 +197,7 @@ def test_load_that_would_change_nothing_is_refused(tmp_path, flags):
 
 
 def test_load_wrong_shape_names_expected_and_found(tmp_path):
-    path = _saved(tmp_path, _mlp_ready())
+    path = _saved(tmp_path, mlp_ready())
     other = MLP()
     other.hidden = nn.Dense(256, in_units=21, activation="relu")
     with pytest.raises(ShapeMismatchError, match=r"'hidden\.weight'.*\(256, 21\).*\(256, 20\)"):
@@ -224,7 +206,7 @@ def test_load_wrong_shape_names_expected_and_found(tmp_path):
 
 
 def test_load_wrong_dtype_and_cast(tmp_path):
-    path = _saved(tmp_path, _mlp_ready())
+    path = _saved(tmp_path, mlp_ready())
     other = MLP()
     other.output = nn.Dense(10, dtype="float64")
     with pytest.raises(DtypeMismatchError, match=r"'output\.weight'.*float64.*float32"):
@@ -234,7 +216,7 @@ def test_load_wrong_dtype_and_cast(tmp_path):
 
 
 def test_load_fills_deferred_shapes(tmp_path):
-    path = _saved(tmp_path, _mlp_ready())
+    path = _saved(tmp_path, mlp_ready())
     clone = MLP()
     assert clone.hidden.weight.shape == (256, 0)
     clone.load_parameters(path)
@@ -259,7 +241,7 @@ def test_load_refuses_pickled_member(tmp_path):
 
 
 def test_save_and_load_through_file_objects():
-    net = _mlp_ready()
+    net = mlp_ready()
     buffer = io.BytesIO()
     net.save_parameters(buffer)
     buffer.seek(0)

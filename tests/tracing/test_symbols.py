@@ -7,7 +7,7 @@ import io
 
 import numpy as np
 import pytest
-from models import MLP, ready, round_trip
+from models import MLP, export_bytes, ready, round_trip
 from tracing_helpers import X, refused_export
 
 import modelpack
@@ -64,11 +64,9 @@ def test_declared_dynamic_axes_tie_inputs():
     ids = rng.integers(0, 11, size=(2, 5))
     mask = rng.random((2, 5)) < 0.7
     net = ready(SequenceModel(), ids, mask)
-    buffer = io.BytesIO()
-    modelpack.export(net, buffer, example=(ids, mask), dynamic_axes={0: {1: "seq"}, 1: {1: "seq"}})
-    buffer.seek(0)
-    loaded = modelpack.load(buffer)
-    graph_inputs = modelpack.inspect(io.BytesIO(buffer.getvalue())).architecture.config["graph"]["inputs"]
+    data = export_bytes(net, example=(ids, mask), dynamic_axes={0: {1: "seq"}, 1: {1: "seq"}})
+    loaded = modelpack.load(io.BytesIO(data))
+    graph_inputs = modelpack.inspect(io.BytesIO(data)).architecture.config["graph"]["inputs"]
     assert [i["shape"] for i in graph_inputs] == [["batch", "seq"], ["batch", "seq"]]
     for batch, seq in ((1, 1), (3, 9), (2, 5)):
         ids2 = rng.integers(0, 11, size=(batch, seq))
