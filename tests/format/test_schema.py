@@ -315,8 +315,3 @@ def test_extra_config_field_refused(exported):
     with pytest.raises(SchemaError, match=r"net\.mpk.*invalid config for layer type 'Dense'.*code"):
         modelpack.load(exported)
 
-
-def test_extra_manifest_field_refused(exported):
-    edit_file(exported, manifest=lambda d: d.update(loader="pickle"))
-    with pytest.raises(SchemaError, match=r"net\.mpk.*loader.*Extra inputs are not permitted"):
-        modelpack.load(exported)

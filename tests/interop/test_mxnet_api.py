@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import io
 import subprocess
 import sys
 from pathlib import Path
@@ -139,18 +138,6 @@ def test_damaged_mxnet_file_keeps_its_own_error(tmp_path):
 def test_other_readers_name_mxnet_files():
     with pytest.raises(FileKindError, match=r"mlp.params is an MXNet NDArray file .* read it with modelpack.load\(path\), or net.load_parameters\(path\)"):
         modelpack.inspect(DATA / "mlp.params")
-
-
-def test_stream_without_seek_is_left_to_the_archive_reader():
-    class Pipe(io.RawIOBase):
-        def readable(self) -> bool:
-            return True
-
-        def seekable(self) -> bool:
-            return False
-
-    with pytest.raises(FormatError, match="cannot seek"):
-        modelpack.load(Pipe())
 
 
 def test_graph_converted_model_loads_its_own_parameters(tmp_path):
