@@ -191,51 +191,6 @@ def test_what_json_cannot_say_as_yaml_would_is_written_as_block_yaml():
     assert not text.startswith("{") and manifest_from_yaml(text, source="t") == manifest
 
 
-@pytest.mark.parametrize("text, reason", [
-    ('{"a": 1e5}', "not in the JSON form"),            # YAML 1.1 reads this exponent form as text
-    ('{"a": 1.5e5}', "not in the JSON form"),
-    ('{"a": "\\ud83d\\ude00"}', "surrogate escape"),    # JSON pairs them, YAML 1.1 readers do not
-    ('{"a": "a\u2028b"}', "U\\+2028"),                # a line break to YAML
-    ('{"a": 1,}', "not valid JSON"),                   # valid YAML flow, not JSON
-    ("{'a': 1}", "not valid JSON"),
-    ('{"a": NaN}', "NaN is not JSON"),
-    ('{"a": 9223372036854775808}', r"outside \[-2\*\*63"),
-])
-def test_json_form_that_breaks_its_restrictions_is_refused_not_read_as_yaml(text, reason):
-    """FORMAT.md §2.1: a text starting with '{' is the JSON form, never retried as YAML."""
-    from modelpack.io import safeyaml
-
-    with pytest.raises(safeyaml.YAMLRefused, match=reason):
-        safeyaml.load(text, max_nodes=100)
-
-
-@pytest.mark.parametrize("text, value", [
-    ("a: 1e5", "1e5"), ("a: -.5", "-.5"), ("a: y", "y"), ("a: 0o17", "0o17"), ("a: 08", "08"),
-    ("a: +3", 3), ("a: 5.e-1", 0.5), ("a: .5", 0.5), ("a: -.inf", float("-inf")), ("a: ~", None),
-    ("a: TRUE", True), ("a: 'on'", "on"),
-])
-def test_block_form_plain_scalars_follow_the_table(text, value):
-    from modelpack.io import safeyaml
-
-    assert safeyaml.load(text, max_nodes=100) == {"a": value}
-
-
-@pytest.mark.parametrize("plain", ["on", "Off", "yes", "NO", "0x1F", "017", "0b101", "1_000", "1_0.5", "1:30",
-                                   "1:30.5", "2001-12-14", "<<", "="])
-def test_block_form_yaml_1_1_forms_outside_the_table_are_refused(plain):
-    from modelpack.io import safeyaml
-
-    with pytest.raises(safeyaml.YAMLRefused):
-        safeyaml.load(f"a: {plain}", max_nodes=100)
-
-
-def test_json_duplicate_keys_are_refused_like_yaml():
-    from modelpack.io import safeyaml
-
-    with pytest.raises(safeyaml.YAMLRefused, match="duplicate"):
-        safeyaml.load('{"a": 1, "a": 2}', max_nodes=100)
-
-
 def test_non_finite_floats_survive_the_writer(tmp_path):
     """A config float and a traced scalar of ±inf/NaN are written (block form) and read back,
     not turned into null by pydantic's JSON-mode dump (which the reader then refused)."""

@@ -1,12 +1,180 @@
-"""The manifest's YAML reader (io.safeyaml): plain data parsed exactly, everything else refused
-with YAMLRefused saying what; and it is the only place that parses YAML."""
+"""The manifest's YAML reader (io.safeyaml): plain data parsed exactly as PyYAML's safe loader
+reads it, everything else refused with YAMLRefused saying what and where; the JSON fast path
+means the same as the YAML path; and safeyaml is the only place that parses YAML."""
 
 from __future__ import annotations
 
 import re
 from pathlib import Path
 
+import pytest
+import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 import modelpack
+from modelpack.io import safeyaml
+from modelpack.io.safeyaml import MAX_DEPTH, YAMLRefused, YAMLTooLarge, load
+
+# -- valid documents --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("a: 1", {"a": 1}),
+        ("a: +12", {"a": 12}),
+        ("a: -0", {"a": 0}),
+        ("a: 017", {"a": 15}),                 # YAML 1.1: a leading 0 is octal
+        ("a: 0x1F", {"a": 31}),
+        ("a: 1_000", {"a": 1000}),             # YAML 1.1 allows digit separators
+        ("a: 1.5", {"a": 1.5}),
+        ("a: .inf", {"a": float("inf")}),
+        ("a: 1e5", {"a": "1e5"}),              # no point: text to a YAML 1.1 reader
+        ("a: 0o17", {"a": "0o17"}),            # YAML 1.2 octal: text in 1.1
+        ("a: yes", {"a": True}),
+        ("a: Off", {"a": False}),
+        ("a: ~", {"a": None}),
+        ("a:", {"a": None}),
+        ("a: '2024-01-01'", {"a": "2024-01-01"}),  # quoted: always text
+        ('a: "yes"', {"a": "yes"}),
+        ("a: |\n  two\n  lines\n", {"a": "two\nlines\n"}),
+        ("- 1\n- [a, {b: c}]\n", [1, ["a", {"b": "c"}]]),
+    ],
+)
+def test_plain_scalars_and_collections_read_as_pyyaml_reads_them(text, expected):
+    assert load(text, max_nodes=100) == expected == yaml.safe_load(text)
+    assert load(text.encode(), max_nodes=100) == expected  # bytes always take the YAML path
+
+
+def test_an_empty_document_is_none():
+    assert load("", max_nodes=1) is None
+
+
+def test_long_decimal_integers_are_exact():
+    digits = "9" * 1000  # far beyond the 400-character bound on other number forms
+    assert load(f"a: {digits}", max_nodes=10) == {"a": int(digits)}
+
+
+def test_number_length_bound_is_exact():
+    longest = "0x" + "f" * 398  # 400 characters: read
+    assert load(f"a: {longest}", max_nodes=10) == {"a": int(longest, 16)}
+    with pytest.raises(YAMLRefused, match=r"plain scalar '0xf+' is a base-60 or over-long number, which a "
+                       r"manifest may not hold \(at line 1, column 4\)"):
+        load(f"a: {longest}f", max_nodes=10)
+
+
+text = st.text(st.characters(blacklist_categories=("Cs", "Cc", "Zl", "Zp")), max_size=12)
+plain_data = st.recursive(
+    st.none() | st.booleans() | st.integers(-2**70, 2**70) | text
+    | st.floats(allow_nan=False),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(text, children, max_size=4),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.dictionaries(text, plain_data, max_size=5))
+def test_block_yaml_reads_the_same_as_pyyaml(document):
+    dumped = yaml.safe_dump(document, default_flow_style=False, allow_unicode=True)
+    assert load(dumped, max_nodes=10**6) == document
+    assert load(dumped.encode(), max_nodes=10**6) == document
+
+
+# -- bounds -----------------------------------------------------------------------------------
+
+
+def test_depth_limit_is_exact_on_both_paths():
+    assert load("[" * MAX_DEPTH + "]" * MAX_DEPTH, max_nodes=1000) is not None
+    with pytest.raises(YAMLRefused, match=rf"^nests deeper than {MAX_DEPTH} levels \(at line 1, column {MAX_DEPTH + 1}\)$"):
+        load("[" * (MAX_DEPTH + 1) + "]" * (MAX_DEPTH + 1), max_nodes=1000)
+    deepest_json = '{"a": ' + "[" * (MAX_DEPTH - 1) + "]" * (MAX_DEPTH - 1) + "}"
+    assert safeyaml._json_subset(deepest_json, 1000) is not safeyaml._NOT_JSON  # the fast path took it
+    too_deep = '{"a": ' + "[" * MAX_DEPTH + "]" * MAX_DEPTH + "}"
+    assert safeyaml._json_subset(too_deep, 1000) is safeyaml._NOT_JSON  # left to the YAML path...
+    with pytest.raises(YAMLRefused, match=rf"^nests deeper than {MAX_DEPTH} levels"):
+        load(too_deep, max_nodes=1000)  # ...which refuses it
+
+
+@pytest.mark.parametrize(
+    ("text", "nodes", "message"),
+    [
+        ("[1, 2, 3]", 4, "has more than 3 YAML nodes"),           # a sequence and three scalars
+        ("a: [1, 2]", 5, "has more than 4 YAML nodes"),           # keys are nodes too
+        ('{"a": [1, 2]}', 4, "has more than 3 nodes"),            # the JSON path counts values
+    ],
+)
+def test_node_limit_is_exact(text, nodes, message):
+    assert load(text, max_nodes=nodes) is not None
+    with pytest.raises(YAMLTooLarge, match=f"^{re.escape(message)}$"):
+        load(text, max_nodes=nodes - 1)
+
+
+def test_too_large_is_a_refusal_is_a_value_error():
+    assert issubclass(YAMLTooLarge, YAMLRefused) and issubclass(YAMLRefused, ValueError)
+
+
+# -- refusals (the hostile suite sends tags, aliases, duplicate keys, second documents, deep
+# nesting and number bombs through load; these are the reader's other refusals) -------------
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("1: a", r"mapping keys must be strings, found int \(at line 1, column 1\)"),
+        ("~: a", r"mapping keys must be strings, found NoneType \(at line 1, column 1\)"),
+        ("? [a]\n: b", r"mapping keys must be strings, found list"),
+        ("a: &x 1", r"YAML anchors and aliases are not allowed in a manifest \(at line 1, column 4\)"),
+        ("a: 2024-01-01", r"plain scalar '2024-01-01' resolves to 'tag:yaml\.org,2002:timestamp', which a "
+                          r"manifest may not hold; quote it \(at line 1, column 4\)"),
+        ("a: =", r"plain scalar '=' resolves to 'tag:yaml\.org,2002:value'"),
+        ("<<: {a: 1}", r"plain scalar '<<' resolves to 'tag:yaml\.org,2002:merge'"),
+        ("a: [", r"^while parsing a flow node"),  # PyYAML's words (libyaml and Python parsers agree here)
+    ],
+    ids=["int-key", "null-key", "list-key", "lone-anchor", "timestamp", "value", "merge", "syntax"],
+)
+def test_refusals_say_what_and_where(text, message):
+    with pytest.raises(YAMLRefused, match=message):
+        load(text, max_nodes=100)
+
+
+# -- the JSON fast path -----------------------------------------------------------------------
+
+@pytest.mark.parametrize("text, reason", [
+    ('{"a": 1e5}', "not in the JSON form"),            # YAML 1.1 reads this exponent form as text
+    ('{"a": 1.5e5}', "not in the JSON form"),
+    ('{"a": "\\ud83d\\ude00"}', "surrogate escape"),    # JSON pairs them, YAML 1.1 readers do not
+    ('{"a": "a\u2028b"}', "U\\+2028"),                # a line break to YAML
+    ('{"a": 1,}', "not valid JSON"),                   # valid YAML flow, not JSON
+    ("{'a': 1}", "not valid JSON"),
+    ('{"a": NaN}', "NaN is not JSON"),
+    ('{"a": 9223372036854775808}', r"outside \[-2\*\*63"),
+])
+def test_json_form_that_breaks_its_restrictions_is_refused_not_read_as_yaml(text, reason):
+    """FORMAT.md §2.1: a text starting with '{' is the JSON form, never retried as YAML."""
+    with pytest.raises(safeyaml.YAMLRefused, match=reason):
+        safeyaml.load(text, max_nodes=100)
+
+
+@pytest.mark.parametrize("text, value", [
+    ("a: 1e5", "1e5"), ("a: -.5", "-.5"), ("a: y", "y"), ("a: 0o17", "0o17"), ("a: 08", "08"),
+    ("a: +3", 3), ("a: 5.e-1", 0.5), ("a: .5", 0.5), ("a: -.inf", float("-inf")), ("a: ~", None),
+    ("a: TRUE", True), ("a: 'on'", "on"),
+])
+def test_block_form_plain_scalars_follow_the_table(text, value):
+    assert safeyaml.load(text, max_nodes=100) == {"a": value}
+
+
+@pytest.mark.parametrize("plain", ["on", "Off", "yes", "NO", "0x1F", "017", "0b101", "1_000", "1_0.5", "1:30",
+                                   "1:30.5", "2001-12-14", "<<", "="])
+def test_block_form_yaml_1_1_forms_outside_the_table_are_refused(plain):
+    with pytest.raises(safeyaml.YAMLRefused):
+        safeyaml.load(f"a: {plain}", max_nodes=100)
+
+
+def test_json_duplicate_keys_are_refused_like_yaml():
+    with pytest.raises(safeyaml.YAMLRefused, match="duplicate"):
+        safeyaml.load('{"a": 1, "a": 2}', max_nodes=100)
 
 
 def test_manifest_reader_is_the_only_manifest_reader():
