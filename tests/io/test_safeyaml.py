@@ -73,7 +73,7 @@ plain_data = st.recursive(
 )
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(st.dictionaries(text, plain_data, max_size=5))
 def test_block_yaml_reads_the_same_as_pyyaml(document):
     dumped = yaml.safe_dump(document, default_flow_style=False, allow_unicode=True)
