@@ -131,6 +131,40 @@ def stored_zip(members: dict[str, bytes] | list[tuple[str, bytes]], *, comment: 
     return buffer.getvalue()
 
 
+class Unseekable(io.RawIOBase):
+    """A readable stream that cannot seek, as a pipe or a socket is."""
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return False
+
+
+def streamed_zip(members: dict[str, bytes], *, comment: bytes = b"") -> bytes:
+    """A zip as ``zipfile`` writes it to a pipe: deflated members, each followed by a data
+    descriptor (its sizes and CRC-32 are known only after its data)."""
+
+    class Pipe(io.RawIOBase):
+        def __init__(self) -> None:
+            self.chunks: list[bytes] = []
+
+        def writable(self) -> bool:
+            return True
+
+        def write(self, data) -> int:  # type: ignore[no-untyped-def]
+            self.chunks.append(bytes(data))
+            return len(data)
+
+    pipe = Pipe()
+    with zipfile.ZipFile(pipe, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        for name, content in members.items():
+            with zf.open(name, "w") as member:
+                member.write(content)
+        zf.comment = comment
+    return b"".join(pipe.chunks)
+
+
 def manifest_comment(manifest: bytes) -> bytes:
     return MANIFEST_HASH_PREFIX + hashlib.sha256(manifest).hexdigest().encode()
 

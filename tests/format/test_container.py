@@ -13,7 +13,7 @@ import zipfile
 import numpy as np
 import pytest
 import yaml
-from craft import edit_file, manifest_comment, members_of, npy_header_end, stored_zip
+from craft import edit_file, manifest_comment, members_of, npy_header_end, stored_zip, streamed_zip
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from models import save_bytes, sequential_mlp
@@ -164,26 +164,8 @@ def test_reads_what_zipfile_writes_with_zip64_records(exported, monkeypatch):
 
 def test_reads_deflated_members_and_data_descriptors(exported):
     """zipfile streaming to a pipe deflates and writes data descriptors: still a valid archive."""
-
-    class Pipe(io.RawIOBase):
-        def __init__(self):
-            self.chunks = []
-
-        def writable(self):
-            return True
-
-        def write(self, data):
-            self.chunks.append(bytes(data))
-            return len(data)
-
     members = members_of(exported.read_bytes())
-    pipe = Pipe()
-    with zipfile.ZipFile(pipe, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-        for name, content in members.items():
-            with zf.open(name, "w") as member:
-                member.write(content)
-        zf.comment = manifest_comment(members["manifest.yaml"])
-    data = b"".join(pipe.chunks)
+    data = streamed_zip(members, comment=manifest_comment(members["manifest.yaml"]))
     with zipfile.ZipFile(io.BytesIO(data)) as check:
         assert all(info.flag_bits & 0x08 and info.compress_type == 8 for info in check.infolist())
     exported.write_bytes(data)

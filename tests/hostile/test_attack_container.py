@@ -3,11 +3,10 @@ not add up, split archives, and a manifest swapped behind the archive's back."""
 
 from __future__ import annotations
 
-import io
 import struct
 
 import pytest
-from craft import central_offsets, edit, manifest_comment, members_of, stored_zip
+from craft import Unseekable, central_offsets, edit, manifest_comment, members_of, stored_zip
 from harness import bounded, model_bytes, refused, tensors_bytes
 
 import modelpack
@@ -131,14 +130,7 @@ def test_newer_major_version_with_a_new_member(tmp_path):
 
 
 def test_stream_that_cannot_seek():
-    class Pipe(io.RawIOBase):
-        def readable(self) -> bool:
-            return True
-
-        def seekable(self) -> bool:
-            return False
-
-    _, exc = bounded(lambda: modelpack.load(Pipe()))
+    _, exc = bounded(lambda: modelpack.load(Unseekable()))
     assert type(exc) is FormatError and "cannot read an archive from a stream that cannot seek" in str(exc)
 
 

@@ -10,7 +10,7 @@ import struct
 
 import numpy as np
 import pytest
-from craft import stored_zip
+from craft import Unseekable, stored_zip
 from models import export_bytes, save_bytes, sequential_mlp
 
 from modelpack.errors import FileKindError
@@ -65,14 +65,7 @@ def test_is_mxnet_reads_the_magic_and_restores_the_position():
 
 
 def test_is_mxnet_leaves_a_stream_that_cannot_seek_alone():
-    class Pipe(io.RawIOBase):
-        def readable(self) -> bool:
-            return True
-
-        def tell(self) -> int:
-            raise OSError("not seekable")
-
-    assert is_mxnet(Pipe()) is False
+    assert is_mxnet(Unseekable()) is False
 
 
 @pytest.mark.parametrize(

@@ -11,7 +11,7 @@ import zipfile
 import zlib
 
 import pytest
-from craft import RawEntry, central_offsets, deflate, raw_zip, stored_zip
+from craft import RawEntry, central_offsets, deflate, raw_zip, stored_zip, streamed_zip
 
 from modelpack.errors import FormatError, LimitError, ModelpackError
 from modelpack.io.limits import GRACE_BYTES
@@ -86,24 +86,7 @@ def test_an_empty_zip_has_no_members():
 
 def test_deflated_members_with_data_descriptors():
     """What zipfile writes when streaming to a pipe: deflate, and sizes after the data."""
-
-    class Pipe(io.RawIOBase):
-        def __init__(self):
-            self.chunks = []
-
-        def writable(self):
-            return True
-
-        def write(self, data):
-            self.chunks.append(bytes(data))
-            return len(data)
-
-    pipe = Pipe()
-    with zipfile.ZipFile(pipe, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-        for name, content in TWO.items():
-            with zf.open(name, "w") as member:
-                member.write(content)
-    data = b"".join(pipe.chunks)
+    data = streamed_zip(TWO)
     for member in _read(data).members:
         assert member.method == DEFLATED and member.flags & 0x8
         stream = data[member.data_offset : member.data_offset + member.compressed_size]
