@@ -170,3 +170,15 @@ containers = st.one_of(
     st.lists(arrays(), max_size=4).map(tuple),
     st.dictionaries(tensor_names, arrays(), max_size=4),
 )
+
+
+def documents(text: st.SearchStrategy[str], *, allow_infinity: bool) -> st.SearchStrategy[dict]:
+    """Manifest-like plain data: a mapping of ``text`` keys to nested None, bools, ints, ``text``
+    and floats (never NaN, which is not equal to itself), in lists and mappings."""
+    values = st.recursive(
+        st.none() | st.booleans() | st.integers(-2**63, 2**63 - 1) | text  # FORMAT.md §2.1's integers
+        | st.floats(allow_nan=False, allow_infinity=allow_infinity),
+        lambda children: st.lists(children, max_size=4) | st.dictionaries(text, children, max_size=4),
+        max_leaves=20,
+    )
+    return st.dictionaries(text, values, max_size=5)

@@ -11,6 +11,7 @@ import pytest
 import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from strategies import documents
 
 import modelpack
 from modelpack.io import safeyaml
@@ -65,16 +66,10 @@ def test_number_length_bound_is_exact():
 
 
 text = st.text(st.characters(blacklist_categories=("Cs", "Cc", "Zl", "Zp")), max_size=12)
-plain_data = st.recursive(
-    st.none() | st.booleans() | st.integers(-2**70, 2**70) | text
-    | st.floats(allow_nan=False),
-    lambda children: st.lists(children, max_size=4) | st.dictionaries(text, children, max_size=4),
-    max_leaves=20,
-)
 
 
 @settings(max_examples=100, deadline=None)
-@given(st.dictionaries(text, plain_data, max_size=5))
+@given(documents(text, allow_infinity=True))
 def test_block_yaml_reads_the_same_as_pyyaml(document):
     dumped = yaml.safe_dump(document, default_flow_style=False, allow_unicode=True)
     assert load(dumped, max_nodes=10**6) == document
