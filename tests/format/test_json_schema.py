@@ -15,7 +15,7 @@ import pytest
 import referencing
 import yaml
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SCHEMA = json.loads((ROOT / "schema" / "manifest.schema.json").read_text(encoding="utf-8"))
 INDEX = json.loads((ROOT / "spec" / "conformance" / "index.json").read_text(encoding="utf-8"))
 # The schema describes this version's manifests; a newer minor version may add fields (§6).
