@@ -216,8 +216,10 @@ def _swap_members(data: bytes, rng: random.Random) -> bytes:
             return data
         tensors = _shuffle_list(parsed_inner[0], rng)
         members[index] = ("weights.npz", stored_zip(tensors))
-    else:
+    elif members:
         members = _shuffle_list(members, rng)
+    else:  # an earlier mutation dropped every member: nothing to reorder
+        return data
     return stored_zip(members, comment=comment)
 
 
