@@ -1,12 +1,12 @@
 """InstanceNorm, GroupNorm, SyncBatchNorm, PReLU, SELU, Swish and GELU against PyTorch CPU.
 
-Tolerances are ``test_nn_torch``'s: ``rtol=1e-5, atol=1e-6`` on float32 outputs, plus for the
+Tolerances are ``test_layers_torch``'s: ``rtol=1e-5, atol=1e-6`` on float32 outputs, plus for the
 normalisations ``NORM_ROUNDOFFS`` float32 roundoffs of the output's spread (see there).
 Where MXNet 1.9 differs from torch the oracle is adapted and the difference stated:
 GroupNorm's gamma and beta hold one value per group (torch: per channel; repeated here), and
 InstanceNorm and GroupNorm always apply gamma and beta (checked against MXNet's outputs by
 hand: with ``scale=False, center=False`` and gamma 2, beta 1, MXNet 1.9.1 returns 2·y + 1).
-GELU's oracle is torch in float64 rounded to float32, as in ``test_nn_torch``.
+GELU's oracle is torch in float64 rounded to float32, as in ``test_layers_torch``.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
-from test_nn_torch import F, assert_close, norm_spread, normal, seeds, t, torch
+from test_layers_torch import F, assert_close, norm_spread, normal, seeds, t, torch
 
 from modelpack import nn
 from modelpack.errors import InputError

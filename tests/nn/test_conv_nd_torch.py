@@ -1,7 +1,7 @@
 """1-D and 3-D convolution and pooling, every transposed convolution, and ReflectionPad2D,
-against PyTorch CPU (``Conv2D`` and 2-D pooling: ``test_nn_torch.py``).
+against PyTorch CPU (``Conv2D`` and 2-D pooling: ``test_layers_torch.py``).
 
-Tolerances are ``test_nn_torch``'s: float32 outputs within ``rtol=1e-5, atol=1e-6`` of
+Tolerances are ``test_layers_torch``'s: float32 outputs within ``rtol=1e-5, atol=1e-6`` of
 torch's, weights scaled by 1/sqrt(fan_in) so that a dot product's rounding stays well under
 ``atol`` (for a transposed convolution the fan-in is in_channels/groups · prod(kernel), an upper
 bound of the taps any output sums). Pooling and padding select or average inputs: same bound.
@@ -16,7 +16,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
-from test_nn_torch import F, assert_close, normal, seeds, t, torch_activation
+from test_layers_torch import F, assert_close, normal, seeds, t, torch_activation
 
 from modelpack import nn
 from modelpack.errors import InputError
