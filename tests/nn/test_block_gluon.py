@@ -14,18 +14,12 @@ import textwrap
 
 import numpy as np
 import pytest
+from models import round_trip
 
 import modelpack
 from modelpack import nn
 from modelpack.nn import functional as F
 from modelpack.nn import init
-
-
-def _round_trip(net, x):
-    buffer = io.BytesIO()
-    modelpack.export(net, buffer, example=x)
-    buffer.seek(0)
-    return modelpack.load(buffer)
 
 
 def _number(name: str, hint: str) -> int:
@@ -82,7 +76,7 @@ def test_d2l_my_sequential_builds_every_layer_and_round_trips():
     reference.add(*net.children.values())
     np.testing.assert_array_equal(net(X), reference(X))
 
-    loaded = _round_trip(net, X)
+    loaded = round_trip(net, X)
     assert list(loaded.collect_params()) == list(net.collect_params())
     for batch in (1, 2, 7):
         x = np.random.default_rng(batch).uniform(size=(batch, 20))
@@ -225,7 +219,7 @@ def test_hybrid_forward_gets_F_and_parameters_and_traces():
     block.initialize(seed=0)
     x = np.random.default_rng(0).uniform(size=(2, 4)).astype(np.float32)
     np.testing.assert_array_equal(block(x), np.tanh(x @ block.weight.data().T))
-    loaded = _round_trip(block, x)
+    loaded = round_trip(block, x)
     assert loaded(x).tobytes() == block(x).tobytes()
 
 

@@ -10,6 +10,7 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 from craft import edit
+from models import export_bytes, round_trip
 
 import modelpack
 from modelpack import nn
@@ -44,13 +45,6 @@ NETWORKS: dict[str, tuple[Callable[[], nn.Block], tuple[int, ...]]] = {
 }
 
 
-def _round_trip(net: nn.Block, **options) -> nn.Block:
-    buffer = io.BytesIO()
-    modelpack.export(net, buffer, **options)
-    buffer.seek(0)
-    return modelpack.load(buffer)
-
-
 def _batch(shape: tuple[int, ...], batch: int, seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).normal(size=(batch, *shape)).astype(np.float32)
 
@@ -65,19 +59,13 @@ def test_layer_exports_declaratively_and_loads_bitwise(type_name: str) -> None:
     params = net.collect_params()
     for param in params.values():  # non-trivial values where initializers give constants
         param.set_data(param.data() + np.linspace(0, 0.5, param.data().size, dtype=param.dtype).reshape(param.shape))
-    loaded = _round_trip(net)
-    assert modelpack.inspect(io.BytesIO(_bytes(net))).architecture.children["0"].type == type_name
+    loaded = round_trip(net)
+    assert modelpack.inspect(io.BytesIO(export_bytes(net))).architecture.children["0"].type == type_name
     assert type(loaded[0]) is type(net[0])
     assert list(loaded.collect_params()) == list(params)
     for batch in (1, 2, 7):
         x = _batch(shape, batch, seed=batch)
         assert loaded(x).tobytes() == net(x).tobytes()
-
-
-def _bytes(net: nn.Block) -> bytes:
-    buffer = io.BytesIO()
-    modelpack.export(net, buffer)
-    return buffer.getvalue()
 
 
 def test_concatenate_branches_round_trip_and_hybrid_name_is_the_same_type():
@@ -89,7 +77,7 @@ def test_concatenate_branches_round_trip_and_hybrid_name_is_the_same_type():
     x = _batch((5,), 3)
     assert net(x).shape == (3, 4 + 2 + 5)
     np.testing.assert_array_equal(net(x), np.concatenate([net[0](x), branch(x), x], axis=1))
-    loaded = _round_trip(net)
+    loaded = round_trip(net)
     assert type(loaded) is nn.Concatenate and list(loaded.children) == ["0", "1", "2"]
     assert loaded(x).tobytes() == net(x).tobytes()
 
@@ -113,7 +101,7 @@ def test_new_layers_inside_a_traced_block_round_trip():
     net.initialize(seed=3)
     x = _batch((4, 6), 2)
     net(x)
-    loaded = _round_trip(net, example=x)
+    loaded = round_trip(net, example=x)
     for batch in (1, 2, 7):
         x = _batch((4, 6), batch, seed=batch)
         assert loaded(x).tobytes() == net(x).tobytes()
@@ -131,7 +119,7 @@ def test_lambda_of_python_code_runs_but_is_refused_at_export():
     net = nn.Sequential()
     net.add(block)
     with pytest.raises(UnsupportedBlockError, match=r"Lambda wraps the Python function '<lambda>': an archive stores op names, never code.*Lambda\('tanh'\).*example= to trace it"):
-        _bytes(net)
+        export_bytes(net)
     hybrid = nn.HybridLambda(lambda F, x: F.sigmoid(x) * 2)  # Gluon's convention: F first
     np.testing.assert_allclose(hybrid(np.zeros(2, np.float32)), np.ones(2))
     with pytest.raises(UnsupportedBlockError, match="HybridLambda wraps the Python function '<lambda>'"):
@@ -160,7 +148,7 @@ def test_hand_edited_configs_are_refused_at_load(case: str) -> None:
     type_name, config, message = HOSTILE_CONFIGS[case]
     net = nn.Sequential()
     net.add(nn.Identity())
-    data = _bytes(net)
+    data = export_bytes(net)
 
     def replace(document: dict) -> None:
         document["architecture"]["children"]["0"] = {"type": type_name, "config": config}
