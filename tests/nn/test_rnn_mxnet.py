@@ -24,7 +24,7 @@ from modelpack import nn
 from modelpack.format.architecture import build
 from modelpack.format.schema import LayerNode
 
-DATA = Path(__file__).parent / "data" / "mxnet-rnn"
+DATA = Path(__file__).resolve().parents[1] / "data" / "mxnet-rnn"
 CASES = {case["name"]: case for case in json.loads((DATA / "cases.json").read_text(encoding="utf-8"))["cases"]}
 RTOL, ATOL = 1e-5, 1e-6
 
