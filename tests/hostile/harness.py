@@ -19,6 +19,7 @@ from fuzzing import time_bound
 from models import export_bytes, save_bytes, sequential_mlp
 
 import modelpack
+from modelpack import nn
 from modelpack.errors import ModelpackError
 from modelpack.format.schema import Manifest, TensorInfo, manifest_to_yaml
 from modelpack.io.limits import DEFAULT_LIMITS, Limits
@@ -100,9 +101,7 @@ def graph_bytes() -> bytes:
     """A tiny valid traced model: a Graph calling its child 'a' (Dense 2 -> 2), plus its input."""
     net = _Residual()
     net.initialize(seed=0)
-    buffer = io.BytesIO()
-    modelpack.export(net, buffer, example=np.ones((1, 2), np.float32))
-    return buffer.getvalue()
+    return export_bytes(net, example=np.ones((1, 2), np.float32))
 
 
 def tensors_bytes(arrays: dict[str, np.ndarray] | None = None) -> bytes:
