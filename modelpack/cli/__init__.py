@@ -121,9 +121,11 @@ def _print_rich(renderable: Callable[[bool], object]) -> None:
 def _verify(args: argparse.Namespace) -> int:
     from ..format.verify import verify
     from . import mxnet_files
+    from .progress import progress
 
     kind = mxnet_files.mxnet_kind(args.path)
-    report = verify(args.path) if kind is None else mxnet_files.verify_report(args.path, kind)
+    with progress(f"verifying {args.path}"):
+        report = verify(args.path) if kind is None else mxnet_files.verify_report(args.path, kind)
     if args.json:
         document = {
             "path": report.path, "ok": report.ok, "format_version": report.format_version,

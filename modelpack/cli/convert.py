@@ -13,11 +13,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
-from collections.abc import Iterator
-from contextlib import contextmanager, nullcontext
 from typing import Any
 
 from ..errors import UsageError
+from .progress import progress
 
 __all__ = ["add_parser", "parse_input_shape"]
 
@@ -71,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
     tool = CONVERTERS["onnx" if "onnx" in kinds else "torch" if "torch" in kinds else "mxnet"]
     metadata = {"converted_from": ", ".join(os.path.basename(s) for s in sources),
                 "converter": f"modelpack convert ({tool})"}
-    with _progress(f"converting {', '.join(sources)}"):
+    with progress(f"converting {', '.join(sources)}"):
         arrays = [s for s in sources if ndarray.is_ndarray_file(s)]
         if len(sources) == 1 and arrays and args.architecture is None:
             if shapes:
@@ -96,13 +95,3 @@ def run(args: argparse.Namespace) -> int:
     else:
         print(f"wrote {report['output']}: {report['tensors']} tensors")
     return 0
-
-
-@contextmanager
-def _progress(what: str) -> Iterator[None]:
-    """A spinner on a terminal (stderr), nothing when piped: conversions can take seconds."""
-    from rich.console import Console
-
-    console = Console(stderr=True)
-    with console.status(what) if console.is_terminal else nullcontext():
-        yield

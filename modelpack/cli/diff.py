@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import UsageError
+from .progress import progress
 
 __all__ = ["add_parser", "Side", "compare", "architecture_changes", "max_abs_difference"]
 
@@ -155,7 +156,7 @@ def compare(a: Side, b: Side, *, atol: float = 0.0) -> dict[str, Any]:
 def run(args: argparse.Namespace) -> int:
     if args.atol < 0:
         raise UsageError(f"--atol must be at least 0, found {args.atol}")
-    with open_side(args.a) as a, open_side(args.b) as b:
+    with progress(f"comparing {args.a} and {args.b}"), open_side(args.a) as a, open_side(args.b) as b:
         report = compare(a, b, atol=args.atol)
     if args.json:
         print(json.dumps(report, indent=2, default=str))

@@ -124,3 +124,24 @@ def test_demo_cleans_up_unless_workdir(tmp_path, monkeypatch):
     assert list(scratch.iterdir()) == []  # ... and removed it
     run = cli("demo", "--workdir", tmp_path / "work")
     assert run.returncode == 0 and (tmp_path / "work" / "mlp.mpk").exists()
+
+
+def test_a_spinner_on_a_terminal_and_nothing_when_piped(mlp_archive):
+    """verify (like convert and diff) says what it is doing on a terminal, on stderr only."""
+    import os
+    import pty
+
+    master, slave = pty.openpty()
+    run = subprocess.run([sys.executable, "-m", "modelpack", "verify", str(mlp_archive)],
+                         stdin=slave, stdout=slave, stderr=slave, env={**os.environ, "TERM": "xterm"}, check=False)
+    os.close(slave)
+    shown = b""
+    try:
+        while chunk := os.read(master, 65536):
+            shown += chunk
+    except OSError:  # the pty's other end is closed: all is read
+        pass
+    os.close(master)
+    assert run.returncode == 0 and b"verifying" in shown  # (the path may wrap on a narrow pty)
+    piped = cli("verify", mlp_archive)
+    assert "verifying" not in piped.stdout + piped.stderr
