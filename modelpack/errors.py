@@ -31,6 +31,8 @@ __all__ = [
     "TraceError",
     "UnknownOpError",
     "TensorNotFoundError",
+    "AutogradError",
+    "CheckpointError",
 ]
 
 
@@ -159,3 +161,11 @@ class TensorNotFoundError(ModelpackError, KeyError):
 
     def __str__(self) -> str:  # KeyError would quote the message
         return str(self.args[0]) if self.args else ""
+
+
+class AutogradError(ModelpackError):
+    """A gradient cannot be computed or used as asked (a freed graph, a frozen or stale one)."""
+
+
+class CheckpointError(ModelpackError):
+    """A checkpoint does not fit what it is restored into (the model, the trainer, a generator)."""

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 from pydantic import Field
 
+from .. import random
 from ..errors import InputError
 from . import budget
 from . import init as init_mod
@@ -116,15 +117,20 @@ class Dropout(Block):
             raise ValueError(f"Dropout rate must be in [0, 1), got {rate}")
         self._rate = float(rate)
         self._axes = tuple(int(a) for a in axes)
-        self._rng = np.random.default_rng()
 
     def forward(self, x: Any) -> np.ndarray:
         array = float_input(x)
+        mask = self.mask(array.shape, array.dtype)
+        return array if mask is None else array * mask
+
+    def mask(self, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray | None:
+        """The scaled keep-mask for an input of ``shape`` (None: identity), drawn from the
+        ``"dropout"`` stream of ``modelpack.random``, so a seeded run drops the same elements."""
         if not is_training() or self._rate == 0.0:
-            return array
-        mask_shape = tuple(1 if i in self._axes else n for i, n in enumerate(array.shape))
-        keep = self._rng.random(mask_shape) >= self._rate
-        return array * (keep.astype(array.dtype) / array.dtype.type(1.0 - self._rate))
+            return None
+        mask_shape = tuple(1 if i in self._axes else n for i, n in enumerate(shape))
+        keep = random.generator("dropout").random(mask_shape) >= self._rate
+        return keep.astype(dtype) / dtype.type(1.0 - self._rate)
 
     def get_config(self) -> dict[str, Any]:
         return {"rate": self._rate, "axes": list(self._axes)}

@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from ..errors import FormatError, InputError, SchemaError
 from ..io.npy import FLOAT_DTYPES
-from . import budget, structure
+from . import budget, hooks, structure
 from .block import Block
 from .parameter import Parameter
 from .registry import LayerConfig, register_layer
@@ -391,7 +391,7 @@ class GraphBlock(Block):
                 attrs[name] = resolve(attrs[name], sizes)
         # Sized from the inputs' shapes and the attributes before numpy allocates anything.
         budget.check(budget.op_bytes(node.op, inputs, attrs), what)
-        result = definition.fn(*inputs, **attrs)
+        result = hooks.run_op(node.op, inputs, attrs)  # recorded when inputs are autograd's Variables
         return list(result) if definition.returns_list(attrs) else [result]
 
     def _call_layer(self, attrs: Mapping[str, Any], inputs: list[Any]) -> list[Any]:

@@ -1,22 +1,24 @@
-"""Where tracing plugs into the layer library, and nothing else.
+"""Where tracing and autograd plug into the layer library, and nothing else.
 
-While a tracer is active (``modelpack.tracing.record``), every ``Block.__call__`` and every
-``Parameter.data()``/``set_data()`` is routed through it, so that ``forward`` code written
-for plain numpy can be recorded as a graph. Without a tracer these hooks cost one lookup.
+While a tracer (``modelpack.tracing.record``) or autograd's recorder is active, every
+``Block.__call__`` and every ``Parameter.data()``/``set_data()`` is routed through it, so that
+``forward`` code written for plain numpy can be recorded. Without one these hooks cost one
+lookup. ``run_op`` runs a registered op, or lets an input type that records ops (autograd's
+``Variable``, through ``__modelpack_op__``) record it.
 """
 
 from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from .block import Block
     from .parameter import Parameter
 
-__all__ = ["Interceptor", "active", "intercepting", "suspended"]
+__all__ = ["Interceptor", "active", "intercepting", "suspended", "run_op"]
 
 
 class Interceptor(Protocol):
@@ -51,3 +53,15 @@ def intercepting(interceptor: Interceptor | None) -> Iterator[None]:
 def suspended() -> contextlib.AbstractContextManager[None]:
     """Run plain numpy inside an intercepted region (e.g. a layer's own forward)."""
     return intercepting(None)
+
+
+def run_op(name: str, inputs: Sequence[Any], attrs: Mapping[str, Any]) -> Any:
+    """Registered op ``name`` on ``inputs``: recorded by the first input whose type defines
+    ``__modelpack_op__``, else its numpy function run directly."""
+    for value in inputs:
+        record = getattr(type(value), "__modelpack_op__", None)
+        if record is not None:
+            return record(name, inputs, dict(attrs))
+    from . import ops  # late: the op set imports the layer library, which imports this module
+
+    return ops.op_def(name).fn(*inputs, **attrs)

@@ -12,7 +12,9 @@ from collections.abc import Callable
 
 import numpy as np
 
+from .. import random
 from ..errors import (
+    AutogradError,
     DeferredInitializationError,
     DtypeMismatchError,
     ShapeMismatchError,
@@ -65,8 +67,6 @@ class Parameter:
         self._shape: tuple[int, ...] = _as_shape(shape)
         self.dtype = np.dtype(dtype)
         self.init = init_mod.create(init)
-        if grad_req not in GRAD_REQS:
-            raise ValueError(f"grad_req must be one of {GRAD_REQS}, got {grad_req!r}")
         self.grad_req = grad_req
         self.allow_deferred_init = allow_deferred_init
         self._data: np.ndarray | None = None
@@ -74,6 +74,9 @@ class Parameter:
         # Run once, on the first read of the data (a memory-mapped archive checks a tensor's
         # CRC-32 when the model first touches it, not when it is loaded).
         self._first_read_check: Callable[[], None] | None = None
+        self._grad: np.ndarray | None = None
+        # Set by backward, cleared by Trainer.step: a gradient no backward refreshed is stale.
+        self.grad_fresh = False
 
     # -- shape ---------------------------------------------------------------------------
     @property
@@ -95,6 +98,46 @@ class Parameter:
         self._shape = new_shape
         if self._deferred is not None and shape_is_known(new_shape):
             self._finish_deferred_init()
+
+    # -- gradient ------------------------------------------------------------------------
+    @property
+    def grad_req(self) -> str:
+        """``"write"`` (backward replaces the gradient), ``"add"`` (accumulates; call
+        ``zero_grad``) or ``"null"`` (no gradient: the parameter is frozen)."""
+        return self._grad_req
+
+    @grad_req.setter
+    def grad_req(self, value: str) -> None:
+        if value not in GRAD_REQS:
+            raise ValueError(f"grad_req must be one of {GRAD_REQS}, got {value!r}")
+        self._grad_req = value
+        if value == "null":
+            self._grad = None
+
+    def grad(self) -> np.ndarray:
+        """The gradient of the last ``backward`` (zeros before the first one)."""
+        if self._grad_req == "null":
+            raise AutogradError(
+                f"parameter {self.structured_name!r} has grad_req='null' (frozen): it has no gradient"
+            )
+        if self._grad is None:
+            self._grad = np.zeros_like(self.data())
+        return self._grad
+
+    def zero_grad(self) -> None:
+        """Set the gradient to zeros (needed between steps with ``grad_req="add"``)."""
+        if self._grad is not None:
+            self._grad = np.zeros_like(self._grad)
+
+    def _receive_grad(self, grad: np.ndarray) -> None:
+        """Called by ``autograd.backward`` with this parameter's total gradient."""
+        if self._grad_req == "null":
+            return
+        grad = np.array(grad, dtype=self.dtype)  # a fresh, writable array of our dtype
+        if self._grad_req == "add" and self._grad is not None:
+            grad = self._grad + grad
+        self._grad = grad
+        self.grad_fresh = True
 
     # -- data ----------------------------------------------------------------------------
     @property
@@ -175,7 +218,7 @@ class Parameter:
         if self._data is not None and not force_reinit:
             return
         chosen = self.init or init_mod.create(init) or init_mod.Uniform()
-        generator = rng if rng is not None else np.random.default_rng()
+        generator = rng if rng is not None else random.generator("init")
         self._data = None
         self._deferred = (chosen, generator)
         if shape_is_known(self._shape):

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .. import random
 from ..errors import (
     DtypeMismatchError,
     ExtraParameterError,
@@ -127,6 +128,8 @@ class ParameterDict(dict[str, Parameter]):
     ) -> None:
         """Initialize every parameter (see ``Block.initialize``); ``ctx`` and ``verbose`` are
         accepted for Gluon code and ignored (modelpack computes on the CPU with numpy)."""
+        if seed is None:  # drawn from modelpack.random's "init" stream, so random.seed() decides
+            seed = int(random.generator("init").integers(2**63))
         for name, param in self.items():
             param.initialize(init, force_reinit=force_reinit, rng=parameter_rng(seed, name))
 

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..errors import TraceError
-from ..nn import ops
+from ..nn import hooks, ops
 
 if TYPE_CHECKING:
     from .record import GraphBuilder
@@ -322,4 +322,4 @@ def apply(op: str, inputs: list[Any], attrs: dict[str, Any]) -> Any:
     """Run ``op`` eagerly, or record it if any input is a stand-in (used by ``nn.functional``)."""
     if first_traced(inputs) is not None:
         return _record(op, inputs, attrs)
-    return ops.op_def(op).fn(*inputs, **attrs)
+    return hooks.run_op(op, inputs, attrs)  # plain arrays, or autograd's Variables

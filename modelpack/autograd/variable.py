@@ -1,0 +1,344 @@
+"""``Variable``: an array on the tape, and how numpy code on it becomes recorded ops.
+
+A Variable holds its numpy value and the ``Node`` that made it: the node's parents and one
+vector-Jacobian product (VJP). Operators, numpy ufuncs and the numpy functions of the op set
+map to op names of ``modelpack.nn.ops``, as tracing's stand-ins do; ``apply`` runs the op's
+numpy function on plain values and, while recording, adds a node with the op's VJP from
+``vjps.VJPS``. Anything that would turn a Variable into a plain array while recording is
+refused, because the gradient would be lost without a word.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ..errors import AutogradError, UnknownOpError
+from ..nn import ops
+from ..tracing.standins import _UFUNC_OPS  # the one table of ufunc -> op name
+from .vjps import VJPS
+
+if TYPE_CHECKING:
+    from ..nn.parameter import Parameter
+
+__all__ = ["Variable", "Node", "Backward", "is_recording", "set_recording", "value_of", "make_node", "apply"]
+
+# A VJP maps the output's gradient to one gradient (or None) per parent, in order.
+Backward = Callable[[np.ndarray], Sequence[Any]]
+
+_state = threading.local()
+
+
+def is_recording() -> bool:
+    """True inside ``autograd.record()`` (and not inside a ``pause()`` within it) on this thread."""
+    return bool(getattr(_state, "recording", False))
+
+
+def set_recording(recording: bool) -> bool:
+    """Switch recording on this thread; returns the previous setting (for ``recording.py``)."""
+    previous = is_recording()
+    _state.recording = recording
+    return previous
+
+
+class Node:
+    """One recorded operation: its name (for messages), its parents and its VJP."""
+
+    __slots__ = ("name", "parents", "vjp")
+
+    def __init__(self, name: str, parents: Sequence[Variable | None], vjp: Backward) -> None:
+        self.name = name
+        self.parents = tuple(parents)
+        self.vjp: Backward | None = vjp
+
+
+def value_of(value: Any) -> Any:
+    """The numpy value of a Variable; anything else unchanged."""
+    return value.value if isinstance(value, Variable) else value
+
+
+def make_node(name: str, value: Any, inputs: Sequence[Any], vjp: Backward) -> Any:
+    """``value`` as a Variable made by ``name`` from ``inputs`` (one gradient per input from
+    ``vjp``), or the plain value when not recording or when no input is a Variable."""
+    if not is_recording():
+        return value
+    parents = [item if isinstance(item, Variable) else None for item in inputs]
+    if all(parent is None for parent in parents):
+        return value
+    return Variable(value, node=Node(name, parents, vjp))
+
+
+def apply(op: str, inputs: Sequence[Any], attrs: dict[str, Any]) -> Any:
+    """Run registered op ``op`` on the inputs' values; record it if an input is a Variable."""
+    definition = ops.op_def(op)
+    values = [value_of(item) for item in inputs]
+    out = definition.fn(*values, **attrs)
+    vjp = VJPS[op]
+    return make_node(op, out, inputs, lambda grad: vjp(grad, out, values, attrs))
+
+
+class Variable:
+    """An array on the tape: a numpy value and the node that made it (None for a leaf).
+
+    ``Variable(x)`` makes a leaf whose gradient ``backward`` stores in ``.grad`` (MXNet's
+    ``x.attach_grad()``). Outside ``record()`` operations give plain numpy arrays.
+
+    >>> x = autograd.Variable(np.array([1.0, 2.0]))    # doctest: +SKIP
+    >>> with autograd.record(): y = (x * x).sum()     # doctest: +SKIP
+    >>> y.backward(); x.grad                          # doctest: +SKIP
+    array([2., 4.])
+    """
+
+    __array_priority__ = 1000
+    __slots__ = ("value", "node", "param", "grad", "__weakref__")
+
+    def __init__(self, value: Any, *, node: Node | None = None, param: Parameter | None = None) -> None:
+        self.value: np.ndarray = np.asarray(value)
+        self.node = node
+        self.param = param
+        self.grad: np.ndarray | None = None
+
+    # -- static facts ------------------------------------------------------------------------
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(self.value.shape)
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.value.dtype
+
+    @property
+    def ndim(self) -> int:
+        return int(self.value.ndim)
+
+    @property
+    def size(self) -> int:
+        return int(self.value.size)
+
+    def __len__(self) -> int:
+        return len(self.value)
+
+    def __repr__(self) -> str:
+        made_by = f"made by {self.node.name}" if self.node is not None else "leaf"
+        return f"Variable({self.value!r}, {made_by})"
+
+    # -- leaving the tape: explicitly, or by numpy outside record() ----------------------------
+    def asnumpy(self) -> np.ndarray:
+        """A copy of the value, detached from the tape (MXNet's ``asnumpy``)."""
+        return self.value.copy()
+
+    def detach(self) -> np.ndarray:
+        """The value as a plain array: what is computed from it is not recorded."""
+        return self.value
+
+    def item(self) -> Any:
+        return self.value.item()
+
+    asscalar = item
+
+    def __float__(self) -> float:
+        return float(self.value)
+
+    def __int__(self) -> int:
+        return int(self.value)
+
+    def __bool__(self) -> bool:
+        return bool(self.value)
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        if is_recording():
+            raise AutogradError(
+                "converting a Variable to a plain numpy array inside autograd.record() would cut "
+                "it from the tape and lose its gradient silently; use the op set (numpy operators "
+                "and ufuncs, modelpack.nn.functional), or .detach() to cut it on purpose"
+            )
+        return self.value if dtype is None else self.value.astype(dtype)
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        raise AutogradError("in-place assignment to a Variable cannot be differentiated; build a new value")
+
+    # -- gradients ---------------------------------------------------------------------------
+    def backward(self, out_grad: Any = None, retain_graph: bool = False, train_mode: bool = True) -> None:
+        """Backpropagate from this value; a non-scalar gets ones as its gradient (as in MXNet)."""
+        from .recording import backward  # late: recording imports this module
+
+        backward([self], None if out_grad is None else [out_grad], retain_graph=retain_graph)
+
+    # -- operators (in-place forms fall back to these and build a new Variable) --------------
+    def __add__(self, other: Any) -> Any:
+        return apply("add", [self, other], {})
+
+    def __radd__(self, other: Any) -> Any:
+        return apply("add", [other, self], {})
+
+    def __sub__(self, other: Any) -> Any:
+        return apply("subtract", [self, other], {})
+
+    def __rsub__(self, other: Any) -> Any:
+        return apply("subtract", [other, self], {})
+
+    def __mul__(self, other: Any) -> Any:
+        return apply("multiply", [self, other], {})
+
+    def __rmul__(self, other: Any) -> Any:
+        return apply("multiply", [other, self], {})
+
+    def __truediv__(self, other: Any) -> Any:
+        return apply("divide", [self, other], {})
+
+    def __rtruediv__(self, other: Any) -> Any:
+        return apply("divide", [other, self], {})
+
+    def __pow__(self, other: Any) -> Any:
+        return apply("power", [self, other], {})
+
+    def __rpow__(self, other: Any) -> Any:
+        return apply("power", [other, self], {})
+
+    def __matmul__(self, other: Any) -> Any:
+        return apply("matmul", [self, other], {})
+
+    def __rmatmul__(self, other: Any) -> Any:
+        return apply("matmul", [other, self], {})
+
+    def __neg__(self) -> Any:
+        return apply("negative", [self], {})
+
+    def __pos__(self) -> Any:
+        return self
+
+    def __abs__(self) -> Any:
+        return apply("abs", [self], {})
+
+    def __gt__(self, other: Any) -> Any:
+        return apply("greater", [self, other], {})
+
+    def __ge__(self, other: Any) -> Any:
+        return apply("greater_equal", [self, other], {})
+
+    def __lt__(self, other: Any) -> Any:
+        return apply("less", [self, other], {})
+
+    def __le__(self, other: Any) -> Any:
+        return apply("less_equal", [self, other], {})
+
+    def __eq__(self, other: Any) -> Any:
+        return apply("equal", [self, other], {})
+
+    def __ne__(self, other: Any) -> Any:
+        return apply("not_equal", [self, other], {})
+
+    __hash__ = object.__hash__
+
+    def __getitem__(self, index: Any) -> Any:
+        encoded = ops.encode_index(index)
+        if encoded is None:
+            raise UnknownOpError(
+                f"indexing a Variable with {index!r}: only constant ints, slices, None and ... are "
+                "in the op set (for labels, multiply by a one-hot mask and sum)"
+            )
+        return apply("getitem", [self], {"index": encoded})
+
+    # -- methods -------------------------------------------------------------------------------
+    @property
+    def T(self) -> Any:
+        return apply("transpose", [self], {"axes": None})
+
+    def reshape(self, *shape: Any) -> Any:
+        target = shape[0] if len(shape) == 1 else shape
+        return apply("reshape", [self], {"shape": _ints(target)})
+
+    def transpose(self, *axes: Any) -> Any:
+        target = axes[0] if len(axes) == 1 else axes
+        return apply("transpose", [self], {"axes": list(target) if target not in (None, ()) else None})
+
+    def flatten(self) -> Any:
+        return apply("reshape", [self], {"shape": [-1]})
+
+    def astype(self, dtype: Any, copy: bool = True) -> Any:
+        return apply("cast", [self], {"dtype": np.dtype(dtype).name})
+
+    def sum(self, axis: Any = None, keepdims: bool = False) -> Any:
+        return _reduce("sum", self, axis, keepdims)
+
+    def mean(self, axis: Any = None, keepdims: bool = False) -> Any:
+        return _reduce("mean", self, axis, keepdims)
+
+    def max(self, axis: Any = None, keepdims: bool = False) -> Any:
+        return _reduce("max", self, axis, keepdims)
+
+    def min(self, axis: Any = None, keepdims: bool = False) -> Any:
+        return _reduce("min", self, axis, keepdims)
+
+    # -- numpy dispatch --------------------------------------------------------------------------
+    def __array_ufunc__(self, ufunc: Any, method: str, *inputs: Any, **kwargs: Any) -> Any:
+        op = _UFUNC_OPS.get(ufunc)
+        if method != "__call__" or kwargs or op is None:
+            name = getattr(ufunc, "__name__", ufunc)
+            what = f"numpy.{name}" + ("" if method == "__call__" else f".{method}")
+            options = f" with {', '.join(sorted(kwargs))}" if kwargs else ""
+            raise UnknownOpError(
+                f"{what}{options} on a Variable: not in "
+                f"the op set, so it has no gradient (ops: {', '.join(ops.known_ops())})"
+            )
+        return apply(op, list(inputs), {})
+
+    def __array_function__(self, func: Any, types: Any, args: Any, kwargs: Any) -> Any:
+        handler = _ARRAY_FUNCTIONS.get(func)
+        if handler is None:
+            raise UnknownOpError(
+                f"numpy.{getattr(func, '__name__', func)} on a Variable: not in the op set, so it has "
+                f"no gradient (ops: {', '.join(ops.known_ops())})"
+            )
+        return handler(*args, **kwargs)
+
+    # -- for op dispatch by modelpack (nn.hooks.run_op) -------------------------------------------
+    @staticmethod
+    def __modelpack_op__(op: str, inputs: Sequence[Any], attrs: dict[str, Any]) -> Any:
+        return apply(op, inputs, attrs)
+
+
+def _ints(shape: Any) -> list[int]:
+    items = shape if isinstance(shape, (tuple, list)) else (shape,)
+    return [int(dim) for dim in items]
+
+
+def _axis_attr(axis: Any) -> Any:
+    return list(axis) if isinstance(axis, tuple) else axis
+
+
+def _reduce(op: str, a: Any, axis: Any = None, keepdims: bool = False, **unsupported: Any) -> Any:
+    if unsupported:
+        raise UnknownOpError(f"numpy.{op} on a Variable with {sorted(unsupported)}: not in the op set")
+    return apply(op, [a], {"axis": _axis_attr(axis), "keepdims": bool(keepdims)})
+
+
+def _reshape(a: Any, shape: Any = None, /, **kwargs: Any) -> Any:
+    target = kwargs.pop("newshape", kwargs.pop("shape", shape))
+    if kwargs:
+        raise UnknownOpError(f"numpy.reshape on a Variable with {sorted(kwargs)}: not in the op set")
+    return apply("reshape", [a], {"shape": _ints(target)})
+
+
+# numpy function -> how its arguments become an op; shape queries answer without recording.
+_ARRAY_FUNCTIONS: dict[Any, Callable[..., Any]] = {
+    np.concatenate: lambda arrays, axis=0: apply("concatenate", list(arrays), {"axis": axis}),
+    np.stack: lambda arrays, axis=0: apply("stack", list(arrays), {"axis": axis}),
+    np.reshape: _reshape,
+    np.transpose: lambda a, axes=None: apply("transpose", [a], {"axes": None if axes is None else [*axes]}),
+    np.squeeze: lambda a, axis=None: apply("squeeze", [a], {"axis": _axis_attr(axis)}),
+    np.expand_dims: lambda a, axis: apply("expand_dims", [a], {"axis": _axis_attr(axis)}),
+    np.where: lambda condition, a, b: apply("where", [condition, a, b], {}),
+    np.sum: lambda a, axis=None, **kw: _reduce("sum", a, axis, **kw),
+    np.mean: lambda a, axis=None, **kw: _reduce("mean", a, axis, **kw),
+    np.max: lambda a, axis=None, **kw: _reduce("max", a, axis, **kw),
+    np.min: lambda a, axis=None, **kw: _reduce("min", a, axis, **kw),
+    np.amax: lambda a, axis=None, **kw: _reduce("max", a, axis, **kw),
+    np.amin: lambda a, axis=None, **kw: _reduce("min", a, axis, **kw),
+    np.shape: lambda a: np.shape(value_of(a)),
+    np.ndim: lambda a: np.ndim(value_of(a)),
+    np.size: lambda a, axis=None: np.size(value_of(a), axis),
+}

@@ -1,0 +1,298 @@
+"""One vector-Jacobian product (VJP) per registered op: the gradients of ``modelpack.nn.ops``.
+
+A VJP gets the gradient of the op's output, the output, the input values and the op's
+attributes, and returns one gradient per input: None where an input has none (a condition,
+an integer array, a Python number). Gradients of broadcast inputs are summed back to the
+input's shape. At kinks and ties the choice is PyTorch's (the test oracle): relu'(0) = 0,
+|x|'(0) = 0, ``maximum``/``minimum`` split a tie's gradient in halves, ``max``/``min``
+reductions share it evenly among the tied elements.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from ..nn import activations as act
+from ..nn.ops import decode_index
+
+__all__ = ["VJPS", "Vjp", "OUTPUT_ONLY", "reduce_to"]
+
+Vjp = Callable[[np.ndarray, Any, list[Any], dict[str, Any]], list[Any]]
+VJPS: dict[str, Vjp] = {}
+
+# Activations whose VJP needs only the output (layers then need not recompute their input).
+OUTPUT_ONLY = frozenset({"relu", "sigmoid", "tanh"})
+
+
+def _vjp(*names: str) -> Callable[[Vjp], Vjp]:
+    def add(fn: Vjp) -> Vjp:
+        for name in names:
+            VJPS[name] = fn
+        return fn
+
+    return add
+
+
+def _floating(value: Any) -> bool:
+    return isinstance(value, (np.ndarray, np.generic)) and np.issubdtype(value.dtype, np.floating)
+
+
+def reduce_to(grad: np.ndarray, value: Any) -> np.ndarray | None:
+    """``grad`` summed down to ``value``'s shape (undoing broadcasting); None if ``value`` is
+    not a floating-point array (nothing to differentiate)."""
+    if not _floating(value):
+        return None
+    shape = np.shape(value)
+    if grad.shape == shape:
+        return grad
+    extra = grad.ndim - len(shape)
+    if extra:
+        grad = grad.sum(axis=tuple(range(extra)))
+    stretched = tuple(i for i, n in enumerate(shape) if n == 1 and grad.shape[i] != 1)
+    return grad.sum(axis=stretched, keepdims=True) if stretched else grad
+
+
+# -- element-wise arithmetic ---------------------------------------------------------------
+
+
+@_vjp("add")
+def _add(g: np.ndarray, out: Any, inputs: list[Any], attrs: dict[str, Any]) -> list[Any]:
+    a, b = inputs
+    return [reduce_to(g, a), reduce_to(g, b)]
+
+
+@_vjp("subtract")
+def _subtract(g: np.ndarray, out: Any, inputs: list[Any], attrs: dict[str, Any]) -> list[Any]:
+    a, b = inputs
+    return [reduce_to(g, a), reduce_to(-g, b) if _floating(b) else None]
+
+
+@_vjp("multiply")
+def _multiply(g: np.ndarray, out: Any, inputs: list[Any], attrs: dict[str, Any]) -> list[Any]:
+    a, b = inputs
+    return [reduce_to(g * b, a) if _floating(a) else None, reduce_to(g * a, b) if _floating(b) else None]
+
+
+@_vjp("divide")
+def _divide(g: np.ndarray, out: Any, inputs: list[Any], attrs: dict[str, Any]) -> list[Any]:
+    a, b = inputs
+    grad_b = reduce_to(-g * a / (b * b), b) if _floating(b) else None
+    return [reduce_to(g / b, a) if _floating(a) else None, grad_b]
+
+
+@_vjp("power")
+def _power(g: np.ndarray, out: Any, inputs: list[Any], attrs: dict[str, Any]) -> list[Any]:
+    a, b = inputs
+    grad_a = grad_b = None
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if _floating(a):
+            # b·a^(b-1), but 0 where b == 0 (a⁰ is constant even at a = 0, where 0^-1 is inf)
+            grad_a = reduce_to(np.where(np.equal(b, 0), 0, g * b * np.power(a, np.subtract(b, 1))), a)
+        if _floating(b):
+            # out·log(a), but 0 at a == 0 with b >= 0 (the limit), as torch does
+            zero = np.logical_and(np.equal(a, 0), np.greater_equal(b, 0))
+            grad_b = reduce_to(np.where(zero, 0, g * out * np.log(a)), b)
+    return [grad_a, grad_b]
+
+
+def _tie_split(g: np.ndarray, first_wins: np.ndarray, tie: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    half = g * 0.5
+    to_first = np.where(tie, half, np.where(first_wins, g, 0))
+    to_second = np.where(tie, half, np.where(first_wins, 0, g))
+    return to_first, to_second
+
+
+@_vjp("maximum")
+def _maximum(g: np.ndarray, out: Any, inputs: list[Any], attrs: dict[str, Any]) -> list[Any]:
+    a, b = inputs
+    to_a, to_b = _tie_split(g, np.greater(a, b), np.equal(a, b))
+    return [reduce_to(to_a, a), reduce_to(to_b, b)]
+
+
+@_vjp("minimum")
+def _minimum(g: np.ndarray, out: Any, inputs: list[Any], attrs: dict[str, Any]) -> list[Any]:
+    a, b = inputs
+    to_a, to_b = _tie_split(g, np.less(a, b), np.equal(a, b))
+    return [reduce_to(to_a, a), reduce_to(to_b, b)]
+
+
+@_vjp("matmul")
+def _matmul(g: np.ndarray, out: Any, inputs: list[Any], attrs: dict[str, Any]) -> list[Any]:
+    a, b = inputs
+    # 1-D operands act as a row (a) or a column (b) vector; the added axis is dropped again.
+    a2 = a[np.newaxis, :] if a.ndim == 1 else a
+    b2 = b[:, np.newaxis] if b.ndim == 1 else b
+    g2 = g
+    if a.ndim == 1:
+        g2 = np.expand_dims(g2, -2)
+    if b.ndim == 1:
+        g2 = np.expand_dims(g2, -1)
+    grad_a = grad_b = None
+    if _floating(a):
+        grad_a = g2 @ np.swapaxes(b2, -1, -2)
+        grad_a = reduce_to(grad_a[..., 0, :] if a.ndim == 1 else grad_a, a)
+    if _floating(b):
+        grad_b = np.swapaxes(a2, -1, -2) @ g2
+        grad_b = reduce_to(grad_b[..., 0] if b.ndim == 1 else grad_b, b)
+    return [grad_a, grad_b]
+
+
+@_vjp("greater", "greater_equal", "less", "less_equal", "equal", "not_equal")
+def _comparison(g: np.ndarray, out: Any, inputs: list[Any], attrs: dict[str, Any]) -> list[Any]:
+    return [None, None]  # piecewise constant: no gradient flows
+
+
+def _unary(fn: Callable[[np.ndarray, Any, Any, dict[str, Any]], np.ndarray]) -> Vjp:
+    """A VJP of a one-input element-wise op from ``fn(g, out, x, attrs)``."""
+
+    def vjp(g: np.ndarray, out: Any, inputs: list[Any], attrs: dict[str, Any]) -> list[Any]:
+        (x,) = inputs
+        return [fn(g, out, x, attrs) if _floating(x) else None]
+
+    return vjp
+
+
+_SQRT_2PI = math.sqrt(2.0 * math.pi)
+
+VJPS.update({
+    "negative": _unary(lambda g, out, x, attrs: -g),
+    "abs": _unary(lambda g, out, x, attrs: g * np.sign(x)),
+    "exp": _unary(lambda g, out, x, attrs: g * out),
+    "log": _unary(lambda g, out, x, attrs: g / x),
+    "sqrt": _unary(lambda g, out, x, attrs: g / (2 * out)),
+    "square": _unary(lambda g, out, x, attrs: g * 2 * x),
+    "sin": _unary(lambda g, out, x, attrs: g * np.cos(x)),
+    "cos": _unary(lambda g, out, x, attrs: -g * np.sin(x)),
+    "relu": _unary(lambda g, out, x, attrs: g * (out > 0)),
+    "sigmoid": _unary(lambda g, out, x, attrs: g * out * (1 - out)),
+    "tanh": _unary(lambda g, out, x, attrs: g * (1 - out * out)),
+    "softrelu": _unary(lambda g, out, x, attrs: g * act.sigmoid(x)),
+    "softsign": _unary(lambda g, out, x, attrs: g / np.square(1 + np.abs(x))),
+    "leaky_relu": _unary(lambda g, out, x, attrs: np.where(x > 0, g, g * x.dtype.type(attrs["alpha"]))),
+    # x <= 0: d/dx alpha·(e^x - 1) = alpha·e^x = out + alpha, as torch computes it.
+    "elu": _unary(lambda g, out, x, attrs: np.where(x > 0, g, g * (out + x.dtype.type(attrs["alpha"])))),
+})
+
+
+@_vjp("gelu")
+def _gelu(g: np.ndarray, out: Any, inputs: list[Any], attrs: dict[str, Any]) -> list[Any]:
+    (x,) = inputs
+    if not _floating(x):
+        return [None]
+    wide = x.astype(np.float64)
+    cdf = 0.5 * act._erfc(-wide * act._SQRT_HALF)  # Φ(x), with the forward's erfc
+    pdf = np.exp(-0.5 * wide * wide) / _SQRT_2PI  # φ(x)
+    return [(g * (cdf + wide * pdf)).astype(x.dtype)]
+
+
+@_vjp("silu")
+def _silu(g: np.ndarray, out: Any, inputs: list[Any], attrs: dict[str, Any]) -> list[Any]:
+    (x,) = inputs
+    if not _floating(x):
+        return [None]
+    s = act.sigmoid(x)
+    return [g * (s * (1 + x * (1 - s)))]
+
+
+@_vjp("where")
+def _where(g: np.ndarray, out: Any, inputs: list[Any], attrs: dict[str, Any]) -> list[Any]:
+    condition, a, b = inputs
+    zero = np.zeros((), dtype=g.dtype)
+    return [None, reduce_to(np.where(condition, g, zero), a), reduce_to(np.where(condition, zero, g), b)]
+
+
+@_vjp("softmax")
+def _softmax(g: np.ndarray, out: Any, inputs: list[Any], attrs: dict[str, Any]) -> list[Any]:
+    axis = attrs.get("axis", -1)
+    return [out * (g - np.sum(g * out, axis=axis, keepdims=True))]
+
+
+@_vjp("log_softmax")
+def _log_softmax(g: np.ndarray, out: Any, inputs: list[Any], attrs: dict[str, Any]) -> list[Any]:
+    axis = attrs.get("axis", -1)
+    return [g - np.exp(out) * np.sum(g, axis=axis, keepdims=True)]
+
+
+# -- shape and layout --------------------------------------------------------------------------
+
+
+@_vjp("concatenate")
+def _concatenate(g: np.ndarray, out: Any, inputs: list[Any], attrs: dict[str, Any]) -> list[Any]:
+    axis = attrs.get("axis", 0)
+    bounds = np.cumsum([np.shape(x)[axis] for x in inputs])[:-1]
+    pieces = np.split(g, bounds, axis=axis)
+    return [piece if _floating(x) else None for piece, x in zip(pieces, inputs, strict=True)]
+
+
+@_vjp("stack")
+def _stack(g: np.ndarray, out: Any, inputs: list[Any], attrs: dict[str, Any]) -> list[Any]:
+    axis = attrs.get("axis", 0)
+    return [np.take(g, i, axis=axis) if _floating(x) else None for i, x in enumerate(inputs)]
+
+
+@_vjp("reshape", "flatten", "squeeze", "expand_dims")
+def _reshape(g: np.ndarray, out: Any, inputs: list[Any], attrs: dict[str, Any]) -> list[Any]:
+    (x,) = inputs
+    return [g.reshape(np.shape(x)) if _floating(x) else None]
+
+
+@_vjp("transpose")
+def _transpose(g: np.ndarray, out: Any, inputs: list[Any], attrs: dict[str, Any]) -> list[Any]:
+    axes = attrs.get("axes")
+    return [np.transpose(g) if axes is None else np.transpose(g, np.argsort(axes))]
+
+
+@_vjp("cast")
+def _cast(g: np.ndarray, out: Any, inputs: list[Any], attrs: dict[str, Any]) -> list[Any]:
+    (x,) = inputs
+    return [g.astype(x.dtype) if _floating(x) else None]
+
+
+@_vjp("getitem")
+def _getitem(g: np.ndarray, out: Any, inputs: list[Any], attrs: dict[str, Any]) -> list[Any]:
+    (x,) = inputs
+    if not _floating(x):
+        return [None]
+    grad = np.zeros_like(x)
+    grad[decode_index(attrs["index"])] = g  # basic indexing: no element is picked twice
+    return [grad]
+
+
+# -- reductions ----------------------------------------------------------------------------------
+
+
+def _kept(g: np.ndarray, x: np.ndarray, attrs: dict[str, Any]) -> tuple[np.ndarray, tuple[int, ...]]:
+    """The output gradient with the reduced axes restored (length 1), and those axes."""
+    axis = attrs.get("axis")
+    axes = tuple(range(x.ndim)) if axis is None else tuple(
+        a % x.ndim for a in (axis if isinstance(axis, (list, tuple)) else [axis])
+    )
+    return (g if attrs.get("keepdims") else np.expand_dims(g, axes)), axes
+
+
+@_vjp("sum")
+def _sum(g: np.ndarray, out: Any, inputs: list[Any], attrs: dict[str, Any]) -> list[Any]:
+    (x,) = inputs
+    kept, _ = _kept(g, x, attrs)
+    return [np.broadcast_to(kept, x.shape)]
+
+
+@_vjp("mean")
+def _mean(g: np.ndarray, out: Any, inputs: list[Any], attrs: dict[str, Any]) -> list[Any]:
+    (x,) = inputs
+    kept, axes = _kept(g, x, attrs)
+    count = math.prod(x.shape[a] for a in axes)
+    return [np.broadcast_to(kept / x.dtype.type(count), x.shape)]
+
+
+@_vjp("max", "min")
+def _extreme(g: np.ndarray, out: Any, inputs: list[Any], attrs: dict[str, Any]) -> list[Any]:
+    (x,) = inputs
+    kept, axes = _kept(g, x, attrs)
+    extreme, _ = _kept(np.asarray(out), x, attrs)
+    hits = x == extreme
+    return [np.where(hits, kept / hits.sum(axis=axes, keepdims=True).astype(x.dtype), 0).astype(x.dtype)]
