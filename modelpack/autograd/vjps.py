@@ -126,11 +126,8 @@ def _matmul(g: np.ndarray, out: Any, inputs: list[Any], attrs: dict[str, Any]) -
     # 1-D operands act as a row (a) or a column (b) vector; the added axis is dropped again.
     a2 = a[np.newaxis, :] if a.ndim == 1 else a
     b2 = b[:, np.newaxis] if b.ndim == 1 else b
-    g2 = g
-    if a.ndim == 1:
-        g2 = np.expand_dims(g2, -2)
-    if b.ndim == 1:
-        g2 = np.expand_dims(g2, -1)
+    batch = np.broadcast_shapes(a2.shape[:-2], b2.shape[:-2])
+    g2 = np.reshape(g, (*batch, a2.shape[-2], b2.shape[-1]))
     grad_a = grad_b = None
     if _floating(a):
         grad_a = g2 @ np.swapaxes(b2, -1, -2)
