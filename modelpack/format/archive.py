@@ -34,7 +34,7 @@ from ..io.paths import PathOrFile, describe, open_for_reading
 from ..nn.block import Block
 from ..nn.budget import ActivationBudget, limit_activations
 from . import architecture, container
-from .schema import LayerNode, Manifest, TensorInfo
+from .schema import LayerNode, Manifest, TensorInfo, model_weights
 
 __all__ = ["Archive", "open_archive"]
 
@@ -137,18 +137,26 @@ class Archive:
         return {name: arrays[name] for name in infos}
 
     def load(self, *, mmap: bool = False) -> Any:
-        """The model (or the saved tensors), as ``modelpack.load`` returns it."""
+        """The model (or the saved tensors), as ``modelpack.load`` returns it; a checkpoint
+        gives its model (``modelpack.Checkpointer`` restores the rest)."""
         if self.manifest.kind == "tensors":
             return _unflatten(self.read_all(mmap=mmap), self.manifest.layout)
-        assert self.manifest.architecture is not None  # guaranteed by Manifest validation
+        if self.manifest.architecture is None:  # a checkpoint of a custom Block
+            raise FormatError(
+                f"{self.name} is a checkpoint of a custom Block, without an architecture to rebuild "
+                "it from; restore it into the model: modelpack.Checkpointer(folder).restore(net)"
+            )
+        infos = model_weights(self.manifest)  # a checkpoint's optimiser state is not read here
         if not mmap:
-            net = architecture.build_model(self.manifest.architecture, self.read_all(), self.name)
+            whole = self.manifest.kind == "model"
+            arrays = self.read_all() if whole else {name: self.get_tensor(name) for name in infos}
+            net = architecture.build_model(self.manifest.architecture, arrays, self.name)
         else:
             # Mapped weights are checked when the model first reads them, so that loading
             # touches no pages (see _check_on_first_read).
-            infos = self.manifest.weights
             arrays = {name: self._mapped(self._require_location(name, info)) for name, info in infos.items()}
             net = architecture.build_model(self.manifest.architecture, arrays, self.name)
+        if mmap:
             self._check_on_first_read(net)
         # What the file describes may ask for far more memory at run time than it holds.
         limit_activations(net, self._budget)
@@ -203,7 +211,7 @@ class Archive:
         constants (small) are checked now."""
         integrity = self._integrity
         params = net.collect_params()
-        for name, info in self.manifest.weights.items():
+        for name, info in model_weights(self.manifest).items():
             location = self._require_location(name, info)
             param = params.get(name)
             if param is None:

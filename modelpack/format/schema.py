@@ -19,6 +19,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    JsonValue,
     ValidationError,
     ValidationInfo,
     field_validator,
@@ -39,6 +40,13 @@ __all__ = [
     "TensorInfo",
     "LayerNode",
     "Manifest",
+    "CheckpointInfo",
+    "TrainerState",
+    "RandomState",
+    "GeneratorState",
+    "DataState",
+    "CHECKPOINT_PREFIXES",
+    "model_weights",
     "parse_version",
     "check_format_version",
     "parse_yaml",
@@ -135,19 +143,85 @@ class LayerNode(_Closed):
         return self
 
 
+# -- checkpoints (kind "checkpoint"): training state beside the model ---------------------
+
+# Checkpoint tensors that are not the model's: optimiser slots, user arrays, data orders.
+# No model tensor name has a ':' (parameters are dotted names, graph constants 'path#constK').
+CHECKPOINT_PREFIXES = ("trainer:", "state:", "data:")
+_HEX128 = r"^0x[0-9a-f]{1,32}$"
+
+
+class GeneratorState(_Closed):
+    """A numpy generator's exact state (PCG64 family); its 128-bit numbers as hex strings, so
+    that every JSON reader keeps them exact."""
+
+    bit_generator: Literal["PCG64", "PCG64DXSM"]
+    state: str = Field(pattern=_HEX128)
+    inc: str = Field(pattern=_HEX128)
+    has_uint32: int = Field(ge=0, le=1)
+    uinteger: int = Field(ge=0, lt=2**32)
+
+
+class RandomState(_Closed):
+    """``modelpack.random``: the seed (None if never seeded) and each stream used so far."""
+
+    seed: Annotated[int, Field(ge=0)] | None = None
+    streams: dict[str, GeneratorState] = Field(default_factory=dict)
+
+
+class TrainerState(_Closed):
+    """A ``gluon.Trainer``: optimiser name and options, and updates done per parameter; the
+    optimiser's arrays are tensors ``trainer:<parameter>:<slot>``."""
+
+    optimizer: str = Field(pattern=r"^[a-z][a-z0-9_]{0,31}$")
+    options: dict[str, float | None]
+    update_counts: dict[str, Annotated[int, Field(ge=0)]]
+
+
+class DataState(_Closed):
+    """A ``gluon.data.DataLoader``'s pass in progress: batches served so far; its order of
+    examples is the tensor ``data:<index>:order``."""
+
+    position: int = Field(ge=0)
+
+
+class CheckpointInfo(_Closed):
+    """What a checkpoint holds besides the model's tensors."""
+
+    step: int = Field(ge=0, description="The training step the checkpoint was taken at.")
+    trainer: TrainerState | None = None
+    random: RandomState = Field(default_factory=RandomState)
+    rng: dict[str, GeneratorState] = Field(
+        default_factory=dict, description="Generators the user passed, by name ('0', '1', ... for a list)."
+    )
+    data: list[DataState] = Field(default_factory=list)
+    state: dict[str, JsonValue] = Field(
+        default_factory=dict, description="User values; user arrays are tensors 'state:<key>'."
+    )
+
+
+def model_weights(manifest: Manifest) -> dict[str, TensorInfo]:
+    """The manifest's tensors that belong to the model (a checkpoint's other parts left out)."""
+    return {name: info for name, info in manifest.weights.items() if not name.startswith(CHECKPOINT_PREFIXES)}
+
+
 class Manifest(_Extensible):
     """Everything in an archive but the weights' bytes."""
 
     format: Literal["modelpack"]
     format_version: str = Field(pattern=VERSION_PATTERN)
     producer: str = Field(description="Library and version that wrote the archive.")
-    kind: Literal["model", "tensors"]
+    kind: Literal["model", "tensors", "checkpoint"]
     architecture: LayerNode | None = Field(
-        default=None, description="The layer tree; present exactly when kind is 'model'."
+        default=None,
+        description="The layer tree; present when kind is 'model', optional when 'checkpoint'.",
     )
     layout: Layout | None = Field(
         default=None,
         description="Container saved with modelpack.save; present exactly when kind is 'tensors'.",
+    )
+    checkpoint: CheckpointInfo | None = Field(
+        default=None, description="Training state; present exactly when kind is 'checkpoint'."
     )
     weights: dict[str, TensorInfo] = Field(description="Tensors in the weight bundle, in bundle order.")
     metadata: dict[str, str] = Field(default_factory=dict)
@@ -171,6 +245,17 @@ class Manifest(_Extensible):
             raise ValueError("a 'model' manifest needs 'architecture' and no 'layout'")
         if self.kind == "tensors" and (self.layout is None or self.architecture is not None):
             raise ValueError("a 'tensors' manifest needs 'layout' and no 'architecture'")
+        if (self.kind == "checkpoint") != (self.checkpoint is not None):
+            raise ValueError("a manifest has 'checkpoint' exactly when its kind is 'checkpoint'")
+        if self.kind == "checkpoint" and self.layout is not None:
+            raise ValueError("a 'checkpoint' manifest has no 'layout'")
+        if self.kind == "checkpoint":
+            for name in self.weights:
+                if ":" in name and not name.startswith(CHECKPOINT_PREFIXES):
+                    raise ValueError(
+                        f"checkpoint tensor {name!r}: a name with ':' starts with one of "
+                        f"{', '.join(CHECKPOINT_PREFIXES)}"
+                    )
         if self.layout in ("single", "list", "tuple"):
             expected = [str(i) for i in range(len(self.weights))]
             if list(self.weights) != expected or (self.layout == "single" and expected != ["0"]):

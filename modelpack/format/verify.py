@@ -186,7 +186,7 @@ def _check_architecture(manifest: Manifest, report: VerifyReport) -> None:
         return
     params = net.collect_params()
     constants = _constant_names(net)
-    listed = {name: info for name, info in manifest.weights.items() if name not in constants}
+    listed = {name: info for name, info in schema.model_weights(manifest).items() if name not in constants}
     for name, param in params.items():
         info = listed.get(name)
         if info is None:

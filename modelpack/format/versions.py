@@ -36,6 +36,8 @@ VERSIONS: dict[tuple[int, int], FormatRules] = {
     for rule in (
         FormatRules((1, 0), hashes=False, note="first release"),
         FormatRules((1, 1), hashes=True, note="SHA-256 per tensor, and the manifest's in the zip comment"),
+        # An older reader refuses a checkpoint as an unknown kind; it never misreads one.
+        FormatRules((1, 2), hashes=True, note="kind 'checkpoint': a model with its training state"),
     )
 }
 CURRENT = VERSIONS[max(VERSIONS)]

@@ -103,19 +103,19 @@ def test_manifest_swapped_without_its_hash(tmp_path):
 def test_manifest_hash_missing(tmp_path):
     members = members_of(model_bytes())
     refused(tmp_path, stored_zip(members), IntegrityError,
-            r"hostile\.mpk: format 1\.1 archives record the manifest's SHA-256 in the zip comment, found no comment")
+            r"hostile\.mpk: format 1\.2 archives record the manifest's SHA-256 in the zip comment, found no comment")
 
 
 def test_tensor_hash_missing_in_a_1_1_manifest(tmp_path):
     data = edit(model_bytes(), manifest=lambda d: d["weights"]["0.weight"].pop("sha256"))
-    refused(tmp_path, data, SchemaError, r"manifest\.yaml: tensor '0\.weight' has no sha256, which format 1\.1")
+    refused(tmp_path, data, SchemaError, r"manifest\.yaml: tensor '0\.weight' has no sha256, which format 1\.2")
 
 
 def test_newer_major_version(tmp_path):
     data = edit(model_bytes(), manifest=lambda d: d.update(format_version="2.0", new_layout="columnar"))
     refused(tmp_path, data, VersionError,
             r"manifest\.yaml: written in format version 2\.0, but this reader understands major version 1 "
-            r"\(up to 1\.1\); upgrade modelpack")
+            r"\(up to 1\.2\); upgrade modelpack")
 
 
 def test_newer_major_version_with_a_new_member(tmp_path):
