@@ -20,6 +20,10 @@ from .errors import __all__ as _ERROR_NAMES
 # Public name -> (module, attribute); the module is imported when the name is first used.
 _LAZY: dict[str, tuple[str, str]] = {
     "nn": ("modelpack.nn", ""),
+    "autograd": ("modelpack.autograd", ""),
+    "gluon": ("modelpack.gluon", ""),
+    "random": ("modelpack.random", ""),
+    "Checkpointer": ("modelpack.checkpoint", "Checkpointer"),
     "export": ("modelpack.api", "export"),
     "load": ("modelpack.api", "load"),
     "save": ("modelpack.api", "save"),
@@ -35,8 +39,8 @@ _LAZY: dict[str, tuple[str, str]] = {
 
 # The public API: the verbs and types here, then the exception tree (errors.__all__).
 __all__ = [
-    "__version__", "nn", "export", "load", "save", "inspect", "verify", "open", "Archive",
-    "VerifyReport", "Limits", "convert", "npx", *_ERROR_NAMES,
+    "__version__", "nn", "autograd", "gluon", "random", "Checkpointer", "export", "load", "save",
+    "inspect", "verify", "open", "Archive", "VerifyReport", "Limits", "convert", "npx", *_ERROR_NAMES,
 ]
 
 
@@ -57,12 +61,16 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # static analysers see the real imports (``as`` marks a re-export)
+    from . import autograd as autograd
+    from . import gluon as gluon
     from . import nn as nn
     from . import npx as npx
+    from . import random as random
     from .api import export as export
     from .api import inspect as inspect
     from .api import load as load
     from .api import save as save
+    from .checkpoint import Checkpointer as Checkpointer
     from .format.archive import Archive as Archive
     from .format.archive import open_archive as open  # noqa: A004  (modelpack.open, like tarfile.open)
     from .format.verify import VerifyReport as VerifyReport

@@ -1,0 +1,20 @@
+"""``modelpack.gluon``: training with MXNet Gluon's names: ``nn``, ``loss``, ``data``, ``Trainer``.
+
+>>> from modelpack import autograd, gluon
+>>> net = gluon.nn.Sequential(); net.add(gluon.nn.Dense(10)); net.initialize()      # doctest: +SKIP
+>>> trainer = gluon.Trainer(net.collect_params(), "sgd", {"learning_rate": 0.1})    # doctest: +SKIP
+>>> loss_fn = gluon.loss.SoftmaxCrossEntropyLoss()                                  # doctest: +SKIP
+>>> with autograd.record(): l = loss_fn(net(X), y)                                  # doctest: +SKIP
+>>> l.backward(); trainer.step(len(X))                                              # doctest: +SKIP
+
+``gluon.nn`` is ``modelpack.nn`` (the same module). This package builds on ``autograd``,
+``nn`` and ``format`` (optimiser states are checkpoint archives); nothing below imports it.
+"""
+
+from __future__ import annotations
+
+from .. import nn
+from . import data, loss
+from .trainer import Trainer
+
+__all__ = ["nn", "loss", "data", "Trainer"]

@@ -1,0 +1,164 @@
+"""The optimisers ``gluon.Trainer`` names: one small class per update rule, MXNet 1.9's numerics.
+
+Each takes its options by MXNet's names (``learning_rate``, ``wd``, ``momentum``, ``beta1``,
+``clip_gradient``, ...), holds per-parameter state arrays named by ``slots``, and updates a
+weight from its gradient in the weight's dtype. ``g`` below is ``rescale_grad · grad``
+clipped to ``±clip_gradient``:
+
+- ``sgd``: ``mom = momentum·mom - lr·(g + wd·w); w += mom`` (no state without momentum)
+- ``nag``: ``mom = momentum·mom - lr·(g + wd·w); w += momentum·mom - lr·(g + wd·w)`` (MXNet's
+  in-place kernel re-reads the *updated* weight for the decay term of ``mom``; we do not)
+- ``adam``: ``m, v`` moving averages of ``g + wd·w`` and its square;
+  ``w -= lr·√(1-β2ᵗ)/(1-β1ᵗ) · m / (√v + ε)`` (MXNet folds the bias correction into lr)
+- ``adamw``: Adam on ``g`` with decoupled decay: ``w -= lr·√(1-β2ᵗ)/(1-β1ᵗ)·m/(√v + ε) + lr·wd·w``
+- ``rmsprop``: ``n = (1-γ1)·(g + wd·w)² + γ1·n; w -= lr·(g + wd·w) / √(n + ε)``
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, ClassVar
+
+import numpy as np
+
+from ..errors import ModelpackError
+
+__all__ = ["Optimizer", "OPTIMIZERS", "create"]
+
+State = dict[str, np.ndarray]
+
+
+class Optimizer:
+    """Options (``learning_rate``, ``wd``, ``rescale_grad``, ``clip_gradient`` and the rule's own)
+    and one update rule; ``update`` returns the new weight and fills in the new state."""
+
+    name: ClassVar[str]
+    slots: ClassVar[tuple[str, ...]] = ()
+    defaults: ClassVar[dict[str, float | None]] = {}
+    _common: ClassVar[dict[str, float | None]] = {"wd": 0.0, "rescale_grad": 1.0, "clip_gradient": None}
+
+    def __init__(self, **options: Any) -> None:
+        known = {**self._common, **self.defaults}
+        unknown = sorted(set(options) - set(known))
+        if unknown:
+            raise ModelpackError(
+                f"optimizer {self.name!r} has no option {unknown[0]!r}; "
+                f"its options are {', '.join(sorted(known))}"
+            )
+        self.options: dict[str, float | None] = {}
+        for key, default in known.items():
+            value = options.get(key, default)
+            self.options[key] = None if value is None else float(value)
+
+    @property
+    def learning_rate(self) -> float:
+        return self.number("learning_rate")
+
+    def number(self, key: str) -> float:
+        """A numeric option (an unset ``clip_gradient`` reads as 0)."""
+        value = self.options[key]
+        return 0.0 if value is None else value
+
+    def slots_for(self) -> tuple[str, ...]:
+        """The state arrays this configuration keeps (SGD keeps none without momentum)."""
+        return self.slots
+
+    def gradient(self, grad: np.ndarray) -> np.ndarray:
+        """``rescale_grad · grad``, clipped to ``±clip_gradient`` when set."""
+        g = grad * grad.dtype.type(self.number("rescale_grad"))
+        clip = self.options["clip_gradient"]
+        return g if clip is None else np.clip(g, -clip, clip)
+
+    def update(self, weight: np.ndarray, grad: np.ndarray, state: State, count: int) -> np.ndarray:
+        """The new weight after this parameter's ``count``-th update (counts start at 1)."""
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return f"{self.name}({', '.join(f'{k}={v}' for k, v in self.options.items())})"
+
+
+class SGD(Optimizer):
+    name = "sgd"
+    slots = ("momentum",)
+    defaults = {"learning_rate": 0.01, "momentum": 0.0}
+
+    def slots_for(self) -> tuple[str, ...]:
+        return self.slots if self.options["momentum"] else ()
+
+    def update(self, weight: np.ndarray, grad: np.ndarray, state: State, count: int) -> np.ndarray:
+        lr, wd, momentum = self.learning_rate, self.number("wd"), self.number("momentum")
+        step = self.gradient(grad)
+        if wd:
+            step = step + wd * weight
+        if not momentum:
+            return weight - lr * step
+        state["momentum"] = momentum * state["momentum"] - lr * step
+        return weight + state["momentum"]
+
+
+class NAG(Optimizer):
+    name = "nag"
+    slots = ("momentum",)
+    defaults = {"learning_rate": 0.01, "momentum": 0.0}
+
+    def update(self, weight: np.ndarray, grad: np.ndarray, state: State, count: int) -> np.ndarray:
+        lr, wd, momentum = self.learning_rate, self.number("wd"), self.number("momentum")
+        step = self.gradient(grad)
+        if wd:
+            step = step + wd * weight
+        state["momentum"] = momentum * state["momentum"] - lr * step
+        return weight + momentum * state["momentum"] - lr * step
+
+
+class Adam(Optimizer):
+    name = "adam"
+    slots = ("mean", "var")
+    defaults = {"learning_rate": 0.001, "beta1": 0.9, "beta2": 0.999, "epsilon": 1e-8}
+    decoupled = False
+
+    def update(self, weight: np.ndarray, grad: np.ndarray, state: State, count: int) -> np.ndarray:
+        lr, wd = self.learning_rate, self.number("wd")
+        beta1, beta2 = self.number("beta1"), self.number("beta2")
+        step = grad * grad.dtype.type(self.number("rescale_grad"))
+        if wd and not self.decoupled:
+            step = step + wd * weight  # MXNet's Adam clips after adding the decay
+        clip = self.options["clip_gradient"]
+        if clip is not None:
+            step = np.clip(step, -clip, clip)
+        state["mean"] = beta1 * state["mean"] + (1 - beta1) * step
+        state["var"] = beta2 * state["var"] + (1 - beta2) * np.square(step)
+        corrected = lr * math.sqrt(1 - beta2**count) / (1 - beta1**count)
+        new = weight - corrected * state["mean"] / (np.sqrt(state["var"]) + self.number("epsilon"))
+        return new - (lr * wd) * weight if wd and self.decoupled else new
+
+
+class AdamW(Adam):
+    name = "adamw"
+    defaults = {"learning_rate": 0.001, "beta1": 0.9, "beta2": 0.999, "epsilon": 1e-8}
+    decoupled = True
+
+
+class RMSProp(Optimizer):
+    name = "rmsprop"
+    slots = ("n",)
+    defaults = {"learning_rate": 0.001, "gamma1": 0.9, "epsilon": 1e-8}
+
+    def update(self, weight: np.ndarray, grad: np.ndarray, state: State, count: int) -> np.ndarray:
+        lr, wd = self.learning_rate, self.number("wd")
+        gamma1, eps = self.number("gamma1"), self.number("epsilon")
+        step = self.gradient(grad)
+        if wd:
+            step = step + wd * weight
+        state["n"] = (1 - gamma1) * np.square(step) + gamma1 * state["n"]
+        return weight - lr * step / np.sqrt(state["n"] + eps)
+
+
+OPTIMIZERS: dict[str, type[Optimizer]] = {cls.name: cls for cls in (SGD, NAG, Adam, AdamW, RMSProp)}
+
+
+def create(name: str, options: dict[str, Any]) -> Optimizer:
+    """The optimiser called ``name`` with ``options``; unknown names list the known ones."""
+    cls = OPTIMIZERS.get(name.lower()) if isinstance(name, str) else None
+    if cls is None:
+        raise ModelpackError(f"unknown optimizer {name!r}; known optimizers: {', '.join(OPTIMIZERS)}")
+    return cls(**options)
