@@ -21,7 +21,7 @@ from ..errors import AutogradError, CheckpointError
 from ..format.checkpoint import Checkpoint, read_checkpoint, write_checkpoint
 from ..format.schema import TrainerState
 from ..io.paths import PathOrFile, describe
-from ..nn.parameter import Parameter
+from ..nn.parameter import Parameter, shapes_compatible
 from .optimizer import Optimizer, create
 
 __all__ = ["Trainer"]
@@ -152,7 +152,7 @@ class Trainer:
                     f"{state.optimizer} with these options keeps {sorted(slots)}"
                 )
             for slot, array in saved.items():
-                if array.shape != param.shape or array.dtype != param.dtype:
+                if not shapes_compatible(param.shape, array.shape) or array.dtype != param.dtype:
                     raise CheckpointError(
                         f"{source}: optimizer state {slot!r} of parameter {name!r} is {array.dtype.name} "
                         f"{array.shape}, the parameter is {param.dtype.name} {param.shape}"

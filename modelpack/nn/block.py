@@ -23,6 +23,7 @@ from ..io import npz
 from ..io.paths import PathOrFile, atomic_writer
 from . import budget, hooks
 from . import init as init_mod
+from .loading import LoadReport
 from .parameter import Parameter
 from .parameter_dict import ParameterDict, read_parameter_file
 from .registry import LayerConfig, register_layer
@@ -261,25 +262,34 @@ class Block:
         allow_missing: bool = False,
         ignore_extra: bool = False,
         cast_dtype: bool = False,
-    ) -> None:
+        select: str | None = None,
+        rename: Mapping[str, str] | None = None,
+        ignore_mismatch: bool = False,
+    ) -> LoadReport:
         """Fill parameters from an ``.npz`` file written by ``save_parameters`` (never unpickles),
         from a Gluon parameter file (MXNet's ``save_parameters`` or an export's ``.params``), or
         from a torch ``state_dict`` file (``torch.save``; read without torch, nothing unpickled).
 
-        Deferred shapes are filled from the file. Missing, extra, wrong-shape and wrong-dtype
+        Deferred shapes are filled from the file. ``rename={old_prefix: new_prefix}`` maps the
+        file's names to the model's; ``select`` (a regex matched at the start of the model's
+        names) limits the load to those parameters. Missing, extra, wrong-shape and wrong-dtype
         parameters are refused unless the matching option allows them; nothing is changed
         unless everything checks out. Gluon's ``arg:``/``aux:`` prefixes are dropped, and its
         flat names (``dense0_weight``) match structured ones (``dense0.weight``); torch's names
         are mapped layer by layer (BatchNorm's ``weight`` is ``gamma``; ``num_batches_tracked``
-        is dropped). ``ctx`` is accepted for Gluon code and ignored.
+        is dropped). ``ctx`` is accepted for Gluon code and ignored. Returns what was loaded,
+        missing, unexpected or shape-mismatched.
         """
         arrays, source = read_parameter_file(filename, self.collect_params(), self)
-        self.set_parameters(
+        return self.set_parameters(
             arrays,
             source=source,
             allow_missing=allow_missing,
             ignore_extra=ignore_extra,
             cast_dtype=cast_dtype,
+            select=select,
+            rename=rename,
+            ignore_mismatch=ignore_mismatch,
         )
 
     def set_parameters(
@@ -290,11 +300,15 @@ class Block:
         allow_missing: bool = False,
         ignore_extra: bool = False,
         cast_dtype: bool = False,
-    ) -> None:
+        select: str | None = None,
+        rename: Mapping[str, str] | None = None,
+        ignore_mismatch: bool = False,
+    ) -> LoadReport:
         """Assign arrays by structured name after checking all of them (all or nothing)."""
-        self.collect_params().assign(
+        return self.collect_params().assign(
             arrays, source=source, model=type(self).__name__, allow_missing=allow_missing,
-            ignore_extra=ignore_extra, cast_dtype=cast_dtype,
+            ignore_extra=ignore_extra, cast_dtype=cast_dtype, select=select, rename=rename,
+            ignore_mismatch=ignore_mismatch,
         )
 
     # -- calling -----------------------------------------------------------------------------

@@ -22,17 +22,15 @@ import numpy as np
 from .. import random
 from ..errors import (
     DtypeMismatchError,
-    ExtraParameterError,
     FormatError,
-    MissingParameterError,
-    ShapeMismatchError,
     UsageError,
 )
 from ..io import npz
 from ..io.paths import PathOrFile, atomic_writer, describe, open_for_reading
 from ..io.sniff import is_mxnet, refuse_other_kind, sniff
 from . import init as init_mod
-from .parameter import GRAD_REQS, Parameter, parameter_rng, shapes_compatible
+from .loading import LoadReport, plan_load
+from .parameter import GRAD_REQS, Parameter, parameter_rng
 
 if TYPE_CHECKING:
     from .block import Block
@@ -207,44 +205,20 @@ class ParameterDict(dict[str, Parameter]):
         allow_missing: bool = False,
         ignore_extra: bool = False,
         cast_dtype: bool = False,
-    ) -> None:
-        """Set parameters from arrays by name after checking all of them (all or nothing)."""
-        if self and not any(name in arrays for name in self):
-            raise MissingParameterError(_nothing_matches(source, model, list(self), list(arrays)))
-        if not ignore_extra:
-            extra = [name for name in arrays if name not in self]
-            if extra:
-                raise ExtraParameterError(
-                    f"{source}: parameter {extra[0]!r} is in the file but not in the model "
-                    f"{model} (extra: {extra}; model has: {list(self)}); "
-                    "pass ignore_extra=True to skip it"
-                )
-        staged: list[tuple[Parameter, np.ndarray]] = []
-        for name, param in self.items():
-            if name not in arrays:
-                if allow_missing:
-                    continue
-                raise MissingParameterError(
-                    f"{source}: parameter {name!r} (expected shape {param.shape}, dtype "
-                    f"{param.dtype.name}) is missing from the file, which has: "
-                    f"{list(arrays)}; pass allow_missing=True to leave it as is"
-                )
-            array = np.asarray(arrays[name])
-            if not shapes_compatible(param.shape, array.shape):
-                raise ShapeMismatchError(
-                    f"{source}: parameter {name!r} expected shape {param.shape} "
-                    f"(0 = not known yet), found {array.shape}"
-                )
-            if array.dtype != param.dtype:
-                if not cast_dtype:
-                    raise DtypeMismatchError(
-                        f"{source}: parameter {name!r} expected dtype {param.dtype.name}, "
-                        f"found {array.dtype.name}; pass cast_dtype=True to convert"
-                    )
-                array = array.astype(param.dtype)
-            staged.append((param, array))
+        select: str | None = None,
+        rename: Mapping[str, str] | None = None,
+        ignore_mismatch: bool = False,
+    ) -> LoadReport:
+        """Set parameters from arrays by name after checking all of them (all or nothing); what
+        was loaded, missing, unexpected or shape-mismatched (``nn.loading``)."""
+        staged, report = plan_load(
+            self, arrays, source=source, model=model, select=select, rename=rename,
+            allow_missing=allow_missing, ignore_extra=ignore_extra, ignore_mismatch=ignore_mismatch,
+            cast_dtype=cast_dtype,
+        )
         for param, array in staged:
             param.set_data(array)
+        return report
 
     def __repr__(self) -> str:
         lines = [f"  {param!r}" for param in self.values()]
@@ -299,17 +273,3 @@ def _check_agrees(param: Parameter, options: Mapping[str, Any]) -> None:
             f"{options['grad_req']!r}"
         )
 
-
-def _nothing_matches(source: str, model: str, params: list[str], names: list[str]) -> str:
-    """Why loading would change nothing, with the prefix that would make the names meet."""
-    message = (
-        f"{source}: none of the file's {len(names)} names matches a parameter of {model}, so "
-        f"nothing would be loaded (file: {names[:3]}{' ...' if len(names) > 3 else ''}; "
-        f"model: {params[:3]}{' ...' if len(params) > 3 else ''})"
-    )
-    for longer, shorter, side in ((names, params, "file's"), (params, names, "model's")):
-        prefixes = sorted({a[: -len(b)] for a in longer for b in shorter if a.endswith("." + b)})
-        if prefixes:
-            listed = " or ".join(repr(p) for p in prefixes[:4])
-            return f"{message}; the {side} names match once the prefix {listed} is taken off"
-    return message

@@ -1,0 +1,140 @@
+"""Matching saved arrays to a block's parameters: renaming, selecting, and the ``LoadReport``.
+
+``Block.load_parameters``/``set_parameters`` use ``plan_load`` to decide, before anything
+changes, which array fills which parameter. Reusing saved layers in a new network (the first
+layers of a trained model under another name) is ``rename={"0.": "features.0."}`` plus
+``select=r"features\\."``; what did not fit is in the report, or an error unless allowed.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..errors import (
+    DtypeMismatchError,
+    ExtraParameterError,
+    MissingParameterError,
+    ModelpackError,
+    ShapeMismatchError,
+)
+from .parameter import Parameter, shapes_compatible
+
+__all__ = ["LoadReport", "plan_load"]
+
+Shape = tuple[int, ...]
+
+
+@dataclass
+class LoadReport:
+    """What a load did: parameters ``loaded``; parameters ``missing`` from the file; file entries
+    ``unexpected`` by the model; ``mismatched`` shapes (name → (expected, found)), left as they were.
+    Names are the model's (after ``rename``); unselected ones appear nowhere."""
+
+    loaded: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+    unexpected: list[str] = field(default_factory=list)
+    mismatched: dict[str, tuple[Shape, Shape]] = field(default_factory=dict)
+
+    def __str__(self) -> str:
+        parts = [f"loaded {len(self.loaded)}"]
+        for label, names in (("missing", self.missing), ("unexpected", self.unexpected),
+                             ("shape-mismatched", list(self.mismatched))):
+            if names:
+                parts.append(f"{label} {len(names)} ({', '.join(names)})")
+        return "; ".join(parts)
+
+
+def plan_load(
+    params: Mapping[str, Parameter],
+    arrays: Mapping[str, np.ndarray],
+    *,
+    source: str,
+    model: str = "the model",
+    select: str | None = None,
+    rename: Mapping[str, str] | None = None,
+    allow_missing: bool = False,
+    ignore_extra: bool = False,
+    ignore_mismatch: bool = False,
+    cast_dtype: bool = False,
+) -> tuple[list[tuple[Parameter, np.ndarray]], LoadReport]:
+    """Which array goes to which parameter, and the report; raises on anything not allowed,
+    and when nothing at all would be loaded (the names never meet: a prefix, a wrong file)."""
+    renamed = _renamed(arrays, rename or {}, source)
+    pattern = re.compile(select) if select else None
+    if pattern is not None:
+        params = {name: p for name, p in params.items() if pattern.match(name)}
+        renamed = {name: a for name, a in renamed.items() if pattern.match(name)}
+    if params and not any(name in renamed for name in params):
+        raise MissingParameterError(_nothing_matches(source, model, list(params), list(renamed)))
+    report = LoadReport(unexpected=[name for name in renamed if name not in params])
+    if report.unexpected and not ignore_extra:
+        raise ExtraParameterError(
+            f"{source}: parameter {report.unexpected[0]!r} is in the file but not in the model "
+            f"{model} (extra: {report.unexpected}; model has: {list(params)}); "
+            "pass ignore_extra=True to skip it"
+        )
+    staged: list[tuple[Parameter, np.ndarray]] = []
+    for name, param in params.items():
+        if name not in renamed:
+            if not allow_missing:
+                raise MissingParameterError(
+                    f"{source}: parameter {name!r} (expected shape {param.shape}, dtype "
+                    f"{param.dtype.name}) is missing from the file, which has: "
+                    f"{list(renamed)}; pass allow_missing=True to leave it as is"
+                )
+            report.missing.append(name)
+            continue
+        array = np.asarray(renamed[name])
+        if not shapes_compatible(param.shape, array.shape):
+            if not ignore_mismatch:
+                raise ShapeMismatchError(
+                    f"{source}: parameter {name!r} expected shape {param.shape} "
+                    f"(0 = not known yet), found {array.shape}"
+                )
+            report.mismatched[name] = (param.shape, array.shape)
+            continue
+        if array.dtype != param.dtype:
+            if not cast_dtype:
+                raise DtypeMismatchError(
+                    f"{source}: parameter {name!r} expected dtype {param.dtype.name}, "
+                    f"found {array.dtype.name}; pass cast_dtype=True to convert"
+                )
+            array = array.astype(param.dtype)
+        staged.append((param, array))
+        report.loaded.append(name)
+    return staged, report
+
+
+def _renamed(
+    arrays: Mapping[str, np.ndarray], rename: Mapping[str, str], source: str
+) -> dict[str, np.ndarray]:
+    """File names with the longest matching ``old prefix`` replaced by its new prefix."""
+    prefixes = sorted(rename, key=len, reverse=True)
+    result: dict[str, np.ndarray] = {}
+    origin: dict[str, str] = {}
+    for name, array in arrays.items():
+        old = next((prefix for prefix in prefixes if name.startswith(prefix)), None)
+        new = name if old is None else rename[old] + name[len(old):]
+        if new in result:
+            raise ModelpackError(f"{source}: rename maps both {origin[new]!r} and {name!r} to {new!r}")
+        result[new], origin[new] = array, name
+    return result
+
+
+def _nothing_matches(source: str, model: str, params: list[str], names: list[str]) -> str:
+    """Why loading would change nothing, with the prefix that would make the names meet."""
+    message = (
+        f"{source}: none of the file's {len(names)} names matches a parameter of {model}, so "
+        f"nothing would be loaded (file: {names[:3]}{' ...' if len(names) > 3 else ''}; "
+        f"model: {params[:3]}{' ...' if len(params) > 3 else ''})"
+    )
+    for longer, shorter, side in ((names, params, "file's"), (params, names, "model's")):
+        prefixes = sorted({a[: -len(b)] for a in longer for b in shorter if a.endswith("." + b)})
+        if prefixes:
+            listed = " or ".join(repr(p) for p in prefixes[:4])
+            return f"{message}; the {side} names match once the prefix {listed} is taken off"
+    return message
