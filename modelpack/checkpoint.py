@@ -111,7 +111,7 @@ class Checkpointer:
             trainer=trainer_state,
             trainer_arrays=trainer_arrays,
             random=RandomState.model_validate(random.get_state()),
-            rng={name: GeneratorState(**random.generator_state(g, f"rng {name!r}"))
+            rng={name: GeneratorState(**random.generator_state(g, f"rng[{name}]"))
                  for name, g in _generators(rng).items()},
             data=[loader.export_state() for loader in _loaders(data)],
             state=dict(state or {}),
@@ -200,7 +200,7 @@ class Checkpointer:
             trainer.import_state(checkpoint.trainer, checkpoint.trainer_arrays, source=source)
         random.set_state(checkpoint.random.model_dump())
         for name, generator in generators.items():
-            random.set_generator_state(generator, checkpoint.rng[name].model_dump(), f"rng {name!r}")
+            random.set_generator_state(generator, checkpoint.rng[name].model_dump(), f"rng[{name}]")
         for loader, (position, order) in zip(loaders, checkpoint.data, strict=True):
             loader.import_state(position, order, source=source)
         self._state = dict(checkpoint.state)

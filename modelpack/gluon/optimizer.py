@@ -8,9 +8,10 @@ clipped to ``±clip_gradient``:
 - ``sgd``: ``mom = momentum·mom - lr·(g + wd·w); w += mom`` (no state without momentum)
 - ``nag``: ``mom = momentum·mom - lr·(g + wd·w); w += momentum·mom - lr·(g + wd·w)`` (MXNet's
   in-place kernel re-reads the *updated* weight for the decay term of ``mom``; we do not)
-- ``adam``: ``m, v`` moving averages of ``g + wd·w`` and its square;
-  ``w -= lr·√(1-β2ᵗ)/(1-β1ᵗ) · m / (√v + ε)`` (MXNet folds the bias correction into lr)
-- ``adamw``: Adam on ``g`` with decoupled decay: ``w -= lr·√(1-β2ᵗ)/(1-β1ᵗ)·m/(√v + ε) + lr·wd·w``
+- ``adam``: ``m, v`` moving averages of ``g + wd·w`` and its square, bias-corrected to
+  ``m̂ = m/(1-β1ᵗ)``, ``v̂ = v/(1-β2ᵗ)``; ``w -= lr·m̂/(√v̂ + ε)``. This is the Adam paper's
+  Algorithm 1 and PyTorch's update; MXNet adds ε to √v instead of √v̂ (the same up to ε)
+- ``adamw``: Adam on ``g`` with decoupled decay: ``w -= lr·m̂/(√v̂ + ε) + lr·wd·w``
 - ``rmsprop``: ``n = (1-γ1)·(g + wd·w)² + γ1·n; w -= lr·(g + wd·w) / √(n + ε)``
 """
 
@@ -127,8 +128,10 @@ class Adam(Optimizer):
             step = np.clip(step, -clip, clip)
         state["mean"] = beta1 * state["mean"] + (1 - beta1) * step
         state["var"] = beta2 * state["var"] + (1 - beta2) * np.square(step)
-        corrected = lr * math.sqrt(1 - beta2**count) / (1 - beta1**count)
-        new = weight - corrected * state["mean"] / (np.sqrt(state["var"]) + self.number("epsilon"))
+        # ε is added to the bias-corrected √v̂, as in the Adam paper's Algorithm 1 and PyTorch;
+        # MXNet adds it to √v (its lr·√(1-β2ᵗ)/(1-β1ᵗ) form), a larger ε in the first steps.
+        denominator = np.sqrt(state["var"]) / math.sqrt(1 - beta2**count) + self.number("epsilon")
+        new = weight - (lr / (1 - beta1**count)) * (state["mean"] / denominator)
         return new - (lr * wd) * weight if wd and self.decoupled else new
 
 

@@ -1,0 +1,205 @@
+"""``gluon.Trainer`` and its optimisers: MXNet's update rules, training curves against torch,
+stale and frozen parameters, options, and state."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from modelpack import autograd, gluon, nn
+from modelpack.errors import AutogradError, CheckpointError, ModelpackError
+from modelpack.gluon.optimizer import create
+
+REFERENCE = Path(__file__).with_name("reference") / "mxnet_optimizers.npz"
+# Repeated from scripts/mxnet_optimizer_reference.py, which wrote the reference with MXNet 1.9.1.
+MXNET_CASES = {
+    "sgd": ("sgd", {"learning_rate": 0.1}),
+    "sgd_momentum_wd": ("sgd", {"learning_rate": 0.1, "momentum": 0.9, "wd": 0.01}),
+    "sgd_clip_rescale": ("sgd", {"learning_rate": 0.1, "momentum": 0.5, "clip_gradient": 0.5, "rescale_grad": 0.5}),
+    "nag": ("nag", {"learning_rate": 0.1, "momentum": 0.9}),
+    "adam_wd": ("adam", {"learning_rate": 0.01, "wd": 0.01, "epsilon": 1e-12}),
+    "adam_clip_rescale": ("adam", {"learning_rate": 0.01, "clip_gradient": 0.5, "rescale_grad": 2.0, "wd": 0.1,
+                                   "epsilon": 1e-12}),
+    "rmsprop_wd": ("rmsprop", {"learning_rate": 0.01, "gamma1": 0.9, "wd": 0.01}),
+}
+
+
+@pytest.mark.parametrize("case", sorted(MXNET_CASES))
+def test_update_rules_match_mxnet(case):
+    """Six float32 updates against MXNet 1.9.1's own optimisers, to float32 roundoff of the
+    weights (|w| < 3: atol 2e-6 is ~16 ulps; measured at most 4.8e-7). Adam's cases use a
+    negligible ε: ours adds ε to √v̂ as PyTorch does, MXNet to √v (see gluon/optimizer.py)."""
+    reference = np.load(REFERENCE, allow_pickle=False)
+    name, options = MXNET_CASES[case]
+    optimizer = create(name, options)
+    weight = reference["weight"].copy()
+    state = {slot: np.zeros_like(weight) for slot in optimizer.slots_for()}
+    for count, grad in enumerate(reference["grads"], start=1):
+        weight = optimizer.update(weight, grad, state, count)
+    assert weight.dtype == np.float32
+    np.testing.assert_allclose(weight, reference[case], rtol=0, atol=2e-6)
+
+
+torch = pytest.importorskip("torch")
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_torch_thread():
+    """One thread for the oracle: interleaved with numpy's BLAS threads, torch's spinning
+    worker threads oversubscribe a 2-core machine (a 300-step curve took 30 s, not 1 s)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _curves(optimizer: str, options: dict, torch_optimizer, steps: int = 300):
+    """The same MLP, data, batches and initial weights, trained by both; final weights and losses."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(256, 16)).astype(np.float32)
+    y = (x[:, :3].sum(axis=1) > 0).astype(np.int64) + (x[:, 3] > 0.5)
+    net = nn.Sequential()
+    net.add(nn.Dense(32, activation="relu", in_units=16), nn.Dense(32, activation="tanh", in_units=32),
+            nn.Dense(3, in_units=32))
+    net.initialize(init="xavier", seed=1)
+    reference = torch.nn.Sequential(torch.nn.Linear(16, 32), torch.nn.ReLU(), torch.nn.Linear(32, 32),
+                                    torch.nn.Tanh(), torch.nn.Linear(32, 3))
+    pairs = [(reference[0], net[0]), (reference[2], net[1]), (reference[4], net[2])]
+    with torch.no_grad():
+        for linear, dense in pairs:
+            linear.weight.copy_(torch.tensor(dense.weight.data()))
+            linear.bias.copy_(torch.tensor(dense.bias.data()))
+    trainer = gluon.Trainer(net.collect_params(), optimizer, options)
+    torch_trainer = torch_optimizer(reference.parameters())
+    loss_fn = gluon.loss.SoftmaxCrossEntropyLoss()
+    ours, theirs = [], []
+    for step in range(steps):
+        batch = np.arange(step * 32, (step + 1) * 32) % len(x)
+        with autograd.record():
+            loss = loss_fn(net(x[batch]), y[batch])
+        loss.backward()
+        trainer.step(len(batch))
+        ours.append(float(loss.value.mean()))
+        torch_trainer.zero_grad()
+        torch_loss = torch.nn.functional.cross_entropy(reference(torch.tensor(x[batch])), torch.tensor(y[batch]))
+        torch_loss.backward()
+        torch_trainer.step()
+        theirs.append(torch_loss.item())
+    for linear, dense in pairs:
+        yield dense.weight.data(), linear.weight.detach().numpy()
+        yield dense.bias.data(), linear.bias.detach().numpy()
+    yield np.array(ours), np.array(theirs)
+
+
+CURVES = {
+    "sgd": ({"learning_rate": 0.1}, lambda p: torch.optim.SGD(p, lr=0.1)),
+    "sgd+momentum": ({"learning_rate": 0.05, "momentum": 0.9}, lambda p: torch.optim.SGD(p, lr=0.05, momentum=0.9)),
+    "nag": ({"learning_rate": 0.05, "momentum": 0.9},
+            lambda p: torch.optim.SGD(p, lr=0.05, momentum=0.9, nesterov=True)),
+    "adam": ({"learning_rate": 0.003}, lambda p: torch.optim.Adam(p, lr=0.003)),
+    "adamw": ({"learning_rate": 0.003, "wd": 0.01}, lambda p: torch.optim.AdamW(p, lr=0.003, weight_decay=0.01)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CURVES))
+def test_training_curves_match_torch(name):
+    """300 steps on the same MLP end within float32 tolerance of torch: atol=rtol=2e-5 on the
+    weights (|w| < 1) and losses. Both sides round differently (summation order in BLAS and in
+    the update), and 300 steps accumulate it: measured at most 3.8e-6 (AdamW), 3.7e-7 (Adam),
+    2.4e-7 (SGD) in weights, 7.9e-7 in losses."""
+    options, torch_optimizer = CURVES[name]
+    optimizer = name.split("+")[0]
+    for ours, theirs in _curves(optimizer, options, torch_optimizer):
+        np.testing.assert_allclose(ours, theirs, rtol=2e-5, atol=2e-5)
+
+
+def _net_and_grads(grad_req: str = "write") -> tuple[nn.Sequential, np.ndarray]:
+    net = nn.Sequential()
+    net.add(nn.Dense(4, in_units=3), nn.Dense(2, in_units=4))
+    net.initialize(seed=0)
+    for param in net.collect_params().values():
+        param.grad_req = grad_req
+    return net, np.ones((5, 3), np.float32)
+
+
+def test_step_divides_by_batch_size_and_frozen_parameters_stay():
+    net, x = _net_and_grads()
+    for param in net[0].collect_params().values():
+        param.grad_req = "null"
+    frozen = net[0].weight.data().copy()
+    trainer = gluon.Trainer(net.collect_params(), "sgd", {"learning_rate": 1.0})
+    with autograd.record():
+        loss = net(x).sum()
+    loss.backward()
+    expected = net[1].weight.data() - net[1].weight.grad() / 5
+    trainer.step(5)
+    np.testing.assert_array_equal(net[1].weight.data(), expected)
+    np.testing.assert_array_equal(net[0].weight.data(), frozen)
+    with pytest.raises(AutogradError, match=r"parameter '0\.weight' has grad_req='null' \(frozen\)"):
+        net[0].weight.grad()
+
+
+def test_stale_gradients_are_refused_unless_ignored():
+    net, x = _net_and_grads()
+    trainer = gluon.Trainer(net.collect_params(), "sgd")
+    with autograd.record():
+        loss = net(x).sum()
+    loss.backward()
+    trainer.step(5)
+    with pytest.raises(AutogradError, match=r"gradient of parameter '0\.weight' was not computed by backward since "
+                                            r"the last step"):
+        trainer.step(5)
+    with autograd.record():
+        loss = net[1](np.ones((5, 4), np.float32)).sum()  # only the second layer
+    loss.backward()
+    before = net[0].weight.data().copy()
+    trainer.step(5, ignore_stale_grad=True)
+    np.testing.assert_array_equal(net[0].weight.data(), before)
+
+
+def test_grad_req_add_accumulates_until_zero_grad():
+    net, x = _net_and_grads("add")
+    for _ in range(2):
+        with autograd.record():
+            loss = net(x).sum()
+        loss.backward()
+    once, _ = _net_and_grads()
+    with autograd.record():
+        loss = once(x).sum()
+    loss.backward()
+    np.testing.assert_allclose(net[0].weight.grad(), 2 * once[0].weight.grad(), rtol=1e-6)
+    net[0].weight.zero_grad()
+    assert not net[0].weight.grad().any()
+
+
+def test_learning_rate_and_options():
+    net, _ = _net_and_grads()
+    trainer = gluon.Trainer(net.collect_params(), "adam", {"learning_rate": 0.01, "beta1": 0.8})
+    assert trainer.learning_rate == 0.01 and trainer.optimizer.options["beta1"] == 0.8
+    trainer.set_learning_rate(0.5)
+    assert trainer.learning_rate == 0.5
+    with pytest.raises(ModelpackError, match=r"optimizer 'sgd' has no option 'beta1'; its options are clip_gradient, "
+                                             r"learning_rate, momentum, rescale_grad, wd"):
+        gluon.Trainer(net.collect_params(), "sgd", {"beta1": 0.9})
+    with pytest.raises(ModelpackError, match=r"unknown optimizer 'lamb'; known optimizers: sgd, nag, adam, adamw, "
+                                             r"rmsprop"):
+        gluon.Trainer(net.collect_params(), "lamb")
+
+
+def test_states_refuse_another_trainer(tmp_path):
+    net, x = _net_and_grads()
+    trainer = gluon.Trainer(net.collect_params(), "sgd", {"momentum": 0.9})
+    with autograd.record():
+        loss = net(x).sum()
+    loss.backward()
+    trainer.step(5)
+    trainer.save_states(tmp_path / "sgd.states")
+    no_momentum = gluon.Trainer(net.collect_params(), "sgd")
+    no_momentum.load_states(tmp_path / "sgd.states")  # takes over the saved options, momentum included
+    assert no_momentum.optimizer.options["momentum"] == 0.9
+    partial = gluon.Trainer(net[1].collect_params(), "sgd", {"momentum": 0.9})
+    with pytest.raises(CheckpointError, match=r"trainer state has parameter '0\.weight', which this trainer does "
+                                              r"not update \(it has: \['weight', 'bias'\]\)"):
+        partial.load_states(tmp_path / "sgd.states")
