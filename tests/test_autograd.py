@@ -1,0 +1,172 @@
+"""``modelpack.autograd``'s API and tape: recording modes, what is refused while recording,
+``backward``'s rules, and that loaded models (declarative and traced) train like the original."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import modelpack
+from modelpack import autograd, nn
+from modelpack.errors import AutogradError, UnknownOpError
+from modelpack.nn import functional as F
+
+
+def test_recording_and_training_modes():
+    assert not autograd.is_recording() and not autograd.is_training()
+    with autograd.record():
+        assert autograd.is_recording() and autograd.is_training()
+        with autograd.pause():
+            assert not autograd.is_recording() and not autograd.is_training()
+            with autograd.train_mode():
+                assert autograd.is_training() and not autograd.is_recording()
+        with autograd.predict_mode():
+            assert autograd.is_recording() and not autograd.is_training()
+    with autograd.record(train_mode=False):
+        assert autograd.is_recording() and not autograd.is_training()
+    assert not autograd.is_recording() and not autograd.is_training()
+
+
+def test_dropout_follows_the_recording_mode():
+    layer, x = nn.Dropout(0.5), np.ones((20, 20), np.float32)
+    with autograd.record():
+        assert (layer(autograd.Variable(x)).value == 0).any()
+    with autograd.record(train_mode=False):
+        assert np.array_equal(layer(autograd.Variable(x)).value, x)
+
+
+def test_variables_outside_record_give_plain_arrays():
+    x = autograd.Variable(np.array([1.0, -2.0]))
+    y = x * 2 + 1
+    assert type(y) is np.ndarray and y.tolist() == [3.0, -3.0]
+    assert np.asarray(x).tolist() == [1.0, -2.0] and float(x.sum()) == -1.0
+
+
+def test_what_would_lose_a_gradient_is_refused_while_recording():
+    x = autograd.Variable(np.array([[1.0, -2.0], [3.0, 4.0]]))
+    with autograd.record():
+        with pytest.raises(AutogradError, match=r"converting a Variable to a plain numpy array inside "
+                                                r"autograd\.record\(\) would cut it from the tape"):
+            np.asarray(x)
+        with pytest.raises(UnknownOpError, match=r"numpy\.clip on a Variable: not in the op set, so it has no "
+                                                 r"gradient \(ops: abs, add, "):
+            np.clip(x, 0, 1)
+        with pytest.raises(UnknownOpError, match=r"numpy\.add\.reduce on a Variable: not in the op set"):
+            np.add.reduce(x)
+        with pytest.raises(UnknownOpError, match=r"numpy\.exp with out on a Variable"):
+            np.exp(x, out=np.empty((2, 2)))
+        with pytest.raises(UnknownOpError, match=r"indexing a Variable with \(array\(\[0, 1\]\), 0\): only constant"):
+            x[np.array([0, 1]), 0]
+        with pytest.raises(AutogradError, match=r"in-place assignment to a Variable cannot be differentiated"):
+            x[0] = 1.0
+        kept = x.detach()  # cutting on purpose is allowed
+        assert isinstance(kept, np.ndarray)
+
+
+def test_numpy_and_functional_calls_record_the_op_set():
+    x = autograd.Variable(np.array([[0.5, -1.0, 2.0], [1.5, 0.0, -0.5]]))
+    with autograd.record():
+        y = F.sum(F.softmax(x, axis=1) * np.exp(x), axis=0)  # nn.functional reaches autograd through nn.hooks
+        z = np.concatenate([y, np.tanh(x).mean(axis=0)]).reshape(2, 3).T[1:, ::-1]
+        loss = np.sum(z.astype("float32")) + x.max()
+    assert loss.node is not None and loss.node.name == "add"
+    loss.backward()
+    eps, grad = 1e-6, np.zeros_like(x.value)
+    for index in np.ndindex(x.shape):  # central differences of the same function in float64
+
+        def f(v: np.ndarray) -> float:
+            s = np.exp(v - v.max(axis=1, keepdims=True))
+            y = ((s / s.sum(axis=1, keepdims=True)) * np.exp(v)).sum(axis=0)
+            z = np.concatenate([y, np.tanh(v).mean(axis=0)]).reshape(2, 3).T[1:, ::-1]
+            return float(z.sum() + v.max())
+
+        up, down = x.value.copy(), x.value.copy()
+        up[index] += eps
+        down[index] -= eps
+        grad[index] = (f(up) - f(down)) / (2 * eps)
+    np.testing.assert_allclose(x.grad, grad, rtol=1e-5, atol=1e-5)  # float32 cast inside: ~1e-7 relative
+
+
+def test_non_scalar_backward_uses_ones_and_head_gradients_are_checked():
+    x = autograd.Variable(np.array([1.0, 2.0, 3.0]))
+    with autograd.record():
+        y = x * x
+    y.backward(retain_graph=True)
+    assert x.grad.tolist() == [2.0, 4.0, 6.0]
+    y.backward(np.array([1.0, 0.0, 0.5]))  # accumulates into the leaf's .grad
+    assert x.grad.tolist() == [4.0, 4.0, 9.0]
+    with pytest.raises(AutogradError, match=r"backward reached multiply again after an earlier backward freed its "
+                                            r"graph; pass retain_graph=True"):
+        y.backward()
+    with autograd.record():
+        y = x * x
+    with pytest.raises(AutogradError, match=r"head gradient has shape \(2,\), but the head has shape \(3,\)"):
+        y.backward(np.ones(2))
+    with pytest.raises(AutogradError, match=r"backward needs a value computed inside autograd\.record\(\) from "
+                                            r"parameters or Variables, got ndarray"):
+        autograd.backward([np.ones(3)])
+
+
+def test_frozen_network_output_is_no_variable():
+    net = nn.Dense(2, in_units=3)
+    net.initialize(seed=0)
+    for param in net.collect_params().values():
+        param.grad_req = "null"
+    with autograd.record():
+        out = net(np.ones((1, 3), np.float32))
+    assert type(out) is np.ndarray  # nothing to differentiate: the plain array
+
+
+class Shared(nn.Block):
+    """A custom forward in plain numpy that uses one layer twice."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.body = nn.Dense(4, in_units=4, activation="tanh")
+        self.scale = nn.Parameter("scale", shape=(4,))
+
+    def forward(self, x):
+        h = self.body(self.body(x))
+        return np.maximum(h * self.scale.data(), -0.5) + F.relu(x)[:, :4]
+
+
+def _grads(net: nn.Block, x: np.ndarray) -> dict[str, np.ndarray]:
+    with autograd.record():
+        loss = (net(x) ** 2).sum()
+    loss.backward()
+    return {name: p.grad().copy() for name, p in net.collect_params().items() if p.grad_req != "null"}
+
+
+def test_traced_and_declarative_archives_train_like_the_original(tmp_path):
+    x = np.random.default_rng(0).normal(size=(3, 4)).astype(np.float32)
+    custom = Shared()
+    custom.initialize(init=nn.init.Normal(0.5), seed=2)
+    custom(x)
+    modelpack.export(custom, tmp_path / "custom.mpk", example=x)
+    loaded = modelpack.load(tmp_path / "custom.mpk")
+    assert type(loaded) is nn.GraphBlock
+    original, replayed = _grads(custom, x), _grads(loaded, x)
+    assert list(replayed) == list(original) == ["scale", "body.weight", "body.bias"]
+    for name in original:  # numpy calls on Variables and graph nodes record the same VJPs
+        np.testing.assert_array_equal(replayed[name], original[name], err_msg=name)
+    assert np.abs(original["body.weight"]).sum() > 0
+
+    net = nn.Sequential()
+    net.add(nn.Conv2D(3, 3, in_channels=2, activation="relu"), nn.BatchNorm(in_channels=3), nn.GlobalAvgPool2D(),
+            nn.Flatten(), nn.Dense(2, in_units=3))
+    net.initialize(seed=1)
+    modelpack.export(net, tmp_path / "cnn.mpk")
+    images = np.random.default_rng(1).normal(size=(2, 2, 5, 5)).astype(np.float32)
+    expected, found = _grads(net, images), _grads(modelpack.load(tmp_path / "cnn.mpk"), images)
+    for name in expected:
+        np.testing.assert_array_equal(found[name], expected[name], err_msg=name)
+
+
+def test_a_long_chain_does_not_exhaust_the_stack():
+    x = autograd.Variable(np.array(1.0))
+    with autograd.record():
+        y = x
+        for _ in range(5000):
+            y = y * 1.0001
+    y.backward()
+    np.testing.assert_allclose(x.grad, 1.0001**5000, rtol=1e-9)

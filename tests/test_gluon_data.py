@@ -1,0 +1,97 @@
+"""``gluon.data``: batching, seeded shuffling, and resuming a pass from its saved state."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import modelpack
+from modelpack import gluon
+from modelpack.errors import CheckpointError, InputError
+
+
+def dataset(n: int = 10) -> gluon.data.ArrayDataset:
+    return gluon.data.ArrayDataset(np.arange(n * 2).reshape(n, 2), np.arange(n) * 10)
+
+
+def test_batches_in_order_keep_or_discard_the_last():
+    loader = gluon.data.DataLoader(dataset(), batch_size=4)
+    batches = list(loader)
+    assert len(loader) == 3 and [len(y) for _, y in batches] == [4, 4, 2]
+    assert np.concatenate([y for _, y in batches]).tolist() == list(range(0, 100, 10))
+    assert batches[0][0].tolist() == [[0, 1], [2, 3], [4, 5], [6, 7]]
+    discard = gluon.data.DataLoader(dataset(), batch_size=4, last_batch="discard")
+    assert len(discard) == 2 and [len(y) for _, y in discard] == [4, 4]
+    single = gluon.data.DataLoader(gluon.data.ArrayDataset(np.arange(5)), batch_size=2)
+    assert [b.tolist() for b in single] == [[0, 1], [2, 3], [4]]
+
+
+def test_any_dataset_with_len_and_getitem():
+    class Squares:
+        def __len__(self) -> int:
+            return 5
+
+        def __getitem__(self, i: int) -> tuple[np.ndarray, int]:
+            return np.array([i, i * i]), i
+
+    batches = list(gluon.data.DataLoader(Squares(), batch_size=3))
+    assert batches[1][0].tolist() == [[3, 9], [4, 16]] and batches[1][1].tolist() == [3, 4]
+
+
+def test_shuffling_follows_the_seed_and_differs_per_pass():
+    def passes(seed: int) -> list[list[int]]:
+        modelpack.random.seed(seed)
+        loader = gluon.data.DataLoader(dataset(), batch_size=3, shuffle=True)
+        return [np.concatenate([y for _, y in loader]).tolist() for _ in range(3)]
+
+    first = passes(0)
+    assert first == passes(0) and first != passes(1)
+    assert first[0] != first[1] and sorted(first[0]) == list(range(0, 100, 10))
+    own = gluon.data.DataLoader(dataset(), batch_size=3, shuffle=True, rng=np.random.default_rng(5))
+    again = gluon.data.DataLoader(dataset(), batch_size=3, shuffle=True, rng=np.random.default_rng(5))
+    assert [y.tolist() for _, y in own] == [y.tolist() for _, y in again]
+
+
+@settings(max_examples=30)
+@given(n=st.integers(1, 12), batch=st.integers(1, 5), stop=st.integers(0, 12), last=st.sampled_from(["keep", "discard"]))
+def test_a_saved_pass_resumes_where_it_stopped(n, batch, stop, last):
+    """Interrupting a pass after ``stop`` batches and resuming in a new loader (another
+    process) serves exactly the batches the uninterrupted loader would, this pass and the next."""
+    modelpack.random.seed(3)
+    loader = gluon.data.DataLoader(dataset(n), batch_size=batch, shuffle=True, last_batch=last)
+    uninterrupted = [[y.tolist() for _, y in loader] for _ in range(2)]
+
+    modelpack.random.seed(3)
+    loader = gluon.data.DataLoader(dataset(n), batch_size=batch, shuffle=True, last_batch=last)
+    batches = iter(loader)
+    served = [next(batches)[1].tolist() for _ in range(min(stop, len(loader)))]
+    position, order = loader.export_state()
+    streams = modelpack.random.get_state()
+
+    modelpack.random.seed(99)  # the new process
+    resumed = gluon.data.DataLoader(dataset(n), batch_size=batch, shuffle=True, last_batch=last)
+    modelpack.random.set_state(streams)
+    resumed.import_state(position, order)
+    rest = [y.tolist() for _, y in resumed]
+    if 0 < len(served) < len(loader):  # mid-pass: the rest of that pass
+        assert served + rest == uninterrupted[0]
+        assert [y.tolist() for _, y in resumed] == uninterrupted[1]
+    else:  # between passes: the next pass starts afresh
+        assert (position, order) == (0, None)
+
+
+def test_bad_options_and_states_are_refused():
+    with pytest.raises(InputError, match=r"batch_size must be a positive int, got 0"):
+        gluon.data.DataLoader(dataset(), batch_size=0)
+    with pytest.raises(InputError, match=r"last_batch must be 'keep' or 'discard', got 'rollover'"):
+        gluon.data.DataLoader(dataset(), batch_size=2, last_batch="rollover")
+    with pytest.raises(InputError, match=r"ArrayDataset arrays must have the same length, got lengths \[3, 2\]"):
+        gluon.data.ArrayDataset(np.zeros(3), np.zeros(2))
+    loader = gluon.data.DataLoader(dataset(), batch_size=4)
+    with pytest.raises(CheckpointError, match=r"the saved data order is not a permutation of this loader's 10 "
+                                              r"examples"):
+        loader.import_state(1, np.zeros(10, np.int64))
+    with pytest.raises(CheckpointError, match=r"the saved position 4 is past this loader's 3 batches"):
+        loader.import_state(4, np.arange(10))
