@@ -19,11 +19,12 @@ import numpy as np
 CASES = {
     "sgd": ("sgd", {"learning_rate": 0.1}),
     "sgd_momentum_wd": ("sgd", {"learning_rate": 0.1, "momentum": 0.9, "wd": 0.01}),
-    "sgd_clip_rescale": ("sgd", {"learning_rate": 0.1, "momentum": 0.5, "clip_gradient": 0.5, "rescale_grad": 0.5}),
+    "sgd_clip_rescale": ("sgd", {"learning_rate": 0.1, "momentum": 0.5, "clip_gradient": 0.5,
+                                 "rescale_grad": 0.5}),
     "nag": ("nag", {"learning_rate": 0.1, "momentum": 0.9}),
     "adam_wd": ("adam", {"learning_rate": 0.01, "wd": 0.01, "epsilon": 1e-12}),
-    "adam_clip_rescale": ("adam", {"learning_rate": 0.01, "clip_gradient": 0.5, "rescale_grad": 2.0, "wd": 0.1,
-                                   "epsilon": 1e-12}),
+    "adam_clip_rescale": ("adam", {"learning_rate": 0.01, "clip_gradient": 0.5, "rescale_grad": 2.0,
+                                   "wd": 0.1, "epsilon": 1e-12}),
     "rmsprop_wd": ("rmsprop", {"learning_rate": 0.01, "gamma1": 0.9, "wd": 0.01}),
 }
 
