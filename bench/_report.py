@@ -309,4 +309,14 @@ def write_benchmarks(path: Path, results: list[WorkloadResult], *, machine: dict
     # the method is run.py's docstring: make its reST literals Markdown, its module names paths
     method = re.sub(r"``(_\w+\.py)``", r"`bench/\1`", method).replace("``", "`")
     lines += ["", "## Method", "", method, "", "## Results", "", render(results), "", "## Notes", "", NOTES]
-    path.write_text("\n".join(lines))
+    path.write_text("\n".join(lines).rstrip("\n") + "\n" + _sections_of_other_scripts(path))
+
+
+def _sections_of_other_scripts(path: Path) -> str:
+    """Sections another script owns (a heading naming it, e.g. ``bench/train_step.py``), which
+    this rewrite keeps as they are."""
+    if not path.exists():
+        return ""
+    text = path.read_text(encoding="utf-8")
+    found = re.findall(r"\n## [^\n]*\(`bench/(?!run\.py)[^`]+`\).*?(?=\n## |\Z)", text, flags=re.S)
+    return "".join(found).rstrip("\n") + "\n" if found else ""

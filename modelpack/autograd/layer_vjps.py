@@ -206,10 +206,10 @@ def _conv2d(block: Conv2D, x: Any) -> tuple[Any, LayerBackward]:
         per_group = grad.reshape(n, groups, -1, oh * ow)  # (N, G, O/G, oh·ow)
         grads = {}
         if "weight" in wants:
-            # Σ over the batch as one matmul per group: (G, O/G, N·P) @ (G, N·P, C/G·kh·kw)
-            g_flat = per_group.transpose(1, 2, 0, 3).reshape(groups, per_group.shape[2], -1)
-            c_flat = cols.transpose(1, 0, 3, 2).reshape(groups, -1, cols.shape[2])
-            grads["weight"] = np.matmul(g_flat, c_flat).reshape(weight.shape)
+            # One product per example, summed: BLAS reads the transposed columns in place, which
+            # measured 3-5x faster than one big product over transposed copies.
+            per_example = np.matmul(per_group, np.swapaxes(cols, -1, -2))  # (N, G, O/G, C/G·kh·kw)
+            grads["weight"] = per_example.sum(axis=0).reshape(weight.shape)
         if "bias" in wants:
             grads["bias"] = grad.sum(axis=(0, 2, 3))
         grad_x = None
@@ -224,15 +224,16 @@ def _conv2d(block: Conv2D, x: Any) -> tuple[Any, LayerBackward]:
     return out, backward
 
 
-def _pool_scatter(block: _Pool2D, array: np.ndarray, windows: np.ndarray) -> np.ndarray:
-    """Scatter (N, C, kh, kw, oh, ow) window gradients into the input (padding cropped)."""
-    config = block.get_config()
-    (ph, pw), (sh, sw) = config["padding"], config["strides"]
-    (kh, kw), (oh, ow) = config["pool_size"], windows.shape[-2:]
-    n, c, h, w = array.shape
-    shape = (n, c, max(h + 2 * ph, (oh - 1) * sh + kh), max(w + 2 * pw, (ow - 1) * sw + kw))
-    padded = _scatter_windows(windows, shape, (kh, kw), (sh, sw))
-    return padded[:, :, ph : ph + h, pw : pw + w]
+def _pool_grad(
+    block: _Pool2D, array: np.ndarray, padded_shape: tuple[int, ...], per_offset: list[Any]
+) -> Any:
+    """The input's gradient from each kernel offset's (N, C, oh, ow) share (padding cropped)."""
+    grad = np.zeros(padded_shape, dtype=np.result_type(*per_offset))
+    size = np.shape(per_offset[0])[2:]
+    for (rows, cols), share in zip(block.offsets(size), per_offset, strict=True):
+        grad[:, :, rows, cols] += share
+    (ph, pw), (h, w) = block.get_config()["padding"], array.shape[2:]
+    return grad[:, :, ph : ph + h, pw : pw + w]
 
 
 @_rule(MaxPool2D)
@@ -241,13 +242,14 @@ def _max_pool(block: MaxPool2D, x: Any) -> tuple[Any, LayerBackward]:
 
     def backward(grad: np.ndarray, wants: frozenset[str]) -> tuple[Any, dict[str, np.ndarray]]:
         array = float_input(x)
-        win, (oh, ow) = block._padded_windows(array, -np.inf)  # (N, C, oh, ow, kh, kw)
-        kh, kw = win.shape[-2:]
-        first_max = win.reshape(*win.shape[:4], kh * kw).argmax(axis=-1)  # ties: the first, as torch
-        hits = first_max[..., np.newaxis] == np.arange(kh * kw)  # (N, C, oh, ow, kh·kw)
-        windows = np.where(hits, grad[..., np.newaxis], 0).astype(grad.dtype)
-        windows = windows.reshape(*win.shape[:4], kh, kw).transpose(0, 1, 4, 5, 2, 3)
-        return _pool_scatter(block, array, windows), {}
+        padded, size = block.padded(array, -np.inf)
+        offsets = block.offsets(size)
+        best, first = padded[:, :, offsets[0][0], offsets[0][1]], np.zeros(grad.shape, dtype=np.intp)
+        for k, (rows, cols) in enumerate(offsets[1:], start=1):
+            later = padded[:, :, rows, cols] > best  # strictly: a tie goes to the first, as in torch
+            best, first = np.where(later, padded[:, :, rows, cols], best), np.where(later, k, first)
+        shares = [np.where(first == k, grad, 0) for k in range(len(offsets))]
+        return _pool_grad(block, array, padded.shape, shares), {}
 
     return out, backward
 
@@ -258,13 +260,11 @@ def _avg_pool(block: AvgPool2D, x: Any) -> tuple[Any, LayerBackward]:
 
     def backward(grad: np.ndarray, wants: frozenset[str]) -> tuple[Any, dict[str, np.ndarray]]:
         array = float_input(x)
+        padded, (oh, ow) = block.padded(array, 0.0)
         h, w = array.shape[2:]
-        oh, ow = grad.shape[2:]
         counts = np.outer(block._counts(h, oh, 0), block._counts(w, ow, 1)).astype(grad.dtype)
-        kh, kw = block.get_config()["pool_size"]
         share = grad / counts  # each element of a window gets its 1/count of the window's gradient
-        windows = np.broadcast_to(share[:, :, np.newaxis, np.newaxis], (*grad.shape[:2], kh, kw, oh, ow))
-        return _pool_scatter(block, array, windows), {}
+        return _pool_grad(block, array, padded.shape, [share] * len(block.offsets((oh, ow)))), {}
 
     return out, backward
 
