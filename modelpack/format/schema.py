@@ -19,7 +19,6 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    JsonValue,
     ValidationError,
     ValidationInfo,
     field_validator,
@@ -31,6 +30,14 @@ from ..io import safeyaml
 from ..io.limits import DEFAULT_LIMITS
 from ..io.npy import SUPPORTED_DTYPES
 from ..nn import registry
+from .checkpoint_schema import (
+    CHECKPOINT_PREFIXES,
+    CheckpointInfo,
+    DataState,
+    GeneratorState,
+    RandomState,
+    TrainerState,
+)
 from .versions import FORMAT_VERSION
 
 __all__ = [
@@ -141,63 +148,6 @@ class LayerNode(_Closed):
             if not name or "." in name:
                 raise ValueError(f"child name {name!r} is empty or holds '.'")
         return self
-
-
-# -- checkpoints (kind "checkpoint"): training state beside the model ---------------------
-
-# Checkpoint tensors that are not the model's: optimiser slots, user arrays, data orders.
-# No model tensor name has a ':' (parameters are dotted names, graph constants 'path#constK').
-CHECKPOINT_PREFIXES = ("trainer:", "state:", "data:")
-_HEX128 = r"^0x[0-9a-f]{1,32}$"
-
-
-class GeneratorState(_Closed):
-    """A numpy generator's exact state (PCG64 family); its 128-bit numbers as hex strings, so
-    that every JSON reader keeps them exact."""
-
-    bit_generator: Literal["PCG64", "PCG64DXSM"]
-    state: str = Field(pattern=_HEX128)
-    inc: str = Field(pattern=_HEX128)
-    has_uint32: int = Field(ge=0, le=1)
-    uinteger: int = Field(ge=0, lt=2**32)
-
-
-class RandomState(_Closed):
-    """``modelpack.random``: the seed (None if never seeded) and each stream used so far."""
-
-    seed: Annotated[int, Field(ge=0)] | None = None
-    streams: dict[str, GeneratorState] = Field(default_factory=dict)
-
-
-class TrainerState(_Closed):
-    """A ``gluon.Trainer``: optimiser name and options, and updates done per parameter; the
-    optimiser's arrays are tensors ``trainer:<parameter>:<slot>``."""
-
-    optimizer: str = Field(pattern=r"^[a-z][a-z0-9_]{0,31}$")
-    options: dict[str, float | None]
-    update_counts: dict[str, Annotated[int, Field(ge=0)]]
-
-
-class DataState(_Closed):
-    """A ``gluon.data.DataLoader``'s pass in progress: batches served so far; its order of
-    examples is the tensor ``data:<index>:order``."""
-
-    position: int = Field(ge=0)
-
-
-class CheckpointInfo(_Closed):
-    """What a checkpoint holds besides the model's tensors."""
-
-    step: int = Field(ge=0, description="The training step the checkpoint was taken at.")
-    trainer: TrainerState | None = None
-    random: RandomState = Field(default_factory=RandomState)
-    rng: dict[str, GeneratorState] = Field(
-        default_factory=dict, description="Generators the user passed, by name ('0', '1', ... for a list)."
-    )
-    data: list[DataState] = Field(default_factory=list)
-    state: dict[str, JsonValue] = Field(
-        default_factory=dict, description="User values; user arrays are tensors 'state:<key>'."
-    )
 
 
 def model_weights(manifest: Manifest) -> dict[str, TensorInfo]:
