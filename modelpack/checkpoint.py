@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from . import random
-from .errors import CheckpointError, ModelpackError, UnsupportedBlockError
+from .errors import CheckpointError, ModelpackError, UnsupportedBlockError, UsageError
 from .format import architecture
 from .format.checkpoint import Checkpoint, read_checkpoint, write_checkpoint
 from .format.schema import GeneratorState, RandomState
@@ -60,7 +60,7 @@ class Checkpointer:
     def __init__(self, folder: str | os.PathLike[str], *, keep_last: int | None = 3) -> None:
         positive = isinstance(keep_last, int) and not isinstance(keep_last, bool) and keep_last >= 1
         if keep_last is not None and not positive:
-            raise ModelpackError(f"keep_last must be a positive int or None, got {keep_last!r}")
+            raise UsageError(f"keep_last must be a positive int or None, got {keep_last!r}")
         self.folder = Path(folder)
         self.keep_last = keep_last
         self.folder.mkdir(parents=True, exist_ok=True)
@@ -95,7 +95,7 @@ class Checkpointer:
     ) -> Path:
         """Write the checkpoint of ``step`` atomically and durably, then drop old ones."""
         if isinstance(step, bool) or not isinstance(step, (int, np.integer)) or step < 0:
-            raise ModelpackError(f"step must be a non-negative int, got {step!r}")
+            raise UsageError(f"step must be a non-negative int, got {step!r}")
         constants: dict[str, np.ndarray] = {}
         try:
             tree = architecture.describe(net, constants=constants)

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import ModelpackError
+from .errors import UsageError
 
 __all__ = ["seed", "generator", "get_state", "set_state", "generator_state", "set_generator_state"]
 
@@ -45,7 +45,7 @@ def seed(value: int) -> None:
     """
     global _seed
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
-        raise ModelpackError(f"modelpack.random.seed expects a non-negative int, got {value!r}")
+        raise UsageError(f"modelpack.random.seed expects a non-negative int, got {value!r}")
     with _lock:
         _seed = int(value)
         _streams.clear()
@@ -93,7 +93,7 @@ def generator_state(rng: np.random.Generator, name: str = "generator") -> dict[s
     state = bit_generator.state
     kind = state.get("bit_generator")
     if kind not in SAVABLE_BIT_GENERATORS:
-        raise ModelpackError(
+        raise UsageError(
             f"cannot save the state of {name!r}: its bit generator is {kind}, and modelpack "
             f"saves {', '.join(SAVABLE_BIT_GENERATORS)} (np.random.default_rng() makes PCG64)"
         )
@@ -110,7 +110,7 @@ def set_generator_state(rng: np.random.Generator, saved: dict[str, Any], name: s
     """Put ``rng`` in the state ``generator_state`` described (the bit generators must match)."""
     kind = rng.bit_generator.state.get("bit_generator")
     if saved["bit_generator"] != kind:
-        raise ModelpackError(
+        raise UsageError(
             f"cannot restore {name!r}: the saved state is of a {saved['bit_generator']} generator, "
             f"but the generator given uses {kind}"
         )

@@ -119,9 +119,9 @@ def test_rotation_keeps_the_newest(tmp_path):
     for step in range(4):
         keep_all.save(step, net)
     assert len(keep_all.checkpoints()) == 4
-    with pytest.raises(modelpack.ModelpackError, match=r"keep_last must be a positive int or None, got 0"):
+    with pytest.raises(modelpack.UsageError, match=r"keep_last must be a positive int or None, got 0"):
         modelpack.Checkpointer(tmp_path, keep_last=0)
-    with pytest.raises(modelpack.ModelpackError, match=r"step must be a non-negative int, got -1"):
+    with pytest.raises(modelpack.UsageError, match=r"step must be a non-negative int, got -1"):
         ckpt.save(-1, net)
 
 
@@ -188,10 +188,10 @@ def test_a_checkpoint_that_does_not_fit_changes_nothing(tmp_path):
 def test_unsavable_generator_and_state_are_refused(tmp_path):
     net, _ = trained(1)
     ckpt = modelpack.Checkpointer(tmp_path)
-    with pytest.raises(modelpack.ModelpackError, match=r"cannot save the state of 'rng\[0\]': its bit generator "
+    with pytest.raises(modelpack.UsageError, match=r"cannot save the state of 'rng\[0\]': its bit generator "
                                                       r"is MT19937"):
         ckpt.save(1, net, rng=np.random.Generator(np.random.MT19937(0)))
-    with pytest.raises(modelpack.ModelpackError, match=r"cannot write the checkpoint: state\.bad"):
+    with pytest.raises(modelpack.UsageError, match=r"cannot write the checkpoint: state\.bad"):
         ckpt.save(1, net, state={"bad": {1, 2}})
     assert ckpt.checkpoints() == []
 

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 import modelpack
 from modelpack import gluon
-from modelpack.errors import CheckpointError, InputError
+from modelpack.errors import CheckpointError, UsageError
 
 
 def dataset(n: int = 10) -> gluon.data.ArrayDataset:
@@ -83,11 +83,11 @@ def test_a_saved_pass_resumes_where_it_stopped(n, batch, stop, last):
 
 
 def test_bad_options_and_states_are_refused():
-    with pytest.raises(InputError, match=r"batch_size must be a positive int, got 0"):
+    with pytest.raises(UsageError, match=r"batch_size must be a positive int, got 0"):
         gluon.data.DataLoader(dataset(), batch_size=0)
-    with pytest.raises(InputError, match=r"last_batch must be 'keep' or 'discard', got 'rollover'"):
+    with pytest.raises(UsageError, match=r"last_batch must be 'keep' or 'discard', got 'rollover'"):
         gluon.data.DataLoader(dataset(), batch_size=2, last_batch="rollover")
-    with pytest.raises(InputError, match=r"ArrayDataset arrays must have the same length, got lengths \[3, 2\]"):
+    with pytest.raises(UsageError, match=r"ArrayDataset arrays must have the same length, got lengths \[3, 2\]"):
         gluon.data.ArrayDataset(np.zeros(3), np.zeros(2))
     loader = gluon.data.DataLoader(dataset(), batch_size=4)
     with pytest.raises(CheckpointError, match=r"the saved data order is not a permutation of this loader's 10 "

@@ -8,7 +8,7 @@ import pytest
 
 import modelpack
 from modelpack import autograd, gluon, nn
-from modelpack.errors import ExtraParameterError, ModelpackError, ShapeMismatchError
+from modelpack.errors import ExtraParameterError, ShapeMismatchError, UsageError
 
 
 def trained_mlp() -> nn.Sequential:
@@ -60,7 +60,7 @@ def test_select_and_rename_load_the_first_layers_and_report(tmp_path):
     report = Transfer().load_parameters(tmp_path / "mlp.params", rename={"0.": "body.0.", "1.": "body.1."},
                                         ignore_extra=True, allow_missing=True)
     assert report.unexpected == ["2.weight", "2.bias"] and report.missing == ["head.weight", "head.bias"]
-    with pytest.raises(ModelpackError, match=r"rename maps both '0\.weight' and '1\.weight' to 'y\.weight'"):
+    with pytest.raises(UsageError, match=r"rename maps both '0\.weight' and '1\.weight' to 'y\.weight'"):
         Transfer().load_parameters(tmp_path / "mlp.params", rename={"0.": "y.", "1.": "y."})
 
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from modelpack import autograd, gluon, nn
-from modelpack.errors import AutogradError, CheckpointError, ModelpackError
+from modelpack.errors import AutogradError, CheckpointError, UsageError
 from modelpack.gluon.optimizer import create
 
 REFERENCE = Path(__file__).with_name("reference") / "mxnet_optimizers.npz"
@@ -180,10 +180,10 @@ def test_learning_rate_and_options():
     assert trainer.learning_rate == 0.01 and trainer.optimizer.options["beta1"] == 0.8
     trainer.set_learning_rate(0.5)
     assert trainer.learning_rate == 0.5
-    with pytest.raises(ModelpackError, match=r"optimizer 'sgd' has no option 'beta1'; its options are clip_gradient, "
+    with pytest.raises(UsageError, match=r"optimizer 'sgd' has no option 'beta1'; its options are clip_gradient, "
                                              r"learning_rate, momentum, rescale_grad, wd"):
         gluon.Trainer(net.collect_params(), "sgd", {"beta1": 0.9})
-    with pytest.raises(ModelpackError, match=r"unknown optimizer 'lamb'; known optimizers: sgd, nag, adam, adamw, "
+    with pytest.raises(UsageError, match=r"unknown optimizer 'lamb'; known optimizers: sgd, nag, adam, adamw, "
                                              r"rmsprop"):
         gluon.Trainer(net.collect_params(), "lamb")
 

@@ -7,7 +7,7 @@ import pytest
 
 import modelpack
 from modelpack import autograd, gluon, nn
-from modelpack.errors import ModelpackError
+from modelpack.errors import UsageError
 
 
 def run(seed: int) -> dict[str, bytes]:
@@ -64,14 +64,14 @@ def test_state_round_trip_and_unused_streams_start_from_the_seed():
 
 
 def test_bad_seeds_and_generators_are_refused():
-    with pytest.raises(ModelpackError, match=r"modelpack\.random\.seed expects a non-negative int, got -1"):
+    with pytest.raises(UsageError, match=r"modelpack\.random\.seed expects a non-negative int, got -1"):
         modelpack.random.seed(-1)
-    with pytest.raises(ModelpackError, match=r"expects a non-negative int, got 1\.5"):
+    with pytest.raises(UsageError, match=r"expects a non-negative int, got 1\.5"):
         modelpack.random.seed(1.5)  # type: ignore[arg-type]
     mt = np.random.Generator(np.random.MT19937(0))
-    with pytest.raises(ModelpackError, match=r"cannot save the state of 'g': its bit generator is MT19937"):
+    with pytest.raises(UsageError, match=r"cannot save the state of 'g': its bit generator is MT19937"):
         modelpack.random.generator_state(mt, "g")
     saved = modelpack.random.generator_state(np.random.default_rng(0), "g")
-    with pytest.raises(ModelpackError, match=r"cannot restore 'g': the saved state is of a PCG64 generator, but the "
+    with pytest.raises(UsageError, match=r"cannot restore 'g': the saved state is of a PCG64 generator, but the "
                                              r"generator given uses MT19937"):
         modelpack.random.set_generator_state(mt, saved, "g")

@@ -1,11 +1,12 @@
 """``Variable``: an array on the tape, and how numpy code on it becomes recorded ops.
 
 A Variable holds its numpy value and the ``Node`` that made it: the node's parents and one
-vector-Jacobian product (VJP). Operators, numpy ufuncs and the numpy functions of the op set
-map to op names of ``modelpack.nn.ops``, as tracing's stand-ins do; ``apply`` runs the op's
-numpy function on plain values and, while recording, adds a node with the op's VJP from
-``vjps.VJPS``. Anything that would turn a Variable into a plain array while recording is
-refused, because the gradient would be lost without a word.
+vector-Jacobian product (VJP). Operators, numpy ufuncs, numpy functions and ndarray methods
+map to ops by the op table (``modelpack.nn.ops``: each op's ``numpy``, ``methods`` and
+numpy-style ``call``), as tracing's stand-ins do; ``apply`` runs the op's numpy function on
+plain values and, while recording, adds a node with the op's VJP from ``vjps.VJPS``.
+Anything that would turn a Variable into a plain array while recording is refused, because
+the gradient would be lost without a word.
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ import numpy as np
 
 from ..errors import AutogradError, UnknownOpError
 from ..nn import ops
-from ..tracing.standins import _UFUNC_OPS  # the one table of ufunc -> op name
 from .vjps import VJPS
 
 if TYPE_CHECKING:
@@ -234,22 +234,16 @@ class Variable:
     __hash__ = object.__hash__
 
     def __getitem__(self, index: Any) -> Any:
-        encoded = ops.encode_index(index)
-        if encoded is None:
-            raise UnknownOpError(
-                f"indexing a Variable with {index!r}: only constant ints, slices, None and ... are "
-                "in the op set (for labels, multiply by a one-hot mask and sum)"
-            )
-        return apply("getitem", [self], {"index": encoded})
+        return _call("getitem", f"indexing a Variable with {index!r}", self, index)
 
     # -- methods -------------------------------------------------------------------------------
     @property
     def T(self) -> Any:
         return apply("transpose", [self], {"axes": None})
 
-    def reshape(self, *shape: Any) -> Any:
+    def reshape(self, *shape: Any, **kwargs: Any) -> Any:
         target = shape[0] if len(shape) == 1 else shape
-        return apply("reshape", [self], {"shape": _ints(target)})
+        return _call("reshape", "Variable.reshape", self, target, **kwargs)
 
     def transpose(self, *axes: Any) -> Any:
         target = axes[0] if len(axes) == 1 else axes
@@ -261,21 +255,22 @@ class Variable:
     def astype(self, dtype: Any, copy: bool = True) -> Any:
         return apply("cast", [self], {"dtype": np.dtype(dtype).name})
 
-    def sum(self, axis: Any = None, keepdims: bool = False) -> Any:
-        return _reduce("sum", self, axis, keepdims)
+    # The op table's ndarray methods (``OpDef.methods``: the reductions), numpy's signature.
+    def sum(self, *args: Any, **kwargs: Any) -> Any:
+        return _call("sum", "Variable.sum", self, *args, **kwargs)
 
-    def mean(self, axis: Any = None, keepdims: bool = False) -> Any:
-        return _reduce("mean", self, axis, keepdims)
+    def mean(self, *args: Any, **kwargs: Any) -> Any:
+        return _call("mean", "Variable.mean", self, *args, **kwargs)
 
-    def max(self, axis: Any = None, keepdims: bool = False) -> Any:
-        return _reduce("max", self, axis, keepdims)
+    def max(self, *args: Any, **kwargs: Any) -> Any:
+        return _call("max", "Variable.max", self, *args, **kwargs)
 
-    def min(self, axis: Any = None, keepdims: bool = False) -> Any:
-        return _reduce("min", self, axis, keepdims)
+    def min(self, *args: Any, **kwargs: Any) -> Any:
+        return _call("min", "Variable.min", self, *args, **kwargs)
 
     # -- numpy dispatch --------------------------------------------------------------------------
     def __array_ufunc__(self, ufunc: Any, method: str, *inputs: Any, **kwargs: Any) -> Any:
-        op = _UFUNC_OPS.get(ufunc)
+        op = _UFUNCS.get(ufunc)
         if method != "__call__" or kwargs or op is None:
             name = getattr(ufunc, "__name__", ufunc)
             what = f"numpy.{name}" + ("" if method == "__call__" else f".{method}")
@@ -287,13 +282,16 @@ class Variable:
         return apply(op, list(inputs), {})
 
     def __array_function__(self, func: Any, types: Any, args: Any, kwargs: Any) -> Any:
-        handler = _ARRAY_FUNCTIONS.get(func)
-        if handler is None:
+        if func in _SHAPE_QUERIES:  # static facts: no op, nothing to record
+            return func(*(value_of(a) for a in args), **kwargs)
+        name = f"numpy.{getattr(func, '__name__', func)}"
+        op = _FUNCTIONS.get(func)
+        if op is None:
             raise UnknownOpError(
-                f"numpy.{getattr(func, '__name__', func)} on a Variable: not in the op set, so it has "
-                f"no gradient (ops: {', '.join(ops.known_ops())})"
+                f"{name} on a Variable: not in the op set, so it has no gradient "
+                f"(ops: {', '.join(ops.known_ops())})"
             )
-        return handler(*args, **kwargs)
+        return _call(op.name, name, *args, **kwargs)
 
     # -- for op dispatch by modelpack (nn.hooks.run_op) -------------------------------------------
     @staticmethod
@@ -301,44 +299,18 @@ class Variable:
         return apply(op, inputs, attrs)
 
 
-def _ints(shape: Any) -> list[int]:
-    items = shape if isinstance(shape, (tuple, list)) else (shape,)
-    return [int(dim) for dim in items]
+def _call(op: str, what: str, *args: Any, **kwargs: Any) -> Any:
+    """Apply ``op`` called numpy's way (``OpDef.call`` sorts inputs from attributes)."""
+    try:
+        inputs, attrs = ops.OPS[op].call(*args, **kwargs)
+    except TypeError as exc:
+        raise UnknownOpError(f"{what}: not in the op set as called, so it has no gradient ({exc})") from None
+    return apply(op, inputs, attrs)
 
 
-def _axis_attr(axis: Any) -> Any:
-    return list(axis) if isinstance(axis, tuple) else axis
-
-
-def _reduce(op: str, a: Any, axis: Any = None, keepdims: bool = False, **unsupported: Any) -> Any:
-    if unsupported:
-        raise UnknownOpError(f"numpy.{op} on a Variable with {sorted(unsupported)}: not in the op set")
-    return apply(op, [a], {"axis": _axis_attr(axis), "keepdims": bool(keepdims)})
-
-
-def _reshape(a: Any, shape: Any = None, /, **kwargs: Any) -> Any:
-    target = kwargs.pop("newshape", kwargs.pop("shape", shape))
-    if kwargs:
-        raise UnknownOpError(f"numpy.reshape on a Variable with {sorted(kwargs)}: not in the op set")
-    return apply("reshape", [a], {"shape": _ints(target)})
-
-
-# numpy function -> how its arguments become an op; shape queries answer without recording.
-_ARRAY_FUNCTIONS: dict[Any, Callable[..., Any]] = {
-    np.concatenate: lambda arrays, axis=0: apply("concatenate", list(arrays), {"axis": axis}),
-    np.stack: lambda arrays, axis=0: apply("stack", list(arrays), {"axis": axis}),
-    np.reshape: _reshape,
-    np.transpose: lambda a, axes=None: apply("transpose", [a], {"axes": None if axes is None else [*axes]}),
-    np.squeeze: lambda a, axis=None: apply("squeeze", [a], {"axis": _axis_attr(axis)}),
-    np.expand_dims: lambda a, axis: apply("expand_dims", [a], {"axis": _axis_attr(axis)}),
-    np.where: lambda condition, a, b: apply("where", [condition, a, b], {}),
-    np.sum: lambda a, axis=None, **kw: _reduce("sum", a, axis, **kw),
-    np.mean: lambda a, axis=None, **kw: _reduce("mean", a, axis, **kw),
-    np.max: lambda a, axis=None, **kw: _reduce("max", a, axis, **kw),
-    np.min: lambda a, axis=None, **kw: _reduce("min", a, axis, **kw),
-    np.amax: lambda a, axis=None, **kw: _reduce("max", a, axis, **kw),
-    np.amin: lambda a, axis=None, **kw: _reduce("min", a, axis, **kw),
-    np.shape: lambda a: np.shape(value_of(a)),
-    np.ndim: lambda a: np.ndim(value_of(a)),
-    np.size: lambda a, axis=None: np.size(value_of(a), axis),
+# numpy's ufuncs and functions that mean an op, derived from the op table.
+_UFUNCS: dict[Any, str] = {f: op.name for op in ops.OPS.values() for f in op.numpy if isinstance(f, np.ufunc)}
+_FUNCTIONS: dict[Any, ops.OpDef] = {
+    f: op for op in ops.OPS.values() for f in op.numpy if not isinstance(f, np.ufunc)
 }
+_SHAPE_QUERIES = (np.shape, np.ndim, np.size)

@@ -19,7 +19,7 @@ import numpy as np
 from pydantic import ValidationError
 
 from .. import __version__
-from ..errors import FormatError, ModelpackError
+from ..errors import FormatError, UsageError
 from ..io import npz
 from ..io.limits import DEFAULT_LIMITS, Limits
 from ..io.paths import PathOrFile
@@ -72,7 +72,7 @@ def write_checkpoint(
     values: dict[str, Any] = {}
     for key, value in checkpoint.state.items():
         if not isinstance(key, str):
-            raise ModelpackError(f"checkpoint state keys must be str, found {key!r}")
+            raise UsageError(f"checkpoint state keys must be str, found {key!r}")
         if isinstance(value, (np.ndarray, np.generic)):
             arrays[f"state:{key}"] = np.asarray(value)
         else:
@@ -81,7 +81,7 @@ def write_checkpoint(
         try:
             check_tensor_name(name)
         except ValueError as exc:
-            raise ModelpackError(str(exc)) from None
+            raise UsageError(str(exc)) from None
         npz.check_storable(name, array)
     try:
         info = CheckpointInfo(
@@ -93,7 +93,7 @@ def write_checkpoint(
             state=values,
         )
     except ValidationError as exc:
-        raise ModelpackError(f"cannot write the checkpoint: {describe_errors(exc)}") from None
+        raise UsageError(f"cannot write the checkpoint: {describe_errors(exc)}") from None
     index = {name: TensorInfo(dtype=a.dtype.name, shape=list(a.shape)) for name, a in arrays.items()}
     manifest = Manifest(
         producer=PRODUCER,

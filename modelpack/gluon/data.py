@@ -20,7 +20,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from .. import random
-from ..errors import CheckpointError, InputError
+from ..errors import CheckpointError, UsageError
 
 __all__ = ["Dataset", "ArrayDataset", "DataLoader"]
 
@@ -38,11 +38,11 @@ class ArrayDataset:
 
     def __init__(self, *arrays: Any) -> None:
         if not arrays:
-            raise InputError("ArrayDataset needs at least one array")
+            raise UsageError("ArrayDataset needs at least one array")
         self._arrays = [np.asarray(array) for array in arrays]
         lengths = [len(array) for array in self._arrays]
         if len(set(lengths)) != 1:
-            raise InputError(f"ArrayDataset arrays must have the same length, got lengths {lengths}")
+            raise UsageError(f"ArrayDataset arrays must have the same length, got lengths {lengths}")
 
     def __len__(self) -> int:
         return len(self._arrays[0])
@@ -71,9 +71,9 @@ class DataLoader:
         rng: np.random.Generator | None = None,
     ) -> None:
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise InputError(f"batch_size must be a positive int, got {batch_size!r}")
+            raise UsageError(f"batch_size must be a positive int, got {batch_size!r}")
         if last_batch not in ("keep", "discard"):
-            raise InputError(f"last_batch must be 'keep' or 'discard', got {last_batch!r}")
+            raise UsageError(f"last_batch must be 'keep' or 'discard', got {last_batch!r}")
         self._dataset = dataset
         self._batch_size = batch_size
         self._shuffle = bool(shuffle)

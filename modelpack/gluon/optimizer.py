@@ -22,7 +22,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from ..errors import ModelpackError
+from ..errors import UsageError
 
 __all__ = ["Optimizer", "OPTIMIZERS", "create"]
 
@@ -42,7 +42,7 @@ class Optimizer:
         known = {**self._common, **self.defaults}
         unknown = sorted(set(options) - set(known))
         if unknown:
-            raise ModelpackError(
+            raise UsageError(
                 f"optimizer {self.name!r} has no option {unknown[0]!r}; "
                 f"its options are {', '.join(sorted(known))}"
             )
@@ -163,5 +163,5 @@ def create(name: str, options: dict[str, Any]) -> Optimizer:
     """The optimiser called ``name`` with ``options``; unknown names list the known ones."""
     cls = OPTIMIZERS.get(name.lower()) if isinstance(name, str) else None
     if cls is None:
-        raise ModelpackError(f"unknown optimizer {name!r}; known optimizers: {', '.join(OPTIMIZERS)}")
+        raise UsageError(f"unknown optimizer {name!r}; known optimizers: {', '.join(OPTIMIZERS)}")
     return cls(**options)

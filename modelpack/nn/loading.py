@@ -18,8 +18,8 @@ from ..errors import (
     DtypeMismatchError,
     ExtraParameterError,
     MissingParameterError,
-    ModelpackError,
     ShapeMismatchError,
+    UsageError,
 )
 from .parameter import Parameter, shapes_compatible
 
@@ -120,7 +120,7 @@ def _renamed(
         old = next((prefix for prefix in prefixes if name.startswith(prefix)), None)
         new = name if old is None else rename[old] + name[len(old):]
         if new in result:
-            raise ModelpackError(f"{source}: rename maps both {origin[new]!r} and {name!r} to {new!r}")
+            raise UsageError(f"{source}: rename maps both {origin[new]!r} and {name!r} to {new!r}")
         result[new], origin[new] = array, name
     return result
 
