@@ -172,3 +172,15 @@ def test_a_long_chain_does_not_exhaust_the_stack():
             y = y * 1.0001
     y.backward()
     np.testing.assert_allclose(x.grad, 1.0001**5000, rtol=1e-9)
+
+
+def test_a_vjp_giving_the_wrong_shape_is_an_internal_error(monkeypatch):
+    from modelpack.autograd import vjps
+
+    monkeypatch.setitem(vjps.VJPS, "negative", lambda g, out, inputs, attrs: [np.ones(7)])
+    x = autograd.Variable(np.ones(3))
+    with autograd.record():
+        y = -x
+    with pytest.raises(AutogradError, match=r"internal error: gradient of shape \(7,\) for a value of shape \(3,\) "
+                                            r"made by a leaf"):
+        y.backward()

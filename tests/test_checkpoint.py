@@ -243,3 +243,35 @@ def test_restore_fills_deferred_shapes_and_training_continues(tmp_path):
     loss.backward()
     fresh_trainer.step(2)
     assert fresh_trainer.export_state()[0].update_counts["0.weight"] == 3
+
+
+def test_a_save_below_newer_steps_keeps_the_file_it_wrote(tmp_path):
+    net, _ = trained(1)
+    ckpt = modelpack.Checkpointer(tmp_path, keep_last=2)
+    for step in (10, 20):
+        ckpt.save(step, net)
+    written = ckpt.save(5, net)  # the oldest step by number, but the newest file: never rotated away
+    assert written.exists() and len(ckpt.checkpoints()) == 3
+
+
+def test_restore_refuses_generators_of_another_kind(tmp_path):
+    net, _ = trained(1)
+    ckpt = modelpack.Checkpointer(tmp_path)
+    ckpt.save(1, net, rng={"noise": np.random.default_rng(0)})
+    other = np.random.Generator(np.random.PCG64DXSM(0))
+    with pytest.raises(CheckpointError, match=r"generator 'noise' was saved as PCG64, the one given is PCG64DXSM"):
+        ckpt.restore(net, rng={"noise": other})
+
+
+def test_bad_state_and_tensor_names_are_refused(tmp_path):
+    net, _ = trained(1)
+    ckpt = modelpack.Checkpointer(tmp_path)
+    with pytest.raises(modelpack.UsageError, match=r"checkpoint state keys must be str, found 3"):
+        ckpt.save(1, net, state={3: "x"})
+    with pytest.raises(modelpack.UsageError, match=r"tensor name 'state:a/b' is not allowed"):
+        ckpt.save(1, net, state={"a/b": np.zeros(2)})
+    for name, why in (("trainer:x", "is not 'trainer:<parameter>:<slot>'"),
+                      ("data:0:order", "names data loader 0, but the checkpoint has 0")):
+        write_checkpoint(tmp_path / "odd.mpk", Checkpoint(step=0, model={name: np.zeros(2)}))
+        with pytest.raises(FormatError, match=rf"odd\.mpk: (checkpoint )?tensor '{name}' .*{why}"):
+            read_checkpoint(tmp_path / "odd.mpk")

@@ -203,3 +203,17 @@ def test_states_refuse_another_trainer(tmp_path):
     with pytest.raises(CheckpointError, match=r"trainer state has parameter '0\.weight', which this trainer does "
                                               r"not update \(it has: \['weight', 'bias'\]\)"):
         partial.load_states(tmp_path / "sgd.states")
+
+
+def test_states_with_other_slots_are_refused():
+    net, x = _net_and_grads()
+    adam = gluon.Trainer(net.collect_params(), "adam")
+    with autograd.record():
+        loss = net(x).sum()
+    loss.backward()
+    adam.step(5)
+    state, arrays = adam.export_state()
+    arrays["0.weight"] = {"mean": arrays["0.weight"]["mean"]}  # "var" lost
+    with pytest.raises(CheckpointError, match=r"parameter '0\.weight' has optimizer state \['mean'\], but adam with "
+                                              r"these options keeps \['mean', 'var'\]"):
+        gluon.Trainer(net.collect_params(), "adam").import_state(state, arrays)
