@@ -1,7 +1,8 @@
 """The committed example archives of spec/examples/ still load and compute what they say.
 
 These files are never regenerated for a released format version, so this is the test that
-old archives stay readable: NAME.mpk are format 1.0, NAME-1.1.mpk format 1.1.
+old archives stay readable: NAME.mpk are format 1.0, NAME-1.1.mpk format 1.1, NAME-1.2.mpk format
+1.2 (which adds checkpoint-1.2.mpk).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import modelpack
 EXAMPLES = Path(__file__).resolve().parents[1] / "spec" / "examples"
 
 
-VERSIONS = {"": "1.0", "-1.1": "1.1"}  # archive name suffix -> format version
+VERSIONS = {"": "1.0", "-1.1": "1.1", "-1.2": "1.2"}  # archive name suffix -> format version
 
 
 @pytest.mark.parametrize("suffix", sorted(VERSIONS))
@@ -60,8 +61,37 @@ def test_graph_example_output():
 
 def test_examples_have_the_version_their_name_says():
     paths = sorted(EXAMPLES.glob("*.mpk"))
-    assert len(paths) == 3 * len(VERSIONS) + 1  # + the traced graph, new in 1.1
+    assert len(paths) == 3 * len(VERSIONS) + 2 + 1  # + the traced graph (1.1, 1.2) and the checkpoint (1.2)
     for path in paths:
         suffix = path.stem[len(path.stem.split("-")[0]):]
         assert modelpack.inspect(path).format_version == VERSIONS[suffix], path.name
         assert modelpack.verify(path).ok, path.name
+
+
+def test_checkpoint_example(tmp_path):
+    """A checkpoint (spec §10): its model loads alone, and it restores a run exactly."""
+    import shutil
+
+    import modelpack.random
+    from modelpack import gluon, nn
+
+    path = EXAMPLES / "checkpoint-1.2.mpk"
+    info = modelpack.inspect(path).checkpoint
+    assert info is not None and info.step == 3 and info.trainer is not None
+    assert info.trainer.optimizer == "adam" and set(info.trainer.update_counts.values()) == {3}
+    assert info.data[0].position == 3 and list(info.rng) == ["noise"] and info.random.seed == 0
+    assert info.state == {"epoch": 0, "history": [1.5, 1.25]}
+    net = modelpack.load(path, integrity="sha256")
+    assert isinstance(net, nn.Sequential) and len(net) == 3
+
+    shutil.copy(path, tmp_path / "ckpt-0000000003.mpk")
+    fresh = nn.Sequential()
+    fresh.add(nn.Dense(8, activation="relu"), nn.Dropout(0.5), nn.Dense(3))
+    fresh.initialize()
+    trainer = gluon.Trainer(fresh.collect_params(), "adam")
+    loader = gluon.data.DataLoader(gluon.data.ArrayDataset(np.zeros((10, 4), np.float32)), batch_size=2, shuffle=True)
+    ckpt = modelpack.Checkpointer(tmp_path)
+    assert ckpt.restore(fresh, trainer=trainer, rng={"noise": np.random.default_rng()}, data=loader) == 3
+    assert ckpt.state["ema"].tolist() == [0.0, 1.0, 2.0] and len(list(loader)) == 2  # the pass's rest
+    assert fresh[0].weight.data().tobytes() == net[0].weight.data().tobytes()
+    assert modelpack.random.get_state()["seed"] == 0

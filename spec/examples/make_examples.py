@@ -88,6 +88,37 @@ def tensors() -> dict[str, np.ndarray]:
     }
 
 
+def checkpoint(target: Path) -> None:
+    """A checkpoint (format §10, new in 1.2): a small MLP after 3 Adam steps, stopped mid-pass
+    of a shuffled loader, with a user generator and user state (a value and an array)."""
+    from modelpack import autograd, gluon
+
+    modelpack.random.seed(0)
+    net = nn.Sequential()
+    net.add(nn.Dense(8, activation="relu", in_units=4), nn.Dropout(0.5), nn.Dense(3, in_units=8))
+    net.initialize()
+    trainer = gluon.Trainer(net.collect_params(), "adam", {"learning_rate": 0.01})
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=(10, 4)).astype(np.float32)
+    loader = gluon.data.DataLoader(gluon.data.ArrayDataset(x, np.arange(10) % 3), batch_size=2, shuffle=True)
+    loss_fn = gluon.loss.SoftmaxCrossEntropyLoss()
+    batches = iter(loader)
+    for _ in range(3):
+        xb, yb = next(batches)
+        with autograd.record():
+            loss = loss_fn(net(xb), yb)
+        loss.backward()
+        trainer.step(len(xb))
+    folder = target.parent / "checkpoint-run"
+    written = modelpack.Checkpointer(folder).save(
+        3, net, trainer=trainer, rng={"noise": rng}, data=loader,
+        state={"epoch": 0, "history": [1.5, 1.25], "ema": np.arange(3, dtype=np.float32)},
+        metadata={"example": "checkpoint"},
+    )
+    written.replace(target)
+    folder.rmdir()
+
+
 def main() -> None:
     from modelpack.format.schema import FORMAT_VERSION
 
@@ -106,6 +137,10 @@ def main() -> None:
     target = HERE / f"tensors-{FORMAT_VERSION}.mpk"
     if not target.exists():
         modelpack.save(target, tensors(), metadata={"example": "tensors"})
+        print(f"wrote {target.name}")
+    target = HERE / f"checkpoint-{FORMAT_VERSION}.mpk"
+    if not target.exists():
+        checkpoint(target)
         print(f"wrote {target.name}")
 
 
