@@ -200,7 +200,8 @@ class Block:
 
         ``init`` applies to parameters without their own initializer (weights; biases keep
         ``zeros``), defaulting to Gluon's ``Uniform(0.07)``. With ``seed``, each parameter's
-        values depend only on the seed and its structured name, so results are reproducible.
+        values depend only on the seed and its structured name, so results are reproducible;
+        without, the seed is drawn from ``modelpack.random``'s ``"init"`` stream.
         ``ctx`` and ``verbose`` are accepted for Gluon code and ignored (numpy on the CPU).
         """
         self.collect_params().initialize(init, force_reinit=force_reinit, seed=seed)
