@@ -162,7 +162,9 @@ class Variable:
 
     # -- gradients ---------------------------------------------------------------------------
     def backward(self, out_grad: Any = None, retain_graph: bool = False, train_mode: bool = True) -> None:
-        """Backpropagate from this value; a non-scalar gets ones as its gradient (as in MXNet)."""
+        """Backpropagate from this value; a non-scalar gets ones as its gradient (as in MXNet).
+
+        ``train_mode`` is accepted for MXNet's signature: the VJPs use what the forward saved."""
         from .recording import backward  # late: recording imports this module
 
         backward([self], None if out_grad is None else [out_grad], retain_graph=retain_graph)
