@@ -270,6 +270,9 @@ def test_bad_state_and_tensor_names_are_refused(tmp_path):
         ckpt.save(1, net, state={3: "x"})
     with pytest.raises(modelpack.UsageError, match=r"tensor name 'state:a/b' is not allowed"):
         ckpt.save(1, net, state={"a/b": np.zeros(2)})
+    with pytest.raises(modelpack.UsageError, match=r"cannot write the checkpoint: metadata\.a: Input should be a "
+                                                   r"valid string"):
+        ckpt.save(1, net, metadata={"a": 1})  # type: ignore[dict-item]
     for name, why in (("trainer:x", "is not 'trainer:<parameter>:<slot>'"),
                       ("data:0:order", "names data loader 0, but the checkpoint has 0")):
         write_checkpoint(tmp_path / "odd.mpk", Checkpoint(step=0, model={name: np.zeros(2)}))

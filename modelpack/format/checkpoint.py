@@ -26,6 +26,7 @@ from ..io.paths import PathOrFile
 from . import container
 from .archive import Archive
 from .schema import (
+    FORMAT_VERSION,
     CheckpointInfo,
     DataState,
     GeneratorState,
@@ -83,6 +84,7 @@ def write_checkpoint(
         except ValueError as exc:
             raise UsageError(str(exc)) from None
         npz.check_storable(name, array)
+    index = {name: TensorInfo(dtype=a.dtype.name, shape=list(a.shape)) for name, a in arrays.items()}
     try:
         info = CheckpointInfo(
             step=checkpoint.step,
@@ -92,17 +94,18 @@ def write_checkpoint(
             data=[DataState(position=position) for position, _ in checkpoint.data],
             state=values,
         )
+        manifest = Manifest(
+            format="modelpack",
+            format_version=FORMAT_VERSION,
+            producer=PRODUCER,
+            kind="checkpoint",
+            architecture=checkpoint.architecture,
+            checkpoint=info,
+            weights=index,
+            metadata=dict(metadata or {}),
+        )
     except ValidationError as exc:
         raise UsageError(f"cannot write the checkpoint: {describe_errors(exc)}") from None
-    index = {name: TensorInfo(dtype=a.dtype.name, shape=list(a.shape)) for name, a in arrays.items()}
-    manifest = Manifest(
-        producer=PRODUCER,
-        kind="checkpoint",
-        architecture=checkpoint.architecture,
-        checkpoint=info,
-        weights=index,
-        metadata=dict(metadata or {}),
-    )
     container.write_archive(path, manifest, arrays)
 
 
