@@ -90,6 +90,6 @@ def test_killed_run_resumes_bit_exactly(tmp_path):
 
 @pytest.mark.slow
 def test_killed_run_resumes_bit_exactly_soak(tmp_path):
-    seen = _kill_and_resume(tmp_path, kills=60, steps=300, reach=8, seed=1)
+    seen = _kill_and_resume(tmp_path, kills=60, steps=600, reach=6, seed=1)
     print(f"\n{seen}")
     assert seen["kills"] == 60 and seen["resumed"] >= 30 and seen["mid-write"] >= 1, seen
