@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 
 import modelpack.random
 from modelpack import autograd, nn
-from modelpack.autograd.layer_vjps import RULES
+from modelpack.autograd.rules import PASS_THROUGH, RULES
 from modelpack.nn import registry
 from modelpack.nn.activations import ACTIVATIONS
 
@@ -40,7 +40,8 @@ TORCH_ACTIVATIONS: dict[str | None, Callable[[Any], Any]] = {
     "relu": torch.relu,
     "sigmoid": torch.sigmoid,
     "tanh": torch.tanh,
-    "softrelu": F.softplus,
+    # torch's softplus returns x itself past x = 20 (its default threshold): ours stays exact.
+    "softrelu": lambda t: F.softplus(t, threshold=50),
     "softsign": F.softsign,
     "gelu": F.gelu,
     "silu": F.silu,
@@ -91,10 +92,16 @@ def compare(
         np.testing.assert_allclose(param.grad(), tensors[name].grad.numpy(), rtol=rtol, atol=atol, err_msg=name)
 
 
-def test_every_layer_type_records_one_node_or_is_a_container():
-    ruled = {registry.type_name_of(cls.__new__(cls)) for cls in RULES}
-    containers = {name for name in registry.known_layers() if registry.layer_type(name).container}
-    assert sorted(set(registry.known_layers()) - ruled - containers) == []
+def test_every_layer_type_records_one_node_or_runs_on_variables():
+    """A registered type has a rule (one node, one VJP), or is a container or pass-through
+    layer whose forward only calls recorded layers and ops."""
+    uncovered = []
+    for name in registry.known_layers():
+        entry = registry.layer_type(name)
+        mro = entry.cls.__mro__
+        if not (entry.container or any(c in RULES or c in PASS_THROUGH for c in mro)):
+            uncovered.append(name)
+    assert uncovered == []
 
 
 @settings(max_examples=30)

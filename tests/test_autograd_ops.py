@@ -160,7 +160,7 @@ UNARY: dict[str, tuple[Callable[..., Any], Callable[[np.ndarray], np.ndarray]]] 
     "relu": (torch.relu, lambda x: x),
     "sigmoid": (torch.sigmoid, lambda x: 4 * x),
     "tanh": (torch.tanh, lambda x: 2 * x),
-    "softrelu": (F.softplus, lambda x: 8 * x),
+    "softrelu": (lambda t: F.softplus(t, threshold=50), lambda x: 8 * x),  # torch: x itself past 20
     "softsign": (F.softsign, lambda x: x),
     "gelu": (F.gelu, lambda x: 2 * x),
     "silu": (F.silu, lambda x: 4 * x),

@@ -34,7 +34,7 @@ class Recorder:
         self.leaves: dict[int, Variable] = {}
 
     def call_block(self, block: Block, args: tuple[Any, ...]) -> Any:
-        from .layer_vjps import call_block  # late: the layer rules import the layer library
+        from .rules import call_block  # late: the layer rules import the layer library
 
         return call_block(self, block, args)
 

@@ -14,7 +14,7 @@ import numpy as np
 from pydantic import Field, field_validator
 
 from ..errors import InputError, UnknownOpError, UnsupportedBlockError, UsageError
-from . import budget, functional, ops
+from . import budget, functional, hooks, ops
 from .block import Block, Sequential
 from .registry import LayerConfig, register_layer
 
@@ -115,7 +115,7 @@ class Lambda(Block):
             return self._call_python(self._python, args)
         op = self._op or ""
         budget.check(budget.op_bytes(op, args, {}), f"its op {op!r}")  # as a graph node's, before numpy
-        return ops.op_def(op).fn(*args)
+        return hooks.run_op(op, args, {})  # recorded when args are autograd's Variables
 
     def _call_python(self, function: Callable[..., Any], args: tuple[Any, ...]) -> Any:
         return function(*args)
@@ -166,20 +166,20 @@ class Concatenate(Sequential):
     def forward(self, x: Any) -> np.ndarray:
         outputs = []
         for name, block in self._children.items():
-            outputs.append(np.asarray(block(x)))
+            outputs.append(block(x))  # not np.asarray: outputs may be autograd's recorded Variables
             budget.hold(outputs[-1:], [x], f"the output of child {name!r}")  # kept until joined
         if outputs:
-            joined = sum(out.size for out in outputs) * np.result_type(*outputs).itemsize
-            budget.charge(joined, "joining its children's outputs")
+            itemsize = np.result_type(*(out.dtype for out in outputs)).itemsize
+            budget.charge(sum(int(np.size(out)) for out in outputs) * itemsize, "joining its children's outputs")
         if not outputs:
             raise InputError("Concatenate has no children to join")
-        ndim = outputs[0].ndim
+        ndim = np.ndim(outputs[0])
         if not -ndim <= self._axis < ndim:
             raise InputError(f"Concatenate(axis={self._axis}) cannot join outputs of {ndim} dimensions")
         try:
             return np.concatenate(outputs, axis=self._axis)
         except ValueError as exc:
-            shapes = [out.shape for out in outputs]
+            shapes = [np.shape(out) for out in outputs]
             raise InputError(
                 f"Concatenate(axis={self._axis}): outputs of shapes {shapes} do not join: {exc}"
             ) from None

@@ -6,6 +6,8 @@ window, and one reduction over the window axes computes the output (no pixel loo
 
 from __future__ import annotations
 
+import functools
+import itertools
 from typing import Any, ClassVar
 
 import numpy as np
@@ -134,7 +136,10 @@ class _MaxPool(_Pool):
 
     def forward(self, x: Any) -> np.ndarray:
         win, _ = self._padded_windows(float_input(x), -np.inf)
-        return win.max(axis=self._window_axes)
+        # The maximum of one strided (N, C, *out) view per window offset: element-wise, several
+        # times faster than reducing the window axes of the strided view, and the same values.
+        offsets: list[tuple[Any, ...]] = [(Ellipsis, *o) for o in itertools.product(*map(range, self._pool))]
+        return functools.reduce(np.maximum, (win[offset] for offset in offsets))
 
 
 class _AvgPool(_Pool):
