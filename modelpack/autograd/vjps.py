@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from ..nn import activations as act
-from ..nn.ops import decode_index
+from ..nn.ops.indexing import decode_index
 
 __all__ = ["VJPS", "Vjp", "OUTPUT_ONLY", "reduce_to"]
 
