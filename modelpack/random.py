@@ -5,7 +5,8 @@ randomness from a few named *streams*, each a numpy ``Generator`` derived from t
 its name, so adding a stream never shifts another's numbers.
 
 - ``"init"``: ``Block.initialize()`` and ``Parameter.initialize()`` without their own seed;
-- ``"dropout"``: the masks of every ``Dropout`` layer;
+- ``"dropout"``: the masks of every ``Dropout`` layer and of the ``dropout`` op (``npx.dropout``,
+  recurrent layers' dropout, traced graphs);
 - ``"data"``: the shuffling of ``gluon.data.DataLoader``.
 
 Without ``seed()`` the streams start from fresh OS entropy, as numpy's ``default_rng()`` does.

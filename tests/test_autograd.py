@@ -48,17 +48,17 @@ def test_what_would_lose_a_gradient_is_refused_while_recording():
         with pytest.raises(AutogradError, match=r"converting a Variable to a plain numpy array inside "
                                                 r"autograd\.record\(\) would cut it from the tape"):
             np.asarray(x)
-        with pytest.raises(UnknownOpError, match=r"numpy\.clip on a Variable: not in the op set, so it has no "
+        with pytest.raises(UnknownOpError, match=r"numpy\.sort on a Variable: not in the op set, so it has no "
                                                  r"gradient \(ops: abs, add, "):
-            np.clip(x, 0, 1)
+            np.sort(x)
         with pytest.raises(UnknownOpError, match=r"numpy\.add\.reduce on a Variable: not in the op set"):
             np.add.reduce(x)
         with pytest.raises(UnknownOpError, match=r"numpy\.exp with out on a Variable"):
             np.exp(x, out=np.empty((2, 2)))
-        with pytest.raises(UnknownOpError, match=r"indexing a Variable with \(array\(\[0, 1\]\), 0\): not in the op "
-                                                 r"set as called, so it has no gradient \(index .* must be built from "
-                                                 r"ints, slices, None and \.\.\.\)"):
-            x[np.array([0, 1]), 0]
+        with pytest.raises(UnknownOpError, match=r"indexing a Variable with \(array\(\[0\.5\]\), 0\): not in the "
+                                                 r"op set as called, so it has no gradient \(index arrays must hold "
+                                                 r"integers, not float64\)"):
+            x[np.array([0.5]), 0]
         with pytest.raises(AutogradError, match=r"in-place assignment to a Variable cannot be differentiated"):
             x[0] = 1.0
         kept = x.detach()  # cutting on purpose is allowed

@@ -28,6 +28,7 @@ from modelpack import autograd
 from modelpack.autograd.variable import apply
 from modelpack.autograd.vjps import VJPS
 from modelpack.nn import ops
+from modelpack.nn.ops.indexing import encode_index
 
 torch = pytest.importorskip("torch")
 F = torch.nn.functional
@@ -235,6 +236,7 @@ def test_layout_ops(shape, seed, data):
 INDICES = st.sampled_from([
     (0,), (slice(None), 1), (slice(1, None), None), (Ellipsis, 0), (slice(None, None, -1),),
     (slice(0, 3, 2), Ellipsis, None), (-1, slice(None, 2)),
+    (np.array([0, 2, 0]),), (slice(None), np.array([[0, 1], [2, 0]])),  # advanced: a repeat adds up
 ])
 
 
@@ -242,14 +244,14 @@ INDICES = st.sampled_from([
 @given(index=INDICES, seed=seeds)
 def test_getitem(index, seed):
     x = np.random.default_rng(seed).normal(size=(4, 3, 2))
-    encoded = ops.encode_index(index)
+    encoded, arrays = encode_index(index)
 
-    def reference(t: Any) -> Any:  # torch has no negative steps: flip instead
-        if index == (slice(None, None, -1),):
+    def reference(t: Any, *index_arrays: Any) -> Any:  # torch has no negative steps: flip instead
+        if any(isinstance(item, slice) and item.step == -1 for item in index):
             return t.flip(0)
-        return t[index]
+        return t[tuple(torch.tensor(item) if isinstance(item, np.ndarray) else item for item in index)]
 
-    check("getitem", [x], {"index": encoded}, reference, seed)
+    check("getitem", [x, *arrays], {"index": encoded}, reference, seed)
 
 
 REDUCTIONS = {"sum": torch.sum, "mean": torch.mean, "max": torch.amax, "min": torch.amin}

@@ -17,7 +17,7 @@ through ``nn.hooks``). ``gluon`` and ``modelpack.checkpoint`` build on it.
 from __future__ import annotations
 
 from ..nn.mode import is_training
-from . import layer_vjps, spatial_vjps  # noqa: F401  (register the layers' rules)
+from . import layer_vjps, neural_vjps, shape_vjps, spatial_vjps  # noqa: F401  (register the VJPs and rules)
 from .recording import backward, pause, predict_mode, record, train_mode
 from .variable import Variable, is_recording
 

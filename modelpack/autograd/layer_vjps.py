@@ -24,12 +24,16 @@ from ..nn.basic import Dense, Dropout, Embedding, Flatten
 from ..nn.compose import Identity, Lambda
 from ..nn.mode import is_training
 from ..nn.norm import BatchNorm, GroupNorm, InstanceNorm, LayerNorm
+from ..nn.rnn.cells import RecurrentCell
+from ..nn.rnn.layers import _RNNLayer
 from .rules import PASS_THROUGH, Grads, LayerBackward, data, forward, rule, through_activation
 from .vjps import VJPS
 
 __all__: list[str] = []
 
-PASS_THROUGH.update({Identity, Lambda})  # Lambda runs its op through nn.hooks.run_op
+# Lambda runs its op through nn.hooks.run_op; the recurrent layers and cells are written with
+# nn.functional ops only (nn/rnn/steps.py), each recorded with its own VJP.
+PASS_THROUGH.update({Identity, Lambda, _RNNLayer, RecurrentCell})
 
 
 @rule(Dense)

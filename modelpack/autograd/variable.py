@@ -19,7 +19,7 @@ import numpy as np
 
 from ..errors import AutogradError, UnknownOpError
 from ..nn import ops
-from .vjps import VJPS
+from .vjps import CAPTURE, VJPS
 
 if TYPE_CHECKING:
     from ..nn.parameter import Parameter
@@ -75,9 +75,20 @@ def apply(op: str, inputs: Sequence[Any], attrs: dict[str, Any]) -> Any:
     """Run registered op ``op`` on the inputs' values; record it if an input is a Variable."""
     definition = ops.op_def(op)
     values = [value_of(item) for item in inputs]
+    capture = CAPTURE.get(op)
+    context = {**attrs, **capture(attrs)} if capture is not None and is_recording() else attrs
     out = definition.fn(*values, **attrs)
     vjp = VJPS[op]
-    return make_node(op, out, inputs, lambda grad: vjp(grad, out, values, attrs))
+    if not definition.returns_list(attrs):
+        return make_node(op, out, inputs, lambda grad: vjp(grad, out, values, context))
+    # Several outputs (split, topk): each is a node; its VJP sees zeros for the others (the
+    # input gradients of the outputs add up, as the op's VJP is linear in the gradients).
+    def one_output(i: int) -> Backward:
+        return lambda grad: vjp(
+            [grad if j == i else np.zeros_like(o) for j, o in enumerate(out)], out, values, context
+        )
+
+    return [make_node(f"{op}[{i}]", value, inputs, one_output(i)) for i, value in enumerate(out)]
 
 
 class Variable:

@@ -1,11 +1,12 @@
 """One vector-Jacobian product (VJP) per registered op: the gradients of ``modelpack.nn.ops``.
 
-A VJP gets the gradient of the op's output, the output, the input values and the op's
-attributes, and returns one gradient per input: None where an input has none (a condition,
-an integer array, a Python number). Gradients of broadcast inputs are summed back to the
-input's shape. At kinks and ties the choice is PyTorch's (the test oracle): relu'(0) = 0,
-|x|'(0) = 0, ``maximum``/``minimum`` split a tie's gradient in halves, ``max``/``min``
-reductions share it evenly among the tied elements.
+A VJP gets the gradient of the op's output (a list of them for an op with several outputs),
+the output, the input values and the op's attributes, and returns one gradient per input:
+None where an input has none (a condition, an integer array, a Python number). Gradients of
+broadcast inputs are summed back to the input's shape. At kinks and ties the choice is
+PyTorch's (the test oracle): relu'(0) = 0, |x|'(0) = 0, ``maximum``/``minimum`` split a
+tie's gradient in halves, ``max``/``min`` reductions share it evenly among the tied elements.
+Element-wise ops are here; ``shape_vjps`` and ``neural_vjps`` hold the other families.
 """
 
 from __future__ import annotations
@@ -17,12 +18,14 @@ from typing import Any
 import numpy as np
 
 from ..nn import activations as act
-from ..nn.ops.indexing import decode_index
 
-__all__ = ["VJPS", "Vjp", "OUTPUT_ONLY", "reduce_to"]
+__all__ = ["VJPS", "Vjp", "CAPTURE", "OUTPUT_ONLY", "reduce_to"]
 
-Vjp = Callable[[np.ndarray, Any, list[Any], dict[str, Any]], list[Any]]
+Vjp = Callable[[Any, Any, list[Any], dict[str, Any]], list[Any]]
 VJPS: dict[str, Vjp] = {}
+# For ops that draw random numbers (dropout): what to keep from before the forward, passed to
+# the VJP among the attributes, so that it can redraw exactly what the forward drew.
+CAPTURE: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {}
 
 # Activations whose VJP needs only the output (layers then need not recompute their input).
 OUTPUT_ONLY = frozenset({"relu", "sigmoid", "tanh"})
@@ -138,9 +141,37 @@ def _matmul(g: np.ndarray, out: Any, inputs: list[Any], attrs: dict[str, Any]) -
     return [grad_a, grad_b]
 
 
-@_vjp("greater", "greater_equal", "less", "less_equal", "equal", "not_equal")
+@_vjp("greater", "greater_equal", "less", "less_equal", "equal", "not_equal", "logical_and", "logical_or",
+      "floor_divide")
 def _comparison(g: np.ndarray, out: Any, inputs: list[Any], attrs: dict[str, Any]) -> list[Any]:
     return [None, None]  # piecewise constant: no gradient flows
+
+
+@_vjp("logical_not", "argmax", "argmin", "zeros_like", "ones_like", "full_like")
+def _no_gradient(g: np.ndarray, out: Any, inputs: list[Any], attrs: dict[str, Any]) -> list[Any]:
+    return [None] * len(inputs)  # the output does not depend smoothly on the input
+
+
+@_vjp("full", "arange")
+def _made_from_sizes(g: np.ndarray, out: Any, inputs: list[Any], attrs: dict[str, Any]) -> list[Any]:
+    return []  # no inputs
+
+
+@_vjp("mod")
+def _mod(g: np.ndarray, out: Any, inputs: list[Any], attrs: dict[str, Any]) -> list[Any]:
+    a, b = inputs  # a - floor(a/b)·b, as torch's remainder
+    grad_b = reduce_to(-g * np.floor_divide(a, b), b) if _floating(b) else None
+    return [reduce_to(g, a) if _floating(a) else None, grad_b]
+
+
+def _within(x: np.ndarray, low: float | None, high: float | None) -> np.ndarray:
+    """Where clip passes x through (bounds included, as torch's clamp)."""
+    inside = np.ones(x.shape, dtype=bool)
+    if low is not None:
+        inside &= x >= low
+    if high is not None:
+        inside &= x <= high
+    return inside
 
 
 def _unary(fn: Callable[[np.ndarray, Any, Any, dict[str, Any]], np.ndarray]) -> Vjp:
@@ -156,6 +187,14 @@ def _unary(fn: Callable[[np.ndarray, Any, Any, dict[str, Any]], np.ndarray]) -> 
 _SQRT_2PI = math.sqrt(2.0 * math.pi)
 
 VJPS.update({
+    "expm1": _unary(lambda g, out, x, attrs: g * (out + 1)),
+    "log1p": _unary(lambda g, out, x, attrs: g / (1 + x)),
+    "reciprocal": _unary(lambda g, out, x, attrs: -g * out * out),
+    # piecewise constant: zero gradient, as torch gives
+    "sign": _unary(lambda g, out, x, attrs: np.zeros_like(g)),
+    "floor": _unary(lambda g, out, x, attrs: np.zeros_like(g)),
+    "ceil": _unary(lambda g, out, x, attrs: np.zeros_like(g)),
+    "clip": _unary(lambda g, out, x, attrs: g * _within(x, attrs.get("a_min"), attrs.get("a_max"))),
     "negative": _unary(lambda g, out, x, attrs: -g),
     "abs": _unary(lambda g, out, x, attrs: g * np.sign(x)),
     "exp": _unary(lambda g, out, x, attrs: g * out),
@@ -202,94 +241,25 @@ def _where(g: np.ndarray, out: Any, inputs: list[Any], attrs: dict[str, Any]) ->
     return [None, reduce_to(np.where(condition, g, zero), a), reduce_to(np.where(condition, zero, g), b)]
 
 
+def _softmax_input(grad: np.ndarray, inputs: list[Any], attrs: dict[str, Any]) -> list[Any]:
+    """From the gradient of the scaled input x/T (and its dtype) to x's; none for ``length``."""
+    x = inputs[0]
+    temperature = attrs.get("temperature")
+    if temperature is not None and temperature != 1.0:
+        grad = grad / grad.dtype.type(temperature)
+    return [grad.astype(x.dtype) if _floating(x) else None, *([None] * (len(inputs) - 1))]
+
+
 @_vjp("softmax")
 def _softmax(g: np.ndarray, out: Any, inputs: list[Any], attrs: dict[str, Any]) -> list[Any]:
-    axis = attrs.get("axis", -1)
-    return [out * (g - np.sum(g * out, axis=axis, keepdims=True))]
+    axis = attrs.get("axis", -1)  # masked positions (past a length) have out = 0: no gradient
+    return _softmax_input(out * (g - np.sum(g * out, axis=axis, keepdims=True)), inputs, attrs)
 
 
 @_vjp("log_softmax")
 def _log_softmax(g: np.ndarray, out: Any, inputs: list[Any], attrs: dict[str, Any]) -> list[Any]:
     axis = attrs.get("axis", -1)
-    return [g - np.exp(out) * np.sum(g, axis=axis, keepdims=True)]
-
-
-# -- shape and layout --------------------------------------------------------------------------
-
-
-@_vjp("concatenate")
-def _concatenate(g: np.ndarray, out: Any, inputs: list[Any], attrs: dict[str, Any]) -> list[Any]:
-    axis = attrs.get("axis", 0)
-    bounds = np.cumsum([np.shape(x)[axis] for x in inputs])[:-1]
-    pieces = np.split(g, bounds, axis=axis)
-    return [piece if _floating(x) else None for piece, x in zip(pieces, inputs, strict=True)]
-
-
-@_vjp("stack")
-def _stack(g: np.ndarray, out: Any, inputs: list[Any], attrs: dict[str, Any]) -> list[Any]:
-    axis = attrs.get("axis", 0)
-    return [np.take(g, i, axis=axis) if _floating(x) else None for i, x in enumerate(inputs)]
-
-
-@_vjp("reshape", "flatten", "squeeze", "expand_dims")
-def _reshape(g: np.ndarray, out: Any, inputs: list[Any], attrs: dict[str, Any]) -> list[Any]:
-    (x,) = inputs
-    return [g.reshape(np.shape(x)) if _floating(x) else None]
-
-
-@_vjp("transpose")
-def _transpose(g: np.ndarray, out: Any, inputs: list[Any], attrs: dict[str, Any]) -> list[Any]:
-    axes = attrs.get("axes")
-    return [np.transpose(g) if axes is None else np.transpose(g, np.argsort(axes))]
-
-
-@_vjp("cast")
-def _cast(g: np.ndarray, out: Any, inputs: list[Any], attrs: dict[str, Any]) -> list[Any]:
-    (x,) = inputs
-    return [g.astype(x.dtype) if _floating(x) else None]
-
-
-@_vjp("getitem")
-def _getitem(g: np.ndarray, out: Any, inputs: list[Any], attrs: dict[str, Any]) -> list[Any]:
-    (x,) = inputs
-    if not _floating(x):
-        return [None]
-    grad = np.zeros_like(x)
-    grad[decode_index(attrs["index"])] = g  # basic indexing: no element is picked twice
-    return [grad]
-
-
-# -- reductions ----------------------------------------------------------------------------------
-
-
-def _kept(g: np.ndarray, x: np.ndarray, attrs: dict[str, Any]) -> tuple[np.ndarray, tuple[int, ...]]:
-    """The output gradient with the reduced axes restored (length 1), and those axes."""
-    axis = attrs.get("axis")
-    axes = tuple(range(x.ndim)) if axis is None else tuple(
-        a % x.ndim for a in (axis if isinstance(axis, (list, tuple)) else [axis])
-    )
-    return (g if attrs.get("keepdims") else np.expand_dims(g, axes)), axes
-
-
-@_vjp("sum")
-def _sum(g: np.ndarray, out: Any, inputs: list[Any], attrs: dict[str, Any]) -> list[Any]:
-    (x,) = inputs
-    kept, _ = _kept(g, x, attrs)
-    return [np.broadcast_to(kept, x.shape)]
-
-
-@_vjp("mean")
-def _mean(g: np.ndarray, out: Any, inputs: list[Any], attrs: dict[str, Any]) -> list[Any]:
-    (x,) = inputs
-    kept, axes = _kept(g, x, attrs)
-    count = math.prod(x.shape[a] for a in axes)
-    return [np.broadcast_to(kept / x.dtype.type(count), x.shape)]
-
-
-@_vjp("max", "min")
-def _extreme(g: np.ndarray, out: Any, inputs: list[Any], attrs: dict[str, Any]) -> list[Any]:
-    (x,) = inputs
-    kept, axes = _kept(g, x, attrs)
-    extreme, _ = _kept(np.asarray(out), x, attrs)
-    hits = x == extreme
-    return [np.where(hits, kept / hits.sum(axis=axes, keepdims=True).astype(x.dtype), 0).astype(x.dtype)]
+    live = np.isfinite(out)  # masked positions are -inf whatever x is: they pass no gradient
+    g = np.where(live, g, 0).astype(g.dtype)
+    grad = g - np.exp(np.where(live, out, -np.inf)) * np.sum(g, axis=axis, keepdims=True)
+    return _softmax_input(grad, inputs, attrs)

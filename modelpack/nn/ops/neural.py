@@ -13,6 +13,7 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import Field
 
+from ... import random
 from ..mode import is_training
 from . import Attrs, json_value, on_floats, register_op
 
@@ -298,7 +299,13 @@ class DropoutAttrs(Attrs):
     axes: list[int] = Field(default_factory=list)
 
 
-_DROPOUT_RNG = np.random.default_rng()
+def dropout_mask(shape: tuple[int, ...], p: float, axes: list[int] | None, dtype: np.dtype,
+                 rng: np.random.Generator) -> np.ndarray:
+    """The scaled keep-mask: each element (or slice along ``axes``) kept with probability 1 - p.
+    Also used by its gradient (``autograd.neural_vjps``), which redraws it from the saved state."""
+    keep_shape = tuple(1 if i in set(axes or ()) else n for i, n in enumerate(shape))
+    keep = rng.random(keep_shape) >= p
+    return keep.astype(dtype) / dtype.type(1.0 - p)
 
 
 def _dropout_call(
@@ -317,9 +324,8 @@ def dropout(data: np.ndarray, p: float = 0.5, axes: list[int] | None = None) -> 
     data = np.asarray(data)
     if not is_training() or p == 0.0:
         return data
-    shape = tuple(1 if i in set(axes or ()) else n for i, n in enumerate(data.shape))
-    keep = _DROPOUT_RNG.random(shape) >= p
-    return data * (keep.astype(data.dtype) / data.dtype.type(1.0 - p))
+    # modelpack.random's "dropout" stream, as the Dropout layer: a seeded run drops the same.
+    return data * dropout_mask(data.shape, p, axes, data.dtype, random.generator("dropout"))
 
 
 class EmbeddingAttrs(Attrs):
