@@ -10,7 +10,9 @@ Tolerance: ``rtol=1e-9, atol=1e-12``. Both sides compute the same formula in flo
 element is off by a few roundoffs times the condition of its formula; 1e-9 leaves room for
 sums over the drawn sizes and for cancellations. One justified exception: GELU uses a
 rational erfc with relative error below 1.2e-7 (``nn.activations._erfc``) in both forward
-and gradient, while torch uses the exact erf, so its gradient gets ``rtol=1e-6``.
+and gradient, while torch uses the exact erf, so it gets ``rtol=atol=1e-6``: near x = -2.4
+the gradient Φ(x) + x·φ(x) is a difference of nearly equal terms, where an absolute error of
+1.2e-7·|g| in Φ shows up as a larger relative one (measured: 4.8e-9 absolute, 1.1e-6 relative).
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ def check(
     reference: Callable[..., Any],
     seed: int,
     rtol: float = RTOL,
+    atol: float = ATOL,
 ) -> None:
     """Our value and input gradients of ``op`` against ``reference`` run by torch autograd.
 
@@ -60,12 +63,12 @@ def check(
     theirs = [torch.tensor(x, requires_grad=True) if _float_array(x) else _const(x) for x in inputs]
     expected = reference(*theirs)
     expected.backward(torch.tensor(head, dtype=expected.dtype))
-    np.testing.assert_allclose(out.value, expected.detach().numpy(), rtol=rtol, atol=ATOL)
+    np.testing.assert_allclose(out.value, expected.detach().numpy(), rtol=rtol, atol=atol)
     for index, (mine, reference_input) in enumerate(zip(ours, theirs, strict=True)):
         if isinstance(mine, autograd.Variable):
             assert mine.grad is not None and mine.grad.dtype == mine.value.dtype, f"input {index}"
             np.testing.assert_allclose(
-                mine.grad, reference_input.grad.numpy(), rtol=rtol, atol=ATOL, err_msg=f"{op}: input {index}"
+                mine.grad, reference_input.grad.numpy(), rtol=rtol, atol=atol, err_msg=f"{op}: input {index}"
             )
 
 
@@ -173,7 +176,8 @@ UNARY: dict[str, tuple[Callable[..., Any], Callable[[np.ndarray], np.ndarray]]] 
 def test_unary(op, shape, seed):
     reference, domain = UNARY[op]
     x = domain(np.random.default_rng(seed).normal(size=shape))
-    check(op, [x], {}, reference, seed, rtol=1e-6 if op == "gelu" else RTOL)
+    gelu = op == "gelu"
+    check(op, [x], {}, reference, seed, rtol=1e-6 if gelu else RTOL, atol=1e-6 if gelu else ATOL)
 
 
 @settings(max_examples=20)
