@@ -170,7 +170,8 @@ class Concatenate(Sequential):
             budget.hold(outputs[-1:], [x], f"the output of child {name!r}")  # kept until joined
         if outputs:
             itemsize = np.result_type(*(out.dtype for out in outputs)).itemsize
-            budget.charge(sum(int(np.size(out)) for out in outputs) * itemsize, "joining its children's outputs")
+            joined = sum(int(np.size(out)) for out in outputs) * itemsize
+            budget.charge(joined, "joining its children's outputs")
         if not outputs:
             raise InputError("Concatenate has no children to join")
         ndim = np.ndim(outputs[0])
