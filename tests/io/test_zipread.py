@@ -26,7 +26,7 @@ def _too_many(count: int) -> ModelpackError:
 def _read(data: bytes, **options) -> Directory:
     """``read_directory`` of ``data`` as the file t.zip, with settings ``options`` may change."""
     settings = {"kind": "a test zip", "max_members": 10, "too_many": _too_many, "max_ratio": 100.0,
-                "grace_bytes": GRACE_BYTES}
+                "grace_bytes": GRACE_BYTES, "max_inflated": float("inf")}
     return read_directory(Source.whole(io.BytesIO(data), where="t.zip"), **{**settings, **options})
 
 
@@ -81,7 +81,7 @@ def test_stored_members_are_located_exactly():
 
 
 def test_an_empty_zip_has_no_members():
-    assert _read(stored_zip({}, comment=b"empty")) == Directory(members=[], comment=b"empty")
+    assert _read(stored_zip({}, comment=b"empty")) == Directory(members=[], comment=b"empty", inflated=0)
 
 
 def test_deflated_members_with_data_descriptors():
