@@ -95,3 +95,13 @@ def test_bad_options_and_states_are_refused():
         loader.import_state(1, np.zeros(10, np.int64))
     with pytest.raises(CheckpointError, match=r"the saved position 4 is past this loader's 3 batches"):
         loader.import_state(4, np.arange(10))
+
+
+def test_gluon_nn_and_rnn_are_modelpacks_own_modules():
+    """d2l's `from mxnet.gluon import nn, rnn` ports by changing the import alone."""
+    import modelpack.nn
+    import modelpack.nn.rnn
+    from modelpack.gluon import nn, rnn
+
+    assert nn is modelpack.nn and rnn is modelpack.nn.rnn
+    assert rnn.GRU is modelpack.nn.rnn.GRU

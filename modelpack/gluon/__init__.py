@@ -7,14 +7,15 @@
 >>> with autograd.record(): l = loss_fn(net(X), y)                                  # doctest: +SKIP
 >>> l.backward(); trainer.step(len(X))                                              # doctest: +SKIP
 
-``gluon.nn`` is ``modelpack.nn`` (the same module). This package builds on ``autograd``,
+``gluon.nn`` is ``modelpack.nn`` and ``gluon.rnn`` is ``modelpack.nn.rnn`` (the same modules). This package builds on ``autograd``,
 ``nn`` and ``format`` (optimiser states are checkpoint archives); nothing below imports it.
 """
 
 from __future__ import annotations
 
 from .. import nn
+from ..nn import rnn
 from . import data, loss
 from .trainer import Trainer
 
-__all__ = ["nn", "loss", "data", "Trainer"]
+__all__ = ["nn", "rnn", "loss", "data", "Trainer"]
