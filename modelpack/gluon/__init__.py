@@ -7,8 +7,9 @@
 >>> with autograd.record(): l = loss_fn(net(X), y)                                  # doctest: +SKIP
 >>> l.backward(); trainer.step(len(X))                                              # doctest: +SKIP
 
-``gluon.nn`` is ``modelpack.nn`` and ``gluon.rnn`` is ``modelpack.nn.rnn`` (the same modules). This package builds on ``autograd``,
-``nn`` and ``format`` (optimiser states are checkpoint archives); nothing below imports it.
+``gluon.nn`` is ``modelpack.nn`` and ``gluon.rnn`` is ``modelpack.nn.rnn`` (the same modules).
+This package builds on ``autograd``, ``nn`` and ``format`` (optimiser states are checkpoint
+archives); nothing below imports it.
 """
 
 from __future__ import annotations
