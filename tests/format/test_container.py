@@ -22,6 +22,7 @@ from strategies import containers
 import modelpack
 from modelpack import Limits, nn
 from modelpack.errors import DtypeMismatchError, FormatError, LimitError, ShapeMismatchError, UsageError
+from modelpack.format.versions import FORMAT_VERSION
 
 
 def test_layout_is_a_plain_zip_with_an_npz(tmp_path):
@@ -36,7 +37,7 @@ def test_layout_is_a_plain_zip_with_an_npz(tmp_path):
         (tmp_path / "weights.npz").write_bytes(zf.read("weights.npz"))
     assert manifest["format"] == "modelpack" and manifest["kind"] == "model"
     assert manifest["metadata"] == {"author": "D2L", "license": "MIT"}
-    assert manifest["format_version"] == "1.1"
+    assert manifest["format_version"] == FORMAT_VERSION
     assert manifest["weights"]["0.weight"] == {
         "dtype": "float32", "shape": [16, 8], "sha256": hashlib.sha256(net[0].weight.data().tobytes()).hexdigest()
     }
