@@ -27,6 +27,21 @@ def _channel_shape(ndim: int, axis: int) -> tuple[int, ...]:
     return tuple(shape)
 
 
+def _scale_and_shift(
+    shape: tuple[int, ...],
+    dtype: np.dtype,
+    scale: bool,
+    center: bool,
+    gamma_init: init_mod.Initializer | str | None,
+    beta_init: init_mod.Initializer | str | None,
+) -> tuple[Parameter, Parameter]:
+    """Every norm layer's gamma and beta; ``scale``/``center`` false freezes them (Gluon's rule)."""
+    grad_req = {True: "write", False: "null"}
+    gamma = Parameter("gamma", shape=shape, dtype=dtype, init=gamma_init, grad_req=grad_req[bool(scale)])
+    beta = Parameter("beta", shape=shape, dtype=dtype, init=beta_init, grad_req=grad_req[bool(center)])
+    return gamma, beta
+
+
 class BatchNormConfig(LayerConfig):
     axis: int = 1
     momentum: float = 0.9
@@ -74,10 +89,9 @@ class BatchNorm(Block):
         self._use_global_stats = bool(use_global_stats)
         self._dtype = np.dtype(dtype)
         shape = (int(in_channels),)
-        self.gamma = Parameter("gamma", shape=shape, dtype=self._dtype, init=gamma_initializer,
-                               grad_req="write" if scale else "null")
-        self.beta = Parameter("beta", shape=shape, dtype=self._dtype, init=beta_initializer,
-                              grad_req="write" if center else "null")
+        self.gamma, self.beta = _scale_and_shift(
+            shape, self._dtype, scale, center, gamma_initializer, beta_initializer
+        )
         self.running_mean = Parameter("running_mean", shape=shape, dtype=self._dtype,
                                       init=running_mean_initializer, grad_req="null")
         self.running_var = Parameter("running_var", shape=shape, dtype=self._dtype,
@@ -158,10 +172,9 @@ class LayerNorm(Block):
         self._scale = bool(scale)
         self._dtype = np.dtype(dtype)
         shape = (int(in_channels),)
-        self.gamma = Parameter("gamma", shape=shape, dtype=self._dtype, init=gamma_initializer,
-                               grad_req="write" if scale else "null")
-        self.beta = Parameter("beta", shape=shape, dtype=self._dtype, init=beta_initializer,
-                              grad_req="write" if center else "null")
+        self.gamma, self.beta = _scale_and_shift(
+            shape, self._dtype, scale, center, gamma_initializer, beta_initializer
+        )
 
     def forward(self, x: Any) -> np.ndarray:
         array = as_float(x, self._dtype)
@@ -270,10 +283,9 @@ class InstanceNorm(Block):
         self._scale = bool(scale)
         self._dtype = np.dtype(dtype)
         shape = (int(in_channels),)
-        self.gamma = Parameter("gamma", shape=shape, dtype=self._dtype, init=gamma_initializer,
-                               grad_req="write" if scale else "null")
-        self.beta = Parameter("beta", shape=shape, dtype=self._dtype, init=beta_initializer,
-                              grad_req="write" if center else "null")
+        self.gamma, self.beta = _scale_and_shift(
+            shape, self._dtype, scale, center, gamma_initializer, beta_initializer
+        )
 
     def forward(self, x: Any) -> np.ndarray:
         array = as_float(x, self._dtype)
@@ -343,10 +355,9 @@ class GroupNorm(Block):
         self._scale = bool(scale)
         self._dtype = np.dtype(dtype)
         shape = (self._num_groups,)
-        self.gamma = Parameter("gamma", shape=shape, dtype=self._dtype, init=gamma_initializer,
-                               grad_req="write" if scale else "null")
-        self.beta = Parameter("beta", shape=shape, dtype=self._dtype, init=beta_initializer,
-                              grad_req="write" if center else "null")
+        self.gamma, self.beta = _scale_and_shift(
+            shape, self._dtype, scale, center, gamma_initializer, beta_initializer
+        )
 
     def forward(self, x: Any) -> np.ndarray:
         array = as_float(x, self._dtype)
