@@ -173,6 +173,43 @@ def test_json_duplicate_keys_are_refused_like_yaml():
         safeyaml.load('{"a": 1, "a": 2}', max_nodes=100)
 
 
+_YAML_WORDS = ["YES", "NO", "TRUE", "FALSE", "ON", "OFF", "NULL"]
+# Plain scalars near the fast paths' edges: numbers, YAML 1.1's boolean and null words, and
+# text that starts like them.
+plain_scalars = st.one_of(
+    st.from_regex(r"[-+]?[0-9]{1,5}\.[0-9]{0,4}([eE][-+]?[0-9]{1,4})?", fullmatch=True),
+    st.from_regex(r"[-+]?[0-9_]{1,6}(\.[0-9_]{0,3})?", fullmatch=True),
+    st.sampled_from([*(w.lower() for w in _YAML_WORDS), *(w.title() for w in _YAML_WORDS), *_YAML_WORDS, "~",
+                     "y", "n", "nul", "yes!", "offf", "tRUE", ".5", "1.", "-.inf", ".NaN", "0x1F", "0o17"]),
+    st.from_regex(r"[0-9nNyYtTfFoO.~+-][A-Za-z0-9_.+-]{0,6}", fullmatch=True),
+)
+
+
+def _read_scalar(text: str) -> str:
+    try:
+        return repr(safeyaml.load(text, max_nodes=100)["a"])
+    except safeyaml.YAMLRefused as exc:
+        return f"refused: {exc}"
+
+
+@settings(max_examples=500, deadline=None)
+@given(plain_scalars)
+def test_scalar_fast_paths_read_as_the_table_does(scalar):
+    """safeyaml's shortcuts for decimal floats, booleans and null give what the full path
+    (PyYAML's resolver, then spec §2.1's table) gives: the same value, or the same refusal."""
+    import re
+
+    text = f"a: [{scalar}]\n"
+    fast = _read_scalar(text)
+    saved = safeyaml._DECIMAL_FLOAT, safeyaml._WORDS
+    safeyaml._DECIMAL_FLOAT, safeyaml._WORDS = re.compile(r"(?!)"), {}
+    try:
+        slow = _read_scalar(text)
+    finally:
+        safeyaml._DECIMAL_FLOAT, safeyaml._WORDS = saved
+    assert fast == slow
+
+
 def test_manifest_reader_is_the_only_manifest_reader():
     """Guard against a second, unchecked YAML path creeping in: only safeyaml parses YAML."""
     package = Path(modelpack.__file__).parent

@@ -144,6 +144,16 @@ def test_small_deflated_members_may_compress_well_beyond_the_ratio():
              rf"bytes from {len(deflate(plain))}; a zip bomb\?\)", LimitError, grace_bytes=1000)
 
 
+def test_the_deflated_members_declared_sizes_are_bounded_together():
+    plain = bytes(10_000)
+    data = raw_zip([RawEntry(name, deflate(plain), method=8, plain=plain) for name in (b"y", b"z")])
+    assert _read(data, max_inflated=20_000).inflated == 20_000
+    _refused(data, r"^t\.zip: the declared size of its deflated members together \(20000\) is over the limit of "
+             r"19999 \(the file's size times the ratio, plus 1 MiB; deflate nested in deflate, or many small "
+             r"bombs\?\); pass limits=modelpack\.Limits\(max_compression_ratio=\.\.\.\) to allow more$",
+             LimitError, max_inflated=19_999)
+
+
 # -- refusals of the file as a whole ----------------------------------------------------------
 
 
