@@ -295,3 +295,16 @@ def test_a_descriptor_sized_gap_after_a_member_without_a_descriptor():
     second = data.index(b"PK\x03\x04", 1)
     _refused(_insert(data, second, bytes(16)),
              r"^t\.zip: 16 unexpected bytes between member 'a\.bin' and the next member$")
+
+
+def test_deflated_members_together_within_the_inflation_allowance_exactly():
+    """max_inflated bounds the declared sizes of all deflated members together (the caller
+    gives what is left of the file's allowance), whatever each member's own ratio."""
+    plain = bytes(1000)
+    entries = [RawEntry(f"m{i}".encode(), deflate(plain), method=DEFLATED, plain=plain) for i in range(3)]
+    data = raw_zip(entries)
+    assert len(_read(data, max_inflated=3000).members) == 3
+    _refused(data, r"^t\.zip: the declared size of its deflated members together \(3000\) is over the limit of "
+             r"2999 \(the file's size times the ratio, plus 1 MiB; deflate nested in deflate, or many small "
+             r"bombs\?\); pass limits=modelpack\.Limits\(max_compression_ratio=\.\.\.\) to allow more$",
+             LimitError, max_inflated=2999)
