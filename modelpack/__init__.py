@@ -28,8 +28,8 @@ _LAZY: dict[str, tuple[str, str]] = {
     "load": ("modelpack.api", "load"),
     "save": ("modelpack.api", "save"),
     "inspect": ("modelpack.api", "inspect"),
-    "verify": ("modelpack.format.verify", "verify"),
-    "open": ("modelpack.format.archive", "open_archive"),
+    "verify": ("modelpack.api", "verify"),
+    "open": ("modelpack.api", "open_archive"),
     "Archive": ("modelpack.format.archive", "Archive"),
     "VerifyReport": ("modelpack.format.verify", "VerifyReport"),
     "Limits": ("modelpack.io.limits", "Limits"),
@@ -72,8 +72,8 @@ if TYPE_CHECKING:  # static analysers see the real imports (``as`` marks a re-ex
     from .api import save as save
     from .checkpoint import Checkpointer as Checkpointer
     from .format.archive import Archive as Archive
-    from .format.archive import open_archive as open  # noqa: A004  (modelpack.open, like tarfile.open)
+    from .api import open_archive as open  # noqa: A004  (modelpack.open, like tarfile.open)
     from .format.verify import VerifyReport as VerifyReport
-    from .format.verify import verify as verify
+    from .api import verify as verify
     from .interop.convert import convert as convert
     from .io.limits import Limits as Limits

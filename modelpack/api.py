@@ -19,16 +19,19 @@ from .errors import UnsupportedBlockError, UnsupportedDtypeError, UsageError
 from .format import architecture, container
 from .format.archive import Archive
 from .format.schema import Layout, Manifest, TensorInfo, check_tensor_name, describe_errors
-from .format.verify import verify
+from .format.shards import ShardedArchive, write_sharded
+from .format.verify import VerifyReport
+from .format.verify import verify as verify_archive
 from .format.versions import FORMAT_VERSION
 from .io import npz
 from .io.limits import DEFAULT_LIMITS, Limits
 from .io.npz import Integrity
 from .io.paths import PathOrFile, describe, open_for_reading
+from .io.remote import locate
 from .io.sniff import is_mxnet
 from .nn.block import Block
 
-__all__ = ["export", "load", "save", "inspect", "verify"]
+__all__ = ["export", "load", "save", "inspect", "verify", "open_archive"]
 
 PRODUCER = f"modelpack {_version}"
 Tensors = np.ndarray | list[np.ndarray] | tuple[np.ndarray, ...] | dict[str, np.ndarray]
@@ -43,6 +46,8 @@ def export(
     dynamic_axes: Mapping[int, Mapping[int, str]] | None = None,
     metadata: Mapping[str, str] | None = None,
     compress: bool = False,
+    max_shard_size: int | str | None = None,
+    storage_options: Mapping[str, Any] | None = None,
 ) -> None:
     """Write ``net``'s architecture and weights to one archive, atomically.
 
@@ -56,7 +61,10 @@ def export(
     tuple of arrays (recurrent states: ``example=(x, [h, c])``); inputs are then numbered in
     the order of the flattened example.
     ``metadata`` is free-form text (description, author, license, ...); ``compress=True``
-    deflates the weights (smaller, slower).
+    deflates the weights (smaller, slower). ``max_shard_size="2GB"`` (or bytes) writes the
+    tensors to numbered shard files beside ``path`` and ``path`` as their index (spec §12).
+    ``path`` may be a URL (``s3://bucket/model.mpk``; ``pip install 'modelpack[remote]'``),
+    with ``storage_options`` for its store as pandas takes them.
     """
     examples = _as_example(example)
     traces, symbols = tracing.trace_for_export(
@@ -66,7 +74,8 @@ def export(
     if traces is not None and examples is not None:  # the graph must reproduce forward
         loaded = architecture.build_model(tree, dict(arrays), "<traced graph>")
         tracing.check_trace(net, loaded, examples, symbols)
-    _write(path, arrays, metadata, compress, kind="model", architecture=tree)
+    _write(locate(path, storage_options), arrays, metadata, compress, max_shard_size,
+           kind="model", architecture=tree)
 
 
 def save(
@@ -75,13 +84,17 @@ def save(
     *,
     metadata: Mapping[str, str] | None = None,
     compress: bool = False,
+    max_shard_size: int | str | None = None,
+    storage_options: Mapping[str, Any] | None = None,
 ) -> None:
     """Save one array, a list or tuple of arrays, or a ``dict[str, ndarray]``, atomically.
 
-    ``load`` gives back the same kind of container with bitwise-equal arrays.
+    ``load`` gives back the same kind of container with bitwise-equal arrays. Options as for
+    ``export``.
     """
     arrays, layout = _flatten_tensors(data)
-    _write(path, arrays, metadata, compress, kind="tensors", layout=layout)
+    _write(locate(path, storage_options), arrays, metadata, compress, max_shard_size,
+           kind="tensors", layout=layout)
 
 
 def load(
@@ -90,6 +103,7 @@ def load(
     mmap: bool = False,
     integrity: Integrity | str = "crc32",
     limits: Limits = DEFAULT_LIMITS,
+    storage_options: Mapping[str, Any] | None = None,
 ) -> Any:
     """Load an archive: a ready ``modelpack.nn`` model, or the tensors that were saved.
 
@@ -105,18 +119,49 @@ def load(
     ``limits=modelpack.Limits(...)`` raises a resource limit for a large file you trust;
     ``max_activation_bytes`` among them bounds what the loaded model's forward may allocate.
 
+    ``path`` may be a URL, with ``storage_options`` (see ``export``); a sharded archive is
+    loaded from its index and every shard.
+
     An MXNet NDArray file (``npx.save``, Gluon ``save_parameters``) gives what MXNet's
     ``npx.load`` gives: a dict when its arrays are named, else a list (MXNet is not needed).
 
     >>> net = modelpack.load("mlp.mpk", integrity="sha256")  # doctest: +SKIP
     """
+    path = locate(path, storage_options)
     with open_for_reading(path) as handle:  # opened once: sniffed, then read
         if is_mxnet(handle):
             from .interop.mxnet import ndarray  # a translator: imported only for its files
 
             return ndarray.load(handle, limits=limits)
         with Archive(handle, limits=limits, integrity=integrity) as opened:
+            if opened.manifest.kind == "sharded":
+                with ShardedArchive(opened, path, limits=limits, integrity=integrity) as sharded:
+                    return sharded.load(mmap=mmap)
             return opened.load(mmap=mmap)
+
+
+def open_archive(
+    path: PathOrFile,
+    *,
+    limits: Limits = DEFAULT_LIMITS,
+    integrity: Integrity | str = "crc32",
+    storage_options: Mapping[str, Any] | None = None,
+) -> Archive | ShardedArchive:
+    """Open an archive for lazy reading (``modelpack.open``); use it as a context manager.
+
+    Only the zip directories and the manifest are read; each tensor when asked for (and of a
+    sharded archive, each shard when one of its tensors is). ``path`` may be a URL, with
+    ``storage_options`` (see ``export``); a remote archive is read by byte range.
+    """
+    path = locate(path, storage_options)
+    archive = Archive(path, limits=limits, integrity=integrity)
+    if archive.manifest.kind != "sharded":
+        return archive
+    try:
+        return ShardedArchive(archive, path, limits=limits, integrity=integrity)
+    except BaseException:
+        archive.close()
+        raise
 
 
 def _as_example(example: Any) -> tuple[Any, ...] | None:
@@ -134,13 +179,23 @@ def _as_example(example: Any) -> tuple[Any, ...] | None:
     return tuple(convert(f"example input {i}", item) for i, item in enumerate(items))
 
 
-def inspect(path: PathOrFile, *, limits: Limits = DEFAULT_LIMITS) -> Manifest:
+def inspect(
+    path: PathOrFile, *, limits: Limits = DEFAULT_LIMITS, storage_options: Mapping[str, Any] | None = None
+) -> Manifest:
     """The manifest of an archive (architecture, metadata, tensor index); weights are not read.
 
     The zip structure, the manifest's size, YAML, version, SHA-256 and schema are checked as
-    ``load`` checks them.
+    ``load`` checks them. A sharded archive's index lists each shard's tensors (``shards``).
     """
-    return container.read_manifest(path, limits=limits)
+    return container.read_manifest(locate(path, storage_options), limits=limits)
+
+
+def verify(
+    path: PathOrFile, *, limits: Limits = DEFAULT_LIMITS, storage_options: Mapping[str, Any] | None = None
+) -> VerifyReport:
+    """Check everything an archive records (of a sharded one, every shard too) and report every
+    problem; raises only if the file cannot be opened (see ``modelpack.format.verify``)."""
+    return verify_archive(locate(path, storage_options), limits=limits)
 
 
 def _write(
@@ -148,6 +203,7 @@ def _write(
     arrays: Mapping[str, np.ndarray],
     metadata: Mapping[str, str] | None,
     compress: bool,
+    max_shard_size: int | str | None,
     **content: Any,
 ) -> None:
     """The manifest common to models and tensors (``content``: kind and its tree or layout)."""
@@ -161,7 +217,10 @@ def _write(
         raise UnsupportedBlockError(
             f"cannot write {describe(path)}: a reader would refuse its manifest: {describe_errors(exc)}"
         ) from None
-    container.write_archive(path, manifest, arrays, compress=compress)
+    if max_shard_size is not None:
+        write_sharded(path, manifest, arrays, max_shard_size=max_shard_size, compress=compress)
+    else:
+        container.write_archive(path, manifest, arrays, compress=compress)
 
 
 def _check_metadata(metadata: Mapping[str, str] | None) -> dict[str, str]:

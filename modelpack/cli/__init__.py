@@ -105,6 +105,8 @@ def _inspect(args: argparse.Namespace) -> int:
         return OK
     from .summary import render
 
+    if manifest.shards is not None:  # a sharded index: show the tensors of all its shards
+        manifest = manifest.model_copy(update={"weights": manifest.shard_tensors()})
     _print_rich(lambda plain: render(manifest, str(args.path), plain=plain))
     return OK
 
@@ -119,7 +121,7 @@ def _print_rich(renderable: Callable[[bool], object]) -> None:
 
 
 def _verify(args: argparse.Namespace) -> int:
-    from ..format.verify import verify
+    from ..api import verify
     from . import mxnet_files
     from .progress import progress
 

@@ -60,6 +60,7 @@ class Archive:
             opened = container.Container.open(self._handle, self.name, limits)
             self._budget = ActivationBudget(self.name, limits, model_bytes=opened.source.size)
             self.manifest: Manifest = opened.manifest(limits)
+            self.comment = opened.comment  # the manifest's SHA-256 (a sharded index checks it)
             self._bundle = npz.Bundle(
                 opened.bundle_source(limits, self._cleanup), limits=limits, max_inflated=opened.inflate_left
             )

@@ -35,7 +35,7 @@ from ..io.zipio import STORED, Member, MemberReader, Source
 from ..io.zipread import read_directory
 from ..io.zipwrite import Piece, PlannedMember, ZipPlan
 from . import schema, versions
-from .schema import FORMAT_VERSION, Manifest, manifest_to_yaml
+from .schema import Manifest, manifest_to_yaml
 
 __all__ = [
     "MANIFEST_MEMBER",
@@ -62,10 +62,11 @@ def write_archive(
     arrays: Mapping[str, np.ndarray],
     *,
     compress: bool = False,
-) -> None:
+) -> Manifest:
     """Write an archive atomically; the bytes depend only on the manifest and the arrays.
 
-    Tensor hashes and the format version are filled in here, from the bytes being written.
+    Tensor hashes and the format version are filled in here, from the bytes being written;
+    the manifest as written is returned (a sharded index records its shards' manifests).
     """
     if list(manifest.weights) != list(arrays):
         raise ValueError("the manifest's weights index must list exactly the arrays, in order")
@@ -74,7 +75,8 @@ def write_archive(
     hashed = {
         name: info.model_copy(update={"sha256": sums[name][1]}) for name, info in manifest.weights.items()
     }
-    manifest = manifest.model_copy(update={"format_version": FORMAT_VERSION, "weights": hashed})
+    version = versions.version_for(manifest.kind)
+    manifest = manifest.model_copy(update={"format_version": version, "weights": hashed})
     manifest_bytes = manifest_to_yaml(manifest).encode("utf-8")
     check_reads_back(manifest_bytes, describe(target))
     comment = MANIFEST_HASH_PREFIX + hashlib.sha256(manifest_bytes).hexdigest().encode("ascii")
@@ -92,6 +94,7 @@ def write_archive(
     )
     with atomic_writer(target) as handle:
         outer.write(handle)
+    return manifest
 
 
 def check_reads_back(raw: bytes, target: str) -> None:

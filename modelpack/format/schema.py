@@ -38,7 +38,7 @@ from .checkpoint_schema import (
     RandomState,
     TrainerState,
 )
-from .versions import FORMAT_VERSION
+from .versions import FORMAT_VERSION, READER_VERSION
 
 __all__ = [
     "FORMAT_NAME",
@@ -155,23 +155,43 @@ def model_weights(manifest: Manifest) -> dict[str, TensorInfo]:
     return {name: info for name, info in manifest.weights.items() if not name.startswith(CHECKPOINT_PREFIXES)}
 
 
+# A shard's file name: one path component, so an index can only name files beside itself.
+SHARD_FILE_PATTERN = r"^[^/\\\x00-\x1f\x7f]{1,255}$"
+
+
+class ShardInfo(_Extensible):
+    """One shard of a sharded archive: which file, how large, and what it holds (spec §12)."""
+
+    file: str = Field(pattern=SHARD_FILE_PATTERN, description="The shard's file name, in the index's folder.")
+    size: int = Field(ge=0, lt=2**63, description="The shard file's size in bytes.")
+    manifest_sha256: str = Field(
+        pattern=r"^[0-9a-f]{64}$",
+        description="SHA-256 of the shard's manifest.yaml member: the hash in the shard's zip comment.",
+    )
+    tensors: dict[str, TensorInfo] = Field(description="The shard's tensors, in its bundle order.")
+
+
 class Manifest(_Extensible):
     """Everything in an archive but the weights' bytes."""
 
     format: Literal["modelpack"]
     format_version: str = Field(pattern=VERSION_PATTERN)
     producer: str = Field(description="Library and version that wrote the archive.")
-    kind: Literal["model", "tensors", "checkpoint"]
+    kind: Literal["model", "tensors", "checkpoint", "sharded"]
     architecture: LayerNode | None = Field(
         default=None,
-        description="The layer tree; present when kind is 'model', optional when 'checkpoint'.",
+        description="The layer tree; present when kind is 'model', optional when 'checkpoint' or 'sharded'.",
     )
     layout: Layout | None = Field(
         default=None,
-        description="Container saved with modelpack.save; present exactly when kind is 'tensors'.",
+        description="Container saved with modelpack.save; present when kind is 'tensors', optional when 'sharded'.",
     )
     checkpoint: CheckpointInfo | None = Field(
         default=None, description="Training state; present exactly when kind is 'checkpoint'."
+    )
+    shards: list[ShardInfo] | None = Field(
+        default=None, min_length=1,
+        description="The shard archives holding the tensors; present exactly when kind is 'sharded'.",
     )
     weights: dict[str, TensorInfo] = Field(description="Tensors in the weight bundle, in bundle order.")
     metadata: dict[str, str] = Field(default_factory=dict)
@@ -206,16 +226,50 @@ class Manifest(_Extensible):
                         f"checkpoint tensor {name!r}: a name with ':' starts with one of "
                         f"{', '.join(CHECKPOINT_PREFIXES)}"
                     )
+        if (self.kind == "sharded") != (self.shards is not None):
+            raise ValueError("a manifest has 'shards' exactly when its kind is 'sharded'")
+        if self.kind == "sharded":
+            _check_sharded(self)
         if self.layout in ("single", "list", "tuple"):
-            expected = [str(i) for i in range(len(self.weights))]
-            if list(self.weights) != expected or (self.layout == "single" and expected != ["0"]):
+            names = list(self.shard_tensors() if self.shards else self.weights)
+            expected = [str(i) for i in range(len(names))]
+            if names != expected or (self.layout == "single" and expected != ["0"]):
                 raise ValueError(
-                    f"a '{self.layout}' layout names its tensors '0', '1', ... in order; "
-                    f"found {list(self.weights)}"
+                    f"a '{self.layout}' layout names its tensors '0', '1', ... in order; found {names}"
                 )
         if self.architecture is not None and _depth(self.architecture) > MAX_NESTING_DEPTH:
             raise ValueError(f"architecture nests deeper than {MAX_NESTING_DEPTH} levels")
         return self
+
+
+    def shard_tensors(self) -> dict[str, TensorInfo]:
+        """A sharded index's tensors, from every shard in order (others: ``weights``)."""
+        if self.shards is None:
+            return dict(self.weights)
+        return {name: info for shard in self.shards for name, info in shard.tensors.items()}
+
+
+def _check_sharded(manifest: Manifest) -> None:
+    """An index holds a model's tree or a layout, no tensors of its own, and each tensor in
+    exactly one shard, each shard in one file."""
+    if (manifest.architecture is None) == (manifest.layout is None):
+        raise ValueError("a 'sharded' manifest needs exactly one of 'architecture' and 'layout'")
+    if manifest.checkpoint is not None or manifest.weights:
+        raise ValueError("a 'sharded' manifest has no 'checkpoint' and no 'weights' of its own")
+    assert manifest.shards is not None
+    files: set[str] = set()
+    seen: set[str] = set()
+    for shard in manifest.shards:
+        if shard.file in (".", ".."):
+            raise ValueError(f"shard file {shard.file!r} is not a file name")
+        if shard.file in files:
+            raise ValueError(f"shard file {shard.file!r} is listed twice")
+        files.add(shard.file)
+        for name in shard.tensors:
+            check_tensor_name(name)
+            if name in seen:
+                raise ValueError(f"tensor {name!r} is listed in two shards")
+            seen.add(name)
 
 
 def check_tensor_name(name: str) -> None:
@@ -361,12 +415,12 @@ def check_format_version(document: dict[str, Any], *, source: str) -> tuple[int,
             f"found {document.get('format')!r}"
         )
     found = parse_version(document.get("format_version", ""), source=source)
-    ours = parse_version(FORMAT_VERSION)
+    ours = parse_version(READER_VERSION)
     if found[0] != ours[0]:
         newer = found[0] > ours[0]
         raise VersionError(
             f"{source}: written in format version {found[0]}.{found[1]}, but this reader "
-            f"understands major version {ours[0]} (up to {FORMAT_VERSION})"
+            f"understands major version {ours[0]} (up to {READER_VERSION})"
             + ("; upgrade modelpack" if newer else "; no released format has that major version")
         )
     return found
@@ -389,7 +443,7 @@ def manifest_from_dict(
         )
     # A newer minor version may only add optional fields: ignore the manifest and tensor
     # fields we don't know (layer nodes and configs stay closed; see _Extensible).
-    newer_minor = found[1] > parse_version(FORMAT_VERSION)[1]
+    newer_minor = found[1] > parse_version(READER_VERSION)[1]
     try:
         with safeyaml.gc_paused():  # a model object per tensor and layer: see gc_paused
             return Manifest.model_validate(document, context={IGNORE_UNKNOWN_FIELDS: newer_minor})
@@ -471,5 +525,5 @@ def json_schema() -> dict[str, Any]:
         "oneOf": variants,
     }
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
-    schema["$id"] = f"https://modelpack.dev/schema/manifest-{FORMAT_VERSION}.json"
+    schema["$id"] = f"https://modelpack.dev/schema/manifest-{READER_VERSION}.json"
     return schema

@@ -87,7 +87,11 @@ def verify(path: PathOrFile, *, limits: Limits = DEFAULT_LIMITS) -> VerifyReport
             return report
         manifest = _check_manifest(container, limits, report)
         _check_bundle(container, manifest, limits, report, cleanup)
-        if manifest is not None and manifest.architecture is not None:
+        if manifest is not None and manifest.kind == "sharded":
+            from .shards import verify_shards  # the index's shards, each verified whole
+
+            verify_shards(path, manifest, limits, report)
+        elif manifest is not None and manifest.architecture is not None:
             _check_architecture(manifest, report)
     return report
 

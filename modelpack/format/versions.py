@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["FormatRules", "VERSIONS", "FORMAT_VERSION", "CURRENT", "rules"]
+__all__ = ["FormatRules", "VERSIONS", "FORMAT_VERSION", "READER_VERSION", "CURRENT", "rules", "version_for"]
 
 
 @dataclass(frozen=True)
@@ -38,10 +38,21 @@ VERSIONS: dict[tuple[int, int], FormatRules] = {
         FormatRules((1, 1), hashes=True, note="SHA-256 per tensor, and the manifest's in the zip comment"),
         # An older reader refuses a checkpoint as an unknown kind; it never misreads one.
         FormatRules((1, 2), hashes=True, note="kind 'checkpoint': a model with its training state"),
+        # An older reader refuses a sharded index as an unknown kind; it reads each shard.
+        FormatRules((1, 3), hashes=True, note="kind 'sharded': an index of tensors held in shard archives"),
     )
 }
 CURRENT = VERSIONS[max(VERSIONS)]
-FORMAT_VERSION = CURRENT.name  # what writers write
+READER_VERSION = CURRENT.name  # the newest version this reader understands
+# What writers write. A version is written only for the content that needs it: 1.3 adds just
+# the 'sharded' kind, so every other archive stays 1.2, readable by 1.2 readers unchanged.
+FORMAT_VERSION = "1.2"
+_WRITTEN_FOR_KIND = {"sharded": "1.3"}
+
+
+def version_for(kind: str) -> str:
+    """The format version a writer writes for an archive of ``kind``."""
+    return _WRITTEN_FOR_KIND.get(kind, FORMAT_VERSION)
 
 
 def rules(version: tuple[int, int]) -> FormatRules:

@@ -21,15 +21,17 @@ from collections.abc import Iterator
 from typing import IO, BinaryIO, Union
 
 from ..errors import MissingFileError, PathError
+from . import remote
 
 try:
     import fcntl
 except ImportError:  # Windows: no flock; stale temporary files are then left alone
     fcntl = None  # type: ignore[assignment]
 
-PathOrFile = Union[str, "os.PathLike[str]", BinaryIO, IO[bytes]]
+# A URL (``s3://…``, ``https://…``), alone or with its store's options, goes to ``remote``.
+PathOrFile = Union[str, "os.PathLike[str]", BinaryIO, IO[bytes], remote.Location]
 
-__all__ = ["PathOrFile", "describe", "is_file_object", "open_for_reading", "atomic_writer"]
+__all__ = ["PathOrFile", "describe", "is_file_object", "open_for_reading", "atomic_writer", "sibling"]
 
 
 def is_file_object(target: object) -> bool:
@@ -42,6 +44,8 @@ def describe(target: object) -> str:
     if is_file_object(target):
         name = getattr(target, "name", None)
         return str(name) if isinstance(name, (str, os.PathLike)) else "<file object>"
+    if remote.is_url(target):
+        return remote.describe(target)
     return str(os.fspath(target))  # type: ignore[call-overload]
 
 
@@ -51,7 +55,11 @@ def open_for_reading(source: PathOrFile) -> Iterator[IO[bytes]]:
     if is_file_object(source):
         yield source  # type: ignore[misc]
         return
-    path = os.fspath(source)  # type: ignore[arg-type]
+    if remote.is_url(source):
+        with remote.open_for_reading(source) as handle:  # type: ignore[arg-type]
+            yield handle
+        return
+    path = remote.local_path(source) or os.fspath(source)  # type: ignore[arg-type]
     try:
         handle = open(path, "rb")  # noqa: SIM115  (closed below; errors mapped first)
     except OSError as exc:
@@ -86,7 +94,11 @@ def atomic_writer(target: PathOrFile) -> Iterator[IO[bytes]]:
     if is_file_object(target):
         yield target  # type: ignore[misc]
         return
-    path = os.fspath(target)  # type: ignore[arg-type]
+    if remote.is_url(target):
+        with remote.atomic_writer(target) as handle:  # type: ignore[arg-type]
+            yield handle
+        return
+    path = remote.local_path(target) or os.fspath(target)  # type: ignore[arg-type]
     folder, base = os.path.split(os.path.abspath(path))
     if os.path.isdir(path):
         raise PathError(path, "is a folder, not a file", "give a file name inside it")
@@ -182,3 +194,20 @@ def _fsync_folder(folder: str) -> None:
         pass
     finally:
         os.close(dir_fd)
+
+
+def sibling(target: PathOrFile, name: str) -> PathOrFile:
+    """The file called ``name`` in ``target``'s folder (a shard beside its index): a path, or
+    a URL with the same store options. A file object's own path is used when it has one."""
+    if is_file_object(target):
+        own = getattr(target, "name", None)
+        if not isinstance(own, (str, os.PathLike)) or not os.path.exists(own):
+            raise PathError(
+                describe(target), "is a file object without a path",
+                f"give the path or URL of the index, so that {name!r} beside it can be found",
+            )
+        target = own
+    if remote.is_url(target):
+        return remote.sibling(target, name)  # type: ignore[arg-type]
+    path = remote.local_path(target) or os.fspath(target)  # type: ignore[arg-type]
+    return os.path.join(os.path.dirname(path), name)

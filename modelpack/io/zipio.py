@@ -39,6 +39,13 @@ class Source:
         """A sub-range, e.g. a stored member holding a zip of its own."""
         return Source(self.handle, self.start + offset, size, where=where)
 
+    def prefetch(self, ranges: list[tuple[int, int]]) -> None:
+        """Announce ``(offset, length)`` reads to a file that fetches ranges in batches (a
+        remote one, ``io.remote``); a local file has no such method and reads as usual."""
+        fetch = getattr(self.handle, "prefetch", None)
+        if fetch is not None:
+            fetch([(self.start + offset, length) for offset, length in ranges])
+
     def read_at(self, offset: int, count: int) -> bytes:
         """Exactly ``count`` bytes at ``offset``; a range past the end means truncation."""
         self._check_range(offset, count)

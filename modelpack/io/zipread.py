@@ -314,6 +314,8 @@ def _locate_data(source: Source, members: list[Member], directory_offset: int) -
     located: dict[int, Member] = {}
     expected_offset = 0
     previous: Member | None = None
+    # The headers are read one by one below; a remote file fetches them all at once.
+    source.prefetch([(m.header_offset, _header_guess(m)) for m in members])
     for index in sorted(range(len(members)), key=lambda i: members[i].header_offset):
         member = members[index]
         if member.header_offset + LOCAL.size > directory_offset:
@@ -324,7 +326,7 @@ def _locate_data(source: Source, members: list[Member], directory_offset: int) -
         _check_gap(member.header_offset, expected_offset, previous, where, source=source)
         # One read usually covers the header, the name and a padding extra field.
         room = directory_offset - member.header_offset
-        guess = min(LOCAL.size + len(member.name.encode()) + 128, room)
+        guess = min(_header_guess(member), room)
         block = source.read_at(member.header_offset, guess)
         header = LOCAL.unpack_from(block)
         flags, name_length, extra_length = header.flags, header.name_length, header.extra_length
@@ -373,6 +375,11 @@ def _locate_data(source: Source, members: list[Member], directory_offset: int) -
         previous = member
     _check_gap(directory_offset, expected_offset, previous, where, at_directory=True, source=source)
     return [located[i] for i in range(len(members))]
+
+
+def _header_guess(member: Member) -> int:
+    """Bytes that usually hold a local header, its name and a padding extra field."""
+    return LOCAL.size + len(member.name.encode()) + 128
 
 
 def _check_gap(
