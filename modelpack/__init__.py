@@ -69,11 +69,11 @@ if TYPE_CHECKING:  # static analysers see the real imports (``as`` marks a re-ex
     from .api import export as export
     from .api import inspect as inspect
     from .api import load as load
+    from .api import open_archive as open  # noqa: A004  (modelpack.open, like tarfile.open)
     from .api import save as save
+    from .api import verify as verify
     from .checkpoint import Checkpointer as Checkpointer
     from .format.archive import Archive as Archive
-    from .api import open_archive as open  # noqa: A004  (modelpack.open, like tarfile.open)
     from .format.verify import VerifyReport as VerifyReport
-    from .api import verify as verify
     from .interop.convert import convert as convert
     from .io.limits import Limits as Limits

@@ -184,7 +184,8 @@ class Manifest(_Extensible):
     )
     layout: Layout | None = Field(
         default=None,
-        description="Container saved with modelpack.save; present when kind is 'tensors', optional when 'sharded'.",
+        description="Container saved with modelpack.save; present when kind is 'tensors', optional "
+        "when 'sharded'.",
     )
     checkpoint: CheckpointInfo | None = Field(
         default=None, description="Training state; present exactly when kind is 'checkpoint'."

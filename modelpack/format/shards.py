@@ -275,5 +275,6 @@ def verify_shards(path: PathOrFile, manifest: Manifest, limits: Limits, report: 
             report.problems.append(f"{label}: {exc}")
             report.tensors.update({name: "missing" for name in info.tensors})
     if manifest.architecture is not None:
-        whole = manifest.model_copy(update={"kind": "model", "weights": manifest.shard_tensors(), "shards": None})
+        tensors = manifest.shard_tensors()
+        whole = manifest.model_copy(update={"kind": "model", "weights": tensors, "shards": None})
         _check_architecture(whole, report)

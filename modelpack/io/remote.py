@@ -27,7 +27,7 @@ import re
 import tempfile
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import IO, Any
+from typing import IO, Any, cast
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 from ..errors import FormatError, MissingFileError, ModelpackError, PathError
@@ -170,7 +170,7 @@ def open_for_reading(target: Location | str) -> Iterator[IO[bytes]]:
         raise PathError(where, "the store does not say how large the object is, so it cannot be "
                         "read by range")
     with RangeReader(fs, path, size, where=where) as reader:
-        yield reader
+        yield cast(IO[bytes], reader)  # a RawIOBase: read, readinto, seek, tell
 
 
 @contextlib.contextmanager
@@ -272,7 +272,8 @@ class RangeReader(io.RawIOBase):
             if span is not None:
                 start, data = span
                 take = min(end, start + len(data)) - position
-                out[position - offset : position - offset + take] = memoryview(data)[position - start : position - start + take]
+                source = memoryview(data)[position - start : position - start + take]
+                out[position - offset : position - offset + take] = source
                 position += take
                 continue
             later = bisect.bisect_right(self._starts, position)
