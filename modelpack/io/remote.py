@@ -42,7 +42,10 @@ _PACKAGES = {"s3": "s3fs", "s3a": "s3fs", "gs": "gcsfs", "gcs": "gcsfs", "http":
 BLOCK = 64 << 10  # what a small read fetches: a zip's tail, a manifest, an npy header
 _MAX_READAHEAD = 16 << 20  # the largest block a sequential stream grows to
 _CACHE_BYTES = 32 << 20  # fetched ranges kept for later reads (small and read-ahead ones)
+_CACHE_SPAN = 1 << 20  # larger reads (a tensor's data) go to their array, not the cache
 _MERGE_GAP = 4 << 10  # prefetched ranges closer than this are fetched as one
+_MAX_TAIL = 128 << 10  # the first read at the end fetches this much: both zips' directories
+_SLACK = 512  # fetched after each prefetched header: a member's first bytes (an npy header)
 
 
 @dataclass(frozen=True)
@@ -194,8 +197,8 @@ def atomic_writer(target: Location | str) -> Iterator[IO[bytes]]:
 class RangeReader(io.RawIOBase):
     """A read-only, seekable file over a remote object that fetches only what is read.
 
-    ``requests`` and ``fetched`` count what went over the network (the tests and
-    ``bench/remote.py`` report them).
+    ``requests`` and ``fetched`` count what went over the network, and ``round_trips`` the
+    waits for it (a concurrent batch is one); the tests and ``bench/remote.py`` report them.
     """
 
     def __init__(self, fs: Any, path: str, size: int, *, where: str) -> None:
@@ -208,7 +211,9 @@ class RangeReader(io.RawIOBase):
         self._last_fetch_end = -1
         self._streak = 0  # consecutive fetches each starting where the previous ended
         self.requests = 0
+        self.round_trips = 0
         self.fetched = 0
+        self.ranges: list[tuple[int, int]] = []  # every range fetched, in order
 
     def readable(self) -> bool:
         return True
@@ -243,7 +248,7 @@ class RangeReader(io.RawIOBase):
     def prefetch(self, ranges: list[tuple[int, int]]) -> None:
         """Fetch these ``(offset, length)`` ranges now, concurrently where the store can (the
         zip reader's local headers, which it then reads one by one)."""
-        wanted = sorted((start, min(self.size, start + length)) for start, length in ranges
+        wanted = sorted((start, min(self.size, start + length + _SLACK)) for start, length in ranges
                         if start < self.size and not self._cached_range(start, start + length))
         merged: list[list[int]] = []
         for start, end in wanted:
@@ -259,6 +264,8 @@ class RangeReader(io.RawIOBase):
         except Exception as exc:
             raise _error(self.name, exc, reading=True) from None
         self.requests += len(merged)
+        self.round_trips += 1
+        self.ranges.extend((start, end) for start, end in merged)
         for (start, end), data in zip(merged, pieces, strict=True):
             self._check_length(start, end, data)
             self.fetched += len(data)
@@ -278,15 +285,21 @@ class RangeReader(io.RawIOBase):
                 continue
             later = bisect.bisect_right(self._starts, position)
             gap_end = min(end, self._starts[later]) if later < len(self._starts) else end
-            fetch_end = gap_end
+            fetch_start, fetch_end = position, gap_end
             block = self._block(position)
             if gap_end - position < block:  # small: fetch a block, its neighbours come free
-                fetch_end = min(self.size, max(gap_end, position + block))
-            data = self._fetch(position, fetch_end)
+                if gap_end < end:  # cached bytes follow: the block goes backwards (a zip's tail)
+                    fetch_start = max(0, min(position, gap_end - block))
+                else:
+                    fetch_end = min(self.size, max(gap_end, position + block))
+            if fetch_end == self.size and not self.requests:  # a zip's tail: a nested zip's
+                fetch_start = max(0, min(fetch_start, self.size - _MAX_TAIL))  # ends just before
+            data = self._fetch(fetch_start, fetch_end)
             take = gap_end - position
-            out[position - offset : position - offset + take] = data[:take]
-            if fetch_end > gap_end or len(data) <= BLOCK:
-                self._remember(position, data)
+            skip = position - fetch_start
+            out[position - offset : position - offset + take] = memoryview(data)[skip : skip + take]
+            if len(data) <= _CACHE_SPAN or fetch_end > gap_end:
+                self._remember(fetch_start, data)
             position = gap_end
 
     def _block(self, position: int) -> int:
@@ -325,6 +338,8 @@ class RangeReader(io.RawIOBase):
         except Exception as exc:
             raise _error(self.name, exc, reading=True) from None
         self.requests += 1
+        self.round_trips += 1
+        self.ranges.append((start, end))
         self.fetched += len(data)
         self._last_fetch_end = end
         self._check_length(start, end, data)
