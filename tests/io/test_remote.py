@@ -264,3 +264,20 @@ def _tmp() -> str:
     import tempfile
 
     return tempfile.gettempdir()
+
+
+def test_a_sharded_archive_on_s3_is_read_lazily_per_shard(s3):
+    net, options = _wide_model(layers=3, width=256), s3.options()
+    url = "s3://models/sharded/big.mpk"
+    modelpack.export(net, url, max_shard_size="300kB", storage_options=options)
+    s3.log.clear()
+    with modelpack.open(url, storage_options=options) as archive:
+        assert len(archive.shards) == 3
+        weight = archive.get_tensor("1.weight")
+    np.testing.assert_array_equal(weight, net[1].weight.data())
+    touched = {r.path.split("?")[0] for r in s3.log.requests}
+    assert touched == {"/models/sharded/big.mpk", "/models/sharded/big-00002-of-00003.mpk"}
+    assert modelpack.verify(url, storage_options=options).ok
+    loaded = modelpack.load(url, storage_options=options)
+    x = np.random.default_rng(0).standard_normal((2, 256)).astype(np.float32)
+    np.testing.assert_array_equal(loaded(x), net(x))
