@@ -11,7 +11,7 @@ from craft import edit, edit_file, members_of, stored_zip
 import modelpack
 from modelpack import nn
 from modelpack.errors import IntegrityError, SchemaError, UnknownLayerError, VersionError
-from modelpack.format.versions import FORMAT_VERSION
+from modelpack.format.versions import FORMAT_VERSION, READER_VERSION
 
 
 def test_newer_minor_ignores_unknown_manifest_and_tensor_fields(exported):
@@ -45,7 +45,7 @@ def test_newer_minor_still_refuses_unknown_layer_types(exported):
 def test_unreleased_older_major_refused(exported):
     edit_file(exported, manifest=lambda d: d.update(format_version="0.9"))
     with pytest.raises(VersionError, match=r"format version 0\.9, but this reader understands major version 1 "
-                       rf"\(up to {re.escape(FORMAT_VERSION)}\); no released format has that major version"):
+                       rf"\(up to {re.escape(READER_VERSION)}\); no released format has that major version"):
         modelpack.load(exported)
 
 
