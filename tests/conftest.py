@@ -16,7 +16,11 @@ if os.environ.get("MODELPACK_REQUIRE_ORACLES") == "1":
     # .ci/run's full pass sets this: there the torch oracle and the benchmark's competitors
     # must run, and a missing install must fail loudly instead of skipping those tests. The
     # newcomer's pass (README set-up, no torch) leaves it unset and sees visible skips.
+    import aiohttp  # noqa: F401
+    import fsspec  # noqa: F401
+    import moto.server  # noqa: F401
     import onnx  # noqa: F401
     import onnxruntime  # noqa: F401
+    import s3fs  # noqa: F401
     import safetensors  # noqa: F401
     import torch  # noqa: F401

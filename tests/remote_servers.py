@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import http.client
+import logging
 import re
 import threading
 from collections.abc import Callable
@@ -121,6 +122,7 @@ class S3Proxy:
     def __init__(self) -> None:
         from moto.server import ThreadedMotoServer
 
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's server logs every request
         self.moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
         self.moto.start()
         moto_host, moto_port = self.moto.get_host_and_port()
