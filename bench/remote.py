@@ -69,8 +69,9 @@ def main(argv: list[str] | None = None) -> int:
         fs = s3fs.S3FileSystem(**options)
         size = fs.size("bench/model.mpk")
         needed = tensors[middle].nbytes
+        writes = [r.method for r in proxy.log.requests if r.method in ("PUT", "POST")]
         print(f"archive: {count} tensors of {needed:,} bytes, {size:,} bytes on S3 "
-              f"(uploaded in {upload:.1f} s: {[r.method for r in proxy.log.requests if r.method in ('PUT', 'POST')]})")
+              f"(uploaded in {upload:.1f} s: {writes})")
 
         proxy.log.clear()
         start = time.perf_counter()

@@ -15,8 +15,8 @@ from remote_servers import RangeServer, S3Proxy
 import modelpack
 from modelpack import nn
 from modelpack.errors import FormatError, IntegrityError, MissingFileError, PathError, UsageError
-from modelpack.io.zipwrite import ZipPlan
 from modelpack.io import remote
+from modelpack.io.zipwrite import ZipPlan
 
 fsspec = pytest.importorskip("fsspec", reason="remote archives need fsspec (pip install 'modelpack[remote]')")
 
