@@ -148,7 +148,7 @@ class S3Proxy:
                     self.wfile.write(error)
                     outer.log.add(Request(self.command, self.path, None, len(error)))
                     return
-                connection = http.client.HTTPConnection(moto_host, moto_port, timeout=60)
+                connection = http.client.HTTPConnection(moto_host, moto_port, timeout=600)
                 headers = {k: v for k, v in self.headers.items() if k.lower() != "connection"}
                 connection.request(self.command, self.path, body=body, headers=headers)
                 response = connection.getresponse()
@@ -173,7 +173,9 @@ class S3Proxy:
     def options(self) -> dict:
         """``storage_options`` for s3fs: this endpoint and moto's dummy credentials."""
         return {"endpoint_url": self.url, "key": "testing", "secret": "testing",
-                "client_kwargs": {"region_name": "eu-west-1"}, "skip_instance_cache": True}
+                "client_kwargs": {"region_name": "eu-west-1"}, "skip_instance_cache": True,
+                # moto assembles a large multipart upload slowly: wait for it, never retry it.
+                "config_kwargs": {"read_timeout": 600}}
 
     def stop(self) -> None:
         self.server.shutdown()

@@ -126,7 +126,7 @@ def render(manifest: Manifest, source: str, *, plain: bool) -> Any:
     ]
     header += [Text(f"  {key}: {value}") for key, value in manifest.metadata.items()]
     table = Table(box=box.SIMPLE if plain else box.ROUNDED, pad_edge=False, show_edge=not plain)
-    if manifest.kind == "model":
+    if manifest.kind == "model" or (manifest.kind == "sharded" and manifest.architecture is not None):
         for column, justify in (("layer", "left"), ("type", "left"), ("config", "left"),
                                 ("output", "left"), ("params", "right"), ("bytes", "right")):
             table.add_column(column, justify=justify)  # type: ignore[arg-type]

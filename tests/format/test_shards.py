@@ -8,6 +8,7 @@ import shutil
 
 import numpy as np
 import pytest
+from craft import edit_file
 
 import modelpack
 from modelpack import nn
@@ -170,6 +171,27 @@ def test_a_damaged_tensor_in_a_shard_is_caught(sharded):
     report = modelpack.verify(path)
     assert report.tensors["1.weight"] == "damaged"
     assert any(p.startswith(f"shard 2 of 3 of {path}: ") and "1.weight" in p for p in report.problems)
+
+
+def test_an_index_whose_tensor_list_disagrees_with_the_shard_is_refused(sharded):
+    _, path = sharded
+    edit_file(path, manifest=lambda d: d["shards"][1]["tensors"]["1.bias"].update(shape=[99]))
+    with pytest.raises(IntegrityError, match=rf"^shard 2 of 3 of {path}: {_shard(path, 2)}: holds other "
+                                             r"tensors than the index lists for it$"):
+        modelpack.open(path).get_tensor("1.bias")
+    assert any("holds other tensors" in problem for problem in modelpack.verify(path).problems)
+
+
+def test_the_cli_shows_and_verifies_the_set(sharded, capsys):
+    from modelpack.cli import main
+
+    _, path = sharded
+    assert main(["inspect", str(path)]) == 0
+    assert "30,300 parameters" in capsys.readouterr().out  # the shards' tensors, not the index's none
+    assert main(["verify", str(path)]) == 0
+    os.remove(_shard(path, 3))
+    assert main(["verify", str(path)]) == 1
+    assert "shard 3 of 3" in capsys.readouterr().out
 
 
 # -- the index's rules ------------------------------------------------------------------------
