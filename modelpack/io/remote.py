@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from typing import IO, Any, cast
 from urllib.parse import unquote, urlsplit, urlunsplit
 
-from ..errors import FormatError, MissingFileError, ModelpackError, PathError
+from ..errors import FormatError, MissingFileError, ModelpackError, PathError, UsageError
 
 __all__ = ["Location", "is_url", "locate", "describe", "open_for_reading", "atomic_writer", "sibling"]
 
@@ -83,18 +83,10 @@ def locate(path: Any, storage_options: Mapping[str, Any] | None) -> Any:
     options for anything else are refused rather than ignored."""
     if storage_options is None:
         return path
-    if not isinstance(path, (str, Location)) or not is_url(path):
-        from ..errors import UsageError
-
-        raise UsageError(
-            f"storage_options apply to URLs (s3://, gs://, https://, ...), not to {describe_any(path)}"
-        )
+    if not is_url(path):
+        raise UsageError(f"storage_options apply to URLs (s3://, gs://, https://, ...), not to {path!r}")
     url = path.url if isinstance(path, Location) else path
     return Location(url, dict(storage_options))
-
-
-def describe_any(target: object) -> str:
-    return describe(target) if is_url(target) else repr(target)
 
 
 def describe(target: object) -> str:
