@@ -62,11 +62,11 @@ def export(
     traces, symbols = tracing.trace_for_export(
         net, examples, dynamic_batch=dynamic_batch, dynamic_axes=dynamic_axes
     )
-    tree, arrays = architecture.describe_for_export(net, traces)
+    tree, arrays, ties = architecture.describe_for_export(net, traces)
     if traces is not None and examples is not None:  # the graph must reproduce forward
-        loaded = architecture.build_model(tree, dict(arrays), "<traced graph>")
+        loaded = architecture.build_model(tree, dict(arrays), "<traced graph>", ties)
         tracing.check_trace(net, loaded, examples, symbols)
-    _write(path, arrays, metadata, compress, kind="model", architecture=tree)
+    _write(path, arrays, metadata, compress, kind="model", architecture=tree, ties=ties or None)
 
 
 def save(

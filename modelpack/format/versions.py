@@ -38,6 +38,8 @@ VERSIONS: dict[tuple[int, int], FormatRules] = {
         FormatRules((1, 1), hashes=True, note="SHA-256 per tensor, and the manifest's in the zip comment"),
         # An older reader refuses a checkpoint as an unknown kind; it never misreads one.
         FormatRules((1, 2), hashes=True, note="kind 'checkpoint': a model with its training state"),
+        # An older reader drops 'ties' and then refuses the tied names' missing tensors.
+        FormatRules((1, 3), hashes=True, note="'ties': a parameter shared between layers is stored once"),
     )
 }
 CURRENT = VERSIONS[max(VERSIONS)]
