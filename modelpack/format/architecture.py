@@ -3,8 +3,9 @@
 Registered layers describe themselves by their config. Custom Blocks (a hand-written
 ``forward``) are described by the graph tracing recorded for them (type ``Graph``); without
 a trace they are refused. ``describe`` also refuses anything the registry cannot reproduce
-exactly — a registered layer carrying extra children or parameters, a shared block — because
-an archive must never hold a structure whose loaded forward computes something different.
+exactly — a registered layer carrying extra children or parameters — because an archive must
+never hold a structure whose loaded forward computes something different. A parameter used in
+several places (a shared block, Gluon's ``params=``) is stored once and recorded as ties.
 """
 
 from __future__ import annotations
@@ -237,7 +238,7 @@ def check_rebuilds_identically(block: Block, node: LayerNode, ties: dict[str, st
         differing = [n for n in original if n not in rebuilt] + [n for n in rebuilt if n not in original]
         raise UnsupportedBlockError(
             f"cannot export: parameters {differing} differ between the network and what its "
-            "registered layers' configs create (were parameters added, or blocks shared, by hand?)"
+            "registered layers' configs create (were parameters added to a registered layer by hand?)"
         )
     for name, param in original.items():
         declared = rebuilt[name]
