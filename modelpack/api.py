@@ -26,6 +26,7 @@ from .io.limits import DEFAULT_LIMITS, Limits
 from .io.npz import Integrity
 from .io.paths import PathOrFile, describe, open_for_reading
 from .io.sniff import is_mxnet
+from .nn import forward_hooks
 from .nn.block import Block
 
 __all__ = ["export", "load", "save", "inspect", "verify"]
@@ -59,13 +60,14 @@ def export(
     deflates the weights (smaller, slower).
     """
     examples = _as_example(example)
-    traces, symbols = tracing.trace_for_export(
-        net, examples, dynamic_batch=dynamic_batch, dynamic_axes=dynamic_axes
-    )
-    tree, arrays, ties = architecture.describe_for_export(net, traces)
-    if traces is not None and examples is not None:  # the graph must reproduce forward
-        loaded = architecture.build_model(tree, dict(arrays), "<traced graph>", ties)
-        tracing.check_trace(net, loaded, examples, symbols)
+    with forward_hooks.silenced():  # the checks below run forward; the user's hooks stay out of it
+        traces, symbols = tracing.trace_for_export(
+            net, examples, dynamic_batch=dynamic_batch, dynamic_axes=dynamic_axes
+        )
+        tree, arrays, ties = architecture.describe_for_export(net, traces)
+        if traces is not None and examples is not None:  # the graph must reproduce forward
+            loaded = architecture.build_model(tree, dict(arrays), "<traced graph>", ties)
+            tracing.check_trace(net, loaded, examples, symbols)
     _write(path, arrays, metadata, compress, kind="model", architecture=tree, ties=ties or None)
 
 

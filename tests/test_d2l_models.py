@@ -23,7 +23,7 @@ import numpy as np
 import pytest
 
 import modelpack
-from modelpack import nn, npx
+from modelpack import autograd, nn, npx
 from modelpack.errors import TraceError, UsageError
 from modelpack.nn import rnn, structure
 
@@ -329,10 +329,6 @@ class TransformerEncoder(Encoder):
             X = blk(X, valid_lens)
             self.attention_weights[i] = blk.attention.attention.attention_weights
         return X
-
-
-class autograd:  # noqa: N801  (``from mxnet import autograd`` until modelpack's lands)
-    is_training = staticmethod(nn.is_training)
 
 
 class DecoderBlock(nn.Block):

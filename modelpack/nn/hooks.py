@@ -24,6 +24,10 @@ __all__ = ["Interceptor", "active", "intercepting", "suspended", "run_op"]
 class Interceptor(Protocol):
     """What a tracer implements to observe a forward pass."""
 
+    # Whether a block's Gluon forward hooks (forward_hooks.py) run around the calls it sees:
+    # yes while values are real (autograd), no while recording a graph for an archive.
+    runs_user_hooks: bool
+
     def call_block(self, block: Block, args: tuple[Any, ...]) -> Any: ...
 
     def read_parameter(self, param: Parameter) -> Any | None: ...

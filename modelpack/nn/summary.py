@@ -36,6 +36,8 @@ class _Row:
 class _Observer:
     """Records a row per block call (the hooks' interceptor protocol)."""
 
+    runs_user_hooks = True
+
     def __init__(self) -> None:
         self.rows: list[_Row] = []
         self._seen: set[int] = set()
