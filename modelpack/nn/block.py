@@ -21,13 +21,13 @@ import numpy as np
 from ..errors import DtypeMismatchError, ShapeMismatchError
 from ..io import npz
 from ..io.paths import PathOrFile, atomic_writer
-from . import budget, hooks
+from . import budget, devices, hooks
 from . import init as init_mod
 from .forward_hooks import ForwardHooks, HookHandle, PostHook, PreHook
 from .loading import LoadReport
 from .parameter import Parameter
 from .parameter_dict import ParameterDict, read_parameter_file
-from .registry import LayerConfig, register_layer
+from .registry import LayerConfig, register_layer, type_name_of
 
 __all__ = ["Block", "Sequential", "HybridBlock", "HybridSequential"]
 
@@ -373,15 +373,24 @@ class Block:
     # -- calling -----------------------------------------------------------------------------
     def __call__(self, *args: Any) -> Any:
         interceptor = hooks.active()
-        if interceptor is not None:
-            if self._forward_hooks is not None and interceptor.runs_user_hooks:
-                return self._forward_hooks.run(self, args, lambda *a: interceptor.call_block(self, a))
-            return interceptor.call_block(self, args)
-        if self._hybridized:
+        if interceptor is not None and not interceptor.sees_real_values:
+            return interceptor.call_block(self, args)  # tracing: stand-ins, no hooks
+        call = self._call if interceptor is None else (lambda *a: interceptor.call_block(self, a))
+        custom = type_name_of(self) is None  # a user's forward, not a registered layer's
+        if not custom and not devices.in_user_code():
+            return self._call_hooked(call, args)
+        # A user's forward sees MXNet's device API (d2l's X.ctx) on its inputs and on what
+        # the blocks it calls return.
+        with devices.user_code(custom):
+            out = self._call_hooked(call, devices.on_device(args) if custom else args)
+        return devices.on_device(out)
+
+    def _call_hooked(self, call: Callable[..., Any], args: tuple[Any, ...]) -> Any:
+        if self._hybridized and hooks.active() is None:
             object.__setattr__(self, "_last_inputs", args)
         if self._forward_hooks is not None:
-            return self._forward_hooks.run(self, args, self._call)
-        return self._call(*args)
+            return self._forward_hooks.run(self, args, call)
+        return call(*args)
 
     def _call(self, *args: Any) -> Any:
         if self._activation_guard is not None:

@@ -24,9 +24,10 @@ __all__ = ["Interceptor", "active", "intercepting", "suspended", "run_op"]
 class Interceptor(Protocol):
     """What a tracer implements to observe a forward pass."""
 
-    # Whether a block's Gluon forward hooks (forward_hooks.py) run around the calls it sees:
-    # yes while values are real (autograd), no while recording a graph for an archive.
-    runs_user_hooks: bool
+    # Whether the values are real arrays (autograd, a summary) rather than stand-ins (tracing a
+    # graph for an archive): only then do a block's Gluon forward hooks run around its calls
+    # and its custom forward get its inputs as NDArrays (devices.py).
+    sees_real_values: bool
 
     def call_block(self, block: Block, args: tuple[Any, ...]) -> Any: ...
 

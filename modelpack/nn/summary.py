@@ -36,7 +36,7 @@ class _Row:
 class _Observer:
     """Records a row per block call (the hooks' interceptor protocol)."""
 
-    runs_user_hooks = True
+    sees_real_values = True
 
     def __init__(self) -> None:
         self.rows: list[_Row] = []

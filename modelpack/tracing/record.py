@@ -250,7 +250,7 @@ def is_opaque(block: Block) -> bool:
 class Tracer:
     """The hooks' interceptor: decides, per block call, whether to record, descend or trace."""
 
-    runs_user_hooks = False  # a user's hooks are not part of the archived computation
+    sees_real_values = False  # stand-ins; a user's hooks are not part of the archived computation
 
     def __init__(self, root: Block) -> None:
         self.result = TraceResult()
