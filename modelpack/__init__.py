@@ -69,7 +69,6 @@ if TYPE_CHECKING:  # static analysers see the real imports (``as`` marks a re-ex
     from . import nn as nn
     from . import np as np
     from . import npx as npx
-    from .nn import init as init
     from . import random as random
     from .api import export as export
     from .api import inspect as inspect
@@ -82,3 +81,4 @@ if TYPE_CHECKING:  # static analysers see the real imports (``as`` marks a re-ex
     from .format.verify import verify as verify
     from .interop.convert import convert as convert
     from .io.limits import Limits as Limits
+    from .nn import init as init
