@@ -35,12 +35,15 @@ _LAZY: dict[str, tuple[str, str]] = {
     "Limits": ("modelpack.io.limits", "Limits"),
     "convert": ("modelpack.interop.convert", "convert"),
     "npx": ("modelpack.npx", ""),
+    "init": ("modelpack.nn.init", ""),
+    "np": ("modelpack.np", ""),
 }
 
 # The public API: the verbs and types here, then the exception tree (errors.__all__).
 __all__ = [
     "__version__", "nn", "autograd", "gluon", "random", "Checkpointer", "export", "load", "save",
-    "inspect", "verify", "open", "Archive", "VerifyReport", "Limits", "convert", "npx", *_ERROR_NAMES,
+    "inspect", "verify", "open", "Archive", "VerifyReport", "Limits", "convert", "npx", "init", "np",
+    *_ERROR_NAMES,
 ]
 
 
@@ -64,6 +67,7 @@ if TYPE_CHECKING:  # static analysers see the real imports (``as`` marks a re-ex
     from . import autograd as autograd
     from . import gluon as gluon
     from . import nn as nn
+    from . import np as np
     from . import npx as npx
     from . import random as random
     from .api import export as export
@@ -77,3 +81,4 @@ if TYPE_CHECKING:  # static analysers see the real imports (``as`` marks a re-ex
     from .format.verify import VerifyReport as VerifyReport
     from .interop.convert import convert as convert
     from .io.limits import Limits as Limits
+    from .nn import init as init

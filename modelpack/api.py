@@ -29,6 +29,7 @@ from .io.npz import Integrity
 from .io.paths import PathOrFile, describe, open_for_reading
 from .io.remote import locate
 from .io.sniff import is_mxnet
+from .nn import forward_hooks
 from .nn.block import Block
 
 __all__ = ["export", "load", "save", "inspect", "verify", "open_archive"]
@@ -67,15 +68,16 @@ def export(
     with ``storage_options`` for its store as pandas takes them.
     """
     examples = _as_example(example)
-    traces, symbols = tracing.trace_for_export(
-        net, examples, dynamic_batch=dynamic_batch, dynamic_axes=dynamic_axes
-    )
-    tree, arrays = architecture.describe_for_export(net, traces)
-    if traces is not None and examples is not None:  # the graph must reproduce forward
-        loaded = architecture.build_model(tree, dict(arrays), "<traced graph>")
-        tracing.check_trace(net, loaded, examples, symbols)
+    with forward_hooks.silenced():  # the checks below run forward; the user's hooks stay out of it
+        traces, symbols = tracing.trace_for_export(
+            net, examples, dynamic_batch=dynamic_batch, dynamic_axes=dynamic_axes
+        )
+        tree, arrays, ties = architecture.describe_for_export(net, traces)
+        if traces is not None and examples is not None:  # the graph must reproduce forward
+            loaded = architecture.build_model(tree, dict(arrays), "<traced graph>", ties)
+            tracing.check_trace(net, loaded, examples, symbols)
     _write(locate(path, storage_options), arrays, metadata, compress, max_shard_size,
-           kind="model", architecture=tree)
+           kind="model", architecture=tree, ties=ties or None)
 
 
 def save(

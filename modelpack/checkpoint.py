@@ -36,6 +36,7 @@ from .format import architecture
 from .format.checkpoint import Checkpoint, read_checkpoint, write_checkpoint
 from .format.schema import GeneratorState, RandomState
 from .nn.block import Block
+from .nn.ties import find_ties
 
 if TYPE_CHECKING:
     from .gluon.data import DataLoader
@@ -108,6 +109,7 @@ class Checkpointer:
             step=int(step),
             model=model,
             architecture=tree,
+            ties=find_ties(net) or None,
             trainer=trainer_state,
             trainer_arrays=trainer_arrays,
             random=RandomState.model_validate(random.get_state()),

@@ -22,6 +22,7 @@ from typing import Any
 
 from .api import load, save
 from .errors import UsageError
+from .nn.devices import Device, cpu
 from .nn.functional import (
     batch_dot,
     dropout,
@@ -83,15 +84,6 @@ def reset_np() -> None:
 
 def waitall() -> None:
     """Computation is synchronous; nothing to wait for."""
-
-
-class Device(str):
-    """A device name (``cpu(0)``); every array lives in host memory."""
-
-
-def cpu(device_id: int = 0) -> Device:
-    """The one device."""
-    return Device(f"cpu({device_id})")
 
 
 def gpu(device_id: int = 0) -> Device:

@@ -92,3 +92,12 @@ def dense_norm_dense(
     )
     net.initialize(seed=seed)
     return net
+
+
+def tied_sequential(seed: int = 0) -> nn.Sequential:
+    """d2l's "tied parameters" network: the third Dense shares the second's weight and bias."""
+    shared = nn.Dense(8, activation="relu")
+    net = nn.Sequential()
+    net.add(nn.Dense(8, activation="relu"), shared, nn.Dense(8, activation="relu", params=shared.params),
+            nn.Dense(10))
+    return ready(net, np.zeros((1, 20)), seed=seed)

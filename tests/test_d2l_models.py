@@ -3,10 +3,10 @@
 book writes them with the imports changed, export with an example and load in a fresh process
 that has no model class, matching at batch sizes 1, 2 and 7.
 
-Changes from the book, all mechanical: ``from mxnet import np, npx`` → ``import numpy as np`` and
-``from modelpack import npx``; ``from mxnet.gluon import nn, rnn`` → ``from modelpack.nn import
-rnn`` (``nn`` from modelpack); ``d2l.X`` helpers inlined; and the device arguments dropped
-(``ctx=X.ctx``, ``.as_in_ctx(X.ctx)``: numpy arrays have no device). Outputs must match
+Changes from the book, all mechanical: ``from mxnet import autograd, np, npx`` → ``from modelpack
+import autograd, np, npx``; ``from mxnet.gluon import nn, rnn`` → ``from modelpack.gluon import nn,
+rnn``; ``d2l.X`` helpers inlined. Device arguments stay as the book writes them (``ctx=X.ctx``).
+Outputs must match
 bitwise-or-within ``RTOL`` (the loaded graph runs the same numpy operations in the same order;
 BLAS may block differently for another batch size).
 """
@@ -19,13 +19,13 @@ import subprocess
 import sys
 import textwrap
 
-import numpy as np
 import pytest
 
 import modelpack
-from modelpack import nn, npx
+from modelpack import autograd, np, npx
 from modelpack.errors import TraceError, UsageError
-from modelpack.nn import rnn, structure
+from modelpack.gluon import nn, rnn
+from modelpack.nn import structure
 
 RTOL = 1e-6
 BATCHES = (1, 2, 7)
@@ -129,7 +129,7 @@ class Seq2SeqEncoder(Encoder):
     def forward(self, X, *args):
         X = self.embedding(X)
         X = X.swapaxes(0, 1)
-        state = self.rnn.begin_state(batch_size=X.shape[1])
+        state = self.rnn.begin_state(batch_size=X.shape[1], ctx=X.ctx)
         output, state = self.rnn(X, state)
         return output, state
 
@@ -331,10 +331,6 @@ class TransformerEncoder(Encoder):
         return X
 
 
-class autograd:  # noqa: N801  (``from mxnet import autograd`` until modelpack's lands)
-    is_training = staticmethod(nn.is_training)
-
-
 class DecoderBlock(nn.Block):
     # The `i`-th block in the decoder
     def __init__(self, num_hiddens, ffn_num_hiddens, num_heads, dropout, i, **kwargs):
@@ -357,7 +353,7 @@ class DecoderBlock(nn.Block):
 
         if autograd.is_training():
             batch_size, num_steps, _ = X.shape
-            dec_valid_lens = np.tile(np.arange(1, num_steps + 1), (batch_size, 1))
+            dec_valid_lens = np.tile(np.arange(1, num_steps + 1, ctx=X.ctx), (batch_size, 1))
         else:
             dec_valid_lens = None
 

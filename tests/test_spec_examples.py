@@ -2,7 +2,7 @@
 
 These files are never regenerated for a released format version, so this is the test that
 old archives stay readable: NAME.mpk are format 1.0, NAME-1.1.mpk format 1.1, NAME-1.2.mpk format
-1.2 (which adds checkpoint-1.2.mpk).
+1.2 (which adds checkpoint-1.2.mpk), NAME-1.3.mpk format 1.3 (which adds tied-1.3.mpk).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import modelpack
 EXAMPLES = Path(__file__).resolve().parents[1] / "spec" / "examples"
 
 
-VERSIONS = {"": "1.0", "-1.1": "1.1", "-1.2": "1.2"}  # archive name suffix -> format version
+VERSIONS = {"": "1.0", "-1.1": "1.1", "-1.2": "1.2", "-1.3": "1.3"}  # archive name suffix -> format version
 
 
 @pytest.mark.parametrize("suffix", sorted(VERSIONS))
@@ -59,9 +59,20 @@ def test_graph_example_output():
     assert "#const0" in modelpack.inspect(EXAMPLES / "graph-1.1.mpk").weights
 
 
+def test_tied_example_output():
+    """Shared parameters (spec §3.1, 1.3): stored once, tied again on load."""
+    net = modelpack.load(EXAMPLES / "tied-1.3.mpk", integrity="sha256")
+    assert net[1].weight is net[2].weight and net[1].bias is net[2].bias
+    assert modelpack.inspect(EXAMPLES / "tied-1.3.mpk").ties == {"2.weight": "1.weight", "2.bias": "1.bias"}
+    x = np.load(EXAMPLES / "tied.input.npy", allow_pickle=False)
+    expected = np.load(EXAMPLES / "tied.output.npy", allow_pickle=False)
+    np.testing.assert_allclose(net(x), expected, rtol=1e-5, atol=1e-6)
+
+
 def test_examples_have_the_version_their_name_says():
     paths = sorted(EXAMPLES.glob("*.mpk"))
-    assert len(paths) == 3 * len(VERSIONS) + 2 + 1  # + the traced graph (1.1, 1.2) and the checkpoint (1.2)
+    # mlp, cnn, tensors of every version; the traced graph and the checkpoint from 1.1 and 1.2; tied from 1.3
+    assert len(paths) == 3 * len(VERSIONS) + 3 + 2 + 1
     for path in paths:
         suffix = path.stem[len(path.stem.split("-")[0]):]
         assert modelpack.inspect(path).format_version == VERSIONS[suffix], path.name

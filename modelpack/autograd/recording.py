@@ -30,6 +30,8 @@ __all__ = ["Recorder", "active_recorder", "record", "pause", "train_mode", "pred
 class Recorder:
     """What ``nn.hooks`` calls while recording: parameters become leaves, blocks record nodes."""
 
+    sees_real_values = True
+
     def __init__(self) -> None:
         self.leaves: dict[int, Variable] = {}
 

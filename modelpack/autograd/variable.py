@@ -19,6 +19,7 @@ import numpy as np
 
 from ..errors import AutogradError, UnknownOpError
 from ..nn import ops
+from ..nn.devices import DeviceAPI
 from .vjps import CAPTURE, VJPS
 
 if TYPE_CHECKING:
@@ -91,7 +92,7 @@ def apply(op: str, inputs: Sequence[Any], attrs: dict[str, Any]) -> Any:
     return [make_node(f"{op}[{i}]", value, inputs, one_output(i)) for i, value in enumerate(out)]
 
 
-class Variable:
+class Variable(DeviceAPI):
     """An array on the tape: a numpy value and the node that made it (None for a leaf).
 
     ``Variable(x)`` makes a leaf whose gradient ``backward`` stores in ``.grad`` (MXNet's

@@ -3,8 +3,9 @@
 Registered layers describe themselves by their config. Custom Blocks (a hand-written
 ``forward``) are described by the graph tracing recorded for them (type ``Graph``); without
 a trace they are refused. ``describe`` also refuses anything the registry cannot reproduce
-exactly — a registered layer carrying extra children or parameters, a shared block — because
-an archive must never hold a structure whose loaded forward computes something different.
+exactly — a registered layer carrying extra children or parameters — because an archive must
+never hold a structure whose loaded forward computes something different. A parameter used in
+several places (a shared block, Gluon's ``params=``) is stored once and recorded as ties.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from ..nn import registry
 from ..nn.block import Block
 from ..nn.graph import GraphBlock, GraphConfig, constant_name
 from ..nn.parameter import shapes_compatible
+from ..nn.ties import apply_ties, find_ties
 from ..tracing.record import TraceResult
 from .schema import LayerNode, describe_errors
 
@@ -154,9 +156,13 @@ def build(node: LayerNode, *, source: str = "<architecture>", path: str = "") ->
     return block
 
 
-def build_model(tree: LayerNode, arrays: dict[str, np.ndarray], source: str) -> Block:
-    """A model from its architecture and arrays: graph constants first, then parameters."""
+def build_model(
+    tree: LayerNode, arrays: dict[str, np.ndarray], source: str, ties: dict[str, str] | None = None
+) -> Block:
+    """A model from its architecture and arrays: graph constants first, then the shared
+    parameters tied, then parameters."""
     net = build(tree, source=f"{source}: manifest.yaml")
+    apply_ties(net, ties or {}, f"{source}: manifest.yaml")
     try:
         parameters = attach_constants(net, arrays, source)
         net.set_parameters(parameters, source=source)
@@ -178,15 +184,18 @@ def check_backed(name: str, shape: tuple[int, ...], source: str) -> None:
         )
 
 
-def describe_for_export(net: Block, traces: TraceResult | None) -> tuple[LayerNode, dict[str, np.ndarray]]:
-    """The tree and every array an archive of ``net`` holds, after every check that the
-    loaded model will be exactly ``net``: described, initialised, rebuilt identically."""
+def describe_for_export(
+    net: Block, traces: TraceResult | None
+) -> tuple[LayerNode, dict[str, np.ndarray], dict[str, str]]:
+    """The tree, every array and the ties an archive of ``net`` holds, after every check
+    that the loaded model will be exactly ``net``: described, initialised, rebuilt identically."""
     constants: dict[str, np.ndarray] = {}
     tree = describe(net, traces=traces, constants=constants)
     check_initialized(net)
-    check_rebuilds_identically(net, tree)
+    ties = find_ties(net)
+    check_rebuilds_identically(net, tree, ties)
     arrays = {name: param.data() for name, param in net.collect_params().items()}
-    return tree, {**arrays, **constants}
+    return tree, {**arrays, **constants}, ties
 
 
 def attach_constants(net: Block, arrays: dict[str, np.ndarray], source: str) -> dict[str, np.ndarray]:
@@ -219,15 +228,17 @@ def check_initialized(block: Block) -> None:
         )
 
 
-def check_rebuilds_identically(block: Block, node: LayerNode) -> None:
+def check_rebuilds_identically(block: Block, node: LayerNode, ties: dict[str, str] | None = None) -> None:
     """The rebuilt tree must have exactly the original's parameter names, shapes and dtypes."""
     original = block.collect_params()
-    rebuilt = build(node).collect_params()  # new Parameters: the network's are untouched
+    rebuilt_net = build(node)  # new Parameters: the network's are untouched
+    apply_ties(rebuilt_net, ties or {}, "the rebuilt network")
+    rebuilt = rebuilt_net.collect_params()
     if list(rebuilt) != list(original):
         differing = [n for n in original if n not in rebuilt] + [n for n in rebuilt if n not in original]
         raise UnsupportedBlockError(
             f"cannot export: parameters {differing} differ between the network and what its "
-            "registered layers' configs create (were parameters added, or blocks shared, by hand?)"
+            "registered layers' configs create (were parameters added to a registered layer by hand?)"
         )
     for name, param in original.items():
         declared = rebuilt[name]

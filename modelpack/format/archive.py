@@ -151,12 +151,12 @@ class Archive:
         if not mmap:
             whole = self.manifest.kind == "model"
             arrays = self.read_all() if whole else {name: self.get_tensor(name) for name in infos}
-            net = architecture.build_model(self.manifest.architecture, arrays, self.name)
+            net = architecture.build_model(self.manifest.architecture, arrays, self.name, self.manifest.ties)
         else:
             # Mapped weights are checked when the model first reads them, so that loading
             # touches no pages (see _check_on_first_read).
             arrays = {name: self._mapped(self._require_location(name, info)) for name, info in infos.items()}
-            net = architecture.build_model(self.manifest.architecture, arrays, self.name)
+            net = architecture.build_model(self.manifest.architecture, arrays, self.name, self.manifest.ties)
         if mmap:
             self._check_on_first_read(net)
         # What the file describes may ask for far more memory at run time than it holds.

@@ -51,6 +51,7 @@ class Checkpoint:
     step: int
     model: dict[str, np.ndarray] = field(default_factory=dict)
     architecture: LayerNode | None = None
+    ties: dict[str, str] | None = None  # shared parameters, as a model archive records them
     trainer: TrainerState | None = None
     trainer_arrays: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)  # parameter → slot → array
     random: RandomState = field(default_factory=RandomState)
@@ -100,6 +101,7 @@ def write_checkpoint(
             producer=PRODUCER,
             kind="checkpoint",
             architecture=checkpoint.architecture,
+            ties=checkpoint.ties if checkpoint.architecture is not None else None,
             checkpoint=info,
             weights=index,
             metadata=dict(metadata or {}),
@@ -119,6 +121,7 @@ def read_checkpoint(path: PathOrFile, *, limits: Limits = DEFAULT_LIMITS) -> Che
         checkpoint = Checkpoint(
             step=info.step,
             architecture=archive.manifest.architecture,
+            ties=archive.manifest.ties,
             trainer=info.trainer,
             random=info.random,
             rng=dict(info.rng),

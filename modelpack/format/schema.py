@@ -195,6 +195,11 @@ class Manifest(_Extensible):
         description="The shard archives holding the tensors; present exactly when kind is 'sharded'.",
     )
     weights: dict[str, TensorInfo] = Field(description="Tensors in the weight bundle, in bundle order.")
+    ties: dict[str, str] | None = Field(
+        default=None,
+        description="Parameters shared between layers (format 1.3): each later name of a shared "
+        "parameter → the name its data is stored under in 'weights'.",
+    )
     metadata: dict[str, str] = Field(default_factory=dict)
 
     @field_validator("format_version")
@@ -238,6 +243,8 @@ class Manifest(_Extensible):
                 raise ValueError(
                     f"a '{self.layout}' layout names its tensors '0', '1', ... in order; found {names}"
                 )
+        if self.ties is not None:
+            _check_ties(self.ties, self.shard_tensors(), has_architecture=self.architecture is not None)
         if self.architecture is not None and _depth(self.architecture) > MAX_NESTING_DEPTH:
             raise ValueError(f"architecture nests deeper than {MAX_NESTING_DEPTH} levels")
         return self
@@ -280,6 +287,19 @@ def check_tensor_name(name: str) -> None:
             f"tensor name {name!r} is not allowed: names are 1-1024 characters with no '/', "
             "'\\' or control characters"
         )
+
+
+def _check_ties(ties: dict[str, str], weights: dict[str, TensorInfo], *, has_architecture: bool) -> None:
+    """Each tie goes from a name with no data to a stored tensor, in one step."""
+    if not has_architecture:
+        raise ValueError("'ties' belongs to a manifest with an 'architecture'")
+    for alias in ties:
+        check_tensor_name(alias)
+        if alias in weights:
+            raise ValueError(f"tie {alias!r}: a tied name has no tensor of its own, but 'weights' lists one")
+    for alias, stored in ties.items():
+        if stored not in weights:
+            raise ValueError(f"tie {alias!r} → {stored!r}: the target must be a tensor in 'weights'")
 
 
 def _depth(node: LayerNode) -> int:

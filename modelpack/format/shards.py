@@ -184,7 +184,7 @@ class ShardedArchive:
         arrays = self.read_all(mmap=mmap)
         if self.manifest.architecture is None:
             return _unflatten(arrays, self.manifest.layout)
-        net = architecture.build_model(self.manifest.architecture, arrays, self.name)
+        net = architecture.build_model(self.manifest.architecture, arrays, self.name, self.manifest.ties)
         budget = ActivationBudget(self.name, self._limits, model_bytes=sum(s.size for s in self.shards))
         limit_activations(net, budget)
         return net

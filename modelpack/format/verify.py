@@ -33,6 +33,7 @@ from ..io.paths import PathOrFile, describe, open_for_reading
 from ..io.zipio import STORED, MemberReader
 from ..nn.graph import GraphBlock, constant_name
 from ..nn.parameter import shapes_compatible
+from ..nn.ties import apply_ties
 from . import architecture, schema
 from .container import MANIFEST_MEMBER, WEIGHTS_MEMBER, Container
 from .schema import Manifest
@@ -185,6 +186,7 @@ def _check_architecture(manifest: Manifest, report: VerifyReport) -> None:
     where = f"{report.path}: {MANIFEST_MEMBER}"
     try:
         net = architecture.build(manifest.architecture, source=where)
+        apply_ties(net, manifest.ties or {}, where)
     except ModelpackError as exc:
         report.problems.append(str(exc))
         return

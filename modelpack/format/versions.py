@@ -38,16 +38,18 @@ VERSIONS: dict[tuple[int, int], FormatRules] = {
         FormatRules((1, 1), hashes=True, note="SHA-256 per tensor, and the manifest's in the zip comment"),
         # An older reader refuses a checkpoint as an unknown kind; it never misreads one.
         FormatRules((1, 2), hashes=True, note="kind 'checkpoint': a model with its training state"),
+        # An older reader drops 'ties' and then refuses the tied names' missing tensors.
+        FormatRules((1, 3), hashes=True, note="'ties': a parameter shared between layers is stored once"),
         # An older reader refuses a sharded index as an unknown kind; it reads each shard.
-        FormatRules((1, 3), hashes=True, note="kind 'sharded': an index of tensors held in shard archives"),
+        FormatRules((1, 4), hashes=True, note="kind 'sharded': an index of tensors held in shard archives"),
     )
 }
 CURRENT = VERSIONS[max(VERSIONS)]
 READER_VERSION = CURRENT.name  # the newest version this reader understands
-# What writers write. A version is written only for the content that needs it: 1.3 adds just
-# the 'sharded' kind, so every other archive stays 1.2, readable by 1.2 readers unchanged.
-FORMAT_VERSION = "1.2"
-_WRITTEN_FOR_KIND = {"sharded": "1.3"}
+# What writers write. A version is written only for the content that needs it: 1.4 adds just
+# the 'sharded' kind, so every other archive stays 1.3, readable by 1.3 readers unchanged.
+FORMAT_VERSION = "1.3"
+_WRITTEN_FOR_KIND = {"sharded": "1.4"}
 
 
 def version_for(kind: str) -> str:

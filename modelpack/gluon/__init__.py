@@ -1,4 +1,5 @@
-"""``modelpack.gluon``: training with MXNet Gluon's names: ``nn``, ``loss``, ``data``, ``Trainer``.
+"""``modelpack.gluon``: training with MXNet Gluon's names: ``nn``, ``loss``, ``data``, ``Trainer``,
+and ``SymbolBlock.imports`` for exported models.
 
 >>> from modelpack import autograd, gluon
 >>> net = gluon.nn.Sequential(); net.add(gluon.nn.Dense(10)); net.initialize()      # doctest: +SKIP
@@ -17,6 +18,7 @@ from __future__ import annotations
 from .. import nn
 from ..nn import rnn
 from . import data, loss
+from .symbol_block import SymbolBlock
 from .trainer import Trainer
 
-__all__ = ["nn", "rnn", "loss", "data", "Trainer"]
+__all__ = ["nn", "rnn", "loss", "data", "Trainer", "SymbolBlock"]

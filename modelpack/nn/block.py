@@ -21,12 +21,13 @@ import numpy as np
 from ..errors import DtypeMismatchError, ShapeMismatchError
 from ..io import npz
 from ..io.paths import PathOrFile, atomic_writer
-from . import budget, hooks
+from . import budget, devices, hooks
 from . import init as init_mod
+from .forward_hooks import ForwardHooks, HookHandle, PostHook, PreHook
 from .loading import LoadReport
 from .parameter import Parameter
 from .parameter_dict import ParameterDict, read_parameter_file
-from .registry import LayerConfig, register_layer
+from .registry import LayerConfig, register_layer, type_name_of
 
 __all__ = ["Block", "Sequential", "HybridBlock", "HybridSequential"]
 
@@ -58,6 +59,11 @@ class Block:
     # Set on every block of a loaded model (budget.limit_activations): forward runs inside
     # the activation budget. None for models built in code, unless their user asks.
     _activation_guard: budget._Guard | None = None
+    # Gluon's forward hooks (forward_hooks.py), and the inputs of the last call once
+    # hybridize() was called (what Gluon's export() saves the graph for): None until used.
+    _forward_hooks: ForwardHooks | None = None
+    _last_inputs: tuple[Any, ...] | None = None
+    _hybridized: bool = False
 
     def __init__(self, prefix: str | None = None, params: Mapping[str, Parameter] | None = None) -> None:
         object.__setattr__(self, "_children", {})
@@ -208,8 +214,60 @@ class Block:
 
     # -- Gluon compatibility: hybridization, name scopes, traversal --------------------------
     def hybridize(self, active: bool = True, **kwargs: Any) -> None:
-        """Accepted for Gluon code; changes nothing (there is no symbolic graph to build:
-        ``modelpack.export`` traces a model when it is saved)."""
+        """Gluon's switch to a symbolic graph. Computation does not change (numpy runs
+        eagerly and ``modelpack.export`` traces a model when it is saved); as in Gluon, a
+        hybridized block remembers its last call's inputs, so that ``export(path)`` needs no
+        example. Other keyword arguments (``static_alloc``, ...) are accepted and ignored."""
+        for _, block in self.named_blocks():
+            object.__setattr__(block, "_hybridized", bool(active))
+            if not active:
+                object.__setattr__(block, "_last_inputs", None)
+
+    def export(self, path: str, epoch: int = 0, remove_amp_cast: bool = True) -> str:
+        """Gluon's deployment export, as one archive: writes ``{path}-{epoch:04d}.mpk`` (the
+        architecture and the weights; Gluon writes ``-symbol.json`` and ``-0000.params``) and
+        returns its name. ``modelpack.load`` (or ``gluon.SymbolBlock.imports``) reads it back.
+
+        A network of registered layers needs nothing more; a custom ``forward`` is traced on
+        the inputs of the last call after ``hybridize()``, as Gluon requires.
+
+        >>> net.hybridize(); net(x); net.export("mlp")    # doctest: +SKIP
+        'mlp-0000.mpk'
+        """
+        # late: the public export sits above the layer library (it traces and writes archives)
+        from ..api import export
+        from ..errors import UnsupportedBlockError, UsageError
+
+        if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 0:
+            raise UsageError(f"epoch must be a non-negative int, got {epoch!r}")
+        target = f"{path}-{epoch:04d}.mpk"
+        example = self._last_inputs
+        try:
+            export(self, target, example=example[0] if example and len(example) == 1 else example)
+        except UnsupportedBlockError as exc:
+            if example is None and "example" in str(exc):
+                raise UsageError(
+                    f"cannot export {type(self).__name__}: its forward is custom code, traced on "
+                    "the inputs of a call; call net.hybridize(), then net(x) once, then "
+                    "net.export(path) (or modelpack.export(net, path, example=x))"
+                ) from None
+            raise
+        return target
+
+    def register_forward_pre_hook(self, hook: PreHook) -> HookHandle:
+        """Call ``hook(block, inputs)`` before each forward (Gluon's API); ``.detach()`` removes it."""
+        return self._hooks().add_pre(hook)
+
+    def register_forward_hook(self, hook: PostHook) -> HookHandle:
+        """Call ``hook(block, inputs, output)`` after each forward (Gluon's API); ``.detach()``
+        removes it."""
+        return self._hooks().add_post(hook)
+
+    def _hooks(self) -> ForwardHooks:
+        if self._forward_hooks is None:
+            object.__setattr__(self, "_forward_hooks", ForwardHooks())
+        assert self._forward_hooks is not None
+        return self._forward_hooks
 
     def name_scope(self) -> contextlib.AbstractContextManager[None]:
         """Accepted for Gluon code (``with self.name_scope():``); names are unique without it."""
@@ -315,8 +373,26 @@ class Block:
     # -- calling -----------------------------------------------------------------------------
     def __call__(self, *args: Any) -> Any:
         interceptor = hooks.active()
-        if interceptor is not None:
-            return interceptor.call_block(self, args)
+        if interceptor is not None and not interceptor.sees_real_values:
+            return interceptor.call_block(self, args)  # tracing: stand-ins, no hooks
+        call = self._call if interceptor is None else (lambda *a: interceptor.call_block(self, a))
+        custom = type_name_of(self) is None  # a user's forward, not a registered layer's
+        if not custom and not devices.in_user_code():
+            return self._call_hooked(call, args)
+        # A user's forward sees MXNet's device API (d2l's X.ctx) on its inputs and on what
+        # the blocks it calls return.
+        with devices.user_code(custom):
+            out = self._call_hooked(call, devices.on_device(args) if custom else args)
+        return devices.on_device(out)
+
+    def _call_hooked(self, call: Callable[..., Any], args: tuple[Any, ...]) -> Any:
+        if self._hybridized and hooks.active() is None:
+            object.__setattr__(self, "_last_inputs", args)
+        if self._forward_hooks is not None:
+            return self._forward_hooks.run(self, args, call)
+        return call(*args)
+
+    def _call(self, *args: Any) -> Any:
         if self._activation_guard is not None:
             return budget.guarded_call(self, self._activation_guard, args)
         return self.forward(*args)

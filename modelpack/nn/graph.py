@@ -280,6 +280,11 @@ class GraphBlock(Block):
         self._constants = list(arrays)
 
     @property
+    def graph(self) -> GraphSpec | None:
+        """The recorded computation (its inputs, nodes and outputs), read-only use."""
+        return self._graph
+
+    @property
     def constant_count(self) -> int:
         """How many constant tensors the graph reads (known before they are attached)."""
         return len(self._constants)

@@ -24,6 +24,11 @@ __all__ = ["Interceptor", "active", "intercepting", "suspended", "run_op"]
 class Interceptor(Protocol):
     """What a tracer implements to observe a forward pass."""
 
+    # Whether the values are real arrays (autograd, a summary) rather than stand-ins (tracing a
+    # graph for an archive): only then do a block's Gluon forward hooks run around its calls
+    # and its custom forward get its inputs as NDArrays (devices.py).
+    sees_real_values: bool
+
     def call_block(self, block: Block, args: tuple[Any, ...]) -> Any: ...
 
     def read_parameter(self, param: Parameter) -> Any | None: ...

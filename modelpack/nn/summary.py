@@ -36,6 +36,8 @@ class _Row:
 class _Observer:
     """Records a row per block call (the hooks' interceptor protocol)."""
 
+    sees_real_values = True
+
     def __init__(self) -> None:
         self.rows: list[_Row] = []
         self._seen: set[int] = set()

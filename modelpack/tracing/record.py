@@ -94,7 +94,9 @@ class GraphBuilder:
             name = self._new_value()
             self.nodes.append(GraphNode(op="scalar", outputs=[name], attrs={"value": value}))
             return name, value
-        if isinstance(value, (np.ndarray, np.generic)):
+        # An array, or what converts to one: a value autograd computed earlier (a Variable,
+        # e.g. the running mean d2l's BatchNorm-from-scratch keeps as an attribute).
+        if isinstance(value, (np.ndarray, np.generic)) or hasattr(value, "__array__"):
             array = np.asarray(value)
             if array.dtype.hasobject or array.dtype.name not in SUPPORTED_DTYPES:
                 raise refuse(op, f"constant of dtype {array.dtype} cannot be stored")
@@ -249,6 +251,8 @@ def is_opaque(block: Block) -> bool:
 
 class Tracer:
     """The hooks' interceptor: decides, per block call, whether to record, descend or trace."""
+
+    sees_real_values = False  # stand-ins; a user's hooks are not part of the archived computation
 
     def __init__(self, root: Block) -> None:
         self.result = TraceResult()

@@ -19,6 +19,7 @@ import numpy as np
 
 from ..errors import TraceError
 from ..nn import hooks, ops
+from ..nn.devices import DeviceAPI
 
 if TYPE_CHECKING:
     from .record import GraphBuilder
@@ -62,7 +63,7 @@ def _call(op: ops.OpDef, what: str, *args: Any, **kwargs: Any) -> Any:
     return _record(op.name, inputs, attrs)
 
 
-class Traced:
+class Traced(DeviceAPI):
     """A stand-in for an array while tracing: a named graph value plus its real value.
 
     Supports numpy's operators, ufuncs and array functions from the op set; everything that

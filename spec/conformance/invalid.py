@@ -647,7 +647,59 @@ def version_and_integrity() -> list[Invalid]:
     return out
 
 
+# -- §3.1 shared parameters (format 1.3) ----------------------------------------------------
+
+TIED_W = np.arange(9, dtype=np.float32).reshape(3, 3) / 11 - 0.4
+TIED_B = np.array([0.1, -0.2, 0.3], dtype=np.float32)
+
+
+def tied(change: Callable[[dict[str, Any]], object] | None = None,
+         arrays: dict[str, np.ndarray] | None = None) -> bytes:
+    """Two Dense(3, in_units=3) whose second is tied to the first, with one change."""
+    arrays = arrays or {"0.weight": TIED_W, "0.bias": TIED_B}
+    dense = {"type": "Dense", "config": {"units": 3, "in_units": 3}}
+    document = doc(format_version="1.3", architecture={"type": "Sequential", "children": {"0": dense, "1": dense}},
+                   weights={name: zc.tensor_info(a) for name, a in arrays.items()},
+                   ties={"1.weight": "0.weight", "1.bias": "0.bias"})
+    if change is not None:
+        change(document)
+    return bytes(base(document, bundle=entries(arrays)))
+
+
+def tie_rules() -> list[Invalid]:
+    def narrow(d: dict[str, Any]) -> None:  # the tied layer has 2 units: (2, 3) cannot use (3, 3)
+        d["architecture"]["children"]["1"] = {"type": "Dense", "config": {"units": 2, "in_units": 3}}
+
+    def tensors_with_ties() -> bytes:
+        document = {"format": "modelpack", "format_version": "1.3", "producer": "conformance", "kind": "tensors",
+                    "layout": "dict", "weights": {"w": zc.tensor_info(W)}, "ties": {"v": "w"}}
+        return bytes(base(document, bundle=[Entry(b"w.npy", zc.npy(W))]))
+
+    open_rules = [
+        ("target-not-stored", "a tie whose target '9.bias' is not in weights", lambda d: d["ties"].update({"1.bias": "9.bias"})),
+        ("chain", "a tie to a tied name (1.bias → 1.weight)", lambda d: d["ties"].update({"1.bias": "1.weight"})),
+        ("name-with-slash", "a tie named 'a/b'", lambda d: d["ties"].update({"a/b": "0.weight"})),
+        ("not-a-string", "a tie whose target is a number", lambda d: d["ties"].update({"1.bias": 0})),
+    ]
+    out = [Invalid(f"ties-{name}", about, "§3.1 shared parameters", "open", "SchemaError",
+                   lambda change=change: tied(change)) for name, about, change in open_rules]
+    out += [
+        Invalid("ties-alias-has-a-tensor", "'1.weight' both tied and stored", "§3.1 shared parameters", "open",
+                "SchemaError", lambda: tied(arrays={"0.weight": TIED_W, "0.bias": TIED_B, "1.weight": TIED_W})),
+        Invalid("ties-in-tensors-archive", "'ties' in a manifest without an architecture", "§3.1 shared parameters",
+                "open", "SchemaError", tensors_with_ties),
+        Invalid("ties-not-a-parameter", "a tie from '7.weight', which the architecture does not create",
+                "§3.1 shared parameters", "load", "FormatError",
+                lambda: tied(lambda d: d["ties"].update({"7.weight": "0.weight"}))),
+        Invalid("ties-shape-mismatch", "a Dense(2) tied to a (3, 3) weight", "§3.1 shared parameters", "load",
+                "FormatError", lambda: tied(narrow)),
+        Invalid("ties-dropped", "a 1.3 archive whose tied layer has neither a tensor nor a tie", "§3.1", "load",
+                "FormatError", lambda: tied(lambda d: d.pop("ties"))),
+    ]
+    return out
+
+
 def vectors() -> list[Invalid]:
     return container() + bundle_rules() + manifest_rules() + architecture_rules() + npy_rules() + \
-        version_and_integrity()
+        version_and_integrity() + tie_rules()
 

@@ -823,6 +823,18 @@ def gluon_norms_activations() -> Valid:
                                  Run([f32(2, 3, 2, 4, seed=56), v, f32(2, 5, seed=57)], "ShapeMismatchError")])
 
 
+def tied_parameters() -> Valid:
+    """§3.1 (1.3): d2l's tied layers, and a block used twice: each shared parameter stored once."""
+    shared, twice = nn.Dense(4, activation="relu", in_units=4), nn.Dense(4, in_units=4)
+    net = nn.Sequential()
+    net.add(nn.Dense(4, activation="relu", in_units=3), shared,
+            nn.Dense(4, activation="relu", in_units=4, params=shared.params), twice, twice, nn.Dense(2, in_units=4))
+    randomize(net, 71)
+    return Valid("tied-parameters", "a Sequential whose third Dense shares the second's parameters (Gluon's "
+                 "params=) and whose fourth block is used twice: ties 2.* → 1.* and 4.* → 3.*",
+                 ["§3.1 shared parameters"], exporter(net), [Run([f32(3, 3, seed=72)])])
+
+
 def vectors() -> list[Valid]:
     from valid_rnn_ops import vectors as rnn_ops_vectors  # late: it builds on this module's helpers
 
@@ -831,5 +843,5 @@ def vectors() -> list[Valid]:
         ops_float(), ops_promotion(), traced_nested(), sequential_with_graph(), deflated_model(),
         tensors_dtypes(), tensors_list(), tensors_empty_tuple(), tensors_single(), tensors_unicode(),
         tensors_deflated(), *crafted_vectors(), ops_int_activations(), *refusals_at_run(), nonfinite(),
-        gluon_spatial(), gluon_norms_activations(), *rnn_ops_vectors(),
+        gluon_spatial(), gluon_norms_activations(), *rnn_ops_vectors(), tied_parameters(),
     ]

@@ -77,6 +77,18 @@ def graph() -> tuple[nn.Block, np.ndarray]:
     return net, x
 
 
+def tied() -> tuple[nn.Block, np.ndarray]:
+    """d2l's tied parameters (format §3.1, new in 1.3): the third Dense shares the second's."""
+    shared = nn.Dense(8, activation="relu")
+    net = nn.Sequential()
+    net.add(nn.Dense(8, activation="relu"), shared, nn.Dense(8, activation="relu", params=shared.params),
+            nn.Dense(10))
+    x = np.random.default_rng(1).uniform(size=(2, 20)).astype(np.float32)
+    net.initialize(seed=0)
+    net(x)
+    return net, x
+
+
 def tensors() -> dict[str, np.ndarray]:
     """A tensor archive: the values tests/test_spec_examples.py expects."""
     return {
@@ -123,7 +135,7 @@ def main() -> None:
     from modelpack.format.schema import FORMAT_VERSION
 
     # An archive that exists is never rewritten: committed examples are the readers' test data.
-    for name, make in (("mlp", mlp), ("cnn", cnn), ("graph", graph)):
+    for name, make in (("mlp", mlp), ("cnn", cnn), ("graph", graph), ("tied", tied)):
         target = HERE / f"{name}-{FORMAT_VERSION}.mpk"
         if target.exists():
             continue

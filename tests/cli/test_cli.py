@@ -12,6 +12,7 @@ import pytest
 from models import mlp_ready, sequential_mlp
 
 import modelpack
+from modelpack.format.versions import FORMAT_VERSION
 
 
 def cli(*args: str, cwd=None) -> subprocess.CompletedProcess:
@@ -44,7 +45,7 @@ def test_inspect_shows_layers_and_totals(mlp_archive):
     run = cli("inspect", mlp_archive)
     assert run.returncode == 0, run.stderr
     out = run.stdout
-    assert "author: me" in out and "format 1.2" in out
+    assert "author: me" in out and f"format {FORMAT_VERSION}" in out
     for fragment in ("Sequential", "Dense", "units=256, activation=relu", "(N, 256)", "5,376", "2,570"):
         assert fragment in out, fragment
     assert "7,946 parameters, 31.0 KiB of weights" in out  # 20*256+256 + 256*10+10
@@ -84,7 +85,7 @@ def test_other_file_kinds_are_named(tmp_path):
 def test_verify_exit_codes_and_json(mlp_archive):
     run = cli("verify", mlp_archive)
     assert run.returncode == 0 and run.stdout.startswith(
-        f"{mlp_archive}: OK (format 1.2), 4 tensors verified"
+        f"{mlp_archive}: OK (format {FORMAT_VERSION}), 4 tensors verified"
     )
     run = cli("verify", mlp_archive, "--json")
     report = json.loads(run.stdout)

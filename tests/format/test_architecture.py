@@ -57,13 +57,17 @@ def test_subclass_of_registered_layer_refused(tmp_path):
         modelpack.export(net, tmp_path / "x.mpk")
 
 
-def test_shared_block_refused(tmp_path):
+def test_a_block_used_twice_exports_as_two_layers_tied_together(tmp_path):
     shared = nn.Dense(3, in_units=3)
     net = nn.Sequential()
     net.add(shared, shared)
     net.initialize()
-    with pytest.raises(UnsupportedBlockError, match=r"'1\.weight'"):
-        modelpack.export(net, tmp_path / "x.mpk")
+    modelpack.export(net, tmp_path / "x.mpk")
+    assert modelpack.inspect(tmp_path / "x.mpk").ties == {"1.weight": "0.weight", "1.bias": "0.bias"}
+    loaded = modelpack.load(tmp_path / "x.mpk")
+    x = np.ones((2, 3), dtype=np.float32)
+    np.testing.assert_array_equal(loaded(x), net(x))
+    assert loaded[0].weight is loaded[1].weight
 
 
 def test_uninitialised_export_names_parameters(tmp_path):

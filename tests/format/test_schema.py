@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -22,6 +23,7 @@ from modelpack.format.schema import (
     manifest_from_yaml,
     manifest_to_yaml,
 )
+from modelpack.format.versions import READER_VERSION
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -71,7 +73,7 @@ def _doc(**changes):
 
 
 def test_newer_major_version_refused_naming_both():
-    with pytest.raises(VersionError, match=r"f\.mpk: written in format version 2\.0.*major version 1 \(up to 1\.3\)"):
+    with pytest.raises(VersionError, match=rf"f\.mpk: written in format version 2\.0.*major version 1 \(up to {re.escape(READER_VERSION)}\)"):
         schema.manifest_from_dict(_doc(format_version="2.0"), source="f.mpk")
 
 

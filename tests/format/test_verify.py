@@ -22,6 +22,7 @@ from models import export_bytes, save_bytes, sequential_mlp
 import modelpack
 from modelpack import nn
 from modelpack.errors import IntegrityError
+from modelpack.format.versions import FORMAT_VERSION
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "spec" / "examples"
 
@@ -35,9 +36,9 @@ def test_good_archive_is_ok(tmp_path):
     modelpack.export(_model(), path)
     report = modelpack.verify(path)
     assert report.ok and report.problems == [] and report.notes == []
-    assert report.format_version == "1.2"
+    assert report.format_version == FORMAT_VERSION
     assert report.tensors == dict.fromkeys(["0.weight", "0.bias", "1.weight", "1.bias"], "ok")
-    assert str(report) == f"{path}: OK (format 1.2), 4 tensors verified"
+    assert str(report) == f"{path}: OK (format {FORMAT_VERSION}), 4 tensors verified"
 
 
 def test_old_archive_is_ok_with_a_note():
@@ -134,7 +135,7 @@ def test_every_problem_is_reported(tmp_path):
     assert report.tensors["0.bias"] == report.tensors["1.weight"] == "ok"
     # Each damaged tensor (its CRC-32) and the bundle as a whole (its outer CRC-32).
     assert len(report.problems) == 3, report.problems
-    assert str(report).startswith(f"{path}: 3 problems (format 1.2)\n  - ")
+    assert str(report).startswith(f"{path}: 3 problems (format {FORMAT_VERSION})\n  - ")
 
 
 def test_manifest_that_does_not_fit_its_architecture(tmp_path):

@@ -223,6 +223,29 @@ def test_temporary_constants_are_never_confused():
     assert np.array_equal(loaded(x), net(x))  # without the fix export refuses: "differs from forward"
 
 
+def test_a_value_autograd_computed_earlier_is_a_constant():
+    """d2l's BatchNorm from scratch keeps its running mean as an attribute, computed while
+    training: after training it is an autograd Variable, and the trace stores its value."""
+    from modelpack import autograd
+
+    class Centred(nn.Block):
+        def __init__(self):
+            super().__init__()
+            self.mean = np.zeros(5, dtype=np.float32)
+
+        def forward(self, x):
+            if autograd.is_training():
+                self.mean = 0.5 * self.mean + 0.5 * x.mean(axis=0)
+            return x - self.mean
+
+    net = Centred()
+    with autograd.record():
+        net(autograd.Variable(X.astype(np.float32)))
+    assert type(net.mean).__name__ == "Variable"
+    x = X.astype(np.float32)
+    assert np.array_equal(round_trip(net, x)(x), net(x))
+
+
 # -- property: random DAGs of ops and layers --------------------------------------------------
 
 FEATURES = 4

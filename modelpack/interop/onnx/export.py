@@ -76,8 +76,8 @@ def to_model_proto(
     traces, symbols = tracing.trace_for_export(
         net, examples, dynamic_batch=dynamic_batch, dynamic_axes=dynamic_axes
     )
-    tree, arrays = architecture.describe_for_export(net, traces)
-    model = architecture.build_model(tree, dict(arrays), where)
+    tree, arrays, ties = architecture.describe_for_export(net, traces)
+    model = architecture.build_model(tree, dict(arrays), where, ties)
     if traces is not None and examples is not None:
         tracing.check_trace(net, model, examples, symbols)
     if examples is None:

@@ -116,23 +116,51 @@ class Archive {
     return new Map(this.manifest.weights.map((info) => [info.name, this.tensor(info, options)]));
   }
 
-  // A model archive's callable model (§3): every tensor read and checked, references resolved.
+  // The tensors of the model (§3.1, §11): all of a model archive's; a checkpoint's without a ':'.
+  modelWeights() {
+    return this.manifest.weights.filter((t) => this.manifest.kind !== 'checkpoint' || !t.name.includes(':'));
+  }
+
+  // A model or checkpoint archive's callable model (§3): every tensor read and checked, ties
+  // and references resolved.
   model(options = {}) {
-    if (this.manifest.kind !== 'model') throw new SchemaError(`${this.where}: a tensor archive holds no model`);
-    const tensors = this.tensors(options);
-    checkGraphReferences(this.manifest.architecture, this.where);
-    checkTensorsFit(this.manifest.architecture, this.manifest.weights, this.where);
-    return buildModel(this.manifest.architecture, new Map([...tensors].map(([name, t]) => [name, t.array])));
+    const { kind, architecture, ties } = this.manifest;
+    if (kind === 'tensors') throw new SchemaError(`${this.where}: a tensor archive holds no model`);
+    if (architecture === null) throw new FormatError(`${this.where}: a checkpoint of a custom Block has no architecture to rebuild`);
+    if (kind === 'checkpoint') checkCheckpointTensors(this.manifest, this.where);
+    const weights = this.modelWeights();
+    const tensors = new Map(weights.map((info) => [info.name, this.tensor(info, options).array]));
+    checkGraphReferences(architecture, this.where);
+    checkTensorsFit(architecture, weights, this.where, ties);
+    return buildModel(architecture, tensors, ties);
   }
 
   // Everything an archive records, as in modelpack's verify: throws the first problem.
   verify() {
     this.openBundle({ checkStoredCrc: true });
     const tensors = this.tensors({ checkSha256: true });
-    if (this.manifest.kind === 'model') {
+    if (this.manifest.kind === 'checkpoint') checkCheckpointTensors(this.manifest, this.where);
+    if (this.manifest.architecture !== null) {
       checkGraphReferences(this.manifest.architecture, this.where);
-      checkTensorsFit(this.manifest.architecture, this.manifest.weights, this.where);
+      checkTensorsFit(this.manifest.architecture, this.modelWeights(), this.where, this.manifest.ties);
     }
     return tensors;
+  }
+}
+
+// §11: every checkpoint tensor with a ':' has one of the three forms; a data order names a loader.
+function checkCheckpointTensors(manifest, where) {
+  const loaders = manifest.checkpoint.data.length;
+  for (const { name } of manifest.weights) {
+    const [part, ...more] = name.split(':');
+    if (!more.length) continue;
+    const rest = more.join(':');
+    const data = part === 'data' ? /^([0-9]+):order$/.exec(rest) : null;
+    if (data && Number(data[1]) >= loaders) {
+      throw new FormatError(`${where}: tensor ${JSON.stringify(name)} names data loader ${data[1]}, but the checkpoint has ${loaders}`);
+    }
+    if (!((part === 'state') || (part === 'trainer' && rest.includes(':')) || data)) {
+      throw new FormatError(`${where}: checkpoint tensor ${JSON.stringify(name)} is not 'trainer:<parameter>:<slot>', 'state:<key>' or 'data:<index>:order'`);
+    }
   }
 }

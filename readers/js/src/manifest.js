@@ -3,7 +3,7 @@
 import { SchemaError, UnknownLayerError, UnknownOpError, VersionError } from './errors.js';
 import { DTYPES } from './npy.js';
 
-export const READER_VERSION = [1, 1];
+export const READER_VERSION = [1, 3];
 const VERSION = /^(0|[1-9][0-9]{0,5})\.(0|[1-9][0-9]{0,5})$/;
 const SIZE_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,31}$/;
 const VALUE_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,63}$/;
@@ -421,16 +421,52 @@ export function checkTensorName(name, where) {
   if (n < 1 || n > 1024 || /[/\\\x00-\x1f\x7f]/.test(name)) fail(where, `tensor name ${JSON.stringify(name)} is not allowed`);
 }
 
+// §11: a checkpoint's training state (CheckpointInfo), checked field by field.
+const HEX128 = /^0x[0-9a-f]{1,32}$/;
+const stringMap = (check) => (v, where) => new Map([...mapping(v, where).entries()].map(([k, x]) => [k, check(x, `${where}.${k}`)]));
+const generatorState = (v, where) => fields(v, {
+  bit_generator: [oneOf('PCG64', 'PCG64DXSM'), REQUIRED], state: [pattern(HEX128), REQUIRED], inc: [pattern(HEX128), REQUIRED],
+  has_uint32: [int({ min: 0, max: 1 }), REQUIRED], uinteger: [int({ min: 0, max: 2 ** 32 - 1 }), REQUIRED],
+}, where);
+const checkpointInfo = (v, where) => fields(v, {
+  step: [int({ min: 0 }), REQUIRED],
+  trainer: [nullable((t, w) => fields(t, {
+    optimizer: [pattern(/^[a-z][a-z0-9_]{0,31}$/), REQUIRED],
+    options: [stringMap(nullable(float())), REQUIRED],
+    update_counts: [stringMap(int({ min: 0 })), REQUIRED],
+  }, w)), null],
+  random: [(r, w) => fields(r, { seed: [nullable(int({ min: 0 })), null], streams: [stringMap(generatorState), () => new Map()] }, w),
+    () => ({ seed: null, streams: new Map() })],
+  rng: [stringMap(generatorState), () => new Map()],
+  data: [list((d, w) => fields(d, { position: [int({ min: 0 }), REQUIRED] }, w)), () => []],
+  state: [mapping, () => new Map()],
+}, where);
+export const CHECKPOINT_PREFIXES = ['trainer:', 'state:', 'data:'];
+
+// §3.1 (from 1.3): each tie goes from a name with no tensor to a stored tensor, in one step.
+function checkTies(ties, weights, where) {
+  const stored = new Set(weights.map((t) => t.name));
+  for (const alias of ties.keys()) {
+    checkTensorName(alias, `${where}.ties`);
+    if (stored.has(alias)) fail(where, `tie ${JSON.stringify(alias)}: a tied name has no tensor of its own, but 'weights' lists one`);
+  }
+  for (const [alias, target] of ties) {
+    if (!stored.has(target)) fail(where, `tie ${JSON.stringify(alias)} → ${JSON.stringify(target)}: the target must be a tensor in 'weights'`);
+  }
+}
+
 export function validateManifest(doc, where, version) {
   const newerMinor = version[1] > READER_VERSION[1];
   const m = fields(doc, {
     format: [oneOf('modelpack'), REQUIRED],
     format_version: [str, REQUIRED],
     producer: [str, REQUIRED],
-    kind: [oneOf('model', 'tensors'), REQUIRED],
+    kind: [oneOf('model', 'tensors', 'checkpoint'), REQUIRED],
     architecture: [nullable((v, w) => layerNode(v, w)), null],
     layout: [nullable(oneOf('single', 'list', 'tuple', 'dict')), null],
+    checkpoint: [nullable(checkpointInfo), null],
     weights: [mapping, REQUIRED],
+    ties: [nullable(stringMap(str)), null],
     metadata: [(v, w) => new Map([...mapping(v, w).entries()].map(([k, x]) => [k, str(x, `${w}.${k}`)])), () => new Map()],
   }, where, { ignoreUnknown: newerMinor });
   m.weights = [...m.weights.entries()].map(([name, info]) => {
@@ -445,6 +481,19 @@ export function validateManifest(doc, where, version) {
   });
   if (m.kind === 'model' && (m.architecture === null || m.layout !== null)) fail(where, "a 'model' manifest needs 'architecture' and no 'layout'");
   if (m.kind === 'tensors' && (m.layout === null || m.architecture !== null)) fail(where, "a 'tensors' manifest needs 'layout' and no 'architecture'");
+  if ((m.kind === 'checkpoint') !== (m.checkpoint !== null)) fail(where, "a manifest has 'checkpoint' exactly when its kind is 'checkpoint'");
+  if (m.kind === 'checkpoint' && m.layout !== null) fail(where, "a 'checkpoint' manifest has no 'layout'");
+  if (m.kind === 'checkpoint') {
+    for (const t of m.weights) {
+      if (t.name.includes(':') && !CHECKPOINT_PREFIXES.some((p) => t.name.startsWith(p))) {
+        fail(where, `checkpoint tensor ${JSON.stringify(t.name)}: a name with ':' starts with one of ${CHECKPOINT_PREFIXES.join(', ')}`);
+      }
+    }
+  }
+  if (m.ties !== null) {
+    if (m.architecture === null) fail(where, "'ties' belongs to a manifest with an 'architecture'");
+    checkTies(m.ties, m.weights, where);
+  }
   if (['single', 'list', 'tuple'].includes(m.layout)) {
     const names = m.weights.map((t) => t.name);
     if (names.some((n, k) => n !== String(k)) || (m.layout === 'single' && names.length !== 1)) {

@@ -64,11 +64,16 @@ export function expectedTensors(root) {
 
 // §3.1: the bundle holds exactly the parameters (shapes and dtypes as the configs imply;
 // a 0 in a config-implied shape is an unknown size) and the graph constants.
-export function checkTensorsFit(root, weights, where) {
+export function checkTensorsFit(root, weights, where, ties = null) {
   const byName = new Map(weights.map((t) => [t.name, t]));
   const expected = expectedTensors(root);
+  const names = new Set(expected.map((e) => e.name));
+  for (const [alias, target] of ties ?? []) {
+    if (!names.has(alias) || alias.includes('#')) throw new FormatError(`${where}: tie ${JSON.stringify(alias)} → ${JSON.stringify(target)} names no parameter of the architecture`);
+  }
   for (const e of expected) {
-    const t = byName.get(e.name);
+    const tied = ties?.get(e.name);
+    const t = byName.get(tied ?? e.name);
     if (!t) throw new FormatError(`${where}: weights do not fit the architecture: ${e.constant ? 'graph constant' : 'parameter'} ${JSON.stringify(e.name)} is missing`);
     if (e.constant) continue;
     if (t.dtype !== e.dtype) throw new FormatError(`${where}: weights do not fit the architecture: ${e.name} is ${t.dtype}, the layer's is ${e.dtype}`);
@@ -76,7 +81,6 @@ export function checkTensorsFit(root, weights, where) {
       throw new FormatError(`${where}: weights do not fit the architecture: ${e.name} has shape (${t.shape.join(', ')}), the config implies (${e.shape.join(', ')})`);
     }
   }
-  const names = new Set(expected.map((e) => e.name));
   for (const t of weights) {
     if (!names.has(t.name)) throw new FormatError(`${where}: weights do not fit the architecture: ${JSON.stringify(t.name)} is neither a parameter nor a graph constant`);
   }
@@ -117,11 +121,11 @@ function constantIndex(name, count) {
 
 // -- building and running --------------------------------------------------------------------
 
-export function buildModel(root, tensors) {
+export function buildModel(root, tensors, ties = null) {
   const make = (node, path) => {
     const prefix = path ? `${path}.` : '';
     const block = { node, path, params: new Map(), children: new Map(), constants: [] };
-    for (const [name] of ownParameters(node)) block.params.set(name, tensors.get(prefix + name));
+    for (const [name] of ownParameters(node)) block.params.set(name, tensors.get(ties?.get(prefix + name) ?? prefix + name));
     for (const [name, child] of node.children) block.children.set(name, make(child, prefix + name));
     if (node.type === 'Graph') for (let k = 0; k < node.config.constants; k++) block.constants.push(tensors.get(`${path}#const${k}`));
     return block;

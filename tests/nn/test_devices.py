@@ -1,0 +1,94 @@
+"""MXNet's device API (``X.ctx``, ``as_in_ctx``) inside a custom forward, as d2l writes it."""
+
+from __future__ import annotations
+
+import numpy
+import pytest
+
+import modelpack
+from modelpack import autograd, nn, npx
+from modelpack.errors import UsageError
+from modelpack.nn.devices import NDArray, on_device
+from tests.models import export_bytes
+
+
+class MyDense(nn.Block):
+    """d2l's custom-layer chapter, as the book writes it."""
+
+    def __init__(self, units, in_units, **kwargs):
+        super().__init__(**kwargs)
+        self.weight = self.params.get("weight", shape=(in_units, units))
+        self.bias = self.params.get("bias", shape=(units,))
+
+    def forward(self, x):
+        linear = numpy.dot(x, self.weight.data(ctx=x.ctx)) + self.bias.data(ctx=x.ctx)
+        return npx.relu(linear)
+
+
+class UsesLayerOutput(nn.Block):
+    """The encoder pattern: ask a registered layer's output for its device."""
+
+    def __init__(self):
+        super().__init__()
+        self.embedding = nn.Embedding(10, 4)
+        self.rnn = modelpack.gluon.rnn.GRU(3)
+
+    def forward(self, tokens):
+        X = self.embedding(tokens).swapaxes(0, 1)
+        state = self.rnn.begin_state(batch_size=X.shape[1], ctx=X.ctx)
+        return self.rnn(X, state)
+
+
+def test_a_custom_forward_reads_ctx_of_its_inputs_and_exports(tmp_path):
+    net = MyDense(3, 5)
+    net.initialize(seed=0)
+    x = numpy.random.default_rng(0).random((2, 5), dtype=numpy.float32)
+    y = net(x)
+    assert type(y) is NDArray and y.ctx == npx.cpu() and y.as_in_ctx(npx.cpu()) is y
+    loaded = modelpack.load(__import__("io").BytesIO(export_bytes(net, example=x)))
+    numpy.testing.assert_array_equal(loaded(x), y)
+
+
+def test_registered_layer_outputs_inside_a_custom_forward_have_ctx():
+    net = UsesLayerOutput()
+    net.initialize(seed=1)
+    out, state = net(numpy.array([[1, 2, 3], [4, 5, 6]]))
+    assert out.shape == (3, 2, 3) and out.ctx == npx.cpu() and state[0].ctx == npx.cpu()
+
+
+def test_a_network_of_registered_layers_returns_plain_arrays():
+    net = nn.Sequential()
+    net.add(nn.Dense(2, in_units=3))
+    net.initialize()
+    assert type(net(numpy.ones((1, 3), dtype=numpy.float32))) is numpy.ndarray
+
+
+def test_autograd_values_and_traced_stand_ins_have_ctx_too():
+    net = MyDense(3, 5)
+    net.initialize(seed=2)
+    with autograd.record():
+        loss = net(numpy.ones((2, 5), dtype=numpy.float32)).sum()
+    assert loss.ctx == npx.cpu()
+    loss.backward()
+    assert net.weight.grad().shape == (5, 3)
+
+
+def test_a_gpu_is_refused_rather_than_ignored():
+    x = on_device(numpy.zeros(2))
+    with pytest.raises(UsageError, match="'gpu\\(0\\)': modelpack computes with numpy on the CPU"):
+        x.as_in_ctx("gpu(0)")
+    with pytest.raises(UsageError, match="numpy on the CPU"):
+        npx.gpu()
+
+
+def test_ndarray_extras():
+    x = on_device(numpy.arange(3.0))
+    plain = x.asnumpy()
+    assert type(plain) is numpy.ndarray and plain is not x and plain.tolist() == [0.0, 1.0, 2.0]
+    assert x.as_in_context(npx.cpu()) is x and x.context == npx.cpu()
+    target = numpy.zeros(3)
+    assert x.copyto(target) is target and target.tolist() == [0.0, 1.0, 2.0]
+    assert repr(x) == "NDArray([0., 1., 2.])"
+    with pytest.raises(UsageError, match=r"autograd.Variable\(x\)"):
+        x.attach_grad()
+    assert on_device(([numpy.ones(1)], 3))[0][0].ctx == npx.cpu()

@@ -1,0 +1,43 @@
+"""``modelpack.np``: numpy with MXNet's ``ctx=`` on the creators, float32 by default."""
+
+from __future__ import annotations
+
+import numpy
+import pytest
+
+import modelpack
+from modelpack import np, npx
+from modelpack.errors import UsageError
+
+
+def test_creators_take_ctx_and_give_float32_ndarrays():
+    z = np.zeros((2, 3), ctx=npx.cpu())
+    assert z.dtype == numpy.float32 and z.ctx == npx.cpu() and isinstance(z, numpy.ndarray)
+    assert np.arange(3).dtype == numpy.int64  # integers stay integers (indices)
+    assert np.arange(0, 1, 0.5, ctx=npx.cpu()).dtype == numpy.float32
+    assert np.array([1.5, 2.0]).dtype == numpy.float32
+    assert np.array([1.5], dtype="float64").dtype == numpy.float64  # asked for
+    assert np.array(numpy.ones(2)).dtype == numpy.float64  # an existing array keeps its dtype
+    assert np.ones_like(numpy.ones(2)).dtype == numpy.float64
+
+
+def test_every_other_name_is_numpys():
+    assert np.dot is numpy.dot and np.tanh is numpy.tanh and np.float32 is numpy.float32
+
+
+def test_random_draws_follow_modelpack_random_seed():
+    modelpack.random.seed(3)
+    a = np.random.normal(scale=0.01, size=(2, 2), ctx=npx.cpu())
+    modelpack.random.seed(3)
+    b = np.random.normal(scale=0.01, size=(2, 2))
+    assert a.dtype == numpy.float32 and a.ctx == npx.cpu()
+    numpy.testing.assert_array_equal(a, b)
+    assert np.random.uniform(size=(3,)).shape == (3,)
+    assert np.random.rand(2, 3).shape == (2, 3) and np.random.randn(4).dtype == numpy.float32
+    assert np.random.randint(0, 5, size=(10,)).max() < 5
+    assert np.random.default_rng is numpy.random.default_rng
+
+
+def test_a_gpu_ctx_is_refused():
+    with pytest.raises(UsageError, match="numpy on the CPU"):
+        np.zeros(2, ctx="gpu(0)")
