@@ -12,6 +12,8 @@ then starts from zeros itself. The operator is time-major; Gluon's ``NTC`` layou
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from ...errors import MissingParameterError
@@ -71,8 +73,8 @@ def _packed(node: Node) -> tuple[np.ndarray, list[str]]:
             stack.extend(entry[0] for entry in reversed(source.inputs))
         elif source.op in _RESHAPES:
             target = attrs.integers("newshape" if "newshape" in attrs.raw else "shape")
-            if target != (-1,):
-                raise node.refuse(f"parameters reshaped to {target}")
+            if target != (-1,) or attrs.text("order", "C") != "C" or attrs.flag("reverse", False):
+                raise node.refuse(f"parameters reshaped by {source.op} with {source.attributes()}")
             stack.append(source.inputs[0][0])
         else:
             raise node.refuse(f"parameters computed by {source.op} (node {source.name!r})")
@@ -137,15 +139,17 @@ def _rnn(node: Node) -> list[str]:
     flat, names = _packed(node)
     arrays = _unpack(node, flat, mode, hidden, layers, dirs)
     dtype = float_dtype(node, flat)
-    options = {"num_layers": layers, "layout": "TNC", "dropout": dropout, "bidirectional": dirs == 2,
-               "input_size": arrays["l0_i2h_weight"].shape[1], "dtype": dtype}
+    options: dict[str, Any] = {
+        "num_layers": layers, "layout": "TNC", "dropout": dropout, "bidirectional": dirs == 2,
+        "input_size": arrays["l0_i2h_weight"].shape[1], "dtype": dtype,
+    }
     block: Block
     if mode == "lstm":
-        block = LSTM(hidden, **options)  # type: ignore[arg-type]
+        block = LSTM(hidden, **options)
     elif mode == "gru":
-        block = GRU(hidden, **options)  # type: ignore[arg-type]
+        block = GRU(hidden, **options)
     else:
-        block = RNN(hidden, activation=mode[4:], **options)  # type: ignore[arg-type]
+        block = RNN(hidden, activation=mode[4:], **options)
     block.set_parameters(arrays, source=node.where)
     inputs = node.symbol.nodes[node.index].inputs
     zeros = [node.symbol.nodes[inputs[p][0]].op in _ZEROS for p in range(2, 2 + count)]

@@ -8,6 +8,9 @@ describe); each becomes the registered layer of that dimension. Each entry adds 
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from ...nn.block import Block
 from ...nn.conv import (
     LAYOUTS,
@@ -39,9 +42,9 @@ from .lowering import Node, float_dtype, lowers
 __all__: list[str] = []
 
 # spatial dimensions -> layer class
-_CONV: dict[int, type[Block]] = {1: Conv1D, 2: Conv2D, 3: Conv3D}
-_DECONV: dict[int, type[Block]] = {1: Conv1DTranspose, 2: Conv2DTranspose, 3: Conv3DTranspose}
-_POOL: dict[tuple[str, bool], dict[int, type[Block]]] = {
+_CONV: dict[int, Callable[..., Block]] = {1: Conv1D, 2: Conv2D, 3: Conv3D}
+_DECONV: dict[int, Callable[..., Block]] = {1: Conv1DTranspose, 2: Conv2DTranspose, 3: Conv3DTranspose}
+_POOL: dict[tuple[str, bool], dict[int, Callable[..., Block]]] = {
     ("max", False): {1: MaxPool1D, 2: MaxPool2D, 3: MaxPool3D},
     ("avg", False): {1: AvgPool1D, 2: AvgPool2D, 3: AvgPool3D},
     ("max", True): {1: GlobalMaxPool1D, 2: GlobalMaxPool2D, 3: GlobalMaxPool3D},
@@ -211,7 +214,7 @@ def _border(
     b = node.builder
 
     def take(start: int | None, stop: int | None, step: int | None = None) -> str:
-        index = [{"slice": [None, None, None]}] * rank
+        index: list[dict[str, Any]] = [{"slice": [None, None, None]}] * rank
         index[axis] = {"slice": [start, stop, step]}
         return b.op("getitem", x, index=index)
 
