@@ -127,6 +127,46 @@ def test_reflection_wider_than_the_input_is_refused():
         mxnet.convert(DATA / "pads-symbol.json", DATA / "pads-0000.params", input_shapes={"data": (None, 3, 4, 5, 3)})
 
 
+def test_verify_accepts_every_export():
+    from modelpack.cli.mxnet_files import verify_report
+
+    for name in EXPORTS:
+        report = verify_report(DATA / f"{name}-symbol.json", "symbol")
+        assert not report.problems, (name, report.problems)
+
+
+def _symbol(tmp_path: Path, nodes: list[dict[str, Any]]) -> Path:
+    path = tmp_path / "h-symbol.json"
+    path.write_text(json.dumps({"nodes": [{"op": "null", "name": "data", "inputs": []}, *nodes],
+                                "arg_nodes": [0], "heads": [[len(nodes), 0, 0]]}))
+    (tmp_path / "h-0000.params").write_bytes(save({"unused": np.zeros(1, np.float32)}))  # never empty
+    return path
+
+
+@pytest.mark.parametrize("op, attrs, value", [
+    ("_zeros", {"shape": "(2, 3)"}, 0.0), ("_ones", {"shape": "(2, 3)", "dtype": "float32"}, 1.0),
+    ("_full", {"shape": "(2, 3)", "value": "2.5"}, 2.5),
+])
+def test_constant_arrays_and_parameter_concat_standing_alone(tmp_path, op, attrs, value):
+    """Outside a fused RNN, ``_zeros``/``_ones``/``_full`` are constants and
+    ``_rnn_param_concat`` a concatenation."""
+    path = _symbol(tmp_path, [
+        {"op": op, "name": "c", "attrs": attrs, "inputs": []},
+        {"op": "_rnn_param_concat", "name": "cat", "attrs": {"dim": "1", "num_args": "2"},
+         "inputs": [[0, 0, 0], [1, 0, 0]]},
+    ])
+    net = mxnet.convert(path, tmp_path / "h-0000.params", input_shapes={"data": (2, None)}, ignore_extra=True)
+    x = np.arange(8, dtype=np.float32).reshape(2, 4)
+    np.testing.assert_array_equal(net(x), np.concatenate([x, np.full((2, 3), value, np.float32)], axis=1))
+
+
+def test_constant_of_unknown_size_is_refused(tmp_path):
+    path = _symbol(tmp_path, [{"op": "_zeros", "name": "z", "attrs": {"shape": "(2, 0, 5)"}, "inputs": []},
+                              {"op": "broadcast_add", "name": "s", "inputs": [[0, 0, 0], [1, 0, 0]]}])
+    with pytest.raises(UnsupportedBlockError, match=r"'z' \(_zeros\): shape=\(2, 0, 5\) \(a size 0 is inferred"):
+        mxnet.convert(path, tmp_path / "h-0000.params", input_shapes={"data": (2, 1, 5)}, ignore_extra=True)
+
+
 # -- refusals ----------------------------------------------------------------------------------
 
 
