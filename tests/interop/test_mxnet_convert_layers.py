@@ -82,6 +82,15 @@ def test_command_line_convert(tmp_path, name, capsys):
         np.testing.assert_allclose(g, w, **TOL)
 
 
+@pytest.mark.parametrize("name", ["conv1d", "conv2d", "conv3d", "pads", "rnn-tanh", "np-conv1d"])
+@pytest.mark.parametrize("batch", [1, 2, 7])
+def test_batch_first_exports_at_any_batch_size(name, batch):
+    (x,), want = _files(name, "input"), _files(name, "output")
+    rows = [i % len(x) for i in range(batch)]
+    for got, expected in zip(_flat(_convert(name)(x[rows])), want, strict=True):
+        np.testing.assert_allclose(got, expected[rows], **TOL)
+
+
 def test_language_model_is_a_chain_named_as_gluon():
     net = _convert("lstm-lm")
     assert isinstance(net, nn.Sequential)
