@@ -423,7 +423,8 @@ def main() -> int:
         return 1
     OUT.mkdir(parents=True, exist_ok=True)
     for path in OUT.iterdir():
-        path.unlink()
+        if path.is_file():  # exports/ is make_mxnet_export_refs.py's
+            path.unlink()
     chapter_arrays()
     numpy_mode_dtypes()
     legacy_mode_arrays()

@@ -122,10 +122,10 @@ def test_verify_mxnet_files(tmp_path):
     assert run.returncode == 1 and "name 3 needs 11 bytes" in _json(run)["problems"][0]
     bad = tmp_path / "bad-symbol.json"
     document = json.loads((DATA / "mlp-symbol.json").read_text())
-    document["nodes"][3]["op"] = "Deconvolution"
+    document["nodes"][3]["op"] = "ROIPooling"
     bad.write_text(json.dumps(document))
     run = cli("verify", bad)
-    assert run.returncode == 1 and "operators modelpack cannot convert: Deconvolution" in run.stdout
+    assert run.returncode == 1 and "operators modelpack cannot convert: ROIPooling" in run.stdout
 
 
 # -- diff ---------------------------------------------------------------------------------------

@@ -304,13 +304,15 @@ def _node(document: dict[str, Any], name: str) -> dict[str, Any]:
 
 
 def test_unknown_operator_names_op_and_node(tmp_path):
-    with pytest.raises(UnknownOpError, match=r"e-symbol.json: node 10 'pool0_fwd' \(Deconvolution\): MXNet operator 'Deconvolution' is not supported; supported: .*FullyConnected"):
-        _edited(tmp_path, "cnn", lambda d: _node(d, "pool0_fwd").update(op="Deconvolution"))
+    with pytest.raises(UnknownOpError, match=r"e-symbol.json: node 10 'pool0_fwd' \(ROIPooling\): MXNet operator 'ROIPooling' is not supported; supported: .*FullyConnected"):
+        _edited(tmp_path, "cnn", lambda d: _node(d, "pool0_fwd").update(op="ROIPooling"))
 
 
 @pytest.mark.parametrize("node, attrs, fragment", [
-    ("conv0_fwd", {"layout": "NHWC"}, "layout NHWC has no modelpack equivalent"),
-    ("conv0_fwd", {"kernel": "(3, 3, 3)"}, r"kernel=\(3, 3, 3\) \(modelpack has 2-D convolution and pooling only\)"),
+    ("conv0_fwd", {"layout": "NHWC"}, r"layout NHWC \(a 2-D kernel reads NCHW\) has no modelpack equivalent"),
+    ("conv0_fwd", {"kernel": "(3, 3, 3, 3)"}, r"kernel=\(3, 3, 3, 3\) \(4 spatial dimensions; 1 to 3 are supported\)"),
+    ("conv0_fwd", {"kernel": "(3, 3, 3)"}, r"layout NCHW \(a 3-D kernel reads NCDHW\)"),
+    ("conv0_fwd", {"kernel": "(3, 3, 3)", "layout": "NCDHW"}, r"a weight of shape \(6, 3, 3, 3\) for kernel \(3, 3, 3\)"),
     ("conv0_fwd", {"frobnicate": "1"}, "attribute frobnicate='1' is not supported"),
     ("pool0_fwd", {"pool_type": "lp"}, "pool_type 'lp' has no modelpack equivalent"),
     ("pool0_fwd", {"stride": "(3, 3)"}, r"pooling_convention 'full' with stride \(3, 3\) > kernel \(3, 3\) - pad \(1, 1\)"),

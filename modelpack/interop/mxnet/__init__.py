@@ -4,8 +4,10 @@ hybridized Gluon exports (``-symbol.json`` + ``-0000.params``).
 - ``ndarray``: the NDArray file reader (read-only; every field checked before allocation).
 - ``symbol``: MXNet's symbol JSON → a modelpack model (registered layers, else a graph).
 - ``conversion``: the public entry, ``convert(...)``, and the Gluon name mapping for weights
-  (with ``lowering``: each operator's translation into layers, ``graph_ops``: into graph ops,
-  ``builder``: assembling the model, ``reshape``: MXNet's reshape codes).
+  (with ``lowering``: each operator's translation into layers, ``spatial``: convolution,
+  pooling, padding and normalisation in 1 to 3 dimensions, ``recurrent``: the fused RNN
+  operator, ``graph_ops``: operators that become graph ops, ``builder``: assembling the
+  model, ``reshape``: MXNet's reshape codes).
 
 >>> from modelpack.interop import mxnet
 >>> x, y = mxnet.load("x-files")                                   # doctest: +SKIP

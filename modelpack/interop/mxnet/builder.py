@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from ...errors import UnsupportedBlockError, UsageError
+from ...nn import structure
 from ...nn.block import Block, Sequential
 from ...nn.graph import GraphBlock, GraphSpec
 
@@ -76,6 +77,16 @@ class Builder:
         out = self._new_value(f"v{len(self.nodes)}")
         self.nodes.append({"op": "layer", "inputs": [x], "outputs": [out], "attrs": {"block": name}})
         return out
+
+    def call(self, hint: str, block: Block, inputs: list[str], args: list[Any], tree: Any) -> list[str]:
+        """A layer called with nested arguments (``args``: the structure of ``inputs``) whose
+        result is the structure ``tree``: its values, one per leaf."""
+        name = safe_name(hint, self.children)
+        self.children[name] = block
+        outs = [self._new_value(f"v{len(self.nodes)}_{k}") for k in range(structure.count(tree))]
+        self.nodes.append({"op": "layer", "inputs": inputs, "outputs": outs,
+                           "attrs": {"block": name, "args": args, "returns": "tree", "tree": tree}})
+        return outs
 
     def op(self, op: str, *inputs: str, **attrs: Any) -> str:
         out = self._new_value(f"v{len(self.nodes)}")

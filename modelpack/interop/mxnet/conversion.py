@@ -25,8 +25,9 @@ from ...nn.block import Block
 from ..convert import load_architecture
 from . import ndarray
 from .builder import Builder, InputShape
-from .lowering import Node, lower
-from .symbol import Attrs, Symbol, read_symbol
+from .lowering import READS_ITSELF, Node, lower
+from .recurrent import rnn_input_shape
+from .symbol import Attrs, Symbol, SymbolNode, read_symbol
 
 __all__ = ["convert", "symbol_to_block", "gluon_parameters", "match_parameters", "match_names", "PREFIXES"]
 
@@ -161,20 +162,15 @@ def symbol_to_block(
     needed = _reachable(symbol)
     shapes = dict(input_shapes or {})
     builder = Builder(symbol.source, lambda name: _guess_shape(symbol, arrays, name))
-    outputs: dict[int, str] = {}
+    outputs: dict[int, list[str]] = {}
     params_read: dict[str, str] = {}
     used: set[str] = set()
 
     def value_of(index: int, position: int) -> str:
         source_index, output = nodes[index].inputs[position][:2]
         source_node = nodes[source_index]
-        if output != 0:
-            raise UnsupportedBlockError(
-                f"{symbol.where(index)}: reads output {output} of {source_node.name!r}; "
-                "only first outputs are supported"
-            )
         if source_node.op != "null":
-            return outputs[source_index]
+            return _output(outputs, source_index, output, symbol.where(index))
         name = source_node.name
         if name in arrays:
             used.add(name)
@@ -185,8 +181,8 @@ def symbol_to_block(
             builder.add_input(name, shapes.pop(name, None))
         return builder.inputs[name].value
 
-    def array_of(index: int, position: int) -> np.ndarray | None:
-        source_node = nodes[nodes[index].inputs[position][0]]
+    def array_at(source_index: int) -> np.ndarray | None:
+        source_node = nodes[source_index]
         if source_node.op == "null" and source_node.name in arrays:
             used.add(source_node.name)
             return arrays[source_node.name]
@@ -199,20 +195,17 @@ def symbol_to_block(
         context = Node(
             symbol, index, Attrs(node.attributes(), symbol.where(index)), builder,
             values=lambda position, i=index: value_of(i, position),  # type: ignore[misc]
-            arrays=lambda position, i=index: array_of(i, position),  # type: ignore[misc]
+            arrays=lambda position, i=index: array_at(nodes[i].inputs[position][0]),  # type: ignore[misc]
+            lookup=array_at,
         )
         outputs[index] = lower(context)
     heads = []
     for node_index, output in symbol.heads:
-        if output != 0:
-            raise UnsupportedBlockError(
-                f"{symbol.source}: an output reads output {output} of node {node_index}"
-            )
         if nodes[node_index].op == "null":
             raise UnsupportedBlockError(
                 f"{symbol.source}: an output is the variable {nodes[node_index].name!r}"
             )
-        heads.append(outputs[node_index])
+        heads.append(_output(outputs, node_index, output, f"{symbol.source}: an output"))
     if shapes:
         raise UsageError(
             f"{symbol.source}: input_shapes names {sorted(shapes)}, which are not inputs "
@@ -229,36 +222,72 @@ def symbol_to_block(
     return builder.finish(heads)
 
 
+def _output(outputs: dict[int, list[str]], index: int, output: int, reader: str) -> str:
+    """Output ``output`` of converted node ``index``, or an error naming what has it."""
+    values = outputs[index]
+    if output >= len(values):
+        raise UnsupportedBlockError(
+            f"{reader} reads output {output} of node {index}, which converts to {len(values)} output(s)"
+        )
+    return values[output]
+
+
 def _reachable(symbol: Symbol) -> set[int]:
+    """The nodes the outputs depend on, less those a lowering reads itself (``READS_ITSELF``)."""
     seen: set[int] = set()
     stack = [index for index, _ in symbol.heads]
     while stack:
         index = stack.pop()
         if index not in seen:
             seen.add(index)
-            stack.extend(entry[0] for entry in symbol.nodes[index].inputs)
+            node = symbol.nodes[index]
+            own = READS_ITSELF[node.op](symbol, index) if node.op in READS_ITSELF else set()
+            stack.extend(entry[0] for position, entry in enumerate(node.inputs) if position not in own)
     return seen
 
 
 def _guess_shape(symbol: Symbol, arrays: Mapping[str, np.ndarray], name: str) -> list[int | str] | None:
     """An input's shape from the first layer that fixes its rank (see ``builder``)."""
     frontier = [i for i, node in enumerate(symbol.nodes) if node.op == "null" and node.name == name]
+    swapped = False  # past a swap of axes 0 and 1 (Gluon's NTC layout around a fused RNN)
     for _ in range(64):  # a chain of rank-keeping ops is short; bound it anyway
+        for i, node in enumerate(symbol.nodes):
+            for position, entry in enumerate(node.inputs):
+                if node.op in _RNN_OPS and entry[0] in frontier:
+                    return rnn_input_shape(symbol, dict(arrays), i, position, swapped)
         consumers = [(i, node) for i, node in enumerate(symbol.nodes)
                      if node.inputs and node.inputs[0][0] in frontier]
         for _, node in consumers:
             weight = _weight(symbol, arrays, node.inputs)
             if node.op == "FullyConnected" and weight is not None and weight.ndim == 2:
                 return ["batch", int(weight.shape[1])]
-            if node.op == "Convolution" and weight is not None and weight.ndim == 4:
-                groups = Attrs(node.attributes(), "").integer("num_group", 1)
-                return ["batch", int(weight.shape[1]) * groups, "height", "width"]
+            if node.op in ("Convolution", "Deconvolution") and weight is not None and 3 <= weight.ndim <= 5:
+                attrs = Attrs(node.attributes(), "")
+                channels = weight.shape[0] if node.op == "Deconvolution" else weight.shape[1] * attrs.integer(
+                    "num_group", 1)
+                return ["batch", int(channels), *_SPATIAL[weight.ndim - 2]]
             if node.op == "Embedding":
                 return ["batch", "seq"]
-        frontier = [i for i, node in consumers if node.op in _RANK_KEEPING or node.op in _SCALAR_OPS]
+        swaps = [node for _, node in consumers if node.op in _SWAPS]
+        if swaps and all(_swaps_first_axes(node) for node in swaps):
+            swapped = not swapped
+        else:
+            swaps = []
+        frontier = [i for i, node in consumers
+                    if node.op in _RANK_KEEPING or node.op in _SCALAR_OPS or (swaps and node.op in _SWAPS)]
         if not frontier:
             return None
     return None
+
+
+def _swaps_first_axes(node: SymbolNode) -> bool:
+    attrs = Attrs(node.attributes(), "")
+    return {attrs.integer("dim1", 0), attrs.integer("dim2", 0)} == {0, 1}
+
+
+_RNN_OPS = ("RNN", "_npx_rnn")
+_SWAPS = ("SwapAxis", "swapaxes")
+_SPATIAL = {1: ["width"], 2: ["height", "width"], 3: ["depth", "height", "width"]}
 
 
 def _weight(

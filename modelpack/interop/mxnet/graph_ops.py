@@ -211,3 +211,30 @@ lowers("sum", "_np_sum")(_reduce("sum"))
 lowers("mean", "_npi_mean")(_reduce("mean"))
 lowers("max", "_np_max")(_reduce("max"))
 lowers("min", "_np_min")(_reduce("min"))
+
+
+@lowers("_rnn_param_concat")
+def _rnn_param_concat(node: Node) -> str:
+    """Gluon's join of a fused RNN's parameters (the RNN lowering reads it itself); elsewhere a
+    concatenation like any other."""
+    count = node.attrs.integer("num_args", node.arity)
+    if count != node.arity:
+        raise node.refuse(f"num_args={count} with {node.arity} inputs")
+    values = [node.value(i) for i in range(node.arity)]
+    return node.builder.op("concatenate", *values, axis=node.attrs.integer("dim", 1))
+
+
+@lowers("_zeros", "_ones", "_full", "_npi_zeros", "_npi_ones", "_npi_full")
+def _filled(node: Node) -> str:
+    """A constant array; a size 0 (MXNet's "inferred later", as in Gluon's zero begin states
+    of a recurrent layer, which the RNN lowering reads itself) has no fixed value here."""
+    op = node.symbol.nodes[node.index].op
+    shape = node.attrs.integers("shape")
+    if 0 in shape:
+        raise node.refuse(f"shape={shape} (a size 0 is inferred by MXNet from where it is used)")
+    value = 0.0 if op.endswith("zeros") else 1.0 if op.endswith("ones") else node.attrs.number("value")
+    dtype = node.attrs.text("dtype", "float32")
+    if dtype not in ("float16", "float32", "float64", "int32", "int64", "uint8", "int8", "bool"):
+        raise node.refuse(f"dtype {dtype}")
+    node.attrs.text("ctx", "")  # where MXNet would allocate it
+    return node.builder.op("full", shape=list(shape), value=value, dtype=dtype)

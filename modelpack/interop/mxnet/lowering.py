@@ -18,13 +18,11 @@ from ...errors import MissingParameterError, UnknownOpError, UnsupportedBlockErr
 from ...nn.activations import ACTIVATIONS, ELU, Activation, LeakyReLU
 from ...nn.basic import Dense, Dropout, Embedding, Flatten
 from ...nn.block import Block
-from ...nn.conv import Conv2D
 from ...nn.norm import BatchNorm, LayerNorm
-from ...nn.pooling import AvgPool2D, GlobalAvgPool2D, GlobalMaxPool2D, MaxPool2D
 from .builder import Builder
 from .symbol import Attrs, Symbol
 
-__all__ = ["LOWERINGS", "Node", "known_mxnet_ops"]
+__all__ = ["LOWERINGS", "READS_ITSELF", "Node", "known_mxnet_ops", "float_dtype", "lowers"]
 
 
 @dataclass
@@ -37,6 +35,7 @@ class Node:
     builder: Builder
     values: Callable[[int], str]  # input position -> graph value (a parameter becomes a node)
     arrays: Callable[[int], np.ndarray | None]  # input position -> parameter array, if it is one
+    lookup: Callable[[int], np.ndarray | None]  # symbol node index -> parameter array, if it is one
 
     @property
     def where(self) -> str:
@@ -77,8 +76,11 @@ class Node:
         return self.builder.layer(self.layer_name(), block, x)
 
 
-Lowering = Callable[[Node], str]
+Lowering = Callable[[Node], "str | list[str]"]  # the node's output value, or each of its outputs
 LOWERINGS: dict[str, Lowering] = {}
+# Operator -> the input positions its lowering reads from the symbol itself (a fused RNN's
+# packed parameters, its zero begin states): conversion does not lower the nodes behind them.
+READS_ITSELF: dict[str, Callable[[Symbol, int], set[int]]] = {}
 
 
 def lowers(*names: str) -> Callable[[Lowering], Lowering]:
@@ -94,7 +96,7 @@ def known_mxnet_ops() -> list[str]:
     return sorted(LOWERINGS)
 
 
-def lower(node: Node) -> str:
+def lower(node: Node) -> list[str]:
     op = node.symbol.nodes[node.index].op
     fn = LOWERINGS.get(op)
     if fn is None:
@@ -108,26 +110,14 @@ def lower(node: Node) -> str:
         raise UnsupportedBlockError(
             f"{node.where}: attribute {shown} is not supported (the result would differ)"
         )
-    return out
+    return [out] if isinstance(out, str) else out
 
 
-def _float_dtype(node: Node, array: np.ndarray) -> str:
+def float_dtype(node: Node, array: np.ndarray) -> str:
+    """A float weight's dtype name (the layer's dtype); other dtypes are refused."""
     if array.dtype.name not in ("float16", "float32", "float64"):
         raise node.refuse(f"a {array.dtype} weight")
     return array.dtype.name
-
-
-def _pair(node: Node, key: str, default: tuple[int, int]) -> tuple[int, int]:
-    values = node.attrs.integers(key, default) or default
-    if len(values) != 2:
-        raise node.refuse(f"{key}={values} (modelpack has 2-D convolution and pooling only)")
-    return (values[0], values[1])
-
-
-def _layout(node: Node) -> None:
-    layout = node.attrs.text("layout", "NCHW")
-    if layout not in ("NCHW", "None"):
-        raise node.refuse(f"layout {layout}")
 
 
 # -- layers -------------------------------------------------------------------------------------
@@ -142,54 +132,8 @@ def _dense(node: Node) -> str:
         raise node.refuse(f"a weight of shape {weight.shape} for num_hidden={units}")
     arrays = {"weight": weight} if no_bias else {"weight": weight, "bias": node.param(2, "bias")}
     block = Dense(units, use_bias=not no_bias, flatten=node.attrs.flag("flatten", True),
-                  in_units=weight.shape[1], dtype=_float_dtype(node, weight))
+                  in_units=weight.shape[1], dtype=float_dtype(node, weight))
     return node.add_layer(block, node.value(0), **arrays)
-
-
-@lowers("Convolution")
-def _conv(node: Node) -> str:
-    kernel = _pair(node, "kernel", (0, 0))
-    _layout(node)
-    no_bias = node.attrs.flag("no_bias", False)
-    groups = node.attrs.integer("num_group", 1)
-    weight = node.param(1, "weight")
-    if weight.ndim != 4:
-        raise node.refuse(f"a weight of shape {weight.shape}")
-    block = Conv2D(
-        node.attrs.integer("num_filter"), kernel, strides=_pair(node, "stride", (1, 1)),
-        padding=_pair(node, "pad", (0, 0)), dilation=_pair(node, "dilate", (1, 1)), groups=groups,
-        use_bias=not no_bias, in_channels=weight.shape[1] * groups, dtype=_float_dtype(node, weight),
-    )
-    arrays = {"weight": weight} if no_bias else {"weight": weight, "bias": node.param(2, "bias")}
-    return node.add_layer(block, node.value(0), **arrays)
-
-
-@lowers("Pooling")
-def _pool(node: Node) -> str:
-    pool_type = node.attrs.text("pool_type", "max")
-    if pool_type not in ("max", "avg"):
-        raise node.refuse(f"pool_type {pool_type!r}")
-    _layout(node)
-    node.attrs.integer("p_value", 2)  # lp pooling only
-    convention = node.attrs.text("pooling_convention", "valid")
-    include_pad = node.attrs.flag("count_include_pad", True)
-    if node.attrs.flag("global_pool", False):
-        node.attrs.integers("kernel", ())  # ignored by MXNet for global pooling
-        node.attrs.integers("stride", ())
-        node.attrs.integers("pad", ())
-        return node.add_layer(GlobalMaxPool2D() if pool_type == "max" else GlobalAvgPool2D(), node.value(0))
-    kernel, stride = _pair(node, "kernel", (0, 0)), _pair(node, "stride", (1, 1))
-    pad = _pair(node, "pad", (0, 0))
-    if convention not in ("valid", "full"):
-        raise node.refuse(f"pooling_convention {convention!r}")
-    if convention == "full" and any(s > k - p for s, k, p in zip(stride, kernel, pad, strict=True)):
-        # MXNet's 'full' may then place a last window wholly in padding; ceil_mode never does.
-        raise node.refuse(f"pooling_convention 'full' with stride {stride} > kernel {kernel} - pad {pad}")
-    ceil = convention == "full"
-    if pool_type == "max":
-        return node.add_layer(MaxPool2D(kernel, stride, pad, ceil_mode=ceil), node.value(0))
-    return node.add_layer(AvgPool2D(kernel, stride, pad, ceil_mode=ceil, count_include_pad=include_pad),
-                          node.value(0))
 
 
 @lowers("BatchNorm", "_contrib_SyncBatchNorm")
@@ -205,7 +149,7 @@ def _batchnorm(node: Node) -> str:
         axis=node.attrs.integer("axis", 1), momentum=node.attrs.number("momentum", 0.9),
         epsilon=node.attrs.number("eps", 1e-3), scale=not node.attrs.flag("fix_gamma", True),
         use_global_stats=node.attrs.flag("use_global_stats", False), in_channels=gamma.shape[0],
-        dtype=_float_dtype(node, gamma),
+        dtype=float_dtype(node, gamma),
     )
     return node.add_layer(block, node.value(0), **arrays)
 
@@ -216,7 +160,7 @@ def _layernorm(node: Node) -> str:
         raise node.refuse("output_mean_var=True")
     gamma = node.param(1, "gamma")
     block = LayerNorm(axis=node.attrs.integer("axis", -1), epsilon=node.attrs.number("eps", 1e-5),
-                      in_channels=gamma.shape[0], dtype=_float_dtype(node, gamma))
+                      in_channels=gamma.shape[0], dtype=float_dtype(node, gamma))
     return node.add_layer(block, node.value(0), gamma=gamma, beta=node.param(2, "beta"))
 
 
@@ -227,7 +171,7 @@ def _embedding(node: Node) -> str:
     if weight.shape != dims:
         raise node.refuse(f"a weight of shape {weight.shape} for (input_dim, output_dim)={dims}")
     node.attrs.text("dtype", "float32")  # the weight's own dtype decides
-    return node.add_layer(Embedding(*dims, dtype=_float_dtype(node, weight)), node.value(0), weight=weight)
+    return node.add_layer(Embedding(*dims, dtype=float_dtype(node, weight)), node.value(0), weight=weight)
 
 
 @lowers("Dropout")
@@ -288,5 +232,5 @@ def _leaky(node: Node) -> str:
     raise node.refuse(f"act_type {act!r}")
 
 
-# The operators that become graph ops register themselves; imported last, as they use ``lowers``.
-from . import graph_ops  # noqa: E402, F401
+# The other tables' operators register themselves; imported last, as they use ``lowers``.
+from . import graph_ops, recurrent, spatial  # noqa: E402, F401
