@@ -35,7 +35,7 @@ from ..io.zipio import STORED, Member, MemberReader, Source
 from ..io.zipread import read_directory
 from ..io.zipwrite import Piece, PlannedMember, ZipPlan
 from . import schema, versions
-from .schema import Manifest, manifest_to_yaml
+from .schema import FORMAT_VERSION, Manifest, manifest_to_yaml
 
 __all__ = [
     "MANIFEST_MEMBER",
@@ -75,7 +75,7 @@ def write_archive(
     hashed = {
         name: info.model_copy(update={"sha256": sums[name][1]}) for name, info in manifest.weights.items()
     }
-    version = versions.version_for(manifest.kind)
+    version = versions.version_for(manifest.kind, FORMAT_VERSION)
     manifest = manifest.model_copy(update={"format_version": version, "weights": hashed})
     manifest_bytes = manifest_to_yaml(manifest).encode("utf-8")
     check_reads_back(manifest_bytes, describe(target))

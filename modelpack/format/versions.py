@@ -52,9 +52,10 @@ FORMAT_VERSION = "1.3"
 _WRITTEN_FOR_KIND = {"sharded": "1.4"}
 
 
-def version_for(kind: str) -> str:
-    """The format version a writer writes for an archive of ``kind``."""
-    return _WRITTEN_FOR_KIND.get(kind, FORMAT_VERSION)
+def version_for(kind: str, default: str = FORMAT_VERSION) -> str:
+    """The format version a writer writes for an archive of ``kind`` (``default`` unless the
+    kind needs a later one)."""
+    return _WRITTEN_FOR_KIND.get(kind, default)
 
 
 def rules(version: tuple[int, int]) -> FormatRules:

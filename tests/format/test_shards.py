@@ -21,6 +21,7 @@ from modelpack.errors import (
 from modelpack.format import container
 from modelpack.format.schema import manifest_from_dict
 from modelpack.format.shards import ShardedArchive, parse_size, shard_names
+from modelpack.format.versions import FORMAT_VERSION
 
 SHARD = 80_000  # bytes: three shards of the model below
 
@@ -62,16 +63,16 @@ def test_three_shards_round_trip_bit_exactly(sharded):
     assert modelpack.load(path, mmap=True)(x).tobytes() == net(x).tobytes()
 
 
-def test_the_index_is_format_1_3_and_lists_each_shard(sharded):
+def test_the_index_is_format_1_4_and_lists_each_shard(sharded):
     _, path = sharded
     manifest = modelpack.inspect(path)
-    assert (manifest.kind, manifest.format_version, manifest.weights) == ("sharded", "1.3", {})
+    assert (manifest.kind, manifest.format_version, manifest.weights) == ("sharded", "1.4", {})
     assert [shard.file for shard in manifest.shards] == shard_names("big.mpk", 3)
     assert [list(shard.tensors) for shard in manifest.shards] == [
         ["0.weight", "0.bias"], ["1.weight", "1.bias"], ["2.weight", "2.bias"]]
     for i, shard in enumerate(manifest.shards, 1):
         assert shard.size == os.path.getsize(_shard(path, i))
-        assert modelpack.inspect(_shard(path, i)).format_version == "1.2"  # old readers read shards
+        assert modelpack.inspect(_shard(path, i)).format_version == FORMAT_VERSION  # old readers read shards
 
 
 def test_open_reads_only_the_shard_asked_for(sharded):
@@ -87,7 +88,7 @@ def test_verify_checks_the_set(sharded):
     _, path = sharded
     report = modelpack.verify(path)
     assert report.ok, report.problems
-    assert str(report) == f"{path}: OK (format 1.3), 6 tensors verified"
+    assert str(report) == f"{path}: OK (format 1.4), 6 tensors verified"
 
 
 def test_tensors_save_sharded(tmp_path):

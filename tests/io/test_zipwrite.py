@@ -17,8 +17,8 @@ from models import dense_norm_dense
 
 import modelpack
 from modelpack import api, nn
-from modelpack.format import container
 from modelpack.errors import FormatError
+from modelpack.format import container
 from modelpack.io import zipwrite
 from modelpack.io.npz import read_npz, write_npz
 from modelpack.io.zipio import MemberReader, Source
