@@ -43,6 +43,7 @@ def memory_url(request):
 
 @pytest.fixture(scope="module")
 def http_server():
+    pytest.importorskip("aiohttp", reason="http(s):// needs aiohttp (pip install 'modelpack[remote]')")
     server = RangeServer()
     yield server
     server.stop()
@@ -159,6 +160,7 @@ def test_open_and_one_tensor_over_http_read_little(http_server, tmp_path):
 
 
 def test_a_server_ignoring_ranges_is_refused(tmp_path):
+    pytest.importorskip("aiohttp", reason="http(s):// needs aiohttp (pip install 'modelpack[remote]')")
     server = RangeServer(honour_ranges=False)
     try:
         url = _publish(server, "m.mpk", tmp_path, _wide_model(layers=1))  # larger than one read
