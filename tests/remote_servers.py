@@ -128,6 +128,11 @@ class S3Proxy:
         moto_host, moto_port = self.moto.get_host_and_port()
         self.log = Log()
         self.refuse: Callable[[str, str], bool] = lambda method, path: False
+        # A request ``hold`` picks is received whole, then held unanswered (``held`` is set)
+        # until ``release`` is set, and then dropped unforwarded: a client killed meanwhile
+        # died mid-upload, as far as the store can tell.
+        self.hold: Callable[[str, str], bool] = lambda method, path: False
+        self.held, self.release = threading.Event(), threading.Event()
         outer = self
 
         class Proxy(BaseHTTPRequestHandler):
@@ -139,6 +144,12 @@ class S3Proxy:
             def _forward(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else None
+                if outer.hold(self.command, self.path):
+                    outer.log.add(Request(self.command, self.path, None, 0))
+                    outer.held.set()
+                    outer.release.wait(60)
+                    self.close_connection = True
+                    return
                 if outer.refuse(self.command, self.path):
                     error = b"<Error><Code>AccessDenied</Code><Message>refused by the test</Message></Error>"
                     self.send_response(403)

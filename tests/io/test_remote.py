@@ -4,6 +4,8 @@ moto's S3 server, each on loopback, with the requests and bytes they serve count
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
 import sys
 import tempfile
 
@@ -240,6 +242,30 @@ def test_an_upload_the_store_refuses_leaves_the_old_object(s3):
             modelpack.save(url, np.ones(1000), storage_options=options)
     finally:
         s3.refuse = lambda method, path: False
+    np.testing.assert_array_equal(modelpack.load(url, storage_options=options), np.zeros(1000))
+
+
+def test_a_writer_killed_mid_upload_leaves_the_old_object(s3):
+    url, options = "s3://models/killed.mpk", s3.options()
+    modelpack.save(url, np.zeros(1000), storage_options=options)
+    child_code = (
+        "import numpy as np, modelpack\n"
+        f"modelpack.save({url!r}, np.ones(1000), storage_options={options!r})\n"
+    )
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    s3.held.clear()
+    s3.release.clear()
+    s3.hold = lambda method, path: method in ("PUT", "POST") and "killed.mpk" in path
+    child = subprocess.Popen([sys.executable, "-c", child_code], env={**os.environ, "PYTHONPATH": root},
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        assert s3.held.wait(60), child.stderr.read().decode() if child.poll() is not None else "no upload"
+        os.kill(child.pid, signal.SIGKILL)  # the whole archive is on the wire; the request unanswered
+        child.wait()
+    finally:
+        s3.hold = lambda method, path: False
+        s3.release.set()
+        child.stderr.close()
     np.testing.assert_array_equal(modelpack.load(url, storage_options=options), np.zeros(1000))
 
 
