@@ -72,7 +72,7 @@ def describe(
             f"{where} ({type_name}) has child blocks {list(children)} that its forward never "
             "uses; remove them before export"
         )
-    return _node(where, type_name, block.get_config(), children)  # type: ignore[attr-defined]
+    return _node(where, type_name, block.get_config(), children)
 
 
 def _node(where: str, type_name: str, config: dict[str, Any], children: dict[str, LayerNode]) -> LayerNode:

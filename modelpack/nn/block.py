@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import DtypeMismatchError, ShapeMismatchError
+from ..errors import DtypeMismatchError, ShapeMismatchError, UnsupportedBlockError
 from ..io import npz
 from ..io.paths import PathOrFile, atomic_writer
 from . import budget, hooks
@@ -26,7 +26,7 @@ from . import init as init_mod
 from .loading import LoadReport
 from .parameter import Parameter
 from .parameter_dict import ParameterDict, read_parameter_file
-from .registry import LayerConfig, register_layer
+from .registry import LayerConfig, config_model_of, register_layer
 
 __all__ = ["Block", "Sequential", "HybridBlock", "HybridSequential"]
 
@@ -312,6 +312,33 @@ class Block:
             ignore_mismatch=ignore_mismatch,
         )
 
+    # -- config ------------------------------------------------------------------------------
+    def get_config(self) -> dict[str, Any]:
+        """The constructor arguments that rebuild this layer, as the archive stores them: each
+        field of its registered config model, read from the attribute ``self._<field>``.
+
+        A layer whose value is derived rather than stored (an input size read from a weight's
+        shape) overrides this with ``return self.config_from_attributes(in_units=...)``.
+        """
+        return self.config_from_attributes()
+
+    def config_from_attributes(self, **derived: Any) -> dict[str, Any]:
+        """The config model's fields in order: ``derived`` values as given, the others read from
+        ``self._<field>``; tuples become lists and dtypes their names (YAML has neither)."""
+        model = config_model_of(type(self))
+        if model is None:
+            raise UnsupportedBlockError(
+                f"{type(self).__name__} is not a registered layer type, so it has no config; "
+                "export traces its forward instead (example=)"
+            )
+        unknown = derived.keys() - model.model_fields.keys()
+        if unknown:
+            raise TypeError(f"{type(self).__name__}: {sorted(unknown)} are not fields of {model.__name__}")
+        return {
+            field: _plain(derived[field] if field in derived else getattr(self, "_" + field))
+            for field in model.model_fields
+        }
+
     # -- calling -----------------------------------------------------------------------------
     def __call__(self, *args: Any) -> Any:
         interceptor = hooks.active()
@@ -371,9 +398,6 @@ class Sequential(Block):
             x = block(x)
         return x
 
-    def get_config(self) -> dict[str, Any]:
-        return {}
-
     def __getitem__(self, key: int | slice) -> Any:
         layers = list(self._children.values())
         if isinstance(key, slice):
@@ -387,6 +411,15 @@ class Sequential(Block):
 
     def __iter__(self) -> Iterator[Block]:
         return iter(list(self._children.values()))
+
+
+def _plain(value: Any) -> Any:
+    """A config value as YAML and the config model hold it: lists for tuples, names for dtypes."""
+    if isinstance(value, np.dtype):
+        return value.name
+    if isinstance(value, tuple):
+        return [_plain(item) for item in value]
+    return value
 
 
 def _indent(text: str, spaces: int) -> str:

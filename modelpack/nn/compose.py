@@ -36,9 +36,6 @@ class Identity(Block):
     def forward(self, x: Any) -> Any:
         return x
 
-    def get_config(self) -> dict[str, Any]:
-        return {}
-
     def __repr__(self) -> str:
         return "Identity()"
 
@@ -128,7 +125,7 @@ class Lambda(Block):
                 f"instead ({type(self).__name__}('tanh'); ops: {', '.join(lambda_op_names())}), "
                 "or call the function in a Block's forward and export with example= to trace it"
             )
-        return {"function": self._op}
+        return self.config_from_attributes(function=self._op)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self._function_name})"
@@ -184,9 +181,6 @@ class Concatenate(Sequential):
             raise InputError(
                 f"Concatenate(axis={self._axis}): outputs of shapes {shapes} do not join: {exc}"
             ) from None
-
-    def get_config(self) -> dict[str, Any]:
-        return {"axis": self._axis}
 
     def __repr__(self) -> str:
         lines = self.summary_lines()

@@ -230,21 +230,8 @@ class _Conv(Block):
         return cols.reshape(n, g, (c // g) * math.prod(self._kernel), math.prod(out_sizes)), out_sizes
 
     def get_config(self) -> dict[str, Any]:
-        config: dict[str, Any] = {
-            "channels": self._channels,
-            "kernel_size": list(self._kernel),
-            "strides": list(self._strides),
-            "padding": list(self._padding),
-            "dilation": list(self._dilation),
-            "groups": self._groups,
-            "activation": self._activation,
-            "use_bias": self._use_bias,
-            "in_channels": self._in_channels,
-            "dtype": self._dtype.name,
-        }
-        if self._transpose:
-            config["output_padding"] = list(self._output_padding)
-        return config
+        # kernel_size is kept as self._kernel: the short name the compute code reads.
+        return self.config_from_attributes(kernel_size=self._kernel)
 
     def __repr__(self) -> str:
         dims = self._dims

@@ -413,12 +413,11 @@ class GraphBlock(Block):
         return list(result)
 
     def get_config(self) -> dict[str, Any]:
-        return {
-            "source_class": self._source_class,
-            "parameters": {n: s.model_dump() for n, s in self._param_specs.items()},
-            "constants": len(self._constants),
-            "graph": self._graph.model_dump(mode="json") if self._graph is not None else None,
-        }
+        return self.config_from_attributes(
+            parameters={n: s.model_dump() for n, s in self._param_specs.items()},
+            constants=len(self._constants),
+            graph=self._graph.model_dump(mode="json") if self._graph is not None else None,
+        )
 
     def summary_lines(self) -> list[str]:
         lines = super().summary_lines()

@@ -121,16 +121,7 @@ class BatchNorm(Block):
         return out + self.beta.data().reshape(bshape)
 
     def get_config(self) -> dict[str, Any]:
-        return {
-            "axis": self._axis,
-            "momentum": self._momentum,
-            "epsilon": self._epsilon,
-            "center": self._center,
-            "scale": self._scale,
-            "use_global_stats": self._use_global_stats,
-            "in_channels": self.gamma.shape[0],
-            "dtype": self._dtype.name,
-        }
+        return self.config_from_attributes(in_channels=self.gamma.shape[0])
 
     def __repr__(self) -> str:
         in_channels = self.gamma.shape[0] or None
@@ -194,14 +185,7 @@ class LayerNorm(Block):
         return out
 
     def get_config(self) -> dict[str, Any]:
-        return {
-            "axis": self._axis,
-            "epsilon": self._epsilon,
-            "center": self._center,
-            "scale": self._scale,
-            "in_channels": self.gamma.shape[0],
-            "dtype": self._dtype.name,
-        }
+        return self.config_from_attributes(in_channels=self.gamma.shape[0])
 
     def __repr__(self) -> str:
         in_channels = self.gamma.shape[0] or None
@@ -303,14 +287,7 @@ class InstanceNorm(Block):
         return out * self.gamma.data().reshape(bshape) + self.beta.data().reshape(bshape)
 
     def get_config(self) -> dict[str, Any]:
-        return {
-            "axis": self._axis,
-            "epsilon": self._epsilon,
-            "center": self._center,
-            "scale": self._scale,
-            "in_channels": self.gamma.shape[0],
-            "dtype": self._dtype.name,
-        }
+        return self.config_from_attributes(in_channels=self.gamma.shape[0])
 
     def __repr__(self) -> str:
         return (f"InstanceNorm(eps={self._epsilon}, axis={self._axis}, center={self._center}, "
@@ -371,15 +348,6 @@ class GroupNorm(Block):
         out = _normalize(grouped, (2,), self._epsilon, self._dtype)
         out = out * self.gamma.data().reshape(1, g, 1) + self.beta.data().reshape(1, g, 1)
         return out.reshape(array.shape)
-
-    def get_config(self) -> dict[str, Any]:
-        return {
-            "num_groups": self._num_groups,
-            "epsilon": self._epsilon,
-            "center": self._center,
-            "scale": self._scale,
-            "dtype": self._dtype.name,
-        }
 
     def __repr__(self) -> str:
         return (f"GroupNorm(eps={self._epsilon}, num_groups={self._num_groups}, "

@@ -119,12 +119,8 @@ class _Pool(Block):
         return tuple(range(2 + self._dims, 2 + 2 * self._dims))
 
     def get_config(self) -> dict[str, Any]:
-        return {
-            "pool_size": list(self._pool),
-            "strides": list(self._strides),
-            "padding": list(self._padding),
-            "ceil_mode": self._ceil_mode,
-        }
+        # pool_size is kept as self._pool: the short name the compute code reads.
+        return self.config_from_attributes(pool_size=self._pool)
 
     def __repr__(self) -> str:
         return (f"{type(self).__name__}(size={self._pool}, stride={self._strides}, "
@@ -178,9 +174,6 @@ class _AvgPool(_Pool):
             return np.minimum(start + k, size + p) - start
         return np.minimum(start + k, size) - np.maximum(start, 0)
 
-    def get_config(self) -> dict[str, Any]:
-        return {**super().get_config(), "count_include_pad": self._count_include_pad}
-
 
 class GlobalPoolConfig(LayerConfig):
     pass
@@ -207,9 +200,6 @@ class _GlobalPool(Block):
         if maximum:
             return array.max(axis=axes, keepdims=True)
         return array.mean(axis=axes, keepdims=True, dtype=array.dtype)
-
-    def get_config(self) -> dict[str, Any]:
-        return {}
 
     def __repr__(self) -> str:
         ones, zeros = (1,) * self._dims, (0,) * self._dims

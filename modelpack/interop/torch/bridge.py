@@ -176,7 +176,7 @@ def _to_module(block: Block, path: str) -> nn.Module:
         for name, child in block.children.items():
             sequential.add_module(name, _to_module(child, f"{path}.{name}" if path else name))
         return sequential
-    config = block.get_config()  # type: ignore[attr-defined]
+    config = block.get_config()
     try:
         class_name, kwargs = row.build(config)
     except UnsupportedBlockError as exc:

@@ -200,11 +200,7 @@ class _GatedCell(RecurrentCell):
         return input_product(x, self.i2h_weight.data(), self.i2h_bias.data()), states
 
     def get_config(self) -> dict[str, Any]:
-        return {
-            "hidden_size": self._hidden_size,
-            "input_size": self.i2h_weight.shape[1],
-            "dtype": self._dtype.name,
-        }
+        return self.config_from_attributes(input_size=self.i2h_weight.shape[1])
 
     def __repr__(self) -> str:
         in_size = self.i2h_weight.shape[1] or None
@@ -237,9 +233,6 @@ class RNNCell(_GatedCell):
         i2h, (h,) = self._products(inputs, states)
         out = rnn_step(i2h, h, self.h2h_weight.data(), self.h2h_bias.data(), activation(self._activation))
         return out, [out]
-
-    def get_config(self) -> dict[str, Any]:
-        return {**super().get_config(), "activation": self._activation}
 
 
 @register_layer("LSTMCell", config=LSTMCellConfig)
@@ -278,13 +271,6 @@ class LSTMCell(_GatedCell):
             recurrent_act=activation(self._recurrent_activation),
         )
         return h, [h, c]
-
-    def get_config(self) -> dict[str, Any]:
-        return {
-            **super().get_config(),
-            "activation": self._activation,
-            "recurrent_activation": self._recurrent_activation,
-        }
 
 
 @register_layer("GRUCell", config=GRUCellConfig)

@@ -248,16 +248,12 @@ class _RNNLayer(Block):
 
     # -- description ---------------------------------------------------------------------------
     def get_config(self) -> dict[str, Any]:
-        return {
-            "hidden_size": self._hidden_size,
-            "num_layers": self._num_layers,
-            "layout": self._layout,
-            "dropout": self._dropout,
-            "bidirectional": self._dir == 2,
-            "input_size": self.l0_i2h_weight.shape[1],
-            "dtype": self._dtype.name,
-            "use_sequence_length": self._use_sequence_length,
-        }
+        derived: dict[str, Any] = {"bidirectional": self._dir == 2, "input_size": self.l0_i2h_weight.shape[1]}
+        if self._mode == "lstm":
+            derived["state_clip_min"], derived["state_clip_max"] = self._state_clip or (None, None)
+        elif self._mode.startswith("rnn_"):
+            derived["activation"] = self._mode[len("rnn_"):]
+        return self.config_from_attributes(**derived)
 
     def __repr__(self) -> str:
         in_size = self.l0_i2h_weight.shape[1] or None
@@ -326,9 +322,6 @@ class RNN(_RNNLayer):
             prefix,
         )
 
-    def get_config(self) -> dict[str, Any]:
-        return {**super().get_config(), "activation": self._mode[4:]}
-
 
 @register_layer("LSTM", config=LSTMConfig)
 class LSTM(_RNNLayer):
@@ -381,16 +374,6 @@ class LSTM(_RNNLayer):
             use_sequence_length,
             prefix,
         )
-
-    def get_config(self) -> dict[str, Any]:
-        clip = self._state_clip
-        return {
-            **super().get_config(),
-            "projection_size": self._projection_size,
-            "state_clip_min": None if clip is None else clip[0],
-            "state_clip_max": None if clip is None else clip[1],
-            "state_clip_nan": self._state_clip_nan,
-        }
 
 
 @register_layer("GRU", config=GRUConfig)

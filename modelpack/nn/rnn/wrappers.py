@@ -115,9 +115,6 @@ class SequentialRNNCell(RecurrentCell):
     def __len__(self) -> int:
         return len(self.children)
 
-    def get_config(self) -> dict[str, Any]:
-        return {}
-
 
 @register_layer("BidirectionalCell", config=_NoConfig, container=True)
 class BidirectionalCell(RecurrentCell):
@@ -177,9 +174,6 @@ class BidirectionalCell(RecurrentCell):
             outputs = mask_sequence(outputs, length, valid_length, axis, merge_outputs)
         return outputs, l_states + r_states
 
-    def get_config(self) -> dict[str, Any]:
-        return {}
-
 
 def _reverse(steps: list[Any], valid_length: Any) -> list[Any]:
     """The steps in reverse order; with ``valid_length``, only each sequence's valid part."""
@@ -230,9 +224,6 @@ class DropoutCell(RecurrentCell):
             return super().unroll(length, merged, begin_state, layout, merge_outputs)
         return self(merged, begin_state or [])
 
-    def get_config(self) -> dict[str, Any]:
-        return {"rate": self._rate, "axes": list(self._axes)}
-
     def __repr__(self) -> str:
         return f"DropoutCell(rate={self._rate}, axes={tuple(self._axes)})"
 
@@ -281,7 +272,7 @@ class ZoneoutCell(ModifierCell):
         if isinstance(base_cell, BidirectionalCell):
             raise UsageError("a BidirectionalCell cannot be zoned out; wrap the cells inside it instead")
         super().__init__(base_cell, prefix=prefix)
-        self._p_outputs, self._p_states = float(zoneout_outputs), float(zoneout_states)
+        self._zoneout_outputs, self._zoneout_states = float(zoneout_outputs), float(zoneout_states)
         self._prev_output: Any = None
 
     def reset(self) -> None:
@@ -295,21 +286,18 @@ class ZoneoutCell(ModifierCell):
             return output, new_states
         keep = lambda p, like: F.dropout(F.ones_like(like), p=p)  # noqa: E731  (nonzero: take the new value)
         previous = self._prev_output if self._prev_output is not None else F.zeros_like(output)
-        if self._p_outputs:
-            output = F.where(keep(self._p_outputs, output), output, previous)
-        if self._p_states:
+        if self._zoneout_outputs:
+            output = F.where(keep(self._zoneout_outputs, output), output, previous)
+        if self._zoneout_states:
             new_states = [
-                F.where(keep(self._p_states, n), n, o) for n, o in zip(new_states, states, strict=True)
+                F.where(keep(self._zoneout_states, n), n, o) for n, o in zip(new_states, states, strict=True)
             ]
         self._prev_output = output
         return output, new_states
 
-    def get_config(self) -> dict[str, Any]:
-        return {"zoneout_outputs": self._p_outputs, "zoneout_states": self._p_states}
-
     def __repr__(self) -> str:
         base = self.children.get("base_cell")
-        return f"ZoneoutCell(p_out={self._p_outputs}, p_state={self._p_states}, {base!r})"
+        return f"ZoneoutCell(p_out={self._zoneout_outputs}, p_state={self._zoneout_states}, {base!r})"
 
 
 @register_layer("ResidualCell", config=_NoConfig, container=True)
@@ -341,5 +329,3 @@ class ResidualCell(ModifierCell):
             return outputs + inputs, states
         return [o + i for o, i in zip(outputs, inputs, strict=True)], states
 
-    def get_config(self) -> dict[str, Any]:
-        return {}
