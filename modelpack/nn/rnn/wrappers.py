@@ -47,15 +47,8 @@ def _cells(block: Block) -> list[RecurrentCell]:
     return [_cell(block, name) for name in block.children]
 
 
-@register_layer("SequentialRNNCell", config=_NoConfig, container=True)
-class SequentialRNNCell(RecurrentCell):
-    """Cells stacked: each step feeds one cell's output to the next; states concatenated."""
-
-    def add(self, cell: RecurrentCell) -> None:
-        """Append a cell (named by position, "0", "1", ...)."""
-        if not isinstance(cell, RecurrentCell):
-            raise TypeError(f"SequentialRNNCell.add expects a recurrent cell, got {type(cell).__name__}")
-        self.register_child(cell)
+class _CellGroup(RecurrentCell):
+    """Cells side by side or stacked: the states are each child cell's, in order."""
 
     def state_info(self, batch_size: int = 0) -> list[dict[str, Any]]:
         return [info for cell in _cells(self) for info in cell.state_info(batch_size)]
@@ -64,6 +57,17 @@ class SequentialRNNCell(RecurrentCell):
         self, batch_size: int = 0, func: Callable[..., Any] = np.zeros, **kwargs: Any
     ) -> list[Any]:
         return [s for cell in _cells(self) for s in cell.begin_state(batch_size, func, **kwargs)]
+
+
+@register_layer("SequentialRNNCell", config=_NoConfig, container=True)
+class SequentialRNNCell(_CellGroup):
+    """Cells stacked: each step feeds one cell's output to the next; states concatenated."""
+
+    def add(self, cell: RecurrentCell) -> None:
+        """Append a cell (named by position, "0", "1", ...)."""
+        if not isinstance(cell, RecurrentCell):
+            raise TypeError(f"SequentialRNNCell.add expects a recurrent cell, got {type(cell).__name__}")
+        self.register_child(cell)
 
     def forward(self, inputs: Any, states: Any = None) -> tuple[Any, list[Any]]:
         if any(isinstance(cell, BidirectionalCell) for cell in _cells(self)):
@@ -117,7 +121,7 @@ class SequentialRNNCell(RecurrentCell):
 
 
 @register_layer("BidirectionalCell", config=_NoConfig, container=True)
-class BidirectionalCell(RecurrentCell):
+class BidirectionalCell(_CellGroup):
     """``l_cell`` reads the sequence forwards, ``r_cell`` backwards; outputs are concatenated
     along the features, states are ``l_cell``'s then ``r_cell``'s. Unroll only."""
 
@@ -132,14 +136,6 @@ class BidirectionalCell(RecurrentCell):
         if l_cell is not None and r_cell is not None:
             self.register_child(l_cell, "l_cell")
             self.register_child(r_cell, "r_cell")
-
-    def state_info(self, batch_size: int = 0) -> list[dict[str, Any]]:
-        return [info for cell in _cells(self) for info in cell.state_info(batch_size)]
-
-    def begin_state(
-        self, batch_size: int = 0, func: Callable[..., Any] = np.zeros, **kwargs: Any
-    ) -> list[Any]:
-        return [s for cell in _cells(self) for s in cell.begin_state(batch_size, func, **kwargs)]
 
     def forward(self, inputs: Any, states: Any = None) -> Any:
         raise UsageError("a BidirectionalCell cannot be stepped; use unroll")
