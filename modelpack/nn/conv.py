@@ -268,23 +268,13 @@ class _ConvTranspose(_Conv):
         strides: int | tuple[int, ...] = 1,
         padding: int | tuple[int, ...] = 0,
         output_padding: int | tuple[int, ...] = 0,
-        dilation: int | tuple[int, ...] = 1,
-        groups: int = 1,
-        layout: str | None = None,
-        activation: str | None = None,
-        use_bias: bool = True,
-        weight_initializer: init_mod.Initializer | str | None = None,
-        bias_initializer: init_mod.Initializer | str | None = "zeros",
-        in_channels: int = 0,
-        dtype: str = "float32",
-        prefix: str | None = None,
-        params: Mapping[str, Parameter] | None = None,
+        *args: Any,
+        **kwargs: Any,
     ) -> None:
-        super().__init__(
-            channels, kernel_size, strides, padding, dilation, groups, layout, activation, use_bias,
-            weight_initializer, bias_initializer, in_channels, dtype, prefix=prefix, params=params,
-            output_padding=output_padding,
-        )
+        """As a convolution's, with ``output_padding`` after ``padding`` (Gluon's order); the
+        other arguments (``dilation``, ``groups``, ... ``in_channels``, ``dtype``) are its."""
+        kwargs["output_padding"] = output_padding
+        super().__init__(channels, kernel_size, strides, padding, *args, **kwargs)
 
     def _weight_shape(self, in_channels: int) -> Sizes:
         return (in_channels, self._channels // self._groups, *self._kernel)

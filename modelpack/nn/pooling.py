@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import functools
 import itertools
-from typing import Any, ClassVar
+from collections.abc import Iterator
+from typing import Any, ClassVar, TypeVar
 
 import numpy as np
 from pydantic import create_model, model_validator
@@ -220,62 +221,24 @@ class _GlobalAvgPool(_GlobalPool):
         return self._reduce(x, maximum=False)
 
 
-# One registered class per (kind, dimension): the archive's type names are Gluon's.
-@register_layer("MaxPool1D", config=_pool_config("MaxPool1DConfig", 1, average=False))
-class MaxPool1D(_MaxPool):
-    _dims = 1
+PoolT = TypeVar("PoolT", bound=Block)
 
 
-@register_layer("MaxPool2D", config=_pool_config("MaxPool2DConfig", 2, average=False))
-class MaxPool2D(_MaxPool):
-    _dims = 2
+def _per_dimension(kind: type[PoolT], family: str) -> Iterator[type[PoolT]]:
+    """The registered classes of ``kind`` for 1, 2 and 3 spatial axes, named as Gluon names
+    them (``MaxPool1D``, ``MaxPool2D``, ``MaxPool3D``): the archive's type names."""
+    for dims in (1, 2, 3):
+        name = f"{family}{dims}D"
+        if issubclass(kind, _GlobalPool):
+            config: type[LayerConfig] = GlobalPoolConfig
+        else:
+            config = _pool_config(f"{name}Config", dims, average=issubclass(kind, _AvgPool))
+        namespace = {"_dims": dims, "__module__": __name__, "__qualname__": name,
+                     "__doc__": f"{kind.__doc__} On {LAYOUTS[dims]} input."}
+        yield register_layer(name, config=config)(type(name, (kind,), namespace))
 
 
-@register_layer("MaxPool3D", config=_pool_config("MaxPool3DConfig", 3, average=False))
-class MaxPool3D(_MaxPool):
-    _dims = 3
-
-
-@register_layer("AvgPool1D", config=_pool_config("AvgPool1DConfig", 1, average=True))
-class AvgPool1D(_AvgPool):
-    _dims = 1
-
-
-@register_layer("AvgPool2D", config=_pool_config("AvgPool2DConfig", 2, average=True))
-class AvgPool2D(_AvgPool):
-    _dims = 2
-
-
-@register_layer("AvgPool3D", config=_pool_config("AvgPool3DConfig", 3, average=True))
-class AvgPool3D(_AvgPool):
-    _dims = 3
-
-
-@register_layer("GlobalMaxPool1D", config=GlobalPoolConfig)
-class GlobalMaxPool1D(_GlobalMaxPool):
-    _dims = 1
-
-
-@register_layer("GlobalMaxPool2D", config=GlobalPoolConfig)
-class GlobalMaxPool2D(_GlobalMaxPool):
-    _dims = 2
-
-
-@register_layer("GlobalMaxPool3D", config=GlobalPoolConfig)
-class GlobalMaxPool3D(_GlobalMaxPool):
-    _dims = 3
-
-
-@register_layer("GlobalAvgPool1D", config=GlobalPoolConfig)
-class GlobalAvgPool1D(_GlobalAvgPool):
-    _dims = 1
-
-
-@register_layer("GlobalAvgPool2D", config=GlobalPoolConfig)
-class GlobalAvgPool2D(_GlobalAvgPool):
-    _dims = 2
-
-
-@register_layer("GlobalAvgPool3D", config=GlobalPoolConfig)
-class GlobalAvgPool3D(_GlobalAvgPool):
-    _dims = 3
+MaxPool1D, MaxPool2D, MaxPool3D = _per_dimension(_MaxPool, "MaxPool")
+AvgPool1D, AvgPool2D, AvgPool3D = _per_dimension(_AvgPool, "AvgPool")
+GlobalMaxPool1D, GlobalMaxPool2D, GlobalMaxPool3D = _per_dimension(_GlobalMaxPool, "GlobalMaxPool")
+GlobalAvgPool1D, GlobalAvgPool2D, GlobalAvgPool3D = _per_dimension(_GlobalAvgPool, "GlobalAvgPool")
