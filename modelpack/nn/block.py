@@ -14,19 +14,21 @@ import itertools
 import re
 import threading
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ..errors import DtypeMismatchError, ShapeMismatchError, UnsupportedBlockError
-from ..io import npz
-from ..io.paths import PathOrFile, atomic_writer
+from ..io.paths import PathOrFile
 from . import budget, hooks
 from . import init as init_mod
-from .loading import LoadReport
+from .loading import LoadOptions, LoadReport, LoadSelection, read_parameter_file, write_parameter_file
 from .parameter import Parameter
-from .parameter_dict import ParameterDict, read_parameter_file
+from .parameter_dict import ParameterDict
 from .registry import LayerConfig, config_model_of, register_layer
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack  # typing's own from Python 3.11
 
 __all__ = ["Block", "Sequential", "HybridBlock", "HybridSequential"]
 
@@ -252,9 +254,7 @@ class Block:
 
         >>> net.save_parameters("mlp.params")  # doctest: +SKIP
         """
-        arrays = {name: param.data() for name, param in self.collect_params().items()}
-        with atomic_writer(filename) as handle:
-            npz.write_npz(handle, arrays)
+        write_parameter_file(filename, {name: param.data() for name, param in self.collect_params().items()})
 
     def load_parameters(
         self,
@@ -263,9 +263,7 @@ class Block:
         allow_missing: bool = False,
         ignore_extra: bool = False,
         cast_dtype: bool = False,
-        select: str | None = None,
-        rename: Mapping[str, str] | None = None,
-        ignore_mismatch: bool = False,
+        **selection: Unpack[LoadSelection],
     ) -> LoadReport:
         """Fill parameters from an ``.npz`` file written by ``save_parameters`` (never unpickles),
         from a Gluon parameter file (MXNet's ``save_parameters`` or an export's ``.params``), or
@@ -274,8 +272,9 @@ class Block:
         Deferred shapes are filled from the file. ``rename={old_prefix: new_prefix}`` maps the
         file's names to the model's; ``select`` (a regex matched at the start of the model's
         names) limits the load to those parameters. Missing, extra, wrong-shape and wrong-dtype
-        parameters are refused unless the matching option allows them; nothing is changed
-        unless everything checks out. Gluon's ``arg:``/``aux:`` prefixes are dropped, and its
+        parameters are refused unless the matching option allows them (``ignore_mismatch``
+        for shapes); nothing is changed unless everything checks out. Gluon's ``arg:``/``aux:``
+        prefixes are dropped, and its
         flat names (``dense0_weight``) match structured ones (``dense0.weight``); torch's names
         are mapped layer by layer (BatchNorm's ``weight`` is ``gamma``; ``num_batches_tracked``
         is dropped). ``ctx`` is accepted for Gluon code and ignored. Returns what was loaded,
@@ -283,34 +282,16 @@ class Block:
         """
         arrays, source = read_parameter_file(filename, self.collect_params(), self)
         return self.set_parameters(
-            arrays,
-            source=source,
-            allow_missing=allow_missing,
-            ignore_extra=ignore_extra,
-            cast_dtype=cast_dtype,
-            select=select,
-            rename=rename,
-            ignore_mismatch=ignore_mismatch,
+            arrays, source=source, allow_missing=allow_missing, ignore_extra=ignore_extra,
+            cast_dtype=cast_dtype, **selection,
         )
 
     def set_parameters(
-        self,
-        arrays: Mapping[str, np.ndarray],
-        *,
-        source: str = "<arrays>",
-        allow_missing: bool = False,
-        ignore_extra: bool = False,
-        cast_dtype: bool = False,
-        select: str | None = None,
-        rename: Mapping[str, str] | None = None,
-        ignore_mismatch: bool = False,
+        self, arrays: Mapping[str, np.ndarray], *, source: str = "<arrays>", **options: Unpack[LoadOptions]
     ) -> LoadReport:
-        """Assign arrays by structured name after checking all of them (all or nothing)."""
-        return self.collect_params().assign(
-            arrays, source=source, model=type(self).__name__, allow_missing=allow_missing,
-            ignore_extra=ignore_extra, cast_dtype=cast_dtype, select=select, rename=rename,
-            ignore_mismatch=ignore_mismatch,
-        )
+        """Assign arrays by structured name after checking all of them (all or nothing); the
+        options are ``load_parameters``'s (``nn.loading.LoadOptions``)."""
+        return self.collect_params().assign(arrays, source=source, model=type(self).__name__, **options)
 
     # -- config ------------------------------------------------------------------------------
     def get_config(self) -> dict[str, Any]:
