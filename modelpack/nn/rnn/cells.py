@@ -73,6 +73,13 @@ class RecurrentCell(Block):
         outputs past it are 0.
         """
         self.reset()
+        return self._unroll(length, inputs, begin_state, layout, merge_outputs, valid_length)
+
+    def _unroll(
+        self, length: int, inputs: Any, begin_state: Any, layout: str, merge: bool | None, valid_length: Any
+    ) -> tuple[Any, list[Any]]:
+        """``unroll`` after ``reset``, with the same arguments (``merge`` is ``merge_outputs``):
+        one step at a time. Cells made of cells override this."""
         steps, axis, batch = format_sequence(length, inputs, layout, False)
         states = self.begin_state(batch) if begin_state is None else begin_state
         outputs, history = [], []
@@ -87,7 +94,7 @@ class RecurrentCell(Block):
                 for s in zip(*history, strict=True)
             ]
             outputs = mask_sequence(outputs, length, valid_length, axis, True)
-        merged, _, _ = format_sequence(length, outputs, layout, merge_outputs)
+        merged, _, _ = format_sequence(length, outputs, layout, merge)
         return merged, states
 
 

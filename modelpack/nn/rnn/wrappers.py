@@ -84,16 +84,9 @@ class SequentialRNNCell(_CellGroup):
             next_states.extend(new)
         return inputs, next_states
 
-    def unroll(
-        self,
-        length: int,
-        inputs: Any,
-        begin_state: Any = None,
-        layout: str = "NTC",
-        merge_outputs: bool | None = None,
-        valid_length: Any = None,
+    def _unroll(
+        self, length: int, inputs: Any, begin_state: Any, layout: str, merge: bool | None, valid_length: Any
     ) -> tuple[Any, list[Any]]:
-        self.reset()
         _, _, batch = format_sequence(length, inputs, layout, None)
         states = self.begin_state(batch) if begin_state is None else list(begin_state)
         cells = _cells(self)
@@ -106,7 +99,7 @@ class SequentialRNNCell(_CellGroup):
                 inputs,
                 states[used : used + count],
                 layout,
-                merge_outputs if i == len(cells) - 1 else None,
+                merge if i == len(cells) - 1 else None,
                 valid_length,
             )
             used += count
@@ -140,34 +133,27 @@ class BidirectionalCell(_CellGroup):
     def forward(self, inputs: Any, states: Any = None) -> Any:
         raise UsageError("a BidirectionalCell cannot be stepped; use unroll")
 
-    def unroll(
-        self,
-        length: int,
-        inputs: Any,
-        begin_state: Any = None,
-        layout: str = "NTC",
-        merge_outputs: bool | None = None,
-        valid_length: Any = None,
+    def _unroll(
+        self, length: int, inputs: Any, begin_state: Any, layout: str, merge: bool | None, valid_length: Any
     ) -> tuple[Any, list[Any]]:
-        self.reset()
         steps, axis, batch = format_sequence(length, inputs, layout, False)
         reversed_steps = _reverse(steps, valid_length)
         states = self.begin_state(batch) if begin_state is None else list(begin_state)
         l_cell, r_cell = _cell(self, "l_cell"), _cell(self, "r_cell")
         split = len(l_cell.state_info())
-        l_out, l_states = l_cell.unroll(length, steps, states[:split], layout, merge_outputs, valid_length)
+        l_out, l_states = l_cell.unroll(length, steps, states[:split], layout, merge, valid_length)
         r_out, r_states = r_cell.unroll(length, reversed_steps, states[split:], layout, False, valid_length)
         r_out = _reverse(r_out, valid_length)
-        if merge_outputs is None:
-            merge_outputs = not isinstance(l_out, (list, tuple))
-            l_out, _, _ = format_sequence(None, l_out, layout, merge_outputs)
-            r_out, _, _ = format_sequence(None, r_out, layout, merge_outputs)
-        if merge_outputs:
+        if merge is None:
+            merge = not isinstance(l_out, (list, tuple))
+            l_out, _, _ = format_sequence(None, l_out, layout, merge)
+            r_out, _, _ = format_sequence(None, r_out, layout, merge)
+        if merge:
             outputs: Any = F.concatenate([l_out, F.stack(list(r_out), axis=axis)], axis=2)
         else:
             outputs = [F.concatenate([a, b], axis=1) for a, b in zip(l_out, r_out, strict=True)]
         if valid_length is not None:
-            outputs = mask_sequence(outputs, length, valid_length, axis, merge_outputs)
+            outputs = mask_sequence(outputs, length, valid_length, axis, merge)
         return outputs, l_states + r_states
 
 
@@ -205,19 +191,12 @@ class DropoutCell(RecurrentCell):
             inputs = F.dropout(inputs, p=self._rate, axes=self._axes)
         return inputs, list(states or [])
 
-    def unroll(
-        self,
-        length: int,
-        inputs: Any,
-        begin_state: Any = None,
-        layout: str = "NTC",
-        merge_outputs: bool | None = None,
-        valid_length: Any = None,
+    def _unroll(
+        self, length: int, inputs: Any, begin_state: Any, layout: str, merge: bool | None, valid_length: Any
     ) -> tuple[Any, list[Any]]:
-        self.reset()
-        merged, _, _ = format_sequence(length, inputs, layout, merge_outputs)
+        merged, _, _ = format_sequence(length, inputs, layout, merge)
         if isinstance(merged, (list, tuple)):
-            return super().unroll(length, merged, begin_state, layout, merge_outputs)
+            return super()._unroll(length, merged, begin_state, layout, merge, None)
         return self(merged, begin_state or [])
 
     def __repr__(self) -> str:
@@ -304,20 +283,14 @@ class ResidualCell(ModifierCell):
         output, new_states = self.base_cell(inputs, states)
         return output + inputs, new_states
 
-    def unroll(
-        self,
-        length: int,
-        inputs: Any,
-        begin_state: Any = None,
-        layout: str = "NTC",
-        merge_outputs: bool | None = None,
-        valid_length: Any = None,
+    def _unroll(
+        self, length: int, inputs: Any, begin_state: Any, layout: str, merge: bool | None, valid_length: Any
     ) -> tuple[Any, list[Any]]:
-        self.reset()
         outputs, states = self.base_cell.unroll(
-            length, inputs, begin_state, layout, merge_outputs, valid_length
+            length, inputs, begin_state, layout, merge, valid_length
         )
-        merge = not isinstance(outputs, (list, tuple)) if merge_outputs is None else merge_outputs
+        if merge is None:
+            merge = not isinstance(outputs, (list, tuple))
         inputs, axis, _ = format_sequence(length, inputs, layout, merge)
         if valid_length is not None:
             inputs = mask_sequence(inputs, length, valid_length, axis, merge)
