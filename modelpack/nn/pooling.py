@@ -148,12 +148,12 @@ class _AvgPool(_Pool):
         strides: int | tuple[int, ...] | None = None,
         padding: int | tuple[int, ...] = 0,
         *,
-        layout: str | None = None,
-        ceil_mode: bool = False,
         count_include_pad: bool = True,
-        prefix: str | None = None,
+        **options: Any,
     ) -> None:
-        super().__init__(pool_size, strides, padding, layout=layout, ceil_mode=ceil_mode, prefix=prefix)
+        """As max pooling's, plus ``count_include_pad``; ``options`` are ``layout``,
+        ``ceil_mode`` and ``prefix``."""
+        super().__init__(pool_size, strides, padding, **options)
         self._count_include_pad = bool(count_include_pad)
 
     def forward(self, x: Any) -> np.ndarray:
