@@ -28,7 +28,7 @@ from .registry import LayerConfig, register_layer
 
 __all__ = [
     "Conv1D", "Conv2D", "Conv3D", "Conv1DTranspose", "Conv2DTranspose", "Conv3DTranspose",
-    "MAX_SPATIAL", "LAYOUTS", "sizes", "as_tuple", "check_rank", "windows",
+    "MAX_SPATIAL", "LAYOUTS", "sizes", "as_tuple", "check_layout", "check_rank", "windows",
 ]
 
 # The largest kernel, pool, stride, dilation or padding an archive may declare: far beyond
@@ -57,6 +57,12 @@ def as_tuple(value: int | tuple[int, ...] | list[int], dims: int, what: str) -> 
     if len(items) != dims:
         raise ValueError(f"{what} must be an int or {dims} ints, got {value!r}")
     return items
+
+
+def check_layout(layout: str | None, dims: int, layer: str) -> None:
+    """Refuse a layout other than channels first (None means the default, which is)."""
+    if layout not in (None, LAYOUTS[dims]):
+        raise ValueError(f"{layer} supports layout {LAYOUTS[dims]!r} only, got {layout!r}")
 
 
 def check_rank(array: np.ndarray, dims: int, layer: str) -> None:
@@ -146,8 +152,7 @@ class _Conv(Block):
     ) -> None:
         super().__init__(prefix=prefix, params=params)
         dims, kind = self._dims, type(self).__name__
-        if layout not in (None, LAYOUTS[dims]):
-            raise ValueError(f"{kind} supports layout {LAYOUTS[dims]!r} only, got {layout!r}")
+        check_layout(layout, dims, kind)
         self._channels = int(channels)
         self._kernel = as_tuple(kernel_size, dims, "kernel_size")
         self._strides = as_tuple(strides, dims, "strides")

@@ -154,17 +154,16 @@ def plan_load(
         array = np.asarray(renamed[name])
         if not shapes_compatible(param.shape, array.shape):
             if not ignore_mismatch:
-                raise ShapeMismatchError(
-                    f"{source}: parameter {name!r} expected shape {param.shape} "
-                    f"(0 = not known yet), found {array.shape}"
+                raise ShapeMismatchError.of_parameter(
+                    name, f"{param.shape} (0 = not known yet)", array.shape, where=source
                 )
             report.mismatched[name] = (param.shape, array.shape)
             continue
         if array.dtype != param.dtype:
             if not cast_dtype:
-                raise DtypeMismatchError(
-                    f"{source}: parameter {name!r} expected dtype {param.dtype.name}, "
-                    f"found {array.dtype.name}; pass cast_dtype=True to convert"
+                raise DtypeMismatchError.of_parameter(
+                    name, param.dtype.name, array.dtype.name, where=source,
+                    hint="; pass cast_dtype=True to convert",
                 )
             array = array.astype(param.dtype)
         staged.append((param, array))

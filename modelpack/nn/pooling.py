@@ -18,7 +18,7 @@ from ..errors import InputError
 from . import budget
 from .activations import float_input
 from .block import Block
-from .conv import LAYOUTS, Sizes, as_tuple, check_rank, sizes, windows
+from .conv import LAYOUTS, Sizes, as_tuple, check_layout, check_rank, sizes, windows
 from .registry import LayerConfig, register_layer
 
 __all__ = [
@@ -70,8 +70,7 @@ class _Pool(Block):
         # differently from one another, so no positional order could match them all.
         super().__init__(prefix=prefix)
         dims = self._dims
-        if layout not in (None, LAYOUTS[dims]):
-            raise ValueError(f"{type(self).__name__} supports layout {LAYOUTS[dims]!r} only, got {layout!r}")
+        check_layout(layout, dims, type(self).__name__)
         self._pool = as_tuple(pool_size, dims, "pool_size")
         self._strides = as_tuple(strides if strides is not None else self._pool, dims, "strides")
         self._padding = as_tuple(padding, dims, "padding")
@@ -187,9 +186,7 @@ class _GlobalPool(Block):
 
     def __init__(self, layout: str | None = None, prefix: str | None = None) -> None:
         super().__init__(prefix=prefix)
-        expected = LAYOUTS[self._dims]
-        if layout not in (None, expected):
-            raise ValueError(f"{type(self).__name__} supports layout {expected!r} only, got {layout!r}")
+        check_layout(layout, self._dims, type(self).__name__)
 
     def _alias(self) -> str:
         return "pool"
