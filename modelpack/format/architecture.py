@@ -25,7 +25,8 @@ from ..errors import (
 from ..io.npy import FLOAT_DTYPES
 from ..nn import registry
 from ..nn.block import Block
-from ..nn.graph import GraphBlock, GraphConfig, constant_name
+from ..nn.graph import GraphBlock, GraphConfig
+from ..nn.graph_spec import constant_name
 from ..nn.parameter import shapes_compatible
 from ..tracing.record import TraceResult
 from .schema import LayerNode, describe_errors

@@ -20,7 +20,8 @@ import numpy as np
 
 from ...errors import UnsupportedBlockError, UsageError
 from ...nn.block import Block, Sequential
-from ...nn.graph import GraphBlock, GraphSpec
+from ...nn.graph import GraphBlock
+from ...nn.graph_spec import GraphSpec
 
 __all__ = ["Builder", "InputShape", "safe_name"]
 

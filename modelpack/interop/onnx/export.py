@@ -24,7 +24,8 @@ from ...format import architecture
 from ...io.paths import PathOrFile, atomic_writer, describe
 from ...nn import ops, registry
 from ...nn.block import Block
-from ...nn.graph import GraphBlock, GraphSpec
+from ...nn.graph import GraphBlock
+from ...nn.graph_spec import GraphSpec
 from ...nn.sizes import resolve
 from .emitter import Emitter, Value, onnx_dtype
 from .export_layers import LAYERS

@@ -26,7 +26,8 @@ from ...errors import FormatError, LimitError, UnsupportedBlockError
 from ...io.limits import DEFAULT_LIMITS, Limits
 from ...io.paths import PathOrFile, describe, open_for_reading
 from ...nn.block import Block, Sequential
-from ...nn.graph import GraphBlock, GraphSpec
+from ...nn.graph import GraphBlock
+from ...nn.graph_spec import GraphSpec
 
 __all__ = ["from_onnx", "Graph", "Translator", "constant_input", "has_input", "only_first_output", "to_array"]
 
