@@ -12,15 +12,17 @@ from . import functional, init, rnn
 from . import functional as F
 from .activations import ELU, GELU, SELU, Activation, LeakyReLU, PReLU, Swish
 from .basic import Dense, Dropout, Embedding, Flatten
-from .block import Block, HybridBlock, HybridSequential, Sequential
+from .block import Block, HybridBlock
 from .compose import (
     Concatenate,
     Concurrent,
     HybridConcatenate,
     HybridConcurrent,
     HybridLambda,
+    HybridSequential,
     Identity,
     Lambda,
+    Sequential,
 )
 from .conv import Conv1D, Conv1DTranspose, Conv2D, Conv2DTranspose, Conv3D, Conv3DTranspose
 from .graph import GraphBlock

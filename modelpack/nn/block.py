@@ -1,4 +1,5 @@
-"""``Block`` and ``Sequential``: the Gluon-style containers every layer builds on.
+"""``Block``: the Gluon-style base every layer and model builds on (``Sequential`` is in
+``nn.compose``).
 
 Children and parameters are registered by attribute assignment, in order. Parameters are
 found by one walker, ``collect_params()``, which yields structured dotted names
@@ -25,12 +26,12 @@ from . import init as init_mod
 from .loading import LoadOptions, LoadReport, LoadSelection, read_parameter_file, write_parameter_file
 from .parameter import Parameter
 from .parameter_dict import ParameterDict
-from .registry import LayerConfig, config_model_of, register_layer
+from .registry import config_model_of
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack  # typing's own from Python 3.11
 
-__all__ = ["Block", "Sequential", "HybridBlock", "HybridSequential"]
+__all__ = ["Block", "HybridBlock"]
 
 # Gluon's instance names: a counter per name hint ("dense" -> dense0, dense1, ...), shared by
 # the whole process as Gluon's name manager is outside any name_scope.
@@ -353,47 +354,6 @@ class Block:
         return "{}(\n{}\n)".format(type(self).__name__, "\n".join(lines))
 
 
-class SequentialConfig(LayerConfig):
-    pass
-
-
-@register_layer("Sequential", config=SequentialConfig, container=True)
-class Sequential(Block):
-    """Stacks blocks; ``forward`` feeds each one's output to the next.
-
-    >>> net = Sequential(); net.add(Dense(8, activation="relu"), Dense(2))  # doctest: +SKIP
-    """
-
-    def __init__(self, prefix: str | None = None, params: Mapping[str, Parameter] | None = None) -> None:
-        super().__init__(prefix=prefix, params=params)
-
-    def add(self, *blocks: Block) -> None:
-        """Append blocks; they are named by position ("0", "1", ...)."""
-        for block in blocks:
-            if not isinstance(block, Block):
-                raise TypeError(f"Sequential.add expects Blocks, got {type(block).__name__}")
-            self.register_child(block)
-
-    def forward(self, x: Any) -> Any:
-        for block in self._children.values():
-            x = block(x)
-        return x
-
-    def __getitem__(self, key: int | slice) -> Any:
-        layers = list(self._children.values())
-        if isinstance(key, slice):
-            net = type(self)(**self.get_config())
-            net.add(*layers[key])
-            return net
-        return layers[key]
-
-    def __len__(self) -> int:
-        return len(self._children)
-
-    def __iter__(self) -> Iterator[Block]:
-        return iter(list(self._children.values()))
-
-
 def _plain(value: Any) -> Any:
     """A config value as YAML and the config model hold it: lists for tuples, names for dtypes."""
     if isinstance(value, np.dtype):
@@ -408,7 +368,6 @@ def _indent(text: str, spaces: int) -> str:
     return "\n".join([lines[0]] + [" " * spaces + line for line in lines[1:]])
 
 
-# Gluon's hybrid variants are the same classes: a modelpack block is exported by tracing, so
+# Gluon's hybrid variant is the same class: a modelpack block is exported by tracing, so
 # there is nothing to hybridize (``hybridize()`` is accepted and changes nothing).
 HybridBlock = Block
-HybridSequential = Sequential

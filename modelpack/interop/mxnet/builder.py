@@ -19,7 +19,8 @@ from typing import Any
 import numpy as np
 
 from ...errors import UnsupportedBlockError, UsageError
-from ...nn.block import Block, Sequential
+from ...nn.block import Block
+from ...nn.compose import Sequential
 from ...nn.graph import GraphBlock
 from ...nn.graph_spec import GraphSpec
 

@@ -25,7 +25,8 @@ from onnx import numpy_helper
 from ...errors import FormatError, LimitError, UnsupportedBlockError
 from ...io.limits import DEFAULT_LIMITS, Limits
 from ...io.paths import PathOrFile, describe, open_for_reading
-from ...nn.block import Block, Sequential
+from ...nn.block import Block
+from ...nn.compose import Sequential
 from ...nn.graph import GraphBlock
 from ...nn.graph_spec import GraphSpec
 

@@ -21,7 +21,8 @@ from torch import nn
 
 from ...errors import UnsupportedBlockError
 from ...nn import registry
-from ...nn.block import Block, Sequential
+from ...nn.block import Block
+from ...nn.compose import Sequential
 from .layers import ACTIVATION_CLASSES, ROWS, ROWS_BY_TYPE, Row
 
 __all__ = [
