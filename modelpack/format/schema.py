@@ -26,7 +26,7 @@ from ..errors import LimitError, SchemaError, UnknownLayerError, UnknownOpError,
 from ..io import safeyaml
 from ..io.limits import DEFAULT_LIMITS
 from ..io.npy import SUPPORTED_DTYPES
-from ..nn import registry
+from ..nn import registry  # importing nn registers the built-in layer types
 from .checkpoint_schema import (
     CHECKPOINT_PREFIXES,
     CheckpointInfo,
@@ -344,8 +344,6 @@ def describe_errors(exc: ValidationError, prefix: str = "") -> str:
 
 def json_schema() -> dict[str, Any]:
     """JSON Schema (draft 2020-12) of the manifest, generated from the models above."""
-    from .. import nn  # noqa: F401  (registers the built-in layer types)
-
     schema = Manifest.model_json_schema(mode="validation")
     # Validation dispatches on the type name (the registry is open at run time); the schema
     # spells that dispatch out as one variant per registered type with its config schema.

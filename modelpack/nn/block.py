@@ -228,7 +228,7 @@ class Block:
     def summary(self, *inputs: Any) -> None:
         """Print Gluon's summary table: each layer's output shape and parameter count for
         ``inputs`` (the parameters must be initialized)."""
-        from .summary import summary_table  # late: the table runs forward through nn.hooks
+        from .summary import summary_table  # late: summary imports nn.compose, which imports this
 
         print(summary_table(self, inputs))
 

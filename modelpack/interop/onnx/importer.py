@@ -29,6 +29,7 @@ from ...nn.block import Block
 from ...nn.compose import Sequential
 from ...nn.graph import GraphBlock
 from ...nn.graph_spec import GraphSpec
+from .import_patterns import fuse_activations
 
 __all__ = ["from_onnx", "Graph", "Translator", "constant_input", "has_input", "only_first_output", "to_array"]
 
@@ -45,8 +46,7 @@ def from_onnx(source: PathOrFile, *, limits: Limits = DEFAULT_LIMITS) -> Block:
     """
     where = describe(source)
     model = _parse(source, where, limits)
-    from .import_ops import translate  # the operator table
-    from .import_patterns import fuse_activations
+    from .import_ops import translate  # late: the operator table imports this module's Graph
 
     graph = Graph(where, model, limits)
     for position, node in enumerate(fuse_activations(model, graph.constants)):
