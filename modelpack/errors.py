@@ -6,6 +6,9 @@ what was found, so a user can act on them without reading a traceback.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import ClassVar
+
 __all__ = [
     "ModelpackError",
     "UsageError",
@@ -120,12 +123,40 @@ class ExtraParameterError(ParameterError):
     """The file holds a parameter the model does not have."""
 
 
-class ShapeMismatchError(ParameterError):
+class _MismatchError(ParameterError):
+    """An array's ``aspect`` (shape or dtype) differs from its parameter's.
+
+    ``of_parameter`` builds the message from fields (``where`` the file, or nothing for a
+    call; the ``parameter``; what was ``expected`` and ``found``; a ``hint``), so every
+    parameter mismatch reads the same way; other mismatches pass their own text.
+    """
+
+    aspect: ClassVar[str]
+    parameter: str | None = None
+    expected: object = None
+    found: object = None
+
+    @classmethod
+    def of_parameter(
+        cls, parameter: str, expected: object, found: object, *, where: str = "", hint: str = ""
+    ) -> _MismatchError:
+        """``[where: ]parameter 'name' expected <aspect> E, found F[hint]``."""
+        prefix = f"{where}: " if where else ""
+        error = cls(f"{prefix}parameter {parameter!r} expected {cls.aspect} {expected}, found {found}{hint}")
+        error.parameter, error.expected, error.found = parameter, expected, found
+        return error
+
+
+class ShapeMismatchError(_MismatchError):
     """An array's shape differs from the parameter's (or the manifest's) shape."""
 
+    aspect = "shape"
 
-class DtypeMismatchError(ParameterError):
+
+class DtypeMismatchError(_MismatchError):
     """An array's dtype differs from the parameter's (or the manifest's) dtype."""
+
+    aspect = "dtype"
 
 
 class DeferredInitializationError(ParameterError):
@@ -153,7 +184,34 @@ class TraceError(UnsupportedBlockError):
 
 
 class UnknownOpError(SchemaError):
-    """A graph names an operation that is not in the op registry; lists the known ops."""
+    """A graph names an operation that is not in the op registry; lists the known ops.
+
+    ``not_an_op`` builds the message from fields: ``what`` was asked for, the ``consequence``
+    of it not being an op, and the ``known`` op names (or a ``detail``) to choose from.
+    """
+
+    what: str | None = None
+    known: tuple[str, ...] = ()
+
+    @classmethod
+    def not_an_op(
+        cls,
+        what: str,
+        consequence: str,
+        *,
+        known: Iterable[str] = (),
+        detail: str = "",
+        as_called: bool = False,
+    ) -> UnknownOpError:
+        """``what: not in the op set[ as called], <consequence> (ops: a, b, ...)``; ``as_called``
+        when the function is an op but not with these arguments."""
+        known = tuple(known)
+        listed = f"ops: {', '.join(known)}" if known else detail
+        qualifier = " as called" if as_called else ""
+        listed = f" ({listed})" if listed else ""
+        error = cls(f"{what}: not in the op set{qualifier}, {consequence}{listed}")
+        error.what, error.known = what, known
+        return error
 
 
 class TensorNotFoundError(ModelpackError, KeyError):

@@ -22,6 +22,7 @@ from typing import Any
 
 from .api import load, save
 from .errors import UsageError
+from .nn import functional as F
 from .nn.devices import Device, cpu
 from .nn.functional import (
     batch_dot,
@@ -54,8 +55,6 @@ _ACT_TYPES = ("relu", "sigmoid", "tanh", "softrelu", "softsign", "gelu", "silu")
 
 def activation(data: Any, act_type: str = "relu") -> Any:
     """``npx.activation``: the activation op named ``act_type``."""
-    from .nn import functional as F
-
     if act_type not in _ACT_TYPES:
         raise UsageError(f"unknown act_type {act_type!r}; known: {', '.join(_ACT_TYPES)}")
     return getattr(F, act_type)(data)
@@ -63,8 +62,6 @@ def activation(data: Any, act_type: str = "relu") -> Any:
 
 def leaky_relu(data: Any, act_type: str = "leaky", slope: float = 0.25) -> Any:
     """``npx.leaky_relu`` for ``act_type`` ``leaky``, ``elu`` and ``gelu``."""
-    from .nn import functional as F
-
     if act_type == "leaky":
         return F.leaky_relu(data, alpha=float(slope))
     if act_type == "elu":

@@ -8,7 +8,9 @@ from typing import Any
 
 import numpy as np
 
-from ..nn.activations import (
+from ..nn.activations import (  # _SELU_*: the forward's own constants
+    _SELU_ALPHA,
+    _SELU_SCALE,
     ELU,
     GELU,
     SELU,
@@ -135,8 +137,6 @@ def _smooth_activation(block: GELU | SELU | Swish, x: Any) -> tuple[Any, LayerBa
 
 
 def _selu_constants(dtype: np.dtype) -> tuple[Any, Any]:
-    from ..nn.activations import _SELU_ALPHA, _SELU_SCALE  # the forward's own constants
-
     return dtype.type(_SELU_SCALE), dtype.type(_SELU_ALPHA)
 
 

@@ -10,7 +10,8 @@ import numpy as np
 
 from .. import random
 from ..nn.mode import is_training
-from ..nn.ops.neural import dropout_mask
+from ..nn.ops.indexing import topk
+from ..nn.ops.neural import dropout_mask, sequence_reverse
 from .vjps import CAPTURE, VJPS, _floating, _vjp
 
 __all__: list[str] = []
@@ -89,8 +90,7 @@ def _sequence_last(g: np.ndarray, out: Any, inputs: list[Any], attrs: dict[str, 
 
 @_vjp("sequence_reverse")
 def _sequence_reverse(g: np.ndarray, out: Any, inputs: list[Any], attrs: dict[str, Any]) -> list[Any]:
-    from ..nn.ops.neural import sequence_reverse  # its own inverse: reverse the gradient back
-
+    # sequence_reverse is its own inverse: reverse the gradient back
     grad = sequence_reverse(g, *inputs[1:], use_sequence_length=bool(attrs.get("use_sequence_length")),
                             axis=attrs.get("axis", 0))
     return [grad, *([None] * (len(inputs) - 1))]
@@ -198,8 +198,7 @@ def _topk(g: Any, out: Any, inputs: list[Any], attrs: dict[str, Any]) -> list[An
     if kind in ("indices", "mask") or not _floating(data):
         return [None]  # positions and masks are piecewise constant
     values_grad = g[0] if kind == "both" else g
-    from ..nn.ops.indexing import topk  # the chosen positions, as the forward chose them
-
+    # the chosen positions, as the forward chose them
     chosen = np.asarray(topk(data, axis=attrs.get("axis", -1), k=attrs.get("k", 1), ret_typ="indices",
                              is_ascend=bool(attrs.get("is_ascend")), dtype="int64"))
     flat = data.reshape(-1) if attrs.get("axis", -1) is None else data

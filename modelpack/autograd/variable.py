@@ -289,10 +289,8 @@ class Variable(DeviceAPI):
             name = getattr(ufunc, "__name__", ufunc)
             what = f"numpy.{name}" + ("" if method == "__call__" else f".{method}")
             options = f" with {', '.join(sorted(kwargs))}" if kwargs else ""
-            raise UnknownOpError(
-                f"{what}{options} on a Variable: not in "
-                f"the op set, so it has no gradient (ops: {', '.join(ops.known_ops())})"
-            )
+            what = f"{what}{options} on a Variable"
+            raise UnknownOpError.not_an_op(what, _NO_GRADIENT, known=ops.known_ops())
         return apply(op, list(inputs), {})
 
     def __array_function__(self, func: Any, types: Any, args: Any, kwargs: Any) -> Any:
@@ -301,10 +299,7 @@ class Variable(DeviceAPI):
         name = f"numpy.{getattr(func, '__name__', func)}"
         op = _FUNCTIONS.get(func)
         if op is None:
-            raise UnknownOpError(
-                f"{name} on a Variable: not in the op set, so it has no gradient "
-                f"(ops: {', '.join(ops.known_ops())})"
-            )
+            raise UnknownOpError.not_an_op(f"{name} on a Variable", _NO_GRADIENT, known=ops.known_ops())
         return _call(op.name, name, *args, **kwargs)
 
     # -- for op dispatch by modelpack (nn.hooks.run_op) -------------------------------------------
@@ -313,12 +308,15 @@ class Variable(DeviceAPI):
         return apply(op, inputs, attrs)
 
 
+_NO_GRADIENT = "so it has no gradient"
+
+
 def _call(op: str, what: str, *args: Any, **kwargs: Any) -> Any:
     """Apply ``op`` called numpy's way (``OpDef.call`` sorts inputs from attributes)."""
     try:
         inputs, attrs = ops.OPS[op].call(*args, **kwargs)
     except TypeError as exc:
-        raise UnknownOpError(f"{what}: not in the op set as called, so it has no gradient ({exc})") from None
+        raise UnknownOpError.not_an_op(what, _NO_GRADIENT, detail=str(exc), as_called=True) from None
     return apply(op, inputs, attrs)
 
 

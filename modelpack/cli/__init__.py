@@ -5,6 +5,9 @@ Exit codes: 0 ok, 1 a check found problems, 2 a user error (a missing or unreada
 arguments). A user's mistake is one ``modelpack: error: …`` line, never a traceback.
 Reporting commands take ``--json`` for machines. Each command imports what it needs when it
 runs (the function-level imports below), so ``modelpack --help`` starts without numpy.
+
+The top of the tree: it may import anything in modelpack; only ``modelpack.__main__`` (and
+the ``modelpack`` console script) import it.
 """
 
 from __future__ import annotations

@@ -26,7 +26,8 @@ from ..errors import (
 from ..io.npy import FLOAT_DTYPES
 from ..nn import registry
 from ..nn.block import Block
-from ..nn.graph import GraphBlock, GraphConfig, constant_name
+from ..nn.graph import GraphBlock, GraphConfig
+from ..nn.graph_spec import constant_name
 from ..nn.parameter import shapes_compatible
 from ..nn.ties import apply_ties, find_ties
 from ..tracing.record import TraceResult
@@ -74,7 +75,7 @@ def describe(
             f"{where} ({type_name}) has child blocks {list(children)} that its forward never "
             "uses; remove them before export"
         )
-    return _node(where, type_name, block.get_config(), children)  # type: ignore[attr-defined]
+    return _node(where, type_name, block.get_config(), children)
 
 
 def _node(where: str, type_name: str, config: dict[str, Any], children: dict[str, LayerNode]) -> LayerNode:

@@ -9,12 +9,9 @@ for their type name, and the committed JSON Schema is generated from these same 
 
 from __future__ import annotations
 
-import json
-import math
 import re
 from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -29,7 +26,7 @@ from ..errors import LimitError, SchemaError, UnknownLayerError, UnknownOpError,
 from ..io import safeyaml
 from ..io.limits import DEFAULT_LIMITS
 from ..io.npy import SUPPORTED_DTYPES
-from ..nn import registry
+from ..nn import registry  # importing nn registers the built-in layer types
 from .checkpoint_schema import (
     CHECKPOINT_PREFIXES,
     CheckpointInfo,
@@ -38,6 +35,7 @@ from .checkpoint_schema import (
     RandomState,
     TrainerState,
 )
+from .manifest_text import document_to_text, parse_yaml  # parse_yaml: part of this API too
 from .versions import FORMAT_VERSION, READER_VERSION
 
 __all__ = [
@@ -312,19 +310,7 @@ def _depth(node: LayerNode) -> int:
     return deepest
 
 
-# -- YAML ---------------------------------------------------------------------------------
-
-class _ManifestDumper(yaml.SafeDumper):
-    """Block style, except short lists of scalars (shapes, kernel sizes) stay on one line."""
-
-
-def _represent_list(dumper: yaml.SafeDumper, data: list[Any]) -> yaml.Node:
-    flow = all(not isinstance(item, (list, dict)) for item in data)
-    return dumper.represent_sequence("tag:yaml.org,2002:seq", data, flow_style=flow)
-
-
-_ManifestDumper.add_representer(list, _represent_list)
-
+# -- text (format.manifest_text writes and parses it) ------------------------------------
 
 def _drop_empty_children(node: dict[str, Any]) -> dict[str, Any]:
     children = node.get("children")
@@ -337,69 +323,12 @@ def _drop_empty_children(node: dict[str, Any]) -> dict[str, Any]:
 
 
 def manifest_to_yaml(manifest: Manifest) -> str:
-    """The manifest as YAML text: fields in schema order, ASCII.
-
-    Written in the JSON subset of YAML (indented, one field per line) whenever the content
-    allows — every JSON parser reads it, and it parses ~20× faster than block YAML — else
-    (non-finite floats, characters beyond the BMP) in block style.
-    """
+    """The manifest as text: fields in schema order, ASCII, JSON-compatible where it can be
+    (``manifest_text.document_to_text``)."""
     document = manifest.model_dump(mode="json", exclude_none=True)
     if "architecture" in document:
         _drop_empty_children(document["architecture"])
-    as_json = _json_text(document, "")
-    if as_json is not None:
-        return as_json + "\n"
-    return yaml.dump(
-        document,
-        Dumper=_ManifestDumper,
-        sort_keys=False,
-        # ASCII with escapes: PyYAML writes some characters (NEL, U+2028) raw that its own
-        # reader then takes as line breaks; escaped text round-trips exactly.
-        allow_unicode=False,
-        default_flow_style=False,
-        width=100,
-    )
-
-
-def _json_text(value: Any, indent: str) -> str | None:
-    """JSON that YAML 1.1 reads identically (floats with a point and a signed exponent), or
-    None when the value has something JSON cannot say that way."""
-    if isinstance(value, dict):
-        if not value:
-            return "{}"
-        inner = indent + "  "
-        parts = []
-        for key, item in value.items():
-            text = _json_text(item, inner)
-            if text is None or _json_text(key, inner) is None:
-                return None
-            parts.append(f"{inner}{json.dumps(key)}: {text}")
-        return "{\n" + ",\n".join(parts) + "\n" + indent + "}"
-    if isinstance(value, list):
-        items = [_json_text(item, indent + "  ") for item in value]
-        if any(item is None for item in items):
-            return None
-        if all(not isinstance(item, (dict, list)) for item in value):
-            return "[" + ", ".join(items) + "]"  # type: ignore[arg-type]
-        inner = indent + "  "
-        return "[\n" + ",\n".join(inner + item for item in items) + "\n" + indent + "]"  # type: ignore[operator]
-    if isinstance(value, str):
-        return None if any(ord(c) > 0xFFFF for c in value) else json.dumps(value)
-    if value is None or isinstance(value, bool):
-        return json.dumps(value)
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        if not math.isfinite(value):
-            return None
-        text = repr(value)
-        mantissa, _, exponent = text.partition("e")
-        if "." not in mantissa:
-            mantissa += ".0"
-        if exponent and exponent[0] not in "+-":
-            exponent = "+" + exponent
-        return mantissa + ("e" + exponent if exponent else "")
-    return None
+    return document_to_text(document)
 
 
 def manifest_from_yaml(
@@ -407,25 +336,6 @@ def manifest_from_yaml(
 ) -> Manifest:
     """Parse and validate a manifest; every failure is a ModelpackError naming ``source``."""
     return manifest_from_dict(parse_yaml(text, source=source, max_nodes=max_nodes), source=source)
-
-
-def parse_yaml(
-    text: str, *, source: str, max_nodes: int = DEFAULT_LIMITS.max_manifest_nodes
-) -> dict[str, Any]:
-    """The manifest's YAML as plain data (see ``safeyaml``: no tags, aliases, or deep nesting)."""
-    try:
-        document = safeyaml.load(text, max_nodes=max_nodes)
-    except safeyaml.YAMLTooLarge as exc:
-        costlier = f" (in the block form, each node counts {exc.cost} times)"
-        raise LimitError(
-            f"{source}: manifest", "its YAML node count", max_nodes + 1,
-            limit="max_manifest_nodes", allowed=max_nodes, note=costlier if exc.cost > 1 else "",
-        ) from None
-    except safeyaml.YAMLRefused as exc:
-        raise SchemaError(f"{source}: manifest is not valid safe YAML: {exc}") from None
-    if not isinstance(document, dict):
-        raise SchemaError(f"{source}: manifest must be a mapping, found {type(document).__name__}")
-    return document
 
 
 def check_format_version(document: dict[str, Any], *, source: str) -> tuple[int, int]:
@@ -509,8 +419,6 @@ def describe_errors(exc: ValidationError, prefix: str = "") -> str:
 
 def json_schema() -> dict[str, Any]:
     """JSON Schema (draft 2020-12) of the manifest, generated from the models above."""
-    from .. import nn  # noqa: F401  (registers the built-in layer types)
-
     schema = Manifest.model_json_schema(mode="validation")
     # Validation dispatches on the type name (the registry is open at run time); the schema
     # spells that dispatch out as one variant per registered type with its config schema.

@@ -31,7 +31,8 @@ from ..io import npz
 from ..io.limits import DEFAULT_LIMITS, Limits
 from ..io.paths import PathOrFile, describe, open_for_reading
 from ..io.zipio import STORED, MemberReader
-from ..nn.graph import GraphBlock, constant_name
+from ..nn.graph import GraphBlock
+from ..nn.graph_spec import constant_name
 from ..nn.parameter import shapes_compatible
 from ..nn.ties import apply_ties
 from . import architecture, schema

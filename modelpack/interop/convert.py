@@ -66,7 +66,7 @@ def convert(
                 f"weights it replaces); found {len(sources)} file(s) and "
                 f"{'an' if architecture is not None else 'no'} architecture"
             )
-        from .torch import read_state_dict, rename_state_dict
+        from .torch import read_state_dict, rename_state_dict  # imported only for its files
 
         net = load_architecture(architecture, limits)
         arrays = rename_state_dict(read_state_dict(sources[0], limits=limits), net)
@@ -78,7 +78,7 @@ def convert(
             cast_dtype=cast_dtype,
         )
         return net
-    from .mxnet import convert as convert_mxnet
+    from .mxnet import convert as convert_mxnet  # imported only for its files
 
     return convert_mxnet(
         *sources,

@@ -195,24 +195,21 @@ class ActivationConfig(LayerConfig):
 class Activation(Block):
     """Applies a named activation function element-wise: ``Activation("relu")``."""
 
-    _act_name: str
+    _activation: str
 
     def __init__(self, activation: str, prefix: str | None = None) -> None:
-        object.__setattr__(self, "_act_name", activation)  # before Block names it (relu0, ...)
+        object.__setattr__(self, "_activation", activation)  # before Block names it (relu0, ...)
         super().__init__(prefix=prefix)
         self._act = get_activation(activation)
 
     def _alias(self) -> str:
-        return self._act_name
+        return self._activation
 
     def forward(self, x: Any) -> np.ndarray:
         return self._act(float_input(x))
 
-    def get_config(self) -> dict[str, Any]:
-        return {"activation": self._act_name}
-
     def __repr__(self) -> str:
-        return f"{type(self).__name__}({self._act_name})"
+        return f"{type(self).__name__}({self._activation})"
 
 
 class LeakyReLUConfig(LayerConfig):
@@ -229,9 +226,6 @@ class LeakyReLU(Block):
 
     def forward(self, x: Any) -> np.ndarray:
         return leaky_relu(float_input(x), self._alpha)
-
-    def get_config(self) -> dict[str, Any]:
-        return {"alpha": self._alpha}
 
     def __repr__(self) -> str:
         return f"LeakyReLU({self._alpha})"
@@ -251,9 +245,6 @@ class ELU(Block):
 
     def forward(self, x: Any) -> np.ndarray:
         return elu(float_input(x), self._alpha)
-
-    def get_config(self) -> dict[str, Any]:
-        return {"alpha": self._alpha}
 
     def __repr__(self) -> str:
         return f"ELU({self._alpha})"
@@ -303,7 +294,7 @@ class PReLU(Block):
         return np.where(array > 0, array, array * alpha)
 
     def get_config(self) -> dict[str, Any]:
-        return {"in_channels": self.alpha.shape[0], "dtype": self._dtype.name}
+        return self.config_from_attributes(in_channels=self.alpha.shape[0])
 
     def __repr__(self) -> str:
         return f"PReLU(in_channels={self.alpha.shape[0]})"
@@ -319,9 +310,6 @@ class SELU(Block):
 
     def forward(self, x: Any) -> np.ndarray:
         return selu(float_input(x))
-
-    def get_config(self) -> dict[str, Any]:
-        return {}
 
     def __repr__(self) -> str:
         return "SELU()"
@@ -341,9 +329,6 @@ class Swish(Block):
 
     def forward(self, x: Any) -> np.ndarray:
         return swish(float_input(x), self._beta)
-
-    def get_config(self) -> dict[str, Any]:
-        return {"beta": self._beta}
 
     def __repr__(self) -> str:
         return f"Swish(beta={self._beta})"
@@ -367,9 +352,6 @@ class GELU(Block):
     def forward(self, x: Any) -> np.ndarray:
         array = float_input(x)
         return gelu(array) if self._approximation == "erf" else gelu_tanh(array)
-
-    def get_config(self) -> dict[str, Any]:
-        return {"approximation": self._approximation}
 
     def __repr__(self) -> str:
         return f"GELU(approximation={self._approximation})"

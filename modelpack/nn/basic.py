@@ -54,14 +54,13 @@ class Dense(Block):
     ) -> None:
         super().__init__(prefix=prefix, params=params)
         self._units = int(units)
-        self._in_units = int(in_units)
         self._flatten = bool(flatten)
         self._use_bias = bool(use_bias)
         self._dtype = np.dtype(dtype)
         self._activation = activation
         self._act = get_activation(activation) if activation is not None else None
         self.weight = Parameter(
-            "weight", shape=(self._units, self._in_units), dtype=self._dtype,
+            "weight", shape=(self._units, int(in_units)), dtype=self._dtype,
             init=weight_initializer,
         )
         if self._use_bias:
@@ -82,14 +81,7 @@ class Dense(Block):
         return self._act(out) if self._act is not None else out
 
     def get_config(self) -> dict[str, Any]:
-        return {
-            "units": self._units,
-            "activation": self._activation,
-            "use_bias": self._use_bias,
-            "flatten": self._flatten,
-            "dtype": self._dtype.name,
-            "in_units": self.weight.shape[1],
-        }
+        return self.config_from_attributes(in_units=self.weight.shape[1])
 
     def __repr__(self) -> str:
         in_units = self.weight.shape[1] or None
@@ -132,9 +124,6 @@ class Dropout(Block):
         keep = random.generator("dropout").random(mask_shape) >= self._rate
         return keep.astype(dtype) / dtype.type(1.0 - self._rate)
 
-    def get_config(self) -> dict[str, Any]:
-        return {"rate": self._rate, "axes": list(self._axes)}
-
     def __repr__(self) -> str:
         return f"Dropout(p = {self._rate}, axes={self._axes})"
 
@@ -152,9 +141,6 @@ class Flatten(Block):
         if array.ndim < 1:
             raise InputError("Flatten expects at least a 1-D input")
         return array.reshape(array.shape[0], math.prod(array.shape[1:]))
-
-    def get_config(self) -> dict[str, Any]:
-        return {}
 
     def __repr__(self) -> str:
         return "Flatten"
@@ -203,9 +189,6 @@ class Embedding(Block):
             )
         budget.charge(budget.nbytes((*indices.shape, self._output_dim), self._dtype), "the rows it looks up")
         return self.weight.data()[indices]
-
-    def get_config(self) -> dict[str, Any]:
-        return {"input_dim": self._input_dim, "output_dim": self._output_dim, "dtype": self._dtype.name}
 
     def __repr__(self) -> str:
         return f"Embedding({self._input_dim} -> {self._output_dim}, {self._dtype.name})"

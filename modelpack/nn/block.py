@@ -1,4 +1,5 @@
-"""``Block`` and ``Sequential``: the Gluon-style containers every layer builds on.
+"""``Block``: the Gluon-style base every layer and model builds on (``Sequential`` is in
+``nn.compose``).
 
 Children and parameters are registered by attribute assignment, in order. Parameters are
 found by one walker, ``collect_params()``, which yields structured dotted names
@@ -14,22 +15,24 @@ import itertools
 import re
 import threading
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..errors import DtypeMismatchError, ShapeMismatchError
-from ..io import npz
-from ..io.paths import PathOrFile, atomic_writer
+from ..errors import DtypeMismatchError, ShapeMismatchError, UnsupportedBlockError
+from ..io.paths import PathOrFile
 from . import budget, devices, hooks
 from . import init as init_mod
 from .forward_hooks import ForwardHooks, HookHandle, PostHook, PreHook
-from .loading import LoadReport
+from .loading import LoadOptions, LoadReport, LoadSelection, read_parameter_file, write_parameter_file
 from .parameter import Parameter
-from .parameter_dict import ParameterDict, read_parameter_file
-from .registry import LayerConfig, register_layer, type_name_of
+from .parameter_dict import ParameterDict
+from .registry import config_model_of, type_name_of
 
-__all__ = ["Block", "Sequential", "HybridBlock", "HybridSequential"]
+if TYPE_CHECKING:
+    from typing_extensions import Unpack  # typing's own from Python 3.11
+
+__all__ = ["Block", "HybridBlock"]
 
 # Gluon's instance names: a counter per name hint ("dense" -> dense0, dense1, ...), shared by
 # the whole process as Gluon's name manager is outside any name_scope.
@@ -283,7 +286,7 @@ class Block:
     def summary(self, *inputs: Any) -> None:
         """Print Gluon's summary table: each layer's output shape and parameter count for
         ``inputs`` (the parameters must be initialized)."""
-        from .summary import summary_table  # late: the table runs forward through nn.hooks
+        from .summary import summary_table  # late: summary imports nn.compose, which imports this
 
         print(summary_table(self, inputs))
 
@@ -310,9 +313,7 @@ class Block:
 
         >>> net.save_parameters("mlp.params")  # doctest: +SKIP
         """
-        arrays = {name: param.data() for name, param in self.collect_params().items()}
-        with atomic_writer(filename) as handle:
-            npz.write_npz(handle, arrays)
+        write_parameter_file(filename, {name: param.data() for name, param in self.collect_params().items()})
 
     def load_parameters(
         self,
@@ -321,9 +322,7 @@ class Block:
         allow_missing: bool = False,
         ignore_extra: bool = False,
         cast_dtype: bool = False,
-        select: str | None = None,
-        rename: Mapping[str, str] | None = None,
-        ignore_mismatch: bool = False,
+        **selection: Unpack[LoadSelection],
     ) -> LoadReport:
         """Fill parameters from an ``.npz`` file written by ``save_parameters`` (never unpickles),
         from a Gluon parameter file (MXNet's ``save_parameters`` or an export's ``.params``), or
@@ -332,8 +331,9 @@ class Block:
         Deferred shapes are filled from the file. ``rename={old_prefix: new_prefix}`` maps the
         file's names to the model's; ``select`` (a regex matched at the start of the model's
         names) limits the load to those parameters. Missing, extra, wrong-shape and wrong-dtype
-        parameters are refused unless the matching option allows them; nothing is changed
-        unless everything checks out. Gluon's ``arg:``/``aux:`` prefixes are dropped, and its
+        parameters are refused unless the matching option allows them (``ignore_mismatch``
+        for shapes); nothing is changed unless everything checks out. Gluon's ``arg:``/``aux:``
+        prefixes are dropped, and its
         flat names (``dense0_weight``) match structured ones (``dense0.weight``); torch's names
         are mapped layer by layer (BatchNorm's ``weight`` is ``gamma``; ``num_batches_tracked``
         is dropped). ``ctx`` is accepted for Gluon code and ignored. Returns what was loaded,
@@ -341,34 +341,43 @@ class Block:
         """
         arrays, source = read_parameter_file(filename, self.collect_params(), self)
         return self.set_parameters(
-            arrays,
-            source=source,
-            allow_missing=allow_missing,
-            ignore_extra=ignore_extra,
-            cast_dtype=cast_dtype,
-            select=select,
-            rename=rename,
-            ignore_mismatch=ignore_mismatch,
+            arrays, source=source, allow_missing=allow_missing, ignore_extra=ignore_extra,
+            cast_dtype=cast_dtype, **selection,
         )
 
     def set_parameters(
-        self,
-        arrays: Mapping[str, np.ndarray],
-        *,
-        source: str = "<arrays>",
-        allow_missing: bool = False,
-        ignore_extra: bool = False,
-        cast_dtype: bool = False,
-        select: str | None = None,
-        rename: Mapping[str, str] | None = None,
-        ignore_mismatch: bool = False,
+        self, arrays: Mapping[str, np.ndarray], *, source: str = "<arrays>", **options: Unpack[LoadOptions]
     ) -> LoadReport:
-        """Assign arrays by structured name after checking all of them (all or nothing)."""
-        return self.collect_params().assign(
-            arrays, source=source, model=type(self).__name__, allow_missing=allow_missing,
-            ignore_extra=ignore_extra, cast_dtype=cast_dtype, select=select, rename=rename,
-            ignore_mismatch=ignore_mismatch,
-        )
+        """Assign arrays by structured name after checking all of them (all or nothing); the
+        options are ``load_parameters``'s (``nn.loading.LoadOptions``)."""
+        return self.collect_params().assign(arrays, source=source, model=type(self).__name__, **options)
+
+    # -- config ------------------------------------------------------------------------------
+    def get_config(self) -> dict[str, Any]:
+        """The constructor arguments that rebuild this layer, as the archive stores them: each
+        field of its registered config model, read from the attribute ``self._<field>``.
+
+        A layer whose value is derived rather than stored (an input size read from a weight's
+        shape) overrides this with ``return self.config_from_attributes(in_units=...)``.
+        """
+        return self.config_from_attributes()
+
+    def config_from_attributes(self, **derived: Any) -> dict[str, Any]:
+        """The config model's fields in order: ``derived`` values as given, the others read from
+        ``self._<field>``; tuples become lists and dtypes their names (YAML has neither)."""
+        model = config_model_of(type(self))
+        if model is None:
+            raise UnsupportedBlockError(
+                f"{type(self).__name__} is not a registered layer type, so it has no config; "
+                "export traces its forward instead (example=)"
+            )
+        unknown = derived.keys() - model.model_fields.keys()
+        if unknown:
+            raise TypeError(f"{type(self).__name__}: {sorted(unknown)} are not fields of {model.__name__}")
+        return {
+            field: _plain(derived[field] if field in derived else getattr(self, "_" + field))
+            for field in model.model_fields
+        }
 
     # -- calling -----------------------------------------------------------------------------
     def __call__(self, *args: Any) -> Any:
@@ -421,48 +430,13 @@ class Block:
         return "{}(\n{}\n)".format(type(self).__name__, "\n".join(lines))
 
 
-class SequentialConfig(LayerConfig):
-    pass
-
-
-@register_layer("Sequential", config=SequentialConfig, container=True)
-class Sequential(Block):
-    """Stacks blocks; ``forward`` feeds each one's output to the next.
-
-    >>> net = Sequential(); net.add(Dense(8, activation="relu"), Dense(2))  # doctest: +SKIP
-    """
-
-    def __init__(self, prefix: str | None = None, params: Mapping[str, Parameter] | None = None) -> None:
-        super().__init__(prefix=prefix, params=params)
-
-    def add(self, *blocks: Block) -> None:
-        """Append blocks; they are named by position ("0", "1", ...)."""
-        for block in blocks:
-            if not isinstance(block, Block):
-                raise TypeError(f"Sequential.add expects Blocks, got {type(block).__name__}")
-            self.register_child(block)
-
-    def forward(self, x: Any) -> Any:
-        for block in self._children.values():
-            x = block(x)
-        return x
-
-    def get_config(self) -> dict[str, Any]:
-        return {}
-
-    def __getitem__(self, key: int | slice) -> Any:
-        layers = list(self._children.values())
-        if isinstance(key, slice):
-            net = type(self)(**self.get_config())
-            net.add(*layers[key])
-            return net
-        return layers[key]
-
-    def __len__(self) -> int:
-        return len(self._children)
-
-    def __iter__(self) -> Iterator[Block]:
-        return iter(list(self._children.values()))
+def _plain(value: Any) -> Any:
+    """A config value as YAML and the config model hold it: lists for tuples, names for dtypes."""
+    if isinstance(value, np.dtype):
+        return value.name
+    if isinstance(value, tuple):
+        return [_plain(item) for item in value]
+    return value
 
 
 def _indent(text: str, spaces: int) -> str:
@@ -470,7 +444,6 @@ def _indent(text: str, spaces: int) -> str:
     return "\n".join([lines[0]] + [" " * spaces + line for line in lines[1:]])
 
 
-# Gluon's hybrid variants are the same classes: a modelpack block is exported by tracing, so
+# Gluon's hybrid variant is the same class: a modelpack block is exported by tracing, so
 # there is nothing to hybridize (``hybridize()`` is accepted and changes nothing).
 HybridBlock = Block
-HybridSequential = Sequential

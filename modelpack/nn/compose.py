@@ -1,5 +1,6 @@
-"""Layers that route data rather than compute it: ``Identity``, ``Lambda`` (an op as a layer)
-and ``Concatenate`` (parallel branches joined along an axis; Gluon 1.9's ``Concurrent``).
+"""Layers that route data rather than compute it: ``Sequential`` (blocks in a chain),
+``Identity``, ``Lambda`` (an op as a layer) and ``Concatenate`` (parallel branches joined
+along an axis; Gluon 1.9's ``Concurrent``).
 
 A ``Lambda`` is stored by the name of an op of the op table (``nn.ops``), never by code: a
 Lambda around an arbitrary Python function runs, but export refuses it.
@@ -7,7 +8,7 @@ Lambda around an arbitrary Python function runs, but export refuses it.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import numpy as np
@@ -15,14 +16,60 @@ from pydantic import Field, field_validator
 
 from ..errors import InputError, UnknownOpError, UnsupportedBlockError, UsageError
 from . import budget, functional, hooks, ops
-from .block import Block, Sequential
+from .block import Block
+from .parameter import Parameter
 from .registry import LayerConfig, register_layer
 
-__all__ = ["Identity", "Lambda", "HybridLambda", "Concatenate", "HybridConcatenate",
-           "Concurrent", "HybridConcurrent"]
+__all__ = ["Sequential", "HybridSequential", "Identity", "Lambda", "HybridLambda", "Concatenate",
+           "HybridConcatenate", "Concurrent", "HybridConcurrent"]
 
 # numpy accepts at most 64 dimensions, so no meaningful axis lies outside this range.
 Axis = Field(default=-1, ge=-64, le=63)
+
+
+class SequentialConfig(LayerConfig):
+    pass
+
+
+@register_layer("Sequential", config=SequentialConfig, container=True)
+class Sequential(Block):
+    """Stacks blocks; ``forward`` feeds each one's output to the next.
+
+    >>> net = Sequential(); net.add(Dense(8, activation="relu"), Dense(2))  # doctest: +SKIP
+    """
+
+    def __init__(self, prefix: str | None = None, params: Mapping[str, Parameter] | None = None) -> None:
+        super().__init__(prefix=prefix, params=params)
+
+    def add(self, *blocks: Block) -> None:
+        """Append blocks; they are named by position ("0", "1", ...)."""
+        for block in blocks:
+            if not isinstance(block, Block):
+                raise TypeError(f"Sequential.add expects Blocks, got {type(block).__name__}")
+            self.register_child(block)
+
+    def forward(self, x: Any) -> Any:
+        for block in self._children.values():
+            x = block(x)
+        return x
+
+    def __getitem__(self, key: int | slice) -> Any:
+        layers = list(self._children.values())
+        if isinstance(key, slice):
+            net = type(self)(**self.get_config())
+            net.add(*layers[key])
+            return net
+        return layers[key]
+
+    def __len__(self) -> int:
+        return len(self._children)
+
+    def __iter__(self) -> Iterator[Block]:
+        return iter(list(self._children.values()))
+
+
+# Gluon's hybrid variant is the same class (see nn.block.HybridBlock).
+HybridSequential = Sequential
 
 
 class IdentityConfig(LayerConfig):
@@ -35,9 +82,6 @@ class Identity(Block):
 
     def forward(self, x: Any) -> Any:
         return x
-
-    def get_config(self) -> dict[str, Any]:
-        return {}
 
     def __repr__(self) -> str:
         return "Identity()"
@@ -128,7 +172,7 @@ class Lambda(Block):
                 f"instead ({type(self).__name__}('tanh'); ops: {', '.join(lambda_op_names())}), "
                 "or call the function in a Block's forward and export with example= to trace it"
             )
-        return {"function": self._op}
+        return self.config_from_attributes(function=self._op)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self._function_name})"
@@ -184,9 +228,6 @@ class Concatenate(Sequential):
             raise InputError(
                 f"Concatenate(axis={self._axis}): outputs of shapes {shapes} do not join: {exc}"
             ) from None
-
-    def get_config(self) -> dict[str, Any]:
-        return {"axis": self._axis}
 
     def __repr__(self) -> str:
         lines = self.summary_lines()

@@ -28,7 +28,7 @@ from .registry import LayerConfig, register_layer
 
 __all__ = [
     "Conv1D", "Conv2D", "Conv3D", "Conv1DTranspose", "Conv2DTranspose", "Conv3DTranspose",
-    "MAX_SPATIAL", "LAYOUTS", "sizes", "as_tuple", "check_rank", "windows",
+    "MAX_SPATIAL", "LAYOUTS", "sizes", "as_tuple", "check_layout", "check_rank", "windows",
 ]
 
 # The largest kernel, pool, stride, dilation or padding an archive may declare: far beyond
@@ -57,6 +57,12 @@ def as_tuple(value: int | tuple[int, ...] | list[int], dims: int, what: str) -> 
     if len(items) != dims:
         raise ValueError(f"{what} must be an int or {dims} ints, got {value!r}")
     return items
+
+
+def check_layout(layout: str | None, dims: int, layer: str) -> None:
+    """Refuse a layout other than channels first (None means the default, which is)."""
+    if layout not in (None, LAYOUTS[dims]):
+        raise ValueError(f"{layer} supports layout {LAYOUTS[dims]!r} only, got {layout!r}")
 
 
 def check_rank(array: np.ndarray, dims: int, layer: str) -> None:
@@ -146,8 +152,7 @@ class _Conv(Block):
     ) -> None:
         super().__init__(prefix=prefix, params=params)
         dims, kind = self._dims, type(self).__name__
-        if layout not in (None, LAYOUTS[dims]):
-            raise ValueError(f"{kind} supports layout {LAYOUTS[dims]!r} only, got {layout!r}")
+        check_layout(layout, dims, kind)
         self._channels = int(channels)
         self._kernel = as_tuple(kernel_size, dims, "kernel_size")
         self._strides = as_tuple(strides, dims, "strides")
@@ -230,21 +235,8 @@ class _Conv(Block):
         return cols.reshape(n, g, (c // g) * math.prod(self._kernel), math.prod(out_sizes)), out_sizes
 
     def get_config(self) -> dict[str, Any]:
-        config: dict[str, Any] = {
-            "channels": self._channels,
-            "kernel_size": list(self._kernel),
-            "strides": list(self._strides),
-            "padding": list(self._padding),
-            "dilation": list(self._dilation),
-            "groups": self._groups,
-            "activation": self._activation,
-            "use_bias": self._use_bias,
-            "in_channels": self._in_channels,
-            "dtype": self._dtype.name,
-        }
-        if self._transpose:
-            config["output_padding"] = list(self._output_padding)
-        return config
+        # kernel_size is kept as self._kernel: the short name the compute code reads.
+        return self.config_from_attributes(kernel_size=self._kernel)
 
     def __repr__(self) -> str:
         dims = self._dims
@@ -281,23 +273,13 @@ class _ConvTranspose(_Conv):
         strides: int | tuple[int, ...] = 1,
         padding: int | tuple[int, ...] = 0,
         output_padding: int | tuple[int, ...] = 0,
-        dilation: int | tuple[int, ...] = 1,
-        groups: int = 1,
-        layout: str | None = None,
-        activation: str | None = None,
-        use_bias: bool = True,
-        weight_initializer: init_mod.Initializer | str | None = None,
-        bias_initializer: init_mod.Initializer | str | None = "zeros",
-        in_channels: int = 0,
-        dtype: str = "float32",
-        prefix: str | None = None,
-        params: Mapping[str, Parameter] | None = None,
+        *args: Any,
+        **kwargs: Any,
     ) -> None:
-        super().__init__(
-            channels, kernel_size, strides, padding, dilation, groups, layout, activation, use_bias,
-            weight_initializer, bias_initializer, in_channels, dtype, prefix=prefix, params=params,
-            output_padding=output_padding,
-        )
+        """As a convolution's, with ``output_padding`` after ``padding`` (Gluon's order); the
+        other arguments (``dilation``, ``groups``, ... ``in_channels``, ``dtype``) are its."""
+        kwargs["output_padding"] = output_padding
+        super().__init__(channels, kernel_size, strides, padding, *args, **kwargs)
 
     def _weight_shape(self, in_channels: int) -> Sizes:
         return (in_channels, self._channels // self._groups, *self._kernel)

@@ -1,9 +1,11 @@
-"""Matching saved arrays to a block's parameters: renaming, selecting, and the ``LoadReport``.
+"""Parameter files and loads: reading them (``.npz``, Gluon's, torch's), writing them, and
+matching saved arrays to a block's parameters (renaming, selecting, the ``LoadReport``).
 
-``Block.load_parameters``/``set_parameters`` use ``plan_load`` to decide, before anything
-changes, which array fills which parameter. Reusing saved layers in a new network (the first
-layers of a trained model under another name) is ``rename={"0.": "features.0."}`` plus
-``select=r"features\\."``; what did not fit is in the report, or an error unless allowed.
+``Block``'s and ``ParameterDict``'s ``save``/``load`` methods all come here: ``plan_load``
+decides, before anything changes, which array fills which parameter. Reusing saved layers
+in a new network (the first layers of a trained model under another name) is
+``rename={"0.": "features.0."}`` plus ``select=r"features\\."``; what did not fit is in the
+report, or an error unless allowed.
 """
 
 from __future__ import annotations
@@ -11,19 +13,30 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, TypedDict
 
 import numpy as np
 
 from ..errors import (
     DtypeMismatchError,
     ExtraParameterError,
+    FormatError,
     MissingParameterError,
     ShapeMismatchError,
     UsageError,
 )
+from ..io import npz
+from ..io.paths import PathOrFile, atomic_writer, describe, open_for_reading
+from ..io.sniff import is_mxnet, refuse_other_kind, sniff
 from .parameter import Parameter, shapes_compatible
 
-__all__ = ["LoadReport", "plan_load"]
+if TYPE_CHECKING:
+    from .block import Block
+
+__all__ = [
+    "LoadReport", "LoadOptions", "LoadSelection", "plan_load", "read_parameter_file",
+    "write_parameter_file",
+]
 
 Shape = tuple[int, ...]
 
@@ -46,6 +59,56 @@ class LoadReport:
             if names:
                 parts.append(f"{label} {len(names)} ({', '.join(names)})")
         return "; ".join(parts)
+
+
+class LoadSelection(TypedDict, total=False):
+    """Which of a file's arrays a load uses: ``select`` (a regex matched at the start of the
+    model's names), ``rename`` ({old prefix: new prefix} for the file's names), and
+    ``ignore_mismatch`` (skip, and report, arrays of the wrong shape)."""
+
+    select: str | None
+    rename: Mapping[str, str] | None
+    ignore_mismatch: bool
+
+
+class LoadOptions(LoadSelection, total=False):
+    """Every option of a load (``set_parameters``, ``ParameterDict.assign``): the selection,
+    plus Gluon's ``allow_missing``, ``ignore_extra`` and ``cast_dtype``."""
+
+    allow_missing: bool
+    ignore_extra: bool
+    cast_dtype: bool
+
+
+def read_parameter_file(
+    filename: PathOrFile, params: Mapping[str, Parameter], net: Block | None = None
+) -> tuple[dict[str, np.ndarray], str]:
+    """The arrays of a parameter file and its name for messages: modelpack's ``.npz`` (never
+    unpickled) or a Gluon file (MXNet's ``save_parameters``, an export's ``.params``), whose
+    flat names (``dense0_weight``) are matched to ``params``' structured ones, or — given the
+    ``net`` whose layers map torch's names — a torch ``state_dict`` file (read without torch)."""
+    source = describe(filename)
+    with open_for_reading(filename) as handle:
+        if is_mxnet(handle):
+            from ..interop.mxnet import gluon_parameters, match_parameters  # only for its files
+
+            return match_parameters(gluon_parameters(handle), params), source
+        try:
+            return npz.read_npz(handle, source=source), source
+        except FormatError:
+            if net is None or sniff(handle).name != "torch":
+                refuse_other_kind(handle, source, expected="npz")  # an archive, ...
+                raise
+            from ..interop.torch import read_state_dict, rename_state_dict  # only for its files
+
+            return rename_state_dict(read_state_dict(handle), net), source
+
+
+
+def write_parameter_file(filename: PathOrFile, arrays: Mapping[str, np.ndarray]) -> None:
+    """Write ``arrays`` as a standard ``.npz`` file, atomically, at exactly ``filename``."""
+    with atomic_writer(filename) as handle:
+        npz.write_npz(handle, arrays)
 
 
 def plan_load(
@@ -91,17 +154,16 @@ def plan_load(
         array = np.asarray(renamed[name])
         if not shapes_compatible(param.shape, array.shape):
             if not ignore_mismatch:
-                raise ShapeMismatchError(
-                    f"{source}: parameter {name!r} expected shape {param.shape} "
-                    f"(0 = not known yet), found {array.shape}"
+                raise ShapeMismatchError.of_parameter(
+                    name, f"{param.shape} (0 = not known yet)", array.shape, where=source
                 )
             report.mismatched[name] = (param.shape, array.shape)
             continue
         if array.dtype != param.dtype:
             if not cast_dtype:
-                raise DtypeMismatchError(
-                    f"{source}: parameter {name!r} expected dtype {param.dtype.name}, "
-                    f"found {array.dtype.name}; pass cast_dtype=True to convert"
+                raise DtypeMismatchError.of_parameter(
+                    name, param.dtype.name, array.dtype.name, where=source,
+                    hint="; pass cast_dtype=True to convert",
                 )
             array = array.astype(param.dtype)
         staged.append((param, array))

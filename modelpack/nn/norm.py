@@ -27,19 +27,32 @@ def _channel_shape(ndim: int, axis: int) -> tuple[int, ...]:
     return tuple(shape)
 
 
-def _scale_and_shift(
-    shape: tuple[int, ...],
-    dtype: np.dtype,
-    scale: bool,
-    center: bool,
-    gamma_init: init_mod.Initializer | str | None,
-    beta_init: init_mod.Initializer | str | None,
-) -> tuple[Parameter, Parameter]:
-    """Every norm layer's gamma and beta; ``scale``/``center`` false freezes them (Gluon's rule)."""
-    grad_req = {True: "write", False: "null"}
-    gamma = Parameter("gamma", shape=shape, dtype=dtype, init=gamma_init, grad_req=grad_req[bool(scale)])
-    beta = Parameter("beta", shape=shape, dtype=dtype, init=beta_init, grad_req=grad_req[bool(center)])
-    return gamma, beta
+class _Norm(Block):
+    """What every norm layer shares: ``epsilon``, ``center``, ``scale``, ``dtype``, and ``gamma``
+    and ``beta`` of ``shape``; ``scale``/``center`` false freezes them (Gluon's rule)."""
+
+    def __init__(
+        self,
+        shape: tuple[int, ...],
+        epsilon: float,
+        center: bool,
+        scale: bool,
+        dtype: str,
+        gamma_init: init_mod.Initializer | str | None,
+        beta_init: init_mod.Initializer | str | None,
+        prefix: str | None,
+        params: Mapping[str, Parameter] | None,
+    ) -> None:
+        super().__init__(prefix=prefix, params=params)
+        self._epsilon = float(epsilon)
+        self._center = bool(center)
+        self._scale = bool(scale)
+        self._dtype = np.dtype(dtype)
+        grad_req = {True: "write", False: "null"}
+        self.gamma = Parameter("gamma", shape=shape, dtype=self._dtype, init=gamma_init,
+                               grad_req=grad_req[self._scale])
+        self.beta = Parameter("beta", shape=shape, dtype=self._dtype, init=beta_init,
+                              grad_req=grad_req[self._center])
 
 
 class BatchNormConfig(LayerConfig):
@@ -54,7 +67,7 @@ class BatchNormConfig(LayerConfig):
 
 
 @register_layer("BatchNorm", config=BatchNormConfig)
-class BatchNorm(Block):
+class BatchNorm(_Norm):
     """Batch normalisation over ``axis`` (channels, default 1 for NCHW).
 
     At inference it uses ``running_mean``/``running_var`` (non-trainable parameters); inside
@@ -80,18 +93,12 @@ class BatchNorm(Block):
         prefix: str | None = None,
         params: Mapping[str, Parameter] | None = None,
     ) -> None:
-        super().__init__(prefix=prefix, params=params)
+        shape = (int(in_channels),)
+        super().__init__(shape, epsilon, center, scale, dtype, gamma_initializer, beta_initializer,
+                         prefix, params)
         self._axis = int(axis)
         self._momentum = float(momentum)
-        self._epsilon = float(epsilon)
-        self._center = bool(center)
-        self._scale = bool(scale)
         self._use_global_stats = bool(use_global_stats)
-        self._dtype = np.dtype(dtype)
-        shape = (int(in_channels),)
-        self.gamma, self.beta = _scale_and_shift(
-            shape, self._dtype, scale, center, gamma_initializer, beta_initializer
-        )
         self.running_mean = Parameter("running_mean", shape=shape, dtype=self._dtype,
                                       init=running_mean_initializer, grad_req="null")
         self.running_var = Parameter("running_var", shape=shape, dtype=self._dtype,
@@ -121,16 +128,7 @@ class BatchNorm(Block):
         return out + self.beta.data().reshape(bshape)
 
     def get_config(self) -> dict[str, Any]:
-        return {
-            "axis": self._axis,
-            "momentum": self._momentum,
-            "epsilon": self._epsilon,
-            "center": self._center,
-            "scale": self._scale,
-            "use_global_stats": self._use_global_stats,
-            "in_channels": self.gamma.shape[0],
-            "dtype": self._dtype.name,
-        }
+        return self.config_from_attributes(in_channels=self.gamma.shape[0])
 
     def __repr__(self) -> str:
         in_channels = self.gamma.shape[0] or None
@@ -149,7 +147,7 @@ class LayerNormConfig(LayerConfig):
 
 
 @register_layer("LayerNorm", config=LayerNormConfig)
-class LayerNorm(Block):
+class LayerNorm(_Norm):
     """Normalises over one axis (default the last) per example, then scales and shifts."""
 
     def __init__(
@@ -165,16 +163,10 @@ class LayerNorm(Block):
         prefix: str | None = None,
         params: Mapping[str, Parameter] | None = None,
     ) -> None:
-        super().__init__(prefix=prefix, params=params)
-        self._axis = int(axis)
-        self._epsilon = float(epsilon)
-        self._center = bool(center)
-        self._scale = bool(scale)
-        self._dtype = np.dtype(dtype)
         shape = (int(in_channels),)
-        self.gamma, self.beta = _scale_and_shift(
-            shape, self._dtype, scale, center, gamma_initializer, beta_initializer
-        )
+        super().__init__(shape, epsilon, center, scale, dtype, gamma_initializer, beta_initializer,
+                         prefix, params)
+        self._axis = int(axis)
 
     def forward(self, x: Any) -> np.ndarray:
         array = as_float(x, self._dtype)
@@ -194,14 +186,7 @@ class LayerNorm(Block):
         return out
 
     def get_config(self) -> dict[str, Any]:
-        return {
-            "axis": self._axis,
-            "epsilon": self._epsilon,
-            "center": self._center,
-            "scale": self._scale,
-            "in_channels": self.gamma.shape[0],
-            "dtype": self._dtype.name,
-        }
+        return self.config_from_attributes(in_channels=self.gamma.shape[0])
 
     def __repr__(self) -> str:
         in_channels = self.gamma.shape[0] or None
@@ -255,7 +240,7 @@ class InstanceNormConfig(LayerConfig):
 
 
 @register_layer("InstanceNorm", config=InstanceNormConfig)
-class InstanceNorm(Block):
+class InstanceNorm(_Norm):
     """Normalises each example's each channel over its spatial axes, then scales and shifts.
 
     Statistics run over every axis but the batch (0) and ``axis`` (the channels, default 1).
@@ -276,16 +261,10 @@ class InstanceNorm(Block):
         prefix: str | None = None,
         params: Mapping[str, Parameter] | None = None,
     ) -> None:
-        super().__init__(prefix=prefix, params=params)
-        self._axis = int(axis)
-        self._epsilon = float(epsilon)
-        self._center = bool(center)
-        self._scale = bool(scale)
-        self._dtype = np.dtype(dtype)
         shape = (int(in_channels),)
-        self.gamma, self.beta = _scale_and_shift(
-            shape, self._dtype, scale, center, gamma_initializer, beta_initializer
-        )
+        super().__init__(shape, epsilon, center, scale, dtype, gamma_initializer, beta_initializer,
+                         prefix, params)
+        self._axis = int(axis)
 
     def forward(self, x: Any) -> np.ndarray:
         array = as_float(x, self._dtype)
@@ -303,14 +282,7 @@ class InstanceNorm(Block):
         return out * self.gamma.data().reshape(bshape) + self.beta.data().reshape(bshape)
 
     def get_config(self) -> dict[str, Any]:
-        return {
-            "axis": self._axis,
-            "epsilon": self._epsilon,
-            "center": self._center,
-            "scale": self._scale,
-            "in_channels": self.gamma.shape[0],
-            "dtype": self._dtype.name,
-        }
+        return self.config_from_attributes(in_channels=self.gamma.shape[0])
 
     def __repr__(self) -> str:
         return (f"InstanceNorm(eps={self._epsilon}, axis={self._axis}, center={self._center}, "
@@ -326,7 +298,7 @@ class GroupNormConfig(LayerConfig):
 
 
 @register_layer("GroupNorm", config=GroupNormConfig)
-class GroupNorm(Block):
+class GroupNorm(_Norm):
     """Splits the channels (axis 1) into ``num_groups`` groups and normalises each example's
     each group over its channels and spatial axes.
 
@@ -346,18 +318,12 @@ class GroupNorm(Block):
         prefix: str | None = None,
         params: Mapping[str, Parameter] | None = None,
     ) -> None:
-        super().__init__(prefix=prefix, params=params)
         if num_groups < 1:
             raise ValueError(f"num_groups must be positive, got {num_groups}")
+        shape = (int(num_groups),)
+        super().__init__(shape, epsilon, center, scale, dtype, gamma_initializer, beta_initializer,
+                         prefix, params)
         self._num_groups = int(num_groups)
-        self._epsilon = float(epsilon)
-        self._center = bool(center)
-        self._scale = bool(scale)
-        self._dtype = np.dtype(dtype)
-        shape = (self._num_groups,)
-        self.gamma, self.beta = _scale_and_shift(
-            shape, self._dtype, scale, center, gamma_initializer, beta_initializer
-        )
 
     def forward(self, x: Any) -> np.ndarray:
         array = as_float(x, self._dtype)
@@ -371,15 +337,6 @@ class GroupNorm(Block):
         out = _normalize(grouped, (2,), self._epsilon, self._dtype)
         out = out * self.gamma.data().reshape(1, g, 1) + self.beta.data().reshape(1, g, 1)
         return out.reshape(array.shape)
-
-    def get_config(self) -> dict[str, Any]:
-        return {
-            "num_groups": self._num_groups,
-            "epsilon": self._epsilon,
-            "center": self._center,
-            "scale": self._scale,
-            "dtype": self._dtype.name,
-        }
 
     def __repr__(self) -> str:
         return (f"GroupNorm(eps={self._epsilon}, num_groups={self._num_groups}, "

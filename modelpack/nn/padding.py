@@ -61,8 +61,5 @@ class ReflectionPad2D(Block):
         budget.charge(budget.nbytes(padded_shape, array.dtype), "its output")
         return np.pad(array, pads, mode="reflect")
 
-    def get_config(self) -> dict[str, Any]:
-        return {"padding": list(self._padding)}
-
     def __repr__(self) -> str:
         return f"ReflectionPad2D(padding={self._padding})"

@@ -91,9 +91,8 @@ class Parameter:
         if new_shape == self._shape:
             return
         if not shapes_compatible(self._shape, new_shape):
-            raise ShapeMismatchError(
-                f"parameter {self.structured_name!r}: expected shape {self._shape} "
-                f"(0 = not known yet), found {new_shape}"
+            raise ShapeMismatchError.of_parameter(
+                self.structured_name, f"{self._shape} (0 = not known yet)", new_shape
             )
         self._shape = new_shape
         if self._deferred is not None and shape_is_known(new_shape):
@@ -179,15 +178,9 @@ class Parameter:
             interceptor.write_parameter(self)
         array = np.asarray(data)
         if array.dtype != self.dtype:
-            raise DtypeMismatchError(
-                f"parameter {self.structured_name!r}: expected dtype {self.dtype.name}, "
-                f"found {array.dtype.name}"
-            )
+            raise DtypeMismatchError.of_parameter(self.structured_name, self.dtype.name, array.dtype.name)
         if not shapes_compatible(self._shape, array.shape):
-            raise ShapeMismatchError(
-                f"parameter {self.structured_name!r}: expected shape {self._shape}, "
-                f"found {array.shape}"
-            )
+            raise ShapeMismatchError.of_parameter(self.structured_name, self._shape, array.shape)
         self._shape = tuple(array.shape)
         self._data = array
         self._deferred = None

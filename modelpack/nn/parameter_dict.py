@@ -4,7 +4,7 @@
 iterates, indexes or passes it on keeps working), plus what Gluon code calls on it:
 ``get(name, shape=..., init=...)`` to declare a parameter (d2l's ``MyDense``), ``initialize``,
 ``setattr``, ``zero_grad``, ``save``/``load``. Gluon's flat names (``dense0_weight``) index it
-too. Parameter files are read and checked here, for ``Block.load_parameters`` as well.
+too. Parameter files are read, written and matched in ``nn.loading``.
 
 >>> class MyDense(nn.Block):  # doctest: +SKIP
 ...     def __init__(self, units, in_units):
@@ -22,20 +22,19 @@ import numpy as np
 from .. import random
 from ..errors import (
     DtypeMismatchError,
-    FormatError,
     UsageError,
 )
-from ..io import npz
-from ..io.paths import PathOrFile, atomic_writer, describe, open_for_reading
-from ..io.sniff import is_mxnet, refuse_other_kind, sniff
+from ..io.paths import PathOrFile
 from . import init as init_mod
-from .loading import LoadReport, plan_load
+from .loading import LoadOptions, LoadReport, plan_load, read_parameter_file, write_parameter_file
 from .parameter import GRAD_REQS, Parameter, parameter_rng
 
 if TYPE_CHECKING:
+    from typing_extensions import Unpack  # typing's own from Python 3.11
+
     from .block import Block
 
-__all__ = ["ParameterDict", "read_parameter_file"]
+__all__ = ["ParameterDict"]
 
 # What ``get`` may set when it declares a parameter (Parameter's own constructor options).
 _GET_OPTIONS = ("shape", "dtype", "init", "allow_deferred_init", "grad_req")
@@ -172,8 +171,7 @@ class ParameterDict(dict[str, Parameter]):
                     f"cannot strip prefix {strip_prefix!r} from parameter {name!r}: it does not start with it"
                 )
             arrays[name[len(strip_prefix):]] = param.data()
-        with atomic_writer(filename) as handle:
-            npz.write_npz(handle, arrays)
+        write_parameter_file(filename, arrays)
 
     def load(
         self,
@@ -202,20 +200,11 @@ class ParameterDict(dict[str, Parameter]):
         *,
         source: str = "<arrays>",
         model: str = "the model",
-        allow_missing: bool = False,
-        ignore_extra: bool = False,
-        cast_dtype: bool = False,
-        select: str | None = None,
-        rename: Mapping[str, str] | None = None,
-        ignore_mismatch: bool = False,
+        **options: Unpack[LoadOptions],
     ) -> LoadReport:
         """Set parameters from arrays by name after checking all of them (all or nothing); what
         was loaded, missing, unexpected or shape-mismatched (``nn.loading``)."""
-        staged, report = plan_load(
-            self, arrays, source=source, model=model, select=select, rename=rename,
-            allow_missing=allow_missing, ignore_extra=ignore_extra, ignore_mismatch=ignore_mismatch,
-            cast_dtype=cast_dtype,
-        )
+        staged, report = plan_load(self, arrays, source=source, model=model, **options)
         for param, array in staged:
             param.set_data(array)
         return report
@@ -223,30 +212,6 @@ class ParameterDict(dict[str, Parameter]):
     def __repr__(self) -> str:
         lines = [f"  {param!r}" for param in self.values()]
         return "{} (\n{}\n)".format(self._prefix or "ParameterDict", "\n".join(lines))
-
-
-def read_parameter_file(
-    filename: PathOrFile, params: Mapping[str, Parameter], net: Block | None = None
-) -> tuple[dict[str, np.ndarray], str]:
-    """The arrays of a parameter file and its name for messages: modelpack's ``.npz`` (never
-    unpickled) or a Gluon file (MXNet's ``save_parameters``, an export's ``.params``), whose
-    flat names (``dense0_weight``) are matched to ``params``' structured ones, or — given the
-    ``net`` whose layers map torch's names — a torch ``state_dict`` file (read without torch)."""
-    source = describe(filename)
-    with open_for_reading(filename) as handle:
-        if is_mxnet(handle):
-            from ..interop.mxnet import gluon_parameters, match_parameters  # only for its files
-
-            return match_parameters(gluon_parameters(handle), params), source
-        try:
-            return npz.read_npz(handle, source=source), source
-        except FormatError:
-            if net is None or sniff(handle).name != "torch":
-                refuse_other_kind(handle, source, expected="npz")  # an archive, ...
-                raise
-            from ..interop.torch import read_state_dict, rename_state_dict  # only for its files
-
-            return rename_state_dict(read_state_dict(handle), net), source
 
 
 def _gluon_shape(shape: Any) -> tuple[int, ...] | None:

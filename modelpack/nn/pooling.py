@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import functools
 import itertools
-from typing import Any, ClassVar
+from collections.abc import Iterator
+from typing import Any, ClassVar, TypeVar
 
 import numpy as np
 from pydantic import create_model, model_validator
@@ -17,7 +18,7 @@ from ..errors import InputError
 from . import budget
 from .activations import float_input
 from .block import Block
-from .conv import LAYOUTS, Sizes, as_tuple, check_rank, sizes, windows
+from .conv import LAYOUTS, Sizes, as_tuple, check_layout, check_rank, sizes, windows
 from .registry import LayerConfig, register_layer
 
 __all__ = [
@@ -69,8 +70,7 @@ class _Pool(Block):
         # differently from one another, so no positional order could match them all.
         super().__init__(prefix=prefix)
         dims = self._dims
-        if layout not in (None, LAYOUTS[dims]):
-            raise ValueError(f"{type(self).__name__} supports layout {LAYOUTS[dims]!r} only, got {layout!r}")
+        check_layout(layout, dims, type(self).__name__)
         self._pool = as_tuple(pool_size, dims, "pool_size")
         self._strides = as_tuple(strides if strides is not None else self._pool, dims, "strides")
         self._padding = as_tuple(padding, dims, "padding")
@@ -119,12 +119,8 @@ class _Pool(Block):
         return tuple(range(2 + self._dims, 2 + 2 * self._dims))
 
     def get_config(self) -> dict[str, Any]:
-        return {
-            "pool_size": list(self._pool),
-            "strides": list(self._strides),
-            "padding": list(self._padding),
-            "ceil_mode": self._ceil_mode,
-        }
+        # pool_size is kept as self._pool: the short name the compute code reads.
+        return self.config_from_attributes(pool_size=self._pool)
 
     def __repr__(self) -> str:
         return (f"{type(self).__name__}(size={self._pool}, stride={self._strides}, "
@@ -151,12 +147,12 @@ class _AvgPool(_Pool):
         strides: int | tuple[int, ...] | None = None,
         padding: int | tuple[int, ...] = 0,
         *,
-        layout: str | None = None,
-        ceil_mode: bool = False,
         count_include_pad: bool = True,
-        prefix: str | None = None,
+        **options: Any,
     ) -> None:
-        super().__init__(pool_size, strides, padding, layout=layout, ceil_mode=ceil_mode, prefix=prefix)
+        """As max pooling's, plus ``count_include_pad``; ``options`` are ``layout``,
+        ``ceil_mode`` and ``prefix``."""
+        super().__init__(pool_size, strides, padding, **options)
         self._count_include_pad = bool(count_include_pad)
 
     def forward(self, x: Any) -> np.ndarray:
@@ -178,9 +174,6 @@ class _AvgPool(_Pool):
             return np.minimum(start + k, size + p) - start
         return np.minimum(start + k, size) - np.maximum(start, 0)
 
-    def get_config(self) -> dict[str, Any]:
-        return {**super().get_config(), "count_include_pad": self._count_include_pad}
-
 
 class GlobalPoolConfig(LayerConfig):
     pass
@@ -193,9 +186,7 @@ class _GlobalPool(Block):
 
     def __init__(self, layout: str | None = None, prefix: str | None = None) -> None:
         super().__init__(prefix=prefix)
-        expected = LAYOUTS[self._dims]
-        if layout not in (None, expected):
-            raise ValueError(f"{type(self).__name__} supports layout {expected!r} only, got {layout!r}")
+        check_layout(layout, self._dims, type(self).__name__)
 
     def _alias(self) -> str:
         return "pool"
@@ -207,9 +198,6 @@ class _GlobalPool(Block):
         if maximum:
             return array.max(axis=axes, keepdims=True)
         return array.mean(axis=axes, keepdims=True, dtype=array.dtype)
-
-    def get_config(self) -> dict[str, Any]:
-        return {}
 
     def __repr__(self) -> str:
         ones, zeros = (1,) * self._dims, (0,) * self._dims
@@ -230,62 +218,24 @@ class _GlobalAvgPool(_GlobalPool):
         return self._reduce(x, maximum=False)
 
 
-# One registered class per (kind, dimension): the archive's type names are Gluon's.
-@register_layer("MaxPool1D", config=_pool_config("MaxPool1DConfig", 1, average=False))
-class MaxPool1D(_MaxPool):
-    _dims = 1
+PoolT = TypeVar("PoolT", bound=Block)
 
 
-@register_layer("MaxPool2D", config=_pool_config("MaxPool2DConfig", 2, average=False))
-class MaxPool2D(_MaxPool):
-    _dims = 2
+def _per_dimension(kind: type[PoolT], family: str) -> Iterator[type[PoolT]]:
+    """The registered classes of ``kind`` for 1, 2 and 3 spatial axes, named as Gluon names
+    them (``MaxPool1D``, ``MaxPool2D``, ``MaxPool3D``): the archive's type names."""
+    for dims in (1, 2, 3):
+        name = f"{family}{dims}D"
+        if issubclass(kind, _GlobalPool):
+            config: type[LayerConfig] = GlobalPoolConfig
+        else:
+            config = _pool_config(f"{name}Config", dims, average=issubclass(kind, _AvgPool))
+        namespace = {"_dims": dims, "__module__": __name__, "__qualname__": name,
+                     "__doc__": f"{kind.__doc__} On {LAYOUTS[dims]} input."}
+        yield register_layer(name, config=config)(type(name, (kind,), namespace))
 
 
-@register_layer("MaxPool3D", config=_pool_config("MaxPool3DConfig", 3, average=False))
-class MaxPool3D(_MaxPool):
-    _dims = 3
-
-
-@register_layer("AvgPool1D", config=_pool_config("AvgPool1DConfig", 1, average=True))
-class AvgPool1D(_AvgPool):
-    _dims = 1
-
-
-@register_layer("AvgPool2D", config=_pool_config("AvgPool2DConfig", 2, average=True))
-class AvgPool2D(_AvgPool):
-    _dims = 2
-
-
-@register_layer("AvgPool3D", config=_pool_config("AvgPool3DConfig", 3, average=True))
-class AvgPool3D(_AvgPool):
-    _dims = 3
-
-
-@register_layer("GlobalMaxPool1D", config=GlobalPoolConfig)
-class GlobalMaxPool1D(_GlobalMaxPool):
-    _dims = 1
-
-
-@register_layer("GlobalMaxPool2D", config=GlobalPoolConfig)
-class GlobalMaxPool2D(_GlobalMaxPool):
-    _dims = 2
-
-
-@register_layer("GlobalMaxPool3D", config=GlobalPoolConfig)
-class GlobalMaxPool3D(_GlobalMaxPool):
-    _dims = 3
-
-
-@register_layer("GlobalAvgPool1D", config=GlobalPoolConfig)
-class GlobalAvgPool1D(_GlobalAvgPool):
-    _dims = 1
-
-
-@register_layer("GlobalAvgPool2D", config=GlobalPoolConfig)
-class GlobalAvgPool2D(_GlobalAvgPool):
-    _dims = 2
-
-
-@register_layer("GlobalAvgPool3D", config=GlobalPoolConfig)
-class GlobalAvgPool3D(_GlobalAvgPool):
-    _dims = 3
+MaxPool1D, MaxPool2D, MaxPool3D = _per_dimension(_MaxPool, "MaxPool")
+AvgPool1D, AvgPool2D, AvgPool3D = _per_dimension(_AvgPool, "AvgPool")
+GlobalMaxPool1D, GlobalMaxPool2D, GlobalMaxPool3D = _per_dimension(_GlobalMaxPool, "GlobalMaxPool")
+GlobalAvgPool1D, GlobalAvgPool2D, GlobalAvgPool3D = _per_dimension(_GlobalAvgPool, "GlobalAvgPool")

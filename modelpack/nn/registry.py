@@ -20,7 +20,10 @@ from ..errors import UnknownLayerError
 if TYPE_CHECKING:
     from .block import Block
 
-__all__ = ["LayerConfig", "LayerType", "register_layer", "layer_type", "type_name_of", "known_layers"]
+__all__ = [
+    "LayerConfig", "LayerType", "register_layer", "layer_type", "type_name_of", "config_model_of",
+    "known_layers",
+]
 
 BlockT = TypeVar("BlockT", bound="type[Block]")
 
@@ -92,6 +95,16 @@ def type_name_of(block: Block) -> str | None:
     """The registered name of ``block``'s exact class (a subclass is not its parent), or None."""
     entry = _BY_CLASS.get(type(block))
     return entry.name if entry is not None else None
+
+
+def config_model_of(cls: type) -> type[LayerConfig] | None:
+    """The config model of ``cls`` or of its nearest registered base class (a user's subclass
+    of ``Dense`` has Dense's config), or None for a block no registered class is a base of."""
+    for base in cls.__mro__:
+        entry = _BY_CLASS.get(base)
+        if entry is not None:
+            return entry.config
+    return None
 
 
 def known_layers() -> list[str]:

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from . import hooks
+from .compose import Sequential
 
 if TYPE_CHECKING:
     from .block import Block
@@ -43,8 +44,6 @@ class _Observer:
         self._seen: set[int] = set()
 
     def call_block(self, block: Block, args: tuple[Any, ...]) -> Any:
-        from .block import Sequential  # late: block imports this module's caller
-
         output = block.forward(*args)
         if not isinstance(block, Sequential):
             self.rows.append(self._row(block, output))

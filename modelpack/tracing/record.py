@@ -18,7 +18,7 @@ import numpy as np
 from ..io.npy import FLOAT_DTYPES, SUPPORTED_DTYPES
 from ..nn import hooks, ops, registry, structure
 from ..nn.block import Block
-from ..nn.graph import GraphInput, GraphNode, GraphOutputs, GraphSpec, ParameterSpec
+from ..nn.graph_spec import GraphInput, GraphNode, GraphOutputs, GraphSpec, ParameterSpec
 from ..nn.parameter import Parameter
 from .standins import Traced, refuse
 

@@ -25,7 +25,7 @@ import numpy as np
 from ..errors import ModelpackError, TraceError, UsageError
 from ..nn import ops, structure
 from ..nn.block import Block
-from ..nn.graph import SPECIAL_OPS, GraphSpec
+from ..nn.graph_spec import SPECIAL_OPS, GraphSpec
 from ..nn.sizes import SYMBOL_PATTERN, SizeExpr
 from .record import BlockTrace, TraceResult, trace_model
 

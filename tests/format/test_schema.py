@@ -11,7 +11,7 @@ import yaml
 from craft import edit_file
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from strategies import SUPPORTED, documents, networks, tensor_names
+from strategies import SUPPORTED, networks, tensor_names
 
 import modelpack
 from modelpack.errors import SchemaError, UnknownLayerError, VersionError
@@ -155,36 +155,6 @@ def test_written_yaml_is_plain_safe_yaml():
     text = manifest_to_yaml(manifest)
     assert "!!" not in text and "&" not in text
     assert yaml.safe_load(text)["weights"]["0"] == {"dtype": "float32", "shape": [2, 3]}
-
-
-# -- the JSON subset: what modelpack writes must mean the same to a YAML and a JSON reader --
-
-# Text within the Basic Multilingual Plane: what the JSON form can say (astral characters
-# are tested separately below), so every example exercises the fast path.
-bmp_text = st.text(st.characters(max_codepoint=0xFFFF, blacklist_categories=("Cs",)), max_size=12)
-
-
-@settings(max_examples=300, deadline=None)
-@given(documents(bmp_text, allow_infinity=False))
-def test_json_subset_reads_the_same_as_yaml(document):
-    from modelpack.format.schema import _json_text
-    from modelpack.io import safeyaml
-
-    text = _json_text(document, "")
-    assert text is not None
-    assert yaml.safe_load(text) == document
-    assert safeyaml.load(text, max_nodes=10**6) == document
-
-
-def test_what_json_cannot_say_as_yaml_would_is_written_as_block_yaml():
-    from modelpack.format.schema import _json_text
-
-    assert _json_text({"a": "\U0001F600"}, "") is None  # beyond the BMP: surrogate escapes
-    assert _json_text({"a": float("nan")}, "") is None
-    manifest = Manifest(format="modelpack", format_version="1.1", producer="p", kind="tensors", layout="single",
-                        weights={"0": TensorInfo(dtype="int8", shape=[])}, metadata={"e": "\U0001F600"})
-    text = manifest_to_yaml(manifest)
-    assert not text.startswith("{") and manifest_from_yaml(text, source="t") == manifest
 
 
 def test_non_finite_floats_survive_the_writer(tmp_path):

@@ -68,7 +68,7 @@ def test_the_crafted_graphs_load_unedited():
 def test_a_size_no_own_input_carries_is_refused():
     from pydantic import ValidationError
 
-    from modelpack.nn.graph import GraphSpec
+    from modelpack.nn.graph_spec import GraphSpec
 
     document = {
         "inputs": [{"name": "x0", "dtype": "float32", "shape": [4]}],

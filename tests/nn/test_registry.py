@@ -6,7 +6,7 @@ import pytest
 from pydantic import ValidationError
 
 from modelpack import nn
-from modelpack.errors import UnknownLayerError
+from modelpack.errors import UnknownLayerError, UnsupportedBlockError
 from modelpack.nn import registry, rnn
 from modelpack.nn.registry import LayerConfig, register_layer
 
@@ -161,3 +161,29 @@ def test_configs_refuse_what_the_layer_would_refuse(name, config, message):
     """A config that validates must build: the schema, not the constructor, says no."""
     with pytest.raises(ValidationError, match=message):
         registry.layer_type(name).config.model_validate(config)
+
+
+@pytest.mark.parametrize("name", sorted(EXAMPLES))
+def test_get_config_lists_the_config_models_fields_in_order(name):
+    # Block.get_config derives the dict from the registered config model's fields.
+    assert list(EXAMPLES[name].get_config()) == list(registry.layer_type(name).config.model_fields)
+
+
+def test_a_subclass_has_its_registered_bases_config():
+    class MyDense(nn.Dense):
+        pass
+
+    assert registry.config_model_of(MyDense) is registry.layer_type("Dense").config
+    assert MyDense(3, in_units=2).get_config() == nn.Dense(3, in_units=2).get_config()
+
+
+def test_an_unregistered_block_has_no_config():
+    class Custom(nn.Block):
+        def forward(self, x):
+            return x
+
+    assert registry.config_model_of(Custom) is None
+    with pytest.raises(UnsupportedBlockError, match="Custom is not a registered layer type, so it has no config"):
+        Custom().get_config()
+    with pytest.raises(TypeError, match=r"\['unit'\] are not fields of DenseConfig"):
+        nn.Dense(3).config_from_attributes(unit=3)

@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from modelpack.nn.graph import GraphSpec
+from modelpack.nn.graph_spec import GraphSpec
 from modelpack.nn.sizes import SizeExpr, parse, resolve
 
 names = st.sampled_from(["batch", "seq", "x0_0", "T"])

@@ -12,7 +12,7 @@ from pydantic import ValidationError
 from modelpack import nn
 from modelpack.errors import InputError
 from modelpack.nn import structure
-from modelpack.nn.graph import GraphSpec
+from modelpack.nn.graph_spec import GraphSpec
 
 leaves = st.integers(0, 9).map(lambda i: np.full(1, i))
 nested = st.recursive(

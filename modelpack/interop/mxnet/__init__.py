@@ -9,6 +9,10 @@ hybridized Gluon exports (``-symbol.json`` + ``-0000.params``).
   operator, ``graph_ops``: operators that become graph ops, ``builder``: assembling the
   model, ``reshape``: MXNet's reshape codes).
 
+Like every translator it may import the core (``nn``, ``format``, ``io``, ``errors``); the
+core imports it only lazily, when a file of its kind is read (``interop.convert``, the CLI
+and users import it directly).
+
 >>> from modelpack.interop import mxnet
 >>> x, y = mxnet.load("x-files")                                   # doctest: +SKIP
 >>> net = mxnet.convert("mlp-symbol.json", "mlp-0000.params")      # doctest: +SKIP

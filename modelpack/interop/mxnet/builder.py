@@ -20,8 +20,9 @@ import numpy as np
 
 from ...errors import UnsupportedBlockError, UsageError
 from ...nn import structure
-from ...nn.block import Block, Sequential
-from ...nn.graph import GraphBlock, GraphSpec
+from ...nn.block import Block
+from ...nn.graph import GraphBlock
+from ..imported import as_graph_block, as_sequential
 
 __all__ = ["Builder", "InputShape", "safe_name"]
 
@@ -148,45 +149,16 @@ class Builder:
     # -- finishing -----------------------------------------------------------------------------
     def finish(self, outputs: list[str]) -> Block:
         """A ``Sequential`` when the nodes are a chain of layers from the one input, else a graph."""
-        chain = len(self.inputs) == 1 and len(outputs) == 1 and self.nodes
-        previous = next(iter(self.inputs.values())).value if self.inputs else None
-        for node in self.nodes if chain else []:
-            if node["op"] != "layer" or node["inputs"] != [previous]:
-                chain = False
-                break
-            previous = node["outputs"][0]
-        if chain and previous == outputs[0] and len(self.children) == len(self.nodes):
-            net = Sequential()
-            for node in self.nodes:
-                name = node["attrs"]["block"]
-                net.register_child(self.children[name], name)
-            return net
-        return self._graph_block(outputs)
+        names = [value.value for value in self.inputs.values()]
+        net = as_sequential(names, self.nodes, outputs, self.children)
+        return net if net is not None else self._graph_block(outputs)
 
     def _graph_block(self, outputs: list[str]) -> GraphBlock:
-        shapes = self.input_shapes()
-        spec = GraphSpec.model_validate({
-            "inputs": [
-                {"name": self.inputs[mx_name].value, "dtype": "float32", "shape": dims}
-                for mx_name, dims in shapes.items()
-            ],
-            "nodes": self.nodes,
-            "outputs": {"kind": "single" if len(outputs) == 1 else "tuple", "values": outputs},
-        })
-        graph = GraphBlock(
-            source_class="MXNetSymbol",
-            parameters={
-                name: {"shape": list(array.shape), "dtype": array.dtype.name, "trainable": True}
-                for name, array in self.own_params.items()
-            },
-            graph=spec,
-        )
-        for name, child in self.children.items():
-            graph.register_child(child, name)
-        for name, array in self.own_params.items():
-            graph.params[name].set_data(array)
-        graph.check_references()
-        return graph
+        inputs = [
+            {"name": self.inputs[mx_name].value, "dtype": "float32", "shape": dims}
+            for mx_name, dims in self.input_shapes().items()
+        ]
+        return as_graph_block("MXNetSymbol", inputs, self.nodes, outputs, self.children, self.own_params)
 
 
 def _named_dims(mx_name: str, shape: InputShape) -> list[int | str]:

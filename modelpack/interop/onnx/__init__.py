@@ -7,6 +7,10 @@
   ``import_patterns``: several nodes that mean one activation). The file is parsed by onnx's
   own protobuf parser, its sizes checked against ``Limits``; nothing in it is ever run.
 
+Like every translator it may import the core (``nn``, ``format``, ``io``, ``errors``); the
+core imports it only lazily, when a file of its kind is read (``interop.convert``, the CLI
+and users import it directly).
+
 >>> from modelpack.interop import onnx as mo
 >>> mo.to_onnx(net, "net.onnx", example=x)      # doctest: +SKIP
 >>> net2 = mo.from_onnx("net.onnx")             # doctest: +SKIP

@@ -24,7 +24,8 @@ from ...format import architecture
 from ...io.paths import PathOrFile, atomic_writer, describe
 from ...nn import ops, registry
 from ...nn.block import Block
-from ...nn.graph import GraphBlock, GraphSpec
+from ...nn.graph import GraphBlock
+from ...nn.graph_spec import GraphSpec
 from ...nn.sizes import resolve
 from .emitter import Emitter, Value, onnx_dtype
 from .export_layers import LAYERS
@@ -123,8 +124,8 @@ def _synthesize(model: Block) -> tuple[np.ndarray, ...]:
     block = model
     while registry.type_name_of(block) == "Sequential" and block.children:
         block = next(iter(block.children.values()))
-    config = block.get_config() if hasattr(block, "get_config") else {}
     type_name = registry.type_name_of(block)
+    config = block.get_config() if type_name is not None else {}
     if type_name == "Dense" and config["in_units"]:
         return (np.zeros((2, config["in_units"]), config["dtype"]),)
     if type_name in ("BatchNorm", "LayerNorm") and config["in_channels"]:
@@ -186,7 +187,7 @@ def _emit_block(em: Emitter, block: Block, inputs: list[Value], path: str) -> An
         )
     with np.errstate(all="ignore"):
         samples = (np.asarray(block(inputs[0].samples[0])), np.asarray(block(inputs[0].samples[1])))
-    name = emit(em, block, block.get_config(), inputs[0], path, samples[0].dtype)  # type: ignore[attr-defined]
+    name = emit(em, block, block.get_config(), inputs[0], path, samples[0].dtype)
     return Value(name, samples)
 
 

@@ -25,8 +25,9 @@ from onnx import numpy_helper
 from ...errors import FormatError, LimitError, UnsupportedBlockError
 from ...io.limits import DEFAULT_LIMITS, Limits
 from ...io.paths import PathOrFile, describe, open_for_reading
-from ...nn.block import Block, Sequential
-from ...nn.graph import GraphBlock, GraphSpec
+from ...nn.block import Block
+from ..imported import as_graph_block, as_sequential
+from .import_patterns import fuse_activations
 
 __all__ = ["from_onnx", "Graph", "Translator", "constant_input", "has_input", "only_first_output", "to_array"]
 
@@ -43,8 +44,7 @@ def from_onnx(source: PathOrFile, *, limits: Limits = DEFAULT_LIMITS) -> Block:
     """
     where = describe(source)
     model = _parse(source, where, limits)
-    from .import_ops import translate  # the operator table
-    from .import_patterns import fuse_activations
+    from .import_ops import translate  # late: the operator table imports this module's Graph
 
     graph = Graph(where, model, limits)
     for position, node in enumerate(fuse_activations(model, graph.constants)):
@@ -292,38 +292,10 @@ class Graph:
                     f"{self.where}: output {graph_output.name!r} is a constant or undefined"
                 )
             outputs.append(self.values[graph_output.name])
-        chain = len(self.inputs) == 1 and len(outputs) == 1 and bool(self.nodes)
-        previous = self.inputs[0]["name"] if self.inputs else None
-        for node in self.nodes if chain else []:
-            if node["op"] != "layer" or node["inputs"] != [previous]:
-                chain = False
-                break
-            previous = node["outputs"][0]
-        if chain and previous == outputs[0]:
-            net = Sequential()
-            for node in self.nodes:
-                net.register_child(self.children[node["attrs"]["block"]], node["attrs"]["block"])
+        names = [graph_input["name"] for graph_input in self.inputs]
+        net = as_sequential(names, self.nodes, outputs, self.children)
+        if net is not None:
             return net
-        spec = GraphSpec.model_validate(
-            {
-                "inputs": self.inputs,
-                "nodes": self.nodes,
-                "outputs": {"kind": "single" if len(outputs) == 1 else "tuple", "values": outputs},
-            }
+        return as_graph_block(
+            "ONNX", self.inputs, self.nodes, outputs, self.children, self.own_params, self.const_arrays
         )
-        block = GraphBlock(
-            source_class="ONNX",
-            parameters={
-                name: {"shape": list(a.shape), "dtype": a.dtype.name, "trainable": True}
-                for name, a in self.own_params.items()
-            },
-            constants=len(self.const_arrays),
-            graph=spec,
-        )
-        for name, child in self.children.items():
-            block.register_child(child, name)
-        for name, array in self.own_params.items():
-            block.params[name].set_data(array)
-        block.set_constants(self.const_arrays)
-        block.check_references()
-        return block

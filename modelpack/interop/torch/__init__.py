@@ -6,6 +6,10 @@ both ways between torch and modelpack (with torch installed: the ``torch`` extra
   config and parameter mapping).
 - ``bridge``: ``from_torch`` / ``to_torch``, walking modules with that table (imports torch).
 
+Like every translator it may import the core (``nn``, ``format``, ``io``, ``errors``); the
+core imports it only lazily, when a file of its kind is read (``interop.convert``, the CLI
+and users import it directly).
+
 >>> from modelpack.interop import torch as mt
 >>> arrays = mt.read_state_dict("model.pt")        # doctest: +SKIP  (no torch needed)
 >>> net = mt.from_torch(torch_module)              # doctest: +SKIP

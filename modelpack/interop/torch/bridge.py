@@ -21,7 +21,8 @@ from torch import nn
 
 from ...errors import UnsupportedBlockError
 from ...nn import registry
-from ...nn.block import Block, Sequential
+from ...nn.block import Block
+from ...nn.compose import Sequential
 from .layers import ACTIVATION_CLASSES, ROWS, ROWS_BY_TYPE, Row
 
 __all__ = [
@@ -176,7 +177,7 @@ def _to_module(block: Block, path: str) -> nn.Module:
         for name, child in block.children.items():
             sequential.add_module(name, _to_module(child, f"{path}.{name}" if path else name))
         return sequential
-    config = block.get_config()  # type: ignore[attr-defined]
+    config = block.get_config()
     try:
         class_name, kwargs = row.build(config)
     except UnsupportedBlockError as exc:

@@ -206,7 +206,7 @@ def rename_state_dict(arrays: Mapping[str, np.ndarray], net: Block) -> dict[str,
             continue
         prefix = f"{path}." if path else ""
         dropped.update(prefix + name for name in row.ignored)
-        params = row.params_for(block.get_config())  # type: ignore[attr-defined]
+        params = row.params_for(block.get_config())
         siblings = [prefix + p.torch for p in params if p.fill is None]
         for param in params:
             renamed[prefix + param.torch] = prefix + param.modelpack

@@ -23,6 +23,7 @@ import numpy as np
 from ...errors import FileKindError, FormatError, LimitError, UnsupportedDtypeError
 from ...io.limits import DEFAULT_LIMITS, GRACE_BYTES, Limits
 from ...io.paths import PathOrFile, describe, open_for_reading
+from ...io.sniff import sniff
 from ...io.zipio import Member, MemberReader, Source
 from ...io.zipread import read_directory
 from .unpickler import Allowed, restricted_load
@@ -53,8 +54,6 @@ _LEGACY_MAGIC = b"\x80\x02\x8a\x0a"  # the old (pre-1.6) format: a pickle whose 
 
 def is_torch_zip(handle: IO[bytes]) -> bool:
     """True when an open, seekable file is a zip with a ``<name>/data.pkl`` member (torch.save)."""
-    from ...io.sniff import sniff
-
     return sniff(handle).name == "torch"
 
 

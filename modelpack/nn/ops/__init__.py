@@ -13,7 +13,9 @@ with numpy's calling convention, or MXNet's ``npx`` one where numpy has no such 
 This module holds the table and its machinery; the entries live in one module per family
 (``elementwise``, ``layout``, ``indexing``, ``reductions``, ``neural``), imported at the end.
 Implementations are pure numpy functions of their inputs and attributes (dropout alone draws
-random numbers, in training mode only).
+random numbers, in training mode only). The op table may import ``nn``'s activations, sizes
+and mode, ``io`` and ``errors``; tables elsewhere keyed by op name (``nn.budget``'s size
+rules, autograd's VJPs) are checked against it by ``tests/test_op_tables.py``.
 """
 
 from __future__ import annotations

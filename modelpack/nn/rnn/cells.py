@@ -73,6 +73,13 @@ class RecurrentCell(Block):
         outputs past it are 0.
         """
         self.reset()
+        return self._unroll(length, inputs, begin_state, layout, merge_outputs, valid_length)
+
+    def _unroll(
+        self, length: int, inputs: Any, begin_state: Any, layout: str, merge: bool | None, valid_length: Any
+    ) -> tuple[Any, list[Any]]:
+        """``unroll`` after ``reset``, with the same arguments (``merge`` is ``merge_outputs``):
+        one step at a time. Cells made of cells override this."""
         steps, axis, batch = format_sequence(length, inputs, layout, False)
         states = self.begin_state(batch) if begin_state is None else begin_state
         outputs, history = [], []
@@ -87,7 +94,7 @@ class RecurrentCell(Block):
                 for s in zip(*history, strict=True)
             ]
             outputs = mask_sequence(outputs, length, valid_length, axis, True)
-        merged, _, _ = format_sequence(length, outputs, layout, merge_outputs)
+        merged, _, _ = format_sequence(length, outputs, layout, merge)
         return merged, states
 
 
@@ -200,11 +207,7 @@ class _GatedCell(RecurrentCell):
         return input_product(x, self.i2h_weight.data(), self.i2h_bias.data()), states
 
     def get_config(self) -> dict[str, Any]:
-        return {
-            "hidden_size": self._hidden_size,
-            "input_size": self.i2h_weight.shape[1],
-            "dtype": self._dtype.name,
-        }
+        return self.config_from_attributes(input_size=self.i2h_weight.shape[1])
 
     def __repr__(self) -> str:
         in_size = self.i2h_weight.shape[1] or None
@@ -237,9 +240,6 @@ class RNNCell(_GatedCell):
         i2h, (h,) = self._products(inputs, states)
         out = rnn_step(i2h, h, self.h2h_weight.data(), self.h2h_bias.data(), activation(self._activation))
         return out, [out]
-
-    def get_config(self) -> dict[str, Any]:
-        return {**super().get_config(), "activation": self._activation}
 
 
 @register_layer("LSTMCell", config=LSTMCellConfig)
@@ -278,13 +278,6 @@ class LSTMCell(_GatedCell):
             recurrent_act=activation(self._recurrent_activation),
         )
         return h, [h, c]
-
-    def get_config(self) -> dict[str, Any]:
-        return {
-            **super().get_config(),
-            "activation": self._activation,
-            "recurrent_activation": self._recurrent_activation,
-        }
 
 
 @register_layer("GRUCell", config=GRUCellConfig)

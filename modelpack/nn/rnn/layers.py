@@ -71,25 +71,26 @@ class _RNNLayer(Block):
 
     def __init__(
         self,
+        mode: str,
         hidden_size: int,
         num_layers: int,
         layout: str,
         dropout: float,
         bidirectional: bool,
         input_size: int,
-        i2h_weight_initializer: Init,
-        h2h_weight_initializer: Init,
-        i2h_bias_initializer: Init,
-        h2h_bias_initializer: Init,
-        mode: str,
-        projection_size: int | None,
-        h2r_weight_initializer: Init,
-        state_clip: tuple[float, float] | None,
-        state_clip_nan: bool,
+        inits: tuple[Init, Init, Init, Init],
         dtype: str,
         use_sequence_length: bool,
         prefix: str | None,
+        *,
+        projection_size: int | None = None,
+        h2r_weight_initializer: Init = None,
+        state_clip: tuple[float, float] | None = None,
+        state_clip_nan: bool = False,
     ) -> None:
+        """``mode`` is the cell kind (``rnn_relu``, ``rnn_tanh``, ``lstm``, ``gru``); ``inits``
+        the initializers of i2h_weight, h2h_weight, i2h_bias and h2h_bias; the keyword-only
+        options are the LSTM's."""
         super().__init__(prefix=prefix)
         if layout not in ("TNC", "NTC"):
             raise UsageError(f"invalid layout {layout!r}; must be 'TNC' or 'NTC'")
@@ -113,10 +114,10 @@ class _RNNLayer(Block):
         inputs = int(input_size)
         for layer in range(self._num_layers):
             for d in "lr"[: self._dir]:
-                self._param(f"{d}{layer}_i2h_weight", (gates, inputs), i2h_weight_initializer)
-                self._param(f"{d}{layer}_h2h_weight", (gates, recurrent), h2h_weight_initializer)
-                self._param(f"{d}{layer}_i2h_bias", (gates,), i2h_bias_initializer)
-                self._param(f"{d}{layer}_h2h_bias", (gates,), h2h_bias_initializer)
+                shapes = {"i2h_weight": (gates, inputs), "h2h_weight": (gates, recurrent),
+                          "i2h_bias": (gates,), "h2h_bias": (gates,)}
+                for (kind, shape), init in zip(shapes.items(), inits, strict=True):
+                    self._param(f"{d}{layer}_{kind}", shape, init)
                 if self._projection_size:
                     self._param(
                         f"{d}{layer}_h2r_weight", (self._projection_size, hidden), h2r_weight_initializer
@@ -248,16 +249,12 @@ class _RNNLayer(Block):
 
     # -- description ---------------------------------------------------------------------------
     def get_config(self) -> dict[str, Any]:
-        return {
-            "hidden_size": self._hidden_size,
-            "num_layers": self._num_layers,
-            "layout": self._layout,
-            "dropout": self._dropout,
-            "bidirectional": self._dir == 2,
-            "input_size": self.l0_i2h_weight.shape[1],
-            "dtype": self._dtype.name,
-            "use_sequence_length": self._use_sequence_length,
-        }
+        derived: dict[str, Any] = {"bidirectional": self._dir == 2, "input_size": self.l0_i2h_weight.shape[1]}
+        if self._mode == "lstm":
+            derived["state_clip_min"], derived["state_clip_max"] = self._state_clip or (None, None)
+        elif self._mode.startswith("rnn_"):
+            derived["activation"] = self._mode[len("rnn_"):]
+        return self.config_from_attributes(**derived)
 
     def __repr__(self) -> str:
         in_size = self.l0_i2h_weight.shape[1] or None
@@ -305,29 +302,11 @@ class RNN(_RNNLayer):
     ) -> None:
         if activation not in ("relu", "tanh"):
             raise UsageError(f"RNN activation must be 'relu' or 'tanh', got {activation!r}")
+        inits = (i2h_weight_initializer, h2h_weight_initializer, i2h_bias_initializer, h2h_bias_initializer)
         super().__init__(
-            hidden_size,
-            num_layers,
-            layout,
-            dropout,
-            bidirectional,
-            input_size,
-            i2h_weight_initializer,
-            h2h_weight_initializer,
-            i2h_bias_initializer,
-            h2h_bias_initializer,
-            "rnn_" + activation,
-            None,
-            None,
-            None,
-            False,
-            dtype,
-            use_sequence_length,
-            prefix,
+            "rnn_" + activation, hidden_size, num_layers, layout, dropout, bidirectional, input_size, inits,
+            dtype, use_sequence_length, prefix,
         )
-
-    def get_config(self) -> dict[str, Any]:
-        return {**super().get_config(), "activation": self._mode[4:]}
 
 
 @register_layer("LSTM", config=LSTMConfig)
@@ -361,36 +340,13 @@ class LSTM(_RNNLayer):
         if (state_clip_min is None) != (state_clip_max is None):
             raise UsageError("state_clip_min and state_clip_max go together")
         clip = None if state_clip_min is None else (float(state_clip_min), float(state_clip_max))  # type: ignore[arg-type]
+        inits = (i2h_weight_initializer, h2h_weight_initializer, i2h_bias_initializer, h2h_bias_initializer)
         super().__init__(
-            hidden_size,
-            num_layers,
-            layout,
-            dropout,
-            bidirectional,
-            input_size,
-            i2h_weight_initializer,
-            h2h_weight_initializer,
-            i2h_bias_initializer,
-            h2h_bias_initializer,
-            "lstm",
-            projection_size,
-            h2r_weight_initializer,
-            clip,
-            state_clip_nan,
-            dtype,
-            use_sequence_length,
-            prefix,
+            "lstm", hidden_size, num_layers, layout, dropout, bidirectional, input_size, inits,
+            dtype, use_sequence_length, prefix,
+            projection_size=projection_size, h2r_weight_initializer=h2r_weight_initializer,
+            state_clip=clip, state_clip_nan=state_clip_nan,
         )
-
-    def get_config(self) -> dict[str, Any]:
-        clip = self._state_clip
-        return {
-            **super().get_config(),
-            "projection_size": self._projection_size,
-            "state_clip_min": None if clip is None else clip[0],
-            "state_clip_max": None if clip is None else clip[1],
-            "state_clip_nan": self._state_clip_nan,
-        }
 
 
 @register_layer("GRU", config=GRUConfig)
@@ -413,23 +369,8 @@ class GRU(_RNNLayer):
         use_sequence_length: bool = False,
         prefix: str | None = None,
     ) -> None:
+        inits = (i2h_weight_initializer, h2h_weight_initializer, i2h_bias_initializer, h2h_bias_initializer)
         super().__init__(
-            hidden_size,
-            num_layers,
-            layout,
-            dropout,
-            bidirectional,
-            input_size,
-            i2h_weight_initializer,
-            h2h_weight_initializer,
-            i2h_bias_initializer,
-            h2h_bias_initializer,
-            "gru",
-            None,
-            None,
-            None,
-            False,
-            dtype,
-            use_sequence_length,
-            prefix,
+            "gru", hidden_size, num_layers, layout, dropout, bidirectional, input_size, inits,
+            dtype, use_sequence_length, prefix,
         )

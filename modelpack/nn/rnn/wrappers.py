@@ -47,15 +47,8 @@ def _cells(block: Block) -> list[RecurrentCell]:
     return [_cell(block, name) for name in block.children]
 
 
-@register_layer("SequentialRNNCell", config=_NoConfig, container=True)
-class SequentialRNNCell(RecurrentCell):
-    """Cells stacked: each step feeds one cell's output to the next; states concatenated."""
-
-    def add(self, cell: RecurrentCell) -> None:
-        """Append a cell (named by position, "0", "1", ...)."""
-        if not isinstance(cell, RecurrentCell):
-            raise TypeError(f"SequentialRNNCell.add expects a recurrent cell, got {type(cell).__name__}")
-        self.register_child(cell)
+class _CellGroup(RecurrentCell):
+    """Cells side by side or stacked: the states are each child cell's, in order."""
 
     def state_info(self, batch_size: int = 0) -> list[dict[str, Any]]:
         return [info for cell in _cells(self) for info in cell.state_info(batch_size)]
@@ -64,6 +57,17 @@ class SequentialRNNCell(RecurrentCell):
         self, batch_size: int = 0, func: Callable[..., Any] = np.zeros, **kwargs: Any
     ) -> list[Any]:
         return [s for cell in _cells(self) for s in cell.begin_state(batch_size, func, **kwargs)]
+
+
+@register_layer("SequentialRNNCell", config=_NoConfig, container=True)
+class SequentialRNNCell(_CellGroup):
+    """Cells stacked: each step feeds one cell's output to the next; states concatenated."""
+
+    def add(self, cell: RecurrentCell) -> None:
+        """Append a cell (named by position, "0", "1", ...)."""
+        if not isinstance(cell, RecurrentCell):
+            raise TypeError(f"SequentialRNNCell.add expects a recurrent cell, got {type(cell).__name__}")
+        self.register_child(cell)
 
     def forward(self, inputs: Any, states: Any = None) -> tuple[Any, list[Any]]:
         if any(isinstance(cell, BidirectionalCell) for cell in _cells(self)):
@@ -80,16 +84,9 @@ class SequentialRNNCell(RecurrentCell):
             next_states.extend(new)
         return inputs, next_states
 
-    def unroll(
-        self,
-        length: int,
-        inputs: Any,
-        begin_state: Any = None,
-        layout: str = "NTC",
-        merge_outputs: bool | None = None,
-        valid_length: Any = None,
+    def _unroll(
+        self, length: int, inputs: Any, begin_state: Any, layout: str, merge: bool | None, valid_length: Any
     ) -> tuple[Any, list[Any]]:
-        self.reset()
         _, _, batch = format_sequence(length, inputs, layout, None)
         states = self.begin_state(batch) if begin_state is None else list(begin_state)
         cells = _cells(self)
@@ -102,7 +99,7 @@ class SequentialRNNCell(RecurrentCell):
                 inputs,
                 states[used : used + count],
                 layout,
-                merge_outputs if i == len(cells) - 1 else None,
+                merge if i == len(cells) - 1 else None,
                 valid_length,
             )
             used += count
@@ -115,12 +112,9 @@ class SequentialRNNCell(RecurrentCell):
     def __len__(self) -> int:
         return len(self.children)
 
-    def get_config(self) -> dict[str, Any]:
-        return {}
-
 
 @register_layer("BidirectionalCell", config=_NoConfig, container=True)
-class BidirectionalCell(RecurrentCell):
+class BidirectionalCell(_CellGroup):
     """``l_cell`` reads the sequence forwards, ``r_cell`` backwards; outputs are concatenated
     along the features, states are ``l_cell``'s then ``r_cell``'s. Unroll only."""
 
@@ -136,49 +130,31 @@ class BidirectionalCell(RecurrentCell):
             self.register_child(l_cell, "l_cell")
             self.register_child(r_cell, "r_cell")
 
-    def state_info(self, batch_size: int = 0) -> list[dict[str, Any]]:
-        return [info for cell in _cells(self) for info in cell.state_info(batch_size)]
-
-    def begin_state(
-        self, batch_size: int = 0, func: Callable[..., Any] = np.zeros, **kwargs: Any
-    ) -> list[Any]:
-        return [s for cell in _cells(self) for s in cell.begin_state(batch_size, func, **kwargs)]
-
     def forward(self, inputs: Any, states: Any = None) -> Any:
         raise UsageError("a BidirectionalCell cannot be stepped; use unroll")
 
-    def unroll(
-        self,
-        length: int,
-        inputs: Any,
-        begin_state: Any = None,
-        layout: str = "NTC",
-        merge_outputs: bool | None = None,
-        valid_length: Any = None,
+    def _unroll(
+        self, length: int, inputs: Any, begin_state: Any, layout: str, merge: bool | None, valid_length: Any
     ) -> tuple[Any, list[Any]]:
-        self.reset()
         steps, axis, batch = format_sequence(length, inputs, layout, False)
         reversed_steps = _reverse(steps, valid_length)
         states = self.begin_state(batch) if begin_state is None else list(begin_state)
         l_cell, r_cell = _cell(self, "l_cell"), _cell(self, "r_cell")
         split = len(l_cell.state_info())
-        l_out, l_states = l_cell.unroll(length, steps, states[:split], layout, merge_outputs, valid_length)
+        l_out, l_states = l_cell.unroll(length, steps, states[:split], layout, merge, valid_length)
         r_out, r_states = r_cell.unroll(length, reversed_steps, states[split:], layout, False, valid_length)
         r_out = _reverse(r_out, valid_length)
-        if merge_outputs is None:
-            merge_outputs = not isinstance(l_out, (list, tuple))
-            l_out, _, _ = format_sequence(None, l_out, layout, merge_outputs)
-            r_out, _, _ = format_sequence(None, r_out, layout, merge_outputs)
-        if merge_outputs:
+        if merge is None:
+            merge = not isinstance(l_out, (list, tuple))
+            l_out, _, _ = format_sequence(None, l_out, layout, merge)
+            r_out, _, _ = format_sequence(None, r_out, layout, merge)
+        if merge:
             outputs: Any = F.concatenate([l_out, F.stack(list(r_out), axis=axis)], axis=2)
         else:
             outputs = [F.concatenate([a, b], axis=1) for a, b in zip(l_out, r_out, strict=True)]
         if valid_length is not None:
-            outputs = mask_sequence(outputs, length, valid_length, axis, merge_outputs)
+            outputs = mask_sequence(outputs, length, valid_length, axis, merge)
         return outputs, l_states + r_states
-
-    def get_config(self) -> dict[str, Any]:
-        return {}
 
 
 def _reverse(steps: list[Any], valid_length: Any) -> list[Any]:
@@ -215,23 +191,13 @@ class DropoutCell(RecurrentCell):
             inputs = F.dropout(inputs, p=self._rate, axes=self._axes)
         return inputs, list(states or [])
 
-    def unroll(
-        self,
-        length: int,
-        inputs: Any,
-        begin_state: Any = None,
-        layout: str = "NTC",
-        merge_outputs: bool | None = None,
-        valid_length: Any = None,
+    def _unroll(
+        self, length: int, inputs: Any, begin_state: Any, layout: str, merge: bool | None, valid_length: Any
     ) -> tuple[Any, list[Any]]:
-        self.reset()
-        merged, _, _ = format_sequence(length, inputs, layout, merge_outputs)
+        merged, _, _ = format_sequence(length, inputs, layout, merge)
         if isinstance(merged, (list, tuple)):
-            return super().unroll(length, merged, begin_state, layout, merge_outputs)
+            return super()._unroll(length, merged, begin_state, layout, merge, None)
         return self(merged, begin_state or [])
-
-    def get_config(self) -> dict[str, Any]:
-        return {"rate": self._rate, "axes": list(self._axes)}
 
     def __repr__(self) -> str:
         return f"DropoutCell(rate={self._rate}, axes={tuple(self._axes)})"
@@ -281,7 +247,7 @@ class ZoneoutCell(ModifierCell):
         if isinstance(base_cell, BidirectionalCell):
             raise UsageError("a BidirectionalCell cannot be zoned out; wrap the cells inside it instead")
         super().__init__(base_cell, prefix=prefix)
-        self._p_outputs, self._p_states = float(zoneout_outputs), float(zoneout_states)
+        self._zoneout_outputs, self._zoneout_states = float(zoneout_outputs), float(zoneout_states)
         self._prev_output: Any = None
 
     def reset(self) -> None:
@@ -295,21 +261,18 @@ class ZoneoutCell(ModifierCell):
             return output, new_states
         keep = lambda p, like: F.dropout(F.ones_like(like), p=p)  # noqa: E731  (nonzero: take the new value)
         previous = self._prev_output if self._prev_output is not None else F.zeros_like(output)
-        if self._p_outputs:
-            output = F.where(keep(self._p_outputs, output), output, previous)
-        if self._p_states:
+        if self._zoneout_outputs:
+            output = F.where(keep(self._zoneout_outputs, output), output, previous)
+        if self._zoneout_states:
             new_states = [
-                F.where(keep(self._p_states, n), n, o) for n, o in zip(new_states, states, strict=True)
+                F.where(keep(self._zoneout_states, n), n, o) for n, o in zip(new_states, states, strict=True)
             ]
         self._prev_output = output
         return output, new_states
 
-    def get_config(self) -> dict[str, Any]:
-        return {"zoneout_outputs": self._p_outputs, "zoneout_states": self._p_states}
-
     def __repr__(self) -> str:
         base = self.children.get("base_cell")
-        return f"ZoneoutCell(p_out={self._p_outputs}, p_state={self._p_states}, {base!r})"
+        return f"ZoneoutCell(p_out={self._zoneout_outputs}, p_state={self._zoneout_states}, {base!r})"
 
 
 @register_layer("ResidualCell", config=_NoConfig, container=True)
@@ -320,20 +283,14 @@ class ResidualCell(ModifierCell):
         output, new_states = self.base_cell(inputs, states)
         return output + inputs, new_states
 
-    def unroll(
-        self,
-        length: int,
-        inputs: Any,
-        begin_state: Any = None,
-        layout: str = "NTC",
-        merge_outputs: bool | None = None,
-        valid_length: Any = None,
+    def _unroll(
+        self, length: int, inputs: Any, begin_state: Any, layout: str, merge: bool | None, valid_length: Any
     ) -> tuple[Any, list[Any]]:
-        self.reset()
         outputs, states = self.base_cell.unroll(
-            length, inputs, begin_state, layout, merge_outputs, valid_length
+            length, inputs, begin_state, layout, merge, valid_length
         )
-        merge = not isinstance(outputs, (list, tuple)) if merge_outputs is None else merge_outputs
+        if merge is None:
+            merge = not isinstance(outputs, (list, tuple))
         inputs, axis, _ = format_sequence(length, inputs, layout, merge)
         if valid_length is not None:
             inputs = mask_sequence(inputs, length, valid_length, axis, merge)
@@ -341,5 +298,3 @@ class ResidualCell(ModifierCell):
             return outputs + inputs, states
         return [o + i for o, i in zip(outputs, inputs, strict=True)], states
 
-    def get_config(self) -> dict[str, Any]:
-        return {}

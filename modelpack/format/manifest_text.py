@@ -1,0 +1,113 @@
+"""The manifest's text: how a manifest document is written (the JSON subset of YAML where the
+content allows, else block YAML) and how its YAML is read back, safely, into plain data.
+
+``format.schema`` validates that data into models; this module knows nothing of them.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+import yaml
+
+from ..errors import LimitError, SchemaError
+from ..io import safeyaml
+from ..io.limits import DEFAULT_LIMITS
+
+__all__ = ["document_to_text", "parse_yaml"]
+
+
+class _ManifestDumper(yaml.SafeDumper):
+    """Block style, except short lists of scalars (shapes, kernel sizes) stay on one line."""
+
+
+def _represent_list(dumper: yaml.SafeDumper, data: list[Any]) -> yaml.Node:
+    flow = all(not isinstance(item, (list, dict)) for item in data)
+    return dumper.represent_sequence("tag:yaml.org,2002:seq", data, flow_style=flow)
+
+
+_ManifestDumper.add_representer(list, _represent_list)
+
+
+def document_to_text(document: dict[str, Any]) -> str:
+    """A manifest document (plain data, fields in schema order) as ASCII text.
+
+    Written in the JSON subset of YAML (indented, one field per line) whenever the content
+    allows — every JSON parser reads it, and it parses ~20× faster than block YAML — else
+    (non-finite floats, characters beyond the BMP) in block style.
+    """
+    as_json = _json_text(document, "")
+    if as_json is not None:
+        return as_json + "\n"
+    return yaml.dump(
+        document,
+        Dumper=_ManifestDumper,
+        sort_keys=False,
+        # ASCII with escapes: PyYAML writes some characters (NEL, U+2028) raw that its own
+        # reader then takes as line breaks; escaped text round-trips exactly.
+        allow_unicode=False,
+        default_flow_style=False,
+        width=100,
+    )
+
+
+def _json_text(value: Any, indent: str) -> str | None:
+    """JSON that YAML 1.1 reads identically (floats with a point and a signed exponent), or
+    None when the value has something JSON cannot say that way."""
+    if isinstance(value, dict):
+        if not value:
+            return "{}"
+        inner = indent + "  "
+        parts = []
+        for key, item in value.items():
+            text = _json_text(item, inner)
+            if text is None or _json_text(key, inner) is None:
+                return None
+            parts.append(f"{inner}{json.dumps(key)}: {text}")
+        return "{\n" + ",\n".join(parts) + "\n" + indent + "}"
+    if isinstance(value, list):
+        items = [_json_text(item, indent + "  ") for item in value]
+        if any(item is None for item in items):
+            return None
+        if all(not isinstance(item, (dict, list)) for item in value):
+            return "[" + ", ".join(items) + "]"  # type: ignore[arg-type]
+        inner = indent + "  "
+        return "[\n" + ",\n".join(inner + item for item in items) + "\n" + indent + "]"  # type: ignore[operator]
+    if isinstance(value, str):
+        return None if any(ord(c) > 0xFFFF for c in value) else json.dumps(value)
+    if value is None or isinstance(value, bool):
+        return json.dumps(value)
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            return None
+        text = repr(value)
+        mantissa, _, exponent = text.partition("e")
+        if "." not in mantissa:
+            mantissa += ".0"
+        if exponent and exponent[0] not in "+-":
+            exponent = "+" + exponent
+        return mantissa + ("e" + exponent if exponent else "")
+    return None
+
+
+def parse_yaml(
+    text: str, *, source: str, max_nodes: int = DEFAULT_LIMITS.max_manifest_nodes
+) -> dict[str, Any]:
+    """The manifest's YAML as plain data (see ``safeyaml``: no tags, aliases, or deep nesting)."""
+    try:
+        document = safeyaml.load(text, max_nodes=max_nodes)
+    except safeyaml.YAMLTooLarge as exc:
+        costlier = f" (in the block form, each node counts {exc.cost} times)"
+        raise LimitError(
+            f"{source}: manifest", "its YAML node count", max_nodes + 1,
+            limit="max_manifest_nodes", allowed=max_nodes, note=costlier if exc.cost > 1 else "",
+        ) from None
+    except safeyaml.YAMLRefused as exc:
+        raise SchemaError(f"{source}: manifest is not valid safe YAML: {exc}") from None
+    if not isinstance(document, dict):
+        raise SchemaError(f"{source}: manifest must be a mapping, found {type(document).__name__}")
+    return document

@@ -1,0 +1,77 @@
+"""An imported graph as a modelpack model, the same way for every translator (MXNet's symbol
+files, ONNX): a ``Sequential`` when its nodes are a plain chain of layers, else a
+``GraphBlock`` that owns the translated layers, parameters and constants."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from ..nn.block import Block
+from ..nn.compose import Sequential
+from ..nn.graph import GraphBlock
+from ..nn.graph_spec import GraphSpec
+
+__all__ = ["as_sequential", "as_graph_block"]
+
+
+def as_sequential(
+    inputs: Sequence[str],
+    nodes: Sequence[dict[str, Any]],
+    outputs: Sequence[str],
+    children: Mapping[str, Block],
+) -> Sequential | None:
+    """The layers in a ``Sequential`` when the nodes call each child once, in a chain from the
+    one input to the one output; else None."""
+    if len(inputs) != 1 or len(outputs) != 1 or not nodes or len(children) != len(nodes):
+        return None
+    previous = inputs[0]
+    for node in nodes:
+        if node["op"] != "layer" or node["inputs"] != [previous]:
+            return None
+        previous = node["outputs"][0]
+    if previous != outputs[0]:
+        return None
+    net = Sequential()
+    for node in nodes:
+        name = node["attrs"]["block"]
+        net.register_child(children[name], name)
+    return net
+
+
+def as_graph_block(
+    source_class: str,
+    inputs: list[dict[str, Any]],
+    nodes: list[dict[str, Any]],
+    outputs: list[str],
+    children: Mapping[str, Block],
+    params: Mapping[str, np.ndarray],
+    constants: list[np.ndarray] | None = None,
+) -> GraphBlock:
+    """A ``GraphBlock`` running the nodes (one output, or a tuple of them), owning the children,
+    the graph's own parameters (set to ``params``) and its ``constants``; every name the graph
+    uses is checked to exist."""
+    spec = GraphSpec.model_validate({
+        "inputs": inputs,
+        "nodes": nodes,
+        "outputs": {"kind": "single" if len(outputs) == 1 else "tuple", "values": outputs},
+    })
+    block = GraphBlock(
+        source_class=source_class,
+        parameters={
+            name: {"shape": list(array.shape), "dtype": array.dtype.name, "trainable": True}
+            for name, array in params.items()
+        },
+        constants=len(constants or []),
+        graph=spec,
+    )
+    for name, child in children.items():
+        block.register_child(child, name)
+    for name, array in params.items():
+        block.params[name].set_data(array)
+    if constants:
+        block.set_constants(constants)
+    block.check_references()
+    return block
