@@ -36,7 +36,7 @@ from .checkpoint_schema import (
     TrainerState,
 )
 from .manifest_text import document_to_text, parse_yaml  # parse_yaml: part of this API too
-from .versions import FORMAT_VERSION, READER_VERSION
+from .versions import FORMAT_VERSION, READER_VERSION, upgrade_advice
 
 __all__ = [
     "FORMAT_NAME",
@@ -379,7 +379,8 @@ def manifest_from_dict(
         with safeyaml.gc_paused():  # a model object per tensor and layer: see gc_paused
             return Manifest.model_validate(document, context={IGNORE_UNKNOWN_FIELDS: newer_minor})
     except (UnknownLayerError, UnknownOpError) as exc:  # registry lookups, not wrapped by pydantic
-        raise type(exc)(f"{source}: {exc}") from None
+        # in a newer minor version, an unknown layer type or op is likely what it added
+        raise type(exc)(f"{source}: {exc}{upgrade_advice(found)}") from None
     except ValidationError as exc:
         raise SchemaError(f"{source}: invalid manifest: {describe_errors(exc)}") from None
     except RecursionError:

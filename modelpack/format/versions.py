@@ -14,7 +14,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["FormatRules", "VERSIONS", "FORMAT_VERSION", "READER_VERSION", "CURRENT", "rules", "version_for"]
+__all__ = [
+    "FormatRules", "VERSIONS", "FORMAT_VERSION", "READER_VERSION", "CURRENT", "rules", "version_for",
+    "upgrade_advice",
+]
 
 
 @dataclass(frozen=True)
@@ -67,3 +70,12 @@ def rules(version: tuple[int, int]) -> FormatRules:
     if not same_major:
         raise ValueError(f"format version {version[0]}.{version[1]} has no rules in this reader")
     return VERSIONS[max(same_major)]
+
+
+def upgrade_advice(found: tuple[int, int]) -> str:
+    """What to add to a refusal of something this reader does not know (a layer type, an op)
+    when the archive is of a newer version, whose additions may be exactly that."""
+    if found <= CURRENT.version:
+        return ""
+    return (f"; the archive is format {found[0]}.{found[1]}, newer than this modelpack reads "
+            f"({READER_VERSION}): upgrade modelpack (pip install -U modelpack)")
