@@ -224,7 +224,7 @@ def _emit_graph(em: Emitter, block: GraphBlock, inputs: list[Value], path: str) 
         elif node.op == "scalar":
             results = [Value("", (node.attrs["value"], node.attrs["value"]))]
         else:
-            results = [_emit_op(em, node.op, dict(node.attrs), ins, symbols, sizes, where)]
+            results = _emit_op(em, node.op, dict(node.attrs), ins, symbols, sizes, where)
         for name, value in zip(node.outputs, results, strict=True):
             values[name] = value
     found = [values[name] for name in spec.outputs.values]
@@ -243,27 +243,26 @@ def _emit_op(
     symbols: Mapping[str, tuple[str, int]],
     sizes: list[dict[str, int]],
     where: str,
-) -> Value:
+) -> list[Value]:
+    """An op's nodes and its result(s) on both samples (several for ``split`` and the like)."""
     writer = OPS.get(op)
     if writer is None:
         raise UnsupportedBlockError(
             f"{where}: op {op!r} has no ONNX translation; translated ops: {', '.join(sorted(OPS))}"
         )
-    unknown = (
-        [d for d in attrs.get("shape", []) if isinstance(d, str) and d not in symbols]
-        if op == "reshape"
-        else []
-    )
-    if unknown:
-        raise UnsupportedBlockError(f"{where}: reshape sizes {unknown} are not plain input sizes")
     definition = ops.op_def(op)
     samples = []
     for run in (0, 1):
         # size attributes name dynamic sizes (or expressions of them): bound as the graph binds them
         run_attrs = {k: resolve(v, sizes[run]) if k in definition.sizes else v for k, v in attrs.items()}
         with np.errstate(all="ignore"):
-            samples.append(np.asarray(definition.fn(*[v.samples[run] for v in ins], **run_attrs)))
-    out = Value("", (samples[0], samples[1]))
+            samples.append(definition.fn(*[v.samples[run] for v in ins], **run_attrs))
+    several = definition.returns_list(attrs)
+    if several:
+        outs = [Value("", (np.asarray(a), np.asarray(b))) for a, b in zip(*samples, strict=True)]
+    else:
+        outs = [Value("", (np.asarray(samples[0]), np.asarray(samples[1])))]
+    out = outs[0]
     if writer.cast == "result":
         xs = [em.as_dtype(v, out.dtype) for v in ins]
     elif writer.cast == "common":
@@ -271,8 +270,10 @@ def _emit_op(
         xs = [em.as_dtype(v, common) for v in ins]
     else:
         xs = [em.constant(v.sample) if v.is_scalar else v.name for v in ins]
-    out.name = writer.emit(em, xs, attrs, ins, out, symbols)
-    return out
+    names = writer.emit(em, xs, attrs, ins, outs if several else out, symbols)  # type: ignore[arg-type]
+    for value, name in zip(outs, [names] if isinstance(names, str) else names, strict=True):
+        value.name = name
+    return outs
 
 
 def _name_outputs(em: Emitter, result: Any) -> list[tuple[str, Value]]:

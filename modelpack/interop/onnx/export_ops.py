@@ -10,30 +10,20 @@ that binds it (``Shape``), so no dynamic size is ever written as a number.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from ...nn.ops.indexing import decode_index
-from .emitter import Emitter, Value, onnx_dtype
+from .emitter import Emit, Emitter, OpEmitter, Symbols, Value, onnx_dtype
 from .export_layers import activation
+from .export_ops_indexing import INDEXING_OPS
+from .export_ops_layout import LAYOUT_OPS
+from .export_ops_math import MATH_OPS
 
 __all__ = ["OpEmitter", "OPS"]
 
 _INT64_MAX = 2**63 - 1
-# symbol -> (ONNX name of the graph input that binds it, axis)
-Symbols = Mapping[str, tuple[str, int]]
-Emit = Callable[[Emitter, list[str], dict[str, Any], list[Value], Value, Symbols], str]
-
-
-@dataclass(frozen=True)
-class OpEmitter:
-    """How one op is written: its input casting policy and the function writing its nodes."""
-
-    cast: str  # "result", "common" or "none"
-    emit: Emit
 
 
 def _simple(op_type: str) -> Emit:
@@ -69,20 +59,7 @@ def _reduce(op_type: str) -> Emit:
 def _reshape(
     em: Emitter, xs: list[str], attrs: dict[str, Any], values: list[Value], out: Value, symbols: Symbols
 ) -> str:
-    pieces: list[str] = []
-    run: list[int] = []
-    for dim in attrs["shape"]:
-        if isinstance(dim, str):
-            if run:
-                pieces.append(em.ints(run))
-                run = []
-            source, axis = symbols[dim]
-            pieces.append(em.node("Shape", [source], f"size_{dim}", start=axis, end=axis + 1))
-        else:
-            run.append(int(dim))
-    if run:
-        pieces.append(em.ints(run))
-    shape = pieces[0] if len(pieces) == 1 else em.node("Concat", pieces, "shape", axis=0)
+    shape = em.shape(attrs["shape"], symbols)
     # numpy's 0 is a size of zero, ONNX's (by default) "copy the input's size"
     zero = any(d == 0 for d in attrs["shape"] if not isinstance(d, str))
     return em.node("Reshape", [xs[0], shape], "reshape", allowzero=int(zero))
@@ -250,4 +227,7 @@ OPS: dict[str, OpEmitter] = {
     "expand_dims": OpEmitter("none", _axes_op("Unsqueeze")),
     "cast": OpEmitter("none", _cast),
     "getitem": OpEmitter("none", _getitem),
+    **MATH_OPS,
+    **LAYOUT_OPS,
+    **INDEXING_OPS,
 }
