@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from numpy.typing import DTypeLike
 import onnx
+from numpy.typing import DTypeLike
 from onnx import helper, numpy_helper
 
 from ...errors import UnsupportedBlockError
