@@ -1,0 +1,199 @@
+"""from_onnx of transposed convolutions, instance norms, reflection padding and the recurrent
+operators, on graphs torch.onnx exported (TorchScript exporter, dynamo=False) and graphs built
+with onnx.helper; onnxruntime (and onnx.reference) are the oracles.
+
+Tolerance: rtol 1e-4, atol 1e-5 (float32; the runtimes sum in their own order).
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+
+import modelpack
+from modelpack.errors import UnsupportedBlockError
+
+onnx = pytest.importorskip("onnx", reason="onnx is not installed (pip install -e '.[onnx]')")
+ort = pytest.importorskip("onnxruntime", reason="onnxruntime is not installed (pip install -e '.[onnx]')")
+torch = pytest.importorskip("torch", reason="torch is not installed: torch.onnx exports cannot be made")
+from onnx import TensorProto, helper, numpy_helper  # noqa: E402
+
+from modelpack.interop.onnx import from_onnx, to_onnx  # noqa: E402
+
+TOL = {"rtol": 1e-4, "atol": 1e-5}
+tnn = torch.nn
+
+
+def _runtime(path, inputs):
+    return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, inputs)
+
+
+def _export(module, x, path, batch_axis=0, outputs=("y",)):
+    dynamic = {"x": {batch_axis: "batch"}}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(module.eval(), (torch.from_numpy(x),), str(path), dynamo=False, input_names=["x"],
+                          output_names=list(outputs), dynamic_axes=dynamic, opset_version=17)
+    return path
+
+
+def _flat(result):
+    if isinstance(result, (list, tuple)):
+        return [leaf for item in result for leaf in _flat(item)]
+    return [np.asarray(result)]
+
+
+def _agree(net, path, x, batch_axis=0, batches=(4,)):
+    for batch in (None, *batches):
+        y = x
+        if batch is not None:
+            shape = list(x.shape)
+            shape[batch_axis] = batch
+            y = np.random.default_rng(batch).standard_normal(shape).astype(np.float32)
+        found, expected = _flat(net(y)), _runtime(path, {"x": y})
+        assert len(found) == len(expected)
+        for f, e in zip(found, expected, strict=True):
+            np.testing.assert_allclose(f, e, **TOL)
+
+
+@pytest.mark.parametrize(("module", "shape"), [
+    (tnn.ConvTranspose2d(3, 4, (3, 2), stride=(2, 3), padding=(1, 0), output_padding=(1, 2)), (2, 3, 5, 4)),
+    (tnn.ConvTranspose1d(4, 6, 3, stride=2, padding=1, groups=2, dilation=2, bias=False), (2, 4, 6)),
+    (tnn.ConvTranspose3d(2, 2, 2, stride=2), (1, 2, 3, 2, 3)),
+])
+def test_torch_transposed_convolutions(tmp_path, module, shape):
+    torch.manual_seed(0)
+    x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
+    path = _export(tnn.Sequential(module, tnn.ReLU()), x, tmp_path / "ct.onnx")
+    net = from_onnx(path)
+    assert "ConvTranspose" in type(net[0]).__name__ or "Transpose" in type(net[0]).__name__
+    _agree(net, path, x)
+
+
+def test_torch_instance_norm_and_reflection_pad(tmp_path):
+    torch.manual_seed(1)
+    module = tnn.Sequential(tnn.ReflectionPad2d((1, 2, 0, 1)), tnn.Conv2d(3, 4, 3), tnn.InstanceNorm2d(4, affine=True),
+                            tnn.ReLU(), tnn.InstanceNorm2d(4))
+    with torch.no_grad():
+        module[2].weight.uniform_(0.5, 1.5)
+        module[2].bias.uniform_(-1, 1)
+    x = np.random.default_rng(0).standard_normal((2, 3, 5, 6)).astype(np.float32)
+    path = _export(module, x, tmp_path / "style.onnx")
+    net = from_onnx(path)
+    kinds = {type(b).__name__ for _, b in net.named_blocks()}
+    assert {"ReflectionPad2D", "InstanceNorm"} <= kinds
+    _agree(net, path, x)
+    modelpack.export(net, tmp_path / "style.mpk")
+    np.testing.assert_allclose(modelpack.load(tmp_path / "style.mpk")(x), _runtime(path, {"x": x})[0], **TOL)
+
+
+class _Last(tnn.Module):
+    """A recurrent layer's output, and its final states, as separate graph outputs."""
+
+    def __init__(self, layer):
+        super().__init__()
+        self.layer = layer
+
+    def forward(self, x):
+        out, states = self.layer(x)
+        return (out, *states) if isinstance(states, tuple) else (out, states)
+
+
+@pytest.mark.parametrize(("make", "batch_first"), [
+    (lambda: tnn.LSTM(3, 4), False),
+    (lambda: tnn.LSTM(3, 4, num_layers=2, bidirectional=True, batch_first=True), True),
+    (lambda: tnn.GRU(3, 5, bidirectional=True), False),
+    (lambda: tnn.GRU(3, 4, num_layers=2, batch_first=True), True),
+    (lambda: tnn.RNN(3, 4, nonlinearity="relu"), False),
+    (lambda: tnn.RNN(3, 4, num_layers=2, bidirectional=True), False),
+])
+def test_torch_recurrent_layers(tmp_path, make, batch_first):
+    torch.manual_seed(2)
+    layer = make()
+    module = _Last(layer)
+    shape = (2, 5, 3) if batch_first else (5, 2, 3)
+    x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
+    count = 3 if isinstance(layer, tnn.LSTM) else 2
+    path = _export(module, x, tmp_path / "rnn.onnx", batch_axis=0 if batch_first else 1,
+                   outputs=[f"y{i}" for i in range(count)])
+    net = from_onnx(path)
+    assert type(layer).__name__ in {type(b).__name__ for _, b in net.named_blocks()}
+    _agree(net, path, x, batch_axis=0 if batch_first else 1)
+    with torch.no_grad():
+        expected = [t.numpy() for t in _flat_torch(module(torch.from_numpy(x)))]
+    for f, e in zip(_flat(net(x)), expected, strict=True):
+        np.testing.assert_allclose(f, e, **TOL)
+
+
+def _flat_torch(result):
+    return [t for item in result for t in (_flat_torch(item) if isinstance(item, (tuple, list)) else [item])]
+
+
+def test_to_onnx_then_from_onnx_for_the_new_layers(tmp_path):
+    from modelpack import nn
+    from modelpack.nn import rnn
+
+    net = nn.Sequential()
+    net.add(rnn.GRU(4, layout="NTC", bidirectional=True), nn.Dense(3, flatten=False))
+    net.initialize(seed=0)
+    x = np.random.default_rng(0).standard_normal((2, 5, 3)).astype(np.float32)
+    net(x)
+    to_onnx(net, tmp_path / "gru.onnx", example=x)
+    back = from_onnx(tmp_path / "gru.onnx")
+    np.testing.assert_allclose(back(x), net(x), **TOL)
+    conv = nn.Sequential()
+    conv.add(nn.Conv2DTranspose(2, 3, strides=2, padding=1, output_padding=1), nn.InstanceNorm(),
+             nn.ReflectionPad2D(1))
+    conv.initialize(seed=1)
+    x = np.random.default_rng(1).standard_normal((2, 3, 4, 5)).astype(np.float32)
+    conv(x)
+    to_onnx(conv, tmp_path / "conv.onnx", example=x)
+    back = from_onnx(tmp_path / "conv.onnx")
+    assert [type(b).__name__ for b in back.children.values()] == ["Conv2DTranspose", "InstanceNorm", "ReflectionPad2D"]
+    np.testing.assert_allclose(back(x), conv(x), **TOL)
+
+
+def _graph(node, x_shape, initializers, outputs=("y",)):
+    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, x_shape)],
+                              [helper.make_tensor_value_info(o, TensorProto.FLOAT, None) for o in outputs],
+                              [numpy_helper.from_array(a, n) for n, a in initializers.items()])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    return model
+
+
+def _lstm_weights(rng, hidden=2, features=3, gates=4):
+    return {"W": rng.standard_normal((1, gates * hidden, features)).astype(np.float32),
+            "R": rng.standard_normal((1, gates * hidden, hidden)).astype(np.float32)}
+
+
+@pytest.mark.parametrize(("op", "attrs", "extra", "message"), [
+    ("LSTM", {"hidden_size": 2, "clip": 3.0}, (), r"clip=3\.0 \(modelpack's layers have no such option\)"),
+    ("LSTM", {"hidden_size": 2, "direction": "reverse"}, (), r"direction='reverse'"),
+    ("GRU", {"hidden_size": 2}, (), r"linear_before_reset=0"),
+    ("LSTM", {"hidden_size": 2, "activations": ["Sigmoid", "Relu", "Tanh"]}, (), r"activations=\['Sigmoid', 'Relu', 'Tanh'\]"),
+    ("LSTM", {"hidden_size": 2}, ("B", "seq"), r"sequence_lens"),
+])
+def test_recurrent_options_modelpack_lacks_are_refused(tmp_path, op, attrs, extra, message):
+    rng = np.random.default_rng(0)
+    gates = 4 if op == "LSTM" else 3
+    weights = _lstm_weights(rng, gates=gates)
+    inputs = ["x", "W", "R"]
+    if extra:
+        weights["B"] = np.zeros((1, 2 * gates * 2), np.float32)
+        weights["seq"] = np.array([2, 2], np.int32)
+        inputs += list(extra)
+    node = helper.make_node(op, inputs, ["y"], **attrs)
+    onnx.save(_graph(node, [4, 2, 3], weights), str(tmp_path / "r.onnx"))
+    with pytest.raises(UnsupportedBlockError, match=message):
+        from_onnx(tmp_path / "r.onnx")
+
+
+def test_constant_padding_is_refused(tmp_path):
+    node = helper.make_node("Pad", ["x", "pads"], ["y"], mode="constant")
+    model = _graph(node, [1, 1, 3, 3], {"pads": np.array([0, 0, 1, 1, 0, 0, 1, 1], np.int64)})
+    onnx.save(model, str(tmp_path / "p.onnx"))
+    with pytest.raises(UnsupportedBlockError, match=r"\(Pad\): mode='constant'"):
+        from_onnx(tmp_path / "p.onnx")
