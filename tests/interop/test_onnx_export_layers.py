@@ -340,3 +340,30 @@ def test_a_stepped_bidirectional_cell_is_refused_before_onnx(tmp_path):
     with pytest.raises(UsageError, match="a BidirectionalCell cannot be stepped; use unroll"):
         net.initialize()
         to_onnx(net, tmp_path / "x.onnx", example=(_x((2, 3)), [_x((2, 2)), _x((2, 2))]))
+
+
+def test_onnx_reference_evaluator_agrees_on_the_new_layers(tmp_path):
+    """A second oracle: onnx's own reference implementation of each operator."""
+    from onnx.reference import ReferenceEvaluator
+
+    net = nn.Sequential()
+    net.add(nn.ReflectionPad2D(1), nn.Conv2DTranspose(4, 3, strides=2, padding=1, output_padding=1),
+            nn.GroupNorm(2), nn.InstanceNorm(), nn.GlobalAvgPool2D(), nn.Flatten())
+    net.initialize(seed=4)
+    x = _x((2, 3, 4, 5))
+    net(x)
+    _set_affine(net[2], 7)
+    _set_affine(net[3], 8)
+    to_onnx(net, tmp_path / "cnn.onnx", example=x)
+    found = ReferenceEvaluator(str(tmp_path / "cnn.onnx")).run(None, {"input": x})[0]
+    np.testing.assert_allclose(found, net(x), **SUMS)
+    for kind in ("LSTM", "GRU", "RNN"):
+        seq = nn.Sequential()
+        extra = {"activation": "tanh"} if kind == "RNN" else {}  # onnx.reference's RNN has tanh only
+        seq.add(getattr(rnn, kind)(3, num_layers=2, bidirectional=True, layout="NTC", **extra))
+        seq.initialize(seed=5)
+        x = _x((2, 4, 3))
+        seq(x)
+        to_onnx(seq, tmp_path / "rnn.onnx", example=x)
+        found = ReferenceEvaluator(str(tmp_path / "rnn.onnx")).run(None, {"input": x})[0]
+        np.testing.assert_allclose(found, seq(x), **SUMS)

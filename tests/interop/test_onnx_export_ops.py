@@ -207,3 +207,62 @@ def test_onnx_reference_evaluator_agrees_on_the_numpy_rules(tmp_path):
     found = evaluator.run(None, dict(zip(evaluator.input_names, (a, b), strict=True)))
     for f, e in zip(found, net(a, b), strict=True):
         np.testing.assert_allclose(f, e, **TOL)
+
+
+# -- random cases: numpy's sign rules and the layout ops' parameters ------------------------------
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.sampled_from(["floor_divide", "mod"]), st.sampled_from(["float32", "int64", "int32"]),
+       st.integers(0, 2**31 - 1))
+def test_random_division_signs(tmp_path_factory, op, dtype, seed):
+    rng = np.random.default_rng(seed)
+    a = rng.integers(-20, 21, (3, 5)).astype(dtype)
+    b = rng.integers(-6, 7, (3, 5)).astype(dtype)
+    b[b == 0] = 3
+    if dtype == "float32":  # fractions too, and exact multiples (the rounding rule's edge)
+        a = a * np.float32(0.75) + rng.choice(np.array([0, 0.1], np.float32), a.shape)
+    fn = np.floor_divide if op == "floor_divide" else np.mod
+    _run(tmp_path_factory.mktemp("onnx"), fn, (a, b), TOL)
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.data(), st.integers(0, 2**31 - 1))
+def test_random_layout_parameters(tmp_path_factory, data, seed):
+    rank = data.draw(st.integers(2, 4))
+    shape = (2, *(data.draw(st.integers(1, 3)) for _ in range(rank - 1)))
+    x = np.random.default_rng(seed).standard_normal(shape).astype(np.float32)
+    axis = data.draw(st.integers(-rank, rank - 1))
+    kind = data.draw(st.sampled_from(["repeat", "tile", "cumsum", "var", "argmax", "swapaxes", "take", "topk"]))
+    if kind == "repeat":
+        count = data.draw(st.integers(1, 3))
+        fn = lambda x: np.repeat(x, count, axis=axis)  # noqa: E731
+    elif kind == "tile":
+        reps = tuple(data.draw(st.integers(1, 2)) for _ in range(data.draw(st.integers(1, rank + 1))))
+        fn = lambda x: np.tile(x, reps)  # noqa: E731
+    elif kind == "cumsum":
+        fn = lambda x: np.cumsum(x, axis=axis)  # noqa: E731
+    elif kind == "var":
+        ddof, keep = data.draw(st.integers(0, 1)), data.draw(st.booleans())
+        if shape[axis] <= ddof:
+            ddof = 0
+        fn = lambda x: np.var(x, axis=axis, ddof=ddof, keepdims=keep)  # noqa: E731
+    elif kind == "argmax":
+        keep = data.draw(st.booleans())
+        fn = lambda x: np.argmax(x, axis=axis, keepdims=keep)  # noqa: E731
+    elif kind == "swapaxes":
+        other = data.draw(st.integers(0, rank - 1))
+        fn = lambda x: np.swapaxes(x, axis, other)  # noqa: E731
+    elif kind == "take":
+        index = np.array(data.draw(st.lists(st.integers(-5, 5), min_size=1, max_size=4)))
+        mode = data.draw(st.sampled_from(["wrap", "clip"]))
+        fn = lambda x: np.take(x, index, axis=axis, mode=mode)  # noqa: E731
+    else:
+        k = data.draw(st.integers(1, shape[axis]))
+        ret = data.draw(st.sampled_from(["value", "indices", "mask"]))
+        ascend = data.draw(st.booleans())
+        fn = lambda x: F.topk(x, axis=axis, k=k, ret_typ=ret, is_ascend=ascend)  # noqa: E731
+    _run(tmp_path_factory.mktemp("onnx"), fn, (x,), SUMS)

@@ -197,3 +197,22 @@ def test_constant_padding_is_refused(tmp_path):
     onnx.save(model, str(tmp_path / "p.onnx"))
     with pytest.raises(UnsupportedBlockError, match=r"\(Pad\): mode='constant'"):
         from_onnx(tmp_path / "p.onnx")
+
+
+@pytest.mark.parametrize(("size", "folded"), [(6, True), (5000, False)])
+def test_small_constant_layout_subgraphs_fold_and_large_ones_stay_ops(tmp_path, size, folded):
+    """torch.onnx computes a Pad's pads from constants; only small constants are folded."""
+    weight = np.arange(size, dtype=np.float32)
+    nodes = [helper.make_node("Reshape", ["w", "shape"], ["w2"]), helper.make_node("Add", ["x", "w2"], ["y"])]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", size])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+                              [numpy_helper.from_array(weight.reshape(2, -1), "w"),
+                               numpy_helper.from_array(np.array([1, size], np.int64), "shape")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, str(tmp_path / "fold.onnx"))
+    net = from_onnx(tmp_path / "fold.onnx")
+    ops = [node["op"] for node in net.get_config()["graph"]["nodes"]]
+    assert ("reshape" not in ops) == folded
+    x = np.ones((3, size), np.float32)
+    np.testing.assert_allclose(net(x), _runtime(tmp_path / "fold.onnx", {"x": x})[0], **TOL)
