@@ -365,7 +365,7 @@ def test_real_module_state_dict_through_load_parameters(tmp_path):
 
 
 def test_convert_a_state_dict_onto_an_mpk_architecture(tmp_path):
-    from test_cli import cli, user_error
+    from cli.test_cli import cli, user_error
 
     net = nn.Sequential()
     net.add(nn.Dense(3, in_units=2), nn.BatchNorm(in_channels=3))
