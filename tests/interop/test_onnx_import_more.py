@@ -216,3 +216,78 @@ def test_small_constant_layout_subgraphs_fold_and_large_ones_stay_ops(tmp_path, 
     assert ("reshape" not in ops) == folded
     x = np.ones((3, size), np.float32)
     np.testing.assert_allclose(net(x), _runtime(tmp_path / "fold.onnx", {"x": x})[0], **TOL)
+
+
+def _one_node(op, inputs, attrs, x_shape, initializers, outputs=1, dtype=TensorProto.FLOAT):
+    outs = [f"y{i}" for i in range(outputs)]
+    out_type = TensorProto.INT64 if op.startswith("Arg") else dtype
+    node = helper.make_node(op, ["x", *inputs], outs, **attrs)
+    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", dtype, x_shape)],
+                              [helper.make_tensor_value_info(o, out_type, None) for o in outs],
+                              [numpy_helper.from_array(a, n) for n, a in initializers.items()])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    return model
+
+
+X = np.random.default_rng(0).uniform(-3, 3, (2, 3, 4)).astype(np.float32)
+B = np.random.default_rng(1).random((2, 3, 4)) > 0.5
+
+
+@pytest.mark.parametrize(("op", "inputs", "attrs", "x", "initializers", "outputs"), [
+    ("Ceil", [], {}, X, {}, 1),
+    ("Floor", [], {}, X, {}, 1),
+    ("Sign", [], {}, X, {}, 1),
+    ("Reciprocal", [], {}, X, {}, 1),
+    ("Not", [], {}, B, {}, 1),
+    ("And", ["b"], {}, B, {"b": ~B[:1]}, 1),
+    ("Or", ["b"], {}, B, {"b": ~B[:1]}, 1),
+    ("ReduceProd", [], {"axes": [1, 2], "keepdims": 0}, X, {}, 1),
+    ("ArgMax", [], {"axis": 2}, X, {}, 1),
+    ("ArgMin", [], {"axis": -2, "keepdims": 0}, X, {}, 1),
+    ("CumSum", ["axis"], {}, X, {"axis": np.array(1, np.int64)}, 1),
+    ("Clip", ["lo", "hi"], {}, X, {"lo": np.array(-1, np.float32), "hi": np.array(0.5, np.float32)}, 1),
+    ("Clip", ["", "hi"], {}, X, {"hi": np.array(0.5, np.float32)}, 1),
+    ("Tile", ["reps"], {}, X, {"reps": np.array([1, 2, 3], np.int64)}, 1),
+    ("Split", ["sizes"], {"axis": 2}, X, {"sizes": np.array([1, 3], np.int64)}, 2),
+])
+def test_more_operators(tmp_path, op, inputs, attrs, x, initializers, outputs):
+    dtype = TensorProto.BOOL if x.dtype == bool else TensorProto.FLOAT
+    model = _one_node(op, inputs, attrs, ["n", *x.shape[1:]], initializers, outputs, dtype)
+    onnx.save(model, str(tmp_path / "op.onnx"))
+    net = from_onnx(tmp_path / "op.onnx")
+    for batch in (2, 5):
+        y = np.resize(x, (batch, *x.shape[1:]))
+        found, expected = _flat(net(y)), _runtime(tmp_path / "op.onnx", {"x": y})
+        for f, e in zip(found, expected, strict=True):
+            assert f.dtype == e.dtype and f.shape == e.shape
+            np.testing.assert_allclose(f, e, **TOL)
+
+
+@pytest.mark.parametrize(("op", "attrs", "message"), [
+    ("ArgMax", {"select_last_index": 1}, r"select_last_index=1"),
+    ("CumSum", {"exclusive": 1}, r"exclusive or reverse sums"),
+])
+def test_more_operators_refuse_what_numpy_does_not_do(tmp_path, op, attrs, message):
+    extra = {"axis": np.array(0, np.int64)} if op == "CumSum" else {}
+    model = _one_node(op, list(extra), attrs, [2, 3], extra)
+    onnx.save(model, str(tmp_path / "op.onnx"))
+    with pytest.raises(UnsupportedBlockError, match=message):
+        from_onnx(tmp_path / "op.onnx")
+
+
+def test_a_traced_model_of_the_newer_ops_round_trips(tmp_path):
+    from modelpack import nn
+    from modelpack.nn import functional as F
+
+    class Ops(nn.Block):
+        def forward(self, x):
+            a, b = np.split(np.tile(np.clip(x, -1.0, 2.0), (1, 2)), [3], axis=1)
+            return np.floor(a) + np.cumsum(b, axis=1)[:, :3], np.argmax(x, axis=1), F.sign(x) * np.ceil(x)
+
+    x = np.random.default_rng(0).uniform(-3, 3, (2, 4)).astype(np.float32)
+    to_onnx(Ops(), tmp_path / "ops.onnx", example=x)
+    back = from_onnx(tmp_path / "ops.onnx")
+    for f, e in zip(_flat(back(x)), _flat(Ops()(x)), strict=True):
+        assert f.dtype == e.dtype
+        np.testing.assert_allclose(f, e, **TOL)

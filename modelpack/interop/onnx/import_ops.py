@@ -30,6 +30,7 @@ from .import_layers import (
     prelu,
     selu,
 )
+from .import_ops_more import MORE_OPERATORS
 from .import_patterns import SILU
 from .import_recurrent import constant_of_shape, recurrent
 from .importer import Graph, Translator, constant_input, has_input, only_first_output, to_array
@@ -361,4 +362,13 @@ OPERATORS: dict[str, Translator] = {
     "ReduceMean": _reduce("mean"),
     "ReduceMax": _reduce("max"),
     "ReduceMin": _reduce("min"),
+    "ReduceProd": _reduce("prod"),
+    "Ceil": _unary("ceil"),
+    "Floor": _unary("floor"),
+    "Sign": _unary("sign"),
+    "Reciprocal": _unary("reciprocal"),
+    "Not": _unary("logical_not"),
+    "And": _arith("logical_and"),
+    "Or": _arith("logical_or"),
+    **MORE_OPERATORS,
 }
