@@ -367,3 +367,71 @@ def test_onnx_reference_evaluator_agrees_on_the_new_layers(tmp_path):
         to_onnx(seq, tmp_path / "rnn.onnx", example=x)
         found = ReferenceEvaluator(str(tmp_path / "rnn.onnx")).run(None, {"input": x})[0]
         np.testing.assert_allclose(found, seq(x), **SUMS)
+
+
+# -- random architectures of the new layers, and one nobody here wrote ---------------------------
+
+
+@st.composite
+def stylers(draw):
+    """Image-to-image nets: reflection pads, convolutions, group/instance norms, transposed convs."""
+    net = nn.Sequential()
+    channels = draw(st.sampled_from([2, 4]))
+    if draw(st.booleans()):
+        net.add(nn.ReflectionPad2D(draw(st.integers(1, 2))))
+    net.add(nn.Conv2D(channels, draw(st.integers(1, 3)), strides=draw(st.integers(1, 2))))
+    norm = draw(st.sampled_from(["group", "instance", "batch"]))
+    net.add(nn.GroupNorm(draw(st.sampled_from([1, 2])), epsilon=1e-3) if norm == "group"
+            else nn.InstanceNorm(epsilon=1e-3, scale=True) if norm == "instance" else nn.BatchNorm())
+    net.add(nn.Activation(draw(st.sampled_from(["relu", "tanh", "sigmoid"]))))
+    net.add(nn.Conv2DTranspose(draw(st.integers(1, 3)), draw(st.integers(1, 3)), strides=2,
+                               padding=draw(st.integers(0, 1)), output_padding=draw(st.integers(0, 1))))
+    shape = (2, draw(st.integers(1, 3)), draw(st.integers(5, 9)), draw(st.integers(5, 9)))
+    return net, shape
+
+
+@settings(max_examples=20, deadline=None)
+@given(stylers(), st.integers(0, 2**31 - 1))
+def test_random_image_to_image_nets(tmp_path_factory, net_and_shape, seed):
+    net, shape = net_and_shape
+    net.initialize(seed=seed)
+    x = _x(shape, seed)
+    try:
+        net(x)
+    except InputError:
+        reject()
+    rng = np.random.default_rng(seed)
+    for name, param in net.collect_params().items():
+        if name.endswith(("gamma", "beta", "running_mean")):
+            param.set_data(rng.uniform(-1, 1, param.shape).astype(np.float32))
+    check(tmp_path_factory.mktemp("onnx"), net, (x,))
+
+
+def test_a_torch_style_transfer_net_goes_through_modelpack_to_onnxruntime(tmp_path):
+    """fast-neural-style's layer kinds, written in torch by its authors' recipe (reflection
+    padding before each convolution, affine instance norms, a transposed-convolution decoder)."""
+    torch = pytest.importorskip("torch", reason="torch is not installed")
+    from modelpack.interop.torch import from_torch
+
+    tnn = torch.nn
+    torch.manual_seed(0)
+
+    def conv(cin, cout, k, stride):
+        return [tnn.ReflectionPad2d(k // 2), tnn.Conv2d(cin, cout, k, stride), tnn.InstanceNorm2d(cout, affine=True),
+                tnn.ReLU()]
+
+    module = tnn.Sequential(*conv(3, 8, 9, 1), *conv(8, 16, 3, 2), *conv(16, 16, 3, 1),
+                            tnn.ConvTranspose2d(16, 8, 3, stride=2, padding=1, output_padding=1),
+                            tnn.GroupNorm(4, 8), tnn.ReLU(), tnn.ReflectionPad2d(4), tnn.Conv2d(8, 3, 9))
+    with torch.no_grad():
+        for m in module.modules():
+            if isinstance(m, (tnn.InstanceNorm2d, tnn.GroupNorm)):
+                m.weight.uniform_(0.5, 1.5)
+                m.bias.uniform_(-0.5, 0.5)
+    x = _x((2, 3, 12, 10))
+    net = from_torch(module.eval(), example=x)
+    with torch.no_grad():
+        expected = module(torch.from_numpy(x)).numpy()
+    check(tmp_path, net, (x,))
+    session = ort.InferenceSession(str(tmp_path / "net.onnx"), providers=["CPUExecutionProvider"])
+    np.testing.assert_allclose(session.run(None, {"input": x})[0], expected, **SUMS)
