@@ -291,3 +291,18 @@ def test_a_traced_model_of_the_newer_ops_round_trips(tmp_path):
     for f, e in zip(_flat(back(x)), _flat(Ops()(x)), strict=True):
         assert f.dtype == e.dtype
         np.testing.assert_allclose(f, e, **TOL)
+
+
+def test_torch_group_norm_export_converts(tmp_path):
+    """torch.onnx writes GroupNorm as a reshape, an InstanceNormalization over the groups, and a
+    per-channel scale and shift."""
+    torch.manual_seed(3)
+    module = tnn.Sequential(tnn.Conv2d(3, 6, 3), tnn.GroupNorm(3, 6), tnn.ConvTranspose2d(6, 2, 2, stride=2))
+    with torch.no_grad():
+        module[1].weight.uniform_(0.5, 1.5)
+        module[1].bias.uniform_(-1, 1)
+    x = np.random.default_rng(0).standard_normal((2, 3, 6, 7)).astype(np.float32)
+    path = _export(module, x, tmp_path / "gn.onnx")
+    net = from_onnx(path)
+    assert "InstanceNorm" in {type(b).__name__ for _, b in net.named_blocks()}
+    _agree(net, path, x)
