@@ -174,7 +174,7 @@ def _lstm_weights(rng, hidden=2, features=3, gates=4):
     ("LSTM", {"hidden_size": 2, "direction": "reverse"}, (), r"direction='reverse'"),
     ("GRU", {"hidden_size": 2}, (), r"linear_before_reset=0"),
     ("LSTM", {"hidden_size": 2, "activations": ["Sigmoid", "Relu", "Tanh"]}, (), r"activations=\['Sigmoid', 'Relu', 'Tanh'\]"),
-    ("LSTM", {"hidden_size": 2}, ("B", "seq"), r"sequence_lens"),
+    ("LSTM", {"hidden_size": 2, "input_forget": 1}, (), r"input_forget=1"),
 ])
 def test_recurrent_options_modelpack_lacks_are_refused(tmp_path, op, attrs, extra, message):
     rng = np.random.default_rng(0)
@@ -306,3 +306,32 @@ def test_torch_group_norm_export_converts(tmp_path):
     net = from_onnx(path)
     assert "InstanceNorm" in {type(b).__name__ for _, b in net.named_blocks()}
     _agree(net, path, x)
+
+
+@pytest.mark.parametrize("kind", ["LSTM", "GRU"])
+@pytest.mark.parametrize("with_states", [False, True])
+def test_sequence_lengths_both_ways(tmp_path, kind, with_states):
+    """modelpack's use_sequence_length is ONNX's sequence_lens: to_onnx writes it, from_onnx reads it."""
+    from modelpack import nn
+    from modelpack.nn import rnn
+
+    class Masked(nn.Block):
+        def __init__(self):
+            super().__init__()
+            self.layer = getattr(rnn, kind)(3, bidirectional=True, use_sequence_length=True)
+
+        def forward(self, x, lengths):
+            if with_states:
+                return self.layer(x, self.layer.begin_state(batch_size=x.shape[1]), lengths)
+            return self.layer(x, None, lengths)
+
+    net = Masked()
+    net.initialize(seed=2)
+    x = np.random.default_rng(0).standard_normal((4, 3, 2)).astype(np.float32)
+    lengths = np.array([4, 1, 2], np.int32)
+    net(x, lengths)
+    to_onnx(net, tmp_path / "masked.onnx", example=(x, lengths), dynamic_batch=False,
+            dynamic_axes={0: {1: "batch"}, 1: {0: "batch"}})
+    back = from_onnx(tmp_path / "masked.onnx")
+    for f, e in zip(_flat(back(x, lengths)), _flat(net(x, lengths)), strict=True):
+        np.testing.assert_allclose(f, e, **TOL)

@@ -5,9 +5,10 @@ One ONNX node is one layer of one or both directions. The traps, undone here as 
 does them: ONNX's LSTM gates are (i, o, f, c), modelpack's (MXNet's) (i, f, c, o); ONNX's GRU
 gates are (z, r, h), modelpack's (r, z, n), and only ``linear_before_reset=1`` is modelpack's
 GRU; B holds both biases. The layer's output (T, N, directions · H) is given back as ONNX's
-Y, (T, directions, N, H). Options modelpack's layers do not have (peepholes, ``clip``,
-``input_forget``, per-batch ``sequence_lens``, a reverse-only direction, other activations)
-are refused naming them.
+Y, (T, directions, N, H). ``sequence_lens`` is modelpack's ``use_sequence_length`` (outputs
+past an example's length are 0, its states those of its last valid step, in both). Options
+modelpack's layers do not have (peepholes, ``clip``, ``input_forget``, a reverse-only
+direction, other activations) are refused naming them.
 """
 
 from __future__ import annotations
@@ -54,8 +55,6 @@ def _check_options(g: Graph, node: onnx.NodeProto, attrs: dict[str, Any], direct
     if kind == "GRU" and not attrs.get("linear_before_reset", 0):
         raise g.fail(node, "linear_before_reset=0 (modelpack's GRU, as MXNet's and cuDNN's, resets after "
                            "the recurrent product: linear_before_reset=1)")
-    if has_input(node, 4):
-        raise g.fail(node, "sequence_lens (per-example lengths are not read from ONNX here)")
     if kind == "LSTM" and has_input(node, 7):
         raise g.fail(node, "peephole weights P (modelpack's LSTM has none)")
     given = attrs.get("activations")
@@ -81,6 +80,7 @@ def recurrent(g: Graph, node: onnx.NodeProto, attrs: dict[str, Any]) -> None:
         "bidirectional": directions == 2,
         "input_size": features,
         "dtype": w.dtype.name,
+        "use_sequence_length": has_input(node, 4),
     }
     if kind == "RNN":
         first = list(attrs.get("activations", ["Tanh"]))[0]
@@ -104,18 +104,20 @@ def recurrent(g: Graph, node: onnx.NodeProto, attrs: dict[str, Any]) -> None:
     count = 2 if kind == "LSTM" else 1
     wanted = any(name for name in node.output[1:])
     given = [has_input(node, 5 + i) for i in range(count)]
+    lengths = [g.value(node.input[4], node)] if has_input(node, 4) else []
     name = g._fresh(kind.lower())
     g.children[name] = block
     if not wanted and not any(given):
-        y = g._add("layer", [x], {"block": name})
+        args = {"args": ["value", "none", "value"]} if lengths else {}
+        y = g._add("layer", [x, *lengths], {"block": name, **args})
     else:
         states = [
             g.value(node.input[5 + i], node) if given[i] else _zeros(g, node, directions, hidden, w.dtype)
             for i in range(count)
         ]
         states_tree = {"kind": "list", "items": ["value"] * count}
-        g._add("layer", [x, *states], {
-            "block": name, "returns": "tree", "args": ["value", states_tree],
+        g._add("layer", [x, *states, *lengths], {
+            "block": name, "returns": "tree", "args": ["value", states_tree, *(["value"] if lengths else [])],
             "tree": {"kind": "tuple", "items": ["value", states_tree]},
         }, outputs=1 + count)
         y, *new_states = g.nodes[-1]["outputs"]
