@@ -186,7 +186,7 @@ def _emit_block(em: Emitter, block: Block, inputs: list[Any], path: str) -> Any:
     if type_name in STRUCTURAL:
         return STRUCTURAL[type_name](em, block, inputs, path)
     if type_name in RECURRENT:
-        names = RECURRENT[type_name](em, block, block.get_config(), inputs, path, _emit_block)  # type: ignore[attr-defined]
+        names = RECURRENT[type_name](em, block, block.get_config(), inputs, path, _emit_block)  # type: ignore[attr-defined, unused-ignore]
         return _with_samples(block, inputs, names)
     emit = LAYERS.get(type_name)
     if emit is None or len(inputs) != 1:
@@ -224,7 +224,7 @@ def _concatenate(em: Emitter, block: Block, inputs: list[Any], path: str) -> Val
     outs = [_emit_block(em, child, inputs, _join(path, name)) for name, child in block.children.items()]
     if not outs:
         raise em.refuse(f"block {path!r} (Concatenate) has no children to join")
-    axis = block.get_config()["axis"]  # type: ignore[attr-defined]
+    axis = block.get_config()["axis"]  # type: ignore[attr-defined, unused-ignore]
     first, second = (np.concatenate([o.samples[run] for o in outs], axis=axis) for run in (0, 1))
     names = [em.as_dtype(o, first.dtype) for o in outs]
     return Value(em.node("Concat", names, "concatenate", axis=axis), (first, second))
@@ -232,7 +232,7 @@ def _concatenate(em: Emitter, block: Block, inputs: list[Any], path: str) -> Val
 
 def _lambda(em: Emitter, block: Block, inputs: list[Any], path: str) -> Any:
     """A Lambda names an op whose attributes all have defaults: that op, with them."""
-    op = block.get_config()["function"]  # type: ignore[attr-defined]
+    op = block.get_config()["function"]  # type: ignore[attr-defined, unused-ignore]
     attrs = ops.op_def(op).attrs.model_validate({}).model_dump()
     where = f"{em.where}: block {path or '(top level)'!r} (Lambda {op!r})"
     outs = _emit_op(em, op, attrs, list(inputs), {}, [{}, {}], where)
