@@ -256,7 +256,7 @@ def test_a_traced_graph_round_trips(tmp_path):
 
 
 def test_convert_and_the_command_line(tmp_path):
-    from test_cli import cli
+    from cli.test_cli import cli
 
     net = nn.Sequential()
     net.add(nn.Dense(3, in_units=4, activation="tanh"))

@@ -238,6 +238,8 @@ class MyLinear(tnn.Linear):
     (tnn.LazyLinear(3), r"\(LazyLinear\) has no modelpack equivalent"),
     (tnn.Conv2d(1, 1, 2, padding="same"), r"padding='same' with kernel_size=\(2, 2\) pads unevenly"),
     (tnn.Linear(2, 2).half().bfloat16(), r"parameters of dtype bfloat16"),
+    (tnn.ConvTranspose1d(1, 1, 2, stride=1, dilation=3, output_padding=2),
+     r"\(ConvTranspose1d\): output_padding=\(2,\) is not smaller than stride=\(1,\)"),
 ])
 def test_untranslatable_modules_are_refused(module, message):
     with pytest.raises(UnsupportedBlockError, match=message):
@@ -354,3 +356,127 @@ def test_catalogue_activations():
     np.testing.assert_allclose(_run(back, x), net(x), **TOL)
     with pytest.raises(UnsupportedBlockError, match=r"block '\(top level\)' \(Swish\): beta=2\.0 \(torch's SiLU is beta 1\)"):
         to_torch(registry.layer_type("Swish").build({"beta": 2.0}))
+
+
+# -- transposed convolutions, instance and group norms, reflection padding -------------------------
+
+
+@st.composite
+def transposed_convolutions(draw):
+    dims = draw(st.sampled_from([1, 2, 3]))
+    groups = draw(st.sampled_from([1, 2]))
+    kernel = tuple(draw(st.integers(1, 3)) for _ in range(dims))
+    stride = tuple(draw(st.integers(1, 3)) for _ in range(dims))
+    dilation = tuple(draw(st.integers(1, 2)) for _ in range(dims))
+    conv = getattr(tnn, f"ConvTranspose{dims}d")(
+        groups * draw(st.integers(1, 2)), groups * draw(st.integers(1, 2)), kernel, stride=stride,
+        padding=tuple(draw(st.integers(0, k - 1)) for k in kernel),
+        output_padding=tuple(draw(st.integers(0, s - 1)) for s in stride),
+        dilation=dilation, groups=groups, bias=draw(st.booleans()))
+    shape = (draw(st.integers(1, 2)), conv.in_channels, *(draw(st.integers(2, 5)) for _ in range(dims)))
+    try:
+        with torch.no_grad():
+            empty = conv(torch.zeros(shape)).numel() == 0
+    except RuntimeError:  # output_padding or padding out of range for these sizes
+        reject()
+    if empty:  # torch gives an empty output where modelpack refuses one
+        reject()
+    return conv, shape
+
+
+@settings(max_examples=30, deadline=None)
+@given(transposed_convolutions(), st.integers(0, 2**31 - 1))
+def test_transposed_convolution_round_trip(conv_and_shape, seed):
+    conv, shape = conv_and_shape
+    torch.manual_seed(seed % 2**31)
+    module = tnn.Sequential(conv, tnn.ReLU())
+    x = np.random.default_rng(seed).standard_normal(shape).astype(np.float32)
+    net, back = _round_trip(module, x)
+    assert type(net[0]).__name__ == f"Conv{len(shape) - 2}DTranspose"
+
+
+def test_a_fused_activation_on_a_transposed_convolution_goes_to_torch():
+    net = nn.Sequential()
+    net.add(nn.Conv2DTranspose(3, 3, strides=2, padding=1, output_padding=1, activation="tanh", in_channels=2))
+    net.initialize(seed=1)
+    x = np.random.default_rng(0).standard_normal((2, 2, 4, 5)).astype(np.float32)
+    back = to_torch(net)
+    assert type(back[0]).__name__ == "ActivatedConvTranspose2d"
+    np.testing.assert_allclose(_run(back, x), net(x), **TOL)
+    np.testing.assert_allclose(from_torch(back)(x), net(x), **TOL)
+
+
+@pytest.mark.parametrize("affine", [False, True])
+@pytest.mark.parametrize("shape", [(2, 3, 5), (2, 3, 4, 5), (1, 3, 2, 3, 4)])
+def test_instance_norm_round_trip(affine, shape):
+    module = getattr(tnn, f"InstanceNorm{len(shape) - 2}d")(3, eps=1e-3, affine=affine)
+    if affine:
+        with torch.no_grad():
+            module.weight.uniform_(0.5, 1.5)
+            module.bias.uniform_(-0.5, 0.5)
+    x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
+    net = from_torch(tnn.Sequential(module), example=x)
+    back = to_torch(net)
+    assert type(back[0]).__name__ == "AnyRankInstanceNorm"
+    np.testing.assert_allclose(_run(back, x), _run(module, x), **TOL)
+    _same_weights(tnn.Sequential(module), back)
+
+
+def test_instance_norm_with_running_statistics_is_refused():
+    with pytest.raises(UnsupportedBlockError, match=r"\(InstanceNorm2d\): track_running_stats=True"):
+        from_torch(tnn.InstanceNorm2d(3, track_running_stats=True))
+
+
+def _group_norm(groups, channels, weight=None, bias=None):
+    module = tnn.GroupNorm(groups, channels, eps=1e-3, affine=weight is not None)
+    if weight is not None:
+        with torch.no_grad():
+            module.weight.copy_(torch.tensor(weight, dtype=torch.float32))
+            module.bias.copy_(torch.tensor(bias, dtype=torch.float32))
+    return module
+
+
+@pytest.mark.parametrize("shape", [(2, 6, 4), (2, 6, 3, 3)])
+def test_a_torch_group_norm_constant_within_groups_becomes_modelpacks(shape):
+    module = _group_norm(3, 6, [0.5, 0.5, 2.0, 2.0, -1.0, -1.0], [0.1, 0.1, 0.0, 0.0, 3.0, 3.0])
+    x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
+    net = from_torch(module, example=x)
+    assert type(net).__name__ == "GroupNorm"
+    np.testing.assert_array_equal(net.gamma.data(), np.array([0.5, 2.0, -1.0], np.float32))
+    np.testing.assert_array_equal(net.beta.data(), np.array([0.1, 0.0, 3.0], np.float32))
+    back = to_torch(net)
+    assert type(back).__name__ == "PerGroupNorm"
+    np.testing.assert_allclose(_run(back, x), _run(module, x), **TOL)
+    plain = from_torch(_group_norm(2, 6), example=x)
+    np.testing.assert_array_equal(plain.gamma.data(), np.ones(2, np.float32))
+
+
+def test_a_torch_group_norm_with_per_channel_affine_stays_exact():
+    rng = np.random.default_rng(1)
+    module = _group_norm(2, 4, rng.uniform(0.5, 1.5, 4), rng.uniform(-1, 1, 4))
+    x = rng.standard_normal((3, 4, 5)).astype(np.float32)
+    net = from_torch(module, example=x)
+    assert [type(b).__name__ for b in net.children.values()] == ["GroupNorm", "BatchNorm"]
+    np.testing.assert_allclose(net(x), _run(module, x), **TOL)
+    np.testing.assert_allclose(_run(to_torch(net), x), _run(module, x), **TOL)
+
+
+def test_modelpacks_group_norm_goes_to_torch_with_its_per_group_scales():
+    net = nn.Sequential()
+    net.add(nn.Conv2D(6, 1, in_channels=2), nn.GroupNorm(3, epsilon=1e-4))
+    net.initialize(seed=0)
+    net[1].gamma.set_data(np.array([0.5, -2.0, 1.5], np.float32))
+    net[1].beta.set_data(np.array([1.0, 0.0, -0.5], np.float32))
+    x = np.random.default_rng(2).standard_normal((2, 2, 3, 4)).astype(np.float32)
+    back = to_torch(net)
+    np.testing.assert_allclose(_run(back, x), net(x), **TOL)
+    again = from_torch(back, example=x)
+    np.testing.assert_array_equal(again[1].gamma.data(), net[1].gamma.data())
+
+
+@pytest.mark.parametrize("padding", [1, (2, 0, 1, 3), (0, 1, 2, 1)])
+def test_reflection_pad_round_trip(padding):
+    module = tnn.Sequential(tnn.ReflectionPad2d(padding), tnn.Conv2d(2, 3, 2))
+    x = np.random.default_rng(0).standard_normal((2, 2, 4, 5)).astype(np.float32)
+    net, _ = _round_trip(module, x)
+    assert type(net[0]).__name__ == "ReflectionPad2D"

@@ -34,6 +34,7 @@ from modelpack.errors import (
     IntegrityError,
     LimitError,
     MissingParameterError,
+    ShapeMismatchError,
     UnsupportedDtypeError,
 )
 from modelpack.interop.torch import load, read_state_dict
@@ -364,7 +365,7 @@ def test_real_module_state_dict_through_load_parameters(tmp_path):
 
 
 def test_convert_a_state_dict_onto_an_mpk_architecture(tmp_path):
-    from test_cli import cli, user_error
+    from cli.test_cli import cli, user_error
 
     net = nn.Sequential()
     net.add(nn.Dense(3, in_units=2), nn.BatchNorm(in_channels=3))
@@ -385,3 +386,15 @@ def test_convert_a_state_dict_onto_an_mpk_architecture(tmp_path):
     assert modelpack.inspect(tmp_path / "out.mpk").metadata["converter"] == "modelpack convert (PyTorch)"
     user_error(cli("convert", path, "-o", tmp_path / "x.mpk"), "convert takes one torch state_dict file and an architecture")
     assert not (tmp_path / "x.mpk").exists()
+
+
+def test_group_norm_weights_load_per_group_and_per_channel_ones_are_refused(tmp_path):
+    """modelpack's GroupNorm holds one gamma per group (MXNet's); torch's GroupNorm one per channel."""
+    net = nn.GroupNorm(3)
+    per_group = _write(tmp_path, state_dict_file({"weight": np.arange(3, dtype=np.float32),
+                                                  "bias": np.ones(3, np.float32)}))
+    net.load_parameters(per_group)
+    assert net.gamma.data().tolist() == [0, 1, 2] and net.beta.data().tolist() == [1, 1, 1]
+    per_channel = _write(tmp_path, name="channels.pt", data=state_dict_file({"weight": np.ones(6, np.float32), "bias": np.zeros(6, np.float32)}))
+    with pytest.raises(ShapeMismatchError, match=r"parameter 'gamma' expected shape \(3,\) .*found \(6,\)"):
+        nn.GroupNorm(3).load_parameters(per_channel)

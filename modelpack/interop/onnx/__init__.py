@@ -1,11 +1,17 @@
 """ONNX files both ways (with the ``onnx`` extra: onnx and onnxruntime).
 
 - ``export``: ``to_onnx(net, path, example=None)``, walking the model once (``emitter``: the
-  shared state; ``export_layers`` and ``export_ops``: a table entry per layer type and per op).
+  shared state; ``export_layers``: a table entry per layer type, ``export_recurrent``: the
+  recurrent layers and cells, which take and give states; ``export_ops``: a table entry per op,
+  with ``export_ops_math``, ``export_ops_layout`` and ``export_ops_indexing`` by family).
+  Every registered layer type and op has an entry (a test checks it), or a stated reason
+  (``export_recurrent.REFUSED``).
 - ``importer``: ``from_onnx(path)``, an ONNX graph of ops modelpack has as a modelpack model
-  (``import_ops``: a table entry per ONNX operator, ``import_layers``: those that are layers,
-  ``import_patterns``: several nodes that mean one activation). The file is parsed by onnx's
-  own protobuf parser, its sizes checked against ``Limits``; nothing in it is ever run.
+  (``import_ops``: a table entry per ONNX operator, with ``import_ops_more``; ``import_layers``
+  and ``import_recurrent``: those that are layers; ``import_patterns``: several nodes that
+  mean one activation). The file is parsed by onnx's own protobuf parser, its sizes checked
+  against ``Limits``; nothing in it is ever run (small constant layout subgraphs are folded
+  by onnx's reference implementation of those operators).
 
 Like every translator it may import the core (``nn``, ``format``, ``io``, ``errors``); the
 core imports it only lazily, when a file of its kind is read (``interop.convert``, the CLI

@@ -8,16 +8,22 @@ bakes a dynamic size into the file.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import onnx
+from numpy.typing import DTypeLike
 from onnx import helper, numpy_helper
 
 from ...errors import UnsupportedBlockError
+from ...nn.sizes import parse
 
-__all__ = ["Value", "Emitter", "onnx_dtype"]
+__all__ = ["Value", "Emitter", "onnx_dtype", "Symbols", "Emit", "OpEmitter"]
+
+# symbol -> (ONNX name of the graph input that binds it, axis)
+Symbols = Mapping[str, tuple[str, int]]
 
 
 @dataclass
@@ -82,10 +88,11 @@ class Emitter:
     def initializer(self, array: np.ndarray, name: str) -> str:
         """A named tensor in the file (a parameter keeps its structured name)."""
         name = self.fresh(name)
-        self.initializers.append(numpy_helper.from_array(np.ascontiguousarray(array), name))
+        # np.array, not np.ascontiguousarray: that makes a 0-d array 1-d
+        self.initializers.append(numpy_helper.from_array(np.array(array, order="C"), name))
         return name
 
-    def constant(self, value: Any, dtype: np.dtype | str | None = None) -> str:
+    def constant(self, value: Any, dtype: DTypeLike | None = None) -> str:
         """A small constant (shapes, axes, scalars), shared when the same value recurs."""
         array = np.asarray(value, dtype=dtype)
         key = (array.dtype.str, array.tobytes(), array.shape)
@@ -104,5 +111,67 @@ class Emitter:
             return value.name
         return self.node("Cast", [value.name], "cast", to=onnx_dtype(dtype))
 
+    def size(self, dim: int | str, symbols: Symbols) -> str:
+        """A size as a 1-element int64 tensor: a constant, or a size expression (``nn.sizes``)
+        computed from the graph inputs' shapes, so a dynamic size is never written as a number."""
+        if not isinstance(dim, str):
+            return self.ints([int(dim)])
+        expr = parse(dim)
+        missing = [n for n in expr.names if n not in symbols]
+        if missing:
+            raise self.refuse(f"size {dim!r} uses {missing}, which no graph input carries")
+        value = ""
+        for name in expr.names:
+            source, axis = symbols[name]
+            size = self.node("Shape", [source], f"size_{name}", start=axis, end=axis + 1)
+            value = size if not value else self.node("Mul", [value, size])
+        if expr.scale != 1:
+            value = self.node("Mul", [value, self.ints([expr.scale])])
+        if expr.divisor != 1:
+            value = self.node("Div", [value, self.ints([expr.divisor])])
+        if expr.offset:
+            value = self.node("Add", [value, self.ints([expr.offset])])
+        return value
+
+    def shape(self, dims: list[int | str] | tuple[int | str, ...], symbols: Symbols) -> str:
+        """A shape (sizes or size expressions) as a 1-D int64 tensor."""
+        if all(not isinstance(d, str) for d in dims):
+            return self.ints([int(d) for d in dims])
+        pieces: list[str] = []
+        run: list[int] = []
+        for dim in dims:
+            if isinstance(dim, str):
+                if run:
+                    pieces.append(self.ints(run))
+                    run = []
+                pieces.append(self.size(dim, symbols))
+            else:
+                run.append(int(dim))
+        if run:
+            pieces.append(self.ints(run))
+        return pieces[0] if len(pieces) == 1 else self.node("Concat", pieces, "shape", axis=0)
+
+    def dim(self, value: str, axis: int) -> str:
+        """One size of a value, as a 1-element int64 tensor (read at run time)."""
+        bounds = {"start": axis} if axis == -1 else {"start": axis, "end": axis + 1}
+        return self.node("Shape", [value], "dim", **bounds)
+
     def refuse(self, what: str) -> UnsupportedBlockError:
         return UnsupportedBlockError(f"{self.where}: {what}")
+
+
+# (emitter, the op's inputs cast by its policy, attrs, the input Values, the result, symbols)
+# -> the ONNX name of the result (a list of names for an op with several outputs)
+Emit = Callable[[Emitter, list[str], dict[str, Any], list[Value], Value, Symbols], "str | list[str]"]
+
+
+@dataclass(frozen=True)
+class OpEmitter:
+    """How one op is written: its input casting policy and the function writing its nodes.
+
+    ``cast``: "result" (inputs cast to the result's dtype: arithmetic, reductions), "common"
+    (to their common dtype: comparisons) or "none" (as they are: shape and index ops).
+    """
+
+    cast: str
+    emit: Emit

@@ -22,7 +22,7 @@ from ... import __version__, tracing
 from ...errors import UnsupportedBlockError, UsageError
 from ...format import architecture
 from ...io.paths import PathOrFile, atomic_writer, describe
-from ...nn import ops, registry
+from ...nn import ops, registry, structure
 from ...nn.block import Block
 from ...nn.graph import GraphBlock
 from ...nn.graph_spec import GraphSpec
@@ -30,6 +30,7 @@ from ...nn.sizes import resolve
 from .emitter import Emitter, Value, onnx_dtype
 from .export_layers import LAYERS
 from .export_ops import OPS
+from .export_recurrent import RECURRENT, REFUSED
 
 __all__ = ["to_onnx", "OPSET", "to_model_proto"]
 
@@ -83,13 +84,15 @@ def to_model_proto(
         tracing.check_trace(net, model, examples, symbols)
     if examples is None:
         examples = _synthesize(model)
+    arguments, flat = structure.flatten(list(examples))  # recurrent states nest: (x, [h, c])
+    examples = tuple(flat)
     specs = _input_specs(model, examples, dynamic_batch, dynamic_axes or {})
     em = Emitter(where)
     inputs = []
     for (name, dims), array in zip(specs, examples, strict=True):
         em.taken.add(name)
         inputs.append(Value(name, (array, _grown(array, dims))))
-    result = _emit_block(em, model, inputs, "")
+    result = _emit_block(em, model, list(structure.unflatten(arguments, inputs)), "")
     outputs = _name_outputs(em, result)
     if sum(t.ByteSize() for t in em.initializers) > _MAX_PROTO_BYTES:
         raise UsageError(f"{where}: the weights exceed the 2 GiB a single ONNX file can hold")
@@ -170,8 +173,10 @@ def _join(path: str, name: str) -> str:
     return f"{path}.{name}" if path else name
 
 
-def _emit_block(em: Emitter, block: Block, inputs: list[Value], path: str) -> Any:
-    type_name = registry.type_name_of(block)
+def _emit_block(em: Emitter, block: Block, inputs: list[Any], path: str) -> Any:
+    """``block`` called on ``inputs`` (Values, lists of them for states, None where absent):
+    its nodes, and its result as the same structure of Values as ``block`` returns."""
+    type_name = registry.type_name_of(block) or ""
     if type_name == "Sequential":
         x = inputs[0]
         for name, child in block.children.items():
@@ -179,11 +184,17 @@ def _emit_block(em: Emitter, block: Block, inputs: list[Value], path: str) -> An
         return x
     if isinstance(block, GraphBlock):
         return _emit_graph(em, block, inputs, path)
-    emit = LAYERS.get(type_name or "")
+    if type_name in STRUCTURAL:
+        return STRUCTURAL[type_name](em, block, inputs, path)
+    if type_name in RECURRENT:
+        names = RECURRENT[type_name](em, block, block.get_config(), inputs, path, _emit_block)  # type: ignore[attr-defined, unused-ignore]
+        return _with_samples(block, inputs, names)
+    emit = LAYERS.get(type_name)
     if emit is None or len(inputs) != 1:
+        why = f" ({REFUSED[type_name]})" if type_name in REFUSED else ""
         raise UnsupportedBlockError(
-            f"{em.where}: block {path or '(top level)'!r} ({type_name}) has no ONNX translation; "
-            f"translated layers: {', '.join(sorted(LAYERS))}"
+            f"{em.where}: block {path or '(top level)'!r} ({type_name}) has no ONNX translation{why}; "
+            f"translated layers: {', '.join(sorted({*LAYERS, *RECURRENT, *STRUCTURAL}))}"
         )
     with np.errstate(all="ignore"):
         samples = (np.asarray(block(inputs[0].samples[0])), np.asarray(block(inputs[0].samples[1])))
@@ -191,9 +202,52 @@ def _emit_block(em: Emitter, block: Block, inputs: list[Value], path: str) -> An
     return Value(name, samples)
 
 
+def _samples(args: list[Any], run: int) -> list[Any]:
+    """The arguments (a structure of Values) as the arrays of one sample run."""
+    return [
+        a.samples[run] if isinstance(a, Value) else None if a is None else _samples(list(a), run)
+        for a in args
+    ]
+
+
+def _with_samples(block: Block, inputs: list[Any], names: Any) -> Any:
+    """The ONNX names an emitter gave, as Values holding what ``block`` returns on both samples."""
+    with np.errstate(all="ignore"):
+        runs = [block(*_samples(inputs, run)) for run in (0, 1)]
+    tree, leaves = structure.flatten(names)
+    found = [structure.values_of(tree, r) for r in runs]
+    values = [Value(n, (np.asarray(a), np.asarray(b))) for n, a, b in zip(leaves, *found, strict=True)]
+    return structure.unflatten(tree, values)
+
+
+def _concatenate(em: Emitter, block: Block, inputs: list[Any], path: str) -> Value:
+    """Gluon's Concatenate: each child on the same input, joined (in numpy's common dtype)."""
+    outs = [_emit_block(em, child, inputs, _join(path, name)) for name, child in block.children.items()]
+    if not outs:
+        raise em.refuse(f"block {path!r} (Concatenate) has no children to join")
+    axis = block.get_config()["axis"]  # type: ignore[attr-defined, unused-ignore]
+    first, second = (np.concatenate([o.samples[run] for o in outs], axis=axis) for run in (0, 1))
+    names = [em.as_dtype(o, first.dtype) for o in outs]
+    return Value(em.node("Concat", names, "concatenate", axis=axis), (first, second))
+
+
+def _lambda(em: Emitter, block: Block, inputs: list[Any], path: str) -> Any:
+    """A Lambda names an op whose attributes all have defaults: that op, with them."""
+    op = block.get_config()["function"]  # type: ignore[attr-defined, unused-ignore]
+    attrs = ops.op_def(op).attrs.model_validate({}).model_dump()
+    where = f"{em.where}: block {path or '(top level)'!r} (Lambda {op!r})"
+    outs = _emit_op(em, op, attrs, list(inputs), {}, [{}, {}], where)
+    return list(outs) if ops.op_def(op).returns_list(attrs) else outs[0]
+
+
+# Layer types whose translation is made of other blocks' (Sequential and Graph are walked above).
+STRUCTURAL: dict[str, Any] = {"Concatenate": _concatenate, "Lambda": _lambda, "HybridLambda": _lambda}
+
+
 def _emit_graph(em: Emitter, block: GraphBlock, inputs: list[Value], path: str) -> Any:
     config = block.get_config()
     spec = GraphSpec.model_validate(config["graph"])
+    _, inputs = structure.flatten(list(inputs))  # nested arguments (states) as the graph's inputs
     symbols: dict[str, tuple[str, int]] = {}
     sizes: list[dict[str, int]] = [{}, {}]
     values: dict[str, Value] = {}
@@ -213,8 +267,15 @@ def _emit_graph(em: Emitter, block: GraphBlock, inputs: list[Value], path: str) 
             child: Block = block
             for part in node.attrs["block"].split("."):
                 child = child.children[part]
-            result = _emit_block(em, child, ins, _join(path, node.attrs["block"]))
-            results = [result] if node.attrs.get("returns", "single") == "single" else list(result)
+            args = ins if node.attrs.get("args") is None else structure.unflatten(
+                {"kind": "list", "items": node.attrs["args"]}, ins
+            )
+            result = _emit_block(em, child, list(args), _join(path, node.attrs["block"]))
+            returns = node.attrs.get("returns", "single")
+            if returns == "tree":
+                results = structure.values_of(node.attrs["tree"], result)
+            else:
+                results = [result] if returns == "single" else list(result)
         elif node.op in ("parameter", "constant"):
             if node.op == "parameter":
                 array, label = params[node.attrs["name"]].data(), _join(path, node.attrs["name"])
@@ -225,7 +286,7 @@ def _emit_graph(em: Emitter, block: GraphBlock, inputs: list[Value], path: str) 
         elif node.op == "scalar":
             results = [Value("", (node.attrs["value"], node.attrs["value"]))]
         else:
-            results = [_emit_op(em, node.op, dict(node.attrs), ins, symbols, sizes, where)]
+            results = _emit_op(em, node.op, dict(node.attrs), ins, symbols, sizes, where)
         for name, value in zip(node.outputs, results, strict=True):
             values[name] = value
     found = [values[name] for name in spec.outputs.values]
@@ -233,6 +294,8 @@ def _emit_graph(em: Emitter, block: GraphBlock, inputs: list[Value], path: str) 
         return found[0]
     if spec.outputs.kind == "dict":
         return dict(zip(spec.outputs.keys or [], found, strict=True))
+    if spec.outputs.kind == "tree":
+        return structure.unflatten(spec.outputs.tree, found)
     return tuple(found) if spec.outputs.kind == "tuple" else found
 
 
@@ -244,27 +307,26 @@ def _emit_op(
     symbols: Mapping[str, tuple[str, int]],
     sizes: list[dict[str, int]],
     where: str,
-) -> Value:
+) -> list[Value]:
+    """An op's nodes and its result(s) on both samples (several for ``split`` and the like)."""
     writer = OPS.get(op)
     if writer is None:
         raise UnsupportedBlockError(
             f"{where}: op {op!r} has no ONNX translation; translated ops: {', '.join(sorted(OPS))}"
         )
-    unknown = (
-        [d for d in attrs.get("shape", []) if isinstance(d, str) and d not in symbols]
-        if op == "reshape"
-        else []
-    )
-    if unknown:
-        raise UnsupportedBlockError(f"{where}: reshape sizes {unknown} are not plain input sizes")
     definition = ops.op_def(op)
     samples = []
     for run in (0, 1):
         # size attributes name dynamic sizes (or expressions of them): bound as the graph binds them
         run_attrs = {k: resolve(v, sizes[run]) if k in definition.sizes else v for k, v in attrs.items()}
         with np.errstate(all="ignore"):
-            samples.append(np.asarray(definition.fn(*[v.samples[run] for v in ins], **run_attrs)))
-    out = Value("", (samples[0], samples[1]))
+            samples.append(definition.fn(*[v.samples[run] for v in ins], **run_attrs))
+    several = definition.returns_list(attrs)
+    if several:
+        outs = [Value("", (np.asarray(a), np.asarray(b))) for a, b in zip(*samples, strict=True)]
+    else:
+        outs = [Value("", (np.asarray(samples[0]), np.asarray(samples[1])))]
+    out = outs[0]
     if writer.cast == "result":
         xs = [em.as_dtype(v, out.dtype) for v in ins]
     elif writer.cast == "common":
@@ -272,8 +334,10 @@ def _emit_op(
         xs = [em.as_dtype(v, common) for v in ins]
     else:
         xs = [em.constant(v.sample) if v.is_scalar else v.name for v in ins]
-    out.name = writer.emit(em, xs, attrs, ins, out, symbols)
-    return out
+    names = writer.emit(em, xs, attrs, ins, outs if several else out, symbols)  # type: ignore[arg-type]
+    for value, name in zip(outs, [names] if isinstance(names, str) else names, strict=True):
+        value.name = name
+    return outs
 
 
 def _name_outputs(em: Emitter, result: Any) -> list[tuple[str, Value]]:
@@ -282,8 +346,8 @@ def _name_outputs(em: Emitter, result: Any) -> list[tuple[str, Value]]:
         named = [("output", result)]
     elif isinstance(result, dict):
         named = list(result.items())
-    else:
-        named = [(f"output_{i}", value) for i, value in enumerate(result)]
+    else:  # a tuple, list or nested structure (y, [h, c]): its values in order
+        named = [(f"output_{i}", value) for i, value in enumerate(structure.flatten(result)[1])]
     outputs = []
     for name, value in named:
         source = em.constant(value.sample) if value.is_scalar else value.name

@@ -98,6 +98,29 @@ def _conv(em: Emitter, block: Block, c: dict[str, Any], x: Value, path: str, dty
     return _then_activation(em, c, y, dtype)
 
 
+def _conv_transpose(
+    em: Emitter, block: Block, c: dict[str, Any], x: Value, path: str, dtype: np.dtype
+) -> str:
+    """Weight (in, out / groups, *kernel) is ONNX's layout too; pads and output_padding explicit,
+    so ONNX's output size is modelpack's: (n − 1)·s − 2p + d·(k − 1) + 1 + output_padding."""
+    inputs = [em.as_dtype(x, dtype), _param(em, block, path, "weight")]
+    if c["use_bias"]:
+        inputs.append(_param(em, block, path, "bias"))
+    padding = list(c["padding"])
+    y = em.node(
+        "ConvTranspose",
+        inputs,
+        "conv_transpose",
+        kernel_shape=list(c["kernel_size"]),
+        strides=list(c["strides"]),
+        pads=padding + padding,
+        dilations=list(c["dilation"]),
+        output_padding=list(c["output_padding"]),
+        group=c["groups"],
+    )
+    return _then_activation(em, c, y, dtype)
+
+
 def _pool(op: str) -> LayerEmitter:
     def emit(em: Emitter, block: Block, c: dict[str, Any], x: Value, path: str, dtype: np.dtype) -> str:
         kernel, strides, padding = (
@@ -173,6 +196,40 @@ def _layernorm(em: Emitter, block: Block, c: dict[str, Any], x: Value, path: str
     return em.node("Transpose", [normed], "layernorm", perm=inverse)
 
 
+def _instancenorm(em: Emitter, block: Block, c: dict[str, Any], x: Value, path: str, dtype: np.dtype) -> str:
+    """ONNX InstanceNormalization, with gamma and beta always applied (as modelpack does)."""
+    names = [_param(em, block, path, "gamma"), _param(em, block, path, "beta")]
+    h = em.as_dtype(x, dtype)
+    axis = c["axis"] % x.ndim
+    if axis == 1:
+        return em.node("InstanceNormalization", [h, *names], "instancenorm", epsilon=c["epsilon"])
+    perm = list(range(x.ndim))
+    perm.insert(1, perm.pop(axis))
+    moved = em.node("Transpose", [h], perm=perm)
+    normed = em.node("InstanceNormalization", [moved, *names], epsilon=c["epsilon"])
+    return em.node("Transpose", [normed], "instancenorm", perm=[int(i) for i in np.argsort(perm)])
+
+
+def _groupnorm(em: Emitter, block: Block, c: dict[str, Any], x: Value, path: str, dtype: np.dtype) -> str:
+    """MXNet's GroupNorm has one gamma and beta per *group*: the input seen as (N, groups, rest)
+    is an instance norm whose channels are the groups, with exactly those scales (ONNX's own
+    GroupNormalization changed its scale's meaning between opsets 18 and 21)."""
+    h = em.as_dtype(x, dtype)
+    grouped = em.node("Reshape", [h, em.ints([0, c["num_groups"], -1])])
+    names = [_param(em, block, path, "gamma"), _param(em, block, path, "beta")]
+    normed = em.node("InstanceNormalization", [grouped, *names], epsilon=c["epsilon"])
+    return em.node("Reshape", [normed, em.node("Shape", [h])], "groupnorm")
+
+
+def _reflection_pad(
+    em: Emitter, block: Block, c: dict[str, Any], x: Value, path: str, dtype: np.dtype
+) -> str:
+    """MXNet's pad_width (before, after per axis) as ONNX's pads (every begin, then every end)."""
+    width = list(c["padding"])
+    pads = width[0::2] + width[1::2]
+    return em.node("Pad", [em.as_dtype(x, dtype), em.ints(pads)], "reflection_pad", mode="reflect")
+
+
 def _prelu(em: Emitter, block: Block, c: dict[str, Any], x: Value, path: str, dtype: np.dtype) -> str:
     alpha = block.params["alpha"].data()
     if alpha.shape[0] > 1 and x.ndim > 1:  # one slope per channel (axis 1): ONNX broadcasts from the end
@@ -197,6 +254,7 @@ LAYERS: dict[str, LayerEmitter] = {
     "Dense": _dense,
     # every dimension: the configs and the ONNX operators are the same up to the sizes' length
     **{f"Conv{d}D": _conv for d in (1, 2, 3)},
+    **{f"Conv{d}DTranspose": _conv_transpose for d in (1, 2, 3)},
     **{f"MaxPool{d}D": _pool("MaxPool") for d in (1, 2, 3)},
     **{f"AvgPool{d}D": _pool("AveragePool") for d in (1, 2, 3)},
     **{f"GlobalAvgPool{d}D": _plain("GlobalAveragePool") for d in (1, 2, 3)},
@@ -204,6 +262,9 @@ LAYERS: dict[str, LayerEmitter] = {
     "Identity": _plain("Identity"),
     "BatchNorm": _batchnorm,
     "LayerNorm": _layernorm,
+    "InstanceNorm": _instancenorm,
+    "GroupNorm": _groupnorm,
+    "ReflectionPad2D": _reflection_pad,
     "Embedding": _embedding,
     "Dropout": _plain("Identity"),
     "Flatten": _plain("Flatten", axis=1),

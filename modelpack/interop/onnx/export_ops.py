@@ -10,30 +10,19 @@ that binds it (``Shape``), so no dynamic size is ever written as a number.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from ...nn.ops.indexing import decode_index
-from .emitter import Emitter, Value, onnx_dtype
+from .emitter import Emit, Emitter, OpEmitter, Symbols, Value, onnx_dtype
 from .export_layers import activation
+from .export_ops_indexing import INDEXING_OPS
+from .export_ops_layout import LAYOUT_OPS
+from .export_ops_math import MATH_OPS
 
 __all__ = ["OpEmitter", "OPS"]
 
 _INT64_MAX = 2**63 - 1
-# symbol -> (ONNX name of the graph input that binds it, axis)
-Symbols = Mapping[str, tuple[str, int]]
-Emit = Callable[[Emitter, list[str], dict[str, Any], list[Value], Value, Symbols], str]
-
-
-@dataclass(frozen=True)
-class OpEmitter:
-    """How one op is written: its input casting policy and the function writing its nodes."""
-
-    cast: str  # "result", "common" or "none"
-    emit: Emit
 
 
 def _simple(op_type: str) -> Emit:
@@ -69,20 +58,7 @@ def _reduce(op_type: str) -> Emit:
 def _reshape(
     em: Emitter, xs: list[str], attrs: dict[str, Any], values: list[Value], out: Value, symbols: Symbols
 ) -> str:
-    pieces: list[str] = []
-    run: list[int] = []
-    for dim in attrs["shape"]:
-        if isinstance(dim, str):
-            if run:
-                pieces.append(em.ints(run))
-                run = []
-            source, axis = symbols[dim]
-            pieces.append(em.node("Shape", [source], f"size_{dim}", start=axis, end=axis + 1))
-        else:
-            run.append(int(dim))
-    if run:
-        pieces.append(em.ints(run))
-    shape = pieces[0] if len(pieces) == 1 else em.node("Concat", pieces, "shape", axis=0)
+    shape = em.shape(attrs["shape"], symbols)
     # numpy's 0 is a size of zero, ONNX's (by default) "copy the input's size"
     zero = any(d == 0 for d in attrs["shape"] if not isinstance(d, str))
     return em.node("Reshape", [xs[0], shape], "reshape", allowzero=int(zero))
@@ -141,51 +117,131 @@ def _where(
     )
 
 
+def _index_items(em: Emitter, index: list[dict[str, Any]], rank: int) -> list[tuple[str, Any]]:
+    """The stored index as (kind, value) items, the ellipsis expanded into full slices."""
+    items: list[tuple[str, Any]] = []
+    for item in index:
+        if "int" in item:
+            if isinstance(item["int"], str):
+                raise em.refuse(
+                    f"getitem at a dynamic position ({item['int']!r}) has no ONNX translation here"
+                )
+            items.append(("int", item["int"]))
+        elif "slice" in item:
+            items.append(("slice", list(item["slice"])))
+        elif "newaxis" in item:
+            items.append(("newaxis", None))
+        elif "array" in item:
+            items.append(("array", item["array"]))
+        else:
+            items.append(("ellipsis", None))
+    if ("ellipsis", None) in items:
+        at = items.index(("ellipsis", None))
+        fill = rank - sum(1 for kind, _ in items if kind in ("int", "slice", "array"))
+        items[at : at + 1] = [("slice", [None, None, None])] * fill
+    return items
+
+
+def _slices(em: Emitter, x: str, items: list[tuple[str, Any]], symbols: Symbols) -> str:
+    """One Slice for the slice items' bounds (which may be size expressions), axes kept."""
+    starts: list[int | str] = []
+    ends: list[int | str] = []
+    axes, steps = [], []
+    axis = 0
+    for kind, value in items:
+        if kind == "newaxis":
+            continue
+        if kind == "slice":
+            start, stop, step = value
+            step = 1 if step is None else step
+            start = start if start is not None else (0 if step > 0 else _INT64_MAX)
+            stop = stop if stop is not None else (_INT64_MAX if step > 0 else -_INT64_MAX - 1)
+            if (start, stop, step) != (0, _INT64_MAX, 1):
+                starts.append(start)
+                ends.append(stop)
+                axes.append(axis)
+                steps.append(step)
+        axis += 1
+    if not axes:
+        return x
+    bounds = [em.shape(starts, symbols), em.shape(ends, symbols)]
+    return em.node("Slice", [x, *bounds, em.ints(axes), em.ints(steps)], "slice")
+
+
 def _getitem(
     em: Emitter, xs: list[str], attrs: dict[str, Any], values: list[Value], out: Value, symbols: Symbols
 ) -> str:
-    """Basic indexing: one Slice over the indexed axes, a Squeeze of the integer ones, an
-    Unsqueeze for each ``None``."""
-    for item in attrs["index"]:
-        if "array" in item or any(isinstance(v, str) for v in item.get("slice", [item.get("int")])):
-            raise em.refuse(
-                f"getitem with an index array or a dynamic bound ({item}) has no ONNX translation here"
-            )
-    items = list(decode_index(attrs["index"]))
+    """numpy indexing. Basic: one Slice (bounds may follow dynamic sizes), a Squeeze of the
+    integer axes, an Unsqueeze for each ``None``. With index arrays (``x[rows, labels]``): the
+    slices first, then one GatherND over the indexed axes, which must be adjacent (numpy moves
+    the result's axes to the front otherwise)."""
     rank = values[0].ndim
-    if Ellipsis in items:
-        at = items.index(Ellipsis)
-        fill = rank - sum(1 for i in items if i is not None and i is not Ellipsis)
-        items[at : at + 1] = [slice(None)] * fill
-    starts, ends, axes, steps, squeeze, new_axes = [], [], [], [], [], []
+    items = _index_items(em, attrs["index"], rank)
+    if any(kind == "array" for kind, _ in items):
+        return _advanced(em, xs, items, values, out, symbols)
+    ints = [(kind, [v, v + 1 if v != -1 else _INT64_MAX, 1] if kind == "int" else v) for kind, v in items]
+    y = _slices(em, xs[0], [("slice", v) if kind == "int" else (kind, v) for kind, v in ints], symbols)
+    squeeze, new_axes = [], []
     axis = position = 0
-    for item in items:
-        if item is None:
+    for kind, _ in items:
+        if kind == "newaxis":
             new_axes.append(position)
             position += 1
             continue
-        if isinstance(item, int):
-            start, end, step = item, item + 1 if item != -1 else _INT64_MAX, 1
+        if kind == "int":
             squeeze.append(axis)
         else:
-            step = 1 if item.step is None else item.step
-            start = item.start if item.start is not None else (0 if step > 0 else _INT64_MAX)
-            end = item.stop if item.stop is not None else (_INT64_MAX if step > 0 else -_INT64_MAX - 1)
             position += 1
-        if (start, end, step) != (0, _INT64_MAX, 1):
-            starts.append(start)
-            ends.append(end)
-            axes.append(axis)
-            steps.append(step)
         axis += 1
-    y = xs[0]
-    if axes:
-        y = em.node("Slice", [y, em.ints(starts), em.ints(ends), em.ints(axes), em.ints(steps)], "slice")
     if squeeze:
         y = em.node("Squeeze", [y, em.ints(squeeze)], "index")
     if new_axes:
         y = em.node("Unsqueeze", [y, em.ints(new_axes)], "newaxis")
     return y if y != xs[0] else em.node("Identity", [y], "getitem")
+
+
+def _advanced(
+    em: Emitter,
+    xs: list[str],
+    items: list[tuple[str, Any]],
+    values: list[Value],
+    out: Value,
+    symbols: Symbols,
+) -> str:
+    if any(kind == "newaxis" for kind, _ in items):
+        raise em.refuse("getitem mixing index arrays and None has no ONNX translation here")
+    rank = values[0].ndim
+    indexed = [axis for axis, (kind, _) in enumerate(items) if kind in ("array", "int")]
+    first = indexed[0]
+    if indexed != list(range(first, first + len(indexed))):
+        raise em.refuse(
+            f"getitem with index arrays on axes {indexed}, not adjacent (numpy then moves the result's "
+            "axes first), has no ONNX translation here"
+        )
+    int64 = np.dtype(np.int64)
+    x = _slices(em, xs[0], items, symbols)
+    others = [axis for axis in range(rank) if axis not in indexed]
+    if first:  # the indexed axes first, as GatherND wants them
+        x = em.node("Transpose", [x], perm=indexed + others)
+    indices = [
+        em.as_dtype(values[1 + value], int64) if kind == "array" else em.constant(value, int64)
+        for kind, value in items if kind in ("array", "int")
+    ]
+    if len(indices) > 1:  # broadcast together, as numpy's index arrays
+        total = indices[0]
+        for index in indices[1:]:
+            total = em.node("Add", [total, index])
+        shape = em.node("Shape", [total])
+        indices = [em.node("Expand", [index, shape]) for index in indices]
+    stacked = em.node("Concat", [em.node("Unsqueeze", [i, em.ints([-1])]) for i in indices], axis=-1)
+    y = em.node("GatherND", [x, stacked], "getitem")
+    batch = out.ndim - len(others)  # the index arrays' broadcast rank
+    if first:  # the result's indexed dims back where the indexed axes were
+        perm = [batch + i for i in range(first)] + list(range(batch)) + [
+            batch + first + i for i in range(len(others) - first)
+        ]
+        y = em.node("Transpose", [y], "getitem", perm=perm)
+    return y
 
 
 def _not_equal(
@@ -250,4 +306,7 @@ OPS: dict[str, OpEmitter] = {
     "expand_dims": OpEmitter("none", _axes_op("Unsqueeze")),
     "cast": OpEmitter("none", _cast),
     "getitem": OpEmitter("none", _getitem),
+    **MATH_OPS,
+    **LAYOUT_OPS,
+    **INDEXING_OPS,
 }

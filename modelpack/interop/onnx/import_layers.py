@@ -273,3 +273,58 @@ def flatten(g: Graph, node: onnx.NodeProto, attrs: dict[str, Any]) -> None:
     if attrs.get("axis", 1) != 1:
         raise g.fail(node, f"axis={attrs['axis']} (modelpack flattens from axis 1)")
     g.layer(node, nn.Flatten(), g.value(node.input[0], node), "flatten")
+
+
+def conv_transpose(g: Graph, node: onnx.NodeProto, attrs: dict[str, Any]) -> None:
+    """ConvTranspose: the weight (in, out / groups, *kernel) is modelpack's layout too."""
+    if "output_shape" in attrs:
+        raise g.fail(node, "output_shape (give pads and output_padding)")
+    weight = _float_weight(g, node, 1, "weight")
+    dims = weight.ndim - 2
+    groups = attrs.get("group", 1)
+    arrays = {"weight": weight}
+    if has_input(node, 2):
+        arrays["bias"] = _float_weight(g, node, 2, "bias")
+    config = {
+        "channels": weight.shape[1] * groups,
+        "kernel_size": list(weight.shape[2:]),
+        "strides": list(attrs.get("strides", [1] * dims)),
+        "padding": _symmetric(g, node, attrs, dims),
+        "output_padding": list(attrs.get("output_padding", [0] * dims)),
+        "dilation": list(attrs.get("dilations", [1] * dims)),
+        "groups": groups,
+        "use_bias": "bias" in arrays,
+        "in_channels": weight.shape[0],
+        "dtype": weight.dtype.name,
+    }
+    block = _registered(g, node, f"Conv{dims}DTranspose", config)
+    block.set_parameters(arrays, source=g.where)
+    g.layer(node, block, g.value(node.input[0], node), "conv_transpose")
+
+
+def instancenorm(g: Graph, node: onnx.NodeProto, attrs: dict[str, Any]) -> None:
+    scale, bias = _float_weight(g, node, 1, "scale"), _float_weight(g, node, 2, "B")
+    config = {
+        "axis": 1,
+        "epsilon": float(attrs.get("epsilon", 1e-5)),
+        "center": True,
+        "scale": True,
+        "in_channels": scale.shape[0],
+        "dtype": scale.dtype.name,
+    }
+    block = _registered(g, node, "InstanceNorm", config)
+    block.set_parameters({"gamma": scale, "beta": bias}, source=g.where)
+    g.layer(node, block, g.value(node.input[0], node), "instancenorm")
+
+
+def pad(g: Graph, node: onnx.NodeProto, attrs: dict[str, Any]) -> None:
+    """Reflection padding of the last two axes of an NCHW input is ReflectionPad2D."""
+    mode = attrs.get("mode", "constant")
+    pads = [int(p) for p in constant_input(g, node, 1, "pads")]
+    if mode != "reflect" or has_input(node, 3):
+        raise g.fail(node, f"mode={mode!r} (modelpack pads by reflection, of the last two axes)")
+    if len(pads) != 8 or any(pads[i] for i in (0, 1, 4, 5)) or min(pads) < 0:
+        raise g.fail(node, f"pads {pads} (modelpack reflects the last two axes of a 4-D input only)")
+    width = [0, 0, 0, 0, pads[2], pads[6], pads[3], pads[7]]  # (before, after) per axis
+    block = _registered(g, node, "ReflectionPad2D", {"padding": width})
+    g.layer(node, block, g.value(node.input[0], node), "reflection_pad")

@@ -17,17 +17,22 @@ from .import_layers import (
     activation_layer,
     batchnorm,
     conv,
+    conv_transpose,
     flatten,
     gelu,
     gemm,
     global_pool,
+    instancenorm,
     layernorm,
     matmul,
+    pad,
     pool,
     prelu,
     selu,
 )
+from .import_ops_more import MORE_OPERATORS
 from .import_patterns import SILU
+from .import_recurrent import constant_of_shape, recurrent
 from .importer import Graph, Translator, constant_input, has_input, only_first_output, to_array
 
 __all__ = ["translate", "OPERATORS"]
@@ -47,7 +52,29 @@ def translate(g: Graph, node: onnx.NodeProto) -> None:
             f"{', '.join(sorted(OPERATORS))}",
         )
     attrs = {a.name: _attribute(a) for a in node.attribute}
+    if _fold(g, node):
+        return
     translator(g, node, attrs)
+
+
+# Layout operators whose result on small constants is itself a constant (torch.onnx computes a
+# Pad's pads this way): evaluated by onnx's reference implementation of that one operator.
+_FOLDABLE = {"Reshape", "Transpose", "Slice", "Cast", "Concat", "Squeeze", "Unsqueeze"}
+_FOLD_ELEMENTS = 4096
+
+
+def _fold(g: Graph, node: onnx.NodeProto) -> bool:
+    names = [n for n in node.input if n]
+    if node.op_type not in _FOLDABLE or not names or any(n not in g.constants for n in names):
+        return False
+    if any(n in g.vectors for n in names) or sum(g.constants[n].size for n in names) > _FOLD_ELEMENTS:
+        return False
+    from onnx.reference import ReferenceEvaluator
+
+    results = ReferenceEvaluator(node).run(None, {n: g.constants[n] for n in names})
+    for name, array in zip(node.output, results, strict=True):
+        g.constants[name] = np.asarray(array)
+    return True
 
 
 def _attribute(attribute: onnx.AttributeProto) -> Any:
@@ -283,6 +310,13 @@ OPERATORS: dict[str, Translator] = {
     "Gemm": gemm,
     "MatMul": matmul,
     "Conv": conv,
+    "ConvTranspose": conv_transpose,
+    "InstanceNormalization": instancenorm,
+    "Pad": pad,
+    "ConstantOfShape": constant_of_shape,
+    "RNN": recurrent,
+    "LSTM": recurrent,
+    "GRU": recurrent,
     "MaxPool": pool(False),
     "AveragePool": pool(True),
     "GlobalAveragePool": global_pool("Avg"),
@@ -328,4 +362,13 @@ OPERATORS: dict[str, Translator] = {
     "ReduceMean": _reduce("mean"),
     "ReduceMax": _reduce("max"),
     "ReduceMin": _reduce("min"),
+    "ReduceProd": _reduce("prod"),
+    "Ceil": _unary("ceil"),
+    "Floor": _unary("floor"),
+    "Sign": _unary("sign"),
+    "Reciprocal": _unary("reciprocal"),
+    "Not": _unary("logical_not"),
+    "And": _arith("logical_and"),
+    "Or": _arith("logical_or"),
+    **MORE_OPERATORS,
 }

@@ -5,10 +5,12 @@ Containers (``nn.Sequential`` ↔ ``Sequential``) keep their children's names, s
 (BatchNorm's ``weight`` is modelpack's ``gamma``). A module no row knows — including a
 subclass of a known one, whose ``forward`` may differ — is refused, naming its path and class.
 
-Three small torch classes stand for modelpack layers that torch spells with two modules:
+A few small torch classes stand for modelpack layers that torch spells otherwise:
 ``DenseLinear`` (a Linear that flattens its input and applies an activation),
-``ActivatedConv1d``/``2d``/``3d`` and ``AnyRankBatchNorm`` (modelpack's BatchNorm takes
-any rank from 2 on). Their parameters are named as torch's own.
+``ActivatedConv1d``/``2d``/``3d`` and ``ActivatedConvTranspose1d``/``2d``/``3d``,
+``AnyRankBatchNorm`` and ``AnyRankInstanceNorm`` (modelpack's norms take any rank), and
+``PerGroupNorm`` (MXNet's GroupNorm: one scale and shift per group, not per channel). Their
+parameters are named as torch's own.
 """
 
 from __future__ import annotations
@@ -33,6 +35,8 @@ __all__ = [
     "ActivatedConv2d",
     "ActivatedConv3d",
     "AnyRankBatchNorm",
+    "AnyRankInstanceNorm",
+    "PerGroupNorm",
 ]
 
 RTOL, ATOL = 1e-4, 1e-5  # float32, for the optional check on ``example``
@@ -81,6 +85,9 @@ def _activated(base: type[nn.Module]) -> type[nn.Module]:
 ActivatedConv1d = _activated(nn.Conv1d)
 ActivatedConv2d = _activated(nn.Conv2d)
 ActivatedConv3d = _activated(nn.Conv3d)
+ActivatedConvTranspose1d = _activated(nn.ConvTranspose1d)
+ActivatedConvTranspose2d = _activated(nn.ConvTranspose2d)
+ActivatedConvTranspose3d = _activated(nn.ConvTranspose3d)
 
 
 class AnyRankBatchNorm(nn.modules.batchnorm._BatchNorm):
@@ -91,9 +98,41 @@ class AnyRankBatchNorm(nn.modules.batchnorm._BatchNorm):
             raise ValueError(f"expected an input of rank 2 or more, got {input.dim()}")
 
 
+class AnyRankInstanceNorm(nn.modules.instancenorm._InstanceNorm):
+    """InstanceNorm over the axes after 1 of any batched input of rank 3 or more."""
+
+    def _check_input_dim(self, input: torch.Tensor) -> None:
+        if input.dim() < 3:
+            raise ValueError(f"expected an input of rank 3 or more, got {input.dim()}")
+
+    def forward(self, input: torch.Tensor) -> torch.Tensor:
+        self._check_input_dim(input)  # always batched: no rank-dependent unbatched case
+        return self._apply_instance_norm(input)
+
+
+class PerGroupNorm(nn.Module):
+    """MXNet's (modelpack's) GroupNorm: channels in ``num_groups`` groups, each example's group
+    normalised, then one scale (``weight``) and shift (``bias``) per group."""
+
+    def __init__(self, num_groups: int, eps: float = 1e-5) -> None:
+        super().__init__()
+        self.num_groups, self.eps = num_groups, eps
+        self.weight = nn.Parameter(torch.ones(num_groups))
+        self.bias = nn.Parameter(torch.zeros(num_groups))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        normed = nn.functional.group_norm(x, self.num_groups, None, None, self.eps)
+        grouped = normed.reshape(x.shape[0], self.num_groups, -1)
+        return (grouped * self.weight[:, None] + self.bias[:, None]).reshape(x.shape)
+
+
 _OWN_CLASSES: dict[str, type[nn.Module]] = {
     cls.__name__: cls
-    for cls in (DenseLinear, ActivatedConv1d, ActivatedConv2d, ActivatedConv3d, AnyRankBatchNorm)
+    for cls in (
+        DenseLinear, ActivatedConv1d, ActivatedConv2d, ActivatedConv3d, ActivatedConvTranspose1d,
+        ActivatedConvTranspose2d, ActivatedConvTranspose3d, AnyRankBatchNorm, AnyRankInstanceNorm,
+        PerGroupNorm,
+    )
 }
 
 
@@ -140,6 +179,8 @@ def _from_module(module: nn.Module, path: str) -> Block:
         config = row.config(module)
     except UnsupportedBlockError as exc:
         raise UnsupportedBlockError(f"{where}: {exc}") from None
+    if type(module) is nn.GroupNorm:
+        return _from_group_norm(module, config, where)
     block = registry.layer_type(row.modelpack).build(config)
     state = {name: tensor.detach().cpu().numpy().copy() for name, tensor in module.state_dict().items()}
     arrays = {}
@@ -153,6 +194,40 @@ def _from_module(module: nn.Module, path: str) -> Block:
             arrays[param.modelpack] = (np.ones if param.fill == "ones" else np.zeros)(shape, config["dtype"])
     block.set_parameters(arrays, source=where)
     return block
+
+
+def _from_group_norm(module: nn.GroupNorm, config: dict[str, Any], where: str) -> Block:
+    """torch's GroupNorm scales per channel, modelpack's per group. A scale and shift constant
+    within each group are per-group values; others stay exact as a GroupNorm without affine
+    followed by a BatchNorm that only scales and shifts (mean 0, variance 1, epsilon 0)."""
+    groups, channels = module.num_groups, module.num_channels
+    norm = registry.layer_type("GroupNorm").build(config)
+    ones, zeros = np.ones(groups, config["dtype"]), np.zeros(groups, config["dtype"])
+    if not module.affine:
+        norm.set_parameters({"gamma": ones, "beta": zeros}, source=where)
+        return norm
+    weight = module.weight.detach().cpu().numpy().reshape(groups, channels // groups)
+    bias = module.bias.detach().cpu().numpy().reshape(groups, channels // groups)
+    if (weight == weight[:, :1]).all() and (bias == bias[:, :1]).all():
+        norm.set_parameters({"gamma": weight[:, 0].copy(), "beta": bias[:, 0].copy()}, source=where)
+        return norm
+    norm.set_parameters({"gamma": ones, "beta": zeros}, source=where)
+    affine = registry.layer_type("BatchNorm").build(
+        {"epsilon": 0.0, "in_channels": channels, "dtype": config["dtype"]}
+    )
+    affine.set_parameters(
+        {
+            "gamma": weight.reshape(-1).copy(),
+            "beta": bias.reshape(-1).copy(),
+            "running_mean": np.zeros(channels, config["dtype"]),
+            "running_var": np.ones(channels, config["dtype"]),
+        },
+        source=where,
+    )
+    both = Sequential()
+    both.register_child(norm, "norm")
+    both.register_child(affine, "affine")
+    return both
 
 
 def to_torch(net: Block) -> nn.Module:

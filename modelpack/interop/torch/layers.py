@@ -11,8 +11,11 @@ The functions a row names live in ``translations`` (a family each). Nothing here
 torch: a ``config`` function reads a module's attributes, and classes are named, to be
 resolved by ``bridge``.
 
-GroupNorm has no row on purpose: modelpack's (MXNet's) holds one gamma and beta per group,
-torch's one per channel, and modelpack's config does not know the channel count.
+GroupNorm's row is special: modelpack's (MXNet's) holds one gamma and beta per group, torch's
+one per channel, and modelpack's config does not know the channel count. So ``to_torch``
+writes the bridge's ``PerGroupNorm`` (per-group affine, any channel count), and ``from_torch``
+of a torch GroupNorm goes through ``bridge`` (per-group values when its affine is constant
+within each group, else a GroupNorm followed by a per-channel scale and shift).
 """
 
 from __future__ import annotations
@@ -36,6 +39,8 @@ from .translations import (
     batchnorm_config,
     conv_build,
     conv_config,
+    conv_transpose_build,
+    conv_transpose_config,
     dense_build,
     dense_config,
     dropout_build,
@@ -44,6 +49,10 @@ from .translations import (
     flatten_config,
     global_build,
     global_config,
+    groupnorm_build,
+    groupnorm_config,
+    instancenorm_build,
+    instancenorm_config,
     layernorm_build,
     layernorm_config,
     pool_build,
@@ -51,6 +60,8 @@ from .translations import (
     recurrent_build,
     recurrent_config,
     recurrent_params,
+    reflection_pad_build,
+    reflection_pad_config,
     swish_build,
 )
 
@@ -101,6 +112,13 @@ _ALL_ROWS = (
                 _WEIGHT_BIAS,
             ),
             Row(
+                f"Conv{d}DTranspose",
+                (f"ConvTranspose{d}d", f"ActivatedConvTranspose{d}d"),
+                partial(conv_transpose_config, dims=d),
+                conv_transpose_build(f"ConvTranspose{d}d"),
+                _WEIGHT_BIAS,
+            ),
+            Row(
                 f"MaxPool{d}D",
                 (f"MaxPool{d}d",),
                 partial(pool_config, dims=d, average=False),
@@ -135,6 +153,23 @@ _ALL_ROWS = (
         ignored=("num_batches_tracked",),
     ),
     Row("LayerNorm", ("LayerNorm",), layernorm_config, layernorm_build, _NORM),
+    Row(
+        "InstanceNorm",
+        ("InstanceNorm1d", "InstanceNorm2d", "InstanceNorm3d", "AnyRankInstanceNorm"),
+        instancenorm_config,
+        instancenorm_build,
+        # modelpack always applies gamma and beta: an affine-free torch module's are 1 and 0
+        (Param("gamma", "weight", fill="ones"), Param("beta", "bias", fill="zeros")),
+        ignored=("running_mean", "running_var", "num_batches_tracked"),
+    ),
+    Row(
+        "GroupNorm",
+        ("PerGroupNorm", "GroupNorm"),
+        groupnorm_config,
+        groupnorm_build,
+        (Param("gamma", "weight"), Param("beta", "bias")),
+    ),
+    Row("ReflectionPad2D", ("ReflectionPad2d",), reflection_pad_config, reflection_pad_build),
     Row(
         "Embedding",
         ("Embedding",),

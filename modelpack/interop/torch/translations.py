@@ -155,6 +155,37 @@ def conv_build(torch_class: str) -> Callable[[Config], tuple[str, Config]]:
     return build
 
 
+def conv_transpose_config(m: Any, dims: int) -> Config:
+    """torch's ConvTranspose has modelpack's weight layout (in, out / groups, *kernel) and
+    output size rule, output_padding included."""
+    if any(p >= s for p, s in zip(m.output_padding, m.stride, strict=True)):
+        raise refuse(
+            f"output_padding={tuple(m.output_padding)} is not smaller than stride={tuple(m.stride)} "
+            "(torch allows up to the dilation; modelpack, as MXNet, only below the stride)"
+        )
+    return {**conv_config(m, dims), "output_padding": [int(p) for p in m.output_padding]}
+
+
+def conv_transpose_build(torch_class: str) -> Callable[[Config], tuple[str, Config]]:
+    plain = conv_build(torch_class)
+
+    def build(c: Config) -> tuple[str, Config]:
+        class_name, kwargs = plain(c)
+        return class_name, {**kwargs, "output_padding": tuple(c["output_padding"])}
+
+    return build
+
+
+def reflection_pad_config(m: Any) -> Config:
+    left, right, top, bottom = (int(p) for p in m.padding)  # torch: the last axis first
+    return {"padding": [0, 0, 0, 0, top, bottom, left, right]}
+
+
+def reflection_pad_build(c: Config) -> tuple[str, Config]:
+    top, bottom, left, right = c["padding"][4:]
+    return "ReflectionPad2d", {"padding": (left, right, top, bottom)}
+
+
 # -- pooling -------------------------------------------------------------------------------------
 def pool_config(m: Any, dims: int, average: bool) -> Config:
     if average:
@@ -257,6 +288,47 @@ def layernorm_build(c: Config) -> tuple[str, Config]:
         "elementwise_affine": c["scale"] or c["center"],
         "bias": c["center"],
     }
+
+
+def instancenorm_config(m: Any) -> Config:
+    if m.track_running_stats:
+        raise refuse("track_running_stats=True (normalises with running statistics at inference)")
+    affine = bool(m.affine)
+    return {
+        "axis": 1,
+        "epsilon": float(m.eps),
+        "center": affine,
+        "scale": affine,
+        "in_channels": m.num_features,
+        "dtype": dtype_of(m.weight) if affine else "float32",
+    }
+
+
+def instancenorm_build(c: Config) -> tuple[str, Config]:
+    if c["axis"] != 1 or not c["in_channels"]:
+        raise refuse(
+            f"axis={c['axis']}, in_channels={c['in_channels']} (torch normalises over axis 1, of a "
+            "known size)"
+        )
+    # modelpack always applies gamma and beta: torch's affine holds them
+    return "AnyRankInstanceNorm", {"num_features": c["in_channels"], "eps": c["epsilon"], "affine": True}
+
+
+def groupnorm_config(m: Any) -> Config:
+    """torch's nn.GroupNorm (one weight per channel) or the bridge's PerGroupNorm (one per group)."""
+    return {
+        "num_groups": int(m.num_groups),
+        "epsilon": float(m.eps),
+        "center": True,
+        "scale": True,
+        "dtype": dtype_of(m.weight) if m.weight is not None else "float32",
+    }
+
+
+def groupnorm_build(c: Config) -> tuple[str, Config]:
+    # modelpack's (MXNet's) gamma and beta are per group and it does not know the channel
+    # count: the bridge's own module has exactly that
+    return "PerGroupNorm", {"num_groups": c["num_groups"], "eps": c["epsilon"]}
 
 
 # -- the rest ------------------------------------------------------------------------------------

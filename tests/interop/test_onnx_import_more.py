@@ -1,0 +1,337 @@
+"""from_onnx of transposed convolutions, instance norms, reflection padding and the recurrent
+operators, on graphs torch.onnx exported (TorchScript exporter, dynamo=False) and graphs built
+with onnx.helper; onnxruntime (and onnx.reference) are the oracles.
+
+Tolerance: rtol 1e-4, atol 1e-5 (float32; the runtimes sum in their own order).
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+
+import modelpack
+from modelpack.errors import UnsupportedBlockError
+
+onnx = pytest.importorskip("onnx", reason="onnx is not installed (pip install -e '.[onnx]')")
+ort = pytest.importorskip("onnxruntime", reason="onnxruntime is not installed (pip install -e '.[onnx]')")
+torch = pytest.importorskip("torch", reason="torch is not installed: torch.onnx exports cannot be made")
+from onnx import TensorProto, helper, numpy_helper  # noqa: E402
+
+from modelpack.interop.onnx import from_onnx, to_onnx  # noqa: E402
+
+TOL = {"rtol": 1e-4, "atol": 1e-5}
+tnn = torch.nn
+
+
+def _runtime(path, inputs):
+    return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, inputs)
+
+
+def _export(module, x, path, batch_axis=0, outputs=("y",)):
+    dynamic = {"x": {batch_axis: "batch"}}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(module.eval(), (torch.from_numpy(x),), str(path), dynamo=False, input_names=["x"],
+                          output_names=list(outputs), dynamic_axes=dynamic, opset_version=17)
+    return path
+
+
+def _flat(result):
+    if isinstance(result, (list, tuple)):
+        return [leaf for item in result for leaf in _flat(item)]
+    return [np.asarray(result)]
+
+
+def _agree(net, path, x, batch_axis=0, batches=(4,)):
+    for batch in (None, *batches):
+        y = x
+        if batch is not None:
+            shape = list(x.shape)
+            shape[batch_axis] = batch
+            y = np.random.default_rng(batch).standard_normal(shape).astype(np.float32)
+        found, expected = _flat(net(y)), _runtime(path, {"x": y})
+        assert len(found) == len(expected)
+        for f, e in zip(found, expected, strict=True):
+            np.testing.assert_allclose(f, e, **TOL)
+
+
+@pytest.mark.parametrize(("module", "shape"), [
+    (tnn.ConvTranspose2d(3, 4, (3, 2), stride=(2, 3), padding=(1, 0), output_padding=(1, 2)), (2, 3, 5, 4)),
+    (tnn.ConvTranspose1d(4, 6, 3, stride=2, padding=1, groups=2, dilation=2, bias=False), (2, 4, 6)),
+    (tnn.ConvTranspose3d(2, 2, 2, stride=2), (1, 2, 3, 2, 3)),
+])
+def test_torch_transposed_convolutions(tmp_path, module, shape):
+    torch.manual_seed(0)
+    x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
+    path = _export(tnn.Sequential(module, tnn.ReLU()), x, tmp_path / "ct.onnx")
+    net = from_onnx(path)
+    assert "ConvTranspose" in type(net[0]).__name__ or "Transpose" in type(net[0]).__name__
+    _agree(net, path, x)
+
+
+def test_torch_instance_norm_and_reflection_pad(tmp_path):
+    torch.manual_seed(1)
+    module = tnn.Sequential(tnn.ReflectionPad2d((1, 2, 0, 1)), tnn.Conv2d(3, 4, 3), tnn.InstanceNorm2d(4, affine=True),
+                            tnn.ReLU(), tnn.InstanceNorm2d(4))
+    with torch.no_grad():
+        module[2].weight.uniform_(0.5, 1.5)
+        module[2].bias.uniform_(-1, 1)
+    x = np.random.default_rng(0).standard_normal((2, 3, 5, 6)).astype(np.float32)
+    path = _export(module, x, tmp_path / "style.onnx")
+    net = from_onnx(path)
+    kinds = {type(b).__name__ for _, b in net.named_blocks()}
+    assert {"ReflectionPad2D", "InstanceNorm"} <= kinds
+    _agree(net, path, x)
+    modelpack.export(net, tmp_path / "style.mpk")
+    np.testing.assert_allclose(modelpack.load(tmp_path / "style.mpk")(x), _runtime(path, {"x": x})[0], **TOL)
+
+
+class _Last(tnn.Module):
+    """A recurrent layer's output, and its final states, as separate graph outputs."""
+
+    def __init__(self, layer):
+        super().__init__()
+        self.layer = layer
+
+    def forward(self, x):
+        out, states = self.layer(x)
+        return (out, *states) if isinstance(states, tuple) else (out, states)
+
+
+@pytest.mark.parametrize(("make", "batch_first"), [
+    (lambda: tnn.LSTM(3, 4), False),
+    (lambda: tnn.LSTM(3, 4, num_layers=2, bidirectional=True, batch_first=True), True),
+    (lambda: tnn.GRU(3, 5, bidirectional=True), False),
+    (lambda: tnn.GRU(3, 4, num_layers=2, batch_first=True), True),
+    (lambda: tnn.RNN(3, 4, nonlinearity="relu"), False),
+    (lambda: tnn.RNN(3, 4, num_layers=2, bidirectional=True), False),
+])
+def test_torch_recurrent_layers(tmp_path, make, batch_first):
+    torch.manual_seed(2)
+    layer = make()
+    module = _Last(layer)
+    shape = (2, 5, 3) if batch_first else (5, 2, 3)
+    x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
+    count = 3 if isinstance(layer, tnn.LSTM) else 2
+    path = _export(module, x, tmp_path / "rnn.onnx", batch_axis=0 if batch_first else 1,
+                   outputs=[f"y{i}" for i in range(count)])
+    net = from_onnx(path)
+    assert type(layer).__name__ in {type(b).__name__ for _, b in net.named_blocks()}
+    _agree(net, path, x, batch_axis=0 if batch_first else 1)
+    with torch.no_grad():
+        expected = [t.numpy() for t in _flat_torch(module(torch.from_numpy(x)))]
+    for f, e in zip(_flat(net(x)), expected, strict=True):
+        np.testing.assert_allclose(f, e, **TOL)
+
+
+def _flat_torch(result):
+    return [t for item in result for t in (_flat_torch(item) if isinstance(item, (tuple, list)) else [item])]
+
+
+def test_to_onnx_then_from_onnx_for_the_new_layers(tmp_path):
+    from modelpack import nn
+    from modelpack.nn import rnn
+
+    net = nn.Sequential()
+    net.add(rnn.GRU(4, layout="NTC", bidirectional=True), nn.Dense(3, flatten=False))
+    net.initialize(seed=0)
+    x = np.random.default_rng(0).standard_normal((2, 5, 3)).astype(np.float32)
+    net(x)
+    to_onnx(net, tmp_path / "gru.onnx", example=x)
+    back = from_onnx(tmp_path / "gru.onnx")
+    np.testing.assert_allclose(back(x), net(x), **TOL)
+    conv = nn.Sequential()
+    conv.add(nn.Conv2DTranspose(2, 3, strides=2, padding=1, output_padding=1), nn.InstanceNorm(),
+             nn.ReflectionPad2D(1))
+    conv.initialize(seed=1)
+    x = np.random.default_rng(1).standard_normal((2, 3, 4, 5)).astype(np.float32)
+    conv(x)
+    to_onnx(conv, tmp_path / "conv.onnx", example=x)
+    back = from_onnx(tmp_path / "conv.onnx")
+    assert [type(b).__name__ for b in back.children.values()] == ["Conv2DTranspose", "InstanceNorm", "ReflectionPad2D"]
+    np.testing.assert_allclose(back(x), conv(x), **TOL)
+
+
+def _graph(node, x_shape, initializers, outputs=("y",)):
+    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, x_shape)],
+                              [helper.make_tensor_value_info(o, TensorProto.FLOAT, None) for o in outputs],
+                              [numpy_helper.from_array(a, n) for n, a in initializers.items()])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    return model
+
+
+def _lstm_weights(rng, hidden=2, features=3, gates=4):
+    return {"W": rng.standard_normal((1, gates * hidden, features)).astype(np.float32),
+            "R": rng.standard_normal((1, gates * hidden, hidden)).astype(np.float32)}
+
+
+@pytest.mark.parametrize(("op", "attrs", "extra", "message"), [
+    ("LSTM", {"hidden_size": 2, "clip": 3.0}, (), r"clip=3\.0 \(modelpack's layers have no such option\)"),
+    ("LSTM", {"hidden_size": 2, "direction": "reverse"}, (), r"direction='reverse'"),
+    ("GRU", {"hidden_size": 2}, (), r"linear_before_reset=0"),
+    ("LSTM", {"hidden_size": 2, "activations": ["Sigmoid", "Relu", "Tanh"]}, (), r"activations=\['Sigmoid', 'Relu', 'Tanh'\]"),
+    ("LSTM", {"hidden_size": 2, "input_forget": 1}, (), r"input_forget=1"),
+])
+def test_recurrent_options_modelpack_lacks_are_refused(tmp_path, op, attrs, extra, message):
+    rng = np.random.default_rng(0)
+    gates = 4 if op == "LSTM" else 3
+    weights = _lstm_weights(rng, gates=gates)
+    inputs = ["x", "W", "R"]
+    if extra:
+        weights["B"] = np.zeros((1, 2 * gates * 2), np.float32)
+        weights["seq"] = np.array([2, 2], np.int32)
+        inputs += list(extra)
+    node = helper.make_node(op, inputs, ["y"], **attrs)
+    onnx.save(_graph(node, [4, 2, 3], weights), str(tmp_path / "r.onnx"))
+    with pytest.raises(UnsupportedBlockError, match=message):
+        from_onnx(tmp_path / "r.onnx")
+
+
+def test_constant_padding_is_refused(tmp_path):
+    node = helper.make_node("Pad", ["x", "pads"], ["y"], mode="constant")
+    model = _graph(node, [1, 1, 3, 3], {"pads": np.array([0, 0, 1, 1, 0, 0, 1, 1], np.int64)})
+    onnx.save(model, str(tmp_path / "p.onnx"))
+    with pytest.raises(UnsupportedBlockError, match=r"\(Pad\): mode='constant'"):
+        from_onnx(tmp_path / "p.onnx")
+
+
+@pytest.mark.parametrize(("size", "folded"), [(6, True), (5000, False)])
+def test_small_constant_layout_subgraphs_fold_and_large_ones_stay_ops(tmp_path, size, folded):
+    """torch.onnx computes a Pad's pads from constants; only small constants are folded."""
+    weight = np.arange(size, dtype=np.float32)
+    nodes = [helper.make_node("Reshape", ["w", "shape"], ["w2"]), helper.make_node("Add", ["x", "w2"], ["y"])]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", size])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+                              [numpy_helper.from_array(weight.reshape(2, -1), "w"),
+                               numpy_helper.from_array(np.array([1, size], np.int64), "shape")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, str(tmp_path / "fold.onnx"))
+    net = from_onnx(tmp_path / "fold.onnx")
+    ops = [node["op"] for node in net.get_config()["graph"]["nodes"]]
+    assert ("reshape" not in ops) == folded
+    x = np.ones((3, size), np.float32)
+    np.testing.assert_allclose(net(x), _runtime(tmp_path / "fold.onnx", {"x": x})[0], **TOL)
+
+
+def _one_node(op, inputs, attrs, x_shape, initializers, outputs=1, dtype=TensorProto.FLOAT):
+    outs = [f"y{i}" for i in range(outputs)]
+    out_type = TensorProto.INT64 if op.startswith("Arg") else dtype
+    node = helper.make_node(op, ["x", *inputs], outs, **attrs)
+    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", dtype, x_shape)],
+                              [helper.make_tensor_value_info(o, out_type, None) for o in outs],
+                              [numpy_helper.from_array(a, n) for n, a in initializers.items()])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    return model
+
+
+X = np.random.default_rng(0).uniform(-3, 3, (2, 3, 4)).astype(np.float32)
+B = np.random.default_rng(1).random((2, 3, 4)) > 0.5
+
+
+@pytest.mark.parametrize(("op", "inputs", "attrs", "x", "initializers", "outputs"), [
+    ("Ceil", [], {}, X, {}, 1),
+    ("Floor", [], {}, X, {}, 1),
+    ("Sign", [], {}, X, {}, 1),
+    ("Reciprocal", [], {}, X, {}, 1),
+    ("Not", [], {}, B, {}, 1),
+    ("And", ["b"], {}, B, {"b": ~B[:1]}, 1),
+    ("Or", ["b"], {}, B, {"b": ~B[:1]}, 1),
+    ("ReduceProd", [], {"axes": [1, 2], "keepdims": 0}, X, {}, 1),
+    ("ArgMax", [], {"axis": 2}, X, {}, 1),
+    ("ArgMin", [], {"axis": -2, "keepdims": 0}, X, {}, 1),
+    ("CumSum", ["axis"], {}, X, {"axis": np.array(1, np.int64)}, 1),
+    ("Clip", ["lo", "hi"], {}, X, {"lo": np.array(-1, np.float32), "hi": np.array(0.5, np.float32)}, 1),
+    ("Clip", ["", "hi"], {}, X, {"hi": np.array(0.5, np.float32)}, 1),
+    ("Tile", ["reps"], {}, X, {"reps": np.array([1, 2, 3], np.int64)}, 1),
+    ("Split", ["sizes"], {"axis": 2}, X, {"sizes": np.array([1, 3], np.int64)}, 2),
+])
+def test_more_operators(tmp_path, op, inputs, attrs, x, initializers, outputs):
+    dtype = TensorProto.BOOL if x.dtype == bool else TensorProto.FLOAT
+    model = _one_node(op, inputs, attrs, ["n", *x.shape[1:]], initializers, outputs, dtype)
+    onnx.save(model, str(tmp_path / "op.onnx"))
+    net = from_onnx(tmp_path / "op.onnx")
+    for batch in (2, 5):
+        y = np.resize(x, (batch, *x.shape[1:]))
+        found, expected = _flat(net(y)), _runtime(tmp_path / "op.onnx", {"x": y})
+        for f, e in zip(found, expected, strict=True):
+            assert f.dtype == e.dtype and f.shape == e.shape
+            np.testing.assert_allclose(f, e, **TOL)
+
+
+@pytest.mark.parametrize(("op", "attrs", "message"), [
+    ("ArgMax", {"select_last_index": 1}, r"select_last_index=1"),
+    ("CumSum", {"exclusive": 1}, r"exclusive or reverse sums"),
+])
+def test_more_operators_refuse_what_numpy_does_not_do(tmp_path, op, attrs, message):
+    extra = {"axis": np.array(0, np.int64)} if op == "CumSum" else {}
+    model = _one_node(op, list(extra), attrs, [2, 3], extra)
+    onnx.save(model, str(tmp_path / "op.onnx"))
+    with pytest.raises(UnsupportedBlockError, match=message):
+        from_onnx(tmp_path / "op.onnx")
+
+
+def test_a_traced_model_of_the_newer_ops_round_trips(tmp_path):
+    from modelpack import nn
+    from modelpack.nn import functional as F
+
+    class Ops(nn.Block):
+        def forward(self, x):
+            a, b = np.split(np.tile(np.clip(x, -1.0, 2.0), (1, 2)), [3], axis=1)
+            return np.floor(a) + np.cumsum(b, axis=1)[:, :3], np.argmax(x, axis=1), F.sign(x) * np.ceil(x)
+
+    x = np.random.default_rng(0).uniform(-3, 3, (2, 4)).astype(np.float32)
+    to_onnx(Ops(), tmp_path / "ops.onnx", example=x)
+    back = from_onnx(tmp_path / "ops.onnx")
+    for f, e in zip(_flat(back(x)), _flat(Ops()(x)), strict=True):
+        assert f.dtype == e.dtype
+        np.testing.assert_allclose(f, e, **TOL)
+
+
+def test_torch_group_norm_export_converts(tmp_path):
+    """torch.onnx writes GroupNorm as a reshape, an InstanceNormalization over the groups, and a
+    per-channel scale and shift."""
+    torch.manual_seed(3)
+    module = tnn.Sequential(tnn.Conv2d(3, 6, 3), tnn.GroupNorm(3, 6), tnn.ConvTranspose2d(6, 2, 2, stride=2))
+    with torch.no_grad():
+        module[1].weight.uniform_(0.5, 1.5)
+        module[1].bias.uniform_(-1, 1)
+    x = np.random.default_rng(0).standard_normal((2, 3, 6, 7)).astype(np.float32)
+    path = _export(module, x, tmp_path / "gn.onnx")
+    net = from_onnx(path)
+    assert "InstanceNorm" in {type(b).__name__ for _, b in net.named_blocks()}
+    _agree(net, path, x)
+
+
+@pytest.mark.parametrize("kind", ["LSTM", "GRU"])
+@pytest.mark.parametrize("with_states", [False, True])
+def test_sequence_lengths_both_ways(tmp_path, kind, with_states):
+    """modelpack's use_sequence_length is ONNX's sequence_lens: to_onnx writes it, from_onnx reads it."""
+    from modelpack import nn
+    from modelpack.nn import rnn
+
+    class Masked(nn.Block):
+        def __init__(self):
+            super().__init__()
+            self.layer = getattr(rnn, kind)(3, bidirectional=True, use_sequence_length=True)
+
+        def forward(self, x, lengths):
+            if with_states:
+                return self.layer(x, self.layer.begin_state(batch_size=x.shape[1]), lengths)
+            return self.layer(x, None, lengths)
+
+    net = Masked()
+    net.initialize(seed=2)
+    x = np.random.default_rng(0).standard_normal((4, 3, 2)).astype(np.float32)
+    lengths = np.array([4, 1, 2], np.int32)
+    net(x, lengths)
+    to_onnx(net, tmp_path / "masked.onnx", example=(x, lengths), dynamic_batch=False,
+            dynamic_axes={0: {1: "batch"}, 1: {0: "batch"}})
+    back = from_onnx(tmp_path / "masked.onnx")
+    for f, e in zip(_flat(back(x, lengths)), _flat(net(x, lengths)), strict=True):
+        np.testing.assert_allclose(f, e, **TOL)
