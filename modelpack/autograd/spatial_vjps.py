@@ -8,16 +8,16 @@ kernel or window offset (a loop over a kernel's few positions, never over pixels
 from __future__ import annotations
 
 import itertools
-import math
 from typing import Any
 
 import numpy as np
 
 from ..nn.activations import as_float, float_input
-from ..nn.conv import _Conv, _ConvTranspose, windows
+from ..nn.conv import _Conv, _ConvTranspose
+from ..nn.kernels import conv as conv_kernels
 from ..nn.padding import ReflectionPad2D
 from ..nn.pooling import _AvgPool, _GlobalAvgPool, _GlobalMaxPool, _MaxPool, _Pool
-from .rules import Grads, LayerBackward, data, forward, rule, through_activation
+from .rules import Grads, LayerBackward, data, forward, forward_saving, rule, through_activation
 
 __all__: list[str] = []
 
@@ -53,82 +53,39 @@ def _conv_transpose(block: _ConvTranspose, x: Any) -> tuple[Any, LayerBackward]:
     out = forward(block, x)
     config = block.get_config()
     weight = data(block, "weight")  # (C, O/G, *kernel)
-    bias = data(block, "bias") if config["use_bias"] else None
 
     def backward(grad: np.ndarray, wants: frozenset[str]) -> tuple[Any, Grads]:
         array = as_float(x, weight.dtype)
-        n, c, dims, groups = array.shape[0], array.shape[1], array.ndim - 2, config["groups"]
-        kernel, strides = tuple(config["kernel_size"]), tuple(config["strides"])
-        dilation = tuple(config["dilation"])
-
-        def pre() -> Any:
-            z = block._compute(array)
-            return z if bias is None else z + bias.reshape(1, -1, *(1,) * dims)
-
-        grad = through_activation(config["activation"], grad, out, pre)
+        grad = through_activation(config["activation"], grad, out, lambda: block._compute(array)[0])
         grads = {}
         if "bias" in wants:
-            grads["bias"] = grad.sum(axis=(0, *range(2, 2 + dims)))
-        # The forward adds every (input pixel, kernel tap) product into an uncropped output,
-        # then crops the padding: put the gradient back there, and read it with the forward's
-        # windows (a convolution of the gradient, the transpose's adjoint).
-        full = tuple(o + 2 * p for o, p in zip(out.shape[2:], config["padding"], strict=True))
-        padded = np.zeros((n, grad.shape[1], *full), dtype=grad.dtype)
-        padded[_crop(tuple(config["padding"]), grad.shape[2:])] = grad
-        in_sizes = (slice(None), slice(None), *(slice(i) for i in array.shape[2:]))
-        win = windows(padded, kernel, strides, dilation)[in_sizes]
-        cols = win.reshape(n, groups, -1, *win.shape[2:])  # (N, G, O/G, *in, *kernel)
-        order = (0, 1, 2, *range(3 + dims, 3 + 2 * dims), *range(3, 3 + dims))
-        cols = np.ascontiguousarray(cols.transpose(order)).reshape(n, groups, -1, math.prod(array.shape[2:]))
-        weights = weight.reshape(groups, c // groups, -1)  # (G, C/G, O/G·K)
-        if "weight" in wants:
-            per_example = np.matmul(array.reshape(n, groups, c // groups, -1), np.swapaxes(cols, -1, -2))
-            grads["weight"] = per_example.sum(axis=0).reshape(weight.shape)
-        grad_x = np.matmul(weights[None], cols).reshape(array.shape) if "x" in wants else None
-        return grad_x, grads
+            grads["bias"] = conv_kernels.bias_grad(grad)
+        grad_x, grad_w = conv_kernels.transpose_backward(
+            grad, array, weight, block._geometry(), need_x="x" in wants, need_weight="weight" in wants)
+        if grad_w is not None:
+            grads["weight"] = grad_w
+        return (None if grad_x is None else grad_x.reshape(np.shape(x))), grads
 
     return out, backward
 
 
 @rule(_Conv)
 def _conv(block: _Conv, x: Any) -> tuple[Any, LayerBackward]:
-    out = forward(block, x)
+    out, saved = forward_saving(block, x)  # the forward's im2col columns, reused here
     config = block.get_config()
     weight = data(block, "weight")  # (O, C/G, *kernel)
-    bias = data(block, "bias") if config["use_bias"] else None
 
     def backward(grad: np.ndarray, wants: frozenset[str]) -> tuple[Any, Grads]:
         array = as_float(x, weight.dtype)
-        n, c, dims, groups = array.shape[0], array.shape[1], array.ndim - 2, config["groups"]
-        cols, out_sizes = block.columns(array)  # (N, G, C/G·K, P): the forward's im2col
-        kernels = weight.reshape(1, groups, weight.shape[0] // groups, -1)
-
-        def pre() -> Any:
-            z = np.matmul(kernels, cols).reshape(out.shape)
-            return z if bias is None else z + bias.reshape(1, -1, *(1,) * dims)
-
-        grad = through_activation(config["activation"], grad, out, pre)
-        per_group = grad.reshape(n, groups, -1, cols.shape[-1])  # (N, G, O/G, P)
+        grad = through_activation(config["activation"], grad, out, lambda: block._compute(array)[0])
         grads = {}
-        if "weight" in wants:
-            # One product per example, summed: BLAS reads the transposed columns in place, which
-            # measured 3-5x faster than one big product over transposed copies.
-            per_example = np.matmul(per_group, np.swapaxes(cols, -1, -2))
-            grads["weight"] = per_example.sum(axis=0).reshape(weight.shape)
         if "bias" in wants:
-            grads["bias"] = grad.sum(axis=(0, *range(2, 2 + dims)))
-        grad_x = None
-        if "x" in wants:  # col2im: each kernel offset's share goes back where it was read
-            kernel, padding = tuple(config["kernel_size"]), tuple(config["padding"])
-            shares = np.matmul(np.swapaxes(kernels, -1, -2), per_group).reshape(n, c, *kernel, *out_sizes)
-            padded = np.zeros((n, c, *(s + 2 * p for s, p in zip(array.shape[2:], padding, strict=True))),
-                              dtype=grad.dtype)
-            for offset in _offsets(kernel):
-                taps = _taps(offset, out_sizes, tuple(config["strides"]), tuple(config["dilation"]))
-                target, source = _spatial(taps), _spatial(offset)
-                padded[target] += shares[source]
-            grad_x = padded[_crop(padding, array.shape[2:])].reshape(np.shape(x))
-        return grad_x, grads
+            grads["bias"] = conv_kernels.bias_grad(grad)
+        grad_x, grad_w = conv_kernels.backward(
+            grad, saved, weight, block._geometry(), need_x="x" in wants, need_weight="weight" in wants)
+        if grad_w is not None:
+            grads["weight"] = grad_w
+        return (None if grad_x is None else grad_x.reshape(np.shape(x))), grads
 
     return out, backward
 
