@@ -1,13 +1,12 @@
 """The VJPs of the spatial layers, in 1, 2 and 3 dimensions: convolution and its transpose,
 max/average/global pooling, reflection padding (see ``rules`` for what a rule is).
 
-Each scatters gradients back the way the forward gathered values: one strided slice per
-kernel or window offset (a loop over a kernel's few positions, never over pixels).
+Convolution and pooling run their backward in ``nn.kernels`` (beside the forward they
+invert, reusing what it saved); the rules here route the arrays and the parameters.
 """
 
 from __future__ import annotations
 
-import itertools
 from typing import Any
 
 import numpy as np
@@ -15,6 +14,7 @@ import numpy as np
 from ..nn.activations import as_float, float_input
 from ..nn.conv import _Conv, _ConvTranspose
 from ..nn.kernels import conv as conv_kernels
+from ..nn.kernels import pool as pool_kernels
 from ..nn.padding import ReflectionPad2D
 from ..nn.pooling import _AvgPool, _GlobalAvgPool, _GlobalMaxPool, _MaxPool, _Pool
 from .rules import Grads, LayerBackward, data, forward, forward_saving, rule, through_activation
@@ -22,21 +22,6 @@ from .rules import Grads, LayerBackward, data, forward, forward_saving, rule, th
 __all__: list[str] = []
 
 Sizes = tuple[int, ...]
-
-
-def _offsets(kernel: Sizes) -> list[Sizes]:
-    return list(itertools.product(*(range(k) for k in kernel)))
-
-
-def _taps(offset: Sizes, out: Sizes, strides: Sizes, dilation: Sizes) -> tuple[slice, ...]:
-    """Where kernel offset ``offset`` reads for every output position: one strided slice per axis."""
-    axes = zip(offset, out, strides, dilation, strict=True)
-    return tuple(slice(j * d, j * d + (o - 1) * s + 1, s) for j, o, s, d in axes)
-
-
-def _at(offset: Sizes) -> tuple[Any, ...]:
-    """Index of one window offset in a (N, C, *out, *window) view."""
-    return (Ellipsis, *offset)
 
 
 def _spatial(index: tuple[Any, ...]) -> tuple[Any, ...]:
@@ -90,17 +75,18 @@ def _conv(block: _Conv, x: Any) -> tuple[Any, LayerBackward]:
     return out, backward
 
 
-def _pool_grad(block: _Pool, array: np.ndarray, out: Sizes, shares: list[Any]) -> np.ndarray:
-    """The input's gradient from each window offset's (N, C, *out) share, padding cropped."""
+def _full(block: _Pool, array: np.ndarray, out: Sizes) -> tuple[int, ...]:
+    """Shape of the padded input the forward's windows were read from."""
     config = block.get_config()
-    pool, strides, padding = tuple(config["pool_size"]), tuple(config["strides"]), tuple(config["padding"])
-    full = tuple(max(n + 2 * p, (o - 1) * s + k)  # the forward pads ceil_mode's last window too
-                 for n, p, o, s, k in zip(array.shape[2:], padding, out, strides, pool, strict=True))
-    grad = np.zeros((*array.shape[:2], *full), dtype=np.result_type(*shares))
-    for offset, share in zip(_offsets(pool), shares, strict=True):
-        target = _spatial(_taps(offset, out, strides, (1,) * len(pool)))
-        grad[target] += share
-    return grad[_crop(padding, array.shape[2:])]
+    pool, strides, padding = config["pool_size"], config["strides"], config["padding"]
+    axes = zip(array.shape[2:], padding, out, strides, pool, strict=True)
+    # The forward pads ceil_mode's last window too.
+    return (*array.shape[:2], *(max(n + 2 * p, (o - 1) * s + k) for n, p, o, s, k in axes))
+
+
+def _pool_backward(block: _Pool, grad_full: np.ndarray, array: np.ndarray) -> np.ndarray:
+    """The input's gradient: the padded one, cropped."""
+    return grad_full[_crop(tuple(block.get_config()["padding"]), array.shape[2:])]
 
 
 @rule(_MaxPool)
@@ -109,14 +95,11 @@ def _max_pool(block: _MaxPool, x: Any) -> tuple[Any, LayerBackward]:
 
     def backward(grad: np.ndarray, wants: frozenset[str]) -> tuple[Any, Grads]:
         array = float_input(x)
+        config = block.get_config()
         win, out = block._padded_windows(array, -np.inf)  # (N, C, *out, *pool)
-        offsets = _offsets(tuple(block.get_config()["pool_size"]))
-        best, first = win[_at(offsets[0])], np.zeros(grad.shape, dtype=np.intp)
-        for k, offset in enumerate(offsets[1:], start=1):
-            later = win[_at(offset)] > best  # strictly: a tie goes to the first, as in torch
-            best, first = np.where(later, win[_at(offset)], best), np.where(later, k, first)
-        shares = [np.where(first == k, grad, 0) for k in range(len(offsets))]
-        return _pool_grad(block, array, out, shares), {}
+        full = pool_kernels.max_backward(grad, win, result, tuple(config["pool_size"]),
+                                         tuple(config["strides"]), _full(block, array, out))
+        return _pool_backward(block, full, array), {}
 
     return result, backward
 
@@ -127,15 +110,12 @@ def _avg_pool(block: _AvgPool, x: Any) -> tuple[Any, LayerBackward]:
 
     def backward(grad: np.ndarray, wants: frozenset[str]) -> tuple[Any, Grads]:
         array = float_input(x)
+        config = block.get_config()
         out = grad.shape[2:]
-        counts = np.ones((), dtype=np.int64)
-        for axis, (n, o) in enumerate(zip(array.shape[2:], out, strict=True)):  # as the forward divides
-            shape = [1] * len(out)
-            shape[axis] = o
-            counts = counts * block._counts(n, o, axis).reshape(shape)
-        share = grad / counts.astype(grad.dtype)  # each window element gets 1/count of its window's
-        windows_per_output = len(_offsets(tuple(block.get_config()["pool_size"])))
-        return _pool_grad(block, array, out, [share] * windows_per_output), {}
+        share = grad / block._divisors(array.shape[2:], out, grad.dtype)  # 1/count of its window's
+        full = pool_kernels.spread(share, tuple(config["pool_size"]), tuple(config["strides"]),
+                                   _full(block, array, out))
+        return _pool_backward(block, full, array), {}
 
     return result, backward
 

@@ -201,7 +201,8 @@ def _col2im_last(rows: np.ndarray, weight: np.ndarray, g: Geometry, n: int, out_
     product = np.empty((groups, rows.shape[1], cg), rows.dtype)
     for tap, offset in enumerate(g.offsets()):
         np.matmul(rows, flat[..., tap], out=product)
-        target = buffer[(slice(None), *g.taps(offset, out_sizes))]  # (N, *out, G, C/G)
+        where = (slice(None), *g.taps(offset, out_sizes))
+        target = buffer[where]  # (N, *out, G, C/G)
         target += np.moveaxis(product.reshape(groups, n, *out_sizes, cg), 0, -2)
     return buffer.reshape(n, *full, channels)
 
@@ -250,7 +251,8 @@ def backward(grad: np.ndarray, saved: Saved, weight: np.ndarray, g: Geometry, *,
         padded = np.zeros((n, c, *full), dtype=grad.dtype)
         for offset in g.offsets():
             target = (slice(None), slice(None), *g.taps(offset, saved.out_sizes))
-            padded[target] += shares[(slice(None), slice(None), *offset)]
+            source = (slice(None), slice(None), *offset)
+            padded[target] += shares[source]
         crop = (slice(None), slice(None), *(slice(p, p + s) for p, s in zip(g.padding, saved.in_shape[2:],
                                                                                strict=True)))
         grad_x = padded[crop] if any(g.padding) else padded
