@@ -65,17 +65,21 @@ FORWARD_TOLERANCE = {"rtol": 1e-4, "atol": 1e-4}  # float32, the sums of differe
 STEP_TOLERANCE = {"rtol": 1e-3, "atol": 1e-5}  # one SGD step's weights
 
 
+CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
+clock = CLOCKS["wall"]
+
+
 def median_seconds(runs: list[Callable[[], object]], repeats: int, warmups: int = 2) -> list[float]:
-    """Median wall time of each run, timed in turn ``repeats`` times, after ``warmups``."""
+    """Median time of each run by ``clock``, timed in turn ``repeats`` times, after ``warmups``."""
     for _ in range(warmups):
         for run in runs:
             run()
     times: list[list[float]] = [[] for _ in runs]
     for _ in range(repeats):
         for run, bucket in zip(runs, times, strict=True):
-            start = time.perf_counter()
+            start = clock()
             run()
-            bucket.append(time.perf_counter() - start)
+            bucket.append(clock() - start)
     return [statistics.median(bucket) for bucket in times]
 
 
@@ -170,8 +174,13 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=15, help="timed rounds per workload")
     parser.add_argument("--threads", type=int, default=2, help="threads for both sides (default 2)")
     parser.add_argument("--only", default="", help="comma-separated workload builders (mlp,cnn,...)")
+    parser.add_argument("--clock", choices=sorted(CLOCKS), default="wall",
+                        help="wall time (default), or the process's CPU time: steadier on a shared "
+                        "machine, and fair with --threads 1 only (it counts every thread's spinning)")
     parser.add_argument("--write", action="store_true", help="update this section of BENCHMARKS.md")
     args = parser.parse_args()
+    global clock
+    clock = CLOCKS[args.clock]
     torch.set_num_threads(args.threads)
     size, repeats = ("quick", 3) if args.quick else ("full", args.repeats)
     chosen = [b for b in WORKLOADS if not args.only or b.__name__ in args.only.split(",")]
@@ -183,7 +192,8 @@ def main() -> None:
         HEADING,
         "",
         f"`python bench/compute.py --write`: forward (inference) and one SGD training step (forward, softmax "
-        f"cross-entropy, backward, update with momentum) of each workload, float32, median of {repeats} rounds "
+        f"cross-entropy, backward, update with momentum) of each workload, float32, {args.clock} time, "
+        f"median of {repeats} rounds "
         f"timing each side once in turn, after 2 warm-ups; one process, {args.threads} thread(s) on both sides "
         f"(numpy's BLAS and torch); torch {torch.__version__}, numpy {np.__version__}, modelpack {__version__}, "
         f"{os.cpu_count()} cores ({platform.machine()}). Ratio = modelpack ÷ torch: above 1, modelpack is "

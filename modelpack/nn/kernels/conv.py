@@ -29,6 +29,7 @@ from numpy.lib.stride_tricks import as_strided, sliding_window_view
 
 from ...errors import InputError
 from .. import budget
+from . import parallel
 
 __all__ = ["Geometry", "Saved", "windows", "channels_last", "forward", "backward",
            "transpose_forward", "transpose_backward"]
@@ -116,7 +117,7 @@ def _to_last(array: np.ndarray, padding: Sizes) -> np.ndarray:
     budget.charge(budget.nbytes(shape, array.dtype), what)
     buffer = np.zeros(shape, array.dtype) if any(padding) else np.empty(shape, array.dtype)
     inner = (slice(None), *(slice(p, p + size) for p, size in zip(padding, array.shape[2:], strict=True)))
-    buffer[inner] = np.moveaxis(array, 1, -1)
+    parallel.copy(buffer[inner], np.moveaxis(array, 1, -1))
     return buffer
 
 
@@ -130,7 +131,7 @@ def _columns_last(buffer: np.ndarray, g: Geometry, out_sizes: Sizes) -> np.ndarr
     view = as_strided(buffer, shape, strides, writeable=False)
     budget.charge(budget.nbytes(shape, buffer.dtype), "gathering its windows (im2col)")
     cols = np.empty(shape, buffer.dtype)
-    np.copyto(cols, view)
+    parallel.copy(cols, view)
     return cols.reshape(n * math.prod(out_sizes), groups, -1)
 
 
@@ -155,9 +156,9 @@ def _channel_first(rows: np.ndarray, n: int, out_sizes: Sizes, bias: np.ndarray 
     out = np.empty((n, groups * og, *out_sizes), dtype)
     target = out.reshape(n, groups, og, *out_sizes)
     if bias is None:
-        np.copyto(target, source)
+        parallel.copy(target, source)
     else:
-        np.add(source, bias.reshape(1, groups, og, *(1,) * dims), out=target)
+        parallel.ufunc(np.add, source, bias.reshape(1, groups, og, *(1,) * dims), out=target)
     return out
 
 
@@ -179,7 +180,9 @@ def forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, g: Geome
     budget.charge(budget.nbytes((n, c, *g.kernel, *out_sizes), x.dtype), "gathering its windows (im2col)")
     split = win.reshape(n, groups, c // groups, *out_sizes, *g.kernel)
     order = (0, 1, 2, *range(3 + dims, 3 + 2 * dims), *range(3, 3 + dims))
-    cols = np.ascontiguousarray(split.transpose(order)).reshape(n, groups, -1, math.prod(out_sizes))
+    cols = np.empty(split.transpose(order).shape, x.dtype)
+    parallel.copy(cols, split.transpose(order))
+    cols = cols.reshape(n, groups, -1, math.prod(out_sizes))
     kernels = weight.reshape(1, groups, o // groups, -1)
     budget.charge(budget.nbytes((n, o, *out_sizes), x.dtype), "its output")
     out = np.matmul(kernels, cols).reshape(n, o, *out_sizes)
@@ -203,22 +206,29 @@ def _col2im_last(rows: np.ndarray, weight: np.ndarray, g: Geometry, n: int, out_
         np.matmul(rows, flat[..., tap], out=product)
         where = (slice(None), *g.taps(offset, out_sizes))
         target = buffer[where]  # (N, *out, G, C/G)
-        target += np.moveaxis(product.reshape(groups, n, *out_sizes, cg), 0, -2)
+        share = np.moveaxis(product.reshape(groups, n, *out_sizes, cg), 0, -2)
+        parallel.ufunc(np.add, target, share, out=target)
     return buffer.reshape(n, *full, channels)
 
 
 def _to_first(buffer: np.ndarray, padding: Sizes, sizes: Sizes) -> np.ndarray:
     """Channels-last (N, *full, C) → channel-first (N, C, *sizes), the padding cropped."""
     crop = (slice(None), *(slice(p, p + s) for p, s in zip(padding, sizes, strict=True)))
-    return np.ascontiguousarray(np.moveaxis(buffer[crop], -1, 1))
+    out = np.empty((buffer.shape[0], buffer.shape[-1], *sizes), buffer.dtype)
+    parallel.copy(out, np.moveaxis(buffer[crop], -1, 1))
+    return out
 
 
 def _rows(grad: np.ndarray, groups: int) -> np.ndarray:
     """(N, O, *out) → (G, N·P, O/G): the output's gradient as the GEMMs read it."""
     n, o, dims = grad.shape[0], grad.shape[1], grad.ndim - 2
     split = grad.reshape(n, groups, o // groups, *grad.shape[2:])
-    order = (1, 0, *range(3, 3 + dims), 2)
-    return np.ascontiguousarray(split.transpose(order)).reshape(groups, -1, o // groups)
+    source = split.transpose(0, *range(3, 3 + dims), 1, 2)  # (N, *out, G, O/G)
+    rows = np.empty(source.shape, grad.dtype)
+    parallel.copy(rows, source)
+    if groups == 1:
+        return rows.reshape(1, -1, o)
+    return np.ascontiguousarray(np.moveaxis(rows, -2, 0)).reshape(groups, -1, o // groups)
 
 
 def backward(grad: np.ndarray, saved: Saved, weight: np.ndarray, g: Geometry, *, need_x: bool = True,

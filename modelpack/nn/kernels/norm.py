@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from . import parallel
+
 __all__ = ["Stats", "batch_norm", "batch_norm_backward"]
 
 
@@ -32,7 +34,17 @@ def _three(array: np.ndarray, axis: int) -> np.ndarray:
 
 
 def _channel_sum(three: np.ndarray) -> np.ndarray:
-    return three.sum(axis=2).sum(axis=0)
+    return parallel.total(lambda part: part.sum(axis=2).sum(axis=0), three)
+
+
+def _channel_dot(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Σ a·b per channel of two (outer, C, inner) arrays, without their product's temporary."""
+    parts = parallel.over_batch(lambda rows: np.einsum("ijk,ijk->j", a[rows], b[rows]), a.shape[0], a.size)
+    return sum(parts[1:], parts[0])
+
+
+def _centred(three: np.ndarray, mean: np.ndarray) -> np.ndarray:
+    return parallel.ufunc(np.subtract, three, mean[None, :, None], out=np.empty_like(three))
 
 
 def batch_statistics(x: np.ndarray, axis: int) -> tuple[np.ndarray, np.ndarray]:
@@ -40,8 +52,8 @@ def batch_statistics(x: np.ndarray, axis: int) -> tuple[np.ndarray, np.ndarray]:
     three = _three(x, axis)
     count = x.dtype.type(three.shape[0] * three.shape[2])
     mean = _channel_sum(three) / count
-    centred = three - mean[None, :, None]
-    var = np.einsum("ijk,ijk->j", centred, centred) / count
+    centred = _centred(three, mean)
+    var = _channel_dot(centred, centred) / count
     return mean.astype(x.dtype, copy=False), var.astype(x.dtype, copy=False)
 
 
@@ -52,8 +64,9 @@ def batch_norm(x: np.ndarray, axis: int, mean: np.ndarray, var: np.ndarray, gamm
     inv_std = (1 / np.sqrt(var.astype(dtype) + dtype.type(epsilon))).astype(dtype, copy=False)
     scale = inv_std if gamma is None else gamma * inv_std
     shift = beta - mean * scale
-    out = np.multiply(_three(x, axis), scale[None, :, None])
-    out += shift[None, :, None]
+    three = _three(x, axis)
+    out = parallel.ufunc(np.multiply, three, scale[None, :, None], out=np.empty_like(three))
+    parallel.ufunc(np.add, out, shift[None, :, None], out=out)
     return out.reshape(x.shape), Stats(mean.astype(dtype, copy=False), inv_std, batch)
 
 
@@ -63,17 +76,18 @@ def batch_norm_backward(grad: np.ndarray, x: np.ndarray, axis: int, stats: Stats
     x too: ∂x = γ·inv_std·(g − mean(g) − x̂·mean(g·x̂)); with running ones, γ·inv_std·g."""
     g3, x3 = _three(grad, axis), _three(x, axis)
     channel = (None, slice(None), None)
-    x_hat = x3 - stats.mean[channel]
-    x_hat *= stats.inv_std[channel]
+    x_hat = _centred(x3, stats.mean)
+    parallel.ufunc(np.multiply, x_hat, stats.inv_std[channel], out=x_hat)
     grad_beta = _channel_sum(g3)
-    grad_gamma = np.einsum("ijk,ijk->j", g3, x_hat)
+    grad_gamma = _channel_dot(g3, x_hat)
     scale = stats.inv_std if gamma is None else gamma * stats.inv_std
     if not stats.batch:
-        return np.multiply(g3, scale[channel]).reshape(x.shape), grad_gamma, grad_beta
+        grad_x = parallel.ufunc(np.multiply, g3, scale[channel], out=x_hat)
+        return grad_x.reshape(x.shape), grad_gamma, grad_beta
     count = grad.dtype.type(g3.shape[0] * g3.shape[2])
     grad_x = x_hat  # reused in place: −x̂·mean(g·x̂) + g − mean(g), then times the scale
-    grad_x *= (-grad_gamma / count)[channel]
-    grad_x += g3
-    grad_x -= (grad_beta / count)[channel]
-    grad_x *= scale[channel]
+    parallel.ufunc(np.multiply, grad_x, (-grad_gamma / count)[channel], out=grad_x)
+    parallel.ufunc(np.add, grad_x, g3, out=grad_x)
+    parallel.ufunc(np.subtract, grad_x, (grad_beta / count)[channel], out=grad_x)
+    parallel.ufunc(np.multiply, grad_x, scale[channel], out=grad_x)
     return grad_x.reshape(x.shape), grad_gamma, grad_beta

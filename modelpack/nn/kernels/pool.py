@@ -15,6 +15,8 @@ from typing import Any
 
 import numpy as np
 
+from . import parallel
+
 __all__ = ["offsets", "max_over", "sum_over", "max_backward", "spread"]
 
 Sizes = tuple[int, ...]
@@ -35,22 +37,30 @@ def _taps(offset: Sizes, out: Sizes, strides: Sizes) -> tuple[Any, ...]:
     return (slice(None), slice(None), *(slice(j, j + (o - 1) * s + 1, s) for j, o, s in axes))
 
 
+def _fold(win: np.ndarray, pool: Sizes, step: Any) -> np.ndarray:
+    """One (N, C, *out) buffer: the first offset's view, then ``step(buffer, view)`` with each
+    further offset's, in place; chunks of the batch in parallel."""
+    first, *rest = offsets(pool)
+    out = np.empty(win[_at(first)].shape, win.dtype)
+
+    def run(rows: slice) -> None:
+        part = win[rows]
+        np.copyto(out[rows], part[_at(first)])
+        for offset in rest:
+            step(out[rows], part[_at(offset)], out=out[rows])
+
+    parallel.over_batch(run, out.shape[0], out.size * len(rest))
+    return out
+
+
 def max_over(win: np.ndarray, pool: Sizes) -> np.ndarray:
     """The maximum of each window of a (N, C, *out, *pool) view (NaN propagates)."""
-    first, *rest = offsets(pool)
-    out = np.array(win[_at(first)])
-    for offset in rest:
-        np.maximum(out, win[_at(offset)], out=out)
-    return out
+    return _fold(win, pool, np.maximum)
 
 
 def sum_over(win: np.ndarray, pool: Sizes) -> np.ndarray:
     """The sum of each window of a (N, C, *out, *pool) view."""
-    first, *rest = offsets(pool)
-    out = np.array(win[_at(first)])
-    for offset in rest:
-        out += win[_at(offset)]
-    return out
+    return _fold(win, pool, np.add)
 
 
 def _disjoint(pool: Sizes, strides: Sizes) -> bool:
@@ -62,18 +72,23 @@ def max_backward(grad: np.ndarray, win: np.ndarray, out: np.ndarray, pool: Sizes
     """The (padded, ``full``-shaped) input's gradient: each output's to the first position of
     its window that holds the maximum (ties to the first, as torch)."""
     result = np.zeros(full, grad.dtype)
-    free = np.ones(out.shape, bool)  # outputs whose maximum is not placed yet
-    hit = np.empty(out.shape, bool)
     disjoint = _disjoint(pool, strides)
-    for offset in offsets(pool):
-        np.equal(win[_at(offset)], out, out=hit)
-        hit &= free
-        free ^= hit
-        target = result[_taps(offset, out.shape[2:], strides)]
-        if disjoint:
-            np.multiply(grad, hit, out=target)
-        else:
-            target += grad * hit
+
+    def run(rows: slice) -> None:
+        part, grad_part, out_part, result_part = win[rows], grad[rows], out[rows], result[rows]
+        free = np.ones(out_part.shape, bool)  # outputs whose maximum is not placed yet
+        hit = np.empty(out_part.shape, bool)
+        for offset in offsets(pool):
+            np.equal(part[_at(offset)], out_part, out=hit)
+            hit &= free
+            free ^= hit
+            target = result_part[_taps(offset, out.shape[2:], strides)]
+            if disjoint:
+                np.multiply(grad_part, hit, out=target)
+            else:
+                target += grad_part * hit
+
+    parallel.over_batch(run, grad.shape[0], grad.size * len(offsets(pool)))
     return result
 
 
@@ -82,10 +97,14 @@ def spread(share: np.ndarray, pool: Sizes, strides: Sizes, full: tuple[int, ...]
     output's ``share`` (average pooling)."""
     result = np.zeros(full, share.dtype)
     disjoint = _disjoint(pool, strides)
-    for offset in offsets(pool):
-        target = result[_taps(offset, share.shape[2:], strides)]
-        if disjoint:
-            target[...] = share
-        else:
-            target += share
+
+    def run(rows: slice) -> None:
+        for offset in offsets(pool):
+            target = result[rows][_taps(offset, share.shape[2:], strides)]
+            if disjoint:
+                np.copyto(target, share[rows])
+            else:
+                target += share[rows]
+
+    parallel.over_batch(run, share.shape[0], share.size * len(offsets(pool)))
     return result
