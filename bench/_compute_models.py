@@ -42,12 +42,13 @@ def mlp(size: str) -> Workload:
     batch, width = _size(size, (256, 1024), (16, 32))
     rng = np.random.default_rng(0)
     net = nn.Sequential()
-    net.add(nn.Dense(width, activation="relu", in_units=784), nn.Dense(width, activation="relu", in_units=width),
-            nn.Dense(10, in_units=width))
+    net.add(nn.Dense(width, activation="relu", in_units=784),
+            nn.Dense(width, activation="relu", in_units=width), nn.Dense(10, in_units=width))
     model = torch.nn.Sequential(torch.nn.Linear(784, width), torch.nn.ReLU(), torch.nn.Linear(width, width),
                                 torch.nn.ReLU(), torch.nn.Linear(width, 10))
     x = rng.standard_normal((batch, 784)).astype(np.float32)
-    return Workload("MLP", f"{batch}×784 → {width} → {width} → 10", 1.2, net, model, x, _labels(rng, (batch,)))
+    shapes = f"{batch}×784 → {width} → {width} → 10"
+    return Workload("MLP", shapes, 1.2, net, model, x, _labels(rng, (batch,)))
 
 
 def cnn(size: str) -> Workload:
@@ -74,8 +75,8 @@ def lenet(size: str) -> Workload:
     net = nn.Sequential()
     net.add(nn.Conv2D(6, 5, padding=2, activation="sigmoid", in_channels=1), nn.AvgPool2D(2, 2),
             nn.Conv2D(16, 5, activation="sigmoid", in_channels=6), nn.AvgPool2D(2, 2),
-            nn.Dense(120, activation="sigmoid", in_units=400), nn.Dense(84, activation="sigmoid", in_units=120),
-            nn.Dense(10, in_units=84))
+            nn.Dense(120, activation="sigmoid", in_units=400),
+            nn.Dense(84, activation="sigmoid", in_units=120), nn.Dense(10, in_units=84))
     t = torch.nn
     model = t.Sequential(t.Conv2d(1, 6, 5, padding=2), t.Sigmoid(), t.AvgPool2d(2, 2),
                          t.Conv2d(6, 16, 5), t.Sigmoid(), t.AvgPool2d(2, 2), t.Flatten(),
@@ -141,8 +142,8 @@ def resnet(size: str) -> Workload:
     net.add(nn.GlobalAvgPool2D(), nn.Dense(10, in_units=previous))
     layers += [t.AdaptiveAvgPool2d(1), t.Flatten(), t.Linear(previous, 10)]
     x = rng.standard_normal((batch, 3, side, side)).astype(np.float32)
-    return Workload("ResNet-18-style", f"{batch}×3×{side}×{side}, widths {'/'.join(map(str, widths))}, "
-                    "8 residual blocks, BatchNorm", 2.0, net, t.Sequential(*layers), x, _labels(rng, (batch,)))
+    shapes = f"{batch}×3×{side}×{side}, widths {'/'.join(map(str, widths))}, 8 residual blocks, BatchNorm"
+    return Workload("ResNet-18-style", shapes, 2.0, net, t.Sequential(*layers), x, _labels(rng, (batch,)))
 
 
 # -- Transformer encoder block: d2l's chapter 11.7 ------------------------------------------------
@@ -173,7 +174,7 @@ class EncoderBlock(nn.Block):
         q, k, v = self._split(self.w_q(x)), self._split(self.w_k(x)), self._split(self.w_v(x))
         scores = npx.batch_dot(q, k, transpose_b=True) / math.sqrt(q.shape[-1])
         attended = npx.batch_dot(npx.softmax(scores), v)
-        attended = attended.reshape(-1, self.heads, attended.shape[1], attended.shape[2]).transpose(0, 2, 1, 3)
+        attended = attended.reshape(-1, self.heads, *attended.shape[1:]).transpose(0, 2, 1, 3)
         y = self.ln1(x + self.w_o(attended.reshape(attended.shape[0], attended.shape[1], -1)))
         return self.head(self.ln2(y + self.ffn2(self.ffn1(y))))
 

@@ -30,8 +30,8 @@ import statistics
 import sys
 import time
 from collections.abc import Callable
-from typing import Any
 from pathlib import Path
+from typing import Any
 
 
 def _threads_from_argv() -> str:
@@ -47,12 +47,13 @@ def _threads_from_argv() -> str:
 if __name__ == "__main__":  # as a script; an importing test leaves the environment alone
     for _variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[_variable] = _threads_from_argv()
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    sys.path[:0] = [str(Path(__file__).resolve().parent), str(Path(__file__).resolve().parents[1])]
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from modelpack import __version__, autograd, gluon, nn  # noqa: E402
+from modelpack import __version__, autograd, gluon  # noqa: E402
+from modelpack.nn.kernels import parallel  # noqa: E402
 
 try:
     from _compute_models import WORKLOADS, Workload  # noqa: E402
@@ -163,8 +164,9 @@ def rows_of(result: dict[str, Any]) -> list[str]:
         ours, theirs = result[kind]
         ratio = ours / theirs
         label = "forward" if kind == "forward" else "training step"
-        rows.append(f"| {work.name} | {label} | {work.shapes} | {ours * 1e3:.2f} ms | {theirs * 1e3:.2f} ms | "
-                    f"{ratio:.2f}× | {_verdict(ratio, work.target)} |")
+        times = f"{ours * 1e3:.2f} ms | {theirs * 1e3:.2f} ms"
+        verdict = _verdict(ratio, work.target)
+        rows.append(f"| {work.name} | {label} | {work.shapes} | {times} | {ratio:.2f}× | {verdict} |")
     return rows
 
 
@@ -182,22 +184,25 @@ def main() -> None:
     global clock
     clock = CLOCKS[args.clock]
     torch.set_num_threads(args.threads)
+    parallel.set_threads(args.threads)
     size, repeats = ("quick", 3) if args.quick else ("full", args.repeats)
     chosen = [b for b in WORKLOADS if not args.only or b.__name__ in args.only.split(",")]
     rows = []
+    load_before = f"{os.getloadavg()[0]:.1f}"
     for build in chosen:
         rows += rows_of(measure(build, size, repeats))
         print(rows[-2], rows[-1], sep="\n", flush=True)
     lines = [
         HEADING,
         "",
-        f"`python bench/compute.py --write`: forward (inference) and one SGD training step (forward, softmax "
-        f"cross-entropy, backward, update with momentum) of each workload, float32, {args.clock} time, "
-        f"median of {repeats} rounds "
-        f"timing each side once in turn, after 2 warm-ups; one process, {args.threads} thread(s) on both sides "
-        f"(numpy's BLAS and torch); torch {torch.__version__}, numpy {np.__version__}, modelpack {__version__}, "
-        f"{os.cpu_count()} cores ({platform.machine()}). Ratio = modelpack ÷ torch: above 1, modelpack is "
-        "slower; targets are issue 18's. Only the ratio is worth comparing, and it is one run's measurement.",
+        f"`python bench/compute.py {' '.join(sys.argv[1:])}`: forward (inference) and one SGD training step "
+        "(forward, softmax cross-entropy, backward, update with momentum) of each workload, float32, "
+        f"{args.clock} time, median of {repeats} rounds timing each side once in turn, after 2 warm-ups; "
+        f"one process, {args.threads} thread(s) on both sides (numpy's BLAS, modelpack's kernels, torch); "
+        f"torch {torch.__version__}, numpy {np.__version__}, modelpack {__version__}, {os.cpu_count()} cores "
+        f"({platform.machine()}), load average {load_before} before and {os.getloadavg()[0]:.1f} after. "
+        "Ratio = modelpack ÷ torch: above 1, modelpack is slower; targets are issue 18's. Only the ratio is "
+        "worth comparing, and it is one run's measurement.",
         "",
         "| workload | pass | shapes | modelpack | torch | ratio | target |",
         "|---|---|---|---:|---:|---:|---|",
