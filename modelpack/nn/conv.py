@@ -167,9 +167,9 @@ class _Conv(Block):
         return self.weight.shape[1] * self._groups
 
     def forward(self, x: Any) -> np.ndarray:
-        return self._forward(x)[0]
+        return self._forward(x, backward=False)[0]
 
-    def _forward(self, x: Any) -> tuple[np.ndarray, Any]:
+    def _forward(self, x: Any, backward: bool = True) -> tuple[np.ndarray, Any]:
         """The output, and what the backward needs of this call (``kernels.conv``)."""
         array = as_float(x, self._dtype)
         kind = type(self).__name__
@@ -178,7 +178,7 @@ class _Conv(Block):
         if c % self._groups:
             raise InputError(f"{kind} input has {c} channels, not divisible by groups={self._groups}")
         self.weight.shape = self._weight_shape(c)
-        out, saved = self._compute(array)
+        out, saved = self._compute(array, backward)
         if self._act is None:
             return out, saved
         budget.charge(out.nbytes, "its output")
@@ -187,10 +187,10 @@ class _Conv(Block):
     def _geometry(self) -> kernels.Geometry:
         return kernels.Geometry(self._kernel, self._strides, self._padding, self._dilation, self._groups)
 
-    def _compute(self, array: np.ndarray) -> tuple[np.ndarray, Any]:
+    def _compute(self, array: np.ndarray, backward: bool = True) -> tuple[np.ndarray, Any]:
         """The convolution plus the bias (before the activation), and what the backward needs."""
         bias = self.bias.data() if self._use_bias else None
-        return kernels.forward(array, self.weight.data(), bias, self._geometry())
+        return kernels.forward(array, self.weight.data(), bias, self._geometry(), backward=backward)
 
     def get_config(self) -> dict[str, Any]:
         config: dict[str, Any] = {
@@ -269,7 +269,7 @@ class _ConvTranspose(_Conv):
     def _in_channels(self) -> int:
         return self.weight.shape[0]
 
-    def _compute(self, array: np.ndarray) -> tuple[np.ndarray, Any]:
+    def _compute(self, array: np.ndarray, backward: bool = True) -> tuple[np.ndarray, Any]:
         geometry = self._geometry()
         _, out_sizes = kernels.transpose_sizes(array.shape[2:], geometry, self._output_padding)
         if min(out_sizes) < 1:

@@ -92,12 +92,16 @@ def windows(padded: np.ndarray, kernel: Sizes, strides: Sizes, dilation: Sizes |
     return view[index]
 
 
-def channels_last(channels_per_group: int, kernel: Sizes) -> bool:
-    """The layout of the columns, as measured on d2l's shapes: channels first for a 1×1
-    kernel (its columns are the input, subsampled) and for few channels per group (runs of ow
-    values are then longer than channels-last's kw·C/G); otherwise channels last, whose single
-    GEMM and tap-by-tap col2im made the backward up to 2× faster."""
-    return math.prod(kernel) > 1 and channels_per_group * kernel[-1] >= 16
+def channels_last(channels_per_group: int, kernel: Sizes, positions: int, *, backward: bool = True) -> bool:
+    """The layout of the columns, as measured on d2l's shapes (one thread, CPU time): channels
+    first for a 1×1 kernel (its columns are the input, subsampled), for few channels per group
+    (runs of ow values are then longer than channels-last's kw·C/G), and, when no backward
+    will reuse the columns, for many output positions per example (a GEMM per example then
+    writes the channel-first output directly). Otherwise channels last: its single GEMM and
+    tap-by-tap col2im made the backward up to 2× faster."""
+    if math.prod(kernel) == 1 or channels_per_group * kernel[-1] < 16:
+        return False
+    return backward or positions < 256
 
 
 def _pad(array: np.ndarray, padding: Sizes) -> np.ndarray:
@@ -163,13 +167,14 @@ def _channel_first(rows: np.ndarray, n: int, out_sizes: Sizes, bias: np.ndarray 
 
 
 def forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, g: Geometry,
-            *, last: bool | None = None) -> tuple[np.ndarray, Saved]:
-    """Cross-correlation of x (N, C, *S) with weight (O, C/G, *K), plus bias: (out, saved)."""
+            *, last: bool | None = None, backward: bool = True) -> tuple[np.ndarray, Saved]:
+    """Cross-correlation of x (N, C, *S) with weight (O, C/G, *K), plus bias: (out, saved);
+    ``backward`` says whether a backward will reuse the columns (it picks their layout)."""
     n, c, dims, groups = x.shape[0], x.shape[1], len(g.kernel), g.groups
     out_sizes = g.out_sizes(x.shape[2:])
     o = weight.shape[0]
     if last is None:
-        last = channels_last(c // groups, g.kernel)
+        last = channels_last(c // groups, g.kernel, math.prod(out_sizes), backward=backward)
     if last:
         cols = _columns_last(_to_last(x, g.padding), g, out_sizes)
         budget.charge(budget.nbytes((n, o, *out_sizes), x.dtype), "its output")  # the GEMM's rows

@@ -150,7 +150,9 @@ def test_transposed_convolution_is_the_adjoint(drawn, data) -> None:
     assert_near(grad_w, expected_w)
 
 
-def test_the_layout_heuristic_takes_channels_first_for_few_channels_and_1x1() -> None:
-    assert not kernels.channels_last(3, (3, 3))
-    assert not kernels.channels_last(64, (1, 1))
-    assert kernels.channels_last(16, (3, 3))
+def test_the_layout_heuristic() -> None:
+    assert not kernels.channels_last(3, (3, 3), 1024)  # few channels
+    assert not kernels.channels_last(64, (1, 1), 64)  # 1×1
+    assert kernels.channels_last(16, (3, 3), 1024)
+    assert not kernels.channels_last(16, (3, 3), 1024, backward=False)  # inference, large maps
+    assert kernels.channels_last(64, (3, 3), 64, backward=False)
