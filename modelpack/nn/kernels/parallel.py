@@ -56,6 +56,16 @@ def set_threads(count: int) -> None:
             _pool = None
 
 
+def _forget_pool() -> None:
+    """In a forked child the pool's threads do not exist: start a new pool on first use."""
+    global _pool, _lock
+    _pool, _lock = None, threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pool)
+
+
 def _executor(count: int) -> ThreadPoolExecutor:
     global _pool
     with _lock:

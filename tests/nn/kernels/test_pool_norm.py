@@ -170,3 +170,26 @@ def test_threaded_passes_equal_the_single_threaded_ones():
                     np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
                 else:
                     np.testing.assert_array_equal(a, b)
+
+
+def test_a_forked_child_gets_its_own_pool():
+    """The parent's pool threads do not exist after fork: a child's pass must not wait on them."""
+    import multiprocessing
+
+    before = parallel.threads()
+    parallel.set_threads(2)
+    try:
+        x = np.random.default_rng(0).standard_normal((4, 8, 64, 64)).astype(np.float32)
+        parallel.copy(np.empty_like(x), x)  # the parent's pool exists now
+        context = multiprocessing.get_context("fork")
+        with context.Pool(1) as pool:
+            assert pool.apply_async(_copy_in_child).get(timeout=60)
+    finally:
+        parallel.set_threads(before)
+
+
+def _copy_in_child() -> bool:
+    x = np.arange(4 * 8 * 64 * 64, dtype=np.float32).reshape(4, 8, 64, 64)
+    out = np.empty_like(x)
+    parallel.copy(out, x)
+    return bool(np.array_equal(out, x))
