@@ -60,7 +60,7 @@ try:
 except ImportError:  # imported from a test, as bench._compute_models's sibling
     from bench._compute_models import WORKLOADS, Workload  # noqa: E402
 
-HEADING = "## Compute (`bench/compute.py`)"
+HEADING = "## Compute (`bench/compute.py`), {threads} thread(s), {clock} time"  # a section per setting
 REPORT = Path(__file__).resolve().parents[1] / "BENCHMARKS.md"
 FORWARD_TOLERANCE = {"rtol": 1e-4, "atol": 1e-4}  # float32, the sums of different orders
 STEP_TOLERANCE = {"rtol": 1e-3, "atol": 1e-5}  # one SGD step's weights
@@ -192,8 +192,9 @@ def main() -> None:
     for build in chosen:
         rows += rows_of(measure(build, size, repeats))
         print(rows[-2], rows[-1], sep="\n", flush=True)
+    heading = HEADING.format(threads=args.threads, clock=args.clock)
     lines = [
-        HEADING,
+        heading,
         "",
         f"`python bench/compute.py {' '.join(sys.argv[1:])}`: forward (inference) and one SGD training step "
         "(forward, softmax cross-entropy, backward, update with momentum) of each workload, float32, "
@@ -212,7 +213,7 @@ def main() -> None:
     print("\n".join(lines))
     if args.write:
         text = REPORT.read_text(encoding="utf-8")
-        section = re.compile(re.escape(HEADING) + r".*?(?=\n## |\Z)", flags=re.S)
+        section = re.compile(re.escape(heading) + r".*?(?=\n## |\Z)", flags=re.S)
         new = section.sub(lambda _: "\n".join(lines).rstrip("\n"), text) if section.search(text) else (
             text.rstrip("\n") + "\n\n" + "\n".join(lines))
         REPORT.write_text(new.rstrip("\n") + "\n", encoding="utf-8")
