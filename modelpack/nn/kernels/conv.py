@@ -9,13 +9,15 @@ chosen by shape (``channels_last``):
   transposed to channels-last once, in the same copy that pads it, so each window is read as
   runs of kw·C/G contiguous values, and one GEMM over every example computes every output; the
   transposition back to channels-first is folded into the pass that adds the bias;
-- channels first, (N, C/G·K, P): runs of ow values, one GEMM per example writing the
-  channel-first output directly. It wins for few input channels (a network's first layer).
+- channels first, (N, C/G·K, P): runs of ow values, one GEMM per example (one einsum for a
+  depthwise convolution) writing the channel-first output directly. It wins for few input
+  channels (a network's first layer), 1×1 kernels, and inference on large maps.
 
 The backward reuses the forward's columns: the weight's gradient is one GEMM of them with the
-output's gradient, the input's is the transposed GEMM scattered back (col2im: one strided add
-per kernel tap, never a loop over pixels). A transposed convolution is the input-gradient of a
-convolution, so it runs on the same code.
+output's gradient, the input's is the transposed GEMM scattered back (col2im: a GEMM and a
+strided add per kernel tap, never a loop over pixels). A transposed convolution is the
+input-gradient of a convolution, so it runs on the same code. The copies and element-wise
+passes run on ``parallel``'s threads, the GEMMs on BLAS's.
 """
 
 from __future__ import annotations

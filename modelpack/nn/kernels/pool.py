@@ -76,12 +76,17 @@ def max_backward(grad: np.ndarray, win: np.ndarray, out: np.ndarray, pool: Sizes
 
     def run(rows: slice) -> None:
         part, grad_part, out_part, result_part = win[rows], grad[rows], out[rows], result[rows]
-        free = np.ones(out_part.shape, bool)  # outputs whose maximum is not placed yet
+        free = np.empty(out_part.shape, bool)  # outputs whose maximum is not placed yet
         hit = np.empty(out_part.shape, bool)
-        for offset in offsets(pool):
+        every = offsets(pool)
+        for k, offset in enumerate(every):
             np.equal(part[_at(offset)], out_part, out=hit)
-            hit &= free
-            free ^= hit
+            if k == 0:
+                np.logical_not(hit, out=free)
+            else:
+                hit &= free
+                if k < len(every) - 1:
+                    free ^= hit
             target = result_part[_taps(offset, out.shape[2:], strides)]
             if disjoint:
                 np.multiply(grad_part, hit, out=target)
