@@ -6,7 +6,8 @@ padding, dilation, groups (depthwise included), non-square kernels and inputs.
 Tolerance: float32 results within ``atol=1e-4·scale, rtol=1e-4`` of the float64 reference,
 ``scale`` the largest reference magnitude (the kernels sum up to a few hundred float32
 products in an order BLAS chooses). Both column layouts (channels last and first) are checked,
-and the backward against the same reference's adjoint.
+and the backward against the same reference's adjoint; the layers and their gradients also
+against torch where it is installed.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import itertools
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -156,3 +158,40 @@ def test_the_layout_heuristic() -> None:
     assert kernels.channels_last(16, (3, 3), 1024)
     assert not kernels.channels_last(16, (3, 3), 1024, backward=False)  # inference, large maps
     assert kernels.channels_last(64, (3, 3), 64, backward=False)
+
+
+@settings(max_examples=25, deadline=None)
+@given(drawn=geometries(), data=st.data(), wide=st.booleans())
+def test_layers_and_gradients_match_torch(drawn, data, wide) -> None:
+    """The layers through autograd (the kernels' default layout choice, wide channels included
+    so that channels-last columns are taken) against torch's functional convolution, float32
+    on both sides; same tolerance as against the reference."""
+    torch = pytest.importorskip("torch")
+    from modelpack import autograd, nn
+
+    g, sizes, batch, cg, og = drawn
+    if wide:
+        cg, og = cg * 4, og * 4
+    dims = len(sizes)
+    x, w = _draw_arrays(data, g, sizes, batch, cg, og)
+    layer = {1: nn.Conv1D, 2: nn.Conv2D, 3: nn.Conv3D}[dims](
+        og * g.groups, g.kernel, strides=g.strides, padding=g.padding, dilation=g.dilation, groups=g.groups,
+        in_channels=cg * g.groups)
+    layer.initialize()
+    layer.weight.set_data(w)
+    layer.bias.set_data(np.linspace(-1, 1, og * g.groups, dtype=np.float32))
+    variable = autograd.Variable(x)
+    with autograd.record():
+        out = layer(variable)
+    head = np.random.default_rng(4).standard_normal(out.shape).astype(np.float32)
+    out.backward(head)
+
+    tx, tw = torch.tensor(x, requires_grad=True), torch.tensor(w, requires_grad=True)
+    tb = torch.tensor(layer.bias.data(), requires_grad=True)
+    conv = getattr(torch.nn.functional, f"conv{dims}d")
+    expected = conv(tx, tw, tb, stride=g.strides, padding=g.padding, dilation=g.dilation, groups=g.groups)
+    expected.backward(torch.tensor(head))
+    assert_near(out.value, expected.detach().numpy().astype(np.float64))
+    assert_near(variable.grad, tx.grad.numpy().astype(np.float64))
+    assert_near(layer.weight.grad(), tw.grad.numpy().astype(np.float64))
+    assert_near(layer.bias.grad(), tb.grad.numpy().astype(np.float64))
