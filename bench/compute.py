@@ -17,7 +17,12 @@ rounds each time both sides once, in turn, after warm-ups, and the medians' rati
 (modelpack ÷ torch: above 1, modelpack is slower) is printed against the issue's target
 (≤ 2× for the convolutional workloads, ≤ 1.2× for the MLP; none for the Transformer).
 
-    python bench/compute.py [--quick] [--repeats 15] [--threads 2] [--write]
+    python bench/compute.py [--quick] [--repeats 15] [--threads 2] [--clock wall|cpu] [--only cnn] [--write]
+
+``--write`` replaces (or adds) this setting's section of BENCHMARKS.md, one per thread count
+and clock. With other processes busy on the machine, wall times at 2 threads mostly measure
+the contention (idle BLAS and OpenMP threads spin on the cores the other side needs):
+``--threads 1 --clock cpu`` is the steadier comparison there.
 """
 
 from __future__ import annotations
@@ -202,8 +207,9 @@ def main() -> None:
         f"one process, {args.threads} thread(s) on both sides (numpy's BLAS, modelpack's kernels, torch); "
         f"torch {torch.__version__}, numpy {np.__version__}, modelpack {__version__}, {os.cpu_count()} cores "
         f"({platform.machine()}), load average {load_before} before and {os.getloadavg()[0]:.1f} after. "
-        "Ratio = modelpack ÷ torch: above 1, modelpack is slower; targets are issue 18's. Only the ratio is "
-        "worth comparing, and it is one run's measurement.",
+        "Ratio = modelpack ÷ torch: above 1, modelpack is slower; targets are issue 18's, set for 2 threads "
+        "and wall time (the default settings); on a shared machine CPU time at 1 thread is the steadier "
+        "measure. Only the ratio is worth comparing, and it is one run's measurement.",
         "",
         "| workload | pass | shapes | modelpack | torch | ratio | target |",
         "|---|---|---|---:|---:|---:|---|",
