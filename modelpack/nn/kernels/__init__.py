@@ -5,12 +5,15 @@ by side, on plain numpy arrays.
   as im2col and one GEMM, and its gradients;
 - ``pool``: max and average pooling over window offsets, and their gradients;
 - ``norm``: BatchNorm as one fused scale and shift, with batch or running statistics, and its
-  gradient.
+  gradient;
+- ``parallel``: the memory-bound passes split over the batch on a few threads (numpy runs a
+  copy or a ufunc on one core; BLAS already runs the GEMMs on all).
 
 The layers (``nn.conv``, ``nn.pooling``, ``nn.norm``) call the forwards; the autograd rules
 (``autograd.spatial_vjps``, ``autograd.layer_vjps``) call the backwards with what the forward
-saved, so both passes share one layout and one arithmetic. Kernels import numpy and
-``nn.budget`` only; they know nothing of blocks, parameters or configs.
+saved, so both passes share one layout and one arithmetic. Kernels import numpy, ``nn.budget``
+and ``errors`` only; they know nothing of blocks, parameters or configs. Pure numpy is the
+only implementation: no compiled extension is needed.
 """
 
 from __future__ import annotations
