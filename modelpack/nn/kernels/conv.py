@@ -213,6 +213,28 @@ def _product(kernels: np.ndarray, operand: np.ndarray, subscripts: str) -> np.nd
     return np.matmul(kernels, operand)
 
 
+def _flippable(g: Geometry) -> bool:
+    """Whether the input's gradient is a plain convolution of the output's: at stride 1, with
+    padding no wider than the kernel's reach (its own padding is then span − 1 − padding)."""
+    return all(s == 1 for s in g.strides) and all(p < s for p, s in zip(g.padding, g.span, strict=True))
+
+
+def _full_correlation(grad: np.ndarray, weight: np.ndarray, g: Geometry) -> np.ndarray:
+    """The input's gradient at stride 1: the output's gradient correlated with the flipped
+    kernel, input and output channels swapped per group. For a depthwise convolution this one
+    einsum over windows measured 3× faster than scattering the taps back (col2im) on d2l's
+    shapes; for the others col2im is faster."""
+    groups, dims = g.groups, len(g.kernel)
+    o, cg = weight.shape[:2]
+    split = weight.reshape(groups, o // groups, cg, *g.kernel)
+    reversed_taps: tuple[slice, ...] = (slice(None),) * 3 + (slice(None, None, -1),) * dims
+    flipped = split[reversed_taps]
+    swapped = np.ascontiguousarray(flipped.swapaxes(1, 2)).reshape(groups * cg, o // groups, *g.kernel)
+    padding = tuple(s - 1 - p for s, p in zip(g.span, g.padding, strict=True))
+    flipped_geometry = Geometry(g.kernel, g.strides, padding, g.dilation, groups)
+    return forward(grad, swapped, None, flipped_geometry, last=False, backward=False)[0]
+
+
 def _col2im_last(rows: np.ndarray, weight: np.ndarray, g: Geometry, n: int, out_sizes: Sizes,
                  full: Sizes) -> np.ndarray:
     """Σ over kernel taps of rows (G, N·P, O/G) times that tap's weights, each added onto a
@@ -279,7 +301,9 @@ def backward(grad: np.ndarray, saved: Saved, weight: np.ndarray, g: Geometry, *,
             grad_w = np.einsum("ngop,ngkp->gok", per_example, saved.cols).reshape(weight.shape)
         else:
             grad_w = np.matmul(per_example, np.swapaxes(saved.cols, -1, -2)).sum(axis=0).reshape(weight.shape)
-    if need_x:
+    if need_x and _depthwise(weight, groups) and _flippable(g):
+        grad_x = _full_correlation(grad, weight, g)
+    elif need_x:
         products = _product(np.swapaxes(kernels, -1, -2), per_example, "gko,ngop->ngkp")
         shares: np.ndarray = products.reshape(n, c, *g.kernel, *saved.out_sizes)
         full = tuple(s + 2 * p for s, p in zip(saved.in_shape[2:], g.padding, strict=True))
