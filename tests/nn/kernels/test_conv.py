@@ -195,3 +195,24 @@ def test_layers_and_gradients_match_torch(drawn, data, wide) -> None:
     assert_near(variable.grad, tx.grad.numpy().astype(np.float64))
     assert_near(layer.weight.grad(), tw.grad.numpy().astype(np.float64))
     assert_near(layer.bias.grad(), tb.grad.numpy().astype(np.float64))
+
+
+@pytest.mark.parametrize("dims", [1, 2, 3])
+@pytest.mark.parametrize("multiplier", [1, 2])
+@pytest.mark.parametrize("last", [True, False])
+def test_depthwise_against_the_reference(dims, multiplier, last) -> None:
+    """Depthwise (one input channel per group) at stride 1 and 2, the shapes MobileNet-style
+    blocks use: both layouts, forward and backward (stride 1 takes the flipped correlation)."""
+    rng = np.random.default_rng(dims * 10 + multiplier)
+    for strides, dilation in (((1,) * dims, (1,) * dims), ((2,) * dims, (1,) * dims), ((1,) * dims, (2,) * dims)):
+        g = kernels.Geometry((3,) * dims, strides, (1,) * dims, dilation, 6)
+        x = rng.standard_normal((2, 6, *(7,) * dims)).astype(np.float32)
+        w = rng.standard_normal((6 * multiplier, 1, *(3,) * dims)).astype(np.float32)
+        out, saved = kernels.forward(x, w, None, g, last=last)
+        assert_near(out, reference_forward(x, w, g))
+        grad = rng.standard_normal(out.shape).astype(np.float32)
+        grad_x, grad_w = kernels.backward(grad, saved, w, g)
+        expected_x, expected_w = reference_backward(x, w, grad, g)
+        assert grad_x is not None and grad_w is not None
+        assert_near(grad_x, expected_x)
+        assert_near(grad_w, expected_w)
