@@ -24,11 +24,11 @@ from ..nn.activations import (  # _SELU_*: the forward's own constants
 )
 from ..nn.basic import Dense, Dropout, Embedding, Flatten
 from ..nn.compose import Identity, Lambda
-from ..nn.mode import is_training
+from ..nn.kernels import norm as norm_kernels
 from ..nn.norm import BatchNorm, GroupNorm, InstanceNorm, LayerNorm
 from ..nn.rnn.cells import RecurrentCell
 from ..nn.rnn.layers import _RNNLayer
-from .rules import PASS_THROUGH, Grads, LayerBackward, data, forward, rule, through_activation
+from .rules import PASS_THROUGH, Grads, LayerBackward, data, forward, forward_saving, rule, through_activation
 from .vjps import VJPS
 
 __all__: list[str] = []
@@ -186,26 +186,16 @@ def _normalised(array: np.ndarray, axes: Any, epsilon: float) -> tuple[np.ndarra
 @rule(BatchNorm)
 def _batch_norm(block: BatchNorm, x: Any) -> tuple[Any, LayerBackward]:
     config = block.get_config()
-    batch_stats = is_training() and not config["use_global_stats"]
-    # Without batch statistics, the forward normalises with the running ones (it leaves them be).
-    running = None if batch_stats else (data(block, "running_mean"), data(block, "running_var"))
-    out = forward(block, x)  # in training, also updates the running averages, once
+    # In training, also updates the running averages, once; the statistics it normalised
+    # with (the batch's, or the running ones it left be) are the backward's.
+    out, stats = forward_saving(block, x)
 
     def backward(grad: np.ndarray, wants: frozenset[str]) -> tuple[Any, Grads]:
         array = as_float(x, grad.dtype)
-        axis = config["axis"] % array.ndim
-        reduce = tuple(i for i in range(array.ndim) if i != axis)
-        shape = [1] * array.ndim
-        shape[axis] = -1
-        if running is None:
-            x_hat, inv_std = _normalised(array, reduce, config["epsilon"])
-        else:
-            inv_std = (1 / np.sqrt(running[1] + array.dtype.type(config["epsilon"]))).reshape(shape)
-            x_hat = (array - running[0].reshape(shape)) * inv_std
-        grads = {"gamma": (grad * x_hat).sum(axis=reduce), "beta": grad.sum(axis=reduce)}
-        grad_hat = grad * (data(block, "gamma").reshape(shape) if config["scale"] else 1)
-        grad_x = _normalised_grad(grad_hat, x_hat, inv_std, reduce) if running is None else grad_hat * inv_std
-        return grad_x.reshape(np.shape(x)), grads
+        gamma = data(block, "gamma") if config["scale"] else None
+        grad_x, grad_gamma, grad_beta = norm_kernels.batch_norm_backward(
+            grad, array, config["axis"] % array.ndim, stats, gamma)
+        return grad_x.reshape(np.shape(x)), {"gamma": grad_gamma, "beta": grad_beta}
 
     return out, backward
 

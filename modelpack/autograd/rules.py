@@ -29,7 +29,8 @@ from .vjps import OUTPUT_ONLY, VJPS
 if TYPE_CHECKING:
     from .recording import Recorder
 
-__all__ = ["RULES", "PASS_THROUGH", "rule", "rule_for", "call_block", "forward", "data", "through_activation"]
+__all__ = ["RULES", "PASS_THROUGH", "rule", "rule_for", "call_block", "forward", "forward_saving", "data",
+           "through_activation"]
 
 Grads = dict[str, np.ndarray]
 LayerBackward = Callable[[np.ndarray, frozenset[str]], tuple[Any, Grads]]
@@ -82,6 +83,13 @@ def forward(block: Block, x: Any) -> Any:
     """The layer's own forward on plain arrays (parameters read as arrays)."""
     with hooks.suspended():
         return block.forward(x)
+
+
+def forward_saving(block: Block, x: Any) -> tuple[Any, Any]:
+    """The layer's forward on plain arrays, with what it saved for its backward (a layer whose
+    kernel keeps intermediate results, such as convolution's columns, has ``_forward``)."""
+    with hooks.suspended():
+        return block._forward(x)  # type: ignore[attr-defined]
 
 
 def data(block: Block, name: str) -> np.ndarray:

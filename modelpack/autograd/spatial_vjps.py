@@ -1,42 +1,27 @@
 """The VJPs of the spatial layers, in 1, 2 and 3 dimensions: convolution and its transpose,
 max/average/global pooling, reflection padding (see ``rules`` for what a rule is).
 
-Each scatters gradients back the way the forward gathered values: one strided slice per
-kernel or window offset (a loop over a kernel's few positions, never over pixels).
+Convolution and pooling run their backward in ``nn.kernels`` (beside the forward they
+invert, reusing what it saved); the rules here route the arrays and the parameters.
 """
 
 from __future__ import annotations
 
-import itertools
-import math
 from typing import Any
 
 import numpy as np
 
 from ..nn.activations import as_float, float_input
-from ..nn.conv import _Conv, _ConvTranspose, windows
+from ..nn.conv import _Conv, _ConvTranspose
+from ..nn.kernels import conv as conv_kernels
+from ..nn.kernels import pool as pool_kernels
 from ..nn.padding import ReflectionPad2D
 from ..nn.pooling import _AvgPool, _GlobalAvgPool, _GlobalMaxPool, _MaxPool, _Pool
-from .rules import Grads, LayerBackward, data, forward, rule, through_activation
+from .rules import Grads, LayerBackward, data, forward, forward_saving, rule, through_activation
 
 __all__: list[str] = []
 
 Sizes = tuple[int, ...]
-
-
-def _offsets(kernel: Sizes) -> list[Sizes]:
-    return list(itertools.product(*(range(k) for k in kernel)))
-
-
-def _taps(offset: Sizes, out: Sizes, strides: Sizes, dilation: Sizes) -> tuple[slice, ...]:
-    """Where kernel offset ``offset`` reads for every output position: one strided slice per axis."""
-    axes = zip(offset, out, strides, dilation, strict=True)
-    return tuple(slice(j * d, j * d + (o - 1) * s + 1, s) for j, o, s, d in axes)
-
-
-def _at(offset: Sizes) -> tuple[Any, ...]:
-    """Index of one window offset in a (N, C, *out, *window) view."""
-    return (Ellipsis, *offset)
 
 
 def _spatial(index: tuple[Any, ...]) -> tuple[Any, ...]:
@@ -53,97 +38,55 @@ def _conv_transpose(block: _ConvTranspose, x: Any) -> tuple[Any, LayerBackward]:
     out = forward(block, x)
     config = block.get_config()
     weight = data(block, "weight")  # (C, O/G, *kernel)
-    bias = data(block, "bias") if config["use_bias"] else None
 
     def backward(grad: np.ndarray, wants: frozenset[str]) -> tuple[Any, Grads]:
         array = as_float(x, weight.dtype)
-        n, c, dims, groups = array.shape[0], array.shape[1], array.ndim - 2, config["groups"]
-        kernel, strides = tuple(config["kernel_size"]), tuple(config["strides"])
-        dilation = tuple(config["dilation"])
-
-        def pre() -> Any:
-            z = block._compute(array)
-            return z if bias is None else z + bias.reshape(1, -1, *(1,) * dims)
-
-        grad = through_activation(config["activation"], grad, out, pre)
+        grad = through_activation(config["activation"], grad, out, lambda: block._compute(array)[0])
         grads = {}
         if "bias" in wants:
-            grads["bias"] = grad.sum(axis=(0, *range(2, 2 + dims)))
-        # The forward adds every (input pixel, kernel tap) product into an uncropped output,
-        # then crops the padding: put the gradient back there, and read it with the forward's
-        # windows (a convolution of the gradient, the transpose's adjoint).
-        full = tuple(o + 2 * p for o, p in zip(out.shape[2:], config["padding"], strict=True))
-        padded = np.zeros((n, grad.shape[1], *full), dtype=grad.dtype)
-        padded[_crop(tuple(config["padding"]), grad.shape[2:])] = grad
-        in_sizes = (slice(None), slice(None), *(slice(i) for i in array.shape[2:]))
-        win = windows(padded, kernel, strides, dilation)[in_sizes]
-        cols = win.reshape(n, groups, -1, *win.shape[2:])  # (N, G, O/G, *in, *kernel)
-        order = (0, 1, 2, *range(3 + dims, 3 + 2 * dims), *range(3, 3 + dims))
-        cols = np.ascontiguousarray(cols.transpose(order)).reshape(n, groups, -1, math.prod(array.shape[2:]))
-        weights = weight.reshape(groups, c // groups, -1)  # (G, C/G, O/G·K)
-        if "weight" in wants:
-            per_example = np.matmul(array.reshape(n, groups, c // groups, -1), np.swapaxes(cols, -1, -2))
-            grads["weight"] = per_example.sum(axis=0).reshape(weight.shape)
-        grad_x = np.matmul(weights[None], cols).reshape(array.shape) if "x" in wants else None
-        return grad_x, grads
+            grads["bias"] = conv_kernels.bias_grad(grad)
+        grad_x, grad_w = conv_kernels.transpose_backward(
+            grad, array, weight, block._geometry(), need_x="x" in wants, need_weight="weight" in wants)
+        if grad_w is not None:
+            grads["weight"] = grad_w
+        return (None if grad_x is None else grad_x.reshape(np.shape(x))), grads
 
     return out, backward
 
 
 @rule(_Conv)
 def _conv(block: _Conv, x: Any) -> tuple[Any, LayerBackward]:
-    out = forward(block, x)
+    out, saved = forward_saving(block, x)  # the forward's im2col columns, reused here
     config = block.get_config()
     weight = data(block, "weight")  # (O, C/G, *kernel)
-    bias = data(block, "bias") if config["use_bias"] else None
 
     def backward(grad: np.ndarray, wants: frozenset[str]) -> tuple[Any, Grads]:
         array = as_float(x, weight.dtype)
-        n, c, dims, groups = array.shape[0], array.shape[1], array.ndim - 2, config["groups"]
-        cols, out_sizes = block.columns(array)  # (N, G, C/G·K, P): the forward's im2col
-        kernels = weight.reshape(1, groups, weight.shape[0] // groups, -1)
-
-        def pre() -> Any:
-            z = np.matmul(kernels, cols).reshape(out.shape)
-            return z if bias is None else z + bias.reshape(1, -1, *(1,) * dims)
-
-        grad = through_activation(config["activation"], grad, out, pre)
-        per_group = grad.reshape(n, groups, -1, cols.shape[-1])  # (N, G, O/G, P)
+        grad = through_activation(config["activation"], grad, out, lambda: block._compute(array)[0])
         grads = {}
-        if "weight" in wants:
-            # One product per example, summed: BLAS reads the transposed columns in place, which
-            # measured 3-5x faster than one big product over transposed copies.
-            per_example = np.matmul(per_group, np.swapaxes(cols, -1, -2))
-            grads["weight"] = per_example.sum(axis=0).reshape(weight.shape)
         if "bias" in wants:
-            grads["bias"] = grad.sum(axis=(0, *range(2, 2 + dims)))
-        grad_x = None
-        if "x" in wants:  # col2im: each kernel offset's share goes back where it was read
-            kernel, padding = tuple(config["kernel_size"]), tuple(config["padding"])
-            shares = np.matmul(np.swapaxes(kernels, -1, -2), per_group).reshape(n, c, *kernel, *out_sizes)
-            padded = np.zeros((n, c, *(s + 2 * p for s, p in zip(array.shape[2:], padding, strict=True))),
-                              dtype=grad.dtype)
-            for offset in _offsets(kernel):
-                taps = _taps(offset, out_sizes, tuple(config["strides"]), tuple(config["dilation"]))
-                target, source = _spatial(taps), _spatial(offset)
-                padded[target] += shares[source]
-            grad_x = padded[_crop(padding, array.shape[2:])].reshape(np.shape(x))
-        return grad_x, grads
+            grads["bias"] = conv_kernels.bias_grad(grad)
+        grad_x, grad_w = conv_kernels.backward(
+            grad, saved, weight, block._geometry(), need_x="x" in wants, need_weight="weight" in wants)
+        if grad_w is not None:
+            grads["weight"] = grad_w
+        return (None if grad_x is None else grad_x.reshape(np.shape(x))), grads
 
     return out, backward
 
 
-def _pool_grad(block: _Pool, array: np.ndarray, out: Sizes, shares: list[Any]) -> np.ndarray:
-    """The input's gradient from each window offset's (N, C, *out) share, padding cropped."""
+def _full(block: _Pool, array: np.ndarray, out: Sizes) -> tuple[int, ...]:
+    """Shape of the padded input the forward's windows were read from."""
     config = block.get_config()
-    pool, strides, padding = tuple(config["pool_size"]), tuple(config["strides"]), tuple(config["padding"])
-    full = tuple(max(n + 2 * p, (o - 1) * s + k)  # the forward pads ceil_mode's last window too
-                 for n, p, o, s, k in zip(array.shape[2:], padding, out, strides, pool, strict=True))
-    grad = np.zeros((*array.shape[:2], *full), dtype=np.result_type(*shares))
-    for offset, share in zip(_offsets(pool), shares, strict=True):
-        target = _spatial(_taps(offset, out, strides, (1,) * len(pool)))
-        grad[target] += share
-    return grad[_crop(padding, array.shape[2:])]
+    pool, strides, padding = config["pool_size"], config["strides"], config["padding"]
+    axes = zip(array.shape[2:], padding, out, strides, pool, strict=True)
+    # The forward pads ceil_mode's last window too.
+    return (*array.shape[:2], *(max(n + 2 * p, (o - 1) * s + k) for n, p, o, s, k in axes))
+
+
+def _pool_backward(block: _Pool, grad_full: np.ndarray, array: np.ndarray) -> np.ndarray:
+    """The input's gradient: the padded one, cropped."""
+    return grad_full[_crop(tuple(block.get_config()["padding"]), array.shape[2:])]
 
 
 @rule(_MaxPool)
@@ -152,14 +95,11 @@ def _max_pool(block: _MaxPool, x: Any) -> tuple[Any, LayerBackward]:
 
     def backward(grad: np.ndarray, wants: frozenset[str]) -> tuple[Any, Grads]:
         array = float_input(x)
+        config = block.get_config()
         win, out = block._padded_windows(array, -np.inf)  # (N, C, *out, *pool)
-        offsets = _offsets(tuple(block.get_config()["pool_size"]))
-        best, first = win[_at(offsets[0])], np.zeros(grad.shape, dtype=np.intp)
-        for k, offset in enumerate(offsets[1:], start=1):
-            later = win[_at(offset)] > best  # strictly: a tie goes to the first, as in torch
-            best, first = np.where(later, win[_at(offset)], best), np.where(later, k, first)
-        shares = [np.where(first == k, grad, 0) for k in range(len(offsets))]
-        return _pool_grad(block, array, out, shares), {}
+        full = pool_kernels.max_backward(grad, win, result, tuple(config["pool_size"]),
+                                         tuple(config["strides"]), _full(block, array, out))
+        return _pool_backward(block, full, array), {}
 
     return result, backward
 
@@ -170,15 +110,12 @@ def _avg_pool(block: _AvgPool, x: Any) -> tuple[Any, LayerBackward]:
 
     def backward(grad: np.ndarray, wants: frozenset[str]) -> tuple[Any, Grads]:
         array = float_input(x)
+        config = block.get_config()
         out = grad.shape[2:]
-        counts = np.ones((), dtype=np.int64)
-        for axis, (n, o) in enumerate(zip(array.shape[2:], out, strict=True)):  # as the forward divides
-            shape = [1] * len(out)
-            shape[axis] = o
-            counts = counts * block._counts(n, o, axis).reshape(shape)
-        share = grad / counts.astype(grad.dtype)  # each window element gets 1/count of its window's
-        windows_per_output = len(_offsets(tuple(block.get_config()["pool_size"])))
-        return _pool_grad(block, array, out, [share] * windows_per_output), {}
+        share = grad / block._divisors(array.shape[2:], out, grad.dtype)  # 1/count of its window's
+        full = pool_kernels.spread(share, tuple(config["pool_size"]), tuple(config["strides"]),
+                                   _full(block, array, out))
+        return _pool_backward(block, full, array), {}
 
     return result, backward
 

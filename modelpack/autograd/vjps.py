@@ -174,6 +174,19 @@ def _within(x: np.ndarray, low: float | None, high: float | None) -> np.ndarray:
     return inside
 
 
+def _times(first: np.ndarray, *factors: Any) -> np.ndarray:
+    """first · factors…, multiplied into ``first`` (a fresh temporary) in place: one array
+    allocated for the whole chain instead of one per product."""
+    result = np.asarray(first)
+    for factor in factors:
+        fits = result.shape == np.broadcast_shapes(result.shape, np.shape(factor))
+        if fits and result.dtype == np.result_type(result, factor):
+            np.multiply(result, factor, out=result)
+        else:
+            result = result * factor
+    return result
+
+
 def _unary(fn: Callable[[np.ndarray, Any, Any, dict[str, Any]], np.ndarray]) -> Vjp:
     """A VJP of a one-input element-wise op from ``fn(g, out, x, attrs)``."""
 
@@ -204,8 +217,8 @@ VJPS.update({
     "sin": _unary(lambda g, out, x, attrs: g * np.cos(x)),
     "cos": _unary(lambda g, out, x, attrs: -g * np.sin(x)),
     "relu": _unary(lambda g, out, x, attrs: g * (out > 0)),
-    "sigmoid": _unary(lambda g, out, x, attrs: g * out * (1 - out)),
-    "tanh": _unary(lambda g, out, x, attrs: g * (1 - out * out)),
+    "sigmoid": _unary(lambda g, out, x, attrs: _times(1 - out, out, g)),
+    "tanh": _unary(lambda g, out, x, attrs: _times(np.subtract(1, out * out, dtype=out.dtype), g)),
     "softrelu": _unary(lambda g, out, x, attrs: g * act.sigmoid(x)),
     "softsign": _unary(lambda g, out, x, attrs: g / np.square(1 + np.abs(x))),
     "leaky_relu": _unary(lambda g, out, x, attrs: np.where(x > 0, g, g * x.dtype.type(attrs["alpha"]))),

@@ -1,21 +1,15 @@
 """Convolutions in 1, 2 and 3 dimensions, and their transposes, on channel-first batches.
 
-One implementation serves every dimension. Convolution is im2col: a strided view gathers
-every receptive field, one copy lays them out as a matrix, and a single matmul per group
-(BLAS) does the arithmetic. A transposed convolution multiplies first and then scatters
-each kernel offset's products into the output with one strided add per offset (a loop over
-the kernel's few positions, never over pixels).
+One implementation serves every dimension; the arithmetic (im2col and one GEMM, and for a
+transposed convolution the scatter back) lives in ``kernels.conv``, shared with the gradients.
 """
 
 from __future__ import annotations
 
-import itertools
-import math
 from collections.abc import Mapping
 from typing import Annotated, Any, ClassVar
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
 from pydantic import Field, create_model, model_validator
 
 from ..errors import InputError
@@ -23,6 +17,7 @@ from . import budget
 from . import init as init_mod
 from .activations import ActivationName, FloatDtype, as_float, get_activation
 from .block import Block
+from .kernels import conv as kernels
 from .parameter import Parameter
 from .registry import LayerConfig, register_layer
 
@@ -73,18 +68,7 @@ def check_rank(array: np.ndarray, dims: int, layer: str) -> None:
 
 def windows(padded: np.ndarray, kernel: Sizes, strides: Sizes, dilation: Sizes | None = None) -> np.ndarray:
     """View of shape (N, C, *out, *kernel): every (dilated, strided) window, no copy."""
-    dims = len(kernel)
-    dilation = dilation or (1,) * dims
-    span = tuple(d * (k - 1) + 1 for k, d in zip(kernel, dilation, strict=True))
-    if any(n < s for n, s in zip(padded.shape[2:], span, strict=True)):
-        raise InputError(
-            f"input of spatial size {padded.shape[2:]} (after padding) is smaller than the "
-            f"kernel's extent {span}"
-        )
-    view = sliding_window_view(padded, span, axis=tuple(range(2, 2 + dims)))
-    index = (slice(None), slice(None), *(slice(None, None, s) for s in strides),
-             *(slice(None, None, d) for d in dilation))
-    return view[index]
+    return kernels.windows(padded, kernel, strides, dilation)
 
 
 class _ConvConfig(LayerConfig):
@@ -188,6 +172,10 @@ class _Conv(Block):
         return self.weight.shape[1] * self._groups
 
     def forward(self, x: Any) -> np.ndarray:
+        return self._forward(x, backward=False)[0]
+
+    def _forward(self, x: Any, backward: bool = True) -> tuple[np.ndarray, Any]:
+        """The output, and what the backward needs of this call (``kernels.conv``)."""
         array = as_float(x, self._dtype)
         kind = type(self).__name__
         check_rank(array, self._dims, kind)
@@ -195,44 +183,19 @@ class _Conv(Block):
         if c % self._groups:
             raise InputError(f"{kind} input has {c} channels, not divisible by groups={self._groups}")
         self.weight.shape = self._weight_shape(c)
-        out = self._compute(array)
-        if self._use_bias:
-            out = out + self.bias.data().reshape(1, -1, *(1,) * self._dims)
-        return self._act(out) if self._act is not None else out
+        out, saved = self._compute(array, backward)
+        if self._act is None:
+            return out, saved
+        budget.charge(out.nbytes, "its output")
+        return self._act(out), saved
 
-    def _charge_output(self, shape: Sizes, dtype: np.dtype) -> None:
-        """The output, then as many again for the bias and the activation (budget.py)."""
-        steps = 1 + (self._use_bias or self._act is not None)
-        budget.charge(steps * budget.nbytes(shape, dtype), "its output")
+    def _geometry(self) -> kernels.Geometry:
+        return kernels.Geometry(self._kernel, self._strides, self._padding, self._dilation, self._groups)
 
-    def _compute(self, array: np.ndarray) -> np.ndarray:
-        n, g = array.shape[0], self._groups
-        cols, out_sizes = self.columns(array)
-        self._charge_output((n, self._channels, *out_sizes), array.dtype)
-        kernels = self.weight.data().reshape(1, g, self._channels // g, -1)
-        return np.matmul(kernels, cols).reshape(n, self._channels, *out_sizes)  # (N, G, O/G, P)
-
-    def columns(self, array: np.ndarray) -> tuple[np.ndarray, Sizes]:
-        """im2col: the receptive fields as (N, G, C/G·prod(kernel), prod(out)), and the
-        output's spatial sizes."""
-        n, c = array.shape[:2]
-        g, dims = self._groups, self._dims
-        padded = array
-        if any(self._padding):
-            spatial = (size + 2 * p for size, p in zip(array.shape[2:], self._padding, strict=True))
-            padded_shape = (n, c, *spatial)
-            budget.charge(budget.nbytes(padded_shape, array.dtype), f"padding the input by {self._padding}")
-            padded = np.pad(array, ((0, 0), (0, 0), *((p, p) for p in self._padding)))
-        win = windows(padded, self._kernel, self._strides, self._dilation)
-        out_sizes = win.shape[2:2 + dims]
-        cols_bytes = budget.nbytes((n, c, *self._kernel, *out_sizes), array.dtype)
-        budget.charge(cols_bytes, "gathering its windows (im2col)")
-        # (N, G, C/G, *out, *k) -> (N, G, C/G, *k, *out): the one copy, laid out so that the
-        # matmul writes its result directly in channel-first order.
-        cols = win.reshape(n, g, c // g, *out_sizes, *self._kernel)
-        order = (0, 1, 2, *range(3 + dims, 3 + 2 * dims), *range(3, 3 + dims))
-        cols = np.ascontiguousarray(cols.transpose(order))
-        return cols.reshape(n, g, (c // g) * math.prod(self._kernel), math.prod(out_sizes)), out_sizes
+    def _compute(self, array: np.ndarray, backward: bool = True) -> tuple[np.ndarray, Any]:
+        """The convolution plus the bias (before the activation), and what the backward needs."""
+        bias = self.bias.data() if self._use_bias else None
+        return kernels.forward(array, self.weight.data(), bias, self._geometry(), backward=backward)
 
     def get_config(self) -> dict[str, Any]:
         # kernel_size is kept as self._kernel: the short name the compute code reads.
@@ -288,39 +251,17 @@ class _ConvTranspose(_Conv):
     def _in_channels(self) -> int:
         return self.weight.shape[0]
 
-    def _compute(self, array: np.ndarray) -> np.ndarray:
-        n, c = array.shape[:2]
-        g, o = self._groups, self._channels
-        in_sizes = array.shape[2:]
-        full = tuple(
-            (i - 1) * s + d * (k - 1) + 1 + a
-            for i, s, d, k, a in zip(in_sizes, self._strides, self._dilation, self._kernel,
-                                     self._output_padding, strict=True)
-        )
-        out_sizes = tuple(f - 2 * p for f, p in zip(full, self._padding, strict=True))
+    def _compute(self, array: np.ndarray, backward: bool = True) -> tuple[np.ndarray, Any]:
+        geometry = self._geometry()
+        _, out_sizes = kernels.transpose_sizes(array.shape[2:], geometry, self._output_padding)
         if min(out_sizes) < 1:
             raise InputError(
-                f"{type(self).__name__}: input of spatial size {in_sizes} gives an empty output "
+                f"{type(self).__name__}: input of spatial size {array.shape[2:]} gives an empty output "
                 f"{out_sizes} with padding {self._padding}"
             )
-        # Every input pixel times every kernel tap, per group: (N, G, O/G·prod(k), prod(in)).
-        budget.charge(budget.nbytes((n, o, *self._kernel, *in_sizes), array.dtype), "its products")
-        budget.charge(budget.nbytes((n, o, *full), array.dtype), "the full output it scatters into")
-        self._charge_output((n, o, *out_sizes), array.dtype)
-        weight = self.weight.data().reshape(g, c // g, -1).transpose(0, 2, 1)
-        products = np.matmul(weight[None], array.reshape(n, g, c // g, -1))
-        products = products.reshape(n, o, *self._kernel, *in_sizes)
-        result = np.zeros((n, o, *full), dtype=products.dtype)
-        for offset in itertools.product(*(range(k) for k in self._kernel)):
-            target = tuple(
-                slice(j * d, j * d + (i - 1) * s + 1, s)
-                for j, d, i, s in zip(offset, self._dilation, in_sizes, self._strides, strict=True)
-            )
-            source, destination = (slice(None), slice(None), *offset), (slice(None), slice(None), *target)
-            result[destination] += products[source]
-        kept = (slice(p, p + size) for p, size in zip(self._padding, out_sizes, strict=True))
-        crop = (slice(None), slice(None), *kept)
-        return result[crop] if any(self._padding) else result
+        bias = self.bias.data() if self._use_bias else None
+        out = kernels.transpose_forward(array, self.weight.data(), bias, geometry, self._output_padding)
+        return out, None
 
 
 @register_layer("Conv1D", config=_conv_config("Conv1DConfig", 1, transpose=False))

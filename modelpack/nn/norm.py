@@ -13,6 +13,7 @@ from ..errors import InputError
 from . import init as init_mod
 from .activations import FloatDtype, as_float
 from .block import Block
+from .kernels import norm as kernels
 from .mode import is_training
 from .parameter import Parameter
 from .registry import LayerConfig, register_layer
@@ -105,6 +106,10 @@ class BatchNorm(_Norm):
                                      init=running_variance_initializer, grad_req="null")
 
     def forward(self, x: Any) -> np.ndarray:
+        return self._forward(x)[0]
+
+    def _forward(self, x: Any) -> tuple[np.ndarray, kernels.Stats]:
+        """The output, and the statistics it normalised with (for the backward)."""
         array = as_float(x, self._dtype)
         if not -array.ndim <= self._axis < array.ndim or array.ndim < 2:
             raise InputError(f"BatchNorm(axis={self._axis}) cannot apply to shape {array.shape}")
@@ -112,20 +117,16 @@ class BatchNorm(_Norm):
         channels = array.shape[axis]
         for param in (self.gamma, self.beta, self.running_mean, self.running_var):
             param.shape = (channels,)
-        bshape = _channel_shape(array.ndim, axis)
-        if is_training() and not self._use_global_stats:
-            reduce_axes = tuple(i for i in range(array.ndim) if i != axis)
-            mean = array.mean(axis=reduce_axes, dtype=self._dtype)
-            var = array.var(axis=reduce_axes, dtype=self._dtype)
+        batch = is_training() and not self._use_global_stats
+        if batch:
+            mean, var = kernels.batch_statistics(array, axis)
             m = self._dtype.type(self._momentum)
             self.running_mean.set_data(m * self.running_mean.data() + (1 - m) * mean)
             self.running_var.set_data(m * self.running_var.data() + (1 - m) * var)
         else:
             mean, var = self.running_mean.data(), self.running_var.data()
-        inv_std = 1 / np.sqrt(var + self._dtype.type(self._epsilon))
-        gamma = self.gamma.data() if self._scale else np.ones_like(inv_std)
-        out = (array - mean.reshape(bshape)) * (gamma * inv_std).reshape(bshape)
-        return out + self.beta.data().reshape(bshape)
+        gamma = self.gamma.data() if self._scale else None
+        return kernels.batch_norm(array, axis, mean, var, gamma, self.beta.data(), self._epsilon, batch=batch)
 
     def get_config(self) -> dict[str, Any]:
         return self.config_from_attributes(in_channels=self.gamma.shape[0])

@@ -1,13 +1,11 @@
 """Max, average and global pooling in 1, 2 and 3 dimensions on channel-first batches.
 
 One implementation serves every dimension: a strided view of the (padded) input holds every
-window, and one reduction over the window axes computes the output (no pixel loops).
+window, and ``kernels.pool`` folds its window offsets into the output (no pixel loops).
 """
 
 from __future__ import annotations
 
-import functools
-import itertools
 from collections.abc import Iterator
 from typing import Any, ClassVar, TypeVar
 
@@ -19,6 +17,7 @@ from . import budget
 from .activations import float_input
 from .block import Block
 from .conv import LAYOUTS, Sizes, as_tuple, check_layout, check_rank, sizes, windows
+from .kernels import pool as kernels
 from .registry import LayerConfig, register_layer
 
 __all__ = [
@@ -114,10 +113,6 @@ class _Pool(Block):
         index = (slice(None), slice(None), *(slice(o) for o in out))
         return win[index], out
 
-    @property
-    def _window_axes(self) -> tuple[int, ...]:
-        return tuple(range(2 + self._dims, 2 + 2 * self._dims))
-
     def get_config(self) -> dict[str, Any]:
         # pool_size is kept as self._pool: the short name the compute code reads.
         return self.config_from_attributes(pool_size=self._pool)
@@ -132,10 +127,7 @@ class _MaxPool(_Pool):
 
     def forward(self, x: Any) -> np.ndarray:
         win, _ = self._padded_windows(float_input(x), -np.inf)
-        # The maximum of one strided (N, C, *out) view per window offset: element-wise, several
-        # times faster than reducing the window axes of the strided view, and the same values.
-        offsets: list[tuple[Any, ...]] = [(Ellipsis, *o) for o in itertools.product(*map(range, self._pool))]
-        return functools.reduce(np.maximum, (win[offset] for offset in offsets))
+        return kernels.max_over(win, self._pool)
 
 
 class _AvgPool(_Pool):
@@ -158,13 +150,20 @@ class _AvgPool(_Pool):
     def forward(self, x: Any) -> np.ndarray:
         array = float_input(x)
         win, out = self._padded_windows(array, 0.0)
-        sums = win.sum(axis=self._window_axes)
+        sums = kernels.sum_over(win, self._pool)
+        sums /= self._divisors(array.shape[2:], out, array.dtype)
+        return sums
+
+    def _divisors(self, in_sizes: Sizes, out: Sizes, dtype: np.dtype) -> Any:
+        """What each window's sum is divided by: one number when every window counts the
+        same, else the outer product of the per-axis counts."""
         counts = np.ones((), dtype=np.int64)
-        for axis, (n, o) in enumerate(zip(array.shape[2:], out, strict=True)):
+        for axis, (n, o) in enumerate(zip(in_sizes, out, strict=True)):
             shape = [1] * self._dims
             shape[axis] = o
             counts = counts * self._counts(n, o, axis).reshape(shape)  # outer product over axes
-        return (sums / counts.astype(array.dtype)).astype(array.dtype, copy=False)
+        first = counts.flat[0]
+        return dtype.type(first) if np.all(counts == first) else counts.astype(dtype)
 
     def _counts(self, size: int, out: int, axis: int) -> np.ndarray:
         """Divisor along one axis: window clipped to the padded input (or the real input)."""
@@ -194,10 +193,12 @@ class _GlobalPool(Block):
     def _reduce(self, x: Any, maximum: bool) -> np.ndarray:
         array = float_input(x)
         check_rank(array, self._dims, type(self).__name__)
-        axes = tuple(range(2, 2 + self._dims))
+        # One contiguous axis to reduce: numpy's fast (and, for sums, pairwise) path.
+        flat = array.reshape(*array.shape[:2], -1)
+        kept = (*array.shape[:2], *(1,) * self._dims)
         if maximum:
-            return array.max(axis=axes, keepdims=True)
-        return array.mean(axis=axes, keepdims=True, dtype=array.dtype)
+            return flat.max(axis=2).reshape(kept)
+        return flat.mean(axis=2, dtype=array.dtype).reshape(kept)
 
     def __repr__(self) -> str:
         ones, zeros = (1,) * self._dims, (0,) * self._dims

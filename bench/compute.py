@@ -1,0 +1,230 @@
+"""Time forward passes and training steps of modelpack's layers against torch on the CPU.
+
+Workloads (``bench/_compute_models.py``, built twice with the same layers in the same order):
+an MLP, the issue's small CNN, d2l's LeNet, a ResNet-18-style net (residual blocks with
+BatchNorm) and a Transformer encoder block; float32 throughout.
+
+- forward: inference (``net(x)`` against ``model(x)`` under ``torch.no_grad()``, eval mode);
+- training step: ``autograd.record()`` → softmax cross-entropy → ``backward`` →
+  ``gluon.Trainer.step`` (SGD, momentum 0.9) against ``zero_grad`` → ``cross_entropy`` →
+  ``backward`` → ``optim.SGD.step``, BatchNorm on batch statistics.
+
+Before timing, both sides start from the same weights: the forward outputs must agree, and
+one training step each must land on the same weights (float32 tolerances below). Both run in
+this one process with ``--threads`` threads each (numpy's BLAS through
+``OPENBLAS_NUM_THREADS``, set before numpy loads; ``torch.set_num_threads``); ``--repeats``
+rounds each time both sides once, in turn, after warm-ups, and the medians' ratio
+(modelpack ÷ torch: above 1, modelpack is slower) is printed against the issue's target
+(≤ 2× for the convolutional workloads, ≤ 1.2× for the MLP; none for the Transformer).
+
+    python bench/compute.py [--quick] [--repeats 15] [--threads 2] [--clock wall|cpu] [--only cnn] [--write]
+
+``--write`` replaces (or adds) this setting's section of BENCHMARKS.md, one per thread count
+and clock. With other processes busy on the machine, wall times at 2 threads mostly measure
+the contention (idle BLAS and OpenMP threads spin on the cores the other side needs):
+``--threads 1 --clock cpu`` is the steadier comparison there.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import re
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+
+def _threads_from_argv() -> str:
+    """--threads, read before numpy is imported (BLAS reads its thread count once, at load)."""
+    for i, arg in enumerate(sys.argv):
+        if arg == "--threads" and i + 1 < len(sys.argv):
+            return sys.argv[i + 1]
+        if arg.startswith("--threads="):
+            return arg.split("=", 1)[1]
+    return "2"
+
+
+if __name__ == "__main__":  # as a script; an importing test leaves the environment alone
+    for _variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[_variable] = _threads_from_argv()
+    sys.path[:0] = [str(Path(__file__).resolve().parent), str(Path(__file__).resolve().parents[1])]
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from modelpack import __version__, autograd, gluon  # noqa: E402
+from modelpack.nn.kernels import parallel  # noqa: E402
+
+try:
+    from _compute_models import WORKLOADS, Workload  # noqa: E402
+except ImportError:  # imported from a test, as bench._compute_models's sibling
+    from bench._compute_models import WORKLOADS, Workload  # noqa: E402
+
+HEADING = "## Compute (`bench/compute.py`), {threads} thread(s), {clock} time"  # a section per setting
+REPORT = Path(__file__).resolve().parents[1] / "BENCHMARKS.md"
+FORWARD_TOLERANCE = {"rtol": 1e-4, "atol": 1e-4}  # float32, the sums of different orders
+STEP_TOLERANCE = {"rtol": 1e-3, "atol": 1e-5}  # one SGD step's weights
+
+
+CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
+clock = CLOCKS["wall"]
+
+
+def median_seconds(runs: list[Callable[[], object]], repeats: int, warmups: int = 2) -> list[float]:
+    """Median time of each run by ``clock``, timed in turn ``repeats`` times, after ``warmups``."""
+    for _ in range(warmups):
+        for run in runs:
+            run()
+    times: list[list[float]] = [[] for _ in runs]
+    for _ in range(repeats):
+        for run, bucket in zip(runs, times, strict=True):
+            start = clock()
+            run()
+            bucket.append(clock() - start)
+    return [statistics.median(bucket) for bucket in times]
+
+
+def _same_weights(work: Workload) -> None:
+    """Copy modelpack's initial parameters into torch's, in order (shapes checked)."""
+    ours = list(work.net.collect_params().values())
+    theirs = [v for k, v in work.model.state_dict().items() if not k.endswith("num_batches_tracked")]
+    if len(ours) != len(theirs):
+        raise RuntimeError(f"{work.name}: {len(ours)} parameters here, {len(theirs)} in torch")
+    with torch.no_grad():
+        for param, tensor in zip(ours, theirs, strict=True):
+            if tuple(param.shape) != tuple(tensor.shape):
+                raise RuntimeError(f"{work.name}: {param.name} {param.shape} against {tuple(tensor.shape)}")
+            tensor.copy_(torch.from_numpy(param.data()))
+
+
+def _params_agree(work: Workload) -> None:
+    ours = [p for p in work.net.collect_params().values() if p.grad_req != "null"]
+    theirs = list(work.model.parameters())
+    for param, tensor in zip(ours, theirs, strict=True):
+        np.testing.assert_allclose(param.data(), tensor.detach().numpy(), **STEP_TOLERANCE,
+                                   err_msg=f"{work.name}: {param.name} after one step")
+
+
+def measure(build: Callable[[str], Workload], size: str, repeats: int) -> dict[str, Any]:
+    """Forward and training-step medians of one workload: {"forward": (ours, theirs), "step": ...}."""
+    work = build(size)
+    work.net.initialize(init="xavier", seed=0)
+    work.net(work.x)  # every deferred shape known
+    _same_weights(work)
+    x_t, y_t = torch.from_numpy(work.x), torch.from_numpy(work.y)
+    model = work.model
+
+    def ours_forward() -> object:
+        return work.net(work.x)
+
+    def torch_forward() -> object:
+        with torch.no_grad():
+            return model(x_t)
+
+    model.eval()
+    np.testing.assert_allclose(ours_forward(), torch_forward().numpy(), **FORWARD_TOLERANCE,
+                               err_msg=f"{work.name}: forward")
+    forward = median_seconds([ours_forward, torch_forward], repeats)
+
+    trainer = gluon.Trainer(work.net.collect_params(), "sgd", {"learning_rate": 0.01, "momentum": 0.9})
+    loss_fn = gluon.loss.SoftmaxCrossEntropyLoss()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    batch = len(work.x)
+
+    def ours_step() -> None:
+        with autograd.record():
+            loss = loss_fn(work.net(work.x), work.y)
+        loss.backward()
+        trainer.step(batch)
+
+    def torch_step() -> None:
+        optimizer.zero_grad()
+        logits = model(x_t)
+        torch.nn.functional.cross_entropy(logits.reshape(-1, 10), y_t.reshape(-1)).backward()
+        optimizer.step()
+
+    model.train()
+    ours_step()
+    torch_step()
+    _params_agree(work)
+    step = median_seconds([ours_step, torch_step], repeats)
+    return {"work": work, "forward": forward, "step": step}
+
+
+def _verdict(ratio: float, target: float) -> str:
+    if not target:
+        return "—"
+    return f"≤ {target:g}× {'met' if ratio <= target else 'missed'}"
+
+
+def rows_of(result: dict[str, Any]) -> list[str]:
+    work = result["work"]
+    rows = []
+    for kind in ("forward", "step"):
+        ours, theirs = result[kind]
+        ratio = ours / theirs
+        label = "forward" if kind == "forward" else "training step"
+        times = f"{ours * 1e3:.2f} ms | {theirs * 1e3:.2f} ms"
+        verdict = _verdict(ratio, work.target)
+        rows.append(f"| {work.name} | {label} | {work.shapes} | {times} | {ratio:.2f}× | {verdict} |")
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="tiny shapes, 3 rounds: checks that it runs")
+    parser.add_argument("--repeats", type=int, default=15, help="timed rounds per workload")
+    parser.add_argument("--threads", type=int, default=2, help="threads for both sides (default 2)")
+    parser.add_argument("--only", default="", help="comma-separated workload builders (mlp,cnn,...)")
+    parser.add_argument("--clock", choices=sorted(CLOCKS), default="wall",
+                        help="wall time (default), or the process's CPU time: steadier on a shared "
+                        "machine, and fair with --threads 1 only (it counts every thread's spinning)")
+    parser.add_argument("--write", action="store_true", help="update this section of BENCHMARKS.md")
+    args = parser.parse_args()
+    global clock
+    clock = CLOCKS[args.clock]
+    torch.set_num_threads(args.threads)
+    parallel.set_threads(args.threads)
+    size, repeats = ("quick", 3) if args.quick else ("full", args.repeats)
+    chosen = [b for b in WORKLOADS if not args.only or b.__name__ in args.only.split(",")]
+    rows = []
+    load_before = f"{os.getloadavg()[0]:.1f}"
+    for build in chosen:
+        rows += rows_of(measure(build, size, repeats))
+        print(rows[-2], rows[-1], sep="\n", flush=True)
+    heading = HEADING.format(threads=args.threads, clock=args.clock)
+    lines = [
+        heading,
+        "",
+        f"`python bench/compute.py {' '.join(sys.argv[1:])}`: forward (inference) and one SGD training step "
+        "(forward, softmax cross-entropy, backward, update with momentum) of each workload, float32, "
+        f"{args.clock} time, median of {repeats} rounds timing each side once in turn, after 2 warm-ups; "
+        f"one process, {args.threads} thread(s) on both sides (numpy's BLAS, modelpack's kernels, torch); "
+        f"torch {torch.__version__}, numpy {np.__version__}, modelpack {__version__}, {os.cpu_count()} cores "
+        f"({platform.machine()}), load average {load_before} before and {os.getloadavg()[0]:.1f} after. "
+        "Ratio = modelpack ÷ torch: above 1, modelpack is slower; targets are issue 18's, set for 2 threads "
+        "and wall time (the default settings); on a shared machine CPU time at 1 thread is the steadier "
+        "measure. Only the ratio is worth comparing, and it is one run's measurement.",
+        "",
+        "| workload | pass | shapes | modelpack | torch | ratio | target |",
+        "|---|---|---|---:|---:|---:|---|",
+        *rows,
+        "",
+    ]
+    print("\n".join(lines))
+    if args.write:
+        text = REPORT.read_text(encoding="utf-8")
+        section = re.compile(re.escape(heading) + r".*?(?=\n## |\Z)", flags=re.S)
+        new = section.sub(lambda _: "\n".join(lines).rstrip("\n"), text) if section.search(text) else (
+            text.rstrip("\n") + "\n\n" + "\n".join(lines))
+        REPORT.write_text(new.rstrip("\n") + "\n", encoding="utf-8")
+        print(f"updated {REPORT}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,19 @@
+"""The numeric kernels of the spatial layers and BatchNorm: each forward and its backward, side
+by side, on plain numpy arrays.
+
+- ``conv``: convolution in 1, 2 and 3 dimensions (grouped, depthwise, strided, dilated),
+  as im2col and one GEMM, and its gradients;
+- ``pool``: max and average pooling over window offsets, and their gradients;
+- ``norm``: BatchNorm as one fused scale and shift, with batch or running statistics, and its
+  gradient;
+- ``parallel``: the memory-bound passes split over the batch on a few threads (numpy runs a
+  copy or a ufunc on one core; BLAS already runs the GEMMs on all).
+
+The layers (``nn.conv``, ``nn.pooling``, ``nn.norm``) call the forwards; the autograd rules
+(``autograd.spatial_vjps``, ``autograd.layer_vjps``) call the backwards with what the forward
+saved, so both passes share one layout and one arithmetic. Kernels import numpy, ``nn.budget``
+and ``errors`` only; they know nothing of blocks, parameters or configs. Pure numpy is the
+only implementation: no compiled extension is needed.
+"""
+
+from __future__ import annotations

@@ -1,0 +1,357 @@
+"""Convolution and its transpose on channel-first batches, forward and backward, in any number
+of spatial dimensions (grouped, depthwise, strided, dilated, padded).
+
+Both directions are im2col and GEMM: a strided view holds every receptive field, one copy lays
+them out as a matrix of columns, and BLAS does the arithmetic. The columns come in two layouts,
+chosen by shape (``channels_last``):
+
+- channels last, (N·P, K·C/G) per group (P output positions, K kernel taps): the input is
+  transposed to channels-last once, in the same copy that pads it, so each window is read as
+  runs of kw·C/G contiguous values, and one GEMM over every example computes every output; the
+  transposition back to channels-first is folded into the pass that adds the bias;
+- channels first, (N, C/G·K, P): runs of ow values, one GEMM per example (one einsum for a
+  depthwise convolution) writing the channel-first output directly. It wins for few input
+  channels (a network's first layer), 1×1 kernels, and inference on large maps.
+
+The backward reuses the forward's columns: the weight's gradient is one GEMM of them with the
+output's gradient, the input's is the transposed GEMM scattered back (col2im: a GEMM and a
+strided add per kernel tap, never a loop over pixels). A transposed convolution is the
+input-gradient of a convolution, so it runs on the same code. The copies and element-wise
+passes run on ``parallel``'s threads, the GEMMs on BLAS's.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from numpy.lib.stride_tricks import as_strided, sliding_window_view
+
+from ...errors import InputError
+from .. import budget
+from . import parallel
+
+__all__ = ["Geometry", "Saved", "windows", "channels_last", "forward", "backward",
+           "transpose_forward", "transpose_backward"]
+
+Sizes = tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class Geometry:
+    """Where a convolution reads: kernel, strides, padding and dilation per axis, and groups."""
+
+    kernel: Sizes
+    strides: Sizes
+    padding: Sizes
+    dilation: Sizes
+    groups: int = 1
+
+    @property
+    def span(self) -> Sizes:
+        """The dilated kernel's extent per axis."""
+        return tuple(d * (k - 1) + 1 for k, d in zip(self.kernel, self.dilation, strict=True))
+
+    def out_sizes(self, in_sizes: Sizes) -> Sizes:
+        """Output positions per axis; an input smaller than the kernel's extent is refused."""
+        padded = tuple(n + 2 * p for n, p in zip(in_sizes, self.padding, strict=True))
+        if any(n < s for n, s in zip(padded, self.span, strict=True)):
+            raise InputError(
+                f"input of spatial size {padded} (after padding) is smaller than the "
+                f"kernel's extent {self.span}"
+            )
+        return tuple((n - s) // st + 1 for n, s, st in zip(padded, self.span, self.strides, strict=True))
+
+    def taps(self, offset: Sizes, out_sizes: Sizes) -> tuple[slice, ...]:
+        """Where kernel tap ``offset`` reads for every output position: a strided slice per axis."""
+        axes = zip(offset, out_sizes, self.strides, self.dilation, strict=True)
+        return tuple(slice(j * d, j * d + (o - 1) * s + 1, s) for j, o, s, d in axes)
+
+    def offsets(self) -> list[Sizes]:
+        return list(itertools.product(*(range(k) for k in self.kernel)))
+
+
+@dataclass
+class Saved:
+    """What the backward needs from the forward: the columns, their layout and the sizes."""
+
+    cols: np.ndarray  # last: (N·P, G, K·C/G); first: (N, G, C/G·K, P)
+    last: bool
+    in_shape: tuple[int, ...]
+    out_sizes: Sizes
+
+
+def windows(padded: np.ndarray, kernel: Sizes, strides: Sizes, dilation: Sizes | None = None) -> np.ndarray:
+    """View of shape (N, C, *out, *kernel): every (dilated, strided) window, no copy."""
+    dims = len(kernel)
+    geometry = Geometry(kernel, strides, (0,) * dims, dilation or (1,) * dims)
+    geometry.out_sizes(padded.shape[2:])  # refuses an input smaller than the kernel
+    view = sliding_window_view(padded, geometry.span, axis=tuple(range(2, 2 + dims)))
+    index = (slice(None), slice(None), *(slice(None, None, s) for s in strides),
+             *(slice(None, None, d) for d in geometry.dilation))
+    return view[index]
+
+
+def channels_last(channels_per_group: int, kernel: Sizes, positions: int, *, backward: bool = True) -> bool:
+    """The layout of the columns, as measured on d2l's shapes (one thread, CPU time): channels
+    first for a 1×1 kernel (its columns are the input, subsampled), for few channels per group
+    (runs of ow values are then longer than channels-last's kw·C/G), and, when no backward
+    will reuse the columns, for many output positions per example (a GEMM per example then
+    writes the channel-first output directly). Otherwise channels last: its single GEMM and
+    tap-by-tap col2im made the backward up to 2× faster."""
+    if math.prod(kernel) == 1 or channels_per_group * kernel[-1] < 16:
+        return False
+    return backward or positions < 256
+
+
+def _pad(array: np.ndarray, padding: Sizes) -> np.ndarray:
+    if not any(padding):
+        return array
+    n, c = array.shape[:2]
+    shape = (n, c, *(size + 2 * p for size, p in zip(array.shape[2:], padding, strict=True)))
+    budget.charge(budget.nbytes(shape, array.dtype), f"padding the input by {padding}")
+    return np.pad(array, ((0, 0), (0, 0), *((p, p) for p in padding)))
+
+
+def _to_last(array: np.ndarray, padding: Sizes) -> np.ndarray:
+    """(N, C, *S) → (N, *(S + 2·padding), C): padded with zeros and transposed in one copy."""
+    n, c = array.shape[:2]
+    shape = (n, *(size + 2 * p for size, p in zip(array.shape[2:], padding, strict=True)), c)
+    what = f"padding the input by {padding}" if any(padding) else "laying its input out channels-last"
+    budget.charge(budget.nbytes(shape, array.dtype), what)
+    buffer = np.zeros(shape, array.dtype) if any(padding) else np.empty(shape, array.dtype)
+    inner = (slice(None), *(slice(p, p + size) for p, size in zip(padding, array.shape[2:], strict=True)))
+    parallel.copy(buffer[inner], np.moveaxis(array, 1, -1))
+    return buffer
+
+
+def _columns_last(buffer: np.ndarray, g: Geometry, out_sizes: Sizes) -> np.ndarray:
+    """(N·P, G, K·C/G): each output position's receptive field, channels last, per group."""
+    n, c, dims, groups = buffer.shape[0], buffer.shape[-1], len(g.kernel), g.groups
+    s = buffer.strides
+    shape = (n, *out_sizes, groups, *g.kernel, c // groups)
+    strides = (s[0], *(s[1 + i] * g.strides[i] for i in range(dims)), s[-1] * (c // groups),
+               *(s[1 + i] * g.dilation[i] for i in range(dims)), s[-1])
+    view = as_strided(buffer, shape, strides, writeable=False)
+    budget.charge(budget.nbytes(shape, buffer.dtype), "gathering its windows (im2col)")
+    cols = np.empty(shape, buffer.dtype)
+    parallel.copy(cols, view)
+    return cols.reshape(n * math.prod(out_sizes), groups, -1)
+
+
+def _weight_last(weight: np.ndarray, groups: int) -> np.ndarray:
+    """(O, C/G, *K) → (G, O/G, K·C/G): the columns' order, taps before channels."""
+    o, cg = weight.shape[:2]
+    flat = weight.reshape(groups, o // groups, cg, -1)
+    return np.ascontiguousarray(flat.transpose(0, 1, 3, 2)).reshape(groups, o // groups, -1)
+
+
+def _per_group(cols: np.ndarray) -> np.ndarray:
+    """(N·P, G, X) → (G, N·P, X) as a view (BLAS reads each group's rows with a stride)."""
+    return cols.transpose(1, 0, 2)
+
+
+def _channel_first(rows: np.ndarray, n: int, out_sizes: Sizes, bias: np.ndarray | None,
+                   dtype: np.dtype) -> np.ndarray:
+    """(G, N·P, O/G) → (N, O, *out), adding the bias in the same pass."""
+    groups, og, dims = rows.shape[0], rows.shape[-1], len(out_sizes)
+    source = rows.reshape(groups, n, *out_sizes, og).transpose(1, 0, 2 + dims, *range(2, 2 + dims))
+    budget.charge(budget.nbytes((n, groups * og, *out_sizes), dtype), "its output")
+    out = np.empty((n, groups * og, *out_sizes), dtype)
+    target = out.reshape(n, groups, og, *out_sizes)
+    if bias is None:
+        parallel.copy(target, source)
+    else:
+        parallel.ufunc(np.add, source, bias.reshape(1, groups, og, *(1,) * dims), out=target)
+    return out
+
+
+def forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, g: Geometry,
+            *, last: bool | None = None, backward: bool = True) -> tuple[np.ndarray, Saved]:
+    """Cross-correlation of x (N, C, *S) with weight (O, C/G, *K), plus bias: (out, saved);
+    ``backward`` says whether a backward will reuse the columns (it picks their layout)."""
+    n, c, dims, groups = x.shape[0], x.shape[1], len(g.kernel), g.groups
+    out_sizes = g.out_sizes(x.shape[2:])
+    o = weight.shape[0]
+    if last is None:
+        last = channels_last(c // groups, g.kernel, math.prod(out_sizes), backward=backward)
+    if last:
+        cols = _columns_last(_to_last(x, g.padding), g, out_sizes)
+        budget.charge(budget.nbytes((n, o, *out_sizes), x.dtype), "its output")  # the GEMM's rows
+        rows = np.matmul(_per_group(cols), _weight_last(weight, groups).transpose(0, 2, 1))
+        out = _channel_first(rows, n, out_sizes, bias, x.dtype)
+        return out, Saved(cols, True, x.shape, out_sizes)
+    win = windows(_pad(x, g.padding), g.kernel, g.strides, g.dilation)  # (N, C, *out, *K)
+    budget.charge(budget.nbytes((n, c, *g.kernel, *out_sizes), x.dtype), "gathering its windows (im2col)")
+    split = win.reshape(n, groups, c // groups, *out_sizes, *g.kernel)
+    order = (0, 1, 2, *range(3 + dims, 3 + 2 * dims), *range(3, 3 + dims))
+    cols = np.empty(split.transpose(order).shape, x.dtype)
+    parallel.copy(cols, split.transpose(order))
+    cols = cols.reshape(n, groups, -1, math.prod(out_sizes))
+    kernels = weight.reshape(1, groups, o // groups, -1)
+    budget.charge(budget.nbytes((n, o, *out_sizes), x.dtype), "its output")
+    out = _product(kernels, cols, "gok,ngkp->ngop").reshape(n, o, *out_sizes)
+    if bias is not None:
+        out += bias.reshape(1, -1, *(1,) * dims)
+    return out, Saved(cols, False, x.shape, out_sizes)
+
+
+def _depthwise(weight: np.ndarray, groups: int) -> bool:
+    """One input channel per group: each (example, group) product sums a kernel's few taps."""
+    return groups > 1 and weight.shape[1] == 1
+
+
+def _product(kernels: np.ndarray, operand: np.ndarray, subscripts: str) -> np.ndarray:
+    """kernels (1, G, A, B) @ operand (N, G, B, P): a GEMM per (example, group), or for a
+    depthwise convolution one einsum (N·G GEMMs of a few taps each cost more to call than to
+    run: einsum measured 2.5× faster on d2l's shapes)."""
+    if kernels.shape[1] > 1 and min(kernels.shape[2:]) == 1 and max(kernels.shape[2:]) <= 64:
+        return np.einsum(subscripts, kernels[0], operand)
+    return np.matmul(kernels, operand)
+
+
+def _flippable(g: Geometry) -> bool:
+    """Whether the input's gradient is a plain convolution of the output's: at stride 1, with
+    padding no wider than the kernel's reach (its own padding is then span − 1 − padding)."""
+    return all(s == 1 for s in g.strides) and all(p < s for p, s in zip(g.padding, g.span, strict=True))
+
+
+def _full_correlation(grad: np.ndarray, weight: np.ndarray, g: Geometry) -> np.ndarray:
+    """The input's gradient at stride 1: the output's gradient correlated with the flipped
+    kernel, input and output channels swapped per group. For a depthwise convolution this one
+    einsum over windows measured 3× faster than scattering the taps back (col2im) on d2l's
+    shapes; for the others col2im is faster."""
+    groups, dims = g.groups, len(g.kernel)
+    o, cg = weight.shape[:2]
+    split = weight.reshape(groups, o // groups, cg, *g.kernel)
+    reversed_taps: tuple[slice, ...] = (slice(None),) * 3 + (slice(None, None, -1),) * dims
+    flipped = split[reversed_taps]
+    swapped = np.ascontiguousarray(flipped.swapaxes(1, 2)).reshape(groups * cg, o // groups, *g.kernel)
+    padding = tuple(s - 1 - p for s, p in zip(g.span, g.padding, strict=True))
+    flipped_geometry = Geometry(g.kernel, g.strides, padding, g.dilation, groups)
+    return forward(grad, swapped, None, flipped_geometry, last=False, backward=False)[0]
+
+
+def _col2im_last(rows: np.ndarray, weight: np.ndarray, g: Geometry, n: int, out_sizes: Sizes,
+                 full: Sizes) -> np.ndarray:
+    """Σ over kernel taps of rows (G, N·P, O/G) times that tap's weights, each added onto a
+    zeroed channels-last (N, *full, C) where the tap read: the col2im of rows @ weights,
+    one tap at a time, so each product is contiguous and the sum never holds all taps."""
+    groups, cg = g.groups, weight.shape[1]
+    channels = groups * cg
+    budget.charge(budget.nbytes((n, *full, channels), rows.dtype), "the full output it scatters into")
+    buffer = np.zeros((n, *full, groups, cg), rows.dtype)
+    flat = weight.reshape(groups, weight.shape[0] // groups, cg, -1)  # (G, O/G, C/G, K)
+    product = np.empty((groups, rows.shape[1], cg), rows.dtype)
+    for tap, offset in enumerate(g.offsets()):
+        np.matmul(rows, flat[..., tap], out=product)
+        where = (slice(None), *g.taps(offset, out_sizes))
+        target = buffer[where]  # (N, *out, G, C/G)
+        share = np.moveaxis(product.reshape(groups, n, *out_sizes, cg), 0, -2)
+        parallel.ufunc(np.add, target, share, out=target)
+    return buffer.reshape(n, *full, channels)
+
+
+def _to_first(buffer: np.ndarray, padding: Sizes, sizes: Sizes) -> np.ndarray:
+    """Channels-last (N, *full, C) → channel-first (N, C, *sizes), the padding cropped."""
+    crop = (slice(None), *(slice(p, p + s) for p, s in zip(padding, sizes, strict=True)))
+    out = np.empty((buffer.shape[0], buffer.shape[-1], *sizes), buffer.dtype)
+    parallel.copy(out, np.moveaxis(buffer[crop], -1, 1))
+    return out
+
+
+def _rows(grad: np.ndarray, groups: int) -> np.ndarray:
+    """(N, O, *out) → (G, N·P, O/G): the output's gradient as the GEMMs read it."""
+    n, o, dims = grad.shape[0], grad.shape[1], grad.ndim - 2
+    split = grad.reshape(n, groups, o // groups, *grad.shape[2:])
+    source = split.transpose(0, *range(3, 3 + dims), 1, 2)  # (N, *out, G, O/G)
+    rows = np.empty(source.shape, grad.dtype)
+    parallel.copy(rows, source)
+    if groups == 1:
+        return rows.reshape(1, -1, o)
+    return np.ascontiguousarray(np.moveaxis(rows, -2, 0)).reshape(groups, -1, o // groups)
+
+
+def backward(grad: np.ndarray, saved: Saved, weight: np.ndarray, g: Geometry, *, need_x: bool = True,
+             need_weight: bool = True) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """Gradients of the input and the weight from the output's (N, O, *out); the bias's is
+    ``bias_grad(grad)``."""
+    n, c = saved.in_shape[:2]
+    groups, o = g.groups, weight.shape[0]
+    grad_x = grad_w = None
+    if saved.last:
+        rows = _rows(grad, groups)  # (G, N·P, O/G)
+        if need_weight:
+            per_group = np.matmul(rows.transpose(0, 2, 1), _per_group(saved.cols))  # (G, O/G, K·C/G)
+            split = per_group.reshape(groups, o // groups, -1, c // groups)
+            grad_w = np.ascontiguousarray(split.transpose(0, 1, 3, 2)).reshape(weight.shape)
+        if need_x:
+            full = tuple(s + 2 * p for s, p in zip(saved.in_shape[2:], g.padding, strict=True))
+            buffer = _col2im_last(rows, weight, g, n, saved.out_sizes, full)
+            grad_x = _to_first(buffer, g.padding, saved.in_shape[2:])
+        return grad_x, grad_w
+    per_example = grad.reshape(n, groups, o // groups, -1)  # (N, G, O/G, P)
+    kernels = weight.reshape(1, groups, o // groups, -1)
+    if need_weight:
+        # One product per example, summed: BLAS reads the transposed columns in place.
+        if _depthwise(weight, groups):
+            grad_w = np.einsum("ngop,ngkp->gok", per_example, saved.cols).reshape(weight.shape)
+        else:
+            grad_w = np.matmul(per_example, np.swapaxes(saved.cols, -1, -2)).sum(axis=0).reshape(weight.shape)
+    if need_x and _depthwise(weight, groups) and _flippable(g):
+        grad_x = _full_correlation(grad, weight, g)
+    elif need_x:
+        products = _product(np.swapaxes(kernels, -1, -2), per_example, "gko,ngop->ngkp")
+        shares: np.ndarray = products.reshape(n, c, *g.kernel, *saved.out_sizes)
+        full = tuple(s + 2 * p for s, p in zip(saved.in_shape[2:], g.padding, strict=True))
+        padded = np.zeros((n, c, *full), dtype=grad.dtype)
+        for offset in g.offsets():
+            target = (slice(None), slice(None), *g.taps(offset, saved.out_sizes))
+            source: tuple[Any, ...] = (slice(None), slice(None), *offset)
+            padded[target] += shares[source]
+        crop = (slice(None), slice(None), *(slice(p, p + s) for p, s in zip(g.padding, saved.in_shape[2:],
+                                                                               strict=True)))
+        grad_x = padded[crop] if any(g.padding) else padded
+    return grad_x, grad_w
+
+
+def bias_grad(grad: np.ndarray) -> np.ndarray:
+    """Σ of the output's gradient per channel (pairwise sums along the contiguous axis)."""
+    return grad.reshape(grad.shape[0], grad.shape[1], -1).sum(axis=2).sum(axis=0)
+
+
+def transpose_sizes(in_sizes: Sizes, g: Geometry, output_padding: Sizes) -> tuple[Sizes, Sizes]:
+    """(uncropped, output) spatial sizes of a transposed convolution."""
+    full = tuple((i - 1) * s + d * (k - 1) + 1 + a for i, s, d, k, a in
+                 zip(in_sizes, g.strides, g.dilation, g.kernel, output_padding, strict=True))
+    return full, tuple(f - 2 * p for f, p in zip(full, g.padding, strict=True))
+
+
+def transpose_forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, g: Geometry,
+                      output_padding: Sizes) -> np.ndarray:
+    """Transposed convolution of x (N, C, *S) with weight (C, O/G, *K): the input-gradient of
+    the convolution whose weight it is, x standing for that convolution's output gradient."""
+    n, dims = x.shape[0], x.ndim - 2
+    full, out_sizes = transpose_sizes(x.shape[2:], g, output_padding)
+    channels = weight.shape[1] * g.groups
+    budget.charge(budget.nbytes((n, channels, *x.shape[2:]), x.dtype), "its products")  # per tap
+    buffer = _col2im_last(_rows(x, g.groups), weight, g, n, x.shape[2:], full)
+    budget.charge(budget.nbytes((n, channels, *out_sizes), x.dtype), "its output")
+    out = _to_first(buffer, g.padding, out_sizes)
+    if bias is not None:
+        out += bias.reshape(1, -1, *(1,) * dims)
+    return out
+
+
+def transpose_backward(grad: np.ndarray, x: np.ndarray, weight: np.ndarray, g: Geometry, *,
+                       need_x: bool = True, need_weight: bool = True
+                       ) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """Gradients of a transposed convolution's input and weight: its output's gradient goes
+    through the convolution it is the transpose of."""
+    # That convolution's output has exactly the input's sizes (output_padding < strides).
+    grad_x, saved = forward(grad, weight, None, g, last=True)
+    grad_w = backward(x, saved, weight, g, need_x=False)[1] if need_weight else None
+    return (grad_x if need_x else None), grad_w

@@ -1,0 +1,123 @@
+"""The kernels' memory-bound passes (copies, transpositions, element-wise folds), split over
+the batch axis onto a few threads.
+
+BLAS runs a GEMM on every core, but numpy runs each copy or ufunc on one; once the GEMMs are
+parallel, those passes are most of a convolution's time. numpy releases the GIL inside its
+copy and ufunc loops, so chunks of the batch on a small thread pool run side by side. The
+thread count follows BLAS's (``MODELPACK_NUM_THREADS``, else ``OPENBLAS_NUM_THREADS``, else
+``OMP_NUM_THREADS``, else the CPUs this process may use); 1 turns the pool off.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import numpy as np
+
+__all__ = ["threads", "set_threads", "over_batch", "copy", "ufunc", "total"]
+
+# Below this many elements a pass takes a few microseconds: not worth a thread's wake-up.
+MIN_ELEMENTS = 1 << 16
+
+_lock = threading.Lock()
+_pool: ThreadPoolExecutor | None = None
+_threads: int | None = None
+
+
+def _from_environment() -> int:
+    for name in ("MODELPACK_NUM_THREADS", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS"):
+        value = os.environ.get(name, "").strip()
+        if value.isdigit() and int(value) > 0:
+            return int(value)
+    return max(1, len(os.sched_getaffinity(0))) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def threads() -> int:
+    """How many threads the kernels' passes use."""
+    global _threads
+    if _threads is None:
+        _threads = _from_environment()
+    return _threads
+
+
+def set_threads(count: int) -> None:
+    """Use ``count`` threads from now on (1: every pass on the calling thread)."""
+    global _threads, _pool
+    if count < 1:
+        raise ValueError(f"thread count must be at least 1, got {count}")
+    with _lock:
+        _threads = int(count)
+        if _pool is not None:
+            _pool.shutdown(wait=False)
+            _pool = None
+
+
+def _forget_pool() -> None:
+    """In a forked child the pool's threads do not exist: start a new pool on first use."""
+    global _pool, _lock
+    _pool, _lock = None, threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pool)
+
+
+def _executor(count: int) -> ThreadPoolExecutor:
+    global _pool
+    with _lock:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(max_workers=count - 1, thread_name_prefix="modelpack-kernels")
+        return _pool
+
+
+def over_batch(run: Callable[[slice], Any], batch: int, elements: int) -> list[Any]:
+    """``run(chunk)`` for chunks of ``range(batch)`` covering it, in parallel when the pass
+    touches at least ``MIN_ELEMENTS`` elements; the calling thread runs the first chunk.
+    Returns the runs' results, in the chunks' order (partial sums, for a reduction)."""
+    count = min(threads(), batch)
+    if count < 2 or elements < MIN_ELEMENTS:
+        return [run(slice(0, batch))]
+    bounds = [batch * i // count for i in range(count + 1)]
+    chunks = [slice(a, b) for a, b in zip(bounds, bounds[1:], strict=False)]
+    pool = _executor(threads())
+    futures = [pool.submit(run, chunk) for chunk in chunks[1:]]
+    try:
+        first = run(chunks[0])
+    finally:
+        rest = [future.result() for future in futures]
+    return [first, *rest]
+
+
+def _chunk(array: Any, chunk: slice, batch: int) -> Any:
+    """Rows ``chunk`` of an array whose first axis is the batch; anything else (a broadcast
+    operand such as a bias, or a scalar) whole."""
+    if isinstance(array, np.ndarray) and array.ndim and array.shape[0] == batch:
+        return array[chunk]
+    return array
+
+
+def copy(target: np.ndarray, source: np.ndarray) -> None:
+    """``np.copyto(target, source)``, both with the batch first."""
+    batch = target.shape[0]
+    over_batch(lambda b: np.copyto(target[b], _chunk(source, b, batch)), batch, target.size)
+
+
+def ufunc(function: np.ufunc, *operands: Any, out: np.ndarray) -> np.ndarray:
+    """``function(*operands, out=out)`` with the batch first in ``out``; operands broadcast."""
+    batch = out.shape[0]
+    over_batch(lambda b: function(*(_chunk(a, b, batch) for a in operands), out=out[b]), batch, out.size)
+    return out
+
+
+def total(reduce: Callable[[np.ndarray], np.ndarray], array: np.ndarray) -> np.ndarray:
+    """``reduce(array)`` for a reduction over the batch axis (among others), as the sum of
+    its partial results over chunks of the batch."""
+    parts = over_batch(lambda b: reduce(array[b]), array.shape[0], array.size)
+    result = parts[0]
+    for part in parts[1:]:
+        result = result + part
+    return result

@@ -1,0 +1,218 @@
+"""``nn.kernels.conv`` against a direct reference: for each kernel tap, the strided slice of the
+padded input it reads, contracted with that tap's weights in float64 (no im2col, no layout
+change, no GEMM over taps). Random shapes from hypothesis: 1–3 spatial axes, strides,
+padding, dilation, groups (depthwise included), non-square kernels and inputs.
+
+Tolerance: float32 results within ``atol=1e-4·scale, rtol=1e-4`` of the float64 reference,
+``scale`` the largest reference magnitude (the kernels sum up to a few hundred float32
+products in an order BLAS chooses). Both column layouts (channels last and first) are checked,
+and the backward against the same reference's adjoint; the layers and their gradients also
+against torch where it is installed.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from modelpack.nn.kernels import conv as kernels
+
+RTOL, ATOL = 1e-4, 1e-4
+
+
+@st.composite
+def geometries(draw: st.DrawFn) -> tuple[kernels.Geometry, tuple[int, ...], int, int, int]:
+    """(geometry, input spatial sizes, batch, channels per group, outputs per group)."""
+    dims = draw(st.integers(1, 3))
+    kernel, strides, padding, dilation, sizes = [], [], [], [], []
+    for _ in range(dims):
+        k, s, d = draw(st.integers(1, 4 if dims < 3 else 2)), draw(st.integers(1, 3)), draw(st.integers(1, 2))
+        p = draw(st.integers(0, k))
+        span = d * (k - 1) + 1
+        for values, value in ((kernel, k), (strides, s), (padding, p), (dilation, d)):
+            values.append(value)
+        sizes.append(draw(st.integers(max(1, span - 2 * p), max(1, span - 2 * p) + (6 if dims < 3 else 2))))
+    groups = draw(st.integers(1, 3))
+    in_per_group = draw(st.sampled_from([1, 2, 5, 8]))
+    out_per_group = draw(st.integers(1, 4))
+    geometry = kernels.Geometry(tuple(kernel), tuple(strides), tuple(padding), tuple(dilation), groups)
+    return geometry, tuple(sizes), draw(st.integers(1, 3)), in_per_group, out_per_group
+
+
+def _padded(x: np.ndarray, padding: tuple[int, ...]) -> np.ndarray:
+    return np.pad(x, ((0, 0), (0, 0), *((p, p) for p in padding)))
+
+
+def _reads(g: kernels.Geometry, offset: tuple[int, ...], out: tuple[int, ...]) -> tuple[slice, ...]:
+    """The padded input's positions tap ``offset`` reads, written out independently."""
+    return (slice(None), slice(None), *(slice(j * d, j * d + (o - 1) * s + 1, s)
+                                        for j, o, s, d in zip(offset, out, g.strides, g.dilation, strict=True)))
+
+
+def reference_forward(x: np.ndarray, w: np.ndarray, g: kernels.Geometry) -> np.ndarray:
+    x64, w64 = _padded(x.astype(np.float64), g.padding), w.astype(np.float64)
+    n, c = x.shape[:2]
+    o, cg = w.shape[:2]
+    out_sizes = tuple((size - (d * (k - 1) + 1)) // s + 1 for size, k, s, d in
+                      zip(x64.shape[2:], g.kernel, g.strides, g.dilation, strict=True))
+    result = np.zeros((n, o, *out_sizes))
+    og = o // g.groups
+    for offset in itertools.product(*map(range, g.kernel)):
+        part = x64[_reads(g, offset, out_sizes)]
+        for group in range(g.groups):
+            inputs = part[:, group * cg:(group + 1) * cg]
+            taps = w64[(slice(group * og, (group + 1) * og), slice(None), *offset)]
+            result[:, group * og:(group + 1) * og] += np.einsum("nc...,oc->no...", inputs, taps)
+    return result
+
+
+def reference_backward(x: np.ndarray, w: np.ndarray, grad: np.ndarray, g: kernels.Geometry
+                       ) -> tuple[np.ndarray, np.ndarray]:
+    """∂⟨out, grad⟩/∂x and /∂w, tap by tap, in float64."""
+    x64, w64, g64 = _padded(x.astype(np.float64), g.padding), w.astype(np.float64), grad.astype(np.float64)
+    o, cg = w.shape[:2]
+    og = o // g.groups
+    grad_x, grad_w = np.zeros_like(x64), np.zeros_like(w64)
+    out_sizes = grad.shape[2:]
+    for offset in itertools.product(*map(range, g.kernel)):
+        reads = _reads(g, offset, out_sizes)
+        for group in range(g.groups):
+            gs, cs = slice(group * og, (group + 1) * og), slice(group * cg, (group + 1) * cg)
+            inputs = x64[reads][:, cs]
+            n = grad.shape[0]
+            grad_w[(gs, slice(None), *offset)] += np.einsum(
+                "nop,ncp->oc", g64[:, gs].reshape(n, og, -1), inputs.reshape(n, cg, -1))
+            target = grad_x[reads]
+            target[:, cs] += np.einsum("no...,oc->nc...", g64[:, gs], w64[(gs, slice(None), *offset)])
+    crop = (slice(None), slice(None), *(slice(p, p + s) for p, s in zip(g.padding, x.shape[2:], strict=True)))
+    return grad_x[crop], grad_w
+
+
+def assert_near(ours: np.ndarray, expected: np.ndarray) -> None:
+    assert ours.shape == expected.shape
+    scale = max(1.0, float(np.abs(expected).max(initial=0.0)))
+    np.testing.assert_allclose(ours, expected, rtol=RTOL, atol=ATOL * scale)
+
+
+def _draw_arrays(data: st.DataObject, g: kernels.Geometry, sizes: tuple[int, ...], batch: int,
+                 cg: int, og: int) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1)))
+    x = rng.standard_normal((batch, cg * g.groups, *sizes)).astype(np.float32)
+    w = rng.standard_normal((og * g.groups, cg, *g.kernel)).astype(np.float32)
+    return x, w
+
+
+@settings(max_examples=60, deadline=None)
+@given(drawn=geometries(), data=st.data(), last=st.booleans(), with_bias=st.booleans())
+def test_forward_and_backward_match_the_direct_reference(drawn, data, last, with_bias) -> None:
+    g, sizes, batch, cg, og = drawn
+    x, w = _draw_arrays(data, g, sizes, batch, cg, og)
+    bias = np.linspace(-1, 1, og * g.groups, dtype=np.float32) if with_bias else None
+    out, saved = kernels.forward(x, w, bias, g, last=last)
+    expected = reference_forward(x, w, g) + (0 if bias is None else bias.reshape(1, -1, *(1,) * len(sizes)))
+    assert out.dtype == np.float32
+    assert_near(out, expected)
+
+    grad = np.random.default_rng(1).standard_normal(out.shape).astype(np.float32)
+    grad_x, grad_w = kernels.backward(grad, saved, w, g)
+    expected_x, expected_w = reference_backward(x, w, grad, g)
+    assert grad_x is not None and grad_w is not None
+    assert_near(grad_x, expected_x)
+    assert_near(grad_w, expected_w)
+    assert_near(kernels.bias_grad(grad), grad.astype(np.float64).sum(axis=(0, *range(2, grad.ndim))))
+
+
+@settings(max_examples=40, deadline=None)
+@given(drawn=geometries(), data=st.data())
+def test_transposed_convolution_is_the_adjoint(drawn, data) -> None:
+    """⟨conv(x), y⟩ = ⟨x, conv_transpose(y)⟩ with the same weight, and the transpose's own
+    gradients are the convolution's (reference) forward and weight gradient."""
+    g, sizes, batch, cg, og = drawn
+    x, w = _draw_arrays(data, g, sizes, batch, cg, og)
+    out_sizes = reference_forward(x, w, g).shape[2:]
+    y = np.random.default_rng(2).standard_normal((batch, og * g.groups, *out_sizes)).astype(np.float32)
+    # Output padding makes the transposed output cover x's trailing positions the conv skipped.
+    output_padding = tuple(n + 2 * p - ((o - 1) * s + d * (k - 1) + 1) for n, p, o, s, d, k in
+                           zip(sizes, g.padding, out_sizes, g.strides, g.dilation, g.kernel, strict=True))
+    if any(a >= s for a, s in zip(output_padding, g.strides, strict=True)):
+        return  # not expressible as a transposed convolution (MXNet's output_padding < stride)
+    transposed = kernels.transpose_forward(y, w, None, g, output_padding)
+    expected, _ = reference_backward(x, w, y, g)
+    assert_near(transposed, expected)
+
+    grad = np.random.default_rng(3).standard_normal(transposed.shape).astype(np.float32)
+    grad_y, grad_w = kernels.transpose_backward(grad, y, w, g)
+    assert grad_y is not None and grad_w is not None
+    assert_near(grad_y, reference_forward(grad, w, g))
+    _, expected_w = reference_backward(grad, w, y, g)  # the weight's gradient of ⟨conv(grad), y⟩
+    assert_near(grad_w, expected_w)
+
+
+def test_the_layout_heuristic() -> None:
+    assert not kernels.channels_last(3, (3, 3), 1024)  # few channels
+    assert not kernels.channels_last(64, (1, 1), 64)  # 1×1
+    assert kernels.channels_last(16, (3, 3), 1024)
+    assert not kernels.channels_last(16, (3, 3), 1024, backward=False)  # inference, large maps
+    assert kernels.channels_last(64, (3, 3), 64, backward=False)
+
+
+@settings(max_examples=25, deadline=None)
+@given(drawn=geometries(), data=st.data(), wide=st.booleans())
+def test_layers_and_gradients_match_torch(drawn, data, wide) -> None:
+    """The layers through autograd (the kernels' default layout choice, wide channels included
+    so that channels-last columns are taken) against torch's functional convolution, float32
+    on both sides; same tolerance as against the reference."""
+    torch = pytest.importorskip("torch")
+    from modelpack import autograd, nn
+
+    g, sizes, batch, cg, og = drawn
+    if wide:
+        cg, og = cg * 4, og * 4
+    dims = len(sizes)
+    x, w = _draw_arrays(data, g, sizes, batch, cg, og)
+    layer = {1: nn.Conv1D, 2: nn.Conv2D, 3: nn.Conv3D}[dims](
+        og * g.groups, g.kernel, strides=g.strides, padding=g.padding, dilation=g.dilation, groups=g.groups,
+        in_channels=cg * g.groups)
+    layer.initialize()
+    layer.weight.set_data(w)
+    layer.bias.set_data(np.linspace(-1, 1, og * g.groups, dtype=np.float32))
+    variable = autograd.Variable(x)
+    with autograd.record():
+        out = layer(variable)
+    head = np.random.default_rng(4).standard_normal(out.shape).astype(np.float32)
+    out.backward(head)
+
+    tx, tw = torch.tensor(x, requires_grad=True), torch.tensor(w, requires_grad=True)
+    tb = torch.tensor(layer.bias.data(), requires_grad=True)
+    conv = getattr(torch.nn.functional, f"conv{dims}d")
+    expected = conv(tx, tw, tb, stride=g.strides, padding=g.padding, dilation=g.dilation, groups=g.groups)
+    expected.backward(torch.tensor(head))
+    assert_near(out.value, expected.detach().numpy().astype(np.float64))
+    assert_near(variable.grad, tx.grad.numpy().astype(np.float64))
+    assert_near(layer.weight.grad(), tw.grad.numpy().astype(np.float64))
+    assert_near(layer.bias.grad(), tb.grad.numpy().astype(np.float64))
+
+
+@pytest.mark.parametrize("dims", [1, 2, 3])
+@pytest.mark.parametrize("multiplier", [1, 2])
+@pytest.mark.parametrize("last", [True, False])
+def test_depthwise_against_the_reference(dims, multiplier, last) -> None:
+    """Depthwise (one input channel per group) at stride 1 and 2, the shapes MobileNet-style
+    blocks use: both layouts, forward and backward (stride 1 takes the flipped correlation)."""
+    rng = np.random.default_rng(dims * 10 + multiplier)
+    for strides, dilation in (((1,) * dims, (1,) * dims), ((2,) * dims, (1,) * dims), ((1,) * dims, (2,) * dims)):
+        g = kernels.Geometry((3,) * dims, strides, (1,) * dims, dilation, 6)
+        x = rng.standard_normal((2, 6, *(7,) * dims)).astype(np.float32)
+        w = rng.standard_normal((6 * multiplier, 1, *(3,) * dims)).astype(np.float32)
+        out, saved = kernels.forward(x, w, None, g, last=last)
+        assert_near(out, reference_forward(x, w, g))
+        grad = rng.standard_normal(out.shape).astype(np.float32)
+        grad_x, grad_w = kernels.backward(grad, saved, w, g)
+        expected_x, expected_w = reference_backward(x, w, grad, g)
+        assert grad_x is not None and grad_w is not None
+        assert_near(grad_x, expected_x)
+        assert_near(grad_w, expected_w)

@@ -1,0 +1,195 @@
+"""``nn.kernels.pool`` and ``nn.kernels.norm`` against direct references: pooling window by
+window (a loop over output positions, the window clipped to the input as torch defines it),
+BatchNorm from its textbook formulas in float64. Shapes, strides, padding, ceil mode and
+dimensions from hypothesis; gradients through the layers' autograd rules.
+
+Tolerances: pooling selects or averages inputs, so float32 results are within ``1e-6``
+(absolute, inputs ~ N(0, 1)) of the float64 reference; BatchNorm within ``rtol=1e-4,
+atol=1e-4`` (float32 statistics over up to a few hundred values).
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from modelpack import autograd, nn
+from modelpack.nn.kernels import norm as norm_kernels
+from modelpack.nn.kernels import parallel
+
+MAX_POOL = {1: nn.MaxPool1D, 2: nn.MaxPool2D, 3: nn.MaxPool3D}
+AVG_POOL = {1: nn.AvgPool1D, 2: nn.AvgPool2D, 3: nn.AvgPool3D}
+
+
+def _out_size(n: int, k: int, s: int, p: int, ceil: bool) -> int:
+    span = n + 2 * p - k
+    out = (-(-span // s) if ceil else span // s) + 1
+    return out - 1 if ceil and (out - 1) * s >= n + p else out
+
+
+def reference_pool(x, grad, kind, pool, strides, padding, ceil, include_pad):
+    """(output, input gradient) window by window in float64."""
+    dims = len(pool)
+    x64, g64 = x.astype(np.float64), grad.astype(np.float64)
+    outs = tuple(_out_size(n, k, s, p, ceil) for n, k, s, p in zip(x.shape[2:], pool, strides, padding, strict=True))
+    result = np.zeros((*x.shape[:2], *outs))
+    grad_x = np.zeros_like(x64)
+    for position in itertools.product(*map(range, outs)):
+        starts = [o * s - p for o, s, p in zip(position, strides, padding, strict=True)]
+        lo = [max(a, 0) for a in starts]
+        hi = [min(a + k, n) for a, k, n in zip(starts, pool, x.shape[2:], strict=True)]
+        window = (slice(None), slice(None), *(slice(a, b) for a, b in zip(lo, hi, strict=True)))
+        at = (slice(None), slice(None), *position)
+        values = x64[window].reshape(*x.shape[:2], -1)
+        if kind == "max":
+            result[at] = values.max(axis=-1)
+            first = values.argmax(axis=-1)  # the first maximum in scan order, as torch
+            hits = np.zeros_like(values)
+            np.put_along_axis(hits, first[..., None], 1.0, axis=-1)
+            grad_x[window] += (hits * g64[at][..., None]).reshape(x64[window].shape)
+        else:
+            if include_pad:
+                count = np.prod([min(a + k, n + p) - a for a, k, n, p in
+                                 zip(starts, pool, x.shape[2:], padding, strict=True)])
+            else:
+                count = np.prod([b - a for a, b in zip(lo, hi, strict=True)])
+            result[at] = values.sum(axis=-1) / count
+            grad_x[window] += (g64[at] / count)[(Ellipsis, *(None,) * dims)]
+    return result, grad_x
+
+
+@st.composite
+def pools(draw):
+    dims = draw(st.integers(1, 3))
+    pool = tuple(draw(st.integers(1, 3)) for _ in range(dims))
+    strides = tuple(draw(st.integers(1, 3)) for _ in range(dims))
+    padding = tuple(draw(st.integers(0, k // 2)) for k in pool)
+    sizes = tuple(draw(st.integers(k, k + (5 if dims < 3 else 2))) for k in pool)
+    return dims, pool, strides, padding, sizes, draw(st.booleans()), draw(st.booleans())
+
+
+def _through_autograd(layer, x, grad):
+    variable = autograd.Variable(x)
+    with autograd.record():
+        out = layer(variable)
+    out.backward(grad)
+    return out.value, variable.grad
+
+
+@settings(max_examples=80, deadline=None)
+@given(drawn=pools(), kind=st.sampled_from(["max", "avg"]), batch=st.integers(1, 3), seed=st.integers(0, 2**32 - 1))
+def test_pooling_matches_the_window_by_window_reference(drawn, kind, batch, seed):
+    dims, pool, strides, padding, sizes, ceil, include_pad = drawn
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((batch, 2, *sizes)).astype(np.float32)
+    if kind == "max":
+        layer = MAX_POOL[dims](pool, strides, padding, ceil_mode=ceil)
+    else:
+        layer = AVG_POOL[dims](pool, strides, padding, ceil_mode=ceil, count_include_pad=include_pad)
+    out_shape = layer(x).shape
+    grad = rng.standard_normal(out_shape).astype(np.float32)
+    out, grad_x = _through_autograd(layer, x, grad)
+    expected, expected_grad = reference_pool(x, grad, kind, pool, strides, padding, ceil, include_pad)
+    assert out.dtype == np.float32 and grad_x.dtype == np.float32
+    np.testing.assert_allclose(out, expected, rtol=0, atol=1e-6)
+    np.testing.assert_allclose(grad_x, expected_grad, rtol=0, atol=1e-6)
+
+
+def reference_batch_norm(x, axis, gamma, beta, grad):
+    """Batch statistics: output and the gradients of x, gamma and beta, in float64."""
+    x64, g64 = np.moveaxis(x.astype(np.float64), axis, -1), np.moveaxis(grad.astype(np.float64), axis, -1)
+    m = x64.size // x64.shape[-1]
+    mean = x64.reshape(-1, x64.shape[-1]).mean(axis=0)
+    var = ((x64 - mean) ** 2).reshape(-1, x64.shape[-1]).mean(axis=0)
+    x_hat = (x64 - mean) / np.sqrt(var + 1e-5)
+    out = x_hat * gamma + beta
+    flat_g, flat_hat = g64.reshape(-1, x64.shape[-1]), x_hat.reshape(-1, x64.shape[-1])
+    grad_beta, grad_gamma = flat_g.sum(axis=0), (flat_g * flat_hat).sum(axis=0)
+    grad_x = gamma / np.sqrt(var + 1e-5) / m * (m * g64 - grad_beta - x_hat * grad_gamma)
+    return np.moveaxis(out, -1, axis), np.moveaxis(grad_x, -1, axis), grad_gamma, grad_beta
+
+
+@settings(max_examples=40, deadline=None)
+@given(shape=st.sampled_from([(5, 3), (4, 3, 7), (3, 4, 5, 6), (2, 3, 2, 3, 4)]), axis=st.sampled_from([1, -1]),
+       seed=st.integers(0, 2**32 - 1))
+def test_batch_norm_matches_its_formulas(shape, axis, seed):
+    rng = np.random.default_rng(seed)
+    x = (2 + 3 * rng.standard_normal(shape)).astype(np.float32)
+    channels = shape[axis]
+    gamma, beta = rng.standard_normal(channels).astype(np.float32), rng.standard_normal(channels).astype(np.float32)
+    layer = nn.BatchNorm(axis=axis, in_channels=channels)
+    layer.initialize()
+    layer.gamma.set_data(gamma)
+    layer.beta.set_data(beta)
+    grad = rng.standard_normal(shape).astype(np.float32)
+    out, grad_x = _through_autograd(layer, x, grad)
+    expected, expected_x, expected_gamma, expected_beta = reference_batch_norm(x, axis % len(shape), gamma, beta, grad)
+    for ours, theirs in ((out, expected), (grad_x, expected_x), (layer.gamma.grad(), expected_gamma),
+                         (layer.beta.grad(), expected_beta)):
+        assert ours.dtype == np.float32
+        np.testing.assert_allclose(ours, theirs, rtol=1e-4, atol=1e-4)
+
+
+def test_batch_norm_inference_is_one_scale_and_shift():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((4, 3, 5)).astype(np.float32)
+    mean, var = rng.standard_normal(3).astype(np.float32), rng.uniform(0.5, 2, 3).astype(np.float32)
+    gamma, beta = rng.standard_normal(3).astype(np.float32), rng.standard_normal(3).astype(np.float32)
+    out, stats = norm_kernels.batch_norm(x, 1, mean, var, gamma, beta, 1e-5, batch=False)
+    expected = (x - mean[:, None]) / np.sqrt(var[:, None] + 1e-5) * gamma[:, None] + beta[:, None]
+    np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-6)
+    assert not stats.batch
+
+
+def test_threaded_passes_equal_the_single_threaded_ones():
+    """The batch split over threads computes what one thread does: bit for bit where each
+    element is computed alone (convolution, pooling), within float32 rounding where partial
+    sums over chunks of the batch are added (BatchNorm's statistics: ``rtol=1e-5, atol=1e-6``)."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((8, 16, 40, 40)).astype(np.float32)  # above parallel.MIN_ELEMENTS
+    layers = [nn.Conv2D(16, 3, padding=1, in_channels=16), nn.MaxPool2D(3, 2, 1), nn.AvgPool2D(2),
+              nn.BatchNorm(in_channels=16)]
+    for layer in layers:
+        layer.initialize(seed=0)
+    heads = [rng.standard_normal(layer(x).shape).astype(np.float32) for layer in layers]
+    before = parallel.threads()
+    try:
+        results = []
+        for count in (1, 2, 3):
+            parallel.set_threads(count)
+            results.append([_through_autograd(layer, x, head) for layer, head in zip(layers, heads, strict=True)])
+    finally:
+        parallel.set_threads(before)
+    for other in results[1:]:
+        for layer, ours, theirs in zip(layers, results[0], other, strict=True):
+            for a, b in zip(ours, theirs, strict=True):
+                if isinstance(layer, nn.BatchNorm):
+                    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+                else:
+                    np.testing.assert_array_equal(a, b)
+
+
+def test_a_forked_child_gets_its_own_pool():
+    """The parent's pool threads do not exist after fork: a child's pass must not wait on them."""
+    import multiprocessing
+
+    before = parallel.threads()
+    parallel.set_threads(2)
+    try:
+        x = np.random.default_rng(0).standard_normal((4, 8, 64, 64)).astype(np.float32)
+        parallel.copy(np.empty_like(x), x)  # the parent's pool exists now
+        context = multiprocessing.get_context("fork")
+        with context.Pool(1) as pool:
+            assert pool.apply_async(_copy_in_child).get(timeout=60)
+    finally:
+        parallel.set_threads(before)
+
+
+def _copy_in_child() -> bool:
+    x = np.arange(4 * 8 * 64 * 64, dtype=np.float32).reshape(4, 8, 64, 64)
+    out = np.empty_like(x)
+    parallel.copy(out, x)
+    return bool(np.array_equal(out, x))

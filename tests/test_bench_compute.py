@@ -1,0 +1,30 @@
+"""``bench/compute.py`` still runs: every workload at ``--quick`` sizes, one timed round, after
+its own checks that both sides agree (forward outputs, and the weights after one step)."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[1] / "bench"
+
+
+def test_compute_bench_runs_every_workload_quick(monkeypatch):
+    pytest.importorskip("torch")
+    monkeypatch.syspath_prepend(str(BENCH))
+    spec = importlib.util.spec_from_file_location("bench_compute", BENCH / "compute.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, "bench_compute", module)
+    spec.loader.exec_module(module)
+    names = []
+    for build in module.WORKLOADS:
+        result = module.measure(build, "quick", repeats=1)
+        rows = module.rows_of(result)
+        assert len(rows) == 2 and all(row.count("|") == 8 for row in rows)
+        assert all(seconds > 0 for pair in (result["forward"], result["step"]) for seconds in pair)
+        names.append(result["work"].name)
+    assert names == ["MLP", "CNN", "LeNet", "ResNet-18-style", "Transformer encoder block"]
