@@ -39,7 +39,8 @@ def _channel_sum(three: np.ndarray) -> np.ndarray:
 
 def _channel_dot(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Σ a·b per channel of two (outer, C, inner) arrays, without their product's temporary."""
-    parts = parallel.over_batch(lambda rows: np.einsum("ijk,ijk->j", a[rows], b[rows]), a.shape[0], a.size)
+    parts = parallel.over_batch(lambda rows: np.einsum("ijk,ijk->j", a[rows], b[rows]), a.shape[0], a.size,
+                                chunks=parallel.REDUCTION_CHUNKS)
     return sum(parts[1:], parts[0])
 
 

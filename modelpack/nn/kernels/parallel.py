@@ -22,6 +22,10 @@ __all__ = ["threads", "set_threads", "over_batch", "copy", "ufunc", "total"]
 
 # Below this many elements a pass takes a few microseconds: not worth a thread's wake-up.
 MIN_ELEMENTS = 1 << 16
+# A reduction's partial sums come from this many chunks of the batch whatever the thread count,
+# so a trained model's bits do not depend on the machine's cores (a checkpoint resumed on
+# another machine continues exactly).
+REDUCTION_CHUNKS = 4
 
 _lock = threading.Lock()
 _pool: ThreadPoolExecutor | None = None
@@ -74,15 +78,24 @@ def _executor(count: int) -> ThreadPoolExecutor:
         return _pool
 
 
-def over_batch(run: Callable[[slice], Any], batch: int, elements: int) -> list[Any]:
+def over_batch(
+    run: Callable[[slice], Any], batch: int, elements: int, *, chunks: int | None = None
+) -> list[Any]:
     """``run(chunk)`` for chunks of ``range(batch)`` covering it, in parallel when the pass
     touches at least ``MIN_ELEMENTS`` elements; the calling thread runs the first chunk.
-    Returns the runs' results, in the chunks' order (partial sums, for a reduction)."""
-    count = min(threads(), batch)
+    Returns the runs' results, in the chunks' order (partial sums, for a reduction).
+    ``chunks`` fixes how many chunks whatever the thread count (a reduction's, for the same bits)."""
+    count = min(chunks if chunks is not None else threads(), batch)
     if count < 2 or elements < MIN_ELEMENTS:
         return [run(slice(0, batch))]
     bounds = [batch * i // count for i in range(count + 1)]
-    chunks = [slice(a, b) for a, b in zip(bounds, bounds[1:], strict=False)]
+    pieces = [slice(a, b) for a, b in zip(bounds, bounds[1:], strict=False)]
+    if threads() < 2:
+        return [run(piece) for piece in pieces]
+    return _in_parallel(run, pieces)
+
+
+def _in_parallel(run: Callable[[slice], Any], chunks: list[slice]) -> list[Any]:
     pool = _executor(threads())
     futures = [pool.submit(run, chunk) for chunk in chunks[1:]]
     try:
@@ -116,7 +129,7 @@ def ufunc(function: np.ufunc, *operands: Any, out: np.ndarray) -> np.ndarray:
 def total(reduce: Callable[[np.ndarray], np.ndarray], array: np.ndarray) -> np.ndarray:
     """``reduce(array)`` for a reduction over the batch axis (among others), as the sum of
     its partial results over chunks of the batch."""
-    parts = over_batch(lambda b: reduce(array[b]), array.shape[0], array.size)
+    parts = over_batch(lambda b: reduce(array[b]), array.shape[0], array.size, chunks=REDUCTION_CHUNKS)
     result = parts[0]
     for part in parts[1:]:
         result = result + part
