@@ -36,6 +36,7 @@ from ..io.zipread import read_directory
 from ..io.zipwrite import Piece, PlannedMember, ZipPlan
 from . import schema, versions
 from .schema import FORMAT_VERSION, Manifest, manifest_to_yaml
+from .tensor_index import TensorIndex
 
 __all__ = [
     "MANIFEST_MEMBER",
@@ -145,12 +146,12 @@ class Container:
                 grace_bytes=GRACE_BYTES,
                 max_inflated=allowance,
             )
-            if MANIFEST_MEMBER not in {member.name for member in directory.members}:
+            if MANIFEST_MEMBER not in directory.table:
                 raise FormatError(f"{name}: member {MANIFEST_MEMBER!r} is missing: not a modelpack archive")
         except FormatError:
             refuse_other_kind(handle, name, expected="mpk")  # a parameter file, MXNet's, torch's, ...
             raise
-        members = {member.name: member for member in directory.members}
+        members = dict(directory.table.items())
         return cls(source, members, directory.comment, allowance - directory.inflated)
 
     @property
@@ -230,10 +231,14 @@ class Container:
             document, source=self._manifest_where, max_architecture_nodes=limits.max_architecture_nodes
         )
         if versions.rules(version).hashes:
-            unhashed = [tensor for tensor, info in manifest.weights.items() if info.sha256 is None]
-            if unhashed:
+            weights = manifest.weights
+            unhashed = (
+                weights.first_unhashed if isinstance(weights, TensorIndex)
+                else next((name for name, info in weights.items() if info.sha256 is None), None)
+            )
+            if unhashed is not None:
                 raise SchemaError(
-                    f"{self._manifest_where}: tensor {unhashed[0]!r} has no sha256, which format "
+                    f"{self._manifest_where}: tensor {unhashed!r} has no sha256, which format "
                     f"{version[0]}.{version[1]} manifests record for every tensor"
                 )
         return manifest

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
 import yaml
@@ -19,8 +20,11 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    SerializerFunctionWrapHandler,
     ValidationError,
     ValidationInfo,
+    ValidatorFunctionWrapHandler,
+    field_serializer,
     field_validator,
     model_validator,
 )
@@ -30,6 +34,7 @@ from ..io import safeyaml
 from ..io.limits import DEFAULT_LIMITS
 from ..io.npy import SUPPORTED_DTYPES
 from ..nn import registry
+from . import tensor_index
 from .checkpoint_schema import (
     CHECKPOINT_PREFIXES,
     CheckpointInfo,
@@ -182,12 +187,22 @@ class Manifest(_Extensible):
         parse_version(value)
         return value
 
-    @field_validator("weights")
+    @field_validator("weights", mode="wrap")
     @classmethod
-    def _weight_names(cls, value: dict[str, TensorInfo]) -> dict[str, TensorInfo]:
-        for name in value:
+    def _weights(cls, value: Any, handler: ValidatorFunctionWrapHandler) -> Mapping[str, TensorInfo]:
+        # The common case is checked as columns, entries built when read (tensor_index);
+        # anything else entry by entry here, which words the refusal.
+        index = tensor_index.vouch(value, TensorInfo.model_construct)
+        if index is not None:
+            return index
+        checked: dict[str, TensorInfo] = handler(value)
+        for name in checked:
             check_tensor_name(name)
-        return value
+        return checked
+
+    @field_serializer("weights", mode="wrap")
+    def _dump_weights(self, value: Mapping[str, TensorInfo], handler: SerializerFunctionWrapHandler) -> Any:
+        return handler(dict(value.items()) if isinstance(value, tensor_index.TensorIndex) else value)
 
     @model_validator(mode="after")
     def _kind_matches_content(self) -> Manifest:

@@ -189,15 +189,19 @@ class Bundle:
             max_inflated=limits.max_inflated(source.size) if max_inflated is None else max_inflated,
         )
         self.source = source
-        self.members: dict[str, Member] = {}
-        for member in directory.members:
-            if not member.name.endswith(".npy") or "/" in member.name or len(member.name) > 1028:
-                raise FormatError(
-                    f"{where}: unexpected member {member.name!r}; an npz bundle holds only "
-                    "'<name>.npy' members (a tensor name: no '/', at most 1024 characters)"
-                )
-            self.members[member.name[: -len(".npy")]] = member
-        total = sum(member.size for member in directory.members)
+        # Member names are '<tensor>.npy'; checked on all names at once (one string), since
+        # a bundle may hold 100,000 of them.
+        names = directory.table.names
+        joined = "\n".join(names) + "\n" if names else ""
+        if joined.count(".npy\n") != len(names) or "/" in joined or max(map(len, names), default=0) > 1028:
+            bad = next(n for n in names if not n.endswith(".npy") or "/" in n or len(n) > 1028)
+            raise FormatError(
+                f"{where}: unexpected member {bad!r}; an npz bundle holds only "
+                "'<name>.npy' members (a tensor name: no '/', at most 1024 characters)"
+            )
+        tensors = joined.replace(".npy\n", "\n").split("\n")[:-1]
+        self.members: Mapping[str, Member] = directory.table.renamed(tensors)
+        total = sum(directory.table.column("size"))
         if total > limits.max_total_bytes:
             raise LimitError(
                 where, "its declared tensor bytes", total,
@@ -206,6 +210,10 @@ class Bundle:
 
     def check_names(self, expected: Mapping[str, object]) -> None:
         """The bundle holds exactly the tensors ``expected`` lists."""
+        if list(self.members) == list(expected) or (
+            len(self.members) == len(expected) and set(self.members) == set(expected)
+        ):
+            return
         for name in self.members:
             if name not in expected:
                 raise FormatError(
