@@ -155,6 +155,17 @@ class LayerNode(_Closed):
         return self
 
 
+def _tensor_info(dtype: str, shape: list[int], sha256: str | None = None) -> TensorInfo:
+    """A TensorInfo from values already checked (tensor_index): ``model_construct``'s result,
+    at a fifth of its cost."""
+    info = TensorInfo.__new__(TensorInfo)
+    object.__setattr__(info, "__dict__", {"dtype": dtype, "shape": shape, "sha256": sha256})
+    object.__setattr__(info, "__pydantic_fields_set__", {"dtype", "shape", "sha256"} if sha256 else {"dtype", "shape"})
+    object.__setattr__(info, "__pydantic_extra__", None)
+    object.__setattr__(info, "__pydantic_private__", None)
+    return info
+
+
 def model_weights(manifest: Manifest) -> dict[str, TensorInfo]:
     """The manifest's tensors that belong to the model (a checkpoint's other parts left out)."""
     return {name: info for name, info in manifest.weights.items() if not name.startswith(CHECKPOINT_PREFIXES)}
@@ -192,7 +203,7 @@ class Manifest(_Extensible):
     def _weights(cls, value: Any, handler: ValidatorFunctionWrapHandler) -> Mapping[str, TensorInfo]:
         # The common case is checked as columns, entries built when read (tensor_index);
         # anything else entry by entry here, which words the refusal.
-        index = tensor_index.vouch(value, TensorInfo.model_construct)
+        index = tensor_index.vouch(value, _tensor_info)
         if index is not None:
             return index
         checked: dict[str, TensorInfo] = handler(value)

@@ -15,7 +15,6 @@ from __future__ import annotations
 import enum
 import hashlib
 import os
-import zlib
 from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -30,6 +29,7 @@ from ..errors import (
     ModelpackError,
     UsageError,
 )
+from .checksums import crc32
 from .limits import DEFAULT_LIMITS, GRACE_BYTES, Limits
 from .npy import (
     SUPPORTED_DTYPES,
@@ -41,7 +41,7 @@ from .npy import (
 )
 from .zipio import STORED, Member, MemberReader, Source
 from .zipread import read_directory
-from .zipwrite import Piece, PlannedMember, ZipPlan, crc32_combine
+from .zipwrite import Piece, PlannedMember, ZipPlan
 
 __all__ = [
     "SUPPORTED_DTYPES",
@@ -76,7 +76,7 @@ def checksums(arrays: Mapping[str, np.ndarray], *, sha256: bool) -> dict[str, tu
     """
     views = {name: data_view(array) for name, array in arrays.items()}
     with ThreadPoolExecutor(max_workers=max(1, min(4, os.cpu_count() or 1))) as pool:
-        crcs = {name: pool.submit(zlib.crc32, view) for name, view in views.items()}
+        crcs = {name: pool.submit(crc32, view) for name, view in views.items()}
         shas = {
             name: pool.submit(lambda v: hashlib.sha256(v).hexdigest(), view) for name, view in views.items()
         } if sha256 else {}
@@ -297,7 +297,7 @@ class TensorLocation:
         """CRC-32 of the member (header + data) against the directory; SHA-256 on request."""
         if isinstance(data, np.ndarray):
             data = data.reshape(-1).view(np.uint8).data
-        crc = crc32_combine(self.header_crc, zlib.crc32(data), self.nbytes)
+        crc = crc32(data, self.header_crc)  # continues from the header's: the member's CRC-32
         if crc != self.member_crc:
             raise IntegrityError(
                 f"{self.where} is damaged: CRC-32 is {crc:08x}, the zip directory records "

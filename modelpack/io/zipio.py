@@ -16,12 +16,14 @@ from dataclasses import dataclass
 from typing import IO
 
 from ..errors import FormatError, IntegrityError
+from .checksums import crc32
 from .ziprecords import DEFLATED, STORED
 
 # STORED and DEFLATED: the methods, for readers
 __all__ = ["STORED", "DEFLATED", "Source", "Member", "MemberTable", "MemberReader"]
 
 _CHUNK = 1 << 20
+_AHEAD = 256  # read at once for small reads of a stored member
 
 
 class Source:
@@ -201,6 +203,8 @@ class MemberReader:
         self._offset = member.data_offset  # next compressed byte to fetch
         self._compressed_left = member.compressed_size
         self._inflater = zlib.decompressobj(-15) if member.method == DEFLATED else None
+        # Small reads of a stored member (an .npy header: three of them) come from one read.
+        self._ahead, self._ahead_at = b"", self._offset
 
     @property
     def file_position(self) -> int:
@@ -211,13 +215,20 @@ class MemberReader:
         """Exactly ``count`` bytes (fewer only if the member has fewer left)."""
         count = min(count, self.remaining)
         if self._inflater is None:
-            data = self.source.read_at(self._offset, count)
+            begin = self._offset - self._ahead_at
+            if begin + count > len(self._ahead) and count <= _AHEAD:
+                self._ahead = self.source.read_at(self._offset, min(_AHEAD, self._compressed_left))
+                self._ahead_at, begin = self._offset, 0
+            if begin + count <= len(self._ahead):
+                data = self._ahead[begin : begin + count]
+            else:
+                data = self.source.read_at(self._offset, count)
             self._offset += count
             self._compressed_left -= count
         else:
             data = self._inflate(count)
         self.remaining -= count
-        self.crc = zlib.crc32(data, self.crc)
+        self.crc = crc32(data, self.crc)
         return data
 
     def readinto(self, buffer: memoryview) -> None:
@@ -228,7 +239,7 @@ class MemberReader:
             self.source.readinto_at(self._offset, buffer)
             self._offset += len(buffer)
             self._compressed_left -= len(buffer)
-            self.crc = zlib.crc32(buffer, self.crc)
+            self.crc = crc32(buffer, self.crc)
             self.remaining -= len(buffer)
             return
         filled = 0

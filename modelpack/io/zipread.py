@@ -40,7 +40,8 @@ from .ziprecords import (
 __all__ = ["Directory", "read_directory", "check_name"]
 
 _MAX_ENTRY = CENTRAL.size + 3 * MAX_16  # a central entry: fixed part, then name, extra, comment
-_LOOKBEHIND = 1 << 16  # read with the end records: the directories of most files
+_SHORT_TAIL = 16 << 10  # searched first for the end record
+_LOOKBEHIND = 16 << 10  # read with it: the directories of most files (and of their bundles)
 BATCH_MIN = 32  # directories of this many entries or more are checked as columns first
 
 
@@ -125,27 +126,19 @@ def _end_record(source: Source, kind: str) -> tuple[int, int, int, int, bytes]:
     where, size = source.where, source.size
     if size < END.size:
         raise FormatError(f"{where}: not {kind} (not a zip file: only {size} bytes)")
-    tail_start = max(0, size - END.size - MAX_COMMENT)
-    tail = source.cached(tail_start, size - tail_start)
-    if tail is None:
-        # One read for the end records and, in most files, the directory before them (and
-        # a stored bundle's own end records and directory, which lie just before).
-        read_start = max(0, tail_start - _LOOKBEHIND)
-        tail = source.prefetch(read_start, size - read_start)[tail_start - read_start :]
-    position = tail.rfind(END.signature)
-    excess = None  # bytes after the last-found end record and its comment (<0: cut short)
-    record: EndRecord | None = None
-    while position >= 0:
-        if position + END.size <= len(tail):
-            record = END.unpack_from(tail, position)
-            surplus = len(tail) - position - END.size - record.comment_length
-            if surplus == 0:
-                break
-            excess = surplus if excess is None else excess
-        else:
-            excess = -1 if excess is None else excess
-        record = None
-        position = tail.rfind(END.signature, 0, position)
+    # The record ends the file, after a comment of at most 64 KiB; modelpack's is 90 bytes,
+    # so a short tail is searched first, and the longest only when that finds nothing.
+    for span in (_SHORT_TAIL, END.size + MAX_COMMENT):
+        tail_start = max(0, size - span)
+        tail = source.cached(tail_start, size - tail_start)
+        if tail is None:
+            # One read for the end records and, in most files, the directory before them
+            # (and a stored bundle's own end records and directory, which lie just before).
+            read_start = max(0, tail_start - _LOOKBEHIND)
+            tail = source.prefetch(read_start, size - read_start)[tail_start - read_start :]
+        position, record, excess = _find_end_record(tail)
+        if record is not None or tail_start == 0:
+            break
     if record is None:
         if excess is not None and excess > 0:
             raise FormatError(
@@ -166,6 +159,24 @@ def _end_record(source: Source, kind: str) -> tuple[int, int, int, int, bytes]:
     if locator_offset >= 0 and source.read_at(locator_offset, 4) == ZIP64_LOCATOR.signature:
         return (*_zip64_end_record(source, locator_offset, record), comment)
     return record.entries, record.directory_offset, record.directory_size, end_offset, comment
+
+
+def _find_end_record(tail: bytes) -> tuple[int, EndRecord | None, int | None]:
+    """The last end record in ``tail`` whose comment ends exactly at its end: (position,
+    record, None), or (-1, None, bytes after the last one found, <0 if it is cut short)."""
+    position = tail.rfind(END.signature)
+    excess = None
+    while position >= 0:
+        if position + END.size <= len(tail):
+            record = END.unpack_from(tail, position)
+            surplus = len(tail) - position - END.size - record.comment_length
+            if surplus == 0:
+                return position, record, None
+            excess = surplus if excess is None else excess
+        else:
+            excess = -1 if excess is None else excess
+        position = tail.rfind(END.signature, 0, position)
+    return -1, None, excess
 
 
 def _zip64_end_record(source: Source, locator_offset: int, record: EndRecord) -> tuple[int, int, int, int]:
