@@ -160,7 +160,8 @@ def _tensor_info(dtype: str, shape: list[int], sha256: str | None = None) -> Ten
     at a fifth of its cost."""
     info = TensorInfo.__new__(TensorInfo)
     object.__setattr__(info, "__dict__", {"dtype": dtype, "shape": shape, "sha256": sha256})
-    object.__setattr__(info, "__pydantic_fields_set__", {"dtype", "shape", "sha256"} if sha256 else {"dtype", "shape"})
+    fields = {"dtype", "shape", "sha256"} if sha256 else {"dtype", "shape"}
+    object.__setattr__(info, "__pydantic_fields_set__", fields)
     object.__setattr__(info, "__pydantic_extra__", None)
     object.__setattr__(info, "__pydantic_private__", None)
     return info

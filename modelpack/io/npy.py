@@ -57,6 +57,7 @@ _READABLE_DESCR = {
     for name in SUPPORTED_DTYPES
     for order in ("<", ">")
 }
+_NAME = {dtype: dtype.name for dtype in _READABLE_DESCR.values()}
 _REFUSED_KINDS = {"O": "object: pickled Python objects", "U": "text", "S": "bytes", "a": "bytes",
                   "M": "datetime", "m": "timedelta", "V": "void/structured"}
 
@@ -225,7 +226,7 @@ def _check_against_manifest(
     where: str, want: ExpectedTensor, shape: tuple[int, ...], fortran_order: bool, dtype: np.dtype
 ) -> None:
     """Inside an archive a header must say exactly what the manifest says, byte order included."""
-    if dtype.name != want.dtype:
+    if _NAME.get(dtype, dtype.name) != want.dtype:  # (dtype.name is slow: a Python property)
         raise DtypeMismatchError(
             f"{where}: the manifest says dtype {want.dtype}, the array header says {dtype.name}"
         )

@@ -15,7 +15,7 @@ from __future__ import annotations
 import enum
 import hashlib
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import IO
@@ -68,36 +68,69 @@ def data_view(array: np.ndarray) -> memoryview:
     return array.reshape(-1).view(np.uint8).data
 
 
-def checksums(arrays: Mapping[str, np.ndarray], *, sha256: bool) -> dict[str, tuple[int, str | None]]:
-    """CRC-32 (and SHA-256) of each canonical array's data, on all cores.
+_WORKERS = max(1, min(4, os.cpu_count() or 1))
+_TASK_BYTES = 4 << 20  # smaller tensors are checksummed together, in tasks of about this size
 
-    zlib and hashlib release the GIL on large buffers, so one thread per core scales; each
-    hash of each tensor is its own task, so even a single huge tensor uses two cores.
-    """
-    views = {name: data_view(array) for name, array in arrays.items()}
-    with ThreadPoolExecutor(max_workers=max(1, min(4, os.cpu_count() or 1))) as pool:
-        crcs = {name: pool.submit(crc32, view) for name, view in views.items()}
-        shas = {
-            name: pool.submit(lambda v: hashlib.sha256(v).hexdigest(), view) for name, view in views.items()
-        } if sha256 else {}
-        return {name: (crcs[name].result(), shas[name].result() if sha256 else None) for name in views}
+
+def checksums(arrays: Mapping[str, np.ndarray], *, sha256: bool) -> dict[str, tuple[int, str | None]]:
+    """CRC-32 (and SHA-256) of each canonical array's data, on all cores."""
+    with ThreadPoolExecutor(max_workers=_WORKERS) as pool:
+        crcs = crc32s(arrays, pool)
+        digests = sha256s(arrays, pool) if sha256 else None
+        shas = digests() if digests is not None else {}
+    return {name: (crc, shas.get(name)) for name, crc in crcs.items()}
+
+
+def crc32s(arrays: Mapping[str, np.ndarray], pool: ThreadPoolExecutor) -> dict[str, int]:
+    """The CRC-32 of each canonical array's data, computed now on ``pool``'s threads."""
+    return {name: crc for batch in [pool.submit(_crc_batch, batch) for batch in _batches(arrays)]
+            for name, crc in batch.result()}
+
+
+def sha256s(arrays: Mapping[str, np.ndarray], pool: ThreadPoolExecutor) -> Callable[[], dict[str, str]]:
+    """Start hashing each canonical array's data with SHA-256 on ``pool``; the returned call
+    waits for the hex digests. Writing can go on meanwhile (hashlib releases the GIL)."""
+    tasks = [pool.submit(_sha_batch, batch) for batch in _batches(arrays)]
+    return lambda: {name: digest for task in tasks for name, digest in task.result()}
+
+
+def _batches(arrays: Mapping[str, np.ndarray]) -> Iterator[list[tuple[str, memoryview]]]:
+    """The arrays' bytes in tasks: one per large tensor, small ones together (a task costs ~10 µs)."""
+    batch: list[tuple[str, memoryview]] = []
+    size = 0
+    for name, array in arrays.items():
+        batch.append((name, data_view(array)))
+        size += array.nbytes
+        if size >= _TASK_BYTES:
+            yield batch
+            batch, size = [], 0
+    if batch:
+        yield batch
+
+
+def _crc_batch(batch: list[tuple[str, memoryview]]) -> list[tuple[str, int]]:
+    return [(name, crc32(view)) for name, view in batch]
+
+
+def _sha_batch(batch: list[tuple[str, memoryview]]) -> list[tuple[str, str]]:
+    return [(name, hashlib.sha256(view).hexdigest()) for name, view in batch]
 
 
 def plan_npz(
     arrays: Mapping[str, np.ndarray],
-    sums: Mapping[str, tuple[int, str | None]],
+    crcs: Mapping[str, int],
     *,
     compress: bool = False,
 ) -> ZipPlan:
     """The bundle laid out: stored members with each tensor's data 64-byte aligned, or with
     ``compress=True`` deflated members (their compressed bytes held in memory until written).
 
-    ``arrays`` must be canonical (see ``canonical_array``) and ``sums`` their checksums.
+    ``arrays`` must be canonical (see ``canonical_array``) and ``crcs`` their CRC-32s.
     """
     members = []
     for name, array in arrays.items():
         header = npy_header(array)
-        data = Piece(data_view(array), crc=sums[name][0])
+        data = Piece(data_view(array), crc=crcs[name])
         members.append(PlannedMember(name + ".npy", [Piece(header), data], deflate=compress))
     return ZipPlan(members)
 
@@ -119,7 +152,9 @@ def write_npz(handle: IO[bytes], arrays: Mapping[str, np.ndarray], *, compress: 
     ``compress=True`` deflated members (nothing aligned; all compressed bytes held in memory).
     """
     canonical = canonical_arrays(arrays)
-    plan_npz(canonical, checksums(canonical, sha256=False), compress=compress).write(handle)
+    with ThreadPoolExecutor(max_workers=_WORKERS) as pool:
+        crcs = crc32s(canonical, pool)
+    plan_npz(canonical, crcs, compress=compress).write(handle)
 
 
 class Integrity(str, enum.Enum):

@@ -130,12 +130,13 @@ def _end_record(source: Source, kind: str) -> tuple[int, int, int, int, bytes]:
     # so a short tail is searched first, and the longest only when that finds nothing.
     for span in (_SHORT_TAIL, END.size + MAX_COMMENT):
         tail_start = max(0, size - span)
-        tail = source.cached(tail_start, size - tail_start)
-        if tail is None:
+        cached = source.cached(tail_start, size - tail_start)
+        if cached is None:
             # One read for the end records and, in most files, the directory before them
             # (and a stored bundle's own end records and directory, which lie just before).
             read_start = max(0, tail_start - _LOOKBEHIND)
-            tail = source.prefetch(read_start, size - read_start)[tail_start - read_start :]
+            cached = source.prefetch(read_start, size - read_start)[tail_start - read_start :]
+        tail = cached
         position, record, excess = _find_end_record(tail)
         if record is not None or tail_start == 0:
             break
