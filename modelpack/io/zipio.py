@@ -49,6 +49,11 @@ class Source:
         """A sub-range, e.g. a stored member holding a zip of its own."""
         return Source(self.handle, self.start + offset, size, where=where, cache=self._cache)
 
+    @property
+    def fd(self) -> int | None:
+        """The file's descriptor for positioned reads (``os.preadv``), if it has one."""
+        return self._cache.fd
+
     def cached(self, offset: int, count: int) -> bytes | None:
         """The bytes at ``offset`` if an earlier ``prefetch`` holds them all, else None."""
         self._check_range(offset, count)
