@@ -58,6 +58,7 @@ PREFAULT_FACTOR = 2  # memory warmed before a timed save or load, × the weights
 LAZY_FACTOR = 10  # open + 1 tensor takes ~1 ms: time it more often for a stable median
 RSS_MIN_BYTES = 10**7  # below this, allocator and import noise swamp the figure
 SEED = 0
+QUICK = ["1MB", "200t", "10kt", "100MB"]
 
 
 @dataclass
@@ -134,6 +135,8 @@ def _read_round(row: Row, workload: Workload, path: str) -> None:
     if row.method.kind == "load":
         warm = PREFAULT_FACTOR * workload.nbytes
         row.times.append(_timed(row.method.run, path, workload, warm_bytes=warm))
+    elif row.method.kind == "check":
+        row.times.append(_timed(row.method.run, path, workload))
     else:
         for _ in range(LAZY_FACTOR):
             row.times.append(_timed(_open_one, row.method, path, workload.small_tensor))
@@ -142,6 +145,9 @@ def _read_round(row: Row, workload: Workload, path: str) -> None:
 def _check(row: Row, inputs: Inputs, path: str) -> str | None:
     """Run a load or lazy method once, untimed; why its result is wrong, or None."""
     method, workload = row.method, inputs.workload
+    if method.kind == "check":
+        method.run(path, workload)  # raises if the file does not check
+        return None
     if method.kind == "load":
         loaded = dict(method.arrays(method.run(path, workload)))
         if not all(np.asarray(array).flags.writeable for array in loaded.values()):
@@ -158,7 +164,7 @@ def time_workload(workload: Workload, folder: str, repeats: int) -> dict[str, Ro
     """
     inputs = Inputs(build_arrays(workload, SEED), workload)
     paths = _paths(folder)
-    rows = {m.name: Row(m, status=m.unavailable()) for m in METHODS}
+    rows = {m.name: Row(m, status=m.unavailable(workload)) for m in METHODS}
     saves = [row for row in rows.values() if row.method.kind == "save"]
     reads = [row for row in rows.values() if row.method.kind != "save"]
     for row in saves:  # untimed first call: warms up, and writes the files the loads read
@@ -200,7 +206,7 @@ def _attempt(call: Callable[..., object], *args: object) -> str | None:
 def rss_workload(key: str, rows: dict[str, Row], folder: str, warmup_folder: str, jobs: int) -> None:
     """Fill in ``row.rss`` for every method that ran, each in its own child process."""
     paths, warmups = _paths(folder), _paths(warmup_folder)
-    todo = [row for row in rows.values() if row.status is None]
+    todo = [row for row in rows.values() if row.status is None and row.method.kind != "check"]
 
     def one(row: Row) -> None:
         row.rss = measure(row.method, key, SEED, paths[row.method.file], warmups[row.method.file])
@@ -243,7 +249,7 @@ def run(repeats: dict[str, int], directory: str, *, rss: bool = True,
             if progress:
                 print(f"[{workload.label}] timing, {repeats[key]} repeats …", file=sys.stderr, flush=True)
             rows = time_workload(workload, folder, repeats[key])
-            measured = rss and workload.nbytes >= RSS_MIN_BYTES
+            measured = rss and workload.nbytes >= RSS_MIN_BYTES and not workload.tensors_only
             if measured:
                 if progress:
                     print(f"[{workload.label}] peak RSS, one process per method …", file=sys.stderr,
@@ -265,7 +271,8 @@ def main(argv: list[str] | None = None) -> int:
         child_main(argv[1:])
         return 0
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="1 MB and 100 MB only, 3 repeats")
+    parser.add_argument("--quick", action="store_true",
+                        help=f"{', '.join(QUICK)} only, 3 repeats, no peak RSS: under a minute")
     parser.add_argument("--sizes", help=f"comma-separated, from {', '.join(WORKLOADS)}")
     parser.add_argument("--repeats", type=int, help="timed rounds (default 5, 3 with --quick)")
     parser.add_argument("--large-repeats", type=int, help="timed rounds for 1 GB (default: --repeats)")
@@ -279,14 +286,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not args.dynamic_malloc:
         fix_mmap_threshold()
-    sizes = args.sizes.split(",") if args.sizes else (["1MB", "100MB"] if args.quick else list(WORKLOADS))
+    sizes = args.sizes.split(",") if args.sizes else (QUICK if args.quick else list(WORKLOADS))
     unknown = [key for key in sizes if key not in WORKLOADS]
     if unknown:
         parser.error(f"unknown size {unknown[0]!r}; known: {', '.join(WORKLOADS)}")
     repeats = args.repeats or (3 if args.quick else 5)
     started = time.perf_counter()
     counts = {key: args.large_repeats if key == "1GB" and args.large_repeats else repeats for key in sizes}
-    results = run(counts, args.dir, rss=not args.no_rss)
+    results = run(counts, args.dir, rss=not (args.no_rss or args.quick))
     elapsed = time.perf_counter() - started
     machine = describe_machine(args.dir)
     print(render(results))

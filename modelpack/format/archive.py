@@ -38,7 +38,17 @@ from .schema import LayerNode, Manifest, TensorInfo, model_weights
 
 __all__ = ["Archive", "open_archive"]
 
-_PARALLEL_BYTES = 8 << 20  # below this, threads cost more than they save
+_PARALLEL_BYTES = 1 << 20  # below this, handing reads to threads costs more than it saves
+_POOL: tuple[int, ThreadPoolExecutor] | None = None
+
+
+def _reader_pool() -> ThreadPoolExecutor:
+    """Two reader threads, started once per process (starting them costs as much as reading
+    a megabyte); a forked child, which has none of its parent's threads, starts its own."""
+    global _POOL
+    if _POOL is None or _POOL[0] != os.getpid():
+        _POOL = (os.getpid(), ThreadPoolExecutor(max_workers=2, thread_name_prefix="modelpack-read"))
+    return _POOL[1]
 
 
 class Archive:
@@ -131,9 +141,8 @@ class Archive:
         if sum(location.nbytes for location in pending) < _PARALLEL_BYTES:
             arrays.update({location.name: self._read(location) for location in pending})
         else:
-            with ThreadPoolExecutor(max_workers=2) as pool:
-                for location, array in zip(pending, pool.map(self._read, pending), strict=True):
-                    arrays[location.name] = array
+            for location, array in zip(pending, _reader_pool().map(self._read, pending), strict=True):
+                arrays[location.name] = array
         return {name: arrays[name] for name in infos}
 
     def load(self, *, mmap: bool = False) -> Any:
