@@ -69,7 +69,8 @@ class Method:
 
     def unavailable(self, workload: Workload | None = None) -> str | None:
         """Why this method cannot run here (or on ``workload``), or None."""
-        if workload is not None and workload.tensors_only and (self.needs == "net" or self.file == "mpk-model"):
+        model = self.needs == "net" or self.file == "mpk-model"
+        if workload is not None and workload.tensors_only and model:
             return "n/a (tensor archives only at this tensor count)"
         if self.requires is not None and importlib.util.find_spec(self.requires) is None:
             return f"n/a ({self.requires} not installed)"
@@ -266,7 +267,8 @@ METHODS: list[Method] = [
            get=lambda tensors, name: tensors[name].numpy(), requires="torch"),
     Method("modelpack.load mmap + 1 tensor", "lazy", "mpk-model", open=_mp_open_mmap,
            get=lambda params, name: params[name].data(), unavailable_if=_no_mmap_keyword),
-    Method("modelpack.open (tensors) + 1 tensor", "lazy", "mpk-tensors", open=lambda path: modelpack.open(path),  # type: ignore[attr-defined]
+    Method("modelpack.open (tensors) + 1 tensor", "lazy", "mpk-tensors",
+           open=lambda path: modelpack.open(path),  # type: ignore[attr-defined]
            get=lambda archive, name: archive.get_tensor(name), unavailable_if=_no_open),
     Method("modelpack.open + 1 tensor", "lazy", "mpk-model", open=lambda path: modelpack.open(path),  # type: ignore[attr-defined]
            get=lambda archive, name: archive.get_tensor(name), unavailable_if=_no_open),

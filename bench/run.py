@@ -1,7 +1,8 @@
 """Save and load speed and memory of modelpack against raw I/O, numpy, safetensors, torch and pickle.
 
 Method. Each workload is an MLP of float32 ``Dense`` layers built from a seed (see
-``_workloads.py``): 1 MB (6 tensors), 100 MB (50) and 1 GB (100). Every competitor
+``_workloads.py``): 1 MB (6 tensors), 100 MB (50) and 1 GB (100); and, for costs that grow
+with the tensor count, 200 and 10,000 small tensors (tensor archives only). Every competitor
 (``_methods.py``) is measured in the same run, on the same weights, writing to a temporary
 folder in ``--dir`` (removed at the end):
 
@@ -20,6 +21,10 @@ folder in ``--dir`` (removed at the end):
   writable.
 - open + 1 tensor: open the file and read one small tensor (a bias from the middle), checked
   likewise, timed 10 times per round (it takes about a millisecond).
+- durable saves: "safetensors save_file, durable" is what a careful user does for a crash-safe
+  save (a temporary file, fsync, rename, fsync of the folder), as modelpack's writers do.
+- checks of the whole file: ``modelpack.verify`` against the file's bytes hashed with the
+  format's digest (SHA-256) on all cores, each core reading and hashing its own share.
 - peak RSS: each method once more, alone in a fresh process (see ``_rss.py``), reported as
   a multiple of the weights' size; for the lazy methods, also right after opening.
 
@@ -28,7 +33,7 @@ worth comparing is the ratio of two methods measured in the same run (each metho
 throughput ÷ the raw baseline, and the ratios issue 6 sets targets on); absolute times are
 printed for context only.
 
-    python bench/run.py --quick               # 1 MB and 100 MB, 3 repeats, about two minutes
+    python bench/run.py --quick               # 1 MB, 200 and 10,000 tensors, 100 MB; 3 repeats, no RSS
     python bench/run.py --write               # all sizes, 5 repeats; rewrites BENCHMARKS.md
 """
 
@@ -59,6 +64,8 @@ LAZY_FACTOR = 10  # open + 1 tensor takes ~1 ms: time it more often for a stable
 RSS_MIN_BYTES = 10**7  # below this, allocator and import noise swamp the figure
 SEED = 0
 QUICK = ["1MB", "200t", "10kt", "100MB"]
+QUICK_SKIPS = ("torch", "pickle")  # no target compares with them
+QUICK_LAZY_FACTOR = 3
 
 
 @dataclass
@@ -131,14 +138,14 @@ def _save_round(row: Row, inputs: Inputs, path: str) -> None:
     row.times.append(_timed(row.method.run, inputs.get(row.method.needs), path, warm_bytes=warm))
 
 
-def _read_round(row: Row, workload: Workload, path: str) -> None:
+def _read_round(row: Row, workload: Workload, path: str, lazy_factor: int = LAZY_FACTOR) -> None:
     if row.method.kind == "load":
         warm = PREFAULT_FACTOR * workload.nbytes
         row.times.append(_timed(row.method.run, path, workload, warm_bytes=warm))
     elif row.method.kind == "check":
         row.times.append(_timed(row.method.run, path, workload))
     else:
-        for _ in range(LAZY_FACTOR):
+        for _ in range(lazy_factor):
             row.times.append(_timed(_open_one, row.method, path, workload.small_tensor))
 
 
@@ -157,7 +164,7 @@ def _check(row: Row, inputs: Inputs, path: str) -> str | None:
     return _mismatch({small: inputs.arrays[small]}, {small: _open_one(method, path, small)})
 
 
-def time_workload(workload: Workload, folder: str, repeats: int) -> dict[str, Row]:
+def time_workload(workload: Workload, folder: str, repeats: int, *, quick: bool = False) -> dict[str, Row]:
     """Time every method on ``workload`` in ``folder``; the files stay there for the RSS pass.
 
     A method that raises is reported in its row (``status``) and left out of the timings.
@@ -165,6 +172,10 @@ def time_workload(workload: Workload, folder: str, repeats: int) -> dict[str, Ro
     inputs = Inputs(build_arrays(workload, SEED), workload)
     paths = _paths(folder)
     rows = {m.name: Row(m, status=m.unavailable(workload)) for m in METHODS}
+    if quick:  # the competitors no target names are left out, and lazy calls timed less often
+        for row in rows.values():
+            if row.status is None and row.method.name.startswith(QUICK_SKIPS):
+                row.status = "n/a (left out by --quick)"
     saves = [row for row in rows.values() if row.method.kind == "save"]
     reads = [row for row in rows.values() if row.method.kind != "save"]
     for row in saves:  # untimed first call: warms up, and writes the files the loads read
@@ -186,7 +197,8 @@ def time_workload(workload: Workload, folder: str, repeats: int) -> dict[str, Ro
     for _ in range(repeats):
         for row in reads:
             if row.status is None:
-                row.status = _attempt(_read_round, row, workload, paths[row.method.file])
+                row.status = _attempt(_read_round, row, workload, paths[row.method.file],
+                                      QUICK_LAZY_FACTOR if quick else LAZY_FACTOR)
     return rows
 
 
@@ -225,7 +237,7 @@ def write_warmups(folder: str) -> None:
 
 
 def run(repeats: dict[str, int], directory: str, *, rss: bool = True,
-        progress: bool = True) -> list[WorkloadResult]:
+        progress: bool = True, quick: bool = False) -> list[WorkloadResult]:
     """Time (and unless ``rss`` is False, measure memory of) every method on each size.
 
     ``repeats`` maps each workload key to run (in order) to its number of timed rounds.
@@ -248,7 +260,7 @@ def run(repeats: dict[str, int], directory: str, *, rss: bool = True,
             start = time.perf_counter()
             if progress:
                 print(f"[{workload.label}] timing, {repeats[key]} repeats …", file=sys.stderr, flush=True)
-            rows = time_workload(workload, folder, repeats[key])
+            rows = time_workload(workload, folder, repeats[key], quick=quick)
             measured = rss and workload.nbytes >= RSS_MIN_BYTES and not workload.tensors_only
             if measured:
                 if progress:
@@ -293,7 +305,7 @@ def main(argv: list[str] | None = None) -> int:
     repeats = args.repeats or (3 if args.quick else 5)
     started = time.perf_counter()
     counts = {key: args.large_repeats if key == "1GB" and args.large_repeats else repeats for key in sizes}
-    results = run(counts, args.dir, rss=not (args.no_rss or args.quick))
+    results = run(counts, args.dir, rss=not (args.no_rss or args.quick), quick=args.quick)
     elapsed = time.perf_counter() - started
     machine = describe_machine(args.dir)
     print(render(results))

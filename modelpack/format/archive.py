@@ -42,6 +42,19 @@ _PARALLEL_BYTES = 1 << 20  # below this, handing reads to threads costs more tha
 _POOL: tuple[int, ThreadPoolExecutor] | None = None
 
 
+def _batches(located: list[npz.TensorLocation]) -> list[list[npz.TensorLocation]]:
+    """The reads in tasks of about ``_PARALLEL_BYTES`` or more (one per large tensor)."""
+    batches: list[list[npz.TensorLocation]] = [[]]
+    size = 0
+    for location in located:
+        if size >= _PARALLEL_BYTES:
+            batches.append([])
+            size = 0
+        batches[-1].append(location)
+        size += location.nbytes
+    return batches if batches[0] else []
+
+
 def _reader_pool() -> ThreadPoolExecutor:
     """Two reader threads, started once per process (starting them costs as much as reading
     a megabyte); a forked child, which has none of its parent's threads, starts its own."""
@@ -138,11 +151,13 @@ class Archive:
             if location is None:
                 arrays[name] = self._bundle.read(name, infos[name], integrity=self._integrity)
         pending = [location for location in located.values() if location is not None]
-        if sum(location.nbytes for location in pending) < _PARALLEL_BYTES:
+        batches = _batches(pending)
+        if len(batches) < 2:
             arrays.update({location.name: self._read(location) for location in pending})
-        else:
-            for location, array in zip(pending, _reader_pool().map(self._read, pending), strict=True):
-                arrays[location.name] = array
+        else:  # small tensors together: a task costs about as much as reading 20 KB
+            read = self._read
+            for batch in _reader_pool().map(lambda batch: [(loc.name, read(loc)) for loc in batch], batches):
+                arrays.update(batch)
         return {name: arrays[name] for name in infos}
 
     def load(self, *, mmap: bool = False) -> Any:

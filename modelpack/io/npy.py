@@ -70,6 +70,9 @@ _NUMPY_HEADER = re.compile(
 MAX_DIMS = 64  # numpy's own limit; a header with more is refused before numpy sees it
 _MAX_HEADER = 10_000  # numpy's default max_header_size: a real header is ~128 bytes
 _MAGIC = b"\x93NUMPY"
+# Headers of numpy's exact form already parsed (bytes → shape, Fortran order, dtype); bounded.
+_PARSED: dict[bytes, tuple[tuple[int, ...], bool, np.dtype]] = {}
+_MAX_PARSED = 4096
 
 
 def check_storable(name: str, array: np.ndarray) -> None:
@@ -147,12 +150,18 @@ def _parse_header(text: bytes, where: str) -> tuple[tuple[int, ...], bool, np.dt
     Not numpy's parser: its legacy-header filter raises tokenizer errors on odd bytes, and
     it builds whatever dtype a header names before anyone can look at it.
     """
+    known = _PARSED.get(text)
+    if known is not None:  # tensors of one shape and dtype share their header
+        return known
     fast = _NUMPY_HEADER.match(text)
     if fast is not None and fast.group(1).decode("ascii") in _READABLE_DESCR:
         # The exact form numpy (and modelpack) writes: no need to tokenise a Python literal.
         dims = (fast.group(3) or b"").decode("ascii").replace(",", " ").split()
         dtype = _READABLE_DESCR[fast.group(1).decode("ascii")]
-        return tuple(int(d) for d in dims), fast.group(2) == b"True", dtype
+        if len(_PARSED) >= _MAX_PARSED:
+            _PARSED.clear()
+        parsed = _PARSED[text] = (tuple(int(d) for d in dims), fast.group(2) == b"True", dtype)
+        return parsed
     descr, fortran_order, shape = _grammar(text.decode("latin1"), where)
     if descr not in _READABLE_DESCR:
         raise UnsupportedDtypeError(
@@ -226,7 +235,7 @@ def _check_against_manifest(
     where: str, want: ExpectedTensor, shape: tuple[int, ...], fortran_order: bool, dtype: np.dtype
 ) -> None:
     """Inside an archive a header must say exactly what the manifest says, byte order included."""
-    if _NAME.get(dtype, dtype.name) != want.dtype:  # (dtype.name is slow: a Python property)
+    if (_NAME.get(dtype) or dtype.name) != want.dtype:  # (dtype.name is slow: a Python property)
         raise DtypeMismatchError(
             f"{where}: the manifest says dtype {want.dtype}, the array header says {dtype.name}"
         )
