@@ -251,7 +251,7 @@ def _colons_outside_strings(text: str) -> int:
     """Colons between keys and values in a valid JSON text without backslashes (so that
     quotes pair up in order): one per key written."""
     marks = np.frombuffer(text.encode("utf-8").translate(None, _NOT_COLON_OR_QUOTE), np.uint8)
-    outside = (np.cumsum(marks == ord('"')) & 1) == 0
+    outside = ~np.logical_xor.accumulate(marks == ord('"'))  # (bytes, not 8-byte counts)
     return int(np.count_nonzero((marks == ord(":")) & outside))
 
 
