@@ -10,7 +10,9 @@ from ``ziprecords``, which the writer (``zipwrite``) shares.
 
 Both the ``.mpk`` container and the ``weights.npz`` bundle inside it are read through here;
 member offsets are kept so that later readers can map tensor data in place. The bytes
-themselves are read through ``zipio``.
+themselves are read through ``zipio``. This module finds and checks the end records and the
+directory's place; ``zipentries`` checks each entry and local header (and words every
+refusal); ``zipbatch`` runs the same checks as array operations on large directories.
 """
 
 from __future__ import annotations
