@@ -66,9 +66,6 @@ class Piece:
     def size(self) -> int:
         return len(self.data) if isinstance(self.data, bytes) else self.data.nbytes
 
-    def checksum(self) -> int:
-        return self.crc if self.crc is not None else crc32(self.data)
-
 
 @dataclass
 class PlannedMember:
