@@ -9,6 +9,7 @@ from ``SUPPORTED_DTYPES`` are ever accepted.
 
 from __future__ import annotations
 
+import functools
 import io
 import math
 import re
@@ -77,6 +78,8 @@ _MAX_PARSED = 4096
 
 def check_storable(name: str, array: np.ndarray) -> None:
     """Refuse arrays whose dtype cannot be stored without pickle."""
+    if array.dtype in _NAME:  # the common case, without dtype.name (a slow Python property)
+        return
     if array.dtype.name not in SUPPORTED_DTYPES or array.dtype.fields is not None:
         raise UnsupportedDtypeError(
             f"{name} has dtype {array.dtype!s}, which cannot be stored; "
@@ -94,8 +97,16 @@ def canonical_array(array: np.ndarray) -> np.ndarray:
 
 def npy_header(array: np.ndarray) -> bytes:
     """The ``.npy`` header numpy would write for ``array`` (already canonical), padded to 64."""
+    fortran = bool(array.flags.f_contiguous and not array.flags.c_contiguous)
+    return _npy_header(array.dtype, array.shape, fortran)
+
+
+@functools.lru_cache(maxsize=1024)
+def _npy_header(dtype: np.dtype, shape: tuple[int, ...], fortran: bool) -> bytes:
+    """(Tensors of one shape and dtype share a header: numpy's writer costs ~60 µs a call.)"""
     buffer = io.BytesIO()
-    header = np.lib.format.header_data_from_array_1_0(array)
+    # What np.lib.format.header_data_from_array_1_0 gives, without an array of that shape.
+    header = {"descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": fortran, "shape": shape}
     try:
         np.lib.format.write_array_header_1_0(buffer, header)
     except ValueError:  # too long for a 1.0 header (a huge number of dimensions)
