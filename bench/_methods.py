@@ -10,11 +10,13 @@ the same way, at run time.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import importlib.util
 import inspect
 import os
 import pickle
 from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -48,8 +50,9 @@ class Method:
     """One competitor.
 
     ``kind`` is "save" (``run(inputs, path)``), "load" (``run(path, workload)`` returns every
-    tensor in memory; ``arrays`` turns the result into name → ndarray for checking) or "lazy"
-    (``open(path)`` is a context manager, ``get(handle, name)`` returns one tensor).
+    tensor in memory; ``arrays`` turns the result into name → ndarray for checking), "lazy"
+    (``open(path)`` is a context manager, ``get(handle, name)`` returns one tensor) or "check"
+    (``run(path, workload)`` checks the whole file and raises if anything is wrong).
     ``needs`` is the input a save takes: "arrays", "net" or "torch".
     """
 
@@ -64,8 +67,11 @@ class Method:
     requires: str | None = None  # optional module to import
     unavailable_if: Callable[[], bool] = lambda: False
 
-    def unavailable(self) -> str | None:
-        """Why this method cannot run here, or None."""
+    def unavailable(self, workload: Workload | None = None) -> str | None:
+        """Why this method cannot run here (or on ``workload``), or None."""
+        model = self.needs == "net" or self.file == "mpk-model"
+        if workload is not None and workload.tensors_only and model:
+            return "n/a (tensor archives only at this tensor count)"
         if self.requires is not None and importlib.util.find_spec(self.requires) is None:
             return f"n/a ({self.requires} not installed)"
         if self.unavailable_if():
@@ -108,6 +114,27 @@ def _st_save(arrays: Arrays, path: str) -> None:
     from safetensors.numpy import save_file
 
     save_file(dict(arrays), path)
+
+
+def _st_save_durable(arrays: Arrays, path: str) -> None:
+    """What a careful user does for a crash-safe save: a temporary file, fsync, rename over
+    the target, fsync of the folder (modelpack's writers do the same)."""
+    from safetensors.numpy import save_file
+
+    folder = os.path.dirname(os.path.abspath(path))
+    temporary = os.path.join(folder, "." + os.path.basename(path) + ".tmp")
+    save_file(dict(arrays), temporary)
+    _fsync_path(temporary)
+    os.replace(temporary, path)
+    _fsync_path(folder)
+
+
+def _fsync_path(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _st_load(path: str, workload: Workload) -> dict[str, np.ndarray]:
@@ -171,6 +198,39 @@ def _mp_open_mmap(path: str) -> Iterator[dict[str, Any]]:
     yield modelpack.load(path, mmap=True).collect_params()  # type: ignore[call-arg]
 
 
+def _mp_verify(path: str, workload: Workload) -> None:
+    report = modelpack.verify(path)
+    if not report.ok:
+        raise RuntimeError(str(report))
+
+
+_HASH_CHUNK = 1 << 20
+
+
+def _sha256_file(path: str, workload: Workload) -> None:
+    """The file's bytes hashed with the format's digest (SHA-256) on all cores: each core reads
+    and hashes its own contiguous share (hashing one stream cannot be split), through one
+    reused 1 MiB buffer (as verify does: no fresh memory per chunk)."""
+    size = os.path.getsize(path)
+    cores = max(1, os.cpu_count() or 1)
+    bounds = [size * i // cores for i in range(cores + 1)]
+
+    def share(start: int, end: int) -> str:
+        digest, buffer = hashlib.sha256(), memoryview(bytearray(_HASH_CHUNK))
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            while start < end:
+                count = os.preadv(fd, [buffer[: min(_HASH_CHUNK, end - start)]], start)
+                digest.update(buffer[:count])
+                start += count
+        finally:
+            os.close(fd)
+        return digest.hexdigest()
+
+    with ThreadPoolExecutor(max_workers=cores) as pool:
+        list(pool.map(share, bounds[:-1], bounds[1:]))
+
+
 def _no_mmap_keyword() -> bool:
     return "mmap" not in inspect.signature(modelpack.load).parameters
 
@@ -185,6 +245,8 @@ METHODS: list[Method] = [
     Method("raw write + fsync", "save", "raw", run=lambda arrays, path: _raw_write(arrays, path, fsync=True)),
     Method("np.savez", "save", "npz", run=lambda arrays, path: np.savez(path, **arrays)),
     Method("safetensors save_file", "save", "safetensors", run=_st_save, requires="safetensors"),
+    Method("safetensors save_file, durable", "save", "safetensors", run=_st_save_durable,
+           requires="safetensors"),
     Method("torch.save", "save", "torch", run=_torch_save, needs="torch", requires="torch"),
     Method("pickle.dump", "save", "pickle", run=_pickle_dump),
     Method("modelpack.save", "save", "mpk-tensors", run=lambda arrays, path: modelpack.save(path, arrays)),
@@ -206,8 +268,14 @@ METHODS: list[Method] = [
            get=lambda tensors, name: tensors[name].numpy(), requires="torch"),
     Method("modelpack.load mmap + 1 tensor", "lazy", "mpk-model", open=_mp_open_mmap,
            get=lambda params, name: params[name].data(), unavailable_if=_no_mmap_keyword),
+    Method("modelpack.open (tensors) + 1 tensor", "lazy", "mpk-tensors",
+           open=lambda path: modelpack.open(path),  # type: ignore[attr-defined]
+           get=lambda archive, name: archive.get_tensor(name), unavailable_if=_no_open),
     Method("modelpack.open + 1 tensor", "lazy", "mpk-model", open=lambda path: modelpack.open(path),  # type: ignore[attr-defined]
            get=lambda archive, name: archive.get_tensor(name), unavailable_if=_no_open),
+    # checks of the whole file
+    Method("SHA-256 of the file, all cores", "check", "mpk-tensors", run=_sha256_file),
+    Method("modelpack.verify", "check", "mpk-tensors", run=_mp_verify),
 ]
 
 

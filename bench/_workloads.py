@@ -25,6 +25,9 @@ class Workload:
     label: str
     layers: int
     d: int
+    # Many small tensors measure per-tensor costs: only tensor archives are timed there (a
+    # model of 5,000 layers would measure building layers, not reading files).
+    tensors_only: bool = False
 
     def shapes(self) -> dict[str, tuple[int, ...]]:
         """Tensor name → shape, in file order."""
@@ -59,6 +62,8 @@ WORKLOADS: dict[str, Workload] = {
     "1MB": Workload("1 MB", 3, _width(2**20, 3)),  # 6 tensors, d=144: 1.0 MB
     "100MB": Workload("100 MB", 25, _width(100 * 2**20, 25)),  # 50 tensors, d=512: 105 MB
     "1GB": Workload("1 GB", 50, _width(2**30, 50)),  # 100 tensors, d=1152: 1.06 GB
+    "200t": Workload("200 tensors", 100, 16, tensors_only=True),  # 200 small tensors: 0.21 MB
+    "10kt": Workload("10,000 tensors", 5000, 16, tensors_only=True),  # 10,000 small tensors: 10.6 MB
 }
 
 # Run once, untimed, by every RSS child before its baseline, so lazy imports and first-call

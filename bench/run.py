@@ -1,7 +1,8 @@
 """Save and load speed and memory of modelpack against raw I/O, numpy, safetensors, torch and pickle.
 
 Method. Each workload is an MLP of float32 ``Dense`` layers built from a seed (see
-``_workloads.py``): 1 MB (6 tensors), 100 MB (50) and 1 GB (100). Every competitor
+``_workloads.py``): 1 MB (6 tensors), 100 MB (50) and 1 GB (100); and, for costs that grow
+with the tensor count, 200 and 10,000 small tensors (tensor archives only). Every competitor
 (``_methods.py``) is measured in the same run, on the same weights, writing to a temporary
 folder in ``--dir`` (removed at the end):
 
@@ -20,6 +21,10 @@ folder in ``--dir`` (removed at the end):
   writable.
 - open + 1 tensor: open the file and read one small tensor (a bias from the middle), checked
   likewise, timed 10 times per round (it takes about a millisecond).
+- durable saves: "safetensors save_file, durable" is what a careful user does for a crash-safe
+  save (a temporary file, fsync, rename, fsync of the folder), as modelpack's writers do.
+- checks of the whole file: ``modelpack.verify`` against the file's bytes hashed with the
+  format's digest (SHA-256) on all cores, each core reading and hashing its own share.
 - peak RSS: each method once more, alone in a fresh process (see ``_rss.py``), reported as
   a multiple of the weights' size; for the lazy methods, also right after opening.
 
@@ -28,7 +33,7 @@ worth comparing is the ratio of two methods measured in the same run (each metho
 throughput ÷ the raw baseline, and the ratios issue 6 sets targets on); absolute times are
 printed for context only.
 
-    python bench/run.py --quick               # 1 MB and 100 MB, 3 repeats, about two minutes
+    python bench/run.py --quick               # 1 MB, 200 and 10,000 tensors, 100 MB; 3 repeats, no RSS
     python bench/run.py --write               # all sizes, 5 repeats; rewrites BENCHMARKS.md
 """
 
@@ -58,6 +63,9 @@ PREFAULT_FACTOR = 2  # memory warmed before a timed save or load, × the weights
 LAZY_FACTOR = 10  # open + 1 tensor takes ~1 ms: time it more often for a stable median
 RSS_MIN_BYTES = 10**7  # below this, allocator and import noise swamp the figure
 SEED = 0
+QUICK = ["1MB", "200t", "10kt", "100MB"]
+QUICK_SKIPS = ("torch", "pickle")  # no target compares with them
+QUICK_LAZY_FACTOR = 3
 
 
 @dataclass
@@ -130,18 +138,23 @@ def _save_round(row: Row, inputs: Inputs, path: str) -> None:
     row.times.append(_timed(row.method.run, inputs.get(row.method.needs), path, warm_bytes=warm))
 
 
-def _read_round(row: Row, workload: Workload, path: str) -> None:
+def _read_round(row: Row, workload: Workload, path: str, lazy_factor: int = LAZY_FACTOR) -> None:
     if row.method.kind == "load":
         warm = PREFAULT_FACTOR * workload.nbytes
         row.times.append(_timed(row.method.run, path, workload, warm_bytes=warm))
+    elif row.method.kind == "check":
+        row.times.append(_timed(row.method.run, path, workload))
     else:
-        for _ in range(LAZY_FACTOR):
+        for _ in range(lazy_factor):
             row.times.append(_timed(_open_one, row.method, path, workload.small_tensor))
 
 
 def _check(row: Row, inputs: Inputs, path: str) -> str | None:
     """Run a load or lazy method once, untimed; why its result is wrong, or None."""
     method, workload = row.method, inputs.workload
+    if method.kind == "check":
+        method.run(path, workload)  # raises if the file does not check
+        return None
     if method.kind == "load":
         loaded = dict(method.arrays(method.run(path, workload)))
         if not all(np.asarray(array).flags.writeable for array in loaded.values()):
@@ -151,14 +164,18 @@ def _check(row: Row, inputs: Inputs, path: str) -> str | None:
     return _mismatch({small: inputs.arrays[small]}, {small: _open_one(method, path, small)})
 
 
-def time_workload(workload: Workload, folder: str, repeats: int) -> dict[str, Row]:
+def time_workload(workload: Workload, folder: str, repeats: int, *, quick: bool = False) -> dict[str, Row]:
     """Time every method on ``workload`` in ``folder``; the files stay there for the RSS pass.
 
     A method that raises is reported in its row (``status``) and left out of the timings.
     """
     inputs = Inputs(build_arrays(workload, SEED), workload)
     paths = _paths(folder)
-    rows = {m.name: Row(m, status=m.unavailable()) for m in METHODS}
+    rows = {m.name: Row(m, status=m.unavailable(workload)) for m in METHODS}
+    if quick:  # the competitors no target names are left out, and lazy calls timed less often
+        for row in rows.values():
+            if row.status is None and row.method.name.startswith(QUICK_SKIPS):
+                row.status = "n/a (left out by --quick)"
     saves = [row for row in rows.values() if row.method.kind == "save"]
     reads = [row for row in rows.values() if row.method.kind != "save"]
     for row in saves:  # untimed first call: warms up, and writes the files the loads read
@@ -180,7 +197,8 @@ def time_workload(workload: Workload, folder: str, repeats: int) -> dict[str, Ro
     for _ in range(repeats):
         for row in reads:
             if row.status is None:
-                row.status = _attempt(_read_round, row, workload, paths[row.method.file])
+                row.status = _attempt(_read_round, row, workload, paths[row.method.file],
+                                      QUICK_LAZY_FACTOR if quick else LAZY_FACTOR)
     return rows
 
 
@@ -200,7 +218,7 @@ def _attempt(call: Callable[..., object], *args: object) -> str | None:
 def rss_workload(key: str, rows: dict[str, Row], folder: str, warmup_folder: str, jobs: int) -> None:
     """Fill in ``row.rss`` for every method that ran, each in its own child process."""
     paths, warmups = _paths(folder), _paths(warmup_folder)
-    todo = [row for row in rows.values() if row.status is None]
+    todo = [row for row in rows.values() if row.status is None and row.method.kind != "check"]
 
     def one(row: Row) -> None:
         row.rss = measure(row.method, key, SEED, paths[row.method.file], warmups[row.method.file])
@@ -219,7 +237,7 @@ def write_warmups(folder: str) -> None:
 
 
 def run(repeats: dict[str, int], directory: str, *, rss: bool = True,
-        progress: bool = True) -> list[WorkloadResult]:
+        progress: bool = True, quick: bool = False) -> list[WorkloadResult]:
     """Time (and unless ``rss`` is False, measure memory of) every method on each size.
 
     ``repeats`` maps each workload key to run (in order) to its number of timed rounds.
@@ -242,8 +260,8 @@ def run(repeats: dict[str, int], directory: str, *, rss: bool = True,
             start = time.perf_counter()
             if progress:
                 print(f"[{workload.label}] timing, {repeats[key]} repeats …", file=sys.stderr, flush=True)
-            rows = time_workload(workload, folder, repeats[key])
-            measured = rss and workload.nbytes >= RSS_MIN_BYTES
+            rows = time_workload(workload, folder, repeats[key], quick=quick)
+            measured = rss and workload.nbytes >= RSS_MIN_BYTES and not workload.tensors_only
             if measured:
                 if progress:
                     print(f"[{workload.label}] peak RSS, one process per method …", file=sys.stderr,
@@ -265,7 +283,8 @@ def main(argv: list[str] | None = None) -> int:
         child_main(argv[1:])
         return 0
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="1 MB and 100 MB only, 3 repeats")
+    parser.add_argument("--quick", action="store_true",
+                        help=f"{', '.join(QUICK)} only, 3 repeats, no peak RSS: under a minute")
     parser.add_argument("--sizes", help=f"comma-separated, from {', '.join(WORKLOADS)}")
     parser.add_argument("--repeats", type=int, help="timed rounds (default 5, 3 with --quick)")
     parser.add_argument("--large-repeats", type=int, help="timed rounds for 1 GB (default: --repeats)")
@@ -279,14 +298,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not args.dynamic_malloc:
         fix_mmap_threshold()
-    sizes = args.sizes.split(",") if args.sizes else (["1MB", "100MB"] if args.quick else list(WORKLOADS))
+    sizes = args.sizes.split(",") if args.sizes else (QUICK if args.quick else list(WORKLOADS))
     unknown = [key for key in sizes if key not in WORKLOADS]
     if unknown:
         parser.error(f"unknown size {unknown[0]!r}; known: {', '.join(WORKLOADS)}")
     repeats = args.repeats or (3 if args.quick else 5)
     started = time.perf_counter()
     counts = {key: args.large_repeats if key == "1GB" and args.large_repeats else repeats for key in sizes}
-    results = run(counts, args.dir, rss=not args.no_rss)
+    results = run(counts, args.dir, rss=not (args.no_rss or args.quick), quick=args.quick)
     elapsed = time.perf_counter() - started
     machine = describe_machine(args.dir)
     print(render(results))

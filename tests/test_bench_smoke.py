@@ -44,7 +44,7 @@ def test_smallest_workload_end_to_end(bench_run, tmp_path, capsys, monkeypatch):
         row = next(line for line in out.splitlines() if line.startswith(f"| {method.name} |"))
         cells = [cell.strip() for cell in row.strip("|").split("|")]
         assert cells[1].endswith(" ms") or cells[1].startswith("n/a ("), row
-    assert "### Targets of issue 6" in out
+    assert "### Targets of issues 6 and 15" in out
     text = report.read_text()
     for heading in ("# Benchmarks", "## Machine", "## Method", "## Results", "## Notes"):
         assert f"\n{heading}\n" in f"\n{text}", heading

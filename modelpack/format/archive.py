@@ -38,7 +38,30 @@ from .schema import LayerNode, Manifest, TensorInfo, model_weights
 
 __all__ = ["Archive", "open_archive"]
 
-_PARALLEL_BYTES = 8 << 20  # below this, threads cost more than they save
+_PARALLEL_BYTES = 1 << 20  # below this, handing reads to threads costs more than it saves
+_POOL: tuple[int, ThreadPoolExecutor] | None = None
+
+
+def _batches(located: list[npz.TensorLocation]) -> list[list[npz.TensorLocation]]:
+    """The reads in tasks of about ``_PARALLEL_BYTES`` or more (one per large tensor)."""
+    batches: list[list[npz.TensorLocation]] = [[]]
+    size = 0
+    for location in located:
+        if size >= _PARALLEL_BYTES:
+            batches.append([])
+            size = 0
+        batches[-1].append(location)
+        size += location.nbytes
+    return batches if batches[0] else []
+
+
+def _reader_pool() -> ThreadPoolExecutor:
+    """Two reader threads, started once per process (starting them costs as much as reading
+    a megabyte); a forked child, which has none of its parent's threads, starts its own."""
+    global _POOL
+    if _POOL is None or _POOL[0] != os.getpid():
+        _POOL = (os.getpid(), ThreadPoolExecutor(max_workers=2, thread_name_prefix="modelpack-read"))
+    return _POOL[1]
 
 
 class Archive:
@@ -129,12 +152,13 @@ class Archive:
             if location is None:
                 arrays[name] = self._bundle.read(name, infos[name], integrity=self._integrity)
         pending = [location for location in located.values() if location is not None]
-        if sum(location.nbytes for location in pending) < _PARALLEL_BYTES:
+        batches = _batches(pending)
+        if len(batches) < 2:
             arrays.update({location.name: self._read(location) for location in pending})
-        else:
-            with ThreadPoolExecutor(max_workers=2) as pool:
-                for location, array in zip(pending, pool.map(self._read, pending), strict=True):
-                    arrays[location.name] = array
+        else:  # small tensors together: a task costs about as much as reading 20 KB
+            read = self._read
+            for batch in _reader_pool().map(lambda batch: [(loc.name, read(loc)) for loc in batch], batches):
+                arrays.update(batch)
         return {name: arrays[name] for name in infos}
 
     def load(self, *, mmap: bool = False) -> Any:

@@ -17,10 +17,12 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import os
 import re
 import sys
 import tempfile
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import IO
 
@@ -29,13 +31,14 @@ import numpy as np
 from ..errors import FormatError, IntegrityError, LimitError, ModelpackError, SchemaError
 from ..io import npz
 from ..io.limits import DEFAULT_LIMITS, GRACE_BYTES, Limits
-from ..io.paths import PathOrFile, atomic_writer, describe, open_for_reading
+from ..io.paths import PathOrFile, atomic_writer, describe, is_file_object, open_for_reading
 from ..io.sniff import refuse_other_kind
 from ..io.zipio import STORED, Member, MemberReader, Source
 from ..io.zipread import read_directory
 from ..io.zipwrite import Piece, PlannedMember, ZipPlan
 from . import schema, versions
 from .schema import FORMAT_VERSION, Manifest, manifest_to_yaml
+from .tensor_index import TensorIndex
 
 __all__ = [
     "MANIFEST_MEMBER",
@@ -67,34 +70,89 @@ def write_archive(
 
     Tensor hashes and the format version are filled in here, from the bytes being written;
     the manifest as written is returned (a sharded index records its shards' manifests).
+    Every offset and CRC is known before the first byte is written (the bundle's CRC is
+    combined from its members'), and when stored each tensor's data lands on a 64-byte
+    boundary of the file, so readers can map it in place. The bundle is always a stored
+    member; with compress=True its own members are deflated.
+
+    The SHA-256s go into the manifest, which comes first in the file, but its length does not
+    depend on them (64 hex digits each, in the JSON form): so when writing to a path, the
+    bundle is written while the hashes are computed, its pages flushed to the disk while the
+    last ones finish, and the manifest and the directory written last. The slowest of
+    hashing, writing and flushing sets the time, not their sum.
     """
     if list(manifest.weights) != list(arrays):
         raise ValueError("the manifest's weights index must list exactly the arrays, in order")
     canonical = npz.canonical_arrays(arrays)
-    sums = npz.checksums(canonical, sha256=True)
-    hashed = {
-        name: info.model_copy(update={"sha256": sums[name][1]}) for name, info in manifest.weights.items()
-    }
+    name = describe(target)
+    with ThreadPoolExecutor(max_workers=_WORKERS) as pool:
+        bundle = npz.plan_npz(canonical, npz.crc32s(canonical, pool), compress=compress)
+        digests = npz.sha256s(canonical, pool)
+        draft = _layout(manifest, bundle, dict.fromkeys(canonical, _PLACEHOLDER))
+        if is_file_object(target) or not draft.manifest_bytes.startswith(b"{"):
+            # A caller's file is written in order; a block-form manifest may change length.
+            final = _layout(manifest, bundle, digests())
+            check_reads_back(final.manifest_bytes, name)
+            with atomic_writer(target) as handle:
+                final.plan.write(handle)
+            return final.manifest
+        # The flush has its own thread (the pool's are hashing); leaving the block waits for it.
+        with atomic_writer(target) as handle, ThreadPoolExecutor(max_workers=1) as flusher:
+            middle = draft.bundle_range
+            for offset, piece in draft.plan.placed():
+                if middle[0] <= offset < middle[1]:
+                    if handle.tell() != offset:
+                        handle.seek(offset)
+                    handle.write(piece.data)
+            handle.flush()
+            flushed = flusher.submit(os.fdatasync, handle.fileno())  # while the hashes finish
+            final = _layout(manifest, bundle, digests(), bundle_crc=draft.plan.members[1].crc)
+            if final.bundle_range != middle or final.plan.size != draft.plan.size:
+                raise AssertionError("the manifest's length changed with its hashes")  # not reached
+            check_reads_back(final.manifest_bytes, name)
+            for offset, piece in final.plan.placed():
+                if not middle[0] <= offset < middle[1]:
+                    handle.seek(offset)
+                    handle.write(piece.data)
+            flushed.result()
+    return final.manifest
+
+
+_PLACEHOLDER = "0" * 64  # a SHA-256 in hex, for laying the file out before the hashes are known
+_WORKERS = max(1, min(4, os.cpu_count() or 1))
+
+
+@dataclass
+class _Layout:
+    plan: ZipPlan
+    manifest_bytes: bytes
+    manifest: Manifest
+
+    @property
+    def bundle_range(self) -> tuple[int, int]:
+        """Where the bundle's bytes lie in the file: [start, end)."""
+        member = self.plan.members[1]
+        return member.data_offset, member.data_offset + member.compressed_size
+
+
+def _layout(
+    manifest: Manifest, bundle: ZipPlan, hashes: Mapping[str, str], *, bundle_crc: int | None = None
+) -> _Layout:
+    """The archive laid out around ``bundle``, its manifest recording ``hashes``."""
+    hashed = {name: info.model_copy(update={"sha256": hashes[name]})
+              for name, info in manifest.weights.items()}
     version = versions.version_for(manifest.kind, FORMAT_VERSION)
     manifest = manifest.model_copy(update={"format_version": version, "weights": hashed})
     manifest_bytes = manifest_to_yaml(manifest).encode("utf-8")
-    check_reads_back(manifest_bytes, describe(target))
     comment = MANIFEST_HASH_PREFIX + hashlib.sha256(manifest_bytes).hexdigest().encode("ascii")
-    # Streamed in one pass: every offset and CRC is known before the first byte is written
-    # (the bundle's CRC is combined from its members'), and when stored each tensor's data
-    # lands on a 64-byte boundary of the file, so readers can map it in place. The bundle is
-    # always a stored member; with compress=True its own members are deflated.
-    bundle = npz.plan_npz(canonical, sums, compress=compress)
-    outer = ZipPlan(
+    plan = ZipPlan(
         [
             PlannedMember(MANIFEST_MEMBER, [Piece(manifest_bytes)]),
-            PlannedMember(WEIGHTS_MEMBER, list(bundle.pieces())),
+            PlannedMember(WEIGHTS_MEMBER, list(bundle.pieces()), known_crc=bundle_crc),
         ],
         comment=comment,
     )
-    with atomic_writer(target) as handle:
-        outer.write(handle)
-    return manifest
+    return _Layout(plan, manifest_bytes, manifest)
 
 
 def check_reads_back(raw: bytes, target: str) -> None:
@@ -148,12 +206,12 @@ class Container:
                 grace_bytes=GRACE_BYTES,
                 max_inflated=allowance,
             )
-            if MANIFEST_MEMBER not in {member.name for member in directory.members}:
+            if MANIFEST_MEMBER not in directory.table:
                 raise FormatError(f"{name}: member {MANIFEST_MEMBER!r} is missing: not a modelpack archive")
         except FormatError:
             refuse_other_kind(handle, name, expected="mpk")  # a parameter file, MXNet's, torch's, ...
             raise
-        members = {member.name: member for member in directory.members}
+        members = dict(directory.table.items())
         return cls(source, members, directory.comment, allowance - directory.inflated)
 
     @property
@@ -233,10 +291,14 @@ class Container:
             document, source=self._manifest_where, max_architecture_nodes=limits.max_architecture_nodes
         )
         if versions.rules(version).hashes:
-            unhashed = [tensor for tensor, info in manifest.weights.items() if info.sha256 is None]
-            if unhashed:
+            weights = manifest.weights
+            unhashed = (
+                weights.first_unhashed if isinstance(weights, TensorIndex)
+                else next((name for name, info in weights.items() if info.sha256 is None), None)
+            )
+            if unhashed is not None:
                 raise SchemaError(
-                    f"{self._manifest_where}: tensor {unhashed[0]!r} has no sha256, which format "
+                    f"{self._manifest_where}: tensor {unhashed!r} has no sha256, which format "
                     f"{version[0]}.{version[1]} manifests record for every tensor"
                 )
         return manifest

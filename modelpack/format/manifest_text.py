@@ -76,7 +76,8 @@ def _json_text(value: Any, indent: str) -> str | None:
         inner = indent + "  "
         return "[\n" + ",\n".join(inner + item for item in items) + "\n" + indent + "]"  # type: ignore[operator]
     if isinstance(value, str):
-        return None if any(ord(c) > 0xFFFF for c in value) else json.dumps(value)
+        # characters beyond the BMP need the block form; max() finds them at C speed
+        return json.dumps(value) if value.isascii() or max(value) <= "\uffff" else None
     if value is None or isinstance(value, bool):
         return json.dumps(value)
     if isinstance(value, int):

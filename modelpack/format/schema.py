@@ -10,14 +10,18 @@ for their type name, and the committed JSON Schema is generated from these same 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    SerializerFunctionWrapHandler,
     ValidationError,
     ValidationInfo,
+    ValidatorFunctionWrapHandler,
+    field_serializer,
     field_validator,
     model_validator,
 )
@@ -27,6 +31,7 @@ from ..io import safeyaml
 from ..io.limits import DEFAULT_LIMITS
 from ..io.npy import SUPPORTED_DTYPES
 from ..nn import registry  # importing nn registers the built-in layer types
+from . import tensor_index
 from .checkpoint_schema import (
     CHECKPOINT_PREFIXES,
     CheckpointInfo,
@@ -148,6 +153,18 @@ class LayerNode(_Closed):
         return self
 
 
+def _tensor_info(dtype: str, shape: list[int], sha256: str | None = None) -> TensorInfo:
+    """A TensorInfo from values already checked (tensor_index): ``model_construct``'s result,
+    at a fifth of its cost."""
+    info = TensorInfo.__new__(TensorInfo)
+    object.__setattr__(info, "__dict__", {"dtype": dtype, "shape": shape, "sha256": sha256})
+    fields = {"dtype", "shape", "sha256"} if sha256 else {"dtype", "shape"}
+    object.__setattr__(info, "__pydantic_fields_set__", fields)
+    object.__setattr__(info, "__pydantic_extra__", None)
+    object.__setattr__(info, "__pydantic_private__", None)
+    return info
+
+
 def model_weights(manifest: Manifest) -> dict[str, TensorInfo]:
     """The manifest's tensors that belong to the model (a checkpoint's other parts left out)."""
     return {name: info for name, info in manifest.weights.items() if not name.startswith(CHECKPOINT_PREFIXES)}
@@ -206,12 +223,22 @@ class Manifest(_Extensible):
         parse_version(value)
         return value
 
-    @field_validator("weights")
+    @field_validator("weights", mode="wrap")
     @classmethod
-    def _weight_names(cls, value: dict[str, TensorInfo]) -> dict[str, TensorInfo]:
-        for name in value:
+    def _weights(cls, value: Any, handler: ValidatorFunctionWrapHandler) -> Mapping[str, TensorInfo]:
+        # The common case is checked as columns, entries built when read (tensor_index);
+        # anything else entry by entry here, which words the refusal.
+        index = tensor_index.vouch(value, _tensor_info)
+        if index is not None:
+            return index
+        checked: dict[str, TensorInfo] = handler(value)
+        for name in checked:
             check_tensor_name(name)
-        return value
+        return checked
+
+    @field_serializer("weights", mode="wrap")
+    def _dump_weights(self, value: Mapping[str, TensorInfo], handler: SerializerFunctionWrapHandler) -> Any:
+        return handler(dict(value.items()) if isinstance(value, tensor_index.TensorIndex) else value)
 
     @model_validator(mode="after")
     def _kind_matches_content(self) -> Manifest:

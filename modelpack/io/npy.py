@@ -9,6 +9,7 @@ from ``SUPPORTED_DTYPES`` are ever accepted.
 
 from __future__ import annotations
 
+import functools
 import io
 import math
 import re
@@ -57,6 +58,7 @@ _READABLE_DESCR = {
     for name in SUPPORTED_DTYPES
     for order in ("<", ">")
 }
+_NAME = {dtype: dtype.name for dtype in _READABLE_DESCR.values()}
 _REFUSED_KINDS = {"O": "object: pickled Python objects", "U": "text", "S": "bytes", "a": "bytes",
                   "M": "datetime", "m": "timedelta", "V": "void/structured"}
 
@@ -69,10 +71,15 @@ _NUMPY_HEADER = re.compile(
 MAX_DIMS = 64  # numpy's own limit; a header with more is refused before numpy sees it
 _MAX_HEADER = 10_000  # numpy's default max_header_size: a real header is ~128 bytes
 _MAGIC = b"\x93NUMPY"
+# Headers of numpy's exact form already parsed (bytes → shape, Fortran order, dtype); bounded.
+_PARSED: dict[bytes, tuple[tuple[int, ...], bool, np.dtype]] = {}
+_MAX_PARSED = 4096
 
 
 def check_storable(name: str, array: np.ndarray) -> None:
     """Refuse arrays whose dtype cannot be stored without pickle."""
+    if array.dtype in _NAME:  # the common case, without dtype.name (a slow Python property)
+        return
     if array.dtype.name not in SUPPORTED_DTYPES or array.dtype.fields is not None:
         raise UnsupportedDtypeError(
             f"{name} has dtype {array.dtype!s}, which cannot be stored; "
@@ -90,8 +97,16 @@ def canonical_array(array: np.ndarray) -> np.ndarray:
 
 def npy_header(array: np.ndarray) -> bytes:
     """The ``.npy`` header numpy would write for ``array`` (already canonical), padded to 64."""
+    fortran = bool(array.flags.f_contiguous and not array.flags.c_contiguous)
+    return _npy_header(array.dtype, array.shape, fortran)
+
+
+@functools.lru_cache(maxsize=1024)
+def _npy_header(dtype: np.dtype, shape: tuple[int, ...], fortran: bool) -> bytes:
+    """(Tensors of one shape and dtype share a header: numpy's writer costs ~60 µs a call.)"""
     buffer = io.BytesIO()
-    header = np.lib.format.header_data_from_array_1_0(array)
+    # What np.lib.format.header_data_from_array_1_0 gives, without an array of that shape.
+    header = {"descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": fortran, "shape": shape}
     try:
         np.lib.format.write_array_header_1_0(buffer, header)
     except ValueError:  # too long for a 1.0 header (a huge number of dimensions)
@@ -146,12 +161,18 @@ def _parse_header(text: bytes, where: str) -> tuple[tuple[int, ...], bool, np.dt
     Not numpy's parser: its legacy-header filter raises tokenizer errors on odd bytes, and
     it builds whatever dtype a header names before anyone can look at it.
     """
+    known = _PARSED.get(text)
+    if known is not None:  # tensors of one shape and dtype share their header
+        return known
     fast = _NUMPY_HEADER.match(text)
     if fast is not None and fast.group(1).decode("ascii") in _READABLE_DESCR:
         # The exact form numpy (and modelpack) writes: no need to tokenise a Python literal.
         dims = (fast.group(3) or b"").decode("ascii").replace(",", " ").split()
         dtype = _READABLE_DESCR[fast.group(1).decode("ascii")]
-        return tuple(int(d) for d in dims), fast.group(2) == b"True", dtype
+        if len(_PARSED) >= _MAX_PARSED:
+            _PARSED.clear()
+        parsed = _PARSED[text] = (tuple(int(d) for d in dims), fast.group(2) == b"True", dtype)
+        return parsed
     descr, fortran_order, shape = _grammar(text.decode("latin1"), where)
     if descr not in _READABLE_DESCR:
         raise UnsupportedDtypeError(
@@ -225,7 +246,7 @@ def _check_against_manifest(
     where: str, want: ExpectedTensor, shape: tuple[int, ...], fortran_order: bool, dtype: np.dtype
 ) -> None:
     """Inside an archive a header must say exactly what the manifest says, byte order included."""
-    if dtype.name != want.dtype:
+    if (_NAME.get(dtype) or dtype.name) != want.dtype:  # (dtype.name is slow: a Python property)
         raise DtypeMismatchError(
             f"{where}: the manifest says dtype {want.dtype}, the array header says {dtype.name}"
         )

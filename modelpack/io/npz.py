@@ -15,8 +15,7 @@ from __future__ import annotations
 import enum
 import hashlib
 import os
-import zlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import IO
@@ -30,6 +29,7 @@ from ..errors import (
     ModelpackError,
     UsageError,
 )
+from .checksums import crc32
 from .limits import DEFAULT_LIMITS, GRACE_BYTES, Limits
 from .npy import (
     SUPPORTED_DTYPES,
@@ -41,7 +41,7 @@ from .npy import (
 )
 from .zipio import STORED, Member, MemberReader, Source
 from .zipread import read_directory
-from .zipwrite import Piece, PlannedMember, ZipPlan, crc32_combine
+from .zipwrite import Piece, PlannedMember, ZipPlan
 
 __all__ = [
     "SUPPORTED_DTYPES",
@@ -68,36 +68,69 @@ def data_view(array: np.ndarray) -> memoryview:
     return array.reshape(-1).view(np.uint8).data
 
 
-def checksums(arrays: Mapping[str, np.ndarray], *, sha256: bool) -> dict[str, tuple[int, str | None]]:
-    """CRC-32 (and SHA-256) of each canonical array's data, on all cores.
+_WORKERS = max(1, min(4, os.cpu_count() or 1))
+_TASK_BYTES = 4 << 20  # smaller tensors are checksummed together, in tasks of about this size
 
-    zlib and hashlib release the GIL on large buffers, so one thread per core scales; each
-    hash of each tensor is its own task, so even a single huge tensor uses two cores.
-    """
-    views = {name: data_view(array) for name, array in arrays.items()}
-    with ThreadPoolExecutor(max_workers=max(1, min(4, os.cpu_count() or 1))) as pool:
-        crcs = {name: pool.submit(zlib.crc32, view) for name, view in views.items()}
-        shas = {
-            name: pool.submit(lambda v: hashlib.sha256(v).hexdigest(), view) for name, view in views.items()
-        } if sha256 else {}
-        return {name: (crcs[name].result(), shas[name].result() if sha256 else None) for name in views}
+
+def checksums(arrays: Mapping[str, np.ndarray], *, sha256: bool) -> dict[str, tuple[int, str | None]]:
+    """CRC-32 (and SHA-256) of each canonical array's data, on all cores."""
+    with ThreadPoolExecutor(max_workers=_WORKERS) as pool:
+        crcs = crc32s(arrays, pool)
+        digests = sha256s(arrays, pool) if sha256 else None
+        shas = digests() if digests is not None else {}
+    return {name: (crc, shas.get(name)) for name, crc in crcs.items()}
+
+
+def crc32s(arrays: Mapping[str, np.ndarray], pool: ThreadPoolExecutor) -> dict[str, int]:
+    """The CRC-32 of each canonical array's data, computed now on ``pool``'s threads."""
+    return {name: crc for batch in [pool.submit(_crc_batch, batch) for batch in _batches(arrays)]
+            for name, crc in batch.result()}
+
+
+def sha256s(arrays: Mapping[str, np.ndarray], pool: ThreadPoolExecutor) -> Callable[[], dict[str, str]]:
+    """Start hashing each canonical array's data with SHA-256 on ``pool``; the returned call
+    waits for the hex digests. Writing can go on meanwhile (hashlib releases the GIL)."""
+    tasks = [pool.submit(_sha_batch, batch) for batch in _batches(arrays)]
+    return lambda: {name: digest for task in tasks for name, digest in task.result()}
+
+
+def _batches(arrays: Mapping[str, np.ndarray]) -> Iterator[list[tuple[str, memoryview]]]:
+    """The arrays' bytes in tasks: one per large tensor, small ones together (a task costs ~10 µs)."""
+    batch: list[tuple[str, memoryview]] = []
+    size = 0
+    for name, array in arrays.items():
+        batch.append((name, data_view(array)))
+        size += array.nbytes
+        if size >= _TASK_BYTES:
+            yield batch
+            batch, size = [], 0
+    if batch:
+        yield batch
+
+
+def _crc_batch(batch: list[tuple[str, memoryview]]) -> list[tuple[str, int]]:
+    return [(name, crc32(view)) for name, view in batch]
+
+
+def _sha_batch(batch: list[tuple[str, memoryview]]) -> list[tuple[str, str]]:
+    return [(name, hashlib.sha256(view).hexdigest()) for name, view in batch]
 
 
 def plan_npz(
     arrays: Mapping[str, np.ndarray],
-    sums: Mapping[str, tuple[int, str | None]],
+    crcs: Mapping[str, int],
     *,
     compress: bool = False,
 ) -> ZipPlan:
     """The bundle laid out: stored members with each tensor's data 64-byte aligned, or with
     ``compress=True`` deflated members (their compressed bytes held in memory until written).
 
-    ``arrays`` must be canonical (see ``canonical_array``) and ``sums`` their checksums.
+    ``arrays`` must be canonical (see ``canonical_array``) and ``crcs`` their CRC-32s.
     """
     members = []
     for name, array in arrays.items():
         header = npy_header(array)
-        data = Piece(data_view(array), crc=sums[name][0])
+        data = Piece(data_view(array), crc=crcs[name])
         members.append(PlannedMember(name + ".npy", [Piece(header), data], deflate=compress))
     return ZipPlan(members)
 
@@ -119,7 +152,9 @@ def write_npz(handle: IO[bytes], arrays: Mapping[str, np.ndarray], *, compress: 
     ``compress=True`` deflated members (nothing aligned; all compressed bytes held in memory).
     """
     canonical = canonical_arrays(arrays)
-    plan_npz(canonical, checksums(canonical, sha256=False), compress=compress).write(handle)
+    with ThreadPoolExecutor(max_workers=_WORKERS) as pool:
+        crcs = crc32s(canonical, pool)
+    plan_npz(canonical, crcs, compress=compress).write(handle)
 
 
 class Integrity(str, enum.Enum):
@@ -189,15 +224,19 @@ class Bundle:
             max_inflated=limits.max_inflated(source.size) if max_inflated is None else max_inflated,
         )
         self.source = source
-        self.members: dict[str, Member] = {}
-        for member in directory.members:
-            if not member.name.endswith(".npy") or "/" in member.name or len(member.name) > 1028:
-                raise FormatError(
-                    f"{where}: unexpected member {member.name!r}; an npz bundle holds only "
-                    "'<name>.npy' members (a tensor name: no '/', at most 1024 characters)"
-                )
-            self.members[member.name[: -len(".npy")]] = member
-        total = sum(member.size for member in directory.members)
+        # Member names are '<tensor>.npy'; checked on all names at once (one string), since
+        # a bundle may hold 100,000 of them.
+        names = directory.table.names
+        joined = "\n".join(names) + "\n" if names else ""
+        if joined.count(".npy\n") != len(names) or "/" in joined or max(map(len, names), default=0) > 1028:
+            bad = next(n for n in names if not n.endswith(".npy") or "/" in n or len(n) > 1028)
+            raise FormatError(
+                f"{where}: unexpected member {bad!r}; an npz bundle holds only "
+                "'<name>.npy' members (a tensor name: no '/', at most 1024 characters)"
+            )
+        tensors = joined.replace(".npy\n", "\n").split("\n")[:-1]
+        self.members: Mapping[str, Member] = directory.table.renamed(tensors)
+        total = sum(directory.table.column("size"))
         if total > limits.max_total_bytes:
             raise LimitError(
                 where, "its declared tensor bytes", total,
@@ -206,6 +245,10 @@ class Bundle:
 
     def check_names(self, expected: Mapping[str, object]) -> None:
         """The bundle holds exactly the tensors ``expected`` lists."""
+        if list(self.members) == list(expected) or (
+            len(self.members) == len(expected) and set(self.members) == set(expected)
+        ):
+            return
         for name in self.members:
             if name not in expected:
                 raise FormatError(
@@ -289,7 +332,7 @@ class TensorLocation:
         """CRC-32 of the member (header + data) against the directory; SHA-256 on request."""
         if isinstance(data, np.ndarray):
             data = data.reshape(-1).view(np.uint8).data
-        crc = crc32_combine(self.header_crc, zlib.crc32(data), self.nbytes)
+        crc = crc32(data, self.header_crc)  # continues from the header's: the member's CRC-32
         if crc != self.member_crc:
             raise IntegrityError(
                 f"{self.where} is damaged: CRC-32 is {crc:08x}, the zip directory records "

@@ -23,11 +23,13 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import itertools
 import json
 import re
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import numpy as np
 import yaml
 from yaml.events import (
     AliasEvent,
@@ -142,11 +144,11 @@ _JSON_FLOAT = re.compile(r"-?(?:0|[1-9][0-9]*)\.[0-9]+(?:[eE][-+][0-9]+)?\Z")
 
 
 def _pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    document: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in document:
-            raise YAMLRefused(f"duplicate key {key!r} in the JSON form")
-        document[key] = value
+    document = dict(pairs)
+    if len(document) != len(pairs):
+        seen: set[str] = set()
+        duplicate = next(key for key, _ in pairs if key in seen or seen.add(key))  # type: ignore[func-returns-value]
+        raise YAMLRefused(f"duplicate key {duplicate!r} in the JSON form")
     return document
 
 
@@ -176,39 +178,81 @@ def _json_constant(token: str) -> Any:
 
 def _json_form(text: str, max_nodes: int) -> Any:
     """The JSON form of spec/FORMAT.md §2.1, or YAMLRefused saying which restriction broke."""
-    found = _YAML_DIFFERS.search(text)
+    # The raw characters can only be in a text that is not ASCII (writers write ASCII), and
+    # the escapes only where "\\u" occurs: the full search is for the texts that need it.
+    found = _YAML_DIFFERS.search(text) if not text.isascii() or "\\u" in text else None
     if found is not None:
         raise YAMLRefused(
             f"the JSON form holds {found.group()!r} (a raw U+0085, U+2028, U+2029, U+FEFF or a "
             "surrogate escape), which YAML reads differently"
         )
+    # Duplicate keys: with few mappings a hook checks each as it is built; with many (a
+    # manifest of 10,000 tensors) the hook costs more than the parse, so the keys the
+    # mappings hold are counted instead and compared with the colons in the text.
+    collections = text.count("{") + text.count("[")
+    hooked = collections < _MANY_COLLECTIONS or "\\" in text
+    document = _parse_json(text, hooked)
+    # Every mapping, list and scalar is a node, mapping keys included; each comma separates
+    # at most a key and a value, so this bound is cheap and never too low.
+    if hooked and collections <= MAX_DEPTH and 1 + 2 * (collections + text.count(",")) <= max_nodes:
+        return document
+    keys = _walk(document, max_nodes)
+    if not hooked and keys != _colons_outside_strings(text):
+        _parse_json(text, hooked=True)  # raises, naming the duplicated key
+        raise YAMLRefused("duplicate keys in the JSON form")  # (a safety net: not reached)
+    return document
+
+
+_MANY_COLLECTIONS = 1000
+# Every byte but quotes and colons, deleted by bytes.translate to count the colons between keys
+# and values (those outside strings).
+_NOT_COLON_OR_QUOTE = bytes(sorted(set(range(256)) - set(b'":')))
+
+
+def _parse_json(text: str, hooked: bool) -> Any:
     try:
-        document = json.loads(
-            text, object_pairs_hook=_pairs, parse_int=_json_int, parse_float=_json_float,
-            parse_constant=_json_constant,
+        return json.loads(
+            text, object_pairs_hook=_pairs if hooked else None, parse_int=_json_int,
+            parse_float=_json_float, parse_constant=_json_constant,
         )
     except RecursionError:
         raise YAMLRefused(f"nests deeper than {MAX_DEPTH} levels") from None
     except json.JSONDecodeError as exc:
         raise YAMLRefused(f"the JSON form is not valid JSON: {exc}") from None
-    # Every mapping, list and scalar is a node, mapping keys included; each comma separates
-    # at most a key and a value, so this bound is cheap and never too low.
-    collections = text.count("{") + text.count("[")
-    if 1 + 2 * (collections + text.count(",")) <= max_nodes and collections <= MAX_DEPTH:
-        return document
-    # The same bounds the YAML path enforces, without recursion; scalars are counted with
-    # their container (a mapping's keys too), only containers are visited.
-    nodes, stack = 1, [(document, 1)] if isinstance(document, dict | list) else []
-    while stack:
-        value, depth = stack.pop()
+
+
+def _walk(document: Any, max_nodes: int) -> int:
+    """The keys of every mapping; YAMLRefused beyond ``MAX_DEPTH`` levels or ``max_nodes``
+    nodes (scalars are counted with their container, mapping keys too).
+
+    Level by level, each level's collections handled by C-level builtins: a Python step
+    per collection would cost as much as parsing.
+    """
+    level = [document] if type(document) in (dict, list) else []
+    nodes, keys, depth = 1, 0, 0
+    while level:
+        depth += 1
         if depth > MAX_DEPTH:
             raise YAMLRefused(f"nests deeper than {MAX_DEPTH} levels")
-        children = value.values() if isinstance(value, dict) else value
-        nodes += 2 * len(children) if isinstance(value, dict) else len(children)
+        mappings = [value for value in level if type(value) is dict]
+        sequences = [value for value in level if type(value) is list]
+        found = sum(map(len, mappings))
+        keys += found
+        nodes += 2 * found + sum(map(len, sequences))
         if nodes > max_nodes:
             raise YAMLTooLarge(f"has more than {max_nodes} nodes", cost=1)
-        stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
-    return document
+        values = itertools.chain.from_iterable(map(dict.values, mappings))
+        children = itertools.chain(values, itertools.chain.from_iterable(sequences))
+        level = [value for value in children if type(value) is dict or type(value) is list]
+    return keys
+
+
+def _colons_outside_strings(text: str) -> int:
+    """Colons between keys and values in a valid JSON text without backslashes (so that
+    quotes pair up in order): one per key written."""
+    marks = np.frombuffer(text.encode("utf-8").translate(None, _NOT_COLON_OR_QUOTE), np.uint8)
+    outside = ~np.logical_xor.accumulate(marks == ord('"'))  # (bytes, not 8-byte counts)
+    return int(np.count_nonzero((marks == ord(":")) & outside))
 
 
 def _build(parser: Any, max_nodes: int) -> Any:

@@ -8,24 +8,34 @@ and ``finish`` checks that everything was read and that the CRC-32 matches.
 
 from __future__ import annotations
 
+import io
 import os
 import zlib
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import IO
 
 from ..errors import FormatError, IntegrityError
+from .checksums import crc32
 from .ziprecords import DEFLATED, STORED
 
-__all__ = ["STORED", "DEFLATED", "Source", "Member", "MemberReader"]  # the methods, for readers
+# STORED and DEFLATED: the methods, for readers
+__all__ = ["STORED", "DEFLATED", "Source", "Member", "MemberTable", "MemberReader"]
 
 _CHUNK = 1 << 20
+_AHEAD = 256  # read at once for small reads of a stored member
 
 
 class Source:
     """A byte range of a seekable binary file, read by offsets relative to the range."""
 
-    def __init__(self, handle: IO[bytes], start: int, size: int, *, where: str) -> None:
+    def __init__(
+        self, handle: IO[bytes], start: int, size: int, *, where: str, cache: _Cache | None = None
+    ) -> None:
         self.handle, self.start, self.size, self.where = handle, start, size, where
+        # Bytes already read (the file's tail), shared with every window of this file, so
+        # that the directories and end records in them are not read again.
+        self._cache = cache if cache is not None else _Cache(_fileno(handle))
 
     @classmethod
     def whole(cls, handle: IO[bytes], *, where: str) -> Source:
@@ -37,9 +47,27 @@ class Source:
 
     def window(self, offset: int, size: int, *, where: str) -> Source:
         """A sub-range, e.g. a stored member holding a zip of its own."""
-        return Source(self.handle, self.start + offset, size, where=where)
+        return Source(self.handle, self.start + offset, size, where=where, cache=self._cache)
 
-    def prefetch(self, ranges: list[tuple[int, int]]) -> None:
+    @property
+    def fd(self) -> int | None:
+        """The file's descriptor for positioned reads (``os.preadv``), if it has one."""
+        return self._cache.fd
+
+    def cached(self, offset: int, count: int) -> bytes | None:
+        """The bytes at ``offset`` if an earlier ``prefetch`` holds them all, else None."""
+        self._check_range(offset, count)
+        cache = self._cache
+        begin = self.start + offset - cache.start
+        return cache.data[begin : begin + count] if 0 <= begin and begin + count <= len(cache.data) else None
+
+    def prefetch(self, offset: int, count: int) -> bytes:
+        """``read_at``, keeping the bytes for later reads inside them (one block is kept)."""
+        data = self.read_at(offset, count)
+        self._cache.start, self._cache.data = self.start + offset, data
+        return data
+
+    def announce(self, ranges: list[tuple[int, int]]) -> None:
         """Announce ``(offset, length)`` reads to a file that fetches ranges in batches (a
         remote one, ``io.remote``); a local file has no such method and reads as usual."""
         fetch = getattr(self.handle, "prefetch", None)
@@ -49,8 +77,15 @@ class Source:
     def read_at(self, offset: int, count: int) -> bytes:
         """Exactly ``count`` bytes at ``offset``; a range past the end means truncation."""
         self._check_range(offset, count)
-        self.handle.seek(self.start + offset)
-        data = self.handle.read(count)
+        cache, absolute = self._cache, self.start + offset
+        begin = absolute - cache.start
+        if begin >= 0 and begin + count <= len(cache.data):
+            return cache.data[begin : begin + count]
+        if cache.fd is not None:
+            data = os.pread(cache.fd, count, absolute)  # one call, no seek
+        else:
+            self.handle.seek(absolute)
+            data = self.handle.read(count)
         if len(data) != count:
             raise FormatError(f"{self.where} is truncated: {count} bytes at offset {offset} are missing")
         return data
@@ -80,6 +115,23 @@ class Source:
             )
 
 
+class _Cache:
+    """One block of a file's bytes at an absolute offset, and the descriptor for ``pread``."""
+
+    def __init__(self, fd: int | None) -> None:
+        self.fd, self.start, self.data = fd, 0, b""
+
+
+def _fileno(handle: IO[bytes]) -> int | None:
+    """A descriptor that positioned reads may use, or None (then the handle is used)."""
+    if not hasattr(os, "pread") or not isinstance(handle, (io.BufferedReader, io.FileIO)):
+        return None
+    try:
+        return handle.fileno()
+    except (OSError, ValueError):
+        return None
+
+
 @dataclass(frozen=True)
 class Member:
     """One vetted directory entry: where its data lies and what it must decode to."""
@@ -94,6 +146,64 @@ class Member:
     data_offset: int
 
 
+class MemberTable(Mapping[str, Member]):
+    """Vetted members by name, in directory order, kept as columns.
+
+    A directory of 10,000 members is checked as arrays (``zipbatch``); building a ``Member``
+    for each would cost more than the checks, so one is built when it is asked for.
+    """
+
+    FIELDS = ("method", "flags", "crc", "compressed_size", "size", "header_offset", "data_offset")
+
+    def __init__(self, names: list[str], columns: Sequence[Sequence[int]]) -> None:
+        self.names = names
+        self._columns = [list(column) for column in columns]
+        self._keys = names
+        self._lookup: dict[str, int] | None = None  # built on first use
+
+    @classmethod
+    def of(cls, members: Sequence[Member]) -> MemberTable:
+        return cls([m.name for m in members], [[getattr(m, f) for m in members] for f in cls.FIELDS])
+
+    def renamed(self, names: list[str]) -> MemberTable:
+        """The same members under other keys (the bundle's tensor names); ``Member.name``
+        keeps the member's own name."""
+        if len(names) != len(self.names):
+            raise ValueError("one key per member")
+        table = MemberTable.__new__(MemberTable)
+        table.names, table._columns, table._keys, table._lookup = self.names, self._columns, names, None
+        return table
+
+    @property
+    def _index(self) -> dict[str, int]:
+        if self._lookup is None:
+            self._lookup = dict(zip(self._keys, range(len(self._keys)), strict=True))
+        return self._lookup
+
+    def column(self, field: str) -> list[int]:
+        return self._columns[self.FIELDS.index(field)]
+
+    def __getitem__(self, key: str) -> Member:
+        i = self._index[key]
+        return Member(self.names[i], *(column[i] for column in self._columns))
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._keys)
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._index
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, MemberTable):
+            return self.names == other.names and self._columns == other._columns
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+
 class MemberReader:
     """Sequential reader of one member's uncompressed bytes; ``finish`` checks the CRC-32."""
 
@@ -105,6 +215,8 @@ class MemberReader:
         self._offset = member.data_offset  # next compressed byte to fetch
         self._compressed_left = member.compressed_size
         self._inflater = zlib.decompressobj(-15) if member.method == DEFLATED else None
+        # Small reads of a stored member (an .npy header: three of them) come from one read.
+        self._ahead, self._ahead_at = b"", self._offset
 
     @property
     def file_position(self) -> int:
@@ -115,13 +227,20 @@ class MemberReader:
         """Exactly ``count`` bytes (fewer only if the member has fewer left)."""
         count = min(count, self.remaining)
         if self._inflater is None:
-            data = self.source.read_at(self._offset, count)
+            begin = self._offset - self._ahead_at
+            if begin + count > len(self._ahead) and count <= _AHEAD:
+                self._ahead = self.source.read_at(self._offset, min(_AHEAD, self._compressed_left))
+                self._ahead_at, begin = self._offset, 0
+            if begin + count <= len(self._ahead):
+                data = self._ahead[begin : begin + count]
+            else:
+                data = self.source.read_at(self._offset, count)
             self._offset += count
             self._compressed_left -= count
         else:
             data = self._inflate(count)
         self.remaining -= count
-        self.crc = zlib.crc32(data, self.crc)
+        self.crc = crc32(data, self.crc)
         return data
 
     def readinto(self, buffer: memoryview) -> None:
@@ -132,7 +251,7 @@ class MemberReader:
             self.source.readinto_at(self._offset, buffer)
             self._offset += len(buffer)
             self._compressed_left -= len(buffer)
-            self.crc = zlib.crc32(buffer, self.crc)
+            self.crc = crc32(buffer, self.crc)
             self.remaining -= len(buffer)
             return
         filled = 0

@@ -10,39 +10,31 @@ from ``ziprecords``, which the writer (``zipwrite``) shares.
 
 Both the ``.mpk`` container and the ``weights.npz`` bundle inside it are read through here;
 member offsets are kept so that later readers can map tensor data in place. The bytes
-themselves are read through ``zipio``.
+themselves are read through ``zipio``. This module finds and checks the end records and the
+directory's place; ``zipentries`` checks each entry and local header (and words every
+refusal); ``zipbatch`` runs the same checks as array operations on large directories.
 """
 
 from __future__ import annotations
 
-import re
-import stat
+import operator
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from ..errors import FormatError, LimitError, ModelpackError
-from .zipio import Member, Source
+from . import zipbatch
+from .zipentries import central_entries, check_name, check_ratio, locate_data
+from .zipio import Member, MemberTable, Source
 from .ziprecords import (
     CENTRAL,
     DEFLATED,
-    DESCRIPTOR_FIELDS,
-    DESCRIPTOR_FLAG,
-    DESCRIPTOR_SIGNATURE,
-    DESCRIPTOR_SIZES,
-    DOS_DIRECTORY,
-    ENCRYPTION_FLAGS,
     END,
-    EXTRA_HEADER,
     LOCAL,
     MAX_16,
     MAX_32,
     MAX_COMMENT,
-    STORED,
-    UNIX_SYSTEMS,
-    UTF8_FLAG,
     ZIP64_END,
     ZIP64_END_LEAD,
-    ZIP64_EXTRA_ID,
     ZIP64_LOCATOR,
     EndRecord,
 )
@@ -50,17 +42,23 @@ from .ziprecords import (
 __all__ = ["Directory", "read_directory", "check_name"]
 
 _MAX_ENTRY = CENTRAL.size + 3 * MAX_16  # a central entry: fixed part, then name, extra, comment
-_CONTROL = re.compile("[\x00-\x1f\x7f]")
-_ABSOLUTE = re.compile(r"^(/|[A-Za-z]:[/\\])")
+_SHORT_TAIL = 16 << 10  # searched first for the end record
+_LOOKBEHIND = 16 << 10  # read with it: the directories of most files (and of their bundles)
+BATCH_MIN = 32  # directories of this many entries or more are checked as columns first
 
 
 @dataclass(frozen=True)
 class Directory:
-    """The members of a zip in directory order, and the archive comment."""
+    """The members of a zip by name in directory order, and the archive comment."""
 
-    members: list[Member]
+    table: MemberTable
     comment: bytes
     inflated: int  # declared uncompressed bytes of the deflated members, together
+
+    @property
+    def members(self) -> list[Member]:
+        """Every member, in directory order."""
+        return list(self.table.values())
 
 
 def read_directory(
@@ -99,10 +97,23 @@ def read_directory(
             f"{where}: a zip directory of {directory_size} bytes cannot hold exactly {count} entries"
         )
     raw = source.read_at(directory_offset, directory_size)
-    members = _central_entries(raw, count, where)
-    for member in members:
-        _check_ratio(member, where, max_ratio, grace_bytes)
-    inflated = sum(member.size for member in members if member.method == DEFLATED)
+    # Large directories are checked as columns; whatever that cannot vouch for is checked
+    # again entry by entry, which words the refusal.
+    table = None
+    if count >= BATCH_MIN:
+        table = zipbatch.check_directory(source, raw, count, directory_offset, max_ratio, grace_bytes)
+    if table is None:
+        members = central_entries(raw, count, where)
+        for member in members:
+            check_ratio(member, where, max_ratio, grace_bytes)
+        _check_inflated(sum(m.size for m in members if m.method == DEFLATED), max_inflated, where)
+        table = MemberTable.of(locate_data(source, members, directory_offset))
+    inflated = sum(map(operator.mul, table.column("size"), map(DEFLATED.__eq__, table.column("method"))))
+    _check_inflated(inflated, max_inflated, where)
+    return Directory(table=table, comment=comment, inflated=inflated)
+
+
+def _check_inflated(inflated: int, max_inflated: float, where: str) -> None:
     if inflated > max_inflated:
         raise LimitError(
             where, "the declared size of its deflated members together", inflated,
@@ -110,8 +121,6 @@ def read_directory(
             note=" (the file's size times the ratio, plus 1 MiB; deflate nested in deflate, or many "
             "small bombs?)",
         )
-    members = _locate_data(source, members, directory_offset)
-    return Directory(members=members, comment=comment, inflated=inflated)
 
 
 def _end_record(source: Source, kind: str) -> tuple[int, int, int, int, bytes]:
@@ -119,22 +128,20 @@ def _end_record(source: Source, kind: str) -> tuple[int, int, int, int, bytes]:
     where, size = source.where, source.size
     if size < END.size:
         raise FormatError(f"{where}: not {kind} (not a zip file: only {size} bytes)")
-    tail_start = max(0, size - END.size - MAX_COMMENT)
-    tail = source.read_at(tail_start, size - tail_start)
-    position = tail.rfind(END.signature)
-    excess = None  # bytes after the last-found end record and its comment (<0: cut short)
-    record: EndRecord | None = None
-    while position >= 0:
-        if position + END.size <= len(tail):
-            record = END.unpack_from(tail, position)
-            surplus = len(tail) - position - END.size - record.comment_length
-            if surplus == 0:
-                break
-            excess = surplus if excess is None else excess
-        else:
-            excess = -1 if excess is None else excess
-        record = None
-        position = tail.rfind(END.signature, 0, position)
+    # The record ends the file, after a comment of at most 64 KiB; modelpack's is 90 bytes,
+    # so a short tail is searched first, and the longest only when that finds nothing.
+    for span in (_SHORT_TAIL, END.size + MAX_COMMENT):
+        tail_start = max(0, size - span)
+        cached = source.cached(tail_start, size - tail_start)
+        if cached is None:
+            # One read for the end records and, in most files, the directory before them
+            # (and a stored bundle's own end records and directory, which lie just before).
+            read_start = max(0, tail_start - _LOOKBEHIND)
+            cached = source.prefetch(read_start, size - read_start)[tail_start - read_start :]
+        tail = cached
+        position, record, excess = _find_end_record(tail)
+        if record is not None or tail_start == 0:
+            break
     if record is None:
         if excess is not None and excess > 0:
             raise FormatError(
@@ -155,6 +162,24 @@ def _end_record(source: Source, kind: str) -> tuple[int, int, int, int, bytes]:
     if locator_offset >= 0 and source.read_at(locator_offset, 4) == ZIP64_LOCATOR.signature:
         return (*_zip64_end_record(source, locator_offset, record), comment)
     return record.entries, record.directory_offset, record.directory_size, end_offset, comment
+
+
+def _find_end_record(tail: bytes) -> tuple[int, EndRecord | None, int | None]:
+    """The last end record in ``tail`` whose comment ends exactly at its end: (position,
+    record, None), or (-1, None, bytes after the last one found, <0 if it is cut short)."""
+    position = tail.rfind(END.signature)
+    excess = None
+    while position >= 0:
+        if position + END.size <= len(tail):
+            record = END.unpack_from(tail, position)
+            surplus = len(tail) - position - END.size - record.comment_length
+            if surplus == 0:
+                return position, record, None
+            excess = surplus if excess is None else excess
+        else:
+            excess = -1 if excess is None else excess
+        position = tail.rfind(END.signature, 0, position)
+    return -1, None, excess
 
 
 def _zip64_end_record(source: Source, locator_offset: int, record: EndRecord) -> tuple[int, int, int, int]:
@@ -179,259 +204,3 @@ def _zip64_end_record(source: Source, locator_offset: int, record: EndRecord) ->
     return wide.entries, wide.directory_offset, wide.directory_size, record_offset
 
 
-def _central_entries(raw: bytes, count: int, where: str) -> list[Member]:
-    members: list[Member] = []
-    seen: set[str] = set()
-    position = 0
-    for index in range(count):
-        if position + CENTRAL.size > len(raw):
-            raise FormatError(f"{where}: the zip directory ends after {index} of its {count} entries")
-        entry = CENTRAL.unpack_from(raw, position)
-        flags, method = entry.flags, entry.method
-        name_length, extra_length = entry.name_length, entry.extra_length
-        if entry.signature != CENTRAL.signature:
-            raise FormatError(f"{where}: zip directory entry {index} is damaged (bad signature)")
-        start = position + CENTRAL.size
-        position = start + name_length + extra_length + entry.comment_length
-        if position > len(raw):
-            raise FormatError(f"{where}: zip directory entry {index} runs past the directory")
-        raw_name = raw[start : start + name_length]
-        name = _decode_name(raw_name, flags, where)
-        check_name(name, where)
-        if name in seen:
-            raise FormatError(f"{where}: duplicate member {name!r}")
-        seen.add(name)
-        extra = raw[start + name_length : start + name_length + extra_length]
-        size, compressed, offset, disk = _zip64_fields(
-            extra, entry.size, entry.compressed_size, entry.header_offset, entry.disk, where, name
-        )
-        if disk != 0:
-            raise FormatError(f"{where}: member {name!r} lies on another disk of a split archive")
-        if flags & ENCRYPTION_FLAGS:
-            raise FormatError(f"{where}: member {name!r} is encrypted")
-        if method not in (STORED, DEFLATED):
-            raise FormatError(
-                f"{where}: member {name!r} uses compression method {method}; only stored (0) "
-                "and deflate (8) are allowed"
-            )
-        if method == STORED and compressed != size:
-            raise FormatError(
-                f"{where}: member {name!r} is stored but declares {size} bytes in {compressed}"
-            )
-        _check_file_type(name, entry.made_by >> 8, entry.external_attr, where)
-        members.append(Member(name, method, flags, entry.crc, compressed, size, offset, -1))
-    if position != len(raw):
-        raise FormatError(
-            f"{where}: the zip directory holds {len(raw) - position} bytes beyond its {count} "
-            "entries (more members than the end record declares?)"
-        )
-    return members
-
-
-def _decode_name(raw: bytes, flags: int, where: str) -> str:
-    try:
-        return raw.decode("utf-8") if flags & UTF8_FLAG else raw.decode("cp437")
-    except UnicodeDecodeError:
-        raise FormatError(f"{where}: member name {raw!r} is not valid UTF-8") from None
-
-
-def check_name(name: str, where: str) -> None:
-    """Refuse names that are not plain relative paths (traversal, absolute, NUL, backslash)."""
-    problem = None
-    if not name:
-        problem = "is empty"
-    elif "\x00" in name:
-        problem = "contains a NUL byte"
-    elif "\\" in name:
-        problem = "contains a backslash"
-    elif _ABSOLUTE.match(name):
-        problem = "is an absolute path"
-    elif ".." in name.split("/"):
-        problem = "contains a '..' component"
-    elif name.endswith("/"):
-        problem = "is a directory"
-    elif _CONTROL.search(name):
-        problem = "contains control characters"
-    if problem is not None:
-        raise FormatError(
-            f"{where}: member name {name!r} {problem}; member names must be plain relative names"
-        )
-
-
-def _zip64_fields(
-    extra: bytes, size: int, compressed: int, offset: int, disk: int, where: str, name: str
-) -> tuple[int, int, int, int]:
-    """Replace saturated 32-bit fields by the zip64 extra field's values, in APPNOTE order."""
-    wanted = [size == MAX_32, compressed == MAX_32, offset == MAX_32, disk == MAX_16]
-    if not any(wanted):
-        return size, compressed, offset, disk
-    position = 0
-    while position + EXTRA_HEADER.size <= len(extra):
-        kind, length = EXTRA_HEADER.unpack_from(extra, position)
-        body = extra[position + EXTRA_HEADER.size : position + EXTRA_HEADER.size + length]
-        position += EXTRA_HEADER.size + length
-        if kind != ZIP64_EXTRA_ID:
-            continue
-        values = [size, compressed, offset, disk]
-        cursor = 0
-        for index, needed in enumerate(wanted):
-            if not needed:
-                continue
-            width = 4 if index == 3 else 8
-            if cursor + width > len(body):
-                break
-            values[index] = int.from_bytes(body[cursor : cursor + width], "little")
-            cursor += width
-        else:
-            return values[0], values[1], values[2], values[3]
-        break
-    raise FormatError(f"{where}: member {name!r} lacks the zip64 sizes its directory entry announces")
-
-
-def _check_file_type(name: str, system: int, external: int, where: str) -> None:
-    kind = stat.S_IFMT(external >> 16)  # 0 when a writer set permissions only
-    if system in UNIX_SYSTEMS and kind not in (0, stat.S_IFREG):
-        if kind == stat.S_IFLNK:
-            raise FormatError(f"{where}: member {name!r} is a symbolic link")
-        raise FormatError(f"{where}: member {name!r} is not a regular file (mode {external >> 16:#o})")
-    if external & DOS_DIRECTORY:
-        raise FormatError(f"{where}: member {name!r} is a directory")
-
-
-def _check_ratio(member: Member, where: str, max_ratio: float, grace: int) -> None:
-    if member.method == DEFLATED and member.size > grace and member.size > max_ratio * member.compressed_size:
-        ratio = member.size / max(member.compressed_size, 1)
-        raise LimitError(
-            f"{where}: member {member.name!r}", "its compression ratio", round(ratio),
-            limit="max_compression_ratio", allowed=max_ratio,
-            note=f" ({member.size} bytes from {member.compressed_size}; a zip bomb?)",
-        )
-
-
-def _locate_data(source: Source, members: list[Member], directory_offset: int) -> list[Member]:
-    """Check each local header against the directory; members must tile the file exactly."""
-    where = source.where
-    located: dict[int, Member] = {}
-    expected_offset = 0
-    previous: Member | None = None
-    # The headers are read one by one below; a remote file fetches them all at once.
-    source.prefetch([(m.header_offset, _header_guess(m)) for m in members])
-    for index in sorted(range(len(members)), key=lambda i: members[i].header_offset):
-        member = members[index]
-        if member.header_offset + LOCAL.size > directory_offset:
-            raise FormatError(
-                f"{where}: member {member.name!r} starts at offset {member.header_offset}, past the "
-                f"end of the member data ({directory_offset})"
-            )
-        _check_gap(member.header_offset, expected_offset, previous, where, source=source)
-        # One read usually covers the header, the name and a padding extra field.
-        room = directory_offset - member.header_offset
-        guess = min(_header_guess(member), room)
-        block = source.read_at(member.header_offset, guess)
-        header = LOCAL.unpack_from(block)
-        flags, name_length, extra_length = header.flags, header.name_length, header.extra_length
-        crc, compressed, size = header.crc, header.compressed_size, header.size
-        if header.signature != LOCAL.signature:
-            raise FormatError(
-                f"{where}: member {member.name!r} has no local header at offset {member.header_offset}"
-            )
-        name_start = member.header_offset + LOCAL.size
-        if LOCAL.size + name_length + extra_length <= len(block):
-            raw_name = block[LOCAL.size : LOCAL.size + name_length + extra_length]
-        else:
-            raw_name = source.read_at(name_start, name_length + extra_length)
-        if _decode_name(raw_name[:name_length], flags, where) != member.name:
-            raise FormatError(
-                f"{where}: member {member.name!r} is called {raw_name[:name_length]!r} in its local header"
-            )
-        if (flags ^ member.flags) & DESCRIPTOR_FLAG:
-            # Bit 3 decides whether a reader takes the CRC and sizes from here or from a
-            # descriptor after the data: both records must say the same.
-            raise FormatError(
-                f"{where}: member {member.name!r}: flag bit 3 (data descriptor) is "
-                f"{'set' if flags & DESCRIPTOR_FLAG else 'clear'} in its local header but not "
-                "in the zip directory"
-            )
-        if flags & DESCRIPTOR_FLAG and (crc, compressed, size) == (0, 0, 0):
-            # The writer did not know them yet: the real values follow the data (checked there).
-            crc, compressed, size = member.crc, member.compressed_size, member.size
-        else:
-            extra = raw_name[name_length:]
-            size, compressed, _, _ = _zip64_fields(extra, size, compressed, 0, 0, where, member.name)
-        local = (header.method, flags & ENCRYPTION_FLAGS, crc, compressed, size)
-        if local != (member.method, member.flags & ENCRYPTION_FLAGS, member.crc,
-                     member.compressed_size, member.size):
-            # Tools that read local headers (streaming unzip) would see another file than we do.
-            raise FormatError(
-                f"{where}: member {member.name!r}: its local header (method, encryption, CRC-32, "
-                f"sizes {local}) disagrees with the zip directory"
-            )
-        data_offset = name_start + name_length + extra_length
-        located[index] = Member(
-            member.name, member.method, member.flags, member.crc, member.compressed_size,
-            member.size, member.header_offset, data_offset,
-        )
-        expected_offset = data_offset + member.compressed_size
-        previous = member
-    _check_gap(directory_offset, expected_offset, previous, where, at_directory=True, source=source)
-    return [located[i] for i in range(len(members))]
-
-
-def _header_guess(member: Member) -> int:
-    """Bytes that usually hold a local header, its name and a padding extra field."""
-    return LOCAL.size + len(member.name.encode()) + 128
-
-
-def _check_gap(
-    offset: int,
-    expected: int,
-    previous: Member | None,
-    where: str,
-    *,
-    at_directory: bool = False,
-    source: Source | None = None,
-) -> None:
-    """Between members only a data descriptor may sit, and only after a member whose flag
-    bit 3 is set (which must have one); anything else is junk or overlap."""
-    gap = offset - expected
-    what = "the zip directory" if at_directory else "the next member"
-    if previous is not None and gap < 0:
-        raise FormatError(
-            f"{where}: member {previous.name!r} overlaps {what} by {-gap} bytes "
-            "(a zip bomb or a damaged file)"
-        )
-    if previous is not None and previous.flags & DESCRIPTOR_FLAG:
-        if gap not in DESCRIPTOR_SIZES:
-            raise FormatError(
-                f"{where}: member {previous.name!r} sets flag bit 3, but {gap} bytes, not a data "
-                f"descriptor (12, 16, 20 or 24 bytes), lie between its data and {what}"
-            )
-        assert source is not None
-        _check_descriptor(source.read_at(expected, gap), previous, where)
-        return
-    if gap == 0:
-        return
-    if previous is None:
-        raise FormatError(
-            f"{where}: {gap} bytes of unexpected data before the first member (junk prepended?)"
-        )
-    raise FormatError(f"{where}: {gap} unexpected bytes between member {previous.name!r} and {what}")
-
-
-def _check_descriptor(raw: bytes, member: Member, where: str) -> None:
-    """A data descriptor must repeat the directory's CRC-32 and sizes (each length has one
-    layout: an optional signature, the CRC-32, then 32- or 64-bit sizes)."""
-    signed = len(raw) in (16, 24)
-    if signed and raw[:4] != DESCRIPTOR_SIGNATURE:
-        raise FormatError(
-            f"{where}: the {len(raw)} bytes after member {member.name!r} are not a data descriptor "
-            "(no PK\\x07\\x08 signature)"
-        )
-    body = raw[4:] if signed else raw
-    crc, compressed, size = DESCRIPTOR_FIELDS[len(body)].unpack(body)
-    if (crc, compressed, size) != (member.crc, member.compressed_size, member.size):
-        raise FormatError(
-            f"{where}: member {member.name!r}: its data descriptor (CRC-32 {crc:08x}, sizes "
-            f"{compressed}/{size}) disagrees with the zip directory (CRC-32 {member.crc:08x}, "
-            f"sizes {member.compressed_size}/{member.size})"
-        )

@@ -9,10 +9,13 @@ code reads ``header.extra_length`` rather than ``fields[10]``.
 
 from __future__ import annotations
 
+import re
 import stat
 import struct
 from collections.abc import Callable
 from typing import Any, Generic, NamedTuple, TypeVar
+
+import numpy as np
 
 __all__ = [
     "Layout", "LocalHeader", "CentralHeader", "EndRecord", "Zip64EndRecord", "Zip64Locator",
@@ -40,6 +43,18 @@ class Layout(Generic[R]):
     def unpack_from(self, buffer: bytes, offset: int = 0) -> R:
         """The record at ``offset``; its signature is the caller's to check (errors differ)."""
         return self.record(*self.struct.unpack_from(buffer, offset))
+
+    def columns(self) -> np.dtype:
+        """The record as a packed numpy dtype, one named field per record field, for reading
+        many records at once (``zipbatch``): the same layout as ``struct``'s."""
+        codes = {"H": "<u2", "I": "<u4", "Q": "<u8"}
+        parts = []
+        for repeat, code in re.findall(r"(\d*)([sHIQ])", self.struct.format):
+            if code == "s":  # the signature, compared as a little-endian integer
+                parts.append("<u4" if repeat == "4" else f"V{repeat}")
+            else:
+                parts += [codes[code]] * int(repeat or 1)
+        return np.dtype(list(zip(self.record._fields, parts, strict=True)))  # type: ignore[attr-defined]
 
     def pack(self, **fields: int) -> bytes:
         """The record's bytes, signature included; every other field must be named."""

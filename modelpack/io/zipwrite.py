@@ -22,6 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import IO
 
+from .checksums import crc32, crc32_combine
 from .ziprecords import (
     CENTRAL,
     DEFLATED,
@@ -54,40 +55,6 @@ ALIGN = 64
 ZIP64_SIZE, ZIP64_COUNT = MAX_32, MAX_16
 
 
-# -- CRC-32 of a concatenation from the parts' CRCs (zlib's crc32_combine, which Python's zlib
-#    does not expose). Polynomial arithmetic modulo the CRC-32 polynomial, reflected.
-_POLY = 0xEDB88320
-
-
-def _multmodp(a: int, b: int) -> int:
-    """a(x)·b(x) modulo p(x), both reflected; 32 shifts at most."""
-    m, product = 1 << 31, 0
-    while True:
-        if a & m:
-            product ^= b
-            if not a & (m - 1):
-                break
-        m >>= 1
-        b = (b >> 1) ^ _POLY if b & 1 else b >> 1
-    return product
-
-
-_X2N = [1 << 30]  # x^(2^0), x^(2^1), ... modulo p
-for _ in range(31):
-    _X2N.append(_multmodp(_X2N[-1], _X2N[-1]))
-
-
-def crc32_combine(crc1: int, crc2: int, length2: int) -> int:
-    """CRC-32 of ``A + B`` given crc32(A), crc32(B) and len(B)."""
-    power, k, n = 1 << 31, 3, length2  # x^(8·len2): 2^3 bits per byte
-    while n:
-        if n & 1:
-            power = _multmodp(_X2N[k & 31], power)
-        n >>= 1
-        k += 1
-    return _multmodp(power, crc1) ^ crc2
-
-
 @dataclass
 class Piece:
     """Some bytes of a member: given outright, or a buffer whose CRC was computed elsewhere."""
@@ -98,9 +65,6 @@ class Piece:
     @property
     def size(self) -> int:
         return len(self.data) if isinstance(self.data, bytes) else self.data.nbytes
-
-    def checksum(self) -> int:
-        return self.crc if self.crc is not None else zlib.crc32(self.data)
 
 
 @dataclass
@@ -114,6 +78,7 @@ class PlannedMember:
     name: str
     pieces: list[Piece]
     deflate: bool = False
+    known_crc: int | None = None  # the CRC-32 of the pieces, when a plan already computed it
     header_offset: int = 0
     local_header: bytes = b""
     size: int = 0  # uncompressed
@@ -164,7 +129,7 @@ class ZipPlan:
         offset = 0
         for member in self.members:
             member.size = sum(piece.size for piece in member.pieces)
-            member.crc = _crc_of(member.pieces)
+            member.crc = member.known_crc if member.known_crc is not None else _crc_of(member.pieces)
             if not member.deflate:
                 member.data = member.pieces
             member.compressed_size = sum(piece.size for piece in member.data)
@@ -181,6 +146,13 @@ class ZipPlan:
             yield from member.data
         yield Piece(self.directory)
 
+    def placed(self) -> Iterable[tuple[int, Piece]]:
+        """Every piece with the offset it goes to."""
+        offset = 0
+        for piece in self.pieces():
+            yield offset, piece
+            offset += piece.size
+
     def crc(self) -> int:
         """CRC-32 of the whole zip, combined from its pieces (no data is read again)."""
         return _crc_of(list(self.pieces()))
@@ -192,10 +164,18 @@ class ZipPlan:
 
 
 def _crc_of(pieces: list[Piece]) -> int:
+    """The CRC-32 of the pieces one after another: small ones (headers) read again, large
+    ones combined from their known CRC (a combine costs as much as reading ~100 KiB)."""
     crc = 0  # the CRC-32 of no bytes
     for piece in pieces:
-        crc = crc32_combine(crc, piece.checksum(), piece.size)
+        if piece.crc is None or piece.size <= _READ_AGAIN:
+            crc = crc32(piece.data, crc)
+        else:
+            crc = crc32_combine(crc, piece.crc, piece.size)
     return crc
+
+
+_READ_AGAIN = 64 << 10
 
 
 def _deflate(pieces: list[Piece]) -> bytes:

@@ -172,3 +172,33 @@ def test_reads_deflated_members_and_data_descriptors(exported):
     exported.write_bytes(data)
     assert modelpack.verify(exported).ok
     np.testing.assert_array_equal(modelpack.load(exported)[0].weight.data(), sequential_mlp(16, 4, inputs=8)[0].weight.data())
+
+
+@pytest.mark.parametrize("count", [1, 40, 3000])
+def test_a_path_and_a_file_object_get_the_same_bytes(tmp_path, count):
+    """To a path the bundle is written before the hashes are known (then the manifest and the
+    directory); to a caller's file everything is written in order: the bytes are the same."""
+    rng = np.random.default_rng(count)
+    arrays = {f"t{i}": rng.random(rng.integers(1, 300), dtype=np.float32) for i in range(count)}
+    modelpack.save(tmp_path / "a.mpk", arrays)
+    buffer = io.BytesIO()
+    modelpack.save(buffer, arrays)
+    assert (tmp_path / "a.mpk").read_bytes() == buffer.getvalue()
+    assert modelpack.verify(tmp_path / "a.mpk").ok
+
+
+def test_a_failure_after_the_bundle_is_written_leaves_the_old_file(tmp_path, monkeypatch):
+    from modelpack.format import container
+
+    target = tmp_path / "a.mpk"
+    modelpack.save(target, {"w": np.zeros(3, np.float32)})
+    before = target.read_bytes()
+
+    def refuse(raw: bytes, name: str) -> None:
+        raise modelpack.errors.SchemaError("refused for the test")
+
+    monkeypatch.setattr(container, "check_reads_back", refuse)
+    with pytest.raises(modelpack.errors.SchemaError, match="refused for the test"):
+        modelpack.save(target, {"w": np.ones(1000, np.float32)})
+    assert target.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.mpk"]  # no temporary file left

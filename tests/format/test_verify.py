@@ -16,7 +16,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from craft import central_offsets, edit, members_of, stored_zip, tensor_data_offsets
+from craft import (
+    central_offsets,
+    edit,
+    member_data_offsets,
+    members_of,
+    npy_header_end,
+    stored_zip,
+    tensor_data_offsets,
+)
 from models import export_bytes, save_bytes, sequential_mlp
 
 import modelpack
@@ -203,3 +211,29 @@ def test_cli_exit_codes(tmp_path, damage, code):
     # A damaged tensor is two problems: its own CRC-32 and the bundle's.
     assert run.stdout.startswith(f"{path}: {'2 problems' if damage else 'OK'}")
     assert "  0.weight: " in run.stdout
+
+
+@pytest.mark.parametrize("where", ["local-header-time", "npy-header", "data", "directory-time"])
+def test_large_tensors_crcs_are_combined_into_the_bundles(tmp_path, where):
+    """Large stored tensors are read once: their CRC-32s go into the bundle's by combining, so
+    a byte flipped anywhere in the bundle is still found, from a file (positioned reads)."""
+    arrays = {"big": np.arange(128 * 130, dtype=np.float32).reshape(128, 130), "small": np.ones(3, np.float32)}
+    buffer = io.BytesIO()
+    modelpack.save(buffer, arrays)
+    original = buffer.getvalue()
+    bundle_at = member_data_offsets(original)["weights.npz"]
+    inner = member_data_offsets(members_of(original)["weights.npz"], base=bundle_at)
+    big = inner["big.npy"]
+    header = original.rindex(b"PK\x03\x04", 0, big)
+    offset = {"local-header-time": header + 10, "npy-header": big + 20,
+              "data": npy_header_end(original, big) + 1000,
+              "directory-time": original.index(b"PK\x01\x02", big) + 12}[where]
+    data = bytearray(original)
+    data[offset] ^= 0x01
+    path = tmp_path / "t.mpk"
+    path.write_bytes(bytes(data))
+    report = modelpack.verify(path)
+    assert not report.ok
+    assert any("member 'weights.npz' is damaged: CRC-32" in problem for problem in report.problems)
+    streamed = modelpack.verify(io.BytesIO(bytes(data)))  # no descriptor: every member streamed
+    assert report.problems == [p.replace("<file object>", str(path)) for p in streamed.problems]

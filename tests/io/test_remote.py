@@ -223,12 +223,20 @@ def test_an_upload_that_fails_mid_write_leaves_the_old_object(s3, monkeypatch, t
             handle.write(piece.data)
         raise RuntimeError("killed mid-write")
 
+    def place_half_then_fail(plan):  # the pipelined writer places pieces at their offsets
+        placed = list(original_placed(plan))
+        yield from placed[: len(placed) // 2]
+        raise RuntimeError("killed mid-write")
+
+    original_placed = ZipPlan.placed
     monkeypatch.setattr(ZipPlan, "write", write_half_then_fail)
+    monkeypatch.setattr(ZipPlan, "placed", place_half_then_fail)
     s3.log.clear()
     with pytest.raises(RuntimeError, match="killed mid-write"):
         modelpack.save(url, np.ones(1000), storage_options=options)
     assert not [r for r in s3.log.requests if r.method in ("PUT", "POST")]  # nothing was sent
     monkeypatch.setattr(ZipPlan, "write", original)
+    monkeypatch.setattr(ZipPlan, "placed", original_placed)
     np.testing.assert_array_equal(modelpack.load(url, storage_options=options), np.zeros(1000))
     assert os.listdir(tmp_path) == []  # the spooled upload was removed
 

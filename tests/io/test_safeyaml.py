@@ -221,3 +221,29 @@ def test_manifest_reader_is_the_only_manifest_reader():
         if loaders.search(line)
     ]
     assert offenders == []
+
+
+def _many(entries: list[str]) -> str:
+    """A JSON-form text with enough mappings that duplicate keys are found by counting."""
+    return "{\n" + ",\n".join(entries) + "\n}"
+
+
+def test_many_mappings_duplicate_keys_are_counted_and_named():
+    entries = [f'"t{i}": {{"dtype": "f:4", "shape": [{i}]}}' for i in range(1500)]
+    document = safeyaml.load(_many(entries), max_nodes=10**6)
+    assert len(document) == 1500 and document["t7"] == {"dtype": "f:4", "shape": [7]}
+    entries[700] = '"t700": {"dtype": "f4", "dtype": "f8", "shape": [1]}'
+    with pytest.raises(safeyaml.YAMLRefused, match="duplicate key 'dtype'"):
+        safeyaml.load(_many(entries), max_nodes=10**6)
+    entries[700] = '"t699": {"dtype": "f4", "shape": [1]}'  # a duplicate at the top level
+    with pytest.raises(safeyaml.YAMLRefused, match="duplicate key 't699'"):
+        safeyaml.load(_many(entries), max_nodes=10**6)
+
+
+def test_many_mappings_depth_and_node_limits_still_hold():
+    deep = '"deep": ' + "[" * 200 + "]" * 200
+    entries = [f'"t{i}": {{"a": [1]}}' for i in range(1500)]
+    with pytest.raises(safeyaml.YAMLRefused, match="nests deeper than 160"):
+        safeyaml.load(_many([*entries, deep]), max_nodes=10**6)
+    with pytest.raises(safeyaml.YAMLTooLarge):
+        safeyaml.load(_many(entries), max_nodes=5000)

@@ -1,0 +1,203 @@
+"""The zip directory's checks on whole columns at once, for directories of many members.
+
+A bundle of 10,000 tensors has 10,000 central entries and local headers. Checked one by one in
+Python (``zipentries``) they cost more than everything else an open does, so here the same
+checks run as numpy operations over all entries together: the entries' fixed fields become
+one structured array, the names one string checked by one regular expression, the local
+headers one more array, and the tiling one comparison of sorted offsets.
+
+This path only ever *vouches*: it returns the members when every check passes, and None as
+soon as anything is unusual (a zip64 field, a data descriptor, a name the exact path would
+refuse, code page 437 names) — the caller then runs the exact, entry-by-entry checks, which
+accept the unusual but valid files and word every refusal. So nothing is accepted here that
+``zipentries`` would refuse.
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+
+from .zipio import MemberTable, Source
+from .ziprecords import (
+    CENTRAL,
+    DEFLATED,
+    DESCRIPTOR_FLAG,
+    DOS_DIRECTORY,
+    ENCRYPTION_FLAGS,
+    LOCAL,
+    MAX_32,
+    STORED,
+    UNIX_SYSTEMS,
+    UTF8_FLAG,
+)
+
+__all__ = ["check_directory"]
+
+_CENTRAL = CENTRAL.columns()
+_LOCAL = LOCAL.columns()
+_CENTRAL_SIGNATURE = int.from_bytes(CENTRAL.signature, "little")
+_LOCAL_SIGNATURE = int.from_bytes(LOCAL.signature, "little")
+# Anything zipentries.check_name refuses, in names joined by (and starting with) "\n":
+# control characters and backslashes, an empty name, an absolute path, a ".." component,
+# a trailing "/". ("\n" itself cannot be in a name: the names would not split back.)
+_BAD_CHAR = re.compile(r"[\x00-\x09\x0b-\x1f\x7f\\]")
+_BAD_PATH = re.compile(r"\n[A-Za-z]:/|[\n/]\.\.[\n/]")  # (with "\n\n", "\n/", "/\n": substrings)
+_FILE_TYPE, _REGULAR = 0o170000 << 16, 0o100000 << 16  # in the external attributes (Unix mode)
+# Local headers are read in one block when that costs about what reading each would.
+_BLOCK_PER_MEMBER, _MAX_BLOCK = 16 << 10, 64 << 20
+
+
+def check_directory(
+    source: Source, raw: bytes, count: int, directory_offset: int, max_ratio: float, grace: int
+) -> MemberTable | None:
+    """The members of directory ``raw`` when every check of ``zipentries`` passes, else None."""
+    buffer = np.frombuffer(raw, np.uint8)
+    starts = _entry_starts(buffer, count)
+    if starts is None:
+        return None
+    entries = _gather(buffer, starts, _CENTRAL)
+    flags, method = entries["flags"], entries["method"]
+    size, compressed = entries["size"].astype(np.int64), entries["compressed_size"].astype(np.int64)
+    offset = entries["header_offset"].astype(np.int64)
+    external = entries["external_attr"]
+    file_type = external & _FILE_TYPE
+    with np.errstate(invalid="ignore"):  # an infinite ratio times 0 bytes: never refused
+        bombs = (method == DEFLATED) & (size > grace) & (size > max_ratio * compressed)
+    if (
+        (entries["signature"] != _CENTRAL_SIGNATURE).any()
+        or (flags & (ENCRYPTION_FLAGS | DESCRIPTOR_FLAG)).any()
+        or ((method != STORED) & (method != DEFLATED)).any()
+        # zip64 fields (saturated sizes, offsets, disk): the exact path reads them
+        or (size == MAX_32).any() or (compressed == MAX_32).any() or (offset == MAX_32).any()
+        or (entries["disk"] != 0).any()
+        or ((method == STORED) & (size != compressed)).any()
+        or (np.isin(entries["made_by"] >> 8, UNIX_SYSTEMS) & (file_type != 0) & (file_type != _REGULAR)).any()
+        or (external & DOS_DIRECTORY).any()
+        or bombs.any()
+    ):
+        return None
+    name_length = entries["name_length"].astype(np.int64)
+    names = _names(_gather_names(buffer, starts + CENTRAL.size, name_length), name_length, flags)
+    if names is None:
+        return None
+    order = np.argsort(offset, kind="stable")
+    central_names = _gather_names(buffer, starts[order] + CENTRAL.size, name_length[order])
+    data_offset = _locate(source, entries[order], central_names, directory_offset)
+    if data_offset is None:
+        return None
+    in_directory_order = np.empty_like(data_offset)
+    in_directory_order[order] = data_offset
+    return MemberTable(names, [method.tolist(), flags.tolist(), entries["crc"].tolist(), compressed.tolist(),
+                               size.tolist(), offset.tolist(), in_directory_order.tolist()])
+
+
+def _entry_starts(buffer: np.ndarray, count: int) -> np.ndarray | None:
+    """Where each central entry starts: the signature's positions, when they chain exactly
+    (each entry ends where the next begins, the last where the directory ends)."""
+    end = len(buffer)
+    candidates = np.flatnonzero(buffer[: max(0, end - CENTRAL.size + 1)] == CENTRAL.signature[0])
+    for k in range(1, 4):
+        candidates = candidates[buffer[candidates + k] == CENTRAL.signature[k]]
+    if len(candidates) != count or count == 0 or candidates[0] != 0:
+        return None  # a signature inside a name, or a damaged directory: the exact path decides
+    entries = _gather(buffer, candidates, _CENTRAL)
+    ends = candidates + CENTRAL.size
+    ends += entries["name_length"]
+    ends += entries["extra_length"]
+    ends += entries["comment_length"]
+    if (ends[:-1] != candidates[1:]).any() or ends[-1] != end:
+        return None
+    return candidates.astype(np.int64)
+
+
+def _gather(buffer: np.ndarray, starts: np.ndarray, layout: np.dtype) -> np.ndarray:
+    """The records of ``layout`` at each of ``starts``, as one structured array.
+
+    A view with a record at every byte offset (stride 1) makes this one fancy index that
+    copies whole records, rather than one index per byte.
+    """
+    count = len(buffer) - layout.itemsize + 1
+    raw = np.dtype(f"V{layout.itemsize}")  # copied as plain bytes, then read as fields
+    every = np.ndarray((max(count, 0),), dtype=raw, buffer=buffer, strides=(1,))
+    return every[starts].view(layout)
+
+
+def _gather_names(buffer: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """The byte ranges ``[start, start + length)`` one after another, in one flat array."""
+    within = np.arange(int(lengths.sum())) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+    return buffer[np.repeat(starts, lengths) + within]
+
+
+def _names(flat: np.ndarray, lengths: np.ndarray, flags: np.ndarray) -> list[str] | None:
+    """Every name, decoded in one call, if all of them pass ``check_name`` and are distinct."""
+    utf8 = (flags & UTF8_FLAG) != 0
+    if utf8.all():
+        encoding = "utf-8"
+    elif not utf8.any() and (not len(flat) or flat.max() < 0x80):
+        encoding = "ascii"  # code page 437 agrees with ASCII on these bytes
+    else:
+        return None
+    count = len(lengths)
+    joined = np.full(len(flat) + count, ord("\n"), np.uint8)
+    joined[np.arange(len(flat)) + np.repeat(np.arange(count), lengths)] = flat
+    try:
+        text = joined.tobytes().decode(encoding)
+    except UnicodeDecodeError:
+        return None
+    text = "\n" + text
+    if _BAD_CHAR.search(text) or "\n\n" in text or "\n/" in text or "/\n" in text or (
+        (":/" in text or ".." in text) and _BAD_PATH.search(text)
+    ):
+        return None
+    text = text[1:]
+    names = text.split("\n")
+    names.pop()  # after the last separator
+    if len(names) != count or len(set(names)) != count:
+        return None
+    return names
+
+
+def _locate(
+    source: Source, entries: np.ndarray, names: np.ndarray, directory_offset: int
+) -> np.ndarray | None:
+    """Each member's data offset (``entries`` sorted by header offset, ``names`` their name
+    bytes in that order), if every local header repeats its entry and the members tile the
+    zip from offset 0 to the directory with nothing between them."""
+    offset = entries["header_offset"].astype(np.int64)
+    name_length = entries["name_length"].astype(np.int64)
+    width = LOCAL.size + name_length
+    if offset[0] != 0 or (offset + width > directory_offset).any():
+        return None
+    block, starts = _local_block(source, offset, width, directory_offset)
+    local = _gather(block, starts, _LOCAL)
+    if (
+        (local["signature"] != _LOCAL_SIGNATURE).any()
+        or (local["name_length"] != entries["name_length"]).any()
+        or ((local["flags"] ^ entries["flags"]) & (UTF8_FLAG | DESCRIPTOR_FLAG | ENCRYPTION_FLAGS)).any()
+        or (local["method"] != entries["method"]).any()
+        or (local["crc"] != entries["crc"]).any()
+        or (local["compressed_size"] != entries["compressed_size"]).any()
+        or (local["size"] != entries["size"]).any()
+        or not np.array_equal(_gather_names(block, starts + LOCAL.size, name_length), names)
+    ):
+        return None
+    data = offset + width + local["extra_length"]
+    end = data + entries["compressed_size"]
+    if (end[:-1] != offset[1:]).any() or end[-1] != directory_offset:
+        return None
+    return data
+
+
+def _local_block(
+    source: Source, offset: np.ndarray, width: np.ndarray, directory_offset: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Bytes holding every local header and name, and where each starts in them: the whole
+    member area in one read when it is small for its member count, else one read each."""
+    if directory_offset <= min(_MAX_BLOCK, _BLOCK_PER_MEMBER * len(offset)):
+        return np.frombuffer(source.read_at(0, directory_offset), np.uint8), offset
+    ranges = list(zip(offset.tolist(), width.tolist(), strict=True))
+    source.announce(ranges)  # a remote file fetches them in one batch
+    pieces = [source.read_at(at, size) for at, size in ranges]
+    return np.frombuffer(b"".join(pieces), np.uint8), np.cumsum(width) - width

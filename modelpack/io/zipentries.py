@@ -1,0 +1,296 @@
+"""The zip directory entry by entry: the exact checks, and the message for each refusal.
+
+``zipread`` finds the directory; this module vets each central entry (names, methods,
+attributes, zip64 fields) and each local header against it, and checks that the members tile
+the file. ``zipbatch`` runs the same checks on whole columns at once for large directories and
+comes back here whenever anything is off, so every refusal is worded in one place.
+"""
+
+from __future__ import annotations
+
+import re
+import stat
+
+from ..errors import FormatError, LimitError
+from .zipio import Member, Source
+from .ziprecords import (
+    CENTRAL,
+    DEFLATED,
+    DESCRIPTOR_FIELDS,
+    DESCRIPTOR_FLAG,
+    DESCRIPTOR_SIGNATURE,
+    DESCRIPTOR_SIZES,
+    DOS_DIRECTORY,
+    ENCRYPTION_FLAGS,
+    EXTRA_HEADER,
+    LOCAL,
+    MAX_16,
+    MAX_32,
+    STORED,
+    UNIX_SYSTEMS,
+    UTF8_FLAG,
+    ZIP64_EXTRA_ID,
+)
+
+__all__ = ["central_entries", "locate_data", "check_name", "check_ratio", "decode_name", "zip64_fields"]
+
+_CONTROL = re.compile("[\x00-\x1f\x7f]")
+_ABSOLUTE = re.compile(r"^(/|[A-Za-z]:[/\\])")
+
+
+def central_entries(raw: bytes, count: int, where: str) -> list[Member]:
+    members: list[Member] = []
+    seen: set[str] = set()
+    position = 0
+    for index in range(count):
+        if position + CENTRAL.size > len(raw):
+            raise FormatError(f"{where}: the zip directory ends after {index} of its {count} entries")
+        entry = CENTRAL.unpack_from(raw, position)
+        flags, method = entry.flags, entry.method
+        name_length, extra_length = entry.name_length, entry.extra_length
+        if entry.signature != CENTRAL.signature:
+            raise FormatError(f"{where}: zip directory entry {index} is damaged (bad signature)")
+        start = position + CENTRAL.size
+        position = start + name_length + extra_length + entry.comment_length
+        if position > len(raw):
+            raise FormatError(f"{where}: zip directory entry {index} runs past the directory")
+        raw_name = raw[start : start + name_length]
+        name = decode_name(raw_name, flags, where)
+        check_name(name, where)
+        if name in seen:
+            raise FormatError(f"{where}: duplicate member {name!r}")
+        seen.add(name)
+        extra = raw[start + name_length : start + name_length + extra_length]
+        size, compressed, offset, disk = zip64_fields(
+            extra, entry.size, entry.compressed_size, entry.header_offset, entry.disk, where, name
+        )
+        if disk != 0:
+            raise FormatError(f"{where}: member {name!r} lies on another disk of a split archive")
+        if flags & ENCRYPTION_FLAGS:
+            raise FormatError(f"{where}: member {name!r} is encrypted")
+        if method not in (STORED, DEFLATED):
+            raise FormatError(
+                f"{where}: member {name!r} uses compression method {method}; only stored (0) "
+                "and deflate (8) are allowed"
+            )
+        if method == STORED and compressed != size:
+            raise FormatError(
+                f"{where}: member {name!r} is stored but declares {size} bytes in {compressed}"
+            )
+        _check_file_type(name, entry.made_by >> 8, entry.external_attr, where)
+        members.append(Member(name, method, flags, entry.crc, compressed, size, offset, -1))
+    if position != len(raw):
+        raise FormatError(
+            f"{where}: the zip directory holds {len(raw) - position} bytes beyond its {count} "
+            "entries (more members than the end record declares?)"
+        )
+    return members
+
+
+def decode_name(raw: bytes, flags: int, where: str) -> str:
+    try:
+        return raw.decode("utf-8") if flags & UTF8_FLAG else raw.decode("cp437")
+    except UnicodeDecodeError:
+        raise FormatError(f"{where}: member name {raw!r} is not valid UTF-8") from None
+
+
+def check_name(name: str, where: str) -> None:
+    """Refuse names that are not plain relative paths (traversal, absolute, NUL, backslash)."""
+    problem = None
+    if not name:
+        problem = "is empty"
+    elif "\x00" in name:
+        problem = "contains a NUL byte"
+    elif "\\" in name:
+        problem = "contains a backslash"
+    elif _ABSOLUTE.match(name):
+        problem = "is an absolute path"
+    elif ".." in name.split("/"):
+        problem = "contains a '..' component"
+    elif name.endswith("/"):
+        problem = "is a directory"
+    elif _CONTROL.search(name):
+        problem = "contains control characters"
+    if problem is not None:
+        raise FormatError(
+            f"{where}: member name {name!r} {problem}; member names must be plain relative names"
+        )
+
+
+def zip64_fields(
+    extra: bytes, size: int, compressed: int, offset: int, disk: int, where: str, name: str
+) -> tuple[int, int, int, int]:
+    """Replace saturated 32-bit fields by the zip64 extra field's values, in APPNOTE order."""
+    wanted = [size == MAX_32, compressed == MAX_32, offset == MAX_32, disk == MAX_16]
+    if not any(wanted):
+        return size, compressed, offset, disk
+    position = 0
+    while position + EXTRA_HEADER.size <= len(extra):
+        kind, length = EXTRA_HEADER.unpack_from(extra, position)
+        body = extra[position + EXTRA_HEADER.size : position + EXTRA_HEADER.size + length]
+        position += EXTRA_HEADER.size + length
+        if kind != ZIP64_EXTRA_ID:
+            continue
+        values = [size, compressed, offset, disk]
+        cursor = 0
+        for index, needed in enumerate(wanted):
+            if not needed:
+                continue
+            width = 4 if index == 3 else 8
+            if cursor + width > len(body):
+                break
+            values[index] = int.from_bytes(body[cursor : cursor + width], "little")
+            cursor += width
+        else:
+            return values[0], values[1], values[2], values[3]
+        break
+    raise FormatError(f"{where}: member {name!r} lacks the zip64 sizes its directory entry announces")
+
+
+def _check_file_type(name: str, system: int, external: int, where: str) -> None:
+    kind = stat.S_IFMT(external >> 16)  # 0 when a writer set permissions only
+    if system in UNIX_SYSTEMS and kind not in (0, stat.S_IFREG):
+        if kind == stat.S_IFLNK:
+            raise FormatError(f"{where}: member {name!r} is a symbolic link")
+        raise FormatError(f"{where}: member {name!r} is not a regular file (mode {external >> 16:#o})")
+    if external & DOS_DIRECTORY:
+        raise FormatError(f"{where}: member {name!r} is a directory")
+
+
+def check_ratio(member: Member, where: str, max_ratio: float, grace: int) -> None:
+    if member.method == DEFLATED and member.size > grace and member.size > max_ratio * member.compressed_size:
+        ratio = member.size / max(member.compressed_size, 1)
+        raise LimitError(
+            f"{where}: member {member.name!r}", "its compression ratio", round(ratio),
+            limit="max_compression_ratio", allowed=max_ratio,
+            note=f" ({member.size} bytes from {member.compressed_size}; a zip bomb?)",
+        )
+
+
+def header_guess(member: Member) -> int:
+    """Bytes that usually hold a local header, its name and a padding extra field."""
+    return LOCAL.size + len(member.name.encode()) + 128
+
+
+def locate_data(source: Source, members: list[Member], directory_offset: int) -> list[Member]:
+    """Check each local header against the directory; members must tile the file exactly."""
+    where = source.where
+    located: dict[int, Member] = {}
+    expected_offset = 0
+    previous: Member | None = None
+    # The headers are read one by one below; a remote file fetches them all at once.
+    source.announce([(m.header_offset, header_guess(m)) for m in members])
+    for index in sorted(range(len(members)), key=lambda i: members[i].header_offset):
+        member = members[index]
+        if member.header_offset + LOCAL.size > directory_offset:
+            raise FormatError(
+                f"{where}: member {member.name!r} starts at offset {member.header_offset}, past the "
+                f"end of the member data ({directory_offset})"
+            )
+        _check_gap(member.header_offset, expected_offset, previous, where, source=source)
+        # One read usually covers the header, the name and a padding extra field.
+        room = directory_offset - member.header_offset
+        guess = min(header_guess(member), room)
+        block = source.read_at(member.header_offset, guess)
+        header = LOCAL.unpack_from(block)
+        flags, name_length, extra_length = header.flags, header.name_length, header.extra_length
+        crc, compressed, size = header.crc, header.compressed_size, header.size
+        if header.signature != LOCAL.signature:
+            raise FormatError(
+                f"{where}: member {member.name!r} has no local header at offset {member.header_offset}"
+            )
+        name_start = member.header_offset + LOCAL.size
+        if LOCAL.size + name_length + extra_length <= len(block):
+            raw_name = block[LOCAL.size : LOCAL.size + name_length + extra_length]
+        else:
+            raw_name = source.read_at(name_start, name_length + extra_length)
+        if decode_name(raw_name[:name_length], flags, where) != member.name:
+            raise FormatError(
+                f"{where}: member {member.name!r} is called {raw_name[:name_length]!r} in its local header"
+            )
+        if (flags ^ member.flags) & DESCRIPTOR_FLAG:
+            # Bit 3 decides whether a reader takes the CRC and sizes from here or from a
+            # descriptor after the data: both records must say the same.
+            raise FormatError(
+                f"{where}: member {member.name!r}: flag bit 3 (data descriptor) is "
+                f"{'set' if flags & DESCRIPTOR_FLAG else 'clear'} in its local header but not "
+                "in the zip directory"
+            )
+        if flags & DESCRIPTOR_FLAG and (crc, compressed, size) == (0, 0, 0):
+            # The writer did not know them yet: the real values follow the data (checked there).
+            crc, compressed, size = member.crc, member.compressed_size, member.size
+        else:
+            extra = raw_name[name_length:]
+            size, compressed, _, _ = zip64_fields(extra, size, compressed, 0, 0, where, member.name)
+        local = (header.method, flags & ENCRYPTION_FLAGS, crc, compressed, size)
+        if local != (member.method, member.flags & ENCRYPTION_FLAGS, member.crc,
+                     member.compressed_size, member.size):
+            # Tools that read local headers (streaming unzip) would see another file than we do.
+            raise FormatError(
+                f"{where}: member {member.name!r}: its local header (method, encryption, CRC-32, "
+                f"sizes {local}) disagrees with the zip directory"
+            )
+        data_offset = name_start + name_length + extra_length
+        located[index] = Member(
+            member.name, member.method, member.flags, member.crc, member.compressed_size,
+            member.size, member.header_offset, data_offset,
+        )
+        expected_offset = data_offset + member.compressed_size
+        previous = member
+    _check_gap(directory_offset, expected_offset, previous, where, at_directory=True, source=source)
+    return [located[i] for i in range(len(members))]
+
+
+def _check_gap(
+    offset: int,
+    expected: int,
+    previous: Member | None,
+    where: str,
+    *,
+    at_directory: bool = False,
+    source: Source | None = None,
+) -> None:
+    """Between members only a data descriptor may sit, and only after a member whose flag
+    bit 3 is set (which must have one); anything else is junk or overlap."""
+    gap = offset - expected
+    what = "the zip directory" if at_directory else "the next member"
+    if previous is not None and gap < 0:
+        raise FormatError(
+            f"{where}: member {previous.name!r} overlaps {what} by {-gap} bytes "
+            "(a zip bomb or a damaged file)"
+        )
+    if previous is not None and previous.flags & DESCRIPTOR_FLAG:
+        if gap not in DESCRIPTOR_SIZES:
+            raise FormatError(
+                f"{where}: member {previous.name!r} sets flag bit 3, but {gap} bytes, not a data "
+                f"descriptor (12, 16, 20 or 24 bytes), lie between its data and {what}"
+            )
+        assert source is not None
+        _check_descriptor(source.read_at(expected, gap), previous, where)
+        return
+    if gap == 0:
+        return
+    if previous is None:
+        raise FormatError(
+            f"{where}: {gap} bytes of unexpected data before the first member (junk prepended?)"
+        )
+    raise FormatError(f"{where}: {gap} unexpected bytes between member {previous.name!r} and {what}")
+
+
+def _check_descriptor(raw: bytes, member: Member, where: str) -> None:
+    """A data descriptor must repeat the directory's CRC-32 and sizes (each length has one
+    layout: an optional signature, the CRC-32, then 32- or 64-bit sizes)."""
+    signed = len(raw) in (16, 24)
+    if signed and raw[:4] != DESCRIPTOR_SIGNATURE:
+        raise FormatError(
+            f"{where}: the {len(raw)} bytes after member {member.name!r} are not a data descriptor "
+            "(no PK\\x07\\x08 signature)"
+        )
+    body = raw[4:] if signed else raw
+    crc, compressed, size = DESCRIPTOR_FIELDS[len(body)].unpack(body)
+    if (crc, compressed, size) != (member.crc, member.compressed_size, member.size):
+        raise FormatError(
+            f"{where}: member {member.name!r}: its data descriptor (CRC-32 {crc:08x}, sizes "
+            f"{compressed}/{size}) disagrees with the zip directory (CRC-32 {member.crc:08x}, "
+            f"sizes {member.compressed_size}/{member.size})"
+        )

@@ -1,0 +1,115 @@
+"""The column checks of large zip directories (io.zipbatch) vouch only for what the exact,
+entry-by-entry checks (io.zipentries) accept: on valid zips of every writer they find the same
+members, and on damaged ones they step aside, so the exact path refuses with its own words."""
+
+from __future__ import annotations
+
+import io
+import random
+import zipfile
+
+import numpy as np
+import pytest
+from craft import RawEntry, deflate, raw_zip, stored_zip
+
+from modelpack.errors import ModelpackError
+from modelpack.io import npz, zipbatch, zipread
+from modelpack.io.zipentries import central_entries, locate_data
+from modelpack.io.zipio import MemberTable, Source
+from modelpack.io.zipread import _end_record  # noqa: PLC2701  (the directory's position)
+
+
+def _both(data: bytes) -> tuple[MemberTable | None, MemberTable | ModelpackError]:
+    """(what the column checks vouch for, what the exact checks find or raise)."""
+    source = Source.whole(io.BytesIO(data), where="t.zip")
+    count, offset, size, _, _ = _end_record(source, "a zip")
+    raw = source.read_at(offset, size)
+    batch = zipbatch.check_directory(source, raw, count, offset, 100.0, 1 << 20)
+    try:
+        exact: MemberTable | ModelpackError = MemberTable.of(
+            locate_data(source, central_entries(raw, count, "t.zip"), offset)
+        )
+    except ModelpackError as exc:
+        exact = exc
+    return batch, exact
+
+
+MEMBERS = {f"layer{i}.weight.npy": bytes(range(i % 7, 40 + i)) for i in range(40)}
+
+
+def _deflated() -> bytes:
+    return raw_zip([RawEntry(name.encode(), deflate(data), method=8, plain=data) for name, data in MEMBERS.items()])
+
+
+def _utf8_names() -> bytes:
+    return raw_zip([RawEntry(f"é{i}.npy".encode(), bytes(i), flags=0x800) for i in range(40)])
+
+
+def _modelpack_bundle() -> bytes:
+    handle = io.BytesIO()
+    npz.write_npz(handle, {f"t{i}": np.full(i % 5 + 1, i, np.float32) for i in range(300)})
+    return handle.getvalue()
+
+
+@pytest.mark.parametrize("make", [lambda: stored_zip(MEMBERS), _deflated, _utf8_names, _modelpack_bundle],
+                         ids=["zipfile-stored", "deflated", "utf8-names", "modelpack-bundle"])
+def test_valid_zips_give_the_exact_paths_members(make):
+    batch, exact = _both(make())
+    assert batch is not None and batch == exact
+
+
+@pytest.mark.parametrize("entries", [
+    [RawEntry(f"m{i}".encode(), b"x", local_name=b"other" if i == 20 else None) for i in range(40)],
+    [RawEntry(f"m{i}".encode(), b"x", flags=0x8 if i == 3 else 0, descriptor=b"\0" * 12 if i == 3 else b"")
+     for i in range(40)],
+    [RawEntry(b"../up" if i == 7 else f"m{i}".encode(), b"x") for i in range(40)],
+    [RawEntry(b"m1" if i == 9 else f"m{i}".encode(), b"x") for i in range(40)],
+    [RawEntry(f"m{i}".encode(), b"x", external_attr=0o120777 << 16 if i == 5 else 0o644 << 16)
+     for i in range(40)],
+    [RawEntry(f"m{i}".encode(), b"x", crc=1 if i == 30 else None) for i in range(40)],
+], ids=["local-name", "descriptor", "dot-dot", "duplicate", "symlink", "crc-only"])
+def test_unusual_entries_are_left_to_the_exact_path(entries):
+    batch, exact = _both(raw_zip(entries))
+    if isinstance(exact, ModelpackError):
+        assert batch is None
+    else:
+        assert batch is None or batch == exact
+
+
+def test_random_damage_is_never_vouched_for_when_the_exact_path_refuses():
+    """Bytes of the directory and the local headers flipped at random: the column checks
+    either step aside (None) or agree with the exact checks exactly."""
+    data = stored_zip(MEMBERS)
+    rng = random.Random(15)
+    stepped_aside = 0
+    for _ in range(400):
+        damaged = bytearray(data)
+        for _ in range(rng.choice((1, 1, 2, 3))):
+            # mostly inside the directory and the headers, where the checks look
+            at = rng.randrange(len(data) - 22) if rng.random() < 0.3 else rng.randrange(
+                data.rindex(b"PK\x05\x06") - 46 * 40 - 800, data.rindex(b"PK\x05\x06"))
+            damaged[at] = rng.randrange(256)
+        try:
+            batch, exact = _both(bytes(damaged))
+        except ModelpackError:
+            continue  # the end record itself is damaged: neither path runs
+        if batch is None:
+            stepped_aside += 1
+        else:
+            assert not isinstance(exact, ModelpackError), exact
+            assert batch == exact
+    assert stepped_aside > 100  # most damage is seen
+
+
+def test_read_directory_uses_the_columns_from_its_threshold(monkeypatch):
+    calls = []
+    original = zipbatch.check_directory
+    monkeypatch.setattr(zipbatch, "check_directory", lambda *a: calls.append(1) or original(*a))
+    small = {name: MEMBERS[name] for name in list(MEMBERS)[: zipread.BATCH_MIN - 1]}
+    options = {"kind": "a zip", "max_members": 100, "too_many": ModelpackError, "max_ratio": 100.0,
+               "grace_bytes": 1 << 20, "max_inflated": float("inf")}
+    zipread.read_directory(Source.whole(io.BytesIO(stored_zip(small)), where="s"), **options)
+    assert not calls
+    zipread.read_directory(Source.whole(io.BytesIO(stored_zip(MEMBERS)), where="m"), **options)
+    assert calls == [1]
+    assert zipfile.ZipFile(io.BytesIO(stored_zip(MEMBERS))).namelist() == list(MEMBERS)
