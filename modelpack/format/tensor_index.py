@@ -74,7 +74,10 @@ def vouch(value: Any, make: Callable[..., Info]) -> TensorIndex[Info] | None:
     layouts = set(map(frozenset, entries))
     if not layouts <= _LAYOUTS:
         return None  # unknown fields (a newer minor version's: the schema drops them), or missing
-    if not set(map(operator.itemgetter("dtype"), entries)) <= _DTYPES:
+    dtypes = list(map(operator.itemgetter("dtype"), entries))
+    if dtypes and set(map(type, dtypes)) != {str}:
+        return None  # a list or mapping where a name belongs (unhashable): the schema says what
+    if not set(dtypes) <= _DTYPES:
         return None
     shapes = list(map(operator.itemgetter("shape"), entries))
     if shapes and set(map(type, shapes)) != {list}:

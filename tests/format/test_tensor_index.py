@@ -39,6 +39,10 @@ CASES = {
     "null-hash": _with("x", {"dtype": "bool", "shape": [1], "sha256": None}),
     "bad-dtype": _with("x", {"dtype": "object", "shape": [1]}),
     "dtype-not-a-string": _with("x", {"dtype": 5, "shape": [1]}),
+    "dtype-a-list": _with("x", {"dtype": ["float32"], "shape": [1]}),  # unhashable (found by the fuzzer)
+    "dtype-a-mapping": _with("x", {"dtype": {"name": "float32"}, "shape": [1]}),
+    "hash-a-list": _with("x", {"dtype": "float32", "shape": [1], "sha256": [SHA]}),
+    "dim-a-list": _with("x", {"dtype": "float32", "shape": [[1]]}),
     "negative-dim": _with("x", {"dtype": "float32", "shape": [-1]}),
     "huge-dim": _with("x", {"dtype": "float32", "shape": [2**63]}),
     "bool-dim": _with("x", {"dtype": "float32", "shape": [True]}),
