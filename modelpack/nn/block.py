@@ -10,7 +10,6 @@ which d2l's ``MySequential`` uses as its children's keys.
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import re
 import threading
@@ -23,7 +22,7 @@ from ..errors import DtypeMismatchError, ShapeMismatchError, UnsupportedBlockErr
 from ..io.paths import PathOrFile
 from . import budget, devices, hooks
 from . import init as init_mod
-from .forward_hooks import ForwardHooks, HookHandle, PostHook, PreHook
+from .gluon_api import GluonAPI
 from .loading import LoadOptions, LoadReport, LoadSelection, read_parameter_file, write_parameter_file
 from .parameter import Parameter
 from .parameter_dict import ParameterDict
@@ -46,7 +45,7 @@ def _unique_name(hint: str) -> str:
         return f"{hint}{next(counter)}"
 
 
-class Block:
+class Block(GluonAPI):
     """Base class of every layer and model: owns child blocks and parameters.
 
     Subclasses assign children and parameters as attributes in ``__init__`` (or declare
@@ -62,11 +61,6 @@ class Block:
     # Set on every block of a loaded model (budget.limit_activations): forward runs inside
     # the activation budget. None for models built in code, unless their user asks.
     _activation_guard: budget._Guard | None = None
-    # Gluon's forward hooks (forward_hooks.py), and the inputs of the last call once
-    # hybridize() was called (what Gluon's export() saves the graph for): None until used.
-    _forward_hooks: ForwardHooks | None = None
-    _last_inputs: tuple[Any, ...] | None = None
-    _hybridized: bool = False
 
     def __init__(self, prefix: str | None = None, params: Mapping[str, Parameter] | None = None) -> None:
         object.__setattr__(self, "_children", {})
@@ -215,88 +209,12 @@ class Block:
         """
         self.collect_params().initialize(init, force_reinit=force_reinit, seed=seed)
 
-    # -- Gluon compatibility: hybridization, name scopes, traversal --------------------------
-    def hybridize(self, active: bool = True, **kwargs: Any) -> None:
-        """Gluon's switch to a symbolic graph. Computation does not change (numpy runs
-        eagerly and ``modelpack.export`` traces a model when it is saved); as in Gluon, a
-        hybridized block remembers its last call's inputs, so that ``export(path)`` needs no
-        example. Other keyword arguments (``static_alloc``, ...) are accepted and ignored."""
-        for _, block in self.named_blocks():
-            object.__setattr__(block, "_hybridized", bool(active))
-            if not active:
-                object.__setattr__(block, "_last_inputs", None)
-
-    def export(self, path: str, epoch: int = 0, remove_amp_cast: bool = True) -> str:
-        """Gluon's deployment export, as one archive: writes ``{path}-{epoch:04d}.mpk`` (the
-        architecture and the weights; Gluon writes ``-symbol.json`` and ``-0000.params``) and
-        returns its name. ``modelpack.load`` (or ``gluon.SymbolBlock.imports``) reads it back.
-
-        A network of registered layers needs nothing more; a custom ``forward`` is traced on
-        the inputs of the last call after ``hybridize()``, as Gluon requires.
-
-        >>> net.hybridize(); net(x); net.export("mlp")    # doctest: +SKIP
-        'mlp-0000.mpk'
-        """
-        # late: the public export sits above the layer library (it traces and writes archives)
-        from ..api import export
-        from ..errors import UnsupportedBlockError, UsageError
-
-        if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 0:
-            raise UsageError(f"epoch must be a non-negative int, got {epoch!r}")
-        target = f"{path}-{epoch:04d}.mpk"
-        example = self._last_inputs
-        try:
-            export(self, target, example=example[0] if example and len(example) == 1 else example)
-        except UnsupportedBlockError as exc:
-            if example is None and "example" in str(exc):
-                raise UsageError(
-                    f"cannot export {type(self).__name__}: its forward is custom code, traced on "
-                    "the inputs of a call; call net.hybridize(), then net(x) once, then "
-                    "net.export(path) (or modelpack.export(net, path, example=x))"
-                ) from None
-            raise
-        return target
-
-    def register_forward_pre_hook(self, hook: PreHook) -> HookHandle:
-        """Call ``hook(block, inputs)`` before each forward (Gluon's API); ``.detach()`` removes it."""
-        return self._hooks().add_pre(hook)
-
-    def register_forward_hook(self, hook: PostHook) -> HookHandle:
-        """Call ``hook(block, inputs, output)`` after each forward (Gluon's API); ``.detach()``
-        removes it."""
-        return self._hooks().add_post(hook)
-
-    def _hooks(self) -> ForwardHooks:
-        if self._forward_hooks is None:
-            object.__setattr__(self, "_forward_hooks", ForwardHooks())
-        assert self._forward_hooks is not None
-        return self._forward_hooks
-
-    def name_scope(self) -> contextlib.AbstractContextManager[None]:
-        """Accepted for Gluon code (``with self.name_scope():``); names are unique without it."""
-        return contextlib.nullcontext()
-
     def apply(self, fn: Callable[[Block], Any]) -> Block:
         """Call ``fn`` on every descendant, then on this block (Gluon's order); returns self."""
         for child in self._children.values():
             child.apply(fn)
         fn(self)
         return self
-
-    def summary(self, *inputs: Any) -> None:
-        """Print Gluon's summary table: each layer's output shape and parameter count for
-        ``inputs`` (the parameters must be initialized)."""
-        from .summary import summary_table  # late: summary imports nn.compose, which imports this
-
-        print(summary_table(self, inputs))
-
-    def cast(self, dtype: str | np.dtype) -> None:
-        """Cast every parameter (and the layers' compute dtype) to ``dtype``."""
-        for _, block in self.named_blocks():
-            if hasattr(block, "_dtype"):
-                object.__setattr__(block, "_dtype", np.dtype(dtype))
-            for param in block._reg_params.values():
-                param.cast(dtype)
 
     def named_blocks(self, prefix: str = "") -> Iterator[tuple[str, Block]]:
         """Yield (dotted path, block) for this block ("" or ``prefix``) and every descendant,
