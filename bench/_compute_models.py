@@ -213,4 +213,46 @@ def transformer(size: str) -> Workload:
                     _labels(rng, (batch, steps)))
 
 
-WORKLOADS = (mlp, cnn, lenet, resnet, transformer)
+# -- gluoncv-style blocks: depthwise and transposed convolutions ----------------------------------
+
+
+def mobilenet(size: str) -> Workload:
+    """A MobileNet-style block (gluoncv's small models): a strided stem, a depthwise 3×3 and a
+    pointwise 1×1 convolution, each with BatchNorm and ReLU."""
+    batch, side = _size(size, (32, 32), (4, 8))
+    rng = np.random.default_rng(5)
+    net = nn.Sequential()
+    net.add(nn.Conv2D(32, 3, strides=2, padding=1, in_channels=3), nn.BatchNorm(in_channels=32),
+            nn.Activation("relu"), nn.Conv2D(32, 3, padding=1, groups=32, in_channels=32),
+            nn.BatchNorm(in_channels=32), nn.Activation("relu"), nn.Conv2D(64, 1, in_channels=32),
+            nn.BatchNorm(in_channels=64), nn.Activation("relu"), nn.GlobalAvgPool2D(),
+            nn.Dense(10, in_units=64))
+    t = torch.nn
+    model = t.Sequential(t.Conv2d(3, 32, 3, stride=2, padding=1), t.BatchNorm2d(32), t.ReLU(),
+                         t.Conv2d(32, 32, 3, padding=1, groups=32), t.BatchNorm2d(32), t.ReLU(),
+                         t.Conv2d(32, 64, 1), t.BatchNorm2d(64), t.ReLU(), t.AdaptiveAvgPool2d(1),
+                         t.Flatten(), t.Linear(64, 10))
+    x = rng.standard_normal((batch, 3, side, side)).astype(np.float32)
+    return Workload("MobileNet-style (depthwise)", f"{batch}×3×{side}×{side}, depthwise 3×3 on 32 channels",
+                    2.0, net, model, x, _labels(rng, (batch,)))
+
+
+def decoder(size: str) -> Workload:
+    """DCGAN-style upsampling: two transposed 4×4 stride-2 convolutions with BatchNorm."""
+    batch, side = _size(size, (32, 8), (4, 2))
+    rng = np.random.default_rng(6)
+    net = nn.Sequential()
+    net.add(nn.Conv2DTranspose(64, 4, strides=2, padding=1, in_channels=128), nn.BatchNorm(in_channels=64),
+            nn.Activation("relu"), nn.Conv2DTranspose(32, 4, strides=2, padding=1, in_channels=64),
+            nn.BatchNorm(in_channels=32), nn.Activation("relu"), nn.GlobalAvgPool2D(),
+            nn.Dense(10, in_units=32))
+    t = torch.nn
+    model = t.Sequential(t.ConvTranspose2d(128, 64, 4, stride=2, padding=1), t.BatchNorm2d(64), t.ReLU(),
+                         t.ConvTranspose2d(64, 32, 4, stride=2, padding=1), t.BatchNorm2d(32), t.ReLU(),
+                         t.AdaptiveAvgPool2d(1), t.Flatten(), t.Linear(32, 10))
+    x = rng.standard_normal((batch, 128, side, side)).astype(np.float32)
+    return Workload("Decoder (transposed)", f"{batch}×128×{side}×{side} → 2 × ConvTranspose 4×4/2", 2.0,
+                    net, model, x, _labels(rng, (batch,)))
+
+
+WORKLOADS = (mlp, cnn, lenet, resnet, transformer, mobilenet, decoder)
