@@ -30,7 +30,6 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import re
 import statistics
 import sys
 import time
@@ -62,11 +61,12 @@ from modelpack.nn.kernels import parallel  # noqa: E402
 
 try:
     from _compute_models import WORKLOADS, Workload  # noqa: E402
+    from _sections import write_section  # noqa: E402
 except ImportError:  # imported from a test, as bench._compute_models's sibling
     from bench._compute_models import WORKLOADS, Workload  # noqa: E402
+    from bench._sections import write_section  # noqa: E402
 
 HEADING = "## Compute (`bench/compute.py`), {threads} thread(s), {clock} time"  # a section per setting
-REPORT = Path(__file__).resolve().parents[1] / "BENCHMARKS.md"
 FORWARD_TOLERANCE = {"rtol": 1e-4, "atol": 1e-4}  # float32, the sums of different orders
 STEP_TOLERANCE = {"rtol": 1e-3, "atol": 1e-5}  # one SGD step's weights
 
@@ -218,12 +218,7 @@ def main() -> None:
     ]
     print("\n".join(lines))
     if args.write:
-        text = REPORT.read_text(encoding="utf-8")
-        section = re.compile(re.escape(heading) + r".*?(?=\n## |\Z)", flags=re.S)
-        new = section.sub(lambda _: "\n".join(lines).rstrip("\n"), text) if section.search(text) else (
-            text.rstrip("\n") + "\n\n" + "\n".join(lines))
-        REPORT.write_text(new.rstrip("\n") + "\n", encoding="utf-8")
-        print(f"updated {REPORT}")
+        write_section(heading, lines)
 
 
 if __name__ == "__main__":

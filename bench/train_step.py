@@ -26,12 +26,10 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import re
 import statistics
 import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 
 def _threads_from_argv() -> str:
@@ -53,8 +51,12 @@ import torch  # noqa: E402
 
 from modelpack import __version__, autograd, gluon, nn  # noqa: E402
 
+try:
+    from _sections import write_section  # noqa: E402
+except ImportError:  # imported from a test, as bench._sections's sibling
+    from bench._sections import write_section  # noqa: E402
+
 HEADING = "## Training step (`bench/train_step.py`)"
-REPORT = Path(__file__).resolve().parents[1] / "BENCHMARKS.md"
 
 
 def median_seconds(runs: list[Callable[[], object]], repeats: int) -> list[float]:
@@ -161,12 +163,7 @@ def main() -> None:
     ]
     print("\n".join(lines))
     if args.write:
-        text = REPORT.read_text(encoding="utf-8")
-        section = re.compile(re.escape(HEADING) + r".*?(?=\n## |\Z)", flags=re.S)
-        new = section.sub(lambda _: "\n".join(lines).rstrip("\n"), text) if section.search(text) else (
-            text.rstrip("\n") + "\n\n" + "\n".join(lines))
-        REPORT.write_text(new.rstrip("\n") + "\n", encoding="utf-8")
-        print(f"updated {REPORT}")
+        write_section(HEADING, lines)
 
 
 if __name__ == "__main__":
