@@ -27,24 +27,13 @@ import argparse
 import os
 import platform
 import statistics
-import sys
 import time
 from collections.abc import Callable
 
-
-def _threads_from_argv() -> str:
-    """--threads, read before numpy is imported (BLAS reads its thread count once, at load)."""
-    for i, arg in enumerate(sys.argv):
-        if arg == "--threads" and i + 1 < len(sys.argv):
-            return sys.argv[i + 1]
-        if arg.startswith("--threads="):
-            return arg.split("=", 1)[1]
-    return "1"
-
-
 if __name__ == "__main__":  # as a script; an importing test leaves the environment alone
-    for _variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ[_variable] = _threads_from_argv()
+    from _threads import pin_blas_threads  # the script's own folder is on sys.path
+
+    pin_blas_threads(default="1")
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
