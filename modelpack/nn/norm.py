@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 import numpy as np
 from pydantic import Field
@@ -18,6 +18,9 @@ from .mode import is_training
 from .parameter import Parameter
 from .registry import LayerConfig, register_layer
 
+if TYPE_CHECKING:
+    from typing_extensions import Unpack  # typing's own from Python 3.11
+
 __all__ = ["BatchNorm", "LayerNorm", "SyncBatchNorm", "InstanceNorm", "GroupNorm"]
 
 
@@ -28,32 +31,59 @@ def _channel_shape(ndim: int, axis: int) -> tuple[int, ...]:
     return tuple(shape)
 
 
+class NormOptions(TypedDict, total=False):
+    """The keyword options every norm layer takes, with their defaults in ``_Norm``."""
+
+    beta_initializer: init_mod.Initializer | str | None
+    gamma_initializer: init_mod.Initializer | str | None
+    dtype: str
+    prefix: str | None
+    params: Mapping[str, Parameter] | None
+
+
+class BatchNormOptions(NormOptions, total=False):
+    """``SyncBatchNorm``'s keyword options: the norm layers' and BatchNorm's running statistics'
+    initializers."""
+
+    running_mean_initializer: init_mod.Initializer | str | None
+    running_variance_initializer: init_mod.Initializer | str | None
+
+
 class _Norm(Block):
-    """What every norm layer shares: ``epsilon``, ``center``, ``scale``, ``dtype``, and ``gamma``
-    and ``beta`` of ``shape``; ``scale``/``center`` false freezes them (Gluon's rule)."""
+    """What every norm layer shares: the channel ``axis``, ``epsilon``, ``center``, ``scale``,
+    ``dtype``, and ``gamma`` and ``beta`` of ``shape``; ``scale``/``center`` false freezes them
+    (Gluon's rule). ``in_channels`` is read from gamma's shape, so it is known once inferred."""
 
     def __init__(
         self,
+        axis: int,
         shape: tuple[int, ...],
         epsilon: float,
         center: bool,
         scale: bool,
-        dtype: str,
-        gamma_init: init_mod.Initializer | str | None,
-        beta_init: init_mod.Initializer | str | None,
-        prefix: str | None,
-        params: Mapping[str, Parameter] | None,
+        *,
+        beta_initializer: init_mod.Initializer | str | None = "zeros",
+        gamma_initializer: init_mod.Initializer | str | None = "ones",
+        dtype: str = "float32",
+        prefix: str | None = None,
+        params: Mapping[str, Parameter] | None = None,
     ) -> None:
         super().__init__(prefix=prefix, params=params)
+        self._axis = int(axis)
         self._epsilon = float(epsilon)
         self._center = bool(center)
         self._scale = bool(scale)
         self._dtype = np.dtype(dtype)
         grad_req = {True: "write", False: "null"}
-        self.gamma = Parameter("gamma", shape=shape, dtype=self._dtype, init=gamma_init,
+        self.gamma = Parameter("gamma", shape=shape, dtype=self._dtype, init=gamma_initializer,
                                grad_req=grad_req[self._scale])
-        self.beta = Parameter("beta", shape=shape, dtype=self._dtype, init=beta_init,
+        self.beta = Parameter("beta", shape=shape, dtype=self._dtype, init=beta_initializer,
                               grad_req=grad_req[self._center])
+
+    @property
+    def _in_channels(self) -> int:
+        """The config's ``in_channels`` (0 until inferred), read by ``get_config``."""
+        return self.gamma.shape[0]
 
 
 class BatchNormConfig(LayerConfig):
@@ -85,19 +115,14 @@ class BatchNorm(_Norm):
         center: bool = True,
         scale: bool = True,
         use_global_stats: bool = False,
-        beta_initializer: init_mod.Initializer | str | None = "zeros",
-        gamma_initializer: init_mod.Initializer | str | None = "ones",
+        *,
         running_mean_initializer: init_mod.Initializer | str | None = "zeros",
         running_variance_initializer: init_mod.Initializer | str | None = "ones",
         in_channels: int = 0,
-        dtype: str = "float32",
-        prefix: str | None = None,
-        params: Mapping[str, Parameter] | None = None,
+        **options: Unpack[NormOptions],
     ) -> None:
         shape = (int(in_channels),)
-        super().__init__(shape, epsilon, center, scale, dtype, gamma_initializer, beta_initializer,
-                         prefix, params)
-        self._axis = int(axis)
+        super().__init__(axis, shape, epsilon, center, scale, **options)
         self._momentum = float(momentum)
         self._use_global_stats = bool(use_global_stats)
         self.running_mean = Parameter("running_mean", shape=shape, dtype=self._dtype,
@@ -128,11 +153,8 @@ class BatchNorm(_Norm):
         gamma = self.gamma.data() if self._scale else None
         return kernels.batch_norm(array, axis, mean, var, gamma, self.beta.data(), self._epsilon, batch=batch)
 
-    def get_config(self) -> dict[str, Any]:
-        return self.config_from_attributes(in_channels=self.gamma.shape[0])
-
     def __repr__(self) -> str:
-        in_channels = self.gamma.shape[0] or None
+        in_channels = self._in_channels or None
         return (f"BatchNorm(axis={self._axis}, eps={self._epsilon}, momentum={self._momentum}, "
                 f"fix_gamma={not self._scale}, use_global_stats={self._use_global_stats}, "
                 f"in_channels={in_channels})")
@@ -157,17 +179,11 @@ class LayerNorm(_Norm):
         epsilon: float = 1e-5,
         center: bool = True,
         scale: bool = True,
-        beta_initializer: init_mod.Initializer | str | None = "zeros",
-        gamma_initializer: init_mod.Initializer | str | None = "ones",
+        *,
         in_channels: int = 0,
-        dtype: str = "float32",
-        prefix: str | None = None,
-        params: Mapping[str, Parameter] | None = None,
+        **options: Unpack[NormOptions],
     ) -> None:
-        shape = (int(in_channels),)
-        super().__init__(shape, epsilon, center, scale, dtype, gamma_initializer, beta_initializer,
-                         prefix, params)
-        self._axis = int(axis)
+        super().__init__(axis, (int(in_channels),), epsilon, center, scale, **options)
 
     def forward(self, x: Any) -> np.ndarray:
         array = as_float(x, self._dtype)
@@ -186,11 +202,8 @@ class LayerNorm(_Norm):
             out = out + self.beta.data().reshape(bshape)
         return out
 
-    def get_config(self) -> dict[str, Any]:
-        return self.config_from_attributes(in_channels=self.gamma.shape[0])
-
     def __repr__(self) -> str:
-        in_channels = self.gamma.shape[0] or None
+        in_channels = self._in_channels or None
         return f"LayerNorm(axis={self._axis}, eps={self._epsilon}, in_channels={in_channels})"
 
 
@@ -202,22 +215,12 @@ def SyncBatchNorm(  # noqa: N802  (a class's name: Gluon's SyncBatchNorm)
     center: bool = True,
     scale: bool = True,
     use_global_stats: bool = False,
-    beta_initializer: init_mod.Initializer | str | None = "zeros",
-    gamma_initializer: init_mod.Initializer | str | None = "ones",
-    running_mean_initializer: init_mod.Initializer | str | None = "zeros",
-    running_variance_initializer: init_mod.Initializer | str | None = "ones",
-    prefix: str | None = None,
-    params: Mapping[str, Parameter] | None = None,
+    **options: Unpack[BatchNormOptions],
 ) -> BatchNorm:
     """Gluon's cross-device ``SyncBatchNorm``: with one device (the CPU) it is ``BatchNorm``
     over axis 1, and it is saved as one; ``num_devices`` is accepted and ignored."""
-    return BatchNorm(
-        axis=1, momentum=momentum, epsilon=epsilon, center=center, scale=scale,
-        use_global_stats=use_global_stats, beta_initializer=beta_initializer,
-        gamma_initializer=gamma_initializer, running_mean_initializer=running_mean_initializer,
-        running_variance_initializer=running_variance_initializer, in_channels=in_channels,
-        prefix=prefix, params=params,
-    )
+    return BatchNorm(1, momentum, epsilon, center, scale, use_global_stats, in_channels=in_channels,
+                     **options)
 
 
 def _normalize(array: np.ndarray, axes: tuple[int, ...], epsilon: float, dtype: np.dtype) -> np.ndarray:
@@ -255,17 +258,11 @@ class InstanceNorm(_Norm):
         epsilon: float = 1e-5,
         center: bool = True,
         scale: bool = False,
-        beta_initializer: init_mod.Initializer | str | None = "zeros",
-        gamma_initializer: init_mod.Initializer | str | None = "ones",
+        *,
         in_channels: int = 0,
-        dtype: str = "float32",
-        prefix: str | None = None,
-        params: Mapping[str, Parameter] | None = None,
+        **options: Unpack[NormOptions],
     ) -> None:
-        shape = (int(in_channels),)
-        super().__init__(shape, epsilon, center, scale, dtype, gamma_initializer, beta_initializer,
-                         prefix, params)
-        self._axis = int(axis)
+        super().__init__(axis, (int(in_channels),), epsilon, center, scale, **options)
 
     def forward(self, x: Any) -> np.ndarray:
         array = as_float(x, self._dtype)
@@ -282,12 +279,9 @@ class InstanceNorm(_Norm):
         out = _normalize(array, reduce_axes, self._epsilon, self._dtype)
         return out * self.gamma.data().reshape(bshape) + self.beta.data().reshape(bshape)
 
-    def get_config(self) -> dict[str, Any]:
-        return self.config_from_attributes(in_channels=self.gamma.shape[0])
-
     def __repr__(self) -> str:
         return (f"InstanceNorm(eps={self._epsilon}, axis={self._axis}, center={self._center}, "
-                f"scale={self._scale}, in_channels={self.gamma.shape[0]})")
+                f"scale={self._scale}, in_channels={self._in_channels})")
 
 
 class GroupNormConfig(LayerConfig):
@@ -313,17 +307,12 @@ class GroupNorm(_Norm):
         epsilon: float = 1e-5,
         center: bool = True,
         scale: bool = True,
-        beta_initializer: init_mod.Initializer | str | None = "zeros",
-        gamma_initializer: init_mod.Initializer | str | None = "ones",
-        dtype: str = "float32",
-        prefix: str | None = None,
-        params: Mapping[str, Parameter] | None = None,
+        **options: Unpack[NormOptions],
     ) -> None:
         if num_groups < 1:
             raise ValueError(f"num_groups must be positive, got {num_groups}")
-        shape = (int(num_groups),)
-        super().__init__(shape, epsilon, center, scale, dtype, gamma_initializer, beta_initializer,
-                         prefix, params)
+        # GroupNorm's channels are axis 1, and gamma and beta have one value per group
+        super().__init__(1, (int(num_groups),), epsilon, center, scale, **options)
         self._num_groups = int(num_groups)
 
     def forward(self, x: Any) -> np.ndarray:
