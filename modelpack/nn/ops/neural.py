@@ -60,16 +60,29 @@ def _length_mask(x: np.ndarray, length: np.ndarray, axis: int) -> np.ndarray:
     return positions < np.expand_dims(np.asarray(length), axis)
 
 
-def _softmax_parts(
+def _shifted(
     x: np.ndarray, length: np.ndarray | None, axis: int, temperature: float | None, dtype: str | None
-) -> tuple[np.ndarray, np.ndarray | None]:
+) -> np.ndarray:
+    """``x`` (divided by ``temperature``) less its max along ``axis``: both softmaxes start here,
+    for stability. With a ``length``, positions past it are -inf and an empty row is shifted by 0
+    (so it stays all -inf)."""
     x = np.asarray(x)
     if dtype is not None:
         x = x.astype(dtype)
     if temperature is not None and temperature != 1.0:
         x = x / x.dtype.type(temperature)
-    mask = None if length is None else _length_mask(x, length, axis)
-    return x, mask
+    if length is None:
+        return x - np.max(x, axis=axis, keepdims=True)
+    masked = np.where(_length_mask(x, length, axis), x, -np.inf).astype(x.dtype)
+    top = np.max(masked, axis=axis, keepdims=True)
+    return masked - np.where(np.isfinite(top), top, 0).astype(x.dtype)
+
+
+def _row_sum(e: np.ndarray, axis: int) -> np.ndarray:
+    """The sum of ``e`` along ``axis``, an empty (masked) row's 0 taken as 1: it then divides to
+    all 0 and logs to all -inf."""
+    total = np.sum(e, axis=axis, keepdims=True)
+    return np.where(total == 0, 1, total).astype(e.dtype)
 
 
 @register_op("softmax", attrs=SoftmaxAttrs, call=_softmax_call)
@@ -84,16 +97,8 @@ def softmax(
 ) -> np.ndarray:
     """exp(x) / sum(exp(x)) along ``axis``, shifted by the max for stability; with a
     ``length``, positions past it are 0 (an empty row is all 0)."""
-    x, mask = _softmax_parts(x, length if use_length else None, axis, temperature, dtype)
-    if mask is None:
-        shifted = x - np.max(x, axis=axis, keepdims=True)
-        e = np.exp(shifted)
-        return e / np.sum(e, axis=axis, keepdims=True)
-    top = np.max(np.where(mask, x, -np.inf), axis=axis, keepdims=True)
-    top = np.where(np.isfinite(top), top, 0).astype(x.dtype)
-    e = np.where(mask, np.exp(x - top), 0).astype(x.dtype)
-    total = np.sum(e, axis=axis, keepdims=True)
-    return e / np.where(total == 0, 1, total).astype(x.dtype)
+    e = np.exp(_shifted(x, length if use_length else None, axis, temperature, dtype))
+    return e / _row_sum(e, axis)
 
 
 @register_op("log_softmax", attrs=SoftmaxAttrs, call=_softmax_call)
@@ -108,15 +113,8 @@ def log_softmax(
 ) -> np.ndarray:
     """x - logsumexp(x) along ``axis``, computed stably; with a ``length``, positions past it
     are -inf."""
-    x, mask = _softmax_parts(x, length if use_length else None, axis, temperature, dtype)
-    if mask is None:
-        shifted = x - np.max(x, axis=axis, keepdims=True)
-        return shifted - np.log(np.sum(np.exp(shifted), axis=axis, keepdims=True))
-    masked = np.where(mask, x, -np.inf).astype(x.dtype)
-    top = np.max(masked, axis=axis, keepdims=True)
-    shifted = masked - np.where(np.isfinite(top), top, 0).astype(x.dtype)
-    total = np.sum(np.exp(shifted), axis=axis, keepdims=True)
-    return shifted - np.log(np.where(total == 0, 1, total)).astype(x.dtype)  # an empty row: all -inf
+    shifted = _shifted(x, length if use_length else None, axis, temperature, dtype)
+    return shifted - np.log(_row_sum(np.exp(shifted), axis))
 
 
 # -- products -------------------------------------------------------------------------------------
