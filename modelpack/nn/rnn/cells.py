@@ -9,24 +9,24 @@ call of the cell per step, so a model written with cells exports like one with l
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 from pydantic import Field
 
 from ...errors import InputError
 from .. import functional as F
-from .. import init as init_mod
 from ..activations import ActivationName, FloatDtype
 from ..block import Block
 from ..parameter import Parameter
 from ..registry import LayerConfig, register_layer
-from .layers import _begin_state
+from .layers import CellOptions, Initializers, _begin_state, weight_initializers
 from .steps import GATES, activation, gru_step, input_product, lstm_step, rnn_step
 
-__all__ = ["RecurrentCell", "RNNCell", "LSTMCell", "GRUCell"]
+if TYPE_CHECKING:
+    from typing_extensions import Unpack  # typing's own from Python 3.11
 
-Init = init_mod.Initializer | str | None
+__all__ = ["RecurrentCell", "RNNCell", "LSTMCell", "GRUCell"]
 
 
 class RecurrentCell(Block):
@@ -162,10 +162,11 @@ class _GatedCell(RecurrentCell):
     def __init__(
         self,
         hidden_size: int,
-        input_size: int,
-        inits: tuple[Init, Init, Init, Init],
-        dtype: str,
-        prefix: str | None,
+        *,
+        input_size: int = 0,
+        dtype: str = "float32",
+        prefix: str | None = None,
+        **initializers: Unpack[Initializers],
     ) -> None:
         super().__init__(prefix=prefix)
         if int(hidden_size) <= 0:
@@ -175,7 +176,8 @@ class _GatedCell(RecurrentCell):
         rows = GATES.get(self._mode, 1) * self._hidden_size
         shapes = [(rows, int(input_size)), (rows, self._hidden_size), (rows,), (rows,)]
         for name, shape, init in zip(
-            ("i2h_weight", "h2h_weight", "i2h_bias", "h2h_bias"), shapes, inits, strict=True
+            ("i2h_weight", "h2h_weight", "i2h_bias", "h2h_bias"), shapes, weight_initializers(**initializers),
+            strict=True,
         ):
             setattr(self, name, Parameter(name, shape=shape, dtype=self._dtype, init=init))
 
@@ -224,16 +226,9 @@ class RNNCell(_GatedCell):
         self,
         hidden_size: int,
         activation: str = "tanh",
-        i2h_weight_initializer: Init = None,
-        h2h_weight_initializer: Init = None,
-        i2h_bias_initializer: Init = "zeros",
-        h2h_bias_initializer: Init = "zeros",
-        input_size: int = 0,
-        dtype: str = "float32",
-        prefix: str | None = None,
+        **options: Unpack[CellOptions],
     ) -> None:
-        inits = (i2h_weight_initializer, h2h_weight_initializer, i2h_bias_initializer, h2h_bias_initializer)
-        super().__init__(hidden_size, input_size, inits, dtype, prefix)
+        super().__init__(hidden_size, **options)
         self._activation = activation
 
     def forward(self, inputs: Any, states: Any = None) -> tuple[Any, list[Any]]:
@@ -251,18 +246,12 @@ class LSTMCell(_GatedCell):
     def __init__(
         self,
         hidden_size: int,
-        i2h_weight_initializer: Init = None,
-        h2h_weight_initializer: Init = None,
-        i2h_bias_initializer: Init = "zeros",
-        h2h_bias_initializer: Init = "zeros",
-        input_size: int = 0,
-        prefix: str | None = None,
+        *,
         activation: str = "tanh",
         recurrent_activation: str = "sigmoid",
-        dtype: str = "float32",
+        **options: Unpack[CellOptions],
     ) -> None:
-        inits = (i2h_weight_initializer, h2h_weight_initializer, i2h_bias_initializer, h2h_bias_initializer)
-        super().__init__(hidden_size, input_size, inits, dtype, prefix)
+        super().__init__(hidden_size, **options)
         self._activation = activation
         self._recurrent_activation = recurrent_activation
 
@@ -289,16 +278,9 @@ class GRUCell(_GatedCell):
     def __init__(
         self,
         hidden_size: int,
-        i2h_weight_initializer: Init = None,
-        h2h_weight_initializer: Init = None,
-        i2h_bias_initializer: Init = "zeros",
-        h2h_bias_initializer: Init = "zeros",
-        input_size: int = 0,
-        prefix: str | None = None,
-        dtype: str = "float32",
+        **options: Unpack[CellOptions],
     ) -> None:
-        inits = (i2h_weight_initializer, h2h_weight_initializer, i2h_bias_initializer, h2h_bias_initializer)
-        super().__init__(hidden_size, input_size, inits, dtype, prefix)
+        super().__init__(hidden_size, **options)
 
     def forward(self, inputs: Any, states: Any = None) -> tuple[Any, list[Any]]:
         i2h, (h,) = self._products(inputs, states)

@@ -12,7 +12,7 @@ states are ``(num_layers · directions, N, hidden)``, layer-major, forward direc
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypedDict
 
 import numpy as np
 from pydantic import Field, model_validator
@@ -27,9 +27,47 @@ from ..parameter import Parameter
 from ..registry import LayerConfig, register_layer
 from .steps import GATES, activation, gru_step, input_product, lstm_step, rnn_step
 
+if TYPE_CHECKING:
+    from typing_extensions import Unpack  # typing's own from Python 3.11
+
 __all__ = ["RNN", "LSTM", "GRU"]
 
 Init = init_mod.Initializer | str | None
+
+
+class Initializers(TypedDict, total=False):
+    """The four weight initializers every recurrent layer and cell takes (Gluon's names);
+    ``weight_initializers`` gives their defaults."""
+
+    i2h_weight_initializer: Init
+    h2h_weight_initializer: Init
+    i2h_bias_initializer: Init
+    h2h_bias_initializer: Init
+
+
+class CellOptions(Initializers, total=False):
+    """The keyword options every recurrent cell takes (defaults in ``_GatedCell``)."""
+
+    input_size: int
+    dtype: str
+    prefix: str | None
+
+
+class LayerOptions(CellOptions, total=False):
+    """The keyword options every fused recurrent layer takes (defaults in ``_RNNLayer``)."""
+
+    use_sequence_length: bool
+
+
+def weight_initializers(
+    i2h_weight_initializer: Init = None,
+    h2h_weight_initializer: Init = None,
+    i2h_bias_initializer: Init = "zeros",
+    h2h_bias_initializer: Init = "zeros",
+) -> tuple[Init, Init, Init, Init]:
+    """The initializers of i2h_weight, h2h_weight, i2h_bias and h2h_bias, in that order: the
+    weights the block's default (None), the biases zeros (Gluon's defaults)."""
+    return i2h_weight_initializer, h2h_weight_initializer, i2h_bias_initializer, h2h_bias_initializer
 
 
 class _RecurrentConfig(LayerConfig):
@@ -77,20 +115,19 @@ class _RNNLayer(Block):
         layout: str,
         dropout: float,
         bidirectional: bool,
-        input_size: int,
-        inits: tuple[Init, Init, Init, Init],
-        dtype: str,
-        use_sequence_length: bool,
-        prefix: str | None,
         *,
+        input_size: int = 0,
+        dtype: str = "float32",
+        use_sequence_length: bool = False,
+        prefix: str | None = None,
         projection_size: int | None = None,
         h2r_weight_initializer: Init = None,
         state_clip: tuple[float, float] | None = None,
         state_clip_nan: bool = False,
+        **initializers: Unpack[Initializers],
     ) -> None:
-        """``mode`` is the cell kind (``rnn_relu``, ``rnn_tanh``, ``lstm``, ``gru``); ``inits``
-        the initializers of i2h_weight, h2h_weight, i2h_bias and h2h_bias; the keyword-only
-        options are the LSTM's."""
+        """``mode`` is the cell kind (``rnn_relu``, ``rnn_tanh``, ``lstm``, ``gru``); the
+        projection and state clip options are the LSTM's."""
         super().__init__(prefix=prefix)
         if layout not in ("TNC", "NTC"):
             raise UsageError(f"invalid layout {layout!r}; must be 'TNC' or 'NTC'")
@@ -112,6 +149,7 @@ class _RNNLayer(Block):
         gates, hidden = GATES[mode] * self._hidden_size, self._hidden_size
         recurrent = self._projection_size or hidden
         inputs = int(input_size)
+        inits = weight_initializers(**initializers)
         for layer in range(self._num_layers):
             for d in "lr"[: self._dir]:
                 shapes = {"i2h_weight": (gates, inputs), "h2h_weight": (gates, recurrent),
@@ -291,21 +329,12 @@ class RNN(_RNNLayer):
         layout: str = "TNC",
         dropout: float = 0,
         bidirectional: bool = False,
-        i2h_weight_initializer: Init = None,
-        h2h_weight_initializer: Init = None,
-        i2h_bias_initializer: Init = "zeros",
-        h2h_bias_initializer: Init = "zeros",
-        input_size: int = 0,
-        dtype: str = "float32",
-        use_sequence_length: bool = False,
-        prefix: str | None = None,
+        **options: Unpack[LayerOptions],
     ) -> None:
         if activation not in ("relu", "tanh"):
             raise UsageError(f"RNN activation must be 'relu' or 'tanh', got {activation!r}")
-        inits = (i2h_weight_initializer, h2h_weight_initializer, i2h_bias_initializer, h2h_bias_initializer)
         super().__init__(
-            "rnn_" + activation, hidden_size, num_layers, layout, dropout, bidirectional, input_size, inits,
-            dtype, use_sequence_length, prefix,
+            "rnn_" + activation, hidden_size, num_layers, layout, dropout, bidirectional, **options
         )
 
 
@@ -323,29 +352,21 @@ class LSTM(_RNNLayer):
         layout: str = "TNC",
         dropout: float = 0,
         bidirectional: bool = False,
-        input_size: int = 0,
-        i2h_weight_initializer: Init = None,
-        h2h_weight_initializer: Init = None,
-        i2h_bias_initializer: Init = "zeros",
-        h2h_bias_initializer: Init = "zeros",
+        *,
         projection_size: int | None = None,
         h2r_weight_initializer: Init = None,
         state_clip_min: float | None = None,
         state_clip_max: float | None = None,
         state_clip_nan: bool = False,
-        dtype: str = "float32",
-        use_sequence_length: bool = False,
-        prefix: str | None = None,
+        **options: Unpack[LayerOptions],
     ) -> None:
         if (state_clip_min is None) != (state_clip_max is None):
             raise UsageError("state_clip_min and state_clip_max go together")
         clip = None if state_clip_min is None else (float(state_clip_min), float(state_clip_max))  # type: ignore[arg-type]
-        inits = (i2h_weight_initializer, h2h_weight_initializer, i2h_bias_initializer, h2h_bias_initializer)
         super().__init__(
-            "lstm", hidden_size, num_layers, layout, dropout, bidirectional, input_size, inits,
-            dtype, use_sequence_length, prefix,
+            "lstm", hidden_size, num_layers, layout, dropout, bidirectional,
             projection_size=projection_size, h2r_weight_initializer=h2r_weight_initializer,
-            state_clip=clip, state_clip_nan=state_clip_nan,
+            state_clip=clip, state_clip_nan=state_clip_nan, **options,
         )
 
 
@@ -360,17 +381,6 @@ class GRU(_RNNLayer):
         layout: str = "TNC",
         dropout: float = 0,
         bidirectional: bool = False,
-        input_size: int = 0,
-        i2h_weight_initializer: Init = None,
-        h2h_weight_initializer: Init = None,
-        i2h_bias_initializer: Init = "zeros",
-        h2h_bias_initializer: Init = "zeros",
-        dtype: str = "float32",
-        use_sequence_length: bool = False,
-        prefix: str | None = None,
+        **options: Unpack[LayerOptions],
     ) -> None:
-        inits = (i2h_weight_initializer, h2h_weight_initializer, i2h_bias_initializer, h2h_bias_initializer)
-        super().__init__(
-            "gru", hidden_size, num_layers, layout, dropout, bidirectional, input_size, inits,
-            dtype, use_sequence_length, prefix,
-        )
+        super().__init__("gru", hidden_size, num_layers, layout, dropout, bidirectional, **options)
