@@ -25,7 +25,7 @@ from . import init as init_mod
 from .gluon_api import GluonAPI
 from .loading import LoadOptions, LoadReport, LoadSelection, read_parameter_file, write_parameter_file
 from .parameter import Parameter
-from .parameter_dict import ParameterDict
+from .parameter_dict import InitOptions, ParameterDict
 from .registry import config_model_of, type_name_of
 
 if TYPE_CHECKING:
@@ -191,23 +191,18 @@ class Block(GluonAPI):
         return names
 
     def initialize(
-        self,
-        init: init_mod.Initializer | str | None = None,
-        ctx: Any = None,
-        verbose: bool = False,
-        force_reinit: bool = False,
-        *,
-        seed: int | None = None,
+        self, init: init_mod.Initializer | str | None = None, **options: Unpack[InitOptions]
     ) -> None:
         """Give every parameter first values (deferred where shapes are not known yet).
 
         ``init`` applies to parameters without their own initializer (weights; biases keep
         ``zeros``), defaulting to Gluon's ``Uniform(0.07)``. With ``seed``, each parameter's
         values depend only on the seed and its structured name, so results are reproducible;
-        without, the seed is drawn from ``modelpack.random``'s ``"init"`` stream.
-        ``ctx`` and ``verbose`` are accepted for Gluon code and ignored (numpy on the CPU).
+        without, the seed is drawn from ``modelpack.random``'s ``"init"`` stream. The options
+        are ``nn.parameter_dict.InitOptions``: ``force_reinit``, ``seed``, and Gluon's ``ctx`` and
+        ``verbose`` (accepted and ignored: numpy on the CPU).
         """
-        self.collect_params().initialize(init, force_reinit=force_reinit, seed=seed)
+        self.collect_params().initialize(init, **options)
 
     def apply(self, fn: Callable[[Block], Any]) -> Block:
         """Call ``fn`` on every descendant, then on this block (Gluon's order); returns self."""

@@ -15,7 +15,7 @@ too. Parameter files are read, written and matched in ``nn.loading``.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 import numpy as np
 
@@ -34,7 +34,18 @@ if TYPE_CHECKING:
 
     from .block import Block
 
-__all__ = ["ParameterDict"]
+__all__ = ["ParameterDict", "InitOptions"]
+
+
+class InitOptions(TypedDict, total=False):
+    """``initialize``'s options after ``init`` (``Block``'s and ``ParameterDict``'s):
+    ``force_reinit``, ``seed`` (values that depend only on it and each parameter's name), and
+    Gluon's ``ctx`` and ``verbose``, accepted for Gluon code and ignored (numpy on the CPU)."""
+
+    ctx: Any
+    verbose: bool
+    force_reinit: bool
+    seed: int | None
 
 # What ``get`` may set when it declares a parameter (Parameter's own constructor options).
 _GET_OPTIONS = ("shape", "dtype", "init", "allow_deferred_init", "grad_req")
@@ -115,18 +126,13 @@ class ParameterDict(dict[str, Parameter]):
 
     # -- acting on every parameter ----------------------------------------------------------
     def initialize(
-        self,
-        init: init_mod.Initializer | str | None = None,
-        ctx: Any = None,
-        verbose: bool = False,
-        force_reinit: bool = False,
-        *,
-        seed: int | None = None,
+        self, init: init_mod.Initializer | str | None = None, **options: Unpack[InitOptions]
     ) -> None:
-        """Initialize every parameter (see ``Block.initialize``); ``ctx`` and ``verbose`` are
-        accepted for Gluon code and ignored (modelpack computes on the CPU with numpy)."""
+        """Initialize every parameter (see ``Block.initialize``)."""
+        seed = options.get("seed")
         if seed is None:  # drawn from modelpack.random's "init" stream, so random.seed() decides
             seed = int(random.generator("init").integers(2**63))
+        force_reinit = options.get("force_reinit", False)
         for name, param in self.items():
             param.initialize(init, force_reinit=force_reinit, rng=parameter_rng(seed, name))
 
