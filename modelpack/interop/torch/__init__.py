@@ -2,8 +2,8 @@
 both ways between torch and modelpack (with torch installed: the ``torch`` extra).
 
 - ``state_dict``: ``torch.save`` files without torch (``unpickler``: the restricted pickle reader).
-- ``layers``: the one table of layer types both sides know (``translations``: each family's
-  config and parameter mapping).
+- ``layers``: the one table of layer types both sides know (``translations``,
+  ``translations_norm``, ``translations_recurrent``: each family's config and parameter mapping).
 - ``bridge``: ``from_torch`` / ``to_torch``, walking modules with that table (imports torch).
 
 Like every translator it may import the core (``nn``, ``format``, ``io``, ``errors``); the

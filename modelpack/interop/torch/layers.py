@@ -7,9 +7,10 @@ keyword arguments (``build``), and maps parameter names (``params``; modelpack's
 onto a modelpack model with it, so adding a layer type is adding one row. A row whose
 modelpack type is not registered (a layer that has not landed yet) is skipped.
 
-The functions a row names live in ``translations`` (a family each). Nothing here imports
-torch: a ``config`` function reads a module's attributes, and classes are named, to be
-resolved by ``bridge``.
+The functions a row names live in ``translations`` (the shared pieces and most families),
+``translations_norm`` and ``translations_recurrent``. Nothing here imports torch: a
+``config`` function reads a module's attributes, and classes are named, to be resolved by
+``bridge``.
 
 GroupNorm's row is special: modelpack's (MXNet's) holds one gamma and beta per group, torch's
 one per channel, and modelpack's config does not know the channel count. So ``to_torch``
@@ -35,8 +36,6 @@ from .translations import (
     Config,
     Param,
     activation_config,
-    batchnorm_build,
-    batchnorm_config,
     conv_build,
     conv_config,
     conv_transpose_build,
@@ -49,21 +48,23 @@ from .translations import (
     flatten_config,
     global_build,
     global_config,
+    pool_build,
+    pool_config,
+    reflection_pad_build,
+    reflection_pad_config,
+    swish_build,
+)
+from .translations_norm import (
+    batchnorm_build,
+    batchnorm_config,
     groupnorm_build,
     groupnorm_config,
     instancenorm_build,
     instancenorm_config,
     layernorm_build,
     layernorm_config,
-    pool_build,
-    pool_config,
-    recurrent_build,
-    recurrent_config,
-    recurrent_params,
-    reflection_pad_build,
-    reflection_pad_config,
-    swish_build,
 )
+from .translations_recurrent import recurrent_build, recurrent_config, recurrent_params
 
 __all__ = ["Param", "Row", "ROWS", "ROWS_BY_TYPE", "ACTIVATION_CLASSES", "rename_state_dict"]
 

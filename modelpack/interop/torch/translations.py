@@ -3,6 +3,10 @@ a torch module's attributes â†’ the modelpack config (``*_config``), a config â†
 and its keyword arguments (``*_build``), and parameter names (``Param``). Nothing here imports
 torch: modules are read by attribute, classes named. What cannot be translated exactly is
 refused (``refuse``) naming the attribute and its value.
+
+This module holds what every family uses (``Param``, ``refuse``, ``dtype_of``)
+and the activation, dense, convolution, pooling and smaller families; the normalisation
+layers are in ``translations_norm`` and the recurrent ones in ``translations_recurrent``.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ from typing import Any
 
 from ...errors import UnsupportedBlockError
 
-__all__ = ["Config", "Param", "ACTIVATION_CLASSES", "refuse"]
+__all__ = ["Config", "Param", "ACTIVATION_CLASSES", "refuse", "dtype_of"]
 
 Config = dict[str, Any]
 
@@ -229,108 +233,6 @@ def global_build(torch_class: str, c: Config) -> tuple[str, Config]:
     return torch_class, {"output_size": 1}
 
 
-# -- normalisation -------------------------------------------------------------------------------
-def batchnorm_config(m: Any) -> Config:
-    if not m.track_running_stats:
-        raise refuse("track_running_stats=False (normalises with batch statistics even at inference)")
-    if m.momentum is None:
-        raise refuse("momentum=None (a cumulative average; modelpack keeps an exponential one)")
-    affine = bool(m.affine)
-    return {
-        "axis": 1,
-        "momentum": 1.0 - float(m.momentum),
-        "epsilon": float(m.eps),
-        "center": affine,
-        "scale": affine,
-        "use_global_stats": False,
-        "in_channels": m.num_features,
-        "dtype": dtype_of(m.running_mean),
-    }
-
-
-def batchnorm_build(c: Config) -> tuple[str, Config]:
-    if c["axis"] != 1 or c["use_global_stats"] or not c["in_channels"]:
-        raise refuse(
-            f"axis={c['axis']}, use_global_stats={c['use_global_stats']}, in_channels="
-            f"{c['in_channels']} (torch needs axis=1, use_global_stats=False, known channels)"
-        )
-    return "AnyRankBatchNorm", {
-        "num_features": c["in_channels"],
-        "eps": c["epsilon"],
-        "momentum": 1.0 - c["momentum"],
-        "affine": True,
-    }
-
-
-def layernorm_config(m: Any) -> Config:
-    if len(m.normalized_shape) != 1:
-        raise refuse(f"normalized_shape={tuple(m.normalized_shape)} (modelpack normalises one axis)")
-    affine = bool(m.elementwise_affine)
-    return {
-        "axis": -1,
-        "epsilon": float(m.eps),
-        "center": affine and m.bias is not None,
-        "scale": affine,
-        "in_channels": m.normalized_shape[0],
-        "dtype": dtype_of(m.weight) if affine else "float32",
-    }
-
-
-def layernorm_build(c: Config) -> tuple[str, Config]:
-    if c["axis"] != -1 or not c["in_channels"]:
-        raise refuse(
-            f"axis={c['axis']}, in_channels={c['in_channels']} (torch normalises the last "
-            "axis, of a known size)"
-        )
-    return "LayerNorm", {
-        "normalized_shape": (c["in_channels"],),
-        "eps": c["epsilon"],
-        "elementwise_affine": c["scale"] or c["center"],
-        "bias": c["center"],
-    }
-
-
-def instancenorm_config(m: Any) -> Config:
-    if m.track_running_stats:
-        raise refuse("track_running_stats=True (normalises with running statistics at inference)")
-    affine = bool(m.affine)
-    return {
-        "axis": 1,
-        "epsilon": float(m.eps),
-        "center": affine,
-        "scale": affine,
-        "in_channels": m.num_features,
-        "dtype": dtype_of(m.weight) if affine else "float32",
-    }
-
-
-def instancenorm_build(c: Config) -> tuple[str, Config]:
-    if c["axis"] != 1 or not c["in_channels"]:
-        raise refuse(
-            f"axis={c['axis']}, in_channels={c['in_channels']} (torch normalises over axis 1, of a "
-            "known size)"
-        )
-    # modelpack always applies gamma and beta: torch's affine holds them
-    return "AnyRankInstanceNorm", {"num_features": c["in_channels"], "eps": c["epsilon"], "affine": True}
-
-
-def groupnorm_config(m: Any) -> Config:
-    """torch's nn.GroupNorm (one weight per channel) or the bridge's PerGroupNorm (one per group)."""
-    return {
-        "num_groups": int(m.num_groups),
-        "epsilon": float(m.eps),
-        "center": True,
-        "scale": True,
-        "dtype": dtype_of(m.weight) if m.weight is not None else "float32",
-    }
-
-
-def groupnorm_build(c: Config) -> tuple[str, Config]:
-    # modelpack's (MXNet's) gamma and beta are per group and it does not know the channel
-    # count: the bridge's own module has exactly that
-    return "PerGroupNorm", {"num_groups": c["num_groups"], "eps": c["epsilon"]}
-
-
 # -- the rest ------------------------------------------------------------------------------------
 DROPOUT_AXES = {"Dropout": [], "Dropout1d": [2], "Dropout2d": [2, 3]}
 
@@ -356,67 +258,3 @@ def swish_build(c: Config) -> tuple[str, Config]:
 def flatten_config(m: Any) -> Config:
     _require(m, start_dim=1, end_dim=-1)
     return {}
-
-
-def recurrent_config(mode: str) -> Callable[[Any], Config]:
-    def config(m: Any) -> Config:
-        c: Config = {
-            "hidden_size": m.hidden_size,
-            "num_layers": m.num_layers,
-            "layout": "NTC" if m.batch_first else "TNC",
-            "dropout": float(m.dropout),
-            "bidirectional": bool(m.bidirectional),
-            "input_size": m.input_size,
-            "dtype": dtype_of(m.weight_ih_l0),
-        }
-        if mode == "RNN":
-            c["activation"] = m.nonlinearity
-        if mode == "LSTM" and m.proj_size:
-            c["projection_size"] = m.proj_size
-        return c
-
-    return config
-
-
-def recurrent_build(mode: str) -> Callable[[Config], tuple[str, Config]]:
-    def build(c: Config) -> tuple[str, Config]:
-        if c.get("use_sequence_length") or c.get("state_clip_min") is not None or not c["input_size"]:
-            raise refuse(
-                f"use_sequence_length={c.get('use_sequence_length')}, state_clip_min="
-                f"{c.get('state_clip_min')}, input_size={c['input_size']} (torch has no sequence lengths "
-                "or state clipping, and needs the input size)"
-            )
-        kwargs: Config = {
-            "input_size": c["input_size"],
-            "hidden_size": c["hidden_size"],
-            "num_layers": c["num_layers"],
-            "batch_first": c["layout"] == "NTC",
-            "dropout": c["dropout"],
-            "bidirectional": c["bidirectional"],
-        }
-        if mode == "RNN":
-            kwargs["nonlinearity"] = c["activation"]
-        if mode == "LSTM" and c.get("projection_size"):
-            kwargs["proj_size"] = c["projection_size"]
-        return mode, kwargs
-
-    return build
-
-
-def recurrent_params(c: Config) -> tuple[Param, ...]:
-    """Gluon's ``l0_i2h_weight`` (``r`` backwards) is torch's ``weight_ih_l0`` (``_reverse``);
-    both order the gates alike (LSTM: i, f, g, o; GRU: r, z, n). torch's ``bias=False`` has
-    zero biases in modelpack."""
-    params = []
-    for layer in range(c["num_layers"]):
-        for direction, suffix in enumerate(("", "_reverse")[: 2 if c["bidirectional"] else 1]):
-            ours, theirs = f"{'lr'[direction]}{layer}", f"l{layer}{suffix}"
-            params += [
-                Param(f"{ours}_i2h_weight", f"weight_ih_{theirs}"),
-                Param(f"{ours}_h2h_weight", f"weight_hh_{theirs}"),
-                Param(f"{ours}_i2h_bias", f"bias_ih_{theirs}", fill="zeros"),
-                Param(f"{ours}_h2h_bias", f"bias_hh_{theirs}", fill="zeros"),
-            ]
-            if c.get("projection_size"):
-                params.append(Param(f"{ours}_h2r_weight", f"weight_hr_{theirs}"))
-    return tuple(params)
