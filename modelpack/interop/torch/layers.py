@@ -68,6 +68,8 @@ from .translations_recurrent import recurrent_build, recurrent_config, recurrent
 
 __all__ = ["Param", "Row", "ROWS", "ROWS_BY_TYPE", "ACTIVATION_CLASSES", "rename_state_dict"]
 
+Build = Callable[[Config], tuple[str, Config]]  # a config -> the torch class and its arguments
+
 
 @dataclass(frozen=True)
 class Row:
@@ -76,7 +78,7 @@ class Row:
     modelpack: str
     torch: tuple[str, ...]
     config: Callable[[Any], Config]
-    build: Callable[[Config], tuple[str, Config]]
+    build: Build
     params: tuple[Param, ...] | Callable[[Config], tuple[Param, ...]] = ()  # fixed, or by config
     ignored: tuple[str, ...] = ()  # torch state entries modelpack does not keep
 
@@ -98,53 +100,34 @@ _BATCHNORM = (
     Param("running_var", "running_var"),
 )
 
+def _spatial_rows(d: int) -> tuple[Row, ...]:
+    """The convolution and pooling rows of ``d`` spatial dimensions: modelpack's names end in
+    ``{d}D``, torch's in ``{d}d``; a convolution also reads the bridge's ``Activated`` class
+    (a convolution with a fused activation)."""
+
+    def conv(ours: str, theirs: str, config: Callable[..., Config], build: Callable[[str], Build]) -> Row:
+        return Row(ours, (theirs, f"Activated{theirs}"), partial(config, dims=d), build(theirs), _WEIGHT_BIAS)
+
+    return (
+        conv(f"Conv{d}D", f"Conv{d}d", conv_config, conv_build),
+        conv(f"Conv{d}DTranspose", f"ConvTranspose{d}d", conv_transpose_config, conv_transpose_build),
+        *(
+            Row(f"{kind}Pool{d}D", (f"{kind}Pool{d}d",), partial(pool_config, dims=d, average=kind == "Avg"),
+                pool_build(f"{kind}Pool{d}d"))
+            for kind in ("Max", "Avg")
+        ),
+        *(
+            Row(f"Global{kind}Pool{d}D", (f"Adaptive{kind}Pool{d}d",), global_config(d),
+                partial(global_build, f"Adaptive{kind}Pool{d}d"))
+            for kind in ("Avg", "Max")
+        ),
+    )
+
+
 _ALL_ROWS = (
     Row("Sequential", ("Sequential",), lambda m: {}, lambda c: ("Sequential", {})),
     Row("Dense", ("Linear", "DenseLinear"), dense_config, dense_build, _WEIGHT_BIAS),
-    *(
-        row
-        for d in (1, 2, 3)
-        for row in (
-            Row(
-                f"Conv{d}D",
-                (f"Conv{d}d", f"ActivatedConv{d}d"),
-                partial(conv_config, dims=d),
-                conv_build(f"Conv{d}d"),
-                _WEIGHT_BIAS,
-            ),
-            Row(
-                f"Conv{d}DTranspose",
-                (f"ConvTranspose{d}d", f"ActivatedConvTranspose{d}d"),
-                partial(conv_transpose_config, dims=d),
-                conv_transpose_build(f"ConvTranspose{d}d"),
-                _WEIGHT_BIAS,
-            ),
-            Row(
-                f"MaxPool{d}D",
-                (f"MaxPool{d}d",),
-                partial(pool_config, dims=d, average=False),
-                pool_build(f"MaxPool{d}d"),
-            ),
-            Row(
-                f"AvgPool{d}D",
-                (f"AvgPool{d}d",),
-                partial(pool_config, dims=d, average=True),
-                pool_build(f"AvgPool{d}d"),
-            ),
-            Row(
-                f"GlobalAvgPool{d}D",
-                (f"AdaptiveAvgPool{d}d",),
-                global_config(d),
-                partial(global_build, f"AdaptiveAvgPool{d}d"),
-            ),
-            Row(
-                f"GlobalMaxPool{d}D",
-                (f"AdaptiveMaxPool{d}d",),
-                global_config(d),
-                partial(global_build, f"AdaptiveMaxPool{d}d"),
-            ),
-        )
-    ),
+    *(row for d in (1, 2, 3) for row in _spatial_rows(d)),
     Row(
         "BatchNorm",
         ("BatchNorm1d", "BatchNorm2d", "BatchNorm3d", "AnyRankBatchNorm"),
