@@ -175,3 +175,8 @@ class OpEmitter:
 
     cast: str
     emit: Emit
+
+
+def cast_as(cast: str, emits: dict[str, Emit]) -> dict[str, OpEmitter]:
+    """Table entries for ops that share one casting policy (see ``OpEmitter``)."""
+    return {name: OpEmitter(cast, emit) for name, emit in emits.items()}

@@ -81,41 +81,23 @@ def _dense(em: Emitter, block: Block, c: dict[str, Any], x: Value, path: str, dt
 
 
 def _conv(em: Emitter, block: Block, c: dict[str, Any], x: Value, path: str, dtype: np.dtype) -> str:
+    """Conv, or ConvTranspose for a config with ``output_padding``: its weight (in, out / groups,
+    *kernel) is ONNX's layout too, and with pads and output_padding explicit ONNX's output size
+    is modelpack's, (n − 1)·s − 2p + d·(k − 1) + 1 + output_padding."""
     inputs = [em.as_dtype(x, dtype), _param(em, block, path, "weight")]
     if c["use_bias"]:
         inputs.append(_param(em, block, path, "bias"))
     padding = list(c["padding"])
+    transpose = {"output_padding": list(c["output_padding"])} if "output_padding" in c else {}
     y = em.node(
-        "Conv",
+        "ConvTranspose" if transpose else "Conv",
         inputs,
-        "conv",
+        "conv_transpose" if transpose else "conv",
         kernel_shape=list(c["kernel_size"]),
         strides=list(c["strides"]),
         pads=padding + padding,
         dilations=list(c["dilation"]),
-        group=c["groups"],
-    )
-    return _then_activation(em, c, y, dtype)
-
-
-def _conv_transpose(
-    em: Emitter, block: Block, c: dict[str, Any], x: Value, path: str, dtype: np.dtype
-) -> str:
-    """Weight (in, out / groups, *kernel) is ONNX's layout too; pads and output_padding explicit,
-    so ONNX's output size is modelpack's: (n − 1)·s − 2p + d·(k − 1) + 1 + output_padding."""
-    inputs = [em.as_dtype(x, dtype), _param(em, block, path, "weight")]
-    if c["use_bias"]:
-        inputs.append(_param(em, block, path, "bias"))
-    padding = list(c["padding"])
-    y = em.node(
-        "ConvTranspose",
-        inputs,
-        "conv_transpose",
-        kernel_shape=list(c["kernel_size"]),
-        strides=list(c["strides"]),
-        pads=padding + padding,
-        dilations=list(c["dilation"]),
-        output_padding=list(c["output_padding"]),
+        **transpose,
         group=c["groups"],
     )
     return _then_activation(em, c, y, dtype)
@@ -253,8 +235,7 @@ def _plain(op: str, **attrs: Any) -> LayerEmitter:
 LAYERS: dict[str, LayerEmitter] = {
     "Dense": _dense,
     # every dimension: the configs and the ONNX operators are the same up to the sizes' length
-    **{f"Conv{d}D": _conv for d in (1, 2, 3)},
-    **{f"Conv{d}DTranspose": _conv_transpose for d in (1, 2, 3)},
+    **{f"Conv{d}D{kind}": _conv for kind in ("", "Transpose") for d in (1, 2, 3)},
     **{f"MaxPool{d}D": _pool("MaxPool") for d in (1, 2, 3)},
     **{f"AvgPool{d}D": _pool("AveragePool") for d in (1, 2, 3)},
     **{f"GlobalAvgPool{d}D": _plain("GlobalAveragePool") for d in (1, 2, 3)},

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from .emitter import Emit, Emitter, OpEmitter, Symbols, Value, onnx_dtype
+from .emitter import Emit, Emitter, OpEmitter, Symbols, Value, cast_as, onnx_dtype
 from .export_layers import activation
 from .export_ops_indexing import INDEXING_OPS
 from .export_ops_layout import LAYOUT_OPS
@@ -284,28 +284,30 @@ _COMPARE = {
 }
 _REDUCE = {"sum": "ReduceSum", "mean": "ReduceMean", "max": "ReduceMax", "min": "ReduceMin"}
 
+_ACTIVATIONS = ("relu", "sigmoid", "tanh", "softrelu", "softsign", "gelu", "silu", "leaky_relu", "elu")
+
 OPS: dict[str, OpEmitter] = {
-    **{name: OpEmitter("result", _simple(op)) for name, op in {**_BINARY, **_UNARY}.items()},
-    **{name: OpEmitter("common", _simple(op)) for name, op in _COMPARE.items()},
-    **{
-        name: OpEmitter("result", _act(name))
-        for name in ("relu", "sigmoid", "tanh", "softrelu", "softsign", "gelu", "silu", "leaky_relu", "elu")
-    },
-    **{name: OpEmitter("result", _reduce(op)) for name, op in _REDUCE.items()},
-    "not_equal": OpEmitter("common", _not_equal),
-    "square": OpEmitter("result", _square),
-    "where": OpEmitter("none", _where),
-    "softmax": OpEmitter("result", _axis_op("Softmax")),
-    "log_softmax": OpEmitter("result", _axis_op("LogSoftmax")),
-    "concatenate": OpEmitter("result", _axis_op("Concat")),
-    "stack": OpEmitter("result", _stack),
-    "reshape": OpEmitter("none", _reshape),
-    "transpose": OpEmitter("none", _transpose),
-    "flatten": OpEmitter("none", _flatten),
-    "squeeze": OpEmitter("none", _axes_op("Squeeze")),
-    "expand_dims": OpEmitter("none", _axes_op("Unsqueeze")),
-    "cast": OpEmitter("none", _cast),
-    "getitem": OpEmitter("none", _getitem),
+    **cast_as("result", {
+        **{name: _simple(op) for name, op in {**_BINARY, **_UNARY}.items()},
+        **{name: _act(name) for name in _ACTIVATIONS},
+        **{name: _reduce(op) for name, op in _REDUCE.items()},
+        "square": _square,
+        "softmax": _axis_op("Softmax"),
+        "log_softmax": _axis_op("LogSoftmax"),
+        "concatenate": _axis_op("Concat"),
+        "stack": _stack,
+    }),
+    **cast_as("common", {**{name: _simple(op) for name, op in _COMPARE.items()}, "not_equal": _not_equal}),
+    **cast_as("none", {
+        "where": _where,
+        "reshape": _reshape,
+        "transpose": _transpose,
+        "flatten": _flatten,
+        "squeeze": _axes_op("Squeeze"),
+        "expand_dims": _axes_op("Unsqueeze"),
+        "cast": _cast,
+        "getitem": _getitem,
+    }),
     **MATH_OPS,
     **LAYOUT_OPS,
     **INDEXING_OPS,

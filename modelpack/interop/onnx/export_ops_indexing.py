@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 from onnx import helper, numpy_helper
 
-from .emitter import Emitter, OpEmitter, Symbols, Value, onnx_dtype
+from .emitter import Emitter, OpEmitter, Symbols, Value, cast_as, onnx_dtype
 
 __all__ = ["INDEXING_OPS"]
 
@@ -158,12 +158,12 @@ def _sequence_reverse(em: Emitter, xs: list[str], attrs: dict[str, Any], values:
                    batch_axis=1 - axis, time_axis=axis)
 
 
-INDEXING_OPS: dict[str, OpEmitter] = {
-    "take": OpEmitter("none", _take),
-    "pick": OpEmitter("none", _pick),
-    "one_hot": OpEmitter("none", _one_hot),
-    "topk": OpEmitter("none", _topk),
-    "sequence_mask": OpEmitter("none", _sequence_mask),
-    "sequence_last": OpEmitter("none", _sequence_last),
-    "sequence_reverse": OpEmitter("none", _sequence_reverse),
-}
+INDEXING_OPS: dict[str, OpEmitter] = cast_as("none", {
+    "take": _take,
+    "pick": _pick,
+    "one_hot": _one_hot,
+    "topk": _topk,
+    "sequence_mask": _sequence_mask,
+    "sequence_last": _sequence_last,
+    "sequence_reverse": _sequence_reverse,
+})

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 from onnx import numpy_helper
 
-from .emitter import Emitter, OpEmitter, Symbols, Value, onnx_dtype
+from .emitter import Emitter, OpEmitter, Symbols, Value, cast_as, onnx_dtype
 
 __all__ = ["LAYOUT_OPS"]
 
@@ -119,14 +119,14 @@ def _split(em: Emitter, xs: list[str], attrs: dict[str, Any], values: list[Value
 
 
 LAYOUT_OPS: dict[str, OpEmitter] = {
-    "full": OpEmitter("none", _full),
-    "zeros_like": OpEmitter("none", _like(0)),
-    "ones_like": OpEmitter("none", _like(1)),
-    "full_like": OpEmitter("none", _like(None)),
-    "arange": OpEmitter("none", _arange),
-    "broadcast_to": OpEmitter("result", _broadcast_to),
-    "tile": OpEmitter("result", _tile),
-    "repeat": OpEmitter("result", _repeat),
-    "swapaxes": OpEmitter("none", _swapaxes),
-    "split": OpEmitter("none", _split),
+    **cast_as("none", {
+        "full": _full,
+        "zeros_like": _like(0),
+        "ones_like": _like(1),
+        "full_like": _like(None),
+        "arange": _arange,
+        "swapaxes": _swapaxes,
+        "split": _split,
+    }),
+    **cast_as("result", {"broadcast_to": _broadcast_to, "tile": _tile, "repeat": _repeat}),
 }

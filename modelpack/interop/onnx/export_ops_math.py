@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from .emitter import Emit, Emitter, OpEmitter, Symbols, Value, onnx_dtype
+from .emitter import Emit, Emitter, OpEmitter, Symbols, Value, cast_as, onnx_dtype
 
 __all__ = ["MATH_OPS"]
 
@@ -225,30 +225,34 @@ def _embedding(em: Emitter, xs: list[str], attrs: dict[str, Any], values: list[V
 
 
 MATH_OPS: dict[str, OpEmitter] = {
-    "ceil": OpEmitter("result", _simple("Ceil")),
-    "floor": OpEmitter("result", _simple("Floor")),
-    "sign": OpEmitter("result", _simple("Sign")),
-    "reciprocal": OpEmitter("result", _reciprocal),
-    "expm1": OpEmitter("result", _expm1),
-    "log1p": OpEmitter("result", _log1p),
-    "mod": OpEmitter("result", _mod),
-    "floor_divide": OpEmitter("result", _floor_divide),
-    "logical_and": OpEmitter("result", _simple("And")),
-    "logical_or": OpEmitter("result", _simple("Or")),
-    "logical_not": OpEmitter("result", _simple("Not")),
-    "clip": OpEmitter("result", _clip),
-    "cumsum": OpEmitter("result", _cumsum),
-    "prod": OpEmitter("result", _prod),
-    "var": OpEmitter("result", _moment(root=False)),
-    "std": OpEmitter("result", _moment(root=True)),
-    "argmax": OpEmitter("none", _arg("ArgMax")),
-    "argmin": OpEmitter("none", _arg("ArgMin")),
-    "smooth_l1": OpEmitter("result", _smooth_l1),
-    "dot": OpEmitter("result", _dot),
-    "batch_dot": OpEmitter("result", _batch_dot),
-    "fully_connected": OpEmitter("result", _fully_connected),
-    "layer_norm": OpEmitter("result", _layer_norm),
-    "embedding": OpEmitter("none", _embedding),
-    # at inference (what ONNX runs) dropout is the identity
-    "dropout": OpEmitter("none", lambda em, xs, attrs, values, out, sym: em.node("Identity", xs, "dropout")),
+    **cast_as("result", {
+        "ceil": _simple("Ceil"),
+        "floor": _simple("Floor"),
+        "sign": _simple("Sign"),
+        "reciprocal": _reciprocal,
+        "expm1": _expm1,
+        "log1p": _log1p,
+        "mod": _mod,
+        "floor_divide": _floor_divide,
+        "logical_and": _simple("And"),
+        "logical_or": _simple("Or"),
+        "logical_not": _simple("Not"),
+        "clip": _clip,
+        "cumsum": _cumsum,
+        "prod": _prod,
+        "var": _moment(root=False),
+        "std": _moment(root=True),
+        "smooth_l1": _smooth_l1,
+        "dot": _dot,
+        "batch_dot": _batch_dot,
+        "fully_connected": _fully_connected,
+        "layer_norm": _layer_norm,
+    }),
+    **cast_as("none", {
+        "argmax": _arg("ArgMax"),
+        "argmin": _arg("ArgMin"),
+        "embedding": _embedding,
+        # at inference (what ONNX runs) dropout is the identity
+        "dropout": lambda em, xs, attrs, values, out, sym: em.node("Identity", xs, "dropout"),
+    }),
 }
