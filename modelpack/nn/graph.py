@@ -168,14 +168,7 @@ class GraphBlock(Block):
                 )
             for name, result in zip(node.outputs, results, strict=True):
                 values[name] = result
-        outputs = [values[name] for name in graph.outputs.values]
-        if graph.outputs.kind == "single":
-            return outputs[0]
-        if graph.outputs.kind == "tree":
-            return structure.unflatten(graph.outputs.tree, outputs)
-        if graph.outputs.kind == "dict":
-            return dict(zip(graph.outputs.keys or [], outputs, strict=True))
-        return tuple(outputs) if graph.outputs.kind == "tuple" else outputs
+        return graph.outputs.pack([values[name] for name in graph.outputs.values])
 
     def _flat_arguments(self, graph: GraphSpec, args: tuple[Any, ...]) -> list[Any]:
         """forward's arguments as the graph's flat inputs, after checking their structure."""

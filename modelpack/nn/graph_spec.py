@@ -83,6 +83,17 @@ class GraphOutputs(_Strict):
     keys: list[str] | None = None
     tree: Tree | None = None
 
+    def pack(self, found: list[Any]) -> Any:
+        """What forward returns, from what each name of ``values`` came to (by the graph
+        evaluator, or the ONNX writer's names)."""
+        if self.kind == "single":
+            return found[0]
+        if self.kind == "tree":
+            return structure.unflatten(self.tree, found)
+        if self.kind == "dict":
+            return dict(zip(self.keys or [], found, strict=True))
+        return tuple(found) if self.kind == "tuple" else found
+
 
 class GraphSpec(_Strict):
     """The recorded computation: inputs, nodes in execution order, outputs.

@@ -289,14 +289,7 @@ def _emit_graph(em: Emitter, block: GraphBlock, inputs: list[Value], path: str) 
             results = _emit_op(em, node.op, dict(node.attrs), ins, symbols, sizes, where)
         for name, value in zip(node.outputs, results, strict=True):
             values[name] = value
-    found = [values[name] for name in spec.outputs.values]
-    if spec.outputs.kind == "single":
-        return found[0]
-    if spec.outputs.kind == "dict":
-        return dict(zip(spec.outputs.keys or [], found, strict=True))
-    if spec.outputs.kind == "tree":
-        return structure.unflatten(spec.outputs.tree, found)
-    return tuple(found) if spec.outputs.kind == "tuple" else found
+    return spec.outputs.pack([values[name] for name in spec.outputs.values])
 
 
 def _emit_op(
