@@ -11,51 +11,27 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from ...nn.block import Block
-from ...nn.conv import (
-    LAYOUTS,
-    Conv1D,
-    Conv1DTranspose,
-    Conv2D,
-    Conv2DTranspose,
-    Conv3D,
-    Conv3DTranspose,
-)
+from ...nn.conv import LAYOUTS
 from ...nn.norm import GroupNorm, InstanceNorm
 from ...nn.padding import ReflectionPad2D
-from ...nn.pooling import (
-    AvgPool1D,
-    AvgPool2D,
-    AvgPool3D,
-    GlobalAvgPool1D,
-    GlobalAvgPool2D,
-    GlobalAvgPool3D,
-    GlobalMaxPool1D,
-    GlobalMaxPool2D,
-    GlobalMaxPool3D,
-    MaxPool1D,
-    MaxPool2D,
-    MaxPool3D,
-)
+from ...nn.registry import layer_type
 from .lowering import Node, float_dtype, lowers
 
 __all__: list[str] = []
 
-# spatial dimensions -> layer class
-_CONV: dict[int, Callable[..., Block]] = {1: Conv1D, 2: Conv2D, 3: Conv3D}
-_DECONV: dict[int, Callable[..., Block]] = {1: Conv1DTranspose, 2: Conv2DTranspose, 3: Conv3DTranspose}
-_POOL: dict[tuple[str, bool], dict[int, Callable[..., Block]]] = {
-    ("max", False): {1: MaxPool1D, 2: MaxPool2D, 3: MaxPool3D},
-    ("avg", False): {1: AvgPool1D, 2: AvgPool2D, 3: AvgPool3D},
-    ("max", True): {1: GlobalMaxPool1D, 2: GlobalMaxPool2D, 3: GlobalMaxPool3D},
-    ("avg", True): {1: GlobalAvgPool1D, 2: GlobalAvgPool2D, 3: GlobalAvgPool3D},
-}
+_DIMS = (1, 2, 3)  # spatial dimensions with layers
+
+
+def _layer(name: str, dims: int) -> Callable[..., Any]:
+    """The registered layer class of ``dims`` spatial dimensions: ``_layer("Conv{}D", 2)`` is
+    ``Conv2D``."""
+    return layer_type(name.format(dims)).cls
 
 
 def _kernel(node: Node, key: str = "kernel") -> tuple[int, ...]:
     """The kernel, whose length fixes the number of spatial dimensions (1 to 3)."""
     kernel = node.attrs.integers(key)
-    if len(kernel) not in _CONV:
+    if len(kernel) not in _DIMS:
         raise node.refuse(f"{key}={kernel} ({len(kernel)} spatial dimensions; 1 to 3 are supported)")
     return kernel
 
@@ -84,7 +60,7 @@ def _conv(node: Node) -> str:
     weight = node.param(1, "weight")
     if weight.ndim != 2 + dims or tuple(weight.shape[2:]) != kernel:
         raise node.refuse(f"a weight of shape {weight.shape} for kernel {kernel}")
-    block = _CONV[dims](
+    block = _layer("Conv{}D", dims)(
         node.attrs.integer("num_filter"), kernel, strides=_sizes(node, "stride", 1, dims),
         padding=_sizes(node, "pad", 0, dims), dilation=_sizes(node, "dilate", 1, dims), groups=groups,
         use_bias=not no_bias, in_channels=weight.shape[1] * groups, dtype=float_dtype(node, weight),
@@ -111,7 +87,7 @@ def _deconv(node: Node) -> str:
     strides, adj = _sizes(node, "stride", 1, dims), _sizes(node, "adj", 0, dims)
     if any(a >= s for a, s in zip(adj, strides, strict=True)):
         raise node.refuse(f"adj={adj} not smaller than stride={strides}")
-    block = _DECONV[dims](
+    block = _layer("Conv{}DTranspose", dims)(
         channels, kernel, strides=strides, padding=_sizes(node, "pad", 0, dims), output_padding=adj,
         dilation=_sizes(node, "dilate", 1, dims), groups=groups, use_bias=not no_bias,
         in_channels=weight.shape[0], dtype=float_dtype(node, weight),
@@ -134,10 +110,10 @@ def _pool(node: Node) -> str:
         node.attrs.integers("stride", ())
         node.attrs.integers("pad", ())
         dims = len(kernel) if kernel else len(node.builder.shapes(node.value(0))[0]) - 2
-        if dims not in _CONV:
+        if dims not in _DIMS:
             raise node.refuse(f"global pooling over {dims} spatial dimensions")
         _layout(node, dims)
-        return node.add_layer(_POOL[pool_type, True][dims](), node.value(0))
+        return node.add_layer(_layer(f"Global{pool_type.title()}Pool{{}}D", dims)(), node.value(0))
     kernel = _kernel(node)
     dims = len(kernel)
     _layout(node, dims)
@@ -148,7 +124,7 @@ def _pool(node: Node) -> str:
         # MXNet's 'full' may then place a last window wholly in padding; ceil_mode never does.
         raise node.refuse(f"pooling_convention 'full' with stride {stride} > kernel {kernel} - pad {pad}")
     ceil = convention == "full"
-    cls = _POOL[pool_type, False][dims]
+    cls = _layer(f"{pool_type.title()}Pool{{}}D", dims)
     if pool_type == "max":
         return node.add_layer(cls(kernel, stride, pad, ceil_mode=ceil), node.value(0))
     block = cls(kernel, stride, pad, ceil_mode=ceil, count_include_pad=include_pad)
