@@ -129,26 +129,35 @@ def _registered(g: Graph, node: onnx.NodeProto, type_name: str, config: dict[str
 
 
 def conv(g: Graph, node: onnx.NodeProto, attrs: dict[str, Any]) -> None:
+    """Conv and ConvTranspose; the transposed weight (in, out / groups, *kernel) is modelpack's
+    layout too."""
+    transpose = node.op_type == "ConvTranspose"
+    if transpose and "output_shape" in attrs:
+        raise g.fail(node, "output_shape (give pads and output_padding)")
     weight = _float_weight(g, node, 1, "weight")
     dims = weight.ndim - 2
     groups = attrs.get("group", 1)
     arrays = {"weight": weight}
     if has_input(node, 2):
         arrays["bias"] = _float_weight(g, node, 2, "bias")
+    channels, in_channels = weight.shape[0], weight.shape[1] * groups
+    if transpose:
+        channels, in_channels = in_channels, weight.shape[0]
     config = {
-        "channels": weight.shape[0],
+        "channels": channels,
         "kernel_size": list(weight.shape[2:]),
         "strides": list(attrs.get("strides", [1] * dims)),
         "padding": _symmetric(g, node, attrs, dims),
+        **({"output_padding": list(attrs.get("output_padding", [0] * dims))} if transpose else {}),
         "dilation": list(attrs.get("dilations", [1] * dims)),
         "groups": groups,
         "use_bias": "bias" in arrays,
-        "in_channels": weight.shape[1] * groups,
+        "in_channels": in_channels,
         "dtype": weight.dtype.name,
     }
-    block = _registered(g, node, f"Conv{dims}D", config)
+    block = _registered(g, node, f"Conv{dims}D{'Transpose' if transpose else ''}", config)
     block.set_parameters(arrays, source=g.where)
-    g.layer(node, block, g.value(node.input[0], node), "conv")
+    g.layer(node, block, g.value(node.input[0], node), "conv_transpose" if transpose else "conv")
 
 
 def pool(average: bool) -> Translator:
@@ -273,33 +282,6 @@ def flatten(g: Graph, node: onnx.NodeProto, attrs: dict[str, Any]) -> None:
     if attrs.get("axis", 1) != 1:
         raise g.fail(node, f"axis={attrs['axis']} (modelpack flattens from axis 1)")
     g.layer(node, nn.Flatten(), g.value(node.input[0], node), "flatten")
-
-
-def conv_transpose(g: Graph, node: onnx.NodeProto, attrs: dict[str, Any]) -> None:
-    """ConvTranspose: the weight (in, out / groups, *kernel) is modelpack's layout too."""
-    if "output_shape" in attrs:
-        raise g.fail(node, "output_shape (give pads and output_padding)")
-    weight = _float_weight(g, node, 1, "weight")
-    dims = weight.ndim - 2
-    groups = attrs.get("group", 1)
-    arrays = {"weight": weight}
-    if has_input(node, 2):
-        arrays["bias"] = _float_weight(g, node, 2, "bias")
-    config = {
-        "channels": weight.shape[1] * groups,
-        "kernel_size": list(weight.shape[2:]),
-        "strides": list(attrs.get("strides", [1] * dims)),
-        "padding": _symmetric(g, node, attrs, dims),
-        "output_padding": list(attrs.get("output_padding", [0] * dims)),
-        "dilation": list(attrs.get("dilations", [1] * dims)),
-        "groups": groups,
-        "use_bias": "bias" in arrays,
-        "in_channels": weight.shape[0],
-        "dtype": weight.dtype.name,
-    }
-    block = _registered(g, node, f"Conv{dims}DTranspose", config)
-    block.set_parameters(arrays, source=g.where)
-    g.layer(node, block, g.value(node.input[0], node), "conv_transpose")
 
 
 def instancenorm(g: Graph, node: onnx.NodeProto, attrs: dict[str, Any]) -> None:
