@@ -1,10 +1,12 @@
 """An imported graph as a modelpack model, the same way for every translator (MXNet's symbol
 files, ONNX): a ``Sequential`` when its nodes are a plain chain of layers, else a
-``GraphBlock`` that owns the translated layers, parameters and constants."""
+``GraphBlock`` that owns the translated layers, parameters and constants; and the safe,
+unique names both give the pieces (``safe_name``)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import re
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -14,7 +16,26 @@ from ..nn.compose import Sequential
 from ..nn.graph import GraphBlock
 from ..nn.graph_spec import GraphSpec
 
-__all__ = ["as_sequential", "as_graph_block"]
+__all__ = ["as_sequential", "as_graph_block", "safe_name"]
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9_]")
+
+
+def safe_name(name: str, taken: Collection[str], limit: int = 63, *, trim: bool = False) -> str:
+    """An identifier made from ``name`` (no dots: dots separate structured names), at most
+    ``limit`` characters, not in ``taken`` (``_2``, ``_3``... added). ``trim`` is for ONNX's
+    path-like names (``/conv1/Conv``): outer underscores dropped, a leading digit after an ``n``
+    rather than an ``_``."""
+    base = _UNSAFE.sub("_", name)[:limit]
+    base = (base.strip("_") if trim else base) or "x"
+    if not (base[0].isalpha() or base[0] == "_"):
+        base = (("n" if trim else "_") + base)[:limit]
+    candidate, counter = base, 1
+    while candidate in taken:
+        counter += 1
+        suffix = f"_{counter}"
+        candidate = base[: limit - len(suffix)] + suffix
+    return candidate
 
 
 def as_sequential(

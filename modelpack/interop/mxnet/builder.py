@@ -11,8 +11,7 @@ size set to two different values, and a size that tracks one input size becomes 
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,25 +21,11 @@ from ...errors import UnsupportedBlockError, UsageError
 from ...nn import structure
 from ...nn.block import Block
 from ...nn.graph import GraphBlock
-from ..imported import as_graph_block, as_sequential
+from ..imported import as_graph_block, as_sequential, safe_name
 
-__all__ = ["Builder", "InputShape", "safe_name"]
+__all__ = ["Builder", "InputShape"]
 
 InputShape = Sequence["int | str | None"]
-_UNSAFE = re.compile(r"[^A-Za-z0-9_]")
-
-
-def safe_name(name: str, taken: set[str] | Mapping[str, Any], limit: int = 63) -> str:
-    """An identifier made from ``name`` (no dots: dots separate structured names), unique."""
-    base = _UNSAFE.sub("_", name)[:limit] or "x"
-    if not (base[0].isalpha() or base[0] == "_"):
-        base = ("_" + base)[:limit]
-    candidate, counter = base, 1
-    while candidate in taken:
-        counter += 1
-        suffix = f"_{counter}"
-        candidate = base[: limit - len(suffix)] + suffix
-    return candidate
 
 
 @dataclass

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import math
 import os
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,12 +25,11 @@ from ...errors import FormatError, LimitError, UnsupportedBlockError
 from ...io.limits import DEFAULT_LIMITS, Limits
 from ...io.paths import PathOrFile, describe, open_for_reading
 from ...nn.block import Block
-from ..imported import as_graph_block, as_sequential
+from ..imported import as_graph_block, as_sequential, safe_name
 from .import_patterns import fuse_activations
 
 __all__ = ["from_onnx", "Graph", "Translator", "constant_input", "has_input", "only_first_output", "to_array"]
 
-_UNSAFE = re.compile(r"[^A-Za-z0-9_]")
 Dims = list["int | str"]
 # An operator's translation: adds what one node computes to the graph being assembled.
 Translator = Callable[["Graph", onnx.NodeProto, dict[str, Any]], None]
@@ -152,18 +150,6 @@ def only_first_output(g: Graph, node: onnx.NodeProto) -> None:
         raise g.fail(node, "its extra outputs are used; only the first is translated")
 
 
-def safe_name(name: str, taken: Any, limit: int = 63) -> str:
-    """An identifier from ``name`` (no dots: dots separate structured names), unique in ``taken``."""
-    base = _UNSAFE.sub("_", name)[:limit].strip("_") or "x"
-    if not (base[0].isalpha() or base[0] == "_"):
-        base = ("n" + base)[:limit]
-    candidate, counter = base, 1
-    while candidate in taken:
-        counter += 1
-        candidate = f"{base[: limit - 4]}_{counter}"
-    return candidate
-
-
 @dataclass
 class Graph:
     """The model being assembled: graph inputs, child layers, graph nodes, and what is known of
@@ -218,7 +204,7 @@ class Graph:
             else:
                 raw = dim.dim_param or f"{info.name}_{axis}"
                 if raw not in symbols:
-                    symbols[raw] = safe_name(raw, set(symbols.values()), 31)
+                    symbols[raw] = safe_name(raw, set(symbols.values()), 31, trim=True)
                 dims.append(symbols[raw])
         return dims
 
@@ -228,7 +214,7 @@ class Graph:
         return UnsupportedBlockError(f"{self.where}: node {self.position}{label} ({node.op_type}): {problem}")
 
     def _fresh(self, hint: str) -> str:
-        name = safe_name(hint, self._taken)
+        name = safe_name(hint, self._taken, trim=True)
         self._taken.add(name)
         return name
 
