@@ -20,6 +20,7 @@ import numpy as np
 from ..errors import AutogradError, UnknownOpError
 from ..nn import ops
 from ..nn.devices import DeviceAPI
+from ..nn.ops.operators import Operators
 from .vjps import CAPTURE, VJPS
 
 if TYPE_CHECKING:
@@ -92,7 +93,7 @@ def apply(op: str, inputs: Sequence[Any], attrs: dict[str, Any]) -> Any:
     return [make_node(f"{op}[{i}]", value, inputs, one_output(i)) for i, value in enumerate(out)]
 
 
-class Variable(DeviceAPI):
+class Variable(Operators, DeviceAPI):
     """An array on the tape: a numpy value and the node that made it (None for a leaf).
 
     ``Variable(x)`` makes a leaf whose gradient ``backward`` stores in ``.grad`` (MXNet's
@@ -181,71 +182,9 @@ class Variable(DeviceAPI):
 
         backward([self], None if out_grad is None else [out_grad], retain_graph=retain_graph)
 
-    # -- operators (in-place forms fall back to these and build a new Variable) --------------
-    def __add__(self, other: Any) -> Any:
-        return apply("add", [self, other], {})
-
-    def __radd__(self, other: Any) -> Any:
-        return apply("add", [other, self], {})
-
-    def __sub__(self, other: Any) -> Any:
-        return apply("subtract", [self, other], {})
-
-    def __rsub__(self, other: Any) -> Any:
-        return apply("subtract", [other, self], {})
-
-    def __mul__(self, other: Any) -> Any:
-        return apply("multiply", [self, other], {})
-
-    def __rmul__(self, other: Any) -> Any:
-        return apply("multiply", [other, self], {})
-
-    def __truediv__(self, other: Any) -> Any:
-        return apply("divide", [self, other], {})
-
-    def __rtruediv__(self, other: Any) -> Any:
-        return apply("divide", [other, self], {})
-
-    def __pow__(self, other: Any) -> Any:
-        return apply("power", [self, other], {})
-
-    def __rpow__(self, other: Any) -> Any:
-        return apply("power", [other, self], {})
-
-    def __matmul__(self, other: Any) -> Any:
-        return apply("matmul", [self, other], {})
-
-    def __rmatmul__(self, other: Any) -> Any:
-        return apply("matmul", [other, self], {})
-
-    def __neg__(self) -> Any:
-        return apply("negative", [self], {})
-
-    def __pos__(self) -> Any:
-        return self
-
-    def __abs__(self) -> Any:
-        return apply("abs", [self], {})
-
-    def __gt__(self, other: Any) -> Any:
-        return apply("greater", [self, other], {})
-
-    def __ge__(self, other: Any) -> Any:
-        return apply("greater_equal", [self, other], {})
-
-    def __lt__(self, other: Any) -> Any:
-        return apply("less", [self, other], {})
-
-    def __le__(self, other: Any) -> Any:
-        return apply("less_equal", [self, other], {})
-
-    def __eq__(self, other: Any) -> Any:
-        return apply("equal", [self, other], {})
-
-    def __ne__(self, other: Any) -> Any:
-        return apply("not_equal", [self, other], {})
-
-    __hash__ = object.__hash__
+    # -- operators: Operators' (in-place forms fall back to them and build a new Variable) -----
+    def _operator(self, op: str, inputs: list[Any]) -> Any:
+        return apply(op, inputs, {})
 
     def __getitem__(self, index: Any) -> Any:
         return _call("getitem", f"indexing a Variable with {index!r}", self, index)

@@ -20,6 +20,7 @@ import numpy as np
 from ..errors import TraceError
 from ..nn import hooks, ops
 from ..nn.devices import DeviceAPI
+from ..nn.ops.operators import Operators
 
 if TYPE_CHECKING:
     from .record import GraphBuilder
@@ -63,7 +64,7 @@ def _call(op: ops.OpDef, what: str, *args: Any, **kwargs: Any) -> Any:
     return _record(op.name, inputs, attrs)
 
 
-class Traced(DeviceAPI):
+class Traced(Operators, DeviceAPI):
     """A stand-in for an array while tracing: a named graph value plus its real value.
 
     Supports numpy's operators, ufuncs and array functions from the op set; everything that
@@ -155,42 +156,9 @@ class Traced(DeviceAPI):
             return lambda *args, **kwargs: _call(op, f"ndarray.{name}", self, *args, **kwargs)
         raise refuse(f"ndarray.{name}", f"it is not in the op set ({', '.join(ops.known_ops())})")
 
-    # -- operators ----------------------------------------------------------------------------
-    def __add__(self, other: Any) -> Any:
-        return _record("add", [self, other], {})
-
-    def __radd__(self, other: Any) -> Any:
-        return _record("add", [other, self], {})
-
-    def __sub__(self, other: Any) -> Any:
-        return _record("subtract", [self, other], {})
-
-    def __rsub__(self, other: Any) -> Any:
-        return _record("subtract", [other, self], {})
-
-    def __mul__(self, other: Any) -> Any:
-        return _record("multiply", [self, other], {})
-
-    def __rmul__(self, other: Any) -> Any:
-        return _record("multiply", [other, self], {})
-
-    def __truediv__(self, other: Any) -> Any:
-        return _record("divide", [self, other], {})
-
-    def __rtruediv__(self, other: Any) -> Any:
-        return _record("divide", [other, self], {})
-
-    def __pow__(self, other: Any) -> Any:
-        return _record("power", [self, other], {})
-
-    def __rpow__(self, other: Any) -> Any:
-        return _record("power", [other, self], {})
-
-    def __matmul__(self, other: Any) -> Any:
-        return _record("matmul", [self, other], {})
-
-    def __rmatmul__(self, other: Any) -> Any:
-        return _record("matmul", [other, self], {})
+    # -- operators: Operators', and // and % ---------------------------------------------------
+    def _operator(self, op: str, inputs: list[Any]) -> Any:
+        return _record(op, inputs, {})
 
     def __floordiv__(self, other: Any) -> Any:
         return _record("floor_divide", [self, other], {})
@@ -203,35 +171,6 @@ class Traced(DeviceAPI):
 
     def __rmod__(self, other: Any) -> Any:
         return _record("mod", [other, self], {})
-
-    def __neg__(self) -> Any:
-        return _record("negative", [self], {})
-
-    def __pos__(self) -> Any:
-        return self
-
-    def __abs__(self) -> Any:
-        return _record("abs", [self], {})
-
-    def __gt__(self, other: Any) -> Any:
-        return _record("greater", [self, other], {})
-
-    def __ge__(self, other: Any) -> Any:
-        return _record("greater_equal", [self, other], {})
-
-    def __lt__(self, other: Any) -> Any:
-        return _record("less", [self, other], {})
-
-    def __le__(self, other: Any) -> Any:
-        return _record("less_equal", [self, other], {})
-
-    def __eq__(self, other: Any) -> Any:
-        return _record("equal", [self, other], {})
-
-    def __ne__(self, other: Any) -> Any:
-        return _record("not_equal", [self, other], {})
-
-    __hash__ = object.__hash__
 
     def _inplace(self, op: str, other: Any) -> Any:
         if self._parameter is not None:

@@ -12,6 +12,8 @@ with numpy's calling convention, or MXNet's ``npx`` one where numpy has no such 
 
 This module holds the table and its machinery; the entries live in one module per family
 (``elementwise``, ``layout``, ``indexing``, ``reductions``, ``neural``), imported at the end.
+``operators`` writes Python's operators as ops once, for the array stand-ins that record them
+(autograd's ``Variable``, tracing's ``Traced``).
 Implementations are pure numpy functions of their inputs and attributes (dropout alone draws
 random numbers, in training mode only). The op table may import ``nn``'s activations, sizes
 and mode, ``io`` and ``errors``; tables elsewhere keyed by op name (``nn.budget``'s size
