@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from ..nn import activations as act
+from ..nn.registry import files_in
 
 __all__ = ["VJPS", "Vjp", "CAPTURE", "OUTPUT_ONLY", "reduce_to"]
 
@@ -31,13 +32,7 @@ CAPTURE: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {}
 OUTPUT_ONLY = frozenset({"relu", "sigmoid", "tanh"})
 
 
-def _vjp(*names: str) -> Callable[[Vjp], Vjp]:
-    def add(fn: Vjp) -> Vjp:
-        for name in names:
-            VJPS[name] = fn
-        return fn
-
-    return add
+_vjp = files_in(VJPS)  # @_vjp("add", ...) files a VJP under those op names
 
 
 def _floating(value: Any) -> bool:

@@ -22,10 +22,11 @@ if TYPE_CHECKING:
 
 __all__ = [
     "LayerConfig", "LayerType", "register_layer", "layer_type", "type_name_of", "config_model_of",
-    "known_layers",
+    "known_layers", "files_in",
 ]
 
 BlockT = TypeVar("BlockT", bound="type[Block]")
+EntryT = TypeVar("EntryT")
 
 
 class LayerConfig(BaseModel):
@@ -110,3 +111,19 @@ def config_model_of(cls: type) -> type[LayerConfig] | None:
 def known_layers() -> list[str]:
     """Registered type names, sorted."""
     return sorted(_BY_NAME)
+
+
+def files_in(table: dict[str, EntryT]) -> Callable[..., Callable[[EntryT], EntryT]]:
+    """A decorator for smaller tables keyed by name (autograd's VJPs, MXNet's lowerings): it
+    files the function under each name given, ``@vjp("add", "subtract")`` after
+    ``vjp = files_in(VJPS)``."""
+
+    def under(*names: str) -> Callable[[EntryT], EntryT]:
+        def add(entry: EntryT) -> EntryT:
+            for name in names:
+                table[name] = entry
+            return entry
+
+        return add
+
+    return under

@@ -19,6 +19,7 @@ from ...nn.activations import ACTIVATIONS, ELU, Activation, LeakyReLU
 from ...nn.basic import Dense, Dropout, Embedding, Flatten
 from ...nn.block import Block
 from ...nn.norm import BatchNorm, LayerNorm
+from ...nn.registry import files_in
 from .builder import Builder
 from .symbol import Attrs, Symbol
 
@@ -83,13 +84,7 @@ LOWERINGS: dict[str, Lowering] = {}
 READS_ITSELF: dict[str, Callable[[Symbol, int], set[int]]] = {}
 
 
-def lowers(*names: str) -> Callable[[Lowering], Lowering]:
-    def add(fn: Lowering) -> Lowering:
-        for name in names:
-            LOWERINGS[name] = fn
-        return fn
-
-    return add
+lowers = files_in(LOWERINGS)  # @lowers("Convolution", ...) files a lowering under those operators
 
 
 def known_mxnet_ops() -> list[str]:
