@@ -17,8 +17,9 @@ import contextlib
 import os
 import re
 import tempfile
-from collections.abc import Iterator
-from typing import IO, BinaryIO, Union
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
+from typing import IO, Any, BinaryIO, Union
 
 from ..errors import MissingFileError, PathError
 from . import remote
@@ -49,17 +50,31 @@ def describe(target: object) -> str:
     return str(os.fspath(target))  # type: ignore[call-overload]
 
 
+def _not_a_path(
+    target: PathOrFile, remote_open: Callable[[Any], AbstractContextManager[IO[bytes]]]
+) -> AbstractContextManager[IO[bytes]] | None:
+    """How to reach a target that is not a local path: a caller's file object as is (left
+    open), a URL through ``remote_open``; None for a local path (``file://`` URLs included)."""
+    if is_file_object(target):
+        return contextlib.nullcontext(target)  # type: ignore[arg-type]
+    if remote.is_url(target):
+        return remote_open(target)
+    return None
+
+
+def _local_path(target: PathOrFile) -> str:
+    return remote.local_path(target) or os.fspath(target)  # type: ignore[arg-type]
+
+
 @contextlib.contextmanager
 def open_for_reading(source: PathOrFile) -> Iterator[IO[bytes]]:
     """Yield a binary file to read; a caller's file object is used as is and left open."""
-    if is_file_object(source):
-        yield source  # type: ignore[misc]
-        return
-    if remote.is_url(source):
-        with remote.open_for_reading(source) as handle:  # type: ignore[arg-type]
+    elsewhere = _not_a_path(source, remote.open_for_reading)
+    if elsewhere is not None:
+        with elsewhere as handle:
             yield handle
         return
-    path = remote.local_path(source) or os.fspath(source)  # type: ignore[arg-type]
+    path = _local_path(source)
     try:
         handle = open(path, "rb")  # noqa: SIM115  (closed below; errors mapped first)
     except OSError as exc:
@@ -91,14 +106,12 @@ def atomic_writer(target: PathOrFile) -> Iterator[IO[bytes]]:
     fsync the folder, so readers see the old file or the new one and never a torn one. The
     temporary file is removed on any failure. A caller's file object is written directly.
     """
-    if is_file_object(target):
-        yield target  # type: ignore[misc]
-        return
-    if remote.is_url(target):
-        with remote.atomic_writer(target) as handle:  # type: ignore[arg-type]
+    elsewhere = _not_a_path(target, remote.atomic_writer)
+    if elsewhere is not None:
+        with elsewhere as handle:
             yield handle
         return
-    path = remote.local_path(target) or os.fspath(target)  # type: ignore[arg-type]
+    path = _local_path(target)
     folder, base = os.path.split(os.path.abspath(path))
     if os.path.isdir(path):
         raise PathError(path, "is a folder, not a file", "give a file name inside it")
