@@ -50,31 +50,31 @@ def describe(target: object) -> str:
     return str(os.fspath(target))  # type: ignore[call-overload]
 
 
-def _not_a_path(
-    target: PathOrFile, remote_open: Callable[[Any], AbstractContextManager[IO[bytes]]]
-) -> AbstractContextManager[IO[bytes]] | None:
-    """How to reach a target that is not a local path: a caller's file object as is (left
-    open), a URL through ``remote_open``; None for a local path (``file://`` URLs included)."""
+@contextlib.contextmanager
+def _opened(
+    target: PathOrFile,
+    remote_open: Callable[[Any], AbstractContextManager[IO[bytes]]],
+    local_open: Callable[[str], AbstractContextManager[IO[bytes]]],
+) -> Iterator[IO[bytes]]:
+    """The one dispatch of a path argument: a caller's file object as is (left open), a URL
+    through ``remote_open``, a local path (``file://`` URLs included) through ``local_open``."""
     if is_file_object(target):
-        return contextlib.nullcontext(target)  # type: ignore[arg-type]
-    if remote.is_url(target):
-        return remote_open(target)
-    return None
+        yield target  # type: ignore[misc]
+    elif remote.is_url(target):
+        with remote_open(target) as handle:
+            yield handle
+    else:
+        with local_open(remote.local_path(target) or os.fspath(target)) as handle:  # type: ignore[arg-type]
+            yield handle
 
 
-def _local_path(target: PathOrFile) -> str:
-    return remote.local_path(target) or os.fspath(target)  # type: ignore[arg-type]
+def open_for_reading(source: PathOrFile) -> AbstractContextManager[IO[bytes]]:
+    """Yield a binary file to read; a caller's file object is used as is and left open."""
+    return _opened(source, remote.open_for_reading, _open_local)
 
 
 @contextlib.contextmanager
-def open_for_reading(source: PathOrFile) -> Iterator[IO[bytes]]:
-    """Yield a binary file to read; a caller's file object is used as is and left open."""
-    elsewhere = _not_a_path(source, remote.open_for_reading)
-    if elsewhere is not None:
-        with elsewhere as handle:
-            yield handle
-        return
-    path = _local_path(source)
+def _open_local(path: str) -> Iterator[IO[bytes]]:
     try:
         handle = open(path, "rb")  # noqa: SIM115  (closed below; errors mapped first)
     except OSError as exc:
@@ -98,20 +98,18 @@ def _path_error(path: str, exc: OSError, *, reading: bool) -> PathError:
     return PathError(path, f"cannot be {'read' if reading else 'written'}: {exc.strerror or exc}")
 
 
-@contextlib.contextmanager
-def atomic_writer(target: PathOrFile) -> Iterator[IO[bytes]]:
+def atomic_writer(target: PathOrFile) -> AbstractContextManager[IO[bytes]]:
     """Yield a binary file whose bytes replace ``target`` only if the block succeeds.
 
     For a path: write a temporary file beside it, fsync, ``os.replace`` it over the target and
     fsync the folder, so readers see the old file or the new one and never a torn one. The
     temporary file is removed on any failure. A caller's file object is written directly.
     """
-    elsewhere = _not_a_path(target, remote.atomic_writer)
-    if elsewhere is not None:
-        with elsewhere as handle:
-            yield handle
-        return
-    path = _local_path(target)
+    return _opened(target, remote.atomic_writer, _atomic_local)
+
+
+@contextlib.contextmanager
+def _atomic_local(path: str) -> Iterator[IO[bytes]]:
     folder, base = os.path.split(os.path.abspath(path))
     if os.path.isdir(path):
         raise PathError(path, "is a folder, not a file", "give a file name inside it")
