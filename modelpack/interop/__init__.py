@@ -1,7 +1,8 @@
 """Translators between other tools' files and modelpack: ``mxnet`` (MXNet's files), ``torch``
 (state_dict files without torch; modules both ways), ``onnx`` (ONNX files both ways),
 ``convert`` (``modelpack.convert``: any of them, told apart by their bytes), and
-``imported`` (an imported graph as a model: a ``Sequential`` or a ``GraphBlock``, for all).
+``imported`` (an imported graph as a model: a ``Sequential`` or a ``GraphBlock``, and safe
+names for its pieces, for all).
 
 Each translator reads another tool's format with modelpack's own strict readers (never with
 that tool, never by executing anything from the file) and produces modelpack's objects:

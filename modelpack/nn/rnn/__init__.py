@@ -1,7 +1,9 @@
 """``modelpack.nn.rnn``: Gluon 1.9's ``gluon.rnn`` — recurrent layers and cells, in numpy.
 
 - ``layers``: the fused ``RNN``, ``LSTM`` and ``GRU`` (``l0_i2h_weight`` …, ``layout``,
-  ``num_layers``, ``bidirectional``, ``dropout``, ``begin_state``, ``use_sequence_length``);
+  ``num_layers``, ``bidirectional``, ``dropout``, ``begin_state``, ``use_sequence_length``),
+  and the keyword options layers and cells share (``Initializers``, ``CellOptions``,
+  ``LayerOptions``);
 - ``cells``: ``RNNCell``, ``LSTMCell``, ``GRUCell`` (one step per call, ``unroll``);
 - ``wrappers``: ``SequentialRNNCell``, ``BidirectionalCell``, ``DropoutCell``,
   ``ResidualCell``, ``ZoneoutCell``;
