@@ -38,7 +38,7 @@ __all__ = ["ParameterDict", "InitOptions"]
 
 
 class InitOptions(TypedDict, total=False):
-    """``initialize``'s options after ``init`` (``Block``'s and ``ParameterDict``'s):
+    """``initialize``'s options after ``init`` (``Block``'s, passed on to ``ParameterDict``'s):
     ``force_reinit``, ``seed`` (values that depend only on it and each parameter's name), and
     Gluon's ``ctx`` and ``verbose``, accepted for Gluon code and ignored (numpy on the CPU)."""
 
@@ -126,13 +126,17 @@ class ParameterDict(dict[str, Parameter]):
 
     # -- acting on every parameter ----------------------------------------------------------
     def initialize(
-        self, init: init_mod.Initializer | str | None = None, **options: Unpack[InitOptions]
+        self,
+        init: init_mod.Initializer | str | None = None,
+        *,
+        ctx: Any = None,
+        verbose: bool = False,
+        force_reinit: bool = False,
+        seed: int | None = None,
     ) -> None:
-        """Initialize every parameter (see ``Block.initialize``)."""
-        seed = options.get("seed")
+        """Initialize every parameter (see ``Block.initialize``; the options are ``InitOptions``)."""
         if seed is None:  # drawn from modelpack.random's "init" stream, so random.seed() decides
             seed = int(random.generator("init").integers(2**63))
-        force_reinit = options.get("force_reinit", False)
         for name, param in self.items():
             param.initialize(init, force_reinit=force_reinit, rng=parameter_rng(seed, name))
 

@@ -168,6 +168,7 @@ class _GatedCell(RecurrentCell):
         prefix: str | None = None,
         **initializers: Unpack[Initializers],
     ) -> None:
+        inits = weight_initializers(**initializers)  # an unknown option fails before anything is made
         super().__init__(prefix=prefix)
         if int(hidden_size) <= 0:
             raise ValueError(f"hidden_size must be positive, got {hidden_size}")
@@ -176,8 +177,7 @@ class _GatedCell(RecurrentCell):
         rows = GATES.get(self._mode, 1) * self._hidden_size
         shapes = [(rows, int(input_size)), (rows, self._hidden_size), (rows,), (rows,)]
         for name, shape, init in zip(
-            ("i2h_weight", "h2h_weight", "i2h_bias", "h2h_bias"), shapes, weight_initializers(**initializers),
-            strict=True,
+            ("i2h_weight", "h2h_weight", "i2h_bias", "h2h_bias"), shapes, inits, strict=True
         ):
             setattr(self, name, Parameter(name, shape=shape, dtype=self._dtype, init=init))
 

@@ -128,6 +128,7 @@ class _RNNLayer(Block):
     ) -> None:
         """``mode`` is the cell kind (``rnn_relu``, ``rnn_tanh``, ``lstm``, ``gru``); the
         projection and state clip options are the LSTM's."""
+        inits = weight_initializers(**initializers)  # an unknown option fails before anything is made
         super().__init__(prefix=prefix)
         if layout not in ("TNC", "NTC"):
             raise UsageError(f"invalid layout {layout!r}; must be 'TNC' or 'NTC'")
@@ -149,7 +150,6 @@ class _RNNLayer(Block):
         gates, hidden = GATES[mode] * self._hidden_size, self._hidden_size
         recurrent = self._projection_size or hidden
         inputs = int(input_size)
-        inits = weight_initializers(**initializers)
         for layer in range(self._num_layers):
             for d in "lr"[: self._dir]:
                 shapes = {"i2h_weight": (gates, inputs), "h2h_weight": (gates, recurrent),
