@@ -90,6 +90,9 @@ def parse_version(text: str, *, source: str = "format_version") -> tuple[int, in
     return int(match.group(1)), int(match.group(2))
 
 
+_READER = parse_version(READER_VERSION)
+
+
 class _Closed(BaseModel):
     # ser_json_inf_nan: a non-finite float in a dict[str, Any] (a layer config, a graph
     # scalar) stays a float when dumped; pydantic's default turns it into None (null).
@@ -373,7 +376,7 @@ def check_format_version(document: dict[str, Any], *, source: str) -> tuple[int,
             f"found {document.get('format')!r}"
         )
     found = parse_version(document.get("format_version", ""), source=source)
-    ours = parse_version(READER_VERSION)
+    ours = _READER
     if found[0] != ours[0]:
         newer = found[0] > ours[0]
         raise VersionError(
@@ -401,7 +404,7 @@ def manifest_from_dict(
         )
     # A newer minor version may only add optional fields: ignore the manifest and tensor
     # fields we don't know (layer nodes and configs stay closed; see _Extensible).
-    newer_minor = found[1] > parse_version(READER_VERSION)[1]
+    newer_minor = found[1] > _READER[1]
     try:
         with safeyaml.gc_paused():  # a model object per tensor and layer: see gc_paused
             return Manifest.model_validate(document, context={IGNORE_UNKNOWN_FIELDS: newer_minor})

@@ -57,10 +57,10 @@ def check_directory(
 ) -> MemberTable | None:
     """The members of directory ``raw`` when every check of ``zipentries`` passes, else None."""
     buffer = np.frombuffer(raw, np.uint8)
-    starts = _entry_starts(buffer, count)
-    if starts is None:
+    found = _entries(buffer, count)
+    if found is None:
         return None
-    entries = _gather(buffer, starts, _CENTRAL)
+    starts, entries = found
     flags, method = entries["flags"], entries["method"]
     size, compressed = entries["size"].astype(np.int64), entries["compressed_size"].astype(np.int64)
     offset = entries["header_offset"].astype(np.int64)
@@ -98,9 +98,10 @@ def check_directory(
                                size.tolist(), offset.tolist(), in_directory_order.tolist()])
 
 
-def _entry_starts(buffer: np.ndarray, count: int) -> np.ndarray | None:
-    """Where each central entry starts: the signature's positions, when they chain exactly
-    (each entry ends where the next begins, the last where the directory ends)."""
+def _entries(buffer: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """Where each central entry starts (the signature's positions) and its fixed fields, when
+    the entries chain exactly (each ends where the next begins, the last where the directory
+    ends)."""
     end = len(buffer)
     candidates = np.flatnonzero(buffer[: max(0, end - CENTRAL.size + 1)] == CENTRAL.signature[0])
     for k in range(1, 4):
@@ -114,7 +115,7 @@ def _entry_starts(buffer: np.ndarray, count: int) -> np.ndarray | None:
     ends += entries["comment_length"]
     if (ends[:-1] != candidates[1:]).any() or ends[-1] != end:
         return None
-    return candidates.astype(np.int64)
+    return candidates.astype(np.int64), entries
 
 
 def _gather(buffer: np.ndarray, starts: np.ndarray, layout: np.dtype) -> np.ndarray:

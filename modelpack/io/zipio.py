@@ -73,13 +73,15 @@ class Source:
     def announce(self, ranges: Iterable[tuple[int, int]]) -> None:
         """Announce ``(offset, length)`` reads to a file that fetches ranges in batches (a
         remote one, ``io.remote``); a local file has no such method and reads as usual."""
-        fetch = getattr(self.handle, "prefetch", None)
-        if fetch is not None:
-            fetch([(self.start + offset, length) for offset, length in ranges])
+        if self._cache.fd is None:  # (a local file, read with pread, has nothing to batch)
+            fetch = getattr(self.handle, "prefetch", None)
+            if fetch is not None:
+                fetch([(self.start + offset, length) for offset, length in ranges])
 
     def read_at(self, offset: int, count: int) -> bytes:
         """Exactly ``count`` bytes at ``offset``; a range past the end means truncation."""
-        self._check_range(offset, count)
+        if offset < 0 or count < 0 or offset + count > self.size:
+            self._check_range(offset, count)
         cache, absolute = self._cache, self.start + offset
         data = cache.get(absolute, count)
         if data is not None:
