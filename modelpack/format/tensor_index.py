@@ -15,9 +15,10 @@ import functools
 import itertools
 import operator
 import re
-from collections.abc import Callable, Iterator, Mapping
-from typing import Any, Generic, TypeVar
+from collections.abc import Callable
+from typing import Any, TypeVar
 
+from ..io.lazymap import LazyMapping
 from ..io.npy import SUPPORTED_DTYPES
 
 __all__ = ["TensorIndex", "vouch"]
@@ -32,30 +33,24 @@ _MAX_DIM = 2**63
 _not_none = functools.partial(operator.is_not, None)
 
 
-class TensorIndex(Mapping[str, Info], Generic[Info]):
+class TensorIndex(LazyMapping[Info]):
     """Tensor name → entry, in manifest order; each entry is built by ``make`` when first read."""
 
     def __init__(
         self, entries: dict[str, dict[str, Any]], make: Callable[..., Info], first_unhashed: str | None
     ) -> None:
-        self._entries, self._make = entries, make
+        self._entries, self._keys, self._make = entries, entries, make
         self._built: dict[str, Info] = {}
         self.first_unhashed = first_unhashed  # the first tensor without a sha256, if any
 
-    def __getitem__(self, name: str) -> Info:
-        built = self._built.get(name)
+    def _lookup(self) -> dict[str, dict[str, Any]]:
+        return self._entries
+
+    def _build(self, key: str, found: dict[str, Any]) -> Info:
+        built = self._built.get(key)
         if built is None:
-            built = self._built[name] = self._make(**self._entries[name])
+            built = self._built[key] = self._make(**found)
         return built
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._entries)
-
-    def __len__(self) -> int:
-        return len(self._entries)
-
-    def __contains__(self, name: object) -> bool:
-        return name in self._entries
 
     def __repr__(self) -> str:
         return f"TensorIndex({len(self)} tensors)"

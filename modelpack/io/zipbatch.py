@@ -171,8 +171,8 @@ def _locate(
     source: Source, entries: np.ndarray, names: np.ndarray, directory_offset: int
 ) -> np.ndarray | None:
     """Each member's data offset (``entries`` sorted by header offset, ``names`` their names
-    in that order, as ``_gather_joined`` gives them), if every local header repeats its entry and the members tile the
-    zip from offset 0 to the directory with nothing between them."""
+    in that order, as ``_gather_joined`` gives them), if every local header repeats its entry
+    and the members tile the zip from offset 0 to the directory with nothing between them."""
     offset = entries["header_offset"].astype(np.int64)
     name_length = entries["name_length"].astype(np.int64)
     width = LOCAL.size + name_length

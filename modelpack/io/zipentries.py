@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import stat
+from collections.abc import Sequence
 
 from ..errors import FormatError, LimitError
 from .zipio import Member, Source
@@ -190,7 +191,9 @@ def locate_data(source: Source, members: list[Member], directory_offset: int) ->
     # The headers are read one by one below; a remote file fetches them all at once.
     source.announce((m.header_offset, header_guess(m)) for m in members)
     offsets = [m.header_offset for m in members]
-    order = range(len(members)) if offsets == sorted(offsets) else sorted(range(len(members)), key=offsets.__getitem__)
+    order: Sequence[int] = range(len(offsets))
+    if offsets != sorted(offsets):
+        order = sorted(order, key=offsets.__getitem__)
     for index in order:
         member = members[index]
         if member.header_offset + LOCAL.size > directory_offset:

@@ -11,11 +11,12 @@ from __future__ import annotations
 import io
 import os
 import zlib
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from typing import IO, NamedTuple
 
 from ..errors import FormatError, IntegrityError
 from .checksums import crc32
+from .lazymap import LazyMapping
 from .ziprecords import DEFLATED, STORED
 
 # STORED and DEFLATED: the methods, for readers
@@ -179,7 +180,7 @@ class Member(NamedTuple):
     data_offset: int
 
 
-class MemberTable(Mapping[str, Member]):
+class MemberTable(LazyMapping[Member]):
     """Vetted members by name, in directory order: as ``Member`` rows, or as columns.
 
     A directory of 10,000 members is checked as arrays (``zipbatch``); building a ``Member``
@@ -193,13 +194,13 @@ class MemberTable(Mapping[str, Member]):
         self._columns: list[list[int]] | None = [list(column) for column in columns]
         self._rows: list[Member] | None = None
         self._keys = names
-        self._lookup: dict[str, int] | None = None  # built on first use
+        self._index: dict[str, int] | None = None  # built on first use
 
     @classmethod
     def of(cls, members: list[Member]) -> MemberTable:
         table = cls.__new__(cls)
         table.names = table._keys = [m.name for m in members]
-        table._columns, table._rows, table._lookup = None, members, None
+        table._columns, table._rows, table._index = None, members, None
         return table
 
     def renamed(self, names: list[str]) -> MemberTable:
@@ -209,36 +210,25 @@ class MemberTable(Mapping[str, Member]):
             raise ValueError("one key per member")
         table = MemberTable.__new__(MemberTable)
         table.names, table._columns, table._rows = self.names, self._columns, self._rows
-        table._keys, table._lookup = names, None
+        table._keys, table._index = names, None
         return table
 
-    @property
-    def _index(self) -> dict[str, int]:
-        if self._lookup is None:
-            self._lookup = dict(zip(self._keys, range(len(self._keys)), strict=True))
-        return self._lookup
+    def _lookup(self) -> dict[str, int]:
+        if self._index is None:
+            self._index = dict(zip(self._keys, range(len(self._keys)), strict=True))
+        return self._index
+
+    def _build(self, key: str, found: int) -> Member:
+        if self._rows is not None:
+            return self._rows[found]
+        assert self._columns is not None
+        return Member(self.names[found], *(column[found] for column in self._columns))
 
     def column(self, field: str) -> list[int]:
         if self._rows is not None:
-            return [row[1 + self.FIELDS.index(field)] for row in self._rows]
+            return [getattr(row, field) for row in self._rows]
         assert self._columns is not None
         return self._columns[self.FIELDS.index(field)]
-
-    def __getitem__(self, key: str) -> Member:
-        i = self._index[key]
-        if self._rows is not None:
-            return self._rows[i]
-        assert self._columns is not None
-        return Member(self.names[i], *(column[i] for column in self._columns))
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._keys)
-
-    def __len__(self) -> int:
-        return len(self.names)
-
-    def __contains__(self, key: object) -> bool:
-        return key in self._index
 
     def __eq__(self, other: object) -> bool:
         if isinstance(other, MemberTable):

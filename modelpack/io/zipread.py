@@ -20,6 +20,7 @@ from __future__ import annotations
 import operator
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from ..errors import FormatError, LimitError, ModelpackError
 from . import zipbatch
@@ -36,7 +37,6 @@ from .ziprecords import (
     ZIP64_END,
     ZIP64_END_LEAD,
     ZIP64_LOCATOR,
-    EndRecord,
 )
 
 __all__ = ["Directory", "read_directory", "check_name"]
@@ -168,7 +168,7 @@ def _end_record(source: Source, kind: str) -> tuple[int, int, int, int, bytes]:
     return record.entries, record.directory_offset, record.directory_size, end_offset, comment
 
 
-def _find_end_record(tail: bytes) -> tuple[int, EndRecord | None, int | None]:
+def _find_end_record(tail: bytes) -> tuple[int, Any, int | None]:
     """The last end record in ``tail`` whose comment ends exactly at its end: (position,
     record, None), or (-1, None, bytes after the last one found, <0 if it is cut short)."""
     position = tail.rfind(END.signature)
@@ -186,7 +186,7 @@ def _find_end_record(tail: bytes) -> tuple[int, EndRecord | None, int | None]:
     return -1, None, excess
 
 
-def _zip64_end_record(source: Source, locator_offset: int, record: EndRecord) -> tuple[int, int, int, int]:
+def _zip64_end_record(source: Source, locator_offset: int, record: Any) -> tuple[int, int, int, int]:
     where = source.where
     locator = ZIP64_LOCATOR.unpack_from(source.read_at(locator_offset, ZIP64_LOCATOR.size))
     if locator.disk != 0 or locator.disks != 1:
