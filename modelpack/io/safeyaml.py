@@ -180,8 +180,10 @@ def _json_constant(token: str) -> Any:
 def _json_form(text: str, max_nodes: int) -> Any:
     """The JSON form of spec/FORMAT.md §2.1, or YAMLRefused saying which restriction broke."""
     # The raw characters can only be in a text that is not ASCII (writers write ASCII), and
-    # the escapes only where "\\u" occurs: the full search is for the texts that need it.
-    found = _YAML_DIFFERS.search(text) if not text.isascii() or "\\u" in text else None
+    # the escapes only where a backslash occurs (one character: found at memchr's speed):
+    # the full search is for the texts that need it.
+    escaped = "\\" in text
+    found = _YAML_DIFFERS.search(text) if escaped or not text.isascii() else None
     if found is not None:
         raise YAMLRefused(
             f"the JSON form holds {found.group()!r} (a raw U+0085, U+2028, U+2029, U+FEFF or a "
@@ -191,7 +193,7 @@ def _json_form(text: str, max_nodes: int) -> Any:
     # manifest of 10,000 tensors) the hook costs more than the parse, so the keys the
     # mappings hold are counted instead and compared with the colons in the text.
     collections = text.count("{") + text.count("[")
-    hooked = collections < _MANY_COLLECTIONS or "\\" in text
+    hooked = collections < _MANY_COLLECTIONS or escaped
     document = _parse_json(text, hooked)
     # Every mapping, list and scalar is a node, mapping keys included; each comma separates
     # at most a key and a value, so this bound is cheap and never too low.
