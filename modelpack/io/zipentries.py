@@ -203,12 +203,12 @@ def locate_data(source: Source, members: list[Member], directory_offset: int) ->
             )
         _check_gap(member.header_offset, expected_offset, previous, where, source=source)
         # One read usually covers the header, the name and a padding extra field.
-        room = directory_offset - member.header_offset
-        if previous is None and source.fd is not None:
+        guess = min(header_guess(member), directory_offset - member.header_offset)
+        if previous is None and source.fd is not None and source.cached(member.header_offset, guess) is None:
             # A local file's head, kept: the first headers and, in modelpack's files, the manifest.
-            block = source.prefetch(member.header_offset, min(max(header_guess(member), _HEAD), room))
+            block = source.prefetch(member.header_offset, min(_HEAD, directory_offset - member.header_offset))
         else:
-            block = source.read_at(member.header_offset, min(header_guess(member), room))
+            block = source.read_at(member.header_offset, guess)
         header = LOCAL.unpack_from(block)
         flags, name_length, extra_length = header.flags, header.name_length, header.extra_length
         crc, compressed, size = header.crc, header.compressed_size, header.size
