@@ -154,3 +154,17 @@ def test_open_reads_the_tail_and_head_once_then_each_header(net_and_path, monkey
     assert len(opened) == 2 + 4 and len(set(opened)) == len(opened)
     assert all(n <= 4096 for _, n in opened)
     assert len(reads) == len(opened) + 2  # the tensor's header, then its data
+
+
+def test_a_header_longer_than_one_read_is_read_whole(tmp_path):
+    """A stored tensor's .npy header usually comes in one read with its member's first
+    bytes; a longer one (64 dimensions: 320 bytes) is read on, and checked the same."""
+    from modelpack.io import npz
+
+    deep = np.arange(2, dtype=np.float32).reshape((1,) * 63 + (2,))
+    assert len(modelpack.io.npy.npy_header(deep)) > npz._HEADER_AHEAD
+    modelpack.save(tmp_path / "deep.mpk", {"deep": deep, "flat": np.ones(3, np.float32)})
+    with modelpack.open(tmp_path / "deep.mpk") as archive:
+        assert archive.get_tensor("deep").tobytes() == deep.tobytes()
+        assert archive.get_tensor("flat", mmap=True).tolist() == [1, 1, 1]
+    assert modelpack.load(tmp_path / "deep.mpk")["deep"].shape == deep.shape
