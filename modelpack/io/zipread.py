@@ -46,7 +46,10 @@ _SHORT_TAIL = 4 << 10  # searched first for the end record (a page: fresh pages 
 # A file without a descriptor (a remote one) pays a round trip per read instead: its first
 # read also takes the directories of most files (and of their bundles).
 _REMOTE_TAIL = 32 << 10
-BATCH_MIN = 32  # directories of this many entries or more are checked as columns first
+# Directories of this many entries or more are checked as columns first. Measured as the
+# bench measures (an open right after a collection): the exact checks cost ~7 µs an entry,
+# the column checks ~0.6 ms whatever the count; 50 entries are faster exact, 200 as columns.
+BATCH_MIN = 80
 
 
 @dataclass(frozen=True)

@@ -120,11 +120,12 @@ def test_read_directory_uses_the_columns_from_its_threshold(monkeypatch):
     calls = []
     original = zipbatch.check_directory
     monkeypatch.setattr(zipbatch, "check_directory", lambda *a: calls.append(1) or original(*a))
-    small = {name: MEMBERS[name] for name in list(MEMBERS)[: zipread.BATCH_MIN - 1]}
-    options = {"kind": "a zip", "max_members": 100, "too_many": ModelpackError, "max_ratio": 100.0,
+    members = {f"m{i}.npy": bytes(i % 7) for i in range(zipread.BATCH_MIN)}
+    small = {name: members[name] for name in list(members)[: zipread.BATCH_MIN - 1]}
+    options = {"kind": "a zip", "max_members": 1000, "too_many": ModelpackError, "max_ratio": 100.0,
                "grace_bytes": 1 << 20, "max_inflated": float("inf")}
     zipread.read_directory(Source.whole(io.BytesIO(stored_zip(small)), where="s"), **options)
     assert not calls
-    zipread.read_directory(Source.whole(io.BytesIO(stored_zip(MEMBERS)), where="m"), **options)
+    zipread.read_directory(Source.whole(io.BytesIO(stored_zip(members)), where="m"), **options)
     assert calls == [1]
-    assert zipfile.ZipFile(io.BytesIO(stored_zip(MEMBERS))).namelist() == list(MEMBERS)
+    assert zipfile.ZipFile(io.BytesIO(stored_zip(members))).namelist() == list(members)
