@@ -19,10 +19,10 @@ import contextlib
 import functools
 import mmap as mmap_module
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from types import TracebackType
-from typing import IO, Any
+from typing import IO, Any, TypeVar
 
 import numpy as np
 
@@ -36,7 +36,7 @@ from ..nn.budget import ActivationBudget, limit_activations
 from . import architecture, container
 from .schema import LayerNode, Manifest, TensorInfo, model_weights
 
-__all__ = ["Archive", "open_archive"]
+__all__ = ["OpenArchive", "Archive", "open_archive"]
 
 _PARALLEL_BYTES = 1 << 20  # below this, handing reads to threads costs more than it saves
 _POOL: tuple[int, ThreadPoolExecutor] | None = None
@@ -64,7 +64,55 @@ def _reader_pool() -> ThreadPoolExecutor:
     return _POOL[1]
 
 
-class Archive:
+_Open = TypeVar("_Open", bound="OpenArchive")
+
+
+class OpenArchive:
+    """What every open archive answers alike, one file (``Archive``) or a sharded index with
+    its shards (``ShardedArchive``): the manifest's fields, the tensor index as a mapping of
+    names, and closing as a context manager."""
+
+    manifest: Manifest
+    name: str
+    _index: Mapping[str, TensorInfo]  # every tensor, in bundle order
+
+    @property
+    def architecture(self) -> LayerNode | None:
+        """The layer tree of a model archive (None for a tensor archive)."""
+        return self.manifest.architecture
+
+    @property
+    def metadata(self) -> dict[str, str]:
+        """The free-form metadata given at export."""
+        return dict(self.manifest.metadata)
+
+    @property
+    def tensors(self) -> dict[str, TensorInfo]:
+        """Every tensor's dtype, shape and SHA-256, in bundle order (nothing is read)."""
+        return dict(self._index)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._index
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._index)
+
+    def __len__(self) -> int:
+        return len(self._index)
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self: _Open) -> _Open:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, value: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+
+class Archive(OpenArchive):
     """An open archive: architecture, metadata and tensor index at hand; tensors on request.
 
     >>> with modelpack.open("mlp.mpk") as archive:          # doctest: +SKIP
@@ -82,7 +130,8 @@ class Archive:
             self._handle: IO[bytes] = self._cleanup.enter_context(open_for_reading(path))
             opened = container.Container.open(self._handle, self.name, limits)
             self._budget = ActivationBudget(self.name, limits, model_bytes=opened.source.size)
-            self.manifest: Manifest = opened.manifest(limits)
+            self.manifest = opened.manifest(limits)
+            self._index = self.manifest.weights
             self.comment = opened.comment  # the manifest's SHA-256 (a sharded index checks it)
             self._bundle = npz.Bundle(
                 opened.bundle_source(limits, self._cleanup), limits=limits, max_inflated=opened.inflate_left
@@ -100,30 +149,6 @@ class Archive:
     def kind(self) -> str:
         """``"model"`` or ``"tensors"``."""
         return self.manifest.kind
-
-    @property
-    def architecture(self) -> LayerNode | None:
-        """The layer tree of a model archive (None for a tensor archive)."""
-        return self.manifest.architecture
-
-    @property
-    def metadata(self) -> dict[str, str]:
-        """The free-form metadata given at export."""
-        return dict(self.manifest.metadata)
-
-    @property
-    def tensors(self) -> dict[str, TensorInfo]:
-        """Every tensor's dtype, shape and SHA-256, in bundle order (nothing is read)."""
-        return dict(self.manifest.weights)
-
-    def __contains__(self, name: object) -> bool:
-        return name in self.manifest.weights
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self.manifest.weights)
-
-    def __len__(self) -> int:
-        return len(self.manifest.weights)
 
     # -- tensors -----------------------------------------------------------------------------
     def get_tensor(self, name: str, *, mmap: bool = False) -> np.ndarray:
@@ -250,14 +275,6 @@ class Archive:
         """Close the file; memory-mapped arrays stay valid (the map outlives the file)."""
         self._map = None
         self._cleanup.close()
-
-    def __enter__(self) -> Archive:
-        return self
-
-    def __exit__(
-        self, kind: type[BaseException] | None, value: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         return f"<modelpack.Archive {self.name!r}: {self.kind}, {len(self)} tensors>"

@@ -10,26 +10,13 @@ for their type name, and the committed JSON Schema is generated from these same 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    SerializerFunctionWrapHandler,
-    ValidationError,
-    ValidationInfo,
-    ValidatorFunctionWrapHandler,
-    field_serializer,
-    field_validator,
-    model_validator,
-)
+from pydantic import Field, ValidationError, field_serializer, field_validator, model_validator
 
 from ..errors import LimitError, SchemaError, UnknownLayerError, UnknownOpError, VersionError
 from ..io import safeyaml
 from ..io.limits import DEFAULT_LIMITS
-from ..io.npy import SUPPORTED_DTYPES
 from ..nn import registry  # importing nn registers the built-in layer types
 from . import tensor_index
 from .checkpoint_schema import (
@@ -41,28 +28,15 @@ from .checkpoint_schema import (
     TrainerState,
 )
 from .manifest_text import document_to_text, parse_yaml  # parse_yaml: part of this API too
+from .models import IGNORE_UNKNOWN_FIELDS, Closed, Extensible
+from .tensor_index import TensorInfo, check_tensor_name
 from .versions import FORMAT_VERSION, READER_VERSION, upgrade_advice
 
 __all__ = [
-    "FORMAT_NAME",
-    "FORMAT_VERSION",
-    "MAX_NESTING_DEPTH",
-    "TensorInfo",
-    "LayerNode",
-    "Manifest",
-    "CheckpointInfo",
-    "TrainerState",
-    "RandomState",
-    "GeneratorState",
-    "DataState",
-    "CHECKPOINT_PREFIXES",
-    "model_weights",
-    "parse_version",
-    "check_format_version",
-    "parse_yaml",
-    "manifest_to_yaml",
-    "manifest_from_yaml",
-    "json_schema",
+    "FORMAT_NAME", "FORMAT_VERSION", "MAX_NESTING_DEPTH", "TensorInfo", "LayerNode", "Manifest",
+    "CheckpointInfo", "TrainerState", "RandomState", "GeneratorState", "DataState",
+    "CHECKPOINT_PREFIXES", "model_weights", "parse_version", "check_format_version", "parse_yaml",
+    "manifest_to_yaml", "manifest_from_yaml", "json_schema",
 ]
 
 FORMAT_NAME = "modelpack"
@@ -72,14 +46,10 @@ FORMAT_NAME = "modelpack"
 # the spec, and far beyond any real network.
 MAX_NESTING_DEPTH = 64
 
-DtypeName = Literal[SUPPORTED_DTYPES]  # type: ignore[valid-type]
 Layout = Literal["single", "list", "tuple", "dict"]
 # MAJOR.MINOR, decimal, no leading zeros (spec/FORMAT.md §6); the JSON Schema says the same.
 VERSION_PATTERN = r"^(0|[1-9][0-9]{0,5})\.(0|[1-9][0-9]{0,5})$"
 _VERSION_RE = re.compile(VERSION_PATTERN)
-# Weight names: dotted identifiers for models; any printable name without path characters
-# for tensor dicts. Either way a name can never form a path outside the bundle.
-_FORBIDDEN_NAME_CHARS = re.compile(r"[/\\\x00-\x1f\x7f]")
 
 
 def parse_version(text: str, *, source: str = "format_version") -> tuple[int, int]:
@@ -90,41 +60,10 @@ def parse_version(text: str, *, source: str = "format_version") -> tuple[int, in
     return int(match.group(1)), int(match.group(2))
 
 
-class _Closed(BaseModel):
-    # ser_json_inf_nan: a non-finite float in a dict[str, Any] (a layer config, a graph
-    # scalar) stays a float when dumped; pydantic's default turns it into None (null).
-    model_config = ConfigDict(extra="forbid", strict=True, ser_json_inf_nan="constants")
+_READER = parse_version(READER_VERSION)
 
 
-# Validation context key: set when the archive is of a newer minor version than this reader.
-IGNORE_UNKNOWN_FIELDS = "ignore_unknown_fields"
-
-
-class _Extensible(_Closed):
-    """Closed, except that a newer minor version's additions are dropped (they are optional)."""
-
-    @model_validator(mode="before")
-    @classmethod
-    def _drop_unknown_fields(cls, data: Any, info: ValidationInfo) -> Any:
-        if isinstance(data, dict) and info.context and info.context.get(IGNORE_UNKNOWN_FIELDS):
-            return {key: value for key, value in data.items() if key in cls.model_fields}
-        return data
-
-
-class TensorInfo(_Extensible):
-    """One tensor of the weight bundle: numpy dtype name and shape (little-endian, C order)."""
-
-    dtype: DtypeName
-    shape: list[Annotated[int, Field(ge=0, lt=2**63)]]
-    sha256: str | None = Field(
-        default=None,
-        pattern=r"^[0-9a-f]{64}$",
-        description="SHA-256 (lowercase hex) of the tensor's data bytes as stored: C order, "
-        "little-endian, without the .npy header. Written from format 1.1 on.",
-    )
-
-
-class LayerNode(_Closed):
+class LayerNode(Closed):
     """One layer of the architecture tree: registered type, its config, and named children.
 
     Only containers (e.g. ``Sequential``) have children; their order is the order of calls.
@@ -153,18 +92,6 @@ class LayerNode(_Closed):
         return self
 
 
-def _tensor_info(dtype: str, shape: list[int], sha256: str | None = None) -> TensorInfo:
-    """A TensorInfo from values already checked (tensor_index): ``model_construct``'s result,
-    at a fifth of its cost."""
-    info = TensorInfo.__new__(TensorInfo)
-    object.__setattr__(info, "__dict__", {"dtype": dtype, "shape": shape, "sha256": sha256})
-    fields = {"dtype", "shape", "sha256"} if sha256 else {"dtype", "shape"}
-    object.__setattr__(info, "__pydantic_fields_set__", fields)
-    object.__setattr__(info, "__pydantic_extra__", None)
-    object.__setattr__(info, "__pydantic_private__", None)
-    return info
-
-
 def model_weights(manifest: Manifest) -> dict[str, TensorInfo]:
     """The manifest's tensors that belong to the model (a checkpoint's other parts left out)."""
     return {name: info for name, info in manifest.weights.items() if not name.startswith(CHECKPOINT_PREFIXES)}
@@ -174,7 +101,7 @@ def model_weights(manifest: Manifest) -> dict[str, TensorInfo]:
 SHARD_FILE_PATTERN = r"^[^/\\\x00-\x1f\x7f]{1,255}$"
 
 
-class ShardInfo(_Extensible):
+class ShardInfo(Extensible):
     """One shard of a sharded archive: which file, how large, and what it holds (spec §12)."""
 
     file: str = Field(pattern=SHARD_FILE_PATTERN, description="The shard's file name, in the index's folder.")
@@ -186,7 +113,7 @@ class ShardInfo(_Extensible):
     tensors: dict[str, TensorInfo] = Field(description="The shard's tensors, in its bundle order.")
 
 
-class Manifest(_Extensible):
+class Manifest(Extensible):
     """Everything in an archive but the weights' bytes."""
 
     format: Literal["modelpack"]
@@ -223,22 +150,9 @@ class Manifest(_Extensible):
         parse_version(value)
         return value
 
-    @field_validator("weights", mode="wrap")
-    @classmethod
-    def _weights(cls, value: Any, handler: ValidatorFunctionWrapHandler) -> Mapping[str, TensorInfo]:
-        # The common case is checked as columns, entries built when read (tensor_index);
-        # anything else entry by entry here, which words the refusal.
-        index = tensor_index.vouch(value, _tensor_info)
-        if index is not None:
-            return index
-        checked: dict[str, TensorInfo] = handler(value)
-        for name in checked:
-            check_tensor_name(name)
-        return checked
-
-    @field_serializer("weights", mode="wrap")
-    def _dump_weights(self, value: Mapping[str, TensorInfo], handler: SerializerFunctionWrapHandler) -> Any:
-        return handler(dict(value.items()) if isinstance(value, tensor_index.TensorIndex) else value)
+    # The tensor index has its own home (tensor_index): checked as columns, entries built when read.
+    _weights = field_validator("weights", mode="wrap")(staticmethod(tensor_index.validate_weights))
+    _dump_weights = field_serializer("weights", mode="wrap")(staticmethod(tensor_index.dump_weights))
 
     @model_validator(mode="after")
     def _kind_matches_content(self) -> Manifest:
@@ -305,15 +219,6 @@ def _check_sharded(manifest: Manifest) -> None:
             seen.add(name)
 
 
-def check_tensor_name(name: str) -> None:
-    """Refuse names that are empty or could act as paths inside the bundle."""
-    if not name or _FORBIDDEN_NAME_CHARS.search(name) or len(name) > 1024:
-        raise ValueError(
-            f"tensor name {name!r} is not allowed: names are 1-1024 characters with no '/', "
-            "'\\' or control characters"
-        )
-
-
 def _check_ties(ties: dict[str, str], weights: dict[str, TensorInfo], *, has_architecture: bool) -> None:
     """Each tie goes from a name with no data to a stored tensor, in one step."""
     if not has_architecture:
@@ -373,7 +278,7 @@ def check_format_version(document: dict[str, Any], *, source: str) -> tuple[int,
             f"found {document.get('format')!r}"
         )
     found = parse_version(document.get("format_version", ""), source=source)
-    ours = parse_version(READER_VERSION)
+    ours = _READER
     if found[0] != ours[0]:
         newer = found[0] > ours[0]
         raise VersionError(
@@ -400,8 +305,8 @@ def manifest_from_dict(
             limit="max_architecture_nodes", allowed=max_architecture_nodes,
         )
     # A newer minor version may only add optional fields: ignore the manifest and tensor
-    # fields we don't know (layer nodes and configs stay closed; see _Extensible).
-    newer_minor = found[1] > parse_version(READER_VERSION)[1]
+    # fields we don't know (layer nodes and configs stay closed; see models.Extensible).
+    newer_minor = found[1] > _READER[1]
     try:
         with safeyaml.gc_paused():  # a model object per tensor and layer: see gc_paused
             return Manifest.model_validate(document, context={IGNORE_UNKNOWN_FIELDS: newer_minor})

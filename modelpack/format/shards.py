@@ -19,8 +19,7 @@ import contextlib
 import hashlib
 import os
 import re
-from collections.abc import Iterator, Mapping
-from types import TracebackType
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -31,8 +30,8 @@ from ..io.npz import Integrity
 from ..io.paths import PathOrFile, describe, is_file_object, open_for_reading, sibling
 from ..nn.budget import ActivationBudget, limit_activations
 from . import architecture, container
-from .archive import Archive, _unflatten
-from .schema import LayerNode, Manifest, ShardInfo, TensorInfo, manifest_to_yaml
+from .archive import Archive, OpenArchive, _unflatten
+from .schema import Manifest, ShardInfo, manifest_to_yaml
 
 __all__ = ["parse_size", "write_sharded", "ShardedArchive", "verify_shards", "shard_names"]
 
@@ -116,7 +115,7 @@ def write_sharded(
     container.write_archive(target, index, {})
 
 
-class ShardedArchive:
+class ShardedArchive(OpenArchive):
     """An open sharded archive: the index read, each shard opened when first needed.
 
     It answers as ``modelpack.Archive`` does (``tensors``, ``get_tensor``, ``load`` ...);
@@ -127,13 +126,13 @@ class ShardedArchive:
         self, index: Archive, location: PathOrFile, *, limits: Limits = DEFAULT_LIMITS,
         integrity: Integrity | str = "crc32",
     ) -> None:
-        self._index, self.manifest, self.name = index, index.manifest, index.name
+        self._index_archive, self.manifest, self.name = index, index.manifest, index.name
         assert self.manifest.shards is not None
         self.shards: list[ShardInfo] = list(self.manifest.shards)
         self._limits, self._integrity = limits, integrity
-        self._tensors = self.manifest.shard_tensors()
-        if len(self._tensors) > limits.max_tensors:
-            raise LimitError(self.name, "its number of tensors", len(self._tensors),
+        self._index = self.manifest.shard_tensors()
+        if len(self._index) > limits.max_tensors:
+            raise LimitError(self.name, "its number of tensors", len(self._index),
                              limit="max_tensors", allowed=limits.max_tensors)
         self._locations = [sibling(location, shard.file) for shard in self.shards]
         self._shard_of = {name: i for i, shard in enumerate(self.shards) for name in shard.tensors}
@@ -145,31 +144,10 @@ class ShardedArchive:
     def kind(self) -> str:
         return "model" if self.manifest.architecture is not None else "tensors"
 
-    @property
-    def architecture(self) -> LayerNode | None:
-        return self.manifest.architecture
-
-    @property
-    def metadata(self) -> dict[str, str]:
-        return dict(self.manifest.metadata)
-
-    @property
-    def tensors(self) -> dict[str, TensorInfo]:
-        return dict(self._tensors)
-
-    def __contains__(self, name: object) -> bool:
-        return name in self._tensors
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._tensors)
-
-    def __len__(self) -> int:
-        return len(self._tensors)
-
     # -- tensors -----------------------------------------------------------------------------
     def get_tensor(self, name: str, *, mmap: bool = False) -> np.ndarray:
         """One tensor, opening (and checking) only the shard that holds it."""
-        if name not in self._tensors:
+        if name not in self._index:
             raise TensorNotFoundError(f"{self.name} has no tensor {name!r}; it has {len(self)} tensors")
         return self.shard(self._shard_of[name]).get_tensor(name, mmap=mmap)
 
@@ -177,7 +155,7 @@ class ShardedArchive:
         arrays: dict[str, np.ndarray] = {}
         for i in range(len(self.shards)):
             arrays.update(self.shard(i).read_all(mmap=mmap))
-        return {name: arrays[name] for name in self._tensors}
+        return {name: arrays[name] for name in self._index}
 
     def load(self, *, mmap: bool = False) -> Any:
         """The model or tensors, read from every shard (mapped ones checked as they are mapped)."""
@@ -215,15 +193,7 @@ class ShardedArchive:
     # -- lifetime ----------------------------------------------------------------------------
     def close(self) -> None:
         self._cleanup.close()
-        self._index.close()
-
-    def __enter__(self) -> ShardedArchive:
-        return self
-
-    def __exit__(
-        self, kind: type[BaseException] | None, value: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
+        self._index_archive.close()
 
     def __repr__(self) -> str:
         return (f"<modelpack.Archive {self.name!r}: {self.kind}, {len(self)} tensors in "

@@ -29,6 +29,7 @@ __all__ = [
     "canonical_array",
     "npy_header",
     "read_header",
+    "header_in",
 ]
 
 
@@ -124,20 +125,53 @@ def read_header(
     header declares: anything more or less is refused here, so reading it reaches the end.
     """
     where = reader.where
-    prefix = reader.read(len(_MAGIC) + 2)
+    length_size = _length_size(reader.read(len(_MAGIC) + 2), where)
+    length = _header_length(reader.read(length_size), length_size, reader.remaining, where)
+    text = reader.read(length)
+    return _checked(text, where, want, reader.remaining)
+
+
+def header_in(
+    block: bytes, size: int, where: str, want: ExpectedTensor | None
+) -> tuple[tuple[int, ...], bool, np.dtype, int] | None:
+    """``read_header`` over a member's first bytes already read (``size`` bytes in all), with
+    the header's length in bytes; None when the header does not fit in ``block``."""
+    lead = len(_MAGIC) + 2
+    length_size = _length_size(block[:lead], where)
+    start = lead + length_size
+    if len(block) < start:
+        return None
+    length = _header_length(block[lead:start], length_size, size - start, where)
+    if len(block) < start + length:
+        return None
+    return (*_checked(block[start : start + length], where, want, size - start - length), start + length)
+
+
+def _length_size(prefix: bytes, where: str) -> int:
+    """The width of the header length field, from the magic and the version."""
     if len(prefix) < len(_MAGIC) + 2 or prefix[: len(_MAGIC)] != _MAGIC:
         raise FormatError(f"{where} is not a .npy array (no NUMPY magic)")
     version = (prefix[-2], prefix[-1])
     length_size = {(1, 0): 2, (2, 0): 4}.get(version)
     if length_size is None:
         raise FormatError(f"{where}: unsupported .npy format version {version[0]}.{version[1]}")
-    length_bytes = reader.read(length_size)
+    return length_size
+
+
+def _header_length(length_bytes: bytes, length_size: int, remaining: int, where: str) -> int:
     length = int.from_bytes(length_bytes, "little")
-    if len(length_bytes) < length_size or length > _MAX_HEADER or length > reader.remaining:
+    if len(length_bytes) < length_size or length > _MAX_HEADER or length > remaining:
         raise FormatError(
             f"{where}: .npy header length {length} is over {_MAX_HEADER} bytes or beyond the member"
         )
-    shape, fortran_order, dtype = _parse_header(reader.read(length), where)
+    return length
+
+
+def _checked(
+    text: bytes, where: str, want: ExpectedTensor | None, data_size: int
+) -> tuple[tuple[int, ...], bool, np.dtype]:
+    """The header's fields, checked against the manifest and the data's ``data_size`` bytes."""
+    shape, fortran_order, dtype = _parse_header(text, where)
     if len(shape) > MAX_DIMS or any(dim < 0 for dim in shape):
         raise FormatError(f"{where}: shape {shape} has negative dimensions or more than {MAX_DIMS}")
     if math.prod(dim for dim in shape if dim) * dtype.itemsize >= 1 << 63:
@@ -145,12 +179,12 @@ def read_header(
     if want is not None:
         _check_against_manifest(where, want, shape, fortran_order, dtype)
     data = math.prod(shape) * dtype.itemsize
-    if data != reader.remaining:
+    if data != data_size:
         # Checked before allocating, so a forged header cannot exhaust memory.
-        state = "is truncated" if data > reader.remaining else "has bytes after its data"
+        state = "is truncated" if data > data_size else "has bytes after its data"
         raise FormatError(
             f"{where} {state}: header says shape {shape} of {dtype!s} ({data} bytes), "
-            f"the member holds {reader.remaining} bytes of data"
+            f"the member holds {data_size} bytes of data"
         )
     return shape, fortran_order, dtype
 

@@ -17,8 +17,7 @@ import hashlib
 import os
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-from typing import IO
+from typing import IO, NamedTuple
 
 import numpy as np
 
@@ -36,6 +35,7 @@ from .npy import (
     ExpectedTensor,
     canonical_array,
     check_storable,
+    header_in,
     npy_header,
     read_header,
 )
@@ -56,6 +56,7 @@ __all__ = [
 ]
 
 _HASH_CHUNK = 1 << 20
+_HEADER_AHEAD = 256  # read at once for a stored tensor's .npy header
 
 
 def tensor_sha256(array: np.ndarray) -> str:
@@ -287,18 +288,27 @@ class Bundle:
         member = self.members[name]
         if member.method != STORED:
             return None
-        reader = MemberReader(self.source, member)
-        shape, fortran_order, dtype = read_header(reader, want)
+        where = f"{self.source.where}: member {member.name!r}"
+        # One read usually holds the whole header (numpy's are 64 or 128 bytes).
+        block = self.source.read_at(member.data_offset, min(_HEADER_AHEAD, member.size))
+        found = header_in(block, member.size, where, want)
+        if found is None:
+            reader = MemberReader(self.source, member)
+            shape, fortran_order, dtype = read_header(reader, want)
+            header_size, header_crc = member.size - reader.remaining, reader.crc
+        else:
+            shape, fortran_order, dtype, header_size = found
+            header_crc = crc32(block[:header_size])
         if fortran_order or dtype.byteorder == ">":
             return None  # another writer's layout: the copying reader converts it
         return TensorLocation(
             name=name,
-            where=reader.where,
+            where=where,
             shape=shape,
             dtype=dtype,
-            offset=reader.file_position,
-            nbytes=reader.remaining,
-            header_crc=reader.crc,
+            offset=self.source.start + member.data_offset + header_size,
+            nbytes=member.size - header_size,
+            header_crc=header_crc,
             member_crc=member.crc,
             sha256=want.sha256 if want is not None else None,
         )
@@ -314,8 +324,7 @@ class Bundle:
         return digest.hexdigest()
 
 
-@dataclass(frozen=True)
-class TensorLocation:
+class TensorLocation(NamedTuple):
     """A stored tensor's data in place: absolute file offset, size and what it must hash to."""
 
     name: str

@@ -25,6 +25,7 @@ import contextlib
 import gc
 import itertools
 import json
+import operator
 import re
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -179,8 +180,10 @@ def _json_constant(token: str) -> Any:
 def _json_form(text: str, max_nodes: int) -> Any:
     """The JSON form of spec/FORMAT.md §2.1, or YAMLRefused saying which restriction broke."""
     # The raw characters can only be in a text that is not ASCII (writers write ASCII), and
-    # the escapes only where "\\u" occurs: the full search is for the texts that need it.
-    found = _YAML_DIFFERS.search(text) if not text.isascii() or "\\u" in text else None
+    # the escapes only where a backslash occurs (one character: found at memchr's speed):
+    # the full search is for the texts that need it.
+    escaped = "\\" in text
+    found = _YAML_DIFFERS.search(text) if escaped or not text.isascii() else None
     if found is not None:
         raise YAMLRefused(
             f"the JSON form holds {found.group()!r} (a raw U+0085, U+2028, U+2029, U+FEFF or a "
@@ -190,15 +193,15 @@ def _json_form(text: str, max_nodes: int) -> Any:
     # manifest of 10,000 tensors) the hook costs more than the parse, so the keys the
     # mappings hold are counted instead and compared with the colons in the text.
     collections = text.count("{") + text.count("[")
-    hooked = collections < _MANY_COLLECTIONS or "\\" in text
+    hooked = collections < _MANY_COLLECTIONS or escaped
     document = _parse_json(text, hooked)
     # Every mapping, list and scalar is a node, mapping keys included; each comma separates
     # at most a key and a value, so this bound is cheap and never too low.
     if hooked and collections <= MAX_DEPTH and 1 + 2 * (collections + text.count(",")) <= max_nodes:
         return document
-    keys = _walk(document, max_nodes)
-    if not hooked and keys != _colons_outside_strings(text):
-        _parse_json(text, hooked=True)  # raises, naming the duplicated key
+    keys, low, high = _walk(document, max_nodes)
+    if not hooked and (keys != _colons_outside_strings(text) or low < _INT64[0] or high >= _INT64[1]):
+        _parse_json(text, hooked=True)  # raises, naming the duplicated key or the integer
         raise YAMLRefused("duplicate keys in the JSON form")  # (a safety net: not reached)
     return document
 
@@ -210,26 +213,33 @@ _NOT_COLON_OR_QUOTE = bytes(sorted(set(range(256)) - set(b'":')))
 
 
 def _parse_json(text: str, hooked: bool) -> Any:
+    """The parsed text; with ``hooked``, each mapping and integer checked as it is built (a
+    call per node), else left to ``_walk``, which checks them per level at C speed."""
     try:
-        return json.loads(
-            text, object_pairs_hook=_pairs if hooked else None, parse_int=_json_int,
-            parse_float=_json_float, parse_constant=_json_constant,
-        )
+        if hooked:
+            return json.loads(text, object_pairs_hook=_pairs, parse_int=_json_int,
+                              parse_float=_json_float, parse_constant=_json_constant)
+        return json.loads(text, parse_float=_json_float, parse_constant=_json_constant)
     except RecursionError:
         raise YAMLRefused(f"nests deeper than {MAX_DEPTH} levels") from None
     except json.JSONDecodeError as exc:
         raise YAMLRefused(f"the JSON form is not valid JSON: {exc}") from None
+    except ValueError:  # an integer of more digits than Python converts (4300): say which
+        if hooked:
+            raise
+        return _parse_json(text, hooked=True)
 
 
-def _walk(document: Any, max_nodes: int) -> int:
-    """The keys of every mapping; YAMLRefused beyond ``MAX_DEPTH`` levels or ``max_nodes``
-    nodes (scalars are counted with their container, mapping keys too).
+def _walk(document: Any, max_nodes: int) -> tuple[int, int, int]:
+    """The keys of every mapping, and the least and greatest integer (or 0); YAMLRefused
+    beyond ``MAX_DEPTH`` levels or ``max_nodes`` nodes (scalars are counted with their
+    container, mapping keys too).
 
     Level by level, each level's collections handled by C-level builtins: a Python step
     per collection would cost as much as parsing.
     """
     level = [document] if type(document) in (dict, list) else []
-    nodes, keys, depth = 1, 0, 0
+    nodes, keys, depth, low, high = 1, 0, 0, 0, 0
     while level:
         depth += 1
         if depth > MAX_DEPTH:
@@ -242,9 +252,16 @@ def _walk(document: Any, max_nodes: int) -> int:
         if nodes > max_nodes:
             raise YAMLTooLarge(f"has more than {max_nodes} nodes", cost=1)
         values = itertools.chain.from_iterable(map(dict.values, mappings))
-        children = itertools.chain(values, itertools.chain.from_iterable(sequences))
-        level = [value for value in children if type(value) is dict or type(value) is list]
-    return keys
+        children = list(itertools.chain(values, itertools.chain.from_iterable(sequences)))
+        kinds = list(map(type, children))
+        integers = list(itertools.compress(children, map(operator.is_, kinds, itertools.repeat(int))))
+        if integers:
+            low, high = min(low, *integers), max(high, *integers)
+        level = list(itertools.compress(children, map(_COLLECTIONS.__contains__, kinds)))
+    return keys, low, high
+
+
+_COLLECTIONS = frozenset((dict, list))
 
 
 def _colons_outside_strings(text: str) -> int:

@@ -15,7 +15,10 @@ accept the unusual but valid files and word every refusal. So nothing is accepte
 
 from __future__ import annotations
 
+import contextlib
+import mmap
 import re
+from collections.abc import Iterator
 
 import numpy as np
 
@@ -54,10 +57,10 @@ def check_directory(
 ) -> MemberTable | None:
     """The members of directory ``raw`` when every check of ``zipentries`` passes, else None."""
     buffer = np.frombuffer(raw, np.uint8)
-    starts = _entry_starts(buffer, count)
-    if starts is None:
+    found = _entries(buffer, count)
+    if found is None:
         return None
-    entries = _gather(buffer, starts, _CENTRAL)
+    starts, entries = found
     flags, method = entries["flags"], entries["method"]
     size, compressed = entries["size"].astype(np.int64), entries["compressed_size"].astype(np.int64)
     offset = entries["header_offset"].astype(np.int64)
@@ -79,12 +82,14 @@ def check_directory(
     ):
         return None
     name_length = entries["name_length"].astype(np.int64)
-    names = _names(_gather_names(buffer, starts + CENTRAL.size, name_length), name_length, flags)
+    joined = _gather_joined(buffer, starts + CENTRAL.size, name_length)
+    names = _names(joined, count, flags)
     if names is None:
         return None
     order = np.argsort(offset, kind="stable")
-    central_names = _gather_names(buffer, starts[order] + CENTRAL.size, name_length[order])
-    data_offset = _locate(source, entries[order], central_names, directory_offset)
+    if (order[1:] < order[:-1]).any():  # (the members are usually listed in file order)
+        joined = _gather_joined(buffer, starts[order] + CENTRAL.size, name_length[order])
+    data_offset = _locate(source, entries[order], joined, directory_offset)
     if data_offset is None:
         return None
     in_directory_order = np.empty_like(data_offset)
@@ -93,9 +98,10 @@ def check_directory(
                                size.tolist(), offset.tolist(), in_directory_order.tolist()])
 
 
-def _entry_starts(buffer: np.ndarray, count: int) -> np.ndarray | None:
-    """Where each central entry starts: the signature's positions, when they chain exactly
-    (each entry ends where the next begins, the last where the directory ends)."""
+def _entries(buffer: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """Where each central entry starts (the signature's positions) and its fixed fields, when
+    the entries chain exactly (each ends where the next begins, the last where the directory
+    ends)."""
     end = len(buffer)
     candidates = np.flatnonzero(buffer[: max(0, end - CENTRAL.size + 1)] == CENTRAL.signature[0])
     for k in range(1, 4):
@@ -109,7 +115,7 @@ def _entry_starts(buffer: np.ndarray, count: int) -> np.ndarray | None:
     ends += entries["comment_length"]
     if (ends[:-1] != candidates[1:]).any() or ends[-1] != end:
         return None
-    return candidates.astype(np.int64)
+    return candidates.astype(np.int64), entries
 
 
 def _gather(buffer: np.ndarray, starts: np.ndarray, layout: np.dtype) -> np.ndarray:
@@ -124,24 +130,26 @@ def _gather(buffer: np.ndarray, starts: np.ndarray, layout: np.dtype) -> np.ndar
     return every[starts].view(layout)
 
 
-def _gather_names(buffer: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
-    """The byte ranges ``[start, start + length)`` one after another, in one flat array."""
-    within = np.arange(int(lengths.sum())) - np.repeat(np.cumsum(lengths) - lengths, lengths)
-    return buffer[np.repeat(starts, lengths) + within]
+def _gather_joined(buffer: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """The byte ranges ``[start, start + length)`` one after another, each followed by "\\n"."""
+    spans = lengths + 1
+    ends = np.cumsum(spans)
+    # (the byte after a range may lie past the buffer: clipped, then replaced by "\n")
+    flat = np.take(buffer, np.arange(int(ends[-1])) + np.repeat(starts - (ends - spans), spans), mode="clip")
+    flat[ends - 1] = ord("\n")
+    return flat
 
 
-def _names(flat: np.ndarray, lengths: np.ndarray, flags: np.ndarray) -> list[str] | None:
-    """Every name, decoded in one call, if all of them pass ``check_name`` and are distinct."""
+def _names(joined: np.ndarray, count: int, flags: np.ndarray) -> list[str] | None:
+    """Every name (``joined``: each followed by "\\n"), decoded in one call, if all of them
+    pass ``check_name`` and are distinct."""
     utf8 = (flags & UTF8_FLAG) != 0
     if utf8.all():
         encoding = "utf-8"
-    elif not utf8.any() and (not len(flat) or flat.max() < 0x80):
+    elif not utf8.any() and joined.max() < 0x80:
         encoding = "ascii"  # code page 437 agrees with ASCII on these bytes
     else:
         return None
-    count = len(lengths)
-    joined = np.full(len(flat) + count, ord("\n"), np.uint8)
-    joined[np.arange(len(flat)) + np.repeat(np.arange(count), lengths)] = flat
     try:
         text = joined.tobytes().decode(encoding)
     except UnicodeDecodeError:
@@ -162,16 +170,18 @@ def _names(flat: np.ndarray, lengths: np.ndarray, flags: np.ndarray) -> list[str
 def _locate(
     source: Source, entries: np.ndarray, names: np.ndarray, directory_offset: int
 ) -> np.ndarray | None:
-    """Each member's data offset (``entries`` sorted by header offset, ``names`` their name
-    bytes in that order), if every local header repeats its entry and the members tile the
-    zip from offset 0 to the directory with nothing between them."""
+    """Each member's data offset (``entries`` sorted by header offset, ``names`` their names
+    in that order, as ``_gather_joined`` gives them), if every local header repeats its entry
+    and the members tile the zip from offset 0 to the directory with nothing between them."""
     offset = entries["header_offset"].astype(np.int64)
     name_length = entries["name_length"].astype(np.int64)
     width = LOCAL.size + name_length
     if offset[0] != 0 or (offset + width > directory_offset).any():
         return None
-    block, starts = _local_block(source, offset, width, directory_offset)
-    local = _gather(block, starts, _LOCAL)
+    with _member_area(source, offset, width, directory_offset) as (block, starts):
+        local = _gather(block, starts, _LOCAL)
+        same_names = np.array_equal(_gather_joined(block, starts + LOCAL.size, name_length), names)
+        del block, starts  # (a mapped file closes only once no array looks into it)
     if (
         (local["signature"] != _LOCAL_SIGNATURE).any()
         or (local["name_length"] != entries["name_length"]).any()
@@ -180,7 +190,7 @@ def _locate(
         or (local["crc"] != entries["crc"]).any()
         or (local["compressed_size"] != entries["compressed_size"]).any()
         or (local["size"] != entries["size"]).any()
-        or not np.array_equal(_gather_names(block, starts + LOCAL.size, name_length), names)
+        or not same_names
     ):
         return None
     data = offset + width + local["extra_length"]
@@ -190,14 +200,25 @@ def _locate(
     return data
 
 
-def _local_block(
+@contextlib.contextmanager
+def _member_area(
     source: Source, offset: np.ndarray, width: np.ndarray, directory_offset: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """Bytes holding every local header and name, and where each starts in them: the whole
-    member area in one read when it is small for its member count, else one read each."""
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Bytes holding every local header and name, and where each starts in them.
+
+    A local file is mapped (only the pages holding headers are touched: reading the whole
+    member area would copy every tensor); a small member area of another file is read in one
+    block; else each header is read on its own (a remote file fetches them in one batch).
+    """
+    if source.fd is not None and directory_offset:
+        with mmap.mmap(source.fd, 0, access=mmap.ACCESS_READ) as mapped:
+            if len(mapped) >= source.start + directory_offset:
+                yield np.frombuffer(mapped, np.uint8, directory_offset, source.start), offset
+                return
     if directory_offset <= min(_MAX_BLOCK, _BLOCK_PER_MEMBER * len(offset)):
-        return np.frombuffer(source.read_at(0, directory_offset), np.uint8), offset
+        yield np.frombuffer(source.read_at(0, directory_offset), np.uint8), offset
+        return
     ranges = list(zip(offset.tolist(), width.tolist(), strict=True))
     source.announce(ranges)  # a remote file fetches them in one batch
     pieces = [source.read_at(at, size) for at, size in ranges]
-    return np.frombuffer(b"".join(pieces), np.uint8), np.cumsum(width) - width
+    yield np.frombuffer(b"".join(pieces), np.uint8), np.cumsum(width) - width

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import stat
+from collections.abc import Sequence
 
 from ..errors import FormatError, LimitError
 from .zipio import Member, Source
@@ -35,7 +36,11 @@ from .ziprecords import (
 __all__ = ["central_entries", "locate_data", "check_name", "check_ratio", "decode_name", "zip64_fields"]
 
 _CONTROL = re.compile("[\x00-\x1f\x7f]")
+_FILE_TYPE = 0o170000  # the file type bits of a Unix mode (stat.S_IFMT)
 _ABSOLUTE = re.compile(r"^(/|[A-Za-z]:[/\\])")
+# Anything check_name may refuse: a control character or backslash, a leading "/" or drive,
+# a ".." component, a trailing "/".
+_SUSPECT = re.compile(r"[\x00-\x1f\x7f\\]|\A/|\A[A-Za-z]:|(?:\A|/)\.\.(?:/|\Z)|/\Z")
 
 
 def central_entries(raw: bytes, count: int, where: str) -> list[Member]:
@@ -88,14 +93,16 @@ def central_entries(raw: bytes, count: int, where: str) -> list[Member]:
 
 
 def decode_name(raw: bytes, flags: int, where: str) -> str:
-    try:
-        return raw.decode("utf-8") if flags & UTF8_FLAG else raw.decode("cp437")
+    try:  # (ASCII reads the same in both, and the cp437 codec is slower)
+        return raw.decode("utf-8") if flags & UTF8_FLAG or raw.isascii() else raw.decode("cp437")
     except UnicodeDecodeError:
         raise FormatError(f"{where}: member name {raw!r} is not valid UTF-8") from None
 
 
 def check_name(name: str, where: str) -> None:
     """Refuse names that are not plain relative paths (traversal, absolute, NUL, backslash)."""
+    if name and not _SUSPECT.search(name):
+        return  # (one search clears a plain name; the checks below word a refusal)
     problem = None
     if not name:
         problem = "is empty"
@@ -121,9 +128,9 @@ def zip64_fields(
     extra: bytes, size: int, compressed: int, offset: int, disk: int, where: str, name: str
 ) -> tuple[int, int, int, int]:
     """Replace saturated 32-bit fields by the zip64 extra field's values, in APPNOTE order."""
-    wanted = [size == MAX_32, compressed == MAX_32, offset == MAX_32, disk == MAX_16]
-    if not any(wanted):
+    if size != MAX_32 and compressed != MAX_32 and offset != MAX_32 and disk != MAX_16:
         return size, compressed, offset, disk
+    wanted = [size == MAX_32, compressed == MAX_32, offset == MAX_32, disk == MAX_16]
     position = 0
     while position + EXTRA_HEADER.size <= len(extra):
         kind, length = EXTRA_HEADER.unpack_from(extra, position)
@@ -148,7 +155,7 @@ def zip64_fields(
 
 
 def _check_file_type(name: str, system: int, external: int, where: str) -> None:
-    kind = stat.S_IFMT(external >> 16)  # 0 when a writer set permissions only
+    kind = (external >> 16) & _FILE_TYPE  # 0 when a writer set permissions only
     if system in UNIX_SYSTEMS and kind not in (0, stat.S_IFREG):
         if kind == stat.S_IFLNK:
             raise FormatError(f"{where}: member {name!r} is a symbolic link")
@@ -167,6 +174,9 @@ def check_ratio(member: Member, where: str, max_ratio: float, grace: int) -> Non
         )
 
 
+_HEAD = 4 << 10  # read at the first member: a page
+
+
 def header_guess(member: Member) -> int:
     """Bytes that usually hold a local header, its name and a padding extra field."""
     return LOCAL.size + len(member.name.encode()) + 128
@@ -179,8 +189,12 @@ def locate_data(source: Source, members: list[Member], directory_offset: int) ->
     expected_offset = 0
     previous: Member | None = None
     # The headers are read one by one below; a remote file fetches them all at once.
-    source.announce([(m.header_offset, header_guess(m)) for m in members])
-    for index in sorted(range(len(members)), key=lambda i: members[i].header_offset):
+    source.announce((m.header_offset, header_guess(m)) for m in members)
+    offsets = [m.header_offset for m in members]
+    order: Sequence[int] = range(len(offsets))
+    if offsets != sorted(offsets):
+        order = sorted(order, key=offsets.__getitem__)
+    for index in order:
         member = members[index]
         if member.header_offset + LOCAL.size > directory_offset:
             raise FormatError(
@@ -189,9 +203,12 @@ def locate_data(source: Source, members: list[Member], directory_offset: int) ->
             )
         _check_gap(member.header_offset, expected_offset, previous, where, source=source)
         # One read usually covers the header, the name and a padding extra field.
-        room = directory_offset - member.header_offset
-        guess = min(header_guess(member), room)
-        block = source.read_at(member.header_offset, guess)
+        guess = min(header_guess(member), directory_offset - member.header_offset)
+        if previous is None and source.fd is not None and source.cached(member.header_offset, guess) is None:
+            # A local file's head, kept: the first headers and, in modelpack's files, the manifest.
+            block = source.prefetch(member.header_offset, min(_HEAD, directory_offset - member.header_offset))
+        else:
+            block = source.read_at(member.header_offset, guess)
         header = LOCAL.unpack_from(block)
         flags, name_length, extra_length = header.flags, header.name_length, header.extra_length
         crc, compressed, size = header.crc, header.compressed_size, header.size
@@ -231,10 +248,7 @@ def locate_data(source: Source, members: list[Member], directory_offset: int) ->
                 f"sizes {local}) disagrees with the zip directory"
             )
         data_offset = name_start + name_length + extra_length
-        located[index] = Member(
-            member.name, member.method, member.flags, member.crc, member.compressed_size,
-            member.size, member.header_offset, data_offset,
-        )
+        located[index] = Member(*member[:-1], data_offset)
         expected_offset = data_offset + member.compressed_size
         previous = member
     _check_gap(directory_offset, expected_offset, previous, where, at_directory=True, source=source)

@@ -11,12 +11,12 @@ from __future__ import annotations
 import io
 import os
 import zlib
-from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
-from typing import IO
+from collections.abc import Iterable, Sequence
+from typing import IO, NamedTuple
 
 from ..errors import FormatError, IntegrityError
 from .checksums import crc32
+from .lazymap import LazyMapping
 from .ziprecords import DEFLATED, STORED
 
 # STORED and DEFLATED: the methods, for readers
@@ -57,30 +57,36 @@ class Source:
     def cached(self, offset: int, count: int) -> bytes | None:
         """The bytes at ``offset`` if an earlier ``prefetch`` holds them all, else None."""
         self._check_range(offset, count)
-        cache = self._cache
-        begin = self.start + offset - cache.start
-        return cache.data[begin : begin + count] if 0 <= begin and begin + count <= len(cache.data) else None
+        return self._cache.get(self.start + offset, count)
+
+    def cached_tail(self, span: int) -> bytes:
+        """The longest run of already read bytes (at most ``span``) that ends at this
+        range's end; empty if none does."""
+        return self._cache.tail(self.start + self.size, min(span, self.size))
 
     def prefetch(self, offset: int, count: int) -> bytes:
-        """``read_at``, keeping the bytes for later reads inside them (one block is kept)."""
+        """``read_at``, keeping the bytes for later reads inside them (a few blocks are kept:
+        the file's tail with its directories, its head with the first headers)."""
         data = self.read_at(offset, count)
-        self._cache.start, self._cache.data = self.start + offset, data
+        self._cache.keep(self.start + offset, data)
         return data
 
-    def announce(self, ranges: list[tuple[int, int]]) -> None:
+    def announce(self, ranges: Iterable[tuple[int, int]]) -> None:
         """Announce ``(offset, length)`` reads to a file that fetches ranges in batches (a
         remote one, ``io.remote``); a local file has no such method and reads as usual."""
-        fetch = getattr(self.handle, "prefetch", None)
-        if fetch is not None:
-            fetch([(self.start + offset, length) for offset, length in ranges])
+        if self._cache.fd is None:  # (a local file, read with pread, has nothing to batch)
+            fetch = getattr(self.handle, "prefetch", None)
+            if fetch is not None:
+                fetch([(self.start + offset, length) for offset, length in ranges])
 
     def read_at(self, offset: int, count: int) -> bytes:
         """Exactly ``count`` bytes at ``offset``; a range past the end means truncation."""
-        self._check_range(offset, count)
+        if offset < 0 or count < 0 or offset + count > self.size:
+            self._check_range(offset, count)
         cache, absolute = self._cache, self.start + offset
-        begin = absolute - cache.start
-        if begin >= 0 and begin + count <= len(cache.data):
-            return cache.data[begin : begin + count]
+        data = cache.get(absolute, count)
+        if data is not None:
+            return data
         if cache.fd is not None:
             data = os.pread(cache.fd, count, absolute)  # one call, no seek
         else:
@@ -116,10 +122,36 @@ class Source:
 
 
 class _Cache:
-    """One block of a file's bytes at an absolute offset, and the descriptor for ``pread``."""
+    """A few blocks of a file's bytes at absolute offsets, and the descriptor for ``pread``.
+
+    Blocks are small and few (the tail, the head, a large directory): a lookup scans them.
+    """
+
+    _MAX_BLOCKS = 4
 
     def __init__(self, fd: int | None) -> None:
-        self.fd, self.start, self.data = fd, 0, b""
+        self.fd = fd
+        self.blocks: list[tuple[int, bytes]] = []
+
+    def get(self, start: int, count: int) -> bytes | None:
+        for block_start, data in self.blocks:
+            begin = start - block_start
+            if 0 <= begin and begin + count <= len(data):
+                return data[begin : begin + count]
+        return None
+
+    def tail(self, end: int, span: int) -> bytes:
+        best = b""
+        for block_start, data in self.blocks:
+            if block_start <= end <= block_start + len(data) and end - block_start > len(best):
+                best = data[max(0, end - block_start - span) : end - block_start]
+        return best
+
+    def keep(self, start: int, data: bytes) -> None:
+        if data and self.get(start, len(data)) is not None:
+            return  # (a slice of a block already kept)
+        self.blocks.insert(0, (start, data))
+        del self.blocks[self._MAX_BLOCKS :]
 
 
 def _fileno(handle: IO[bytes]) -> int | None:
@@ -132,9 +164,11 @@ def _fileno(handle: IO[bytes]) -> int | None:
         return None
 
 
-@dataclass(frozen=True)
-class Member:
-    """One vetted directory entry: where its data lies and what it must decode to."""
+class Member(NamedTuple):
+    """One vetted directory entry: where its data lies and what it must decode to.
+
+    (A tuple: an open builds one or two per member, and a frozen dataclass costs 5× more.)
+    """
 
     name: str
     method: int
@@ -146,24 +180,28 @@ class Member:
     data_offset: int
 
 
-class MemberTable(Mapping[str, Member]):
-    """Vetted members by name, in directory order, kept as columns.
+class MemberTable(LazyMapping[Member]):
+    """Vetted members by name, in directory order: as ``Member`` rows, or as columns.
 
     A directory of 10,000 members is checked as arrays (``zipbatch``); building a ``Member``
-    for each would cost more than the checks, so one is built when it is asked for.
+    for each would cost more than the checks, so then one is built when it is asked for.
     """
 
-    FIELDS = ("method", "flags", "crc", "compressed_size", "size", "header_offset", "data_offset")
+    FIELDS = Member._fields[1:]
 
     def __init__(self, names: list[str], columns: Sequence[Sequence[int]]) -> None:
         self.names = names
-        self._columns = [list(column) for column in columns]
+        self._columns: list[list[int]] | None = [list(column) for column in columns]
+        self._rows: list[Member] | None = None
         self._keys = names
-        self._lookup: dict[str, int] | None = None  # built on first use
+        self._index: dict[str, int] | None = None  # built on first use
 
     @classmethod
-    def of(cls, members: Sequence[Member]) -> MemberTable:
-        return cls([m.name for m in members], [[getattr(m, f) for m in members] for f in cls.FIELDS])
+    def of(cls, members: list[Member]) -> MemberTable:
+        table = cls.__new__(cls)
+        table.names = table._keys = [m.name for m in members]
+        table._columns, table._rows, table._index = None, members, None
+        return table
 
     def renamed(self, names: list[str]) -> MemberTable:
         """The same members under other keys (the bundle's tensor names); ``Member.name``
@@ -171,34 +209,32 @@ class MemberTable(Mapping[str, Member]):
         if len(names) != len(self.names):
             raise ValueError("one key per member")
         table = MemberTable.__new__(MemberTable)
-        table.names, table._columns, table._keys, table._lookup = self.names, self._columns, names, None
+        table.names, table._columns, table._rows = self.names, self._columns, self._rows
+        table._keys, table._index = names, None
         return table
 
-    @property
-    def _index(self) -> dict[str, int]:
-        if self._lookup is None:
-            self._lookup = dict(zip(self._keys, range(len(self._keys)), strict=True))
-        return self._lookup
+    def _lookup(self) -> dict[str, int]:
+        if self._index is None:
+            self._index = dict(zip(self._keys, range(len(self._keys)), strict=True))
+        return self._index
+
+    def _build(self, key: str, found: int) -> Member:
+        if self._rows is not None:
+            return self._rows[found]
+        assert self._columns is not None
+        return Member(self.names[found], *(column[found] for column in self._columns))
 
     def column(self, field: str) -> list[int]:
+        if self._rows is not None:
+            return [getattr(row, field) for row in self._rows]
+        assert self._columns is not None
         return self._columns[self.FIELDS.index(field)]
-
-    def __getitem__(self, key: str) -> Member:
-        i = self._index[key]
-        return Member(self.names[i], *(column[i] for column in self._columns))
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._keys)
-
-    def __len__(self) -> int:
-        return len(self.names)
-
-    def __contains__(self, key: object) -> bool:
-        return key in self._index
 
     def __eq__(self, other: object) -> bool:
         if isinstance(other, MemberTable):
-            return self.names == other.names and self._columns == other._columns
+            return self.names == other.names and all(
+                self.column(field) == other.column(field) for field in self.FIELDS
+            )
         return NotImplemented
 
     __hash__ = None  # type: ignore[assignment]

@@ -3,144 +3,81 @@
 The strict reader (``zipread``, ``zipio``) and the one writer (``zipwrite``) take every layout
 and constant from here, so what modelpack writes and what it accepts cannot drift apart.
 Field names follow PKWARE's APPNOTE.TXT (section 4.3); every integer is little-endian. A
-record is a ``NamedTuple`` of its fields plus a ``Layout`` (struct format and signature), so
-code reads ``header.extra_length`` rather than ``fields[10]``.
+record is declared as its fields, each with its struct code (``name:H``), from which come its
+struct format, a named tuple of its fields and a numpy dtype, so code reads
+``header.extra_length`` rather than ``fields[10]``.
 """
 
 from __future__ import annotations
 
-import re
+import collections
 import stat
 import struct
-from collections.abc import Callable
-from typing import Any, Generic, NamedTuple, TypeVar
+from typing import Any
 
 import numpy as np
 
 __all__ = [
-    "Layout", "LocalHeader", "CentralHeader", "EndRecord", "Zip64EndRecord", "Zip64Locator",
-    "LOCAL", "CENTRAL", "END", "ZIP64_END", "ZIP64_LOCATOR", "ZIP64_END_LEAD", "DESCRIPTOR_SIZES",
-    "DESCRIPTOR_SIGNATURE", "DESCRIPTOR_FIELDS",
+    "Layout", "LOCAL", "CENTRAL", "END", "ZIP64_END", "ZIP64_LOCATOR", "ZIP64_END_LEAD",
+    "DESCRIPTOR_SIZES", "DESCRIPTOR_SIGNATURE", "DESCRIPTOR_FIELDS",
     "EXTRA_HEADER", "ZIP64_EXTRA_ID", "ZIPALIGN_EXTRA_ID", "ZIPALIGN_MIN",
     "STORED", "DEFLATED", "UTF8_FLAG", "DESCRIPTOR_FLAG", "ENCRYPTION_FLAGS",
     "MAX_16", "MAX_32", "MAX_COMMENT", "VERSION_DEFAULT", "VERSION_ZIP64",
     "UNIX", "UNIX_SYSTEMS", "MADE_BY", "DOS_DATE", "DOS_TIME", "EXTERNAL_ATTR", "DOS_DIRECTORY",
 ]
 
-R = TypeVar("R", bound=tuple[Any, ...])
+_CODES = {"H": "<u2", "I": "<u4", "Q": "<u8"}  # struct code → numpy type, little-endian
 
 
-class Layout(Generic[R]):
-    """One record's struct format and signature, packed from and unpacked to named fields."""
+class Layout:
+    """One record: a 4-byte signature, then ``fields`` (``"name:H name:I ..."``, in order),
+    packed from and unpacked to named fields."""
 
-    def __init__(self, record: Callable[..., R], fmt: str, signature: bytes) -> None:
-        self.record, self.struct, self.signature = record, struct.Struct(fmt), signature
-        self.size = self.struct.size
-        fields = getattr(record, "_fields", ())
-        if len(fields) != len(self.struct.unpack(bytes(self.size))) or fields[:1] != ("signature",):
-            raise TypeError(f"{getattr(record, '__name__', record)}: fields {fields} do not match {fmt!r}")
+    def __init__(self, name: str, signature: bytes, fields: str) -> None:
+        pairs = [field.partition(":")[::2] for field in fields.split()]
+        for field_name, code in pairs:
+            if code not in _CODES:
+                raise ValueError(f"{name}: field {field_name}:{code} needs a struct code H, I or Q")
+        self.fields = ("signature", *(field_name for field_name, _ in pairs))
+        self.record: Any = collections.namedtuple(name, self.fields)  # type: ignore[misc]
+        self.struct = struct.Struct("<4s" + "".join(code for _, code in pairs))
+        self.signature, self.size = signature, self.struct.size
+        # the signature compared as a little-endian integer
+        self._columns = np.dtype([("signature", "<u4"), *((f, _CODES[code]) for f, code in pairs)])
 
-    def unpack_from(self, buffer: bytes, offset: int = 0) -> R:
+    def unpack_from(self, buffer: bytes, offset: int = 0) -> Any:
         """The record at ``offset``; its signature is the caller's to check (errors differ)."""
-        return self.record(*self.struct.unpack_from(buffer, offset))
+        return self.record._make(self.struct.unpack_from(buffer, offset))
 
     def columns(self) -> np.dtype:
         """The record as a packed numpy dtype, one named field per record field, for reading
         many records at once (``zipbatch``): the same layout as ``struct``'s."""
-        codes = {"H": "<u2", "I": "<u4", "Q": "<u8"}
-        parts = []
-        for repeat, code in re.findall(r"(\d*)([sHIQ])", self.struct.format):
-            if code == "s":  # the signature, compared as a little-endian integer
-                parts.append("<u4" if repeat == "4" else f"V{repeat}")
-            else:
-                parts += [codes[code]] * int(repeat or 1)
-        return np.dtype(list(zip(self.record._fields, parts, strict=True)))  # type: ignore[attr-defined]
+        return self._columns
 
     def pack(self, **fields: int) -> bytes:
         """The record's bytes, signature included; every other field must be named."""
         return self.struct.pack(*self.record(signature=self.signature, **fields))
 
 
-class LocalHeader(NamedTuple):
-    """Before each member's data (APPNOTE 4.3.7)."""
-
-    signature: bytes
-    version_needed: int
-    flags: int
-    method: int
-    time: int
-    date: int
-    crc: int
-    compressed_size: int
-    size: int
-    name_length: int
-    extra_length: int
-
-
-class CentralHeader(NamedTuple):
-    """One entry of the central directory (APPNOTE 4.3.12)."""
-
-    signature: bytes
-    made_by: int  # high byte: the writer's system (3 = Unix); low byte: its spec version
-    version_needed: int
-    flags: int
-    method: int
-    time: int
-    date: int
-    crc: int
-    compressed_size: int
-    size: int
-    name_length: int
-    extra_length: int
-    comment_length: int
-    disk: int
-    internal_attr: int
-    external_attr: int  # on Unix systems, the high 16 bits are a st_mode
-    header_offset: int
-
-
-class EndRecord(NamedTuple):
-    """End of central directory record, the last thing in a zip but its comment (4.3.16)."""
-
-    signature: bytes
-    disk: int
-    directory_disk: int
-    disk_entries: int
-    entries: int
-    directory_size: int
-    directory_offset: int
-    comment_length: int
-
-
-class Zip64EndRecord(NamedTuple):
-    """Zip64 end of central directory record: the 64-bit counts and offsets (4.3.14)."""
-
-    signature: bytes
-    record_size: int  # bytes after this field: the record's size less ZIP64_END_LEAD
-    made_by: int
-    version_needed: int
-    disk: int
-    directory_disk: int
-    disk_entries: int
-    entries: int
-    directory_size: int
-    directory_offset: int
-
-
-class Zip64Locator(NamedTuple):
-    """Zip64 end of central directory locator, just before the end record (4.3.15)."""
-
-    signature: bytes
-    disk: int
-    record_offset: int
-    disks: int
-
-
-LOCAL = Layout(LocalHeader, "<4s5H3I2H", b"PK\x03\x04")
-CENTRAL = Layout(CentralHeader, "<4s6H3I5H2I", b"PK\x01\x02")
-END = Layout(EndRecord, "<4s4H2IH", b"PK\x05\x06")
-ZIP64_END = Layout(Zip64EndRecord, "<4sQ2H2I4Q", b"PK\x06\x06")
-ZIP64_LOCATOR = Layout(Zip64Locator, "<4sIQI", b"PK\x06\x07")
+# What a local header and a central directory entry share, in this order.
+_ENTRY = ("version_needed:H flags:H method:H time:H date:H crc:I compressed_size:I size:I "
+          "name_length:H extra_length:H")
+# Before each member's data (APPNOTE 4.3.7).
+LOCAL = Layout("LocalHeader", b"PK\x03\x04", _ENTRY)
+# One entry of the central directory (4.3.12). made_by: high byte the writer's system (3 =
+# Unix), low byte its spec version; external_attr: on Unix systems the high 16 bits are a
+# st_mode.
+CENTRAL = Layout("CentralHeader", b"PK\x01\x02", f"made_by:H {_ENTRY} comment_length:H disk:H "
+                 "internal_attr:H external_attr:I header_offset:I")
+# End of central directory record, the last thing in a zip but its comment (4.3.16).
+END = Layout("EndRecord", b"PK\x05\x06", "disk:H directory_disk:H disk_entries:H entries:H "
+             "directory_size:I directory_offset:I comment_length:H")
+# Zip64 end of central directory record: the 64-bit counts and offsets (4.3.14); record_size
+# counts the bytes after itself (the record's size less ZIP64_END_LEAD).
+ZIP64_END = Layout("Zip64EndRecord", b"PK\x06\x06", "record_size:Q made_by:H version_needed:H disk:I "
+                   "directory_disk:I disk_entries:Q entries:Q directory_size:Q directory_offset:Q")
+# Zip64 end of central directory locator, just before the end record (4.3.15).
+ZIP64_LOCATOR = Layout("Zip64Locator", b"PK\x06\x07", "disk:I record_offset:Q disks:I")
 ZIP64_END_LEAD = 12  # the signature and record_size fields, which record_size does not count
 
 # A data descriptor follows a member's data when flag 0x8 is set: an optional 4-byte

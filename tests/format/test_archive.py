@@ -132,3 +132,39 @@ def test_large_model_reads_in_parallel_bitwise(tmp_path):
     modelpack.save(tmp_path / "big", arrays)
     back = modelpack.load(tmp_path / "big")
     assert all(back[k].tobytes() == v.tobytes() for k, v in arrays.items())
+
+
+def test_open_reads_the_tail_and_head_once_then_each_header(net_and_path, monkeypatch):
+    """Opening reads one page of the tail (both directories of a small file) and one of the
+    head (the manifest), then each of the bundle's other local headers once; one tensor then
+    costs its .npy header and its data. No byte range is read twice."""
+    import os
+
+    _, path = net_and_path
+    reads: list[tuple[int, int]] = []
+    pread, preadv = os.pread, os.preadv
+    monkeypatch.setattr(os, "pread", lambda fd, n, at: reads.append((at, n)) or pread(fd, n, at))
+    monkeypatch.setattr(os, "preadv", lambda fd, bufs, at: reads.append((at, -1)) or preadv(fd, bufs, at))
+    size = path.stat().st_size
+    with modelpack.open(path) as archive:
+        opened = list(reads)
+        archive.get_tensor("1.gamma")
+    assert opened[:2] == [(size - 4096, 4096), (0, 4096)]
+    # 6 tensors: the first one's header lies in the head, the last one's in the tail
+    assert len(opened) == 2 + 4 and len(set(opened)) == len(opened)
+    assert all(n <= 4096 for _, n in opened)
+    assert len(reads) == len(opened) + 2  # the tensor's header, then its data
+
+
+def test_a_header_longer_than_one_read_is_read_whole(tmp_path):
+    """A stored tensor's .npy header usually comes in one read with its member's first
+    bytes; a longer one (64 dimensions: 320 bytes) is read on, and checked the same."""
+    from modelpack.io import npz
+
+    deep = np.arange(2, dtype=np.float32).reshape((1,) * 63 + (2,))
+    assert len(modelpack.io.npy.npy_header(deep)) > npz._HEADER_AHEAD
+    modelpack.save(tmp_path / "deep.mpk", {"deep": deep, "flat": np.ones(3, np.float32)})
+    with modelpack.open(tmp_path / "deep.mpk") as archive:
+        assert archive.get_tensor("deep").tobytes() == deep.tobytes()
+        assert archive.get_tensor("flat", mmap=True).tolist() == [1, 1, 1]
+    assert modelpack.load(tmp_path / "deep.mpk")["deep"].shape == deep.shape

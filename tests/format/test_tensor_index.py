@@ -71,7 +71,7 @@ CASES = {
 @pytest.mark.parametrize("case", CASES)
 def test_vouches_only_for_what_the_schema_accepts(case):
     value = CASES[case]
-    index = tensor_index.vouch(value, schema._tensor_info)
+    index = tensor_index.vouch(value, tensor_index._checked_info)
     if not _schema_accepts(value):
         assert index is None
         return
@@ -82,16 +82,16 @@ def test_vouches_only_for_what_the_schema_accepts(case):
 
 def test_the_common_cases_are_vouched_for():
     for case in ("good", "empty", "no-hashes", "some-hashes", "longest-name", "unicode-name"):
-        assert tensor_index.vouch(CASES[case], schema._tensor_info) is not None, case
+        assert tensor_index.vouch(CASES[case], tensor_index._checked_info) is not None, case
 
 
 def test_the_first_unhashed_tensor_is_named():
-    index = tensor_index.vouch(CASES["some-hashes"], schema._tensor_info)
+    index = tensor_index.vouch(CASES["some-hashes"], tensor_index._checked_info)
     assert index is not None and index.first_unhashed == "x"
-    assert tensor_index.vouch(GOOD, schema._tensor_info).first_unhashed is None
+    assert tensor_index.vouch(GOOD, tensor_index._checked_info).first_unhashed is None
 
 
 def test_entries_are_built_once_when_read():
-    index = tensor_index.vouch(GOOD, schema._tensor_info)
+    index = tensor_index.vouch(GOOD, tensor_index._checked_info)
     assert index["layer3.weight"] is index["layer3.weight"]
     assert index["layer3.weight"].shape == [3, 3]

@@ -247,3 +247,15 @@ def test_many_mappings_depth_and_node_limits_still_hold():
         safeyaml.load(_many([*entries, deep]), max_nodes=10**6)
     with pytest.raises(safeyaml.YAMLTooLarge):
         safeyaml.load(_many(entries), max_nodes=5000)
+
+
+@pytest.mark.parametrize("outside", [str(2**63), str(-(2**63) - 1), "1" + "0" * 400, "-1" + "0" * 5000])
+def test_many_mappings_integers_are_still_int64_and_bounded(outside):
+    """With many mappings, integers are parsed without a call each and checked per level
+    (``_walk``); a refusal is still worded as for one integer."""
+    entries = [f'"t{i}": {{"shape": [{i}, {2**63 - 1}, {-(2**63)}]}}' for i in range(1500)]
+    assert safeyaml.load(_many(entries), max_nodes=10**6)["t9"] == {"shape": [9, 2**63 - 1, -(2**63)]}
+    entries[900] = f'"t900": {{"shape": [[1, {outside}]]}}'
+    message = "is outside" if len(outside) <= 400 else f"a number of {len(outside)} characters"
+    with pytest.raises(safeyaml.YAMLRefused, match=message):
+        safeyaml.load(_many(entries), max_nodes=10**6)

@@ -7,6 +7,8 @@ from __future__ import annotations
 import io
 import random
 import zipfile
+from pathlib import Path
+from typing import IO
 
 import numpy as np
 import pytest
@@ -19,9 +21,19 @@ from modelpack.io.zipio import MemberTable, Source
 from modelpack.io.zipread import _end_record  # noqa: PLC2701  (the directory's position)
 
 
-def _both(data: bytes) -> tuple[MemberTable | None, MemberTable | ModelpackError]:
-    """(what the column checks vouch for, what the exact checks find or raise)."""
-    source = Source.whole(io.BytesIO(data), where="t.zip")
+def _both(data: bytes, folder: Path | None = None) -> tuple[MemberTable | None, MemberTable | ModelpackError]:
+    """(what the column checks vouch for, what the exact checks find or raise), reading from
+    memory, or with ``folder`` from a file there (whose local headers are mapped, not read)."""
+    if folder is None:
+        return _both_from(io.BytesIO(data))
+    path = folder / "t.zip"
+    path.write_bytes(data)
+    with open(path, "rb") as handle:
+        return _both_from(handle)
+
+
+def _both_from(handle: IO[bytes]) -> tuple[MemberTable | None, MemberTable | ModelpackError]:
+    source = Source.whole(handle, where="t.zip")
     count, offset, size, _, _ = _end_record(source, "a zip")
     raw = source.read_at(offset, size)
     batch = zipbatch.check_directory(source, raw, count, offset, 100.0, 1 << 20)
@@ -53,8 +65,9 @@ def _modelpack_bundle() -> bytes:
 
 @pytest.mark.parametrize("make", [lambda: stored_zip(MEMBERS), _deflated, _utf8_names, _modelpack_bundle],
                          ids=["zipfile-stored", "deflated", "utf8-names", "modelpack-bundle"])
-def test_valid_zips_give_the_exact_paths_members(make):
-    batch, exact = _both(make())
+@pytest.mark.parametrize("on_disk", [False, True], ids=["in-memory", "mapped-file"])
+def test_valid_zips_give_the_exact_paths_members(make, on_disk, tmp_path):
+    batch, exact = _both(make(), tmp_path if on_disk else None)
     assert batch is not None and batch == exact
 
 
@@ -68,15 +81,17 @@ def test_valid_zips_give_the_exact_paths_members(make):
      for i in range(40)],
     [RawEntry(f"m{i}".encode(), b"x", crc=1 if i == 30 else None) for i in range(40)],
 ], ids=["local-name", "descriptor", "dot-dot", "duplicate", "symlink", "crc-only"])
-def test_unusual_entries_are_left_to_the_exact_path(entries):
-    batch, exact = _both(raw_zip(entries))
+@pytest.mark.parametrize("on_disk", [False, True], ids=["in-memory", "mapped-file"])
+def test_unusual_entries_are_left_to_the_exact_path(entries, on_disk, tmp_path):
+    batch, exact = _both(raw_zip(entries), tmp_path if on_disk else None)
     if isinstance(exact, ModelpackError):
         assert batch is None
     else:
         assert batch is None or batch == exact
 
 
-def test_random_damage_is_never_vouched_for_when_the_exact_path_refuses():
+@pytest.mark.parametrize("on_disk", [False, True], ids=["in-memory", "mapped-file"])
+def test_random_damage_is_never_vouched_for_when_the_exact_path_refuses(on_disk, tmp_path):
     """Bytes of the directory and the local headers flipped at random: the column checks
     either step aside (None) or agree with the exact checks exactly."""
     data = stored_zip(MEMBERS)
@@ -90,7 +105,7 @@ def test_random_damage_is_never_vouched_for_when_the_exact_path_refuses():
                 data.rindex(b"PK\x05\x06") - 46 * 40 - 800, data.rindex(b"PK\x05\x06"))
             damaged[at] = rng.randrange(256)
         try:
-            batch, exact = _both(bytes(damaged))
+            batch, exact = _both(bytes(damaged), tmp_path if on_disk else None)
         except ModelpackError:
             continue  # the end record itself is damaged: neither path runs
         if batch is None:
@@ -105,11 +120,12 @@ def test_read_directory_uses_the_columns_from_its_threshold(monkeypatch):
     calls = []
     original = zipbatch.check_directory
     monkeypatch.setattr(zipbatch, "check_directory", lambda *a: calls.append(1) or original(*a))
-    small = {name: MEMBERS[name] for name in list(MEMBERS)[: zipread.BATCH_MIN - 1]}
-    options = {"kind": "a zip", "max_members": 100, "too_many": ModelpackError, "max_ratio": 100.0,
+    members = {f"m{i}.npy": bytes(i % 7) for i in range(zipread.BATCH_MIN)}
+    small = {name: members[name] for name in list(members)[: zipread.BATCH_MIN - 1]}
+    options = {"kind": "a zip", "max_members": 1000, "too_many": ModelpackError, "max_ratio": 100.0,
                "grace_bytes": 1 << 20, "max_inflated": float("inf")}
     zipread.read_directory(Source.whole(io.BytesIO(stored_zip(small)), where="s"), **options)
     assert not calls
-    zipread.read_directory(Source.whole(io.BytesIO(stored_zip(MEMBERS)), where="m"), **options)
+    zipread.read_directory(Source.whole(io.BytesIO(stored_zip(members)), where="m"), **options)
     assert calls == [1]
-    assert zipfile.ZipFile(io.BytesIO(stored_zip(MEMBERS))).namelist() == list(MEMBERS)
+    assert zipfile.ZipFile(io.BytesIO(stored_zip(members))).namelist() == list(members)

@@ -12,6 +12,8 @@ import zlib
 
 import pytest
 from craft import RawEntry, central_offsets, deflate, raw_zip, stored_zip, streamed_zip
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from modelpack.errors import FormatError, LimitError, ModelpackError
 from modelpack.io import zipread
@@ -318,3 +320,29 @@ def test_deflated_members_together_within_the_inflation_allowance_exactly():
              r"2999 \(the file's size times the ratio, plus 1 MiB; deflate nested in deflate, or many small "
              r"bombs\?\); pass limits=modelpack\.Limits\(max_compression_ratio=\.\.\.\) to allow more$",
              LimitError, max_inflated=2999)
+
+
+def _refused_by_the_spec(name: str) -> bool:
+    """spec/FORMAT.md §1.1's member-name rule, written out independently."""
+    return (
+        not name
+        or name.startswith("/")
+        or (len(name) >= 3 and name[0].isascii() and name[0].isalpha() and name[1] == ":" and name[2] in "/\\")
+        or ".." in name.split("/")
+        or "\\" in name
+        or any(ord(c) < 0x20 or ord(c) == 0x7F for c in name)
+        or name.endswith("/")
+    )
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.text(st.sampled_from("ab./\\:C\x00\n\x7fü"), max_size=8))
+def test_check_name_refuses_exactly_what_the_spec_refuses(name):
+    """check_name clears most names with one search and words a refusal with the exact
+    checks: together they refuse exactly the spec's set."""
+    try:
+        check_name(name, "t.zip")
+    except FormatError:
+        assert _refused_by_the_spec(name), name
+    else:
+        assert not _refused_by_the_spec(name), name

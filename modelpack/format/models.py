@@ -1,0 +1,35 @@
+"""The manifest models' two Pydantic bases: closed, and closed but for a newer version's fields.
+
+Every manifest model is closed (``extra="forbid"``): a field this reader does not know is an
+error. Entries that a newer *minor* format version may extend (the manifest's top level, a
+tensor entry, a shard) drop unknown fields instead when validated with the context key
+``IGNORE_UNKNOWN_FIELDS`` set (``spec/FORMAT.md`` §6); layer nodes and configs never do.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, ValidationInfo, model_validator
+
+__all__ = ["Closed", "Extensible", "IGNORE_UNKNOWN_FIELDS"]
+
+# Validation context key: set when the archive is of a newer minor version than this reader.
+IGNORE_UNKNOWN_FIELDS = "ignore_unknown_fields"
+
+
+class Closed(BaseModel):
+    # ser_json_inf_nan: a non-finite float in a dict[str, Any] (a layer config, a graph
+    # scalar) stays a float when dumped; pydantic's default turns it into None (null).
+    model_config = ConfigDict(extra="forbid", strict=True, ser_json_inf_nan="constants")
+
+
+class Extensible(Closed):
+    """Closed, except that a newer minor version's additions are dropped (they are optional)."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _drop_unknown_fields(cls, data: Any, info: ValidationInfo) -> Any:
+        if isinstance(data, dict) and info.context and info.context.get(IGNORE_UNKNOWN_FIELDS):
+            return {key: value for key, value in data.items() if key in cls.model_fields}
+        return data
