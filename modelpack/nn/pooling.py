@@ -83,14 +83,14 @@ class _Pool(Block):
     def _out_size(self, size: int, axis: int) -> int:
         k, s, p = self._pool[axis], self._strides[axis], self._padding[axis]
         span = size + 2 * p - k
-        if span < 0:
+        out = (-(-span // s) if self._ceil_mode else span // s) + 1
+        if self._ceil_mode and (out - 1) * s >= size + p:
+            out -= 1  # the last window must start inside the input or its left padding
+        if out < 1:  # ceil_mode keeps one window over an input a little smaller than the pool
             raise InputError(
                 f"{type(self).__name__}: input size {size} with padding {p} is smaller than "
                 f"pool size {k}"
             )
-        out = (-(-span // s) if self._ceil_mode else span // s) + 1
-        if self._ceil_mode and (out - 1) * s >= size + p:
-            out -= 1  # the last window must start inside the input or its left padding
         return out
 
     def _padded_windows(self, array: np.ndarray, fill: float) -> tuple[np.ndarray, Sizes]:

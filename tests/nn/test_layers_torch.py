@@ -34,6 +34,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from modelpack import nn
+from modelpack.errors import InputError
 from modelpack.nn.activations import ACTIVATIONS
 
 torch = pytest.importorskip(
@@ -344,6 +345,18 @@ def test_avg_pool_matches_torch(cfg: dict, count_include_pad: bool, seed: int) -
         count_include_pad=count_include_pad,
     )
     assert_close(layer(x), expected)
+
+
+@pytest.mark.parametrize("pool", ["max", "avg"])
+def test_ceil_mode_keeps_one_window_over_an_input_smaller_than_the_pool(pool: str) -> None:
+    # width 2 under a 3-wide pool: torch's (and MXNet's "full") rule keeps one window, cut short
+    x = normal(np.random.default_rng(0), (2, 3, 4, 2))
+    layer = (nn.MaxPool2D if pool == "max" else nn.AvgPool2D)((1, 3), (1, 2), ceil_mode=True)
+    expected = (F.max_pool2d if pool == "max" else F.avg_pool2d)(t(x), (1, 3), (1, 2), ceil_mode=True)
+    assert layer(x).shape == (2, 3, 4, 1)
+    assert_close(layer(x), expected)
+    with pytest.raises(InputError, match="smaller than pool size 3"):
+        (nn.MaxPool2D if pool == "max" else nn.AvgPool2D)((1, 3), (1, 2))(x)  # floor: no window
 
 
 @settings(max_examples=30, deadline=None)

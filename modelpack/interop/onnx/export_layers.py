@@ -126,7 +126,9 @@ def _pool(op: str) -> LayerEmitter:
                 # count the real padding but not the window's overhang past it: pad with zeros,
                 # then average over what lies inside the padded input
                 h = em.node("Pad", [h, em.ints([0, 0, *padding, 0, 0, *padding])], "pad")
-                ends = [e - p for e, p in zip(ends, padding, strict=True)]
+                # the padded input may already reach past the last window (ONNX's floor rule
+                # then ignores the rest): an end pad is never negative
+                ends = [max(0, e - p) for e, p in zip(ends, padding, strict=True)]
                 padding, include = [0] * len(padding), False
             attrs["count_include_pad"] = int(include)
         return em.node(op, [h], op.lower(), pads=padding + ends, **attrs)
