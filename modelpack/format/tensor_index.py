@@ -43,6 +43,12 @@ class TensorIndex(Mapping[str, Info], Generic[Info]):
         self._built: dict[str, Info] = {}
         self.first_unhashed = first_unhashed  # the first tensor without a sha256, if any
 
+    @property
+    def entries(self) -> Mapping[str, dict[str, Any]]:
+        """The checked entries as parsed (plain dicts), for callers that read every tensor's
+        fields as columns (``verify``) rather than building an entry each."""
+        return self._entries
+
     def __getitem__(self, name: str) -> Info:
         built = self._built.get(name)
         if built is None:

@@ -28,6 +28,7 @@ __all__ = [
     "check_storable",
     "canonical_array",
     "npy_header",
+    "header_for",
     "read_header",
 ]
 
@@ -99,6 +100,23 @@ def npy_header(array: np.ndarray) -> bytes:
     """The ``.npy`` header numpy would write for ``array`` (already canonical), padded to 64."""
     fortran = bool(array.flags.f_contiguous and not array.flags.c_contiguous)
     return _npy_header(array.dtype, array.shape, fortran)
+
+
+def header_for(dtype: str, shape: tuple[int, ...]) -> tuple[bytes, int] | None:
+    """The header modelpack writes for a tensor of this dtype name and shape, and its data's
+    byte count: a member holding exactly these bytes then data of that size passes every
+    header check (``verify`` compares headers so, instead of parsing each one). None for a
+    shape ``read_header`` refuses whatever the bytes."""
+    return _header_and_size(np.dtype(_DESCR[dtype]), shape)
+
+
+@functools.lru_cache(maxsize=1024)
+def _header_and_size(dtype: np.dtype, shape: tuple[int, ...]) -> tuple[bytes, int] | None:
+    if len(shape) > MAX_DIMS or min(shape, default=0) < 0:
+        return None
+    if math.prod(dim for dim in shape if dim) * dtype.itemsize >= 1 << 63:
+        return None
+    return _npy_header(dtype, shape, False), math.prod(shape) * dtype.itemsize
 
 
 @functools.lru_cache(maxsize=1024)
