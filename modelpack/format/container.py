@@ -21,7 +21,7 @@ import os
 import re
 import sys
 import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import IO
@@ -35,7 +35,7 @@ from ..io.paths import PathOrFile, atomic_writer, describe, is_file_object, open
 from ..io.sniff import refuse_other_kind
 from ..io.zipio import STORED, Member, MemberReader, Source
 from ..io.zipread import read_directory
-from ..io.zipwrite import Piece, PlannedMember, ZipPlan
+from ..io.zipwrite import Piece, PlannedMember, ZipPlan, crc_of
 from . import schema, versions
 from .schema import FORMAT_VERSION, Manifest, manifest_to_yaml
 from .tensor_index import TensorIndex
@@ -76,83 +76,118 @@ def write_archive(
     member; with compress=True its own members are deflated.
 
     The SHA-256s go into the manifest, which comes first in the file, but its length does not
-    depend on them (64 hex digits each, in the JSON form): so when writing to a path, the
-    bundle is written while the hashes are computed, its pages flushed to the disk while the
-    last ones finish, and the manifest and the directory written last. The slowest of
-    hashing, writing and flushing sets the time, not their sum.
+    depend on them (64 hex digits each, in the JSON form): so the manifest is written out
+    once with a placeholder for each hash, and read back (a writer never writes what its
+    reader refuses) before a byte is written; when writing to a path, the bundle is written
+    while the hashes are computed, its pages flushed to the disk while the last ones finish,
+    and the manifest, with the hashes put in the placeholders' places, and the directory
+    written last. The slowest of hashing, writing and flushing sets the time, not their sum.
     """
     if list(manifest.weights) != list(arrays):
         raise ValueError("the manifest's weights index must list exactly the arrays, in order")
-    canonical = npz.canonical_arrays(arrays)
+    tensors = npz.Tensors.of(arrays)
     name = describe(target)
     with ThreadPoolExecutor(max_workers=_WORKERS) as pool:
-        bundle = npz.plan_npz(canonical, npz.crc32s(canonical, pool), compress=compress)
-        digests = npz.sha256s(canonical, pool)
-        draft = _layout(manifest, bundle, dict.fromkeys(canonical, _PLACEHOLDER))
-        if is_file_object(target) or not draft.manifest_bytes.startswith(b"{"):
+        bundle = tensors.plan(tensors.member_crcs(pool), compress=compress)
+        digests = tensors.sha256s(pool)
+        bundle_pieces = list(bundle.pieces())
+        bundle_crc = crc_of(bundle_pieces)
+        draft = _Draft.of(manifest, tensors.names, name)
+        if is_file_object(target) or draft.fill is None:
             # A caller's file is written in order; a block-form manifest may change length.
-            final = _layout(manifest, bundle, digests())
-            check_reads_back(final.manifest_bytes, name)
+            hashes = digests()
+            if draft.fill is not None:
+                raw = draft.fill(hashes)
+            else:
+                raw = manifest_to_yaml(_with_hashes(manifest, tensors.names, hashes)).encode("utf-8")
+                check_reads_back(raw, name)
             with atomic_writer(target) as handle:
-                final.plan.write(handle)
-            return final.manifest
+                _write_pieces(handle, _outer(raw, bundle_pieces, bundle_crc).pieces())
+            return _with_hashes(manifest, tensors.names, hashes)
         # The flush has its own thread (the pool's are hashing); leaving the block waits for it.
         with atomic_writer(target) as handle, ThreadPoolExecutor(max_workers=1) as flusher:
-            middle = draft.bundle_range
-            for offset, piece in draft.plan.placed():
-                if middle[0] <= offset < middle[1]:
-                    if handle.tell() != offset:
-                        handle.seek(offset)
-                    handle.write(piece.data)
+            start = _outer(draft.raw, bundle_pieces, bundle_crc).members[1].data_offset
+            handle.seek(start)
+            _write_pieces(handle, bundle_pieces)
             handle.flush()
             flushed = flusher.submit(os.fdatasync, handle.fileno())  # while the hashes finish
-            final = _layout(manifest, bundle, digests(), bundle_crc=draft.plan.members[1].crc)
-            if final.bundle_range != middle or final.plan.size != draft.plan.size:
+            hashes = digests()
+            plan = _outer(draft.fill(hashes), bundle_pieces, bundle_crc)
+            head, weights = plan.members
+            if weights.data_offset != start:
                 raise AssertionError("the manifest's length changed with its hashes")  # not reached
-            check_reads_back(final.manifest_bytes, name)
-            for offset, piece in final.plan.placed():
-                if not middle[0] <= offset < middle[1]:
-                    handle.seek(offset)
-                    handle.write(piece.data)
+            handle.seek(0)
+            handle.write(b"".join([head.local_header, *[p.data for p in head.data], weights.local_header]))
+            handle.seek(weights.data_offset + weights.compressed_size)
+            handle.write(plan.directory)
             flushed.result()
-    return final.manifest
+    return _with_hashes(manifest, tensors.names, hashes)
 
 
 _PLACEHOLDER = "0" * 64  # a SHA-256 in hex, for laying the file out before the hashes are known
+_PLACED = b'"sha256": "' + _PLACEHOLDER.encode("ascii") + b'"'  # how the JSON form writes one
 _WORKERS = max(1, min(4, os.cpu_count() or 1))
 
 
 @dataclass
-class _Layout:
-    plan: ZipPlan
-    manifest_bytes: bytes
-    manifest: Manifest
+class _Draft:
+    """The manifest's bytes with a placeholder for each hash, read back as its reader would;
+    ``fill`` puts the hashes in (None when the placeholders cannot be found for certain: the
+    block form, or a ``"sha256": "000…"`` elsewhere in the manifest, e.g. in the metadata)."""
 
-    @property
-    def bundle_range(self) -> tuple[int, int]:
-        """Where the bundle's bytes lie in the file: [start, end)."""
-        member = self.plan.members[1]
-        return member.data_offset, member.data_offset + member.compressed_size
+    raw: bytes
+    fill: Callable[[list[str]], bytes] | None
+
+    @classmethod
+    def of(cls, manifest: Manifest, names: list[str], target: str) -> _Draft:
+        raw = manifest_to_yaml(_with_hashes(manifest, names, [_PLACEHOLDER] * len(names))).encode("utf-8")
+        parts = raw.split(_PLACED)
+        if not raw.startswith(b"{") or len(parts) != len(names) + 1:
+            return cls(raw, None)
+        # The hashes are 64 hex digits like the placeholders, so the filled manifest reads
+        # back exactly when this one does.
+        check_reads_back(raw, target)
+
+        def fill(hashes: list[str]) -> bytes:
+            quoted = [b'"sha256": "' + digest.encode("ascii") + b'"' for digest in hashes]
+            return b"".join([part for pair in zip(parts, quoted, strict=False) for part in pair] + parts[-1:])
+
+        return cls(raw, fill)
 
 
-def _layout(
-    manifest: Manifest, bundle: ZipPlan, hashes: Mapping[str, str], *, bundle_crc: int | None = None
-) -> _Layout:
-    """The archive laid out around ``bundle``, its manifest recording ``hashes``."""
-    hashed = {name: info.model_copy(update={"sha256": hashes[name]})
-              for name, info in manifest.weights.items()}
+def _with_hashes(manifest: Manifest, names: list[str], hashes: list[str]) -> Manifest:
+    """``manifest`` at this writer's format version, each tensor recording its hash."""
+    weights = manifest.weights
+    raw = weights.entries if isinstance(weights, TensorIndex) else None
+    if raw is not None:
+        entries = [(entry["dtype"], entry["shape"]) for entry in raw.values()]
+    else:
+        entries = [(info.dtype, info.shape) for info in weights.values()]
+    index = {name: {"dtype": dtype, "shape": shape, "sha256": digest}
+             for name, (dtype, shape), digest in zip(names, entries, hashes, strict=True)}
     version = versions.version_for(manifest.kind, FORMAT_VERSION)
-    manifest = manifest.model_copy(update={"format_version": version, "weights": hashed})
-    manifest_bytes = manifest_to_yaml(manifest).encode("utf-8")
+    copy = manifest.model_copy(update={"format_version": version})
+    # Validated as a reader validates it (as columns, when it can be), not entry by entry.
+    Manifest.__pydantic_validator__.validate_assignment(copy, "weights", index)
+    return copy
+
+
+def _write_pieces(handle: IO[bytes], pieces: Iterable[Piece]) -> None:
+    """The one loop that writes an archive's bulk (tests stop it half-way)."""
+    for piece in pieces:
+        handle.write(piece.data)
+
+
+def _outer(manifest_bytes: bytes, bundle: list[Piece], bundle_crc: int) -> ZipPlan:
+    """The archive laid out around the bundle's bytes."""
     comment = MANIFEST_HASH_PREFIX + hashlib.sha256(manifest_bytes).hexdigest().encode("ascii")
-    plan = ZipPlan(
+    return ZipPlan(
         [
             PlannedMember(MANIFEST_MEMBER, [Piece(manifest_bytes)]),
-            PlannedMember(WEIGHTS_MEMBER, list(bundle.pieces()), known_crc=bundle_crc),
+            PlannedMember(WEIGHTS_MEMBER, bundle, known_crc=bundle_crc),
         ],
         comment=comment,
     )
-    return _Layout(plan, manifest_bytes, manifest)
 
 
 def check_reads_back(raw: bytes, target: str) -> None:

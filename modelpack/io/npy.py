@@ -26,6 +26,7 @@ __all__ = [
     "MAX_DIMS",
     "ExpectedTensor",
     "check_storable",
+    "dtype_name",
     "canonical_array",
     "npy_header",
     "header_for",
@@ -75,6 +76,11 @@ _MAGIC = b"\x93NUMPY"
 # Headers of numpy's exact form already parsed (bytes → shape, Fortran order, dtype); bounded.
 _PARSED: dict[bytes, tuple[tuple[int, ...], bool, np.dtype]] = {}
 _MAX_PARSED = 4096
+
+
+def dtype_name(dtype: np.dtype) -> str:
+    """numpy's name for a dtype (``dtype.name`` is a slow Python property: a table first)."""
+    return _NAME.get(dtype) or dtype.name
 
 
 def check_storable(name: str, array: np.ndarray) -> None:

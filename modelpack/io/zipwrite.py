@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 import struct
 import zlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import IO
@@ -47,7 +47,7 @@ from .ziprecords import (
     ZIPALIGN_MIN,
 )
 
-__all__ = ["ALIGN", "Piece", "PlannedMember", "ZipPlan", "crc32_combine", "padding_for"]
+__all__ = ["ALIGN", "Piece", "PlannedMember", "ZipPlan", "crc32_combine", "crc_of", "padding_for"]
 
 ALIGN = 64
 # Sizes and offsets from ZIP64_SIZE on, and member counts from ZIP64_COUNT on, go to zip64
@@ -61,10 +61,10 @@ class Piece:
 
     data: bytes | memoryview
     crc: int | None = None  # None: computed from ``data`` (fine for small headers)
+    size: int = field(init=False)
 
-    @property
-    def size(self) -> int:
-        return len(self.data) if isinstance(self.data, bytes) else self.data.nbytes
+    def __post_init__(self) -> None:
+        self.size = self.data.nbytes if isinstance(self.data, memoryview) else len(self.data)
 
 
 @dataclass
@@ -128,19 +128,35 @@ class ZipPlan:
         _deflate_all([member for member in self.members if member.deflate])
         offset = 0
         for member in self.members:
-            member.size = sum(piece.size for piece in member.pieces)
-            member.crc = member.known_crc if member.known_crc is not None else _crc_of(member.pieces)
+            member.size = sum([piece.size for piece in member.pieces])
+            member.crc = member.known_crc if member.known_crc is not None else crc_of(member.pieces)
             if not member.deflate:
                 member.data = member.pieces
-            member.compressed_size = sum(piece.size for piece in member.data)
+            member.compressed_size = sum([piece.size for piece in member.data])
             member.header_offset = offset
             member.local_header = _local_header(member, offset)
             offset = member.data_offset + member.compressed_size
         self.directory = _directory(self.members, offset, self.comment)
         self.size = offset + len(self.directory)
 
+    @classmethod
+    def of_members(
+        cls, names: list[str], headers: list[bytes], datas: list[memoryview], crcs: list[int],
+        *, deflate: bool = False,
+    ) -> ZipPlan:
+        """Members of a header and a data buffer each, their CRC-32s (of both) computed by the
+        caller: how a bundle of tensors is laid out, in bulk."""
+        return cls([
+            PlannedMember(name, [Piece(header), Piece(data)], deflate, crc)
+            for name, header, data, crc in zip(names, headers, datas, crcs, strict=True)
+        ])
+
     def pieces(self) -> Iterable[Piece]:
-        """Every byte of the zip in order: headers, member data, directory."""
+        """Every byte of the zip in order: headers, member data, directory; consecutive
+        small pieces joined into one (a write or a CRC-32 call each costs more than a copy)."""
+        return _joined(self._pieces())
+
+    def _pieces(self) -> Iterator[Piece]:
         for member in self.members:
             yield Piece(member.local_header)
             yield from member.data
@@ -155,7 +171,7 @@ class ZipPlan:
 
     def crc(self) -> int:
         """CRC-32 of the whole zip, combined from its pieces (no data is read again)."""
-        return _crc_of(list(self.pieces()))
+        return crc_of(list(self.pieces()))
 
     def write(self, handle: IO[bytes]) -> None:
         """Write every piece in order to ``handle``."""
@@ -163,7 +179,29 @@ class ZipPlan:
             handle.write(piece.data)
 
 
-def _crc_of(pieces: list[Piece]) -> int:
+_JOIN_UP_TO = 1 << 20  # pieces joined into one are at most this large together
+
+
+def _joined(pieces: Iterable[Piece]) -> Iterator[Piece]:
+    """``pieces`` with runs of small ones (under ``_READ_AGAIN``, whose CRC is read again
+    anyway) joined into one piece of at most ``_JOIN_UP_TO`` bytes; large ones as they are."""
+    run: list[Piece] = []
+    size = 0
+    for piece in pieces:
+        if piece.size < _READ_AGAIN and size + piece.size <= _JOIN_UP_TO:
+            run.append(piece)
+            size += piece.size
+            continue
+        if run:
+            yield run[0] if len(run) == 1 else Piece(b"".join([p.data for p in run]))
+        run, size = ([piece], piece.size) if piece.size < _READ_AGAIN else ([], 0)
+        if not run:
+            yield piece
+    if run:
+        yield run[0] if len(run) == 1 else Piece(b"".join([p.data for p in run]))
+
+
+def crc_of(pieces: list[Piece]) -> int:
     """The CRC-32 of the pieces one after another: small ones (headers) read again, large
     ones combined from their known CRC (a combine costs as much as reading ~100 KiB)."""
     crc = 0  # the CRC-32 of no bytes
