@@ -49,6 +49,16 @@ class TensorIndex(Mapping[str, Info], Generic[Info]):
         fields as columns (``verify``) rather than building an entry each."""
         return self._entries
 
+    def json_entries(self) -> dict[str, dict[str, Any]]:
+        """The entries as ``model_dump(mode="json", exclude_none=True)`` writes them (fields in
+        schema order, no null hash), without building a model each (the writer's hot path)."""
+        return {
+            name: {"dtype": entry["dtype"], "shape": list(entry["shape"]), "sha256": entry["sha256"]}
+            if entry.get("sha256") is not None
+            else {"dtype": entry["dtype"], "shape": list(entry["shape"])}
+            for name, entry in self._entries.items()
+        }
+
     def __getitem__(self, name: str) -> Info:
         built = self._built.get(name)
         if built is None:

@@ -14,6 +14,7 @@ are the same under the same zlib; another zlib build may compress differently).
 
 from __future__ import annotations
 
+import functools
 import os
 import struct
 import zlib
@@ -55,7 +56,7 @@ ALIGN = 64
 ZIP64_SIZE, ZIP64_COUNT = MAX_32, MAX_16
 
 
-@dataclass
+@dataclass(slots=True)
 class Piece:
     """Some bytes of a member: given outright, or a buffer whose CRC was computed elsewhere."""
 
@@ -67,7 +68,7 @@ class Piece:
         self.size = self.data.nbytes if isinstance(self.data, memoryview) else len(self.data)
 
 
-@dataclass
+@dataclass(slots=True)
 class PlannedMember:
     """One member: name, its bytes as pieces, and (after planning) its header and data.
 
@@ -254,18 +255,24 @@ def _local_header(member: PlannedMember, position: int) -> bytes:
     # A local zip64 extra field holds both sizes, whichever of them overflows (APPNOTE 4.5.3).
     zip64 = max(member.size, member.compressed_size) >= ZIP64_SIZE
     extra = _zip64_extra([member.size, member.compressed_size] if zip64 else [])
-    if member.method == STORED:  # compressed data cannot be mapped: no point aligning it
-        pad = padding_for(position + LOCAL.size + len(name) + len(extra))
-        if pad:
-            extra += EXTRA_HEADER.pack(ZIPALIGN_EXTRA_ID, pad - EXTRA_HEADER.size)
-            extra += struct.pack("<H", ALIGN) + b"\0" * (pad - ZIPALIGN_MIN)
-    header = LOCAL.pack(
-        version_needed=VERSION_ZIP64 if zip64 else VERSION_DEFAULT, flags=flags,
-        method=member.method, time=DOS_TIME, date=DOS_DATE, crc=member.crc,
-        compressed_size=MAX_32 if zip64 else member.compressed_size,
-        size=MAX_32 if zip64 else member.size, name_length=len(name), extra_length=len(extra),
+    if not member.deflate:  # compressed data cannot be mapped: no point aligning it
+        extra += _zipalign_extra(padding_for(position + LOCAL.size + len(name) + len(extra)))
+    # Positional, in LocalHeader's field order (keywords cost more than the rest of a member).
+    header = LOCAL.struct.pack(
+        LOCAL.signature, VERSION_ZIP64 if zip64 else VERSION_DEFAULT, flags, member.method,
+        DOS_TIME, DOS_DATE, member.crc, MAX_32 if zip64 else member.compressed_size,
+        MAX_32 if zip64 else member.size, len(name), len(extra),
     )
     return header + name + extra
+
+
+@functools.cache
+def _zipalign_extra(pad: int) -> bytes:
+    """zipalign's extra block of ``pad`` bytes in all (none for 0)."""
+    if not pad:
+        return b""
+    return EXTRA_HEADER.pack(ZIPALIGN_EXTRA_ID, pad - EXTRA_HEADER.size) + struct.pack("<H", ALIGN) + (
+        b"\0" * (pad - ZIPALIGN_MIN))
 
 
 def _directory(members: list[PlannedMember], start: int, comment: bytes) -> bytes:
@@ -275,13 +282,11 @@ def _directory(members: list[PlannedMember], start: int, comment: bytes) -> byte
         wide = (member.size, member.compressed_size, member.header_offset)
         extra = _zip64_extra([value for value in wide if value >= ZIP64_SIZE])  # APPNOTE order
         entries.append(
-            CENTRAL.pack(
-                made_by=MADE_BY, version_needed=VERSION_ZIP64 if extra else VERSION_DEFAULT,
-                flags=flags, method=member.method, time=DOS_TIME, date=DOS_DATE, crc=member.crc,
-                compressed_size=_field32(member.compressed_size), size=_field32(member.size),
-                name_length=len(name), extra_length=len(extra), comment_length=0, disk=0,
-                internal_attr=0, external_attr=EXTERNAL_ATTR,
-                header_offset=_field32(member.header_offset),
+            CENTRAL.struct.pack(  # positional, in CentralHeader's field order
+                CENTRAL.signature, MADE_BY, VERSION_ZIP64 if extra else VERSION_DEFAULT, flags,
+                member.method, DOS_TIME, DOS_DATE, member.crc, _field32(member.compressed_size),
+                _field32(member.size), len(name), len(extra), 0, 0, 0, EXTERNAL_ATTR,
+                _field32(member.header_offset),
             )
             + name
             + extra
