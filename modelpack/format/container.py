@@ -36,7 +36,7 @@ from ..io.paths import PathOrFile, atomic_writer, describe, is_file_object, open
 from ..io.sniff import refuse_other_kind
 from ..io.zipio import STORED, Member, MemberReader, Source
 from ..io.zipread import read_directory
-from ..io.zipwrite import Piece, PlannedMember, ZipPlan, crc_of
+from ..io.zipwrite import Piece, PlannedMember, ZipPlan
 from . import schema, versions
 from .schema import FORMAT_VERSION, Manifest, manifest_to_yaml
 from .tensor_index import TensorIndex
@@ -110,31 +110,34 @@ def _write_archive(target: PathOrFile, manifest: Manifest, arrays: Mapping[str, 
     tensors = npz.Tensors.of(arrays)
     name = describe(target)
     with ThreadPoolExecutor(max_workers=_WORKERS) as pool:
-        bundle = tensors.plan(tensors.member_crcs(pool), compress=compress)
-        digests = tensors.sha256s(pool)
-        bundle_pieces = list(bundle.pieces())
-        bundle_crc = crc_of(bundle_pieces)
+        checksums = tensors.checksums(pool)  # CRC-32s and SHA-256s, while the rest goes on
         draft = _Draft.of(manifest, tensors.names, name)
         if is_file_object(target) or draft.fill is None:
             # A caller's file is written in order; a block-form manifest may change length.
-            hashes = digests()
+            crcs, hashes = checksums()
+            bundle = tensors.plan(crcs, compress=compress)
+            bundle_crc = bundle.crc()
             if draft.fill is not None:
                 raw = draft.fill(hashes)
             else:
                 raw = manifest_to_yaml(_with_hashes(manifest, tensors.names, hashes)).encode("utf-8")
                 check_reads_back(raw, name)
             with atomic_writer(target) as handle:
-                _write_pieces(handle, _outer(raw, bundle_pieces, bundle_crc).pieces())
+                _write_pieces(handle, _outer(raw, bundle, bundle_crc).pieces())
             return _with_hashes(manifest, tensors.names, hashes)
-        # The flush has its own thread (the pool's are hashing); leaving the block waits for it.
+        # Sizes and offsets do not depend on the CRCs: the tensors' data goes to its place
+        # first, while the checksums are computed; then the flush starts (on its own thread),
+        # and headers, manifest and directories are written once the checksums are known.
+        bundle = tensors.plan([0] * len(tensors.names), compress=compress)  # CRCs to come
+        start = _outer(draft.raw, bundle, 0).members[1].data_offset
         with atomic_writer(target) as handle, ThreadPoolExecutor(max_workers=1) as flusher:
-            start = _outer(draft.raw, bundle_pieces, bundle_crc).members[1].data_offset
-            handle.seek(start)
-            _write_pieces(handle, bundle_pieces)
+            _write_placed(handle, [(start + offset, piece) for offset, piece in bundle.bulk()])
             handle.flush()
-            flushed = flusher.submit(os.fdatasync, handle.fileno())  # while the hashes finish
-            hashes = digests()
-            plan = _outer(draft.fill(hashes), bundle_pieces, bundle_crc)
+            flushed = flusher.submit(os.fdatasync, handle.fileno())
+            crcs, hashes = checksums()
+            bundle.set_crcs(crcs)
+            _write_placed(handle, [(start + offset, piece) for offset, piece in bundle.placed_but_bulk()])
+            plan = _outer(draft.fill(hashes), bundle, bundle.crc())
             head, weights = plan.members
             if weights.data_offset != start:
                 raise AssertionError("the manifest's length changed with its hashes")  # not reached
@@ -195,18 +198,26 @@ def _with_hashes(manifest: Manifest, names: list[str], hashes: list[str]) -> Man
 
 
 def _write_pieces(handle: IO[bytes], pieces: Iterable[Piece]) -> None:
-    """The one loop that writes an archive's bulk (tests stop it half-way)."""
+    """Write pieces in order (tests stop this half-way)."""
     for piece in pieces:
         handle.write(piece.data)
 
 
-def _outer(manifest_bytes: bytes, bundle: list[Piece], bundle_crc: int) -> ZipPlan:
-    """The archive laid out around the bundle's bytes."""
+def _write_placed(handle: IO[bytes], placed: list[tuple[int, Piece]]) -> None:
+    """Write pieces at their offsets (tests stop this half-way)."""
+    for offset, piece in placed:
+        if handle.tell() != offset:
+            handle.seek(offset)
+        handle.write(piece.data)
+
+
+def _outer(manifest_bytes: bytes, bundle: ZipPlan, bundle_crc: int) -> ZipPlan:
+    """The archive laid out around the bundle, whose bytes and CRC-32 it takes as they are."""
     comment = MANIFEST_HASH_PREFIX + hashlib.sha256(manifest_bytes).hexdigest().encode("ascii")
     return ZipPlan(
         [
             PlannedMember(MANIFEST_MEMBER, [Piece(manifest_bytes)]),
-            PlannedMember(WEIGHTS_MEMBER, bundle, known_crc=bundle_crc),
+            PlannedMember(WEIGHTS_MEMBER, list(bundle.pieces(joined=False)), known_crc=bundle_crc),
         ],
         comment=comment,
     )

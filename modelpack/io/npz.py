@@ -110,14 +110,31 @@ class Tensors:
 
         return [crc for batch in pool.map(task, self.tasks()) for crc in batch]
 
-    def sha256s(self, pool: ThreadPoolExecutor) -> Callable[[], list[str]]:
-        """Start hashing each tensor's data with SHA-256 on ``pool``; the returned call waits
-        for the hex digests. Writing can go on meanwhile (hashlib releases the GIL)."""
-        def task(indices: range) -> list[str]:
-            return [hashlib.sha256(self.views[i]).hexdigest() for i in indices]
+    def checksums(self, pool: ThreadPoolExecutor) -> Callable[[], tuple[list[int], list[str]]]:
+        """Start computing each member's CRC-32 and each tensor's SHA-256 (hex) on ``pool``, in
+        one pass over the data (a chunk hashed while it is in the cache); the returned call
+        waits for both. Writing can go on meanwhile (both release the GIL)."""
+        def task(indices: range) -> list[tuple[int, str]]:
+            return [self._checksum(i) for i in indices]
 
         started = [pool.submit(task, indices) for indices in self.tasks()]
-        return lambda: [digest for batch in started for digest in batch.result()]
+
+        def wait() -> tuple[list[int], list[str]]:
+            pairs = [pair for batch in started for pair in batch.result()]
+            return [crc for crc, _ in pairs], [digest for _, digest in pairs]
+
+        return wait
+
+    def _checksum(self, index: int) -> tuple[int, str]:
+        view, crc = self.views[index], crc32(self.headers[index])
+        if view.nbytes <= _HASH_CHUNK:
+            return crc32(view, crc), hashlib.sha256(view).hexdigest()
+        digest = hashlib.sha256()
+        for start in range(0, view.nbytes, _HASH_CHUNK):
+            piece = view[start : start + _HASH_CHUNK]
+            crc = crc32(piece, crc)
+            digest.update(piece)
+        return crc, digest.hexdigest()
 
     def plan(self, crcs: list[int], *, compress: bool = False) -> ZipPlan:
         """The bundle laid out: stored members with each tensor's data 64-byte aligned, or with

@@ -152,10 +152,18 @@ class ZipPlan:
             for name, header, data, crc in zip(names, headers, datas, crcs, strict=True)
         ])
 
-    def pieces(self) -> Iterable[Piece]:
+    def set_crcs(self, crcs: list[int]) -> None:
+        """Put in the members' CRC-32s, known only after the plan was made (a CRC changes no
+        size or offset, so a writer may lay out and write data first): headers packed again."""
+        for member, crc in zip(self.members, crcs, strict=True):
+            member.crc = crc
+            member.local_header = _local_header(member, member.header_offset)
+        self.directory = _directory(self.members, self.size - len(self.directory), self.comment)
+
+    def pieces(self, *, joined: bool = True) -> Iterable[Piece]:
         """Every byte of the zip in order: headers, member data, directory; consecutive
         small pieces joined into one (a write or a CRC-32 call each costs more than a copy)."""
-        return _joined(self._pieces())
+        return _joined(self._pieces()) if joined else self._pieces()
 
     def _pieces(self) -> Iterator[Piece]:
         for member in self.members:
@@ -170,9 +178,40 @@ class ZipPlan:
             yield offset, piece
             offset += piece.size
 
+    def bulk(self) -> list[tuple[int, Piece]]:
+        """The large data pieces of stored members, with their offsets: the bytes a caller
+        gave, which no CRC changes, so they can be written before the CRCs are known."""
+        return [(offset, piece) for offset, piece in self._placed_as_given() if _is_bulk(piece)]
+
+    def placed_but_bulk(self) -> Iterable[tuple[int, Piece]]:
+        """``placed`` without the pieces ``bulk`` lists (written already); small ones joined."""
+        segment: list[Piece] = []
+        start = 0
+        for offset, piece in self._placed_as_given():
+            if _is_bulk(piece):
+                yield from _placed_from(start, segment)
+                segment, start = [], offset + piece.size
+            else:
+                segment.append(piece)
+        yield from _placed_from(start, segment)
+
+    def _placed_as_given(self) -> Iterator[tuple[int, Piece]]:
+        offset = 0
+        for piece in self._pieces():
+            yield offset, piece
+            offset += piece.size
+
     def crc(self) -> int:
-        """CRC-32 of the whole zip, combined from its pieces (no data is read again)."""
-        return crc_of(list(self.pieces()))
+        """CRC-32 of the whole zip: each stored member's CRC-32 combined in, headers and small
+        members read (no large data is read again)."""
+        crc = 0
+        for member in self.members:
+            crc = crc32(member.local_header, crc)
+            if not member.deflate and member.size > _READ_AGAIN:
+                crc = crc32_combine(crc, member.crc, member.size)
+            else:
+                crc = crc_of(member.data, crc)
+        return crc32(self.directory, crc)
 
     def write(self, handle: IO[bytes]) -> None:
         """Write every piece in order to ``handle``."""
@@ -194,18 +233,33 @@ def _joined(pieces: Iterable[Piece]) -> Iterator[Piece]:
             size += piece.size
             continue
         if run:
-            yield run[0] if len(run) == 1 else Piece(b"".join([p.data for p in run]))
+            yield _join(run)
         run, size = ([piece], piece.size) if piece.size < _READ_AGAIN else ([], 0)
         if not run:
             yield piece
     if run:
-        yield run[0] if len(run) == 1 else Piece(b"".join([p.data for p in run]))
+        yield _join(run)
 
 
-def crc_of(pieces: list[Piece]) -> int:
-    """The CRC-32 of the pieces one after another: small ones (headers) read again, large
-    ones combined from their known CRC (a combine costs as much as reading ~100 KiB)."""
-    crc = 0  # the CRC-32 of no bytes
+def _placed_from(offset: int, pieces: list[Piece]) -> Iterator[tuple[int, Piece]]:
+    for piece in _joined(pieces):
+        yield offset, piece
+        offset += piece.size
+
+
+def _join(run: list[Piece]) -> Piece:
+    return run[0] if len(run) == 1 else Piece(b"".join([piece.data for piece in run]))
+
+
+def _is_bulk(piece: Piece) -> bool:
+    """A caller's large buffer (a tensor's data), as opposed to bytes this module made."""
+    return isinstance(piece.data, memoryview) and piece.size >= _READ_AGAIN
+
+
+def crc_of(pieces: list[Piece], crc: int = 0) -> int:
+    """The CRC-32 of the pieces one after another (continuing from ``crc``, that of the bytes
+    before): small ones (headers) read again, large ones combined from their known CRC (a
+    combine costs as much as reading ~100 KiB)."""
     for piece in pieces:
         if piece.crc is None or piece.size <= _READ_AGAIN:
             crc = crc32(piece.data, crc)

@@ -216,13 +216,14 @@ def test_an_upload_that_fails_mid_write_leaves_the_old_object(s3, monkeypatch, t
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # where the upload is spooled
     modelpack.save(url, np.zeros(1000), storage_options=options)
 
-    def write_half_then_fail(handle, pieces):
+    def write_half_then_fail(handle, pieces):  # pieces, or (offset, piece) pairs
         pieces = list(pieces)
         for piece in pieces[: len(pieces) // 2]:
-            handle.write(piece.data)
+            handle.write(piece[1].data if isinstance(piece, tuple) else piece.data)
         raise RuntimeError("killed mid-write")
 
-    monkeypatch.setattr(container, "_write_pieces", write_half_then_fail)
+    monkeypatch.setattr(container, "_write_pieces", write_half_then_fail)  # the writers' two loops
+    monkeypatch.setattr(container, "_write_placed", write_half_then_fail)
     s3.log.clear()
     with pytest.raises(RuntimeError, match="killed mid-write"):
         modelpack.save(url, np.ones(1000), storage_options=options)
