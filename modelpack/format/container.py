@@ -34,6 +34,7 @@ from ..io import npz
 from ..io.limits import DEFAULT_LIMITS, GRACE_BYTES, Limits
 from ..io.paths import PathOrFile, atomic_writer, describe, is_file_object, open_for_reading
 from ..io.sniff import refuse_other_kind
+from ..io.writeback import WRITEBACK_CHUNK, start_writeback
 from ..io.zipio import STORED, Member, MemberReader, Source
 from ..io.zipread import read_directory
 from ..io.zipwrite import Piece, PlannedMember, ZipPlan
@@ -131,7 +132,7 @@ def _write_archive(target: PathOrFile, manifest: Manifest, arrays: Mapping[str, 
         bundle = tensors.plan([0] * len(tensors.names), compress=compress)  # CRCs to come
         start = _outer(draft.raw, bundle, 0).members[1].data_offset
         with atomic_writer(target) as handle, ThreadPoolExecutor(max_workers=1) as flusher:
-            _write_placed(handle, [(start + offset, piece) for offset, piece in bundle.bulk()])
+            _write_placed(handle, [(start + offset, piece) for offset, piece in bundle.bulk()], hint=True)
             handle.flush()
             flushed = flusher.submit(os.fdatasync, handle.fileno())
             crcs, hashes = checksums()
@@ -203,12 +204,21 @@ def _write_pieces(handle: IO[bytes], pieces: Iterable[Piece]) -> None:
         handle.write(piece.data)
 
 
-def _write_placed(handle: IO[bytes], placed: list[tuple[int, Piece]]) -> None:
-    """Write pieces at their offsets (tests stop this half-way)."""
+def _write_placed(handle: IO[bytes], placed: list[tuple[int, Piece]], *, hint: bool = False) -> None:
+    """Write pieces at their offsets (tests stop this half-way); with ``hint``, large ones in
+    slices, each slice's writeback to the disk started as soon as it is written."""
     for offset, piece in placed:
         if handle.tell() != offset:
             handle.seek(offset)
-        handle.write(piece.data)
+        if not hint or piece.size <= WRITEBACK_CHUNK:
+            handle.write(piece.data)
+            if hint:
+                start_writeback(handle.fileno(), offset, piece.size)
+            continue
+        data = memoryview(piece.data)
+        for at in range(0, piece.size, WRITEBACK_CHUNK):
+            handle.write(data[at : at + WRITEBACK_CHUNK])
+            start_writeback(handle.fileno(), offset + at, min(WRITEBACK_CHUNK, piece.size - at))
 
 
 def _outer(manifest_bytes: bytes, bundle: ZipPlan, bundle_crc: int) -> ZipPlan:
