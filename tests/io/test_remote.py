@@ -216,7 +216,7 @@ def test_an_upload_that_fails_mid_write_leaves_the_old_object(s3, monkeypatch, t
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # where the upload is spooled
     modelpack.save(url, np.zeros(1000), storage_options=options)
 
-    def write_half_then_fail(handle, pieces):  # pieces, or (offset, piece) pairs
+    def write_half_then_fail(handle, pieces, **options):  # pieces, or (offset, piece) pairs
         pieces = list(pieces)
         for piece in pieces[: len(pieces) // 2]:
             handle.write(piece[1].data if isinstance(piece, tuple) else piece.data)
