@@ -57,7 +57,10 @@ class Scan:
 def scan(fd: int, candidates: Sequence[Candidate], pool: ThreadPoolExecutor, where: str) -> Scan:
     """Check ``candidates`` (sorted by offset, as a vetted zip tiles them) on ``pool``."""
     result = Scan()
-    for run_scan in pool.map(lambda run: _scan_run(fd, run, where), list(_runs(candidates))):
+    runs = list(_runs(candidates))
+    # One run (a small file) is checked here, sooner than a thread starts.
+    apply = map if len(runs) <= 1 else pool.map
+    for run_scan in apply(lambda run: _scan_run(fd, run, where), runs):
         result.crcs += run_scan.crcs
         result.digests += run_scan.digests
         result.headers_match += run_scan.headers_match

@@ -78,25 +78,28 @@ def write_archive(
     member; with compress=True its own members are deflated.
 
     The SHA-256s go into the manifest, which comes first in the file, but its length does not
-    depend on them (64 hex digits each, in the JSON form): so the manifest is written out
-    once with a placeholder for each hash, and read back (a writer never writes what its
-    reader refuses) before a byte is written; when writing to a path, the bundle is written
-    while the hashes are computed, its pages flushed to the disk while the last ones finish,
-    and the manifest, with the hashes put in the placeholders' places, and the directory
-    written last. The slowest of hashing, writing and flushing sets the time, not their sum.
+    depend on them (64 hex digits each, in the JSON form), nor does any offset depend on a
+    CRC-32: so the manifest is written out once with a placeholder for each hash and read
+    back (a writer never writes what its reader refuses) before a byte is written; when
+    writing to a path, the tensors' data goes to its place first, on its way to the disk
+    (``io.writeback``), while the checksums are computed on the other cores; its flush
+    starts, and the zip headers, the manifest (the hashes put in the placeholders' places)
+    and the directories are written last. The slowest of hashing, writing and flushing sets
+    the time, not their sum.
     """
     if list(manifest.weights) != list(arrays):
         raise ValueError("the manifest's weights index must list exactly the arrays, in order")
-    with _cycle_collection_paused():
+    with cycle_collection_paused():
         return _write_archive(target, manifest, arrays, compress)
 
 
 @contextlib.contextmanager
-def _cycle_collection_paused() -> Iterator[None]:
-    """Python's cycle collector off while an archive is laid out. Writing 10,000 tensors
-    allocates some 100,000 small objects, none in a cycle (reference counting frees them
-    all); each allocation burst would set off full collections that walk every live object
-    of the process, a quarter of the time of such a save. The caller's setting is restored."""
+def cycle_collection_paused() -> Iterator[None]:
+    """Python's cycle collector off while an archive is laid out or verified. Writing 10,000
+    tensors allocates some 100,000 small objects, none in a cycle (reference counting frees
+    them all); each allocation burst would set off full collections that walk every live
+    object of the process, a quarter of the time of such a save. The caller's setting is
+    restored."""
     was_enabled = gc.isenabled()
     gc.disable()
     try:
@@ -132,9 +135,13 @@ def _write_archive(target: PathOrFile, manifest: Manifest, arrays: Mapping[str, 
         bundle = tensors.plan([0] * len(tensors.names), compress=compress)  # CRCs to come
         start = _outer(draft.raw, bundle, 0).members[1].data_offset
         with atomic_writer(target) as handle, ThreadPoolExecutor(max_workers=1) as flusher:
-            _write_placed(handle, [(start + offset, piece) for offset, piece in bundle.bulk()], hint=True)
+            bulk = [(start + offset, piece) for offset, piece in bundle.bulk()]
+            _write_placed(handle, bulk, hint=True)
             handle.flush()
-            flushed = flusher.submit(os.fdatasync, handle.fileno())
+            # A flush of its own while the checksums finish; a small file's is left to the
+            # final fsync (each sync costs a journal commit).
+            large = sum(piece.size for _, piece in bulk) > _EARLY_FLUSH
+            flushed = flusher.submit(os.fdatasync, handle.fileno()) if large else None
             crcs, hashes = checksums()
             bundle.set_crcs(crcs)
             _write_placed(handle, [(start + offset, piece) for offset, piece in bundle.placed_but_bulk()])
@@ -146,13 +153,15 @@ def _write_archive(target: PathOrFile, manifest: Manifest, arrays: Mapping[str, 
             handle.write(b"".join([head.local_header, *[p.data for p in head.data], weights.local_header]))
             handle.seek(weights.data_offset + weights.compressed_size)
             handle.write(plan.directory)
-            flushed.result()
+            if flushed is not None:
+                flushed.result()
     return _with_hashes(manifest, tensors.names, hashes)
 
 
 _PLACEHOLDER = "0" * 64  # a SHA-256 in hex, for laying the file out before the hashes are known
 _PLACED = b'"sha256": "' + _PLACEHOLDER.encode("ascii") + b'"'  # how the JSON form writes one
 _WORKERS = max(1, min(4, os.cpu_count() or 1))
+_EARLY_FLUSH = WRITEBACK_CHUNK  # tensor bytes from which the data is flushed before the headers
 
 
 @dataclass

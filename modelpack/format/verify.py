@@ -39,7 +39,7 @@ from ..nn.graph_spec import constant_name
 from ..nn.parameter import shapes_compatible
 from ..nn.ties import apply_ties
 from . import architecture, bundle_scan, schema
-from .container import MANIFEST_MEMBER, WEIGHTS_MEMBER, Container
+from .container import MANIFEST_MEMBER, WEIGHTS_MEMBER, Container, cycle_collection_paused
 from .schema import Manifest, TensorInfo
 from .tensor_index import TensorIndex
 
@@ -88,7 +88,7 @@ class VerifyReport:
 def verify(path: PathOrFile, *, limits: Limits = DEFAULT_LIMITS) -> VerifyReport:
     """Check everything an archive records about itself; never raises for damaged bytes."""
     report = VerifyReport(path=describe(path))
-    with open_for_reading(path) as handle, contextlib.ExitStack() as cleanup:
+    with open_for_reading(path) as handle, contextlib.ExitStack() as cleanup, cycle_collection_paused():
         container = _attempt(report, Container.open, handle, report.path, limits)
         if container is None:
             return report
@@ -244,10 +244,11 @@ def _candidates(bundle: npz.Bundle, entries: list[_Entry | None]) -> list[bundle
         if entry is None or method != STORED:
             continue
         key = (entry[0], tuple(entry[1]))
-        known = headers[key] if key in headers else headers.setdefault(key, npy.header_for(*key))
+        if key not in headers:
+            headers[key] = npy.header_for(*key)
+        known = headers[key]
         if known is not None and size == len(known[0]) + known[1]:
-            at = base + data_offset
-            out.append(make(index, base + local, at, at + size, known[0]))
+            out.append(make(index, base + local, base + data_offset, base + data_offset + size, known[0]))
     if any(a.data_offset > b.data_offset for a, b in zip(out, out[1:], strict=False)):  # another writer's
         out.sort(key=lambda candidate: candidate.data_offset)
     return out

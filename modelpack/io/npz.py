@@ -85,7 +85,7 @@ class Tensors:
 
     @classmethod
     def of(cls, arrays: Mapping[str, np.ndarray]) -> Tensors:
-        """Every array checked storable and made canonical (C order, little-endian)."""
+        """The arrays checked storable and made canonical (C order, little-endian)."""
         canonical = list(canonical_arrays(arrays).values())
         headers, views = [npy_header(a) for a in canonical], [data_view(a) for a in canonical]
         return cls(list(arrays), canonical, headers, views)
@@ -113,11 +113,15 @@ class Tensors:
     def checksums(self, pool: ThreadPoolExecutor) -> Callable[[], tuple[list[int], list[str]]]:
         """Start computing each member's CRC-32 and each tensor's SHA-256 (hex) on ``pool``, in
         one pass over the data (a chunk hashed while it is in the cache); the returned call
-        waits for both. Writing can go on meanwhile (both release the GIL)."""
+        waits for both. Writing can go on meanwhile (hashlib releases the GIL)."""
         def task(indices: range) -> list[tuple[int, str]]:
             return [self._checksum(i) for i in indices]
 
-        started = [pool.submit(task, indices) for indices in self.tasks()]
+        tasks = self.tasks()
+        if len(tasks) <= 1:  # a few MB: done here sooner than a thread starts
+            done = [pair for indices in tasks for pair in task(indices)]
+            return lambda: ([crc for crc, _ in done], [digest for _, digest in done])
+        started = [pool.submit(task, indices) for indices in tasks]
 
         def wait() -> tuple[list[int], list[str]]:
             pairs = [pair for batch in started for pair in batch.result()]
