@@ -100,9 +100,10 @@ class RangeServer:
                 if status == 206:
                     self.send_header("Content-Range", f"bytes {start}-{end - 1}/{len(data)}")
                 self.end_headers()
+                # Logged before the body goes out: a client that has the body may look at the log.
+                outer.log.add(Request(self.command, self.path, wanted, 0 if head else len(body)))
                 if not head:
                     self.wfile.write(body)
-                outer.log.add(Request(self.command, self.path, wanted, 0 if head else len(body)))
 
         outer_honours = honour_ranges
         self.server, self.url = _serve(Handler)
@@ -172,10 +173,11 @@ class S3Proxy:
                 self.send_header("Content-Length", length_header if self.command == "HEAD" and
                                  length_header is not None else str(len(data)))
                 self.end_headers()
+                # Logged before the body goes out: a client that has the body may look at the log.
+                outer.log.add(Request(self.command, self.path, self.headers.get("Range"), len(data)))
                 if self.command != "HEAD":
                     self.wfile.write(data)
                 connection.close()
-                outer.log.add(Request(self.command, self.path, self.headers.get("Range"), len(data)))
 
             do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = _forward
 

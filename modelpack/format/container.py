@@ -16,12 +16,13 @@ structure (``_zip``), the manifest (size, YAML, version, hash, schema), then eac
 from __future__ import annotations
 
 import contextlib
+import gc
 import hashlib
 import os
 import re
 import sys
 import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import IO
@@ -33,6 +34,7 @@ from ..io import npz
 from ..io.limits import DEFAULT_LIMITS, GRACE_BYTES, Limits
 from ..io.paths import PathOrFile, atomic_writer, describe, is_file_object, open_for_reading
 from ..io.sniff import refuse_other_kind
+from ..io.writeback import WRITEBACK_CHUNK, start_writeback
 from ..io.zipio import STORED, Member, MemberReader, Source
 from ..io.zipread import read_directory
 from ..io.zipwrite import Piece, PlannedMember, ZipPlan
@@ -76,83 +78,168 @@ def write_archive(
     member; with compress=True its own members are deflated.
 
     The SHA-256s go into the manifest, which comes first in the file, but its length does not
-    depend on them (64 hex digits each, in the JSON form): so when writing to a path, the
-    bundle is written while the hashes are computed, its pages flushed to the disk while the
-    last ones finish, and the manifest and the directory written last. The slowest of
-    hashing, writing and flushing sets the time, not their sum.
+    depend on them (64 hex digits each, in the JSON form), nor does any offset depend on a
+    CRC-32: so the manifest is written out once with a placeholder for each hash and read
+    back (a writer never writes what its reader refuses) before a byte is written; when
+    writing to a path, the tensors' data goes to its place first, on its way to the disk
+    (``io.writeback``), while the checksums are computed on the other cores; its flush
+    starts, and the zip headers, the manifest (the hashes put in the placeholders' places)
+    and the directories are written last. The slowest of hashing, writing and flushing sets
+    the time, not their sum.
     """
     if list(manifest.weights) != list(arrays):
         raise ValueError("the manifest's weights index must list exactly the arrays, in order")
-    canonical = npz.canonical_arrays(arrays)
+    with cycle_collection_paused():
+        return _write_archive(target, manifest, arrays, compress)
+
+
+@contextlib.contextmanager
+def cycle_collection_paused() -> Iterator[None]:
+    """Python's cycle collector off while an archive is laid out or verified. Writing 10,000
+    tensors allocates some 100,000 small objects, none in a cycle (reference counting frees
+    them all); each allocation burst would set off full collections that walk every live
+    object of the process, a quarter of the time of such a save. The caller's setting is
+    restored."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def _write_archive(target: PathOrFile, manifest: Manifest, arrays: Mapping[str, np.ndarray],
+                   compress: bool) -> Manifest:
+    tensors = npz.Tensors.of(arrays)
     name = describe(target)
     with ThreadPoolExecutor(max_workers=_WORKERS) as pool:
-        bundle = npz.plan_npz(canonical, npz.crc32s(canonical, pool), compress=compress)
-        digests = npz.sha256s(canonical, pool)
-        draft = _layout(manifest, bundle, dict.fromkeys(canonical, _PLACEHOLDER))
-        if is_file_object(target) or not draft.manifest_bytes.startswith(b"{"):
+        checksums = tensors.checksums(pool)  # CRC-32s and SHA-256s, while the rest goes on
+        draft = _Draft.of(manifest, tensors.names, name)
+        if is_file_object(target) or draft.fill is None:
             # A caller's file is written in order; a block-form manifest may change length.
-            final = _layout(manifest, bundle, digests())
-            check_reads_back(final.manifest_bytes, name)
+            crcs, hashes = checksums()
+            bundle = tensors.plan(crcs, compress=compress)
+            bundle_crc = bundle.crc()
+            if draft.fill is not None:
+                raw = draft.fill(hashes)
+            else:
+                raw = manifest_to_yaml(_with_hashes(manifest, tensors.names, hashes)).encode("utf-8")
+                check_reads_back(raw, name)
             with atomic_writer(target) as handle:
-                final.plan.write(handle)
-            return final.manifest
-        # The flush has its own thread (the pool's are hashing); leaving the block waits for it.
+                _write_pieces(handle, _outer(raw, bundle, bundle_crc).pieces())
+            return _with_hashes(manifest, tensors.names, hashes)
+        # Sizes and offsets do not depend on the CRCs: the tensors' data goes to its place
+        # first, while the checksums are computed; then the flush starts (on its own thread),
+        # and headers, manifest and directories are written once the checksums are known.
+        bundle = tensors.plan([0] * len(tensors.names), compress=compress)  # CRCs to come
+        start = _outer(draft.raw, bundle, 0).members[1].data_offset
         with atomic_writer(target) as handle, ThreadPoolExecutor(max_workers=1) as flusher:
-            middle = draft.bundle_range
-            for offset, piece in draft.plan.placed():
-                if middle[0] <= offset < middle[1]:
-                    if handle.tell() != offset:
-                        handle.seek(offset)
-                    handle.write(piece.data)
+            bulk = [(start + offset, piece) for offset, piece in bundle.bulk()]
+            _write_placed(handle, bulk, hint=True)
             handle.flush()
-            flushed = flusher.submit(os.fdatasync, handle.fileno())  # while the hashes finish
-            final = _layout(manifest, bundle, digests(), bundle_crc=draft.plan.members[1].crc)
-            if final.bundle_range != middle or final.plan.size != draft.plan.size:
+            # A flush of its own while the checksums finish; a small file's is left to the
+            # final fsync (each sync costs a journal commit).
+            large = sum(piece.size for _, piece in bulk) > _EARLY_FLUSH
+            flushed = flusher.submit(os.fdatasync, handle.fileno()) if large else None
+            crcs, hashes = checksums()
+            bundle.set_crcs(crcs)
+            _write_placed(handle, [(start + offset, piece) for offset, piece in bundle.placed_but_bulk()])
+            plan = _outer(draft.fill(hashes), bundle, bundle.crc())
+            head, weights = plan.members
+            if weights.data_offset != start:
                 raise AssertionError("the manifest's length changed with its hashes")  # not reached
-            check_reads_back(final.manifest_bytes, name)
-            for offset, piece in final.plan.placed():
-                if not middle[0] <= offset < middle[1]:
-                    handle.seek(offset)
-                    handle.write(piece.data)
-            flushed.result()
-    return final.manifest
+            handle.seek(0)
+            handle.write(b"".join([head.local_header, *[p.data for p in head.data], weights.local_header]))
+            handle.seek(weights.data_offset + weights.compressed_size)
+            handle.write(plan.directory)
+            if flushed is not None:
+                flushed.result()
+    return _with_hashes(manifest, tensors.names, hashes)
 
 
 _PLACEHOLDER = "0" * 64  # a SHA-256 in hex, for laying the file out before the hashes are known
+_PLACED = b'"sha256": "' + _PLACEHOLDER.encode("ascii") + b'"'  # how the JSON form writes one
 _WORKERS = max(1, min(4, os.cpu_count() or 1))
+_EARLY_FLUSH = WRITEBACK_CHUNK  # tensor bytes from which the data is flushed before the headers
 
 
 @dataclass
-class _Layout:
-    plan: ZipPlan
-    manifest_bytes: bytes
-    manifest: Manifest
+class _Draft:
+    """The manifest's bytes with a placeholder for each hash, read back as its reader would;
+    ``fill`` puts the hashes in (None when the placeholders cannot be found for certain: the
+    block form, or a ``"sha256": "000…"`` elsewhere in the manifest, e.g. in the metadata)."""
 
-    @property
-    def bundle_range(self) -> tuple[int, int]:
-        """Where the bundle's bytes lie in the file: [start, end)."""
-        member = self.plan.members[1]
-        return member.data_offset, member.data_offset + member.compressed_size
+    raw: bytes
+    fill: Callable[[list[str]], bytes] | None
+
+    @classmethod
+    def of(cls, manifest: Manifest, names: list[str], target: str) -> _Draft:
+        raw = manifest_to_yaml(_with_hashes(manifest, names, [_PLACEHOLDER] * len(names))).encode("utf-8")
+        parts = raw.split(_PLACED)
+        if not raw.startswith(b"{") or len(parts) != len(names) + 1:
+            return cls(raw, None)
+        # The hashes are 64 hex digits like the placeholders, so the filled manifest reads
+        # back exactly when this one does.
+        check_reads_back(raw, target)
+
+        def fill(hashes: list[str]) -> bytes:
+            quoted = [b'"sha256": "' + digest.encode("ascii") + b'"' for digest in hashes]
+            return b"".join([part for pair in zip(parts, quoted, strict=False) for part in pair] + parts[-1:])
+
+        return cls(raw, fill)
 
 
-def _layout(
-    manifest: Manifest, bundle: ZipPlan, hashes: Mapping[str, str], *, bundle_crc: int | None = None
-) -> _Layout:
-    """The archive laid out around ``bundle``, its manifest recording ``hashes``."""
-    hashed = {name: info.model_copy(update={"sha256": hashes[name]})
-              for name, info in manifest.weights.items()}
+def _with_hashes(manifest: Manifest, names: list[str], hashes: list[str]) -> Manifest:
+    """``manifest`` at this writer's format version, each tensor recording its hash."""
+    weights = manifest.weights
+    raw = weights.entries if isinstance(weights, TensorIndex) else None
+    if raw is not None:
+        entries = [(entry["dtype"], entry["shape"]) for entry in raw.values()]
+    else:
+        entries = [(info.dtype, info.shape) for info in weights.values()]
+    index = {name: {"dtype": dtype, "shape": shape, "sha256": digest}
+             for name, (dtype, shape), digest in zip(names, entries, hashes, strict=True)}
     version = versions.version_for(manifest.kind, FORMAT_VERSION)
-    manifest = manifest.model_copy(update={"format_version": version, "weights": hashed})
-    manifest_bytes = manifest_to_yaml(manifest).encode("utf-8")
+    copy = manifest.model_copy(update={"format_version": version})
+    # Validated as a reader validates it (as columns, when it can be), not entry by entry.
+    Manifest.__pydantic_validator__.validate_assignment(copy, "weights", index)
+    return copy
+
+
+def _write_pieces(handle: IO[bytes], pieces: Iterable[Piece]) -> None:
+    """Write pieces in order (tests stop this half-way)."""
+    for piece in pieces:
+        handle.write(piece.data)
+
+
+def _write_placed(handle: IO[bytes], placed: list[tuple[int, Piece]], *, hint: bool = False) -> None:
+    """Write pieces at their offsets (tests stop this half-way); with ``hint``, large ones in
+    slices, each slice's writeback to the disk started as soon as it is written."""
+    for offset, piece in placed:
+        if handle.tell() != offset:
+            handle.seek(offset)
+        if not hint or piece.size <= WRITEBACK_CHUNK:
+            handle.write(piece.data)
+            if hint:
+                start_writeback(handle.fileno(), offset, piece.size)
+            continue
+        data = memoryview(piece.data)
+        for at in range(0, piece.size, WRITEBACK_CHUNK):
+            handle.write(data[at : at + WRITEBACK_CHUNK])
+            start_writeback(handle.fileno(), offset + at, min(WRITEBACK_CHUNK, piece.size - at))
+
+
+def _outer(manifest_bytes: bytes, bundle: ZipPlan, bundle_crc: int) -> ZipPlan:
+    """The archive laid out around the bundle, whose bytes and CRC-32 it takes as they are."""
     comment = MANIFEST_HASH_PREFIX + hashlib.sha256(manifest_bytes).hexdigest().encode("ascii")
-    plan = ZipPlan(
+    return ZipPlan(
         [
             PlannedMember(MANIFEST_MEMBER, [Piece(manifest_bytes)]),
-            PlannedMember(WEIGHTS_MEMBER, list(bundle.pieces()), known_crc=bundle_crc),
+            PlannedMember(WEIGHTS_MEMBER, list(bundle.pieces(joined=False)), known_crc=bundle_crc),
         ],
         comment=comment,
     )
-    return _Layout(plan, manifest_bytes, manifest)
 
 
 def check_reads_back(raw: bytes, target: str) -> None:

@@ -110,7 +110,7 @@ def write_sharded(
         with open_for_reading(location) as handle:
             size = handle.seek(0, os.SEEK_END)
         digest = hashlib.sha256(manifest_to_yaml(written).encode("utf-8")).hexdigest()
-        infos.append(ShardInfo(file=name, size=size, manifest_sha256=digest, tensors=written.weights))
+        infos.append(ShardInfo(file=name, size=size, manifest_sha256=digest, tensors=dict(written.weights)))
     index = manifest.model_copy(update={"kind": "sharded", "weights": {}, "shards": infos})
     container.write_archive(target, index, {})
 

@@ -22,34 +22,31 @@ opened at all (``OSError``).
 from __future__ import annotations
 
 import contextlib
-import functools
-import hashlib
 import os
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from ..errors import FormatError, IntegrityError, ModelpackError
-from ..io import npz
+from ..errors import IntegrityError, ModelpackError
+from ..io import npy, npz
 from ..io.checksums import crc32, crc32_combine
 from ..io.limits import DEFAULT_LIMITS, Limits
 from ..io.paths import PathOrFile, describe, open_for_reading
-from ..io.zipio import STORED, MemberReader, Source
+from ..io.zipio import STORED, MemberReader, MemberTable, Source
 from ..nn.graph import GraphBlock
 from ..nn.graph_spec import constant_name
 from ..nn.parameter import shapes_compatible
 from ..nn.ties import apply_ties
-from . import architecture, schema
-from .container import MANIFEST_MEMBER, WEIGHTS_MEMBER, Container
+from . import architecture, bundle_scan, schema
+from .container import MANIFEST_MEMBER, WEIGHTS_MEMBER, Container, cycle_collection_paused
 from .schema import Manifest, TensorInfo
+from .tensor_index import TensorIndex
 
 __all__ = ["verify", "VerifyReport"]
 
 T = TypeVar("T")
 _CHUNK = 1 << 20
-_TASK_BYTES = 4 << 20  # smaller tensors are hashed together, in tasks of about this size
-_COMBINE_FROM = 64 << 10  # members this large are combined into the bundle's CRC, not read again
 _WORKERS = max(1, min(4, os.cpu_count() or 1))
 
 # Per-tensor results in VerifyReport.tensors.
@@ -91,7 +88,7 @@ class VerifyReport:
 def verify(path: PathOrFile, *, limits: Limits = DEFAULT_LIMITS) -> VerifyReport:
     """Check everything an archive records about itself; never raises for damaged bytes."""
     report = VerifyReport(path=describe(path))
-    with open_for_reading(path) as handle, contextlib.ExitStack() as cleanup:
+    with open_for_reading(path) as handle, contextlib.ExitStack() as cleanup, cycle_collection_paused():
         container = _attempt(report, Container.open, handle, report.path, limits)
         if container is None:
             return report
@@ -157,11 +154,11 @@ def _check_bundle(
             _report_at(report, outer_at, _attempt(report, _stream, MemberReader(container.source, member)))
         return
     listed = manifest.weights if manifest is not None else {}
-    known = _check_tensors(bundle, manifest, listed, report)
+    ranges = _check_tensors(bundle, manifest, listed, report)
     if member.method == STORED:
         # The bundle's CRC-32 covers its own zip headers, which reading tensors does not:
-        # combined from the tensors' CRCs just computed and the bytes between them.
-        crc = _bundle_crc(source, bundle, known)
+        # combined from the CRC-32s of the ranges just read and the bytes between them.
+        crc = _bundle_crc(source, ranges)
         if crc != member.crc:
             report.problems.insert(outer_at, (
                 f"{container.name}: member {WEIGHTS_MEMBER!r} is damaged: CRC-32 is {crc:08x}, the "
@@ -183,100 +180,146 @@ def _report_at(report: VerifyReport, index: int, result: object) -> None:
 
 def _check_tensors(
     bundle: npz.Bundle, manifest: Manifest | None, listed: Mapping[str, TensorInfo], report: VerifyReport
-) -> dict[str, int]:
-    """Every tensor's header, CRC-32 and SHA-256, stored tensors on all cores; returns the
-    CRC-32 of each large stored member, for the bundle's own CRC."""
-    where = bundle.source.where
-    results: dict[str, str | ModelpackError] = {}
-    located: list[npz.TensorLocation] = []
-    for name in bundle.members:
-        info = listed.get(name)
-        if manifest is not None and info is None:
-            report.problems.append(f"{where}: holds tensor {name!r}, which the manifest does not list")
-        try:
-            location = bundle.locate(name, info) if bundle.source.fd is not None else None
-            if location is None:  # deflated, or no descriptor to read in place: streamed
-                results[name] = bundle.digest(name, info)
-            else:
-                located.append(location)
-        except ModelpackError as exc:
-            results[name] = exc
-    known: dict[str, int] = {}
+) -> list[tuple[int, int, int]]:
+    """Every tensor's header, CRC-32 and SHA-256, in one pass over the stored bytes on all
+    cores (``bundle_scan``); returns the CRC-32 of each byte range that pass read
+    (``(start, length, crc)``, file offsets), for the bundle's own CRC-32."""
+    where, names = bundle.source.where, list(bundle.members)
+    if manifest is not None and not (names == list(listed) or set(names) <= set(listed)):
+        report.problems += [f"{where}: holds tensor {name!r}, which the manifest does not list"
+                            for name in names if name not in listed]
+    entries = _entries(names, listed)
+    fd = bundle.source.fd
     with ThreadPoolExecutor(max_workers=_WORKERS) as pool:
-        fd = bundle.source.fd
-        hash_batch = functools.partial(_hash_batch, fd if fd is not None else -1)  # (-1: nothing located)
-        for batch in pool.map(hash_batch, _batches(located)):
-            for location, crc, digest in batch:
-                if crc != location.member_crc:
-                    results[location.name] = IntegrityError(
-                        f"{location.where} is damaged: CRC-32 is {crc:08x}, the zip directory records "
-                        f"{location.member_crc:08x}"
-                    )
-                else:
-                    results[location.name] = digest
-                    if location.nbytes >= _COMBINE_FROM:
-                        known[location.name] = crc
-    unhashed = False
-    for name in bundle.members:
-        info, result = listed.get(name), results[name]
-        try:
-            if isinstance(result, ModelpackError):
-                raise result
-            if info is not None and info.sha256 is not None:
-                npz.check_sha256(where, name, info.sha256, result)
-        except ModelpackError as exc:
-            report.problems.append(str(exc))
-            report.tensors[name] = "damaged" if isinstance(exc, IntegrityError) else "invalid"
-            continue
-        hashed = info is not None and info.sha256 is not None
-        unhashed |= not hashed
-        report.tensors[name] = OK if hashed else CRC_ONLY
-    if unhashed and manifest is not None:
+        candidates = _candidates(bundle, entries) if fd is not None else []
+        scanned = bundle_scan.Scan()
+        if fd is not None and candidates:
+            scanned = bundle_scan.scan(fd, candidates, pool, where)
+        problems: dict[int, ModelpackError] = {}
+        _compare(scanned, candidates, entries, bundle, problems)
+        vouched = {candidate.member for candidate in candidates}
+        others = [index for index in range(len(names)) if index not in vouched]
+        others += [candidates[k].member for k, match in enumerate(scanned.headers_match) if not match]
+        # Positioned reads may run in parallel; a file object's one position may not.
+        run = pool.map if fd is not None else map
+        for index, outcome in zip(others, run(lambda i: _check_one(bundle, names[i], entries[i]), others),
+                                  strict=True):
+            if outcome is not None:
+                problems[index] = outcome
+            else:
+                problems.pop(index, None)
+    hashed = [entry is not None and entry[2] is not None for entry in entries]
+    report.tensors.update(zip(names, [OK if h else CRC_ONLY for h in hashed], strict=True))
+    for index in sorted(problems):
+        exc = problems[index]
+        report.problems.append(str(exc))
+        report.tensors[names[index]] = "damaged" if isinstance(exc, IntegrityError) else "invalid"
+    if not all(hashed) and manifest is not None:
         report.notes.append("tensors without a recorded SHA-256 (format 1.0) were checked by CRC-32 only")
-    return known
+    return scanned.ranges
 
 
-def _batches(located: list[npz.TensorLocation]) -> Iterator[list[npz.TensorLocation]]:
-    """Tasks of about ``_TASK_BYTES``: one per large tensor, small ones together."""
-    batch: list[npz.TensorLocation] = []
-    size = 0
-    for location in located:
-        batch.append(location)
-        size += location.nbytes
-        if size >= _TASK_BYTES:
-            yield batch
-            batch, size = [], 0
-    if batch:
-        yield batch
+_Entry = tuple[str, list[int], "str | None"]  # dtype, shape, sha256 of a listed tensor
 
 
-def _hash_batch(fd: int, batch: list[npz.TensorLocation]) -> list[tuple[npz.TensorLocation, int, str]]:
-    """Each tensor's member CRC-32 and data SHA-256, read in chunks with positioned reads
-    (memory: one chunk per thread); reading and hashing release the GIL."""
-    buffer = memoryview(bytearray(min(_CHUNK, max((loc.nbytes for loc in batch), default=0))))
+def _entries(names: list[str], listed: Mapping[str, TensorInfo]) -> list[_Entry | None]:
+    """Each member's manifest entry (None when not listed), without building a TensorInfo
+    per tensor when the index was checked as columns."""
+    raw = listed.entries if isinstance(listed, TensorIndex) else None
+    if raw is not None:
+        found = [raw.get(name) for name in names]
+        return [(e["dtype"], e["shape"], e.get("sha256")) if e is not None else None for e in found]
+    infos = [listed.get(name) for name in names]
+    return [(i.dtype, i.shape, i.sha256) if i is not None else None for i in infos]
+
+
+def _candidates(bundle: npz.Bundle, entries: list[_Entry | None]) -> list[bundle_scan.Candidate]:
+    """The stored, listed members whose size fits the manifest's dtype and shape, in file order."""
+    table = _table(bundle)
+    columns = [table.column(name) for name in ("method", "size", "header_offset", "data_offset")]
+    headers: dict[tuple[str, tuple[int, ...]], tuple[bytes, int] | None] = {}
+    base, make = bundle.source.start, bundle_scan.Candidate
     out = []
-    for location in batch:
-        crc, digest, done = location.header_crc, hashlib.sha256(), 0
-        while done < location.nbytes:
-            count = os.preadv(fd, [buffer[: min(_CHUNK, location.nbytes - done)]], location.offset + done)
-            if count <= 0:
-                raise FormatError(f"{location.where} is truncated: the file ends inside its data")
-            piece = buffer[:count]
-            crc = crc32(piece, crc)
-            digest.update(piece)
-            done += count
-        out.append((location, crc, digest.hexdigest()))
+    for index, (entry, method, size, local, data_offset) in enumerate(zip(entries, *columns, strict=True)):
+        if entry is None or method != STORED:
+            continue
+        key = (entry[0], tuple(entry[1]))
+        if key not in headers:
+            headers[key] = npy.header_for(*key)
+        known = headers[key]
+        if known is not None and size == len(known[0]) + known[1]:
+            out.append(make(index, base + local, base + data_offset, base + data_offset + size, known[0]))
+    if any(a.data_offset > b.data_offset for a, b in zip(out, out[1:], strict=False)):  # another writer's
+        out.sort(key=lambda candidate: candidate.data_offset)
     return out
 
 
-def _bundle_crc(source: Source, bundle: npz.Bundle, known: Mapping[str, int]) -> int:
-    """CRC-32 of the bundle's bytes: members whose CRC is ``known`` combined, the rest read."""
+def _table(bundle: npz.Bundle) -> MemberTable:
+    """The bundle's members as columns (how a bundle keeps them)."""
+    table = bundle.members
+    if not isinstance(table, MemberTable):
+        table = MemberTable.of([table[name] for name in table]).renamed(list(table))
+    return table
+
+
+def _compare(scanned: bundle_scan.Scan, candidates: list[bundle_scan.Candidate],
+             entries: list[_Entry | None], bundle: npz.Bundle, problems: dict[int, ModelpackError]) -> None:
+    """Each scanned member's CRC-32 and SHA-256 against the records, compared as whole columns;
+    only a mismatch is looked at member by member."""
+    table, where = _table(bundle), bundle.source.where
+    recorded = table.column("crc")
+    expected = [recorded[candidate.member] for candidate in candidates]
+    if scanned.crcs != expected:
+        for candidate, crc, want in zip(candidates, scanned.crcs, expected, strict=True):
+            if crc != want:
+                problems[candidate.member] = IntegrityError(
+                    f"{where}: member {table.names[candidate.member]!r} is damaged: CRC-32 is {crc:08x}, "
+                    f"the zip directory records {want:08x}"
+                )
+    hashes = [entries[candidate.member][2] for candidate in candidates]  # type: ignore[index]
+    pairs = list(zip(candidates, scanned.digests, hashes, strict=True))
+    if None in hashes:  # format 1.0 records none: those are checked by CRC-32 alone
+        pairs = [pair for pair in pairs if pair[2] is not None]
+    if b"".join(pair[1] for pair in pairs) == bytes.fromhex("".join(pair[2] for pair in pairs)):  # type: ignore[misc]
+        return
+    tensors = list(table)
+    for candidate, digest, recorded_hash in pairs:
+        if digest.hex() != recorded_hash and candidate.member not in problems:
+            try:
+                npz.check_sha256(where, tensors[candidate.member], recorded_hash, digest.hex())  # type: ignore[arg-type]
+            except IntegrityError as exc:
+                problems[candidate.member] = exc
+
+
+def _check_one(bundle: npz.Bundle, name: str, entry: _Entry | None) -> ModelpackError | None:
+    """One member the scan could not vouch for, entry by entry (streamed, header parsed):
+    the reader's own checks, whose errors name what is wrong."""
+    want = _Want(*entry) if entry is not None else None
+    try:
+        digest = bundle.digest(name, want)
+        if want is not None and want.sha256 is not None:
+            npz.check_sha256(bundle.source.where, name, want.sha256, digest)
+    except ModelpackError as exc:
+        return exc
+    return None
+
+
+@dataclass
+class _Want:
+    """A manifest entry as the npy reader checks it (``ExpectedTensor``)."""
+
+    dtype: str
+    shape: list[int]
+    sha256: str | None
+
+
+def _bundle_crc(source: Source, ranges: list[tuple[int, int, int]]) -> int:
+    """CRC-32 of the bundle's bytes: the ranges already read combined, the rest read."""
     crc, position = 0, 0
-    members = sorted(((bundle.members[name], known[name]) for name in known), key=lambda m: m[0].data_offset)
-    for member, member_crc in members:
-        crc = _crc_range(source, position, member.data_offset, crc)
-        crc = crc32_combine(crc, member_crc, member.compressed_size)
-        position = member.data_offset + member.compressed_size
+    for start, length, range_crc in sorted(ranges):
+        crc = _crc_range(source, position, start - source.start, crc)
+        crc = crc32_combine(crc, range_crc, length)
+        position = start - source.start + length
     return _crc_range(source, position, source.size, crc)
 
 

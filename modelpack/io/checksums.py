@@ -16,7 +16,7 @@ import zlib
 from collections.abc import Callable
 from typing import cast
 
-__all__ = ["crc32", "crc32_combine", "reference_crc32", "FAST_CRC32"]
+__all__ = ["crc32", "crc32_combine", "reference_crc32", "reference_crc32_combine", "FAST_CRC32"]
 
 Buffer = bytes | bytearray | memoryview
 
@@ -25,9 +25,11 @@ try:
     from isal import isal_zlib
 
     _crc32 = cast(Callable[[Buffer, int], int], isal_zlib.crc32)
+    _combine: Callable[[int, int, int], int] | None = getattr(isal_zlib, "crc32_combine", None)  # ~1 µs
     FAST_CRC32 = True
 except ImportError:  # the optional extra is not installed: zlib's
     _crc32 = reference_crc32
+    _combine = None
     FAST_CRC32 = False
 
 
@@ -60,7 +62,15 @@ for _ in range(31):
 
 
 def crc32_combine(crc1: int, crc2: int, length2: int) -> int:
-    """CRC-32 of ``A + B`` given crc32(A), crc32(B) and len(B)."""
+    """CRC-32 of ``A + B`` given crc32(A), crc32(B) and len(B): ISA-L's when installed, else
+    ``reference_crc32_combine``."""
+    if _combine is not None:
+        return _combine(crc1, crc2, length2)
+    return reference_crc32_combine(crc1, crc2, length2)
+
+
+def reference_crc32_combine(crc1: int, crc2: int, length2: int) -> int:
+    """zlib's crc32_combine in Python (~60 µs a call)."""
     power, k, n = 1 << 31, 3, length2  # x^(8·len2): 2^3 bits per byte
     while n:
         if n & 1:

@@ -26,8 +26,10 @@ __all__ = [
     "MAX_DIMS",
     "ExpectedTensor",
     "check_storable",
+    "dtype_name",
     "canonical_array",
     "npy_header",
+    "header_for",
     "read_header",
     "header_in",
 ]
@@ -77,6 +79,11 @@ _PARSED: dict[bytes, tuple[tuple[int, ...], bool, np.dtype]] = {}
 _MAX_PARSED = 4096
 
 
+def dtype_name(dtype: np.dtype) -> str:
+    """numpy's name for a dtype (``dtype.name`` is a slow Python property: a table first)."""
+    return _NAME.get(dtype) or dtype.name
+
+
 def check_storable(name: str, array: np.ndarray) -> None:
     """Refuse arrays whose dtype cannot be stored without pickle."""
     if array.dtype in _NAME:  # the common case, without dtype.name (a slow Python property)
@@ -100,6 +107,23 @@ def npy_header(array: np.ndarray) -> bytes:
     """The ``.npy`` header numpy would write for ``array`` (already canonical), padded to 64."""
     fortran = bool(array.flags.f_contiguous and not array.flags.c_contiguous)
     return _npy_header(array.dtype, array.shape, fortran)
+
+
+def header_for(dtype: str, shape: tuple[int, ...]) -> tuple[bytes, int] | None:
+    """The header modelpack writes for a tensor of this dtype name and shape, and its data's
+    byte count: a member holding exactly these bytes then data of that size passes every
+    header check (``verify`` compares headers so, instead of parsing each one). None for a
+    shape ``read_header`` refuses whatever the bytes."""
+    return _header_and_size(np.dtype(_DESCR[dtype]), shape)
+
+
+@functools.lru_cache(maxsize=1024)
+def _header_and_size(dtype: np.dtype, shape: tuple[int, ...]) -> tuple[bytes, int] | None:
+    if len(shape) > MAX_DIMS or min(shape, default=0) < 0:
+        return None
+    if math.prod(dim for dim in shape if dim) * dtype.itemsize >= 1 << 63:
+        return None
+    return _npy_header(dtype, shape, False), math.prod(shape) * dtype.itemsize
 
 
 @functools.lru_cache(maxsize=1024)

@@ -17,6 +17,7 @@ import hashlib
 import os
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import IO, NamedTuple
 
 import numpy as np
@@ -41,7 +42,7 @@ from .npy import (
 )
 from .zipio import STORED, Member, MemberReader, Source
 from .zipread import read_directory
-from .zipwrite import Piece, PlannedMember, ZipPlan
+from .zipwrite import ZipPlan
 
 __all__ = [
     "SUPPORTED_DTYPES",
@@ -50,6 +51,7 @@ __all__ = [
     "tensor_sha256",
     "check_sha256",
     "Integrity",
+    "Tensors",
     "write_npz",
     "read_npz",
     "Bundle",
@@ -73,67 +75,80 @@ _WORKERS = max(1, min(4, os.cpu_count() or 1))
 _TASK_BYTES = 4 << 20  # smaller tensors are checksummed together, in tasks of about this size
 
 
-def checksums(arrays: Mapping[str, np.ndarray], *, sha256: bool) -> dict[str, tuple[int, str | None]]:
-    """CRC-32 (and SHA-256) of each canonical array's data, on all cores."""
-    with ThreadPoolExecutor(max_workers=_WORKERS) as pool:
-        crcs = crc32s(arrays, pool)
-        digests = sha256s(arrays, pool) if sha256 else None
-        shas = digests() if digests is not None else {}
-    return {name: (crc, shas.get(name)) for name, crc in crcs.items()}
+@dataclass
+class Tensors:
+    """Canonical arrays about to be written, with what every step of writing needs of each,
+    computed once as columns: npy header and data bytes (``views``), in the mapping's order."""
 
+    names: list[str]
+    arrays: list[np.ndarray]
+    headers: list[bytes]
+    views: list[memoryview]
 
-def crc32s(arrays: Mapping[str, np.ndarray], pool: ThreadPoolExecutor) -> dict[str, int]:
-    """The CRC-32 of each canonical array's data, computed now on ``pool``'s threads."""
-    return {name: crc for batch in [pool.submit(_crc_batch, batch) for batch in _batches(arrays)]
-            for name, crc in batch.result()}
+    @classmethod
+    def of(cls, arrays: Mapping[str, np.ndarray]) -> Tensors:
+        """The arrays checked storable and made canonical (C order, little-endian)."""
+        canonical = list(canonical_arrays(arrays).values())
+        headers, views = [npy_header(a) for a in canonical], [data_view(a) for a in canonical]
+        return cls(list(arrays), canonical, headers, views)
 
+    def tasks(self) -> list[range]:
+        """The tensors in tasks for a thread pool: one per large tensor, consecutive small ones
+        together (a task costs ~10 µs, a small tensor's checksum less than one)."""
+        tasks, first, size = [], 0, 0
+        for index, view in enumerate(self.views):
+            size += view.nbytes
+            if size >= _TASK_BYTES:
+                tasks.append(range(first, index + 1))
+                first, size = index + 1, 0
+        if first < len(self.views):
+            tasks.append(range(first, len(self.views)))
+        return tasks
 
-def sha256s(arrays: Mapping[str, np.ndarray], pool: ThreadPoolExecutor) -> Callable[[], dict[str, str]]:
-    """Start hashing each canonical array's data with SHA-256 on ``pool``; the returned call
-    waits for the hex digests. Writing can go on meanwhile (hashlib releases the GIL)."""
-    tasks = [pool.submit(_sha_batch, batch) for batch in _batches(arrays)]
-    return lambda: {name: digest for task in tasks for name, digest in task.result()}
+    def member_crcs(self, pool: ThreadPoolExecutor) -> list[int]:
+        """The CRC-32 of each ``.npy`` member (header, then data), computed now on ``pool``."""
+        def task(indices: range) -> list[int]:
+            return [crc32(self.views[i], crc32(self.headers[i])) for i in indices]
 
+        return [crc for batch in pool.map(task, self.tasks()) for crc in batch]
 
-def _batches(arrays: Mapping[str, np.ndarray]) -> Iterator[list[tuple[str, memoryview]]]:
-    """The arrays' bytes in tasks: one per large tensor, small ones together (a task costs ~10 µs)."""
-    batch: list[tuple[str, memoryview]] = []
-    size = 0
-    for name, array in arrays.items():
-        batch.append((name, data_view(array)))
-        size += array.nbytes
-        if size >= _TASK_BYTES:
-            yield batch
-            batch, size = [], 0
-    if batch:
-        yield batch
+    def checksums(self, pool: ThreadPoolExecutor) -> Callable[[], tuple[list[int], list[str]]]:
+        """Start computing each member's CRC-32 and each tensor's SHA-256 (hex) on ``pool``, in
+        one pass over the data (a chunk hashed while it is in the cache); the returned call
+        waits for both. Writing can go on meanwhile (hashlib releases the GIL)."""
+        def task(indices: range) -> list[tuple[int, str]]:
+            return [self._checksum(i) for i in indices]
 
+        tasks = self.tasks()
+        if len(tasks) <= 1:  # a few MB: done here sooner than a thread starts
+            done = [pair for indices in tasks for pair in task(indices)]
+            return lambda: ([crc for crc, _ in done], [digest for _, digest in done])
+        started = [pool.submit(task, indices) for indices in tasks]
 
-def _crc_batch(batch: list[tuple[str, memoryview]]) -> list[tuple[str, int]]:
-    return [(name, crc32(view)) for name, view in batch]
+        def wait() -> tuple[list[int], list[str]]:
+            pairs = [pair for batch in started for pair in batch.result()]
+            return [crc for crc, _ in pairs], [digest for _, digest in pairs]
 
+        return wait
 
-def _sha_batch(batch: list[tuple[str, memoryview]]) -> list[tuple[str, str]]:
-    return [(name, hashlib.sha256(view).hexdigest()) for name, view in batch]
+    def _checksum(self, index: int) -> tuple[int, str]:
+        view, crc = self.views[index], crc32(self.headers[index])
+        if view.nbytes <= _HASH_CHUNK:
+            return crc32(view, crc), hashlib.sha256(view).hexdigest()
+        digest = hashlib.sha256()
+        for start in range(0, view.nbytes, _HASH_CHUNK):
+            piece = view[start : start + _HASH_CHUNK]
+            crc = crc32(piece, crc)
+            digest.update(piece)
+        return crc, digest.hexdigest()
 
-
-def plan_npz(
-    arrays: Mapping[str, np.ndarray],
-    crcs: Mapping[str, int],
-    *,
-    compress: bool = False,
-) -> ZipPlan:
-    """The bundle laid out: stored members with each tensor's data 64-byte aligned, or with
-    ``compress=True`` deflated members (their compressed bytes held in memory until written).
-
-    ``arrays`` must be canonical (see ``canonical_array``) and ``crcs`` their CRC-32s.
-    """
-    members = []
-    for name, array in arrays.items():
-        header = npy_header(array)
-        data = Piece(data_view(array), crc=crcs[name])
-        members.append(PlannedMember(name + ".npy", [Piece(header), data], deflate=compress))
-    return ZipPlan(members)
+    def plan(self, crcs: list[int], *, compress: bool = False) -> ZipPlan:
+        """The bundle laid out: stored members with each tensor's data 64-byte aligned, or with
+        ``compress=True`` deflated members (their compressed bytes held in memory until written).
+        ``crcs`` are the members' (``member_crcs``)."""
+        return ZipPlan.of_members(
+            [name + ".npy" for name in self.names], self.headers, self.views, crcs, deflate=compress
+        )
 
 
 def canonical_arrays(arrays: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -152,10 +167,10 @@ def write_npz(handle: IO[bytes], arrays: Mapping[str, np.ndarray], *, compress: 
     Written in one pass: stored members with each tensor's data 64-byte aligned, or with
     ``compress=True`` deflated members (nothing aligned; all compressed bytes held in memory).
     """
-    canonical = canonical_arrays(arrays)
+    tensors = Tensors.of(arrays)
     with ThreadPoolExecutor(max_workers=_WORKERS) as pool:
-        crcs = crc32s(canonical, pool)
-    plan_npz(canonical, crcs, compress=compress).write(handle)
+        crcs = tensors.member_crcs(pool)
+    tensors.plan(crcs, compress=compress).write(handle)
 
 
 class Integrity(str, enum.Enum):

@@ -14,10 +14,11 @@ are the same under the same zlib; another zlib build may compress differently).
 
 from __future__ import annotations
 
+import functools
 import os
 import struct
 import zlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import IO
@@ -47,7 +48,7 @@ from .ziprecords import (
     ZIPALIGN_MIN,
 )
 
-__all__ = ["ALIGN", "Piece", "PlannedMember", "ZipPlan", "crc32_combine", "padding_for"]
+__all__ = ["ALIGN", "Piece", "PlannedMember", "ZipPlan", "crc32_combine", "crc_of", "padding_for"]
 
 ALIGN = 64
 # Sizes and offsets from ZIP64_SIZE on, and member counts from ZIP64_COUNT on, go to zip64
@@ -55,19 +56,19 @@ ALIGN = 64
 ZIP64_SIZE, ZIP64_COUNT = MAX_32, MAX_16
 
 
-@dataclass
+@dataclass(slots=True)
 class Piece:
     """Some bytes of a member: given outright, or a buffer whose CRC was computed elsewhere."""
 
     data: bytes | memoryview
     crc: int | None = None  # None: computed from ``data`` (fine for small headers)
+    size: int = field(init=False)
 
-    @property
-    def size(self) -> int:
-        return len(self.data) if isinstance(self.data, bytes) else self.data.nbytes
+    def __post_init__(self) -> None:
+        self.size = self.data.nbytes if isinstance(self.data, memoryview) else len(self.data)
 
 
-@dataclass
+@dataclass(slots=True)
 class PlannedMember:
     """One member: name, its bytes as pieces, and (after planning) its header and data.
 
@@ -128,19 +129,43 @@ class ZipPlan:
         _deflate_all([member for member in self.members if member.deflate])
         offset = 0
         for member in self.members:
-            member.size = sum(piece.size for piece in member.pieces)
-            member.crc = member.known_crc if member.known_crc is not None else _crc_of(member.pieces)
+            member.size = sum([piece.size for piece in member.pieces])
+            member.crc = member.known_crc if member.known_crc is not None else crc_of(member.pieces)
             if not member.deflate:
                 member.data = member.pieces
-            member.compressed_size = sum(piece.size for piece in member.data)
+            member.compressed_size = sum([piece.size for piece in member.data])
             member.header_offset = offset
             member.local_header = _local_header(member, offset)
             offset = member.data_offset + member.compressed_size
         self.directory = _directory(self.members, offset, self.comment)
         self.size = offset + len(self.directory)
 
-    def pieces(self) -> Iterable[Piece]:
-        """Every byte of the zip in order: headers, member data, directory."""
+    @classmethod
+    def of_members(
+        cls, names: list[str], headers: list[bytes], datas: list[memoryview], crcs: list[int],
+        *, deflate: bool = False,
+    ) -> ZipPlan:
+        """Members of a header and a data buffer each, their CRC-32s (of both) computed by the
+        caller: how a bundle of tensors is laid out, in bulk."""
+        return cls([
+            PlannedMember(name, [Piece(header), Piece(data)], deflate, crc)
+            for name, header, data, crc in zip(names, headers, datas, crcs, strict=True)
+        ])
+
+    def set_crcs(self, crcs: list[int]) -> None:
+        """Put in the members' CRC-32s, known only after the plan was made (a CRC changes no
+        size or offset, so a writer may lay out and write data first): headers packed again."""
+        for member, crc in zip(self.members, crcs, strict=True):
+            member.crc = crc
+            member.local_header = _local_header(member, member.header_offset)
+        self.directory = _directory(self.members, self.size - len(self.directory), self.comment)
+
+    def pieces(self, *, joined: bool = True) -> Iterable[Piece]:
+        """Every byte of the zip in order: headers, member data, directory; consecutive
+        small pieces joined into one (a write or a CRC-32 call each costs more than a copy)."""
+        return _joined(self._pieces()) if joined else self._pieces()
+
+    def _pieces(self) -> Iterator[Piece]:
         for member in self.members:
             yield Piece(member.local_header)
             yield from member.data
@@ -153,9 +178,40 @@ class ZipPlan:
             yield offset, piece
             offset += piece.size
 
+    def bulk(self) -> list[tuple[int, Piece]]:
+        """The large data pieces of stored members, with their offsets: the bytes a caller
+        gave, which no CRC changes, so they can be written before the CRCs are known."""
+        return [(offset, piece) for offset, piece in self._placed_as_given() if _is_bulk(piece)]
+
+    def placed_but_bulk(self) -> Iterable[tuple[int, Piece]]:
+        """``placed`` without the pieces ``bulk`` lists (written already); small ones joined."""
+        segment: list[Piece] = []
+        start = 0
+        for offset, piece in self._placed_as_given():
+            if _is_bulk(piece):
+                yield from _placed_from(start, segment)
+                segment, start = [], offset + piece.size
+            else:
+                segment.append(piece)
+        yield from _placed_from(start, segment)
+
+    def _placed_as_given(self) -> Iterator[tuple[int, Piece]]:
+        offset = 0
+        for piece in self._pieces():
+            yield offset, piece
+            offset += piece.size
+
     def crc(self) -> int:
-        """CRC-32 of the whole zip, combined from its pieces (no data is read again)."""
-        return _crc_of(list(self.pieces()))
+        """CRC-32 of the whole zip: each stored member's CRC-32 combined in, headers and small
+        members read (no large data is read again)."""
+        crc = 0
+        for member in self.members:
+            crc = crc32(member.local_header, crc)
+            if not member.deflate and member.size > _READ_AGAIN:
+                crc = crc32_combine(crc, member.crc, member.size)
+            else:
+                crc = crc_of(member.data, crc)
+        return crc32(self.directory, crc)
 
     def write(self, handle: IO[bytes]) -> None:
         """Write every piece in order to ``handle``."""
@@ -163,10 +219,47 @@ class ZipPlan:
             handle.write(piece.data)
 
 
-def _crc_of(pieces: list[Piece]) -> int:
-    """The CRC-32 of the pieces one after another: small ones (headers) read again, large
-    ones combined from their known CRC (a combine costs as much as reading ~100 KiB)."""
-    crc = 0  # the CRC-32 of no bytes
+_JOIN_UP_TO = 1 << 20  # pieces joined into one are at most this large together
+
+
+def _joined(pieces: Iterable[Piece]) -> Iterator[Piece]:
+    """``pieces`` with runs of small ones (under ``_READ_AGAIN``, whose CRC is read again
+    anyway) joined into one piece of at most ``_JOIN_UP_TO`` bytes; large ones as they are."""
+    run: list[Piece] = []
+    size = 0
+    for piece in pieces:
+        if piece.size < _READ_AGAIN and size + piece.size <= _JOIN_UP_TO:
+            run.append(piece)
+            size += piece.size
+            continue
+        if run:
+            yield _join(run)
+        run, size = ([piece], piece.size) if piece.size < _READ_AGAIN else ([], 0)
+        if not run:
+            yield piece
+    if run:
+        yield _join(run)
+
+
+def _placed_from(offset: int, pieces: list[Piece]) -> Iterator[tuple[int, Piece]]:
+    for piece in _joined(pieces):
+        yield offset, piece
+        offset += piece.size
+
+
+def _join(run: list[Piece]) -> Piece:
+    return run[0] if len(run) == 1 else Piece(b"".join([piece.data for piece in run]))
+
+
+def _is_bulk(piece: Piece) -> bool:
+    """A caller's large buffer (a tensor's data), as opposed to bytes this module made."""
+    return isinstance(piece.data, memoryview) and piece.size >= _READ_AGAIN
+
+
+def crc_of(pieces: list[Piece], crc: int = 0) -> int:
+    """The CRC-32 of the pieces one after another (continuing from ``crc``, that of the bytes
+    before): small ones (headers) read again, large ones combined from their known CRC
+    (without ISA-L a combine costs as much as reading ~100 KiB)."""
     for piece in pieces:
         if piece.crc is None or piece.size <= _READ_AGAIN:
             crc = crc32(piece.data, crc)
@@ -216,18 +309,24 @@ def _local_header(member: PlannedMember, position: int) -> bytes:
     # A local zip64 extra field holds both sizes, whichever of them overflows (APPNOTE 4.5.3).
     zip64 = max(member.size, member.compressed_size) >= ZIP64_SIZE
     extra = _zip64_extra([member.size, member.compressed_size] if zip64 else [])
-    if member.method == STORED:  # compressed data cannot be mapped: no point aligning it
-        pad = padding_for(position + LOCAL.size + len(name) + len(extra))
-        if pad:
-            extra += EXTRA_HEADER.pack(ZIPALIGN_EXTRA_ID, pad - EXTRA_HEADER.size)
-            extra += struct.pack("<H", ALIGN) + b"\0" * (pad - ZIPALIGN_MIN)
-    header = LOCAL.pack(
-        version_needed=VERSION_ZIP64 if zip64 else VERSION_DEFAULT, flags=flags,
-        method=member.method, time=DOS_TIME, date=DOS_DATE, crc=member.crc,
-        compressed_size=MAX_32 if zip64 else member.compressed_size,
-        size=MAX_32 if zip64 else member.size, name_length=len(name), extra_length=len(extra),
+    if not member.deflate:  # compressed data cannot be mapped: no point aligning it
+        extra += _zipalign_extra(padding_for(position + LOCAL.size + len(name) + len(extra)))
+    # Positional, in LocalHeader's field order (keywords cost more than the rest of a member).
+    header = LOCAL.struct.pack(
+        LOCAL.signature, VERSION_ZIP64 if zip64 else VERSION_DEFAULT, flags, member.method,
+        DOS_TIME, DOS_DATE, member.crc, MAX_32 if zip64 else member.compressed_size,
+        MAX_32 if zip64 else member.size, len(name), len(extra),
     )
     return header + name + extra
+
+
+@functools.cache
+def _zipalign_extra(pad: int) -> bytes:
+    """zipalign's extra block of ``pad`` bytes in all (none for 0)."""
+    if not pad:
+        return b""
+    return EXTRA_HEADER.pack(ZIPALIGN_EXTRA_ID, pad - EXTRA_HEADER.size) + struct.pack("<H", ALIGN) + (
+        b"\0" * (pad - ZIPALIGN_MIN))
 
 
 def _directory(members: list[PlannedMember], start: int, comment: bytes) -> bytes:
@@ -237,13 +336,11 @@ def _directory(members: list[PlannedMember], start: int, comment: bytes) -> byte
         wide = (member.size, member.compressed_size, member.header_offset)
         extra = _zip64_extra([value for value in wide if value >= ZIP64_SIZE])  # APPNOTE order
         entries.append(
-            CENTRAL.pack(
-                made_by=MADE_BY, version_needed=VERSION_ZIP64 if extra else VERSION_DEFAULT,
-                flags=flags, method=member.method, time=DOS_TIME, date=DOS_DATE, crc=member.crc,
-                compressed_size=_field32(member.compressed_size), size=_field32(member.size),
-                name_length=len(name), extra_length=len(extra), comment_length=0, disk=0,
-                internal_attr=0, external_attr=EXTERNAL_ATTR,
-                header_offset=_field32(member.header_offset),
+            CENTRAL.struct.pack(  # positional, in CentralHeader's field order
+                CENTRAL.signature, MADE_BY, VERSION_ZIP64 if extra else VERSION_DEFAULT, flags,
+                member.method, DOS_TIME, DOS_DATE, member.crc, _field32(member.compressed_size),
+                _field32(member.size), len(name), len(extra), 0, 0, 0, EXTERNAL_ATTR,
+                _field32(member.header_offset),
             )
             + name
             + extra

@@ -174,17 +174,36 @@ def test_reads_deflated_members_and_data_descriptors(exported):
     np.testing.assert_array_equal(modelpack.load(exported)[0].weight.data(), sequential_mlp(16, 4, inputs=8)[0].weight.data())
 
 
-@pytest.mark.parametrize("count", [1, 40, 3000])
-def test_a_path_and_a_file_object_get_the_same_bytes(tmp_path, count):
-    """To a path the bundle is written before the hashes are known (then the manifest and the
-    directory); to a caller's file everything is written in order: the bytes are the same."""
+@pytest.mark.parametrize(("count", "large"), [(1, 0), (40, 0), (3000, 0), (5, 3)])
+def test_a_path_and_a_file_object_get_the_same_bytes(tmp_path, count, large):
+    """To a path the tensors' data is written before the checksums are known (then the zip
+    headers, the manifest and the directory; data over 8 MiB in slices, each flushed on its
+    way); to a caller's file everything is written in order: the bytes are the same."""
     rng = np.random.default_rng(count)
     arrays = {f"t{i}": rng.random(rng.integers(1, 300), dtype=np.float32) for i in range(count)}
+    for i, size in enumerate([20_000, 70_000, 2_300_000][:large]):  # 80 KB, 280 KB, 9.2 MB
+        arrays[f"large{i}"] = rng.random(size, dtype=np.float32)
+        arrays[f"after{i}"] = np.arange(i + 1, dtype=np.int8)
     modelpack.save(tmp_path / "a.mpk", arrays)
     buffer = io.BytesIO()
     modelpack.save(buffer, arrays)
     assert (tmp_path / "a.mpk").read_bytes() == buffer.getvalue()
     assert modelpack.verify(tmp_path / "a.mpk").ok
+
+
+@pytest.mark.parametrize("metadata", [{"sha256": "0" * 64}, {"note": "beyond the BMP: \U0001F600"}])
+def test_a_manifest_without_findable_placeholders_is_written_in_order(tmp_path, metadata):
+    """The writer fills the hashes into a manifest laid out with placeholders; where one
+    cannot be told from the metadata (or the block form may change length), it writes the
+    manifest whole instead: the same bytes either way, and everything checks."""
+    arrays = {"a": np.arange(5, dtype=np.float32), "b": np.ones((2, 2), np.int16)}
+    modelpack.save(tmp_path / "a.mpk", arrays, metadata=metadata)
+    buffer = io.BytesIO()
+    modelpack.save(buffer, arrays, metadata=metadata)
+    assert (tmp_path / "a.mpk").read_bytes() == buffer.getvalue()
+    assert modelpack.verify(tmp_path / "a.mpk").ok
+    assert modelpack.inspect(tmp_path / "a.mpk").metadata == metadata
+    np.testing.assert_array_equal(modelpack.load(tmp_path / "a.mpk", integrity="sha256")["a"], arrays["a"])
 
 
 def test_a_failure_after_the_bundle_is_written_leaves_the_old_file(tmp_path, monkeypatch):

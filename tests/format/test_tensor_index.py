@@ -95,3 +95,19 @@ def test_entries_are_built_once_when_read():
     index = tensor_index.vouch(GOOD, tensor_index._checked_info)
     assert index["layer3.weight"] is index["layer3.weight"]
     assert index["layer3.weight"].shape == [3, 3]
+
+
+def test_json_entries_are_what_the_models_dump():
+    """The writer's shortcut gives exactly pydantic's JSON dump of the entries it stands for."""
+    from modelpack.format.schema import Manifest
+
+    weights = {"a": {"dtype": "float32", "shape": [2, 3], "sha256": "ab" * 32},
+               "b": {"shape": [], "dtype": "int8"}, "c": {"dtype": "bool", "shape": [0]}}
+    manifest = Manifest(format="modelpack", format_version="1.4", producer="t", kind="tensors",
+                        layout="dict", weights=weights)
+    assert isinstance(manifest.weights, tensor_index.TensorIndex)
+    dumped = manifest.model_dump(mode="json", exclude_none=True)["weights"]
+    assert dumped == {name: info.model_dump(mode="json", exclude_none=True) for name, info in manifest.weights.items()}
+    assert [list(entry) for entry in dumped.values()] == [["dtype", "shape", "sha256"], ["dtype", "shape"],
+                                                          ["dtype", "shape"]]
+    assert manifest.model_dump(mode="json")["weights"]["c"] == {"dtype": "bool", "shape": [0], "sha256": None}

@@ -237,3 +237,28 @@ def test_large_tensors_crcs_are_combined_into_the_bundles(tmp_path, where):
     assert any("member 'weights.npz' is damaged: CRC-32" in problem for problem in report.problems)
     streamed = modelpack.verify(io.BytesIO(bytes(data)))  # no descriptor: every member streamed
     assert report.problems == [p.replace("<file object>", str(path)) for p in streamed.problems]
+
+
+@pytest.mark.parametrize("chunk", [None, 200])
+def test_the_one_pass_over_a_file_finds_what_streaming_finds(tmp_path, monkeypatch, chunk):
+    """verify reads a file's stored tensors in runs with positioned reads (``bundle_scan``),
+    a file object's member by member: every byte flipped in the bundle gives both the same
+    problems. With a small chunk, tensors are split across runs and read chunk by chunk."""
+    from modelpack.format import bundle_scan
+
+    if chunk is not None:
+        monkeypatch.setattr(bundle_scan, "CHUNK", chunk)
+    arrays = {"a": np.arange(60, dtype=np.float32), "b": np.ones((2, 3), np.int16),
+              "c": np.zeros(0, np.float64), "d": np.arange(5, dtype=np.uint8)}
+    original = save_bytes(arrays)
+    bundle_at = member_data_offsets(original)["weights.npz"]
+    bundle = members_of(original)["weights.npz"]
+    path = tmp_path / "t.mpk"
+    for offset in range(bundle_at, bundle_at + len(bundle)):
+        damaged = bytearray(original)
+        damaged[offset] ^= 0x04
+        path.write_bytes(bytes(damaged))
+        report = modelpack.verify(path)
+        streamed = modelpack.verify(io.BytesIO(bytes(damaged)))
+        assert report.problems == [p.replace("<file object>", str(path)) for p in streamed.problems], offset
+        assert report.tensors == streamed.tensors, offset

@@ -37,6 +37,16 @@ def test_without_isal_zlib_is_used(monkeypatch):
         fallback = importlib.reload(checksums)
         assert not fallback.FAST_CRC32
         assert fallback.crc32(b"modelpack", 7) == zlib.crc32(b"modelpack", 7)
+        assert fallback.crc32_combine(zlib.crc32(b"model"), zlib.crc32(b"pack"), 4) == zlib.crc32(b"modelpack")
     finally:
         monkeypatch.undo()
         importlib.reload(checksums)
+
+
+@pytest.mark.parametrize("length2", [0, 1, 7, 4096, 10**6, 2**32 + 5, 2**40 + 3])
+def test_crc32_combine_is_zlibs_algebra(length2):
+    """The fast combine (ISA-L's) and the Python one agree, on lengths beyond 32 bits too."""
+    for crc1, crc2 in [(0, 0), (0xFFFFFFFF, 1), (0x12345678, 0x9ABCDEF0)]:
+        assert checksums.crc32_combine(crc1, crc2, length2) == checksums.reference_crc32_combine(crc1, crc2, length2)
+    a, b = b"x" * 1000, bytes(range(256)) * (length2 % 50)
+    assert checksums.reference_crc32_combine(zlib.crc32(a), zlib.crc32(b), len(b)) == zlib.crc32(a + b)

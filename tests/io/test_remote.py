@@ -17,8 +17,8 @@ from remote_servers import RangeServer, S3Proxy
 import modelpack
 from modelpack import nn
 from modelpack.errors import FormatError, IntegrityError, MissingFileError, PathError, UsageError
+from modelpack.format import container
 from modelpack.io import remote
-from modelpack.io.zipwrite import ZipPlan
 
 fsspec = pytest.importorskip("fsspec", reason="remote archives need fsspec (pip install 'modelpack[remote]')")
 
@@ -215,28 +215,20 @@ def test_an_upload_that_fails_mid_write_leaves_the_old_object(s3, monkeypatch, t
     url, options = "s3://models/atomic.mpk", s3.options()
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # where the upload is spooled
     modelpack.save(url, np.zeros(1000), storage_options=options)
-    original = ZipPlan.write
 
-    def write_half_then_fail(plan, handle):
-        pieces = list(plan.pieces())
+    def write_half_then_fail(handle, pieces, **options):  # pieces, or (offset, piece) pairs
+        pieces = list(pieces)
         for piece in pieces[: len(pieces) // 2]:
-            handle.write(piece.data)
+            handle.write(piece[1].data if isinstance(piece, tuple) else piece.data)
         raise RuntimeError("killed mid-write")
 
-    def place_half_then_fail(plan):  # the pipelined writer places pieces at their offsets
-        placed = list(original_placed(plan))
-        yield from placed[: len(placed) // 2]
-        raise RuntimeError("killed mid-write")
-
-    original_placed = ZipPlan.placed
-    monkeypatch.setattr(ZipPlan, "write", write_half_then_fail)
-    monkeypatch.setattr(ZipPlan, "placed", place_half_then_fail)
+    monkeypatch.setattr(container, "_write_pieces", write_half_then_fail)  # the writers' two loops
+    monkeypatch.setattr(container, "_write_placed", write_half_then_fail)
     s3.log.clear()
     with pytest.raises(RuntimeError, match="killed mid-write"):
         modelpack.save(url, np.ones(1000), storage_options=options)
     assert not [r for r in s3.log.requests if r.method in ("PUT", "POST")]  # nothing was sent
-    monkeypatch.setattr(ZipPlan, "write", original)
-    monkeypatch.setattr(ZipPlan, "placed", original_placed)
+    monkeypatch.undo()
     np.testing.assert_array_equal(modelpack.load(url, storage_options=options), np.zeros(1000))
     assert os.listdir(tmp_path) == []  # the spooled upload was removed
 

@@ -315,3 +315,32 @@ def test_every_member_is_marked_a_regular_file(tmp_path):
             for info in archive.infolist() + bundle.infolist():
                 mode = info.external_attr >> 16
                 assert info.create_system == 3 and stat.S_ISREG(mode) and stat.S_IMODE(mode) == 0o644, info
+
+
+def test_data_written_before_its_crcs_gives_the_same_zip():
+    """A writer may lay a zip out with unknown CRC-32s, write the large data (``bulk``), then
+    put the CRCs in (``set_crcs``) and write the rest (``placed_but_bulk``): the same bytes."""
+    rng = random.Random(3)
+    datas = [rng.randbytes(size) for size in (10, 70_000, 0, 200_000, 300, 65_536, 5)]
+    crcs = [zlib.crc32(data) for data in datas]
+
+    def plan(known: list[int]) -> ZipPlan:
+        return ZipPlan([PlannedMember(f"m{i}", [Piece(memoryview(d))], deflate=i == 4, known_crc=c)
+                        for i, (d, c) in enumerate(zip(datas, known, strict=True))], comment=b"c")
+
+    expected = io.BytesIO()
+    plan(crcs).write(expected)
+    late = plan([0] * len(datas))
+    out = io.BytesIO()
+    bulk = late.bulk()
+    assert [piece.size for _, piece in bulk] == [70_000, 200_000, 65_536]
+    for offset, piece in bulk:
+        out.seek(offset)
+        out.write(piece.data)
+    late.set_crcs(crcs)
+    for offset, piece in late.placed_but_bulk():
+        out.seek(offset)
+        out.write(piece.data)
+    assert out.getvalue() == expected.getvalue()
+    assert late.crc() == zlib.crc32(expected.getvalue())
+    assert len(list(late.placed_but_bulk())) < len(datas), "small pieces between large ones are joined"
