@@ -31,10 +31,12 @@ _DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 def usable(x: np.ndarray, weight: np.ndarray, g: Geometry) -> bool:
     """Whether the compiled loops are in use and take this convolution (or the transposed one
-    of the same weight): 1-D or 2-D, float32 or float64, the same stride on both axes, and narrow groups (``MAX_GROUP_WIDTH``)."""
+    of the same weight): 1-D or 2-D, float32 or float64, the same stride on both axes, and
+    narrow groups (``MAX_GROUP_WIDTH``)."""
     if len(g.kernel) > 2 or len(set(g.strides)) > 1 or x.dtype not in _DTYPES or weight.dtype != x.dtype:
         return False  # the loops' flat planes need one stride on both axes
-    return backend.compiled() is not None and weight.shape[1] * (weight.shape[0] // g.groups) <= MAX_GROUP_WIDTH
+    width = weight.shape[1] * (weight.shape[0] // g.groups)
+    return backend.compiled() is not None and width <= MAX_GROUP_WIDTH
 
 
 def _two_d(array: np.ndarray, dims: int) -> np.ndarray:
