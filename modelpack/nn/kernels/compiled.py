@@ -16,7 +16,8 @@ weight's gradient sums over the batch: each slice returns its partial sums,
 ``parallel.REDUCTION_CHUNKS`` of them whatever the thread count; within a slice each
 example's dot products are vectorised (the order of their partial sums follows the CPU's
 vector width, as numpy's own sums do, and never the thread count). Arrays are 2-D channel-first
-(N, C, H, W); a 1-D convolution comes as H = 1. Only this module imports numba.
+float32 (N, C, H, W); a 1-D convolution comes as H = 1. Only this module imports numba.
+A first run compiles the loops (about 8 s), later ones load them from ``__pycache__``.
 """
 
 from __future__ import annotations
@@ -80,36 +81,73 @@ def _dot(a: Any, b: Any) -> Any:
     return total
 
 
+# The three passes pair the same things (each output position with each tap's input position)
+# and differ in what they write: the output, the input's gradient or the weight's gradient.
+FORWARD, GRAD_INPUT, GRAD_WEIGHT = 0, 1, 2
+
+
 @_jit
-def conv_forward(x: Any, w: Any, bias: Any, out: Any, first: int, stop: int, s: int, ph: int, pw: int,
-                 dh: int, dw: int, groups: int) -> None:
-    """out[n] = bias + Σ taps of x[n] (N, C, H, W) ⋆ w (O, C/G, KH, KW), n in [first, stop)."""
-    height, width = x.shape[2], x.shape[3]
+def _tap(mode: int, wide: Any, taps: Any, w: Any, o: int, ci: int, kh: int, kw: int) -> None:
+    """One kernel tap over a whole wide plane: ``taps`` is the input it reads, a view as long."""
+    if mode == FORWARD:
+        _axpy(wide, w[o, ci, kh, kw], taps)
+    elif mode == GRAD_INPUT:
+        _axpy(taps, w[o, ci, kh, kw], wide)
+    else:
+        w[o, ci, kh, kw] += _dot(wide, taps)
+
+
+@_jit
+def _sweep(mode: int, planes: Any, rows: Any, w: Any, bias: Any, first: int, stop: int, s: int, ph: int,
+           pw: int, dh: int, dw: int, groups: int) -> None:
+    """Every (example in [first, stop), output channel, input channel of its group, tap):
+    ``planes`` is the input side (N, C, H, W), ``rows`` the output side (N, O, OH, OW), ``w`` the
+    weight (O, C/G, KH, KW); ``mode`` says which one is written."""
+    height, width = planes.shape[2], planes.shape[3]
     o_count, per_group, kh_count, kw_count = w.shape
-    oh_count, ow_count = out.shape[2], out.shape[3]
+    oh_count, ow_count = rows.shape[2], rows.shape[3]
     wp = width + 2 * pw
     span = (oh_count - 1) * wp + ow_count
     outs = o_count // groups
-    padded = np.zeros((per_group, (height + 2 * ph) * wp), x.dtype)
-    wide = np.empty(span, out.dtype)
+    padded = np.zeros((per_group, (height + 2 * ph) * wp), planes.dtype)
+    wide = np.zeros(span, rows.dtype)  # going backwards, the junk columns stay zero
+    if mode == GRAD_WEIGHT:
+        w[:] = 0
     for n in range(first, stop):
         for g in range(groups):
-            _load(x, n, g * per_group, padded, ph, pw)
+            if mode == GRAD_INPUT:
+                padded[:] = 0
+            else:
+                _load(planes, n, g * per_group, padded, ph, pw)
             for o in range(g * outs, (g + 1) * outs):
-                wide[:] = bias[o]
+                if mode == FORWARD:
+                    wide[:] = bias[o]
+                else:
+                    _wide_from(rows, n, o, wide, wp)
                 for ci in range(per_group):
                     plane = padded[ci]
                     for kh in range(kh_count):
                         for kw in range(kw_count):
                             offset = kh * dh * wp + kw * dw
-                            if s == 1:
-                                _axpy(wide, w[o, ci, kh, kw], plane[offset:offset + span])
+                            if s == 1:  # a contiguous view: the loops over it vectorise
+                                _tap(mode, wide, plane[offset:offset + span], w, o, ci, kh, kw)
                             else:
-                                _axpy(wide, w[o, ci, kh, kw], _taps(plane, offset, s, span))
-                for oh in range(oh_count):
-                    target = out[n, o, oh]
-                    for j in range(ow_count):
-                        target[j] = wide[oh * wp + j]
+                                _tap(mode, wide, _taps(plane, offset, s, span), w, o, ci, kh, kw)
+                if mode == FORWARD:
+                    for oh in range(oh_count):
+                        rows[n, o, oh] = wide[oh * wp:oh * wp + ow_count]
+            if mode == GRAD_INPUT:
+                for ci in range(per_group):
+                    for h in range(height):
+                        start = (h + ph) * wp + pw
+                        planes[n, g * per_group + ci, h] = padded[ci, start:start + width]
+
+
+@_jit
+def conv_forward(x: Any, w: Any, bias: Any, out: Any, first: int, stop: int, s: int, ph: int, pw: int,
+                 dh: int, dw: int, groups: int) -> None:
+    """out[n] = bias + Σ taps of x[n] (N, C, H, W) ⋆ w (O, C/G, KH, KW), n in [first, stop)."""
+    _sweep(FORWARD, x, out, w, bias, first, stop, s, ph, pw, dh, dw, groups)
 
 
 @_jit
@@ -117,35 +155,7 @@ def conv_grad_input(grad: Any, w: Any, grad_x: Any, first: int, stop: int, s: in
                     dh: int, dw: int, groups: int) -> None:
     """grad_x[n] = the convolution's adjoint applied to grad[n] (N, O, OH, OW): each output's
     gradient times each tap's weight, added where that tap read. Also a transposed convolution."""
-    height, width = grad_x.shape[2], grad_x.shape[3]
-    o_count, per_group, kh_count, kw_count = w.shape
-    oh_count, ow_count = grad.shape[2], grad.shape[3]
-    wp = width + 2 * pw
-    span = (oh_count - 1) * wp + ow_count
-    outs = o_count // groups
-    padded = np.empty((per_group, (height + 2 * ph) * wp), grad.dtype)
-    wide = np.zeros(span, grad.dtype)  # the junk columns stay zero
-    for n in range(first, stop):
-        for g in range(groups):
-            padded[:] = 0
-            for o in range(g * outs, (g + 1) * outs):
-                _wide_from(grad, n, o, wide, wp)
-                for ci in range(per_group):
-                    plane = padded[ci]
-                    for kh in range(kh_count):
-                        for kw in range(kw_count):
-                            offset = kh * dh * wp + kw * dw
-                            if s == 1:
-                                _axpy(plane[offset:offset + span], w[o, ci, kh, kw], wide)
-                            else:
-                                _axpy(_taps(plane, offset, s, span), w[o, ci, kh, kw], wide)
-            for ci in range(per_group):
-                plane = padded[ci]
-                for h in range(height):
-                    target = grad_x[n, g * per_group + ci, h]
-                    start = (h + ph) * wp + pw
-                    for j in range(width):
-                        target[j] = plane[start + j]
+    _sweep(GRAD_INPUT, grad_x, grad, w, grad[0, :, 0, 0], first, stop, s, ph, pw, dh, dw, groups)
 
 
 @_jit
@@ -153,26 +163,4 @@ def conv_grad_weight(grad: Any, x: Any, grad_w: Any, first: int, stop: int, s: i
                      dh: int, dw: int, groups: int) -> None:
     """grad_w (O, C/G, KH, KW) = Σ over n in [first, stop) and every output position of grad
     times the input its tap read: per example, one dot product per tap."""
-    height, width = x.shape[2], x.shape[3]
-    o_count, per_group, kh_count, kw_count = grad_w.shape
-    oh_count, ow_count = grad.shape[2], grad.shape[3]
-    wp = width + 2 * pw
-    span = (oh_count - 1) * wp + ow_count
-    outs = o_count // groups
-    padded = np.zeros((per_group, (height + 2 * ph) * wp), x.dtype)
-    wide = np.zeros(span, grad.dtype)  # the junk columns stay zero
-    grad_w[:] = 0
-    for n in range(first, stop):
-        for g in range(groups):
-            _load(x, n, g * per_group, padded, ph, pw)
-            for o in range(g * outs, (g + 1) * outs):
-                _wide_from(grad, n, o, wide, wp)
-                for ci in range(per_group):
-                    plane = padded[ci]
-                    for kh in range(kh_count):
-                        for kw in range(kw_count):
-                            offset = kh * dh * wp + kw * dw
-                            if s == 1:
-                                grad_w[o, ci, kh, kw] += _dot(wide, plane[offset:offset + span])
-                            else:
-                                grad_w[o, ci, kh, kw] += _dot(wide, _taps(plane, offset, s, span))
+    _sweep(GRAD_WEIGHT, x, grad, grad_w, grad[0, :, 0, 0], first, stop, s, ph, pw, dh, dw, groups)
