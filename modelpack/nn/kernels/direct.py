@@ -52,12 +52,20 @@ def _arguments(g: Geometry) -> tuple[int, ...]:
     return (g.strides[0], *g.padding, *g.dilation, g.groups)
 
 
+def _charge_scratch(in_sizes: tuple[int, ...], per_group: int, g: Geometry, dtype: np.dtype) -> None:
+    """Count the loops' scratch before they run: per thread, one group's padded input planes
+    (the numpy path's padded copy, one group at a time) and one wide output plane."""
+    padded = (per_group, *(size + 2 * p for size, p in zip(in_sizes, g.padding, strict=True)))
+    budget.charge(parallel.threads() * 2 * budget.nbytes(padded, dtype), f"padding the input by {g.padding}")
+
+
 def forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, g: Geometry) -> np.ndarray:
     """Cross-correlation of x (N, C, *S) with weight (O, C/G, *K), plus bias: (N, O, *out)."""
     loops = backend.compiled()
     assert loops is not None  # usable() said so
     dims, n, o = len(g.kernel), x.shape[0], weight.shape[0]
     out_sizes = g.out_sizes(x.shape[2:])
+    _charge_scratch(x.shape[2:], weight.shape[1], g, x.dtype)
     budget.charge(budget.nbytes((n, o, *out_sizes), x.dtype), "its output")
     out = np.empty((n, o, *out_sizes), x.dtype)
     x4, out4 = _two_d(np.ascontiguousarray(x), dims), _two_d(out, dims)
@@ -75,6 +83,7 @@ def grad_input(grad: np.ndarray, weight: np.ndarray, g: Geometry, in_shape: tupl
     loops = backend.compiled()
     assert loops is not None
     dims = len(g.kernel)
+    _charge_scratch(in_shape[2:], weight.shape[1], g, grad.dtype)
     budget.charge(budget.nbytes(in_shape, grad.dtype), "its input's gradient")
     grad_x = np.empty(in_shape, grad.dtype)
     grad4, x4 = _two_d(np.ascontiguousarray(grad), dims), _two_d(grad_x, dims)
@@ -90,6 +99,7 @@ def grad_weight(grad: np.ndarray, x: np.ndarray, g: Geometry, shape: tuple[int, 
     loops = backend.compiled()
     assert loops is not None
     dims = len(g.kernel)
+    _charge_scratch(x.shape[2:], shape[1], g, x.dtype)
     grad4, x4 = _two_d(np.ascontiguousarray(grad), dims), _two_d(np.ascontiguousarray(x), dims)
     shape4 = (*shape[:2], 1, shape[2]) if dims == 1 else shape
 
