@@ -52,7 +52,7 @@ def narrow(draw: st.DrawFn) -> tuple[kernels.Geometry, tuple[int, ...], int, int
         kernel.append(k), padding.append(p), dilation.append(d)
         sizes.append(draw(st.integers(max(1, span - 2 * p), max(1, span - 2 * p) + 9)))
     cg, og = draw(st.sampled_from([(1, 1), (1, 2), (2, 1), (2, 3), (4, 4), (8, 8)]))
-    groups = draw(st.integers(1, 4))
+    groups = draw(st.integers(2, 4))
     g = kernels.Geometry(tuple(kernel), (stride,) * dims, tuple(padding), tuple(dilation), groups)
     return g, tuple(sizes), draw(st.integers(1, 3)), cg, og
 
@@ -132,6 +132,8 @@ def test_what_the_loops_take(numba_kernels, kernel, strides, cg, dtype, taken) -
     g = kernels.Geometry(kernel, strides, (1,) * dims, (1,) * dims, 2)
     x, w = np.zeros((1, 2 * cg, *(6,) * dims), dtype), np.zeros((2 * cg, cg, *kernel), dtype)
     assert direct.usable(x, w, g) is taken
+    ungrouped = kernels.Geometry(kernel, strides, (1,) * dims, (1,) * dims, 1)  # as narrow, one group
+    assert not direct.usable(x[:, :cg], w[:cg], ungrouped)
     backend.use("numpy")
     assert not direct.usable(x, w, g)
 
@@ -174,3 +176,20 @@ def test_the_environment_variable_chooses(restore_backend, monkeypatch) -> None:
     monkeypatch.setenv("MODELPACK_KERNELS", "auto")
     monkeypatch.setattr(backend, "_chosen", None)
     assert backend.name() == ("numba" if backend.available() else "numpy")
+
+
+def test_the_loops_scratch_counts_against_the_budget(numba_kernels) -> None:
+    """A hostile padding with a stride that keeps the output tiny: the loops' padded scratch
+    planes (256 MB each here) are refused before they are allocated, as numpy's padded copy is."""
+    from modelpack import Limits, nn
+    from modelpack.errors import LimitError
+    from modelpack.nn.budget import ActivationBudget, limit_activations
+
+    backend.use("numba")
+    layer = nn.Conv2D(4, 3, strides=4096, padding=4000, groups=4, in_channels=4)
+    layer.initialize(seed=0)
+    x = np.ones((1, 4, 1, 1), np.float32)
+    assert direct.usable(x, layer.weight.data(), layer._geometry())
+    limit_activations(layer, ActivationBudget("hostile.mpk", Limits(max_activation_bytes=2**20)))
+    with pytest.raises(LimitError, match=r"hostile\.mpk: .*padding the input by \(4000, 4000\): the activations"):
+        layer(x)
