@@ -1,8 +1,10 @@
-"""The BLAS thread count of a benchmark script, set from its ``--threads`` before numpy loads
-(BLAS reads it once, when the library is loaded)."""
+"""The process settings a benchmark fixes before numpy loads: BLAS's thread count (read once,
+when the library is loaded) and glibc malloc's thresholds."""
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import os
 import sys
 
@@ -19,3 +21,24 @@ def pin_blas_threads(default: str) -> None:
             count = arg.split("=", 1)[1]
     for variable in _VARIABLES:
         os.environ[variable] = count
+
+
+# glibc's mallopt parameters, and the values pinned: 64 MiB, above any one array the workloads
+# allocate, so every array comes from the heap and freed memory is kept for the next one.
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+_PINNED = 64 << 20
+
+
+def pin_allocator() -> bool:
+    """Fix glibc malloc's mmap and trim thresholds (no-op elsewhere). glibc moves its mmap
+    threshold up as large blocks are freed, so how fast one side's arrays come (fresh pages
+    from mmap, faulted in on every call, or reused heap) would depend on what the other side
+    freed before: torch's times moved 3× with it. Returns whether it was pinned."""
+    name = ctypes.util.find_library("c")
+    if not name or not sys.platform.startswith("linux"):
+        return False
+    libc = ctypes.CDLL(name)
+    if not hasattr(libc, "mallopt"):
+        return False
+    mmap = libc.mallopt(_M_MMAP_THRESHOLD, _PINNED)
+    return bool(mmap) and bool(libc.mallopt(_M_TRIM_THRESHOLD, 2 * _PINNED))

@@ -17,10 +17,15 @@ rounds each time both sides once, in turn, after warm-ups, and the medians' rati
 (modelpack ÷ torch: above 1, modelpack is slower) is printed against the issue's target
 (≤ 2× for the convolutional workloads, ≤ 1.2× for the MLP; none for the Transformer).
 
-    python bench/compute.py [--quick] [--repeats 15] [--threads 2] [--clock wall|cpu] [--only cnn] [--write]
+    python bench/compute.py [--quick] [--repeats 15] [--threads 2] [--clock wall|cpu]
+                            [--kernels numpy|numba] [--only cnn] [--write]
 
-``--write`` replaces (or adds) this setting's section of BENCHMARKS.md, one per thread count
-and clock. With other processes busy on the machine, wall times at 2 threads mostly measure
+``--kernels`` picks modelpack's kernels (``nn.kernels.backend``): numpy's, the default install,
+or the compiled loops of the ``accel`` extra (numba). ``--write`` replaces (or adds) this
+setting's section of BENCHMARKS.md, one per thread count, clock and kernels. glibc's malloc
+is pinned first (``pin_allocator``): left alone, its mmap threshold moves with the sizes
+freed so far, and torch's times varied up to 3× with the allocations modelpack's side had
+made before them. With other processes busy on the machine, wall times at 2 threads mostly measure
 the contention (idle BLAS and OpenMP threads spin on the cores the other side needs):
 ``--threads 1 --clock cpu`` is the steadier comparison there.
 """
@@ -37,17 +42,19 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+ALLOCATOR_PINNED = False  # glibc malloc's thresholds, pinned when run as a script
 if __name__ == "__main__":  # as a script; an importing test leaves the environment alone
-    from _threads import pin_blas_threads  # the script's own folder is on sys.path
+    from _threads import pin_allocator, pin_blas_threads  # the script's own folder is on sys.path
 
     pin_blas_threads(default="2")
+    ALLOCATOR_PINNED = pin_allocator()
     sys.path[:0] = [str(Path(__file__).resolve().parent), str(Path(__file__).resolve().parents[1])]
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from modelpack import __version__, autograd, gluon  # noqa: E402
-from modelpack.nn.kernels import parallel  # noqa: E402
+from modelpack.nn.kernels import backend, parallel  # noqa: E402
 
 try:
     from _compute_models import WORKLOADS, Workload  # noqa: E402
@@ -56,7 +63,10 @@ except ImportError:  # imported from a test, as bench._compute_models's sibling
     from bench._compute_models import WORKLOADS, Workload  # noqa: E402
     from bench._sections import write_section  # noqa: E402
 
-HEADING = "## Compute (`bench/compute.py`), {threads} thread(s), {clock} time"  # a section per setting
+# A section per setting.
+HEADING = "## Compute (`bench/compute.py`), {threads} thread(s), {clock} time{kernels}"
+# The numpy kernels' sections keep their old headings; the others name their kernels.
+KERNEL_HEADINGS = {"numpy": "", "numba": ", numba kernels"}
 FORWARD_TOLERANCE = {"rtol": 1e-4, "atol": 1e-4}  # float32, the sums of different orders
 STEP_TOLERANCE = {"rtol": 1e-3, "atol": 1e-5}  # one SGD step's weights
 
@@ -146,13 +156,21 @@ def measure(build: Callable[[str], Workload], size: str, repeats: int) -> dict[s
     return {"work": work, "forward": forward, "step": step}
 
 
-def _verdict(ratio: float, target: float) -> str:
+def _verdict(ratio: float, target: float, judged: bool) -> str:
     if not target:
         return "—"
+    if not judged:
+        return f"≤ {target:g}×, not judged (busy machine)"
     return f"≤ {target:g}× {'met' if ratio <= target else 'missed'}"
 
 
-def rows_of(result: dict[str, Any]) -> list[str]:
+def busy(load: float, threads: int, clock: str) -> bool:
+    """Whether other processes held the cores a wall-time run needs: its times then measure
+    the contention (a 2-core machine at load 4 stretched them 5–10×), not the kernels."""
+    return clock == "wall" and load > (os.cpu_count() or 1) - threads + 0.5
+
+
+def rows_of(result: dict[str, Any], *, judged: bool = True) -> list[str]:
     work = result["work"]
     rows = []
     for kind in ("forward", "step"):
@@ -160,7 +178,7 @@ def rows_of(result: dict[str, Any]) -> list[str]:
         ratio = ours / theirs
         label = "forward" if kind == "forward" else "training step"
         times = f"{ours * 1e3:.2f} ms | {theirs * 1e3:.2f} ms"
-        verdict = _verdict(ratio, work.target)
+        verdict = _verdict(ratio, work.target, judged)
         rows.append(f"| {work.name} | {label} | {work.shapes} | {times} | {ratio:.2f}× | {verdict} |")
     return rows
 
@@ -174,20 +192,24 @@ def main() -> None:
     parser.add_argument("--clock", choices=sorted(CLOCKS), default="wall",
                         help="wall time (default), or the process's CPU time: steadier on a shared "
                         "machine, and fair with --threads 1 only (it counts every thread's spinning)")
+    parser.add_argument("--kernels", choices=("numpy", "numba"), default="numpy",
+                        help="modelpack's kernels: numpy (default) or the accel extra's compiled loops")
     parser.add_argument("--write", action="store_true", help="update this section of BENCHMARKS.md")
     args = parser.parse_args()
     global clock
     clock = CLOCKS[args.clock]
     torch.set_num_threads(args.threads)
     parallel.set_threads(args.threads)
+    backend.use(args.kernels)
     size, repeats = ("quick", 3) if args.quick else ("full", args.repeats)
     chosen = [b for b in WORKLOADS if not args.only or b.__name__ in args.only.split(",")]
     rows = []
-    load_before = f"{os.getloadavg()[0]:.1f}"
+    load = os.getloadavg()[0]
+    load_before, judged = f"{load:.1f}", not busy(load, args.threads, args.clock)
     for build in chosen:
-        rows += rows_of(measure(build, size, repeats))
+        rows += rows_of(measure(build, size, repeats), judged=judged)
         print(rows[-2], rows[-1], sep="\n", flush=True)
-    heading = HEADING.format(threads=args.threads, clock=args.clock)
+    heading = HEADING.format(threads=args.threads, clock=args.clock, kernels=KERNEL_HEADINGS[args.kernels])
     lines = [
         heading,
         "",
@@ -195,11 +217,16 @@ def main() -> None:
         "(forward, softmax cross-entropy, backward, update with momentum) of each workload, float32, "
         f"{args.clock} time, median of {repeats} rounds timing each side once in turn, after 2 warm-ups; "
         f"one process, {args.threads} thread(s) on both sides (numpy's BLAS, modelpack's kernels, torch); "
+        f"modelpack's kernels: {backend.name()}; "
+        f"{'glibc malloc pinned (`_threads.pin_allocator`)' if ALLOCATOR_PINNED else 'malloc not pinned'}; "
         f"torch {torch.__version__}, numpy {np.__version__}, modelpack {__version__}, {os.cpu_count()} cores "
         f"({platform.machine()}), load average {load_before} before and {os.getloadavg()[0]:.1f} after. "
         "Ratio = modelpack ÷ torch: above 1, modelpack is slower; targets are issue 18's, set for 2 threads "
         "and wall time (the default settings); on a shared machine CPU time at 1 thread is the steadier "
-        "measure. Only the ratio is worth comparing, and it is one run's measurement.",
+        "measure. Only the ratio is worth comparing, and it is one run's measurement."
+        + ("" if judged else " The machine was busy when this run started (load average above the cores "
+           "left free): its wall times measure the contention, so no target is judged here; see the "
+           "1-thread CPU-time sections."),
         "",
         "| workload | pass | shapes | modelpack | torch | ratio | target |",
         "|---|---|---|---:|---:|---:|---|",

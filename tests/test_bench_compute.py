@@ -29,3 +29,7 @@ def test_compute_bench_runs_every_workload_quick(monkeypatch):
         names.append(result["work"].name)
     assert names == ["MLP", "CNN", "LeNet", "ResNet-18-style", "Transformer encoder block",
                      "MobileNet-style (depthwise)", "Decoder (transposed)"]
+    # On a busy machine a wall-time run judges no target: its times measure the contention.
+    assert all("not judged (busy machine)" in row for row in module.rows_of(result, judged=False))
+    monkeypatch.setattr(module.os, "cpu_count", lambda: 2)
+    assert module.busy(1.2, 2, "wall") and not module.busy(0.4, 2, "wall") and not module.busy(9.0, 1, "cpu")

@@ -33,32 +33,13 @@ def _crop(padding: Sizes, sizes: Sizes) -> tuple[Any, ...]:
     return _spatial(tuple(slice(p, p + n) for p, n in zip(padding, sizes, strict=True)))
 
 
-@rule(_ConvTranspose)
-def _conv_transpose(block: _ConvTranspose, x: Any) -> tuple[Any, LayerBackward]:
-    out = forward(block, x)
-    config = block.get_config()
-    weight = data(block, "weight")  # (C, O/G, *kernel)
-
-    def backward(grad: np.ndarray, wants: frozenset[str]) -> tuple[Any, Grads]:
-        array = as_float(x, weight.dtype)
-        grad = through_activation(config["activation"], grad, out, lambda: block._compute(array)[0])
-        grads = {}
-        if "bias" in wants:
-            grads["bias"] = conv_kernels.bias_grad(grad)
-        grad_x, grad_w = conv_kernels.transpose_backward(
-            grad, array, weight, block._geometry(), need_x="x" in wants, need_weight="weight" in wants)
-        if grad_w is not None:
-            grads["weight"] = grad_w
-        return (None if grad_x is None else grad_x.reshape(np.shape(x))), grads
-
-    return out, backward
-
-
 @rule(_Conv)
 def _conv(block: _Conv, x: Any) -> tuple[Any, LayerBackward]:
-    out, saved = forward_saving(block, x)  # the forward's im2col columns, reused here
+    """Convolution and its transpose (a subclass): a convolution's backward reuses the
+    forward's im2col columns; a transposed one's runs the convolution it is the transpose of."""
+    out, saved = forward_saving(block, x)
     config = block.get_config()
-    weight = data(block, "weight")  # (O, C/G, *kernel)
+    weight = data(block, "weight")  # (O, C/G, *kernel); a transpose's (C, O/G, *kernel)
 
     def backward(grad: np.ndarray, wants: frozenset[str]) -> tuple[Any, Grads]:
         array = as_float(x, weight.dtype)
@@ -66,8 +47,11 @@ def _conv(block: _Conv, x: Any) -> tuple[Any, LayerBackward]:
         grads = {}
         if "bias" in wants:
             grads["bias"] = conv_kernels.bias_grad(grad)
-        grad_x, grad_w = conv_kernels.backward(
-            grad, saved, weight, block._geometry(), need_x="x" in wants, need_weight="weight" in wants)
+        needs = {"need_x": "x" in wants, "need_weight": "weight" in wants}
+        if isinstance(block, _ConvTranspose):
+            grad_x, grad_w = conv_kernels.transpose_backward(grad, array, weight, block._geometry(), **needs)
+        else:
+            grad_x, grad_w = conv_kernels.backward(grad, saved, weight, block._geometry(), **needs)
         if grad_w is not None:
             grads["weight"] = grad_w
         return (None if grad_x is None else grad_x.reshape(np.shape(x))), grads
@@ -84,38 +68,24 @@ def _full(block: _Pool, array: np.ndarray, out: Sizes) -> tuple[int, ...]:
     return (*array.shape[:2], *(max(n + 2 * p, (o - 1) * s + k) for n, p, o, s, k in axes))
 
 
-def _pool_backward(block: _Pool, grad_full: np.ndarray, array: np.ndarray) -> np.ndarray:
-    """The input's gradient: the padded one, cropped."""
-    return grad_full[_crop(tuple(block.get_config()["padding"]), array.shape[2:])]
-
-
-@rule(_MaxPool)
-def _max_pool(block: _MaxPool, x: Any) -> tuple[Any, LayerBackward]:
+@rule(_MaxPool, _AvgPool)
+def _pool(block: _MaxPool | _AvgPool, x: Any) -> tuple[Any, LayerBackward]:
+    """Max pooling sends each output's gradient to its window's maximum, average pooling a
+    share to every position; either way onto the padded input, then cropped."""
     result = forward(block, x)
 
     def backward(grad: np.ndarray, wants: frozenset[str]) -> tuple[Any, Grads]:
         array = float_input(x)
         config = block.get_config()
-        win, out = block._padded_windows(array, -np.inf)  # (N, C, *out, *pool)
-        full = pool_kernels.max_backward(grad, win, result, tuple(config["pool_size"]),
-                                         tuple(config["strides"]), _full(block, array, out))
-        return _pool_backward(block, full, array), {}
-
-    return result, backward
-
-
-@rule(_AvgPool)
-def _avg_pool(block: _AvgPool, x: Any) -> tuple[Any, LayerBackward]:
-    result = forward(block, x)
-
-    def backward(grad: np.ndarray, wants: frozenset[str]) -> tuple[Any, Grads]:
-        array = float_input(x)
-        config = block.get_config()
-        out = grad.shape[2:]
-        share = grad / block._divisors(array.shape[2:], out, grad.dtype)  # 1/count of its window's
-        full = pool_kernels.spread(share, tuple(config["pool_size"]), tuple(config["strides"]),
-                                   _full(block, array, out))
-        return _pool_backward(block, full, array), {}
+        pool, strides = tuple(config["pool_size"]), tuple(config["strides"])
+        if isinstance(block, _MaxPool):
+            win, out = block._padded_windows(array, -np.inf)  # (N, C, *out, *pool)
+            full = pool_kernels.max_backward(grad, win, result, pool, strides, _full(block, array, out))
+        else:
+            out = grad.shape[2:]
+            share = grad / block._divisors(array.shape[2:], out, grad.dtype)  # 1/count of its window's
+            full = pool_kernels.spread(share, pool, strides, _full(block, array, out))
+        return full[_crop(tuple(config["padding"]), array.shape[2:])], {}
 
     return result, backward
 

@@ -229,20 +229,14 @@ class _ConvTranspose(_Conv):
 
     _transpose: ClassVar[bool] = True
 
-    def __init__(
-        self,
-        channels: int,
-        kernel_size: int | tuple[int, ...],
-        strides: int | tuple[int, ...] = 1,
-        padding: int | tuple[int, ...] = 0,
-        output_padding: int | tuple[int, ...] = 0,
-        *args: Any,
-        **kwargs: Any,
-    ) -> None:
-        """As a convolution's, with ``output_padding`` after ``padding`` (Gluon's order); the
-        other arguments (``dilation``, ``groups``, ... ``in_channels``, ``dtype``) are its."""
-        kwargs["output_padding"] = output_padding
-        super().__init__(channels, kernel_size, strides, padding, *args, **kwargs)
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        """As a convolution's, with ``output_padding`` fifth, right after ``padding`` (Gluon's
+        order); the convolution's own arguments follow it."""
+        if len(args) > 4:  # output_padding given by position: it is the convolution's last
+            if "output_padding" in kwargs:
+                raise TypeError(f"{type(self).__name__}() got multiple values for argument 'output_padding'")
+            args, kwargs = (*args[:4], *args[5:]), {**kwargs, "output_padding": args[4]}
+        super().__init__(*args, **kwargs)
 
     def _weight_shape(self, in_channels: int) -> Sizes:
         return (in_channels, self._channels // self._groups, *self._kernel)

@@ -122,6 +122,16 @@ def test_conv_transpose_output_size_and_refusals():
         nn.Conv3D(2, 1)(np.ones((1, 1, 3, 3), np.float32))
 
 
+def test_conv_transpose_takes_output_padding_fifth_as_gluon():
+    """Gluon's positional order: channels, kernel_size, strides, padding, output_padding, dilation."""
+    by_position = nn.Conv2DTranspose(4, 3, 2, 1, 1, 2, in_channels=2)
+    assert by_position.get_config() == nn.Conv2DTranspose(
+        4, 3, strides=2, padding=1, output_padding=1, dilation=2, in_channels=2).get_config()
+    assert by_position.get_config()["output_padding"] == [1, 1]
+    with pytest.raises(TypeError, match="Conv2DTranspose\\(\\) got multiple values for argument 'output_padding'"):
+        nn.Conv2DTranspose(4, 3, 2, 1, 1, output_padding=1)
+
+
 @st.composite
 def pool_configs(draw: st.DrawFn, dims: int) -> dict:
     axes = []

@@ -1,0 +1,195 @@
+"""The compiled loops (``nn.kernels.compiled`` via ``direct``, the ``accel`` extra) against the
+numpy path, the reference: the same inputs through both, forward and backward, ordinary and
+transposed, for the convolutions they take (depthwise and narrow grouped, 1-D and 2-D, strided,
+dilated, padded).
+
+Tolerance: float32 within ``atol=1e-4·scale, rtol=1e-4`` (``test_conv.assert_near``): both
+sum the same products in different orders (the loops tap by tap, numpy in a GEMM). Where the
+order is the same, bits are compared: the loops' results do not depend on the thread count.
+Skipped when numba is not installed (CI's full pass requires it, tests/conftest.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from test_conv import assert_near
+
+from modelpack.nn.kernels import backend, direct, parallel
+from modelpack.nn.kernels import conv as kernels
+
+
+@pytest.fixture
+def restore_backend() -> Iterator[None]:
+    before = backend.name()
+    yield
+    backend.use(before)
+
+
+@pytest.fixture(scope="module")
+def numba_kernels() -> Iterator[None]:
+    """numba installed (else skip); the kernels' choice put back after this module's tests."""
+    pytest.importorskip("numba")
+    before = backend.name()
+    yield
+    backend.use(before)
+
+
+@st.composite
+def narrow(draw: st.DrawFn) -> tuple[kernels.Geometry, tuple[int, ...], int, int, int]:
+    """(geometry, input sizes, batch, channels per group, outputs per group) that the loops take."""
+    dims = draw(st.integers(1, 2))
+    stride = draw(st.integers(1, 3))
+    kernel, padding, dilation, sizes = [], [], [], []
+    for _ in range(dims):
+        k, d = draw(st.integers(1, 4)), draw(st.integers(1, 2))
+        p = draw(st.integers(0, k))
+        span = d * (k - 1) + 1
+        kernel.append(k), padding.append(p), dilation.append(d)
+        sizes.append(draw(st.integers(max(1, span - 2 * p), max(1, span - 2 * p) + 9)))
+    cg, og = draw(st.sampled_from([(1, 1), (1, 2), (2, 1), (2, 3), (4, 4), (8, 8)]))
+    groups = draw(st.integers(2, 4))
+    g = kernels.Geometry(tuple(kernel), (stride,) * dims, tuple(padding), tuple(dilation), groups)
+    return g, tuple(sizes), draw(st.integers(1, 3)), cg, og
+
+
+def _arrays(seed: int, g: kernels.Geometry, sizes: tuple[int, ...], batch: int, cg: int, og: int
+            ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((batch, cg * g.groups, *sizes)).astype(np.float32)
+    w = rng.standard_normal((og * g.groups, cg, *g.kernel)).astype(np.float32)
+    return x, w, rng.standard_normal(og * g.groups).astype(np.float32)
+
+
+def _through(choice: str, x: np.ndarray, w: np.ndarray, b: np.ndarray, g: kernels.Geometry
+             ) -> tuple[np.ndarray, ...]:
+    """Forward and backward of the convolution and of the transposed one, on ``choice``."""
+    backend.use(choice)
+    out, saved = kernels.forward(x, w, b, g)
+    assert saved.direct == (choice == "numba")
+    grad = np.cos(np.arange(out.size, dtype=out.dtype)).reshape(out.shape)
+    grad_x, grad_w = kernels.backward(grad, saved, w, g)
+    # The transposed convolution of the same weight, taking ``out``'s shape back to x's.
+    output_padding = tuple(n + 2 * p - ((o - 1) * s + d * (k - 1) + 1) for n, p, o, s, d, k in
+                           zip(x.shape[2:], g.padding, out.shape[2:], g.strides, g.dilation, g.kernel,
+                               strict=True))
+    if any(a >= s for a, s in zip(output_padding, g.strides, strict=True)):
+        return out, grad_x, grad_w  # not a transposed convolution MXNet allows
+    up = kernels.transpose_forward(grad, w, np.linspace(-1, 1, x.shape[1], dtype=x.dtype), g, output_padding)
+    up_x, up_w = kernels.transpose_backward(x, grad, w, g)
+    return out, grad_x, grad_w, up, up_x, up_w
+
+
+@settings(max_examples=60, deadline=None)
+@given(drawn=narrow(), seed=st.integers(0, 2**32 - 1))
+def test_the_loops_match_the_numpy_path(numba_kernels, drawn, seed) -> None:
+    g, sizes, batch, cg, og = drawn
+    x, w, b = _arrays(seed, g, sizes, batch, cg, og)
+    ours = _through("numba", x, w, b, g)
+    reference = _through("numpy", x, w, b, g)
+    assert len(ours) == len(reference)
+    for compiled, expected in zip(ours, reference, strict=True):
+        assert compiled is not None and expected is not None
+        assert compiled.dtype == expected.dtype == np.float32
+        assert_near(compiled, expected.astype(np.float64))
+
+
+def test_the_bits_do_not_depend_on_the_thread_count(numba_kernels) -> None:
+    """Forward, input gradient and weight gradient (a sum over the batch in fixed chunks) are
+    the same bits on one thread and on three: a checkpoint resumes exactly elsewhere."""
+    g = kernels.Geometry((3, 3), (1, 1), (1, 1), (1, 1), 16)
+    x, w, b = _arrays(1, g, (32, 32), 8, 1, 1)
+    assert x.size >= parallel.MIN_ELEMENTS  # large enough to be split
+    results = []
+    before = parallel.threads()
+    try:
+        for count in (1, 3):
+            parallel.set_threads(count)
+            results.append(_through("numba", x, w, b, g))
+    finally:
+        parallel.set_threads(before)
+    for one, three in zip(*results, strict=True):
+        assert one.tobytes() == three.tobytes()
+
+
+@pytest.mark.parametrize(("kernel", "strides", "cg", "dtype", "taken"), [
+    ((3, 3), (2, 2), 1, np.float32, True),  # depthwise, strided
+    ((5,), (1,), 1, np.float32, True),  # 1-D
+    ((3, 3), (1, 1), 1, np.float64, False),  # float64: numpy only
+    ((3, 3, 3), (1, 1, 1), 1, np.float32, False),  # 3-D: numpy only
+    ((3, 3), (1, 2), 1, np.float32, False),  # unequal strides: the flat planes need one
+    ((3, 3), (1, 1), 8, np.float32, True),  # 8 × 8 per group
+    ((3, 3), (1, 1), 16, np.float32, False),  # 16 × 16 per group: BLAS wins
+    ((3, 3), (1, 1), 1, np.float16, False),
+])
+def test_what_the_loops_take(numba_kernels, kernel, strides, cg, dtype, taken) -> None:
+    backend.use("numba")
+    dims = len(kernel)
+    g = kernels.Geometry(kernel, strides, (1,) * dims, (1,) * dims, 2)
+    x, w = np.zeros((1, 2 * cg, *(6,) * dims), dtype), np.zeros((2 * cg, cg, *kernel), dtype)
+    assert direct.usable(x, w, g) is taken
+    ungrouped = kernels.Geometry(kernel, strides, (1,) * dims, (1,) * dims, 1)  # as narrow, one group
+    assert not direct.usable(x[:, :cg], w[:cg], ungrouped)
+    backend.use("numpy")
+    assert not direct.usable(x, w, g)
+
+
+def test_the_layers_train_the_same_on_both(numba_kernels) -> None:
+    """A depthwise layer through autograd: output and every gradient agree across the paths."""
+    from modelpack import autograd, nn
+
+    x = np.random.default_rng(5).standard_normal((4, 6, 9, 9)).astype(np.float32)
+    results = []
+    for choice in ("numpy", "numba"):
+        backend.use(choice)
+        layer = nn.Conv2D(12, 3, padding=1, strides=2, groups=6, in_channels=6)
+        layer.initialize(init="xavier", seed=0)
+        variable = autograd.Variable(x)
+        with autograd.record():
+            out = layer(variable)
+        out.backward(np.ones(out.shape, np.float32))
+        results.append((out.value, variable.grad, layer.weight.grad(), layer.bias.grad()))
+    for compiled, expected in zip(results[1], results[0], strict=True):
+        assert_near(compiled, expected)
+
+
+def test_the_switch(restore_backend, monkeypatch) -> None:
+    backend.use("numpy")
+    assert backend.name() == "numpy" and backend.compiled() is None
+    with pytest.raises(ValueError, match="MODELPACK_KERNELS must be one of auto, numpy, numba, got 'cuda'"):
+        backend.use("cuda")
+    monkeypatch.setattr(backend, "available", lambda: False)
+    with pytest.raises(ImportError, match=r"MODELPACK_KERNELS=numba needs numba: pip install 'modelpack\[accel\]'"):
+        backend.use("numba")
+    backend.use("auto")
+    assert backend.name() == "numpy"
+
+
+def test_the_environment_variable_chooses(restore_backend, monkeypatch) -> None:
+    monkeypatch.setenv("MODELPACK_KERNELS", "numpy")
+    monkeypatch.setattr(backend, "_chosen", None)
+    assert backend.name() == "numpy"
+    monkeypatch.setenv("MODELPACK_KERNELS", "auto")
+    monkeypatch.setattr(backend, "_chosen", None)
+    assert backend.name() == ("numba" if backend.available() else "numpy")
+
+
+def test_the_loops_scratch_counts_against_the_budget(numba_kernels) -> None:
+    """A hostile padding with a stride that keeps the output tiny: the loops' padded scratch
+    planes (256 MB each here) are refused before they are allocated, as numpy's padded copy is."""
+    from modelpack import Limits, nn
+    from modelpack.errors import LimitError
+    from modelpack.nn.budget import ActivationBudget, limit_activations
+
+    backend.use("numba")
+    layer = nn.Conv2D(4, 3, strides=4096, padding=4000, groups=4, in_channels=4)
+    layer.initialize(seed=0)
+    x = np.ones((1, 4, 1, 1), np.float32)
+    assert direct.usable(x, layer.weight.data(), layer._geometry())
+    limit_activations(layer, ActivationBudget("hostile.mpk", Limits(max_activation_bytes=2**20)))
+    with pytest.raises(LimitError, match=r"hostile\.mpk: .*padding the input by \(4000, 4000\): the activations"):
+        layer(x)
