@@ -66,8 +66,7 @@ def batch_norm(x: np.ndarray, axis: int, mean: np.ndarray, var: np.ndarray, gamm
     scale = inv_std if gamma is None else gamma * inv_std
     shift = beta - mean * scale
     three = _three(x, axis)
-    out = parallel.ufunc(np.multiply, three, scale[None, :, None], out=np.empty_like(three))
-    parallel.ufunc(np.add, out, shift[None, :, None], out=out)
+    out = parallel.affine(three, scale[None, :, None], shift[None, :, None], out=np.empty_like(three))
     return out.reshape(x.shape), Stats(mean.astype(dtype, copy=False), inv_std, batch)
 
 
