@@ -13,12 +13,14 @@ settings.register_profile("dev", deadline=None, max_examples=20)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 if os.environ.get("MODELPACK_REQUIRE_ORACLES") == "1":
-    # .ci/run's full pass sets this: there the torch oracle, the benchmark's competitors and
-    # the compiled kernels (numba, checked against the numpy path) must run, and a missing
-    # install must fail loudly instead of skipping those tests. The newcomer's pass (README
-    # set-up, no torch) leaves it unset and sees visible skips.
+    # .ci/run's full pass sets this: there the torch oracle, the benchmark's competitors, the
+    # compiled kernels (numba, checked against the numpy path) and ISA-L's CRC-32 (checked
+    # against zlib's) must run, and a missing install must fail loudly instead of skipping
+    # those tests. The newcomer's pass (README set-up, no torch) leaves it unset and sees
+    # visible skips.
     import aiohttp  # noqa: F401
     import fsspec  # noqa: F401
+    import isal  # noqa: F401
     import moto.server  # noqa: F401
     import numba  # noqa: F401
     import onnx  # noqa: F401

@@ -378,8 +378,6 @@ def test_a_gelu_pattern_whose_parts_are_read_elsewhere_is_not_fused(tmp_path):
         from_onnx(path)
 
 
-@pytest.mark.skipif(not {"Conv1D", "MaxPool1D", "GlobalAvgPool1D"} <= set(registry.known_layers()),
-                    reason="modelpack has no 1-D convolution and pooling layers yet: their translations wait for them")
 def test_one_dimensional_layers_both_ways(tmp_path):
     layers = registry
     net = nn.Sequential()
@@ -395,13 +393,3 @@ def test_one_dimensional_layers_both_ways(tmp_path):
     back = from_onnx(tmp_path / "c1.onnx")
     assert [type(b).__name__ for b in back] == ["Conv1D", "Activation", "MaxPool1D", "GlobalAvgPool1D", "Flatten"]
     np.testing.assert_allclose(back(x), net(x), **TOL)
-
-
-def test_a_one_dimensional_convolution_is_refused_until_modelpack_has_one(tmp_path):
-    if "Conv1D" in registry.known_layers():
-        pytest.skip("modelpack has Conv1D: test_one_dimensional_layers_both_ways covers it")
-    w = numpy_helper.from_array(np.ones((2, 3, 3), np.float32), "w")
-    model = _model([helper.make_node("Conv", ["x", "w"], ["y"], name="c")], [_float("x", ["n", 3, 8])], [_float("y", None)], [w])
-    path = _save(model, tmp_path / "c1.onnx")
-    with pytest.raises(UnsupportedBlockError, match=r"node 0 'c' \(Conv\): it would be a Conv1D, which this modelpack does not have"):
-        from_onnx(path)
