@@ -15,7 +15,6 @@ order: ``(out, [h, c])`` gives outputs 0, 1, 2). All values are seeded.
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
@@ -23,6 +22,7 @@ import mxnet as mx
 import numpy as onp
 from mxnet import gluon, nd, np, npx
 from mxnet.gluon import nn, rnn
+from mxnet_reference_files import start, write_manifest
 
 OUT = Path(__file__).resolve().parent.parent / "tests" / "data" / "mxnet" / "exports"
 
@@ -152,18 +152,12 @@ def numpy_mode_models() -> None:
 
 
 def main() -> int:
-    if mx.__version__ != "1.9.1":
-        print(f"expected mxnet 1.9.1, found {mx.__version__}", file=sys.stderr)
+    if not start(OUT):
         return 1
-    OUT.mkdir(parents=True, exist_ok=True)
-    for path in OUT.iterdir():
-        path.unlink()
     spatial_models()
     recurrent_models()
     numpy_mode_models()
-    (OUT / "MANIFEST.json").write_text(json.dumps(
-        {"mxnet": mx.__version__, "numpy": onp.__version__,
-         "files": sorted(p.name for p in OUT.iterdir() if p.name != "MANIFEST.json")}, indent=1) + "\n")
+    write_manifest(OUT)
     print(f"wrote {len(list(OUT.iterdir()))} files to {OUT}")
     return 0
 

@@ -25,6 +25,7 @@ import mxnet as mx
 import numpy as onp
 from mxnet import gluon, nd, np, npx
 from mxnet.gluon import nn
+from mxnet_reference_files import start, write_manifest
 
 OUT = Path(__file__).resolve().parent.parent / "tests" / "data" / "mxnet"
 BF16 = onp.dtype([("bfloat16", onp.uint16)])  # how MXNet's Python side spells bfloat16
@@ -418,13 +419,8 @@ def catalogue_models() -> None:
 
 
 def main() -> int:
-    if mx.__version__ != "1.9.1":
-        print(f"expected mxnet 1.9.1, found {mx.__version__}", file=sys.stderr)
+    if not start(OUT):  # (exports/ is make_mxnet_export_refs.py's and stays)
         return 1
-    OUT.mkdir(parents=True, exist_ok=True)
-    for path in OUT.iterdir():
-        if path.is_file():  # exports/ is make_mxnet_export_refs.py's
-            path.unlink()
     chapter_arrays()
     numpy_mode_dtypes()
     legacy_mode_arrays()
@@ -437,9 +433,7 @@ def main() -> int:
     reshape_cases()
     catalogue_models()
     total = sum(p.stat().st_size for p in OUT.iterdir())
-    (OUT / "MANIFEST.json").write_text(json.dumps(
-        {"mxnet": mx.__version__, "numpy": onp.__version__,
-         "files": sorted(p.name for p in OUT.iterdir() if p.name != "MANIFEST.json")}, indent=1) + "\n")
+    write_manifest(OUT)
     print(f"wrote {len(os.listdir(OUT))} files, {total} bytes, to {OUT}")
     return 0
 

@@ -23,6 +23,7 @@ import mxnet as mx
 import numpy as onp
 from mxnet import gluon, nd
 from mxnet.gluon import rnn
+from mxnet_reference_files import start
 
 OUT = Path(__file__).resolve().parent.parent / "tests" / "data" / "mxnet-rnn"
 RNG = onp.random.default_rng(20261201)
@@ -285,12 +286,8 @@ def run_unroll(name: str, cell: gluon.Block, call: dict[str, Any]) -> dict[str, 
 
 
 def main() -> int:
-    if mx.__version__ != "1.9.1":
-        print(f"expected mxnet 1.9.1, found {mx.__version__}", file=sys.stderr)
+    if not start(OUT):
         return 1
-    OUT.mkdir(parents=True, exist_ok=True)
-    for path in OUT.iterdir():
-        path.unlink()
     index = []
     for name, block, arch, call in layer_cases() + cell_cases():
         block.initialize()
