@@ -75,6 +75,30 @@ def save_bytes(data, **options) -> bytes:
     return buffer.getvalue()
 
 
+def flat_outputs(result) -> list[np.ndarray]:
+    """A forward's result (an array, or lists and tuples of them, nested) as a flat list."""
+    if isinstance(result, (list, tuple)):
+        return [leaf for item in result for leaf in flat_outputs(item)]
+    return [np.asarray(result)]
+
+
+def assert_outputs_close(got, want, **tol) -> None:
+    """As many outputs as expected, each float32 of the expected shape and close within ``tol``."""
+    got, want = flat_outputs(got), flat_outputs(want)
+    assert len(got) == len(want)
+    for g, w in zip(got, want, strict=True):
+        assert g.shape == w.shape and g.dtype == np.float32
+        np.testing.assert_allclose(g, w, **tol)
+
+
+def assert_outputs_equal(got, want) -> None:
+    """The same outputs, bit for bit."""
+    got, want = flat_outputs(got), flat_outputs(want)
+    assert len(got) == len(want)
+    for g, w in zip(got, want, strict=True):
+        assert np.array_equal(g, w)
+
+
 def round_trip(net: nn.Block, example=None, **options):
     """``modelpack.export`` (with ``example``, if any) into memory, then ``modelpack.load``."""
     return modelpack.load(io.BytesIO(export_bytes(net, example=example, **options)))

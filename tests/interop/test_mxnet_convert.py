@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from models import MLP, round_trip
+from models import MLP, assert_outputs_close, assert_outputs_equal, flat_outputs, round_trip
 from mxnet_writer import save
 
 import modelpack
@@ -44,10 +44,6 @@ def _outputs(name: str) -> list[np.ndarray]:
     return [np.load(DATA / f"{name}-output-{i}.npy") for i in range(len(list(DATA.glob(f"{name}-output-*.npy"))))]
 
 
-def _as_tuple(result: Any) -> tuple[np.ndarray, ...]:
-    return result if isinstance(result, tuple) else (result,)
-
-
 def _convert(name: str, **kwargs: Any) -> nn.Block:
     return mxnet.convert(DATA / f"{name}-symbol.json", DATA / f"{name}-0000.params", **kwargs)
 
@@ -60,12 +56,7 @@ def test_reference_exports_are_all_here():
 def test_converted_export_matches_mxnet(name):
     net = _convert(name)
     assert isinstance(net, nn.Sequential if name in CHAINS else nn.GraphBlock)
-    got = _as_tuple(net(np.load(DATA / f"{name}-input.npy")))
-    want = _outputs(name)
-    assert len(got) == len(want)
-    for g, w in zip(got, want, strict=True):
-        assert g.shape == w.shape and g.dtype == np.float32
-        np.testing.assert_allclose(g, w, **TOL)
+    assert_outputs_close(net(np.load(DATA / f"{name}-input.npy")), _outputs(name), **TOL)
 
 
 @pytest.mark.parametrize("name", EXPORTS)
@@ -73,8 +64,7 @@ def test_converted_model_survives_an_archive(name):
     net = _convert(name)
     loaded = round_trip(net)
     x = np.load(DATA / f"{name}-input.npy")
-    for a, b in zip(_as_tuple(net(x)), _as_tuple(loaded(x)), strict=True):
-        assert np.array_equal(a, b)
+    assert_outputs_equal(loaded(x), net(x))
 
 
 @pytest.mark.parametrize("name", EXPORTS)
@@ -82,7 +72,7 @@ def test_any_batch_size(name):
     """Reshape codes that copy the batch size stay symbolic: a bigger batch gives the same rows."""
     x = np.load(DATA / f"{name}-input.npy")
     n = len(x)
-    outputs = _as_tuple(_convert(name)(np.concatenate([x, x[::-1], x[:1]])))
+    outputs = flat_outputs(_convert(name)(np.concatenate([x, x[::-1], x[:1]])))
     for got, want in zip(outputs, _outputs(name), strict=True):
         if want.shape[0] != n:
             continue  # an output whose axis 0 is not the batch (shapes: a full transpose)

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from models import round_trip
+from models import assert_outputs_close, assert_outputs_equal, flat_outputs, round_trip
 from mxnet_writer import save
 
 import modelpack
@@ -36,12 +36,6 @@ def _files(name: str, kind: str) -> list[np.ndarray]:
     return [np.load(DATA / f"{name}-{kind}-{i}.npy") for i in range(count)]
 
 
-def _flat(result: Any) -> list[np.ndarray]:
-    if isinstance(result, (list, tuple)):
-        return [array for item in result for array in _flat(item)]
-    return [np.asarray(result)]
-
-
 def _convert(name: str) -> nn.Block:
     return mxnet.convert(DATA / f"{name}-symbol.json", DATA / f"{name}-0000.params",
                          input_shapes=SHAPES.get(name))
@@ -54,12 +48,7 @@ def test_reference_exports_are_all_here():
 
 @pytest.mark.parametrize("name", EXPORTS)
 def test_converted_export_matches_mxnet(name):
-    got = _flat(_convert(name)(*_files(name, "input")))
-    want = _files(name, "output")
-    assert len(got) == len(want)
-    for g, w in zip(got, want, strict=True):
-        assert g.shape == w.shape and g.dtype == np.float32
-        np.testing.assert_allclose(g, w, **TOL)
+    assert_outputs_close(_convert(name)(*_files(name, "input")), _files(name, "output"), **TOL)
 
 
 @pytest.mark.parametrize("name", EXPORTS)
@@ -67,8 +56,7 @@ def test_converted_model_survives_an_archive(name):
     net = _convert(name)
     loaded = round_trip(net)
     inputs = _files(name, "input")
-    for a, b in zip(_flat(net(*inputs)), _flat(loaded(*inputs)), strict=True):
-        assert np.array_equal(a, b)
+    assert_outputs_equal(loaded(*inputs), net(*inputs))
 
 
 @pytest.mark.parametrize("name", EXPORTS)
@@ -78,8 +66,7 @@ def test_command_line_convert(tmp_path, name, capsys):
             "-o", str(tmp_path / f"{name}.mpk"), *(a for s in shapes for a in ("--input-shape", s))]
     assert cli_main(argv) == 0, capsys.readouterr().err
     inputs = _files(name, "input")
-    for g, w in zip(_flat(modelpack.load(tmp_path / f"{name}.mpk")(*inputs)), _files(name, "output"), strict=True):
-        np.testing.assert_allclose(g, w, **TOL)
+    assert_outputs_close(modelpack.load(tmp_path / f"{name}.mpk")(*inputs), _files(name, "output"), **TOL)
 
 
 @pytest.mark.parametrize("name", ["conv1d", "conv2d", "conv3d", "pads", "rnn-tanh", "np-conv1d"])
@@ -87,7 +74,7 @@ def test_command_line_convert(tmp_path, name, capsys):
 def test_batch_first_exports_at_any_batch_size(name, batch):
     (x,), want = _files(name, "input"), _files(name, "output")
     rows = [i % len(x) for i in range(batch)]
-    for got, expected in zip(_flat(_convert(name)(x[rows])), want, strict=True):
+    for got, expected in zip(flat_outputs(_convert(name)(x[rows])), want, strict=True):
         np.testing.assert_allclose(got, expected[rows], **TOL)
 
 

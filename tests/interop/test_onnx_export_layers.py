@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from hypothesis import given, reject, settings
 from hypothesis import strategies as st
+from models import flat_outputs
 
 from modelpack import nn
 from modelpack.errors import InputError, UnsupportedBlockError, UsageError
@@ -36,27 +37,21 @@ def _grow(array, batch, axis=0):
         list(range(1, axis + 1)) + [0] + list(range(axis + 1, array.ndim))) if axis else np.resize(array, shape)
 
 
-def _flat(result):
-    if isinstance(result, (list, tuple)):
-        return [leaf for item in result for leaf in _flat(item)]
-    return [np.asarray(result)]
-
-
 def check(tmp_path, net, inputs, tol=SUMS, batch_axes=None, other=3, **export):
     """Export ``net`` on ``inputs`` (a tuple of forward's arguments), run both at two batch sizes."""
     path = tmp_path / "net.onnx"
     net(*inputs)  # sizes deferred parameters
     to_onnx(net, path, example=inputs, **export)
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    flat = _flat(list(inputs))
+    flat = flat_outputs(list(inputs))
     axes = batch_axes or [0] * len(flat)
     for batch in (None, other):
         args = inputs
         if batch is not None:
             grown = iter([_grow(a, batch, axis) for a, axis in zip(flat, axes, strict=True)])
             args = tuple([next(grown) for _ in a] if isinstance(a, list) else next(grown) for a in inputs)
-        feed = dict(zip([i.name for i in session.get_inputs()], _flat(list(args)), strict=True))
-        expected = _flat(net(*args))
+        feed = dict(zip([i.name for i in session.get_inputs()], flat_outputs(list(args)), strict=True))
+        expected = flat_outputs(net(*args))
         found = session.run(None, feed)
         assert len(found) == len(expected)
         for f, e in zip(found, expected, strict=True):

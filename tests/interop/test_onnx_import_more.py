@@ -11,6 +11,7 @@ import warnings
 
 import numpy as np
 import pytest
+from models import flat_outputs
 
 import modelpack
 from modelpack.errors import UnsupportedBlockError
@@ -39,12 +40,6 @@ def _export(module, x, path, batch_axis=0, outputs=("y",)):
     return path
 
 
-def _flat(result):
-    if isinstance(result, (list, tuple)):
-        return [leaf for item in result for leaf in _flat(item)]
-    return [np.asarray(result)]
-
-
 def _agree(net, path, x, batch_axis=0, batches=(4,)):
     for batch in (None, *batches):
         y = x
@@ -52,7 +47,7 @@ def _agree(net, path, x, batch_axis=0, batches=(4,)):
             shape = list(x.shape)
             shape[batch_axis] = batch
             y = np.random.default_rng(batch).standard_normal(shape).astype(np.float32)
-        found, expected = _flat(net(y)), _runtime(path, {"x": y})
+        found, expected = flat_outputs(net(y)), _runtime(path, {"x": y})
         assert len(found) == len(expected)
         for f, e in zip(found, expected, strict=True):
             np.testing.assert_allclose(f, e, **TOL)
@@ -123,7 +118,7 @@ def test_torch_recurrent_layers(tmp_path, make, batch_first):
     _agree(net, path, x, batch_axis=0 if batch_first else 1)
     with torch.no_grad():
         expected = [t.numpy() for t in _flat_torch(module(torch.from_numpy(x)))]
-    for f, e in zip(_flat(net(x)), expected, strict=True):
+    for f, e in zip(flat_outputs(net(x)), expected, strict=True):
         np.testing.assert_allclose(f, e, **TOL)
 
 
@@ -258,7 +253,7 @@ def test_more_operators(tmp_path, op, inputs, attrs, x, initializers, outputs):
     net = from_onnx(tmp_path / "op.onnx")
     for batch in (2, 5):
         y = np.resize(x, (batch, *x.shape[1:]))
-        found, expected = _flat(net(y)), _runtime(tmp_path / "op.onnx", {"x": y})
+        found, expected = flat_outputs(net(y)), _runtime(tmp_path / "op.onnx", {"x": y})
         for f, e in zip(found, expected, strict=True):
             assert f.dtype == e.dtype and f.shape == e.shape
             np.testing.assert_allclose(f, e, **TOL)
@@ -288,7 +283,7 @@ def test_a_traced_model_of_the_newer_ops_round_trips(tmp_path):
     x = np.random.default_rng(0).uniform(-3, 3, (2, 4)).astype(np.float32)
     to_onnx(Ops(), tmp_path / "ops.onnx", example=x)
     back = from_onnx(tmp_path / "ops.onnx")
-    for f, e in zip(_flat(back(x)), _flat(Ops()(x)), strict=True):
+    for f, e in zip(flat_outputs(back(x)), flat_outputs(Ops()(x)), strict=True):
         assert f.dtype == e.dtype
         np.testing.assert_allclose(f, e, **TOL)
 
@@ -333,5 +328,5 @@ def test_sequence_lengths_both_ways(tmp_path, kind, with_states):
     to_onnx(net, tmp_path / "masked.onnx", example=(x, lengths), dynamic_batch=False,
             dynamic_axes={0: {1: "batch"}, 1: {0: "batch"}})
     back = from_onnx(tmp_path / "masked.onnx")
-    for f, e in zip(_flat(back(x, lengths)), _flat(net(x, lengths)), strict=True):
+    for f, e in zip(flat_outputs(back(x, lengths)), flat_outputs(net(x, lengths)), strict=True):
         np.testing.assert_allclose(f, e, **TOL)
