@@ -121,14 +121,15 @@ def _write_archive(target: PathOrFile, manifest: Manifest, arrays: Mapping[str, 
             crcs, hashes = checksums()
             bundle = tensors.plan(crcs, compress=compress)
             bundle_crc = bundle.crc()
+            written = _with_hashes(manifest, tensors.names, hashes)
             if draft.fill is not None:
                 raw = draft.fill(hashes)
             else:
-                raw = manifest_to_yaml(_with_hashes(manifest, tensors.names, hashes)).encode("utf-8")
+                raw = manifest_to_yaml(written).encode("utf-8")
                 check_reads_back(raw, name)
             with atomic_writer(target) as handle:
                 _write_pieces(handle, _outer(raw, bundle, bundle_crc).pieces())
-            return _with_hashes(manifest, tensors.names, hashes)
+            return written
         # Sizes and offsets do not depend on the CRCs: the tensors' data goes to its place
         # first, while the checksums are computed; then the flush starts (on its own thread),
         # and headers, manifest and directories are written once the checksums are known.
