@@ -1,0 +1,137 @@
+"""``nn.kernels.shifted`` (an inference convolution as one GEMM per tap, no im2col) against the
+float64 tap-by-tap reference of ``test_conv``, and the dispatch that sends inference calls
+there.
+
+Tolerance: float32 within ``atol=1e-4·scale, rtol=1e-4`` (``test_conv.assert_near``): the taps
+are summed in a different order than im2col's single GEMM sums them.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from test_conv import assert_near, reference_backward, reference_forward
+
+from modelpack import Limits, nn
+from modelpack.errors import LimitError
+from modelpack.nn.budget import ActivationBudget, limit_activations
+from modelpack.nn.kernels import conv as kernels
+from modelpack.nn.kernels import shifted
+
+
+@st.composite
+def stride_one(draw: st.DrawFn) -> tuple[kernels.Geometry, tuple[int, ...], int, int, int]:
+    """(geometry, input sizes, batch, input channels, output channels) at stride 1, ungrouped,
+    1–3 spatial axes, with padding, dilation and non-square kernels."""
+    dims = draw(st.integers(1, 3))
+    kernel, padding, dilation, sizes = [], [], [], []
+    for _ in range(dims):
+        k, d = draw(st.integers(1, 4 if dims < 3 else 3)), draw(st.integers(1, 2))
+        p = draw(st.integers(0, k))
+        span = d * (k - 1) + 1
+        kernel.append(k), padding.append(p), dilation.append(d)
+        sizes.append(draw(st.integers(max(1, span - 2 * p), max(1, span - 2 * p) + (7 if dims < 3 else 3))))
+    g = kernels.Geometry(tuple(kernel), (1,) * dims, tuple(padding), tuple(dilation))
+    return g, tuple(sizes), draw(st.integers(1, 6)), draw(st.integers(1, 5)), draw(st.integers(1, 4))
+
+
+@settings(max_examples=120, deadline=None)
+@given(drawn=stride_one(), seed=st.integers(0, 2**32 - 1), with_bias=st.booleans())
+def test_forward_matches_the_reference(drawn, seed, with_bias) -> None:
+    """Any stride-1 geometry, whether or not the dispatch would send it here (the arithmetic
+    does not depend on the sizes the thresholds pick)."""
+    g, sizes, batch, c, o = drawn
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((batch, c, *sizes)).astype(np.float32)
+    w = rng.standard_normal((o, c, *g.kernel)).astype(np.float32)
+    bias = rng.standard_normal(o).astype(np.float32) if with_bias else None
+    out = shifted.forward(x, w, bias, g, g.out_sizes(sizes))
+    expected = reference_forward(x, w, g)
+    if bias is not None:
+        expected += bias.reshape(1, -1, *(1,) * len(sizes))
+    assert out.dtype == np.float32 and out.flags.c_contiguous
+    assert_near(out, expected)
+
+
+def test_more_examples_than_one_call_takes() -> None:
+    """A batch split over several GEMM calls (``EXAMPLES_PER_CALL``), float64, equals the
+    reference in every example."""
+    rng = np.random.default_rng(1)
+    g = kernels.Geometry((3, 3), (1, 1), (1, 1), (1, 1))
+    x = rng.standard_normal((2 * shifted.EXAMPLES_PER_CALL + 1, 3, 6, 5))
+    w = rng.standard_normal((4, 3, 3, 3))
+    out = shifted.forward(x, w, None, g, g.out_sizes(x.shape[2:]))
+    assert out.dtype == np.float64
+    np.testing.assert_allclose(out, reference_forward(x, w, g), rtol=1e-12, atol=1e-12)
+
+
+def _layer_input(channels: int, side: int) -> tuple[nn.Conv2D, np.ndarray]:
+    layer = nn.Conv2D(8, 3, padding=1, in_channels=channels)
+    layer.initialize(seed=0)
+    return layer, np.random.default_rng(2).standard_normal((2, channels, side, side)).astype(np.float32)
+
+
+@pytest.mark.parametrize(("channels", "side", "taken"), [
+    (shifted.MIN_CHANNELS, 14, True),
+    (shifted.MIN_CHANNELS - 1, 14, False),  # a narrow input: im2col
+    (shifted.MIN_CHANNELS, 13, False),  # 169 positions, below MIN_POSITIONS: im2col
+])
+def test_inference_calls_take_it_where_it_is_faster(monkeypatch, channels, side, taken) -> None:
+    calls: list[tuple[int, ...]] = []
+    original = shifted.forward
+
+    def counted(x, *args):
+        calls.append(x.shape)
+        return original(x, *args)
+
+    monkeypatch.setattr(shifted, "forward", counted)
+    layer, x = _layer_input(channels, side)
+    out = layer(x)
+    assert bool(calls) is taken
+    # Either way, the same convolution as im2col's (the training path's) columns give.
+    expected, _ = kernels.forward(x, layer.weight.data(), layer.bias.data(), layer._geometry(), last=False)
+    assert_near(out, expected)
+
+
+def test_a_training_forward_keeps_im2col(monkeypatch) -> None:
+    """A forward whose backward reuses the columns never comes here."""
+    monkeypatch.setattr(shifted, "forward", lambda *args: pytest.fail("shifted path taken in training"))
+    layer, x = _layer_input(shifted.MIN_CHANNELS, 16)
+    out, saved = kernels.forward(x, layer.weight.data(), layer.bias.data(), layer._geometry(), backward=True)
+    assert out.shape == (2, 8, 16, 16) and saved.cols.shape[-1] != x.shape[-1]
+
+
+def test_its_padded_planes_count_against_the_budget() -> None:
+    """A hostile padding: the padded planes (about 4 GB here) are refused before they are
+    allocated, naming the file, as im2col's padded copy is."""
+    layer = nn.Conv2D(1, 3, padding=8000, in_channels=shifted.MIN_CHANNELS)
+    layer.initialize(seed=0)
+    x = np.ones((1, shifted.MIN_CHANNELS, 1, 1), np.float32)
+    assert shifted.usable(x, layer.weight.data(), layer._geometry(), layer._geometry().out_sizes((1, 1)))
+    limit_activations(layer, ActivationBudget("hostile.mpk", Limits(max_activation_bytes=2**20)))
+    with pytest.raises(LimitError, match=r"hostile\.mpk: .*padding the input by \(8000, 8000\): the activations"):
+        layer(x)
+
+
+@pytest.mark.parametrize("last", [True, False])
+@pytest.mark.parametrize(("kernel", "padding", "dilation"), [((3, 3), (1, 1), (1, 1)), ((3, 2), (2, 0), (2, 1))])
+def test_the_input_gradient_at_stride_1_comes_here(monkeypatch, last, kernel, padding, dilation) -> None:
+    """A training backward of an ungrouped stride-1 convolution wide enough for ``shifted``
+    computes the input's gradient there (a correlation of the output's gradient with the
+    flipped kernel), equal to the reference's adjoint; the weight's gradient is untouched."""
+    calls: list[tuple[int, ...]] = []
+    original = shifted.forward
+    monkeypatch.setattr(shifted, "forward", lambda grad, *args: calls.append(grad.shape) or original(grad, *args))
+    rng = np.random.default_rng(3)
+    g = kernels.Geometry(kernel, (1, 1), padding, dilation)
+    x = rng.standard_normal((2, 5, 16, 15)).astype(np.float32)
+    w = rng.standard_normal((shifted.MIN_CHANNELS, 5, *kernel)).astype(np.float32)
+    out, saved = kernels.forward(x, w, None, g, last=last)
+    grad = rng.standard_normal(out.shape).astype(np.float32)
+    grad_x, grad_w = kernels.backward(grad, saved, w, g)
+    assert calls == [grad.shape]
+    expected_x, expected_w = reference_backward(x, w, grad, g)
+    assert_near(grad_x, expected_x)
+    assert_near(grad_w, expected_w)
