@@ -82,7 +82,8 @@ def forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, g: Geome
         for tap, offset in zip(taps[1:], offsets[1:], strict=True):
             np.matmul(tap, flat[start:stop, :, offset:offset + length], out=product)
             total += product
-    valid = sums.reshape(n, o, *grid)[(slice(None), slice(None), *(slice(0, size) for size in out_sizes))]
+    kept = (slice(None), slice(None), *(slice(0, size) for size in out_sizes))
+    valid = sums.reshape(n, o, *grid)[kept]
     budget.charge(budget.nbytes((n, o, *out_sizes), x.dtype), "its output")
     out = np.empty((n, o, *out_sizes), x.dtype)
     if bias is None:
