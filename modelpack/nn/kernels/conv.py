@@ -186,9 +186,12 @@ def forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, g: Geome
     o = weight.shape[0]
     if last is None and direct.usable(x, weight, g):
         return direct.forward(x, weight, bias, g), Saved(x, False, x.shape, out_sizes, direct=True)
-    if last is None and not backward and shifted.usable(x, weight, g, out_sizes):
-        # An inference call: nothing will read the columns, so none are built.
-        return shifted.forward(x, weight, bias, g, out_sizes), Saved(x, False, x.shape, out_sizes)
+    if last is None and not backward:  # an inference call: nothing will read columns
+        none = Saved(x, False, x.shape, out_sizes)
+        if shifted.usable(x, weight, g, out_sizes):
+            return shifted.forward(x, weight, bias, g, out_sizes), none
+        if shifted.depthwise_usable(x, weight, g):
+            return shifted.depthwise_forward(x, weight, bias, g, out_sizes), none
     if last is None:
         last = channels_last(c // groups, g.kernel, math.prod(out_sizes), backward=backward)
     if last:

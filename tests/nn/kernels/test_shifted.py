@@ -135,3 +135,44 @@ def test_the_input_gradient_at_stride_1_comes_here(monkeypatch, last, kernel, pa
     expected_x, expected_w = reference_backward(x, w, grad, g)
     assert_near(grad_x, expected_x)
     assert_near(grad_w, expected_w)
+
+
+@settings(max_examples=80, deadline=None)
+@given(drawn=stride_one(), seed=st.integers(0, 2**32 - 1), multiplier=st.integers(1, 3), with_bias=st.booleans())
+def test_depthwise_forward_matches_the_reference(drawn, seed, multiplier, with_bias) -> None:
+    """One input channel per group, ``multiplier`` outputs each (output c·M + i reads input c),
+    1–3 spatial axes, padded and dilated."""
+    g, sizes, batch, c, _ = drawn
+    g = kernels.Geometry(g.kernel, g.strides, g.padding, g.dilation, c)
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((batch, c, *sizes)).astype(np.float32)
+    w = rng.standard_normal((c * multiplier, 1, *g.kernel)).astype(np.float32)
+    bias = rng.standard_normal(c * multiplier).astype(np.float32) if with_bias else None
+    out = shifted.depthwise_forward(x, w, bias, g, g.out_sizes(sizes))
+    expected = reference_forward(x, w, g)
+    if bias is not None:
+        expected += bias.reshape(1, -1, *(1,) * len(sizes))
+    assert_near(out, expected)
+
+
+def test_depthwise_inference_comes_here_on_the_numpy_path(monkeypatch) -> None:
+    """On the numpy kernels a stride-1 depthwise inference forward is the taps' multiply-adds
+    (split over the batch on ``parallel``'s threads), equal to im2col's einsum; strided, it
+    is not."""
+    from modelpack.nn.kernels import backend
+
+    monkeypatch.setattr(backend, "_chosen", "numpy")
+    monkeypatch.setattr(backend, "_module", None)
+    calls: list[tuple[int, ...]] = []
+    original = shifted.depthwise_forward
+    monkeypatch.setattr(shifted, "depthwise_forward", lambda x, *args: calls.append(x.shape) or original(x, *args))
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((8, 6, 9, 9)).astype(np.float32)
+    w = rng.standard_normal((12, 1, 3, 3)).astype(np.float32)
+    for strides, taken in (((1, 1), True), ((2, 2), False)):
+        calls.clear()
+        g = kernels.Geometry((3, 3), strides, (1, 1), (1, 1), 6)
+        out, _ = kernels.forward(x, w, None, g, backward=False)
+        assert bool(calls) is taken
+        expected, _ = kernels.forward(x, w, None, g, last=False)
+        assert_near(out, expected)
