@@ -187,11 +187,11 @@ def forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, g: Geome
     if last is None and direct.usable(x, weight, g):
         return direct.forward(x, weight, bias, g), Saved(x, False, x.shape, out_sizes, direct=True)
     if last is None and not backward:  # an inference call: nothing will read columns
-        none = Saved(x, False, x.shape, out_sizes)
+        unused = Saved(x, False, x.shape, out_sizes)  # (no backward follows)
         if shifted.usable(x, weight, g, out_sizes):
-            return shifted.forward(x, weight, bias, g, out_sizes), none
+            return shifted.forward(x, weight, bias, g, out_sizes), unused
         if shifted.depthwise_usable(x, weight, g):
-            return shifted.depthwise_forward(x, weight, bias, g, out_sizes), none
+            return shifted.depthwise_forward(x, weight, bias, g, out_sizes), unused
     if last is None:
         last = channels_last(c // groups, g.kernel, math.prod(out_sizes), backward=backward)
     if last:

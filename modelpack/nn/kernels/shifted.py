@@ -9,6 +9,9 @@ shapes (batch 32, 16–64 channels, 14×14 to 32×32 maps) im2col's copy plus it
 1.3–1.8× as long. Small maps (8×8 and below) and narrow inputs stay on im2col, where fewer,
 larger GEMMs win (measured: 128 channels on 4×4, 2.8 ms here against 1.8 ms).
 
+A depthwise convolution (one input channel per group) sums its taps the same way, each tap a
+multiply-add of shifted planes instead of a GEMM.
+
 Two calls come here: the forward of an inference call (a training forward keeps im2col's
 columns, which its backward reuses for the weight's gradient), and the input's gradient at
 stride 1, which is this correlation of the output's gradient with the flipped kernel
