@@ -33,6 +33,21 @@ def _three(array: np.ndarray, axis: int) -> np.ndarray:
     return array.reshape(outer, array.shape[axis], -1)
 
 
+# Up to this many elements, a per-channel operand is laid out as a whole (C, inner) plane: a
+# ufunc then runs one contiguous loop per example, where a (C, 1) operand broadcast along
+# short rows runs one loop per row (BatchNorm's affine pass on 32×32×16×16 float32 values:
+# 108 µs broadcast, 69 µs with planes, the same bits).
+PLANE_ELEMENTS = 1 << 16
+
+
+def _per_channel(values: np.ndarray, three: np.ndarray) -> np.ndarray:
+    """One value per channel, as an operand that broadcasts against (outer, C, inner)."""
+    inner = three.shape[2]
+    if 1 < inner and values.size * inner <= PLANE_ELEMENTS:
+        return np.repeat(values, inner).reshape(1, values.size, inner)
+    return values[None, :, None]
+
+
 def _channel_sum(three: np.ndarray) -> np.ndarray:
     return parallel.total(lambda part: part.sum(axis=2).sum(axis=0), three)
 
@@ -45,7 +60,7 @@ def _channel_dot(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def _centred(three: np.ndarray, mean: np.ndarray) -> np.ndarray:
-    return parallel.ufunc(np.subtract, three, mean[None, :, None], out=np.empty_like(three))
+    return parallel.ufunc(np.subtract, three, _per_channel(mean, three), out=np.empty_like(three))
 
 
 def batch_statistics(x: np.ndarray, axis: int) -> tuple[np.ndarray, np.ndarray]:
@@ -66,7 +81,8 @@ def batch_norm(x: np.ndarray, axis: int, mean: np.ndarray, var: np.ndarray, gamm
     scale = inv_std if gamma is None else gamma * inv_std
     shift = beta - mean * scale
     three = _three(x, axis)
-    out = parallel.affine(three, scale[None, :, None], shift[None, :, None], out=np.empty_like(three))
+    scales, shifts = _per_channel(scale, three), _per_channel(shift, three)
+    out = parallel.affine(three, scales, shifts, out=np.empty_like(three))
     return out.reshape(x.shape), Stats(mean.astype(dtype, copy=False), inv_std, batch)
 
 
@@ -75,19 +91,18 @@ def batch_norm_backward(grad: np.ndarray, x: np.ndarray, axis: int, stats: Stats
     """Gradients of the input, γ and β. With batch statistics the mean and variance depend on
     x too: ∂x = γ·inv_std·(g − mean(g) − x̂·mean(g·x̂)); with running ones, γ·inv_std·g."""
     g3, x3 = _three(grad, axis), _three(x, axis)
-    channel = (None, slice(None), None)
     x_hat = _centred(x3, stats.mean)
-    parallel.ufunc(np.multiply, x_hat, stats.inv_std[channel], out=x_hat)
+    parallel.ufunc(np.multiply, x_hat, _per_channel(stats.inv_std, x3), out=x_hat)
     grad_beta = _channel_sum(g3)
     grad_gamma = _channel_dot(g3, x_hat)
     scale = stats.inv_std if gamma is None else gamma * stats.inv_std
     if not stats.batch:
-        grad_x = parallel.ufunc(np.multiply, g3, scale[channel], out=x_hat)
+        grad_x = parallel.ufunc(np.multiply, g3, _per_channel(scale, g3), out=x_hat)
         return grad_x.reshape(x.shape), grad_gamma, grad_beta
     count = grad.dtype.type(g3.shape[0] * g3.shape[2])
     grad_x = x_hat  # reused in place: −x̂·mean(g·x̂) + g − mean(g), then times the scale
-    parallel.ufunc(np.multiply, grad_x, (-grad_gamma / count)[channel], out=grad_x)
+    parallel.ufunc(np.multiply, grad_x, _per_channel(-grad_gamma / count, g3), out=grad_x)
     parallel.ufunc(np.add, grad_x, g3, out=grad_x)
-    parallel.ufunc(np.subtract, grad_x, (grad_beta / count)[channel], out=grad_x)
-    parallel.ufunc(np.multiply, grad_x, scale[channel], out=grad_x)
+    parallel.ufunc(np.subtract, grad_x, _per_channel(grad_beta / count, g3), out=grad_x)
+    parallel.ufunc(np.multiply, grad_x, _per_channel(scale, g3), out=grad_x)
     return grad_x.reshape(x.shape), grad_gamma, grad_beta

@@ -144,6 +144,26 @@ def test_batch_norm_inference_is_one_scale_and_shift():
     assert not stats.batch
 
 
+def test_per_channel_planes_change_no_bits(monkeypatch):
+    """Per-channel operands laid out as whole planes (``norm.PLANE_ELEMENTS``) give the same
+    bits as broadcasting one value per channel: forward and every gradient, in training."""
+    rng = np.random.default_rng(5)
+    x = (1 + 2 * rng.standard_normal((6, 8, 5, 7))).astype(np.float32)
+    grad = rng.standard_normal(x.shape).astype(np.float32)
+    assert 8 * 35 <= norm_kernels.PLANE_ELEMENTS  # the planes are used at this size
+    results = []
+    for limit in (norm_kernels.PLANE_ELEMENTS, 0):  # planes, then plain broadcasting
+        monkeypatch.setattr(norm_kernels, "PLANE_ELEMENTS", limit)
+        layer = nn.BatchNorm(in_channels=8)
+        layer.initialize()
+        layer.gamma.set_data(rng.standard_normal(8).astype(np.float32) if not results else results[0][3])
+        out, grad_x = _through_autograd(layer, x, grad)
+        inference = layer(x)  # the running statistics the step updated
+        results.append((out, grad_x, inference, layer.gamma.data(), layer.gamma.grad(), layer.beta.grad()))
+    for ours, theirs in zip(*results, strict=True):
+        np.testing.assert_array_equal(ours, theirs)
+
+
 def test_threaded_passes_equal_the_single_threaded_ones():
     """The batch split over threads computes what one thread does, bit for bit: each element
     is computed alone (convolution, pooling), or partial sums come from the same chunks of the
