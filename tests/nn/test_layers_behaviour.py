@@ -78,3 +78,22 @@ def test_spatial_layers_reject_3d_input(layer: nn.Block) -> None:
     layer.initialize(seed=0)
     with pytest.raises(InputError, match="4-D NCHW"):
         layer(np.zeros((2, 3, 8), dtype=np.float32))
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
+@pytest.mark.parametrize("extra", [-1, 0, 5, 2 * (1 << 14) + 3])
+def test_relu_is_numpys_maximum_bit_for_bit(dtype, extra) -> None:
+    """Large arrays are compared with a block of zeros (``activations._ZEROS_BLOCK``) rather
+    than a scalar: the same bits as ``np.maximum(x, 0)`` whatever the size's remainder,
+    signed zeros, infinities and NaNs of either sign included; non-contiguous views too."""
+    from modelpack.nn import activations
+
+    size = activations._ZEROS_BLOCK + extra
+    x = np.random.default_rng(size).standard_normal(size).astype(dtype)
+    x[:8] = [np.nan, -np.nan, 0.0, -0.0, np.inf, -np.inf, 1e-40, -1e-40]
+    for array in (x, x.reshape(1, -1), x[::2]):
+        out = activations.relu(array)
+        expected = np.maximum(array, np.zeros((), dtype))
+        assert out.dtype == dtype and out.shape == array.shape
+        bits = [np.ascontiguousarray(a).view(np.uint8) for a in (out, expected)]
+        np.testing.assert_array_equal(*bits)
