@@ -330,3 +330,18 @@ def test_sequence_lengths_both_ways(tmp_path, kind, with_states):
     back = from_onnx(tmp_path / "masked.onnx")
     for f, e in zip(flat_outputs(back(x, lengths)), flat_outputs(net(x, lengths)), strict=True):
         np.testing.assert_allclose(f, e, **TOL)
+
+
+@pytest.mark.parametrize("dtype", [np.int64, np.int32, np.float32])
+def test_div_rounds_integers_toward_zero(tmp_path, dtype):
+    """ONNX's Div on integers truncates (−7 / 2 = −3), where numpy's // floors (−4) and its /
+    gives floats: the imported graph keeps the integer dtype and truncates; floats divide."""
+    kind = {np.int64: TensorProto.INT64, np.int32: TensorProto.INT32, np.float32: TensorProto.FLOAT}[dtype]
+    divisors = np.array([2, -3, 4, -5], dtype)
+    model = _one_node("Div", ["d"], {}, ["n", 4], {"d": divisors}, dtype=kind)
+    onnx.save(model, str(tmp_path / "div.onnx"))
+    net = from_onnx(tmp_path / "div.onnx")
+    x = np.array([[-7, 7, -9, 11], [6, -6, 3, -12], [0, -1, 1, 5]], dtype)
+    found, expected = net(x), _runtime(tmp_path / "div.onnx", {"x": x})[0]
+    assert found.dtype == expected.dtype == dtype
+    np.testing.assert_array_equal(found, expected)

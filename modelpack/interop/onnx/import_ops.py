@@ -7,6 +7,7 @@ folded here into reshape targets that name the input's sizes, never run from the
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -226,12 +227,13 @@ def _arith(op: str) -> Translator:
             vectors = [_vector(g, n) for n in node.input]
             if all(isinstance(d, int) for v in vectors for d in v):
                 arrays = [np.asarray(v, np.int64) for v in vectors]
-                folded = {
+                folds: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {
                     "add": np.add,
                     "subtract": np.subtract,
                     "multiply": np.multiply,
-                    "divide": np.floor_divide,
-                }.get(op)
+                    "divide": _truncating_divide,
+                }
+                folded = folds.get(op)
                 if folded is not None:
                     g.vectors[node.output[0]] = [int(v) for v in np.ravel(folded(*arrays))]
                     return
@@ -244,6 +246,24 @@ def _arith(op: str) -> Translator:
         g.op(node, op, names)
 
     return emit
+
+
+def _truncating_divide(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """ONNX's integer Div: the quotient rounded toward zero (numpy's // floors)."""
+    return np.sign(a) * np.sign(b) * (np.abs(a) // np.abs(b))
+
+
+def _divide(g: Graph, node: onnx.NodeProto, attrs: dict[str, Any]) -> None:
+    """Div: true division of floats; of integers, ONNX's quotient rounded toward zero, built from
+    the op table's sign, abs and floor_divide (as ``_truncating_divide``) so that it stays an
+    integer of the inputs' dtype."""
+    if _folds(g, node) or not all(g.integer(name) for name in node.input):
+        _arith("divide")(g, node, attrs)
+        return
+    a, b = (g.value(name, node) for name in node.input)
+    signs = g._add("multiply", [g._add("sign", [a], {}), g._add("sign", [b], {})], {})
+    magnitude = g._add("floor_divide", [g._add("abs", [a], {}), g._add("abs", [b], {})], {})
+    g.op(node, "multiply", [signs, magnitude])
 
 
 def _unary(op: str, **fixed: Any) -> Translator:
@@ -337,7 +357,7 @@ OPERATORS: dict[str, Translator] = {
     "Add": _arith("add"),
     "Sub": _arith("subtract"),
     "Mul": _arith("multiply"),
-    "Div": _arith("divide"),
+    "Div": _divide,
     "Pow": _arith("power"),
     "Max": _arith("maximum"),
     "Min": _arith("minimum"),

@@ -168,6 +168,7 @@ class Graph:
     own_params: dict[str, np.ndarray] = field(default_factory=dict)
     const_arrays: list[np.ndarray] = field(default_factory=list)
     shapes: dict[str, Dims | None] = field(default_factory=dict)
+    kinds: dict[str, str] = field(default_factory=dict)  # ONNX name -> numpy dtype kind, where inferred
     _taken: set[str] = field(default_factory=set)
 
     def __post_init__(self) -> None:
@@ -181,6 +182,9 @@ class Graph:
         symbols: dict[str, str] = {}
         for info in [*inferred.value_info, *inferred.input, *inferred.output]:
             self.shapes[info.name] = self._dims(info, symbols)
+            elem = info.type.tensor_type.elem_type
+            if elem:
+                self.kinds[info.name] = onnx.helper.tensor_dtype_to_np_dtype(elem).kind
         for graph_input in graph.input:
             if graph_input.name in self.constants:
                 continue
@@ -209,6 +213,12 @@ class Graph:
         return dims
 
     # -- what translators use --------------------------------------------------------------
+    def integer(self, name: str) -> bool:
+        """Whether ONNX value ``name`` is known to hold integers (a constant's dtype, or the
+        type shape inference gave it)."""
+        kind = self.constants[name].dtype.kind if name in self.constants else self.kinds.get(name)
+        return kind is not None and kind in "iu"
+
     def fail(self, node: onnx.NodeProto, problem: str) -> UnsupportedBlockError:
         label = f" {node.name!r}" if node.name else ""
         return UnsupportedBlockError(f"{self.where}: node {self.position}{label} ({node.op_type}): {problem}")
