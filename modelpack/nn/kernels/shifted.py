@@ -5,9 +5,9 @@ flattened over its spatial axes, that shift is a single offset into each channel
 tap ``j`` contributes ``W[:, :, j] @ plane[:, off_j : off_j + L]`` to every output position
 at once (``L`` positions on the padded grid; the few that fall in the padding's columns are
 computed and dropped). Summing the taps needs no column matrix at all: on d2l's ResNet-18
-shapes (batch 32, 16–64 channels, 14×14 to 32×32 maps) im2col's copy plus its GEMM took
-1.3–1.8× as long. Small maps (8×8 and below) and narrow inputs stay on im2col, where fewer,
-larger GEMMs win (measured: 128 channels on 4×4, 2.8 ms here against 1.8 ms).
+shapes (batch 32, 16–64 channels, 8×8 to 32×32 maps) im2col's copy plus its GEMM took
+1.25–1.55× as long. Smaller maps and narrow inputs stay on im2col, where fewer, larger GEMMs
+do as well or better.
 
 A depthwise convolution (one input channel per group) sums its taps the same way, each tap a
 multiply-add of shifted planes instead of a GEMM.
@@ -33,10 +33,11 @@ if TYPE_CHECKING:
 
 __all__ = ["usable", "depthwise_usable", "forward", "depthwise_forward"]
 
-# Measured at batch 32, 3×3 kernels, one thread: 16 channels in gains from 14×14 maps up; 3 or
-# 6 channels (a stem, LeNet) lose at every size; 8×8 maps break even, 4×4 lose.
+# Measured at batch 32, 3×3 kernels, one thread (ms, im2col → here): 16 channels on 32×32
+# 5.3 → 3.4, 32 on 16×16 3.6 → 2.6, 64 on 8×8 2.9 → 2.3, 128 on 4×4 2.9 → 2.8 (even, so
+# left to im2col); 3 or 6 channels in (a stem, LeNet) lose at every size.
 MIN_CHANNELS = 16
-MIN_POSITIONS = 196
+MIN_POSITIONS = 64
 # Examples per GEMM call: the per-tap product of a few examples stays in cache while the
 # taps are summed into it (4 measured best of 1, 4 and 32).
 EXAMPLES_PER_CALL = 4

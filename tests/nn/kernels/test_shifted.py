@@ -74,9 +74,9 @@ def _layer_input(channels: int, side: int) -> tuple[nn.Conv2D, np.ndarray]:
 
 
 @pytest.mark.parametrize(("channels", "side", "taken"), [
-    (shifted.MIN_CHANNELS, 14, True),
-    (shifted.MIN_CHANNELS - 1, 14, False),  # a narrow input: im2col
-    (shifted.MIN_CHANNELS, 13, False),  # 169 positions, below MIN_POSITIONS: im2col
+    (shifted.MIN_CHANNELS, 8, True),
+    (shifted.MIN_CHANNELS - 1, 8, False),  # a narrow input: im2col
+    (shifted.MIN_CHANNELS, 7, False),  # 49 positions, below MIN_POSITIONS: im2col
 ])
 def test_inference_calls_take_it_where_it_is_faster(monkeypatch, channels, side, taken) -> None:
     calls: list[tuple[int, ...]] = []
