@@ -280,6 +280,8 @@ def _deflate(pieces: list[Piece]) -> bytes:
 def _deflate_all(members: list[PlannedMember]) -> None:
     """Each member's ``data`` becomes its deflated bytes; members in parallel (zlib releases
     the GIL), each compressed alone, so the bytes do not depend on the thread count."""
+    if not members:
+        return  # stored members only: no threads to start
     workers = max(1, min(4, os.cpu_count() or 1, len(members)))
     with ThreadPoolExecutor(max_workers=workers) as pool:
         for member, data in zip(members, pool.map(lambda m: _deflate(m.pieces), members), strict=True):

@@ -221,3 +221,51 @@ def test_a_failure_after_the_bundle_is_written_leaves_the_old_file(tmp_path, mon
         modelpack.save(target, {"w": np.ones(1000, np.float32)})
     assert target.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.mpk"]  # no temporary file left
+
+
+def test_writeback_is_started_after_each_8_mib_and_left_to_the_fsync_below(tmp_path, monkeypatch):
+    """Writing to a path starts the disk's writing of the tensors' data after every 8 MiB
+    written (io.writeback), in ranges that follow each other; a smaller file makes no such
+    call (each is a system call; its fsync writes it all)."""
+    from modelpack.format import container
+    from modelpack.io.writeback import WRITEBACK_CHUNK
+
+    calls: list[tuple[int, int]] = []
+    monkeypatch.setattr(container, "start_writeback", lambda fd, offset, length: calls.append((offset, length)))
+    rng = np.random.default_rng(0)
+    arrays = {f"w{i}": rng.random(size, dtype=np.float32) for i, size in enumerate([3_000_000, 50, 2_500_000])}
+    modelpack.save(tmp_path / "a.mpk", arrays)  # 22 MB: hinted twice
+    assert len(calls) == 2 and all(length >= WRITEBACK_CHUNK for _, length in calls)
+    assert calls[0][0] + calls[0][1] == calls[1][0]  # one range after the other
+    assert calls[1][0] + calls[1][1] <= (tmp_path / "a.mpk").stat().st_size
+    calls.clear()
+    modelpack.save(tmp_path / "b.mpk", {"w": rng.random(1_000_000, dtype=np.float32)})  # 4 MB
+    assert calls == []
+
+
+def test_a_write_that_fails_returns_once_no_worker_reads_its_arrays(tmp_path, monkeypatch):
+    """The checksums run on the shared worker threads: a write failing half-way cancels those
+    not started and waits for the rest, so the caller may change its arrays at once."""
+    from modelpack.format import container
+    from modelpack.io import npz
+
+    running: list[int] = []
+    task = npz.Tensors._checksum_task
+
+    def tracked(self, indices):
+        running.append(1)
+        try:
+            return task(self, indices)
+        finally:
+            running.pop()
+
+    def fail(handle, placed, *, hint=False):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(npz.Tensors, "_checksum_task", tracked)
+    monkeypatch.setattr(container, "_write_placed", fail)
+    arrays = {f"w{i}": np.ones(2_000_000, np.float32) for i in range(6)}  # 6 tasks of 8 MB
+    with pytest.raises(modelpack.errors.PathError, match="No space left"):
+        modelpack.save(tmp_path / "a.mpk", arrays)
+    assert running == []
+    assert list(tmp_path.iterdir()) == []
