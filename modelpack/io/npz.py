@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import enum
 import hashlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Executor, Future, wait
 from dataclasses import dataclass
 from typing import IO, NamedTuple
@@ -117,14 +117,16 @@ class Tensors:
         return [crc for batch in pool.map(task, self.tasks()) for crc in batch]
 
     def checksums(self, pool: Executor) -> PendingChecksums:
-        """Start computing each member's CRC-32 and each tensor's SHA-256 (hex) on ``pool``, in
-        one pass over the data (a chunk hashed while it is in the cache). The calling thread
-        goes on meanwhile (hashlib and the CRC release the GIL). A few megabytes are done
-        here: a worker would wait for the GIL after each tensor while this thread lays the
-        archive out in Python (up to the 5 ms switch interval), so overlapping gains nothing."""
+        """Each member's CRC-32 and each tensor's SHA-256 (hex), in one pass over the data (a
+        slice hashed while it is in the cache): started now on ``pool``, while the calling
+        thread goes on (hashlib and the CRC release the GIL). A few megabytes are left to
+        the calling thread, computed when ``result()`` is first asked for: a worker would
+        wait for the GIL after each tensor while this thread lays the archive out in Python
+        (up to the 5 ms switch interval), so handing them over gains nothing; done after
+        the data is written, they overlap with the disk's writing instead."""
         tasks = self.tasks()
         if len(tasks) <= 1:
-            return PendingChecksums([], [self._checksum(i) for i in range(len(self.views))])
+            return PendingChecksums([], lambda: [self._checksum(i) for i in range(len(self.views))])
         return PendingChecksums([pool.submit(self._checksum_task, indices) for indices in tasks])
 
     def _checksum_task(self, indices: range) -> _Sums:
@@ -154,16 +156,17 @@ _Sums = list[tuple[int, str]]  # (member CRC-32, tensor SHA-256 in hex) per tens
 
 
 class PendingChecksums:
-    """Checksums being computed on worker threads (``started``, in file order), after those
-    computed already (``done``)."""
+    """Checksums being computed on worker threads (``started``, in file order), or to be
+    computed by the thread that asks for them (``later``)."""
 
-    def __init__(self, started: list[Future[_Sums]], done: _Sums | None = None) -> None:
+    def __init__(self, started: list[Future[_Sums]], later: Callable[[], _Sums] | None = None) -> None:
         self._started = started
-        self._done = done or []
+        self._later = later
 
     def result(self) -> tuple[list[int], list[str]]:
         """Each member's CRC-32 and each tensor's SHA-256, once all are computed."""
-        pairs = self._done + [pair for batch in self._started for pair in batch.result()]
+        pairs = self._later() if self._later is not None else []
+        pairs += [pair for batch in self._started for pair in batch.result()]
         return [crc for crc, _ in pairs], [digest for _, digest in pairs]
 
     def settle(self) -> None:

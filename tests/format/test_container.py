@@ -223,10 +223,10 @@ def test_a_failure_after_the_bundle_is_written_leaves_the_old_file(tmp_path, mon
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.mpk"]  # no temporary file left
 
 
-def test_writeback_is_started_after_each_8_mib_and_left_to_the_fsync_below(tmp_path, monkeypatch):
+def test_writeback_is_started_after_each_8_mib_and_for_the_rest_once(tmp_path, monkeypatch):
     """Writing to a path starts the disk's writing of the tensors' data after every 8 MiB
-    written (io.writeback), in ranges that follow each other; a smaller file makes no such
-    call (each is a system call; its fsync writes it all)."""
+    written (io.writeback), and of the rest once the data is written, in ranges that follow
+    each other and end where the last large tensor does (each hint is a system call)."""
     from modelpack.format import container
     from modelpack.io.writeback import WRITEBACK_CHUNK
 
@@ -234,13 +234,14 @@ def test_writeback_is_started_after_each_8_mib_and_left_to_the_fsync_below(tmp_p
     monkeypatch.setattr(container, "start_writeback", lambda fd, offset, length: calls.append((offset, length)))
     rng = np.random.default_rng(0)
     arrays = {f"w{i}": rng.random(size, dtype=np.float32) for i, size in enumerate([3_000_000, 50, 2_500_000])}
-    modelpack.save(tmp_path / "a.mpk", arrays)  # 22 MB: hinted twice
-    assert len(calls) == 2 and all(length >= WRITEBACK_CHUNK for _, length in calls)
-    assert calls[0][0] + calls[0][1] == calls[1][0]  # one range after the other
-    assert calls[1][0] + calls[1][1] <= (tmp_path / "a.mpk").stat().st_size
+    modelpack.save(tmp_path / "a.mpk", arrays)  # 22 MB: after 8 MiB, after 16 MiB, the rest
+    assert len(calls) == 3 and all(length >= WRITEBACK_CHUNK for _, length in calls[:2])
+    assert all(calls[i][0] + calls[i][1] == calls[i + 1][0] for i in range(2))  # one after the other
+    last = arrays["w2"].tobytes()
+    assert calls[-1][0] + calls[-1][1] == (tmp_path / "a.mpk").read_bytes().find(last) + len(last)
     calls.clear()
-    modelpack.save(tmp_path / "b.mpk", {"w": rng.random(1_000_000, dtype=np.float32)})  # 4 MB
-    assert calls == []
+    modelpack.save(tmp_path / "b.mpk", {"w": rng.random(1_000_000, dtype=np.float32)})  # 4 MB: once
+    assert len(calls) == 1 and 0 < calls[0][0] < 1024 and calls[0][1] == 4_000_000
 
 
 def test_a_write_that_fails_returns_once_no_worker_reads_its_arrays(tmp_path, monkeypatch):
