@@ -146,6 +146,8 @@ def _lay_out_and_write(target: PathOrFile, name: str, manifest: Manifest, tensor
     start = _outer(draft.raw, bundle, 0).members[1].data_offset
     with atomic_writer(target) as handle, ThreadPoolExecutor(max_workers=1) as flusher:
         bulk = [(start + offset, piece) for offset, piece in bundle.bulk()]
+        if bulk:
+            checksums.hand_over(shared_pool())  # a small archive's, hashed while its data is written
         _write_placed(handle, bulk, hint=True)
         handle.flush()
         # A flush of its own while the checksums finish; a small file's is left to the

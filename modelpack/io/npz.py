@@ -163,6 +163,12 @@ class PendingChecksums:
         self._started = started
         self._later = later
 
+    def hand_over(self, pool: Executor) -> None:
+        """Start what was left to the calling thread on ``pool``: for when that thread is
+        about to spend a while in system calls, which hold no GIL (writing the data)."""
+        if self._later is not None:
+            self._started, self._later = [pool.submit(self._later), *self._started], None
+
     def result(self) -> tuple[list[int], list[str]]:
         """Each member's CRC-32 and each tensor's SHA-256, once all are computed."""
         pairs = self._later() if self._later is not None else []
