@@ -119,11 +119,11 @@ class Tensors:
     def checksums(self, pool: Executor) -> PendingChecksums:
         """Each member's CRC-32 and each tensor's SHA-256 (hex), in one pass over the data (a
         slice hashed while it is in the cache): started now on ``pool``, while the calling
-        thread goes on (hashlib and the CRC release the GIL). A few megabytes are left to
-        the calling thread, computed when ``result()`` is first asked for: a worker would
-        wait for the GIL after each tensor while this thread lays the archive out in Python
-        (up to the 5 ms switch interval), so handing them over gains nothing; done after
-        the data is written, they overlap with the disk's writing instead."""
+        thread goes on (hashlib and the CRC release the GIL). A few megabytes (one task) are
+        held back: a worker would wait for the GIL after each tensor while this thread lays
+        the archive out in Python (up to the 5 ms switch interval). The caller hands them
+        over (``hand_over``) when it is about to write the data, which holds no GIL, or they
+        are computed on its own thread when ``result()`` is asked for."""
         tasks = self.tasks()
         if len(tasks) <= 1:
             return PendingChecksums([], lambda: [self._checksum(i) for i in range(len(self.views))])
