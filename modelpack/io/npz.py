@@ -14,9 +14,8 @@ from __future__ import annotations
 
 import enum
 import hashlib
-import os
 from collections.abc import Callable, Iterator, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, Future, wait
 from dataclasses import dataclass
 from typing import IO, NamedTuple
 
@@ -40,6 +39,7 @@ from .npy import (
     npy_header,
     read_header,
 )
+from .workers import shared_pool
 from .zipio import STORED, Member, MemberReader, Source
 from .zipread import read_directory
 from .zipwrite import ZipPlan
@@ -58,6 +58,11 @@ __all__ = [
 ]
 
 _HASH_CHUNK = 1 << 20
+# A writer's checksums go over a tensor in slices this large: each slice is read by the CRC and
+# then by SHA-256 while it is still in the shared cache (two threads' slices fit in it), and
+# each call runs without the GIL long enough (~6 ms) that a worker waiting to take it back
+# between calls, while the writing thread runs Python, costs little.
+_CHECKSUM_SLICE = 8 << 20
 _HEADER_AHEAD = 256  # read at once for a stored tensor's .npy header
 
 
@@ -71,7 +76,6 @@ def data_view(array: np.ndarray) -> memoryview:
     return array.reshape(-1).view(np.uint8).data
 
 
-_WORKERS = max(1, min(4, os.cpu_count() or 1))
 _TASK_BYTES = 4 << 20  # smaller tensors are checksummed together, in tasks of about this size
 
 
@@ -105,39 +109,36 @@ class Tensors:
             tasks.append(range(first, len(self.views)))
         return tasks
 
-    def member_crcs(self, pool: ThreadPoolExecutor) -> list[int]:
+    def member_crcs(self, pool: Executor) -> list[int]:
         """The CRC-32 of each ``.npy`` member (header, then data), computed now on ``pool``."""
         def task(indices: range) -> list[int]:
             return [crc32(self.views[i], crc32(self.headers[i])) for i in indices]
 
         return [crc for batch in pool.map(task, self.tasks()) for crc in batch]
 
-    def checksums(self, pool: ThreadPoolExecutor) -> Callable[[], tuple[list[int], list[str]]]:
-        """Start computing each member's CRC-32 and each tensor's SHA-256 (hex) on ``pool``, in
-        one pass over the data (a chunk hashed while it is in the cache); the returned call
-        waits for both. Writing can go on meanwhile (hashlib releases the GIL)."""
-        def task(indices: range) -> list[tuple[int, str]]:
-            return [self._checksum(i) for i in indices]
-
+    def checksums(self, pool: Executor) -> PendingChecksums:
+        """Each member's CRC-32 and each tensor's SHA-256 (hex), in one pass over the data (a
+        slice hashed while it is in the cache): started now on ``pool``, while the calling
+        thread goes on (hashlib and the CRC release the GIL). A few megabytes (one task) are
+        held back: a worker would wait for the GIL after each tensor while this thread lays
+        the archive out in Python (up to the 5 ms switch interval). The caller hands them
+        over (``hand_over``) when it is about to write the data, which holds no GIL, or they
+        are computed on its own thread when ``result()`` is asked for."""
         tasks = self.tasks()
-        if len(tasks) <= 1:  # a few MB: done here sooner than a thread starts
-            done = [pair for indices in tasks for pair in task(indices)]
-            return lambda: ([crc for crc, _ in done], [digest for _, digest in done])
-        started = [pool.submit(task, indices) for indices in tasks]
+        if len(tasks) <= 1:
+            return PendingChecksums([], lambda: [self._checksum(i) for i in range(len(self.views))])
+        return PendingChecksums([pool.submit(self._checksum_task, indices) for indices in tasks])
 
-        def wait() -> tuple[list[int], list[str]]:
-            pairs = [pair for batch in started for pair in batch.result()]
-            return [crc for crc, _ in pairs], [digest for _, digest in pairs]
-
-        return wait
+    def _checksum_task(self, indices: range) -> _Sums:
+        return [self._checksum(i) for i in indices]
 
     def _checksum(self, index: int) -> tuple[int, str]:
         view, crc = self.views[index], crc32(self.headers[index])
-        if view.nbytes <= _HASH_CHUNK:
+        if view.nbytes <= _CHECKSUM_SLICE:
             return crc32(view, crc), hashlib.sha256(view).hexdigest()
         digest = hashlib.sha256()
-        for start in range(0, view.nbytes, _HASH_CHUNK):
-            piece = view[start : start + _HASH_CHUNK]
+        for start in range(0, view.nbytes, _CHECKSUM_SLICE):
+            piece = view[start : start + _CHECKSUM_SLICE]
             crc = crc32(piece, crc)
             digest.update(piece)
         return crc, digest.hexdigest()
@@ -149,6 +150,37 @@ class Tensors:
         return ZipPlan.of_members(
             [name + ".npy" for name in self.names], self.headers, self.views, crcs, deflate=compress
         )
+
+
+_Sums = list[tuple[int, str]]  # (member CRC-32, tensor SHA-256 in hex) per tensor
+
+
+class PendingChecksums:
+    """Checksums being computed on worker threads (``started``, in file order), or to be
+    computed by the thread that asks for them (``later``)."""
+
+    def __init__(self, started: list[Future[_Sums]], later: Callable[[], _Sums] | None = None) -> None:
+        self._started = started
+        self._later = later
+
+    def hand_over(self, pool: Executor) -> None:
+        """Start what was left to the calling thread on ``pool``: for when that thread is
+        about to spend a while in system calls, which hold no GIL (writing the data)."""
+        if self._later is not None:
+            self._started, self._later = [pool.submit(self._later), *self._started], None
+
+    def result(self) -> tuple[list[int], list[str]]:
+        """Each member's CRC-32 and each tensor's SHA-256, once all are computed."""
+        pairs = self._later() if self._later is not None else []
+        pairs += [pair for batch in self._started for pair in batch.result()]
+        return [crc for crc, _ in pairs], [digest for _, digest in pairs]
+
+    def settle(self) -> None:
+        """Cancel what has not started and wait for the rest, without raising: a write that
+        failed returns only once no worker reads its caller's arrays any more."""
+        for future in self._started:
+            future.cancel()
+        wait(self._started)
 
 
 def canonical_arrays(arrays: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -168,8 +200,7 @@ def write_npz(handle: IO[bytes], arrays: Mapping[str, np.ndarray], *, compress: 
     ``compress=True`` deflated members (nothing aligned; all compressed bytes held in memory).
     """
     tensors = Tensors.of(arrays)
-    with ThreadPoolExecutor(max_workers=_WORKERS) as pool:
-        crcs = tensors.member_crcs(pool)
+    crcs = tensors.member_crcs(shared_pool())
     tensors.plan(crcs, compress=compress).write(handle)
 
 

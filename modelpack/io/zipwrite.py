@@ -46,11 +46,25 @@ from .ziprecords import (
     ZIP64_LOCATOR,
     ZIPALIGN_EXTRA_ID,
     ZIPALIGN_MIN,
+    Layout,
 )
 
 __all__ = ["ALIGN", "Piece", "PlannedMember", "ZipPlan", "crc32_combine", "crc_of", "padding_for"]
 
 ALIGN = 64
+_CRC = struct.Struct("<I")
+
+
+def _offset_of(layout: Layout, name: str) -> int:
+    """Where field ``name`` of a record starts (its struct codes are "<4s" and one letter each)."""
+    codes = layout.struct.format.removeprefix("<4s")
+    return 4 + struct.calcsize("<" + codes[: layout.fields.index(name) - 1])
+
+
+_LOCAL_CRC_AT = _offset_of(LOCAL, "crc")
+_CENTRAL_CRC_AT = _offset_of(CENTRAL, "crc")
+_CENTRAL_TAIL_AT = _offset_of(CENTRAL, "name_length")  # name, extra and comment lengths
+_ENTRY_TAIL = struct.Struct("<HHH")
 # Sizes and offsets from ZIP64_SIZE on, and member counts from ZIP64_COUNT on, go to zip64
 # fields (their 32- and 16-bit fields saturate). Tests lower these to write zip64 small.
 ZIP64_SIZE, ZIP64_COUNT = MAX_32, MAX_16
@@ -154,11 +168,17 @@ class ZipPlan:
 
     def set_crcs(self, crcs: list[int]) -> None:
         """Put in the members' CRC-32s, known only after the plan was made (a CRC changes no
-        size or offset, so a writer may lay out and write data first): headers packed again."""
+        size or offset, so a writer may lay out and write data first): each CRC field of the
+        local headers and the directory written over, nothing else packed again."""
+        directory = bytearray(self.directory)
+        at = 0
         for member, crc in zip(self.members, crcs, strict=True):
             member.crc = crc
-            member.local_header = _local_header(member, member.header_offset)
-        self.directory = _directory(self.members, self.size - len(self.directory), self.comment)
+            header = member.local_header
+            member.local_header = header[:_LOCAL_CRC_AT] + _CRC.pack(crc) + header[_LOCAL_CRC_AT + 4 :]
+            _CRC.pack_into(directory, at + _CENTRAL_CRC_AT, crc)
+            at += CENTRAL.size + sum(_ENTRY_TAIL.unpack_from(directory, at + _CENTRAL_TAIL_AT))
+        self.directory = bytes(directory)
 
     def pieces(self, *, joined: bool = True) -> Iterable[Piece]:
         """Every byte of the zip in order: headers, member data, directory; consecutive
@@ -183,17 +203,35 @@ class ZipPlan:
         gave, which no CRC changes, so they can be written before the CRCs are known."""
         return [(offset, piece) for offset, piece in self._placed_as_given() if _is_bulk(piece)]
 
-    def placed_but_bulk(self) -> Iterable[tuple[int, Piece]]:
-        """``placed`` without the pieces ``bulk`` lists (written already); small ones joined."""
-        segment: list[Piece] = []
-        start = 0
-        for offset, piece in self._placed_as_given():
-            if _is_bulk(piece):
-                yield from _placed_from(start, segment)
-                segment, start = [], offset + piece.size
+    def placed_but_bulk(self) -> Iterator[tuple[int, Piece]]:
+        """``placed`` without the pieces ``bulk`` lists (written already): runs of the rest
+        joined into pieces of at most ``_JOIN_UP_TO`` bytes (other large ones as they are)."""
+        run: list[bytes | memoryview] = []
+        start = offset = 0  # where the run starts; where the next byte goes
+        for data in self._datas():
+            size = data.nbytes if isinstance(data, memoryview) else len(data)
+            if size < _READ_AGAIN and offset + size - start <= _JOIN_UP_TO:
+                run.append(data)
             else:
-                segment.append(piece)
-        yield from _placed_from(start, segment)
+                if run:
+                    yield start, _join_data(run)
+                run, start = [], offset
+                if size < _READ_AGAIN:
+                    run.append(data)
+                else:
+                    if not isinstance(data, memoryview):  # large, but none of a caller's buffers
+                        yield offset, Piece(data)
+                    start = offset + size
+            offset += size
+        if run:
+            yield start, _join_data(run)
+
+    def _datas(self) -> Iterator[bytes | memoryview]:
+        for member in self.members:
+            yield member.local_header
+            for piece in member.data:
+                yield piece.data
+        yield self.directory
 
     def _placed_as_given(self) -> Iterator[tuple[int, Piece]]:
         offset = 0
@@ -241,10 +279,8 @@ def _joined(pieces: Iterable[Piece]) -> Iterator[Piece]:
         yield _join(run)
 
 
-def _placed_from(offset: int, pieces: list[Piece]) -> Iterator[tuple[int, Piece]]:
-    for piece in _joined(pieces):
-        yield offset, piece
-        offset += piece.size
+def _join_data(run: list[bytes | memoryview]) -> Piece:
+    return Piece(run[0] if len(run) == 1 else b"".join(run))
 
 
 def _join(run: list[Piece]) -> Piece:
@@ -280,6 +316,8 @@ def _deflate(pieces: list[Piece]) -> bytes:
 def _deflate_all(members: list[PlannedMember]) -> None:
     """Each member's ``data`` becomes its deflated bytes; members in parallel (zlib releases
     the GIL), each compressed alone, so the bytes do not depend on the thread count."""
+    if not members:
+        return  # stored members only: no threads to start
     workers = max(1, min(4, os.cpu_count() or 1, len(members)))
     with ThreadPoolExecutor(max_workers=workers) as pool:
         for member, data in zip(members, pool.map(lambda m: _deflate(m.pieces), members), strict=True):

@@ -221,3 +221,52 @@ def test_a_failure_after_the_bundle_is_written_leaves_the_old_file(tmp_path, mon
         modelpack.save(target, {"w": np.ones(1000, np.float32)})
     assert target.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.mpk"]  # no temporary file left
+
+
+def test_writeback_is_started_after_each_8_mib_and_for_the_rest_once(tmp_path, monkeypatch):
+    """Writing to a path starts the disk's writing of the tensors' data after every 8 MiB
+    written (io.writeback), and of the rest once the data is written, in ranges that follow
+    each other and end where the last large tensor does (each hint is a system call)."""
+    from modelpack.format import container
+    from modelpack.io.writeback import WRITEBACK_CHUNK
+
+    calls: list[tuple[int, int]] = []
+    monkeypatch.setattr(container, "start_writeback", lambda fd, offset, length: calls.append((offset, length)))
+    rng = np.random.default_rng(0)
+    arrays = {f"w{i}": rng.random(size, dtype=np.float32) for i, size in enumerate([3_000_000, 50, 2_500_000])}
+    modelpack.save(tmp_path / "a.mpk", arrays)  # 22 MB: after 8 MiB, after 16 MiB, the rest
+    assert len(calls) == 3 and all(length >= WRITEBACK_CHUNK for _, length in calls[:2])
+    assert all(calls[i][0] + calls[i][1] == calls[i + 1][0] for i in range(2))  # one after the other
+    last = arrays["w2"].tobytes()
+    assert calls[-1][0] + calls[-1][1] == (tmp_path / "a.mpk").read_bytes().find(last) + len(last)
+    calls.clear()
+    modelpack.save(tmp_path / "b.mpk", {"w": rng.random(1_000_000, dtype=np.float32)})  # 4 MB: once
+    assert len(calls) == 1 and 0 < calls[0][0] < 1024 and calls[0][1] == 4_000_000
+
+
+def test_a_write_that_fails_returns_once_no_worker_reads_its_arrays(tmp_path, monkeypatch):
+    """The checksums run on the shared worker threads: a write failing half-way cancels those
+    not started and waits for the rest, so the caller may change its arrays at once."""
+    from modelpack.format import container
+    from modelpack.io import npz
+
+    running: list[int] = []
+    task = npz.Tensors._checksum_task
+
+    def tracked(self, indices):
+        running.append(1)
+        try:
+            return task(self, indices)
+        finally:
+            running.pop()
+
+    def fail(handle, placed, *, hint=False):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(npz.Tensors, "_checksum_task", tracked)
+    monkeypatch.setattr(container, "_write_placed", fail)
+    arrays = {f"w{i}": np.ones(2_000_000, np.float32) for i in range(6)}  # 6 tasks of 8 MB
+    with pytest.raises(modelpack.errors.PathError, match="No space left"):
+        modelpack.save(tmp_path / "a.mpk", arrays)
+    assert running == []
+    assert list(tmp_path.iterdir()) == []

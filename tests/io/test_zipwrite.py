@@ -344,3 +344,29 @@ def test_data_written_before_its_crcs_gives_the_same_zip():
     assert out.getvalue() == expected.getvalue()
     assert late.crc() == zlib.crc32(expected.getvalue())
     assert len(list(late.placed_but_bulk())) < len(datas), "small pieces between large ones are joined"
+
+
+@pytest.mark.parametrize("join_up_to", [1 << 20, 500])
+def test_the_rest_is_written_in_joined_runs_of_bounded_size(monkeypatch, join_up_to):
+    """``placed_but_bulk`` covers every byte ``bulk`` leaves out (large bytes this module made
+    among them, written alone), in runs of small pieces of at most ``_JOIN_UP_TO`` bytes."""
+    monkeypatch.setattr(zipwrite, "_JOIN_UP_TO", join_up_to)
+    rng = random.Random(5)
+    sizes = [rng.choice([0, 3, 90, 400, 70_000]) for _ in range(60)]
+    members = [PlannedMember(f"m{i}", [Piece(b"h" * (i % 7)), Piece(memoryview(rng.randbytes(size)))])
+               for i, size in enumerate(sizes)]
+    members.append(PlannedMember("made", [Piece(rng.randbytes(100_000))]))  # bytes: not a caller's
+    plan = ZipPlan(members, comment=b"end")
+    expected = b"".join(bytes(piece.data) for piece in plan.pieces())
+    out = bytearray(len(expected))
+    written = [False] * len(expected)
+    for offset, piece in [*plan.bulk(), *plan.placed_but_bulk()]:
+        assert not any(written[offset : offset + piece.size]), "each byte written once"
+        out[offset : offset + piece.size] = piece.data
+        written[offset : offset + piece.size] = [True] * piece.size
+    assert bytes(out) == expected and all(written)
+    rest = list(plan.placed_but_bulk())
+    small = max(len(plan.directory), join_up_to)  # a single piece is never split
+    assert all(piece.size <= small or piece.size >= 65_536 for _, piece in rest)
+    assert len(rest) < 2 * len(members) + 1 - len(plan.bulk()), "small pieces are joined"
+    assert [piece.size for _, piece in rest].count(100_000) == 1
