@@ -203,6 +203,12 @@ class MemberTable(LazyMapping[Member]):
         table._columns, table._rows, table._index = None, members, None
         return table
 
+    def rows(self) -> list[Member]:
+        """Every member, in directory order."""
+        if self._rows is not None:
+            return self._rows
+        return [self._build(name, index) for index, name in enumerate(self.names)]
+
     def renamed(self, names: list[str]) -> MemberTable:
         """The same members under other keys (the bundle's tensor names); ``Member.name``
         keeps the member's own name."""
@@ -226,7 +232,8 @@ class MemberTable(LazyMapping[Member]):
 
     def column(self, field: str) -> list[int]:
         if self._rows is not None:
-            return [getattr(row, field) for row in self._rows]
+            index = Member._fields.index(field)
+            return [row[index] for row in self._rows]
         assert self._columns is not None
         return self._columns[self.FIELDS.index(field)]
 
