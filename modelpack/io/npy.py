@@ -30,6 +30,7 @@ __all__ = [
     "canonical_array",
     "npy_header",
     "header_for",
+    "archive_dtype",
     "read_header",
     "header_in",
 ]
@@ -107,6 +108,13 @@ def npy_header(array: np.ndarray) -> bytes:
     """The ``.npy`` header numpy would write for ``array`` (already canonical), padded to 64."""
     fortran = bool(array.flags.f_contiguous and not array.flags.c_contiguous)
     return _npy_header(array.dtype, array.shape, fortran)
+
+
+def archive_dtype(dtype: str) -> np.dtype | None:
+    """The dtype of an archive tensor of this numpy name (little-endian), or None if it is
+    no name an archive may hold."""
+    descr = _DESCR.get(dtype)
+    return None if descr is None else _READABLE_DESCR[descr]
 
 
 def header_for(dtype: str, shape: tuple[int, ...]) -> tuple[bytes, int] | None:

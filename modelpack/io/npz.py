@@ -34,8 +34,10 @@ from .limits import DEFAULT_LIMITS, GRACE_BYTES, Limits
 from .npy import (
     SUPPORTED_DTYPES,
     ExpectedTensor,
+    archive_dtype,
     canonical_array,
     check_storable,
+    header_for,
     header_in,
     npy_header,
     read_header,
@@ -252,7 +254,7 @@ class Bundle:
             )
         tensors = joined.replace(".npy\n", "\n").split("\n")[:-1]
         self.members: Mapping[str, Member] = directory.table.renamed(tensors)
-        total = sum(directory.table.column("size"))
+        self.total_bytes = total = sum(directory.table.column("size"))
         if total > limits.max_total_bytes:
             raise LimitError(
                 where, "its declared tensor bytes", total,
@@ -296,6 +298,42 @@ class Bundle:
             array = array.transpose().copy(order="C")
         if dtype.byteorder == ">":
             array = array.astype(dtype.newbyteorder("="))
+        return array
+
+    def read_written(
+        self, fd: int, name: str, want: ExpectedTensor, *, integrity: Integrity = Integrity.CRC32
+    ) -> np.ndarray | None:
+        """A tensor as modelpack writes it, in one positioned read (header and data together,
+        nothing parsed), or None: then ``read`` or ``locate`` reads it the exact way.
+
+        Vouched only when the stored member is exactly the header modelpack writes for the
+        manifest's dtype and shape (``npy.header_for``, which passes every header check) then
+        that many data bytes, and its CRC-32 matches; anything else — another writer's header,
+        a damaged or short member — is left to the exact path, which words the refusal. The
+        array is allocated from the manifest's shape only once the member's size, checked
+        against the limits at open, is known to be exactly what that shape takes.
+        """
+        member = self.members[name]
+        dtype = archive_dtype(want.dtype)
+        if member.method != STORED or dtype is None:
+            return None
+        shape = tuple(want.shape)
+        expected = header_for(want.dtype, shape)
+        if expected is None or len(expected[0]) + expected[1] != member.size:
+            return None
+        header = expected[0]
+        try:
+            array = np.empty(shape, dtype=dtype)
+        except MemoryError:
+            return None  # (the exact path words it)
+        lead, data = bytearray(len(header)), data_view(array)
+        if os.preadv(fd, [lead, data], self.source.start + member.data_offset) != member.size:
+            return None  # a short read: the exact path reads on, or finds the file truncated
+        if lead != header or crc32(data, crc32(lead)) != member.crc:
+            return None
+        if integrity.tensor_sha256 and want.sha256 is not None:
+            where = f"{self.source.where}: member {member.name!r}"
+            check_sha256(where, name, want.sha256, hashlib.sha256(data).hexdigest())
         return array
 
     def locate(self, name: str, want: ExpectedTensor | None) -> TensorLocation | None:
