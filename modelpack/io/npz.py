@@ -327,9 +327,15 @@ class Bundle:
         except MemoryError:
             return None  # (the exact path words it)
         lead, data = bytearray(len(header)), data_view(array)
-        if os.preadv(fd, [lead, data], self.source.start + member.data_offset) != member.size:
-            return None  # a short read: the exact path reads on, or finds the file truncated
-        if lead != header or crc32(data, crc32(lead)) != member.crc:
+        start = self.source.start + member.data_offset
+        filled, size = 0, len(header)
+        while filled < member.size:  # (one call but for short reads: Linux reads 2 GiB at most)
+            rest = [memoryview(lead)[filled:], data] if filled < size else [data[filled - size :]]
+            count = os.preadv(fd, rest, start + filled)
+            if count <= 0:
+                return None  # the file ends early: the exact path says where
+            filled += count
+        if filled != member.size or lead != header or crc32(data, crc32(lead)) != member.crc:
             return None
         if integrity.tensor_sha256 and want.sha256 is not None:
             where = f"{self.source.where}: member {member.name!r}"

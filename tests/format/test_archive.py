@@ -289,3 +289,25 @@ def test_nothing_is_allocated_from_a_manifest_shape_the_member_cannot_back(tmp_p
     with pytest.raises(ModelpackError, match=r"member 'a\.npy': the manifest says shape \(68719476736,\)"):
         modelpack.load(path)
     assert max(sizes, default=0) < 1 << 20
+
+
+def test_the_one_read_path_reads_on_after_a_short_read(tmp_path, monkeypatch):
+    """A positioned read may return less than asked (Linux: 2 GiB at most): the rest is read
+    on, still without the exact path."""
+    import os
+
+    from modelpack.format import archive as archive_module
+
+    arrays, path = _tensors_file(tmp_path)
+    preadv, calls = os.preadv, []
+
+    def short(fd, buffers, at):
+        calls.append(at)
+        first = next(b for b in buffers if len(b))
+        return preadv(fd, [memoryview(first)[:40]], at)  # at most 40 bytes, of the first buffer
+
+    monkeypatch.setattr(os, "preadv", short)
+    monkeypatch.setattr(archive_module.Archive, "_locate", lambda *a: pytest.fail("the exact path was taken"))
+    with modelpack.open(path) as opened:
+        assert opened.get_tensor("b").tobytes() == arrays["b"].tobytes()
+    assert len(calls) > 3
