@@ -233,7 +233,7 @@ class MemberTable(LazyMapping[Member]):
     def column(self, field: str) -> list[int]:
         if self._rows is not None:
             index = Member._fields.index(field)
-            return [row[index] for row in self._rows]
+            return [row[index] for row in self._rows]  # type: ignore[misc]  (an int field: FIELDS)
         assert self._columns is not None
         return self._columns[self.FIELDS.index(field)]
 
