@@ -9,6 +9,7 @@ and ``finish`` checks that everything was read and that the CRC-32 matches.
 from __future__ import annotations
 
 import io
+import operator
 import os
 import zlib
 from collections.abc import Iterable, Sequence
@@ -232,8 +233,7 @@ class MemberTable(LazyMapping[Member]):
 
     def column(self, field: str) -> list[int]:
         if self._rows is not None:
-            index = Member._fields.index(field)
-            return [row[index] for row in self._rows]  # type: ignore[misc]  (an int field: FIELDS)
+            return list(map(operator.attrgetter(field), self._rows))
         assert self._columns is not None
         return self._columns[self.FIELDS.index(field)]
 
