@@ -63,6 +63,7 @@ _READABLE_DESCR = {
     for order in ("<", ">")
 }
 _NAME = {dtype: dtype.name for dtype in _READABLE_DESCR.values()}
+_ARCHIVE_DTYPES = {name: _READABLE_DESCR[descr] for name, descr in _DESCR.items()}
 _REFUSED_KINDS = {"O": "object: pickled Python objects", "U": "text", "S": "bytes", "a": "bytes",
                   "M": "datetime", "m": "timedelta", "V": "void/structured"}
 
@@ -113,10 +114,10 @@ def npy_header(array: np.ndarray) -> bytes:
 def archive_dtype(dtype: str) -> np.dtype | None:
     """The dtype of an archive tensor of this numpy name (little-endian), or None if it is
     no name an archive may hold."""
-    descr = _DESCR.get(dtype)
-    return None if descr is None else _READABLE_DESCR[descr]
+    return _ARCHIVE_DTYPES.get(dtype)
 
 
+@functools.lru_cache(maxsize=1024)
 def header_for(dtype: str, shape: tuple[int, ...]) -> tuple[bytes, int] | None:
     """The header modelpack writes for a tensor of this dtype name and shape, and its data's
     byte count: a member holding exactly these bytes then data of that size passes every

@@ -326,20 +326,22 @@ class Bundle:
             array = np.empty(shape, dtype=dtype)
         except MemoryError:
             return None  # (the exact path words it)
-        lead, data = bytearray(len(header)), data_view(array)
-        start = self.source.start + member.data_offset
-        filled, size = 0, len(header)
-        while filled < member.size:  # (one call but for short reads: Linux reads 2 GiB at most)
-            rest = [memoryview(lead)[filled:], data] if filled < size else [data[filled - size :]]
+        # (The array itself is the buffer: C-ordered, so its bytes are the member's data.)
+        lead, start = bytearray(len(header)), self.source.start + member.data_offset
+        filled = os.preadv(fd, [lead, array], start)
+        while filled < member.size:  # a short read (Linux reads 2 GiB at most a call): read on
+            lead_size = len(header)
+            rest = ([memoryview(lead)[filled:], array] if filled < lead_size
+                    else [data_view(array)[filled - lead_size :]])
             count = os.preadv(fd, rest, start + filled)
             if count <= 0:
                 return None  # the file ends early: the exact path says where
             filled += count
-        if filled != member.size or lead != header or crc32(data, crc32(lead)) != member.crc:
+        if lead != header or crc32(array, crc32(lead)) != member.crc:
             return None
         if integrity.tensor_sha256 and want.sha256 is not None:
             where = f"{self.source.where}: member {member.name!r}"
-            check_sha256(where, name, want.sha256, hashlib.sha256(data).hexdigest())
+            check_sha256(where, name, want.sha256, hashlib.sha256(array).hexdigest())
         return array
 
     def locate(self, name: str, want: ExpectedTensor | None) -> TensorLocation | None:

@@ -311,3 +311,24 @@ def test_the_one_read_path_reads_on_after_a_short_read(tmp_path, monkeypatch):
     with modelpack.open(path) as opened:
         assert opened.get_tensor("b").tobytes() == arrays["b"].tobytes()
     assert len(calls) > 3
+
+
+def test_every_dtype_and_odd_shape_is_read_bitwise_in_one_read(tmp_path, monkeypatch):
+    """The one-read path reads into the array itself: every storable dtype, 0-d and empty
+    arrays come back bitwise, writable and C-ordered, without the exact path."""
+    from modelpack.format import archive as archive_module
+    from modelpack.io.npy import SUPPORTED_DTYPES
+
+    rng = np.random.default_rng(1)
+    arrays = {}
+    for dtype in SUPPORTED_DTYPES:
+        for shape in [(), (0,), (3, 0), (2, 3, 5)]:
+            raw = rng.integers(0, 256, size=math.prod(shape) * np.dtype(dtype).itemsize, dtype=np.uint8)
+            arrays[f"{dtype}{shape}"] = raw.view(dtype).reshape(shape) if dtype != "bool" else (raw % 2).astype(bool).reshape(shape)
+    modelpack.save(tmp_path / "all.mpk", arrays)
+    monkeypatch.setattr(archive_module.Archive, "_locate", lambda *a: pytest.fail("the exact path was taken"))
+    back = modelpack.load(tmp_path / "all.mpk", integrity="sha256")
+    for name, array in arrays.items():
+        got = back[name]
+        assert got.dtype == array.dtype and got.shape == array.shape and got.tobytes() == array.tobytes(), name
+        assert got.flags.writeable and got.flags.c_contiguous
