@@ -327,21 +327,21 @@ class Bundle:
         except MemoryError:
             return None  # (the exact path words it)
         # (The array itself is the buffer: C-ordered, so its bytes are the member's data.)
-        lead, start = bytearray(len(header)), self.source.start + member.data_offset
-        filled = os.preadv(fd, [lead, array], start)
+        lead, data, start = bytearray(len(header)), array.data, self.source.start + member.data_offset
+        filled = os.preadv(fd, [lead, data], start)
         while filled < member.size:  # a short read (Linux reads 2 GiB at most a call): read on
             lead_size = len(header)
-            rest = ([memoryview(lead)[filled:], array] if filled < lead_size
+            rest = ([memoryview(lead)[filled:], data] if filled < lead_size
                     else [data_view(array)[filled - lead_size :]])
             count = os.preadv(fd, rest, start + filled)
             if count <= 0:
                 return None  # the file ends early: the exact path says where
             filled += count
-        if lead != header or crc32(array, crc32(lead)) != member.crc:
+        if lead != header or crc32(data, crc32(lead)) != member.crc:
             return None
         if integrity.tensor_sha256 and want.sha256 is not None:
             where = f"{self.source.where}: member {member.name!r}"
-            check_sha256(where, name, want.sha256, hashlib.sha256(array).hexdigest())
+            check_sha256(where, name, want.sha256, hashlib.sha256(data).hexdigest())
         return array
 
     def locate(self, name: str, want: ExpectedTensor | None) -> TensorLocation | None:
