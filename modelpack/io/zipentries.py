@@ -68,7 +68,8 @@ def central_entries(raw: bytes, count: int, where: str) -> list[Member]:
             raise FormatError(f"{where}: zip directory entry {index} runs past the directory")
         raw_name = raw[start : start + name_length]
         name = raw_name.decode("ascii") if raw_name.isascii() else decode_name(raw_name, flags, where)
-        check_name(name, where)
+        if not name or _SUSPECT.search(name):
+            check_name(name, where)
         if name in seen:
             raise FormatError(f"{where}: duplicate member {name!r}")
         seen.add(name)
@@ -212,8 +213,8 @@ def locate_data(source: Source, members: list[Member], directory_offset: int) ->
             )
         if header_offset != expected_offset or (previous is not None and previous.flags & DESCRIPTOR_FLAG):
             _check_gap(header_offset, expected_offset, previous, where, source=source)
-        # One read usually covers the header, the name and a padding extra field.
-        guess = min(header_guess(member), directory_offset - header_offset)
+        # One read usually covers the header, the name and a padding extra field (header_guess).
+        guess = min(fixed + len(member.name.encode()) + 128, directory_offset - header_offset)
         if previous is None and source.fd is not None and source.cached(header_offset, guess) is None:
             # A local file's head, kept: the first headers and, in modelpack's files, the manifest.
             block = source.prefetch(header_offset, min(_HEAD, directory_offset - header_offset))
