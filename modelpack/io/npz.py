@@ -314,14 +314,10 @@ class Bundle:
         against the limits at open, is known to be exactly what that shape takes.
         """
         member = self.members[name]
-        dtype = archive_dtype(want.dtype)
-        if member.method != STORED or dtype is None:
+        written = _as_written(member, want)
+        if written is None:
             return None
-        shape = tuple(want.shape)
-        expected = header_for(want.dtype, shape)
-        if expected is None or len(expected[0]) + expected[1] != member.size:
-            return None
-        header = expected[0]
+        header, shape, dtype = written
         try:
             array = np.empty(shape, dtype=dtype)
         except MemoryError:
@@ -350,9 +346,10 @@ class Bundle:
         if member.method != STORED:
             return None
         where = f"{self.source.where}: member {member.name!r}"
-        # One read usually holds the whole header (numpy's are 64 or 128 bytes).
+        # One read usually holds the whole header (numpy's are 64 or 128 bytes); the zip
+        # reader usually has it already, read with the member's local header.
         block = self.source.read_at(member.data_offset, min(_HEADER_AHEAD, member.size))
-        found = header_in(block, member.size, where, want)
+        found = self._written_header(block, member, want) or header_in(block, member.size, where, want)
         if found is None:
             reader = MemberReader(self.source, member)
             shape, fortran_order, dtype = read_header(reader, want)
@@ -363,16 +360,28 @@ class Bundle:
         if fortran_order or dtype.byteorder == ">":
             return None  # another writer's layout: the copying reader converts it
         return TensorLocation(
-            name=name,
-            where=where,
-            shape=shape,
-            dtype=dtype,
-            offset=self.source.start + member.data_offset + header_size,
-            nbytes=member.size - header_size,
-            header_crc=header_crc,
-            member_crc=member.crc,
-            sha256=want.sha256 if want is not None else None,
+            name,
+            where,
+            shape,
+            dtype,
+            self.source.start + member.data_offset + header_size,  # offset
+            member.size - header_size,  # nbytes
+            header_crc,
+            member.crc,  # member_crc
+            want.sha256 if want is not None else None,
         )
+
+    @staticmethod
+    def _written_header(
+        block: bytes, member: Member, want: ExpectedTensor | None
+    ) -> tuple[tuple[int, ...], bool, np.dtype, int] | None:
+        """``header_in``'s answer without parsing, when ``block`` starts with the header
+        modelpack writes (``_as_written``); None otherwise (then the header is parsed)."""
+        written = _as_written(member, want) if want is not None else None
+        if written is None or not block.startswith(written[0]):
+            return None
+        header, shape, dtype = written
+        return shape, False, dtype, len(header)
 
     def digest(self, name: str, want: ExpectedTensor | None) -> str:
         """Stream one tensor without keeping it: header and CRC-32 checked, SHA-256 returned."""
@@ -383,6 +392,21 @@ class Bundle:
             digest.update(chunk)
         reader.finish()
         return digest.hexdigest()
+
+
+def _as_written(member: Member, want: ExpectedTensor) -> tuple[bytes, tuple[int, ...], np.dtype] | None:
+    """The npy header modelpack writes for the manifest's dtype and shape (``npy.header_for``,
+    which passes every header check), with that shape and dtype, when the stored member is
+    exactly that long with it; else None. A member that starts with these bytes holds exactly
+    this tensor, so its header need not be parsed."""
+    dtype = archive_dtype(want.dtype)
+    if member.method != STORED or dtype is None:
+        return None
+    shape = tuple(want.shape)
+    expected = header_for(want.dtype, shape)
+    if expected is None or len(expected[0]) + expected[1] != member.size:
+        return None
+    return expected[0], shape, dtype
 
 
 class TensorLocation(NamedTuple):

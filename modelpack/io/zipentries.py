@@ -185,9 +185,16 @@ def check_ratio(member: Member, where: str, max_ratio: float, grace: int) -> Non
 _HEAD = 4 << 10  # read at the first member: a page
 
 
+# After a local header, its name and an extra field of up to this many bytes (zipalign's
+# padding, a zip64 field), the first bytes of the data: an .npy member's header, which a
+# tensor's reader then finds already read (``Source.read_at``).
+_EXTRA_GUESS, _DATA_AHEAD = 128, 256
+
+
 def header_guess(member: Member) -> int:
-    """Bytes that usually hold a local header, its name and a padding extra field."""
-    return LOCAL.size + len(member.name.encode()) + 128
+    """Bytes that usually hold a local header, its name, a padding extra field and the first
+    ``_DATA_AHEAD`` bytes of the data."""
+    return LOCAL.size + len(member.name.encode()) + _EXTRA_GUESS + _DATA_AHEAD
 
 
 def locate_data(source: Source, members: list[Member], directory_offset: int) -> list[Member]:
@@ -213,8 +220,9 @@ def locate_data(source: Source, members: list[Member], directory_offset: int) ->
             )
         if header_offset != expected_offset or (previous is not None and previous.flags & DESCRIPTOR_FLAG):
             _check_gap(header_offset, expected_offset, previous, where, source=source)
-        # One read usually covers the header, the name and a padding extra field (header_guess).
-        guess = min(fixed + len(member.name.encode()) + 128, directory_offset - header_offset)
+        # One read usually covers the header, the name, a padding extra field and the start of
+        # the data (header_guess).
+        guess = min(header_guess(member), directory_offset - header_offset)
         if previous is None and source.fd is not None and source.cached(header_offset, guess) is None:
             # A local file's head, kept: the first headers and, in modelpack's files, the manifest.
             block = source.prefetch(header_offset, min(_HEAD, directory_offset - header_offset))
@@ -260,6 +268,9 @@ def locate_data(source: Source, members: list[Member], directory_offset: int) ->
                 f"sizes {local}) disagrees with the zip directory"
             )
         data_offset = name_start + name_length + extra_length
+        lead = block[data_offset - header_offset : data_offset - header_offset + _DATA_AHEAD]
+        if lead:
+            source.keep_lead(data_offset, lead)
         located[index] = Member(*member[:-1], data_offset)
         expected_offset = data_offset + member.compressed_size
         previous = member

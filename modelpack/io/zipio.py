@@ -72,6 +72,11 @@ class Source:
         self._cache.keep(self.start + offset, data)
         return data
 
+    def keep_lead(self, offset: int, data: bytes) -> None:
+        """Keep the first bytes of a member's data, read with its local header, for the one
+        read that asks for them from ``offset`` (a tensor's .npy header)."""
+        self._cache.leads[self.start + offset] = data
+
     def announce(self, ranges: Iterable[tuple[int, int]]) -> None:
         """Announce ``(offset, length)`` reads to a file that fetches ranges in batches (a
         remote one, ``io.remote``); a local file has no such method and reads as usual."""
@@ -133,12 +138,16 @@ class _Cache:
     def __init__(self, fd: int | None) -> None:
         self.fd = fd
         self.blocks: list[tuple[int, bytes]] = []
+        self.leads: dict[int, bytes] = {}  # the first bytes of members' data, by where they start
 
     def get(self, start: int, count: int) -> bytes | None:
         for block_start, data in self.blocks:
             begin = start - block_start
             if 0 <= begin and begin + count <= len(data):
                 return data[begin : begin + count]
+        lead = self.leads.get(start)
+        if lead is not None and count <= len(lead):
+            return lead[:count]
         return None
 
     def tail(self, end: int, span: int) -> bytes:

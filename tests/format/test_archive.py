@@ -141,7 +141,7 @@ def test_open_reads_the_tail_and_head_once_then_each_header(net_and_path, monkey
     costs one read (its .npy header and its data together). No byte range is read twice."""
     import os
 
-    _, path = net_and_path
+    net, path = net_and_path
     reads: list[tuple[int, int]] = []
     pread, preadv = os.pread, os.preadv
     monkeypatch.setattr(os, "pread", lambda fd, n, at: reads.append((at, n)) or pread(fd, n, at))
@@ -155,6 +155,10 @@ def test_open_reads_the_tail_and_head_once_then_each_header(net_and_path, monkey
     assert len(opened) == 2 + 4 and len(set(opened)) == len(opened)
     assert all(n <= 4096 for _, n in opened)
     assert len(reads) == len(opened) + 1  # the tensor as modelpack wrote it: header and data at once
+    reads.clear()
+    mapped = modelpack.load(path, mmap=True)
+    assert len(reads) == len(opened)  # each .npy header came with its member's local header
+    assert mapped[0].weight.data().tobytes() == net[0].weight.data().tobytes()
 
 
 def test_a_header_longer_than_one_read_is_read_whole(tmp_path):
@@ -240,18 +244,19 @@ def test_another_writers_header_takes_the_exact_path(tmp_path, load):
     ],
     ids=["transposed", "big-endian", "fortran", "short"],
 )
-@pytest.mark.parametrize("load", [True, False], ids=["load", "get_tensor"])
-def test_a_header_that_disagrees_is_refused_by_the_exact_path(tmp_path, header, error, message, load):
-    """Same member size as modelpack's, other header: refused with the exact path's error."""
+@pytest.mark.parametrize("how", ["load", "get_tensor", "mmap", "get_tensor mmap"])
+def test_a_header_that_disagrees_is_refused_by_the_exact_path(tmp_path, header, error, message, how):
+    """Same member size as modelpack's, other header: refused with the exact path's error,
+    whether read (one read vouches) or mapped (the header compared, ``Bundle.locate``)."""
     from modelpack import errors
 
     _, path = _tensors_file(tmp_path, _header("b", header))
     with pytest.raises(getattr(errors, error), match=message) as caught:
-        if load:
-            modelpack.load(path)
+        if how in ("load", "mmap"):
+            modelpack.load(path, mmap=how == "mmap")
         else:
             with modelpack.open(path) as opened:
-                opened.get_tensor("b")
+                opened.get_tensor("b", mmap=how.endswith("mmap"))
     assert type(caught.value).__name__ == error
 
 
