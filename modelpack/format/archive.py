@@ -166,13 +166,8 @@ class Archive(OpenArchive):
         infos = self.manifest.weights
         if mmap:
             return {name: self._checked_map(self._require_location(name, i)) for name, i in infos.items()}
-        if self._bundle.total_bytes < _PARALLEL_BYTES:
-            # A small file: read here, sooner than a thread starts; as modelpack writes it, in
-            # one read (Bundle.read_all_written), anything else tensor by tensor.
-            fd, integrity = self._fd, self._integrity
-            done = self._bundle.read_all_written(fd, infos, integrity=integrity) if fd is not None else {}
-            one = self._read_one
-            return {name: done[name] if name in done else one(name, info) for name, info in infos.items()}
+        if self._bundle.total_bytes < _PARALLEL_BYTES:  # a small file: read here, sooner than a thread starts
+            return {name: self._read_one(name, info) for name, info in infos.items()}
         # Headers are parsed in order on this thread (they share the file position); the
         # data reads use positioned reads and may run in parallel.
         located = {name: self._locate(name, info) for name, info in infos.items()}

@@ -61,7 +61,6 @@ __all__ = [
 
 _HASH_CHUNK = 1 << 20
 _HEADER_AHEAD = 256  # read at once for a stored tensor's .npy header
-_MAX_IOV = 1020  # buffers per preadv (POSIX systems allow at least 1024: IOV_MAX)
 
 
 def tensor_sha256(array: np.ndarray) -> str:
@@ -341,60 +340,6 @@ class Bundle:
             check_sha256(where, name, want.sha256, hashlib.sha256(data).hexdigest())
         return array
 
-    def read_all_written(
-        self, fd: int, wants: Mapping[str, ExpectedTensor], *, integrity: Integrity = Integrity.CRC32
-    ) -> dict[str, np.ndarray]:
-        """``read_written`` for many tensors at once: one positioned read fills every array
-        (and each header, and the local headers between them, read over into a scratch
-        buffer: they were checked at open), so a small file of many tensors costs one system
-        call, not one per tensor. The tensors it cannot vouch for are left out (the caller
-        reads those the exact way)."""
-        planned: list[_Planned] = []
-        for name, want in wants.items():
-            member = self.members[name]
-            written = _as_written(member, want)
-            if written is not None:
-                planned.append((member.data_offset, member.size, name, member, written, want.sha256))
-        planned.sort(key=lambda entry: entry[0])
-        arrays: dict[str, np.ndarray] = {}
-        for group in (planned[at : at + _MAX_IOV // 3] for at in range(0, len(planned), _MAX_IOV // 3)):
-            arrays.update(self._read_run(fd, group, integrity))
-        return arrays
-
-    def _read_run(self, fd: int, run: list[_Planned], integrity: Integrity) -> dict[str, np.ndarray]:
-        """One ``preadv`` over members in file order; the tensors whose bytes check out."""
-        start = position = run[0][0]
-        gaps = max((b[0] - a[0] - a[1] for a, b in zip(run, run[1:], strict=False)), default=0)
-        scratch = memoryview(bytearray(gaps)) if gaps > 0 else None
-        buffers: list[bytearray | memoryview] = []
-        pending = []
-        for data_offset, size, name, member, (header, shape, dtype), sha256 in run:
-            if data_offset < position:
-                return {}  # (members never overlap in a vetted zip)
-            if data_offset > position:
-                assert scratch is not None
-                buffers.append(scratch[: data_offset - position])
-            try:
-                array = np.empty(shape, dtype=dtype)
-            except MemoryError:
-                return {}
-            lead = bytearray(len(header))
-            buffers += [lead, array.data]
-            pending.append((name, member, header, lead, array, sha256))
-            position = data_offset + size
-        if os.preadv(fd, buffers, self.source.start + start) != position - start:
-            return {}  # a short read: each tensor is read on its own
-        arrays = {}
-        for name, member, header, lead, array, sha256 in pending:
-            data = array.data
-            if lead != header or crc32(data, crc32(lead)) != member.crc:
-                continue  # (the exact path words it)
-            if integrity.tensor_sha256 and sha256 is not None:
-                where = f"{self.source.where}: member {member.name!r}"
-                check_sha256(where, name, sha256, hashlib.sha256(data).hexdigest())
-            arrays[name] = array
-        return arrays
-
     def locate(self, name: str, want: ExpectedTensor | None) -> TensorLocation | None:
         """Where a stored tensor's data lies in the file, its header checked; None if deflated."""
         member = self.members[name]
@@ -447,11 +392,6 @@ class Bundle:
             digest.update(chunk)
         reader.finish()
         return digest.hexdigest()
-
-
-# A tensor to read as written: data offset, member size, name, member, (header, shape,
-# dtype) as ``_as_written`` gives them, the manifest's SHA-256.
-_Planned = tuple[int, int, str, Member, tuple[bytes, tuple[int, ...], np.dtype], "str | None"]
 
 
 def _as_written(member: Member, want: ExpectedTensor) -> tuple[bytes, tuple[int, ...], np.dtype] | None:

@@ -238,7 +238,9 @@ class MemberTable(LazyMapping[Member]):
         if self._rows is not None:
             return self._rows[found]
         assert self._columns is not None
-        return Member(self.names[found], *(column[found] for column in self._columns))
+        method, flags, crc, compressed_size, size, header_offset, data_offset = self._columns
+        return Member(self.names[found], method[found], flags[found], crc[found], compressed_size[found],
+                      size[found], header_offset[found], data_offset[found])
 
     def column(self, field: str) -> list[int]:
         if self._rows is not None:
