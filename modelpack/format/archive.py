@@ -159,16 +159,15 @@ class Archive(OpenArchive):
             raise TensorNotFoundError(f"{self.name} has no tensor {name!r}; it has {len(self)} tensors")
         if mmap:
             return self._checked_map(self._require_location(name, info))
-        location = self._locate(name, info)
-        if location is None:
-            return self._bundle.read(name, info, integrity=self._integrity)
-        return self._read(location)
+        return self._read_one(name, info)
 
     def read_all(self, *, mmap: bool = False) -> dict[str, np.ndarray]:
         """Every tensor, in bundle order, each checked: read in parallel, or mapped."""
         infos = self.manifest.weights
         if mmap:
             return {name: self._checked_map(self._require_location(name, i)) for name, i in infos.items()}
+        if self._bundle.total_bytes < _PARALLEL_BYTES:  # a small file: read here, sooner than a thread starts
+            return {name: self._read_one(name, info) for name, info in infos.items()}
         # Headers are parsed in order on this thread (they share the file position); the
         # data reads use positioned reads and may run in parallel.
         located = {name: self._locate(name, info) for name, info in infos.items()}
@@ -213,6 +212,18 @@ class Archive(OpenArchive):
         return net
 
     # -- reading -----------------------------------------------------------------------------
+    def _read_one(self, name: str, info: TensorInfo) -> np.ndarray:
+        """One tensor: as modelpack writes it, in one read (``Bundle.read_written``); else its
+        header checked, then its data read in place or through the member reader."""
+        if self._fd is not None and name not in self._locations:
+            array = self._bundle.read_written(self._fd, name, info, integrity=self._integrity)
+            if array is not None:
+                return array
+        location = self._locate(name, info)
+        if location is None:
+            return self._bundle.read(name, info, integrity=self._integrity)
+        return self._read(location)
+
     def _read(self, location: npz.TensorLocation) -> np.ndarray:
         array = np.empty(location.shape, dtype=location.dtype)
         buffer = npz.data_view(array)

@@ -310,12 +310,12 @@ class Container:
                 grace_bytes=GRACE_BYTES,
                 max_inflated=allowance,
             )
-            if MANIFEST_MEMBER not in directory.table:
+            members = {member.name: member for member in directory.table.rows()}
+            if MANIFEST_MEMBER not in members:
                 raise FormatError(f"{name}: member {MANIFEST_MEMBER!r} is missing: not a modelpack archive")
         except FormatError:
             refuse_other_kind(handle, name, expected="mpk")  # a parameter file, MXNet's, torch's, ...
             raise
-        members = dict(directory.table.items())
         return cls(source, members, directory.comment, allowance - directory.inflated)
 
     @property

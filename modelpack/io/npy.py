@@ -30,6 +30,7 @@ __all__ = [
     "canonical_array",
     "npy_header",
     "header_for",
+    "archive_dtype",
     "read_header",
     "header_in",
 ]
@@ -62,6 +63,7 @@ _READABLE_DESCR = {
     for order in ("<", ">")
 }
 _NAME = {dtype: dtype.name for dtype in _READABLE_DESCR.values()}
+_ARCHIVE_DTYPES = {name: _READABLE_DESCR[descr] for name, descr in _DESCR.items()}
 _REFUSED_KINDS = {"O": "object: pickled Python objects", "U": "text", "S": "bytes", "a": "bytes",
                   "M": "datetime", "m": "timedelta", "V": "void/structured"}
 
@@ -109,6 +111,13 @@ def npy_header(array: np.ndarray) -> bytes:
     return _npy_header(array.dtype, array.shape, fortran)
 
 
+def archive_dtype(dtype: str) -> np.dtype | None:
+    """The dtype of an archive tensor of this numpy name (little-endian), or None if it is
+    no name an archive may hold."""
+    return _ARCHIVE_DTYPES.get(dtype)
+
+
+@functools.lru_cache(maxsize=1024)
 def header_for(dtype: str, shape: tuple[int, ...]) -> tuple[bytes, int] | None:
     """The header modelpack writes for a tensor of this dtype name and shape, and its data's
     byte count: a member holding exactly these bytes then data of that size passes every

@@ -33,8 +33,10 @@ from .limits import DEFAULT_LIMITS, GRACE_BYTES, Limits
 from .npy import (
     SUPPORTED_DTYPES,
     ExpectedTensor,
+    archive_dtype,
     canonical_array,
     check_storable,
+    header_for,
     header_in,
     npy_header,
     read_header,
@@ -283,7 +285,7 @@ class Bundle:
             )
         tensors = joined.replace(".npy\n", "\n").split("\n")[:-1]
         self.members: Mapping[str, Member] = directory.table.renamed(tensors)
-        total = sum(directory.table.column("size"))
+        self.total_bytes = total = sum(directory.table.column("size"))
         if total > limits.max_total_bytes:
             raise LimitError(
                 where, "its declared tensor bytes", total,
@@ -329,15 +331,56 @@ class Bundle:
             array = array.astype(dtype.newbyteorder("="))
         return array
 
+    def read_written(
+        self, fd: int, name: str, want: ExpectedTensor, *, integrity: Integrity = Integrity.CRC32
+    ) -> np.ndarray | None:
+        """A tensor as modelpack writes it, in one positioned read (header and data together,
+        nothing parsed), or None: then ``read`` or ``locate`` reads it the exact way.
+
+        Vouched only when the stored member is exactly the header modelpack writes for the
+        manifest's dtype and shape (``npy.header_for``, which passes every header check) then
+        that many data bytes, and its CRC-32 matches; anything else — another writer's header,
+        a damaged or short member — is left to the exact path, which words the refusal. The
+        array is allocated from the manifest's shape only once the member's size, checked
+        against the limits at open, is known to be exactly what that shape takes.
+        """
+        member = self.members[name]
+        written = _as_written(member, want)
+        if written is None:
+            return None
+        header, shape, dtype = written
+        try:
+            array = np.empty(shape, dtype=dtype)
+        except MemoryError:
+            return None  # (the exact path words it)
+        # (The array itself is the buffer: C-ordered, so its bytes are the member's data.)
+        lead, data, start = bytearray(len(header)), array.data, self.source.start + member.data_offset
+        filled = os.preadv(fd, [lead, data], start)
+        while filled < member.size:  # a short read (Linux reads 2 GiB at most a call): read on
+            lead_size = len(header)
+            rest = ([memoryview(lead)[filled:], data] if filled < lead_size
+                    else [data_view(array)[filled - lead_size :]])
+            count = os.preadv(fd, rest, start + filled)
+            if count <= 0:
+                return None  # the file ends early: the exact path says where
+            filled += count
+        if lead != header or crc32(data, crc32(lead)) != member.crc:
+            return None
+        if integrity.tensor_sha256 and want.sha256 is not None:
+            where = f"{self.source.where}: member {member.name!r}"
+            check_sha256(where, name, want.sha256, hashlib.sha256(data).hexdigest())
+        return array
+
     def locate(self, name: str, want: ExpectedTensor | None) -> TensorLocation | None:
         """Where a stored tensor's data lies in the file, its header checked; None if deflated."""
         member = self.members[name]
         if member.method != STORED:
             return None
         where = f"{self.source.where}: member {member.name!r}"
-        # One read usually holds the whole header (numpy's are 64 or 128 bytes).
+        # One read usually holds the whole header (numpy's are 64 or 128 bytes); the zip
+        # reader usually has it already, read with the member's local header.
         block = self.source.read_at(member.data_offset, min(_HEADER_AHEAD, member.size))
-        found = header_in(block, member.size, where, want)
+        found = self._written_header(block, member, want) or header_in(block, member.size, where, want)
         if found is None:
             reader = MemberReader(self.source, member)
             shape, fortran_order, dtype = read_header(reader, want)
@@ -348,16 +391,28 @@ class Bundle:
         if fortran_order or dtype.byteorder == ">":
             return None  # another writer's layout: the copying reader converts it
         return TensorLocation(
-            name=name,
-            where=where,
-            shape=shape,
-            dtype=dtype,
-            offset=self.source.start + member.data_offset + header_size,
-            nbytes=member.size - header_size,
-            header_crc=header_crc,
-            member_crc=member.crc,
-            sha256=want.sha256 if want is not None else None,
+            name,
+            where,
+            shape,
+            dtype,
+            self.source.start + member.data_offset + header_size,  # offset
+            member.size - header_size,  # nbytes
+            header_crc,
+            member.crc,  # member_crc
+            want.sha256 if want is not None else None,
         )
+
+    @staticmethod
+    def _written_header(
+        block: bytes, member: Member, want: ExpectedTensor | None
+    ) -> tuple[tuple[int, ...], bool, np.dtype, int] | None:
+        """``header_in``'s answer without parsing, when ``block`` starts with the header
+        modelpack writes (``_as_written``); None otherwise (then the header is parsed)."""
+        written = _as_written(member, want) if want is not None else None
+        if written is None or not block.startswith(written[0]):
+            return None
+        header, shape, dtype = written
+        return shape, False, dtype, len(header)
 
     def digest(self, name: str, want: ExpectedTensor | None) -> str:
         """Stream one tensor without keeping it: header and CRC-32 checked, SHA-256 returned."""
@@ -368,6 +423,21 @@ class Bundle:
             digest.update(chunk)
         reader.finish()
         return digest.hexdigest()
+
+
+def _as_written(member: Member, want: ExpectedTensor) -> tuple[bytes, tuple[int, ...], np.dtype] | None:
+    """The npy header modelpack writes for the manifest's dtype and shape (``npy.header_for``,
+    which passes every header check), with that shape and dtype, when the stored member is
+    exactly that long with it; else None. A member that starts with these bytes holds exactly
+    this tensor, so its header need not be parsed."""
+    dtype = archive_dtype(want.dtype)
+    if member.method != STORED or dtype is None:
+        return None
+    shape = tuple(want.shape)
+    expected = header_for(want.dtype, shape)
+    if expected is None or len(expected[0]) + expected[1] != member.size:
+        return None
+    return expected[0], shape, dtype
 
 
 class TensorLocation(NamedTuple):

@@ -41,34 +41,41 @@ _ABSOLUTE = re.compile(r"^(/|[A-Za-z]:[/\\])")
 # Anything check_name may refuse: a control character or backslash, a leading "/" or drive,
 # a ".." component, a trailing "/".
 _SUSPECT = re.compile(r"[\x00-\x1f\x7f\\]|\A/|\A[A-Za-z]:|(?:\A|/)\.\.(?:/|\Z)|/\Z")
+# External attributes _check_file_type may refuse: a Unix file type other than a regular
+# file's, or the MS-DOS directory bit (a regular file's type bits, or none, pass whatever
+# the system that made the entry).
+_SUSPECT_ATTR = ((_FILE_TYPE & ~stat.S_IFREG) << 16) | DOS_DIRECTORY
 
 
 def central_entries(raw: bytes, count: int, where: str) -> list[Member]:
+    """Every central entry of ``raw`` vetted; the fields read as a plain tuple, and the rare
+    cases (zip64 fields, a non-regular file type, a suspect name) checked by helpers only when
+    an entry has one (an open runs this loop for two small zips: it is kept short)."""
     members: list[Member] = []
     seen: set[str] = set()
     position = 0
+    unpack, fixed, signature, end = CENTRAL.struct.unpack_from, CENTRAL.size, CENTRAL.signature, len(raw)
     for index in range(count):
-        if position + CENTRAL.size > len(raw):
+        if position + fixed > end:
             raise FormatError(f"{where}: the zip directory ends after {index} of its {count} entries")
-        entry = CENTRAL.unpack_from(raw, position)
-        flags, method = entry.flags, entry.method
-        name_length, extra_length = entry.name_length, entry.extra_length
-        if entry.signature != CENTRAL.signature:
+        (magic, made_by, _, flags, method, _, _, crc, compressed, size, name_length, extra_length,
+         comment_length, disk, _, external, offset) = unpack(raw, position)
+        if magic != signature:
             raise FormatError(f"{where}: zip directory entry {index} is damaged (bad signature)")
-        start = position + CENTRAL.size
-        position = start + name_length + extra_length + entry.comment_length
-        if position > len(raw):
+        start = position + fixed
+        position = start + name_length + extra_length + comment_length
+        if position > end:
             raise FormatError(f"{where}: zip directory entry {index} runs past the directory")
         raw_name = raw[start : start + name_length]
-        name = decode_name(raw_name, flags, where)
-        check_name(name, where)
+        name = raw_name.decode("ascii") if raw_name.isascii() else decode_name(raw_name, flags, where)
+        if not name or _SUSPECT.search(name):
+            check_name(name, where)
         if name in seen:
             raise FormatError(f"{where}: duplicate member {name!r}")
         seen.add(name)
-        extra = raw[start + name_length : start + name_length + extra_length]
-        size, compressed, offset, disk = zip64_fields(
-            extra, entry.size, entry.compressed_size, entry.header_offset, entry.disk, where, name
-        )
+        if MAX_32 in (size, compressed, offset) or disk == MAX_16:
+            extra = raw[start + name_length : start + name_length + extra_length]
+            size, compressed, offset, disk = zip64_fields(extra, size, compressed, offset, disk, where, name)
         if disk != 0:
             raise FormatError(f"{where}: member {name!r} lies on another disk of a split archive")
         if flags & ENCRYPTION_FLAGS:
@@ -82,11 +89,12 @@ def central_entries(raw: bytes, count: int, where: str) -> list[Member]:
             raise FormatError(
                 f"{where}: member {name!r} is stored but declares {size} bytes in {compressed}"
             )
-        _check_file_type(name, entry.made_by >> 8, entry.external_attr, where)
-        members.append(Member(name, method, flags, entry.crc, compressed, size, offset, -1))
-    if position != len(raw):
+        if external & _SUSPECT_ATTR:  # (a plain file's attributes never need the full check)
+            _check_file_type(name, made_by >> 8, external, where)
+        members.append(Member(name, method, flags, crc, compressed, size, offset, -1))
+    if position != end:
         raise FormatError(
-            f"{where}: the zip directory holds {len(raw) - position} bytes beyond its {count} "
+            f"{where}: the zip directory holds {end - position} bytes beyond its {count} "
             "entries (more members than the end record declares?)"
         )
     return members
@@ -177,9 +185,16 @@ def check_ratio(member: Member, where: str, max_ratio: float, grace: int) -> Non
 _HEAD = 4 << 10  # read at the first member: a page
 
 
+# After a local header, its name and an extra field of up to this many bytes (zipalign's
+# padding, a zip64 field), the first bytes of the data: an .npy member's header, which a
+# tensor's reader then finds already read (``Source.read_at``).
+_EXTRA_GUESS, _DATA_AHEAD = 128, 256
+
+
 def header_guess(member: Member) -> int:
-    """Bytes that usually hold a local header, its name and a padding extra field."""
-    return LOCAL.size + len(member.name.encode()) + 128
+    """Bytes that usually hold a local header, its name, a padding extra field and the first
+    ``_DATA_AHEAD`` bytes of the data."""
+    return LOCAL.size + len(member.name.encode()) + _EXTRA_GUESS + _DATA_AHEAD
 
 
 def locate_data(source: Source, members: list[Member], directory_offset: int) -> list[Member]:
@@ -188,43 +203,48 @@ def locate_data(source: Source, members: list[Member], directory_offset: int) ->
     located: dict[int, Member] = {}
     expected_offset = 0
     previous: Member | None = None
-    # The headers are read one by one below; a remote file fetches them all at once.
-    source.announce((m.header_offset, header_guess(m)) for m in members)
+    if source.fd is None:  # a remote file fetches the headers read below in one batch
+        source.announce((m.header_offset, header_guess(m)) for m in members)
     offsets = [m.header_offset for m in members]
     order: Sequence[int] = range(len(offsets))
     if offsets != sorted(offsets):
         order = sorted(order, key=offsets.__getitem__)
+    unpack, fixed, signature = LOCAL.struct.unpack_from, LOCAL.size, LOCAL.signature
     for index in order:
         member = members[index]
-        if member.header_offset + LOCAL.size > directory_offset:
+        header_offset = member.header_offset
+        if header_offset + fixed > directory_offset:
             raise FormatError(
-                f"{where}: member {member.name!r} starts at offset {member.header_offset}, past the "
+                f"{where}: member {member.name!r} starts at offset {header_offset}, past the "
                 f"end of the member data ({directory_offset})"
             )
-        _check_gap(member.header_offset, expected_offset, previous, where, source=source)
-        # One read usually covers the header, the name and a padding extra field.
-        guess = min(header_guess(member), directory_offset - member.header_offset)
-        if previous is None and source.fd is not None and source.cached(member.header_offset, guess) is None:
+        if header_offset != expected_offset or (previous is not None and previous.flags & DESCRIPTOR_FLAG):
+            _check_gap(header_offset, expected_offset, previous, where, source=source)
+        # One read usually covers the header, the name, a padding extra field and the start of
+        # the data (header_guess).
+        guess = min(header_guess(member), directory_offset - header_offset)
+        if previous is None and source.fd is not None and source.cached(header_offset, guess) is None:
             # A local file's head, kept: the first headers and, in modelpack's files, the manifest.
-            block = source.prefetch(member.header_offset, min(_HEAD, directory_offset - member.header_offset))
+            block = source.prefetch(header_offset, min(_HEAD, directory_offset - header_offset))
         else:
-            block = source.read_at(member.header_offset, guess)
-        header = LOCAL.unpack_from(block)
-        flags, name_length, extra_length = header.flags, header.name_length, header.extra_length
-        crc, compressed, size = header.crc, header.compressed_size, header.size
-        if header.signature != LOCAL.signature:
+            block = source.read_at(header_offset, guess)
+        magic, _, flags, method, _, _, crc, compressed, size, name_length, extra_length = unpack(block)
+        if magic != signature:
             raise FormatError(
-                f"{where}: member {member.name!r} has no local header at offset {member.header_offset}"
+                f"{where}: member {member.name!r} has no local header at offset {header_offset}"
             )
-        name_start = member.header_offset + LOCAL.size
-        if LOCAL.size + name_length + extra_length <= len(block):
-            raw_name = block[LOCAL.size : LOCAL.size + name_length + extra_length]
+        name_start = header_offset + fixed
+        if fixed + name_length + extra_length <= len(block):
+            raw_name = block[fixed : fixed + name_length + extra_length]
         else:
             raw_name = source.read_at(name_start, name_length + extra_length)
-        if decode_name(raw_name[:name_length], flags, where) != member.name:
-            raise FormatError(
-                f"{where}: member {member.name!r} is called {raw_name[:name_length]!r} in its local header"
-            )
+        local_name = raw_name[:name_length]
+        if local_name.isascii():
+            same_name = local_name.decode("ascii") == member.name
+        else:
+            same_name = decode_name(local_name, flags, where) == member.name
+        if not same_name:
+            raise FormatError(f"{where}: member {member.name!r} is called {local_name!r} in its local header")
         if (flags ^ member.flags) & DESCRIPTOR_FLAG:
             # Bit 3 decides whether a reader takes the CRC and sizes from here or from a
             # descriptor after the data: both records must say the same.
@@ -236,10 +256,10 @@ def locate_data(source: Source, members: list[Member], directory_offset: int) ->
         if flags & DESCRIPTOR_FLAG and (crc, compressed, size) == (0, 0, 0):
             # The writer did not know them yet: the real values follow the data (checked there).
             crc, compressed, size = member.crc, member.compressed_size, member.size
-        else:
+        elif size == MAX_32 or compressed == MAX_32:
             extra = raw_name[name_length:]
             size, compressed, _, _ = zip64_fields(extra, size, compressed, 0, 0, where, member.name)
-        local = (header.method, flags & ENCRYPTION_FLAGS, crc, compressed, size)
+        local = (method, flags & ENCRYPTION_FLAGS, crc, compressed, size)
         if local != (member.method, member.flags & ENCRYPTION_FLAGS, member.crc,
                      member.compressed_size, member.size):
             # Tools that read local headers (streaming unzip) would see another file than we do.
@@ -248,6 +268,9 @@ def locate_data(source: Source, members: list[Member], directory_offset: int) ->
                 f"sizes {local}) disagrees with the zip directory"
             )
         data_offset = name_start + name_length + extra_length
+        lead = block[data_offset - header_offset : data_offset - header_offset + _DATA_AHEAD]
+        if lead:
+            source.keep_lead(data_offset, lead)
         located[index] = Member(*member[:-1], data_offset)
         expected_offset = data_offset + member.compressed_size
         previous = member

@@ -9,6 +9,7 @@ and ``finish`` checks that everything was read and that the CRC-32 matches.
 from __future__ import annotations
 
 import io
+import operator
 import os
 import zlib
 from collections.abc import Iterable, Sequence
@@ -71,6 +72,11 @@ class Source:
         self._cache.keep(self.start + offset, data)
         return data
 
+    def keep_lead(self, offset: int, data: bytes) -> None:
+        """Keep the first bytes of a member's data, read with its local header, for the one
+        read that asks for them from ``offset`` (a tensor's .npy header)."""
+        self._cache.leads[self.start + offset] = data
+
     def announce(self, ranges: Iterable[tuple[int, int]]) -> None:
         """Announce ``(offset, length)`` reads to a file that fetches ranges in batches (a
         remote one, ``io.remote``); a local file has no such method and reads as usual."""
@@ -132,12 +138,16 @@ class _Cache:
     def __init__(self, fd: int | None) -> None:
         self.fd = fd
         self.blocks: list[tuple[int, bytes]] = []
+        self.leads: dict[int, bytes] = {}  # the first bytes of members' data, by where they start
 
     def get(self, start: int, count: int) -> bytes | None:
         for block_start, data in self.blocks:
             begin = start - block_start
             if 0 <= begin and begin + count <= len(data):
                 return data[begin : begin + count]
+        lead = self.leads.get(start)
+        if lead is not None and count <= len(lead):
+            return lead[:count]
         return None
 
     def tail(self, end: int, span: int) -> bytes:
@@ -203,6 +213,12 @@ class MemberTable(LazyMapping[Member]):
         table._columns, table._rows, table._index = None, members, None
         return table
 
+    def rows(self) -> list[Member]:
+        """Every member, in directory order."""
+        if self._rows is not None:
+            return self._rows
+        return [self._build(name, index) for index, name in enumerate(self.names)]
+
     def renamed(self, names: list[str]) -> MemberTable:
         """The same members under other keys (the bundle's tensor names); ``Member.name``
         keeps the member's own name."""
@@ -222,11 +238,13 @@ class MemberTable(LazyMapping[Member]):
         if self._rows is not None:
             return self._rows[found]
         assert self._columns is not None
-        return Member(self.names[found], *(column[found] for column in self._columns))
+        method, flags, crc, compressed_size, size, header_offset, data_offset = self._columns
+        return Member(self.names[found], method[found], flags[found], crc[found], compressed_size[found],
+                      size[found], header_offset[found], data_offset[found])
 
     def column(self, field: str) -> list[int]:
         if self._rows is not None:
-            return [getattr(row, field) for row in self._rows]
+            return list(map(operator.attrgetter(field), self._rows))
         assert self._columns is not None
         return self._columns[self.FIELDS.index(field)]
 

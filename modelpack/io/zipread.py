@@ -63,7 +63,7 @@ class Directory:
     @property
     def members(self) -> list[Member]:
         """Every member, in directory order."""
-        return list(self.table.values())
+        return list(self.table.rows())
 
 
 def read_directory(
@@ -107,15 +107,19 @@ def read_directory(
     table = None
     if count >= BATCH_MIN:
         table = zipbatch.check_directory(source, raw, count, directory_offset, max_ratio, grace_bytes)
-    if table is None:
-        members = central_entries(raw, count, where)
-        for member in members:
+    if table is not None:
+        inflated = sum(map(operator.mul, table.column("size"), map(DEFLATED.__eq__, table.column("method"))))
+        _check_inflated(inflated, max_inflated, where)
+        return Directory(table=table, comment=comment, inflated=inflated)
+    members = central_entries(raw, count, where)
+    inflated = 0
+    for member in members:
+        if member.method == DEFLATED:
             check_ratio(member, where, max_ratio, grace_bytes)
-        _check_inflated(sum(m.size for m in members if m.method == DEFLATED), max_inflated, where)
-        table = MemberTable.of(locate_data(source, members, directory_offset))
-    inflated = sum(map(operator.mul, table.column("size"), map(DEFLATED.__eq__, table.column("method"))))
-    _check_inflated(inflated, max_inflated, where)
-    return Directory(table=table, comment=comment, inflated=inflated)
+            inflated += member.size
+    _check_inflated(inflated, max_inflated, where)  # (before any local header is read)
+    return Directory(table=MemberTable.of(locate_data(source, members, directory_offset)),
+                     comment=comment, inflated=inflated)
 
 
 def _check_inflated(inflated: int, max_inflated: float, where: str) -> None:

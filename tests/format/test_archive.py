@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import math
 
 import numpy as np
 import pytest
@@ -137,10 +138,10 @@ def test_large_model_reads_in_parallel_bitwise(tmp_path):
 def test_open_reads_the_tail_and_head_once_then_each_header(net_and_path, monkeypatch):
     """Opening reads one page of the tail (both directories of a small file) and one of the
     head (the manifest), then each of the bundle's other local headers once; one tensor then
-    costs its .npy header and its data. No byte range is read twice."""
+    costs one read (its .npy header and its data together). No byte range is read twice."""
     import os
 
-    _, path = net_and_path
+    net, path = net_and_path
     reads: list[tuple[int, int]] = []
     pread, preadv = os.pread, os.preadv
     monkeypatch.setattr(os, "pread", lambda fd, n, at: reads.append((at, n)) or pread(fd, n, at))
@@ -153,7 +154,11 @@ def test_open_reads_the_tail_and_head_once_then_each_header(net_and_path, monkey
     # 6 tensors: the first one's header lies in the head, the last one's in the tail
     assert len(opened) == 2 + 4 and len(set(opened)) == len(opened)
     assert all(n <= 4096 for _, n in opened)
-    assert len(reads) == len(opened) + 2  # the tensor's header, then its data
+    assert len(reads) == len(opened) + 1  # the tensor as modelpack wrote it: header and data at once
+    reads.clear()
+    mapped = modelpack.load(path, mmap=True)
+    assert len(reads) == len(opened)  # each .npy header came with its member's local header
+    assert mapped[0].weight.data().tobytes() == net[0].weight.data().tobytes()
 
 
 def test_a_header_longer_than_one_read_is_read_whole(tmp_path):
@@ -168,3 +173,169 @@ def test_a_header_longer_than_one_read_is_read_whole(tmp_path):
         assert archive.get_tensor("deep").tobytes() == deep.tobytes()
         assert archive.get_tensor("flat", mmap=True).tolist() == [1, 1, 1]
     assert modelpack.load(tmp_path / "deep.mpk")["deep"].shape == deep.shape
+
+
+def _tensors_file(tmp_path, members=None, name="t.mpk"):
+    """A saved tensor archive on disk, its bundle members edited by ``members`` (the manifest
+    unchanged, so that only the members' bytes differ from what modelpack writes)."""
+    arrays = {"a": np.arange(3, dtype=np.float32), "b": np.arange(12, dtype=np.int64).reshape(3, 4)}
+    buffer = io.BytesIO()
+    modelpack.save(buffer, arrays)
+    path = tmp_path / name
+    path.write_bytes(edit(buffer.getvalue(), bundle=members) if members else buffer.getvalue())
+    return arrays, path
+
+
+def test_small_files_are_read_one_read_per_tensor_without_the_exact_path(tmp_path, monkeypatch):
+    """A small file as modelpack writes it: ``load`` and ``get_tensor`` read each tensor with
+    one positioned read and never parse a header (the exact path is not taken)."""
+    from modelpack.format import archive as archive_module
+    from modelpack.io import npy
+
+    arrays, path = _tensors_file(tmp_path)
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the exact path was taken")
+
+    monkeypatch.setattr(archive_module.Archive, "_locate", refuse)
+    monkeypatch.setattr(npy, "header_in", refuse)
+    back = modelpack.load(path)
+    assert all(back[k].tobytes() == v.tobytes() and back[k].dtype == v.dtype for k, v in arrays.items())
+    assert all(array.flags.writeable for array in back.values())
+    with modelpack.open(path, integrity="sha256") as opened:
+        assert opened.get_tensor("b").tobytes() == arrays["b"].tobytes()
+
+
+def _header(name: str, header: str):
+    """A bundle edit: tensor ``name``'s member with this header and its own data bytes."""
+    from craft import npy_header_end, npy_with_header
+
+    def change(members):
+        member = members[name + ".npy"]
+        members[name + ".npy"] = npy_with_header(header, member[npy_header_end(member):])
+
+    return change
+
+
+@pytest.mark.parametrize("load", [True, False], ids=["load", "get_tensor"])
+def test_another_writers_header_takes_the_exact_path(tmp_path, load):
+    """A valid header modelpack would not write (keys in another order, other spacing) is not
+    vouched for; the exact path parses it and reads the same tensor."""
+    arrays, path = _tensors_file(tmp_path, _header("b", "{'shape': (3, 4), 'fortran_order': False, 'descr': '<i8'}"))
+    if load:
+        got = modelpack.load(path)["b"]
+    else:
+        with modelpack.open(path) as opened:
+            got = opened.get_tensor("b")
+    assert got.tobytes() == arrays["b"].tobytes() and got.dtype == arrays["b"].dtype
+
+
+@pytest.mark.parametrize(
+    ("header", "error", "message"),
+    [
+        ("{'descr': '<i8', 'fortran_order': False, 'shape': (4, 3), }", "ShapeMismatchError",
+         r"t\.mpk: member 'weights\.npz': member 'b\.npy': the manifest says shape \(3, 4\), the array header says \(4, 3\)"),
+        ("{'descr': '>i8', 'fortran_order': False, 'shape': (3, 4), }", "DtypeMismatchError",
+         r"member 'b\.npy': the array header says byte order '>i8'"),
+        ("{'descr': '<i8', 'fortran_order': True, 'shape': (3, 4), }", "FormatError",
+         r"member 'b\.npy': the array header says Fortran order"),
+        ("{'descr': '<i8', 'fortran_order': False, 'shape': (3, 3), }", "ShapeMismatchError",
+         r"the manifest says shape \(3, 4\), the array header says \(3, 3\)"),
+    ],
+    ids=["transposed", "big-endian", "fortran", "short"],
+)
+@pytest.mark.parametrize("how", ["load", "get_tensor", "mmap", "get_tensor mmap"])
+def test_a_header_that_disagrees_is_refused_by_the_exact_path(tmp_path, header, error, message, how):
+    """Same member size as modelpack's, other header: refused with the exact path's error,
+    whether read (one read vouches) or mapped (the header compared, ``Bundle.locate``)."""
+    from modelpack import errors
+
+    _, path = _tensors_file(tmp_path, _header("b", header))
+    with pytest.raises(getattr(errors, error), match=message) as caught:
+        if how in ("load", "mmap"):
+            modelpack.load(path, mmap=how == "mmap")
+        else:
+            with modelpack.open(path) as opened:
+                opened.get_tensor("b", mmap=how.endswith("mmap"))
+    assert type(caught.value).__name__ == error
+
+
+def test_a_damaged_small_file_is_refused_on_every_path(tmp_path):
+    """Damaged data in a small file: the one-read path does not vouch, the exact one refuses."""
+    _, path = _tensors_file(tmp_path)
+    _damage(path, "b")
+    with pytest.raises(IntegrityError, match=r"t\.mpk: member 'weights\.npz': member 'b\.npy' is damaged: CRC-32"):
+        modelpack.load(path)
+    with modelpack.open(path) as opened:
+        assert opened.get_tensor("a").tolist() == [0, 1, 2]
+        with pytest.raises(IntegrityError, match=r"member 'b\.npy' is damaged: CRC-32"):
+            opened.get_tensor("b")
+
+
+def test_nothing_is_allocated_from_a_manifest_shape_the_member_cannot_back(tmp_path, monkeypatch):
+    """The one-read path allocates from the manifest's shape only when the member's size
+    (checked against the limits at open) is exactly what that shape takes."""
+    def grow(document):
+        document["weights"]["a"]["shape"] = [1 << 36]
+
+    buffer = io.BytesIO()
+    modelpack.save(buffer, {"a": np.arange(3, dtype=np.float32)})
+    path = tmp_path / "t.mpk"
+    path.write_bytes(edit(buffer.getvalue(), manifest=grow))
+    sizes: list[int] = []
+    empty = np.empty
+
+    def spy(shape, *args, **kwargs):
+        dims = shape if isinstance(shape, tuple) else (shape,)
+        sizes.append(math.prod(dims) * np.dtype(kwargs.get("dtype", args[0] if args else None)).itemsize)
+        return empty(shape, *args, **kwargs)
+
+    monkeypatch.setattr(np, "empty", spy)
+    with pytest.raises(ModelpackError, match=r"member 'a\.npy': the manifest says shape \(68719476736,\)"):
+        modelpack.load(path)
+    assert max(sizes, default=0) < 1 << 20
+
+
+def test_the_one_read_path_reads_on_after_a_short_read(tmp_path, monkeypatch):
+    """A positioned read may return less than asked (Linux: 2 GiB at most): the rest is read
+    on, still without the exact path."""
+    import os
+
+    from modelpack.format import archive as archive_module
+
+    arrays, path = _tensors_file(tmp_path)
+    preadv, calls = os.preadv, []
+
+    def short(fd, buffers, at):
+        calls.append(at)
+        first = next(b for b in buffers if len(b))
+        return preadv(fd, [memoryview(first)[:40]], at)  # at most 40 bytes, of the first buffer
+
+    monkeypatch.setattr(os, "preadv", short)
+    monkeypatch.setattr(archive_module.Archive, "_locate", lambda *a: pytest.fail("the exact path was taken"))
+    with modelpack.open(path) as opened:
+        assert opened.get_tensor("b").tobytes() == arrays["b"].tobytes()
+    assert len(calls) > 3
+    back = modelpack.load(path)  # each tensor read on after its short reads
+    assert all(back[k].tobytes() == v.tobytes() for k, v in arrays.items())
+
+
+def test_every_dtype_and_odd_shape_is_read_bitwise_in_one_read(tmp_path, monkeypatch):
+    """The one-read path reads into the array itself: every storable dtype, 0-d and empty
+    arrays come back bitwise, writable and C-ordered, without the exact path."""
+    from modelpack.format import archive as archive_module
+    from modelpack.io.npy import SUPPORTED_DTYPES
+
+    rng = np.random.default_rng(1)
+    arrays = {}
+    for dtype in SUPPORTED_DTYPES:
+        for shape in [(), (0,), (3, 0), (2, 3, 5)]:
+            raw = rng.integers(0, 256, size=math.prod(shape) * np.dtype(dtype).itemsize, dtype=np.uint8)
+            arrays[f"{dtype}{shape}"] = raw.view(dtype).reshape(shape) if dtype != "bool" else (raw % 2).astype(bool).reshape(shape)
+    modelpack.save(tmp_path / "all.mpk", arrays)
+    monkeypatch.setattr(archive_module.Archive, "_locate", lambda *a: pytest.fail("the exact path was taken"))
+    back = modelpack.load(tmp_path / "all.mpk", integrity="sha256")
+    for name, array in arrays.items():
+        got = back[name]
+        assert got.dtype == array.dtype and got.shape == array.shape and got.tobytes() == array.tobytes(), name
+        assert got.flags.writeable and got.flags.c_contiguous
