@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import enum
 import hashlib
+import os
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Executor, Future, wait
 from dataclasses import dataclass
