@@ -191,8 +191,10 @@ def _json_form(text: str, max_nodes: int) -> Any:
         )
     # Duplicate keys: with few mappings a hook checks each as it is built; with many (a
     # manifest of 10,000 tensors) the hook costs more than the parse, so the keys the
-    # mappings hold are counted instead and compared with the colons in the text.
-    collections = text.count("{") + text.count("[")
+    # mappings hold are counted instead and compared with the keys written.
+    collections = text.count("{")
+    if collections < _MANY_COLLECTIONS:
+        collections += text.count("[")
     hooked = collections < _MANY_COLLECTIONS or escaped
     document = _parse_json(text, hooked)
     # Every mapping, list and scalar is a node, mapping keys included; each comma separates
@@ -200,10 +202,20 @@ def _json_form(text: str, max_nodes: int) -> Any:
     if hooked and collections <= MAX_DEPTH and 1 + 2 * (collections + text.count(",")) <= max_nodes:
         return document
     keys, low, high = _walk(document, max_nodes)
-    if not hooked and (keys != _colons_outside_strings(text) or low < _INT64[0] or high >= _INT64[1]):
+    if not hooked and (not _no_duplicates(text, keys) or low < _INT64[0] or high >= _INT64[1]):
         _parse_json(text, hooked=True)  # raises, naming the duplicated key or the integer
         raise YAMLRefused("duplicate keys in the JSON form")  # (a safety net: not reached)
     return document
+
+
+def _no_duplicates(text: str, keys: int) -> bool:
+    """Whether the mappings parsed from ``text`` (``keys`` keys in all) lost no duplicate.
+
+    Each key written is followed by one colon outside strings, and a mapping keeps at most
+    the keys written, so ``keys`` equal to the text's colons leaves no room for a duplicate.
+    A colon inside a string (a URL or a time in the metadata) breaks the tie: then only the
+    colons outside strings are counted (a pass over the quotes)."""
+    return keys == text.count(":") or keys == _colons_outside_strings(text)
 
 
 _MANY_COLLECTIONS = 1000
@@ -236,7 +248,9 @@ def _walk(document: Any, max_nodes: int) -> tuple[int, int, int]:
     container, mapping keys too).
 
     Level by level, each level's collections handled by C-level builtins: a Python step
-    per collection would cost as much as parsing.
+    per collection would cost as much as parsing. A level's values are taken in columns
+    (``_groups``), so that a column of one type (every tensor's dtype, every shape) is
+    classified by one set of types rather than value by value.
     """
     level = [document] if type(document) in (dict, list) else []
     nodes, keys, depth, low, high = 1, 0, 0, 0, 0
@@ -244,23 +258,55 @@ def _walk(document: Any, max_nodes: int) -> tuple[int, int, int]:
         depth += 1
         if depth > MAX_DEPTH:
             raise YAMLRefused(f"nests deeper than {MAX_DEPTH} levels")
-        mappings = [value for value in level if type(value) is dict]
-        sequences = [value for value in level if type(value) is list]
+        kinds = set(map(type, level))
+        if kinds == _DICT:
+            mappings, sequences = level, []
+        elif kinds == _LIST:
+            mappings, sequences = [], level
+        else:
+            mappings = [value for value in level if type(value) is dict]
+            sequences = [value for value in level if type(value) is list]
         found = sum(map(len, mappings))
         keys += found
         nodes += 2 * found + sum(map(len, sequences))
         if nodes > max_nodes:
             raise YAMLTooLarge(f"has more than {max_nodes} nodes", cost=1)
-        values = itertools.chain.from_iterable(map(dict.values, mappings))
-        children = list(itertools.chain(values, itertools.chain.from_iterable(sequences)))
-        kinds = list(map(type, children))
-        integers = list(itertools.compress(children, map(operator.is_, kinds, itertools.repeat(int))))
-        if integers:
-            low, high = min(low, *integers), max(high, *integers)
-        level = list(itertools.compress(children, map(_COLLECTIONS.__contains__, kinds)))
+        level = []
+        for group in _groups(mappings, found, sequences):
+            kinds = set(map(type, group))
+            if kinds <= _LEAVES:
+                continue
+            if kinds == _DICT or kinds == _LIST:
+                level += group
+                continue
+            if kinds == _INT:
+                low, high = min(low, min(group)), max(high, max(group))
+                continue
+            types = list(map(type, group))
+            integers = list(itertools.compress(group, map(operator.is_, types, itertools.repeat(int))))
+            if integers:
+                low, high = min(low, *integers), max(high, *integers)
+            level += itertools.compress(group, map(_COLLECTIONS.__contains__, types))
     return keys, low, high
 
 
+def _groups(mappings: list[dict[str, Any]], keys: int, sequences: list[list[Any]]) -> list[list[Any]]:
+    """A level's values in groups (every value exactly once): the mappings' values, in
+    columns when they all hold the same number of keys (the n-th value of each: one field of
+    a table of entries), and the sequences' items."""
+    values = list(itertools.chain.from_iterable(map(dict.values, mappings)))
+    width = keys // len(mappings) if mappings else 0
+    if width > 1 and set(map(len, mappings)) == {width}:
+        groups = [values[column::width] for column in range(width)]
+    else:
+        groups = [values]
+    groups.append(list(itertools.chain.from_iterable(sequences)))
+    return groups
+
+
+_DICT, _LIST, _INT = frozenset((dict,)), frozenset((list,)), frozenset((int,))
+# What a JSON parse gives that holds nothing further (an int is a leaf too, but checked).
+_LEAVES = frozenset((str, float, bool, type(None)))
 _COLLECTIONS = frozenset((dict, list))
 
 

@@ -259,3 +259,78 @@ def test_many_mappings_integers_are_still_int64_and_bounded(outside):
     message = "is outside" if len(outside) <= 400 else f"a number of {len(outside)} characters"
     with pytest.raises(safeyaml.YAMLRefused, match=message):
         safeyaml.load(_many(entries), max_nodes=10**6)
+
+
+def _table(count: int = 1500) -> list[str]:
+    """Entries of one width, as a tensor index holds them, with no colon inside a string."""
+    return [f'"t{i}": {{"dtype": "float32", "shape": [{i}, 3], "sha256": "{i:064x}"}}' for i in range(count)]
+
+
+def test_many_mappings_without_colons_in_strings_skip_the_quote_pass(monkeypatch):
+    """When the text's colons equal the keys parsed, no duplicate can have been lost, and the
+    colons outside strings are never counted; a duplicate still is refused and named."""
+    def counted(text):
+        raise AssertionError("the colons outside strings were counted")
+
+    monkeypatch.setattr(safeyaml, "_colons_outside_strings", counted)
+    entries = _table()
+    assert safeyaml.load(_many(entries), max_nodes=10**6)["t5"]["shape"] == [5, 3]
+    monkeypatch.undo()
+    entries[800] = '"t800": {"dtype": "float32", "shape": [1], "shape": [2]}'
+    with pytest.raises(safeyaml.YAMLRefused, match="duplicate key 'shape'"):
+        safeyaml.load(_many(entries), max_nodes=10**6)
+    entries[800] = '"t10": {"dtype": "float32", "shape": [1]}'
+    with pytest.raises(safeyaml.YAMLRefused, match="duplicate key 't10'"):
+        safeyaml.load(_many(entries), max_nodes=10**6)
+
+
+@pytest.mark.parametrize("colons", ['"meta": "12:00"', '"meta": ":"', '"a:b": 1'])
+def test_many_mappings_with_colons_in_strings_count_outside_strings(colons):
+    """A colon inside a string leaves the text's colons above the keys: the exact count
+    decides, accepting the document and still refusing a duplicate that the colon hides."""
+    entries = [*_table(), colons]
+    assert len(safeyaml.load(_many(entries), max_nodes=10**6)) == 1501
+    entries[3] = '"t4": {"dtype": "float32", "shape": [1]}'  # one key lost, one colon extra
+    with pytest.raises(safeyaml.YAMLRefused, match="duplicate key 't4'"):
+        safeyaml.load(_many(entries), max_nodes=10**6)
+
+
+def test_walk_table_columns_of_mixed_types_are_still_checked():
+    """A table's column of one type is classified at once; a column that mixes types (a key
+    order that differs, a nested value) is walked value by value, so a deep nest or an
+    out-of-range integer anywhere in it is still found."""
+    entries = _table()
+    entries[5] = '"t5": {"shape": [5, 3], "dtype": "float32", "sha256": "00"}'  # another order
+    assert safeyaml.load(_many(entries), max_nodes=10**6)["t5"]["dtype"] == "float32"
+    entries[6] = f'"t6": {{"dtype": [[{2**63}]], "shape": [1], "sha256": "00"}}'
+    with pytest.raises(safeyaml.YAMLRefused, match="is outside"):
+        safeyaml.load(_many(entries), max_nodes=10**6)
+    entries[6] = '"t6": {"dtype": ' + "[" * 200 + "]" * 200 + ', "shape": [1], "sha256": "00"}'
+    with pytest.raises(safeyaml.YAMLRefused, match="nests deeper than 160"):
+        safeyaml.load(_many(entries), max_nodes=10**6)
+    entries[6] = f'"t6": {{"dtype": "float32", "shape": [1, {-(2**63) - 1}], "sha256": "00"}}'
+    with pytest.raises(safeyaml.YAMLRefused, match="is outside"):
+        safeyaml.load(_many(entries), max_nodes=10**6)
+
+
+def test_walk_matches_a_plain_recursive_count():
+    """``_walk``'s keys, integer range and refusals against a recursive reference, on
+    tables of one width, mixed widths and mixed types."""
+    def reference(value, depth=1):
+        if type(value) is dict:
+            parts = [reference(v, depth + 1) for v in value.values()]
+            return (len(value) + sum(p[0] for p in parts), min([0, *(p[1] for p in parts)]),
+                    max([0, *(p[2] for p in parts)]))
+        if type(value) is list:
+            parts = [reference(v, depth + 1) for v in value]
+            return sum(p[0] for p in parts), min([0, *(p[1] for p in parts)]), max([0, *(p[2] for p in parts)])
+        return (0, value, value) if type(value) is int else (0, 0, 0)
+
+    documents = [
+        {f"t{i}": {"a": "x", "b": [i, -i], "c": None} for i in range(50)},
+        {f"t{i}": {"a": i, "b": {"c": [i * 7, {"d": -3 * i}]}} if i % 3 else {"z": [True, 1.5, i]} for i in range(50)},
+        [{"a": [1, [2, [3]]], "b": 4}, {"c": -9}, [], {}, 7, "s"],
+        {"w": {f"t{i}": {"s": [2**62, i], "d": "f"} for i in range(20)}, "m": {}},
+    ]
+    for document in documents:
+        assert safeyaml._walk(document, 10**6) == reference(document)
