@@ -191,15 +191,15 @@ def _check_tensors(
     entries = _entries(names, listed)
     fd = bundle.source.fd
     with ThreadPoolExecutor(max_workers=_WORKERS) as pool:
-        candidates = _candidates(bundle, entries) if fd is not None else []
+        candidates = _candidates(bundle, entries) if fd is not None else bundle_scan.Candidates()
         scanned = bundle_scan.Scan()
-        if fd is not None and candidates:
+        if fd is not None and len(candidates):
             scanned = bundle_scan.scan(fd, candidates, pool, where)
         problems: dict[int, ModelpackError] = {}
         _compare(scanned, candidates, entries, bundle, problems)
-        vouched = {candidate.member for candidate in candidates}
+        vouched = set(candidates.member)
         others = [index for index in range(len(names)) if index not in vouched]
-        others += [candidates[k].member for k, match in enumerate(scanned.headers_match) if not match]
+        others += [candidates.member[k] for k, match in enumerate(scanned.headers_match) if not match]
         # Positioned reads may run in parallel; a file object's one position may not.
         run = pool.map if fd is not None else map
         for index, outcome in zip(others, run(lambda i: _check_one(bundle, names[i], entries[i]), others),
@@ -233,25 +233,32 @@ def _entries(names: list[str], listed: Mapping[str, TensorInfo]) -> list[_Entry 
     return [(i.dtype, i.shape, i.sha256) if i is not None else None for i in infos]
 
 
-def _candidates(bundle: npz.Bundle, entries: list[_Entry | None]) -> list[bundle_scan.Candidate]:
-    """The stored, listed members whose size fits the manifest's dtype and shape, in file order."""
+def _candidates(bundle: npz.Bundle, entries: list[_Entry | None]) -> bundle_scan.Candidates:
+    """The stored, listed members whose size fits the manifest's dtype and shape, in file order.
+
+    Taken as columns: each distinct (dtype, shape) is looked up once (a model has a handful),
+    and a member costs one comparison of its size, not a loop step of lookups."""
     table = _table(bundle)
-    columns = [table.column(name) for name in ("method", "size", "header_offset", "data_offset")]
-    headers: dict[tuple[str, tuple[int, ...]], tuple[bytes, int] | None] = {}
-    base, make = bundle.source.start, bundle_scan.Candidate
-    out = []
-    for index, (entry, method, size, local, data_offset) in enumerate(zip(entries, *columns, strict=True)):
-        if entry is None or method != STORED:
-            continue
-        key = (entry[0], tuple(entry[1]))
-        if key not in headers:
-            headers[key] = npy.header_for(*key)
-        known = headers[key]
-        if known is not None and size == len(known[0]) + known[1]:
-            out.append(make(index, base + local, base + data_offset, base + data_offset + size, known[0]))
-    if any(a.data_offset > b.data_offset for a, b in zip(out, out[1:], strict=False)):  # another writer's
-        out.sort(key=lambda candidate: candidate.data_offset)
-    return out
+    fields = ("method", "size", "header_offset", "data_offset")
+    method, size, local, data_offset = (table.column(name) for name in fields)
+    keys = [(entry[0], tuple(entry[1])) if entry is not None else None for entry in entries]
+    headers = {key: npy.header_for(*key) if key is not None else None for key in set(keys)}
+    known = list(map(headers.__getitem__, keys))
+    chosen = [
+        index for index, (found, kind, stored) in enumerate(zip(known, method, size, strict=True))
+        if found is not None and kind == STORED and stored == len(found[0]) + found[1]
+    ]
+    if any(data_offset[a] > data_offset[b] for a, b in zip(chosen, chosen[1:], strict=False)):
+        chosen.sort(key=data_offset.__getitem__)
+    base = bundle.source.start
+    data = [base + data_offset[index] for index in chosen]
+    return bundle_scan.Candidates(
+        chosen,
+        [base + local[index] for index in chosen],
+        data,
+        [start + size[index] for start, index in zip(data, chosen, strict=True)],
+        [known[index][0] for index in chosen],  # type: ignore[index]
+    )
 
 
 def _table(bundle: npz.Bundle) -> MemberTable:
@@ -262,33 +269,33 @@ def _table(bundle: npz.Bundle) -> MemberTable:
     return table
 
 
-def _compare(scanned: bundle_scan.Scan, candidates: list[bundle_scan.Candidate],
+def _compare(scanned: bundle_scan.Scan, candidates: bundle_scan.Candidates,
              entries: list[_Entry | None], bundle: npz.Bundle, problems: dict[int, ModelpackError]) -> None:
     """Each scanned member's CRC-32 and SHA-256 against the records, compared as whole columns;
     only a mismatch is looked at member by member."""
     table, where = _table(bundle), bundle.source.where
     recorded = table.column("crc")
-    expected = [recorded[candidate.member] for candidate in candidates]
+    expected = list(map(recorded.__getitem__, candidates.member))
     if scanned.crcs != expected:
-        for candidate, crc, want in zip(candidates, scanned.crcs, expected, strict=True):
+        for member, crc, want in zip(candidates.member, scanned.crcs, expected, strict=True):
             if crc != want:
-                problems[candidate.member] = IntegrityError(
-                    f"{where}: member {table.names[candidate.member]!r} is damaged: CRC-32 is {crc:08x}, "
+                problems[member] = IntegrityError(
+                    f"{where}: member {table.names[member]!r} is damaged: CRC-32 is {crc:08x}, "
                     f"the zip directory records {want:08x}"
                 )
-    hashes = [entries[candidate.member][2] for candidate in candidates]  # type: ignore[index]
-    pairs = list(zip(candidates, scanned.digests, hashes, strict=True))
+    hashes = [entries[member][2] for member in candidates.member]  # type: ignore[index]
+    pairs = list(zip(candidates.member, scanned.digests, hashes, strict=True))
     if None in hashes:  # format 1.0 records none: those are checked by CRC-32 alone
         pairs = [pair for pair in pairs if pair[2] is not None]
     if b"".join(pair[1] for pair in pairs) == bytes.fromhex("".join(pair[2] for pair in pairs)):  # type: ignore[misc]
         return
     tensors = list(table)
-    for candidate, digest, recorded_hash in pairs:
-        if digest.hex() != recorded_hash and candidate.member not in problems:
+    for member, digest, recorded_hash in pairs:
+        if digest.hex() != recorded_hash and member not in problems:
             try:
-                npz.check_sha256(where, tensors[candidate.member], recorded_hash, digest.hex())  # type: ignore[arg-type]
+                npz.check_sha256(where, tensors[member], recorded_hash, digest.hex())  # type: ignore[arg-type]
             except IntegrityError as exc:
-                problems[candidate.member] = exc
+                problems[member] = exc
 
 
 def _check_one(bundle: npz.Bundle, name: str, entry: _Entry | None) -> ModelpackError | None:
