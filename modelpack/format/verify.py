@@ -22,6 +22,7 @@ opened at all (``OSError``).
 from __future__ import annotations
 
 import contextlib
+import operator
 import os
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -164,8 +165,9 @@ def _check_bundle(
                 f"{container.name}: member {WEIGHTS_MEMBER!r} is damaged: CRC-32 is {crc:08x}, the "
                 f"zip directory records {member.crc:08x}"
             ))
-    for name in listed:
-        if name not in bundle.members:
+    stored = set(bundle.members)
+    for name in listed if not stored.issuperset(listed) else ():
+        if name not in stored:
             report.problems.append(
                 f"{source.where}: tensor {name!r} listed in the manifest is missing from the bundle"
             )
@@ -248,10 +250,12 @@ def _candidates(bundle: npz.Bundle, entries: list[_Entry | None]) -> bundle_scan
         index for index, (found, kind, stored) in enumerate(zip(known, method, size, strict=True))
         if found is not None and kind == STORED and stored == len(found[0]) + found[1]
     ]
-    if any(data_offset[a] > data_offset[b] for a, b in zip(chosen, chosen[1:], strict=False)):
+    starts = [data_offset[index] for index in chosen]
+    if not all(map(operator.le, starts, starts[1:])):  # another writer's order
         chosen.sort(key=data_offset.__getitem__)
+        starts.sort()
     base = bundle.source.start
-    data = [base + data_offset[index] for index in chosen]
+    data = [base + start for start in starts]
     return bundle_scan.Candidates(
         chosen,
         [base + local[index] for index in chosen],
@@ -287,7 +291,10 @@ def _compare(scanned: bundle_scan.Scan, candidates: bundle_scan.Candidates,
     pairs = list(zip(candidates.member, scanned.digests, hashes, strict=True))
     if None in hashes:  # format 1.0 records none: those are checked by CRC-32 alone
         pairs = [pair for pair in pairs if pair[2] is not None]
-    if b"".join(pair[1] for pair in pairs) == bytes.fromhex("".join(pair[2] for pair in pairs)):  # type: ignore[misc]
+        digests, recorded_hashes = [pair[1] for pair in pairs], [pair[2] for pair in pairs]
+    else:
+        digests, recorded_hashes = scanned.digests, hashes
+    if b"".join(digests) == bytes.fromhex("".join(recorded_hashes)):  # type: ignore[arg-type]
         return
     tensors = list(table)
     for member, digest, recorded_hash in pairs:

@@ -22,6 +22,7 @@ from craft import (
     member_data_offsets,
     members_of,
     npy_header_end,
+    npy_with_header,
     stored_zip,
     tensor_data_offsets,
 )
@@ -262,3 +263,50 @@ def test_the_one_pass_over_a_file_finds_what_streaming_finds(tmp_path, monkeypat
         streamed = modelpack.verify(io.BytesIO(bytes(damaged)))
         assert report.problems == [p.replace("<file object>", str(path)) for p in streamed.problems], offset
         assert report.tensors == streamed.tensors, offset
+
+
+@pytest.mark.parametrize("count", [3, 120])
+def test_a_listed_tensor_missing_from_the_bundle_is_reported(tmp_path, count):
+    """Few or many members (the many are vetted and scanned as columns): a tensor the manifest
+    lists but the bundle lacks is reported once, and the others still verify."""
+    arrays = {f"t{i}": np.full(i % 5 + 1, i, np.float32) for i in range(count)}
+    ghost = {"dtype": "float32", "shape": [2], "sha256": "0" * 64}
+    data = edit(save_bytes(arrays), manifest=lambda d: d["weights"].update(ghost=ghost))
+    path = tmp_path / "ghost.mpk"
+    path.write_bytes(data)
+    report = modelpack.verify(path)
+    assert report.problems == [
+        f"{path}: member 'weights.npz': tensor 'ghost' listed in the manifest is missing from the bundle"
+    ]
+    assert report.tensors["ghost"] == "missing" and report.tensors["t1"] == "ok"
+    assert len(report.tensors) == count + 1
+
+
+def test_many_tensors_damage_and_other_headers_are_each_named(tmp_path):
+    """In a bundle of many members (scanned as columns): a flipped data byte, a recorded
+    hash that does not match, and a member in another writer's header are each found, and
+    every other tensor is ok."""
+    arrays = {f"t{i}": np.arange(i % 7 + 1, dtype=np.float32) for i in range(150)}
+
+    def other_header(members):
+        members["t5.npy"] = npy_with_header(
+            "{'descr': '<f4', 'fortran_order': False, 'shape': (6,), }", arrays["t5"].tobytes()
+        )
+        flipped = bytearray(members["t9.npy"])
+        flipped[-1] ^= 1
+        members["t9.npy"] = bytes(flipped)
+
+    def wrong_hash(document):
+        document["weights"]["t20"]["sha256"] = "f" * 64
+
+    data = edit(save_bytes(arrays), manifest=wrong_hash, bundle=other_header)
+    path = tmp_path / "many.mpk"
+    path.write_bytes(data)
+    report = modelpack.verify(path)
+    assert report.tensors["t9"] == "damaged" and report.tensors["t20"] == "damaged"
+    assert report.tensors["t5"] == "ok"  # another writer's header, the same data: checked entry by entry
+    assert [name for name, state in report.tensors.items() if state != "ok"] == ["t9", "t20"]
+    assert len(report.problems) == 2, report.problems
+    # (the rebuilt bundle records the flipped byte's CRC-32: only the manifest's SHA-256 knows)
+    assert "tensor 't9' is damaged" in report.problems[0] and "SHA-256" in report.problems[0]
+    assert "tensor 't20' is damaged" in report.problems[1] and "f" * 64 in report.problems[1]
