@@ -88,16 +88,20 @@ def check_directory(
     names = _names(joined, count, flags)
     if names is None:
         return None
-    order = np.argsort(offset, kind="stable")
-    if (order[1:] < order[:-1]).any():  # (the members are usually listed in file order)
+    if (offset[1:] >= offset[:-1]).all():  # (the members are usually listed in file order)
+        data_offset = _locate(source, entries, joined, directory_offset)
+    else:
+        order = np.argsort(offset, kind="stable")
         joined = _gather_joined(buffer, starts[order] + CENTRAL.size, name_length[order])
-    data_offset = _locate(source, entries[order], joined, directory_offset)
+        in_file_order = _locate(source, entries[order], joined, directory_offset)
+        if in_file_order is None:
+            return None
+        data_offset = np.empty_like(in_file_order)
+        data_offset[order] = in_file_order
     if data_offset is None:
         return None
-    in_directory_order = np.empty_like(data_offset)
-    in_directory_order[order] = data_offset
     return MemberTable(names, [method.tolist(), flags.tolist(), entries["crc"].tolist(), compressed.tolist(),
-                               size.tolist(), offset.tolist(), in_directory_order.tolist()])
+                               size.tolist(), offset.tolist(), data_offset.tolist()])
 
 
 def _entries(buffer: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray] | None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import random
+import struct
 import zipfile
 from pathlib import Path
 from typing import IO
@@ -171,3 +172,32 @@ def test_local_names_near_the_end_of_the_member_area(on_disk, differ, tmp_path):
         assert batch is None and isinstance(exact, ModelpackError)
     else:
         assert batch is not None and batch == exact
+
+
+def _directory_shuffled(data: bytes, seed: int) -> bytes:
+    """The same zip with its directory's entries listed in another order than the file's."""
+    end = data.rindex(b"PK\x05\x06")
+    count, size, offset = struct.unpack("<H2L", data[end + 10: end + 20])
+    records, at = [], offset
+    for _ in range(count):
+        name_length, extra_length, comment_length = struct.unpack("<3H", data[at + 28: at + 34])
+        width = 46 + name_length + extra_length + comment_length
+        records.append(data[at: at + width])
+        at += width
+    random.Random(seed).shuffle(records)
+    return data[:offset] + b"".join(records) + data[offset + size:]
+
+
+@pytest.mark.parametrize("on_disk", [False, True], ids=["in-memory", "mapped-file"])
+@pytest.mark.parametrize("local_name", [None, b"layer3.weight.npX"])
+def test_a_directory_listed_out_of_file_order(on_disk, local_name, tmp_path):
+    """Members listed in another order than the file's are located in file order and given
+    back in the directory's; a local name that differs is still found."""
+    entries = [RawEntry(name.encode(), data, local_name=local_name if i == 3 else None)
+               for i, (name, data) in enumerate(MEMBERS.items())]
+    batch, exact = _both(_directory_shuffled(raw_zip(entries), seed=15), tmp_path if on_disk else None)
+    if local_name is None:
+        assert batch is not None and batch == exact
+        assert batch.names != list(MEMBERS)
+    else:
+        assert batch is None and isinstance(exact, ModelpackError)
