@@ -154,7 +154,7 @@ def vouch(value: Any, make: Callable[..., Info]) -> TensorIndex[Info] | None:
     except KeyError:
         return None  # a field is missing: the schema says which
     hashes = list(map(dict.get, entries, itertools.repeat("sha256")))
-    present: list[Any] = list(filter(_not_none, hashes))
+    present: list[Any] = list(filter(_not_none, hashes)) if None in hashes else hashes
     # Each entry holds dtype and shape, so this sum counts exactly the other keys: each
     # present sha256 and nothing else (a newer minor version's field, which the schema drops,
     # or an explicit null, which it accepts).
