@@ -22,12 +22,13 @@ opened at all (``OSError``).
 from __future__ import annotations
 
 import contextlib
+import itertools
 import operator
 import os
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from ..errors import IntegrityError, ModelpackError
 from ..io import npy, npz
@@ -229,28 +230,40 @@ def _entries(names: list[str], listed: Mapping[str, TensorInfo]) -> list[_Entry 
     per tensor when the index was checked as columns."""
     raw = listed.entries if isinstance(listed, TensorIndex) else None
     if raw is not None:
-        found = [raw.get(name) for name in names]
+        found = list(map(raw.get, names))
+        if None not in found:  # every member listed: the fields taken as columns
+            every = cast("list[dict[str, Any]]", found)
+            hashes = map(dict.get, every, itertools.repeat("sha256"))
+            return list(zip(map(_DTYPE, every), map(_SHAPE, every), hashes, strict=True))
         return [(e["dtype"], e["shape"], e.get("sha256")) if e is not None else None for e in found]
     infos = [listed.get(name) for name in names]
     return [(i.dtype, i.shape, i.sha256) if i is not None else None for i in infos]
 
 
+_DTYPE, _SHAPE = operator.itemgetter("dtype"), operator.itemgetter("shape")
+_FIRST, _SECOND = operator.itemgetter(0), operator.itemgetter(1)
+
+
 def _candidates(bundle: npz.Bundle, entries: list[_Entry | None]) -> bundle_scan.Candidates:
     """The stored, listed members whose size fits the manifest's dtype and shape, in file order.
 
-    Taken as columns: each distinct (dtype, shape) is looked up once (a model has a handful),
-    and a member costs one comparison of its size, not a loop step of lookups."""
+    Taken as columns by C-level maps: each distinct (dtype, shape) is looked up once (a model
+    has a handful), and a member costs a few steps of builtins, not a loop step of Python."""
     table = _table(bundle)
     fields = ("method", "size", "header_offset", "data_offset")
     method, size, local, data_offset = (table.column(name) for name in fields)
-    keys = [(entry[0], tuple(entry[1])) if entry is not None else None for entry in entries]
+    if None in entries:
+        keys = [(entry[0], tuple(entry[1])) if entry is not None else None for entry in entries]
+    else:
+        keys = list(zip(map(_FIRST, entries), map(tuple, map(_SECOND, entries)), strict=True))  # type: ignore[arg-type]
     headers = {key: npy.header_for(*key) if key is not None else None for key in set(keys)}
-    known = list(map(headers.__getitem__, keys))
-    chosen = [
-        index for index, (found, kind, stored) in enumerate(zip(known, method, size, strict=True))
-        if found is not None and kind == STORED and stored == len(found[0]) + found[1]
-    ]
-    starts = [data_offset[index] for index in chosen]
+    # A member fits when it is stored and holds exactly its header and data (-1: no header).
+    fits = {key: -1 if found is None else len(found[0]) + found[1] for key, found in headers.items()}
+    fitting = map(operator.eq, map(fits.__getitem__, keys), size)
+    if method.count(STORED) != len(method):
+        fitting = map(operator.and_, fitting, map(STORED.__eq__, method))
+    chosen = list(itertools.compress(range(len(keys)), fitting))
+    starts = list(map(data_offset.__getitem__, chosen))
     if not all(map(operator.le, starts, starts[1:])):  # another writer's order
         chosen.sort(key=data_offset.__getitem__)
         starts.sort()
@@ -260,8 +273,8 @@ def _candidates(bundle: npz.Bundle, entries: list[_Entry | None]) -> bundle_scan
         chosen,
         [base + local[index] for index in chosen],
         data,
-        [start + size[index] for start, index in zip(data, chosen, strict=True)],
-        [known[index][0] for index in chosen],  # type: ignore[index]
+        list(map(operator.add, data, map(size.__getitem__, chosen))),
+        [headers[keys[index]][0] for index in chosen],  # type: ignore[index]
     )
 
 

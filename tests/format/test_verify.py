@@ -17,12 +17,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 from craft import (
+    RawEntry,
     central_offsets,
+    deflate,
     edit,
     member_data_offsets,
     members_of,
     npy_header_end,
     npy_with_header,
+    raw_archive,
+    raw_zip,
     stored_zip,
     tensor_data_offsets,
 )
@@ -310,3 +314,44 @@ def test_many_tensors_damage_and_other_headers_are_each_named(tmp_path):
     # (the rebuilt bundle records the flipped byte's CRC-32: only the manifest's SHA-256 knows)
     assert "tensor 't9' is damaged" in report.problems[0] and "SHA-256" in report.problems[0]
     assert "tensor 't20' is damaged" in report.problems[1] and "f" * 64 in report.problems[1]
+
+
+@pytest.mark.parametrize("count", [3, 120])
+def test_a_member_the_manifest_does_not_list_is_reported(tmp_path, count):
+    """A bundle member the manifest lacks is named, and the listed ones still verify: its
+    entry is missing from the columns, so they are taken entry by entry."""
+    arrays = {f"t{i}": np.full(i % 5 + 1, i, np.float32) for i in range(count)}
+    data = edit(save_bytes(arrays), manifest=lambda d: d["weights"].pop("t1"))
+    path = tmp_path / "extra.mpk"
+    path.write_bytes(data)
+    report = modelpack.verify(path)
+    assert report.problems == [f"{path}: member 'weights.npz': holds tensor 't1', which the manifest does not list"]
+    assert report.tensors["t0"] == "ok" and len(report.tensors) == count
+
+
+def test_many_members_some_deflated(tmp_path):
+    """Deflated members are not scanned in place: they are read entry by entry, the stored
+    ones around them scanned, and damage in either kind is found."""
+    arrays = {f"t{i}": np.zeros(64 if i % 2 else 3, np.float32) for i in range(120)}
+    data = save_bytes(arrays)
+    inner = members_of(members_of(data)["weights.npz"])
+    entries = [RawEntry(name.encode(), deflate(body) if name.endswith("0.npy") else body,
+                        method=8 if name.endswith("0.npy") else 0, plain=body)
+               for name, body in inner.items()]
+    document = members_of(data)["manifest.yaml"]
+    good = raw_archive(document, raw_zip(entries))
+    path = tmp_path / "mixed.mpk"
+    path.write_bytes(good)
+    report = modelpack.verify(path)
+    assert report.ok, report.problems
+    assert set(report.tensors.values()) == {"ok"} and len(report.tensors) == 120
+    for damaged_name in ("t20.npy", "t21.npy"):
+        body = bytearray(inner[damaged_name])
+        body[-1] ^= 1
+        changed = [RawEntry(e.name, deflate(bytes(body)) if e.method == 8 else bytes(body), method=e.method,
+                            plain=bytes(body), crc=zlib.crc32(inner[damaged_name]))
+                   if e.name == damaged_name.encode() else e for e in entries]
+        path.write_bytes(raw_archive(document, raw_zip(changed)))
+        report = modelpack.verify(path)
+        assert report.tensors[damaged_name[:-4]] == "damaged", report.problems
+        assert [name for name, state in report.tensors.items() if state != "ok"] == [damaged_name[:-4]]
