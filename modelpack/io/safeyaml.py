@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 import yaml
+from pydantic_core import from_json
 from yaml.events import (
     AliasEvent,
     CollectionStartEvent,
@@ -196,12 +197,17 @@ def _json_form(text: str, max_nodes: int) -> Any:
     if collections < _MANY_COLLECTIONS:
         collections += text.count("[")
     hooked = collections < _MANY_COLLECTIONS or escaped
-    document = _parse_json(text, hooked)
+    document = None if hooked else _parse_quickly(text)
+    checked_numbers = document is None
+    if checked_numbers:
+        document = _parse_json(text, hooked)
     # Every mapping, list and scalar is a node, mapping keys included; each comma separates
     # at most a key and a value, so this bound is cheap and never too low.
     if hooked and collections <= MAX_DEPTH and 1 + 2 * (collections + text.count(",")) <= max_nodes:
         return document
-    keys, low, high = _walk(document, max_nodes)
+    keys, low, high, floats = _walk(document, max_nodes)
+    if floats and not checked_numbers:  # a float's written form is checked by json's hook alone
+        document = _parse_json(text, hooked)
     if not hooked and (not _no_duplicates(text, keys) or low < _INT64[0] or high >= _INT64[1]):
         _parse_json(text, hooked=True)  # raises, naming the duplicated key or the integer
         raise YAMLRefused("duplicate keys in the JSON form")  # (a safety net: not reached)
@@ -224,6 +230,17 @@ _MANY_COLLECTIONS = 1000
 _NOT_COLON_OR_QUOTE = bytes(sorted(set(range(256)) - set(b'":')))
 
 
+def _parse_quickly(text: str) -> Any:
+    """The text parsed by pydantic's JSON parser (about 1.5x json's speed, as it has no hooks),
+    or None where it refuses: json then parses it again and words the refusal. It refuses
+    whatever json refuses (tests/io/test_safeyaml.py compares them), and more (NaN, deep
+    nesting); what json's hooks check it leaves to the caller (duplicates, floats' forms)."""
+    try:
+        return from_json(text, allow_inf_nan=False, cache_strings="keys")
+    except ValueError:
+        return None
+
+
 def _parse_json(text: str, hooked: bool) -> Any:
     """The parsed text; with ``hooked``, each mapping and integer checked as it is built (a
     call per node), else left to ``_walk``, which checks them per level at C speed."""
@@ -242,8 +259,9 @@ def _parse_json(text: str, hooked: bool) -> Any:
         return _parse_json(text, hooked=True)
 
 
-def _walk(document: Any, max_nodes: int) -> tuple[int, int, int]:
-    """The keys of every mapping, and the least and greatest integer (or 0); YAMLRefused
+def _walk(document: Any, max_nodes: int) -> tuple[int, int, int, bool]:
+    """The keys of every mapping, the least and greatest integer (or 0), and whether any value
+    is a float; YAMLRefused
     beyond ``MAX_DEPTH`` levels or ``max_nodes`` nodes (scalars are counted with their
     container, mapping keys too).
 
@@ -254,6 +272,7 @@ def _walk(document: Any, max_nodes: int) -> tuple[int, int, int]:
     """
     level = [document] if type(document) in (dict, list) else []
     nodes, keys, depth, low, high = 1, 0, 0, 0, 0
+    floats = type(document) is float
     while level:
         depth += 1
         if depth > MAX_DEPTH:
@@ -274,6 +293,7 @@ def _walk(document: Any, max_nodes: int) -> tuple[int, int, int]:
         level = []
         for group in _groups(mappings, found, sequences):
             kinds = set(map(type, group))
+            floats = floats or float in kinds
             if kinds <= _LEAVES:
                 continue
             if kinds == _DICT or kinds == _LIST:
@@ -287,7 +307,7 @@ def _walk(document: Any, max_nodes: int) -> tuple[int, int, int]:
             if integers:
                 low, high = min(low, *integers), max(high, *integers)
             level += itertools.compress(group, map(_COLLECTIONS.__contains__, types))
-    return keys, low, high
+    return keys, low, high, floats
 
 
 def _groups(mappings: list[dict[str, Any]], keys: int, sequences: list[list[Any]]) -> list[list[Any]]:

@@ -326,11 +326,54 @@ def test_walk_matches_a_plain_recursive_count():
             return sum(p[0] for p in parts), min([0, *(p[1] for p in parts)]), max([0, *(p[2] for p in parts)])
         return (0, value, value) if type(value) is int else (0, 0, 0)
 
+    def floats(value):
+        if type(value) is dict:
+            return any(map(floats, value.values()))
+        return any(map(floats, value)) if type(value) is list else type(value) is float
+
     documents = [
         {f"t{i}": {"a": "x", "b": [i, -i], "c": None} for i in range(50)},
         {f"t{i}": {"a": i, "b": {"c": [i * 7, {"d": -3 * i}]}} if i % 3 else {"z": [True, 1.5, i]} for i in range(50)},
         [{"a": [1, [2, [3]]], "b": 4}, {"c": -9}, [], {}, 7, "s"],
+        {"w": {f"t{i}": {"a": 1, "b": [2, 0.5 if i == 7 else 3]} for i in range(20)}},
         {"w": {f"t{i}": {"s": [2**62, i], "d": "f"} for i in range(20)}, "m": {}},
     ]
     for document in documents:
-        assert safeyaml._walk(document, 10**6) == reference(document)
+        assert safeyaml._walk(document, 10**6) == (*reference(document), floats(document))
+
+
+# Texts json accepts or refuses, each put into a manifest of many mappings (parsed by
+# pydantic's parser first): the outcome must be what json and its hooks alone give.
+_EDGES = [
+    '1.5', '-0.25', '1.5e+3', '1.5E-3', '1e5', '1E+5', '1.5e3', '2.', '.5', '-0', '-0.0', '01', '+1',
+    'NaN', 'Infinity', '-Infinity', '1e999', '9' * 30, '9' * 5000, str(2**63), str(-(2**63)),
+    '"\x7f"', 'true', 'True', 'null', '[1,]', '[1 2]', '{"a": 1,}', '"a\tb"', '"é"', '"\u00e9"',
+    '[' * 170 + ']' * 170, '[' * 150 + ']' * 150,
+]
+
+
+@pytest.mark.parametrize("value", _EDGES, ids=lambda value: value[:20])
+def test_many_mappings_parsed_quickly_agree_with_json_alone(monkeypatch, value):
+    text = _many([*_table(), f'"edge": {value}'])
+    def outcome():
+        try:
+            return safeyaml.load(text, max_nodes=10**6)
+        except safeyaml.YAMLRefused as exc:
+            return type(exc), str(exc)
+    quick = outcome()
+    monkeypatch.setattr(safeyaml, "_parse_quickly", lambda text: None)
+    assert quick == outcome()
+
+
+def test_many_mappings_are_parsed_quickly_unless_a_float_needs_its_form_checked(monkeypatch):
+    """The quick parse is kept when the document holds no float; a float sends it through
+    json again, whose hook checks the form (and refuses one outside the JSON form)."""
+    calls = []
+    original = safeyaml._parse_json
+    monkeypatch.setattr(safeyaml, "_parse_json", lambda text, hooked: calls.append(hooked) or original(text, hooked))
+    safeyaml.load(_many(_table()), max_nodes=10**6)
+    assert calls == []
+    assert safeyaml.load(_many([*_table(), '"f": [0.5]']), max_nodes=10**6)["f"] == [0.5]
+    assert calls == [False]
+    with pytest.raises(safeyaml.YAMLRefused, match="not in the JSON form"):
+        safeyaml.load(_many([*_table(), '"f": {"g": [1e5]}']), max_nodes=10**6)
