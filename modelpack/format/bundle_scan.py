@@ -6,7 +6,8 @@ reads a run with one positioned read and checks its members from that buffer, so
 tensor costs one slice, one CRC-32 and one SHA-256, and 10,000 tensors are a few runs, not
 10,000 tasks. A member larger than a chunk is a run of its own, read chunk by chunk (memory:
 one chunk per thread). hashlib and the CRC release the GIL on large buffers, so runs go on in
-parallel on all cores.
+parallel on all cores; members of a few KiB are checked on one thread, as handing the GIL
+between threads for each would cost more than hashing it.
 
 A header is vouched for here only when it is byte for byte the header modelpack writes for
 the manifest's dtype and shape (``npy.header_for``), which passes every header check of
@@ -30,6 +31,7 @@ from ..io.checksums import crc32, crc32_combine
 __all__ = ["Candidates", "Scan", "scan"]
 
 CHUNK = 1 << 20
+SMALL_MEMBER = 64 << 10  # below this on average, members are checked on one thread
 
 
 @dataclass
@@ -63,8 +65,11 @@ def scan(fd: int, candidates: Candidates, pool: ThreadPoolExecutor, where: str) 
     """Check ``candidates`` (sorted by offset, as a vetted zip tiles them) on ``pool``."""
     result = Scan()
     runs = list(_runs(candidates))
-    # One run (a small file) is checked here, sooner than a thread starts.
-    apply = map if len(runs) <= 1 else pool.map
+    # One run (a small file) is checked here, sooner than a thread starts; so are members
+    # that are small on average: hashing one takes less time than handing the GIL from
+    # thread to thread around it, so threads would only slow them down.
+    spanned = candidates.end[-1] - candidates.header_offset[0] if len(candidates) else 0
+    apply = map if len(runs) <= 1 or spanned < SMALL_MEMBER * len(candidates) else pool.map
     for run_scan in apply(lambda run: _scan_run(fd, candidates, run[0], run[1], where), runs):
         result.crcs += run_scan.crcs
         result.digests += run_scan.digests

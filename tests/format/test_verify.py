@@ -244,15 +244,18 @@ def test_large_tensors_crcs_are_combined_into_the_bundles(tmp_path, where):
     assert report.problems == [p.replace("<file object>", str(path)) for p in streamed.problems]
 
 
-@pytest.mark.parametrize("chunk", [None, 200])
-def test_the_one_pass_over_a_file_finds_what_streaming_finds(tmp_path, monkeypatch, chunk):
+@pytest.mark.parametrize(("chunk", "threads"), [(None, False), (200, False), (200, True)])
+def test_the_one_pass_over_a_file_finds_what_streaming_finds(tmp_path, monkeypatch, chunk, threads):
     """verify reads a file's stored tensors in runs with positioned reads (``bundle_scan``),
     a file object's member by member: every byte flipped in the bundle gives both the same
-    problems. With a small chunk, tensors are split across runs and read chunk by chunk."""
+    problems. With a small chunk, tensors are split across runs and read chunk by chunk, on
+    this thread (small members) or, with ``threads``, on the pool's."""
     from modelpack.format import bundle_scan
 
     if chunk is not None:
         monkeypatch.setattr(bundle_scan, "CHUNK", chunk)
+    if threads:
+        monkeypatch.setattr(bundle_scan, "SMALL_MEMBER", 0)
     arrays = {"a": np.arange(60, dtype=np.float32), "b": np.ones((2, 3), np.int16),
               "c": np.zeros(0, np.float64), "d": np.arange(5, dtype=np.uint8)}
     original = save_bytes(arrays)
@@ -355,3 +358,26 @@ def test_many_members_some_deflated(tmp_path):
         report = modelpack.verify(path)
         assert report.tensors[damaged_name[:-4]] == "damaged", report.problems
         assert [name for name, state in report.tensors.items() if state != "ok"] == [damaged_name[:-4]]
+
+
+def test_small_members_are_scanned_on_this_thread_large_ones_on_the_pool(tmp_path, monkeypatch):
+    """Members of a few KiB are hashed faster on one thread than handed between threads;
+    larger ones are spread over the pool. Either way every tensor is verified."""
+    import threading
+
+    from modelpack.format import bundle_scan
+
+    monkeypatch.setattr(bundle_scan, "CHUNK", 4096)
+    threads = []
+    original = bundle_scan._scan_run
+    monkeypatch.setattr(bundle_scan, "_scan_run",
+                        lambda *args: threads.append(threading.current_thread()) or original(*args))
+    for arrays, pooled in [({f"t{i}": np.zeros(100, np.float32) for i in range(100)}, False),
+                           ({f"t{i}": np.zeros(20_000, np.float32) for i in range(4)}, True)]:
+        path = tmp_path / f"{len(arrays)}.mpk"
+        path.write_bytes(save_bytes(arrays))
+        threads.clear()
+        report = modelpack.verify(path)
+        assert report.ok and set(report.tensors.values()) == {"ok"} and len(report.tensors) == len(arrays)
+        assert len(threads) > 1
+        assert (threading.main_thread() not in threads) is pooled, threads
