@@ -118,9 +118,10 @@ def load(text: str | bytes, *, max_nodes: int) -> Any:
     """Parse one YAML document of plain data; raise ``YAMLRefused`` for anything else.
 
     A text whose first character other than space, tab, CR or LF is ``{`` is the JSON form
-    (spec/FORMAT.md §2.1): parsed by the C JSON parser (about 20× faster than even libyaml's
-    events) with the form's restrictions, which make it mean the same under YAML 1.1; a text
-    that breaks them is refused, never retried as YAML. Anything else is the block form.
+    (spec/FORMAT.md §2.1): parsed by a compiled JSON parser (json's, or for a large index
+    pydantic_core's; about 20× faster than even libyaml's events) with the form's
+    restrictions, which make it mean the same under YAML 1.1; a text that breaks them is
+    refused, never retried as YAML. Anything else is the block form.
     """
     if isinstance(text, bytes):
         text = text.decode("utf-8")
@@ -206,7 +207,9 @@ def _json_form(text: str, max_nodes: int) -> Any:
     if hooked and collections <= MAX_DEPTH and 1 + 2 * (collections + text.count(",")) <= max_nodes:
         return document
     keys, low, high, floats = _walk(document, max_nodes)
-    if floats and not checked_numbers:  # a float's written form is checked by json's hook alone
+    if floats and not checked_numbers:
+        # A float's written form is checked by json's hook alone: parsed again, to the same
+        # mappings and integers as the walk found (or refused).
         document = _parse_json(text, hooked)
     if not hooked and (not _no_duplicates(text, keys) or low < _INT64[0] or high >= _INT64[1]):
         _parse_json(text, hooked=True)  # raises, naming the duplicated key or the integer
@@ -261,9 +264,8 @@ def _parse_json(text: str, hooked: bool) -> Any:
 
 def _walk(document: Any, max_nodes: int) -> tuple[int, int, int, bool]:
     """The keys of every mapping, the least and greatest integer (or 0), and whether any value
-    is a float; YAMLRefused
-    beyond ``MAX_DEPTH`` levels or ``max_nodes`` nodes (scalars are counted with their
-    container, mapping keys too).
+    is a float; YAMLRefused beyond ``MAX_DEPTH`` levels or ``max_nodes`` nodes (scalars are
+    counted with their container, mapping keys too).
 
     Level by level, each level's collections handled by C-level builtins: a Python step
     per collection would cost as much as parsing. A level's values are taken in columns

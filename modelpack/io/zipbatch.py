@@ -43,10 +43,9 @@ _LOCAL = LOCAL.columns()
 _CENTRAL_SIGNATURE = int.from_bytes(CENTRAL.signature, "little")
 _LOCAL_SIGNATURE = int.from_bytes(LOCAL.signature, "little")
 # Anything zipentries.check_name refuses, in names joined by (and starting with) "\n":
-# control characters and backslashes, an empty name, an absolute path, a ".." component,
-# a trailing "/". ("\n" itself cannot be in a name: the names would not split back.)
-# The bytes a name may hold: all but control characters (other than "\n") and backslashes,
-# which are all ASCII (in UTF-8 no other character's encoding holds an ASCII byte).
+# control characters and backslashes (``_NAME_BYTES`` holds every other byte; in UTF-8 no
+# other character's encoding holds an ASCII byte), an empty name, an absolute path, a ".."
+# component, a trailing "/". ("\n" itself cannot be in a name: the names would not split back.)
 _NAME_BYTES = bytes(sorted(set(range(256)) - {*range(0x0A), *range(0x0B, 0x20), 0x7F, ord("\\")}))
 _BAD_PATH = re.compile(r"\n[A-Za-z]:/|[\n/]\.\.[\n/]")  # (with "\n\n", "\n/", "/\n": substrings)
 _FILE_TYPE, _REGULAR = 0o170000 << 16, 0o100000 << 16  # in the external attributes (Unix mode)
