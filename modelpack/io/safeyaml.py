@@ -28,7 +28,7 @@ import json
 import operator
 import re
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import yaml
@@ -46,7 +46,7 @@ from yaml.events import (
 )
 from yaml.nodes import ScalarNode
 
-__all__ = ["MAX_DEPTH", "YAML_NODE_COST", "YAMLRefused", "YAMLTooLarge", "gc_paused", "load"]
+__all__ = ["MAX_DEPTH", "YAML_NODE_COST", "Proof", "YAMLRefused", "YAMLTooLarge", "gc_paused", "load"]
 
 # Deepest nesting of mappings and lists. An architecture level costs two (a node and its
 # children mapping), so the 64-level architecture limit needs about 132; this leaves room
@@ -96,6 +96,23 @@ class YAMLTooLarge(YAMLRefused):
         self.cost = cost
 
 
+class Proof(NamedTuple):
+    """A part of a parsed document that its reader has checked already (``load``'s ``prove``),
+    and what stands in its place: ``load`` counts what the part held rather than visiting it.
+
+    The reader vouches that the part holds no float, nests at most ``MAX_DEPTH`` levels
+    below the root and holds only integers within [-2**63, 2**63).
+    """
+
+    key: str  # the root mapping's key whose value the reader checked
+    checked: Any  # its value's stand-in: not a dict or list, so the walk does not enter it
+    keys: int  # mapping keys the part held (below its own key)
+    nodes: int  # nodes it held (below its own node)
+
+
+Prove = Callable[[dict[str, Any]], "Proof | None"]
+
+
 @contextlib.contextmanager
 def gc_paused() -> Iterator[None]:
     """Pause the cyclic garbage collector around building (or validating) a large document.
@@ -114,8 +131,12 @@ def gc_paused() -> Iterator[None]:
             gc.enable()
 
 
-def load(text: str | bytes, *, max_nodes: int) -> Any:
+def load(text: str | bytes, *, max_nodes: int, prove: Prove | None = None) -> Any:
     """Parse one YAML document of plain data; raise ``YAMLRefused`` for anything else.
+
+    ``prove`` may check a part of a large document in its own terms (a manifest's tensor
+    index) and give a ``Proof``: the part's value is then its stand-in, and the checks here
+    count what it held rather than visiting it again.
 
     A text whose first character other than space, tab, CR or LF is ``{`` is the JSON form
     (spec/FORMAT.md §2.1): parsed by a compiled JSON parser (json's, or for a large index
@@ -127,7 +148,7 @@ def load(text: str | bytes, *, max_nodes: int) -> Any:
         text = text.decode("utf-8")
     with gc_paused():
         if text.lstrip(" \t\r\n").startswith("{"):
-            return _json_form(text, max_nodes)
+            return _json_form(text, max_nodes, prove)
         if "\ufeff" in text:
             raise YAMLRefused("a raw U+FEFF (byte-order mark) is not allowed in a manifest")
         parser = _PARSER(text)
@@ -179,7 +200,7 @@ def _json_constant(token: str) -> Any:
     raise YAMLRefused(f"{token} is not JSON")
 
 
-def _json_form(text: str, max_nodes: int) -> Any:
+def _json_form(text: str, max_nodes: int, prove: Prove | None = None) -> Any:
     """The JSON form of spec/FORMAT.md §2.1, or YAMLRefused saying which restriction broke."""
     # The raw characters can only be in a text that is not ASCII (writers write ASCII), and
     # the escapes only where a backslash occurs (one character: found at memchr's speed):
@@ -198,7 +219,7 @@ def _json_form(text: str, max_nodes: int) -> Any:
     if collections < _MANY_COLLECTIONS:
         collections += text.count("[")
     hooked = collections < _MANY_COLLECTIONS or escaped
-    document = None if hooked else _parse_quickly(text)
+    document: Any = None if hooked else _parse_quickly(text)
     checked_numbers = document is None
     if checked_numbers:
         document = _parse_json(text, hooked)
@@ -206,10 +227,15 @@ def _json_form(text: str, max_nodes: int) -> Any:
     # at most a key and a value, so this bound is cheap and never too low.
     if hooked and collections <= MAX_DEPTH and 1 + 2 * (collections + text.count(",")) <= max_nodes:
         return document
-    keys, low, high, floats = _walk(document, max_nodes)
+    # A part the caller checks in its own terms is counted, not walked (a tensor index).
+    proof = prove(document) if prove is not None and not hooked and type(document) is dict else None
+    if proof is not None:
+        document[proof.key] = proof.checked
+    keys, low, high, floats = _walk(document, max_nodes, counted=proof.nodes if proof else 0)
+    keys += proof.keys if proof else 0
     if floats and not checked_numbers:
         # A float's written form is checked by json's hook alone: parsed again, to the same
-        # mappings and integers as the walk found (or refused).
+        # mappings and integers as the walk found (or refused), and without the stand-in.
         document = _parse_json(text, hooked)
     if not hooked and (not _no_duplicates(text, keys) or low < _INT64[0] or high >= _INT64[1]):
         _parse_json(text, hooked=True)  # raises, naming the duplicated key or the integer
@@ -262,10 +288,10 @@ def _parse_json(text: str, hooked: bool) -> Any:
         return _parse_json(text, hooked=True)
 
 
-def _walk(document: Any, max_nodes: int) -> tuple[int, int, int, bool]:
+def _walk(document: Any, max_nodes: int, *, counted: int = 0) -> tuple[int, int, int, bool]:
     """The keys of every mapping, the least and greatest integer (or 0), and whether any value
     is a float; YAMLRefused beyond ``MAX_DEPTH`` levels or ``max_nodes`` nodes (scalars are
-    counted with their container, mapping keys too).
+    counted with their container, mapping keys too; ``counted`` nodes were counted before).
 
     Level by level, each level's collections handled by C-level builtins: a Python step
     per collection would cost as much as parsing. A level's values are taken in columns
@@ -273,8 +299,10 @@ def _walk(document: Any, max_nodes: int) -> tuple[int, int, int, bool]:
     classified by one set of types rather than value by value.
     """
     level = [document] if type(document) in (dict, list) else []
-    nodes, keys, depth, low, high = 1, 0, 0, 0, 0
+    nodes, keys, depth, low, high = 1 + counted, 0, 0, 0, 0
     floats = type(document) is float
+    if nodes > max_nodes:
+        raise YAMLTooLarge(f"has more than {max_nodes} nodes", cost=1)
     while level:
         depth += 1
         if depth > MAX_DEPTH:

@@ -377,3 +377,29 @@ def test_many_mappings_are_parsed_quickly_unless_a_float_needs_its_form_checked(
     assert calls == [False]
     with pytest.raises(safeyaml.YAMLRefused, match="not in the JSON form"):
         safeyaml.load(_many([*_table(), '"f": {"g": [1e5]}']), max_nodes=10**6)
+
+
+def test_a_proven_part_is_counted_not_walked():
+    """``prove`` is asked only about a large document; its part stands in the result, its
+    nodes count toward the limit (the message names the caller's limit), and its keys toward
+    the duplicate count (a wrong count would leave the text's keys unmatched)."""
+    asked = []
+
+    def prove(document):
+        asked.append(document)
+        part = document["w"]
+        keys = len(part) + sum(map(len, part.values()))
+        return safeyaml.Proof("w", "checked", keys=keys, nodes=2 * keys + len(part))  # a list of one each
+
+    table = ",\n".join(f'"t{i}": {{"a": [{i}]}}' for i in range(1500))
+    text = '{"w": {' + table + '}, "m": {"k": "v"}}'
+    nodes = 1 + 2 * 2 + 2 * 1 + 2 * (1500 + 1500) + 1500
+    document = safeyaml.load(text, max_nodes=nodes, prove=prove)
+    assert document == {"w": "checked", "m": {"k": "v"}} and len(asked) == 1
+    with pytest.raises(safeyaml.YAMLTooLarge, match=f"more than {nodes - 1} nodes"):
+        safeyaml.load(text, max_nodes=nodes - 1, prove=prove)
+    with pytest.raises(safeyaml.YAMLRefused, match="duplicate keys"):
+        safeyaml.load(text, max_nodes=nodes, prove=lambda d: prove(d)._replace(keys=prove(d).keys - 1))
+    asked.clear()
+    assert safeyaml.load('{"w": {"t": {"a": [1]}}}', max_nodes=100, prove=prove) == {"w": {"t": {"a": [1]}}}
+    assert asked == []  # a small document is checked as it is parsed
