@@ -37,6 +37,9 @@ _HEX_DIGITS = b"0123456789abcdef"
 # Tensor names: dotted identifiers for models; any printable name without path characters
 # for tensor dicts. Either way a name can never form a path outside the bundle.
 _NAME_CHARS = re.compile(r"[/\\\x00-\x1f\x7f]")
+# The UTF-8 bytes of every other character (all that _NAME_CHARS finds are ASCII, and in UTF-8
+# no other character's encoding holds an ASCII byte): deleting them leaves what it would find.
+_NAME_BYTES = bytes(sorted(set(range(256)) - {ord("/"), ord("\\"), *range(0x20), 0x7F}))
 _MAX_NAME = 1024
 _MAX_DIM = 2**63
 _not_none = functools.partial(operator.is_not, None)
@@ -202,7 +205,8 @@ def vouch(value: Any, make: Callable[..., Info]) -> TensorIndex[Info] | None:
     if names and set(map(type, names)) != {str}:
         return None
     if names and (
-        "" in value or max(map(len, names)) > _MAX_NAME or _NAME_CHARS.search("".join(names))
+        "" in value or max(map(len, names)) > _MAX_NAME
+        or "".join(names).encode("utf-8", "surrogatepass").translate(None, _NAME_BYTES)
     ):
         return None
     first_unhashed = names[hashes.index(None)] if len(present) != len(hashes) else None

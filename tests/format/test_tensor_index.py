@@ -64,6 +64,13 @@ CASES = {
     "empty-name": _with("", {"dtype": "float32", "shape": [1]}),
     "slash-name": _with("a/b", {"dtype": "float32", "shape": [1]}),
     "control-name": _with("a\x01b", {"dtype": "float32", "shape": [1]}),
+    "backslash-name": _with("a\\b", {"dtype": "float32", "shape": [1]}),
+    "delete-name": _with("a\x7fb", {"dtype": "float32", "shape": [1]}),
+    "unit-separator-name": _with("a\x1fb", {"dtype": "float32", "shape": [1]}),
+    "newline-name": _with("a\nb", {"dtype": "float32", "shape": [1]}),
+    "surrogate-name": _with("a\ud800b", {"dtype": "float32", "shape": [1]}),
+    "wide-name": _with("层.权重\U0001f600", {"dtype": "float32", "shape": [1]}),
+    "next-line-name": _with("a\x85b", {"dtype": "float32", "shape": [1]}),
     "long-name": _with("n" * 1025, {"dtype": "float32", "shape": [1]}),
     "longest-name": _with("n" * 1024, {"dtype": "float32", "shape": [1]}),
     "unicode-name": _with("été", {"dtype": "float32", "shape": [1]}),
@@ -84,7 +91,8 @@ def test_vouches_only_for_what_the_schema_accepts(case):
 
 
 def test_the_common_cases_are_vouched_for():
-    for case in ("good", "empty", "no-hashes", "some-hashes", "longest-name", "unicode-name"):
+    for case in ("good", "empty", "no-hashes", "some-hashes", "longest-name", "unicode-name", "wide-name",
+                 "next-line-name", "surrogate-name"):
         assert tensor_index.vouch(CASES[case], tensor_index._checked_info) is not None, case
 
 
