@@ -6,7 +6,8 @@ reads a run with one positioned read and checks its members from that buffer, so
 tensor costs one slice, one CRC-32 and one SHA-256, and 10,000 tensors are a few runs, not
 10,000 tasks. A member larger than a chunk is a run of its own, read chunk by chunk (memory:
 one chunk per thread). hashlib and the CRC release the GIL on large buffers, so runs go on in
-parallel on all cores.
+parallel on all cores; members of a few KiB are checked on one thread, as handing the GIL
+between threads for each would cost more than hashing it.
 
 A header is vouched for here only when it is byte for byte the header modelpack writes for
 the manifest's dtype and shape (``npy.header_for``), which passes every header check of
@@ -19,7 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import NamedTuple
@@ -27,20 +28,26 @@ from typing import NamedTuple
 from ..errors import FormatError
 from ..io.checksums import crc32, crc32_combine
 
-__all__ = ["Candidate", "Scan", "scan"]
+__all__ = ["Candidates", "Scan", "scan"]
 
 CHUNK = 1 << 20
+SMALL_MEMBER = 64 << 10  # below this on average, members are checked on one thread
 
 
-class Candidate(NamedTuple):
-    """A stored member expected to hold ``header`` then its data; offsets absolute in the file.
-    (A tuple: 10,000 of them are built per verify.)"""
+@dataclass
+class Candidates:
+    """Stored members each expected to hold ``header`` then its data, as columns in file order
+    (10,000 are built per verify: a column costs less than an object per member); offsets
+    absolute in the file."""
 
-    member: int  # its position among the bundle's members
-    header_offset: int  # its local header
-    data_offset: int
-    end: int  # data_offset + its size
-    header: bytes  # the npy header it must start with
+    member: list[int] = field(default_factory=list)  # its position among the bundle's members
+    header_offset: list[int] = field(default_factory=list)  # its local header
+    data_offset: list[int] = field(default_factory=list)
+    end: list[int] = field(default_factory=list)  # data_offset + its size
+    header: list[bytes] = field(default_factory=list)  # the npy header it must start with
+
+    def __len__(self) -> int:
+        return len(self.member)
 
 
 @dataclass
@@ -54,13 +61,16 @@ class Scan:
     ranges: list[tuple[int, int, int]] = field(default_factory=list)
 
 
-def scan(fd: int, candidates: Sequence[Candidate], pool: ThreadPoolExecutor, where: str) -> Scan:
+def scan(fd: int, candidates: Candidates, pool: ThreadPoolExecutor, where: str) -> Scan:
     """Check ``candidates`` (sorted by offset, as a vetted zip tiles them) on ``pool``."""
     result = Scan()
     runs = list(_runs(candidates))
-    # One run (a small file) is checked here, sooner than a thread starts.
-    apply = map if len(runs) <= 1 else pool.map
-    for run_scan in apply(lambda run: _scan_run(fd, run, where), runs):
+    # One run (a small file) is checked here, sooner than a thread starts; so are members
+    # that are small on average: hashing one takes less time than handing the GIL from
+    # thread to thread around it, so threads would only slow them down.
+    spanned = candidates.end[-1] - candidates.header_offset[0] if len(candidates) else 0
+    apply = map if len(runs) <= 1 or spanned < SMALL_MEMBER * len(candidates) else pool.map
+    for run_scan in apply(lambda run: _scan_run(fd, candidates, run[0], run[1], where), runs):
         result.crcs += run_scan.crcs
         result.digests += run_scan.digests
         result.headers_match += run_scan.headers_match
@@ -68,16 +78,18 @@ def scan(fd: int, candidates: Sequence[Candidate], pool: ThreadPoolExecutor, whe
     return result
 
 
-def _runs(candidates: Sequence[Candidate]) -> Iterator[list[Candidate]]:
-    """Consecutive members spanning at most a chunk (a larger one alone)."""
-    run: list[Candidate] = []
-    for candidate in candidates:
-        if run and (candidate.end - run[0].header_offset > CHUNK or candidate.header_offset < run[-1].end):
-            yield run
-            run = []
-        run.append(candidate)
-    if run:
-        yield run
+def _runs(candidates: Candidates) -> Iterator[tuple[int, int]]:
+    """Consecutive members spanning at most a chunk (a larger one alone), as index ranges."""
+    first, previous_end = 0, None
+    for index, (at, end) in enumerate(zip(candidates.header_offset, candidates.end, strict=True)):
+        if previous_end is not None and (
+            end - candidates.header_offset[first] > CHUNK or at < previous_end
+        ):
+            yield first, index
+            first = index
+        previous_end = end
+    if len(candidates):
+        yield first, len(candidates)
 
 
 def _read(fd: int, start: int, count: int, where: str) -> bytes:
@@ -87,24 +99,30 @@ def _read(fd: int, start: int, count: int, where: str) -> bytes:
     return data
 
 
-def _scan_run(fd: int, run: list[Candidate], where: str) -> Scan:
-    start, end = run[0].header_offset, run[-1].end
+def _scan_run(fd: int, candidates: Candidates, first: int, stop: int, where: str) -> Scan:
+    start, end = candidates.header_offset[first], candidates.end[stop - 1]
     if end - start > CHUNK:
-        return _scan_large(fd, run[0], where)
-    view = memoryview(_read(fd, start, end - start, where))
-    spans = [(m.data_offset - start, m.data_offset - start + len(m.header), m.end - start, m.header)
-             for m in run]
+        return _scan_large(fd, candidates, first, where)
+    raw = _read(fd, start, end - start, where)
+    view = memoryview(raw)
+    headers = candidates.header[first:stop]
+    spans = [(data - start, data - start + len(header), member_end - start)
+             for data, member_end, header in zip(candidates.data_offset[first:stop],
+                                                 candidates.end[first:stop], headers, strict=True)]
     sha256 = hashlib.sha256
     return Scan(
-        [crc32(view[data:stop]) for data, _, stop, _ in spans],
-        [sha256(view[body:stop]).digest() for _, body, stop, _ in spans],
-        [view[data:body] == header for data, body, _, header in spans],
+        [crc32(view[data:stop]) for data, _, stop in spans],
+        [sha256(view[body:stop]).digest() for _, body, stop in spans],
+        # (bytes.startswith at an offset: a memoryview's == compares item by item, 5x slower)
+        list(map(raw.startswith, headers, [data for data, _, _ in spans])),
         [(start, end - start, crc32(view))],
     )
 
 
-def _scan_large(fd: int, member: Candidate, where: str) -> Scan:
+def _scan_large(fd: int, candidates: Candidates, index: int, where: str) -> Scan:
     """One member read chunk by chunk; the range's CRC-32 combined from the member's."""
+    member = _Member(candidates.header_offset[index], candidates.data_offset[index],
+                     candidates.end[index], candidates.header[index])
     lead = _read(fd, member.header_offset, member.data_offset - member.header_offset, where)
     body = member.data_offset + len(member.header)
     head = _read(fd, member.data_offset, min(len(member.header), member.end - member.data_offset), where)
@@ -122,3 +140,10 @@ def _scan_large(fd: int, member: Candidate, where: str) -> Scan:
     size = member.end - member.header_offset
     span_crc = crc32_combine(crc32(lead), crc, member.end - member.data_offset)
     return Scan([crc], [digest.digest()], [head == member.header], [(member.header_offset, size, span_crc)])
+
+
+class _Member(NamedTuple):
+    header_offset: int
+    data_offset: int
+    end: int
+    header: bytes

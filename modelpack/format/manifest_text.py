@@ -15,6 +15,7 @@ import yaml
 from ..errors import LimitError, SchemaError
 from ..io import safeyaml
 from ..io.limits import DEFAULT_LIMITS
+from . import tensor_index
 
 __all__ = ["document_to_text", "parse_yaml"]
 
@@ -111,9 +112,10 @@ _encode_string = json.encoder.encode_basestring_ascii  # what json.dumps uses fo
 def parse_yaml(
     text: str, *, source: str, max_nodes: int = DEFAULT_LIMITS.max_manifest_nodes
 ) -> dict[str, Any]:
-    """The manifest's YAML as plain data (see ``safeyaml``: no tags, aliases, or deep nesting)."""
+    """The manifest's YAML as plain data (see ``safeyaml``: no tags, aliases, or deep nesting);
+    a large tensor index comes back already checked, as a ``tensor_index.TensorIndex``."""
     try:
-        document = safeyaml.load(text, max_nodes=max_nodes)
+        document = safeyaml.load(text, max_nodes=max_nodes, prove=tensor_index.prove_index)
     except safeyaml.YAMLTooLarge as exc:
         costlier = f" (in the block form, each node counts {exc.cost} times)"
         raise LimitError(

@@ -22,11 +22,13 @@ opened at all (``OSError``).
 from __future__ import annotations
 
 import contextlib
+import itertools
+import operator
 import os
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from ..errors import IntegrityError, ModelpackError
 from ..io import npy, npz
@@ -164,8 +166,9 @@ def _check_bundle(
                 f"{container.name}: member {WEIGHTS_MEMBER!r} is damaged: CRC-32 is {crc:08x}, the "
                 f"zip directory records {member.crc:08x}"
             ))
-    for name in listed:
-        if name not in bundle.members:
+    stored = set(bundle.members)
+    for name in listed if not stored.issuperset(listed) else ():
+        if name not in stored:
             report.problems.append(
                 f"{source.where}: tensor {name!r} listed in the manifest is missing from the bundle"
             )
@@ -191,15 +194,15 @@ def _check_tensors(
     entries = _entries(names, listed)
     fd = bundle.source.fd
     with ThreadPoolExecutor(max_workers=_WORKERS) as pool:
-        candidates = _candidates(bundle, entries) if fd is not None else []
+        candidates = _candidates(bundle, entries) if fd is not None else bundle_scan.Candidates()
         scanned = bundle_scan.Scan()
-        if fd is not None and candidates:
+        if fd is not None and len(candidates):
             scanned = bundle_scan.scan(fd, candidates, pool, where)
         problems: dict[int, ModelpackError] = {}
         _compare(scanned, candidates, entries, bundle, problems)
-        vouched = {candidate.member for candidate in candidates}
+        vouched = set(candidates.member)
         others = [index for index in range(len(names)) if index not in vouched]
-        others += [candidates[k].member for k, match in enumerate(scanned.headers_match) if not match]
+        others += [candidates.member[k] for k, match in enumerate(scanned.headers_match) if not match]
         # Positioned reads may run in parallel; a file object's one position may not.
         run = pool.map if fd is not None else map
         for index, outcome in zip(others, run(lambda i: _check_one(bundle, names[i], entries[i]), others),
@@ -227,31 +230,52 @@ def _entries(names: list[str], listed: Mapping[str, TensorInfo]) -> list[_Entry 
     per tensor when the index was checked as columns."""
     raw = listed.entries if isinstance(listed, TensorIndex) else None
     if raw is not None:
-        found = [raw.get(name) for name in names]
+        found = list(map(raw.get, names))
+        if None not in found:  # every member listed: the fields taken as columns
+            every = cast("list[dict[str, Any]]", found)
+            hashes = map(dict.get, every, itertools.repeat("sha256"))
+            return list(zip(map(_DTYPE, every), map(_SHAPE, every), hashes, strict=True))
         return [(e["dtype"], e["shape"], e.get("sha256")) if e is not None else None for e in found]
     infos = [listed.get(name) for name in names]
     return [(i.dtype, i.shape, i.sha256) if i is not None else None for i in infos]
 
 
-def _candidates(bundle: npz.Bundle, entries: list[_Entry | None]) -> list[bundle_scan.Candidate]:
-    """The stored, listed members whose size fits the manifest's dtype and shape, in file order."""
+_DTYPE, _SHAPE = operator.itemgetter("dtype"), operator.itemgetter("shape")
+_FIRST, _SECOND = operator.itemgetter(0), operator.itemgetter(1)
+
+
+def _candidates(bundle: npz.Bundle, entries: list[_Entry | None]) -> bundle_scan.Candidates:
+    """The stored, listed members whose size fits the manifest's dtype and shape, in file order.
+
+    Taken as columns by C-level maps: each distinct (dtype, shape) is looked up once (a model
+    has a handful), and a member costs a few steps of builtins, not a loop step of Python."""
     table = _table(bundle)
-    columns = [table.column(name) for name in ("method", "size", "header_offset", "data_offset")]
-    headers: dict[tuple[str, tuple[int, ...]], tuple[bytes, int] | None] = {}
-    base, make = bundle.source.start, bundle_scan.Candidate
-    out = []
-    for index, (entry, method, size, local, data_offset) in enumerate(zip(entries, *columns, strict=True)):
-        if entry is None or method != STORED:
-            continue
-        key = (entry[0], tuple(entry[1]))
-        if key not in headers:
-            headers[key] = npy.header_for(*key)
-        known = headers[key]
-        if known is not None and size == len(known[0]) + known[1]:
-            out.append(make(index, base + local, base + data_offset, base + data_offset + size, known[0]))
-    if any(a.data_offset > b.data_offset for a, b in zip(out, out[1:], strict=False)):  # another writer's
-        out.sort(key=lambda candidate: candidate.data_offset)
-    return out
+    fields = ("method", "size", "header_offset", "data_offset")
+    method, size, local, data_offset = (table.column(name) for name in fields)
+    if None in entries:
+        keys = [(entry[0], tuple(entry[1])) if entry is not None else None for entry in entries]
+    else:
+        keys = list(zip(map(_FIRST, entries), map(tuple, map(_SECOND, entries)), strict=True))  # type: ignore[arg-type]
+    headers = {key: npy.header_for(*key) if key is not None else None for key in set(keys)}
+    # A member fits when it is stored and holds exactly its header and data (-1: no header).
+    fits = {key: -1 if found is None else len(found[0]) + found[1] for key, found in headers.items()}
+    fitting = map(operator.eq, map(fits.__getitem__, keys), size)
+    if method.count(STORED) != len(method):
+        fitting = map(operator.and_, fitting, map(STORED.__eq__, method))
+    chosen = list(itertools.compress(range(len(keys)), fitting))
+    starts = list(map(data_offset.__getitem__, chosen))
+    if not all(map(operator.le, starts, starts[1:])):  # another writer's order
+        chosen.sort(key=data_offset.__getitem__)
+        starts.sort()
+    base = bundle.source.start
+    data = [base + start for start in starts]
+    return bundle_scan.Candidates(
+        chosen,
+        [base + local[index] for index in chosen],
+        data,
+        list(map(operator.add, data, map(size.__getitem__, chosen))),
+        [headers[keys[index]][0] for index in chosen],  # type: ignore[index]
+    )
 
 
 def _table(bundle: npz.Bundle) -> MemberTable:
@@ -262,33 +286,36 @@ def _table(bundle: npz.Bundle) -> MemberTable:
     return table
 
 
-def _compare(scanned: bundle_scan.Scan, candidates: list[bundle_scan.Candidate],
+def _compare(scanned: bundle_scan.Scan, candidates: bundle_scan.Candidates,
              entries: list[_Entry | None], bundle: npz.Bundle, problems: dict[int, ModelpackError]) -> None:
     """Each scanned member's CRC-32 and SHA-256 against the records, compared as whole columns;
     only a mismatch is looked at member by member."""
     table, where = _table(bundle), bundle.source.where
     recorded = table.column("crc")
-    expected = [recorded[candidate.member] for candidate in candidates]
+    expected = list(map(recorded.__getitem__, candidates.member))
     if scanned.crcs != expected:
-        for candidate, crc, want in zip(candidates, scanned.crcs, expected, strict=True):
+        for member, crc, want in zip(candidates.member, scanned.crcs, expected, strict=True):
             if crc != want:
-                problems[candidate.member] = IntegrityError(
-                    f"{where}: member {table.names[candidate.member]!r} is damaged: CRC-32 is {crc:08x}, "
+                problems[member] = IntegrityError(
+                    f"{where}: member {table.names[member]!r} is damaged: CRC-32 is {crc:08x}, "
                     f"the zip directory records {want:08x}"
                 )
-    hashes = [entries[candidate.member][2] for candidate in candidates]  # type: ignore[index]
-    pairs = list(zip(candidates, scanned.digests, hashes, strict=True))
+    hashes = [entries[member][2] for member in candidates.member]  # type: ignore[index]
+    pairs = list(zip(candidates.member, scanned.digests, hashes, strict=True))
     if None in hashes:  # format 1.0 records none: those are checked by CRC-32 alone
         pairs = [pair for pair in pairs if pair[2] is not None]
-    if b"".join(pair[1] for pair in pairs) == bytes.fromhex("".join(pair[2] for pair in pairs)):  # type: ignore[misc]
+        digests, recorded_hashes = [pair[1] for pair in pairs], [pair[2] for pair in pairs]
+    else:
+        digests, recorded_hashes = scanned.digests, hashes
+    if b"".join(digests) == bytes.fromhex("".join(recorded_hashes)):  # type: ignore[arg-type]
         return
     tensors = list(table)
-    for candidate, digest, recorded_hash in pairs:
-        if digest.hex() != recorded_hash and candidate.member not in problems:
+    for member, digest, recorded_hash in pairs:
+        if digest.hex() != recorded_hash and member not in problems:
             try:
-                npz.check_sha256(where, tensors[candidate.member], recorded_hash, digest.hex())  # type: ignore[arg-type]
+                npz.check_sha256(where, tensors[member], recorded_hash, digest.hex())  # type: ignore[arg-type]
             except IntegrityError as exc:
-                problems[candidate.member] = exc
+                problems[member] = exc
 
 
 def _check_one(bundle: npz.Bundle, name: str, entry: _Entry | None) -> ModelpackError | None:

@@ -28,10 +28,11 @@ import json
 import operator
 import re
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import yaml
+from pydantic_core import from_json
 from yaml.events import (
     AliasEvent,
     CollectionStartEvent,
@@ -45,7 +46,7 @@ from yaml.events import (
 )
 from yaml.nodes import ScalarNode
 
-__all__ = ["MAX_DEPTH", "YAML_NODE_COST", "YAMLRefused", "YAMLTooLarge", "gc_paused", "load"]
+__all__ = ["MAX_DEPTH", "YAML_NODE_COST", "Proof", "YAMLRefused", "YAMLTooLarge", "gc_paused", "load"]
 
 # Deepest nesting of mappings and lists. An architecture level costs two (a node and its
 # children mapping), so the 64-level architecture limit needs about 132; this leaves room
@@ -95,6 +96,23 @@ class YAMLTooLarge(YAMLRefused):
         self.cost = cost
 
 
+class Proof(NamedTuple):
+    """A part of a parsed document that its reader has checked already (``load``'s ``prove``),
+    and what stands in its place: ``load`` counts what the part held rather than visiting it.
+
+    The reader vouches that the part holds no float, nests at most ``MAX_DEPTH`` levels
+    below the root and holds only integers within [-2**63, 2**63).
+    """
+
+    key: str  # the root mapping's key whose value the reader checked
+    checked: Any  # its value's stand-in: not a dict or list, so the walk does not enter it
+    keys: int  # mapping keys the part held (below its own key)
+    nodes: int  # nodes it held (below its own node)
+
+
+Prove = Callable[[dict[str, Any]], "Proof | None"]
+
+
 @contextlib.contextmanager
 def gc_paused() -> Iterator[None]:
     """Pause the cyclic garbage collector around building (or validating) a large document.
@@ -113,19 +131,24 @@ def gc_paused() -> Iterator[None]:
             gc.enable()
 
 
-def load(text: str | bytes, *, max_nodes: int) -> Any:
+def load(text: str | bytes, *, max_nodes: int, prove: Prove | None = None) -> Any:
     """Parse one YAML document of plain data; raise ``YAMLRefused`` for anything else.
 
+    ``prove`` may check a part of a large document in its own terms (a manifest's tensor
+    index) and give a ``Proof``: the part's value is then its stand-in, and the checks here
+    count what it held rather than visiting it again.
+
     A text whose first character other than space, tab, CR or LF is ``{`` is the JSON form
-    (spec/FORMAT.md §2.1): parsed by the C JSON parser (about 20× faster than even libyaml's
-    events) with the form's restrictions, which make it mean the same under YAML 1.1; a text
-    that breaks them is refused, never retried as YAML. Anything else is the block form.
+    (spec/FORMAT.md §2.1): parsed by a compiled JSON parser (json's, or for a large index
+    pydantic_core's; about 20× faster than even libyaml's events) with the form's
+    restrictions, which make it mean the same under YAML 1.1; a text that breaks them is
+    refused, never retried as YAML. Anything else is the block form.
     """
     if isinstance(text, bytes):
         text = text.decode("utf-8")
     with gc_paused():
         if text.lstrip(" \t\r\n").startswith("{"):
-            return _json_form(text, max_nodes)
+            return _json_form(text, max_nodes, prove)
         if "\ufeff" in text:
             raise YAMLRefused("a raw U+FEFF (byte-order mark) is not allowed in a manifest")
         parser = _PARSER(text)
@@ -177,7 +200,7 @@ def _json_constant(token: str) -> Any:
     raise YAMLRefused(f"{token} is not JSON")
 
 
-def _json_form(text: str, max_nodes: int) -> Any:
+def _json_form(text: str, max_nodes: int, prove: Prove | None = None) -> Any:
     """The JSON form of spec/FORMAT.md §2.1, or YAMLRefused saying which restriction broke."""
     # The raw characters can only be in a text that is not ASCII (writers write ASCII), and
     # the escapes only where a backslash occurs (one character: found at memchr's speed):
@@ -191,25 +214,60 @@ def _json_form(text: str, max_nodes: int) -> Any:
         )
     # Duplicate keys: with few mappings a hook checks each as it is built; with many (a
     # manifest of 10,000 tensors) the hook costs more than the parse, so the keys the
-    # mappings hold are counted instead and compared with the colons in the text.
-    collections = text.count("{") + text.count("[")
+    # mappings hold are counted instead and compared with the keys written.
+    collections = text.count("{")
+    if collections < _MANY_COLLECTIONS:
+        collections += text.count("[")
     hooked = collections < _MANY_COLLECTIONS or escaped
-    document = _parse_json(text, hooked)
+    document: Any = None if hooked else _parse_quickly(text)
+    checked_numbers = document is None
+    if checked_numbers:
+        document = _parse_json(text, hooked)
     # Every mapping, list and scalar is a node, mapping keys included; each comma separates
     # at most a key and a value, so this bound is cheap and never too low.
     if hooked and collections <= MAX_DEPTH and 1 + 2 * (collections + text.count(",")) <= max_nodes:
         return document
-    keys, low, high = _walk(document, max_nodes)
-    if not hooked and (keys != _colons_outside_strings(text) or low < _INT64[0] or high >= _INT64[1]):
+    # A part the caller checks in its own terms is counted, not walked (a tensor index).
+    proof = prove(document) if prove is not None and not hooked and type(document) is dict else None
+    if proof is not None:
+        document[proof.key] = proof.checked
+    keys, low, high, floats = _walk(document, max_nodes, counted=proof.nodes if proof else 0)
+    keys += proof.keys if proof else 0
+    if floats and not checked_numbers:
+        # A float's written form is checked by json's hook alone: parsed again, to the same
+        # mappings and integers as the walk found (or refused), and without the stand-in.
+        document = _parse_json(text, hooked)
+    if not hooked and (not _no_duplicates(text, keys) or low < _INT64[0] or high >= _INT64[1]):
         _parse_json(text, hooked=True)  # raises, naming the duplicated key or the integer
         raise YAMLRefused("duplicate keys in the JSON form")  # (a safety net: not reached)
     return document
+
+
+def _no_duplicates(text: str, keys: int) -> bool:
+    """Whether the mappings parsed from ``text`` (``keys`` keys in all) lost no duplicate.
+
+    Each key written is followed by one colon outside strings, and a mapping keeps at most
+    the keys written, so ``keys`` equal to the text's colons leaves no room for a duplicate.
+    A colon inside a string (a URL or a time in the metadata) breaks the tie: then only the
+    colons outside strings are counted (a pass over the quotes)."""
+    return keys == text.count(":") or keys == _colons_outside_strings(text)
 
 
 _MANY_COLLECTIONS = 1000
 # Every byte but quotes and colons, deleted by bytes.translate to count the colons between keys
 # and values (those outside strings).
 _NOT_COLON_OR_QUOTE = bytes(sorted(set(range(256)) - set(b'":')))
+
+
+def _parse_quickly(text: str) -> Any:
+    """The text parsed by pydantic's JSON parser (about 1.5x json's speed, as it has no hooks),
+    or None where it refuses: json then parses it again and words the refusal. It refuses
+    whatever json refuses (tests/io/test_safeyaml.py compares them), and more (NaN, deep
+    nesting); what json's hooks check it leaves to the caller (duplicates, floats' forms)."""
+    try:
+        return from_json(text, allow_inf_nan=False, cache_strings="keys")
+    except ValueError:
+        return None
 
 
 def _parse_json(text: str, hooked: bool) -> Any:
@@ -230,37 +288,75 @@ def _parse_json(text: str, hooked: bool) -> Any:
         return _parse_json(text, hooked=True)
 
 
-def _walk(document: Any, max_nodes: int) -> tuple[int, int, int]:
-    """The keys of every mapping, and the least and greatest integer (or 0); YAMLRefused
-    beyond ``MAX_DEPTH`` levels or ``max_nodes`` nodes (scalars are counted with their
-    container, mapping keys too).
+def _walk(document: Any, max_nodes: int, *, counted: int = 0) -> tuple[int, int, int, bool]:
+    """The keys of every mapping, the least and greatest integer (or 0), and whether any value
+    is a float; YAMLRefused beyond ``MAX_DEPTH`` levels or ``max_nodes`` nodes (scalars are
+    counted with their container, mapping keys too; ``counted`` nodes were counted before).
 
     Level by level, each level's collections handled by C-level builtins: a Python step
-    per collection would cost as much as parsing.
+    per collection would cost as much as parsing. A level's values are taken in columns
+    (``_groups``), so that a column of one type (every tensor's dtype, every shape) is
+    classified by one set of types rather than value by value.
     """
     level = [document] if type(document) in (dict, list) else []
-    nodes, keys, depth, low, high = 1, 0, 0, 0, 0
+    nodes, keys, depth, low, high = 1 + counted, 0, 0, 0, 0
+    floats = type(document) is float
+    if nodes > max_nodes:
+        raise YAMLTooLarge(f"has more than {max_nodes} nodes", cost=1)
     while level:
         depth += 1
         if depth > MAX_DEPTH:
             raise YAMLRefused(f"nests deeper than {MAX_DEPTH} levels")
-        mappings = [value for value in level if type(value) is dict]
-        sequences = [value for value in level if type(value) is list]
+        kinds = set(map(type, level))
+        if kinds == _DICT:
+            mappings, sequences = level, []
+        elif kinds == _LIST:
+            mappings, sequences = [], level
+        else:
+            mappings = [value for value in level if type(value) is dict]
+            sequences = [value for value in level if type(value) is list]
         found = sum(map(len, mappings))
         keys += found
         nodes += 2 * found + sum(map(len, sequences))
         if nodes > max_nodes:
             raise YAMLTooLarge(f"has more than {max_nodes} nodes", cost=1)
-        values = itertools.chain.from_iterable(map(dict.values, mappings))
-        children = list(itertools.chain(values, itertools.chain.from_iterable(sequences)))
-        kinds = list(map(type, children))
-        integers = list(itertools.compress(children, map(operator.is_, kinds, itertools.repeat(int))))
-        if integers:
-            low, high = min(low, *integers), max(high, *integers)
-        level = list(itertools.compress(children, map(_COLLECTIONS.__contains__, kinds)))
-    return keys, low, high
+        level = []
+        for group in _groups(mappings, found, sequences):
+            kinds = set(map(type, group))
+            floats = floats or float in kinds
+            if kinds <= _LEAVES:
+                continue
+            if kinds == _DICT or kinds == _LIST:
+                level += group
+                continue
+            if kinds == _INT:
+                low, high = min(low, min(group)), max(high, max(group))
+                continue
+            types = list(map(type, group))
+            integers = list(itertools.compress(group, map(operator.is_, types, itertools.repeat(int))))
+            if integers:
+                low, high = min(low, *integers), max(high, *integers)
+            level += itertools.compress(group, map(_COLLECTIONS.__contains__, types))
+    return keys, low, high, floats
 
 
+def _groups(mappings: list[dict[str, Any]], keys: int, sequences: list[list[Any]]) -> list[list[Any]]:
+    """A level's values in groups (every value exactly once): the mappings' values, in
+    columns when they all hold the same number of keys (the n-th value of each: one field of
+    a table of entries), and the sequences' items."""
+    values = list(itertools.chain.from_iterable(map(dict.values, mappings)))
+    width = keys // len(mappings) if mappings else 0
+    if width > 1 and set(map(len, mappings)) == {width}:
+        groups = [values[column::width] for column in range(width)]
+    else:
+        groups = [values]
+    groups.append(list(itertools.chain.from_iterable(sequences)))
+    return groups
+
+
+_DICT, _LIST, _INT = frozenset((dict,)), frozenset((list,)), frozenset((int,))
+# What a JSON parse gives that holds nothing further (an int is a leaf too, but checked).
+_LEAVES = frozenset((str, float, bool, type(None)))
 _COLLECTIONS = frozenset((dict, list))
 
 

@@ -4,9 +4,12 @@ schema words the refusal."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from pydantic import TypeAdapter, ValidationError
 
+from modelpack.errors import LimitError, SchemaError
 from modelpack.format import schema, tensor_index
 from modelpack.format.schema import TensorInfo
 
@@ -61,6 +64,13 @@ CASES = {
     "empty-name": _with("", {"dtype": "float32", "shape": [1]}),
     "slash-name": _with("a/b", {"dtype": "float32", "shape": [1]}),
     "control-name": _with("a\x01b", {"dtype": "float32", "shape": [1]}),
+    "backslash-name": _with("a\\b", {"dtype": "float32", "shape": [1]}),
+    "delete-name": _with("a\x7fb", {"dtype": "float32", "shape": [1]}),
+    "unit-separator-name": _with("a\x1fb", {"dtype": "float32", "shape": [1]}),
+    "newline-name": _with("a\nb", {"dtype": "float32", "shape": [1]}),
+    "surrogate-name": _with("a\ud800b", {"dtype": "float32", "shape": [1]}),
+    "wide-name": _with("层.权重\U0001f600", {"dtype": "float32", "shape": [1]}),
+    "next-line-name": _with("a\x85b", {"dtype": "float32", "shape": [1]}),
     "long-name": _with("n" * 1025, {"dtype": "float32", "shape": [1]}),
     "longest-name": _with("n" * 1024, {"dtype": "float32", "shape": [1]}),
     "unicode-name": _with("été", {"dtype": "float32", "shape": [1]}),
@@ -81,7 +91,8 @@ def test_vouches_only_for_what_the_schema_accepts(case):
 
 
 def test_the_common_cases_are_vouched_for():
-    for case in ("good", "empty", "no-hashes", "some-hashes", "longest-name", "unicode-name"):
+    for case in ("good", "empty", "no-hashes", "some-hashes", "longest-name", "unicode-name", "wide-name",
+                 "next-line-name", "surrogate-name"):
         assert tensor_index.vouch(CASES[case], tensor_index._checked_info) is not None, case
 
 
@@ -111,3 +122,82 @@ def test_json_entries_are_what_the_models_dump():
     assert [list(entry) for entry in dumped.values()] == [["dtype", "shape", "sha256"], ["dtype", "shape"],
                                                           ["dtype", "shape"]]
     assert manifest.model_dump(mode="json")["weights"]["c"] == {"dtype": "bool", "shape": [0], "sha256": None}
+
+
+# -- the index checked while the manifest is parsed (prove_index) -----------------------------
+def _manifest_text(weights: dict, **extra) -> str:
+    """A large manifest in the JSON form (the writers' form), as parse_yaml reads it."""
+    document = {"format": "modelpack", "format_version": "1.4", "producer": "t", "kind": "tensors",
+                "layout": "dict", "weights": weights, "metadata": {}, **extra}
+    return json.dumps(document, indent=2)
+
+
+BIG = {f"t{i}": {"dtype": "float32", "shape": [i % 7, 3], "sha256": SHA} for i in range(1500)}
+
+
+def test_a_large_index_is_checked_once_while_parsing(monkeypatch):
+    """Taken: the parsed document holds the checked index, which validation keeps as it is;
+    the parse's own walk never enters it."""
+    from modelpack.io import safeyaml
+
+    walked = []
+    original = safeyaml._walk
+    monkeypatch.setattr(safeyaml, "_walk", lambda document, *a, **k: walked.append(document) or original(document, *a, **k))
+    document = schema.parse_yaml(_manifest_text(BIG), source="m")
+    assert walked == [document] and isinstance(walked[0]["weights"], tensor_index.TensorIndex)
+    assert isinstance(document["weights"], tensor_index.TensorIndex)
+    manifest = schema.manifest_from_dict(document, source="m")
+    assert manifest.weights is document["weights"]
+    assert dict(manifest.weights.items()) == _SCHEMA.validate_python(BIG)
+
+
+@pytest.mark.parametrize("entry", [
+    {"dtype": "object", "shape": [1]},
+    {"dtype": "float32", "shape": [2**63]},
+    {"dtype": "float32", "shape": [1], "extra": 1},
+    {"dtype": "float32", "shape": [[1]]},
+], ids=["bad-dtype", "huge-dim", "extra-field", "nested-dim"])
+def test_a_large_index_the_columns_do_not_vouch_for_is_left_to_the_schema(entry):
+    """Not taken: the index stays plain data, and the schema (or the parser, for an integer
+    beyond int64) refuses with its own words; the extra field of a newer minor version is
+    accepted by the schema alone."""
+    text = _manifest_text({**BIG, "x": entry})
+    if entry["shape"] == [2**63]:
+        with pytest.raises(SchemaError, match="is outside"):
+            schema.parse_yaml(text, source="m")
+        return
+    document = schema.parse_yaml(text, source="m")
+    assert type(document["weights"]) is dict
+    if "extra" in entry:
+        newer = json.loads(text)
+        newer["format_version"] = "1.99"
+        assert "x" in schema.manifest_from_dict(schema.parse_yaml(json.dumps(newer), source="m"), source="m").weights
+        return
+    with pytest.raises(SchemaError, match="weights.x"):
+        schema.manifest_from_dict(document, source="m")
+
+
+def test_a_large_index_with_a_duplicated_name_is_refused():
+    """The index's keys are counted with the document's: a tensor named twice (the parsed
+    mapping keeps one) leaves the text with more keys than the document, and is named."""
+    entries = ",\n".join(f'"t{i}": {{"dtype": "float32", "shape": [1], "sha256": "{SHA}"}}' for i in range(1500))
+    text = _manifest_text({}).replace('"weights": {}', '"weights": {' + entries + ',\n"t7": {"dtype": "int8", "shape": []}}')
+    with pytest.raises(SchemaError, match="duplicate key 't7'"):
+        schema.parse_yaml(text, source="m")
+
+
+def test_a_large_index_counts_toward_the_node_limit():
+    """The nodes the checked index holds count toward ``max_manifest_nodes`` as if walked."""
+    text = _manifest_text(BIG)
+    nodes = 1 + 2 * 7 + 2 * (1500 + 1500 * 3) + 1500 * 2  # root, its keys, the index
+    assert schema.parse_yaml(text, source="m", max_nodes=nodes)
+    with pytest.raises(LimitError, match="max_manifest_nodes"):
+        schema.parse_yaml(text, source="m", max_nodes=nodes - 1)
+
+
+def test_a_large_index_in_a_manifest_with_floats_is_parsed_again_and_still_checked():
+    """A float elsewhere sends the text through json again (its form is checked there): the
+    index is then plain data, and validation checks it as before."""
+    text = _manifest_text(BIG, extra_note=[0.5])
+    document = schema.parse_yaml(text, source="m")
+    assert type(document["weights"]) is dict and document["extra_note"] == [0.5]

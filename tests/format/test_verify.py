@@ -17,11 +17,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 from craft import (
+    RawEntry,
     central_offsets,
+    deflate,
     edit,
     member_data_offsets,
     members_of,
     npy_header_end,
+    npy_with_header,
+    raw_archive,
+    raw_zip,
     stored_zip,
     tensor_data_offsets,
 )
@@ -239,15 +244,18 @@ def test_large_tensors_crcs_are_combined_into_the_bundles(tmp_path, where):
     assert report.problems == [p.replace("<file object>", str(path)) for p in streamed.problems]
 
 
-@pytest.mark.parametrize("chunk", [None, 200])
-def test_the_one_pass_over_a_file_finds_what_streaming_finds(tmp_path, monkeypatch, chunk):
+@pytest.mark.parametrize(("chunk", "threads"), [(None, False), (200, False), (200, True)])
+def test_the_one_pass_over_a_file_finds_what_streaming_finds(tmp_path, monkeypatch, chunk, threads):
     """verify reads a file's stored tensors in runs with positioned reads (``bundle_scan``),
     a file object's member by member: every byte flipped in the bundle gives both the same
-    problems. With a small chunk, tensors are split across runs and read chunk by chunk."""
+    problems. With a small chunk, tensors are split across runs and read chunk by chunk, on
+    this thread (small members) or, with ``threads``, on the pool's."""
     from modelpack.format import bundle_scan
 
     if chunk is not None:
         monkeypatch.setattr(bundle_scan, "CHUNK", chunk)
+    if threads:
+        monkeypatch.setattr(bundle_scan, "SMALL_MEMBER", 0)
     arrays = {"a": np.arange(60, dtype=np.float32), "b": np.ones((2, 3), np.int16),
               "c": np.zeros(0, np.float64), "d": np.arange(5, dtype=np.uint8)}
     original = save_bytes(arrays)
@@ -262,3 +270,114 @@ def test_the_one_pass_over_a_file_finds_what_streaming_finds(tmp_path, monkeypat
         streamed = modelpack.verify(io.BytesIO(bytes(damaged)))
         assert report.problems == [p.replace("<file object>", str(path)) for p in streamed.problems], offset
         assert report.tensors == streamed.tensors, offset
+
+
+@pytest.mark.parametrize("count", [3, 120])
+def test_a_listed_tensor_missing_from_the_bundle_is_reported(tmp_path, count):
+    """Few or many members (the many are vetted and scanned as columns): a tensor the manifest
+    lists but the bundle lacks is reported once, and the others still verify."""
+    arrays = {f"t{i}": np.full(i % 5 + 1, i, np.float32) for i in range(count)}
+    ghost = {"dtype": "float32", "shape": [2], "sha256": "0" * 64}
+    data = edit(save_bytes(arrays), manifest=lambda d: d["weights"].update(ghost=ghost))
+    path = tmp_path / "ghost.mpk"
+    path.write_bytes(data)
+    report = modelpack.verify(path)
+    assert report.problems == [
+        f"{path}: member 'weights.npz': tensor 'ghost' listed in the manifest is missing from the bundle"
+    ]
+    assert report.tensors["ghost"] == "missing" and report.tensors["t1"] == "ok"
+    assert len(report.tensors) == count + 1
+
+
+def test_many_tensors_damage_and_other_headers_are_each_named(tmp_path):
+    """In a bundle of many members (scanned as columns): a flipped data byte, a recorded
+    hash that does not match, and a member in another writer's header are each found, and
+    every other tensor is ok."""
+    arrays = {f"t{i}": np.arange(i % 7 + 1, dtype=np.float32) for i in range(150)}
+
+    def other_header(members):
+        members["t5.npy"] = npy_with_header(
+            "{'descr': '<f4', 'fortran_order': False, 'shape': (6,), }", arrays["t5"].tobytes()
+        )
+        flipped = bytearray(members["t9.npy"])
+        flipped[-1] ^= 1
+        members["t9.npy"] = bytes(flipped)
+
+    def wrong_hash(document):
+        document["weights"]["t20"]["sha256"] = "f" * 64
+
+    data = edit(save_bytes(arrays), manifest=wrong_hash, bundle=other_header)
+    path = tmp_path / "many.mpk"
+    path.write_bytes(data)
+    report = modelpack.verify(path)
+    assert report.tensors["t9"] == "damaged" and report.tensors["t20"] == "damaged"
+    assert report.tensors["t5"] == "ok"  # another writer's header, the same data: checked entry by entry
+    assert [name for name, state in report.tensors.items() if state != "ok"] == ["t9", "t20"]
+    assert len(report.problems) == 2, report.problems
+    # (the rebuilt bundle records the flipped byte's CRC-32: only the manifest's SHA-256 knows)
+    assert "tensor 't9' is damaged" in report.problems[0] and "SHA-256" in report.problems[0]
+    assert "tensor 't20' is damaged" in report.problems[1] and "f" * 64 in report.problems[1]
+
+
+@pytest.mark.parametrize("count", [3, 120])
+def test_a_member_the_manifest_does_not_list_is_reported(tmp_path, count):
+    """A bundle member the manifest lacks is named, and the listed ones still verify: its
+    entry is missing from the columns, so they are taken entry by entry."""
+    arrays = {f"t{i}": np.full(i % 5 + 1, i, np.float32) for i in range(count)}
+    data = edit(save_bytes(arrays), manifest=lambda d: d["weights"].pop("t1"))
+    path = tmp_path / "extra.mpk"
+    path.write_bytes(data)
+    report = modelpack.verify(path)
+    assert report.problems == [f"{path}: member 'weights.npz': holds tensor 't1', which the manifest does not list"]
+    assert report.tensors["t0"] == "ok" and len(report.tensors) == count
+
+
+def test_many_members_some_deflated(tmp_path):
+    """Deflated members are not scanned in place: they are read entry by entry, the stored
+    ones around them scanned, and damage in either kind is found."""
+    arrays = {f"t{i}": np.zeros(64 if i % 2 else 3, np.float32) for i in range(120)}
+    data = save_bytes(arrays)
+    inner = members_of(members_of(data)["weights.npz"])
+    entries = [RawEntry(name.encode(), deflate(body) if name.endswith("0.npy") else body,
+                        method=8 if name.endswith("0.npy") else 0, plain=body)
+               for name, body in inner.items()]
+    document = members_of(data)["manifest.yaml"]
+    good = raw_archive(document, raw_zip(entries))
+    path = tmp_path / "mixed.mpk"
+    path.write_bytes(good)
+    report = modelpack.verify(path)
+    assert report.ok, report.problems
+    assert set(report.tensors.values()) == {"ok"} and len(report.tensors) == 120
+    for damaged_name in ("t20.npy", "t21.npy"):
+        body = bytearray(inner[damaged_name])
+        body[-1] ^= 1
+        changed = [RawEntry(e.name, deflate(bytes(body)) if e.method == 8 else bytes(body), method=e.method,
+                            plain=bytes(body), crc=zlib.crc32(inner[damaged_name]))
+                   if e.name == damaged_name.encode() else e for e in entries]
+        path.write_bytes(raw_archive(document, raw_zip(changed)))
+        report = modelpack.verify(path)
+        assert report.tensors[damaged_name[:-4]] == "damaged", report.problems
+        assert [name for name, state in report.tensors.items() if state != "ok"] == [damaged_name[:-4]]
+
+
+def test_small_members_are_scanned_on_this_thread_large_ones_on_the_pool(tmp_path, monkeypatch):
+    """Members of a few KiB are hashed faster on one thread than handed between threads;
+    larger ones are spread over the pool. Either way every tensor is verified."""
+    import threading
+
+    from modelpack.format import bundle_scan
+
+    monkeypatch.setattr(bundle_scan, "CHUNK", 4096)
+    threads = []
+    original = bundle_scan._scan_run
+    monkeypatch.setattr(bundle_scan, "_scan_run",
+                        lambda *args: threads.append(threading.current_thread()) or original(*args))
+    for arrays, pooled in [({f"t{i}": np.zeros(100, np.float32) for i in range(100)}, False),
+                           ({f"t{i}": np.zeros(20_000, np.float32) for i in range(4)}, True)]:
+        path = tmp_path / f"{len(arrays)}.mpk"
+        path.write_bytes(save_bytes(arrays))
+        threads.clear()
+        report = modelpack.verify(path)
+        assert report.ok and set(report.tensors.values()) == {"ok"} and len(report.tensors) == len(arrays)
+        assert len(threads) > 1
+        assert (threading.main_thread() not in threads) is pooled, threads

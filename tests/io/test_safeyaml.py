@@ -259,3 +259,147 @@ def test_many_mappings_integers_are_still_int64_and_bounded(outside):
     message = "is outside" if len(outside) <= 400 else f"a number of {len(outside)} characters"
     with pytest.raises(safeyaml.YAMLRefused, match=message):
         safeyaml.load(_many(entries), max_nodes=10**6)
+
+
+def _table(count: int = 1500) -> list[str]:
+    """Entries of one width, as a tensor index holds them, with no colon inside a string."""
+    return [f'"t{i}": {{"dtype": "float32", "shape": [{i}, 3], "sha256": "{i:064x}"}}' for i in range(count)]
+
+
+def test_many_mappings_without_colons_in_strings_skip_the_quote_pass(monkeypatch):
+    """When the text's colons equal the keys parsed, no duplicate can have been lost, and the
+    colons outside strings are never counted; a duplicate still is refused and named."""
+    def counted(text):
+        raise AssertionError("the colons outside strings were counted")
+
+    monkeypatch.setattr(safeyaml, "_colons_outside_strings", counted)
+    entries = _table()
+    assert safeyaml.load(_many(entries), max_nodes=10**6)["t5"]["shape"] == [5, 3]
+    monkeypatch.undo()
+    entries[800] = '"t800": {"dtype": "float32", "shape": [1], "shape": [2]}'
+    with pytest.raises(safeyaml.YAMLRefused, match="duplicate key 'shape'"):
+        safeyaml.load(_many(entries), max_nodes=10**6)
+    entries[800] = '"t10": {"dtype": "float32", "shape": [1]}'
+    with pytest.raises(safeyaml.YAMLRefused, match="duplicate key 't10'"):
+        safeyaml.load(_many(entries), max_nodes=10**6)
+
+
+@pytest.mark.parametrize("colons", ['"meta": "12:00"', '"meta": ":"', '"a:b": 1'])
+def test_many_mappings_with_colons_in_strings_count_outside_strings(colons):
+    """A colon inside a string leaves the text's colons above the keys: the exact count
+    decides, accepting the document and still refusing a duplicate that the colon hides."""
+    entries = [*_table(), colons]
+    assert len(safeyaml.load(_many(entries), max_nodes=10**6)) == 1501
+    entries[3] = '"t4": {"dtype": "float32", "shape": [1]}'  # one key lost, one colon extra
+    with pytest.raises(safeyaml.YAMLRefused, match="duplicate key 't4'"):
+        safeyaml.load(_many(entries), max_nodes=10**6)
+
+
+def test_walk_table_columns_of_mixed_types_are_still_checked():
+    """A table's column of one type is classified at once; a column that mixes types (a key
+    order that differs, a nested value) is walked value by value, so a deep nest or an
+    out-of-range integer anywhere in it is still found."""
+    entries = _table()
+    entries[5] = '"t5": {"shape": [5, 3], "dtype": "float32", "sha256": "00"}'  # another order
+    assert safeyaml.load(_many(entries), max_nodes=10**6)["t5"]["dtype"] == "float32"
+    entries[6] = f'"t6": {{"dtype": [[{2**63}]], "shape": [1], "sha256": "00"}}'
+    with pytest.raises(safeyaml.YAMLRefused, match="is outside"):
+        safeyaml.load(_many(entries), max_nodes=10**6)
+    entries[6] = '"t6": {"dtype": ' + "[" * 200 + "]" * 200 + ', "shape": [1], "sha256": "00"}'
+    with pytest.raises(safeyaml.YAMLRefused, match="nests deeper than 160"):
+        safeyaml.load(_many(entries), max_nodes=10**6)
+    entries[6] = f'"t6": {{"dtype": "float32", "shape": [1, {-(2**63) - 1}], "sha256": "00"}}'
+    with pytest.raises(safeyaml.YAMLRefused, match="is outside"):
+        safeyaml.load(_many(entries), max_nodes=10**6)
+
+
+def test_walk_matches_a_plain_recursive_count():
+    """``_walk``'s keys, integer range and refusals against a recursive reference, on
+    tables of one width, mixed widths and mixed types."""
+    def reference(value, depth=1):
+        if type(value) is dict:
+            parts = [reference(v, depth + 1) for v in value.values()]
+            return (len(value) + sum(p[0] for p in parts), min([0, *(p[1] for p in parts)]),
+                    max([0, *(p[2] for p in parts)]))
+        if type(value) is list:
+            parts = [reference(v, depth + 1) for v in value]
+            return sum(p[0] for p in parts), min([0, *(p[1] for p in parts)]), max([0, *(p[2] for p in parts)])
+        return (0, value, value) if type(value) is int else (0, 0, 0)
+
+    def floats(value):
+        if type(value) is dict:
+            return any(map(floats, value.values()))
+        return any(map(floats, value)) if type(value) is list else type(value) is float
+
+    documents = [
+        {f"t{i}": {"a": "x", "b": [i, -i], "c": None} for i in range(50)},
+        {f"t{i}": {"a": i, "b": {"c": [i * 7, {"d": -3 * i}]}} if i % 3 else {"z": [True, 1.5, i]} for i in range(50)},
+        [{"a": [1, [2, [3]]], "b": 4}, {"c": -9}, [], {}, 7, "s"],
+        {"w": {f"t{i}": {"a": 1, "b": [2, 0.5 if i == 7 else 3]} for i in range(20)}},
+        {"w": {f"t{i}": {"s": [2**62, i], "d": "f"} for i in range(20)}, "m": {}},
+    ]
+    for document in documents:
+        assert safeyaml._walk(document, 10**6) == (*reference(document), floats(document))
+
+
+# Texts json accepts or refuses, each put into a manifest of many mappings (parsed by
+# pydantic's parser first): the outcome must be what json and its hooks alone give.
+_EDGES = [
+    '1.5', '-0.25', '1.5e+3', '1.5E-3', '1e5', '1E+5', '1.5e3', '2.', '.5', '-0', '-0.0', '01', '+1',
+    'NaN', 'Infinity', '-Infinity', '1e999', '9' * 30, '9' * 5000, str(2**63), str(-(2**63)),
+    '"\x7f"', 'true', 'True', 'null', '[1,]', '[1 2]', '{"a": 1,}', '"a\tb"', '"é"', '"\u00e9"',
+    '[' * 170 + ']' * 170, '[' * 150 + ']' * 150,
+]
+
+
+@pytest.mark.parametrize("value", _EDGES, ids=lambda value: value[:20])
+def test_many_mappings_parsed_quickly_agree_with_json_alone(monkeypatch, value):
+    text = _many([*_table(), f'"edge": {value}'])
+    def outcome():
+        try:
+            return safeyaml.load(text, max_nodes=10**6)
+        except safeyaml.YAMLRefused as exc:
+            return type(exc), str(exc)
+    quick = outcome()
+    monkeypatch.setattr(safeyaml, "_parse_quickly", lambda text: None)
+    assert quick == outcome()
+
+
+def test_many_mappings_are_parsed_quickly_unless_a_float_needs_its_form_checked(monkeypatch):
+    """The quick parse is kept when the document holds no float; a float sends it through
+    json again, whose hook checks the form (and refuses one outside the JSON form)."""
+    calls = []
+    original = safeyaml._parse_json
+    monkeypatch.setattr(safeyaml, "_parse_json", lambda text, hooked: calls.append(hooked) or original(text, hooked))
+    safeyaml.load(_many(_table()), max_nodes=10**6)
+    assert calls == []
+    assert safeyaml.load(_many([*_table(), '"f": [0.5]']), max_nodes=10**6)["f"] == [0.5]
+    assert calls == [False]
+    with pytest.raises(safeyaml.YAMLRefused, match="not in the JSON form"):
+        safeyaml.load(_many([*_table(), '"f": {"g": [1e5]}']), max_nodes=10**6)
+
+
+def test_a_proven_part_is_counted_not_walked():
+    """``prove`` is asked only about a large document; its part stands in the result, its
+    nodes count toward the limit (the message names the caller's limit), and its keys toward
+    the duplicate count (a wrong count would leave the text's keys unmatched)."""
+    asked = []
+
+    def prove(document):
+        asked.append(document)
+        part = document["w"]
+        keys = len(part) + sum(map(len, part.values()))
+        return safeyaml.Proof("w", "checked", keys=keys, nodes=2 * keys + len(part))  # a list of one each
+
+    table = ",\n".join(f'"t{i}": {{"a": [{i}]}}' for i in range(1500))
+    text = '{"w": {' + table + '}, "m": {"k": "v"}}'
+    nodes = 1 + 2 * 2 + 2 * 1 + 2 * (1500 + 1500) + 1500
+    document = safeyaml.load(text, max_nodes=nodes, prove=prove)
+    assert document == {"w": "checked", "m": {"k": "v"}} and len(asked) == 1
+    with pytest.raises(safeyaml.YAMLTooLarge, match=f"more than {nodes - 1} nodes"):
+        safeyaml.load(text, max_nodes=nodes - 1, prove=prove)
+    with pytest.raises(safeyaml.YAMLRefused, match="duplicate keys"):
+        safeyaml.load(text, max_nodes=nodes, prove=lambda d: prove(d)._replace(keys=prove(d).keys - 1))
+    asked.clear()
+    assert safeyaml.load('{"w": {"t": {"a": [1]}}}', max_nodes=100, prove=prove) == {"w": {"t": {"a": [1]}}}
+    assert asked == []  # a small document is checked as it is parsed

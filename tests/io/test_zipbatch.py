@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import random
+import struct
 import zipfile
 from pathlib import Path
 from typing import IO
@@ -129,3 +130,74 @@ def test_read_directory_uses_the_columns_from_its_threshold(monkeypatch):
     zipread.read_directory(Source.whole(io.BytesIO(stored_zip(members)), where="m"), **options)
     assert calls == [1]
     assert zipfile.ZipFile(io.BytesIO(stored_zip(members))).namelist() == list(members)
+
+
+@pytest.mark.parametrize("name", [
+    b"", b"..", b"a\\b", b"a\x01b", b"a\x7fb", b"a\x1fb", b"/abs", b"a/", b"a//b", b"a/../b", b"../a",
+    b"a/..", b"C:/x", b"a/b.npy", b"a:/b", b"..a", b"a..b", b"a/..b/c", "é/ü.npy".encode(),
+], ids=lambda name: repr(name))
+@pytest.mark.parametrize("at", [0, 17, 39])
+def test_names_with_and_without_slashes_are_vouched_only_when_exact_accepts(name, at):
+    """Names are checked as one text: without a "/" by two searches, with one by the full
+    patterns; either way the columns vouch exactly for the names the exact path accepts."""
+    flags = 0x800 if not name.isascii() else 0
+    entries = [RawEntry(name if i == at else f"m{i}".encode(), b"x", flags=flags) for i in range(40)]
+    batch, exact = _both(raw_zip(entries))
+    if isinstance(exact, ModelpackError):
+        assert batch is None
+    else:
+        assert batch is not None and batch == exact
+
+
+@pytest.mark.parametrize("on_disk", [False, True], ids=["in-memory", "mapped-file"])
+@pytest.mark.parametrize("at", [0, 20, 39])
+def test_local_names_of_the_same_length_are_compared(on_disk, at, tmp_path):
+    """A local header's name that differs from its entry's in one byte (same length, so no
+    length check sees it) is found, the first, a middle and the last member alike."""
+    entries = [RawEntry(f"m{i:02d}.npy".encode(), b"x" * (i % 3), local_name=b"mXX.npy" if i == at else None)
+               for i in range(40)]
+    batch, exact = _both(raw_zip(entries), tmp_path if on_disk else None)
+    assert batch is None and isinstance(exact, ModelpackError)
+
+
+@pytest.mark.parametrize("on_disk", [False, True], ids=["in-memory", "mapped-file"])
+@pytest.mark.parametrize("differ", [False, True])
+def test_local_names_near_the_end_of_the_member_area(on_disk, differ, tmp_path):
+    """The last member has a short name and no data, so a record of the longest name's width
+    would run past the member area: its names are compared byte by byte instead."""
+    entries = [RawEntry(f"member{i}.npy".encode(), b"x") for i in range(40)]
+    entries.append(RawEntry(b"z", b"", local_name=b"y" if differ else None))
+    batch, exact = _both(raw_zip(entries), tmp_path if on_disk else None)
+    if differ:
+        assert batch is None and isinstance(exact, ModelpackError)
+    else:
+        assert batch is not None and batch == exact
+
+
+def _directory_shuffled(data: bytes, seed: int) -> bytes:
+    """The same zip with its directory's entries listed in another order than the file's."""
+    end = data.rindex(b"PK\x05\x06")
+    count, size, offset = struct.unpack("<H2L", data[end + 10: end + 20])
+    records, at = [], offset
+    for _ in range(count):
+        name_length, extra_length, comment_length = struct.unpack("<3H", data[at + 28: at + 34])
+        width = 46 + name_length + extra_length + comment_length
+        records.append(data[at: at + width])
+        at += width
+    random.Random(seed).shuffle(records)
+    return data[:offset] + b"".join(records) + data[offset + size:]
+
+
+@pytest.mark.parametrize("on_disk", [False, True], ids=["in-memory", "mapped-file"])
+@pytest.mark.parametrize("local_name", [None, b"layer3.weight.npX"])
+def test_a_directory_listed_out_of_file_order(on_disk, local_name, tmp_path):
+    """Members listed in another order than the file's are located in file order and given
+    back in the directory's; a local name that differs is still found."""
+    entries = [RawEntry(name.encode(), data, local_name=local_name if i == 3 else None)
+               for i, (name, data) in enumerate(MEMBERS.items())]
+    batch, exact = _both(_directory_shuffled(raw_zip(entries), seed=15), tmp_path if on_disk else None)
+    if local_name is None:
+        assert batch is not None and batch == exact
+        assert batch.names != list(MEMBERS)
+    else:
+        assert batch is None and isinstance(exact, ModelpackError)
