@@ -84,40 +84,68 @@ def forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, g: Geome
 def depthwise_forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, g: Geometry,
                       out_sizes: tuple[int, ...]) -> np.ndarray:
     """x (N, C, *S) correlated per channel with weight (C·M, 1, *K), plus bias: (N, C·M, *out)
-    (output channel c·M + i reads input channel c). Each tap is one multiply-add of a shifted
-    plane: numpy's einsum over im2col's columns took 1.2–1.5× as long, on one thread only."""
-    n, c, o = x.shape[0], x.shape[1], weight.shape[0]
-    flat, grid, offsets = _planes(x, g, out_sizes)
-    length = math.prod(grid)
-    taps = weight.reshape(c, o // c, -1)[..., np.newaxis]  # (C, M, K, 1)
-    budget.charge(2 * budget.nbytes((n, o, length), x.dtype), "its output on the padded grid")
-    sums = np.empty((n, c, o // c, length), x.dtype)
+    (output channel c·M + i reads input channel c). Each tap is one multiply-add of the padded
+    planes shifted by its offset, computed over whole planes (the positions in the padding are
+    dropped), so every pass is contiguous: the planes are one flat run, and a tap reads it from
+    its offset on. Measured on 32 channels of 16×16, batch 32, one thread: im2col's einsum
+    1.6 ms, this 1.0 ms; split over the batch on ``parallel``'s threads (einsum runs on one)."""
+    n, c, o, dims = x.shape[0], x.shape[1], weight.shape[0], len(g.kernel)
+    m = o // c
+    padded = tuple(size + 2 * p for size, p in zip(x.shape[2:], g.padding, strict=True))
+    area = math.prod(padded)
+    offsets = _offsets(g, padded)
+    count = n * c * area
+    budget.charge(budget.nbytes((count + offsets[-1],), x.dtype), f"padding the input by {g.padding}")
+    flat = np.zeros(count + offsets[-1], x.dtype)  # the last tap reads past the planes: zeros
+    inside = (slice(p, p + size) for p, size in zip(g.padding, x.shape[2:], strict=True))
+    inner = (slice(None), slice(None), *inside)
+    parallel.copy(flat[:count].reshape(n, c, *padded)[inner], x)
+    taps = weight.reshape(c, m, -1).transpose(1, 2, 0)  # (M, K, C)
+    budget.charge(2 * budget.nbytes((m, count), x.dtype), "its output on the padded planes")
+    sums = np.empty((m, n, c * area), x.dtype)
 
     def run(batch: slice) -> None:
-        total = sums[batch]
-        product = np.empty_like(total)
-        for k, offset in enumerate(offsets):
-            plane = flat[batch, :, np.newaxis, offset:offset + length]  # (n, C, 1, L)
-            np.multiply(plane, taps[:, :, k], out=total if k == 0 else product)
-            if k:
-                total += product
+        product = np.empty_like(sums[0, batch])
+        for i, total in enumerate(sums[:, batch]):
+            for k, offset in enumerate(offsets):
+                shifted = flat[offset:offset + count].reshape(n, c * area)[batch]
+                # The tap's weight repeated over its channel's plane: both operands then step
+                # alike, and numpy's loop is vectorised (broadcast, it ran element by element).
+                np.multiply(shifted, np.repeat(taps[i, k], area), out=product if k else total)
+                if k:
+                    total += product
 
-    parallel.over_batch(run, n, sums.size, min_elements=parallel.ELEMENTWISE_MIN_ELEMENTS)
-    return _crop(sums.reshape(n, o, *grid), out_sizes, bias)
+    parallel.over_batch(run, n, 2 * len(offsets) * sums.size, min_elements=parallel.ELEMENTWISE_MIN_ELEMENTS)
+    # (M, N, C, *padded) → (N, C, M, *out): output channel c·M + i, the padding's positions dropped
+    source = sums.reshape(m, n, c, *padded).transpose(1, 2, 0, *range(3, 3 + dims))
+    kept = source[(slice(None),) * 3 + tuple(slice(0, size) for size in out_sizes)]
+    budget.charge(budget.nbytes((n, o, *out_sizes), x.dtype), "its output")
+    out = np.empty((n, o, *out_sizes), x.dtype)
+    target = out.reshape(n, c, m, *out_sizes)
+    if bias is None:
+        parallel.copy(target, kept)
+    else:
+        parallel.ufunc(np.add, kept, bias.reshape(1, c, m, *(1,) * dims), out=target)
+    return out
+
+
+def _offsets(g: Geometry, padded: tuple[int, ...]) -> list[int]:
+    """Each kernel tap's offset into a padded plane flattened in C order."""
+    row_strides = [math.prod(padded[i + 1:]) for i in range(len(padded))]
+    return [sum(j * d * s for j, d, s in zip(tap, g.dilation, row_strides, strict=True))
+            for tap in np.ndindex(*g.kernel)]
 
 
 def _planes(x: np.ndarray, g: Geometry, out_sizes: tuple[int, ...]
             ) -> tuple[np.ndarray, tuple[int, ...], list[int]]:
     """(planes, grid, offsets): the input zero-padded and flattened per channel (N, C, plane);
     the padded grid the positions are computed on; each tap's offset into a plane."""
-    n, c, dims = x.shape[0], x.shape[1], len(g.kernel)
+    n, c = x.shape[0], x.shape[1]
     padded = tuple(size + 2 * p for size, p in zip(x.shape[2:], g.padding, strict=True))
     # Positions are computed on the padded grid's rows (every axis but the first keeps its
     # padded length), so each tap's operand is one contiguous run of every plane.
     grid = (out_sizes[0], *padded[1:])
-    row_strides = [math.prod(padded[i + 1:]) for i in range(dims)]
-    offsets = [sum(j * d * s for j, d, s in zip(tap, g.dilation, row_strides, strict=True))
-               for tap in np.ndindex(*g.kernel)]
+    offsets = _offsets(g, padded)
     # The last tap reads up to its offset past the grid's end: zeros there too.
     plane = max(math.prod(padded), offsets[-1] + math.prod(grid))
     budget.charge(budget.nbytes((n, c, plane), x.dtype), f"padding the input by {g.padding}")

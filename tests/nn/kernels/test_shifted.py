@@ -103,13 +103,25 @@ def test_a_training_forward_keeps_im2col(monkeypatch) -> None:
     assert out.shape == (2, 8, 16, 16) and saved.cols.shape[-1] != x.shape[-1]
 
 
-def test_its_padded_planes_count_against_the_budget() -> None:
+@pytest.mark.parametrize("depthwise", [False, True])
+def test_its_padded_planes_count_against_the_budget(monkeypatch, depthwise) -> None:
     """A hostile padding: the padded planes (about 4 GB here) are refused before they are
-    allocated, naming the file, as im2col's padded copy is."""
-    layer = nn.Conv2D(1, 3, padding=8000, in_channels=shifted.MIN_CHANNELS)
+    allocated, naming the file, as im2col's padded copy is (the depthwise path on the numpy
+    kernels too)."""
+    from modelpack.nn.kernels import backend
+
+    monkeypatch.setattr(backend, "_chosen", "numpy")
+    monkeypatch.setattr(backend, "_module", None)
+    channels = shifted.MIN_CHANNELS
+    layer = nn.Conv2D(channels if depthwise else 1, 3, padding=8000, in_channels=channels,
+                      groups=channels if depthwise else 1)
     layer.initialize(seed=0)
-    x = np.ones((1, shifted.MIN_CHANNELS, 1, 1), np.float32)
-    assert shifted.usable(x, layer.weight.data(), layer._geometry(), layer._geometry().out_sizes((1, 1)))
+    x = np.ones((1, channels, 1, 1), np.float32)
+    g = layer._geometry()
+    if depthwise:
+        assert shifted.depthwise_usable(x, layer.weight.data(), g)
+    else:
+        assert shifted.usable(x, layer.weight.data(), g, g.out_sizes((1, 1)))
     limit_activations(layer, ActivationBudget("hostile.mpk", Limits(max_activation_bytes=2**20)))
     with pytest.raises(LimitError, match=r"hostile\.mpk: .*padding the input by \(8000, 8000\): the activations"):
         layer(x)
