@@ -9,10 +9,18 @@ REPORT = Path(__file__).resolve().parents[1] / "BENCHMARKS.md"
 
 
 def write_section(heading: str, lines: list[str], report: Path = REPORT) -> None:
-    """Replace the section that starts with ``heading`` by ``lines`` (or append it)."""
+    """Replace the section whose heading line is exactly ``heading`` by ``lines`` (or append
+    it). The whole line must match: one setting's heading can be the start of another's
+    ("…, cpu time" and "…, cpu time, numba kernels")."""
     text = report.read_text(encoding="utf-8")
-    section = re.compile(re.escape(heading) + r".*?(?=\n## |\Z)", flags=re.S)
-    body = "\n".join(lines).rstrip("\n")
-    new = section.sub(lambda _: body, text) if section.search(text) else text.rstrip("\n") + "\n\n" + body
-    report.write_text(new.rstrip("\n") + "\n", encoding="utf-8")
+    section = re.compile("^" + re.escape(heading) + r"\n.*?(?=\n## |\Z)", flags=re.S | re.M)
+    body = "\n".join(lines).rstrip("\n") + "\n"
+    found = list(section.finditer(text))
+    if not found:
+        new = text.rstrip("\n") + "\n\n" + body
+    else:  # the first replaced; any later copy (left by an older writer) dropped
+        new = text[: found[0].start()] + body + "".join(
+            text[a.end() : b.start()] for a, b in zip(found, [*found[1:], None], strict=True) if b is not None
+        ) + text[found[-1].end():]
+    report.write_text(re.sub(r"\n{3,}", "\n\n", new).rstrip("\n") + "\n", encoding="utf-8")
     print(f"updated {report}")

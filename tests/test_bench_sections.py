@@ -1,0 +1,25 @@
+"""``bench/_sections.py``: a run replaces its own section of BENCHMARKS.md and no other, even
+when its heading is the start of another setting's ("…, cpu time" and "…, cpu time, numba
+kernels"); copies an older writer left are dropped."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parents[1] / "bench"
+
+
+def test_a_section_is_replaced_by_its_whole_heading(tmp_path, monkeypatch):
+    monkeypatch.syspath_prepend(str(BENCH))
+    sys.modules.pop("_sections", None)
+    from _sections import write_section
+
+    report = tmp_path / "BENCHMARKS.md"
+    report.write_text("# B\n\n## A, cpu time\nold\n\n## A, cpu time, numba kernels\nkept\n\n"
+                      "## A, cpu time\nan older copy\n\n## Other\nkept too\n", encoding="utf-8")
+    write_section("## A, cpu time", ["## A, cpu time", "new"], report)
+    assert report.read_text(encoding="utf-8") == (
+        "# B\n\n## A, cpu time\nnew\n\n## A, cpu time, numba kernels\nkept\n\n## Other\nkept too\n")
+    write_section("## Z", ["## Z", "added"], report)
+    assert report.read_text(encoding="utf-8").endswith("## Other\nkept too\n\n## Z\nadded\n")
