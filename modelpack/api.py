@@ -16,7 +16,7 @@ from pydantic import ValidationError
 from . import __version__ as _version
 from . import tracing
 from .errors import UnsupportedBlockError, UnsupportedDtypeError, UsageError
-from .format import architecture, container
+from .format import architecture, container, writer
 from .format.archive import Archive
 from .format.schema import Layout, Manifest, check_tensor_name, describe_errors
 from .format.shards import ShardedArchive, write_sharded
@@ -224,7 +224,7 @@ def _write(
     if max_shard_size is not None:
         write_sharded(path, manifest, arrays, max_shard_size=max_shard_size, compress=compress)
     else:
-        container.write_archive(path, manifest, arrays, compress=compress)
+        writer.write_archive(path, manifest, arrays, compress=compress)
 
 
 def _check_metadata(metadata: Mapping[str, str] | None) -> dict[str, str]:

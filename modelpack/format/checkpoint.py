@@ -23,7 +23,7 @@ from ..errors import FormatError, UsageError
 from ..io import npz
 from ..io.limits import DEFAULT_LIMITS, Limits
 from ..io.paths import PathOrFile
-from . import container
+from . import writer
 from .archive import Archive
 from .schema import (
     FORMAT_VERSION,
@@ -108,7 +108,7 @@ def write_checkpoint(
         )
     except ValidationError as exc:
         raise UsageError(f"cannot write the checkpoint: {describe_errors(exc)}") from None
-    container.write_archive(path, manifest, arrays)
+    writer.write_archive(path, manifest, arrays)
 
 
 def read_checkpoint(path: PathOrFile, *, limits: Limits = DEFAULT_LIMITS) -> Checkpoint:

@@ -1,7 +1,7 @@
 """The ``.mpk`` container: a zip of ``manifest.yaml`` and the ``weights.npz`` bundle.
 
-This is the one place that writes and reads archive bytes. Layout (``spec/FORMAT.md`` §1),
-in this order, both members stored (uncompressed):
+This is the one place that reads archive bytes (``writer`` is the one that writes them).
+Layout (``spec/FORMAT.md`` §1), in this order, both members stored (uncompressed):
 
 - ``manifest.yaml``: the manifest (UTF-8 YAML, plain data only), with each tensor's SHA-256;
 - ``weights.npz``: an npz bundle; its ``.npy`` members are stored unless ``compress=True``;
@@ -16,38 +16,27 @@ structure (``_zip``), the manifest (size, YAML, version, hash, schema), then eac
 from __future__ import annotations
 
 import contextlib
-import gc
 import hashlib
-import os
 import re
-import sys
 import tempfile
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import IO
 
-import numpy as np
-
-from ..errors import FormatError, IntegrityError, LimitError, ModelpackError, SchemaError
-from ..io import npz
+from ..errors import FormatError, IntegrityError, LimitError, SchemaError
 from ..io.limits import DEFAULT_LIMITS, GRACE_BYTES, Limits
-from ..io.paths import PathOrFile, atomic_writer, describe, is_file_object, open_for_reading
+from ..io.paths import PathOrFile, describe, open_for_reading
 from ..io.sniff import refuse_other_kind
-from ..io.workers import shared_pool
-from ..io.writeback import WRITEBACK_CHUNK, start_writeback
 from ..io.zipio import STORED, Member, MemberReader, Source
 from ..io.zipread import read_directory
-from ..io.zipwrite import Piece, PlannedMember, ZipPlan
 from . import schema, versions
-from .schema import FORMAT_VERSION, Manifest, manifest_to_yaml
+from .schema import Manifest
 from .tensor_index import TensorIndex
 
 __all__ = [
     "MANIFEST_MEMBER",
     "WEIGHTS_MEMBER",
     "MANIFEST_HASH_PREFIX",
-    "write_archive",
     "read_manifest",
 ]
 
@@ -60,220 +49,6 @@ _HASH_COMMENT = re.compile(rb"modelpack-manifest-sha256:([0-9a-f]{64})\Z")
 
 _MAX_OUTER_MEMBERS = 16  # a directory declaring more is refused before it is read
 _COPY_CHUNK = 1024 * 1024
-
-
-def write_archive(
-    target: PathOrFile,
-    manifest: Manifest,
-    arrays: Mapping[str, np.ndarray],
-    *,
-    compress: bool = False,
-) -> Manifest:
-    """Write an archive atomically; the bytes depend only on the manifest and the arrays.
-
-    Tensor hashes and the format version are filled in here, from the bytes being written;
-    the manifest as written is returned (a sharded index records its shards' manifests).
-    Every offset and CRC is known before the first byte is written (the bundle's CRC is
-    combined from its members'), and when stored each tensor's data lands on a 64-byte
-    boundary of the file, so readers can map it in place. The bundle is always a stored
-    member; with compress=True its own members are deflated.
-
-    The SHA-256s go into the manifest, which comes first in the file, but its length does not
-    depend on them (64 hex digits each, in the JSON form), nor does any offset depend on a
-    CRC-32: so the manifest is written out once with a placeholder for each hash and read
-    back (a writer never writes what its reader refuses) before a byte is written; when
-    writing to a path, the tensors' data goes to its place first, on its way to the disk
-    (``io.writeback``), while the checksums are computed on the other cores; its flush
-    starts, and the zip headers, the manifest (the hashes put in the placeholders' places)
-    and the directories are written last. The slowest of hashing, writing and flushing sets
-    the time, not their sum.
-    """
-    if list(manifest.weights) != list(arrays):
-        raise ValueError("the manifest's weights index must list exactly the arrays, in order")
-    with cycle_collection_paused():
-        return _write_archive(target, manifest, arrays, compress)
-
-
-@contextlib.contextmanager
-def cycle_collection_paused() -> Iterator[None]:
-    """Python's cycle collector off while an archive is laid out or verified. Writing 10,000
-    tensors allocates some 100,000 small objects, none in a cycle (reference counting frees
-    them all); each allocation burst would set off full collections that walk every live
-    object of the process, a quarter of the time of such a save. The caller's setting is
-    restored."""
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
-
-
-def _write_archive(target: PathOrFile, manifest: Manifest, arrays: Mapping[str, np.ndarray],
-                   compress: bool) -> Manifest:
-    tensors = npz.Tensors.of(arrays)
-    name = describe(target)
-    checksums = tensors.checksums(shared_pool())  # CRC-32s and SHA-256s, while the rest goes on
-    try:
-        hashes = _lay_out_and_write(target, name, manifest, tensors, checksums, compress)
-    finally:
-        checksums.settle()  # returns at once, unless writing failed half-way
-    return _with_hashes(manifest, tensors.names, hashes)
-
-
-def _lay_out_and_write(target: PathOrFile, name: str, manifest: Manifest, tensors: npz.Tensors,
-                       checksums: npz.PendingChecksums, compress: bool) -> list[str]:
-    """Write the archive as the checksums come in; returns the tensors' SHA-256s."""
-    draft = _Draft.of(manifest, tensors.names, name)
-    if is_file_object(target) or draft.fill is None:
-        # A caller's file is written in order; a block-form manifest may change length.
-        crcs, hashes = checksums.result()
-        bundle = tensors.plan(crcs, compress=compress)
-        bundle_crc = bundle.crc()
-        if draft.fill is not None:
-            raw = draft.fill(hashes)
-        else:
-            raw = manifest_to_yaml(_with_hashes(manifest, tensors.names, hashes)).encode("utf-8")
-            check_reads_back(raw, name)
-        with atomic_writer(target) as handle:
-            _write_pieces(handle, _outer(raw, bundle, bundle_crc).pieces())
-        return hashes
-    # Sizes and offsets do not depend on the CRCs: the tensors' data goes to its place
-    # first, while the checksums are computed; then the flush starts (on its own thread),
-    # and headers, manifest and directories are written once the checksums are known.
-    bundle = tensors.plan([0] * len(tensors.names), compress=compress)  # CRCs to come
-    start = _outer(draft.raw, bundle, 0).members[1].data_offset
-    with atomic_writer(target) as handle, ThreadPoolExecutor(max_workers=1) as flusher:
-        bulk = [(start + offset, piece) for offset, piece in bundle.bulk()]
-        if bulk:
-            checksums.hand_over(shared_pool())  # a small archive's, hashed while its data is written
-        _write_placed(handle, bulk, hint=True)
-        handle.flush()
-        # A flush of its own while the checksums finish; a small file's is left to the
-        # final fsync (each sync costs a journal commit).
-        large = sum(piece.size for _, piece in bulk) > _EARLY_FLUSH
-        flushed = flusher.submit(os.fdatasync, handle.fileno()) if large else None
-        crcs, hashes = checksums.result()
-        bundle.set_crcs(crcs)
-        _write_placed(handle, [(start + offset, piece) for offset, piece in bundle.placed_but_bulk()])
-        plan = _outer(draft.fill(hashes), bundle, bundle.crc())
-        head, weights = plan.members
-        if weights.data_offset != start:
-            raise AssertionError("the manifest's length changed with its hashes")  # not reached
-        handle.seek(0)
-        handle.write(b"".join([head.local_header, *[p.data for p in head.data], weights.local_header]))
-        handle.seek(weights.data_offset + weights.compressed_size)
-        handle.write(plan.directory)
-        if flushed is not None:
-            flushed.result()
-    return hashes
-
-
-_PLACEHOLDER = "0" * 64  # a SHA-256 in hex, for laying the file out before the hashes are known
-_PLACED = b'"sha256": "' + _PLACEHOLDER.encode("ascii") + b'"'  # how the JSON form writes one
-_EARLY_FLUSH = WRITEBACK_CHUNK  # tensor bytes from which the data is flushed before the headers
-
-
-@dataclass
-class _Draft:
-    """The manifest's bytes with a placeholder for each hash, read back as its reader would;
-    ``fill`` puts the hashes in (None when the placeholders cannot be found for certain: the
-    block form, or a ``"sha256": "000…"`` elsewhere in the manifest, e.g. in the metadata)."""
-
-    raw: bytes
-    fill: Callable[[list[str]], bytes] | None
-
-    @classmethod
-    def of(cls, manifest: Manifest, names: list[str], target: str) -> _Draft:
-        raw = manifest_to_yaml(_with_hashes(manifest, names, [_PLACEHOLDER] * len(names))).encode("utf-8")
-        parts = raw.split(_PLACED)
-        if not raw.startswith(b"{") or len(parts) != len(names) + 1:
-            return cls(raw, None)
-        # The hashes are 64 hex digits like the placeholders, so the filled manifest reads
-        # back exactly when this one does.
-        check_reads_back(raw, target)
-
-        def fill(hashes: list[str]) -> bytes:
-            quoted = [b'"sha256": "' + digest.encode("ascii") + b'"' for digest in hashes]
-            return b"".join([part for pair in zip(parts, quoted, strict=False) for part in pair] + parts[-1:])
-
-        return cls(raw, fill)
-
-
-def _with_hashes(manifest: Manifest, names: list[str], hashes: list[str]) -> Manifest:
-    """``manifest`` at this writer's format version, each tensor recording its hash."""
-    weights = manifest.weights
-    raw = weights.entries if isinstance(weights, TensorIndex) else None
-    if raw is not None:
-        entries = [(entry["dtype"], entry["shape"]) for entry in raw.values()]
-    else:
-        entries = [(info.dtype, info.shape) for info in weights.values()]
-    index = {name: {"dtype": dtype, "shape": shape, "sha256": digest}
-             for name, (dtype, shape), digest in zip(names, entries, hashes, strict=True)}
-    version = versions.version_for(manifest.kind, FORMAT_VERSION)
-    copy = manifest.model_copy(update={"format_version": version})
-    # Validated as a reader validates it (as columns, when it can be), not entry by entry.
-    Manifest.__pydantic_validator__.validate_assignment(copy, "weights", index)
-    return copy
-
-
-def _write_pieces(handle: IO[bytes], pieces: Iterable[Piece]) -> None:
-    """Write pieces in order (tests stop this half-way)."""
-    for piece in pieces:
-        handle.write(piece.data)
-
-
-def _write_placed(handle: IO[bytes], placed: list[tuple[int, Piece]], *, hint: bool = False) -> None:
-    """Write pieces at their offsets (tests stop this half-way); with ``hint``, in slices, the
-    disk's writing started after each ``WRITEBACK_CHUNK`` written, and for the rest at the
-    end (each hint is a system call that queues the writes, ~40 µs)."""
-    unhinted = placed[0][0] if placed else 0  # where the bytes not yet on their way start
-    for offset, piece in placed:
-        if handle.tell() != offset:
-            handle.seek(offset)
-        if not hint:
-            handle.write(piece.data)
-            continue
-        data = memoryview(piece.data)
-        for at in range(0, piece.size, WRITEBACK_CHUNK):
-            handle.write(data[at : at + WRITEBACK_CHUNK])
-            end = offset + min(at + WRITEBACK_CHUNK, piece.size)
-            if end - unhinted >= WRITEBACK_CHUNK:
-                start_writeback(handle.fileno(), unhinted, end - unhinted)
-                unhinted = end
-    if hint and placed and placed[-1][0] + placed[-1][1].size > unhinted:
-        handle.flush()
-        start_writeback(handle.fileno(), unhinted, placed[-1][0] + placed[-1][1].size - unhinted)
-
-
-def _outer(manifest_bytes: bytes, bundle: ZipPlan, bundle_crc: int) -> ZipPlan:
-    """The archive laid out around the bundle, whose bytes and CRC-32 it takes as they are."""
-    comment = MANIFEST_HASH_PREFIX + hashlib.sha256(manifest_bytes).hexdigest().encode("ascii")
-    return ZipPlan(
-        [
-            PlannedMember(MANIFEST_MEMBER, [Piece(manifest_bytes)]),
-            PlannedMember(WEIGHTS_MEMBER, list(bundle.pieces(joined=False)), known_crc=bundle_crc),
-        ],
-        comment=comment,
-    )
-
-
-def check_reads_back(raw: bytes, target: str) -> None:
-    """A writer never writes what its reader refuses: the manifest about to be written is
-    read back with the reader's own rules and must come back the same (a value JSON or YAML
-    cannot say, such as a NaN turned into null, would not), before the destination is
-    touched. Resource limits are the reader's to choose (a large model needs raised ones),
-    so they are not applied to what this process itself wrote."""
-    where = f"{target}: {MANIFEST_MEMBER}"
-    try:
-        document = schema.parse_yaml(raw.decode("utf-8"), source=where, max_nodes=sys.maxsize)
-        reread = schema.manifest_from_dict(document, source=where, max_architecture_nodes=sys.maxsize)
-    except ModelpackError as exc:
-        exc.args = (f"not written, as its reader would refuse it: {exc}",)  # same class, same fields
-        raise
-    if manifest_to_yaml(reread).encode("utf-8") != raw:
-        raise SchemaError(f"{where}: not written: the manifest would not read back as written")
 
 
 def read_manifest(source: PathOrFile, *, limits: Limits = DEFAULT_LIMITS) -> Manifest:

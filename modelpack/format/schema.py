@@ -15,7 +15,7 @@ from typing import Any, Literal
 from pydantic import Field, ValidationError, field_serializer, field_validator, model_validator
 
 from ..errors import LimitError, SchemaError, UnknownLayerError, UnknownOpError, VersionError
-from ..io import safeyaml
+from ..io.gcpause import cycle_collection_paused
 from ..io.limits import DEFAULT_LIMITS
 from ..nn import registry  # importing nn registers the built-in layer types
 from . import tensor_index
@@ -308,7 +308,7 @@ def manifest_from_dict(
     # fields we don't know (layer nodes and configs stay closed; see models.Extensible).
     newer_minor = found[1] > _READER[1]
     try:
-        with safeyaml.gc_paused():  # a model object per tensor and layer: see gc_paused
+        with cycle_collection_paused():  # a model object per tensor and layer
             return Manifest.model_validate(document, context={IGNORE_UNKNOWN_FIELDS: newer_minor})
     except (UnknownLayerError, UnknownOpError) as exc:  # registry lookups, not wrapped by pydantic
         # in a newer minor version, an unknown layer type or op is likely what it added

@@ -29,7 +29,7 @@ from ..io.limits import DEFAULT_LIMITS, Limits
 from ..io.npz import Integrity
 from ..io.paths import PathOrFile, describe, is_file_object, open_for_reading, sibling
 from ..nn.budget import ActivationBudget, limit_activations
-from . import architecture, container
+from . import architecture, container, writer
 from .archive import Archive, OpenArchive, _unflatten
 from .schema import Manifest, ShardInfo, manifest_to_yaml
 
@@ -106,13 +106,13 @@ def write_sharded(
             format="modelpack", format_version=manifest.format_version, producer=manifest.producer,
             kind="tensors", layout="dict", weights={n: manifest.weights[n] for n in group},
         )
-        written = container.write_archive(location, shard, {n: arrays[n] for n in group}, compress=compress)
+        written = writer.write_archive(location, shard, {n: arrays[n] for n in group}, compress=compress)
         with open_for_reading(location) as handle:
             size = handle.seek(0, os.SEEK_END)
         digest = hashlib.sha256(manifest_to_yaml(written).encode("utf-8")).hexdigest()
         infos.append(ShardInfo(file=name, size=size, manifest_sha256=digest, tensors=dict(written.weights)))
     index = manifest.model_copy(update={"kind": "sharded", "weights": {}, "shards": infos})
-    container.write_archive(target, index, {})
+    writer.write_archive(target, index, {})
 
 
 class ShardedArchive(OpenArchive):

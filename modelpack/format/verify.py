@@ -33,6 +33,7 @@ from typing import Any, TypeVar, cast
 from ..errors import IntegrityError, ModelpackError
 from ..io import npy, npz
 from ..io.checksums import crc32, crc32_combine
+from ..io.gcpause import cycle_collection_paused
 from ..io.limits import DEFAULT_LIMITS, Limits
 from ..io.paths import PathOrFile, describe, open_for_reading
 from ..io.zipio import STORED, MemberReader, MemberTable, Source
@@ -41,7 +42,7 @@ from ..nn.graph_spec import constant_name
 from ..nn.parameter import shapes_compatible
 from ..nn.ties import apply_ties
 from . import architecture, bundle_scan, schema
-from .container import MANIFEST_MEMBER, WEIGHTS_MEMBER, Container, cycle_collection_paused
+from .container import MANIFEST_MEMBER, WEIGHTS_MEMBER, Container
 from .schema import Manifest, TensorInfo
 from .tensor_index import TensorIndex
 

@@ -1,7 +1,8 @@
 """The ``.npz`` weight bundle: a zip of ``.npy`` members keyed by structured parameter name.
 
 Both parameter files (``save_parameters``) and the bundle inside an ``.mpk`` archive use this
-one reader and writer, so there is a single place that decides what bytes are accepted.
+one reader (and ``npz_write``'s one writer), so there is a single place that decides what
+bytes are accepted.
 
 Written bundles are canonical: members in the order given, fixed timestamps, C order,
 little-endian data, no pickle. They load with ``numpy.load(path, allow_pickle=False)``.
@@ -15,9 +16,7 @@ from __future__ import annotations
 import enum
 import hashlib
 import os
-from collections.abc import Callable, Iterator, Mapping
-from concurrent.futures import Executor, Future, wait
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping
 from typing import IO, NamedTuple
 
 import numpy as np
@@ -39,13 +38,10 @@ from .npy import (
     check_storable,
     header_for,
     header_in,
-    npy_header,
     read_header,
 )
-from .workers import shared_pool
 from .zipio import STORED, Member, MemberReader, Source
 from .zipread import read_directory
-from .zipwrite import ZipPlan
 
 __all__ = [
     "SUPPORTED_DTYPES",
@@ -54,18 +50,11 @@ __all__ = [
     "tensor_sha256",
     "check_sha256",
     "Integrity",
-    "Tensors",
-    "write_npz",
     "read_npz",
     "Bundle",
 ]
 
 _HASH_CHUNK = 1 << 20
-# A writer's checksums go over a tensor in slices this large: each slice is read by the CRC and
-# then by SHA-256 while it is still in the shared cache (two threads' slices fit in it), and
-# each call runs without the GIL long enough (~6 ms) that a worker waiting to take it back
-# between calls, while the writing thread runs Python, costs little.
-_CHECKSUM_SLICE = 8 << 20
 _HEADER_AHEAD = 256  # read at once for a stored tensor's .npy header
 
 
@@ -77,134 +66,6 @@ def tensor_sha256(array: np.ndarray) -> str:
 def data_view(array: np.ndarray) -> memoryview:
     """The bytes of a canonical array, without copying."""
     return array.reshape(-1).view(np.uint8).data
-
-
-_TASK_BYTES = 4 << 20  # smaller tensors are checksummed together, in tasks of about this size
-
-
-@dataclass
-class Tensors:
-    """Canonical arrays about to be written, with what every step of writing needs of each,
-    computed once as columns: npy header and data bytes (``views``), in the mapping's order."""
-
-    names: list[str]
-    arrays: list[np.ndarray]
-    headers: list[bytes]
-    views: list[memoryview]
-
-    @classmethod
-    def of(cls, arrays: Mapping[str, np.ndarray]) -> Tensors:
-        """The arrays checked storable and made canonical (C order, little-endian)."""
-        canonical = list(canonical_arrays(arrays).values())
-        headers, views = [npy_header(a) for a in canonical], [data_view(a) for a in canonical]
-        return cls(list(arrays), canonical, headers, views)
-
-    def tasks(self) -> list[range]:
-        """The tensors in tasks for a thread pool: one per large tensor, consecutive small ones
-        together (a task costs ~10 µs, a small tensor's checksum less than one)."""
-        tasks, first, size = [], 0, 0
-        for index, view in enumerate(self.views):
-            size += view.nbytes
-            if size >= _TASK_BYTES:
-                tasks.append(range(first, index + 1))
-                first, size = index + 1, 0
-        if first < len(self.views):
-            tasks.append(range(first, len(self.views)))
-        return tasks
-
-    def member_crcs(self, pool: Executor) -> list[int]:
-        """The CRC-32 of each ``.npy`` member (header, then data), computed now on ``pool``."""
-        def task(indices: range) -> list[int]:
-            return [crc32(self.views[i], crc32(self.headers[i])) for i in indices]
-
-        return [crc for batch in pool.map(task, self.tasks()) for crc in batch]
-
-    def checksums(self, pool: Executor) -> PendingChecksums:
-        """Each member's CRC-32 and each tensor's SHA-256 (hex), in one pass over the data (a
-        slice hashed while it is in the cache): started now on ``pool``, while the calling
-        thread goes on (hashlib and the CRC release the GIL). A few megabytes (one task) are
-        held back: a worker would wait for the GIL after each tensor while this thread lays
-        the archive out in Python (up to the 5 ms switch interval). The caller hands them
-        over (``hand_over``) when it is about to write the data, which holds no GIL, or they
-        are computed on its own thread when ``result()`` is asked for."""
-        tasks = self.tasks()
-        if len(tasks) <= 1:
-            return PendingChecksums([], lambda: [self._checksum(i) for i in range(len(self.views))])
-        return PendingChecksums([pool.submit(self._checksum_task, indices) for indices in tasks])
-
-    def _checksum_task(self, indices: range) -> _Sums:
-        return [self._checksum(i) for i in indices]
-
-    def _checksum(self, index: int) -> tuple[int, str]:
-        view, crc = self.views[index], crc32(self.headers[index])
-        if view.nbytes <= _CHECKSUM_SLICE:
-            return crc32(view, crc), hashlib.sha256(view).hexdigest()
-        digest = hashlib.sha256()
-        for start in range(0, view.nbytes, _CHECKSUM_SLICE):
-            piece = view[start : start + _CHECKSUM_SLICE]
-            crc = crc32(piece, crc)
-            digest.update(piece)
-        return crc, digest.hexdigest()
-
-    def plan(self, crcs: list[int], *, compress: bool = False) -> ZipPlan:
-        """The bundle laid out: stored members with each tensor's data 64-byte aligned, or with
-        ``compress=True`` deflated members (their compressed bytes held in memory until written).
-        ``crcs`` are the members' (``member_crcs``)."""
-        return ZipPlan.of_members(
-            [name + ".npy" for name in self.names], self.headers, self.views, crcs, deflate=compress
-        )
-
-
-_Sums = list[tuple[int, str]]  # (member CRC-32, tensor SHA-256 in hex) per tensor
-
-
-class PendingChecksums:
-    """Checksums being computed on worker threads (``started``, in file order), or to be
-    computed by the thread that asks for them (``later``)."""
-
-    def __init__(self, started: list[Future[_Sums]], later: Callable[[], _Sums] | None = None) -> None:
-        self._started = started
-        self._later = later
-
-    def hand_over(self, pool: Executor) -> None:
-        """Start what was left to the calling thread on ``pool``: for when that thread is
-        about to spend a while in system calls, which hold no GIL (writing the data)."""
-        if self._later is not None:
-            self._started, self._later = [pool.submit(self._later), *self._started], None
-
-    def result(self) -> tuple[list[int], list[str]]:
-        """Each member's CRC-32 and each tensor's SHA-256, once all are computed."""
-        pairs = self._later() if self._later is not None else []
-        pairs += [pair for batch in self._started for pair in batch.result()]
-        return [crc for crc, _ in pairs], [digest for _, digest in pairs]
-
-    def settle(self) -> None:
-        """Cancel what has not started and wait for the rest, without raising: a write that
-        failed returns only once no worker reads its caller's arrays any more."""
-        for future in self._started:
-            future.cancel()
-        wait(self._started)
-
-
-def canonical_arrays(arrays: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Every array checked storable and made canonical (C order, little-endian)."""
-    out = {}
-    for name, value in arrays.items():
-        array = np.asarray(value)
-        check_storable(f"tensor {name!r}", array)
-        out[name] = canonical_array(array)
-    return out
-
-
-def write_npz(handle: IO[bytes], arrays: Mapping[str, np.ndarray], *, compress: bool = False) -> None:
-    """Write ``arrays`` as an npz bundle to an open binary file, in the mapping's order.
-
-    Written in one pass: stored members with each tensor's data 64-byte aligned, or with
-    ``compress=True`` deflated members (nothing aligned; all compressed bytes held in memory).
-    """
-    tensors = Tensors.of(arrays)
-    crcs = tensors.member_crcs(shared_pool())
-    tensors.plan(crcs, compress=compress).write(handle)
 
 
 class Integrity(str, enum.Enum):

@@ -25,7 +25,7 @@ from ..errors import (
     ShapeMismatchError,
     UsageError,
 )
-from ..io import npz
+from ..io import npz, npz_write
 from ..io.paths import PathOrFile, atomic_writer, describe, open_for_reading
 from ..io.sniff import is_mxnet, refuse_other_kind, sniff
 from .parameter import Parameter, shapes_compatible
@@ -108,7 +108,7 @@ def read_parameter_file(
 def write_parameter_file(filename: PathOrFile, arrays: Mapping[str, np.ndarray]) -> None:
     """Write ``arrays`` as a standard ``.npz`` file, atomically, at exactly ``filename``."""
     with atomic_writer(filename) as handle:
-        npz.write_npz(handle, arrays)
+        npz_write.write_npz(handle, arrays)
 
 
 def plan_load(

@@ -207,7 +207,7 @@ def test_a_manifest_without_findable_placeholders_is_written_in_order(tmp_path, 
 
 
 def test_a_failure_after_the_bundle_is_written_leaves_the_old_file(tmp_path, monkeypatch):
-    from modelpack.format import container
+    from modelpack.format import writer
 
     target = tmp_path / "a.mpk"
     modelpack.save(target, {"w": np.zeros(3, np.float32)})
@@ -216,7 +216,7 @@ def test_a_failure_after_the_bundle_is_written_leaves_the_old_file(tmp_path, mon
     def refuse(raw: bytes, name: str) -> None:
         raise modelpack.errors.SchemaError("refused for the test")
 
-    monkeypatch.setattr(container, "check_reads_back", refuse)
+    monkeypatch.setattr(writer, "check_reads_back", refuse)
     with pytest.raises(modelpack.errors.SchemaError, match="refused for the test"):
         modelpack.save(target, {"w": np.ones(1000, np.float32)})
     assert target.read_bytes() == before
@@ -227,11 +227,11 @@ def test_writeback_is_started_after_each_8_mib_and_for_the_rest_once(tmp_path, m
     """Writing to a path starts the disk's writing of the tensors' data after every 8 MiB
     written (io.writeback), and of the rest once the data is written, in ranges that follow
     each other and end where the last large tensor does (each hint is a system call)."""
-    from modelpack.format import container
+    from modelpack.format import writer
     from modelpack.io.writeback import WRITEBACK_CHUNK
 
     calls: list[tuple[int, int]] = []
-    monkeypatch.setattr(container, "start_writeback", lambda fd, offset, length: calls.append((offset, length)))
+    monkeypatch.setattr(writer, "start_writeback", lambda fd, offset, length: calls.append((offset, length)))
     rng = np.random.default_rng(0)
     arrays = {f"w{i}": rng.random(size, dtype=np.float32) for i, size in enumerate([3_000_000, 50, 2_500_000])}
     modelpack.save(tmp_path / "a.mpk", arrays)  # 22 MB: after 8 MiB, after 16 MiB, the rest
@@ -247,11 +247,11 @@ def test_writeback_is_started_after_each_8_mib_and_for_the_rest_once(tmp_path, m
 def test_a_write_that_fails_returns_once_no_worker_reads_its_arrays(tmp_path, monkeypatch):
     """The checksums run on the shared worker threads: a write failing half-way cancels those
     not started and waits for the rest, so the caller may change its arrays at once."""
-    from modelpack.format import container
-    from modelpack.io import npz
+    from modelpack.format import writer
+    from modelpack.io import npz_write
 
     running: list[int] = []
-    task = npz.Tensors._checksum_task
+    task = npz_write.Tensors._checksum_task
 
     def tracked(self, indices):
         running.append(1)
@@ -263,8 +263,8 @@ def test_a_write_that_fails_returns_once_no_worker_reads_its_arrays(tmp_path, mo
     def fail(handle, placed, *, hint=False):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(npz.Tensors, "_checksum_task", tracked)
-    monkeypatch.setattr(container, "_write_placed", fail)
+    monkeypatch.setattr(npz_write.Tensors, "_checksum_task", tracked)
+    monkeypatch.setattr(writer, "_write_placed", fail)
     arrays = {f"w{i}": np.ones(2_000_000, np.float32) for i in range(6)}  # 6 tasks of 8 MB
     with pytest.raises(modelpack.errors.PathError, match="No space left"):
         modelpack.save(tmp_path / "a.mpk", arrays)

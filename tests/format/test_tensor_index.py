@@ -138,11 +138,11 @@ BIG = {f"t{i}": {"dtype": "float32", "shape": [i % 7, 3], "sha256": SHA} for i i
 def test_a_large_index_is_checked_once_while_parsing(monkeypatch):
     """Taken: the parsed document holds the checked index, which validation keeps as it is;
     the parse's own walk never enters it."""
-    from modelpack.io import safeyaml
+    from modelpack.io import jsonform
 
     walked = []
-    original = safeyaml._walk
-    monkeypatch.setattr(safeyaml, "_walk", lambda document, *a, **k: walked.append(document) or original(document, *a, **k))
+    original = jsonform._walk
+    monkeypatch.setattr(jsonform, "_walk", lambda document, *a, **k: walked.append(document) or original(document, *a, **k))
     document = schema.parse_yaml(_manifest_text(BIG), source="m")
     assert walked == [document] and isinstance(walked[0]["weights"], tensor_index.TensorIndex)
     assert isinstance(document["weights"], tensor_index.TensorIndex)

@@ -151,11 +151,11 @@ def test_graph_reference_errors_name_the_file_and_block(tmp_path, target):
 
 def test_export_checks_what_it_reads_back(monkeypatch, good_file):
     """The last net: should the YAML writer ever lose a value, nothing is written."""
-    from modelpack.format import container
+    from modelpack.format import writer
 
     before = good_file.read_bytes()
-    real = container.manifest_to_yaml
-    monkeypatch.setattr(container, "manifest_to_yaml",
+    real = writer.manifest_to_yaml
+    monkeypatch.setattr(writer, "manifest_to_yaml",
                         lambda manifest: real(manifest).replace('"producer": "', '"producer": "x', 1))
     net = nn.Sequential()
     net.add(nn.Dense(2, in_units=3))

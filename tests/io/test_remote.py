@@ -17,7 +17,7 @@ from remote_servers import RangeServer, S3Proxy
 import modelpack
 from modelpack import nn
 from modelpack.errors import FormatError, IntegrityError, MissingFileError, PathError, UsageError
-from modelpack.format import container
+from modelpack.format import writer
 from modelpack.io import remote
 
 fsspec = pytest.importorskip("fsspec", reason="remote archives need fsspec (pip install 'modelpack[remote]')")
@@ -222,8 +222,8 @@ def test_an_upload_that_fails_mid_write_leaves_the_old_object(s3, monkeypatch, t
             handle.write(piece[1].data if isinstance(piece, tuple) else piece.data)
         raise RuntimeError("killed mid-write")
 
-    monkeypatch.setattr(container, "_write_pieces", write_half_then_fail)  # the writers' two loops
-    monkeypatch.setattr(container, "_write_placed", write_half_then_fail)
+    monkeypatch.setattr(writer, "_write_pieces", write_half_then_fail)  # the writers' two loops
+    monkeypatch.setattr(writer, "_write_placed", write_half_then_fail)
     s3.log.clear()
     with pytest.raises(RuntimeError, match="killed mid-write"):
         modelpack.save(url, np.ones(1000), storage_options=options)

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from strategies import documents
 
 import modelpack
-from modelpack.io import safeyaml
+from modelpack.io import jsonform, safeyaml
 from modelpack.io.safeyaml import MAX_DEPTH, YAML_NODE_COST, YAMLRefused, YAMLTooLarge, load
 
 # -- valid documents --------------------------------------------------------------------------
@@ -272,7 +272,7 @@ def test_many_mappings_without_colons_in_strings_skip_the_quote_pass(monkeypatch
     def counted(text):
         raise AssertionError("the colons outside strings were counted")
 
-    monkeypatch.setattr(safeyaml, "_colons_outside_strings", counted)
+    monkeypatch.setattr(jsonform, "_colons_outside_strings", counted)
     entries = _table()
     assert safeyaml.load(_many(entries), max_nodes=10**6)["t5"]["shape"] == [5, 3]
     monkeypatch.undo()
@@ -339,7 +339,7 @@ def test_walk_matches_a_plain_recursive_count():
         {"w": {f"t{i}": {"s": [2**62, i], "d": "f"} for i in range(20)}, "m": {}},
     ]
     for document in documents:
-        assert safeyaml._walk(document, 10**6) == (*reference(document), floats(document))
+        assert jsonform._walk(document, 10**6) == (*reference(document), floats(document))
 
 
 # Texts json accepts or refuses, each put into a manifest of many mappings (parsed by
@@ -361,7 +361,7 @@ def test_many_mappings_parsed_quickly_agree_with_json_alone(monkeypatch, value):
         except safeyaml.YAMLRefused as exc:
             return type(exc), str(exc)
     quick = outcome()
-    monkeypatch.setattr(safeyaml, "_parse_quickly", lambda text: None)
+    monkeypatch.setattr(jsonform, "_parse_quickly", lambda text: None)
     assert quick == outcome()
 
 
@@ -369,8 +369,8 @@ def test_many_mappings_are_parsed_quickly_unless_a_float_needs_its_form_checked(
     """The quick parse is kept when the document holds no float; a float sends it through
     json again, whose hook checks the form (and refuses one outside the JSON form)."""
     calls = []
-    original = safeyaml._parse_json
-    monkeypatch.setattr(safeyaml, "_parse_json", lambda text, hooked: calls.append(hooked) or original(text, hooked))
+    original = jsonform._parse_json
+    monkeypatch.setattr(jsonform, "_parse_json", lambda text, hooked: calls.append(hooked) or original(text, hooked))
     safeyaml.load(_many(_table()), max_nodes=10**6)
     assert calls == []
     assert safeyaml.load(_many([*_table(), '"f": [0.5]']), max_nodes=10**6)["f"] == [0.5]

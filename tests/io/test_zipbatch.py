@@ -16,7 +16,7 @@ import pytest
 from craft import RawEntry, deflate, raw_zip, stored_zip
 
 from modelpack.errors import ModelpackError
-from modelpack.io import npz, zipbatch, zipread
+from modelpack.io import npz_write, zipbatch, zipread
 from modelpack.io.zipentries import central_entries, locate_data
 from modelpack.io.zipio import MemberTable, Source
 from modelpack.io.zipread import _end_record  # noqa: PLC2701  (the directory's position)
@@ -60,7 +60,7 @@ def _utf8_names() -> bytes:
 
 def _modelpack_bundle() -> bytes:
     handle = io.BytesIO()
-    npz.write_npz(handle, {f"t{i}": np.full(i % 5 + 1, i, np.float32) for i in range(300)})
+    npz_write.write_npz(handle, {f"t{i}": np.full(i % 5 + 1, i, np.float32) for i in range(300)})
     return handle.getvalue()
 
 

@@ -18,7 +18,7 @@ from models import dense_norm_dense
 import modelpack
 from modelpack import api, nn
 from modelpack.errors import FormatError
-from modelpack.format import container
+from modelpack.format import writer
 from modelpack.io import zipwrite
 from modelpack.io.npz import read_npz, write_npz
 from modelpack.io.zipio import MemberReader, Source
@@ -146,7 +146,7 @@ def test_stored_output_is_byte_identical_to_before(kind, monkeypatch):
     version text, so the pinned files are written with the version they were pinned at)."""
     monkeypatch.setattr(api, "PRODUCER", "modelpack 0.1.0")
     monkeypatch.setattr(api, "FORMAT_VERSION", "1.2")
-    monkeypatch.setattr(container, "FORMAT_VERSION", "1.2")
+    monkeypatch.setattr(writer, "FORMAT_VERSION", "1.2")
     assert hashlib.sha256(_written(kind)).hexdigest() == PINNED[kind]
 
 
