@@ -12,11 +12,12 @@ import pytest
 from modelpack import Limits
 from modelpack.errors import DtypeMismatchError, FormatError, LimitError, UnsupportedDtypeError
 from modelpack.io import npz as weights
+from modelpack.io.npz_write import write_npz
 
 
 def _bundle(arrays, **kwargs):
     buffer = io.BytesIO()
-    weights.write_npz(buffer, arrays, **kwargs)
+    write_npz(buffer, arrays, **kwargs)
     return buffer
 
 

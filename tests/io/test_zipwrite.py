@@ -20,7 +20,8 @@ from modelpack import api, nn
 from modelpack.errors import FormatError
 from modelpack.format import writer
 from modelpack.io import zipwrite
-from modelpack.io.npz import read_npz, write_npz
+from modelpack.io.npz import read_npz
+from modelpack.io.npz_write import write_npz
 from modelpack.io.zipio import MemberReader, Source
 from modelpack.io.zipread import read_directory
 from modelpack.io.zipwrite import ALIGN, Piece, PlannedMember, ZipPlan, crc32_combine, padding_for
