@@ -162,19 +162,11 @@ def _per_group(cols: np.ndarray) -> np.ndarray:
     return cols.transpose(1, 0, 2)
 
 
-def _channel_first(rows: np.ndarray, n: int, out_sizes: Sizes, bias: np.ndarray | None,
-                   dtype: np.dtype) -> np.ndarray:
+def _channel_first(rows: np.ndarray, n: int, out_sizes: Sizes, bias: np.ndarray | None) -> np.ndarray:
     """(G, N·P, O/G) → (N, O, *out), adding the bias in the same pass."""
     groups, og, dims = rows.shape[0], rows.shape[-1], len(out_sizes)
     source = rows.reshape(groups, n, *out_sizes, og).transpose(1, 0, 2 + dims, *range(2, 2 + dims))
-    budget.charge(budget.nbytes((n, groups * og, *out_sizes), dtype), "its output")
-    out = np.empty((n, groups * og, *out_sizes), dtype)
-    target = out.reshape(n, groups, og, *out_sizes)
-    if bias is None:
-        parallel.copy(target, source)
-    else:
-        parallel.ufunc(np.add, source, bias.reshape(1, groups, og, *(1,) * dims), out=target)
-    return out
+    return parallel.output(source, bias)
 
 
 def forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, g: Geometry,
@@ -198,7 +190,7 @@ def forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, g: Geome
         cols = _columns_last(_to_last(x, g.padding), g, out_sizes)
         budget.charge(budget.nbytes((n, o, *out_sizes), x.dtype), "its output")  # the GEMM's rows
         rows = np.matmul(_per_group(cols), _weight_last(weight, groups).transpose(0, 2, 1))
-        out = _channel_first(rows, n, out_sizes, bias, x.dtype)
+        out = _channel_first(rows, n, out_sizes, bias)
         return out, Saved(cols, True, x.shape, out_sizes)
     win = windows(_pad(x, g.padding), g.kernel, g.strides, g.dilation)  # (N, C, *out, *K)
     budget.charge(budget.nbytes((n, c, *g.kernel, *out_sizes), x.dtype), "gathering its windows (im2col)")

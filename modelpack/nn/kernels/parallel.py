@@ -18,7 +18,9 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["threads", "set_threads", "over_batch", "copy", "ufunc", "affine", "total"]
+from .. import budget
+
+__all__ = ["threads", "set_threads", "over_batch", "copy", "ufunc", "affine", "output", "total"]
 
 # Below this many elements a reduction's pass takes a few microseconds: not worth a thread's
 # wake-up. (It also decides how a reduction is chunked, so changing it changes trained bits.)
@@ -145,6 +147,21 @@ def affine(x: np.ndarray, scale: np.ndarray, shift: np.ndarray, *, out: np.ndarr
         np.add(out[b], shift, out=out[b])
 
     over_batch(run, batch, out.size, min_elements=ELEMENTWISE_MIN_ELEMENTS)
+    return out
+
+
+def output(source: np.ndarray, bias: np.ndarray | None) -> np.ndarray:
+    """A layer's output from a strided view ``source`` (N, G, M, *S), laid out as a fresh
+    (N, G·M, *S) array with ``bias`` (G·M values, one per channel) added in the same pass;
+    charged to the activation budget before it is allocated."""
+    n, groups, per_group, sizes = *source.shape[:3], source.shape[3:]
+    budget.charge(budget.nbytes((n, groups * per_group, *sizes), source.dtype), "its output")
+    out = np.empty((n, groups * per_group, *sizes), source.dtype)
+    target = out.reshape(source.shape)
+    if bias is None:
+        copy(target, source)
+    else:
+        ufunc(np.add, source, bias.reshape(1, groups, per_group, *(1,) * len(sizes)), out=target)
     return out
 
 

@@ -118,15 +118,7 @@ def depthwise_forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None
     parallel.over_batch(run, n, 2 * len(offsets) * sums.size, min_elements=parallel.ELEMENTWISE_MIN_ELEMENTS)
     # (M, N, C, *padded) → (N, C, M, *out): output channel c·M + i, the padding's positions dropped
     source = sums.reshape(m, n, c, *padded).transpose(1, 2, 0, *range(3, 3 + dims))
-    kept = source[(slice(None),) * 3 + tuple(slice(0, size) for size in out_sizes)]
-    budget.charge(budget.nbytes((n, o, *out_sizes), x.dtype), "its output")
-    out = np.empty((n, o, *out_sizes), x.dtype)
-    target = out.reshape(n, c, m, *out_sizes)
-    if bias is None:
-        parallel.copy(target, kept)
-    else:
-        parallel.ufunc(np.add, kept, bias.reshape(1, c, m, *(1,) * dims), out=target)
-    return out
+    return parallel.output(source[(slice(None),) * 3 + tuple(slice(0, size) for size in out_sizes)], bias)
 
 
 def _offsets(g: Geometry, padded: tuple[int, ...]) -> list[int]:
@@ -159,12 +151,5 @@ def _planes(x: np.ndarray, g: Geometry, out_sizes: tuple[int, ...]
 def _crop(sums: np.ndarray, out_sizes: tuple[int, ...], bias: np.ndarray | None) -> np.ndarray:
     """(N, O, *grid) → (N, O, *out): the positions in the padding's columns dropped, the bias
     added in the same pass."""
-    n, o, dims = sums.shape[0], sums.shape[1], len(out_sizes)
-    kept = (slice(None), slice(None), *(slice(0, size) for size in out_sizes))
-    budget.charge(budget.nbytes((n, o, *out_sizes), sums.dtype), "its output")
-    out = np.empty((n, o, *out_sizes), sums.dtype)
-    if bias is None:
-        parallel.copy(out, sums[kept])
-    else:
-        parallel.ufunc(np.add, sums[kept], bias.reshape(1, o, *(1,) * dims), out=out)
-    return out
+    kept = (slice(None), np.newaxis, slice(None), *(slice(0, size) for size in out_sizes))
+    return parallel.output(sums[kept], bias)
