@@ -345,3 +345,38 @@ def test_div_rounds_integers_toward_zero(tmp_path, dtype):
     found, expected = net(x), _runtime(tmp_path / "div.onnx", {"x": x})[0]
     assert found.dtype == expected.dtype == dtype
     np.testing.assert_array_equal(found, expected)
+
+
+@pytest.mark.parametrize(("op", "inputs", "attrs", "initializers"), [
+    ("Sum", ["b", "c"], {}, {"b": X[:1] * 2, "c": np.float32(0.5) * X[0, :1]}),
+    ("Sum", [], {}, {}),
+    ("Mean", ["b", "c"], {}, {"b": X[:1] * 2, "c": X[0, 0]}),
+    ("HardSigmoid", [], {}, {}),
+    ("HardSigmoid", [], {"alpha": 0.5, "beta": 0.25}, {}),
+    ("HardSwish", [], {}, {}),
+])
+def test_operators_built_from_a_few_ops(tmp_path, op, inputs, attrs, initializers):
+    """Variadic Sum and Mean (broadcast), HardSigmoid and HardSwish (MobileNetV3's), against
+    onnxruntime."""
+    model = _one_node(op, inputs, attrs, ["n", *X.shape[1:]], initializers)
+    onnx.save(model, str(tmp_path / "op.onnx"))
+    net = from_onnx(tmp_path / "op.onnx")
+    for batch in (2, 5):
+        y = np.resize(X, (batch, *X.shape[1:])) * np.float32(3)  # beyond HardSigmoid's clipping points
+        found, expected = net(y), _runtime(tmp_path / "op.onnx", {"x": y})[0]
+        assert found.dtype == expected.dtype and found.shape == expected.shape
+        np.testing.assert_allclose(found, expected, **TOL)
+
+
+def test_integer_mod_takes_the_divisors_sign_and_fmod_is_refused(tmp_path):
+    divisors = np.array([3, -3, 4, -5], np.int64)
+    model = _one_node("Mod", ["d"], {}, ["n", 4], {"d": divisors}, dtype=TensorProto.INT64)
+    onnx.save(model, str(tmp_path / "mod.onnx"))
+    x = np.array([[-7, 7, -9, 11], [6, -6, 3, -12]], np.int64)
+    found, expected = from_onnx(tmp_path / "mod.onnx")(x), _runtime(tmp_path / "mod.onnx", {"x": x})[0]
+    assert found.dtype == expected.dtype == np.int64
+    np.testing.assert_array_equal(found, expected)
+    model = _one_node("Mod", ["d"], {"fmod": 1}, ["n", 4], {"d": divisors}, dtype=TensorProto.INT64)
+    onnx.save(model, str(tmp_path / "fmod.onnx"))
+    with pytest.raises(UnsupportedBlockError, match=r"fmod\.onnx: node .*\(Mod\): fmod=1"):
+        from_onnx(tmp_path / "fmod.onnx")

@@ -1,7 +1,9 @@
 """ONNX operators whose options modelpack's ops take as attributes: ``ArgMax``/``ArgMin``,
-``CumSum``, ``Clip``, ``Tile`` and ``Split`` (the last four read constant inputs), in
-``MORE_OPERATORS`` (merged into ``import_ops.OPERATORS``). What numpy's functions do not do
-(the last extremum, exclusive or reversed sums) is refused naming the option.
+``CumSum``, ``Clip``, ``Tile`` and ``Split`` (the last four read constant inputs); and those
+built from a few of modelpack's ops: the variadic ``Sum`` and ``Mean``, integer ``Mod``,
+``HardSigmoid`` and ``HardSwish``. All in ``MORE_OPERATORS`` (merged into
+``import_ops.OPERATORS``). What numpy's functions do not do (the last extremum, exclusive or
+reversed sums, C's fmod) is refused naming the option.
 """
 
 from __future__ import annotations
@@ -58,6 +60,49 @@ def _split(g: Graph, node: onnx.NodeProto, attrs: dict[str, Any]) -> None:
         g.values[name] = value
 
 
+def _summed(g: Graph, node: onnx.NodeProto) -> str:
+    """The graph value of all of ``node``'s inputs added, left to right (ONNX broadcasts)."""
+    names = [g.value(name, node) for name in node.input]
+    total = names[0]
+    for name in names[1:]:
+        total = g._add("add", [total, name], {})
+    return total
+
+
+def _sum(g: Graph, node: onnx.NodeProto, attrs: dict[str, Any]) -> None:
+    g.values[node.output[0]] = _summed(g, node)
+
+
+def _mean(g: Graph, node: onnx.NodeProto, attrs: dict[str, Any]) -> None:
+    count = g._add("scalar", [], {"value": float(len(node.input))})
+    g.op(node, "divide", [_summed(g, node), count])
+
+
+def _mod(g: Graph, node: onnx.NodeProto, attrs: dict[str, Any]) -> None:
+    """ONNX's Mod with fmod=0: the remainder takes the divisor's sign, as numpy's mod does."""
+    if attrs.get("fmod", 0):
+        raise g.fail(node, "fmod=1 (C's fmod, the dividend's sign; modelpack's mod is numpy's)")
+    g.op(node, "mod", [g.value(name, node) for name in node.input])
+
+
+def _hard_sigmoid_of(g: Graph, x: str, alpha: float, beta: float) -> str:
+    """max(0, min(1, alpha·x + beta)) as graph values."""
+    scaled = g._add("multiply", [x, g._add("scalar", [], {"value": alpha})], {})
+    shifted = g._add("add", [scaled, g._add("scalar", [], {"value": beta})], {})
+    return g._add("clip", [shifted], {"a_min": 0.0, "a_max": 1.0})
+
+
+def _hard_sigmoid(g: Graph, node: onnx.NodeProto, attrs: dict[str, Any]) -> None:
+    alpha, beta = float(attrs.get("alpha", 0.2)), float(attrs.get("beta", 0.5))
+    g.values[node.output[0]] = _hard_sigmoid_of(g, g.value(node.input[0], node), alpha, beta)
+
+
+def _hard_swish(g: Graph, node: onnx.NodeProto, attrs: dict[str, Any]) -> None:
+    """x · HardSigmoid(x) with alpha 1/6 and beta 0.5, as ONNX defines it."""
+    x = g.value(node.input[0], node)
+    g.op(node, "multiply", [x, _hard_sigmoid_of(g, x, 1 / 6, 0.5)])
+
+
 MORE_OPERATORS: dict[str, Translator] = {
     "ArgMax": _arg("argmax"),
     "ArgMin": _arg("argmin"),
@@ -65,4 +110,9 @@ MORE_OPERATORS: dict[str, Translator] = {
     "Clip": _clip,
     "Tile": _tile,
     "Split": _split,
+    "Sum": _sum,
+    "Mean": _mean,
+    "Mod": _mod,
+    "HardSigmoid": _hard_sigmoid,
+    "HardSwish": _hard_swish,
 }
