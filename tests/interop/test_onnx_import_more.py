@@ -380,3 +380,59 @@ def test_integer_mod_takes_the_divisors_sign_and_fmod_is_refused(tmp_path):
     onnx.save(model, str(tmp_path / "fmod.onnx"))
     with pytest.raises(UnsupportedBlockError, match=r"fmod\.onnx: node .*\(Mod\): fmod=1"):
         from_onnx(tmp_path / "fmod.onnx")
+
+
+@pytest.mark.parametrize(("x_shape", "target", "batches"), [
+    (["n", 1, 4], [1, 3, 1], (2, 5)),  # a 1 in the target keeps the input's size, both ways
+    (["n", 3, 4], [3, 4], (2,)),  # a shorter target is aligned on the right
+    ([1, 3, 1], [2, 1, 3, 4], (1,)),  # a longer one adds leading axes
+])
+def test_expand_broadcasts_both_ways(tmp_path, x_shape, target, batches):
+    model = _one_node("Expand", ["shape"], {}, x_shape, {"shape": np.array(target, np.int64)})
+    onnx.save(model, str(tmp_path / "expand.onnx"))
+    net = from_onnx(tmp_path / "expand.onnx")
+    for batch in batches:
+        shape = [batch if d == "n" else d for d in x_shape]
+        x = np.random.default_rng(batch).standard_normal(shape).astype(np.float32)
+        found, expected = net(x), _runtime(tmp_path / "expand.onnx", {"x": x})[0]
+        assert found.shape == expected.shape
+        np.testing.assert_array_equal(found, expected)
+
+
+def test_expand_refuses_sizes_that_do_not_broadcast(tmp_path):
+    model = _one_node("Expand", ["shape"], {}, ["n", 3], {"shape": np.array([1, 2], np.int64)})
+    onnx.save(model, str(tmp_path / "bad.onnx"))
+    with pytest.raises(UnsupportedBlockError, match=r"bad\.onnx: node .*\(Expand\): cannot broadcast a size 3 to 2"):
+        from_onnx(tmp_path / "bad.onnx")
+
+
+def test_torch_expand_with_a_computed_target_folds(tmp_path):
+    """torch.onnx writes ``x.expand(-1, 3, 4)`` as ConstantOfShape, Mul, Equal and Where on
+    constants before the Expand: those are computed at import, so Expand sees its target."""
+    class Expand(tnn.Module):
+        def forward(self, x):
+            return x.expand(-1, 3, 4) * 2
+
+    x = np.random.default_rng(0).standard_normal((2, 1, 4)).astype(np.float32)
+    path = _export(Expand(), x, tmp_path / "expand.onnx")
+    assert {"Where", "Equal", "Expand"} <= {node.op_type for node in onnx.load(str(path)).graph.node}
+    net = from_onnx(path)
+    assert "where" not in [node["op"] for node in net.get_config()["graph"]["nodes"]]
+    _agree(net, path, x, batches=(5,))
+
+
+def test_a_large_constant_of_shape_is_made_when_the_model_runs(tmp_path):
+    """A ConstantOfShape beyond the folding bound is not allocated at import: the model makes
+    it when it runs, through the op that checks the size first."""
+    nodes = [helper.make_node("ConstantOfShape", ["shape"], ["c"], value=numpy_helper.from_array(np.ones(1, np.float32))),
+             helper.make_node("Add", ["x", "c"], ["y"])]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 5000])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+                              [numpy_helper.from_array(np.array([5000], np.int64), "shape")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, str(tmp_path / "big.onnx"))
+    net = from_onnx(tmp_path / "big.onnx")
+    assert "full" in [node["op"] for node in net.get_config()["graph"]["nodes"]]
+    x = np.zeros((2, 5000), np.float32)
+    np.testing.assert_array_equal(net(x), _runtime(tmp_path / "big.onnx", {"x": x})[0])

@@ -7,6 +7,7 @@ folded here into reshape targets that name the input's sizes, never run from the
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -33,7 +34,7 @@ from .import_layers import (
 from .import_ops_more import MORE_OPERATORS
 from .import_patterns import SILU
 from .import_recurrent import constant_of_shape, recurrent
-from .importer import Graph, Translator, constant_input, has_input, only_first_output, to_array
+from .importer import FOLD_ELEMENTS, Graph, Translator, constant_input, has_input, only_first_output, to_array
 
 __all__ = ["translate", "OPERATORS"]
 
@@ -57,18 +58,29 @@ def translate(g: Graph, node: onnx.NodeProto) -> None:
     translator(g, node, attrs)
 
 
-# Layout operators whose result on small constants is itself a constant (torch.onnx computes a
-# Pad's pads this way): evaluated by onnx's reference implementation of that one operator.
-_FOLDABLE = {"Reshape", "Transpose", "Slice", "Cast", "Concat", "Squeeze", "Unsqueeze"}
-_FOLD_ELEMENTS = 4096
+# Operators whose result on small constants is itself a constant, evaluated by onnx's reference
+# implementation of that one operator: layout (torch.onnx computes a Pad's pads this way) and
+# element-wise arithmetic and comparisons (its expand(-1, …) computes the target shape with
+# ConstantOfShape, Mul, Equal and Where), so that what reads the result sees a constant.
+_LAYOUT_FOLDABLE = {"Reshape", "Transpose", "Slice", "Cast", "Concat", "Squeeze", "Unsqueeze"}
+_ELEMENTWISE_FOLDABLE = {"Add", "Sub", "Mul", "Div", "Mod", "Neg", "Abs", "Max", "Min", "Equal", "Greater",
+                         "Less", "GreaterOrEqual", "LessOrEqual", "Not", "And", "Or", "Where"}
 
 
 def _fold(g: Graph, node: onnx.NodeProto) -> bool:
     names = [n for n in node.input if n]
-    if node.op_type not in _FOLDABLE or not names or any(n not in g.constants for n in names):
+    foldable = _LAYOUT_FOLDABLE | _ELEMENTWISE_FOLDABLE
+    if node.op_type not in foldable or not names or any(n not in g.constants for n in names):
         return False
-    if any(n in g.vectors for n in names) or sum(g.constants[n].size for n in names) > _FOLD_ELEMENTS:
+    if any(n in g.vectors for n in names) or sum(g.constants[n].size for n in names) > FOLD_ELEMENTS:
         return False
+    if node.op_type in _ELEMENTWISE_FOLDABLE:
+        try:
+            result = np.broadcast_shapes(*(g.constants[n].shape for n in names))
+        except ValueError:
+            return False  # the op refuses it, naming the node
+        if math.prod(result) > FOLD_ELEMENTS:
+            return False
     from onnx.reference import ReferenceEvaluator
 
     results = ReferenceEvaluator(node).run(None, {n: g.constants[n] for n in names})

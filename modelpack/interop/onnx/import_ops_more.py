@@ -1,9 +1,9 @@
 """ONNX operators whose options modelpack's ops take as attributes: ``ArgMax``/``ArgMin``,
-``CumSum``, ``Clip``, ``Tile`` and ``Split`` (the last four read constant inputs); and those
-built from a few of modelpack's ops: the variadic ``Sum`` and ``Mean``, integer ``Mod``,
-``HardSigmoid`` and ``HardSwish``. All in ``MORE_OPERATORS`` (merged into
-``import_ops.OPERATORS``). What numpy's functions do not do (the last extremum, exclusive or
-reversed sums, C's fmod) is refused naming the option.
+``CumSum``, ``Clip``, ``Tile`` and ``Split`` (the last four read constant inputs); those built
+from a few of modelpack's ops: the variadic ``Sum`` and ``Mean``, integer ``Mod``,
+``HardSigmoid`` and ``HardSwish``; and ``Expand`` (``broadcast_to`` the sizes it works out).
+All in ``MORE_OPERATORS`` (merged into ``import_ops.OPERATORS``). What numpy's functions do
+not do (the last extremum, exclusive or reversed sums, C's fmod) is refused naming the option.
 """
 
 from __future__ import annotations
@@ -103,6 +103,34 @@ def _hard_swish(g: Graph, node: onnx.NodeProto, attrs: dict[str, Any]) -> None:
     g.op(node, "multiply", [x, _hard_sigmoid_of(g, x, 1 / 6, 0.5)])
 
 
+def _expand(g: Graph, node: onnx.NodeProto, attrs: dict[str, Any]) -> None:
+    """Expand: the input broadcast with the target shape both ways (a 1 in the target keeps the
+    input's size), as ``broadcast_to`` to the sizes that gives; the target a constant or a
+    shape vector (sizes named for the model's inputs allowed), the input's shape known."""
+    name = node.input[1]
+    if name in g.vectors:
+        target = list(g.vectors[name])
+    elif name in g.constants:
+        target = [int(d) for d in np.ravel(g.constants[name])]
+    else:
+        raise g.fail(node, f"its target shape ({name!r}) is computed from values, not sizes")
+    source = g.shape(node.input[0])
+    if source is None:
+        raise g.fail(node, "the input's shape is not known")
+    rank = max(len(source), len(target))
+    padded_source = [1] * (rank - len(source)) + list(source)
+    padded_target = [1] * (rank - len(target)) + target
+    sizes: list[int | str] = []
+    for have, want in zip(padded_source, padded_target, strict=True):
+        if want == 1 or want == have:
+            sizes.append(have)
+        elif have == 1:
+            sizes.append(want)
+        else:
+            raise g.fail(node, f"cannot broadcast a size {have} to {want}")
+    g.op(node, "broadcast_to", [g.value(node.input[0], node)], shape=sizes)
+
+
 MORE_OPERATORS: dict[str, Translator] = {
     "ArgMax": _arg("argmax"),
     "ArgMin": _arg("argmin"),
@@ -115,4 +143,5 @@ MORE_OPERATORS: dict[str, Translator] = {
     "Mod": _mod,
     "HardSigmoid": _hard_sigmoid,
     "HardSwish": _hard_swish,
+    "Expand": _expand,
 }

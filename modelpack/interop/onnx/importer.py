@@ -28,7 +28,13 @@ from ...nn.block import Block
 from ..imported import as_graph_block, as_sequential, safe_name
 from .import_patterns import fuse_activations
 
-__all__ = ["from_onnx", "Graph", "Translator", "constant_input", "has_input", "only_first_output", "to_array"]
+__all__ = ["from_onnx", "Graph", "Translator", "FOLD_ELEMENTS", "constant_input", "has_input",
+           "only_first_output", "to_array"]
+
+# Values computed at import rather than by the model (constants the exporter wrote as small
+# computations) have at most this many elements; anything larger is left to the ops, which
+# check the sizes a file asks for when the model runs.
+FOLD_ELEMENTS = 4096
 
 Dims = list["int | str"]
 # An operator's translation: adds what one node computes to the graph being assembled.
