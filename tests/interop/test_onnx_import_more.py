@@ -436,3 +436,21 @@ def test_a_large_constant_of_shape_is_made_when_the_model_runs(tmp_path):
     assert "full" in [node["op"] for node in net.get_config()["graph"]["nodes"]]
     x = np.zeros((2, 5000), np.float32)
     np.testing.assert_array_equal(net(x), _runtime(tmp_path / "big.onnx", {"x": x})[0])
+
+
+def test_a_hostile_constant_of_shape_allocates_nothing_at_import(tmp_path):
+    """10^10 elements asked for by constants in the file: importing allocates nothing, and
+    running refuses before allocating, naming the op."""
+    from modelpack.errors import InputError
+
+    nodes = [helper.make_node("ConstantOfShape", ["shape"], ["c"], value=numpy_helper.from_array(np.ones(1, np.float32))),
+             helper.make_node("Add", ["x", "c"], ["y"])]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+                              [numpy_helper.from_array(np.array([100_000, 100_000], np.int64), "shape")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, str(tmp_path / "huge.onnx"))
+    net = from_onnx(tmp_path / "huge.onnx")
+    with pytest.raises(InputError, match=r"full would make 10000000000 elements"):
+        net(np.zeros(1, np.float32))
