@@ -120,12 +120,14 @@ def _atomic_local(path: str) -> Iterator[IO[bytes]]:
     folder, base = os.path.split(os.path.abspath(path))
     if os.path.isdir(path):
         raise PathError(path, "is a folder, not a file", "give a file name inside it")
+    # Litter first, then this writer's own file: a writer killed at any instant leaves at
+    # most its own file behind (cleaning up after creating it, a kill in between left two).
+    _remove_stale_temporaries(folder, base)
     try:
         fd, tmp_path = _locked_temporary(folder, base)
     except OSError as exc:
         raise _path_error(path, exc, reading=False) from None
     try:
-        _remove_stale_temporaries(folder, base, keep=tmp_path)
         os.chmod(tmp_path, _new_file_mode(path))
         with os.fdopen(fd, "wb") as handle:
             yield handle
@@ -158,14 +160,16 @@ def _locked_temporary(folder: str, base: str) -> tuple[int, str]:
         os.close(fd)
 
 
-def _remove_stale_temporaries(folder: str, base: str, *, keep: str) -> None:
-    """Delete this target's temporary files whose writers died (nobody holds their lock)."""
+def _remove_stale_temporaries(folder: str, base: str) -> None:
+    """Delete this target's temporary files whose writers died (nobody holds their lock). A
+    live writer's is locked and left; one caught between its creation and its lock is removed,
+    and that writer makes another (``_locked_temporary``)."""
     if fcntl is None:
         return
     pattern = re.compile(r"\." + re.escape(base) + r"\.[a-z0-9_]{8}\.tmp\Z")
     try:
         with os.scandir(folder) as entries:
-            stale = [entry.path for entry in entries if pattern.match(entry.name) and entry.path != keep]
+            stale = [entry.path for entry in entries if pattern.match(entry.name)]
     except OSError:
         return  # an unlistable folder: cleaning up is a courtesy, never a reason to fail
     for candidate in stale:
