@@ -67,10 +67,9 @@ def forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, g: Geome
     flat, grid, offsets = _planes(x, g, out_sizes)
     length = math.prod(grid)
     taps = np.ascontiguousarray(weight.reshape(o, c, -1).transpose(2, 0, 1))  # (K, O, C)
-    budget.charge(budget.nbytes((n, o, length), x.dtype), "its output on the padded grid")
-    sums = np.empty((n, o, length), x.dtype)
     step = min(EXAMPLES_PER_CALL, n)
-    scratch = np.empty((step, o, length), x.dtype)
+    budget.charge(budget.nbytes((n + step, o, length), x.dtype), "its output on the padded grid")
+    sums, scratch = np.empty((n, o, length), x.dtype), np.empty((step, o, length), x.dtype)
     for start in range(0, n, step):
         stop = min(n, start + step)
         total, product = sums[start:stop], scratch[:stop - start]
