@@ -222,9 +222,7 @@ def _py_slice(start: int, end: int, step: int) -> slice:
 
 
 def _reshape(g: Graph, node: onnx.NodeProto, attrs: dict[str, Any]) -> None:
-    target = _vector(g, node.input[1]) if node.input[1] in g.vectors or node.input[1] in g.constants else None
-    if target is None:
-        raise g.fail(node, f"its target shape ({node.input[1]!r}) is computed from values, not sizes")
+    target = g.sizes(node, 1, "target shape")
     if not attrs.get("allowzero", 0) and 0 in target:
         source = g.shape(node.input[0])
         if source is None:

@@ -107,13 +107,7 @@ def _expand(g: Graph, node: onnx.NodeProto, attrs: dict[str, Any]) -> None:
     """Expand: the input broadcast with the target shape both ways (a 1 in the target keeps the
     input's size), as ``broadcast_to`` to the sizes that gives; the target a constant or a
     shape vector (sizes named for the model's inputs allowed), the input's shape known."""
-    name = node.input[1]
-    if name in g.vectors:
-        target = list(g.vectors[name])
-    elif name in g.constants:
-        target = [int(d) for d in np.ravel(g.constants[name])]
-    else:
-        raise g.fail(node, f"its target shape ({name!r}) is computed from values, not sizes")
+    target = g.sizes(node, 1, "target shape")
     source = g.shape(node.input[0])
     if source is None:
         raise g.fail(node, "the input's shape is not known")

@@ -31,13 +31,7 @@ _ACTIVATIONS = {"LSTM": ["Sigmoid", "Tanh", "Tanh"], "GRU": ["Sigmoid", "Tanh"]}
 
 def constant_of_shape(g: Graph, node: onnx.NodeProto, attrs: dict[str, Any]) -> None:
     """A filled array of a (possibly dynamic) shape: a constant, or the ``full`` op."""
-    name = node.input[0]
-    if name in g.vectors:
-        dims = list(g.vectors[name])
-    elif name in g.constants:
-        dims = [int(d) for d in g.constants[name].reshape(-1)]
-    else:
-        raise g.fail(node, f"its shape ({name!r}) is computed from values, not sizes")
+    dims = g.sizes(node, 0, "shape")
     fill = to_array(attrs["value"], g.where) if "value" in attrs else np.zeros(1, np.float32)
     fixed = [d for d in dims if isinstance(d, int)]
     # A small one is a constant now; a large one (its sizes come from the file) is made when the

@@ -280,6 +280,16 @@ class Graph:
         if name in self.vectors:
             self.vectors[node.output[0]] = self.vectors[name]
 
+    def sizes(self, node: onnx.NodeProto, index: int, what: str) -> Dims:
+        """Input ``index`` of ``node`` as sizes: a shape vector (sizes named for the model's
+        inputs allowed) or an integer constant; refused when the model computes it from values."""
+        name = node.input[index]
+        if name in self.vectors:
+            return list(self.vectors[name])
+        if name in self.constants:
+            return [int(d) for d in np.ravel(self.constants[name])]
+        raise self.fail(node, f"its {what} ({name!r}) is computed from values, not sizes")
+
     def shape(self, name: str) -> Dims | None:
         if name in self.constants:
             return list(self.constants[name].shape)
