@@ -180,9 +180,9 @@ def forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, g: Geome
         return direct.forward(x, weight, bias, g), Saved(x, False, x.shape, out_sizes, direct=True)
     if last is None and not backward:  # an inference call: nothing will read columns
         unused = Saved(x, False, x.shape, out_sizes)  # (no backward follows)
-        if shifted.usable(x, weight, g, out_sizes):
+        if shifted.usable(c, g, out_sizes):
             return shifted.forward(x, weight, bias, g, out_sizes), unused
-        if shifted.depthwise_usable(x, weight, g):
+        if shifted.depthwise_usable(weight, g):
             return shifted.depthwise_forward(x, weight, bias, g, out_sizes), unused
     if last is None:
         last = channels_last(c // groups, g.kernel, math.prod(out_sizes), backward=backward)
@@ -239,7 +239,7 @@ def _full_correlation(grad: np.ndarray, weight: np.ndarray, g: Geometry,
     padding = tuple(s - 1 - p for s, p in zip(g.span, g.padding, strict=True))
     flipped_geometry = Geometry(g.kernel, g.strides, padding, g.dilation, groups)
     depthwise = _depthwise(weight, groups)
-    if not depthwise and not shifted.usable(grad, weight.swapaxes(0, 1), flipped_geometry, in_sizes):
+    if not depthwise and not shifted.usable(o, flipped_geometry, in_sizes):  # (the gradient's channels)
         return None
     split = weight.reshape(groups, o // groups, cg, *g.kernel)
     reversed_taps: tuple[slice, ...] = (slice(None),) * 3 + (slice(None, None, -1),) * dims

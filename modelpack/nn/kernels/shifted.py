@@ -43,18 +43,18 @@ MIN_POSITIONS = 64
 EXAMPLES_PER_CALL = 4
 
 
-def usable(x: np.ndarray, weight: np.ndarray, g: Geometry, out_sizes: tuple[int, ...]) -> bool:
-    """Whether an inference forward of this convolution is faster here than on im2col."""
+def usable(channels: int, g: Geometry, out_sizes: tuple[int, ...]) -> bool:
+    """Whether a convolution of ``channels`` inputs is faster here than on im2col."""
     return (
         g.groups == 1
         and all(s == 1 for s in g.strides)
-        and x.shape[1] >= MIN_CHANNELS
+        and channels >= MIN_CHANNELS
         and math.prod(g.kernel) > 1
         and math.prod(out_sizes) >= MIN_POSITIONS
     )
 
 
-def depthwise_usable(x: np.ndarray, weight: np.ndarray, g: Geometry) -> bool:
+def depthwise_usable(weight: np.ndarray, g: Geometry) -> bool:
     """Whether an inference forward of this depthwise convolution (one input channel per
     group) comes here: at stride 1, where the taps are whole shifted planes."""
     return g.groups > 1 and weight.shape[1] == 1 and all(s == 1 for s in g.strides)

@@ -119,9 +119,9 @@ def test_its_padded_planes_count_against_the_budget(monkeypatch, depthwise) -> N
     x = np.ones((1, channels, 1, 1), np.float32)
     g = layer._geometry()
     if depthwise:
-        assert shifted.depthwise_usable(x, layer.weight.data(), g)
+        assert shifted.depthwise_usable(layer.weight.data(), g)
     else:
-        assert shifted.usable(x, layer.weight.data(), g, g.out_sizes((1, 1)))
+        assert shifted.usable(channels, g, g.out_sizes((1, 1)))
     limit_activations(layer, ActivationBudget("hostile.mpk", Limits(max_activation_bytes=2**20)))
     with pytest.raises(LimitError, match=r"hostile\.mpk: .*padding the input by \(8000, 8000\): the activations"):
         layer(x)
