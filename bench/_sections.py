@@ -15,12 +15,10 @@ def write_section(heading: str, lines: list[str], report: Path = REPORT) -> None
     text = report.read_text(encoding="utf-8")
     section = re.compile("^" + re.escape(heading) + r"\n.*?(?=\n## |\Z)", flags=re.S | re.M)
     body = "\n".join(lines).rstrip("\n") + "\n"
-    found = list(section.finditer(text))
-    if not found:
+    first = section.search(text)
+    if first is None:
         new = text.rstrip("\n") + "\n\n" + body
     else:  # the first replaced; any later copy (left by an older writer) dropped
-        new = text[: found[0].start()] + body + "".join(
-            text[a.end() : b.start()] for a, b in zip(found, [*found[1:], None], strict=True) if b is not None
-        ) + text[found[-1].end():]
+        new = text[: first.start()] + body + section.sub("", text[first.end() :])
     report.write_text(re.sub(r"\n{3,}", "\n\n", new).rstrip("\n") + "\n", encoding="utf-8")
     print(f"updated {report}")
