@@ -2,8 +2,9 @@
 
 ``Archive`` reads the zip directories and the manifest, nothing else; each tensor is read
 (or memory-mapped) on request. Stored tensors are read straight into their final arrays
-with ``os.preadv`` — one copy from the page cache, no intermediate ``bytes`` — on two
-threads, so reading one tensor overlaps the CRC-32 of another (both release the GIL).
+with ``os.preadv`` — one copy from the page cache, no intermediate ``bytes`` — on the
+shared I/O threads (``io.workers``), so reading one tensor overlaps the CRC-32 of another (both
+release the GIL).
 
 Integrity, by path (``spec/FORMAT.md`` §7): a full load and ``get_tensor`` check each
 tensor's CRC-32 (and SHA-256 with ``integrity="sha256"``) as they read it; a memory-mapped
@@ -20,7 +21,6 @@ import functools
 import mmap as mmap_module
 import os
 from collections.abc import Iterator, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from types import TracebackType
 from typing import IO, Any, TypeVar
 
@@ -31,6 +31,7 @@ from ..io import npz
 from ..io.limits import DEFAULT_LIMITS, Limits
 from ..io.npz import Integrity
 from ..io.paths import PathOrFile, describe, open_for_reading
+from ..io.workers import shared_pool
 from ..nn.block import Block
 from ..nn.budget import ActivationBudget, limit_activations
 from . import architecture, container
@@ -39,7 +40,6 @@ from .schema import LayerNode, Manifest, TensorInfo, model_weights
 __all__ = ["OpenArchive", "Archive", "open_archive"]
 
 _PARALLEL_BYTES = 1 << 20  # below this, handing reads to threads costs more than it saves
-_POOL: tuple[int, ThreadPoolExecutor] | None = None
 
 
 def _batches(located: list[npz.TensorLocation]) -> list[list[npz.TensorLocation]]:
@@ -53,15 +53,6 @@ def _batches(located: list[npz.TensorLocation]) -> list[list[npz.TensorLocation]
         batches[-1].append(location)
         size += location.nbytes
     return batches if batches[0] else []
-
-
-def _reader_pool() -> ThreadPoolExecutor:
-    """Two reader threads, started once per process (starting them costs as much as reading
-    a megabyte); a forked child, which has none of its parent's threads, starts its own."""
-    global _POOL
-    if _POOL is None or _POOL[0] != os.getpid():
-        _POOL = (os.getpid(), ThreadPoolExecutor(max_workers=2, thread_name_prefix="modelpack-read"))
-    return _POOL[1]
 
 
 _Open = TypeVar("_Open", bound="OpenArchive")
@@ -181,7 +172,7 @@ class Archive(OpenArchive):
             arrays.update({location.name: self._read(location) for location in pending})
         else:  # small tensors together: a task costs about as much as reading 20 KB
             read = self._read
-            for batch in _reader_pool().map(lambda batch: [(loc.name, read(loc)) for loc in batch], batches):
+            for batch in shared_pool().map(lambda batch: [(loc.name, read(loc)) for loc in batch], batches):
                 arrays.update(batch)
         return {name: arrays[name] for name in infos}
 

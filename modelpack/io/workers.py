@@ -1,7 +1,8 @@
-"""The writers' worker threads, started once per process.
+"""The reading and writing worker threads, started once per process.
 
 A save hands its checksums (CRC-32 and SHA-256, which release the GIL) to these threads and
-lays out and writes the file meanwhile. Starting two threads costs ~0.15 ms, as much as
+lays out and writes the file meanwhile; a full load of a large archive reads its tensors
+(positioned reads and CRC-32s, which release it too) on them. Starting two threads costs ~0.15 ms, as much as
 checksumming a small archive, so they are started on first use and kept, idle, for the next
 save (they end with the process). A forked child has none of its parent's threads: it starts
 its own pool on first use.
@@ -31,7 +32,7 @@ def shared_pool() -> ThreadPoolExecutor:
     if pool is None:
         with _lock:
             if _pool is None:
-                _pool = ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="modelpack-write")
+                _pool = ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="modelpack-io")
             pool = _pool
     return pool
 
