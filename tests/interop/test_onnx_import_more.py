@@ -454,3 +454,21 @@ def test_a_hostile_constant_of_shape_allocates_nothing_at_import(tmp_path):
     net = from_onnx(tmp_path / "huge.onnx")
     with pytest.raises(InputError, match=r"full would make 10000000000 elements"):
         net(np.zeros(1, np.float32))
+
+
+@pytest.mark.parametrize(("op", "inputs", "message"), [
+    ("Relu", [], "has 0 inputs; Relu takes 1"),
+    ("Reshape", ["x"], "has 1 inputs; Reshape takes 2"),
+    ("Sum", [], "has 0 inputs; Sum takes 1 or more"),
+    ("Clip", ["x", "x", "x", "x"], "has 4 inputs; Clip takes 1 to 3"),
+])
+def test_a_node_with_the_wrong_input_count_is_refused_by_name(tmp_path, op, inputs, message):
+    """Counted against ONNX's schema of the operator before any translator reads an input."""
+    node = helper.make_node(op, inputs, ["y"])
+    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, str(tmp_path / "arity.onnx"))
+    with pytest.raises(UnsupportedBlockError, match=rf"arity\.onnx: node 0 \({op}\): {message}"):
+        from_onnx(tmp_path / "arity.onnx")

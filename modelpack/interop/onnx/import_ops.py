@@ -52,10 +52,25 @@ def translate(g: Graph, node: onnx.NodeProto) -> None:
             f"operator {node.op_type!r} has no modelpack equivalent; supported: "
             f"{', '.join(sorted(OPERATORS))}",
         )
+    _check_arity(g, node)
     attrs = {a.name: _attribute(a) for a in node.attribute}
     if _fold(g, node):
         return
     translator(g, node, attrs)
+
+
+def _check_arity(g: Graph, node: onnx.NodeProto) -> None:
+    """The node's input count within what ONNX's schema of its operator allows (at the
+    model's opset), before any translator indexes its inputs."""
+    opset = max((o.version for o in g.model.opset_import if o.domain in ("", "ai.onnx")), default=None)
+    try:
+        schema = onnx.defs.get_schema(node.op_type, opset) if opset else onnx.defs.get_schema(node.op_type)
+    except onnx.defs.SchemaError:
+        return  # an operator this opset does not define: its translator says what it needs
+    low, high = schema.min_input, schema.max_input
+    if not low <= len(node.input) <= high:
+        bound = str(low) if low == high else f"{low} or more" if high > 1 << 20 else f"{low} to {high}"
+        raise g.fail(node, f"has {len(node.input)} inputs; {node.op_type} takes {bound}")
 
 
 # Operators whose result on small constants is itself a constant, evaluated by onnx's reference
