@@ -12,10 +12,15 @@ BatchNorm) and a Transformer encoder block; float32 throughout.
 Before timing, both sides start from the same weights: the forward outputs must agree, and
 one training step each must land on the same weights (float32 tolerances below). Both run in
 this one process with ``--threads`` threads each (numpy's BLAS through
-``OPENBLAS_NUM_THREADS``, set before numpy loads; ``torch.set_num_threads``); ``--repeats``
-rounds each time both sides once, in turn, after warm-ups, and the medians' ratio
-(modelpack ÷ torch: above 1, modelpack is slower) is printed against the issue's target
-(≤ 2× for the convolutional workloads, ≤ 1.2× for the MLP; none for the Transformer).
+``OPENBLAS_NUM_THREADS``, set before numpy loads; ``torch.set_num_threads``). Each of
+``--repeats`` rounds gives each side, in turn, one untimed call and then ``CALLS_PER_TURN``
+timed calls in a row, and the medians' ratio (modelpack ÷ torch: above 1, modelpack is
+slower) is printed against the issue's target (≤ 2× for the convolutional workloads, ≤ 1.2×
+for the MLP; none for the Transformer). Timing single calls in alternation measured each
+library's idle threads spinning on the cores the other needed: on the MobileNet-style forward
+both sides ran 2.5–5× slower than on their own, and the ratio moved between 0.9× and 6×
+from run to run; a side's calls in a row, as a user's inference loop makes them, took what
+they take alone.
 
     python bench/compute.py [--quick] [--repeats 15] [--threads 2] [--clock wall|cpu]
                             [--kernels numpy|numba] [--only cnn] [--write]
@@ -75,17 +80,23 @@ CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
 clock = CLOCKS["wall"]
 
 
+CALLS_PER_TURN = 3  # timed calls in a row per side and round, after one untimed call
+
+
 def median_seconds(runs: list[Callable[[], object]], repeats: int, warmups: int = 2) -> list[float]:
-    """Median time of each run by ``clock``, timed in turn ``repeats`` times, after ``warmups``."""
+    """Median time of each run by ``clock`` over ``repeats`` rounds, each giving every run in
+    turn one untimed call and ``CALLS_PER_TURN`` timed ones, after ``warmups`` calls each."""
     for _ in range(warmups):
         for run in runs:
             run()
     times: list[list[float]] = [[] for _ in runs]
     for _ in range(repeats):
         for run, bucket in zip(runs, times, strict=True):
-            start = clock()
-            run()
-            bucket.append(clock() - start)
+            run()  # the other side's threads go idle while this one runs untimed
+            for _ in range(CALLS_PER_TURN):
+                start = clock()
+                run()
+                bucket.append(clock() - start)
     return [statistics.median(bucket) for bucket in times]
 
 
@@ -215,7 +226,8 @@ def main() -> None:
         "",
         f"`python bench/compute.py {' '.join(sys.argv[1:])}`: forward (inference) and one SGD training step "
         "(forward, softmax cross-entropy, backward, update with momentum) of each workload, float32, "
-        f"{args.clock} time, median of {repeats} rounds timing each side once in turn, after 2 warm-ups; "
+        f"{args.clock} time, median of {repeats} rounds each timing {CALLS_PER_TURN} calls of each side in a row "
+        "(after an untimed one), the sides in turn, after 2 warm-ups; "
         f"one process, {args.threads} thread(s) on both sides (numpy's BLAS, modelpack's kernels, torch); "
         f"modelpack's kernels: {backend.name()}; "
         f"{'glibc malloc pinned (`_threads.pin_allocator`)' if ALLOCATOR_PINNED else 'malloc not pinned'}; "

@@ -26,6 +26,7 @@ __all__ = [
     "FloatDtype",
     "get_activation",
     "relu",
+    "relu_into",
     "sigmoid",
     "tanh",
     "softrelu",
@@ -61,10 +62,21 @@ def relu(x: np.ndarray) -> np.ndarray:
     if not (isinstance(x, np.ndarray) and x.dtype.kind == "f" and x.size >= _ZEROS_BLOCK
             and x.flags.c_contiguous):
         return np.maximum(x, np.zeros((), dtype=x.dtype))
+    return _relu_blocks(x, np.empty_like(x))
+
+
+def relu_into(x: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """max(x, 0) written into ``out`` (which may be ``x`` itself), a float array of x's shape."""
+    if x.size >= _ZEROS_BLOCK and x.flags.c_contiguous and out.flags.c_contiguous:
+        return _relu_blocks(x, out)
+    return np.maximum(x, np.zeros((), dtype=x.dtype), out=out)
+
+
+def _relu_blocks(x: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """max(x, 0) into ``out``, both C-contiguous, row by row against the cached zeros."""
     zeros = _zeros.get(x.dtype)
     if zeros is None:
         zeros = _zeros[x.dtype] = np.zeros(_ZEROS_BLOCK, x.dtype)
-    out = np.empty_like(x)
     flat, into = x.reshape(-1), out.reshape(-1)
     whole = x.size - x.size % _ZEROS_BLOCK
     np.maximum(flat[:whole].reshape(-1, _ZEROS_BLOCK), zeros, out=into[:whole].reshape(-1, _ZEROS_BLOCK))

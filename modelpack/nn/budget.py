@@ -103,9 +103,11 @@ def limit_activations(net: Block, budget: ActivationBudget | None) -> None:
         object.__setattr__(block, "_activation_guard", guard)
 
 
-def guarded_call(block: Block, guard: _Guard, args: tuple[Any, ...]) -> Any:
-    """Run ``block.forward`` inside the budget: a new run at the outermost limited call; what
-    the block allocated stops counting when it returns (its result is the caller's to hold)."""
+def guarded_call(block: Block, guard: _Guard, args: tuple[Any, ...],
+                 forward: Callable[..., Any] | None = None) -> Any:
+    """Run ``block.forward`` (or ``forward``, computing in its place) inside the budget: a new
+    run at the outermost limited call; what the block allocated stops counting when it
+    returns (its result is the caller's to hold)."""
     run = _running()
     outermost = run is None
     if run is None:
@@ -115,7 +117,7 @@ def guarded_call(block: Block, guard: _Guard, args: tuple[Any, ...]) -> Any:
     block_name = f"block {guard.path!r}" if guard.path else "the top-level block"
     run.where = f"{block_name} ({guard.kind})"
     try:
-        return block.forward(*args)
+        return (block.forward if forward is None else forward)(*args)
     except ModelpackError as exc:
         _name_the_file(exc, run)
         raise

@@ -15,7 +15,7 @@ import numpy as np
 from pydantic import Field, field_validator
 
 from ..errors import InputError, UnknownOpError, UnsupportedBlockError, UsageError
-from . import budget, functional, hooks, ops
+from . import budget, functional, fusion, hooks, ops
 from .block import Block
 from .parameter import Parameter
 from .registry import LayerConfig, register_layer
@@ -49,8 +49,9 @@ class Sequential(Block):
             self.register_child(block)
 
     def forward(self, x: Any) -> Any:
-        for block in self._children.values():
-            x = block(x)
+        blocks = list(self._children.values())
+        for step in fusion.steps(blocks) if fusion.enabled() else blocks:
+            x = step(x)
         return x
 
     def __getitem__(self, key: int | slice) -> Any:

@@ -6,7 +6,7 @@ transposed convolution the scatter back) lives in ``kernels.conv``, shared with 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Annotated, Any, ClassVar
 
 import numpy as np
@@ -15,7 +15,7 @@ from pydantic import Field, create_model, model_validator
 from ..errors import InputError
 from . import budget
 from . import init as init_mod
-from .activations import ActivationName, FloatDtype, as_float, get_activation
+from .activations import ActivationName, FloatDtype, as_float, get_activation, relu_into
 from .block import Block
 from .kernels import conv as kernels
 from .parameter import Parameter
@@ -176,6 +176,15 @@ class _Conv(Block):
 
     def _forward(self, x: Any, backward: bool = True) -> tuple[np.ndarray, Any]:
         """The output, and what the backward needs of this call (``kernels.conv``)."""
+        out, saved = self._compute(self._checked(x), backward)
+        if self._act is None:
+            return out, saved
+        budget.charge(out.nbytes, "its output")
+        return self._act(out), saved
+
+    def _checked(self, x: Any) -> np.ndarray:
+        """The input as an array of this layer's dtype, its channels checked (the weight's
+        deferred shape is then known)."""
         array = as_float(x, self._dtype)
         kind = type(self).__name__
         check_rank(array, self._dims, kind)
@@ -183,11 +192,21 @@ class _Conv(Block):
         if c % self._groups:
             raise InputError(f"{kind} input has {c} channels, not divisible by groups={self._groups}")
         self.weight.shape = self._weight_shape(c)
-        out, saved = self._compute(array, backward)
-        if self._act is None:
-            return out, saved
-        budget.charge(out.nbytes, "its output")
-        return self._act(out), saved
+        return array
+
+    def folded_forward(self, x: Any, affine: Callable[[int], tuple[np.ndarray, np.ndarray]], *,
+                       relu: bool) -> np.ndarray:
+        """An inference call followed by ``out·scale + shift`` per output channel, with
+        ``(scale, shift) = affine(channels)`` (a BatchNorm's at inference), and if ``relu`` a
+        ReLU: the affine map folded into the weight and bias, the ReLU applied in place
+        (``nn.fusion``'s step; for a layer with no activation of its own, not transposed)."""
+        array = self._checked(x)
+        weight = self.weight.data()
+        scale, shift = affine(self._channels)
+        folded = weight * scale.reshape(-1, *(1,) * (weight.ndim - 1))
+        bias = shift if not self._use_bias else self.bias.data() * scale + shift
+        out = kernels.forward(array, folded, bias, self._geometry(), backward=False)[0]
+        return relu_into(out, out) if relu else out
 
     def _geometry(self) -> kernels.Geometry:
         return kernels.Geometry(self._kernel, self._strides, self._padding, self._dilation, self._groups)

@@ -139,9 +139,7 @@ class BatchNorm(_Norm):
         if not -array.ndim <= self._axis < array.ndim or array.ndim < 2:
             raise InputError(f"BatchNorm(axis={self._axis}) cannot apply to shape {array.shape}")
         axis = self._axis % array.ndim
-        channels = array.shape[axis]
-        for param in (self.gamma, self.beta, self.running_mean, self.running_var):
-            param.shape = (channels,)
+        self._set_channels(array.shape[axis])
         batch = is_training() and not self._use_global_stats
         if batch:
             mean, var = kernels.batch_statistics(array, axis)
@@ -152,6 +150,20 @@ class BatchNorm(_Norm):
             mean, var = self.running_mean.data(), self.running_var.data()
         gamma = self.gamma.data() if self._scale else None
         return kernels.batch_norm(array, axis, mean, var, gamma, self.beta.data(), self._epsilon, batch=batch)
+
+    def _set_channels(self, channels: int) -> None:
+        for param in (self.gamma, self.beta, self.running_mean, self.running_var):
+            param.shape = (channels,)
+
+    def inference_affine(self, channels: int) -> tuple[np.ndarray, np.ndarray]:
+        """(scale, shift) per channel: this layer at inference is ``x·scale + shift`` on its
+        ``channels`` channels, from the running statistics (what ``nn.fusion`` folds into the
+        convolution before it)."""
+        self._set_channels(channels)
+        gamma = self.gamma.data() if self._scale else None
+        _, scale, shift = kernels.affine_terms(self.running_mean.data(), self.running_var.data(), gamma,
+                                               self.beta.data(), self._epsilon, self._dtype)
+        return scale, shift
 
     def __repr__(self) -> str:
         in_channels = self._in_channels or None

@@ -15,7 +15,7 @@ import numpy as np
 
 from . import parallel
 
-__all__ = ["Stats", "batch_norm", "batch_norm_backward"]
+__all__ = ["Stats", "affine_terms", "batch_norm", "batch_norm_backward"]
 
 
 @dataclass
@@ -73,13 +73,19 @@ def batch_statistics(x: np.ndarray, axis: int) -> tuple[np.ndarray, np.ndarray]:
     return mean.astype(x.dtype, copy=False), var.astype(x.dtype, copy=False)
 
 
+def affine_terms(mean: np.ndarray, var: np.ndarray, gamma: np.ndarray | None, beta: np.ndarray,
+                 epsilon: float, dtype: np.dtype) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(inv_std, scale, shift) per channel: the normalisation as ``x·scale + shift``."""
+    inv_std = (1 / np.sqrt(var.astype(dtype) + dtype.type(epsilon))).astype(dtype, copy=False)
+    scale = inv_std if gamma is None else gamma * inv_std
+    return inv_std, scale, beta - mean * scale
+
+
 def batch_norm(x: np.ndarray, axis: int, mean: np.ndarray, var: np.ndarray, gamma: np.ndarray | None,
                beta: np.ndarray, epsilon: float, *, batch: bool) -> tuple[np.ndarray, Stats]:
     """γ·(x − mean)/√(var + ε) + β per channel along ``axis`` (γ None: 1), and the statistics."""
     dtype = x.dtype
-    inv_std = (1 / np.sqrt(var.astype(dtype) + dtype.type(epsilon))).astype(dtype, copy=False)
-    scale = inv_std if gamma is None else gamma * inv_std
-    shift = beta - mean * scale
+    inv_std, scale, shift = affine_terms(mean, var, gamma, beta, epsilon, dtype)
     three = _three(x, axis)
     scales, shifts = _per_channel(scale, three), _per_channel(shift, three)
     out = parallel.affine(three, scales, shifts, out=np.empty_like(three))
