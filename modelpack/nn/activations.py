@@ -85,9 +85,15 @@ def _relu_blocks(x: np.ndarray, out: np.ndarray) -> np.ndarray:
 
 
 def sigmoid(x: np.ndarray) -> np.ndarray:
-    """1 / (1 + exp(-x)); exp overflow to inf gives the correct limit 0."""
+    """1 / (1 + exp(-x)); exp overflow to inf gives the correct limit 0. Each step runs in
+    place on one array (a fresh temporary per step made LeNet's sigmoids 1.3–5× slower)."""
     with np.errstate(over="ignore"):
-        return (1 / (1 + np.exp(-x))).astype(x.dtype, copy=False)
+        if not (isinstance(x, np.ndarray) and x.ndim and x.dtype.kind == "f"):
+            return (1 / (1 + np.exp(-x))).astype(x.dtype, copy=False)
+        out = np.negative(x)
+        np.exp(out, out=out)
+    np.add(out, 1, out=out)
+    return np.reciprocal(out, out=out)
 
 
 def tanh(x: np.ndarray) -> np.ndarray:
