@@ -226,8 +226,8 @@ def main() -> None:
         "",
         f"`python bench/compute.py {' '.join(sys.argv[1:])}`: forward (inference) and one SGD training step "
         "(forward, softmax cross-entropy, backward, update with momentum) of each workload, float32, "
-        f"{args.clock} time, median of {repeats} rounds each timing {CALLS_PER_TURN} calls of each side in a row "
-        "(after an untimed one), the sides in turn, after 2 warm-ups; "
+        f"{args.clock} time, median of {repeats} rounds each timing {CALLS_PER_TURN} calls of each side "
+        "in a row (after an untimed one), the sides in turn, after 2 warm-ups; "
         f"one process, {args.threads} thread(s) on both sides (numpy's BLAS, modelpack's kernels, torch); "
         f"modelpack's kernels: {backend.name()}; "
         f"{'glibc malloc pinned (`_threads.pin_allocator`)' if ALLOCATOR_PINNED else 'malloc not pinned'}; "

@@ -79,6 +79,17 @@ def test_conv_padding(tmp_path):
              r"hostile\.mpk: block '0' \(Conv2D\): padding the input by \(4096, 4096\)" + OVER + "33554432")
 
 
+def test_conv_padding_in_a_fused_chain(tmp_path):
+    """Conv → BatchNorm → ReLU runs as one folded convolution at inference (``nn.fusion``):
+    its allocations are charged to the convolution's block as before."""
+    net = nn.Sequential()
+    net.add(nn.Conv2D(1, kernel_size=1, in_channels=1), nn.BatchNorm(in_channels=1), nn.Activation("relu"))
+    net.initialize(seed=0)
+    data = _set_config(_export(net), padding=[4096, 4096])
+    runs_out(tmp_path, data, np.ones((1, 1, 1, 1), np.float32),
+             r"hostile\.mpk: block '0' \(Conv2D\): padding the input by \(4096, 4096\)" + OVER + "33554432")
+
+
 @pytest.mark.parametrize("layer", ["MaxPool2D", "AvgPool2D"])
 def test_pooling_needs_no_weights(tmp_path, layer):
     net = nn.Sequential()

@@ -92,8 +92,31 @@ def test_relu_is_numpys_maximum_bit_for_bit(dtype, extra) -> None:
     x = np.random.default_rng(size).standard_normal(size).astype(dtype)
     x[:8] = [np.nan, -np.nan, 0.0, -0.0, np.inf, -np.inf, 1e-40, -1e-40]
     for array in (x, x.reshape(1, -1), x[::2]):
-        out = activations.relu(array)
         expected = np.maximum(array, np.zeros((), dtype))
-        assert out.dtype == dtype and out.shape == array.shape
-        bits = [np.ascontiguousarray(a).view(np.uint8) for a in (out, expected)]
-        np.testing.assert_array_equal(*bits)
+        into = array.copy()
+        for out in (activations.relu(array), activations.relu_into(into, into)):  # a new array; in place
+            assert out.dtype == dtype and out.shape == array.shape
+            bits = [np.ascontiguousarray(a).view(np.uint8) for a in (out, expected)]
+            np.testing.assert_array_equal(*bits)
+        assert np.shares_memory(activations.relu_into(into, into), into)
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
+def test_sigmoid_in_place_steps_are_the_formulas_bits(dtype) -> None:
+    """``sigmoid`` negates, exponentiates, adds one and inverts in place on one array: the
+    bits of ``1 / (1 + exp(-x))``, overflow to the limit 0 included (no warning), for arrays,
+    views and 0-d inputs."""
+    import warnings
+
+    from modelpack.nn import activations
+
+    x = (np.random.default_rng(1).standard_normal(5000) * 40).astype(dtype)
+    x[:6] = [np.nan, np.inf, -np.inf, 0.0, -0.0, np.finfo(dtype).min]
+    with np.errstate(over="ignore"):
+        expected = (1 / (1 + np.exp(-x))).astype(dtype)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for array, want in ((x, expected), (x[::3], expected[::3]), (x[7:8].reshape(()), expected[7])):
+            out = activations.sigmoid(array)
+            assert out.dtype == dtype and out.shape == np.shape(want)
+            assert np.asarray(out).tobytes() == np.asarray(want).tobytes()

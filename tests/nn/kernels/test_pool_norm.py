@@ -13,10 +13,12 @@ from __future__ import annotations
 import itertools
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from modelpack import autograd, nn
+from modelpack.nn import pooling
 from modelpack.nn.kernels import norm as norm_kernels
 from modelpack.nn.kernels import parallel
 
@@ -211,3 +213,45 @@ def _copy_in_child() -> bool:
     out = np.empty_like(x)
     parallel.copy(out, x)
     return bool(np.array_equal(out, x))
+
+
+def test_a_reductions_fixed_chunks_run_in_one_group_per_thread(monkeypatch):
+    """More chunks than threads (a reduction's ``REDUCTION_CHUNKS``): each thread takes a run
+    of consecutive chunks, the caller the first, and the results come in the chunks' order;
+    below an element-wise pass's size they all run on the calling thread."""
+    import threading
+
+    before = parallel.threads()
+    parallel.set_threads(2)
+    try:
+        seen: list[tuple[int, str]] = []
+
+        def part(rows: slice) -> int:
+            seen.append((rows.start, threading.current_thread().name))
+            return rows.start
+
+        big = parallel.ELEMENTWISE_MIN_ELEMENTS
+        parts = parallel.over_batch(part, 8, big, chunks=parallel.REDUCTION_CHUNKS)
+        assert parts == [0, 2, 4, 6]
+        caller = threading.current_thread().name
+        threads_of = dict(seen)
+        assert threads_of[0] == threads_of[2] == caller
+        assert threads_of[4] == threads_of[6] != caller
+        seen.clear()
+        assert parallel.over_batch(part, 8, big - 1, chunks=parallel.REDUCTION_CHUNKS) == [0, 2, 4, 6]
+        assert {name for _, name in seen} == {caller}
+    finally:
+        parallel.set_threads(before)
+
+
+@pytest.mark.parametrize("positions", [7, 256, pooling.BLAS_MEAN_POSITIONS, pooling.BLAS_MEAN_POSITIONS + 1])
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
+def test_global_average_pooling_is_the_mean(positions, dtype):
+    """The BLAS product with ones (float32 and float64, up to ``BLAS_MEAN_POSITIONS``) and
+    ``mean`` elsewhere both give the float64 mean within the dtype's rounding of a sum of
+    ``positions`` values of order 1 (rtol 1e-6 float64 ... 2e-3 float16)."""
+    x = (1 + np.random.default_rng(positions).standard_normal((3, 5, positions))).astype(dtype)
+    out = nn.GlobalAvgPool1D()(x)
+    assert out.dtype == dtype and out.shape == (3, 5, 1)
+    tolerance = {np.float16: 2e-3, np.float32: 1e-5, np.float64: 1e-12}[dtype]
+    np.testing.assert_allclose(out[..., 0], x.astype(np.float64).mean(axis=2), rtol=tolerance, atol=tolerance)
