@@ -24,14 +24,12 @@ from __future__ import annotations
 import contextlib
 import itertools
 import operator
-import os
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, TypeVar, cast
 
 from ..errors import IntegrityError, ModelpackError
-from ..io import npy, npz
+from ..io import npy, npz, workers
 from ..io.checksums import crc32, crc32_combine
 from ..io.gcpause import cycle_collection_paused
 from ..io.limits import DEFAULT_LIMITS, Limits
@@ -50,7 +48,6 @@ __all__ = ["verify", "VerifyReport"]
 
 T = TypeVar("T")
 _CHUNK = 1 << 20
-_WORKERS = max(1, min(4, os.cpu_count() or 1))
 
 # Per-tensor results in VerifyReport.tensors.
 OK = "ok"
@@ -194,24 +191,24 @@ def _check_tensors(
                             for name in names if name not in listed]
     entries = _entries(names, listed)
     fd = bundle.source.fd
-    with ThreadPoolExecutor(max_workers=_WORKERS) as pool:
-        candidates = _candidates(bundle, entries) if fd is not None else bundle_scan.Candidates()
-        scanned = bundle_scan.Scan()
-        if fd is not None and len(candidates):
-            scanned = bundle_scan.scan(fd, candidates, pool, where)
-        problems: dict[int, ModelpackError] = {}
-        _compare(scanned, candidates, entries, bundle, problems)
-        vouched = set(candidates.member)
-        others = [index for index in range(len(names)) if index not in vouched]
-        others += [candidates.member[k] for k, match in enumerate(scanned.headers_match) if not match]
-        # Positioned reads may run in parallel; a file object's one position may not.
-        run = pool.map if fd is not None else map
-        for index, outcome in zip(others, run(lambda i: _check_one(bundle, names[i], entries[i]), others),
-                                  strict=True):
-            if outcome is not None:
-                problems[index] = outcome
-            else:
-                problems.pop(index, None)
+    pool = workers.shared_pool()  # started once per process (~0.15 ms a start, 7% of a 1 MB verify)
+    candidates = _candidates(bundle, entries) if fd is not None else bundle_scan.Candidates()
+    scanned = bundle_scan.Scan()
+    if fd is not None and len(candidates):
+        scanned = bundle_scan.scan(fd, candidates, pool, where)
+    problems: dict[int, ModelpackError] = {}
+    _compare(scanned, candidates, entries, bundle, problems)
+    vouched = set(candidates.member)
+    others = [index for index in range(len(names)) if index not in vouched]
+    others += [candidates.member[k] for k, match in enumerate(scanned.headers_match) if not match]
+    # Positioned reads may run in parallel; a file object's one position may not.
+    run = pool.map if fd is not None else map
+    for index, outcome in zip(others, run(lambda i: _check_one(bundle, names[i], entries[i]), others),
+                              strict=True):
+        if outcome is not None:
+            problems[index] = outcome
+        else:
+            problems.pop(index, None)
     hashed = [entry is not None and entry[2] is not None for entry in entries]
     report.tensors.update(zip(names, [OK if h else CRC_ONLY for h in hashed], strict=True))
     for index in sorted(problems):

@@ -2,7 +2,8 @@
 
 A save hands its checksums (CRC-32 and SHA-256, which release the GIL) to these threads and
 lays out and writes the file meanwhile; a full load of a large archive reads its tensors
-(positioned reads and CRC-32s, which release it too) on them. Starting two threads costs ~0.15 ms, as much as
+(positioned reads and CRC-32s, which release it too) on them, and ``verify`` checks its runs
+of tensors on them. Starting two threads costs ~0.15 ms, as much as
 checksumming a small archive, so they are started on first use and kept, idle, for the next
 save (they end with the process). A forked child has none of its parent's threads: it starts
 its own pool on first use.
