@@ -18,7 +18,7 @@ timed calls in a row, and the medians' ratio (modelpack ÷ torch: above 1, model
 slower) is printed against the issue's target (≤ 2× for the convolutional workloads, ≤ 1.2×
 for the MLP; none for the Transformer). Timing single calls in alternation measured each
 library's idle threads spinning on the cores the other needed: in one run torch's
-MobileNet-style forward took 5.3 ms so against 1.1 ms on its own (modelpack's 2.6 against
+MobileNet-style forward took 5.3 ms so timed against 1.1 ms on its own (modelpack's 2.6 against
 1.9 ms), and that forward's ratio moved between 0.9× and 2.4× from run to run. A side's
 calls in a row, as a user's loop makes them, take about what they take alone.
 

@@ -12,7 +12,7 @@ import pytest
 BENCH = Path(__file__).resolve().parents[1] / "bench"
 
 
-def test_compute_bench_runs_every_workload_quick(monkeypatch):
+def _compute_module(monkeypatch):
     pytest.importorskip("torch")
     monkeypatch.syspath_prepend(str(BENCH))
     spec = importlib.util.spec_from_file_location("bench_compute", BENCH / "compute.py")
@@ -20,6 +20,23 @@ def test_compute_bench_runs_every_workload_quick(monkeypatch):
     module = importlib.util.module_from_spec(spec)
     monkeypatch.setitem(sys.modules, "bench_compute", module)
     spec.loader.exec_module(module)
+    return module
+
+
+def test_each_side_is_timed_in_calls_in_a_row(monkeypatch):
+    """A round gives each side one untimed call, then ``CALLS_PER_TURN`` timed ones in a row:
+    the other side's idle threads never spin through a timed call."""
+    module = _compute_module(monkeypatch)
+    ticks, log = iter(range(10_000)), []
+    monkeypatch.setattr(module, "clock", lambda: next(ticks))
+    sides = [lambda: log.append("a"), lambda: log.append("b")]
+    module.median_seconds(sides, repeats=2, warmups=1)
+    turn = module.CALLS_PER_TURN + 1
+    assert "".join(log) == "ab" + ("a" * turn + "b" * turn) * 2
+
+
+def test_compute_bench_runs_every_workload_quick(monkeypatch):
+    module = _compute_module(monkeypatch)
     names = []
     for build in module.WORKLOADS:
         result = module.measure(build, "quick", repeats=1)
