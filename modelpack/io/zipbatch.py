@@ -18,7 +18,8 @@ from __future__ import annotations
 import contextlib
 import mmap
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -263,8 +264,12 @@ def _locate(
 
 # The fields a local header shares with its central entry, version needed to name length
 # (ziprecords._ENTRY, but the extra field's length), as byte ranges of each record.
-_SHARED_LOCAL = slice(_LOCAL.fields["version_needed"][1], _LOCAL.fields["extra_length"][1])
-_SHARED_CENTRAL = slice(_CENTRAL.fields["version_needed"][1], _CENTRAL.fields["extra_length"][1])
+def _shared(layout: np.dtype) -> slice:
+    fields: Mapping[str, tuple[Any, ...]] = layout.fields or {}
+    return slice(fields["version_needed"][1], fields["extra_length"][1])
+
+
+_SHARED_LOCAL, _SHARED_CENTRAL = _shared(_LOCAL), _shared(_CENTRAL)
 
 
 def _same_entries(local: np.ndarray, entries: np.ndarray) -> bool:
