@@ -135,14 +135,19 @@ def _parse_quickly(text: str) -> Any:
         return None
 
 
+# json's decoders with the form's hooks, built once (``json.loads`` with hooks builds one per
+# call). The text never starts with a byte-order mark (``parse`` refuses U+FEFF first), the
+# one check ``json.loads`` makes before decoding.
+_HOOKED = json.JSONDecoder(object_pairs_hook=_pairs, parse_int=_json_int, parse_float=_json_float,
+                           parse_constant=_json_constant)
+_FLOATS_HOOKED = json.JSONDecoder(parse_float=_json_float, parse_constant=_json_constant)
+
+
 def _parse_json(text: str, hooked: bool) -> Any:
     """The parsed text; with ``hooked``, each mapping and integer checked as it is built (a
     call per node), else left to ``_walk``, which checks them per level at C speed."""
     try:
-        if hooked:
-            return json.loads(text, object_pairs_hook=_pairs, parse_int=_json_int,
-                              parse_float=_json_float, parse_constant=_json_constant)
-        return json.loads(text, parse_float=_json_float, parse_constant=_json_constant)
+        return (_HOOKED if hooked else _FLOATS_HOOKED).decode(text)
     except RecursionError:
         raise YAMLRefused(f"nests deeper than {MAX_DEPTH} levels") from None
     except json.JSONDecodeError as exc:
