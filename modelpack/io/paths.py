@@ -82,17 +82,21 @@ def open_for_reading(source: PathOrFile, *, buffered: bool = True) -> AbstractCo
             return open(source, "rb", buffering=-1 if buffered else 0)  # noqa: SIM115
         except OSError as exc:
             raise _path_error(source, exc, reading=True) from None
-    return _opened(source, remote.open_for_reading, _open_local)
+    return _opened(source, remote.open_for_reading, _open_local if buffered else _open_local_raw)
 
 
 @contextlib.contextmanager
-def _open_local(path: str) -> Iterator[IO[bytes]]:
+def _open_local(path: str, buffering: int = -1) -> Iterator[IO[bytes]]:
     try:
-        handle = open(path, "rb")  # noqa: SIM115  (closed below; errors mapped first)
+        handle = open(path, "rb", buffering=buffering)  # noqa: SIM115  (closed below; errors mapped first)
     except OSError as exc:
         raise _path_error(path, exc, reading=True) from None
     with handle:
         yield handle
+
+
+def _open_local_raw(path: str) -> AbstractContextManager[IO[bytes]]:
+    return _open_local(path, buffering=0)
 
 
 def _path_error(path: str, exc: OSError, *, reading: bool) -> PathError:
