@@ -118,7 +118,7 @@ class Archive(OpenArchive):
         self.name = describe(path)
         self._cleanup = contextlib.ExitStack()
         try:
-            self._handle: IO[bytes] = self._cleanup.enter_context(open_for_reading(path))
+            self._handle: IO[bytes] = self._cleanup.enter_context(open_for_reading(path, buffered=False))
             opened = container.Container.open(self._handle, self.name, limits)
             self._budget = ActivationBudget(self.name, limits, model_bytes=opened.source.size)
             self.manifest = opened.manifest(limits)

@@ -8,11 +8,13 @@ tensor entry, a shard) drop unknown fields instead when validated with the conte
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationInfo, model_validator
 
-__all__ = ["Closed", "Extensible", "IGNORE_UNKNOWN_FIELDS"]
+__all__ = ["Closed", "Extensible", "IGNORE_UNKNOWN_FIELDS", "constructed"]
+
+Model = TypeVar("Model", bound=BaseModel)
 
 # Validation context key: set when the archive is of a newer minor version than this reader.
 IGNORE_UNKNOWN_FIELDS = "ignore_unknown_fields"
@@ -33,3 +35,15 @@ class Extensible(Closed):
         if isinstance(data, dict) and info.context and info.context.get(IGNORE_UNKNOWN_FIELDS):
             return {key: value for key, value in data.items() if key in cls.model_fields}
         return data
+
+
+def constructed(model: type[Model], values: dict[str, Any], fields_set: set[str]) -> Model:
+    """The object ``model_validate`` gives, from ``values`` already checked (every field,
+    defaults included; ``fields_set`` those the document gave): ``model_construct``'s result
+    at a third of its cost, for the tensor index's entries and a tensor archive's manifest."""
+    instance = model.__new__(model)
+    object.__setattr__(instance, "__dict__", values)
+    object.__setattr__(instance, "__pydantic_fields_set__", fields_set)
+    object.__setattr__(instance, "__pydantic_extra__", None)
+    object.__setattr__(instance, "__pydantic_private__", None)
+    return instance

@@ -9,8 +9,9 @@ for their type name, and the committed JSON Schema is generated from these same 
 
 from __future__ import annotations
 
+import itertools
 import re
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pydantic import Field, ValidationError, field_serializer, field_validator, model_validator
 
@@ -28,7 +29,7 @@ from .checkpoint_schema import (
     TrainerState,
 )
 from .manifest_text import document_to_text, parse_yaml  # parse_yaml: part of this API too
-from .models import IGNORE_UNKNOWN_FIELDS, Closed, Extensible
+from .models import IGNORE_UNKNOWN_FIELDS, Closed, Extensible, constructed
 from .tensor_index import TensorInfo, check_tensor_name
 from .versions import FORMAT_VERSION, READER_VERSION, upgrade_advice
 
@@ -156,44 +157,49 @@ class Manifest(Extensible):
 
     @model_validator(mode="after")
     def _kind_matches_content(self) -> Manifest:
-        if self.kind == "model" and (self.architecture is None or self.layout is not None):
-            raise ValueError("a 'model' manifest needs 'architecture' and no 'layout'")
-        if self.kind == "tensors" and (self.layout is None or self.architecture is not None):
-            raise ValueError("a 'tensors' manifest needs 'layout' and no 'architecture'")
-        if (self.kind == "checkpoint") != (self.checkpoint is not None):
-            raise ValueError("a manifest has 'checkpoint' exactly when its kind is 'checkpoint'")
-        if self.kind == "checkpoint" and self.layout is not None:
-            raise ValueError("a 'checkpoint' manifest has no 'layout'")
-        if self.kind == "checkpoint":
-            for name in self.weights:
-                if ":" in name and not name.startswith(CHECKPOINT_PREFIXES):
-                    raise ValueError(
-                        f"checkpoint tensor {name!r}: a name with ':' starts with one of "
-                        f"{', '.join(CHECKPOINT_PREFIXES)}"
-                    )
-        if (self.kind == "sharded") != (self.shards is not None):
-            raise ValueError("a manifest has 'shards' exactly when its kind is 'sharded'")
-        if self.kind == "sharded":
-            _check_sharded(self)
-        if self.layout in ("single", "list", "tuple"):
-            names = list(self.shard_tensors() if self.shards else self.weights)
-            expected = [str(i) for i in range(len(names))]
-            if names != expected or (self.layout == "single" and expected != ["0"]):
-                raise ValueError(
-                    f"a '{self.layout}' layout names its tensors '0', '1', ... in order; found {names}"
-                )
-        if self.ties is not None:
-            _check_ties(self.ties, self.shard_tensors(), has_architecture=self.architecture is not None)
-        if self.architecture is not None and _depth(self.architecture) > MAX_NESTING_DEPTH:
-            raise ValueError(f"architecture nests deeper than {MAX_NESTING_DEPTH} levels")
+        _check_content(self)
         return self
-
 
     def shard_tensors(self) -> dict[str, TensorInfo]:
         """A sharded index's tensors, from every shard in order (others: ``weights``)."""
         if self.shards is None:
             return dict(self.weights)
         return {name: info for shard in self.shards for name, info in shard.tensors.items()}
+
+
+def _check_content(manifest: Manifest) -> None:
+    """What the fields must say together (kind, layout, shards, ties); ValueError if not."""
+    if manifest.kind == "model" and (manifest.architecture is None or manifest.layout is not None):
+        raise ValueError("a 'model' manifest needs 'architecture' and no 'layout'")
+    if manifest.kind == "tensors" and (manifest.layout is None or manifest.architecture is not None):
+        raise ValueError("a 'tensors' manifest needs 'layout' and no 'architecture'")
+    if (manifest.kind == "checkpoint") != (manifest.checkpoint is not None):
+        raise ValueError("a manifest has 'checkpoint' exactly when its kind is 'checkpoint'")
+    if manifest.kind == "checkpoint" and manifest.layout is not None:
+        raise ValueError("a 'checkpoint' manifest has no 'layout'")
+    if manifest.kind == "checkpoint":
+        for name in manifest.weights:
+            if ":" in name and not name.startswith(CHECKPOINT_PREFIXES):
+                raise ValueError(
+                    f"checkpoint tensor {name!r}: a name with ':' starts with one of "
+                    f"{', '.join(CHECKPOINT_PREFIXES)}"
+                )
+    if (manifest.kind == "sharded") != (manifest.shards is not None):
+        raise ValueError("a manifest has 'shards' exactly when its kind is 'sharded'")
+    if manifest.kind == "sharded":
+        _check_sharded(manifest)
+    if manifest.layout in ("single", "list", "tuple"):
+        names = list(manifest.shard_tensors() if manifest.shards else manifest.weights)
+        expected = [str(i) for i in range(len(names))]
+        if names != expected or (manifest.layout == "single" and expected != ["0"]):
+            raise ValueError(
+                f"a '{manifest.layout}' layout names its tensors '0', '1', ... in order; found {names}"
+            )
+    if manifest.ties is not None:
+        has_architecture = manifest.architecture is not None
+        _check_ties(manifest.ties, manifest.shard_tensors(), has_architecture=has_architecture)
+    if manifest.architecture is not None and _depth(manifest.architecture) > MAX_NESTING_DEPTH:
+        raise ValueError(f"architecture nests deeper than {MAX_NESTING_DEPTH} levels")
 
 
 def _check_sharded(manifest: Manifest) -> None:
@@ -307,6 +313,9 @@ def manifest_from_dict(
     # A newer minor version may only add optional fields: ignore the manifest and tensor
     # fields we don't know (layer nodes and configs stay closed; see models.Extensible).
     newer_minor = found[1] > _READER[1]
+    quick = None if newer_minor else _tensors_manifest(document)
+    if quick is not None:
+        return quick
     try:
         with cycle_collection_paused():  # a model object per tensor and layer
             return Manifest.model_validate(document, context={IGNORE_UNKNOWN_FIELDS: newer_minor})
@@ -317,6 +326,49 @@ def manifest_from_dict(
         raise SchemaError(f"{source}: invalid manifest: {describe_errors(exc)}") from None
     except RecursionError:
         raise SchemaError(f"{source}: architecture nests too deeply") from None
+
+
+# A tensor archive's manifest holds these fields at most; ``_tensors_manifest`` checks them.
+_TENSORS_FIELDS = frozenset(("format", "format_version", "producer", "kind", "layout", "weights", "metadata"))
+_LAYOUTS = frozenset(get_args(Layout))
+_STR = frozenset((str,))
+
+
+def _tensors_manifest(document: dict[str, Any]) -> Manifest | None:
+    """A tensor archive's manifest, the common case, checked without Pydantic's machinery
+    (two thirds of a small manifest's validation) when every field is plainly what the
+    schema accepts; None for anything else, which the schema then validates and words.
+
+    The checks are the schema's: ``check_format_version`` has read the format and version
+    (their types are checked here), the index is ``tensor_index.checked_index``'s, and the
+    model's own ``_kind_matches_content`` runs on the result, which is what
+    ``model_validate`` gives.
+    """
+    if document.get("kind") != "tensors" or not document.keys() <= _TENSORS_FIELDS:
+        return None
+    layout, metadata = document.get("layout"), document.get("metadata", {})
+    if (
+        type(layout) is not str or layout not in _LAYOUTS
+        or type(document.get("producer")) is not str
+        or type(document.get("format")) is not str or type(document.get("format_version")) is not str
+        or type(metadata) is not dict
+        or (metadata and not set(map(type, itertools.chain(metadata, metadata.values()))) <= _STR)
+    ):
+        return None
+    weights = tensor_index.checked_index(document.get("weights"))
+    if weights is None:
+        return None
+    values = {
+        name: weights if name == "weights" else document[name] if name in document
+        else field.get_default(call_default_factory=True)
+        for name, field in Manifest.model_fields.items()
+    }
+    manifest = constructed(Manifest, values, set(document))
+    try:
+        _check_content(manifest)
+    except ValueError:
+        return None
+    return manifest
 
 
 def count_architecture_nodes(tree: Any) -> int:

@@ -116,7 +116,9 @@ def _no_duplicates(text: str, keys: int) -> bool:
     return keys == text.count(":") or keys == _colons_outside_strings(text)
 
 
-_MANY_COLLECTIONS = 1000
+# Measured as the bench measures (after a collection): the hooks cost more than the parse
+# with its checks from about 80 tensors (160 collections) on.
+_MANY_COLLECTIONS = 160
 # Every byte but quotes and colons, deleted by bytes.translate to count the colons between keys
 # and values (those outside strings).
 _NOT_COLON_OR_QUOTE = bytes(sorted(set(range(256)) - set(b'":')))
@@ -133,14 +135,19 @@ def _parse_quickly(text: str) -> Any:
         return None
 
 
+# json's decoders with the form's hooks, built once (``json.loads`` with hooks builds one per
+# call). The text never starts with a byte-order mark (``parse`` refuses U+FEFF first), the
+# one check ``json.loads`` makes before decoding.
+_HOOKED = json.JSONDecoder(object_pairs_hook=_pairs, parse_int=_json_int, parse_float=_json_float,
+                           parse_constant=_json_constant)
+_FLOATS_HOOKED = json.JSONDecoder(parse_float=_json_float, parse_constant=_json_constant)
+
+
 def _parse_json(text: str, hooked: bool) -> Any:
     """The parsed text; with ``hooked``, each mapping and integer checked as it is built (a
     call per node), else left to ``_walk``, which checks them per level at C speed."""
     try:
-        if hooked:
-            return json.loads(text, object_pairs_hook=_pairs, parse_int=_json_int,
-                              parse_float=_json_float, parse_constant=_json_constant)
-        return json.loads(text, parse_float=_json_float, parse_constant=_json_constant)
+        return (_HOOKED if hooked else _FLOATS_HOOKED).decode(text)
     except RecursionError:
         raise YAMLRefused(f"nests deeper than {MAX_DEPTH} levels") from None
     except json.JSONDecodeError as exc:

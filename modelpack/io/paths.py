@@ -68,26 +68,35 @@ def _opened(
             yield handle
 
 
-def open_for_reading(source: PathOrFile) -> AbstractContextManager[IO[bytes]]:
-    """Yield a binary file to read; a caller's file object is used as is and left open."""
+def open_for_reading(source: PathOrFile, *, buffered: bool = True) -> AbstractContextManager[IO[bytes]]:
+    """Yield a binary file to read; a caller's file object is used as is and left open.
+
+    ``buffered=False`` opens a local path as a raw file, for readers that only read by
+    offset (``os.pread``): a buffered reader costs a third of a small archive's ``open``
+    (about 30 µs, in its buffer and lock) and would hold nothing they read."""
     if isinstance(source, str) and not source.startswith("file://") and not remote.is_url(source):
         # The common case, a local path, without the dispatch's generator (an open of a
         # small archive is timed in microseconds): the file is its own context manager.
         try:
-            return open(source, "rb")  # noqa: SIM115  (the caller's with-block closes it)
+            # (the caller's with-block closes it)
+            return open(source, "rb", buffering=-1 if buffered else 0)  # noqa: SIM115
         except OSError as exc:
             raise _path_error(source, exc, reading=True) from None
-    return _opened(source, remote.open_for_reading, _open_local)
+    return _opened(source, remote.open_for_reading, _open_local if buffered else _open_local_raw)
 
 
 @contextlib.contextmanager
-def _open_local(path: str) -> Iterator[IO[bytes]]:
+def _open_local(path: str, buffering: int = -1) -> Iterator[IO[bytes]]:
     try:
-        handle = open(path, "rb")  # noqa: SIM115  (closed below; errors mapped first)
+        handle = open(path, "rb", buffering=buffering)  # noqa: SIM115  (closed below; errors mapped first)
     except OSError as exc:
         raise _path_error(path, exc, reading=True) from None
     with handle:
         yield handle
+
+
+def _open_local_raw(path: str) -> AbstractContextManager[IO[bytes]]:
+    return _open_local(path, buffering=0)
 
 
 def _path_error(path: str, exc: OSError, *, reading: bool) -> PathError:

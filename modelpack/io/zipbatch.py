@@ -18,7 +18,8 @@ from __future__ import annotations
 import contextlib
 import mmap
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -29,7 +30,9 @@ from .ziprecords import (
     DESCRIPTOR_FLAG,
     DOS_DIRECTORY,
     ENCRYPTION_FLAGS,
+    EXTERNAL_ATTR,
     LOCAL,
+    MADE_BY,
     MAX_32,
     STORED,
     UNIX_SYSTEMS,
@@ -65,21 +68,8 @@ def check_directory(
     flags, method = entries["flags"], entries["method"]
     size, compressed = entries["size"].astype(np.int64), entries["compressed_size"].astype(np.int64)
     offset = entries["header_offset"].astype(np.int64)
-    external = entries["external_attr"]
-    file_type = external & _FILE_TYPE
-    with np.errstate(invalid="ignore"):  # an infinite ratio times 0 bytes: never refused
-        bombs = (method == DEFLATED) & (size > grace) & (size > max_ratio * compressed)
-    if (
-        (entries["signature"] != _CENTRAL_SIGNATURE).any()
-        or (flags & (ENCRYPTION_FLAGS | DESCRIPTOR_FLAG)).any()
-        or ((method != STORED) & (method != DEFLATED)).any()
-        # zip64 fields (saturated sizes, offsets, disk): the exact path reads them
-        or (size == MAX_32).any() or (compressed == MAX_32).any() or (offset == MAX_32).any()
-        or (entries["disk"] != 0).any()
-        or ((method == STORED) & (size != compressed)).any()
-        or (np.isin(entries["made_by"] >> 8, UNIX_SYSTEMS) & (file_type != 0) & (file_type != _REGULAR)).any()
-        or (external & DOS_DIRECTORY).any()
-        or bombs.any()
+    if not _as_written(entries, count, size, compressed, offset) and _unusual(
+        entries, flags, method, size, compressed, offset, max_ratio, grace
     ):
         return None
     name_length = entries["name_length"].astype(np.int64)
@@ -101,6 +91,66 @@ def check_directory(
         return None
     return MemberTable(names, [method.tolist(), flags.tolist(), entries["crc"].tolist(), compressed.tolist(),
                                size.tolist(), offset.tolist(), data_offset.tolist()])
+
+
+def _unusual(
+    entries: np.ndarray, flags: np.ndarray, method: np.ndarray, size: np.ndarray, compressed: np.ndarray,
+    offset: np.ndarray, max_ratio: float, grace: int,
+) -> bool:
+    """Whether any entry has something the exact path must read or word: encryption, a
+    descriptor, another method, a zip64 field, another file type, a bomb."""
+    external = entries["external_attr"]
+    file_type = external & _FILE_TYPE
+    system = entries["made_by"] >> 8
+    with np.errstate(invalid="ignore"):  # an infinite ratio times 0 bytes: never refused
+        bombs = (method == DEFLATED) & (size > grace) & (size > max_ratio * compressed)
+    return bool(
+        (entries["signature"] != _CENTRAL_SIGNATURE).any()
+        or (flags & (ENCRYPTION_FLAGS | DESCRIPTOR_FLAG)).any()
+        or ((method != STORED) & (method != DEFLATED)).any()
+        # zip64 fields (saturated sizes, offsets, disk): the exact path reads them
+        or (size == MAX_32).any() or (compressed == MAX_32).any() or (offset == MAX_32).any()
+        or (entries["disk"] != 0).any()
+        or ((method == STORED) & (size != compressed)).any()
+        or (_is_unix(system) & (file_type != 0) & (file_type != _REGULAR)).any()
+        or (external & DOS_DIRECTORY).any()
+        or bombs.any()
+    )
+
+
+def _is_unix(system: np.ndarray) -> np.ndarray:
+    """``np.isin(system, UNIX_SYSTEMS)`` (a handful of values: comparisons cost less)."""
+    found = system == UNIX_SYSTEMS[0]
+    for other in UNIX_SYSTEMS[1:]:
+        found |= system == other
+    return found
+
+
+# What the writer puts in the fields _unusual reads of every central entry of a stored member
+# with an ASCII name (no flag set): the entries' bytes are compared with it under a mask, one
+# comparison for the whole directory; the other fields are masked out.
+_WRITTEN_FIELDS = {
+    "signature": _CENTRAL_SIGNATURE, "made_by": MADE_BY, "flags": 0, "method": STORED, "disk": 0,
+    "external_attr": EXTERNAL_ATTR,
+}
+_WRITTEN = np.zeros(1, _CENTRAL)
+_WRITTEN_MASK = np.zeros(1, _CENTRAL)
+for _field, _value in _WRITTEN_FIELDS.items():
+    _WRITTEN[_field], _WRITTEN_MASK[_field] = _value, np.iinfo(_CENTRAL[_field]).max
+_WRITTEN_BYTES, _WRITTEN_MASK_BYTES = _WRITTEN.view(np.uint8), _WRITTEN_MASK.view(np.uint8)
+del _field, _value
+
+
+def _as_written(
+    entries: np.ndarray, count: int, size: np.ndarray, compressed: np.ndarray, offset: np.ndarray
+) -> bool:
+    """Whether every entry is one the writer makes for a stored member (so that none has
+    anything ``_unusual`` looks for), checked in a few operations rather than a dozen."""
+    rows = entries.view(np.uint8).reshape(count, CENTRAL.size)
+    return not (
+        ((rows ^ _WRITTEN_BYTES) & _WRITTEN_MASK_BYTES).any()
+        or (size != compressed).any() or (size == MAX_32).any() or (offset == MAX_32).any()
+    )
 
 
 def _entries(buffer: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray] | None:
@@ -194,15 +244,15 @@ def _locate(
         local = _gather(block, starts, _LOCAL)
         same_names = _same_names(block, starts + LOCAL.size, name_length, names)
         del block, starts  # (a mapped file closes only once no array looks into it)
-    if (
-        (local["signature"] != _LOCAL_SIGNATURE).any()
-        or (local["name_length"] != entries["name_length"]).any()
+    if (local["signature"] != _LOCAL_SIGNATURE).any() or not same_names:
+        return None
+    if not _same_entries(local, entries) and (
+        (local["name_length"] != entries["name_length"]).any()
         or ((local["flags"] ^ entries["flags"]) & (UTF8_FLAG | DESCRIPTOR_FLAG | ENCRYPTION_FLAGS)).any()
         or (local["method"] != entries["method"]).any()
         or (local["crc"] != entries["crc"]).any()
         or (local["compressed_size"] != entries["compressed_size"]).any()
         or (local["size"] != entries["size"]).any()
-        or not same_names
     ):
         return None
     data = offset + width + local["extra_length"]
@@ -210,6 +260,26 @@ def _locate(
     if (end[:-1] != offset[1:]).any() or end[-1] != directory_offset:
         return None
     return data
+
+
+# The fields a local header shares with its central entry, version needed to name length
+# (ziprecords._ENTRY, but the extra field's length), as byte ranges of each record.
+def _shared(layout: np.dtype) -> slice:
+    fields: Mapping[str, tuple[Any, ...]] = layout.fields or {}
+    return slice(fields["version_needed"][1], fields["extra_length"][1])
+
+
+_SHARED_LOCAL, _SHARED_CENTRAL = _shared(_LOCAL), _shared(_CENTRAL)
+
+
+def _same_entries(local: np.ndarray, entries: np.ndarray) -> bool:
+    """Whether every local header repeats its entry's shared fields byte for byte (as the
+    writer's do), which covers each comparison the exact path makes, in one."""
+    count = len(entries)
+    return np.array_equal(
+        local.view(np.uint8).reshape(count, LOCAL.size)[:, _SHARED_LOCAL],
+        entries.view(np.uint8).reshape(count, CENTRAL.size)[:, _SHARED_CENTRAL],
+    )
 
 
 def _same_names(block: np.ndarray, starts: np.ndarray, lengths: np.ndarray, names: np.ndarray) -> bool:

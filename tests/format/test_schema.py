@@ -197,3 +197,42 @@ def test_extra_config_field_refused(exported):
     with pytest.raises(SchemaError, match=r"net\.mpk.*invalid config for layer type 'Dense'.*code"):
         modelpack.load(exported)
 
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(manifests())
+def test_a_tensor_manifest_is_built_quickly_as_the_schema_builds_it(manifest):
+    """A tensor archive's manifest skips Pydantic's machinery (``_tensors_manifest``) and
+    gives exactly what ``model_validate`` gives: values, fields set, dump."""
+    document = json.loads(manifest.model_dump_json(exclude_none=True))
+    quick = schema._tensors_manifest(json.loads(manifest.model_dump_json(exclude_none=True)))
+    if manifest.kind != "tensors":
+        assert quick is None
+        return
+    validated = Manifest.model_validate(document)
+    assert quick is not None and quick == validated
+    assert quick.model_fields_set == validated.model_fields_set
+    assert quick.model_dump() == validated.model_dump()
+    assert manifest_to_yaml(quick) == manifest_to_yaml(validated)
+
+
+@pytest.mark.parametrize("changes,message", [
+    ({"producer": 1}, "producer"),
+    ({"format_version": 1.0}, "format_version"),
+    ({"layout": "bag"}, "layout"),
+    ({"layout": None}, "needs 'layout'"),
+    ({"metadata": {"a": 1}}, "metadata"),
+    ({"metadata": {"a": "b", "c": ["d"]}}, "metadata"),
+    ({"metadata": ["a"]}, "metadata"),
+    ({"signature": "abc"}, "Extra inputs are not permitted"),
+    ({"architecture": {"type": "Dense", "config": {"units": 1}}}, "needs 'layout' and no 'architecture'"),
+    ({"weights": {"0": {"dtype": "int8", "shape": [-1]}}}, "weights"),
+    ({"weights": {"0": {"dtype": "int8", "shape": []}, "2": {"dtype": "int8", "shape": []}}}, "layout names"),
+    ({"weights": []}, "weights"),
+], ids=lambda value: str(value)[:40])
+def test_what_the_quick_tensor_manifest_does_not_take_the_schema_refuses(changes, message):
+    """Every unusual field makes ``_tensors_manifest`` step aside, and the schema words it."""
+    document = _doc(**changes)
+    assert schema._tensors_manifest(document) is None
+    with pytest.raises(SchemaError, match=message):
+        schema.manifest_from_dict(document, source="f")

@@ -183,3 +183,20 @@ def test_reading_a_missing_file_or_a_folder(tmp_path, read):
     assert isinstance(info.value, FileNotFoundError)  # `except FileNotFoundError` keeps working
     with pytest.raises(PathError, match=rf"^{tmp_path}: is a folder, not a file"):
         read(tmp_path)
+
+
+@pytest.mark.parametrize("as_path", [str, lambda p: p], ids=["str", "Path"])
+def test_a_local_file_opened_unbuffered_is_a_raw_file_with_the_same_errors(tmp_path, as_path):
+    """``buffered=False`` (what ``modelpack.open`` reads through: positioned reads only) gives
+    the raw file, and a missing file or a folder the same errors as a buffered open."""
+    target = tmp_path / "x-file"
+    target.write_bytes(b"abc")
+    with open_for_reading(as_path(target), buffered=False) as handle:
+        assert type(handle) is io.FileIO and handle.read() == b"abc"
+    with open_for_reading(as_path(target)) as handle:
+        assert type(handle) is io.BufferedReader
+    for missing, error, message in [(tmp_path / "nosuch", MissingFileError, "no such file"),
+                                    (tmp_path, PathError, "is a folder, not a file")]:
+        with pytest.raises(error, match=rf"^{missing}: {message}"):
+            with open_for_reading(as_path(missing), buffered=False):
+                pass

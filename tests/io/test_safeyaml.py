@@ -403,3 +403,11 @@ def test_a_proven_part_is_counted_not_walked():
     asked.clear()
     assert safeyaml.load('{"w": {"t": {"a": [1]}}}', max_nodes=100, prove=prove) == {"w": {"t": {"a": [1]}}}
     assert asked == []  # a small document is checked as it is parsed
+
+
+@pytest.mark.parametrize("text", ['\ufeff{"a": 1}', '{"a": "\ufeff"}', '{\ufeff"a": 1}'])
+def test_a_byte_order_mark_is_refused_before_json_decodes(text):
+    """jsonform decodes with prebuilt decoders, which skip ``json.loads``'s check of a leading
+    byte-order mark: U+FEFF is refused wherever it stands, before decoding."""
+    with pytest.raises(safeyaml.YAMLRefused, match="U\\+FEFF"):
+        safeyaml.load(text, max_nodes=100)

@@ -201,3 +201,72 @@ def test_a_directory_listed_out_of_file_order(on_disk, local_name, tmp_path):
         assert batch.names != list(MEMBERS)
     else:
         assert batch is None and isinstance(exact, ModelpackError)
+
+
+def _modelpack_bundle_areas() -> tuple[bytes, list[int]]:
+    """A bundle as modelpack writes it, and the offsets where the checks look: its directory
+    and every local header (fixed part and name)."""
+    data = _modelpack_bundle()
+    source = Source.whole(io.BytesIO(data), where="t.zip")
+    count, offset, size, _, _ = _end_record(source, "a zip")
+    members = central_entries(source.read_at(offset, size), count, "t.zip")
+    looked_at = list(range(offset, offset + size))
+    for member in members:
+        looked_at += range(member.header_offset, member.header_offset + 30 + len(member.name))
+    return data, looked_at
+
+
+def test_the_writers_bundle_takes_the_one_comparison_checks(monkeypatch):
+    """A bundle as modelpack writes it is vouched for by comparing each entry with what the
+    writer puts there, and each local header with its entry, byte for byte (not field by
+    field), and gives the exact path's members."""
+    taken = []
+    for name in ("_as_written", "_same_entries"):
+        original = getattr(zipbatch, name)
+        monkeypatch.setattr(zipbatch, name, lambda *a, _f=original, _n=name: taken.append((_n, _f(*a))) or _f(*a))
+    batch, exact = _both(_modelpack_bundle())
+    assert batch is not None and batch == exact
+    assert taken == [("_as_written", True), ("_same_entries", True)]
+
+
+@pytest.mark.parametrize("field,value", [
+    ("signature", 0x02014B51), ("made_by", 0x0014), ("flags", 0x0001), ("flags", 0x0008), ("method", 8),
+    ("disk", 1), ("external_attr", 0o120777 << 16), ("external_attr", 0x10 | 0o100644 << 16),
+    ("size", 0xFFFFFFFF), ("header_offset", 0xFFFFFFFF),
+])
+def test_an_entry_unlike_the_writers_is_not_vouched_for_by_the_comparison(field, value):
+    """Changing any field the general checks read makes the one comparison step aside (then
+    those checks decide)."""
+    data, _ = _modelpack_bundle_areas()
+    source = Source.whole(io.BytesIO(data), where="t.zip")
+    count, offset, size, _, _ = _end_record(source, "a zip")
+    found = zipbatch._entries(np.frombuffer(source.read_at(offset, size), np.uint8), count)
+    assert found is not None
+    entries = found[1].copy()
+    columns = lambda e: (e["size"].astype(np.int64), e["compressed_size"].astype(np.int64),  # noqa: E731
+                         e["header_offset"].astype(np.int64))
+    assert zipbatch._as_written(entries, count, *columns(entries))
+    entries[field][count // 2] = value
+    assert not zipbatch._as_written(entries, count, *columns(entries))
+
+
+def test_random_damage_to_the_writers_bundle_is_never_vouched_for_when_the_exact_path_refuses():
+    """As above, on the bundle modelpack writes, where the one-comparison checks run: damage
+    they let through would show as a vouched bundle the exact path refuses, or reads otherwise."""
+    data, looked_at = _modelpack_bundle_areas()
+    rng = random.Random(16)
+    stepped_aside = 0
+    for _ in range(300):
+        damaged = bytearray(data)
+        for _ in range(rng.choice((1, 1, 2))):
+            damaged[rng.choice(looked_at)] = rng.randrange(256)
+        try:
+            batch, exact = _both(bytes(damaged))
+        except ModelpackError:
+            continue
+        if batch is None:
+            stepped_aside += 1
+        else:
+            assert not isinstance(exact, ModelpackError), exact
+            assert batch == exact
+    assert stepped_aside > 100
