@@ -65,6 +65,10 @@ class ForwardHooks:
         self.pre: dict[int, PreHook] = {}
         self.post: dict[int, PostHook] = {}
 
+    def __len__(self) -> int:
+        """How many hooks are attached (0 once every handle is detached)."""
+        return len(self.pre) + len(self.post)
+
     def add_pre(self, hook: PreHook) -> HookHandle:
         return self._add(self.pre, hook)
 

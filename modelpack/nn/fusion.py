@@ -64,8 +64,7 @@ def _next(blocks: Sequence[Block], index: int, kind: type[Block]) -> Block | Non
 
 
 def _unhooked(block: Block) -> bool:
-    watched = block._forward_hooks
-    return watched is None or not (watched.pre or watched.post)
+    return not block._forward_hooks  # None, or every hook detached
 
 
 def _foldable(conv: Block, norm: BatchNorm) -> bool:

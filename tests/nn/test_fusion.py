@@ -179,3 +179,14 @@ def test_a_relu_is_fused_only_after_a_norm_and_only_relu():
     steps = list(fusion.steps(list(net)))
     assert len(steps) == 4  # [conv+norm], tanh, [conv+norm+relu], flatten
     assert steps[1] is net[2] and steps[3] is net[6]
+
+
+def test_a_chain_whose_hooks_were_all_detached_is_fused_again(monkeypatch):
+    x = np.random.default_rng(9).normal(size=(2, 3, 8, 8)).astype(np.float32)
+    net = _chain(nn.Conv2D(4, 3), nn.BatchNorm(), nn.Activation("relu"), channels=4, x=x)
+    handle = net[1].register_forward_hook(lambda *a: None)
+    calls = _spy(monkeypatch)
+    net(x)
+    handle.detach()
+    net(x)
+    assert calls == ["plain", "folded"]
