@@ -177,19 +177,50 @@ def archive(manifest: bytes, bundle: bytes, *, extra: list[tuple[str, bytes]] = 
 
 def edit(data: bytes, *, manifest: Callable[[dict], object] | None = None,
          bundle: Callable[[dict[str, bytes]], object] | None = None, rehash: bool = True) -> bytes:
-    """Rebuild a valid archive with its manifest dict and/or its bundle members edited in place."""
+    """Rebuild a valid archive with its manifest dict and/or its bundle members edited in place.
+
+    A rebuilt bundle moves its members: the offsets the manifest records (format 1.5) are moved
+    with them, so that only the edit is wrong. ``rehash=False`` keeps the comment's hash of the
+    manifest as it was before ``manifest`` edited it."""
     members = members_of(data)
     raw_manifest, raw_bundle = members["manifest.yaml"], members["weights.npz"]
+    document = yaml.safe_load(raw_manifest) if manifest is not None or bundle is not None else None
     if manifest is not None:
-        document = yaml.safe_load(raw_manifest)
         manifest(document)
-        raw_manifest = yaml.safe_dump(document, sort_keys=False).encode()
     if bundle is not None:
         inner = members_of(raw_bundle)
         bundle(inner)
         raw_bundle = stored_zip(inner)
-    comment = manifest_comment(raw_manifest) if rehash else members_comment(data)
+        moved = _repoint_offsets(document, raw_bundle)
+        if moved and manifest is None:
+            raw_manifest = yaml.safe_dump(document, sort_keys=False).encode()
+    if manifest is not None:
+        raw_manifest = yaml.safe_dump(document, sort_keys=False).encode()
+    comment = manifest_comment(raw_manifest) if rehash or manifest is None else members_comment(data)
     return stored_zip([("manifest.yaml", raw_manifest), ("weights.npz", raw_bundle)], comment=comment)
+
+
+def with_offsets(manifest: bytes, bundle: bytes) -> bytes:
+    """``manifest`` with each recorded tensor offset where ``bundle`` holds the member (for a
+    bundle built by hand); unchanged when none moved."""
+    document = yaml.safe_load(manifest)
+    return yaml.safe_dump(document, sort_keys=False).encode() if _repoint_offsets(document, bundle) else manifest
+
+
+def _repoint_offsets(document: Any, bundle: bytes) -> bool:
+    """Each recorded tensor offset set to where ``bundle`` now holds the tensor's member;
+    whether any moved."""
+    weights = document.get("weights") if isinstance(document, dict) else None
+    if not isinstance(weights, dict):
+        return False
+    with zipfile.ZipFile(io.BytesIO(bundle)) as zf:
+        starts = {info.filename: info.header_offset for info in zf.infolist()}
+    moved = False
+    for name, entry in weights.items():
+        start = starts.get(f"{name}.npy")
+        if isinstance(entry, dict) and "offset" in entry and start is not None and entry["offset"] != start:
+            entry["offset"], moved = start, True
+    return moved
 
 
 def members_comment(data: bytes) -> bytes:

@@ -32,10 +32,13 @@ from ..io.limits import DEFAULT_LIMITS, Limits
 from ..io.npz import Integrity
 from ..io.paths import PathOrFile, describe, open_for_reading
 from ..io.workers import shared_pool
+from ..io.zipentries import local_member
+from ..io.zipio import Member
 from ..nn.block import Block
 from ..nn.budget import ActivationBudget, limit_activations
-from . import architecture, container
+from . import architecture, container, tensor_index
 from .schema import LayerNode, Manifest, TensorInfo, model_weights
+from .tensor_index import TensorIndex
 
 __all__ = ["OpenArchive", "Archive", "open_archive"]
 
@@ -124,16 +127,20 @@ class Archive(OpenArchive):
             self.manifest = opened.manifest(limits)
             self._index = self.manifest.weights
             self.comment = opened.comment  # the manifest's SHA-256 (a sharded index checks it)
-            self._bundle = npz.Bundle(
-                opened.bundle_source(limits, self._cleanup), limits=limits, max_inflated=opened.inflate_left
-            )
-            self._bundle.check_names(self.manifest.weights)
+            self._source = opened.bundle_source(limits, self._cleanup)
+            self._limits, self._inflate_left = limits, opened.inflate_left
+            # With every tensor's offset recorded (format 1.5), one tensor is read without the
+            # bundle's directory, which is read and checked when a read needs all of it.
+            self._bundle: npz.Bundle | None = None
+            if not _all_placed(self.manifest.weights):
+                self._vetted()
         except BaseException:
             self._cleanup.close()
             raise
-        self._fd = _fileno(self._handle) if self._bundle.source.handle is self._handle else None
+        self._fd = _fileno(self._handle) if self._source.handle is self._handle else None
         self._map: mmap_module.mmap | None = None
         self._locations: dict[str, npz.TensorLocation | None] = {}
+        self._placed: dict[str, Member | None] = {}
 
     # -- what the manifest says ------------------------------------------------------------
     @property
@@ -155,9 +162,10 @@ class Archive(OpenArchive):
     def read_all(self, *, mmap: bool = False) -> dict[str, np.ndarray]:
         """Every tensor, in bundle order, each checked: read in parallel, or mapped."""
         infos = self.manifest.weights
+        bundle = self._vetted()
         if mmap:
             return {name: self._checked_map(self._require_location(name, i)) for name, i in infos.items()}
-        if self._bundle.total_bytes < _PARALLEL_BYTES:  # a small file: read here, sooner than a thread starts
+        if bundle.total_bytes < _PARALLEL_BYTES:  # a small file: read here, sooner than a thread starts
             return {name: self._read_one(name, info) for name, info in infos.items()}
         # Headers are parsed in order on this thread (they share the file position); the
         # data reads use positioned reads and may run in parallel.
@@ -165,7 +173,7 @@ class Archive(OpenArchive):
         arrays: dict[str, np.ndarray] = {}
         for name, location in located.items():
             if location is None:
-                arrays[name] = self._bundle.read(name, infos[name], integrity=self._integrity)
+                arrays[name] = bundle.read(name, infos[name], integrity=self._integrity)
         pending = [location for location in located.values() if location is not None]
         batches = _batches(pending)
         if len(batches) < 2:
@@ -187,6 +195,7 @@ class Archive(OpenArchive):
                 "it from; restore it into the model: modelpack.Checkpointer(folder).restore(net)"
             )
         infos = model_weights(self.manifest)  # a checkpoint's optimiser state is not read here
+        self._vetted()
         if not mmap:
             whole = self.manifest.kind == "model"
             arrays = self.read_all() if whole else {name: self.get_tensor(name) for name in infos}
@@ -204,15 +213,16 @@ class Archive(OpenArchive):
 
     # -- reading -----------------------------------------------------------------------------
     def _read_one(self, name: str, info: TensorInfo) -> np.ndarray:
-        """One tensor: as modelpack writes it, in one read (``Bundle.read_written``); else its
+        """One tensor: as modelpack writes it, in one read (``npz.read_written``); else its
         header checked, then its data read in place or through the member reader."""
+        member = self._member(name, info)
         if self._fd is not None and name not in self._locations:
-            array = self._bundle.read_written(self._fd, name, info, integrity=self._integrity)
+            array = npz.read_written(self._source, self._fd, member, name, info, integrity=self._integrity)
             if array is not None:
                 return array
         location = self._locate(name, info)
         if location is None:
-            return self._bundle.read(name, info, integrity=self._integrity)
+            return npz.read_member(self._source, member, name, info, integrity=self._integrity)
         return self._read(location)
 
     def _read(self, location: npz.TensorLocation) -> np.ndarray:
@@ -231,8 +241,34 @@ class Archive(OpenArchive):
     def _locate(self, name: str, info: TensorInfo) -> npz.TensorLocation | None:
         """Header checked once per tensor; None when the data cannot be read in place."""
         if name not in self._locations:
-            self._locations[name] = self._bundle.locate(name, info) if self._fd is not None else None
+            located = None
+            if self._fd is not None:
+                located = npz.locate(self._source, self._member(name, info), name, info)
+            self._locations[name] = located
         return self._locations[name]
+
+    def _member(self, name: str, info: TensorInfo) -> Member:
+        """The tensor's member in the bundle: from the directory once it has been read, else
+        from the local header at the offset the manifest records (the directory is read when
+        that member needs it: deflated, or with its sizes after its data)."""
+        if self._bundle is None and info.offset is not None:
+            if name not in self._placed:
+                what = f"the offset the manifest records for tensor {name!r}"
+                self._placed[name] = local_member(self._source, info.offset, name + ".npy", what)
+            member = self._placed[name]
+            if member is not None:
+                return member
+        return self._vetted().members[name]
+
+    def _vetted(self) -> npz.Bundle:
+        """The bundle with its directory read and checked (spec §1.1), and the offsets the
+        manifest records checked against it."""
+        if self._bundle is None:
+            bundle = npz.Bundle(self._source, limits=self._limits, max_inflated=self._inflate_left)
+            bundle.check_names(self.manifest.weights)
+            bundle.check_offsets(tensor_index.offsets(self.manifest.weights))
+            self._bundle = bundle
+        return self._bundle
 
     def _require_location(self, name: str, info: TensorInfo) -> npz.TensorLocation:
         location = self._locate(name, info)
@@ -280,6 +316,13 @@ class Archive(OpenArchive):
 
     def __repr__(self) -> str:
         return f"<modelpack.Archive {self.name!r}: {self.kind}, {len(self)} tensors>"
+
+
+def _all_placed(weights: Mapping[str, TensorInfo]) -> bool:
+    """Whether every tensor records its offset (the index as checked knows without a look)."""
+    if isinstance(weights, TensorIndex):
+        return weights.first_unplaced is None
+    return all(info.offset is not None for info in weights.values())
 
 
 def open_archive(

@@ -26,8 +26,8 @@ from ..io.npy import SUPPORTED_DTYPES
 from .models import Extensible, constructed
 
 __all__ = [
-    "TensorInfo", "TensorIndex", "check_tensor_name", "checked_index", "dump_weights", "prove_index",
-    "validate_weights", "vouch",
+    "TensorInfo", "TensorIndex", "check_tensor_name", "checked_index", "dump_weights", "offsets",
+    "prove_index", "validate_weights", "vouch",
 ]
 
 Info = TypeVar("Info")
@@ -58,6 +58,12 @@ class TensorInfo(Extensible):
         pattern=r"^[0-9a-f]{64}$",
         description="SHA-256 (lowercase hex) of the tensor's data bytes as stored: C order, "
         "little-endian, without the .npy header. Written from format 1.1 on.",
+    )
+    offset: int | None = Field(
+        default=None, ge=0, lt=_MAX_DIM,
+        description="Where the tensor's member starts in the weight bundle: the offset of its zip "
+        "local header from the bundle's first byte, so that one tensor is read without the "
+        "bundle's directory. Written from format 1.5 on.",
     )
 
 
@@ -105,21 +111,25 @@ def dump_weights(
     return handler(value)
 
 
-def _checked_info(dtype: str, shape: list[int], sha256: str | None = None) -> TensorInfo:
+def _checked_info(
+    dtype: str, shape: list[int], sha256: str | None = None, offset: int | None = None
+) -> TensorInfo:
     """A TensorInfo from values already checked (``vouch``)."""
-    fields = {"dtype", "shape", "sha256"} if sha256 else {"dtype", "shape"}
-    return constructed(TensorInfo, {"dtype": dtype, "shape": shape, "sha256": sha256}, fields)
+    values = {"dtype": dtype, "shape": shape, "sha256": sha256, "offset": offset}
+    return constructed(TensorInfo, values, {key for key, value in values.items() if value is not None})
 
 
 class TensorIndex(LazyMapping[Info]):
     """Tensor name → entry, in manifest order; each entry is built by ``make`` when first read."""
 
     def __init__(
-        self, entries: dict[str, dict[str, Any]], make: Callable[..., Info], first_unhashed: str | None
+        self, entries: dict[str, dict[str, Any]], make: Callable[..., Info], first_unhashed: str | None,
+        first_unplaced: str | None = None,
     ) -> None:
         self._entries, self._keys, self.make = entries, entries, make
         self._built: dict[str, Info] = {}
         self.first_unhashed = first_unhashed  # the first tensor without a sha256, if any
+        self.first_unplaced = first_unplaced  # the first tensor without an offset, if any (allowed)
 
     @property
     def entries(self) -> Mapping[str, dict[str, Any]]:
@@ -130,12 +140,7 @@ class TensorIndex(LazyMapping[Info]):
     def json_entries(self) -> dict[str, dict[str, Any]]:
         """The entries as ``model_dump(mode="json", exclude_none=True)`` writes them (fields in
         schema order, no null hash), without building a model each (the writer's hot path)."""
-        return {
-            name: {"dtype": entry["dtype"], "shape": list(entry["shape"]), "sha256": entry["sha256"]}
-            if entry.get("sha256") is not None
-            else {"dtype": entry["dtype"], "shape": list(entry["shape"])}
-            for name, entry in self._entries.items()
-        }
+        return {name: _json_entry(entry) for name, entry in self._entries.items()}
 
     def _lookup(self) -> dict[str, dict[str, Any]]:
         return self._entries
@@ -148,6 +153,26 @@ class TensorIndex(LazyMapping[Info]):
 
     def __repr__(self) -> str:
         return f"TensorIndex({len(self)} tensors)"
+
+
+def offsets(weights: Mapping[str, TensorInfo]) -> dict[str, int | None]:
+    """Each tensor's recorded offset (None where none is), without building an entry each."""
+    if isinstance(weights, TensorIndex):
+        entries = weights.entries
+        return dict(zip(entries, map(dict.get, entries.values(), itertools.repeat("offset")), strict=True))
+    return {name: info.offset for name, info in weights.items()}
+
+
+def _json_entry(entry: dict[str, Any]) -> dict[str, Any]:
+    """One checked entry in schema field order, without its null fields."""
+    dumped = {"dtype": entry["dtype"], "shape": list(entry["shape"])}
+    for optional in _OPTIONAL:
+        if entry.get(optional) is not None:
+            dumped[optional] = entry[optional]
+    return dumped
+
+
+_OPTIONAL = ("sha256", "offset")  # TensorInfo's optional fields, in schema order
 
 
 def prove_index(document: dict[str, Any]) -> safeyaml.Proof | None:
@@ -168,7 +193,7 @@ def prove_index(document: dict[str, Any]) -> safeyaml.Proof | None:
 
 def vouch(value: Any, make: Callable[..., Info]) -> TensorIndex[Info] | None:
     """A ``TensorIndex`` of ``value`` if every entry is exactly what the schema accepts (a
-    dict of ``dtype``, ``shape`` and optionally ``sha256``, with valid values) and every name
+    dict of ``dtype``, ``shape`` and optionally ``sha256`` and ``offset``, with valid values) and every name
     is allowed; None to have the schema validate it entry by entry."""
     if type(value) is not dict:
         return None
@@ -182,10 +207,14 @@ def vouch(value: Any, make: Callable[..., Info]) -> TensorIndex[Info] | None:
         return None  # a field is missing: the schema says which
     hashes = list(map(dict.get, entries, itertools.repeat("sha256")))
     present: list[Any] = list(filter(_not_none, hashes)) if None in hashes else hashes
+    offsets = list(map(dict.get, entries, itertools.repeat("offset")))
+    placed: list[Any] = list(filter(_not_none, offsets)) if None in offsets else offsets
     # Each entry holds dtype and shape, so this sum counts exactly the other keys: each
-    # present sha256 and nothing else (a newer minor version's field, which the schema drops,
-    # or an explicit null, which it accepts).
-    if sum(map(len, entries)) != 2 * len(entries) + len(present):
+    # present sha256 and offset and nothing else (a newer minor version's field, which the
+    # schema drops, or an explicit null, which it accepts).
+    if sum(map(len, entries)) != 2 * len(entries) + len(present) + len(placed):
+        return None
+    if placed and (set(map(type, placed)) != {int} or min(placed) < 0 or max(placed) >= _MAX_DIM):
         return None
     if dtypes and set(map(type, dtypes)) != {str}:
         return None  # a list or mapping where a name belongs (unhashable): the schema says what
@@ -211,4 +240,5 @@ def vouch(value: Any, make: Callable[..., Info]) -> TensorIndex[Info] | None:
     ):
         return None
     first_unhashed = names[hashes.index(None)] if len(present) != len(hashes) else None
-    return TensorIndex(value, make, first_unhashed)
+    first_unplaced = names[offsets.index(None)] if len(placed) != len(offsets) else None
+    return TensorIndex(value, make, first_unhashed, first_unplaced)

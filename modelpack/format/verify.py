@@ -39,7 +39,7 @@ from ..nn.graph import GraphBlock
 from ..nn.graph_spec import constant_name
 from ..nn.parameter import shapes_compatible
 from ..nn.ties import apply_ties
-from . import architecture, bundle_scan, schema
+from . import architecture, bundle_scan, schema, tensor_index
 from .container import MANIFEST_MEMBER, WEIGHTS_MEMBER, Container
 from .schema import Manifest, TensorInfo
 from .tensor_index import TensorIndex
@@ -155,6 +155,9 @@ def _check_bundle(
         return
     listed = manifest.weights if manifest is not None else {}
     ranges = _check_tensors(bundle, manifest, listed, report)
+    for name, problem in bundle.misplaced(tensor_index.offsets(listed)):
+        report.problems.append(str(problem))
+        report.tensors[name] = "invalid"
     if member.method == STORED:
         # The bundle's CRC-32 covers its own zip headers, which reading tensors does not:
         # combined from the CRC-32s of the ranges just read and the bytes between them.

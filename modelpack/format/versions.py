@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 __all__ = [
-    "FormatRules", "VERSIONS", "FORMAT_VERSION", "READER_VERSION", "CURRENT", "rules", "version_for",
+    "FormatRules", "VERSIONS", "FORMAT_VERSION", "READER_VERSION", "CURRENT", "rules",
     "upgrade_advice",
 ]
 
@@ -45,20 +45,16 @@ VERSIONS: dict[tuple[int, int], FormatRules] = {
         FormatRules((1, 3), hashes=True, note="'ties': a parameter shared between layers is stored once"),
         # An older reader refuses a sharded index as an unknown kind; it reads each shard.
         FormatRules((1, 4), hashes=True, note="kind 'sharded': an index of tensors held in shard archives"),
+        # An older reader drops 'offset' and finds each tensor through the bundle's directory;
+        # a reader of 1.5 does the same for a tensor without one (the field is optional).
+        FormatRules((1, 5), hashes=True, note="'offset' per tensor: where its member starts in the bundle"),
     )
 }
 CURRENT = VERSIONS[max(VERSIONS)]
 READER_VERSION = CURRENT.name  # the newest version this reader understands
-# What writers write. A version is written only for the content that needs it: 1.4 adds just
-# the 'sharded' kind, so every other archive stays 1.3, readable by 1.3 readers unchanged.
-FORMAT_VERSION = "1.3"
-_WRITTEN_FOR_KIND = {"sharded": "1.4"}
-
-
-def version_for(kind: str, default: str = FORMAT_VERSION) -> str:
-    """The format version a writer writes for an archive of ``kind`` (``default`` unless the
-    kind needs a later one)."""
-    return _WRITTEN_FOR_KIND.get(kind, default)
+# What writers write: every archive records its tensors' offsets (1.5); readers of 1.3 and 1.4
+# ignore them (a newer minor's field) and find each tensor through the bundle's directory.
+FORMAT_VERSION = "1.5"
 
 
 def rules(version: tuple[int, int]) -> FormatRules:

@@ -24,7 +24,7 @@ from ..io.paths import PathOrFile, atomic_writer, describe, is_file_object
 from ..io.workers import shared_pool
 from ..io.writeback import WRITEBACK_CHUNK, start_writeback
 from ..io.zipwrite import Piece, PlannedMember, ZipPlan
-from . import schema, versions
+from . import schema
 from .container import MANIFEST_HASH_PREFIX, MANIFEST_MEMBER, WEIGHTS_MEMBER
 from .schema import FORMAT_VERSION, Manifest, manifest_to_yaml
 from .tensor_index import TensorIndex
@@ -70,33 +70,36 @@ def _write_archive(target: PathOrFile, manifest: Manifest, arrays: Mapping[str, 
     name = describe(target)
     checksums = tensors.checksums(shared_pool())  # CRC-32s and SHA-256s, while the rest goes on
     try:
-        hashes = _lay_out_and_write(target, name, manifest, tensors, checksums, compress)
+        hashes, offsets = _lay_out_and_write(target, name, manifest, tensors, checksums, compress)
     finally:
         checksums.settle()  # returns at once, unless writing failed half-way
-    return _with_hashes(manifest, tensors.names, hashes)
+    return _with_hashes(manifest, tensors.names, hashes, offsets)
 
 
 def _lay_out_and_write(target: PathOrFile, name: str, manifest: Manifest, tensors: npz_write.Tensors,
-                       checksums: npz_write.PendingChecksums, compress: bool) -> list[str]:
-    """Write the archive as the checksums come in; returns the tensors' SHA-256s."""
-    draft = _Draft.of(manifest, tensors.names, name)
+                       checksums: npz_write.PendingChecksums, compress: bool) -> tuple[list[str], list[int]]:
+    """Write the archive as the checksums come in; returns the tensors' SHA-256s and offsets."""
+    # Sizes and offsets do not depend on the CRCs: the bundle is laid out first, and the
+    # manifest records where each tensor's member starts in it.
+    bundle = tensors.plan([0] * len(tensors.names), compress=compress)  # CRCs to come
+    offsets = [member.header_offset for member in bundle.members]
+    draft = _Draft.of(manifest, tensors.names, offsets, name)
     if is_file_object(target) or draft.fill is None:
         # A caller's file is written in order; a block-form manifest may change length.
         crcs, hashes = checksums.result()
-        bundle = tensors.plan(crcs, compress=compress)
+        bundle.set_crcs(crcs)
         bundle_crc = bundle.crc()
         if draft.fill is not None:
             raw = draft.fill(hashes)
         else:
-            raw = manifest_to_yaml(_with_hashes(manifest, tensors.names, hashes)).encode("utf-8")
+            raw = manifest_to_yaml(_with_hashes(manifest, tensors.names, hashes, offsets)).encode("utf-8")
             check_reads_back(raw, name)
         with atomic_writer(target) as handle:
             _write_pieces(handle, _outer(raw, bundle, bundle_crc).pieces())
-        return hashes
-    # Sizes and offsets do not depend on the CRCs: the tensors' data goes to its place
-    # first, while the checksums are computed; then the flush starts (on its own thread),
-    # and headers, manifest and directories are written once the checksums are known.
-    bundle = tensors.plan([0] * len(tensors.names), compress=compress)  # CRCs to come
+        return hashes, offsets
+    # The tensors' data goes to its place first, while the checksums are computed; then the
+    # flush starts (on its own thread), and headers, manifest and directories are written
+    # once the checksums are known.
     start = _outer(draft.raw, bundle, 0).members[1].data_offset
     with atomic_writer(target) as handle, ThreadPoolExecutor(max_workers=1) as flusher:
         bulk = [(start + offset, piece) for offset, piece in bundle.bulk()]
@@ -121,7 +124,7 @@ def _lay_out_and_write(target: PathOrFile, name: str, manifest: Manifest, tensor
         handle.write(plan.directory)
         if flushed is not None:
             flushed.result()
-    return hashes
+    return hashes, offsets
 
 
 _PLACEHOLDER = "0" * 64  # a SHA-256 in hex, for laying the file out before the hashes are known
@@ -139,8 +142,9 @@ class _Draft:
     fill: Callable[[list[str]], bytes] | None
 
     @classmethod
-    def of(cls, manifest: Manifest, names: list[str], target: str) -> _Draft:
-        raw = manifest_to_yaml(_with_hashes(manifest, names, [_PLACEHOLDER] * len(names))).encode("utf-8")
+    def of(cls, manifest: Manifest, names: list[str], offsets: list[int], target: str) -> _Draft:
+        placeholders = [_PLACEHOLDER] * len(names)
+        raw = manifest_to_yaml(_with_hashes(manifest, names, placeholders, offsets)).encode("utf-8")
         parts = raw.split(_PLACED)
         if not raw.startswith(b"{") or len(parts) != len(names) + 1:
             return cls(raw, None)
@@ -155,18 +159,18 @@ class _Draft:
         return cls(raw, fill)
 
 
-def _with_hashes(manifest: Manifest, names: list[str], hashes: list[str]) -> Manifest:
-    """``manifest`` at this writer's format version, each tensor recording its hash."""
+def _with_hashes(manifest: Manifest, names: list[str], hashes: list[str], offsets: list[int]) -> Manifest:
+    """``manifest`` at this writer's format version, each tensor recording its hash and where
+    its member starts in the bundle."""
     weights = manifest.weights
     raw = weights.entries if isinstance(weights, TensorIndex) else None
     if raw is not None:
         entries = [(entry["dtype"], entry["shape"]) for entry in raw.values()]
     else:
         entries = [(info.dtype, info.shape) for info in weights.values()]
-    index = {name: {"dtype": dtype, "shape": shape, "sha256": digest}
-             for name, (dtype, shape), digest in zip(names, entries, hashes, strict=True)}
-    version = versions.version_for(manifest.kind, FORMAT_VERSION)
-    copy = manifest.model_copy(update={"format_version": version})
+    index = {name: {"dtype": dtype, "shape": shape, "sha256": digest, "offset": offset}
+             for name, (dtype, shape), digest, offset in zip(names, entries, hashes, offsets, strict=True)}
+    copy = manifest.model_copy(update={"format_version": FORMAT_VERSION})
     # Validated as a reader validates it (as columns, when it can be), not entry by entry.
     Manifest.__pydantic_validator__.validate_assignment(copy, "weights", index)
     return copy

@@ -40,7 +40,7 @@ from .npy import (
     header_in,
     read_header,
 )
-from .zipio import STORED, Member, MemberReader, Source
+from .zipio import STORED, Member, MemberReader, MemberTable, Source
 from .zipread import read_directory
 
 __all__ = [
@@ -51,6 +51,9 @@ __all__ = [
     "check_sha256",
     "Integrity",
     "read_npz",
+    "read_member",
+    "read_written",
+    "locate",
     "Bundle",
 ]
 
@@ -176,105 +179,41 @@ class Bundle:
         self, name: str, want: ExpectedTensor | None = None, *, integrity: Integrity = Integrity.CRC32
     ) -> np.ndarray:
         """One tensor as a fresh writable array; CRC-32 always checked, SHA-256 on request."""
-        reader = MemberReader(self.source, self.members[name])
-        shape, fortran_order, dtype = read_header(reader, want)
-        try:
-            array = np.empty(shape[::-1] if fortran_order else shape, dtype=dtype)
-        except MemoryError:
-            raise ModelpackError(f"{reader.where}: out of memory for {reader.remaining} bytes") from None
-        if array.nbytes:
-            reader.readinto(array.reshape(-1).view(np.uint8).data)
-        reader.finish()
-        if integrity.tensor_sha256 and want is not None and want.sha256 is not None:
-            check_sha256(reader.where, name, want.sha256, tensor_sha256(array))
-        if fortran_order:
-            array = array.transpose().copy(order="C")
-        if dtype.byteorder == ">":
-            array = array.astype(dtype.newbyteorder("="))
-        return array
+        return read_member(self.source, self.members[name], name, want, integrity=integrity)
 
     def read_written(
         self, fd: int, name: str, want: ExpectedTensor, *, integrity: Integrity = Integrity.CRC32
     ) -> np.ndarray | None:
-        """A tensor as modelpack writes it, in one positioned read (header and data together,
-        nothing parsed), or None: then ``read`` or ``locate`` reads it the exact way.
-
-        Vouched only when the stored member is exactly the header modelpack writes for the
-        manifest's dtype and shape (``npy.header_for``, which passes every header check) then
-        that many data bytes, and its CRC-32 matches; anything else — another writer's header,
-        a damaged or short member — is left to the exact path, which words the refusal. The
-        array is allocated from the manifest's shape only once the member's size, checked
-        against the limits at open, is known to be exactly what that shape takes.
-        """
-        member = self.members[name]
-        written = _as_written(member, want)
-        if written is None:
-            return None
-        header, shape, dtype = written
-        try:
-            array = np.empty(shape, dtype=dtype)
-        except MemoryError:
-            return None  # (the exact path words it)
-        # (The array itself is the buffer: C-ordered, so its bytes are the member's data.)
-        lead, data, start = bytearray(len(header)), array.data, self.source.start + member.data_offset
-        filled = os.preadv(fd, [lead, data], start)
-        while filled < member.size:  # a short read (Linux reads 2 GiB at most a call): read on
-            lead_size = len(header)
-            rest = ([memoryview(lead)[filled:], data] if filled < lead_size
-                    else [data_view(array)[filled - lead_size :]])
-            count = os.preadv(fd, rest, start + filled)
-            if count <= 0:
-                return None  # the file ends early: the exact path says where
-            filled += count
-        if lead != header or crc32(data, crc32(lead)) != member.crc:
-            return None
-        if integrity.tensor_sha256 and want.sha256 is not None:
-            where = f"{self.source.where}: member {member.name!r}"
-            check_sha256(where, name, want.sha256, hashlib.sha256(data).hexdigest())
-        return array
+        """``read_written`` of this bundle's member ``name``."""
+        return read_written(self.source, fd, self.members[name], name, want, integrity=integrity)
 
     def locate(self, name: str, want: ExpectedTensor | None) -> TensorLocation | None:
-        """Where a stored tensor's data lies in the file, its header checked; None if deflated."""
-        member = self.members[name]
-        if member.method != STORED:
-            return None
-        where = f"{self.source.where}: member {member.name!r}"
-        # One read usually holds the whole header (numpy's are 64 or 128 bytes); the zip
-        # reader usually has it already, read with the member's local header.
-        block = self.source.read_at(member.data_offset, min(_HEADER_AHEAD, member.size))
-        found = self._written_header(block, member, want) or header_in(block, member.size, where, want)
-        if found is None:
-            reader = MemberReader(self.source, member)
-            shape, fortran_order, dtype = read_header(reader, want)
-            header_size, header_crc = member.size - reader.remaining, reader.crc
-        else:
-            shape, fortran_order, dtype, header_size = found
-            header_crc = crc32(block[:header_size])
-        if fortran_order or dtype.byteorder == ">":
-            return None  # another writer's layout: the copying reader converts it
-        return TensorLocation(
-            name,
-            where,
-            shape,
-            dtype,
-            self.source.start + member.data_offset + header_size,  # offset
-            member.size - header_size,  # nbytes
-            header_crc,
-            member.crc,  # member_crc
-            want.sha256 if want is not None else None,
-        )
+        """``locate`` of this bundle's member ``name``."""
+        return locate(self.source, self.members[name], name, want)
 
-    @staticmethod
-    def _written_header(
-        block: bytes, member: Member, want: ExpectedTensor | None
-    ) -> tuple[tuple[int, ...], bool, np.dtype, int] | None:
-        """``header_in``'s answer without parsing, when ``block`` starts with the header
-        modelpack writes (``_as_written``); None otherwise (then the header is parsed)."""
-        written = _as_written(member, want) if want is not None else None
-        if written is None or not block.startswith(written[0]):
-            return None
-        header, shape, dtype = written
-        return shape, False, dtype, len(header)
+    def check_offsets(self, recorded: Mapping[str, int | None]) -> None:
+        """Each offset the manifest records (tensor name → offset, None for none) is where the
+        directory puts that tensor's member: a reader that takes one tensor by its offset
+        must find what a reader of the directory finds."""
+        wrong = self.misplaced(recorded)
+        if wrong:
+            raise wrong[0][1]
+
+    def misplaced(self, recorded: Mapping[str, int | None]) -> list[tuple[str, FormatError]]:
+        """``check_offsets``' refusal for each tensor whose recorded offset is not where the
+        directory puts its member (``verify`` reports them all)."""
+        starts = self.members.column("header_offset") if isinstance(self.members, MemberTable) else None
+        if starts is not None and list(recorded) == list(self.members) and list(recorded.values()) == starts:
+            return []
+        return [
+            (name, FormatError(
+                f"{self.source.where}: the manifest records offset {offset} for tensor {name!r}, "
+                f"whose member starts at offset {member.header_offset}"
+            ))
+            for name, offset in recorded.items()
+            if offset is not None and (member := self.members.get(name)) is not None
+            and offset != member.header_offset
+        ]
 
     def digest(self, name: str, want: ExpectedTensor | None) -> str:
         """Stream one tensor without keeping it: header and CRC-32 checked, SHA-256 returned."""
@@ -285,6 +224,114 @@ class Bundle:
             digest.update(chunk)
         reader.finish()
         return digest.hexdigest()
+
+
+def read_member(
+    source: Source, member: Member, name: str, want: ExpectedTensor | None = None,
+    *, integrity: Integrity = Integrity.CRC32,
+) -> np.ndarray:
+    """Tensor ``name`` from its vetted ``member``, as a fresh writable array; CRC-32 always
+    checked, SHA-256 on request."""
+    reader = MemberReader(source, member)
+    shape, fortran_order, dtype = read_header(reader, want)
+    try:
+        array = np.empty(shape[::-1] if fortran_order else shape, dtype=dtype)
+    except MemoryError:
+        raise ModelpackError(f"{reader.where}: out of memory for {reader.remaining} bytes") from None
+    if array.nbytes:
+        reader.readinto(array.reshape(-1).view(np.uint8).data)
+    reader.finish()
+    if integrity.tensor_sha256 and want is not None and want.sha256 is not None:
+        check_sha256(reader.where, name, want.sha256, tensor_sha256(array))
+    if fortran_order:
+        array = array.transpose().copy(order="C")
+    if dtype.byteorder == ">":
+        array = array.astype(dtype.newbyteorder("="))
+    return array
+
+
+def read_written(
+    source: Source, fd: int, member: Member, name: str, want: ExpectedTensor,
+    *, integrity: Integrity = Integrity.CRC32,
+) -> np.ndarray | None:
+    """A tensor as modelpack writes it, in one positioned read (header and data together,
+    nothing parsed), or None: then ``read_member`` or ``locate`` reads it the exact way.
+
+    Vouched only when the stored member is exactly the header modelpack writes for the
+    manifest's dtype and shape (``npy.header_for``, which passes every header check) then
+    that many data bytes, and its CRC-32 matches; anything else — another writer's header,
+    a damaged or short member — is left to the exact path, which words the refusal. The
+    array is allocated from the manifest's shape only once the member's size, checked
+    against the limits, is known to be exactly what that shape takes.
+    """
+    written = _as_written(member, want)
+    if written is None:
+        return None
+    header, shape, dtype = written
+    try:
+        array = np.empty(shape, dtype=dtype)
+    except MemoryError:
+        return None  # (the exact path words it)
+    # (The array itself is the buffer: C-ordered, so its bytes are the member's data.)
+    lead, data, start = bytearray(len(header)), array.data, source.start + member.data_offset
+    filled = os.preadv(fd, [lead, data], start)
+    while filled < member.size:  # a short read (Linux reads 2 GiB at most a call): read on
+        lead_size = len(header)
+        rest = ([memoryview(lead)[filled:], data] if filled < lead_size
+                else [data_view(array)[filled - lead_size :]])
+        count = os.preadv(fd, rest, start + filled)
+        if count <= 0:
+            return None  # the file ends early: the exact path says where
+        filled += count
+    if lead != header or crc32(data, crc32(lead)) != member.crc:
+        return None
+    if integrity.tensor_sha256 and want.sha256 is not None:
+        where = f"{source.where}: member {member.name!r}"
+        check_sha256(where, name, want.sha256, hashlib.sha256(data).hexdigest())
+    return array
+
+
+def locate(source: Source, member: Member, name: str, want: ExpectedTensor | None) -> TensorLocation | None:
+    """Where a stored tensor's data lies in the file, its header checked; None if deflated."""
+    if member.method != STORED:
+        return None
+    where = f"{source.where}: member {member.name!r}"
+    # One read usually holds the whole header (numpy's are 64 or 128 bytes); the zip
+    # reader usually has it already, read with the member's local header.
+    block = source.read_at(member.data_offset, min(_HEADER_AHEAD, member.size))
+    found = _written_header(block, member, want) or header_in(block, member.size, where, want)
+    if found is None:
+        reader = MemberReader(source, member)
+        shape, fortran_order, dtype = read_header(reader, want)
+        header_size, header_crc = member.size - reader.remaining, reader.crc
+    else:
+        shape, fortran_order, dtype, header_size = found
+        header_crc = crc32(block[:header_size])
+    if fortran_order or dtype.byteorder == ">":
+        return None  # another writer's layout: the copying reader converts it
+    return TensorLocation(
+        name,
+        where,
+        shape,
+        dtype,
+        source.start + member.data_offset + header_size,  # offset
+        member.size - header_size,  # nbytes
+        header_crc,
+        member.crc,  # member_crc
+        want.sha256 if want is not None else None,
+    )
+
+
+def _written_header(
+    block: bytes, member: Member, want: ExpectedTensor | None
+) -> tuple[tuple[int, ...], bool, np.dtype, int] | None:
+    """``header_in``'s answer without parsing, when ``block`` starts with the header
+    modelpack writes (``_as_written``); None otherwise (then the header is parsed)."""
+    written = _as_written(member, want) if want is not None else None
+    if written is None or not block.startswith(written[0]):
+        return None
+    header, shape, dtype = written
+    return shape, False, dtype, len(header)
 
 
 def _as_written(member: Member, want: ExpectedTensor) -> tuple[bytes, tuple[int, ...], np.dtype] | None:

@@ -33,7 +33,10 @@ from .ziprecords import (
     ZIP64_EXTRA_ID,
 )
 
-__all__ = ["central_entries", "locate_data", "check_name", "check_ratio", "decode_name", "zip64_fields"]
+__all__ = [
+    "central_entries", "locate_data", "local_member", "check_name", "check_ratio", "decode_name",
+    "zip64_fields",
+]
 
 _CONTROL = re.compile("[\x00-\x1f\x7f]")
 _FILE_TYPE = 0o170000  # the file type bits of a Unix mode (stat.S_IFMT)
@@ -194,7 +197,7 @@ _EXTRA_GUESS, _DATA_AHEAD = 128, 256
 def header_guess(member: Member) -> int:
     """Bytes that usually hold a local header, its name, a padding extra field and the first
     ``_DATA_AHEAD`` bytes of the data."""
-    return LOCAL.size + len(member.name.encode()) + _EXTRA_GUESS + _DATA_AHEAD
+    return header_guess_for(member.name)
 
 
 def locate_data(source: Source, members: list[Member], directory_offset: int) -> list[Member]:
@@ -276,6 +279,48 @@ def locate_data(source: Source, members: list[Member], directory_offset: int) ->
         previous = member
     _check_gap(directory_offset, expected_offset, previous, where, at_directory=True, source=source)
     return [located[i] for i in range(len(members))]
+
+
+def local_member(source: Source, offset: int, name: str, what: str) -> Member | None:
+    """The stored member ``name`` whose local header starts at ``offset``, checked on its own
+    (its CRC-32 and sizes taken from it), for reading one member without the zip directory;
+    None when it needs the directory (deflated, or its sizes follow in a data descriptor).
+    ``what`` says where the offset came from, for the refusal when no such header is there."""
+    where = source.where
+    if not 0 <= offset <= source.size - LOCAL.size:
+        raise FormatError(
+            f"{where}: {what} is offset {offset}, where no local header fits ({source.size} bytes)"
+        )
+    block = source.read_at(offset, min(header_guess_for(name), source.size - offset))
+    fields = LOCAL.struct.unpack_from(block)
+    magic, _, flags, method, _, _, crc, compressed, size, name_length, extra_length = fields
+    fixed = LOCAL.size
+    if magic != LOCAL.signature:
+        raise FormatError(f"{where}: {what} is offset {offset}, where no zip local header starts")
+    if fixed + name_length + extra_length > len(block):
+        block = block[:fixed] + source.read_at(offset + fixed, name_length + extra_length)
+    raw_name = block[fixed : fixed + name_length]
+    found = raw_name.decode("ascii") if raw_name.isascii() else decode_name(raw_name, flags, where)
+    if found != name:
+        raise FormatError(f"{where}: {what} is offset {offset}, where member {found!r} starts, not {name!r}")
+    if flags & ENCRYPTION_FLAGS:
+        raise FormatError(f"{where}: member {name!r} is encrypted")
+    if method != STORED or flags & DESCRIPTOR_FLAG:
+        return None
+    if size == MAX_32 or compressed == MAX_32:
+        extra = block[fixed + name_length : fixed + name_length + extra_length]
+        size, compressed, _, _ = zip64_fields(extra, size, compressed, 0, 0, where, name)
+    if compressed != size:
+        raise FormatError(f"{where}: member {name!r} is stored but declares {size} bytes in {compressed}")
+    data_offset = offset + fixed + name_length + extra_length
+    if data_offset + size > source.size:
+        raise FormatError(f"{where}: member {name!r} runs past the end: {size} bytes at offset {data_offset}")
+    return Member(name, method, flags, crc, compressed, size, offset, data_offset)
+
+
+def header_guess_for(name: str) -> int:
+    """``header_guess`` of a member called ``name``."""
+    return LOCAL.size + len(name.encode()) + _EXTRA_GUESS + _DATA_AHEAD
 
 
 def _check_gap(

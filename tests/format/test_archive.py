@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import io
 import math
+import struct
+import zlib
+from pathlib import Path
 
 import numpy as np
 import pytest
-from craft import edit, tensor_data_offsets
-from models import dense_norm_dense, export_bytes, sequential_mlp
+from craft import RawEntry, edit, members_of, npy, raw_archive, raw_zip, tensor_data_offsets, with_offsets
+from models import dense_norm_dense, export_bytes, save_bytes, sequential_mlp
 
 import modelpack
-from modelpack.errors import IntegrityError, ModelpackError
+from modelpack.errors import FormatError, IntegrityError, ModelpackError, SchemaError
 
 
 @pytest.fixture
@@ -135,10 +138,11 @@ def test_large_model_reads_in_parallel_bitwise(tmp_path):
     assert all(back[k].tobytes() == v.tobytes() for k, v in arrays.items())
 
 
-def test_open_reads_the_tail_and_head_once_then_each_header(net_and_path, monkeypatch):
-    """Opening reads one page of the tail (both directories of a small file) and one of the
-    head (the manifest), then each of the bundle's other local headers once; one tensor then
-    costs one read (its .npy header and its data together). No byte range is read twice."""
+def test_open_reads_the_tail_and_head_once_then_one_tensor_by_its_offset(net_and_path, monkeypatch):
+    """Opening reads one page of the tail (the archive's directory) and one of the head (the
+    manifest), nothing of the bundle; one tensor then costs two reads: its local header, at
+    the offset the manifest records, then its .npy header and its data together. A mapped
+    load reads the bundle's directory and each local header once. No range is read twice."""
     import os
 
     net, path = net_and_path
@@ -148,16 +152,16 @@ def test_open_reads_the_tail_and_head_once_then_each_header(net_and_path, monkey
     monkeypatch.setattr(os, "preadv", lambda fd, bufs, at: reads.append((at, -1)) or preadv(fd, bufs, at))
     size = path.stat().st_size
     with modelpack.open(path) as archive:
-        opened = list(reads)
+        assert reads == [(size - 4096, 4096), (0, 4096)]
+        reads.clear()
         archive.get_tensor("1.gamma")
-    assert opened[:2] == [(size - 4096, 4096), (0, 4096)]
-    # 6 tensors: the first one's header lies in the head, the last one's in the tail
-    assert len(opened) == 2 + 4 and len(set(opened)) == len(opened)
-    assert all(n <= 4096 for _, n in opened)
-    assert len(reads) == len(opened) + 1  # the tensor as modelpack wrote it: header and data at once
+        assert archive._bundle is None  # the bundle's directory was not needed
+    assert len(reads) == 2 and reads[1][1] == -1, reads
     reads.clear()
     mapped = modelpack.load(path, mmap=True)
-    assert len(reads) == len(opened)  # each .npy header came with its member's local header
+    # 6 tensors: the first one's header lies in the head, the last one's in the tail
+    assert len(reads) == 2 + 4 and len(set(reads)) == len(reads)
+    assert all(n <= 4096 for _, n in reads)
     assert mapped[0].weight.data().tobytes() == net[0].weight.data().tobytes()
 
 
@@ -339,3 +343,133 @@ def test_every_dtype_and_odd_shape_is_read_bitwise_in_one_read(tmp_path, monkeyp
         got = back[name]
         assert got.dtype == array.dtype and got.shape == array.shape and got.tobytes() == array.tobytes(), name
         assert got.flags.writeable and got.flags.c_contiguous
+
+
+# -- one tensor by the offset the manifest records (format 1.5) ---------------------------------
+_PAIR = {"a": np.arange(6, dtype=np.float32), "b": np.full((2, 3), 7, np.int16)}
+
+
+def _placed_at(offset: object, tensor: str = "b") -> bytes:
+    """The pair saved, with ``tensor``'s recorded offset replaced by ``offset``."""
+    return edit(save_bytes(_PAIR), manifest=lambda d: d["weights"][tensor].update(offset=offset))
+
+
+def test_a_tensor_is_read_by_its_offset_without_the_bundle_directory(tmp_path):
+    path = tmp_path / "pair.mpk"
+    path.write_bytes(save_bytes(_PAIR))
+    with modelpack.open(path) as archive:
+        assert archive.tensors["b"].offset > archive.tensors["a"].offset == 0
+        assert archive.get_tensor("b").tobytes() == _PAIR["b"].tobytes()
+        assert archive.get_tensor("a", mmap=True).tobytes() == _PAIR["a"].tobytes()
+        assert archive._bundle is None
+        assert archive.read_all()["b"].tobytes() == _PAIR["b"].tobytes()  # reads the directory
+        assert archive._bundle is not None
+
+
+def test_an_offset_at_another_tensors_member_is_refused_by_every_reader(tmp_path):
+    path = tmp_path / "moved.mpk"
+    path.write_bytes(_placed_at(0))
+    with modelpack.open(path) as archive, pytest.raises(
+        FormatError, match=r"moved\.mpk: member 'weights\.npz': the offset the manifest records for tensor 'b' "
+        r"is offset 0, where member 'a\.npy' starts, not 'b\.npy'"):
+        archive.get_tensor("b")
+    with modelpack.open(path) as archive:
+        assert archive.get_tensor("a").tobytes() == _PAIR["a"].tobytes()  # its own offset is right
+    whose = r"moved\.mpk: member 'weights\.npz': the manifest records offset 0 for tensor 'b', whose member starts"
+    with pytest.raises(FormatError, match=whose):
+        modelpack.load(path)
+    with pytest.raises(FormatError, match=whose):
+        modelpack.load(path, mmap=True)
+    report = modelpack.verify(path)
+    assert report.tensors == {"a": "ok", "b": "invalid"} and len(report.problems) == 1
+    assert "records offset 0 for tensor 'b', whose member starts at offset" in report.problems[0]
+
+
+@pytest.mark.parametrize(("offset", "problem"), [
+    (10**9, r"is offset 1000000000, where no local header fits \(\d+ bytes\)"),
+    (1, "is offset 1, where no zip local header starts"),
+])
+def test_an_offset_where_no_member_starts_is_refused(tmp_path, offset, problem):
+    path = tmp_path / "lost.mpk"
+    path.write_bytes(_placed_at(offset))
+    with modelpack.open(path) as archive, pytest.raises(
+            FormatError, match=r"lost\.mpk: member 'weights\.npz': the offset the manifest records for tensor 'b' "
+            + problem):
+        archive.get_tensor("b")
+
+
+@pytest.mark.parametrize("offset", [-1, 1.5, "64", [0]])
+def test_an_offset_that_is_no_offset_is_refused_at_open(tmp_path, offset):
+    path = tmp_path / "bad.mpk"
+    path.write_bytes(_placed_at(offset))
+    with pytest.raises(SchemaError, match=r"bad\.mpk: manifest\.yaml: invalid manifest: weights\.b\.offset: "):
+        modelpack.open(path)
+
+
+def test_tensors_without_offsets_are_found_through_the_directory(tmp_path):
+    """A 1.4 archive (no offsets), and a deflated bundle (its members cannot be read in place):
+    the directory is read, at open or at the first read that needs it."""
+    older = tmp_path / "older.mpk"
+    older.write_bytes(edit(save_bytes(_PAIR), manifest=lambda d: [
+        d.update(format_version="1.4"), *[entry.pop("offset") for entry in d["weights"].values()]]))
+    with modelpack.open(older) as archive:
+        assert archive._bundle is not None
+        assert archive.get_tensor("b").tobytes() == _PAIR["b"].tobytes()
+    deflated = tmp_path / "deflated.mpk"
+    modelpack.save(deflated, _PAIR, compress=True)
+    with modelpack.open(deflated) as archive:
+        assert archive._bundle is None and archive.tensors["b"].offset is not None
+        assert archive.get_tensor("b").tobytes() == _PAIR["b"].tobytes()
+        assert archive._bundle is not None
+
+
+def test_an_encrypted_member_found_by_its_offset_is_refused(tmp_path):
+    data = save_bytes(_PAIR)
+    inner = members_of(members_of(data)["weights.npz"])
+    bundle = raw_zip([RawEntry(name.encode(), body, flags=1 if name == "b.npy" else 0) for name, body in inner.items()])
+    path = tmp_path / "locked.mpk"
+    path.write_bytes(raw_archive(with_offsets(members_of(data)["manifest.yaml"], bundle), bundle))
+    with modelpack.open(path) as archive, pytest.raises(
+            FormatError, match=r"locked\.mpk: member 'weights\.npz': member 'b\.npy' is encrypted"):
+        archive.get_tensor("b")
+
+
+def _crafted_pair(tmp_path, name: str, **changes) -> Path:
+    """The pair's archive with member ``b.npy`` rebuilt with ``changes`` (RawEntry fields)."""
+    data = save_bytes(_PAIR)
+    inner = members_of(members_of(data)["weights.npz"])
+    bundle = raw_zip([RawEntry(n.encode(), body, **(changes if n == "b.npy" else {})) for n, body in inner.items()])
+    path = tmp_path / name
+    path.write_bytes(raw_archive(with_offsets(members_of(data)["manifest.yaml"], bundle), bundle))
+    return path
+
+
+def test_a_stored_member_whose_sizes_disagree_is_refused_by_its_offset(tmp_path):
+    path = _crafted_pair(tmp_path, "sizes.mpk", size=len(npy(_PAIR["b"])) + 1)
+    with modelpack.open(path) as archive, pytest.raises(
+            FormatError, match=r"sizes\.mpk: member 'weights\.npz': member 'b\.npy' is stored but declares "
+            r"\d+ bytes in \d+"):
+        archive.get_tensor("b")
+
+
+def test_a_member_with_a_data_descriptor_is_read_through_the_directory(tmp_path):
+    body = npy(_PAIR["b"])
+    descriptor = struct.pack("<4s3L", b"PK\x07\x08", zlib.crc32(body), len(body), len(body))
+    path = _crafted_pair(tmp_path, "streamed.mpk", flags=8, local_zeroed=True, descriptor=descriptor)
+    with modelpack.open(path) as archive:
+        assert archive.get_tensor("b").tobytes() == _PAIR["b"].tobytes()
+        assert archive._bundle is not None  # its sizes follow its data: the directory says them
+
+
+def test_a_member_running_past_the_bundle_is_refused_by_its_offset(tmp_path):
+    data = save_bytes(_PAIR)
+    inner = members_of(members_of(data)["weights.npz"])
+    bundle = bytearray(raw_zip([RawEntry(n.encode(), body) for n, body in inner.items()]))
+    at = bundle.index(b"PK\x03\x04b.npy"[:4], bundle.index(b"b.npy") - 30)
+    struct.pack_into("<2L", bundle, at + 18, 10**6, 10**6)  # its local header's sizes only
+    path = tmp_path / "long.mpk"
+    path.write_bytes(raw_archive(with_offsets(members_of(data)["manifest.yaml"], bytes(bundle)), bytes(bundle)))
+    with modelpack.open(path) as archive, pytest.raises(
+            FormatError, match=r"long\.mpk: member 'weights\.npz': member 'b\.npy' runs past the end: 1000000 "
+            r"bytes at offset \d+"):
+        archive.get_tensor("b")

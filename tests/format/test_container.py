@@ -39,11 +39,15 @@ def test_layout_is_a_plain_zip_with_an_npz(tmp_path):
     assert manifest["metadata"] == {"author": "D2L", "license": "MIT"}
     assert manifest["format_version"] == FORMAT_VERSION
     assert manifest["weights"]["0.weight"] == {
-        "dtype": "float32", "shape": [16, 8], "sha256": hashlib.sha256(net[0].weight.data().tobytes()).hexdigest()
+        "dtype": "float32", "shape": [16, 8], "sha256": hashlib.sha256(net[0].weight.data().tobytes()).hexdigest(),
+        "offset": 0,
     }
     with np.load(tmp_path / "weights.npz", allow_pickle=False) as bundle:
         assert list(bundle.keys()) == ["0.weight", "0.bias", "1.weight", "1.bias"]
         np.testing.assert_array_equal(bundle["1.weight"], net[1].weight.data())
+    with zipfile.ZipFile(tmp_path / "weights.npz") as zf:  # each offset: where its member starts
+        starts = {info.filename: info.header_offset for info in zf.infolist()}
+    assert {name + ".npy": entry["offset"] for name, entry in manifest["weights"].items()} == starts
 
 
 def test_compression_is_an_option(tmp_path):
@@ -110,7 +114,7 @@ def test_weight_dtype_disagreeing_with_manifest_refused(exported):
 
 
 def test_tensor_missing_from_bundle_refused(exported):
-    edit_file(exported, manifest=lambda d: d["weights"].update({"2.bias": {"dtype": "float32", "shape": [1], "sha256": "0" * 64}}))
+    edit_file(exported, manifest=lambda d: d["weights"].update({"2.bias": {"dtype": "float32", "shape": [1], "sha256": "0" * 64, "offset": 0}}))
     with pytest.raises(FormatError, match=r"tensor '2\.bias' listed in the manifest is missing"):
         modelpack.load(exported)
 

@@ -63,10 +63,10 @@ def test_three_shards_round_trip_bit_exactly(sharded):
     assert modelpack.load(path, mmap=True)(x).tobytes() == net(x).tobytes()
 
 
-def test_the_index_is_format_1_4_and_lists_each_shard(sharded):
+def test_the_index_is_format_1_5_and_lists_each_shard(sharded):
     _, path = sharded
     manifest = modelpack.inspect(path)
-    assert (manifest.kind, manifest.format_version, manifest.weights) == ("sharded", "1.4", {})
+    assert (manifest.kind, manifest.format_version, manifest.weights) == ("sharded", "1.5", {})
     assert [shard.file for shard in manifest.shards] == shard_names("big.mpk", 3)
     assert [list(shard.tensors) for shard in manifest.shards] == [
         ["0.weight", "0.bias"], ["1.weight", "1.bias"], ["2.weight", "2.bias"]]
@@ -88,7 +88,7 @@ def test_verify_checks_the_set(sharded):
     _, path = sharded
     report = modelpack.verify(path)
     assert report.ok, report.problems
-    assert str(report) == f"{path}: OK (format 1.4), 6 tensors verified"
+    assert str(report) == f"{path}: OK (format 1.5), 6 tensors verified"
 
 
 def test_tensors_save_sharded(tmp_path):
@@ -161,7 +161,7 @@ def test_a_damaged_tensor_in_a_shard_is_caught(sharded):
     _, path = sharded
     shard = _shard(path, 2)
     with modelpack.open(shard) as archive:
-        location = archive._bundle.locate("1.weight", archive.tensors["1.weight"])
+        location = archive._vetted().locate("1.weight", archive.tensors["1.weight"])
     with open(shard, "r+b") as handle:
         handle.seek(location.offset + 10)
         byte = handle.read(1)

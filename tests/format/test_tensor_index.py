@@ -75,6 +75,16 @@ CASES = {
     "longest-name": _with("n" * 1024, {"dtype": "float32", "shape": [1]}),
     "unicode-name": _with("été", {"dtype": "float32", "shape": [1]}),
     "not-a-dict": [GOOD],
+    # format 1.5's offset: a non-negative 64-bit integer, or absent
+    "offsets": {name: {**entry, "offset": 64 * i} for i, (name, entry) in enumerate(GOOD.items())},
+    "some-offsets": _with("x", {"dtype": "float32", "shape": [1], "sha256": SHA, "offset": 0}),
+    "null-offset": _with("x", {"dtype": "float32", "shape": [1], "offset": None}),
+    "largest-offset": _with("x", {"dtype": "float32", "shape": [1], "offset": 2**63 - 1}),
+    "offset-too-large": _with("x", {"dtype": "float32", "shape": [1], "offset": 2**63}),
+    "negative-offset": _with("x", {"dtype": "float32", "shape": [1], "offset": -1}),
+    "float-offset": _with("x", {"dtype": "float32", "shape": [1], "offset": 64.0}),
+    "bool-offset": _with("x", {"dtype": "float32", "shape": [1], "offset": True}),
+    "string-offset": _with("x", {"dtype": "float32", "shape": [1], "offset": "64"}),
 }
 
 
@@ -92,7 +102,7 @@ def test_vouches_only_for_what_the_schema_accepts(case):
 
 def test_the_common_cases_are_vouched_for():
     for case in ("good", "empty", "no-hashes", "some-hashes", "longest-name", "unicode-name", "wide-name",
-                 "next-line-name", "surrogate-name"):
+                 "next-line-name", "surrogate-name", "offsets", "some-offsets", "largest-offset"):
         assert tensor_index.vouch(CASES[case], tensor_index._checked_info) is not None, case
 
 
@@ -100,6 +110,14 @@ def test_the_first_unhashed_tensor_is_named():
     index = tensor_index.vouch(CASES["some-hashes"], tensor_index._checked_info)
     assert index is not None and index.first_unhashed == "x"
     assert tensor_index.vouch(GOOD, tensor_index._checked_info).first_unhashed is None
+
+
+def test_the_first_tensor_without_an_offset_is_named():
+    index = tensor_index.vouch(CASES["some-offsets"], tensor_index._checked_info)
+    assert index is not None and index.first_unplaced == "layer0.weight" and index["x"].offset == 0
+    assert tensor_index.vouch(CASES["offsets"], tensor_index._checked_info).first_unplaced is None
+    assert tensor_index.offsets(tensor_index.vouch(CASES["some-offsets"], tensor_index._checked_info)) == {
+        **dict.fromkeys(GOOD), "x": 0}
 
 
 def test_entries_are_built_once_when_read():
@@ -113,15 +131,18 @@ def test_json_entries_are_what_the_models_dump():
     from modelpack.format.schema import Manifest
 
     weights = {"a": {"dtype": "float32", "shape": [2, 3], "sha256": "ab" * 32},
-               "b": {"shape": [], "dtype": "int8"}, "c": {"dtype": "bool", "shape": [0]}}
+               "b": {"shape": [], "dtype": "int8", "offset": 128}, "c": {"dtype": "bool", "shape": [0]},
+               "d": {"offset": 0, "sha256": "cd" * 32, "shape": [1], "dtype": "int8"}}
     manifest = Manifest(format="modelpack", format_version="1.4", producer="t", kind="tensors",
                         layout="dict", weights=weights)
     assert isinstance(manifest.weights, tensor_index.TensorIndex)
     dumped = manifest.model_dump(mode="json", exclude_none=True)["weights"]
     assert dumped == {name: info.model_dump(mode="json", exclude_none=True) for name, info in manifest.weights.items()}
-    assert [list(entry) for entry in dumped.values()] == [["dtype", "shape", "sha256"], ["dtype", "shape"],
-                                                          ["dtype", "shape"]]
-    assert manifest.model_dump(mode="json")["weights"]["c"] == {"dtype": "bool", "shape": [0], "sha256": None}
+    assert [list(entry) for entry in dumped.values()] == [["dtype", "shape", "sha256"], ["dtype", "shape", "offset"],
+                                                          ["dtype", "shape"], ["dtype", "shape", "sha256", "offset"]]
+    assert manifest.model_dump(mode="json")["weights"]["c"] == {
+        "dtype": "bool", "shape": [0], "sha256": None, "offset": None
+    }
 
 
 # -- the index checked while the manifest is parsed (prove_index) -----------------------------

@@ -29,6 +29,7 @@ from craft import (
     raw_zip,
     stored_zip,
     tensor_data_offsets,
+    with_offsets,
 )
 from models import export_bytes, save_bytes, sequential_mlp
 
@@ -277,7 +278,7 @@ def test_a_listed_tensor_missing_from_the_bundle_is_reported(tmp_path, count):
     """Few or many members (the many are vetted and scanned as columns): a tensor the manifest
     lists but the bundle lacks is reported once, and the others still verify."""
     arrays = {f"t{i}": np.full(i % 5 + 1, i, np.float32) for i in range(count)}
-    ghost = {"dtype": "float32", "shape": [2], "sha256": "0" * 64}
+    ghost = {"dtype": "float32", "shape": [2], "sha256": "0" * 64, "offset": 0}
     data = edit(save_bytes(arrays), manifest=lambda d: d["weights"].update(ghost=ghost))
     path = tmp_path / "ghost.mpk"
     path.write_bytes(data)
@@ -341,7 +342,7 @@ def test_many_members_some_deflated(tmp_path):
     entries = [RawEntry(name.encode(), deflate(body) if name.endswith("0.npy") else body,
                         method=8 if name.endswith("0.npy") else 0, plain=body)
                for name, body in inner.items()]
-    document = members_of(data)["manifest.yaml"]
+    document = with_offsets(members_of(data)["manifest.yaml"], raw_zip(entries))
     good = raw_archive(document, raw_zip(entries))
     path = tmp_path / "mixed.mpk"
     path.write_bytes(good)
@@ -354,7 +355,8 @@ def test_many_members_some_deflated(tmp_path):
         changed = [RawEntry(e.name, deflate(bytes(body)) if e.method == 8 else bytes(body), method=e.method,
                             plain=bytes(body), crc=zlib.crc32(inner[damaged_name]))
                    if e.name == damaged_name.encode() else e for e in entries]
-        path.write_bytes(raw_archive(document, raw_zip(changed)))
+        bundle = raw_zip(changed)  # (a deflated member's new size moves the members after it)
+        path.write_bytes(raw_archive(with_offsets(document, bundle), bundle))
         report = modelpack.verify(path)
         assert report.tensors[damaged_name[:-4]] == "damaged", report.problems
         assert [name for name, state in report.tensors.items() if state != "ok"] == [damaged_name[:-4]]

@@ -283,7 +283,7 @@ def test_a_damaged_remote_archive_is_refused_naming_the_url(http_server, tmp_pat
     url = _publish(http_server, "damaged.mpk", tmp_path, sequential_mlp(16, 4, inputs=8))
     data = bytearray(http_server.files["/damaged.mpk"])
     with modelpack.open(tmp_path / "damaged.mpk") as archive:
-        location = archive._bundle.locate("0.weight", archive.tensors["0.weight"])
+        location = archive._vetted().locate("0.weight", archive.tensors["0.weight"])
     data[location.offset] ^= 0xFF
     http_server.files["/damaged.mpk"] = bytes(data)
     with pytest.raises(IntegrityError, match=rf"^{url}: member 'weights.npz': member '0.weight.npy' is damaged"):

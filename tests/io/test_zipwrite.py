@@ -103,8 +103,8 @@ def test_parameter_files_are_aligned_too(tmp_path):
 # Re-pinned for format 1.2, which changed the manifest's format_version only: written as 1.1,
 # the archives still hash to the previous pins (90b1ceaa... save, afb364d0... export).
 PINNED = {
-    "save": "3275e5fdde08ec7dc622cca37cdf39ecee0fb5cd03edf1f47ceca4ff8a508dc7",
-    "export": "be82c63c89a2b05ef194a8ddc99f5c3aa491b6870ea9d935ed05ec95b9416259",
+    "save": "79a3e785def064145de064244d855b8ecea7e17508e5c8bacf1b94d3a0e8cac4",
+    "export": "52ddce42e3cd0450399af8ef1c53b82bfd875668d25dc886e50ed21bb531868d",
     "npz": "11943cb7db8f9cc450a7b1e6cfe22d47e16847efb3b9d5f6fe8d5af157a1fcb6",
 }
 
@@ -143,11 +143,13 @@ def _written(kind: str, **options) -> bytes:
 
 @pytest.mark.parametrize("kind", sorted(PINNED))
 def test_stored_output_is_byte_identical_to_before(kind, monkeypatch):
-    """The writer's bytes, pinned when format 1.2 was current (a version bump changes only the
-    version text, so the pinned files are written with the version they were pinned at)."""
+    """The writer's bytes, pinned when format 1.5 was current (it added each tensor's offset to
+    the manifest; the bundle's bytes, pinned under "npz", were unchanged since 1.2). A version
+    bump that changes only the version text keeps them: the pinned files are written with the
+    version they were pinned at."""
     monkeypatch.setattr(api, "PRODUCER", "modelpack 0.1.0")
-    monkeypatch.setattr(api, "FORMAT_VERSION", "1.2")
-    monkeypatch.setattr(writer, "FORMAT_VERSION", "1.2")
+    monkeypatch.setattr(api, "FORMAT_VERSION", "1.5")
+    monkeypatch.setattr(writer, "FORMAT_VERSION", "1.5")
     assert hashlib.sha256(_written(kind)).hexdigest() == PINNED[kind]
 
 
