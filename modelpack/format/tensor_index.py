@@ -130,6 +130,8 @@ class TensorIndex(LazyMapping[Info]):
         self._built: dict[str, Info] = {}
         self.first_unhashed = first_unhashed  # the first tensor without a sha256, if any
         self.first_unplaced = first_unplaced  # the first tensor without an offset, if any (allowed)
+        # What the entries hold, as ``vouch`` counted them: keys in all, and shape dimensions.
+        self.fields = self.dimensions = 0
 
     @property
     def entries(self) -> Mapping[str, dict[str, Any]]:
@@ -185,10 +187,8 @@ def prove_index(document: dict[str, Any]) -> safeyaml.Proof | None:
     index = vouch(value, _checked_info) if type(value) is dict else None
     if index is None:
         return None
-    entries = list(value.values())  # type: ignore[union-attr]
-    keys = len(entries) + sum(map(len, entries))
-    dimensions = sum(map(len, map(operator.itemgetter("shape"), entries)))
-    return safeyaml.Proof("weights", index, keys=keys, nodes=2 * keys + dimensions)
+    keys = len(index) + index.fields  # each tensor's name, and its entry's keys
+    return safeyaml.Proof("weights", index, keys=keys, nodes=2 * keys + index.dimensions)
 
 
 def vouch(value: Any, make: Callable[..., Info]) -> TensorIndex[Info] | None:
@@ -212,7 +212,8 @@ def vouch(value: Any, make: Callable[..., Info]) -> TensorIndex[Info] | None:
     # Each entry holds dtype and shape, so this sum counts exactly the other keys: each
     # present sha256 and offset and nothing else (a newer minor version's field, which the
     # schema drops, or an explicit null, which it accepts).
-    if sum(map(len, entries)) != 2 * len(entries) + len(present) + len(placed):
+    fields = sum(map(len, entries))
+    if fields != 2 * len(entries) + len(present) + len(placed):
         return None
     if placed and (set(map(type, placed)) != {int} or min(placed) < 0 or max(placed) >= _MAX_DIM):
         return None
@@ -241,4 +242,6 @@ def vouch(value: Any, make: Callable[..., Info]) -> TensorIndex[Info] | None:
         return None
     first_unhashed = names[hashes.index(None)] if len(present) != len(hashes) else None
     first_unplaced = names[offsets.index(None)] if len(placed) != len(offsets) else None
-    return TensorIndex(value, make, first_unhashed, first_unplaced)
+    index = TensorIndex(value, make, first_unhashed, first_unplaced)
+    index.fields, index.dimensions = fields, len(dims)
+    return index
