@@ -34,7 +34,8 @@ from .ziprecords import (
 )
 
 __all__ = [
-    "central_entries", "locate_data", "local_member", "check_name", "check_ratio", "decode_name",
+    "central_entries", "central_member", "locate_data", "local_member", "check_name", "check_ratio",
+    "decode_name",
     "zip64_fields",
 ]
 
@@ -316,6 +317,24 @@ def local_member(source: Source, offset: int, name: str, what: str) -> Member | 
     if data_offset + size > source.size:
         raise FormatError(f"{where}: member {name!r} runs past the end: {size} bytes at offset {data_offset}")
     return Member(name, method, flags, crc, compressed, size, offset, data_offset)
+
+
+def central_member(source: Source, position: int, name: str) -> Member | None:
+    """The central entry at ``position``, if it is one for a stored member ``name`` as writers
+    commonly make it (no extra field or comment, no zip64 field, a regular file, not
+    encrypted), with no data offset (-1); None for anything else, which the whole directory's
+    checks then word."""
+    size = CENTRAL.size + len(name.encode())
+    if not 0 <= position <= source.size - size:
+        return None
+    raw = source.read_at(position, size)
+    (magic, _, _, flags, method, _, _, crc, compressed, stored_size, name_length, extra_length,
+     comment_length, disk, _, external, offset) = CENTRAL.struct.unpack_from(raw)
+    if (magic != CENTRAL.signature or raw[CENTRAL.size :] != name.encode() or extra_length or comment_length
+            or disk or flags & ENCRYPTION_FLAGS or method != STORED or external & _SUSPECT_ATTR
+            or MAX_32 in (compressed, stored_size, offset) or name_length != size - CENTRAL.size):
+        return None
+    return Member(name, method, flags, crc, compressed, stored_size, offset, -1)
 
 
 def header_guess_for(name: str) -> int:

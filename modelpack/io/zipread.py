@@ -39,7 +39,7 @@ from .ziprecords import (
     ZIP64_LOCATOR,
 )
 
-__all__ = ["Directory", "read_directory", "check_name"]
+__all__ = ["Directory", "read_directory", "directory_span", "check_name"]
 
 _MAX_ENTRY = CENTRAL.size + 3 * MAX_16  # a central entry: fixed part, then name, extra, comment
 _SHORT_TAIL = 4 << 10  # searched first for the end record (a page: fresh pages cost)
@@ -90,12 +90,7 @@ def read_directory(
     count, directory_offset, directory_size, directory_end, comment = _end_record(source, kind)
     if count > max_members:
         raise too_many(count)
-    if directory_offset + directory_size != directory_end:
-        gap = directory_end - directory_offset - directory_size
-        raise FormatError(
-            f"{where}: the zip directory is not where the end record says ({gap:+d} bytes): "
-            "junk before the archive, two files concatenated, or a damaged file"
-        )
+    _check_place(source, directory_offset, directory_size, directory_end)
     if not count * CENTRAL.size <= directory_size <= count * _MAX_ENTRY:
         # The upper bound keeps the directory read (it is read whole) in proportion to count.
         raise FormatError(
@@ -120,6 +115,23 @@ def read_directory(
     _check_inflated(inflated, max_inflated, where)  # (before any local header is read)
     return Directory(table=MemberTable.of(locate_data(source, members, directory_offset)),
                      comment=comment, inflated=inflated)
+
+
+def directory_span(source: Source, *, kind: str) -> tuple[int, int, int, bytes]:
+    """(entries, directory offset, directory size, comment) of the zip that is exactly
+    ``source``, from its end record, the directory's place checked; nothing of it is read."""
+    count, directory_offset, directory_size, directory_end, comment = _end_record(source, kind)
+    _check_place(source, directory_offset, directory_size, directory_end)
+    return count, directory_offset, directory_size, comment
+
+
+def _check_place(source: Source, directory_offset: int, directory_size: int, directory_end: int) -> None:
+    if directory_offset + directory_size != directory_end:
+        gap = directory_end - directory_offset - directory_size
+        raise FormatError(
+            f"{source.where}: the zip directory is not where the end record says ({gap:+d} bytes): "
+            "junk before the archive, two files concatenated, or a damaged file"
+        )
 
 
 def _check_inflated(inflated: int, max_inflated: float, where: str) -> None:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 from craft import RawEntry, edit, members_of, npy, raw_archive, raw_zip, tensor_data_offsets, with_offsets
 from models import dense_norm_dense, export_bytes, save_bytes, sequential_mlp
 
@@ -473,3 +474,34 @@ def test_a_member_running_past_the_bundle_is_refused_by_its_offset(tmp_path):
             FormatError, match=r"long\.mpk: member 'weights\.npz': member 'b\.npy' runs past the end: 1000000 "
             r"bytes at offset \d+"):
         archive.get_tensor("b")
+
+
+def test_a_member_the_directory_does_not_list_is_never_read_by_its_offset(tmp_path):
+    """Zip's two views of a member must agree: a local header named b.npy that the directory
+    lists as another member (so tools reading the directory see other bytes for 'b') is
+    refused, though the manifest's offset points at it and its own CRC-32 holds."""
+    data = save_bytes(_PAIR)
+    inner = members_of(members_of(data)["weights.npz"])
+    decoy = npy(np.zeros((2, 3), np.int16))
+    bundle = raw_zip([RawEntry(b"a.npy", inner["a.npy"]), RawEntry(b"c.npy", decoy, local_name=b"b.npy"),
+                      RawEntry(b"b.npy", inner["b.npy"])])
+    document = yaml.safe_load(members_of(data)["manifest.yaml"])
+    document["weights"]["b"]["offset"] = bundle.index(b"PK\x03\x04", bundle.index(decoy) - 64)
+    manifest = yaml.safe_dump(document, sort_keys=False).encode()
+    path = tmp_path / "decoy.mpk"
+    path.write_bytes(raw_archive(manifest, bundle))
+    with modelpack.open(path) as archive, pytest.raises(
+            FormatError, match=r"decoy\.mpk: member 'weights\.npz': member 'c\.npy' is called b'b\.npy' in its "
+            "local header"):
+        archive.get_tensor("b")
+
+
+def test_many_tensors_are_each_read_by_offset_with_their_directory_entry_alone(tmp_path):
+    arrays = {f"layer{i}.{kind}": np.full(i % 7 + 1, i, np.float32) for i in range(150) for kind in ("w", "b")}
+    arrays["é.unicode"] = np.arange(3, dtype=np.int8)  # a name of more bytes than characters
+    path = tmp_path / "many.mpk"
+    modelpack.save(path, arrays)
+    with modelpack.open(path) as archive:
+        for name in ("layer0.w", "layer77.b", "é.unicode", "layer149.b"):
+            assert archive.get_tensor(name).tobytes() == arrays[name].tobytes()
+        assert archive._bundle is None
