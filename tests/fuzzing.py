@@ -544,7 +544,29 @@ def run_case(data: bytes) -> str:
             raise Inconsistent(f"verify passed but load refused: {outcome}")
         _call(lambda: modelpack.load(path, integrity="sha256"))
     _never_serve_damage(path, {name for name, status in report.tensors.items() if status == "damaged"})
+    _one_tensor_reads_agree(path)
     return outcome
+
+
+def _one_tensor_reads_agree(path: Path) -> None:
+    """A tensor read on its own (``get_tensor``, by the offset the manifest records) is the
+    tensor a read of the whole archive gives, whenever both read: zip's two views of a member
+    (its local header, its directory entry) never serve different bytes."""
+    try:
+        with modelpack.open(path) as archive:
+            whole = _call(archive.read_all)
+    except ModelpackError:
+        return
+    with modelpack.open(path) as archive:
+        for name in archive:
+            try:
+                alone = _call(lambda name=name: archive.get_tensor(name))
+            except ModelpackError as exc:
+                _names_the_file(exc, f"get_tensor({name!r})")
+                continue
+            if (alone.dtype, alone.shape, alone.tobytes()) != (whole[name].dtype, whole[name].shape,
+                                                                whole[name].tobytes()):
+                raise Inconsistent(f"get_tensor({name!r}) read other bytes than a whole read")
 
 
 def _names_the_file(exc: ModelpackError, step: str) -> None:
