@@ -1,10 +1,14 @@
 """Reading archives fast: ``modelpack.open`` for lazy access, and the full and mapped loads.
 
-``Archive`` reads the zip directories and the manifest, nothing else; each tensor is read
-(or memory-mapped) on request. Stored tensors are read straight into their final arrays
-with ``os.preadv`` — one copy from the page cache, no intermediate ``bytes`` — on the
-shared I/O threads (``io.workers``), so reading one tensor overlaps the CRC-32 of another (both
-release the GIL).
+``Archive`` opens by reading the archive's zip directory and the manifest; each tensor is
+read (or memory-mapped) on request. When the manifest records every tensor's offset in the
+bundle (format 1.5), a tensor is found by its offset: its local header and its own entry in
+the bundle's directory are read and must agree, so reading one tensor reads no other
+tensor's headers. Reads of the whole archive, and anything unusual, read and check the
+bundle's whole directory (and the offsets against it). Stored tensors are read straight into
+their final arrays with ``os.preadv`` — one copy from the page cache, no intermediate
+``bytes`` — on the shared I/O threads (``io.workers``), so reading one tensor overlaps the
+CRC-32 of another (both release the GIL).
 
 Integrity, by path (``spec/FORMAT.md`` §7): a full load and ``get_tensor`` check each
 tensor's CRC-32 (and SHA-256 with ``integrity="sha256"``) as they read it; a memory-mapped
