@@ -2,7 +2,9 @@
 
 These files are never regenerated for a released format version, so this is the test that
 old archives stay readable: NAME.mpk are format 1.0, NAME-1.1.mpk format 1.1, NAME-1.2.mpk format
-1.2 (which adds checkpoint-1.2.mpk), NAME-1.3.mpk format 1.3 (which adds tied-1.3.mpk).
+1.2 (which adds checkpoint-1.2.mpk), NAME-1.3.mpk format 1.3 (which adds tied-1.3.mpk),
+NAME-1.5.mpk format 1.5 (every tensor's offset in the bundle recorded). Format 1.4 added only
+sharded indexes and has no examples of its own.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import modelpack
 EXAMPLES = Path(__file__).resolve().parents[1] / "spec" / "examples"
 
 
-VERSIONS = {"": "1.0", "-1.1": "1.1", "-1.2": "1.2", "-1.3": "1.3"}  # archive name suffix -> format version
+VERSIONS = {"": "1.0", "-1.1": "1.1", "-1.2": "1.2", "-1.3": "1.3", "-1.5": "1.5"}  # archive name suffix -> format version
 
 
 @pytest.mark.parametrize("suffix", sorted(VERSIONS))
@@ -59,11 +61,12 @@ def test_graph_example_output():
     assert "#const0" in modelpack.inspect(EXAMPLES / "graph-1.1.mpk").weights
 
 
-def test_tied_example_output():
+@pytest.mark.parametrize("version", ["1.3", "1.5"])
+def test_tied_example_output(version):
     """Shared parameters (spec §3.1, 1.3): stored once, tied again on load."""
-    net = modelpack.load(EXAMPLES / "tied-1.3.mpk", integrity="sha256")
+    net = modelpack.load(EXAMPLES / f"tied-{version}.mpk", integrity="sha256")
     assert net[1].weight is net[2].weight and net[1].bias is net[2].bias
-    assert modelpack.inspect(EXAMPLES / "tied-1.3.mpk").ties == {"2.weight": "1.weight", "2.bias": "1.bias"}
+    assert modelpack.inspect(EXAMPLES / f"tied-{version}.mpk").ties == {"2.weight": "1.weight", "2.bias": "1.bias"}
     x = np.load(EXAMPLES / "tied.input.npy", allow_pickle=False)
     expected = np.load(EXAMPLES / "tied.output.npy", allow_pickle=False)
     np.testing.assert_allclose(net(x), expected, rtol=1e-5, atol=1e-6)
@@ -71,22 +74,23 @@ def test_tied_example_output():
 
 def test_examples_have_the_version_their_name_says():
     paths = sorted(EXAMPLES.glob("*.mpk"))
-    # mlp, cnn, tensors of every version; the traced graph and the checkpoint from 1.1 and 1.2; tied from 1.3
-    assert len(paths) == 3 * len(VERSIONS) + 3 + 2 + 1
+    # mlp, cnn, tensors of every version; the traced graph from 1.1, the checkpoint from 1.2, tied from 1.3
+    assert len(paths) == 3 * len(VERSIONS) + 4 + 3 + 2
     for path in paths:
         suffix = path.stem[len(path.stem.split("-")[0]):]
         assert modelpack.inspect(path).format_version == VERSIONS[suffix], path.name
         assert modelpack.verify(path).ok, path.name
 
 
-def test_checkpoint_example(tmp_path):
+@pytest.mark.parametrize("version", ["1.2", "1.5"])
+def test_checkpoint_example(tmp_path, version):
     """A checkpoint (spec §10): its model loads alone, and it restores a run exactly."""
     import shutil
 
     import modelpack.random
     from modelpack import gluon, nn
 
-    path = EXAMPLES / "checkpoint-1.2.mpk"
+    path = EXAMPLES / f"checkpoint-{version}.mpk"
     info = modelpack.inspect(path).checkpoint
     assert info is not None and info.step == 3 and info.trainer is not None
     assert info.trainer.optimizer == "adam" and set(info.trainer.update_counts.values()) == {3}
@@ -106,3 +110,23 @@ def test_checkpoint_example(tmp_path):
     assert ckpt.state["ema"].tolist() == [0.0, 1.0, 2.0] and len(list(loader)) == 2  # the pass's rest
     assert fresh[0].weight.data().tobytes() == net[0].weight.data().tobytes()
     assert modelpack.random.get_state()["seed"] == 0
+
+
+@pytest.mark.parametrize("name", ["mlp", "cnn", "graph", "tied", "tensors", "checkpoint"])
+def test_format_1_5_examples_record_every_offset(name):
+    """Format 1.5 (spec §2.2 offset): each tensor records where its member starts in the bundle,
+    the place the bundle's own directory gives, and a lazy open reads each tensor from there."""
+    import io
+    import zipfile
+
+    path = EXAMPLES / f"{name}-1.5.mpk"
+    weights = modelpack.inspect(path).weights
+    with zipfile.ZipFile(path) as outer, zipfile.ZipFile(io.BytesIO(outer.read("weights.npz"))) as bundle:
+        starts = {info.filename[: -len(".npy")]: info.header_offset for info in bundle.infolist()}
+    assert {tensor: info.offset for tensor, info in weights.items()} == starts
+    whole = modelpack.load(path) if name == "tensors" else None
+    with modelpack.open(path, integrity="sha256") as archive:
+        for tensor in weights:
+            array = archive.get_tensor(tensor)
+            if whole is not None:
+                assert array.tobytes() == whole[tensor].tobytes()

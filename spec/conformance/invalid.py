@@ -30,6 +30,7 @@ class Invalid:
     error: str
     make: Callable[[], bytes]
     limits: dict[str, int] | None = None
+    lazy: str | None = None  # the error of reading each tensor by its recorded offset (§7.3), where one must come
 
 
 W = np.arange(6, dtype=np.float32).reshape(2, 3) / 7 - 0.3
@@ -700,6 +701,8 @@ def tie_rules() -> list[Invalid]:
 
 
 def vectors() -> list[Invalid]:
+    from offsets import invalid_vectors as offset_vectors  # late: it builds on valid.py's helpers too
+
     return container() + bundle_rules() + manifest_rules() + architecture_rules() + npy_rules() + \
-        version_and_integrity() + tie_rules()
+        version_and_integrity() + tie_rules() + offset_vectors()
 

@@ -131,6 +131,8 @@ def write_invalid(vector: invalid.Invalid) -> dict[str, Any]:
              "error": vector.error, "archive": rel(path)}
     if vector.limits:
         entry["limits"] = vector.limits
+    if vector.lazy:
+        entry["lazy"] = vector.lazy
     return entry
 
 
@@ -140,7 +142,7 @@ def main() -> None:
     if duplicates:
         raise SystemExit(f"duplicate vector names: {sorted(duplicates)}")
     index = {
-        "format_version": "1.3",  # the newest version a vector uses; each vector states its own
+        "format_version": "1.5",  # the newest version a vector uses; each vector states its own
         "about": "Conformance vectors for spec/FORMAT.md; see README.md",
         "tolerances": TOLERANCES,
         "stages": STAGES,

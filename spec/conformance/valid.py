@@ -836,12 +836,13 @@ def tied_parameters() -> Valid:
 
 
 def vectors() -> list[Valid]:
-    from valid_rnn_ops import vectors as rnn_ops_vectors  # late: it builds on this module's helpers
+    from offsets import valid_vectors as offset_vectors  # late: these build on this module's helpers
+    from valid_rnn_ops import vectors as rnn_ops_vectors
 
     return [
         mlp(), dense_shapes(), activations(), conv(), pools(), norms(), embedding(), float16(), float64(),
         ops_float(), ops_promotion(), traced_nested(), sequential_with_graph(), deflated_model(),
         tensors_dtypes(), tensors_list(), tensors_empty_tuple(), tensors_single(), tensors_unicode(),
         tensors_deflated(), *crafted_vectors(), ops_int_activations(), *refusals_at_run(), nonfinite(),
-        gluon_spatial(), gluon_norms_activations(), *rnn_ops_vectors(), tied_parameters(),
+        gluon_spatial(), gluon_norms_activations(), *rnn_ops_vectors(), tied_parameters(), *offset_vectors(),
     ]

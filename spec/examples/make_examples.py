@@ -143,8 +143,11 @@ def main() -> None:
         y = net(x)
         example = x if name == "graph" else None
         modelpack.export(net, target, example=example, metadata={"example": name})
-        np.save(HERE / f"{name}.input.npy", x, allow_pickle=False)
-        np.save(HERE / f"{name}.output.npy", y, allow_pickle=False)
+        # Inputs and outputs are shared by every version's archive of a name, and kept as first
+        # written: another machine's BLAS may round the recomputed output differently.
+        for kind, array in (("input", x), ("output", y)):
+            if not (HERE / f"{name}.{kind}.npy").exists():
+                np.save(HERE / f"{name}.{kind}.npy", array, allow_pickle=False)
         print(f"wrote {target.name}")
     target = HERE / f"tensors-{FORMAT_VERSION}.mpk"
     if not target.exists():

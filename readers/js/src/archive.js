@@ -95,6 +95,14 @@ class Archive {
     const listed = new Set(this.manifest.weights.map((t) => t.name));
     for (const name of tensors.keys()) if (!listed.has(name)) throw new FormatError(`${bwhere}: holds tensor ${JSON.stringify(name)}, which the manifest does not list`);
     for (const name of listed) if (!tensors.has(name)) throw new FormatError(`${bwhere}: tensor ${JSON.stringify(name)} listed in the manifest is missing`);
+    // §2.2 (1.5): a recorded offset is where the directory puts the tensor's member, so that a
+    // reader taking one tensor by its offset finds what this reader of the directory finds.
+    for (const { name, offset } of this.manifest.weights) {
+      const start = tensors.get(name).headerOffset;
+      if (offset !== null && offset !== BigInt(start)) {
+        throw new FormatError(`${bwhere}: the manifest records offset ${offset} for tensor ${JSON.stringify(name)}, whose member starts at offset ${start}`);
+      }
+    }
     this.bundle = { zip, tensors };
     return this.bundle;
   }

@@ -3,7 +3,7 @@
 import { SchemaError, UnknownLayerError, UnknownOpError, VersionError } from './errors.js';
 import { DTYPES } from './npy.js';
 
-export const READER_VERSION = [1, 3];
+export const READER_VERSION = [1, 5];
 const VERSION = /^(0|[1-9][0-9]{0,5})\.(0|[1-9][0-9]{0,5})$/;
 const SIZE_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,31}$/;
 const VALUE_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,63}$/;
@@ -22,6 +22,10 @@ const int = ({ min = null, gt = null, max = null } = {}) => (v, where) => {
   }
   return Number(v);
 };
+// A non-negative integer kept as a BigInt: exact up to the manifest's 2^63 - 1 (§2.1), where a
+// Number would round above 2^53. A tensor's `offset` (§2.2, 1.5) stays one, so that an offset
+// no file can hold (above 2^53) is compared exactly with the directory's and refused at load
+// as any other wrong offset, never rounded onto a member that happens to start there.
 const bigInt = (v, where) => {
   if (typeof v !== 'bigint' || v < 0n) fail(where, `a non-negative integer is required, found ${show(v)}`);
   return v;
@@ -457,6 +461,10 @@ function checkTies(ties, weights, where) {
 
 export function validateManifest(doc, where, version) {
   const newerMinor = version[1] > READER_VERSION[1];
+  if (doc.get('kind') === 'sharded') {
+    // §12 (1.4): an index names shard files beside it; this reader is given one archive's bytes.
+    fail(where, "a sharded index (kind 'sharded', §12) names other files, which this reader does not open: read each shard, a tensor archive, on its own");
+  }
   const m = fields(doc, {
     format: [oneOf('modelpack'), REQUIRED],
     format_version: [str, REQUIRED],
@@ -475,6 +483,7 @@ export function validateManifest(doc, where, version) {
       dtype: [oneOf(...Object.keys(DTYPES)), REQUIRED],
       shape: [list((x, w) => (bigInt(x, w) < 2n ** 63n ? x : fail(w, 'too large'))), REQUIRED],
       sha256: [nullable(pattern(/^[0-9a-f]{64}$/)), null],
+      offset: [nullable(bigInt), null],
     }, `${where}.weights.${name}`, { ignoreUnknown: newerMinor });
     if (t.sha256 === null && (version[0] > 1 || version[1] >= 1)) fail(where, `tensor ${JSON.stringify(name)} has no sha256, which format ${version.join('.')} manifests record`);
     return { name, ...t };

@@ -1,4 +1,4 @@
-// The example archives of spec/examples (formats 1.0 to 1.3), checked as their README says.
+// The example archives of spec/examples (formats 1.0 to 1.5), checked as their README says.
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -14,7 +14,7 @@ function openExample(file) {
   return open(new Uint8Array(readFileSync(path)), path);
 }
 
-const VERSIONS = ['', '-1.1', '-1.2', '-1.3'];
+const VERSIONS = ['', '-1.1', '-1.2', '-1.3', '-1.5'];
 for (const name of ['mlp', 'cnn', 'graph', 'tied']) {
   for (const file of VERSIONS.map((v) => `${name}${v}.mpk`)) {
     test(`example ${file}`, (t) => {
@@ -59,7 +59,7 @@ test('example tied-1.3.mpk: the tied layers read the one stored tensor', () => {
   assert.ok(!archive.manifest.weights.some((t) => t.name.startsWith('2.')));
 });
 
-for (const file of ['checkpoint-1.2.mpk', 'checkpoint-1.3.mpk']) {
+for (const file of ['checkpoint-1.2.mpk', 'checkpoint-1.3.mpk', 'checkpoint-1.5.mpk']) {
   test(`example ${file}`, () => {
     const archive = openExample(file);
     archive.verify();

@@ -31,7 +31,7 @@ function manifestOf(path) {
 const archives = [
   ...readdirSync(join(REPO, 'spec', 'examples')).filter((f) => f.endsWith('.mpk')).map((f) => join(REPO, 'spec', 'examples', f)),
   // The schema describes this version's manifests; a newer minor version may add fields (§6).
-  ...INDEX.valid.filter((v) => ['1.0', '1.1'].includes(v.format_version)).map((v) => join(REPO, 'spec', 'conformance', v.archive)),
+  ...INDEX.valid.filter((v) => ['1.0', '1.1', '1.5'].includes(v.format_version)).map((v) => join(REPO, 'spec', 'conformance', v.archive)),
 ];
 
 test('the schema compiles in strict mode and accepts every valid manifest', () => {
