@@ -2,7 +2,7 @@
 
 ``export(net, "big.mpk", max_shard_size="2GB")`` writes ``big-00001-of-00003.mpk`` ... (each
 an ordinary tensor archive holding a run of the tensors, in bundle order) and then
-``big.mpk``, the index: a format 1.3 archive of kind ``sharded`` with the architecture (or a
+``big.mpk``, the index: an archive of kind ``sharded`` (format 1.4 on) with the architecture (or a
 tensor layout), no tensors of its own, and for each shard its file name, size, manifest
 SHA-256 and tensor index (``spec/FORMAT.md`` §12). An older reader refuses the index as an
 unknown kind, and can still read each shard.

@@ -166,10 +166,10 @@ def invalid_vectors() -> list[Invalid]:
     out += [
         Invalid("offset-directory-disagrees", "0.bias's local header is where its offset says, but the bundle's "
                 "directory puts its member 30 bytes later", f"{rule}, §1.1", "load", "FormatError",
-                directory_disagrees),
+                directory_disagrees, lazy="FormatError"),
         Invalid("offset-hidden-member", "'w''s offset points at a complete zip member 'w.npy' (other values, "
                 "their own CRC-32) hidden inside tensor 'pad''s data; the bundle itself is a valid zip",
-                rule, "load", "FormatError", hidden_member, lazy="IntegrityError"),
+                rule, "load", "FormatError", hidden_member, lazy="FormatError"),
     ]
     schema = [
         ("negative", "an offset of -1", -1),
