@@ -32,7 +32,7 @@ from typing import IO, Any, TypeVar
 
 import numpy as np
 
-from ..errors import FormatError, TensorNotFoundError, UsageError
+from ..errors import FormatError, LimitError, TensorNotFoundError, UsageError
 from ..io import npz
 from ..io.limits import DEFAULT_LIMITS, Limits
 from ..io.npz import Integrity
@@ -143,6 +143,9 @@ class Archive(OpenArchive):
             self._bundle: npz.Bundle | None = None
             if not _all_placed(self.manifest.weights):
                 self._vetted()
+            elif len(self.manifest.weights) > limits.max_tensors:  # (the directory's count, unread)
+                raise LimitError(self._source.where, "its number of tensors", len(self.manifest.weights),
+                                 limit="max_tensors", allowed=limits.max_tensors)
         except BaseException:
             self._cleanup.close()
             raise
@@ -266,6 +269,10 @@ class Archive(OpenArchive):
             if name not in self._placed:
                 what = f"the offset the manifest records for tensor {name!r}"
                 local = local_member(self._source, info.offset, name + ".npy", what)
+                allowed = self._limits.max_total_bytes
+                if local is not None and local.size > allowed:
+                    raise LimitError(f"{self._source.where}: member {local.name!r}", "its size in bytes",
+                                     local.size, limit="max_total_bytes", allowed=allowed)
                 entry = self._entry(name) if local is not None else None
                 agrees = entry is not None and local is not None and entry == local._replace(data_offset=-1)
                 self._placed[name] = local if agrees else None

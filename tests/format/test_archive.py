@@ -15,7 +15,8 @@ from craft import RawEntry, edit, members_of, npy, raw_archive, raw_zip, tensor_
 from models import dense_norm_dense, export_bytes, save_bytes, sequential_mlp
 
 import modelpack
-from modelpack.errors import FormatError, IntegrityError, ModelpackError, SchemaError
+from modelpack.errors import FormatError, IntegrityError, LimitError, ModelpackError, SchemaError
+from modelpack.io.limits import Limits
 
 
 @pytest.fixture
@@ -505,3 +506,18 @@ def test_many_tensors_are_each_read_by_offset_with_their_directory_entry_alone(t
         for name in ("layer0.w", "layer77.b", "é.unicode", "layer149.b"):
             assert archive.get_tensor(name).tobytes() == arrays[name].tobytes()
         assert archive._bundle is None
+
+
+def test_a_lazy_open_holds_to_the_tensor_limits(tmp_path):
+    """Without the bundle's directory, the manifest's tensor count meets ``max_tensors`` at
+    open, and the member a tensor's offset finds meets ``max_total_bytes`` before it is read."""
+    path = tmp_path / "pair.mpk"
+    path.write_bytes(save_bytes(_PAIR))
+    with pytest.raises(LimitError, match=r"pair\.mpk: member 'weights\.npz': its number of tensors \(2\) is over "
+                       r"the limit of 1; pass limits=modelpack\.Limits\(max_tensors=\.\.\.\)"):
+        modelpack.open(path, limits=Limits(max_tensors=1))
+    with modelpack.open(path, limits=Limits(max_total_bytes=150)) as archive:
+        assert archive.get_tensor("b").tobytes() == _PAIR["b"].tobytes()  # 140 bytes in its member
+        with pytest.raises(LimitError, match=r"pair\.mpk: member 'weights\.npz': member 'a\.npy': its size in "
+                           r"bytes \(152\) is over the limit of 150; pass limits=modelpack\.Limits\(max_total_bytes"):
+            archive.get_tensor("a")
