@@ -12,7 +12,10 @@ import numpy as np
 import pytest
 import yaml
 from craft import RawEntry, edit, members_of, npy, raw_archive, raw_zip, tensor_data_offsets, with_offsets
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from models import dense_norm_dense, export_bytes, save_bytes, sequential_mlp
+from strategies import arrays, tensor_names
 
 import modelpack
 from modelpack.errors import FormatError, IntegrityError, LimitError, ModelpackError, SchemaError
@@ -521,3 +524,18 @@ def test_a_lazy_open_holds_to_the_tensor_limits(tmp_path):
         with pytest.raises(LimitError, match=r"pair\.mpk: member 'weights\.npz': member 'a\.npy': its size in "
                            r"bytes \(152\) is over the limit of 150; pass limits=modelpack\.Limits\(max_total_bytes"):
             archive.get_tensor("a")
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+                                                                  HealthCheck.function_scoped_fixture])
+@given(st.dictionaries(tensor_names, arrays(), min_size=1, max_size=6), st.booleans())
+def test_what_the_writer_writes_is_read_tensor_by_tensor_by_offset(tmp_path, arrays_by_name, compress):
+    """Every archive the writer makes (any name, dtype, shape) is read one tensor at a time
+    without its bundle's directory, bit for bit; deflated members go through the directory."""
+    path = tmp_path / "any.mpk"
+    modelpack.save(path, arrays_by_name, compress=compress)
+    with modelpack.open(path) as archive:
+        for name, array in arrays_by_name.items():
+            got = archive.get_tensor(name)
+            assert (got.dtype, got.shape, got.tobytes()) == (array.dtype, array.shape, array.tobytes()), name
+        assert (archive._bundle is None) != compress
