@@ -84,7 +84,7 @@ def test_examples_have_the_version_their_name_says():
 
 @pytest.mark.parametrize("version", ["1.2", "1.5"])
 def test_checkpoint_example(tmp_path, version):
-    """A checkpoint (spec §10): its model loads alone, and it restores a run exactly."""
+    """A checkpoint (spec §11): its model loads alone, and it restores a run exactly."""
     import shutil
 
     import modelpack.random
