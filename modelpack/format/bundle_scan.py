@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -99,12 +100,34 @@ def _read(fd: int, start: int, count: int, where: str) -> bytes:
     return data
 
 
+_buffers = threading.local()
+
+
+def _chunk_buffer() -> bytearray:
+    """This thread's chunk of memory, reused by every run it scans: a fresh megabyte per run
+    would be fresh pages each time (glibc maps blocks that large anew), faulted in one by one."""
+    buffer: bytearray | None = getattr(_buffers, "chunk", None)
+    if buffer is None:
+        buffer = _buffers.chunk = bytearray(CHUNK)
+    return buffer
+
+
+def _read_into(fd: int, view: memoryview, start: int, where: str) -> None:
+    filled = 0
+    while filled < len(view):
+        count = os.preadv(fd, [view[filled:]], start + filled)
+        if count <= 0:
+            raise FormatError(f"{where} is truncated: {len(view)} bytes at file offset {start} are missing")
+        filled += count
+
+
 def _scan_run(fd: int, candidates: Candidates, first: int, stop: int, where: str) -> Scan:
     start, end = candidates.header_offset[first], candidates.end[stop - 1]
     if end - start > CHUNK:
         return _scan_large(fd, candidates, first, where)
-    raw = _read(fd, start, end - start, where)
-    view = memoryview(raw)
+    raw = _chunk_buffer()  # (the run's bytes are its first end - start)
+    view = memoryview(raw)[: end - start]
+    _read_into(fd, view, start, where)
     headers = candidates.header[first:stop]
     spans = [(data - start, data - start + len(header), member_end - start)
              for data, member_end, header in zip(candidates.data_offset[first:stop],
@@ -127,7 +150,7 @@ def _scan_large(fd: int, candidates: Candidates, index: int, where: str) -> Scan
     body = member.data_offset + len(member.header)
     head = _read(fd, member.data_offset, min(len(member.header), member.end - member.data_offset), where)
     crc, digest = crc32(head), hashlib.sha256()
-    buffer = memoryview(bytearray(CHUNK))
+    buffer = memoryview(_chunk_buffer())
     position = body
     while position < member.end:
         count = os.preadv(fd, [buffer[: min(CHUNK, member.end - position)]], position)
