@@ -124,14 +124,14 @@ class TensorIndex(LazyMapping[Info]):
 
     def __init__(
         self, entries: dict[str, dict[str, Any]], make: Callable[..., Info], first_unhashed: str | None,
-        first_unplaced: str | None = None,
+        first_unplaced: str | None = None, *, fields: int = 0, dimensions: int = 0,
     ) -> None:
         self._entries, self._keys, self.make = entries, entries, make
         self._built: dict[str, Info] = {}
         self.first_unhashed = first_unhashed  # the first tensor without a sha256, if any
         self.first_unplaced = first_unplaced  # the first tensor without an offset, if any (allowed)
         # What the entries hold, as ``vouch`` counted them: keys in all, and shape dimensions.
-        self.fields = self.dimensions = 0
+        self.fields, self.dimensions = fields, dimensions
 
     @property
     def entries(self) -> Mapping[str, dict[str, Any]]:
@@ -242,6 +242,4 @@ def vouch(value: Any, make: Callable[..., Info]) -> TensorIndex[Info] | None:
         return None
     first_unhashed = names[hashes.index(None)] if len(present) != len(hashes) else None
     first_unplaced = names[offsets.index(None)] if len(placed) != len(offsets) else None
-    index = TensorIndex(value, make, first_unhashed, first_unplaced)
-    index.fields, index.dimensions = fields, len(dims)
-    return index
+    return TensorIndex(value, make, first_unhashed, first_unplaced, fields=fields, dimensions=len(dims))
