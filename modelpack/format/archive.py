@@ -22,9 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import itertools
 import mmap as mmap_module
-import operator
 import os
 from collections.abc import Iterator, Mapping
 from types import TracebackType
@@ -36,12 +34,10 @@ from ..errors import FormatError, LimitError, TensorNotFoundError, UsageError
 from ..io import npz
 from ..io.limits import DEFAULT_LIMITS, Limits
 from ..io.npz import Integrity
+from ..io.npz_offsets import PlacedMembers
 from ..io.paths import PathOrFile, describe, open_for_reading
 from ..io.workers import shared_pool
-from ..io.zipentries import central_member, local_member
 from ..io.zipio import Member
-from ..io.zipread import directory_span
-from ..io.ziprecords import CENTRAL
 from ..nn.block import Block
 from ..nn.budget import ActivationBudget, limit_activations
 from . import architecture, container, tensor_index
@@ -51,7 +47,6 @@ from .tensor_index import TensorIndex
 __all__ = ["OpenArchive", "Archive", "open_archive"]
 
 _PARALLEL_BYTES = 1 << 20  # below this, handing reads to threads costs more than it saves
-_ENTRY_WIDTH = CENTRAL.size + len(".npy")  # a tensor's directory entry, but its name
 
 
 def _batches(located: list[npz.TensorLocation]) -> list[list[npz.TensorLocation]]:
@@ -152,8 +147,7 @@ class Archive(OpenArchive):
         self._fd = _fileno(self._handle) if self._source.handle is self._handle else None
         self._map: mmap_module.mmap | None = None
         self._locations: dict[str, npz.TensorLocation | None] = {}
-        self._placed: dict[str, Member | None] = {}
-        self._entries: dict[str, int] | None = None  # where each tensor's directory entry starts
+        self._placed = PlacedMembers(self._source, self.manifest.weights, limits)
 
     # -- what the manifest says ------------------------------------------------------------
     @property
@@ -261,40 +255,13 @@ class Archive(OpenArchive):
         return self._locations[name]
 
     def _member(self, name: str, info: TensorInfo) -> Member:
-        """The tensor's member in the bundle: from the local header at the offset the manifest
-        records, when its entry in the directory, where the writer's layout puts it, says the
-        same (so a reader of the directory sees what this one reads); else from the whole
-        directory, read and checked (an entry elsewhere, or deflated, or ...)."""
+        """The tensor's member in the bundle: found by the offset the manifest records
+        (``npz_offsets``), else through the whole directory, read and checked."""
         if self._bundle is None and info.offset is not None:
-            if name not in self._placed:
-                what = f"the offset the manifest records for tensor {name!r}"
-                local = local_member(self._source, info.offset, name + ".npy", what)
-                allowed = self._limits.max_total_bytes
-                if local is not None and local.size > allowed:
-                    raise LimitError(f"{self._source.where}: member {local.name!r}", "its size in bytes",
-                                     local.size, limit="max_total_bytes", allowed=allowed)
-                entry = self._entry(name) if local is not None else None
-                agrees = entry is not None and local is not None and entry == local._replace(data_offset=-1)
-                self._placed[name] = local if agrees else None
-            member = self._placed[name]
+            member = self._placed.member(name, info.offset)
             if member is not None:
                 return member
         return self._vetted().members[name]
-
-    def _entry(self, name: str) -> Member | None:
-        """``name``'s entry in the bundle's directory, read alone where a directory listing
-        the manifest's tensors in order, one plain entry each, puts it; None if it is not
-        there as such."""
-        if self._entries is None:
-            count, start, size, _ = directory_span(self._source, kind="an npz weight bundle")
-            names = list(self.manifest.weights)
-            lengths = map(len, names) if "".join(names).isascii() else (len(n.encode()) for n in names)
-            widths = map(operator.add, lengths, itertools.repeat(_ENTRY_WIDTH))
-            starts = list(itertools.accumulate(widths, initial=start))  # one more: the directory's end
-            in_order = count == len(names) and starts[-1] == start + size
-            self._entries = dict(zip(names, starts, strict=False)) if in_order else {}
-        position = self._entries.get(name)
-        return None if position is None else central_member(self._source, position, name + ".npy")
 
     def _vetted(self) -> npz.Bundle:
         """The bundle with its directory read and checked (spec §1.1), and the offsets the

@@ -35,8 +35,7 @@ from .ziprecords import (
 
 __all__ = [
     "central_entries", "central_member", "locate_data", "local_member", "check_name", "check_ratio",
-    "decode_name",
-    "zip64_fields",
+    "decode_name", "zip64_fields",
 ]
 
 _CONTROL = re.compile("[\x00-\x1f\x7f]")
