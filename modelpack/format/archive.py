@@ -147,7 +147,9 @@ class Archive(OpenArchive):
         self._fd = _fileno(self._handle) if self._source.handle is self._handle else None
         self._map: mmap_module.mmap | None = None
         self._locations: dict[str, npz.TensorLocation | None] = {}
-        self._placed = PlacedMembers(self._source, self.manifest.weights, limits)
+        weights = self.manifest.weights
+        offsets = lambda: list(tensor_index.offsets(weights).values())  # noqa: E731  (asked once at most)
+        self._placed = PlacedMembers(self._source, weights, offsets, limits)
 
     # -- what the manifest says ------------------------------------------------------------
     @property

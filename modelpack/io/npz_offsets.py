@@ -3,7 +3,8 @@ reading the bundle's directory.
 
 The member is taken only when zip's two views of it agree: its local header, at the offset,
 and its own entry in the directory, read alone where a directory listing the tensors in the
-manifest's order, one plain entry each (as the writer makes it), puts it. Anything else — an
+manifest's order, one entry each as the writer makes it (with a zip64 field where a member
+lies past 4 GiB or holds that much), puts it. Anything else — an
 entry not there as such, a disagreement, a deflated member or one whose sizes follow its data
 — is left to ``npz.Bundle``, which reads the whole directory and words the refusal. What the
 offset finds instead of a member is refused here (``zipentries.local_member``).
@@ -13,26 +14,36 @@ from __future__ import annotations
 
 import itertools
 import operator
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
+
+import numpy as np
 
 from ..errors import LimitError
+from . import zipwrite
 from .limits import Limits
 from .zipentries import central_member, local_member
 from .zipio import Member, Source
 from .zipread import directory_span
-from .ziprecords import CENTRAL
+from .ziprecords import CENTRAL, EXTRA_HEADER, LOCAL, ZIPALIGN_MIN
 
 __all__ = ["PlacedMembers"]
 
 _SUFFIX = ".npy"
 _ENTRY_WIDTH = CENTRAL.size + len(_SUFFIX)  # a tensor's plain directory entry, but its name
+_LOCAL_ZIP64_EXTRA = EXTRA_HEADER.size + 2 * 8  # a large member's local zip64 field: both sizes
+_MOST_PADDING = zipwrite.ALIGN + ZIPALIGN_MIN  # more than ``zipwrite.padding_for`` ever adds
 
 
 class PlacedMembers:
-    """The bundle ``source``'s tensors, listed in ``names``' order, each found by its offset."""
+    """The bundle ``source``'s tensors, listed in ``names``' order, each found by its offset;
+    ``offsets()`` gives every tensor's offset in that order (asked only of a bundle large
+    enough for zip64 fields, whose entries' widths depend on them)."""
 
-    def __init__(self, source: Source, names: Iterable[str], limits: Limits) -> None:
-        self._source, self._names, self._limits = source, names, limits
+    def __init__(
+        self, source: Source, names: Iterable[str], offsets: Callable[[], Sequence[int | None]],
+        limits: Limits,
+    ) -> None:
+        self._source, self._names, self._offsets, self._limits = source, names, offsets, limits
         self._members: dict[str, Member | None] = {}
         self._entries: dict[str, int] | None = None  # where each tensor's directory entry starts
 
@@ -58,10 +69,38 @@ class PlacedMembers:
         if self._entries is None:
             count, start, size, _ = directory_span(self._source, kind="an npz weight bundle")
             names = list(self._names)
-            lengths = map(len, names) if "".join(names).isascii() else (len(n.encode()) for n in names)
-            widths = map(operator.add, lengths, itertools.repeat(_ENTRY_WIDTH))
+            lengths = list(map(len, names)) if "".join(names).isascii() else [len(n.encode()) for n in names]
+            widths: Iterable[int] = map(operator.add, lengths, itertools.repeat(_ENTRY_WIDTH))
+            if self._source.size >= zipwrite.ZIP64_SIZE:
+                wide = _zip64_widths(self._offsets(), lengths, start)
+                widths = [] if wide is None else map(operator.add, widths, wide)
             starts = list(itertools.accumulate(widths, initial=start))  # one more: the directory's end
-            in_order = count == len(names) and starts[-1] == start + size
+            in_order = count == len(names) == len(starts) - 1 and starts[-1] == start + size
             self._entries = dict(zip(names, starts, strict=False)) if in_order else {}
         position = self._entries.get(name)
         return None if position is None else central_member(self._source, position, name + _SUFFIX)
+
+
+def _zip64_widths(offsets: Sequence[int | None], lengths: list[int], directory: int) -> list[int] | None:
+    """The width of each entry's zip64 extra field as the writer makes it (``zipwrite``): the
+    member's offset, and both its sizes, each when it reaches ``ZIP64_SIZE``. A stored
+    member's size follows from the distance to the next member's header: between them lie its
+    local header (with a zip64 field of both sizes from the threshold on, and the alignment
+    field ``padding_for`` gives) and its data. None unless the offsets rise, as members are
+    laid out in the manifest's order; a layout other than the writer's puts entries elsewhere
+    than predicted, and the whole directory is read."""
+    if None in offsets or not offsets:
+        return None
+    starts = np.array(offsets, dtype=np.int64)
+    ends = np.append(starts[1:], directory)  # where the next member (or the directory) starts
+    if starts[0] < 0 or np.any(ends <= starts):
+        return None
+    threshold = zipwrite.ZIP64_SIZE
+    headers = LOCAL.size + len(_SUFFIX) + np.array(lengths, dtype=np.int64)
+    room = ends - starts - headers  # the member's data and its local extra fields
+    wide = room >= threshold + _LOCAL_ZIP64_EXTRA + _MOST_PADDING  # zip64 sizes whatever the padding
+    for index in np.flatnonzero((room >= threshold) & ~wide).tolist():  # near the threshold: exactly
+        aligned = int(starts[index] + headers[index]) + _LOCAL_ZIP64_EXTRA
+        wide[index] = room[index] - _LOCAL_ZIP64_EXTRA - zipwrite.padding_for(aligned) >= threshold
+    fields = (starts >= threshold) + 2 * wide  # a stored member's two sizes are equal
+    return np.where(fields > 0, EXTRA_HEADER.size + 8 * fields, 0).tolist()

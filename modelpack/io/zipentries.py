@@ -48,6 +48,8 @@ _SUSPECT = re.compile(r"[\x00-\x1f\x7f\\]|\A/|\A[A-Za-z]:|(?:\A|/)\.\.(?:/|\Z)|/
 # file's, or the MS-DOS directory bit (a regular file's type bits, or none, pass whatever
 # the system that made the entry).
 _SUSPECT_ATTR = ((_FILE_TYPE & ~stat.S_IFREG) << 16) | DOS_DIRECTORY
+# A zip64 extra field holding all three 8-byte fields a central entry may saturate.
+_ZIP64_EXTRA_MOST = EXTRA_HEADER.size + 3 * 8
 
 
 def central_entries(raw: bytes, count: int, where: str) -> list[Member]:
@@ -320,19 +322,30 @@ def local_member(source: Source, offset: int, name: str, what: str) -> Member | 
 
 def central_member(source: Source, position: int, name: str) -> Member | None:
     """The central entry at ``position``, if it is one for a stored member ``name`` as writers
-    commonly make it (no extra field or comment, no zip64 field, a regular file, not
-    encrypted), with no data offset (-1); None for anything else, which the whole directory's
-    checks then word."""
-    size = CENTRAL.size + len(name.encode())
-    if not 0 <= position <= source.size - size:
+    commonly make it (no comment, no extra field but a zip64 one holding exactly its saturated
+    fields, a regular file, not encrypted), with no data offset (-1); None for anything else,
+    which the whole directory's checks then word."""
+    encoded = name.encode()
+    fixed = CENTRAL.size + len(encoded)
+    if not 0 <= position <= source.size - fixed:
         return None
-    raw = source.read_at(position, size)
+    raw = source.read_at(position, min(fixed + _ZIP64_EXTRA_MOST, source.size - position))
     (magic, _, _, flags, method, _, _, crc, compressed, stored_size, name_length, extra_length,
      comment_length, disk, _, external, offset) = CENTRAL.struct.unpack_from(raw)
-    if (magic != CENTRAL.signature or raw[CENTRAL.size :] != name.encode() or extra_length or comment_length
+    if (magic != CENTRAL.signature or raw[CENTRAL.size : fixed] != encoded or comment_length
             or disk or flags & ENCRYPTION_FLAGS or method != STORED or external & _SUSPECT_ATTR
-            or MAX_32 in (compressed, stored_size, offset) or name_length != size - CENTRAL.size):
+            or name_length != len(encoded)):
         return None
+    saturated = (compressed, stored_size, offset).count(MAX_32)
+    if extra_length != (EXTRA_HEADER.size + 8 * saturated if saturated else 0):
+        return None
+    if fixed + extra_length > len(raw):  # the source ends inside it
+        return None
+    if saturated:
+        if EXTRA_HEADER.unpack_from(raw, fixed) != (ZIP64_EXTRA_ID, 8 * saturated):
+            return None
+        extra = raw[fixed : fixed + extra_length]
+        stored_size, compressed, offset, _ = zip64_fields(extra, stored_size, compressed, offset, 0, "", name)
     return Member(name, method, flags, crc, compressed, stored_size, offset, -1)
 
 

@@ -19,6 +19,7 @@ from strategies import arrays, tensor_names
 
 import modelpack
 from modelpack.errors import FormatError, IntegrityError, LimitError, ModelpackError, SchemaError
+from modelpack.io import zipwrite
 from modelpack.io.limits import Limits
 
 
@@ -508,6 +509,43 @@ def test_many_tensors_are_each_read_by_offset_with_their_directory_entry_alone(t
     with modelpack.open(path) as archive:
         for name in ("layer0.w", "layer77.b", "é.unicode", "layer149.b"):
             assert archive.get_tensor(name).tobytes() == arrays[name].tobytes()
+        assert archive._bundle is None
+
+
+@pytest.mark.parametrize("threshold", [1, 3000, 5000])
+def test_tensors_past_the_zip64_threshold_are_read_by_offset_with_their_entry_alone(tmp_path, monkeypatch, threshold):
+    """A bundle over 4 GiB has zip64 fields in the entries of the members past 4 GiB (offset)
+    or over it (sizes): each entry's width follows from the recorded offsets, so a tensor is
+    still read without the directory. The writer's threshold is lowered to write them small:
+    1 puts every size and offset but the first in zip64 fields, the others some offsets, and
+    at 5000 only the sizes of the two large tensors."""
+    monkeypatch.setattr(zipwrite, "ZIP64_SIZE", threshold)
+    arrays = {f"t{i}": np.full(i % 5 + 1, i, np.float32) for i in range(40)}
+    arrays.update({"large.a": np.arange(1500, dtype=np.float32), "large.b": np.ones(1300, np.float64)})
+    path = tmp_path / "wide.mpk"
+    modelpack.save(path, arrays)
+    with modelpack.open(path) as archive:
+        assert archive._source.size >= threshold
+        for name in ("t0", "t17", "large.a", "t39", "large.b"):
+            assert archive.get_tensor(name).tobytes() == arrays[name].tobytes(), name
+        assert archive._bundle is None
+    assert modelpack.load(path)["large.b"].tobytes() == arrays["large.b"].tobytes()
+
+
+def test_members_just_under_and_at_the_zip64_threshold_are_told_apart(tmp_path, monkeypatch):
+    """A member's size is told from the distance to the next member's header, which holds
+    the member's local header too: with zip64 sizes in it from the threshold on, and none
+    one byte under it."""
+    monkeypatch.setattr(zipwrite, "ZIP64_SIZE", 5000)
+    npy_header = len(npy(np.zeros(4000, np.uint8))) - 4000
+    arrays = {"under": np.zeros(5000 - npy_header - 1, np.uint8), "at": np.zeros(5000 - npy_header, np.uint8),
+              "after": np.ones(3, np.float32)}
+    path = tmp_path / "edge.mpk"
+    modelpack.save(path, arrays)
+    assert {name: len(data) for name, data in members_of(members_of(path.read_bytes())["weights.npz"]).items()
+            if name != "after.npy"} == {"under.npy": 4999, "at.npy": 5000}
+    with modelpack.open(path) as archive:
+        assert [archive.get_tensor(name).tobytes() for name in arrays] == [a.tobytes() for a in arrays.values()]
         assert archive._bundle is None
 
 

@@ -5,14 +5,20 @@ directory's reader (None)."""
 from __future__ import annotations
 
 import io
+import struct
 import zipfile
 
 import numpy as np
+import pytest
 from craft import RawEntry, deflate, npy, raw_zip
 
+from modelpack.io import zipwrite
 from modelpack.io.limits import DEFAULT_LIMITS
 from modelpack.io.npz_offsets import PlacedMembers
+from modelpack.io.npz_write import write_npz
+from modelpack.io.zipentries import central_member
 from modelpack.io.zipio import Source
+from modelpack.io.ziprecords import CENTRAL
 
 ARRAYS = {"a": np.arange(6, dtype=np.float32), "bé": np.ones((2, 2), np.int8)}
 
@@ -20,7 +26,8 @@ ARRAYS = {"a": np.arange(6, dtype=np.float32), "bé": np.ones((2, 2), np.int8)}
 def _placed(bundle: bytes, names: list[str]) -> tuple[PlacedMembers, dict[str, int]]:
     with zipfile.ZipFile(io.BytesIO(bundle)) as zf:
         offsets = {info.filename[:-4]: info.header_offset for info in zf.infolist()}
-    return PlacedMembers(Source.whole(io.BytesIO(bundle), where="b.npz"), names, DEFAULT_LIMITS), offsets
+    source = Source.whole(io.BytesIO(bundle), where="b.npz")
+    return PlacedMembers(source, names, lambda: [offsets[name] for name in names], DEFAULT_LIMITS), offsets
 
 
 def test_a_member_whose_header_and_entry_agree_is_found_once():
@@ -43,3 +50,61 @@ def test_a_deflated_member_is_left_to_the_directory():
     bundle = raw_zip([RawEntry(b"a.npy", deflate(npy(ARRAYS["a"])), method=8, plain=npy(ARRAYS["a"]))])
     placed, offsets = _placed(bundle, ["a"])
     assert placed.member("a", offsets["a"]) is None
+
+
+def _wide_bundle(monkeypatch, threshold: int = 1) -> bytes:
+    """ARRAYS as the writer bundles them with sizes and offsets from ``threshold`` on in zip64
+    fields (from 1, all but the first offset; from 150, the first member's sizes and the second
+    member's offset)."""
+    monkeypatch.setattr(zipwrite, "ZIP64_SIZE", threshold)
+    buffer = io.BytesIO()
+    write_npz(buffer, ARRAYS)
+    return buffer.getvalue()
+
+
+def test_a_member_whose_entry_holds_zip64_fields_is_found(monkeypatch):
+    bundle = _wide_bundle(monkeypatch)
+    placed, offsets = _placed(bundle, list(ARRAYS))
+    member = placed.member("bé", offsets["bé"])
+    assert member is not None and bundle[member.data_offset : member.data_offset + member.size] == npy(ARRAYS["bé"])
+
+
+@pytest.mark.parametrize("tamper", ["id", "length", "trailing"])
+def test_an_entry_whose_zip64_field_is_not_the_writers_is_left_to_the_directory(monkeypatch, tamper):
+    """Only a zip64 field of exactly the entry's saturated fields is read here; anything else
+    (another field's id, a field longer than they need, another field after it, such as a
+    Unicode path that some tools read as the name) goes to the directory's reader. The first
+    entry is tampered with; where it grows, the second shrinks, so the directory keeps its
+    size and every other entry its place."""
+    bundle = bytearray(_wide_bundle(monkeypatch, threshold=150))
+    _, offsets = _placed(bytes(bundle), list(ARRAYS))
+    first = bundle.index(b"PK\x01\x02")  # the first directory entry
+    assert bundle[first + CENTRAL.size : first + CENTRAL.size + 5] == b"a.npy"
+    extra = first + CENTRAL.size + len(b"a.npy")
+    assert bundle[extra : extra + 4] == struct.pack("<HH", 1, 16)  # both its sizes are in a zip64 field
+    if tamper == "id":
+        bundle[extra : extra + 2] = (0x7075).to_bytes(2, "little")
+    elif tamper == "length":
+        bundle[extra + 2 : extra + 4] = (8).to_bytes(2, "little")
+    else:  # an empty Unicode path field after it, and the second entry's zip64 field 4 bytes shorter
+        bundle[extra + 20 : extra + 20] = struct.pack("<HH", 0x7075, 0)
+        struct.pack_into("<H", bundle, first + 30, 20 + 4)  # the entry's extra field length
+        second = bundle.rindex(b"PK\x01\x02")
+        struct.pack_into("<H", bundle, second + 30, 12 - 4)
+        end = second + CENTRAL.size + len("bé.npy".encode()) + 12 - 4
+        del bundle[end : end + 4]
+    source = Source.whole(io.BytesIO(bytes(bundle)), where="b.npz")
+    placed = PlacedMembers(source, list(ARRAYS), lambda: list(offsets.values()), DEFAULT_LIMITS)
+    assert placed.member("a", offsets["a"]) is None
+
+
+def test_an_entry_announcing_a_zip64_field_past_the_end_of_what_is_read_is_no_member():
+    """``central_member`` on its own: an entry announcing a zip64 field of three values, where
+    the bytes end with its name (in a bundle, an end record always follows)."""
+    bundle = bytearray(raw_zip([RawEntry("bé.npy".encode(), npy(ARRAYS["bé"]), flags=0x800)]))
+    entry = bundle.rindex(b"PK\x01\x02")
+    struct.pack_into("<2I", bundle, entry + 20, 0xFFFFFFFF, 0xFFFFFFFF)  # both sizes
+    struct.pack_into("<H", bundle, entry + 30, 28)  # its extra field's length
+    struct.pack_into("<I", bundle, entry + 42, 0xFFFFFFFF)  # its offset
+    cut = bytes(bundle[: entry + CENTRAL.size + len("bé.npy".encode())])
+    assert central_member(Source.whole(io.BytesIO(cut), where="b.npz"), entry, "bé.npy") is None
