@@ -44,6 +44,9 @@ _KIND_TABLE = (
     ("pickle", "a Python pickle",
      "modelpack never unpickles (that runs code from the file); unpickle it only if you trust it"),
     ("safetensors", "a safetensors file", "read it with safetensors.numpy.load_file(path)"),
+    ("npy", "a NumPy array file (.npy)", "read it with numpy.load(path)"),
+    ("gguf", "a GGUF file (llama.cpp)", "read it with the gguf package (gguf.GGUFReader(path))"),
+    ("keras", "a Keras archive (.keras)", "read it with keras.saving.load_model(path)"),
     ("hdf5", "an HDF5 file (e.g. Keras .h5)", "read it with h5py"),
     ("zip", "a zip file of another kind", "list it with a zip tool to see what it holds"),
     ("unknown", "not a file modelpack knows", "read it with the tool that wrote it"),
@@ -52,6 +55,10 @@ KINDS: dict[str, FileKind] = {name: FileKind(name, what, advice) for name, what,
 
 _MXNET_LIST_MAGIC = (0x112).to_bytes(8, "little")
 _HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
+_NPY_MAGIC = b"\x93NUMPY"
+_GGUF_MAGIC = b"GGUF"
+# What every .keras archive (Keras 3's format) holds: its model's config and its format's metadata.
+_KERAS_MEMBERS = frozenset(("config.json", "metadata.json"))
 # The tags of ModelProto's fields 2 to 8 and 14 (producer, ..., graph, opset_import, metadata)
 _ONNX_NEXT_FIELDS = frozenset((0x12, 0x1A, 0x22, 0x28, 0x32, 0x3A, 0x42, 0x72))
 
@@ -93,6 +100,10 @@ def _plain_kind(head: bytes) -> str:
         return "mxnet"
     if head.startswith(_HDF5_MAGIC):
         return "hdf5"
+    if head.startswith(_NPY_MAGIC):
+        return "npy"
+    if head.startswith(_GGUF_MAGIC):
+        return "gguf"
     if len(head) >= 3 and head[0] == 0x08 and 1 <= head[1] < 0x40 and head[2] in _ONNX_NEXT_FIELDS:
         return "onnx"  # a ModelProto: ir_version (field 1) first, as protobuf writers order fields
     if head[:1] == b"\x80" and head[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05"):
@@ -119,6 +130,8 @@ def _zip_kind(handle: IO[bytes]) -> str:
         return "npz"
     if any(os.path.basename(name) == "data.pkl" for name in names):
         return "torch"
+    if _KERAS_MEMBERS <= set(names):
+        return "keras"
     return "zip"
 
 

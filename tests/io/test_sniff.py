@@ -25,6 +25,12 @@ def _npz() -> bytes:
     return buffer.getvalue()
 
 
+def _npy() -> bytes:
+    buffer = io.BytesIO()
+    np.save(buffer, np.arange(3))
+    return buffer.getvalue()
+
+
 SAMPLES = {
     "model-archive": (export_bytes(sequential_mlp(2, inputs=3)), "mpk"),
     "tensor-archive": (save_bytes({"a": np.ones(2)}), "mpk"),
@@ -38,6 +44,10 @@ SAMPLES = {
     "safetensors": (struct.pack("<Q", 2) + b"{}", "safetensors"),
     "safetensors-header-too-long": (struct.pack("<Q", 100 * 2**20) + b"{}", "unknown"),
     "hdf5": (b"\x89HDF\r\n\x1a\n" + bytes(8), "hdf5"),
+    "npy": (_npy(), "npy"),
+    "gguf": (b"GGUF" + struct.pack("<IQQ", 3, 0, 0), "gguf"),
+    "keras": (stored_zip({"metadata.json": b"{}", "config.json": b"{}", "model.weights.h5": b""}), "keras"),
+    "zip-with-a-config": (stored_zip({"config.json": b"{}"}), "zip"),
     "other-zip": (stored_zip({"a.txt": b"x"}), "zip"),
     "empty-zip": (stored_zip({}), "zip"),
     "damaged-zip": (stored_zip({"a.npy": b"x"})[:-3], "zip"),  # the strict reader refuses it
@@ -77,6 +87,9 @@ def test_is_mxnet_leaves_a_stream_that_cannot_seek_alone():
                 r"archive; read it with net\.load_parameters\(path\) on a network of the same architecture, "
                 r"or numpy\.load$"),
         ("hdf5", r"^x is an HDF5 file \(e\.g\. Keras \.h5\), not a modelpack archive; read it with h5py$"),
+        ("npy", r"^x is a NumPy array file \(\.npy\), not a modelpack archive; read it with numpy\.load\(path\)$"),
+        ("keras", r"^x is a Keras archive \(\.keras\), not a modelpack archive; read it with "
+                  r"keras\.saving\.load_model\(path\)$"),
     ],
 )
 def test_a_file_of_another_kind_is_refused_naming_both_kinds_and_the_way_out(sample, message):
