@@ -60,8 +60,8 @@ class Limits:
       the call's input.
     """
 
-    max_manifest_bytes: int = 16 * MiB
-    max_manifest_nodes: int = 1_000_000
+    max_manifest_bytes: int = 64 * MiB
+    max_manifest_nodes: int = 2_000_000
     max_architecture_nodes: int = 10_000
     max_tensors: int = 100_000
     max_total_bytes: int = 64 * GiB

@@ -11,7 +11,7 @@ import { parseManifestText } from './text.js';
 import { readMember, readZip } from './zip.js';
 
 export const DEFAULT_LIMITS = {
-  max_manifest_bytes: 16 * 2 ** 20,
+  max_manifest_bytes: 64 * 2 ** 20,
   max_manifest_nodes: 2_000_000,
   max_tensors: 100_000,
   max_total_bytes: 64 * 2 ** 30,
