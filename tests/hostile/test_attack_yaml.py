@@ -10,6 +10,7 @@ from harness import graph_bytes, model_bytes, refused
 import modelpack
 from modelpack import Limits
 from modelpack.errors import LimitError, SchemaError, UnknownLayerError, UnknownOpError
+from modelpack.io.limits import DEFAULT_LIMITS
 
 EMPTY_BUNDLE = stored_zip({})
 HEAD = "format: modelpack\nformat_version: '1.1'\nproducer: x\nkind: tensors\nlayout: dict\n"
@@ -70,8 +71,10 @@ def test_deep_architecture_refused(tmp_path):
 
 
 def test_oversized_manifest_refused_before_reading(tmp_path):
-    text = HEAD + "weights: {}\nmetadata: {a: '" + "x" * (17 * 2**20) + "'}\n"
-    refused(tmp_path, _manifest(text), LimitError, r"member 'manifest\.yaml': its size in bytes \(\d+\) is over the limit of 16777216")
+    allowed = DEFAULT_LIMITS.max_manifest_bytes
+    text = HEAD + "weights: {}\nmetadata: {a: '" + "x" * (allowed + 2**20) + "'}\n"
+    refused(tmp_path, _manifest(text), LimitError,
+            rf"member 'manifest\.yaml': its size in bytes \(\d+\) is over the limit of {allowed}")
 
 
 def test_node_bomb_refused(tmp_path):
