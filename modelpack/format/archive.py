@@ -42,11 +42,14 @@ from ..nn.block import Block
 from ..nn.budget import ActivationBudget, limit_activations
 from . import architecture, container, tensor_index
 from .schema import LayerNode, Manifest, TensorInfo, model_weights
-from .tensor_index import TensorIndex
+from .tensor_index import Entry, TensorIndex
 
 __all__ = ["OpenArchive", "Archive", "open_archive"]
 
 _PARALLEL_BYTES = 1 << 20  # below this, handing reads to threads costs more than it saves
+# Tensors this small on average cost Python's per-tensor work more than their copy: threads
+# would wait on each other for the interpreter, so they are read on the calling thread.
+_SMALL_TENSOR_BYTES = 16 << 10
 
 
 def _batches(located: list[npz.TensorLocation]) -> list[list[npz.TensorLocation]]:
@@ -61,6 +64,8 @@ def _batches(located: list[npz.TensorLocation]) -> list[list[npz.TensorLocation]
         size += location.nbytes
     return batches if batches[0] else []
 
+
+Expected = TensorInfo | Entry  # a tensor's entry, as the manifest's index or as plain values
 
 _Open = TypeVar("_Open", bound="OpenArchive")
 
@@ -170,11 +175,13 @@ class Archive(OpenArchive):
 
     def read_all(self, *, mmap: bool = False) -> dict[str, np.ndarray]:
         """Every tensor, in bundle order, each checked: read in parallel, or mapped."""
-        infos = self.manifest.weights
+        infos = tensor_index.entries(self.manifest.weights)
         bundle = self._vetted()
         if mmap:
             return {name: self._checked_map(self._require_location(name, i)) for name, i in infos.items()}
-        if bundle.total_bytes < _PARALLEL_BYTES:  # a small file: read here, sooner than a thread starts
+        if bundle.total_bytes < max(_PARALLEL_BYTES, len(infos) * _SMALL_TENSOR_BYTES):
+            # A small file, or small tensors: each read here in one positioned read, sooner
+            # than a thread would take it.
             return {name: self._read_one(name, info) for name, info in infos.items()}
         # Headers are parsed in order on this thread (they share the file position); the
         # data reads use positioned reads and may run in parallel.
@@ -221,7 +228,7 @@ class Archive(OpenArchive):
         return net
 
     # -- reading -----------------------------------------------------------------------------
-    def _read_one(self, name: str, info: TensorInfo) -> np.ndarray:
+    def _read_one(self, name: str, info: Expected) -> np.ndarray:
         """One tensor: as modelpack writes it, in one read (``npz.read_written``); else its
         header checked, then its data read in place or through the member reader."""
         member = self._member(name, info)
@@ -247,7 +254,7 @@ class Archive(OpenArchive):
         location.check(buffer, integrity=self._integrity)
         return array
 
-    def _locate(self, name: str, info: TensorInfo) -> npz.TensorLocation | None:
+    def _locate(self, name: str, info: Expected) -> npz.TensorLocation | None:
         """Header checked once per tensor; None when the data cannot be read in place."""
         if name not in self._locations:
             located = None
@@ -256,7 +263,7 @@ class Archive(OpenArchive):
             self._locations[name] = located
         return self._locations[name]
 
-    def _member(self, name: str, info: TensorInfo) -> Member:
+    def _member(self, name: str, info: Expected) -> Member:
         """The tensor's member in the bundle: found by the offset the manifest records
         (``npz_offsets``), else through the whole directory, read and checked."""
         if self._bundle is None and info.offset is not None:
@@ -275,7 +282,7 @@ class Archive(OpenArchive):
             self._bundle = bundle
         return self._bundle
 
-    def _require_location(self, name: str, info: TensorInfo) -> npz.TensorLocation:
+    def _require_location(self, name: str, info: Expected) -> npz.TensorLocation:
         location = self._locate(name, info)
         if location is None:
             raise UsageError(

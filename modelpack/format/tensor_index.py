@@ -16,7 +16,7 @@ import itertools
 import operator
 import re
 from collections.abc import Callable, Mapping
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, NamedTuple, TypeVar
 
 from pydantic import Field, SerializationInfo, SerializerFunctionWrapHandler, ValidatorFunctionWrapHandler
 
@@ -26,8 +26,8 @@ from ..io.npy import SUPPORTED_DTYPES
 from .models import Extensible, constructed
 
 __all__ = [
-    "TensorInfo", "TensorIndex", "check_tensor_name", "checked_index", "dump_weights", "offsets",
-    "prove_index", "validate_weights", "vouch",
+    "TensorInfo", "TensorIndex", "Entry", "check_tensor_name", "checked_index", "dump_weights", "entries",
+    "offsets", "prove_index", "validate_weights", "vouch",
 ]
 
 Info = TypeVar("Info")
@@ -155,6 +155,26 @@ class TensorIndex(LazyMapping[Info]):
 
     def __repr__(self) -> str:
         return f"TensorIndex({len(self)} tensors)"
+
+
+class Entry(NamedTuple):
+    """A tensor's entry as plain values: what a reader checks its member against
+    (``npy.ExpectedTensor``) and where it starts, without building a ``TensorInfo``."""
+
+    dtype: str
+    shape: list[int]
+    sha256: str | None
+    offset: int | None
+
+
+def entries(weights: Mapping[str, TensorInfo]) -> dict[str, Entry]:
+    """Every tensor's entry as an ``Entry``, for reading them all: building a ``TensorInfo``
+    for each costs more than reading a small tensor."""
+    if isinstance(weights, TensorIndex):
+        get = dict.get
+        return {name: Entry(entry["dtype"], entry["shape"], get(entry, "sha256"), get(entry, "offset"))
+                for name, entry in weights.entries.items()}
+    return {name: Entry(info.dtype, info.shape, info.sha256, info.offset) for name, info in weights.items()}
 
 
 def offsets(weights: Mapping[str, TensorInfo]) -> dict[str, int | None]:

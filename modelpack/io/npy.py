@@ -37,11 +37,15 @@ __all__ = [
 
 
 class ExpectedTensor(Protocol):
-    """What the reader checks a header against (the manifest's TensorInfo fits)."""
+    """What the reader checks a header against (the manifest's TensorInfo fits, and its
+    entry as plain values); read only."""
 
-    dtype: str
-    shape: list[int]
-    sha256: str | None
+    @property
+    def dtype(self) -> str: ...
+    @property
+    def shape(self) -> list[int]: ...
+    @property
+    def sha256(self) -> str | None: ...
 
 
 # Every dtype an archive may hold, by numpy's name. Anything else (object, strings,
