@@ -180,9 +180,9 @@ class Archive(OpenArchive):
         if mmap:
             return {name: self._checked_map(self._require_location(name, i)) for name, i in infos.items()}
         if bundle.total_bytes < max(_PARALLEL_BYTES, len(infos) * _SMALL_TENSOR_BYTES):
-            # A small file, or small tensors: each read here in one positioned read, sooner
-            # than a thread would take it.
-            return {name: self._read_one(name, info) for name, info in infos.items()}
+            # A small file, or small tensors: read here, sooner than a thread would take them,
+            # those that follow one another in one positioned read.
+            return self._read_small(bundle, infos)
         # Headers are parsed in order on this thread (they share the file position); the
         # data reads use positioned reads and may run in parallel.
         located = {name: self._locate(name, info) for name, info in infos.items()}
@@ -228,6 +228,18 @@ class Archive(OpenArchive):
         return net
 
     # -- reading -----------------------------------------------------------------------------
+    def _read_small(self, bundle: npz.Bundle, infos: Mapping[str, Expected]) -> dict[str, np.ndarray]:
+        """Every tensor, read on this thread: as written, several in one positioned read
+        (``npz.read_written_runs``); any other one the exact way."""
+        if self._fd is None:
+            return {name: self._read_one(name, info) for name, info in infos.items()}
+        names = list(infos)
+        members = [bundle.members[name] for name in names]
+        read = npz.read_written_runs(self._source, self._fd, members, names, list(infos.values()),
+                                     integrity=self._integrity)
+        return {name: self._read_one(name, infos[name]) if array is None else array
+                for name, array in zip(names, read, strict=True)}
+
     def _read_one(self, name: str, info: Expected) -> np.ndarray:
         """One tensor: as modelpack writes it, in one read (``npz.read_written``); else its
         header checked, then its data read in place or through the member reader."""

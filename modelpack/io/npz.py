@@ -16,7 +16,7 @@ from __future__ import annotations
 import enum
 import hashlib
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from typing import IO, NamedTuple
 
 import numpy as np
@@ -53,12 +53,14 @@ __all__ = [
     "read_npz",
     "read_member",
     "read_written",
+    "read_written_runs",
     "locate",
     "Bundle",
 ]
 
 _HASH_CHUNK = 1 << 20
 _HEADER_AHEAD = 256  # read at once for a stored tensor's .npy header
+RUN_BYTES = 1 << 20  # small tensors following one another, read together (read_written_runs)
 
 
 def tensor_sha256(array: np.ndarray) -> str:
@@ -288,6 +290,76 @@ def read_written(
     if integrity.tensor_sha256 and want.sha256 is not None:
         where = f"{source.where}: member {member.name!r}"
         check_sha256(where, name, want.sha256, hashlib.sha256(data).hexdigest())
+    return array
+
+
+def read_written_runs(
+    source: Source, fd: int, members: Sequence[Member], names: Sequence[str], wants: Sequence[ExpectedTensor],
+    *, integrity: Integrity = Integrity.CRC32,
+) -> list[np.ndarray | None]:
+    """``read_written`` of many small tensors at once: members that follow one another in
+    the file, together at most ``RUN_BYTES``, are read with one positioned read and each
+    copied out of it (a read of its own costs a small tensor more than its copy). Each array
+    is what ``read_written`` gives, checked the same way; None where it gives None (another
+    writer's header, a damaged or short member, one larger than a run), for the exact path."""
+    arrays: list[np.ndarray | None] = [None] * len(members)
+    buffer = bytearray()  # grown to the longest run (at most RUN_BYTES), reused by each
+    first = 0
+    while first < len(members):
+        start = members[first].data_offset
+        stop, end = first, start
+        while stop < len(members):  # the run: stored members, each after the last, within RUN_BYTES
+            member = members[stop]
+            member_end = member.data_offset + member.size
+            if member.method != STORED or member.data_offset < end or member_end - start > RUN_BYTES:
+                break
+            end, stop = member_end, stop + 1
+        if stop == first:  # (a member no run takes: read alone)
+            first += 1
+            continue
+        if len(buffer) < end - start:
+            buffer = bytearray(end - start)
+        if _read_fully(fd, memoryview(buffer)[: end - start], source.start + start):
+            for index in range(first, stop):
+                arrays[index] = _copied(buffer, members[index], names[index], wants[index], start, source,
+                                        integrity)
+        first = stop
+    return arrays
+
+
+def _read_fully(fd: int, view: memoryview, offset: int) -> bool:
+    """Fill ``view`` from ``offset``; False if the file ends first (the exact path says where)."""
+    filled = 0
+    while filled < len(view):
+        count = os.preadv(fd, [view[filled:]], offset + filled)
+        if count <= 0:
+            return False
+        filled += count
+    return True
+
+
+def _copied(
+    buffer: bytearray, member: Member, name: str, want: ExpectedTensor, start: int, source: Source,
+    integrity: Integrity,
+) -> np.ndarray | None:
+    """The tensor in ``buffer`` (read from ``start``) as ``read_written`` vouches for it."""
+    written = _as_written(member, want)
+    if written is None:
+        return None
+    header, shape, dtype = written
+    at = member.data_offset - start
+    stored = memoryview(buffer)[at : at + member.size]
+    if not buffer.startswith(header, at) or crc32(stored) != member.crc:
+        return None
+    data = stored[len(header) :]
+    if integrity.tensor_sha256 and want.sha256 is not None:
+        where = f"{source.where}: member {member.name!r}"
+        check_sha256(where, name, want.sha256, hashlib.sha256(data).hexdigest())
+    try:
+        array = np.empty(shape, dtype=dtype)
+    except MemoryError:
+        return None  # (the exact path words it)
+    data_view(array)[:] = data
     return array
 
 

@@ -4,15 +4,24 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
 import zipfile
+from typing import NamedTuple
 
 import numpy as np
 import pytest
 
 from modelpack import Limits
-from modelpack.errors import DtypeMismatchError, FormatError, LimitError, UnsupportedDtypeError
+from modelpack.errors import (
+    DtypeMismatchError,
+    FormatError,
+    IntegrityError,
+    LimitError,
+    UnsupportedDtypeError,
+)
 from modelpack.io import npz as weights
 from modelpack.io.npz_write import write_npz
+from modelpack.io.zipio import Source
 
 
 def _bundle(arrays, **kwargs):
@@ -150,3 +159,95 @@ def test_bundle_limits():
     buffer = _bundle({str(i): np.zeros(3, np.uint8) for i in range(3)})
     with pytest.raises(LimitError, match=r"mem: its number of tensors \(3\) is over the limit of 2"):
         weights.read_npz(io.BytesIO(buffer.getvalue()), source="mem", limits=Limits(max_tensors=2))
+
+
+class _Want(NamedTuple):
+    dtype: str
+    shape: list[int]
+    sha256: str | None
+
+
+def _read_runs(tmp_path, arrays, *, data=None, wants=None, integrity=weights.Integrity.CRC32):
+    """``read_written_runs`` over every tensor of ``arrays``' bundle (or of ``data``)."""
+    path = tmp_path / "b.npz"
+    path.write_bytes(_bundle(arrays).getvalue() if data is None else data)
+    with open(path, "rb", buffering=0) as handle:
+        source = Source.whole(handle, where="b.npz")
+        members = weights.Bundle(source).members
+        names = list(arrays)
+        if wants is None:
+            wants = [_Want(a.dtype.name, list(a.shape), weights.tensor_sha256(a)) for a in arrays.values()]
+        return weights.read_written_runs(source, handle.fileno(), [members[n] for n in names], names, wants,
+                                         integrity=integrity)
+
+
+def test_small_tensors_following_one_another_are_read_in_runs(tmp_path, monkeypatch):
+    """Members that fit in a run together are read with one positioned read; one larger than
+    a run is left to the exact path (None)."""
+    monkeypatch.setattr(weights, "RUN_BYTES", 4096)
+    arrays = {f"t{i}": np.full(250, i, np.float32) for i in range(12)}  # about 1.2 KB a member
+    arrays["large"] = np.ones(2000, np.float32)
+    arrays["after"] = np.arange(5, dtype=np.int16)
+    reads = []
+    preadv = os.preadv
+    monkeypatch.setattr(os, "preadv", lambda fd, bufs, at: reads.append(at) or preadv(fd, bufs, at))
+    got = _read_runs(tmp_path, arrays)
+    assert got[12] is None  # "large"
+    for (name, array), back in zip(arrays.items(), got):
+        assert name == "large" or (back.dtype, back.shape, back.tobytes()) == (array.dtype, array.shape, array.tobytes())
+    assert len(reads) == 4 + 1  # three members a run, then "after" alone
+
+
+def test_what_read_written_leaves_to_the_exact_path_is_none_in_a_run(tmp_path):
+    """A damaged member (its CRC-32), one of another size than its entry says and one of the
+    same size but another header give None; the others of their run are read."""
+    arrays = {"a": np.arange(10, dtype=np.float32), "b": np.ones(10, np.float32), "c": np.zeros(3, np.int8),
+              "d": np.zeros(10, np.float32), "e": np.ones(2, np.int8)}
+    data = bytearray(_bundle(arrays).getvalue())
+    at = data.index(np.ones(10, np.float32).tobytes())
+    data[at] ^= 1  # b's first data byte
+    wants = [_Want("float32", [10], None), _Want("float32", [10], None), _Want("int8", [4], None),
+             _Want("int8", [40], None), _Want("int8", [2], None)]  # d: as many bytes, under another header
+    got = _read_runs(tmp_path, arrays, data=bytes(data), wants=wants)
+    assert [array is None for array in got] == [False, True, True, True, False]
+    assert got[0].tobytes() == arrays["a"].tobytes() and got[4].tobytes() == arrays["e"].tobytes()
+
+
+def test_a_run_the_file_ends_inside_is_left_to_the_exact_path(tmp_path, monkeypatch):
+    arrays = {"a": np.arange(10, dtype=np.float32), "b": np.ones(10, np.float32)}
+    monkeypatch.setattr(os, "preadv", lambda fd, bufs, at: 0)
+    assert _read_runs(tmp_path, arrays) == [None, None]
+
+
+def test_a_tensor_read_in_a_run_is_checked_against_its_sha256_when_asked(tmp_path):
+    arrays = {"a": np.arange(10, dtype=np.float32), "b": np.ones(10, np.float32)}
+    wants = [_Want("float32", [10], weights.tensor_sha256(arrays["a"])), _Want("float32", [10], "0" * 64)]
+    assert _read_runs(tmp_path, arrays, wants=wants)[1].tobytes() == arrays["b"].tobytes()  # CRC-32 only
+    with pytest.raises(IntegrityError, match=r"b\.npz: member 'b\.npy': tensor 'b' is damaged: its SHA-256 is "
+                       r"[0-9a-f]{64}, the manifest records 0{64}"):
+        _read_runs(tmp_path, arrays, wants=wants, integrity=weights.Integrity.SHA256)
+
+
+def test_deflated_members_are_left_to_the_exact_path_unread(tmp_path, monkeypatch):
+    arrays = {"a": np.arange(10, dtype=np.float32), "b": np.ones(10, np.float32)}
+    data = _bundle(arrays, compress=True).getvalue()
+    reads = []
+    preadv = os.preadv
+    monkeypatch.setattr(os, "preadv", lambda fd, bufs, at: reads.append(at) or preadv(fd, bufs, at))
+    assert _read_runs(tmp_path, arrays, data=data) == [None, None]
+    assert reads == []
+
+
+def test_members_out_of_file_order_are_each_read_alone(tmp_path, monkeypatch):
+    """A run takes members each after the last in the file; asked for in reverse (another
+    writer's manifest order), each is a run of its own, read whole."""
+    arrays = {f"t{i}": np.full(3, i, np.float32) for i in range(4)}
+    reversed_arrays = dict(reversed(list(arrays.items())))
+    path = tmp_path / "b.npz"
+    path.write_bytes(_bundle(arrays).getvalue())
+    reads = []
+    preadv = os.preadv
+    monkeypatch.setattr(os, "preadv", lambda fd, bufs, at: reads.append(at) or preadv(fd, bufs, at))
+    got = _read_runs(tmp_path, reversed_arrays, data=path.read_bytes())
+    assert [a.tobytes() for a in got] == [a.tobytes() for a in reversed_arrays.values()]
+    assert len(reads) == 4
