@@ -193,7 +193,7 @@ def test_small_tensors_following_one_another_are_read_in_runs(tmp_path, monkeypa
     monkeypatch.setattr(os, "preadv", lambda fd, bufs, at: reads.append(at) or preadv(fd, bufs, at))
     got = _read_runs(tmp_path, arrays)
     assert got[12] is None  # "large"
-    for (name, array), back in zip(arrays.items(), got):
+    for (name, array), back in zip(arrays.items(), got, strict=True):
         assert name == "large" or (back.dtype, back.shape, back.tobytes()) == (array.dtype, array.shape, array.tobytes())
     assert len(reads) == 4 + 1  # three members a run, then "after" alone
 
