@@ -60,7 +60,11 @@ __all__ = [
 
 _HASH_CHUNK = 1 << 20
 _HEADER_AHEAD = 256  # read at once for a stored tensor's .npy header
-RUN_BYTES = 1 << 20  # small tensors following one another, read together (read_written_runs)
+# read_written_runs: tensors of at most RUN_MEMBER_BYTES that follow one another are read
+# together, RUN_BYTES at most at a time; a larger tensor costs less read straight into its
+# array (one copy) than read into a run and copied out (two).
+RUN_BYTES = 1 << 20
+RUN_MEMBER_BYTES = 64 << 10
 
 
 def tensor_sha256(array: np.ndarray) -> str:
@@ -297,11 +301,12 @@ def read_written_runs(
     source: Source, fd: int, members: Sequence[Member], names: Sequence[str], wants: Sequence[ExpectedTensor],
     *, integrity: Integrity = Integrity.CRC32,
 ) -> list[np.ndarray | None]:
-    """``read_written`` of many small tensors at once: members that follow one another in
-    the file, together at most ``RUN_BYTES``, are read with one positioned read and each
-    copied out of it (a read of its own costs a small tensor more than its copy). Each array
-    is what ``read_written`` gives, checked the same way; None where it gives None (another
-    writer's header, a damaged or short member, one larger than a run), for the exact path."""
+    """``read_written`` of many small tensors at once: members of at most ``RUN_MEMBER_BYTES``
+    that follow one another in the file, together at most ``RUN_BYTES``, are read with one
+    positioned read and each copied out of it (a read of its own costs a small tensor more
+    than its copy). Each array is what ``read_written`` gives, checked the same way; None
+    where it gives None (another writer's header, a damaged or short member) and for a larger
+    member, for ``read_written`` or the exact path."""
     arrays: list[np.ndarray | None] = [None] * len(members)
     buffer = bytearray()  # grown to the longest run (at most RUN_BYTES), reused by each
     first = 0
@@ -311,7 +316,8 @@ def read_written_runs(
         while stop < len(members):  # the run: stored members, each after the last, within RUN_BYTES
             member = members[stop]
             member_end = member.data_offset + member.size
-            if member.method != STORED or member.data_offset < end or member_end - start > RUN_BYTES:
+            if (member.method != STORED or member.size > RUN_MEMBER_BYTES or member.data_offset < end
+                    or member_end - start > RUN_BYTES):
                 break
             end, stop = member_end, stop + 1
         if stop == first:  # (a member no run takes: read alone)

@@ -182,20 +182,22 @@ def _read_runs(tmp_path, arrays, *, data=None, wants=None, integrity=weights.Int
 
 
 def test_small_tensors_following_one_another_are_read_in_runs(tmp_path, monkeypatch):
-    """Members that fit in a run together are read with one positioned read; one larger than
-    a run is left to the exact path (None)."""
+    """Members of at most RUN_MEMBER_BYTES that fit in a run together are read with one
+    positioned read; a larger one is left to read_written (None), and ends the run."""
     monkeypatch.setattr(weights, "RUN_BYTES", 4096)
+    monkeypatch.setattr(weights, "RUN_MEMBER_BYTES", 1500)
     arrays = {f"t{i}": np.full(250, i, np.float32) for i in range(12)}  # about 1.2 KB a member
-    arrays["large"] = np.ones(2000, np.float32)
-    arrays["after"] = np.arange(5, dtype=np.int16)
+    arrays["medium"] = np.ones(500, np.float32)  # 2.1 KB: it would fit in a run
+    arrays.update({"after": np.arange(5, dtype=np.int16), "last": np.zeros(2, np.int8)})
     reads = []
     preadv = os.preadv
     monkeypatch.setattr(os, "preadv", lambda fd, bufs, at: reads.append(at) or preadv(fd, bufs, at))
     got = _read_runs(tmp_path, arrays)
-    assert got[12] is None  # "large"
+    assert got[12] is None  # "medium"
     for (name, array), back in zip(arrays.items(), got, strict=True):
-        assert name == "large" or (back.dtype, back.shape, back.tobytes()) == (array.dtype, array.shape, array.tobytes())
-    assert len(reads) == 4 + 1  # three members a run, then "after" alone
+        assert name == "medium" or (back.dtype, back.shape, back.tobytes()) == (array.dtype, array.shape,
+                                                                                array.tobytes())
+    assert len(reads) == 4 + 1  # three members a run, then "after" and "last" together
 
 
 def test_what_read_written_leaves_to_the_exact_path_is_none_in_a_run(tmp_path):
