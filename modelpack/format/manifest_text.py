@@ -67,8 +67,21 @@ def _json_text(value: Any, indent: str) -> str | None:
         inner = indent + "  "
         parts = []
         for key, item in value.items():
-            text = _json_text(item, inner)
-            key_text = _json_text(key, inner)
+            # The values of a tensor entry (a name, an offset, a shape) written here rather
+            # than each by a call of its own: a manifest of 10,000 tensors holds 50,000.
+            kind = type(item)
+            if kind is str:
+                text = _encode_string(item) if item.isascii() else _quoted(item)
+            elif kind is int:
+                text = str(item)
+            elif kind is list and all(type(number) is int for number in item):
+                text = "[" + ", ".join(map(str, item)) + "]"
+            else:
+                text = _json_text(item, inner)
+            if type(key) is str and key.isascii():
+                key_text: str | None = _encode_string(key)
+            else:
+                key_text = _json_text(key, inner)
             if text is None or key_text is None:
                 return None
             parts.append(f"{inner}{key_text}: {text}")
