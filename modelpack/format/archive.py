@@ -152,9 +152,7 @@ class Archive(OpenArchive):
         self._fd = _fileno(self._handle) if self._source.handle is self._handle else None
         self._map: mmap_module.mmap | None = None
         self._locations: dict[str, npz.TensorLocation | None] = {}
-        weights = self.manifest.weights
-        offsets = lambda: list(tensor_index.offsets(weights).values())  # noqa: E731  (asked once at most)
-        self._placed = PlacedMembers(self._source, weights, offsets, limits)
+        self._placed = PlacedMembers(self._source, self.manifest.weights, self._recorded_offsets, limits)
 
     # -- what the manifest says ------------------------------------------------------------
     @property
@@ -283,6 +281,10 @@ class Archive(OpenArchive):
             if member is not None:
                 return member
         return self._vetted().members[name]
+
+    def _recorded_offsets(self) -> list[int | None]:
+        """Every tensor's offset as the manifest records it, in its order."""
+        return list(tensor_index.offsets(self.manifest.weights).values())
 
     def _vetted(self) -> npz.Bundle:
         """The bundle with its directory read and checked (spec §1.1), and the offsets the

@@ -4,10 +4,10 @@ reading the bundle's directory.
 The member is taken only when zip's two views of it agree: its local header, at the offset,
 and its own entry in the directory, read alone where a directory listing the tensors in the
 manifest's order, one entry each as the writer makes it (with a zip64 field where a member
-lies past 4 GiB or holds that much), puts it. Anything else — an
-entry not there as such, a disagreement, a deflated member or one whose sizes follow its data
-— is left to ``npz.Bundle``, which reads the whole directory and words the refusal. What the
-offset finds instead of a member is refused here (``zipentries.local_member``).
+lies past 4 GiB or holds that much), puts it. Anything else — an entry not there as such, a
+disagreement, a deflated member or one whose sizes follow its data — is left to
+``npz.Bundle``, which reads the whole directory and words the refusal. What the offset finds
+instead of a member is refused here (``zipentries.local_member``).
 """
 
 from __future__ import annotations
