@@ -345,7 +345,8 @@ def central_member(source: Source, position: int, name: str) -> Member | None:
         if EXTRA_HEADER.unpack_from(raw, fixed) != (ZIP64_EXTRA_ID, 8 * saturated):
             return None
         extra = raw[fixed : fixed + extra_length]
-        stored_size, compressed, offset, _ = zip64_fields(extra, stored_size, compressed, offset, 0, "", name)
+        stored_size, compressed, offset, _ = zip64_fields(extra, stored_size, compressed, offset, 0,
+                                                          source.where, name)
     return Member(name, method, flags, crc, compressed, stored_size, offset, -1)
 
 
