@@ -17,8 +17,9 @@ The backward reuses the forward's columns: the weight's gradient is one GEMM of 
 output's gradient, the input's is the transposed GEMM scattered back (col2im: a GEMM and a
 strided add per kernel tap, never a loop over pixels), or at stride 1 where it is faster, a
 correlation with the flipped kernel (``shifted``). A transposed convolution is the
-input-gradient of a convolution, so it runs on the same code. The copies and element-wise
-passes run on ``parallel``'s threads, the GEMMs on BLAS's.
+input-gradient of a convolution, so it runs on the same code. A large pass runs each chunk
+of the batch (its copies and GEMMs together) on one of ``parallel``'s threads with BLAS held
+to one thread (``parallel.split``); a small one runs whole, its GEMMs on BLAS's threads.
 """
 
 from __future__ import annotations
