@@ -214,6 +214,9 @@ def forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, g: Geome
             return shifted.forward(x, weight, bias, g, out_sizes), unused
         if shifted.depthwise_usable(weight, g):
             return shifted.depthwise_forward(x, weight, bias, g, out_sizes), unused
+    if not all(type(a) is np.ndarray for a in (x, weight, bias) if a is not None):
+        out, cols = _forward_recorded(x, weight, bias, g, out_sizes)
+        return out, Saved(cols, False, x.shape, out_sizes)
     if last is None:
         last = channels_last(c // groups, g.kernel, math.prod(out_sizes), backward=backward)
     if last:
@@ -223,19 +226,40 @@ def forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, g: Geome
     return out, Saved(cols, False, x.shape, out_sizes)
 
 
+def _channels_first_columns(x: np.ndarray, g: Geometry, out_sizes: Sizes
+                            ) -> tuple[np.ndarray, np.ndarray, Callable[[slice], None]]:
+    """(columns (N, G, C/G, *K, *out), their source view, ``pad(chunk)``): im2col's layout
+    for channels first, to be filled chunk by chunk (the view reads the padded input)."""
+    n, c, dims, groups = x.shape[0], x.shape[1], len(g.kernel), g.groups
+    padded, pad = _pad(x, g.padding)
+    win = windows(padded, g.kernel, g.strides, g.dilation)  # (N, C, *out, *K)
+    budget.charge(budget.nbytes((n, c, *g.kernel, *out_sizes), x.dtype), "gathering its windows (im2col)")
+    split = win.reshape(n, groups, c // groups, *out_sizes, *g.kernel)
+    source = split.transpose((0, 1, 2, *range(3 + dims, 3 + 2 * dims), *range(3, 3 + dims)))
+    return np.empty(source.shape, x.dtype), source, pad
+
+
+def _forward_recorded(x: Any, weight: Any, bias: Any, g: Geometry, out_sizes: Sizes
+                      ) -> tuple[Any, np.ndarray]:
+    """The channels-first product for operands that record their own ops (autograd's
+    Variables, in a layer run op by op): whole, with no preallocated output to write into."""
+    n, dims, groups, o = x.shape[0], len(g.kernel), g.groups, weight.shape[0]
+    cols, source, pad = _channels_first_columns(np.asarray(x), g, out_sizes)
+    pad(slice(0, n))
+    parallel.copy(cols, source)
+    cols = cols.reshape(n, groups, -1, math.prod(out_sizes))
+    kernels = weight.reshape(1, groups, o // groups, -1)
+    out = _product(kernels, cols, "gok,ngkp->ngop").reshape(n, o, *out_sizes)
+    return (out if bias is None else out + bias.reshape(1, -1, *(1,) * dims)), cols
+
+
 def _forward_first(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, g: Geometry,
                    out_sizes: Sizes) -> tuple[np.ndarray, np.ndarray]:
     """(out, columns) of the channels-first layout, (N, G, C/G·K, P): a GEMM per example (an
     einsum for a depthwise convolution), each chunk of the batch padded, gathered and
     multiplied on its own thread."""
-    n, c, dims, groups, o = x.shape[0], x.shape[1], len(g.kernel), g.groups, weight.shape[0]
-    padded, pad = _pad(x, g.padding)
-    win = windows(padded, g.kernel, g.strides, g.dilation)  # (N, C, *out, *K)
-    budget.charge(budget.nbytes((n, c, *g.kernel, *out_sizes), x.dtype), "gathering its windows (im2col)")
-    split = win.reshape(n, groups, c // groups, *out_sizes, *g.kernel)
-    order = (0, 1, 2, *range(3 + dims, 3 + 2 * dims), *range(3, 3 + dims))
-    source = split.transpose(order)
-    cols = np.empty(source.shape, x.dtype)
+    n, groups, o = x.shape[0], g.groups, weight.shape[0]
+    cols, source, pad = _channels_first_columns(x, g, out_sizes)
     flat_cols = cols.reshape(n, groups, -1, math.prod(out_sizes))
     kernels = weight.reshape(1, groups, o // groups, -1)
     budget.charge(budget.nbytes((n, o, *out_sizes), x.dtype), "its output")
