@@ -13,9 +13,10 @@ chosen by shape (``channels_last``):
   depthwise convolution) writing the channel-first output directly. It wins for few input
   channels (a network's first layer), 1×1 kernels, and inference on large maps.
 
-The backward reuses the forward's columns: the weight's gradient is one GEMM of them with the
-output's gradient, the input's is the transposed GEMM scattered back (col2im: a GEMM and a
-strided add per kernel tap, never a loop over pixels), or at stride 1 where it is faster, a
+Both layouts, and the geometry of where each output reads, live in ``columns``. The backward
+reuses the forward's columns: the weight's gradient is one GEMM of them with the output's
+gradient, the input's is the transposed GEMM scattered back (col2im: a GEMM and a strided add
+per kernel tap, never a loop over pixels), or at stride 1 where it is faster, a
 correlation with the flipped kernel (``shifted``). A transposed convolution is the
 input-gradient of a convolution, so it runs on the same code. A large pass runs each chunk
 of the batch (its copies and GEMMs together) on one of ``parallel``'s threads with BLAS held
@@ -24,57 +25,29 @@ to one thread (``parallel.split``); a small one runs whole, its GEMMs on BLAS's 
 
 from __future__ import annotations
 
-import itertools
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from numpy.lib.stride_tricks import as_strided, sliding_window_view
 
-from ...errors import InputError
 from .. import budget
 from . import direct, parallel, shifted
+from .columns import (
+    Geometry,
+    Sizes,
+    channels_last,
+    columns_first,
+    columns_last,
+    per_group,
+    rows_of,
+    to_last,
+    weight_last,
+    windows,
+)
 
 __all__ = ["Geometry", "Saved", "windows", "channels_last", "forward", "backward",
            "transpose_forward", "transpose_backward"]
-
-Sizes = tuple[int, ...]
-
-
-@dataclass(frozen=True)
-class Geometry:
-    """Where a convolution reads: kernel, strides, padding and dilation per axis, and groups."""
-
-    kernel: Sizes
-    strides: Sizes
-    padding: Sizes
-    dilation: Sizes
-    groups: int = 1
-
-    @property
-    def span(self) -> Sizes:
-        """The dilated kernel's extent per axis."""
-        return tuple(d * (k - 1) + 1 for k, d in zip(self.kernel, self.dilation, strict=True))
-
-    def out_sizes(self, in_sizes: Sizes) -> Sizes:
-        """Output positions per axis; an input smaller than the kernel's extent is refused."""
-        padded = tuple(n + 2 * p for n, p in zip(in_sizes, self.padding, strict=True))
-        if any(n < s for n, s in zip(padded, self.span, strict=True)):
-            raise InputError(
-                f"input of spatial size {padded} (after padding) is smaller than the "
-                f"kernel's extent {self.span}"
-            )
-        return tuple((n - s) // st + 1 for n, s, st in zip(padded, self.span, self.strides, strict=True))
-
-    def taps(self, offset: Sizes, out_sizes: Sizes) -> tuple[slice, ...]:
-        """Where kernel tap ``offset`` reads for every output position: a strided slice per axis."""
-        axes = zip(offset, out_sizes, self.strides, self.dilation, strict=True)
-        return tuple(slice(j * d, j * d + (o - 1) * s + 1, s) for j, o, s, d in axes)
-
-    def offsets(self) -> list[Sizes]:
-        return list(itertools.product(*(range(k) for k in self.kernel)))
 
 
 @dataclass
@@ -88,86 +61,6 @@ class Saved:
     direct: bool = False  # computed by the compiled loops (``direct``), which need no columns
 
 
-def windows(padded: np.ndarray, kernel: Sizes, strides: Sizes, dilation: Sizes | None = None) -> np.ndarray:
-    """View of shape (N, C, *out, *kernel): every (dilated, strided) window, no copy."""
-    dims = len(kernel)
-    geometry = Geometry(kernel, strides, (0,) * dims, dilation or (1,) * dims)
-    geometry.out_sizes(padded.shape[2:])  # refuses an input smaller than the kernel
-    view = sliding_window_view(padded, geometry.span, axis=tuple(range(2, 2 + dims)))
-    index = (slice(None), slice(None), *(slice(None, None, s) for s in strides),
-             *(slice(None, None, d) for d in geometry.dilation))
-    return view[index]
-
-
-def channels_last(channels_per_group: int, kernel: Sizes, positions: int, *, backward: bool = True) -> bool:
-    """The layout of the columns, as measured on d2l's shapes (one thread, CPU time): channels
-    first for a 1×1 kernel (its columns are the input, subsampled), for few channels per group
-    (runs of ow values are then longer than channels-last's kw·C/G), and, when no backward
-    will reuse the columns, for many output positions per example (a GEMM per example then
-    writes the channel-first output directly). Otherwise channels last: its single GEMM and
-    tap-by-tap col2im made the backward up to 2× faster."""
-    if math.prod(kernel) == 1 or channels_per_group * kernel[-1] < 16:
-        return False
-    return backward or positions < 256
-
-
-def _pad(array: np.ndarray, padding: Sizes) -> tuple[np.ndarray, Callable[[slice], None]]:
-    """(N, C, *S) with zeros around the spatial axes, and ``fill(chunk)`` that copies the
-    input's rows ``chunk`` inside (np.pad measured 1.3–1.6× slower on ResNet-18-style shapes,
-    most of it Python per call). No padding: the array itself, nothing to fill."""
-    if not any(padding):
-        return array, lambda b: None
-    n, c = array.shape[:2]
-    shape = (n, c, *(size + 2 * p for size, p in zip(array.shape[2:], padding, strict=True)))
-    budget.charge(budget.nbytes(shape, array.dtype), f"padding the input by {padding}")
-    buffer = np.zeros(shape, array.dtype)
-    where = (slice(None), slice(None), *(slice(p, p + size) for p, size in zip(padding, array.shape[2:],
-                                                                                   strict=True)))
-    inner = buffer[where]
-    return buffer, lambda b: parallel.copy(inner[b], array[b])
-
-
-def _to_last(array: np.ndarray, padding: Sizes) -> tuple[np.ndarray, Callable[[slice], None]]:
-    """(N, C, *S) → (N, *(S + 2·padding), C), padded with zeros and transposed in one copy:
-    (the buffer, ``fill(chunk)`` that copies rows ``chunk`` of the batch into it)."""
-    n, c = array.shape[:2]
-    shape = (n, *(size + 2 * p for size, p in zip(array.shape[2:], padding, strict=True)), c)
-    what = f"padding the input by {padding}" if any(padding) else "laying its input out channels-last"
-    budget.charge(budget.nbytes(shape, array.dtype), what)
-    buffer = np.zeros(shape, array.dtype) if any(padding) else np.empty(shape, array.dtype)
-    where = (slice(None), *(slice(p, p + size) for p, size in zip(padding, array.shape[2:], strict=True)))
-    inner = buffer[where]
-    source = np.moveaxis(array, 1, -1)
-    return buffer, lambda b: parallel.copy(inner[b], source[b])
-
-
-def _columns_last(buffer: np.ndarray, g: Geometry, out_sizes: Sizes
-                  ) -> tuple[np.ndarray, Callable[[slice], None]]:
-    """(N·P, G, K·C/G): each output position's receptive field, channels last, per group, and
-    ``fill(chunk)`` that gathers rows ``chunk`` of the batch from ``buffer``."""
-    n, c, dims, groups = buffer.shape[0], buffer.shape[-1], len(g.kernel), g.groups
-    s = buffer.strides
-    shape = (n, *out_sizes, groups, *g.kernel, c // groups)
-    strides = (s[0], *(s[1 + i] * g.strides[i] for i in range(dims)), s[-1] * (c // groups),
-               *(s[1 + i] * g.dilation[i] for i in range(dims)), s[-1])
-    view = as_strided(buffer, shape, strides, writeable=False)
-    budget.charge(budget.nbytes(shape, buffer.dtype), "gathering its windows (im2col)")
-    cols = np.empty(shape, buffer.dtype)
-    return cols.reshape(n * math.prod(out_sizes), groups, -1), lambda b: parallel.copy(cols[b], view[b])
-
-
-def _weight_last(weight: np.ndarray, groups: int) -> np.ndarray:
-    """(O, C/G, *K) → (G, O/G, K·C/G): the columns' order, taps before channels."""
-    o, cg = weight.shape[:2]
-    flat = weight.reshape(groups, o // groups, cg, -1)
-    return np.ascontiguousarray(flat.transpose(0, 1, 3, 2)).reshape(groups, o // groups, -1)
-
-
-def _per_group(cols: np.ndarray) -> np.ndarray:
-    """(N·P, G, X) → (G, N·P, X) as a view (BLAS reads each group's rows with a stride)."""
-    return cols.transpose(1, 0, 2)
-
-
 def _forward_last(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, g: Geometry,
                   out_sizes: Sizes) -> tuple[np.ndarray, np.ndarray]:
     """(out, columns) of the channels-last layout: each chunk of the batch padded and
@@ -175,9 +68,9 @@ def _forward_last(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, g:
     channel-first with the bias, on its own thread while its arrays are in cache."""
     n, groups, o, dims = x.shape[0], g.groups, weight.shape[0], len(out_sizes)
     positions = math.prod(out_sizes)
-    buffer, pad = _to_last(x, g.padding)
-    cols, gather = _columns_last(buffer, g, out_sizes)
-    kernels = _weight_last(weight, groups).transpose(0, 2, 1)  # (G, K·C/G, O/G)
+    buffer, pad = to_last(x, g.padding)
+    cols, gather = columns_last(buffer, g, out_sizes)
+    kernels = weight_last(weight, groups).transpose(0, 2, 1)  # (G, K·C/G, O/G)
     budget.charge(2 * budget.nbytes((n, o, *out_sizes), x.dtype), "its output")  # the GEMM's rows, the output
     rows = np.empty((groups, n * positions, o // groups), x.dtype)
     out = np.empty((n, o, *out_sizes), x.dtype)
@@ -190,7 +83,7 @@ def _forward_last(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, g:
         pad(b)
         gather(b)
         span = slice(b.start * positions, b.stop * positions)
-        np.matmul(_per_group(cols[span]), kernels, out=rows[:, span])
+        np.matmul(per_group(cols[span]), kernels, out=rows[:, span])
         if shift is None:
             np.copyto(target[b], source[b])
         else:
@@ -226,25 +119,12 @@ def forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, g: Geome
     return out, Saved(cols, False, x.shape, out_sizes)
 
 
-def _channels_first_columns(x: np.ndarray, g: Geometry, out_sizes: Sizes
-                            ) -> tuple[np.ndarray, np.ndarray, Callable[[slice], None]]:
-    """(columns (N, G, C/G, *K, *out), their source view, ``pad(chunk)``): im2col's layout
-    for channels first, to be filled chunk by chunk (the view reads the padded input)."""
-    n, c, dims, groups = x.shape[0], x.shape[1], len(g.kernel), g.groups
-    padded, pad = _pad(x, g.padding)
-    win = windows(padded, g.kernel, g.strides, g.dilation)  # (N, C, *out, *K)
-    budget.charge(budget.nbytes((n, c, *g.kernel, *out_sizes), x.dtype), "gathering its windows (im2col)")
-    split = win.reshape(n, groups, c // groups, *out_sizes, *g.kernel)
-    source = split.transpose((0, 1, 2, *range(3 + dims, 3 + 2 * dims), *range(3, 3 + dims)))
-    return np.empty(source.shape, x.dtype), source, pad
-
-
 def _forward_recorded(x: Any, weight: Any, bias: Any, g: Geometry, out_sizes: Sizes
                       ) -> tuple[Any, np.ndarray]:
     """The channels-first product for operands that record their own ops (autograd's
     Variables, in a layer run op by op): whole, with no preallocated output to write into."""
     n, dims, groups, o = x.shape[0], len(g.kernel), g.groups, weight.shape[0]
-    cols, source, pad = _channels_first_columns(np.asarray(x), g, out_sizes)
+    cols, source, pad = columns_first(np.asarray(x), g, out_sizes)
     pad(slice(0, n))
     parallel.copy(cols, source)
     cols = cols.reshape(n, groups, -1, math.prod(out_sizes))
@@ -259,7 +139,7 @@ def _forward_first(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, g
     einsum for a depthwise convolution), each chunk of the batch padded, gathered and
     multiplied on its own thread."""
     n, groups, o = x.shape[0], g.groups, weight.shape[0]
-    cols, source, pad = _channels_first_columns(x, g, out_sizes)
+    cols, source, pad = columns_first(x, g, out_sizes)
     flat_cols = cols.reshape(n, groups, -1, math.prod(out_sizes))
     kernels = weight.reshape(1, groups, o // groups, -1)
     budget.charge(budget.nbytes((n, o, *out_sizes), x.dtype), "its output")
@@ -353,31 +233,19 @@ def _col2im_last(rows: np.ndarray, weight: np.ndarray, g: Geometry, n: int, out_
     return out
 
 
-def _rows(grad: np.ndarray, groups: int) -> np.ndarray:
-    """(N, O, *out) → (G, N·P, O/G): the output's gradient as the GEMMs read it."""
-    n, o, dims = grad.shape[0], grad.shape[1], grad.ndim - 2
-    split = grad.reshape(n, groups, o // groups, *grad.shape[2:])
-    source = split.transpose(0, *range(3, 3 + dims), 1, 2)  # (N, *out, G, O/G)
-    rows = np.empty(source.shape, grad.dtype)
-    parallel.copy(rows, source)
-    if groups == 1:
-        return rows.reshape(1, -1, o)
-    return np.ascontiguousarray(np.moveaxis(rows, -2, 0)).reshape(groups, -1, o // groups)
-
-
 def _weight_grad_last(rows: np.ndarray, cols: np.ndarray, shape: tuple[int, ...], groups: int) -> np.ndarray:
     """The weight's gradient from rows (G, N·P, O/G) and the columns (N·P, G, K·C/G): one GEMM
     per group, its columns split among the threads (each element the same sum as unsplit)."""
     o, cg = shape[:2]
     width = cols.shape[-1]
-    per_group = np.empty((groups, o // groups, width), rows.dtype)  # (G, O/G, K·C/G)
+    products = np.empty((groups, o // groups, width), rows.dtype)  # (G, O/G, K·C/G)
     by_row = rows.transpose(0, 2, 1)
 
     def run(b: slice) -> None:
-        per_group[:, :, b] = np.matmul(by_row, _per_group(cols)[:, :, b])
+        products[:, :, b] = np.matmul(by_row, per_group(cols)[:, :, b])
 
     parallel.split(run, width, rows.shape[1] * o * width)
-    split = per_group.reshape(groups, o // groups, -1, cg)
+    split = products.reshape(groups, o // groups, -1, cg)
     return np.ascontiguousarray(split.transpose(0, 1, 3, 2)).reshape(shape)
 
 
@@ -398,7 +266,7 @@ def backward(grad: np.ndarray, saved: Saved, weight: np.ndarray, g: Geometry, *,
         grad_x = _full_correlation(grad, weight, g, saved.in_shape[2:])
     scatter = need_x and grad_x is None  # col2im: the taps' products added back where they read
     if saved.last:
-        rows = _rows(grad, groups)  # (G, N·P, O/G)
+        rows = rows_of(grad, groups)  # (G, N·P, O/G)
         if need_weight:
             grad_w = _weight_grad_last(rows, saved.cols, weight.shape, groups)
         if scatter:
@@ -480,7 +348,7 @@ def transpose_forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None
             out += bias.reshape(1, -1, *(1,) * dims)
         return out
     budget.charge(budget.nbytes((n, channels, *x.shape[2:]), x.dtype), "its products")  # per tap
-    out = _col2im_last(_rows(x, g.groups), weight, g, n, x.shape[2:], full, g.padding, out_sizes,
+    out = _col2im_last(rows_of(x, g.groups), weight, g, n, x.shape[2:], full, g.padding, out_sizes,
                        "its output")
     if bias is not None:
         out += bias.reshape(1, -1, *(1,) * dims)
