@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterator
 
 import numpy as np  # noqa: F401  (loads numpy's BLAS before it is looked for)
 
-__all__ = ["usable", "serial"]
+__all__ = ["usable", "serial", "for_product", "SMALL_PRODUCT"]
 
 # The setter's names: the reference build's, then numpy's and scipy's wheels' (scipy-openblas,
 # 64-bit integers, symbols suffixed).
@@ -33,6 +33,12 @@ _NAMES = (
     ("scipy_openblas_set_num_threads", "scipy_openblas_get_num_threads"),
     ("openblas_set_num_threads64_", "openblas_get_num_threads64_"),
 )
+
+# A product of fewer multiply-adds runs on one BLAS thread (``for_product``): threaded, it
+# gains a few microseconds and leaves OpenBLAS's workers spinning for ~0.1 s on the cores the
+# kernels' threads need (a 64×4096 by 4096×10 Dense layer in a training step of convolutions:
+# the step 42 → 30 ms at 2 threads, with the split convolutions).
+SMALL_PRODUCT = 1 << 23
 
 _Switch = tuple[Callable[[int], None], Callable[[], int]]
 _switch: _Switch | None = None
@@ -104,6 +110,12 @@ def serial() -> Iterator[None]:
             _depth -= 1
             if _depth == 0:
                 setter(_saved)
+
+
+def for_product(m: int, n: int, k: int) -> contextlib.AbstractContextManager[None]:
+    """The context to run an (m×k)·(k×n) product in: ``serial()`` below ``SMALL_PRODUCT``
+    multiply-adds, else BLAS as it is."""
+    return serial() if m * n * k < SMALL_PRODUCT else contextlib.nullcontext()
 
 
 def _after_fork() -> None:

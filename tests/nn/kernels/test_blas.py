@@ -176,3 +176,35 @@ def test_the_shifted_forward_splits_the_same(monkeypatch) -> None:
     np.testing.assert_array_equal(whole, split)
     reference = kernels.forward(x.astype(np.float64), w.astype(np.float64), None, g, last=True)[0]
     np.testing.assert_allclose(split, reference, rtol=1e-4, atol=1e-4)
+
+
+@needs_openblas
+def test_small_products_run_on_one_blas_thread() -> None:
+    """A threaded small product would leave OpenBLAS's workers spinning; a large one keeps
+    BLAS's threads."""
+    _, count = blas._handle()
+    before = count()
+    with blas.for_product(64, 10, 4096):  # a Dense layer after convolutions
+        assert count() == 1
+    assert count() == before
+    with blas.for_product(256, 1024, 784):  # an MLP's layer
+        assert count() == before
+
+
+def test_global_average_pooling_sums_on_one_blas_thread(monkeypatch) -> None:
+    """Its product with ones is a GEMV, which OpenBLAS threads from a few thousand rows on."""
+    import contextlib
+
+    from modelpack import nn
+
+    entered: list[bool] = []
+
+    @contextlib.contextmanager
+    def recorded():
+        entered.append(True)
+        yield
+
+    monkeypatch.setattr(blas, "serial", recorded)
+    x = np.random.default_rng(0).standard_normal((8, 16, 12, 12)).astype(np.float32)
+    np.testing.assert_allclose(nn.GlobalAvgPool2D()(x)[:, :, 0, 0], x.mean(axis=(2, 3)), rtol=1e-5, atol=1e-6)
+    assert entered
