@@ -36,10 +36,10 @@ ELEMENTWISE_MIN_ELEMENTS = 1 << 19
 # another machine continues exactly).
 REDUCTION_CHUNKS = 4
 # A pass with GEMMs (``split``) goes to the pool from this many multiply-adds on, where one
-# hand-off (~70 µs) is a few percent of it. Measured at 2 threads: LeNet's and the
-# MobileNet-style block's convolutions (7–17 M) lost 0.25 ms a forward split; ResNet-18-style
-# 3×3 ones (38–75 M) gained (a training step 138 → 114 ms).
-SPLIT_MIN_WORK = 1 << 25
+# hand-off (~70 µs) is a small part of it. Measured at 2 threads, once no threaded BLAS call
+# left OpenBLAS's workers spinning: LeNet's forward 3.55 → 2.84 ms with its convolutions (7.5
+# and 15 M) split, the MobileNet-style block's 2.15 → 2.03 ms.
+SPLIT_MIN_WORK = 1 << 22
 
 _lock = threading.Lock()
 _local = threading.local()  # .inside: this thread runs a chunk (a nested pass runs on it)
