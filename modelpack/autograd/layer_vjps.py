@@ -24,6 +24,7 @@ from ..nn.activations import (  # _SELU_*: the forward's own constants
 )
 from ..nn.basic import Dense, Dropout, Embedding, Flatten
 from ..nn.compose import Identity, Lambda
+from ..nn.kernels import blas
 from ..nn.kernels import norm as norm_kernels
 from ..nn.norm import BatchNorm, GroupNorm, InstanceNorm, LayerNorm
 from ..nn.rnn.cells import RecurrentCell
@@ -55,11 +56,12 @@ def _dense(block: Dense, x: Any) -> tuple[Any, LayerBackward]:
 
         grad = through_activation(config["activation"], grad, out, pre).reshape(-1, weight.shape[0])
         grads = {}
-        if "weight" in wants:
-            grads["weight"] = grad.T @ rows
+        with blas.for_product(weight.shape[0], weight.shape[1], rows.shape[0]):  # each product's size
+            if "weight" in wants:
+                grads["weight"] = grad.T @ rows
+            grad_x = (grad @ weight).reshape(np.shape(x)) if "x" in wants else None
         if "bias" in wants:
             grads["bias"] = grad.sum(axis=0)
-        grad_x = (grad @ weight).reshape(np.shape(x)) if "x" in wants else None
         return grad_x, grads
 
     return out, backward

@@ -15,6 +15,7 @@ from . import budget
 from . import init as init_mod
 from .activations import ActivationName, FloatDtype, as_float, float_input, get_activation
 from .block import Block
+from .kernels import blas
 from .mode import is_training
 from .parameter import Parameter
 from .registry import LayerConfig, register_layer
@@ -75,7 +76,8 @@ class Dense(Block):
         self.weight.shape = (self._units, array.shape[-1])
         steps = 1 + (self._use_bias or self._act is not None)  # the product, then bias/activation
         budget.charge(steps * budget.nbytes((*array.shape[:-1], self._units), self._dtype), "its output")
-        out = array @ self.weight.data().T
+        with blas.for_product(math.prod(array.shape[:-1]), self._units, array.shape[-1]):
+            out = array @ self.weight.data().T
         if self._use_bias:
             out = out + self.bias.data()
         return self._act(out) if self._act is not None else out

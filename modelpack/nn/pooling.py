@@ -17,6 +17,7 @@ from . import budget
 from .activations import float_input
 from .block import Block
 from .conv import LAYOUTS, Sizes, as_tuple, check_layout, check_rank, sizes, windows
+from .kernels import blas
 from .kernels import pool as kernels
 from .registry import LayerConfig, register_layer
 
@@ -230,7 +231,8 @@ def _spatial_mean(flat: np.ndarray) -> np.ndarray:
     positions = flat.shape[2]
     if flat.dtype in (np.float32, np.float64) and 1 < positions <= BLAS_MEAN_POSITIONS:
         rows = np.ascontiguousarray(flat).reshape(-1, positions)
-        sums = rows @ np.ones(positions, flat.dtype)
+        with blas.serial():  # a threaded GEMV would leave BLAS's workers spinning (``kernels.blas``)
+            sums = rows @ np.ones(positions, flat.dtype)
         return (sums / flat.dtype.type(positions)).reshape(flat.shape[:2])
     return flat.mean(axis=2, dtype=flat.dtype)
 

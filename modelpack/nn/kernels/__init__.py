@@ -3,13 +3,17 @@ by side, on plain numpy arrays.
 
 - ``conv``: convolution in 1, 2 and 3 dimensions (grouped, depthwise, strided, dilated),
   as im2col and one GEMM, and its gradients;
+- ``columns``: im2col's two layouts (where each output reads, the padded input, the column
+  matrix channels last or first, the weight in its order);
 - ``shifted``: an inference convolution at stride 1 as one small GEMM per kernel tap on
   shifted views of the padded input (no im2col), where that is faster;
 - ``pool``: max and average pooling over window offsets, and their gradients;
 - ``norm``: BatchNorm as one fused scale and shift, with batch or running statistics, and its
   gradient;
 - ``parallel``: the memory-bound passes split over the batch on a few threads (numpy runs a
-  copy or a ufunc on one core; BLAS already runs the GEMMs on all);
+  copy or a ufunc on one core), and a convolution's large passes, GEMMs included;
+- ``blas``: numpy's BLAS held to one thread while those passes run its GEMMs on ``parallel``'s
+  threads (OpenBLAS's idle workers otherwise spin on the cores they need);
 - ``backend``: which implementation runs (``MODELPACK_KERNELS``): numpy's, or with the
   ``accel`` extra ``compiled``'s numba loops, which ``direct`` runs for the convolutions
   im2col serves badly (depthwise, narrow groups).
@@ -17,7 +21,7 @@ by side, on plain numpy arrays.
 The layers (``nn.conv``, ``nn.pooling``, ``nn.norm``) call the forwards; the autograd rules
 (``autograd.spatial_vjps``, ``autograd.layer_vjps``) call the backwards with what the forward
 saved, so both passes share one layout and one arithmetic. Kernels import numpy, ``nn.budget``
-and ``errors`` only (and ``compiled`` numba); they know nothing of blocks, parameters or
+and ``errors`` only (``compiled`` numba, ``blas`` ctypes); they know nothing of blocks, parameters or
 configs. The numpy path is the default and the reference: no compiled extension is needed,
 and tests check the compiled loops against it.
 """

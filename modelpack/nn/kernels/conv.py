@@ -13,66 +13,41 @@ chosen by shape (``channels_last``):
   depthwise convolution) writing the channel-first output directly. It wins for few input
   channels (a network's first layer), 1×1 kernels, and inference on large maps.
 
-The backward reuses the forward's columns: the weight's gradient is one GEMM of them with the
-output's gradient, the input's is the transposed GEMM scattered back (col2im: a GEMM and a
-strided add per kernel tap, never a loop over pixels), or at stride 1 where it is faster, a
+Both layouts, and the geometry of where each output reads, live in ``columns``. The backward
+reuses the forward's columns: the weight's gradient is one GEMM of them with the output's
+gradient, the input's is the transposed GEMM scattered back (col2im: a GEMM and a strided add
+per kernel tap, never a loop over pixels), or at stride 1 where it is faster, a
 correlation with the flipped kernel (``shifted``). A transposed convolution is the
-input-gradient of a convolution, so it runs on the same code. The copies and element-wise
-passes run on ``parallel``'s threads, the GEMMs on BLAS's.
+input-gradient of a convolution, so it runs on the same code. A large pass runs each chunk
+of the batch (its copies and GEMMs together) on one of ``parallel``'s threads with BLAS held
+to one thread (``parallel.split``); a small one runs whole, its GEMMs on BLAS's threads.
 """
 
 from __future__ import annotations
 
-import itertools
 import math
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from numpy.lib.stride_tricks import as_strided, sliding_window_view
 
-from ...errors import InputError
 from .. import budget
 from . import direct, parallel, shifted
+from .columns import (
+    Geometry,
+    Sizes,
+    channels_last,
+    columns_first,
+    columns_last,
+    per_group,
+    rows_of,
+    to_last,
+    weight_last,
+    windows,
+)
 
 __all__ = ["Geometry", "Saved", "windows", "channels_last", "forward", "backward",
            "transpose_forward", "transpose_backward"]
-
-Sizes = tuple[int, ...]
-
-
-@dataclass(frozen=True)
-class Geometry:
-    """Where a convolution reads: kernel, strides, padding and dilation per axis, and groups."""
-
-    kernel: Sizes
-    strides: Sizes
-    padding: Sizes
-    dilation: Sizes
-    groups: int = 1
-
-    @property
-    def span(self) -> Sizes:
-        """The dilated kernel's extent per axis."""
-        return tuple(d * (k - 1) + 1 for k, d in zip(self.kernel, self.dilation, strict=True))
-
-    def out_sizes(self, in_sizes: Sizes) -> Sizes:
-        """Output positions per axis; an input smaller than the kernel's extent is refused."""
-        padded = tuple(n + 2 * p for n, p in zip(in_sizes, self.padding, strict=True))
-        if any(n < s for n, s in zip(padded, self.span, strict=True)):
-            raise InputError(
-                f"input of spatial size {padded} (after padding) is smaller than the "
-                f"kernel's extent {self.span}"
-            )
-        return tuple((n - s) // st + 1 for n, s, st in zip(padded, self.span, self.strides, strict=True))
-
-    def taps(self, offset: Sizes, out_sizes: Sizes) -> tuple[slice, ...]:
-        """Where kernel tap ``offset`` reads for every output position: a strided slice per axis."""
-        axes = zip(offset, out_sizes, self.strides, self.dilation, strict=True)
-        return tuple(slice(j * d, j * d + (o - 1) * s + 1, s) for j, o, s, d in axes)
-
-    def offsets(self) -> list[Sizes]:
-        return list(itertools.product(*(range(k) for k in self.kernel)))
 
 
 @dataclass
@@ -86,96 +61,44 @@ class Saved:
     direct: bool = False  # computed by the compiled loops (``direct``), which need no columns
 
 
-def windows(padded: np.ndarray, kernel: Sizes, strides: Sizes, dilation: Sizes | None = None) -> np.ndarray:
-    """View of shape (N, C, *out, *kernel): every (dilated, strided) window, no copy."""
-    dims = len(kernel)
-    geometry = Geometry(kernel, strides, (0,) * dims, dilation or (1,) * dims)
-    geometry.out_sizes(padded.shape[2:])  # refuses an input smaller than the kernel
-    view = sliding_window_view(padded, geometry.span, axis=tuple(range(2, 2 + dims)))
-    index = (slice(None), slice(None), *(slice(None, None, s) for s in strides),
-             *(slice(None, None, d) for d in geometry.dilation))
-    return view[index]
+def _forward_last(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, g: Geometry,
+                  out_sizes: Sizes) -> tuple[np.ndarray, np.ndarray]:
+    """(out, columns) of the channels-last layout: each chunk of the batch padded and
+    transposed, gathered into columns, multiplied (one GEMM per group) and laid out
+    channel-first with the bias, on its own thread while its arrays are in cache."""
+    n, groups, o, dims = x.shape[0], g.groups, weight.shape[0], len(out_sizes)
+    positions = math.prod(out_sizes)
+    buffer, pad = to_last(x, g.padding)
+    cols, gather = columns_last(buffer, g, out_sizes)
+    kernels = weight_last(weight, groups).transpose(0, 2, 1)  # (G, K·C/G, O/G)
+    budget.charge(2 * budget.nbytes((n, o, *out_sizes), x.dtype), "its output")  # the GEMM's rows, the output
+    rows = np.empty((groups, n * positions, o // groups), x.dtype)
+    out = np.empty((n, o, *out_sizes), x.dtype)
+    # rows (G, N·P, O/G) seen as (N, G, O/G, *out): the output's layout, per example
+    source = rows.reshape(groups, n, *out_sizes, o // groups).transpose(1, 0, 2 + dims, *range(2, 2 + dims))
+    target = out.reshape(source.shape)
+    shift = None if bias is None else bias.reshape(1, groups, o // groups, *(1,) * dims)
 
+    def run(b: slice) -> None:
+        pad(b)
+        gather(b)
+        span = slice(b.start * positions, b.stop * positions)
+        np.matmul(per_group(cols[span]), kernels, out=rows[:, span])
+        if shift is None:
+            np.copyto(target[b], source[b])
+        else:
+            np.add(source[b], shift, out=target[b])
 
-def channels_last(channels_per_group: int, kernel: Sizes, positions: int, *, backward: bool = True) -> bool:
-    """The layout of the columns, as measured on d2l's shapes (one thread, CPU time): channels
-    first for a 1×1 kernel (its columns are the input, subsampled), for few channels per group
-    (runs of ow values are then longer than channels-last's kw·C/G), and, when no backward
-    will reuse the columns, for many output positions per example (a GEMM per example then
-    writes the channel-first output directly). Otherwise channels last: its single GEMM and
-    tap-by-tap col2im made the backward up to 2× faster."""
-    if math.prod(kernel) == 1 or channels_per_group * kernel[-1] < 16:
-        return False
-    return backward or positions < 256
-
-
-def _pad(array: np.ndarray, padding: Sizes) -> np.ndarray:
-    """(N, C, *S) with zeros around the spatial axes: zeros and one copy of the inside (np.pad
-    measured 1.3–1.6× slower on ResNet-18-style shapes, most of it Python per call)."""
-    if not any(padding):
-        return array
-    n, c = array.shape[:2]
-    shape = (n, c, *(size + 2 * p for size, p in zip(array.shape[2:], padding, strict=True)))
-    budget.charge(budget.nbytes(shape, array.dtype), f"padding the input by {padding}")
-    buffer = np.zeros(shape, array.dtype)
-    inner = (slice(None), slice(None), *(slice(p, p + size) for p, size in zip(padding, array.shape[2:],
-                                                                                strict=True)))
-    parallel.copy(buffer[inner], array)
-    return buffer
-
-
-def _to_last(array: np.ndarray, padding: Sizes) -> np.ndarray:
-    """(N, C, *S) → (N, *(S + 2·padding), C): padded with zeros and transposed in one copy."""
-    n, c = array.shape[:2]
-    shape = (n, *(size + 2 * p for size, p in zip(array.shape[2:], padding, strict=True)), c)
-    what = f"padding the input by {padding}" if any(padding) else "laying its input out channels-last"
-    budget.charge(budget.nbytes(shape, array.dtype), what)
-    buffer = np.zeros(shape, array.dtype) if any(padding) else np.empty(shape, array.dtype)
-    inner = (slice(None), *(slice(p, p + size) for p, size in zip(padding, array.shape[2:], strict=True)))
-    parallel.copy(buffer[inner], np.moveaxis(array, 1, -1))
-    return buffer
-
-
-def _columns_last(buffer: np.ndarray, g: Geometry, out_sizes: Sizes) -> np.ndarray:
-    """(N·P, G, K·C/G): each output position's receptive field, channels last, per group."""
-    n, c, dims, groups = buffer.shape[0], buffer.shape[-1], len(g.kernel), g.groups
-    s = buffer.strides
-    shape = (n, *out_sizes, groups, *g.kernel, c // groups)
-    strides = (s[0], *(s[1 + i] * g.strides[i] for i in range(dims)), s[-1] * (c // groups),
-               *(s[1 + i] * g.dilation[i] for i in range(dims)), s[-1])
-    view = as_strided(buffer, shape, strides, writeable=False)
-    budget.charge(budget.nbytes(shape, buffer.dtype), "gathering its windows (im2col)")
-    cols = np.empty(shape, buffer.dtype)
-    parallel.copy(cols, view)
-    return cols.reshape(n * math.prod(out_sizes), groups, -1)
-
-
-def _weight_last(weight: np.ndarray, groups: int) -> np.ndarray:
-    """(O, C/G, *K) → (G, O/G, K·C/G): the columns' order, taps before channels."""
-    o, cg = weight.shape[:2]
-    flat = weight.reshape(groups, o // groups, cg, -1)
-    return np.ascontiguousarray(flat.transpose(0, 1, 3, 2)).reshape(groups, o // groups, -1)
-
-
-def _per_group(cols: np.ndarray) -> np.ndarray:
-    """(N·P, G, X) → (G, N·P, X) as a view (BLAS reads each group's rows with a stride)."""
-    return cols.transpose(1, 0, 2)
-
-
-def _channel_first(rows: np.ndarray, n: int, out_sizes: Sizes, bias: np.ndarray | None) -> np.ndarray:
-    """(G, N·P, O/G) → (N, O, *out), adding the bias in the same pass."""
-    groups, og, dims = rows.shape[0], rows.shape[-1], len(out_sizes)
-    source = rows.reshape(groups, n, *out_sizes, og).transpose(1, 0, 2 + dims, *range(2, 2 + dims))
-    return parallel.output(source, bias)
+    parallel.split(run, n, n * positions * o * cols.shape[-1])
+    return out, cols
 
 
 def forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, g: Geometry,
             *, last: bool | None = None, backward: bool = True) -> tuple[np.ndarray, Saved]:
     """Cross-correlation of x (N, C, *S) with weight (O, C/G, *K), plus bias: (out, saved);
     ``backward`` says whether a backward will reuse the columns (it picks their layout)."""
-    n, c, dims, groups = x.shape[0], x.shape[1], len(g.kernel), g.groups
+    c, groups = x.shape[1], g.groups
     out_sizes = g.out_sizes(x.shape[2:])
-    o = weight.shape[0]
     if last is None and direct.usable(x, weight, g):
         return direct.forward(x, weight, bias, g), Saved(x, False, x.shape, out_sizes, direct=True)
     if last is None and not backward:  # an inference call: nothing will read columns
@@ -184,27 +107,54 @@ def forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, g: Geome
             return shifted.forward(x, weight, bias, g, out_sizes), unused
         if shifted.depthwise_usable(weight, g):
             return shifted.depthwise_forward(x, weight, bias, g, out_sizes), unused
+    if not all(type(a) is np.ndarray for a in (x, weight, bias) if a is not None):
+        out, cols = _forward_recorded(x, weight, bias, g, out_sizes)
+        return out, Saved(cols, False, x.shape, out_sizes)
     if last is None:
         last = channels_last(c // groups, g.kernel, math.prod(out_sizes), backward=backward)
     if last:
-        cols = _columns_last(_to_last(x, g.padding), g, out_sizes)
-        budget.charge(budget.nbytes((n, o, *out_sizes), x.dtype), "its output")  # the GEMM's rows
-        rows = np.matmul(_per_group(cols), _weight_last(weight, groups).transpose(0, 2, 1))
-        out = _channel_first(rows, n, out_sizes, bias)
+        out, cols = _forward_last(x, weight, bias, g, out_sizes)
         return out, Saved(cols, True, x.shape, out_sizes)
-    win = windows(_pad(x, g.padding), g.kernel, g.strides, g.dilation)  # (N, C, *out, *K)
-    budget.charge(budget.nbytes((n, c, *g.kernel, *out_sizes), x.dtype), "gathering its windows (im2col)")
-    split = win.reshape(n, groups, c // groups, *out_sizes, *g.kernel)
-    order = (0, 1, 2, *range(3 + dims, 3 + 2 * dims), *range(3, 3 + dims))
-    cols = np.empty(split.transpose(order).shape, x.dtype)
-    parallel.copy(cols, split.transpose(order))
+    out, cols = _forward_first(x, weight, bias, g, out_sizes)
+    return out, Saved(cols, False, x.shape, out_sizes)
+
+
+def _forward_recorded(x: Any, weight: Any, bias: Any, g: Geometry, out_sizes: Sizes
+                      ) -> tuple[Any, np.ndarray]:
+    """The channels-first product for operands that record their own ops (autograd's
+    Variables, in a layer run op by op): whole, with no preallocated output to write into."""
+    n, dims, groups, o = x.shape[0], len(g.kernel), g.groups, weight.shape[0]
+    cols, source, pad = columns_first(np.asarray(x), g, out_sizes)
+    pad(slice(0, n))
+    parallel.copy(cols, source)
     cols = cols.reshape(n, groups, -1, math.prod(out_sizes))
     kernels = weight.reshape(1, groups, o // groups, -1)
-    budget.charge(budget.nbytes((n, o, *out_sizes), x.dtype), "its output")
     out = _product(kernels, cols, "gok,ngkp->ngop").reshape(n, o, *out_sizes)
-    if bias is not None:
-        out += bias.reshape(1, -1, *(1,) * dims)
-    return out, Saved(cols, False, x.shape, out_sizes)
+    return (out if bias is None else out + bias.reshape(1, -1, *(1,) * dims)), cols
+
+
+def _forward_first(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, g: Geometry,
+                   out_sizes: Sizes) -> tuple[np.ndarray, np.ndarray]:
+    """(out, columns) of the channels-first layout, (N, G, C/G·K, P): a GEMM per example (an
+    einsum for a depthwise convolution), each chunk of the batch padded, gathered and
+    multiplied on its own thread."""
+    n, groups, o = x.shape[0], g.groups, weight.shape[0]
+    cols, source, pad = columns_first(x, g, out_sizes)
+    flat_cols = cols.reshape(n, groups, -1, math.prod(out_sizes))
+    kernels = weight.reshape(1, groups, o // groups, -1)
+    budget.charge(budget.nbytes((n, o, *out_sizes), x.dtype), "its output")
+    out = np.empty((n, groups, o // groups, math.prod(out_sizes)), x.dtype)
+    shift = None if bias is None else bias.reshape(1, groups, o // groups, 1)
+
+    def run(b: slice) -> None:
+        pad(b)
+        parallel.copy(cols[b], source[b])
+        _product(kernels, flat_cols[b], "gok,ngkp->ngop", out=out[b])
+        if shift is not None:
+            out[b] += shift
+
+    parallel.split(run, n, out.size * flat_cols.shape[2])
+    return out.reshape(n, o, *out_sizes), flat_cols
 
 
 def _depthwise(weight: np.ndarray, groups: int) -> bool:
@@ -212,13 +162,14 @@ def _depthwise(weight: np.ndarray, groups: int) -> bool:
     return groups > 1 and weight.shape[1] == 1
 
 
-def _product(kernels: np.ndarray, operand: np.ndarray, subscripts: str) -> np.ndarray:
+def _product(kernels: np.ndarray, operand: np.ndarray, subscripts: str, *,
+             out: np.ndarray | None = None) -> np.ndarray:
     """kernels (1, G, A, B) @ operand (N, G, B, P): a GEMM per (example, group), or for a
     depthwise convolution one einsum (N·G GEMMs of a few taps each cost more to call than to
     run: einsum measured 2.5× faster on d2l's shapes)."""
     if kernels.shape[1] > 1 and min(kernels.shape[2:]) == 1 and max(kernels.shape[2:]) <= 64:
-        return np.einsum(subscripts, kernels[0], operand)
-    return np.matmul(kernels, operand)
+        return np.einsum(subscripts, kernels[0], operand, out=out)
+    return np.matmul(kernels, operand, out=out)
 
 
 def _flippable(g: Geometry) -> bool:
@@ -251,43 +202,51 @@ def _full_correlation(grad: np.ndarray, weight: np.ndarray, g: Geometry,
 
 
 def _col2im_last(rows: np.ndarray, weight: np.ndarray, g: Geometry, n: int, out_sizes: Sizes,
-                 full: Sizes) -> np.ndarray:
+                 full: Sizes, padding: Sizes, sizes: Sizes, what: str) -> np.ndarray:
     """Σ over kernel taps of rows (G, N·P, O/G) times that tap's weights, each added onto a
     zeroed channels-last (N, *full, C) where the tap read: the col2im of rows @ weights,
-    one tap at a time, so each product is contiguous and the sum never holds all taps."""
+    one tap at a time, so each product is contiguous and the sum never holds all taps; then
+    laid out channel-first (N, C, *sizes), the padding cropped. Each example's sum is its
+    own, so chunks of the batch run on their own threads, taps in the same order."""
     groups, cg = g.groups, weight.shape[1]
-    channels = groups * cg
+    channels, positions = groups * cg, math.prod(out_sizes)
     budget.charge(budget.nbytes((n, *full, channels), rows.dtype), "the full output it scatters into")
+    budget.charge(budget.nbytes((n, channels, *sizes), rows.dtype), what)
     buffer = np.zeros((n, *full, groups, cg), rows.dtype)
+    out = np.empty((n, channels, *sizes), rows.dtype)
     flat = weight.reshape(groups, weight.shape[0] // groups, cg, -1)  # (G, O/G, C/G, K)
-    product = np.empty((groups, rows.shape[1], cg), rows.dtype)
-    for tap, offset in enumerate(g.offsets()):
-        np.matmul(rows, flat[..., tap], out=product)
-        where = (slice(None), *g.taps(offset, out_sizes))
-        target = buffer[where]  # (N, *out, G, C/G)
-        share = np.moveaxis(product.reshape(groups, n, *out_sizes, cg), 0, -2)
-        parallel.ufunc(np.add, target, share, out=target)
-    return buffer.reshape(n, *full, channels)
-
-
-def _to_first(buffer: np.ndarray, padding: Sizes, sizes: Sizes) -> np.ndarray:
-    """Channels-last (N, *full, C) → channel-first (N, C, *sizes), the padding cropped."""
     crop = (slice(None), *(slice(p, p + s) for p, s in zip(padding, sizes, strict=True)))
-    out = np.empty((buffer.shape[0], buffer.shape[-1], *sizes), buffer.dtype)
-    parallel.copy(out, np.moveaxis(buffer[crop], -1, 1))
+    inner = np.moveaxis(buffer.reshape(n, *full, channels)[crop], -1, 1)
+
+    def run(b: slice) -> None:
+        count = b.stop - b.start
+        product = np.empty((groups, count * positions, cg), rows.dtype)
+        mine = rows[:, b.start * positions:b.stop * positions]
+        for tap, offset in enumerate(g.offsets()):
+            np.matmul(mine, flat[..., tap], out=product)
+            where = (b, *g.taps(offset, out_sizes))
+            target = buffer[where]  # (n, *out, G, C/G)
+            np.add(target, np.moveaxis(product.reshape(groups, count, *out_sizes, cg), 0, -2), out=target)
+        np.copyto(out[b], inner[b])
+
+    parallel.split(run, n, rows.shape[1] * math.prod(g.kernel) * channels * rows.shape[2])
     return out
 
 
-def _rows(grad: np.ndarray, groups: int) -> np.ndarray:
-    """(N, O, *out) → (G, N·P, O/G): the output's gradient as the GEMMs read it."""
-    n, o, dims = grad.shape[0], grad.shape[1], grad.ndim - 2
-    split = grad.reshape(n, groups, o // groups, *grad.shape[2:])
-    source = split.transpose(0, *range(3, 3 + dims), 1, 2)  # (N, *out, G, O/G)
-    rows = np.empty(source.shape, grad.dtype)
-    parallel.copy(rows, source)
-    if groups == 1:
-        return rows.reshape(1, -1, o)
-    return np.ascontiguousarray(np.moveaxis(rows, -2, 0)).reshape(groups, -1, o // groups)
+def _weight_grad_last(rows: np.ndarray, cols: np.ndarray, shape: tuple[int, ...], groups: int) -> np.ndarray:
+    """The weight's gradient from rows (G, N·P, O/G) and the columns (N·P, G, K·C/G): one GEMM
+    per group, its columns split among the threads (each element the same sum as unsplit)."""
+    o, cg = shape[:2]
+    width = cols.shape[-1]
+    products = np.empty((groups, o // groups, width), rows.dtype)  # (G, O/G, K·C/G)
+    by_row = rows.transpose(0, 2, 1)
+
+    def run(b: slice) -> None:
+        products[:, :, b] = np.matmul(by_row, per_group(cols)[:, :, b])
+
+    parallel.split(run, width, rows.shape[1] * o * width)
+    split = products.reshape(groups, o // groups, -1, cg)
+    return np.ascontiguousarray(split.transpose(0, 1, 3, 2)).reshape(shape)
 
 
 def backward(grad: np.ndarray, saved: Saved, weight: np.ndarray, g: Geometry, *, need_x: bool = True,
@@ -307,37 +266,61 @@ def backward(grad: np.ndarray, saved: Saved, weight: np.ndarray, g: Geometry, *,
         grad_x = _full_correlation(grad, weight, g, saved.in_shape[2:])
     scatter = need_x and grad_x is None  # col2im: the taps' products added back where they read
     if saved.last:
-        rows = _rows(grad, groups)  # (G, N·P, O/G)
+        rows = rows_of(grad, groups)  # (G, N·P, O/G)
         if need_weight:
-            per_group = np.matmul(rows.transpose(0, 2, 1), _per_group(saved.cols))  # (G, O/G, K·C/G)
-            split = per_group.reshape(groups, o // groups, -1, c // groups)
-            grad_w = np.ascontiguousarray(split.transpose(0, 1, 3, 2)).reshape(weight.shape)
+            grad_w = _weight_grad_last(rows, saved.cols, weight.shape, groups)
         if scatter:
             full = tuple(s + 2 * p for s, p in zip(saved.in_shape[2:], g.padding, strict=True))
-            buffer = _col2im_last(rows, weight, g, n, saved.out_sizes, full)
-            grad_x = _to_first(buffer, g.padding, saved.in_shape[2:])
+            grad_x = _col2im_last(rows, weight, g, n, saved.out_sizes, full, g.padding, saved.in_shape[2:],
+                                  "its input's gradient")
         return grad_x, grad_w
     per_example = grad.reshape(n, groups, o // groups, -1)  # (N, G, O/G, P)
-    kernels = weight.reshape(1, groups, o // groups, -1)
     if need_weight:
-        # One product per example, summed: BLAS reads the transposed columns in place.
-        if _depthwise(weight, groups):
-            grad_w = np.einsum("ngop,ngkp->gok", per_example, saved.cols).reshape(weight.shape)
-        else:
-            grad_w = np.matmul(per_example, np.swapaxes(saved.cols, -1, -2)).sum(axis=0).reshape(weight.shape)
+        grad_w = _weight_grad_first(per_example, saved.cols, weight)
     if scatter:
-        products = _product(np.swapaxes(kernels, -1, -2), per_example, "gko,ngop->ngkp")
-        shares: np.ndarray = products.reshape(n, c, *g.kernel, *saved.out_sizes)
-        full = tuple(s + 2 * p for s, p in zip(saved.in_shape[2:], g.padding, strict=True))
-        padded = np.zeros((n, c, *full), dtype=grad.dtype)
+        grad_x = _col2im_first(per_example, weight, g, saved.in_shape, saved.out_sizes)
+    return grad_x, grad_w
+
+
+def _weight_grad_first(per_example: np.ndarray, cols: np.ndarray, weight: np.ndarray) -> np.ndarray:
+    """The weight's gradient from the output's (N, G, O/G, P) and the columns (N, G, K, P): one
+    product per example (BLAS reads the transposed columns in place; chunks of the batch on
+    their own threads), summed over the batch in one pass."""
+    if _depthwise(weight, weight.shape[0] // per_example.shape[2]):
+        return np.einsum("ngop,ngkp->gok", per_example, cols).reshape(weight.shape)
+    n = per_example.shape[0]
+    products = np.empty((*per_example.shape[:3], cols.shape[2]), per_example.dtype)  # (N, G, O/G, K)
+
+    def run(b: slice) -> None:
+        np.matmul(per_example[b], np.swapaxes(cols[b], -1, -2), out=products[b])
+
+    parallel.split(run, n, products.size * per_example.shape[3])
+    return products.sum(axis=0).reshape(weight.shape)
+
+
+def _col2im_first(per_example: np.ndarray, weight: np.ndarray, g: Geometry, in_shape: tuple[int, ...],
+                  out_sizes: Sizes) -> np.ndarray:
+    """The input's gradient from the output's (N, G, O/G, P): each example's taps' products
+    (N, C, *K, *out) added back onto a zeroed padded input where they read, then cropped;
+    chunks of the batch on their own threads."""
+    n, c = in_shape[:2]
+    groups, o = g.groups, weight.shape[0]
+    kernels = weight.reshape(1, groups, o // groups, -1)
+    full = tuple(s + 2 * p for s, p in zip(in_shape[2:], g.padding, strict=True))
+    padded = np.zeros((n, c, *full), dtype=per_example.dtype)
+
+    def run(b: slice) -> None:
+        products = _product(np.swapaxes(kernels, -1, -2), per_example[b], "gko,ngop->ngkp")
+        shares: np.ndarray = products.reshape(b.stop - b.start, c, *g.kernel, *out_sizes)
         for offset in g.offsets():
-            target = (slice(None), slice(None), *g.taps(offset, saved.out_sizes))
+            target = (b, slice(None), *g.taps(offset, out_sizes))
             source: tuple[Any, ...] = (slice(None), slice(None), *offset)
             padded[target] += shares[source]
-        crop = (slice(None), slice(None), *(slice(p, p + s) for p, s in zip(g.padding, saved.in_shape[2:],
-                                                                               strict=True)))
-        grad_x = padded[crop] if any(g.padding) else padded
-    return grad_x, grad_w
+
+    parallel.split(run, n, per_example.size * c * math.prod(g.kernel) // groups)
+    crop = (slice(None), slice(None), *(slice(p, p + s) for p, s in zip(g.padding, in_shape[2:],
+                                                                           strict=True)))
+    return padded[crop] if any(g.padding) else padded
 
 
 def bias_grad(grad: np.ndarray) -> np.ndarray:
@@ -365,9 +348,8 @@ def transpose_forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None
             out += bias.reshape(1, -1, *(1,) * dims)
         return out
     budget.charge(budget.nbytes((n, channels, *x.shape[2:]), x.dtype), "its products")  # per tap
-    buffer = _col2im_last(_rows(x, g.groups), weight, g, n, x.shape[2:], full)
-    budget.charge(budget.nbytes((n, channels, *out_sizes), x.dtype), "its output")
-    out = _to_first(buffer, g.padding, out_sizes)
+    out = _col2im_last(rows_of(x, g.groups), weight, g, n, x.shape[2:], full, g.padding, out_sizes,
+                       "its output")
     if bias is not None:
         out += bias.reshape(1, -1, *(1,) * dims)
     return out

@@ -21,6 +21,7 @@ stride 1, which is this correlation of the output's gradient with the flipped ke
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -64,20 +65,37 @@ def forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, g: Geome
             out_sizes: tuple[int, ...]) -> np.ndarray:
     """x (N, C, *S) correlated with weight (O, C, *K), plus bias: (N, O, *out)."""
     n, c, o = x.shape[0], x.shape[1], weight.shape[0]
-    flat, grid, offsets = _planes(x, g, out_sizes)
+    flat, grid, offsets, fill = _planes(x, g, out_sizes)
     length = math.prod(grid)
     taps = np.ascontiguousarray(weight.reshape(o, c, -1).transpose(2, 0, 1))  # (K, O, C)
     step = min(EXAMPLES_PER_CALL, n)
-    budget.charge(budget.nbytes((n + step, o, length), x.dtype), "its output on the padded grid")
-    sums, scratch = np.empty((n, o, length), x.dtype), np.empty((step, o, length), x.dtype)
-    for start in range(0, n, step):
-        stop = min(n, start + step)
-        total, product = sums[start:stop], scratch[:stop - start]
-        np.matmul(taps[0], flat[start:stop, :, offsets[0]:offsets[0] + length], out=total)
-        for tap, offset in zip(taps[1:], offsets[1:], strict=True):
-            np.matmul(tap, flat[start:stop, :, offset:offset + length], out=product)
-            total += product
-    return _crop(sums.reshape(n, o, *grid), out_sizes, bias)
+    scratch_rows = parallel.threads() * step  # a scratch product per thread
+    budget.charge(budget.nbytes((n + scratch_rows, o, length), x.dtype), "its output on the padded grid")
+    budget.charge(budget.nbytes((n, o, *out_sizes), x.dtype), "its output")
+    sums = np.empty((n, o, length), x.dtype)
+    out = np.empty((n, o, *out_sizes), x.dtype)
+    crop = (slice(None), slice(None), *(slice(0, size) for size in out_sizes))
+    kept = sums.reshape(n, o, *grid)[crop]
+    shift = None if bias is None else bias.reshape(1, o, *(1,) * len(out_sizes))
+
+    def run(b: slice) -> None:
+        fill(b)
+        scratch = np.empty((step, o, length), x.dtype)
+        for start in range(b.start, b.stop, step):
+            stop = min(b.stop, start + step)
+            total, product = sums[start:stop], scratch[:stop - start]
+            np.matmul(taps[0], flat[start:stop, :, offsets[0]:offsets[0] + length], out=total)
+            for tap, offset in zip(taps[1:], offsets[1:], strict=True):
+                np.matmul(tap, flat[start:stop, :, offset:offset + length], out=product)
+                total += product
+        # the positions in the padding's columns dropped, the bias added in the same pass
+        if shift is None:
+            np.copyto(out[b], kept[b])
+        else:
+            np.add(kept[b], shift, out=out[b])
+
+    parallel.split(run, n, n * o * c * len(offsets) * length)
+    return out
 
 
 def depthwise_forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, g: Geometry,
@@ -128,9 +146,10 @@ def _offsets(g: Geometry, padded: tuple[int, ...]) -> list[int]:
 
 
 def _planes(x: np.ndarray, g: Geometry, out_sizes: tuple[int, ...]
-            ) -> tuple[np.ndarray, tuple[int, ...], list[int]]:
-    """(planes, grid, offsets): the input zero-padded and flattened per channel (N, C, plane);
-    the padded grid the positions are computed on; each tap's offset into a plane."""
+            ) -> tuple[np.ndarray, tuple[int, ...], list[int], Callable[[slice], None]]:
+    """(planes, grid, offsets, fill): zeroed planes of the padded input, flattened per channel
+    (N, C, plane); the padded grid the positions are computed on; each tap's offset into a
+    plane; ``fill(chunk)``, which copies the input's rows ``chunk`` into them."""
     n, c = x.shape[0], x.shape[1]
     padded = tuple(size + 2 * p for size, p in zip(x.shape[2:], g.padding, strict=True))
     # Positions are computed on the padded grid's rows (every axis but the first keeps its
@@ -143,12 +162,5 @@ def _planes(x: np.ndarray, g: Geometry, out_sizes: tuple[int, ...]
     flat = np.zeros((n, c, plane), x.dtype)
     inside = (slice(p, p + size) for p, size in zip(g.padding, x.shape[2:], strict=True))
     inner = (slice(None), slice(None), *inside)
-    parallel.copy(flat[:, :, :math.prod(padded)].reshape(n, c, *padded)[inner], x)
-    return flat, grid, offsets
-
-
-def _crop(sums: np.ndarray, out_sizes: tuple[int, ...], bias: np.ndarray | None) -> np.ndarray:
-    """(N, O, *grid) → (N, O, *out): the positions in the padding's columns dropped, the bias
-    added in the same pass."""
-    kept = (slice(None), np.newaxis, slice(None), *(slice(0, size) for size in out_sizes))
-    return parallel.output(sums[kept], bias)
+    target = flat[:, :, :math.prod(padded)].reshape(n, c, *padded)[inner]
+    return flat, grid, offsets, lambda b: parallel.copy(target[b], x[b])

@@ -1,0 +1,130 @@
+"""numpy's BLAS held to one thread while the kernels run their GEMMs on their own threads.
+
+OpenBLAS's worker threads spin for about 2^28 cycles (~0.1 s here) after each threaded GEMM,
+waiting for the next: on a 2-vCPU machine that spinning takes the core which ``parallel``'s
+threads need for the copies and element-wise passes between GEMMs (a ResNet-18-style
+training step at 2 threads took as long as at 1). So where a pass is split over the batch,
+each thread runs its share's GEMMs on one BLAS thread (``serial``): OpenBLAS's workers get no
+job, fall asleep, and the second core is ours. A product split by rows or columns comes out
+as one GEMM gives it; the sum order of each element is BLAS's whatever the split.
+
+The switch is OpenBLAS's own ``openblas_set_num_threads`` (well under a microsecond), found
+among the libraries this process has loaded; with another BLAS, or none found, ``usable()``
+is False and the kernels keep their GEMMs whole on BLAS's threads.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import threading
+from collections.abc import Callable, Iterator
+
+import numpy as np  # noqa: F401  (loads numpy's BLAS before it is looked for)
+
+__all__ = ["usable", "serial", "for_product", "SMALL_PRODUCT"]
+
+# The setter's names: the reference build's, then numpy's and scipy's wheels' (scipy-openblas,
+# 64-bit integers, symbols suffixed).
+_NAMES = (
+    ("openblas_set_num_threads", "openblas_get_num_threads"),
+    ("scipy_openblas_set_num_threads64_", "scipy_openblas_get_num_threads64_"),
+    ("scipy_openblas_set_num_threads", "scipy_openblas_get_num_threads"),
+    ("openblas_set_num_threads64_", "openblas_get_num_threads64_"),
+)
+
+# A product of fewer multiply-adds runs on one BLAS thread (``for_product``): threaded, it
+# gains a few microseconds and leaves OpenBLAS's workers spinning for ~0.1 s on the cores the
+# kernels' threads need (a 64×4096 by 4096×10 Dense layer in a training step of convolutions:
+# the step 42 → 30 ms at 2 threads, with the split convolutions).
+SMALL_PRODUCT = 1 << 23
+
+_Switch = tuple[Callable[[int], None], Callable[[], int]]
+_switch: _Switch | None = None
+_looked = False
+_lock = threading.Lock()
+_depth = 0  # serial regions open, on any thread
+_saved = 1  # BLAS's thread count before the first of them
+
+
+def _loaded_openblas() -> list[str]:
+    """Paths of the loaded libraries named like OpenBLAS (Linux: /proc/self/maps)."""
+    try:
+        with open("/proc/self/maps", encoding="utf-8", errors="replace") as maps:
+            paths = {line.split(None, 5)[-1].strip() for line in maps if "openblas" in line.lower()}
+    except OSError:
+        return []
+    return sorted(path for path in paths if path.startswith("/") and ".so" in path)
+
+
+def _find() -> _Switch | None:
+    mode = getattr(os, "RTLD_NOLOAD", 0) | ctypes.RTLD_GLOBAL  # only a library already loaded
+    for path in _loaded_openblas():
+        try:
+            library = ctypes.CDLL(path, mode=mode)
+        except OSError:
+            continue
+        for set_name, get_name in _NAMES:
+            setter, getter = getattr(library, set_name, None), getattr(library, get_name, None)
+            if setter is not None and getter is not None:
+                setter.argtypes, setter.restype = [ctypes.c_int], None
+                getter.argtypes, getter.restype = [], ctypes.c_int
+                return setter, getter
+    return None
+
+
+def _handle() -> _Switch | None:
+    global _switch, _looked
+    if not _looked:
+        with _lock:
+            if not _looked:
+                _switch, _looked = _find(), True
+    return _switch
+
+
+def usable() -> bool:
+    """Whether numpy's BLAS is an OpenBLAS whose thread count can be switched here."""
+    return _handle() is not None
+
+
+@contextlib.contextmanager
+def serial() -> Iterator[None]:
+    """BLAS on one thread inside (every thread's GEMMs), its old count restored when the last
+    region open on any thread closes."""
+    global _depth, _saved
+    switch = _handle()
+    if switch is None:
+        yield
+        return
+    setter, getter = switch
+    with _lock:
+        if _depth == 0:
+            _saved = getter()
+            setter(1)
+        _depth += 1
+    try:
+        yield
+    finally:
+        with _lock:
+            _depth -= 1
+            if _depth == 0:
+                setter(_saved)
+
+
+def for_product(m: int, n: int, k: int) -> contextlib.AbstractContextManager[None]:
+    """The context to run an (m×k)·(k×n) product in: ``serial()`` below ``SMALL_PRODUCT``
+    multiply-adds, else BLAS as it is."""
+    return serial() if m * n * k < SMALL_PRODUCT else contextlib.nullcontext()
+
+
+def _after_fork() -> None:
+    """A forked child has no region open (its parent's threads are gone)."""
+    global _depth, _lock
+    if _depth and _switch is not None:
+        _switch[0](_saved)
+    _depth, _lock = 0, threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork)

@@ -1,0 +1,165 @@
+"""im2col: where each output position of a convolution reads, and the two layouts of the
+column matrix that gathers those reads for one GEMM (see ``conv``): the padded input, the
+windows as a strided view, the columns channels last (N·P, G, K·C/G) or channels first
+(N, G, C/G·K, P), the weight in the columns' order, and the output's gradient as the GEMMs
+read it. Each gathering pass is returned with ``fill(chunk)``, so the caller can run it over
+chunks of the batch on its own threads (``parallel.split``).
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.lib.stride_tricks import as_strided, sliding_window_view
+
+from ...errors import InputError
+from .. import budget
+from . import parallel
+
+__all__ = ["Sizes", "Geometry", "windows", "channels_last", "pad", "to_last", "columns_last", "columns_first",
+           "weight_last", "per_group", "rows_of"]
+
+Sizes = tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class Geometry:
+    """Where a convolution reads: kernel, strides, padding and dilation per axis, and groups."""
+
+    kernel: Sizes
+    strides: Sizes
+    padding: Sizes
+    dilation: Sizes
+    groups: int = 1
+
+    @property
+    def span(self) -> Sizes:
+        """The dilated kernel's extent per axis."""
+        return tuple(d * (k - 1) + 1 for k, d in zip(self.kernel, self.dilation, strict=True))
+
+    def out_sizes(self, in_sizes: Sizes) -> Sizes:
+        """Output positions per axis; an input smaller than the kernel's extent is refused."""
+        padded = tuple(n + 2 * p for n, p in zip(in_sizes, self.padding, strict=True))
+        if any(n < s for n, s in zip(padded, self.span, strict=True)):
+            raise InputError(
+                f"input of spatial size {padded} (after padding) is smaller than the "
+                f"kernel's extent {self.span}"
+            )
+        return tuple((n - s) // st + 1 for n, s, st in zip(padded, self.span, self.strides, strict=True))
+
+    def taps(self, offset: Sizes, out_sizes: Sizes) -> tuple[slice, ...]:
+        """Where kernel tap ``offset`` reads for every output position: a strided slice per axis."""
+        axes = zip(offset, out_sizes, self.strides, self.dilation, strict=True)
+        return tuple(slice(j * d, j * d + (o - 1) * s + 1, s) for j, o, s, d in axes)
+
+    def offsets(self) -> list[Sizes]:
+        return list(itertools.product(*(range(k) for k in self.kernel)))
+
+
+def windows(padded: np.ndarray, kernel: Sizes, strides: Sizes, dilation: Sizes | None = None) -> np.ndarray:
+    """View of shape (N, C, *out, *kernel): every (dilated, strided) window, no copy."""
+    dims = len(kernel)
+    geometry = Geometry(kernel, strides, (0,) * dims, dilation or (1,) * dims)
+    geometry.out_sizes(padded.shape[2:])  # refuses an input smaller than the kernel
+    view = sliding_window_view(padded, geometry.span, axis=tuple(range(2, 2 + dims)))
+    index = (slice(None), slice(None), *(slice(None, None, s) for s in strides),
+             *(slice(None, None, d) for d in geometry.dilation))
+    return view[index]
+
+
+def channels_last(channels_per_group: int, kernel: Sizes, positions: int, *, backward: bool = True) -> bool:
+    """The layout of the columns, as measured on d2l's shapes (one thread, CPU time): channels
+    first for a 1×1 kernel (its columns are the input, subsampled), for few channels per group
+    (runs of ow values are then longer than channels-last's kw·C/G), and, when no backward
+    will reuse the columns, for many output positions per example (a GEMM per example then
+    writes the channel-first output directly). Otherwise channels last: its single GEMM and
+    tap-by-tap col2im made the backward up to 2× faster."""
+    if math.prod(kernel) == 1 or channels_per_group * kernel[-1] < 16:
+        return False
+    return backward or positions < 256
+
+
+def pad(array: np.ndarray, padding: Sizes) -> tuple[np.ndarray, Callable[[slice], None]]:
+    """(N, C, *S) with zeros around the spatial axes, and ``fill(chunk)`` that copies the
+    input's rows ``chunk`` inside (np.pad measured 1.3–1.6× slower on ResNet-18-style shapes,
+    most of it Python per call). No padding: the array itself, nothing to fill."""
+    if not any(padding):
+        return array, lambda b: None
+    n, c = array.shape[:2]
+    shape = (n, c, *(size + 2 * p for size, p in zip(array.shape[2:], padding, strict=True)))
+    budget.charge(budget.nbytes(shape, array.dtype), f"padding the input by {padding}")
+    buffer = np.zeros(shape, array.dtype)
+    where = (slice(None), slice(None), *(slice(p, p + size) for p, size in zip(padding, array.shape[2:],
+                                                                                   strict=True)))
+    inner = buffer[where]
+    return buffer, lambda b: parallel.copy(inner[b], array[b])
+
+
+def to_last(array: np.ndarray, padding: Sizes) -> tuple[np.ndarray, Callable[[slice], None]]:
+    """(N, C, *S) → (N, *(S + 2·padding), C), padded with zeros and transposed in one copy:
+    (the buffer, ``fill(chunk)`` that copies rows ``chunk`` of the batch into it)."""
+    n, c = array.shape[:2]
+    shape = (n, *(size + 2 * p for size, p in zip(array.shape[2:], padding, strict=True)), c)
+    what = f"padding the input by {padding}" if any(padding) else "laying its input out channels-last"
+    budget.charge(budget.nbytes(shape, array.dtype), what)
+    buffer = np.zeros(shape, array.dtype) if any(padding) else np.empty(shape, array.dtype)
+    where = (slice(None), *(slice(p, p + size) for p, size in zip(padding, array.shape[2:], strict=True)))
+    inner = buffer[where]
+    source = np.moveaxis(array, 1, -1)
+    return buffer, lambda b: parallel.copy(inner[b], source[b])
+
+
+def columns_last(buffer: np.ndarray, g: Geometry, out_sizes: Sizes
+                  ) -> tuple[np.ndarray, Callable[[slice], None]]:
+    """(N·P, G, K·C/G): each output position's receptive field, channels last, per group, and
+    ``fill(chunk)`` that gathers rows ``chunk`` of the batch from ``buffer``."""
+    n, c, dims, groups = buffer.shape[0], buffer.shape[-1], len(g.kernel), g.groups
+    s = buffer.strides
+    shape = (n, *out_sizes, groups, *g.kernel, c // groups)
+    strides = (s[0], *(s[1 + i] * g.strides[i] for i in range(dims)), s[-1] * (c // groups),
+               *(s[1 + i] * g.dilation[i] for i in range(dims)), s[-1])
+    view = as_strided(buffer, shape, strides, writeable=False)
+    budget.charge(budget.nbytes(shape, buffer.dtype), "gathering its windows (im2col)")
+    cols = np.empty(shape, buffer.dtype)
+    return cols.reshape(n * math.prod(out_sizes), groups, -1), lambda b: parallel.copy(cols[b], view[b])
+
+
+def weight_last(weight: np.ndarray, groups: int) -> np.ndarray:
+    """(O, C/G, *K) → (G, O/G, K·C/G): the columns' order, taps before channels."""
+    o, cg = weight.shape[:2]
+    flat = weight.reshape(groups, o // groups, cg, -1)
+    return np.ascontiguousarray(flat.transpose(0, 1, 3, 2)).reshape(groups, o // groups, -1)
+
+
+def per_group(cols: np.ndarray) -> np.ndarray:
+    """(N·P, G, X) → (G, N·P, X) as a view (BLAS reads each group's rows with a stride)."""
+    return cols.transpose(1, 0, 2)
+
+
+def columns_first(x: np.ndarray, g: Geometry, out_sizes: Sizes
+                            ) -> tuple[np.ndarray, np.ndarray, Callable[[slice], None]]:
+    """(columns (N, G, C/G, *K, *out), their source view, ``pad(chunk)``): im2col's layout
+    for channels first, to be filled chunk by chunk (the view reads the padded input)."""
+    n, c, dims, groups = x.shape[0], x.shape[1], len(g.kernel), g.groups
+    padded, fill = pad(x, g.padding)
+    win = windows(padded, g.kernel, g.strides, g.dilation)  # (N, C, *out, *K)
+    budget.charge(budget.nbytes((n, c, *g.kernel, *out_sizes), x.dtype), "gathering its windows (im2col)")
+    split = win.reshape(n, groups, c // groups, *out_sizes, *g.kernel)
+    source = split.transpose((0, 1, 2, *range(3 + dims, 3 + 2 * dims), *range(3, 3 + dims)))
+    return np.empty(source.shape, x.dtype), source, fill
+
+
+def rows_of(grad: np.ndarray, groups: int) -> np.ndarray:
+    """(N, O, *out) → (G, N·P, O/G): the output's gradient as the GEMMs read it."""
+    n, o, dims = grad.shape[0], grad.shape[1], grad.ndim - 2
+    split = grad.reshape(n, groups, o // groups, *grad.shape[2:])
+    source = split.transpose(0, *range(3, 3 + dims), 1, 2)  # (N, *out, G, O/G)
+    rows = np.empty(source.shape, grad.dtype)
+    parallel.copy(rows, source)
+    if groups == 1:
+        return rows.reshape(1, -1, o)
+    return np.ascontiguousarray(np.moveaxis(rows, -2, 0)).reshape(groups, -1, o // groups)
