@@ -59,7 +59,9 @@ def _loaded_openblas() -> list[str]:
 
 
 def _find() -> _Switch | None:
-    mode = getattr(os, "RTLD_NOLOAD", 0) | ctypes.RTLD_GLOBAL  # only a library already loaded
+    # Only a library already loaded, its symbols kept local (made global, its BLAS symbols could
+    # take the place of another BLAS in libraries loaded later).
+    mode = getattr(os, "RTLD_NOLOAD", 0) | ctypes.RTLD_LOCAL
     for path in _loaded_openblas():
         try:
             library = ctypes.CDLL(path, mode=mode)
