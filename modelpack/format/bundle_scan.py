@@ -21,12 +21,12 @@ from __future__ import annotations
 import hashlib
 import os
 import threading
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from ..errors import FormatError
+from ..io import zipio
 from ..io.checksums import crc32, crc32_combine
 
 __all__ = ["Candidates", "Scan", "scan"]
@@ -65,7 +65,7 @@ class Scan:
 def scan(fd: int, candidates: Candidates, pool: ThreadPoolExecutor, where: str) -> Scan:
     """Check ``candidates`` (sorted by offset, as a vetted zip tiles them) on ``pool``."""
     result = Scan()
-    runs = list(_runs(candidates))
+    runs = list(zipio.runs(candidates.header_offset, candidates.end, CHUNK))
     # One run (a small file) is checked here, sooner than a thread starts; so are members
     # that are small on average: hashing one takes less time than handing the GIL from
     # thread to thread around it, so threads would only slow them down.
@@ -77,20 +77,6 @@ def scan(fd: int, candidates: Candidates, pool: ThreadPoolExecutor, where: str) 
         result.headers_match += run_scan.headers_match
         result.ranges += run_scan.ranges
     return result
-
-
-def _runs(candidates: Candidates) -> Iterator[tuple[int, int]]:
-    """Consecutive members spanning at most a chunk (a larger one alone), as index ranges."""
-    first, previous_end = 0, None
-    for index, (at, end) in enumerate(zip(candidates.header_offset, candidates.end, strict=True)):
-        if previous_end is not None and (
-            end - candidates.header_offset[first] > CHUNK or at < previous_end
-        ):
-            yield first, index
-            first = index
-        previous_end = end
-    if len(candidates):
-        yield first, len(candidates)
 
 
 def _read(fd: int, start: int, count: int, where: str) -> bytes:
@@ -112,22 +98,14 @@ def _chunk_buffer() -> bytearray:
     return buffer
 
 
-def _read_into(fd: int, view: memoryview, start: int, where: str) -> None:
-    filled = 0
-    while filled < len(view):
-        count = os.preadv(fd, [view[filled:]], start + filled)
-        if count <= 0:
-            raise FormatError(f"{where} is truncated: {len(view)} bytes at file offset {start} are missing")
-        filled += count
-
-
 def _scan_run(fd: int, candidates: Candidates, first: int, stop: int, where: str) -> Scan:
     start, end = candidates.header_offset[first], candidates.end[stop - 1]
     if end - start > CHUNK:
         return _scan_large(fd, candidates, first, where)
     raw = _chunk_buffer()  # (the run's bytes are its first end - start)
     view = memoryview(raw)[: end - start]
-    _read_into(fd, view, start, where)
+    if not zipio.read_fully(fd, view, start):
+        raise FormatError(f"{where} is truncated: {len(view)} bytes at file offset {start} are missing")
     headers = candidates.header[first:stop]
     spans = [(data - start, data - start + len(header), member_end - start)
              for data, member_end, header in zip(candidates.data_offset[first:stop],

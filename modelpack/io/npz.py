@@ -28,6 +28,7 @@ from ..errors import (
     ModelpackError,
     UsageError,
 )
+from . import zipio
 from .checksums import crc32
 from .limits import DEFAULT_LIMITS, GRACE_BYTES, Limits
 from .npy import (
@@ -301,47 +302,27 @@ def read_written_runs(
     source: Source, fd: int, members: Sequence[Member], names: Sequence[str], wants: Sequence[ExpectedTensor],
     *, integrity: Integrity = Integrity.CRC32,
 ) -> list[np.ndarray | None]:
-    """``read_written`` of many small tensors at once: members of at most ``RUN_MEMBER_BYTES``
-    that follow one another in the file, together at most ``RUN_BYTES``, are read with one
-    positioned read and each copied out of it (a read of its own costs a small tensor more
-    than its copy). Each array is what ``read_written`` gives, checked the same way; None
-    where it gives None (another writer's header, a damaged or short member) and for a larger
-    member, for ``read_written`` or the exact path."""
+    """``read_written`` of many small tensors at once: stored members of at most
+    ``RUN_MEMBER_BYTES`` that follow one another in the file are read together, ``RUN_BYTES``
+    at most at a time (``zipio.runs``), and each copied out (a read of its own costs a small
+    tensor more than its copy). Each array is what ``read_written`` gives, checked the same
+    way; None where it gives None (another writer's header, a damaged or short member) and
+    for a larger member, for ``read_written`` or the exact path."""
     arrays: list[np.ndarray | None] = [None] * len(members)
+    small = [index for index, member in enumerate(members)
+             if member.method == STORED and member.size <= RUN_MEMBER_BYTES]
+    starts = [members[index].data_offset for index in small]
+    ends = [start + members[index].size for start, index in zip(starts, small, strict=True)]
     buffer = bytearray()  # grown to the longest run (at most RUN_BYTES), reused by each
-    first = 0
-    while first < len(members):
-        start = members[first].data_offset
-        stop, end = first, start
-        while stop < len(members):  # the run: stored members, each after the last, within RUN_BYTES
-            member = members[stop]
-            member_end = member.data_offset + member.size
-            if (member.method != STORED or member.size > RUN_MEMBER_BYTES or member.data_offset < end
-                    or member_end - start > RUN_BYTES):
-                break
-            end, stop = member_end, stop + 1
-        if stop == first:  # (a member no run takes: read alone)
-            first += 1
-            continue
+    for first, stop in zipio.runs(starts, ends, RUN_BYTES):
+        start, end = starts[first], ends[stop - 1]
         if len(buffer) < end - start:
             buffer = bytearray(end - start)
-        if _read_fully(fd, memoryview(buffer)[: end - start], source.start + start):
-            for index in range(first, stop):
+        if zipio.read_fully(fd, memoryview(buffer)[: end - start], source.start + start):
+            for index in small[first:stop]:
                 arrays[index] = _copied(buffer, members[index], names[index], wants[index], start, source,
                                         integrity)
-        first = stop
     return arrays
-
-
-def _read_fully(fd: int, view: memoryview, offset: int) -> bool:
-    """Fill ``view`` from ``offset``; False if the file ends first (the exact path says where)."""
-    filled = 0
-    while filled < len(view):
-        count = os.preadv(fd, [view[filled:]], offset + filled)
-        if count <= 0:
-            return False
-        filled += count
-    return True
 
 
 def _copied(

@@ -12,7 +12,7 @@ import io
 import operator
 import os
 import zlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import IO, NamedTuple
 
 from ..errors import FormatError, IntegrityError
@@ -21,7 +21,7 @@ from .lazymap import LazyMapping
 from .ziprecords import DEFLATED, STORED
 
 # STORED and DEFLATED: the methods, for readers
-__all__ = ["STORED", "DEFLATED", "Source", "Member", "MemberTable", "MemberReader"]
+__all__ = ["STORED", "DEFLATED", "Source", "Member", "MemberTable", "MemberReader", "runs", "read_fully"]
 
 _CHUNK = 1 << 20
 _AHEAD = 256  # read at once for small reads of a stored member
@@ -162,6 +162,32 @@ class _Cache:
             return  # (a slice of a block already kept)
         self.blocks.insert(0, (start, data))
         del self.blocks[self._MAX_BLOCKS :]
+
+
+def runs(starts: Sequence[int], ends: Sequence[int], limit: int) -> Iterator[tuple[int, int]]:
+    """Index ranges ``(first, stop)`` of byte ranges (members) that one positioned read fetches
+    together: consecutive, each starting at or after the previous one's end, spanning at most
+    ``limit`` bytes from the first one's start (a longer range is a run of its own)."""
+    first, previous_end = 0, None
+    for index, (start, end) in enumerate(zip(starts, ends, strict=True)):
+        if previous_end is not None and (end - starts[first] > limit or start < previous_end):
+            yield first, index
+            first = index
+        previous_end = end
+    if len(starts):
+        yield first, len(starts)
+
+
+def read_fully(fd: int, view: memoryview, offset: int) -> bool:
+    """Fill ``view`` from the file's ``offset`` with positioned reads (a read may return less
+    than asked); False if the file ends first."""
+    filled = 0
+    while filled < len(view):
+        count = os.preadv(fd, [view[filled:]], offset + filled)
+        if count <= 0:
+            return False
+        filled += count
+    return True
 
 
 def _fileno(handle: IO[bytes]) -> int | None:
