@@ -93,7 +93,7 @@ def _chunk_buffer() -> bytearray:
     """This thread's chunk of memory, reused by every run it scans: a fresh megabyte per run
     would be fresh pages each time (glibc maps blocks that large anew), faulted in one by one."""
     buffer: bytearray | None = getattr(_buffers, "chunk", None)
-    if buffer is None:
+    if buffer is None or len(buffer) < CHUNK:  # (one made while CHUNK was smaller is too short)
         buffer = _buffers.chunk = bytearray(CHUNK)
     return buffer
 

@@ -11,6 +11,7 @@ import io
 import struct
 import subprocess
 import sys
+import threading
 import tracemalloc
 import zlib
 from pathlib import Path
@@ -39,6 +40,7 @@ from modelpack import nn
 from modelpack.errors import IntegrityError
 from modelpack.format import bundle_scan
 from modelpack.format.versions import FORMAT_VERSION
+from modelpack.io import workers
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "spec" / "examples"
 
@@ -394,7 +396,19 @@ def test_the_scan_reuses_each_threads_chunk(tmp_path):
     arrays = {f"t{i}": np.full(300_000 if i % 2 else 1000, i, np.float32) for i in range(8)}
     path = tmp_path / "runs.mpk"
     modelpack.save(path, arrays)
-    assert modelpack.verify(path).ok  # (the threads' chunks, made once)
+    # Every pool thread makes its chunk once (each task waits for the others, so each runs on
+    # a thread of its own), whichever threads the verifies below get and whatever CHUNK was
+    # when an earlier test lowered it.
+    barrier = threading.Barrier(workers.WORKERS)
+
+    def chunk_of_this_thread() -> bytearray:
+        barrier.wait(timeout=10)
+        return bundle_scan._chunk_buffer()
+
+    pool = workers.shared_pool()
+    for done in [pool.submit(chunk_of_this_thread) for _ in range(workers.WORKERS)]:
+        assert len(done.result()) >= bundle_scan.CHUNK
+    assert modelpack.verify(path).ok
     tracemalloc.start()
     try:
         assert modelpack.verify(path).ok
