@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import enum
 import hashlib
+import itertools
 import os
 from collections.abc import Iterator, Mapping, Sequence
 from typing import IO, NamedTuple
@@ -309,19 +310,23 @@ def read_written_runs(
     way; None where it gives None (another writer's header, a damaged or short member) and
     for a larger member, for ``read_written`` or the exact path."""
     arrays: list[np.ndarray | None] = [None] * len(members)
-    small = [index for index, member in enumerate(members)
-             if member.method == STORED and member.size <= RUN_MEMBER_BYTES]
-    starts = [members[index].data_offset for index in small]
-    ends = [start + members[index].size for start, index in zip(starts, small, strict=True)]
+    small = [member.method == STORED and member.size <= RUN_MEMBER_BYTES for member in members]
     buffer = bytearray()  # grown to the longest run (at most RUN_BYTES), reused by each
-    for first, stop in zipio.runs(starts, ends, RUN_BYTES):
-        start, end = starts[first], ends[stop - 1]
-        if len(buffer) < end - start:
-            buffer = bytearray(end - start)
-        if zipio.read_fully(fd, memoryview(buffer)[: end - start], source.start + start):
-            for index in small[first:stop]:
-                arrays[index] = _copied(buffer, members[index], names[index], wants[index], start, source,
-                                        integrity)
+    # Runs are cut within each stretch of small members (a larger one is not read twice).
+    for is_small, stretch in itertools.groupby(range(len(members)), small.__getitem__):
+        if not is_small:
+            continue
+        indices = list(stretch)
+        starts = [members[index].data_offset for index in indices]
+        ends = [start + members[index].size for start, index in zip(starts, indices, strict=True)]
+        for first, stop in zipio.runs(starts, ends, RUN_BYTES):
+            start, end = starts[first], ends[stop - 1]
+            if len(buffer) < end - start:
+                buffer = bytearray(end - start)
+            if zipio.read_fully(fd, memoryview(buffer)[: end - start], source.start + start):
+                for index in indices[first:stop]:
+                    arrays[index] = _copied(buffer, members[index], names[index], wants[index], start,
+                                            source, integrity)
     return arrays
 
 

@@ -253,3 +253,17 @@ def test_members_out_of_file_order_are_each_read_alone(tmp_path, monkeypatch):
     got = _read_runs(tmp_path, reversed_arrays, data=path.read_bytes())
     assert [a.tobytes() for a in got] == [a.tobytes() for a in reversed_arrays.values()]
     assert len(reads) == 4
+
+
+def test_a_larger_member_between_small_ones_is_not_read_with_them(tmp_path, monkeypatch):
+    """Runs are cut at a member too large for one: the small ones on either side are read
+    each in a run of its own, not in one read that takes the large one's bytes too."""
+    monkeypatch.setattr(weights, "RUN_MEMBER_BYTES", 1500)
+    arrays = {"before": np.ones(10, np.float32), "large": np.zeros(1000, np.float32), "after": np.ones(3, np.int8)}
+    reads = []
+    preadv = os.preadv
+    monkeypatch.setattr(os, "preadv",
+                        lambda fd, bufs, at: reads.append(sum(len(memoryview(b)) for b in bufs)) or preadv(fd, bufs, at))
+    got = _read_runs(tmp_path, arrays)
+    assert got[1] is None and got[2].tobytes() == arrays["after"].tobytes()
+    assert len(reads) == 2 and max(reads) < 1000
