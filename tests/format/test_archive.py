@@ -144,7 +144,7 @@ def test_large_model_reads_in_parallel_bitwise(tmp_path):
     assert all(back[k].tobytes() == v.tobytes() for k, v in arrays.items())
 
 
-def test_many_small_tensors_are_read_on_this_thread_one_read_each(tmp_path, monkeypatch):
+def test_many_small_tensors_are_read_on_this_thread_in_runs(tmp_path, monkeypatch):
     """300 tensors of 8 KB (2.5 MB with their headers): read on the calling thread (handing
     them to threads costs more than it saves), those that follow one another in one
     positioned read of at most a MiB (``npz.read_written_runs``), and without building a
