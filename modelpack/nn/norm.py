@@ -140,16 +140,15 @@ class BatchNorm(_Norm):
             raise InputError(f"BatchNorm(axis={self._axis}) cannot apply to shape {array.shape}")
         axis = self._axis % array.ndim
         self._set_channels(array.shape[axis])
-        batch = is_training() and not self._use_global_stats
-        if batch:
-            mean, var = kernels.batch_statistics(array, axis)
-            m = self._dtype.type(self._momentum)
-            self.running_mean.set_data(m * self.running_mean.data() + (1 - m) * mean)
-            self.running_var.set_data(m * self.running_var.data() + (1 - m) * var)
-        else:
-            mean, var = self.running_mean.data(), self.running_var.data()
         gamma = self.gamma.data() if self._scale else None
-        return kernels.batch_norm(array, axis, mean, var, gamma, self.beta.data(), self._epsilon, batch=batch)
+        if not is_training() or self._use_global_stats:
+            return kernels.batch_norm(array, axis, self.running_mean.data(), self.running_var.data(), gamma,
+                                      self.beta.data(), self._epsilon, batch=False)
+        out, stats, var = kernels.batch_norm_training(array, axis, gamma, self.beta.data(), self._epsilon)
+        m = self._dtype.type(self._momentum)
+        self.running_mean.set_data(m * self.running_mean.data() + (1 - m) * stats.mean)
+        self.running_var.set_data(m * self.running_var.data() + (1 - m) * var)
+        return out, stats
 
     def _set_channels(self, channels: int) -> None:
         for param in (self.gamma, self.beta, self.running_mean, self.running_var):
