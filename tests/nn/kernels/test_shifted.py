@@ -96,11 +96,33 @@ def test_inference_calls_take_it_where_it_is_faster(monkeypatch, channels, side,
 
 
 def test_a_training_forward_keeps_im2col(monkeypatch) -> None:
-    """A forward whose backward reuses the columns never comes here."""
+    """A forward whose backward reuses the columns never comes here, unless it has so few
+    outputs (``conv.DEFERRED_MAX_OUTPUTS``) that it defers the columns to the backward."""
     monkeypatch.setattr(shifted, "forward", lambda *args: pytest.fail("shifted path taken in training"))
+    monkeypatch.setattr(kernels, "DEFERRED_MAX_OUTPUTS", 7)  # the layer has 8
     layer, x = _layer_input(shifted.MIN_CHANNELS, 16)
     out, saved = kernels.forward(x, layer.weight.data(), layer.bias.data(), layer._geometry(), backward=True)
-    assert out.shape == (2, 8, 16, 16) and saved.cols.shape[-1] != x.shape[-1]
+    assert out.shape == (2, 8, 16, 16) and saved.cols.shape[-1] != x.shape[-1] and not saved.deferred
+
+
+@pytest.mark.parametrize("need_x", [True, False])
+def test_a_narrow_training_forward_defers_its_columns_to_the_backward(need_x) -> None:
+    """At most ``DEFERRED_MAX_OUTPUTS`` outputs: the forward runs here and keeps the input; the
+    backward gathers the columns, and both gradients equal the reference."""
+    layer, x = _layer_input(shifted.MIN_CHANNELS, 16)
+    assert layer.weight.shape[0] <= kernels.DEFERRED_MAX_OUTPUTS
+    w, g = layer.weight.data(), layer._geometry()
+    out, saved = kernels.forward(x, w, None, g, backward=True)
+    assert saved.deferred and saved.cols is x
+    assert_near(out, reference_forward(x, w, g))
+    grad = np.random.default_rng(3).standard_normal(out.shape).astype(np.float32)
+    grad_x, grad_w = kernels.backward(grad, saved, w, g, need_x=need_x)
+    expected_x, expected_w = reference_backward(x, w, grad, g)
+    assert_near(grad_w, expected_w)
+    if need_x:
+        assert_near(grad_x, expected_x)
+    else:
+        assert grad_x is None
 
 
 @pytest.mark.parametrize("depthwise", [False, True])
