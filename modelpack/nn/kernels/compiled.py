@@ -16,7 +16,8 @@ weight's gradient sums over the batch: each slice returns its partial sums,
 ``parallel.REDUCTION_CHUNKS`` of them whatever the thread count; within a slice each
 example's dot products are vectorised (the order of their partial sums follows the CPU's
 vector width, as numpy's own sums do, and never the thread count). Arrays are 2-D channel-first
-float32 (N, C, H, W); a 1-D convolution comes as H = 1. Only this module imports numba.
+float32 (N, C, H, W); a 1-D convolution comes as H = 1. Only this module (and BatchNorm's
+``compiled_norm``) imports numba.
 A first run compiles the loops (about 8 s), later ones load them from ``__pycache__``.
 """
 

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from types import ModuleType
 from typing import Any
 
 import numpy as np
 
-from . import parallel
+from . import backend, parallel
 
 __all__ = ["Stats", "affine_terms", "batch_norm", "batch_norm_training", "batch_norm_backward"]
 
@@ -72,6 +73,16 @@ def _over_chunks(run: Callable[[slice], Any], three: np.ndarray) -> list[Any]:
     if three.size < SPLIT_ELEMENTS:
         return [run(slice(0, three.shape[0]))]
     return parallel.over_batch(run, three.shape[0], three.size, chunks=parallel.REDUCTION_CHUNKS)
+
+
+def _loops(*arrays: np.ndarray) -> ModuleType | None:
+    """``compiled_norm``'s loops when the compiled kernels are in use and the arrays are
+    float32 (what the loops are compiled for); else None, for numpy's passes."""
+    if backend.compiled() is None or any(a.dtype != np.float32 for a in arrays):
+        return None
+    from . import compiled_norm
+
+    return compiled_norm
 
 
 def _channel_sum(three: np.ndarray) -> np.ndarray:
@@ -136,10 +147,13 @@ def batch_norm_training(x: np.ndarray, axis: int, gamma: np.ndarray | None, beta
     three = _three(x, axis)
     out = np.empty_like(three)
     inner = three.shape[2]
+    loops = _loops(three)
 
     def chunk_statistics(rows: slice) -> tuple[int, int, np.ndarray, np.ndarray]:
         part = three[rows]
         count = part.shape[0] * inner
+        if loops is not None:
+            return rows.start, count, *loops.statistics(three, out, rows.start, rows.stop)
         mean = _rows_then_channels(part) / dtype.type(count)
         centred = np.subtract(part, _per_channel(mean, part), out=out[rows])
         return rows.start, count, mean, np.einsum("ijk,ijk->j", centred, centred)
@@ -159,6 +173,9 @@ def batch_norm_training(x: np.ndarray, axis: int, gamma: np.ndarray | None, beta
     shifts = {start: _per_channel(shift, three) for start, shift in zip(starts, chunk_shifts, strict=True)}
 
     def apply(rows: slice) -> None:
+        if loops is not None:
+            loops.scale_shift(out, scale, chunk_shifts[starts.index(rows.start)], rows.start, rows.stop)
+            return
         np.multiply(out[rows], scales, out=out[rows])
         np.add(out[rows], shifts[rows.start], out=out[rows])
 
@@ -171,8 +188,11 @@ def _grad_sums(g3: np.ndarray, x3: np.ndarray, mean: np.ndarray) -> tuple[np.nda
     (the same bits whatever the thread count); each chunk's centred input is a temporary of
     the chunk's size, used while it is in cache."""
     centre = _per_channel(mean, x3)
+    loops = _loops(g3, x3, mean)
 
     def run(rows: slice) -> tuple[np.ndarray, np.ndarray]:
+        if loops is not None:
+            return loops.grad_sums(g3, x3, mean, rows.start, rows.stop)
         g = g3[rows]
         centred = np.subtract(x3[rows], centre)
         return _rows_then_channels(g), np.einsum("ijk,ijk->j", g, centred)
@@ -181,7 +201,7 @@ def _grad_sums(g3: np.ndarray, x3: np.ndarray, mean: np.ndarray) -> tuple[np.nda
     sum_g, dot = parts[0]
     for part_g, part_dot in parts[1:]:
         sum_g, dot = sum_g + part_g, dot + part_dot
-    return sum_g, dot
+    return sum_g.astype(g3.dtype, copy=False), dot.astype(g3.dtype, copy=False)
 
 
 def batch_norm_backward(grad: np.ndarray, x: np.ndarray, axis: int, stats: Stats, gamma: np.ndarray | None
@@ -203,9 +223,15 @@ def batch_norm_backward(grad: np.ndarray, x: np.ndarray, axis: int, stats: Stats
     count = dtype.type(g3.shape[0] * g3.shape[2])
     k = -stats.inv_std * (grad_gamma / count)
     c = -k * stats.mean - grad_beta / count
-    ks, cs = _per_channel(k.astype(dtype, copy=False), g3), _per_channel(c.astype(dtype, copy=False), g3)
+    k, c = k.astype(dtype, copy=False), c.astype(dtype, copy=False)
+    ks, cs = _per_channel(k, g3), _per_channel(c, g3)
+    loops = _loops(g3, x3)
+    scale = scale.astype(dtype, copy=False)
 
     def run(rows: slice) -> None:
+        if loops is not None:
+            loops.grad_input(g3, x3, out, scale, k, c, rows.start, rows.stop)
+            return
         part = out[rows]
         np.multiply(x3[rows], ks, out=part)
         np.add(part, cs, out=part)

@@ -166,13 +166,14 @@ def test_per_channel_planes_change_no_bits(monkeypatch):
         np.testing.assert_array_equal(ours, theirs)
 
 
-def test_threaded_passes_equal_the_single_threaded_ones():
+def test_threaded_passes_equal_the_single_threaded_ones(monkeypatch):
     """The batch split over threads computes what one thread does, bit for bit: each element
     is computed alone (convolution, pooling), or partial sums come from the same chunks of the
     batch whatever the thread count (BatchNorm's statistics and gradients)."""
     rng = np.random.default_rng(0)
     x = rng.standard_normal((8, 16, 64, 64)).astype(np.float32)
     assert x.size >= max(parallel.MIN_ELEMENTS, parallel.ELEMENTWISE_MIN_ELEMENTS)  # every pass is split
+    monkeypatch.setattr(norm_kernels, "SPLIT_ELEMENTS", x.size)  # BatchNorm's too
     layers = [nn.Conv2D(16, 3, padding=1, in_channels=16), nn.MaxPool2D(3, 2, 1), nn.AvgPool2D(2),
               nn.BatchNorm(in_channels=16)]
     for layer in layers:

@@ -1,0 +1,92 @@
+"""``nn.kernels.compiled_norm`` (BatchNorm's passes as numba loops) against the numpy passes,
+the reference: the same training forward and backward through both, whole and in chunks on the
+pool, and the same bits whatever the thread count.
+
+Tolerance: float32 within ``rtol=1e-4, atol=1e-4`` (values of order 1): the loops sum in
+float64, numpy in float32. Skipped when numba is not installed (CI's full pass requires it,
+tests/conftest.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from modelpack.nn.kernels import backend, parallel
+from modelpack.nn.kernels import norm as norm_kernels
+
+
+@pytest.fixture(scope="module")
+def numba_kernels() -> Iterator[None]:
+    """numba installed (else skip); the kernels' choice put back after this module's tests."""
+    pytest.importorskip("numba")
+    before = backend.name()
+    yield
+    backend.use(before)
+
+
+def _through(choice: str, x: np.ndarray, grad: np.ndarray, gamma: np.ndarray | None, beta: np.ndarray,
+             axis: int) -> tuple[np.ndarray, ...]:
+    """Training forward and backward of BatchNorm's kernels on ``choice``."""
+    backend.use(choice)
+    out, stats, var = norm_kernels.batch_norm_training(x, axis, gamma, beta, 1e-5)
+    grad_x, grad_gamma, grad_beta = norm_kernels.batch_norm_backward(grad, x, axis, stats, gamma)
+    return out, stats.mean, stats.inv_std, var, grad_x, grad_gamma, grad_beta
+
+
+@settings(max_examples=30, deadline=None)
+@given(shape=st.sampled_from([(5, 3), (4, 3, 7), (3, 4, 5, 6), (6, 8, 9, 9)]), axis=st.sampled_from([1, -1]),
+       scale=st.booleans(), chunked=st.booleans(), seed=st.integers(0, 2**32 - 1))
+def test_the_loops_match_numpy(numba_kernels, shape, axis, scale, chunked, seed):
+    rng = np.random.default_rng(seed)
+    x = (2 + 3 * rng.standard_normal(shape)).astype(np.float32)
+    grad = rng.standard_normal(shape).astype(np.float32)
+    channels = shape[axis]
+    gamma = rng.standard_normal(channels).astype(np.float32) if scale else None
+    beta = rng.standard_normal(channels).astype(np.float32)
+    limit = norm_kernels.SPLIT_ELEMENTS
+    norm_kernels.SPLIT_ELEMENTS = 1 if chunked else limit  # several chunks, on the pool
+    try:
+        expected = _through("numpy", x, grad, gamma, beta, axis % len(shape))
+        ours = _through("numba", x, grad, gamma, beta, axis % len(shape))
+    finally:
+        norm_kernels.SPLIT_ELEMENTS = limit
+    for got, want in zip(ours, expected, strict=True):
+        assert got.dtype == np.float32 and got.shape == want.shape
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+
+
+def test_the_loops_run_only_on_float32(numba_kernels):
+    """float64 goes to numpy's passes (the loops are compiled for float32): exactly its bits."""
+    rng = np.random.default_rng(1)
+    x, grad = rng.standard_normal((4, 3, 5)), rng.standard_normal((4, 3, 5))
+    beta = np.zeros(3)
+    numpy_side = _through("numpy", x, grad, None, beta, 1)
+    numba_side = _through("numba", x, grad, None, beta, 1)
+    assert norm_kernels._loops(x) is None and norm_kernels._loops(x.astype(np.float32)) is not None
+    for a, b in zip(numba_side, numpy_side, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_the_loops_give_the_same_bits_on_any_thread_count(numba_kernels, monkeypatch):
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((8, 16, 16, 16)).astype(np.float32)
+    grad = rng.standard_normal(x.shape).astype(np.float32)
+    gamma, beta = rng.standard_normal(16).astype(np.float32), rng.standard_normal(16).astype(np.float32)
+    monkeypatch.setattr(norm_kernels, "SPLIT_ELEMENTS", 1)
+    monkeypatch.setattr(parallel, "ELEMENTWISE_MIN_ELEMENTS", 1)  # the chunks go to the pool
+    before = parallel.threads()
+    try:
+        results = []
+        for count in (1, 2, 3):
+            parallel.set_threads(count)
+            results.append(_through("numba", x, grad, gamma, beta, 1))
+    finally:
+        parallel.set_threads(before)
+    for other in results[1:]:
+        for a, b in zip(results[0], other, strict=True):
+            np.testing.assert_array_equal(a, b)
