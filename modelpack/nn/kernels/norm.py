@@ -132,7 +132,13 @@ def batch_norm(x: np.ndarray, axis: int, mean: np.ndarray, var: np.ndarray, gamm
     inv_std, scale, shift = affine_terms(mean, var, gamma, beta, epsilon, dtype)
     three = _three(x, axis)
     scales, shifts = _per_channel(scale, three), _per_channel(shift, three)
-    out = parallel.affine(three, scales, shifts, out=np.empty_like(three))
+    out = np.empty_like(three)
+
+    def run(rows: slice) -> None:
+        np.multiply(three[rows], scales, out=out[rows])
+        np.add(out[rows], shifts, out=out[rows])
+
+    parallel.over_batch(run, three.shape[0], three.size, min_elements=SPLIT_ELEMENTS)
     return out.reshape(x.shape), Stats(mean.astype(dtype, copy=False), inv_std, batch)
 
 
