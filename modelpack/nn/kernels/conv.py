@@ -59,16 +59,14 @@ class Saved:
     in_shape: tuple[int, ...]
     out_sizes: Sizes
     direct: bool = False  # computed by the compiled loops (``direct``), which need no columns
-    deferred: bool = False  # computed by ``shifted``: cols is the input, gathered (first) when needed
+    deferred: bool = False  # computed by ``shifted``: cols is the input, gathered when needed
 
 
 # A training forward with at most this many output channels runs on ``shifted`` and leaves
 # im2col to the backward (only the weight's gradient reads the columns): the columns' GEMM has
 # that few columns and ran at ~40 GFLOP/s. Measured at 2 threads, batch 32, 16 channels on
 # 32×32: forward 3.6 → 1.5 ms, gathering the columns in the backward 1.0 ms; at 32 and 64
-# channels the GEMM is efficient and deferring lost. The backward gathers them channels first
-# (no transposition of the input or of the output's gradient): its weight's gradient took
-# 3.3 ms against 3.8 channels last (2 threads; one thread, 5.7 against 5.4).
+# channels the GEMM is efficient and deferring lost.
 DEFERRED_MAX_OUTPUTS = 16
 
 
@@ -123,7 +121,7 @@ def forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, g: Geome
         return out, Saved(cols, False, x.shape, out_sizes)
     if last is None and weight.shape[0] <= DEFERRED_MAX_OUTPUTS and shifted.usable(c, g, out_sizes):
         out = shifted.forward(x, weight, bias, g, out_sizes)
-        return out, Saved(x, False, x.shape, out_sizes, deferred=True)
+        return out, Saved(x, True, x.shape, out_sizes, deferred=True)
     if last is None:
         last = channels_last(c // groups, g.kernel, math.prod(out_sizes), backward=backward)
     if last:
@@ -247,19 +245,14 @@ def _col2im_last(rows: np.ndarray, weight: np.ndarray, g: Geometry, n: int, out_
     return out
 
 
-def _gathered_first(x: np.ndarray, g: Geometry, out_sizes: Sizes, outputs: int) -> np.ndarray:
-    """The channels-first columns (N, G, C/G·K, P) of input x, as ``_forward_first`` gathers
-    them: each chunk of the batch padded and copied on its own thread (``outputs`` sizes the
-    weight's gradient that reads them, for ``parallel.split``'s threshold)."""
-    n = x.shape[0]
-    cols, source, pad = columns_first(x, g, out_sizes)
-
-    def run(b: slice) -> None:
-        pad(b)
-        parallel.copy(cols[b], source[b])
-
-    parallel.split(run, n, cols.size * outputs // g.groups)
-    return cols.reshape(n, g.groups, -1, math.prod(out_sizes))
+def _gathered_last(x: np.ndarray, g: Geometry, out_sizes: Sizes) -> np.ndarray:
+    """The channels-last columns (N·P, G, K·C/G) of input x, as ``_forward_last`` gathers them."""
+    buffer, pad = to_last(x, g.padding)
+    cols, gather = columns_last(buffer, g, out_sizes)
+    everything = slice(0, x.shape[0])
+    pad(everything)
+    gather(everything)
+    return cols
 
 
 def _weight_grad_last(rows: np.ndarray, cols: np.ndarray, shape: tuple[int, ...], groups: int) -> np.ndarray:
@@ -297,7 +290,8 @@ def backward(grad: np.ndarray, saved: Saved, weight: np.ndarray, g: Geometry, *,
     if saved.last:
         rows = rows_of(grad, groups)  # (G, N·P, O/G)
         if need_weight:
-            grad_w = _weight_grad_last(rows, saved.cols, weight.shape, groups)
+            cols = _gathered_last(saved.cols, g, saved.out_sizes) if saved.deferred else saved.cols
+            grad_w = _weight_grad_last(rows, cols, weight.shape, groups)
         if scatter:
             full = tuple(s + 2 * p for s, p in zip(saved.in_shape[2:], g.padding, strict=True))
             grad_x = _col2im_last(rows, weight, g, n, saved.out_sizes, full, g.padding, saved.in_shape[2:],
@@ -305,8 +299,7 @@ def backward(grad: np.ndarray, saved: Saved, weight: np.ndarray, g: Geometry, *,
         return grad_x, grad_w
     per_example = grad.reshape(n, groups, o // groups, -1)  # (N, G, O/G, P)
     if need_weight:
-        cols = _gathered_first(saved.cols, g, saved.out_sizes, o) if saved.deferred else saved.cols
-        grad_w = _weight_grad_first(per_example, cols, weight)
+        grad_w = _weight_grad_first(per_example, saved.cols, weight)
     if scatter:
         grad_x = _col2im_first(per_example, weight, g, saved.in_shape, saved.out_sizes)
     return grad_x, grad_w
