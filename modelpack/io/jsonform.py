@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 from pydantic_core import from_json
 
-from .textbounds import INT64, MAX_DEPTH, MAX_NUMBER_CHARS, Prove, YAMLRefused, YAMLTooLarge
+from .textbounds import INT64, MAX_DEPTH, MAX_NUMBER_CHARS, Decode, Proof, Prove, YAMLRefused, YAMLTooLarge
 
 __all__ = ["parse"]
 
@@ -63,8 +63,11 @@ def _json_constant(token: str) -> Any:
     raise YAMLRefused(f"{token} is not JSON")
 
 
-def parse(text: str, max_nodes: int, prove: Prove | None = None) -> Any:
-    """The JSON form of spec/FORMAT.md §2.1, or YAMLRefused saying which restriction broke."""
+def parse(text: str, max_nodes: int, prove: Prove | None = None, decode: Decode | None = None) -> Any:
+    """The JSON form of spec/FORMAT.md §2.1, or YAMLRefused saying which restriction broke.
+
+    ``decode`` (the caller's typed decoder, see ``Decode``) is tried first on a text without
+    escapes; what it declines, or what fails a check here, is parsed the usual way."""
     # The raw characters can only be in a text that is not ASCII (writers write ASCII), and
     # the escapes only where a backslash occurs (one character: found at memchr's speed):
     # the full search is for the texts that need it.
@@ -75,6 +78,11 @@ def parse(text: str, max_nodes: int, prove: Prove | None = None) -> Any:
             f"the JSON form holds {found.group()!r} (a raw U+0085, U+2028, U+2029, U+FEFF or a "
             "surrogate escape), which YAML reads differently"
         )
+    if decode is not None and not escaped:
+        decoded = decode(text)
+        vouched = _vouched(text, max_nodes, *decoded) if decoded is not None else None
+        if vouched is not None:
+            return vouched
     # Duplicate keys: with few mappings a hook checks each as it is built; with many (a
     # manifest of 10,000 tensors) the hook costs more than the parse, so the keys the
     # mappings hold are counted instead and compared with the keys written.
@@ -103,6 +111,23 @@ def parse(text: str, max_nodes: int, prove: Prove | None = None) -> Any:
     if not hooked and (not _no_duplicates(text, keys) or low < INT64[0] or high >= INT64[1]):
         _parse_json(text, hooked=True)  # raises, naming the duplicated key or the integer
         raise YAMLRefused("duplicate keys in the JSON form")  # (a safety net: not reached)
+    return document
+
+
+def _vouched(text: str, max_nodes: int, document: dict[str, Any], proof: Proof) -> Any:
+    """A document a ``Decode`` gave, if the form's checks hold for it: the rest walked (depth,
+    nodes, integers), every key written still there (a decoder keeps the last of duplicate
+    keys, or may drop one), and each float's written form checked by json's hook, which then
+    parses the rest; None where any of them fails, to parse the text the usual way."""
+    try:
+        keys, low, high, floats = _walk(document, max_nodes, counted=proof.nodes)
+    except YAMLRefused:
+        return None  # (the usual way refuses it, in its own words)
+    if low < INT64[0] or high >= INT64[1] or not _no_duplicates(text, keys + proof.keys):
+        return None
+    if floats:
+        document = _parse_json(text, hooked=False)
+        document[proof.key] = proof.checked  # the same text's part, as the decoder checked it
     return document
 
 
