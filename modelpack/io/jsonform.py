@@ -66,8 +66,8 @@ def _json_constant(token: str) -> Any:
 def parse(text: str, max_nodes: int, prove: Prove | None = None, decode: Decode | None = None) -> Any:
     """The JSON form of spec/FORMAT.md §2.1, or YAMLRefused saying which restriction broke.
 
-    ``decode`` (the caller's typed decoder, see ``Decode``) is tried first on a text without
-    escapes; what it declines, or what fails a check here, is parsed the usual way."""
+    ``decode`` (the caller's typed decoder, see ``Decode``) is tried first on a large text
+    without escapes; what it declines, or what fails a check here, is parsed the usual way."""
     # The raw characters can only be in a text that is not ASCII (writers write ASCII), and
     # the escapes only where a backslash occurs (one character: found at memchr's speed):
     # the full search is for the texts that need it.
@@ -78,11 +78,6 @@ def parse(text: str, max_nodes: int, prove: Prove | None = None, decode: Decode 
             f"the JSON form holds {found.group()!r} (a raw U+0085, U+2028, U+2029, U+FEFF or a "
             "surrogate escape), which YAML reads differently"
         )
-    if decode is not None and not escaped:
-        decoded = decode(text)
-        vouched = _vouched(text, max_nodes, *decoded) if decoded is not None else None
-        if vouched is not None:
-            return vouched
     # Duplicate keys: with few mappings a hook checks each as it is built; with many (a
     # manifest of 10,000 tensors) the hook costs more than the parse, so the keys the
     # mappings hold are counted instead and compared with the keys written.
@@ -90,6 +85,11 @@ def parse(text: str, max_nodes: int, prove: Prove | None = None, decode: Decode 
     if collections < _MANY_COLLECTIONS:
         collections += text.count("[")
     hooked = collections < _MANY_COLLECTIONS or escaped
+    if decode is not None and not hooked:  # (a small text's hooks cost less than the decoder's walk)
+        decoded = decode(text)
+        vouched = _vouched(text, max_nodes, *decoded) if decoded is not None else None
+        if vouched is not None:
+            return vouched
     document: Any = None if hooked else _parse_quickly(text)
     checked_numbers = document is None
     if checked_numbers:
@@ -116,13 +116,12 @@ def parse(text: str, max_nodes: int, prove: Prove | None = None, decode: Decode 
 
 def _vouched(text: str, max_nodes: int, document: dict[str, Any], proof: Proof) -> Any:
     """A document a ``Decode`` gave, if the form's checks hold for it: the rest walked (depth,
-    nodes, integers), every key written still there (a decoder keeps the last of duplicate
-    keys, or may drop one), and each float's written form checked by json's hook, which then
-    parses the rest; None where any of them fails, to parse the text the usual way."""
-    try:
-        keys, low, high, floats = _walk(document, max_nodes, counted=proof.nodes)
-    except YAMLRefused:
-        return None  # (the usual way refuses it, in its own words)
+    nodes, integers; the walk refuses as it would after the usual parse, whose proof of the
+    same part counts the same), every key written still there (a decoder keeps the last of
+    duplicate keys, or may drop one), and each float's written form checked by json's hook,
+    which then parses the rest; None where a key or an integer fails, to parse the text the
+    usual way, which words the refusal."""
+    keys, low, high, floats = _walk(document, max_nodes, counted=proof.nodes)
     if low < INT64[0] or high >= INT64[1] or not _no_duplicates(text, keys + proof.keys):
         return None
     if floats:

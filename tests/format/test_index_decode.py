@@ -64,8 +64,9 @@ def test_a_writers_manifest_is_decoded_with_its_index_checked(count, monkeypatch
     index = document["weights"]
     assert isinstance(index, tensor_index.TensorIndex) and proof.checked is index
     assert dict(index.entries) == json.loads(text)["weights"]
-    assert schema.parse_yaml(text, source="m")["weights"] is not None
-    assert isinstance(schema.parse_yaml(text, source="m")["weights"], tensor_index.TensorIndex)
+    parsed = schema.parse_yaml(text, source="m")["weights"]
+    # A small text is parsed with json's hooks, which cost less there than the decoder's checks.
+    assert isinstance(parsed, tensor_index.TensorIndex) if count > 100 else type(parsed) is dict
     assert _both(text, monkeypatch)[0] == "read"
 
 
@@ -73,6 +74,7 @@ def test_a_model_manifest_with_floats_keeps_its_decoded_index(monkeypatch):
     """Floats elsewhere (a LayerNorm's epsilon) have their written form checked by json's
     hook, which parses the rest; the index stays the decoded one."""
     text = _manifest_of(export_bytes(dense_norm_dense(4, 8, 2)))
+    text = text.replace('"weights": {', '"weights": {' + json.dumps(_entries(200))[1:-1] + ",", 1)
     assert "e-" in text or "." in text
     document = schema.parse_yaml(text, source="m")
     assert isinstance(document["weights"], tensor_index.TensorIndex)
@@ -169,14 +171,6 @@ def test_the_node_limit_counts_the_same_either_way(monkeypatch):
         low, high = (low, middle) if _both(text, monkeypatch, max_nodes=middle)[0] == "read" else (middle, high)
     assert _both(text, monkeypatch, max_nodes=high)[0] == "read"
     assert _both(text, monkeypatch, max_nodes=high - 1)[2].count("node count") == 1
-
-
-def test_a_refusal_the_usual_parse_makes_first_is_its_own(monkeypatch):
-    """Too many nodes and a duplicated key: the usual parse of a small text refuses the
-    duplicate as it builds the mapping, before counting; the decoded text says the same."""
-    text = _text(_entries(3)).replace('"metadata": {}', '"metadata": {"a": "1", "a": "2"}')
-    outcome = _both(text, monkeypatch, max_nodes=20)
-    assert "duplicate key 'a'" in outcome[2]
 
 
 @given(position=st.integers(0, 10**6), replacement=st.sampled_from(list('0123456789-.e",:{}[] afn') + ["", "null", "1.0e+1"]),
