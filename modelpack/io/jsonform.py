@@ -138,22 +138,14 @@ def _no_duplicates(text: str, keys: int) -> bool:
     the keys written, so ``keys`` equal to the text's colons leaves no room for a duplicate.
     A colon inside a string (a URL or a time in the metadata) breaks the tie: then only the
     colons outside strings are counted (a pass over the quotes)."""
-    return keys == _count(text, ":") or keys == _colons_outside_strings(text)
-
-
-def _count(text: str, character: str) -> int:
-    """``text.count(character)`` for an ASCII character: on a long ASCII text (as writers
-    write), numpy's compare is about 3x faster than str.count's loop."""
-    if len(text) <= _LONG_TEXT or not text.isascii():
-        return text.count(character)
-    return int(np.count_nonzero(np.frombuffer(text.encode("ascii"), np.uint8) == ord(character)))
+    return keys == text.count(":") or keys == _colons_outside_strings(text)
 
 
 # Measured as the bench measures (after a collection): the hooks cost more than the parse
 # with its checks from about 80 tensors (160 collections) on.
 _MANY_COLLECTIONS = 160
 # A text longer than this is parsed without hooks, uncounted: the writers' manifests of 160
-# collections (about 80 tensors) take about 15 KB, and counting a long text costs ~3 GB/s.
+# collections (about 80 tensors) take about 15 KB, and counting a long text is a pass (~3 GB/s).
 _LONG_TEXT = 16 << 10
 # Every byte but quotes and colons, deleted by bytes.translate to count the colons between keys
 # and values (those outside strings).
