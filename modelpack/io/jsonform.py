@@ -240,11 +240,11 @@ def _walk(document: Any, max_nodes: int, *, counted: int = 0) -> tuple[int, int,
 
 def _groups(mappings: list[dict[str, Any]], keys: int, sequences: list[list[Any]]) -> list[list[Any]]:
     """A level's values in groups (every value exactly once): the mappings' values, in
-    columns when they all hold the same number of keys (the n-th value of each: one field of
-    a table of entries), and the sequences' items."""
+    columns when several all hold the same number of keys (the n-th value of each: one field
+    of a table of entries), and the sequences' items."""
     values = list(itertools.chain.from_iterable(map(dict.values, mappings)))
     width = keys // len(mappings) if mappings else 0
-    if width > 1 and set(map(len, mappings)) == {width}:
+    if width > 1 and len(mappings) > 1 and set(map(len, mappings)) == {width}:
         groups = [values[column::width] for column in range(width)]
     else:
         groups = [values]
