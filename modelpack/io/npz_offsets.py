@@ -63,6 +63,14 @@ class PlacedMembers:
                     self._members[name] = local
         return self._members[name]
 
+    def announce(self, name: str, offset: int, data_size: int) -> None:
+        """Announce the most bytes the member at ``offset`` takes as the writer lays it out
+        (local header, name, a zip64 field, alignment, then ``data_size`` bytes: the npy header
+        and the tensor), so that a file fetched in ranges (``io.remote``) fetches its headers
+        and data in one request rather than its header block first."""
+        header = LOCAL.size + len((name + _SUFFIX).encode("utf-8", "surrogatepass"))
+        self._source.announce([(offset, header + _LOCAL_ZIP64_EXTRA + _MOST_PADDING + data_size)])
+
     def _entry(self, name: str) -> Member | None:
         """``name``'s directory entry, read alone where the writer's layout puts it; None if it
         is not there as such."""

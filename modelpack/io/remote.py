@@ -240,8 +240,11 @@ class RangeReader(io.RawIOBase):
     def prefetch(self, ranges: list[tuple[int, int]]) -> None:
         """Fetch these ``(offset, length)`` ranges now, concurrently where the store can (the
         zip reader's local headers, which it then reads one by one)."""
+        # (A range longer than a cached span is left to its read, which fetches it into its
+        # array: fetched here, it would stay in the cache after that read.)
         wanted = sorted((start, min(self.size, start + length + _SLACK)) for start, length in ranges
-                        if start < self.size and not self._cached_range(start, start + length))
+                        if start < self.size and length <= _CACHE_SPAN
+                        and not self._cached_range(start, start + length))
         merged: list[list[int]] = []
         for start, end in wanted:
             if merged and start - merged[-1][1] <= _MERGE_GAP:
