@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from models import dense_norm_dense, export_bytes, save_bytes
 
 from modelpack.errors import ModelpackError
 from modelpack.format import index_decode, schema, tensor_index
-from tests.models import dense_norm_dense, export_bytes, save_bytes
 
 pytest.importorskip("msgspec")
 
