@@ -16,10 +16,12 @@ from models import dense_norm_dense, export_bytes, save_bytes
 
 from modelpack.errors import ModelpackError
 from modelpack.format import index_decode, schema, tensor_index
+from modelpack.io.npy import SUPPORTED_DTYPES
 
 pytest.importorskip("msgspec")
 
 SHA = "ab" * 32
+_ENTRY = {"dtype": "float32", "shape": [2, 3], "sha256": SHA, "offset": 64}
 
 
 def _text(weights: dict, *, indent: int | None = 2, ascii: bool = True, **extra) -> str:
@@ -84,6 +86,13 @@ def test_a_model_manifest_with_floats_keeps_its_decoded_index(monkeypatch):
     assert _both(bad_float, monkeypatch)[0] == "refused"
 
 
+def test_every_dtype_an_archive_may_hold_is_decoded(monkeypatch):
+    weights = {f"t{i}": {**_ENTRY, "dtype": dtype} for i, dtype in enumerate(SUPPORTED_DTYPES * 20)}
+    document, _ = index_decode.decode(_text(weights))
+    assert [entry["dtype"] for entry in document["weights"].entries.values()] == list(SUPPORTED_DTYPES * 20)
+    assert _both(_text(weights), monkeypatch)[0] == "read"
+
+
 def test_compact_json_is_decoded_too(monkeypatch):
     text = _text(_entries(200), indent=None)
     assert index_decode.decode(text) is not None
@@ -91,7 +100,6 @@ def test_compact_json_is_decoded_too(monkeypatch):
 
 
 # -- declined, or caught after: the usual parse words it --------------------------------------
-_ENTRY = {"dtype": "float32", "shape": [2, 3], "sha256": SHA, "offset": 64}
 
 
 @pytest.mark.parametrize("entry", [
