@@ -262,7 +262,9 @@ def backward(grad: np.ndarray, saved: Saved, weight: np.ndarray, g: Geometry, *,
         if need_x:
             grad_x = direct.grad_input(grad, weight, g, saved.in_shape)
         return grad_x, grad_w
-    if need_x and _flippable(g):
+    if need_x and shifted.grad_input_usable(weight, g):
+        grad_x = shifted.grad_input(grad, weight, g, saved.in_shape)
+    elif need_x and _flippable(g):
         grad_x = _full_correlation(grad, weight, g, saved.in_shape[2:])
     scatter = need_x and grad_x is None  # col2im: the taps' products added back where they read
     if saved.last:
