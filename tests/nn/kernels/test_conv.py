@@ -216,3 +216,33 @@ def test_depthwise_against_the_reference(dims, multiplier, last) -> None:
         assert grad_x is not None and grad_w is not None
         assert_near(grad_x, expected_x)
         assert_near(grad_w, expected_w)
+
+
+@pytest.mark.parametrize(("strides", "padding", "groups", "taken"), [
+    ((1, 1), (0, 0), 1, True),  # MobileNet's pointwise convolution
+    ((1, 1), (0, 0), 2, True),
+    ((2, 2), (0, 0), 1, False),  # strided: its columns subsample the input
+    ((1, 1), (1, 0), 1, False),  # padded: its columns are the padded input
+])
+def test_a_pointwise_inference_reads_its_input_in_place(monkeypatch, strides, padding, groups, taken) -> None:
+    """An inference call of a 1×1 convolution at stride 1, unpadded, multiplies the input
+    itself, bit for bit as its columns do (on the numpy kernels: numba's loops take a narrow
+    grouped one first)."""
+    from modelpack.nn.kernels import backend
+
+    monkeypatch.setattr(backend, "_chosen", "numpy")
+    monkeypatch.setattr(backend, "_module", None)
+    calls: list[tuple[int, ...]] = []
+    original = kernels._forward_pointwise
+    monkeypatch.setattr(kernels, "_forward_pointwise", lambda x, *args: calls.append(x.shape) or original(x, *args))
+    rng = np.random.default_rng(7)
+    g = kernels.Geometry((1, 1), strides, padding, (1, 1), groups)
+    x = rng.standard_normal((3, 4, 5, 6)).astype(np.float32)
+    w = rng.standard_normal((6, 4 // groups, 1, 1)).astype(np.float32)
+    bias = rng.standard_normal(6).astype(np.float32)
+    out, _ = kernels.forward(x, w, bias, g, backward=False)
+    assert bool(calls) is taken
+    expected, _ = kernels.forward(x, w, bias, g, last=False)
+    np.testing.assert_array_equal(out, expected)
+    reference = reference_forward(x, w, g) + bias.reshape(1, -1, 1, 1)
+    assert_near(out, reference)
