@@ -253,3 +253,28 @@ def test_the_planes_of_the_input_gradient_count_against_the_budget() -> None:
     with pytest.raises(LimitError, match=r"hostile\.mpk: .*its taps' products on the padded planes"):
         guarded_call(layer, layer._activation_guard, (x,),
                      forward=lambda _: shifted.grad_input(grad, layer.weight.data(), g, x.shape))
+
+
+@pytest.mark.parametrize(("multiplier", "taken"), [(1, True), (2, False)])
+def test_a_depthwise_input_gradient_is_the_flipped_depthwise_forward(monkeypatch, multiplier, taken) -> None:
+    """At stride 1 with one output per channel (MobileNet's), a depthwise convolution's input
+    gradient is the taps' multiply-adds of the flipped kernel; with a multiplier the flipped
+    convolution is not depthwise, and im2col's einsum computes it. Either way the reference's."""
+    from modelpack.nn.kernels import backend
+
+    monkeypatch.setattr(backend, "_chosen", "numpy")
+    monkeypatch.setattr(backend, "_module", None)
+    calls: list[tuple[int, ...]] = []
+    original = shifted.depthwise_forward
+    monkeypatch.setattr(shifted, "depthwise_forward", lambda x, *args: calls.append(x.shape) or original(x, *args))
+    rng = np.random.default_rng(10)
+    g = kernels.Geometry((3, 3), (1, 1), (1, 1), (1, 1), 6)
+    x = rng.standard_normal((4, 6, 9, 8)).astype(np.float32)
+    w = rng.standard_normal((6 * multiplier, 1, 3, 3)).astype(np.float32)
+    out, saved = kernels.forward(x, w, None, g)
+    grad = rng.standard_normal(out.shape).astype(np.float32)
+    grad_x, grad_w = kernels.backward(grad, saved, w, g)
+    assert bool(calls) is taken
+    expected_x, expected_w = reference_backward(x, w, grad, g)
+    assert_near(grad_x, expected_x)
+    assert_near(grad_w, expected_w)
