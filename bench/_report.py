@@ -286,6 +286,8 @@ def describe_machine(directory: str) -> dict[str, str]:
         "Python": platform.python_version(),
         "numpy / torch / safetensors": " / ".join(_version(p) for p in ("numpy", "torch", "safetensors")),
         "modelpack": f"{modelpack.__version__} {origin}",
+        # modelpack's optional accelerators (the `fast` extra): ISA-L's CRC-32, msgspec's decoder
+        "isal / msgspec": " / ".join(_version(p) for p in ("isal", "msgspec")),
         "disk": f"temporary folder in {directory} on {_filesystem(directory)}",
         "OPENBLAS_CORETYPE": os.environ.get("OPENBLAS_CORETYPE", "unset"),
     }

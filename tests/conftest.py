@@ -14,14 +14,15 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 if os.environ.get("MODELPACK_REQUIRE_ORACLES") == "1":
     # .ci/run's full pass sets this: there the torch oracle, the benchmark's competitors, the
-    # compiled kernels (numba, checked against the numpy path) and ISA-L's CRC-32 (checked
-    # against zlib's) must run, and a missing install must fail loudly instead of skipping
-    # those tests. The newcomer's pass (README set-up, no torch) leaves it unset and sees
+    # compiled kernels (numba, checked against the numpy path), ISA-L's CRC-32 (checked
+    # against zlib's) and msgspec's manifest decoder (checked against the usual parse) must
+    # run, and a missing install must fail loudly instead of skipping those tests. The newcomer's pass (README set-up, no torch) leaves it unset and sees
     # visible skips.
     import aiohttp  # noqa: F401
     import fsspec  # noqa: F401
     import isal  # noqa: F401
     import moto.server  # noqa: F401
+    import msgspec  # noqa: F401
     import numba  # noqa: F401
     import onnx  # noqa: F401
     import onnxruntime  # noqa: F401

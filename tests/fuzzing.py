@@ -115,6 +115,8 @@ def seeds() -> dict[str, bytes]:
         "tensors": save_bytes(tensors),
         "deflated": save_bytes(tensors, compress=True),
         "list": save_bytes([np.arange(3, dtype=np.int8), np.ones((2, 2))]),
+        # a manifest large enough for the unhooked parse and msgspec's decoder (io/jsonform.py)
+        "many": save_bytes({f"t{i}": np.full(i % 3, i, np.float32) for i in range(120)}),
         "format-1.0": (EXAMPLES / "tensors.mpk").read_bytes(),
     }
 

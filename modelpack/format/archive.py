@@ -31,7 +31,7 @@ from typing import IO, Any, TypeVar
 import numpy as np
 
 from ..errors import FormatError, LimitError, TensorNotFoundError, UsageError
-from ..io import npz
+from ..io import npy, npz
 from ..io.limits import DEFAULT_LIMITS, Limits
 from ..io.npz import Integrity
 from ..io.npz_offsets import PlacedMembers
@@ -277,6 +277,10 @@ class Archive(OpenArchive):
         """The tensor's member in the bundle: found by the offset the manifest records
         (``npz_offsets``), else through the whole directory, read and checked."""
         if self._bundle is None and info.offset is not None:
+            if self._fd is None:  # a file fetched in ranges: the member's bytes in one request
+                expected = npy.header_for(info.dtype, tuple(info.shape))
+                if expected is not None:
+                    self._placed.announce(name, info.offset, len(expected[0]) + expected[1])
             member = self._placed.member(name, info.offset)
             if member is not None:
                 return member

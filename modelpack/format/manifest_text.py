@@ -15,7 +15,7 @@ import yaml
 from ..errors import LimitError, SchemaError
 from ..io import safeyaml
 from ..io.limits import DEFAULT_LIMITS
-from . import tensor_index
+from . import index_decode, tensor_index
 
 __all__ = ["document_to_text", "parse_yaml"]
 
@@ -126,9 +126,12 @@ def parse_yaml(
     text: str, *, source: str, max_nodes: int = DEFAULT_LIMITS.max_manifest_nodes
 ) -> dict[str, Any]:
     """The manifest's YAML as plain data (see ``safeyaml``: no tags, aliases, or deep nesting);
-    a large tensor index comes back already checked, as a ``tensor_index.TensorIndex``."""
+    a tensor index comes back already checked, as a ``tensor_index.TensorIndex``, when its
+    entries are checked as columns (``tensor_index.prove_index``) or while decoding
+    (``index_decode``, with msgspec)."""
     try:
-        document = safeyaml.load(text, max_nodes=max_nodes, prove=tensor_index.prove_index)
+        document = safeyaml.load(text, max_nodes=max_nodes, prove=tensor_index.prove_index,
+                                  decode=index_decode.decode)
     except safeyaml.YAMLTooLarge as exc:
         costlier = f" (in the block form, each node counts {exc.cost} times)"
         raise LimitError(

@@ -27,7 +27,8 @@ from .models import Extensible, constructed
 
 __all__ = [
     "TensorInfo", "TensorIndex", "Entry", "check_tensor_name", "checked_index", "dump_weights", "entries",
-    "offsets", "prove_index", "validate_weights", "vouch",
+    "offsets", "prove_index", "validate_weights", "vouch", "MAX_DIMENSION", "checked_index_of",
+    "lowercase_hex", "names_allowed",
 ]
 
 Info = TypeVar("Info")
@@ -41,7 +42,7 @@ _NAME_CHARS = re.compile(r"[/\\\x00-\x1f\x7f]")
 # no other character's encoding holds an ASCII byte): deleting them leaves what it would find.
 _NAME_BYTES = bytes(sorted(set(range(256)) - {ord("/"), ord("\\"), *range(0x20), 0x7F}))
 _MAX_NAME = 1024
-_MAX_DIM = 2**63
+MAX_DIMENSION = 2**63  # dimensions and offsets are below it (int64, as numpy's shapes)
 _not_none = functools.partial(operator.is_not, None)
 
 
@@ -52,7 +53,7 @@ class TensorInfo(Extensible):
     """One tensor of the weight bundle: numpy dtype name and shape (little-endian, C order)."""
 
     dtype: DtypeName
-    shape: list[Annotated[int, Field(ge=0, lt=_MAX_DIM)]]
+    shape: list[Annotated[int, Field(ge=0, lt=MAX_DIMENSION)]]
     sha256: str | None = Field(
         default=None,
         pattern=r"^[0-9a-f]{64}$",
@@ -60,7 +61,7 @@ class TensorInfo(Extensible):
         "little-endian, without the .npy header. Written from format 1.1 on.",
     )
     offset: int | None = Field(
-        default=None, ge=0, lt=_MAX_DIM,
+        default=None, ge=0, lt=MAX_DIMENSION,
         description="Where the tensor's member starts in the weight bundle: the offset of its zip "
         "local header from the bundle's first byte, so that one tensor is read without the "
         "bundle's directory. Written from format 1.5 on.",
@@ -197,6 +198,14 @@ def _json_entry(entry: dict[str, Any]) -> dict[str, Any]:
 _OPTIONAL = ("sha256", "offset")  # TensorInfo's optional fields, in schema order
 
 
+def checked_index_of(
+    entries: dict[str, dict[str, Any]], *, fields: int, dimensions: int
+) -> TensorIndex[TensorInfo]:
+    """The index of ``entries`` that were checked as ``vouch`` checks them, each holding every
+    field (``index_decode``): ``fields`` keys and ``dimensions`` shape dimensions in all."""
+    return TensorIndex(entries, _checked_info, None, None, fields=fields, dimensions=dimensions)
+
+
 def prove_index(document: dict[str, Any]) -> safeyaml.Proof | None:
     """A parsed manifest's ``weights`` checked as the schema will check it (``vouch``), for
     ``safeyaml.load``: the index then stands in the document, and the parser counts what it
@@ -209,6 +218,21 @@ def prove_index(document: dict[str, Any]) -> safeyaml.Proof | None:
         return None
     keys = len(index) + index.fields  # each tensor's name, and its entry's keys
     return safeyaml.Proof("weights", index, keys=keys, nodes=2 * keys + index.dimensions)
+
+
+def lowercase_hex(digests: list[str]) -> bool:
+    """Whether strings (of 64 characters each, checked before) are lowercase hex digits only:
+    nothing is left of them once those are deleted."""
+    digits = "".join(digests)
+    return digits.isascii() and not digits.encode("ascii").translate(None, _HEX_DIGITS)
+
+
+def names_allowed(names: list[str]) -> bool:
+    """Whether every name (a str each) passes ``check_tensor_name``, checked at once."""
+    return not names or not (
+        "" in names or max(map(len, names)) > _MAX_NAME
+        or "".join(names).encode("utf-8", "surrogatepass").translate(None, _NAME_BYTES)
+    )
 
 
 def vouch(value: Any, make: Callable[..., Info]) -> TensorIndex[Info] | None:
@@ -235,7 +259,7 @@ def vouch(value: Any, make: Callable[..., Info]) -> TensorIndex[Info] | None:
     fields = sum(map(len, entries))
     if fields != 2 * len(entries) + len(present) + len(placed):
         return None
-    if placed and (set(map(type, placed)) != {int} or min(placed) < 0 or max(placed) >= _MAX_DIM):
+    if placed and (set(map(type, placed)) != {int} or min(placed) < 0 or max(placed) >= MAX_DIMENSION):
         return None
     if dtypes and set(map(type, dtypes)) != {str}:
         return None  # a list or mapping where a name belongs (unhashable): the schema says what
@@ -244,21 +268,17 @@ def vouch(value: Any, make: Callable[..., Info]) -> TensorIndex[Info] | None:
     if shapes and set(map(type, shapes)) != {list}:
         return None
     dims = list(itertools.chain.from_iterable(shapes))
-    if dims and (set(map(type, dims)) != {int} or min(dims) < 0 or max(dims) >= _MAX_DIM):
+    if dims and (set(map(type, dims)) != {int} or min(dims) < 0 or max(dims) >= MAX_DIMENSION):
         return None
     if present:
         if set(map(type, present)) != {str} or set(map(len, present)) != {64}:
             return None
-        digits = "".join(present)  # lowercase hex only: nothing is left once they are deleted
-        if not digits.isascii() or digits.encode("ascii").translate(None, _HEX_DIGITS):
+        if not lowercase_hex(present):
             return None
     names = list(value)
     if names and set(map(type, names)) != {str}:
         return None
-    if names and (
-        "" in value or max(map(len, names)) > _MAX_NAME
-        or "".join(names).encode("utf-8", "surrogatepass").translate(None, _NAME_BYTES)
-    ):
+    if not names_allowed(names):
         return None
     first_unhashed = names[hashes.index(None)] if len(present) != len(hashes) else None
     first_unplaced = names[offsets.index(None)] if len(placed) != len(offsets) else None

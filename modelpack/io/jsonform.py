@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 from pydantic_core import from_json
 
-from .textbounds import INT64, MAX_DEPTH, MAX_NUMBER_CHARS, Prove, YAMLRefused, YAMLTooLarge
+from .textbounds import INT64, MAX_DEPTH, MAX_NUMBER_CHARS, Decode, Proof, Prove, YAMLRefused, YAMLTooLarge
 
 __all__ = ["parse"]
 
@@ -63,8 +63,11 @@ def _json_constant(token: str) -> Any:
     raise YAMLRefused(f"{token} is not JSON")
 
 
-def parse(text: str, max_nodes: int, prove: Prove | None = None) -> Any:
-    """The JSON form of spec/FORMAT.md §2.1, or YAMLRefused saying which restriction broke."""
+def parse(text: str, max_nodes: int, prove: Prove | None = None, decode: Decode | None = None) -> Any:
+    """The JSON form of spec/FORMAT.md §2.1, or YAMLRefused saying which restriction broke.
+
+    ``decode`` (the caller's typed decoder, see ``Decode``) is tried first on a large text
+    without escapes; what it declines, or what fails a check here, is parsed the usual way."""
     # The raw characters can only be in a text that is not ASCII (writers write ASCII), and
     # the escapes only where a backslash occurs (one character: found at memchr's speed):
     # the full search is for the texts that need it.
@@ -78,10 +81,16 @@ def parse(text: str, max_nodes: int, prove: Prove | None = None) -> Any:
     # Duplicate keys: with few mappings a hook checks each as it is built; with many (a
     # manifest of 10,000 tensors) the hook costs more than the parse, so the keys the
     # mappings hold are counted instead and compared with the keys written.
-    collections = text.count("{")
-    if collections < _MANY_COLLECTIONS:
+    long = len(text) > _LONG_TEXT  # (many mappings, or long strings: either way not hooked)
+    collections = 0 if long else text.count("{")
+    if not long and collections < _MANY_COLLECTIONS:
         collections += text.count("[")
-    hooked = collections < _MANY_COLLECTIONS or escaped
+    hooked = escaped or (not long and collections < _MANY_COLLECTIONS)
+    if decode is not None and not hooked:  # (a small text's hooks cost less than the decoder's walk)
+        decoded = decode(text)
+        vouched = _vouched(text, max_nodes, *decoded) if decoded is not None else None
+        if vouched is not None:
+            return vouched
     document: Any = None if hooked else _parse_quickly(text)
     checked_numbers = document is None
     if checked_numbers:
@@ -106,6 +115,22 @@ def parse(text: str, max_nodes: int, prove: Prove | None = None) -> Any:
     return document
 
 
+def _vouched(text: str, max_nodes: int, document: dict[str, Any], proof: Proof) -> Any:
+    """A document a ``Decode`` gave, if the form's checks hold for it: the rest walked (depth,
+    nodes, integers; the walk refuses as it would after the usual parse, whose proof of the
+    same part counts the same), every key written still there (a decoder keeps the last of
+    duplicate keys, or may drop one), and each float's written form checked by json's hook,
+    which then parses the rest; None where a key or an integer fails, to parse the text the
+    usual way, which words the refusal."""
+    keys, low, high, floats = _walk(document, max_nodes, counted=proof.nodes)
+    if low < INT64[0] or high >= INT64[1] or not _no_duplicates(text, keys + proof.keys):
+        return None
+    if floats:
+        document = _parse_json(text, hooked=False)
+        document[proof.key] = proof.checked  # the same text's part, as the decoder checked it
+    return document
+
+
 def _no_duplicates(text: str, keys: int) -> bool:
     """Whether the mappings parsed from ``text`` (``keys`` keys in all) lost no duplicate.
 
@@ -119,6 +144,9 @@ def _no_duplicates(text: str, keys: int) -> bool:
 # Measured as the bench measures (after a collection): the hooks cost more than the parse
 # with its checks from about 80 tensors (160 collections) on.
 _MANY_COLLECTIONS = 160
+# A text longer than this is parsed without hooks, uncounted: the writers' manifests of 160
+# collections (about 80 tensors) take about 15 KB, and counting a long text is a pass (~3 GB/s).
+_LONG_TEXT = 16 << 10
 # Every byte but quotes and colons, deleted by bytes.translate to count the colons between keys
 # and values (those outside strings).
 _NOT_COLON_OR_QUOTE = bytes(sorted(set(range(256)) - set(b'":')))
@@ -212,11 +240,11 @@ def _walk(document: Any, max_nodes: int, *, counted: int = 0) -> tuple[int, int,
 
 def _groups(mappings: list[dict[str, Any]], keys: int, sequences: list[list[Any]]) -> list[list[Any]]:
     """A level's values in groups (every value exactly once): the mappings' values, in
-    columns when they all hold the same number of keys (the n-th value of each: one field of
-    a table of entries), and the sequences' items."""
+    columns when several all hold the same number of keys (the n-th value of each: one field
+    of a table of entries), and the sequences' items."""
     values = list(itertools.chain.from_iterable(map(dict.values, mappings)))
     width = keys // len(mappings) if mappings else 0
-    if width > 1 and set(map(len, mappings)) == {width}:
+    if width > 1 and len(mappings) > 1 and set(map(len, mappings)) == {width}:
         groups = [values[column::width] for column in range(width)]
     else:
         groups = [values]

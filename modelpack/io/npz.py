@@ -92,11 +92,12 @@ class Integrity(str, enum.Enum):
     @classmethod
     def of(cls, value: Integrity | str) -> Integrity:
         """The mode a caller named; anything else is a UsageError listing the modes."""
-        try:
-            return cls(value)
-        except ValueError:
+        # (A lookup by value: the Enum's call costs ~5 µs of a small archive's open.)
+        mode = cls._value2member_map_.get(value) if isinstance(value, str) else None
+        if mode is None:
             modes = " or ".join(repr(mode.value) for mode in cls)
-            raise UsageError(f"integrity must be {modes}, not {value!r}") from None
+            raise UsageError(f"integrity must be {modes}, not {value!r}")
+        return mode  # type: ignore[return-value]
 
     @property
     def tensor_sha256(self) -> bool:

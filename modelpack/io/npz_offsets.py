@@ -46,6 +46,8 @@ class PlacedMembers:
         self._source, self._names, self._offsets, self._limits = source, names, offsets, limits
         self._members: dict[str, Member | None] = {}
         self._entries: dict[str, int] | None = None  # where each tensor's directory entry starts
+        # The directory's entry count, place and size, and the names in order, once read.
+        self._layout: tuple[int, int, int, list[str]] | None = None
 
     def member(self, name: str, offset: int) -> Member | None:
         """Tensor ``name``'s member, whose local header the manifest puts at ``offset``, when its
@@ -63,22 +65,53 @@ class PlacedMembers:
                     self._members[name] = local
         return self._members[name]
 
+    def announce(self, name: str, offset: int, data_size: int) -> None:
+        """Announce the most bytes the member at ``offset`` takes as the writer lays it out
+        (local header, name, a zip64 field, alignment, then ``data_size`` bytes: the npy header
+        and the tensor), so that a file fetched in ranges (``io.remote``) fetches its headers
+        and data in one request rather than its header block first."""
+        header = LOCAL.size + len((name + _SUFFIX).encode("utf-8", "surrogatepass"))
+        self._source.announce([(offset, header + _LOCAL_ZIP64_EXTRA + _MOST_PADDING + data_size)])
+
     def _entry(self, name: str) -> Member | None:
         """``name``'s directory entry, read alone where the writer's layout puts it; None if it
         is not there as such."""
-        if self._entries is None:
+        position = self._position(name)
+        return None if position is None else central_member(self._source, position, name + _SUFFIX)
+
+    def _position(self, name: str) -> int | None:
+        """Where the writer's layout puts ``name``'s entry: for the first tensor asked for, in
+        a directory without zip64 fields and of ASCII names, from the names before it alone
+        (the places of all cost an open of 200 tensors 4% more, 7% at 10,000); else from the
+        places of all, found once."""
+        if self._entries is not None:
+            return self._entries.get(name)
+        if self._layout is None:
             count, start, size, _ = directory_span(self._source, kind="an npz weight bundle")
             names = list(self._names)
-            lengths = list(map(len, names)) if "".join(names).isascii() else [len(n.encode()) for n in names]
-            widths: Iterable[int] = map(operator.add, lengths, itertools.repeat(_ENTRY_WIDTH))
-            if self._source.size >= zipwrite.ZIP64_SIZE:
-                wide = _zip64_widths(self._offsets(), lengths, start)
-                widths = [] if wide is None else map(operator.add, widths, wide)
-            starts = list(itertools.accumulate(widths, initial=start))  # one more: the directory's end
-            in_order = count == len(names) == len(starts) - 1 and starts[-1] == start + size
-            self._entries = dict(zip(names, starts, strict=False)) if in_order else {}
-        position = self._entries.get(name)
-        return None if position is None else central_member(self._source, position, name + _SUFFIX)
+            self._layout = count, start, size, names
+            joined = "".join(names)
+            if self._source.size < zipwrite.ZIP64_SIZE and joined.isascii():
+                if count != len(names) or start + count * _ENTRY_WIDTH + len(joined) != start + size:
+                    self._entries = {}  # not the writer's layout: no entry is where it predicts
+                    return None
+                before = names.index(name) if name in self._names else None
+                if before is not None:
+                    return start + before * _ENTRY_WIDTH + sum(map(len, names[:before]))
+        self._entries = self._places(*self._layout)
+        return self._entries.get(name)
+
+    def _places(self, count: int, start: int, size: int, names: list[str]) -> dict[str, int]:
+        """Where each tensor's entry starts, if the directory has exactly the size the writer's
+        layout gives it; else none."""
+        lengths = list(map(len, names)) if "".join(names).isascii() else [len(n.encode()) for n in names]
+        widths: Iterable[int] = map(operator.add, lengths, itertools.repeat(_ENTRY_WIDTH))
+        if self._source.size >= zipwrite.ZIP64_SIZE:
+            wide = _zip64_widths(self._offsets(), lengths, start)
+            widths = [] if wide is None else map(operator.add, widths, wide)
+        starts = list(itertools.accumulate(widths, initial=start))  # one more: the directory's end
+        in_order = count == len(names) == len(starts) - 1 and starts[-1] == start + size
+        return dict(zip(names, starts, strict=False)) if in_order else {}
 
 
 def _zip64_widths(offsets: Sequence[int | None], lengths: list[int], directory: int) -> list[int] | None:

@@ -64,7 +64,8 @@ def is_url(target: object) -> bool:
     (``local_path`` turns that into a plain path)."""
     if isinstance(target, Location):
         return True
-    return isinstance(target, str) and bool(_SCHEME.match(target)) and not target.startswith("file://")
+    return (isinstance(target, str) and "://" in target  # (a plain path: found at memchr's speed)
+            and bool(_SCHEME.match(target)) and not target.startswith("file://"))
 
 
 def local_path(target: object) -> str | None:
@@ -240,8 +241,11 @@ class RangeReader(io.RawIOBase):
     def prefetch(self, ranges: list[tuple[int, int]]) -> None:
         """Fetch these ``(offset, length)`` ranges now, concurrently where the store can (the
         zip reader's local headers, which it then reads one by one)."""
+        # (A range longer than a cached span is left to its read, which fetches it into its
+        # array: fetched here, it would stay in the cache after that read.)
         wanted = sorted((start, min(self.size, start + length + _SLACK)) for start, length in ranges
-                        if start < self.size and not self._cached_range(start, start + length))
+                        if start < self.size and length <= _CACHE_SPAN
+                        and not self._cached_range(start, start + length))
         merged: list[list[int]] = []
         for start, end in wanted:
             if merged and start - merged[-1][1] <= _MERGE_GAP:

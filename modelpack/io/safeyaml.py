@@ -46,6 +46,7 @@ from .textbounds import (
     MAX_DEPTH,
     MAX_NUMBER_CHARS,
     YAML_NODE_COST,
+    Decode,
     Proof,
     Prove,
     YAMLRefused,
@@ -78,12 +79,15 @@ _PLAIN: dict[str, Callable[[ScalarNode], Any] | None] = {
 }
 
 
-def load(text: str | bytes, *, max_nodes: int, prove: Prove | None = None) -> Any:
+def load(
+    text: str | bytes, *, max_nodes: int, prove: Prove | None = None, decode: Decode | None = None
+) -> Any:
     """Parse one YAML document of plain data; raise ``YAMLRefused`` for anything else.
 
     ``prove`` may check a part of a large document in its own terms (a manifest's tensor
     index) and give a ``Proof``: the part's value is then its stand-in, and the checks here
-    count what it held rather than visiting it again.
+    count what it held rather than visiting it again. ``decode`` may decode a JSON form text
+    whole, with that part checked as it goes (``jsonform.parse`` checks the rest).
 
     A text whose first character other than space, tab, CR or LF is ``{`` is the JSON form
     (spec/FORMAT.md §2.1): parsed by a compiled JSON parser (json's, or for a large index
@@ -95,7 +99,7 @@ def load(text: str | bytes, *, max_nodes: int, prove: Prove | None = None) -> An
         text = text.decode("utf-8")
     with cycle_collection_paused():
         if text.lstrip(" \t\r\n").startswith("{"):
-            return jsonform.parse(text, max_nodes, prove)
+            return jsonform.parse(text, max_nodes, prove, decode)
         if "\ufeff" in text:
             raise YAMLRefused("a raw U+FEFF (byte-order mark) is not allowed in a manifest")
         parser = _PARSER(text)

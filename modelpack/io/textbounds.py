@@ -9,7 +9,7 @@ from collections.abc import Callable
 from typing import Any, NamedTuple
 
 __all__ = ["MAX_DEPTH", "YAML_NODE_COST", "MAX_NUMBER_CHARS", "INT64", "YAMLRefused", "YAMLTooLarge",
-           "Proof", "Prove"]
+           "Proof", "Prove", "Decode"]
 
 # Deepest nesting of mappings and lists. An architecture level costs two (a node and its
 # children mapping), so the 64-level architecture limit needs about 132; this leaves room
@@ -52,3 +52,7 @@ class Proof(NamedTuple):
 
 
 Prove = Callable[[dict[str, Any]], "Proof | None"]
+# A caller's own decoder of a whole JSON text with a part checked as it is decoded (the
+# manifest's tensor index): the document with the part's stand-in, and its proof; None where
+# it declines (the text is then parsed the usual way, which words any refusal).
+Decode = Callable[[str], "tuple[dict[str, Any], Proof] | None"]

@@ -28,6 +28,8 @@ __all__ = [
     "relu",
     "relu_into",
     "sigmoid",
+    "sigmoid_into",
+    "in_place",
     "tanh",
     "softrelu",
     "softsign",
@@ -87,10 +89,16 @@ def _relu_blocks(x: np.ndarray, out: np.ndarray) -> np.ndarray:
 def sigmoid(x: np.ndarray) -> np.ndarray:
     """1 / (1 + exp(-x)); exp overflow to inf gives the correct limit 0. Each step runs in
     place on one array (a fresh temporary per step made LeNet's sigmoids 1.3–5× slower)."""
-    with np.errstate(over="ignore"):
-        if not (isinstance(x, np.ndarray) and x.ndim and x.dtype.kind == "f"):
+    if not (isinstance(x, np.ndarray) and x.ndim and x.dtype.kind == "f"):
+        with np.errstate(over="ignore"):
             return (1 / (1 + np.exp(-x))).astype(x.dtype, copy=False)
-        out = np.negative(x)
+    return sigmoid_into(x, np.empty_like(x))
+
+
+def sigmoid_into(x: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """``sigmoid(x)`` written into ``out`` (which may be ``x`` itself), a float array of x's shape."""
+    with np.errstate(over="ignore"):
+        np.negative(x, out=out)
         np.exp(out, out=out)
     np.add(out, 1, out=out)
     return np.reciprocal(out, out=out)
@@ -209,6 +217,21 @@ def get_activation(name: str) -> Callable[[np.ndarray], np.ndarray]:
         raise UsageError(
             f"unknown activation {name!r}; known activations: {', '.join(ACTIVATIONS)}"
         ) from None
+
+
+# The activations a kernel may apply in place to each chunk of its output while it is in cache
+# (``kernels.conv.forward``): the same bits as the function on the whole array.
+_IN_PLACE: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {
+    "relu": relu_into,
+    "sigmoid": sigmoid_into,
+}
+
+
+def in_place(name: str | None) -> Callable[[np.ndarray], object] | None:
+    """The activation ``name`` as a function overwriting its float array argument, or None
+    where there is none."""
+    into = _IN_PLACE.get(name) if name is not None else None
+    return None if into is None else (lambda array: into(array, array))
 
 
 def as_float(x: Any, dtype: np.dtype) -> np.ndarray:

@@ -1,7 +1,7 @@
 """Max, average and global pooling in 1, 2 and 3 dimensions on channel-first batches.
 
-One implementation serves every dimension: a strided view of the (padded) input holds every
-window, and ``kernels.pool`` folds its window offsets into the output (no pixel loops).
+One implementation serves every dimension: ``kernels.pool`` folds each window's offsets, a
+strided view of the (padded) input each, into the output (no pixel loops).
 """
 
 from __future__ import annotations
@@ -96,6 +96,22 @@ class _Pool(Block):
 
     def _padded_windows(self, array: np.ndarray, fill: float) -> tuple[np.ndarray, Sizes]:
         """Every window, (N, C, *out, *pool), over the input padded with ``fill``."""
+        padded, out = self._padded(array, fill)
+        win = windows(padded, self._pool, self._strides)
+        index = (slice(None), slice(None), *(slice(o) for o in out))
+        return win[index], out
+
+    def _pooled(self, array: np.ndarray, fill: float, step: Any) -> np.ndarray:
+        """Each window of the input padded with ``fill`` folded by ``step`` (``np.maximum`` or
+        ``np.add``), axis by axis (``kernels.fold_axes``)."""
+        padded, out = self._padded(array, fill)
+        first = (*padded.shape[:2], out[0], *padded.shape[3:])  # the first axis folded
+        budget.charge(budget.nbytes(first, array.dtype), "its output")
+        return kernels.fold_axes(padded, self._pool, self._strides, out, step)
+
+    def _padded(self, array: np.ndarray, fill: float) -> tuple[np.ndarray, Sizes]:
+        """The input padded with ``fill`` (ceil_mode's last window too) and the output's sizes;
+        the output and the sums it is divided from counted against the budget."""
         check_rank(array, self._dims, type(self).__name__)
         in_sizes = array.shape[2:]
         out = tuple(self._out_size(n, axis) for axis, n in enumerate(in_sizes))
@@ -110,9 +126,7 @@ class _Pool(Block):
             padded = np.pad(array, pads, constant_values=fill)
         # The output, and for averages the sums it is divided from.
         budget.charge(2 * budget.nbytes((n, c, *out), array.dtype), "its output")
-        win = windows(padded, self._pool, self._strides)
-        index = (slice(None), slice(None), *(slice(o) for o in out))
-        return win[index], out
+        return padded, out
 
     def get_config(self) -> dict[str, Any]:
         # pool_size is kept as self._pool: the short name the compute code reads.
@@ -127,8 +141,7 @@ class _MaxPool(_Pool):
     """Maximum over each window; padding never wins (it is -inf)."""
 
     def forward(self, x: Any) -> np.ndarray:
-        win, _ = self._padded_windows(float_input(x), -np.inf)
-        return kernels.max_over(win, self._pool)
+        return self._pooled(float_input(x), -np.inf, np.maximum)
 
 
 class _AvgPool(_Pool):
@@ -150,9 +163,8 @@ class _AvgPool(_Pool):
 
     def forward(self, x: Any) -> np.ndarray:
         array = float_input(x)
-        win, out = self._padded_windows(array, 0.0)
-        sums = kernels.sum_over(win, self._pool)
-        sums /= self._divisors(array.shape[2:], out, array.dtype)
+        sums = self._pooled(array, 0.0, np.add)
+        sums /= self._divisors(array.shape[2:], sums.shape[2:], array.dtype)
         return sums
 
     def _divisors(self, in_sizes: Sizes, out: Sizes, dtype: np.dtype) -> Any:

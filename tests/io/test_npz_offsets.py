@@ -46,6 +46,45 @@ def test_a_directory_not_in_the_manifests_order_leaves_the_member_to_the_directo
     assert placed.member("a", offsets["a"]) is None
 
 
+ASCII = {"w": np.arange(3, dtype=np.float32), "layer.10.weight": np.ones((2, 5), np.float16),
+         "b": np.zeros(0, np.int64), "layer.2.bias": np.full(4, 7, np.uint8)}
+
+
+def _written(arrays: dict[str, np.ndarray]) -> bytes:
+    buffer = io.BytesIO()
+    write_npz(buffer, arrays)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("first", list(ASCII))
+def test_the_first_tensor_asked_for_is_found_where_the_directory_puts_it(first):
+    """The first entry asked for is placed from the names before it alone; every later one
+    from the places of all: both where the directory holds them."""
+    bundle = _written(ASCII)
+    placed, offsets = _placed(bundle, list(ASCII))
+    with zipfile.ZipFile(io.BytesIO(bundle)) as zf:
+        directory = {info.filename[:-4]: info.header_offset for info in zf.infolist()}
+    for name in [first, *(name for name in ASCII if name != first)]:
+        member = placed.member(name, offsets[name])
+        assert member is not None and member.header_offset == directory[name]
+        assert bundle[member.data_offset : member.data_offset + member.size] == npy(ASCII[name])
+
+
+@pytest.mark.parametrize("first", ["w", "layer.2.bias"])
+def test_a_first_tensor_in_a_directory_of_another_size_is_left_to_the_directory(first):
+    """One entry more (the count differs), or an entry with an extra field (the size differs):
+    no entry is where the writer's layout puts it, from the first tensor asked for on."""
+    longer = raw_zip([RawEntry(f"{n}.npy".encode(), npy(a)) for n, a in ASCII.items()]
+                     + [RawEntry(b"extra.npy", npy(np.zeros(1)))])
+    placed, offsets = _placed(longer, list(ASCII))
+    assert placed.member(first, offsets[first]) is None
+    extended = raw_zip([RawEntry(f"{n}.npy".encode(), npy(a), extra=b"\xfe\xca\x00\x00" if n == "w" else b"")
+                        for n, a in ASCII.items()])
+    placed, offsets = _placed(extended, list(ASCII))
+    assert placed.member(first, offsets[first]) is None
+    assert placed.member("b", offsets["b"]) is None  # (later ones, from the places of all)
+
+
 def test_a_deflated_member_is_left_to_the_directory():
     bundle = raw_zip([RawEntry(b"a.npy", deflate(npy(ARRAYS["a"])), method=8, plain=npy(ARRAYS["a"]))])
     placed, offsets = _placed(bundle, ["a"])

@@ -161,6 +161,32 @@ def test_open_and_one_tensor_over_http_read_little(http_server, tmp_path):
     assert needed <= log.sent <= needed + 3 * remote.BLOCK, log.sent
 
 
+@pytest.mark.parametrize("width", [256, 500])  # a 256 KiB weight, and one just under 1 MiB
+def test_a_tensor_up_to_a_mebibyte_is_one_request(http_server, tmp_path, width):
+    """Its member's bytes (headers and data, as the writer lays them out) are announced
+    before its local header is read: one request, not its header block and then the rest."""
+    url = _publish(http_server, f"mid{width}.mpk", tmp_path, _wide_model(layers=4, width=width))
+    with modelpack.open(url) as archive:
+        opened = len(http_server.log.requests)
+        weights = [archive.get_tensor(f"{layer}.weight") for layer in (2, 0)]
+        assert len(http_server.log.requests) == opened + 2, [r.range for r in http_server.log.requests]
+    local = modelpack.load(tmp_path / f"mid{width}.mpk")
+    for layer, weight in zip((2, 0), weights, strict=True):
+        np.testing.assert_array_equal(weight, local[layer].weight.data())
+
+
+def test_a_larger_tensor_is_not_kept_in_the_cache(http_server, tmp_path):
+    """Announced or not, a tensor over a mebibyte goes to its array: its header block, then
+    the rest, which the reader does not keep."""
+    url = _publish(http_server, "big.mpk", tmp_path, _wide_model(layers=2, width=600))
+    with modelpack.open(url) as archive:
+        opened = len(http_server.log.requests)
+        archive.get_tensor("1.weight")
+        reader = archive._handle
+        assert len(http_server.log.requests) == opened + 2
+        assert reader._cached < 600 * 600 * 4
+
+
 def test_a_server_ignoring_ranges_is_refused(tmp_path):
     pytest.importorskip("aiohttp", reason="http(s):// needs aiohttp (pip install 'modelpack[remote]')")
     server = RangeServer(honour_ranges=False)

@@ -15,7 +15,9 @@ multiply-add of shifted planes instead of a GEMM.
 Two calls come here: the forward of an inference call (a training forward keeps im2col's
 columns, which its backward reuses for the weight's gradient), and the input's gradient at
 stride 1, which is this correlation of the output's gradient with the flipped kernel
-(``conv._full_correlation``).
+(``conv._full_correlation``). Onto few input channels that correlation's GEMMs have a handful
+of rows, so there the input's gradient is the transpose of this scheme instead (``grad_input``):
+one GEMM for every tap, each tap's products added onto the planes at its offset.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from . import parallel
 if TYPE_CHECKING:
     from .conv import Geometry
 
-__all__ = ["usable", "depthwise_usable", "forward", "depthwise_forward"]
+__all__ = ["usable", "depthwise_usable", "forward", "depthwise_forward", "grad_input_usable", "grad_input"]
 
 # Measured at batch 32, 3×3 kernels, one thread (ms, im2col → here): 16 channels on 32×32
 # 5.3 → 3.4, 32 on 16×16 3.6 → 2.6, 64 on 8×8 2.9 → 2.3, 128 on 4×4 2.9 → 2.8 (even, so
@@ -136,6 +138,53 @@ def depthwise_forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None
     # (M, N, C, *padded) → (N, C, M, *out): output channel c·M + i, the padding's positions dropped
     source = sums.reshape(m, n, c, *padded).transpose(1, 2, 0, *range(3, 3 + dims))
     return parallel.output(source[(slice(None),) * 3 + tuple(slice(0, size) for size in out_sizes)], bias)
+
+
+def grad_input_usable(weight: np.ndarray, g: Geometry) -> bool:
+    """Whether the input's gradient of this convolution comes here (``grad_input``): at stride
+    1, ungrouped, onto few input channels (LeNet's 6), where the flipped correlation's GEMMs
+    per tap have a handful of rows."""
+    return g.groups == 1 and all(s == 1 for s in g.strides) and weight.shape[1] < MIN_CHANNELS \
+        and math.prod(g.kernel) > 1
+
+
+def grad_input(grad: np.ndarray, weight: np.ndarray, g: Geometry, in_shape: tuple[int, ...]) -> np.ndarray:
+    """The input's gradient (``in_shape``) of a stride-1 convolution from the output's
+    (N, O, *out): one GEMM for every tap at once, then each tap's products added onto the
+    padded input's planes shifted by its offset. The output's gradient is laid on the padded
+    grid (zeros beyond it), examples one after another and channels first, so a tap's
+    products for every example are one contiguous run that lands where the tap read from.
+    Measured on LeNet's second convolution (6 → 16 channels, 5×5, batch 64, one thread):
+    the flipped correlation's GEMM per tap 1.9 ms, col2im's 1.5 ms, this 1.1 ms."""
+    n, o, c = grad.shape[0], grad.shape[1], weight.shape[1]
+    out_sizes = grad.shape[2:]
+    padded = tuple(size + 2 * p for size, p in zip(in_shape[2:], g.padding, strict=True))
+    area = math.prod(padded)
+    offsets = _offsets(g, padded)
+    taps = np.ascontiguousarray(weight.reshape(o, -1).T)  # (C·K, O)
+    per_thread = min(n, -(-n // parallel.threads()))
+    scratch = (o + c * (len(offsets) + 1), per_thread * area + offsets[-1])  # per thread
+    budget.charge(parallel.threads() * budget.nbytes(scratch, grad.dtype),
+                  "its taps' products on the padded planes")
+    budget.charge(budget.nbytes(in_shape, grad.dtype), "its input's gradient")
+    out = np.empty(in_shape, grad.dtype)
+    fit = (slice(None), slice(None), *(slice(0, size) for size in out_sizes))
+    inside = (slice(p, p + size) for p, size in zip(g.padding, in_shape[2:], strict=True))
+    crop = (slice(None), slice(None), *inside)
+
+    def run(b: slice) -> None:
+        count = b.stop - b.start
+        wide = np.zeros((o, count, *padded), grad.dtype)
+        np.copyto(wide[fit], grad[b].swapaxes(0, 1))
+        products = (taps @ wide.reshape(o, -1)).reshape(c, len(offsets), -1)  # (C, K, count·area)
+        sums = np.zeros((c, count * area + offsets[-1]), grad.dtype)
+        for tap, offset in enumerate(offsets):
+            target = sums[:, offset:offset + count * area]
+            np.add(target, products[:, tap], out=target)
+        np.copyto(out[b], sums[:, :count * area].reshape(c, count, *padded)[crop].swapaxes(0, 1))
+
+    parallel.split(run, n, n * area * o * c * len(offsets))
+    return out
 
 
 def _offsets(g: Geometry, padded: tuple[int, ...]) -> list[int]:

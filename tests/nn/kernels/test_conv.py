@@ -216,3 +216,86 @@ def test_depthwise_against_the_reference(dims, multiplier, last) -> None:
         assert grad_x is not None and grad_w is not None
         assert_near(grad_x, expected_x)
         assert_near(grad_w, expected_w)
+
+
+@pytest.mark.parametrize(("strides", "padding", "groups", "taken"), [
+    ((1, 1), (0, 0), 1, True),  # MobileNet's pointwise convolution
+    ((1, 1), (0, 0), 2, True),
+    ((2, 2), (0, 0), 1, False),  # strided: its columns subsample the input
+    ((1, 1), (1, 0), 1, False),  # padded: its columns are the padded input
+])
+def test_a_pointwise_inference_reads_its_input_in_place(monkeypatch, strides, padding, groups, taken) -> None:
+    """An inference call of a 1×1 convolution at stride 1, unpadded, multiplies the input
+    itself, bit for bit as its columns do (on the numpy kernels: numba's loops take a narrow
+    grouped one first)."""
+    from modelpack.nn.kernels import backend
+
+    monkeypatch.setattr(backend, "_chosen", "numpy")
+    monkeypatch.setattr(backend, "_module", None)
+    calls: list[tuple[int, ...]] = []
+    original = kernels._forward_pointwise
+    monkeypatch.setattr(kernels, "_forward_pointwise", lambda x, *args: calls.append(x.shape) or original(x, *args))
+    rng = np.random.default_rng(7)
+    g = kernels.Geometry((1, 1), strides, padding, (1, 1), groups)
+    x = rng.standard_normal((3, 4, 5, 6)).astype(np.float32)
+    w = rng.standard_normal((6, 4 // groups, 1, 1)).astype(np.float32)
+    bias = rng.standard_normal(6).astype(np.float32)
+    out, _ = kernels.forward(x, w, bias, g, backward=False)
+    assert bool(calls) is taken
+    expected, _ = kernels.forward(x, w, bias, g, last=False)
+    np.testing.assert_array_equal(out, expected)
+    reference = reference_forward(x, w, g) + bias.reshape(1, -1, 1, 1)
+    assert_near(out, reference)
+
+
+@pytest.mark.parametrize("activation", ["relu", "sigmoid"])
+@pytest.mark.parametrize(("channels", "kernel", "side"), [
+    (1, 5, 12),  # channels first (LeNet's first convolution)
+    (6, 5, 9),  # channels last (its second)
+    (8, 1, 6),  # pointwise, inference
+    (16, 3, 9),  # shifted, inference
+])
+def test_a_convolutions_own_activation_runs_in_place_on_its_output(activation, channels, kernel, side) -> None:
+    """A ReLU or sigmoid of the layer's own, applied by the kernel to each chunk of its output,
+    gives the bits the activation layer after it gives, in inference and in training (the
+    output and the input's and weight's gradients)."""
+    from modelpack import autograd, nn
+
+    rng = np.random.default_rng(8)
+    x = rng.standard_normal((3, channels, side, side)).astype(np.float32)
+    layer = nn.Conv2D(4, kernel, activation=activation, in_channels=channels)
+    chain = nn.Sequential()
+    chain.add(nn.Conv2D(4, kernel, in_channels=channels), nn.Activation(activation))
+    layer.initialize(seed=0)
+    chain.initialize(seed=0)
+    chain[0].weight.set_data(layer.weight.data())
+    chain[0].bias.set_data(layer.bias.data() + 0.1)
+    layer.bias.set_data(layer.bias.data() + 0.1)
+    np.testing.assert_array_equal(layer(x), chain(x))
+    head = rng.standard_normal(layer(x).shape).astype(np.float32)
+    results = []
+    for net, conv in ((layer, layer), (chain, chain[0])):
+        variable = autograd.Variable(x)
+        with autograd.record():
+            out = net(variable)
+        out.backward(head)
+        results.append((out.value, variable.grad, conv.weight.grad()))
+    for ours, theirs in zip(*results, strict=True):
+        np.testing.assert_array_equal(ours, theirs)
+
+
+@pytest.mark.parametrize("activation", ["relu", "sigmoid"])
+def test_an_activation_of_recorded_operands_is_not_in_place(monkeypatch, activation) -> None:
+    """A convolution run op by op under recording (its forward replaced: no layer rule), its
+    weight a recorded operand, applies its activation to the whole output as before."""
+    from modelpack import autograd, nn
+
+    layer = nn.Conv2D(4, 3, activation=activation, in_channels=3)
+    layer.initialize(seed=0)
+    x = np.random.default_rng(9).standard_normal((2, 3, 8, 8)).astype(np.float32)
+    expected = layer(x)
+    original = nn.Conv2D.forward
+    monkeypatch.setattr(nn.Conv2D, "forward", lambda self, *args: original(self, *args))
+    with autograd.record():
+        out = layer(x)
+    np.testing.assert_allclose(np.asarray(getattr(out, "value", out)), expected, rtol=1e-5, atol=1e-6)

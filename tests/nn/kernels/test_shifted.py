@@ -16,7 +16,7 @@ from test_conv import assert_near, reference_backward, reference_forward
 
 from modelpack import Limits, nn
 from modelpack.errors import LimitError
-from modelpack.nn.budget import ActivationBudget, limit_activations
+from modelpack.nn.budget import ActivationBudget, guarded_call, limit_activations
 from modelpack.nn.kernels import conv as kernels
 from modelpack.nn.kernels import shifted
 
@@ -153,15 +153,15 @@ def test_its_padded_planes_count_against_the_budget(monkeypatch, depthwise) -> N
 @pytest.mark.parametrize(("kernel", "padding", "dilation"), [((3, 3), (1, 1), (1, 1)), ((3, 2), (2, 0), (2, 1))])
 def test_the_input_gradient_at_stride_1_comes_here(monkeypatch, last, kernel, padding, dilation) -> None:
     """A training backward of an ungrouped stride-1 convolution wide enough for ``shifted``
-    computes the input's gradient there (a correlation of the output's gradient with the
+    (in and out) computes the input's gradient there (a correlation of the output's gradient with the
     flipped kernel), equal to the reference's adjoint; the weight's gradient is untouched."""
     calls: list[tuple[int, ...]] = []
     original = shifted.forward
     monkeypatch.setattr(shifted, "forward", lambda grad, *args: calls.append(grad.shape) or original(grad, *args))
     rng = np.random.default_rng(3)
     g = kernels.Geometry(kernel, (1, 1), padding, dilation)
-    x = rng.standard_normal((2, 5, 16, 15)).astype(np.float32)
-    w = rng.standard_normal((shifted.MIN_CHANNELS, 5, *kernel)).astype(np.float32)
+    x = rng.standard_normal((2, shifted.MIN_CHANNELS, 16, 15)).astype(np.float32)
+    w = rng.standard_normal((shifted.MIN_CHANNELS, shifted.MIN_CHANNELS, *kernel)).astype(np.float32)
     out, saved = kernels.forward(x, w, None, g, last=last)
     grad = rng.standard_normal(out.shape).astype(np.float32)
     grad_x, grad_w = kernels.backward(grad, saved, w, g)
@@ -210,3 +210,93 @@ def test_depthwise_inference_comes_here_on_the_numpy_path(monkeypatch) -> None:
         assert bool(calls) is taken
         expected, _ = kernels.forward(x, w, None, g, last=False)
         assert_near(out, expected)
+
+
+@settings(max_examples=120, deadline=None)
+@given(drawn=stride_one(), seed=st.integers(0, 2**32 - 1))
+def test_the_input_gradient_on_the_planes_matches_the_reference(drawn, seed) -> None:
+    """``grad_input`` for any stride-1 geometry (padding up to the kernel's size, dilation,
+    1–3 axes), whether or not the dispatch would send it here."""
+    g, sizes, batch, c, o = drawn
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((batch, c, *sizes)).astype(np.float32)
+    w = rng.standard_normal((o, c, *g.kernel)).astype(np.float32)
+    grad = rng.standard_normal((batch, o, *g.out_sizes(sizes))).astype(np.float32)
+    grad_x = shifted.grad_input(grad, w, g, x.shape)
+    assert grad_x.dtype == np.float32 and grad_x.shape == x.shape
+    assert_near(grad_x, reference_backward(x, w, grad, g)[0])
+
+
+def test_the_input_gradient_on_the_planes_in_float64() -> None:
+    """Every example of a batch split over the threads, to float64 rounding."""
+    rng = np.random.default_rng(5)
+    g = kernels.Geometry((5, 5), (1, 1), (2, 2), (1, 1))
+    x = rng.standard_normal((9, 6, 14, 13))
+    w = rng.standard_normal((16, 6, 5, 5))
+    grad = rng.standard_normal((9, 16, *g.out_sizes(x.shape[2:])))
+    np.testing.assert_allclose(shifted.grad_input(grad, w, g, x.shape), reference_backward(x, w, grad, g)[0],
+                               rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize(("channels", "strides", "kernel", "taken"), [
+    (6, (1, 1), (3, 3), True),  # LeNet's second convolution's input
+    (shifted.MIN_CHANNELS - 1, (1, 1), (3, 3), True),
+    (shifted.MIN_CHANNELS, (1, 1), (3, 3), False),  # wide: the flipped correlation
+    (6, (2, 2), (3, 3), False),  # strided: col2im
+    (6, (1, 1), (1, 1), False),  # one tap: a single GEMM already
+])
+def test_a_narrow_inputs_gradient_comes_here(monkeypatch, channels, strides, kernel, taken) -> None:
+    calls: list[tuple[int, ...]] = []
+    original = shifted.grad_input
+    monkeypatch.setattr(shifted, "grad_input", lambda grad, *args: calls.append(grad.shape) or original(grad, *args))
+    rng = np.random.default_rng(6)
+    g = kernels.Geometry(kernel, strides, (0, 0), (1, 1))
+    x = rng.standard_normal((3, channels, 10, 9)).astype(np.float32)
+    w = rng.standard_normal((16, channels, *kernel)).astype(np.float32)
+    out, saved = kernels.forward(x, w, None, g)
+    grad = rng.standard_normal(out.shape).astype(np.float32)
+    grad_x, grad_w = kernels.backward(grad, saved, w, g)
+    assert bool(calls) is taken
+    expected_x, expected_w = reference_backward(x, w, grad, g)
+    assert_near(grad_x, expected_x)
+    assert_near(grad_w, expected_w)
+
+
+def test_the_planes_of_the_input_gradient_count_against_the_budget() -> None:
+    """A hostile padding: the padded planes of the gradient are refused before they are
+    allocated, naming the file."""
+    layer = nn.Conv2D(2, 3, padding=8000, in_channels=1)
+    layer.initialize(seed=0)
+    x = np.ones((1, 1, 1, 1), np.float32)
+    g = layer._geometry()
+    grad = np.ones((1, 2, *g.out_sizes((1, 1))), np.float32)
+    assert shifted.grad_input_usable(layer.weight.data(), g)
+    limit_activations(layer, ActivationBudget("hostile.mpk", Limits(max_activation_bytes=2**20)))
+    with pytest.raises(LimitError, match=r"hostile\.mpk: .*its taps' products on the padded planes"):
+        guarded_call(layer, layer._activation_guard, (x,),
+                     forward=lambda _: shifted.grad_input(grad, layer.weight.data(), g, x.shape))
+
+
+@pytest.mark.parametrize(("multiplier", "taken"), [(1, True), (2, False)])
+def test_a_depthwise_input_gradient_is_the_flipped_depthwise_forward(monkeypatch, multiplier, taken) -> None:
+    """At stride 1 with one output per channel (MobileNet's), a depthwise convolution's input
+    gradient is the taps' multiply-adds of the flipped kernel; with a multiplier the flipped
+    convolution is not depthwise, and im2col's einsum computes it. Either way the reference's."""
+    from modelpack.nn.kernels import backend
+
+    monkeypatch.setattr(backend, "_chosen", "numpy")
+    monkeypatch.setattr(backend, "_module", None)
+    calls: list[tuple[int, ...]] = []
+    original = shifted.depthwise_forward
+    monkeypatch.setattr(shifted, "depthwise_forward", lambda x, *args: calls.append(x.shape) or original(x, *args))
+    rng = np.random.default_rng(10)
+    g = kernels.Geometry((3, 3), (1, 1), (1, 1), (1, 1), 6)
+    x = rng.standard_normal((4, 6, 9, 8)).astype(np.float32)
+    w = rng.standard_normal((6 * multiplier, 1, 3, 3)).astype(np.float32)
+    out, saved = kernels.forward(x, w, None, g)
+    grad = rng.standard_normal(out.shape).astype(np.float32)
+    grad_x, grad_w = kernels.backward(grad, saved, w, g)
+    assert bool(calls) is taken
+    expected_x, expected_w = reference_backward(x, w, grad, g)
+    assert_near(grad_x, expected_x)
+    assert_near(grad_w, expected_w)
