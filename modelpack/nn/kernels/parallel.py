@@ -21,7 +21,7 @@ import numpy as np
 from .. import budget
 from . import blas
 
-__all__ = ["threads", "set_threads", "over_batch", "split", "copy", "ufunc", "affine", "output", "total"]
+__all__ = ["threads", "set_threads", "over_batch", "split", "copy", "ufunc", "output", "total"]
 
 # Below this many elements a reduction's pass takes a few microseconds: not worth a thread's
 # wake-up. (It also decides how a reduction is chunked, so changing it changes trained bits.)
@@ -176,19 +176,6 @@ def ufunc(function: np.ufunc, *operands: Any, out: np.ndarray) -> np.ndarray:
     batch = out.shape[0]
     over_batch(lambda b: function(*(_chunk(a, b, batch) for a in operands), out=out[b]), batch, out.size,
                min_elements=ELEMENTWISE_MIN_ELEMENTS)
-    return out
-
-
-def affine(x: np.ndarray, scale: np.ndarray, shift: np.ndarray, *, out: np.ndarray) -> np.ndarray:
-    """``x * scale + shift`` into ``out`` (batch first; scale and shift broadcast), both steps on
-    each chunk while it is in cache, in one hand-off to the pool instead of one per step."""
-    batch = out.shape[0]
-
-    def run(b: slice) -> None:
-        np.multiply(x[b], scale, out=out[b])
-        np.add(out[b], shift, out=out[b])
-
-    over_batch(run, batch, out.size, min_elements=ELEMENTWISE_MIN_ELEMENTS)
     return out
 
 
