@@ -9,24 +9,12 @@ tests/conftest.py).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import numpy as np
-import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from modelpack.nn.kernels import backend, parallel
 from modelpack.nn.kernels import norm as norm_kernels
-
-
-@pytest.fixture(scope="module")
-def numba_kernels() -> Iterator[None]:
-    """numba installed (else skip); the kernels' choice put back after this module's tests."""
-    pytest.importorskip("numba")
-    before = backend.name()
-    yield
-    backend.use(before)
 
 
 def _through(choice: str, x: np.ndarray, grad: np.ndarray, gamma: np.ndarray | None, beta: np.ndarray,

@@ -98,6 +98,31 @@ def assert_near(ours: np.ndarray, expected: np.ndarray) -> None:
     np.testing.assert_allclose(ours, expected, rtol=RTOL, atol=ATOL * scale)
 
 
+def assert_backward_near(grad: np.ndarray, saved: kernels.Saved, x: np.ndarray, w: np.ndarray,
+                         g: kernels.Geometry) -> None:
+    """Both gradients of ``kernels.backward`` equal the float64 reference's."""
+    grad_x, grad_w = kernels.backward(grad, saved, w, g)
+    expected_x, expected_w = reference_backward(x, w, grad, g)
+    assert_near(grad_x, expected_x)
+    assert_near(grad_w, expected_w)
+
+
+def use_numpy_kernels(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The numpy kernels, whatever is installed (numba's loops take some shapes first)."""
+    from modelpack.nn.kernels import backend
+
+    monkeypatch.setattr(backend, "_chosen", "numpy")
+    monkeypatch.setattr(backend, "_module", None)
+
+
+def record_calls(monkeypatch: pytest.MonkeyPatch, module: object, name: str) -> list[tuple[int, ...]]:
+    """The shape of the first argument of each call of ``module.name`` (which still runs)."""
+    calls: list[tuple[int, ...]] = []
+    original = getattr(module, name)
+    monkeypatch.setattr(module, name, lambda first, *args: calls.append(first.shape) or original(first, *args))
+    return calls
+
+
 def _draw_arrays(data: st.DataObject, g: kernels.Geometry, sizes: tuple[int, ...], batch: int,
                  cg: int, og: int) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1)))
@@ -228,13 +253,8 @@ def test_a_pointwise_inference_reads_its_input_in_place(monkeypatch, strides, pa
     """An inference call of a 1×1 convolution at stride 1, unpadded, multiplies the input
     itself, bit for bit as its columns do (on the numpy kernels: numba's loops take a narrow
     grouped one first)."""
-    from modelpack.nn.kernels import backend
-
-    monkeypatch.setattr(backend, "_chosen", "numpy")
-    monkeypatch.setattr(backend, "_module", None)
-    calls: list[tuple[int, ...]] = []
-    original = kernels._forward_pointwise
-    monkeypatch.setattr(kernels, "_forward_pointwise", lambda x, *args: calls.append(x.shape) or original(x, *args))
+    use_numpy_kernels(monkeypatch)
+    calls = record_calls(monkeypatch, kernels, "_forward_pointwise")
     rng = np.random.default_rng(7)
     g = kernels.Geometry((1, 1), strides, padding, (1, 1), groups)
     x = rng.standard_normal((3, 4, 5, 6)).astype(np.float32)

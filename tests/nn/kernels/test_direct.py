@@ -30,15 +30,6 @@ def restore_backend() -> Iterator[None]:
     backend.use(before)
 
 
-@pytest.fixture(scope="module")
-def numba_kernels() -> Iterator[None]:
-    """numba installed (else skip); the kernels' choice put back after this module's tests."""
-    pytest.importorskip("numba")
-    before = backend.name()
-    yield
-    backend.use(before)
-
-
 @st.composite
 def narrow(draw: st.DrawFn) -> tuple[kernels.Geometry, tuple[int, ...], int, int, int]:
     """(geometry, input sizes, batch, channels per group, outputs per group) that the loops take."""

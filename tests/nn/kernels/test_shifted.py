@@ -12,7 +12,14 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from test_conv import assert_near, reference_backward, reference_forward
+from test_conv import (
+    assert_backward_near,
+    assert_near,
+    record_calls,
+    reference_backward,
+    reference_forward,
+    use_numpy_kernels,
+)
 
 from modelpack import Limits, nn
 from modelpack.errors import LimitError
@@ -130,10 +137,7 @@ def test_its_padded_planes_count_against_the_budget(monkeypatch, depthwise) -> N
     """A hostile padding: the padded planes (about 4 GB here) are refused before they are
     allocated, naming the file, as im2col's padded copy is (the depthwise path on the numpy
     kernels too)."""
-    from modelpack.nn.kernels import backend
-
-    monkeypatch.setattr(backend, "_chosen", "numpy")
-    monkeypatch.setattr(backend, "_module", None)
+    use_numpy_kernels(monkeypatch)
     channels = shifted.MIN_CHANNELS
     layer = nn.Conv2D(channels if depthwise else 1, 3, padding=8000, in_channels=channels,
                       groups=channels if depthwise else 1)
@@ -155,20 +159,15 @@ def test_the_input_gradient_at_stride_1_comes_here(monkeypatch, last, kernel, pa
     """A training backward of an ungrouped stride-1 convolution wide enough for ``shifted``
     (in and out) computes the input's gradient there (a correlation of the output's gradient with the
     flipped kernel), equal to the reference's adjoint; the weight's gradient is untouched."""
-    calls: list[tuple[int, ...]] = []
-    original = shifted.forward
-    monkeypatch.setattr(shifted, "forward", lambda grad, *args: calls.append(grad.shape) or original(grad, *args))
+    calls = record_calls(monkeypatch, shifted, "forward")
     rng = np.random.default_rng(3)
     g = kernels.Geometry(kernel, (1, 1), padding, dilation)
     x = rng.standard_normal((2, shifted.MIN_CHANNELS, 16, 15)).astype(np.float32)
     w = rng.standard_normal((shifted.MIN_CHANNELS, shifted.MIN_CHANNELS, *kernel)).astype(np.float32)
     out, saved = kernels.forward(x, w, None, g, last=last)
     grad = rng.standard_normal(out.shape).astype(np.float32)
-    grad_x, grad_w = kernels.backward(grad, saved, w, g)
+    assert_backward_near(grad, saved, x, w, g)
     assert calls == [grad.shape]
-    expected_x, expected_w = reference_backward(x, w, grad, g)
-    assert_near(grad_x, expected_x)
-    assert_near(grad_w, expected_w)
 
 
 @settings(max_examples=80, deadline=None)
@@ -193,13 +192,8 @@ def test_depthwise_inference_comes_here_on_the_numpy_path(monkeypatch) -> None:
     """On the numpy kernels a stride-1 depthwise inference forward is the taps' multiply-adds
     (split over the batch on ``parallel``'s threads), equal to im2col's einsum; strided, it
     is not."""
-    from modelpack.nn.kernels import backend
-
-    monkeypatch.setattr(backend, "_chosen", "numpy")
-    monkeypatch.setattr(backend, "_module", None)
-    calls: list[tuple[int, ...]] = []
-    original = shifted.depthwise_forward
-    monkeypatch.setattr(shifted, "depthwise_forward", lambda x, *args: calls.append(x.shape) or original(x, *args))
+    use_numpy_kernels(monkeypatch)
+    calls = record_calls(monkeypatch, shifted, "depthwise_forward")
     rng = np.random.default_rng(4)
     x = rng.standard_normal((8, 6, 9, 9)).astype(np.float32)
     w = rng.standard_normal((12, 1, 3, 3)).astype(np.float32)
@@ -246,20 +240,15 @@ def test_the_input_gradient_on_the_planes_in_float64() -> None:
     (6, (1, 1), (1, 1), False),  # one tap: a single GEMM already
 ])
 def test_a_narrow_inputs_gradient_comes_here(monkeypatch, channels, strides, kernel, taken) -> None:
-    calls: list[tuple[int, ...]] = []
-    original = shifted.grad_input
-    monkeypatch.setattr(shifted, "grad_input", lambda grad, *args: calls.append(grad.shape) or original(grad, *args))
+    calls = record_calls(monkeypatch, shifted, "grad_input")
     rng = np.random.default_rng(6)
     g = kernels.Geometry(kernel, strides, (0, 0), (1, 1))
     x = rng.standard_normal((3, channels, 10, 9)).astype(np.float32)
     w = rng.standard_normal((16, channels, *kernel)).astype(np.float32)
     out, saved = kernels.forward(x, w, None, g)
     grad = rng.standard_normal(out.shape).astype(np.float32)
-    grad_x, grad_w = kernels.backward(grad, saved, w, g)
+    assert_backward_near(grad, saved, x, w, g)
     assert bool(calls) is taken
-    expected_x, expected_w = reference_backward(x, w, grad, g)
-    assert_near(grad_x, expected_x)
-    assert_near(grad_w, expected_w)
 
 
 def test_the_planes_of_the_input_gradient_count_against_the_budget() -> None:
@@ -282,21 +271,13 @@ def test_a_depthwise_input_gradient_is_the_flipped_depthwise_forward(monkeypatch
     """At stride 1 with one output per channel (MobileNet's), a depthwise convolution's input
     gradient is the taps' multiply-adds of the flipped kernel; with a multiplier the flipped
     convolution is not depthwise, and im2col's einsum computes it. Either way the reference's."""
-    from modelpack.nn.kernels import backend
-
-    monkeypatch.setattr(backend, "_chosen", "numpy")
-    monkeypatch.setattr(backend, "_module", None)
-    calls: list[tuple[int, ...]] = []
-    original = shifted.depthwise_forward
-    monkeypatch.setattr(shifted, "depthwise_forward", lambda x, *args: calls.append(x.shape) or original(x, *args))
+    use_numpy_kernels(monkeypatch)
+    calls = record_calls(monkeypatch, shifted, "depthwise_forward")
     rng = np.random.default_rng(10)
     g = kernels.Geometry((3, 3), (1, 1), (1, 1), (1, 1), 6)
     x = rng.standard_normal((4, 6, 9, 8)).astype(np.float32)
     w = rng.standard_normal((6 * multiplier, 1, 3, 3)).astype(np.float32)
     out, saved = kernels.forward(x, w, None, g)
     grad = rng.standard_normal(out.shape).astype(np.float32)
-    grad_x, grad_w = kernels.backward(grad, saved, w, g)
+    assert_backward_near(grad, saved, x, w, g)
     assert bool(calls) is taken
-    expected_x, expected_w = reference_backward(x, w, grad, g)
-    assert_near(grad_x, expected_x)
-    assert_near(grad_w, expected_w)
