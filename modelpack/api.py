@@ -118,7 +118,8 @@ def load(
     ``integrity="crc32"`` (the default) checks zip's CRC-32 of every tensor read and the
     manifest's SHA-256; ``"sha256"`` also checks each tensor's SHA-256 (about twice the time).
     ``mmap=True`` maps the weights read-only instead of reading them (no copy; pages are read
-    as the model touches them; each parameter's CRC-32 is checked on its first read).
+    as the model touches them; each parameter's CRC-32 is checked on its first read). A file
+    of a few MiB is read whole, and its tensors are views of that one buffer.
     ``limits=modelpack.Limits(...)`` raises a resource limit for a large file you trust;
     ``max_activation_bytes`` among them bounds what the loaded model's forward may allocate.
 
@@ -136,7 +137,8 @@ def load(
             from .interop.mxnet import ndarray  # a translator: imported only for its files
 
             return ndarray.load(handle, limits=limits)
-        with Archive(handle, limits=limits, integrity=integrity) as opened:
+        with (Archive.for_load(handle, limits=limits, integrity=integrity) if not mmap
+              else Archive(handle, limits=limits, integrity=integrity)) as opened:
             if opened.manifest.kind == "sharded":
                 with ShardedArchive(opened, path, limits=limits, integrity=integrity) as sharded:
                     return sharded.load(mmap=mmap)

@@ -112,6 +112,28 @@ def npy_with_header(header: str, data: bytes) -> bytes:
     return b"\x93NUMPY\x01\x00" + struct.pack("<H", len(text)) + text + data
 
 
+
+_CRC_TABLE = [zlib.crc32(bytes([i])) ^ zlib.crc32(b"\x00") for i in range(256)]  # (the register steps)
+_CRC_INDEX = {entry >> 24: i for i, entry in enumerate(_CRC_TABLE)}  # a top byte names its entry
+
+
+def crc32_suffix(prefix: bytes, target: int) -> bytes:
+    """Four bytes that, appended to ``prefix``, make its CRC-32 ``target`` (CRC-32 is linear:
+    the four register steps are found backwards from ``target``, then bytes that take them).
+    For tests where a checksum must agree with data that is wrong in another way."""
+    register, wanted = zlib.crc32(prefix) ^ 0xFFFFFFFF, target ^ 0xFFFFFFFF
+    steps = []
+    for _ in range(4):
+        index = _CRC_INDEX[wanted >> 24]
+        steps.append(index)
+        wanted = ((wanted ^ _CRC_TABLE[index]) << 8) & 0xFFFFFFFF
+    suffix = bytearray()
+    for index in reversed(steps):
+        suffix.append((register ^ index) & 0xFF)
+        register = (register >> 8) ^ _CRC_TABLE[index]
+    assert zlib.crc32(prefix + bytes(suffix)) == target
+    return bytes(suffix)
+
 def members_of(data: bytes) -> dict[str, bytes]:
     with zipfile.ZipFile(io.BytesIO(data)) as archive:
         return {info.filename: archive.read(info) for info in archive.infolist()}

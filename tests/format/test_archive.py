@@ -239,6 +239,130 @@ def test_small_files_are_read_one_read_per_tensor_without_the_exact_path(tmp_pat
         assert opened.get_tensor("b").tobytes() == arrays["b"].tobytes()
 
 
+
+# -- a small file's full load: read whole while a worker opens it (``Archive.for_load``) --------
+def _root(array: np.ndarray) -> np.ndarray:
+    """The array that owns ``array``'s memory."""
+    while isinstance(array.base, np.ndarray):
+        array = array.base
+    return array
+
+
+def test_a_small_files_load_hands_out_views_of_the_file_read_while_a_worker_opens_it(tmp_path, monkeypatch):
+    """Tensors and a model: every array a writable, aligned view of one buffer holding the
+    file, each checked (no tensor read on its own), the archive opened on an I/O thread."""
+    import threading
+
+    from modelpack.format import archive as archive_module
+
+    arrays, path = _tensors_file(tmp_path)
+    threads: list[str] = []
+    opened_vetted = archive_module.Archive._opened_vetted.__func__
+
+    def spy(cls, *args):
+        threads.append(threading.current_thread().name)
+        return opened_vetted(cls, *args)
+
+    monkeypatch.setattr(archive_module.Archive, "_opened_vetted", classmethod(spy))
+    monkeypatch.setattr(archive_module.Archive, "_read_one", lambda *a: pytest.fail("a tensor was read on its own"))
+    back = modelpack.load(path)
+    assert threads and threads[0].startswith("modelpack-io") and threads[0] != threading.current_thread().name
+    assert all(back[k].tobytes() == v.tobytes() and back[k].dtype == v.dtype for k, v in arrays.items())
+    owner = _root(back["a"])
+    assert owner.size == path.stat().st_size and owner.tobytes() == path.read_bytes()
+    assert all(_root(array) is owner for array in back.values())
+    assert all(array.flags.writeable and array.flags.aligned for array in back.values())
+    net = modelpack.load(_exported_small(tmp_path))
+    assert len({id(_root(param.data())) for param in net.collect_params().values()}) == 1
+
+
+def _exported_small(tmp_path: Path) -> Path:
+    path = tmp_path / "net.mpk"
+    modelpack.export(sequential_mlp(16, 4, inputs=8), path)
+    return path
+
+
+def test_a_file_over_the_read_ahead_size_is_read_tensor_by_tensor(tmp_path, monkeypatch):
+    from modelpack.format import archive as archive_module
+
+    arrays, path = _tensors_file(tmp_path)
+    monkeypatch.setattr(archive_module, "READ_AHEAD_BYTES", path.stat().st_size - 1)
+    monkeypatch.setattr(archive_module, "_read_whole", lambda *a: pytest.fail("read ahead"))
+    back = modelpack.load(path)
+    assert all(back[k].tobytes() == v.tobytes() and back[k].base is None for k, v in arrays.items())
+
+
+def test_data_a_view_would_misalign_is_read_into_an_array_of_its_own(tmp_path):
+    """Another writer's bundle (no padding): data at an address its dtype does not divide is
+    read the usual way, into an aligned array."""
+    arrays, path = _tensors_file(tmp_path, lambda members: None)  # re-zipped without alignment
+    offsets = tensor_data_offsets(path.read_bytes())
+    misaligned = [name for name, at in offsets.items() if at % arrays[name].dtype.itemsize]
+    assert misaligned, offsets  # (else this file tests nothing)
+    back = modelpack.load(path)
+    for name, array in arrays.items():
+        assert back[name].tobytes() == array.tobytes() and back[name].flags.aligned
+    assert all(back[name].base is None for name in misaligned)
+
+
+@pytest.mark.parametrize("how", ["short read", "I/O error", "buffer cut short"])
+def test_a_read_ahead_that_falls_short_leaves_each_tensor_to_its_own_read(tmp_path, monkeypatch, how):
+    """A file read ahead only in part (shrunk meanwhile, say) or not at all: what is not all
+    there is read tensor by tensor, and nothing is taken from past the buffer's end."""
+    from modelpack.format import archive as archive_module
+
+    arrays, path = _tensors_file(tmp_path)
+
+    def failing(*args):
+        raise OSError(5, "Input/output error")
+
+    if how != "buffer cut short":
+        monkeypatch.setattr(archive_module, "read_fully", (lambda *a: False) if how == "short read" else failing)
+    else:
+        read_whole, cut = archive_module._read_whole, tensor_data_offsets(path.read_bytes())["b"] + 8
+        monkeypatch.setattr(archive_module, "_read_whole", lambda fd, size: read_whole(fd, size)[:cut])
+    back = modelpack.load(path)
+    assert all(back[k].tobytes() == v.tobytes() for k, v in arrays.items())
+    assert back["b"].base is None  # (the last tensor's data lies in the cut)
+
+
+
+def test_a_view_is_never_cut_short_even_when_the_checksum_agrees(tmp_path, monkeypatch):
+    """The buffer ends 4 bytes into a tensor whose last 4 bytes are made so that its member's
+    CRC-32 is that of the member without them: the length, not only the checksum, keeps a
+    short view from being handed out (or failing to reshape)."""
+    from craft import crc32_suffix
+
+    from modelpack.format import archive as archive_module
+    from modelpack.io.npy import header_for
+
+    head = np.arange(11, dtype=np.int64).tobytes() + b"\x00" * 4
+    header = header_for("int64", (3, 4))[0]
+    tail = crc32_suffix(header + head, zlib.crc32(header + head))
+    arrays = {"a": np.arange(3, dtype=np.float32), "b": np.frombuffer(head + tail, np.int64).reshape(3, 4)}
+    path = tmp_path / "t.mpk"
+    modelpack.save(path, arrays)
+    read_whole, cut = archive_module._read_whole, tensor_data_offsets(path.read_bytes())["b"] + len(head)
+    monkeypatch.setattr(archive_module, "_read_whole", lambda fd, size: read_whole(fd, size)[:cut])
+    back = modelpack.load(path)
+    assert back["b"].tobytes() == arrays["b"].tobytes() and back["b"].base is None
+
+def test_an_interrupt_while_reading_ahead_closes_the_archive_the_worker_opened(tmp_path, monkeypatch):
+    from modelpack.format import archive as archive_module
+
+    _, path = _tensors_file(tmp_path)
+    closed: list[bool] = []
+    close = archive_module.Archive.close
+    monkeypatch.setattr(archive_module.Archive, "close", lambda self: closed.append(True) or close(self))
+
+    def interrupted(fd, size):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(archive_module, "_read_whole", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        modelpack.load(path)
+    assert closed == [True]
+
 def _header(name: str, header: str):
     """A bundle edit: tensor ``name``'s member with this header and its own data bytes."""
     from craft import npy_header_end, npy_with_header
