@@ -13,14 +13,17 @@ Before timing, both sides start from the same weights: the forward outputs must 
 one training step each must land on the same weights (float32 tolerances below). Both run in
 this one process with ``--threads`` threads each (numpy's BLAS through
 ``OPENBLAS_NUM_THREADS``, set before numpy loads; ``torch.set_num_threads``). Each of
-``--repeats`` rounds gives each side, in turn, one untimed call and then ``CALLS_PER_TURN``
-timed calls in a row, and the medians' ratio (modelpack ÷ torch: above 1, modelpack is
-slower) is printed against the issue's target (≤ 2× for the convolutional workloads, ≤ 1.2×
-for the MLP; none for the Transformer). Timing single calls in alternation measured each
-library's idle threads spinning on the cores the other needed: in one run torch's
-MobileNet-style forward took 5.3 ms so timed against 1.1 ms on its own (modelpack's 2.6 against
-1.9 ms), and that forward's ratio moved between 0.9× and 2.4× from run to run. A side's
-calls in a row, as a user's loop makes them, take about what they take alone.
+``--repeats`` rounds gives each side, in turn, untimed calls for ``SETTLE_SECONDS`` (50 ms, at
+least one call) and then ``CALLS_PER_TURN`` timed calls in a row, and the medians' ratio
+(modelpack ÷ torch: above 1, modelpack is slower) is printed against the issue's target
+(≤ 2× for the convolutional workloads, ≤ 1.2× for the MLP; none for the Transformer). Timing
+single calls in alternation measured each library's idle threads spinning on the cores the
+other needed: in one run torch's MobileNet-style forward took 5.3 ms so timed against 1.1 ms
+on its own (modelpack's 2.6 against 1.9 ms), and that forward's ratio moved between 0.9× and
+2.4× from run to run. A side's calls in a row, as a user's loop makes them, take about what
+they take alone, once the other side's threads have stopped spinning: torch's OpenMP worker
+spins ~8.5 ms after each call, so a turn's timed calls wait until 50 ms of untimed calls have
+passed (see ``SETTLE_SECONDS``).
 
     python bench/compute.py [--quick] [--repeats 15] [--threads 2] [--clock wall|cpu]
                             [--kernels numpy|numba] [--only cnn] [--write]
@@ -80,19 +83,32 @@ CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
 clock = CLOCKS["wall"]
 
 
-CALLS_PER_TURN = 3  # timed calls in a row per side and round, after one untimed call
+CALLS_PER_TURN = 3  # timed calls in a row per side and round, after the untimed ones
+# Each turn starts with untimed calls for at least this long (wall time, at least one call):
+# torch's OpenMP worker spins ~8.5 ms of CPU after torch's last call (its thread's schedstat),
+# and modelpack's LeNet forwards right after a torch turn took 5.2, 2.5, 2.5 ms against a
+# steady 2.0, settling within ~20 ms; one untimed call (2.8 ms) left the timed ones in that
+# tail. Measured in one process, LeNet forward's ratio was 2.11, 1.79, 1.78 with one untimed
+# call and 1.62, 1.70, 1.59 with 50 ms. The rule is the same for both sides (modelpack's
+# threads block when idle, so torch's turns were not slowed by them).
+SETTLE_SECONDS = 0.05
+settle_clock = time.perf_counter
 
 
 def median_seconds(runs: list[Callable[[], object]], repeats: int, warmups: int = 2) -> list[float]:
     """Median time of each run by ``clock`` over ``repeats`` rounds, each giving every run in
-    turn one untimed call and ``CALLS_PER_TURN`` timed ones, after ``warmups`` calls each."""
+    turn untimed calls for ``SETTLE_SECONDS`` and then ``CALLS_PER_TURN`` timed ones, after
+    ``warmups`` calls each."""
     for _ in range(warmups):
         for run in runs:
             run()
     times: list[list[float]] = [[] for _ in runs]
     for _ in range(repeats):
         for run, bucket in zip(runs, times, strict=True):
+            start = settle_clock()
             run()  # the other side's threads go idle while this one runs untimed
+            while settle_clock() - start < SETTLE_SECONDS:
+                run()
             for _ in range(CALLS_PER_TURN):
                 start = clock()
                 run()
@@ -227,7 +243,8 @@ def main() -> None:
         f"`python bench/compute.py {' '.join(sys.argv[1:])}`: forward (inference) and one SGD training step "
         "(forward, softmax cross-entropy, backward, update with momentum) of each workload, float32, "
         f"{args.clock} time, median of {repeats} rounds each timing {CALLS_PER_TURN} calls of each side "
-        "in a row (after an untimed one), the sides in turn, after 2 warm-ups; "
+        f"in a row after {SETTLE_SECONDS * 1e3:.0f} ms of untimed ones (at least one; torch's OpenMP "
+        "threads spin for ~8 ms after its calls), the sides in turn, after 2 warm-ups; "
         f"one process, {args.threads} thread(s) on both sides (numpy's BLAS, modelpack's kernels, torch); "
         f"modelpack's kernels: {backend.name()}; "
         f"{'glibc malloc pinned (`_threads.pin_allocator`)' if ALLOCATOR_PINNED else 'malloc not pinned'}; "

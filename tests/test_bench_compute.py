@@ -24,15 +24,25 @@ def _compute_module(monkeypatch):
 
 
 def test_each_side_is_timed_in_calls_in_a_row(monkeypatch):
-    """A round gives each side one untimed call, then ``CALLS_PER_TURN`` timed ones in a row:
-    the other side's idle threads never spin through a timed call."""
+    """A round gives each side untimed calls until ``SETTLE_SECONDS`` have passed (at least
+    one), then ``CALLS_PER_TURN`` timed ones in a row: the other side's idle threads stop
+    spinning before a timed call."""
     module = _compute_module(monkeypatch)
     ticks, log = iter(range(10_000)), []
     monkeypatch.setattr(module, "clock", lambda: next(ticks))
+    # Each reading of the settle clock a third of SETTLE_SECONDS on: three untimed calls a turn.
+    monkeypatch.setattr(module, "SETTLE_SECONDS", 3)
+    readings = iter(range(10_000))
+    monkeypatch.setattr(module, "settle_clock", lambda: next(readings))
     sides = [lambda: log.append("a"), lambda: log.append("b")]
     module.median_seconds(sides, repeats=2, warmups=1)
-    turn = module.CALLS_PER_TURN + 1
+    turn = 3 + module.CALLS_PER_TURN
     assert "".join(log) == "ab" + ("a" * turn + "b" * turn) * 2
+    # A call longer than SETTLE_SECONDS is the only untimed one.
+    readings = iter(range(0, 10_000, 4))
+    log.clear()
+    module.median_seconds(sides, repeats=1, warmups=0)
+    assert "".join(log) == "a" * (1 + module.CALLS_PER_TURN) + "b" * (1 + module.CALLS_PER_TURN)
 
 
 def test_compute_bench_runs_every_workload_quick(monkeypatch):

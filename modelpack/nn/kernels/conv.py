@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from numpy.lib.stride_tricks import as_strided
 
 from .. import budget
 from . import direct, parallel, shifted
@@ -299,14 +300,48 @@ def _col2im_last(rows: np.ndarray, weight: np.ndarray, g: Geometry, n: int, out_
     return out
 
 
-def _gathered_last(x: np.ndarray, g: Geometry, out_sizes: Sizes) -> np.ndarray:
-    """The channels-last columns (N·P, G, K·C/G) of input x, as ``_forward_last`` gathers them."""
-    buffer, pad = to_last(x, g.padding)
-    cols, gather = columns_last(buffer, g, out_sizes)
-    everything = slice(0, x.shape[0])
-    pad(everything)
-    gather(everything)
-    return cols
+# Examples per block of ``_weight_grad_deferred`` (measured at 2 threads, batch 32, 16 channels
+# on 32×32: 1, 2, 4 and 8 took 2.4, 2.4, 2.3 and 2.8 ms).
+EXAMPLES_PER_BLOCK = 4
+
+
+def _weight_grad_deferred(grad: np.ndarray, x: np.ndarray, g: Geometry, out_sizes: Sizes,
+                          shape: tuple[int, ...]) -> np.ndarray:
+    """The weight's gradient of a deferred forward (ungrouped, on ``shifted``) from its input x
+    and the output's gradient: blocks of ``EXAMPLES_PER_BLOCK`` examples, each padded and laid
+    out channels-last, gathered into columns and multiplied with its rows of the gradient while
+    in cache, the blocks spread over ``parallel``'s threads and their products summed in order
+    (the same bits whatever the thread count). Gathering the whole batch's columns first (19 MB
+    at batch 32, 16 channels on 32×32) and one GEMM took 4.1 ms at 2 threads, this 2.3 ms."""
+    n, c, o, dims = x.shape[0], x.shape[1], shape[0], len(g.kernel)
+    per = min(EXAMPLES_PER_BLOCK, n)
+    blocks = -(-n // per)
+    width, positions = math.prod(g.kernel) * c, math.prod(out_sizes)
+    padded = tuple(size + 2 * p for size, p in zip(x.shape[2:], g.padding, strict=True))
+    scratch = per * (math.prod(padded) * c + positions * (width + o))
+    budget.charge(parallel.threads() * scratch * x.dtype.itemsize, "gathering its windows (im2col)")
+    parts = np.empty((blocks, o, width), x.dtype)
+    inside = (slice(None), *(slice(p, p + size) for p, size in zip(g.padding, x.shape[2:], strict=True)))
+
+    def run(chunk: slice) -> None:
+        buffer = np.zeros((per, *padded, c), x.dtype)  # its padding stays zero
+        s = buffer.strides
+        strides = (s[0], *(s[1 + i] * g.strides[i] for i in range(dims)),
+                   *(s[1 + i] * g.dilation[i] for i in range(dims)), s[-1])
+        view = as_strided(buffer, (per, *out_sizes, *g.kernel, c), strides, writeable=False)
+        cols = np.empty(view.shape, x.dtype)
+        rows = np.empty((per, *out_sizes, o), x.dtype)
+        for block in range(chunk.start, chunk.stop):
+            first, stop = block * per, min(n, block * per + per)
+            count = stop - first
+            np.copyto(buffer[inside][:count], np.moveaxis(x[first:stop], 1, -1))
+            np.copyto(cols[:count], view[:count])
+            np.copyto(rows[:count], np.moveaxis(grad[first:stop], 1, -1))
+            np.matmul(rows[:count].reshape(-1, o).T, cols[:count].reshape(-1, width), out=parts[block])
+
+    parallel.split(run, blocks, n * positions * o * width)
+    total = parts.sum(axis=0).reshape(o, -1, c)  # (O, K, C)
+    return np.ascontiguousarray(total.swapaxes(1, 2)).reshape(shape)
 
 
 def _weight_grad_last(rows: np.ndarray, cols: np.ndarray, shape: tuple[int, ...], groups: int) -> np.ndarray:
@@ -344,11 +379,13 @@ def backward(grad: np.ndarray, saved: Saved, weight: np.ndarray, g: Geometry, *,
         grad_x = _full_correlation(grad, weight, g, saved.in_shape[2:])
     scatter = need_x and grad_x is None  # col2im: the taps' products added back where they read
     if saved.last:
-        rows = rows_of(grad, groups)  # (G, N·P, O/G)
-        if need_weight:
-            cols = _gathered_last(saved.cols, g, saved.out_sizes) if saved.deferred else saved.cols
-            grad_w = _weight_grad_last(rows, cols, weight.shape, groups)
-        if scatter:
+        if need_weight and saved.deferred:  # its columns gathered block by block, never whole
+            grad_w = _weight_grad_deferred(grad, saved.cols, g, saved.out_sizes, weight.shape)
+        kept = need_weight and not saved.deferred
+        rows = rows_of(grad, groups) if scatter or kept else None  # (G, N·P, O/G)
+        if rows is not None and kept:
+            grad_w = _weight_grad_last(rows, saved.cols, weight.shape, groups)
+        if rows is not None and scatter:
             full = tuple(s + 2 * p for s, p in zip(saved.in_shape[2:], g.padding, strict=True))
             grad_x = _col2im_last(rows, weight, g, n, saved.out_sizes, full, g.padding, saved.in_shape[2:],
                                   "its input's gradient")

@@ -132,6 +132,47 @@ def test_a_narrow_training_forward_defers_its_columns_to_the_backward(need_x) ->
         assert grad_x is None
 
 
+@settings(max_examples=80, deadline=None)
+@given(drawn=stride_one(), seed=st.integers(0, 2**32 - 1), per=st.integers(1, 4))
+def test_a_deferred_weight_gradient_matches_the_reference(drawn, seed, per) -> None:
+    """The weight's gradient of a deferred forward, gathered block by block: any stride-1
+    geometry and block size, including a last block the batch does not fill."""
+    g, sizes, batch, c, o = drawn
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((batch, c, *sizes)).astype(np.float32)
+    w = rng.standard_normal((o, c, *g.kernel)).astype(np.float32)
+    out_sizes = g.out_sizes(sizes)
+    grad = rng.standard_normal((batch, o, *out_sizes)).astype(np.float32)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(kernels, "EXAMPLES_PER_BLOCK", per)
+        ours = kernels._weight_grad_deferred(grad, x, g, out_sizes, w.shape)
+    assert_near(ours, reference_backward(x, w, grad, g)[1])
+
+
+@pytest.mark.parametrize("kernel_choice", ["numpy", "numba"])
+def test_a_deferred_backward_gathers_no_whole_batch_columns(monkeypatch, request, kernel_choice) -> None:
+    """The whole batch's columns are never gathered (on numba's kernels too, which leave an
+    ungrouped convolution to this path); the gradients equal the reference's, across several
+    blocks."""
+    if kernel_choice == "numba":
+        request.getfixturevalue("numba_kernels")
+        from modelpack.nn.kernels import backend
+
+        backend.use("numba")
+    else:
+        use_numpy_kernels(monkeypatch)
+    monkeypatch.setattr(kernels, "_weight_grad_last", lambda *args: pytest.fail("whole-batch columns"))
+    monkeypatch.setattr(kernels, "columns_last", lambda *args: pytest.fail("whole-batch columns"))
+    layer, _ = _layer_input(shifted.MIN_CHANNELS, 12)
+    x = np.random.default_rng(4).standard_normal((2 * kernels.EXAMPLES_PER_BLOCK + 1, shifted.MIN_CHANNELS, 12, 12))
+    x = x.astype(np.float32)
+    w, g = layer.weight.data(), layer._geometry()
+    out, saved = kernels.forward(x, w, None, g, backward=True)
+    assert saved.deferred
+    grad = np.random.default_rng(5).standard_normal(out.shape).astype(np.float32)
+    assert_backward_near(grad, saved, x, w, g)
+
+
 @pytest.mark.parametrize("depthwise", [False, True])
 def test_its_padded_planes_count_against_the_budget(monkeypatch, depthwise) -> None:
     """A hostile padding: the padded planes (about 4 GB here) are refused before they are
