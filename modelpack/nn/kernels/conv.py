@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from .. import budget
-from . import direct, parallel, shifted
+from . import depthwise, direct, parallel, shifted
 from .columns import (
     Geometry,
     Sizes,
@@ -129,6 +129,8 @@ def forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, g: Geome
             return _forward_pointwise(x, weight, bias, g, activation), unused
         if shifted.usable(c, g, out_sizes):
             return activated(shifted.forward(x, weight, bias, g, out_sizes)), unused
+        if depthwise.usable(x, weight, g, out_sizes):
+            return depthwise.forward(x, weight, bias, g, activation), unused
         if shifted.depthwise_usable(weight, g):
             return activated(shifted.depthwise_forward(x, weight, bias, g, out_sizes)), unused
     if not all(type(a) is np.ndarray for a in (x, weight, bias) if a is not None):
@@ -253,16 +255,18 @@ def _full_correlation(grad: np.ndarray, weight: np.ndarray, g: Geometry,
     o, cg = weight.shape[:2]
     padding = tuple(s - 1 - p for s, p in zip(g.span, g.padding, strict=True))
     flipped_geometry = Geometry(g.kernel, g.strides, padding, g.dilation, groups)
-    depthwise = _depthwise(weight, groups)
-    if not depthwise and not shifted.usable(o, flipped_geometry, in_sizes):  # (the gradient's channels)
+    one_input_each = _depthwise(weight, groups)
+    if not one_input_each and not shifted.usable(o, flipped_geometry, in_sizes):  # (the gradient's channels)
         return None
     split = weight.reshape(groups, o // groups, cg, *g.kernel)
     reversed_taps: tuple[slice, ...] = (slice(None),) * 3 + (slice(None, None, -1),) * dims
     swapped = np.ascontiguousarray(split[reversed_taps].swapaxes(1, 2))
     swapped = swapped.reshape(groups * cg, o // groups, *g.kernel)
-    if depthwise and o == groups:  # one output per group too: the flipped one is depthwise
+    if one_input_each and o == groups:  # one output per group too: the flipped one is depthwise
+        if depthwise.usable(grad, swapped, flipped_geometry, in_sizes):
+            return depthwise.forward(grad, swapped, None, flipped_geometry)
         return shifted.depthwise_forward(grad, swapped, None, flipped_geometry, in_sizes)
-    if depthwise:
+    if one_input_each:
         return forward(grad, swapped, None, flipped_geometry, last=False, backward=False)[0]
     return shifted.forward(grad, swapped, None, flipped_geometry, in_sizes)
 
