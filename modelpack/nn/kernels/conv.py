@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from .. import budget
-from . import blas, depthwise, direct, parallel, shifted
+from . import depthwise, direct, parallel, shifted
 from .columns import (
     Geometry,
     Sizes,
@@ -62,14 +62,6 @@ class Saved:
     direct: bool = False  # computed by the compiled loops (``direct``), which need no columns
     deferred: bool = False  # computed by ``shifted``: cols is the input, gathered when needed
 
-
-# An inference forward that gathers its columns channels first runs whole on the calling thread
-# (its GEMMs on one BLAS thread) below this many multiply-adds: split at 2 threads, the
-# gathering copies of the two chunks contended and the second thread's hand-off came late.
-# Measured at 2 threads (ms, split → whole): the MobileNet-style stem (3 → 32, 3×3/2 on 32×32,
-# batch 32, 7 M) 0.45 → 0.38; LeNet's first convolution (7.5 M) 0.90–1.08 → 0.88 and its
-# second (15 M) 0.96 → 0.95–1.0. A training forward keeps the split.
-GATHERED_SPLIT_MIN_WORK = 1 << 24
 
 # A training forward with at most this many output channels runs on ``shifted`` and leaves
 # im2col to the backward (only the weight's gradient reads the columns): the columns' GEMM has
@@ -152,8 +144,7 @@ def forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, g: Geome
     if last:
         out, cols = _forward_last(x, weight, bias, g, out_sizes, activation)
         return out, Saved(cols, True, x.shape, out_sizes)
-    split_from = 0 if backward else GATHERED_SPLIT_MIN_WORK
-    out, cols = _forward_first(x, weight, bias, g, out_sizes, activation, split_from)
+    out, cols = _forward_first(x, weight, bias, g, out_sizes, activation)
     return out, Saved(cols, False, x.shape, out_sizes)
 
 
@@ -172,11 +163,11 @@ def _forward_recorded(x: Any, weight: Any, bias: Any, g: Geometry, out_sizes: Si
 
 
 def _forward_first(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, g: Geometry,
-                   out_sizes: Sizes, activation: Callable[[np.ndarray], object] | None = None,
-                   split_from: int = 0) -> tuple[np.ndarray, np.ndarray]:
+                   out_sizes: Sizes, activation: Callable[[np.ndarray], object] | None = None
+                   ) -> tuple[np.ndarray, np.ndarray]:
     """(out, columns) of the channels-first layout, (N, G, C/G·K, P): a GEMM per example (an
     einsum for a depthwise convolution), each chunk of the batch padded, gathered and
-    multiplied on its own thread (whole below ``split_from`` multiply-adds)."""
+    multiplied on its own thread."""
     n, groups = x.shape[0], g.groups
     cols, source, pad = columns_first(x, g, out_sizes)
     flat_cols = cols.reshape(n, groups, -1, math.prod(out_sizes))
@@ -185,7 +176,7 @@ def _forward_first(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, g
         pad(b)
         parallel.copy(cols[b], source[b])
 
-    out = _channels_first_product(flat_cols, weight, bias, out_sizes, activation, gather, split_from)
+    out = _channels_first_product(flat_cols, weight, bias, out_sizes, activation, gather)
     return out, flat_cols
 
 
@@ -207,12 +198,10 @@ def _forward_pointwise(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | Non
 def _channels_first_product(
     operand: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, out_sizes: Sizes,
     activation: Callable[[np.ndarray], object] | None, prepare: Callable[[slice], None] | None = None,
-    split_from: int = 0,
 ) -> np.ndarray:
     """The output (N, O, *out_sizes) of the GEMMs of ``weight`` with a channels-first operand
     (N, G, C/G·K, P), bias added and ``activation`` applied, each chunk of the batch on its own
-    thread after ``prepare`` (gathering its columns, if any) while it is in cache; below
-    ``split_from`` multiply-adds, the whole batch on the calling thread, BLAS on one thread."""
+    thread after ``prepare`` (gathering its columns, if any) while it is in cache."""
     n, groups, o = operand.shape[0], operand.shape[1], weight.shape[0]
     kernels = weight.reshape(1, groups, o // groups, -1)
     budget.charge(budget.nbytes((n, o, *out_sizes), operand.dtype), "its output")
@@ -230,12 +219,7 @@ def _channels_first_product(
         if activation is not None:
             activation(out[b])
 
-    work = out.size * operand.shape[2]
-    if work < split_from:
-        with blas.serial():
-            run(slice(0, n))
-    else:
-        parallel.split(run, n, work)
+    parallel.split(run, n, out.size * operand.shape[2])
     return out.reshape(n, o, *out_sizes)
 
 

@@ -208,26 +208,3 @@ def test_global_average_pooling_sums_on_one_blas_thread(monkeypatch) -> None:
     x = np.random.default_rng(0).standard_normal((8, 16, 12, 12)).astype(np.float32)
     np.testing.assert_allclose(nn.GlobalAvgPool2D()(x)[:, :, 0, 0], x.mean(axis=(2, 3)), rtol=1e-5, atol=1e-6)
     assert entered
-
-
-@pytest.mark.parametrize(("backward", "split"), [(False, False), (True, True)])
-def test_a_small_gathered_inference_runs_whole(monkeypatch, two_threads, backward, split) -> None:
-    """An inference forward that gathers its columns channels first (a stem: 3 input channels,
-    3×3 at stride 2) runs whole below ``conv.GATHERED_SPLIT_MIN_WORK``, its GEMMs on one BLAS
-    thread; a training forward of the same convolution splits. The same bits either way."""
-    from test_conv import use_numpy_kernels
-
-    use_numpy_kernels(monkeypatch)
-    monkeypatch.setattr(parallel, "SPLIT_MIN_WORK", 0)
-    chunks: list[slice] = []
-    original = parallel.split
-    monkeypatch.setattr(parallel, "split", lambda run, n, work: original(lambda b: chunks.append(b) or run(b), n, work))
-    rng = np.random.default_rng(2)
-    x = rng.standard_normal((6, 3, 12, 12)).astype(np.float32)
-    w = rng.standard_normal((8, 3, 3, 3)).astype(np.float32)
-    b = rng.standard_normal(8).astype(np.float32)
-    g = kernels.Geometry((3, 3), (2, 2), (1, 1), (1, 1))
-    out, _ = kernels.forward(x, w, b, g, backward=backward)
-    assert (len(chunks) == 2) is split
-    monkeypatch.setattr(kernels, "GATHERED_SPLIT_MIN_WORK", 0)
-    np.testing.assert_array_equal(out, kernels.forward(x, w, b, g, backward=backward)[0])
