@@ -3,20 +3,20 @@ with padding 1, and its input's gradient), computed on the unpadded planes.
 
 Each kernel tap reads the input shifted by one offset into the flattened planes, so the tap's
 contribution to a whole chunk of the batch is one multiply of a contiguous run by a weight
-plane, and the taps' sum is written straight into the output: no padded copy of the input,
-no cropped copy of the result. A shift runs past a row's end into the next row (or plane,
-or example); there the tap's weight plane holds 0 (``_taps``), as zero padding would
-contribute. The products and their order are those of ``shifted.depthwise_forward``'s padded
-planes, so the results are the same bits, with one exception: a non-finite input value
-read where the weight is masked gives 0·inf = NaN where padding gives 0. A chunk whose sum
-is not finite is therefore recomputed on the padded planes (a finite sum means no value in
-it is NaN or infinite).
+plane, and the taps' sum is written straight into the output: no padded planes (each chunk
+is copied whole, with the few values around it its shifts reach), no cropped copy of the
+result. A shift runs past a row's end into the next row (or plane, or example); there the
+tap's weight plane holds 0 (``_taps``), as zero padding would contribute. The products and
+their order are those of ``shifted.depthwise_forward``'s padded planes, so the results are
+the same bits, with one exception: a non-finite input value read where the weight is masked
+gives 0·inf = NaN where padding gives 0. A chunk whose sum is not finite is therefore
+recomputed on the padded planes (a finite sum means no value in it is NaN or infinite).
 
-Measured on MobileNet's depthwise 3×3 (32 channels of 16×16, batch 32, its ReLU applied):
-padded planes 0.95–1.3 ms at 2 threads and 1.10 ms at one, here 0.63–0.87 and 0.72 ms. Each
-thread takes one chunk of the batch whole: smaller chunks, kept in cache, lost more to the
-threads' hand-offs of the GIL between numpy's calls than they gained (4 examples a chunk:
-1.1 ms at 2 threads).
+Measured inside the MobileNet-style forward (2 threads, alternating per call): 2.09 → 1.76
+ms with this in place of the padded planes, 2.39 → 2.00 ms at one thread. Each thread takes
+one chunk of the batch whole: smaller chunks, kept in cache, lost more to the threads'
+hand-offs of the GIL between numpy's calls than they gained (the kernel alone, 4 examples a
+chunk: 1.1 ms at 2 threads against 0.63–0.87 whole); the whole batch on one thread lost too.
 """
 
 from __future__ import annotations
@@ -58,8 +58,10 @@ def forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, g: Geome
     offsets, planes = _taps(weight, g, sizes)
     shift = None if bias is None else np.repeat(bias.astype(x.dtype, copy=False), math.prod(sizes))
     budget.charge(budget.nbytes(x.shape, x.dtype), "its output")
+    reach = max(abs(offset) for offset in offsets)
     share = -(-n // parallel.threads())  # the examples a thread's chunk holds at most
-    budget.charge(parallel.threads() * budget.nbytes((share, per), x.dtype), "its taps' products")
+    budget.charge(parallel.threads() * budget.nbytes((2 * share * per + 2 * reach,), x.dtype),
+                  "its chunks' taps' products")
     out = np.empty(x.shape, x.dtype)
     flat = out.reshape(-1)
 
@@ -67,9 +69,11 @@ def forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, g: Geome
         count = b.stop - b.start
         total = flat[b.start * per:b.stop * per]
         product = np.empty_like(total)
+        local = _around(source, b.start * per, b.stop * per, reach)
         with np.errstate(invalid="ignore", over="ignore"):  # 0·inf where masked: checked below
             for tap, (offset, plane) in enumerate(zip(offsets, planes, strict=True)):
-                _product(source, offset, plane, b, per, total if tap == 0 else product)
+                shifted_run = local[reach + offset:reach + offset + count * per].reshape(count, per)
+                np.multiply(shifted_run, plane, out=(total if tap == 0 else product).reshape(count, per))
                 if tap:
                     np.add(total, product, out=total)
             rows = total.reshape(count, per)
@@ -83,6 +87,18 @@ def forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, g: Geome
 
     parallel.over_batch(run, n, 2 * len(offsets) * x.size, min_elements=parallel.ELEMENTWISE_MIN_ELEMENTS)
     return out
+
+
+def _around(source: np.ndarray, start: int, stop: int, reach: int) -> np.ndarray:
+    """source[start − reach : stop + reach] as a fresh array (one contiguous copy, which the
+    taps then read from cache), zeros where it runs past the batch's ends."""
+    base = start - reach
+    local = np.empty(stop - start + 2 * reach, source.dtype)
+    first, last = max(0, base), min(source.size, stop + reach)
+    local[:first - base] = 0
+    local[last - base:] = 0
+    local[first - base:last - base] = source[first:last]
+    return local
 
 
 def _taps(weight: np.ndarray, g: Geometry, sizes: tuple[int, ...]) -> tuple[tuple[int, ...], np.ndarray]:
@@ -113,24 +129,3 @@ def _reach(kernel: Sizes, dilation: Sizes, padding: Sizes, sizes: Sizes
     mask = np.array(inside, np.float32)
     mask.flags.writeable = False
     return tuple(offsets), mask
-
-
-def _product(source: np.ndarray, offset: int, plane: np.ndarray, b: slice, per: int,
-             into: np.ndarray) -> None:
-    """``into`` (examples ``b``, flattened) = the input shifted by ``offset``, times the tap's
-    ``plane``. Reads before the batch's first value or after its last (the first or last
-    example's masked edge) are left out, their products 0."""
-    first, last = b.start, b.stop
-    end = source.size
-    rows = into.reshape(last - first, per)
-    if offset < 0 and first == 0:  # the first example's first positions read before the batch
-        rows[0, :-offset] = 0
-        np.multiply(source[:per + offset], plane[-offset:], out=rows[0, -offset:])
-        first += 1
-    if offset > 0 and last * per == end:  # the last example's last positions read past it
-        rows[-1, per - offset:] = 0
-        np.multiply(source[end - per + offset:], plane[:per - offset], out=rows[-1, :per - offset])
-        last -= 1
-    if first < last:
-        run = source[first * per + offset:last * per + offset].reshape(last - first, per)
-        np.multiply(run, plane, out=rows[first - b.start:last - b.start])
