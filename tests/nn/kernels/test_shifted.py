@@ -309,13 +309,15 @@ def test_the_planes_of_the_input_gradient_count_against_the_budget() -> None:
 
 @pytest.mark.parametrize(("multiplier", "taken"), [(1, True), (2, False)])
 def test_a_depthwise_input_gradient_is_the_flipped_depthwise_forward(monkeypatch, multiplier, taken) -> None:
-    """At stride 1 with one output per channel (MobileNet's), a depthwise convolution's input
-    gradient is the taps' multiply-adds of the flipped kernel; with a multiplier the flipped
-    convolution is not depthwise, and im2col's einsum computes it. Either way the reference's."""
+    """At stride 1 with one output per channel, a depthwise convolution's input gradient is the
+    taps' multiply-adds of the flipped kernel, here on padded planes (unpadded, so the flipped
+    one's output is larger than its input; MobileNet's same-size one is ``depthwise``'s); with a
+    multiplier the flipped convolution is not depthwise, and im2col's einsum computes it.
+    Either way the reference's."""
     use_numpy_kernels(monkeypatch)
     calls = record_calls(monkeypatch, shifted, "depthwise_forward")
     rng = np.random.default_rng(10)
-    g = kernels.Geometry((3, 3), (1, 1), (1, 1), (1, 1), 6)
+    g = kernels.Geometry((3, 3), (1, 1), (0, 0), (1, 1), 6)
     x = rng.standard_normal((4, 6, 9, 8)).astype(np.float32)
     w = rng.standard_normal((6 * multiplier, 1, 3, 3)).astype(np.float32)
     out, saved = kernels.forward(x, w, None, g)
