@@ -54,6 +54,9 @@ def forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, g: Geome
     ``activation`` in place: (N, C, *S), each chunk of the batch on its own thread."""
     n, c, sizes = x.shape[0], x.shape[1], x.shape[2:]
     per = c * math.prod(sizes)  # one example's values
+    taps = math.prod(g.kernel)  # (a weight plane each, as large as one example, and its mask)
+    budget.charge(budget.nbytes((taps, per), x.dtype) + budget.nbytes((taps, math.prod(sizes)), np.float32),
+                  "its taps' weight planes")
     source = np.ascontiguousarray(x).reshape(-1)
     offsets, planes = _taps(weight, g, sizes)
     shift = None if bias is None else np.repeat(bias.astype(x.dtype, copy=False), math.prod(sizes))

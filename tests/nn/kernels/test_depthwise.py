@@ -157,3 +157,23 @@ def test_a_folded_block_with_its_relu_matches_the_layers(monkeypatch) -> None:
     for layer in net:
         unfused = layer(unfused)
     np.testing.assert_allclose(fused, unfused, rtol=1e-5, atol=1e-5)
+
+
+def test_its_weight_planes_count_against_the_budget(monkeypatch) -> None:
+    """A wide kernel on large planes: its taps' weight planes (225 of one example's size here,
+    ~33 MB with their masks, where the output takes 128 KB) are refused before they are made,
+    naming the file."""
+    from modelpack.errors import LimitError
+    from modelpack.io.limits import Limits
+    from modelpack.nn.budget import ActivationBudget, limit_activations
+
+    use_numpy_kernels(monkeypatch)
+    calls = record_calls(monkeypatch, depthwise, "forward")
+    layer = nn.Conv2D(8, 15, padding=7, in_channels=8, groups=8)
+    layer.initialize(seed=0)
+    x = np.ones((1, 8, 64, 64), np.float32)
+    assert depthwise.usable(x, layer.weight.data(), layer._geometry(), (64, 64))
+    limit_activations(layer, ActivationBudget("hostile.mpk", Limits(max_activation_bytes=4 << 20)))
+    with pytest.raises(LimitError, match=r"hostile\.mpk: .*its taps' weight planes"):
+        layer(x)
+    assert calls
