@@ -278,10 +278,9 @@ def read_written(
     if written is None:
         return None
     header, shape, dtype = written
-    try:
-        array = np.empty(shape, dtype=dtype)
-    except MemoryError:
-        return None  # (the exact path words it)
+    array = _fresh(shape, dtype)
+    if array is None:
+        return None
     # (The array itself is the buffer: C-ordered, so its bytes are the member's data.)
     lead, data, start = bytearray(len(header)), array.data, source.start + member.data_offset
     filled = os.preadv(fd, [lead, data], start)
@@ -341,12 +340,19 @@ def _copied(
     if checked is None:
         return None
     data, shape, dtype = checked
-    try:
-        array = np.empty(shape, dtype=dtype)
-    except MemoryError:
-        return None  # (the exact path words it)
-    data_view(array)[:] = data
+    array = _fresh(shape, dtype)
+    if array is not None:
+        data_view(array)[:] = data
     return array
+
+
+def _fresh(shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray | None:
+    """An array to read a vouched-for tensor into, or None where memory runs out (the exact
+    path then words it)."""
+    try:
+        return np.empty(shape, dtype=dtype)
+    except MemoryError:
+        return None
 
 
 def written_view(
