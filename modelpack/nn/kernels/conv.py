@@ -326,6 +326,9 @@ def _weight_grad_deferred(grad: np.ndarray, x: np.ndarray, g: Geometry, out_size
     padded = tuple(size + 2 * p for size, p in zip(x.shape[2:], g.padding, strict=True))
     scratch = per * (math.prod(padded) * c + positions * (width + o))
     budget.charge(parallel.threads() * scratch * x.dtype.itemsize, "gathering its windows (im2col)")
+    # One weight-sized product per block, summed at the end: a batch of many small inputs makes
+    # these, not the scratch, what the weight's gradient holds.
+    budget.charge(budget.nbytes((blocks, o, width), x.dtype), "its blocks' weight-gradient products")
     parts = np.empty((blocks, o, width), x.dtype)
     inside = (slice(None), *(slice(p, p + size) for p, size in zip(g.padding, x.shape[2:], strict=True)))
 
