@@ -1,0 +1,99 @@
+"""``nn.kernels.transposed``: a strided transposed convolution placed by phases (one GEMM and one
+add per block shift, ``_col2im_phases``) against the same sum placed tap by tap
+(``conv._col2im_last``, which the adjoint tests of ``test_conv`` check against the float64
+reference), the dispatch between them, and the budget charges of the phases' buffers.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from test_conv import record_calls, use_numpy_kernels
+
+from modelpack import nn
+from modelpack.errors import LimitError
+from modelpack.io.limits import Limits
+from modelpack.nn.budget import ActivationBudget, limit_activations
+from modelpack.nn.kernels import conv, transposed
+from modelpack.nn.kernels.columns import Geometry, rows_of
+
+# (input shape, output channels per group, kernel, strides, padding, output padding, groups)
+GEOMETRIES = [
+    ((1, 5, 3, 4), 3, (8, 8), (4, 4), (2, 2), (0, 0), 1),  # d2l's FCN upsampling, small: k = 2s
+    ((3, 4, 5, 6), 2, (4, 4), (2, 2), (1, 1), (1, 0), 1),  # DCGAN's 4×4/2, an output padding
+    ((2, 6, 5, 7), 2, (3, 3), (2, 2), (1, 0), (1, 1), 2),  # s does not divide k: zero taps
+    ((2, 4, 5, 6), 3, (3, 5), (2, 3), (0, 2), (1, 2), 2),  # a stride per axis
+    ((4, 6, 9), 4, (4,), (2,), (1,), (0,), 3),  # 1-D
+    ((2, 4, 3, 4, 5), 2, (3, 2, 3), (2, 2, 3), (1, 0, 1), (0, 1, 2), 1),  # 3-D
+    ((2, 3, 4, 4), 2, (2, 2), (3, 3), (0, 0), (2, 1), 1),  # s > k: no two taps meet
+]
+
+
+def _arrays(shape: tuple[int, ...], og: int, kernel: tuple[int, ...], groups: int) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(len(shape) * 10 + sum(kernel))
+    x = rng.standard_normal(shape).astype(np.float32)
+    w = rng.standard_normal((shape[1], og, *kernel)).astype(np.float32)
+    return x, w
+
+
+@pytest.mark.parametrize(("shape", "og", "kernel", "strides", "padding", "output_padding", "groups"), GEOMETRIES)
+def test_phases_place_what_the_taps_place(shape, og, kernel, strides, padding, output_padding, groups,
+                                          monkeypatch) -> None:
+    """The same output as tap by tap (float32, within 1e-5: a GEMM of several taps' columns may
+    round apart from one tap's), at any block size (one example at a time, or all)."""
+    use_numpy_kernels(monkeypatch)
+    x, w = _arrays(shape, og, kernel, groups)
+    g = Geometry(kernel, strides, padding, (1,) * len(kernel), groups)
+    full, sizes = transposed.transpose_sizes(x.shape[2:], g, output_padding)
+    taps = conv._col2im_last(rows_of(x, groups), w, g, len(x), x.shape[2:], full, padding, sizes, "its output")
+    phases = record_calls(monkeypatch, transposed, "_col2im_phases")
+    whole = transposed.transpose_forward(x, w, None, g, output_padding)
+    assert phases, "a strided, undilated transposed convolution goes by phases"
+    np.testing.assert_allclose(whole, taps, rtol=1e-5, atol=1e-5)
+    monkeypatch.setattr(transposed, "_BLOCK_BYTES", 1)  # one example a block
+    np.testing.assert_allclose(transposed.transpose_forward(x, w, None, g, output_padding), whole,
+                               rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize(("strides", "dilation"), [((1, 1), (1, 1)), ((2, 2), (2, 1))])
+def test_unit_strides_and_dilation_go_tap_by_tap(strides, dilation, monkeypatch) -> None:
+    use_numpy_kernels(monkeypatch)
+    x, w = _arrays((2, 3, 4, 5), 2, (3, 3), 1)
+    phases = record_calls(monkeypatch, transposed, "_col2im_phases")
+    taps = record_calls(monkeypatch, transposed, "_col2im_last")
+    transposed.transpose_forward(x, w, None, Geometry((3, 3), strides, (1, 1), dilation), (0, 0))
+    assert taps and not phases
+
+
+def _limited_fcn(limit: int) -> tuple[nn.Conv2DTranspose, np.ndarray]:
+    """A 32×32 kernel at stride 16 on 1×8×4×4 (the FCN's upsampling, smaller), its model's
+    forward limited to ``limit`` bytes of activations."""
+    layer = nn.Conv2DTranspose(8, 32, strides=16, padding=8, in_channels=8)
+    layer.initialize(seed=0)
+    limit_activations(layer, ActivationBudget("hostile.mpk", Limits(max_activation_bytes=limit)))
+    return layer, np.ones((1, 8, 4, 4), np.float32)
+
+
+def test_its_weights_by_phase_count_against_the_budget(monkeypatch) -> None:
+    """The weight laid out by phase (as large as the weight, ~260 KB here) is charged before it
+    is made, naming the file."""
+    use_numpy_kernels(monkeypatch)
+    layer, x = _limited_fcn(128 << 10)
+    with pytest.raises(LimitError, match=r"hostile\.mpk: .*its weights by phase"):
+        layer(x)
+
+
+def test_its_products_count_against_the_budget(monkeypatch) -> None:
+    """The products of a block (16 positions × 256 phases × 8 channels: 128 KB) are charged
+    before they are made: a budget that holds the rest but not them refuses the call."""
+    use_numpy_kernels(monkeypatch)
+    charged: list[tuple[int, str]] = []
+    original = transposed.budget.charge
+    monkeypatch.setattr(transposed.budget, "charge", lambda size, what: charged.append((size, what)) or original(size, what))
+    layer, x = _limited_fcn(1 << 30)
+    layer(x)
+    assert [what for _, what in charged][-1] == "its products"
+    before = sum(size for size, _ in charged[:-1])
+    layer, x = _limited_fcn(before + charged[-1][0] // 2)
+    with pytest.raises(LimitError, match=r"hostile\.mpk: .*its products"):
+        layer(x)
