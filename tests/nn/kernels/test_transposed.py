@@ -83,17 +83,19 @@ def test_its_weights_by_phase_count_against_the_budget(monkeypatch) -> None:
         layer(x)
 
 
-def test_its_products_count_against_the_budget(monkeypatch) -> None:
-    """The products of a block (16 positions × 256 phases × 8 channels: 128 KB) are charged
-    before they are made: a budget that holds the rest but not them refuses the call."""
+@pytest.mark.parametrize("what", ["its products", "the sums it adds into"])
+def test_its_blocks_count_against_the_budget(what, monkeypatch) -> None:
+    """A block's products (16 positions × 256 phases × 8 channels: 128 KB) and its sums
+    (5×16 by 5×16 positions, 8 channels: 200 KB) are charged before they are made: a budget
+    that holds what comes before but not them refuses the call, naming them."""
     use_numpy_kernels(monkeypatch)
     charged: list[tuple[int, str]] = []
     original = transposed.budget.charge
     monkeypatch.setattr(transposed.budget, "charge", lambda size, what: charged.append((size, what)) or original(size, what))
     layer, x = _limited_fcn(1 << 30)
     layer(x)
-    assert [what for _, what in charged][-1] == "its products"
-    before = sum(size for size, _ in charged[:-1])
-    layer, x = _limited_fcn(before + charged[-1][0] // 2)
-    with pytest.raises(LimitError, match=r"hostile\.mpk: .*its products"):
+    at = [name for _, name in charged].index(what)
+    before = sum(size for size, _ in charged[:at])
+    layer, x = _limited_fcn(before + charged[at][0] // 2)
+    with pytest.raises(LimitError, match=rf"hostile\.mpk: .*{what}"):
         layer(x)
