@@ -1,7 +1,8 @@
-"""``nn.kernels.transposed``: a strided transposed convolution placed by phases (one GEMM and one
-add per block shift, ``_col2im_phases``) against the same sum placed tap by tap
-(``conv._col2im_last``, which the adjoint tests of ``test_conv`` check against the float64
-reference), the dispatch between them, and the budget charges of the phases' buffers.
+"""``nn.kernels.col2im``: a strided col2im placed by phases (one GEMM and one add per block
+shift) against the same sum placed tap by tap (``conv._col2im_last``, which the adjoint tests of
+``test_conv`` check against the float64 reference); the two callers that take it (a transposed
+convolution's forward, a strided convolution's input gradient) and those that do not; the
+budget charges of the phases' buffers.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from modelpack import nn
 from modelpack.errors import LimitError
 from modelpack.io.limits import Limits
 from modelpack.nn.budget import ActivationBudget, limit_activations
-from modelpack.nn.kernels import conv, transposed
+from modelpack.nn.kernels import col2im, conv, transposed
 from modelpack.nn.kernels.columns import Geometry, rows_of
 
 # (input shape, output channels per group, kernel, strides, padding, output padding, groups)
@@ -46,11 +47,11 @@ def test_phases_place_what_the_taps_place(shape, og, kernel, strides, padding, o
     g = Geometry(kernel, strides, padding, (1,) * len(kernel), groups)
     full, sizes = transposed.transpose_sizes(x.shape[2:], g, output_padding)
     taps = conv._col2im_last(rows_of(x, groups), w, g, len(x), x.shape[2:], full, padding, sizes, "its output")
-    phases = record_calls(monkeypatch, transposed, "_col2im_phases")
+    phases = record_calls(monkeypatch, col2im, "by_phases")
     whole = transposed.transpose_forward(x, w, None, g, output_padding)
     assert phases, "a strided, undilated transposed convolution goes by phases"
     np.testing.assert_allclose(whole, taps, rtol=1e-5, atol=1e-5)
-    monkeypatch.setattr(transposed, "_BLOCK_BYTES", 1)  # one example a block
+    monkeypatch.setattr(col2im, "_BLOCK_BYTES", 1)  # one example a block
     np.testing.assert_allclose(transposed.transpose_forward(x, w, None, g, output_padding), whole,
                                rtol=1e-5, atol=1e-5)
 
@@ -59,10 +60,31 @@ def test_phases_place_what_the_taps_place(shape, og, kernel, strides, padding, o
 def test_unit_strides_and_dilation_go_tap_by_tap(strides, dilation, monkeypatch) -> None:
     use_numpy_kernels(monkeypatch)
     x, w = _arrays((2, 3, 4, 5), 2, (3, 3), 1)
-    phases = record_calls(monkeypatch, transposed, "_col2im_phases")
+    phases = record_calls(monkeypatch, col2im, "by_phases")
     taps = record_calls(monkeypatch, transposed, "_col2im_last")
     transposed.transpose_forward(x, w, None, Geometry((3, 3), strides, (1, 1), dilation), (0, 0))
     assert taps and not phases
+
+
+@pytest.mark.parametrize(("kernel", "strides", "padding", "groups"),
+                         [((3, 3), (2, 2), (1, 1), 1), ((1, 1), (2, 2), (0, 0), 1), ((3,), (2,), (1,), 2),
+                          ((3, 2, 3), (2, 1, 2), (1, 0, 1), 1)])
+def test_a_strided_convolutions_input_gradient_goes_by_phases(kernel, strides, padding, groups, monkeypatch) -> None:
+    """The input's gradient of a strided convolution laid out channels last (a ResNet stage's
+    3×3/2 and its 1×1/2 shortcut, grouped 1-D, 3-D): by phases, as the taps place it."""
+    use_numpy_kernels(monkeypatch)
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((3, 4, *(7,) * len(kernel))).astype(np.float32)
+    w = rng.standard_normal((6, 4 // groups, *kernel)).astype(np.float32)
+    g = Geometry(kernel, strides, padding, (1,) * len(kernel), groups)
+    out, saved = conv.forward(x, w, None, g, last=True)
+    grad = rng.standard_normal(out.shape).astype(np.float32)
+    phases = record_calls(monkeypatch, col2im, "by_phases")
+    grad_x, _ = conv.backward(grad, saved, w, g, need_weight=False)
+    assert phases, "a strided convolution's input gradient goes by phases"
+    full = tuple(n + 2 * p for n, p in zip(x.shape[2:], padding, strict=True))
+    taps = conv._col2im_last(rows_of(grad, groups), w, g, len(x), out.shape[2:], full, padding, x.shape[2:], "x")
+    np.testing.assert_allclose(grad_x, taps, rtol=1e-5, atol=1e-5)
 
 
 def _limited_fcn(limit: int) -> tuple[nn.Conv2DTranspose, np.ndarray]:
@@ -90,8 +112,8 @@ def test_its_blocks_count_against_the_budget(what, monkeypatch) -> None:
     that holds what comes before but not them refuses the call, naming them."""
     use_numpy_kernels(monkeypatch)
     charged: list[tuple[int, str]] = []
-    original = transposed.budget.charge
-    monkeypatch.setattr(transposed.budget, "charge", lambda size, what: charged.append((size, what)) or original(size, what))
+    original = col2im.budget.charge
+    monkeypatch.setattr(col2im.budget, "charge", lambda size, what: charged.append((size, what)) or original(size, what))
     layer, x = _limited_fcn(1 << 30)
     layer(x)
     at = [name for _, name in charged].index(what)
