@@ -16,21 +16,10 @@ from ..nn.conv import _Conv, _ConvTranspose
 from ..nn.kernels import conv as conv_kernels
 from ..nn.kernels import pool as pool_kernels
 from ..nn.padding import ReflectionPad2D
-from ..nn.pooling import _AvgPool, _GlobalAvgPool, _GlobalMaxPool, _MaxPool, _Pool
+from ..nn.pooling import _AvgPool, _GlobalAvgPool, _GlobalMaxPool, _MaxPool
 from .rules import Grads, LayerBackward, data, forward, forward_saving, rule, through_activation
 
 __all__: list[str] = []
-
-Sizes = tuple[int, ...]
-
-
-def _spatial(index: tuple[Any, ...]) -> tuple[Any, ...]:
-    """``index`` on the spatial axes, every example and channel."""
-    return (slice(None), slice(None), *index)
-
-
-def _crop(padding: Sizes, sizes: Sizes) -> tuple[Any, ...]:
-    return _spatial(tuple(slice(p, p + n) for p, n in zip(padding, sizes, strict=True)))
 
 
 @rule(_Conv)
@@ -59,33 +48,20 @@ def _conv(block: _Conv, x: Any) -> tuple[Any, LayerBackward]:
     return out, backward
 
 
-def _full(block: _Pool, array: np.ndarray, out: Sizes) -> tuple[int, ...]:
-    """Shape of the padded input the forward's windows were read from."""
-    config = block.get_config()
-    pool, strides, padding = config["pool_size"], config["strides"], config["padding"]
-    axes = zip(array.shape[2:], padding, out, strides, pool, strict=True)
-    # The forward pads ceil_mode's last window too.
-    return (*array.shape[:2], *(max(n + 2 * p, (o - 1) * s + k) for n, p, o, s, k in axes))
-
-
 @rule(_MaxPool, _AvgPool)
 def _pool(block: _MaxPool | _AvgPool, x: Any) -> tuple[Any, LayerBackward]:
     """Max pooling sends each output's gradient to its window's maximum, average pooling a
-    share to every position; either way onto the padded input, then cropped."""
+    share to every position; padding takes none."""
     result = forward(block, x)
 
     def backward(grad: np.ndarray, wants: frozenset[str]) -> tuple[Any, Grads]:
         array = float_input(x)
         config = block.get_config()
-        pool, strides = tuple(config["pool_size"]), tuple(config["strides"])
+        pool, strides, padding = (tuple(config[key]) for key in ("pool_size", "strides", "padding"))
         if isinstance(block, _MaxPool):
-            win, out = block._padded_windows(array, -np.inf)  # (N, C, *out, *pool)
-            full = pool_kernels.max_backward(grad, win, result, pool, strides, _full(block, array, out))
-        else:
-            out = grad.shape[2:]
-            share = grad / block._divisors(array.shape[2:], out, grad.dtype)  # 1/count of its window's
-            full = pool_kernels.spread(share, pool, strides, _full(block, array, out))
-        return full[_crop(tuple(config["padding"]), array.shape[2:])], {}
+            return pool_kernels.max_backward(grad, array, result, pool, strides, padding), {}
+        share = grad / block._divisors(array.shape[2:], grad.shape[2:], grad.dtype)  # 1/count of its window's
+        return pool_kernels.spread(share, pool, strides, padding, array.shape[2:]), {}
 
     return result, backward
 

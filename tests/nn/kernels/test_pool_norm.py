@@ -21,6 +21,7 @@ from modelpack import autograd, nn
 from modelpack.nn import pooling
 from modelpack.nn.kernels import norm as norm_kernels
 from modelpack.nn.kernels import parallel
+from modelpack.nn.kernels import pool as pool_kernels
 
 MAX_POOL = {1: nn.MaxPool1D, 2: nn.MaxPool2D, 3: nn.MaxPool3D}
 AVG_POOL = {1: nn.AvgPool1D, 2: nn.AvgPool2D, 3: nn.AvgPool3D}
@@ -98,6 +99,18 @@ def test_pooling_matches_the_window_by_window_reference(drawn, kind, batch, seed
     assert out.dtype == np.float32 and grad_x.dtype == np.float32
     np.testing.assert_allclose(out, expected, rtol=0, atol=1e-6)
     np.testing.assert_allclose(grad_x, expected_grad, rtol=0, atol=1e-6)
+
+
+def test_a_pool_far_larger_than_its_input_reads_only_where_they_overlap():
+    """Offsets whose taps land only in the padding are skipped before the loops over the
+    window's offsets: a 4096-wide pool padded by 2048 on a one-position axis has one offset
+    that reads the input, and a 3D one runs forward and backward through that one offset
+    (not 4096³ of them)."""
+    assert pool_kernels._offsets(4096, 4096, 2048, 1, 1) == [(2048, (0, 1))]
+    x = np.arange(2, dtype=np.float32).reshape(1, 2, 1, 1, 1)
+    out, grad_x = _through_autograd(nn.MaxPool3D(4096, padding=2048), x, np.ones((1, 2, 1, 1, 1), np.float32))
+    np.testing.assert_array_equal(out, x)
+    np.testing.assert_array_equal(grad_x, np.ones_like(x))
 
 
 def reference_batch_norm(x, axis, gamma, beta, grad):
