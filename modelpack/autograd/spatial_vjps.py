@@ -15,6 +15,7 @@ from ..nn.activations import as_float, float_input
 from ..nn.conv import _Conv, _ConvTranspose
 from ..nn.kernels import conv as conv_kernels
 from ..nn.kernels import pool as pool_kernels
+from ..nn.kernels import transposed
 from ..nn.padding import ReflectionPad2D
 from ..nn.pooling import _AvgPool, _GlobalAvgPool, _GlobalMaxPool, _MaxPool
 from .rules import Grads, LayerBackward, data, forward, forward_saving, rule, through_activation
@@ -38,7 +39,7 @@ def _conv(block: _Conv, x: Any) -> tuple[Any, LayerBackward]:
             grads["bias"] = conv_kernels.bias_grad(grad)
         needs = {"need_x": "x" in wants, "need_weight": "weight" in wants}
         if isinstance(block, _ConvTranspose):
-            grad_x, grad_w = conv_kernels.transpose_backward(grad, array, weight, block._geometry(), **needs)
+            grad_x, grad_w = transposed.transpose_backward(grad, array, weight, block._geometry(), **needs)
         else:
             grad_x, grad_w = conv_kernels.backward(grad, saved, weight, block._geometry(), **needs)
         if grad_w is not None:

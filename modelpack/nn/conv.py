@@ -18,6 +18,7 @@ from . import init as init_mod
 from .activations import ActivationName, FloatDtype, as_float, get_activation, in_place, relu_into
 from .block import Block
 from .kernels import conv as kernels
+from .kernels import transposed
 from .parameter import Parameter
 from .registry import LayerConfig, register_layer
 
@@ -282,14 +283,14 @@ class _ConvTranspose(_Conv):
     def _compute(self, array: np.ndarray, backward: bool = True,
                  activation: Callable[[np.ndarray], object] | None = None) -> tuple[np.ndarray, Any]:
         geometry = self._geometry()
-        _, out_sizes = kernels.transpose_sizes(array.shape[2:], geometry, self._output_padding)
+        _, out_sizes = transposed.transpose_sizes(array.shape[2:], geometry, self._output_padding)
         if min(out_sizes) < 1:
             raise InputError(
                 f"{type(self).__name__}: input of spatial size {array.shape[2:]} gives an empty output "
                 f"{out_sizes} with padding {self._padding}"
             )
         bias = self.bias.data() if self._use_bias else None
-        out = kernels.transpose_forward(array, self.weight.data(), bias, geometry, self._output_padding)
+        out = transposed.transpose_forward(array, self.weight.data(), bias, geometry, self._output_padding)
         if activation is not None:
             activation(out)
         return out, None

@@ -3,6 +3,8 @@ by side, on plain numpy arrays.
 
 - ``conv``: convolution in 1, 2 and 3 dimensions (grouped, depthwise, strided, dilated),
   as im2col and one GEMM, and its gradients;
+- ``transposed``: the transposed convolution, the input-gradient of ``conv``'s, and its
+  gradients through ``conv``'s forward and backward;
 - ``columns``: im2col's two layouts (where each output reads, the padded input, the column
   matrix channels last or first, the weight in its order);
 - ``shifted``: an inference convolution at stride 1 as one small GEMM per kernel tap on

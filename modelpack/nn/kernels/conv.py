@@ -1,4 +1,4 @@
-"""Convolution and its transpose on channel-first batches, forward and backward, in any number
+"""Convolution on channel-first batches, forward and backward, in any number
 of spatial dimensions (grouped, depthwise, strided, dilated, padded).
 
 Both directions are im2col and GEMM: a strided view holds every receptive field, one copy lays
@@ -18,7 +18,7 @@ reuses the forward's columns: the weight's gradient is one GEMM of them with the
 gradient, the input's is the transposed GEMM scattered back (col2im: a GEMM and a strided add
 per kernel tap, never a loop over pixels), or at stride 1 where it is faster, a
 correlation with the flipped kernel (``shifted``). A transposed convolution is the
-input-gradient of a convolution, so it runs on the same code. A large pass runs each chunk
+input-gradient of a convolution, so it runs on the same code (``transposed``). A large pass runs each chunk
 of the batch (its copies and GEMMs together) on one of ``parallel``'s threads with BLAS held
 to one thread (``parallel.split``); a small one runs whole, its GEMMs on BLAS's threads.
 """
@@ -48,8 +48,7 @@ from .columns import (
     windows,
 )
 
-__all__ = ["Geometry", "Saved", "windows", "channels_last", "forward", "backward",
-           "transpose_forward", "transpose_backward"]
+__all__ = ["Geometry", "Saved", "windows", "channels_last", "forward", "backward"]
 
 
 @dataclass
@@ -327,6 +326,9 @@ def _weight_grad_deferred(grad: np.ndarray, x: np.ndarray, g: Geometry, out_size
     padded = tuple(size + 2 * p for size, p in zip(x.shape[2:], g.padding, strict=True))
     scratch = per * (math.prod(padded) * c + positions * (width + o))
     budget.charge(parallel.threads() * scratch * x.dtype.itemsize, "gathering its windows (im2col)")
+    # One weight-sized product per block, summed at the end: a batch of many small inputs makes
+    # these, not the scratch, what the weight's gradient holds.
+    budget.charge(budget.nbytes((blocks, o, width), x.dtype), "its blocks' weight-gradient products")
     parts = np.empty((blocks, o, width), x.dtype)
     inside = (slice(None), *(slice(p, p + size) for p, size in zip(g.padding, x.shape[2:], strict=True)))
 
@@ -451,45 +453,3 @@ def bias_grad(grad: np.ndarray) -> np.ndarray:
     then pairwise along each channel's positions. Short rows summed first ran one tiny
     reduction per (example, channel): 87 µs against 12 µs on 32×128×4×4 values."""
     return grad.reshape(grad.shape[0], grad.shape[1], -1).sum(axis=0).sum(axis=1)
-
-
-def transpose_sizes(in_sizes: Sizes, g: Geometry, output_padding: Sizes) -> tuple[Sizes, Sizes]:
-    """(uncropped, output) spatial sizes of a transposed convolution."""
-    full = tuple((i - 1) * s + d * (k - 1) + 1 + a for i, s, d, k, a in
-                 zip(in_sizes, g.strides, g.dilation, g.kernel, output_padding, strict=True))
-    return full, tuple(f - 2 * p for f, p in zip(full, g.padding, strict=True))
-
-
-def transpose_forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, g: Geometry,
-                      output_padding: Sizes) -> np.ndarray:
-    """Transposed convolution of x (N, C, *S) with weight (C, O/G, *K): the input-gradient of
-    the convolution whose weight it is, x standing for that convolution's output gradient."""
-    n, dims = x.shape[0], x.ndim - 2
-    full, out_sizes = transpose_sizes(x.shape[2:], g, output_padding)
-    channels = weight.shape[1] * g.groups
-    if direct.usable(x, weight, g):
-        out = direct.grad_input(x, weight, g, (n, channels, *out_sizes))
-        if bias is not None:
-            out += bias.reshape(1, -1, *(1,) * dims)
-        return out
-    budget.charge(budget.nbytes((n, channels, *x.shape[2:]), x.dtype), "its products")  # per tap
-    out = _col2im_last(rows_of(x, g.groups), weight, g, n, x.shape[2:], full, g.padding, out_sizes,
-                       "its output")
-    if bias is not None:
-        out += bias.reshape(1, -1, *(1,) * dims)
-    return out
-
-
-def transpose_backward(grad: np.ndarray, x: np.ndarray, weight: np.ndarray, g: Geometry, *,
-                       need_x: bool = True, need_weight: bool = True
-                       ) -> tuple[np.ndarray | None, np.ndarray | None]:
-    """Gradients of a transposed convolution's input and weight: its output's gradient goes
-    through the convolution it is the transpose of."""
-    # That convolution's output has exactly the input's sizes (output_padding < strides).
-    if direct.usable(grad, weight, g):
-        grad_x = direct.forward(grad, weight, None, g) if need_x else None
-        grad_w = direct.grad_weight(x, grad, g, weight.shape) if need_weight else None
-        return grad_x, grad_w
-    grad_x, saved = forward(grad, weight, None, g, last=True)
-    grad_w = backward(x, saved, weight, g, need_x=False)[1] if need_weight else None
-    return (grad_x if need_x else None), grad_w

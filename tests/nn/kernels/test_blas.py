@@ -12,6 +12,7 @@ import pytest
 
 from modelpack.nn.kernels import blas, parallel, shifted
 from modelpack.nn.kernels import conv as kernels
+from modelpack.nn.kernels import transposed as transposed_kernels
 
 needs_openblas = pytest.mark.skipif(not blas.usable(), reason="numpy's BLAS is not a switchable OpenBLAS")
 
@@ -133,8 +134,8 @@ def _everything(x: np.ndarray, w: np.ndarray, b: np.ndarray, g: kernels.Geometry
     grad_x, grad_w = kernels.backward(grad, saved, w, g)
     assert grad_x is not None and grad_w is not None
     inference = kernels.forward(x, w, b, g, backward=False)[0]
-    transposed = kernels.transpose_forward(out, w, None, g, (0,) * len(g.kernel))
-    t_x, t_w = kernels.transpose_backward(transposed, out, w, g)  # (its own output as the gradient)
+    transposed = transposed_kernels.transpose_forward(out, w, None, g, (0,) * len(g.kernel))
+    t_x, t_w = transposed_kernels.transpose_backward(transposed, out, w, g)  # (its own output as the gradient)
     return [out, grad_x, grad_w, inference, transposed, *(a for a in (t_x, t_w) if a is not None)]
 
 

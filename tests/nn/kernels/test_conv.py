@@ -20,6 +20,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from modelpack.nn.kernels import conv as kernels
+from modelpack.nn.kernels import transposed as transposed_kernels
 
 RTOL, ATOL = 1e-4, 1e-4
 
@@ -165,12 +166,12 @@ def test_transposed_convolution_is_the_adjoint(drawn, data) -> None:
                            zip(sizes, g.padding, out_sizes, g.strides, g.dilation, g.kernel, strict=True))
     if any(a >= s for a, s in zip(output_padding, g.strides, strict=True)):
         return  # not expressible as a transposed convolution (MXNet's output_padding < stride)
-    transposed = kernels.transpose_forward(y, w, None, g, output_padding)
+    transposed = transposed_kernels.transpose_forward(y, w, None, g, output_padding)
     expected, _ = reference_backward(x, w, y, g)
     assert_near(transposed, expected)
 
     grad = np.random.default_rng(3).standard_normal(transposed.shape).astype(np.float32)
-    grad_y, grad_w = kernels.transpose_backward(grad, y, w, g)
+    grad_y, grad_w = transposed_kernels.transpose_backward(grad, y, w, g)
     assert grad_y is not None and grad_w is not None
     assert_near(grad_y, reference_forward(grad, w, g))
     _, expected_w = reference_backward(grad, w, y, g)  # the weight's gradient of ⟨conv(grad), y⟩

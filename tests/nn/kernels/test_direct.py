@@ -21,6 +21,7 @@ from test_conv import assert_near
 
 from modelpack.nn.kernels import backend, direct, parallel
 from modelpack.nn.kernels import conv as kernels
+from modelpack.nn.kernels import transposed as transposed_kernels
 
 
 @pytest.fixture
@@ -70,8 +71,8 @@ def _through(choice: str, x: np.ndarray, w: np.ndarray, b: np.ndarray, g: kernel
                                strict=True))
     if any(a >= s for a, s in zip(output_padding, g.strides, strict=True)):
         return out, grad_x, grad_w  # not a transposed convolution MXNet allows
-    up = kernels.transpose_forward(grad, w, np.linspace(-1, 1, x.shape[1], dtype=x.dtype), g, output_padding)
-    up_x, up_w = kernels.transpose_backward(x, grad, w, g)
+    up = transposed_kernels.transpose_forward(grad, w, np.linspace(-1, 1, x.shape[1], dtype=x.dtype), g, output_padding)
+    up_x, up_w = transposed_kernels.transpose_backward(x, grad, w, g)
     return out, grad_x, grad_w, up, up_x, up_w
 
 

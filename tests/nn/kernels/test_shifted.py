@@ -324,3 +324,17 @@ def test_a_depthwise_input_gradient_is_the_flipped_depthwise_forward(monkeypatch
     grad = rng.standard_normal(out.shape).astype(np.float32)
     assert_backward_near(grad, saved, x, w, g)
     assert bool(calls) is taken
+
+
+def test_a_deferred_weight_gradients_block_products_count_against_the_budget() -> None:
+    """Many examples of a small input: the blocks' weight-sized products (9.4 MB here, where
+    the scratch is ~10 KB) are refused before they are made, naming the file."""
+    g = kernels.Geometry((3, 3), (1, 1), (1, 1), (1, 1), 1)
+    layer = nn.Conv2D(16, 3, padding=1, in_channels=16)
+    layer.initialize(seed=0)
+    x = np.ones((4096, 16, 1, 1), np.float32)
+    grad = np.ones((4096, 16, 1, 1), np.float32)
+    limit_activations(layer, ActivationBudget("hostile.mpk", Limits(max_activation_bytes=2**20)))
+    with pytest.raises(LimitError, match=r"hostile\.mpk: .*its blocks' weight-gradient products"):
+        guarded_call(layer, layer._activation_guard, (x,),
+                     forward=lambda _: kernels._weight_grad_deferred(grad, x, g, (1, 1), layer.weight.shape))

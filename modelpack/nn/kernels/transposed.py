@@ -1,0 +1,57 @@
+"""Transposed convolution on channel-first batches, forward and backward: the input-gradient of
+the convolution whose weight it is (``conv``'s col2im), and its gradients through that
+convolution's forward and backward.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .. import budget
+from . import direct
+from .columns import Geometry, Sizes, rows_of
+from .conv import _col2im_last, backward, forward
+
+__all__ = ["transpose_sizes", "transpose_forward", "transpose_backward"]
+
+
+def transpose_sizes(in_sizes: Sizes, g: Geometry, output_padding: Sizes) -> tuple[Sizes, Sizes]:
+    """(uncropped, output) spatial sizes of a transposed convolution."""
+    full = tuple((i - 1) * s + d * (k - 1) + 1 + a for i, s, d, k, a in
+                 zip(in_sizes, g.strides, g.dilation, g.kernel, output_padding, strict=True))
+    return full, tuple(f - 2 * p for f, p in zip(full, g.padding, strict=True))
+
+
+def transpose_forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, g: Geometry,
+                      output_padding: Sizes) -> np.ndarray:
+    """Transposed convolution of x (N, C, *S) with weight (C, O/G, *K): the input-gradient of
+    the convolution whose weight it is, x standing for that convolution's output gradient."""
+    n, dims = x.shape[0], x.ndim - 2
+    full, out_sizes = transpose_sizes(x.shape[2:], g, output_padding)
+    channels = weight.shape[1] * g.groups
+    if direct.usable(x, weight, g):
+        out = direct.grad_input(x, weight, g, (n, channels, *out_sizes))
+        if bias is not None:
+            out += bias.reshape(1, -1, *(1,) * dims)
+        return out
+    budget.charge(budget.nbytes((n, channels, *x.shape[2:]), x.dtype), "its products")  # per tap
+    out = _col2im_last(rows_of(x, g.groups), weight, g, n, x.shape[2:], full, g.padding, out_sizes,
+                       "its output")
+    if bias is not None:
+        out += bias.reshape(1, -1, *(1,) * dims)
+    return out
+
+
+def transpose_backward(grad: np.ndarray, x: np.ndarray, weight: np.ndarray, g: Geometry, *,
+                       need_x: bool = True, need_weight: bool = True
+                       ) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """Gradients of a transposed convolution's input and weight: its output's gradient goes
+    through the convolution it is the transpose of."""
+    # That convolution's output has exactly the input's sizes (output_padding < strides).
+    if direct.usable(grad, weight, g):
+        grad_x = direct.forward(grad, weight, None, g) if need_x else None
+        grad_w = direct.grad_weight(x, grad, g, weight.shape) if need_weight else None
+        return grad_x, grad_w
+    grad_x, saved = forward(grad, weight, None, g, last=True)
+    grad_w = backward(x, saved, weight, g, need_x=False)[1] if need_weight else None
+    return (grad_x if need_x else None), grad_w

@@ -1,0 +1,71 @@
+"""``bench/layers.py`` still runs: every case at ``--quick`` sizes, one timed round, after its
+own checks that both sides agree (the forward outputs, and the training pass's gradients)."""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[1] / "bench"
+
+
+def _layers_module(monkeypatch):
+    pytest.importorskip("torch")
+    monkeypatch.syspath_prepend(str(BENCH))
+    spec = importlib.util.spec_from_file_location("bench_layers", BENCH / "layers.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, "bench_layers", module)
+    spec.loader.exec_module(module)
+    # One untimed call per turn: the checks are what this test is for, not the times.
+    monkeypatch.setattr(module.compute, "SETTLE_SECONDS", 0.0)
+    return module
+
+
+def test_layers_bench_runs_every_case_quick(monkeypatch):
+    module = _layers_module(monkeypatch)
+    for case in module.CASES:
+        result = module.measure(case, "quick", repeats=1)
+        rows = module.rows_of(result)
+        assert len(rows) == 2 and all(row.count("|") == 9 for row in rows), rows
+        assert all(seconds > 0 for pair in (result["forward"], result["training"]) for seconds in pair)
+    assert all("not judged (busy machine)" in row for row in module.rows_of(result, judged=False))
+
+
+def test_the_table_covers_the_issue_and_only_picks_by_key(monkeypatch):
+    module = _layers_module(monkeypatch)
+    keys = [case.key for case in module.CASES]
+    assert len(set(keys)) == len(keys)
+    for family in ("conv1d", "conv2d", "conv3d", "grouped", "depthwise", "conv2dtranspose", "conv1dtranspose",
+                   "maxpool2d", "avgpool2d", "ceil", "globalavgpool2d", "globalmaxpool1d", "maxpool1d",
+                   "maxpool3d", "avgpool3d", "batchnorm_2d", "batchnorm_1d"):
+        assert any(family in key for key in keys), family
+    assert [c.name for c in module.chosen("conv1d_k")] == ["Conv1D k3", "Conv1D k4", "Conv1D k5"]
+    assert module.chosen("") == module.CASES
+
+
+def test_a_torch_layer_that_computes_something_else_is_caught(monkeypatch):
+    """The agreement checks can fail: a max pool timed against torch's average pool."""
+    import torch
+
+    module = _layers_module(monkeypatch)
+    case = next(c for c in module.CASES if c.key == "maxpool2d_2_2")
+    with pytest.raises(AssertionError, match="forward"):
+        module.measure(dataclasses.replace(case, theirs=lambda: torch.nn.AvgPool2d(2)), "quick", repeats=1)
+    # The forward agrees, the gradient does not: torch's input gradient scaled by its own layer.
+    conv = next(c for c in module.CASES if c.key == "conv2d_3_3_64_64")
+
+    class Halved(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.inner = conv.theirs()
+
+        def forward(self, x):
+            return self.inner(x.detach() + 0.5 * (x - x.detach()))
+
+    with pytest.raises(AssertionError, match="input's gradient"):
+        module.measure(dataclasses.replace(conv, theirs=Halved), "quick", repeats=1)
