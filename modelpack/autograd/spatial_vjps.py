@@ -76,8 +76,12 @@ def _global_pool(block: _GlobalAvgPool | _GlobalMaxPool, x: Any) -> tuple[Any, L
         flat = array.reshape(*array.shape[:2], -1)
         if isinstance(block, _GlobalAvgPool):
             return np.broadcast_to(grad / grad.dtype.type(flat.shape[-1]), array.shape), {}
-        hits = np.arange(flat.shape[-1]) == flat.argmax(axis=-1)[..., np.newaxis]  # ties: the first
-        return np.where(hits, grad.reshape(*grad.shape[:2], 1), 0).astype(grad.dtype).reshape(array.shape), {}
+        # Each plane's gradient to its first maximum (as torch), written where argmax points:
+        # a mask of hits and a select over the input's size took 3x the forward (16×100×498).
+        grad_x = np.zeros(flat.shape, grad.dtype)
+        first = flat.argmax(axis=-1)[..., np.newaxis]
+        np.put_along_axis(grad_x, first, grad.reshape(*grad.shape[:2], 1), axis=-1)
+        return grad_x.reshape(array.shape), {}
 
     return result, backward
 
