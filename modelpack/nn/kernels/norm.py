@@ -125,6 +125,25 @@ def batch_statistics(x: np.ndarray, axis: int) -> tuple[np.ndarray, np.ndarray]:
     return mean.astype(x.dtype, copy=False), var.astype(x.dtype, copy=False)
 
 
+# From this many values per (example, channel) run on, numpy's x·scale + shift loops over the
+# channels with a scalar each: its scalar loops beat a broadcast (1, C, 1) operand, and C
+# calls are few against such runs (32×64×56×56 float32, one thread: 8.6 → 6.4 ms; the same bits).
+SCALAR_RUNS = 1024
+
+
+def _scale_shift(source: np.ndarray, out: np.ndarray, scale: tuple[np.ndarray, np.ndarray],
+                 shift: tuple[np.ndarray, np.ndarray]) -> None:
+    """out ← source·scale + shift on (rows, C, inner) arrays; each of ``scale`` and ``shift``
+    as (one value per channel, its operand from ``_per_channel``)."""
+    if source.shape[2] < SCALAR_RUNS:
+        np.multiply(source, scale[1], out=out)
+        np.add(out, shift[1], out=out)
+        return
+    for c, (a, b) in enumerate(zip(scale[0], shift[0], strict=True)):
+        np.multiply(source[:, c], a, out=out[:, c])
+        np.add(out[:, c], b, out=out[:, c])
+
+
 def affine_terms(mean: np.ndarray, var: np.ndarray, gamma: np.ndarray | None, beta: np.ndarray,
                  epsilon: float, dtype: np.dtype) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(inv_std, scale, shift) per channel: the normalisation as ``x·scale + shift``."""
@@ -147,8 +166,7 @@ def batch_norm(x: np.ndarray, axis: int, mean: np.ndarray, var: np.ndarray, gamm
         if loops is not None:
             loops.scale_shift(three, out, scale, shift, rows.start, rows.stop)
             return
-        np.multiply(three[rows], scales, out=out[rows])
-        np.add(out[rows], shifts, out=out[rows])
+        _scale_shift(three[rows], out[rows], (scale, scales), (shift, shifts))
 
     parallel.over_batch(run, three.shape[0], three.size, min_elements=SPLIT_ELEMENTS)
     return out.reshape(x.shape), Stats(mean.astype(dtype, copy=False), inv_std, batch)
@@ -194,8 +212,8 @@ def batch_norm_training(x: np.ndarray, axis: int, gamma: np.ndarray | None, beta
         if loops is not None:
             loops.scale_shift(out, out, scale, chunk_shifts[starts.index(rows.start)], rows.start, rows.stop)
             return
-        np.multiply(out[rows], scales, out=out[rows])
-        np.add(out[rows], shifts[rows.start], out=out[rows])
+        chunk_shift = chunk_shifts[starts.index(rows.start)]
+        _scale_shift(out[rows], out[rows], (scale, scales), (chunk_shift, shifts[rows.start]))
 
     _over_chunks(apply, three)  # the same chunks as the statistics'
     return out.reshape(x.shape), Stats(mean, inv_std, True), var

@@ -179,6 +179,22 @@ def test_per_channel_planes_change_no_bits(monkeypatch):
         np.testing.assert_array_equal(ours, theirs)
 
 
+def test_scalar_runs_change_no_bits(monkeypatch):
+    """Long runs scaled and shifted a channel at a time with scalars (``norm.SCALAR_RUNS``)
+    give the bits of one broadcast pass: training forward and inference."""
+    rng = np.random.default_rng(6)
+    x = (1 + 2 * rng.standard_normal((4, 3, 40, 30))).astype(np.float32)
+    gamma, beta = rng.standard_normal(3).astype(np.float32), rng.standard_normal(3).astype(np.float32)
+    mean, var = rng.standard_normal(3).astype(np.float32), rng.uniform(0.5, 2, 3).astype(np.float32)
+    results = []
+    for limit in (1 << 30, 1):  # broadcast, then a scalar per channel
+        monkeypatch.setattr(norm_kernels, "SCALAR_RUNS", limit)
+        results.append((norm_kernels.batch_norm_training(x, 1, gamma, beta, 1e-5)[0],
+                        norm_kernels.batch_norm(x, 1, mean, var, gamma, beta, 1e-5, batch=False)[0]))
+    for ours, theirs in zip(*results, strict=True):
+        np.testing.assert_array_equal(ours, theirs)
+
+
 def test_threaded_passes_equal_the_single_threaded_ones(monkeypatch):
     """The batch split over threads computes what one thread does, bit for bit: each element
     is computed alone (convolution, pooling), or partial sums come from the same chunks of the
