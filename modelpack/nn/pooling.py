@@ -1,7 +1,7 @@
 """Max, average and global pooling in 1, 2 and 3 dimensions on channel-first batches.
 
 One implementation serves every dimension: ``kernels.pool`` folds each window's offsets, a
-strided view of the (padded) input each, into the output (no pixel loops).
+strided view of the input each, into the output (no pixel loops, no padded copy).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from ..errors import InputError
 from . import budget
 from .activations import float_input
 from .block import Block
-from .conv import LAYOUTS, Sizes, as_tuple, check_layout, check_rank, sizes, windows
+from .conv import LAYOUTS, Sizes, as_tuple, check_layout, check_rank, sizes
 from .kernels import blas
 from .kernels import pool as kernels
 from .registry import LayerConfig, register_layer
@@ -94,39 +94,21 @@ class _Pool(Block):
             )
         return out
 
-    def _padded_windows(self, array: np.ndarray, fill: float) -> tuple[np.ndarray, Sizes]:
-        """Every window, (N, C, *out, *pool), over the input padded with ``fill``."""
-        padded, out = self._padded(array, fill)
-        win = windows(padded, self._pool, self._strides)
-        index = (slice(None), slice(None), *(slice(o) for o in out))
-        return win[index], out
-
     def _pooled(self, array: np.ndarray, fill: float, step: Any) -> np.ndarray:
-        """Each window of the input padded with ``fill`` folded by ``step`` (``np.maximum`` or
-        ``np.add``), axis by axis (``kernels.fold_axes``)."""
-        padded, out = self._padded(array, fill)
-        first = (*padded.shape[:2], out[0], *padded.shape[3:])  # the first axis folded
+        """Each window of the input padded with ``fill`` (-inf or 0, never materialised) folded
+        by ``step`` (``np.maximum`` or ``np.add``), axis by axis (``kernels.fold_axes``)."""
+        out = self._output_sizes(array)
+        first = (*array.shape[:2], out[0], *array.shape[3:])  # the first axis folded
         budget.charge(budget.nbytes(first, array.dtype), "its output")
-        return kernels.fold_axes(padded, self._pool, self._strides, out, step)
+        return kernels.fold_axes(array, self._pool, self._strides, self._padding, out, step, fill)
 
-    def _padded(self, array: np.ndarray, fill: float) -> tuple[np.ndarray, Sizes]:
-        """The input padded with ``fill`` (ceil_mode's last window too) and the output's sizes;
-        the output and the sums it is divided from counted against the budget."""
+    def _output_sizes(self, array: np.ndarray) -> Sizes:
+        """The output's spatial sizes; the output, and for averages the sums it is divided
+        from, counted against the budget."""
         check_rank(array, self._dims, type(self).__name__)
-        in_sizes = array.shape[2:]
-        out = tuple(self._out_size(n, axis) for axis, n in enumerate(in_sizes))
-        pads = [(0, 0), (0, 0)]
-        for o, s, k, n, p in zip(out, self._strides, self._pool, in_sizes, self._padding, strict=True):
-            pads.append((p, p + max(0, (o - 1) * s + k - (n + 2 * p))))  # ceil_mode's last window
-        n, c = array.shape[:2]
-        padded = array
-        if any(sum(p) for p in pads):
-            padded_shape = (n, c, *(size + sum(p) for size, p in zip(in_sizes, pads[2:], strict=True)))
-            budget.charge(budget.nbytes(padded_shape, array.dtype), f"padding the input by {self._padding}")
-            padded = np.pad(array, pads, constant_values=fill)
-        # The output, and for averages the sums it is divided from.
-        budget.charge(2 * budget.nbytes((n, c, *out), array.dtype), "its output")
-        return padded, out
+        out = tuple(self._out_size(n, axis) for axis, n in enumerate(array.shape[2:]))
+        budget.charge(2 * budget.nbytes((*array.shape[:2], *out), array.dtype), "its output")
+        return out
 
     def get_config(self) -> dict[str, Any]:
         # pool_size is kept as self._pool: the short name the compute code reads.

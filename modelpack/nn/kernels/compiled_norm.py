@@ -1,8 +1,15 @@
 """BatchNorm's passes as loops compiled by numba (the ``accel`` extra), each one sweep over the
 data where numpy needs a ufunc per step: the statistics (mean, then the centred values and
-their squares, per channel while it is in cache), the scale and shift, the gradient's two sums,
-and the input's gradient. ``norm`` runs them on rows ``[first, stop)`` of (outer, C, inner)
-arrays, over the same chunks as its numpy passes, and combines the chunks' sums the same way.
+their squares, per channel while it is in cache), the scale and shift (training's, and
+inference's whole normalisation), the gradient's two sums, and the input's gradient.
+``norm`` runs them on rows ``[first, stop)`` of C-contiguous (outer, C, inner) arrays, over the
+same chunks as its numpy passes, and combines the chunks' sums the same way.
+
+Where each channel's runs are long (``inner`` ≥ ``SHORT_RUNS``: feature maps) the loops go a
+channel at a time; where they are short (BatchNorm over features: runs of 1) that reads one
+value per cache line and runs an inner loop of one, so the loops sweep each example's C·inner
+values as one row instead, with per-position operands and sums (``_positions``,
+``_channels``): BatchNorm over 256×1024 features, 0.56 → 0.05 ms for the scale and shift.
 
 Sums accumulate in float64 in vector-wide partial sums (reassociation lets the compiler
 vectorise them: the order then follows the CPU's vector width, never the thread count).
@@ -15,9 +22,37 @@ from typing import Any
 import numpy as np
 from numba import njit
 
-__all__ = ["statistics", "scale_shift", "grad_sums", "grad_input"]
+__all__ = ["SHORT_RUNS", "statistics", "scale_shift", "grad_sums", "grad_input"]
 
 _jit = njit(nogil=True, cache=True, fastmath={"reassoc"})
+
+SHORT_RUNS = 64  # values per (example, channel) run below which the loops sweep whole rows
+
+
+@_jit
+def _positions(values: Any, inner: int) -> Any:
+    """One value per channel, repeated for each of its ``inner`` positions in a row."""
+    out = np.empty(values.size * inner, values.dtype)
+    for c in range(values.size):
+        for k in range(inner):
+            out[c * inner + k] = values[c]
+    return out
+
+
+@_jit
+def _channels(sums: Any, inner: int) -> Any:
+    """Per-position sums added up per channel."""
+    out = np.zeros(sums.size // inner)
+    for c in range(out.size):
+        for k in range(inner):
+            out[c] += sums[c * inner + k]
+    return out
+
+
+@_jit
+def _rows(array: Any) -> Any:
+    """(outer, C, inner) as (outer, C·inner) rows."""
+    return array.reshape((array.shape[0], array.shape[1] * array.shape[2]))
 
 
 @_jit
@@ -25,8 +60,23 @@ def statistics(x: Any, out: Any, first: int, stop: int) -> Any:
     """Per channel of rows [first, stop) of float32 x: the mean (rounded to float32) and the sum of squares
     of x − that mean, which is written to ``out``."""
     channels, inner = x.shape[1], x.shape[2]
-    means, squares = np.empty(channels), np.empty(channels)
     count = (stop - first) * inner
+    if inner < SHORT_RUNS:
+        rows, rows_out = _rows(x), _rows(out)
+        totals = np.zeros(rows.shape[1])
+        for i in range(first, stop):
+            for j in range(rows.shape[1]):
+                totals[j] += rows[i, j]
+        means = _channels(totals, inner) / count
+        centre = _positions(means.astype(np.float32), inner)
+        squares = np.zeros(rows.shape[1])
+        for i in range(first, stop):
+            for j in range(rows.shape[1]):
+                centred = rows[i, j] - centre[j]
+                rows_out[i, j] = centred
+                squares[j] += np.float64(centred) * centred
+        return means.astype(np.float32).astype(np.float64), _channels(squares, inner)
+    means, sums = np.empty(channels), np.empty(channels)
     for c in range(channels):
         total = 0.0
         for i in range(first, stop):
@@ -39,24 +89,43 @@ def statistics(x: Any, out: Any, first: int, stop: int) -> Any:
                 centred = x[i, c, k] - mean
                 out[i, c, k] = centred
                 square += np.float64(centred) * centred
-        means[c], squares[c] = mean, square
-    return means, squares
+        means[c], sums[c] = mean, square
+    return means, sums
 
 
 @_jit
-def scale_shift(out: Any, scale: Any, shift: Any, first: int, stop: int) -> None:
-    """out ← out·scale + shift per channel, in place, on rows [first, stop)."""
+def scale_shift(x: Any, out: Any, scale: Any, shift: Any, first: int, stop: int) -> None:
+    """out ← x·scale + shift per channel, on rows [first, stop) (``x`` may be ``out``): the
+    same two roundings as numpy's multiply and add (no fused multiply-add)."""
+    inner = out.shape[2]
+    if inner < SHORT_RUNS:
+        rows, rows_out = _rows(x), _rows(out)
+        a, b = _positions(scale, inner), _positions(shift, inner)
+        for i in range(first, stop):
+            for j in range(rows.shape[1]):
+                rows_out[i, j] = rows[i, j] * a[j] + b[j]
+        return
     for i in range(first, stop):
         for c in range(out.shape[1]):
             a, b = scale[c], shift[c]
-            for k in range(out.shape[2]):
-                out[i, c, k] = out[i, c, k] * a + b
+            for k in range(inner):
+                out[i, c, k] = x[i, c, k] * a + b
 
 
 @_jit
 def grad_sums(g: Any, x: Any, mean: Any, first: int, stop: int) -> Any:
     """Per channel of rows [first, stop): Σ g and Σ g·(x − mean)."""
     channels, inner = g.shape[1], g.shape[2]
+    if inner < SHORT_RUNS:
+        rows_g, rows_x = _rows(g), _rows(x)
+        centre = _positions(mean, inner)
+        totals, products = np.zeros(rows_g.shape[1]), np.zeros(rows_g.shape[1])
+        for i in range(first, stop):
+            for j in range(rows_g.shape[1]):
+                value = np.float64(rows_g[i, j])
+                totals[j] += value
+                products[j] += value * (rows_x[i, j] - centre[j])
+        return _channels(totals, inner), _channels(products, inner)
     sums, dots = np.zeros(channels), np.zeros(channels)
     for c in range(channels):
         m = mean[c]
@@ -73,8 +142,16 @@ def grad_sums(g: Any, x: Any, mean: Any, first: int, stop: int) -> Any:
 @_jit
 def grad_input(g: Any, x: Any, out: Any, scale: Any, slope: Any, offset: Any, first: int, stop: int) -> None:
     """out ← scale·(g + slope·x + offset) per channel, on rows [first, stop)."""
+    inner = g.shape[2]
+    if inner < SHORT_RUNS:
+        rows_g, rows_x, rows_out = _rows(g), _rows(x), _rows(out)
+        a, k, b = _positions(scale, inner), _positions(slope, inner), _positions(offset, inner)
+        for i in range(first, stop):
+            for j in range(rows_g.shape[1]):
+                rows_out[i, j] = a[j] * (rows_g[i, j] + k[j] * rows_x[i, j] + b[j])
+        return
     for i in range(first, stop):
         for c in range(g.shape[1]):
-            a, k, b = scale[c], slope[c], offset[c]
-            for j in range(g.shape[2]):
-                out[i, c, j] = a * (g[i, c, j] + k * x[i, c, j] + b)
+            a, kk, b = scale[c], slope[c], offset[c]
+            for j in range(inner):
+                out[i, c, j] = a * (g[i, c, j] + kk * x[i, c, j] + b)

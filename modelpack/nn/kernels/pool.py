@@ -1,12 +1,15 @@
-"""Max and average pooling over a strided view of windows, forward and backward.
+"""Max and average pooling over strided views of the unpadded input, forward and backward.
 
-Both directions loop over the window's offsets (a pool's few positions, never its pixels):
-the forward folds one spatial axis at a time, each offset along it a strided view folded into
-a buffer in place (``np.maximum`` or ``np.add``), far faster than reducing the window axes of
-the 2·D-axis view; the backward sends each output's gradient back through the window's
-offsets. Where windows do not
-overlap (stride ≥ pool size, the usual case) each offset writes its own input positions, so
-the backward writes them directly instead of adding.
+Both directions loop over the window's offsets (a pool's few positions, never its pixels).
+An offset reads the input at a stride for every output position; where the window hangs over
+the padding (or ceil mode's last window past the end), only the outputs whose tap lands
+inside the input take part (``_span``), so no padded copy of the input is ever made: padding
+neither wins a maximum (as if -inf) nor adds to a sum (as if 0), and the gradient comes back
+on the input's own shape. The forward folds one spatial axis at a time, each offset along it
+a strided view folded into a buffer in place (``np.maximum`` or ``np.add``); the backward
+sends each output's gradient back through the window's offsets. Where windows do not overlap
+(stride ≥ pool size, the usual case) each offset writes its own input positions, so the
+backward writes them directly instead of adding.
 """
 
 from __future__ import annotations
@@ -18,106 +21,189 @@ import numpy as np
 
 from . import parallel
 
-__all__ = ["offsets", "fold_axes", "max_backward", "spread"]
+__all__ = ["fold_axes", "max_backward", "spread"]
 
 Sizes = tuple[int, ...]
+Span = tuple[int, int]
 
 
-def offsets(pool: Sizes) -> list[Sizes]:
-    return list(itertools.product(*(range(k) for k in pool)))
+def _span(j: int, s: int, p: int, n: int, o: int) -> Span:
+    """Outputs [lo, hi) whose tap at window offset ``j`` reads inside an input of ``n``
+    (input index o·s + j − p in [0, n)); lo ≥ hi when none does."""
+    return max(0, -(-(p - j) // s)), min(o, (n - 1 + p - j) // s + 1)
 
 
-def _at(offset: Sizes) -> tuple[Any, ...]:
-    """Index of one window offset in a (N, C, *out, *window) view."""
-    return (Ellipsis, *offset)
+def _read(j: int, s: int, p: int, span: Span) -> slice:
+    """The input positions the outputs ``span`` read at offset ``j``."""
+    start = span[0] * s + j - p
+    return slice(start, start + (span[1] - span[0] - 1) * s + 1, s)
 
 
-def _taps(offset: Sizes, out: Sizes, strides: Sizes) -> tuple[Any, ...]:
-    """Where window offset ``offset`` reads for every output position, on (N, C, *spatial)."""
-    axes = zip(offset, out, strides, strict=True)
-    return (slice(None), slice(None), *(slice(j, j + (o - 1) * s + 1, s) for j, o, s in axes))
+def _offsets(k: int, s: int, p: int, n: int, o: int) -> list[tuple[int, Span]]:
+    """Each window offset along one axis with the outputs it reaches, skipping those reaching
+    none (only offsets in [p − (o−1)·s, n − 1 + p] can: a pool far larger than the input costs
+    its overlap, not its size)."""
+    first, last = max(0, p - (o - 1) * s), min(k - 1, n - 1 + p)
+    spans = ((j, _span(j, s, p, n, o)) for j in range(first, last + 1))
+    return [(j, span) for j, span in spans if span[0] < span[1]]
 
 
 def _disjoint(pool: Sizes, strides: Sizes) -> bool:
     return all(s >= k for k, s in zip(pool, strides, strict=True))
 
 
-def fold_axes(padded: np.ndarray, pool: Sizes, strides: Sizes, out: Sizes, step: Any) -> np.ndarray:
-    """Every window of a (padded) (N, C, *spatial) input folded by ``step`` (``np.maximum`` or
-    ``np.add``): (N, C, *out). A window is a box, so it folds one spatial axis at a time, the
-    first axis first: that axis's offsets are runs of whole rows, and each later axis folds an
-    input already shrunk by the pools before it (a 2×2 pool reads two views of the input and two
-    of half of it, not four of the input with a stride each). Measured at one thread against
-    folding each of the window's offsets over the whole input: LeNet's 2×2 average pools
-    0.24 → 0.15 ms (64×6×28×28) and 0.16 → 0.10 ms (64×16×10×10); a ResNet stem's 3×3/2 max
-    pool of 32×64×32×32 3.2 → 2.9 ms. A maximum is the same value in any order; a sum adds
-    along the first axis first, so it may differ in the last bit."""
-
-    result = np.empty((*padded.shape[:2], *out), padded.dtype)
+def fold_axes(array: np.ndarray, pool: Sizes, strides: Sizes, padding: Sizes, out: Sizes, step: Any,
+              fill: float) -> np.ndarray:
+    """Every window of an (N, C, *spatial) input padded by ``padding`` with ``fill`` (-inf
+    with ``np.maximum``, 0 with ``np.add``) folded by ``step``: (N, C, *out). A window is a
+    box, so it folds one spatial axis at a time, the first axis first: that axis's offsets are
+    runs of whole rows, and each later axis folds an input already shrunk by the pools before
+    it (a 2×2 pool reads two views of the input and two of half of it, not four of the input
+    with a stride each). The offsets fold in order, the first one's uncovered outputs set to
+    ``fill``, so a sum adds exactly what it added over a padded copy (0 + v is v); it may differ
+    in the last bit from a sum in another order. Measured at one thread against folding each of
+    the window's offsets over the whole input: LeNet's 2×2 average pools 0.24 → 0.15 ms
+    (64×6×28×28) and 0.16 → 0.10 ms (64×16×10×10); a ResNet stem's 3×3/2 max pool of
+    32×64×32×32 3.2 → 2.9 ms."""
+    result = np.empty((*array.shape[:2], *out), array.dtype)
     last = len(pool) - 1
 
     def run(rows: slice) -> None:
-        current = padded[rows]
-        for axis, (k, s, o) in enumerate(zip(pool, strides, out, strict=True)):
-            before = (slice(None),) * (axis + 2)
-            views = [current[before + (slice(j, j + (o - 1) * s + 1, s),)] for j in range(k)]
-            folded = result[rows] if axis == last else np.empty(views[0].shape, padded.dtype)
-            if k == 1:
-                np.copyto(folded, views[0])
-            else:
-                step(views[0], views[1], out=folded)
-            for view in views[2:]:
-                step(folded, view, out=folded)
+        current = array[rows]
+        for axis, (k, s, p, o) in enumerate(zip(pool, strides, padding, out, strict=True)):
+            shape = (*current.shape[:axis + 2], o, *current.shape[axis + 3:])
+            folded = result[rows] if axis == last else np.empty(shape, array.dtype)
+            _fold_axis(current, folded, axis + 2, (k, s, p), step, fill)
             current = folded
 
     # (the first axis's fold, an input only its pool smaller, is charged by the caller)
-    parallel.over_batch(run, padded.shape[0], padded.size, min_elements=parallel.ELEMENTWISE_MIN_ELEMENTS)
+    parallel.over_batch(run, array.shape[0], array.size, min_elements=parallel.ELEMENTWISE_MIN_ELEMENTS)
     return result
 
 
-def max_backward(grad: np.ndarray, win: np.ndarray, out: np.ndarray, pool: Sizes, strides: Sizes,
-                 full: tuple[int, ...]) -> np.ndarray:
-    """The (padded, ``full``-shaped) input's gradient: each output's to the first position of
-    its window that holds the maximum (ties to the first, as torch)."""
-    result = np.zeros(full, grad.dtype)
+def _fold_axis(current: np.ndarray, folded: np.ndarray, axis: int, geometry: Sizes, step: Any,
+               fill: float) -> None:
+    """``folded`` ← the offsets' views of ``current`` along ``axis`` folded by ``step``."""
+    k, s, p = geometry
+    o = folded.shape[axis]
+    before = (slice(None),) * axis
+    taps = _offsets(k, s, p, current.shape[axis], o)
+    views = [(current[before + (_read(j, s, p, span),)], before + (slice(*span),)) for j, span in taps]
+    lo, hi = taps[0][1]
+    if (lo, hi) == (0, o) and len(taps) > 1 and taps[1][1] == (0, o):  # two whole offsets: one pass
+        step(views[0][0], views[1][0], out=folded)
+        views = views[2:]
+    else:
+        np.copyto(folded[views[0][1]], views[0][0])
+        folded[before + (slice(0, lo),)] = fill
+        folded[before + (slice(hi, o),)] = fill
+        views = views[1:]
+    for view, where in views:
+        target = folded[where]
+        step(target, view, out=target)
+
+
+def _boxes(pool: Sizes, strides: Sizes, padding: Sizes, sizes: Sizes, out: Sizes
+           ) -> list[tuple[tuple[Any, ...], tuple[Any, ...]]]:
+    """Each window offset that reaches some output, in scan order (the first axis slowest, as
+    torch scans a window): where it reads the input and which outputs read there, as indexes
+    on (N, C, *spatial) and (N, C, *out)."""
+    axes = [_offsets(k, s, p, n, o) for k, s, p, n, o in zip(pool, strides, padding, sizes, out, strict=True)]
+    everything = (slice(None), slice(None))
+    boxes = []
+    for offset in itertools.product(*axes):
+        read = tuple(_read(j, s, p, span) for (j, span), s, p in zip(offset, strides, padding, strict=True))
+        boxes.append(((*everything, *read), (*everything, *(slice(*span) for _, span in offset))))
+    return boxes
+
+
+def _phases(pool: Sizes, strides: Sizes, padding: Sizes, sizes: Sizes, out: Sizes
+            ) -> list[tuple[Sizes, tuple[Any, ...], tuple[Any, ...]]]:
+    """``_boxes`` on the input's phases: an offset reads input o·s + j − p = (o + q)·s + r
+    for output o, so it reads phase r (every s-th position from r, along each axis) at the
+    contiguous run from o + q. Each offset's phase, its slice of that phase, its outputs."""
+    axes = [_offsets(k, s, p, n, o) for k, s, p, n, o in zip(pool, strides, padding, sizes, out, strict=True)]
+    everything = (slice(None), slice(None))
+    boxes = []
+    for offset in itertools.product(*axes):
+        shifts = [divmod(j - p, s) for (j, _), s, p in zip(offset, strides, padding, strict=True)]
+        phase = tuple(r for _, r in shifts)
+        read = tuple(slice(lo + q, hi + q) for (_, (lo, hi)), (q, _) in zip(offset, shifts, strict=True))
+        boxes.append((phase, (*everything, *read), (*everything, *(slice(*span) for _, span in offset))))
+    return boxes
+
+
+def _phase(phase: Sizes, strides: Sizes) -> tuple[Any, ...]:
+    """Phase ``phase`` of an (N, C, *spatial) array: every s-th position from r on each axis."""
+    return (slice(None), slice(None), *(slice(r, None, s) for r, s in zip(phase, strides, strict=True)))
+
+
+def max_backward(grad: np.ndarray, x: np.ndarray, out: np.ndarray, pool: Sizes, strides: Sizes,
+                 padding: Sizes) -> np.ndarray:
+    """The input's gradient: each output's to the first position of its window (in scan
+    order, as torch) that holds the maximum; padding never holds it. A strided pool reads and
+    writes each offset's positions at a stride, one element at a time; copied into its phases
+    (contiguous, one per position modulo the strides), the input is compared and its gradient
+    gathered a row at a time, and written back once per phase where windows overlap (a
+    ResNet stem's 3×3/2 pool: 9 strided reads and 9 strided writes become 4 and 4). Disjoint
+    windows read and write each position once either way: they skip the copies."""
     disjoint = _disjoint(pool, strides)
+    strided = any(s > 1 for s in strides) and not disjoint
+    geometry = (pool, strides, padding, x.shape[2:], out.shape[2:])
+    if strided:
+        boxes = _phases(*geometry)
+    else:  # the input is its one phase
+        boxes = [((), read, outputs) for read, outputs in _boxes(*geometry)]
+    phases = sorted({phase for phase, _, _ in boxes})
+    every_phase = len(phases) == int(np.prod(strides))
+    result = (np.empty if strided and every_phase else np.zeros)(x.shape, grad.dtype)
 
     def run(rows: slice) -> None:
-        part, grad_part, out_part, result_part = win[rows], grad[rows], out[rows], result[rows]
-        free = np.empty(out_part.shape, bool)  # outputs whose maximum is not placed yet
+        x_part, grad_part, out_part, result_part = x[rows], grad[rows], out[rows], result[rows]
+        if strided:
+            inputs = {phase: np.ascontiguousarray(x_part[_phase(phase, strides)]) for phase in phases}
+            grads = {phase: np.zeros_like(inputs[phase]) for phase in phases}
+        else:
+            inputs, grads = {(): x_part}, {(): result_part}
+        free = np.ones(out_part.shape, bool)  # outputs whose maximum is not placed yet
         hit = np.empty(out_part.shape, bool)
-        every = offsets(pool)
-        for k, offset in enumerate(every):
-            np.equal(part[_at(offset)], out_part, out=hit)
-            if k == 0:
-                np.logical_not(hit, out=free)
-            else:
-                hit &= free
-                if k < len(every) - 1:
-                    free ^= hit
-            target = result_part[_taps(offset, out.shape[2:], strides)]
+        products = np.empty(out_part.shape, grad.dtype)
+        for k, (phase, read, outputs) in enumerate(boxes):
+            here = hit[outputs]
+            np.equal(inputs[phase][read], out_part[outputs], out=here)
+            here &= free[outputs]
+            if k < len(boxes) - 1:
+                free[outputs] ^= here
+            target = grads[phase][read]
             if disjoint:
-                np.multiply(grad_part, hit, out=target)
+                np.multiply(grad_part[outputs], here, out=target)
             else:
-                target += grad_part * hit
+                product = products[outputs]
+                np.multiply(grad_part[outputs], here, out=product)
+                target += product
+        if strided:
+            for phase in phases:
+                np.copyto(result_part[_phase(phase, strides)], grads[phase])
 
-    parallel.over_batch(run, grad.shape[0], grad.size * len(offsets(pool)))
+    parallel.over_batch(run, grad.shape[0], grad.size * len(boxes))
     return result
 
 
-def spread(share: np.ndarray, pool: Sizes, strides: Sizes, full: tuple[int, ...]) -> np.ndarray:
-    """The (padded, ``full``-shaped) input's gradient when every window position gets its
-    output's ``share`` (average pooling)."""
-    result = np.zeros(full, share.dtype)
+def spread(share: np.ndarray, pool: Sizes, strides: Sizes, padding: Sizes, sizes: Sizes) -> np.ndarray:
+    """The gradient of an (N, C, *``sizes``) input when every window position inside it gets
+    its output's ``share`` (average pooling)."""
+    result = np.zeros((*share.shape[:2], *sizes), share.dtype)
     disjoint = _disjoint(pool, strides)
+    boxes = _boxes(pool, strides, padding, sizes, share.shape[2:])
 
     def run(rows: slice) -> None:
-        for offset in offsets(pool):
-            target = result[rows][_taps(offset, share.shape[2:], strides)]
+        result_part, share_part = result[rows], share[rows]
+        for read, outputs in boxes:
+            target = result_part[read]
             if disjoint:
-                np.copyto(target, share[rows])
+                np.copyto(target, share_part[outputs])
             else:
-                target += share[rows]
+                target += share_part[outputs]
 
-    parallel.over_batch(run, share.shape[0], share.size * len(offsets(pool)))
+    parallel.over_batch(run, share.shape[0], share.size * len(boxes))
     return result

@@ -27,7 +27,7 @@ def _through(choice: str, x: np.ndarray, grad: np.ndarray, gamma: np.ndarray | N
 
 
 @settings(max_examples=30, deadline=None)
-@given(shape=st.sampled_from([(5, 3), (4, 3, 7), (3, 4, 5, 6), (6, 8, 9, 9)]), axis=st.sampled_from([1, -1]),
+@given(shape=st.sampled_from([(5, 3), (40, 70), (4, 3, 7), (3, 4, 5, 6), (6, 8, 9, 9)]), axis=st.sampled_from([1, -1]),
        scale=st.booleans(), chunked=st.booleans(), seed=st.integers(0, 2**32 - 1))
 def test_the_loops_match_numpy(numba_kernels, shape, axis, scale, chunked, seed):
     rng = np.random.default_rng(seed)
@@ -46,6 +46,33 @@ def test_the_loops_match_numpy(numba_kernels, shape, axis, scale, chunked, seed)
     for got, want in zip(ours, expected, strict=True):
         assert got.dtype == np.float32 and got.shape == want.shape
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+
+
+@settings(max_examples=20, deadline=None)
+@given(shape=st.sampled_from([(5, 3), (40, 70), (4, 3, 7), (3, 4, 5, 6), (2, 8, 9, 9)]), seed=st.integers(0, 2**32 - 1))
+def test_inference_through_the_loops_gives_numpys_bits(numba_kernels, shape, seed):
+    """At inference the loops run the whole normalisation in one pass, x·scale + shift with
+    numpy's two roundings (no fused multiply-add): the same bits as numpy's two passes."""
+    rng = np.random.default_rng(seed)
+    x = (2 + 3 * rng.standard_normal(shape)).astype(np.float32)
+    mean, var, gamma, beta = (rng.standard_normal(shape[1]).astype(np.float32) for _ in range(4))
+    results = []
+    for choice in ("numpy", "numba"):
+        backend.use(choice)
+        results.append(norm_kernels.batch_norm(x, 1, mean, np.abs(var), gamma, beta, 1e-5, batch=False)[0])
+    np.testing.assert_array_equal(*results)
+
+
+def test_strided_input_takes_numpys_passes(numba_kernels):
+    """The loops are compiled for C-contiguous arrays (they sweep short runs as whole rows): a
+    strided view (every other example) goes to numpy's passes, exactly their bits."""
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((8, 5, 3)).astype(np.float32)[::2]
+    grad = rng.standard_normal((8, 5, 3)).astype(np.float32)[::2]
+    beta = np.zeros(5, np.float32)
+    assert norm_kernels._loops(x) is None and norm_kernels._loops(np.ascontiguousarray(x)) is not None
+    for a, b in zip(_through("numba", x, grad, None, beta, 1), _through("numpy", x, grad, None, beta, 1), strict=True):
+        np.testing.assert_array_equal(a, b)
 
 
 def test_the_loops_run_only_on_float32(numba_kernels):

@@ -21,6 +21,7 @@ from modelpack import autograd, nn
 from modelpack.nn import pooling
 from modelpack.nn.kernels import norm as norm_kernels
 from modelpack.nn.kernels import parallel
+from modelpack.nn.kernels import pool as pool_kernels
 
 MAX_POOL = {1: nn.MaxPool1D, 2: nn.MaxPool2D, 3: nn.MaxPool3D}
 AVG_POOL = {1: nn.AvgPool1D, 2: nn.AvgPool2D, 3: nn.AvgPool3D}
@@ -100,6 +101,18 @@ def test_pooling_matches_the_window_by_window_reference(drawn, kind, batch, seed
     np.testing.assert_allclose(grad_x, expected_grad, rtol=0, atol=1e-6)
 
 
+def test_a_pool_far_larger_than_its_input_reads_only_where_they_overlap():
+    """Offsets whose taps land only in the padding are skipped before the loops over the
+    window's offsets: a 4096-wide pool padded by 2048 on a one-position axis has one offset
+    that reads the input, and a 3D one runs forward and backward through that one offset
+    (not 4096³ of them)."""
+    assert pool_kernels._offsets(4096, 4096, 2048, 1, 1) == [(2048, (0, 1))]
+    x = np.arange(2, dtype=np.float32).reshape(1, 2, 1, 1, 1)
+    out, grad_x = _through_autograd(nn.MaxPool3D(4096, padding=2048), x, np.ones((1, 2, 1, 1, 1), np.float32))
+    np.testing.assert_array_equal(out, x)
+    np.testing.assert_array_equal(grad_x, np.ones_like(x))
+
+
 def reference_batch_norm(x, axis, gamma, beta, grad):
     """Batch statistics: output and the gradients of x, gamma and beta, in float64."""
     x64, g64 = np.moveaxis(x.astype(np.float64), axis, -1), np.moveaxis(grad.astype(np.float64), axis, -1)
@@ -162,6 +175,22 @@ def test_per_channel_planes_change_no_bits(monkeypatch):
         out, grad_x = _through_autograd(layer, x, grad)
         inference = layer(x)  # the running statistics the step updated
         results.append((out, grad_x, inference, layer.gamma.data(), layer.gamma.grad(), layer.beta.grad()))
+    for ours, theirs in zip(*results, strict=True):
+        np.testing.assert_array_equal(ours, theirs)
+
+
+def test_scalar_runs_change_no_bits(monkeypatch):
+    """Long runs scaled and shifted a channel at a time with scalars (``norm.SCALAR_RUNS``)
+    give the bits of one broadcast pass: training forward and inference."""
+    rng = np.random.default_rng(6)
+    x = (1 + 2 * rng.standard_normal((4, 3, 40, 30))).astype(np.float32)
+    gamma, beta = rng.standard_normal(3).astype(np.float32), rng.standard_normal(3).astype(np.float32)
+    mean, var = rng.standard_normal(3).astype(np.float32), rng.uniform(0.5, 2, 3).astype(np.float32)
+    results = []
+    for limit in (1 << 30, 1):  # broadcast, then a scalar per channel
+        monkeypatch.setattr(norm_kernels, "SCALAR_RUNS", limit)
+        results.append((norm_kernels.batch_norm_training(x, 1, gamma, beta, 1e-5)[0],
+                        norm_kernels.batch_norm(x, 1, mean, var, gamma, beta, 1e-5, batch=False)[0]))
     for ours, theirs in zip(*results, strict=True):
         np.testing.assert_array_equal(ours, theirs)
 
