@@ -285,6 +285,7 @@ def test_a_narrow_inputs_gradient_comes_here(monkeypatch, channels, strides, ker
     x = rng.standard_normal((3, channels, 10, 9)).astype(np.float32)
     w = rng.standard_normal((16, channels, *kernel)).astype(np.float32)
     out, saved = kernels.forward(x, w, None, g)
+    calls.clear()  # (the training forward's own taps run there too)
     grad = rng.standard_normal(out.shape).astype(np.float32)
     assert_backward_near(grad, saved, x, w, g)
     assert bool(calls) is taken
@@ -319,6 +320,7 @@ def test_a_depthwise_input_gradient_is_the_flipped_depthwise_forward(monkeypatch
     x = rng.standard_normal((4, 6, 9, 8)).astype(np.float32)
     w = rng.standard_normal((6 * multiplier, 1, 3, 3)).astype(np.float32)
     out, saved = kernels.forward(x, w, None, g)
+    calls.clear()  # (the training forward's own taps run there too)
     grad = rng.standard_normal(out.shape).astype(np.float32)
     assert_backward_near(grad, saved, x, w, g)
     assert bool(calls) is taken
@@ -406,3 +408,63 @@ def test_large_same_size_depthwise_planes_come_here_not_to_the_unpadded_ones(mon
     out, _ = kernels.forward(x, w, None, g, backward=False)
     assert calls
     np.testing.assert_array_equal(out, depthwise.forward(x, w, None, g))
+
+
+@settings(max_examples=100, deadline=None)
+@given(drawn=strided(), seed=st.integers(0, 2**32 - 1), multiplier=st.integers(1, 2), block=st.sampled_from([1, 1 << 16]))
+def test_a_depthwise_backward_matches_the_reference(drawn, seed, multiplier, block) -> None:
+    """The input's and weight's gradients of a depthwise convolution from its input (no columns):
+    any strides, kernels, padding and dilation, a block per channel or whole examples."""
+    g, sizes, batch, c = drawn
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((batch, c, *sizes)).astype(np.float32)
+    w = rng.standard_normal((c * multiplier, 1, *g.kernel)).astype(np.float32)
+    grad = rng.standard_normal((batch, c * multiplier, *g.out_sizes(sizes))).astype(np.float32)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(shifted, "BLOCK_ELEMENTS", block)
+        grad_x, grad_w = shifted.depthwise_backward(grad, x, w, g)
+    expected_x, expected_w = reference_backward(x, w, grad, g)
+    assert grad_x is not None and grad_w is not None
+    assert_near(grad_x, expected_x)
+    assert_near(grad_w, expected_w)
+
+
+def test_a_depthwise_training_forward_keeps_no_columns_and_its_bits_ignore_the_threads(monkeypatch) -> None:
+    """A training forward of a strided depthwise convolution saves its input (deferred), and the
+    backward's gradients are the reference's, the same bits at one thread and at two."""
+    from modelpack.nn.kernels import parallel
+
+    use_numpy_kernels(monkeypatch)
+    monkeypatch.setattr(parallel, "MIN_ELEMENTS", 1)
+    rng = np.random.default_rng(13)
+    g = kernels.Geometry((3, 3), (2, 2), (1, 1), (1, 1), 6)
+    x = rng.standard_normal((5, 6, 11, 12)).astype(np.float32)
+    w = rng.standard_normal((6, 1, 3, 3)).astype(np.float32)
+    out, saved = kernels.forward(x, w, None, g)
+    assert saved.deferred and saved.cols is x
+    grad = rng.standard_normal(out.shape).astype(np.float32)
+    assert_backward_near(grad, saved, x, w, g)
+    before = parallel.threads()
+    try:
+        results = []
+        for threads in (1, 2):
+            parallel.set_threads(threads)
+            results.append(kernels.backward(grad, saved, w, g))
+    finally:
+        parallel.set_threads(before)
+    for one, two in zip(*results, strict=True):
+        np.testing.assert_array_equal(one, two)
+
+
+def test_a_depthwise_backwards_planes_count_against_the_budget() -> None:
+    """A hostile padding: the backward's padded planes (about 3 GB here) are refused before
+    they are allocated, naming the file."""
+    layer = nn.Conv2D(2, 3, padding=8000, in_channels=2, groups=2)
+    layer.initialize(seed=0)
+    x = np.ones((1, 2, 1, 1), np.float32)
+    g = layer._geometry()
+    grad = np.ones((1, 2, *g.out_sizes((1, 1))), np.float32)
+    limit_activations(layer, ActivationBudget("hostile.mpk", Limits(max_activation_bytes=2**20)))
+    with pytest.raises(LimitError, match=r"hostile\.mpk: .*padding the input by \(8000, 8000\)"):
+        guarded_call(layer, layer._activation_guard, (x,),
+                     forward=lambda _: shifted.depthwise_backward(grad, x, layer.weight.data(), g))
