@@ -34,7 +34,7 @@ import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from .. import budget
-from . import depthwise, direct, parallel, shifted
+from . import col2im, depthwise, direct, parallel, shifted
 from .columns import (
     Geometry,
     Sizes,
@@ -402,8 +402,12 @@ def backward(grad: np.ndarray, saved: Saved, weight: np.ndarray, g: Geometry, *,
             grad_w = _weight_grad_last(rows, saved.cols, weight.shape, groups)
         if rows is not None and scatter:
             full = tuple(s + 2 * p for s, p in zip(saved.in_shape[2:], g.padding, strict=True))
-            grad_x = _col2im_last(rows, weight, g, n, saved.out_sizes, full, g.padding, saved.in_shape[2:],
-                                  "its input's gradient")
+            if col2im.usable(g):  # (a ResNet stage's 3×3/2 on 16 channels of 32×32, batch 32: 7.1 → 3.4 ms)
+                grad_x = col2im.by_phases(rows, weight, None, g, saved.out_sizes, full, saved.in_shape[2:],
+                                          "its input's gradient")
+            else:
+                grad_x = _col2im_last(rows, weight, g, n, saved.out_sizes, full, g.padding,
+                                      saved.in_shape[2:], "its input's gradient")
         return grad_x, grad_w
     if saved.deferred:  # a depthwise forward's: its input, no columns
         grad_x_here, grad_w = shifted.depthwise_backward(grad, saved.cols, weight, g, need_x=scatter,

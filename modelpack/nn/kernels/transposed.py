@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import budget
-from . import direct
+from . import col2im, direct
 from .columns import Geometry, Sizes, rows_of
 from .conv import _col2im_last, backward, forward
 
@@ -34,9 +34,13 @@ def transpose_forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None
         if bias is not None:
             out += bias.reshape(1, -1, *(1,) * dims)
         return out
-    budget.charge(budget.nbytes((n, channels, *x.shape[2:]), x.dtype), "its products")  # per tap
-    out = _col2im_last(rows_of(x, g.groups), weight, g, n, x.shape[2:], full, g.padding, out_sizes,
-                       "its output")
+    if col2im.usable(g):
+        rows = rows_of(x, g.groups)
+        return col2im.by_phases(rows, weight, bias, g, x.shape[2:], full, out_sizes, "its output")
+    else:
+        budget.charge(budget.nbytes((n, channels, *x.shape[2:]), x.dtype), "its products")  # per tap
+        out = _col2im_last(rows_of(x, g.groups), weight, g, n, x.shape[2:], full, g.padding, out_sizes,
+                           "its output")
     if bias is not None:
         out += bias.reshape(1, -1, *(1,) * dims)
     return out
