@@ -31,7 +31,7 @@ from .. import budget
 from . import parallel, shifted
 from .columns import Geometry, Sizes
 
-__all__ = ["usable", "forward"]
+__all__ = ["usable", "fits", "forward"]
 
 
 # Values one thread's chunk of the batch may hold for this to run on it: beyond, its taps'
@@ -46,9 +46,8 @@ def usable(x: np.ndarray, weight: np.ndarray, g: Geometry, out_sizes: tuple[int,
     per channel, at stride 1, its output the input's sizes, no tap reaching past a plane, and
     a thread's chunk of the batch small enough to stay in cache."""
     sizes = x.shape[2:]
-    share = -(-x.shape[0] // parallel.threads())
     return (
-        share * math.prod(x.shape[1:]) <= MAX_CHUNK_ELEMENTS
+        fits(x)
         and type(x) is np.ndarray
         and g.groups == x.shape[1] == weight.shape[0]
         and weight.shape[1] == 1
@@ -56,6 +55,12 @@ def usable(x: np.ndarray, weight: np.ndarray, g: Geometry, out_sizes: tuple[int,
         and tuple(out_sizes) == tuple(sizes)
         and all(span <= size for span, size in zip(g.span, sizes, strict=True))
     )
+
+
+def fits(x: np.ndarray) -> bool:
+    """Whether a thread's chunk of this batch stays in cache (``MAX_CHUNK_ELEMENTS``)."""
+    share = -(-x.shape[0] // parallel.threads())
+    return share * math.prod(x.shape[1:]) <= MAX_CHUNK_ELEMENTS
 
 
 def forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, g: Geometry,

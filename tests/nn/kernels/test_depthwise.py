@@ -137,10 +137,9 @@ def test_the_input_gradient_of_a_same_size_depthwise_convolution_comes_here(monk
     x = rng.standard_normal((3, 6, 8, 7)).astype(np.float32)
     w = rng.standard_normal((6, 1, 3, 3)).astype(np.float32)
     out, saved = kernels.forward(x, w, None, g)
-    assert calls == [x.shape]  # the training forward too
     grad = rng.standard_normal(out.shape).astype(np.float32)
     assert_backward_near(grad, saved, x, w, g)
-    assert calls == [x.shape, grad.shape]
+    assert calls == [grad.shape]
 
 
 def test_a_folded_block_with_its_relu_matches_the_layers(monkeypatch) -> None:

@@ -230,18 +230,19 @@ def test_depthwise_forward_matches_the_reference(drawn, seed, multiplier, with_b
 
 
 def test_depthwise_inference_comes_here_on_the_numpy_path(monkeypatch) -> None:
-    """On the numpy kernels a depthwise inference forward, strided or not, is the taps'
-    multiply-adds (split over the batch on ``parallel``'s threads), equal to the reference."""
+    """On the numpy kernels a stride-1 depthwise inference forward is the taps' multiply-adds
+    (split over the batch on ``parallel``'s threads), equal to im2col's einsum; strided, it
+    is not (im2col won at two threads)."""
     use_numpy_kernels(monkeypatch)
     calls = record_calls(monkeypatch, shifted, "depthwise_forward")
     rng = np.random.default_rng(4)
     x = rng.standard_normal((8, 6, 9, 9)).astype(np.float32)
     w = rng.standard_normal((12, 1, 3, 3)).astype(np.float32)
-    for strides in ((1, 1), (2, 2), (1, 3)):
+    for strides, taken in (((1, 1), True), ((2, 2), False)):
         calls.clear()
         g = kernels.Geometry((3, 3), strides, (1, 1), (1, 1), 6)
         out, _ = kernels.forward(x, w, None, g, backward=False)
-        assert calls
+        assert bool(calls) is taken
         assert_near(out, reference_forward(x, w, g))
 
 
@@ -429,17 +430,21 @@ def test_a_depthwise_backward_matches_the_reference(drawn, seed, multiplier, blo
     assert_near(grad_w, expected_w)
 
 
-def test_a_depthwise_training_forward_keeps_no_columns_and_its_bits_ignore_the_threads(monkeypatch) -> None:
-    """A training forward of a strided depthwise convolution saves its input (deferred), and the
-    backward's gradients are the reference's, the same bits at one thread and at two."""
-    from modelpack.nn.kernels import parallel
+def test_a_large_depthwise_training_forward_keeps_no_columns_and_its_bits_ignore_the_threads(
+        monkeypatch) -> None:
+    """A training forward of a depthwise convolution on planes too large for the cache saves its
+    input (deferred); the backward's gradients are the reference's, the same bits at one
+    thread and at two. A small one keeps im2col's columns."""
+    from modelpack.nn.kernels import depthwise, parallel
 
     use_numpy_kernels(monkeypatch)
     monkeypatch.setattr(parallel, "MIN_ELEMENTS", 1)
     rng = np.random.default_rng(13)
-    g = kernels.Geometry((3, 3), (2, 2), (1, 1), (1, 1), 6)
+    g = kernels.Geometry((3, 3), (1, 1), (1, 1), (1, 1), 6)
     x = rng.standard_normal((5, 6, 11, 12)).astype(np.float32)
     w = rng.standard_normal((6, 1, 3, 3)).astype(np.float32)
+    assert not kernels.forward(x, w, None, g)[1].deferred
+    monkeypatch.setattr(depthwise, "MAX_CHUNK_ELEMENTS", 6 * 11 * 12 - 1)
     out, saved = kernels.forward(x, w, None, g)
     assert saved.deferred and saved.cols is x
     grad = rng.standard_normal(out.shape).astype(np.float32)
