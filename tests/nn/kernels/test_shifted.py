@@ -212,12 +212,9 @@ def test_the_input_gradient_at_stride_1_comes_here(monkeypatch, last, kernel, pa
 
 
 @settings(max_examples=80, deadline=None)
-@given(drawn=stride_one(), seed=st.integers(0, 2**32 - 1), multiplier=st.integers(1, 3), with_bias=st.booleans())
-def test_depthwise_forward_matches_the_reference(drawn, seed, multiplier, with_bias) -> None:
-    """One input channel per group, ``multiplier`` outputs each (output c·M + i reads input c),
-    1–3 spatial axes, padded and dilated."""
-    g, sizes, batch, c, _ = drawn
-    g = kernels.Geometry(g.kernel, g.strides, g.padding, g.dilation, c)
+def _assert_depthwise_forward_near(g: kernels.Geometry, sizes: tuple[int, ...], batch: int, c: int, seed: int,
+                                   multiplier: int, with_bias: bool) -> None:
+    """``shifted.depthwise_forward`` against the float64 reference, bias added."""
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((batch, c, *sizes)).astype(np.float32)
     w = rng.standard_normal((c * multiplier, 1, *g.kernel)).astype(np.float32)
@@ -227,6 +224,15 @@ def test_depthwise_forward_matches_the_reference(drawn, seed, multiplier, with_b
     if bias is not None:
         expected += bias.reshape(1, -1, *(1,) * len(sizes))
     assert_near(out, expected)
+
+
+@given(drawn=stride_one(), seed=st.integers(0, 2**32 - 1), multiplier=st.integers(1, 3), with_bias=st.booleans())
+def test_depthwise_forward_matches_the_reference(drawn, seed, multiplier, with_bias) -> None:
+    """One input channel per group, ``multiplier`` outputs each (output c·M + i reads input c),
+    1–3 spatial axes, padded and dilated."""
+    g, sizes, batch, c, _ = drawn
+    g = kernels.Geometry(g.kernel, g.strides, g.padding, g.dilation, c)
+    _assert_depthwise_forward_near(g, sizes, batch, c, seed, multiplier, with_bias)
 
 
 def test_depthwise_inference_comes_here_on_the_numpy_path(monkeypatch) -> None:
@@ -364,15 +370,7 @@ def test_a_strided_depthwise_forward_matches_the_reference(drawn, seed, multipli
     """At a stride the taps read the input's phase planes: any strides, kernels, padding and
     dilation (the padding wider than the input's edge, or none)."""
     g, sizes, batch, c = drawn
-    rng = np.random.default_rng(seed)
-    x = rng.standard_normal((batch, c, *sizes)).astype(np.float32)
-    w = rng.standard_normal((c * multiplier, 1, *g.kernel)).astype(np.float32)
-    bias = rng.standard_normal(c * multiplier).astype(np.float32) if with_bias else None
-    out = shifted.depthwise_forward(x, w, bias, g, g.out_sizes(sizes))
-    expected = reference_forward(x, w, g)
-    if bias is not None:
-        expected += bias.reshape(1, -1, *(1,) * len(sizes))
-    assert_near(out, expected)
+    _assert_depthwise_forward_near(g, sizes, batch, c, seed, multiplier, with_bias)
 
 
 def test_a_depthwise_forwards_blocks_do_not_change_its_bits(monkeypatch) -> None:
