@@ -50,9 +50,9 @@ def test_the_table_covers_the_issue_and_only_picks_by_key(monkeypatch):
 
 def test_a_torch_layer_that_computes_something_else_is_caught(monkeypatch):
     """The agreement checks can fail: a max pool timed against torch's average pool."""
+    module = _layers_module(monkeypatch)  # (skips without torch, before torch is imported)
     import torch
 
-    module = _layers_module(monkeypatch)
     case = next(c for c in module.CASES if c.key == "maxpool2d_2_2")
     with pytest.raises(AssertionError, match="forward"):
         module.measure(dataclasses.replace(case, theirs=lambda: torch.nn.AvgPool2d(2)), "quick", repeats=1)
