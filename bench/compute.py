@@ -191,10 +191,31 @@ def _verdict(ratio: float, target: float, judged: bool) -> str:
     return f"≤ {target:g}× {'met' if ratio <= target else 'missed'}"
 
 
-def busy(load: float, threads: int, clock: str) -> bool:
-    """Whether other processes held the cores a wall-time run needs: its times then measure
-    the contention (a 2-core machine at load 4 stretched them 5–10×), not the kernels."""
-    return clock == "wall" and load > (os.cpu_count() or 1) - threads + 0.5
+def cores_in_use(seconds: float = 1.0) -> float:
+    """How many cores were busy over the next ``seconds`` (from ``/proc/stat``, while this
+    process waits): what other processes take from a run. Where ``/proc/stat`` is missing the
+    load average stands in; it lags by a minute (a run just after a test run reads as busy on
+    a quiet machine), which is why it is not the first choice."""
+    def ticks() -> tuple[int, int]:
+        with open("/proc/stat", encoding="ascii") as stat:
+            fields = [int(value) for value in stat.readline().split()[1:]]
+        idle = fields[3] + fields[4]  # idle and iowait
+        return sum(fields[:8]) - idle, sum(fields[:8])
+    try:
+        busy_before, total_before = ticks()
+        time.sleep(seconds)
+        busy_after, total_after = ticks()
+    except (OSError, ValueError, IndexError):
+        return os.getloadavg()[0]
+    share = (busy_after - busy_before) / max(total_after - total_before, 1)
+    return share * (os.cpu_count() or 1)
+
+
+def busy(in_use: float, threads: int, clock: str) -> bool:
+    """Whether other processes held the cores a wall-time run needs (``cores_in_use``): its
+    times then measure the contention (a 2-core machine at load 4 stretched them 5–10×), not
+    the kernels."""
+    return clock == "wall" and in_use > (os.cpu_count() or 1) - threads + 0.5
 
 
 def rows_of(result: dict[str, Any], *, judged: bool = True) -> list[str]:
@@ -231,8 +252,8 @@ def main() -> None:
     size, repeats = ("quick", 3) if args.quick else ("full", args.repeats)
     chosen = [b for b in WORKLOADS if not args.only or b.__name__ in args.only.split(",")]
     rows = []
-    load = os.getloadavg()[0]
-    load_before, judged = f"{load:.1f}", not busy(load, args.threads, args.clock)
+    in_use = cores_in_use()
+    judged = not busy(in_use, args.threads, args.clock)
     for build in chosen:
         rows += rows_of(measure(build, size, repeats), judged=judged)
         print(rows[-2], rows[-1], sep="\n", flush=True)
@@ -249,12 +270,13 @@ def main() -> None:
         f"modelpack's kernels: {backend.name()}; "
         f"{'glibc malloc pinned (`_threads.pin_allocator`)' if ALLOCATOR_PINNED else 'malloc not pinned'}; "
         f"torch {torch.__version__}, numpy {np.__version__}, modelpack {__version__}, {os.cpu_count()} cores "
-        f"({platform.machine()}), load average {load_before} before and {os.getloadavg()[0]:.1f} after. "
+        f"({platform.machine()}), {in_use:.1f} cores busy in the second before and "
+        f"{cores_in_use():.1f} after. "
         "Ratio = modelpack ÷ torch: above 1, modelpack is slower; targets are issue 18's, set for 2 threads "
         "and wall time (the default settings); on a shared machine CPU time at 1 thread is the steadier "
         "measure. Only the ratio is worth comparing, and it is one run's measurement."
-        + ("" if judged else " The machine was busy when this run started (load average above the cores "
-           "left free): its wall times measure the contention, so no target is judged here; see the "
+        + ("" if judged else " The machine was busy when this run started (other processes held the cores "
+           "it needed): its wall times measure the contention, so no target is judged here; see the "
            "1-thread CPU-time sections."),
         "",
         "| workload | pass | shapes | modelpack | torch | ratio | target |",

@@ -188,8 +188,8 @@ def main() -> None:
     backend.use(args.kernels)
     size, repeats = ("quick", 3) if args.quick else ("full", args.repeats)
     rows = []
-    load = os.getloadavg()[0]
-    load_before, judged = f"{load:.1f}", not compute.busy(load, args.threads, args.clock)
+    in_use = compute.cores_in_use()
+    judged = not compute.busy(in_use, args.threads, args.clock)
     for case in chosen(args.only):
         rows += rows_of(measure(case, size, repeats), judged=judged)
         print(rows[-2], rows[-1], sep="\n", flush=True)
@@ -207,7 +207,8 @@ def main() -> None:
         f"one process, {args.threads} thread(s) on both sides; modelpack's kernels: {backend.name()}; "
         f"{'glibc malloc pinned' if ALLOCATOR_PINNED else 'malloc not pinned'}; "
         f"torch {torch.__version__}, numpy {np.__version__}, modelpack {__version__}, {os.cpu_count()} cores "
-        f"({platform.machine()}), load average {load_before} before and {os.getloadavg()[0]:.1f} after. "
+        f"({platform.machine()}), {in_use:.1f} cores busy in the second before and "
+        f"{compute.cores_in_use():.1f} after. "
         "Outputs and gradients checked against torch first (float32 tolerances in the script). "
         "Ratio = modelpack ÷ torch: above 1, modelpack is slower; the target is issue 18's, for 2 threads "
         "and wall time. Only the ratio is worth comparing, and it is one run's measurement."

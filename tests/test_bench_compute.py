@@ -3,24 +3,14 @@ its own checks that both sides agree (forward outputs, and the weights after one
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
+import os
+import threading
 
-import pytest
-
-BENCH = Path(__file__).resolve().parents[1] / "bench"
+from bench_scripts import bench_script
 
 
 def _compute_module(monkeypatch):
-    pytest.importorskip("torch")
-    monkeypatch.syspath_prepend(str(BENCH))
-    spec = importlib.util.spec_from_file_location("bench_compute", BENCH / "compute.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    monkeypatch.setitem(sys.modules, "bench_compute", module)
-    spec.loader.exec_module(module)
-    return module
+    return bench_script(monkeypatch, "compute", needs="torch")
 
 
 def test_each_side_is_timed_in_calls_in_a_row(monkeypatch):
@@ -60,3 +50,19 @@ def test_compute_bench_runs_every_workload_quick(monkeypatch):
     assert all("not judged (busy machine)" in row for row in module.rows_of(result, judged=False))
     monkeypatch.setattr(module.os, "cpu_count", lambda: 2)
     assert module.busy(1.2, 2, "wall") and not module.busy(0.4, 2, "wall") and not module.busy(9.0, 1, "cpu")
+
+
+def test_cores_in_use_counts_a_busy_core(monkeypatch):
+    """A thread spinning while the reading waits shows as (at least) half a busy core; the
+    reading is what ``busy`` judges a wall-time run by."""
+    module = _compute_module(monkeypatch)
+    stop = threading.Event()
+    spinner = threading.Thread(target=lambda: [None for _ in iter(stop.is_set, True)])
+    spinner.start()
+    try:
+        in_use = module.cores_in_use(0.5)
+    finally:
+        stop.set()
+        spinner.join()
+    assert 0.5 <= in_use <= (os.cpu_count() or 1) + 0.01
+

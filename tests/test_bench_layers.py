@@ -4,23 +4,13 @@ own checks that both sides agree (the forward outputs, and the training pass's g
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
-import sys
-from pathlib import Path
 
 import pytest
-
-BENCH = Path(__file__).resolve().parents[1] / "bench"
+from bench_scripts import bench_script
 
 
 def _layers_module(monkeypatch):
-    pytest.importorskip("torch")
-    monkeypatch.syspath_prepend(str(BENCH))
-    spec = importlib.util.spec_from_file_location("bench_layers", BENCH / "layers.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    monkeypatch.setitem(sys.modules, "bench_layers", module)
-    spec.loader.exec_module(module)
+    module = bench_script(monkeypatch, "layers", needs="torch")
     # One untimed call per turn: the checks are what this test is for, not the times.
     monkeypatch.setattr(module.compute, "SETTLE_SECONDS", 0.0)
     return module

@@ -7,27 +7,14 @@ written, and one save and two loads go through the peak-RSS child process.
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import pytest
-
-BENCH = Path(__file__).resolve().parent.parent / "bench"
+from bench_scripts import bench_script
 
 
 @pytest.fixture(scope="module")
 def bench_run():
-    pytest.importorskip("safetensors")
-    sys.path.insert(0, str(BENCH))  # run.py imports its helper modules by their plain names
-    spec = importlib.util.spec_from_file_location("bench_run", BENCH / "run.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["bench_run"] = module  # dataclasses look their module up while being built
-    spec.loader.exec_module(module)
-    yield module
-    sys.path.remove(str(BENCH))
-    del sys.modules["bench_run"]
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        yield bench_script(monkeypatch, "run", needs="safetensors")
 
 
 def test_smallest_workload_end_to_end(bench_run, tmp_path, capsys, monkeypatch):
