@@ -27,6 +27,7 @@ from ..errors import FormatError, IntegrityError, LimitError, SchemaError
 from ..io.limits import DEFAULT_LIMITS, GRACE_BYTES, Limits
 from ..io.paths import PathOrFile, describe, open_for_reading
 from ..io.sniff import refuse_other_kind
+from ..io.zipexact import written_members
 from ..io.zipio import STORED, Member, MemberReader, Source
 from ..io.zipread import read_directory
 from . import schema, versions
@@ -45,6 +46,7 @@ WEIGHTS_MEMBER = "weights.npz"
 MEMBERS = (MANIFEST_MEMBER, WEIGHTS_MEMBER)
 MANIFEST_HASH_PREFIX = b"modelpack-manifest-sha256:"
 _HASH_COMMENT = re.compile(rb"modelpack-manifest-sha256:([0-9a-f]{64})\Z")
+_COMMENT_LENGTH = len(MANIFEST_HASH_PREFIX) + 64  # what the writer puts in the zip comment
 
 
 _MAX_OUTER_MEMBERS = 16  # a directory declaring more is refused before it is read
@@ -73,6 +75,10 @@ class Container:
     def open(cls, handle: IO[bytes], name: str, limits: Limits) -> Container:
         source = Source.whole(handle, where=name)
         allowance = limits.max_inflated(source.size)
+        written = written_members(source, MEMBERS, _COMMENT_LENGTH, limits.max_manifest_bytes)
+        if written is not None:  # exactly as modelpack writes it: no member is deflated
+            found, comment = written
+            return cls(source, {member.name: member for member in found}, comment, allowance)
         try:
             directory = read_directory(
                 source,

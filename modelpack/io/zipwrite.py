@@ -49,7 +49,10 @@ from .ziprecords import (
     Layout,
 )
 
-__all__ = ["ALIGN", "Piece", "PlannedMember", "ZipPlan", "crc32_combine", "crc_of", "padding_for"]
+__all__ = [
+    "ALIGN", "Piece", "PlannedMember", "ZipPlan", "crc32_combine", "crc_of", "directory_records",
+    "local_header", "padding_for",
+]
 
 ALIGN = 64
 _CRC = struct.Struct("<I")
@@ -149,9 +152,9 @@ class ZipPlan:
                 member.data = member.pieces
             member.compressed_size = sum([piece.size for piece in member.data])
             member.header_offset = offset
-            member.local_header = _local_header(member, offset)
+            member.local_header = local_header(member, offset)
             offset = member.data_offset + member.compressed_size
-        self.directory = _directory(self.members, offset, self.comment)
+        self.directory = directory_records(self.members, offset, self.comment)
         self.size = offset + len(self.directory)
 
     @classmethod
@@ -342,7 +345,9 @@ def _zip64_extra(values: list[int]) -> bytes:
     return EXTRA_HEADER.pack(ZIP64_EXTRA_ID, 8 * len(values)) + struct.pack(f"<{len(values)}Q", *values)
 
 
-def _local_header(member: PlannedMember, position: int) -> bytes:
+def local_header(member: PlannedMember, position: int) -> bytes:
+    """The local header written for ``member`` at ``position`` (``zipexact`` rebuilds it to
+    recognise a file written here)."""
     name, flags = _name_bytes(member.name)
     # A local zip64 extra field holds both sizes, whichever of them overflows (APPNOTE 4.5.3).
     zip64 = max(member.size, member.compressed_size) >= ZIP64_SIZE
@@ -367,7 +372,9 @@ def _zipalign_extra(pad: int) -> bytes:
         b"\0" * (pad - ZIPALIGN_MIN))
 
 
-def _directory(members: list[PlannedMember], start: int, comment: bytes) -> bytes:
+def directory_records(members: list[PlannedMember], start: int, comment: bytes) -> bytes:
+    """Everything after the members' data: the central directory starting at ``start``, the
+    zip64 records where needed, the end record and ``comment``."""
     entries = []
     for member in members:
         name, flags = _name_bytes(member.name)
