@@ -297,16 +297,28 @@ class Archive(OpenArchive):
         return arrays
 
     def _read_one(self, name: str, info: Expected) -> np.ndarray:
-        """One tensor: as modelpack writes it, in one read (``npz.read_written``); else its
-        header checked, then its data read in place or through the member reader."""
+        """One tensor: as modelpack writes it, in one read (``npz.read_written``) — with its
+        local header when the manifest's offset and the directory entry alone find it
+        (``PlacedMembers.predicted``); else its header checked, then its data read in place
+        or through the member reader."""
+        fd, integrity = self._fd, self._integrity
+        fresh = fd is not None and name not in self._locations
+        if fresh and self._bundle is None and info.offset is not None:
+            predicted = self._placed.predicted(name, info.offset)
+            if predicted is not None and fd is not None:
+                member, header = predicted
+                array = npz.read_written(self._source, fd, member, name, info, integrity=integrity,
+                                         local_header=header)
+                if array is not None:
+                    return array
         member = self._member(name, info)
-        if self._fd is not None and name not in self._locations:
-            array = npz.read_written(self._source, self._fd, member, name, info, integrity=self._integrity)
+        if fresh and fd is not None:
+            array = npz.read_written(self._source, fd, member, name, info, integrity=integrity)
             if array is not None:
                 return array
         location = self._locate(name, info)
         if location is None:
-            return npz.read_member(self._source, member, name, info, integrity=self._integrity)
+            return npz.read_member(self._source, member, name, info, integrity=integrity)
         return self._read(location)
 
     def _read(self, location: npz.TensorLocation) -> np.ndarray:

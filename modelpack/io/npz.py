@@ -262,7 +262,7 @@ def read_member(
 
 def read_written(
     source: Source, fd: int, member: Member, name: str, want: ExpectedTensor,
-    *, integrity: Integrity = Integrity.CRC32,
+    *, integrity: Integrity = Integrity.CRC32, local_header: bytes = b"",
 ) -> np.ndarray | None:
     """A tensor as modelpack writes it, in one positioned read (header and data together,
     nothing parsed), or None: then ``read_member`` or ``locate`` reads it the exact way.
@@ -272,7 +272,9 @@ def read_written(
     that many data bytes, and its CRC-32 matches; anything else — another writer's header,
     a damaged or short member — is left to the exact path, which words the refusal. The
     array is allocated from the manifest's shape only once the member's size, checked
-    against the limits, is known to be exactly what that shape takes.
+    against the limits, is known to be exactly what that shape takes. ``local_header``, the
+    member's local header as the writer makes it (``PlacedMembers.predicted``), is read in
+    the same read, just before the data, and must be exactly those bytes too.
     """
     written = _as_written(member, want)
     if written is None:
@@ -282,17 +284,18 @@ def read_written(
     if array is None:
         return None
     # (The array itself is the buffer: C-ordered, so its bytes are the member's data.)
-    lead, data, start = bytearray(len(header)), array.data, source.start + member.data_offset
+    expected = local_header + header
+    lead, data = bytearray(len(expected)), array.data
+    start, total = source.start + member.data_offset - len(local_header), len(local_header) + member.size
     filled = os.preadv(fd, [lead, data], start)
-    while filled < member.size:  # a short read (Linux reads 2 GiB at most a call): read on
-        lead_size = len(header)
-        rest = ([memoryview(lead)[filled:], data] if filled < lead_size
-                else [data_view(array)[filled - lead_size :]])
+    while filled < total:  # a short read (Linux reads 2 GiB at most a call): read on
+        rest = ([memoryview(lead)[filled:], data] if filled < len(lead)
+                else [data_view(array)[filled - len(lead) :]])
         count = os.preadv(fd, rest, start + filled)
         if count <= 0:
             return None  # the file ends early: the exact path says where
         filled += count
-    if lead != header or crc32(data, crc32(lead)) != member.crc:
+    if lead != expected or crc32(data, crc32(header)) != member.crc:
         return None
     if integrity.tensor_sha256 and want.sha256 is not None:
         where = f"{source.where}: member {member.name!r}"

@@ -65,6 +65,23 @@ class PlacedMembers:
                     self._members[name] = local
         return self._members[name]
 
+    def predicted(self, name: str, offset: int) -> tuple[Member, bytes] | None:
+        """Tensor ``name``'s member as its directory entry alone says, and the local header
+        the writer makes for it at ``offset``, which the caller reads with the data and
+        compares (``npz.read_written``): only then do zip's two views of the member agree,
+        as ``member`` checks them, in one read fewer. None where the entry is not where the
+        writer's layout puts it, says another offset, or the member is over the limits:
+        ``member`` then reads the local header first and words what is wrong."""
+        entry = self._entry(name)
+        if entry is None or entry.header_offset != offset or entry.size > self._limits.max_total_bytes:
+            return None
+        planned = zipwrite.PlannedMember(entry.name, [], crc=entry.crc, size=entry.size,
+                                         compressed_size=entry.compressed_size)
+        header = zipwrite.local_header(planned, offset)
+        if LOCAL.unpack_from(header).flags != entry.flags or entry.compressed_size != entry.size:
+            return None
+        return entry._replace(data_offset=offset + len(header)), header
+
     def announce(self, name: str, offset: int, data_size: int) -> None:
         """Announce the most bytes the member at ``offset`` takes as the writer lays it out
         (local header, name, a zip64 field, alignment, then ``data_size`` bytes: the npy header

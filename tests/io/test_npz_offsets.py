@@ -12,8 +12,9 @@ import numpy as np
 import pytest
 from craft import RawEntry, deflate, npy, raw_zip
 
+from modelpack.errors import LimitError
 from modelpack.io import zipwrite
-from modelpack.io.limits import DEFAULT_LIMITS
+from modelpack.io.limits import DEFAULT_LIMITS, Limits
 from modelpack.io.npz_offsets import PlacedMembers
 from modelpack.io.npz_write import write_npz
 from modelpack.io.zipentries import central_member
@@ -147,3 +148,55 @@ def test_an_entry_announcing_a_zip64_field_past_the_end_of_what_is_read_is_no_me
     struct.pack_into("<I", bundle, entry + 42, 0xFFFFFFFF)  # its offset
     cut = bytes(bundle[: entry + CENTRAL.size + len("bé.npy".encode())])
     assert central_member(Source.whole(io.BytesIO(cut), where="b.npz"), entry, "bé.npy") is None
+
+
+def test_predicted_gives_the_entrys_member_and_the_writers_local_header():
+    """The member its entry alone describes, with where its data starts if the writer's
+    local header is there; that header is the file's own bytes at the offset."""
+    bundle = _written(ARRAYS)
+    placed, offsets = _placed(bundle, list(ARRAYS))
+    for name in ARRAYS:
+        member, header = placed.predicted(name, offsets[name])
+        assert member == placed.member(name, offsets[name])
+        assert bundle[offsets[name] : member.data_offset] == header
+    assert placed.predicted("a", offsets["a"] + 1) is None  # (not the offset the entry says)
+
+
+def test_predicted_leaves_a_member_over_the_limits_to_member():
+    bundle = _written(ARRAYS)
+    placed, offsets = _placed(bundle, list(ARRAYS))
+    size = placed.predicted("a", offsets["a"])[0].size
+    placed._limits = Limits(max_total_bytes=size - 1)
+    assert placed.predicted("a", offsets["a"]) is None
+    with pytest.raises(LimitError, match="max_total_bytes"):
+        placed.member("a", offsets["a"])
+
+
+def test_a_tensor_read_through_its_prediction_equals_the_exact_read_whatever_byte_changes(tmp_path, monkeypatch):
+    """Any one byte of a small archive changed: ``get_tensor`` through ``predicted`` gives
+    what it gives without (the same array, or the same error in the same words)."""
+    import modelpack
+
+    arrays = {"w": np.arange(12, dtype=np.float32).reshape(3, 4), "b": np.arange(3, dtype=np.int16)}
+    buffer = io.BytesIO()
+    modelpack.save(buffer, arrays)
+    original, path = buffer.getvalue(), tmp_path / "t.mpk"
+
+    def outcome(data: bytes, name: str) -> object:
+        path.write_bytes(data)
+        try:
+            with modelpack.open(path) as archive:
+                return archive.get_tensor(name).tobytes()
+        except modelpack.ModelpackError as exc:
+            return type(exc), str(exc)
+
+    predicted = PlacedMembers.predicted
+    for position in range(len(original)):
+        for mask in (0x01, 0x80):
+            data = bytearray(original)
+            data[position] ^= mask
+            for name in arrays:
+                monkeypatch.setattr(PlacedMembers, "predicted", predicted)
+                fast = outcome(bytes(data), name)
+                monkeypatch.setattr(PlacedMembers, "predicted", lambda *args: None)
+                assert fast == outcome(bytes(data), name), (position, mask, name)
