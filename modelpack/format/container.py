@@ -155,7 +155,13 @@ class Container:
 
     def check_manifest_hash(self, raw: bytes, version: tuple[int, int]) -> None:
         """The zip comment's SHA-256 must match; from format 1.1 on it must be there."""
-        match = _HASH_COMMENT.match(self.comment)
+        comment = self.comment
+        if comment.startswith(MANIFEST_HASH_PREFIX) and len(comment) == _COMMENT_LENGTH:
+            # As the writer writes it: the comparison is the check (the pattern, ~10 us cold,
+            # only words what is wrong)
+            if comment == MANIFEST_HASH_PREFIX + hashlib.sha256(raw).hexdigest().encode("ascii"):
+                return
+        match = _HASH_COMMENT.match(comment)
         if match is None:
             if not versions.rules(version).hashes:
                 return  # format 1.0 recorded no hash; its comment means nothing to us
