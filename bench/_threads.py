@@ -42,3 +42,15 @@ def pin_allocator() -> bool:
         return False
     mmap = libc.mallopt(_M_MMAP_THRESHOLD, _PINNED)
     return bool(mmap) and bool(libc.mallopt(_M_TRIM_THRESHOLD, 2 * _PINNED))
+
+
+def set_up_script(script: str, *, threads: str = "2") -> bool:
+    """What a compute benchmark script (``script``: its ``__file__``) does before it imports
+    numpy: BLAS threads pinned (``threads`` unless ``--threads`` says), glibc malloc pinned,
+    and the repository (for ``modelpack``) and ``bench/`` on ``sys.path``. Whether malloc was
+    pinned (``pin_allocator``)."""
+    pin_blas_threads(default=threads)
+    pinned = pin_allocator()
+    here = os.path.dirname(os.path.abspath(script))
+    sys.path[:0] = [here, os.path.dirname(here)]
+    return pinned

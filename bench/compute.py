@@ -47,16 +47,13 @@ import statistics
 import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 ALLOCATOR_PINNED = False  # glibc malloc's thresholds, pinned when run as a script
 if __name__ == "__main__":  # as a script; an importing test leaves the environment alone
-    from _threads import pin_allocator, pin_blas_threads  # the script's own folder is on sys.path
+    from _threads import set_up_script  # the script's own folder is on sys.path
 
-    pin_blas_threads(default="2")
-    ALLOCATOR_PINNED = pin_allocator()
-    sys.path[:0] = [str(Path(__file__).resolve().parent), str(Path(__file__).resolve().parents[1])]
+    ALLOCATOR_PINNED = set_up_script(__file__)
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
