@@ -138,7 +138,7 @@ def _check_writable_flat(weight: np.ndarray, state: State) -> None:
     and the update would be lost."""
     for name, array in {"weight": weight, **state}.items():
         if not (array.flags.c_contiguous and array.flags.writeable):
-            raise ValueError(f"an in-place update needs a C-contiguous, writable {name} array")
+            raise UsageError(f"an in-place update needs a C-contiguous, writable {name} array")
 
 
 class NAG(Optimizer):

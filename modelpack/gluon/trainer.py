@@ -140,7 +140,9 @@ class Trainer:
         self._scale = self._optimizer.options["rescale_grad"]
         self._counts = dict(state.update_counts)
         self._states = {
-            name: {slot: np.array(array) for slot, array in slots.items()} for name, slots in arrays.items()
+            # (C order: an in-place update writes through flat views)
+            name: {slot: np.array(array, order="C") for slot, array in slots.items()}
+            for name, slots in arrays.items()
         }
 
     def check_state(
