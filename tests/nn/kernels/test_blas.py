@@ -209,3 +209,58 @@ def test_global_average_pooling_sums_on_one_blas_thread(monkeypatch) -> None:
     x = np.random.default_rng(0).standard_normal((8, 16, 12, 12)).astype(np.float32)
     np.testing.assert_allclose(nn.GlobalAvgPool2D()(x)[:, :, 0, 0], x.mean(axis=(2, 3)), rtol=1e-5, atol=1e-6)
     assert entered
+
+
+@needs_openblas
+def test_products_add_in_blas_for_both_float_types() -> None:
+    assert blas.accumulates(np.dtype(np.float32)) and blas.accumulates(np.dtype(np.float64))
+    assert not blas.accumulates(np.dtype(np.int64))
+
+
+def _operands(layout: str, dtype: type) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(a, b, out) of out += a @ b, laid out as ``layout`` says (a GEMM BLAS reads in place,
+    or one it cannot, which numpy's product then adds)."""
+    rng = np.random.default_rng(3)
+    a, b = rng.standard_normal((5, 7)).astype(dtype), rng.standard_normal((7, 11)).astype(dtype)
+    out = rng.standard_normal((5, 11)).astype(dtype)
+    if layout == "row slices":  # shifted views of wider rows, as the taps read them
+        b = np.pad(b, ((0, 0), (2, 3)))[:, 2:13]
+        out = np.pad(out, ((0, 0), (0, 4)))[:, :11]
+    elif layout == "transposed":  # column-major: not a row-major matrix
+        b = np.asfortranarray(b)
+    elif layout == "reversed rows":
+        a = a[::-1].copy()[::-1]
+    elif layout == "mixed types":
+        b = b.astype(np.float64)
+    elif layout == "empty":
+        a, b = a[:, :0], b[:0]
+    return a, b, out
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("layout", ["contiguous", "row slices", "transposed", "reversed rows", "mixed types",
+                                    "empty"])
+def test_add_product_adds_the_product_onto_its_output(layout, dtype) -> None:
+    a, b, out = _operands(layout, dtype)
+    expected = out.astype(np.float64) + a.astype(np.float64) @ b.astype(np.float64)
+    blas.add_product(a, b, out)
+    np.testing.assert_allclose(out, expected, rtol=1e-5 if dtype == np.float32 else 1e-12, atol=1e-5)
+
+
+def test_add_product_without_blas_adds_numpys_product(monkeypatch) -> None:
+    monkeypatch.setattr(blas, "_gemms", {})
+    a, b, out = _operands("row slices", np.float32)
+    expected = out + a @ b
+    blas.add_product(a, b, out)
+    np.testing.assert_array_equal(out, expected)
+
+
+def test_add_product_refuses_operands_that_do_not_chain() -> None:
+    """Sizes that BLAS would read past: numpy's error, nothing read or written."""
+    a, b, out = _operands("contiguous", np.float32)
+    before = out.copy()
+    with pytest.raises(ValueError):
+        blas.add_product(a[:, :6], b, out)
+    with pytest.raises(ValueError):
+        blas.add_product(a, b, out[:, :10])
+    np.testing.assert_array_equal(out, before)

@@ -8,6 +8,8 @@ are summed in a different order than im2col's single GEMM sums them.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -72,6 +74,48 @@ def test_more_examples_than_one_call_takes() -> None:
     out = shifted.forward(x, w, None, g, g.out_sizes(x.shape[2:]))
     assert out.dtype == np.float64
     np.testing.assert_allclose(out, reference_forward(x, w, g), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize(("shape", "out_channels", "kernel", "padding", "dilation"), [
+    ((2, 5, 4, 6, 7), 3, (3, 3, 3), (1, 1, 1), (1, 1, 1)),
+    ((1, 4, 9, 8), 6, (3, 2), (1, 0), (2, 1)),
+    ((3, 2, 11), 4, (5,), (2,), (1,)),
+])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_blas_sums_of_each_examples_taps_match_the_products_added(monkeypatch, shape, out_channels, kernel,
+                                                                  padding, dilation, dtype) -> None:
+    """Above ``ACCUMULATE_MIN_VALUES``, each example's taps are added onto its sums by BLAS
+    (``blas.add_product``): the same convolution as below it (a non-contiguous input too)."""
+    dims = len(kernel)
+    g = kernels.Geometry(kernel, (1,) * dims, padding, dilation)
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((*shape[:1], *shape[2:], shape[1])).astype(dtype)
+    x = np.moveaxis(x, -1, 1)  # channels-last memory
+    w = rng.standard_normal((out_channels, shape[1], *kernel)).astype(dtype)
+    bias = rng.standard_normal(out_channels).astype(dtype)
+    out_sizes = g.out_sizes(shape[2:])
+    added = shifted.forward(x, w, bias, g, out_sizes)
+    calls = record_calls(monkeypatch, shifted.blas, "add_product")
+    monkeypatch.setattr(shifted, "ACCUMULATE_MIN_VALUES", 0)
+    summed = shifted.forward(x, w, bias, g, out_sizes)
+    assert len(calls) == shape[0] * (math.prod(kernel) - 1) or not shifted.blas.accumulates(x.dtype)
+    np.testing.assert_allclose(summed, added, rtol=1e-5, atol=1e-5)
+    expected = reference_forward(x, w, g) + bias.reshape(1, -1, *(1,) * dims)
+    assert_near(summed, expected)
+
+
+@pytest.mark.skipif(not shifted.blas.accumulates(np.dtype(np.float32)), reason="BLAS adds no products here")
+@pytest.mark.parametrize(("side", "taken"), [(64, True), (16, False)])
+def test_large_planes_sum_their_taps_in_blas(monkeypatch, side, taken) -> None:
+    """16 outputs on the padded grid of 64×64 (64·66 positions each) reach
+    ``ACCUMULATE_MIN_VALUES``; of 16×16, not."""
+    g = kernels.Geometry((3, 3), (1, 1), (1, 1), (1, 1))
+    x = np.random.default_rng(5).standard_normal((1, 16, side, side)).astype(np.float32)
+    w = np.random.default_rng(6).standard_normal((16, 16, 3, 3)).astype(np.float32)
+    calls = record_calls(monkeypatch, shifted.blas, "add_product")
+    shifted.forward(x, w, None, g, (side, side))
+    assert bool(calls) is taken
+    assert (16 * side * (side + 2) >= shifted.ACCUMULATE_MIN_VALUES) is taken
 
 
 def _layer_input(channels: int, side: int) -> tuple[nn.Conv2D, np.ndarray]:
