@@ -67,7 +67,11 @@ class Saved:
 # im2col to the backward (only the weight's gradient reads the columns): the columns' GEMM has
 # that few columns and ran at ~40 GFLOP/s. Measured at 2 threads, batch 32, 16 channels on
 # 32×32: forward 3.6 → 1.5 ms, gathering the columns in the backward 1.0 ms; at 32 and 64
-# channels the GEMM is efficient and deferring lost.
+# channels the GEMM is efficient and deferring lost. Wider ones defer too where ``shifted``
+# sums each example's taps in BLAS (large planes, ``shifted.sums_in_blas``): forward and
+# backward at 2 threads, im2col → deferred, 3×3×3 32 → 32 on 4×8×28×28 59 → 41 ms (noisy
+# machine), 3×3 64 → 64 on 8×56×56 38.0 → 35.7, 128 → 128 on 16×28×28 61.0 → 56.4, 32 → 32 on
+# 8×56×56 12.6 → 12.6, 64 → 64 on 32×32×32 55.1 → 46.1.
 DEFERRED_MAX_OUTPUTS = 16
 
 
@@ -142,7 +146,9 @@ def forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, g: Geome
         # (MobileNet-style 32×32×16×16: 7.7–8.1 against 11.3–11.5 ms) and strided ones keep im2col.
         out = activated(shifted.depthwise_forward(x, weight, bias, g, out_sizes))
         return out, Saved(x, False, x.shape, out_sizes, deferred=True)
-    if last is None and weight.shape[0] <= DEFERRED_MAX_OUTPUTS and shifted.usable(c, g, out_sizes):
+    o = weight.shape[0]
+    if last is None and shifted.usable(c, g, out_sizes) and (
+            o <= DEFERRED_MAX_OUTPUTS or shifted.sums_in_blas(x, o, g, out_sizes)):
         out = activated(shifted.forward(x, weight, bias, g, out_sizes))
         return out, Saved(x, True, x.shape, out_sizes, deferred=True)
     if last is None:
@@ -313,8 +319,13 @@ def _col2im_last(rows: np.ndarray, weight: np.ndarray, g: Geometry, n: int, out_
 
 
 # Examples per block of ``_weight_grad_deferred`` (measured at 2 threads, batch 32, 16 channels
-# on 32×32: 1, 2, 4 and 8 took 2.4, 2.4, 2.3 and 2.8 ms).
+# on 32×32: 1, 2, 4 and 8 took 2.4, 2.4, 2.3 and 2.8 ms), fewer where their columns would
+# pass BLOCK_VALUES: a block per example or two on large planes, so the threads share a small
+# batch (3×3×3 on 4×32×8×28×28 in 4 blocks: 41 ms forward and backward; in one, 77) and each
+# block's GEMM has columns enough (3×3, 32 → 32 on 8×56×56: 2 examples a block 12.6 ms, 1 13.3;
+# 64 → 64 on 32×32×32: 2 46.1, 1 50.2).
 EXAMPLES_PER_BLOCK = 4
+BLOCK_VALUES = 1 << 21
 
 
 def _weight_grad_deferred(grad: np.ndarray, x: np.ndarray, g: Geometry, out_sizes: Sizes,
@@ -326,9 +337,9 @@ def _weight_grad_deferred(grad: np.ndarray, x: np.ndarray, g: Geometry, out_size
     (the same bits whatever the thread count). Gathering the whole batch's columns first (19 MB
     at batch 32, 16 channels on 32×32) and one GEMM took 4.1 ms at 2 threads, this 2.3 ms."""
     n, c, o, dims = x.shape[0], x.shape[1], shape[0], len(g.kernel)
-    per = min(EXAMPLES_PER_BLOCK, n)
-    blocks = -(-n // per)
     width, positions = math.prod(g.kernel) * c, math.prod(out_sizes)
+    per = max(1, min(EXAMPLES_PER_BLOCK, n, BLOCK_VALUES // (positions * width)))
+    blocks = -(-n // per)
     padded = tuple(size + 2 * p for size, p in zip(x.shape[2:], g.padding, strict=True))
     scratch = per * (math.prod(padded) * c + positions * (width + o))
     budget.charge(parallel.threads() * scratch * x.dtype.itemsize, "gathering its windows (im2col)")

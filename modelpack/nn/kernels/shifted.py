@@ -34,7 +34,7 @@ from . import blas, parallel
 if TYPE_CHECKING:
     from .conv import Geometry
 
-__all__ = ["usable", "depthwise_usable", "forward", "depthwise_forward", "depthwise_backward",
+__all__ = ["usable", "sums_in_blas", "depthwise_usable", "forward", "depthwise_forward", "depthwise_backward",
            "grad_input_usable", "grad_input"]
 
 # Measured at batch 32, 3×3 kernels, one thread (ms, im2col → here): 16 channels on 32×32
@@ -72,6 +72,18 @@ def usable(channels: int, g: Geometry, out_sizes: tuple[int, ...]) -> bool:
     )
 
 
+def sums_in_blas(x: np.ndarray, outputs: int, g: Geometry, out_sizes: tuple[int, ...]) -> bool:
+    """Whether ``forward`` sums each example's taps in BLAS (``ACCUMULATE_MIN_VALUES``)."""
+    return outputs * math.prod(_grid(g, x.shape[2:], out_sizes)) >= ACCUMULATE_MIN_VALUES \
+        and blas.accumulates(x.dtype)
+
+
+def _grid(g: Geometry, sizes: tuple[int, ...], out_sizes: tuple[int, ...]) -> tuple[int, ...]:
+    """The padded grid the positions are computed on: every axis but the first keeps its padded
+    length, so each tap's operand is one contiguous run of every plane."""
+    return (out_sizes[0], *(size + 2 * p for size, p in zip(sizes[1:], g.padding[1:], strict=True)))
+
+
 def depthwise_usable(weight: np.ndarray, g: Geometry) -> bool:
     """Whether a forward of this depthwise convolution (one input channel per group) comes
     here: at stride 1. (Strided, the phase planes compute it too, faster at one thread, but
@@ -86,7 +98,7 @@ def forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, g: Geome
     flat, grid, offsets, fill = _planes(x, g, out_sizes)
     length = math.prod(grid)
     taps = np.ascontiguousarray(weight.reshape(o, c, -1).transpose(2, 0, 1))  # (K, O, C)
-    by_example = o * length >= ACCUMULATE_MIN_VALUES and blas.accumulates(x.dtype)
+    by_example = sums_in_blas(x, o, g, out_sizes)
     step = min(EXAMPLES_PER_CALL, n)
     scratch_rows = 0 if by_example else parallel.threads() * step  # a scratch product per thread
     budget.charge(budget.nbytes((n + scratch_rows, o, length), x.dtype), "its output on the padded grid")
@@ -359,9 +371,7 @@ def _planes(x: np.ndarray, g: Geometry, out_sizes: tuple[int, ...]
     plane; ``fill(chunk)``, which copies the input's rows ``chunk`` into them."""
     n, c = x.shape[0], x.shape[1]
     padded = tuple(size + 2 * p for size, p in zip(x.shape[2:], g.padding, strict=True))
-    # Positions are computed on the padded grid's rows (every axis but the first keeps its
-    # padded length), so each tap's operand is one contiguous run of every plane.
-    grid = (out_sizes[0], *padded[1:])
+    grid = _grid(g, x.shape[2:], out_sizes)
     offsets = _offsets(g, padded)
     # The last tap reads up to its offset past the grid's end: zeros there too.
     plane = max(math.prod(padded), offsets[-1] + math.prod(grid))

@@ -176,11 +176,44 @@ def test_a_narrow_training_forward_defers_its_columns_to_the_backward(need_x) ->
         assert grad_x is None
 
 
+@pytest.mark.skipif(not shifted.blas.accumulates(np.dtype(np.float32)), reason="BLAS adds no products here")
+@pytest.mark.parametrize("need_x", [True, False])
+def test_a_wide_training_forward_on_large_planes_defers_too(need_x) -> None:
+    """More than ``DEFERRED_MAX_OUTPUTS`` outputs, on planes where ``shifted`` sums each
+    example's taps in BLAS (``sums_in_blas``): deferred, the weight's gradient in blocks of
+    fewer examples where their columns pass ``BLOCK_VALUES``; the gradients equal the reference."""
+    rng = np.random.default_rng(7)
+    g = kernels.Geometry((3, 3), (1, 1), (1, 1), (1, 1))
+    x = rng.standard_normal((3, shifted.MIN_CHANNELS, 62, 63)).astype(np.float32)
+    w = rng.standard_normal((kernels.DEFERRED_MAX_OUTPUTS + 3, shifted.MIN_CHANNELS, 3, 3)).astype(np.float32)
+    assert shifted.sums_in_blas(x, w.shape[0], g, (62, 63))
+    out, saved = kernels.forward(x, w, None, g, backward=True)
+    assert saved.deferred and saved.cols is x
+    assert_near(out, reference_forward(x, w, g))
+    grad = rng.standard_normal(out.shape).astype(np.float32)
+    splits: list[int] = []
+    original = kernels.parallel.split
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(kernels, "BLOCK_VALUES", 62 * 63 * 9 * shifted.MIN_CHANNELS)  # one example's columns
+        patch.setattr(kernels.parallel, "split", lambda run, batch, work: splits.append(batch) or original(run, batch, work))
+        grad_w = kernels.backward(grad, saved, w, g, need_x=False)[1]
+    assert splits == [3]  # 3 blocks of one example (EXAMPLES_PER_BLOCK would take all 3)
+    grad_x = kernels.backward(grad, saved, w, g, need_x=need_x, need_weight=False)[0]
+    expected_x, expected_w = reference_backward(x, w, grad, g)
+    assert_near(grad_w, expected_w)
+    if need_x:
+        assert_near(grad_x, expected_x)
+    else:
+        assert grad_x is None
+
+
 @settings(max_examples=80, deadline=None)
-@given(drawn=stride_one(), seed=st.integers(0, 2**32 - 1), per=st.integers(1, 4))
-def test_a_deferred_weight_gradient_matches_the_reference(drawn, seed, per) -> None:
+@given(drawn=stride_one(), seed=st.integers(0, 2**32 - 1), per=st.integers(1, 4),
+       block_values=st.integers(1, 4000))
+def test_a_deferred_weight_gradient_matches_the_reference(drawn, seed, per, block_values) -> None:
     """The weight's gradient of a deferred forward, gathered block by block: any stride-1
-    geometry and block size, including a last block the batch does not fill."""
+    geometry and block size (``EXAMPLES_PER_BLOCK``, fewer where the columns pass
+    ``BLOCK_VALUES``), including a last block the batch does not fill."""
     g, sizes, batch, c, o = drawn
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((batch, c, *sizes)).astype(np.float32)
@@ -189,6 +222,7 @@ def test_a_deferred_weight_gradient_matches_the_reference(drawn, seed, per) -> N
     grad = rng.standard_normal((batch, o, *out_sizes)).astype(np.float32)
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(kernels, "EXAMPLES_PER_BLOCK", per)
+        patch.setattr(kernels, "BLOCK_VALUES", block_values)
         ours = kernels._weight_grad_deferred(grad, x, g, out_sizes, w.shape)
     assert_near(ours, reference_backward(x, w, grad, g)[1])
 
