@@ -153,6 +153,23 @@ def test_forward_and_backward_match_the_direct_reference(drawn, data, last, with
 
 
 @settings(max_examples=40, deadline=None)
+@given(drawn=geometries(), data=st.data(), left=st.booleans())
+def test_a_channels_first_weight_gradient_either_way_round(drawn, data, left) -> None:
+    """The weight's gradient from channels-first columns, the columns on the left of the
+    product (``COLUMNS_LEFT_MIN_POSITIONS``) or the output's gradient: grouped, strided,
+    dilated, 1–3 axes, against the reference."""
+    g, sizes, batch, cg, og = drawn
+    x, w = _draw_arrays(data, g, sizes, batch, cg, og)
+    out, saved = kernels.forward(x, w, None, g, last=False)
+    grad = np.random.default_rng(2).standard_normal(out.shape).astype(np.float32)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(kernels, "COLUMNS_LEFT_MIN_POSITIONS", 0 if left else 1 << 60)
+        grad_w = kernels.backward(grad, saved, w, g, need_x=False)[1]
+    assert grad_w is not None and grad_w.shape == w.shape
+    assert_near(grad_w, reference_backward(x, w, grad, g)[1])
+
+
+@settings(max_examples=40, deadline=None)
 @given(drawn=geometries(), data=st.data())
 def test_transposed_convolution_is_the_adjoint(drawn, data) -> None:
     """⟨conv(x), y⟩ = ⟨x, conv_transpose(y)⟩ with the same weight, and the transpose's own
