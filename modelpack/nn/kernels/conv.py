@@ -133,6 +133,8 @@ def forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, g: Geome
             return _forward_pointwise(x, weight, bias, g, activation), unused
         if shifted.usable(c, g, out_sizes):
             return activated(shifted.forward(x, weight, bias, g, out_sizes)), unused
+        if shifted.grouped_usable(x, weight, g, out_sizes) and type(x) is np.ndarray:
+            return activated(shifted.grouped_forward(x, weight, bias, g, out_sizes)), unused
         if depthwise.usable(x, weight, g, out_sizes):
             return depthwise.forward(x, weight, bias, g, activation), unused
         if shifted.depthwise_usable(weight, g):

@@ -23,7 +23,7 @@ from test_conv import (
     use_numpy_kernels,
 )
 
-from modelpack import Limits, nn
+from modelpack import Limits, autograd, nn
 from modelpack.errors import LimitError
 from modelpack.nn.budget import ActivationBudget, guarded_call, limit_activations
 from modelpack.nn.kernels import conv as kernels
@@ -116,6 +116,60 @@ def test_large_planes_sum_their_taps_in_blas(monkeypatch, side, taken) -> None:
     shifted.forward(x, w, None, g, (side, side))
     assert bool(calls) is taken
     assert (16 * side * (side + 2) >= shifted.ACCUMULATE_MIN_VALUES) is taken
+
+
+@st.composite
+def grouped(draw: st.DrawFn) -> tuple[kernels.Geometry, tuple[int, ...], int, int, int]:
+    """(geometry, input sizes, batch, input channels, output channels) of a grouped convolution
+    at stride 1: 1–3 axes, padding, dilation, several inputs per group, the last axis's kernel
+    wider than one."""
+    g, sizes, batch, _, _ = draw(stride_one())
+    kernel = (*g.kernel[:-1], max(2, g.kernel[-1]))
+    sizes = (*sizes[:-1], sizes[-1] + g.dilation[-1] * (kernel[-1] - g.kernel[-1]))
+    groups = draw(st.integers(2, 4))
+    g = kernels.Geometry(kernel, g.strides, g.padding, g.dilation, groups)
+    return g, sizes, batch, groups * draw(st.integers(2, 3)), groups * draw(st.integers(1, 3))
+
+
+@settings(max_examples=100, deadline=None)
+@given(drawn=grouped(), seed=st.integers(0, 2**32 - 1), with_bias=st.booleans(), channels_last=st.booleans())
+def test_a_grouped_forward_matches_the_reference(drawn, seed, with_bias, channels_last) -> None:
+    """Any grouped stride-1 geometry ``grouped_forward`` can take, whatever the thresholds say;
+    an input in channels-last memory too."""
+    g, sizes, batch, c, o = drawn
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((batch, *sizes, c)).astype(np.float32)
+    x = np.moveaxis(x, -1, 1) if channels_last else np.ascontiguousarray(np.moveaxis(x, -1, 1))
+    w = rng.standard_normal((o, c // g.groups, *g.kernel)).astype(np.float32)
+    bias = rng.standard_normal(o).astype(np.float32) if with_bias else None
+    out = shifted.grouped_forward(x, w, bias, g, g.out_sizes(sizes))
+    expected = reference_forward(x, w, g)
+    if bias is not None:
+        expected += bias.reshape(1, -1, *(1,) * len(sizes))
+    assert out.dtype == np.float32 and out.flags.c_contiguous
+    assert_near(out, expected)
+
+
+@pytest.mark.parametrize(("groups", "in_channels", "side", "taken"), [
+    (32, 128, 16, True),  # ResNeXt's 4 × 4 a group: 128·4·9·16·18 = 1.3 M multiply-adds an example
+    (32, 128, 8, False),  # 0.37 M: below GROUPED_MIN_WORK (2^20 here)
+    (4, 128, 16, False),  # 32 × 32 a group: wider than GROUPED_MAX_WIDTH
+    (128, 128, 16, False),  # depthwise
+])
+def test_large_narrow_grouped_inference_comes_here(monkeypatch, groups, in_channels, side, taken) -> None:
+    use_numpy_kernels(monkeypatch)
+    monkeypatch.setattr(shifted, "GROUPED_MIN_WORK", 1 << 20)
+    calls = record_calls(monkeypatch, shifted, "grouped_forward")
+    layer = nn.Conv2D(128, 3, padding=1, groups=groups, in_channels=in_channels)
+    layer.initialize(seed=0)
+    x = np.random.default_rng(8).standard_normal((2, in_channels, side, side)).astype(np.float32)
+    out = layer(x)
+    assert bool(calls) is taken
+    expected, _ = kernels.forward(x, layer.weight.data(), layer.bias.data(), layer._geometry(), last=False)
+    assert_near(out, expected)
+    with autograd.record():  # a training forward keeps im2col's columns for its backward
+        layer(x)
+    assert len(calls) == int(taken)
 
 
 def _layer_input(channels: int, side: int) -> tuple[nn.Conv2D, np.ndarray]:
@@ -251,20 +305,21 @@ def test_a_deferred_backward_gathers_no_whole_batch_columns(monkeypatch, request
     assert_backward_near(grad, saved, x, w, g)
 
 
-@pytest.mark.parametrize("depthwise", [False, True])
-def test_its_padded_planes_count_against_the_budget(monkeypatch, depthwise) -> None:
+@pytest.mark.parametrize("groups", [1, 4, shifted.MIN_CHANNELS])
+def test_its_padded_planes_count_against_the_budget(monkeypatch, groups) -> None:
     """A hostile padding: the padded planes (about 4 GB here) are refused before they are
-    allocated, naming the file, as im2col's padded copy is (the depthwise path on the numpy
-    kernels too)."""
+    allocated, naming the file, as im2col's padded copy is (the grouped and depthwise paths on
+    the numpy kernels too)."""
     use_numpy_kernels(monkeypatch)
     channels = shifted.MIN_CHANNELS
-    layer = nn.Conv2D(channels if depthwise else 1, 3, padding=8000, in_channels=channels,
-                      groups=channels if depthwise else 1)
+    layer = nn.Conv2D(1 if groups == 1 else channels, 3, padding=8000, in_channels=channels, groups=groups)
     layer.initialize(seed=0)
     x = np.ones((1, channels, 1, 1), np.float32)
     g = layer._geometry()
-    if depthwise:
+    if groups == channels:
         assert shifted.depthwise_usable(layer.weight.data(), g)
+    elif groups > 1:
+        assert shifted.grouped_usable(x, layer.weight.data(), g, g.out_sizes((1, 1)))
     else:
         assert shifted.usable(channels, g, g.out_sizes((1, 1)))
     limit_activations(layer, ActivationBudget("hostile.mpk", Limits(max_activation_bytes=2**20)))
