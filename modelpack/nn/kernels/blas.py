@@ -11,10 +11,6 @@ as one GEMM gives it; the sum order of each element is BLAS's whatever the split
 The switch is OpenBLAS's own ``openblas_set_num_threads`` (well under a microsecond), found
 among the libraries this process has loaded; with another BLAS, or none found, ``usable()``
 is False and the kernels keep their GEMMs whole on BLAS's threads.
-
-The same library's ``cblas_?gemm`` gives ``add_product``: a product added onto its output in
-place (BLAS's beta = 1), which numpy's matmul cannot do. A sum of GEMMs (a convolution's taps
-on shifted views) then needs no product array and no pass adding it.
 """
 
 from __future__ import annotations
@@ -24,11 +20,10 @@ import ctypes
 import os
 import threading
 from collections.abc import Callable, Iterator
-from typing import Any
 
-import numpy as np  # (loads numpy's BLAS before it is looked for)
+import numpy as np  # noqa: F401  (loads numpy's BLAS before it is looked for)
 
-__all__ = ["usable", "serial", "for_product", "SMALL_PRODUCT", "accumulates", "add_product"]
+__all__ = ["usable", "serial", "for_product", "SMALL_PRODUCT"]
 
 # The setter's names: the reference build's, then numpy's and scipy's wheels' (scipy-openblas,
 # 64-bit integers, symbols suffixed).
@@ -45,18 +40,8 @@ _NAMES = (
 # the step 42 → 30 ms at 2 threads, with the split convolutions).
 SMALL_PRODUCT = 1 << 23
 
-# cblas's single and double GEMMs by the same builds' names, and their integers' width.
-_GEMMS = (
-    ("cblas_sgemm", "cblas_dgemm", ctypes.c_int),
-    ("scipy_cblas_sgemm64_", "scipy_cblas_dgemm64_", ctypes.c_int64),
-    ("scipy_cblas_sgemm", "scipy_cblas_dgemm", ctypes.c_int),
-    ("cblas_sgemm64_", "cblas_dgemm64_", ctypes.c_int64),
-)
-_ROW_MAJOR, _NO_TRANS = 101, 111
-
 _Switch = tuple[Callable[[int], None], Callable[[], int]]
 _switch: _Switch | None = None
-_gemms: dict[np.dtype, Any] = {}  # float32 and float64's cblas GEMM, once found
 _looked = False
 _lock = threading.Lock()
 _depth = 0  # serial regions open, on any thread
@@ -87,22 +72,8 @@ def _find() -> _Switch | None:
             if setter is not None and getter is not None:
                 setter.argtypes, setter.restype = [ctypes.c_int], None
                 getter.argtypes, getter.restype = [], ctypes.c_int
-                _gemms.update(_find_gemms(library))
                 return setter, getter
     return None
-
-
-def _find_gemms(library: ctypes.CDLL) -> dict[np.dtype, Any]:
-    for single, double, integer in _GEMMS:
-        float32, float64 = getattr(library, single, None), getattr(library, double, None)
-        if float32 is None or float64 is None:
-            continue
-        for function, real in ((float32, ctypes.c_float), (float64, ctypes.c_double)):
-            function.argtypes = [ctypes.c_int] * 3 + [integer] * 3 + [real, ctypes.c_void_p, integer,
-                                 ctypes.c_void_p, integer, real, ctypes.c_void_p, integer]
-            function.restype = None
-        return {np.dtype(np.float32): float32, np.dtype(np.float64): float64}
-    return {}
 
 
 def _handle() -> _Switch | None:
@@ -147,37 +118,6 @@ def for_product(m: int, n: int, k: int) -> contextlib.AbstractContextManager[Non
     """The context to run an (m×k)·(k×n) product in: ``serial()`` below ``SMALL_PRODUCT``
     multiply-adds, else BLAS as it is."""
     return serial() if m * n * k < SMALL_PRODUCT else contextlib.nullcontext()
-
-
-def accumulates(dtype: np.dtype) -> bool:
-    """Whether ``add_product`` adds onto its output in BLAS (else in a second pass) for this dtype."""
-    _handle()
-    return np.dtype(dtype) in _gemms
-
-
-def _matrix(array: np.ndarray) -> int | None:
-    """The leading dimension BLAS reads a row-major 2-D array with, or None if it cannot."""
-    item = array.itemsize
-    if array.ndim != 2 or array.strides[1] != item or array.strides[0] % item:
-        return None
-    lead = array.strides[0] // item
-    return lead if lead >= max(1, array.shape[1]) else None
-
-
-def add_product(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> None:
-    """``out += a @ b``: one BLAS call where ``accumulates`` (2-D operands of out's dtype, rows
-    of unit stride; out overlapping neither), else numpy's product added. (ctypes lets go of the
-    GIL for the call, so ``parallel``'s threads run theirs side by side.)"""
-    function = _gemms.get(out.dtype)
-    leads = [_matrix(array) for array in (a, b, out)]
-    if (function is None or None in leads or a.dtype != out.dtype or b.dtype != out.dtype
-            or not out.flags.writeable or min(out.shape) == 0 or a.shape[1] == 0
-            or a.shape[1] != b.shape[0] or out.shape != (a.shape[0], b.shape[1])):
-        out += a @ b
-        return
-    (m, k), n = a.shape, b.shape[1]
-    function(_ROW_MAJOR, _NO_TRANS, _NO_TRANS, m, n, k, 1.0, a.ctypes.data, leads[0], b.ctypes.data, leads[1],
-             1.0, out.ctypes.data, leads[2])
 
 
 def _after_fork() -> None:

@@ -67,11 +67,11 @@ class Saved:
 # im2col to the backward (only the weight's gradient reads the columns): the columns' GEMM has
 # that few columns and ran at ~40 GFLOP/s. Measured at 2 threads, batch 32, 16 channels on
 # 32×32: forward 3.6 → 1.5 ms, gathering the columns in the backward 1.0 ms; at 32 and 64
-# channels the GEMM is efficient and deferring lost. Wider ones defer too where ``shifted``
-# sums each example's taps in BLAS (large planes, ``shifted.sums_in_blas``): forward and
-# backward at 2 threads, im2col → deferred, 3×3×3 32 → 32 on 4×8×28×28 59 → 41 ms (noisy
-# machine), 3×3 64 → 64 on 8×56×56 38.0 → 35.7, 128 → 128 on 16×28×28 61.0 → 56.4, 32 → 32 on
-# 8×56×56 12.6 → 12.6, 64 → 64 on 32×32×32 55.1 → 46.1.
+# channels the GEMM is efficient and deferring lost. Wider ones defer too on large planes
+# (``shifted.large``, where ``shifted`` sums the last axis's taps on the output side): forward
+# and backward at 2 threads, im2col → deferred (ms): 3×3×3 32 → 32 on 4×8×28×28 50.0 → 29.6,
+# 3×3 64 → 64 on 8×56×56 42.0 → 31.8, 128 → 128 on 16×28×28 61.9 → 54.9, 32 → 32 on 8×56×56
+# 13.6 → 11.5, 64 → 64 on 32×32×32 58.7 → 44.5.
 DEFERRED_MAX_OUTPUTS = 16
 
 
@@ -134,7 +134,7 @@ def forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, g: Geome
         if shifted.usable(c, g, out_sizes):
             return activated(shifted.forward(x, weight, bias, g, out_sizes)), unused
         if shifted.grouped_usable(x, weight, g, out_sizes) and type(x) is np.ndarray:
-            return activated(shifted.grouped_forward(x, weight, bias, g, out_sizes)), unused
+            return activated(shifted.last_axis_forward(x, weight, bias, g, out_sizes)), unused
         if depthwise.usable(x, weight, g, out_sizes):
             return depthwise.forward(x, weight, bias, g, activation), unused
         if shifted.depthwise_usable(weight, g):
@@ -150,7 +150,7 @@ def forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, g: Geome
         return out, Saved(x, False, x.shape, out_sizes, deferred=True)
     o = weight.shape[0]
     if last is None and shifted.usable(c, g, out_sizes) and (
-            o <= DEFERRED_MAX_OUTPUTS or shifted.sums_in_blas(x, o, g, out_sizes)):
+            o <= DEFERRED_MAX_OUTPUTS or shifted.large(x, o, g, out_sizes)):
         out = activated(shifted.forward(x, weight, bias, g, out_sizes))
         return out, Saved(x, True, x.shape, out_sizes, deferred=True)
     if last is None:

@@ -10,9 +10,9 @@ shapes (batch 32, 16–64 channels, 8×8 to 32×32 maps) im2col's copy plus its 
 do as well or better.
 
 A depthwise convolution (one input channel per group) sums its taps the same way, each tap a
-multiply-add of shifted planes instead of a GEMM. A grouped one with narrow groups
-(``grouped_forward``) sums the taps of its kernel's last axis the same way on the output side,
-after one GEMM per group of the other taps' columns.
+multiply-add of shifted planes instead of a GEMM. Large planes, and narrow groups, sum the taps
+of the kernel's last axis the same way on the output side, after one GEMM (per group) of the
+other taps' columns (``last_axis_forward``).
 
 Two calls come here: the forward of an inference call (a training forward keeps im2col's
 columns, which its backward reuses for the weight's gradient), and the input's gradient at
@@ -32,12 +32,12 @@ import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from .. import budget
-from . import blas, parallel
+from . import parallel
 
 if TYPE_CHECKING:
     from .conv import Geometry
 
-__all__ = ["usable", "sums_in_blas", "grouped_usable", "grouped_forward", "depthwise_usable", "forward",
+__all__ = ["usable", "large", "grouped_usable", "last_axis_forward", "depthwise_usable", "forward",
            "depthwise_forward", "depthwise_backward", "grad_input_usable", "grad_input"]
 
 # Measured at batch 32, 3×3 kernels, one thread (ms, im2col → here): 16 channels on 32×32
@@ -48,21 +48,22 @@ MIN_POSITIONS = 64
 # Examples per GEMM call: the per-tap product of a few examples stays in cache while the
 # taps are summed into it (4 measured best of 1, 4 and 32).
 EXAMPLES_PER_CALL = 4
-# From this many output values per example on the padded grid on (where a few examples' product
-# no longer stays in cache), each example's taps are summed by BLAS itself where it can add
-# onto its output (``blas.accumulates``): one GEMM per tap and example, no product array, no
-# pass adding it. Measured at 2 threads, 3×3 (×3) at stride 1, product-and-add → BLAS's sums
-# (ms): 32 → 32 channels on 4×8×28×28 14.9 → 10.5, 64 on 8×56×56 12.8 → 11.0, 128 on 16×28×28
-# 19.5 → 16.6, 32 on 8×56×56 4.7 → 3.7, 64 on 32×32×32 17.1 → 14.5; below, each call's
-# hand-off of the GIL costs more than it saves: 128 on 32×16×16 (37k values) 13.3 → 13.5, 32 on
-# 16×32×32 (35k) 3.1 → 6.3, 64 on 32×16×16 4.2 → 12.5.
-ACCUMULATE_MIN_VALUES = 1 << 16
+# From this many output values per example on the padded grid on (where a few examples' products
+# no longer stay in cache), ``forward`` sums the taps of its kernel's last axis on the output
+# side (``last_axis_forward``): one GEMM per example with k times the rows and k times the
+# columns of a tap's (3×3, 32 channels: 96 by 288 instead of 32 by 32, ~62 GMAC/s at one thread
+# against ~41). Measured at 2 threads, inference, 3×3 (×3) at stride 1 (ms, a GEMM per tap, its
+# product added → here): 32 → 32 channels on 4×8×28×28 13.8 → 7.2, 64 on 8×56×56 11.2 → 8.3,
+# 128 on 16×28×28 18.9 → 16.1, 32 on 8×56×56 5.1 → 3.3, 64 on 32×32×32 16.6 → 12.8. Below, it
+# lost or was even: 16 on 32×32×32 (17 k values) 2.4 → 2.8, 32 on 32×16×16 2.0 → 2.1, 64 on
+# 32×8×8 1.9 → 1.9.
+LAST_AXIS_MIN_VALUES = 1 << 16
 # A depthwise forward's taps run over blocks of about this many values (whole phase planes of
 # one example's channels), so the block's shifted runs, its sums and the product stay in
 # cache. Measured at one thread (ms, 2^15 / 2^16 / 2^17 / 2^18): 3×3/2 on 8×64×112×112 20.4 /
 # 17.2 / 15.9 / 17.3, 3×3/1 on 8×128×56×56 21.9 / 18.1 / 24.1 / 29.1.
 BLOCK_ELEMENTS = 1 << 16
-# ``grouped_forward`` takes groups of at most GROUPED_MAX_WIDTH input × output channels, from
+# ``last_axis_forward`` takes groups of at most GROUPED_MAX_WIDTH input × output channels, from
 # GROUPED_MIN_WORK multiply-adds per example on (its examples run one at a time). Measured at 2
 # threads, inference, 3×3 at stride 1 (ms, im2col → here): 32 groups of 4 × 4 on 16×128×28×28
 # (3.9 M an example) 6.9 → 3.9, of 8 × 8 on 16×256×14×14 5.9 → 3.1; 16 of 4 × 4 on 16×64×56×56
@@ -83,10 +84,9 @@ def usable(channels: int, g: Geometry, out_sizes: tuple[int, ...]) -> bool:
     )
 
 
-def sums_in_blas(x: np.ndarray, outputs: int, g: Geometry, out_sizes: tuple[int, ...]) -> bool:
-    """Whether ``forward`` sums each example's taps in BLAS (``ACCUMULATE_MIN_VALUES``)."""
-    return outputs * math.prod(_grid(g, x.shape[2:], out_sizes)) >= ACCUMULATE_MIN_VALUES \
-        and blas.accumulates(x.dtype)
+def large(x: np.ndarray, outputs: int, g: Geometry, out_sizes: tuple[int, ...]) -> bool:
+    """Whether ``forward`` takes ``last_axis_forward`` (``LAST_AXIS_MIN_VALUES``)."""
+    return outputs * math.prod(_grid(g, x.shape[2:], out_sizes)) >= LAST_AXIS_MIN_VALUES
 
 
 def _grid(g: Geometry, sizes: tuple[int, ...], out_sizes: tuple[int, ...]) -> tuple[int, ...]:
@@ -104,14 +104,16 @@ def depthwise_usable(weight: np.ndarray, g: Geometry) -> bool:
 
 def forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, g: Geometry,
             out_sizes: tuple[int, ...]) -> np.ndarray:
-    """x (N, C, *S) correlated with weight (O, C, *K), plus bias: (N, O, *out)."""
+    """x (N, C, *S) correlated with weight (O, C, *K), plus bias: (N, O, *out); on large planes
+    (``large``) by ``last_axis_forward``."""
     n, c, o = x.shape[0], x.shape[1], weight.shape[0]
+    if large(x, o, g, out_sizes):
+        return last_axis_forward(x, weight, bias, g, out_sizes)
     flat, grid, offsets, fill = _planes(x, g, out_sizes)
     length = math.prod(grid)
     taps = np.ascontiguousarray(weight.reshape(o, c, -1).transpose(2, 0, 1))  # (K, O, C)
-    by_example = sums_in_blas(x, o, g, out_sizes)
     step = min(EXAMPLES_PER_CALL, n)
-    scratch_rows = 0 if by_example else parallel.threads() * step  # a scratch product per thread
+    scratch_rows = parallel.threads() * step  # a scratch product per thread
     budget.charge(budget.nbytes((n + scratch_rows, o, length), x.dtype), "its output on the padded grid")
     budget.charge(budget.nbytes((n, o, *out_sizes), x.dtype), "its output")
     sums = np.empty((n, o, length), x.dtype)
@@ -122,21 +124,14 @@ def forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, g: Geome
 
     def run(b: slice) -> None:
         fill(b)
-        if by_example:
-            for example in range(b.start, b.stop):
-                total = sums[example]
-                np.matmul(taps[0], flat[example, :, offsets[0]:offsets[0] + length], out=total)
-                for tap, offset in zip(taps[1:], offsets[1:], strict=True):
-                    blas.add_product(tap, flat[example, :, offset:offset + length], total)
-        else:
-            scratch = np.empty((step, o, length), x.dtype)
-            for start in range(b.start, b.stop, step):
-                stop = min(b.stop, start + step)
-                total, product = sums[start:stop], scratch[:stop - start]
-                np.matmul(taps[0], flat[start:stop, :, offsets[0]:offsets[0] + length], out=total)
-                for tap, offset in zip(taps[1:], offsets[1:], strict=True):
-                    np.matmul(tap, flat[start:stop, :, offset:offset + length], out=product)
-                    total += product
+        scratch = np.empty((step, o, length), x.dtype)
+        for start in range(b.start, b.stop, step):
+            stop = min(b.stop, start + step)
+            total, product = sums[start:stop], scratch[:stop - start]
+            np.matmul(taps[0], flat[start:stop, :, offsets[0]:offsets[0] + length], out=total)
+            for tap, offset in zip(taps[1:], offsets[1:], strict=True):
+                np.matmul(tap, flat[start:stop, :, offset:offset + length], out=product)
+                total += product
         # the positions in the padding's columns dropped, the bias added in the same pass
         if shift is None:
             np.copyto(out[b], kept[b])
@@ -148,7 +143,7 @@ def forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, g: Geome
 
 
 def grouped_usable(x: np.ndarray, weight: np.ndarray, g: Geometry, out_sizes: tuple[int, ...]) -> bool:
-    """Whether an inference call of this grouped convolution comes to ``grouped_forward``: at
+    """Whether an inference call of this grouped convolution comes to ``last_axis_forward``: at
     stride 1, several input channels per group (one is depthwise's), a kernel wider than one
     along its last axis, narrow groups and enough work per example (``GROUPED_MAX_WIDTH``,
     ``GROUPED_MIN_WORK``)."""
@@ -158,18 +153,19 @@ def grouped_usable(x: np.ndarray, weight: np.ndarray, g: Geometry, out_sizes: tu
             and all(s == 1 for s in g.strides) and work >= GROUPED_MIN_WORK)
 
 
-def grouped_forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, g: Geometry,
-                    out_sizes: tuple[int, ...]) -> np.ndarray:
-    """x (N, C, *S) correlated per group with weight (O, C/G, *K), plus bias: (N, O, *out),
+def last_axis_forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, g: Geometry,
+                      out_sizes: tuple[int, ...]) -> np.ndarray:
+    """x (N, C, *S) correlated (per group) with weight (O, C/G, *K), plus bias: (N, O, *out),
     at stride 1 on the padded grid. The taps of the kernel's last axis are summed on the
     output side: per example, the columns of every other tap (C/G·K/k rows a group, each one
     contiguous run of a padded plane, a third of im2col's for a 3×3) times a weight whose
     rows are (last tap, output), (G, k·O/G, C/G·K/k); the product's k row blocks, shifted
-    back by their taps, are added. Each GEMM then has k times the rows and a k-th of the
-    columns that im2col's per group has (12 by 12 for ResNeXt's 4 channels a group, against
-    4 by 36), and each example's arrays stay in cache. (Measured at 2 threads on 16×128×28×28
-    in 32 groups: im2col per example 4.7 ms, its columns from the planes' contiguous runs 4.7,
-    a GEMM per tap 4.9, this 3.6.) The chunks of the batch run on ``parallel``'s threads."""
+    back by their taps, are added. Each GEMM then has k times the rows that im2col's has, and
+    k times the rows and columns of a tap's (``forward``). Narrow groups gain most: 12 by 12
+    for ResNeXt's 4 channels a group against im2col's 4 by 36 (measured at 2 threads on
+    16×128×28×28 in 32 groups: im2col per example 4.7 ms, its columns from the planes'
+    contiguous runs 4.7, a GEMM per tap 4.9, this 3.6). The chunks of the batch run on
+    ``parallel``'s threads."""
     n, c, o, groups, dims = x.shape[0], x.shape[1], weight.shape[0], g.groups, len(g.kernel)
     cg, og, last = c // groups, o // groups, g.kernel[-1]
     padded, grid, _, plane = _layout(x, g, out_sizes)
@@ -203,7 +199,10 @@ def grouped_forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, 
             np.copyto(inner, x[example])
             np.copyto(cols, view)
             np.matmul(kernels, cols.reshape(groups, rows, -1), out=products)
-            np.add(products[:, :og, :length], products[:, og:2 * og, step:step + length], out=total)
+            if last == 1:
+                np.copyto(total, products[:, :, :length])
+            else:
+                np.add(products[:, :og, :length], products[:, og:2 * og, step:step + length], out=total)
             for j in range(2, last):
                 total += products[:, j * og:(j + 1) * og, j * step:j * step + length]
             kept = total.reshape(o, *grid)[crop]

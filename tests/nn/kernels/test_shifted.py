@@ -8,8 +8,6 @@ are summed in a different order than im2col's single GEMM sums them.
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -76,73 +74,42 @@ def test_more_examples_than_one_call_takes() -> None:
     np.testing.assert_allclose(out, reference_forward(x, w, g), rtol=1e-12, atol=1e-12)
 
 
-@pytest.mark.parametrize(("shape", "out_channels", "kernel", "padding", "dilation"), [
-    ((2, 5, 4, 6, 7), 3, (3, 3, 3), (1, 1, 1), (1, 1, 1)),
-    ((1, 4, 9, 8), 6, (3, 2), (1, 0), (2, 1)),
-    ((3, 2, 11), 4, (5,), (2,), (1,)),
-])
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_blas_sums_of_each_examples_taps_match_the_products_added(monkeypatch, shape, out_channels, kernel,
-                                                                  padding, dilation, dtype) -> None:
-    """Above ``ACCUMULATE_MIN_VALUES``, each example's taps are added onto its sums by BLAS
-    (``blas.add_product``): the same convolution as below it (a non-contiguous input too)."""
-    dims = len(kernel)
-    g = kernels.Geometry(kernel, (1,) * dims, padding, dilation)
-    rng = np.random.default_rng(4)
-    x = rng.standard_normal((*shape[:1], *shape[2:], shape[1])).astype(dtype)
-    x = np.moveaxis(x, -1, 1)  # channels-last memory
-    w = rng.standard_normal((out_channels, shape[1], *kernel)).astype(dtype)
-    bias = rng.standard_normal(out_channels).astype(dtype)
-    out_sizes = g.out_sizes(shape[2:])
-    added = shifted.forward(x, w, bias, g, out_sizes)
-    calls = record_calls(monkeypatch, shifted.blas, "add_product")
-    monkeypatch.setattr(shifted, "ACCUMULATE_MIN_VALUES", 0)
-    summed = shifted.forward(x, w, bias, g, out_sizes)
-    assert len(calls) == shape[0] * (math.prod(kernel) - 1) or not shifted.blas.accumulates(x.dtype)
-    np.testing.assert_allclose(summed, added, rtol=1e-5, atol=1e-5)
-    expected = reference_forward(x, w, g) + bias.reshape(1, -1, *(1,) * dims)
-    assert_near(summed, expected)
-
-
-@pytest.mark.skipif(not shifted.blas.accumulates(np.dtype(np.float32)), reason="BLAS adds no products here")
 @pytest.mark.parametrize(("side", "taken"), [(64, True), (16, False)])
-def test_large_planes_sum_their_taps_in_blas(monkeypatch, side, taken) -> None:
+def test_large_planes_sum_their_last_axis_on_the_output_side(monkeypatch, side, taken) -> None:
     """16 outputs on the padded grid of 64×64 (64·66 positions each) reach
-    ``ACCUMULATE_MIN_VALUES``; of 16×16, not."""
+    ``LAST_AXIS_MIN_VALUES``; of 16×16, not. Either way, the reference's convolution."""
     g = kernels.Geometry((3, 3), (1, 1), (1, 1), (1, 1))
-    x = np.random.default_rng(5).standard_normal((1, 16, side, side)).astype(np.float32)
+    x = np.random.default_rng(5).standard_normal((2, 16, side, side)).astype(np.float32)
     w = np.random.default_rng(6).standard_normal((16, 16, 3, 3)).astype(np.float32)
-    calls = record_calls(monkeypatch, shifted.blas, "add_product")
-    shifted.forward(x, w, None, g, (side, side))
+    calls = record_calls(monkeypatch, shifted, "last_axis_forward")
+    out = shifted.forward(x, w, None, g, (side, side))
     assert bool(calls) is taken
-    assert (16 * side * (side + 2) >= shifted.ACCUMULATE_MIN_VALUES) is taken
+    assert shifted.large(x, 16, g, (side, side)) is taken
+    assert_near(out, reference_forward(x, w, g))
 
 
 @st.composite
-def grouped(draw: st.DrawFn) -> tuple[kernels.Geometry, tuple[int, ...], int, int, int]:
-    """(geometry, input sizes, batch, input channels, output channels) of a grouped convolution
-    at stride 1: 1–3 axes, padding, dilation, several inputs per group, the last axis's kernel
-    wider than one."""
+def last_axis(draw: st.DrawFn) -> tuple[kernels.Geometry, tuple[int, ...], int, int, int]:
+    """(geometry, input sizes, batch, input channels, output channels) at stride 1, in 1–4
+    groups: 1–3 axes, padding, dilation, any kernel (one tap along its last axis too)."""
     g, sizes, batch, _, _ = draw(stride_one())
-    kernel = (*g.kernel[:-1], max(2, g.kernel[-1]))
-    sizes = (*sizes[:-1], sizes[-1] + g.dilation[-1] * (kernel[-1] - g.kernel[-1]))
-    groups = draw(st.integers(2, 4))
-    g = kernels.Geometry(kernel, g.strides, g.padding, g.dilation, groups)
-    return g, sizes, batch, groups * draw(st.integers(2, 3)), groups * draw(st.integers(1, 3))
+    groups = draw(st.integers(1, 4))
+    g = kernels.Geometry(g.kernel, g.strides, g.padding, g.dilation, groups)
+    return g, sizes, batch, groups * draw(st.integers(1, 3)), groups * draw(st.integers(1, 3))
 
 
-@settings(max_examples=100, deadline=None)
-@given(drawn=grouped(), seed=st.integers(0, 2**32 - 1), with_bias=st.booleans(), channels_last=st.booleans())
-def test_a_grouped_forward_matches_the_reference(drawn, seed, with_bias, channels_last) -> None:
-    """Any grouped stride-1 geometry ``grouped_forward`` can take, whatever the thresholds say;
-    an input in channels-last memory too."""
+@settings(max_examples=120, deadline=None)
+@given(drawn=last_axis(), seed=st.integers(0, 2**32 - 1), with_bias=st.booleans(), channels_last=st.booleans())
+def test_the_last_axis_forward_matches_the_reference(drawn, seed, with_bias, channels_last) -> None:
+    """Any stride-1 geometry, grouped or not, whatever the thresholds say; an input in
+    channels-last memory too."""
     g, sizes, batch, c, o = drawn
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((batch, *sizes, c)).astype(np.float32)
     x = np.moveaxis(x, -1, 1) if channels_last else np.ascontiguousarray(np.moveaxis(x, -1, 1))
     w = rng.standard_normal((o, c // g.groups, *g.kernel)).astype(np.float32)
     bias = rng.standard_normal(o).astype(np.float32) if with_bias else None
-    out = shifted.grouped_forward(x, w, bias, g, g.out_sizes(sizes))
+    out = shifted.last_axis_forward(x, w, bias, g, g.out_sizes(sizes))
     expected = reference_forward(x, w, g)
     if bias is not None:
         expected += bias.reshape(1, -1, *(1,) * len(sizes))
@@ -159,7 +126,7 @@ def test_a_grouped_forward_matches_the_reference(drawn, seed, with_bias, channel
 def test_large_narrow_grouped_inference_comes_here(monkeypatch, groups, in_channels, side, taken) -> None:
     use_numpy_kernels(monkeypatch)
     monkeypatch.setattr(shifted, "GROUPED_MIN_WORK", 1 << 20)
-    calls = record_calls(monkeypatch, shifted, "grouped_forward")
+    calls = record_calls(monkeypatch, shifted, "last_axis_forward")
     layer = nn.Conv2D(128, 3, padding=1, groups=groups, in_channels=in_channels)
     layer.initialize(seed=0)
     x = np.random.default_rng(8).standard_normal((2, in_channels, side, side)).astype(np.float32)
@@ -230,17 +197,15 @@ def test_a_narrow_training_forward_defers_its_columns_to_the_backward(need_x) ->
         assert grad_x is None
 
 
-@pytest.mark.skipif(not shifted.blas.accumulates(np.dtype(np.float32)), reason="BLAS adds no products here")
 @pytest.mark.parametrize("need_x", [True, False])
 def test_a_wide_training_forward_on_large_planes_defers_too(need_x) -> None:
-    """More than ``DEFERRED_MAX_OUTPUTS`` outputs, on planes where ``shifted`` sums each
-    example's taps in BLAS (``sums_in_blas``): deferred, the weight's gradient in blocks of
+    """More than ``DEFERRED_MAX_OUTPUTS`` outputs, on large planes (``shifted.large``): deferred, the weight's gradient in blocks of
     fewer examples where their columns pass ``BLOCK_VALUES``; the gradients equal the reference."""
     rng = np.random.default_rng(7)
     g = kernels.Geometry((3, 3), (1, 1), (1, 1), (1, 1))
     x = rng.standard_normal((3, shifted.MIN_CHANNELS, 62, 63)).astype(np.float32)
     w = rng.standard_normal((kernels.DEFERRED_MAX_OUTPUTS + 3, shifted.MIN_CHANNELS, 3, 3)).astype(np.float32)
-    assert shifted.sums_in_blas(x, w.shape[0], g, (62, 63))
+    assert shifted.large(x, w.shape[0], g, (62, 63))
     out, saved = kernels.forward(x, w, None, g, backward=True)
     assert saved.deferred and saved.cols is x
     assert_near(out, reference_forward(x, w, g))
