@@ -337,3 +337,28 @@ def test_an_activation_of_recorded_operands_is_not_in_place(monkeypatch, activat
     with autograd.record():
         out = layer(x)
     np.testing.assert_allclose(np.asarray(getattr(out, "value", out)), expected, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("shape", [(3, 5, 7, 6), (1, 4, 9), (2, 3, 2, 3, 5)])
+def test_the_bias_gradient_split_over_channels_has_the_same_bits(monkeypatch, shape) -> None:
+    """From ``BIAS_SPLIT_POSITIONS`` on, channels are summed on the threads: each channel's sum
+    the same as whole (a non-contiguous gradient too)."""
+    from modelpack.nn.kernels import parallel
+
+    grad = np.random.default_rng(9).standard_normal((*shape[:1], *shape[2:], shape[1])).astype(np.float32)
+    grad = np.moveaxis(grad, -1, 1)
+    whole = kernels.bias_grad(grad)
+    before = parallel.threads()
+    try:
+        parallel.set_threads(2)
+        monkeypatch.setattr(kernels, "BIAS_SPLIT_POSITIONS", 0)
+        monkeypatch.setattr(parallel, "ELEMENTWISE_MIN_ELEMENTS", 0)
+        calls: list[int] = []
+        original = parallel._in_parallel
+        monkeypatch.setattr(parallel, "_in_parallel", lambda run, chunks: calls.append(len(chunks)) or original(run, chunks))
+        split = kernels.bias_grad(grad)
+    finally:
+        parallel.set_threads(before)
+    assert calls == [2]  # the channels went to the threads
+    np.testing.assert_array_equal(split, whole)
+    assert_near(split, grad.astype(np.float64).sum(axis=(0, *range(2, grad.ndim))))
