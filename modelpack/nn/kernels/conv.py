@@ -321,13 +321,8 @@ def _col2im_last(rows: np.ndarray, weight: np.ndarray, g: Geometry, n: int, out_
 
 
 # Examples per block of ``_weight_grad_deferred`` (measured at 2 threads, batch 32, 16 channels
-# on 32×32: 1, 2, 4 and 8 took 2.4, 2.4, 2.3 and 2.8 ms), fewer where their columns would
-# pass BLOCK_VALUES: a block per example or two on large planes, so the threads share a small
-# batch (3×3×3 on 4×32×8×28×28 in 4 blocks: 41 ms forward and backward; in one, 77) and each
-# block's GEMM has columns enough (3×3, 32 → 32 on 8×56×56: 2 examples a block 12.6 ms, 1 13.3;
-# 64 → 64 on 32×32×32: 2 46.1, 1 50.2).
+# on 32×32: 1, 2, 4 and 8 took 2.4, 2.4, 2.3 and 2.8 ms).
 EXAMPLES_PER_BLOCK = 4
-BLOCK_VALUES = 1 << 21
 
 
 def _weight_grad_deferred(grad: np.ndarray, x: np.ndarray, g: Geometry, out_sizes: Sizes,
@@ -339,9 +334,9 @@ def _weight_grad_deferred(grad: np.ndarray, x: np.ndarray, g: Geometry, out_size
     (the same bits whatever the thread count). Gathering the whole batch's columns first (19 MB
     at batch 32, 16 channels on 32×32) and one GEMM took 4.1 ms at 2 threads, this 2.3 ms."""
     n, c, o, dims = x.shape[0], x.shape[1], shape[0], len(g.kernel)
-    width, positions = math.prod(g.kernel) * c, math.prod(out_sizes)
-    per = max(1, min(EXAMPLES_PER_BLOCK, n, BLOCK_VALUES // (positions * width)))
+    per = min(EXAMPLES_PER_BLOCK, n)
     blocks = -(-n // per)
+    width, positions = math.prod(g.kernel) * c, math.prod(out_sizes)
     padded = tuple(size + 2 * p for size, p in zip(x.shape[2:], g.padding, strict=True))
     scratch = per * (math.prod(padded) * c + positions * (width + o))
     budget.charge(parallel.threads() * scratch * x.dtype.itemsize, "gathering its windows (im2col)")
@@ -407,7 +402,11 @@ def backward(grad: np.ndarray, saved: Saved, weight: np.ndarray, g: Geometry, *,
         grad_x = _full_correlation(grad, weight, g, saved.in_shape[2:])
     scatter = need_x and grad_x is None  # col2im: the taps' products added back where they read
     if saved.last:
-        if need_weight and saved.deferred:  # its columns gathered block by block, never whole
+        if need_weight and saved.deferred and shifted.large(saved.cols, o, g, saved.out_sizes):
+            # Measured at 2 threads against the blocks below (ms): 3×3×3 32 → 32 on 4×8×28×28
+            # 10.2 → 8.7, 3×3 64 on 8×56×56 10.8 → 9.5, 128 on 16×28×28 17.4 → 16.4.
+            grad_w = shifted.last_axis_weight_grad(grad, saved.cols, g, weight.shape)
+        elif need_weight and saved.deferred:  # its columns gathered block by block, never whole
             grad_w = _weight_grad_deferred(grad, saved.cols, g, saved.out_sizes, weight.shape)
         kept = need_weight and not saved.deferred
         rows = rows_of(grad, groups) if scatter or kept else None  # (G, N·P, O/G)

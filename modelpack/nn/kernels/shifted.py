@@ -37,8 +37,9 @@ from . import parallel
 if TYPE_CHECKING:
     from .conv import Geometry
 
-__all__ = ["usable", "large", "grouped_usable", "last_axis_forward", "depthwise_usable", "forward",
-           "depthwise_forward", "depthwise_backward", "grad_input_usable", "grad_input"]
+__all__ = ["usable", "large", "grouped_usable", "last_axis_forward", "last_axis_weight_grad",
+           "depthwise_usable", "forward", "depthwise_forward", "depthwise_backward", "grad_input_usable",
+           "grad_input"]
 
 # Measured at batch 32, 3×3 kernels, one thread (ms, im2col → here): 16 channels on 32×32
 # 5.3 → 3.4, 32 on 16×16 3.6 → 2.6, 64 on 8×8 2.9 → 2.3, 128 on 4×4 2.9 → 2.8 (even, so
@@ -213,6 +214,57 @@ def last_axis_forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None
 
     parallel.split(run, n, n * o * rows * last * length)
     return out
+
+
+def last_axis_weight_grad(grad: np.ndarray, x: np.ndarray, g: Geometry, shape: tuple[int, ...]) -> np.ndarray:
+    """The weight's gradient (``shape``: O, C, *K) of an ungrouped stride-1 convolution on large
+    planes (``large``) from its input x and the output's gradient, on ``last_axis_forward``'s
+    columns: per example, the
+    gradient laid on the padded grid k times, shifted by each of the last axis's taps (rows
+    (last tap, output)), times the transposed columns of the other taps, one GEMM of
+    (k·O, grid) by (grid, C·K/k). No im2col of every tap (k times the columns); the examples in
+    ``parallel.REDUCTION_CHUNKS`` blocks on ``parallel``'s threads, their sums added in order:
+    the same bits at any thread count."""
+    n, c, o = x.shape[0], x.shape[1], shape[0]
+    out_sizes, last, step = grad.shape[2:], g.kernel[-1], g.dilation[-1]
+    padded, grid, _, plane = _layout(x, g, out_sizes)
+    length, reach, item = math.prod(grid), (last - 1) * step, x.itemsize
+    lead = g.kernel[:-1]
+    steps = tuple(d * math.prod(padded[i + 1:]) * item for i, d in enumerate(g.dilation[:-1]))
+    rows = c * math.prod(lead)
+    blocks = min(parallel.REDUCTION_CHUNKS, n)
+    bounds = [n * i // blocks for i in range(blocks + 1)]
+    scratch = c * plane + (rows + last * o) * (length + reach) + o * length + last * o * rows
+    budget.charge(parallel.threads() * budget.nbytes((scratch,), x.dtype), "its columns, an example a thread")
+    budget.charge(budget.nbytes((blocks, last * o, rows), x.dtype), "its blocks' weight-gradient products")
+    parts = np.zeros((blocks, last * o, rows), x.dtype)
+    inside = (slice(None), *_inside(g, x.shape[2:]))
+    fit = (slice(None), *(slice(0, size) for size in out_sizes))
+
+    def run(chunk: slice) -> None:
+        flat = np.zeros((c, plane), x.dtype)  # one example's padded planes; the padding stays zero
+        inner = flat[:, :math.prod(padded)].reshape(c, *padded)[inside]
+        view = as_strided(flat, (c, *lead, length + reach), (plane * item, *steps, item), writeable=False)
+        cols = np.empty(view.shape, x.dtype)
+        laid = np.zeros((o, *grid), x.dtype)  # the gradient on the grid: zeros past the output
+        shifted = np.zeros((last, o, length + reach), x.dtype)  # zeros outside each tap's run
+        product = np.empty((last * o, rows), x.dtype)
+        for block in range(chunk.start, chunk.stop):
+            for example in range(bounds[block], bounds[block + 1]):
+                np.copyto(inner, x[example])
+                np.copyto(cols, view)
+                np.copyto(laid[fit], grad[example])
+                for j in range(last):
+                    np.copyto(shifted[j, :, j * step:j * step + length], laid.reshape(o, length))
+                np.matmul(shifted.reshape(last * o, -1), cols.reshape(rows, -1).T, out=product)
+                parts[block] += product
+
+    parallel.split(run, blocks, n * last * o * rows * (length + reach))
+    total = parts[0]
+    for part in parts[1:]:
+        total = total + part
+    split = total.reshape(last, o, c, math.prod(lead))  # (k, O, C, K/k) → (O, C, K/k, k)
+    return np.ascontiguousarray(split.transpose(1, 2, 3, 0)).reshape(shape)
 
 
 def depthwise_forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, g: Geometry,

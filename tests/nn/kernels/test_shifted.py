@@ -25,7 +25,7 @@ from modelpack import Limits, autograd, nn
 from modelpack.errors import LimitError
 from modelpack.nn.budget import ActivationBudget, guarded_call, limit_activations
 from modelpack.nn.kernels import conv as kernels
-from modelpack.nn.kernels import shifted
+from modelpack.nn.kernels import parallel, shifted
 
 
 @st.composite
@@ -198,9 +198,9 @@ def test_a_narrow_training_forward_defers_its_columns_to_the_backward(need_x) ->
 
 
 @pytest.mark.parametrize("need_x", [True, False])
-def test_a_wide_training_forward_on_large_planes_defers_too(need_x) -> None:
-    """More than ``DEFERRED_MAX_OUTPUTS`` outputs, on large planes (``shifted.large``): deferred, the weight's gradient in blocks of
-    fewer examples where their columns pass ``BLOCK_VALUES``; the gradients equal the reference."""
+def test_a_wide_training_forward_on_large_planes_defers_too(monkeypatch, need_x) -> None:
+    """More than ``DEFERRED_MAX_OUTPUTS`` outputs, on large planes (``shifted.large``): deferred,
+    the weight's gradient on ``last_axis_weight_grad``; the gradients equal the reference."""
     rng = np.random.default_rng(7)
     g = kernels.Geometry((3, 3), (1, 1), (1, 1), (1, 1))
     x = rng.standard_normal((3, shifted.MIN_CHANNELS, 62, 63)).astype(np.float32)
@@ -210,14 +210,9 @@ def test_a_wide_training_forward_on_large_planes_defers_too(need_x) -> None:
     assert saved.deferred and saved.cols is x
     assert_near(out, reference_forward(x, w, g))
     grad = rng.standard_normal(out.shape).astype(np.float32)
-    splits: list[int] = []
-    original = kernels.parallel.split
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(kernels, "BLOCK_VALUES", 62 * 63 * 9 * shifted.MIN_CHANNELS)  # one example's columns
-        patch.setattr(kernels.parallel, "split", lambda run, batch, work: splits.append(batch) or original(run, batch, work))
-        grad_w = kernels.backward(grad, saved, w, g, need_x=False)[1]
-    assert splits == [3]  # 3 blocks of one example (EXAMPLES_PER_BLOCK would take all 3)
-    grad_x = kernels.backward(grad, saved, w, g, need_x=need_x, need_weight=False)[0]
+    calls = record_calls(monkeypatch, shifted, "last_axis_weight_grad")
+    grad_x, grad_w = kernels.backward(grad, saved, w, g, need_x=need_x)
+    assert len(calls) == 1
     expected_x, expected_w = reference_backward(x, w, grad, g)
     assert_near(grad_w, expected_w)
     if need_x:
@@ -226,13 +221,35 @@ def test_a_wide_training_forward_on_large_planes_defers_too(need_x) -> None:
         assert grad_x is None
 
 
+@settings(max_examples=60, deadline=None)
+@given(drawn=stride_one(), seed=st.integers(0, 2**32 - 1))
+def test_the_last_axis_weight_gradient_matches_the_reference(drawn, seed) -> None:
+    """Any stride-1 geometry (one tap along the last axis too), whatever the thresholds say;
+    its blocks' sums in order: the same bits at 1 and 2 threads."""
+    g, sizes, batch, c, o = drawn
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((batch, c, *sizes)).astype(np.float32)
+    w = rng.standard_normal((o, c, *g.kernel)).astype(np.float32)
+    grad = rng.standard_normal((batch, o, *g.out_sizes(sizes))).astype(np.float32)
+    before = parallel.threads()
+    try:
+        parallel.set_threads(1)
+        one = shifted.last_axis_weight_grad(grad, x, g, w.shape)
+        parallel.set_threads(2)
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(parallel, "SPLIT_MIN_WORK", 0)
+            two = shifted.last_axis_weight_grad(grad, x, g, w.shape)
+    finally:
+        parallel.set_threads(before)
+    np.testing.assert_array_equal(one, two)
+    assert_near(two, reference_backward(x, w, grad, g)[1])
+
+
 @settings(max_examples=80, deadline=None)
-@given(drawn=stride_one(), seed=st.integers(0, 2**32 - 1), per=st.integers(1, 4),
-       block_values=st.integers(1, 4000))
-def test_a_deferred_weight_gradient_matches_the_reference(drawn, seed, per, block_values) -> None:
+@given(drawn=stride_one(), seed=st.integers(0, 2**32 - 1), per=st.integers(1, 4))
+def test_a_deferred_weight_gradient_matches_the_reference(drawn, seed, per) -> None:
     """The weight's gradient of a deferred forward, gathered block by block: any stride-1
-    geometry and block size (``EXAMPLES_PER_BLOCK``, fewer where the columns pass
-    ``BLOCK_VALUES``), including a last block the batch does not fill."""
+    geometry and block size, including a last block the batch does not fill."""
     g, sizes, batch, c, o = drawn
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((batch, c, *sizes)).astype(np.float32)
@@ -241,7 +258,6 @@ def test_a_deferred_weight_gradient_matches_the_reference(drawn, seed, per, bloc
     grad = rng.standard_normal((batch, o, *out_sizes)).astype(np.float32)
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(kernels, "EXAMPLES_PER_BLOCK", per)
-        patch.setattr(kernels, "BLOCK_VALUES", block_values)
         ours = kernels._weight_grad_deferred(grad, x, g, out_sizes, w.shape)
     assert_near(ours, reference_backward(x, w, grad, g)[1])
 
@@ -569,3 +585,17 @@ def test_a_depthwise_backwards_planes_count_against_the_budget() -> None:
     with pytest.raises(LimitError, match=r"hostile\.mpk: .*padding the input by \(8000, 8000\)"):
         guarded_call(layer, layer._activation_guard, (x,),
                      forward=lambda _: shifted.depthwise_backward(grad, x, layer.weight.data(), g))
+
+
+def test_the_last_axis_weight_gradients_columns_count_against_the_budget() -> None:
+    """Its padded planes, columns and gradient rows (an example a thread) are charged before
+    they are made, naming the file."""
+    g = kernels.Geometry((3, 3), (1, 1), (1, 1), (1, 1), 1)
+    layer = nn.Conv2D(16, 3, padding=1, in_channels=16)
+    layer.initialize(seed=0)
+    x = np.ones((2, 16, 20, 20), np.float32)
+    grad = np.ones((2, 16, 20, 20), np.float32)
+    limit_activations(layer, ActivationBudget("hostile.mpk", Limits(max_activation_bytes=2**12)))
+    with pytest.raises(LimitError, match=r"hostile\.mpk: .*its columns, an example a thread"):
+        guarded_call(layer, layer._activation_guard, (x,),
+                     forward=lambda _: shifted.last_axis_weight_grad(grad, x, g, layer.weight.shape))
