@@ -69,9 +69,9 @@ class Saved:
 # 32×32: forward 3.6 → 1.5 ms, gathering the columns in the backward 1.0 ms; at 32 and 64
 # channels the GEMM is efficient and deferring lost. Wider ones defer too on large planes
 # (``shifted.large``, where ``shifted`` sums the last axis's taps on the output side): forward
-# and backward at 2 threads, im2col → deferred (ms): 3×3×3 32 → 32 on 4×8×28×28 50.0 → 29.6,
-# 3×3 64 → 64 on 8×56×56 42.0 → 31.8, 128 → 128 on 16×28×28 61.9 → 54.9, 32 → 32 on 8×56×56
-# 13.6 → 11.5, 64 → 64 on 32×32×32 58.7 → 44.5.
+# and backward at 2 threads, im2col → deferred (ms): 3×3×3 32 → 32 on 4×8×28×28 54.8 → 25.7,
+# 3×3 64 → 64 on 8×56×56 40.6 → 28.6, 128 → 128 on 16×28×28 62.7 → 52.5, 32 → 32 on 8×56×56
+# 15.4 → 11.2, 64 → 64 on 32×32×32 61.9 → 42.0.
 DEFERRED_MAX_OUTPUTS = 16
 
 
