@@ -490,11 +490,14 @@ def _col2im_first(per_example: np.ndarray, weight: np.ndarray, g: Geometry, in_s
     return padded[crop] if any(g.padding) else padded
 
 
-# From this many positions per channel on, ``bias_grad`` sums its channels on ``parallel``'s
-# threads (each channel's sum the same whichever thread runs it). Measured at 2 threads:
-# 4×32×8×56×56 (a Conv3D stem's output, 25,088 positions) 1.23 → 0.70 ms; it lost on 1,024
-# (64×32×32×32 0.31 → 0.35) and 784 (16×128×28×28 0.28 → 0.35).
+# From this many positions per channel and values on, ``bias_grad`` sums its channels on
+# ``parallel``'s threads (each channel's sum the same whichever thread runs it). Measured at 2
+# threads: 4×32×8×56×56 (a Conv3D stem's output, 25,088 positions) 1.23 → 0.73 ms, 8×64×112×112
+# (a 7×7/2 stem's) 2.09 → 1.15, 1×21×320×480 (FCN's upsampling) 2.03 → 1.29; it lost on 1,024
+# positions (64×32×32×32 0.31 → 0.35), 784 (16×128×28×28 0.28 → 0.35), and on 16×3×128×128's
+# 0.8 M values (0.12 → 0.19).
 BIAS_SPLIT_POSITIONS = 1 << 13
+BIAS_SPLIT_VALUES = 1 << 21
 
 
 def bias_grad(grad: np.ndarray) -> np.ndarray:
@@ -510,5 +513,5 @@ def bias_grad(grad: np.ndarray) -> np.ndarray:
     if rows.shape[2] < BIAS_SPLIT_POSITIONS:
         run(slice(None))
     else:
-        parallel.over_batch(run, grad.shape[1], grad.size, min_elements=parallel.ELEMENTWISE_MIN_ELEMENTS)
+        parallel.over_batch(run, grad.shape[1], grad.size, min_elements=BIAS_SPLIT_VALUES)
     return out

@@ -341,8 +341,8 @@ def test_an_activation_of_recorded_operands_is_not_in_place(monkeypatch, activat
 
 @pytest.mark.parametrize("shape", [(3, 5, 7, 6), (1, 4, 9), (2, 3, 2, 3, 5)])
 def test_the_bias_gradient_split_over_channels_has_the_same_bits(monkeypatch, shape) -> None:
-    """From ``BIAS_SPLIT_POSITIONS`` on, channels are summed on the threads: each channel's sum
-    the same as whole (a non-contiguous gradient too)."""
+    """From ``BIAS_SPLIT_POSITIONS`` and ``BIAS_SPLIT_VALUES`` on, channels are summed on the
+    threads: each channel's sum the same as whole (a non-contiguous gradient too)."""
     from modelpack.nn.kernels import parallel
 
     grad = np.random.default_rng(9).standard_normal((*shape[:1], *shape[2:], shape[1])).astype(np.float32)
@@ -352,7 +352,7 @@ def test_the_bias_gradient_split_over_channels_has_the_same_bits(monkeypatch, sh
     try:
         parallel.set_threads(2)
         monkeypatch.setattr(kernels, "BIAS_SPLIT_POSITIONS", 0)
-        monkeypatch.setattr(parallel, "ELEMENTWISE_MIN_ELEMENTS", 0)
+        monkeypatch.setattr(kernels, "BIAS_SPLIT_VALUES", 0)
         calls: list[int] = []
         original = parallel._in_parallel
         monkeypatch.setattr(parallel, "_in_parallel", lambda run, chunks: calls.append(len(chunks)) or original(run, chunks))
