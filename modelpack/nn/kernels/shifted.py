@@ -219,12 +219,11 @@ def last_axis_forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None
 def last_axis_weight_grad(grad: np.ndarray, x: np.ndarray, g: Geometry, shape: tuple[int, ...]) -> np.ndarray:
     """The weight's gradient (``shape``: O, C, *K) of an ungrouped stride-1 convolution on large
     planes (``large``) from its input x and the output's gradient, on ``last_axis_forward``'s
-    columns: per example, the
-    gradient laid on the padded grid k times, shifted by each of the last axis's taps (rows
-    (last tap, output)), times the transposed columns of the other taps, one GEMM of
-    (k·O, grid) by (grid, C·K/k). No im2col of every tap (k times the columns); the examples in
-    ``parallel.REDUCTION_CHUNKS`` blocks on ``parallel``'s threads, their sums added in order:
-    the same bits at any thread count."""
+    columns: per example, the gradient laid on the padded grid k times, shifted by each of the
+    last axis's taps (rows (last tap, output)), times the transposed columns of the other taps,
+    one GEMM of (k·O, grid) by (grid, C·K/k). No im2col of every tap (k times the columns); the
+    examples in ``parallel.REDUCTION_CHUNKS`` blocks on ``parallel``'s threads, their sums added
+    in order: the same bits at any thread count."""
     n, c, o = x.shape[0], x.shape[1], shape[0]
     out_sizes, last, step = grad.shape[2:], g.kernel[-1], g.dilation[-1]
     padded, grid, _, plane = _layout(x, g, out_sizes)
@@ -234,7 +233,7 @@ def last_axis_weight_grad(grad: np.ndarray, x: np.ndarray, g: Geometry, shape: t
     rows = c * math.prod(lead)
     blocks = min(parallel.REDUCTION_CHUNKS, n)
     bounds = [n * i // blocks for i in range(blocks + 1)]
-    scratch = c * plane + (rows + last * o) * (length + reach) + o * length + last * o * rows
+    scratch = c * plane + (rows + last * o) * (length + reach) + last * o * rows
     budget.charge(parallel.threads() * budget.nbytes((scratch,), x.dtype), "its columns, an example a thread")
     budget.charge(budget.nbytes((blocks, last * o, rows), x.dtype), "its blocks' weight-gradient products")
     parts = np.zeros((blocks, last * o, rows), x.dtype)
@@ -246,16 +245,16 @@ def last_axis_weight_grad(grad: np.ndarray, x: np.ndarray, g: Geometry, shape: t
         inner = flat[:, :math.prod(padded)].reshape(c, *padded)[inside]
         view = as_strided(flat, (c, *lead, length + reach), (plane * item, *steps, item), writeable=False)
         cols = np.empty(view.shape, x.dtype)
-        laid = np.zeros((o, *grid), x.dtype)  # the gradient on the grid: zeros past the output
-        shifted = np.zeros((last, o, length + reach), x.dtype)  # zeros outside each tap's run
+        # the gradient on the grid once per tap, shifted by it: zeros past the output and outside
+        shifted = np.zeros((last, o, length + reach), x.dtype)
+        laid = [shifted[j, :, j * step:j * step + length].reshape(o, *grid)[fit] for j in range(last)]
         product = np.empty((last * o, rows), x.dtype)
         for block in range(chunk.start, chunk.stop):
             for example in range(bounds[block], bounds[block + 1]):
                 np.copyto(inner, x[example])
                 np.copyto(cols, view)
-                np.copyto(laid[fit], grad[example])
-                for j in range(last):
-                    np.copyto(shifted[j, :, j * step:j * step + length], laid.reshape(o, length))
+                for target in laid:
+                    np.copyto(target, grad[example])
                 np.matmul(shifted.reshape(last * o, -1), cols.reshape(rows, -1).T, out=product)
                 parts[block] += product
 
