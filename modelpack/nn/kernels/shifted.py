@@ -15,9 +15,10 @@ of the kernel's last axis the same way on the output side, after one GEMM (per g
 other taps' columns (``last_axis_forward``).
 
 Two calls come here: the forward of an inference call (a training forward keeps im2col's
-columns, which its backward reuses for the weight's gradient), and the input's gradient at
-stride 1, which is this correlation of the output's gradient with the flipped kernel
-(``conv._full_correlation``). Onto few input channels that correlation's GEMMs have a handful
+columns, which its backward reuses for the weight's gradient, unless ``conv`` defers them: few
+outputs, or large planes, whose weight's gradient is then ``last_axis_weight_grad``), and the
+input's gradient at stride 1, which is this correlation of the output's gradient with the
+flipped kernel (``conv._full_correlation``). Onto few input channels that correlation's GEMMs have a handful
 of rows, so there the input's gradient is the transpose of this scheme instead (``grad_input``):
 one GEMM for every tap, each tap's products added onto the planes at its offset.
 """
