@@ -77,10 +77,12 @@ def channels_last(channels_per_group: int, kernel: Sizes, positions: int, *, bac
     (runs of ow values are then longer than channels-last's kw·C/G), and, when no backward
     will reuse the columns, for many output positions per example (a GEMM per example then
     writes the channel-first output directly). Otherwise channels last: its single GEMM and
-    tap-by-tap col2im made the backward up to 2× faster."""
+    tap-by-tap col2im made the backward up to 2× faster. (At 256 positions channels last won
+    at 2 threads, batch 32: ResNet's 3×3/2 16 → 32 on 32×32 1.40 → 1.26 ms, 32 → 64 3×3 on
+    16×16, batch 64, 4.65 → 4.41.)"""
     if math.prod(kernel) == 1 or channels_per_group * kernel[-1] < 16:
         return False
-    return backward or positions < 256
+    return backward or positions <= 256
 
 
 def pad(array: np.ndarray, padding: Sizes) -> tuple[np.ndarray, Callable[[slice], None]]:

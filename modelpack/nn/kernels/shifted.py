@@ -26,7 +26,6 @@ one GEMM for every tap, each tap's products added onto the planes at its offset.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -38,28 +37,33 @@ from . import parallel
 if TYPE_CHECKING:
     from .conv import Geometry
 
-__all__ = ["usable", "large", "grouped_usable", "last_axis_forward", "last_axis_weight_grad",
+__all__ = ["usable", "faster", "large", "grouped_usable", "last_axis_forward", "last_axis_weight_grad",
            "depthwise_usable", "forward", "depthwise_forward", "depthwise_backward", "grad_input_usable",
            "grad_input"]
 
-# Measured at batch 32, 3×3 kernels, one thread (ms, im2col → here): 16 channels on 32×32
-# 5.3 → 3.4, 32 on 16×16 3.6 → 2.6, 64 on 8×8 2.9 → 2.3, 128 on 4×4 2.9 → 2.8 (even, so
-# left to im2col); 3 or 6 channels in (a stem, LeNet) lose at every size.
+# Measured at batch 32, 3×3 kernels, one thread (ms, im2col → here, a GEMM per tap): 16
+# channels on 32×32 5.3 → 3.4, 32 on 16×16 3.6 → 2.6, 64 on 8×8 2.9 → 2.3, 128 on 4×4 2.9 → 2.8;
+# 3 or 6 channels in (a stem, LeNet) lose at every size.
 MIN_CHANNELS = 16
 MIN_POSITIONS = 64
-# Examples per GEMM call: the per-tap product of a few examples stays in cache while the
-# taps are summed into it (4 measured best of 1, 4 and 32).
-EXAMPLES_PER_CALL = 4
-# From this many output values per example on the padded grid on (where a few examples' products
-# no longer stay in cache), ``forward`` sums the taps of its kernel's last axis on the output
-# side (``last_axis_forward``): one GEMM per example with k times the rows and k times the
-# columns of a tap's (3×3, 32 channels: 96 by 288 instead of 32 by 32, ~62 GMAC/s at one thread
-# against ~41). Measured at 2 threads, inference, 3×3 (×3) at stride 1 (ms, a GEMM per tap, its
-# product added → here): 32 → 32 channels on 4×8×28×28 13.8 → 7.2, 64 on 8×56×56 11.2 → 8.3,
-# 128 on 16×28×28 18.9 → 16.1, 32 on 8×56×56 5.1 → 3.3, 64 on 32×32×32 16.6 → 12.8. Below, it
-# lost or was even: 16 on 32×32×32 (17 k values) 2.4 → 2.8, 32 on 32×16×16 2.0 → 2.1, 64 on
-# 32×8×8 1.9 → 1.9.
+# Up to this many output positions per example, an inference call and an input's gradient take
+# im2col's one GEMM of K = k·C (channels last) instead (``faster``). Measured at 2 threads, batch
+# 32, 3×3 (ms, here → im2col): 16 channels on 32×32 2.1 → 2.5 (stays here), 32 on 16×16 1.64 →
+# 1.55, 64 on 8×8 1.70 → 1.26, 128 on 4×4 2.0 → 1.19; input gradients 32 on 16×16 1.56 → 1.52,
+# 64 on 8×8 1.63 → 1.33, 128 on 4×4 2.05 → 1.21 (its col2im 1.5).
+IM2COL_MAX_POSITIONS = 256
+# From this many output values per example on the padded grid on, ``forward`` takes an example
+# per GEMM (one GEMM of k times a tap's rows and columns: 3×3, 32 channels, 96 by 288). Measured
+# at 2 threads, inference, 3×3 (×3) at stride 1 (ms, a GEMM per tap, its product added → an
+# example per GEMM): 32 → 32 channels on 4×8×28×28 13.8 → 7.2, 64 on 8×56×56 11.2 → 8.3, 128 on
+# 16×28×28 18.9 → 16.1, 32 on 8×56×56 5.1 → 3.3, 64 on 32×32×32 16.6 → 12.8. (The weight's
+# gradient of a deferred training forward follows it: ``last_axis_weight_grad``.)
 LAST_AXIS_MIN_VALUES = 1 << 16
+# Below it, a block of examples per GEMM, their planes end to end, with up to this many values
+# of columns (whole chunks of ResNet's 16 × 32×32). Measured at 2 threads, batch 32, 3×3, 16
+# channels on 32×32 (ms, examples a block 1 / 4 / 16, a GEMM per tap on 4): 2.86 / 2.34 / 2.06,
+# 2.52.
+BLOCK_COLUMNS = 1 << 20
 # A depthwise forward's taps run over blocks of about this many values (whole phase planes of
 # one example's channels), so the block's shifted runs, its sums and the product stay in
 # cache. Measured at one thread (ms, 2^15 / 2^16 / 2^17 / 2^18): 3×3/2 on 8×64×112×112 20.4 /
@@ -86,6 +90,12 @@ def usable(channels: int, g: Geometry, out_sizes: tuple[int, ...]) -> bool:
     )
 
 
+def faster(channels: int, g: Geometry, out_sizes: tuple[int, ...]) -> bool:
+    """Whether an inference call (or an input's gradient) is faster here than on im2col's
+    channels-last GEMM: ``usable`` and more than ``IM2COL_MAX_POSITIONS`` positions."""
+    return usable(channels, g, out_sizes) and math.prod(out_sizes) > IM2COL_MAX_POSITIONS
+
+
 def large(x: np.ndarray, outputs: int, g: Geometry, out_sizes: tuple[int, ...]) -> bool:
     """Whether ``forward`` takes ``last_axis_forward`` (``LAST_AXIS_MIN_VALUES``)."""
     return outputs * math.prod(_grid(g, x.shape[2:], out_sizes)) >= LAST_AXIS_MIN_VALUES
@@ -106,42 +116,14 @@ def depthwise_usable(weight: np.ndarray, g: Geometry) -> bool:
 
 def forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, g: Geometry,
             out_sizes: tuple[int, ...]) -> np.ndarray:
-    """x (N, C, *S) correlated with weight (O, C, *K), plus bias: (N, O, *out); on large planes
-    (``large``) by ``last_axis_forward``."""
-    n, c, o = x.shape[0], x.shape[1], weight.shape[0]
-    if large(x, o, g, out_sizes):
-        return last_axis_forward(x, weight, bias, g, out_sizes)
-    flat, grid, offsets, fill = _planes(x, g, out_sizes)
-    length = math.prod(grid)
-    taps = np.ascontiguousarray(weight.reshape(o, c, -1).transpose(2, 0, 1))  # (K, O, C)
-    step = min(EXAMPLES_PER_CALL, n)
-    scratch_rows = parallel.threads() * step  # a scratch product per thread
-    budget.charge(budget.nbytes((n + scratch_rows, o, length), x.dtype), "its output on the padded grid")
-    budget.charge(budget.nbytes((n, o, *out_sizes), x.dtype), "its output")
-    sums = np.empty((n, o, length), x.dtype)
-    out = np.empty((n, o, *out_sizes), x.dtype)
-    crop = (slice(None), slice(None), *(slice(0, size) for size in out_sizes))
-    kept = sums.reshape(n, o, *grid)[crop]
-    shift = None if bias is None else bias.reshape(1, o, *(1,) * len(out_sizes))
-
-    def run(b: slice) -> None:
-        fill(b)
-        scratch = np.empty((step, o, length), x.dtype)
-        for start in range(b.start, b.stop, step):
-            stop = min(b.stop, start + step)
-            total, product = sums[start:stop], scratch[:stop - start]
-            np.matmul(taps[0], flat[start:stop, :, offsets[0]:offsets[0] + length], out=total)
-            for tap, offset in zip(taps[1:], offsets[1:], strict=True):
-                np.matmul(tap, flat[start:stop, :, offset:offset + length], out=product)
-                total += product
-        # the positions in the padding's columns dropped, the bias added in the same pass
-        if shift is None:
-            np.copyto(out[b], kept[b])
-        else:
-            np.add(kept[b], shift, out=out[b])
-
-    parallel.split(run, n, n * o * c * len(offsets) * length)
-    return out
+    """x (N, C, *S) correlated with weight (O, C, *K), plus bias: (N, O, *out), by
+    ``last_axis_forward``: an example per GEMM on large planes (``large``), else blocks of
+    examples whose columns hold up to ``BLOCK_COLUMNS`` values."""
+    if large(x, weight.shape[0], g, out_sizes):
+        return last_axis_forward(x, weight, bias, g, out_sizes, 1)
+    _, _, _, plane = _layout(x, g, out_sizes)
+    rows = x.shape[1] * math.prod(g.kernel[:-1])
+    return last_axis_forward(x, weight, bias, g, out_sizes, max(1, BLOCK_COLUMNS // (rows * plane)))
 
 
 def grouped_usable(x: np.ndarray, weight: np.ndarray, g: Geometry, out_sizes: tuple[int, ...]) -> bool:
@@ -156,64 +138,74 @@ def grouped_usable(x: np.ndarray, weight: np.ndarray, g: Geometry, out_sizes: tu
 
 
 def last_axis_forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, g: Geometry,
-                      out_sizes: tuple[int, ...]) -> np.ndarray:
+                      out_sizes: tuple[int, ...], examples: int = 1) -> np.ndarray:
     """x (N, C, *S) correlated (per group) with weight (O, C/G, *K), plus bias: (N, O, *out),
     at stride 1 on the padded grid. The taps of the kernel's last axis are summed on the
-    output side: per example, the columns of every other tap (C/G·K/k rows a group, each one
-    contiguous run of a padded plane, a third of im2col's for a 3×3) times a weight whose
-    rows are (last tap, output), (G, k·O/G, C/G·K/k); the product's k row blocks, shifted
-    back by their taps, are added. Each GEMM then has k times the rows that im2col's has, and
-    k times the rows and columns of a tap's (``forward``). Narrow groups gain most: 12 by 12
-    for ResNeXt's 4 channels a group against im2col's 4 by 36 (measured at 2 threads on
-    16×128×28×28 in 32 groups: im2col per example 4.7 ms, its columns from the planes'
-    contiguous runs 4.7, a GEMM per tap 4.9, this 3.6). The chunks of the batch run on
-    ``parallel``'s threads."""
+    output side: per block of ``examples`` examples, the columns of every other tap (C/G·K/k
+    rows a group, each one contiguous run of the block's padded planes laid end to end, a
+    third of im2col's for a 3×3) times a weight whose rows are (last tap, output), (G, k·O/G,
+    C/G·K/k); the product's k row blocks, shifted back by their taps, are added. Each GEMM then
+    has k times the rows that im2col's has, and k times the rows and columns of a tap's.
+    Narrow groups gain most: 12 by 12 for ResNeXt's 4 channels a group against im2col's 4 by
+    36 (measured at 2 threads on 16×128×28×28 in 32 groups: im2col per example 4.7 ms, its
+    columns from the planes' contiguous runs 4.7, a GEMM per tap 4.9, this 3.6). The blocks run
+    on ``parallel``'s threads; each is the same GEMM whatever their count: the same bits."""
     n, c, o, groups, dims = x.shape[0], x.shape[1], weight.shape[0], g.groups, len(g.kernel)
     cg, og, last = c // groups, o // groups, g.kernel[-1]
     padded, grid, _, plane = _layout(x, g, out_sizes)
     length, reach, item = math.prod(grid), (last - 1) * g.dilation[-1], x.itemsize
+    blocks = -(-n // max(1, examples))
+    per = -(-n // blocks)  # blocks alike in size, whatever the threads (a GEMM's bits follow its width)
+    # a block's planes end to end: the columns and sums run over each example's grid and on
+    # into the next plane (those positions dropped)
+    span = (per - 1) * plane + length
     lead = g.kernel[:-1]
     steps = tuple(d * math.prod(padded[i + 1:]) * item for i, d in enumerate(g.dilation[:-1]))
     rows = cg * math.prod(lead)
     # rows (last tap, output), columns (channel, leading taps), per group
     split = weight.reshape(groups, og, cg, math.prod(lead), last)
     kernels = np.ascontiguousarray(split.transpose(0, 4, 1, 2, 3)).reshape(groups, last * og, rows)
-    planes = parallel.threads() * budget.nbytes((c, plane), x.dtype)
+    planes = parallel.threads() * budget.nbytes((c, per * plane), x.dtype)
     budget.charge(planes, f"padding the input by {g.padding}")
-    scratch = (groups, rows + last * og + og, length + reach)  # the columns, their products, the sums
-    budget.charge(parallel.threads() * budget.nbytes(scratch, x.dtype), "its columns, an example a thread")
+    scratch = (groups, rows + last * og + og, span + reach)  # the columns, their products, the sums
+    budget.charge(parallel.threads() * budget.nbytes(scratch, x.dtype), "its columns, a block a thread")
     budget.charge(budget.nbytes((n, o, *out_sizes), x.dtype), "its output")
     out = np.empty((n, o, *out_sizes), x.dtype)
-    crop = (slice(None), *(slice(0, size) for size in out_sizes))
+    crop = (slice(None), slice(None), *(slice(0, size) for size in out_sizes))
     shift = None if bias is None else bias.reshape(o, *(1,) * dims)
-    inside = (slice(None), *_inside(g, x.shape[2:]))
+    inside = (slice(None), slice(None), *_inside(g, x.shape[2:]))
+    grid_strides = tuple(math.prod(grid[i + 1:]) * item for i in range(dims))
 
     def run(b: slice) -> None:
-        flat = np.zeros((c, plane), x.dtype)  # one example's padded planes; the padding stays zero
-        inner = flat[:, :math.prod(padded)].reshape(c, *padded)[inside]
-        strides = (cg * plane * item, plane * item, *steps, item)
-        view = as_strided(flat, (groups, cg, *lead, length + reach), strides, writeable=False)
+        flat = np.zeros((c, per * plane), x.dtype)  # the block's padded planes; the padding stays zero
+        inner = flat.reshape(c, per, plane)[:, :, :math.prod(padded)].reshape(c, per, *padded)[inside]
+        strides = (cg * per * plane * item, per * plane * item, *steps, item)
+        view = as_strided(flat, (groups, cg, *lead, span + reach), strides, writeable=False)
         cols = np.empty(view.shape, x.dtype)
-        products = np.empty((groups, last * og, length + reach), x.dtype)
-        total = np.empty((groups, og, length), x.dtype)
+        products = np.empty((groups, last * og, span + reach), x.dtype)
+        total = np.empty((groups, og, span), x.dtype)
+        # each example's sums on its grid, (O, examples, *grid)
+        laid = as_strided(total, (o, per, *grid), (span * item, plane * item, *grid_strides), writeable=False)
         step = g.dilation[-1]
-        for example in range(b.start, b.stop):
-            np.copyto(inner, x[example])
+        for block in range(b.start, b.stop):
+            first, stop = block * per, min(n, block * per + per)
+            count = stop - first
+            np.copyto(inner[:, :count], x[first:stop].swapaxes(0, 1))
             np.copyto(cols, view)
             np.matmul(kernels, cols.reshape(groups, rows, -1), out=products)
             if last == 1:
-                np.copyto(total, products[:, :, :length])
+                np.copyto(total, products[:, :, :span])
             else:
-                np.add(products[:, :og, :length], products[:, og:2 * og, step:step + length], out=total)
+                np.add(products[:, :og, :span], products[:, og:2 * og, step:step + span], out=total)
             for j in range(2, last):
-                total += products[:, j * og:(j + 1) * og, j * step:j * step + length]
-            kept = total.reshape(o, *grid)[crop]
+                total += products[:, j * og:(j + 1) * og, j * step:j * step + span]
+            kept = laid[:, :count][crop].swapaxes(0, 1)
             if shift is None:
-                np.copyto(out[example], kept)
+                np.copyto(out[first:stop], kept)
             else:
-                np.add(kept, shift, out=out[example])
+                np.add(kept, shift, out=out[first:stop])
 
-    parallel.split(run, n, n * o * rows * last * length)
+    parallel.split(run, blocks, n * o * rows * last * length)
     return out
 
 
@@ -509,17 +501,3 @@ def _layout(x: np.ndarray, g: Geometry, out_sizes: tuple[int, ...]
 def _inside(g: Geometry, sizes: tuple[int, ...]) -> tuple[slice, ...]:
     """Where the input lies in its padded planes, per spatial axis."""
     return tuple(slice(p, p + size) for p, size in zip(g.padding, sizes, strict=True))
-
-
-def _planes(x: np.ndarray, g: Geometry, out_sizes: tuple[int, ...]
-            ) -> tuple[np.ndarray, tuple[int, ...], list[int], Callable[[slice], None]]:
-    """(planes, grid, offsets, fill): zeroed planes of the padded input, flattened per channel
-    (N, C, plane); the padded grid the positions are computed on; each tap's offset into a
-    plane; ``fill(chunk)``, which copies the input's rows ``chunk`` into them."""
-    n, c = x.shape[0], x.shape[1]
-    padded, grid, offsets, plane = _layout(x, g, out_sizes)
-    budget.charge(budget.nbytes((n, c, plane), x.dtype), f"padding the input by {g.padding}")
-    flat = np.zeros((n, c, plane), x.dtype)
-    inner = (slice(None), slice(None), *_inside(g, x.shape[2:]))
-    target = flat[:, :, :math.prod(padded)].reshape(n, c, *padded)[inner]
-    return flat, grid, offsets, lambda b: parallel.copy(target[b], x[b])

@@ -62,29 +62,44 @@ def test_forward_matches_the_reference(drawn, seed, with_bias) -> None:
     assert_near(out, expected)
 
 
-def test_more_examples_than_one_call_takes() -> None:
-    """A batch split over several GEMM calls (``EXAMPLES_PER_CALL``), float64, equals the
-    reference in every example."""
-    rng = np.random.default_rng(1)
-    g = kernels.Geometry((3, 3), (1, 1), (1, 1), (1, 1))
-    x = rng.standard_normal((2 * shifted.EXAMPLES_PER_CALL + 1, 3, 6, 5))
-    w = rng.standard_normal((4, 3, 3, 3))
-    out = shifted.forward(x, w, None, g, g.out_sizes(x.shape[2:]))
-    assert out.dtype == np.float64
-    np.testing.assert_allclose(out, reference_forward(x, w, g), rtol=1e-12, atol=1e-12)
+@pytest.mark.parametrize(("batch", "examples"), [(9, 4), (9, 2), (7, 4), (1, 4), (5, 1), (6, 64)])
+def test_blocks_of_examples_equal_the_reference(monkeypatch, batch, examples) -> None:
+    """Blocks of ``examples`` examples a GEMM, their planes end to end (a last block shorter),
+    float64, equal the reference in every example (no example's sums read its neighbour's
+    plane), and give the same bits on 1, 2 and 3 threads (the split forced)."""
+    monkeypatch.setattr(parallel, "SPLIT_MIN_WORK", 0)
+    rng = np.random.default_rng(batch + examples)
+    g = kernels.Geometry((3, 2), (1, 1), (1, 0), (1, 2))
+    x = rng.standard_normal((batch, 3, 6, 5))
+    w = rng.standard_normal((4, 3, 3, 2))
+    before, outs = parallel.threads(), []
+    try:
+        for threads in (1, 2, 3):
+            parallel.set_threads(threads)
+            outs.append(shifted.last_axis_forward(x, w, None, g, g.out_sizes(x.shape[2:]), examples))
+    finally:
+        parallel.set_threads(before)
+    assert outs[0].dtype == np.float64
+    np.testing.assert_allclose(outs[0], reference_forward(x, w, g), rtol=1e-12, atol=1e-12)
+    for other in outs[1:]:
+        np.testing.assert_array_equal(other, outs[0])
 
 
-@pytest.mark.parametrize(("side", "taken"), [(64, True), (16, False)])
-def test_large_planes_sum_their_last_axis_on_the_output_side(monkeypatch, side, taken) -> None:
+@pytest.mark.parametrize(("side", "examples"), [(64, 1), (16, shifted.BLOCK_COLUMNS // (48 * 18 * 18))])
+def test_large_planes_take_an_example_a_gemm_smaller_ones_blocks(monkeypatch, side, examples) -> None:
     """16 outputs on the padded grid of 64×64 (64·66 positions each) reach
-    ``LAST_AXIS_MIN_VALUES``; of 16×16, not. Either way, the reference's convolution."""
+    ``LAST_AXIS_MIN_VALUES``: an example a GEMM; of 16×16, blocks of examples whose columns
+    (16 channels × 3 leading taps, 18×18 planes) hold up to ``BLOCK_COLUMNS`` values. Either
+    way, the reference's convolution."""
     g = kernels.Geometry((3, 3), (1, 1), (1, 1), (1, 1))
     x = np.random.default_rng(5).standard_normal((2, 16, side, side)).astype(np.float32)
     w = np.random.default_rng(6).standard_normal((16, 16, 3, 3)).astype(np.float32)
-    calls = record_calls(monkeypatch, shifted, "last_axis_forward")
+    taken: list[int] = []
+    original = shifted.last_axis_forward
+    monkeypatch.setattr(shifted, "last_axis_forward", lambda *args: taken.append(args[-1]) or original(*args))
     out = shifted.forward(x, w, None, g, (side, side))
-    assert bool(calls) is taken
-    assert shifted.large(x, 16, g, (side, side)) is taken
+    assert taken == [examples]
+    assert shifted.large(x, 16, g, (side, side)) is (side == 64)
     assert_near(out, reference_forward(x, w, g))
 
 
@@ -99,17 +114,18 @@ def last_axis(draw: st.DrawFn) -> tuple[kernels.Geometry, tuple[int, ...], int, 
 
 
 @settings(max_examples=120, deadline=None)
-@given(drawn=last_axis(), seed=st.integers(0, 2**32 - 1), with_bias=st.booleans(), channels_last=st.booleans())
-def test_the_last_axis_forward_matches_the_reference(drawn, seed, with_bias, channels_last) -> None:
-    """Any stride-1 geometry, grouped or not, whatever the thresholds say; an input in
-    channels-last memory too."""
+@given(drawn=last_axis(), seed=st.integers(0, 2**32 - 1), with_bias=st.booleans(), channels_last=st.booleans(),
+       examples=st.integers(1, 4))
+def test_the_last_axis_forward_matches_the_reference(drawn, seed, with_bias, channels_last, examples) -> None:
+    """Any stride-1 geometry, grouped or not, whatever the thresholds say, in blocks of 1–4
+    examples; an input in channels-last memory too."""
     g, sizes, batch, c, o = drawn
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((batch, *sizes, c)).astype(np.float32)
     x = np.moveaxis(x, -1, 1) if channels_last else np.ascontiguousarray(np.moveaxis(x, -1, 1))
     w = rng.standard_normal((o, c // g.groups, *g.kernel)).astype(np.float32)
     bias = rng.standard_normal(o).astype(np.float32) if with_bias else None
-    out = shifted.last_axis_forward(x, w, bias, g, g.out_sizes(sizes))
+    out = shifted.last_axis_forward(x, w, bias, g, g.out_sizes(sizes), examples)
     expected = reference_forward(x, w, g)
     if bias is not None:
         expected += bias.reshape(1, -1, *(1,) * len(sizes))
@@ -146,11 +162,12 @@ def _layer_input(channels: int, side: int) -> tuple[nn.Conv2D, np.ndarray]:
 
 
 @pytest.mark.parametrize(("channels", "side", "taken"), [
-    (shifted.MIN_CHANNELS, 8, True),
-    (shifted.MIN_CHANNELS - 1, 8, False),  # a narrow input: im2col
-    (shifted.MIN_CHANNELS, 7, False),  # 49 positions, below MIN_POSITIONS: im2col
+    (shifted.MIN_CHANNELS, 17, True),
+    (shifted.MIN_CHANNELS - 1, 17, False),  # a narrow input: im2col
+    (shifted.MIN_CHANNELS, 16, False),  # 256 positions, IM2COL_MAX_POSITIONS: im2col's one GEMM
 ])
 def test_inference_calls_take_it_where_it_is_faster(monkeypatch, channels, side, taken) -> None:
+    use_numpy_kernels(monkeypatch)
     calls: list[tuple[int, ...]] = []
     original = shifted.forward
 
@@ -310,19 +327,25 @@ def test_its_padded_planes_count_against_the_budget(monkeypatch, groups) -> None
 
 @pytest.mark.parametrize("last", [True, False])
 @pytest.mark.parametrize(("kernel", "padding", "dilation"), [((3, 3), (1, 1), (1, 1)), ((3, 2), (2, 0), (2, 1))])
-def test_the_input_gradient_at_stride_1_comes_here(monkeypatch, last, kernel, padding, dilation) -> None:
+@pytest.mark.parametrize(("width", "here"), [(17, True), (15, False)])
+def test_the_input_gradient_at_stride_1_comes_here(monkeypatch, last, kernel, padding, dilation, width,
+                                                   here) -> None:
     """A training backward of an ungrouped stride-1 convolution wide enough for ``shifted``
     (in and out) computes the input's gradient there (a correlation of the output's gradient with the
-    flipped kernel), equal to the reference's adjoint; the weight's gradient is untouched."""
+    flipped kernel), equal to the reference's adjoint; the weight's gradient is untouched. On
+    planes of at most ``IM2COL_MAX_POSITIONS`` (16×15), the same correlation on im2col's columns."""
     calls = record_calls(monkeypatch, shifted, "forward")
+    gathered = record_calls(monkeypatch, kernels, "_forward_last")
     rng = np.random.default_rng(3)
     g = kernels.Geometry(kernel, (1, 1), padding, dilation)
-    x = rng.standard_normal((2, shifted.MIN_CHANNELS, 16, 15)).astype(np.float32)
+    x = rng.standard_normal((2, shifted.MIN_CHANNELS, 16, width)).astype(np.float32)
     w = rng.standard_normal((shifted.MIN_CHANNELS, shifted.MIN_CHANNELS, *kernel)).astype(np.float32)
     out, saved = kernels.forward(x, w, None, g, last=last)
+    gathered.clear()  # (the forward's own columns, where it keeps them)
     grad = rng.standard_normal(out.shape).astype(np.float32)
     assert_backward_near(grad, saved, x, w, g)
-    assert calls == [grad.shape]
+    assert shifted.faster(shifted.MIN_CHANNELS, g, x.shape[2:]) is here
+    assert (calls, gathered) == (([grad.shape], []) if here else ([], [grad.shape]))
 
 
 @settings(max_examples=80, deadline=None)
