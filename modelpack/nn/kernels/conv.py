@@ -406,9 +406,13 @@ def backward(grad: np.ndarray, saved: Saved, weight: np.ndarray, g: Geometry, *,
         grad_x = _full_correlation(grad, weight, g, saved.in_shape[2:])
     scatter = need_x and grad_x is None  # col2im: the taps' products added back where they read
     if saved.last:
-        if need_weight and saved.deferred and shifted.large(saved.cols, o, g, saved.out_sizes):
+        if need_weight and saved.deferred and (shifted.large(saved.cols, o, g, saved.out_sizes)
+                                               or shifted.faster(c, g, saved.out_sizes)):
             # Measured at 2 threads against the blocks below (ms): 3×3×3 32 → 32 on 4×8×28×28
-            # 10.2 → 8.7, 3×3 64 on 8×56×56 10.8 → 9.5, 128 on 16×28×28 17.4 → 16.4.
+            # 10.2 → 8.7, 3×3 64 on 8×56×56 10.8 → 9.5, 128 on 16×28×28 17.4 → 16.4, ResNet's 16
+            # on 32×32×32 2.71 → 2.24; up to IM2COL_MAX_POSITIONS the blocks won (16 on 32×16×16
+            # 1.05 against 1.42, on 32×8×8 0.59 against 0.99). (Blocks of examples end to end
+            # here gave nothing: 2.4–2.5 on 32×32×32 with 2–8 examples a GEMM.)
             grad_w = shifted.last_axis_weight_grad(grad, saved.cols, g, weight.shape)
         elif need_weight and saved.deferred:  # its columns gathered block by block, never whole
             grad_w = _weight_grad_deferred(grad, saved.cols, g, saved.out_sizes, weight.shape)

@@ -195,17 +195,22 @@ def test_a_training_forward_keeps_im2col(monkeypatch) -> None:
 
 
 @pytest.mark.parametrize("need_x", [True, False])
-def test_a_narrow_training_forward_defers_its_columns_to_the_backward(need_x) -> None:
+@pytest.mark.parametrize(("side", "on_the_grid"), [(16, False), (17, True)])
+def test_a_narrow_training_forward_defers_its_columns_to_the_backward(monkeypatch, need_x, side,
+                                                                      on_the_grid) -> None:
     """At most ``DEFERRED_MAX_OUTPUTS`` outputs: the forward runs here and keeps the input; the
-    backward gathers the columns, and both gradients equal the reference."""
-    layer, x = _layer_input(shifted.MIN_CHANNELS, 16)
+    backward gathers the columns block by block (up to ``IM2COL_MAX_POSITIONS`` positions) or
+    takes ``last_axis_weight_grad`` (beyond), and both gradients equal the reference."""
+    layer, x = _layer_input(shifted.MIN_CHANNELS, side)
     assert layer.weight.shape[0] <= kernels.DEFERRED_MAX_OUTPUTS
     w, g = layer.weight.data(), layer._geometry()
     out, saved = kernels.forward(x, w, None, g, backward=True)
     assert saved.deferred and saved.cols is x
     assert_near(out, reference_forward(x, w, g))
     grad = np.random.default_rng(3).standard_normal(out.shape).astype(np.float32)
+    calls = record_calls(monkeypatch, shifted, "last_axis_weight_grad")
     grad_x, grad_w = kernels.backward(grad, saved, w, g, need_x=need_x)
+    assert bool(calls) is on_the_grid
     expected_x, expected_w = reference_backward(x, w, grad, g)
     assert_near(grad_w, expected_w)
     if need_x:
