@@ -287,7 +287,7 @@ def _full_correlation(grad: np.ndarray, weight: np.ndarray, g: Geometry,
         return shifted.depthwise_forward(grad, swapped, None, flipped_geometry, in_sizes)
     if one_input_each:
         return forward(grad, swapped, None, flipped_geometry, last=False, backward=False)[0]
-    if not shifted.faster(o, flipped_geometry, in_sizes):  # small planes: one GEMM of the gradient's columns
+    if not shifted.faster(o, flipped_geometry, in_sizes, gradient=True):  # small planes: im2col's one GEMM
         return _forward_last(grad, swapped, None, flipped_geometry, in_sizes)[0]
     return shifted.forward(grad, swapped, None, flipped_geometry, in_sizes)
 

@@ -50,8 +50,11 @@ MIN_POSITIONS = 64
 # im2col's one GEMM of K = k·C (channels last) instead (``faster``). Measured at 2 threads, batch
 # 32, 3×3 (ms, here → im2col): 16 channels on 32×32 2.1 → 2.5 (stays here), 32 on 16×16 1.64 →
 # 1.55, 64 on 8×8 1.70 → 1.26, 128 on 4×4 2.0 → 1.19; input gradients 32 on 16×16 1.56 → 1.52,
-# 64 on 8×8 1.63 → 1.33, 128 on 4×4 2.05 → 1.21 (its col2im 1.5).
+# 64 on 8×8 1.63 → 1.33, 128 on 4×4 2.05 → 1.21 (its col2im 1.5). An input's gradient on 16×16
+# stays here (``GRADIENT_IM2COL_MAX_POSITIONS``): the CNN's 64 → 32 channels, batch 64, 4.5 against
+# 6.2 (the CNN's training step 31 → 35 ms with it on im2col).
 IM2COL_MAX_POSITIONS = 256
+GRADIENT_IM2COL_MAX_POSITIONS = 255
 # From this many output values per example on the padded grid on, ``forward`` takes an example
 # per GEMM (one GEMM of k times a tap's rows and columns: 3×3, 32 channels, 96 by 288). Measured
 # at 2 threads, inference, 3×3 (×3) at stride 1 (ms, a GEMM per tap, its product added → an
@@ -90,10 +93,12 @@ def usable(channels: int, g: Geometry, out_sizes: tuple[int, ...]) -> bool:
     )
 
 
-def faster(channels: int, g: Geometry, out_sizes: tuple[int, ...]) -> bool:
-    """Whether an inference call (or an input's gradient) is faster here than on im2col's
-    channels-last GEMM: ``usable`` and more than ``IM2COL_MAX_POSITIONS`` positions."""
-    return usable(channels, g, out_sizes) and math.prod(out_sizes) > IM2COL_MAX_POSITIONS
+def faster(channels: int, g: Geometry, out_sizes: tuple[int, ...], *, gradient: bool = False) -> bool:
+    """Whether an inference call (an input's ``gradient``) is faster here than on im2col's
+    channels-last GEMM: ``usable`` and more than ``IM2COL_MAX_POSITIONS``
+    (``GRADIENT_IM2COL_MAX_POSITIONS``) positions."""
+    bound = GRADIENT_IM2COL_MAX_POSITIONS if gradient else IM2COL_MAX_POSITIONS
+    return usable(channels, g, out_sizes) and math.prod(out_sizes) > bound
 
 
 def large(x: np.ndarray, outputs: int, g: Geometry, out_sizes: tuple[int, ...]) -> bool:

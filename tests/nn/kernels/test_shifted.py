@@ -330,6 +330,13 @@ def test_its_padded_planes_count_against_the_budget(monkeypatch, groups) -> None
         layer(x)
 
 
+def test_on_16x16_an_input_gradient_stays_here_an_inference_call_takes_im2col() -> None:
+    g = kernels.Geometry((3, 3), (1, 1), (1, 1), (1, 1))
+    assert shifted.faster(shifted.MIN_CHANNELS, g, (16, 16), gradient=True)
+    assert not shifted.faster(shifted.MIN_CHANNELS, g, (16, 16))
+    assert not shifted.faster(shifted.MIN_CHANNELS, g, (16, 15), gradient=True)
+
+
 @pytest.mark.parametrize("last", [True, False])
 @pytest.mark.parametrize(("kernel", "padding", "dilation"), [((3, 3), (1, 1), (1, 1)), ((3, 2), (2, 0), (2, 1))])
 @pytest.mark.parametrize(("width", "here"), [(17, True), (15, False)])
