@@ -63,10 +63,14 @@ GRADIENT_IM2COL_MAX_POSITIONS = 255
 # gradient of a deferred training forward follows it: ``last_axis_weight_grad``.)
 LAST_AXIS_MIN_VALUES = 1 << 16
 # Below it, a block of examples per GEMM, their planes end to end, with up to this many values
-# of columns (whole chunks of ResNet's 16 × 32×32). Measured at 2 threads, batch 32, 3×3, 16
-# channels on 32×32 (ms, examples a block 1 / 4 / 16, a GEMM per tap on 4): 2.86 / 2.34 / 2.06,
-# 2.52.
+# of columns. Measured at 2 threads, batch 32, 3×3, 16 channels on 32×32 (ms, examples a block
+# 1 / 4 / 8 / 16, a GEMM per tap on 4): 2.86 / 2.34 / 2.11 / 2.06, 2.52.
 BLOCK_COLUMNS = 1 << 20
+# ... in at least this many blocks (a batch that has them), so that the threads share them: one
+# block ran whole, its GEMM on BLAS's threads, whose workers then spin on the cores the next
+# passes need (ResNet-18-style's training step 140 → 185 ms with its 32 channels' input
+# gradients on 16×16 in one block).
+MIN_BLOCKS = 4
 # A depthwise forward's taps run over blocks of about this many values (whole phase planes of
 # one example's channels), so the block's shifted runs, its sums and the product stay in
 # cache. Measured at one thread (ms, 2^15 / 2^16 / 2^17 / 2^18): 3×3/2 on 8×64×112×112 20.4 /
@@ -159,8 +163,8 @@ def last_axis_forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None
     cg, og, last = c // groups, o // groups, g.kernel[-1]
     padded, grid, _, plane = _layout(x, g, out_sizes)
     length, reach, item = math.prod(grid), (last - 1) * g.dilation[-1], x.itemsize
-    blocks = -(-n // max(1, examples))
-    per = -(-n // blocks)  # blocks alike in size, whatever the threads (a GEMM's bits follow its width)
+    per = -(-n // max(-(-n // max(1, examples)), min(n, MIN_BLOCKS)))  # blocks alike in size, whatever
+    blocks = -(-n // per)  # the threads (a GEMM's bits follow its width)
     # a block's planes end to end: the columns and sums run over each example's grid and on
     # into the next plane (those positions dropped)
     span = (per - 1) * plane + length

@@ -62,11 +62,12 @@ def test_forward_matches_the_reference(drawn, seed, with_bias) -> None:
     assert_near(out, expected)
 
 
-@pytest.mark.parametrize(("batch", "examples"), [(9, 4), (9, 2), (7, 4), (1, 4), (5, 1), (6, 64)])
+@pytest.mark.parametrize(("batch", "examples"), [(9, 4), (9, 2), (7, 4), (1, 4), (5, 1), (5, 64), (6, 64), (11, 3)])
 def test_blocks_of_examples_equal_the_reference(monkeypatch, batch, examples) -> None:
-    """Blocks of ``examples`` examples a GEMM, their planes end to end (a last block shorter),
-    float64, equal the reference in every example (no example's sums read its neighbour's
-    plane), and give the same bits on 1, 2 and 3 threads (the split forced)."""
+    """Blocks of up to ``examples`` examples a GEMM (at least ``MIN_BLOCKS`` of them), their
+    planes end to end (a last block shorter), float64, equal the reference in every example
+    (no example's sums read its neighbour's plane), and give the same bits on 1, 2 and 3
+    threads (the split forced)."""
     monkeypatch.setattr(parallel, "SPLIT_MIN_WORK", 0)
     rng = np.random.default_rng(batch + examples)
     g = kernels.Geometry((3, 2), (1, 1), (1, 0), (1, 2))
@@ -83,6 +84,21 @@ def test_blocks_of_examples_equal_the_reference(monkeypatch, batch, examples) ->
     np.testing.assert_allclose(outs[0], reference_forward(x, w, g), rtol=1e-12, atol=1e-12)
     for other in outs[1:]:
         np.testing.assert_array_equal(other, outs[0])
+
+
+@pytest.mark.parametrize(("batch", "blocks"), [(8, shifted.MIN_BLOCKS), (3, 3), (1, 1)])
+def test_a_small_batch_is_never_one_block_the_threads_cannot_share(monkeypatch, batch, blocks) -> None:
+    """However many examples a block could hold, the batch is dealt into ``MIN_BLOCKS`` blocks
+    (one whole block ran its GEMM on BLAS's threads, which then spun on the cores)."""
+    dealt: list[int] = []
+    original = parallel.split
+    monkeypatch.setattr(parallel, "split", lambda run, count, work: dealt.append(count) or original(run, count, work))
+    g = kernels.Geometry((3, 3), (1, 1), (1, 1), (1, 1))
+    x = np.random.default_rng(batch).standard_normal((batch, 4, 6, 6))
+    w = np.random.default_rng(0).standard_normal((5, 4, 3, 3))
+    out = shifted.last_axis_forward(x, w, None, g, (6, 6), 1 << 20)
+    assert dealt == [blocks]
+    np.testing.assert_allclose(out, reference_forward(x, w, g), rtol=1e-12, atol=1e-12)
 
 
 @pytest.mark.parametrize(("side", "examples"), [(64, 1), (16, shifted.BLOCK_COLUMNS // (48 * 18 * 18))])
