@@ -34,7 +34,7 @@ import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from .. import budget
-from . import col2im, depthwise, direct, parallel, shifted
+from . import col2im, depthwise, direct, parallel, shifted, strips
 from .columns import (
     Geometry,
     Sizes,
@@ -139,6 +139,8 @@ def forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, g: Geome
             return depthwise.forward(x, weight, bias, g, activation), unused
         if shifted.depthwise_usable(weight, g):
             return activated(shifted.depthwise_forward(x, weight, bias, g, out_sizes)), unused
+        if strips.usable(x, weight, out_sizes) and type(x) is np.ndarray:
+            return strips.forward(x, weight, bias, g, out_sizes, activation), unused
     if not all(type(a) is np.ndarray for a in (x, weight, bias) if a is not None):
         out, cols = _forward_recorded(x, weight, bias, g, out_sizes)
         return activated(out), Saved(cols, False, x.shape, out_sizes)
