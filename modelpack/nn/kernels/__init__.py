@@ -11,6 +11,8 @@ by side, on plain numpy arrays.
   shifted views of the padded input (no im2col), where that is faster;
 - ``depthwise``: a depthwise convolution whose output keeps its input's sizes, each tap one
   multiply-add of the unpadded planes by a weight plane masked where it would read padding;
+- ``banded``: a 2-D depthwise convolution (any stride) and its gradients as GEMMs of the
+  padded planes' rows with banded matrices of the taps;
 - ``pool``: max and average pooling over window offsets, and their gradients;
 - ``norm``: BatchNorm as one fused scale and shift, with batch or running statistics, and its
   gradient (with the ``accel`` extra, its passes as ``compiled_norm``'s numba loops);
