@@ -7,19 +7,22 @@ columns of every output row is therefore one GEMM: the padded rows (each output 
 s·(T − 1) + span contiguous values from the tile's first column: a strided view, the rows'
 pitch its leading dimension) times a banded (Toeplitz) matrix of that row's taps, tap i on
 the diagonal s·x + d·i. Each channel's padded planes hold the batch's examples one after
-another, so one GEMM covers every example's rows; the kernel rows' products are summed as the
-output is written. Numpy's multiply and add of each tap's shifted planes (``shifted``, 2 passes
-a tap) ran at ~5·10⁹ values/s in cache; these GEMMs do ~(T + 2)/3 times the multiply-adds, the
-band's zeros included, at ~75 GFLOP/s. The weight's gradient is the same GEMMs transposed, the
-taps read off the products' diagonals; the input's, the same correlation on the output's
-gradient, one per phase of the strides (``grad_input``).
+another, so one GEMM covers every example's rows, and a block of channels shares each numpy
+call (the stacked GEMMs of one ``matmul``, the sums of the kernel rows' products as the
+output is written). Numpy's multiply and add of each tap's shifted planes (``shifted``, 2
+passes a tap) ran at ~5·10⁹ values/s in cache; these GEMMs do ~(T + 2)/3 times the
+multiply-adds, the band's zeros included, at ~75 GFLOP/s. The weight's gradient is the same
+GEMMs transposed, the taps read off the products' diagonals; the input's, bands of the taps
+spreading each tile of the output's gradient back over the input columns it read
+(``grad_input``).
 
-Measured at 2 threads, wall, in one process against the paths before it (ms): inference 3×3/1
-on 8×128×56×56 12.7 → 7.0 (``shifted``'s taps in blocks), 3×3/2 on 8×64×112×112 13.8 → 5.2
-(im2col's einsum); training 35.1 → 24.0 and 38.2 → 23.8. At one thread the same forwards
-took 17.0 → 9.8 and 30.6 → 8.3. Tiles of 8, 14, 16 and 28 columns: 8.8, 8.9, 8.3, 9.6 and
-6.9, 6.6, 6.1, 6.9 ms at 2 threads. MobileNet-style 32×32×16×16 stays on ``depthwise``'s
-unpadded chunks (1.26 ms; here 1.77).
+Measured at 2 threads, wall, in one process against the paths before it (ms; a busy machine):
+inference 3×3/1 on 8×128×56×56 14.4 → 9.8 (``shifted``'s taps in blocks), 3×3/2 on
+8×64×112×112 12.2 → 9.4 (im2col's einsum); training 38.5 → 27.0 and 37.6 → 25.2; 3×3/1 on
+8×512×14×14 training 13.0 → 10.0, 3×3/2 on 8×256×28×28 19.4 → 9.2. Tiles of 8, 14, 16 and 28
+columns (3×3/1 and 3×3/2 forwards): 8.8, 8.9, 8.3, 9.6 and 6.9, 6.6, 6.1, 6.9 ms. One channel
+at a time, the per-call costs made 3×3/1 on 8×512×14×14 12.5 ms against 3.1 in blocks.
+MobileNet-style 32×32×16×16 stays on ``depthwise``'s unpadded chunks (1.26 ms; here 1.77).
 """
 
 from __future__ import annotations
@@ -67,34 +70,123 @@ def forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, g: Geome
             activation: Callable[[np.ndarray], object] | None = None) -> np.ndarray:
     """x (N, C, H, W) correlated per channel with weight (C·M, 1, kh, kw), plus bias, then
     ``activation`` in place: (N, C·M, *out_sizes) (output channel c·M + i reads input channel
-    c). The channels are split among ``parallel``'s threads, each GEMM on one BLAS thread."""
-    budget.charge(budget.nbytes((x.shape[0], weight.shape[0], *out_sizes), x.dtype), "its output")
-    out = np.empty((x.shape[0], weight.shape[0], *out_sizes), x.dtype)
-    _correlate(x, weight, bias, g, out, (0, 0), activation)
+    c). The channels are split among ``parallel``'s threads, each GEMM on one BLAS thread, a
+    block of channels at a time, so each numpy call (the copy in, one ``matmul`` for every
+    GEMM of the block, the sums) covers them all."""
+    n, c, o = x.shape[0], x.shape[1], weight.shape[0]
+    m, kh = o // c, g.kernel[0]
+    oh, ow = out_sizes
+    at = _Layout(x.shape, g, (oh, ow))
+    bands = _bands(weight, g, at.tile, at.width).reshape(c, m, kh, 1, at.width, at.tile)
+    shift = None if bias is None else bias.astype(x.dtype, copy=False).reshape(c, m, 1, 1, 1)
+    products = (at.block, kh, at.per * at.rows, at.tiles * at.tile)  # per thread
+    budget.charge(budget.nbytes(bands.shape, x.dtype) + parallel.threads() * budget.nbytes(
+        (at.size + math.prod(products),), x.dtype), f"padding the input by {g.padding}")
+    budget.charge(budget.nbytes((n, o, oh, ow), x.dtype), "its output")
+    out = np.empty((n, o, oh, ow), x.dtype)
+    targets = out.reshape(n, c, m, oh, ow)
+    crop = (slice(None), slice(None), slice(None), slice(0, oh), slice(0, ow))
+
+    def run(channels: slice) -> None:
+        local, inside = at.planes(x.dtype)
+        sums = np.empty(products, x.dtype)
+        for first in range(0, n, at.per):
+            count = min(n, first + at.per) - first
+            reads = at.reads(local, count)
+            into = at.tiled(sums, count)
+            kept = sums[:, :, :count * at.rows].reshape(at.block, kh, count, at.rows, -1)[crop]
+            for start in range(channels.start, channels.stop, at.block):
+                stop = min(channels.stop, start + at.block)
+                mine = slice(0, stop - start)
+                suspects = at.fill(local, inside[mine, :count], x[first:first + count, start:stop])
+                for i in range(m):
+                    with np.errstate(invalid="ignore"):  # 0·inf in a band: ``suspects``
+                        np.matmul(reads[mine], bands[start:stop, i], out=into[mine])
+                    written = targets[first:first + count, start:stop, i].swapaxes(0, 1)  # C, N, oh, ow
+                    total = kept[mine, 0]
+                    for j in range(1, kh - 1):
+                        np.add(total, kept[mine, j], out=total)
+                    if kh > 1:
+                        np.add(total, kept[mine, kh - 1], out=written)
+                    else:
+                        np.copyto(written, total)
+                    if shift is not None:
+                        written += shift[start:stop, i]
+                    for channel in suspects:
+                        index = (start + channel) * m + i
+                        _exactly(x[first:first + count, start + channel], weight[index],
+                                 None if bias is None else bias[index], g, written[channel])
+        if activation is not None:
+            activation(out[:, channels.start * m:channels.stop * m])
+
+    parallel.split(run, c, 2 * kh * at.tiles * at.tile * at.width * n * at.rows * o)
     return out
 
 
 def grad_input(grad: np.ndarray, weight: np.ndarray, g: Geometry, in_shape: tuple[int, ...]) -> np.ndarray:
     """The input's gradient (``in_shape``) of ``forward`` (one output channel per input channel)
-    from the output's (N, C, oh, ow), by the input's phases: along an axis, the padded
-    positions ≡ a (mod s) receive only the taps j with d·j ≡ a (mod s), a stride-1 correlation
-    of the output's gradient with those taps flipped (``_phase``), so each phase is
-    ``_correlate``'s GEMMs again, written straight into its strided view of the gradient."""
-    out = np.zeros(in_shape, grad.dtype)  # positions no tap reaches: 0
+    from the output's (N, C, oh, ow): a tile of s·T padded input columns receives from the
+    T + E output columns that reach it (E = ⌈d·(kw − 1)/s⌉, windows that overlap as the
+    forward's do), through a band of kernel row j's taps (``_spread``); a padded row s·u + a
+    receives from output rows u − (d·j − a)/s, for the kernel rows j with d·j ≡ a (mod s). So
+    each phase a of the rows sums one GEMM per such kernel row, written straight into its rows
+    of the gradient: whole rows, every column phase at once (the forward's phases, one
+    correlation per phase of both axes, wrote columns at a stride: 3×3/2 on 8×64×112×112,
+    2 threads, 22.0 → 9.5 ms)."""
+    n, c, oh, ow = grad.shape
+    (kh, kw), (sh, sw), (ph, pw), (dh, dw) = g.kernel, g.strides, g.padding, g.dilation
+    h, w = in_shape[2:]
+    tile = -(-TILE // sw)  # output columns per GEMM: s·T input columns
+    tiles, reach = -(-(pw + w) // (sw * tile)), -(-dw * (kw - 1) // sw)
+    depth = dh * (kh - 1) // sh  # how many output rows back a padded row reaches, at most
+    phases = []  # (a, its kernel rows, its first output row, its input rows)
+    for a in range(sh):
+        first = max(0, -(-(ph - a) // sh))
+        phases.append((a, [j for j in range(kh) if (dh * j) % sh == a], first,
+                       slice(sh * first + a - ph, h, sh)))
+    at = _Layout((n, c, oh, ow), Geometry((depth + 1, 1), (1, 1), (depth, reach), (1, 1), c),
+                 (max(oh, *(first + len(range(h)[rows]) for _, _, first, rows in phases)), tiles * tile),
+                 tile, tile + reach)
+    spread = _spread(weight, g, tile, reach)  # (C, kh, T + E, s·T)
+    products = (2, at.block, at.per * at.rows, tiles * sw * tile)  # per thread
+    budget.charge(budget.nbytes(spread.shape, grad.dtype) + parallel.threads() * budget.nbytes(
+        (at.size + math.prod(products),), grad.dtype), f"padding the input by {g.padding}")
     budget.charge(budget.nbytes(in_shape, grad.dtype), "its input's gradient")
-    rows = [_phase(a, *axis) for axis in zip(g.kernel, g.strides, g.padding, g.dilation, in_shape[2:],
-                                             strict=True) for a in range(axis[1])]
-    s = g.strides[0]
-    for along_rows in rows[:s]:
-        for along_columns in rows[s:]:
-            if along_rows is None or along_columns is None:
-                continue
-            (first_y, skip_y, taps_y, dilation_y, pad_y) = along_rows
-            (first_x, skip_x, taps_x, dilation_x, pad_x) = along_columns
-            kernel = np.ascontiguousarray(weight[:, :, taps_y][:, :, :, taps_x])
-            phase = Geometry(kernel.shape[2:], (1, 1), (pad_y, pad_x), (dilation_y, dilation_x), g.groups)
-            target = out[:, :, first_y::g.strides[0], first_x::g.strides[1]]
-            _correlate(grad, kernel, None, phase, target, (skip_y, skip_x))
+    out = np.empty(in_shape, grad.dtype)
+
+    def run(channels: slice) -> None:
+        local, inside = at.planes(grad.dtype)
+        sums = np.empty(products, grad.dtype)
+        for first in range(0, n, at.per):
+            count = min(n, first + at.per) - first
+            reads = at.reads(local, count)  # (block, depth + 1, tiles, count · rows, T + E)
+            into = [at.tiled(sums[k], count, sw * tile) for k in range(2)]
+            kept = sums[:, :, :count * at.rows].reshape(2, at.block, count, at.rows, -1)
+            for start in range(channels.start, channels.stop, at.block):
+                stop = min(channels.stop, start + at.block)
+                mine = slice(0, stop - start)
+                suspects = at.fill(local, inside[mine, :count], grad[first:first + count, start:stop])
+                written = out[first:first + count, start:stop].swapaxes(0, 1)  # (C, N, h, w)
+                for a, taps, row, rows in phases:
+                    target = written[:, :, rows]
+                    if not taps or not target.size:
+                        target[...] = 0  # positions no tap reaches
+                        continue
+                    wanted = (mine, slice(None), slice(row, row + target.shape[2]), slice(pw, pw + w))
+                    for number, j in enumerate(taps):  # output row u reads buffer row u + depth − q
+                        with np.errstate(invalid="ignore"):  # 0·inf in a band: ``suspects``
+                            np.matmul(reads[mine, depth - (dh * j - a) // sh], spread[start:stop, j, None],
+                                      out=into[min(number, 1)][mine])
+                        if number:
+                            np.add(kept[0][wanted], kept[1][wanted],
+                                   out=target if number == len(taps) - 1 else kept[0][wanted])
+                    if len(taps) == 1:
+                        np.copyto(target, kept[0][wanted])
+                for channel in suspects:
+                    _scattered(grad[first:first + count, start + channel], weight[start + channel, 0], g,
+                               written[channel])
+
+    parallel.split(run, c, 2 * kh * tiles * sw * tile * (tile + reach) * n * at.rows * c // sh)
     return out
 
 
@@ -108,140 +200,108 @@ def grad_weight(grad: np.ndarray, x: np.ndarray, g: Geometry, shape: tuple[int, 
     n, c, o = x.shape[0], x.shape[1], shape[0]
     m = o // c
     (kh, kw), sw, dw = g.kernel, g.strides[1], g.dilation[1]
-    layout = _Layout(x.shape, g, grad.shape[2:])
-    tiles, tile, width, rows, per = layout.tiles, layout.tile, layout.width, layout.rows, layout.per
     oh, ow = grad.shape[2:]
-    budget.charge(parallel.threads() * budget.nbytes((layout.size + per * rows * tiles * tile
-                                                      + kh * tiles * width * tile,), x.dtype),
-                  f"padding the input by {g.padding}")
-    out = np.zeros((o, kh, kw), x.dtype)
-    item = x.dtype.itemsize
+    at = _Layout(x.shape, g, (oh, ow))
+    laid_shape = (at.block, at.per, at.rows, at.tiles * at.tile)
+    sums_shape = (at.block, kh, at.tiles, at.width, at.tile)
+    scratch = (at.size + math.prod(laid_shape) + math.prod(sums_shape),)  # per thread
+    budget.charge(parallel.threads() * budget.nbytes(scratch, x.dtype), f"padding the input by {g.padding}")
+    out = np.zeros((c, m, kh, kw), x.dtype)
+    sources = grad.reshape(n, c, m, oh, ow)
 
     def run(channels: slice) -> None:
-        local, inside = layout.planes(x.dtype)
-        laid = np.zeros((per, rows, tiles * tile), x.dtype)  # zeros past the output
-        sums = np.empty((kh, tiles, width, tile), x.dtype)
-        for first in range(0, n, per):
-            count = min(n, first + per) - first
-            reads = layout.reads(local, count).swapaxes(2, 3)  # (kh, tiles, width, rows)
-            columns = as_strided(laid, (tiles, count * rows, tile), (tile * item, tiles * tile * item, item))
-            for channel in range(channels.start, channels.stop):
-                np.copyto(inside[:count], x[first:first + count, channel])
-                for i in range(channel * m, channel * m + m):
-                    np.copyto(laid[:count, :oh, :ow], grad[first:first + count, i])
-                    np.matmul(reads, columns, out=sums)
-                    total = sums.sum(axis=1)  # (kh, width, tile)
+        local, inside = at.planes(x.dtype)
+        laid = np.zeros(laid_shape, x.dtype)  # the gradient on the planes' grid: zeros past it
+        sums = np.empty(sums_shape, x.dtype)
+        for first in range(0, n, at.per):
+            count = min(n, first + at.per) - first
+            reads = at.reads(local, count).swapaxes(3, 4)  # (block, kh, tiles, width, rows)
+            columns = at.tiled(laid.reshape(at.block, 1, -1, laid.shape[-1]), count)  # (block, 1, tiles, …)
+            for start in range(channels.start, channels.stop, at.block):
+                stop = min(channels.stop, start + at.block)
+                mine = slice(0, stop - start)
+                np.copyto(inside[mine, :count], x[first:first + count, start:stop].swapaxes(0, 1))
+                for i in range(m):
+                    source = sources[first:first + count, start:stop, i]
+                    np.copyto(laid[mine, :count, :oh, :ow], source.swapaxes(0, 1))
+                    np.matmul(reads[mine], columns[mine], out=sums[mine])
+                    total = sums[mine].sum(axis=2)  # (C, kh, width, T)
                     t = total.strides  # tap (j, i) of column x: row sw·x + dw·i
-                    out[i] += as_strided(total, (kh, kw, tile), (t[0], dw * t[1], sw * t[1] + t[2])).sum(2)
+                    diagonals = (*t[:2], dw * t[2], sw * t[2] + t[3])
+                    taps = as_strided(total, (stop - start, kh, kw, at.tile), diagonals)
+                    out[start:stop, i] += taps.sum(axis=3)
 
-    parallel.split(run, c, 2 * kh * tiles * tile * width * n * rows * o)
+    parallel.split(run, c, 2 * kh * at.tiles * at.tile * at.width * n * at.rows * o)
     return out.reshape(shape)
 
 
-def _correlate(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, g: Geometry, out: np.ndarray,
-               skip: tuple[int, int], activation: Callable[[np.ndarray], object] | None = None) -> None:
-    """``forward``'s output positions from ``skip`` (rows, columns) on, written into ``out``
-    (N, C·M, oh, ow), which may be a strided view."""
-    n, c, o = x.shape[0], x.shape[1], weight.shape[0]
-    m, kh = o // c, g.kernel[0]
-    oh, ow = out.shape[2:]
-    layout = _Layout(x.shape, g, (skip[0] + oh, skip[1] + ow))
-    tiles, tile, rows, per = layout.tiles, layout.tile, layout.rows, layout.per
-    bands = _bands(weight, g, tile, layout.width)  # (C·M, kh, width, tile)
-    shift = None if bias is None else bias.astype(x.dtype, copy=False)
-    budget.charge(budget.nbytes(bands.shape, x.dtype) + parallel.threads() * budget.nbytes(
-        (layout.size + kh * per * rows * tiles * tile,), x.dtype), f"padding the input by {g.padding}")
-    item = x.dtype.itemsize
-    crop = (slice(None), slice(None), slice(skip[0], skip[0] + oh), slice(skip[1], skip[1] + ow))
-
-    def run(channels: slice) -> None:
-        local, inside = layout.planes(x.dtype)
-        products = np.empty((kh, per * rows, tiles * tile), x.dtype)
-        for first in range(0, n, per):
-            count = min(n, first + per) - first
-            reads = layout.reads(local, count)
-            into = as_strided(products, (kh, tiles, count * rows, tile),
-                              (products.strides[0], tile * item, products.strides[1], item))
-            kept = products[:, :count * rows].reshape(kh, count, rows, tiles * tile)[crop]
-            for channel in range(channels.start, channels.stop):
-                np.copyto(inside[:count], x[first:first + count, channel])
-                for i in range(channel * m, channel * m + m):
-                    with np.errstate(invalid="ignore"):  # 0·inf in a band: recomputed below
-                        np.matmul(reads, bands[i, :, None], out=into)
-                    written = out[first:first + count, i]
-                    total = kept[0]
-                    for j in range(1, kh - 1):
-                        np.add(total, kept[j], out=total)
-                    if kh > 1:
-                        np.add(total, kept[kh - 1], out=written)
-                    else:
-                        np.copyto(written, total)
-                    if shift is not None:
-                        written += shift[i]
-                    if not np.isfinite(np.add.reduce(written, axis=None)):
-                        _exactly(x[first:first + count, channel:channel + 1], weight[i:i + 1],
-                                 None if shift is None else shift[i:i + 1], g, skip, written)
-        if activation is not None:
-            activation(out[:, channels.start * m:channels.stop * m])
-
-    parallel.split(run, c, 2 * kh * tiles * tile * layout.width * n * rows * o)
-
-
-def _exactly(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, g: Geometry, skip: tuple[int, int],
-             written: np.ndarray) -> None:
-    """One channel's output recomputed on ``shifted``'s padded planes, where it is not finite:
-    a band's zeros times an infinity or NaN in its window give NaN, where the taps that do
-    not read it give a finite sum (a finite sum means every value it read was finite)."""
-    oh, ow = written.shape[1:]
-    out = shifted.depthwise_forward(x, weight, bias, g, (skip[0] + oh, skip[1] + ow))
-    np.copyto(written, out[:, 0, skip[0]:, skip[1]:])
-
-
-def _phase(a: int, k: int, s: int, p: int, d: int, size: int) -> tuple[int, int, list[int], int, int] | None:
-    """Along one axis, for the padded positions s·u + a: (the first input position among them,
-    its u, the taps that reach them in the correlation's order, the correlation's dilation and
-    front padding); None where no tap or no input position does. Tap j reaches s·u + a from
-    output u − (d·j − a)/s when d·j ≡ a (mod s): flipped, a correlation whose taps are
-    d/gcd(s, d) apart, padded by the farthest tap's reach."""
-    taps = [j for j in range(k) if (d * j) % s == a]
-    first = (a - p) % s
-    if not taps or first >= size:
-        return None
-    return first, (first + p - a) // s, taps[::-1], d // math.gcd(s, d), (d * taps[-1] - a) // s
-
-
 class _Layout:
-    """Where a channel's padded planes lie in a thread's buffer, and the GEMMs' views of them:
-    ``per`` examples (a block of the batch) one after another, each ``sh · rows`` padded rows
-    of ``pitch`` values, so output row r of the block's stacked rows reads row sh·r + dh·j."""
+    """Where the padded planes lie in a thread's buffer, and the GEMMs' views of them: a block
+    of ``block`` channels, each ``per`` examples (a block of the batch) one after another, each
+    ``sh · rows`` padded rows of ``pitch`` values, so output row r of a channel's stacked rows
+    reads row sh·r + dh·j, and a tile of T output columns its ``width`` columns from sw·T·t."""
 
-    def __init__(self, shape: tuple[int, ...], g: Geometry, out_sizes: tuple[int, ...]) -> None:
+    def __init__(self, shape: tuple[int, ...], g: Geometry, out_sizes: tuple[int, ...],
+                 tile: int | None = None, width: int | None = None) -> None:
         (h, w), (kh, kw), (sh, sw), (ph, pw), (dh, dw) = shape[2:], g.kernel, g.strides, g.padding, g.dilation
         oh, ow = out_sizes
         self.g, self.h, self.w = g, h, w
-        self.tiles = -(-ow // TILE)
-        self.tile = -(-ow // self.tiles)  # output columns per GEMM
-        self.width = sw * (self.tile - 1) + dw * (kw - 1) + 1  # the padded columns a tile reads
-        self.pitch = max(pw + w, sw * (self.tiles * self.tile - 1) + dw * (kw - 1) + 1)
+        self.tiles = -(-ow // (tile or TILE))
+        self.tile = tile or -(-ow // self.tiles)  # output columns per GEMM
+        self.width = width or sw * (self.tile - 1) + dw * (kw - 1) + 1  # padded columns a tile reads
+        self.pitch = max(pw + w, sw * (self.tiles - 1) * self.tile + self.width)
         self.rows = -(-max(ph + h, sh * (oh - 1) + dh * (kh - 1) + 1) // sh)  # output rows per example
-        self.per = max(1, min(shape[0], BLOCK_ELEMENTS // (sh * self.rows * self.pitch)))
+        plane = sh * self.rows * self.pitch
+        self.per = max(1, min(shape[0], BLOCK_ELEMENTS // plane))
+        self.block = max(1, min(shape[1], BLOCK_ELEMENTS // (self.per * plane)))
+        self.channel = self.per * plane  # a channel's planes
         # The last example's rows past its output read up to dh·(kh − 1) rows past its planes.
-        self.size = self.per * sh * self.rows * self.pitch + dh * (kh - 1) * self.pitch
+        self.size = self.block * self.channel + dh * (kh - 1) * self.pitch
 
     def planes(self, dtype: np.dtype) -> tuple[np.ndarray, np.ndarray]:
         """(buffer, inside): a thread's zeroed buffer, and the view of it the input is copied
-        into (per, h, w) (the padding around stays zero)."""
+        into (block, per, h, w) (the padding around stays zero)."""
         local = np.zeros(self.size, dtype)
         sh, (ph, pw) = self.g.strides[0], self.g.padding
-        planes = local[:self.per * sh * self.rows * self.pitch].reshape(self.per, sh * self.rows, self.pitch)
-        return local, planes[:, ph:ph + self.h, pw:pw + self.w]
+        planes = local[:self.block * self.channel].reshape(self.block, self.per, sh * self.rows, self.pitch)
+        return local, planes[:, :, ph:ph + self.h, pw:pw + self.w]
+
+    def fill(self, local: np.ndarray, inside: np.ndarray, source: np.ndarray) -> np.ndarray:
+        """Copy ``source`` (N, C, h, w) into ``inside`` (the first C of the block's planes):
+        the channels whose values are not all finite, which a band's zeros would spread as
+        NaN over their tiles (their sum is not finite)."""
+        np.copyto(inside, source.swapaxes(0, 1))
+        count = source.shape[1]
+        sums = np.add.reduce(local[:count * self.channel].reshape(count, -1), axis=1)
+        return np.flatnonzero(~np.isfinite(sums))
 
     def reads(self, local: np.ndarray, count: int) -> np.ndarray:
-        """(kh, tiles, count · rows, width): what each kernel row's GEMM of each tile reads."""
+        """(block, kh, tiles, count · rows, width): what each kernel row's GEMM of each tile
+        reads, for each channel of the block."""
         (kh, _), (sh, sw), (dh, _) = self.g.kernel, self.g.strides, self.g.dilation
         item, pitch = local.itemsize, self.pitch
-        strides = (dh * pitch * item, sw * self.tile * item, sh * pitch * item, item)
-        return as_strided(local, (kh, self.tiles, count * self.rows, self.width), strides, writeable=False)
+        strides = (self.channel * item, dh * pitch * item, sw * self.tile * item, sh * pitch * item, item)
+        shape = (self.block, kh, self.tiles, count * self.rows, self.width)
+        return as_strided(local, shape, strides, writeable=False)
+
+    def tiled(self, sums: np.ndarray, count: int, tile: int | None = None) -> np.ndarray:
+        """(…, tiles, count · rows, tile): the tiles of ``sums`` (…, rows, tiles · tile), each
+        a GEMM's operand or output."""
+        tile = tile or self.tile
+        shape = (*sums.shape[:-2], self.tiles, count * self.rows, tile)
+        strides = (*sums.strides[:-2], tile * sums.itemsize, sums.strides[-2], sums.itemsize)
+        return as_strided(sums, shape, strides)
+
+
+def _exactly(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, g: Geometry,
+             written: np.ndarray) -> None:
+    """One channel's output (N, oh, ow) from its input x (N, h, w) and weight (1, kh, kw), on
+    ``shifted``'s padded planes: where its input holds an infinity or NaN, which a band's
+    zeros would spread as NaN over its tiles."""
+    alone = Geometry(g.kernel, g.strides, g.padding, g.dilation, 1)
+    shift = None if bias is None else bias.reshape(1)
+    exact = shifted.depthwise_forward(x[:, None], weight[None], shift, alone, written.shape[1:])
+    np.copyto(written, exact[:, 0])
 
 
 def _bands(weight: np.ndarray, g: Geometry, tile: int, width: int) -> np.ndarray:
@@ -253,3 +313,27 @@ def _bands(weight: np.ndarray, g: Geometry, tile: int, width: int) -> np.ndarray
     for i in range(kw):
         bands[:, :, sw * columns + dw * i, columns] = weight[:, 0, :, i, None]
     return bands
+
+
+def _spread(weight: np.ndarray, g: Geometry, tile: int, reach: int) -> np.ndarray:
+    """Each channel's bands of ``grad_input`` (C, kh, T + E, s·T), one per kernel row: output
+    column k − E of a tile sends tap (j, i) to input column s·(k − E) + d·i of it."""
+    c, (kh, kw), sw, dw = weight.shape[0], g.kernel, g.strides[1], g.dilation[1]
+    spread = np.zeros((c, kh, tile + reach, sw * tile), weight.dtype)
+    for i in range(kw):
+        for k in range(tile + reach):
+            column = sw * (k - reach) + dw * i
+            if 0 <= column < sw * tile:
+                spread[:, :, k, column] = weight[:, 0, :, i]
+    return spread
+
+
+def _scattered(grad: np.ndarray, taps: np.ndarray, g: Geometry, written: np.ndarray) -> None:
+    """One channel's input gradient (N, h, w) from its output's (N, oh, ow), tap by tap onto
+    zeroed padded planes: where the output's gradient holds an infinity or NaN, which a band's
+    zeros would spread as NaN over its tile."""
+    (ph, pw), (h, w) = g.padding, written.shape[1:]
+    full = np.zeros((grad.shape[0], h + 2 * ph, w + 2 * pw), grad.dtype)
+    for offset in g.offsets():
+        full[(slice(None),) + g.taps(offset, grad.shape[1:])] += taps[offset] * grad
+    np.copyto(written, full[:, ph:ph + h, pw:pw + w])
