@@ -42,9 +42,14 @@ __all__ = ["usable", "trainable", "forward", "grad_weight", "grad_input"]
 # Output columns per GEMM, at most: a tile of T costs s·(T − 1) + span multiply-adds per output
 # and kernel row, for kw useful ones; narrower, the GEMMs are too small to run well.
 TILE = 16
-# Values one thread's padded planes may hold (the examples of one channel, or a block of them):
-# with the kernel rows' products they stay in cache.
-BLOCK_ELEMENTS = 1 << 17
+# Values one thread's block holds (its padded planes and the kernel rows' products): whole
+# examples of a few channels, so each GEMM's rows span the batch and a numpy call covers several
+# channels. Larger than the cache, and still faster at 2 threads, where the threads' calls
+# contend for the GIL: fwd / input's / weight's gradients (ms) at 2^18, 2^19, 2^20, 2^22 values,
+# 3×3/1 on 8×128×56×56 8.0 / 12.3 / 5.6, 6.7 / 8.9 / 5.0, 6.4 / 7.7 / 4.5, 8.1 / 8.0 / 4.5;
+# 3×3/2 on 8×64×112×112 7.8 / 8.2 / 6.4, 6.5 / 7.3 / 5.4, 5.4 / 7.1 / 4.4, 5.8 / 9.1 / 4.8. (At one
+# thread 2^18 was best, 2^20 up to 20% slower; at 2^15 a block splits the batch: 1.5–3× slower.)
+BLOCK_ELEMENTS = 1 << 20
 
 
 def usable(x: np.ndarray, weight: np.ndarray, g: Geometry) -> bool:
@@ -98,21 +103,23 @@ def forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, g: Geome
             for start in range(channels.start, channels.stop, at.block):
                 stop = min(channels.stop, start + at.block)
                 mine = slice(0, stop - start)
-                suspects = at.fill(local, inside[mine, :count], x[first:first + count, start:stop])
+                np.copyto(inside[mine, :count], x[first:first + count, start:stop].swapaxes(0, 1))
                 for i in range(m):
-                    with np.errstate(invalid="ignore"):  # 0·inf in a band: ``suspects``
+                    with np.errstate(invalid="ignore"):  # 0·inf in a band: recomputed below
                         np.matmul(reads[mine], bands[start:stop, i], out=into[mine])
                     written = targets[first:first + count, start:stop, i].swapaxes(0, 1)  # C, N, oh, ow
-                    total = kept[mine, 0]
+                    total = kept[mine, 0]  # summed in cache, the bias too, then written once
+                    if shift is not None:
+                        np.add(total, shift[start:stop, i], out=total)
                     for j in range(1, kh - 1):
                         np.add(total, kept[mine, j], out=total)
                     if kh > 1:
                         np.add(total, kept[mine, kh - 1], out=written)
                     else:
                         np.copyto(written, total)
-                    if shift is not None:
-                        written += shift[start:stop, i]
-                    for channel in suspects:
+                    # A band's zeros times an infinity or NaN give NaN: a channel whose sum is
+                    # not finite is recomputed (its output is 1/s² of its input's size to sum).
+                    for channel in np.flatnonzero(~np.isfinite(np.add.reduce(written, axis=(1, 2, 3)))):
                         index = (start + channel) * m + i
                         _exactly(x[first:first + count, start + channel], weight[index],
                                  None if bias is None else bias[index], g, written[channel])
@@ -165,7 +172,10 @@ def grad_input(grad: np.ndarray, weight: np.ndarray, g: Geometry, in_shape: tupl
             for start in range(channels.start, channels.stop, at.block):
                 stop = min(channels.stop, start + at.block)
                 mine = slice(0, stop - start)
-                suspects = at.fill(local, inside[mine, :count], grad[first:first + count, start:stop])
+                np.copyto(inside[mine, :count], grad[first:first + count, start:stop].swapaxes(0, 1))
+                # A band's zeros times an infinity or NaN give NaN: such channels are recomputed
+                # (their gradient is s² times larger to sum than the output's).
+                read = np.add.reduce(local[:(stop - start) * at.channel].reshape(stop - start, -1), axis=1)
                 written = out[first:first + count, start:stop].swapaxes(0, 1)  # (C, N, h, w)
                 for a, taps, row, rows in phases:
                     target = written[:, :, rows]
@@ -174,7 +184,7 @@ def grad_input(grad: np.ndarray, weight: np.ndarray, g: Geometry, in_shape: tupl
                         continue
                     wanted = (mine, slice(None), slice(row, row + target.shape[2]), slice(pw, pw + w))
                     for number, j in enumerate(taps):  # output row u reads buffer row u + depth − q
-                        with np.errstate(invalid="ignore"):  # 0·inf in a band: ``suspects``
+                        with np.errstate(invalid="ignore"):
                             np.matmul(reads[mine, depth - (dh * j - a) // sh], spread[start:stop, j, None],
                                       out=into[min(number, 1)][mine])
                         if number:
@@ -182,7 +192,7 @@ def grad_input(grad: np.ndarray, weight: np.ndarray, g: Geometry, in_shape: tupl
                                    out=target if number == len(taps) - 1 else kept[0][wanted])
                     if len(taps) == 1:
                         np.copyto(target, kept[0][wanted])
-                for channel in suspects:
+                for channel in np.flatnonzero(~np.isfinite(read)):
                     _scattered(grad[first:first + count, start + channel], weight[start + channel, 0], g,
                                written[channel])
 
@@ -252,8 +262,10 @@ class _Layout:
         self.pitch = max(pw + w, sw * (self.tiles - 1) * self.tile + self.width)
         self.rows = -(-max(ph + h, sh * (oh - 1) + dh * (kh - 1) + 1) // sh)  # output rows per example
         plane = sh * self.rows * self.pitch
-        self.per = max(1, min(shape[0], BLOCK_ELEMENTS // plane))
-        self.block = max(1, min(shape[1], BLOCK_ELEMENTS // (self.per * plane)))
+        # With the kernel rows' products (about kh · rows · tiles · T a plane): in cache.
+        footprint = plane + kh * self.rows * self.tiles * self.tile
+        self.per = max(1, min(shape[0], BLOCK_ELEMENTS // footprint))
+        self.block = max(1, min(shape[1], BLOCK_ELEMENTS // (self.per * footprint)))
         self.channel = self.per * plane  # a channel's planes
         # The last example's rows past its output read up to dh·(kh − 1) rows past its planes.
         self.size = self.block * self.channel + dh * (kh - 1) * self.pitch
@@ -265,15 +277,6 @@ class _Layout:
         sh, (ph, pw) = self.g.strides[0], self.g.padding
         planes = local[:self.block * self.channel].reshape(self.block, self.per, sh * self.rows, self.pitch)
         return local, planes[:, :, ph:ph + self.h, pw:pw + self.w]
-
-    def fill(self, local: np.ndarray, inside: np.ndarray, source: np.ndarray) -> np.ndarray:
-        """Copy ``source`` (N, C, h, w) into ``inside`` (the first C of the block's planes):
-        the channels whose values are not all finite, which a band's zeros would spread as
-        NaN over their tiles (their sum is not finite)."""
-        np.copyto(inside, source.swapaxes(0, 1))
-        count = source.shape[1]
-        sums = np.add.reduce(local[:count * self.channel].reshape(count, -1), axis=1)
-        return np.flatnonzero(~np.isfinite(sums))
 
     def reads(self, local: np.ndarray, count: int) -> np.ndarray:
         """(block, kh, tiles, count · rows, width): what each kernel row's GEMM of each tile
