@@ -140,22 +140,33 @@ def grad_input(grad: np.ndarray, weight: np.ndarray, g: Geometry, in_shape: tupl
     of the gradient: whole rows, every column phase at once (the forward's phases, one
     correlation per phase of both axes, wrote columns at a stride: 3×3/2 on 8×64×112×112,
     2 threads, 22.0 → 9.5 ms)."""
+    if g.strides == (1, 1) and all(p < span for p, span in zip(g.padding, g.span, strict=True)):
+        # The forward's correlation of the output's gradient with the flipped taps: its one GEMM
+        # call for every kernel row ran faster (3×3/1 on 8×128×56×56, 2 threads: 8.8 → 6.3 ms).
+        padding = tuple(span - 1 - p for p, span in zip(g.padding, g.span, strict=True))
+        flipped = Geometry(g.kernel, g.strides, padding, g.dilation, g.groups)
+        return forward(grad, np.ascontiguousarray(weight[:, :, ::-1, ::-1]), None, flipped, in_shape[2:])
     n, c, oh, ow = grad.shape
     (kh, kw), (sh, sw), (ph, pw), (dh, dw) = g.kernel, g.strides, g.padding, g.dilation
     h, w = in_shape[2:]
     tile = -(-TILE // sw)  # output columns per GEMM: s·T input columns
     tiles, reach = -(-(pw + w) // (sw * tile)), -(-dw * (kw - 1) // sw)
     depth = dh * (kh - 1) // sh  # how many output rows back a padded row reaches, at most
-    phases = []  # (a, its kernel rows, its first output row, its input rows)
+    spread = _spread(weight, g, tile, reach)  # (C, kh, T + E, s·T)
+    phases = []  # (its kernel rows' bands, the rows they read, its first output row, its input rows)
     for a in range(sh):
         first = max(0, -(-(ph - a) // sh))
-        phases.append((a, [j for j in range(kh) if (dh * j) % sh == a], first,
-                       slice(sh * first + a - ph, h, sh)))
+        taps = [j for j in range(kh) if (dh * j) % sh == a]
+        # Output row u sends kernel row j to padded row s·u + a from buffer row u + depth − (d·j − a)/s:
+        # the taps' rows are evenly spaced, a slice of ``_Layout.reads``' rows.
+        backs = [depth - (dh * j - a) // sh for j in taps]
+        step = backs[1] - backs[0] if len(taps) > 1 else -1
+        reads = slice(backs[0], backs[-1] + step if backs[-1] + step >= 0 else None, step) if taps else None
+        phases.append((spread[:, taps, None], reads, first, slice(sh * first + a - ph, h, sh)))
     at = _Layout((n, c, oh, ow), Geometry((depth + 1, 1), (1, 1), (depth, reach), (1, 1), c),
-                 (max(oh, *(first + len(range(h)[rows]) for _, _, first, rows in phases)), tiles * tile),
+                 (max(oh, *(first + len(range(h)[rows]) for *_, first, rows in phases)), tiles * tile),
                  tile, tile + reach)
-    spread = _spread(weight, g, tile, reach)  # (C, kh, T + E, s·T)
-    products = (2, at.block, at.per * at.rows, tiles * sw * tile)  # per thread
+    products = (at.block, depth + 1, at.per * at.rows, tiles * sw * tile)  # per thread
     budget.charge(budget.nbytes(spread.shape, grad.dtype) + parallel.threads() * budget.nbytes(
         (at.size + math.prod(products),), grad.dtype), f"padding the input by {g.padding}")
     budget.charge(budget.nbytes(in_shape, grad.dtype), "its input's gradient")
@@ -167,8 +178,8 @@ def grad_input(grad: np.ndarray, weight: np.ndarray, g: Geometry, in_shape: tupl
         for first in range(0, n, at.per):
             count = min(n, first + at.per) - first
             reads = at.reads(local, count)  # (block, depth + 1, tiles, count · rows, T + E)
-            into = [at.tiled(sums[k], count, sw * tile) for k in range(2)]
-            kept = sums[:, :, :count * at.rows].reshape(2, at.block, count, at.rows, -1)
+            into = at.tiled(sums, count, sw * tile)
+            kept = sums[:, :, :count * at.rows].reshape(*products[:2], count, at.rows, -1)
             for start in range(channels.start, channels.stop, at.block):
                 stop = min(channels.stop, start + at.block)
                 mine = slice(0, stop - start)
@@ -177,21 +188,22 @@ def grad_input(grad: np.ndarray, weight: np.ndarray, g: Geometry, in_shape: tupl
                 # (their gradient is s² times larger to sum than the output's).
                 read = np.add.reduce(local[:(stop - start) * at.channel].reshape(stop - start, -1), axis=1)
                 written = out[first:first + count, start:stop].swapaxes(0, 1)  # (C, N, h, w)
-                for a, taps, row, rows in phases:
+                for bands, rows_read, row, rows in phases:
                     target = written[:, :, rows]
-                    if not taps or not target.size:
+                    if rows_read is None or not target.size:
                         target[...] = 0  # positions no tap reaches
                         continue
+                    taps = bands.shape[1]
+                    with np.errstate(invalid="ignore"):
+                        np.matmul(reads[mine, rows_read], bands[start:stop], out=into[mine, :taps])
                     wanted = (mine, slice(None), slice(row, row + target.shape[2]), slice(pw, pw + w))
-                    for number, j in enumerate(taps):  # output row u reads buffer row u + depth − q
-                        with np.errstate(invalid="ignore"):
-                            np.matmul(reads[mine, depth - (dh * j - a) // sh], spread[start:stop, j, None],
-                                      out=into[min(number, 1)][mine])
-                        if number:
-                            np.add(kept[0][wanted], kept[1][wanted],
-                                   out=target if number == len(taps) - 1 else kept[0][wanted])
-                    if len(taps) == 1:
-                        np.copyto(target, kept[0][wanted])
+                    total = kept[:, 0][wanted]
+                    for j in range(1, taps - 1):
+                        np.add(total, kept[:, j][wanted], out=total)
+                    if taps > 1:
+                        np.add(total, kept[:, taps - 1][wanted], out=target)
+                    else:
+                        np.copyto(target, total)
                 for channel in np.flatnonzero(~np.isfinite(read)):
                     _scattered(grad[first:first + count, start + channel], weight[start + channel, 0], g,
                                written[channel])
