@@ -16,13 +16,15 @@ GEMMs transposed, the taps read off the products' diagonals; the input's, bands 
 spreading each tile of the output's gradient back over the input columns it read
 (``grad_input``).
 
-Measured at 2 threads, wall, in one process against the paths before it (ms; a busy machine):
-inference 3×3/1 on 8×128×56×56 14.4 → 9.8 (``shifted``'s taps in blocks), 3×3/2 on
-8×64×112×112 12.2 → 9.4 (im2col's einsum); training 38.5 → 27.0 and 37.6 → 25.2; 3×3/1 on
-8×512×14×14 training 13.0 → 10.0, 3×3/2 on 8×256×28×28 19.4 → 9.2. Tiles of 8, 14, 16 and 28
-columns (3×3/1 and 3×3/2 forwards): 8.8, 8.9, 8.3, 9.6 and 6.9, 6.6, 6.1, 6.9 ms. One channel
-at a time, the per-call costs made 3×3/1 on 8×512×14×14 12.5 ms against 3.1 in blocks.
-MobileNet-style 32×32×16×16 stays on ``depthwise``'s unpadded chunks (1.26 ms; here 1.77).
+Measured at 2 threads, wall, in one process against the paths before it (ms): inference 3×3/1
+on 8×128×56×56 14.1 → 8.8 (``shifted``'s taps in blocks), 3×3/2 on 8×64×112×112 12.4 → 7.3
+(im2col's einsum); training 39.3 → 22.4 and 37.2 → 21.1; 3×3/1 on 8×512×14×14 12.3 → 7.5,
+on 64×32×32×32 30.9 → 16.6, 3×3/2 on 8×256×28×28 19.1 → 7.7; small strided planes and batch 1
+as before (32×32×16×16 at stride 2: 1.19 → 1.05 inference, 3.7 training either way). Against
+torch (``bench/layers.py``): 3×3/1 5.8× → 3.8× inference, 5.3× → 3.2× training; 3×3/2 4.0× →
+2.5× and 4.2× → 2.1×. One channel at a time, the per-call costs made 3×3/1 on 8×512×14×14
+12.5 ms against 3.1 in blocks. MobileNet-style 32×32×16×16 stays on ``depthwise``'s unpadded
+chunks (1.26 ms; here 1.77).
 """
 
 from __future__ import annotations
@@ -40,12 +42,16 @@ from .columns import Geometry
 __all__ = ["usable", "trainable", "forward", "grad_weight", "grad_input"]
 
 # Output columns per GEMM, at most: a tile of T costs s·(T − 1) + span multiply-adds per output
-# and kernel row, for kw useful ones; narrower, the GEMMs are too small to run well.
+# and kernel row, for kw useful ones; narrower, the GEMMs are too small to run well. Forward /
+# input's / weight's gradients at tiles of 12, 16, 20, 28 (2 threads, ms): 3×3/1 on 8×128×56×56
+# 9.1 / 9.1 / 6.1, 7.4 / 8.9 / 5.2, 10.1 / 10.6 / 7.1, 8.5 / 13.5 / 7.5; 3×3/2 on 8×64×112×112
+# 6.8 / 7.6 / 5.4, 5.9 / 8.0 / 5.1, 7.7 / 8.3 / 6.6, 6.8 / 9.0 / 7.0. The weight's at 8: 4.5,
+# 4.7 (16: 4.3, 4.6).
 TILE = 16
 # Values one thread's block holds (its padded planes and the kernel rows' products): whole
 # examples of a few channels, so each GEMM's rows span the batch and a numpy call covers several
-# channels. Larger than the cache, and still faster at 2 threads, where the threads' calls
-# contend for the GIL: fwd / input's / weight's gradients (ms) at 2^18, 2^19, 2^20, 2^22 values,
+# channels: larger than the cache, and still faster at 2 threads (fewer calls per thread).
+# Forward / input's / weight's gradients (ms) at 2^18, 2^19, 2^20, 2^22 values, 2 threads:
 # 3×3/1 on 8×128×56×56 8.0 / 12.3 / 5.6, 6.7 / 8.9 / 5.0, 6.4 / 7.7 / 4.5, 8.1 / 8.0 / 4.5;
 # 3×3/2 on 8×64×112×112 7.8 / 8.2 / 6.4, 6.5 / 7.3 / 5.4, 5.4 / 7.1 / 4.4, 5.8 / 9.1 / 4.8. (At one
 # thread 2^18 was best, 2^20 up to 20% slower; at 2^15 a block splits the batch: 1.5–3× slower.)

