@@ -15,7 +15,7 @@ from test_conv import assert_near, record_calls, reference_backward, reference_f
 
 from modelpack import Limits, nn
 from modelpack.errors import LimitError
-from modelpack.nn.budget import ActivationBudget, limit_activations
+from modelpack.nn.budget import ActivationBudget, guarded_call, limit_activations
 from modelpack.nn.kernels import banded, depthwise, parallel
 from modelpack.nn.kernels import conv as kernels
 
@@ -204,3 +204,20 @@ def test_a_non_finite_gradient_reaches_what_the_taps_reach(strides) -> None:
     ours = banded.grad_input(grad, w, g, x.shape)
     assert expected is not None and np.isfinite(ours).sum() == np.isfinite(expected).sum() > 0
     np.testing.assert_allclose(ours, expected, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("gradient", ["grad_input", "grad_weight"])
+def test_the_backwards_planes_count_against_the_budget(gradient) -> None:
+    """A hostile padding: each gradient's padded planes (over 1 MB each here) are refused before
+    they are allocated, naming the file."""
+    layer = nn.Conv2D(2, 3, padding=300, in_channels=2, groups=2)
+    layer.initialize(seed=0)
+    x = np.ones((1, 2, 1, 1), np.float32)
+    g = layer._geometry()
+    grad = np.ones((1, 2, *g.out_sizes((1, 1))), np.float32)
+    w = layer.weight.data()
+    run = {"grad_input": lambda: banded.grad_input(grad, w, g, x.shape),
+           "grad_weight": lambda: banded.grad_weight(grad, x, g, w.shape)}[gradient]
+    limit_activations(layer, ActivationBudget("hostile.mpk", Limits(max_activation_bytes=2**20)))
+    with pytest.raises(LimitError, match=r"hostile\.mpk: .*padding the input by \(300, 300\)"):
+        guarded_call(layer, layer._activation_guard, (x,), forward=lambda _: run())
