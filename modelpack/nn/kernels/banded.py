@@ -60,11 +60,11 @@ BLOCK_ELEMENTS = 1 << 20
 
 def usable(x: np.ndarray, weight: np.ndarray, g: Geometry) -> bool:
     """Whether this convolution comes here: 2-D, depthwise (one input channel per group), on
-    a plain floating-point array."""
+    a plain array of float32 or float64 (BLAS's types)."""
     return (
         len(g.kernel) == 2
         and type(x) is np.ndarray
-        and x.dtype.kind == "f"
+        and x.dtype in (np.float32, np.float64)
         and g.groups == x.shape[1] > 1
         and weight.shape[1] == 1
     )
@@ -88,7 +88,8 @@ def forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, g: Geome
     m, kh = o // c, g.kernel[0]
     oh, ow = out_sizes
     at = _Layout(x.shape, g, (oh, ow))
-    bands = _bands(weight, g, at.tile, at.width).reshape(c, m, kh, 1, at.width, at.tile)
+    bands = _bands(weight.astype(x.dtype, copy=False), g, at.tile, at.width)
+    bands = bands.reshape(c, m, kh, 1, at.width, at.tile)
     shift = None if bias is None else bias.astype(x.dtype, copy=False).reshape(c, m, 1, 1, 1)
     products = (at.block, kh, at.per * at.rows, at.tiles * at.tile)  # per thread
     budget.charge(budget.nbytes(bands.shape, x.dtype) + parallel.threads() * budget.nbytes(
@@ -158,7 +159,7 @@ def grad_input(grad: np.ndarray, weight: np.ndarray, g: Geometry, in_shape: tupl
     tile = -(-TILE // sw)  # output columns per GEMM: s·T input columns
     tiles, reach = -(-(pw + w) // (sw * tile)), -(-dw * (kw - 1) // sw)
     depth = dh * (kh - 1) // sh  # how many output rows back a padded row reaches, at most
-    spread = _spread(weight, g, tile, reach)  # (C, kh, T + E, s·T)
+    spread = _spread(weight.astype(grad.dtype, copy=False), g, tile, reach)  # (C, kh, T + E, s·T)
     phases = []  # (its kernel rows' bands, the rows they read, its first output row, its input rows)
     for a in range(sh):
         first = max(0, -(-(ph - a) // sh))

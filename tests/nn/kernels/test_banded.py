@@ -221,3 +221,16 @@ def test_the_backwards_planes_count_against_the_budget(gradient) -> None:
     limit_activations(layer, ActivationBudget("hostile.mpk", Limits(max_activation_bytes=2**20)))
     with pytest.raises(LimitError, match=r"hostile\.mpk: .*padding the input by \(300, 300\)"):
         guarded_call(layer, layer._activation_guard, (x,), forward=lambda _: run())
+
+
+def test_only_blas_types_come_here() -> None:
+    """float16 has no BLAS GEMM (numpy's own loop would run), so it goes elsewhere; a weight of
+    another float type is cast to the input's."""
+    g = kernels.Geometry((3, 3), (2, 2), (1, 1), (1, 1), 3)
+    rng = np.random.default_rng(9)
+    x = rng.standard_normal((2, 3, 9, 9)).astype(np.float32)
+    w = rng.standard_normal((3, 1, 3, 3))
+    assert not banded.usable(x.astype(np.float16), w, g)
+    out = banded.forward(x, w, None, g, g.out_sizes((9, 9)))
+    assert out.dtype == np.float32
+    assert_near(out, reference_forward(x, w.astype(np.float32), g))
