@@ -56,13 +56,18 @@ TILE = 16
 # 3×3/2 on 8×64×112×112 7.8 / 8.2 / 6.4, 6.5 / 7.3 / 5.4, 5.4 / 7.1 / 4.4, 5.8 / 9.1 / 4.8. (At one
 # thread 2^18 was best, 2^20 up to 20% slower; at 2^15 a block splits the batch: 1.5–3× slower.)
 BLOCK_ELEMENTS = 1 << 20
+# Inputs of fewer values stay on im2col, where a convolution of a few hundred microseconds costs
+# fewer numpy calls (training at 2 threads, ms, im2col against here: 1×16×8×8 0.18 / 0.22,
+# 2×32×14×14 at stride 2 0.28 / 0.32; from 32×32×16×16 on, here was faster: 3.5 / 3.2).
+MIN_ELEMENTS = 1 << 16
 
 
 def usable(x: np.ndarray, weight: np.ndarray, g: Geometry) -> bool:
     """Whether this convolution comes here: 2-D, depthwise (one input channel per group), on
-    a plain array of float32 or float64 (BLAS's types)."""
+    a plain array of float32 or float64 (BLAS's types) of at least ``MIN_ELEMENTS`` values."""
     return (
         len(g.kernel) == 2
+        and x.size >= MIN_ELEMENTS
         and type(x) is np.ndarray
         and x.dtype in (np.float32, np.float64)
         and g.groups == x.shape[1] > 1

@@ -16,7 +16,7 @@ from test_conv import assert_near, record_calls, reference_backward, reference_f
 from modelpack import Limits, nn
 from modelpack.errors import LimitError
 from modelpack.nn.budget import ActivationBudget, guarded_call, limit_activations
-from modelpack.nn.kernels import banded, depthwise, parallel
+from modelpack.nn.kernels import banded, parallel
 from modelpack.nn.kernels import conv as kernels
 
 
@@ -109,10 +109,12 @@ def test_an_activation_is_applied_to_every_channel() -> None:
 
 
 @pytest.mark.parametrize(("strides", "sizes", "taken"), [((1, 1), (9, 9), False), ((1, 1), (72, 72), True),
-                                                         ((2, 2), (72, 72), True), ((2, 2), (9, 9), True)])
+                                                         ((2, 2), (72, 72), True), ((2, 2), (24, 24), True),
+                                                         ((2, 2), (16, 16), False)])
 def test_inference_comes_here_but_for_small_same_size_planes(monkeypatch, strides, sizes, taken) -> None:
     """On the numpy kernels a 2-D depthwise inference forward runs here, strided too, except
-    at stride 1 on planes small enough for ``depthwise``'s unpadded chunks."""
+    at stride 1 on planes small enough for ``depthwise``'s unpadded chunks, and on inputs under
+    ``MIN_ELEMENTS`` values (8×16×16×16: 32768)."""
     use_numpy_kernels(monkeypatch)
     calls = record_calls(monkeypatch, banded, "forward")
     rng = np.random.default_rng(5)
@@ -125,11 +127,11 @@ def test_inference_comes_here_but_for_small_same_size_planes(monkeypatch, stride
 
 
 @pytest.mark.parametrize("strides", [(1, 1), (2, 2)])
-def test_a_large_training_forward_keeps_no_columns_and_its_bits_ignore_the_threads(monkeypatch, strides) -> None:
-    """A training forward on planes too large for ``depthwise``'s chunks saves its input
-    (deferred) and its backward runs here: the reference's gradients, the same bits at one
-    thread and at two (each channel's sums are its own). A small one keeps im2col's columns;
-    one with two outputs per channel too (``grad_input`` takes one)."""
+def test_a_training_forward_keeps_no_columns_and_its_bits_ignore_the_threads(monkeypatch, strides) -> None:
+    """A training forward saves its input (deferred) and its backward runs here: the
+    reference's gradients, the same bits at one thread and at two (each channel's sums are its
+    own). One with two outputs per channel goes elsewhere (``grad_input`` takes one), and one
+    under ``MIN_ELEMENTS`` values."""
     use_numpy_kernels(monkeypatch)
     calls = record_calls(monkeypatch, banded, "grad_weight")
     rng = np.random.default_rng(6)
@@ -137,7 +139,7 @@ def test_a_large_training_forward_keeps_no_columns_and_its_bits_ignore_the_threa
     x = rng.standard_normal((5, 6, 11, 12)).astype(np.float32)
     w = rng.standard_normal((6, 1, 3, 3)).astype(np.float32)
     assert not kernels.forward(x, w, None, g)[1].deferred
-    monkeypatch.setattr(depthwise, "MAX_CHUNK_ELEMENTS", 6 * 11 * 12 - 1)
+    monkeypatch.setattr(banded, "MIN_ELEMENTS", x.size)
     two = np.concatenate([w, w])
     out, saved = kernels.forward(x, two, None, g)
     kernels.backward(np.ones_like(out), saved, two, g)
@@ -154,8 +156,8 @@ def test_a_large_training_forward_keeps_no_columns_and_its_bits_ignore_the_threa
     finally:
         parallel.set_threads(before)
     assert calls
-    for one, two, expected in zip(*results, reference_backward(x, w, grad, g), strict=True):
-        np.testing.assert_array_equal(one, two)
+    for one, two_threads, expected in zip(*results, reference_backward(x, w, grad, g), strict=True):
+        np.testing.assert_array_equal(one, two_threads)
         assert_near(one, expected)
 
 
@@ -166,6 +168,7 @@ def test_its_padded_planes_count_against_the_budget(monkeypatch) -> None:
     layer = nn.Conv2D(2, 3, strides=16000, padding=8000, in_channels=2, groups=2)
     layer.initialize(seed=0)
     x = np.ones((1, 2, 1, 1), np.float32)
+    monkeypatch.setattr(banded, "MIN_ELEMENTS", 1)
     assert banded.usable(x, layer.weight.data(), layer._geometry())
     limit_activations(layer, ActivationBudget("hostile.mpk", Limits(max_activation_bytes=2**20)))
     with pytest.raises(LimitError, match=r"hostile\.mpk: .*padding the input by \(8000, 8000\): the activations"):
@@ -223,13 +226,15 @@ def test_the_backwards_planes_count_against_the_budget(gradient) -> None:
         guarded_call(layer, layer._activation_guard, (x,), forward=lambda _: run())
 
 
-def test_only_blas_types_come_here() -> None:
+def test_only_blas_types_come_here(monkeypatch) -> None:
     """float16 has no BLAS GEMM (numpy's own loop would run), so it goes elsewhere; a weight of
     another float type is cast to the input's."""
     g = kernels.Geometry((3, 3), (2, 2), (1, 1), (1, 1), 3)
     rng = np.random.default_rng(9)
     x = rng.standard_normal((2, 3, 9, 9)).astype(np.float32)
     w = rng.standard_normal((3, 1, 3, 3))
+    monkeypatch.setattr(banded, "MIN_ELEMENTS", 1)
+    assert banded.usable(x, w, g) and banded.usable(x.astype(np.float64), w, g)
     assert not banded.usable(x.astype(np.float16), w, g)
     out = banded.forward(x, w, None, g, g.out_sizes((9, 9)))
     assert out.dtype == np.float32

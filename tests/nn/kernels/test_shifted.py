@@ -321,13 +321,13 @@ def test_a_depthwise_input_gradient_is_the_flipped_depthwise_forward(monkeypatch
     taps' multiply-adds of the flipped kernel, here on padded planes (unpadded, so the flipped
     one's output is larger than its input; MobileNet's same-size one is ``depthwise``'s); with a
     multiplier the flipped convolution is not depthwise, and im2col's einsum computes it.
-    Either way the reference's."""
+    Either way the reference's. (In 1-D: 2-D ones train on ``banded``.)"""
     use_numpy_kernels(monkeypatch)
     calls = record_calls(monkeypatch, shifted, "depthwise_forward")
     rng = np.random.default_rng(10)
-    g = kernels.Geometry((3, 3), (1, 1), (0, 0), (1, 1), 6)
-    x = rng.standard_normal((4, 6, 9, 8)).astype(np.float32)
-    w = rng.standard_normal((6 * multiplier, 1, 3, 3)).astype(np.float32)
+    g = kernels.Geometry((3,), (1,), (0,), (1,), 6)
+    x = rng.standard_normal((4, 6, 72)).astype(np.float32)
+    w = rng.standard_normal((6 * multiplier, 1, 3)).astype(np.float32)
     out, saved = kernels.forward(x, w, None, g)
     calls.clear()  # (the training forward's own taps run there too)
     grad = rng.standard_normal(out.shape).astype(np.float32)
