@@ -19,12 +19,12 @@ spreading each tile of the output's gradient back over the input columns it read
 Measured at 2 threads, wall, in one process against the paths before it (ms): inference 3×3/1
 on 8×128×56×56 14.1 → 8.8 (``shifted``'s taps in blocks), 3×3/2 on 8×64×112×112 12.4 → 7.3
 (im2col's einsum); training 39.3 → 22.4 and 37.2 → 21.1; 3×3/1 on 8×512×14×14 12.3 → 7.5,
-on 64×32×32×32 30.9 → 16.6, 3×3/2 on 8×256×28×28 19.1 → 7.7; small strided planes and batch 1
-as before (32×32×16×16 at stride 2: 1.19 → 1.05 inference, 3.7 training either way). Against
+on 64×32×32×32 30.9 → 16.6, 3×3/2 on 8×256×28×28 19.1 → 7.7; 32×32×16×16 at stride 2 1.19 →
+1.05 inference, 3.4 → 2.8 training; batch 1 (1×32×112×112) as before, 1.3 and 3.8–3.9. Against
 torch (``bench/layers.py``): 3×3/1 5.8× → 3.8× inference, 5.3× → 3.2× training; 3×3/2 4.0× →
 2.5× and 4.2× → 2.1×. One channel at a time, the per-call costs made 3×3/1 on 8×512×14×14
-12.5 ms against 3.1 in blocks. MobileNet-style 32×32×16×16 stays on ``depthwise``'s unpadded
-chunks (1.26 ms; here 1.77).
+12.5 ms against 3.1 in blocks. MobileNet-style 32×32×16×16's inference stays on ``depthwise``'s
+unpadded chunks (1.26 ms; here 1.77), its training comes here (im2col 3.5 ms, here 3.2).
 """
 
 from __future__ import annotations
