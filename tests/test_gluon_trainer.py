@@ -42,79 +42,6 @@ def test_update_rules_match_mxnet(case):
     np.testing.assert_allclose(weight, reference[case], rtol=0, atol=2e-6)
 
 
-torch = pytest.importorskip("torch")
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """One thread for the oracle: interleaved with numpy's BLAS threads, torch's spinning
-    worker threads oversubscribe a 2-core machine (a 300-step curve took 30 s, not 1 s)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-def _curves(optimizer: str, options: dict, torch_optimizer, steps: int = 300):
-    """The same MLP, data, batches and initial weights, trained by both; final weights and losses."""
-    rng = np.random.default_rng(0)
-    x = rng.normal(size=(256, 16)).astype(np.float32)
-    y = (x[:, :3].sum(axis=1) > 0).astype(np.int64) + (x[:, 3] > 0.5)
-    net = nn.Sequential()
-    net.add(nn.Dense(32, activation="relu", in_units=16), nn.Dense(32, activation="tanh", in_units=32),
-            nn.Dense(3, in_units=32))
-    net.initialize(init="xavier", seed=1)
-    reference = torch.nn.Sequential(torch.nn.Linear(16, 32), torch.nn.ReLU(), torch.nn.Linear(32, 32),
-                                    torch.nn.Tanh(), torch.nn.Linear(32, 3))
-    pairs = [(reference[0], net[0]), (reference[2], net[1]), (reference[4], net[2])]
-    with torch.no_grad():
-        for linear, dense in pairs:
-            linear.weight.copy_(torch.tensor(dense.weight.data()))
-            linear.bias.copy_(torch.tensor(dense.bias.data()))
-    trainer = gluon.Trainer(net.collect_params(), optimizer, options)
-    torch_trainer = torch_optimizer(reference.parameters())
-    loss_fn = gluon.loss.SoftmaxCrossEntropyLoss()
-    ours, theirs = [], []
-    for step in range(steps):
-        batch = np.arange(step * 32, (step + 1) * 32) % len(x)
-        with autograd.record():
-            loss = loss_fn(net(x[batch]), y[batch])
-        loss.backward()
-        trainer.step(len(batch))
-        ours.append(float(loss.value.mean()))
-        torch_trainer.zero_grad()
-        torch_loss = torch.nn.functional.cross_entropy(reference(torch.tensor(x[batch])), torch.tensor(y[batch]))
-        torch_loss.backward()
-        torch_trainer.step()
-        theirs.append(torch_loss.item())
-    for linear, dense in pairs:
-        yield dense.weight.data(), linear.weight.detach().numpy()
-        yield dense.bias.data(), linear.bias.detach().numpy()
-    yield np.array(ours), np.array(theirs)
-
-
-CURVES = {
-    "sgd": ({"learning_rate": 0.1}, lambda p: torch.optim.SGD(p, lr=0.1)),
-    "sgd+momentum": ({"learning_rate": 0.05, "momentum": 0.9}, lambda p: torch.optim.SGD(p, lr=0.05, momentum=0.9)),
-    "nag": ({"learning_rate": 0.05, "momentum": 0.9},
-            lambda p: torch.optim.SGD(p, lr=0.05, momentum=0.9, nesterov=True)),
-    "adam": ({"learning_rate": 0.003}, lambda p: torch.optim.Adam(p, lr=0.003)),
-    "adamw": ({"learning_rate": 0.003, "wd": 0.01}, lambda p: torch.optim.AdamW(p, lr=0.003, weight_decay=0.01)),
-}
-
-
-@pytest.mark.parametrize("name", sorted(CURVES))
-def test_training_curves_match_torch(name):
-    """300 steps on the same MLP end within float32 tolerance of torch: atol=rtol=2e-5 on the
-    weights (|w| < 1) and losses. Both sides round differently (summation order in BLAS and in
-    the update), and 300 steps accumulate it: measured at most 3.8e-6 (AdamW), 3.7e-7 (Adam),
-    2.4e-7 (SGD) in weights, 7.9e-7 in losses."""
-    options, torch_optimizer = CURVES[name]
-    optimizer = name.split("+")[0]
-    for ours, theirs in _curves(optimizer, options, torch_optimizer):
-        np.testing.assert_allclose(ours, theirs, rtol=2e-5, atol=2e-5)
-
-
 def _net_and_grads(grad_req: str = "write") -> tuple[nn.Sequential, np.ndarray]:
     net = nn.Sequential()
     net.add(nn.Dense(4, in_units=3), nn.Dense(2, in_units=4))
@@ -217,3 +144,199 @@ def test_states_with_other_slots_are_refused():
     with pytest.raises(CheckpointError, match=r"parameter '0\.weight' has optimizer state \['mean'\], but adam with "
                                               r"these options keeps \['mean', 'var'\]"):
         gluon.Trainer(net.collect_params(), "adam").import_state(state, arrays)
+
+
+# -- in-place updates ---------------------------------------------------------------------------
+
+
+def _sgd_formula(weight, grad, momentum_state, options):
+    """``update``'s formula for SGD written out, one new array per operation: the reference."""
+    g = grad * grad.dtype.type(options.get("rescale_grad", 1.0))
+    if options.get("clip_gradient") is not None:
+        g = np.clip(g, -options["clip_gradient"], options["clip_gradient"])
+    if options.get("wd"):
+        g = g + options["wd"] * weight
+    if not options.get("momentum"):
+        return weight - options["learning_rate"] * g, momentum_state
+    momentum_state = options["momentum"] * momentum_state - options["learning_rate"] * g
+    return weight + momentum_state, momentum_state
+
+
+@pytest.mark.parametrize("options", [
+    {"learning_rate": 0.1},
+    {"learning_rate": 0.1, "momentum": 0.9, "wd": 0.01},
+    {"learning_rate": 0.03, "momentum": 0.5, "clip_gradient": 0.5, "rescale_grad": 1 / 7},
+])
+@pytest.mark.parametrize("shape", [(3,), (0, 4), (300, 700)])  # 210,000 values: four blocks, the last partial
+@pytest.mark.parametrize("dtype", ["float32", "float64", "float16"])
+def test_sgd_in_place_is_the_formula_bit_for_bit(options, shape, dtype):
+    rng = np.random.default_rng(7)
+    weight = rng.standard_normal(shape).astype(dtype)
+    optimizer = create("sgd", options)
+    state = {slot: np.zeros(shape, dtype) for slot in optimizer.slots_for()}
+    expected, expected_momentum = weight, np.zeros(shape, dtype)
+    for count in range(1, 4):
+        grad = rng.standard_normal(shape).astype(dtype)
+        expected, expected_momentum = _sgd_formula(expected, grad, expected_momentum, options)
+        optimizer.update_into(weight, grad, state, count)
+        np.testing.assert_array_equal(weight, expected, strict=True)
+        if "momentum" in state:
+            np.testing.assert_array_equal(state["momentum"], expected_momentum, strict=True)
+
+
+def test_sgd_out_of_place_takes_any_layout_and_in_place_refuses_a_copying_one():
+    optimizer = create("sgd", {"learning_rate": 0.1, "momentum": 0.9})
+    weight = np.asfortranarray(np.arange(12, dtype=np.float32).reshape(3, 4))
+    state = {"momentum": np.asfortranarray(np.ones((3, 4), np.float32))}
+    new = optimizer.update(weight, np.ones((3, 4), np.float32), state, 1)
+    expected, momentum = _sgd_formula(weight, np.ones((3, 4), np.float32), np.ones((3, 4), np.float32),
+                                      {"learning_rate": 0.1, "momentum": 0.9})
+    np.testing.assert_array_equal(new, expected)
+    np.testing.assert_array_equal(state["momentum"], momentum)
+    assert weight[0, 1] == 1  # the input untouched
+    with pytest.raises(UsageError, match="an in-place update needs a C-contiguous, writable weight array"):
+        optimizer.update_into(weight, np.ones((3, 4), np.float32), state, 2)
+    frozen = np.zeros(4, np.float32)
+    frozen.flags.writeable = False
+    with pytest.raises(UsageError, match="an in-place update needs a C-contiguous, writable momentum array"):
+        optimizer.update_into(np.zeros(4, np.float32), np.ones(4, np.float32), {"momentum": frozen}, 1)
+
+
+def _one_step(net, trainer, x):
+    with autograd.record():
+        loss = net(x).sum()
+    loss.backward()
+    trainer.step(5)
+
+
+def test_trainer_updates_in_place_only_the_arrays_it_made():
+    """MXNet's parameters change in place; here only from the trainer's second update of an
+    array it made, never an array the user set (or a read-only one read from a file)."""
+    net, x = _net_and_grads()
+    weight = net[0].weight
+    users = weight.data().copy()
+    users.flags.writeable = False  # as a memory-mapped archive's array
+    weight.set_data(users)
+    trainer = gluon.Trainer(net.collect_params(), "sgd", {"learning_rate": 0.1, "momentum": 0.9})
+    _one_step(net, trainer, x)
+    made = weight.data()
+    assert made is not users and not np.shares_memory(made, users)
+    before = made.copy()
+    _one_step(net, trainer, x)
+    assert weight.data() is made and not np.array_equal(made, before)  # updated in place
+    mine = made.copy()
+    weight.set_data(mine)
+    _one_step(net, trainer, x)
+    assert weight.data() is not mine  # the user's array stays theirs
+    np.testing.assert_array_equal(mine, made)
+
+
+def test_a_state_saved_in_fortran_order_resumes_in_place():
+    """Another writer's checkpoint may hold a state array in Fortran order: taken in C order,
+    so the updates in place after it land (and give what a fresh trainer's give)."""
+    net, x = _net_and_grads()
+    trainer = gluon.Trainer(net.collect_params(), "sgd", {"learning_rate": 0.1, "momentum": 0.9})
+    _one_step(net, trainer, x)
+    state, arrays = trainer.export_state()
+    fortran = {name: {slot: np.asfortranarray(a) for slot, a in slots.items()} for name, slots in arrays.items()}
+    trainer.import_state(state, fortran)  # its own arrays: updated in place from the next step on
+    reference = gluon.Trainer(net.collect_params(), "sgd", {"learning_rate": 0.1, "momentum": 0.9})
+    reference.import_state(state, arrays)
+    weights = {name: p.data().copy() for name, p in net.collect_params().items()}
+    for _ in range(2):
+        _one_step(net, trainer, x)
+    ours = {name: p.data().copy() for name, p in net.collect_params().items()}
+    for name, p in net.collect_params().items():
+        p.set_data(weights[name].copy())
+    for _ in range(2):
+        _one_step(net, reference, x)
+    for name, p in net.collect_params().items():
+        np.testing.assert_array_equal(ours[name], p.data())
+
+
+def test_in_place_training_gives_the_same_weights_as_out_of_place():
+    """Steps in place against the same steps each on a fresh copy (so never in place)."""
+    nets = [_net_and_grads()[0] for _ in range(2)]
+    x = np.random.default_rng(3).standard_normal((5, 3)).astype(np.float32)
+    trainers = [gluon.Trainer(net.collect_params(), "sgd", {"learning_rate": 0.1, "momentum": 0.9, "wd": 0.01})
+                for net in nets]
+    for _ in range(4):
+        for param in nets[1].collect_params().values():
+            param.set_data(param.data().copy())  # not the trainer's: updated out of place
+        for net, trainer in zip(nets, trainers, strict=True):
+            _one_step(net, trainer, x)
+    for a, b in zip(nets[0].collect_params().values(), nets[1].collect_params().values(), strict=True):
+        np.testing.assert_array_equal(a.data(), b.data(), strict=True)
+
+
+torch = pytest.importorskip("torch")
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_torch_thread():
+    """One thread for the oracle: interleaved with numpy's BLAS threads, torch's spinning
+    worker threads oversubscribe a 2-core machine (a 300-step curve took 30 s, not 1 s)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _curves(optimizer: str, options: dict, torch_optimizer, steps: int = 300):
+    """The same MLP, data, batches and initial weights, trained by both; final weights and losses."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(256, 16)).astype(np.float32)
+    y = (x[:, :3].sum(axis=1) > 0).astype(np.int64) + (x[:, 3] > 0.5)
+    net = nn.Sequential()
+    net.add(nn.Dense(32, activation="relu", in_units=16), nn.Dense(32, activation="tanh", in_units=32),
+            nn.Dense(3, in_units=32))
+    net.initialize(init="xavier", seed=1)
+    reference = torch.nn.Sequential(torch.nn.Linear(16, 32), torch.nn.ReLU(), torch.nn.Linear(32, 32),
+                                    torch.nn.Tanh(), torch.nn.Linear(32, 3))
+    pairs = [(reference[0], net[0]), (reference[2], net[1]), (reference[4], net[2])]
+    with torch.no_grad():
+        for linear, dense in pairs:
+            linear.weight.copy_(torch.tensor(dense.weight.data()))
+            linear.bias.copy_(torch.tensor(dense.bias.data()))
+    trainer = gluon.Trainer(net.collect_params(), optimizer, options)
+    torch_trainer = torch_optimizer(reference.parameters())
+    loss_fn = gluon.loss.SoftmaxCrossEntropyLoss()
+    ours, theirs = [], []
+    for step in range(steps):
+        batch = np.arange(step * 32, (step + 1) * 32) % len(x)
+        with autograd.record():
+            loss = loss_fn(net(x[batch]), y[batch])
+        loss.backward()
+        trainer.step(len(batch))
+        ours.append(float(loss.value.mean()))
+        torch_trainer.zero_grad()
+        torch_loss = torch.nn.functional.cross_entropy(reference(torch.tensor(x[batch])), torch.tensor(y[batch]))
+        torch_loss.backward()
+        torch_trainer.step()
+        theirs.append(torch_loss.item())
+    for linear, dense in pairs:
+        yield dense.weight.data(), linear.weight.detach().numpy()
+        yield dense.bias.data(), linear.bias.detach().numpy()
+    yield np.array(ours), np.array(theirs)
+
+
+CURVES = {
+    "sgd": ({"learning_rate": 0.1}, lambda p: torch.optim.SGD(p, lr=0.1)),
+    "sgd+momentum": ({"learning_rate": 0.05, "momentum": 0.9}, lambda p: torch.optim.SGD(p, lr=0.05, momentum=0.9)),
+    "nag": ({"learning_rate": 0.05, "momentum": 0.9},
+            lambda p: torch.optim.SGD(p, lr=0.05, momentum=0.9, nesterov=True)),
+    "adam": ({"learning_rate": 0.003}, lambda p: torch.optim.Adam(p, lr=0.003)),
+    "adamw": ({"learning_rate": 0.003, "wd": 0.01}, lambda p: torch.optim.AdamW(p, lr=0.003, weight_decay=0.01)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CURVES))
+def test_training_curves_match_torch(name):
+    """300 steps on the same MLP end within float32 tolerance of torch: atol=rtol=2e-5 on the
+    weights (|w| < 1) and losses. Both sides round differently (summation order in BLAS and in
+    the update), and 300 steps accumulate it: measured at most 3.8e-6 (AdamW), 3.7e-7 (Adam),
+    2.4e-7 (SGD) in weights, 7.9e-7 in losses."""
+    options, torch_optimizer = CURVES[name]
+    optimizer = name.split("+")[0]
+    for ours, theirs in _curves(optimizer, options, torch_optimizer):
+        np.testing.assert_allclose(ours, theirs, rtol=2e-5, atol=2e-5)

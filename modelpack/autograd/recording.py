@@ -10,6 +10,7 @@ hands parameters their gradients through ``Parameter.grad_req`` (write, add, or 
 from __future__ import annotations
 
 import contextlib
+import sys
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -107,6 +108,18 @@ def backward(
     Each parameter reached gets the sum of its gradients in one ``Parameter`` update, so
     ``grad_req="write"`` is right even when the parameter was used several times.
     """
+    param_grads = _parameter_gradients(heads, head_grads, retain_graph)
+    while param_grads:
+        param, grad = param_grads.popitem()[1]
+        owned = _references(grad) <= _SOLE  # as a statement: an argument pushed would count
+        param._receive_grad(grad, owned=owned)
+
+
+def _parameter_gradients(
+    heads: Sequence[Variable], head_grads: Sequence[Any] | None, retain_graph: bool
+) -> dict[int, tuple[Parameter, np.ndarray]]:
+    """Each parameter reached and its total gradient; the Variables' gradients filled in.
+    (Its own frame: once it returns, none of its locals holds a gradient array.)"""
     grads: dict[int, np.ndarray | None] = {}
     for head, seed in zip(heads, _seed_grads(heads, head_grads), strict=True):
         _accumulate(grads, head, seed)
@@ -134,8 +147,25 @@ def backward(
         for parent, parent_grad in zip(node.parents, parent_grads, strict=True):
             if parent is not None and parent_grad is not None:
                 _accumulate(grads, parent, parent_grad)
-    for param, grad in param_grads.values():
-        param._receive_grad(grad)
+    return param_grads
+
+
+def _references(array: np.ndarray) -> int:
+    """The references to ``array``: ``_SOLE`` when only the caller's one local holds it."""
+    return sys.getrefcount(array) if array.base is None else _SHARED
+
+
+def _sole_count() -> int:
+    array = np.empty(0)  # held by this one local
+    return _references(array)
+
+
+# A parameter takes a gradient array that nothing else holds (a VJP's new product) as it is,
+# without the copy that keeps it apart from any other holder (a head gradient the caller
+# passed, an array two parameters got, a view): 0.75 ms of the MLP's 15 ms training step.
+# The count is calibrated here, through the same calls, not assumed of the interpreter.
+_SHARED = 1 << 30
+_SOLE = _sole_count()
 
 
 def _seed_grads(heads: Sequence[Variable], head_grads: Sequence[Any] | None) -> list[np.ndarray]:

@@ -28,6 +28,12 @@ __all__ = ["Optimizer", "OPTIMIZERS", "create"]
 
 State = dict[str, np.ndarray]
 
+# Values per block of an in-place update: its temporaries (256 KB of float32) stay in cache.
+# SGD with momentum on a 1024×1024 float32 weight: 1.75 ms a new array per operation, each
+# run from memory, against 0.78 ms in blocks of 2^16 (2^14: 0.95, 2^15: 0.78, 2^17: 0.83;
+# one process, alternating, the other core busy).
+_BLOCK = 1 << 16
+
 
 class Optimizer:
     """Options (``learning_rate``, ``wd``, ``rescale_grad``, ``clip_gradient`` and the rule's own)
@@ -37,6 +43,8 @@ class Optimizer:
     slots: ClassVar[tuple[str, ...]] = ()
     defaults: ClassVar[dict[str, float | None]] = {}
     _common: ClassVar[dict[str, float | None]] = {"wd": 0.0, "rescale_grad": 1.0, "clip_gradient": None}
+    # Whether ``update_into`` exists: the update written over the weight and state arrays
+    in_place: ClassVar[bool] = False
 
     def __init__(self, **options: Any) -> None:
         known = {**self._common, **self.defaults}
@@ -74,6 +82,11 @@ class Optimizer:
         """The new weight after this parameter's ``count``-th update (counts start at 1)."""
         raise NotImplementedError
 
+    def update_into(self, weight: np.ndarray, grad: np.ndarray, state: State, count: int) -> None:
+        """``update`` written over ``weight`` (C-contiguous) and the state: the same bits
+        without a new array per operation (only where ``in_place``)."""
+        raise NotImplementedError
+
     def __repr__(self) -> str:
         return f"{self.name}({', '.join(f'{k}={v}' for k, v in self.options.items())})"
 
@@ -82,19 +95,50 @@ class SGD(Optimizer):
     name = "sgd"
     slots = ("momentum",)
     defaults = {"learning_rate": 0.01, "momentum": 0.0}
+    in_place = True
 
     def slots_for(self) -> tuple[str, ...]:
         return self.slots if self.options["momentum"] else ()
 
     def update(self, weight: np.ndarray, grad: np.ndarray, state: State, count: int) -> np.ndarray:
+        new = np.array(weight, order="C")
+        state.update({slot: np.ascontiguousarray(array) for slot, array in state.items()})
+        self.update_into(new, grad, state, count)
+        return new
+
+    def update_into(self, weight: np.ndarray, grad: np.ndarray, state: State, count: int) -> None:
+        _check_writable_flat(weight, state)
         lr, wd, momentum = self.learning_rate, self.number("wd"), self.number("momentum")
-        step = self.gradient(grad)
-        if wd:
-            step = step + wd * weight
-        if not momentum:
-            return weight - lr * step
-        state["momentum"] = momentum * state["momentum"] - lr * step
-        return weight + state["momentum"]
+        scale, clip = grad.dtype.type(self.number("rescale_grad")), self.options["clip_gradient"]
+        mom = state["momentum"].reshape(-1) if momentum else None
+        w, g = weight.reshape(-1), grad.reshape(-1)
+        step = np.empty(min(w.size, _BLOCK), w.dtype)
+        decay = np.empty_like(step) if wd else None
+        # Each operation of ``update``'s formula, in its order (so the same bits), on a block
+        # small enough that its temporaries stay in cache.
+        for start in range(0, w.size, _BLOCK):
+            b = slice(start, start + _BLOCK)
+            t = step[: g[b].size]
+            np.multiply(g[b], scale, out=t)
+            if clip is not None:
+                np.clip(t, -clip, clip, out=t)
+            if decay is not None:
+                np.add(t, np.multiply(w[b], wd, out=decay[: t.size]), out=t)
+            np.multiply(t, lr, out=t)
+            if mom is None:
+                np.subtract(w[b], t, out=w[b])
+            else:
+                np.multiply(mom[b], momentum, out=mom[b])
+                np.subtract(mom[b], t, out=mom[b])
+                np.add(w[b], mom[b], out=w[b])
+
+
+def _check_writable_flat(weight: np.ndarray, state: State) -> None:
+    """An in-place update writes through flat views: a non-contiguous array would give a copy,
+    and the update would be lost."""
+    for name, array in {"weight": weight, **state}.items():
+        if not (array.flags.c_contiguous and array.flags.writeable):
+            raise UsageError(f"an in-place update needs a C-contiguous, writable {name} array")
 
 
 class NAG(Optimizer):

@@ -6,12 +6,15 @@
 ``step(batch_size)`` scales gradients by ``1/batch_size`` (a loss summed over the batch
 becomes a mean) and updates every parameter whose ``grad_req`` is not ``"null"``. A parameter
 whose gradient no ``backward`` refreshed since the last step is refused (stale), as in MXNet,
-unless ``ignore_stale_grad=True`` skips it. The optimiser's state saves to a checkpoint
-archive (``save_states``/``load_states``; never pickle).
+unless ``ignore_stale_grad=True`` skips it. A parameter's first update gives it a new array,
+which later updates overwrite where the optimiser has ``update_into`` (SGD), as MXNet updates
+in place: an array read with ``data()`` sees the later steps. The optimiser's state
+saves to a checkpoint archive (``save_states``/``load_states``; never pickle).
 """
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -49,6 +52,11 @@ class Trainer:
         self._scale = self._optimizer.options["rescale_grad"]
         self._states: dict[str, dict[str, np.ndarray]] = {}
         self._counts: dict[str, int] = {}
+        # The weight arrays this trainer made (by its first update of each parameter): only
+        # these are updated in place, as MXNet updates its parameters' arrays, never an array
+        # the user set or a file's read-only one. Weak, so an array the parameter dropped
+        # (``set_data``) is not kept alive, and its id never mistaken for a new array's.
+        self._owned: dict[str, weakref.ref[np.ndarray]] = {}
 
     # -- Gluon's API ---------------------------------------------------------------------------
     @property
@@ -81,15 +89,23 @@ class Trainer:
                 f"step (stale: {stale}); if the model uses only some parameters on purpose, call "
                 "step(..., ignore_stale_grad=True) to skip them"
             )
+        optimizer = self._optimizer
         for name, param in trained:
             if not param.grad_fresh:
                 continue
             weight = param.data()
             state = self._states.get(name)
             if state is None:
-                state = self._states[name] = {s: np.zeros_like(weight) for s in self._optimizer.slots_for()}
-            self._counts[name] = self._counts.get(name, 0) + 1
-            param.set_data(self._optimizer.update(weight, param.grad(), state, self._counts[name]))
+                slots = optimizer.slots_for()
+                state = self._states[name] = {slot: np.zeros(weight.shape, weight.dtype) for slot in slots}
+            count = self._counts[name] = self._counts.get(name, 0) + 1
+            owned = self._owned.get(name)
+            if optimizer.in_place and owned is not None and owned() is weight:
+                optimizer.update_into(weight, param.grad(), state, count)
+            else:
+                new = optimizer.update(weight, param.grad(), state, count)
+                param.set_data(new)
+                self._owned[name] = weakref.ref(new)
             param.grad_fresh = False
 
     # -- state -----------------------------------------------------------------------------------
@@ -124,7 +140,9 @@ class Trainer:
         self._scale = self._optimizer.options["rescale_grad"]
         self._counts = dict(state.update_counts)
         self._states = {
-            name: {slot: np.array(array) for slot, array in slots.items()} for name, slots in arrays.items()
+            # (C order: an in-place update writes through flat views)
+            name: {slot: np.array(array, order="C") for slot, array in slots.items()}
+            for name, slots in arrays.items()
         }
 
     def check_state(

@@ -13,7 +13,7 @@ from .. import random
 from ..errors import InputError
 from . import budget
 from . import init as init_mod
-from .activations import ActivationName, FloatDtype, as_float, float_input, get_activation
+from .activations import ActivationName, FloatDtype, as_float, float_input, get_activation, in_place
 from .block import Block
 from .kernels import blas
 from .mode import is_training
@@ -78,9 +78,20 @@ class Dense(Block):
         budget.charge(steps * budget.nbytes((*array.shape[:-1], self._units), self._dtype), "its output")
         with blas.for_product(math.prod(array.shape[:-1]), self._units, array.shape[-1]):
             out = array @ self.weight.data().T
-        if self._use_bias:
-            out = out + self.bias.data()
-        return self._act(out) if self._act is not None else out
+        bias = self.bias.data() if self._use_bias else None
+        if not (isinstance(out, np.ndarray) and (bias is None or np.result_type(out, bias) == out.dtype)):
+            out = out if bias is None else out + bias  # a traced stand-in, or mixed dtypes
+            return self._act(out) if self._act is not None else out
+        # The product is a new array: bias and activation overwrite it (a pass fewer each over
+        # the output than a new array; the same bits).
+        if bias is not None:
+            np.add(out, bias, out=out)
+        into = in_place(self._activation)
+        if into is not None:
+            into(out)
+        elif self._act is not None:
+            out = self._act(out)
+        return out
 
     def get_config(self) -> dict[str, Any]:
         return self.config_from_attributes(in_units=self.weight.shape[1])

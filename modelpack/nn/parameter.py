@@ -128,11 +128,13 @@ class Parameter:
         if self._grad is not None:
             self._grad = np.zeros_like(self._grad)
 
-    def _receive_grad(self, grad: np.ndarray) -> None:
-        """Called by ``autograd.backward`` with this parameter's total gradient."""
+    def _receive_grad(self, grad: np.ndarray, *, owned: bool = False) -> None:
+        """Called by ``autograd.backward`` with this parameter's total gradient; ``owned``: no
+        one else holds the array, so it is kept as it is where it has our dtype."""
         if self._grad_req == "null":
             return
-        grad = np.array(grad, dtype=self.dtype)  # a fresh, writable array of our dtype
+        if not (owned and grad.dtype == self.dtype and grad.flags.writeable):
+            grad = np.array(grad, dtype=self.dtype)  # a fresh, writable array of our dtype
         if self._grad_req == "add" and self._grad is not None:
             grad = self._grad + grad
         self._grad = grad

@@ -120,3 +120,29 @@ def test_sigmoid_in_place_steps_are_the_formulas_bits(dtype) -> None:
             out = activations.sigmoid(array)
             assert out.dtype == dtype and out.shape == np.shape(want)
             assert np.asarray(out).tobytes() == np.asarray(want).tobytes()
+
+
+@pytest.mark.parametrize("activation", [None, "relu", "sigmoid", "tanh"])
+@pytest.mark.parametrize("use_bias", [True, False])
+def test_dense_bias_and_activation_in_place_are_the_separate_ops(activation, use_bias):
+    """Dense writes its bias and activation over the product: the bits of doing each apart."""
+    layer = nn.Dense(300, activation=activation, use_bias=use_bias, in_units=70)
+    layer.initialize(init="normal", seed=2)
+    if use_bias:
+        layer.bias.set_data(np.random.default_rng(1).standard_normal(300).astype(np.float32))
+    x = np.random.default_rng(0).standard_normal((60, 70)).astype(np.float32)
+    expected = x @ layer.weight.data().T
+    expected = expected + layer.bias.data() if use_bias else expected
+    expected = nn.activations.get_activation(activation)(expected) if activation else expected
+    np.testing.assert_array_equal(layer(x), expected, strict=True)
+
+
+def test_dense_with_a_wider_bias_promotes_as_numpy_does():
+    layer = nn.Dense(3, activation="relu", in_units=2)
+    layer.initialize(seed=0)
+    layer.bias.cast("float64")
+    layer.bias.set_data(np.array([0.1, -5.0, 0.3]))
+    out = layer(np.ones((4, 2), np.float32))
+    assert out.dtype == np.float64  # not squeezed into the product's float32
+    expected = np.maximum(np.ones((4, 2), np.float32) @ layer.weight.data().T + layer.bias.data(), 0)
+    np.testing.assert_array_equal(out, expected)

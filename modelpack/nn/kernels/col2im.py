@@ -1,8 +1,10 @@
 """col2im by phases: the sum of a strided convolution's taps' products placed back where the
-taps read, one GEMM and one add per block shift instead of per tap. It is a transposed
-convolution's forward (``transposed``) and a strided convolution's input gradient (``conv``),
-both of which once placed their products tap by tap (``conv._col2im_last``, still used at
-stride 1 and with dilation, where a tap is already a whole shifted plane).
+taps read, one GEMM and one add per block shift instead of per tap — or, where the stride
+divides the kernel, one GEMM of each block's window of inputs and no adds (``by_windows``).
+It is a transposed convolution's forward (``transposed``) and a strided convolution's input
+gradient (``conv``), both of which once placed their products tap by tap
+(``conv._col2im_last``, still used at stride 1 and with dilation, where a tap is already a
+whole shifted plane).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from .. import budget
 from . import parallel
 from .columns import Geometry, Sizes
 
-__all__ = ["usable", "by_phases"]
+__all__ = ["usable", "by_phases", "windows_usable", "by_windows"]
 
 
 def usable(g: Geometry) -> bool:
@@ -41,7 +43,10 @@ def by_phases(rows: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, g: 
     4,096 taps; 103 → 29 ms at 2 threads, torch 27), the same multiplications. Each output
     position still receives its taps' products in the taps' order (q ascending), as before.
     A few examples at a time on each thread: their sums are placed in a buffer of their own,
-    zeroed per block, and laid out channel-first (bias added) while in cache."""
+    zeroed per block, and laid out channel-first (bias added) while in cache. Where the stride
+    divides the kernel, ``by_windows`` does it instead."""
+    if windows_usable(g):
+        return by_windows(rows, weight, bias, g, in_sizes, full, sizes, what)
     dims, groups, cg = len(g.kernel), g.groups, weight.shape[1]
     n = rows.shape[1] // math.prod(in_sizes)
     strides, channels, positions = g.strides, groups * cg, math.prod(in_sizes)
@@ -99,4 +104,106 @@ def by_phases(rows: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, g: 
                 np.add(inner[:count], offset, out=out[block])
 
     parallel.split(run, n, rows.shape[1] * math.prod(g.kernel) * channels * rows.shape[2])
+    return out
+
+
+def windows_usable(g: Geometry) -> bool:
+    """Whether ``by_windows`` takes this geometry: ``usable``, few phases, each stride dividing
+    its kernel size (elsewhere its windows' GEMM would multiply zero taps: 3×3/2, 1.8× the
+    work), and windows of more than one input (where the kernel is the stride, ``by_phases``
+    makes one GEMM and one add, and the windows' copy lost: 2×2/2 input gradient on
+    32×64×16×16, 2.1–2.2 → 2.4 ms)."""
+    pairs = list(zip(g.kernel, g.strides, strict=True))
+    return (usable(g) and math.prod(g.strides) <= _WINDOW_MAX_PHASES
+            and all(k % s == 0 for k, s in pairs) and any(k > s for k, s in pairs))
+
+
+# The columns and products of a block of examples are about this large at most: larger GEMMs
+# beat cache here (DCGAN's 4×4/2 on 32×128×8×8, ms at 256 KB / 1 / 4 / 16 MB: 6.1 / 5.1 / 3.95 /
+# 3.87; on 32×64×16×16: 7.7 / 6.8 / 5.3 / 5.3).
+_WINDOW_BLOCK_BYTES = 4 << 20
+# Up to this many phases (the strides' product): each is one placing call per block, and
+# d2l's FCN upsampling (stride 32: 1,024 phases) lost by windows, 21.6 → 24-25 ms.
+_WINDOW_MAX_PHASES = 16
+
+
+def by_windows(rows: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, g: Geometry,
+               in_sizes: Sizes, full: Sizes, sizes: Sizes, what: str) -> np.ndarray:
+    """``by_phases`` where each stride s divides its kernel size k, as one GEMM per block of
+    examples and no adds: output block i (positions i·s … i·s + s - 1 of the uncropped grid)
+    receives, through taps q·s + r, the inputs i - q for q < k/s and nothing else. So a
+    block's outputs, all s phases of them, are the window of k/s inputs before it (zeros
+    beyond the edges) times one weight matrix (k/s·C/G by s·O/G per axis), and the GEMM
+    writes every product once, in place, where ``by_phases`` adds k/s partial sums per output.
+    Its price: the blocks along the edges (k/s - 1 per axis) are computed whole, and the
+    windows are copied (the inputs k/s times per axis). Measured at 2 threads, in one process,
+    min of 3 alternating rounds (ms, by phases → by windows): DCGAN's 4×4/2 forward on
+    32×128×8×8 → 64 4.1–4.4 → 3.8–3.9; 32×64×16×16 → 32 6.0–6.1 → 4.9–5.1; 16×128×16×16 →
+    64 8.0–8.4 → 7.0–7.2; a 4×4/2 convolution's training step on 16×64×32×32 → 128 20.1–21.0
+    → 19.4–19.6."""
+    dims, groups, cg = len(g.kernel), g.groups, weight.shape[1]
+    n, r = rows.shape[1] // math.prod(in_sizes), rows.shape[2]
+    strides, channels = g.strides, groups * cg
+    reach = tuple(k // s for k, s in zip(g.kernel, strides, strict=True))  # inputs per window, per axis
+    blocks = tuple(-(-f // s) for f, s in zip(full, strides, strict=True))  # ⌈full/s⌉
+    window, phases = math.prod(reach), math.prod(strides)
+    # The weights as (G, window·R, phases·O/G): rows (w1, w2, …, c), columns (r1, r2, …, o); the
+    # window's w-th input along an axis is input i - (k/s - 1 - w) of block i, read by tap
+    # (k/s - 1 - w)·s + r.
+    budget.charge(budget.nbytes((groups * window * r, phases * cg), weight.dtype), "its weights by phase")
+    split = weight.reshape(groups, r, cg, *(x for q, s in zip(reach, strides, strict=True) for x in (q, s)))
+    backwards = (slice(None, None, -1), slice(None))  # along each axis: the shifts reversed
+    flipped = split[(slice(None),) * 3 + backwards * dims]
+    order = (0, *(3 + 2 * a for a in range(dims)), 1, *(4 + 2 * a for a in range(dims)), 2)
+    matrix = np.ascontiguousarray(flipped.transpose(order)).reshape(groups, window * r, phases * cg)
+    # The inputs channels last, with k/s - 1 zeros before each axis and enough after for every
+    # block, and each block's window of them as a view: (G, N, *blocks, *reach, R).
+    padded_sizes = tuple(b + q - 1 for b, q in zip(blocks, reach, strict=True))
+    budget.charge(budget.nbytes((groups, n, *padded_sizes, r), rows.dtype), "its input padded for windows")
+    padded = np.zeros((groups, n, *padded_sizes, r), rows.dtype)
+    inner: tuple[slice, ...] = (slice(None), slice(None),
+                                *(slice(q - 1, q - 1 + i) for q, i in zip(reach, in_sizes, strict=True)))
+    padded[inner] = rows.reshape(groups, n, *in_sizes, r)
+    st = padded.strides
+    windows = np.lib.stride_tricks.as_strided(
+        padded, (groups, n, *blocks, *reach, r), (*st[:2 + dims], *st[2:2 + dims], st[-1]), writeable=False)
+    positions = math.prod(blocks)
+    width = window * r + phases * cg  # a block position's columns and products
+    per = max(1, min(n, _WINDOW_BLOCK_BYTES // max(1, positions * width * rows.itemsize)))
+    threads = min(parallel.threads(), n)
+    budget.charge(budget.nbytes((threads * per * positions, width), rows.dtype), "its products")
+    budget.charge(budget.nbytes((n, channels, *sizes), rows.dtype), what)
+    out = np.empty((n, channels, *sizes), rows.dtype)
+    # Per phase along each axis: the first output position it holds, its first block, how many
+    # (output y is position y + padding of the uncropped grid: block (y + p) // s, phase (y + p) % s).
+    axes = [[((ph - p) % s, ((ph - p) % s + p) // s, len(range((ph - p) % s, size, s))) for ph in range(s)]
+            for s, p, size in zip(strides, g.padding, sizes, strict=True)]
+
+    def run(b: slice) -> None:
+        columns = np.empty(per * positions * window * r, rows.dtype)
+        products = np.empty(per * positions * phases * cg, rows.dtype)
+        for start in range(b.start, b.stop, per):
+            block = slice(start, min(start + per, b.stop))
+            count = block.stop - block.start
+            cols = columns[:count * positions * window * r].reshape(count * positions, window * r)
+            made = products[:count * positions * phases * cg].reshape(count * positions, phases * cg)
+            for group in range(groups):
+                np.copyto(cols.reshape(count, *blocks, *reach, r), windows[group, block])
+                np.matmul(cols, matrix[group], out=made)
+                grid = made.reshape(count, *blocks, *strides, cg)
+                channels_of = slice(group * cg, (group + 1) * cg)
+                for phase in itertools.product(*(range(s) for s in strides)):
+                    at = [axis[ph] for axis, ph in zip(axes, phase, strict=True)]
+                    read: tuple[slice | int, ...] = (slice(None), *(slice(i0, i0 + m) for _, i0, m in at),
+                                                     *phase, slice(None))
+                    every_s = (slice(y0, None, s) for (y0, _, _), s in zip(at, strides, strict=True))
+                    written: tuple[slice, ...] = (block, channels_of, *every_s)
+                    source, target = grid[read], out[written]
+                    if bias is None:
+                        np.copyto(target, np.moveaxis(source, -1, 1))
+                    else:
+                        np.add(np.moveaxis(source, -1, 1), bias[channels_of].reshape(-1, *(1,) * dims),
+                               out=target)
+
+    parallel.split(run, n, n * positions * window * r * phases * cg)
     return out

@@ -67,7 +67,11 @@ class Saved:
 # im2col to the backward (only the weight's gradient reads the columns): the columns' GEMM has
 # that few columns and ran at ~40 GFLOP/s. Measured at 2 threads, batch 32, 16 channels on
 # 32×32: forward 3.6 → 1.5 ms, gathering the columns in the backward 1.0 ms; at 32 and 64
-# channels the GEMM is efficient and deferring lost.
+# channels the GEMM is efficient and deferring lost. Wider ones defer too on large planes
+# (``shifted.large``, where ``shifted`` sums the last axis's taps on the output side): forward
+# and backward at 2 threads, im2col → deferred (ms): 3×3×3 32 → 32 on 4×8×28×28 54.8 → 25.7,
+# 3×3 64 → 64 on 8×56×56 40.6 → 28.6, 128 → 128 on 16×28×28 62.7 → 52.5, 32 → 32 on 8×56×56
+# 15.4 → 11.2, 64 → 64 on 32×32×32 61.9 → 42.0.
 DEFERRED_MAX_OUTPUTS = 16
 
 
@@ -129,6 +133,8 @@ def forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, g: Geome
             return _forward_pointwise(x, weight, bias, g, activation), unused
         if shifted.usable(c, g, out_sizes):
             return activated(shifted.forward(x, weight, bias, g, out_sizes)), unused
+        if shifted.grouped_usable(x, weight, g, out_sizes) and type(x) is np.ndarray:
+            return activated(shifted.last_axis_forward(x, weight, bias, g, out_sizes)), unused
         if depthwise.usable(x, weight, g, out_sizes):
             return depthwise.forward(x, weight, bias, g, activation), unused
         if banded.usable(x, weight, g):
@@ -151,7 +157,9 @@ def forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, g: Geome
         # (MobileNet-style 32×32×16×16: 7.7–8.1 against 11.3–11.5 ms) and strided ones keep im2col.
         out = activated(shifted.depthwise_forward(x, weight, bias, g, out_sizes))
         return out, Saved(x, False, x.shape, out_sizes, deferred=True)
-    if last is None and weight.shape[0] <= DEFERRED_MAX_OUTPUTS and shifted.usable(c, g, out_sizes):
+    o = weight.shape[0]
+    if last is None and shifted.usable(c, g, out_sizes) and (
+            o <= DEFERRED_MAX_OUTPUTS or shifted.large(x, o, g, out_sizes)):
         out = activated(shifted.forward(x, weight, bias, g, out_sizes))
         return out, Saved(x, True, x.shape, out_sizes, deferred=True)
     if last is None:
@@ -409,7 +417,11 @@ def backward(grad: np.ndarray, saved: Saved, weight: np.ndarray, g: Geometry, *,
         grad_x = _full_correlation(grad, weight, g, saved.in_shape[2:])
     scatter = need_x and grad_x is None  # col2im: the taps' products added back where they read
     if saved.last:
-        if need_weight and saved.deferred:  # its columns gathered block by block, never whole
+        if need_weight and saved.deferred and shifted.large(saved.cols, o, g, saved.out_sizes):
+            # Measured at 2 threads against the blocks below (ms): 3×3×3 32 → 32 on 4×8×28×28
+            # 10.2 → 8.7, 3×3 64 on 8×56×56 10.8 → 9.5, 128 on 16×28×28 17.4 → 16.4.
+            grad_w = shifted.last_axis_weight_grad(grad, saved.cols, g, weight.shape)
+        elif need_weight and saved.deferred:  # its columns gathered block by block, never whole
             grad_w = _weight_grad_deferred(grad, saved.cols, g, saved.out_sizes, weight.shape)
         kept = need_weight and not saved.deferred
         rows = rows_of(grad, groups) if scatter or kept else None  # (G, N·P, O/G)
@@ -436,20 +448,36 @@ def backward(grad: np.ndarray, saved: Saved, weight: np.ndarray, g: Geometry, *,
     return grad_x, grad_w
 
 
+# From this many positions per example on, ``_weight_grad_first`` multiplies the columns by the
+# output's gradient, (C/G·K, P)·(P, O/G), rather than the gradient by the columns, (O/G, P)·(P,
+# C/G·K): BLAS ran that way faster on long rows. Measured at 2 threads, the weight's gradient:
+# 3×3×3, 3 → 32 on 4×8×56×56 (25,088 positions) 4.24 → 3.33 ms, 3×3, 3 → 32 on 64×32×32 (1,024)
+# 0.94 → 0.87; it lost on fewer: LeNet's 5×5, 1 → 6 on 64×28×28 (784) 0.32 → 0.34, a 1×1,
+# 32 → 64 on 32×16×16 (256) 0.43 → 0.47. The same bits either way on these.
+COLUMNS_LEFT_MIN_POSITIONS = 1 << 12
+
+
 def _weight_grad_first(per_example: np.ndarray, cols: np.ndarray, weight: np.ndarray) -> np.ndarray:
     """The weight's gradient from the output's (N, G, O/G, P) and the columns (N, G, K, P): one
-    product per example (BLAS reads the transposed columns in place; chunks of the batch on
+    product per example (BLAS reads the transposed operand in place; chunks of the batch on
     their own threads), summed over the batch in one pass."""
     if _depthwise(weight, weight.shape[0] // per_example.shape[2]):
         return np.einsum("ngop,ngkp->gok", per_example, cols).reshape(weight.shape)
-    n = per_example.shape[0]
-    products = np.empty((*per_example.shape[:3], cols.shape[2]), per_example.dtype)  # (N, G, O/G, K)
+    n, positions = per_example.shape[0], per_example.shape[3]
+    left = positions >= COLUMNS_LEFT_MIN_POSITIONS
+    # (N, G, K, O/G) with the columns on the left, else (N, G, O/G, K)
+    sizes = (*cols.shape[:3], per_example.shape[2]) if left else (*per_example.shape[:3], cols.shape[2])
+    products = np.empty(sizes, per_example.dtype)
 
     def run(b: slice) -> None:
-        np.matmul(per_example[b], np.swapaxes(cols[b], -1, -2), out=products[b])
+        if left:
+            np.matmul(cols[b], np.swapaxes(per_example[b], -1, -2), out=products[b])
+        else:
+            np.matmul(per_example[b], np.swapaxes(cols[b], -1, -2), out=products[b])
 
-    parallel.split(run, n, products.size * per_example.shape[3])
-    return products.sum(axis=0).reshape(weight.shape)
+    parallel.split(run, n, products.size * positions)
+    total = products.sum(axis=0)
+    return (np.ascontiguousarray(total.swapaxes(-1, -2)) if left else total).reshape(weight.shape)
 
 
 def _col2im_first(per_example: np.ndarray, weight: np.ndarray, g: Geometry, in_shape: tuple[int, ...],
@@ -477,8 +505,28 @@ def _col2im_first(per_example: np.ndarray, weight: np.ndarray, g: Geometry, in_s
     return padded[crop] if any(g.padding) else padded
 
 
+# From this many positions per channel and values on, ``bias_grad`` sums its channels on
+# ``parallel``'s threads (each channel's sum the same whichever thread runs it). Measured at 2
+# threads: 4×32×8×56×56 (a Conv3D stem's output, 25,088 positions) 1.23 → 0.73 ms, 8×64×112×112
+# (a 7×7/2 stem's) 2.09 → 1.15, 1×21×320×480 (FCN's upsampling) 2.03 → 1.29; it lost on 1,024
+# positions (64×32×32×32 0.31 → 0.35), 784 (16×128×28×28 0.28 → 0.35), and on 16×3×128×128's
+# 0.8 M values (0.12 → 0.19).
+BIAS_SPLIT_POSITIONS = 1 << 13
+BIAS_SPLIT_VALUES = 1 << 21
+
+
 def bias_grad(grad: np.ndarray) -> np.ndarray:
     """Σ of the output's gradient per channel: over the batch first (whole rows added at once),
     then pairwise along each channel's positions. Short rows summed first ran one tiny
     reduction per (example, channel): 87 µs against 12 µs on 32×128×4×4 values."""
-    return grad.reshape(grad.shape[0], grad.shape[1], -1).sum(axis=0).sum(axis=1)
+    rows = grad.reshape(grad.shape[0], grad.shape[1], -1)
+    out = np.empty(grad.shape[1], grad.dtype)
+
+    def run(channels: slice) -> None:
+        out[channels] = rows[:, channels].sum(axis=0).sum(axis=1)
+
+    if rows.shape[2] < BIAS_SPLIT_POSITIONS:
+        run(slice(None))
+    else:
+        parallel.over_batch(run, grad.shape[1], grad.size, min_elements=BIAS_SPLIT_VALUES)
+    return out

@@ -10,12 +10,15 @@ shapes (batch 32, 16–64 channels, 8×8 to 32×32 maps) im2col's copy plus its 
 do as well or better.
 
 A depthwise convolution (one input channel per group) sums its taps the same way, each tap a
-multiply-add of shifted planes instead of a GEMM.
+multiply-add of shifted planes instead of a GEMM. Large planes, and narrow groups, sum the taps
+of the kernel's last axis the same way on the output side, after one GEMM (per group) of the
+other taps' columns (``last_axis_forward``).
 
 Two calls come here: the forward of an inference call (a training forward keeps im2col's
-columns, which its backward reuses for the weight's gradient), and the input's gradient at
-stride 1, which is this correlation of the output's gradient with the flipped kernel
-(``conv._full_correlation``). Onto few input channels that correlation's GEMMs have a handful
+columns, which its backward reuses for the weight's gradient, unless ``conv`` defers them: few
+outputs, or large planes, whose weight's gradient is then ``last_axis_weight_grad``), and the
+input's gradient at stride 1, which is this correlation of the output's gradient with the
+flipped kernel (``conv._full_correlation``). Onto few input channels that correlation's GEMMs have a handful
 of rows, so there the input's gradient is the transpose of this scheme instead (``grad_input``):
 one GEMM for every tap, each tap's products added onto the planes at its offset.
 """
@@ -27,6 +30,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from numpy.lib.stride_tricks import as_strided
 
 from .. import budget
 from . import parallel
@@ -34,8 +38,9 @@ from . import parallel
 if TYPE_CHECKING:
     from .conv import Geometry
 
-__all__ = ["usable", "depthwise_usable", "forward", "depthwise_forward", "depthwise_backward",
-           "grad_input_usable", "grad_input"]
+__all__ = ["usable", "large", "grouped_usable", "last_axis_forward", "last_axis_weight_grad",
+           "depthwise_usable", "forward", "depthwise_forward", "depthwise_backward", "grad_input_usable",
+           "grad_input"]
 
 # Measured at batch 32, 3×3 kernels, one thread (ms, im2col → here): 16 channels on 32×32
 # 5.3 → 3.4, 32 on 16×16 3.6 → 2.6, 64 on 8×8 2.9 → 2.3, 128 on 4×4 2.9 → 2.8 (even, so
@@ -45,11 +50,29 @@ MIN_POSITIONS = 64
 # Examples per GEMM call: the per-tap product of a few examples stays in cache while the
 # taps are summed into it (4 measured best of 1, 4 and 32).
 EXAMPLES_PER_CALL = 4
+# From this many output values per example on the padded grid on (where a few examples' products
+# no longer stay in cache), ``forward`` sums the taps of its kernel's last axis on the output
+# side (``last_axis_forward``): one GEMM per example with k times the rows and k times the
+# columns of a tap's (3×3, 32 channels: 96 by 288 instead of 32 by 32, ~62 GMAC/s at one thread
+# against ~41). Measured at 2 threads, inference, 3×3 (×3) at stride 1 (ms, a GEMM per tap, its
+# product added → here): 32 → 32 channels on 4×8×28×28 13.8 → 7.2, 64 on 8×56×56 11.2 → 8.3,
+# 128 on 16×28×28 18.9 → 16.1, 32 on 8×56×56 5.1 → 3.3, 64 on 32×32×32 16.6 → 12.8. Below, it
+# lost or was even: 16 on 32×32×32 (17 k values) 2.4 → 2.8, 32 on 32×16×16 2.0 → 2.1, 64 on
+# 32×8×8 1.9 → 1.9.
+LAST_AXIS_MIN_VALUES = 1 << 16
 # A depthwise forward's taps run over blocks of about this many values (whole phase planes of
 # one example's channels), so the block's shifted runs, its sums and the product stay in
 # cache. Measured at one thread (ms, 2^15 / 2^16 / 2^17 / 2^18): 3×3/2 on 8×64×112×112 20.4 /
 # 17.2 / 15.9 / 17.3, 3×3/1 on 8×128×56×56 21.9 / 18.1 / 24.1 / 29.1.
 BLOCK_ELEMENTS = 1 << 16
+# ``last_axis_forward`` takes groups of at most GROUPED_MAX_WIDTH input × output channels, from
+# GROUPED_MIN_WORK multiply-adds per example on (its examples run one at a time). Measured at 2
+# threads, inference, 3×3 at stride 1 (ms, im2col → here): 32 groups of 4 × 4 on 16×128×28×28
+# (3.9 M an example) 6.9 → 3.9, of 8 × 8 on 16×256×14×14 5.9 → 3.1; 16 of 4 × 4 on 16×64×56×56
+# 18.8 → 6.7, 3×3×3 on 4×64×8×28×28 35 → 7; 8 of 8 × 8 on 8×64×32×32 (5.0 M) even, 1.9; it lost
+# below: 8 of 4 × 4 on 32×32×16×16 (0.33 M) 1.2 → 1.7, 1-D 32 of 4 × 4 on 16×128×200 0.8 → 1.3.
+GROUPED_MAX_WIDTH = 64
+GROUPED_MIN_WORK = 1 << 21
 
 
 def usable(channels: int, g: Geometry, out_sizes: tuple[int, ...]) -> bool:
@@ -63,6 +86,17 @@ def usable(channels: int, g: Geometry, out_sizes: tuple[int, ...]) -> bool:
     )
 
 
+def large(x: np.ndarray, outputs: int, g: Geometry, out_sizes: tuple[int, ...]) -> bool:
+    """Whether ``forward`` takes ``last_axis_forward`` (``LAST_AXIS_MIN_VALUES``)."""
+    return outputs * math.prod(_grid(g, x.shape[2:], out_sizes)) >= LAST_AXIS_MIN_VALUES
+
+
+def _grid(g: Geometry, sizes: tuple[int, ...], out_sizes: tuple[int, ...]) -> tuple[int, ...]:
+    """The padded grid the positions are computed on: every axis but the first keeps its padded
+    length, so each tap's operand is one contiguous run of every plane."""
+    return (out_sizes[0], *(size + 2 * p for size, p in zip(sizes[1:], g.padding[1:], strict=True)))
+
+
 def depthwise_usable(weight: np.ndarray, g: Geometry) -> bool:
     """Whether a forward of this depthwise convolution (one input channel per group) comes
     here: at stride 1. (Strided, the phase planes compute it too, faster at one thread, but
@@ -72,8 +106,11 @@ def depthwise_usable(weight: np.ndarray, g: Geometry) -> bool:
 
 def forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, g: Geometry,
             out_sizes: tuple[int, ...]) -> np.ndarray:
-    """x (N, C, *S) correlated with weight (O, C, *K), plus bias: (N, O, *out)."""
+    """x (N, C, *S) correlated with weight (O, C, *K), plus bias: (N, O, *out); on large planes
+    (``large``) by ``last_axis_forward``."""
     n, c, o = x.shape[0], x.shape[1], weight.shape[0]
+    if large(x, o, g, out_sizes):
+        return last_axis_forward(x, weight, bias, g, out_sizes)
     flat, grid, offsets, fill = _planes(x, g, out_sizes)
     length = math.prod(grid)
     taps = np.ascontiguousarray(weight.reshape(o, c, -1).transpose(2, 0, 1))  # (K, O, C)
@@ -105,6 +142,129 @@ def forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, g: Geome
 
     parallel.split(run, n, n * o * c * len(offsets) * length)
     return out
+
+
+def grouped_usable(x: np.ndarray, weight: np.ndarray, g: Geometry, out_sizes: tuple[int, ...]) -> bool:
+    """Whether an inference call of this grouped convolution comes to ``last_axis_forward``: at
+    stride 1, several input channels per group (one is depthwise's), a kernel wider than one
+    along its last axis, narrow groups and enough work per example (``GROUPED_MAX_WIDTH``,
+    ``GROUPED_MIN_WORK``)."""
+    og, cg = weight.shape[0] // g.groups, weight.shape[1]
+    work = weight.shape[0] * cg * math.prod(g.kernel) * math.prod(_grid(g, x.shape[2:], out_sizes))
+    return (g.groups > 1 and cg > 1 and cg * og <= GROUPED_MAX_WIDTH and g.kernel[-1] > 1
+            and all(s == 1 for s in g.strides) and work >= GROUPED_MIN_WORK)
+
+
+def last_axis_forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, g: Geometry,
+                      out_sizes: tuple[int, ...]) -> np.ndarray:
+    """x (N, C, *S) correlated (per group) with weight (O, C/G, *K), plus bias: (N, O, *out),
+    at stride 1 on the padded grid. The taps of the kernel's last axis are summed on the
+    output side: per example, the columns of every other tap (C/G·K/k rows a group, each one
+    contiguous run of a padded plane, a third of im2col's for a 3×3) times a weight whose
+    rows are (last tap, output), (G, k·O/G, C/G·K/k); the product's k row blocks, shifted
+    back by their taps, are added. Each GEMM then has k times the rows that im2col's has, and
+    k times the rows and columns of a tap's (``forward``). Narrow groups gain most: 12 by 12
+    for ResNeXt's 4 channels a group against im2col's 4 by 36 (measured at 2 threads on
+    16×128×28×28 in 32 groups: im2col per example 4.7 ms, its columns from the planes'
+    contiguous runs 4.7, a GEMM per tap 4.9, this 3.6). The chunks of the batch run on
+    ``parallel``'s threads."""
+    n, c, o, groups, dims = x.shape[0], x.shape[1], weight.shape[0], g.groups, len(g.kernel)
+    cg, og, last = c // groups, o // groups, g.kernel[-1]
+    padded, grid, _, plane = _layout(x, g, out_sizes)
+    length, reach, item = math.prod(grid), (last - 1) * g.dilation[-1], x.itemsize
+    lead = g.kernel[:-1]
+    steps = tuple(d * math.prod(padded[i + 1:]) * item for i, d in enumerate(g.dilation[:-1]))
+    rows = cg * math.prod(lead)
+    # rows (last tap, output), columns (channel, leading taps), per group
+    split = weight.reshape(groups, og, cg, math.prod(lead), last)
+    kernels = np.ascontiguousarray(split.transpose(0, 4, 1, 2, 3)).reshape(groups, last * og, rows)
+    planes = parallel.threads() * budget.nbytes((c, plane), x.dtype)
+    budget.charge(planes, f"padding the input by {g.padding}")
+    scratch = (groups, rows + last * og + og, length + reach)  # the columns, their products, the sums
+    budget.charge(parallel.threads() * budget.nbytes(scratch, x.dtype), "its columns, an example a thread")
+    budget.charge(budget.nbytes((n, o, *out_sizes), x.dtype), "its output")
+    out = np.empty((n, o, *out_sizes), x.dtype)
+    crop = (slice(None), *(slice(0, size) for size in out_sizes))
+    shift = None if bias is None else bias.reshape(o, *(1,) * dims)
+    inside = (slice(None), *_inside(g, x.shape[2:]))
+
+    def run(b: slice) -> None:
+        flat = np.zeros((c, plane), x.dtype)  # one example's padded planes; the padding stays zero
+        inner = flat[:, :math.prod(padded)].reshape(c, *padded)[inside]
+        strides = (cg * plane * item, plane * item, *steps, item)
+        view = as_strided(flat, (groups, cg, *lead, length + reach), strides, writeable=False)
+        cols = np.empty(view.shape, x.dtype)
+        products = np.empty((groups, last * og, length + reach), x.dtype)
+        total = np.empty((groups, og, length), x.dtype)
+        step = g.dilation[-1]
+        for example in range(b.start, b.stop):
+            np.copyto(inner, x[example])
+            np.copyto(cols, view)
+            np.matmul(kernels, cols.reshape(groups, rows, -1), out=products)
+            if last == 1:
+                np.copyto(total, products[:, :, :length])
+            else:
+                np.add(products[:, :og, :length], products[:, og:2 * og, step:step + length], out=total)
+            for j in range(2, last):
+                total += products[:, j * og:(j + 1) * og, j * step:j * step + length]
+            kept = total.reshape(o, *grid)[crop]
+            if shift is None:
+                np.copyto(out[example], kept)
+            else:
+                np.add(kept, shift, out=out[example])
+
+    parallel.split(run, n, n * o * rows * last * length)
+    return out
+
+
+def last_axis_weight_grad(grad: np.ndarray, x: np.ndarray, g: Geometry, shape: tuple[int, ...]) -> np.ndarray:
+    """The weight's gradient (``shape``: O, C, *K) of an ungrouped stride-1 convolution on large
+    planes (``large``) from its input x and the output's gradient, on ``last_axis_forward``'s
+    columns: per example, the gradient laid on the padded grid k times, shifted by each of the
+    last axis's taps (rows (last tap, output)), times the transposed columns of the other taps,
+    one GEMM of (k·O, grid) by (grid, C·K/k). No im2col of every tap (k times the columns); the
+    examples in ``parallel.REDUCTION_CHUNKS`` blocks on ``parallel``'s threads, their sums added
+    in order: the same bits at any thread count."""
+    n, c, o = x.shape[0], x.shape[1], shape[0]
+    out_sizes, last, step = grad.shape[2:], g.kernel[-1], g.dilation[-1]
+    padded, grid, _, plane = _layout(x, g, out_sizes)
+    length, reach, item = math.prod(grid), (last - 1) * step, x.itemsize
+    lead = g.kernel[:-1]
+    steps = tuple(d * math.prod(padded[i + 1:]) * item for i, d in enumerate(g.dilation[:-1]))
+    rows = c * math.prod(lead)
+    blocks = min(parallel.REDUCTION_CHUNKS, n)
+    bounds = [n * i // blocks for i in range(blocks + 1)]
+    scratch = c * plane + (rows + last * o) * (length + reach) + last * o * rows
+    budget.charge(parallel.threads() * budget.nbytes((scratch,), x.dtype), "its columns, an example a thread")
+    budget.charge(budget.nbytes((blocks, last * o, rows), x.dtype), "its blocks' weight-gradient products")
+    parts = np.zeros((blocks, last * o, rows), x.dtype)
+    inside = (slice(None), *_inside(g, x.shape[2:]))
+    fit = (slice(None), *(slice(0, size) for size in out_sizes))
+
+    def run(chunk: slice) -> None:
+        flat = np.zeros((c, plane), x.dtype)  # one example's padded planes; the padding stays zero
+        inner = flat[:, :math.prod(padded)].reshape(c, *padded)[inside]
+        view = as_strided(flat, (c, *lead, length + reach), (plane * item, *steps, item), writeable=False)
+        cols = np.empty(view.shape, x.dtype)
+        # the gradient on the grid once per tap, shifted by it: zeros past the output and outside
+        shifted = np.zeros((last, o, length + reach), x.dtype)
+        laid = [shifted[j, :, j * step:j * step + length].reshape(o, *grid)[fit] for j in range(last)]
+        product = np.empty((last * o, rows), x.dtype)
+        for block in range(chunk.start, chunk.stop):
+            for example in range(bounds[block], bounds[block + 1]):
+                np.copyto(inner, x[example])
+                np.copyto(cols, view)
+                for target in laid:
+                    np.copyto(target, grad[example])
+                np.matmul(shifted.reshape(last * o, -1), cols.reshape(rows, -1).T, out=product)
+                parts[block] += product
+
+    parallel.split(run, blocks, n * last * o * rows * (length + reach))
+    total = parts[0]
+    for part in parts[1:]:
+        total = total + part
+    split = total.reshape(last, o, c, math.prod(lead))  # (k, O, C, K/k) → (O, C, K/k, k)
+    return np.ascontiguousarray(split.transpose(1, 2, 3, 0)).reshape(shape)
 
 
 def depthwise_forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, g: Geometry,
@@ -335,22 +495,31 @@ def _offsets(g: Geometry, padded: tuple[int, ...]) -> list[int]:
             for tap in np.ndindex(*g.kernel)]
 
 
+def _layout(x: np.ndarray, g: Geometry, out_sizes: tuple[int, ...]
+            ) -> tuple[tuple[int, ...], tuple[int, ...], list[int], int]:
+    """(padded, grid, offsets, plane): the padded input's sizes; the padded grid the positions
+    are computed on; each tap's offset into a plane flattened; the plane's length (the last
+    tap reads up to its offset past the grid's end: zeros there too)."""
+    padded = tuple(size + 2 * p for size, p in zip(x.shape[2:], g.padding, strict=True))
+    grid = _grid(g, x.shape[2:], out_sizes)
+    offsets = _offsets(g, padded)
+    return padded, grid, offsets, max(math.prod(padded), offsets[-1] + math.prod(grid))
+
+
+def _inside(g: Geometry, sizes: tuple[int, ...]) -> tuple[slice, ...]:
+    """Where the input lies in its padded planes, per spatial axis."""
+    return tuple(slice(p, p + size) for p, size in zip(g.padding, sizes, strict=True))
+
+
 def _planes(x: np.ndarray, g: Geometry, out_sizes: tuple[int, ...]
             ) -> tuple[np.ndarray, tuple[int, ...], list[int], Callable[[slice], None]]:
     """(planes, grid, offsets, fill): zeroed planes of the padded input, flattened per channel
     (N, C, plane); the padded grid the positions are computed on; each tap's offset into a
     plane; ``fill(chunk)``, which copies the input's rows ``chunk`` into them."""
     n, c = x.shape[0], x.shape[1]
-    padded = tuple(size + 2 * p for size, p in zip(x.shape[2:], g.padding, strict=True))
-    # Positions are computed on the padded grid's rows (every axis but the first keeps its
-    # padded length), so each tap's operand is one contiguous run of every plane.
-    grid = (out_sizes[0], *padded[1:])
-    offsets = _offsets(g, padded)
-    # The last tap reads up to its offset past the grid's end: zeros there too.
-    plane = max(math.prod(padded), offsets[-1] + math.prod(grid))
+    padded, grid, offsets, plane = _layout(x, g, out_sizes)
     budget.charge(budget.nbytes((n, c, plane), x.dtype), f"padding the input by {g.padding}")
     flat = np.zeros((n, c, plane), x.dtype)
-    inside = (slice(p, p + size) for p, size in zip(g.padding, x.shape[2:], strict=True))
-    inner = (slice(None), slice(None), *inside)
+    inner = (slice(None), slice(None), *_inside(g, x.shape[2:]))
     target = flat[:, :, :math.prod(padded)].reshape(n, c, *padded)[inner]
     return flat, grid, offsets, lambda b: parallel.copy(target[b], x[b])

@@ -48,12 +48,18 @@ def test_phases_place_what_the_taps_place(shape, og, kernel, strides, padding, o
     full, sizes = transposed.transpose_sizes(x.shape[2:], g, output_padding)
     taps = conv._col2im_last(rows_of(x, groups), w, g, len(x), x.shape[2:], full, padding, sizes, "its output")
     phases = record_calls(monkeypatch, col2im, "by_phases")
+    windows = record_calls(monkeypatch, col2im, "by_windows")
     whole = transposed.transpose_forward(x, w, None, g, output_padding)
     assert phases, "a strided, undilated transposed convolution goes by phases"
+    assert bool(windows) == all(k % s == 0 for k, s in zip(kernel, strides, strict=True))
     np.testing.assert_allclose(whole, taps, rtol=1e-5, atol=1e-5)
     monkeypatch.setattr(col2im, "_BLOCK_BYTES", 1)  # one example a block
+    monkeypatch.setattr(col2im, "_WINDOW_BLOCK_BYTES", 1)
     np.testing.assert_allclose(transposed.transpose_forward(x, w, None, g, output_padding), whole,
                                rtol=1e-5, atol=1e-5)
+    bias = np.random.default_rng(1).standard_normal(w.shape[1] * groups).astype(np.float32)
+    np.testing.assert_allclose(transposed.transpose_forward(x, w, bias, g, output_padding),
+                               whole + bias.reshape(1, -1, *(1,) * len(kernel)), rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.parametrize(("strides", "dilation"), [((1, 1), (1, 1)), ((2, 2), (2, 1))])
@@ -68,10 +74,12 @@ def test_unit_strides_and_dilation_go_tap_by_tap(strides, dilation, monkeypatch)
 
 @pytest.mark.parametrize(("kernel", "strides", "padding", "groups"),
                          [((3, 3), (2, 2), (1, 1), 1), ((1, 1), (2, 2), (0, 0), 1), ((3,), (2,), (1,), 2),
-                          ((3, 2, 3), (2, 1, 2), (1, 0, 1), 1)])
+                          ((3, 2, 3), (2, 1, 2), (1, 0, 1), 1),
+                          ((2, 2), (2, 2), (0, 0), 1), ((4,), (2,), (1,), 2), ((4, 2, 2), (2, 1, 2), (1, 0, 1), 1)])
 def test_a_strided_convolutions_input_gradient_goes_by_phases(kernel, strides, padding, groups, monkeypatch) -> None:
     """The input's gradient of a strided convolution laid out channels last (a ResNet stage's
-    3×3/2 and its 1×1/2 shortcut, grouped 1-D, 3-D): by phases, as the taps place it."""
+    3×3/2 and its 1×1/2 shortcut, grouped 1-D, 3-D; by windows: 2×2/2, DCGAN's 4/2 in 1-D
+    grouped, 3-D): by phases, as the taps place it."""
     use_numpy_kernels(monkeypatch)
     rng = np.random.default_rng(5)
     x = rng.standard_normal((3, 4, *(7,) * len(kernel))).astype(np.float32)
@@ -87,37 +95,49 @@ def test_a_strided_convolutions_input_gradient_goes_by_phases(kernel, strides, p
     np.testing.assert_allclose(grad_x, taps, rtol=1e-5, atol=1e-5)
 
 
-def _limited_fcn(limit: int) -> tuple[nn.Conv2DTranspose, np.ndarray]:
-    """A 32×32 kernel at stride 16 on 1×8×4×4 (the FCN's upsampling, smaller), its model's
-    forward limited to ``limit`` bytes of activations."""
-    layer = nn.Conv2DTranspose(8, 32, strides=16, padding=8, in_channels=8)
+# (kernel, stride, padding) of a transposed convolution on 1×8×4×4: d2l's FCN upsampling,
+# smaller, whose stride does not divide its kernel (by shifts), and a 4×4 at stride 2 (by windows).
+BY_SHIFTS, BY_WINDOWS = (33, 16, 8), (4, 2, 1)
+
+
+def _limited(limit: int, geometry: tuple[int, int, int]) -> tuple[nn.Conv2DTranspose, np.ndarray]:
+    """The layer of ``geometry``, its model's forward limited to ``limit`` bytes of activations."""
+    kernel, stride, padding = geometry
+    layer = nn.Conv2DTranspose(8, kernel, strides=stride, padding=padding, in_channels=8)
     layer.initialize(seed=0)
     limit_activations(layer, ActivationBudget("hostile.mpk", Limits(max_activation_bytes=limit)))
     return layer, np.ones((1, 8, 4, 4), np.float32)
 
 
-def test_its_weights_by_phase_count_against_the_budget(monkeypatch) -> None:
-    """The weight laid out by phase (as large as the weight, ~260 KB here) is charged before it
-    is made, naming the file."""
-    use_numpy_kernels(monkeypatch)
-    layer, x = _limited_fcn(128 << 10)
-    with pytest.raises(LimitError, match=r"hostile\.mpk: .*its weights by phase"):
-        layer(x)
-
-
-@pytest.mark.parametrize("what", ["its products", "the sums it adds into"])
-def test_its_blocks_count_against_the_budget(what, monkeypatch) -> None:
-    """A block's products (16 positions × 256 phases × 8 channels: 128 KB) and its sums
-    (5×16 by 5×16 positions, 8 channels: 200 KB) are charged before they are made: a budget
-    that holds what comes before but not them refuses the call, naming them."""
+@pytest.mark.parametrize(("geometry", "what"), [
+    (BY_SHIFTS, "its weights by phase"), (BY_SHIFTS, "its products"), (BY_SHIFTS, "the sums it adds into"),
+    (BY_WINDOWS, "its weights by phase"), (BY_WINDOWS, "its input padded for windows"),
+    (BY_WINDOWS, "its products"),
+])
+def test_its_buffers_count_against_the_budget(geometry, what, monkeypatch) -> None:
+    """The weight laid out by phase; by shifts, a block's products (16 positions × 256 phases ×
+    8 channels: 128 KB) and its sums (5×16 by 5×16 positions, 8 channels: 200 KB); by windows,
+    the padded input and a block's columns and products: each is charged before it is made,
+    so a budget that holds what comes before but not it refuses the call, naming it and the file."""
     use_numpy_kernels(monkeypatch)
     charged: list[tuple[int, str]] = []
     original = col2im.budget.charge
     monkeypatch.setattr(col2im.budget, "charge", lambda size, what: charged.append((size, what)) or original(size, what))
-    layer, x = _limited_fcn(1 << 30)
+    layer, x = _limited(1 << 30, geometry)
     layer(x)
     at = [name for _, name in charged].index(what)
     before = sum(size for size, _ in charged[:at])
-    layer, x = _limited_fcn(before + charged[at][0] // 2)
+    layer, x = _limited(before + charged[at][0] // 2, geometry)
     with pytest.raises(LimitError, match=rf"hostile\.mpk: .*{what}"):
         layer(x)
+
+
+@pytest.mark.parametrize(("kernel", "strides", "expected"), [
+    ((4, 4), (2, 2), True), ((4,), (2,), True), ((4, 1), (2, 1), True),
+    ((3, 3), (2, 2), False),  # the stride does not divide the kernel: zero taps in the windows
+    ((2, 2), (2, 2), False),  # a window of one input: by_phases' one GEMM and one add
+    ((64, 64), (32, 32), False),  # 1,024 phases, a placing call each
+])
+def test_windows_where_they_win(kernel, strides, expected) -> None:
+    g = Geometry(kernel, strides, (0,) * len(kernel), (1,) * len(kernel), 1)
+    assert col2im.windows_usable(g) is expected

@@ -154,6 +154,23 @@ def test_forward_and_backward_match_the_direct_reference(drawn, data, last, with
 
 
 @settings(max_examples=40, deadline=None)
+@given(drawn=geometries(), data=st.data(), left=st.booleans())
+def test_a_channels_first_weight_gradient_either_way_round(drawn, data, left) -> None:
+    """The weight's gradient from channels-first columns, the columns on the left of the
+    product (``COLUMNS_LEFT_MIN_POSITIONS``) or the output's gradient: grouped, strided,
+    dilated, 1–3 axes, against the reference."""
+    g, sizes, batch, cg, og = drawn
+    x, w = _draw_arrays(data, g, sizes, batch, cg, og)
+    out, saved = kernels.forward(x, w, None, g, last=False)
+    grad = np.random.default_rng(2).standard_normal(out.shape).astype(np.float32)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(kernels, "COLUMNS_LEFT_MIN_POSITIONS", 0 if left else 1 << 60)
+        grad_w = kernels.backward(grad, saved, w, g, need_x=False)[1]
+    assert grad_w is not None and grad_w.shape == w.shape
+    assert_near(grad_w, reference_backward(x, w, grad, g)[1])
+
+
+@settings(max_examples=40, deadline=None)
 @given(drawn=geometries(), data=st.data())
 def test_transposed_convolution_is_the_adjoint(drawn, data) -> None:
     """⟨conv(x), y⟩ = ⟨x, conv_transpose(y)⟩ with the same weight, and the transpose's own
@@ -321,3 +338,28 @@ def test_an_activation_of_recorded_operands_is_not_in_place(monkeypatch, activat
     with autograd.record():
         out = layer(x)
     np.testing.assert_allclose(np.asarray(getattr(out, "value", out)), expected, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("shape", [(3, 5, 7, 6), (1, 4, 9), (2, 3, 2, 3, 5)])
+def test_the_bias_gradient_split_over_channels_has_the_same_bits(monkeypatch, shape) -> None:
+    """From ``BIAS_SPLIT_POSITIONS`` and ``BIAS_SPLIT_VALUES`` on, channels are summed on the
+    threads: each channel's sum the same as whole (a non-contiguous gradient too)."""
+    from modelpack.nn.kernels import parallel
+
+    grad = np.random.default_rng(9).standard_normal((*shape[:1], *shape[2:], shape[1])).astype(np.float32)
+    grad = np.moveaxis(grad, -1, 1)
+    whole = kernels.bias_grad(grad)
+    before = parallel.threads()
+    try:
+        parallel.set_threads(2)
+        monkeypatch.setattr(kernels, "BIAS_SPLIT_POSITIONS", 0)
+        monkeypatch.setattr(kernels, "BIAS_SPLIT_VALUES", 0)
+        calls: list[int] = []
+        original = parallel._in_parallel
+        monkeypatch.setattr(parallel, "_in_parallel", lambda run, chunks: calls.append(len(chunks)) or original(run, chunks))
+        split = kernels.bias_grad(grad)
+    finally:
+        parallel.set_threads(before)
+    assert calls == [2]  # the channels went to the threads
+    np.testing.assert_array_equal(split, whole)
+    assert_near(split, grad.astype(np.float64).sum(axis=(0, *range(2, grad.ndim))))

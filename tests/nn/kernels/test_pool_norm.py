@@ -179,15 +179,17 @@ def test_per_channel_planes_change_no_bits(monkeypatch):
         np.testing.assert_array_equal(ours, theirs)
 
 
-def test_scalar_runs_change_no_bits(monkeypatch):
-    """Long runs scaled and shifted a channel at a time with scalars (``norm.SCALAR_RUNS``)
+@pytest.mark.parametrize("row_block", [1, 2400, 6000, 1 << 18])  # rows a block: 1, 2, 5 (2 left), all 12
+def test_scalar_runs_change_no_bits(monkeypatch, row_block):
+    """Long runs scaled and shifted as rows in blocks (``norm.SCALAR_RUNS``, ``ROW_BLOCK``)
     give the bits of one broadcast pass: training forward and inference."""
     rng = np.random.default_rng(6)
     x = (1 + 2 * rng.standard_normal((4, 3, 40, 30))).astype(np.float32)
     gamma, beta = rng.standard_normal(3).astype(np.float32), rng.standard_normal(3).astype(np.float32)
     mean, var = rng.standard_normal(3).astype(np.float32), rng.uniform(0.5, 2, 3).astype(np.float32)
+    monkeypatch.setattr(norm_kernels, "ROW_BLOCK", row_block)
     results = []
-    for limit in (1 << 30, 1):  # broadcast, then a scalar per channel
+    for limit in (1 << 30, 1):  # broadcast, then rows
         monkeypatch.setattr(norm_kernels, "SCALAR_RUNS", limit)
         results.append((norm_kernels.batch_norm_training(x, 1, gamma, beta, 1e-5)[0],
                         norm_kernels.batch_norm(x, 1, mean, var, gamma, beta, 1e-5, batch=False)[0]))
@@ -285,3 +287,14 @@ def test_global_average_pooling_is_the_mean(positions, dtype):
     assert out.dtype == dtype and out.shape == (3, 5, 1)
     tolerance = {np.float16: 2e-3, np.float32: 1e-5, np.float64: 1e-12}[dtype]
     np.testing.assert_allclose(out[..., 0], x.astype(np.float64).mean(axis=2), rtol=tolerance, atol=tolerance)
+
+
+def test_scale_shift_into_a_strided_output():
+    """Rows of an ``out`` whose examples and channels do not merge would be a copy: written
+    whole, as one broadcast pass."""
+    rng = np.random.default_rng(8)
+    source = rng.standard_normal((2, 3, 4096)).astype(np.float32)
+    scale, shift = rng.standard_normal(3).astype(np.float32), rng.standard_normal(3).astype(np.float32)
+    out = np.zeros((3, 2, 4096), np.float32).transpose(1, 0, 2)
+    norm_kernels._scale_shift(source, out, (scale, scale[None, :, None]), (shift, shift[None, :, None]))
+    np.testing.assert_array_equal(out, source * scale[None, :, None] + shift[None, :, None])

@@ -21,11 +21,11 @@ from test_conv import (
     use_numpy_kernels,
 )
 
-from modelpack import Limits, nn
+from modelpack import Limits, autograd, nn
 from modelpack.errors import LimitError
 from modelpack.nn.budget import ActivationBudget, guarded_call, limit_activations
 from modelpack.nn.kernels import conv as kernels
-from modelpack.nn.kernels import shifted
+from modelpack.nn.kernels import parallel, shifted
 
 
 @st.composite
@@ -72,6 +72,71 @@ def test_more_examples_than_one_call_takes() -> None:
     out = shifted.forward(x, w, None, g, g.out_sizes(x.shape[2:]))
     assert out.dtype == np.float64
     np.testing.assert_allclose(out, reference_forward(x, w, g), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize(("side", "taken"), [(64, True), (16, False)])
+def test_large_planes_sum_their_last_axis_on_the_output_side(monkeypatch, side, taken) -> None:
+    """16 outputs on the padded grid of 64×64 (64·66 positions each) reach
+    ``LAST_AXIS_MIN_VALUES``; of 16×16, not. Either way, the reference's convolution."""
+    g = kernels.Geometry((3, 3), (1, 1), (1, 1), (1, 1))
+    x = np.random.default_rng(5).standard_normal((2, 16, side, side)).astype(np.float32)
+    w = np.random.default_rng(6).standard_normal((16, 16, 3, 3)).astype(np.float32)
+    calls = record_calls(monkeypatch, shifted, "last_axis_forward")
+    out = shifted.forward(x, w, None, g, (side, side))
+    assert bool(calls) is taken
+    assert shifted.large(x, 16, g, (side, side)) is taken
+    assert_near(out, reference_forward(x, w, g))
+
+
+@st.composite
+def last_axis(draw: st.DrawFn) -> tuple[kernels.Geometry, tuple[int, ...], int, int, int]:
+    """(geometry, input sizes, batch, input channels, output channels) at stride 1, in 1–4
+    groups: 1–3 axes, padding, dilation, any kernel (one tap along its last axis too)."""
+    g, sizes, batch, _, _ = draw(stride_one())
+    groups = draw(st.integers(1, 4))
+    g = kernels.Geometry(g.kernel, g.strides, g.padding, g.dilation, groups)
+    return g, sizes, batch, groups * draw(st.integers(1, 3)), groups * draw(st.integers(1, 3))
+
+
+@settings(max_examples=120, deadline=None)
+@given(drawn=last_axis(), seed=st.integers(0, 2**32 - 1), with_bias=st.booleans(), channels_last=st.booleans())
+def test_the_last_axis_forward_matches_the_reference(drawn, seed, with_bias, channels_last) -> None:
+    """Any stride-1 geometry, grouped or not, whatever the thresholds say; an input in
+    channels-last memory too."""
+    g, sizes, batch, c, o = drawn
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((batch, *sizes, c)).astype(np.float32)
+    x = np.moveaxis(x, -1, 1) if channels_last else np.ascontiguousarray(np.moveaxis(x, -1, 1))
+    w = rng.standard_normal((o, c // g.groups, *g.kernel)).astype(np.float32)
+    bias = rng.standard_normal(o).astype(np.float32) if with_bias else None
+    out = shifted.last_axis_forward(x, w, bias, g, g.out_sizes(sizes))
+    expected = reference_forward(x, w, g)
+    if bias is not None:
+        expected += bias.reshape(1, -1, *(1,) * len(sizes))
+    assert out.dtype == np.float32 and out.flags.c_contiguous
+    assert_near(out, expected)
+
+
+@pytest.mark.parametrize(("groups", "in_channels", "side", "taken"), [
+    (32, 128, 16, True),  # ResNeXt's 4 × 4 a group: 128·4·9·16·18 = 1.3 M multiply-adds an example
+    (32, 128, 8, False),  # 0.37 M: below GROUPED_MIN_WORK (2^20 here)
+    (4, 128, 16, False),  # 32 × 32 a group: wider than GROUPED_MAX_WIDTH
+    (128, 128, 16, False),  # depthwise
+])
+def test_large_narrow_grouped_inference_comes_here(monkeypatch, groups, in_channels, side, taken) -> None:
+    use_numpy_kernels(monkeypatch)
+    monkeypatch.setattr(shifted, "GROUPED_MIN_WORK", 1 << 20)
+    calls = record_calls(monkeypatch, shifted, "last_axis_forward")
+    layer = nn.Conv2D(128, 3, padding=1, groups=groups, in_channels=in_channels)
+    layer.initialize(seed=0)
+    x = np.random.default_rng(8).standard_normal((2, in_channels, side, side)).astype(np.float32)
+    out = layer(x)
+    assert bool(calls) is taken
+    expected, _ = kernels.forward(x, layer.weight.data(), layer.bias.data(), layer._geometry(), last=False)
+    assert_near(out, expected)
+    with autograd.record():  # a training forward keeps im2col's columns for its backward
+        layer(x)
+    assert len(calls) == int(taken)
 
 
 def _layer_input(channels: int, side: int) -> tuple[nn.Conv2D, np.ndarray]:
@@ -132,6 +197,54 @@ def test_a_narrow_training_forward_defers_its_columns_to_the_backward(need_x) ->
         assert grad_x is None
 
 
+@pytest.mark.parametrize("need_x", [True, False])
+def test_a_wide_training_forward_on_large_planes_defers_too(monkeypatch, need_x) -> None:
+    """More than ``DEFERRED_MAX_OUTPUTS`` outputs, on large planes (``shifted.large``): deferred,
+    the weight's gradient on ``last_axis_weight_grad``; the gradients equal the reference."""
+    rng = np.random.default_rng(7)
+    g = kernels.Geometry((3, 3), (1, 1), (1, 1), (1, 1))
+    x = rng.standard_normal((3, shifted.MIN_CHANNELS, 62, 63)).astype(np.float32)
+    w = rng.standard_normal((kernels.DEFERRED_MAX_OUTPUTS + 3, shifted.MIN_CHANNELS, 3, 3)).astype(np.float32)
+    assert shifted.large(x, w.shape[0], g, (62, 63))
+    out, saved = kernels.forward(x, w, None, g, backward=True)
+    assert saved.deferred and saved.cols is x
+    assert_near(out, reference_forward(x, w, g))
+    grad = rng.standard_normal(out.shape).astype(np.float32)
+    calls = record_calls(monkeypatch, shifted, "last_axis_weight_grad")
+    grad_x, grad_w = kernels.backward(grad, saved, w, g, need_x=need_x)
+    assert len(calls) == 1
+    expected_x, expected_w = reference_backward(x, w, grad, g)
+    assert_near(grad_w, expected_w)
+    if need_x:
+        assert_near(grad_x, expected_x)
+    else:
+        assert grad_x is None
+
+
+@settings(max_examples=60, deadline=None)
+@given(drawn=stride_one(), seed=st.integers(0, 2**32 - 1))
+def test_the_last_axis_weight_gradient_matches_the_reference(drawn, seed) -> None:
+    """Any stride-1 geometry (one tap along the last axis too), whatever the thresholds say;
+    its blocks' sums in order: the same bits at 1 and 2 threads."""
+    g, sizes, batch, c, o = drawn
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((batch, c, *sizes)).astype(np.float32)
+    w = rng.standard_normal((o, c, *g.kernel)).astype(np.float32)
+    grad = rng.standard_normal((batch, o, *g.out_sizes(sizes))).astype(np.float32)
+    before = parallel.threads()
+    try:
+        parallel.set_threads(1)
+        one = shifted.last_axis_weight_grad(grad, x, g, w.shape)
+        parallel.set_threads(2)
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(parallel, "SPLIT_MIN_WORK", 0)
+            two = shifted.last_axis_weight_grad(grad, x, g, w.shape)
+    finally:
+        parallel.set_threads(before)
+    np.testing.assert_array_equal(one, two)
+    assert_near(two, reference_backward(x, w, grad, g)[1])
+
+
 @settings(max_examples=80, deadline=None)
 @given(drawn=stride_one(), seed=st.integers(0, 2**32 - 1), per=st.integers(1, 4))
 def test_a_deferred_weight_gradient_matches_the_reference(drawn, seed, per) -> None:
@@ -173,26 +286,25 @@ def test_a_deferred_backward_gathers_no_whole_batch_columns(monkeypatch, request
     assert_backward_near(grad, saved, x, w, g)
 
 
-@pytest.mark.parametrize("depthwise", [False, True])
-def test_its_padded_planes_count_against_the_budget(monkeypatch, depthwise) -> None:
+@pytest.mark.parametrize("groups", [1, 4, shifted.MIN_CHANNELS])
+def test_its_padded_planes_count_against_the_budget(monkeypatch, groups) -> None:
     """A hostile padding: the padded planes (about 4 GB here) are refused before they are
-    allocated, naming the file, as im2col's padded copy is (the depthwise path on the numpy
-    kernels too, in three dimensions: in two they are ``banded``'s)."""
+    allocated, naming the file, as im2col's padded copy is (the grouped and depthwise paths on
+    the numpy kernels too)."""
     use_numpy_kernels(monkeypatch)
     channels = shifted.MIN_CHANNELS
-    if depthwise:
-        layer = nn.Conv3D(channels, 3, padding=8000, in_channels=channels, groups=channels)
-    else:
-        layer = nn.Conv2D(1, 3, padding=8000, in_channels=channels)
+    layer = nn.Conv2D(1 if groups == 1 else channels, 3, padding=8000, in_channels=channels, groups=groups)
     layer.initialize(seed=0)
-    x = np.ones((1, channels, *(1,) * (3 if depthwise else 2)), np.float32)
+    x = np.ones((1, channels, 1, 1), np.float32)
     g = layer._geometry()
-    if depthwise:
+    if groups == channels:
         assert shifted.depthwise_usable(layer.weight.data(), g)
+    elif groups > 1:
+        assert shifted.grouped_usable(x, layer.weight.data(), g, g.out_sizes((1, 1)))
     else:
         assert shifted.usable(channels, g, g.out_sizes((1, 1)))
     limit_activations(layer, ActivationBudget("hostile.mpk", Limits(max_activation_bytes=2**20)))
-    with pytest.raises(LimitError, match=r"hostile\.mpk: .*padding the input by \(8000, 8000.*\): the activations"):
+    with pytest.raises(LimitError, match=r"hostile\.mpk: .*padding the input by \(8000, 8000\): the activations"):
         layer(x)
 
 
@@ -476,3 +588,17 @@ def test_a_depthwise_backwards_planes_count_against_the_budget() -> None:
     with pytest.raises(LimitError, match=r"hostile\.mpk: .*padding the input by \(8000, 8000\)"):
         guarded_call(layer, layer._activation_guard, (x,),
                      forward=lambda _: shifted.depthwise_backward(grad, x, layer.weight.data(), g))
+
+
+def test_the_last_axis_weight_gradients_columns_count_against_the_budget() -> None:
+    """Its padded planes, columns and gradient rows (an example a thread) are charged before
+    they are made, naming the file."""
+    g = kernels.Geometry((3, 3), (1, 1), (1, 1), (1, 1), 1)
+    layer = nn.Conv2D(16, 3, padding=1, in_channels=16)
+    layer.initialize(seed=0)
+    x = np.ones((2, 16, 20, 20), np.float32)
+    grad = np.ones((2, 16, 20, 20), np.float32)
+    limit_activations(layer, ActivationBudget("hostile.mpk", Limits(max_activation_bytes=2**12)))
+    with pytest.raises(LimitError, match=r"hostile\.mpk: .*its columns, an example a thread"):
+        guarded_call(layer, layer._activation_guard, (x,),
+                     forward=lambda _: shifted.last_axis_weight_grad(grad, x, g, layer.weight.shape))
