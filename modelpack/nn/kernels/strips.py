@@ -67,13 +67,14 @@ def forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, g: Geome
             for start in range(0, first, rows):
                 count = min(rows, first - start)
                 corner = padded[(example, slice(None), slice(start * g.strides[0], None))]
-                view = as_strided(corner, (c, *g.kernel, count, *out_sizes[1:]), window_strides, writeable=False)
-                cols = buffer[:view.size].reshape(view.shape)
-                np.copyto(cols, view)
+                shape = (c, *g.kernel, count, *out_sizes[1:])
+                view = as_strided(corner, shape, window_strides, writeable=False)
+                cols = buffer[:view.size].reshape(groups, per_group, count * rest)
+                np.copyto(cols.reshape(shape), view)
                 target = out[example, :, :, start:start + count].reshape(groups, o // groups, count * rest)
                 for group in range(groups):  # (a stacked matmul ran slower on one group)
                     product = target[group]
-                    np.matmul(kernels[group], cols.reshape(groups, per_group, count * rest)[group], out=product)
+                    np.matmul(kernels[group], cols[group], out=product)
                     if shift is not None:
                         product += shift[group]
                 if activation is not None:

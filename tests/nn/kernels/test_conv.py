@@ -120,7 +120,8 @@ def record_calls(monkeypatch: pytest.MonkeyPatch, module: object, name: str) -> 
     """The shape of the first argument of each call of ``module.name`` (which still runs)."""
     calls: list[tuple[int, ...]] = []
     original = getattr(module, name)
-    monkeypatch.setattr(module, name, lambda first, *args: calls.append(first.shape) or original(first, *args))
+    monkeypatch.setattr(module, name, lambda first, *args, **kwargs: calls.append(first.shape)
+                        or original(first, *args, **kwargs))
     return calls
 
 
