@@ -12,6 +12,12 @@ by side, on plain numpy arrays.
   last axis's taps shifted on the output side);
 - ``depthwise``: a depthwise convolution whose output keeps its input's sizes, each tap one
   multiply-add of the unpadded planes by a weight plane masked where it would read padding;
+- ``banded``: a 2-D depthwise convolution (any stride) and its gradients as GEMMs of the
+  padded planes' rows with banded matrices of the taps;
+- ``strips``: an inference convolution whose columns are large (a stem on big images), its
+  columns gathered and multiplied a strip of output rows at a time, in cache;
+- ``col2im``: a strided convolution's taps' products placed back where they read (its input
+  gradient, a transposed convolution's forward), by phases or by windows;
 - ``pool``: max and average pooling over window offsets, and their gradients;
 - ``norm``: BatchNorm as one fused scale and shift, with batch or running statistics, and its
   gradient (with the ``accel`` extra, its passes as ``compiled_norm``'s numba loops);

@@ -71,16 +71,26 @@ def windows(padded: np.ndarray, kernel: Sizes, strides: Sizes, dilation: Sizes |
     return view[index]
 
 
+# From this many output positions an example on, fewer than 16 channels a group take channels
+# first in training too. Forward and backward (input's and weight's gradients) at 2 threads, ms,
+# last → first: a 7×7/2 stem on 8×3×224×224 96 → 55 (first layer: 52 → 31); 3×3×3 3 → 32 on
+# 4×8×56×56 30 → 22; 3×3 8 → 32 on 32×64×64 30 → 25; 5×5/2 4 → 16 on 16×128×128 20 → 15.5.
+FEW_CHANNELS_MIN_POSITIONS = 4096
+
+
 def channels_last(channels_per_group: int, kernel: Sizes, positions: int, *, backward: bool = True) -> bool:
     """The layout of the columns, as measured on d2l's shapes (one thread, CPU time): channels
     first for a 1×1 kernel (its columns are the input, subsampled), for few channels per group
-    (runs of ow values are then longer than channels-last's kw·C/G), and, when no backward
+    (runs of ow values are then longer than channels-last's kw·C/G; on large maps for fewer
+    than 16 whatever the kernel: ``FEW_CHANNELS_MIN_POSITIONS``), and, when no backward
     will reuse the columns, for many output positions per example (a GEMM per example then
     writes the channel-first output directly). Otherwise channels last: its single GEMM and
     tap-by-tap col2im made the backward up to 2× faster. (At 256 positions channels last won
     at 2 threads, batch 32: ResNet's 3×3/2 16 → 32 on 32×32 1.40 → 1.26 ms, 32 → 64 3×3 on
     16×16, batch 64, 4.65 → 4.41.)"""
     if math.prod(kernel) == 1 or channels_per_group * kernel[-1] < 16:
+        return False
+    if channels_per_group < 16 and positions >= FEW_CHANNELS_MIN_POSITIONS:
         return False
     return backward or positions <= 256
 

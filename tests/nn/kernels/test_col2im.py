@@ -51,7 +51,7 @@ def test_phases_place_what_the_taps_place(shape, og, kernel, strides, padding, o
     windows = record_calls(monkeypatch, col2im, "by_windows")
     whole = transposed.transpose_forward(x, w, None, g, output_padding)
     assert phases, "a strided, undilated transposed convolution goes by phases"
-    assert bool(windows) == all(k % s == 0 for k, s in zip(kernel, strides, strict=True))
+    assert bool(windows) == col2im.windows_usable(g)  # (which geometries: test_windows_where_they_win)
     np.testing.assert_allclose(whole, taps, rtol=1e-5, atol=1e-5)
     monkeypatch.setattr(col2im, "_BLOCK_BYTES", 1)  # one example a block
     monkeypatch.setattr(col2im, "_WINDOW_BLOCK_BYTES", 1)
@@ -75,11 +75,12 @@ def test_unit_strides_and_dilation_go_tap_by_tap(strides, dilation, monkeypatch)
 @pytest.mark.parametrize(("kernel", "strides", "padding", "groups"),
                          [((3, 3), (2, 2), (1, 1), 1), ((1, 1), (2, 2), (0, 0), 1), ((3,), (2,), (1,), 2),
                           ((3, 2, 3), (2, 1, 2), (1, 0, 1), 1),
-                          ((2, 2), (2, 2), (0, 0), 1), ((4,), (2,), (1,), 2), ((4, 2, 2), (2, 1, 2), (1, 0, 1), 1)])
+                          ((2, 2), (2, 2), (0, 0), 1), ((4,), (2,), (1,), 2), ((4, 4), (2, 2), (1, 1), 2),
+                          ((4, 2, 2), (2, 1, 2), (1, 0, 1), 1)])
 def test_a_strided_convolutions_input_gradient_goes_by_phases(kernel, strides, padding, groups, monkeypatch) -> None:
     """The input's gradient of a strided convolution laid out channels last (a ResNet stage's
-    3×3/2 and its 1×1/2 shortcut, grouped 1-D, 3-D; by windows: 2×2/2, DCGAN's 4/2 in 1-D
-    grouped, 3-D): by phases, as the taps place it."""
+    3×3/2 and its 1×1/2 shortcut, grouped 1-D, 3-D, 2×2/2, DCGAN's 4/2 in 1-D; by windows:
+    DCGAN's discriminator 4×4/2 grouped, 3-D): by phases, as the taps place it."""
     use_numpy_kernels(monkeypatch)
     rng = np.random.default_rng(5)
     x = rng.standard_normal((3, 4, *(7,) * len(kernel))).astype(np.float32)
@@ -133,7 +134,8 @@ def test_its_buffers_count_against_the_budget(geometry, what, monkeypatch) -> No
 
 
 @pytest.mark.parametrize(("kernel", "strides", "expected"), [
-    ((4, 4), (2, 2), True), ((4,), (2,), True), ((4, 1), (2, 1), True),
+    ((4, 4), (2, 2), True), ((4, 1), (2, 1), True), ((4, 2, 2), (2, 1, 2), True),
+    ((4,), (2,), False),  # 1-D: two shifts' adds cost less than the windows' copy
     ((3, 3), (2, 2), False),  # the stride does not divide the kernel: zero taps in the windows
     ((2, 2), (2, 2), False),  # a window of one input: by_phases' one GEMM and one add
     ((64, 64), (32, 32), False),  # 1,024 phases, a placing call each

@@ -120,7 +120,8 @@ def record_calls(monkeypatch: pytest.MonkeyPatch, module: object, name: str) -> 
     """The shape of the first argument of each call of ``module.name`` (which still runs)."""
     calls: list[tuple[int, ...]] = []
     original = getattr(module, name)
-    monkeypatch.setattr(module, name, lambda first, *args: calls.append(first.shape) or original(first, *args))
+    monkeypatch.setattr(module, name, lambda first, *args, **kwargs: calls.append(first.shape)
+                        or original(first, *args, **kwargs))
     return calls
 
 
@@ -199,6 +200,10 @@ def test_the_layout_heuristic() -> None:
     assert not kernels.channels_last(3, (3, 3), 1024)  # few channels
     assert not kernels.channels_last(64, (1, 1), 64)  # 1×1
     assert kernels.channels_last(16, (3, 3), 1024)
+    assert kernels.channels_last(8, (3, 3), 1024)  # a few channels of a small map
+    assert not kernels.channels_last(3, (7, 7), 112 * 112)  # a stem's: few channels, a large map
+    assert not kernels.channels_last(8, (3, 3), 64 * 64)
+    assert kernels.channels_last(16, (3, 3), 64 * 64)
     assert not kernels.channels_last(16, (3, 3), 1024, backward=False)  # inference, large maps
     assert kernels.channels_last(64, (3, 3), 64, backward=False)
 

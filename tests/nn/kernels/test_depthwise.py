@@ -128,14 +128,15 @@ def test_a_kernel_wider_than_its_input_is_not_taken(monkeypatch) -> None:
 
 
 def test_the_input_gradient_of_a_same_size_depthwise_convolution_comes_here(monkeypatch) -> None:
-    """A training backward of MobileNet's depthwise 3×3 computes its input's gradient here (the
-    flipped kernel's correlation of the output's gradient), equal to the reference's."""
+    """A training backward of a same-size depthwise 3 computes its input's gradient here (the
+    flipped kernel's correlation of the output's gradient), equal to the reference's (in 1-D:
+    2-D ones train on ``banded``)."""
     use_numpy_kernels(monkeypatch)
     calls = record_calls(monkeypatch, depthwise, "forward")
     rng = np.random.default_rng(4)
-    g = kernels.Geometry((3, 3), (1, 1), (1, 1), (1, 1), 6)
-    x = rng.standard_normal((3, 6, 8, 7)).astype(np.float32)
-    w = rng.standard_normal((6, 1, 3, 3)).astype(np.float32)
+    g = kernels.Geometry((3,), (1,), (1,), (1,), 6)
+    x = rng.standard_normal((3, 6, 56)).astype(np.float32)
+    w = rng.standard_normal((6, 1, 3)).astype(np.float32)
     out, saved = kernels.forward(x, w, None, g)
     grad = rng.standard_normal(out.shape).astype(np.float32)
     assert_backward_near(grad, saved, x, w, g)

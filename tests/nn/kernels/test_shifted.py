@@ -403,15 +403,15 @@ def test_depthwise_forward_matches_the_reference(drawn, seed, multiplier, with_b
 def test_depthwise_inference_comes_here_on_the_numpy_path(monkeypatch) -> None:
     """On the numpy kernels a stride-1 depthwise inference forward is the taps' multiply-adds
     (split over the batch on ``parallel``'s threads), equal to im2col's einsum; strided, it
-    is not (im2col won at two threads)."""
+    is not (im2col won at two threads). (In 1-D: 2-D ones are ``banded``'s.)"""
     use_numpy_kernels(monkeypatch)
     calls = record_calls(monkeypatch, shifted, "depthwise_forward")
     rng = np.random.default_rng(4)
-    x = rng.standard_normal((8, 6, 9, 9)).astype(np.float32)
-    w = rng.standard_normal((12, 1, 3, 3)).astype(np.float32)
-    for strides, taken in (((1, 1), True), ((2, 2), False)):
+    x = rng.standard_normal((8, 6, 81)).astype(np.float32)
+    w = rng.standard_normal((12, 1, 3)).astype(np.float32)
+    for strides, taken in (((1,), True), ((2,), False)):
         calls.clear()
-        g = kernels.Geometry((3, 3), strides, (1, 1), (1, 1), 6)
+        g = kernels.Geometry((3,), strides, (1,), (1,), 6)
         out, _ = kernels.forward(x, w, None, g, backward=False)
         assert bool(calls) is taken
         assert_near(out, reference_forward(x, w, g))
@@ -484,13 +484,13 @@ def test_a_depthwise_input_gradient_is_the_flipped_depthwise_forward(monkeypatch
     taps' multiply-adds of the flipped kernel, here on padded planes (unpadded, so the flipped
     one's output is larger than its input; MobileNet's same-size one is ``depthwise``'s); with a
     multiplier the flipped convolution is not depthwise, and im2col's einsum computes it.
-    Either way the reference's."""
+    Either way the reference's. (In 1-D: 2-D ones train on ``banded``.)"""
     use_numpy_kernels(monkeypatch)
     calls = record_calls(monkeypatch, shifted, "depthwise_forward")
     rng = np.random.default_rng(10)
-    g = kernels.Geometry((3, 3), (1, 1), (0, 0), (1, 1), 6)
-    x = rng.standard_normal((4, 6, 9, 8)).astype(np.float32)
-    w = rng.standard_normal((6 * multiplier, 1, 3, 3)).astype(np.float32)
+    g = kernels.Geometry((3,), (1,), (0,), (1,), 6)
+    x = rng.standard_normal((4, 6, 72)).astype(np.float32)
+    w = rng.standard_normal((6 * multiplier, 1, 3)).astype(np.float32)
     out, saved = kernels.forward(x, w, None, g)
     calls.clear()  # (the training forward's own taps run there too)
     grad = rng.standard_normal(out.shape).astype(np.float32)
@@ -557,18 +557,19 @@ def test_a_depthwise_forwards_blocks_do_not_change_its_bits(monkeypatch) -> None
 
 def test_large_same_size_depthwise_planes_come_here_not_to_the_unpadded_ones(monkeypatch) -> None:
     """MobileNet's 3×3 on planes whose chunk of the batch outgrows the cache runs on these
-    blocks of padded planes (``depthwise.usable`` declines it), with the same result."""
+    blocks of padded planes (``depthwise.usable`` declines it), with the same result (in 1-D:
+    2-D ones are ``banded``'s)."""
     from modelpack.nn.kernels import depthwise, parallel
 
     use_numpy_kernels(monkeypatch)
     calls = record_calls(monkeypatch, shifted, "depthwise_forward")
     rng = np.random.default_rng(12)
-    x = rng.standard_normal((2, 4, 9, 9)).astype(np.float32)
-    w = rng.standard_normal((4, 1, 3, 3)).astype(np.float32)
-    g = kernels.Geometry((3, 3), (1, 1), (1, 1), (1, 1), 4)
-    assert depthwise.usable(x, w, g, (9, 9))
+    x = rng.standard_normal((2, 4, 81)).astype(np.float32)
+    w = rng.standard_normal((4, 1, 3)).astype(np.float32)
+    g = kernels.Geometry((3,), (1,), (1,), (1,), 4)
+    assert depthwise.usable(x, w, g, (81,))
     monkeypatch.setattr(depthwise, "MAX_CHUNK_ELEMENTS", -(-2 // parallel.threads()) * 4 * 81 - 1)
-    assert not depthwise.usable(x, w, g, (9, 9))
+    assert not depthwise.usable(x, w, g, (81,))
     out, _ = kernels.forward(x, w, None, g, backward=False)
     assert calls
     np.testing.assert_array_equal(out, depthwise.forward(x, w, None, g))
@@ -597,17 +598,18 @@ def test_a_large_depthwise_training_forward_keeps_no_columns_and_its_bits_ignore
         monkeypatch) -> None:
     """A training forward of a depthwise convolution on planes too large for the cache saves its
     input (deferred); the backward's gradients are the reference's, the same bits at one
-    thread and at two. A small one keeps im2col's columns."""
+    thread and at two. A small one keeps im2col's columns. (In 1-D: 2-D ones are ``banded``'s.)"""
     from modelpack.nn.kernels import depthwise, parallel
 
     use_numpy_kernels(monkeypatch)
     monkeypatch.setattr(parallel, "MIN_ELEMENTS", 1)
+    calls = record_calls(monkeypatch, shifted, "depthwise_backward")
     rng = np.random.default_rng(13)
-    g = kernels.Geometry((3, 3), (1, 1), (1, 1), (1, 1), 6)
-    x = rng.standard_normal((5, 6, 11, 12)).astype(np.float32)
-    w = rng.standard_normal((6, 1, 3, 3)).astype(np.float32)
+    g = kernels.Geometry((3,), (1,), (1,), (1,), 6)
+    x = rng.standard_normal((5, 6, 132)).astype(np.float32)
+    w = rng.standard_normal((6, 1, 3)).astype(np.float32)
     assert not kernels.forward(x, w, None, g)[1].deferred
-    monkeypatch.setattr(depthwise, "MAX_CHUNK_ELEMENTS", 6 * 11 * 12 - 1)
+    monkeypatch.setattr(depthwise, "MAX_CHUNK_ELEMENTS", 6 * 132 - 1)
     out, saved = kernels.forward(x, w, None, g)
     assert saved.deferred and saved.cols is x
     grad = rng.standard_normal(out.shape).astype(np.float32)
@@ -620,6 +622,7 @@ def test_a_large_depthwise_training_forward_keeps_no_columns_and_its_bits_ignore
             results.append(kernels.backward(grad, saved, w, g))
     finally:
         parallel.set_threads(before)
+    assert calls
     for one, two in zip(*results, strict=True):
         np.testing.assert_array_equal(one, two)
 
