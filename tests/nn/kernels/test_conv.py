@@ -206,6 +206,8 @@ def test_the_layout_heuristic() -> None:
     assert kernels.channels_last(16, (3, 3), 64 * 64)
     assert not kernels.channels_last(16, (3, 3), 1024, backward=False)  # inference, large maps
     assert kernels.channels_last(64, (3, 3), 64, backward=False)
+    assert kernels.channels_last(16, (3, 3), 256, backward=False)  # (ResNet's 3×3/2 on 32×32)
+    assert not kernels.channels_last(16, (3, 3), 257, backward=False)
 
 
 @settings(max_examples=25, deadline=None)
