@@ -7,9 +7,9 @@ by side, on plain numpy arrays.
   gradients through ``conv``'s forward and backward;
 - ``columns``: im2col's two layouts (where each output reads, the padded input, the column
   matrix channels last or first, the weight in its order);
-- ``shifted``: an inference convolution at stride 1 as one small GEMM per kernel tap on
-  shifted views of the padded input (no im2col), where that is faster (narrow groups: the
-  last axis's taps shifted on the output side);
+- ``shifted``: a convolution at stride 1 (inference, a deferred training forward, the input's
+  gradient) as GEMMs on shifted views of the padded input (no im2col), the last axis's taps
+  shifted on the output side, where that is faster;
 - ``depthwise``: a depthwise convolution whose output keeps its input's sizes, each tap one
   multiply-add of the unpadded planes by a weight plane masked where it would read padding;
 - ``banded``: a 2-D depthwise convolution (any stride) and its gradients as GEMMs of the

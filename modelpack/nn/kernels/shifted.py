@@ -1,22 +1,22 @@
-"""Inference convolution as one small GEMM per kernel tap on shifted views, without im2col.
+"""Stride-1 convolution on shifted views of the padded planes, without im2col.
 
 With stride 1, the tap at offset ``j`` of a kernel reads the padded input shifted by ``j``;
 flattened over its spatial axes, that shift is a single offset into each channel's plane, so
 tap ``j`` contributes ``W[:, :, j] @ plane[:, off_j : off_j + L]`` to every output position
 at once (``L`` positions on the padded grid; the few that fall in the padding's columns are
-computed and dropped). Summing the taps needs no column matrix at all: on d2l's ResNet-18
-shapes (batch 32, 16–64 channels, 8×8 to 32×32 maps) im2col's copy plus its GEMM took
-1.25–1.55× as long. Smaller maps and narrow inputs stay on im2col, where fewer, larger GEMMs
-do as well or better.
+computed and dropped). The taps of the kernel's last axis are summed on the output side, after
+one GEMM of the other taps' columns (contiguous runs of the planes, a third of im2col's for a
+3×3) by a weight with k times a tap's rows (``last_axis_forward``): an example per GEMM on
+large planes, else a block of examples' planes end to end. On 16×16 maps and smaller, one
+GEMM of K = k·C (im2col's) did better (``faster``); narrow inputs stay on im2col too.
 
 A depthwise convolution (one input channel per group) sums its taps the same way, each tap a
-multiply-add of shifted planes instead of a GEMM. Large planes, and narrow groups, sum the taps
-of the kernel's last axis the same way on the output side, after one GEMM (per group) of the
-other taps' columns (``last_axis_forward``).
+multiply-add of shifted planes instead of a GEMM; narrow groups take ``last_axis_forward``
+per group.
 
 Two calls come here: the forward of an inference call (a training forward keeps im2col's
 columns, which its backward reuses for the weight's gradient, unless ``conv`` defers them: few
-outputs, or large planes, whose weight's gradient is then ``last_axis_weight_grad``), and the
+outputs, or large planes; beyond 16×16 the weight's gradient is then ``last_axis_weight_grad``), and the
 input's gradient at stride 1, which is this correlation of the output's gradient with the
 flipped kernel (``conv._full_correlation``). Onto few input channels that correlation's GEMMs have a handful
 of rows, so there the input's gradient is the transpose of this scheme instead (``grad_input``):
