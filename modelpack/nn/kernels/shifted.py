@@ -66,6 +66,15 @@ LAST_AXIS_MIN_VALUES = 1 << 16
 # of columns. Measured at 2 threads, batch 32, 3×3, 16 channels on 32×32 (ms, examples a block
 # 1 / 4 / 8 / 16, a GEMM per tap on 4): 2.86 / 2.34 / 2.11 / 2.06, 2.52.
 BLOCK_COLUMNS = 1 << 20
+# From this many inputs an output on, the columns' copy (k·C values a position) cost more than
+# a GEMM per tap and its products' adds (O values a tap): ``_per_tap``. Measured at 2 threads,
+# 3×3 (ms, blocks → a GEMM per tap): the CNN's input gradient, 64 → 32 channels on 64×16×16,
+# 4.06 → 3.79, 32 → 16 on 32×32×32 3.00 → 2.75; as many outputs as inputs, the blocks won: 16 on
+# 32×32×32 1.92 → 2.06, 64 on 64×16×16 7.07 → 7.98.
+PER_TAP_MIN_RATIO = 2
+# Examples per GEMM call of ``_per_tap``: the per-tap product of a few examples stays in cache
+# while the taps are summed into it (4 measured best of 1, 4 and 32).
+EXAMPLES_PER_CALL = 4
 # ... in at least this many blocks (a batch that has them), so that the threads share them: one
 # block ran whole, its GEMM on BLAS's threads, whose workers then spin on the cores the next
 # passes need (ResNet-18-style's training step 140 → 185 ms with its 32 channels' input
@@ -127,12 +136,58 @@ def forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, g: Geome
             out_sizes: tuple[int, ...]) -> np.ndarray:
     """x (N, C, *S) correlated with weight (O, C, *K), plus bias: (N, O, *out), by
     ``last_axis_forward``: an example per GEMM on large planes (``large``), else blocks of
-    examples whose columns hold up to ``BLOCK_COLUMNS`` values."""
-    if large(x, weight.shape[0], g, out_sizes):
+    examples whose columns hold up to ``BLOCK_COLUMNS`` values; from ``PER_TAP_MIN_RATIO``
+    inputs an output on, a GEMM per tap (``_per_tap``)."""
+    c, o = x.shape[1], weight.shape[0]
+    if large(x, o, g, out_sizes):
         return last_axis_forward(x, weight, bias, g, out_sizes, 1)
+    if c >= PER_TAP_MIN_RATIO * o:
+        return _per_tap(x, weight, bias, g, out_sizes)
     _, _, _, plane = _layout(x, g, out_sizes)
-    rows = x.shape[1] * math.prod(g.kernel[:-1])
+    rows = c * math.prod(g.kernel[:-1])
     return last_axis_forward(x, weight, bias, g, out_sizes, max(1, BLOCK_COLUMNS // (rows * plane)))
+
+
+def _per_tap(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, g: Geometry,
+             out_sizes: tuple[int, ...]) -> np.ndarray:
+    """``forward`` as a GEMM per tap on ``EXAMPLES_PER_CALL`` examples' planes, each tap's
+    product added into the sums while in cache: no columns copied."""
+    n, c, o = x.shape[0], x.shape[1], weight.shape[0]
+    padded, grid, offsets, plane = _layout(x, g, out_sizes)
+    budget.charge(budget.nbytes((n, c, plane), x.dtype), f"padding the input by {g.padding}")
+    flat = np.zeros((n, c, plane), x.dtype)
+    inside = (slice(None), slice(None), *_inside(g, x.shape[2:]))
+    inner = flat[:, :, :math.prod(padded)].reshape(n, c, *padded)[inside]
+    length = math.prod(grid)
+    taps = np.ascontiguousarray(weight.reshape(o, c, -1).transpose(2, 0, 1))  # (K, O, C)
+    step = min(EXAMPLES_PER_CALL, n)
+    scratch_rows = parallel.threads() * step  # a scratch product per thread
+    budget.charge(budget.nbytes((n + scratch_rows, o, length), x.dtype), "its output on the padded grid")
+    budget.charge(budget.nbytes((n, o, *out_sizes), x.dtype), "its output")
+    sums = np.empty((n, o, length), x.dtype)
+    out = np.empty((n, o, *out_sizes), x.dtype)
+    crop = (slice(None), slice(None), *(slice(0, size) for size in out_sizes))
+    kept = sums.reshape(n, o, *grid)[crop]
+    shift = None if bias is None else bias.reshape(1, o, *(1,) * len(out_sizes))
+
+    def run(b: slice) -> None:
+        np.copyto(inner[b], x[b])
+        scratch = np.empty((step, o, length), x.dtype)
+        for start in range(b.start, b.stop, step):
+            stop = min(b.stop, start + step)
+            total, product = sums[start:stop], scratch[:stop - start]
+            np.matmul(taps[0], flat[start:stop, :, offsets[0]:offsets[0] + length], out=total)
+            for tap, offset in zip(taps[1:], offsets[1:], strict=True):
+                np.matmul(tap, flat[start:stop, :, offset:offset + length], out=product)
+                total += product
+        # the positions in the padding's columns dropped, the bias added in the same pass
+        if shift is None:
+            np.copyto(out[b], kept[b])
+        else:
+            np.add(kept[b], shift, out=out[b])
+
+    parallel.split(run, n, n * o * c * len(offsets) * length)
+    return out
 
 
 def grouped_usable(x: np.ndarray, weight: np.ndarray, g: Geometry, out_sizes: tuple[int, ...]) -> bool:

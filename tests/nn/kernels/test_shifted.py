@@ -86,6 +86,23 @@ def test_blocks_of_examples_equal_the_reference(monkeypatch, batch, examples) ->
         np.testing.assert_array_equal(other, outs[0])
 
 
+@pytest.mark.parametrize(("inputs", "outputs", "per_tap"), [(8, 4, True), (9, 4, True), (7, 4, False), (4, 4, False)])
+def test_many_inputs_an_output_take_a_gemm_per_tap(monkeypatch, inputs, outputs, per_tap) -> None:
+    """From ``PER_TAP_MIN_RATIO`` inputs an output on, a GEMM per tap over several calls of
+    ``EXAMPLES_PER_CALL`` examples (float64, a last call shorter), else the blocks; either way
+    the reference in every example."""
+    calls = record_calls(monkeypatch, shifted, "_per_tap")
+    rng = np.random.default_rng(inputs)
+    g = kernels.Geometry((3, 2), (1, 1), (1, 1), (1, 2))
+    x = rng.standard_normal((2 * shifted.EXAMPLES_PER_CALL + 1, inputs, 6, 5))
+    w = rng.standard_normal((outputs, inputs, 3, 2))
+    bias = rng.standard_normal(outputs)
+    out = shifted.forward(x, w, bias, g, g.out_sizes(x.shape[2:]))
+    assert bool(calls) is per_tap and out.dtype == np.float64
+    expected = reference_forward(x, w, g) + bias.reshape(1, -1, 1, 1)
+    np.testing.assert_allclose(out, expected, rtol=1e-12, atol=1e-12)
+
+
 @pytest.mark.parametrize(("batch", "blocks"), [(8, shifted.MIN_BLOCKS), (3, 3), (1, 1)])
 def test_a_small_batch_is_never_one_block_the_threads_cannot_share(monkeypatch, batch, blocks) -> None:
     """However many examples a block could hold, the batch is dealt into ``MIN_BLOCKS`` blocks
@@ -653,3 +670,18 @@ def test_the_last_axis_weight_gradients_columns_count_against_the_budget() -> No
     with pytest.raises(LimitError, match=r"hostile\.mpk: .*its columns, an example a thread"):
         guarded_call(layer, layer._activation_guard, (x,),
                      forward=lambda _: shifted.last_axis_weight_grad(grad, x, g, layer.weight.shape))
+
+
+@pytest.mark.parametrize(("forward", "what"), [
+    (lambda x, w, g: shifted._per_tap(x, w, None, g, (20, 20)), r"padding the input by \(1, 1\)"),
+    (lambda x, w, g: shifted.last_axis_forward(x, w, None, g, (20, 20), 4), r"padding the input by \(1, 1\)"),
+])
+def test_the_forwards_planes_count_against_the_budget(forward, what) -> None:
+    """A GEMM per tap's padded planes and the blocks' are charged before they are made."""
+    g = kernels.Geometry((3, 3), (1, 1), (1, 1), (1, 1), 1)
+    layer = nn.Conv2D(4, 3, padding=1, in_channels=16)
+    layer.initialize(seed=0)
+    x = np.ones((4, 16, 20, 20), np.float32)
+    limit_activations(layer, ActivationBudget("hostile.mpk", Limits(max_activation_bytes=2**12)))
+    with pytest.raises(LimitError, match=rf"hostile\.mpk: .*{what}"):
+        guarded_call(layer, layer._activation_guard, (x,), forward=lambda _: forward(x, layer.weight.data(), g))
