@@ -7,8 +7,9 @@ at once (``L`` positions on the padded grid; the few that fall in the padding's 
 computed and dropped). The taps of the kernel's last axis are summed on the output side, after
 one GEMM of the other taps' columns (contiguous runs of the planes, a third of im2col's for a
 3×3) by a weight with k times a tap's rows (``last_axis_forward``): an example per GEMM on
-large planes, else a block of examples' planes end to end. On 16×16 maps and smaller, one
-GEMM of K = k·C (im2col's) did better (``faster``); narrow inputs stay on im2col too.
+large planes, else a block of examples' planes end to end (with many more inputs than outputs,
+a GEMM per tap instead). On 16×16 maps and smaller, one GEMM of K = k·C (im2col's) did better
+(``faster``); narrow inputs stay on im2col too.
 
 A depthwise convolution (one input channel per group) sums its taps the same way, each tap a
 multiply-add of shifted planes instead of a GEMM; narrow groups take ``last_axis_forward``
