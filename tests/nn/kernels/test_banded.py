@@ -11,12 +11,20 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from test_conv import assert_near, record_calls, reference_backward, reference_forward, use_numpy_kernels
+from test_conv import (
+    assert_near,
+    assert_refused_by_budget,
+    backward_at_thread_counts,
+    record_calls,
+    reference_backward,
+    reference_forward,
+    use_numpy_kernels,
+)
 
 from modelpack import Limits, nn
 from modelpack.errors import LimitError
-from modelpack.nn.budget import ActivationBudget, guarded_call, limit_activations
-from modelpack.nn.kernels import banded, parallel
+from modelpack.nn.budget import ActivationBudget, limit_activations
+from modelpack.nn.kernels import banded
 from modelpack.nn.kernels import conv as kernels
 
 
@@ -147,14 +155,7 @@ def test_a_training_forward_keeps_no_columns_and_its_bits_ignore_the_threads(mon
     out, saved = kernels.forward(x, w, None, g)
     assert saved.deferred and saved.cols is x
     grad = rng.standard_normal(out.shape).astype(np.float32)
-    before = parallel.threads()
-    try:
-        results = []
-        for threads in (1, 2):
-            parallel.set_threads(threads)
-            results.append(kernels.backward(grad, saved, w, g))
-    finally:
-        parallel.set_threads(before)
+    results = backward_at_thread_counts(grad, saved, w, g)
     assert calls
     for one, two_threads, expected in zip(*results, reference_backward(x, w, grad, g), strict=True):
         np.testing.assert_array_equal(one, two_threads)
@@ -221,9 +222,7 @@ def test_the_backwards_planes_count_against_the_budget(gradient) -> None:
     w = layer.weight.data()
     run = {"grad_input": lambda: banded.grad_input(grad, w, g, x.shape),
            "grad_weight": lambda: banded.grad_weight(grad, x, g, w.shape)}[gradient]
-    limit_activations(layer, ActivationBudget("hostile.mpk", Limits(max_activation_bytes=2**20)))
-    with pytest.raises(LimitError, match=r"hostile\.mpk: .*padding the input by \(300, 300\)"):
-        guarded_call(layer, layer._activation_guard, (x,), forward=lambda _: run())
+    assert_refused_by_budget(layer, x, 2**20, r"padding the input by \(300, 300\)", run)
 
 
 def test_only_blas_types_come_here(monkeypatch) -> None:

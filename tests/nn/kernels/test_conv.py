@@ -13,6 +13,7 @@ against torch where it is installed.
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 
 import numpy as np
 import pytest
@@ -123,6 +124,34 @@ def record_calls(monkeypatch: pytest.MonkeyPatch, module: object, name: str) -> 
     monkeypatch.setattr(module, name, lambda first, *args, **kwargs: calls.append(first.shape)
                         or original(first, *args, **kwargs))
     return calls
+
+
+def backward_at_thread_counts(grad: np.ndarray, saved: kernels.Saved, w: np.ndarray, g: kernels.Geometry
+                              ) -> list[tuple[np.ndarray | None, np.ndarray | None]]:
+    """``kernels.backward`` at 1 and then 2 of ``parallel``'s threads (the count put back)."""
+    from modelpack.nn.kernels import parallel
+
+    before = parallel.threads()
+    try:
+        results = []
+        for threads in (1, 2):
+            parallel.set_threads(threads)
+            results.append(kernels.backward(grad, saved, w, g))
+    finally:
+        parallel.set_threads(before)
+    return results
+
+
+def assert_refused_by_budget(layer: object, x: np.ndarray, limit: int, what: str, run: Callable[[], object]) -> None:
+    """``run()`` inside ``layer``'s call with ``limit`` bytes of activations is refused, naming
+    the file (hostile.mpk) and ``what`` (a pattern) it would have allocated."""
+    from modelpack.errors import LimitError
+    from modelpack.io.limits import Limits
+    from modelpack.nn.budget import ActivationBudget, guarded_call, limit_activations
+
+    limit_activations(layer, ActivationBudget("hostile.mpk", Limits(max_activation_bytes=limit)))
+    with pytest.raises(LimitError, match=rf"hostile\.mpk: .*{what}"):
+        guarded_call(layer, layer._activation_guard, (x,), forward=lambda _: run())  # type: ignore[attr-defined]
 
 
 def _draw_arrays(data: st.DataObject, g: kernels.Geometry, sizes: tuple[int, ...], batch: int,

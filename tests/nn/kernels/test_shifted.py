@@ -15,6 +15,8 @@ from hypothesis import strategies as st
 from test_conv import (
     assert_backward_near,
     assert_near,
+    assert_refused_by_budget,
+    backward_at_thread_counts,
     record_calls,
     reference_backward,
     reference_forward,
@@ -23,7 +25,7 @@ from test_conv import (
 
 from modelpack import Limits, autograd, nn
 from modelpack.errors import LimitError
-from modelpack.nn.budget import ActivationBudget, guarded_call, limit_activations
+from modelpack.nn.budget import ActivationBudget, limit_activations
 from modelpack.nn.kernels import conv as kernels
 from modelpack.nn.kernels import parallel, shifted
 
@@ -244,6 +246,12 @@ def test_a_narrow_training_forward_defers_its_columns_to_the_backward(monkeypatc
     calls = record_calls(monkeypatch, shifted, "last_axis_weight_grad")
     grad_x, grad_w = kernels.backward(grad, saved, w, g, need_x=need_x)
     assert bool(calls) is on_the_grid
+    _assert_gradients(grad_x, grad_w, x, w, grad, g, need_x)
+
+
+def _assert_gradients(grad_x: np.ndarray | None, grad_w: np.ndarray | None, x: np.ndarray, w: np.ndarray,
+                      grad: np.ndarray, g: kernels.Geometry, need_x: bool) -> None:
+    """The gradients near the reference; no input gradient where none was asked for."""
     expected_x, expected_w = reference_backward(x, w, grad, g)
     assert_near(grad_w, expected_w)
     if need_x:
@@ -268,12 +276,7 @@ def test_a_wide_training_forward_on_large_planes_defers_too(monkeypatch, need_x)
     calls = record_calls(monkeypatch, shifted, "last_axis_weight_grad")
     grad_x, grad_w = kernels.backward(grad, saved, w, g, need_x=need_x)
     assert len(calls) == 1
-    expected_x, expected_w = reference_backward(x, w, grad, g)
-    assert_near(grad_w, expected_w)
-    if need_x:
-        assert_near(grad_x, expected_x)
-    else:
-        assert grad_x is None
+    _assert_gradients(grad_x, grad_w, x, w, grad, g, need_x)
 
 
 @settings(max_examples=60, deadline=None)
@@ -489,10 +492,8 @@ def test_the_planes_of_the_input_gradient_count_against_the_budget() -> None:
     g = layer._geometry()
     grad = np.ones((1, 2, *g.out_sizes((1, 1))), np.float32)
     assert shifted.grad_input_usable(layer.weight.data(), g)
-    limit_activations(layer, ActivationBudget("hostile.mpk", Limits(max_activation_bytes=2**20)))
-    with pytest.raises(LimitError, match=r"hostile\.mpk: .*its taps' products on the padded planes"):
-        guarded_call(layer, layer._activation_guard, (x,),
-                     forward=lambda _: shifted.grad_input(grad, layer.weight.data(), g, x.shape))
+    assert_refused_by_budget(layer, x, 2**20, r"its taps' products on the padded planes",
+                             lambda: shifted.grad_input(grad, layer.weight.data(), g, x.shape))
 
 
 @pytest.mark.parametrize(("multiplier", "taken"), [(1, True), (2, False)])
@@ -523,10 +524,8 @@ def test_a_deferred_weight_gradients_block_products_count_against_the_budget() -
     layer.initialize(seed=0)
     x = np.ones((4096, 16, 1, 1), np.float32)
     grad = np.ones((4096, 16, 1, 1), np.float32)
-    limit_activations(layer, ActivationBudget("hostile.mpk", Limits(max_activation_bytes=2**20)))
-    with pytest.raises(LimitError, match=r"hostile\.mpk: .*its blocks' weight-gradient products"):
-        guarded_call(layer, layer._activation_guard, (x,),
-                     forward=lambda _: kernels._weight_grad_deferred(grad, x, g, (1, 1), layer.weight.shape))
+    assert_refused_by_budget(layer, x, 2**20, r"its blocks' weight-gradient products",
+                             lambda: kernels._weight_grad_deferred(grad, x, g, (1, 1), layer.weight.shape))
 
 
 @st.composite
@@ -631,14 +630,7 @@ def test_a_large_depthwise_training_forward_keeps_no_columns_and_its_bits_ignore
     assert saved.deferred and saved.cols is x
     grad = rng.standard_normal(out.shape).astype(np.float32)
     assert_backward_near(grad, saved, x, w, g)
-    before = parallel.threads()
-    try:
-        results = []
-        for threads in (1, 2):
-            parallel.set_threads(threads)
-            results.append(kernels.backward(grad, saved, w, g))
-    finally:
-        parallel.set_threads(before)
+    results = backward_at_thread_counts(grad, saved, w, g)
     assert calls
     for one, two in zip(*results, strict=True):
         np.testing.assert_array_equal(one, two)
@@ -652,10 +644,8 @@ def test_a_depthwise_backwards_planes_count_against_the_budget() -> None:
     x = np.ones((1, 2, 1, 1), np.float32)
     g = layer._geometry()
     grad = np.ones((1, 2, *g.out_sizes((1, 1))), np.float32)
-    limit_activations(layer, ActivationBudget("hostile.mpk", Limits(max_activation_bytes=2**20)))
-    with pytest.raises(LimitError, match=r"hostile\.mpk: .*padding the input by \(8000, 8000\)"):
-        guarded_call(layer, layer._activation_guard, (x,),
-                     forward=lambda _: shifted.depthwise_backward(grad, x, layer.weight.data(), g))
+    assert_refused_by_budget(layer, x, 2**20, r"padding the input by \(8000, 8000\)",
+                             lambda: shifted.depthwise_backward(grad, x, layer.weight.data(), g))
 
 
 def test_the_last_axis_weight_gradients_columns_count_against_the_budget() -> None:
@@ -666,10 +656,8 @@ def test_the_last_axis_weight_gradients_columns_count_against_the_budget() -> No
     layer.initialize(seed=0)
     x = np.ones((2, 16, 20, 20), np.float32)
     grad = np.ones((2, 16, 20, 20), np.float32)
-    limit_activations(layer, ActivationBudget("hostile.mpk", Limits(max_activation_bytes=2**12)))
-    with pytest.raises(LimitError, match=r"hostile\.mpk: .*its columns, an example a thread"):
-        guarded_call(layer, layer._activation_guard, (x,),
-                     forward=lambda _: shifted.last_axis_weight_grad(grad, x, g, layer.weight.shape))
+    assert_refused_by_budget(layer, x, 2**12, r"its columns, an example a thread",
+                             lambda: shifted.last_axis_weight_grad(grad, x, g, layer.weight.shape))
 
 
 @pytest.mark.parametrize(("forward", "what"), [
@@ -682,6 +670,4 @@ def test_the_forwards_planes_count_against_the_budget(forward, what) -> None:
     layer = nn.Conv2D(4, 3, padding=1, in_channels=16)
     layer.initialize(seed=0)
     x = np.ones((4, 16, 20, 20), np.float32)
-    limit_activations(layer, ActivationBudget("hostile.mpk", Limits(max_activation_bytes=2**12)))
-    with pytest.raises(LimitError, match=rf"hostile\.mpk: .*{what}"):
-        guarded_call(layer, layer._activation_guard, (x,), forward=lambda _: forward(x, layer.weight.data(), g))
+    assert_refused_by_budget(layer, x, 2**12, what, lambda: forward(x, layer.weight.data(), g))
