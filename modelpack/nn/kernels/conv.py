@@ -141,7 +141,7 @@ def forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, g: Geome
             return banded.forward(x, weight, bias, g, out_sizes, activation), unused
         if shifted.depthwise_usable(weight, g):
             return activated(shifted.depthwise_forward(x, weight, bias, g, out_sizes)), unused
-        if strips.usable(x, weight, out_sizes) and type(x) is np.ndarray:
+        if strips.usable(weight, out_sizes) and type(x) is np.ndarray:
             return strips.forward(x, weight, bias, g, out_sizes, activation), unused
     if not all(type(a) is np.ndarray for a in (x, weight, bias) if a is not None):
         out, cols = _forward_recorded(x, weight, bias, g, out_sizes)

@@ -35,9 +35,9 @@ STRIP_BYTES = 4 << 20
 MIN_COLUMN_VALUES = 1 << 20
 
 
-def usable(x: np.ndarray, weight: np.ndarray, out_sizes: Sizes) -> bool:
+def usable(weight: np.ndarray, out_sizes: Sizes) -> bool:
     """Whether an inference convolution goes in strips: an example's columns are large."""
-    return weight[0].size * math.prod(out_sizes) >= MIN_COLUMN_VALUES and x.ndim >= 3
+    return weight[0].size * math.prod(out_sizes) >= MIN_COLUMN_VALUES
 
 
 def forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, g: Geometry, out_sizes: Sizes,
