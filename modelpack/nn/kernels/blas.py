@@ -5,8 +5,10 @@ waiting for the next: on a 2-vCPU machine that spinning takes the core which ``p
 threads need for the copies and element-wise passes between GEMMs (a ResNet-18-style
 training step at 2 threads took as long as at 1). So where a pass is split over the batch,
 each thread runs its share's GEMMs on one BLAS thread (``serial``): OpenBLAS's workers get no
-job, fall asleep, and the second core is ours. A product split by rows or columns comes out
-as one GEMM gives it; the sum order of each element is BLAS's whatever the split.
+job, fall asleep, and the second core is ours. A product split by rows comes out as one GEMM
+gives it wherever the BLAS computes a row the same however many rows the call has: OpenBLAS's
+kernels for most CPUs do, so the bits do not depend on the thread count; its Haswell kernels
+(``OPENBLAS_CORETYPE=Haswell``) do not, and there a split product differs in the last bits.
 
 The switch is OpenBLAS's own ``openblas_set_num_threads`` (well under a microsecond), found
 among the libraries this process has loaded; with another BLAS, or none found, ``usable()``

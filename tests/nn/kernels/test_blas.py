@@ -9,6 +9,7 @@ import threading
 
 import numpy as np
 import pytest
+from test_conv import assert_split_equal
 
 from modelpack.nn.kernels import blas, parallel, shifted
 from modelpack.nn.kernels import conv as kernels
@@ -157,7 +158,7 @@ def test_every_path_gives_the_same_bits_split_or_whole(case, monkeypatch) -> Non
         parallel.set_threads(before)
     for other in results[1:]:
         for ours, theirs in zip(results[0], other, strict=True):
-            np.testing.assert_array_equal(ours, theirs, err_msg=case)
+            assert_split_equal(theirs, ours, err_msg=case)
 
 
 def test_the_shifted_forward_splits_the_same(monkeypatch) -> None:

@@ -12,6 +12,7 @@ against torch where it is installed.
 
 from __future__ import annotations
 
+import functools
 import itertools
 from collections.abc import Callable
 
@@ -140,6 +141,35 @@ def backward_at_thread_counts(grad: np.ndarray, saved: kernels.Saved, w: np.ndar
     finally:
         parallel.set_threads(before)
     return results
+
+
+@functools.cache
+def blas_rows_independent() -> bool:
+    """Whether numpy's BLAS gives each row of a product the same bits however many rows the
+    call has (probed on one thread, as split passes run their GEMMs). OpenBLAS's kernels for
+    most CPUs do; its Haswell kernels (``OPENBLAS_CORETYPE=Haswell``) do not, and there a
+    product split over the batch differs from the whole one in the last bits."""
+    from modelpack.nn.kernels import blas
+
+    rng = np.random.default_rng(0)
+    with blas.serial():
+        for m, n, k in ((96, 8, 27), (486, 8, 144), (60, 300, 70)):
+            a = rng.standard_normal((m, k)).astype(np.float32)
+            b = rng.standard_normal((k, n)).astype(np.float32)
+            if not np.array_equal(a @ b, np.concatenate([a[: m // 3] @ b, a[m // 3:] @ b])):
+                return False
+    return True
+
+
+def assert_split_equal(split: np.ndarray, whole: np.ndarray, err_msg: str = "") -> None:
+    """A result computed with its GEMMs split over the batch equals the whole one: bit for bit
+    when the BLAS allows (``blas_rows_independent``), else to float32 rounding of the sums
+    (relative 1e-5 of the largest value)."""
+    if blas_rows_independent():
+        np.testing.assert_array_equal(split, whole, err_msg=err_msg)
+    else:
+        scale = float(np.max(np.abs(whole))) if whole.size else 0.0
+        np.testing.assert_allclose(split, whole, rtol=1e-5, atol=1e-5 * scale, err_msg=err_msg)
 
 
 def assert_refused_by_budget(layer: object, x: np.ndarray, limit: int, what: str, run: Callable[[], object]) -> None:
