@@ -90,11 +90,12 @@ def test_the_loops_match_the_numpy_path(numba_kernels, drawn, seed) -> None:
         assert_near(compiled, expected.astype(np.float64))
 
 
-def test_the_bits_do_not_depend_on_the_thread_count(numba_kernels) -> None:
+@pytest.mark.parametrize("strides", [(1, 1), (2, 2), (1, 2)])
+def test_the_bits_do_not_depend_on_the_thread_count(numba_kernels, strides) -> None:
     """Forward, input gradient and weight gradient (a sum over the batch in fixed chunks) are
     the same bits on one thread and on three: a checkpoint resumes exactly elsewhere."""
-    g = kernels.Geometry((3, 3), (1, 1), (1, 1), (1, 1), 16)
-    x, w, b = _arrays(1, g, (32, 32), 8, 1, 1)
+    g = kernels.Geometry((3, 3), strides, (1, 1), (1, 1), 16)
+    x, w, b = _arrays(1, g, (32, 31), 8, 1, 1)
     assert x.size >= parallel.MIN_ELEMENTS  # large enough to be split
     results = []
     before = parallel.threads()
