@@ -35,6 +35,8 @@ __all__ = ["usable", "forward", "grad_input", "grad_weight"]
 # forward 4.4 → 1.7, backward 6.3 → 3.4; 4 × 4 per group 6.7 → 3.9 and 16.4 → 7.2; 8 × 8 per
 # group 7.5 → 5.7 and 34 → 12 (on 16×16 maps the forward is even, 1.8 → 1.9); 16 × 16 per
 # group loses (forward 9.9 → 10.5, on 16×16 maps 2.2 → 3.5): there BLAS's GEMMs are wide enough.
+# Re-measured on the phase planes (one thread, ms, numpy → loops): 16 × 16 per group on 32×32
+# forward 7.6 → 7.0, training 34.9 → 20.0, but on 16×16 maps 2.2 → 3.9 and 7.6 → 10.7: still out.
 MAX_GROUP_WIDTH = 64
 
 
