@@ -3,22 +3,30 @@ im2col and a GEMM waste their effort: depthwise and narrow grouped convolutions,
 have a handful of rows while their columns copy the input nine times over.
 
 Each loop takes a slice of the batch, ``[first, stop)``, and per example and group copies the
-group's input channels into a zero-padded scratch plane, flattened. An output row is then
-``Wp`` (the padded width) long, the last ``Wp − OW`` positions junk: with equal strides ``s``
-on both axes, output position q of the flat "wide" plane reads input position s·q + offset
-for every kernel tap, so each tap is one long vectorised loop instead of a short one per row
-(rows of 16 or 32 values are too short to vectorise well). The junk columns are dropped when
-the wide plane is copied out (or are zeros, going backwards).
+group's input channels into zero-padded scratch planes split by phase: padded position (r, c)
+goes to phase plane (r mod sh, c mod sw), at (r // sh, c // sw), every phase plane ``hq × wq``
+(``scratch``). Output position (y, x) reads padded (sh·y + dh·j, sw·x + dw·i) for tap (j, i):
+phase plane (dh·j mod sh, dw·i mod sw) at (y + dh·j // sh, x + dw·i // sw). So on the flat
+"wide" plane of the output, rows ``wq`` long (the last ``wq − OW`` positions junk), output q
+reads phase-plane position q + a tap's offset: each tap is one contiguous run, at any stride,
+and a pass sums a few taps (``_sum_taps``) into one long vectorised loop instead of a short
+one per row. (Strided runs over unsplit planes, the loops before, were a gather at stride 2,
+and their wide rows twice as long as the output's: 3×3/2 lost to numpy's banded GEMMs.) The
+junk columns are dropped when the wide plane is copied out (or are zeros, going backwards).
 
-``direct`` runs the slices on ``parallel``'s threads (the loops release the GIL): every output
-comes from one slice in one fixed order, so the bits do not depend on the thread count. The
-weight's gradient sums over the batch: each slice returns its partial sums,
-``parallel.REDUCTION_CHUNKS`` of them whatever the thread count; within a slice each
-example's dot products are vectorised (the order of their partial sums follows the CPU's
-vector width, as numpy's own sums do, and never the thread count). Arrays are 2-D channel-first
-float32 (N, C, H, W); a 1-D convolution comes as H = 1. Only this module (and BatchNorm's
-``compiled_norm``) imports numba.
-A first run compiles the loops (about 8 s), later ones load them from ``__pycache__``.
+The input's gradient is the same pass turned around: each phase plane gathers, from the wide
+plane of the output's gradient (zeros before it and in its junk columns), the taps that read
+it, so every scratch value is written once per output channel and nothing is scattered.
+
+``direct`` allocates the scratch and runs the slices on ``parallel``'s threads (the loops
+release the GIL): every output comes from one slice in one fixed order, so the bits do not
+depend on the thread count. The weight's gradient sums over the batch: each slice returns its
+partial sums, ``parallel.REDUCTION_CHUNKS`` of them whatever the thread count; within a slice
+each example's dot products are vectorised (the order of their partial sums follows the CPU's
+vector width, as numpy's own sums do, and never the thread count). Arrays are 2-D
+channel-first float32 (N, C, H, W); a 1-D convolution comes as H = 1. Only this module (and
+BatchNorm's ``compiled_norm``) imports numba.
+A first run compiles the loops (about 10 s), later ones load them from ``__pycache__``.
 """
 
 from __future__ import annotations
@@ -28,58 +36,211 @@ from typing import Any
 import numpy as np
 from numba import njit
 
-__all__ = ["conv_forward", "conv_grad_input", "conv_grad_weight"]
+__all__ = ["scratch", "conv_forward", "conv_grad_input", "conv_grad_weight"]
 
 # nogil: the loops run on parallel's threads; cache: compiled once per machine, not per process.
 _jit = njit(nogil=True, cache=True)
+# Taps summed per pass over a plane, at most: each pass loads and stores its target once (a
+# plane in cache either way: one thread, half of 8×128×56×56 and of 8×64×112×112, 1 and 3 a
+# pass measured even, 0.9–1.5 ms each way on a busy machine; 3 makes a third of the passes).
+TAPS_PER_PASS = 3
+
+
+def scratch(per_group: int, in_sizes: tuple[int, int], kernel: tuple[int, int], strides: tuple[int, int],
+            padding: tuple[int, int], dilation: tuple[int, int]) -> tuple[tuple[int, int, int, int], int]:
+    """(the padded phase planes' shape (C/G, sh·sw, hq, wq), the wide buffer's length): the
+    scratch one thread's loops need, which ``direct`` charges and allocates. The wide buffer
+    holds the widest tap offset's zeros before the output's wide plane and a phase plane's
+    length from there, so the input's gradient gathers every phase position from it."""
+    (h, w), (sh, sw), (ph, pw) = in_sizes, strides, padding
+    hq, wq = -(-(h + 2 * ph) // sh), -(-(w + 2 * pw) // sw)
+    return (per_group, sh * sw, hq, wq), _margin(kernel, strides, dilation, wq) + hq * wq
+
+
+def _margin(kernel: tuple[int, int], strides: tuple[int, int], dilation: tuple[int, int], wq: int) -> int:
+    """The largest offset of a tap into its phase plane."""
+    return (dilation[0] * (kernel[0] - 1) // strides[0]) * wq + dilation[1] * (kernel[1] - 1) // strides[1]
 
 
 @_jit
-def _load(x: Any, n: int, first_channel: int, padded: Any, ph: int, pw: int) -> None:
-    """The channels [first_channel, + len(padded)) of x[n] into the interior of ``padded``
-    (C/G, ≥ Hp·Wp), whose border stays zero."""
-    height, width = x.shape[2], x.shape[3]
-    wp = width + 2 * pw
+def _layout(height: int, width: int, padded: Any, sh: int, sw: int, ph: int, pw: int) -> tuple[Any, Any, Any]:
+    """(at, first, count) of ``_deal``: where row h's phase-b values start in a channel's flat
+    phase planes (H, sw), the first input column of each column phase b, and how many. Worked
+    out once per call: per row and plane, the divisions by runtime strides cost more than the
+    copies (half of 8×128×56×56 loaded in 1.4 ms against 0.08 with constant strides)."""
+    plane_size, wq = padded.shape[2] * padded.shape[3], padded.shape[3]
+    first = np.empty(sw, np.int64)
+    count = np.empty(sw, np.int64)
+    at = np.empty((height, sw), np.int64)
+    for b in range(sw):
+        first[b] = (b - pw) % sw
+        count[b] = (width - first[b] + sw - 1) // sw
+    for h in range(height):
+        r = h + ph
+        for b in range(sw):
+            at[h, b] = ((r % sh) * sw + b) * plane_size + (r // sh) * wq + (first[b] + pw) // sw
+    return at, first, count
+
+
+@_jit
+def _deal(x: Any, n: int, first_channel: int, padded: Any, at: Any, first: Any, count: Any, back: bool
+          ) -> None:
+    """padded[ci]'s phase planes, where ``_layout`` says, = x[n, first_channel + ci] (``back``:
+    x from the planes; the planes' border stays as it is). Indexed with unsigned integers (a
+    signed index is checked for wrapping around per element: half of 8×128×56×56 copied in
+    0.75 ms against 0.13); at stride 2 each pair of columns goes to both phases in one loop
+    (a loop per phase read at a stride of 2: 2–4× slower)."""
+    sw, width = first.shape[0], x.shape[3]
     for ci in range(padded.shape[0]):
-        plane = padded[ci]
-        for h in range(height):
-            start = (h + ph) * wp + pw
-            source = x[n, first_channel + ci, h]
-            for j in range(width):
-                plane[start + j] = source[j]
+        flat = padded[ci].reshape(padded.shape[1] * padded.shape[2] * padded.shape[3])
+        plane = x[n, first_channel + ci].reshape(x.shape[2] * width)
+        for h in range(x.shape[2]):
+            row = np.uint64(h * width)
+            if sw == 1:
+                into = np.uint64(at[h, 0])
+                for t in range(np.uint64(width)):
+                    if back:
+                        plane[row + t] = flat[into + t]
+                    else:
+                        flat[into + t] = plane[row + t]
+            elif sw == 2:
+                even = 0 if first[0] == 0 else 1  # the phase of the even input columns
+                into, odd = np.uint64(at[h, even]), np.uint64(at[h, 1 - even])
+                one, two = np.uint64(1), np.uint64(2)
+                for t in range(np.uint64(width // 2)):
+                    if back:
+                        plane[row + two * t] = flat[into + t]
+                        plane[row + two * t + one] = flat[odd + t]
+                    else:
+                        flat[into + t] = plane[row + two * t]
+                        flat[odd + t] = plane[row + two * t + one]
+                if width % 2:
+                    last = np.uint64(width // 2)
+                    if back:
+                        plane[row + two * last] = flat[into + last]
+                    else:
+                        flat[into + last] = plane[row + two * last]
+            else:
+                for b in range(sw):
+                    into, start, step = np.uint64(at[h, b]), row + np.uint64(first[b]), np.uint64(sw)
+                    for t in range(np.uint64(count[b])):
+                        if back:
+                            plane[start + step * t] = flat[into + t]
+                        else:
+                            flat[into + t] = plane[start + step * t]
 
 
 @_jit
-def _wide_from(grad: Any, n: int, o: int, wide: Any, wp: int) -> None:
-    """grad[n, o] (OH, OW) into the first OW columns of each Wp-long row of ``wide``."""
-    for oh in range(grad.shape[2]):
-        source = grad[n, o, oh]
-        for j in range(grad.shape[3]):
-            wide[oh * wp + j] = source[j]
-
-
-@_jit
-def _taps(plane: Any, offset: int, s: int, count: int) -> Any:
-    """The ``count`` input positions offset + s·q of a flat plane, as a view of exactly that
-    length (contiguous at stride 1: the loops over it then vectorise)."""
-    return plane[offset:offset + s * (count - 1) + 1:s]
-
-
-@_jit
-def _axpy(target: Any, weight: Any, source: Any) -> None:
-    """target += weight · source, two views of one length."""
-    for q in range(target.shape[0]):
-        target[q] += weight * source[q]
+def _sum_taps(target: Any, source: Any, offsets: Any, weights: Any, fresh: bool) -> None:
+    """target[q] (0 if ``fresh``) + Σ_k weights[k]·source[offsets[k] + q] for every q of the
+    target, the taps added one after another (the order of a pass per tap), ``TAPS_PER_PASS``
+    of them a pass."""
+    count = target.shape[0]
+    k = 0
+    while k < offsets.shape[0]:
+        taps = min(TAPS_PER_PASS, offsets.shape[0] - k)
+        a = source[offsets[k]:offsets[k] + count]
+        wa = weights[k]
+        if taps == 1:
+            if fresh:
+                for q in range(count):
+                    target[q] = wa * a[q]
+            else:
+                for q in range(count):
+                    target[q] = target[q] + wa * a[q]
+        else:
+            b = source[offsets[k + 1]:offsets[k + 1] + count]
+            wb = weights[k + 1]
+            if taps == 2:
+                if fresh:
+                    for q in range(count):
+                        target[q] = wa * a[q] + wb * b[q]
+                else:
+                    for q in range(count):
+                        target[q] = target[q] + wa * a[q] + wb * b[q]
+            else:
+                c = source[offsets[k + 2]:offsets[k + 2] + count]
+                wc = weights[k + 2]
+                if fresh:
+                    for q in range(count):
+                        target[q] = wa * a[q] + wb * b[q] + wc * c[q]
+                else:
+                    for q in range(count):
+                        target[q] = target[q] + wa * a[q] + wb * b[q] + wc * c[q]
+        fresh = False
+        k += taps
 
 
 @njit(nogil=True, cache=True, fastmath={"reassoc"})
-def _dot(a: Any, b: Any) -> Any:
-    """Σ a·b over two views of one length, in vector-wide partial sums (reassociation lets the
-    compiler vectorise it: the order then follows the CPU's vector width, never the threads)."""
-    total = a[0] * b[0]
-    for q in range(1, a.shape[0]):
-        total += a[q] * b[q]
-    return total
+def _dots(wide: Any, source: Any, offsets: Any, into: Any) -> None:
+    """into[k] += Σ_q wide[q]·source[offsets[k] + q], ``TAPS_PER_PASS`` taps a pass, in
+    vector-wide partial sums (reassociation lets the compiler vectorise them: the order then
+    follows the CPU's vector width, never the threads)."""
+    count = wide.shape[0]
+    k = 0
+    while k < offsets.shape[0]:
+        taps = min(TAPS_PER_PASS, offsets.shape[0] - k)
+        a = source[offsets[k]:offsets[k] + count]
+        if taps == 1:
+            ta = np.float32(0)
+            for q in range(count):
+                ta += wide[q] * a[q]
+            into[k] += ta
+        else:
+            b = source[offsets[k + 1]:offsets[k + 1] + count]
+            if taps == 2:
+                ta = tb = np.float32(0)
+                for q in range(count):
+                    ta += wide[q] * a[q]
+                    tb += wide[q] * b[q]
+                into[k] += ta
+                into[k + 1] += tb
+            else:
+                c = source[offsets[k + 2]:offsets[k + 2] + count]
+                ta = tb = tc = np.float32(0)
+                for q in range(count):
+                    ta += wide[q] * a[q]
+                    tb += wide[q] * b[q]
+                    tc += wide[q] * c[q]
+                into[k] += ta
+                into[k + 1] += tb
+                into[k + 2] += tc
+        k += taps
+
+
+@_jit
+def _offsets(kh_count: int, kw_count: int, sh: int, sw: int, dh: int, dw: int, hq: int, wq: int
+             ) -> tuple[Any, Any]:
+    """(phase, offset) of each tap (j, i), row-major: its phase plane, and where output
+    position 0 reads in it."""
+    phase = np.empty(kh_count * kw_count, np.int64)
+    offset = np.empty(kh_count * kw_count, np.int64)
+    for j in range(kh_count):
+        for i in range(kw_count):
+            k = j * kw_count + i
+            phase[k] = (dh * j % sh) * sw + dw * i % sw
+            offset[k] = (dh * j // sh) * wq + dw * i // sw
+    return phase, offset
+
+
+@_jit
+def _wide_from(grad: Any, n: int, o: int, wide: Any, wq: int) -> None:
+    """grad[n, o] (OH, OW) into the first OW columns of each wq-long row of ``wide`` (the junk
+    columns stay zero)."""
+    _rows_from(wide, grad[n, o].reshape(grad.shape[2] * grad.shape[3]), wq, grad.shape[3], False)
+
+
+@_jit
+def _rows_from(wide: Any, plane: Any, wq: int, ow: int, out: bool) -> None:
+    """plane (OH·OW, flat) = the first OW columns of each wq-long row of ``wide`` (``out``), or
+    the other way (unsigned indices, as ``_deal``'s)."""
+    for oh in range(plane.shape[0] // ow):
+        row, at = np.uint64(oh * ow), np.uint64(oh * wq)
+        for j in range(np.uint64(ow)):
+            if out:
+                plane[row + j] = wide[at + j]
+            else:
+                wide[at + j] = plane[row + j]
 
 
 # The three passes pair the same things (each output position with each tap's input position)
@@ -88,80 +249,97 @@ FORWARD, GRAD_INPUT, GRAD_WEIGHT = 0, 1, 2
 
 
 @_jit
-def _tap(mode: int, wide: Any, taps: Any, w: Any, o: int, ci: int, kh: int, kw: int) -> None:
-    """One kernel tap over a whole wide plane: ``taps`` is the input it reads, a view as long."""
-    if mode == FORWARD:
-        _axpy(wide, w[o, ci, kh, kw], taps)
-    elif mode == GRAD_INPUT:
-        _axpy(taps, w[o, ci, kh, kw], wide)
-    else:
-        w[o, ci, kh, kw] += _dot(wide, taps)
-
-
-@_jit
-def _sweep(mode: int, planes: Any, rows: Any, w: Any, bias: Any, first: int, stop: int, s: int, ph: int,
-           pw: int, dh: int, dw: int, groups: int) -> None:
+def _sweep(mode: int, planes: Any, rows: Any, w: Any, bias: Any, padded: Any, buffer: Any, first: int,
+           stop: int, sh: int, sw: int, ph: int, pw: int, dh: int, dw: int, groups: int) -> None:
     """Every (example in [first, stop), output channel, input channel of its group, tap):
     ``planes`` is the input side (N, C, H, W), ``rows`` the output side (N, O, OH, OW), ``w`` the
-    weight (O, C/G, KH, KW); ``mode`` says which one is written."""
-    height, width = planes.shape[2], planes.shape[3]
+    weight (O, C/G, KH, KW), ``padded`` and ``buffer`` the scratch (``scratch``, zeroed);
+    ``mode`` says which one of the three is written."""
     o_count, per_group, kh_count, kw_count = w.shape
     oh_count, ow_count = rows.shape[2], rows.shape[3]
-    wp = width + 2 * pw
-    span = (oh_count - 1) * wp + ow_count
+    phases, hq, wq = padded.shape[1], padded.shape[2], padded.shape[3]
+    plane_size = hq * wq
+    span = (oh_count - 1) * wq + ow_count
+    margin = buffer.shape[0] - plane_size
+    wide = buffer[margin:margin + span]  # the output's wide plane, zeros before it and after
     outs = o_count // groups
-    padded = np.zeros((per_group, (height + 2 * ph) * wp), planes.dtype)
-    wide = np.zeros(span, rows.dtype)  # going backwards, the junk columns stay zero
+    phase, offset = _offsets(kh_count, kw_count, sh, sw, dh, dw, hq, wq)
+    taps = kh_count * kw_count
+    at, first_column, count = _layout(planes.shape[2], planes.shape[3], padded, sh, sw, ph, pw)
+    tap_row, tap_column = np.empty(taps, np.int64), np.empty(taps, np.int64)
+    for k in range(taps):
+        tap_row[k], tap_column[k] = k // kw_count, k % kw_count
+    # Forward and weight's gradient: each tap's run in a channel's flat phase planes.
+    reads = phase * plane_size + offset
+    # Input's gradient: per phase plane, its taps' runs in the buffer, ``margin`` before wide.
+    order = np.argsort(phase, kind="mergesort")
+    starts = np.zeros(phases + 1, np.int64)
+    for k in range(taps):
+        starts[phase[k] + 1] += 1
+    for a in range(phases):
+        starts[a + 1] += starts[a]
+    gathers = margin - offset[order]
+    weights = np.empty(taps, w.dtype)
+    sums = np.empty(taps, w.dtype)
     if mode == GRAD_WEIGHT:
         w[:] = 0
     for n in range(first, stop):
         for g in range(groups):
-            if mode == GRAD_INPUT:
-                padded[:] = 0
-            else:
-                _load(planes, n, g * per_group, padded, ph, pw)
+            if mode != GRAD_INPUT:
+                _deal(planes, n, g * per_group, padded, at, first_column, count, False)
             for o in range(g * outs, (g + 1) * outs):
                 if mode == FORWARD:
                     wide[:] = bias[o]
                 else:
-                    _wide_from(rows, n, o, wide, wp)
+                    _wide_from(rows, n, o, wide, wq)
                 for ci in range(per_group):
-                    plane = padded[ci]
-                    for kh in range(kh_count):
-                        for kw in range(kw_count):
-                            offset = kh * dh * wp + kw * dw
-                            if s == 1:  # a contiguous view: the loops over it vectorise
-                                _tap(mode, wide, plane[offset:offset + span], w, o, ci, kh, kw)
+                    flat = padded[ci].reshape(phases * plane_size)
+                    if mode == FORWARD:
+                        for k in range(taps):
+                            weights[k] = w[o, ci, tap_row[k], tap_column[k]]
+                        _sum_taps(wide, flat, reads, weights, False)
+                    elif mode == GRAD_WEIGHT:
+                        sums[:] = 0
+                        _dots(wide, flat, reads, sums)
+                        for k in range(taps):
+                            w[o, ci, tap_row[k], tap_column[k]] += sums[k]
+                    else:
+                        for k in range(taps):
+                            weights[k] = w[o, ci, tap_row[order[k]], tap_column[order[k]]]
+                        for a in range(phases):
+                            target = flat[a * plane_size:(a + 1) * plane_size]
+                            lo, hi = starts[a], starts[a + 1]
+                            if lo == hi:
+                                if o == g * outs:
+                                    target[:] = 0  # no tap reads this phase
                             else:
-                                _tap(mode, wide, _taps(plane, offset, s, span), w, o, ci, kh, kw)
+                                _sum_taps(target, buffer, gathers[lo:hi], weights[lo:hi], o == g * outs)
                 if mode == FORWARD:
-                    for oh in range(oh_count):
-                        rows[n, o, oh] = wide[oh * wp:oh * wp + ow_count]
+                    _rows_from(wide, rows[n, o].reshape(oh_count * ow_count), wq, ow_count, True)
             if mode == GRAD_INPUT:
-                for ci in range(per_group):
-                    for h in range(height):
-                        start = (h + ph) * wp + pw
-                        planes[n, g * per_group + ci, h] = padded[ci, start:start + width]
+                _deal(planes, n, g * per_group, padded, at, first_column, count, True)
 
 
 @_jit
-def conv_forward(x: Any, w: Any, bias: Any, out: Any, first: int, stop: int, s: int, ph: int, pw: int,
-                 dh: int, dw: int, groups: int) -> None:
+def conv_forward(x: Any, w: Any, bias: Any, out: Any, padded: Any, buffer: Any, first: int, stop: int,
+                 sh: int, sw: int, ph: int, pw: int, dh: int, dw: int, groups: int) -> None:
     """out[n] = bias + Σ taps of x[n] (N, C, H, W) ⋆ w (O, C/G, KH, KW), n in [first, stop)."""
-    _sweep(FORWARD, x, out, w, bias, first, stop, s, ph, pw, dh, dw, groups)
+    _sweep(FORWARD, x, out, w, bias, padded, buffer, first, stop, sh, sw, ph, pw, dh, dw, groups)
 
 
 @_jit
-def conv_grad_input(grad: Any, w: Any, grad_x: Any, first: int, stop: int, s: int, ph: int, pw: int,
-                    dh: int, dw: int, groups: int) -> None:
+def conv_grad_input(grad: Any, w: Any, grad_x: Any, padded: Any, buffer: Any, first: int, stop: int,
+                    sh: int, sw: int, ph: int, pw: int, dh: int, dw: int, groups: int) -> None:
     """grad_x[n] = the convolution's adjoint applied to grad[n] (N, O, OH, OW): each output's
     gradient times each tap's weight, added where that tap read. Also a transposed convolution."""
-    _sweep(GRAD_INPUT, grad_x, grad, w, grad[0, :, 0, 0], first, stop, s, ph, pw, dh, dw, groups)
+    _sweep(GRAD_INPUT, grad_x, grad, w, grad[0, :, 0, 0], padded, buffer, first, stop, sh, sw, ph, pw, dh, dw,
+           groups)
 
 
 @_jit
-def conv_grad_weight(grad: Any, x: Any, grad_w: Any, first: int, stop: int, s: int, ph: int, pw: int,
-                     dh: int, dw: int, groups: int) -> None:
+def conv_grad_weight(grad: Any, x: Any, grad_w: Any, padded: Any, buffer: Any, first: int, stop: int,
+                     sh: int, sw: int, ph: int, pw: int, dh: int, dw: int, groups: int) -> None:
     """grad_w (O, C/G, KH, KW) = Σ over n in [first, stop) and every output position of grad
     times the input its tap read: per example, one dot product per tap."""
-    _sweep(GRAD_WEIGHT, x, grad, grad_w, grad[0, :, 0, 0], first, stop, s, ph, pw, dh, dw, groups)
+    _sweep(GRAD_WEIGHT, x, grad, grad_w, grad[0, :, 0, 0], padded, buffer, first, stop, sh, sw, ph, pw, dh,
+           dw, groups)

@@ -5,11 +5,19 @@ Here the arrays are sized, reshaped to 2-D (a 1-D convolution gets a unit height
 over the batch on ``parallel``'s threads; the weight's gradient is summed from
 ``parallel.REDUCTION_CHUNKS`` partial sums in order, so trained bits do not depend on the
 thread count.
+
+The loops on phase planes, at 2 threads (ms, forward / input's / weight's gradient), against
+the loops before them (one tap a pass over unsplit planes, strided at stride 2): 3×3/1 on
+8×128×56×56 2.6 / 3.1 / 3.3 → 2.0 / 2.0 / 2.0, 3×3/2 on 8×64×112×112 7.1 / 8.9 / 10.3 →
+1.7 / 1.8 / 2.5; against torch (``bench/layers.py --kernels numba``), forward and training:
+3×3/1 1.39× and 1.31× → 0.74× and 0.77×, 3×3/2 2.45× and 2.59× → 0.66× and 0.66×.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from types import ModuleType
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -27,17 +35,19 @@ __all__ = ["usable", "forward", "grad_input", "grad_weight"]
 # forward 4.4 → 1.7, backward 6.3 → 3.4; 4 × 4 per group 6.7 → 3.9 and 16.4 → 7.2; 8 × 8 per
 # group 7.5 → 5.7 and 34 → 12 (on 16×16 maps the forward is even, 1.8 → 1.9); 16 × 16 per
 # group loses (forward 9.9 → 10.5, on 16×16 maps 2.2 → 3.5): there BLAS's GEMMs are wide enough.
+# Re-measured on the phase planes (one thread, ms, numpy → loops): 16 × 16 per group on 32×32
+# forward 7.6 → 7.0, training 34.9 → 20.0, but on 16×16 maps 2.2 → 3.9 and 7.6 → 10.7: still out.
 MAX_GROUP_WIDTH = 64
 
 
 def usable(x: np.ndarray, weight: np.ndarray, g: Geometry) -> bool:
     """Whether the compiled loops are in use and take this convolution (or the transposed one
-    of the same weight): 1-D or 2-D, float32, the same stride on both axes, and several
-    narrow groups (``MAX_GROUP_WIDTH``). An ungrouped convolution stays on im2col even when
-    narrow (a 3-channel stem, LeNet's first layer): one GEMM over every example there measured
-    as fast or faster (3 → 16 channels on 32×32: forward 0.75 ms against the loops' 1.22 ms)."""
-    if len(g.kernel) > 2 or len(set(g.strides)) > 1 or x.dtype != np.float32 or weight.dtype != x.dtype:
-        return False  # the flat planes need one stride; float32 only halves the compile time
+    of the same weight): 1-D or 2-D, float32, and several narrow groups (``MAX_GROUP_WIDTH``).
+    An ungrouped convolution stays on im2col even when narrow (a 3-channel stem, LeNet's first
+    layer): one GEMM over every example there measured as fast or faster (3 → 16 channels on
+    32×32: forward 0.75 ms against the loops' 1.22 ms)."""
+    if len(g.kernel) > 2 or x.dtype != np.float32 or weight.dtype != x.dtype:
+        return False  # float32 only halves the compile time
     width = weight.shape[1] * (weight.shape[0] // g.groups)
     return backend.compiled() is not None and g.groups > 1 and width <= MAX_GROUP_WIDTH
 
@@ -48,17 +58,25 @@ def _two_d(array: np.ndarray, dims: int) -> np.ndarray:
 
 
 def _arguments(g: Geometry) -> tuple[int, ...]:
-    """(stride, ph, pw, dh, dw, groups), a 1-D geometry as 2-D with a unit height."""
-    if len(g.kernel) == 1:
-        return (g.strides[0], 0, g.padding[0], 1, g.dilation[0], g.groups)
-    return (g.strides[0], *g.padding, *g.dilation, g.groups)
+    """(sh, sw, ph, pw, dh, dw, groups), a 1-D geometry as 2-D with a unit height."""
+    return (*_two_d_sizes(g.strides, 1), *_two_d_sizes(g.padding, 0), *_two_d_sizes(g.dilation, 1), g.groups)
 
 
-def _charge_scratch(in_sizes: tuple[int, ...], per_group: int, g: Geometry, dtype: np.dtype) -> None:
-    """Count the loops' scratch before they run: per thread, one group's padded input planes
-    (the numpy path's padded copy, one group at a time) and one wide output plane."""
-    padded = (per_group, *(size + 2 * p for size, p in zip(in_sizes, g.padding, strict=True)))
-    budget.charge(parallel.threads() * 2 * budget.nbytes(padded, dtype), f"padding the input by {g.padding}")
+def _two_d_sizes(sizes: tuple[int, ...], unit: int) -> tuple[int, int]:
+    """A geometry's sizes per axis as 2-D: a 1-D convolution's height axis gets ``unit``."""
+    return (unit, sizes[0]) if len(sizes) == 1 else (sizes[0], sizes[1])
+
+
+def _scratch(loops: ModuleType, in_sizes: tuple[int, ...], per_group: int, g: Geometry, dtype: np.dtype
+             ) -> Callable[[], tuple[np.ndarray, np.ndarray]]:
+    """The loops' scratch (``compiled.scratch``: one group's padded phase planes, the wide
+    buffer), counted for every thread before any runs; returns what allocates one thread's."""
+    planes, wide = loops.scratch(per_group, _two_d_sizes(in_sizes, 1), _two_d_sizes(g.kernel, 1),
+                                 _two_d_sizes(g.strides, 1), _two_d_sizes(g.padding, 0),
+                                 _two_d_sizes(g.dilation, 1))
+    budget.charge(parallel.threads() * (budget.nbytes(planes, dtype) + budget.nbytes((wide,), dtype)),
+                  f"padding the input by {g.padding}")
+    return lambda: (np.zeros(planes, dtype), np.zeros(wide, dtype))
 
 
 def forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, g: Geometry) -> np.ndarray:
@@ -67,14 +85,15 @@ def forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, g: Geome
     assert loops is not None  # usable() said so
     dims, n, o = len(g.kernel), x.shape[0], weight.shape[0]
     out_sizes = g.out_sizes(x.shape[2:])
-    _charge_scratch(x.shape[2:], weight.shape[1], g, x.dtype)
+    scratch = _scratch(loops, x.shape[2:], weight.shape[1], g, x.dtype)
     budget.charge(budget.nbytes((n, o, *out_sizes), x.dtype), "its output")
     out = np.empty((n, o, *out_sizes), x.dtype)
     x4, out4 = _two_d(np.ascontiguousarray(x), dims), _two_d(out, dims)
     w4 = _two_d(np.ascontiguousarray(weight), dims)
     offsets = np.zeros(o, x.dtype) if bias is None else np.ascontiguousarray(bias, x.dtype)
     work = out.size * weight.shape[1] * math.prod(g.kernel)
-    parallel.over_batch(lambda b: loops.conv_forward(x4, w4, offsets, out4, b.start, b.stop, *_arguments(g)),
+    parallel.over_batch(lambda b: loops.conv_forward(x4, w4, offsets, out4, *scratch(), b.start, b.stop,
+                                                      *_arguments(g)),
                         n, work)
     return out
 
@@ -85,13 +104,14 @@ def grad_input(grad: np.ndarray, weight: np.ndarray, g: Geometry, in_shape: tupl
     loops = backend.compiled()
     assert loops is not None
     dims = len(g.kernel)
-    _charge_scratch(in_shape[2:], weight.shape[1], g, grad.dtype)
+    scratch = _scratch(loops, in_shape[2:], weight.shape[1], g, grad.dtype)
     budget.charge(budget.nbytes(in_shape, grad.dtype), "its input's gradient")
     grad_x = np.empty(in_shape, grad.dtype)
     grad4, x4 = _two_d(np.ascontiguousarray(grad), dims), _two_d(grad_x, dims)
     w4 = _two_d(np.ascontiguousarray(weight), dims)
     work = grad.size * weight.shape[1] * math.prod(g.kernel)
-    parallel.over_batch(lambda b: loops.conv_grad_input(grad4, w4, x4, b.start, b.stop, *_arguments(g)),
+    parallel.over_batch(lambda b: loops.conv_grad_input(grad4, w4, x4, *scratch(), b.start, b.stop,
+                                                         *_arguments(g)),
                         in_shape[0], work)
     return grad_x
 
@@ -101,13 +121,13 @@ def grad_weight(grad: np.ndarray, x: np.ndarray, g: Geometry, shape: tuple[int, 
     loops = backend.compiled()
     assert loops is not None
     dims = len(g.kernel)
-    _charge_scratch(x.shape[2:], shape[1], g, x.dtype)
+    scratch = _scratch(loops, x.shape[2:], shape[1], g, x.dtype)
     grad4, x4 = _two_d(np.ascontiguousarray(grad), dims), _two_d(np.ascontiguousarray(x), dims)
     shape4 = (*shape[:2], 1, shape[2]) if dims == 1 else shape
 
     def part(b: slice) -> np.ndarray:
         grad_w = np.empty(shape4, grad.dtype)
-        loops.conv_grad_weight(grad4, x4, grad_w, b.start, b.stop, *_arguments(g))
+        loops.conv_grad_weight(grad4, x4, grad_w, *scratch(), b.start, b.stop, *_arguments(g))
         return grad_w
 
     work = grad.size * shape[1] * math.prod(g.kernel)
