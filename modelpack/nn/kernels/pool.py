@@ -113,11 +113,18 @@ def _fold_axis(current: np.ndarray, folded: np.ndarray, axis: int, geometry: Siz
         step(target, view, out=target)
 
 
+# A contiguous pass costs about half of a strided one per output: MaxPool1D on 16×100×498 at 2
+# threads (ms, running windows against the offsets' views): 3/2 0.36 against 0.55, 4/3 0.38
+# against 0.40, 5/4 0.40 against 0.37, 9/8 0.54 against 0.48, 17/16 0.88 against 0.65.
+RUNNING_MAX_WORK = 2
+
+
 def _runs(geometry: Sizes, n: int, contiguous: bool) -> bool:
     """Whether ``_fold_running`` folds the last axis (``n`` long): contiguous, strided and
-    overlapping (1 < stride < pool), at least a window long."""
+    overlapping (1 < stride < pool), at least a window long, and its k − 1 passes over every
+    position fewer than ``RUNNING_MAX_WORK`` times the offsets' k passes over every s-th."""
     k, s, _ = geometry
-    return contiguous and 1 < s < k <= n
+    return contiguous and 1 < s < k <= n and (k - 1) * s < RUNNING_MAX_WORK * k
 
 
 def _fold_running(current: np.ndarray, folded: np.ndarray, geometry: Sizes, step: Any, fill: float) -> None:
