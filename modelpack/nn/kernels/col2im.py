@@ -34,7 +34,9 @@ def by_phases(rows: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, g: 
               in_sizes: Sizes, full: Sizes, sizes: Sizes, what: str) -> np.ndarray:
     """``conv._col2im_last`` for strides above 1 (undilated), by phases rather than tap by tap:
     Σ over kernel taps of rows (G, N·P, O/G) times that tap's weights, each added where the tap
-    read, the padding cropped, ``bias`` added: (N, C, *sizes).
+    read, the padding cropped, ``bias`` added: (N, C, *sizes). ``rows`` may also be a view
+    (G, N, P, O/G) of a channel-first array, not copied: each example's rows are then a
+    transposed matrix, which BLAS reads in place.
 
     Along an axis of stride s, tap t = q·s + r lands on output position i·s + t, that is at
     offset r of block i + q: for one shift q, the s taps r = 0…s-1 fill disjoint offsets of
@@ -48,7 +50,7 @@ def by_phases(rows: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, g: 
     if windows_usable(g):
         return by_windows(rows, weight, bias, g, in_sizes, full, sizes, what)
     dims, groups, cg = len(g.kernel), g.groups, weight.shape[1]
-    n = rows.shape[1] // math.prod(in_sizes)
+    n = _examples(rows, in_sizes)
     strides, channels, positions = g.strides, groups * cg, math.prod(in_sizes)
     shifts = tuple(-(-k // s) for k, s in zip(g.kernel, strides, strict=True))  # ⌈k/s⌉
     blocks = tuple(-(-f // s) for f, s in zip(full, strides, strict=True))  # ⌈full/s⌉ ≥ in + shifts - 1
@@ -70,6 +72,7 @@ def by_phases(rows: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, g: 
         index = (slice(None), slice(None), *window)
         taps = np.ascontiguousarray(np.moveaxis(weight[index], 1, -1))
         by_shift[shift] = reach, taps.reshape(groups, -1, math.prod(reach) * cg)
+    taps_4d = {shift: (reach, taps[:, np.newaxis]) for shift, (reach, taps) in by_shift.items()}
     crop = (slice(None), *(slice(p, p + size) for p, size in zip(g.padding, sizes, strict=True)))
     out = np.empty((n, channels, *sizes), rows.dtype)
     offset = None if bias is None else bias.reshape(1, -1, *(1,) * dims)  # the bias, per channel
@@ -87,11 +90,14 @@ def by_phases(rows: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, g: 
         for start in range(b.start, b.stop, per):
             block = slice(start, min(start + per, b.stop))
             count = block.stop - block.start
-            mine = rows[:, start * positions:block.stop * positions]
+            if rows.ndim == 4:  # a view, each example's (P, R) a transposed matrix: a GEMM each
+                mine, stacked = rows[:, block], taps_4d
+            else:
+                mine, stacked = rows[:, start * positions:block.stop * positions], by_shift
             sums[:count] = 0
-            for shift, (reach, taps) in by_shift.items():
+            for shift, (reach, taps) in stacked.items():
                 width = taps.shape[-1]
-                made = product[:groups * count * positions * width].reshape(groups, -1, width)
+                made = product[:groups * count * positions * width].reshape(*mine.shape[:-1], width)
                 np.matmul(mine, taps, out=made)
                 placed = made.reshape(groups, count, *in_sizes, *reach, cg).transpose(order)
                 where = (slice(0, count), *itertools.chain.from_iterable(
@@ -103,8 +109,13 @@ def by_phases(rows: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, g: 
             else:
                 np.add(inner[:count], offset, out=out[block])
 
-    parallel.split(run, n, rows.shape[1] * math.prod(g.kernel) * channels * rows.shape[2])
+    parallel.split(run, n, n * positions * math.prod(g.kernel) * channels * rows.shape[-1])
     return out
+
+
+def _examples(rows: np.ndarray, in_sizes: Sizes) -> int:
+    """The examples in ``rows``: (G, N·P, R), or a view (G, N, P, R) of the channel-first input."""
+    return rows.shape[1] if rows.ndim == 4 else rows.shape[1] // math.prod(in_sizes)
 
 
 def windows_usable(g: Geometry) -> bool:
@@ -144,7 +155,7 @@ def by_windows(rows: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, g:
     64 8.0–8.4 → 7.0–7.2; a 4×4/2 convolution's training step on 16×64×32×32 → 128 20.1–21.0
     → 19.4–19.6."""
     dims, groups, cg = len(g.kernel), g.groups, weight.shape[1]
-    n, r = rows.shape[1] // math.prod(in_sizes), rows.shape[2]
+    n, r = _examples(rows, in_sizes), rows.shape[-1]
     strides, channels = g.strides, groups * cg
     reach = tuple(k // s for k, s in zip(g.kernel, strides, strict=True))  # inputs per window, per axis
     blocks = tuple(-(-f // s) for f, s in zip(full, strides, strict=True))  # ⌈full/s⌉

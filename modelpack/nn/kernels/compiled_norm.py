@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 from numba import njit
 
-__all__ = ["SHORT_RUNS", "statistics", "scale_shift", "grad_sums", "grad_input"]
+__all__ = ["SHORT_RUNS", "statistics", "scale_shift", "scale_shift_in_place", "grad_sums", "grad_input"]
 
 _jit = njit(nogil=True, cache=True, fastmath={"reassoc"})
 
@@ -110,6 +110,29 @@ def scale_shift(x: Any, out: Any, scale: Any, shift: Any, first: int, stop: int)
             a, b = scale[c], shift[c]
             for k in range(inner):
                 out[i, c, k] = x[i, c, k] * a + b
+
+
+@_jit
+def scale_shift_in_place(out: Any, scale: Any, shift: Any, first: int, stop: int) -> None:
+    """``scale_shift(out, out, ...)``, the same bits: given one array, the compiler knows the
+    reads and writes are the same elements and vectorises the loop, where two arguments that
+    overlap fail its runtime check and run one element at a time (256×1024×1 float32 0.13 →
+    0.02 ms, 32×64×3136 1.55 → 0.99 ms, one thread)."""
+    inner = out.shape[2]
+    if inner < SHORT_RUNS:
+        rows = _rows(out)
+        a, b = _positions(scale, inner), _positions(shift, inner)
+        for i in range(first, stop):
+            row = rows[i]
+            for j in range(row.shape[0]):
+                row[j] = row[j] * a[j] + b[j]
+        return
+    for i in range(first, stop):
+        for c in range(out.shape[1]):
+            a, b = scale[c], shift[c]
+            run = out[i, c]
+            for k in range(inner):
+                run[k] = run[k] * a + b
 
 
 @_jit

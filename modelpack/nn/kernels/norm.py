@@ -222,10 +222,10 @@ def batch_norm_training(x: np.ndarray, axis: int, gamma: np.ndarray | None, beta
     shifts = {start: _per_channel(shift, three) for start, shift in zip(starts, chunk_shifts, strict=True)}
 
     def apply(rows: slice) -> None:
-        if loops is not None:
-            loops.scale_shift(out, out, scale, chunk_shifts[starts.index(rows.start)], rows.start, rows.stop)
-            return
         chunk_shift = chunk_shifts[starts.index(rows.start)]
+        if loops is not None:
+            loops.scale_shift_in_place(out, scale, chunk_shift, rows.start, rows.stop)
+            return
         _scale_shift(out[rows], out[rows], (scale, scales), (chunk_shift, shifts[rows.start]))
 
     _over_chunks(apply, three)  # the same chunks as the statistics'

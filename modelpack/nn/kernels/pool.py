@@ -6,7 +6,8 @@ the padding (or ceil mode's last window past the end), only the outputs whose ta
 inside the input take part (``_span``), so no padded copy of the input is ever made: padding
 neither wins a maximum (as if -inf) nor adds to a sum (as if 0), and the gradient comes back
 on the input's own shape. The forward folds one spatial axis at a time, each offset along it
-a strided view folded into a buffer in place (``np.maximum`` or ``np.add``); the backward
+a strided view folded into a buffer in place (``np.maximum`` or ``np.add``; along the last
+axis, strided windows that overlap fold at stride 1 first, then every s-th is kept); the backward
 sends each output's gradient back through the window's offsets. Where windows do not overlap
 (stride ≥ pool size, the usual case) each offset writes its own input positions, so the
 backward writes them directly instead of adding.
@@ -19,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import budget
 from . import parallel
 
 __all__ = ["fold_axes", "max_backward", "spread"]
@@ -76,7 +78,12 @@ def fold_axes(array: np.ndarray, pool: Sizes, strides: Sizes, padding: Sizes, ou
             _fold_axis(current, folded, axis + 2, (k, s, p), step, fill)
             current = folded
 
-    # (the first axis's fold, an input only its pool smaller, is charged by the caller)
+    # (the first axis's fold, an input only its pool smaller, is charged by the caller; the
+    # last's running windows, as large as its input, here)
+    contiguous = last > 0 or array.flags.c_contiguous  # (a first fold's output is a fresh array)
+    if _runs((pool[last], strides[last], padding[last]), array.shape[-1], contiguous):
+        budget.charge(budget.nbytes((*array.shape[:2], *out[:last], array.shape[-1]), array.dtype),
+                      "its running windows")
     parallel.over_batch(run, array.shape[0], array.size, min_elements=parallel.ELEMENTWISE_MIN_ELEMENTS)
     return result
 
@@ -86,6 +93,9 @@ def _fold_axis(current: np.ndarray, folded: np.ndarray, axis: int, geometry: Siz
     """``folded`` ← the offsets' views of ``current`` along ``axis`` folded by ``step``."""
     k, s, p = geometry
     o = folded.shape[axis]
+    if axis == current.ndim - 1 and _runs(geometry, current.shape[axis], current.flags.c_contiguous):
+        _fold_running(current, folded, geometry, step, fill)
+        return
     before = (slice(None),) * axis
     taps = _offsets(k, s, p, current.shape[axis], o)
     views = [(current[before + (_read(j, s, p, span),)], before + (slice(*span),)) for j, span in taps]
@@ -101,6 +111,47 @@ def _fold_axis(current: np.ndarray, folded: np.ndarray, axis: int, geometry: Siz
     for view, where in views:
         target = folded[where]
         step(target, view, out=target)
+
+
+# A contiguous pass costs about half of a strided one per element: MaxPool1D on 16×100×498 at 2
+# threads (ms, running windows against the offsets' views): 3/2 0.36 against 0.55, 4/3 0.38
+# against 0.40, 5/4 0.40 against 0.37, 9/8 0.54 against 0.48, 17/16 0.88 against 0.65.
+RUNNING_MAX_WORK = 2
+
+
+def _runs(geometry: Sizes, n: int, contiguous: bool) -> bool:
+    """Whether ``_fold_running`` folds the last axis (``n`` long): contiguous, strided and
+    overlapping (1 < stride < pool), at least a window long, and its k − 1 passes over every
+    position fewer than ``RUNNING_MAX_WORK`` times the offsets' k passes over every s-th."""
+    k, s, _ = geometry
+    return contiguous and 1 < s < k <= n and (k - 1) * s < RUNNING_MAX_WORK * k
+
+
+def _fold_running(current: np.ndarray, folded: np.ndarray, geometry: Sizes, step: Any, fill: float) -> None:
+    """The last axis folded as every window at stride 1 first (k − 1 contiguous passes over the
+    whole flat chunk, which numpy vectorises; the positions straddling two rows are never read),
+    then every s-th of them copied out; the few windows over the padding folded one output at a
+    time. The same folds in the same order as the offsets' views, each of which numpy reads one
+    element at a time at the stride (2 threads, alternating in one process: MaxPool1D 3/2 on
+    16×100×498 float32 0.42 → 0.27 ms, i3d's 1×3×3/1×2×2 on 4×64×8×56×56 5.4 → 4.8 ms; the
+    ResNet stem's 3×3/2 even)."""
+    k, s, p = geometry
+    n, o = current.shape[-1], folded.shape[-1]
+    flat = current.reshape(-1)
+    length = flat.size - (k - 1)
+    windows = np.empty(flat.size, current.dtype)  # charged by ``fold_axes``
+    step(flat[:length], flat[1:1 + length], out=windows[:length])
+    for j in range(2, k):
+        step(windows[:length], flat[j:j + length], out=windows[:length])
+    rows = windows.reshape(current.shape)
+    lo, hi = -(-p // s), min(o, (n - k + p) // s + 1)  # the outputs whose window is all inside
+    if lo < hi:
+        np.copyto(folded[..., lo:hi], rows[..., s * lo - p:s * (hi - 1) - p + 1:s])
+    for out in (*range(min(lo, o)), *range(max(hi, lo), o)):
+        target = folded[..., out]
+        target[...] = fill
+        for i in range(max(0, s * out - p), min(n, s * out - p + k)):
+            step(target, current[..., i], out=target)
 
 
 def _boxes(pool: Sizes, strides: Sizes, padding: Sizes, sizes: Sizes, out: Sizes

@@ -35,8 +35,10 @@ def transpose_forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None
             out += bias.reshape(1, -1, *(1,) * dims)
         return out
     if col2im.usable(g):
-        rows = rows_of(x, g.groups)
-        return col2im.by_phases(rows, weight, bias, g, x.shape[2:], full, out_sizes, "its output")
+        # x as (G, N, P, C/G) rows without copying them: each example's is a transposed matrix,
+        # which BLAS reads as it is (1-D DCGAN 4/2 on 16×64×256 at 2 threads: 1.19 → 0.98 ms)
+        view = x.reshape(n, g.groups, x.shape[1] // g.groups, -1).transpose(1, 0, 3, 2)
+        return col2im.by_phases(view, weight, bias, g, x.shape[2:], full, out_sizes, "its output")
     else:
         budget.charge(budget.nbytes((n, channels, *x.shape[2:]), x.dtype), "its products")  # per tap
         out = _col2im_last(rows_of(x, g.groups), weight, g, n, x.shape[2:], full, g.padding, out_sizes,

@@ -62,6 +62,25 @@ def test_phases_place_what_the_taps_place(shape, og, kernel, strides, padding, o
                                whole + bias.reshape(1, -1, *(1,) * len(kernel)), rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize(("shape", "og", "kernel", "strides", "padding", "output_padding", "groups"), GEOMETRIES)
+def test_the_inputs_view_places_what_its_rows_place(shape, og, kernel, strides, padding, output_padding, groups,
+                                                    monkeypatch) -> None:
+    """A transposed convolution hands ``by_phases`` its input as a (G, N, P, C/G) view, not
+    copied to ``rows_of``'s (G, N·P, C/G): the same output (within 1e-5, a GEMM per example
+    may round apart from one over the block), by phases and by windows."""
+    use_numpy_kernels(monkeypatch)
+    x, w = _arrays(shape, og, kernel, groups)
+    g = Geometry(kernel, strides, padding, (1,) * len(kernel), groups)
+    full, sizes = transposed.transpose_sizes(x.shape[2:], g, output_padding)
+    view = x.reshape(len(x), groups, shape[1] // groups, -1).transpose(1, 0, 3, 2)
+    assert np.shares_memory(view, x)
+    for block_bytes in (col2im._BLOCK_BYTES, 1):
+        monkeypatch.setattr(col2im, "_BLOCK_BYTES", block_bytes)
+        from_rows = col2im.by_phases(rows_of(x, groups), w, None, g, x.shape[2:], full, sizes, "its output")
+        np.testing.assert_allclose(col2im.by_phases(view, w, None, g, x.shape[2:], full, sizes, "its output"),
+                                   from_rows, rtol=1e-5, atol=1e-5)
+
+
 @pytest.mark.parametrize(("strides", "dilation"), [((1, 1), (1, 1)), ((2, 2), (2, 1))])
 def test_unit_strides_and_dilation_go_tap_by_tap(strides, dilation, monkeypatch) -> None:
     use_numpy_kernels(monkeypatch)

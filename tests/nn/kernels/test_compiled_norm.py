@@ -105,3 +105,22 @@ def test_the_loops_give_the_same_bits_on_any_thread_count(numba_kernels, monkeyp
     for other in results[1:]:
         for a, b in zip(results[0], other, strict=True):
             np.testing.assert_array_equal(a, b)
+
+
+def test_scaling_in_place_gives_the_out_of_place_bits(numba_kernels):
+    """Training scales the centred values where they are (``scale_shift_in_place``): the same
+    bits as ``scale_shift`` into another array, for short runs (whole rows) and long ones
+    (a channel at a time), on rows [first, stop) only."""
+    from modelpack.nn.kernels import compiled_norm
+
+    rng = np.random.default_rng(4)
+    for shape in [(6, 1024, 1), (6, 5, 3), (5, 3, compiled_norm.SHORT_RUNS + 7)]:
+        x = (2 + 3 * rng.standard_normal(shape)).astype(np.float32)
+        scale, shift = (rng.standard_normal(shape[1]).astype(np.float32) for _ in range(2))
+        expected = x.copy()
+        compiled_norm.scale_shift(x, expected, scale, shift, 1, 4)
+        ours = x.copy()
+        compiled_norm.scale_shift_in_place(ours, scale, shift, 1, 4)
+        np.testing.assert_array_equal(ours, expected)
+        np.testing.assert_array_equal(ours[:1], x[:1])
+        np.testing.assert_array_equal(ours[4:], x[4:])

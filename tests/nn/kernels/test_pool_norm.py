@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from test_conv import assert_split_equal
+from test_conv import assert_refused_by_budget, assert_split_equal
 
 from modelpack import autograd, nn
 from modelpack.nn import pooling
@@ -100,6 +100,30 @@ def test_pooling_matches_the_window_by_window_reference(drawn, kind, batch, seed
     assert out.dtype == np.float32 and grad_x.dtype == np.float32
     np.testing.assert_allclose(out, expected, rtol=0, atol=1e-6)
     np.testing.assert_allclose(grad_x, expected_grad, rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("kind", ["max", "avg"])
+@pytest.mark.parametrize(("pool", "strides", "padding", "ceil", "sizes"), [
+    ((3,), (2,), (0,), False, (498,)), ((3,), (2,), (1,), True, (17,)), ((5,), (2,), (2,), True, (12,)),
+    ((3, 3), (2, 2), (1, 1), False, (9, 11)), ((1, 3, 3), (1, 2, 2), (0, 1, 1), True, (2, 7, 8)),
+    ((4,), (2,), (1,), True, (4,)), ((7,), (2,), (3,), False, (20,)),
+])
+def test_running_windows_equal_the_offsets_views(monkeypatch, kind, pool, strides, padding, ceil, sizes):
+    """The last axis folded from the stride-1 windows (``_fold_running``) gives the bits of its
+    offsets' strided views, padding and ceil mode's clipped windows included."""
+    x = np.random.default_rng(3).standard_normal((3, 2, *sizes)).astype(np.float32)
+    assert not pool_kernels._runs((5, 4, 0), 20, True)  # (its passes would cost more)
+    layer = (MAX_POOL if kind == "max" else AVG_POOL)[len(pool)](pool, strides, padding, ceil_mode=ceil)
+    assert pool_kernels._runs((pool[-1], strides[-1], padding[-1]), sizes[-1], True)
+    running = layer(x)
+    monkeypatch.setattr(pool_kernels, "_runs", lambda *_: False)
+    np.testing.assert_array_equal(running, layer(x))
+
+
+def test_running_windows_are_charged_before_they_are_allocated():
+    x = np.zeros((2, 4, 498), np.float32)  # the output, 2·4·248 values, is charged three times
+    assert_refused_by_budget(nn.MaxPool1D(3, 2), x, 3 * 4 * 2 * 4 * 248 + x.nbytes - 1, "its running windows",
+                             lambda: nn.MaxPool1D(3, 2)(x))
 
 
 def test_a_pool_far_larger_than_its_input_reads_only_where_they_overlap():
