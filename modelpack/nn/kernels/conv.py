@@ -11,7 +11,10 @@ chosen by shape (``channels_last``):
   transposition back to channels-first is folded into the pass that adds the bias;
 - channels first, (N, C/G·K, P): runs of ow values, one GEMM per example (one einsum for a
   depthwise convolution) writing the channel-first output directly. It wins for few input
-  channels (a network's first layer), 1×1 kernels, and inference on large maps.
+  channels (a network's first layer), 1×1 kernels, and inference on large maps. Where an
+  example's columns are megabytes (a stem on big images), they are never held whole: the
+  forward gathers and multiplies them a strip of output rows at a time, and the weight's
+  gradient gathers them again (``strips``).
 
 Both layouts, and the geometry of where each output reads, live in ``columns``. The backward
 reuses the forward's columns: the weight's gradient is one GEMM of them with the output's
