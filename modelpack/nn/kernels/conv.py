@@ -11,10 +11,8 @@ chosen by shape (``channels_last``):
   transposition back to channels-first is folded into the pass that adds the bias;
 - channels first, (N, C/G·K, P): runs of ow values, one GEMM per example (one einsum for a
   depthwise convolution) writing the channel-first output directly. It wins for few input
-  channels (a network's first layer), 1×1 kernels, and inference on large maps. Where an
-  example's columns are megabytes (a stem on big images), they are never held whole: the
-  forward gathers and multiplies them a strip of output rows at a time, and the weight's
-  gradient gathers them again (``strips``).
+  channels (a network's first layer), 1×1 kernels, and inference on large maps; columns of
+  megabytes an example (a stem) are never held whole, but gathered a strip at a time (``strips``).
 
 Both layouts, and the geometry of where each output reads, live in ``columns``. The backward
 reuses the forward's columns: the weight's gradient is one GEMM of them with the output's
@@ -171,10 +169,8 @@ def forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, g: Geome
     if last is None:
         last = channels_last(c // groups, g.kernel, math.prod(out_sizes), backward=backward)
         if not last and strips.usable(weight, out_sizes):
-            # No columns kept: the backward gathers them again, strip by strip (strips.weight_grad).
-            # Measured at 2 threads, forward and the weight's and bias's gradients (ms, whole
-            # columns → strips, min of 7 alternating): the 7×7/2 stem on 8×3×224×224 33.9 → 30.9,
-            # 3×3×3 3 → 32 on 4×3×8×56×56 12.2 → 10.8.
+            # No columns kept: forward, weight's and bias's gradients at 2 threads, whole → strips,
+            # 7×7/2 on 8×3×224×224 33.9 → 30.9 ms, 3×3×3 on 4×3×8×56×56 12.2 → 10.8.
             out = strips.forward(x, weight, bias, g, out_sizes, activation)
             return out, Saved(x, False, x.shape, out_sizes, in_strips=True)
     if last:
@@ -433,13 +429,6 @@ def backward(grad: np.ndarray, saved: Saved, weight: np.ndarray, g: Geometry, *,
     elif need_x and _flippable(g):
         grad_x = _full_correlation(grad, weight, g, saved.in_shape[2:])
     scatter = need_x and grad_x is None  # col2im: the taps' products added back where they read
-    if saved.in_strips:  # the weight's gradient on the input's columns again, strip by strip
-        if need_weight:
-            grad_w = strips.weight_grad(grad, saved.cols, g, weight.shape)
-        if scatter:
-            grad_x = _col2im_first(grad.reshape(n, groups, o // groups, -1), weight, g, saved.in_shape,
-                                   saved.out_sizes)
-        return grad_x, grad_w
     if saved.last:
         if need_weight and saved.deferred and (shifted.large(saved.cols, o, g, saved.out_sizes)
                                                or shifted.faster(c, g, saved.out_sizes)):
@@ -469,7 +458,9 @@ def backward(grad: np.ndarray, saved: Saved, weight: np.ndarray, g: Geometry, *,
                                                          need_weight=need_weight)
         return (grad_x_here if scatter else grad_x), grad_w
     per_example = grad.reshape(n, groups, o // groups, -1)  # (N, G, O/G, P)
-    if need_weight:
+    if need_weight and saved.in_strips:  # no columns kept: gathered again, strip by strip
+        grad_w = strips.weight_grad(grad, saved.cols, g, weight.shape)
+    elif need_weight:
         grad_w = _weight_grad_first(per_example, saved.cols, weight)
     if scatter:
         grad_x = _col2im_first(per_example, weight, g, saved.in_shape, saved.out_sizes)
