@@ -13,8 +13,9 @@ strip, for the weight's gradient. The products are im2col's (the same GEMM per p
 strips, the taps in another order), so the results agree with it to float rounding.
 
 Measured at 2 threads on the 7×7/2 stem, batch 8 (ms, whole columns → strips; torch 6.6–7.0):
-20.2–20.5 → 12.9–13.9 (strips of 4 MB, strided reads). In one process, alternating (min of
-9, a busy machine): 4 MB strided reads 19.3 → 2 MB phases 15.2; the C3D stem 5.6 → 5.1.
+20.2–20.5 → 12.9–13.9 (strips of 4 MB, strided reads). In one process, alternating, min and
+median of 11 (ms, 4 MB strided reads → 2 MB phases): 12.7 / 15.4 → 12.4 / 13.3 (torch 5.9 /
+7.3); the C3D stem 3.85 / 4.74 → 3.72 / 4.61 (torch 1.47 / 1.80).
 """
 
 from __future__ import annotations
