@@ -14,8 +14,9 @@ by side, on plain numpy arrays.
   multiply-add of the unpadded planes by a weight plane masked where it would read padding;
 - ``banded``: a 2-D depthwise convolution (any stride) and its gradients as GEMMs of the
   padded planes' rows with banded matrices of the taps;
-- ``strips``: an inference convolution whose columns are large (a stem on big images), its
-  columns gathered and multiplied a strip of output rows at a time, in cache;
+- ``strips``: a convolution whose columns are large (a stem on big images), its columns
+  gathered (the strides' phases apart) and multiplied a strip of output rows at a time, in
+  cache, and gathered again so for the weight's gradient;
 - ``col2im``: a strided convolution's taps' products placed back where they read (its input
   gradient, a transposed convolution's forward), by phases or by windows;
 - ``pool``: max and average pooling over window offsets, and their gradients;

@@ -1,19 +1,20 @@
-"""``nn.kernels.strips``: an inference convolution over large planes in strips of output rows,
-against im2col's channels-first forward (the reference its GEMMs repeat strip by strip), at
-any strip size; which calls take it; what it charges to the activation budget."""
+"""``nn.kernels.strips``: a convolution over large planes in strips of output rows, and its
+weight's gradient, against im2col's channels-first forward and backward (the reference its
+GEMMs repeat strip by strip), at any strip size; which calls take it; what it charges to the
+activation budget."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
-from test_conv import record_calls, use_numpy_kernels
+from test_conv import assert_refused_by_budget, record_calls, use_numpy_kernels
 
 from modelpack import nn
 from modelpack.errors import LimitError
 from modelpack.io.limits import Limits
 from modelpack.nn.activations import relu_into
 from modelpack.nn.budget import ActivationBudget, limit_activations
-from modelpack.nn.kernels import conv, strips
+from modelpack.nn.kernels import conv, parallel, strips
 from modelpack.nn.kernels.columns import Geometry
 
 # (input shape, weight shape, kernel, strides, padding, dilation, groups)
@@ -23,6 +24,7 @@ GEOMETRIES = [
     ((2, 6, 17, 19), (12, 3, 3, 3), (3, 3), (1, 2), (2, 1), (2, 1), 2),  # groups, dilation, strides
     ((3, 4, 200), (6, 4, 5), (5,), (1,), (2,), (1,), 1),  # 1-D
     ((1, 2, 9, 9), (4, 2, 3, 3), (3, 3), (1, 1), (0, 0), (1, 1), 1),  # unpadded: the input itself
+    ((2, 2, 11, 10), (4, 2, 2, 5), (2, 5), (3, 2), (1, 2), (2, 3), 1),  # taps in some phases only
 ]
 
 
@@ -51,18 +53,49 @@ def test_strips_compute_what_im2col_computes(shape, wshape, kernel, strides, pad
     np.testing.assert_allclose(activated, np.maximum(reference, 0), **near)
 
 
+@pytest.mark.parametrize(("shape", "wshape", "kernel", "strides", "padding", "dilation", "groups"), GEOMETRIES)
+@pytest.mark.parametrize("strip_bytes", [1, 700, 1 << 22])
+def test_the_weight_gradient_is_im2cols(shape, wshape, kernel, strides, padding, dilation, groups, strip_bytes,
+                                        monkeypatch) -> None:
+    """``weight_grad`` gives the channels-first backward's weight gradient (within 1e-5 of its
+    largest value: the strips sum the positions in other blocks), and the same bits whether
+    the batch is split over 2 threads or runs on 1."""
+    use_numpy_kernels(monkeypatch)
+    monkeypatch.setattr(strips, "STRIP_BYTES", strip_bytes)
+    monkeypatch.setattr(parallel, "SPLIT_MIN_WORK", 0)
+    rng = np.random.default_rng(len(shape) + strip_bytes)
+    x = rng.standard_normal(shape).astype(np.float32)
+    w = rng.standard_normal(wshape).astype(np.float32)
+    g = Geometry(kernel, strides, padding, dilation, groups)
+    out, saved = conv.forward(x, w, None, g, last=False)
+    grad = rng.standard_normal(out.shape).astype(np.float32)
+    reference = conv.backward(grad, saved, w, g, need_x=False)[1]
+    assert reference is not None
+    before = parallel.threads()
+    try:
+        results = []
+        for threads in (1, 2):
+            parallel.set_threads(threads)
+            results.append(strips.weight_grad(grad, x, g, w.shape))
+    finally:
+        parallel.set_threads(before)
+    np.testing.assert_allclose(results[0], reference, rtol=1e-5, atol=1e-5 * float(np.abs(reference).max()))
+    np.testing.assert_array_equal(results[0], results[1])
+
+
 def _stem(side: int) -> tuple[nn.Conv2D, np.ndarray]:
     layer = nn.Conv2D(8, 7, strides=2, padding=3, in_channels=3)
     layer.initialize(seed=0)
-    return layer, np.ones((2, 3, side, side), np.float32)
+    return layer, np.random.default_rng(side).standard_normal((2, 3, side, side)).astype(np.float32)
 
 
-def test_only_inference_on_large_planes_goes_in_strips(monkeypatch) -> None:
-    """A stem's inference on 3×400×400 (147 × 40,000 column values an example) goes in strips;
-    on 3×64×64 (147 × 1,024) it stays on im2col, and so does a forward that will be
-    differentiated (its backward reads whole columns)."""
+def test_large_planes_go_in_strips(monkeypatch) -> None:
+    """A stem on 3×400×400 (147 × 40,000 column values an example) goes in strips, inference
+    and training (keeping no columns: its backward gathers them again, and gives the
+    channels-first reference's gradients); on 3×64×64 (147 × 1,024) it stays on im2col."""
     use_numpy_kernels(monkeypatch)
     calls = record_calls(monkeypatch, strips, "forward")
+    grads = record_calls(monkeypatch, strips, "weight_grad")
     layer, x = _stem(400)
     layer(x)
     assert calls == [x.shape]
@@ -70,8 +103,29 @@ def test_only_inference_on_large_planes_goes_in_strips(monkeypatch) -> None:
     small(y)
     assert calls == [x.shape]
     w = layer.weight.data()
-    conv.forward(x, w, None, layer._geometry(), backward=True)
-    assert calls == [x.shape]
+    g = layer._geometry()
+    out, saved = conv.forward(x, w, None, g, backward=True)
+    assert calls == [x.shape, x.shape]
+    assert saved.in_strips and saved.cols is x
+    grad = np.random.default_rng(1).standard_normal(out.shape).astype(np.float32)
+    grad_x, grad_w = conv.backward(grad, saved, w, g)
+    assert grads == [grad.shape]
+    reference = conv.backward(grad, conv.forward(x, w, None, g, last=False)[1], w, g)
+    for ours, theirs in zip((grad_x, grad_w), reference, strict=True):
+        assert ours is not None and theirs is not None
+        np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-5 * float(np.abs(theirs).max()))
+
+
+def test_its_weight_gradient_products_count_against_the_budget() -> None:
+    """``weight_grad``'s per-example products are charged before they are made: 20,000 examples
+    of 3×1×1 (15 MB of phase planes, 94 MB of products) under 32 MB are refused, naming the
+    products."""
+    layer, _ = _stem(8)
+    x = np.ones((20000, 3, 64, 64), np.float32)[:, :, :1, :1]  # a view: many examples, nothing allocated
+    g = layer._geometry()
+    grad = np.ones((20000, 8, *g.out_sizes((1, 1))), np.float32)
+    assert_refused_by_budget(layer, x, 2**25, r"its examples' weight-gradient products",
+                             lambda: strips.weight_grad(grad, x, g, layer.weight.shape))
 
 
 @pytest.mark.parametrize("what", ["its strips of columns", "its output"])
