@@ -163,13 +163,15 @@ def build_model(
     """A model from its architecture and arrays: graph constants first, then the shared
     parameters tied, then parameters."""
     net = build(tree, source=f"{source}: manifest.yaml")
-    apply_ties(net, ties or {}, f"{source}: manifest.yaml")
+    if ties:  # (no tie: nothing to check, no walk of the parameters)
+        apply_ties(net, ties, f"{source}: manifest.yaml")
+    params = net.collect_params()  # (once: set_parameters would collect them again)
     try:
         parameters = attach_constants(net, arrays, source)
-        net.set_parameters(parameters, source=source)
+        params.assign(parameters, source=source, model=type(net).__name__)  # = net.set_parameters
     except ModelpackError as exc:
         raise FormatError(f"{source}: weights do not fit the architecture: {exc}") from exc
-    for name, param in net.collect_params().items():
+    for name, param in params.items():
         check_backed(name, param.shape, source)
     return net
 
