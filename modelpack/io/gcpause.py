@@ -9,20 +9,29 @@ whatever else the process held.
 
 from __future__ import annotations
 
-import contextlib
 import gc
-from collections.abc import Iterator
+from types import TracebackType
 
 __all__ = ["cycle_collection_paused"]
 
 
-@contextlib.contextmanager
-def cycle_collection_paused() -> Iterator[None]:
-    """The cycle collector off inside the block; the caller's setting restored after it."""
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
+class _Paused:
+    """The pause as a plain context manager: ``contextlib.contextmanager``'s generator cost
+    ~9 µs a use right after a collection (this: ~2 µs), twice in a small open (median of 120)."""
+
+    __slots__ = ("_was_enabled",)
+
+    def __enter__(self) -> None:
+        self._was_enabled = gc.isenabled()
+        gc.disable()
+
+    def __exit__(
+        self, kind: type[BaseException] | None, value: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if self._was_enabled:
             gc.enable()
+
+
+def cycle_collection_paused() -> _Paused:
+    """The cycle collector off inside the block; the caller's setting restored after it."""
+    return _Paused()
