@@ -188,6 +188,15 @@ def _verdict(ratio: float, target: float, judged: bool) -> str:
     return f"≤ {target:g}× {'met' if ratio <= target else 'missed'}"
 
 
+def software() -> str:
+    """The versions and the machine a section's ratios depend on: numpy's GEMMs run on
+    OpenBLAS's kernels for the CPU unless ``OPENBLAS_CORETYPE`` picks others (Haswell's AVX2
+    kernels on this AVX-512 machine made a 3×3 64→64 convolution ~1.5× slower, torch unchanged)."""
+    return (f"torch {torch.__version__}, numpy {np.__version__}, modelpack {__version__}, "
+            f"OPENBLAS_CORETYPE {os.environ.get('OPENBLAS_CORETYPE', 'unset')}, "
+            f"{os.cpu_count()} cores ({platform.machine()})")
+
+
 def cores_in_use(seconds: float = 1.0) -> float:
     """How many cores were busy over the next ``seconds`` (from ``/proc/stat``, while this
     process waits): what other processes take from a run. Where ``/proc/stat`` is missing the
@@ -266,8 +275,7 @@ def main() -> None:
         f"one process, {args.threads} thread(s) on both sides (numpy's BLAS, modelpack's kernels, torch); "
         f"modelpack's kernels: {backend.name()}; "
         f"{'glibc malloc pinned (`_threads.pin_allocator`)' if ALLOCATOR_PINNED else 'malloc not pinned'}; "
-        f"torch {torch.__version__}, numpy {np.__version__}, modelpack {__version__}, {os.cpu_count()} cores "
-        f"({platform.machine()}), {in_use:.1f} cores busy in the second before and "
+        f"{software()}, {in_use:.1f} cores busy in the second before and "
         f"{cores_in_use():.1f} after. "
         "Ratio = modelpack ÷ torch: above 1, modelpack is slower; targets are issue 18's, set for 2 threads "
         "and wall time (the default settings); on a shared machine CPU time at 1 thread is the steadier "

@@ -30,8 +30,6 @@ this setting's section of BENCHMARKS.md, one per thread count, clock and kernels
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import sys
 from typing import Any
 
@@ -44,7 +42,7 @@ if __name__ == "__main__":  # as a script; an importing test leaves the environm
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from modelpack import __version__, autograd  # noqa: E402
+from modelpack import autograd  # noqa: E402
 from modelpack.nn.kernels import backend, parallel  # noqa: E402
 
 try:
@@ -203,8 +201,7 @@ def main() -> None:
         f"{compute.SETTLE_SECONDS * 1e3:.0f} ms of untimed ones, the sides in turn, after 2 warm-ups; "
         f"one process, {args.threads} thread(s) on both sides; modelpack's kernels: {backend.name()}; "
         f"{'glibc malloc pinned' if ALLOCATOR_PINNED else 'malloc not pinned'}; "
-        f"torch {torch.__version__}, numpy {np.__version__}, modelpack {__version__}, {os.cpu_count()} cores "
-        f"({platform.machine()}), {in_use:.1f} cores busy in the second before and "
+        f"{compute.software()}, {in_use:.1f} cores busy in the second before and "
         f"{compute.cores_in_use():.1f} after. "
         "Outputs and gradients checked against torch first (float32 tolerances in the script). "
         "Ratio = modelpack ÷ torch: above 1, modelpack is slower; the target is issue 18's, for 2 threads "
