@@ -299,6 +299,28 @@ def test_a_damaged_tensor_among_10000_is_named(tmp_path):
         assert f"member '{name}.npy' is damaged: CRC-32" in report.problems[1]
 
 
+def test_many_tensors_some_without_a_hash(tmp_path):
+    """A format 1.0 manifest may record a SHA-256 for some tensors only: among many members
+    (scanned as columns) the unhashed ones are checked by CRC-32 and say so, a hash that does
+    not match is still found and named, and the note is given."""
+    arrays = {f"t{i}": np.full(i % 5 + 1, i, np.float32) for i in range(120)}
+
+    def partly_hashed(document):
+        document["format_version"] = "1.0"
+        for i in range(0, 120, 3):
+            del document["weights"][f"t{i}"]["sha256"]
+        document["weights"]["t7"]["sha256"] = "e" * 64
+
+    path = tmp_path / "partly.mpk"
+    path.write_bytes(edit(save_bytes(arrays), manifest=partly_hashed))
+    report = modelpack.verify(path)
+    assert len(report.problems) == 1 and "tensor 't7' is damaged" in report.problems[0], report.problems
+    assert "e" * 64 in report.problems[0]
+    assert report.tensors["t7"] == "damaged" and report.tensors["t1"] == "ok"
+    assert report.tensors["t3"] == "ok (CRC-32; the archive records no SHA-256)"
+    assert report.notes == ["tensors without a recorded SHA-256 (format 1.0) were checked by CRC-32 only"]
+
+
 @pytest.mark.parametrize("count", [3, 120])
 def test_a_listed_tensor_missing_from_the_bundle_is_reported(tmp_path, count):
     """Few or many members (the many are vetted and scanned as columns): a tensor the manifest
