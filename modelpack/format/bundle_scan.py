@@ -27,7 +27,7 @@ from typing import NamedTuple
 
 from ..errors import FormatError
 from ..io import zipio
-from ..io.checksums import crc32, crc32_combine
+from ..io.checksums import crc32, crc32_combine, raw_crc32
 
 __all__ = ["Candidates", "Scan", "scan"]
 
@@ -110,9 +110,9 @@ def _scan_run(fd: int, candidates: Candidates, first: int, stop: int, where: str
     spans = [(data - start, data - start + len(header), member_end - start)
              for data, member_end, header in zip(candidates.data_offset[first:stop],
                                                  candidates.end[first:stop], headers, strict=True)]
-    sha256 = hashlib.sha256
+    sha256, crc = hashlib.sha256, raw_crc32
     return Scan(
-        [crc32(view[data:stop]) for data, _, stop in spans],
+        [crc(view[data:stop]) for data, _, stop in spans],
         [sha256(view[body:stop]).digest() for _, body, stop in spans],
         # (bytes.startswith at an offset: a memoryview's == compares item by item, 5x slower)
         list(map(raw.startswith, headers, [data for data, _, _ in spans])),

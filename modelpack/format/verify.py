@@ -154,10 +154,14 @@ def _check_bundle(
             _report_at(report, outer_at, _attempt(report, _stream, MemberReader(container.source, member)))
         return
     listed = manifest.weights if manifest is not None else {}
-    ranges = _check_tensors(bundle, manifest, listed, report)
-    for name, problem in bundle.misplaced(tensor_index.offsets(listed)):
-        report.problems.append(str(problem))
-        report.tensors[name] = "invalid"
+    ranges, entries = _check_tensors(bundle, manifest, listed, report)
+    # Every member listed (no more tensors listed) at the offset recorded: none misplaced,
+    # found by comparing two columns (10,000 tensors: ~1 ms less than building a mapping).
+    starts = _table(bundle).column("header_offset")
+    if not (entries.every and len(listed) == len(starts) and entries.offsets == starts):
+        for name, problem in bundle.misplaced(tensor_index.offsets(listed)):
+            report.problems.append(str(problem))
+            report.tensors[name] = "invalid"
     if member.method == STORED:
         # The bundle's CRC-32 covers its own zip headers, which reading tensors does not:
         # combined from the CRC-32s of the ranges just read and the bytes between them.
@@ -184,10 +188,11 @@ def _report_at(report: VerifyReport, index: int, result: object) -> None:
 
 def _check_tensors(
     bundle: npz.Bundle, manifest: Manifest | None, listed: Mapping[str, TensorInfo], report: VerifyReport
-) -> list[tuple[int, int, int]]:
+) -> tuple[list[tuple[int, int, int]], _Listed]:
     """Every tensor's header, CRC-32 and SHA-256, in one pass over the stored bytes on all
     cores (``bundle_scan``); returns the CRC-32 of each byte range that pass read
-    (``(start, length, crc)``, file offsets), for the bundle's own CRC-32."""
+    (``(start, length, crc)``, file offsets), for the bundle's own CRC-32, and the members'
+    entries."""
     where, names = bundle.source.where, list(bundle.members)
     if manifest is not None and not (names == list(listed) or set(names) <= set(listed)):
         report.problems += [f"{where}: holds tensor {name!r}, which the manifest does not list"
@@ -226,7 +231,7 @@ def _check_tensors(
         report.tensors[names[index]] = "damaged" if isinstance(exc, IntegrityError) else "invalid"
     if not hashed and manifest is not None:
         report.notes.append("tensors without a recorded SHA-256 (format 1.0) were checked by CRC-32 only")
-    return scanned.ranges
+    return scanned.ranges, entries
 
 
 _Entry = tuple[str, list[int], "str | None"]  # dtype, shape, sha256 of a listed tensor
@@ -239,6 +244,7 @@ class _Listed(NamedTuple):
     dtypes: list[str | None]
     shapes: list[list[int] | None]
     hashes: list[str | None]  # also None for a listed tensor without one (format 1.0)
+    offsets: list[int | None]  # also None for a listed tensor without one (before format 1.5)
     every: bool  # every member is listed
 
     def entry(self, index: int) -> _Entry | None:
@@ -255,16 +261,19 @@ def _entries(names: list[str], listed: Mapping[str, TensorInfo]) -> _Listed:
         if None not in found:  # every member listed: the fields taken as columns
             every = cast("list[dict[str, Any]]", found)
             return _Listed(list(map(_DTYPE, every)), list(map(_SHAPE, every)),
-                           list(map(dict.get, every, itertools.repeat("sha256"))), True)
-        rows = [(e["dtype"], e["shape"], e.get("sha256")) if e is not None else _UNLISTED for e in found]
+                           list(map(dict.get, every, itertools.repeat("sha256"))),
+                           list(map(dict.get, every, itertools.repeat("offset"))), True)
+        rows = [(e["dtype"], e["shape"], e.get("sha256"), e.get("offset")) if e is not None else _UNLISTED
+                for e in found]
     else:
         infos = [listed.get(name) for name in names]
-        rows = [(i.dtype, i.shape, i.sha256) if i is not None else _UNLISTED for i in infos]
-    dtypes, shapes, hashes = (list(column) for column in zip(*rows, strict=True)) if rows else ([], [], [])
-    return _Listed(dtypes, shapes, hashes, None not in dtypes)
+        rows = [(i.dtype, i.shape, i.sha256, i.offset) if i is not None else _UNLISTED for i in infos]
+    dtypes, shapes, hashes, offsets = ([list(column) for column in zip(*rows, strict=True)] if rows
+                                       else [[], [], [], []])
+    return _Listed(dtypes, shapes, hashes, offsets, None not in dtypes)
 
 
-_UNLISTED = (None, None, None)
+_UNLISTED = (None, None, None, None)
 _DTYPE, _SHAPE = operator.itemgetter("dtype"), operator.itemgetter("shape")
 
 
@@ -291,9 +300,13 @@ def _candidates(bundle: npz.Bundle, entries: _Listed) -> bundle_scan.Candidates:
         fitting = map(operator.and_, fitting, map(STORED.__eq__, method))
     chosen = list(itertools.compress(range(len(keys)), fitting))
     starts = list(map(data_offset.__getitem__, chosen))
-    if not all(map(operator.le, starts, starts[1:])):  # another writer's order
+    in_order = all(map(operator.le, starts, starts[1:]))
+    if not in_order:  # another writer's order
         chosen.sort(key=data_offset.__getitem__)
         starts.sort()
+    header_of = {key: found[0] for key, found in headers.items() if found is not None}
+    # (every member chosen, in order: the usual archive, whose keys are the chosen ones')
+    chosen_keys = keys if in_order and len(chosen) == len(keys) else map(keys.__getitem__, chosen)
     base = bundle.source.start
     data = [base + start for start in starts]
     return bundle_scan.Candidates(
@@ -301,7 +314,7 @@ def _candidates(bundle: npz.Bundle, entries: _Listed) -> bundle_scan.Candidates:
         [base + local[index] for index in chosen],
         data,
         list(map(operator.add, data, map(size.__getitem__, chosen))),
-        [headers[keys[index]][0] for index in chosen],  # type: ignore[index]
+        list(map(header_of.__getitem__, chosen_keys)),
     )
 
 

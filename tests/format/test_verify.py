@@ -321,6 +321,32 @@ def test_many_tensors_some_without_a_hash(tmp_path):
     assert report.notes == ["tensors without a recorded SHA-256 (format 1.0) were checked by CRC-32 only"]
 
 
+def test_many_tensors_a_misplaced_offset_is_named_and_a_missing_one_is_allowed(tmp_path):
+    """Among many members (offsets compared as columns) a recorded offset where another
+    member starts is reported for that tensor alone; an entry without an offset (allowed)
+    is not a problem."""
+    arrays = {f"t{i}": np.full(i % 5 + 1, i, np.float32) for i in range(120)}
+
+    def moved(document):
+        document["weights"]["t30"]["offset"] = document["weights"]["t31"]["offset"]
+        del document["weights"]["t60"]["offset"]
+
+    path = tmp_path / "moved.mpk"
+    path.write_bytes(edit(save_bytes(arrays), manifest=moved))
+    report = modelpack.verify(path)
+    assert len(report.problems) == 1 and "records offset" in report.problems[0], report.problems
+    assert "for tensor 't30', whose member starts at offset" in report.problems[0]
+    assert [name for name, state in report.tensors.items() if state != "ok"] == ["t30"]
+    assert report.tensors["t30"] == "invalid"
+
+    def unplaced(document):
+        del document["weights"]["t60"]["offset"]
+
+    path.write_bytes(edit(save_bytes(arrays), manifest=unplaced))
+    report = modelpack.verify(path)
+    assert report.ok and set(report.tensors.values()) == {"ok"}, report.problems
+
+
 @pytest.mark.parametrize("count", [3, 120])
 def test_a_listed_tensor_missing_from_the_bundle_is_reported(tmp_path, count):
     """Few or many members (the many are vetted and scanned as columns): a tensor the manifest
