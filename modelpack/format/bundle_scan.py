@@ -33,6 +33,10 @@ __all__ = ["Candidates", "Scan", "scan"]
 
 CHUNK = 1 << 20
 SMALL_MEMBER = 64 << 10  # below this on average, members are checked on one thread
+# (Measured, 5,000 members of 4 KiB: hashed on one thread 13.5 ms, split over this thread and a
+# worker 14.4 ms. Each hash frees the GIL for ~3 µs, less than a waiting thread takes to wake,
+# so the thread that freed it takes it back. The 10kt bench's whole scan, split: median no
+# better, from 19 to 30 ms run to run.)
 
 
 @dataclass
