@@ -27,7 +27,7 @@ from typing import NamedTuple
 
 from ..errors import FormatError
 from ..io import zipio
-from ..io.checksums import crc32, crc32_combine, raw_crc32
+from ..io.checksums import crc32, crc32_combine
 
 __all__ = ["Candidates", "Scan", "scan"]
 
@@ -114,7 +114,7 @@ def _scan_run(fd: int, candidates: Candidates, first: int, stop: int, where: str
     spans = [(data - start, data - start + len(header), member_end - start)
              for data, member_end, header in zip(candidates.data_offset[first:stop],
                                                  candidates.end[first:stop], headers, strict=True)]
-    sha256, crc = hashlib.sha256, raw_crc32
+    sha256, crc = hashlib.sha256, crc32
     return Scan(
         [crc(view[data:stop]) for data, _, stop in spans],
         [sha256(view[body:stop]).digest() for _, body, stop in spans],
