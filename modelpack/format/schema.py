@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import itertools
 import re
+from collections.abc import Callable
 from typing import Any, Literal, get_args
 
 from pydantic import Field, ValidationError, field_serializer, field_validator, model_validator
@@ -378,10 +379,8 @@ def _quick_manifest(document: dict[str, Any]) -> Manifest | None:
     weights = quick["weights"] = tensor_index.checked_index(document.get("weights"))
     if weights is None:
         return None
-    values = {
-        name: quick[name] if name in quick else field.get_default(call_default_factory=True)
-        for name, field in Manifest.model_fields.items()
-    }
+    values = {name: quick[name] if name in quick else factory() if factory else default
+              for name, (factory, default) in _DEFAULTS.items()}
     manifest = constructed(Manifest, values, set(document))
     try:
         _check_content(manifest)
@@ -390,6 +389,11 @@ def _quick_manifest(document: dict[str, Any]) -> Manifest | None:
     return manifest
 
 
+# Each Manifest field's default factory or default, in field order (a factory is called for
+# each manifest, as Pydantic calls it).
+_DEFAULTS: dict[str, tuple[Callable[[], Any] | None, Any]] = {
+    name: (field.default_factory, field.default) for name, field in Manifest.model_fields.items()  # type: ignore[misc]
+}
 _NODE_FIELDS = frozenset(("type", "config", "children"))
 
 
