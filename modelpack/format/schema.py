@@ -350,9 +350,9 @@ _STR = frozenset((str,))
 
 def _quick_manifest(document: dict[str, Any]) -> Manifest | None:
     """A tensor or model archive's manifest, the common cases, checked without Pydantic's
-    machinery (two thirds of a tensor manifest's validation, four fifths of a small model's)
-    when every field is plainly what the schema accepts; None for anything else, which the
-    schema then validates and words.
+    machinery (two thirds of a tensor manifest's validation; a third of a small model's, see
+    ``config_check``) when every field is plainly what the schema accepts; None for anything
+    else, which the schema then validates and words.
 
     The checks are the schema's: ``check_format_version`` has read the format and version
     (their types are checked here), the index is ``tensor_index.checked_index``'s, the layer
