@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import io
 from collections.abc import Mapping
 from typing import Any
 
@@ -132,11 +133,16 @@ def load(
     >>> net = modelpack.load("mlp.mpk", integrity="sha256")  # doctest: +SKIP
     """
     path = locate(path, storage_options)
-    with open_for_reading(path) as handle:  # opened once: sniffed, then read
+    # Opened once: sniffed, then read by offset (unbuffered: a buffer would hold nothing read)
+    with open_for_reading(path, buffered=False) as handle:
         if is_mxnet(handle):
             from .interop.mxnet import ndarray  # a translator: imported only for its files
 
-            return ndarray.load(handle, limits=limits)
+            # (a file opened here is buffered for that reader, which reads in sequence)
+            reader = handle
+            if handle is not path and isinstance(handle, io.FileIO):
+                reader = io.BufferedReader(handle)
+            return ndarray.load(reader, limits=limits)
         with (Archive.for_load(handle, limits=limits, integrity=integrity) if not mmap
               else Archive(handle, limits=limits, integrity=integrity)) as opened:
             if opened.manifest.kind == "sharded":

@@ -38,10 +38,10 @@ from ..io.npz_offsets import PlacedMembers
 from ..io.paths import PathOrFile, describe, open_for_reading
 from ..io.workers import shared_pool
 from ..io.zipio import Member, read_fully
-from ..nn.block import Block
 from ..nn.budget import ActivationBudget, limit_activations
+from ..nn.parameter import Parameter
 from . import architecture, container, tensor_index
-from .schema import LayerNode, Manifest, TensorInfo, model_weights
+from .schema import LayerNode, Manifest, TensorInfo, model_entries
 from .tensor_index import Entry, TensorIndex
 
 __all__ = ["OpenArchive", "Archive", "open_archive"]
@@ -255,19 +255,19 @@ class Archive(OpenArchive):
                 f"{self.name} is a checkpoint of a custom Block, without an architecture to rebuild "
                 "it from; restore it into the model: modelpack.Checkpointer(folder).restore(net)"
             )
-        infos = model_weights(self.manifest)  # a checkpoint's optimiser state is not read here
+        infos = model_entries(self.manifest)  # a checkpoint's optimiser state is not read here
         self._vetted()
+        tree, ties = self.manifest.architecture, self.manifest.ties
         if not mmap:
             whole = self.manifest.kind == "model"
             arrays = self.read_all() if whole else {name: self.get_tensor(name) for name in infos}
-            net = architecture.build_model(self.manifest.architecture, arrays, self.name, self.manifest.ties)
+            net = architecture.build_model(tree, arrays, self.name, ties)
         else:
             # Mapped weights are checked when the model first reads them, so that loading
             # touches no pages (see _check_on_first_read).
             arrays = {name: self._mapped(self._require_location(name, info)) for name, info in infos.items()}
-            net = architecture.build_model(self.manifest.architecture, arrays, self.name, self.manifest.ties)
-        if mmap:
-            self._check_on_first_read(net)
+            net, params = architecture.build_model_with_params(tree, arrays, self.name, ties)
+            self._check_on_first_read(params, infos)
         # What the file describes may ask for far more memory at run time than it holds.
         limit_activations(net, self._budget)
         return net
@@ -394,12 +394,11 @@ class Archive(OpenArchive):
         location.check(array, integrity=self._integrity)
         return array
 
-    def _check_on_first_read(self, net: Block) -> None:
-        """Each mapped parameter checks its CRC-32 when the model first reads it; graph
-        constants (small) are checked now."""
+    def _check_on_first_read(self, params: Mapping[str, Parameter], infos: Mapping[str, Entry]) -> None:
+        """Each mapped parameter (of ``params``, the model's) checks its CRC-32 when the model
+        first reads it; the other tensors of ``infos`` (graph constants, small) are checked now."""
         integrity = self._integrity
-        params = net.collect_params()
-        for name, info in model_weights(self.manifest).items():
+        for name, info in infos.items():
             location = self._require_location(name, info)
             param = params.get(name)
             if param is None:

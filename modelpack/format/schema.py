@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import itertools
 import re
+from collections.abc import Callable
 from typing import Any, Literal, get_args
 
 from pydantic import Field, ValidationError, field_serializer, field_validator, model_validator
@@ -19,7 +20,7 @@ from ..errors import LimitError, SchemaError, UnknownLayerError, UnknownOpError,
 from ..io.gcpause import cycle_collection_paused
 from ..io.limits import DEFAULT_LIMITS
 from ..nn import registry  # importing nn registers the built-in layer types
-from . import tensor_index
+from . import config_check, tensor_index
 from .checkpoint_schema import (
     CHECKPOINT_PREFIXES,
     CheckpointInfo,
@@ -36,7 +37,8 @@ from .versions import FORMAT_VERSION, READER_VERSION, upgrade_advice
 __all__ = [
     "FORMAT_NAME", "FORMAT_VERSION", "MAX_NESTING_DEPTH", "TensorInfo", "LayerNode", "Manifest",
     "CheckpointInfo", "TrainerState", "RandomState", "GeneratorState", "DataState",
-    "CHECKPOINT_PREFIXES", "model_weights", "parse_version", "check_format_version", "parse_yaml",
+    "CHECKPOINT_PREFIXES", "model_weights", "model_entries", "parse_version", "check_format_version",
+    "parse_yaml",
     "manifest_to_yaml", "manifest_from_yaml", "json_schema",
 ]
 
@@ -96,6 +98,13 @@ class LayerNode(Closed):
 def model_weights(manifest: Manifest) -> dict[str, TensorInfo]:
     """The manifest's tensors that belong to the model (a checkpoint's other parts left out)."""
     return {name: info for name, info in manifest.weights.items() if not name.startswith(CHECKPOINT_PREFIXES)}
+
+
+def model_entries(manifest: Manifest) -> dict[str, tensor_index.Entry]:
+    """``model_weights`` as plain entries (``tensor_index.entries``): building a TensorInfo
+    for each costs more than mapping its tensor."""
+    entries = tensor_index.entries(manifest.weights)
+    return {name: entries[name] for name in entries if not name.startswith(CHECKPOINT_PREFIXES)}
 
 
 # A shard's file name: one path component, so an index can only name files beside itself.
@@ -313,7 +322,7 @@ def manifest_from_dict(
     # A newer minor version may only add optional fields: ignore the manifest and tensor
     # fields we don't know (layer nodes and configs stay closed; see models.Extensible).
     newer_minor = found[1] > _READER[1]
-    quick = None if newer_minor else _tensors_manifest(document)
+    quick = None if newer_minor else _quick_manifest(document)
     if quick is not None:
         return quick
     try:
@@ -328,47 +337,102 @@ def manifest_from_dict(
         raise SchemaError(f"{source}: architecture nests too deeply") from None
 
 
-# A tensor archive's manifest holds these fields at most; ``_tensors_manifest`` checks them.
-_TENSORS_FIELDS = frozenset(("format", "format_version", "producer", "kind", "layout", "weights", "metadata"))
+# The fields a tensor archive's and a model archive's manifest may hold; ``_quick_manifest``
+# checks them.
+_QUICK_FIELDS = {
+    "tensors": frozenset(("format", "format_version", "producer", "kind", "layout", "weights", "metadata")),
+    "model": frozenset(("format", "format_version", "producer", "kind", "architecture", "weights", "ties",
+                        "metadata")),
+}
 _LAYOUTS = frozenset(get_args(Layout))
 _STR = frozenset((str,))
 
 
-def _tensors_manifest(document: dict[str, Any]) -> Manifest | None:
-    """A tensor archive's manifest, the common case, checked without Pydantic's machinery
-    (two thirds of a small manifest's validation) when every field is plainly what the
-    schema accepts; None for anything else, which the schema then validates and words.
+def _quick_manifest(document: dict[str, Any]) -> Manifest | None:
+    """A tensor or model archive's manifest, the common cases, checked without Pydantic's
+    machinery (two thirds of a tensor manifest's validation; a third of a small model's, see
+    ``config_check``) when every field is plainly what the schema accepts; None for anything
+    else, which the schema then validates and words.
 
     The checks are the schema's: ``check_format_version`` has read the format and version
-    (their types are checked here), the index is ``tensor_index.checked_index``'s, and the
-    model's own ``_kind_matches_content`` runs on the result, which is what
-    ``model_validate`` gives.
+    (their types are checked here), the index is ``tensor_index.checked_index``'s, the layer
+    tree ``_quick_node``'s, and the model's own ``_kind_matches_content`` runs on the result,
+    which is what ``model_validate`` gives.
     """
-    if document.get("kind") != "tensors" or not document.keys() <= _TENSORS_FIELDS:
+    kind = document.get("kind")
+    fields = _QUICK_FIELDS.get(kind) if type(kind) is str else None
+    if fields is None or not document.keys() <= fields:
         return None
-    layout, metadata = document.get("layout"), document.get("metadata", {})
+    metadata = document.get("metadata", {})
     if (
-        type(layout) is not str or layout not in _LAYOUTS
-        or type(document.get("producer")) is not str
+        type(document.get("producer")) is not str
         or type(document.get("format")) is not str or type(document.get("format_version")) is not str
         or type(metadata) is not dict
         or (metadata and not set(map(type, itertools.chain(metadata, metadata.values()))) <= _STR)
     ):
         return None
-    weights = tensor_index.checked_index(document.get("weights"))
+    quick = dict(document)
+    if kind == "tensors":
+        layout = document.get("layout")
+        if type(layout) is not str or layout not in _LAYOUTS:
+            return None
+    else:
+        ties = document.get("ties")
+        if ties is not None and (type(ties) is not dict or (
+                ties and not set(map(type, itertools.chain(ties, ties.values()))) <= _STR)):
+            return None
+        quick["architecture"] = _quick_node(document.get("architecture"), 1)
+        if quick["architecture"] is None:
+            return None
+    weights = quick["weights"] = tensor_index.checked_index(document.get("weights"))
     if weights is None:
         return None
-    values = {
-        name: weights if name == "weights" else document[name] if name in document
-        else field.get_default(call_default_factory=True)
-        for name, field in Manifest.model_fields.items()
-    }
+    values = {name: quick[name] if name in quick else factory() if factory else default
+              for name, (factory, default) in _DEFAULTS.items()}
     manifest = constructed(Manifest, values, set(document))
     try:
         _check_content(manifest)
     except ValueError:
         return None
     return manifest
+
+
+# Each Manifest field's default factory or default, in field order (a factory is called for
+# each manifest, as Pydantic calls it).
+_DEFAULTS: dict[str, tuple[Callable[[], Any] | None, Any]] = {
+    name: (field.default_factory, field.default) for name, field in Manifest.model_fields.items()  # type: ignore[misc]
+}
+_NODE_FIELDS = frozenset(("type", "config", "children"))
+
+
+def _quick_node(value: Any, depth: int) -> LayerNode | None:
+    """The ``LayerNode`` Pydantic would give for a plain tree (a registered type; a config
+    ``config_check`` accepts for it; children only on containers, named without '.'); None
+    for anything else, or a tree deeper than ``MAX_NESTING_DEPTH``."""
+    if type(value) is not dict or not value.keys() <= _NODE_FIELDS or depth > MAX_NESTING_DEPTH:
+        return None
+    name, children = value.get("type"), value.get("children", {})
+    if type(name) is not str or type(children) is not dict:
+        return None
+    try:
+        entry = registry.layer_type(name)
+    except UnknownLayerError:
+        return None
+    if children and not entry.container:
+        return None
+    config = config_check.checked_config(entry.config, value.get("config", {}))
+    if config is None:
+        return None
+    nodes = {}
+    for child_name, child in children.items():
+        if type(child_name) is not str or not child_name or "." in child_name:
+            return None
+        node = _quick_node(child, depth + 1)
+        if node is None:
+            return None
+        nodes[child_name] = node
+    # (validation sets ``config`` again, which puts it in the fields set)
+    return constructed(LayerNode, {"type": name, "config": config, "children": nodes}, {*value, "config"})
 
 
 def count_architecture_nodes(tree: Any) -> int:

@@ -8,6 +8,8 @@ the member names of its directory; nothing in the file is interpreted beyond tha
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 from dataclasses import dataclass
 from typing import IO
@@ -84,6 +86,9 @@ def is_mxnet(handle: IO[bytes]) -> bool:
     ``modelpack.interop.mxnet`` (imported only then); the position is restored. A stream that
     cannot seek is not sniffed (False): the caller's own reader then says what it needs.
     """
+    if isinstance(handle, io.FileIO) and hasattr(os, "pread"):  # one positioned read, not 3 seeks and a read
+        with contextlib.suppress(OSError, ValueError):
+            return os.pread(handle.fileno(), len(_MXNET_LIST_MAGIC), 0) == _MXNET_LIST_MAGIC
     try:
         position = handle.tell()
     except (OSError, ValueError, AttributeError):

@@ -201,14 +201,11 @@ def test_extra_config_field_refused(exported):
 
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(manifests())
-def test_a_tensor_manifest_is_built_quickly_as_the_schema_builds_it(manifest):
-    """A tensor archive's manifest skips Pydantic's machinery (``_tensors_manifest``) and
-    gives exactly what ``model_validate`` gives: values, fields set, dump."""
+def test_a_manifest_is_built_quickly_as_the_schema_builds_it(manifest):
+    """A tensor or model archive's manifest skips Pydantic's machinery (``_quick_manifest``)
+    and gives exactly what ``model_validate`` gives: values, fields set, dump."""
     document = json.loads(manifest.model_dump_json(exclude_none=True))
-    quick = schema._tensors_manifest(json.loads(manifest.model_dump_json(exclude_none=True)))
-    if manifest.kind != "tensors":
-        assert quick is None
-        return
+    quick = schema._quick_manifest(json.loads(manifest.model_dump_json(exclude_none=True)))
     validated = Manifest.model_validate(document)
     assert quick is not None and quick == validated
     assert quick.model_fields_set == validated.model_fields_set
@@ -231,8 +228,8 @@ def test_a_tensor_manifest_is_built_quickly_as_the_schema_builds_it(manifest):
     ({"weights": []}, "weights"),
 ], ids=lambda value: str(value)[:40])
 def test_what_the_quick_tensor_manifest_does_not_take_the_schema_refuses(changes, message):
-    """Every unusual field makes ``_tensors_manifest`` step aside, and the schema words it."""
+    """Every unusual field makes ``_quick_manifest`` step aside, and the schema words it."""
     document = _doc(**changes)
-    assert schema._tensors_manifest(document) is None
+    assert schema._quick_manifest(document) is None
     with pytest.raises(SchemaError, match=message):
         schema.manifest_from_dict(document, source="f")

@@ -74,6 +74,17 @@ def test_is_mxnet_reads_the_magic_and_restores_the_position():
     assert not is_mxnet(io.BytesIO(MXNET_MAGIC[:7]))
 
 
+@pytest.mark.parametrize("data,expected", [(MXNET_MAGIC + b"rest", True), (b"xx" + MXNET_MAGIC, False),
+                                           (MXNET_MAGIC[:7], False), (b"", False)])
+def test_is_mxnet_on_a_raw_file_reads_by_offset(tmp_path, data, expected):
+    """A raw file (what ``load`` opens) is read at offset 0 without moving its position."""
+    path = tmp_path / "f"
+    path.write_bytes(data)
+    with open(path, "rb", buffering=0) as handle:
+        handle.seek(min(5, len(data)))
+        assert is_mxnet(handle) is expected and handle.tell() == min(5, len(data))
+
+
 def test_is_mxnet_leaves_a_stream_that_cannot_seek_alone():
     assert is_mxnet(Unseekable()) is False
 
