@@ -10,6 +10,9 @@ by side, on plain numpy arrays.
 - ``shifted``: a convolution at stride 1 (inference, a deferred training forward, the input's
   gradient) as GEMMs on shifted views of the padded input (no im2col), the last axis's taps
   shifted on the output side, where that is faster;
+- ``winograd``: a 2-D 3×3 convolution at stride 1 by Winograd's F(4×4, 3×3) (a quarter of the
+  multiply-adds: 36 GEMMs over the channels, the tiles' transforms as GEMMs too), for inference
+  and the input's gradient where channels are many;
 - ``depthwise``: a depthwise convolution whose output keeps its input's sizes, each tap one
   multiply-add of the unpadded planes by a weight plane masked where it would read padding;
 - ``banded``: a 2-D depthwise convolution (any stride) and its gradients as GEMMs of the

@@ -35,7 +35,7 @@ import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from .. import budget
-from . import banded, col2im, depthwise, direct, parallel, shifted, strips
+from . import banded, col2im, depthwise, direct, parallel, shifted, strips, winograd
 from .columns import (
     Geometry,
     Sizes,
@@ -133,6 +133,8 @@ def forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, g: Geome
         unused = Saved(x, False, x.shape, out_sizes)  # (no backward follows)
         if _pointwise(g) and type(x) is np.ndarray:
             return _forward_pointwise(x, weight, bias, g, activation), unused
+        if winograd.usable(x, weight, g) and type(x) is np.ndarray:
+            return activated(winograd.forward(x, weight, bias, g, out_sizes)), unused
         if shifted.faster(c, g, out_sizes):
             return activated(shifted.forward(x, weight, bias, g, out_sizes)), unused
         if shifted.grouped_usable(x, weight, g, out_sizes) and type(x) is np.ndarray:
@@ -288,12 +290,16 @@ def _full_correlation(grad: np.ndarray, weight: np.ndarray, g: Geometry,
     (32 channels of 16×16, batch 32, one thread: 1.55 → 0.93 ms); for an ungrouped one that
     ``shifted`` takes, 1.1–1.7× faster (16–64 channels on 8×8 to 32×32 maps), and on its small
     planes (not ``shifted.faster``) im2col's one GEMM of the gradient's columns faster again
-    (128 channels on 4×4, batch 32, 2 threads: 2.05 → 1.21 ms, col2im 1.5); elsewhere col2im."""
+    (128 channels on 4×4, batch 32, 2 threads: 2.05 → 1.21 ms, col2im 1.5); elsewhere col2im.
+    A 3×3 one of many channels takes ``winograd`` first (its numbers there)."""
     groups, dims = g.groups, len(g.kernel)
     o, cg = weight.shape[:2]
     padding = tuple(s - 1 - p for s, p in zip(g.span, g.padding, strict=True))
     flipped_geometry = Geometry(g.kernel, g.strides, padding, g.dilation, groups)
     one_input_each = _depthwise(weight, groups)
+    if not one_input_each and winograd.usable(grad, weight.swapaxes(0, 1), flipped_geometry):
+        swapped = np.ascontiguousarray(weight[:, :, ::-1, ::-1].swapaxes(0, 1))
+        return winograd.forward(grad, swapped, None, flipped_geometry, in_sizes)
     if not one_input_each and not shifted.usable(o, flipped_geometry, in_sizes):  # (the gradient's channels)
         return None
     split = weight.reshape(groups, o // groups, cg, *g.kernel)

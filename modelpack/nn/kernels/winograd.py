@@ -1,0 +1,134 @@
+"""A 2-D 3×3 convolution at stride 1 by Winograd's minimal filtering F(4×4, 3×3).
+
+Each 6×6 tile of the padded input (tiles 4 apart) and each 3×3 kernel are transformed to 6×6
+(``V = Bᵀ d B``, ``U = G g Gᵀ``); their elementwise products summed over the input channels
+are 36 GEMMs, (O, C) by (C, tiles), one per tile position; the output transform ``Aᵀ M A``
+turns each 6×6 sum into a 4×4 block of the output. The GEMMs do 36 multiply-adds per 16
+outputs and channel pair against direct convolution's 144: a quarter of the arithmetic. The
+transforms are GEMMs too (``Bᵀ`` on one axis, then the other; ``Aᵀ`` likewise), so every
+pass but the tiles' gather and the output's scatter runs on BLAS.
+
+Its float32 error is about ten times im2col's: over 1,152-term sums (128 channels) of unit
+inputs and Xavier-scaled weights, 3e-5 against 3e-6 of the largest output (the transforms'
+coefficients up to 8 and their 1/24 rounding). The transforms' extra passes cost as much as
+the saved arithmetic where the channels are few (16), so ``usable`` asks for ``MIN_CHANNELS``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING
+
+import numpy as np
+from numpy.lib.stride_tricks import as_strided
+
+from .. import budget
+from . import blas, parallel
+
+if TYPE_CHECKING:
+    from .columns import Geometry
+
+__all__ = ["usable", "forward", "transformed_weight"]
+
+TILE = 4  # output positions along each axis per tile
+SPAN = TILE + 2  # the input positions a tile reads along each axis
+_BT = np.array([[4, 0, -5, 0, 1, 0], [0, -4, -4, 1, 1, 0], [0, 4, -4, -1, 1, 0],
+                [0, -2, -1, 2, 1, 0], [0, 2, -1, -2, 1, 0], [0, 4, 0, -5, 0, 1]], np.float64)
+_G = np.array([[1 / 4, 0, 0], [-1 / 6, -1 / 6, -1 / 6], [-1 / 6, 1 / 6, -1 / 6],
+               [1 / 24, 1 / 12, 1 / 6], [1 / 24, -1 / 12, 1 / 6], [0, 0, 1]], np.float64)
+_AT = np.array([[1, 1, 1, 1, 1, 0], [0, 1, -1, 2, -2, 0], [0, 1, 1, 4, 4, 0], [0, 1, -1, 8, -8, 1]],
+               np.float64)
+
+# Measured at 2 threads, batch 32, 3×3 padded by 1, in one process alternating, min of 15 on a
+# shared machine (ms, im2col or ``shifted`` → here): inference 32 channels on 16×16 2.21 → 2.01,
+# 64 on 8×8 1.79 → 1.30, 128 on 4×4 1.63 → 1.15; input gradients 2.36 → 2.08, 1.75 → 1.30, 1.97
+# (col2im) → 1.29. It lost on 16 channels of 32×32: 1.70 → 2.53, the gradient 1.43 → 2.31.
+MIN_CHANNELS = 32
+# A block of a thread's examples holds at most this many tile values (36 a tile and channel), so
+# its tiles, transforms and products stay near the cache (and the scratch stays bounded).
+BLOCK_VALUES = 1 << 20
+
+
+def usable(x: np.ndarray, weight: np.ndarray, g: Geometry) -> bool:
+    """Whether this convolution is a 2-D 3×3 one at stride 1, undilated and ungrouped, with
+    at least ``MIN_CHANNELS`` input and output channels."""
+    return (
+        x.ndim == 4 and g.kernel == (3, 3) and g.strides == (1, 1) and g.dilation == (1, 1)
+        and g.groups == 1 and min(x.shape[1], weight.shape[0]) >= MIN_CHANNELS
+        and x.dtype in (np.float32, np.float64)
+    )
+
+
+def transformed_weight(weight: np.ndarray) -> np.ndarray:
+    """``G w Gᵀ`` of every (output, input) kernel as (36, O, C): one GEMM with G ⊗ G."""
+    o, c = weight.shape[:2]
+    kron = np.kron(_G, _G).astype(weight.dtype)  # (36, 9)
+    budget.charge(budget.nbytes((SPAN * SPAN, o, c), weight.dtype), "its transformed weight")
+    with blas.for_product(SPAN * SPAN, o * c, 9):  # (threaded, BLAS's workers spin on our cores)
+        return (kron @ weight.reshape(o * c, 9).T).reshape(SPAN * SPAN, o, c)
+
+
+def forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, g: Geometry,
+            out_sizes: tuple[int, ...]) -> np.ndarray:
+    """x (N, C, H, W) correlated with weight (O, C, 3, 3), plus bias: (N, O, *out_sizes), for
+    a 3×3 stride-1 convolution (any padding). The batch is split over ``parallel``'s threads,
+    each running its examples' blocks (at most ``BLOCK_VALUES`` tile values) through the
+    gather, the transforms and the GEMMs on one BLAS thread: run whole, the GEMMs' threaded
+    BLAS left its workers spinning on the cores the next passes need."""
+    n, c, height, width = x.shape
+    o, dtype = weight.shape[0], x.dtype
+    rows, cols = -(-out_sizes[0] // TILE), -(-out_sizes[1] // TILE)
+    tiles = rows * cols
+    share = -(-n // min(n, parallel.threads()))  # a thread's examples
+    per = max(1, min(share, BLOCK_VALUES // (SPAN * SPAN * max(c, o) * tiles)))
+    bt, at = _BT.astype(dtype), _AT.astype(dtype)
+    u = transformed_weight(weight.astype(dtype, copy=False))
+    full = (rows * TILE, cols * TILE)
+    exact = full == tuple(out_sizes)
+    padded = (full[0] + 2, full[1] + 2)
+    # the input's rows and columns inside the padded planes (padding past the tiles dropped)
+    into = tuple(slice(max(0, p), min(size + p, limit)) for p, size, limit in
+                 zip(g.padding, (height, width), padded, strict=True))
+    reads = tuple(slice(s.start - p, s.stop - p) for s, p in zip(into, g.padding, strict=True))
+    values = per * tiles * SPAN * SPAN
+    # the padded planes; the tiles, both transforms' and the GEMMs' products; the output's two
+    scratch = c * per * math.prod(padded) + 4 * values * max(c, o) + TILE * (SPAN + TILE) * o * per * tiles
+    if not exact:
+        scratch += per * o * math.prod(full)
+    budget.charge(parallel.threads() * budget.nbytes((scratch,), dtype),
+                  "its Winograd tiles, a block a thread")
+    budget.charge(budget.nbytes((n, o, *out_sizes), dtype), "its output")
+    out = np.empty((n, o, *out_sizes), dtype)
+    shift = None if bias is None else bias.astype(dtype, copy=False).reshape(1, o, 1, 1, 1, 1)
+
+    def run(chunk: slice) -> None:
+        planes = np.zeros((c, per, *padded), dtype)  # the padding stays zero
+        st = planes.strides
+        room = np.empty(values * c, dtype)
+        whole = None if exact else np.empty((per, o, *full), dtype)
+        for first in range(chunk.start, chunk.stop, per):
+            count = min(per, chunk.stop - first)
+            block = slice(first, first + count)
+            np.copyto(planes[:, :count, into[0], into[1]], x[block, :, reads[0], reads[1]].swapaxes(0, 1))
+            view = as_strided(planes, (SPAN, c, count, rows, cols, SPAN),
+                              (st[2], st[0], st[1], st[2] * TILE, st[3] * TILE, st[3]), writeable=False)
+            gathered = room[:view.size].reshape(SPAN, c * count * tiles, SPAN)
+            np.copyto(gathered.reshape(view.shape), view)  # (i, C, count, rows, cols, j)
+            # Bᵀ along the columns (j → v), then along the rows (i → u): (u, v, C, count·tiles)
+            columns = np.matmul(bt, gathered.transpose(0, 2, 1))
+            v = np.matmul(bt, columns.reshape(SPAN, -1)).reshape(SPAN * SPAN, c, count * tiles)
+            m = np.matmul(u, v)  # (36, O, count·tiles)
+            # Aᵀ along the rows (u → p), then the columns (v → q), q last: (p, O·count·tiles, q)
+            left_done = np.matmul(at, m.reshape(SPAN, -1)).reshape(TILE, SPAN, -1)
+            y = np.matmul(left_done.transpose(0, 2, 1), at.T).reshape(TILE, o, count, rows, cols, TILE)
+            target = out[block] if whole is None else whole[:count]
+            laid = target.reshape(count, o, rows, TILE, cols, TILE).transpose(3, 1, 0, 2, 4, 5)
+            if shift is None:
+                np.copyto(laid, y)
+            else:
+                np.add(y, shift, out=laid)
+            if whole is not None:
+                np.copyto(out[block], target[:, :, :out_sizes[0], :out_sizes[1]])
+
+    parallel.split(run, n, n * tiles * SPAN * SPAN * c * o)
+    return out

@@ -1,0 +1,130 @@
+"""``nn.kernels.winograd`` (F(4×4, 3×3)) against the float64 tap-by-tap reference of
+``test_conv``, and the dispatch that sends inference calls and input gradients there.
+
+Tolerance: float32 within ``test_conv.assert_near``'s ``atol=1e-4·scale, rtol=1e-4``. The
+transforms' coefficients (up to 8 in Aᵀ, 1/24 in G) make the error about ten times im2col's:
+measured ~6e-6 of the largest output on 128 channels (1,152-term sums), under the 1e-4 stated.
+float64 within 1e-10 of the largest value: the same arithmetic, rounded at float64.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from test_conv import (
+    assert_near,
+    assert_refused_by_budget,
+    assert_split_equal,
+    record_calls,
+    reference_backward,
+    reference_forward,
+    use_numpy_kernels,
+)
+
+from modelpack import nn
+from modelpack.nn.kernels import conv as kernels
+from modelpack.nn.kernels import parallel, winograd
+
+
+def _arrays(seed: int, batch: int, c: int, o: int, sizes: tuple[int, int], dtype: type = np.float32
+            ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((batch, c, *sizes)).astype(dtype)
+    w = rng.standard_normal((o, c, 3, 3)).astype(dtype)
+    return x, w, rng.standard_normal(o).astype(dtype)
+
+
+@pytest.mark.parametrize("padding", [(1, 1), (0, 0), (2, 1), (0, 2), (5, 3)])
+@pytest.mark.parametrize(("batch", "c", "o", "sizes"), [
+    (3, 4, 5, (8, 8)), (2, 3, 2, (7, 5)), (1, 2, 3, (3, 3)), (4, 6, 4, (13, 4)), (2, 1, 1, (4, 9)),
+])
+@pytest.mark.parametrize("with_bias", [True, False])
+def test_forward_matches_the_reference(padding, batch, c, o, sizes, with_bias) -> None:
+    """Any padding, sizes that are not whole tiles (the last row and column of tiles cut),
+    with or without a bias; a C-contiguous float32 output."""
+    g = kernels.Geometry((3, 3), (1, 1), padding, (1, 1))
+    x, w, bias = _arrays(sum(sizes) + c, batch, c, o, sizes)
+    out = winograd.forward(x, w, bias if with_bias else None, g, g.out_sizes(sizes))
+    expected = reference_forward(x, w, g)
+    if with_bias:
+        expected += bias.reshape(1, -1, 1, 1)
+    assert out.dtype == np.float32 and out.flags.c_contiguous
+    assert_near(out, expected)
+
+
+def test_float64_is_exact_to_its_rounding() -> None:
+    g = kernels.Geometry((3, 3), (1, 1), (1, 1), (1, 1))
+    x, w, bias = _arrays(7, 3, 5, 4, (9, 6), np.float64)
+    out = winograd.forward(x, w, bias, g, g.out_sizes((9, 6)))
+    expected = reference_forward(x, w, g) + bias.reshape(1, -1, 1, 1)
+    assert out.dtype == np.float64
+    np.testing.assert_allclose(out, expected, rtol=0, atol=1e-10 * np.abs(expected).max())
+
+
+@pytest.mark.parametrize("block_values", [1, 36 * 4 * 9 * 2, 1 << 20])
+def test_blocks_of_examples_and_threads_agree(monkeypatch, block_values) -> None:
+    """Blocks of one, two (a short last one) or all of a thread's examples, on 1 and 2 threads
+    (the split forced): every example equals the reference, and the thread counts agree
+    (bit for bit where the BLAS allows, ``assert_split_equal``)."""
+    monkeypatch.setattr(winograd, "BLOCK_VALUES", block_values)
+    monkeypatch.setattr(parallel, "SPLIT_MIN_WORK", 0)
+    g = kernels.Geometry((3, 3), (1, 1), (1, 1), (1, 1))
+    x, w, bias = _arrays(3, 7, 9, 4, (11, 12))
+    before, outs = parallel.threads(), []
+    try:
+        for threads in (1, 2):
+            parallel.set_threads(threads)
+            outs.append(winograd.forward(x, w, bias, g, (11, 12)))
+    finally:
+        parallel.set_threads(before)
+    assert_near(outs[0], reference_forward(x, w, g) + bias.reshape(1, -1, 1, 1))
+    assert_split_equal(outs[1], outs[0])
+
+
+@pytest.mark.parametrize(("c", "strides", "dilation", "groups", "kernel", "taken"), [
+    (32, (1, 1), (1, 1), 1, (3, 3), True),
+    (16, (1, 1), (1, 1), 1, (3, 3), False),  # too few channels: the transforms cost what they save
+    (32, (2, 2), (1, 1), 1, (3, 3), False),
+    (32, (1, 1), (2, 2), 1, (3, 3), False),
+    (32, (1, 1), (1, 1), 2, (3, 3), False),
+    (32, (1, 1), (1, 1), 1, (3, 2), False),
+])
+def test_the_inference_dispatch(monkeypatch, c, strides, dilation, groups, kernel, taken) -> None:
+    use_numpy_kernels(monkeypatch)
+    calls = record_calls(monkeypatch, winograd, "forward")
+    g = kernels.Geometry(kernel, strides, (1, 1), dilation, groups)
+    rng = np.random.default_rng(c)
+    x = rng.standard_normal((2, c, 8, 8)).astype(np.float32)
+    w = rng.standard_normal((32, c // groups, *kernel)).astype(np.float32)
+    out = kernels.forward(x, w, None, g, backward=False)[0]
+    assert bool(calls) == taken
+    assert_near(out, reference_forward(x, w, g))
+
+
+@pytest.mark.parametrize(("c", "o", "side", "taken"), [(32, 32, 4, True), (32, 48, 8, True), (32, 16, 8, False)])
+def test_the_input_gradient_is_the_flipped_winograd_forward(monkeypatch, c, o, side, taken) -> None:
+    """A training forward's input gradient: the output's gradient correlated with the flipped
+    kernel (here from ``o`` channels onto ``c``), both gradients equal to the reference."""
+    use_numpy_kernels(monkeypatch)
+    calls = record_calls(monkeypatch, winograd, "forward")
+    g = kernels.Geometry((3, 3), (1, 1), (1, 1), (1, 1))
+    x, w, _ = _arrays(side, 3, c, o, (side, side))
+    _, saved = kernels.forward(x, w, None, g)
+    grad = np.random.default_rng(1).standard_normal((3, o, side, side)).astype(np.float32)
+    grad_x, grad_w = kernels.backward(grad, saved, w, g)
+    assert calls == ([grad.shape] if taken else [])
+    expected_x, expected_w = reference_backward(x, w, grad, g)
+    assert_near(grad_x, expected_x)
+    assert_near(grad_w, expected_w)
+
+
+def test_its_tiles_count_against_the_budget() -> None:
+    """A hostile padding: the padded planes and tiles are refused before they are allocated,
+    naming the file."""
+    layer = nn.Conv2D(32, 3, padding=4000, in_channels=32)
+    layer.initialize(seed=0)
+    x = np.ones((1, 32, 1, 1), np.float32)
+    g = layer._geometry()
+    assert winograd.usable(x, layer.weight.data(), g)
+    assert_refused_by_budget(layer, x, 2**24, r"its Winograd tiles",
+                             lambda: winograd.forward(x, layer.weight.data(), None, g, g.out_sizes((1, 1))))
