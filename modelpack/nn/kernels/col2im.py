@@ -133,8 +133,11 @@ def windows_usable(g: Geometry) -> bool:
 
 # The columns and products of a block of examples are about this large at most: larger GEMMs
 # beat cache here (DCGAN's 4×4/2 on 32×128×8×8, ms at 256 KB / 1 / 4 / 16 MB: 6.1 / 5.1 / 3.95 /
-# 3.87; on 32×64×16×16: 7.7 / 6.8 / 5.3 / 5.3).
-_WINDOW_BLOCK_BYTES = 4 << 20
+# 3.87; on 32×64×16×16: 7.7 / 6.8 / 5.3 / 5.3). With a GEMM per phase (one phase's products,
+# a last-axis phase's columns), at one thread, CPU ms, median of 35 alternating with 4 / 2 / 1 /
+# 0.5 MB: 8×128×16×16 8.3 / 8.0 / 8.6 / 8.5, 16×128×8×8 4.1 / 4.0 / 4.3 / 4.7, 16×64×16×16 4.4 /
+# 4.2 / 4.5 / 5.1.
+_WINDOW_BLOCK_BYTES = 2 << 20
 # Up to this many phases (the strides' product): each is one placing call per block, and
 # d2l's FCN upsampling (stride 32: 1,024 phases) lost by windows, 21.6 → 24-25 ms.
 _WINDOW_MAX_PHASES = 16
@@ -147,9 +150,15 @@ def by_windows(rows: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, g:
     receives, through taps q·s + r, the inputs i - q for q < k/s and nothing else. So a
     block's outputs, all s phases of them, are the window of k/s inputs before it (zeros
     beyond the edges) times one weight matrix (k/s·C/G by s·O/G per axis), and the GEMM
-    writes every product once, in place, where ``by_phases`` adds k/s partial sums per output.
-    Its price: the blocks along the edges (k/s - 1 per axis) are computed whole, and the
-    windows are copied (the inputs k/s times per axis). Measured at 2 threads, in one process,
+    writes every product once, where ``by_phases`` adds k/s partial sums per output. A GEMM
+    per phase: along the last axis each phase has its own columns (its blocks only), along the
+    first the examples come after the blocks, so a phase's blocks are a run of the rows; no
+    edge block's products are wasted there (one GEMM of every phase computed whole blocks: on
+    8×8 inputs 9×9 of them, 27% more multiply-adds), only along a 3-D convolution's middle
+    axis. Its price: the windows are copied (the inputs k/s times per axis, once per last-axis
+    phase). One thread, CPU ms, median of 35 alternating, one GEMM → a GEMM per phase: DCGAN's
+    4×4/2 on 8×128×16×16 8.4 → 8.0, 16×128×8×8 4.9 → 4.0, 16×64×16×16 4.7 → 4.2. Before that,
+    measured at 2 threads, in one process,
     min of 3 alternating rounds (ms, by phases → by windows): DCGAN's 4×4/2 forward on
     32×128×8×8 → 64 4.1–4.4 → 3.8–3.9; 32×64×16×16 → 32 6.0–6.1 → 4.9–5.1; 16×128×16×16 →
     64 8.0–8.4 → 7.0–7.2; a 4×4/2 convolution's training step on 16×64×32×32 → 128 20.1–21.0
@@ -181,7 +190,7 @@ def by_windows(rows: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, g:
     windows = np.lib.stride_tricks.as_strided(
         padded, (groups, n, *blocks, *reach, r), (*st[:2 + dims], *st[2:2 + dims], st[-1]), writeable=False)
     positions = math.prod(blocks)
-    width = window * r + phases * cg  # a block position's columns and products
+    width = window * r + cg  # a block position's columns and one phase's products
     per = max(1, min(n, _WINDOW_BLOCK_BYTES // max(1, positions * width * rows.itemsize)))
     threads = min(parallel.threads(), n)
     budget.charge(budget.nbytes((threads * per * positions, width), rows.dtype), "its products")
@@ -192,31 +201,52 @@ def by_windows(rows: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, g:
     axes = [[((ph - p) % s, ((ph - p) % s + p) // s, len(range((ph - p) % s, size, s))) for ph in range(s)]
             for s, p, size in zip(strides, g.padding, sizes, strict=True)]
 
+    # Per phase along the last axis, its own columns: that axis's blocks exactly the phase's,
+    # the first axis's blocks first (then the examples), so each phase along the first axis is
+    # a contiguous run of the rows: each phase's GEMM computes only its own outputs.
+    phase_of = {phase: i for i, phase in enumerate(itertools.product(*(range(s) for s in strides)))}
+
     def run(b: slice) -> None:
         columns = np.empty(per * positions * window * r, rows.dtype)
-        products = np.empty(per * positions * phases * cg, rows.dtype)
+        products = np.empty(per * positions * cg, rows.dtype)
         for start in range(b.start, b.stop, per):
             block = slice(start, min(start + per, b.stop))
             count = block.stop - block.start
-            cols = columns[:count * positions * window * r].reshape(count * positions, window * r)
-            made = products[:count * positions * phases * cg].reshape(count * positions, phases * cg)
             for group in range(groups):
-                np.copyto(cols.reshape(count, *blocks, *reach, r), windows[group, block])
-                np.matmul(cols, matrix[group], out=made)
-                grid = made.reshape(count, *blocks, *strides, cg)
                 channels_of = slice(group * cg, (group + 1) * cg)
-                for phase in itertools.product(*(range(s) for s in strides)):
-                    at = [axis[ph] for axis, ph in zip(axes, phase, strict=True)]
-                    read: tuple[slice | int, ...] = (slice(None), *(slice(i0, i0 + m) for _, i0, m in at),
-                                                     *phase, slice(None))
-                    every_s = (slice(y0, None, s) for (y0, _, _), s in zip(at, strides, strict=True))
-                    written: tuple[slice, ...] = (block, channels_of, *every_s)
-                    source, target = grid[read], out[written]
-                    if bias is None:
-                        np.copyto(target, np.moveaxis(source, -1, 1))
-                    else:
-                        np.add(np.moveaxis(source, -1, 1), bias[channels_of].reshape(-1, *(1,) * dims),
-                               out=target)
+                for last, (_, j0, m_last) in enumerate(axes[-1]):
+                    if m_last == 0:
+                        continue
+                    # (first axis's blocks, examples, middle axes' blocks, the phase's last-axis
+                    # blocks, *reach, R)
+                    shape = (blocks[0], count, *blocks[1:-1], m_last, *reach, r)
+                    cols = columns[:math.prod(shape)].reshape(shape)
+                    mine: tuple[int | slice, ...] = (group, block, *(slice(None),) * (dims - 1),
+                                                     slice(j0, j0 + m_last))
+                    np.copyto(cols, np.moveaxis(windows[mine], 1, 0))
+                    flat = cols.reshape(-1, window * r)
+                    per_row = math.prod(shape[1:-1 - dims])  # rows a block of the first axis
+                    for others in itertools.product(*(range(s) for s in strides[:-1])):
+                        phase = (*others, last)
+                        at = [axis[ph] for axis, ph in zip(axes, phase, strict=True)]
+                        if any(m == 0 for _, _, m in at[:-1]):
+                            continue
+                        (_, i0, m0), middle = at[0], at[1:-1]
+                        index = phase_of[phase]
+                        made = products[:m0 * per_row * cg].reshape(m0 * per_row, cg)
+                        taps = matrix[group][:, index * cg:(index + 1) * cg]
+                        np.matmul(flat[i0 * per_row:(i0 + m0) * per_row], taps, out=made)
+                        grid = made.reshape(m0, count, *shape[2:-1 - dims], cg)
+                        read = (slice(None), slice(None), *(slice(i, i + m) for _, i, m in middle))
+                        # (examples, C/G, *sizes) of this phase
+                        source = grid[read].transpose(1, dims + 1, 0, *range(2, dims + 1))
+                        every_s = (slice(y0, None, s) for (y0, _, _), s in zip(at, strides, strict=True))
+                        written: tuple[slice, ...] = (block, channels_of, *every_s)
+                        target = out[written]
+                        if bias is None:
+                            np.copyto(target, source)
+                        else:
+                            np.add(source, bias[channels_of].reshape(-1, *(1,) * dims), out=target)
 
     parallel.split(run, n, n * positions * window * r * phases * cg)
     return out

@@ -40,16 +40,38 @@ __all__ = ["usable", "forward", "grad_input", "grad_weight"]
 MAX_GROUP_WIDTH = 64
 
 
+# An ungrouped convolution as narrow as this (input × output channels) or narrower takes the
+# loops where it has many taps a plane (below): LeNet's first layer (1 → 6, 5×5 on 64×28×28)
+# has too few outputs for im2col's GEMM to pay for its 25 copies of the input. Measured at 2
+# threads, min of 5 alternating rounds, ms, im2col → loops, inference / forward and both
+# gradients: 1 → 6 5×5 on 64×28×28 0.41 → 0.22 / 1.25 → 0.73, on 32×16×16 0.17 → 0.12 / 0.40
+# → 0.31; 3 → 8 3×3 on 32×32×32 0.32 → 0.20 / 0.90 → 0.64; 2 → 12 5×5 on 64×28×28 0.83 → 0.69
+# / 3.1 → 2.0; 3 → 8 7×7/2 on 16×64×64 0.74 → 0.41 / 4.8 → 1.2. Wider ones were mixed (3 → 16
+# 3×3 on 32×32×32 won, at stride 2 its training lost 0.71 → 0.90): left to im2col.
+UNGROUPED_MAX_WIDTH = 24
+# ... and with at least this many taps times output positions an example: 3×3 kernels on 16×16
+# outputs (2,304) lost (3 → 8 on 32×16×16 0.19 → 0.24 / 0.40 → 0.66; 3 → 8 3×3/2 on 32×32×32
+# 0.21 → 0.26 / 0.60 → 0.89; 1 → 8 on 64×8×8 0.09 → 0.17), 5×5 on 16×16 (6,400) won.
+UNGROUPED_MIN_TAP_POSITIONS = 4096
+
+
 def usable(x: np.ndarray, weight: np.ndarray, g: Geometry) -> bool:
     """Whether the compiled loops are in use and take this convolution (or the transposed one
-    of the same weight): 1-D or 2-D, float32, and several narrow groups (``MAX_GROUP_WIDTH``).
-    An ungrouped convolution stays on im2col even when narrow (a 3-channel stem, LeNet's first
-    layer): one GEMM over every example there measured as fast or faster (3 → 16 channels on
-    32×32: forward 0.75 ms against the loops' 1.22 ms)."""
+    of the same weight): 1-D or 2-D, float32, and several narrow groups (``MAX_GROUP_WIDTH``)
+    or one very narrow group with many taps a plane (``UNGROUPED_MAX_WIDTH``). Elsewhere an
+    ungrouped convolution stays on im2col: one GEMM over every example measured as fast or
+    faster (3 → 16 channels on 32×32: forward 0.75 ms against the loops' 1.22 ms). The
+    positions counted are the input's over the strides' product (a transposed call's input is
+    the convolution's output: it is counted low, on the safe side)."""
     if len(g.kernel) > 2 or x.dtype != np.float32 or weight.dtype != x.dtype:
         return False  # float32 only halves the compile time
+    if backend.compiled() is None:
+        return False
     width = weight.shape[1] * (weight.shape[0] // g.groups)
-    return backend.compiled() is not None and g.groups > 1 and width <= MAX_GROUP_WIDTH
+    if g.groups > 1:
+        return width <= MAX_GROUP_WIDTH
+    positions = math.prod(x.shape[2:]) // math.prod(g.strides)
+    return width <= UNGROUPED_MAX_WIDTH and positions * math.prod(g.kernel) >= UNGROUPED_MIN_TAP_POSITIONS
 
 
 def _two_d(array: np.ndarray, dims: int) -> np.ndarray:

@@ -253,6 +253,36 @@ def test_transposed_convolution_is_the_adjoint(drawn, data) -> None:
     assert_near(grad_y, reference_forward(grad, w, g))
     _, expected_w = reference_backward(grad, w, y, g)  # the weight's gradient of ⟨conv(grad), y⟩
     assert_near(grad_w, expected_w)
+    # A first layer's: the weight's alone (its own path, no input's gradient made first)
+    no_x, alone = transposed_kernels.transpose_backward(grad, y, w, g, need_x=False)
+    assert no_x is None and alone is not None
+    assert_near(alone, expected_w)
+    assert transposed_kernels.transpose_backward(grad, y, w, g, need_x=False, need_weight=False) == (None, None)
+
+
+@pytest.mark.parametrize(("kernel", "strides", "groups"), [
+    ((4, 4), (2, 2), 1), ((4, 4), (2, 2), 2), ((4,), (2,), 1), ((3,), (2,), 3), ((2, 3, 2), (2, 1, 2), 2),
+])
+def test_a_transposed_first_layer_takes_the_weight_gradient_alone_on_numpy(kernel, strides, groups) -> None:
+    """Without the input's gradient, the weight's comes from the gradient's columns directly
+    (ungrouped block by block, grouped strip by strip): against the reference on numpy's path."""
+    from modelpack.nn.kernels import backend
+
+    dims = len(kernel)
+    g = kernels.Geometry(kernel, strides, (1,) * dims, (1,) * dims, groups)
+    rng = np.random.default_rng(4)
+    y = rng.standard_normal((3, 2 * groups, *(5,) * dims)).astype(np.float32)
+    w = rng.standard_normal((2 * groups, 3, *kernel)).astype(np.float32)
+    before = backend.name()
+    try:
+        backend.use("numpy")
+        transposed = transposed_kernels.transpose_forward(y, w, None, g, (0,) * dims)
+        grad = rng.standard_normal(transposed.shape).astype(np.float32)
+        no_x, grad_w = transposed_kernels.transpose_backward(grad, y, w, g, need_x=False)
+    finally:
+        backend.use(before)
+    assert no_x is None and grad_w is not None
+    assert_near(grad_w, reference_backward(grad, w, y, g)[1])
 
 
 def test_the_layout_heuristic() -> None:

@@ -131,6 +131,24 @@ def test_what_the_loops_take(numba_kernels, kernel, strides, cg, dtype, taken) -
     assert not direct.usable(x, w, g)
 
 
+@pytest.mark.parametrize(("kernel", "strides", "sizes", "cg", "og", "taken"), [
+    ((5, 5), (1, 1), (28, 28), 1, 6, True),  # LeNet's first layer
+    ((7, 7), (2, 2), (32, 31), 3, 8, True),  # a narrow stem, strided
+    ((5,), (1,), (1000,), 2, 8, True),  # 1-D
+    ((3, 3), (1, 1), (16, 16), 3, 8, False),  # too few taps × positions: im2col
+    ((5, 5), (1, 1), (28, 28), 3, 16, False),  # too wide: im2col
+])
+def test_narrow_ungrouped_convolutions_with_many_taps_take_the_loops(numba_kernels, kernel, strides, sizes, cg,
+                                                                      og, taken) -> None:
+    g = kernels.Geometry(kernel, strides, tuple(k // 2 for k in kernel), (1,) * len(kernel), 1)
+    x, w, b = _arrays(3, g, sizes, 3, cg, og)
+    backend.use("numba")
+    assert direct.usable(x, w, g) is taken
+    if taken:
+        for compiled, expected in zip(_through("numba", x, w, b, g), _through("numpy", x, w, b, g), strict=True):
+            assert_near(compiled, expected.astype(np.float64))
+
+
 def test_the_layers_train_the_same_on_both(numba_kernels) -> None:
     """A depthwise layer through autograd: output and every gradient agree across the paths."""
     from modelpack import autograd, nn
