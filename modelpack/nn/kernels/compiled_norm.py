@@ -1,7 +1,9 @@
 """BatchNorm's passes as loops compiled by numba (the ``accel`` extra), each one sweep over the
 data where numpy needs a ufunc per step: the statistics (mean, then the centred values and
 their squares, per channel while it is in cache), the scale and shift (training's, and
-inference's whole normalisation), the gradient's two sums, and the input's gradient.
+inference's whole normalisation), the gradient's two sums, and the input's gradient. On long
+runs training keeps no centred values: ``run_statistics`` then ``centred_scale_shift``,
+which recomputes them, write the output once (the same bits).
 ``norm`` runs them on rows ``[first, stop)`` of C-contiguous (outer, C, inner) arrays, over the
 same chunks as its numpy passes, and combines the chunks' sums the same way.
 
@@ -22,7 +24,8 @@ from typing import Any
 import numpy as np
 from numba import njit
 
-__all__ = ["SHORT_RUNS", "statistics", "scale_shift", "scale_shift_in_place", "grad_sums", "grad_input"]
+__all__ = ["SHORT_RUNS", "statistics", "run_statistics", "scale_shift", "scale_shift_in_place",
+           "centred_scale_shift", "grad_sums", "grad_input"]
 
 _jit = njit(nogil=True, cache=True, fastmath={"reassoc"})
 
@@ -91,6 +94,40 @@ def statistics(x: Any, out: Any, first: int, stop: int) -> Any:
                 square += np.float64(centred) * centred
         means[c], sums[c] = mean, square
     return means, sums
+
+
+@_jit
+def run_statistics(x: Any, first: int, stop: int) -> Any:
+    """``statistics`` of long runs without writing the centred values (``centred_scale_shift``
+    recomputes them): the output's buffer is then written once, not twice."""
+    channels, inner = x.shape[1], x.shape[2]
+    count = (stop - first) * inner
+    means, sums = np.empty(channels), np.empty(channels)
+    for c in range(channels):
+        total = 0.0
+        for i in range(first, stop):
+            for k in range(inner):
+                total += x[i, c, k]
+        mean = np.float32(total / count)
+        square = 0.0
+        for i in range(first, stop):
+            for k in range(inner):
+                centred = x[i, c, k] - mean
+                square += np.float64(centred) * centred
+        means[c], sums[c] = mean, square
+    return means, sums
+
+
+@_jit
+def centred_scale_shift(x: Any, out: Any, mean: Any, scale: Any, shift: Any, first: int, stop: int) -> None:
+    """out ← (x − mean)·scale + shift per channel on rows [first, stop): ``statistics``' centred
+    values then ``scale_shift_in_place``, the same three roundings, in one pass."""
+    for i in range(first, stop):
+        for c in range(out.shape[1]):
+            m, a, b = mean[c], scale[c], shift[c]
+            run, source = out[i, c], x[i, c]
+            for k in range(out.shape[2]):
+                run[k] = (source[k] - m) * a + b
 
 
 @_jit

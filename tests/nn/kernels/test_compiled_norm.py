@@ -124,3 +124,45 @@ def test_scaling_in_place_gives_the_out_of_place_bits(numba_kernels):
         np.testing.assert_array_equal(ours, expected)
         np.testing.assert_array_equal(ours[:1], x[:1])
         np.testing.assert_array_equal(ours[4:], x[4:])
+
+
+def test_the_fused_passes_give_the_stored_passes_bits(numba_kernels):
+    """``run_statistics`` then ``centred_scale_shift`` (long runs, no centred values kept) give
+    the bits of ``statistics`` then ``scale_shift_in_place``, on rows [first, stop) only."""
+    from modelpack.nn.kernels import compiled_norm
+
+    rng = np.random.default_rng(5)
+    shape = (5, 3, compiled_norm.SHORT_RUNS + 7)
+    x = (2 + 3 * rng.standard_normal(shape)).astype(np.float32)
+    scale, shift = (rng.standard_normal(shape[1]).astype(np.float32) for _ in range(2))
+    expected = np.zeros_like(x)
+    means, squares = compiled_norm.statistics(x, expected, 1, 4)
+    compiled_norm.scale_shift_in_place(expected, scale, shift, 1, 4)
+    ours = np.zeros_like(x)
+    fused_means, fused_squares = compiled_norm.run_statistics(x, 1, 4)
+    compiled_norm.centred_scale_shift(x, ours, fused_means.astype(np.float32), scale, shift, 1, 4)
+    np.testing.assert_array_equal(fused_means, means)
+    np.testing.assert_array_equal(fused_squares, squares)
+    np.testing.assert_array_equal(ours, expected)
+    assert not ours[:1].any() and not ours[4:].any()
+
+
+def test_training_keeps_centred_values_only_for_short_runs(numba_kernels, monkeypatch):
+    """Long runs take the fused passes (``statistics`` is never called), short runs the stored
+    ones; both agree with numpy's passes."""
+    from modelpack.nn.kernels import compiled_norm
+
+    rng = np.random.default_rng(6)
+    for inner, fused in ((compiled_norm.SHORT_RUNS, True), (compiled_norm.SHORT_RUNS - 1, False)):
+        x = rng.standard_normal((4, 3, inner)).astype(np.float32)
+        gamma, beta = (rng.standard_normal(3).astype(np.float32) for _ in range(2))
+        expected = _through("numpy", x, x, gamma, beta, 1)[0]
+        calls: list[str] = []
+        for name in ("statistics", "run_statistics"):
+            loop = getattr(compiled_norm, name)
+            monkeypatch.setattr(compiled_norm, name, lambda *a, _loop=loop, _name=name, _calls=calls: _calls.append(_name) or _loop(*a))
+        backend.use("numba")
+        out = norm_kernels.batch_norm_training(x, 1, gamma, beta, 1e-5)[0]
+        monkeypatch.undo()
+        assert calls == ["run_statistics" if fused else "statistics"]
+        np.testing.assert_allclose(out, expected, rtol=1e-4, atol=1e-4)
