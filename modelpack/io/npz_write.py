@@ -9,6 +9,7 @@ aligned, or deflated.
 from __future__ import annotations
 
 import hashlib
+import threading
 from collections.abc import Callable, Mapping
 from concurrent.futures import Executor, Future, wait
 from dataclasses import dataclass
@@ -19,7 +20,7 @@ import numpy as np
 from .checksums import crc32
 from .npy import canonical_array, check_storable, npy_header
 from .npz import data_view
-from .workers import shared_pool
+from .workers import WORKERS, shared_pool
 from .zipwrite import ZipPlan
 
 __all__ = ["Tensors", "PendingChecksums", "canonical_arrays", "write_npz"]
@@ -30,6 +31,7 @@ __all__ = ["Tensors", "PendingChecksums", "canonical_arrays", "write_npz"]
 # between calls, while the writing thread runs Python, costs little.
 _CHECKSUM_SLICE = 8 << 20
 _TASK_BYTES = 4 << 20  # smaller tensors are checksummed together, in tasks of about this size
+HELPERS = max(1, WORKERS - 1)  # worker threads checksumming while a thread writes the data
 
 
 @dataclass
@@ -72,15 +74,16 @@ class Tensors:
     def checksums(self, pool: Executor) -> PendingChecksums:
         """Each member's CRC-32 and each tensor's SHA-256 (hex), in one pass over the data (a
         slice hashed while it is in the cache): started now on ``pool``, while the calling
-        thread goes on (hashlib and the CRC release the GIL). A few megabytes (one task) are
-        held back: a worker would wait for the GIL after each tensor while this thread lays
-        the archive out in Python (up to the 5 ms switch interval). The caller hands them
-        over (``hand_over``) when it is about to write the data, which holds no GIL, or they
-        are computed on its own thread when ``result()`` is asked for."""
+        thread goes on (hashlib and the CRC release the GIL). A single task (a few megabytes)
+        is held back: a worker would wait for the GIL after each tensor while this thread lays
+        the archive out in Python (up to the 5 ms switch interval). The caller hands it over
+        (``hand_over``) when it is about to write the data, which holds no GIL, or it is
+        computed on its own thread when ``result()`` is asked for."""
         tasks = self.tasks()
-        if len(tasks) <= 1:
-            return PendingChecksums([], lambda: [self._checksum(i) for i in range(len(self.views))])
-        return PendingChecksums([pool.submit(self._checksum_task, indices) for indices in tasks])
+        pending = PendingChecksums(tasks, self._checksum_task)
+        if len(tasks) > 1:
+            pending.hand_over(pool)
+        return pending
 
     def _checksum_task(self, indices: range) -> _Sums:
         return [self._checksum(i) for i in indices]
@@ -109,31 +112,58 @@ _Sums = list[tuple[int, str]]  # (member CRC-32, tensor SHA-256 in hex) per tens
 
 
 class PendingChecksums:
-    """Checksums being computed on worker threads (``started``, in file order), or to be
-    computed by the thread that asks for them (``later``)."""
+    """Checksums computed by tasks taken in file order from one queue, by ``HELPERS`` worker
+    threads once started (``hand_over``) and by the thread that asks for the ``result()``.
 
-    def __init__(self, started: list[Future[_Sums]], later: Callable[[], _Sums] | None = None) -> None:
-        self._started = started
-        self._later = later
+    The workers leave a core to the thread writing the data, which then takes what is left,
+    so every core stays busy to the end. With every task on the pool's two threads (2 cores),
+    the two hashing threads and the writing one each ran two thirds of the time; hashing, the
+    faster, was done first and the writing went on alone on one core. 100 MB to /dev/shm, in
+    one process alternating (25 rounds): save median 85.4 -> 79.7 ms, export 88.7 -> 81.8."""
+
+    def __init__(self, tasks: list[range], run: Callable[[range], _Sums]) -> None:
+        self._tasks, self._run = tasks, run
+        self._results: list[_Sums | None] = [None] * len(tasks)
+        self._next = 0  # the first task nobody has taken
+        self._lock = threading.Lock()
+        self._stopped = False
+        self._helpers: list[Future[None]] = []
 
     def hand_over(self, pool: Executor) -> None:
-        """Start what was left to the calling thread on ``pool``: for when that thread is
+        """Start the worker threads on the queue, if not yet: for when the calling thread is
         about to spend a while in system calls, which hold no GIL (writing the data)."""
-        if self._later is not None:
-            self._started, self._later = [pool.submit(self._later), *self._started], None
+        if not self._helpers and self._tasks:
+            self._helpers = [pool.submit(self._drain) for _ in range(min(HELPERS, len(self._tasks)))]
+
+    def _drain(self) -> None:
+        while True:
+            with self._lock:
+                index = self._next
+                if self._stopped or index >= len(self._tasks):
+                    return
+                self._next = index + 1
+            self._results[index] = self._run(self._tasks[index])
 
     def result(self) -> tuple[list[int], list[str]]:
-        """Each member's CRC-32 and each tensor's SHA-256, once all are computed."""
-        pairs = self._later() if self._later is not None else []
-        pairs += [pair for batch in self._started for pair in batch.result()]
+        """Each member's CRC-32 and each tensor's SHA-256, once all are computed (this thread
+        computing what no worker has taken yet)."""
+        self._drain()
+        for helper in self._helpers:
+            if not helper.cancel():  # one not started (the pool busy elsewhere) is not waited for
+                helper.result()  # a worker's error, raised here
+        if self._stopped:
+            raise RuntimeError("checksums asked for after settle()")  # not reached: the writer's order
+        pairs = [pair for batch in self._results if batch is not None for pair in batch]  # all here
         return [crc for crc, _ in pairs], [digest for _, digest in pairs]
 
     def settle(self) -> None:
-        """Cancel what has not started and wait for the rest, without raising: a write that
+        """Stop handing out tasks and wait for the ones taken, without raising: a write that
         failed returns only once no worker reads its caller's arrays any more."""
-        for future in self._started:
-            future.cancel()
-        wait(self._started)
+        with self._lock:
+            self._stopped = True
+        for helper in self._helpers:
+            helper.cancel()
+        wait(self._helpers)
 
 
 def canonical_arrays(arrays: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
