@@ -14,8 +14,8 @@ import numpy as np
 from ..nn.activations import as_float, float_input
 from ..nn.conv import _Conv, _ConvTranspose
 from ..nn.kernels import conv as conv_kernels
+from ..nn.kernels import conv_grads, transposed
 from ..nn.kernels import pool as pool_kernels
-from ..nn.kernels import transposed
 from ..nn.padding import ReflectionPad2D
 from ..nn.pooling import _AvgPool, _GlobalAvgPool, _GlobalMaxPool, _MaxPool
 from .rules import Grads, LayerBackward, data, forward, forward_saving, rule, through_activation
@@ -36,7 +36,7 @@ def _conv(block: _Conv, x: Any) -> tuple[Any, LayerBackward]:
         grad = through_activation(config["activation"], grad, out, lambda: block._compute(array)[0])
         grads = {}
         if "bias" in wants:
-            grads["bias"] = conv_kernels.bias_grad(grad)
+            grads["bias"] = conv_grads.bias(grad)
         needs = {"need_x": "x" in wants, "need_weight": "weight" in wants}
         if isinstance(block, _ConvTranspose):
             grad_x, grad_w = transposed.transpose_backward(grad, array, weight, block._geometry(), **needs)

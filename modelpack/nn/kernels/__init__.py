@@ -2,7 +2,9 @@
 by side, on plain numpy arrays.
 
 - ``conv``: convolution in 1, 2 and 3 dimensions (grouped, depthwise, strided, dilated),
-  as im2col and one GEMM, and its gradients;
+  as im2col and one GEMM, and the input's gradient;
+- ``conv_grads``: a convolution's weight gradient, in each layout ``conv``'s forwards leave,
+  and its bias gradient;
 - ``transposed``: the transposed convolution, the input-gradient of ``conv``'s, and its
   gradients through ``conv``'s forward and backward;
 - ``columns``: im2col's two layouts (where each output reads, the padded input, the column

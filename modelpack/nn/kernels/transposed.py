@@ -10,7 +10,8 @@ import numpy as np
 from .. import budget
 from . import col2im, direct, strips
 from .columns import Geometry, Sizes, rows_of
-from .conv import _col2im_last, _weight_grad_deferred, backward, forward
+from .conv import _col2im_last, backward, forward
+from .conv_grads import weight_deferred
 
 __all__ = ["transpose_sizes", "transpose_forward", "transpose_backward"]
 
@@ -67,7 +68,7 @@ def transpose_backward(grad: np.ndarray, x: np.ndarray, weight: np.ndarray, g: G
         if not need_weight:
             return None, None
         if g.groups == 1:
-            return None, _weight_grad_deferred(x, grad, g, x.shape[2:], weight.shape)
+            return None, weight_deferred(x, grad, g, x.shape[2:], weight.shape)
         return None, strips.weight_grad(x, grad, g, weight.shape)
     grad_x, saved = forward(grad, weight, None, g, last=True)
     grad_w = backward(x, saved, weight, g, need_x=False)[1] if need_weight else None

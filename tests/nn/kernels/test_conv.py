@@ -22,6 +22,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from modelpack.nn.kernels import conv as kernels
+from modelpack.nn.kernels import conv_grads
 from modelpack.nn.kernels import transposed as transposed_kernels
 
 RTOL, ATOL = 1e-4, 1e-4
@@ -209,7 +210,7 @@ def test_forward_and_backward_match_the_direct_reference(drawn, data, last, with
     assert grad_x is not None and grad_w is not None
     assert_near(grad_x, expected_x)
     assert_near(grad_w, expected_w)
-    assert_near(kernels.bias_grad(grad), grad.astype(np.float64).sum(axis=(0, *range(2, grad.ndim))))
+    assert_near(conv_grads.bias(grad), grad.astype(np.float64).sum(axis=(0, *range(2, grad.ndim))))
 
 
 @settings(max_examples=40, deadline=None)
@@ -223,7 +224,7 @@ def test_a_channels_first_weight_gradient_either_way_round(drawn, data, left) ->
     out, saved = kernels.forward(x, w, None, g, last=False)
     grad = np.random.default_rng(2).standard_normal(out.shape).astype(np.float32)
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(kernels, "COLUMNS_LEFT_MIN_POSITIONS", 0 if left else 1 << 60)
+        patch.setattr(conv_grads, "COLUMNS_LEFT_MIN_POSITIONS", 0 if left else 1 << 60)
         grad_w = kernels.backward(grad, saved, w, g, need_x=False)[1]
     assert grad_w is not None and grad_w.shape == w.shape
     assert_near(grad_w, reference_backward(x, w, grad, g)[1])
@@ -443,16 +444,16 @@ def test_the_bias_gradient_split_over_channels_has_the_same_bits(monkeypatch, sh
 
     grad = np.random.default_rng(9).standard_normal((*shape[:1], *shape[2:], shape[1])).astype(np.float32)
     grad = np.moveaxis(grad, -1, 1)
-    whole = kernels.bias_grad(grad)
+    whole = conv_grads.bias(grad)
     before = parallel.threads()
     try:
         parallel.set_threads(2)
-        monkeypatch.setattr(kernels, "BIAS_SPLIT_POSITIONS", 0)
-        monkeypatch.setattr(kernels, "BIAS_SPLIT_VALUES", 0)
+        monkeypatch.setattr(conv_grads, "BIAS_SPLIT_POSITIONS", 0)
+        monkeypatch.setattr(conv_grads, "BIAS_SPLIT_VALUES", 0)
         calls: list[int] = []
         original = parallel._in_parallel
         monkeypatch.setattr(parallel, "_in_parallel", lambda run, chunks: calls.append(len(chunks)) or original(run, chunks))
-        split = kernels.bias_grad(grad)
+        split = conv_grads.bias(grad)
     finally:
         parallel.set_threads(before)
     assert calls == [2]  # the channels went to the threads

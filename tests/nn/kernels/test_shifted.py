@@ -27,7 +27,7 @@ from modelpack import Limits, autograd, nn
 from modelpack.errors import LimitError
 from modelpack.nn.budget import ActivationBudget, limit_activations
 from modelpack.nn.kernels import conv as kernels
-from modelpack.nn.kernels import parallel, shifted
+from modelpack.nn.kernels import conv_grads, parallel, shifted
 
 
 @st.composite
@@ -315,8 +315,8 @@ def test_a_deferred_weight_gradient_matches_the_reference(drawn, seed, per) -> N
     out_sizes = g.out_sizes(sizes)
     grad = rng.standard_normal((batch, o, *out_sizes)).astype(np.float32)
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(kernels, "EXAMPLES_PER_BLOCK", per)
-        ours = kernels._weight_grad_deferred(grad, x, g, out_sizes, w.shape)
+        patch.setattr(conv_grads, "EXAMPLES_PER_BLOCK", per)
+        ours = conv_grads.weight_deferred(grad, x, g, out_sizes, w.shape)
     assert_near(ours, reference_backward(x, w, grad, g)[1])
 
 
@@ -332,10 +332,10 @@ def test_a_deferred_backward_gathers_no_whole_batch_columns(monkeypatch, request
         backend.use("numba")
     else:
         use_numpy_kernels(monkeypatch)
-    monkeypatch.setattr(kernels, "_weight_grad_last", lambda *args: pytest.fail("whole-batch columns"))
+    monkeypatch.setattr(conv_grads, "weight_last", lambda *args: pytest.fail("whole-batch columns"))
     monkeypatch.setattr(kernels, "columns_last", lambda *args: pytest.fail("whole-batch columns"))
     layer, _ = _layer_input(shifted.MIN_CHANNELS, 12)
-    x = np.random.default_rng(4).standard_normal((2 * kernels.EXAMPLES_PER_BLOCK + 1, shifted.MIN_CHANNELS, 12, 12))
+    x = np.random.default_rng(4).standard_normal((2 * conv_grads.EXAMPLES_PER_BLOCK + 1, shifted.MIN_CHANNELS, 12, 12))
     x = x.astype(np.float32)
     w, g = layer.weight.data(), layer._geometry()
     out, saved = kernels.forward(x, w, None, g, backward=True)
@@ -525,7 +525,7 @@ def test_a_deferred_weight_gradients_block_products_count_against_the_budget() -
     x = np.ones((4096, 16, 1, 1), np.float32)
     grad = np.ones((4096, 16, 1, 1), np.float32)
     assert_refused_by_budget(layer, x, 2**20, r"its blocks' weight-gradient products",
-                             lambda: kernels._weight_grad_deferred(grad, x, g, (1, 1), layer.weight.shape))
+                             lambda: conv_grads.weight_deferred(grad, x, g, (1, 1), layer.weight.shape))
 
 
 @st.composite
