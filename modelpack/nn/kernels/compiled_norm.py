@@ -79,20 +79,12 @@ def statistics(x: Any, out: Any, first: int, stop: int) -> Any:
                 rows_out[i, j] = centred
                 squares[j] += np.float64(centred) * centred
         return means.astype(np.float32).astype(np.float64), _channels(squares, inner)
-    means, sums = np.empty(channels), np.empty(channels)
-    for c in range(channels):
-        total = 0.0
-        for i in range(first, stop):
+    means, sums = run_statistics(x, first, stop)  # (the centred values written apart, the same bits)
+    for i in range(first, stop):
+        for c in range(channels):
+            m, run, source = np.float32(means[c]), out[i, c], x[i, c]
             for k in range(inner):
-                total += x[i, c, k]
-        mean = np.float32(total / count)
-        square = 0.0
-        for i in range(first, stop):
-            for k in range(inner):
-                centred = x[i, c, k] - mean
-                out[i, c, k] = centred
-                square += np.float64(centred) * centred
-        means[c], sums[c] = mean, square
+                run[k] = source[k] - m
     return means, sums
 
 
