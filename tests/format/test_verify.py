@@ -486,3 +486,41 @@ def test_the_scan_reuses_each_threads_chunk(tmp_path):
     finally:
         tracemalloc.stop()
     assert peak < bundle_scan.CHUNK // 2, peak
+
+
+def _manifest_shape(document):
+    document["weights"]["t1"]["shape"] = [2, 3]
+
+
+def _manifest_dtype(document):
+    document["weights"]["t1"]["dtype"] = "int32"
+
+
+def _member_longer(members):
+    members["t1.npy"] += b"\0" * 4
+
+
+def _member_shorter(members):
+    members["t1.npy"] = members["t1.npy"][:-4]
+
+
+@pytest.mark.parametrize("count", [3, 120])  # entry by entry; scanned as columns
+@pytest.mark.parametrize(("damage", "found"), [
+    ({"manifest": _manifest_shape}, "member 't1.npy': the manifest says shape (2, 3), the array header says (6,)"),
+    ({"manifest": _manifest_dtype}, "member 't1.npy': the manifest says dtype int32, the array header says float32"),
+    ({"bundle": _member_longer}, "member 't1.npy' has bytes after its data: header says shape (6,) of float32 "
+                                 "(24 bytes), the member holds 28 bytes of data"),
+    ({"bundle": _member_shorter}, "member 't1.npy' is truncated: header says shape (6,) of float32 (24 bytes), "
+                                  "the member holds 20 bytes of data"),
+], ids=["shape", "dtype", "longer", "shorter"])
+def test_a_member_that_does_not_fit_its_entry_is_named(tmp_path, count, damage, found):
+    """A header that disagrees with the manifest's dtype or shape, or a member whose size is
+    not the header's: the scan cannot vouch for it, and the reader's own check words it,
+    whether the bundle is checked entry by entry or as columns; every other tensor is ok."""
+    arrays = {f"t{i}": np.arange(6, dtype=np.float32) + i for i in range(count)}
+    path = tmp_path / "misfit.mpk"
+    path.write_bytes(edit(save_bytes(arrays), **damage))
+    report = modelpack.verify(path)
+    assert report.problems == [f"{path}: member 'weights.npz': {found}"]
+    assert {name: state for name, state in report.tensors.items() if state != "ok"} == {"t1": "invalid"}
+    assert len(report.tensors) == count
