@@ -127,44 +127,26 @@ def _runs(geometry: Sizes, n: int, contiguous: bool) -> bool:
     return contiguous and 1 < s < k <= n and (k - 1) * s < RUNNING_MAX_WORK * k
 
 
-# ``_fold_running`` folds a block of rows of about this many values at a time into one reused
-# buffer, so its k − 1 passes re-read values in cache rather than an array the size of the input
-# (freshly mapped, on the input's scale). Measured at 2 threads, in one process alternating
-# (medians of 100 on a busy machine, whole → blocks, ms, the same bits): MaxPool1D 3/2 on
-# 16×100×498 2.62 → 1.54, MaxPool2D 3/2 pad 1 on 32×64×32×32 7.4 → 5.9, i3d's 1×3×3/1×2×2 on
-# 4×64×8×56×56 18.0 → 16.2; blocks of 2^14 gained less, of 2^16 (a fresh mapping each) nothing.
-RUNNING_BLOCK = 1 << 15
-
-
 def _fold_running(current: np.ndarray, folded: np.ndarray, geometry: Sizes, step: Any, fill: float) -> None:
-    """The last axis folded as every window at stride 1 first (k − 1 contiguous passes over a
-    block of rows laid end to end, which numpy vectorises; the positions straddling two rows are
-    never read), then every s-th of them copied out; the few windows over the padding folded one
-    output at a time. The same folds in the same order as the offsets' views, each of which
-    numpy reads one element at a time at the stride (2 threads, alternating in one process:
-    MaxPool1D 3/2 on 16×100×498 float32 0.42 → 0.27 ms, i3d's 1×3×3/1×2×2 on 4×64×8×56×56 5.4 →
-    4.8 ms; the ResNet stem's 3×3/2 even)."""
+    """The last axis folded as every window at stride 1 first (k − 1 contiguous passes over the
+    whole flat chunk, which numpy vectorises; the positions straddling two rows are never read),
+    then every s-th of them copied out; the few windows over the padding folded one output at a
+    time. The same folds in the same order as the offsets' views, each of which numpy reads one
+    element at a time at the stride (2 threads, alternating in one process: MaxPool1D 3/2 on
+    16×100×498 float32 0.42 → 0.27 ms, i3d's 1×3×3/1×2×2 on 4×64×8×56×56 5.4 → 4.8 ms; the
+    ResNet stem's 3×3/2 even)."""
     k, s, p = geometry
     n, o = current.shape[-1], folded.shape[-1]
-    rows = current.reshape(-1, n)
-    per = max(1, RUNNING_BLOCK // n) if folded.flags.c_contiguous else len(rows)
-    per = min(per, len(rows))
-    outputs = folded.reshape(-1, o) if per < len(rows) else None  # (a view: folded is contiguous)
-    windows = np.empty(per * n, current.dtype)  # charged by ``fold_axes``
+    flat = current.reshape(-1)
+    length = flat.size - (k - 1)
+    windows = np.empty(flat.size, current.dtype)  # charged by ``fold_axes``
+    step(flat[:length], flat[1:1 + length], out=windows[:length])
+    for j in range(2, k):
+        step(windows[:length], flat[j:j + length], out=windows[:length])
+    rows = windows.reshape(current.shape)
     lo, hi = -(-p // s), min(o, (n - k + p) // s + 1)  # the outputs whose window is all inside
-    for start in range(0, len(rows), per):
-        block = rows[start:start + per]
-        flat = block.reshape(-1)
-        length = flat.size - (k - 1)
-        step(flat[:length], flat[1:1 + length], out=windows[:length])
-        for j in range(2, k):
-            step(windows[:length], flat[j:j + length], out=windows[:length])
-        if lo < hi:
-            laid = windows[:flat.size].reshape(block.shape)[:, s * lo - p:s * (hi - 1) - p + 1:s]
-            if outputs is None:
-                np.copyto(folded[..., lo:hi], laid.reshape(*folded.shape[:-1], hi - lo))
-            else:
-                np.copyto(outputs[start:start + per, lo:hi], laid)
+    if lo < hi:
+        np.copyto(folded[..., lo:hi], rows[..., s * lo - p:s * (hi - 1) - p + 1:s])
     for out in (*range(min(lo, o)), *range(max(hi, lo), o)):
         target = folded[..., out]
         target[...] = fill

@@ -108,14 +108,10 @@ def test_pooling_matches_the_window_by_window_reference(drawn, kind, batch, seed
     ((3, 3), (2, 2), (1, 1), False, (9, 11)), ((1, 3, 3), (1, 2, 2), (0, 1, 1), True, (2, 7, 8)),
     ((4,), (2,), (1,), True, (4,)), ((7,), (2,), (3,), False, (20,)),
 ])
-@pytest.mark.parametrize("block", [1, 40, pool_kernels.RUNNING_BLOCK])  # a row at a time, a few, all
-def test_running_windows_equal_the_offsets_views(monkeypatch, kind, pool, strides, padding, ceil, sizes,
-                                                 block):
+def test_running_windows_equal_the_offsets_views(monkeypatch, kind, pool, strides, padding, ceil, sizes):
     """The last axis folded from the stride-1 windows (``_fold_running``) gives the bits of its
-    offsets' strided views, padding and ceil mode's clipped windows included, in blocks of rows
-    of any size (the last one short)."""
-    x = np.random.default_rng(3).standard_normal((3, 5, *sizes)).astype(np.float32)
-    monkeypatch.setattr(pool_kernels, "RUNNING_BLOCK", block)
+    offsets' strided views, padding and ceil mode's clipped windows included."""
+    x = np.random.default_rng(3).standard_normal((3, 2, *sizes)).astype(np.float32)
     assert not pool_kernels._runs((5, 4, 0), 20, True)  # (its passes would cost more)
     layer = (MAX_POOL if kind == "max" else AVG_POOL)[len(pool)](pool, strides, padding, ceil_mode=ceil)
     assert pool_kernels._runs((pool[-1], strides[-1], padding[-1]), sizes[-1], True)
