@@ -211,7 +211,7 @@ VJPS.update({
     "square": _unary(lambda g, out, x, attrs: g * 2 * x),
     "sin": _unary(lambda g, out, x, attrs: g * np.cos(x)),
     "cos": _unary(lambda g, out, x, attrs: -g * np.sin(x)),
-    "relu": _unary(lambda g, out, x, attrs: g * (out > 0)),
+    "relu": _unary(lambda g, out, x, attrs: act.relu_grad(g, out)),
     "sigmoid": _unary(lambda g, out, x, attrs: _times(1 - out, out, g)),
     "tanh": _unary(lambda g, out, x, attrs: _times(np.subtract(1, out * out, dtype=out.dtype), g)),
     "softrelu": _unary(lambda g, out, x, attrs: g * act.sigmoid(x)),

@@ -17,6 +17,7 @@ from ..errors import InputError, UsageError
 from ..io.npy import FLOAT_DTYPES
 from . import init as init_mod
 from .block import Block
+from .kernels import backend
 from .parameter import Parameter
 from .registry import LayerConfig, register_layer
 
@@ -27,6 +28,7 @@ __all__ = [
     "get_activation",
     "relu",
     "relu_into",
+    "relu_grad",
     "sigmoid",
     "sigmoid_into",
     "in_place",
@@ -84,6 +86,21 @@ def _relu_blocks(x: np.ndarray, out: np.ndarray) -> np.ndarray:
     np.maximum(flat[:whole].reshape(-1, _ZEROS_BLOCK), zeros, out=into[:whole].reshape(-1, _ZEROS_BLOCK))
     np.maximum(flat[whole:], zeros[:x.size - whole], out=into[whole:])
     return out
+
+
+def relu_grad(grad: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """The gradient through relu from its output: ``grad · (out > 0)`` (−0 for a negative grad
+    where out is 0, NaN for a NaN grad), on ``compiled_activation``'s loop in one pass when the
+    compiled kernels are in use and both are C-contiguous float32 arrays of one shape."""
+    if (type(grad) is np.ndarray and type(out) is np.ndarray and grad.dtype == np.float32
+            and out.dtype == np.float32 and grad.shape == out.shape and grad.flags.c_contiguous
+            and out.flags.c_contiguous and backend.compiled() is not None):
+        from .kernels import compiled_activation
+
+        result = np.empty_like(grad)
+        compiled_activation.relu_grad(grad, out, result)
+        return result
+    return grad * (out > 0)
 
 
 def sigmoid(x: np.ndarray) -> np.ndarray:

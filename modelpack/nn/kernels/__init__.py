@@ -27,6 +27,8 @@ by side, on plain numpy arrays.
 - ``pool``: max and average pooling over window offsets, and their gradients;
 - ``norm``: BatchNorm as one fused scale and shift, with batch or running statistics, and its
   gradient (with the ``accel`` extra, its passes as ``compiled_norm``'s numba loops);
+- ``compiled_activation``: with the ``accel`` extra, ReLU's gradient as one numba loop
+  (``activations.relu_grad`` picks it);
 - ``parallel``: the memory-bound passes split over the batch on a few threads (numpy runs a
   copy or a ufunc on one core), and a convolution's large passes, GEMMs included;
 - ``blas``: numpy's BLAS held to one thread while those passes run its GEMMs on ``parallel``'s
@@ -38,9 +40,9 @@ by side, on plain numpy arrays.
 The layers (``nn.conv``, ``nn.pooling``, ``nn.norm``) call the forwards; the autograd rules
 (``autograd.spatial_vjps``, ``autograd.layer_vjps``) call the backwards with what the forward
 saved, so both passes share one layout and one arithmetic. Kernels import numpy, ``nn.budget``
-and ``errors`` only (``compiled`` and ``compiled_norm`` numba, ``blas`` ctypes); they know
-nothing of blocks, parameters or configs. The numpy path is the default and the reference: no
-compiled extension is needed, and tests check the compiled loops against it.
+and ``errors`` only (``compiled``, ``compiled_norm`` and ``compiled_activation`` numba, ``blas``
+ctypes); they know nothing of blocks, parameters or configs. The numpy path is the default
+and the reference: no compiled extension is needed, and tests check the compiled loops against it.
 """
 
 from __future__ import annotations
