@@ -183,9 +183,8 @@ def by_windows(rows: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, g:
     padded_sizes = tuple(b + q - 1 for b, q in zip(blocks, reach, strict=True))
     budget.charge(budget.nbytes((groups, n, *padded_sizes, r), rows.dtype), "its input padded for windows")
     padded = np.zeros((groups, n, *padded_sizes, r), rows.dtype)
-    inner: tuple[slice, ...] = (slice(None), slice(None),
-                                *(slice(q - 1, q - 1 + i) for q, i in zip(reach, in_sizes, strict=True)))
-    padded[inner] = rows.reshape(groups, n, *in_sizes, r)
+    inner = tuple(slice(q - 1, q - 1 + i) for q, i in zip(reach, in_sizes, strict=True))
+    unpadded = rows.reshape(groups, n, *in_sizes, r)
     st = padded.strides
     windows = np.lib.stride_tricks.as_strided(
         padded, (groups, n, *blocks, *reach, r), (*st[:2 + dims], *st[2:2 + dims], st[-1]), writeable=False)
@@ -209,6 +208,9 @@ def by_windows(rows: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, g:
     def run(b: slice) -> None:
         columns = np.empty(per * positions * window * r, rows.dtype)
         products = np.empty(per * positions * cg, rows.dtype)
+        # Each thread pads its own examples (transposed to channels last) as it starts: done
+        # whole before the split, it was a serial pass (0.47 ms of DCGAN's 16×128×16×16 at one thread).
+        np.copyto(padded[(slice(None), b) + inner], unpadded[:, b])
         for start in range(b.start, b.stop, per):
             block = slice(start, min(start + per, b.stop))
             count = block.stop - block.start

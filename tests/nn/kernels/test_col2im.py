@@ -82,6 +82,30 @@ def test_the_inputs_view_places_what_its_rows_place(shape, og, kernel, strides, 
                                    from_rows, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("threads", [2, 3])
+def test_windows_split_over_threads_place_what_the_taps_place(threads, monkeypatch) -> None:
+    """``by_windows`` with its batch split over the threads (forced), each thread padding its own
+    examples: every example as tap by tap (within 1e-5), an odd batch's last chunk included."""
+    from modelpack.nn.kernels import parallel
+
+    use_numpy_kernels(monkeypatch)
+    monkeypatch.setattr(parallel, "SPLIT_MIN_WORK", 0)
+    monkeypatch.setattr(col2im, "_WINDOW_BLOCK_BYTES", 1)  # one example a block
+    x, w = _arrays((5, 4, 3, 5), 3, (4, 4), 1)
+    g = Geometry((4, 4), (2, 2), (1, 1), (1, 1), 1)
+    full, sizes = transposed.transpose_sizes(x.shape[2:], g, (1, 0))
+    taps = conv._col2im_last(rows_of(x, 1), w, g, len(x), x.shape[2:], full, (1, 1), sizes, "its output")
+    windows = record_calls(monkeypatch, col2im, "by_windows")
+    before = parallel.threads()
+    try:
+        parallel.set_threads(threads)
+        out = transposed.transpose_forward(x, w, None, g, (1, 0))
+    finally:
+        parallel.set_threads(before)
+    assert windows
+    np.testing.assert_allclose(out, taps, rtol=1e-5, atol=1e-5)
+
+
 @pytest.mark.parametrize(("strides", "dilation"), [((1, 1), (1, 1)), ((2, 2), (2, 1))])
 def test_unit_strides_and_dilation_go_tap_by_tap(strides, dilation, monkeypatch) -> None:
     use_numpy_kernels(monkeypatch)
