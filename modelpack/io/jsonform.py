@@ -66,10 +66,8 @@ def _json_constant(token: str) -> Any:
 def parse(text: str, max_nodes: int, prove: Prove | None = None, decode: Decode | None = None) -> Any:
     """The JSON form of spec/FORMAT.md §2.1, or YAMLRefused saying which restriction broke.
 
-    ``decode`` (the caller's typed decoder, see ``Decode``) is tried first on a text without
-    escapes, small ones too (measured after a collection, as the bench measures, a small
-    tensor archive opens ~50 us sooner: the schema then skips its column checks of the
-    index); what it declines, or what fails a check here, is parsed the usual way."""
+    ``decode`` (the caller's typed decoder, see ``Decode``) is tried first on a large text
+    without escapes; what it declines, or what fails a check here, is parsed the usual way."""
     # The raw characters can only be in a text that is not ASCII (writers write ASCII), and
     # the escapes only where a backslash occurs (one character: found at memchr's speed):
     # the full search is for the texts that need it.
@@ -88,7 +86,7 @@ def parse(text: str, max_nodes: int, prove: Prove | None = None, decode: Decode 
     if not long and collections < _MANY_COLLECTIONS:
         collections += text.count("[")
     hooked = escaped or (not long and collections < _MANY_COLLECTIONS)
-    if decode is not None and not escaped:
+    if decode is not None and not hooked:  # (a small text's hooks cost less than the decoder's walk)
         decoded = decode(text)
         vouched = _vouched(text, max_nodes, *decoded) if decoded is not None else None
         if vouched is not None:

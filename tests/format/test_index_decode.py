@@ -67,9 +67,8 @@ def test_a_writers_manifest_is_decoded_with_its_index_checked(count, monkeypatch
     assert isinstance(index, tensor_index.TensorIndex) and proof.checked is index
     assert dict(index.entries) == json.loads(text)["weights"]
     parsed = schema.parse_yaml(text, source="m")["weights"]
-    # Small texts too: checking the index while decoding spares the schema its column checks,
-    # which cost an open more, measured after a collection, than json's hooks would save.
-    assert isinstance(parsed, tensor_index.TensorIndex)
+    # A small text is parsed with json's hooks, which cost less there than the decoder's checks.
+    assert isinstance(parsed, tensor_index.TensorIndex) if count > 100 else type(parsed) is dict
     assert _both(text, monkeypatch)[0] == "read"
 
 
