@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import IO
 
 from ..errors import FormatError, IntegrityError, LimitError, SchemaError
+from ..io.checksums import crc32
 from ..io.limits import DEFAULT_LIMITS, GRACE_BYTES, Limits
 from ..io.paths import PathOrFile, describe, open_for_reading
 from ..io.sniff import refuse_other_kind
@@ -124,6 +125,11 @@ class Container:
                 f"{self.name}: member {MANIFEST_MEMBER!r}", "its size in bytes", member.size,
                 limit="max_manifest_bytes", allowed=limits.max_manifest_bytes,
             )
+        if member.method == STORED:  # (read from the tail or head already read, mostly)
+            raw = self.source.read_at(member.data_offset, member.size)
+            if crc32(raw) == member.crc:
+                return raw
+        # A deflated manifest, or a CRC mismatch, which the member reader words.
         reader = MemberReader(self.source, member)
         raw = reader.read(member.size)
         try:
@@ -194,9 +200,10 @@ class Container:
                 )
         return manifest
 
-    def bundle_source(self, limits: Limits, cleanup: contextlib.ExitStack) -> Source:
+    def bundle_source(self, limits: Limits, cleanup: contextlib.ExitStack | None) -> Source:
         """The bundle in place when stored (the writers' way); a deflated one is inflated
-        to a temporary file first, its size limited and its CRC-32 checked on the way."""
+        to a temporary file first, its size limited and its CRC-32 checked on the way, which
+        ``cleanup`` closes (None only where the caller knows the bundle is stored)."""
         member = self.members[WEIGHTS_MEMBER]
         where = f"{self.name}: member {WEIGHTS_MEMBER!r}"
         if member.method == STORED:
@@ -206,6 +213,8 @@ class Container:
                 where, "its declared size in bytes", member.size,
                 limit="max_total_bytes", allowed=limits.max_total_bytes,
             )
+        if cleanup is None:
+            raise TypeError(f"{where} is deflated: its temporary file needs a cleanup stack")
         spool = cleanup.enter_context(tempfile.TemporaryFile())
         reader = MemberReader(self.source, member)
         while reader.remaining:

@@ -11,7 +11,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from craft import RawEntry, edit, members_of, npy, raw_archive, raw_zip, tensor_data_offsets, with_offsets
+from craft import (
+    RawEntry,
+    deflate,
+    edit,
+    manifest_comment,
+    members_of,
+    npy,
+    raw_archive,
+    raw_zip,
+    tensor_data_offsets,
+    with_offsets,
+)
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from models import dense_norm_dense, export_bytes, save_bytes, sequential_mlp
@@ -726,3 +737,55 @@ def test_what_the_writer_writes_is_read_tensor_by_tensor_by_offset(tmp_path, arr
             got = archive.get_tensor(name)
             assert (got.dtype, got.shape, got.tobytes()) == (array.dtype, array.shape, array.tobytes()), name
         assert (archive._bundle is None) != compress
+
+
+# -- closing: the file, and a deflated bundle's temporary file --------------------------------
+def _open_descriptors() -> int:
+    return len(list(Path("/proc/self/fd").iterdir()))
+
+
+needs_proc = pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="counts /proc/self/fd")
+
+
+def test_close_releases_the_file_of_a_stored_bundle(tmp_path):
+    path = tmp_path / "s.mpk"
+    modelpack.save(path, {"a": np.arange(5, dtype=np.float32)})
+    archive = modelpack.open(path)
+    assert archive._spool is None  # a stored bundle is read in place: nothing to spool
+    np.testing.assert_array_equal(archive.get_tensor("a"), np.arange(5, dtype=np.float32))
+    archive.close()
+    assert archive._handle.closed
+
+
+def test_close_releases_a_deflated_bundles_temporary_file(tmp_path):
+    """Another writer may deflate the bundle itself: it is inflated to a temporary file, which
+    closing the archive closes along with the archive's own file."""
+    data = save_bytes({"a": np.arange(5, dtype=np.float32)})
+    parts = members_of(data)
+    manifest, bundle = parts["manifest.yaml"], parts["weights.npz"]
+    crafted = raw_zip([RawEntry(b"manifest.yaml", manifest),
+                       RawEntry(b"weights.npz", deflate(bundle), method=8, plain=bundle)],
+                      comment=manifest_comment(manifest))
+    path = tmp_path / "d.mpk"
+    path.write_bytes(crafted)
+    archive = modelpack.open(path)
+    spool = archive._source.handle
+    assert archive._spool is not None and spool is not archive._handle
+    np.testing.assert_array_equal(archive.get_tensor("a"), np.arange(5, dtype=np.float32))
+    archive.close()
+    assert archive._handle.closed and spool.closed
+
+
+@needs_proc
+def test_a_refused_open_leaves_no_file_open(tmp_path):
+    path = tmp_path / "m.mpk"
+    data = bytearray(save_bytes({"a": np.arange(5, dtype=np.float32)}))
+    data[data.index(b'"producer"') + 1] ^= 0x20  # the manifest's CRC-32 and SHA-256 fail
+    path.write_bytes(bytes(data))
+    before = _open_descriptors()
+    with pytest.raises(IntegrityError, match=r"m\.mpk: member 'manifest\.yaml' is damaged: CRC-32") as refusal:
+        modelpack.open(path)
+    # (counted while the traceback, which holds the half-made archive, is alive: closed by the
+    # refusal itself, not by the garbage collector)
+    assert _open_descriptors() == before
+    del refusal
