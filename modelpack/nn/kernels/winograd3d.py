@@ -29,7 +29,7 @@ import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from .. import budget
-from . import parallel, winograd
+from . import blas, parallel, winograd
 from .winograd import SPAN, TILE
 
 if TYPE_CHECKING:
@@ -210,10 +210,10 @@ def forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, g: Geome
 
 def weight_grad(grad: np.ndarray, x: np.ndarray, g: Geometry, shape: tuple[int, ...]) -> np.ndarray:
     """The weight's gradient (``shape``: O, C, k, 3, 3) of a convolution ``forward`` computed,
-    from its input x and the output's gradient (N, O, *out): per item, the gradient's tiles
-    through A dY Aᵀ (``_output_gradient``) times the transformed input tiles, one GEMM per
-    depth tap with K = tiles·slices; the items summed in ``parallel.REDUCTION_CHUNKS`` runs
-    added in order (the same bits at any thread count); then Gᵀ dU G."""
+    from its input x and the output's gradient (N, O, *out): per item, the transformed input
+    tiles transposed times the gradient's tiles through A dY Aᵀ (``_output_gradient``), one
+    GEMM per depth tap with K = tiles·slices; the items summed in ``parallel.REDUCTION_CHUNKS``
+    runs added in order (the same bits at any thread count); then Gᵀ dU G."""
     n, c = x.shape[:2]
     o, taps, dtype = shape[0], shape[2], x.dtype
     out_sizes = grad.shape[2:]
@@ -221,22 +221,23 @@ def weight_grad(grad: np.ndarray, x: np.ndarray, g: Geometry, shape: tuple[int, 
     full = (t.rows * TILE, t.cols * TILE)
     at = winograd.AT.astype(dtype)
     inputs = SPAN * SPAN * t.per * t.tiles * t.slices * c
-    outputs = t.per * o * t.tiles * t.slices  # the gradient's tiles on the slices' grid
+    outputs = t.per * t.tiles * t.slices * o  # the gradient's tiles on the slices' grid
     # the gradient's planes, its tiles and their two transforms' products
-    gradients = t.per * o * t.slices * math.prod(full) + (TILE + SPAN) ** 2 * outputs + taps
+    gradients = t.per * math.prod(full) * t.slices * o + (TILE + SPAN) ** 2 * outputs + taps * o
     scratch = t.per * math.prod(t.plane) * t.slices * c + 2 * inputs + gradients + SPAN * SPAN * o * taps * c
     budget.charge(parallel.threads() * budget.nbytes((scratch,), dtype), TILES_CHARGE)
     runs = min(parallel.REDUCTION_CHUNKS, len(t.items))
     bounds = [len(t.items) * i // runs for i in range(runs + 1)]
-    budget.charge(budget.nbytes((runs, SPAN * SPAN, o, taps, c), dtype), "its runs' weight-gradient products")
-    parts = np.zeros((runs, SPAN * SPAN, o, taps, c), dtype)
+    budget.charge(budget.nbytes((runs, SPAN * SPAN, c, taps, o), dtype), "its runs' weight-gradient products")
+    parts = np.zeros((runs, SPAN * SPAN, c, taps, o), dtype)
 
     def run(chunk: slice) -> None:
         planes = np.zeros((t.per, *t.plane, t.slices, c), dtype)
         room = np.empty(2 * inputs, dtype)
-        laid = np.zeros((t.per, o, t.slices, *full), dtype)  # zeros before the output and past it
-        sums = np.zeros(SPAN * SPAN * outputs + taps, dtype)  # (the last tap reads past the end: zeros)
-        product = np.empty((SPAN * SPAN, o, taps, c), dtype)
+        laid = np.zeros((t.per, *full, t.slices, o), dtype)  # zeros before the output and past it
+        scratch = np.empty(TILE * (TILE + SPAN) * outputs, dtype)
+        sums = np.zeros(SPAN * SPAN * outputs + taps * o, dtype)  # (the last tap reads past the end: zeros)
+        product = np.empty((SPAN * SPAN, c, taps, o), dtype)
         for part in range(chunk.start, chunk.stop):
             for item in t.items[bounds[part]:bounds[part + 1]]:
                 first, count, z, depths = item
@@ -244,12 +245,13 @@ def weight_grad(grad: np.ndarray, x: np.ndarray, g: Geometry, shape: tuple[int, 
                 _fill(planes, x, t, item)
                 v = _transformed(planes, t, count, used, room)  # (36, T, slices, C)
                 length = count * t.tiles * used
-                dm = _output_gradient(grad, laid, sums, item, t, at)  # (36, O, T, slices)
+                dm = _output_gradient(grad, laid, scratch, sums, item, t, at)  # (36, T, slices, O)
+                columns = v.reshape(SPAN * SPAN, length, c).transpose(0, 2, 1)
                 for tap in range(taps):
-                    shifted = as_strided(dm[taps - 1 - tap:], (SPAN * SPAN, o, length),
-                                         (o * length * dm.itemsize, length * dm.itemsize, dm.itemsize),
+                    shifted = as_strided(dm[(taps - 1 - tap) * o:], (SPAN * SPAN, length, o),
+                                         (length * o * dm.itemsize, o * dm.itemsize, dm.itemsize),
                                          writeable=False)
-                    np.matmul(shifted, v.reshape(SPAN * SPAN, length, c), out=product[:, :, tap])
+                    np.matmul(columns, shifted, out=product[:, :, tap])
                 parts[part] += product
 
     parallel.split(run, runs, n * math.prod(out_sizes) * o * c * taps * SPAN * SPAN // (TILE * TILE))
@@ -257,29 +259,32 @@ def weight_grad(grad: np.ndarray, x: np.ndarray, g: Geometry, shape: tuple[int, 
     for part in parts[1:]:
         total = total + part
     kron = np.kron(winograd.G, winograd.G).astype(dtype)  # (36, 9): (v, u) by (b, a) in this order
-    flat = kron.T @ total.reshape(SPAN * SPAN, -1)  # (9, O·k·C)
-    return np.ascontiguousarray(flat.reshape(3, 3, o, taps, c).transpose(2, 4, 3, 1, 0))
+    with blas.for_product(9, o * taps * c, SPAN * SPAN):  # (threaded, BLAS's workers spin on our cores)
+        flat = kron.T @ total.reshape(SPAN * SPAN, -1)  # (9, C·k·O)
+    return np.ascontiguousarray(flat.reshape(3, 3, c, taps, o).transpose(4, 2, 3, 1, 0))
 
 
-def _output_gradient(grad: np.ndarray, laid: np.ndarray, sums: np.ndarray, item: tuple[int, int, int, int],
-                     t: _Tiling, at: np.ndarray) -> np.ndarray:
-    """A dY Aᵀ of an item's output-gradient tiles, flat over (36, O, count·tiles, slices) (in
-    ``sums``): the transpose of the forward's output transform, output depth z at slice
-    z + k − 1, zeros at the first k − 1 slices (from ``laid``'s zeros, as past the output).
-    Then the product for depth tap j reads it from offset k − 1 − j: slice s of a tile holds
-    output depth s − j, and where that is outside the item the zeros of this tile or the next."""
+def _output_gradient(grad: np.ndarray, laid: np.ndarray, scratch: np.ndarray, sums: np.ndarray,
+                     item: tuple[int, int, int, int], t: _Tiling, at: np.ndarray) -> np.ndarray:
+    """A dY Aᵀ of an item's output-gradient tiles, flat over (36, count·tiles, slices, O) (in
+    ``sums``): the transpose of the forward's output transform. The gradient is laid channels
+    last (``laid``, so its tiles gather as runs of slices·O values), output depth z at slice
+    z + k − 1 and zeros at the first k − 1 slices, as past the output. The product for depth
+    tap j then reads it from k − 1 − j slices on: slice s of a tile holds output depth s − j,
+    and where that is outside the item, the zeros of this tile or the next (or the tail's)."""
     first, count, z, depths = item
     o, used = grad.shape[1], depths + t.taps - 1
-    source = laid[:count, :, :used]
-    inner = source[:, :, t.taps - 1:, :grad.shape[3], :grad.shape[4]]
-    np.copyto(inner, grad[first:first + count, :, z:z + depths])
-    st = source.strides  # (count, O, slices, H, W)
-    view = as_strided(source, (TILE, o, count, t.rows, t.cols, used, TILE),
-                      (st[3], st[1], st[0], st[3] * TILE, st[4] * TILE, st[2], st[4]), writeable=False)
-    tiles = np.ascontiguousarray(view).reshape(TILE, -1, TILE)  # (p, O·T·slices, q)
-    columns = np.matmul(at.T, tiles.transpose(0, 2, 1))  # Σ over q: (p, v, X)
-    size = SPAN * SPAN * tiles.shape[1]
-    # Σ over p, v outer: (v, u, X)
-    np.matmul(at.T, columns.transpose(1, 0, 2), out=sums[:size].reshape(SPAN, SPAN, -1))
-    sums[size:size + t.taps] = 0
-    return sums[:size + t.taps]
+    inner = laid[:count, :grad.shape[3], :grad.shape[4], t.taps - 1:used]
+    np.copyto(inner, grad[first:first + count, :, z:z + depths].transpose(0, 3, 4, 2, 1))
+    st = laid.strides  # (examples, H, W, slices, O)
+    view = as_strided(laid, (TILE, TILE, count, t.rows, t.cols, used * o),
+                      (st[2], st[1], st[0], st[1] * TILE, st[2] * TILE, st[4]), writeable=False)
+    size = view.size
+    tiles = scratch[:size].reshape(view.shape)  # (q, p, count, rows, cols, slices·O)
+    np.copyto(tiles, view)
+    # Σ over q (→ v), then over p (→ u), v outer: (v, u, count·tiles·slices·O)
+    columns = np.matmul(at.T, tiles.reshape(TILE, -1), out=scratch[size:size + SPAN * size // TILE].reshape(SPAN, -1))
+    out = sums[:SPAN * SPAN * size // (TILE * TILE)]
+    np.matmul(at.T, columns.reshape(SPAN, TILE, -1), out=out.reshape(SPAN, SPAN, -1))
+    sums[out.size:out.size + (t.taps - 1) * o] = 0
+    return sums[:out.size + (t.taps - 1) * o]
