@@ -153,7 +153,8 @@ def forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, g: Geome
         out, cols = _forward_recorded(x, weight, bias, g, out_sizes)
         return activated(out), Saved(cols, False, x.shape, out_sizes)
     if last is None and winograd3d.usable(x, weight, g) and _flippable(g):
-        # Its backward: the weight's gradient in the same tiles, the input's the flipped forward.
+        # No columns kept: the backward's weight gradient transforms the input again, its input
+        # gradient is the flipped kernel's forward (``winograd3d``'s numbers there).
         out = activated(winograd3d.forward(x, weight, bias, g, out_sizes))
         return out, Saved(x, False, x.shape, out_sizes, winograd=True)
     if last is None and banded.trainable(x, weight, g):
@@ -297,7 +298,8 @@ def _full_correlation(grad: np.ndarray, weight: np.ndarray, g: Geometry,
     ``shifted`` takes, 1.1–1.7× faster (16–64 channels on 8×8 to 32×32 maps), and on its small
     planes (not ``shifted.faster``) im2col's one GEMM of the gradient's columns faster again
     (128 channels on 4×4, batch 32, 2 threads: 2.05 → 1.21 ms, col2im 1.5); elsewhere col2im.
-    A 3×3 one of many channels takes ``winograd`` first (its numbers there)."""
+    A 3×3 one of many channels takes ``winograd`` first, a 3-D k×3×3 one ``winograd3d`` (their
+    numbers there)."""
     groups, dims = g.groups, len(g.kernel)
     o, cg = weight.shape[:2]
     padding = tuple(s - 1 - p for s, p in zip(g.span, g.padding, strict=True))

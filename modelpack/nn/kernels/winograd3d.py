@@ -37,7 +37,10 @@ if TYPE_CHECKING:
 
 __all__ = ["usable", "forward", "weight_grad"]
 
-# Measured at 2 threads (ms, in one process alternating): see ``usable``'s callers in ``conv``.
+# Measured at 2 threads, 3×3×3 padded by 1, in one process alternating, medians of 11 on a busy
+# machine (ms, the paths before → here): 32 → 32 on 4×8×28×28 inference 21.7 → 12.4, input
+# gradient 15.5 → 9.6, weight gradient 13.4 → 10.9, the whole training step 43.3 → 31.5; 16 → 16
+# even to a little ahead (on 4×8×28×28 the step 14.8 → 14.3, on 8×8×14×14 11.0 → 10.4).
 MIN_CHANNELS = 16
 # An item's transformed tiles hold at most about this many values (36 a tile, channel and
 # slice), so its tiles, transforms and products stay near the cache.
