@@ -286,7 +286,8 @@ def _output_gradient(grad: np.ndarray, laid: np.ndarray, scratch: np.ndarray, su
     tiles = scratch[:size].reshape(view.shape)  # (q, p, count, rows, cols, slices·O)
     np.copyto(tiles, view)
     # Σ over q (→ v), then over p (→ u), v outer: (v, u, count·tiles·slices·O)
-    columns = np.matmul(at.T, tiles.reshape(TILE, -1), out=scratch[size:size + SPAN * size // TILE].reshape(SPAN, -1))
+    columns = scratch[size:size + SPAN * size // TILE].reshape(SPAN, -1)
+    np.matmul(at.T, tiles.reshape(TILE, -1), out=columns)
     out = sums[:SPAN * SPAN * size // (TILE * TILE)]
     np.matmul(at.T, columns.reshape(SPAN, TILE, -1), out=out.reshape(SPAN, SPAN, -1))
     sums[out.size:out.size + (t.taps - 1) * o] = 0
