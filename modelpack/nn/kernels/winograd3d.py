@@ -3,20 +3,22 @@ in the GEMMs' reduction.
 
 At output depth z, a k×3×3 correlation is the sum over its depth taps t of the 2-D 3×3
 correlations of input slice z + t. Each (H, W) slice is transformed once into its tiles'
-values V (``winograd``'s Bᵀ d B, 36 a tile and channel); with the slices laid one after
-another and the channels inside each, the k slices that output depth z reads are k·C
-consecutive rows, so z is 36 GEMMs (O, k·C) by (k·C, tiles) of the weight transformed tap by
-tap, (36, O, k·C); Aᵀ M A turns the sums into 4×4 blocks of the output. A quarter of direct
+values V (``winograd``'s Bᵀ d B, 36 a tile and channel), laid channels last with the slices
+outside the channels: each tile's (slice, channel) values are one run, and the k slices that
+output depth z reads are k·C consecutive values of it. So z is 36 GEMMs (O, k·C) by
+(k·C, tiles), their second operand read in place, with the weight transformed tap by tap,
+(36, O, k·C); Aᵀ M A turns the sums into 4×4 blocks of the output. A quarter of direct
 convolution's multiplications, in GEMMs k times deeper than the 2-D ones.
 
 Training: the input's gradient is this forward of the flipped kernel (``conv._full_correlation``);
 the weight's is its transpose (``weight_grad``): the output gradient's tiles taken back through
 the output transform (A dY Aᵀ), multiplied with the input's transformed tiles over every
-(depth, tile) (one GEMM per depth tap, (O, depths·tiles) by (depths·tiles, C)), then Gᵀ · G.
+(tile, slice) (one GEMM per depth tap, (C, tiles·slices) by (tiles·slices, O)), then Gᵀ · G.
 
 The work goes in items of a few examples and a run of output depths (``_tiling``), chosen
 from the shapes alone: the same GEMMs whatever the thread count, so the same bits. The float32
-error is ``winograd``'s (its transforms'): about 1e-5 of the largest output where im2col's is 1e-6.
+error is ``winograd``'s (its transforms'): about 1e-5 of the largest output where im2col's is
+1e-6 (measured 7e-6 on 32 → 32 channels, forward and both gradients).
 """
 
 from __future__ import annotations
