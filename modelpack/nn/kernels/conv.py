@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from .. import budget
-from . import banded, col2im, conv_grads, depthwise, direct, parallel, shifted, strips, winograd
+from . import banded, col2im, conv_grads, depthwise, direct, parallel, shifted, strips, winograd, winograd3d
 from .columns import (
     Geometry,
     Sizes,
@@ -62,6 +62,7 @@ class Saved:
     direct: bool = False  # computed by the compiled loops (``direct``), which need no columns
     deferred: bool = False  # computed by ``shifted`` or ``banded``: cols is the input
     in_strips: bool = False  # computed by ``strips``: cols is the input, no columns kept
+    winograd: bool = False  # computed by ``winograd3d``: cols is the input
 
 
 # A training forward with at most this many output channels runs on ``shifted`` and leaves
@@ -134,6 +135,8 @@ def forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, g: Geome
             return _forward_pointwise(x, weight, bias, g, activation), unused
         if winograd.usable(x, weight, g) and type(x) is np.ndarray:
             return activated(winograd.forward(x, weight, bias, g, out_sizes)), unused
+        if winograd3d.usable(x, weight, g) and type(x) is np.ndarray:
+            return activated(winograd3d.forward(x, weight, bias, g, out_sizes)), unused
         if shifted.faster(c, g, out_sizes):
             return activated(shifted.forward(x, weight, bias, g, out_sizes)), unused
         if shifted.grouped_usable(x, weight, g, out_sizes) and type(x) is np.ndarray:
@@ -149,6 +152,11 @@ def forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, g: Geome
     if not all(type(a) is np.ndarray for a in (x, weight, bias) if a is not None):
         out, cols = _forward_recorded(x, weight, bias, g, out_sizes)
         return activated(out), Saved(cols, False, x.shape, out_sizes)
+    if last is None and winograd3d.usable(x, weight, g) and _flippable(g):
+        # No columns kept: the backward's weight gradient transforms the input again, its input
+        # gradient is the flipped kernel's forward (``winograd3d``'s numbers there).
+        out = activated(winograd3d.forward(x, weight, bias, g, out_sizes))
+        return out, Saved(x, False, x.shape, out_sizes, winograd=True)
     if last is None and banded.trainable(x, weight, g):
         # Banded GEMMs, no columns, the backward's GEMMs on the same planes (2 threads, 3×3/1 on
         # 8×128×56×56: 39.3 → 22.4 ms against shifted's blocks; 3×3/2 on 8×64×112×112: 37.2 →
@@ -290,7 +298,8 @@ def _full_correlation(grad: np.ndarray, weight: np.ndarray, g: Geometry,
     ``shifted`` takes, 1.1–1.7× faster (16–64 channels on 8×8 to 32×32 maps), and on its small
     planes (not ``shifted.faster``) im2col's one GEMM of the gradient's columns faster again
     (128 channels on 4×4, batch 32, 2 threads: 2.05 → 1.21 ms, col2im 1.5); elsewhere col2im.
-    A 3×3 one of many channels takes ``winograd`` first (its numbers there)."""
+    A 3×3 one of many channels takes ``winograd`` first, a 3-D k×3×3 one ``winograd3d`` (their
+    numbers there)."""
     groups, dims = g.groups, len(g.kernel)
     o, cg = weight.shape[:2]
     padding = tuple(s - 1 - p for s, p in zip(g.span, g.padding, strict=True))
@@ -299,6 +308,9 @@ def _full_correlation(grad: np.ndarray, weight: np.ndarray, g: Geometry,
     if not one_input_each and winograd.usable(grad, weight.swapaxes(0, 1), flipped_geometry):
         swapped = np.ascontiguousarray(weight[:, :, ::-1, ::-1].swapaxes(0, 1))
         return winograd.forward(grad, swapped, None, flipped_geometry, in_sizes)
+    if not one_input_each and winograd3d.usable(grad, weight.swapaxes(0, 1), flipped_geometry):
+        swapped = np.ascontiguousarray(weight[:, :, ::-1, ::-1, ::-1].swapaxes(0, 1))
+        return winograd3d.forward(grad, swapped, None, flipped_geometry, in_sizes)
     if not one_input_each and not shifted.usable(o, flipped_geometry, in_sizes):  # (the gradient's channels)
         return None
     split = weight.reshape(groups, o // groups, cg, *g.kernel)
@@ -360,6 +372,12 @@ def backward(grad: np.ndarray, saved: Saved, weight: np.ndarray, g: Geometry, *,
             grad_w = direct.grad_weight(grad, saved.cols, g, weight.shape)
         if need_x:
             grad_x = direct.grad_input(grad, weight, g, saved.in_shape)
+        return grad_x, grad_w
+    if saved.winograd:  # the forward's tiles: the input's gradient is the flipped forward
+        if need_weight:
+            grad_w = winograd3d.weight_grad(grad, saved.cols, g, weight.shape)
+        if need_x:
+            grad_x = _full_correlation(grad, weight, g, saved.in_shape[2:])
         return grad_x, grad_w
     if saved.deferred and banded.trainable(saved.cols, weight, g):  # the forward's banded GEMMs
         if need_x:

@@ -28,16 +28,16 @@ from . import blas, parallel
 if TYPE_CHECKING:
     from .columns import Geometry
 
-__all__ = ["usable", "forward", "transformed_weight"]
+__all__ = ["TILE", "SPAN", "BT", "G", "AT", "usable", "forward", "transformed_weight"]
 
 TILE = 4  # output positions along each axis per tile
 SPAN = TILE + 2  # the input positions a tile reads along each axis
-_BT = np.array([[4, 0, -5, 0, 1, 0], [0, -4, -4, 1, 1, 0], [0, 4, -4, -1, 1, 0],
-                [0, -2, -1, 2, 1, 0], [0, 2, -1, -2, 1, 0], [0, 4, 0, -5, 0, 1]], np.float64)
-_G = np.array([[1 / 4, 0, 0], [-1 / 6, -1 / 6, -1 / 6], [-1 / 6, 1 / 6, -1 / 6],
-               [1 / 24, 1 / 12, 1 / 6], [1 / 24, -1 / 12, 1 / 6], [0, 0, 1]], np.float64)
-_AT = np.array([[1, 1, 1, 1, 1, 0], [0, 1, -1, 2, -2, 0], [0, 1, 1, 4, 4, 0], [0, 1, -1, 8, -8, 1]],
-               np.float64)
+BT = np.array([[4, 0, -5, 0, 1, 0], [0, -4, -4, 1, 1, 0], [0, 4, -4, -1, 1, 0],
+               [0, -2, -1, 2, 1, 0], [0, 2, -1, -2, 1, 0], [0, 4, 0, -5, 0, 1]], np.float64)
+G = np.array([[1 / 4, 0, 0], [-1 / 6, -1 / 6, -1 / 6], [-1 / 6, 1 / 6, -1 / 6],
+              [1 / 24, 1 / 12, 1 / 6], [1 / 24, -1 / 12, 1 / 6], [0, 0, 1]], np.float64)
+AT = np.array([[1, 1, 1, 1, 1, 0], [0, 1, -1, 2, -2, 0], [0, 1, 1, 4, 4, 0], [0, 1, -1, 8, -8, 1]],
+              np.float64)
 
 # Measured at 2 threads, batch 32, 3×3 padded by 1, in one process alternating, min of 15 on a
 # shared machine (ms, im2col or ``shifted`` → here): inference 32 channels on 16×16 2.21 → 2.01,
@@ -62,7 +62,7 @@ def usable(x: np.ndarray, weight: np.ndarray, g: Geometry) -> bool:
 def transformed_weight(weight: np.ndarray) -> np.ndarray:
     """``G w Gᵀ`` of every (output, input) kernel as (36, O, C): one GEMM with G ⊗ G."""
     o, c = weight.shape[:2]
-    kron = np.kron(_G, _G).astype(weight.dtype)  # (36, 9)
+    kron = np.kron(G, G).astype(weight.dtype)  # (36, 9)
     budget.charge(budget.nbytes((SPAN * SPAN, o, c), weight.dtype), "its transformed weight")
     with blas.for_product(SPAN * SPAN, o * c, 9):  # (threaded, BLAS's workers spin on our cores)
         return (kron @ weight.reshape(o * c, 9).T).reshape(SPAN * SPAN, o, c)
@@ -81,7 +81,7 @@ def forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, g: Geome
     tiles = rows * cols
     share = -(-n // min(n, parallel.threads()))  # a thread's examples
     per = max(1, min(share, BLOCK_VALUES // (SPAN * SPAN * max(c, o) * tiles)))
-    bt, at = _BT.astype(dtype), _AT.astype(dtype)
+    bt, at = BT.astype(dtype), AT.astype(dtype)
     u = transformed_weight(weight.astype(dtype, copy=False))
     full = (rows * TILE, cols * TILE)
     exact = full == tuple(out_sizes)
