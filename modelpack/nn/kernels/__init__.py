@@ -15,6 +15,8 @@ by side, on plain numpy arrays.
 - ``winograd``: a 2-D 3×3 convolution at stride 1 by Winograd's F(4×4, 3×3) (a quarter of the
   multiply-adds: 36 GEMMs over the channels, the tiles' transforms as GEMMs too), for inference
   and the input's gradient where channels are many;
+- ``winograd3d``: a 3-D k×3×3 convolution at stride 1 on ``winograd``'s transforms in (H, W),
+  the depth taps summed in the GEMMs' reduction (inference, and training: both gradients);
 - ``depthwise``: a depthwise convolution whose output keeps its input's sizes, each tap one
   multiply-add of the unpadded planes by a weight plane masked where it would read padding;
 - ``banded``: a 2-D depthwise convolution (any stride) and its gradients as GEMMs of the
