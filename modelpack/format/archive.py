@@ -37,7 +37,7 @@ from ..io.npz import Integrity
 from ..io.npz_offsets import PlacedMembers
 from ..io.paths import PathOrFile, describe, open_for_reading
 from ..io.workers import shared_pool
-from ..io.zipio import STORED, Member, read_fully
+from ..io.zipio import Member, read_fully
 from ..nn.budget import ActivationBudget, limit_activations
 from ..nn.parameter import Parameter
 from . import architecture, container, tensor_index
@@ -144,7 +144,7 @@ class Archive(OpenArchive):
             self.manifest = opened.manifest(limits)
             self._index = self.manifest.weights
             self.comment = opened.comment  # the manifest's SHA-256 (a sharded index checks it)
-            if opened.members[container.WEIGHTS_MEMBER].method != STORED:
+            if not opened.bundle_stored:
                 self._spool = contextlib.ExitStack()
             self._source = opened.bundle_source(limits, self._spool)
             self._limits, self._inflate_left = limits, opened.inflate_left

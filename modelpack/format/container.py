@@ -200,13 +200,19 @@ class Container:
                 )
         return manifest
 
+    @property
+    def bundle_stored(self) -> bool:
+        """Whether the bundle is stored (the writers' way): then ``bundle_source`` reads it in
+        place and needs no cleanup stack for a temporary file."""
+        return self.members[WEIGHTS_MEMBER].method == STORED
+
     def bundle_source(self, limits: Limits, cleanup: contextlib.ExitStack | None) -> Source:
         """The bundle in place when stored (the writers' way); a deflated one is inflated
         to a temporary file first, its size limited and its CRC-32 checked on the way, which
         ``cleanup`` closes (None only where the caller knows the bundle is stored)."""
         member = self.members[WEIGHTS_MEMBER]
         where = f"{self.name}: member {WEIGHTS_MEMBER!r}"
-        if member.method == STORED:
+        if self.bundle_stored:
             return self.source.window(member.data_offset, member.size, where=where)
         if member.size > limits.max_total_bytes:
             raise LimitError(

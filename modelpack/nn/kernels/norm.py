@@ -98,14 +98,12 @@ def _dot(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def _channel_sum(three: np.ndarray) -> np.ndarray:
-    parts = _over_chunks(lambda rows: _rows_then_channels(three[rows]), three)
-    return sum(parts[1:], parts[0])
+    return parallel.added_in_order(_over_chunks(lambda rows: _rows_then_channels(three[rows]), three))
 
 
 def _channel_dot(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Σ a·b per channel of two (outer, C, inner) arrays, without their product's temporary."""
-    parts = _over_chunks(lambda rows: _dot(a[rows], b[rows]), a)
-    return sum(parts[1:], parts[0])
+    return parallel.added_in_order(_over_chunks(lambda rows: _dot(a[rows], b[rows]), a))
 
 
 def _centred(three: np.ndarray, mean: np.ndarray, out: np.ndarray) -> np.ndarray:

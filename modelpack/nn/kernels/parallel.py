@@ -21,7 +21,8 @@ import numpy as np
 from .. import budget
 from . import blas
 
-__all__ = ["threads", "set_threads", "over_batch", "split", "copy", "ufunc", "output", "total"]
+__all__ = ["threads", "set_threads", "over_batch", "split", "copy", "ufunc", "output", "total",
+           "added_in_order"]
 
 # Below this many elements a reduction's pass takes a few microseconds: not worth a thread's
 # wake-up. (It also decides how a reduction is chunked, so changing it changes trained bits.)
@@ -198,6 +199,13 @@ def total(reduce: Callable[[np.ndarray], np.ndarray], array: np.ndarray) -> np.n
     """``reduce(array)`` for a reduction over the batch axis (among others), as the sum of
     its partial results over chunks of the batch."""
     parts = over_batch(lambda b: reduce(array[b]), array.shape[0], array.size, chunks=REDUCTION_CHUNKS)
+    return added_in_order(parts)
+
+
+def added_in_order(parts: Any) -> np.ndarray:
+    """The sum of a reduction's partial results (a list, or an array's first axis), added one
+    after the other in their order: with chunks fixed by the shapes, the same bits whatever
+    the thread count."""
     result = parts[0]
     for part in parts[1:]:
         result = result + part

@@ -317,9 +317,7 @@ def last_axis_weight_grad(grad: np.ndarray, x: np.ndarray, g: Geometry, shape: t
                 parts[block] += product
 
     parallel.split(run, blocks, n * last * o * rows * (length + reach))
-    total = parts[0]
-    for part in parts[1:]:
-        total = total + part
+    total = parallel.added_in_order(parts)
     split = total.reshape(last, o, c, math.prod(lead))  # (k, O, C, K/k) → (O, C, K/k, k)
     return np.ascontiguousarray(split.transpose(1, 2, 3, 0)).reshape(shape)
 
@@ -445,9 +443,7 @@ def depthwise_backward(grad: np.ndarray, x: np.ndarray, weight: np.ndarray, g: G
     parts = parallel.over_batch(run, n, work, chunks=parallel.REDUCTION_CHUNKS)
     grad_w = None
     if need_weight:
-        total = parts[0]
-        for part in parts[1:]:
-            total = total + part
+        total = parallel.added_in_order(parts)
         grad_w = np.ascontiguousarray(total.transpose(2, 0, 1)).reshape(weight.shape)  # (C, M, K)
     return grad_x, grad_w
 

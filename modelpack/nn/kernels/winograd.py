@@ -28,7 +28,7 @@ from . import blas, parallel
 if TYPE_CHECKING:
     from .columns import Geometry
 
-__all__ = ["TILE", "SPAN", "BT", "G", "AT", "usable", "forward", "transformed_weight"]
+__all__ = ["TILE", "SPAN", "BT", "G", "G_KRON_G", "AT", "usable", "forward", "transformed_weight"]
 
 TILE = 4  # output positions along each axis per tile
 SPAN = TILE + 2  # the input positions a tile reads along each axis
@@ -36,6 +36,7 @@ BT = np.array([[4, 0, -5, 0, 1, 0], [0, -4, -4, 1, 1, 0], [0, 4, -4, -1, 1, 0],
                [0, -2, -1, 2, 1, 0], [0, 2, -1, -2, 1, 0], [0, 4, 0, -5, 0, 1]], np.float64)
 G = np.array([[1 / 4, 0, 0], [-1 / 6, -1 / 6, -1 / 6], [-1 / 6, 1 / 6, -1 / 6],
               [1 / 24, 1 / 12, 1 / 6], [1 / 24, -1 / 12, 1 / 6], [0, 0, 1]], np.float64)
+G_KRON_G = np.kron(G, G)  # (36, 9): G w Gᵀ of a 3×3 kernel w, flattened, as one product
 AT = np.array([[1, 1, 1, 1, 1, 0], [0, 1, -1, 2, -2, 0], [0, 1, 1, 4, 4, 0], [0, 1, -1, 8, -8, 1]],
               np.float64)
 
@@ -62,7 +63,7 @@ def usable(x: np.ndarray, weight: np.ndarray, g: Geometry) -> bool:
 def transformed_weight(weight: np.ndarray) -> np.ndarray:
     """``G w Gᵀ`` of every (output, input) kernel as (36, O, C): one GEMM with G ⊗ G."""
     o, c = weight.shape[:2]
-    kron = np.kron(G, G).astype(weight.dtype)  # (36, 9)
+    kron = G_KRON_G.astype(weight.dtype)
     budget.charge(budget.nbytes((SPAN * SPAN, o, c), weight.dtype), "its transformed weight")
     with blas.for_product(SPAN * SPAN, o * c, 9):  # (threaded, BLAS's workers spin on our cores)
         return (kron @ weight.reshape(o * c, 9).T).reshape(SPAN * SPAN, o, c)

@@ -260,10 +260,8 @@ def weight_grad(grad: np.ndarray, x: np.ndarray, g: Geometry, shape: tuple[int, 
                 parts[part] += product
 
     parallel.split(run, runs, n * math.prod(out_sizes) * o * c * taps * SPAN * SPAN // (TILE * TILE))
-    total = parts[0]
-    for part in parts[1:]:
-        total = total + part
-    kron = np.kron(winograd.G, winograd.G).astype(dtype)  # (36, 9): (v, u) by (b, a) in this order
+    total = parallel.added_in_order(parts)
+    kron = winograd.G_KRON_G.astype(dtype)  # (36, 9): (v, u) by (b, a) in this order
     with blas.for_product(9, o * taps * c, SPAN * SPAN):  # (threaded, BLAS's workers spin on our cores)
         flat = kron.T @ total.reshape(SPAN * SPAN, -1)  # (9, C·k·O)
     return np.ascontiguousarray(flat.reshape(3, 3, c, taps, o).transpose(4, 2, 3, 1, 0))
