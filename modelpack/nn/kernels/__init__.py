@@ -17,8 +17,10 @@ by side, on plain numpy arrays.
   and the input's gradient where channels are many;
 - ``winograd3d``: a 3-D k×3×3 convolution at stride 1 on ``winograd``'s transforms in (H, W),
   the depth taps summed in the GEMMs' reduction (inference, and training: both gradients);
-- ``depthwise``: a depthwise convolution whose output keeps its input's sizes, each tap one
-  multiply-add of the unpadded planes by a weight plane masked where it would read padding;
+- ``depthwise``: a depthwise convolution on blocks of padded (at a stride, phase) planes, each
+  tap one multiply-add of the planes shifted by its offset (any stride; forward and both
+  gradients), and, where the output keeps its input's sizes, on the unpadded planes by weight
+  planes masked where a tap would read padding;
 - ``banded``: a 2-D depthwise convolution (any stride) and its gradients as GEMMs of the
   padded planes' rows with banded matrices of the taps;
 - ``strips``: a convolution whose columns are large (a stem on big images), its columns

@@ -9,7 +9,7 @@ pitch its leading dimension) times a banded (Toeplitz) matrix of that row's taps
 the diagonal s·x + d·i. Each channel's padded planes hold the batch's examples one after
 another, so one GEMM covers every example's rows, and a block of channels shares each numpy
 call (the stacked GEMMs of one ``matmul``, the sums of the kernel rows' products as the
-output is written). Numpy's multiply and add of each tap's shifted planes (``shifted``, 2
+output is written). Numpy's multiply and add of each tap's shifted planes (``depthwise``, 2
 passes a tap) ran at ~5·10⁹ values/s in cache; these GEMMs do ~(T + 2)/3 times the
 multiply-adds, the band's zeros included, at ~75 GFLOP/s. The weight's gradient is the same
 GEMMs transposed, the taps read off the products' diagonals; the input's, bands of the taps
@@ -17,7 +17,7 @@ spreading each tile of the output's gradient back over the input columns it read
 (``grad_input``).
 
 Measured at 2 threads, wall, in one process against the paths before it (ms): inference 3×3/1
-on 8×128×56×56 14.1 → 8.8 (``shifted``'s taps in blocks), 3×3/2 on 8×64×112×112 12.4 → 7.3
+on 8×128×56×56 14.1 → 8.8 (``depthwise``'s taps in blocks), 3×3/2 on 8×64×112×112 12.4 → 7.3
 (im2col's einsum); training 39.3 → 22.4 and 37.2 → 21.1; 3×3/1 on 8×512×14×14 12.3 → 7.5,
 on 64×32×32×32 30.9 → 16.6, 3×3/2 on 8×256×28×28 19.1 → 7.7; 32×32×16×16 at stride 2 1.19 →
 1.05 inference, 3.4 → 2.8 training; batch 1 (1×32×112×112) as before, 1.3 and 3.8–3.9. Against
@@ -36,7 +36,7 @@ import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from .. import budget
-from . import parallel, shifted
+from . import depthwise, parallel
 from .columns import Geometry
 
 __all__ = ["usable", "trainable", "forward", "grad_weight", "grad_input"]
@@ -323,11 +323,11 @@ class _Layout:
 def _exactly(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, g: Geometry,
              written: np.ndarray) -> None:
     """One channel's output (N, oh, ow) from its input x (N, h, w) and weight (1, kh, kw), on
-    ``shifted``'s padded planes: where its input holds an infinity or NaN, which a band's
+    ``depthwise``'s padded planes: where its input holds an infinity or NaN, which a band's
     zeros would spread as NaN over its tiles."""
     alone = Geometry(g.kernel, g.strides, g.padding, g.dilation, 1)
     shift = None if bias is None else bias.reshape(1)
-    exact = shifted.depthwise_forward(x[:, None], weight[None], shift, alone, written.shape[1:])
+    exact = depthwise.padded_forward(x[:, None], weight[None], shift, alone, written.shape[1:])
     np.copyto(written, exact[:, 0])
 
 

@@ -145,8 +145,8 @@ def forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, g: Geome
             return depthwise.forward(x, weight, bias, g, activation), unused
         if banded.usable(x, weight, g):
             return banded.forward(x, weight, bias, g, out_sizes, activation), unused
-        if shifted.depthwise_usable(weight, g):
-            return activated(shifted.depthwise_forward(x, weight, bias, g, out_sizes)), unused
+        if depthwise.padded_usable(weight, g):
+            return activated(depthwise.padded_forward(x, weight, bias, g, out_sizes)), unused
         if strips.usable(weight, out_sizes) and type(x) is np.ndarray:
             return strips.forward(x, weight, bias, g, out_sizes, activation), unused
     if not all(type(a) is np.ndarray for a in (x, weight, bias) if a is not None):
@@ -164,11 +164,11 @@ def forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, g: Geome
         # 1, 3.4 → 2.8 at stride 2, and the MobileNet-style training step 15.9 → 14.5).
         out = banded.forward(x, weight, bias, g, out_sizes, activation)
         return out, Saved(x, False, x.shape, out_sizes, deferred=True)
-    if last is None and shifted.depthwise_usable(weight, g) and not depthwise.fits(x):
+    if last is None and depthwise.padded_usable(weight, g) and not depthwise.fits(x):
         # Large planes: the taps' multiply-adds in blocks, no columns (9× the input for a 3×3);
         # measured at 2 threads, 3×3 on 8×128×56×56: training 75–81 → 65–67 ms. Smaller ones
         # (MobileNet-style 32×32×16×16: 7.7–8.1 against 11.3–11.5 ms) and strided ones keep im2col.
-        out = activated(shifted.depthwise_forward(x, weight, bias, g, out_sizes))
+        out = activated(depthwise.padded_forward(x, weight, bias, g, out_sizes))
         return out, Saved(x, False, x.shape, out_sizes, deferred=True)
     o = weight.shape[0]
     if last is None and backward and shifted.usable(c, g, out_sizes) and (
@@ -320,7 +320,7 @@ def _full_correlation(grad: np.ndarray, weight: np.ndarray, g: Geometry,
     if one_input_each and o == groups:  # one output per group too: the flipped one is depthwise
         if depthwise.usable(grad, swapped, flipped_geometry, in_sizes):
             return depthwise.forward(grad, swapped, None, flipped_geometry)
-        return shifted.depthwise_forward(grad, swapped, None, flipped_geometry, in_sizes)
+        return depthwise.padded_forward(grad, swapped, None, flipped_geometry, in_sizes)
     if one_input_each:
         return forward(grad, swapped, None, flipped_geometry, last=False, backward=False)[0]
     if not shifted.faster(o, flipped_geometry, in_sizes, gradient=True):  # small planes: im2col's one GEMM
@@ -415,7 +415,7 @@ def backward(grad: np.ndarray, saved: Saved, weight: np.ndarray, g: Geometry, *,
                                       saved.in_shape[2:], "its input's gradient")
         return grad_x, grad_w
     if saved.deferred:  # a depthwise forward's: its input, no columns
-        grad_x_here, grad_w = shifted.depthwise_backward(grad, saved.cols, weight, g, need_x=scatter,
+        grad_x_here, grad_w = depthwise.padded_backward(grad, saved.cols, weight, g, need_x=scatter,
                                                          need_weight=need_weight)
         return (grad_x_here if scatter else grad_x), grad_w
     per_example = grad.reshape(n, groups, o // groups, -1)  # (N, G, O/G, P)

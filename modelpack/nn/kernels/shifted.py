@@ -12,8 +12,8 @@ a GEMM per tap instead). On 16×16 maps and smaller, one GEMM of K = k·C (im2co
 (``faster``); narrow inputs stay on im2col too.
 
 A depthwise convolution (one input channel per group) sums its taps the same way, each tap a
-multiply-add of shifted planes instead of a GEMM; narrow groups take ``last_axis_forward``
-per group.
+multiply-add of shifted planes instead of a GEMM (``depthwise``); narrow groups take
+``last_axis_forward`` per group.
 
 Two calls come here: the forward of an inference call (a training forward keeps im2col's
 columns, which its backward reuses for the weight's gradient, unless ``conv`` defers them: few
@@ -27,7 +27,7 @@ one GEMM for every tap, each tap's products added onto the planes at its offset.
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
@@ -39,8 +39,7 @@ if TYPE_CHECKING:
     from .conv import Geometry
 
 __all__ = ["usable", "faster", "large", "grouped_usable", "last_axis_forward", "last_axis_weight_grad",
-           "depthwise_usable", "forward", "depthwise_forward", "depthwise_backward", "grad_input_usable",
-           "grad_input"]
+           "forward", "grad_input_usable", "grad_input"]
 
 # Measured at batch 32, 3×3 kernels, one thread (ms, im2col → here, a GEMM per tap): 16
 # channels on 32×32 5.3 → 3.4, 32 on 16×16 3.6 → 2.6, 64 on 8×8 2.9 → 2.3, 128 on 4×4 2.9 → 2.8;
@@ -81,11 +80,6 @@ EXAMPLES_PER_CALL = 4
 # passes need (ResNet-18-style's training step 140 → 185 ms with its 32 channels' input
 # gradients on 16×16 in one block).
 MIN_BLOCKS = 4
-# A depthwise forward's taps run over blocks of about this many values (whole phase planes of
-# one example's channels), so the block's shifted runs, its sums and the product stay in
-# cache. Measured at one thread (ms, 2^15 / 2^16 / 2^17 / 2^18): 3×3/2 on 8×64×112×112 20.4 /
-# 17.2 / 15.9 / 17.3, 3×3/1 on 8×128×56×56 21.9 / 18.1 / 24.1 / 29.1.
-BLOCK_ELEMENTS = 1 << 16
 # ``last_axis_forward`` takes groups of at most GROUPED_MAX_WIDTH input × output channels, from
 # GROUPED_MIN_WORK multiply-adds per example on (its examples run one at a time). Measured at 2
 # threads, inference, 3×3 at stride 1 (ms, im2col → here): 32 groups of 4 × 4 on 16×128×28×28
@@ -124,13 +118,6 @@ def _grid(g: Geometry, sizes: tuple[int, ...], out_sizes: tuple[int, ...]) -> tu
     """The padded grid the positions are computed on: every axis but the first keeps its padded
     length, so each tap's operand is one contiguous run of every plane."""
     return (out_sizes[0], *(size + 2 * p for size, p in zip(sizes[1:], g.padding[1:], strict=True)))
-
-
-def depthwise_usable(weight: np.ndarray, g: Geometry) -> bool:
-    """Whether a forward of this depthwise convolution (one input channel per group) comes
-    here: at stride 1. (Strided, the phase planes compute it too, faster at one thread, but
-    at two im2col's einsum won: 3×3/2 on 8×64×112×112, 22–25 against 31 ms.)"""
-    return g.groups > 1 and weight.shape[1] == 1 and all(s == 1 for s in g.strides)
 
 
 def forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, g: Geometry,
@@ -320,178 +307,6 @@ def last_axis_weight_grad(grad: np.ndarray, x: np.ndarray, g: Geometry, shape: t
     total = parallel.added_in_order(parts)
     split = total.reshape(last, o, c, math.prod(lead))  # (k, O, C, K/k) → (O, C, K/k, k)
     return np.ascontiguousarray(split.transpose(1, 2, 3, 0)).reshape(shape)
-
-
-def depthwise_forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, g: Geometry,
-                      out_sizes: tuple[int, ...]) -> np.ndarray:
-    """x (N, C, *S) correlated per channel with weight (C·M, 1, *K), plus bias: (N, C·M, *out)
-    (output channel c·M + i reads input channel c). A block of one example's channels at a
-    time is copied into zero-padded planes, where each tap is one multiply-add of the planes
-    shifted by its offset, computed over whole planes (the positions in the padding dropped
-    as the block's sums are written out with the bias), so every pass is contiguous and in
-    cache. At a stride the padded planes are dealt into their phase planes (``_phases``),
-    where each tap is a shift again. Measured at 2 threads, MobileNet's 3×3 on 64 channels of
-    112×112, batch 8: at stride 2 im2col's einsum 14.6 ms, this 5.5 ms; the padded planes of the
-    whole batch first (no blocks), 12 ms. The chunks of the batch run on ``parallel``'s threads."""
-    n, c, o, dims = x.shape[0], x.shape[1], weight.shape[0], len(g.kernel)
-    m = o // c
-    grid, shifts, copies = _phases(g, x.shape[2:], out_sizes)
-    area, phases = math.prod(grid), math.prod(g.strides)
-    block = max(1, min(c, BLOCK_ELEMENTS // (phases * area)))  # channels per block
-    offsets = [phase * block * area + shift for phase, shift in shifts]  # into a block's planes
-    farthest = max(shift for _, shift in shifts)  # the last tap reads past the planes: zeros
-    taps = weight.reshape(c, m, -1).transpose(1, 2, 0)  # (M, K, C)
-    budget.charge(parallel.threads() * budget.nbytes(((phases + 2) * block * area + farthest,), x.dtype),
-                  f"padding the input by {g.padding}")
-    budget.charge(budget.nbytes((n, o, *out_sizes), x.dtype), "its output")
-    out = np.empty((n, o, *out_sizes), x.dtype)
-    target = out.reshape(n, c, m, *out_sizes)
-    crop = (slice(None), *(slice(0, size) for size in out_sizes))
-    shift = None if bias is None else bias.reshape(c, m, *(1,) * dims).astype(x.dtype, copy=False)
-
-    def run(batch: slice) -> None:
-        local = np.zeros(phases * block * area + farthest, x.dtype)  # its padding stays zero
-        planes = local[:phases * block * area].reshape(*g.strides, block, *grid)
-        sums, product = np.empty((block, area), x.dtype), np.empty((block, area), x.dtype)
-        for example in range(batch.start, batch.stop):
-            for first in range(0, c, block):
-                last = min(c, first + block)
-                count = last - first
-                _fill(planes, x, example, slice(first, last), copies)
-                total, mine = sums[:count], product[:count]
-                for i in range(m):
-                    for k, offset in enumerate(offsets):
-                        shifted = local[offset:offset + count * area].reshape(count, area)
-                        np.multiply(shifted, taps[i, k, first:last, None], out=mine if k else total)
-                        if k:
-                            total += mine
-                    kept, written = total.reshape(count, *grid)[crop], target[example, first:last, i]
-                    if shift is None:
-                        np.copyto(written, kept)
-                    else:
-                        np.add(kept, shift[first:last, i], out=written)
-
-    work = 2 * len(offsets) * n * o * area
-    parallel.over_batch(run, n, work, min_elements=parallel.ELEMENTWISE_MIN_ELEMENTS)
-    return out
-
-
-def depthwise_backward(grad: np.ndarray, x: np.ndarray, weight: np.ndarray, g: Geometry, *,
-                       need_x: bool = True, need_weight: bool = True
-                       ) -> tuple[np.ndarray | None, np.ndarray | None]:
-    """The input's and the weight's gradients of ``depthwise_forward`` from its input x and the
-    output's gradient (N, C·M, *out), on the same blocks: a block's gradient laid on the
-    planes' grid (zeros where the forward dropped positions); the weight's, each tap's sum of
-    its products with the block's (phase) planes, one einsum per tap; the input's, each tap's
-    products added onto zeroed planes at its offset, then dealt back (the forward's copies
-    reversed). No columns of the taps (im2col's, 9× the input for a 3×3), no scatter per tap
-    over the whole batch. The weight's ``parallel.REDUCTION_CHUNKS`` partial sums are added in
-    order: the same bits whatever the thread count."""
-    n, c = x.shape[0], x.shape[1]
-    m = weight.shape[0] // c
-    out_sizes = grad.shape[2:]
-    grid, shifts, copies = _phases(g, x.shape[2:], out_sizes)
-    area, phases = math.prod(grid), math.prod(g.strides)
-    block = max(1, min(c, BLOCK_ELEMENTS // (phases * area)))
-    offsets = [phase * block * area + shift for phase, shift in shifts]
-    farthest = max(shift for _, shift in shifts)
-    size = phases * block * area + farthest
-    budget.charge(parallel.threads() * budget.nbytes((2 * size + 2 * block * area,), x.dtype),
-                  f"padding the input by {g.padding}")
-    if need_x:
-        budget.charge(budget.nbytes(x.shape, x.dtype), "its input's gradient")
-    grad_x = np.zeros(x.shape, x.dtype) if need_x else None  # positions no tap reads: 0
-    kept = (slice(None), *(slice(0, length) for length in out_sizes))
-    rows = grad.reshape(n, c, m, *out_sizes)
-    taps = weight.reshape(c, m, -1).transpose(1, 2, 0)  # (M, K, C)
-
-    def run(batch: slice) -> np.ndarray:
-        local = np.zeros(size, x.dtype)  # its padding stays zero
-        planes = local[:phases * block * area].reshape(*g.strides, block, *grid)
-        scattered = np.zeros(size, x.dtype)
-        back = scattered[:phases * block * area].reshape(*g.strides, block, *grid)
-        laid = np.zeros((block, *grid), x.dtype)  # the gradient on the grid: zeros past the output
-        product = np.empty((block, area), x.dtype)
-        sums = np.zeros((m, len(offsets), c), x.dtype)
-        for example in range(batch.start, batch.stop):
-            for first in range(0, c, block):
-                last = min(c, first + block)
-                count = last - first
-                flat, mine = laid[:count].reshape(count, area), product[:count]
-                if need_weight:
-                    _fill(planes, x, example, slice(first, last), copies)
-                if grad_x is not None:
-                    scattered.fill(0)
-                for i in range(m):
-                    np.copyto(laid[:count][kept], rows[example, first:last, i])
-                    for k, offset in enumerate(offsets):
-                        if need_weight:
-                            shifted = local[offset:offset + count * area].reshape(count, area)
-                            sums[i, k, first:last] += np.einsum("cq,cq->c", shifted, flat)
-                        if grad_x is not None:
-                            np.multiply(flat, taps[i, k, first:last, None], out=mine)
-                            target = scattered[offset:offset + count * area].reshape(count, area)
-                            target += mine
-                if grad_x is not None:
-                    for phase, inner, source in copies:
-                        into: tuple[Any, ...] = (example, slice(first, last), *source)
-                        sent: tuple[Any, ...] = (slice(0, count), *inner)
-                        grad_x[into] = back[phase][sent]
-        return sums
-
-    work = 2 * len(offsets) * grad.size
-    parts = parallel.over_batch(run, n, work, chunks=parallel.REDUCTION_CHUNKS)
-    grad_w = None
-    if need_weight:
-        total = parallel.added_in_order(parts)
-        grad_w = np.ascontiguousarray(total.transpose(2, 0, 1)).reshape(weight.shape)  # (C, M, K)
-    return grad_x, grad_w
-
-
-def _fill(planes: np.ndarray, x: np.ndarray, example: int, channels: slice, copies: list[Copy]) -> None:
-    """Copy ``x[example, channels]`` into the first of ``planes``' blocks, phase by phase."""
-    count = channels.stop - channels.start
-    for phase, inner, source in copies:
-        reads: tuple[Any, ...] = (example, channels, *source)
-        into: tuple[Any, ...] = (slice(0, count), *inner)
-        np.copyto(planes[phase][into], x[reads])
-
-
-Copy = tuple[tuple[int, ...], tuple[slice, ...], tuple[slice, ...]]
-
-
-def _phases(g: Geometry, sizes: tuple[int, ...], out_sizes: tuple[int, ...]
-            ) -> tuple[tuple[int, ...], list[tuple[int, int]], list[Copy]]:
-    """(grid, shifts, copies): the sizes of the padded input's phase planes; each kernel tap's
-    (phase, offset into that phase's plane), in the taps' order; and for each phase the
-    (phase, slices of its plane, slices of the input) that fill it. At stride s, padded
-    position u·s + a is phase a's position u, and the tap reaching r = j·d along an axis
-    reads phase r mod s shifted by r div s: a stride-1 tap again, on planes 1/s the size.
-    A plane holds the output's positions plus the shifts (what a tap reads beyond them lands
-    in dropped positions). At stride 1 there is one phase: the padded planes themselves."""
-    dims = len(g.kernel)
-    grid = tuple(o + (d * (k - 1)) // s for o, k, d, s in zip(out_sizes, g.kernel, g.dilation, g.strides,
-                                                             strict=True))
-    row_strides = [math.prod(grid[i + 1:]) for i in range(dims)]
-    shifts = []
-    for tap in np.ndindex(*g.kernel):
-        reach = [j * d for j, d in zip(tap, g.dilation, strict=True)]
-        phase = int(np.ravel_multi_index([r % s for r, s in zip(reach, g.strides, strict=True)], g.strides))
-        shifts.append((phase, sum(r // s * stride for r, s, stride in zip(reach, g.strides, row_strides,
-                                                                          strict=True))))
-    copies = []
-    for phase in np.ndindex(*g.strides):
-        inner, source = [], []
-        for a, s, p, q, length in zip(phase, g.strides, g.padding, grid, sizes, strict=True):
-            first = max(0, -(-(p - a) // s))  # the first u whose u·s + a − p is inside the input
-            last = min(q, (length - 1 + p - a) // s + 1)
-            if last <= first:
-                break
-            inner.append(slice(first, last))
-            source.append(slice(first * s + a - p, (last - 1) * s + a - p + 1, s))
-        else:
-            copies.append((phase, tuple(inner), tuple(source)))
-    return grid, shifts, copies
 
 
 def grad_input_usable(weight: np.ndarray, g: Geometry) -> bool:

@@ -16,7 +16,6 @@ from test_conv import (
     assert_backward_near,
     assert_near,
     assert_refused_by_budget,
-    backward_at_thread_counts,
     record_calls,
     reference_backward,
     reference_forward,
@@ -27,7 +26,7 @@ from modelpack import Limits, autograd, nn
 from modelpack.errors import LimitError
 from modelpack.nn.budget import ActivationBudget, limit_activations
 from modelpack.nn.kernels import conv as kernels
-from modelpack.nn.kernels import conv_grads, parallel, shifted
+from modelpack.nn.kernels import conv_grads, depthwise, parallel, shifted
 
 
 @st.composite
@@ -356,7 +355,7 @@ def test_its_padded_planes_count_against_the_budget(monkeypatch, groups) -> None
     x = np.ones((1, channels, 1, 1), np.float32)
     g = layer._geometry()
     if groups == channels:
-        assert shifted.depthwise_usable(layer.weight.data(), g)
+        assert depthwise.padded_usable(layer.weight.data(), g)
     elif groups > 1:
         assert shifted.grouped_usable(x, layer.weight.data(), g, g.out_sizes((1, 1)))
     else:
@@ -394,47 +393,6 @@ def test_the_input_gradient_at_stride_1_comes_here(monkeypatch, last, kernel, pa
     assert_backward_near(grad, saved, x, w, g)
     assert shifted.faster(shifted.MIN_CHANNELS, g, x.shape[2:]) is here
     assert (calls, gathered) == (([grad.shape], []) if here else ([], [grad.shape]))
-
-
-@settings(max_examples=80, deadline=None)
-def _assert_depthwise_forward_near(g: kernels.Geometry, sizes: tuple[int, ...], batch: int, c: int, seed: int,
-                                   multiplier: int, with_bias: bool) -> None:
-    """``shifted.depthwise_forward`` against the float64 reference, bias added."""
-    rng = np.random.default_rng(seed)
-    x = rng.standard_normal((batch, c, *sizes)).astype(np.float32)
-    w = rng.standard_normal((c * multiplier, 1, *g.kernel)).astype(np.float32)
-    bias = rng.standard_normal(c * multiplier).astype(np.float32) if with_bias else None
-    out = shifted.depthwise_forward(x, w, bias, g, g.out_sizes(sizes))
-    expected = reference_forward(x, w, g)
-    if bias is not None:
-        expected += bias.reshape(1, -1, *(1,) * len(sizes))
-    assert_near(out, expected)
-
-
-@given(drawn=stride_one(), seed=st.integers(0, 2**32 - 1), multiplier=st.integers(1, 3), with_bias=st.booleans())
-def test_depthwise_forward_matches_the_reference(drawn, seed, multiplier, with_bias) -> None:
-    """One input channel per group, ``multiplier`` outputs each (output c·M + i reads input c),
-    1–3 spatial axes, padded and dilated."""
-    g, sizes, batch, c, _ = drawn
-    g = kernels.Geometry(g.kernel, g.strides, g.padding, g.dilation, c)
-    _assert_depthwise_forward_near(g, sizes, batch, c, seed, multiplier, with_bias)
-
-
-def test_depthwise_inference_comes_here_on_the_numpy_path(monkeypatch) -> None:
-    """On the numpy kernels a stride-1 depthwise inference forward is the taps' multiply-adds
-    (split over the batch on ``parallel``'s threads), equal to im2col's einsum; strided, it
-    is not (im2col won at two threads). (In 1-D: 2-D ones are ``banded``'s.)"""
-    use_numpy_kernels(monkeypatch)
-    calls = record_calls(monkeypatch, shifted, "depthwise_forward")
-    rng = np.random.default_rng(4)
-    x = rng.standard_normal((8, 6, 81)).astype(np.float32)
-    w = rng.standard_normal((12, 1, 3)).astype(np.float32)
-    for strides, taken in (((1,), True), ((2,), False)):
-        calls.clear()
-        g = kernels.Geometry((3,), strides, (1,), (1,), 6)
-        out, _ = kernels.forward(x, w, None, g, backward=False)
-        assert bool(calls) is taken
-        assert_near(out, reference_forward(x, w, g))
 
 
 @settings(max_examples=120, deadline=None)
@@ -496,26 +454,6 @@ def test_the_planes_of_the_input_gradient_count_against_the_budget() -> None:
                              lambda: shifted.grad_input(grad, layer.weight.data(), g, x.shape))
 
 
-@pytest.mark.parametrize(("multiplier", "taken"), [(1, True), (2, False)])
-def test_a_depthwise_input_gradient_is_the_flipped_depthwise_forward(monkeypatch, multiplier, taken) -> None:
-    """At stride 1 with one output per channel, a depthwise convolution's input gradient is the
-    taps' multiply-adds of the flipped kernel, here on padded planes (unpadded, so the flipped
-    one's output is larger than its input; MobileNet's same-size one is ``depthwise``'s); with a
-    multiplier the flipped convolution is not depthwise, and im2col's einsum computes it.
-    Either way the reference's. (In 1-D: 2-D ones train on ``banded``.)"""
-    use_numpy_kernels(monkeypatch)
-    calls = record_calls(monkeypatch, shifted, "depthwise_forward")
-    rng = np.random.default_rng(10)
-    g = kernels.Geometry((3,), (1,), (0,), (1,), 6)
-    x = rng.standard_normal((4, 6, 72)).astype(np.float32)
-    w = rng.standard_normal((6 * multiplier, 1, 3)).astype(np.float32)
-    out, saved = kernels.forward(x, w, None, g)
-    calls.clear()  # (the training forward's own taps run there too)
-    grad = rng.standard_normal(out.shape).astype(np.float32)
-    assert_backward_near(grad, saved, x, w, g)
-    assert bool(calls) is taken
-
-
 def test_a_deferred_weight_gradients_block_products_count_against_the_budget() -> None:
     """Many examples of a small input: the blocks' weight-sized products (9.4 MB here, where
     the scratch is ~10 KB) are refused before they are made, naming the file."""
@@ -526,126 +464,6 @@ def test_a_deferred_weight_gradients_block_products_count_against_the_budget() -
     grad = np.ones((4096, 16, 1, 1), np.float32)
     assert_refused_by_budget(layer, x, 2**20, r"its blocks' weight-gradient products",
                              lambda: conv_grads.weight_deferred(grad, x, g, (1, 1), layer.weight.shape))
-
-
-@st.composite
-def strided(draw: st.DrawFn) -> tuple[kernels.Geometry, tuple[int, ...], int, int]:
-    """(geometry, input sizes, batch, channels) of a depthwise convolution at strides 1–3 per
-    axis, 1–3 spatial axes, padded and dilated: its taps fall in every phase plane, or in some."""
-    dims = draw(st.integers(1, 3))
-    kernel, strides, padding, dilation, sizes = [], [], [], [], []
-    for _ in range(dims):
-        k, d, s = draw(st.integers(1, 4 if dims < 3 else 3)), draw(st.integers(1, 2)), draw(st.integers(1, 3))
-        p = draw(st.integers(0, k))
-        span = d * (k - 1) + 1
-        kernel.append(k), strides.append(s), padding.append(p), dilation.append(d)
-        sizes.append(draw(st.integers(max(1, span - 2 * p), max(1, span - 2 * p) + (9 if dims < 3 else 4))))
-    channels = draw(st.integers(1, 4))
-    g = kernels.Geometry(tuple(kernel), tuple(strides), tuple(padding), tuple(dilation), channels)
-    return g, tuple(sizes), draw(st.integers(1, 5)), channels
-
-
-@settings(max_examples=120, deadline=None)
-@given(drawn=strided(), seed=st.integers(0, 2**32 - 1), multiplier=st.integers(1, 2), with_bias=st.booleans())
-def test_a_strided_depthwise_forward_matches_the_reference(drawn, seed, multiplier, with_bias) -> None:
-    """At a stride the taps read the input's phase planes: any strides, kernels, padding and
-    dilation (the padding wider than the input's edge, or none)."""
-    g, sizes, batch, c = drawn
-    _assert_depthwise_forward_near(g, sizes, batch, c, seed, multiplier, with_bias)
-
-
-def test_a_depthwise_forwards_blocks_do_not_change_its_bits(monkeypatch) -> None:
-    """A block per channel, or every channel of an example in one: the same bits (each value
-    is the same products summed in the taps' order), strided and not, with a multiplier."""
-    rng = np.random.default_rng(11)
-    x = rng.standard_normal((3, 5, 11, 10)).astype(np.float32)
-    w = rng.standard_normal((10, 1, 3, 3)).astype(np.float32)
-    bias = rng.standard_normal(10).astype(np.float32)
-    for strides in ((1, 1), (2, 2), (2, 3)):
-        g = kernels.Geometry((3, 3), strides, (1, 1), (1, 1), 5)
-        out_sizes = g.out_sizes(x.shape[2:])
-        monkeypatch.setattr(shifted, "BLOCK_ELEMENTS", 1)
-        one = shifted.depthwise_forward(x, w, bias, g, out_sizes)
-        monkeypatch.setattr(shifted, "BLOCK_ELEMENTS", 1 << 20)
-        np.testing.assert_array_equal(shifted.depthwise_forward(x, w, bias, g, out_sizes), one)
-        assert_near(one, reference_forward(x, w, g) + bias.reshape(1, -1, 1, 1))
-
-
-def test_large_same_size_depthwise_planes_come_here_not_to_the_unpadded_ones(monkeypatch) -> None:
-    """MobileNet's 3×3 on planes whose chunk of the batch outgrows the cache runs on these
-    blocks of padded planes (``depthwise.usable`` declines it), with the same result (in 1-D:
-    2-D ones are ``banded``'s)."""
-    from modelpack.nn.kernels import depthwise, parallel
-
-    use_numpy_kernels(monkeypatch)
-    calls = record_calls(monkeypatch, shifted, "depthwise_forward")
-    rng = np.random.default_rng(12)
-    x = rng.standard_normal((2, 4, 81)).astype(np.float32)
-    w = rng.standard_normal((4, 1, 3)).astype(np.float32)
-    g = kernels.Geometry((3,), (1,), (1,), (1,), 4)
-    assert depthwise.usable(x, w, g, (81,))
-    monkeypatch.setattr(depthwise, "MAX_CHUNK_ELEMENTS", -(-2 // parallel.threads()) * 4 * 81 - 1)
-    assert not depthwise.usable(x, w, g, (81,))
-    out, _ = kernels.forward(x, w, None, g, backward=False)
-    assert calls
-    np.testing.assert_array_equal(out, depthwise.forward(x, w, None, g))
-
-
-@settings(max_examples=100, deadline=None)
-@given(drawn=strided(), seed=st.integers(0, 2**32 - 1), multiplier=st.integers(1, 2), block=st.sampled_from([1, 1 << 16]))
-def test_a_depthwise_backward_matches_the_reference(drawn, seed, multiplier, block) -> None:
-    """The input's and weight's gradients of a depthwise convolution from its input (no columns):
-    any strides, kernels, padding and dilation, a block per channel or whole examples."""
-    g, sizes, batch, c = drawn
-    rng = np.random.default_rng(seed)
-    x = rng.standard_normal((batch, c, *sizes)).astype(np.float32)
-    w = rng.standard_normal((c * multiplier, 1, *g.kernel)).astype(np.float32)
-    grad = rng.standard_normal((batch, c * multiplier, *g.out_sizes(sizes))).astype(np.float32)
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(shifted, "BLOCK_ELEMENTS", block)
-        grad_x, grad_w = shifted.depthwise_backward(grad, x, w, g)
-    expected_x, expected_w = reference_backward(x, w, grad, g)
-    assert grad_x is not None and grad_w is not None
-    assert_near(grad_x, expected_x)
-    assert_near(grad_w, expected_w)
-
-
-def test_a_large_depthwise_training_forward_keeps_no_columns_and_its_bits_ignore_the_threads(
-        monkeypatch) -> None:
-    """A training forward of a depthwise convolution on planes too large for the cache saves its
-    input (deferred); the backward's gradients are the reference's, the same bits at one
-    thread and at two. A small one keeps im2col's columns. (In 1-D: 2-D ones are ``banded``'s.)"""
-    from modelpack.nn.kernels import depthwise, parallel
-
-    use_numpy_kernels(monkeypatch)
-    monkeypatch.setattr(parallel, "MIN_ELEMENTS", 1)
-    calls = record_calls(monkeypatch, shifted, "depthwise_backward")
-    rng = np.random.default_rng(13)
-    g = kernels.Geometry((3,), (1,), (1,), (1,), 6)
-    x = rng.standard_normal((5, 6, 132)).astype(np.float32)
-    w = rng.standard_normal((6, 1, 3)).astype(np.float32)
-    assert not kernels.forward(x, w, None, g)[1].deferred
-    monkeypatch.setattr(depthwise, "MAX_CHUNK_ELEMENTS", 6 * 132 - 1)
-    out, saved = kernels.forward(x, w, None, g)
-    assert saved.deferred and saved.cols is x
-    grad = rng.standard_normal(out.shape).astype(np.float32)
-    assert_backward_near(grad, saved, x, w, g)
-    results = backward_at_thread_counts(grad, saved, w, g)
-    assert calls
-    for one, two in zip(*results, strict=True):
-        np.testing.assert_array_equal(one, two)
-
-
-def test_a_depthwise_backwards_planes_count_against_the_budget() -> None:
-    """A hostile padding: the backward's padded planes (about 3 GB here) are refused before
-    they are allocated, naming the file."""
-    layer = nn.Conv2D(2, 3, padding=8000, in_channels=2, groups=2)
-    layer.initialize(seed=0)
-    x = np.ones((1, 2, 1, 1), np.float32)
-    g = layer._geometry()
-    grad = np.ones((1, 2, *g.out_sizes((1, 1))), np.float32)
-    assert_refused_by_budget(layer, x, 2**20, r"padding the input by \(8000, 8000\)",
-                             lambda: shifted.depthwise_backward(grad, x, layer.weight.data(), g))
 
 
 def test_the_last_axis_weight_gradients_columns_count_against_the_budget() -> None:
