@@ -287,19 +287,20 @@ def _flippable(g: Geometry) -> bool:
     return all(s == 1 for s in g.strides) and all(p < s for p, s in zip(g.padding, g.span, strict=True))
 
 
-def _full_correlation(grad: np.ndarray, weight: np.ndarray, g: Geometry,
-                      in_sizes: Sizes) -> np.ndarray | None:
+def _full_correlation(grad: np.ndarray, weight: np.ndarray, g: Geometry, in_sizes: Sizes, *,
+                      may_decline: bool = True) -> np.ndarray | None:
     """The input's gradient at stride 1 (``_flippable``): the output's gradient correlated with
     the flipped kernel, input and output channels swapped per group; None where scattering the
-    taps back (col2im) is faster. Measured on d2l's shapes: for a depthwise convolution one
-    einsum over windows, 3× faster, and with one output per channel (MobileNet's) the
-    flipped convolution is depthwise too, its taps' multiply-adds (``shifted``) faster again
-    (32 channels of 16×16, batch 32, one thread: 1.55 → 0.93 ms); for an ungrouped one that
-    ``shifted`` takes, 1.1–1.7× faster (16–64 channels on 8×8 to 32×32 maps), and on its small
-    planes (not ``shifted.faster``) im2col's one GEMM of the gradient's columns faster again
-    (128 channels on 4×4, batch 32, 2 threads: 2.05 → 1.21 ms, col2im 1.5); elsewhere col2im.
-    A 3×3 one of many channels takes ``winograd`` first, a 3-D k×3×3 one ``winograd3d`` (their
-    numbers there)."""
+    taps back (col2im) is faster and ``may_decline`` (a forward that saved no columns to
+    scatter, ``winograd3d``'s, passes False: then im2col's GEMM of the flipped kernel).
+    Measured on d2l's shapes: for a depthwise convolution one einsum over windows, 3× faster,
+    and with one output per channel (MobileNet's) the flipped convolution is depthwise too, its
+    taps' multiply-adds (``depthwise``) faster again (32 channels of 16×16, batch 32, one
+    thread: 1.55 → 0.93 ms); for an ungrouped one that ``shifted`` takes, 1.1–1.7× faster
+    (16–64 channels on 8×8 to 32×32 maps), and on its small planes (not ``shifted.faster``)
+    im2col's one GEMM of the gradient's columns faster again (128 channels on 4×4, batch 32,
+    2 threads: 2.05 → 1.21 ms, col2im 1.5); elsewhere col2im. A 3×3 one of many channels
+    takes ``winograd`` first, a 3-D k×3×3 one ``winograd3d`` (their numbers there)."""
     groups, dims = g.groups, len(g.kernel)
     o, cg = weight.shape[:2]
     padding = tuple(s - 1 - p for s, p in zip(g.span, g.padding, strict=True))
@@ -311,8 +312,8 @@ def _full_correlation(grad: np.ndarray, weight: np.ndarray, g: Geometry,
     if not one_input_each and winograd3d.usable(grad, weight.swapaxes(0, 1), flipped_geometry):
         swapped = np.ascontiguousarray(weight[:, :, ::-1, ::-1, ::-1].swapaxes(0, 1))
         return winograd3d.forward(grad, swapped, None, flipped_geometry, in_sizes)
-    if not one_input_each and not shifted.usable(o, flipped_geometry, in_sizes):  # (the gradient's channels)
-        return None
+    if may_decline and not one_input_each and not shifted.usable(o, flipped_geometry, in_sizes):
+        return None  # (``o``: the gradient's channels)
     split = weight.reshape(groups, o // groups, cg, *g.kernel)
     reversed_taps: tuple[slice, ...] = (slice(None),) * 3 + (slice(None, None, -1),) * dims
     swapped = np.ascontiguousarray(split[reversed_taps].swapaxes(1, 2))
@@ -377,7 +378,7 @@ def backward(grad: np.ndarray, saved: Saved, weight: np.ndarray, g: Geometry, *,
         if need_weight:
             grad_w = winograd3d.weight_grad(grad, saved.cols, g, weight.shape)
         if need_x:
-            grad_x = _full_correlation(grad, weight, g, saved.in_shape[2:])
+            grad_x = _full_correlation(grad, weight, g, saved.in_shape[2:], may_decline=False)
         return grad_x, grad_w
     if saved.deferred and banded.trainable(saved.cols, weight, g):  # the forward's banded GEMMs
         if need_x:

@@ -23,7 +23,7 @@ from test_conv import (
 )
 
 from modelpack import autograd, nn
-from modelpack.nn.kernels import backend, parallel, winograd3d
+from modelpack.nn.kernels import backend, parallel, shifted, winograd3d
 from modelpack.nn.kernels import conv as kernels
 
 
@@ -165,6 +165,26 @@ def test_padding_past_the_kernels_reach_trains_elsewhere(monkeypatch) -> None:
     grad = np.random.default_rng(9).standard_normal(out.shape).astype(np.float32)
     expected_x, expected_w = reference_backward(x, w, grad, g)
     grad_x, grad_w = kernels.backward(grad, saved, w, g)
+    assert_near(grad_x, expected_x)
+    assert_near(grad_w, expected_w)
+
+
+def test_its_input_gradient_never_falls_to_columns_it_did_not_save(monkeypatch) -> None:
+    """The forward saved its input, not im2col's columns: where the flipped convolution is not
+    ``winograd3d``'s and ``shifted`` declines it, the input's gradient is still computed (on
+    im2col's GEMM of the flipped kernel), never left out."""
+    use_numpy_kernels(monkeypatch)
+    real = winograd3d.usable
+    monkeypatch.setattr(winograd3d, "usable", lambda x, weight, g: real(x, weight, g) and x.shape[1] == 16)
+    monkeypatch.setattr(shifted, "MIN_CHANNELS", 1 << 20)
+    g = _geometry((1, 1, 1))
+    x, w, _ = _arrays(10, 2, 16, 24, (3, 6, 6))
+    out, saved = kernels.forward(x, w, None, g)
+    assert saved.winograd
+    grad = np.random.default_rng(10).standard_normal(out.shape).astype(np.float32)
+    expected_x, expected_w = reference_backward(x, w, grad, g)
+    grad_x, grad_w = kernels.backward(grad, saved, w, g)
+    assert grad_x is not None
     assert_near(grad_x, expected_x)
     assert_near(grad_w, expected_w)
 
