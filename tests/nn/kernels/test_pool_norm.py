@@ -204,6 +204,45 @@ def test_per_channel_planes_change_no_bits(monkeypatch):
         np.testing.assert_array_equal(ours, theirs)
 
 
+@pytest.mark.parametrize("batch", [7, 9, 2])  # groups of 3 rows: 1 left over, none, fewer than a group
+@pytest.mark.parametrize("strided", [False, True])
+def test_grouped_planes_change_no_bits(monkeypatch, batch, strided):
+    """Per-channel operands grouped over several examples (``norm.GROUP_ROWS``: BatchNorm over
+    features) give the bits of one plane per example, rows left over and strided inputs
+    included: forward, every gradient, and inference after."""
+    rng = np.random.default_rng(batch)
+    whole = (1 + 2 * rng.standard_normal((batch, 10))).astype(np.float32)
+    x = whole[:, ::2] if strided else whole[:, :5].copy()
+    grad = rng.standard_normal(x.shape).astype(np.float32)
+    gamma = rng.standard_normal(5).astype(np.float32)
+    monkeypatch.setattr(norm_kernels, "GROUP_MIN_ELEMENTS", 0)
+    monkeypatch.setattr(norm_kernels, "GROUP_ELEMENTS", 15)  # 3 planes of 5 channels
+    results = []
+    for rows in (3, 1 << 30):  # groups of 3, then one plane per example
+        monkeypatch.setattr(norm_kernels, "GROUP_ROWS", rows)
+        grouped = 3 if rows == 3 and batch >= 3 else 1
+        assert norm_kernels._per_channel(gamma, x.reshape(batch, 5, 1)).shape[0] == grouped
+        layer = nn.BatchNorm(in_channels=5)
+        layer.initialize()
+        layer.gamma.set_data(gamma)
+        out, grad_x = _through_autograd(layer, x, grad)
+        results.append((out, grad_x, layer(x), layer.gamma.grad(), layer.beta.grad()))
+    for ours, theirs in zip(*results, strict=True):
+        np.testing.assert_array_equal(ours, theirs)
+
+
+def test_a_grouped_pass_writes_into_a_strided_output():
+    """``norm._apply`` with grouped planes and a strided ``out``: every value lands in ``out``
+    (its rows are regrouped by splitting the first axis, a view whatever the strides)."""
+    rng = np.random.default_rng(3)
+    a = rng.standard_normal((7, 4, 1)).astype(np.float32)
+    values = rng.standard_normal(4).astype(np.float32)
+    operand = np.repeat(values[None, :, None], 3, axis=0)  # 3 planes
+    out = np.zeros((7, 4, 2), np.float32)[:, :, :1]
+    norm_kernels._apply(np.multiply, a, operand, out)
+    np.testing.assert_array_equal(out, a * values[None, :, None])
+
+
 @pytest.mark.parametrize("row_block", [1, 2400, 6000, 1 << 18])  # rows a block: 1, 2, 5 (2 left), all 12
 def test_scalar_runs_change_no_bits(monkeypatch, row_block):
     """Long runs scaled and shifted as rows in blocks (``norm.SCALAR_RUNS``, ``ROW_BLOCK``)
