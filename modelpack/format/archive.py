@@ -140,7 +140,7 @@ class Archive(OpenArchive):
         self._spool: contextlib.ExitStack | None = None
         try:
             opened = container.Container.open(self._handle, self.name, limits)
-            self._budget = ActivationBudget(self.name, limits, model_bytes=opened.source.size)
+            self._file_bytes = opened.source.size  # (what a loaded model's activation budget scales with)
             self.manifest = opened.manifest(limits)
             self._index = self.manifest.weights
             self.comment = opened.comment  # the manifest's SHA-256 (a sharded index checks it)
@@ -276,7 +276,7 @@ class Archive(OpenArchive):
             net, params = architecture.build_model_with_params(tree, arrays, self.name, ties)
             self._check_on_first_read(params, infos)
         # What the file describes may ask for far more memory at run time than it holds.
-        limit_activations(net, self._budget)
+        limit_activations(net, ActivationBudget(self.name, self._limits, model_bytes=self._file_bytes))
         return net
 
     # -- reading -----------------------------------------------------------------------------

@@ -185,7 +185,8 @@ class Container:
 
     def validate_manifest(self, document: dict, version: tuple[int, int], limits: Limits) -> Manifest:
         manifest = schema.manifest_from_dict(
-            document, source=self._manifest_where, max_architecture_nodes=limits.max_architecture_nodes
+            document, source=self._manifest_where, max_architecture_nodes=limits.max_architecture_nodes,
+            version=version,
         )
         if versions.rules(version).hashes:
             weights = manifest.weights

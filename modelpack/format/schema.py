@@ -309,10 +309,13 @@ def manifest_from_dict(
     *,
     source: str,
     max_architecture_nodes: int = DEFAULT_LIMITS.max_architecture_nodes,
+    version: tuple[int, int] | None = None,
 ) -> Manifest:
     """Validate a parsed manifest, applying the version rules and the architecture's size
-    limit before the schema (validating a layer or graph node costs ~100 plain nodes)."""
-    found = check_format_version(document, source=source)
+    limit before the schema (validating a layer or graph node costs ~100 plain nodes).
+    ``version``: what ``check_format_version`` returned for this document, where the caller
+    checked it first (a reader opening an archive); else it is checked here."""
+    found = check_format_version(document, source=source) if version is None else version
     count = count_architecture_nodes(document.get("architecture"))
     if count > max_architecture_nodes:
         raise LimitError(
