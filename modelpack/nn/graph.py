@@ -6,18 +6,21 @@ layers under the same names (so ``collect_params()`` and ``load_parameters`` mat
 original class) and evaluates the nodes in order. Nothing is ever imported or executed from
 the file: every node is a registered op, a call to a child block, a parameter, a constant
 tensor from the weight bundle, or a scalar. The graph's data models are in ``nn.graph_spec``.
+At inference, a convolution's node, the BatchNorm's that alone reads its value and the ReLU's
+that alone reads that run as one step, the last two in place (``nn.fusion.in_place_step``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from pydantic import Field, field_validator
 
 from ..errors import FormatError, InputError, SchemaError
-from . import budget, hooks, structure
+from . import budget, fusion, hooks, structure
 from .block import Block
 from .graph_spec import GraphInput, GraphNode, GraphSpec, ParameterSpec, constant_index
 from .parameter import Parameter
@@ -83,6 +86,7 @@ class GraphBlock(Block):
             graph if graph is None or isinstance(graph, GraphSpec) else GraphSpec.model_validate(graph)
         )
         self._constants: list[np.ndarray | None] = [None] * constants
+        self._chains: list[_Chain] | None = None  # the graph's fusable chains, found on first use
 
     def register_child(self, block: Block, name: str | None = None) -> None:
         """Attach a child; it is also an attribute (``loaded.hidden``), as in the original class."""
@@ -148,11 +152,21 @@ class GraphBlock(Block):
             values[spec.name] = _check_input(spec, arg, self._source_class, sizes)
         # named_parameters, not collect_params: a forward must not rename the parameters.
         params = dict(self.named_parameters()) if any(n.op == "parameter" for n in graph.nodes) else {}
+        fused = self._fused(graph) if fusion.enabled() else {}
+        skipped: set[int] = set()
         for position, node in enumerate(graph.nodes):
+            if position in skipped:  # (computed by a fused chain)
+                continue
             inputs = [values[name] for name in node.inputs]
             what = f"graph node {position} ({node.op})"
+            names = node.outputs
             try:
-                results = self._run(node, inputs, params, sizes, what)
+                chain = fused.get(position)
+                if chain is None:
+                    results = self._run(node, inputs, params, sizes, what)
+                else:
+                    results, names = [chain.run(inputs[0])], [chain.output]
+                    skipped.update(chain.later)
             except (ValueError, TypeError, IndexError, ArithmeticError) as exc:
                 # numpy refusing the op (shapes that do not broadcast, a bad axis, a scalar
                 # that does not fit the array's dtype): say where.
@@ -161,14 +175,36 @@ class GraphBlock(Block):
                     f"inputs: {exc}"
                 ) from exc
             budget.hold(results, inputs, what)  # this graph keeps them until it returns
-            if len(results) != len(node.outputs):
+            if len(results) != len(names):
                 raise InputError(
                     f"{self._source_class}: graph node {position} ({node.op}) gave {len(results)} "
-                    f"values where the graph names {len(node.outputs)}"
+                    f"values where the graph names {len(names)}"
                 )
-            for name, result in zip(node.outputs, results, strict=True):
+            for name, result in zip(names, results, strict=True):
                 values[name] = result
         return graph.outputs.pack([values[name] for name in graph.outputs.values])
+
+    def _fused(self, graph: GraphSpec) -> dict[int, _Fused]:
+        """The chains that fuse on this call, by their first node's position: the blocks are
+        looked up and checked at each call (a child may be replaced, a hook added)."""
+        if self._chains is None:
+            self._chains = _chains(graph)
+        found: dict[int, _Fused] = {}
+        taken: set[int] = set()
+        for chain in self._chains:
+            if chain.conv in taken or chain.norm in taken:
+                continue
+            conv, norm = (self._resolve(graph.nodes[p].attrs["block"]) for p in (chain.conv, chain.norm))
+            if not fusion.foldable(conv, norm):
+                continue
+            relu = chain.relu is not None and (
+                graph.nodes[chain.relu].op == "relu"
+                or fusion.is_relu(self._resolve(graph.nodes[chain.relu].attrs["block"])))
+            later = (chain.norm, chain.relu) if relu and chain.relu is not None else (chain.norm,)
+            output = graph.nodes[later[-1]].outputs[0]
+            found[chain.conv] = _Fused(fusion.in_place_step(conv, norm, relu), output, later)
+            taken.update((chain.conv, *later))
+        return found
 
     def _flat_arguments(self, graph: GraphSpec, args: tuple[Any, ...]) -> list[Any]:
         """forward's arguments as the graph's flat inputs, after checking their structure."""
@@ -242,6 +278,61 @@ class GraphBlock(Block):
 
     def __repr__(self) -> str:
         return super().__repr__().replace(type(self).__name__, f"Graph[{self._source_class}]", 1)
+
+
+@dataclass(frozen=True)
+class _Chain:
+    """Nodes that may run as one fused step: a layer call (a convolution?), the layer call that
+    alone reads its value (a BatchNorm?), and what alone reads that (a ReLU?, or None); the
+    blocks are checked when the graph runs. Positions in the graph's nodes."""
+
+    conv: int
+    norm: int
+    relu: int | None
+
+
+@dataclass(frozen=True)
+class _Fused:
+    """A chain fused on this call: its step, the value it gives and the later nodes it runs."""
+
+    run: fusion.Step
+    output: str
+    later: tuple[int, ...]
+
+
+def _chains(graph: GraphSpec) -> list[_Chain]:
+    """Every layer call whose one value is read by one other single-value layer call alone (and
+    is not returned): a convolution and its BatchNorm, if the blocks prove to be; with the ReLU
+    op or layer call that alone reads the second value, where there is one."""
+    readers: dict[str, list[int]] = {}
+    for position, node in enumerate(graph.nodes):
+        for name in node.inputs:
+            readers.setdefault(name, []).append(position)
+    returned = set(graph.outputs.values)
+
+    def only_reader(value: str) -> int | None:
+        found = readers.get(value, [])
+        return found[0] if len(found) == 1 and value not in returned else None
+
+    def one_to_one(node: GraphNode) -> bool:
+        return len(node.inputs) == 1 and len(node.outputs) == 1
+
+    def layer_call(node: GraphNode) -> bool:
+        return (node.op == "layer" and one_to_one(node) and node.attrs.get("args") is None
+                and node.attrs.get("returns", "single") == "single")
+
+    chains = []
+    for position, node in enumerate(graph.nodes):
+        norm = only_reader(node.outputs[0]) if layer_call(node) else None
+        if norm is None or not layer_call(graph.nodes[norm]):
+            continue
+        relu = only_reader(graph.nodes[norm].outputs[0])
+        if relu is not None:
+            after = graph.nodes[relu]
+            if not (layer_call(after) or (after.op == "relu" and one_to_one(after) and not after.attrs)):
+                relu = None
+        chains.append(_Chain(position, norm, relu))
+    return chains
 
 
 def _check_input(spec: GraphInput, arg: Any, owner: str, sizes: dict[str, int]) -> Any:

@@ -136,19 +136,35 @@ class BatchNorm(_Norm):
     def _forward(self, x: Any) -> tuple[np.ndarray, kernels.Stats]:
         """The output, and the statistics it normalised with (for the backward)."""
         array = as_float(x, self._dtype)
-        if not -array.ndim <= self._axis < array.ndim or array.ndim < 2:
-            raise InputError(f"BatchNorm(axis={self._axis}) cannot apply to shape {array.shape}")
-        axis = self._axis % array.ndim
-        self._set_channels(array.shape[axis])
-        gamma = self.gamma.data() if self._scale else None
+        axis = self._channel_axis(array)
         if not is_training() or self._use_global_stats:
-            return kernels.batch_norm(array, axis, self.running_mean.data(), self.running_var.data(), gamma,
-                                      self.beta.data(), self._epsilon, batch=False)
+            return self._inference(array, axis, in_place=False)
+        gamma = self.gamma.data() if self._scale else None
         out, stats, var = kernels.batch_norm_training(array, axis, gamma, self.beta.data(), self._epsilon)
         m = self._dtype.type(self._momentum)
         self.running_mean.set_data(m * self.running_mean.data() + (1 - m) * stats.mean)
         self.running_var.set_data(m * self.running_var.data() + (1 - m) * var)
         return out, stats
+
+    def inference_in_place(self, array: np.ndarray) -> np.ndarray:
+        """This layer at inference written over ``array`` (of its dtype; a new array where it is
+        not C-contiguous), the bits ``forward`` gives: ``nn.fusion``'s step, on a convolution's
+        output it alone reads."""
+        axis = self._channel_axis(array)
+        return self._inference(array, axis, in_place=array.flags.c_contiguous)[0]
+
+    def _inference(self, array: np.ndarray, axis: int, *, in_place: bool) -> tuple[np.ndarray, kernels.Stats]:
+        gamma = self.gamma.data() if self._scale else None
+        return kernels.batch_norm(array, axis, self.running_mean.data(), self.running_var.data(), gamma,
+                                  self.beta.data(), self._epsilon, batch=False, in_place=in_place)
+
+    def _channel_axis(self, array: np.ndarray) -> int:
+        """The channels' axis of ``array`` (checked), its size taken as the channel count."""
+        if not -array.ndim <= self._axis < array.ndim or array.ndim < 2:
+            raise InputError(f"BatchNorm(axis={self._axis}) cannot apply to shape {array.shape}")
+        axis = self._axis % array.ndim
+        self._set_channels(array.shape[axis])
+        return axis
 
     def _set_channels(self, channels: int) -> None:
         for param in (self.gamma, self.beta, self.running_mean, self.running_var):

@@ -1,8 +1,9 @@
-"""``nn.fusion``: a Sequential's Conv → BatchNorm → ReLU chains run folded at inference, give
-what the layers give one by one (within float32 rounding: ``rtol=1e-5, atol=1e-5`` on outputs
-of order 1, the folded weight rounded once more), and stay unfused wherever a fused call could
-differ: training, autograd, forward hooks, subclasses, a BatchNorm on another axis or dtype,
-a convolution with its own activation.
+"""``nn.fusion``: a Sequential's Conv → BatchNorm → ReLU chains, and a loaded graph's where each
+value is read by the next step alone, run folded at inference, give what the layers give one
+by one (within float32 rounding: ``rtol=1e-5, atol=1e-5`` on outputs of order 1, the folded
+weight rounded once more), and stay unfused wherever a fused call could differ: training,
+autograd, forward hooks, subclasses, a BatchNorm on another axis or dtype, a convolution with
+its own activation, a graph value read by another step or returned.
 """
 
 from __future__ import annotations
@@ -10,7 +11,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from modelpack import autograd, nn
+import modelpack
+from modelpack import autograd, nn, npx
 from modelpack.nn import fusion
 
 TOLERANCE = {"rtol": 1e-5, "atol": 1e-5}
@@ -190,3 +192,147 @@ def test_a_chain_whose_hooks_were_all_detached_is_fused_again(monkeypatch):
     handle.detach()
     net(x)
     assert calls == ["plain", "folded"]
+
+
+# -- in a graph: a traced custom block, loaded ----------------------------------------------------
+
+
+class _Residual(nn.Block):
+    """d2l's residual block: its chains are a graph's nodes once traced, not a Sequential's."""
+
+    def __init__(self, relu_layer: bool = False) -> None:
+        super().__init__()
+        self.conv1, self.bn1 = nn.Conv2D(4, 3, padding=1, in_channels=4), nn.BatchNorm(in_channels=4)
+        self.conv2, self.bn2 = nn.Conv2D(4, 3, padding=1, in_channels=4), nn.BatchNorm(in_channels=4)
+        self.act = nn.Activation("relu") if relu_layer else None
+
+    def forward(self, x):
+        y = self.bn1(self.conv1(x))
+        y = self.act(y) if self.act is not None else npx.relu(y)
+        return npx.relu(self.bn2(self.conv2(y)) + x)
+
+
+class _Reads(nn.Block):
+    """A convolution's or BatchNorm's value read twice, or returned: no chain to fuse."""
+
+    def __init__(self, how: str) -> None:
+        super().__init__()
+        self.how = how
+        self.conv, self.bn = nn.Conv2D(4, 3, padding=1, in_channels=4), nn.BatchNorm(in_channels=4)
+
+    def forward(self, x):
+        y = self.conv(x)
+        z = self.bn(y)
+        if self.how == "conv read twice":
+            return z + y
+        if self.how == "conv returned":
+            return z, y
+        return npx.relu(z), z  # "norm returned": conv and norm fuse, not the ReLU
+
+
+def _loaded(block: nn.Block, x: np.ndarray, tmp_path) -> nn.Block:
+    """``block`` with far-from-initial statistics, exported (traced) and loaded back."""
+    block.initialize(init="xavier", seed=0)
+    block(x)
+    rng = np.random.default_rng(1)
+    for norm in (b for b in block.children.values() if isinstance(b, nn.BatchNorm)):
+        _with_statistics(norm, 4, rng)
+    modelpack.export(block, tmp_path / "block.mpk", example=x)
+    loaded = modelpack.load(tmp_path / "block.mpk")
+    assert isinstance(loaded, nn.GraphBlock)
+    return loaded
+
+
+def _norm_calls(monkeypatch) -> list[int]:
+    calls: list[int] = []
+    forward = nn.BatchNorm.forward
+
+    def spy(self, x):
+        calls.append(1)
+        return forward(self, x)
+
+    monkeypatch.setattr(nn.BatchNorm, "forward", spy)
+    return calls
+
+
+@pytest.mark.parametrize("relu_layer", [False, True])  # npx.relu (an op node) or an Activation child
+def test_a_graphs_chains_run_in_place_and_give_the_layers_bits(relu_layer, tmp_path, monkeypatch):
+    x = np.random.default_rng(2).normal(size=(2, 4, 7, 7)).astype(np.float32)
+    block = _Residual(relu_layer)
+    loaded = _loaded(block, x, tmp_path)
+    expected = block(x)
+    calls, norms = _spy(monkeypatch), _norm_calls(monkeypatch)
+    np.testing.assert_array_equal(loaded(x), expected)
+    assert calls == ["plain", "plain"] and not norms  # each BatchNorm ran in place
+    with nn.training():  # batch statistics: the layers one by one
+        loaded(x)
+    assert len(norms) == 2
+
+
+@pytest.mark.parametrize("how", ["conv read twice", "conv returned", "norm returned"])
+def test_a_value_read_elsewhere_is_not_overwritten(how, tmp_path, monkeypatch):
+    x = np.random.default_rng(3).normal(size=(2, 4, 6, 6)).astype(np.float32)
+    block = _Reads(how)
+    loaded = _loaded(block, x, tmp_path)
+    expected = block(x)
+    norms = _norm_calls(monkeypatch)
+    out = loaded(x)
+    assert len(norms) == (0 if how == "norm returned" else 1)  # (its ReLU stays apart)
+    for ours, theirs in zip(out if isinstance(out, tuple) else (out,),
+                            expected if isinstance(expected, tuple) else (expected,), strict=True):
+        np.testing.assert_array_equal(ours, theirs)
+
+
+def test_a_hooked_layer_in_a_graph_runs_apart(tmp_path, monkeypatch):
+    x = np.random.default_rng(4).normal(size=(2, 4, 6, 6)).astype(np.float32)
+    block = _Residual()
+    loaded = _loaded(block, x, tmp_path)
+    expected = block(x)
+    seen: list[tuple[int, ...]] = []
+    handle = loaded.bn2.register_forward_hook(lambda layer, inputs, output: seen.append(output.shape))
+    norms = _norm_calls(monkeypatch)
+    np.testing.assert_array_equal(loaded(x), expected)
+    assert len(norms) == 1 and seen == [(2, 4, 6, 6)]  # bn2 apart, bn1 in place
+    handle.detach()
+    norms.clear()
+    loaded(x)
+    assert not norms
+
+
+class _Stacked(nn.Block):
+    """conv → BatchNorm → conv → BatchNorm → tanh: two chains back to back, neither with a ReLU."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv1, self.bn1 = nn.Conv2D(4, 3, padding=1, in_channels=4), nn.BatchNorm(in_channels=4)
+        self.conv2, self.bn2 = nn.Conv2D(4, 1, in_channels=4), nn.BatchNorm(in_channels=4)
+        self.act = nn.Activation("tanh")
+
+    def forward(self, x):
+        return self.act(self.bn2(self.conv2(self.bn1(self.conv1(x)))))
+
+
+def test_chains_back_to_back_both_run_in_place_and_only_a_relu_joins_them(tmp_path, monkeypatch):
+    x = np.random.default_rng(5).normal(size=(2, 4, 6, 6)).astype(np.float32)
+    block = _Stacked()
+    loaded = _loaded(block, x, tmp_path)
+    expected = block(x)
+    norms = _norm_calls(monkeypatch)
+    np.testing.assert_array_equal(loaded(x), expected)
+    assert not norms
+
+
+def test_a_batch_norm_in_place_is_its_forward_and_a_strided_array_gets_a_new_one():
+    rng = np.random.default_rng(6)
+    norm = nn.BatchNorm(in_channels=3)
+    norm.initialize()
+    _with_statistics(norm, 3, rng)
+    x = rng.normal(size=(2, 3, 5, 4)).astype(np.float32)
+    expected = norm(x)
+    overwritten = x.copy()
+    assert norm.inference_in_place(overwritten) is overwritten
+    np.testing.assert_array_equal(overwritten, expected)
+    strided = np.repeat(x, 2, axis=3)[..., ::2]
+    result = norm.inference_in_place(strided)
+    np.testing.assert_array_equal(result, expected)
+    np.testing.assert_array_equal(strided, x)  # left as it was

@@ -205,13 +205,17 @@ def affine_terms(mean: np.ndarray, var: np.ndarray, gamma: np.ndarray | None, be
 
 
 def batch_norm(x: np.ndarray, axis: int, mean: np.ndarray, var: np.ndarray, gamma: np.ndarray | None,
-               beta: np.ndarray, epsilon: float, *, batch: bool) -> tuple[np.ndarray, Stats]:
-    """γ·(x − mean)/√(var + ε) + β per channel along ``axis`` (γ None: 1), and the statistics."""
+               beta: np.ndarray, epsilon: float, *, batch: bool, in_place: bool = False
+               ) -> tuple[np.ndarray, Stats]:
+    """γ·(x − mean)/√(var + ε) + β per channel along ``axis`` (γ None: 1), and the statistics;
+    ``in_place``: written over x (C-contiguous), the same bits."""
     dtype = x.dtype
     inv_std, scale, shift = affine_terms(mean, var, gamma, beta, epsilon, dtype)
     three = _three(x, axis)
     scales, shifts = _per_channel(scale, three), _per_channel(shift, three)
-    out = np.empty_like(three)
+    if in_place and not x.flags.c_contiguous:
+        raise ValueError("batch_norm in place needs a C-contiguous array")
+    out = three if in_place else np.empty_like(three)
     loops = _loops(three, scale, shift)
 
     def run(rows: slice) -> None:
@@ -221,7 +225,7 @@ def batch_norm(x: np.ndarray, axis: int, mean: np.ndarray, var: np.ndarray, gamm
         _scale_shift(three[rows], out[rows], (scale, scales), (shift, shifts))
 
     parallel.over_batch(run, three.shape[0], three.size, min_elements=SPLIT_ELEMENTS)
-    return out.reshape(x.shape), Stats(mean.astype(dtype, copy=False), inv_std, batch)
+    return x if in_place else out.reshape(x.shape), Stats(mean.astype(dtype, copy=False), inv_std, batch)
 
 
 def batch_norm_training(x: np.ndarray, axis: int, gamma: np.ndarray | None, beta: np.ndarray,

@@ -366,3 +366,19 @@ def test_scale_shift_into_a_strided_output():
     out = np.zeros((3, 2, 4096), np.float32).transpose(1, 0, 2)
     norm_kernels._scale_shift(source, out, (scale, scale[None, :, None]), (shift, shift[None, :, None]))
     np.testing.assert_array_equal(out, source * scale[None, :, None] + shift[None, :, None])
+
+
+@pytest.mark.parametrize("shape", [(5, 3, 4, 6), (300, 64)])  # planes, and grouped rows over features
+def test_batch_norm_in_place_gives_its_bits_and_needs_a_contiguous_array(shape):
+    rng = np.random.default_rng(7)
+    x = (1 + 2 * rng.standard_normal(shape)).astype(np.float32)
+    c = shape[1]
+    mean, var = rng.standard_normal(c).astype(np.float32), rng.uniform(0.5, 2, c).astype(np.float32)
+    gamma, beta = rng.standard_normal(c).astype(np.float32), rng.standard_normal(c).astype(np.float32)
+    expected = norm_kernels.batch_norm(x, 1, mean, var, gamma, beta, 1e-5, batch=False)[0]
+    overwritten = x.copy()
+    result = norm_kernels.batch_norm(overwritten, 1, mean, var, gamma, beta, 1e-5, batch=False, in_place=True)[0]
+    assert result is overwritten
+    np.testing.assert_array_equal(overwritten, expected)
+    with pytest.raises(ValueError, match="C-contiguous"):
+        norm_kernels.batch_norm(x[::2], 1, mean, var, gamma, beta, 1e-5, batch=False, in_place=True)
