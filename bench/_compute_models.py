@@ -6,6 +6,8 @@ Each builder takes a size (``"full"`` or ``"quick"``) and returns a ``Workload``
 
 from __future__ import annotations
 
+import dataclasses
+import io
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -13,6 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
+import modelpack
 from modelpack import nn, npx
 
 
@@ -146,6 +149,19 @@ def resnet(size: str) -> Workload:
     return Workload("ResNet-18-style", shapes, 2.0, net, t.Sequential(*layers), x, _labels(rng, (batch,)))
 
 
+def resnet_loaded(size: str) -> Workload:
+    """``resnet``'s net exported (its residual blocks traced) and loaded back: what a user who
+    loads its archive runs, the blocks as graphs (their Conv → BatchNorm → ReLU chains in
+    place at inference, ``nn.fusion``)."""
+    work = resnet(size)
+    work.net.initialize(init="xavier", seed=0)
+    work.net(work.x)  # every deferred shape known
+    buffer = io.BytesIO()
+    modelpack.export(work.net, buffer, example=work.x)
+    loaded = modelpack.load(io.BytesIO(buffer.getvalue()))
+    return dataclasses.replace(work, name="ResNet-18-style, loaded", net=loaded)
+
+
 # -- Transformer encoder block: d2l's chapter 11.7 ------------------------------------------------
 
 
@@ -255,4 +271,4 @@ def decoder(size: str) -> Workload:
                     net, model, x, _labels(rng, (batch,)))
 
 
-WORKLOADS = (mlp, cnn, lenet, resnet, transformer, mobilenet, decoder)
+WORKLOADS = (mlp, cnn, lenet, resnet, resnet_loaded, transformer, mobilenet, decoder)

@@ -2,7 +2,8 @@
 
 Workloads (``bench/_compute_models.py``, built twice with the same layers in the same order):
 an MLP, the issue's small CNN, d2l's LeNet, a ResNet-18-style net (residual blocks with
-BatchNorm) and a Transformer encoder block; float32 throughout.
+BatchNorm; also exported and loaded back, its blocks then traced graphs, as a user who loads
+its archive runs it) and a Transformer encoder block; float32 throughout.
 
 - forward: inference (``net(x)`` against ``model(x)`` under ``torch.no_grad()``, eval mode);
 - training step: ``autograd.record()`` → softmax cross-entropy → ``backward`` →

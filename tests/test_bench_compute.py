@@ -44,7 +44,7 @@ def test_compute_bench_runs_every_workload_quick(monkeypatch):
         assert len(rows) == 2 and all(row.count("|") == 8 for row in rows)
         assert all(seconds > 0 for pair in (result["forward"], result["step"]) for seconds in pair)
         names.append(result["work"].name)
-    assert names == ["MLP", "CNN", "LeNet", "ResNet-18-style", "Transformer encoder block",
+    assert names == ["MLP", "CNN", "LeNet", "ResNet-18-style", "ResNet-18-style, loaded", "Transformer encoder block",
                      "MobileNet-style (depthwise)", "Decoder (transposed)"]
     # On a busy machine a wall-time run judges no target: its times measure the contention.
     assert all("not judged (busy machine)" in row for row in module.rows_of(result, judged=False))
