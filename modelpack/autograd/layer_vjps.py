@@ -187,16 +187,16 @@ def _normalised(array: np.ndarray, axes: Any, epsilon: float) -> tuple[np.ndarra
 
 @rule(BatchNorm)
 def _batch_norm(block: BatchNorm, x: Any) -> tuple[Any, LayerBackward]:
-    config = block.get_config()
+    scaled, axis = block._scale, block._axis  # (config fields, without building the whole config each call)
     # In training, also updates the running averages, once; the statistics it normalised
     # with (the batch's, or the running ones it left be) are the backward's.
     out, stats = forward_saving(block, x)
 
     def backward(grad: np.ndarray, wants: frozenset[str]) -> tuple[Any, Grads]:
         array = as_float(x, grad.dtype)
-        gamma = data(block, "gamma") if config["scale"] else None
+        gamma = data(block, "gamma") if scaled else None
         grad_x, grad_gamma, grad_beta = norm_kernels.batch_norm_backward(
-            grad, array, config["axis"] % array.ndim, stats, gamma)
+            grad, array, axis % array.ndim, stats, gamma)
         return grad_x.reshape(np.shape(x)), {"gamma": grad_gamma, "beta": grad_beta}
 
     return out, backward

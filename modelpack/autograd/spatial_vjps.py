@@ -28,12 +28,12 @@ def _conv(block: _Conv, x: Any) -> tuple[Any, LayerBackward]:
     """Convolution and its transpose (a subclass): a convolution's backward reuses the
     forward's im2col columns; a transposed one's runs the convolution it is the transpose of."""
     out, saved = forward_saving(block, x)
-    config = block.get_config()
+    activation = block._activation  # (its config's field, without building the whole config each call)
     weight = data(block, "weight")  # (O, C/G, *kernel); a transpose's (C, O/G, *kernel)
 
     def backward(grad: np.ndarray, wants: frozenset[str]) -> tuple[Any, Grads]:
         array = as_float(x, weight.dtype)
-        grad = through_activation(config["activation"], grad, out, lambda: block._compute(array)[0])
+        grad = through_activation(activation, grad, out, lambda: block._compute(array)[0])
         grads = {}
         if "bias" in wants:
             grads["bias"] = conv_grads.bias(grad)

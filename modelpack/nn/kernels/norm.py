@@ -9,6 +9,7 @@ between the passes.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import ModuleType
@@ -32,7 +33,7 @@ class Stats:
 
 def _three(array: np.ndarray, axis: int) -> np.ndarray:
     """(outer, C, inner) view of ``array`` with the channels ``axis`` in the middle."""
-    outer = int(np.prod(array.shape[:axis], dtype=np.int64))
+    outer = math.prod(array.shape[:axis])
     return array.reshape(outer, array.shape[axis], -1)
 
 
