@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 import threading
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -52,11 +52,17 @@ class ActivationBudget:
 
 @dataclass(frozen=True)
 class _Guard:
-    """Set on every block of a limited model: the budget, and the block's name for messages."""
+    """Set on every block of a limited model: the budget, and the block's name for messages
+    (``where``, formatted once rather than at each call)."""
 
     budget: ActivationBudget
     path: str
     kind: str
+    where: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        name = f"block {self.path!r}" if self.path else "the top-level block"
+        object.__setattr__(self, "where", f"{name} ({self.kind})")
 
 
 class _Run:
@@ -114,8 +120,7 @@ def guarded_call(block: Block, guard: _Guard, args: tuple[Any, ...],
         run = _Run(guard.budget, guard.budget.limit_for(args))
         _state.run = run
     used, where = run.used, run.where
-    block_name = f"block {guard.path!r}" if guard.path else "the top-level block"
-    run.where = f"{block_name} ({guard.kind})"
+    run.where = guard.where
     try:
         return (block.forward if forward is None else forward)(*args)
     except ModelpackError as exc:
