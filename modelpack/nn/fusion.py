@@ -25,16 +25,18 @@ fused step as the convolution's call.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any, cast
 
 from . import budget, hooks
 from .activations import Activation, relu_into
 from .block import Block
 from .conv import Conv1D, Conv2D, Conv3D
+from .graph_spec import GraphNode, GraphSpec
 from .mode import is_training
 from .norm import BatchNorm
 
-__all__ = ["enabled", "steps", "foldable", "is_relu", "step", "in_place_step"]
+__all__ = ["enabled", "steps", "foldable", "is_relu", "step", "in_place_step", "Chain", "graph_chains"]
 
 _CONVOLUTIONS = (Conv1D, Conv2D, Conv3D)
 
@@ -116,3 +118,52 @@ def _step(conv: Any, norm: BatchNorm, relu: bool) -> Step:
     if guard is None:
         return run
     return lambda x: budget.guarded_call(conv, guard, (x,), forward=run)
+
+
+# -- in a graph ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Chain:
+    """Nodes that may run as one fused step: a layer call (a convolution?), the layer call that
+    alone reads its value (a BatchNorm?), and what alone reads that (a ReLU?, or None); the
+    blocks are checked when the graph runs. Positions in the graph's nodes."""
+
+    conv: int
+    norm: int
+    relu: int | None
+
+
+def graph_chains(graph: GraphSpec) -> list[Chain]:
+    """Every layer call whose one value is read by one other single-value layer call alone (and
+    is not returned): a convolution and its BatchNorm, if the blocks prove to be; with the ReLU
+    op or layer call that alone reads the second value, where there is one."""
+    readers: dict[str, list[int]] = {}
+    for position, node in enumerate(graph.nodes):
+        for name in node.inputs:
+            readers.setdefault(name, []).append(position)
+    returned = set(graph.outputs.values)
+
+    def only_reader(value: str) -> int | None:
+        found = readers.get(value, [])
+        return found[0] if len(found) == 1 and value not in returned else None
+
+    def one_to_one(node: GraphNode) -> bool:
+        return len(node.inputs) == 1 and len(node.outputs) == 1
+
+    def layer_call(node: GraphNode) -> bool:
+        return (node.op == "layer" and one_to_one(node) and node.attrs.get("args") is None
+                and node.attrs.get("returns", "single") == "single")
+
+    chains = []
+    for position, node in enumerate(graph.nodes):
+        norm = only_reader(node.outputs[0]) if layer_call(node) else None
+        if norm is None or not layer_call(graph.nodes[norm]):
+            continue
+        relu = only_reader(graph.nodes[norm].outputs[0])
+        if relu is not None:
+            after = graph.nodes[relu]
+            if not (layer_call(after) or (after.op == "relu" and one_to_one(after) and not after.attrs)):
+                relu = None
+        chains.append(Chain(position, norm, relu))
+    return chains

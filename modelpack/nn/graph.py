@@ -7,7 +7,8 @@ original class) and evaluates the nodes in order. Nothing is ever imported or ex
 the file: every node is a registered op, a call to a child block, a parameter, a constant
 tensor from the weight bundle, or a scalar. The graph's data models are in ``nn.graph_spec``.
 At inference, a convolution's node, the BatchNorm's that alone reads its value and the ReLU's
-that alone reads that run as one step, the last two in place (``nn.fusion.in_place_step``).
+that alone reads that run as one step, the last two in place (``nn.fusion`` finds the chains
+and holds the rules; this module runs them).
 """
 
 from __future__ import annotations
@@ -86,7 +87,7 @@ class GraphBlock(Block):
             graph if graph is None or isinstance(graph, GraphSpec) else GraphSpec.model_validate(graph)
         )
         self._constants: list[np.ndarray | None] = [None] * constants
-        self._chains: list[_Chain] | None = None  # the graph's fusable chains, found on first use
+        self._chains: list[fusion.Chain] | None = None  # the graph's fusable chains, found on first use
         self._labels: list[str] | None = None  # each node's name in messages, made on first use
 
     def register_child(self, block: Block, name: str | None = None) -> None:
@@ -192,7 +193,7 @@ class GraphBlock(Block):
         """The chains that fuse on this call, by their first node's position: the blocks are
         looked up and checked at each call (a child may be replaced, a hook added)."""
         if self._chains is None:
-            self._chains = _chains(graph)
+            self._chains = fusion.graph_chains(graph)
         found: dict[int, _Fused] = {}
         taken: set[int] = set()
         for chain in self._chains:
@@ -283,58 +284,12 @@ class GraphBlock(Block):
 
 
 @dataclass(frozen=True)
-class _Chain:
-    """Nodes that may run as one fused step: a layer call (a convolution?), the layer call that
-    alone reads its value (a BatchNorm?), and what alone reads that (a ReLU?, or None); the
-    blocks are checked when the graph runs. Positions in the graph's nodes."""
-
-    conv: int
-    norm: int
-    relu: int | None
-
-
-@dataclass(frozen=True)
 class _Fused:
     """A chain fused on this call: its step, the value it gives and the later nodes it runs."""
 
     run: fusion.Step
     output: str
     later: tuple[int, ...]
-
-
-def _chains(graph: GraphSpec) -> list[_Chain]:
-    """Every layer call whose one value is read by one other single-value layer call alone (and
-    is not returned): a convolution and its BatchNorm, if the blocks prove to be; with the ReLU
-    op or layer call that alone reads the second value, where there is one."""
-    readers: dict[str, list[int]] = {}
-    for position, node in enumerate(graph.nodes):
-        for name in node.inputs:
-            readers.setdefault(name, []).append(position)
-    returned = set(graph.outputs.values)
-
-    def only_reader(value: str) -> int | None:
-        found = readers.get(value, [])
-        return found[0] if len(found) == 1 and value not in returned else None
-
-    def one_to_one(node: GraphNode) -> bool:
-        return len(node.inputs) == 1 and len(node.outputs) == 1
-
-    def layer_call(node: GraphNode) -> bool:
-        return (node.op == "layer" and one_to_one(node) and node.attrs.get("args") is None
-                and node.attrs.get("returns", "single") == "single")
-
-    chains = []
-    for position, node in enumerate(graph.nodes):
-        norm = only_reader(node.outputs[0]) if layer_call(node) else None
-        if norm is None or not layer_call(graph.nodes[norm]):
-            continue
-        relu = only_reader(graph.nodes[norm].outputs[0])
-        if relu is not None:
-            after = graph.nodes[relu]
-            if not (layer_call(after) or (after.op == "relu" and one_to_one(after) and not after.attrs)):
-                relu = None
-        chains.append(_Chain(position, norm, relu))
-    return chains
 
 
 def _check_input(spec: GraphInput, arg: Any, owner: str, sizes: dict[str, int]) -> Any:
