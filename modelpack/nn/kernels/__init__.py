@@ -14,7 +14,7 @@ by side, on plain numpy arrays.
   shifted on the output side, where that is faster;
 - ``winograd``: a 2-D 3×3 convolution at stride 1 by Winograd's F(4×4, 3×3) (a quarter of the
   multiply-adds: 36 GEMMs over the channels, the tiles' transforms as GEMMs too), for inference
-  and the input's gradient where channels are many;
+  and the input's gradient, for 32 to 128 channels on enough tiles;
 - ``winograd3d``: a 3-D k×3×3 convolution at stride 1 on ``winograd``'s transforms in (H, W),
   the depth taps summed in the GEMMs' reduction (inference, and training: both gradients);
 - ``depthwise``: a depthwise convolution on blocks of padded (at a stride, phase) planes, each

@@ -11,7 +11,9 @@ pass but the tiles' gather and the output's scatter runs on BLAS.
 Its float32 error is about ten times im2col's: over 1,152-term sums (128 channels) of unit
 inputs and Xavier-scaled weights, 3e-5 against 3e-6 of the largest output (the transforms'
 coefficients up to 8 and their 1/24 rounding). The transforms' extra passes cost as much as
-the saved arithmetic where the channels are few (16), so ``usable`` asks for ``MIN_CHANNELS``.
+the saved arithmetic where the channels are few (16), so ``usable`` asks for ``MIN_CHANNELS``;
+the weight's transform at each call outweighs it where they are many or the tiles few
+(``MAX_CHANNELS``, ``MIN_TILES``).
 """
 
 from __future__ import annotations
@@ -45,6 +47,21 @@ AT = np.array([[1, 1, 1, 1, 1, 0], [0, 1, -1, 2, -2, 0], [0, 1, 1, 4, 4, 0], [0,
 # 64 on 8×8 1.79 → 1.30, 128 on 4×4 1.63 → 1.15; input gradients 2.36 → 2.08, 1.75 → 1.30, 1.97
 # (col2im) → 1.29. It lost on 16 channels of 32×32: 1.70 → 2.53, the gradient 1.43 → 2.31.
 MIN_CHANNELS = 32
+# It also lost where the weight's transform, 324 multiply-adds per (output, input) channel pair
+# at every call on a K=9 GEMM that runs at a fraction of BLAS's speed, outweighs what the tiles
+# save (108 per tile and pair), and where im2col's one GEMM over 9·C runs near BLAS's peak.
+# Measured at 2 threads (ms, Winograd / im2col or ``shifted``): 512 channels on 7×7, batch 1, 4
+# and 8: 8.2/3.7, 22.1/10.8, 26.8/14.3 (the transform alone 5.1); 256 on 14×14 3.3/1.8,
+# 9.4/7.0, 18.2/12.8; 256 on 7×7, batch 32, 16.9/13.1; 128 on 4×4, one tile, 0.57/0.44;
+# against 128 on 28×28, batch 4 and 8, 5.4/6.5 and 8.8/12.5, and 64 on 8×8, batch 32 (128
+# tiles), 1.34/2.10. So it takes at most ``MAX_CHANNELS`` channels, at least ``MIN_TILES`` tiles
+# in the batch, and at least an example per thread (with fewer, its blocks ran on one core
+# while the other paths' GEMMs took every core: 64 channels on 56×56, batch 1, 2.47/1.91).
+# (At 32 tiles, 128 channels on 4×4, it measured 1.59/1.36 for the forward, but its input
+# gradient had gained more against col2im; ResNet-18-style training steps alternating with and
+# without it were within noise, so that shape keeps it.)
+MAX_CHANNELS = 128
+MIN_TILES = 32
 # A block of a thread's examples holds at most this many tile values (36 a tile and channel), so
 # its tiles, transforms and products stay near the cache (and the scratch stays bounded).
 BLOCK_VALUES = 1 << 20
@@ -52,12 +69,16 @@ BLOCK_VALUES = 1 << 20
 
 def usable(x: np.ndarray, weight: np.ndarray, g: Geometry) -> bool:
     """Whether this convolution is a 2-D 3×3 one at stride 1, undilated and ungrouped, with
-    at least ``MIN_CHANNELS`` input and output channels."""
-    return (
-        x.ndim == 4 and g.kernel == (3, 3) and g.strides == (1, 1) and g.dilation == (1, 1)
-        and g.groups == 1 and min(x.shape[1], weight.shape[0]) >= MIN_CHANNELS
-        and x.dtype in (np.float32, np.float64)
-    )
+    ``MIN_CHANNELS`` to ``MAX_CHANNELS`` input and output channels, and enough tiles and
+    examples for it to win (see ``MAX_CHANNELS``)."""
+    if not (x.ndim == 4 and g.kernel == (3, 3) and g.strides == (1, 1) and g.dilation == (1, 1)
+            and g.groups == 1 and x.dtype in (np.float32, np.float64)):
+        return False
+    channels = (x.shape[1], weight.shape[0])
+    if min(channels) < MIN_CHANNELS or max(channels) > MAX_CHANNELS:
+        return False
+    rows, cols = (-(-size // TILE) for size in g.out_sizes(x.shape[2:]))
+    return x.shape[0] * rows * cols >= MIN_TILES and x.shape[0] >= parallel.threads()
 
 
 def transformed_weight(weight: np.ndarray) -> np.ndarray:

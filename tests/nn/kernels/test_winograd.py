@@ -91,6 +91,7 @@ def test_blocks_of_examples_and_threads_agree(monkeypatch, block_values) -> None
 ])
 def test_the_inference_dispatch(monkeypatch, c, strides, dilation, groups, kernel, taken) -> None:
     use_numpy_kernels(monkeypatch)
+    monkeypatch.setattr(winograd, "MIN_TILES", 1)  # (the shapes' rules, on a small batch)
     calls = record_calls(monkeypatch, winograd, "forward")
     g = kernels.Geometry(kernel, strides, (1, 1), dilation, groups)
     rng = np.random.default_rng(c)
@@ -106,6 +107,7 @@ def test_the_input_gradient_is_the_flipped_winograd_forward(monkeypatch, c, o, s
     """A training forward's input gradient: the output's gradient correlated with the flipped
     kernel (here from ``o`` channels onto ``c``), both gradients equal to the reference."""
     use_numpy_kernels(monkeypatch)
+    monkeypatch.setattr(winograd, "MIN_TILES", 1)
     calls = record_calls(monkeypatch, winograd, "forward")
     g = kernels.Geometry((3, 3), (1, 1), (1, 1), (1, 1))
     x, w, _ = _arrays(side, 3, c, o, (side, side))
@@ -123,8 +125,34 @@ def test_its_tiles_count_against_the_budget() -> None:
     naming the file."""
     layer = nn.Conv2D(32, 3, padding=4000, in_channels=32)
     layer.initialize(seed=0)
-    x = np.ones((1, 32, 1, 1), np.float32)
+    x = np.ones((2, 32, 1, 1), np.float32)
     g = layer._geometry()
     assert winograd.usable(x, layer.weight.data(), g)
     assert_refused_by_budget(layer, x, 2**24, r"its Winograd tiles",
                              lambda: winograd.forward(x, layer.weight.data(), None, g, g.out_sizes((1, 1))))
+
+
+@pytest.mark.parametrize(("batch", "c", "o", "side", "threads", "taken"), [
+    (2, 64, 64, 16, 2, True),  # 32 tiles, 64 channels, an example a thread
+    (2, 64, 160, 16, 2, False),  # more than MAX_CHANNELS out: im2col's GEMM wins
+    (2, 160, 64, 16, 2, False),  # more than MAX_CHANNELS in
+    (7, 64, 64, 8, 2, False),  # 28 tiles: the weight's transform is not paid back
+    (32, 64, 64, 4, 2, True),  # 32 tiles of one each
+    (1, 64, 64, 32, 2, False),  # 64 tiles, but fewer examples than threads
+    (1, 64, 64, 32, 1, True),
+])
+def test_it_is_taken_where_it_wins(monkeypatch, batch, c, o, side, threads, taken) -> None:
+    """Winograd is taken for 32 to ``MAX_CHANNELS`` channels, ``MIN_TILES`` tiles or more in the
+    batch and an example per thread at least; elsewhere the other paths, the same results."""
+    use_numpy_kernels(monkeypatch)
+    before = parallel.threads()
+    parallel.set_threads(threads)
+    try:
+        calls = record_calls(monkeypatch, winograd, "forward")
+        g = kernels.Geometry((3, 3), (1, 1), (1, 1), (1, 1))
+        x, w, _ = _arrays(batch, batch, c, o, (side, side))
+        out = kernels.forward(x, w, None, g, backward=False)[0]
+    finally:
+        parallel.set_threads(before)
+    assert bool(calls) == taken
+    assert_near(out, reference_forward(x, w, g))
