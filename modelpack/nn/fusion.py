@@ -91,9 +91,18 @@ def _unhooked(block: Block) -> bool:
     return not block._forward_hooks  # None, or every hook detached
 
 
-def step(conv: Block, norm: Block, relu: bool) -> Step:
-    """``conv``, then ``norm``, then a ReLU if ``relu``, as one convolution (``foldable`` first)."""
-    return _step(conv, cast(BatchNorm, norm), relu)
+def step(conv: Any, norm: Block, relu: bool) -> Step:
+    """``conv``, then ``norm``, then a ReLU if ``relu``, as one convolution (``foldable`` first):
+    the BatchNorm folded into its weight and bias, the ReLU in place."""
+    affine = cast(BatchNorm, norm).inference_affine
+
+    def run(x: Any) -> Any:
+        return conv.folded_forward(x, affine, relu=relu)
+
+    guard = conv._activation_guard
+    if guard is None:
+        return run
+    return lambda x: budget.guarded_call(conv, guard, (x,), forward=run)
 
 
 def in_place_step(conv: Block, norm: Block, relu: bool) -> Step:
@@ -107,17 +116,6 @@ def in_place_step(conv: Block, norm: Block, relu: bool) -> Step:
         return relu_into(out, out) if relu else out
 
     return run
-
-
-
-def _step(conv: Any, norm: BatchNorm, relu: bool) -> Step:
-    def run(x: Any) -> Any:
-        return conv.folded_forward(x, norm.inference_affine, relu=relu)
-
-    guard = conv._activation_guard
-    if guard is None:
-        return run
-    return lambda x: budget.guarded_call(conv, guard, (x,), forward=run)
 
 
 # -- in a graph ----------------------------------------------------------------------------------
