@@ -86,6 +86,14 @@ def _apply(function: np.ufunc, a: np.ndarray, operand: np.ndarray, out: np.ndarr
     return out
 
 
+def _apply_split(function: np.ufunc, a: np.ndarray, operand: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """``_apply`` on chunks of the batch on ``parallel``'s threads, from its element-wise
+    threshold on (the chunks do not change the bits)."""
+    parallel.over_batch(lambda rows: _apply(function, a[rows], operand, out[rows]), a.shape[0], a.size,
+                        min_elements=parallel.ELEMENTWISE_MIN_ELEMENTS)
+    return out
+
+
 def _rows_then_channels(part: np.ndarray) -> np.ndarray:
     """Σ per channel of an (outer, C, inner) array: over the outer axis first (whole C·inner
     rows added at once), then along each channel's contiguous run (numpy's pairwise sum).
@@ -142,10 +150,7 @@ def _channel_dot(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def _centred(three: np.ndarray, mean: np.ndarray, out: np.ndarray) -> np.ndarray:
-    centre = _per_channel(mean, three)
-    parallel.over_batch(lambda rows: _apply(np.subtract, three[rows], centre, out[rows]), three.shape[0],
-                        three.size, min_elements=parallel.ELEMENTWISE_MIN_ELEMENTS)
-    return out
+    return _apply_split(np.subtract, three, _per_channel(mean, three), out)
 
 
 def _statistics(three: np.ndarray, centred: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -326,8 +331,7 @@ def batch_norm_backward(grad: np.ndarray, x: np.ndarray, axis: int, stats: Stats
     scale = stats.inv_std if gamma is None else gamma * stats.inv_std
     scales = _per_channel(scale.astype(dtype, copy=False), g3)
     if not stats.batch:
-        parallel.over_batch(lambda rows: _apply(np.multiply, g3[rows], scales, out[rows]), g3.shape[0],
-                            g3.size, min_elements=parallel.ELEMENTWISE_MIN_ELEMENTS)
+        _apply_split(np.multiply, g3, scales, out)
         return out.reshape(x.shape), grad_gamma, grad_beta
     count = dtype.type(g3.shape[0] * g3.shape[2])
     k = -stats.inv_std * (grad_gamma / count)
