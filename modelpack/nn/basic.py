@@ -15,7 +15,7 @@ from . import budget
 from . import init as init_mod
 from .activations import ActivationName, FloatDtype, as_float, float_input, get_activation, in_place
 from .block import Block
-from .kernels import blas
+from .kernels import blas, rowloops
 from .mode import is_training
 from .parameter import Parameter
 from .registry import LayerConfig, register_layer
@@ -85,7 +85,8 @@ class Dense(Block):
         # The product is a new array: bias and activation overwrite it (a pass fewer each over
         # the output than a new array; the same bits).
         if bias is not None:
-            np.add(out, bias, out=out)
+            with rowloops.long_rows(self._units):
+                np.add(out, bias, out=out)
         into = in_place(self._activation)
         if into is not None:
             into(out)

@@ -35,6 +35,8 @@ by side, on plain numpy arrays.
   (``activations.relu_grad`` picks it);
 - ``parallel``: the memory-bound passes split over the batch on a few threads (numpy runs a
   copy or a ufunc on one core), and a convolution's large passes, GEMMs included;
+- ``rowloops``: numpy's ufunc buffer held short while a pass broadcasts a per-channel value or
+  a bias along long rows (numpy's buffering of that operand costs up to 2× there);
 - ``blas``: numpy's BLAS held to one thread while those passes run its GEMMs on ``parallel``'s
   threads (OpenBLAS's idle workers otherwise spin on the cores they need);
 - ``backend``: which implementation runs (``MODELPACK_KERNELS``): numpy's, or with the

@@ -9,6 +9,7 @@ between the passes.
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -17,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from . import backend, parallel
+from . import backend, parallel, rowloops
 
 __all__ = ["Stats", "affine_terms", "batch_norm", "batch_norm_training", "batch_norm_backward"]
 
@@ -92,6 +93,18 @@ def _apply_split(function: np.ufunc, a: np.ndarray, operand: np.ndarray, out: np
     parallel.over_batch(lambda rows: _apply(function, a[rows], operand, out[rows]), a.shape[0], a.size,
                         min_elements=parallel.ELEMENTWISE_MIN_ELEMENTS)
     return out
+
+
+def _unbuffered(three: np.ndarray, loops: ModuleType | None) -> contextlib.AbstractContextManager[None]:
+    """``rowloops.long_rows`` for numpy's passes on arrays like ``three`` whose ``_per_channel``
+    operands are one value per channel, broadcast along each run (planes are contiguous
+    operands, which numpy does not buffer; the compiled loops use no ufuncs). 32×64×56×56 at
+    2 threads, median of 9 alternating rounds: inference 3.8 → 2.5 ms, training forward 7.8 →
+    5.5, backward 10.8 → 7.1; the same bits."""
+    channels, inner = three.shape[1], three.shape[2]
+    if loops is not None or channels * inner <= PLANE_ELEMENTS:
+        return contextlib.nullcontext()
+    return rowloops.long_rows(inner)
 
 
 def _rows_then_channels(part: np.ndarray) -> np.ndarray:
@@ -230,7 +243,8 @@ def batch_norm(x: np.ndarray, axis: int, mean: np.ndarray, var: np.ndarray, gamm
             return
         _scale_shift(three[rows], out[rows], (scale, scales), (shift, shifts))
 
-    parallel.over_batch(run, three.shape[0], three.size, min_elements=SPLIT_ELEMENTS)
+    with _unbuffered(three, loops):
+        parallel.over_batch(run, three.shape[0], three.size, min_elements=SPLIT_ELEMENTS)
     return x if in_place else out.reshape(x.shape), Stats(mean.astype(dtype, copy=False), inv_std, batch)
 
 
@@ -263,7 +277,8 @@ def batch_norm_training(x: np.ndarray, axis: int, gamma: np.ndarray | None, beta
         centred = _apply(np.subtract, part, _per_channel(mean, part), out[rows])
         return rows.start, count, mean, _dot(centred, centred)
 
-    parts = _over_chunks(chunk_statistics, three)
+    with _unbuffered(three, loops):
+        parts = _over_chunks(chunk_statistics, three)
     starts = [start for start, _, _, _ in parts]
     counts = np.array([count for _, count, _, _ in parts], np.float64)[:, None]
     means = np.array([chunk_mean for _, _, chunk_mean, _ in parts], np.float64)  # (chunks, C)
@@ -289,7 +304,8 @@ def batch_norm_training(x: np.ndarray, axis: int, gamma: np.ndarray | None, beta
             return
         _scale_shift(out[rows], out[rows], (scale, scales), (chunk_shift, shifts[rows.start]))
 
-    _over_chunks(apply, three)  # the same chunks as the statistics'
+    with _unbuffered(three, loops):
+        _over_chunks(apply, three)  # the same chunks as the statistics'
     return out.reshape(x.shape), Stats(mean, inv_std, True), var
 
 
@@ -326,12 +342,14 @@ def batch_norm_backward(grad: np.ndarray, x: np.ndarray, axis: int, stats: Stats
     dtype = grad.dtype
     out = np.empty_like(g3)
     loops = _loops(g3, x3, out, stats.mean)
-    grad_beta, dot = _grad_sums(g3, x3, stats.mean, out, loops)
+    with _unbuffered(g3, loops):
+        grad_beta, dot = _grad_sums(g3, x3, stats.mean, out, loops)
     grad_gamma = dot * stats.inv_std  # Σ g·x̂
     scale = stats.inv_std if gamma is None else gamma * stats.inv_std
     scales = _per_channel(scale.astype(dtype, copy=False), g3)
     if not stats.batch:
-        _apply_split(np.multiply, g3, scales, out)
+        with _unbuffered(g3, loops):
+            _apply_split(np.multiply, g3, scales, out)
         return out.reshape(x.shape), grad_gamma, grad_beta
     count = dtype.type(g3.shape[0] * g3.shape[2])
     k = -stats.inv_std * (grad_gamma / count)
@@ -350,5 +368,6 @@ def batch_norm_backward(grad: np.ndarray, x: np.ndarray, axis: int, stats: Stats
         np.add(part, g3[rows], out=part)
         _apply(np.multiply, part, scales, part)
 
-    parallel.over_batch(run, g3.shape[0], g3.size, min_elements=SPLIT_ELEMENTS)
+    with _unbuffered(g3, loops):
+        parallel.over_batch(run, g3.shape[0], g3.size, min_elements=SPLIT_ELEMENTS)
     return out.reshape(x.shape), grad_gamma, grad_beta

@@ -10,6 +10,8 @@ thread count follows BLAS's (``MODELPACK_NUM_THREADS``, else ``OPENBLAS_NUM_THRE
 
 from __future__ import annotations
 
+import contextvars
+import math
 import os
 import threading
 from collections.abc import Callable
@@ -19,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from .. import budget
-from . import blas
+from . import blas, rowloops
 
 __all__ = ["threads", "set_threads", "over_batch", "split", "copy", "ufunc", "output", "total",
            "added_in_order"]
@@ -136,7 +138,9 @@ def _inside() -> bool:
 
 def _in_parallel(run: Callable[[slice], Any], chunks: list[slice]) -> list[Any]:
     """The chunks in consecutive groups, one per thread, the calling thread running the first
-    (more chunks than threads: a reduction's fixed chunks), the results in the chunks' order."""
+    (more chunks than threads: a reduction's fixed chunks), the results in the chunks' order.
+    Each group runs in a copy of the caller's context, so numpy's settings there (its ufunc
+    buffer, ``rowloops``; its error handling) hold on the pool's threads too."""
     count = min(threads(), len(chunks))
     bounds = [len(chunks) * i // count for i in range(count + 1)]
     groups = [chunks[a:b] for a, b in zip(bounds, bounds[1:], strict=False)]
@@ -149,7 +153,7 @@ def _in_parallel(run: Callable[[slice], Any], chunks: list[slice]) -> list[Any]:
         finally:
             _local.inside = False
 
-    futures = [pool.submit(run_group, group) for group in groups[1:]]
+    futures = [pool.submit(contextvars.copy_context().run, run_group, group) for group in groups[1:]]
     try:
         first = run_group(groups[0])
     finally:
@@ -191,7 +195,8 @@ def output(source: np.ndarray, bias: np.ndarray | None) -> np.ndarray:
     if bias is None:
         copy(target, source)
     else:
-        ufunc(np.add, source, bias.reshape(1, groups, per_group, *(1,) * len(sizes)), out=target)
+        with rowloops.long_rows(math.prod(sizes)):
+            ufunc(np.add, source, bias.reshape(1, groups, per_group, *(1,) * len(sizes)), out=target)
     return out
 
 

@@ -5,10 +5,12 @@ convolution's forward and backward.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from .. import budget
-from . import col2im, direct, strips
+from . import col2im, direct, rowloops, strips
 from .columns import Geometry, Sizes, rows_of
 from .conv import _col2im_last, backward, forward
 from .conv_grads import weight_deferred
@@ -27,13 +29,13 @@ def transpose_forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None
                       output_padding: Sizes) -> np.ndarray:
     """Transposed convolution of x (N, C, *S) with weight (C, O/G, *K): the input-gradient of
     the convolution whose weight it is, x standing for that convolution's output gradient."""
-    n, dims = x.shape[0], x.ndim - 2
+    n = x.shape[0]
     full, out_sizes = transpose_sizes(x.shape[2:], g, output_padding)
     channels = weight.shape[1] * g.groups
     if direct.usable(x, weight, g):
         out = direct.grad_input(x, weight, g, (n, channels, *out_sizes))
         if bias is not None:
-            out += bias.reshape(1, -1, *(1,) * dims)
+            _add_bias(out, bias)
         return out
     if col2im.usable(g):
         # x as (G, N, P, C/G) rows without copying them: each example's is a transposed matrix,
@@ -45,8 +47,14 @@ def transpose_forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None
         out = _col2im_last(rows_of(x, g.groups), weight, g, n, x.shape[2:], full, g.padding, out_sizes,
                            "its output")
     if bias is not None:
-        out += bias.reshape(1, -1, *(1,) * dims)
+        _add_bias(out, bias)
     return out
+
+
+def _add_bias(out: np.ndarray, bias: np.ndarray) -> None:
+    """out (N, O, *S) += bias, one value per channel along each run (see ``rowloops``)."""
+    with rowloops.long_rows(math.prod(out.shape[2:])):
+        out += bias.reshape(1, -1, *(1,) * (out.ndim - 2))
 
 
 def transpose_backward(grad: np.ndarray, x: np.ndarray, weight: np.ndarray, g: Geometry, *,

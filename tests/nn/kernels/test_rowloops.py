@@ -1,0 +1,134 @@
+"""``nn.kernels.rowloops``: numpy's ufunc buffer held short while passes broadcast an operand
+along long rows: set and restored, carried to the pool's threads, taken by the passes that
+gain from it, and changing no bits."""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+
+import numpy as np
+import pytest
+
+from modelpack import autograd, nn
+from modelpack.nn.kernels import backend, parallel, rowloops
+from modelpack.nn.kernels import norm as norm_kernels
+
+DEFAULT = np.getbufsize()
+
+
+@pytest.fixture
+def numpy_kernels_on_two_threads():
+    """numpy's passes (the compiled loops use no ufuncs), split over two threads."""
+    kernels, threads = backend.name(), parallel.threads()
+    backend.use("numpy")
+    parallel.set_threads(2)
+    yield
+    backend.use(kernels)
+    parallel.set_threads(threads)
+
+
+def test_long_rows_hold_the_buffer_and_put_it_back():
+    with rowloops.long_rows(rowloops.LONG_ROWS):
+        assert np.getbufsize() == rowloops.ROW_BUFFER
+    assert np.getbufsize() == DEFAULT
+    with pytest.raises(KeyError), rowloops.long_rows(rowloops.LONG_ROWS):
+        raise KeyError("a pass failed")
+    assert np.getbufsize() == DEFAULT
+    with rowloops.long_rows(rowloops.LONG_ROWS - 1):  # short rows: numpy's buffering wins
+        assert np.getbufsize() == DEFAULT
+
+
+def test_the_setting_reaches_the_pools_threads(numpy_kernels_on_two_threads):
+    seen: list[tuple[str, int]] = []
+    with rowloops.long_rows(rowloops.LONG_ROWS):
+        parallel.over_batch(lambda rows: seen.append((threading.current_thread().name, np.getbufsize())),
+                            4, 1, min_elements=0)
+    assert len({name for name, _ in seen}) == 2  # (the calling thread and a worker)
+    assert [size for _, size in seen] == [rowloops.ROW_BUFFER] * 2
+    parallel.over_batch(lambda rows: seen.append((threading.current_thread().name, np.getbufsize())),
+                        4, 1, min_elements=0)
+    assert [size for _, size in seen[2:]] == [DEFAULT] * 2  # outside, the worker's is numpy's again
+
+
+def _recorded(monkeypatch, function_name: str) -> list[int]:
+    """The buffer size each call of ``norm_kernels.<function_name>`` ran with."""
+    sizes: list[int] = []
+    original = getattr(norm_kernels, function_name)
+
+    def recording(*args):
+        sizes.append(np.getbufsize())
+        return original(*args)
+
+    monkeypatch.setattr(norm_kernels, function_name, recording)
+    return sizes
+
+
+@pytest.mark.parametrize(("shape", "unbuffered"), [
+    ((4, 32, 48, 48), True),  # runs of 2304 values, planes larger than PLANE_ELEMENTS
+    ((4, 16, 32, 32), False),  # planes laid out whole: contiguous operands, nothing buffered
+    ((4, 128, 24, 24), True),
+    ((64, 1024), False),  # over features: runs of one value
+])
+def test_batch_norms_passes_over_long_runs_run_unbuffered(monkeypatch, numpy_kernels_on_two_threads,
+                                                          shape, unbuffered):
+    monkeypatch.setattr(norm_kernels, "SPLIT_ELEMENTS", 1)  # on both threads
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal(shape).astype(np.float32)
+    channels = shape[1]
+    gamma, beta = rng.uniform(0.5, 1.5, channels).astype(np.float32), np.zeros(channels, np.float32)
+    mean, var = np.zeros(channels, np.float32), np.ones(channels, np.float32)
+    sizes = _recorded(monkeypatch, "_apply" if len(shape) == 2 else "_scale_shift")
+    norm_kernels.batch_norm(x, 1, mean, var, gamma, beta, 1e-5, batch=False)
+    _, stats, _ = norm_kernels.batch_norm_training(x, 1, gamma, beta, 1e-5)
+    grads = _recorded(monkeypatch, "_apply")
+    norm_kernels.batch_norm_backward(x, x, 1, stats, gamma)
+    expected = rowloops.ROW_BUFFER if unbuffered else DEFAULT
+    assert sizes and grads and set(sizes) | set(grads) == {expected}
+
+
+def _pass_results(x: np.ndarray, head: np.ndarray, make) -> list[np.ndarray]:
+    """Inference, then a training step's output and gradients, of a fresh layer (a training
+    step moves BatchNorm's running statistics)."""
+    layer = make()
+    layer.initialize(seed=0)
+    inference = layer(x)
+    source = autograd.Variable(x)
+    with autograd.record():
+        out = layer(source)
+    out.backward(head)
+    return [inference, np.asarray(out), source.grad, *(p.grad() for p in layer.collect_params().values()
+                                                     if p.grad_req != "null")]
+
+
+@pytest.mark.parametrize("make", [
+    lambda: nn.BatchNorm(in_channels=32),
+    lambda: nn.Conv2D(32, 3, padding=1, in_channels=32),
+    lambda: nn.Conv2DTranspose(32, 3, padding=1, in_channels=32),
+])
+def test_unbuffered_passes_change_no_bits(monkeypatch, numpy_kernels_on_two_threads, make):
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((4, 32, 48, 48)).astype(np.float32)
+    head = rng.standard_normal(x.shape).astype(np.float32)  # (each keeps the input's sizes)
+    ours = _pass_results(x, head, make)
+    monkeypatch.setattr(rowloops, "long_rows", lambda length: contextlib.nullcontext())
+    theirs = _pass_results(x, head, make)
+    for a, b in zip(ours, theirs, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_dense_adds_a_wide_bias_unbuffered(monkeypatch):
+    lengths: list[int] = []
+    original = rowloops.long_rows
+
+    def recording(length: int):
+        lengths.append(length)
+        return original(length)
+
+    monkeypatch.setattr(rowloops, "long_rows", recording)
+    layer = nn.Dense(1024, in_units=8)
+    layer.initialize(seed=0)
+    x = np.random.default_rng(2).standard_normal((16, 8)).astype(np.float32)
+    out = layer(x)
+    np.testing.assert_allclose(out, x @ layer.weight.data().T + layer.bias.data(), rtol=1e-6, atol=1e-6)
+    assert lengths == [1024]
