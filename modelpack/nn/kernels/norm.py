@@ -55,14 +55,24 @@ GROUP_ELEMENTS = 1 << 14
 GROUP_MIN_ELEMENTS = 1 << 16
 
 
+def _broadcast(three: np.ndarray) -> bool:
+    """Whether ``_per_channel`` operands for arrays like ``three`` are one value per channel,
+    broadcast along each run: where planes are large, or (runs of one: BatchNorm over features)
+    rows of C values too wide to group. Grouped planes beat a broadcast run unbuffered
+    (``_unbuffered``) up to C = 1024 (256×512 values, inference 51 µs grouped, 66 broadcast);
+    on wider rows, unbuffered wins (64×4096: 146 → 101 µs, training backward 307 → 224)."""
+    channels, inner = three.shape[1], three.shape[2]
+    return channels * inner > PLANE_ELEMENTS if inner > 1 else channels * GROUP_ROWS > GROUP_ELEMENTS
+
+
 def _per_channel(values: np.ndarray, three: np.ndarray) -> np.ndarray:
     """One value per channel, as an operand for ``_apply`` on (rows, C, inner) arrays like
-    ``three``: (1, C, 1), broadcast along each run, where a plane exceeds ``PLANE_ELEMENTS``
-    values; else (k, C, inner) planes, k > 1 where the planes are grouped (see ``GROUP_ROWS``)."""
+    ``three``: (1, C, 1), broadcast along each run (see ``_broadcast``); else (k, C, inner)
+    planes, k > 1 where the planes are grouped (see ``GROUP_ROWS``)."""
     channels, inner = three.shape[1], three.shape[2]
-    plane = channels * inner
-    if inner > 1 and plane > PLANE_ELEMENTS:
+    if _broadcast(three):
         return values[None, :, None]
+    plane = channels * inner
     laid = np.repeat(values, inner).reshape(1, channels, inner) if inner > 1 else values[None, :, None]
     rows = min(three.shape[0], GROUP_ELEMENTS // max(plane, 1))
     if rows < GROUP_ROWS or three.size < GROUP_MIN_ELEMENTS:
@@ -97,14 +107,13 @@ def _apply_split(function: np.ufunc, a: np.ndarray, operand: np.ndarray, out: np
 
 def _unbuffered(three: np.ndarray, loops: ModuleType | None) -> contextlib.AbstractContextManager[None]:
     """``rowloops.long_rows`` for numpy's passes on arrays like ``three`` whose ``_per_channel``
-    operands are one value per channel, broadcast along each run (planes are contiguous
-    operands, which numpy does not buffer; the compiled loops use no ufuncs). 32×64×56×56 at
-    2 threads, median of 9 alternating rounds: inference 3.8 → 2.5 ms, training forward 7.8 →
-    5.5, backward 10.8 → 7.1; the same bits."""
-    channels, inner = three.shape[1], three.shape[2]
-    if loops is not None or channels * inner <= PLANE_ELEMENTS:
+    operands are broadcast along each run, or along rows of C values where runs are of one
+    (planes are contiguous operands, which numpy does not buffer; the compiled loops use no
+    ufuncs). 32×64×56×56 at 2 threads, median of 9 alternating rounds: inference 3.8 → 2.5 ms,
+    training forward 7.8 → 5.5, backward 10.8 → 7.1; the same bits."""
+    if loops is not None or not _broadcast(three):
         return contextlib.nullcontext()
-    return rowloops.long_rows(inner)
+    return rowloops.long_rows(three.shape[2] if three.shape[2] > 1 else three.shape[1])
 
 
 def _rows_then_channels(part: np.ndarray) -> np.ndarray:

@@ -68,7 +68,8 @@ def _recorded(monkeypatch, function_name: str) -> list[int]:
     ((4, 32, 48, 48), True),  # runs of 2304 values, planes larger than PLANE_ELEMENTS
     ((4, 16, 32, 32), False),  # planes laid out whole: contiguous operands, nothing buffered
     ((4, 128, 24, 24), True),
-    ((64, 1024), False),  # over features: runs of one value
+    ((64, 1024), False),  # over features: runs of one value, planes grouped
+    ((8, 4096), True),  # over features, rows too wide to group
 ])
 def test_batch_norms_passes_over_long_runs_run_unbuffered(monkeypatch, numpy_kernels_on_two_threads,
                                                           shape, unbuffered):
