@@ -133,3 +133,48 @@ def test_dense_adds_a_wide_bias_unbuffered(monkeypatch):
     out = layer(x)
     np.testing.assert_allclose(out, x @ layer.weight.data().T + layer.bias.data(), rtol=1e-6, atol=1e-6)
     assert lengths == [1024]
+
+
+def _formula(array, axes, gamma, beta):
+    """The normalisation a new array per step, as the norms computed it before ``rowloops``."""
+    mean = array.mean(axis=axes, keepdims=True, dtype=np.float32)
+    var = array.var(axis=axes, keepdims=True, dtype=np.float32)
+    out = (array - mean) / np.sqrt(var + np.float32(1e-5))
+    out = out if gamma is None else out * gamma
+    return out if beta is None else out + beta
+
+
+@pytest.mark.parametrize(("make", "shape", "axes", "run"), [
+    (lambda: nn.LayerNorm(in_channels=1024), (8, 1024), (1,), 1024),  # the runs: the features
+    (lambda: nn.LayerNorm(axis=1, in_channels=600), (2, 600, 3), (1,), 1),  # not trailing: buffered
+    (lambda: nn.LayerNorm(scale=False, in_channels=700), (4, 2, 700), (2,), 700),
+    (lambda: nn.InstanceNorm(in_channels=4), (2, 4, 32, 32), (2, 3), 1024),
+    (lambda: nn.GroupNorm(num_groups=2), (2, 4, 16, 16), (2,), 512),  # (2 channels of 256 a group)
+])
+def test_norms_run_in_place_unbuffered_along_their_statistics_runs(monkeypatch, make, shape, axes, run):
+    lengths: list[int] = []
+    original = rowloops.long_rows
+    monkeypatch.setattr(rowloops, "long_rows", lambda length: lengths.append(length) or original(length))
+    rng = np.random.default_rng(3)
+    layer = make()
+    layer.initialize(seed=0)
+    x = rng.standard_normal(shape).astype(np.float32)
+    layer(x)  # (shapes inferred)
+    params = layer.collect_params()
+    for name, param in params.items():
+        param.set_data(rng.uniform(0.5, 1.5, param.shape).astype(np.float32))
+    lengths.clear()
+    out = layer(x)
+    assert lengths == [run]
+    gamma, beta = (p.data() for p in params.values())
+    if isinstance(layer, nn.GroupNorm):
+        groups = gamma.size
+        expected = _formula(x.reshape(shape[0], groups, -1), axes, gamma.reshape(1, groups, 1),
+                            beta.reshape(1, groups, 1)).reshape(shape)
+    else:
+        axis = 1 if isinstance(layer, nn.InstanceNorm) else axes[0]
+        channel = [1] * len(shape)
+        channel[axis] = -1
+        scale = layer.get_config().get("scale", True) or isinstance(layer, nn.InstanceNorm)
+        expected = _formula(x, axes, gamma.reshape(channel) if scale else None, beta.reshape(channel))
+    np.testing.assert_array_equal(out, expected)  # the same bits as a new array per step
