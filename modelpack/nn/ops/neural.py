@@ -14,6 +14,7 @@ import numpy as np
 from pydantic import Field
 
 from ... import random
+from ..kernels import rowloops
 from ..mode import is_training
 from . import Attrs, json_value, on_floats, register_op
 
@@ -78,6 +79,14 @@ def _shifted(
     return masked - np.where(np.isfinite(top), top, 0).astype(x.dtype)
 
 
+def _unbuffered(x: np.ndarray, axis: int) -> Any:
+    """``rowloops.long_rows`` for a pass that broadcasts a statistic along ``axis``: the rows
+    are ``axis``'s when it is the last one (a vocabulary's logits), where numpy's buffering of
+    the statistic would cost most. The softmaxes run their steps in place on the array
+    ``_shifted`` made (the same bits as a new array per step)."""
+    return rowloops.long_rows(x.shape[axis] if x.ndim and axis % x.ndim == x.ndim - 1 else 1)
+
+
 def _row_sum(e: np.ndarray, axis: int) -> np.ndarray:
     """The sum of ``e`` along ``axis``, an empty (masked) row's 0 taken as 1: it then divides to
     all 0 and logs to all -inf."""
@@ -97,8 +106,10 @@ def softmax(
 ) -> np.ndarray:
     """exp(x) / sum(exp(x)) along ``axis``, shifted by the max for stability; with a
     ``length``, positions past it are 0 (an empty row is all 0)."""
-    e = np.exp(_shifted(x, length if use_length else None, axis, temperature, dtype))
-    return e / _row_sum(e, axis)
+    e = _shifted(x, length if use_length else None, axis, temperature, dtype)  # (a new array)
+    with _unbuffered(e, axis):
+        np.exp(e, out=e)
+        return np.divide(e, _row_sum(e, axis), out=e)
 
 
 @register_op("log_softmax", attrs=SoftmaxAttrs, call=_softmax_call)
@@ -113,8 +124,9 @@ def log_softmax(
 ) -> np.ndarray:
     """x - logsumexp(x) along ``axis``, computed stably; with a ``length``, positions past it
     are -inf."""
-    shifted = _shifted(x, length if use_length else None, axis, temperature, dtype)
-    return shifted - np.log(_row_sum(np.exp(shifted), axis))
+    shifted = _shifted(x, length if use_length else None, axis, temperature, dtype)  # (a new array)
+    with _unbuffered(shifted, axis):
+        return np.subtract(shifted, np.log(_row_sum(np.exp(shifted), axis)), out=shifted)
 
 
 # -- products -------------------------------------------------------------------------------------

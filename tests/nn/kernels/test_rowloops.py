@@ -178,3 +178,19 @@ def test_norms_run_in_place_unbuffered_along_their_statistics_runs(monkeypatch, 
         scale = layer.get_config().get("scale", True) or isinstance(layer, nn.InstanceNorm)
         expected = _formula(x, axes, gamma.reshape(channel) if scale else None, beta.reshape(channel))
     np.testing.assert_array_equal(out, expected)  # the same bits as a new array per step
+
+
+@pytest.mark.parametrize(("axis", "run"), [(-1, 1000), (1, 1)])
+def test_softmaxes_run_in_place_unbuffered_along_the_last_axis(monkeypatch, axis, run):
+    from modelpack.nn.ops import neural
+
+    lengths: list[int] = []
+    original = rowloops.long_rows
+    monkeypatch.setattr(rowloops, "long_rows", lambda length: lengths.append(length) or original(length))
+    x = (3 * np.random.default_rng(4).standard_normal((6, 7, 1000))).astype(np.float32)
+    shifted = x - x.max(axis=axis, keepdims=True)
+    e = np.exp(shifted)
+    total = e.sum(axis=axis, keepdims=True)
+    np.testing.assert_array_equal(neural.softmax(x, axis=axis), e / total)  # the same bits
+    np.testing.assert_array_equal(neural.log_softmax(x, axis=axis), shifted - np.log(total))
+    assert lengths == [run, run]
