@@ -24,7 +24,7 @@ from ..nn.activations import (  # _SELU_*: the forward's own constants
 )
 from ..nn.basic import Dense, Dropout, Embedding, Flatten
 from ..nn.compose import Identity, Lambda
-from ..nn.kernels import blas
+from ..nn.kernels import blas, rowloops
 from ..nn.kernels import norm as norm_kernels
 from ..nn.norm import BatchNorm, GroupNorm, InstanceNorm, LayerNorm
 from ..nn.rnn.cells import RecurrentCell
@@ -171,18 +171,29 @@ def _prelu(block: PReLU, x: Any) -> tuple[Any, LayerBackward]:
 
 
 def _normalised_grad(grad_hat: np.ndarray, x_hat: np.ndarray, inv_std: np.ndarray, axes: Any) -> np.ndarray:
-    """Gradient through (x - mean(x)) / sqrt(var(x) + eps), the statistics taken over ``axes``."""
+    """Gradient through (x - mean(x)) / sqrt(var(x) + eps), the statistics taken over ``axes``:
+    into one new array, in place after its first step (the same bits as a new array a step)."""
     mean_grad = grad_hat.mean(axis=axes, keepdims=True)
     mean_grad_x = (grad_hat * x_hat).mean(axis=axes, keepdims=True)
-    return inv_std * (grad_hat - mean_grad - x_hat * mean_grad_x)
+    with rowloops.long_rows(rowloops.trailing_run(grad_hat.shape, _axes(axes))):
+        result = np.subtract(grad_hat, mean_grad)
+        np.subtract(result, x_hat * mean_grad_x, out=result)
+        return np.multiply(result, inv_std, out=result)
 
 
 def _normalised(array: np.ndarray, axes: Any, epsilon: float) -> tuple[np.ndarray, np.ndarray]:
-    """x̂ and 1/σ over ``axes`` (kept), with the forward's statistics."""
+    """x̂ and 1/σ over ``axes`` (kept), with the forward's statistics; x̂ a new array, scaled in
+    place."""
     mean = array.mean(axis=axes, keepdims=True, dtype=array.dtype)
     var = array.var(axis=axes, keepdims=True, dtype=array.dtype)
     inv_std = 1 / np.sqrt(var + array.dtype.type(epsilon))
-    return (array - mean) * inv_std, inv_std
+    with rowloops.long_rows(rowloops.trailing_run(array.shape, _axes(axes))):
+        x_hat = np.subtract(array, mean)
+        return np.multiply(x_hat, inv_std, out=x_hat), inv_std
+
+
+def _axes(axes: int | tuple[int, ...]) -> tuple[int, ...]:
+    return axes if isinstance(axes, tuple) else (axes,)
 
 
 @rule(BatchNorm)

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, TypedDict
 
@@ -255,10 +254,7 @@ def _normalize(array: np.ndarray, axes: tuple[int, ...], epsilon: float, dtype: 
     as a new array per step; LayerNorm over 1024 features of 2048 rows, one thread: 6.7 → 3.9 ms."""
     mean = array.mean(axis=axes, keepdims=True, dtype=dtype)
     var = array.var(axis=axes, keepdims=True, dtype=dtype)
-    trailing = 0  # the reduced axes that end the shape: the statistics are constant along them
-    while trailing < array.ndim and array.ndim - 1 - trailing in axes:
-        trailing += 1
-    with rowloops.long_rows(math.prod(array.shape[array.ndim - trailing:]) if trailing else 1):
+    with rowloops.long_rows(rowloops.trailing_run(array.shape, axes)):
         out = np.subtract(array, mean)
         np.divide(out, np.sqrt(var + dtype.type(epsilon)), out=out)
         if gamma is not None:

@@ -25,11 +25,12 @@ pool's threads see it too.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterable
 from types import TracebackType
 
 import numpy as np
 
-__all__ = ["LONG_ROWS", "ROW_BUFFER", "long_rows"]
+__all__ = ["LONG_ROWS", "ROW_BUFFER", "long_rows", "trailing_run"]
 
 # Rows of this many values or more run unbuffered, with numpy's buffer at ``ROW_BUFFER`` values.
 LONG_ROWS = 512
@@ -51,3 +52,16 @@ def long_rows(length: int) -> contextlib.AbstractContextManager[None]:
     """A context in which passes over rows of ``length`` values broadcast an operand along
     each row without buffering it, where that is faster (``length`` ≥ ``LONG_ROWS``)."""
     return _Unbuffered() if length >= LONG_ROWS else contextlib.nullcontext()
+
+
+def trailing_run(shape: tuple[int, ...], axes: Iterable[int]) -> int:
+    """How many consecutive values of a C-contiguous array of ``shape`` share one statistic
+    taken over ``axes`` (kept): the product of the trailing axes that are all among them, 1
+    where the last one is not (the statistic then changes along every row)."""
+    reduced = {axis % len(shape) for axis in axes}
+    run = 1
+    for axis in range(len(shape) - 1, -1, -1):
+        if axis not in reduced:
+            break
+        run *= shape[axis]
+    return run

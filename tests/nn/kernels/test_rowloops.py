@@ -161,7 +161,7 @@ def test_norms_run_in_place_unbuffered_along_their_statistics_runs(monkeypatch, 
     x = rng.standard_normal(shape).astype(np.float32)
     layer(x)  # (shapes inferred)
     params = layer.collect_params()
-    for name, param in params.items():
+    for param in params.values():
         param.set_data(rng.uniform(0.5, 1.5, param.shape).astype(np.float32))
     lengths.clear()
     out = layer(x)
@@ -194,3 +194,30 @@ def test_softmaxes_run_in_place_unbuffered_along_the_last_axis(monkeypatch, axis
     np.testing.assert_array_equal(neural.softmax(x, axis=axis), e / total)  # the same bits
     np.testing.assert_array_equal(neural.log_softmax(x, axis=axis), shifted - np.log(total))
     assert lengths == [run, run]
+
+
+@pytest.mark.parametrize(("shape", "axes"), [((16, 1024), -1), ((2, 4, 24, 24), (2, 3)), ((3, 600, 2), 1)])
+def test_the_norms_gradients_keep_their_bits(shape, axes):
+    """The autograd helpers of LayerNorm, InstanceNorm and GroupNorm, in place and unbuffered,
+    against the same steps a new array each."""
+    from modelpack.autograd import layer_vjps
+
+    rng = np.random.default_rng(5)
+    x, grad = (rng.standard_normal(shape).astype(np.float32) for _ in range(2))
+    x_hat, inv_std = layer_vjps._normalised(x, axes, 1e-5)
+    mean = x.mean(axis=axes, keepdims=True, dtype=np.float32)
+    expected_inv_std = 1 / np.sqrt(x.var(axis=axes, keepdims=True, dtype=np.float32) + np.float32(1e-5))
+    np.testing.assert_array_equal(inv_std, expected_inv_std)
+    np.testing.assert_array_equal(x_hat, (x - mean) * expected_inv_std)
+    mean_grad = grad.mean(axis=axes, keepdims=True)
+    mean_grad_x = (grad * x_hat).mean(axis=axes, keepdims=True)
+    np.testing.assert_array_equal(layer_vjps._normalised_grad(grad, x_hat, inv_std, axes),
+                                  inv_std * (grad - mean_grad - x_hat * mean_grad_x))
+
+
+def test_trailing_run_is_the_reduced_axes_at_the_end():
+    assert rowloops.trailing_run((2, 3, 4, 5), (2, 3)) == 20
+    assert rowloops.trailing_run((2, 3, 4, 5), (-1,)) == 5
+    assert rowloops.trailing_run((2, 3, 4, 5), (1, 3)) == 5  # axis 2 kept: the run stops there
+    assert rowloops.trailing_run((2, 3, 4, 5), (1,)) == 1
+    assert rowloops.trailing_run((2, 3), (0, 1)) == 6
