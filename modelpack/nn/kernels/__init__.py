@@ -7,6 +7,8 @@ by side, on plain numpy arrays.
   and its bias gradient;
 - ``transposed``: the transposed convolution, the input-gradient of ``conv``'s, and its
   gradients through ``conv``'s forward and backward;
+- ``im2col``: the forward's columns gathered and multiplied in either layout (or a 1×1
+  convolution's input read as it is), bias and activation in the same pass;
 - ``columns``: im2col's two layouts (where each output reads, the padded input, the column
   matrix channels last or first, the weight in its order);
 - ``shifted``: a convolution at stride 1 (inference, a deferred training forward, the input's

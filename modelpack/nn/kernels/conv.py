@@ -14,7 +14,8 @@ chosen by shape (``channels_last``):
   channels (a network's first layer), 1×1 kernels, and inference on large maps; columns of
   megabytes an example (a stem) are never held whole, but gathered a strip at a time (``strips``).
 
-Both layouts, and the geometry of where each output reads, live in ``columns``. The backward
+Both layouts, and the geometry of where each output reads, live in ``columns``; the
+forward's products on them in ``im2col``; here, which path a call takes. The backward
 reuses the forward's columns: the weight's gradient is one GEMM of them with the output's
 gradient, the input's is the transposed GEMM scattered back (col2im: a GEMM and a strided add
 per kernel tap, never a loop over pixels), or at stride 1 where it is faster, a
@@ -34,17 +35,24 @@ from typing import Any
 import numpy as np
 
 from .. import budget
-from . import banded, col2im, conv_grads, depthwise, direct, parallel, shifted, strips, winograd, winograd3d
+from . import (
+    banded,
+    col2im,
+    conv_grads,
+    depthwise,
+    direct,
+    im2col,
+    parallel,
+    shifted,
+    strips,
+    winograd,
+    winograd3d,
+)
 from .columns import (
     Geometry,
     Sizes,
     channels_last,
-    columns_first,
-    columns_last,
-    per_group,
     rows_of,
-    to_last,
-    weight_last,
     windows,
 )
 
@@ -77,41 +85,6 @@ class Saved:
 DEFERRED_MAX_OUTPUTS = 16
 
 
-def _forward_last(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, g: Geometry,
-                  out_sizes: Sizes, activation: Callable[[np.ndarray], object] | None = None
-                  ) -> tuple[np.ndarray, np.ndarray]:
-    """(out, columns) of the channels-last layout: each chunk of the batch padded and
-    transposed, gathered into columns, multiplied (one GEMM per group) and laid out
-    channel-first with the bias, on its own thread while its arrays are in cache."""
-    n, groups, o, dims = x.shape[0], g.groups, weight.shape[0], len(out_sizes)
-    positions = math.prod(out_sizes)
-    buffer, pad = to_last(x, g.padding)
-    cols, gather = columns_last(buffer, g, out_sizes)
-    kernels = weight_last(weight, groups).transpose(0, 2, 1)  # (G, K·C/G, O/G)
-    budget.charge(2 * budget.nbytes((n, o, *out_sizes), x.dtype), "its output")  # the GEMM's rows, the output
-    rows = np.empty((groups, n * positions, o // groups), x.dtype)
-    out = np.empty((n, o, *out_sizes), x.dtype)
-    # rows (G, N·P, O/G) seen as (N, G, O/G, *out): the output's layout, per example
-    source = rows.reshape(groups, n, *out_sizes, o // groups).transpose(1, 0, 2 + dims, *range(2, 2 + dims))
-    target = out.reshape(source.shape)
-    shift = None if bias is None else bias.reshape(1, groups, o // groups, *(1,) * dims)
-
-    def run(b: slice) -> None:
-        pad(b)
-        gather(b)
-        span = slice(b.start * positions, b.stop * positions)
-        np.matmul(per_group(cols[span]), kernels, out=rows[:, span])
-        if shift is None:
-            np.copyto(target[b], source[b])
-        else:
-            np.add(source[b], shift, out=target[b])
-        if activation is not None:
-            activation(out[b])
-
-    parallel.split(run, n, n * positions * o * cols.shape[-1])
-    return out, cols
-
-
 def forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, g: Geometry,
             *, last: bool | None = None, backward: bool = True,
             activation: Callable[[np.ndarray], object] | None = None) -> tuple[np.ndarray, Saved]:
@@ -131,8 +104,8 @@ def forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, g: Geome
         return activated(direct.forward(x, weight, bias, g)), Saved(x, False, x.shape, out_sizes, direct=True)
     if last is None and not backward:  # an inference call: nothing will read columns
         unused = Saved(x, False, x.shape, out_sizes)  # (no backward follows)
-        if _pointwise(g) and type(x) is np.ndarray:
-            return _forward_pointwise(x, weight, bias, g, activation), unused
+        if im2col.pointwise(g) and type(x) is np.ndarray:
+            return im2col.forward_pointwise(x, weight, bias, g, activation), unused
         if winograd.usable(x, weight, g) and type(x) is np.ndarray:
             return activated(winograd.forward(x, weight, bias, g, out_sizes)), unused
         if winograd3d.usable(x, weight, g) and type(x) is np.ndarray:
@@ -150,7 +123,7 @@ def forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, g: Geome
         if strips.usable(weight, out_sizes) and type(x) is np.ndarray:
             return strips.forward(x, weight, bias, g, out_sizes, activation), unused
     if not all(type(a) is np.ndarray for a in (x, weight, bias) if a is not None):
-        out, cols = _forward_recorded(x, weight, bias, g, out_sizes)
+        out, cols = im2col.forward_recorded(x, weight, bias, g, out_sizes)
         return activated(out), Saved(cols, False, x.shape, out_sizes)
     if last is None and winograd3d.usable(x, weight, g) and _flippable(g):
         # No columns kept: the backward's weight gradient transforms the input again, its input
@@ -184,101 +157,10 @@ def forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, g: Geome
             out = strips.forward(x, weight, bias, g, out_sizes, activation)
             return out, Saved(x, False, x.shape, out_sizes, in_strips=True)
     if last:
-        out, cols = _forward_last(x, weight, bias, g, out_sizes, activation)
+        out, cols = im2col.forward_last(x, weight, bias, g, out_sizes, activation)
         return out, Saved(cols, True, x.shape, out_sizes)
-    out, cols = _forward_first(x, weight, bias, g, out_sizes, activation)
+    out, cols = im2col.forward_first(x, weight, bias, g, out_sizes, activation)
     return out, Saved(cols, False, x.shape, out_sizes)
-
-
-def _forward_recorded(x: Any, weight: Any, bias: Any, g: Geometry, out_sizes: Sizes
-                      ) -> tuple[Any, np.ndarray]:
-    """The channels-first product for operands that record their own ops (autograd's
-    Variables, in a layer run op by op): whole, with no preallocated output to write into."""
-    n, dims, groups, o = x.shape[0], len(g.kernel), g.groups, weight.shape[0]
-    cols, source, pad = columns_first(np.asarray(x), g, out_sizes)
-    pad(slice(0, n))
-    parallel.copy(cols, source)
-    cols = cols.reshape(n, groups, -1, math.prod(out_sizes))
-    kernels = weight.reshape(1, groups, o // groups, -1)
-    out = _product(kernels, cols, "gok,ngkp->ngop").reshape(n, o, *out_sizes)
-    return (out if bias is None else out + bias.reshape(1, -1, *(1,) * dims)), cols
-
-
-def _forward_first(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, g: Geometry,
-                   out_sizes: Sizes, activation: Callable[[np.ndarray], object] | None = None
-                   ) -> tuple[np.ndarray, np.ndarray]:
-    """(out, columns) of the channels-first layout, (N, G, C/G·K, P): a GEMM per example (an
-    einsum for a depthwise convolution), each chunk of the batch padded, gathered and
-    multiplied on its own thread."""
-    n, groups = x.shape[0], g.groups
-    cols, source, pad = columns_first(x, g, out_sizes)
-    flat_cols = cols.reshape(n, groups, -1, math.prod(out_sizes))
-
-    def gather(b: slice) -> None:
-        pad(b)
-        parallel.copy(cols[b], source[b])
-
-    out = _channels_first_product(flat_cols, weight, bias, out_sizes, activation, gather)
-    return out, flat_cols
-
-
-def _pointwise(g: Geometry) -> bool:
-    """A 1×1 convolution at stride 1, unpadded: its columns would be a copy of its input."""
-    return math.prod(g.kernel) == 1 and all(s == 1 for s in g.strides) and not any(g.padding)
-
-
-def _forward_pointwise(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, g: Geometry,
-                       activation: Callable[[np.ndarray], object] | None = None) -> np.ndarray:
-    """An inference call of a ``_pointwise`` convolution: the channels-first GEMMs read the input
-    itself, with no columns copied from it (a MobileNet-style block's 32 → 64 channels on
-    16×16, batch 32: 0.36 → 0.31 ms at 2 threads, 0.49 → 0.42 ms at 1; the same bits)."""
-    sizes = x.shape[2:]
-    operand = x.reshape(x.shape[0], g.groups, -1, math.prod(sizes))
-    return _channels_first_product(operand, weight, bias, sizes, activation)
-
-
-def _channels_first_product(
-    operand: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, out_sizes: Sizes,
-    activation: Callable[[np.ndarray], object] | None, prepare: Callable[[slice], None] | None = None,
-) -> np.ndarray:
-    """The output (N, O, *out_sizes) of the GEMMs of ``weight`` with a channels-first operand
-    (N, G, C/G·K, P), bias added and ``activation`` applied, each chunk of the batch on its own
-    thread after ``prepare`` (gathering its columns, if any) while it is in cache."""
-    n, groups, o = operand.shape[0], operand.shape[1], weight.shape[0]
-    kernels = weight.reshape(1, groups, o // groups, -1)
-    budget.charge(budget.nbytes((n, o, *out_sizes), operand.dtype), "its output")
-    out = np.empty((n, groups, o // groups, operand.shape[-1]), operand.dtype)
-    # (Repeating the bias along the positions makes numpy's add vectorised — MobileNet's
-    # pointwise 0.35 → 0.33 ms — but a training forward's positions span the whole batch: the
-    # repeated bias then costs the ResNet-18-style step ~30% with numba kernels. Broadcast.)
-    shift = None if bias is None else bias.reshape(1, groups, o // groups, 1)
-
-    def run(b: slice) -> None:
-        if prepare is not None:
-            prepare(b)
-        _product(kernels, operand[b], "gok,ngkp->ngop", out=out[b])
-        if shift is not None:
-            out[b] += shift
-        if activation is not None:
-            activation(out[b])
-
-    parallel.split(run, n, out.size * operand.shape[2])
-    return out.reshape(n, o, *out_sizes)
-
-
-def _depthwise(weight: np.ndarray, groups: int) -> bool:
-    """One input channel per group: each (example, group) product sums a kernel's few taps."""
-    return groups > 1 and weight.shape[1] == 1
-
-
-def _product(kernels: np.ndarray, operand: np.ndarray, subscripts: str, *,
-             out: np.ndarray | None = None) -> np.ndarray:
-    """kernels (1, G, A, B) @ operand (N, G, B, P): a GEMM per (example, group), or for a
-    depthwise convolution one einsum (N·G GEMMs of a few taps each cost more to call than to
-    run: einsum measured 2.5× faster on d2l's shapes)."""
-    if kernels.shape[1] > 1 and min(kernels.shape[2:]) == 1 and max(kernels.shape[2:]) <= 64:
-        return np.einsum(subscripts, kernels[0], operand, out=out)
-    return np.matmul(kernels, operand, out=out)
 
 
 def _flippable(g: Geometry) -> bool:
@@ -305,7 +187,7 @@ def _full_correlation(grad: np.ndarray, weight: np.ndarray, g: Geometry, in_size
     o, cg = weight.shape[:2]
     padding = tuple(s - 1 - p for s, p in zip(g.span, g.padding, strict=True))
     flipped_geometry = Geometry(g.kernel, g.strides, padding, g.dilation, groups)
-    one_input_each = _depthwise(weight, groups)
+    one_input_each = im2col.depthwise_groups(weight, groups)
     if not one_input_each and winograd.usable(grad, weight.swapaxes(0, 1), flipped_geometry):
         swapped = np.ascontiguousarray(weight[:, :, ::-1, ::-1].swapaxes(0, 1))
         return winograd.forward(grad, swapped, None, flipped_geometry, in_sizes)
@@ -325,7 +207,7 @@ def _full_correlation(grad: np.ndarray, weight: np.ndarray, g: Geometry, in_size
     if one_input_each:
         return forward(grad, swapped, None, flipped_geometry, last=False, backward=False)[0]
     if not shifted.faster(o, flipped_geometry, in_sizes, gradient=True):  # small planes: im2col's one GEMM
-        return _forward_last(grad, swapped, None, flipped_geometry, in_sizes)[0]
+        return im2col.forward_last(grad, swapped, None, flipped_geometry, in_sizes)[0]
     return shifted.forward(grad, swapped, None, flipped_geometry, in_sizes)
 
 
@@ -424,7 +306,7 @@ def backward(grad: np.ndarray, saved: Saved, weight: np.ndarray, g: Geometry, *,
         grad_w = strips.weight_grad(grad, saved.cols, g, weight.shape)
     elif need_weight:
         grad_w = conv_grads.weight_first(per_example, saved.cols, weight,
-                                         depthwise=_depthwise(weight, groups))
+                                         depthwise=im2col.depthwise_groups(weight, groups))
     if scatter:
         grad_x = _col2im_first(per_example, weight, g, saved.in_shape, saved.out_sizes)
     return grad_x, grad_w
@@ -442,7 +324,7 @@ def _col2im_first(per_example: np.ndarray, weight: np.ndarray, g: Geometry, in_s
     padded = np.zeros((n, c, *full), dtype=per_example.dtype)
 
     def run(b: slice) -> None:
-        products = _product(np.swapaxes(kernels, -1, -2), per_example[b], "gko,ngop->ngkp")
+        products = im2col.product(np.swapaxes(kernels, -1, -2), per_example[b], "gko,ngop->ngkp")
         shares: np.ndarray = products.reshape(b.stop - b.start, c, *g.kernel, *out_sizes)
         for offset in g.offsets():
             target = (b, slice(None), *g.taps(offset, out_sizes))

@@ -22,7 +22,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from modelpack.nn.kernels import conv as kernels
-from modelpack.nn.kernels import conv_grads
+from modelpack.nn.kernels import conv_grads, im2col
 from modelpack.nn.kernels import transposed as transposed_kernels
 
 RTOL, ATOL = 1e-4, 1e-4
@@ -369,7 +369,7 @@ def test_a_pointwise_inference_reads_its_input_in_place(monkeypatch, strides, pa
     itself, bit for bit as its columns do (on the numpy kernels: numba's loops take a narrow
     grouped one first)."""
     use_numpy_kernels(monkeypatch)
-    calls = record_calls(monkeypatch, kernels, "_forward_pointwise")
+    calls = record_calls(monkeypatch, im2col, "forward_pointwise")
     rng = np.random.default_rng(7)
     g = kernels.Geometry((1, 1), strides, padding, (1, 1), groups)
     x = rng.standard_normal((3, 4, 5, 6)).astype(np.float32)

@@ -26,7 +26,7 @@ from modelpack import Limits, autograd, nn
 from modelpack.errors import LimitError
 from modelpack.nn.budget import ActivationBudget, limit_activations
 from modelpack.nn.kernels import conv as kernels
-from modelpack.nn.kernels import conv_grads, depthwise, parallel, shifted
+from modelpack.nn.kernels import conv_grads, depthwise, im2col, parallel, shifted
 
 
 @st.composite
@@ -332,7 +332,7 @@ def test_a_deferred_backward_gathers_no_whole_batch_columns(monkeypatch, request
     else:
         use_numpy_kernels(monkeypatch)
     monkeypatch.setattr(conv_grads, "weight_last", lambda *args: pytest.fail("whole-batch columns"))
-    monkeypatch.setattr(kernels, "columns_last", lambda *args: pytest.fail("whole-batch columns"))
+    monkeypatch.setattr(im2col, "columns_last", lambda *args: pytest.fail("whole-batch columns"))
     layer, _ = _layer_input(shifted.MIN_CHANNELS, 12)
     x = np.random.default_rng(4).standard_normal((2 * conv_grads.EXAMPLES_PER_BLOCK + 1, shifted.MIN_CHANNELS, 12, 12))
     x = x.astype(np.float32)
@@ -382,7 +382,7 @@ def test_the_input_gradient_at_stride_1_comes_here(monkeypatch, last, kernel, pa
     flipped kernel), equal to the reference's adjoint; the weight's gradient is untouched. On
     planes of at most ``IM2COL_MAX_POSITIONS`` (16×15), the same correlation on im2col's columns."""
     calls = record_calls(monkeypatch, shifted, "forward")
-    gathered = record_calls(monkeypatch, kernels, "_forward_last")
+    gathered = record_calls(monkeypatch, im2col, "forward_last")
     rng = np.random.default_rng(3)
     g = kernels.Geometry(kernel, (1, 1), padding, dilation)
     x = rng.standard_normal((2, shifted.MIN_CHANNELS, 16, width)).astype(np.float32)
