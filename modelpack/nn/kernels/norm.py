@@ -86,7 +86,8 @@ def _apply(function: np.ufunc, a: np.ndarray, operand: np.ndarray, out: np.ndarr
     bits do not depend on the grouping)."""
     k = operand.shape[0]
     if k == 1:
-        return function(a, operand, out=out)
+        with _unbuffered(a, operand):
+            return function(a, operand, out=out)
     rows = a.shape[0]
     whole = rows - rows % k
     if whole:
@@ -105,15 +106,17 @@ def _apply_split(function: np.ufunc, a: np.ndarray, operand: np.ndarray, out: np
     return out
 
 
-def _unbuffered(three: np.ndarray, loops: ModuleType | None) -> contextlib.AbstractContextManager[None]:
-    """``rowloops.long_rows`` for numpy's passes on arrays like ``three`` whose ``_per_channel``
-    operands are broadcast along each run, or along rows of C values where runs are of one
-    (planes are contiguous operands, which numpy does not buffer; the compiled loops use no
-    ufuncs). 32×64×56×56 at 2 threads, median of 9 alternating rounds: inference 3.8 → 2.5 ms,
+def _unbuffered(a: np.ndarray, operand: np.ndarray) -> contextlib.AbstractContextManager[None]:
+    """``rowloops.long_rows`` for ``function(a, operand)`` on (rows, C, inner) arrays where the
+    operand is one value per channel, broadcast along each run, or along rows of C values where
+    runs are of one (planes are contiguous operands, which numpy does not buffer), from
+    ``GROUP_MIN_ELEMENTS`` values on (below, setting numpy's buffer costs more than it saves).
+    Element-wise passes only: numpy 2.0 buffers some of the sums, whose bits then depend on the
+    buffer. 32×64×56×56 at 2 threads, median of 9 alternating rounds: inference 3.8 → 2.5 ms,
     training forward 7.8 → 5.5, backward 10.8 → 7.1; the same bits."""
-    if loops is not None or not _broadcast(three):
+    if operand.shape[0] != 1 or operand.shape[2] != 1 or a.size < GROUP_MIN_ELEMENTS:
         return contextlib.nullcontext()
-    return rowloops.long_rows(three.shape[2] if three.shape[2] > 1 else three.shape[1])
+    return rowloops.long_rows(a.shape[2] if a.shape[2] > 1 else a.shape[1])
 
 
 def _rows_then_channels(part: np.ndarray) -> np.ndarray:
@@ -218,10 +221,11 @@ def _scale_shift(source: np.ndarray, out: np.ndarray, scale: tuple[np.ndarray, n
     runs = source.reshape(examples * channels, inner)
     scales, shifts = np.tile(scale[0], examples)[:, None], np.tile(shift[0], examples)[:, None]
     step = max(1, ROW_BLOCK // inner)
-    for start in range(0, len(runs), step):
-        block = slice(start, start + step)
-        np.multiply(runs[block], scales[block], out=into[block])
-        np.add(into[block], shifts[block], out=into[block])
+    with rowloops.long_rows(inner):  # (one value per row: see ``_unbuffered``)
+        for start in range(0, len(runs), step):
+            block = slice(start, start + step)
+            np.multiply(runs[block], scales[block], out=into[block])
+            np.add(into[block], shifts[block], out=into[block])
 
 
 def affine_terms(mean: np.ndarray, var: np.ndarray, gamma: np.ndarray | None, beta: np.ndarray,
@@ -252,8 +256,7 @@ def batch_norm(x: np.ndarray, axis: int, mean: np.ndarray, var: np.ndarray, gamm
             return
         _scale_shift(three[rows], out[rows], (scale, scales), (shift, shifts))
 
-    with _unbuffered(three, loops):
-        parallel.over_batch(run, three.shape[0], three.size, min_elements=SPLIT_ELEMENTS)
+    parallel.over_batch(run, three.shape[0], three.size, min_elements=SPLIT_ELEMENTS)
     return x if in_place else out.reshape(x.shape), Stats(mean.astype(dtype, copy=False), inv_std, batch)
 
 
@@ -286,8 +289,7 @@ def batch_norm_training(x: np.ndarray, axis: int, gamma: np.ndarray | None, beta
         centred = _apply(np.subtract, part, _per_channel(mean, part), out[rows])
         return rows.start, count, mean, _dot(centred, centred)
 
-    with _unbuffered(three, loops):
-        parts = _over_chunks(chunk_statistics, three)
+    parts = _over_chunks(chunk_statistics, three)
     starts = [start for start, _, _, _ in parts]
     counts = np.array([count for _, count, _, _ in parts], np.float64)[:, None]
     means = np.array([chunk_mean for _, _, chunk_mean, _ in parts], np.float64)  # (chunks, C)
@@ -313,8 +315,7 @@ def batch_norm_training(x: np.ndarray, axis: int, gamma: np.ndarray | None, beta
             return
         _scale_shift(out[rows], out[rows], (scale, scales), (chunk_shift, shifts[rows.start]))
 
-    with _unbuffered(three, loops):
-        _over_chunks(apply, three)  # the same chunks as the statistics'
+    _over_chunks(apply, three)  # the same chunks as the statistics'
     return out.reshape(x.shape), Stats(mean, inv_std, True), var
 
 
@@ -351,14 +352,12 @@ def batch_norm_backward(grad: np.ndarray, x: np.ndarray, axis: int, stats: Stats
     dtype = grad.dtype
     out = np.empty_like(g3)
     loops = _loops(g3, x3, out, stats.mean)
-    with _unbuffered(g3, loops):
-        grad_beta, dot = _grad_sums(g3, x3, stats.mean, out, loops)
+    grad_beta, dot = _grad_sums(g3, x3, stats.mean, out, loops)
     grad_gamma = dot * stats.inv_std  # Σ g·x̂
     scale = stats.inv_std if gamma is None else gamma * stats.inv_std
     scales = _per_channel(scale.astype(dtype, copy=False), g3)
     if not stats.batch:
-        with _unbuffered(g3, loops):
-            _apply_split(np.multiply, g3, scales, out)
+        _apply_split(np.multiply, g3, scales, out)
         return out.reshape(x.shape), grad_gamma, grad_beta
     count = dtype.type(g3.shape[0] * g3.shape[2])
     k = -stats.inv_std * (grad_gamma / count)
@@ -377,6 +376,5 @@ def batch_norm_backward(grad: np.ndarray, x: np.ndarray, axis: int, stats: Stats
         np.add(part, g3[rows], out=part)
         _apply(np.multiply, part, scales, part)
 
-    with _unbuffered(g3, loops):
-        parallel.over_batch(run, g3.shape[0], g3.size, min_elements=SPLIT_ELEMENTS)
+    parallel.over_batch(run, g3.shape[0], g3.size, min_elements=SPLIT_ELEMENTS)
     return out.reshape(x.shape), grad_gamma, grad_beta

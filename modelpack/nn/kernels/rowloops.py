@@ -14,8 +14,9 @@ broadcast along each row of ``a`` (2^18 float32 values, µs):
 | buffer 1024 | 94 | 68 | 51 | 40 | 36 | 45 |
 
 BatchNorm's inference pass on 32×64×56×56 at 2 threads: 3.6 → 2.4 ms (median). Short rows
-keep numpy's default, where buffering wins. Element-wise results do not depend on the buffer,
-nor do the kernels' float32 sums (no casting: numpy buffers none of their operands).
+keep numpy's default, where buffering wins. Element-wise results do not depend on the buffer;
+sums may (numpy 2.0 buffers some float32 reductions, and its pairwise sums then follow the
+buffer), so only element-wise passes run under this setting.
 
 The setting is numpy's own (``np.setbufsize``), held in a context variable: it applies to the
 calling thread, and ``parallel`` runs each chunk in a copy of its caller's context, so the

@@ -83,7 +83,8 @@ def _unbuffered(x: np.ndarray, axis: int) -> Any:
     """``rowloops.long_rows`` for a pass that broadcasts a statistic along ``axis``: the rows
     are ``axis``'s when it is the last one (a vocabulary's logits), where numpy's buffering of
     the statistic would cost most. The softmaxes run their steps in place on the array
-    ``_shifted`` made (the same bits as a new array per step)."""
+    ``_shifted`` made (the same bits as a new array per step); their sums run outside it (numpy
+    2.0 buffers some sums, whose bits then depend on the buffer)."""
     return rowloops.long_rows(x.shape[axis] if x.ndim and axis % x.ndim == x.ndim - 1 else 1)
 
 
@@ -107,9 +108,10 @@ def softmax(
     """exp(x) / sum(exp(x)) along ``axis``, shifted by the max for stability; with a
     ``length``, positions past it are 0 (an empty row is all 0)."""
     e = _shifted(x, length if use_length else None, axis, temperature, dtype)  # (a new array)
+    np.exp(e, out=e)
+    total = _row_sum(e, axis)  # (a sum: outside the setting, see ``_unbuffered``)
     with _unbuffered(e, axis):
-        np.exp(e, out=e)
-        return np.divide(e, _row_sum(e, axis), out=e)
+        return np.divide(e, total, out=e)
 
 
 @register_op("log_softmax", attrs=SoftmaxAttrs, call=_softmax_call)
@@ -125,8 +127,9 @@ def log_softmax(
     """x - logsumexp(x) along ``axis``, computed stably; with a ``length``, positions past it
     are -inf."""
     shifted = _shifted(x, length if use_length else None, axis, temperature, dtype)  # (a new array)
+    log_total = np.log(_row_sum(np.exp(shifted), axis))
     with _unbuffered(shifted, axis):
-        return np.subtract(shifted, np.log(_row_sum(np.exp(shifted), axis)), out=shifted)
+        return np.subtract(shifted, log_total, out=shifted)
 
 
 # -- products -------------------------------------------------------------------------------------
