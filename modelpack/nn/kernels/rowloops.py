@@ -55,11 +55,11 @@ def long_rows(length: int) -> contextlib.AbstractContextManager[None]:
     return _Unbuffered() if length >= LONG_ROWS else contextlib.nullcontext()
 
 
-def trailing_run(shape: tuple[int, ...], axes: Iterable[int]) -> int:
+def trailing_run(shape: tuple[int, ...], axes: int | Iterable[int]) -> int:
     """How many consecutive values of a C-contiguous array of ``shape`` share one statistic
     taken over ``axes`` (kept): the product of the trailing axes that are all among them, 1
     where the last one is not (the statistic then changes along every row)."""
-    reduced = {axis % len(shape) for axis in axes}
+    reduced = {axis % len(shape) for axis in ((axes,) if isinstance(axes, int) else axes)}
     run = 1
     for axis in range(len(shape) - 1, -1, -1):
         if axis not in reduced:

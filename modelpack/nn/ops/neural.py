@@ -85,7 +85,7 @@ def _unbuffered(x: np.ndarray, axis: int) -> Any:
     the statistic would cost most. The softmaxes run their steps in place on the array
     ``_shifted`` made (the same bits as a new array per step); their sums run outside it (numpy
     2.0 buffers some sums, whose bits then depend on the buffer)."""
-    return rowloops.long_rows(x.shape[axis] if x.ndim and axis % x.ndim == x.ndim - 1 else 1)
+    return rowloops.long_rows(rowloops.trailing_run(x.shape, axis))
 
 
 def _row_sum(e: np.ndarray, axis: int) -> np.ndarray:

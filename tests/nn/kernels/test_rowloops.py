@@ -214,3 +214,4 @@ def test_trailing_run_is_the_reduced_axes_at_the_end():
     assert rowloops.trailing_run((2, 3, 4, 5), (1, 3)) == 5  # axis 2 kept: the run stops there
     assert rowloops.trailing_run((2, 3, 4, 5), (1,)) == 1
     assert rowloops.trailing_run((2, 3), (0, 1)) == 6
+    assert rowloops.trailing_run((2, 3, 4), -1) == rowloops.trailing_run((2, 3, 4), 2) == 4  # one axis
