@@ -175,7 +175,7 @@ def _normalised_grad(grad_hat: np.ndarray, x_hat: np.ndarray, inv_std: np.ndarra
     into one new array, in place after its first step (the same bits as a new array a step)."""
     mean_grad = grad_hat.mean(axis=axes, keepdims=True)
     mean_grad_x = (grad_hat * x_hat).mean(axis=axes, keepdims=True)
-    with rowloops.long_rows(rowloops.trailing_run(grad_hat.shape, axes)):
+    with rowloops.over_statistics(grad_hat.shape, axes):
         result = np.subtract(grad_hat, mean_grad)
         np.subtract(result, x_hat * mean_grad_x, out=result)
         return np.multiply(result, inv_std, out=result)
@@ -187,7 +187,7 @@ def _normalised(array: np.ndarray, axes: Any, epsilon: float) -> tuple[np.ndarra
     mean = array.mean(axis=axes, keepdims=True, dtype=array.dtype)
     var = array.var(axis=axes, keepdims=True, dtype=array.dtype)
     inv_std = 1 / np.sqrt(var + array.dtype.type(epsilon))
-    with rowloops.long_rows(rowloops.trailing_run(array.shape, axes)):
+    with rowloops.over_statistics(array.shape, axes):
         x_hat = np.subtract(array, mean)
         return np.multiply(x_hat, inv_std, out=x_hat), inv_std
 

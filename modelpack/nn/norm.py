@@ -254,7 +254,7 @@ def _normalize(array: np.ndarray, axes: tuple[int, ...], epsilon: float, dtype: 
     as a new array per step; LayerNorm over 1024 features of 2048 rows, one thread: 6.7 → 3.9 ms."""
     mean = array.mean(axis=axes, keepdims=True, dtype=dtype)
     var = array.var(axis=axes, keepdims=True, dtype=dtype)
-    with rowloops.long_rows(rowloops.trailing_run(array.shape, axes)):
+    with rowloops.over_statistics(array.shape, axes):
         out = np.subtract(array, mean)
         np.divide(out, np.sqrt(var + dtype.type(epsilon)), out=out)
         if gamma is not None:

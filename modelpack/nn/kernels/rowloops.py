@@ -31,7 +31,7 @@ from types import TracebackType
 
 import numpy as np
 
-__all__ = ["LONG_ROWS", "ROW_BUFFER", "long_rows", "trailing_run"]
+__all__ = ["LONG_ROWS", "ROW_BUFFER", "long_rows", "over_statistics", "trailing_run"]
 
 # Rows of this many values or more run unbuffered, with numpy's buffer at ``ROW_BUFFER`` values.
 LONG_ROWS = 512
@@ -66,3 +66,11 @@ def trailing_run(shape: tuple[int, ...], axes: int | Iterable[int]) -> int:
             break
         run *= shape[axis]
     return run
+
+
+def over_statistics(shape: tuple[int, ...], axes: int | Iterable[int]
+                    ) -> contextlib.AbstractContextManager[None]:
+    """``long_rows`` for element-wise passes that broadcast statistics taken over ``axes``
+    (kept) along an array of ``shape`` (a norm's mean, a softmax's sum): rows of their
+    ``trailing_run``. The statistics themselves are computed outside it (see above)."""
+    return long_rows(trailing_run(shape, axes))

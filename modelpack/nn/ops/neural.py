@@ -79,15 +79,6 @@ def _shifted(
     return masked - np.where(np.isfinite(top), top, 0).astype(x.dtype)
 
 
-def _unbuffered(x: np.ndarray, axis: int) -> Any:
-    """``rowloops.long_rows`` for a pass that broadcasts a statistic along ``axis``: the rows
-    are ``axis``'s when it is the last one (a vocabulary's logits), where numpy's buffering of
-    the statistic would cost most. The softmaxes run their steps in place on the array
-    ``_shifted`` made (the same bits as a new array per step); their sums run outside it (numpy
-    2.0 buffers some sums, whose bits then depend on the buffer)."""
-    return rowloops.long_rows(rowloops.trailing_run(x.shape, axis))
-
-
 def _row_sum(e: np.ndarray, axis: int) -> np.ndarray:
     """The sum of ``e`` along ``axis``, an empty (masked) row's 0 taken as 1: it then divides to
     all 0 and logs to all -inf."""
@@ -107,10 +98,12 @@ def softmax(
 ) -> np.ndarray:
     """exp(x) / sum(exp(x)) along ``axis``, shifted by the max for stability; with a
     ``length``, positions past it are 0 (an empty row is all 0)."""
-    e = _shifted(x, length if use_length else None, axis, temperature, dtype)  # (a new array)
+    # Each step in place on the new array ``_shifted`` made (the same bits as a new array a
+    # step); the division unbuffered along a long last axis (``rowloops``), the sum outside it.
+    e = _shifted(x, length if use_length else None, axis, temperature, dtype)
     np.exp(e, out=e)
-    total = _row_sum(e, axis)  # (a sum: outside the setting, see ``_unbuffered``)
-    with _unbuffered(e, axis):
+    total = _row_sum(e, axis)
+    with rowloops.over_statistics(e.shape, axis):
         return np.divide(e, total, out=e)
 
 
@@ -128,7 +121,7 @@ def log_softmax(
     are -inf."""
     shifted = _shifted(x, length if use_length else None, axis, temperature, dtype)  # (a new array)
     log_total = np.log(_row_sum(np.exp(shifted), axis))
-    with _unbuffered(shifted, axis):
+    with rowloops.over_statistics(shifted.shape, axis):  # (as softmax's division)
         return np.subtract(shifted, log_total, out=shifted)
 
 
