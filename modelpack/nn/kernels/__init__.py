@@ -41,6 +41,8 @@ by side, on plain numpy arrays.
   a bias along long rows (numpy's buffering of that operand costs up to 2× there);
 - ``blas``: numpy's BLAS held to one thread while those passes run its GEMMs on ``parallel``'s
   threads (OpenBLAS's idle workers otherwise spin on the cores they need);
+- ``derived``: what a kernel derives from a weight alone (Winograd's transformed kernels),
+  kept between calls while the weight's bits stay the same (a loaded model's inference);
 - ``backend``: which implementation runs (``MODELPACK_KERNELS``): numpy's, or with the
   ``accel`` extra ``compiled``'s numba loops, which ``direct`` runs for the convolutions
   im2col serves badly (depthwise, narrow groups).
