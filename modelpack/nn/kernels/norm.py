@@ -251,10 +251,12 @@ def batch_norm(x: np.ndarray, axis: int, mean: np.ndarray, var: np.ndarray, gamm
     loops = _loops(three, scale, shift)
 
     def run(rows: slice) -> None:
-        if loops is not None:
+        if loops is not None and in_place:  # (one array: the loop vectorises; see its docstring)
+            loops.scale_shift_in_place(out, scale, shift, rows.start, rows.stop)
+        elif loops is not None:
             loops.scale_shift(three, out, scale, shift, rows.start, rows.stop)
-            return
-        _scale_shift(three[rows], out[rows], (scale, scales), (shift, shifts))
+        else:
+            _scale_shift(three[rows], out[rows], (scale, scales), (shift, shifts))
 
     parallel.over_batch(run, three.shape[0], three.size, min_elements=SPLIT_ELEMENTS)
     return x if in_place else out.reshape(x.shape), Stats(mean.astype(dtype, copy=False), inv_std, batch)

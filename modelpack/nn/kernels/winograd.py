@@ -96,10 +96,11 @@ def forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, g: Geome
             out_sizes: tuple[int, ...], *, keep_transform: bool = False) -> np.ndarray:
     """x (N, C, H, W) correlated with weight (O, C, 3, 3), plus bias: (N, O, *out_sizes), for
     a 3×3 stride-1 convolution (any padding); ``keep_transform`` where the weight is a layer's,
-    likely called again with the same bits (inference; not a gradient's flipped copy). The batch is split over ``parallel``'s threads,
-    each running its examples' blocks (at most ``BLOCK_VALUES`` tile values) through the
-    gather, the transforms and the GEMMs on one BLAS thread: run whole, the GEMMs' threaded
-    BLAS left its workers spinning on the cores the next passes need."""
+    likely called again with the same bits (inference; not a gradient's flipped copy). The
+    batch is split over ``parallel``'s threads, each running its examples' blocks (at most
+    ``BLOCK_VALUES`` tile values) through the gather, the transforms and the GEMMs on one BLAS
+    thread: run whole, the GEMMs' threaded BLAS left its workers spinning on the cores the
+    next passes need."""
     n, c, height, width = x.shape
     o, dtype = weight.shape[0], x.dtype
     rows, cols = -(-out_sizes[0] // TILE), -(-out_sizes[1] // TILE)
