@@ -109,7 +109,7 @@ def forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, g: Geome
         if winograd.usable(x, weight, g) and type(x) is np.ndarray:
             return activated(winograd.forward(x, weight, bias, g, out_sizes, keep_transform=True)), unused
         if winograd3d.usable(x, weight, g) and type(x) is np.ndarray:
-            return activated(winograd3d.forward(x, weight, bias, g, out_sizes)), unused
+            return activated(winograd3d.forward(x, weight, bias, g, out_sizes, keep_transform=True)), unused
         if shifted.faster(c, g, out_sizes):
             return activated(shifted.forward(x, weight, bias, g, out_sizes)), unused
         if shifted.grouped_usable(x, weight, g, out_sizes) and type(x) is np.ndarray:

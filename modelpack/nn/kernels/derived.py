@@ -1,5 +1,5 @@
-"""Arrays a kernel derives from a weight alone (Winograd's transformed kernels), kept between
-calls for as long as the weight's bits stay the same.
+"""Arrays a kernel derives from a weight alone (``winograd``'s and ``winograd3d``'s transformed
+kernels), kept between calls for as long as the weight's bits stay the same.
 
 A loaded model at inference calls each convolution with the same weight every time, and
 transforming a 128-channel 3×3 kernel for Winograd costs ~0.47 ms a call at 2 threads (a

@@ -31,7 +31,7 @@ import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from .. import budget
-from . import blas, parallel, winograd
+from . import blas, derived, parallel, winograd
 from .winograd import SPAN, TILE
 
 if TYPE_CHECKING:
@@ -156,16 +156,22 @@ def _weight_by_tap(weight: np.ndarray) -> np.ndarray:
 
 
 def forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, g: Geometry,
-            out_sizes: tuple[int, ...]) -> np.ndarray:
+            out_sizes: tuple[int, ...], *, keep_transform: bool = False) -> np.ndarray:
     """x (N, C, D, H, W) correlated with weight (O, C, k, 3, 3), plus bias: (N, O, *out_sizes),
     for a stride-1 convolution (any padding). Each item's slices are copied into zero-padded
     channels-last planes, transformed, multiplied (one matmul call: 36 × depths GEMMs reading
     overlapping runs of the transformed slices), transformed back and written with the bias;
-    the items run on ``parallel``'s threads, their GEMMs on one BLAS thread each."""
+    the items run on ``parallel``'s threads, their GEMMs on one BLAS thread each.
+    ``keep_transform`` as ``winograd.forward``'s (the weight's transform kept, ``derived``)."""
     n, c = x.shape[:2]
     o, taps, dtype = weight.shape[0], weight.shape[2], x.dtype
     t = _tiling(x.shape, out_sizes, g, max(c, o))
-    u = _weight_by_tap(weight.astype(dtype, copy=False))[:, None]  # (36, 1, O, k·C)
+    if keep_transform:
+        by_tap = derived.derived(weight, f"winograd3d {dtype}",
+                                 lambda kernel: _weight_by_tap(kernel.astype(dtype, copy=False)))
+    else:
+        by_tap = _weight_by_tap(weight.astype(dtype, copy=False))
+    u = by_tap[:, None]  # (36, 1, O, k·C)
     at = winograd.AT.astype(dtype)
     full = (t.rows * TILE, t.cols * TILE)
     exact = full == tuple(out_sizes[1:])

@@ -11,7 +11,7 @@ import pytest
 from test_conv import assert_refused_by_budget
 
 from modelpack import nn
-from modelpack.nn.kernels import conv, derived, winograd
+from modelpack.nn.kernels import conv, derived, winograd, winograd3d
 from modelpack.nn.kernels.columns import Geometry
 
 
@@ -147,3 +147,18 @@ def test_only_an_inference_call_keeps_the_transform(monkeypatch: pytest.MonkeyPa
     assert not derived._entries
     conv.forward(x, w, None, g, backward=False)
     assert len(derived._entries) == 1
+
+
+def test_a_3d_inference_keeps_its_transform_and_follows_an_in_place_change() -> None:
+    rng = np.random.default_rng(3)
+    c = winograd3d.MIN_CHANNELS
+    x = rng.standard_normal((2, c, 4, 6, 6)).astype(np.float32)
+    weight = rng.standard_normal((c, c, 3, 3, 3)).astype(np.float32)
+    g = conv.Geometry((3, 3, 3), (1, 1, 1), (1, 1, 1), (1, 1, 1))
+    assert winograd3d.usable(x, weight, g)
+    conv.forward(x, weight, None, g, backward=False)
+    assert len(derived._entries) == 1
+    weight[2, 1, 0, 2, 1] += 1
+    kept = conv.forward(x, weight, None, g, backward=False)[0]
+    derived.clear()
+    assert np.array_equal(kept, winograd3d.forward(x, weight, None, g, (4, 6, 6)))
