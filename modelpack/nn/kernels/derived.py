@@ -41,11 +41,13 @@ _lock = threading.Lock()  # (a model may run on several threads at once)
 _UNSIGNED = {1: np.uint8, 2: np.uint16, 4: np.uint32, 8: np.uint64}
 
 
-def derived(weight: np.ndarray, kind: str, compute: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+def derived(weight: np.ndarray, kind: str, compute: Callable[[np.ndarray], np.ndarray], *,
+            keep: bool = True) -> np.ndarray:
     """``compute(weight)``, from the last call's result when ``kind`` was derived from these
-    very bits (the same values at the same place); a read-only array either way."""
-    bits = _bits(weight)
-    if bits is None:  # (not contiguous, or of an item size without an unsigned type)
+    very bits (the same values at the same place); a read-only array either way. ``keep``
+    False where the weight is not a layer's own, called again (a gradient's flipped copy)."""
+    bits = _bits(weight) if keep else None
+    if bits is None:  # (not kept, not contiguous, or of an item size without an unsigned type)
         return _read_only(compute(weight))
     key = (kind, weight.ctypes.data, weight.shape, weight.strides, weight.dtype.str)
     with _lock:

@@ -108,11 +108,10 @@ def forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, g: Geome
     share = -(-n // min(n, parallel.threads()))  # a thread's examples
     per = max(1, min(share, BLOCK_VALUES // (SPAN * SPAN * max(c, o) * tiles)))
     bt, at = BT.astype(dtype), AT.astype(dtype)
-    if keep_transform:  # (a loaded model's inference calls it with the same weight each time)
-        u = derived.derived(weight, f"winograd {dtype}",
-                            lambda kernel: transformed_weight(kernel.astype(dtype, copy=False)))
-    else:
-        u = transformed_weight(weight.astype(dtype, copy=False))
+    def transform(kernel: np.ndarray) -> np.ndarray:
+        return transformed_weight(kernel.astype(dtype, copy=False))
+
+    u = derived.derived(weight, f"winograd {dtype}", transform, keep=keep_transform)
     full = (rows * TILE, cols * TILE)
     exact = full == tuple(out_sizes)
     padded = (full[0] + 2, full[1] + 2)

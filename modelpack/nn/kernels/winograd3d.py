@@ -166,12 +166,9 @@ def forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, g: Geome
     n, c = x.shape[:2]
     o, taps, dtype = weight.shape[0], weight.shape[2], x.dtype
     t = _tiling(x.shape, out_sizes, g, max(c, o))
-    if keep_transform:
-        by_tap = derived.derived(weight, f"winograd3d {dtype}",
-                                 lambda kernel: _weight_by_tap(kernel.astype(dtype, copy=False)))
-    else:
-        by_tap = _weight_by_tap(weight.astype(dtype, copy=False))
-    u = by_tap[:, None]  # (36, 1, O, k·C)
+    u = derived.derived(weight, f"winograd3d {dtype}",
+                        lambda kernel: _weight_by_tap(kernel.astype(dtype, copy=False)), keep=keep_transform)
+    u = u[:, None]  # (36, 1, O, k·C)
     at = winograd.AT.astype(dtype)
     full = (t.rows * TILE, t.cols * TILE)
     exact = full == tuple(out_sizes[1:])
