@@ -4,9 +4,9 @@ kernels), kept between calls for as long as the weight's bits stay the same.
 A loaded model at inference calls each convolution with the same weight every time, and
 transforming a 128-channel 3×3 kernel for Winograd costs ~0.47 ms a call at 2 threads (a
 ResNet-18-style forward: ~2 ms of ~40), while comparing its bits with a copy kept from the
-last call costs ~0.02 ms. An entry is found by where the weight's values lie and how they are
-laid out, and served only when the weight's bits equal the copy kept with it: what is derived
-is a function of those bits, so a weight changed in place (a training step, d2l's
+last call costs ~0.02 ms. An entry is found by where the weight's values lie, its shape and
+dtype, and served only when the weight's bits equal the copy kept with it: what is derived is
+a function of those bits, so a weight changed in place (a training step, d2l's
 ``weight.data()[:] += 1``), replaced, or freed with its memory reused is derived again, never
 served stale. At most ``MAX_BYTES`` are kept (copies and derived arrays), the least recently
 used dropped first; an array served from here is read-only.
@@ -27,7 +27,7 @@ __all__ = ["MAX_BYTES", "derived", "clear"]
 
 MAX_BYTES = 64 << 20  # what all entries may hold; one entry takes at most a quarter of it
 
-_Key = tuple[str, int, tuple[int, ...], tuple[int, ...], str]
+_Key = tuple[str, int, tuple[int, ...], str]  # kind, address, shape, dtype (C-contiguous)
 
 
 class _Entry(NamedTuple):
@@ -49,7 +49,7 @@ def derived(weight: np.ndarray, kind: str, compute: Callable[[np.ndarray], np.nd
     bits = _bits(weight) if keep else None
     if bits is None:  # (not kept, not contiguous, or of an item size without an unsigned type)
         return _read_only(compute(weight))
-    key = (kind, weight.ctypes.data, weight.shape, weight.strides, weight.dtype.str)
+    key = (kind, weight.ctypes.data, weight.shape, weight.dtype.str)
     with _lock:
         entry = _entries.get(key)
         if entry is not None:

@@ -162,3 +162,11 @@ def test_a_3d_inference_keeps_its_transform_and_follows_an_in_place_change() -> 
     kept = conv.forward(x, weight, None, g, backward=False)[0]
     derived.clear()
     assert np.array_equal(kept, winograd3d.forward(x, weight, None, g, (4, 6, 6)))
+
+
+def test_an_object_array_is_derived_every_call_and_not_kept() -> None:
+    """Its items are references, not bits to compare (numpy refuses to view them as integers)."""
+    weight, compute = np.array([1.5, 2.5], dtype=object), _Counting()
+    derived.derived(weight, "double", compute)
+    assert list(derived.derived(weight, "double", compute)) == [3.0, 5.0]
+    assert compute.calls == 2 and not derived._entries
