@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 from numba import njit
 
-__all__ = ["scratch", "conv_forward", "conv_grad_input", "conv_grad_weight"]
+__all__ = ["scratch", "conv_forward", "conv_grad_input", "conv_grad_weight", "depthwise_last_forward"]
 
 # nogil: the loops run on parallel's threads; cache: compiled once per machine, not per process.
 _jit = njit(nogil=True, cache=True)
@@ -325,6 +325,47 @@ def conv_forward(x: Any, w: Any, bias: Any, out: Any, padded: Any, buffer: Any, 
                  sh: int, sw: int, ph: int, pw: int, dh: int, dw: int, groups: int) -> None:
     """out[n] = bias + Σ taps of x[n] (N, C, H, W) ⋆ w (O, C/G, KH, KW), n in [first, stop)."""
     _sweep(FORWARD, x, out, w, bias, padded, buffer, first, stop, sh, sw, ph, pw, dh, dw, groups)
+
+
+@_jit
+def depthwise_last_forward(x: Any, w: Any, bias: Any, out: Any, padded: Any, acc: Any, first: int, stop: int,
+                           sh: int, sw: int, ph: int, pw: int, dh: int, dw: int) -> None:
+    """out[n] = bias + Σ taps of x[n] (N, C, H, W) ⋆ w (C, 1, KH, KW), one output channel per
+    input channel, n in [first, stop), computed channels last: each example is laid out in
+    ``padded`` (H + 2·ph, W + 2·pw, C; its border zeros, never written), and each output
+    position's C sums in ``acc`` (OH, OW, C) take the taps one after another, each a
+    vectorised pass over the channels (the order, and so the bits, of ``conv_forward``'s
+    passes). On small planes of many channels the planes' own runs are a few dozen values:
+    too short for their loops (``direct.CHANNELS_LAST_MAX_POSITIONS``)."""
+    channels, height, width = x.shape[1], x.shape[2], x.shape[3]
+    kh_count, kw_count = w.shape[2], w.shape[3]
+    oh_count, ow_count = out.shape[2], out.shape[3]
+    taps = np.empty((kh_count, kw_count, channels), x.dtype)
+    for c in range(channels):
+        for j in range(kh_count):
+            for i in range(kw_count):
+                taps[j, i, c] = w[c, 0, j, i]
+    for n in range(first, stop):
+        for r in range(height):
+            for q in range(width):
+                into = padded[r + ph, q + pw]
+                for c in range(channels):
+                    into[c] = x[n, c, r, q]
+        for y in range(oh_count):
+            for q in range(ow_count):
+                row = acc[y, q]
+                for c in range(channels):
+                    row[c] = bias[c]
+                for j in range(kh_count):
+                    for i in range(kw_count):
+                        source, tap = padded[y * sh + j * dh, q * sw + i * dw], taps[j, i]
+                        for c in range(channels):
+                            row[c] = row[c] + tap[c] * source[c]
+        for y in range(oh_count):
+            for q in range(ow_count):
+                row = acc[y, q]
+                for c in range(channels):
+                    out[n, c, y, q] = row[c]
 
 
 @_jit

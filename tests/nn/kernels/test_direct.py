@@ -204,3 +204,81 @@ def test_the_loops_scratch_counts_against_the_budget(numba_kernels) -> None:
     limit_activations(layer, ActivationBudget("hostile.mpk", Limits(max_activation_bytes=2**20)))
     with pytest.raises(LimitError, match=r"hostile\.mpk: .*padding the input by \(4000, 4000\): the activations"):
         layer(x)
+
+
+# -- depthwise on small planes of many channels: channels last -----------------------------------
+
+
+@st.composite
+def many_channels(draw: st.DrawFn) -> tuple[kernels.Geometry, tuple[int, ...], int]:
+    """(geometry, input sizes, batch) of a depthwise convolution that runs channels last."""
+    dims = draw(st.integers(1, 2))
+    kernel, padding, dilation, sizes, strides = [], [], [], [], []
+    for _ in range(dims):
+        k, d = draw(st.integers(1, 5)), draw(st.integers(1, 2))
+        strides.append(draw(st.integers(1, 3)))
+        p = draw(st.integers(0, k))
+        span = d * (k - 1) + 1
+        kernel.append(k), padding.append(p), dilation.append(d)
+        sizes.append(draw(st.integers(max(1, span - 2 * p), max(1, span - 2 * p) + 8)))
+    channels = draw(st.sampled_from([direct.CHANNELS_LAST_MIN_CHANNELS, direct.CHANNELS_LAST_MIN_CHANNELS + 3]))
+    g = kernels.Geometry(tuple(kernel), tuple(strides), tuple(padding), tuple(dilation), channels)
+    return g, tuple(sizes), draw(st.integers(1, 3))
+
+
+@settings(max_examples=40, deadline=None)
+@given(drawn=many_channels(), seed=st.integers(0, 2**32 - 1))
+def test_channels_last_gives_the_planes_loops_bits(numba_kernels, drawn, seed) -> None:
+    """The same taps in the same order, so the same bits as the phase planes' loops; and near
+    the numpy path, the reference."""
+    g, sizes, batch = drawn
+    x, w, b = _arrays(seed, g, sizes, batch, 1, 1)
+    backend.use("numba")
+    assert direct._channels_last(x, w, g, g.out_sizes(x.shape[2:]))
+    last = direct.forward(x, w, b, g)
+    with pytest.MonkeyPatch.context() as patch:  # the planes' loops
+        patch.setattr(direct, "CHANNELS_LAST_MIN_CHANNELS", 2**31)
+        assert direct.forward(x, w, b, g).tobytes() == last.tobytes()
+    backend.use("numpy")
+    assert_near(last, kernels.forward(x, w, b, g)[0].astype(np.float64))
+
+
+@pytest.mark.parametrize(("channels", "side", "multiplier", "taken"), [
+    (1024, 7, 1, True),  # MobileNet's last depthwise layer
+    (512, 14, 1, True),
+    (512, 15, 1, False),  # 225 positions: the planes' runs are long enough
+    (64, 7, 1, False),  # few channels
+    (128, 7, 2, False),  # two outputs per channel
+])
+def test_what_runs_channels_last(numba_kernels, monkeypatch, channels, side, multiplier, taken) -> None:
+    from modelpack.nn.kernels import compiled
+
+    calls = []
+    original = compiled.depthwise_last_forward
+    monkeypatch.setattr(compiled, "depthwise_last_forward", lambda *args: calls.append(1) or original(*args))
+    backend.use("numba")
+    g = kernels.Geometry((3, 3), (1, 1), (1, 1), (1, 1), channels)
+    x, w, b = _arrays(7, g, (side, side), 2, 1, multiplier)
+    out = kernels.forward(x, w, b, g, backward=False)[0]
+    assert bool(calls) is taken
+    backend.use("numpy")
+    assert_near(out, kernels.forward(x, w, b, g, backward=False)[0].astype(np.float64))
+
+
+def test_the_channels_last_scratch_counts_against_the_budget(numba_kernels) -> None:
+    """As the planes' scratch: a hostile padding (its padded example 32 GB, the output 2×2) is
+    refused before anything is allocated."""
+    from modelpack import Limits, nn
+    from modelpack.errors import LimitError
+    from modelpack.nn.budget import ActivationBudget, limit_activations
+
+    backend.use("numba")
+    channels = direct.CHANNELS_LAST_MIN_CHANNELS
+    layer = nn.Conv2D(channels, 3, strides=4096, padding=4000, groups=channels, in_channels=channels)
+    layer.initialize(seed=0)
+    x = np.ones((1, channels, 1, 1), np.float32)
+    g = layer._geometry()
+    assert direct._channels_last(x, layer.weight.data(), g, g.out_sizes(x.shape[2:]))
+    limit_activations(layer, ActivationBudget("hostile.mpk", Limits(max_activation_bytes=2**20)))
+    with pytest.raises(LimitError, match=r"hostile\.mpk: .*padding the input by \(4000, 4000\), channels last"):
+        layer(x)
