@@ -42,6 +42,15 @@ def _conv1d_text(k: int) -> Case:
                 lambda: t.Conv1d(200, 100, k), (16, 200, 500), (2, 200, 24), "batch 16 (d2l: 64)")
 
 
+def _depthwise(name: str, source: str, k: int, stride: int, shape: tuple[int, int, int, int], quick_side: int
+               ) -> Case:
+    """A depthwise k×k convolution padded to keep the sizes (at stride 1) on ``shape``'s channels."""
+    c, p = shape[1], k // 2
+    return Case(name, source, lambda: nn.Conv2D(c, k, strides=stride, padding=p, groups=c, in_channels=c),
+                lambda: t.Conv2d(c, c, k, stride=stride, padding=p, groups=c), shape,
+                (1, c, quick_side, quick_side), f"batch {shape[0]}")
+
+
 CASES: list[Case] = [
     # -- convolutions -----------------------------------------------------------------------------
     *(_conv1d_text(k) for k in (3, 4, 5)),
@@ -64,25 +73,13 @@ CASES: list[Case] = [
     Case("Conv2D grouped 1×1 g4", "gluoncv shufflenet (g=4) bottleneck",
          lambda: nn.Conv2D(68, 1, groups=4, in_channels=272),
          lambda: t.Conv2d(272, 68, 1, groups=4), (16, 272, 28, 28), (1, 272, 6, 6)),
-    Case("depthwise 3×3/1", "gluoncv mobilenet1.0",
-         lambda: nn.Conv2D(128, 3, padding=1, groups=128, in_channels=128),
-         lambda: t.Conv2d(128, 128, 3, padding=1, groups=128), (8, 128, 56, 56), (1, 128, 8, 8), "batch 8"),
-    Case("depthwise 3×3/2", "gluoncv mobilenet1.0",
-         lambda: nn.Conv2D(64, 3, strides=2, padding=1, groups=64, in_channels=64),
-         lambda: t.Conv2d(64, 64, 3, stride=2, padding=1, groups=64), (8, 64, 112, 112), (1, 64, 8, 8),
-         "batch 8"),
+    _depthwise("depthwise 3×3/1", "gluoncv mobilenet1.0", 3, 1, (8, 128, 56, 56), 8),
+    _depthwise("depthwise 3×3/2", "gluoncv mobilenet1.0", 3, 2, (8, 64, 112, 112), 8),
     # Later layers of the same models, and the strided, dilated and wide-kernel convolutions of
     # d2l's AlexNet and ResNeXt and gluoncv's MobileNet v3, DeepLab and 3-D ResNets.
-    Case("depthwise 3×3/1 on 14×14", "gluoncv mobilenet1.0 stage 5",
-         lambda: nn.Conv2D(512, 3, padding=1, groups=512, in_channels=512),
-         lambda: t.Conv2d(512, 512, 3, padding=1, groups=512), (8, 512, 14, 14), (1, 512, 4, 4), "batch 8"),
-    Case("depthwise 3×3/1 on 7×7", "gluoncv mobilenet1.0 last stage",
-         lambda: nn.Conv2D(1024, 3, padding=1, groups=1024, in_channels=1024),
-         lambda: t.Conv2d(1024, 1024, 3, padding=1, groups=1024), (8, 1024, 7, 7), (1, 1024, 3, 3),
-         "batch 8"),
-    Case("depthwise 5×5/1", "gluoncv mobilenetv3",
-         lambda: nn.Conv2D(240, 5, padding=2, groups=240, in_channels=240),
-         lambda: t.Conv2d(240, 240, 5, padding=2, groups=240), (8, 240, 14, 14), (1, 240, 5, 5), "batch 8"),
+    _depthwise("depthwise 3×3/1 on 14×14", "gluoncv mobilenet1.0 stage 5", 3, 1, (8, 512, 14, 14), 4),
+    _depthwise("depthwise 3×3/1 on 7×7", "gluoncv mobilenet1.0 last stage", 3, 1, (8, 1024, 7, 7), 3),
+    _depthwise("depthwise 5×5/1", "gluoncv mobilenetv3", 5, 1, (8, 240, 14, 14), 5),
     Case("Conv2D grouped 3×3/2 g32", "d2l 8.6 ResNeXt block, downsampling",
          lambda: nn.Conv2D(256, 3, strides=2, padding=1, groups=32, in_channels=256),
          lambda: t.Conv2d(256, 256, 3, stride=2, padding=1, groups=32), (8, 256, 28, 28), (1, 256, 6, 6)),

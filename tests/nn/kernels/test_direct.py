@@ -31,22 +31,29 @@ def restore_backend() -> Iterator[None]:
     backend.use(before)
 
 
-@st.composite
-def narrow(draw: st.DrawFn) -> tuple[kernels.Geometry, tuple[int, ...], int, int, int]:
-    """(geometry, input sizes, batch, channels per group, outputs per group) that the loops take."""
+def _axes(draw: st.DrawFn, max_kernel: int, room: int) -> tuple[tuple[int, ...], ...]:
+    """(kernel, strides, padding, dilation, input sizes) of 1 or 2 spatial axes, each input at
+    least as wide as the padded kernel's span and up to ``room`` wider."""
     dims = draw(st.integers(1, 2))
     kernel, padding, dilation, sizes, strides = [], [], [], [], []
     for _ in range(dims):
-        k, d = draw(st.integers(1, 4)), draw(st.integers(1, 2))
+        k, d = draw(st.integers(1, max_kernel)), draw(st.integers(1, 2))
         strides.append(draw(st.integers(1, 3)))
         p = draw(st.integers(0, k))
         span = d * (k - 1) + 1
         kernel.append(k), padding.append(p), dilation.append(d)
-        sizes.append(draw(st.integers(max(1, span - 2 * p), max(1, span - 2 * p) + 9)))
+        sizes.append(draw(st.integers(max(1, span - 2 * p), max(1, span - 2 * p) + room)))
+    return tuple(kernel), tuple(strides), tuple(padding), tuple(dilation), tuple(sizes)
+
+
+@st.composite
+def narrow(draw: st.DrawFn) -> tuple[kernels.Geometry, tuple[int, ...], int, int, int]:
+    """(geometry, input sizes, batch, channels per group, outputs per group) that the loops take."""
+    kernel, strides, padding, dilation, sizes = _axes(draw, 4, 9)
     cg, og = draw(st.sampled_from([(1, 1), (1, 2), (2, 1), (2, 3), (4, 4), (8, 8)]))
     groups = draw(st.integers(2, 4))
-    g = kernels.Geometry(tuple(kernel), tuple(strides), tuple(padding), tuple(dilation), groups)
-    return g, tuple(sizes), draw(st.integers(1, 3)), cg, og
+    g = kernels.Geometry(kernel, strides, padding, dilation, groups)
+    return g, sizes, draw(st.integers(1, 3)), cg, og
 
 
 def _arrays(seed: int, g: kernels.Geometry, sizes: tuple[int, ...], batch: int, cg: int, og: int
@@ -212,18 +219,9 @@ def test_the_loops_scratch_counts_against_the_budget(numba_kernels) -> None:
 @st.composite
 def many_channels(draw: st.DrawFn) -> tuple[kernels.Geometry, tuple[int, ...], int]:
     """(geometry, input sizes, batch) of a depthwise convolution that runs channels last."""
-    dims = draw(st.integers(1, 2))
-    kernel, padding, dilation, sizes, strides = [], [], [], [], []
-    for _ in range(dims):
-        k, d = draw(st.integers(1, 5)), draw(st.integers(1, 2))
-        strides.append(draw(st.integers(1, 3)))
-        p = draw(st.integers(0, k))
-        span = d * (k - 1) + 1
-        kernel.append(k), padding.append(p), dilation.append(d)
-        sizes.append(draw(st.integers(max(1, span - 2 * p), max(1, span - 2 * p) + 8)))
+    kernel, strides, padding, dilation, sizes = _axes(draw, 5, 8)
     channels = draw(st.sampled_from([direct.CHANNELS_LAST_MIN_CHANNELS, direct.CHANNELS_LAST_MIN_CHANNELS + 3]))
-    g = kernels.Geometry(tuple(kernel), tuple(strides), tuple(padding), tuple(dilation), channels)
-    return g, tuple(sizes), draw(st.integers(1, 3))
+    return kernels.Geometry(kernel, strides, padding, dilation, channels), sizes, draw(st.integers(1, 3))
 
 
 @settings(max_examples=40, deadline=None)
