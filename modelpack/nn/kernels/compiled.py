@@ -18,6 +18,9 @@ The input's gradient is the same pass turned around: each phase plane gathers, f
 plane of the output's gradient (zeros before it and in its junk columns), the taps that read
 it, so every scratch value is written once per output channel and nothing is scattered.
 
+A depthwise forward on small planes of many channels runs channels last instead
+(``depthwise_last_forward``): there a plane's runs are a few dozen values, the channels' hundreds.
+
 ``direct`` allocates the scratch and runs the slices on ``parallel``'s threads (the loops
 release the GIL): every output comes from one slice in one fixed order, so the bits do not
 depend on the thread count. The weight's gradient sums over the batch: each slice returns its
