@@ -39,7 +39,8 @@ from typing import Any
 import numpy as np
 from numba import njit
 
-__all__ = ["scratch", "conv_forward", "conv_grad_input", "conv_grad_weight", "depthwise_last_forward"]
+__all__ = ["scratch", "conv_forward", "conv_grad_input", "conv_grad_weight", "depthwise_last_forward",
+           "depthwise_last_grad_input", "depthwise_last_grad_weight"]
 
 # nogil: the loops run on parallel's threads; cache: compiled once per machine, not per process.
 _jit = njit(nogil=True, cache=True)
@@ -331,6 +332,37 @@ def conv_forward(x: Any, w: Any, bias: Any, out: Any, padded: Any, buffer: Any, 
 
 
 @_jit
+def _lay_last(planes: Any, n: int, into: Any, ph: int, pw: int) -> None:
+    """into[ph + r, pw + q, c] = planes[n, c, r, q]: example n channels last, at an offset."""
+    for r in range(planes.shape[2]):
+        for q in range(planes.shape[3]):
+            row = into[r + ph, q + pw]
+            for c in range(planes.shape[1]):
+                row[c] = planes[n, c, r, q]
+
+
+@_jit
+def _lay_first(from_last: Any, ph: int, pw: int, planes: Any, n: int) -> None:
+    """planes[n, c, r, q] = from_last[ph + r, pw + q, c]: ``_lay_last`` turned around."""
+    for r in range(planes.shape[2]):
+        for q in range(planes.shape[3]):
+            row = from_last[r + ph, q + pw]
+            for c in range(planes.shape[1]):
+                planes[n, c, r, q] = row[c]
+
+
+@_jit
+def _taps_last(w: Any) -> Any:
+    """A depthwise weight (C, 1, KH, KW) as (KH, KW, C): each tap's values over the channels."""
+    taps = np.empty((w.shape[2], w.shape[3], w.shape[0]), w.dtype)
+    for c in range(w.shape[0]):
+        for j in range(w.shape[2]):
+            for i in range(w.shape[3]):
+                taps[j, i, c] = w[c, 0, j, i]
+    return taps
+
+
+@_jit
 def depthwise_last_forward(x: Any, w: Any, bias: Any, out: Any, padded: Any, acc: Any, first: int, stop: int,
                            sh: int, sw: int, ph: int, pw: int, dh: int, dw: int) -> None:
     """out[n] = bias + Σ taps of x[n] (N, C, H, W) ⋆ w (C, 1, KH, KW), one output channel per
@@ -339,36 +371,66 @@ def depthwise_last_forward(x: Any, w: Any, bias: Any, out: Any, padded: Any, acc
     position's C sums in ``acc`` (OH, OW, C) take the taps one after another, each a
     vectorised pass over the channels (the order, and so the bits, of ``conv_forward``'s
     passes). On small planes of many channels the planes' own runs are a few dozen values:
-    too short for their loops (``direct.CHANNELS_LAST_MAX_POSITIONS``)."""
-    channels, height, width = x.shape[1], x.shape[2], x.shape[3]
-    kh_count, kw_count = w.shape[2], w.shape[3]
-    oh_count, ow_count = out.shape[2], out.shape[3]
-    taps = np.empty((kh_count, kw_count, channels), x.dtype)
-    for c in range(channels):
-        for j in range(kh_count):
-            for i in range(kw_count):
-                taps[j, i, c] = w[c, 0, j, i]
+    too short for their loops (``direct.CHANNELS_LAST_MAX_TAP_POSITIONS``)."""
+    taps = _taps_last(w)
     for n in range(first, stop):
-        for r in range(height):
-            for q in range(width):
-                into = padded[r + ph, q + pw]
-                for c in range(channels):
-                    into[c] = x[n, c, r, q]
-        for y in range(oh_count):
-            for q in range(ow_count):
+        _lay_last(x, n, padded, ph, pw)
+        for y in range(out.shape[2]):
+            for q in range(out.shape[3]):
                 row = acc[y, q]
-                for c in range(channels):
-                    row[c] = bias[c]
+                row[:] = bias
+                for j in range(taps.shape[0]):
+                    for i in range(taps.shape[1]):
+                        source, tap = padded[y * sh + j * dh, q * sw + i * dw], taps[j, i]
+                        for c in range(row.shape[0]):
+                            row[c] = row[c] + tap[c] * source[c]
+        _lay_first(acc, 0, 0, out, n)
+
+
+@_jit
+def depthwise_last_grad_input(grad: Any, w: Any, grad_x: Any, padded: Any, acc: Any, first: int, stop: int,
+                              sh: int, sw: int, ph: int, pw: int, dh: int, dw: int) -> None:
+    """grad_x[n] for n in [first, stop): each output position's gradient (laid channels last in
+    ``acc``) times each tap's weights, added where that tap read in ``padded`` (zeroed per
+    example), a vectorised pass over the channels each, in a fixed order."""
+    taps = _taps_last(w)
+    for n in range(first, stop):
+        _lay_last(grad, n, acc, 0, 0)
+        padded[:] = 0
+        for y in range(grad.shape[2]):
+            for q in range(grad.shape[3]):
+                row = acc[y, q]
+                for j in range(taps.shape[0]):
+                    for i in range(taps.shape[1]):
+                        target, tap = padded[y * sh + j * dh, q * sw + i * dw], taps[j, i]
+                        for c in range(row.shape[0]):
+                            target[c] = target[c] + tap[c] * row[c]
+        _lay_first(padded, ph, pw, grad_x, n)
+
+
+@_jit
+def depthwise_last_grad_weight(grad: Any, x: Any, grad_w: Any, padded: Any, acc: Any, first: int, stop: int,
+                               sh: int, sw: int, ph: int, pw: int, dh: int, dw: int) -> None:
+    """grad_w (C, 1, KH, KW) = Σ over n in [first, stop) and every output position of grad
+    times the input its tap read, channels last: per tap, a vectorised pass over the
+    channels adds each position's products, in a fixed order."""
+    kh_count, kw_count = grad_w.shape[2], grad_w.shape[3]
+    sums = np.zeros((kh_count, kw_count, x.shape[1]), grad_w.dtype)
+    for n in range(first, stop):
+        _lay_last(x, n, padded, ph, pw)
+        _lay_last(grad, n, acc, 0, 0)
+        for y in range(grad.shape[2]):
+            for q in range(grad.shape[3]):
+                row = acc[y, q]
                 for j in range(kh_count):
                     for i in range(kw_count):
-                        source, tap = padded[y * sh + j * dh, q * sw + i * dw], taps[j, i]
-                        for c in range(channels):
-                            row[c] = row[c] + tap[c] * source[c]
-        for y in range(oh_count):
-            for q in range(ow_count):
-                row = acc[y, q]
-                for c in range(channels):
-                    out[n, c, y, q] = row[c]
+                        source, total = padded[y * sh + j * dh, q * sw + i * dw], sums[j, i]
+                        for c in range(row.shape[0]):
+                            total[c] = total[c] + row[c] * source[c]
+    for c in range(x.shape[1]):
+        for j in range(kh_count):
+            for i in range(kw_count):
+                grad_w[c, 0, j, i] = sums[j, i, c]
 
 
 @_jit

@@ -74,23 +74,27 @@ def usable(x: np.ndarray, weight: np.ndarray, g: Geometry) -> bool:
     return width <= UNGROUPED_MAX_WIDTH and positions * math.prod(g.kernel) >= UNGROUPED_MIN_TAP_POSITIONS
 
 
-# A depthwise forward (one output per input channel) with at most this many output positions a
-# plane and at least ``CHANNELS_LAST_MIN_CHANNELS`` channels runs channels last
-# (``compiled.depthwise_last_forward``): the planes' runs are too short for the loops above,
-# the channels' runs long. Measured on one thread, the loop alone (ms, the planes' loops →
-# channels last; torch's in brackets): 3×3 on 8×1024×7×7 3.99 → 0.92 (0.32–0.36), on
-# 8×512×14×14 3.32 → 2.44 (0.54–1.48); 5×5 on 8×240×14×14 2.16 → 1.14 (0.44–0.62), 5×5/2 on
-# 8×144×28×28 1.67 → 1.15 (0.39–0.71). Larger planes lost (8×256×28×28 3.31 → 4.19, 5×5 on
-# 8×96×28×28 1.90 → 2.76), as did few channels (32×32×16×16, 256 positions, 0.65 → 0.67).
-CHANNELS_LAST_MAX_POSITIONS = 14 * 14
+# A depthwise convolution (one output per input channel) of at least ``CHANNELS_LAST_MIN_CHANNELS``
+# channels, with at most ``CHANNELS_LAST_MAX_TAP_POSITIONS`` output positions a plane times kernel
+# taps, runs channels last (``compiled.depthwise_last_*``), forward and backward: the planes' runs
+# are too short for the loops above, the channels' runs long. Measured at 2 threads, medians of
+# 25 alternating calls (ms, forward / input's / weight's gradient, the planes' loops → channels
+# last): 3×3 on 8×1024×7×7 2.02 / 1.77 / 1.74 → 1.06 / 0.68 / 1.02, 32×512×7×7 3.80 / 3.59 /
+# 2.88 → 1.54 / 1.28 / 1.24, 8×128×7×7 0.37 / 0.35 / 0.37 → 0.23 / 0.21 / 0.17; 3×3 on 14×14,
+# 512 channels 1.46 / 1.36 / 1.36 → 1.35 / 1.20 / 1.29, 256 0.89 / 0.80 / 0.78 → 0.82 / 0.69 /
+# 0.70, 128 even. 5×5 on 14×14 lost (672 channels 3.26 / 4.20 / 3.11 → 3.70 / 4.95 / 3.55; 240
+# even), as did 3×3 on 28×28 (256 channels, the forward on one thread 3.31 → 4.19).
+CHANNELS_LAST_MAX_TAP_POSITIONS = 14 * 14 * 9
 CHANNELS_LAST_MIN_CHANNELS = 128
 
 
-def _channels_last(x: np.ndarray, weight: np.ndarray, g: Geometry, out_sizes: tuple[int, ...]) -> bool:
-    """Whether this forward runs channels last (``CHANNELS_LAST_MAX_POSITIONS``)."""
-    return (g.groups == x.shape[1] == weight.shape[0] and weight.shape[1] == 1
-            and x.shape[1] >= CHANNELS_LAST_MIN_CHANNELS
-            and math.prod(out_sizes) <= CHANNELS_LAST_MAX_POSITIONS)
+def _channels_last(channels: int, weight_shape: tuple[int, ...], g: Geometry, out_sizes: tuple[int, ...]
+                   ) -> bool:
+    """Whether a convolution of ``channels`` inputs to ``out_sizes`` runs channels last
+    (``CHANNELS_LAST_MAX_TAP_POSITIONS``)."""
+    return (g.groups == channels == weight_shape[0] and weight_shape[1] == 1
+            and channels >= CHANNELS_LAST_MIN_CHANNELS
+            and math.prod(out_sizes) * math.prod(g.kernel) <= CHANNELS_LAST_MAX_TAP_POSITIONS)
 
 
 def _two_d(array: np.ndarray, dims: int) -> np.ndarray:
@@ -98,9 +102,11 @@ def _two_d(array: np.ndarray, dims: int) -> np.ndarray:
     return array if dims == 2 else array[:, :, np.newaxis, :]
 
 
-def _arguments(g: Geometry) -> tuple[int, ...]:
-    """(sh, sw, ph, pw, dh, dw, groups), a 1-D geometry as 2-D with a unit height."""
-    return (*_two_d_sizes(g.strides, 1), *_two_d_sizes(g.padding, 0), *_two_d_sizes(g.dilation, 1), g.groups)
+def _arguments(g: Geometry, last: bool = False) -> tuple[int, ...]:
+    """(sh, sw, ph, pw, dh, dw, groups), a 1-D geometry as 2-D with a unit height; channels
+    ``last``, without the groups (one a channel)."""
+    sizes = (*_two_d_sizes(g.strides, 1), *_two_d_sizes(g.padding, 0), *_two_d_sizes(g.dilation, 1))
+    return sizes if last else (*sizes, g.groups)
 
 
 def _two_d_sizes(sizes: tuple[int, ...], unit: int) -> tuple[int, int]:
@@ -126,7 +132,7 @@ def forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, g: Geome
     assert loops is not None  # usable() said so
     dims, n, o = len(g.kernel), x.shape[0], weight.shape[0]
     out_sizes = g.out_sizes(x.shape[2:])
-    last = _channels_last(x, weight, g, out_sizes)
+    last = _channels_last(x.shape[1], weight.shape, g, out_sizes)
     if last:
         scratch = _last_scratch(x.shape, out_sizes, g)
     else:
@@ -138,7 +144,7 @@ def forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, g: Geome
     offsets = np.zeros(o, x.dtype) if bias is None else np.ascontiguousarray(bias, x.dtype)
     work = out.size * weight.shape[1] * math.prod(g.kernel)
     run = loops.depthwise_last_forward if last else loops.conv_forward
-    arguments = _arguments(g)[:-1] if last else _arguments(g)  # (channels last: no groups to say)
+    arguments = _arguments(g, last)
     parallel.over_batch(lambda b: run(x4, w4, offsets, out4, *scratch(), b.start, b.stop, *arguments),
                         n, work)
     return out
@@ -146,9 +152,9 @@ def forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, g: Geome
 
 def _last_scratch(shape: tuple[int, ...], out_sizes: tuple[int, ...], g: Geometry
                   ) -> Callable[[], tuple[np.ndarray, np.ndarray]]:
-    """``compiled.depthwise_last_forward``'s scratch (an example's padded input and its output's
-    sums, channels last), counted for every thread before any runs; returns what allocates one
-    thread's (the padded input's border zeros)."""
+    """``compiled.depthwise_last_*``'s scratch (an example's padded input and its output, or
+    their gradients, channels last), counted for every thread before any runs; returns what
+    allocates one thread's (the padded input's border zeros)."""
     c, sizes = shape[1], _two_d_sizes(shape[2:], 1)
     (ph, pw), (oh, ow) = _two_d_sizes(g.padding, 0), _two_d_sizes(out_sizes, 1)
     padded, acc = (sizes[0] + 2 * ph, sizes[1] + 2 * pw, c), (oh, ow, c)
@@ -163,14 +169,19 @@ def grad_input(grad: np.ndarray, weight: np.ndarray, g: Geometry, in_shape: tupl
     loops = backend.compiled()
     assert loops is not None
     dims = len(g.kernel)
-    scratch = _scratch(loops, in_shape[2:], weight.shape[1], g, grad.dtype)
+    last = _channels_last(in_shape[1], weight.shape, g, grad.shape[2:])
+    if last:
+        scratch = _last_scratch(in_shape, grad.shape[2:], g)
+    else:
+        scratch = _scratch(loops, in_shape[2:], weight.shape[1], g, grad.dtype)
     budget.charge(budget.nbytes(in_shape, grad.dtype), "its input's gradient")
     grad_x = np.empty(in_shape, grad.dtype)
     grad4, x4 = _two_d(np.ascontiguousarray(grad), dims), _two_d(grad_x, dims)
     w4 = _two_d(np.ascontiguousarray(weight), dims)
     work = grad.size * weight.shape[1] * math.prod(g.kernel)
-    parallel.over_batch(lambda b: loops.conv_grad_input(grad4, w4, x4, *scratch(), b.start, b.stop,
-                                                         *_arguments(g)),
+    run = loops.depthwise_last_grad_input if last else loops.conv_grad_input
+    arguments = _arguments(g, last)
+    parallel.over_batch(lambda b: run(grad4, w4, x4, *scratch(), b.start, b.stop, *arguments),
                         in_shape[0], work)
     return grad_x
 
@@ -180,13 +191,19 @@ def grad_weight(grad: np.ndarray, x: np.ndarray, g: Geometry, shape: tuple[int, 
     loops = backend.compiled()
     assert loops is not None
     dims = len(g.kernel)
-    scratch = _scratch(loops, x.shape[2:], shape[1], g, x.dtype)
+    last = _channels_last(x.shape[1], shape, g, grad.shape[2:])
+    if last:
+        scratch = _last_scratch(x.shape, grad.shape[2:], g)
+    else:
+        scratch = _scratch(loops, x.shape[2:], shape[1], g, x.dtype)
     grad4, x4 = _two_d(np.ascontiguousarray(grad), dims), _two_d(np.ascontiguousarray(x), dims)
     shape4 = (*shape[:2], 1, shape[2]) if dims == 1 else shape
+    run = loops.depthwise_last_grad_weight if last else loops.conv_grad_weight
+    arguments = _arguments(g, last)
 
     def part(b: slice) -> np.ndarray:
         grad_w = np.empty(shape4, grad.dtype)
-        loops.conv_grad_weight(grad4, x4, grad_w, *scratch(), b.start, b.stop, *_arguments(g))
+        run(grad4, x4, grad_w, *scratch(), b.start, b.stop, *arguments)
         return grad_w
 
     work = grad.size * shape[1] * math.prod(g.kernel)

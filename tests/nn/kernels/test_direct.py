@@ -11,11 +11,12 @@ Skipped when numba is not installed (CI's full pass requires it, tests/conftest.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from test_conv import assert_near
 
@@ -104,6 +105,12 @@ def test_the_bits_do_not_depend_on_the_thread_count(numba_kernels, strides) -> N
     g = kernels.Geometry((3, 3), strides, (1, 1), (1, 1), 16)
     x, w, b = _arrays(1, g, (32, 31), 8, 1, 1)
     assert x.size >= parallel.MIN_ELEMENTS  # large enough to be split
+    _assert_same_bits_on_one_and_three_threads(x, w, b, g)
+
+
+def _assert_same_bits_on_one_and_three_threads(x: np.ndarray, w: np.ndarray, b: np.ndarray,
+                                               g: kernels.Geometry) -> None:
+    """``_through`` on the loops gives the same bytes at 1 and at 3 threads (the count put back)."""
     results = []
     before = parallel.threads()
     try:
@@ -226,41 +233,72 @@ def many_channels(draw: st.DrawFn) -> tuple[kernels.Geometry, tuple[int, ...], i
 
 @settings(max_examples=40, deadline=None)
 @given(drawn=many_channels(), seed=st.integers(0, 2**32 - 1))
-def test_channels_last_gives_the_planes_loops_bits(numba_kernels, drawn, seed) -> None:
-    """The same taps in the same order, so the same bits as the phase planes' loops; and near
-    the numpy path, the reference."""
+def test_channels_last_matches_the_planes_loops(numba_kernels, drawn, seed) -> None:
+    """The forward takes the same taps in the same order as the phase planes' loops: the same
+    bits. The gradients add the same products in another order: near them, as all three are
+    near the numpy path, the reference."""
     g, sizes, batch = drawn
     x, w, b = _arrays(seed, g, sizes, batch, 1, 1)
+    out_sizes = g.out_sizes(x.shape[2:])
+    assume(direct._channels_last(x.shape[1], w.shape, g, out_sizes))
     backend.use("numba")
-    assert direct._channels_last(x, w, g, g.out_sizes(x.shape[2:]))
-    last = direct.forward(x, w, b, g)
+    grad = np.cos(np.arange(batch * x.shape[1] * math.prod(out_sizes), dtype=np.float32)).reshape(
+        batch, x.shape[1], *out_sizes)
+
+    def passes() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        return (direct.forward(x, w, b, g), direct.grad_input(grad, w, g, x.shape),
+                direct.grad_weight(grad, x, g, w.shape))
+
+    last = passes()
     with pytest.MonkeyPatch.context() as patch:  # the planes' loops
         patch.setattr(direct, "CHANNELS_LAST_MIN_CHANNELS", 2**31)
-        assert direct.forward(x, w, b, g).tobytes() == last.tobytes()
+        planes = passes()
+    assert last[0].tobytes() == planes[0].tobytes()
+    for ours, theirs in zip(last[1:], planes[1:], strict=True):
+        assert_near(ours, theirs.astype(np.float64))
     backend.use("numpy")
-    assert_near(last, kernels.forward(x, w, b, g)[0].astype(np.float64))
+    out, saved = kernels.forward(x, w, b, g)
+    assert_near(last[0], out.astype(np.float64))
+    for ours, reference in zip(last[1:], kernels.backward(grad, saved, w, g), strict=True):
+        assert_near(ours, reference.astype(np.float64))
 
 
-@pytest.mark.parametrize(("channels", "side", "multiplier", "taken"), [
-    (1024, 7, 1, True),  # MobileNet's last depthwise layer
-    (512, 14, 1, True),
-    (512, 15, 1, False),  # 225 positions: the planes' runs are long enough
-    (64, 7, 1, False),  # few channels
-    (128, 7, 2, False),  # two outputs per channel
+@pytest.mark.parametrize(("channels", "side", "kernel", "multiplier", "taken"), [
+    (1024, 7, 3, 1, True),  # MobileNet's last depthwise layer
+    (128, 7, 5, 1, True),
+    (512, 14, 3, 1, True),
+    (512, 15, 3, 1, False),  # 225 positions: the planes' runs are long enough
+    (240, 14, 5, 1, False),  # 25 taps a position: likewise
+    (64, 7, 3, 1, False),  # few channels
+    (128, 7, 3, 2, False),  # two outputs per channel
 ])
-def test_what_runs_channels_last(numba_kernels, monkeypatch, channels, side, multiplier, taken) -> None:
+def test_what_runs_channels_last(numba_kernels, monkeypatch, channels, side, kernel, multiplier, taken) -> None:
     from modelpack.nn.kernels import compiled
 
     calls = []
-    original = compiled.depthwise_last_forward
-    monkeypatch.setattr(compiled, "depthwise_last_forward", lambda *args: calls.append(1) or original(*args))
+    for name in ("depthwise_last_forward", "depthwise_last_grad_input", "depthwise_last_grad_weight"):
+        original = getattr(compiled, name)
+        monkeypatch.setattr(compiled, name, lambda *args, name=name, original=original:
+                            calls.append(name) or original(*args))
     backend.use("numba")
-    g = kernels.Geometry((3, 3), (1, 1), (1, 1), (1, 1), channels)
+    g = kernels.Geometry((kernel, kernel), (1, 1), (kernel // 2,) * 2, (1, 1), channels)
     x, w, b = _arrays(7, g, (side, side), 2, 1, multiplier)
-    out = kernels.forward(x, w, b, g, backward=False)[0]
-    assert bool(calls) is taken
+    out, saved = kernels.forward(x, w, b, g)
+    grads = kernels.backward(np.ones_like(out), saved, w, g)
+    assert sorted(set(calls)) == (["depthwise_last_forward", "depthwise_last_grad_input",
+                                   "depthwise_last_grad_weight"] if taken else [])
     backend.use("numpy")
-    assert_near(out, kernels.forward(x, w, b, g, backward=False)[0].astype(np.float64))
+    out_numpy, saved_numpy = kernels.forward(x, w, b, g)
+    assert_near(out, out_numpy.astype(np.float64))
+    for ours, reference in zip(grads, kernels.backward(np.ones_like(out), saved_numpy, w, g), strict=True):
+        assert_near(ours, reference.astype(np.float64))
+
+
+def test_channels_last_bits_do_not_depend_on_the_thread_count(numba_kernels) -> None:
+    g = kernels.Geometry((3, 3), (1, 1), (1, 1), (1, 1), direct.CHANNELS_LAST_MIN_CHANNELS)
+    x, w, b = _arrays(2, g, (7, 7), 12, 1, 1)
+    assert direct._channels_last(x.shape[1], w.shape, g, (7, 7)) and x.size >= parallel.MIN_ELEMENTS  # split
+    _assert_same_bits_on_one_and_three_threads(x, w, b, g)
 
 
 def test_the_channels_last_scratch_counts_against_the_budget(numba_kernels) -> None:
@@ -276,7 +314,25 @@ def test_the_channels_last_scratch_counts_against_the_budget(numba_kernels) -> N
     layer.initialize(seed=0)
     x = np.ones((1, channels, 1, 1), np.float32)
     g = layer._geometry()
-    assert direct._channels_last(x, layer.weight.data(), g, g.out_sizes(x.shape[2:]))
+    assert direct._channels_last(channels, layer.weight.shape, g, g.out_sizes(x.shape[2:]))
     limit_activations(layer, ActivationBudget("hostile.mpk", Limits(max_activation_bytes=2**20)))
     with pytest.raises(LimitError, match=r"hostile\.mpk: .*padding the input by \(4000, 4000\), channels last"):
+        layer(x)
+
+
+def test_a_transposed_convolution_charges_the_channels_last_scratch(numba_kernels) -> None:
+    """Its forward is ``grad_input``: a stride of 10^5 with the padding to match keeps the
+    output 5×5 while the padded scratch would be 10^10 values a channel; refused first."""
+    from modelpack import Limits, nn
+    from modelpack.errors import LimitError
+    from modelpack.nn.budget import ActivationBudget, limit_activations
+
+    backend.use("numba")
+    channels = direct.CHANNELS_LAST_MIN_CHANNELS
+    layer = nn.Conv2DTranspose(channels, 3, strides=100_000, padding=49_999, groups=channels,
+                               in_channels=channels)
+    layer.initialize(seed=0)
+    x = np.ones((1, channels, 2, 2), np.float32)
+    limit_activations(layer, ActivationBudget("hostile.mpk", Limits(max_activation_bytes=2**20)))
+    with pytest.raises(LimitError, match=r"hostile\.mpk: .*padding the input by \(49999, 49999\), channels last"):
         layer(x)
