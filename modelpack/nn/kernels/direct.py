@@ -126,25 +126,37 @@ def _scratch(loops: ModuleType, in_sizes: tuple[int, ...], per_group: int, g: Ge
     return lambda: (np.zeros(planes, dtype), np.zeros(wide, dtype))
 
 
+# Each pass's loop on the phase planes, and channels last (``_channels_last``).
+_LOOPS = {"forward": ("conv_forward", "depthwise_last_forward"),
+          "grad_input": ("conv_grad_input", "depthwise_last_grad_input"),
+          "grad_weight": ("conv_grad_weight", "depthwise_last_grad_weight")}
+
+
+def _chosen(loops: ModuleType, name: str, in_shape: tuple[int, ...], weight_shape: tuple[int, ...],
+            out_sizes: tuple[int, ...], g: Geometry, dtype: np.dtype
+            ) -> tuple[Callable[..., None], Callable[[], tuple[np.ndarray, np.ndarray]], tuple[int, ...]]:
+    """The loop of pass ``name`` for this convolution, what allocates one thread's scratch (charged
+    for every thread here) and the loop's geometry arguments: channels last where
+    ``_channels_last`` says, else on the phase planes."""
+    on_planes, on_channels = _LOOPS[name]
+    if _channels_last(in_shape[1], weight_shape, g, out_sizes):
+        return getattr(loops, on_channels), _last_scratch(in_shape, out_sizes, g), _arguments(g, last=True)
+    return getattr(loops, on_planes), _scratch(loops, in_shape[2:], weight_shape[1], g, dtype), _arguments(g)
+
+
 def forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, g: Geometry) -> np.ndarray:
     """Cross-correlation of x (N, C, *S) with weight (O, C/G, *K), plus bias: (N, O, *out)."""
     loops = backend.compiled()
     assert loops is not None  # usable() said so
     dims, n, o = len(g.kernel), x.shape[0], weight.shape[0]
     out_sizes = g.out_sizes(x.shape[2:])
-    last = _channels_last(x.shape[1], weight.shape, g, out_sizes)
-    if last:
-        scratch = _last_scratch(x.shape, out_sizes, g)
-    else:
-        scratch = _scratch(loops, x.shape[2:], weight.shape[1], g, x.dtype)
+    run, scratch, arguments = _chosen(loops, "forward", x.shape, weight.shape, out_sizes, g, x.dtype)
     budget.charge(budget.nbytes((n, o, *out_sizes), x.dtype), "its output")
     out = np.empty((n, o, *out_sizes), x.dtype)
     x4, out4 = _two_d(np.ascontiguousarray(x), dims), _two_d(out, dims)
     w4 = _two_d(np.ascontiguousarray(weight), dims)
     offsets = np.zeros(o, x.dtype) if bias is None else np.ascontiguousarray(bias, x.dtype)
     work = out.size * weight.shape[1] * math.prod(g.kernel)
-    run = loops.depthwise_last_forward if last else loops.conv_forward
-    arguments = _arguments(g, last)
     parallel.over_batch(lambda b: run(x4, w4, offsets, out4, *scratch(), b.start, b.stop, *arguments),
                         n, work)
     return out
@@ -169,18 +181,13 @@ def grad_input(grad: np.ndarray, weight: np.ndarray, g: Geometry, in_shape: tupl
     loops = backend.compiled()
     assert loops is not None
     dims = len(g.kernel)
-    last = _channels_last(in_shape[1], weight.shape, g, grad.shape[2:])
-    if last:
-        scratch = _last_scratch(in_shape, grad.shape[2:], g)
-    else:
-        scratch = _scratch(loops, in_shape[2:], weight.shape[1], g, grad.dtype)
+    run, scratch, arguments = _chosen(loops, "grad_input", in_shape, weight.shape, grad.shape[2:], g,
+                                      grad.dtype)
     budget.charge(budget.nbytes(in_shape, grad.dtype), "its input's gradient")
     grad_x = np.empty(in_shape, grad.dtype)
     grad4, x4 = _two_d(np.ascontiguousarray(grad), dims), _two_d(grad_x, dims)
     w4 = _two_d(np.ascontiguousarray(weight), dims)
     work = grad.size * weight.shape[1] * math.prod(g.kernel)
-    run = loops.depthwise_last_grad_input if last else loops.conv_grad_input
-    arguments = _arguments(g, last)
     parallel.over_batch(lambda b: run(grad4, w4, x4, *scratch(), b.start, b.stop, *arguments),
                         in_shape[0], work)
     return grad_x
@@ -191,15 +198,9 @@ def grad_weight(grad: np.ndarray, x: np.ndarray, g: Geometry, shape: tuple[int, 
     loops = backend.compiled()
     assert loops is not None
     dims = len(g.kernel)
-    last = _channels_last(x.shape[1], shape, g, grad.shape[2:])
-    if last:
-        scratch = _last_scratch(x.shape, grad.shape[2:], g)
-    else:
-        scratch = _scratch(loops, x.shape[2:], shape[1], g, x.dtype)
+    run, scratch, arguments = _chosen(loops, "grad_weight", x.shape, shape, grad.shape[2:], g, x.dtype)
     grad4, x4 = _two_d(np.ascontiguousarray(grad), dims), _two_d(np.ascontiguousarray(x), dims)
     shape4 = (*shape[:2], 1, shape[2]) if dims == 1 else shape
-    run = loops.depthwise_last_grad_weight if last else loops.conv_grad_weight
-    arguments = _arguments(g, last)
 
     def part(b: slice) -> np.ndarray:
         grad_w = np.empty(shape4, grad.dtype)
