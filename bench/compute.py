@@ -27,11 +27,14 @@ spins ~8.5 ms after each call, so a turn's timed calls wait until 50 ms of untim
 passed (see ``SETTLE_SECONDS``).
 
     python bench/compute.py [--quick] [--repeats 15] [--threads 2] [--clock wall|cpu]
-                            [--kernels numpy|numba] [--only cnn] [--write]
+                            [--kernels numpy|numba] [--backend onnxruntime] [--only cnn] [--write]
 
 ``--kernels`` picks modelpack's kernels (``nn.kernels.backend``): numpy's, the default install,
-or the compiled loops of the ``accel`` extra (numba). ``--write`` replaces (or adds) this
-setting's section of BENCHMARKS.md, one per thread count, clock and kernels. glibc's malloc
+or the compiled loops of the ``accel`` extra (numba). ``--backend onnxruntime`` hybridizes each
+network with that backend (the ``onnx`` extra): its forward runs on onnxruntime (its first call
+at the input's shape on numpy, untimed), its training steps on the kernels. ``--write``
+replaces (or adds) this setting's section of BENCHMARKS.md, one per thread count, clock,
+kernels and backend. glibc's malloc
 is pinned first (``pin_allocator``): left alone, its mmap threshold moves with the sizes
 freed so far, and torch's times varied up to 3× with the allocations modelpack's side had
 made before them. With other processes busy on the machine, wall times at 2 threads mostly measure
@@ -73,6 +76,7 @@ except ImportError:  # imported from a test, as bench._compute_models's sibling
 HEADING = "## Compute (`bench/compute.py`), {threads} thread(s), {clock} time{kernels}"
 # The numpy kernels' sections keep their old headings; the others name their kernels.
 KERNEL_HEADINGS = {"numpy": "", "numba": ", numba kernels"}
+BACKEND_HEADINGS = {"": "", "onnxruntime": ", onnxruntime inference"}
 FORWARD_TOLERANCE = {"rtol": 1e-4, "atol": 1e-4}  # float32, the sums of different orders
 STEP_TOLERANCE = {"rtol": 1e-3, "atol": 1e-5}  # one SGD step's weights
 
@@ -135,12 +139,16 @@ def _params_agree(work: Workload) -> None:
                                    err_msg=f"{work.name}: {param.name} after one step")
 
 
-def measure(build: Callable[[str], Workload], size: str, repeats: int) -> dict[str, Any]:
-    """Forward and training-step medians of one workload: {"forward": (ours, theirs), "step": ...}."""
+def measure(build: Callable[[str], Workload], size: str, repeats: int, hybrid: str = "") -> dict[str, Any]:
+    """Forward and training-step medians of one workload: {"forward": (ours, theirs), "step": ...};
+    with ``hybrid`` (a backend), the net hybridized with it."""
     work = build(size)
     work.net.initialize(init="xavier", seed=0)
     work.net(work.x)  # every deferred shape known
     _same_weights(work)
+    if hybrid:
+        work.net.hybridize(backend=hybrid)
+        work.net(work.x)  # the first call at this shape runs on numpy (and builds the session)
     x_t, y_t = torch.from_numpy(work.x), torch.from_numpy(work.y)
     model = work.model
 
@@ -198,6 +206,21 @@ def software() -> str:
             f"{os.cpu_count()} cores ({platform.machine()})")
 
 
+def setting_heading(kernels: str, backend: str) -> str:
+    """What a section's heading adds for its kernels and backend (none for the defaults)."""
+    return KERNEL_HEADINGS[kernels] + BACKEND_HEADINGS[backend]
+
+
+def backend_note(backend: str, subject: str, training: str) -> str:
+    """The method's words on ``--backend`` (none without one)."""
+    if not backend:
+        return ""
+    from importlib.metadata import version
+
+    return (f"forward on {backend} {version(backend)} (`{subject}.hybridize(backend={backend!r})`), "
+            f"{training} on the kernels; ")
+
+
 def cores_in_use(seconds: float = 1.0) -> float:
     """How many cores were busy over the next ``seconds`` (from ``/proc/stat``, while this
     process waits): what other processes take from a run. Where ``/proc/stat`` is missing the
@@ -249,6 +272,8 @@ def main() -> None:
                         "machine, and fair with --threads 1 only (it counts every thread's spinning)")
     parser.add_argument("--kernels", choices=("numpy", "numba"), default="numpy",
                         help="modelpack's kernels: numpy (default) or the accel extra's compiled loops")
+    parser.add_argument("--backend", choices=("", "onnxruntime"), default="",
+                        help="hybridize modelpack's nets with this backend (inference on it)")
     parser.add_argument("--write", action="store_true", help="update this section of BENCHMARKS.md")
     args = parser.parse_args()
     global clock
@@ -262,9 +287,10 @@ def main() -> None:
     in_use = cores_in_use()
     judged = not busy(in_use, args.threads, args.clock)
     for build in chosen:
-        rows += rows_of(measure(build, size, repeats), judged=judged)
+        rows += rows_of(measure(build, size, repeats, args.backend), judged=judged)
         print(rows[-2], rows[-1], sep="\n", flush=True)
-    heading = HEADING.format(threads=args.threads, clock=args.clock, kernels=KERNEL_HEADINGS[args.kernels])
+    heading = HEADING.format(threads=args.threads, clock=args.clock,
+                             kernels=setting_heading(args.kernels, args.backend))
     lines = [
         heading,
         "",
@@ -275,7 +301,8 @@ def main() -> None:
         "threads spin for ~8 ms after its calls), the sides in turn, after 2 warm-ups; "
         f"one process, {args.threads} thread(s) on both sides (numpy's BLAS, modelpack's kernels, torch); "
         f"modelpack's kernels: {backend.name()}; "
-        f"{'glibc malloc pinned (`_threads.pin_allocator`)' if ALLOCATOR_PINNED else 'malloc not pinned'}; "
+        + backend_note(args.backend, "net", "training steps")
+        + f"{'glibc malloc pinned (`_threads.pin_allocator`)' if ALLOCATOR_PINNED else 'malloc not pinned'}; "
         f"{software()}, {in_use:.1f} cores busy in the second before and "
         f"{cores_in_use():.1f} after. "
         "Ratio = modelpack ÷ torch: above 1, modelpack is slower; targets are issue 18's, set for 2 threads "

@@ -20,11 +20,14 @@ after 50 ms of untimed ones, since torch's OpenMP threads spin ~8 ms after each 
 the thread pinning, the allocator pin and the options:
 
     python bench/layers.py [--quick] [--repeats 7] [--threads 2] [--clock wall|cpu]
-                           [--kernels numpy|numba] [--only conv1d,maxpool] [--write]
+                           [--kernels numpy|numba] [--backend onnxruntime] [--only conv1d,maxpool]
+                           [--write]
 
 ``--only`` keeps the cases whose key (the name in lower case, words joined by ``_``: ``conv1d_k3``,
-``depthwise_3_3_2``) contains one of the comma-separated words. ``--write`` replaces (or adds)
-this setting's section of BENCHMARKS.md, one per thread count, clock and kernels.
+``depthwise_3_3_2``) contains one of the comma-separated words. ``--backend onnxruntime``
+hybridizes each layer with it (forward on onnxruntime, training on the kernels), as
+``bench/compute.py``'s option. ``--write`` replaces (or adds) this setting's section of
+BENCHMARKS.md, one per thread count, clock, kernels and backend.
 """
 
 from __future__ import annotations
@@ -93,10 +96,14 @@ def _assert_near(ours: np.ndarray, theirs: np.ndarray, what: str) -> None:
                                err_msg=what)
 
 
-def measure(case: Case, size: str, repeats: int) -> dict[str, Any]:
+def measure(case: Case, size: str, repeats: int, hybrid: str = "") -> dict[str, Any]:
     """Forward and training medians of one case: {"forward": (ours, theirs), "training": ...},
-    after checking that both sides agree."""
+    after checking that both sides agree; with ``hybrid`` (a backend), the layer hybridized
+    with it."""
     layer, module, x = _build(case, size)
+    if hybrid:
+        layer.hybridize(backend=hybrid)
+        layer(x)  # the first call at this shape runs on numpy (and builds the session)
     x_t = torch.from_numpy(x)
     x_grad = x_t.clone().requires_grad_(case.input_grad)
     ours_params = [p for p in layer.collect_params().values() if p.grad_req != "null"]
@@ -141,7 +148,7 @@ def measure(case: Case, size: str, repeats: int) -> dict[str, Any]:
     training = compute.median_seconds([ours_training, torch_training], repeats)
     out_shape = "×".join(map(str, out.shape))
     return {"case": case, "out_shape": out_shape, "input": "×".join(map(str, x.shape)),
-            "forward": forward, "training": training}
+            "forward": forward, "training": training, "layer": layer}
 
 
 def rows_of(result: dict[str, Any], *, judged: bool = True) -> list[str]:
@@ -175,6 +182,8 @@ def main() -> None:
                         "machine, and fair with --threads 1 only (it counts every thread's spinning)")
     parser.add_argument("--kernels", choices=("numpy", "numba"), default="numpy",
                         help="modelpack's kernels: numpy (default) or the accel extra's compiled loops")
+    parser.add_argument("--backend", choices=("", "onnxruntime"), default="",
+                        help="hybridize modelpack's layers with this backend (inference on it)")
     parser.add_argument("--write", action="store_true", help="update this section of BENCHMARKS.md")
     args = parser.parse_args()
     compute.clock = compute.CLOCKS[args.clock]
@@ -186,10 +195,10 @@ def main() -> None:
     in_use = compute.cores_in_use()
     judged = not compute.busy(in_use, args.threads, args.clock)
     for case in chosen(args.only):
-        rows += rows_of(measure(case, size, repeats), judged=judged)
+        rows += rows_of(measure(case, size, repeats, args.backend), judged=judged)
         print(rows[-2], rows[-1], sep="\n", flush=True)
     heading = HEADING.format(threads=args.threads, clock=args.clock,
-                             kernels=compute.KERNEL_HEADINGS[args.kernels])
+                             kernels=compute.setting_heading(args.kernels, args.backend))
     lines = [
         heading,
         "",
@@ -200,7 +209,8 @@ def main() -> None:
         f"{compute.CALLS_PER_TURN} calls of each side in a row after "
         f"{compute.SETTLE_SECONDS * 1e3:.0f} ms of untimed ones, the sides in turn, after 2 warm-ups; "
         f"one process, {args.threads} thread(s) on both sides; modelpack's kernels: {backend.name()}; "
-        f"{'glibc malloc pinned' if ALLOCATOR_PINNED else 'malloc not pinned'}; "
+        + compute.backend_note(args.backend, "layer", "training")
+        + f"{'glibc malloc pinned' if ALLOCATOR_PINNED else 'malloc not pinned'}; "
         f"{compute.software()}, {in_use:.1f} cores busy in the second before and "
         f"{compute.cores_in_use():.1f} after. "
         "Outputs and gradients checked against torch first (float32 tolerances in the script). "

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import threading
 
+import pytest
 from bench_scripts import bench_script
 
 
@@ -66,3 +67,15 @@ def test_cores_in_use_counts_a_busy_core(monkeypatch):
         spinner.join()
     assert 0.5 <= in_use <= (os.cpu_count() or 1) + 0.01
 
+
+
+def test_compute_bench_runs_on_onnxruntime_quick(monkeypatch):
+    """``--backend onnxruntime``: each net's forward on onnxruntime, checked against torch's as
+    the numpy one is (a workload whose forward differed would fail here)."""
+    pytest.importorskip("onnxruntime", reason="onnxruntime is not installed (pip install -e '.[onnx]')")
+    module = _compute_module(monkeypatch)
+    for build in module.WORKLOADS:
+        result = module.measure(build, "quick", repeats=1, hybrid="onnxruntime")
+        assert result["work"].net._runtime._sessions, result["work"].name  # the forward ran there
+    assert module.setting_heading("numpy", "onnxruntime") == ", onnxruntime inference"
+    assert "net.hybridize(backend='onnxruntime')" in module.backend_note("onnxruntime", "net", "steps")

@@ -59,3 +59,12 @@ def test_a_torch_layer_that_computes_something_else_is_caught(monkeypatch):
 
     with pytest.raises(AssertionError, match="input's gradient"):
         module.measure(dataclasses.replace(conv, theirs=Halved), "quick", repeats=1)
+
+
+def test_layers_bench_runs_on_onnxruntime_quick(monkeypatch):
+    """``--backend onnxruntime``: each layer's forward on onnxruntime, checked against torch's."""
+    pytest.importorskip("onnxruntime", reason="onnxruntime is not installed (pip install -e '.[onnx]')")
+    module = _layers_module(monkeypatch)
+    for case in module.CASES:
+        result = module.measure(case, "quick", repeats=1, hybrid="onnxruntime")
+        assert result["layer"]._runtime._sessions, case.name  # the forward ran there

@@ -315,6 +315,11 @@ class Block(GluonAPI):
         return call(*args)
 
     def _call(self, *args: Any) -> Any:
+        if self._runtime is not None:  # hybridize(backend=...): the runtime, or back here
+            return self._runtime.run(self, args, self._call_numpy)
+        return self._call_numpy(*args)
+
+    def _call_numpy(self, *args: Any) -> Any:
         if self._activation_guard is not None:
             return budget.guarded_call(self, self._activation_guard, args)
         return self.forward(*args)

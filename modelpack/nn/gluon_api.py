@@ -29,20 +29,33 @@ class GluonAPI:
     _forward_hooks: ForwardHooks | None = None
     _last_inputs: tuple[Any, ...] | None = None
     _hybridized: bool = False
+    _runtime: Any = None  # the runtime running inference, for hybridize(backend=...)
     if TYPE_CHECKING:
         _reg_params: dict[str, Parameter]
 
         def named_blocks(self, prefix: str = "") -> Iterator[tuple[str, Block]]: ...
 
-    def hybridize(self, active: bool = True, **kwargs: Any) -> None:
-        """Gluon's switch to a symbolic graph. Computation does not change (numpy runs
-        eagerly and ``modelpack.export`` traces a model when it is saved); as in Gluon, a
-        hybridized block remembers its last call's inputs, so that ``export(path)`` needs no
-        example. Other keyword arguments (``static_alloc``, ...) are accepted and ignored."""
+    def hybridize(self, active: bool = True, backend: str | None = None, **kwargs: Any) -> None:
+        """Gluon's switch to a symbolic graph. As in Gluon, a hybridized block remembers its
+        last call's inputs, so that ``export(path)`` needs no example. By default computation
+        does not change (numpy runs eagerly and ``modelpack.export`` traces a model when it
+        is saved). ``backend="onnxruntime"`` (MXNet 1.9's argument for a graph runtime; the
+        ``onnx`` extra) runs this block's inference calls on onnxruntime, traced on their
+        inputs, and training calls on numpy (see ``interop.onnx.runtime``). Other keyword
+        arguments (``static_alloc``, ``backend_opts``, ...) are accepted and ignored."""
+        runtime = None
+        if active and backend is not None:
+            if backend != "onnxruntime":
+                raise UsageError(f"hybridize: unknown backend {backend!r}; the one there is: 'onnxruntime'")
+            from ..interop.onnx.runtime import engine_for  # (late: the core imports translators lazily)
+
+            runtime = engine_for(cast("Block", self))
         for _, block in self.named_blocks():
             object.__setattr__(block, "_hybridized", bool(active))
+            object.__setattr__(block, "_runtime", None)
             if not active:
                 object.__setattr__(block, "_last_inputs", None)
+        object.__setattr__(self, "_runtime", runtime)
 
     def export(self, path: str, epoch: int = 0, remove_amp_cast: bool = True) -> str:
         """Gluon's deployment export, as one archive: writes ``{path}-{epoch:04d}.mpk`` (the
