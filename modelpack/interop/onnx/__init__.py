@@ -6,6 +6,8 @@
   with ``export_ops_math``, ``export_ops_layout`` and ``export_ops_indexing`` by family).
   Every registered layer type and op has an entry (a test checks it), or a stated reason
   (``export_recurrent.REFUSED``).
+- ``runtime``: ``net.hybridize(backend="onnxruntime")``'s engine: a Block's inference calls
+  exported with ``export`` and run by onnxruntime, numpy the reference and the fallback.
 - ``importer``: ``from_onnx(path)``, an ONNX graph of ops modelpack has as a modelpack model
   (``import_ops``: a table entry per ONNX operator, with ``import_ops_more``; ``import_layers``
   and ``import_recurrent``: those that are layers; ``import_patterns``: several nodes that

@@ -21,8 +21,11 @@ call, the same forward took 34 ms), so each call first compares every parameter'
 a copy taken when the session was built: a weight replaced or changed in place (a training
 step, ``set_data``, ``load_parameters``) builds the session again, never runs a stale one.
 That comparison reads the weights once a call (~0.3 ms for 3 MB), and the copies hold as much
-memory again as the weights. A network the exporter cannot translate runs on numpy, with a
-``RuntimeWarning`` saying why, once.
+memory again as the weights. As in Gluon's hybridized graphs, what a custom ``forward`` reads
+besides parameters (a float attribute, a numpy constant) is fixed in the session built from its
+trace, and the forward hooks of the block's children do not run for calls onnxruntime serves.
+A network the exporter cannot translate runs on numpy, with a ``RuntimeWarning`` saying why,
+once.
 """
 
 from __future__ import annotations
@@ -161,6 +164,7 @@ def _session(model: bytes) -> Any:
     options.inter_op_num_threads = 1
     # (idle workers would spin on the cores numpy and BLAS need between calls)
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    options.log_severity_level = 3  # errors only: its notes on graph clean-ups are not the user's
     return onnxruntime.InferenceSession(model, options, providers=["CPUExecutionProvider"])
 
 
