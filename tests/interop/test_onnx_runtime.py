@@ -168,14 +168,30 @@ def test_a_network_the_exporter_refuses_runs_on_numpy_with_a_warning(monkeypatch
 
     monkeypatch.setattr("modelpack.interop.onnx.export.to_model_proto", refuse)
     net.hybridize(backend="onnxruntime")
-    with pytest.warns(RuntimeWarning, match="MLP runs on numpy.*no ONNX operator for this"):
+    with pytest.warns(RuntimeWarning, match="MLP runs on numpy.*no ONNX operator for this") as caught:
         np.testing.assert_array_equal(net(x), want)
+    assert caught[0].filename == __file__  # the warning points at the call of the block
     other = _x(3, 5)
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # once, whatever the shapes that follow
         np.testing.assert_array_equal(net(x), want)
         net(other)
         net(other)
+
+
+def test_a_session_onnxruntime_cannot_build_runs_on_numpy_with_a_warning():
+    """float64: onnxruntime's CPU kernels have no double Conv (its session refuses the graph)."""
+    net = _cnn()
+    net.cast("float64")
+    x = _x(2, 3, 12, 12).astype(np.float64)
+    want = net(x)
+    net.hybridize(backend="onnxruntime")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for _ in range(2):
+            np.testing.assert_array_equal(net(x), want)
+    assert [w.category for w in caught] == [RuntimeWarning] and "cast" not in str(caught[0].message)
+    assert net._runtime._refused and not net._runtime._sessions
 
 
 def test_hybridize_without_the_backend_goes_back_to_numpy(monkeypatch):

@@ -30,6 +30,8 @@ once.
 
 from __future__ import annotations
 
+import os
+import sys
 import threading
 import warnings
 from dataclasses import dataclass
@@ -37,7 +39,7 @@ from typing import Any
 
 import numpy as np
 
-from ...errors import ModelpackError, UsageError
+from ...errors import UsageError
 from ...nn import structure
 from ...nn.block import Block
 from ...nn.mode import is_training
@@ -45,7 +47,6 @@ from ...nn.mode import is_training
 __all__ = ["BACKEND", "Engine", "engine_for"]
 
 BACKEND = "onnxruntime"
-NOT_RUN = object()  # ``Engine.run``'s answer when the call goes to numpy
 
 _UNSIGNED = {1: np.uint8, 2: np.uint16, 4: np.uint32, 8: np.uint64}
 
@@ -112,8 +113,12 @@ class Engine:
             if entry is None:
                 return numpy_call(*args)
         arrays = [np.ascontiguousarray(leaf).view(np.ndarray) for leaf in leaves]
-        feeds = dict(zip(entry.inputs, arrays, strict=True))
-        return structure.unflatten(entry.output_tree, entry.session.run(None, feeds))
+        try:
+            found = entry.session.run(None, dict(zip(entry.inputs, arrays, strict=True)))
+        except Exception as exc:  # (onnxruntime's own error types; numpy computes it instead)
+            self._refuse(exc)
+            return numpy_call(*args)
+        return structure.unflatten(entry.output_tree, found)
 
     def _build(self, block: Block, args: tuple[Any, ...], out: Any, exact: tuple[Any, ...]) -> None:
         """A session for this signature (unless one serves it), after a numpy call of it."""
@@ -137,21 +142,34 @@ class Engine:
         self._local.building = True
         try:
             weights = _snapshot(block)  # before the export reads them
-            proto = to_model_proto(block, args if len(args) != 1 else args[0], where=self._name)
-        except ModelpackError as exc:
-            self._refused = str(exc)
-            warnings.warn(
-                f"hybridize(backend={BACKEND!r}): {self._name} runs on numpy, as onnxruntime cannot "
-                f"run it: {exc}", RuntimeWarning, stacklevel=4,
-            )
+            proto = to_model_proto(block, args, where=self._name)  # (args: the call's inputs, in order)
+            session = _session(proto.SerializeToString())
+        except Exception as exc:  # the exporter's refusal, or onnxruntime's (an op it lacks for a dtype)
+            self._refuse(exc)
             return None
         finally:
             self._local.building = False
-        entry = _Session(_session(proto.SerializeToString()), [i.name for i in proto.graph.input],
-                         output_tree, weights)
+        entry = _Session(session, [i.name for i in proto.graph.input], output_tree, weights)
         with self._lock:
             self._sessions[key] = entry
         return entry
+
+    def _refuse(self, exc: Exception) -> None:
+        """From now on every call runs on numpy; the warning says why, once."""
+        self._refused = f"{type(exc).__name__}: {exc}"
+        warnings.warn(
+            f"hybridize(backend={BACKEND!r}): {self._name} runs on numpy, as onnxruntime cannot "
+            f"run it: {self._refused}", RuntimeWarning, stacklevel=_caller_level(),
+        )
+
+
+def _caller_level() -> int:
+    """The ``stacklevel`` of the first frame outside modelpack: the user's call of the block."""
+    package = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    frame, level = sys._getframe(1), 1
+    while frame.f_back is not None and frame.f_code.co_filename.startswith(package + os.sep):
+        frame, level = frame.f_back, level + 1
+    return level
 
 
 def _session(model: bytes) -> Any:
