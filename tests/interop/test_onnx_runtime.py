@@ -163,7 +163,10 @@ def test_a_network_the_exporter_refuses_runs_on_numpy_with_a_warning(monkeypatch
     x = _x(2, 5)
     want = net(x)
 
+    exports = []
+
     def refuse(*args, **kwargs):
+        exports.append(args)
         raise UnsupportedBlockError("no ONNX operator for this")
 
     monkeypatch.setattr("modelpack.interop.onnx.export.to_model_proto", refuse)
@@ -173,10 +176,35 @@ def test_a_network_the_exporter_refuses_runs_on_numpy_with_a_warning(monkeypatch
     assert caught[0].filename == __file__  # the warning points at the call of the block
     other = _x(3, 5)
     with warnings.catch_warnings():
-        warnings.simplefilter("error")  # once, whatever the shapes that follow
+        warnings.simplefilter("error")  # once
         np.testing.assert_array_equal(net(x), want)
+        net(other)  # another batch size: the same graph, not tried again
         net(other)
-        net(other)
+    assert len(exports) == 1
+
+
+def test_a_refusal_for_some_inputs_leaves_the_others_on_onnxruntime(monkeypatch):
+    """The CNN takes any spatial size (global pooling): each size is a graph of its own, and a
+    refused one does not send the others to numpy."""
+    from modelpack.interop.onnx import export
+
+    net = _cnn()
+    translate = export.to_model_proto
+
+    def refuse_16(block, example, **kwargs):
+        if example[0].shape[-1] == 16:
+            raise UnsupportedBlockError("not at 16")
+        return translate(block, example, **kwargs)
+
+    monkeypatch.setattr(export, "to_model_proto", refuse_16)
+    small, large = _x(2, 3, 12, 12), _x(2, 3, 16, 16)
+    want_small, want_large = net(small), net(large)
+    net.hybridize(backend="onnxruntime")
+    with pytest.warns(RuntimeWarning, match="not at 16"):
+        for _ in range(2):
+            np.testing.assert_array_equal(net(large), want_large)
+            np.testing.assert_allclose(net(small), want_small, **TOL)
+    assert len(net._runtime._sessions) == 1 and len(net._runtime._refused) == 1
 
 
 def test_a_session_onnxruntime_cannot_build_runs_on_numpy_with_a_warning():

@@ -24,8 +24,8 @@ That comparison reads the weights once a call (~0.3 ms for 3 MB), and the copies
 memory again as the weights. As in Gluon's hybridized graphs, what a custom ``forward`` reads
 besides parameters (a float attribute, a numpy constant) is fixed in the session built from its
 trace, and the forward hooks of the block's children do not run for calls onnxruntime serves.
-A network the exporter cannot translate runs on numpy, with a ``RuntimeWarning`` saying why,
-once.
+A network the exporter cannot translate, or onnxruntime cannot run, for some inputs runs on
+numpy for inputs of those shapes (any batch size), with a ``RuntimeWarning`` saying why, once.
 """
 
 from __future__ import annotations
@@ -89,19 +89,22 @@ class Engine:
         self._name = name
         self._sessions: dict[tuple[Any, ...], _Session] = {}
         self._vetted: set[tuple[Any, ...]] = set()  # exact signatures run once on numpy
-        self._refused: str | None = None  # why the exporter could not translate the block
+        self._refused: dict[tuple[Any, ...], str] = {}  # batchless signatures onnxruntime cannot run, why
+        self._warned = False
         self._lock = threading.Lock()
         self._local = threading.local()  # .building: the export runs the block on numpy
 
     def run(self, block: Block, args: tuple[Any, ...], numpy_call: Any) -> Any:
         """The block's output for ``args`` from onnxruntime, or from ``numpy_call(*args)``
         where this call goes to numpy (see the module's docstring)."""
-        if self._refused is not None or is_training() or getattr(self._local, "building", False):
+        if is_training() or getattr(self._local, "building", False):
             return numpy_call(*args)
         tree, leaves = structure.flatten(args)
         if not leaves or not all(isinstance(leaf, np.ndarray) for leaf in leaves):
             return numpy_call(*args)
         exact = (_as_key(tree), tuple((leaf.shape, leaf.dtype.str) for leaf in leaves))
+        if _batchless(exact) in self._refused:
+            return numpy_call(*args)
         if exact not in self._vetted:
             out = numpy_call(*args)  # the budget checks this signature's sizes
             self._build(block, args, out, exact)
@@ -116,7 +119,7 @@ class Engine:
         try:
             found = entry.session.run(None, dict(zip(entry.inputs, arrays, strict=True)))
         except Exception as exc:  # (onnxruntime's own error types; numpy computes it instead)
-            self._refuse(exc)
+            self._refuse(_batchless(exact), exc)
             return numpy_call(*args)
         return structure.unflatten(entry.output_tree, found)
 
@@ -145,7 +148,7 @@ class Engine:
             proto = to_model_proto(block, args, where=self._name)  # (args: the call's inputs, in order)
             session = _session(proto.SerializeToString())
         except Exception as exc:  # the exporter's refusal, or onnxruntime's (an op it lacks for a dtype)
-            self._refuse(exc)
+            self._refuse(key, exc)
             return None
         finally:
             self._local.building = False
@@ -154,13 +157,16 @@ class Engine:
             self._sessions[key] = entry
         return entry
 
-    def _refuse(self, exc: Exception) -> None:
-        """From now on every call runs on numpy; the warning says why, once."""
-        self._refused = f"{type(exc).__name__}: {exc}"
-        warnings.warn(
-            f"hybridize(backend={BACKEND!r}): {self._name} runs on numpy, as onnxruntime cannot "
-            f"run it: {self._refused}", RuntimeWarning, stacklevel=_caller_level(),
-        )
+    def _refuse(self, key: tuple[Any, ...], exc: Exception) -> None:
+        """From now on calls of this signature (any batch size) run on numpy; the first
+        refusal is a warning saying why."""
+        reason = self._refused[key] = f"{type(exc).__name__}: {exc}"
+        if not self._warned:
+            self._warned = True
+            warnings.warn(
+                f"hybridize(backend={BACKEND!r}): {self._name} runs on numpy for these inputs, as "
+                f"onnxruntime cannot run it: {reason}", RuntimeWarning, stacklevel=_caller_level(),
+            )
 
 
 def _caller_level() -> int:
