@@ -191,20 +191,22 @@ def test_a_refusal_for_some_inputs_leaves_the_others_on_onnxruntime(monkeypatch)
     net = _cnn()
     translate = export.to_model_proto
 
-    def refuse_16(block, example, **kwargs):
-        if example[0].shape[-1] == 16:
-            raise UnsupportedBlockError("not at 16")
+    def refuse_large(block, example, **kwargs):
+        if example[0].shape[-1] >= 16:
+            raise UnsupportedBlockError("not from 16 on")
         return translate(block, example, **kwargs)
 
-    monkeypatch.setattr(export, "to_model_proto", refuse_16)
-    small, large = _x(2, 3, 12, 12), _x(2, 3, 16, 16)
-    want_small, want_large = net(small), net(large)
+    monkeypatch.setattr(export, "to_model_proto", refuse_large)
+    small, large, larger = _x(2, 3, 12, 12), _x(2, 3, 16, 16), _x(2, 3, 20, 20)
+    want_small, want_large, want_larger = net(small), net(large), net(larger)
     net.hybridize(backend="onnxruntime")
-    with pytest.warns(RuntimeWarning, match="not at 16"):
+    with pytest.warns(RuntimeWarning, match="not from 16 on") as caught:
         for _ in range(2):
             np.testing.assert_array_equal(net(large), want_large)
             np.testing.assert_allclose(net(small), want_small, **TOL)
-    assert len(net._runtime._sessions) == 1 and len(net._runtime._refused) == 1
+            np.testing.assert_array_equal(net(larger), want_larger)
+    assert len(caught) == 1  # the first refusal says why; the next one is as quiet
+    assert len(net._runtime._sessions) == 1 and len(net._runtime._refused) == 2
 
 
 def test_a_session_onnxruntime_cannot_build_runs_on_numpy_with_a_warning():
