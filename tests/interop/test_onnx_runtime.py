@@ -14,12 +14,12 @@ import warnings
 
 import numpy as np
 import pytest
+from models import MLP, WithConstant, ready
 
 import modelpack
 from modelpack import autograd, nn
 from modelpack.errors import LimitError, UnsupportedBlockError, UsageError
 from modelpack.io.limits import Limits
-from tests.models import MLP, WithConstant, ready
 
 pytest.importorskip("onnx", reason="onnx is not installed (pip install -e '.[onnx]')")
 pytest.importorskip("onnxruntime", reason="onnxruntime is not installed (pip install -e '.[onnx]')")
