@@ -8,7 +8,9 @@ in its own order; fused Conv → BatchNorm rounds once less).
 
 from __future__ import annotations
 
+import copy
 import io
+import pickle
 import sys
 import warnings
 
@@ -222,6 +224,21 @@ def test_a_session_onnxruntime_cannot_build_runs_on_numpy_with_a_warning():
             np.testing.assert_array_equal(net(x), want)
     assert [w.category for w in caught] == [RuntimeWarning] and "cast" not in str(caught[0].message)
     assert net._runtime._refused and not net._runtime._sessions
+
+
+@pytest.mark.parametrize("duplicate", [copy.deepcopy, lambda net: pickle.loads(pickle.dumps(net))],
+                         ids=["deepcopy", "pickle"])
+def test_a_copied_block_builds_sessions_of_its_own(duplicate):
+    net = ready(MLP(8, 3), _x(2, 5))
+    x = _x(2, 5)
+    net.hybridize(backend="onnxruntime")
+    net(x)
+    twin = duplicate(net)
+    assert not twin._runtime._sessions
+    twin.output.bias.data()[:] += 1  # its own weights: the original's session is not its
+    twin(x)
+    np.testing.assert_allclose(twin(x), net(x) + 1, **TOL)
+    assert twin._runtime._sessions
 
 
 def test_hybridize_without_the_backend_goes_back_to_numpy(monkeypatch):

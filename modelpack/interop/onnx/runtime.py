@@ -94,6 +94,11 @@ class Engine:
         self._lock = threading.Lock()
         self._local = threading.local()  # .building: the export runs the block on numpy
 
+    def __reduce__(self) -> tuple[type[Engine], tuple[str]]:
+        """A copied or pickled block gets an engine of its own, its sessions built anew (they
+        are onnxruntime objects, bound to this block's weights)."""
+        return Engine, (self._name,)
+
     def run(self, block: Block, args: tuple[Any, ...], numpy_call: Any) -> Any:
         """The block's output for ``args`` from onnxruntime, or from ``numpy_call(*args)``
         where this call goes to numpy (see the module's docstring)."""
