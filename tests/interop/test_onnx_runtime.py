@@ -123,6 +123,35 @@ def test_changed_weights_build_a_new_session(change):
     np.testing.assert_allclose(got, net(x), **TOL)
 
 
+def test_a_child_added_after_the_session_was_built_builds_a_new_one():
+    net = nn.Sequential()
+    net.add(nn.Dense(6, activation="relu"))
+    ready(net, _x(2, 4))
+    x = _x(3, 4)
+    net.hybridize(backend="onnxruntime")
+    net(x)
+    net(x)
+    net.add(nn.Dense(2))
+    net[1].initialize()
+    got = net(x)
+    assert got.shape == (3, 2)
+    net.hybridize(backend=None)
+    np.testing.assert_allclose(got, net(x), **TOL)
+
+
+def test_a_child_replaced_after_the_session_was_built_builds_a_new_one():
+    net = ready(MLP(8, 3), _x(2, 5))
+    x = _x(2, 5)
+    net.hybridize(backend="onnxruntime")
+    net(x)
+    net(x)
+    net.output = nn.Dense(3, in_units=8)  # as many parameters, none of them the old ones
+    net.output.initialize(seed=7)
+    got = net(x)
+    net.hybridize(backend=None)
+    np.testing.assert_allclose(got, net(x), **TOL)
+
+
 def test_training_runs_on_numpy_with_gradients():
     net = _cnn()
     x = _x(3, 3, 12, 12)

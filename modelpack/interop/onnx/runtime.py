@@ -19,7 +19,9 @@ A session is kept per input signature, less the batch axis (one graph serves eve
 size). The weights are constants of the graph (onnxruntime prepacks them: fed as inputs each
 call, the same forward took 34 ms), so each call first compares every parameter's bits with
 a copy taken when the session was built: a weight replaced or changed in place (a training
-step, ``set_data``, ``load_parameters``) builds the session again, never runs a stale one.
+step, ``set_data``, ``load_parameters``), or a child added or replaced (as Gluon drops its
+cached graph then), sends that call to numpy and builds the session again: a stale one never
+runs.
 That comparison reads the weights once a call (~0.3 ms for 3 MB), and the copies hold as much
 memory again as the weights. As in Gluon's hybridized graphs, what a custom ``forward`` reads
 besides parameters (a float attribute, a numpy constant) is fixed in the session built from its
@@ -67,10 +69,9 @@ def engine_for(block: Block) -> Engine:
 
 @dataclass
 class _Weight:
-    """A parameter's array when the session was built, and a copy of its bits."""
+    """A parameter, and a copy of its bits when the session was built."""
 
     parameter: Any
-    array: np.ndarray
     bits: np.ndarray
 
 
@@ -108,45 +109,34 @@ class Engine:
         if not leaves or not all(isinstance(leaf, np.ndarray) for leaf in leaves):
             return numpy_call(*args)
         exact = (_as_key(tree), tuple((leaf.shape, leaf.dtype.str) for leaf in leaves))
-        if _batchless(exact) in self._refused:
+        key = _batchless(exact)
+        if key in self._refused:
             return numpy_call(*args)
-        if exact not in self._vetted:
-            out = numpy_call(*args)  # the budget checks this signature's sizes
-            self._build(block, args, out, exact)
-            return out
         with self._lock:
-            entry = self._sessions.get(_batchless(exact))
-        if entry is None or not _unchanged(entry.weights):
-            entry = self._rebuild(block, args, exact)
-            if entry is None:
-                return numpy_call(*args)
+            entry = self._sessions.get(key)
+        current = entry is not None and _unchanged(block, entry.weights)
+        if entry is None or not current or exact not in self._vetted:
+            # On numpy: the budget checks this signature's sizes (and deferred shapes are
+            # inferred) before a session for it is built or used.
+            out = numpy_call(*args)
+            with self._lock:
+                self._vetted.add(exact)
+            if not current:
+                self._build(block, args, key, structure.flatten(out)[0])
+            return out
         arrays = [np.ascontiguousarray(leaf).view(np.ndarray) for leaf in leaves]
         try:
             found = entry.session.run(None, dict(zip(entry.inputs, arrays, strict=True)))
         except Exception as exc:  # (onnxruntime's own error types; numpy computes it instead)
-            self._refuse(_batchless(exact), exc)
+            self._refuse(key, exc)
             return numpy_call(*args)
         return structure.unflatten(entry.output_tree, found)
 
-    def _build(self, block: Block, args: tuple[Any, ...], out: Any, exact: tuple[Any, ...]) -> None:
-        """A session for this signature (unless one serves it), after a numpy call of it."""
-        tree, _ = structure.flatten(out)
-        with self._lock:
-            self._vetted.add(exact)
-            if _batchless(exact) in self._sessions:
-                return
-        self._rebuild(block, args, exact, tree)
-
-    def _rebuild(self, block: Block, args: tuple[Any, ...], exact: tuple[Any, ...],
-                 output_tree: Any = None) -> _Session | None:
+    def _build(self, block: Block, args: tuple[Any, ...], key: tuple[Any, ...], output_tree: Any) -> None:
+        """The session of the signature ``key`` for the block as it is now, traced on ``args``
+        (just run on numpy, which gave ``output_tree``), in place of any before it."""
         from .export import to_model_proto  # (onnx loads with the first session)
 
-        key = _batchless(exact)
-        if output_tree is None:
-            old = self._sessions.get(key)
-            if old is None:
-                return None
-            output_tree = old.output_tree
         self._local.building = True
         try:
             weights = _snapshot(block)  # before the export reads them
@@ -154,13 +144,12 @@ class Engine:
             session = _session(proto.SerializeToString())
         except Exception as exc:  # the exporter's refusal, or onnxruntime's (an op it lacks for a dtype)
             self._refuse(key, exc)
-            return None
+            return
         finally:
             self._local.building = False
         entry = _Session(session, [i.name for i in proto.graph.input], output_tree, weights)
         with self._lock:
             self._sessions[key] = entry
-        return entry
 
     def _refuse(self, key: tuple[Any, ...], exc: Exception) -> None:
         """From now on calls of this signature (any batch size) run on numpy; the first
@@ -210,21 +199,27 @@ def _batchless(exact: tuple[Any, ...]) -> tuple[Any, ...]:
     return tree, tuple((shape[1:], len(shape), dtype) for shape, dtype in leaves)
 
 
+def _parameters(block: Block) -> list[Any]:
+    """Every parameter of the block's tree, in order (a shared one as often as it is held): a
+    child added, removed or replaced since a session was built changes this list."""
+    return [parameter for _, child in block.named_blocks() for parameter in child._reg_params.values()]
+
+
 def _snapshot(block: Block) -> list[_Weight]:
     weights = []
-    for parameter in block.collect_params().values():
-        array = parameter.data()
-        weights.append(_Weight(parameter, array, _bits(array).copy()))
+    for parameter in _parameters(block):
+        weights.append(_Weight(parameter, _bits(parameter.data()).copy()))
     return weights
 
 
-def _unchanged(weights: list[_Weight]) -> bool:
-    """Whether every parameter still holds the same array with the same bits."""
-    for weight in weights:
-        array = weight.parameter.data()
-        if array is not weight.array or not np.array_equal(_bits(array), weight.bits):
-            return False
-    return True
+def _unchanged(block: Block, weights: list[_Weight]) -> bool:
+    """Whether the block holds the same parameters, each with the same bits."""
+    parameters = _parameters(block)
+    if len(parameters) != len(weights):
+        return False
+    if any(p is not w.parameter for p, w in zip(parameters, weights, strict=True)):
+        return False
+    return all(np.array_equal(_bits(weight.parameter.data()), weight.bits) for weight in weights)
 
 
 def _bits(array: np.ndarray) -> np.ndarray:
