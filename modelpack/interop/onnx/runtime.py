@@ -21,9 +21,8 @@ call, the same forward took 34 ms), so each call first compares every parameter'
 a copy taken when the session was built: a weight replaced or changed in place (a training
 step, ``set_data``, ``load_parameters``), or a child added or replaced (as Gluon drops its
 cached graph then), sends that call to numpy and builds the session again: a stale one never
-runs.
-That comparison reads the weights once a call (~0.3 ms for 3 MB), and the copies hold as much
-memory again as the weights. As in Gluon's hybridized graphs, what a custom ``forward`` reads
+runs. That comparison reads the weights once a call (~0.3 ms for 3 MB), and the copies hold as
+much memory again as the weights. As in Gluon's hybridized graphs, what a custom ``forward`` reads
 besides parameters (a float attribute, a numpy constant) is fixed in the session built from its
 trace, and the forward hooks of the block's children do not run for calls onnxruntime serves.
 A network the exporter cannot translate, or onnxruntime cannot run, for some inputs runs on
@@ -44,13 +43,12 @@ import numpy as np
 from ...errors import UsageError
 from ...nn import structure
 from ...nn.block import Block
+from ...nn.kernels.derived import bits_of
 from ...nn.mode import is_training
 
 __all__ = ["BACKEND", "Engine", "engine_for"]
 
 BACKEND = "onnxruntime"
-
-_UNSIGNED = {1: np.uint8, 2: np.uint16, 4: np.uint32, 8: np.uint64}
 
 
 def engine_for(block: Block) -> Engine:
@@ -223,7 +221,8 @@ def _unchanged(block: Block, weights: list[_Weight]) -> bool:
 
 
 def _bits(array: np.ndarray) -> np.ndarray:
-    """The array's bits as unsigned integers (a NaN equals itself; -0.0 differs from 0.0)."""
-    unsigned = _UNSIGNED.get(array.dtype.itemsize)
-    flat = np.ascontiguousarray(array).reshape(-1)
-    return flat.view(unsigned) if unsigned is not None else flat.view(np.uint8)
+    """The array's bits (``derived.bits_of``), of a contiguous copy where it is not one, or as
+    bytes where its item size has no unsigned type."""
+    flat = np.ascontiguousarray(array)
+    bits = bits_of(flat)
+    return bits if bits is not None else flat.reshape(-1).view(np.uint8)

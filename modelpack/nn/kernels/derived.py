@@ -23,7 +23,7 @@ import numpy as np
 
 from .. import budget
 
-__all__ = ["MAX_BYTES", "derived", "clear"]
+__all__ = ["MAX_BYTES", "derived", "clear", "bits_of"]
 
 MAX_BYTES = 64 << 20  # what all entries may hold; one entry takes at most a quarter of it
 
@@ -46,7 +46,7 @@ def derived(weight: np.ndarray, kind: str, compute: Callable[[np.ndarray], np.nd
     """``compute(weight)``, from the last call's result when ``kind`` was derived from these
     very bits (the same values at the same place); a read-only array either way. ``keep``
     False where the weight is not a layer's own, called again (a gradient's flipped copy)."""
-    bits = _bits(weight) if keep else None
+    bits = bits_of(weight) if keep else None
     if bits is None:  # (not kept, not contiguous, or of an item size without an unsigned type)
         return _read_only(compute(weight))
     key = (kind, weight.ctypes.data, weight.shape, weight.dtype.str)
@@ -72,7 +72,9 @@ def clear() -> None:
         _held = 0
 
 
-def _bits(weight: np.ndarray) -> np.ndarray | None:
+def bits_of(weight: np.ndarray) -> np.ndarray | None:
+    """A C-contiguous array's bits as a flat view of unsigned integers of its item size (so
+    that a NaN equals itself and -0.0 differs from 0.0); None for any other array."""
     unsigned = _UNSIGNED.get(weight.dtype.itemsize)
     if unsigned is None or not weight.flags.c_contiguous or weight.dtype.hasobject:
         return None
