@@ -20,8 +20,10 @@ size). The weights are constants of the graph (onnxruntime prepacks them: fed as
 call, the same forward took 34 ms), so each call first compares every parameter's bits with
 a copy taken when the session was built: a weight replaced or changed in place (a training
 step, ``set_data``, ``load_parameters``), or a child added or replaced (as Gluon drops its
-cached graph then), sends that call to numpy and builds the session again: a stale one never
-runs. That comparison reads the weights once a call (~0.3 ms for 3 MB), and the copies hold as
+cached graph then), sends that call to numpy: a stale session never runs. It is built again
+once the block is the same at two calls running, so a loop that trains between its inference
+calls (a GAN's generator making samples each step) stays on numpy rather than exporting at
+every step. That comparison reads the weights once a call (~0.3 ms for 3 MB), and the copies hold as
 much memory again as the weights. As in Gluon's hybridized graphs, what a custom ``forward`` reads
 besides parameters (a float attribute, a numpy constant) is fixed in the session built from its
 trace, and the forward hooks of the block's children do not run for calls onnxruntime serves.
@@ -88,6 +90,8 @@ class Engine:
         self._name = name
         self._sessions: dict[tuple[Any, ...], _Session] = {}
         self._vetted: set[tuple[Any, ...]] = set()  # exact signatures run once on numpy
+        # the block as the last numpy call of a stale signature found it: rebuilt if the same next
+        self._changed: dict[tuple[Any, ...], list[_Weight]] = {}
         self._refused: dict[tuple[Any, ...], str] = {}  # batchless signatures onnxruntime cannot run, why
         self._warned = False
         self._lock = threading.Lock()
@@ -119,8 +123,10 @@ class Engine:
             out = numpy_call(*args)
             with self._lock:
                 self._vetted.add(exact)
-            if not current:
+            if entry is None:
                 self._build(block, args, key, structure.flatten(out)[0])
+            elif not current:
+                self._rebuild_if_settled(block, args, key, structure.flatten(out)[0])
             return out
         arrays = [np.ascontiguousarray(leaf).view(np.ndarray) for leaf in leaves]
         try:
@@ -129,6 +135,18 @@ class Engine:
             self._refuse(key, exc)
             return numpy_call(*args)
         return structure.unflatten(entry.output_tree, found)
+
+    def _rebuild_if_settled(self, block: Block, args: tuple[Any, ...], key: tuple[Any, ...],
+                            output_tree: Any) -> None:
+        """A stale session's signature: built again if the block is as the last call found it,
+        else this call's state kept for the next one to compare with."""
+        with self._lock:
+            seen = self._changed.pop(key, None)
+        if seen is not None and _unchanged(block, seen):
+            self._build(block, args, key, output_tree)
+        else:
+            with self._lock:
+                self._changed[key] = _snapshot(block)
 
     def _build(self, block: Block, args: tuple[Any, ...], key: tuple[Any, ...], output_tree: Any) -> None:
         """The session of the signature ``key`` for the block as it is now, traced on ``args``
