@@ -6,6 +6,13 @@ parallel, those passes are most of a convolution's time. numpy releases the GIL 
 copy and ufunc loops, so chunks of the batch on a small thread pool run side by side. The
 thread count follows BLAS's (``MODELPACK_NUM_THREADS``, else ``OPENBLAS_NUM_THREADS``, else
 ``OMP_NUM_THREADS``, else the CPUs this process may use); 1 turns the pool off.
+
+A hand-off wakes a sleeping thread, which is slow on a VM: an empty one took 70–130 µs on
+BENCHMARKS.md's 2-vCPU machine (the longer the worker had slept, the longer), and in a
+ResNet-18-style forward (batch 32, 20 hand-offs) the worker started 115–300 µs after the
+caller: up to a tenth of the forward. OpenMP's threads spin between jobs to avoid this; a Python
+thread that spun would hold the GIL the caller needs, so passes are split only where the
+wake-up is small beside them (``SPLIT_MIN_WORK``, ``ELEMENTWISE_MIN_ELEMENTS``).
 """
 
 from __future__ import annotations
