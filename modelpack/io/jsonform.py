@@ -51,7 +51,9 @@ def _json_int(token: str) -> int:
 def _json_float(token: str) -> float:
     if len(token) > MAX_NUMBER_CHARS:
         raise YAMLRefused(f"a number of {len(token)} characters")
-    if not _JSON_FLOAT.match(token):
+    # json calls this for a number with a fraction or an exponent: without an exponent it has
+    # its point, so only an exponent's form needs the pattern (2,000,000 floats: 3.5 → 2.4 s).
+    if ("e" in token or "E" in token) and not _JSON_FLOAT.match(token):
         raise YAMLRefused(
             f"the number {token[:40]} is not in the JSON form (integers, or floats with a "
             "fraction and a signed exponent)"
@@ -180,6 +182,8 @@ def _parse_json(text: str, hooked: bool) -> Any:
         raise YAMLRefused(f"nests deeper than {MAX_DEPTH} levels") from None
     except json.JSONDecodeError as exc:
         raise YAMLRefused(f"the JSON form is not valid JSON: {exc}") from None
+    except YAMLRefused:  # a hook's refusal (a ValueError too): parsing again would refuse the same
+        raise
     except ValueError:  # an integer of more digits than Python converts (4300): say which
         if hooked:
             raise

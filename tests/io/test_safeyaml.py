@@ -375,8 +375,25 @@ def test_many_mappings_are_parsed_quickly_unless_a_float_needs_its_form_checked(
     assert calls == []
     assert safeyaml.load(_many([*_table(), '"f": [0.5]']), max_nodes=10**6)["f"] == [0.5]
     assert calls == [False]
+    calls.clear()
     with pytest.raises(safeyaml.YAMLRefused, match="not in the JSON form"):
         safeyaml.load(_many([*_table(), '"f": {"g": [1e5]}']), max_nodes=10**6)
+    assert calls == [False]  # refused by that parse's hook, not parsed a third time
+
+
+# JSON's numbers with a fraction or an exponent: the ones json hands to ``parse_float``.
+_JSON_FLOAT_TOKENS = st.from_regex(r"\A-?(0|[1-9][0-9]{0,3})(\.[0-9]{1,4}([eE][-+]?[0-9]{1,3})?|[eE][-+]?[0-9]{1,3})\Z")
+
+
+@settings(max_examples=300, deadline=None)
+@given(token=_JSON_FLOAT_TOKENS)
+def test_a_float_is_accepted_exactly_when_it_has_the_json_forms_point_and_signed_exponent(token):
+    """The hook looks at the pattern only where there is an exponent; the pattern decides."""
+    if jsonform._JSON_FLOAT.match(token):
+        assert jsonform._json_float(token) == float(token)
+    else:
+        with pytest.raises(YAMLRefused, match="not in the JSON form"):
+            jsonform._json_float(token)
 
 
 def test_a_proven_part_is_counted_not_walked():
