@@ -332,23 +332,17 @@ def conv_forward(x: Any, w: Any, bias: Any, out: Any, padded: Any, buffer: Any, 
 
 
 @_jit
-def _lay_last(planes: Any, n: int, into: Any, ph: int, pw: int) -> None:
-    """into[ph + r, pw + q, c] = planes[n, c, r, q]: example n channels last, at an offset."""
+def _lay(planes: Any, n: int, laid: Any, ph: int, pw: int, back: bool) -> None:
+    """laid[ph + r, pw + q, c] = planes[n, c, r, q]: example n channels last, at an offset
+    (``back``: planes from laid, the layout turned around)."""
     for r in range(planes.shape[2]):
         for q in range(planes.shape[3]):
-            row = into[r + ph, q + pw]
+            row = laid[r + ph, q + pw]
             for c in range(planes.shape[1]):
-                row[c] = planes[n, c, r, q]
-
-
-@_jit
-def _lay_first(from_last: Any, ph: int, pw: int, planes: Any, n: int) -> None:
-    """planes[n, c, r, q] = from_last[ph + r, pw + q, c]: ``_lay_last`` turned around."""
-    for r in range(planes.shape[2]):
-        for q in range(planes.shape[3]):
-            row = from_last[r + ph, q + pw]
-            for c in range(planes.shape[1]):
-                planes[n, c, r, q] = row[c]
+                if back:
+                    planes[n, c, r, q] = row[c]
+                else:
+                    row[c] = planes[n, c, r, q]
 
 
 @_jit
@@ -374,7 +368,7 @@ def depthwise_last_forward(x: Any, w: Any, bias: Any, out: Any, padded: Any, acc
     too short for their loops (``direct.CHANNELS_LAST_MAX_TAP_POSITIONS``)."""
     taps = _taps_last(w)
     for n in range(first, stop):
-        _lay_last(x, n, padded, ph, pw)
+        _lay(x, n, padded, ph, pw, False)
         for y in range(out.shape[2]):
             for q in range(out.shape[3]):
                 row = acc[y, q]
@@ -384,7 +378,7 @@ def depthwise_last_forward(x: Any, w: Any, bias: Any, out: Any, padded: Any, acc
                         source, tap = padded[y * sh + j * dh, q * sw + i * dw], taps[j, i]
                         for c in range(row.shape[0]):
                             row[c] = row[c] + tap[c] * source[c]
-        _lay_first(acc, 0, 0, out, n)
+        _lay(out, n, acc, 0, 0, True)
 
 
 @_jit
@@ -395,7 +389,7 @@ def depthwise_last_grad_input(grad: Any, w: Any, grad_x: Any, padded: Any, acc: 
     example), a vectorised pass over the channels each, in a fixed order."""
     taps = _taps_last(w)
     for n in range(first, stop):
-        _lay_last(grad, n, acc, 0, 0)
+        _lay(grad, n, acc, 0, 0, False)
         padded[:] = 0
         for y in range(grad.shape[2]):
             for q in range(grad.shape[3]):
@@ -405,7 +399,7 @@ def depthwise_last_grad_input(grad: Any, w: Any, grad_x: Any, padded: Any, acc: 
                         target, tap = padded[y * sh + j * dh, q * sw + i * dw], taps[j, i]
                         for c in range(row.shape[0]):
                             target[c] = target[c] + tap[c] * row[c]
-        _lay_first(padded, ph, pw, grad_x, n)
+        _lay(grad_x, n, padded, ph, pw, True)
 
 
 @_jit
@@ -417,8 +411,8 @@ def depthwise_last_grad_weight(grad: Any, x: Any, grad_w: Any, padded: Any, acc:
     kh_count, kw_count = grad_w.shape[2], grad_w.shape[3]
     sums = np.zeros((kh_count, kw_count, x.shape[1]), grad_w.dtype)
     for n in range(first, stop):
-        _lay_last(x, n, padded, ph, pw)
-        _lay_last(grad, n, acc, 0, 0)
+        _lay(x, n, padded, ph, pw, False)
+        _lay(grad, n, acc, 0, 0, False)
         for y in range(grad.shape[2]):
             for q in range(grad.shape[3]):
                 row = acc[y, q]
