@@ -35,6 +35,7 @@ from ..io import npy, npz
 from ..io.limits import DEFAULT_LIMITS, Limits
 from ..io.npz import Integrity
 from ..io.npz_offsets import PlacedMembers
+from ..io.pages import fresh_array, fresh_bytes
 from ..io.paths import PathOrFile, describe, open_for_reading
 from ..io.workers import shared_pool
 from ..io.zipio import Member, read_fully
@@ -172,8 +173,8 @@ class Archive(OpenArchive):
         """An archive whose tensors will all be read (``modelpack.load``).
 
         A small file's load costs mostly what does not grow with it: parsing its directories
-        and manifest, and the fresh pages its arrays need (~0.5 ms a megabyte here, whoever
-        reads). For a file (opened, on disk) up to ``READ_AHEAD_BYTES``, a worker thread opens
+        and manifest, and the fresh pages its arrays need (~0.6 ms a megabyte here, whoever
+        reads, on small pages: ``io.pages`` puts the buffer on huge ones). For a file (opened, on disk) up to ``READ_AHEAD_BYTES``, a worker thread opens
         the archive while this thread reads the whole file into one buffer (the read releases
         the interpreter, so both go on at once); ``read_all`` then hands out each tensor as a
         view of that buffer, checked as any read is. The buffer (the weights and their zip and
@@ -329,7 +330,7 @@ class Archive(OpenArchive):
         return self._read(location)
 
     def _read(self, location: npz.TensorLocation) -> np.ndarray:
-        array = np.empty(location.shape, dtype=location.dtype)
+        array = fresh_array(location.shape, location.dtype)
         buffer = npz.data_view(array)
         filled = 0
         assert self._fd is not None
@@ -457,10 +458,12 @@ def _unflatten(arrays: dict[str, np.ndarray], layout: str | None) -> Any:
 
 def _read_whole(fd: int, size: int) -> np.ndarray | None:
     """The file's ``size`` bytes in a fresh buffer, or None if they could not all be read
-    (the exact path then says why). (Mapped populated pages would fault in faster, but
-    ``mmap`` holds the interpreter while it populates, which the opening thread needs.)"""
+    (the exact path then says why). Its last huge page is taken when over half used: at most
+    1 MiB resident unused, for a buffer at most ``READ_AHEAD_BYTES`` (MAP_POPULATE would fault
+    small pages in faster, but ``mmap`` holds the interpreter while it populates, which the
+    opening thread needs)."""
     try:
-        whole = np.empty(size, dtype=np.uint8)
+        whole = fresh_bytes(size, round_up=True)
         return whole if read_fully(fd, whole.data, 0) else None
     except (OSError, MemoryError):
         return None

@@ -42,6 +42,7 @@ from .npy import (
     header_in,
     read_header,
 )
+from .pages import fresh_array
 from .zipio import STORED, Member, MemberReader, MemberTable, Source
 from .zipread import read_directory
 
@@ -245,7 +246,7 @@ def read_member(
     reader = MemberReader(source, member)
     shape, fortran_order, dtype = read_header(reader, want)
     try:
-        array = np.empty(shape[::-1] if fortran_order else shape, dtype=dtype)
+        array = fresh_array(shape[::-1] if fortran_order else shape, dtype)
     except MemoryError:
         raise ModelpackError(f"{reader.where}: out of memory for {reader.remaining} bytes") from None
     if array.nbytes:
@@ -353,7 +354,7 @@ def _fresh(shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray | None:
     """An array to read a vouched-for tensor into, or None where memory runs out (the exact
     path then words it)."""
     try:
-        return np.empty(shape, dtype=dtype)
+        return fresh_array(shape, dtype)
     except MemoryError:
         return None
 

@@ -25,6 +25,7 @@ from craft import (
 )
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from memory import huge_kib, needs_huge_pages
 from models import dense_norm_dense, export_bytes, save_bytes, sequential_mlp
 from strategies import arrays, tensor_names
 
@@ -303,6 +304,27 @@ def test_a_file_over_the_read_ahead_size_is_read_tensor_by_tensor(tmp_path, monk
     monkeypatch.setattr(archive_module, "_read_whole", lambda *a: pytest.fail("read ahead"))
     back = modelpack.load(path)
     assert all(back[k].tobytes() == v.tobytes() and back[k].base is None for k, v in arrays.items())
+
+
+@needs_huge_pages
+def test_loads_read_into_huge_pages(tmp_path):
+    """What a load reads lands on huge pages (``io.pages``): a large tensor's whole ones, read
+    tensor by tensor or alone; a small file's whole buffer, its last page over half used."""
+    from modelpack.io.pages import huge_page_size
+
+    huge = huge_page_size()
+    big = np.arange(5 * huge // 4, dtype=np.float32)  # 2.5 huge pages, in a file read tensor by tensor
+    modelpack.save(tmp_path / "big.mpk", {"big": big, "b": np.ones(3)})
+    with modelpack.open(tmp_path / "big.mpk") as archive:
+        alone = archive.get_tensor("big")
+    for array in (modelpack.load(tmp_path / "big.mpk")["big"], alone):
+        assert array.tobytes() == big.tobytes() and array.ctypes.data % huge == 0
+        assert huge_kib(array) >= 2 * huge // 1024
+    small = np.arange(3 * huge // 16, dtype=np.float64)  # 0.75 of one, in a file read whole
+    modelpack.save(tmp_path / "small.mpk", {"small": small})
+    array = modelpack.load(tmp_path / "small.mpk")["small"]
+    assert array.tobytes() == small.tobytes()
+    assert huge_kib(array) >= huge // 1024
 
 
 def test_data_a_view_would_misalign_is_read_into_an_array_of_its_own(tmp_path):

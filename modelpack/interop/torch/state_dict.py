@@ -22,6 +22,7 @@ import numpy as np
 
 from ...errors import FileKindError, FormatError, LimitError, UnsupportedDtypeError
 from ...io.limits import DEFAULT_LIMITS, GRACE_BYTES, Limits
+from ...io.pages import fresh_array
 from ...io.paths import PathOrFile, describe, open_for_reading
 from ...io.sniff import sniff
 from ...io.zipio import Member, MemberReader, Source
@@ -251,7 +252,7 @@ class _Reading:
                 f"({count * dtype.itemsize} bytes) but its member holds {member.size} bytes"
             )
         self._charge(member.size, f"storage {key!r}")
-        array = np.empty(count, dtype.newbyteorder(">") if self.big_endian else dtype)
+        array = fresh_array((count,), dtype.newbyteorder(">") if self.big_endian else dtype)
         assert self.source is not None
         reader = MemberReader(self.source, member)
         reader.readinto(array.view(np.uint8).data)

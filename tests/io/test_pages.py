@@ -1,0 +1,90 @@
+"""Fresh memory on huge pages: the bytes are the same, only whole pages (or, when asked, a last
+one over half used) are huge, and the kernel does hand them out where it can."""
+
+from __future__ import annotations
+
+import mmap
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from memory import huge_kib, needs_huge_pages, region, resident_bytes
+
+from modelpack.io import pages
+from modelpack.io.pages import fresh_array, fresh_bytes, huge_page_size, marked_bytes
+
+HUGE = 2 << 20
+
+
+@given(st.integers(0, 10 * HUGE), st.booleans())
+def test_whole_huge_pages_are_marked_and_a_last_one_only_when_over_half_used_and_asked(size, round_up):
+    marked = marked_bytes(size, HUGE, round_up=round_up)
+    whole, rest = divmod(size, HUGE)
+    assert marked % HUGE == 0 and whole * HUGE <= marked <= (whole + 1) * HUGE
+    assert (marked > whole * HUGE) == (round_up and rest > HUGE // 2)
+    assert marked <= size or (marked - size < HUGE // 2 and marked - size < size)
+
+
+def test_no_huge_pages_marks_nothing():
+    assert marked_bytes(10 * HUGE, 0, round_up=True) == 0
+
+
+@needs_huge_pages
+@pytest.mark.parametrize("pages_in", [1, 3])
+def test_the_kernel_backs_whole_pages_huge_and_the_rest_small(pages_in):
+    """A buffer of whole huge pages and a quarter: the whole ones huge, the quarter small, and
+    nothing else of its mapping resident (the slack around it is never touched)."""
+    huge = huge_page_size()
+    array = fresh_array((pages_in * huge + huge // 4,), np.dtype(np.uint8))
+    assert array.ctypes.data % huge == 0
+    array[:] = 7  # every page touched
+    assert huge_kib(array) >= pages_in * huge // 1024
+    assert resident_bytes(*region(array)) == array.nbytes
+    assert int(array.sum(dtype=np.int64)) == 7 * array.nbytes
+
+
+@needs_huge_pages
+def test_rounding_up_puts_a_last_page_over_half_used_on_a_huge_page():
+    huge = huge_page_size()
+    buffer = fresh_bytes(huge + 3 * huge // 4, round_up=True)
+    buffer[:] = 1
+    assert resident_bytes(*region(buffer)) == 2 * huge  # (the last quarter resident, unused)
+    small = fresh_bytes(huge + huge // 4, round_up=True)
+    small[:] = 1
+    assert resident_bytes(*region(small)) == small.nbytes
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64", "int8", "complex64"])
+@pytest.mark.parametrize("shape", [(0,), (3, 5), (HUGE // 8 + 3, 3), (1, HUGE // 2 + 1, 1)])
+def test_fresh_arrays_are_empty_arrays_of_that_shape_and_dtype(shape, dtype):
+    array = fresh_array(shape, np.dtype(dtype))
+    assert array.shape == shape and array.dtype == np.dtype(dtype)
+    assert array.flags.c_contiguous and array.flags.writeable and array.flags.aligned
+    values = np.arange(array.size).astype(dtype).reshape(shape)
+    array[...] = values
+    assert array.tobytes() == values.tobytes()
+
+
+def test_small_arrays_are_plain_numpy_arrays():
+    array = fresh_array((4, 4), np.dtype(np.float32))
+    assert array.base is None  # (np.empty: frees its memory like any array)
+
+
+def test_without_address_space_for_the_mapping_numpy_allocates(monkeypatch):
+    def refuse(*args, **kwargs):
+        raise OSError(12, "Cannot allocate memory")
+
+    monkeypatch.setattr(pages, "huge_page_size", lambda: HUGE)
+    monkeypatch.setattr(mmap, "mmap", refuse)
+    array = fresh_bytes(3 * HUGE)
+    assert array.base is None and array.nbytes == 3 * HUGE
+
+
+def test_a_kernel_without_the_advice_still_gives_the_buffer(monkeypatch):
+    """``madvise`` refused (an old kernel): the same bytes on small pages."""
+    monkeypatch.setattr(pages, "huge_page_size", lambda: HUGE)
+    monkeypatch.setattr(mmap, "MADV_HUGEPAGE", -1)  # (an advice no kernel knows: EINVAL)
+    buffer = fresh_bytes(HUGE + 5)
+    buffer[:] = 3
+    assert buffer.nbytes == HUGE + 5 and int(buffer[-1]) == 3
