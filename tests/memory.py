@@ -8,9 +8,9 @@ import mmap
 import numpy as np
 import pytest
 
-from modelpack.io.pages import huge_page_size
+from modelpack.io.pages import HUGE_PAGE
 
-needs_huge_pages = pytest.mark.skipif(not huge_page_size(), reason="no transparent huge pages here")
+needs_huge_pages = pytest.mark.skipif(not HUGE_PAGE, reason="no transparent huge pages here")
 
 _PAGE = mmap.PAGESIZE
 

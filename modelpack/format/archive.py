@@ -173,12 +173,13 @@ class Archive(OpenArchive):
         """An archive whose tensors will all be read (``modelpack.load``).
 
         A small file's load costs mostly what does not grow with it: parsing its directories
-        and manifest, and the fresh pages its arrays need (~0.6 ms a megabyte here, whoever
-        reads, on small pages: ``io.pages`` puts the buffer on huge ones). For a file (opened, on disk) up to ``READ_AHEAD_BYTES``, a worker thread opens
-        the archive while this thread reads the whole file into one buffer (the read releases
-        the interpreter, so both go on at once); ``read_all`` then hands out each tensor as a
-        view of that buffer, checked as any read is. The buffer (the weights and their zip and
-        npy headers, a few MiB at most) lives while any of its tensors does."""
+        and manifest, and the fresh pages its arrays need (~0.6 ms a megabyte here on small
+        pages, whoever reads; ``io.pages`` puts the buffer on huge ones). For a file (opened,
+        on disk) up to ``READ_AHEAD_BYTES``, a worker thread opens the archive while this
+        thread reads the whole file into one buffer (the read releases the interpreter, so
+        both go on at once); ``read_all`` then hands out each tensor as a view of that buffer,
+        checked as any read is. The buffer (the weights and their zip and npy headers, a few
+        MiB at most) lives while any of its tensors does."""
         fd = _fileno(handle)
         size = os.fstat(fd).st_size if fd is not None else 0
         if fd is None or size > READ_AHEAD_BYTES:

@@ -21,19 +21,18 @@ huge page. Elsewhere (no ``MADV_HUGEPAGE``, huge pages off, a small buffer) it i
 from __future__ import annotations
 
 import contextlib
+import math
 import mmap
-from functools import cache
 
 import numpy as np
 
-__all__ = ["fresh_array", "fresh_bytes", "huge_page_size", "marked_bytes"]
+__all__ = ["HUGE_PAGE", "fresh_array", "fresh_bytes", "marked_bytes"]
 
 _PMD_SIZE = "/sys/kernel/mm/transparent_hugepage/hpage_pmd_size"
 _MODE = "/sys/kernel/mm/transparent_hugepage/enabled"
 
 
-@cache
-def huge_page_size() -> int:
+def _huge_page_size() -> int:
     """The transparent huge page's size, or 0 where none can be asked for."""
     if not hasattr(mmap, "MADV_HUGEPAGE"):
         return 0
@@ -47,10 +46,14 @@ def huge_page_size() -> int:
         return 0
 
 
+# Read once: a load of 10,000 small tensors asks 10,000 times.
+HUGE_PAGE = _huge_page_size()
+
+
 def fresh_bytes(size: int, *, round_up: bool = False) -> np.ndarray:
     """``size`` writable bytes, uninitialised, as a uint8 array that keeps its memory alive:
     on huge pages for each whole one and, with ``round_up``, for a last one over half used."""
-    huge = huge_page_size()
+    huge = HUGE_PAGE
     marked = marked_bytes(size, huge, round_up=round_up)
     if not marked:
         return np.empty(size, dtype=np.uint8)
@@ -77,7 +80,7 @@ def marked_bytes(size: int, huge: int, *, round_up: bool = False) -> int:
 
 def fresh_array(shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
     """``np.empty(shape, dtype)``, on huge pages for each whole one it spans (none unused)."""
-    nbytes, huge = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize, huge_page_size()
-    if not huge or nbytes < huge:
+    nbytes = math.prod(shape) * dtype.itemsize
+    if not HUGE_PAGE or nbytes < HUGE_PAGE:
         return np.empty(shape, dtype=dtype)
     return fresh_bytes(nbytes).view(dtype).reshape(shape)

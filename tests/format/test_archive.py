@@ -310,9 +310,9 @@ def test_a_file_over_the_read_ahead_size_is_read_tensor_by_tensor(tmp_path, monk
 def test_loads_read_into_huge_pages(tmp_path):
     """What a load reads lands on huge pages (``io.pages``): a large tensor's whole ones, read
     tensor by tensor or alone; a small file's whole buffer, its last page over half used."""
-    from modelpack.io.pages import huge_page_size
+    from modelpack.io.pages import HUGE_PAGE
 
-    huge = huge_page_size()
+    huge = HUGE_PAGE
     big = np.arange(5 * huge // 4, dtype=np.float32)  # 2.5 huge pages, in a file read tensor by tensor
     modelpack.save(tmp_path / "big.mpk", {"big": big, "b": np.ones(3)})
     with modelpack.open(tmp_path / "big.mpk") as archive:

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from memory import huge_kib, needs_huge_pages, region, resident_bytes
 
 from modelpack.io import pages
-from modelpack.io.pages import fresh_array, fresh_bytes, huge_page_size, marked_bytes
+from modelpack.io.pages import HUGE_PAGE, fresh_array, fresh_bytes, marked_bytes
 
 HUGE = 2 << 20
 
@@ -35,7 +35,7 @@ def test_no_huge_pages_marks_nothing():
 def test_the_kernel_backs_whole_pages_huge_and_the_rest_small(pages_in):
     """A buffer of whole huge pages and a quarter: the whole ones huge, the quarter small, and
     nothing else of its mapping resident (the slack around it is never touched)."""
-    huge = huge_page_size()
+    huge = HUGE_PAGE
     array = fresh_array((pages_in * huge + huge // 4,), np.dtype(np.uint8))
     assert array.ctypes.data % huge == 0
     array[:] = 7  # every page touched
@@ -46,7 +46,7 @@ def test_the_kernel_backs_whole_pages_huge_and_the_rest_small(pages_in):
 
 @needs_huge_pages
 def test_rounding_up_puts_a_last_page_over_half_used_on_a_huge_page():
-    huge = huge_page_size()
+    huge = HUGE_PAGE
     buffer = fresh_bytes(huge + 3 * huge // 4, round_up=True)
     buffer[:] = 1
     assert resident_bytes(*region(buffer)) == 2 * huge  # (the last quarter resident, unused)
@@ -71,19 +71,39 @@ def test_small_arrays_are_plain_numpy_arrays():
     assert array.base is None  # (np.empty: frees its memory like any array)
 
 
+@pytest.mark.parametrize(("mode", "size", "expected"), [
+    ("always [madvise] never", "2097152", 2097152), ("[always] madvise never", "2097152", 2097152),
+    ("always madvise [never]", "2097152", 0), ("always [madvise] never", "garbage", 0), (None, "2097152", 0),
+])
+def test_the_huge_page_size_is_the_kernels_unless_huge_pages_are_off(tmp_path, monkeypatch, mode, size, expected):
+    if not hasattr(mmap, "MADV_HUGEPAGE"):
+        pytest.skip("no MADV_HUGEPAGE on this platform")
+    (tmp_path / "size").write_text(size + "\n")
+    if mode is not None:
+        (tmp_path / "enabled").write_text(mode + "\n")
+    monkeypatch.setattr(pages, "_MODE", str(tmp_path / "enabled"))
+    monkeypatch.setattr(pages, "_PMD_SIZE", str(tmp_path / "size"))
+    assert pages._huge_page_size() == expected
+
+
+needs_the_advice = pytest.mark.skipif(not hasattr(mmap, "MADV_HUGEPAGE"), reason="no MADV_HUGEPAGE here")
+
+
+@needs_the_advice
 def test_without_address_space_for_the_mapping_numpy_allocates(monkeypatch):
     def refuse(*args, **kwargs):
         raise OSError(12, "Cannot allocate memory")
 
-    monkeypatch.setattr(pages, "huge_page_size", lambda: HUGE)
+    monkeypatch.setattr(pages, "HUGE_PAGE", HUGE)
     monkeypatch.setattr(mmap, "mmap", refuse)
     array = fresh_bytes(3 * HUGE)
     assert array.base is None and array.nbytes == 3 * HUGE
 
 
+@needs_the_advice
 def test_a_kernel_without_the_advice_still_gives_the_buffer(monkeypatch):
     """``madvise`` refused (an old kernel): the same bytes on small pages."""
-    monkeypatch.setattr(pages, "huge_page_size", lambda: HUGE)
+    monkeypatch.setattr(pages, "HUGE_PAGE", HUGE)
     monkeypatch.setattr(mmap, "MADV_HUGEPAGE", -1)  # (an advice no kernel knows: EINVAL)
     buffer = fresh_bytes(HUGE + 5)
     buffer[:] = 3
