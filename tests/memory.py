@@ -15,6 +15,33 @@ needs_huge_pages = pytest.mark.skipif(not HUGE_PAGE, reason="no transparent huge
 _PAGE = mmap.PAGESIZE
 
 
+def advised(address: int) -> tuple[int, int, bool]:
+    """The mapping holding ``address``: its start, its end, and whether it is marked for huge
+    pages (``hg`` among its VmFlags: what ``madvise(MADV_HUGEPAGE)`` sets, whatever the kernel
+    then manages to hand out)."""
+    span: tuple[int, int] | None = None
+    with open("/proc/self/smaps", encoding="ascii", errors="replace") as smaps:
+        for line in smaps:
+            fields = line.split()
+            if "-" in fields[0] and not fields[0].endswith(":"):
+                start, end = (int(part, 16) for part in fields[0].split("-"))
+                span = (start, end) if start <= address < end else None
+            elif span is not None and fields[0] == "VmFlags:":
+                return span[0], span[1], "hg" in fields[1:]
+    raise AssertionError(f"no mapping holds {address:#x}")
+
+
+def compacts_for_advised() -> bool:
+    """Whether the kernel compacts memory to find a huge page for a marked range when none is
+    free (its ``defrag`` mode), so that a test can expect one."""
+    try:
+        with open("/sys/kernel/mm/transparent_hugepage/defrag", encoding="ascii") as mode:
+            chosen = mode.read().split("[")[1].split("]")[0]
+    except (OSError, IndexError):
+        return False
+    return chosen in ("always", "madvise", "defer+madvise")
+
+
 def huge_kib(array: np.ndarray) -> int:
     """AnonHugePages (KiB) of the mappings ``array`` lies in. At least what it holds on huge
     pages: a neighbouring mapping with the same flags may have been merged into one of them."""

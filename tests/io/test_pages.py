@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from memory import huge_kib, needs_huge_pages, region, resident_bytes
+from memory import advised, compacts_for_advised, huge_kib, needs_huge_pages, region, resident_bytes
 
 from modelpack.io import pages
 from modelpack.io.pages import HUGE_PAGE, fresh_array, fresh_bytes, marked_bytes
@@ -32,25 +32,39 @@ def test_no_huge_pages_marks_nothing():
 
 @needs_huge_pages
 @pytest.mark.parametrize("pages_in", [1, 3])
-def test_the_kernel_backs_whole_pages_huge_and_the_rest_small(pages_in):
-    """A buffer of whole huge pages and a quarter: the whole ones huge, the quarter small, and
-    nothing else of its mapping resident (the slack around it is never touched)."""
+def test_whole_pages_are_marked_for_huge_pages_and_the_rest_not(pages_in):
+    """A buffer of whole huge pages and a quarter: the whole ones marked, from the buffer's
+    start, the quarter not, and nothing else of its mapping resident once it is all written
+    (the slack around it is never touched)."""
     huge = HUGE_PAGE
     array = fresh_array((pages_in * huge + huge // 4,), np.dtype(np.uint8))
-    assert array.ctypes.data % huge == 0
+    address = array.ctypes.data
+    assert address % huge == 0
+    start, end, marked = advised(address)
+    assert marked and start <= address and end == address + pages_in * huge
+    assert advised(address + pages_in * huge)[2] is False
     array[:] = 7  # every page touched
-    assert huge_kib(array) >= pages_in * huge // 1024
     assert resident_bytes(*region(array)) == array.nbytes
     assert int(array.sum(dtype=np.int64)) == 7 * array.nbytes
 
 
 @needs_huge_pages
-def test_rounding_up_puts_a_last_page_over_half_used_on_a_huge_page():
+@pytest.mark.skipif(not compacts_for_advised(), reason="the kernel does not compact for marked ranges")
+def test_the_kernel_hands_out_huge_pages_for_them():
+    array = fresh_array((3 * HUGE_PAGE,), np.dtype(np.uint8))
+    array[:] = 1
+    assert huge_kib(array) >= 3 * HUGE_PAGE // 1024
+
+
+@needs_huge_pages
+def test_rounding_up_marks_a_last_page_over_half_used():
     huge = HUGE_PAGE
     buffer = fresh_bytes(huge + 3 * huge // 4, round_up=True)
+    assert advised(buffer.ctypes.data)[1] == buffer.ctypes.data + 2 * huge
     buffer[:] = 1
     assert resident_bytes(*region(buffer)) == 2 * huge  # (the last quarter resident, unused)
     small = fresh_bytes(huge + huge // 4, round_up=True)
+    assert advised(small.ctypes.data)[1] == small.ctypes.data + huge
     small[:] = 1
     assert resident_bytes(*region(small)) == small.nbytes
 
