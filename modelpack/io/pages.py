@@ -63,7 +63,8 @@ def fresh_bytes(size: int, *, round_up: bool = False) -> np.ndarray:
         region = mmap.mmap(-1, max(size, marked) + huge, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
     except OSError:  # (no address space left: np.empty words it as numpy does)
         return np.empty(size, dtype=np.uint8)
-    start = -np.frombuffer(region, dtype=np.uint8, count=1).ctypes.data % huge
+    address = np.frombuffer(region, dtype=np.uint8, count=1).ctypes.data
+    start = (huge - address % huge) % huge  # the mapping's first huge-page boundary
     with contextlib.suppress(OSError):  # a kernel that refuses the advice gives small pages
         region.madvise(mmap.MADV_HUGEPAGE, start, marked)
     return np.frombuffer(region, dtype=np.uint8, count=size, offset=start)
