@@ -267,3 +267,34 @@ def test_a_larger_member_between_small_ones_is_not_read_with_them(tmp_path, monk
     got = _read_runs(tmp_path, arrays)
     assert got[1] is None and got[2].tobytes() == arrays["after"].tobytes()
     assert len(reads) == 2 and max(reads) < 1000
+
+
+def test_a_run_without_memory_for_a_tensor_leaves_it_to_the_exact_path(tmp_path, monkeypatch):
+    """A tensor's copy out of its run that runs out of memory gives None (the exact path then
+    reads it, or words the refusal), not a MemoryError from inside the run."""
+    frombuffer = np.frombuffer
+
+    def starved(buffer, *args, **kwargs):
+        if isinstance(buffer, memoryview):  # (the run's copies; the directory's bytes pass)
+            raise MemoryError
+        return frombuffer(buffer, *args, **kwargs)
+
+    arrays = {"a": np.arange(10, dtype=np.float32), "b": np.ones(10, np.float32)}
+    monkeypatch.setattr(np, "frombuffer", starved)
+    assert _read_runs(tmp_path, arrays) == [None, None]
+
+
+def test_a_tensor_without_memory_for_its_one_read_is_read_the_located_way(tmp_path, monkeypatch):
+    """``read_written`` out of memory gives None, and ``get_tensor`` reads the tensor where the
+    bundle's directory locates it."""
+    import modelpack
+
+    array = np.arange(300, dtype=np.float32)
+    modelpack.save(tmp_path / "t.mpk", {"a": array, "b": np.ones(2)})
+
+    def starved(shape, dtype):
+        raise MemoryError
+
+    monkeypatch.setattr(weights, "fresh_array", starved)
+    with modelpack.open(tmp_path / "t.mpk") as archive:
+        assert archive.get_tensor("a").tobytes() == array.tobytes()
