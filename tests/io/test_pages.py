@@ -62,7 +62,8 @@ def test_rounding_up_marks_a_last_page_over_half_used():
     buffer = fresh_bytes(huge + 3 * huge // 4, round_up=True)
     assert advised(buffer.ctypes.data)[1] == buffer.ctypes.data + 2 * huge
     buffer[:] = 1
-    assert resident_bytes(*region(buffer)) == 2 * huge  # (the last quarter resident, unused)
+    if compacts_for_advised():  # (the unused quarter is resident once the kernel backs it huge)
+        assert resident_bytes(*region(buffer)) == 2 * huge
     small = fresh_bytes(huge + huge // 4, round_up=True)
     assert advised(small.ctypes.data)[1] == small.ctypes.data + huge
     small[:] = 1
