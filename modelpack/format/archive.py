@@ -35,7 +35,7 @@ from ..io import npy, npz
 from ..io.limits import DEFAULT_LIMITS, Limits
 from ..io.npz import Integrity
 from ..io.npz_offsets import PlacedMembers
-from ..io.pages import fresh_array, fresh_bytes
+from ..io.pages import fresh_bytes, read_target
 from ..io.paths import PathOrFile, describe, open_for_reading
 from ..io.workers import shared_pool
 from ..io.zipio import Member, read_fully
@@ -331,7 +331,7 @@ class Archive(OpenArchive):
         return self._read(location)
 
     def _read(self, location: npz.TensorLocation) -> np.ndarray:
-        array = fresh_array(location.shape, location.dtype)
+        array = read_target(location.where, location.shape, location.dtype)
         buffer = npz.data_view(array)
         filled = 0
         assert self._fd is not None

@@ -26,7 +26,6 @@ from ..errors import (
     FormatError,
     IntegrityError,
     LimitError,
-    ModelpackError,
     UsageError,
 )
 from . import zipio
@@ -42,7 +41,7 @@ from .npy import (
     header_in,
     read_header,
 )
-from .pages import fresh_array
+from .pages import fresh_array, read_target
 from .zipio import STORED, Member, MemberReader, MemberTable, Source
 from .zipread import read_directory
 
@@ -245,10 +244,7 @@ def read_member(
     checked, SHA-256 on request."""
     reader = MemberReader(source, member)
     shape, fortran_order, dtype = read_header(reader, want)
-    try:
-        array = fresh_array(shape[::-1] if fortran_order else shape, dtype)
-    except MemoryError:
-        raise ModelpackError(f"{reader.where}: out of memory for {reader.remaining} bytes") from None
+    array = read_target(reader.where, shape[::-1] if fortran_order else shape, dtype)
     if array.nbytes:
         reader.readinto(array.reshape(-1).view(np.uint8).data)
     reader.finish()

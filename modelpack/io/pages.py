@@ -28,7 +28,9 @@ import mmap
 
 import numpy as np
 
-__all__ = ["HUGE_PAGE", "fresh_array", "fresh_bytes", "marked_bytes"]
+from ..errors import ModelpackError
+
+__all__ = ["HUGE_PAGE", "fresh_array", "read_target", "fresh_bytes", "marked_bytes"]
 
 _PMD_SIZE = "/sys/kernel/mm/transparent_hugepage/hpage_pmd_size"
 _MODE = "/sys/kernel/mm/transparent_hugepage/enabled"
@@ -87,3 +89,16 @@ def fresh_array(shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
     if not HUGE_PAGE or nbytes < HUGE_PAGE:
         return np.empty(shape, dtype=dtype)
     return fresh_bytes(nbytes).view(dtype).reshape(shape)
+
+
+def read_target(where: str, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+    """``fresh_array`` for a stored tensor about to be read (``where`` names the file and the
+    tensor): out of memory, a refusal that says so and what to do, never a bare MemoryError."""
+    try:
+        return fresh_array(shape, dtype)
+    except MemoryError:
+        nbytes = math.prod(shape) * dtype.itemsize
+        raise ModelpackError(
+            f"{where}: out of memory for its {nbytes} bytes; free memory, or read it mapped where "
+            "the format allows (get_tensor(name, mmap=True), load(path, mmap=True))"
+        ) from None

@@ -812,3 +812,23 @@ def test_a_refused_open_leaves_no_file_open(tmp_path):
     # refusal itself, not by the garbage collector)
     assert _open_descriptors() == before
     del refusal
+
+
+@pytest.mark.parametrize("through_file", [True, False])
+def test_a_tensor_without_memory_is_refused_naming_the_file(tmp_path, monkeypatch, through_file):
+    """Every way a tensor is read (in place by its offset, or through the bundle's member,
+    as from a file object) refuses by name when its buffer cannot be allocated: never a bare
+    MemoryError."""
+    from modelpack.io import npz, pages
+
+    def starved(shape, dtype):
+        raise MemoryError
+
+    path = tmp_path / "t.mpk"
+    modelpack.save(path, {"a": np.arange(300, dtype=np.float32)})
+    monkeypatch.setattr(pages, "fresh_array", starved)
+    monkeypatch.setattr(npz, "fresh_array", starved)  # (the run reader's, which leaves it to these)
+    source = path if through_file else io.BytesIO(path.read_bytes())
+    with modelpack.open(source) as archive, pytest.raises(ModelpackError, match=r"out of memory for its 1200 bytes") as caught:
+        archive.get_tensor("a")
+    assert type(caught.value) is ModelpackError and ("t.mpk" in str(caught.value)) == through_file

@@ -297,3 +297,16 @@ def test_bool_bytes_other_than_zero_and_one(tmp_path):
     path.write_bytes(ndarray_file([bad]))
     with pytest.raises(FormatError, match="array 0 is bool but holds bytes other than 0 and 1"):
         ndarray.load(path)
+
+
+def test_an_array_without_memory_is_refused_naming_the_file_and_the_array(tmp_path, monkeypatch):
+    from modelpack.io import pages
+
+    def starved(shape, dtype):
+        raise MemoryError
+
+    path = tmp_path / "w.params"
+    path.write_bytes(save({"a": np.zeros(3, np.float32), "b": np.ones(5, np.float32)}))
+    monkeypatch.setattr(pages, "fresh_array", starved)
+    with pytest.raises(ModelpackError, match=r"w\.params: array 0: out of memory for its 12 bytes"):
+        ndarray.load(path)

@@ -34,6 +34,7 @@ from modelpack.errors import (
     IntegrityError,
     LimitError,
     MissingParameterError,
+    ModelpackError,
     ShapeMismatchError,
     UnsupportedDtypeError,
 )
@@ -398,3 +399,16 @@ def test_group_norm_weights_load_per_group_and_per_channel_ones_are_refused(tmp_
     per_channel = _write(tmp_path, name="channels.pt", data=state_dict_file({"weight": np.ones(6, np.float32), "bias": np.zeros(6, np.float32)}))
     with pytest.raises(ShapeMismatchError, match=r"parameter 'gamma' expected shape \(3,\) .*found \(6,\)"):
         nn.GroupNorm(3).load_parameters(per_channel)
+
+
+def test_a_storage_without_memory_is_refused_naming_the_file_and_the_storage(tmp_path, monkeypatch):
+    from modelpack.io import pages
+
+    def starved(shape, dtype):
+        raise MemoryError
+
+    path = tmp_path / "sd.pt"
+    path.write_bytes(state_dict_file({"w": np.arange(6, dtype=np.float32)}))
+    monkeypatch.setattr(pages, "fresh_array", starved)
+    with pytest.raises(ModelpackError, match=r"sd\.pt.*storage '0': out of memory for its 24 bytes"):
+        read_state_dict(path)

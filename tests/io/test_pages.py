@@ -11,6 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from memory import advised, compacts_for_advised, huge_kib, needs_huge_pages, region, resident_bytes
 
+from modelpack.errors import ModelpackError
 from modelpack.io import pages
 from modelpack.io.pages import HUGE_PAGE, fresh_array, fresh_bytes, marked_bytes
 
@@ -123,3 +124,18 @@ def test_a_kernel_without_the_advice_still_gives_the_buffer(monkeypatch):
     buffer = fresh_bytes(HUGE + 5)
     buffer[:] = 3
     assert buffer.nbytes == HUGE + 5 and int(buffer[-1]) == 3
+
+
+def _starved(shape, dtype):
+    raise MemoryError
+
+
+def test_a_tensor_without_memory_is_refused_by_name_and_size_with_what_to_do(monkeypatch):
+    monkeypatch.setattr(pages, "fresh_array", _starved)
+    with pytest.raises(ModelpackError, match=r"^m\.mpk: tensor 'w': out of memory for its 24 bytes; .*mmap=True"):
+        pages.read_target("m.mpk: tensor 'w'", (2, 3), np.dtype(np.float32))
+
+
+def test_read_target_is_fresh_array_where_memory_suffices():
+    array = pages.read_target("m.mpk", (2, 3), np.dtype(np.float64))
+    assert array.shape == (2, 3) and array.dtype == np.float64 and array.flags.writeable

@@ -29,7 +29,7 @@ import numpy as np
 
 from ...errors import FormatError, LimitError, UnsupportedDtypeError
 from ...io.limits import DEFAULT_LIMITS, Limits
-from ...io.pages import fresh_array
+from ...io.pages import read_target
 from ...io.paths import PathOrFile, describe, open_for_reading
 
 __all__ = ["LIST_MAGIC", "TYPE_FLAGS", "Entry", "Index", "is_ndarray_file", "scan", "load", "read_arrays"]
@@ -273,7 +273,7 @@ def _itemsize(dtype: str) -> int:
 def _read_data(cursor: _Cursor, position: int, entry: Entry) -> np.ndarray:
     """One array's data, already bounded by ``scan``; bfloat16 widened to float32 exactly."""
     stored = np.dtype("<u2" if entry.dtype == "bfloat16" else np.dtype(entry.dtype).newbyteorder("<"))
-    array = fresh_array(entry.shape, stored)
+    array = read_target(f"{cursor.source}: array {position}", entry.shape, stored)
     cursor.handle.seek(cursor.base + entry.offset)
     view = array.reshape(-1).view(np.uint8).data if array.size else memoryview(bytearray())
     done = 0

@@ -22,7 +22,7 @@ import numpy as np
 
 from ...errors import FileKindError, FormatError, LimitError, UnsupportedDtypeError
 from ...io.limits import DEFAULT_LIMITS, GRACE_BYTES, Limits
-from ...io.pages import fresh_array
+from ...io.pages import read_target
 from ...io.paths import PathOrFile, describe, open_for_reading
 from ...io.sniff import sniff
 from ...io.zipio import Member, MemberReader, Source
@@ -252,7 +252,8 @@ class _Reading:
                 f"({count * dtype.itemsize} bytes) but its member holds {member.size} bytes"
             )
         self._charge(member.size, f"storage {key!r}")
-        array = fresh_array((count,), dtype.newbyteorder(">") if self.big_endian else dtype)
+        stored = dtype.newbyteorder(">") if self.big_endian else dtype
+        array = read_target(f"{self.where}: storage {key!r}", (count,), stored)
         assert self.source is not None
         reader = MemberReader(self.source, member)
         reader.readinto(array.view(np.uint8).data)
