@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Mapping
 from typing import Any
 
 import yaml
@@ -42,8 +43,10 @@ def document_to_text(document: dict[str, Any]) -> str:
     as_json = _json_text(document, "")
     if as_json is not None:
         return as_json + "\n"
+    plain = {key: value.json_entries() if isinstance(value, tensor_index.TensorIndex) else value
+             for key, value in document.items()}
     return yaml.dump(
-        document,
+        plain,
         Dumper=_ManifestDumper,
         sort_keys=False,
         # ASCII with escapes: PyYAML writes some characters (NEL, U+2028) raw that its own
@@ -76,6 +79,8 @@ def _json_text(value: Any, indent: str) -> str | None:
                 text = str(item)
             elif kind is list and all(type(number) is int for number in item):
                 text = "[" + ", ".join(map(str, item)) + "]"
+            elif isinstance(item, tensor_index.TensorIndex):
+                text = _index_text(item.entries, inner)
             else:
                 text = _json_text(item, inner)
             if type(key) is str and key.isascii():
@@ -111,6 +116,29 @@ def _json_text(value: Any, indent: str) -> str | None:
             exponent = "+" + exponent
         return mantissa + ("e" + exponent if exponent else "")
     return None
+
+
+def _index_text(entries: Mapping[str, dict[str, Any]], indent: str) -> str | None:
+    """A checked tensor index (``tensor_index.TensorIndex.entries``) as ``_json_text`` writes
+    its ``json_entries()``, one format per entry (a manifest's bulk: 1.2 µs a tensor where
+    the dump and the general path took 5)."""
+    if not entries:
+        return "{}"
+    inner, field = indent + "  ", indent + "    "
+    parts = []
+    for name, entry in entries.items():
+        key = _encode_string(name) if name.isascii() else _quoted(name)
+        if key is None:
+            return None
+        text = (f'{inner}{key}: {{\n{field}"dtype": "{entry["dtype"]}",\n'
+                f'{field}"shape": [{", ".join(map(str, entry["shape"]))}]')
+        digest, offset = entry.get("sha256"), entry.get("offset")
+        if digest is not None:
+            text += f',\n{field}"sha256": "{digest}"'
+        if offset is not None:
+            text += f',\n{field}"offset": {offset}'
+        parts.append(text + f"\n{inner}}}")
+    return "{\n" + ",\n".join(parts) + "\n" + indent + "}"
 
 
 def _quoted(text: str) -> str | None:

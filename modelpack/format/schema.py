@@ -272,7 +272,14 @@ def _drop_empty_children(node: dict[str, Any]) -> dict[str, Any]:
 def manifest_to_yaml(manifest: Manifest) -> str:
     """The manifest as text: fields in schema order, ASCII, JSON-compatible where it can be
     (``manifest_text.document_to_text``)."""
-    document = manifest.model_dump(mode="json", exclude_none=True)
+    weights = manifest.weights
+    if isinstance(weights, tensor_index.TensorIndex):
+        # Its checked entries are written as they are (``document_to_text``), in the place
+        # the dump keeps for the field: 10,000 tensors 52 → 12 ms.
+        document = manifest.model_copy(update={"weights": {}}).model_dump(mode="json", exclude_none=True)
+        document["weights"] = weights
+    else:
+        document = manifest.model_dump(mode="json", exclude_none=True)
     if "architecture" in document:
         _drop_empty_children(document["architecture"])
     return document_to_text(document)

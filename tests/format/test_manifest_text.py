@@ -10,11 +10,12 @@ import pytest
 import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from strategies import documents
+from strategies import documents, tensor_names
 
 from modelpack.errors import LimitError, SchemaError
 from modelpack.format.manifest_text import _json_text, document_to_text, parse_yaml
 from modelpack.format.schema import Manifest, TensorInfo, manifest_from_yaml, manifest_to_yaml
+from modelpack.format.tensor_index import TensorIndex
 from modelpack.io import safeyaml
 
 
@@ -65,3 +66,34 @@ def test_what_json_cannot_say_as_yaml_would_is_written_as_block_yaml():
                         weights={"0": TensorInfo(dtype="int8", shape=[])}, metadata={"e": "\U0001F600"})
     text = manifest_to_yaml(manifest)
     assert not text.startswith("{") and manifest_from_yaml(text, source="t") == manifest
+
+
+_digests = st.one_of(st.none(), st.text("0123456789abcdef", min_size=64, max_size=64))
+_entries = st.fixed_dictionaries(
+    {"dtype": st.sampled_from(["float32", "int64", "bool", "float16"]),
+     "shape": st.lists(st.integers(0, 2**40), max_size=4)},
+    optional={"sha256": _digests, "offset": st.one_of(st.none(), st.integers(0, 2**62))},
+)
+
+
+@given(st.dictionaries(tensor_names, _entries, max_size=6), st.booleans())
+def test_a_tensor_index_is_written_as_its_dump_would_be(entries, non_finite):
+    """The index's own text (checked entries written as they are) is the dump's, character for
+    character, in the JSON form and (with a value only block YAML can say) in the block form."""
+    index = TensorIndex(entries, dict, None)
+    document = {"format": "modelpack", "weights": index, "after": math.inf if non_finite else 1.5}
+    dumped = {**document, "weights": index.json_entries()}
+    assert document_to_text(document) == document_to_text(dumped)
+
+
+def test_a_manifest_with_an_index_is_written_as_one_with_entries(tmp_path):
+    import numpy as np
+
+    import modelpack
+
+    modelpack.save(tmp_path / "t.mpk", {"a.w": np.ones((2, 3), np.float32), "b": np.arange(3)})
+    with modelpack.open(tmp_path / "t.mpk") as archive:
+        manifest = archive.manifest
+    assert isinstance(manifest.weights, TensorIndex)
+    plain = manifest.model_copy(update={"weights": dict(manifest.weights.items())})
+    assert manifest_to_yaml(manifest) == manifest_to_yaml(plain)
