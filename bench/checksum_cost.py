@@ -14,26 +14,14 @@ import argparse
 import hashlib
 import os
 import platform
-import statistics
 import tempfile
-import time
 import zlib
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+from _timing import median_seconds
 
 import modelpack
-
-
-def _median_seconds(step: Callable[[], object], repeat: int) -> float:
-    step()  # warm-up: page cache, allocator, imports
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def main() -> None:
@@ -86,7 +74,7 @@ def main() -> None:
             ("modelpack.load(integrity='sha256')", lambda: modelpack.load(archive, integrity="sha256")),
             ("modelpack.verify (streams, CRC-32 + SHA-256)", lambda: modelpack.verify(archive)),
         ]
-        results = [(label, _median_seconds(step, args.repeat)) for label, step in rows]
+        results = [(label, median_seconds(step, args.repeat)) for label, step in rows]
 
     base = results[0][1]
     machine = platform.processor() or platform.machine()

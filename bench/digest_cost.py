@@ -16,33 +16,24 @@ file in ``--dir``, medians of ``--repeats``. The decision it supports is in spec
 from __future__ import annotations
 
 import argparse
+import functools
 import hashlib
 import os
 import shutil
-import statistics
 import tempfile
-import time
 import zlib
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 from _methods import by_name
+from _timing import median_seconds
 from _workloads import WORKLOADS, build_arrays
 
 from modelpack.io.checksums import crc32
 
 SAVES = ("raw write + fsync", "safetensors save_file, durable", "modelpack.save")
 
-
-def _median(step: Callable[[], object], repeats: int) -> float:
-    step()  # warm-up
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def _digests(views: list[memoryview], pool: ThreadPoolExecutor) -> dict[str, Callable[[], object]]:
@@ -92,13 +83,13 @@ def main() -> None:
     total = sum(view.nbytes for view in views)
     cores = os.cpu_count() or 1
     with ThreadPoolExecutor(max_workers=cores) as pool:
-        hashing = {label: _median(step, args.repeats) for label, step in _digests(views, pool).items()}
+        hashing = {label: median_seconds(step, args.repeats) for label, step in _digests(views, pool).items()}
     folder = tempfile.mkdtemp(prefix="modelpack-digest-", dir=args.dir)
     try:
         saving = {}
         for name in SAVES:
             method, path = by_name(name), os.path.join(folder, "weights")
-            saving[name] = _median(lambda method=method, path=path: method.run(arrays, path), args.repeats)
+            saving[name] = median_seconds(functools.partial(method.run, arrays, path), args.repeats)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 
