@@ -43,6 +43,20 @@ def tensor(storage: str, key: str, numel: int, offset: int, size: tuple[int, ...
             + global_("collections", "OrderedDict") + b")R" + b"tR")
 
 
+# dtypes torch saves on an untyped (byte) storage, the tensor naming its dtype (``tensor_v3``)
+UNTYPED = ("uint16", "uint32", "uint64")
+
+
+def tensor_v3(dtype: str, key: str, nbytes: int, offset: int, size: tuple[int, ...], stride: tuple[int, ...],
+              *, storage: tuple[str, str] = ("torch.storage", "UntypedStorage"), extra: bytes = b"") -> bytes:
+    """``_rebuild_tensor_v3(persistent untyped storage, offset, size, stride, False, OrderedDict(),
+    torch.<dtype>)``: ``nbytes`` bytes in the storage, offset and strides in ``dtype``'s elements."""
+    pid = tuple_(text("storage"), global_(*storage), text(key), text("cpu"), integer(nbytes))
+    return (global_("torch._utils", "_rebuild_tensor_v3") + b"(" + pid + b"Q" + integer(offset)
+            + tuple_(*map(integer, size)) + tuple_(*map(integer, stride)) + b"\x89"
+            + global_("collections", "OrderedDict") + b")R" + global_("torch", dtype) + extra + b"tR")
+
+
 def state_dict_pickle(entries: dict[str, bytes]) -> bytes:
     """An OrderedDict of name -> pickled value, as torch.save writes a state_dict."""
     body = b"".join(text(name) + value for name, value in entries.items())
@@ -71,7 +85,11 @@ def state_dict_file(arrays: dict[str, np.ndarray], *, big_endian: bool = False) 
     entries, storages = {}, {}
     for index, (name, array) in enumerate(arrays.items()):
         key = str(index)
-        entries[name] = tensor(STORAGE_OF[array.dtype.name], key, array.size, 0, array.shape, contiguous(array.shape))
+        if array.dtype.name in UNTYPED:
+            entries[name] = tensor_v3(array.dtype.name, key, array.nbytes, 0, array.shape, contiguous(array.shape))
+        else:
+            entries[name] = tensor(STORAGE_OF[array.dtype.name], key, array.size, 0, array.shape,
+                                   contiguous(array.shape))
         flat = np.ascontiguousarray(array).reshape(-1)
         storages[key] = (flat.astype(flat.dtype.newbyteorder(">")) if big_endian else flat).tobytes()
     return torch_zip(state_dict_pickle(entries), storages, byteorder=b"big" if big_endian else b"little")

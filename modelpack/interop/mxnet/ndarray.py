@@ -31,6 +31,7 @@ from ...errors import FormatError, LimitError, UnsupportedDtypeError
 from ...io.limits import DEFAULT_LIMITS, Limits
 from ...io.pages import read_target
 from ...io.paths import PathOrFile, describe, open_for_reading
+from ..widened import STORED_AS, stored_dtype, widened
 
 __all__ = ["LIST_MAGIC", "TYPE_FLAGS", "Entry", "Index", "is_ndarray_file", "scan", "load", "read_arrays"]
 
@@ -267,12 +268,12 @@ def _scan_names(cursor: _Cursor, count: int) -> list[str]:
 
 
 def _itemsize(dtype: str) -> int:
-    return 2 if dtype == "bfloat16" else np.dtype(dtype).itemsize
+    return stored_dtype(dtype).itemsize
 
 
 def _read_data(cursor: _Cursor, position: int, entry: Entry) -> np.ndarray:
     """One array's data, already bounded by ``scan``; bfloat16 widened to float32 exactly."""
-    stored = np.dtype("<u2" if entry.dtype == "bfloat16" else np.dtype(entry.dtype).newbyteorder("<"))
+    stored = stored_dtype(entry.dtype).newbyteorder("<")
     array = read_target(f"{cursor.source}: array {position}", entry.shape, stored)
     cursor.handle.seek(cursor.base + entry.offset)
     view = array.reshape(-1).view(np.uint8).data if array.size else memoryview(bytearray())
@@ -287,6 +288,6 @@ def _read_data(cursor: _Cursor, position: int, entry: Entry) -> np.ndarray:
         done += got
     if entry.dtype == "bool" and array.size and array.view(np.uint8).max() > 1:
         raise FormatError(f"{cursor.source}: array {position} is bool but holds bytes other than 0 and 1")
-    if entry.dtype == "bfloat16":
-        return (array.astype(np.uint32) << 16).view(np.float32)
+    if entry.dtype in STORED_AS:
+        return widened(array, entry.dtype)
     return array if sys.byteorder == "little" else array.astype(array.dtype.newbyteorder("="))

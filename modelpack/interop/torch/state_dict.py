@@ -8,6 +8,11 @@ its member's size exactly; a tensor's size, stride and offset must stay inside i
 every byte count is checked against ``Limits`` before it is allocated. The file is opened
 with modelpack's strict zip reader and every member's CRC-32 is checked.
 
+Every dtype numpy holds comes back as it is, including those torch saves on an untyped byte
+storage with the dtype named by the tensor (``_rebuild_tensor_v3``: uint16, uint32, uint64);
+bfloat16 and the 8-bit floats float8_e4m3fn and float8_e5m2 come back as float32, which holds
+each of their values exactly (``interop.widened``). Other dtypes are refused by name.
+
 >>> arrays = read_state_dict("model.pt")          # doctest: +SKIP
 >>> net.load_parameters("model.pt")               # doctest: +SKIP  (names mapped by layer type)
 """
@@ -27,11 +32,13 @@ from ...io.paths import PathOrFile, describe, open_for_reading
 from ...io.sniff import sniff
 from ...io.zipio import Member, MemberReader, Source
 from ...io.zipread import read_directory
+from ..widened import STORED_AS, stored_dtype, widened
 from .unpickler import Allowed, restricted_load
 
-__all__ = ["load", "read_state_dict", "is_torch_zip", "STORAGE_DTYPES"]
+__all__ = ["load", "read_state_dict", "is_torch_zip", "STORAGE_DTYPES", "V3_DTYPES"]
 
-# torch's storage type name -> numpy dtype (None: a dtype numpy or modelpack cannot hold)
+# torch's storage type name -> numpy dtype, or a format read as float32 (``widened``); None: a
+# dtype numpy or modelpack cannot hold. ``UntypedStorage`` is bytes: the tensor says its dtype.
 STORAGE_DTYPES: dict[str, str | None] = {
     "FloatStorage": "float32",
     "DoubleStorage": "float64",
@@ -44,10 +51,19 @@ STORAGE_DTYPES: dict[str, str | None] = {
     "BoolStorage": "bool",
     "ComplexFloatStorage": "complex64",
     "ComplexDoubleStorage": "complex128",
-    "BFloat16Storage": None,
+    "BFloat16Storage": "bfloat16",
     "QInt8Storage": None,
     "QUInt8Storage": None,
     "QInt32Storage": None,
+}
+_UNTYPED = "torch.storage.UntypedStorage"
+# The dtypes torch saves on an untyped storage (``_rebuild_tensor_v3``; torch.storage._new_dtypes)
+# -> numpy dtype or a format read as float32; None: refused by name.
+V3_DTYPES: dict[str, str | None] = {
+    "uint16": "uint16", "uint32": "uint32", "uint64": "uint64",
+    "float8_e4m3fn": "float8_e4m3fn", "float8_e5m2": "float8_e5m2",
+    **dict.fromkeys(("float8_e4m3fnuz", "float8_e5m2fnuz", "float8_e8m0fnu", "float4_e2m1fn_x2", "complex32",
+                     "bits8", "bits16", "bits1x8", "bits2x4", "bits4x2")),
 }
 _MAX_DIMS = 64
 _LEGACY_MAGIC = b"\x80\x02\x8a\x0a"  # the old (pre-1.6) format: a pickle whose first object is a magic number
@@ -105,7 +121,8 @@ class _StorageType:
 @dataclass
 class _Storage:
     key: str
-    array: np.ndarray
+    array: np.ndarray  # its elements (a widened format's as float32)
+    dtype: str  # as declared: a numpy dtype's name or a ``widened`` format's
 
 
 @dataclass
@@ -207,6 +224,7 @@ class _Reading:
         allowed = {
             "collections.OrderedDict": Allowed("collections.OrderedDict", _ordered_dict),
             "torch._utils._rebuild_tensor_v2": Allowed("torch._utils._rebuild_tensor_v2", self._tensor),
+            "torch._utils._rebuild_tensor_v3": Allowed("torch._utils._rebuild_tensor_v3", self._tensor_v3),
             "torch._utils._rebuild_tensor": Allowed("torch._utils._rebuild_tensor", self._tensor),
             "torch._utils._rebuild_parameter": Allowed("torch._utils._rebuild_parameter", _parameter),
             "torch._utils._rebuild_parameter_with_state": Allowed(
@@ -216,6 +234,10 @@ class _Reading:
         for name, dtype in STORAGE_DTYPES.items():
             allowed[f"torch.{name}"] = Allowed(f"torch.{name}", None)
             self.types[f"torch.{name}"] = _StorageType(name, dtype)
+        allowed[_UNTYPED] = Allowed(_UNTYPED, None)
+        self.types[_UNTYPED] = _StorageType("UntypedStorage", "uint8")
+        for name in V3_DTYPES:
+            allowed[f"torch.{name}"] = Allowed(f"torch.{name}", None)
         return allowed
 
     def _storage(self, pid: Any) -> _Storage:
@@ -237,10 +259,10 @@ class _Reading:
                 f"{self.where}: storage {key!r} is a {kind.name} ({kind.name[:-7].lower()}), which numpy "
                 "cannot hold; convert those tensors (e.g. to float32) before torch.save"
             )
-        dtype = np.dtype(kind.dtype)
+        dtype = stored_dtype(kind.dtype)
         if key in self.storages:
             known = self.storages[key]
-            if known.array.dtype != dtype or known.array.size != count:
+            if known.dtype != kind.dtype or known.array.size != count:
                 raise FormatError(f"{self.where}: storage {key!r} is declared twice, differently")
             return known
         member = self.members.get(f"{self.prefix}data/{key}")
@@ -262,9 +284,46 @@ class _Reading:
             array = array.astype(dtype)
         if dtype == np.bool_ and count and array.view(np.uint8).max() > 1:
             raise FormatError(f"{self.where}: bool storage {key!r} holds bytes other than 0 and 1")
-        storage = _Storage(key, array)
+        storage = _Storage(key, self._widened(array, kind.dtype, key), kind.dtype)
         self.storages[key] = storage
         return storage
+
+    def _widened(self, array: np.ndarray, name: str, key: str) -> np.ndarray:
+        """``array`` as float32 where ``name`` is a format numpy has no dtype for; else as it is."""
+        if name not in STORED_AS:
+            return array
+        self._charge(array.size * 4, f"storage {key!r} read as float32")
+        return widened(array, name)
+
+    def _tensor_v3(self, storage: Any, offset: Any, size: Any, stride: Any, requires_grad: Any = False,
+                   hooks: Any = None, dtype: Any = None, *rest: Any) -> np.ndarray:
+        """torch's ``_rebuild_tensor_v3(storage, offset, size, stride, requires_grad, hooks,
+        dtype, metadata)``: a tensor of a dtype saved on an untyped (byte) storage."""
+        if not isinstance(storage, _Storage) or storage.dtype != "uint8" or not isinstance(dtype, Allowed):
+            found = _kind(storage)
+            if isinstance(storage, _Storage):
+                found = f"{storage.dtype} storage {storage.key!r}"
+            raise FormatError(f"{self.where}: a tensor of dtype {_short(dtype)} is built from a {found}, "
+                              "not an untyped storage")
+        name = dtype.name.removeprefix("torch.")
+        target = V3_DTYPES.get(name)
+        if target is None:
+            raise UnsupportedDtypeError(
+                f"{self.where}: storage {storage.key!r} holds {name} tensors, which numpy cannot hold; "
+                "convert those tensors (e.g. to float32) before torch.save"
+            )
+        key = f"{storage.key} as {name}"
+        if key not in self.storages:
+            element = stored_dtype(target)
+            if storage.array.size % element.itemsize:
+                raise FormatError(f"{self.where}: storage {storage.key!r} holds {storage.array.size} bytes, "
+                                  f"not a whole number of {name} elements")
+            elements = storage.array.view(element.newbyteorder(">" if self.big_endian else "<"))
+            if self.big_endian:
+                self._charge(elements.nbytes, f"storage {storage.key!r} in this machine's byte order")
+                elements = elements.astype(element)
+            self.storages[key] = _Storage(storage.key, self._widened(elements, target, storage.key), target)
+        return self._tensor(self.storages[key], offset, size, stride, requires_grad, hooks, *rest)
 
     def _tensor(self, storage: Any, offset: Any, size: Any, stride: Any, *rest: Any) -> np.ndarray:
         """torch's ``_rebuild_tensor_v2(storage, offset, size, stride, requires_grad, hooks, meta)``."""

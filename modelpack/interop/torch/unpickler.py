@@ -30,7 +30,7 @@ class Allowed:
     """An allowed global: its dotted name, and the function a ``REDUCE`` on it calls instead.
 
     ``call=None`` marks a global that is only a marker (a storage type read by
-    ``persistent_load``), never callable.
+    ``persistent_load``, a tensor's dtype), never callable.
     """
 
     name: str
@@ -164,7 +164,8 @@ def _summary(allowed: Mapping[str, Allowed]) -> str:
     """The allow-list in a few words: the callables by name, the markers counted."""
     calls = sorted(name for name, entry in allowed.items() if entry.call is not None)
     markers = len(allowed) - len(calls)
-    return f"allowed: {', '.join(calls)}" + (f" and {markers} storage types" if markers else "")
+    names = f" and {markers} storage type and dtype names" if markers else ""
+    return f"allowed: {', '.join(calls)}{names}"
 
 
 def _stack_global(r: _Reader) -> tuple[str, str]:
