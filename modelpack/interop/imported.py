@@ -10,7 +10,10 @@ from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 import numpy as np
+from pydantic import ValidationError
 
+from ..errors import UnsupportedBlockError
+from ..format.schema import describe_errors
 from ..nn.block import Block
 from ..nn.compose import Sequential
 from ..nn.graph import GraphBlock
@@ -70,15 +73,24 @@ def as_graph_block(
     children: Mapping[str, Block],
     params: Mapping[str, np.ndarray],
     constants: list[np.ndarray] | None = None,
+    *,
+    where: str,
 ) -> GraphBlock:
     """A ``GraphBlock`` running the nodes (one output, or a tuple of them), owning the children,
     the graph's own parameters (set to ``params``) and its ``constants``; every name the graph
-    uses is checked to exist."""
-    spec = GraphSpec.model_validate({
-        "inputs": inputs,
-        "nodes": nodes,
-        "outputs": {"kind": "single" if len(outputs) == 1 else "tuple", "values": outputs},
-    })
+    uses is checked to exist. A graph the format's rules refuse (a translation this one cannot
+    express yet) is an ``UnsupportedBlockError`` naming ``where`` (the file)."""
+    try:
+        spec = GraphSpec.model_validate({
+            "inputs": inputs,
+            "nodes": nodes,
+            "outputs": {"kind": "single" if len(outputs) == 1 else "tuple", "values": outputs},
+        })
+    except ValidationError as exc:
+        raise UnsupportedBlockError(
+            f"{where}: its {source_class} graph translates to one modelpack cannot hold: "
+            f"{describe_errors(exc, 'graph')}"
+        ) from None
     block = GraphBlock(
         source_class=source_class,
         parameters={

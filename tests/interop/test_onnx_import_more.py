@@ -472,3 +472,45 @@ def test_a_node_with_the_wrong_input_count_is_refused_by_name(tmp_path, op, inpu
     onnx.save(model, str(tmp_path / "arity.onnx"))
     with pytest.raises(UnsupportedBlockError, match=rf"arity\.onnx: node 0 \({op}\): {message}"):
         from_onnx(tmp_path / "arity.onnx")
+
+
+class _RepeatedIntoRecurrent(tnn.Module):
+    """torch.onnx writes ``repeat`` as an Expand to a computed target and a Tile, after which
+    onnx's shape inference names the batch size afresh; a recurrent layer's zero state is then
+    a ConstantOfShape of that size (Shape, Gather, Concat)."""
+
+    def __init__(self):
+        super().__init__()
+        self.gru = tnn.GRU(5, 6, batch_first=True)
+        self.lstm = tnn.LSTM(6, 4, num_layers=2, bidirectional=True, batch_first=True)
+
+    def forward(self, x):
+        s, _ = self.gru(x.unsqueeze(1).repeat(1, 3, 1))
+        t, _ = self.lstm(s)
+        return t.flatten(1)
+
+
+def test_sizes_onnx_names_afresh_after_a_repeat_are_the_inputs(tmp_path):
+    torch.manual_seed(3)
+    module = _RepeatedIntoRecurrent()
+    x = np.random.default_rng(0).standard_normal((2, 5)).astype(np.float32)
+    path = _export(module, x, tmp_path / "repeat.onnx")
+    assert {"Tile", "Expand", "ConstantOfShape"} <= {node.op_type for node in onnx.load(str(path)).graph.node}
+    net = from_onnx(path)
+    _agree(net, path, x, batches=(5, 1))
+    with torch.no_grad():
+        np.testing.assert_allclose(net(x), module(torch.from_numpy(x)).numpy(), **TOL)
+
+
+def test_a_graph_the_format_refuses_is_an_unsupported_block_naming_the_file(tmp_path, monkeypatch):
+    """Should a translation ever give a graph the format's own rules refuse, the import says
+    so as a ModelpackError naming the file, not pydantic's ValidationError."""
+    from modelpack.interop.onnx.importer import Graph
+
+    monkeypatch.setattr(Graph, "learn", lambda self, name, dims: None)  # the sizes left as onnx named them
+    x = np.random.default_rng(0).standard_normal((2, 5)).astype(np.float32)
+    path = _export(_RepeatedIntoRecurrent(), x, tmp_path / "repeat.onnx")
+    with pytest.raises(UnsupportedBlockError, match=r"repeat\.onnx: its ONNX graph translates to one modelpack cannot "
+                                                    r"hold: graph: node \d+ \(full\) uses dynamic sizes \['unk__\d+'\] "
+                                                    r"that no graph input carries"):
+        from_onnx(path)

@@ -143,7 +143,8 @@ class Builder:
             {"name": self.inputs[mx_name].value, "dtype": "float32", "shape": dims}
             for mx_name, dims in self.input_shapes().items()
         ]
-        return as_graph_block("MXNetSymbol", inputs, self.nodes, outputs, self.children, self.own_params)
+        return as_graph_block("MXNetSymbol", inputs, self.nodes, outputs, self.children, self.own_params,
+                              where=self.source)
 
 
 def _named_dims(mx_name: str, shape: InputShape) -> list[int | str]:

@@ -46,6 +46,10 @@ def _clip(g: Graph, node: onnx.NodeProto, attrs: dict[str, Any]) -> None:
 def _tile(g: Graph, node: onnx.NodeProto, attrs: dict[str, Any]) -> None:
     reps = [int(r) for r in constant_input(g, node, 1, "repeats")]
     g.op(node, "tile", [g.value(node.input[0], node)], reps=reps)
+    source, inferred = g.shape(node.input[0]), g.shape(node.output[0])
+    if source is not None and inferred is not None and len(source) == len(reps) == len(inferred):
+        g.learn(node.output[0], [have if r == 1 else have * r if isinstance(have, int) else other
+                                 for have, r, other in zip(source, reps, inferred, strict=True)])
 
 
 def _split(g: Graph, node: onnx.NodeProto, attrs: dict[str, Any]) -> None:
@@ -123,6 +127,7 @@ def _expand(g: Graph, node: onnx.NodeProto, attrs: dict[str, Any]) -> None:
         else:
             raise g.fail(node, f"cannot broadcast a size {have} to {want}")
     g.op(node, "broadcast_to", [g.value(node.input[0], node)], shape=sizes)
+    g.learn(node.output[0], sizes)
 
 
 MORE_OPERATORS: dict[str, Translator] = {

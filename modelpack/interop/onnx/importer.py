@@ -175,6 +175,8 @@ class Graph:
     const_arrays: list[np.ndarray] = field(default_factory=list)
     shapes: dict[str, Dims | None] = field(default_factory=dict)
     kinds: dict[str, str] = field(default_factory=dict)  # ONNX name -> numpy dtype kind, where inferred
+    # sizes onnx's inference named afresh (it lost track of them), found to be known ones
+    aliases: dict[str, int | str] = field(default_factory=dict)
     _taken: set[str] = field(default_factory=set)
 
     def __post_init__(self) -> None:
@@ -293,7 +295,23 @@ class Graph:
     def shape(self, name: str) -> Dims | None:
         if name in self.constants:
             return list(self.constants[name].shape)
-        return self.shapes.get(name)
+        dims = self.shapes.get(name)
+        if dims is None or not self.aliases:
+            return dims
+        return [self.aliases.get(d, d) if isinstance(d, str) else d for d in dims]
+
+    def learn(self, name: str, dims: Dims) -> None:
+        """``dims``, worked out by a translator, are the shape of ONNX value ``name``: where
+        onnx's inference had named a size afresh (an Expand or Tile it could not follow: every
+        value computed from it then carried the new name, which no graph input binds), that
+        name stands for the known size from now on, in every shape that holds it."""
+        inferred = self.shape(name)
+        carried = {d for graph_input in self.inputs for d in graph_input["shape"] if isinstance(d, str)}
+        if inferred is not None and len(inferred) == len(dims):
+            for have, known in zip(inferred, dims, strict=True):
+                if isinstance(have, str) and have != known and have not in carried:
+                    self.aliases[have] = known
+        self.shapes[name] = list(dims)
 
     # -- finishing ------------------------------------------------------------------------------
     def finish(self) -> Block:
@@ -309,5 +327,6 @@ class Graph:
         if net is not None:
             return net
         return as_graph_block(
-            "ONNX", self.inputs, self.nodes, outputs, self.children, self.own_params, self.const_arrays
+            "ONNX", self.inputs, self.nodes, outputs, self.children, self.own_params, self.const_arrays,
+            where=self.where,
         )
