@@ -28,6 +28,7 @@ __all__ = [
     "parse",
     "resolve",
     "names_in",
+    "combined",
 ]
 
 # A dynamic size's name ("batch", "seq"): declared once, used by the schema, ops and tracing.
@@ -145,3 +146,40 @@ def names_in(value: Any) -> set[str]:
     if isinstance(value, dict):
         return set().union(*(names_in(item) for item in value.values())) if value else set()
     return set()
+
+
+def combined(op: str, a: int | str, b: int | str) -> int | str | None:
+    """``a op b`` for sizes (integers or expressions; op one of "add", "subtract", "multiply",
+    "divide", the last exact) as a size, where the grammar can write it; else None. What an
+    imported graph's shape arithmetic computes (an ONNX file's batch × heads: ``2*batch``)."""
+    if op not in ("add", "subtract", "multiply", "divide"):
+        return None
+    if isinstance(a, int) and isinstance(b, int):
+        exact = a // b if b and a % b == 0 else None
+        return {"add": a + b, "subtract": a - b, "multiply": a * b}.get(op, exact)
+    if isinstance(a, int) and isinstance(b, str) and op in ("add", "multiply"):
+        a, b = b, a  # commutative: the expression first
+    if not isinstance(a, str):
+        return None
+    left = parse(a)
+    ratio = Fraction(left.scale, left.divisor)
+    if isinstance(b, int) and op in ("add", "subtract"):
+        parts = (ratio, left.offset + (b if op == "add" else -b))
+    elif isinstance(b, int) and op == "multiply" and b > 0:
+        parts = (ratio * b, left.offset * b)
+    elif isinstance(b, int) and op == "divide" and b > 0 and left.offset % b == 0:
+        parts = (ratio / b, left.offset // b)
+    elif isinstance(b, str) and op == "multiply":
+        right = parse(b)
+        if left.offset or right.offset or len(left.names) + len(right.names) > 2:
+            return None
+        return _written(left.names + right.names, ratio * Fraction(right.scale, right.divisor), 0)
+    else:
+        return None
+    return _written(left.names, *parts)
+
+
+def _written(names: tuple[str, ...], ratio: Fraction, offset: int) -> str | None:
+    """The expression ``ratio · names + offset`` as the grammar writes it, or None."""
+    text = str(SizeExpr(names, ratio.numerator, ratio.denominator, offset))
+    return text if _SIZE.match(text) else None

@@ -514,3 +514,60 @@ def test_a_graph_the_format_refuses_is_an_unsupported_block_naming_the_file(tmp_
                                                     r"hold: graph: node \d+ \(full\) uses dynamic sizes \['unk__\d+'\] "
                                                     r"that no graph input carries"):
         from_onnx(path)
+
+
+class _Attention(tnn.Module):
+    """``scaled_dot_product_attention``: torch.onnx computes its scale from the query's shape
+    (Shape, Slice, Cast, Sqrt, Div), after Reshapes whose targets hold the batch size."""
+
+    def __init__(self):
+        super().__init__()
+        self.q, self.k, self.v = tnn.Linear(8, 8), tnn.Linear(8, 8), tnn.Linear(8, 8)
+
+    def _heads(self, x):
+        return x.view(x.shape[0], -1, 2, 4).transpose(1, 2)
+
+    def forward(self, x):
+        attended = tnn.functional.scaled_dot_product_attention(self._heads(self.q(x)), self._heads(self.k(x)),
+                                                               self._heads(self.v(x)))
+        return attended.transpose(1, 2).reshape(x.shape[0], -1, 8)
+
+
+class _Encoder(tnn.Module):
+    """An embedding, positions from ``arange`` of the sequence length (Range) and a Transformer
+    encoder layer, whose attention reshapes to batch × heads (shape arithmetic on the batch)."""
+
+    def __init__(self):
+        super().__init__()
+        self.embed = tnn.Embedding(20, 8)
+        self.layer = tnn.TransformerEncoderLayer(8, 2, 16, dropout=0.0, batch_first=True)
+
+    def forward(self, ids):
+        positions = torch.arange(ids.shape[1]).unsqueeze(-1).float() * 0.01
+        return self.layer(self.embed(ids) + positions)
+
+
+def test_torch_attention_imports_at_any_batch(tmp_path):
+    torch.manual_seed(4)
+    module = _Attention()
+    x = np.random.default_rng(0).standard_normal((2, 5, 8)).astype(np.float32)
+    path = _export(module, x, tmp_path / "attention.onnx")
+    net = from_onnx(path)
+    _agree(net, path, x, batches=(3, 1))
+    with torch.no_grad():
+        np.testing.assert_allclose(net(x), module(torch.from_numpy(x)).numpy(), **TOL)
+
+
+def test_torch_transformer_encoder_layer_imports_at_any_batch(tmp_path):
+    torch.manual_seed(5)
+    module = _Encoder().eval()
+    ids = np.random.default_rng(0).integers(0, 20, (2, 6)).astype(np.int64)
+    path = _export(module, ids, tmp_path / "encoder.onnx")
+    assert {"Range", "Mul"} <= {node.op_type for node in onnx.load(str(path)).graph.node}
+    net = from_onnx(path)
+    for batch in (2, 3, 1):
+        batch_ids = np.resize(ids, (batch, 6))
+        expected = _runtime(path, {"x": batch_ids})[0]
+        np.testing.assert_allclose(net(batch_ids), expected, **TOL)
+        with torch.no_grad():
+            np.testing.assert_allclose(net(batch_ids), module(torch.from_numpy(batch_ids)).numpy(), **TOL)

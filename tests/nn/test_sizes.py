@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from modelpack.nn.graph_spec import GraphSpec
-from modelpack.nn.sizes import SizeExpr, parse, resolve
+from modelpack.nn.sizes import SizeExpr, combined, parse, resolve
 
 names = st.sampled_from(["batch", "seq", "x0_0", "T"])
 exprs = st.builds(
@@ -86,3 +86,42 @@ def test_the_schema_refuses_anything_outside_the_grammar(text):
         GraphSpec.model_validate(document)
     with pytest.raises(ValueError, match="is not a size expression"):
         parse(text)
+
+
+@pytest.mark.parametrize(("op", "a", "b", "written"), [
+    ("multiply", "batch", 2, "2*batch"), ("multiply", 2, "batch", "2*batch"), ("multiply", "batch", "seq", "batch*seq"),
+    ("divide", "4*batch", 2, "2*batch"), ("divide", "batch", 2, "batch/2"), ("add", "batch", 1, "batch+1"),
+    ("subtract", "batch/2", 1, "batch/2-1"), ("multiply", "batch+1", 3, "3*batch+3"), ("divide", "batch+2", 2, "batch/2+1"),
+    ("add", 3, 4, 7), ("divide", 8, 2, 4),
+    # what the grammar cannot write, or is not exact
+    ("divide", "batch+1", 2, None), ("add", "batch", "seq", None), ("multiply", "batch*seq", "t", None),
+    ("multiply", "batch+1", "seq", None), ("divide", 7, 2, None), ("multiply", "batch", -1, None),
+    ("maximum", "batch", 2, None), ("divide", 2, "batch", None),
+])
+def test_combined_writes_size_arithmetic(op, a, b, written):
+    assert combined(op, a, b) == written
+
+
+_OPS = {"add": lambda x, y: x + y, "subtract": lambda x, y: x - y, "multiply": lambda x, y: x * y,
+        "divide": lambda x, y: x // y}
+
+
+@given(exprs, st.sampled_from(sorted(_OPS)), st.integers(1, 12), st.integers(1, 50), st.integers(1, 50))
+def test_combined_is_the_arithmetic_wherever_it_is_written(expr, op, k, a, b):
+    """Where ``combined`` writes an expression, it evaluates to the arithmetic on the values
+    (at sizes where both are defined)."""
+    text = combined(op, str(expr), k)
+    sizes = {"batch": a, "seq": b, "x0_0": a * 3, "T": b + 1}
+    try:
+        before = expr.value(sizes)
+    except ValueError:
+        return
+    if text is None:
+        return
+    if op == "divide" and before % k:
+        return  # (the expression is exact only where the size divides)
+    try:
+        after = parse(text).value(sizes)
+    except ValueError:
+        return  # (negative there: no size)
+    assert after == _OPS[op](before, k)

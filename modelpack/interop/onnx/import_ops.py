@@ -15,6 +15,7 @@ import numpy as np
 import onnx
 
 from ... import nn
+from ...nn import sizes
 from .import_layers import (
     activation_layer,
     batchnorm,
@@ -34,7 +35,16 @@ from .import_layers import (
 from .import_ops_more import MORE_OPERATORS
 from .import_patterns import SILU
 from .import_recurrent import constant_of_shape, recurrent
-from .importer import FOLD_ELEMENTS, Graph, Translator, constant_input, has_input, only_first_output, to_array
+from .importer import (
+    FOLD_ELEMENTS,
+    Dims,
+    Graph,
+    Translator,
+    constant_input,
+    has_input,
+    only_first_output,
+    to_array,
+)
 
 __all__ = ["translate", "OPERATORS"]
 
@@ -46,7 +56,7 @@ def translate(g: Graph, node: onnx.NodeProto) -> None:
     if node.domain not in ("", "ai.onnx"):
         raise g.fail(node, f"operator domain {node.domain!r} is not ONNX's own")
     translator = OPERATORS.get(node.op_type)
-    if translator is None:
+    if translator is None and node.op_type not in _FOLD_ONLY:
         raise g.fail(
             node,
             f"operator {node.op_type!r} has no modelpack equivalent; supported: "
@@ -56,6 +66,8 @@ def translate(g: Graph, node: onnx.NodeProto) -> None:
     attrs = {a.name: _attribute(a) for a in node.attribute}
     if _fold(g, node):
         return
+    if translator is None:
+        raise g.fail(node, f"{node.op_type} is taken only where its inputs are known when the file is read")
     translator(g, node, attrs)
 
 
@@ -77,28 +89,39 @@ def _check_arity(g: Graph, node: onnx.NodeProto) -> None:
 # implementation of that one operator: layout (torch.onnx computes a Pad's pads this way) and
 # element-wise arithmetic and comparisons (its expand(-1, …) computes the target shape with
 # ConstantOfShape, Mul, Equal and Where), so that what reads the result sees a constant.
-_LAYOUT_FOLDABLE = {"Reshape", "Transpose", "Slice", "Cast", "Concat", "Squeeze", "Unsqueeze"}
+# Shape vectors whose sizes are all numbers count as constants here: torch.onnx computes an
+# attention's scale as Sqrt of a Cast of a Slice of a Shape (scaled_dot_product_attention).
+_LAYOUT_FOLDABLE = {"Reshape", "Transpose", "Slice", "Cast", "Concat", "Squeeze", "Unsqueeze", "Range"}
+_FOLD_ONLY = {"Range"}  # operators taken only where they fold
 _ELEMENTWISE_FOLDABLE = {"Add", "Sub", "Mul", "Div", "Mod", "Neg", "Abs", "Max", "Min", "Equal", "Greater",
-                         "Less", "GreaterOrEqual", "LessOrEqual", "Not", "And", "Or", "Where"}
+                         "Less", "GreaterOrEqual", "LessOrEqual", "Not", "And", "Or", "Where",
+                         "Sqrt", "Reciprocal", "Pow", "Exp", "Log", "Floor", "Ceil", "Sign"}
 
 
 def _fold(g: Graph, node: onnx.NodeProto) -> bool:
     names = [n for n in node.input if n]
     foldable = _LAYOUT_FOLDABLE | _ELEMENTWISE_FOLDABLE
-    if node.op_type not in foldable or not names or any(n not in g.constants for n in names):
+    if node.op_type not in foldable or not names:
         return False
-    if any(n in g.vectors for n in names) or sum(g.constants[n].size for n in names) > FOLD_ELEMENTS:
+    arrays = {n: g.known(n) for n in names}
+    if any(a is None for a in arrays.values()):
+        return False
+    known: dict[str, np.ndarray] = {n: a for n, a in arrays.items() if a is not None}
+    if sum(a.size for a in known.values()) > FOLD_ELEMENTS:
         return False
     if node.op_type in _ELEMENTWISE_FOLDABLE:
         try:
-            result = np.broadcast_shapes(*(g.constants[n].shape for n in names))
+            result = np.broadcast_shapes(*(a.shape for a in known.values()))
         except ValueError:
             return False  # the op refuses it, naming the node
         if math.prod(result) > FOLD_ELEMENTS:
             return False
+    if node.op_type == "Range" and abs(float(known[names[1]]) - float(known[names[0]])) > FOLD_ELEMENTS * abs(
+            float(known[names[2]]) or 1):
+        return False
     from onnx.reference import ReferenceEvaluator
 
-    results = ReferenceEvaluator(node).run(None, {n: g.constants[n] for n in names})
+    results = ReferenceEvaluator(node).run(None, known)
     for name, array in zip(node.output, results, strict=True):
         g.constants[name] = np.asarray(array)
     return True
@@ -244,6 +267,34 @@ def _reshape(g: Graph, node: onnx.NodeProto, attrs: dict[str, Any]) -> None:
             raise g.fail(node, "a 0 (copy this size) in the target, but the input's shape is not known")
         target = [source[i] if d == 0 else d for i, d in enumerate(target)]
     g.op(node, "reshape", [g.value(node.input[0], node)], shape=target)
+    g.learn(node.output[0], _reshaped(g.shape(node.input[0]), target))
+
+
+def _reshaped(source: Dims | None, target: Dims) -> list[int | str | None]:
+    """A Reshape's output sizes: the target's, its -1 worked out from the input's sizes where
+    the named ones cancel (``b·5·8 / (b·2·4)`` is 5); None where they do not."""
+    if -1 not in target:
+        return list(target)
+    if source is None:
+        return [None if d == -1 else d for d in target]
+    have = [d for d in source if isinstance(d, str)]
+    coefficient = math.prod(d for d in source if isinstance(d, int))
+    divisor = 1
+    for d in target:
+        if d == -1:
+            continue
+        if isinstance(d, str):
+            if d not in have:
+                return [None if d == -1 else d for d in target]
+            have.remove(d)
+        else:
+            divisor *= d
+    if divisor == 0 or coefficient % divisor:
+        return [None if d == -1 else d for d in target]
+    size: int | str | None = coefficient // divisor
+    if have:
+        size = have[0] if len(have) == 1 and size == 1 else None
+    return [size if d == -1 else d for d in target]
 
 
 def _arith(op: str) -> Translator:
@@ -262,7 +313,11 @@ def _arith(op: str) -> Translator:
                 if folded is not None:
                     g.vectors[node.output[0]] = [int(v) for v in np.ravel(folded(*arrays))]
                     return
-            raise g.fail(node, "arithmetic on dynamic sizes")
+            sizes = _sizes_combined(op, vectors)
+            if sizes is None:
+                raise g.fail(node, "arithmetic on dynamic sizes that a size expression cannot write")
+            g.vectors[node.output[0]] = sizes
+            return
         names = [g.value(n, node) for n in node.input]
         if len(names) > 2 and op in ("maximum", "minimum", "add"):
             while len(names) > 2:
@@ -271,6 +326,18 @@ def _arith(op: str) -> Translator:
         g.op(node, op, names)
 
     return emit
+
+
+def _sizes_combined(op: str, vectors: list[list[int | str]]) -> list[int | str] | None:
+    """Two shape vectors (one of one size broadcast) combined size by size as expressions over
+    the dynamic sizes (``nn.sizes.combined``), or None where one cannot be written."""
+    lengths = [len(v) for v in vectors]
+    if len(vectors) != 2 or (1 not in lengths and lengths[0] != lengths[1]):
+        return None
+    length = max(lengths)
+    pairs = [(v[i if len(v) > 1 else 0] for v in vectors) for i in range(length)]
+    results = [sizes.combined(op, *pair) for pair in pairs]
+    return None if any(r is None for r in results) else [r for r in results if r is not None]
 
 
 def _truncating_divide(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -306,6 +373,10 @@ def _transpose(g: Graph, node: onnx.NodeProto, attrs: dict[str, Any]) -> None:
         [g.value(node.input[0], node)],
         axes=list(attrs["perm"]) if "perm" in attrs else None,
     )
+    source = g.shape(node.input[0])
+    if source is not None:
+        perm = attrs.get("perm", range(len(source) - 1, -1, -1))
+        g.learn(node.output[0], [source[axis] for axis in perm])
 
 
 def _reduce(op: str) -> Translator:

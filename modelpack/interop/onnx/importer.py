@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -300,18 +300,33 @@ class Graph:
             return dims
         return [self.aliases.get(d, d) if isinstance(d, str) else d for d in dims]
 
-    def learn(self, name: str, dims: Dims) -> None:
-        """``dims``, worked out by a translator, are the shape of ONNX value ``name``: where
-        onnx's inference had named a size afresh (an Expand or Tile it could not follow: every
-        value computed from it then carried the new name, which no graph input binds), that
-        name stands for the known size from now on, in every shape that holds it."""
+    def known(self, name: str) -> np.ndarray | None:
+        """ONNX value ``name``'s array where it is known at import: a constant, or a shape vector
+        of sizes that are all numbers (int64, of the rank onnx's inference gives it: a Gather of
+        one size is 0-d, which a vector does not tell); else None."""
+        if name in self.constants:
+            return self.constants[name]
+        vector, rank = self.vectors.get(name), self.shapes.get(name)
+        if vector is None or rank is None or not all(isinstance(d, int) for d in vector):
+            return None  # (a vector's rank, 0-d or 1-d, is onnx's inference's to say)
+        return np.array(vector, np.int64).reshape(() if rank == [] else -1)
+
+    def learn(self, name: str, dims: Sequence[int | str | None]) -> None:
+        """``dims``, worked out by a translator (None: a size it could not), are the shape of
+        ONNX value ``name``: where onnx's inference had named a size afresh (a Reshape, Expand
+        or Tile whose target it could not follow: every value computed from it then carried the
+        new name, which no graph input binds), that name stands for the known size from now
+        on, in every shape that holds it."""
         inferred = self.shape(name)
+        if inferred is None or len(inferred) != len(dims):
+            if all(d is not None for d in dims):
+                self.shapes[name] = [d for d in dims if d is not None]
+            return
         carried = {d for graph_input in self.inputs for d in graph_input["shape"] if isinstance(d, str)}
-        if inferred is not None and len(inferred) == len(dims):
-            for have, known in zip(inferred, dims, strict=True):
-                if isinstance(have, str) and have != known and have not in carried:
-                    self.aliases[have] = known
-        self.shapes[name] = list(dims)
+        for have, known in zip(inferred, dims, strict=True):
+            if isinstance(have, str) and known is not None and have != known and have not in carried:
+                self.aliases[have] = known
+        self.shapes[name] = [have if new is None else new for have, new in zip(inferred, dims, strict=True)]
 
     # -- finishing ------------------------------------------------------------------------------
     def finish(self) -> Block:
