@@ -571,3 +571,56 @@ def test_torch_transformer_encoder_layer_imports_at_any_batch(tmp_path):
         np.testing.assert_allclose(net(batch_ids), expected, **TOL)
         with torch.no_grad():
             np.testing.assert_allclose(net(batch_ids), module(torch.from_numpy(batch_ids)).numpy(), **TOL)
+
+
+_W = np.random.default_rng(2).standard_normal((4, 3, 3, 3)).astype(np.float32)
+
+
+@pytest.mark.parametrize(("op", "attrs", "side", "initializers"), [
+    ("Conv", {"auto_pad": "SAME_UPPER"}, "h", {"w": _W}),  # stride 1: any size
+    ("Conv", {"auto_pad": "SAME_LOWER"}, "h", {"w": _W}),
+    ("Conv", {"auto_pad": "SAME_UPPER", "strides": [2, 2]}, 7, {"w": _W}),  # 7 → 4: pads 1 and 1
+    ("Conv", {"auto_pad": "VALID"}, 6, {"w": _W}),
+    ("MaxPool", {"auto_pad": "SAME_UPPER", "kernel_shape": [3, 3], "strides": [2, 2]}, 8, {}),  # pads 0, 1
+    ("AveragePool", {"auto_pad": "SAME_UPPER", "kernel_shape": [2, 2], "strides": [2, 2]}, 5, {}),  # pads 0, 1
+    ("AveragePool", {"auto_pad": "SAME_LOWER", "kernel_shape": [3, 3]}, "h", {}),
+    ("MaxPool", {"auto_pad": "SAME_UPPER", "kernel_shape": [3, 3]}, "h", {}),
+])
+def test_auto_pad_is_the_padding_it_means(tmp_path, op, attrs, side, initializers):
+    """auto_pad SAME pads to ceil(size / stride) outputs (a pool used to ignore it and pad
+    nothing); at stride 1 whatever the size, else on fixed sizes."""
+    model = _one_node(op, list(initializers), attrs, ["n", 3, side, side], initializers)
+    onnx.save(model, str(tmp_path / "pad.onnx"))
+    net = from_onnx(tmp_path / "pad.onnx")
+    for batch, size in ((2, 6 if side == "h" else side), (3, 9 if side == "h" else side)):
+        y = np.random.default_rng(batch).standard_normal((batch, 3, size, size)).astype(np.float32)
+        np.testing.assert_allclose(net(y), _runtime(tmp_path / "pad.onnx", {"x": y})[0], **TOL)
+
+
+@pytest.mark.parametrize(("attrs", "side", "message"), [
+    ({"auto_pad": "SAME_UPPER", "strides": [2, 2]}, "h", r"auto_pad='SAME_UPPER' at stride 2 on an input of unknown size"),
+    ({"auto_pad": "SAME_UPPER", "strides": [2, 2]}, 8, r"asymmetric pads \[0, 0, 1, 1\]"),
+])
+def test_auto_pad_a_convolution_cannot_take_is_refused(tmp_path, attrs, side, message):
+    onnx.save(_one_node("Conv", ["w"], attrs, ["n", 3, side, side], {"w": _W}), str(tmp_path / "pad.onnx"))
+    with pytest.raises(UnsupportedBlockError, match=r"pad\.onnx: node 0 \(Conv\): " + message):
+        from_onnx(tmp_path / "pad.onnx")
+
+
+@pytest.mark.parametrize("largest", [1, 0])
+def test_topk_values_and_indices(tmp_path, largest):
+    ties = np.array([[[1.0, 3.0, 3.0, 2.0], [0.5, 0.5, 0.5, 0.5], [4.0, -1.0, 2.0, 9.0]]], np.float32)
+    node = helper.make_node("TopK", ["x", "k"], ["values", "indices"], axis=-1, largest=largest)
+    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 3, 4])],
+                              [helper.make_tensor_value_info("values", TensorProto.FLOAT, None),
+                               helper.make_tensor_value_info("indices", TensorProto.INT64, None)],
+                              [numpy_helper.from_array(np.array([2], np.int64), "k")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, str(tmp_path / "topk.onnx"))
+    net = from_onnx(tmp_path / "topk.onnx")
+    for x in (ties, np.concatenate([ties, X[:, :, :4] if X.shape[-1] == 4 else ties])):
+        found, expected = flat_outputs(net(x)), _runtime(tmp_path / "topk.onnx", {"x": x})
+        for f, e in zip(found, expected, strict=True):
+            assert f.dtype == e.dtype and f.shape == e.shape
+            np.testing.assert_array_equal(f, e)

@@ -109,10 +109,40 @@ def matmul(g: Graph, node: onnx.NodeProto, attrs: dict[str, Any]) -> None:
     g.op(node, "matmul", [g.value(n, node) for n in node.input])
 
 
-def _symmetric(g: Graph, node: onnx.NodeProto, attrs: dict[str, Any], dims: int) -> list[int]:
-    pads = list(attrs.get("pads", [0] * 2 * dims))
-    if attrs.get("auto_pad", "NOTSET") not in ("NOTSET", "VALID"):
-        raise g.fail(node, f"auto_pad={attrs['auto_pad']!r} (give explicit pads)")
+def _explicit_pads(g: Graph, node: onnx.NodeProto, attrs: dict[str, Any], kernel: list[int]) -> list[int]:
+    """The node's pads, begin then end per spatial axis: its ``pads``, or what its ``auto_pad``
+    means. SAME_UPPER / SAME_LOWER pad so that the output has ceil(size / stride) positions,
+    the odd one at the end / beginning: at stride 1 that is (k - 1)·d whatever the size;
+    otherwise the input's sizes must be fixed."""
+    dims = len(kernel)
+    mode = attrs.get("auto_pad", "NOTSET")
+    if mode in ("NOTSET", "VALID"):
+        return list(attrs.get("pads", [0] * 2 * dims)) if mode == "NOTSET" else [0] * 2 * dims
+    if mode not in ("SAME_UPPER", "SAME_LOWER"):
+        raise g.fail(node, f"auto_pad={mode!r}")
+    strides = list(attrs.get("strides", [1] * dims))
+    dilations = list(attrs.get("dilations", [1] * dims))
+    shape = g.shape(node.input[0])
+    sizes = (shape or [])[2:] if shape is not None and len(shape) == dims + 2 else [None] * dims
+    begins, ends = [], []
+    for size, k, stride, dilation in zip(sizes, kernel, strides, dilations, strict=True):
+        reach = (k - 1) * dilation + 1
+        if stride == 1:
+            total = reach - 1
+        elif isinstance(size, int):
+            total = max((-(-size // stride) - 1) * stride + reach - size, 0)
+        else:
+            raise g.fail(node, f"auto_pad={mode!r} at stride {stride} on an input of unknown size "
+                               f"{size!r} (give explicit pads)")
+        small, large = total // 2, total - total // 2
+        begins.append(small if mode == "SAME_UPPER" else large)
+        ends.append(large if mode == "SAME_UPPER" else small)
+    return begins + ends
+
+
+def _symmetric(g: Graph, node: onnx.NodeProto, attrs: dict[str, Any], kernel: list[int]) -> list[int]:
+    dims = len(kernel)
+    pads = _explicit_pads(g, node, attrs, kernel)
     if pads[:dims] != pads[dims:]:
         raise g.fail(node, f"asymmetric pads {pads} (begin {pads[:dims]}, end {pads[dims:]})")
     return pads[:dims]
@@ -134,6 +164,8 @@ def conv(g: Graph, node: onnx.NodeProto, attrs: dict[str, Any]) -> None:
     transpose = node.op_type == "ConvTranspose"
     if transpose and "output_shape" in attrs:
         raise g.fail(node, "output_shape (give pads and output_padding)")
+    if transpose and attrs.get("auto_pad", "NOTSET") not in ("NOTSET", "VALID"):
+        raise g.fail(node, f"auto_pad={attrs['auto_pad']!r} (give explicit pads and output_padding)")
     weight = _float_weight(g, node, 1, "weight")
     dims = weight.ndim - 2
     groups = attrs.get("group", 1)
@@ -147,7 +179,7 @@ def conv(g: Graph, node: onnx.NodeProto, attrs: dict[str, Any]) -> None:
         "channels": channels,
         "kernel_size": list(weight.shape[2:]),
         "strides": list(attrs.get("strides", [1] * dims)),
-        "padding": _symmetric(g, node, attrs, dims),
+        "padding": _symmetric(g, node, attrs, list(weight.shape[2:])),
         **({"output_padding": list(attrs.get("output_padding", [0] * dims))} if transpose else {}),
         "dilation": list(attrs.get("dilations", [1] * dims)),
         "groups": groups,
@@ -169,7 +201,7 @@ def pool(average: bool) -> Translator:
                 node, f"dilations={attrs.get('dilations')} / storage_order (modelpack pools without)"
             )
         strides = list(attrs.get("strides", [1] * dims))
-        pads = list(attrs.get("pads", [0] * 2 * dims))
+        pads = _explicit_pads(g, node, attrs, kernel)
         ceil = bool(attrs.get("ceil_mode", 0))
         include = bool(attrs.get("count_include_pad", 0))
         if pads[:dims] != pads[dims:]:

@@ -52,6 +52,20 @@ def _tile(g: Graph, node: onnx.NodeProto, attrs: dict[str, Any]) -> None:
                                  for have, r, other in zip(source, reps, inferred, strict=True)])
 
 
+def _topk(g: Graph, node: onnx.NodeProto, attrs: dict[str, Any]) -> None:
+    """TopK with a constant k: the values and their int64 indices (ties: the lower index first,
+    as ONNX asks), largest or smallest, always sorted (``sorted=0`` leaves the order free)."""
+    k = [int(v) for v in np.ravel(constant_input(g, node, 1, "k"))]
+    if len(k) != 1 or k[0] < 1:
+        raise g.fail(node, f"k={k} (one count, at least 1)")
+    g._add("topk", [g.value(node.input[0], node)],
+           {"axis": int(attrs.get("axis", -1)), "k": k[0], "ret_typ": "both",
+            "is_ascend": not attrs.get("largest", 1), "dtype": "int64"}, outputs=2)
+    for name, value in zip(node.output, g.nodes[-1]["outputs"], strict=False):
+        if name:
+            g.values[name] = value
+
+
 def _split(g: Graph, node: onnx.NodeProto, attrs: dict[str, Any]) -> None:
     """Split with constant piece sizes (opset 13–17 give them as an input)."""
     if not has_input(node, 1):
@@ -136,6 +150,7 @@ MORE_OPERATORS: dict[str, Translator] = {
     "CumSum": _cumsum,
     "Clip": _clip,
     "Tile": _tile,
+    "TopK": _topk,
     "Split": _split,
     "Sum": _sum,
     "Mean": _mean,
