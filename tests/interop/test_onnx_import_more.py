@@ -624,3 +624,36 @@ def test_topk_values_and_indices(tmp_path, largest):
         for f, e in zip(found, expected, strict=True):
             assert f.dtype == e.dtype and f.shape == e.shape
             np.testing.assert_array_equal(f, e)
+
+
+def test_torch_pixel_shuffle(tmp_path):
+    torch.manual_seed(6)
+    module = tnn.Sequential(tnn.Conv2d(3, 8, 3, padding=1), tnn.PixelShuffle(2))
+    x = np.random.default_rng(0).standard_normal((2, 3, 5, 4)).astype(np.float32)
+    path = _export(module, x, tmp_path / "shuffle.onnx")
+    assert "DepthToSpace" in {node.op_type for node in onnx.load(str(path)).graph.node}
+    net = from_onnx(path)
+    _agree(net, path, x, batches=(3,))
+    with torch.no_grad():
+        np.testing.assert_allclose(net(x), module(torch.from_numpy(x)).numpy(), **TOL)
+
+
+@pytest.mark.parametrize(("op", "mode"), [("DepthToSpace", "DCR"), ("DepthToSpace", "CRD"), ("SpaceToDepth", None)])
+def test_depth_to_space_modes_on_dynamic_sizes(tmp_path, op, mode):
+    """Either mode and the inverse, with the map's sizes following the input (``2*h``, ``h/2``)."""
+    node = helper.make_node(op, ["x"], ["y"], blocksize=2, **({"mode": mode} if mode else {}))
+    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 8, "h", "w"])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, str(tmp_path / "d2s.onnx"))
+    net = from_onnx(tmp_path / "d2s.onnx")
+    for shape in ((1, 8, 2, 4), (2, 8, 4, 6)):
+        x = np.random.default_rng(sum(shape)).standard_normal(shape).astype(np.float32)
+        np.testing.assert_array_equal(net(x), _runtime(tmp_path / "d2s.onnx", {"x": x})[0])
+
+
+def test_depth_to_space_of_channels_blocks_cannot_split(tmp_path):
+    onnx.save(_one_node("DepthToSpace", [], {"blocksize": 2}, ["n", 6, 4, 4], {}), str(tmp_path / "d2s.onnx"))
+    with pytest.raises(UnsupportedBlockError, match=r"\(DepthToSpace\): 6 channels, not a multiple of 4"):
+        from_onnx(tmp_path / "d2s.onnx")

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import onnx
 
+from ...nn import sizes
 from .importer import Graph, Translator, constant_input, has_input
 
 __all__ = ["MORE_OPERATORS"]
@@ -64,6 +65,36 @@ def _topk(g: Graph, node: onnx.NodeProto, attrs: dict[str, Any]) -> None:
     for name, value in zip(node.output, g.nodes[-1]["outputs"], strict=False):
         if name:
             g.values[name] = value
+
+
+def _blocks(g: Graph, node: onnx.NodeProto, attrs: dict[str, Any]) -> None:
+    """DepthToSpace (modes DCR and CRD: torch's PixelShuffle) and SpaceToDepth (PixelUnshuffle)
+    as a reshape, a transpose and a reshape; sizes that follow the inputs are written as size
+    expressions (``2*h``, ``h/2``)."""
+    b = int(attrs["blocksize"])
+    dims = g.shape(node.input[0])
+    if dims is None or len(dims) != 4 or b < 1:
+        raise g.fail(node, f"blocksize {b} on an input of shape {dims} (4-D, NCHW)")
+    n, c, h, w = dims
+    grown = [sizes.combined("multiply", d, b) for d in (h, w)]
+    shrunk = [sizes.combined("divide", d, b) for d in (h, w)]
+    if node.op_type == "SpaceToDepth":
+        channels = sizes.combined("multiply", c, b * b)
+        if None in (*shrunk, channels):
+            raise g.fail(node, f"sizes {dims} that blocks of {b} cannot split")
+        split, axes, joined = [n, c, shrunk[0], b, shrunk[1], b], [0, 3, 5, 1, 2, 4], [n, channels, *shrunk]
+    else:
+        channels = sizes.combined("divide", c, b * b)
+        if None in (*grown, channels):
+            raise g.fail(node, f"{c} channels, not a multiple of {b * b}")
+        crd = attrs.get("mode", "DCR") == "CRD"
+        split = [n, channels, b, b, h, w] if crd else [n, b, b, channels, h, w]
+        axes = [0, 1, 4, 2, 5, 3] if crd else [0, 3, 4, 1, 5, 2]
+        joined = [n, channels, *grown]
+    parts = g._add("reshape", [g.value(node.input[0], node)], {"shape": split})
+    moved = g._add("transpose", [parts], {"axes": axes})
+    g.op(node, "reshape", [moved], shape=joined)
+    g.learn(node.output[0], joined)
 
 
 def _split(g: Graph, node: onnx.NodeProto, attrs: dict[str, Any]) -> None:
@@ -151,6 +182,8 @@ MORE_OPERATORS: dict[str, Translator] = {
     "Clip": _clip,
     "Tile": _tile,
     "TopK": _topk,
+    "DepthToSpace": _blocks,
+    "SpaceToDepth": _blocks,
     "Split": _split,
     "Sum": _sum,
     "Mean": _mean,
