@@ -657,3 +657,60 @@ def test_depth_to_space_of_channels_blocks_cannot_split(tmp_path):
     onnx.save(_one_node("DepthToSpace", [], {"blocksize": 2}, ["n", 6, 4, 4], {}), str(tmp_path / "d2s.onnx"))
     with pytest.raises(UnsupportedBlockError, match=r"\(DepthToSpace\): 6 channels, not a multiple of 4"):
         from_onnx(tmp_path / "d2s.onnx")
+
+
+def _resize_model(attrs, x_shape, scales=None, sizes=None):
+    inputs = ["x", "", "scales"] if scales is not None else ["x", "", "", "sizes"]
+    node = helper.make_node("Resize", inputs, ["y"], **attrs)
+    initial = {"scales": np.array(scales, np.float32)} if scales is not None else {"sizes": np.array(sizes, np.int64)}
+    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, x_shape)],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+                              [numpy_helper.from_array(a, n) for n, a in initial.items()])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    return model
+
+
+@pytest.mark.parametrize(("attrs", "scales", "sizes"), [
+    ({"mode": "nearest"}, [1, 1, 2, 3], None),
+    ({"mode": "nearest", "coordinate_transformation_mode": "asymmetric", "nearest_mode": "floor"}, [1, 1, 0.5, 1.5], None),
+    ({"mode": "linear", "coordinate_transformation_mode": "half_pixel"}, [1, 1, 2, 2], None),
+    ({"mode": "linear", "coordinate_transformation_mode": "align_corners"}, None, [2, 3, 9, 5]),
+    ({"mode": "linear", "coordinate_transformation_mode": "pytorch_half_pixel"}, None, [2, 3, 1, 7]),
+    ({"mode": "cubic", "cubic_coeff_a": -0.5, "exclude_outside": 1}, [1, 1, 1.5, 0.75], None),
+    ({"mode": "cubic", "coordinate_transformation_mode": "align_corners"}, None, [2, 3, 3, 3]),
+])
+def test_resize_modes_against_onnxruntime(tmp_path, attrs, scales, sizes):
+    model = _resize_model(attrs, [2, 3, 6, 4], scales, sizes)
+    onnx.save(model, str(tmp_path / "resize.onnx"))
+    net = from_onnx(tmp_path / "resize.onnx")
+    x = np.random.default_rng(7).standard_normal((2, 3, 6, 4)).astype(np.float32)
+    np.testing.assert_allclose(net(x), _runtime(tmp_path / "resize.onnx", {"x": x})[0], rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize(("mode", "align"), [("nearest", None), ("linear", False), ("bilinear", True), ("bicubic", False)])
+def test_torch_interpolate_at_any_batch(tmp_path, mode, align):
+    class Up(tnn.Module):
+        def forward(self, x):
+            if x.ndim == 3:
+                return tnn.functional.interpolate(x, scale_factor=2, mode=mode, align_corners=align)
+            return tnn.functional.interpolate(x, size=(9, 7), mode=mode, align_corners=align) * 2
+
+    shape = (2, 3, 5) if mode == "linear" else (2, 3, 6, 4)
+    x = np.random.default_rng(8).standard_normal(shape).astype(np.float32)
+    path = _export(Up(), x, tmp_path / "up.onnx")
+    net = from_onnx(path)
+    _agree(net, path, x, batches=(3,))
+    with torch.no_grad():
+        np.testing.assert_allclose(net(x), Up()(torch.from_numpy(x)).numpy(), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize(("x_shape", "scales", "attrs", "message"), [
+    (["n", 3, "h", 4], [1, 1, 2, 2], {}, r"axis 2 of size 'h' \(resizing needs the input's sizes fixed there\)"),
+    (["n", 3, 6, 4], [1, 2, 1, 1], {}, r"a resized batch or channel axis"),
+    (["n", 3, 6, 4], [1, 1, 2, 2], {"coordinate_transformation_mode": "tf_crop_and_resize"}, r"tf_crop_and_resize"),
+])
+def test_resize_refusals(tmp_path, x_shape, scales, attrs, message):
+    onnx.save(_resize_model(attrs, x_shape, scales), str(tmp_path / "resize.onnx"))
+    with pytest.raises(UnsupportedBlockError, match=r"resize\.onnx: node 0 \(Resize\): .*" + message):
+        from_onnx(tmp_path / "resize.onnx")

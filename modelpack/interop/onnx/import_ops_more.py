@@ -8,6 +8,7 @@ not do (the last extremum, exclusive or reversed sums, C's fmod) is refused nami
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -97,6 +98,75 @@ def _blocks(g: Graph, node: onnx.NodeProto, attrs: dict[str, Any]) -> None:
     g.learn(node.output[0], joined)
 
 
+# Resize's interpolation matrices are built at import: at most this many values each.
+RESIZE_MATRIX_ELEMENTS = 1 << 22
+
+
+def _resize(g: Graph, node: onnx.NodeProto, attrs: dict[str, Any]) -> None:
+    """Resize (``F.interpolate``, ``nn.Upsample``) of the last one or two axes of a 3-D or 4-D
+    input of fixed sizes there, as one matmul per resized axis by that axis's interpolation
+    matrix. Every mode is separable (nearest, linear, cubic, each coordinate transformation,
+    antialiasing), so the matrix is what onnx's reference Resize makes of an identity along
+    that axis alone, with the node's own attributes: the same arithmetic, by construction."""
+    dims = g.shape(node.input[0])
+    if dims is None or len(dims) not in (3, 4):
+        raise g.fail(node, f"an input of shape {dims} (3-D or 4-D: batch, channels, then sizes)")
+    if "axes" in attrs or attrs.get("coordinate_transformation_mode") == "tf_crop_and_resize":
+        raise g.fail(node, "axes or tf_crop_and_resize (resize every axis, or crop first)")
+    targets: list[int | str | None]
+    scales: list[float] | None = None
+    if has_input(node, 3):
+        targets = list(g.sizes(node, 3, "sizes"))  # (torch: the input's batch and channels, then constants)
+    elif has_input(node, 2):
+        scales = [float(v) for v in np.ravel(constant_input(g, node, 2, "scales"))]
+        targets = [math.floor(d * f) if isinstance(d, int) else None
+                   for d, f in zip(dims, scales, strict=True)]
+    else:
+        raise g.fail(node, "neither scales nor sizes")
+    if len(targets) != len(dims):
+        raise g.fail(node, f"{len(targets)} target sizes for an input of rank {len(dims)}")
+    if any(t is not None and t != d for t, d in zip(targets[:2], dims[:2], strict=True)) or (
+            scales is not None and scales[:2] != [1.0, 1.0]):
+        raise g.fail(node, "a resized batch or channel axis")
+    value = g.value(node.input[0], node)
+    for axis in range(2, len(dims)):
+        size, target = dims[axis], targets[axis]
+        if target == size and (scales is None or scales[axis] == 1.0):
+            continue
+        if not isinstance(size, int) or not isinstance(target, int):
+            raise g.fail(node, f"axis {axis} of size {size!r} (resizing needs the input's sizes fixed there)")
+        if size * target > RESIZE_MATRIX_ELEMENTS:
+            raise g.fail(node, f"an interpolation matrix of {target} by {size} values "
+                               f"(at most {RESIZE_MATRIX_ELEMENTS})")
+        matrix = _interpolation(node, attrs, size, target, None if scales is None else scales[axis])
+        key = f"{node.output[0]}::axis{axis}"
+        if axis == len(dims) - 1:
+            g.constants[key] = np.ascontiguousarray(matrix.T)
+            value = g._add("matmul", [value, g.value(key, node)], {})
+        else:
+            g.constants[key] = matrix
+            value = g._add("matmul", [g.value(key, node), value], {})
+    g.values[node.output[0]] = value
+
+
+def _interpolation(node: onnx.NodeProto, attrs: dict[str, Any], size: int, target: int,
+                   scale: float | None) -> np.ndarray:
+    """The (target, size) matrix that Resize applies along one axis: onnx's reference Resize of
+    the identity (row i the unit vector along that axis), with the node's attributes."""
+    from onnx.reference import ReferenceEvaluator
+
+    kept = {k: v for k, v in attrs.items() if k not in ("axes", "keep_aspect_ratio_policy")}
+    inputs = ["x", "", "scales"] if scale is not None else ["x", "", "", "sizes"]
+    one = onnx.helper.make_node("Resize", inputs, ["y"], **kept)
+    feeds: dict[str, np.ndarray] = {"x": np.eye(size, dtype=np.float32).reshape(size, 1, size)}
+    if scale is not None:
+        feeds["scales"] = np.array([1.0, 1.0, scale], np.float32)
+    else:
+        feeds["sizes"] = np.array([size, 1, target], np.int64)
+    (resized,) = ReferenceEvaluator(one).run(None, feeds)
+    return np.ascontiguousarray(np.asarray(resized, np.float32).reshape(size, target).T)
+
+
 def _split(g: Graph, node: onnx.NodeProto, attrs: dict[str, Any]) -> None:
     """Split with constant piece sizes (opset 13–17 give them as an input)."""
     if not has_input(node, 1):
@@ -183,6 +253,7 @@ MORE_OPERATORS: dict[str, Translator] = {
     "Tile": _tile,
     "TopK": _topk,
     "DepthToSpace": _blocks,
+    "Resize": _resize,
     "SpaceToDepth": _blocks,
     "Split": _split,
     "Sum": _sum,
