@@ -714,3 +714,65 @@ def test_resize_refusals(tmp_path, x_shape, scales, attrs, message):
     onnx.save(_resize_model(attrs, x_shape, scales), str(tmp_path / "resize.onnx"))
     with pytest.raises(UnsupportedBlockError, match=r"resize\.onnx: node 0 \(Resize\): .*" + message):
         from_onnx(tmp_path / "resize.onnx")
+
+
+class _Decoder(tnn.Module):
+    """A pre-norm Transformer decoder layer with a causal mask made in the graph (Expand of ones
+    to the sequence's square, Trilu), cross-attending to its own input."""
+
+    def __init__(self):
+        super().__init__()
+        self.layer = tnn.TransformerDecoderLayer(8, 2, 16, dropout=0.0, batch_first=True, norm_first=True)
+
+    def forward(self, x):
+        mask = tnn.Transformer.generate_square_subsequent_mask(x.shape[1])
+        return self.layer(x, x * 0.5, tgt_mask=mask, tgt_is_causal=True)
+
+
+def test_torch_transformer_decoder_layer_with_a_causal_mask(tmp_path):
+    torch.manual_seed(9)
+    module = _Decoder().eval()
+    x = np.random.default_rng(0).standard_normal((2, 4, 8)).astype(np.float32)
+    path = _export(module, x, tmp_path / "decoder.onnx")
+    assert {"Trilu", "Expand"} <= {node.op_type for node in onnx.load(str(path)).graph.node}
+    net = from_onnx(path)
+    _agree(net, path, x, batches=(3, 1))
+    with torch.no_grad():
+        np.testing.assert_allclose(net(x), module(torch.from_numpy(x)).numpy(), **TOL)
+
+
+def test_torch_layer_norm_over_several_axes(tmp_path):
+    torch.manual_seed(10)
+    module = tnn.Sequential(tnn.LayerNorm([4, 5]), tnn.GroupNorm(2, 4))
+    with torch.no_grad():
+        module[0].weight.uniform_(0.5, 1.5)
+        module[0].bias.uniform_(-1, 1)
+    x = np.random.default_rng(0).standard_normal((3, 4, 5)).astype(np.float32)
+    path = _export(module, x, tmp_path / "norm.onnx")
+    net = from_onnx(path)
+    _agree(net, path, x, batches=(2,))
+    with torch.no_grad():
+        np.testing.assert_allclose(net(x), module(torch.from_numpy(x)).numpy(), **TOL)
+
+
+def test_a_large_expand_of_constants_is_made_when_the_model_runs(tmp_path):
+    """An Expand of constants whose result would exceed the folding bound is not folded (nothing
+    that size is allocated at import): the model's broadcast makes it when it runs."""
+    import tracemalloc
+
+    nodes = [helper.make_node("Expand", ["one", "shape"], ["big"]), helper.make_node("Add", ["x", "big"], ["y"])]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 3000])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+                              [numpy_helper.from_array(np.ones((1, 1), np.float32), "one"),
+                               numpy_helper.from_array(np.array([3000, 3000], np.int64), "shape")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, str(tmp_path / "big.onnx"))
+    tracemalloc.start()
+    try:
+        net = from_onnx(tmp_path / "big.onnx")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 16 << 20  # (the folded array would be 36 MB)
+    assert net(np.zeros((3000, 3000), np.float32)).shape == (3000, 3000)

@@ -10,6 +10,7 @@ attribute.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -18,7 +19,7 @@ import onnx
 
 from ... import nn
 from ...nn import registry
-from .importer import Graph, Translator, constant_input, has_input, only_first_output
+from .importer import Graph, Translator, broadcast_dims, constant_input, has_input, only_first_output
 
 
 def activation_layer(block: Callable[[dict[str, Any]], nn.Block]) -> Translator:
@@ -105,8 +106,12 @@ def matmul(g: Graph, node: onnx.NodeProto, attrs: dict[str, Any]) -> None:
         block = nn.Dense(b.shape[1], use_bias=False, flatten=False, dtype=b.dtype.name, in_units=b.shape[0])
         block.set_parameters({"weight": np.ascontiguousarray(b.T)}, source=g.where)
         g.layer(node, block, g.value(node.input[0], node), "dense")
-        return
-    g.op(node, "matmul", [g.value(n, node) for n in node.input])
+    else:
+        g.op(node, "matmul", [g.value(n, node) for n in node.input])
+    a_shape, b_shape = g.shape(node.input[0]), g.shape(node.input[1])
+    if a_shape is not None and b_shape is not None and len(a_shape) >= 2 and len(b_shape) >= 2:
+        batch = broadcast_dims([a_shape[:-2], b_shape[:-2]]) if len(a_shape) > 2 or len(b_shape) > 2 else []
+        g.learn(node.output[0], [*batch, a_shape[-2], b_shape[-1]])
 
 
 def _explicit_pads(g: Graph, node: onnx.NodeProto, attrs: dict[str, Any], kernel: list[int]) -> list[int]:
@@ -292,11 +297,26 @@ def layernorm(g: Graph, node: onnx.NodeProto, attrs: dict[str, Any]) -> None:
     scale = _float_weight(g, node, 1, "scale")
     dims = g.shape(node.input[0])
     axis = attrs.get("axis", -1)
-    if scale.ndim != 1 or not (axis == -1 or (dims is not None and axis == len(dims) - 1)):
-        raise g.fail(node, f"normalising over axes from {axis} on (modelpack normalises the last axis only)")
+    x = g.value(node.input[0], node)
     arrays = {"gamma": scale}
     if has_input(node, 2):
         arrays["beta"] = _float_weight(g, node, 2, "B")
+    back = None
+    if not (axis == -1 or (dims is not None and axis == len(dims) - 1)):
+        # over several trailing axes (torch's LayerNorm([4, 5])): those axes flattened into one,
+        # normalised, and laid out again; the scale and bias flattened the same way
+        if dims is None:
+            raise g.fail(node, f"normalising over axes from {axis} on, of an input of unknown rank")
+        start = axis % len(dims)
+        trailing = dims[start:]
+        if not all(isinstance(d, int) for d in trailing) or scale.size != math.prod(trailing):
+            raise g.fail(node, f"normalising over axes from {axis} on, of sizes {trailing} "
+                               "(their sizes fixed, the scale's their product)")
+        x = g._add("reshape", [x], {"shape": [*dims[:start], scale.size]})
+        arrays = {key: array.reshape(-1) for key, array in arrays.items()}
+        scale, back = arrays["gamma"], list(dims)
+    if scale.ndim != 1:
+        raise g.fail(node, f"a scale of shape {list(scale.shape)} for the last axis")
     block = nn.LayerNorm(
         axis=-1,
         epsilon=float(attrs.get("epsilon", 1e-5)),
@@ -307,7 +327,9 @@ def layernorm(g: Graph, node: onnx.NodeProto, attrs: dict[str, Any]) -> None:
     if "beta" not in arrays:
         arrays["beta"] = np.zeros_like(scale)
     block.set_parameters(arrays, source=g.where)
-    g.layer(node, block, g.value(node.input[0], node), "layernorm")
+    g.layer(node, block, x, "layernorm")
+    if back is not None:
+        g.values[node.output[0]] = g._add("reshape", [g.values[node.output[0]]], {"shape": back})
 
 
 def flatten(g: Graph, node: onnx.NodeProto, attrs: dict[str, Any]) -> None:

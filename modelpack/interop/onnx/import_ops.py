@@ -40,6 +40,7 @@ from .importer import (
     Dims,
     Graph,
     Translator,
+    broadcast_dims,
     constant_input,
     has_input,
     only_first_output,
@@ -91,8 +92,9 @@ def _check_arity(g: Graph, node: onnx.NodeProto) -> None:
 # ConstantOfShape, Mul, Equal and Where), so that what reads the result sees a constant.
 # Shape vectors whose sizes are all numbers count as constants here: torch.onnx computes an
 # attention's scale as Sqrt of a Cast of a Slice of a Shape (scaled_dot_product_attention).
-_LAYOUT_FOLDABLE = {"Reshape", "Transpose", "Slice", "Cast", "Concat", "Squeeze", "Unsqueeze", "Range"}
-_FOLD_ONLY = {"Range"}  # operators taken only where they fold
+_LAYOUT_FOLDABLE = {"Reshape", "Transpose", "Slice", "Cast", "Concat", "Squeeze", "Unsqueeze", "Range",
+                    "Trilu", "Expand"}
+_FOLD_ONLY = {"Range", "Trilu"}  # operators taken only where they fold (an arange, a causal mask)
 _ELEMENTWISE_FOLDABLE = {"Add", "Sub", "Mul", "Div", "Mod", "Neg", "Abs", "Max", "Min", "Equal", "Greater",
                          "Less", "GreaterOrEqual", "LessOrEqual", "Not", "And", "Or", "Where",
                          "Sqrt", "Reciprocal", "Pow", "Exp", "Log", "Floor", "Ceil", "Sign"}
@@ -116,15 +118,31 @@ def _fold(g: Graph, node: onnx.NodeProto) -> bool:
             return False  # the op refuses it, naming the node
         if math.prod(result) > FOLD_ELEMENTS:
             return False
-    if node.op_type == "Range" and abs(float(known[names[1]]) - float(known[names[0]])) > FOLD_ELEMENTS * abs(
-            float(known[names[2]]) or 1):
+    if _folded_size(node.op_type, [known[n] for n in names]) > FOLD_ELEMENTS:
         return False
     from onnx.reference import ReferenceEvaluator
 
-    results = ReferenceEvaluator(node).run(None, known)
+    try:
+        results = ReferenceEvaluator(node).run(None, known)
+    except Exception as exc:  # (onnx's reference: numpy's errors on what the file gives)
+        raise g.fail(node, f"cannot be computed from its inputs, known when read: {exc}") from None
     for name, array in zip(node.output, results, strict=True):
         g.constants[name] = np.asarray(array)
     return True
+
+
+def _folded_size(op: str, inputs: list[np.ndarray]) -> float:
+    """How many values folding ``op`` makes, for the operators whose result may be larger than
+    their inputs (an Expand's target, a Range's length): counted before anything is made."""
+    if op == "Expand":
+        try:
+            return math.prod(np.broadcast_shapes(inputs[0].shape, tuple(int(d) for d in np.ravel(inputs[1]))))
+        except ValueError:
+            return 0  # (the op refuses it)
+    if op == "Range":
+        start, limit, delta = (float(np.ravel(a)[0]) for a in inputs[:3])
+        return math.inf if delta == 0 else max(0.0, (limit - start) / delta)
+    return 0
 
 
 def _attribute(attribute: onnx.AttributeProto) -> Any:
@@ -324,6 +342,9 @@ def _arith(op: str) -> Translator:
                 first = g._add(op, names[:2], {})
                 names = [first, *names[2:]]
         g.op(node, op, names)
+        shapes = [g.shape(n) for n in node.input]
+        if all(shape is not None for shape in shapes):
+            g.learn(node.output[0], broadcast_dims([shape for shape in shapes if shape is not None]))
 
     return emit
 

@@ -148,6 +148,21 @@ def has_input(node: onnx.NodeProto, index: int) -> bool:
     return index < len(node.input) and node.input[index] != ""
 
 
+def broadcast_dims(shapes: list[Dims]) -> list[int | str | None]:
+    """The shape numpy's broadcasting gives ``shapes``, size by size: equal sizes, or the other
+    where one is 1; a named size met with a number over 1 is that number; two different
+    names, None (not known at import)."""
+    rank = max(len(shape) for shape in shapes)
+    padded: list[list[int | str]] = [[*([1] * (rank - len(shape))), *shape] for shape in shapes]
+    result: list[int | str | None] = []
+    for sizes_here in zip(*padded, strict=True):
+        wide = {d for d in sizes_here if d != 1}
+        numbers = {d for d in wide if isinstance(d, int)}
+        result.append(1 if not wide else wide.pop() if len(wide) == 1 else
+                      numbers.pop() if len(numbers) == 1 else None)
+    return result
+
+
 def only_first_output(g: Graph, node: onnx.NodeProto) -> None:
     used = {name for other in g.model.graph.node for name in other.input} | {
         o.name for o in g.model.graph.output
