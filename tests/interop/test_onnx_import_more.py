@@ -776,3 +776,50 @@ def test_a_large_expand_of_constants_is_made_when_the_model_runs(tmp_path):
         tracemalloc.stop()
     assert peak < 16 << 20  # (the folded array would be 36 MB)
     assert net(np.zeros((3000, 3000), np.float32)).shape == (3000, 3000)
+
+
+def _einsum_model(equation, shapes):
+    names = [f"x{i}" for i in range(len(shapes))]
+    node = helper.make_node("Einsum", names, ["y"], equation=equation)
+    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info(n, TensorProto.FLOAT, s)
+                                            for n, s in zip(names, shapes, strict=True)],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    return model
+
+
+@pytest.mark.parametrize(("equation", "shapes"), [
+    ("bij,bkj->bik", [["n", 3, 4], ["n", 5, 4]]), ("ij,jk->ik", [[3, 4], [4, 2]]),
+    ("bhqd,bhkd->bhqk", [["n", 2, 3, 4], ["n", 2, 5, 4]]), ("i,j->ij", [[3], [4]]), ("bij->bji", [["n", 3, 4]]),
+    ("ij->", [[3, 4]]), ("bij,bj->bi", [["n", 3, 4], ["n", 4]]), ("abc,cd->dba", [["n", 3, 4], [4, 2]]),
+    ("ij,ij->i", [[3, 4], [3, 4]]), ("bik,kj->bj", [["n", 3, 4], [4, 2]]),
+])
+def test_einsum_against_onnxruntime(tmp_path, equation, shapes):
+    onnx.save(_einsum_model(equation, shapes), str(tmp_path / "einsum.onnx"))
+    net = from_onnx(tmp_path / "einsum.onnx")
+    for batch in (2, 3):
+        xs = [np.random.default_rng(batch + i).standard_normal([batch if d == "n" else d for d in s]).astype(np.float32)
+              for i, s in enumerate(shapes)]
+        expected = _runtime(tmp_path / "einsum.onnx", {f"x{i}": x for i, x in enumerate(xs)})[0]
+        np.testing.assert_allclose(net(*xs), expected, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize(("equation", "shapes"), [("...ij,jk->...ik", [[2, 3, 4], [4, 2]]), ("ii->i", [[3, 3]]),
+                                                  ("ij,jk", [[3, 4], [4, 2]])])
+def test_einsum_forms_it_does_not_take_are_refused(tmp_path, equation, shapes):
+    onnx.save(_einsum_model(equation, shapes), str(tmp_path / "einsum.onnx"))
+    with pytest.raises(UnsupportedBlockError, match=r"\(Einsum\): equation .* \(one or two operands, an explicit output"):
+        from_onnx(tmp_path / "einsum.onnx")
+
+
+@pytest.mark.parametrize("op", ["ReduceL1", "ReduceL2", "ReduceSumSquare", "ReduceLogSum"])
+@pytest.mark.parametrize("keepdims", [0, 1])
+def test_composed_reductions(tmp_path, op, keepdims):
+    x = np.abs(X) + 0.1  # (a log of a positive sum)
+    model = _one_node(op, [], {"axes": [1, 2], "keepdims": keepdims}, ["n", *x.shape[1:]], {})
+    onnx.save(model, str(tmp_path / "op.onnx"))
+    net = from_onnx(tmp_path / "op.onnx")
+    for batch in (2, 5):
+        y = np.resize(x, (batch, *x.shape[1:]))
+        np.testing.assert_allclose(net(y), _runtime(tmp_path / "op.onnx", {"x": y})[0], rtol=1e-5, atol=1e-6)

@@ -400,21 +400,30 @@ def _transpose(g: Graph, node: onnx.NodeProto, attrs: dict[str, Any]) -> None:
         g.learn(node.output[0], [source[axis] for axis in perm])
 
 
+# Reductions ONNX names that are a sum between element-wise ops: (op before, op after).
+_COMPOSED_REDUCTIONS = {"ReduceL1": ("abs", None), "ReduceL2": ("square", "sqrt"),
+                        "ReduceSumSquare": ("square", None), "ReduceLogSum": (None, "log")}
+
+
 def _reduce(op: str) -> Translator:
     def emit(g: Graph, node: onnx.NodeProto, attrs: dict[str, Any]) -> None:
         axes = attrs.get("axes")
         if axes is None and has_input(node, 1):
             axes = [int(a) for a in constant_input(g, node, 1, "axes")]
         if not axes and attrs.get("noop_with_empty_axes", 0):
+            if node.op_type in _COMPOSED_REDUCTIONS:
+                raise g.fail(node, "noop_with_empty_axes on a composed reduction")
             g.alias(node, node.input[0])
             return
-        g.op(
-            node,
-            op,
-            [g.value(node.input[0], node)],
-            axis=list(axes) if axes else None,
-            keepdims=bool(attrs.get("keepdims", 1)),
-        )
+        reduce_attrs = {"axis": list(axes) if axes else None, "keepdims": bool(attrs.get("keepdims", 1))}
+        before, after = _COMPOSED_REDUCTIONS.get(node.op_type, (None, None))
+        value = g.value(node.input[0], node)
+        if before is not None:
+            value = g._add(before, [value], {})
+        if after is None:
+            g.op(node, op, [value], **reduce_attrs)
+        else:
+            g.op(node, after, [g._add(op, [value], reduce_attrs)])
 
     return emit
 
@@ -495,6 +504,7 @@ OPERATORS: dict[str, Translator] = {
     "LogSoftmax": _softmax("log_softmax"),
     "Transpose": _transpose,
     "ReduceSum": _reduce("sum"),
+    **{name: _reduce("sum") for name in _COMPOSED_REDUCTIONS},
     "ReduceMean": _reduce("mean"),
     "ReduceMax": _reduce("max"),
     "ReduceMin": _reduce("min"),

@@ -167,6 +167,67 @@ def _interpolation(node: onnx.NodeProto, attrs: dict[str, Any], size: int, targe
     return np.ascontiguousarray(np.asarray(resized, np.float32).reshape(size, target).T)
 
 
+def _einsum(g: Graph, node: onnx.NodeProto, attrs: dict[str, Any]) -> None:
+    """Einsum of one or two operands with an explicit output (torch writes one), no ellipsis and
+    no index twice in one operand: indices in neither the other operand nor the output summed
+    first; of two operands, a batched matmul (the shared output indices the batch, the shared
+    others contracted) between transposes and reshapes; the result laid out in the output's
+    order. Sizes that follow the inputs are written as size expressions."""
+    equation = str(attrs["equation"]).replace(" ", "")
+    inputs_text, arrow, output = equation.partition("->")
+    operands = inputs_text.split(",")
+    letters = [*operands, output]
+    if (not arrow or len(operands) != len(node.input) or len(operands) > 2
+            or any(not t.isalpha() or len(set(t)) != len(t) for t in letters if t)
+            or not set(output) <= set("".join(operands))):
+        raise g.fail(node, f"equation {equation!r} (one or two operands, an explicit output, no '...', "
+                           "no index twice in one operand)")
+    extents: dict[str, int | str] = {}
+    values = []
+    for name, indices in zip(node.input, operands, strict=True):
+        dims = g.shape(name)
+        if dims is None or len(dims) != len(indices):
+            raise g.fail(node, f"operand {name!r} of shape {dims} for indices {indices!r}")
+        for index, size in zip(indices, dims, strict=True):
+            extents.setdefault(index, size)
+        values.append(g.value(name, node))
+    others = [set(operands[1 - i]) if len(operands) == 2 else set() for i in range(len(operands))]
+    kept = [set(output) | other for other in others]
+    for i, indices in enumerate(operands):  # summed where nothing else reads them
+        gone = [axis for axis, index in enumerate(indices) if index not in kept[i]]
+        if gone:
+            values[i] = g._add("sum", [values[i]], {"axis": gone, "keepdims": False})
+            operands[i] = "".join(index for index in indices if index in kept[i])
+    if len(operands) == 1:
+        g.op(node, "transpose", [values[0]], axes=[operands[0].index(index) for index in output])
+        return
+    a, b = operands
+    batch = [i for i in output if i in a and i in b]
+    contracted = [i for i in a if i in b and i not in output]
+    free_a, free_b = [i for i in a if i not in b], [i for i in b if i not in a]
+
+    def product(indices: list[str]) -> int | str:
+        total: int | str | None = 1
+        for index in indices:
+            total = None if total is None else sizes.combined("multiply", total, extents[index])
+        if total is None:
+            raise g.fail(node, f"the sizes of {''.join(indices)!r} multiply beyond a size expression")
+        return total
+
+    def arranged(value: str, indices: str, order: list[str], shape: list[int | str]) -> str:
+        if list(indices) != order:
+            value = g._add("transpose", [value], {"axes": [indices.index(i) for i in order]})
+        return g._add("reshape", [value], {"shape": shape})
+
+    batch_sizes, inner = [extents[i] for i in batch], product(contracted)
+    left = arranged(values[0], a, [*batch, *free_a, *contracted], [*batch_sizes, product(free_a), inner])
+    right = arranged(values[1], b, [*batch, *contracted, *free_b], [*batch_sizes, inner, product(free_b)])
+    result = g._add("matmul", [left, right], {})
+    laid = [*batch, *free_a, *free_b]
+    result = g._add("reshape", [result], {"shape": [extents[i] for i in laid]})
+    g.op(node, "transpose", [result], axes=[laid.index(index) for index in output])
+
+
 def _split(g: Graph, node: onnx.NodeProto, attrs: dict[str, Any]) -> None:
     """Split with constant piece sizes (opset 13–17 give them as an input)."""
     if not has_input(node, 1):
@@ -254,6 +315,7 @@ MORE_OPERATORS: dict[str, Translator] = {
     "TopK": _topk,
     "DepthToSpace": _blocks,
     "Resize": _resize,
+    "Einsum": _einsum,
     "SpaceToDepth": _blocks,
     "Split": _split,
     "Sum": _sum,
