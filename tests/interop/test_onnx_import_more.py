@@ -53,6 +53,18 @@ def _agree(net, path, x, batch_axis=0, batches=(4,)):
             np.testing.assert_allclose(f, e, **TOL)
 
 
+def _imports_as_torch(module, x, path, batches, ops=()):
+    """``module`` exported (batch dynamic) holds ``ops``; imported, it agrees with onnxruntime at
+    ``batches`` and with torch on ``x``. Returns the imported net."""
+    path = _export(module, x, path)
+    assert set(ops) <= {node.op_type for node in onnx.load(str(path)).graph.node}
+    net = from_onnx(path)
+    _agree(net, path, x, batches=batches)
+    with torch.no_grad():
+        np.testing.assert_allclose(net(x), module(torch.from_numpy(x)).numpy(), **TOL)
+    return net
+
+
 @pytest.mark.parametrize(("module", "shape"), [
     (tnn.ConvTranspose2d(3, 4, (3, 2), stride=(2, 3), padding=(1, 0), output_padding=(1, 2)), (2, 3, 5, 4)),
     (tnn.ConvTranspose1d(4, 6, 3, stride=2, padding=1, groups=2, dilation=2, bias=False), (2, 4, 6)),
@@ -494,12 +506,7 @@ def test_sizes_onnx_names_afresh_after_a_repeat_are_the_inputs(tmp_path):
     torch.manual_seed(3)
     module = _RepeatedIntoRecurrent()
     x = np.random.default_rng(0).standard_normal((2, 5)).astype(np.float32)
-    path = _export(module, x, tmp_path / "repeat.onnx")
-    assert {"Tile", "Expand", "ConstantOfShape"} <= {node.op_type for node in onnx.load(str(path)).graph.node}
-    net = from_onnx(path)
-    _agree(net, path, x, batches=(5, 1))
-    with torch.no_grad():
-        np.testing.assert_allclose(net(x), module(torch.from_numpy(x)).numpy(), **TOL)
+    _imports_as_torch(module, x, tmp_path / "repeat.onnx", (5, 1), ops=("Tile", "Expand", "ConstantOfShape"))
 
 
 def test_a_graph_the_format_refuses_is_an_unsupported_block_naming_the_file(tmp_path, monkeypatch):
@@ -551,11 +558,7 @@ def test_torch_attention_imports_at_any_batch(tmp_path):
     torch.manual_seed(4)
     module = _Attention()
     x = np.random.default_rng(0).standard_normal((2, 5, 8)).astype(np.float32)
-    path = _export(module, x, tmp_path / "attention.onnx")
-    net = from_onnx(path)
-    _agree(net, path, x, batches=(3, 1))
-    with torch.no_grad():
-        np.testing.assert_allclose(net(x), module(torch.from_numpy(x)).numpy(), **TOL)
+    _imports_as_torch(module, x, tmp_path / "attention.onnx", (3, 1))
 
 
 def test_torch_transformer_encoder_layer_imports_at_any_batch(tmp_path):
@@ -630,12 +633,7 @@ def test_torch_pixel_shuffle(tmp_path):
     torch.manual_seed(6)
     module = tnn.Sequential(tnn.Conv2d(3, 8, 3, padding=1), tnn.PixelShuffle(2))
     x = np.random.default_rng(0).standard_normal((2, 3, 5, 4)).astype(np.float32)
-    path = _export(module, x, tmp_path / "shuffle.onnx")
-    assert "DepthToSpace" in {node.op_type for node in onnx.load(str(path)).graph.node}
-    net = from_onnx(path)
-    _agree(net, path, x, batches=(3,))
-    with torch.no_grad():
-        np.testing.assert_allclose(net(x), module(torch.from_numpy(x)).numpy(), **TOL)
+    _imports_as_torch(module, x, tmp_path / "shuffle.onnx", (3,), ops=("DepthToSpace",))
 
 
 @pytest.mark.parametrize(("op", "mode"), [("DepthToSpace", "DCR"), ("DepthToSpace", "CRD"), ("SpaceToDepth", None)])
@@ -733,12 +731,7 @@ def test_torch_transformer_decoder_layer_with_a_causal_mask(tmp_path):
     torch.manual_seed(9)
     module = _Decoder().eval()
     x = np.random.default_rng(0).standard_normal((2, 4, 8)).astype(np.float32)
-    path = _export(module, x, tmp_path / "decoder.onnx")
-    assert {"Trilu", "Expand"} <= {node.op_type for node in onnx.load(str(path)).graph.node}
-    net = from_onnx(path)
-    _agree(net, path, x, batches=(3, 1))
-    with torch.no_grad():
-        np.testing.assert_allclose(net(x), module(torch.from_numpy(x)).numpy(), **TOL)
+    _imports_as_torch(module, x, tmp_path / "decoder.onnx", (3, 1), ops=("Trilu", "Expand"))
 
 
 def test_torch_layer_norm_over_several_axes(tmp_path):
@@ -748,11 +741,7 @@ def test_torch_layer_norm_over_several_axes(tmp_path):
         module[0].weight.uniform_(0.5, 1.5)
         module[0].bias.uniform_(-1, 1)
     x = np.random.default_rng(0).standard_normal((3, 4, 5)).astype(np.float32)
-    path = _export(module, x, tmp_path / "norm.onnx")
-    net = from_onnx(path)
-    _agree(net, path, x, batches=(2,))
-    with torch.no_grad():
-        np.testing.assert_allclose(net(x), module(torch.from_numpy(x)).numpy(), **TOL)
+    _imports_as_torch(module, x, tmp_path / "norm.onnx", (2,))
 
 
 def test_a_large_expand_of_constants_is_made_when_the_model_runs(tmp_path):
