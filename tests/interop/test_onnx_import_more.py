@@ -707,6 +707,8 @@ def test_torch_interpolate_at_any_batch(tmp_path, mode, align):
     (["n", 3, "h", 4], [1, 1, 2, 2], {}, r"axis 2 of size 'h' \(resizing needs the input's sizes fixed there\)"),
     (["n", 3, 6, 4], [1, 2, 1, 1], {}, r"a resized batch or channel axis"),
     (["n", 3, 6, 4], [1, 1, 2, 2], {"coordinate_transformation_mode": "tf_crop_and_resize"}, r"tf_crop_and_resize"),
+    (["n", 3, 2, 9000], [1, 1, 1, 0.001], {}, r"an interpolation matrix of 9 by 9000 values \(at most 4194304, "
+                                             r"from an axis of at most 8192\)"),
 ])
 def test_resize_refusals(tmp_path, x_shape, scales, attrs, message):
     onnx.save(_resize_model(attrs, x_shape, scales), str(tmp_path / "resize.onnx"))

@@ -98,8 +98,11 @@ def _blocks(g: Graph, node: onnx.NodeProto, attrs: dict[str, Any]) -> None:
     g.learn(node.output[0], joined)
 
 
-# Resize's interpolation matrices are built at import: at most this many values each.
+# Resize's interpolation matrices are built at import: at most this many values each, and from
+# an axis of at most RESIZE_MAX_SIZE values (the identity resized is its size squared: at most
+# 2^26 values, a second's work for onnx's reference, a chunk at a time).
 RESIZE_MATRIX_ELEMENTS = 1 << 22
+RESIZE_MAX_SIZE = 1 << 13
 
 
 def _resize(g: Graph, node: onnx.NodeProto, attrs: dict[str, Any]) -> None:
@@ -135,9 +138,9 @@ def _resize(g: Graph, node: onnx.NodeProto, attrs: dict[str, Any]) -> None:
             continue
         if not isinstance(size, int) or not isinstance(target, int):
             raise g.fail(node, f"axis {axis} of size {size!r} (resizing needs the input's sizes fixed there)")
-        if size * target > RESIZE_MATRIX_ELEMENTS:
-            raise g.fail(node, f"an interpolation matrix of {target} by {size} values "
-                               f"(at most {RESIZE_MATRIX_ELEMENTS})")
+        if size * target > RESIZE_MATRIX_ELEMENTS or size > RESIZE_MAX_SIZE:
+            raise g.fail(node, f"an interpolation matrix of {target} by {size} values (at most "
+                               f"{RESIZE_MATRIX_ELEMENTS}, from an axis of at most {RESIZE_MAX_SIZE})")
         matrix = _interpolation(node, attrs, size, target, None if scales is None else scales[axis])
         key = f"{node.output[0]}::axis{axis}"
         if axis == len(dims) - 1:
@@ -157,14 +160,21 @@ def _interpolation(node: onnx.NodeProto, attrs: dict[str, Any], size: int, targe
 
     kept = {k: v for k, v in attrs.items() if k not in ("axes", "keep_aspect_ratio_policy")}
     inputs = ["x", "", "scales"] if scale is not None else ["x", "", "", "sizes"]
-    one = onnx.helper.make_node("Resize", inputs, ["y"], **kept)
-    feeds: dict[str, np.ndarray] = {"x": np.eye(size, dtype=np.float32).reshape(size, 1, size)}
-    if scale is not None:
-        feeds["scales"] = np.array([1.0, 1.0, scale], np.float32)
-    else:
-        feeds["sizes"] = np.array([size, 1, target], np.int64)
-    (resized,) = ReferenceEvaluator(one).run(None, feeds)
-    return np.ascontiguousarray(np.asarray(resized, np.float32).reshape(size, target).T)
+    one = ReferenceEvaluator(onnx.helper.make_node("Resize", inputs, ["y"], **kept))
+    matrix = np.empty((target, size), np.float32)
+    rows = max(1, RESIZE_MATRIX_ELEMENTS // max(size, target))  # unit vectors at a time: memory bounded
+    for start in range(0, size, rows):
+        count = min(rows, size - start)
+        units = np.zeros((count, 1, size), np.float32)
+        units[np.arange(count), 0, start + np.arange(count)] = 1
+        feeds: dict[str, np.ndarray] = {"x": units}
+        if scale is not None:
+            feeds["scales"] = np.array([1.0, 1.0, scale], np.float32)
+        else:
+            feeds["sizes"] = np.array([count, 1, target], np.int64)
+        (resized,) = one.run(None, feeds)
+        matrix[:, start:start + count] = np.asarray(resized, np.float32).reshape(count, target).T
+    return matrix
 
 
 def _einsum(g: Graph, node: onnx.NodeProto, attrs: dict[str, Any]) -> None:
