@@ -198,11 +198,12 @@ def test_recurrent_options_modelpack_lacks_are_refused(tmp_path, op, attrs, extr
         from_onnx(tmp_path / "r.onnx")
 
 
-def test_constant_padding_is_refused(tmp_path):
-    node = helper.make_node("Pad", ["x", "pads"], ["y"], mode="constant")
+def test_edge_padding_is_refused(tmp_path):
+    node = helper.make_node("Pad", ["x", "pads"], ["y"], mode="edge")
     model = _graph(node, [1, 1, 3, 3], {"pads": np.array([0, 0, 1, 1, 0, 0, 1, 1], np.int64)})
     onnx.save(model, str(tmp_path / "p.onnx"))
-    with pytest.raises(UnsupportedBlockError, match=r"\(Pad\): mode='constant'"):
+    with pytest.raises(UnsupportedBlockError, match=r"\(Pad\): mode='edge' \(modelpack pads by reflection of the last "
+                                                    r"two axes, or with a constant\)"):
         from_onnx(tmp_path / "p.onnx")
 
 
@@ -814,3 +815,41 @@ def test_composed_reductions(tmp_path, op, keepdims):
     for batch in (2, 5):
         y = np.resize(x, (batch, *x.shape[1:]))
         np.testing.assert_allclose(net(y), _runtime(tmp_path / "op.onnx", {"x": y})[0], rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize(("pads", "value", "x_shape"), [
+    ([0, 0, 1, 0, 0, 2], None, ["n", 3, 4]),  # F.pad(x, (1, 2))
+    ([0, 1, 0, 0, 2, 0], 1.5, ["n", 3, 4]),
+    ([0, 0, -1, 0, 0, 2], 0.0, ["n", 3, 4]),  # a negative pad crops
+    ([1, 0, 0, 1, 0, 0], -2.0, ["n", 3, 4]),  # the batch axis, a size expression (n+2)
+])
+def test_constant_pad_against_onnxruntime(tmp_path, pads, value, x_shape):
+    initial = {"pads": np.array(pads, np.int64), **({"value": np.array(value, np.float32)} if value is not None else {})}
+    model = _one_node("Pad", list(initial), {"mode": "constant"}, x_shape, initial)
+    onnx.save(model, str(tmp_path / "pad.onnx"))
+    net = from_onnx(tmp_path / "pad.onnx")
+    for batch in (2, 3):
+        x = np.random.default_rng(batch).standard_normal((batch, 3, 4)).astype(np.float32)
+        np.testing.assert_array_equal(net(x), _runtime(tmp_path / "pad.onnx", {"x": x})[0])
+
+
+@pytest.mark.parametrize(("indices", "axis"), [(np.array([2, 0]), 1), (np.array([[0, -1], [1, 1]]), 2),
+                                               (np.array([-1]), 0)])
+def test_gather_of_several_constant_indices(tmp_path, indices, axis):
+    model = _one_node("Gather", ["i"], {"axis": axis}, ["n", 3, 4], {"i": indices.astype(np.int64)})
+    onnx.save(model, str(tmp_path / "gather.onnx"))
+    net = from_onnx(tmp_path / "gather.onnx")
+    for batch in (2, 3):
+        x = np.random.default_rng(batch).standard_normal((batch, 3, 4)).astype(np.float32)
+        np.testing.assert_array_equal(net(x), _runtime(tmp_path / "gather.onnx", {"x": x})[0])
+
+
+@pytest.mark.parametrize("keepdims", [0, 1])
+def test_log_sum_exp_is_stable(tmp_path, keepdims):
+    model = _one_node("ReduceLogSumExp", [], {"axes": [1, 2], "keepdims": keepdims}, ["n", 3, 4], {})
+    onnx.save(model, str(tmp_path / "lse.onnx"))
+    net = from_onnx(tmp_path / "lse.onnx")
+    x = np.random.default_rng(0).standard_normal((2, 3, 4)).astype(np.float32) * 30 + 100  # exp overflows unshifted
+    found = net(x)
+    assert np.isfinite(found).all()
+    np.testing.assert_allclose(found, _runtime(tmp_path / "lse.onnx", {"x": x})[0], rtol=1e-6)

@@ -18,7 +18,7 @@ import numpy as np
 import onnx
 
 from ... import nn
-from ...nn import registry
+from ...nn import registry, sizes
 from .importer import Graph, Translator, broadcast_dims, constant_input, has_input, only_first_output
 
 
@@ -332,6 +332,42 @@ def layernorm(g: Graph, node: onnx.NodeProto, attrs: dict[str, Any]) -> None:
         g.values[node.output[0]] = g._add("reshape", [g.values[node.output[0]]], {"shape": back})
 
 
+def _constant_pad(g: Graph, node: onnx.NodeProto, pads: list[int]) -> None:
+    """Pad with a constant (0 unless given): per padded axis, blocks of that value joined on
+    either side (``full`` of the input's other sizes, named ones included); a negative pad
+    crops instead."""
+    dims = g.shape(node.input[0])
+    if dims is None or len(pads) != 2 * len(dims):
+        raise g.fail(node, f"pads {pads} for an input of shape {dims}")
+    value = 0.0
+    if has_input(node, 2):
+        value = float(np.ravel(constant_input(g, node, 2, "constant_value"))[0])
+    dtype = g.dtypes.get(node.input[0])
+    if dtype is None:
+        raise g.fail(node, "constant padding of an input whose dtype is not known")
+    x = g.value(node.input[0], node)
+    current: list[int | str | None] = list(dims)
+    for axis in range(len(dims)):
+        begin, end = pads[axis], pads[axis + len(dims)]
+        if begin < 0 or end < 0:  # a negative pad crops
+            items: list[dict[str, Any]] = [{"slice": [None, None, None]}] * len(dims)
+            items[axis] = {"slice": [max(-begin, 0) or None, end if end < 0 else None, None]}
+            x = g._add("getitem", [x], {"index": items})
+            size, cropped = current[axis], max(-begin, 0) + max(-end, 0)
+            current[axis] = None if size is None else sizes.combined("subtract", size, cropped)
+            begin, end = max(begin, 0), max(end, 0)
+        if begin or end:
+            if any(size is None for size in current):
+                raise g.fail(node, f"padding after a crop of a size that follows the input: {dims}")
+            blocks = [g._add("full", [], {"shape": [*current[:axis], width, *current[axis + 1:]],
+                                          "value": value, "dtype": dtype.name}) if width else None
+                      for width in (begin, end)]
+            x = g._add("concatenate", [v for v in (blocks[0], x, blocks[1]) if v is not None], {"axis": axis})
+            size = current[axis]
+            current[axis] = None if size is None else sizes.combined("add", size, begin + end)
+    g.values[node.output[0]] = x
+
+
 def flatten(g: Graph, node: onnx.NodeProto, attrs: dict[str, Any]) -> None:
     if attrs.get("axis", 1) != 1:
         raise g.fail(node, f"axis={attrs['axis']} (modelpack flattens from axis 1)")
@@ -354,11 +390,17 @@ def instancenorm(g: Graph, node: onnx.NodeProto, attrs: dict[str, Any]) -> None:
 
 
 def pad(g: Graph, node: onnx.NodeProto, attrs: dict[str, Any]) -> None:
-    """Reflection padding of the last two axes of an NCHW input is ReflectionPad2D."""
+    """Reflection padding of the last two axes of an NCHW input is ReflectionPad2D; constant
+    padding (``F.pad``'s default) is ``_constant_pad``."""
     mode = attrs.get("mode", "constant")
     pads = [int(p) for p in constant_input(g, node, 1, "pads")]
+    if mode == "constant" and not has_input(node, 3):
+        _constant_pad(g, node, pads)
+        return
     if mode != "reflect" or has_input(node, 3):
-        raise g.fail(node, f"mode={mode!r} (modelpack pads by reflection, of the last two axes)")
+        given = " with axes" if has_input(node, 3) else ""
+        raise g.fail(node, f"mode={mode!r}{given} (modelpack pads by reflection of the last two axes, "
+                           "or with a constant)")
     if len(pads) != 8 or any(pads[i] for i in (0, 1, 4, 5)) or min(pads) < 0:
         raise g.fail(node, f"pads {pads} (modelpack reflects the last two axes of a 4-D input only)")
     width = [0, 0, 0, 0, pads[2], pads[6], pads[3], pads[7]]  # (before, after) per axis

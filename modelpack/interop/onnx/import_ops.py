@@ -207,8 +207,9 @@ def _gather(g: Graph, node: onnx.NodeProto, attrs: dict[str, Any]) -> None:
         g.layer(node, block, g.value(indices, node), "embedding")
         return
     index = constant_input(g, node, 1, "indices")
-    if index.ndim != 0:
-        raise g.fail(node, "gathering several indices from a computed tensor (only one constant index)")
+    if index.ndim != 0:  # (x[:, [2, 0]], index_select): numpy's take, negative indices from the end
+        g.op(node, "take", [g.value(data, node), g.value(indices, node)], axis=axis)
+        return
     whole: dict[str, Any] = {"slice": [None, None, None]}
     items: list[dict[str, Any]]
     if axis >= 0:
@@ -400,6 +401,21 @@ def _transpose(g: Graph, node: onnx.NodeProto, attrs: dict[str, Any]) -> None:
         g.learn(node.output[0], [source[axis] for axis in perm])
 
 
+def _log_sum_exp(g: Graph, node: onnx.NodeProto, attrs: dict[str, Any]) -> None:
+    """ReduceLogSumExp (``torch.logsumexp``) as numerically stable: the maximum m kept, then
+    log(sum(exp(x - m))) + m."""
+    axes = attrs.get("axes")
+    if axes is None and has_input(node, 1):
+        axes = [int(a) for a in constant_input(g, node, 1, "axes")]
+    axis, keepdims = (list(axes) if axes else None), bool(attrs.get("keepdims", 1))
+    x = g.value(node.input[0], node)
+    peak = g._add("max", [x], {"axis": axis, "keepdims": True})
+    shifted = g._add("exp", [g._add("subtract", [x, peak], {})], {})
+    total = g._add("log", [g._add("sum", [shifted], {"axis": axis, "keepdims": keepdims})], {})
+    offset = peak if keepdims else g._add("max", [x], {"axis": axis, "keepdims": False})
+    g.op(node, "add", [total, offset])
+
+
 # Reductions ONNX names that are a sum between element-wise ops: (op before, op after).
 _COMPOSED_REDUCTIONS = {"ReduceL1": ("abs", None), "ReduceL2": ("square", "sqrt"),
                         "ReduceSumSquare": ("square", None), "ReduceLogSum": (None, "log")}
@@ -505,6 +521,7 @@ OPERATORS: dict[str, Translator] = {
     "Transpose": _transpose,
     "ReduceSum": _reduce("sum"),
     **{name: _reduce("sum") for name in _COMPOSED_REDUCTIONS},
+    "ReduceLogSumExp": _log_sum_exp,
     "ReduceMean": _reduce("mean"),
     "ReduceMax": _reduce("max"),
     "ReduceMin": _reduce("min"),

@@ -189,7 +189,7 @@ class Graph:
     own_params: dict[str, np.ndarray] = field(default_factory=dict)
     const_arrays: list[np.ndarray] = field(default_factory=list)
     shapes: dict[str, Dims | None] = field(default_factory=dict)
-    kinds: dict[str, str] = field(default_factory=dict)  # ONNX name -> numpy dtype kind, where inferred
+    dtypes: dict[str, np.dtype] = field(default_factory=dict)  # ONNX name -> numpy dtype, where inferred
     # sizes onnx's inference named afresh (it lost track of them), found to be known ones
     aliases: dict[str, int | str] = field(default_factory=dict)
     _taken: set[str] = field(default_factory=set)
@@ -207,7 +207,7 @@ class Graph:
             self.shapes[info.name] = self._dims(info, symbols)
             elem = info.type.tensor_type.elem_type
             if elem:
-                self.kinds[info.name] = onnx.helper.tensor_dtype_to_np_dtype(elem).kind
+                self.dtypes[info.name] = np.dtype(onnx.helper.tensor_dtype_to_np_dtype(elem))
         for graph_input in graph.input:
             if graph_input.name in self.constants:
                 continue
@@ -239,7 +239,8 @@ class Graph:
     def integer(self, name: str) -> bool:
         """Whether ONNX value ``name`` is known to hold integers (a constant's dtype, or the
         type shape inference gave it)."""
-        kind = self.constants[name].dtype.kind if name in self.constants else self.kinds.get(name)
+        dtype = self.constants[name].dtype if name in self.constants else self.dtypes.get(name)
+        kind = None if dtype is None else dtype.kind
         return kind is not None and kind in "iu"
 
     def fail(self, node: onnx.NodeProto, problem: str) -> UnsupportedBlockError:
