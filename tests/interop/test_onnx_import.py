@@ -289,7 +289,7 @@ def _one(op, inputs=("x",), initializers=(), opset=17, **attrs):
      UnsupportedBlockError, r"\(ConvTranspose\): auto_pad='SAME_UPPER' \(give explicit pads and output_padding\)"),
     (_one("Conv", ("x", "w"), [numpy_helper.from_array(np.ones((2, 3, 2, 2), np.float32), "w")], auto_pad="SAME_UPPER"),
      UnsupportedBlockError, r"\(Conv\): asymmetric pads \[0, 0, 1, 1\]"),
-    (_one("Flatten", axis=2), UnsupportedBlockError, r"\(Flatten\): axis=2"),
+    (_one("Flatten", axis=5), UnsupportedBlockError, r"\(Flatten\): axis=5 of an input of rank 4"),
     (_one("Relu", opset=11), UnsupportedBlockError, r"opset 11 is older than 13"),
     (_one("Gemm", ("x", "x"), transA=1), UnsupportedBlockError, r"\(Gemm\): transA=1"),
 ])

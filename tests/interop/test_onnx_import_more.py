@@ -254,6 +254,16 @@ B = np.random.default_rng(1).random((2, 3, 4)) > 0.5
     ("ArgMax", [], {"axis": 2}, X, {}, 1),
     ("ArgMin", [], {"axis": -2, "keepdims": 0}, X, {}, 1),
     ("CumSum", ["axis"], {}, X, {"axis": np.array(1, np.int64)}, 1),
+    ("CumSum", ["axis"], {"reverse": 1}, X, {"axis": np.array(2, np.int64)}, 1),
+    ("CumSum", ["axis"], {"exclusive": 1}, X, {"axis": np.array(1, np.int64)}, 1),
+    ("CumSum", ["axis"], {"exclusive": 1, "reverse": 1}, X, {"axis": np.array(-1, np.int64)}, 1),
+    ("Split", [], {"axis": 2}, X, {}, 2),  # equal pieces of a fixed axis
+    ("Flatten", [], {"axis": 0}, X, {}, 1),
+    ("Flatten", [], {"axis": 2}, X, {}, 1),
+    ("Flatten", [], {"axis": 3}, X, {}, 1),
+    ("Flatten", [], {"axis": -1}, X, {}, 1),
+    ("LpNormalization", [], {"axis": -1, "p": 2}, X, {}, 1),
+    ("LpNormalization", [], {"axis": 1, "p": 1}, X, {}, 1),
     ("Clip", ["lo", "hi"], {}, X, {"lo": np.array(-1, np.float32), "hi": np.array(0.5, np.float32)}, 1),
     ("Clip", ["", "hi"], {}, X, {"hi": np.array(0.5, np.float32)}, 1),
     ("Tile", ["reps"], {}, X, {"reps": np.array([1, 2, 3], np.int64)}, 1),
@@ -274,7 +284,7 @@ def test_more_operators(tmp_path, op, inputs, attrs, x, initializers, outputs):
 
 @pytest.mark.parametrize(("op", "attrs", "message"), [
     ("ArgMax", {"select_last_index": 1}, r"select_last_index=1"),
-    ("CumSum", {"exclusive": 1}, r"exclusive or reverse sums"),
+    ("LpNormalization", {"p": 3}, r"p=3 \(1 or 2\)"),
 ])
 def test_more_operators_refuse_what_numpy_does_not_do(tmp_path, op, attrs, message):
     extra = {"axis": np.array(0, np.int64)} if op == "CumSum" else {}
@@ -853,3 +863,25 @@ def test_log_sum_exp_is_stable(tmp_path, keepdims):
     found = net(x)
     assert np.isfinite(found).all()
     np.testing.assert_allclose(found, _runtime(tmp_path / "lse.onnx", {"x": x})[0], rtol=1e-6)
+
+
+def test_split_into_num_outputs_pieces_the_last_smaller(tmp_path):
+    """opset 18's num_outputs: pieces of ceil(size / count), the last what remains (5 into 3: 2, 2, 1)."""
+    x = np.random.default_rng(0).standard_normal((2, 3, 5)).astype(np.float32)
+    node = helper.make_node("Split", ["x"], ["y0", "y1", "y2"], axis=2, num_outputs=3)
+    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 3, 5])],
+                              [helper.make_tensor_value_info(f"y{i}", TensorProto.FLOAT, None) for i in range(3)])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    model.ir_version = 8
+    onnx.save(model, str(tmp_path / "split.onnx"))
+    found, expected = flat_outputs(from_onnx(tmp_path / "split.onnx")(x)), _runtime(tmp_path / "split.onnx", {"x": x})
+    assert [f.shape for f in found] == [(2, 3, 2), (2, 3, 2), (2, 3, 1)]
+    for f, e in zip(found, expected, strict=True):
+        np.testing.assert_array_equal(f, e)
+
+
+def test_where_refuses_a_condition_that_is_not_bool(tmp_path):
+    model = _one_node("Where", ["a", "b"], {}, ["n", 3, 4], {"a": np.ones(4, np.float32), "b": np.zeros(4, np.float32)})
+    onnx.save(model, str(tmp_path / "where.onnx"))
+    with pytest.raises(UnsupportedBlockError, match=r"\(Where\): a condition of float32 \(ONNX's Where takes bool\)"):
+        from_onnx(tmp_path / "where.onnx")

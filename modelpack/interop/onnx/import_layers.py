@@ -369,9 +369,27 @@ def _constant_pad(g: Graph, node: onnx.NodeProto, pads: list[int]) -> None:
 
 
 def flatten(g: Graph, node: onnx.NodeProto, attrs: dict[str, Any]) -> None:
-    if attrs.get("axis", 1) != 1:
-        raise g.fail(node, f"axis={attrs['axis']} (modelpack flattens from axis 1)")
-    g.layer(node, nn.Flatten(), g.value(node.input[0], node), "flatten")
+    """Flatten from axis 1 is the Flatten layer; from another axis, a reshape to the two
+    products of the sizes before and from it (size expressions where they follow the input)."""
+    axis = attrs.get("axis", 1)
+    if axis == 1:
+        g.layer(node, nn.Flatten(), g.value(node.input[0], node), "flatten")
+        return
+    dims = g.shape(node.input[0])
+    if dims is None:
+        raise g.fail(node, f"axis={axis} of an input of unknown rank")
+    split = axis + len(dims) if axis < 0 else axis  # (from -rank to rank: rank leaves a trailing 1)
+    if not 0 <= split <= len(dims):
+        raise g.fail(node, f"axis={axis} of an input of rank {len(dims)}")
+    halves: list[int | str | None] = []
+    for part in (dims[:split], dims[split:]):
+        total: int | str | None = 1
+        for size in part:
+            total = None if total is None else sizes.combined("multiply", total, size)
+        halves.append(total)
+    if None in halves:
+        raise g.fail(node, f"axis={axis}: the sizes {dims} multiply beyond a size expression")
+    g.op(node, "reshape", [g.value(node.input[0], node)], shape=halves)
 
 
 def instancenorm(g: Graph, node: onnx.NodeProto, attrs: dict[str, Any]) -> None:

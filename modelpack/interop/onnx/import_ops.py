@@ -445,6 +445,9 @@ def _reduce(op: str) -> Translator:
 
 
 def _where(g: Graph, node: onnx.NodeProto, attrs: dict[str, Any]) -> None:
+    condition = g.dtypes.get(node.input[0])
+    if condition is not None and condition != np.bool_:
+        raise g.fail(node, f"a condition of {condition.name} (ONNX's Where takes bool)")
     g.op(node, "where", [g.value(n, node) for n in node.input])
 
 

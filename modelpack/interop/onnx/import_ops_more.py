@@ -31,10 +31,26 @@ def _arg(op: str) -> Translator:
 
 
 def _cumsum(g: Graph, node: onnx.NodeProto, attrs: dict[str, Any]) -> None:
-    if attrs.get("exclusive", 0) or attrs.get("reverse", 0):
-        raise g.fail(node, "exclusive or reverse sums (modelpack's cumsum is numpy's)")
+    """CumSum; ``reverse`` as the sum of the input flipped along the axis, flipped back;
+    ``exclusive`` as the inclusive sum less each element."""
     axis = int(constant_input(g, node, 1, "axis").reshape(-1)[0])
-    g.op(node, "cumsum", [g.value(node.input[0], node)], axis=axis)
+    dims = g.shape(node.input[0])
+    x = g.value(node.input[0], node)
+    reverse, exclusive = bool(attrs.get("reverse", 0)), bool(attrs.get("exclusive", 0))
+    if not (reverse or exclusive):
+        g.op(node, "cumsum", [x], axis=axis)
+        return
+    if dims is None:
+        raise g.fail(node, "a reverse or exclusive sum of an input of unknown rank")
+    items: list[dict[str, Any]] = [{"slice": [None, None, None]} for _ in dims]
+    items[axis % len(dims)] = {"slice": [None, None, -1]}
+    source = g._add("getitem", [x], {"index": items}) if reverse else x
+    total = g._add("cumsum", [source], {"axis": axis})
+    if exclusive:
+        total = g._add("subtract", [total, source], {})
+    if reverse:
+        total = g._add("getitem", [total], {"index": items})
+    g.values[node.output[0]] = total
 
 
 def _clip(g: Graph, node: onnx.NodeProto, attrs: dict[str, Any]) -> None:
@@ -239,15 +255,37 @@ def _einsum(g: Graph, node: onnx.NodeProto, attrs: dict[str, Any]) -> None:
 
 
 def _split(g: Graph, node: onnx.NodeProto, attrs: dict[str, Any]) -> None:
-    """Split with constant piece sizes (opset 13–17 give them as an input)."""
-    if not has_input(node, 1):
-        raise g.fail(node, "no split sizes (equal pieces of an unknown length)")
-    sizes = [int(s) for s in constant_input(g, node, 1, "split")]
-    cuts = [int(c) for c in np.cumsum(sizes)[:-1]]
+    """Split with constant piece sizes (opset 13–17 give them as an input), or into as many
+    pieces as it has outputs (``num_outputs`` from opset 18) of an axis of fixed size: equal,
+    the last smaller where they do not divide it."""
+    axis = int(attrs.get("axis", 0))
+    if has_input(node, 1):
+        pieces = [int(s) for s in constant_input(g, node, 1, "split")]
+    else:
+        count, dims = int(attrs.get("num_outputs", len(node.output))), g.shape(node.input[0])
+        size = dims[axis] if dims is not None and -len(dims) <= axis < len(dims) else None
+        if not isinstance(size, int) or count < 1:
+            raise g.fail(node, f"no split sizes (equal pieces of an axis of size {size!r})")
+        piece = -(-size // count)
+        pieces = [piece] * (count - 1) + [size - piece * (count - 1)]
+        if pieces[-1] < 0 or (count > 1 and pieces[-1] == 0 and "num_outputs" not in attrs):
+            raise g.fail(node, f"{count} pieces of an axis of size {size}")
+    cuts = [int(c) for c in np.cumsum(pieces)[:-1]]
     g._add("split", [g.value(node.input[0], node)],
-           {"sections": None, "indices": cuts, "axis": int(attrs.get("axis", 0))}, outputs=len(sizes))
+           {"sections": None, "indices": cuts, "axis": axis}, outputs=len(pieces))
     for name, value in zip(node.output, g.nodes[-1]["outputs"], strict=True):
         g.values[name] = value
+
+
+def _lp_normalization(g: Graph, node: onnx.NodeProto, attrs: dict[str, Any]) -> None:
+    """LpNormalization: x divided by its L1 or L2 norm along ``axis`` (no epsilon, as ONNX's)."""
+    p, axis = int(attrs.get("p", 2)), int(attrs.get("axis", -1))
+    if p not in (1, 2):
+        raise g.fail(node, f"p={p} (1 or 2)")
+    x = g.value(node.input[0], node)
+    magnitudes = g._add("abs" if p == 1 else "square", [x], {})
+    total = g._add("sum", [magnitudes], {"axis": [axis], "keepdims": True})
+    g.op(node, "divide", [x, total if p == 1 else g._add("sqrt", [total], {})])
 
 
 def _summed(g: Graph, node: onnx.NodeProto) -> str:
@@ -328,6 +366,7 @@ MORE_OPERATORS: dict[str, Translator] = {
     "Einsum": _einsum,
     "SpaceToDepth": _blocks,
     "Split": _split,
+    "LpNormalization": _lp_normalization,
     "Sum": _sum,
     "Mean": _mean,
     "Mod": _mod,
