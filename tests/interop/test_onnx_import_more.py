@@ -264,6 +264,10 @@ B = np.random.default_rng(1).random((2, 3, 4)) > 0.5
     ("Flatten", [], {"axis": -1}, X, {}, 1),
     ("LpNormalization", [], {"axis": -1, "p": 2}, X, {}, 1),
     ("LpNormalization", [], {"axis": 1, "p": 1}, X, {}, 1),
+    ("Selu", [], {}, X, {}, 1),  # SELU's own constants: the layer
+    ("Selu", [], {"alpha": 1.2, "gamma": 0.9}, X, {}, 1),  # others: composed
+    ("Celu", [], {}, X, {}, 1),
+    ("Celu", [], {"alpha": 0.5}, X, {}, 1),
     ("Clip", ["lo", "hi"], {}, X, {"lo": np.array(-1, np.float32), "hi": np.array(0.5, np.float32)}, 1),
     ("Clip", ["", "hi"], {}, X, {"hi": np.array(0.5, np.float32)}, 1),
     ("Tile", ["reps"], {}, X, {"reps": np.array([1, 2, 3], np.int64)}, 1),

@@ -42,12 +42,14 @@ def gelu(attrs: dict[str, Any]) -> nn.Block:
     raise ValueError(f"approximate={approximate!r} (modelpack's gelu activation is exact)")
 
 
+# ONNX's Selu defaults: SELU's own constants (as float32 rounds them)
+SELU_ALPHA, SELU_GAMMA = 1.67326319217681884765625, 1.05070102214813232421875
+
+
 def selu(attrs: dict[str, Any]) -> nn.Block:
-    """ONNX's default constants are SELU's own; others have no modelpack equivalent."""
-    alpha, gamma = (
-        attrs.get("alpha", 1.67326319217681884765625),
-        attrs.get("gamma", 1.05070102214813232421875),
-    )
+    """ONNX's default constants are SELU's own; others have no modelpack layer
+    (``import_ops_more._selu`` composes them)."""
+    alpha, gamma = attrs.get("alpha", SELU_ALPHA), attrs.get("gamma", SELU_GAMMA)
     if abs(alpha - 1.6732632) > 1e-6 or abs(gamma - 1.050701) > 1e-6 or "SELU" not in registry.known_layers():
         raise ValueError(f"alpha={alpha}, gamma={gamma} (modelpack's SELU has the standard constants)")
     return registry.layer_type("SELU").build({})

@@ -30,7 +30,6 @@ from .import_layers import (
     pad,
     pool,
     prelu,
-    selu,
 )
 from .import_ops_more import MORE_OPERATORS
 from .import_patterns import SILU
@@ -494,7 +493,6 @@ OPERATORS: dict[str, Translator] = {
     "Softplus": activation_layer(lambda a: nn.Activation("softrelu")),
     "Softsign": activation_layer(lambda a: nn.Activation("softsign")),
     "Gelu": activation_layer(gelu),
-    "Selu": activation_layer(selu),
     "PRelu": prelu,
     SILU: activation_layer(lambda a: nn.Activation("silu")),
     "LeakyRelu": activation_layer(lambda a: nn.LeakyReLU(a.get("alpha", 0.01))),

@@ -15,6 +15,7 @@ import numpy as np
 import onnx
 
 from ...nn import sizes
+from .import_layers import SELU_ALPHA, SELU_GAMMA, selu
 from .importer import Graph, Translator, constant_input, has_input
 
 __all__ = ["MORE_OPERATORS"]
@@ -313,6 +314,41 @@ def _mod(g: Graph, node: onnx.NodeProto, attrs: dict[str, Any]) -> None:
     g.op(node, "mod", [g.value(name, node) for name in node.input])
 
 
+def _scalar(g: Graph, value: float) -> str:
+    return g._add("scalar", [], {"value": value})
+
+
+def _exp_minus_one(g: Graph, x: str, inner: float, outer: float) -> str:
+    """outer·(exp(x / inner) − 1) as graph values (ELU-family's negative side)."""
+    scaled = x if inner == 1 else g._add("divide", [x, _scalar(g, inner)], {})
+    grown = g._add("expm1", [scaled], {})
+    return grown if outer == 1 else g._add("multiply", [grown, _scalar(g, outer)], {})
+
+
+def _selu(g: Graph, node: onnx.NodeProto, attrs: dict[str, Any]) -> None:
+    """Selu: with ONNX's default constants the SELU layer; with others, gamma·(x where x > 0,
+    else alpha·(exp(x) − 1))."""
+    try:
+        layer = selu(attrs)
+    except ValueError:
+        alpha, gamma = float(attrs.get("alpha", SELU_ALPHA)), float(attrs.get("gamma", SELU_GAMMA))
+        x = g.value(node.input[0], node)
+        positive = g._add("greater", [x, _scalar(g, 0.0)], {})
+        chosen = g._add("where", [positive, x, _exp_minus_one(g, x, 1.0, alpha)], {})
+        g.op(node, "multiply", [chosen, _scalar(g, gamma)])
+        return
+    g.layer(node, layer, g.value(node.input[0], node), "selu")
+
+
+def _celu(g: Graph, node: onnx.NodeProto, attrs: dict[str, Any]) -> None:
+    """Celu: max(0, x) + min(0, alpha·(exp(x / alpha) − 1))."""
+    alpha = float(attrs.get("alpha", 1.0))
+    x = g.value(node.input[0], node)
+    positive = g._add("maximum", [x, _scalar(g, 0.0)], {})
+    negative = g._add("minimum", [_exp_minus_one(g, x, alpha, alpha), _scalar(g, 0.0)], {})
+    g.op(node, "add", [positive, negative])
+
+
 def _hard_sigmoid_of(g: Graph, x: str, alpha: float, beta: float) -> str:
     """max(0, min(1, alpha·x + beta)) as graph values."""
     scaled = g._add("multiply", [x, g._add("scalar", [], {"value": alpha})], {})
@@ -367,6 +403,8 @@ MORE_OPERATORS: dict[str, Translator] = {
     "SpaceToDepth": _blocks,
     "Split": _split,
     "LpNormalization": _lp_normalization,
+    "Selu": _selu,
+    "Celu": _celu,
     "Sum": _sum,
     "Mean": _mean,
     "Mod": _mod,
