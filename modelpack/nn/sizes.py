@@ -29,6 +29,7 @@ __all__ = [
     "resolve",
     "names_in",
     "combined",
+    "product",
 ]
 
 # A dynamic size's name ("batch", "seq"): declared once, used by the schema, ops and tracing.
@@ -183,3 +184,12 @@ def _written(names: tuple[str, ...], ratio: Fraction, offset: int) -> str | None
     """The expression ``ratio · names + offset`` as the grammar writes it, or None."""
     text = str(SizeExpr(names, ratio.numerator, ratio.denominator, offset))
     return text if _SIZE.match(text) else None
+
+
+def product(values: list[int | str]) -> int | str | None:
+    """The product of sizes (``combined`` multiplication, 1 for none), or None where the
+    grammar cannot write it."""
+    total: int | str | None = 1
+    for value in values:
+        total = None if total is None else combined("multiply", total, value)
+    return total

@@ -130,9 +130,9 @@ def _explicit_pads(g: Graph, node: onnx.NodeProto, attrs: dict[str, Any], kernel
     strides = list(attrs.get("strides", [1] * dims))
     dilations = list(attrs.get("dilations", [1] * dims))
     shape = g.shape(node.input[0])
-    sizes = (shape or [])[2:] if shape is not None and len(shape) == dims + 2 else [None] * dims
+    extents = shape[2:] if shape is not None and len(shape) == dims + 2 else [None] * dims
     begins, ends = [], []
-    for size, k, stride, dilation in zip(sizes, kernel, strides, dilations, strict=True):
+    for size, k, stride, dilation in zip(extents, kernel, strides, dilations, strict=True):
         reach = (k - 1) * dilation + 1
         if stride == 1:
             total = reach - 1
@@ -383,12 +383,7 @@ def flatten(g: Graph, node: onnx.NodeProto, attrs: dict[str, Any]) -> None:
     split = axis + len(dims) if axis < 0 else axis  # (from -rank to rank: rank leaves a trailing 1)
     if not 0 <= split <= len(dims):
         raise g.fail(node, f"axis={axis} of an input of rank {len(dims)}")
-    halves: list[int | str | None] = []
-    for part in (dims[:split], dims[split:]):
-        total: int | str | None = 1
-        for size in part:
-            total = None if total is None else sizes.combined("multiply", total, size)
-        halves.append(total)
+    halves = [sizes.product(dims[:split]), sizes.product(dims[split:])]
     if None in halves:
         raise g.fail(node, f"axis={axis}: the sizes {dims} multiply beyond a size expression")
     g.op(node, "reshape", [g.value(node.input[0], node)], shape=halves)

@@ -234,9 +234,7 @@ def _einsum(g: Graph, node: onnx.NodeProto, attrs: dict[str, Any]) -> None:
     free_a, free_b = [i for i in a if i not in b], [i for i in b if i not in a]
 
     def product(indices: list[str]) -> int | str:
-        total: int | str | None = 1
-        for index in indices:
-            total = None if total is None else sizes.combined("multiply", total, extents[index])
+        total = sizes.product([extents[index] for index in indices])
         if total is None:
             raise g.fail(node, f"the sizes of {''.join(indices)!r} multiply beyond a size expression")
         return total
@@ -303,7 +301,7 @@ def _sum(g: Graph, node: onnx.NodeProto, attrs: dict[str, Any]) -> None:
 
 
 def _mean(g: Graph, node: onnx.NodeProto, attrs: dict[str, Any]) -> None:
-    count = g._add("scalar", [], {"value": float(len(node.input))})
+    count = _scalar(g, float(len(node.input)))
     g.op(node, "divide", [_summed(g, node), count])
 
 
@@ -351,8 +349,8 @@ def _celu(g: Graph, node: onnx.NodeProto, attrs: dict[str, Any]) -> None:
 
 def _hard_sigmoid_of(g: Graph, x: str, alpha: float, beta: float) -> str:
     """max(0, min(1, alpha·x + beta)) as graph values."""
-    scaled = g._add("multiply", [x, g._add("scalar", [], {"value": alpha})], {})
-    shifted = g._add("add", [scaled, g._add("scalar", [], {"value": beta})], {})
+    scaled = g._add("multiply", [x, _scalar(g, alpha)], {})
+    shifted = g._add("add", [scaled, _scalar(g, beta)], {})
     return g._add("clip", [shifted], {"a_min": 0.0, "a_max": 1.0})
 
 
