@@ -718,6 +718,20 @@ def test_torch_interpolate_at_any_batch(tmp_path, mode, align):
         np.testing.assert_allclose(net(x), Up()(torch.from_numpy(x)).numpy(), rtol=1e-5, atol=1e-5)
 
 
+def test_resize_keeping_the_aspect_ratio_is_refused(tmp_path):
+    """opset 18's keep_aspect_ratio_policy makes sizes other than those given: refused, never
+    resized to the given ones."""
+    node = helper.make_node("Resize", ["x", "", "", "sizes"], ["y"], keep_aspect_ratio_policy="not_larger")
+    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 6, 4])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+                              [numpy_helper.from_array(np.array([1, 3, 12, 12], np.int64), "sizes")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    model.ir_version = 8
+    onnx.save(model, str(tmp_path / "resize.onnx"))
+    with pytest.raises(UnsupportedBlockError, match=r"\(Resize\): keep_aspect_ratio_policy='not_larger' \(give the sizes\)"):
+        from_onnx(tmp_path / "resize.onnx")
+
+
 @pytest.mark.parametrize(("x_shape", "scales", "attrs", "message"), [
     (["n", 3, "h", 4], [1, 1, 2, 2], {}, r"axis 2 of size 'h' \(resizing needs the input's sizes fixed there\)"),
     (["n", 3, 6, 4], [1, 2, 1, 1], {}, r"a resized batch or channel axis"),

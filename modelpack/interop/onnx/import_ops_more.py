@@ -133,6 +133,8 @@ def _resize(g: Graph, node: onnx.NodeProto, attrs: dict[str, Any]) -> None:
         raise g.fail(node, f"an input of shape {dims} (3-D or 4-D: batch, channels, then sizes)")
     if "axes" in attrs or attrs.get("coordinate_transformation_mode") == "tf_crop_and_resize":
         raise g.fail(node, "axes or tf_crop_and_resize (resize every axis, or crop first)")
+    if attrs.get("keep_aspect_ratio_policy", "stretch") != "stretch":  # (the sizes would not be the target's)
+        raise g.fail(node, f"keep_aspect_ratio_policy={attrs['keep_aspect_ratio_policy']!r} (give the sizes)")
     targets: list[int | str | None]
     scales: list[float] | None = None
     if has_input(node, 3):
@@ -175,7 +177,7 @@ def _interpolation(node: onnx.NodeProto, attrs: dict[str, Any], size: int, targe
     the identity (row i the unit vector along that axis), with the node's attributes."""
     from onnx.reference import ReferenceEvaluator
 
-    kept = {k: v for k, v in attrs.items() if k not in ("axes", "keep_aspect_ratio_policy")}
+    kept = {k: v for k, v in attrs.items() if k != "keep_aspect_ratio_policy"}
     inputs = ["x", "", "scales"] if scale is not None else ["x", "", "", "sizes"]
     one = ReferenceEvaluator(onnx.helper.make_node("Resize", inputs, ["y"], **kept))
     matrix = np.empty((target, size), np.float32)
