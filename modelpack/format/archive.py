@@ -163,7 +163,11 @@ class Archive(OpenArchive):
         self._fd = _fileno(self._handle) if self._source.handle is self._handle else None
         self._map: mmap_module.mmap | None = None
         self._locations: dict[str, npz.TensorLocation | None] = {}
-        self._placed = PlacedMembers(self._source, self.manifest.weights, self._recorded_offsets, limits)
+        # (the offsets' callable holds the manifest's index, not the archive: no reference cycle, so
+        # the archive, its file and its read-ahead buffer go as soon as the caller drops them)
+        weights = self.manifest.weights
+        offsets = functools.partial(_recorded_offsets, weights)
+        self._placed = PlacedMembers(self._source, weights, offsets, limits)
         self._whole: np.ndarray | None = None  # the whole file, read ahead (``for_load``)
 
     @classmethod
@@ -365,10 +369,6 @@ class Archive(OpenArchive):
                 return member
         return self._vetted().members[name]
 
-    def _recorded_offsets(self) -> list[int | None]:
-        """Every tensor's offset as the manifest records it, in its order."""
-        return list(tensor_index.offsets(self.manifest.weights).values())
-
     def _vetted(self) -> npz.Bundle:
         """The bundle with its directory read and checked (spec §1.1), and the offsets the
         manifest records checked against it."""
@@ -431,6 +431,11 @@ class Archive(OpenArchive):
 
     def __repr__(self) -> str:
         return f"<modelpack.Archive {self.name!r}: {self.kind}, {len(self)} tensors>"
+
+
+def _recorded_offsets(weights: Mapping[str, TensorInfo]) -> list[int | None]:
+    """Every tensor's offset as the manifest records it, in its order."""
+    return list(tensor_index.offsets(weights).values())
 
 
 def _all_placed(weights: Mapping[str, TensorInfo]) -> bool:

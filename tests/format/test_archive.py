@@ -306,6 +306,30 @@ def test_a_file_over_the_read_ahead_size_is_read_tensor_by_tensor(tmp_path, monk
     assert all(back[k].tobytes() == v.tobytes() and back[k].base is None for k, v in arrays.items())
 
 
+@pytest.mark.parametrize("read", ["load", "load mmap", "open"])
+def test_what_a_read_leaves_is_freed_without_the_cycle_collector(net_and_path, read):
+    """An archive holds its file, its read-ahead buffer and its map: none may wait in a
+    reference cycle for the collector once the caller drops what it read (a server loading
+    model after model would hold each file's memory until a collection)."""
+    import gc
+
+    _, path = net_and_path
+    def one_tensor() -> np.ndarray:
+        with modelpack.open(path) as archive:
+            return archive.get_tensor("2.bias")
+
+    reads = {"load": lambda: modelpack.load(path), "load mmap": lambda: modelpack.load(path, mmap=True),
+             "open": one_tensor}
+    reads[read]()  # (imports and first-call caches out of the way)
+    gc.collect()
+    gc.disable()
+    try:
+        reads[read]()
+        assert gc.collect() == 0
+    finally:
+        gc.enable()
+
+
 @needs_huge_pages
 def test_loads_read_into_huge_pages(tmp_path):
     """What a load reads lands on huge pages (``io.pages``): a large tensor's whole ones, read
