@@ -93,3 +93,38 @@ def state_dict_file(arrays: dict[str, np.ndarray], *, big_endian: bool = False) 
         flat = np.ascontiguousarray(array).reshape(-1)
         storages[key] = (flat.astype(flat.dtype.newbyteorder(">")) if big_endian else flat).tobytes()
     return torch_zip(state_dict_pickle(entries), storages, byteorder=b"big" if big_endian else b"little")
+
+
+# -- numpy's values, as numpy pickles them at protocol 2 (torch.save's) -----------------------
+
+
+def latin1(raw: bytes) -> bytes:
+    """Bytes as protocol 2 spells them: ``_codecs.encode(text, "latin1")``."""
+    return global_("_codecs", "encode") + text(raw.decode("latin-1")) + text("latin1") + b"\x86R"
+
+
+def numpy_dtype(code: str, order: str, *, state: bytes | None = None) -> bytes:
+    """``numpy.dtype(code, False, True)`` then BUILD with its state (a plain number's by default)."""
+    state = state if state is not None else tuple_(integer(3), text(order), b"NNN", integer(-1), integer(-1),
+                                                   integer(0))
+    return global_("numpy", "dtype") + text(code) + b"\x89\x88\x87R" + state + b"b"
+
+
+def numpy_scalar(code: str, order: str, raw: bytes, *, module: str = "numpy._core") -> bytes:
+    """``numpy._core.multiarray.scalar(dtype, raw)``: a numpy scalar such as np.float64(0.5)."""
+    return global_(f"{module}.multiarray", "scalar") + numpy_dtype(code, order) + latin1(raw) + b"\x86R"
+
+
+def numpy_array(shape: tuple[int, ...], code: str, order: str, raw: bytes, *, fortran: bool = False,
+                cls: tuple[str, str] = ("numpy", "ndarray"), encoding: str = "latin1",
+                module: str = "numpy._core") -> bytes:
+    """``_reconstruct(numpy.ndarray, (0,), b"b")`` then BUILD ``(1, shape, dtype, fortran, raw)``."""
+    tag = global_("_codecs", "encode") + text("b") + text(encoding) + b"\x86R"
+    return (global_(f"{module}.multiarray", "_reconstruct") + global_(*cls) + integer(0) + b"\x85" + tag + b"\x87R"
+            + tuple_(integer(1), tuple_(*map(integer, shape)), numpy_dtype(code, order), b"\x88" if fortran else b"\x89",
+                     latin1(raw)) + b"b")
+
+
+def pickled(value: bytes) -> bytes:
+    """A whole protocol-2 pickle of one value."""
+    return b"\x80\x02" + value + b"."

@@ -1,7 +1,8 @@
 """PyTorch's files and modules: state_dict files read without torch, and modules translated
 both ways between torch and modelpack (with torch installed: the ``torch`` extra).
 
-- ``state_dict``: ``torch.save`` files without torch (``unpickler``: the restricted pickle reader).
+- ``state_dict``: ``torch.save`` files without torch (``unpickler``: the restricted pickle reader;
+  ``numpy_values``: numpy's scalars and arrays in those files).
 - ``layers``: the one table of layer types both sides know (``translations``,
   ``translations_norm``, ``translations_recurrent``: each family's config and parameter mapping).
 - ``bridge``: ``from_torch`` / ``to_torch``, walking modules with that table (imports torch).

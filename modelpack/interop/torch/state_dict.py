@@ -13,6 +13,10 @@ storage with the dtype named by the tensor (``_rebuild_tensor_v3``: uint16, uint
 bfloat16 and the 8-bit floats float8_e4m3fn and float8_e5m2 come back as float32, which holds
 each of their values exactly (``interop.widened``). Other dtypes are refused by name.
 
+numpy's values beside the tensors (a checkpoint's ``np.float64`` accuracy, an ``np.array``
+of means) come back as numpy scalars and arrays, made by ``numpy_values`` from their bytes;
+numpy values of other than plain numbers (object arrays above all) are refused by name.
+
 >>> arrays = read_state_dict("model.pt")          # doctest: +SKIP
 >>> net.load_parameters("model.pt")               # doctest: +SKIP  (names mapped by layer type)
 """
@@ -27,13 +31,15 @@ import numpy as np
 
 from ...errors import FileKindError, FormatError, LimitError, UnsupportedDtypeError
 from ...io.limits import DEFAULT_LIMITS, GRACE_BYTES, Limits
+from ...io.npy import MAX_DIMS
 from ...io.pages import read_target
 from ...io.paths import PathOrFile, describe, open_for_reading
 from ...io.sniff import sniff
 from ...io.zipio import Member, MemberReader, Source
 from ...io.zipread import read_directory
 from ..widened import STORED_AS, stored_dtype, widened
-from .unpickler import Allowed, restricted_load
+from .numpy_values import NumpyValues, are_sizes
+from .unpickler import Allowed, restricted_load, shown
 
 __all__ = ["load", "read_state_dict", "is_torch_zip", "STORAGE_DTYPES", "V3_DTYPES"]
 
@@ -65,7 +71,6 @@ V3_DTYPES: dict[str, str | None] = {
     **dict.fromkeys(("float8_e4m3fnuz", "float8_e5m2fnuz", "float8_e8m0fnu", "float4_e2m1fn_x2", "complex32",
                      "bits8", "bits16", "bits1x8", "bits2x4", "bits4x2")),
 }
-_MAX_DIMS = 64
 _LEGACY_MAGIC = b"\x80\x02\x8a\x0a"  # the old (pre-1.6) format: a pickle whose first object is a magic number
 
 
@@ -105,8 +110,9 @@ def read_state_dict(source: PathOrFile, *, limits: Limits = DEFAULT_LIMITS) -> d
 def load(source: PathOrFile, *, limits: Limits = DEFAULT_LIMITS) -> Any:
     """Whatever a ``torch.save`` file holds, with tensors as numpy arrays and nothing executed.
 
-    Only plain values (numbers, strings, tuples, lists, dicts) and tensors can come back: a
-    file that names any other Python object is refused before anything is built from it.
+    Only plain values (numbers, strings, bytes, tuples, lists, dicts), tensors, and numpy's
+    scalars, arrays and dtypes of plain numbers can come back: a file that names any other
+    Python object is refused before anything is built from it.
     """
     with open_for_reading(source) as handle:
         return _Reading(handle, describe(source), limits).run()
@@ -238,7 +244,7 @@ class _Reading:
         self.types[_UNTYPED] = _StorageType("UntypedStorage", "uint8")
         for name in V3_DTYPES:
             allowed[f"torch.{name}"] = Allowed(f"torch.{name}", None)
-        return allowed
+        return {**allowed, **NumpyValues(self.where, self._charge).allowed()}
 
     def _storage(self, pid: Any) -> _Storage:
         """A ``BINPERSID`` reference: ('storage', type, key, location, element count)."""
@@ -252,7 +258,7 @@ class _Reading:
             and isinstance(pid[4], int)
             and not isinstance(pid[4], bool)
         ):
-            raise FormatError(f"{self.where}: a persistent id is not a storage reference: {_short(pid)}")
+            raise FormatError(f"{self.where}: a persistent id is not a storage reference: {shown(pid)}")
         kind, key, count = self.types[pid[1].name], pid[2], pid[4]
         if kind.dtype is None:
             raise UnsupportedDtypeError(
@@ -303,7 +309,7 @@ class _Reading:
             found = _kind(storage)
             if isinstance(storage, _Storage):
                 found = f"{storage.dtype} storage {storage.key!r}"
-            raise FormatError(f"{self.where}: a tensor of dtype {_short(dtype)} is built from a {found}, "
+            raise FormatError(f"{self.where}: a tensor of dtype {shown(dtype)} is built from a {found}, "
                               "not an untyped storage")
         name = dtype.name.removeprefix("torch.")
         target = V3_DTYPES.get(name)
@@ -330,10 +336,11 @@ class _Reading:
         if not isinstance(storage, _Storage):
             raise FormatError(f"{self.where}: a tensor is built from a {_kind(storage)}, not a storage")
         where = f"{self.where}: a tensor on storage {storage.key!r}"
-        if not (_ints(size) and _ints(stride) and len(size) == len(stride) <= _MAX_DIMS and _ints((offset,))):
+        if not (are_sizes(size) and are_sizes(stride) and len(size) == len(stride) <= MAX_DIMS
+                and are_sizes((offset,))):
             raise FormatError(
-                f"{where} has a malformed size {_short(size)}, stride {_short(stride)} "
-                f"or offset {_short(offset)}"
+                f"{where} has a malformed size {shown(size)}, stride {shown(stride)} "
+                f"or offset {shown(offset)}"
             )
         if len(rest) > 3 or (len(rest) >= 2 and rest[1] not in ({}, None)):
             raise FormatError(f"{where} carries backward hooks or unknown arguments")
@@ -369,12 +376,6 @@ def _parameter(data: Any, requires_grad: Any = False, hooks: Any = None, *state:
     return data
 
 
-def _ints(values: Any) -> bool:
-    return isinstance(values, tuple) and all(
-        isinstance(v, int) and not isinstance(v, bool) and 0 <= v < 2**62 for v in values
-    )
-
-
 def _contiguous(size: tuple[int, ...]) -> tuple[int, ...]:
     strides, step = [], 1
     for n in reversed(size):
@@ -389,8 +390,3 @@ def _kind(value: Any) -> str:
     if isinstance(value, Allowed):
         return value.name
     return type(value).__name__
-
-
-def _short(value: Any) -> str:
-    text = repr(value) if not isinstance(value, Allowed) else value.name
-    return text if len(text) <= 80 else text[:77] + "..."

@@ -3,15 +3,17 @@
 Python's own unpickler calls whatever a pickle names. This one is a small interpreter of the
 opcodes ``torch.save`` writes (protocol 2, and the plain opcodes of protocols 3 to 5); it
 builds only numbers, strings, bytes, tuples, lists and dicts, and a name (``GLOBAL``) resolves
-only through the caller's allow-list to one of the caller's own functions. Any other opcode
-or name is refused with the file, the byte offset and what was found. Every length read from
-the stream is checked against the bytes that remain before anything is sliced, so a lying
-length costs nothing; the interpreter is a loop, never a recursion, so nesting cannot
-overflow the stack.
+only through the caller's allow-list to one of the caller's own functions. ``BUILD`` sets state
+only on the caller's own placeholders (``Pending``: numpy pickles its values in two steps) and
+on a dict, where it is ignored. Any other opcode or name is refused with the file, the byte
+offset and what was found. Every length read from the stream is checked against the bytes
+that remain before anything is sliced, so a lying length costs nothing; the interpreter is a
+loop, never a recursion, so nesting cannot overflow the stack.
 """
 
 from __future__ import annotations
 
+import reprlib
 import struct
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -19,7 +21,7 @@ from typing import Any
 
 from ...errors import FormatError
 
-__all__ = ["Allowed", "restricted_load"]
+__all__ = ["Allowed", "Pending", "restricted_load", "shown"]
 
 _MAX_LONG_BYTES = 64  # LONG1/LONG4 integers: no legitimate torch pickle needs more
 _MAX_MEMO = 10_000_000
@@ -38,10 +40,30 @@ class Allowed:
 
 
 class _Mark:
-    """The stack's MARK sentinel."""
+    """The stack's MARK sentinel, and a Pending's value before its BUILD."""
 
 
 _MARK = _Mark()
+_UNBUILT = _Mark()
+
+
+class Pending:
+    """A value a pickle makes in two steps: a REDUCE on one of the caller's functions returns
+    this placeholder (the caller's subclass), then ``BUILD`` hands it its state, once.
+
+    From then on it stands for what ``build`` returned: the interpreter puts that value in its
+    place as the placeholder enters a tuple, list or dict, or is the pickle's result. Used
+    there before its ``BUILD``, it is refused. (The memo holds the placeholder itself, as a
+    pickle's memo holds the object its BUILD later fills.)
+    """
+
+    what = "a value"  # names it in the interpreter's messages
+    built: Any = _UNBUILT  # set by the interpreter's BUILD to what ``build`` returned
+
+    def build(self, state: Any) -> Any:
+        """The value this placeholder stands for, made from ``state`` (checked: a bad state
+        raises ``FormatError``, or ``TypeError`` for a state of the wrong shape)."""
+        raise NotImplementedError
 
 
 class _Reader:
@@ -52,6 +74,14 @@ class _Reader:
         self.stack: list[Any] = []
         self.marks: list[int] = []
         self.memo: dict[int, Any] = {}
+
+    def settled(self, value: Any) -> Any:
+        """``value``, or the value a built ``Pending`` stands for (as it enters a container)."""
+        if not isinstance(value, Pending):
+            return value
+        if value.built is _UNBUILT:
+            raise self.fail(f"{value.what} is used before BUILD gives its state")
+        return value.built
 
     def fail(self, problem: str) -> FormatError:
         return FormatError(f"{self.where}: byte {self.pos}: {problem}")
@@ -135,7 +165,7 @@ def restricted_load(
                     raise r.fail(f"STOP with {len(r.stack)} values on the stack")
                 if r.pos != len(data):
                     raise r.fail(f"{len(data) - r.pos} bytes follow the end of the pickle")
-                return r.stack[0]
+                return r.settled(r.stack[0])
             name = _OPCODE_NAMES.get(opcode, "unknown")
             r.pos -= 1
             raise r.fail(f"pickle opcode {opcode!r} ({name}) is not allowed in a torch weights file")
@@ -158,6 +188,18 @@ def restricted_load(
             r.push(persistent_load(r.pop()))
         else:
             handler(r)
+
+
+_REPR = reprlib.Repr()  # (keyword arguments only from Python 3.12)
+_REPR.maxlevel, _REPR.maxtuple, _REPR.maxlist, _REPR.maxdict = 3, 8, 8, 4
+_REPR.maxstring = _REPR.maxother = 60
+
+
+def shown(value: Any) -> str:
+    """A value read from a pickle as a message shows it: an allowed global by its name, else
+    its repr, at most 80 characters (a long one is cut before it is made, not after)."""
+    text = value.name if isinstance(value, Allowed) else _REPR.repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def _summary(allowed: Mapping[str, Allowed]) -> str:
@@ -190,7 +232,7 @@ def _setitems(r: _Reader, pairs: list[Any]) -> None:
         raise r.fail(f"SETITEM(S) on a {type(target).__name__}, not a dict")
     if len(pairs) % 2:
         raise r.fail("SETITEMS with an odd number of values")
-    for key, value in zip(pairs[::2], pairs[1::2], strict=True):
+    for key, value in zip(map(r.settled, pairs[::2]), map(r.settled, pairs[1::2]), strict=True):
         if not isinstance(key, (str, int, float, bool, type(None), tuple)):
             raise r.fail(f"a dict key is a {type(key).__name__}")
         target[key] = value
@@ -201,15 +243,23 @@ def _appends(r: _Reader, items: list[Any]) -> None:
     target = r.pop()
     if not isinstance(target, list):
         raise r.fail(f"APPEND(S) on a {type(target).__name__}, not a list")
-    target.extend(items)
+    target.extend(map(r.settled, items))
     r.push(target)
 
 
 def _build(r: _Reader) -> None:
-    """BUILD sets an object's state: allowed only on a dict (torch's ``_metadata``), ignored."""
+    """BUILD sets an object's state: a ``Pending``'s, once; on a dict (torch's ``_metadata``)
+    it is ignored; on anything else refused."""
     state = r.pop()
     target = r.pop()
-    if not isinstance(target, dict) or not isinstance(state, dict):
+    if isinstance(target, Pending):
+        if target.built is not _UNBUILT:
+            raise r.fail(f"BUILD gives {target.what} its state a second time")
+        try:
+            target.built = target.build(state)
+        except TypeError as exc:
+            raise r.fail(f"BUILD gives {target.what} a state it does not take ({exc})") from None
+    elif not isinstance(target, dict) or not isinstance(state, dict):
         raise r.fail(f"BUILD on a {type(target).__name__} is not allowed")
     r.push(target)
 
@@ -246,7 +296,7 @@ def _long(r: _Reader, width: str) -> None:
 
 
 def _tuple(r: _Reader, count: int) -> None:
-    items = [r.pop() for _ in range(count)][::-1]
+    items = [r.settled(r.pop()) for _ in range(count)][::-1]
     r.push(tuple(items))
 
 
@@ -276,16 +326,17 @@ _HANDLERS: dict[bytes, Callable[[_Reader], object]] = {
     b"B": lambda r: r.push(r.take(r.unpack("<I"))),
     b"C": lambda r: r.push(r.take(r.unpack("<B"))),
     b"\x8e": lambda r: r.push(r.take(r.unpack("<Q"))),
+    b"\x96": lambda r: r.push(bytearray(r.take(r.unpack("<Q")))),  # BYTEARRAY8: numpy's arrays at protocol 5
     b"U": lambda r: r.push(r.take(r.unpack("<B")).decode("latin-1")),
     b"T": lambda r: r.push(r.take(r.unpack("<i")).decode("latin-1")),
     b")": lambda r: r.push(()),
     b"]": lambda r: r.push([]),
     b"}": lambda r: r.push({}),
-    b"t": lambda r: r.push(tuple(r.pop_mark())),
+    b"t": lambda r: r.push(tuple(map(r.settled, r.pop_mark()))),
     b"\x85": lambda r: _tuple(r, 1),
     b"\x86": lambda r: _tuple(r, 2),
     b"\x87": lambda r: _tuple(r, 3),
-    b"l": lambda r: r.push(r.pop_mark()),
+    b"l": lambda r: r.push(list(map(r.settled, r.pop_mark()))),
     b"d": _dict,
     b"a": lambda r: _appends(r, [r.pop()]),
     b"e": lambda r: _appends(r, r.pop_mark()),
@@ -322,7 +373,6 @@ _OPCODE_NAMES = {
     b"\x8f": "EMPTY_SET",
     b"\x90": "ADDITEMS",
     b"\x91": "FROZENSET",
-    b"\x96": "BYTEARRAY8",
     b"\x97": "NEXT_BUFFER",
     b"\x98": "READONLY_BUFFER",
 }
