@@ -1,11 +1,13 @@
 """``modelpack convert SRC… -o OUT``: other tools' files into one ``.mpk`` archive.
 
-An ONNX model becomes a model archive; a torch state_dict file (``torch.save``) plus
-``--architecture ARCH.mpk`` becomes that architecture with those weights; from MXNet, a Gluon
-export (``-symbol.json`` + ``-0000.params``) becomes a model archive, a parameter file plus
-``--architecture`` that architecture with those weights, and a lone NDArray file (``npx.save``)
-a tensor archive (a list, or a dict when named). Which is which is read from the files
-(``interop.convert``); the options stay the same for every format.
+An ONNX model becomes a model archive; a torch file (``torch.save``) plus ``--architecture
+ARCH.mpk`` becomes that architecture with its state_dict's weights, and alone a tensor archive
+of every tensor and numpy array in it, named by their paths (``model.fc.weight``,
+``optimizer.state.0.momentum_buffer``), its numbers and strings in the archive's metadata;
+from MXNet, a Gluon export (``-symbol.json`` + ``-0000.params``) becomes a model archive, a
+parameter file plus ``--architecture`` that architecture with those weights, and a lone NDArray
+file (``npx.save``) a tensor archive (a list, or a dict when named). Which is which is read
+from the files (``interop.convert``); the options stay the same for every format.
 """
 
 from __future__ import annotations
@@ -28,8 +30,9 @@ def add_parser(commands: Any) -> None:
         description=__doc__.split("\n\n")[1] if __doc__ else None,
     )
     convert.add_argument("sources", nargs="+", metavar="SRC",
-                         help="a .onnx model; a torch state_dict (with --architecture); -symbol.json and "
-                              "its -0000.params, or one NDArray/parameter file")
+                         help="a .onnx model; a torch file (alone: its tensors; with --architecture: its "
+                              "state_dict's weights); -symbol.json and its -0000.params, or one "
+                              "NDArray/parameter file")
     convert.add_argument("-o", "--output", required=True, metavar="OUT", help="the archive to write")
     convert.add_argument("--architecture", metavar="ARCH",
                          help="an .mpk whose weights the parameters replace")
@@ -71,13 +74,17 @@ def run(args: argparse.Namespace) -> int:
     metadata = {"converted_from": ", ".join(os.path.basename(s) for s in sources),
                 "converter": f"modelpack convert ({tool})"}
     with progress(f"converting {', '.join(sources)}"):
-        arrays = [s for s in sources if ndarray.is_ndarray_file(s)]
-        if len(sources) == 1 and arrays and args.architecture is None:
+        report: dict[str, Any]
+        if len(sources) == 1 and args.architecture is None and (
+                kinds == {"torch"} or ndarray.is_ndarray_file(sources[0])):
             if shapes:
                 raise UsageError("--input-shape applies to a Gluon export (-symbol.json), not to arrays")
-            tensors = ndarray.load(sources[0])
-            api.save(args.output, tensors, metadata=metadata)
-            report: dict[str, Any] = {"kind": "tensors", "tensors": len(tensors)}
+            if kinds == {"torch"}:
+                report = _torch_tensors(sources[0], args.output, metadata)
+            else:
+                tensors = ndarray.load(sources[0])
+                api.save(args.output, tensors, metadata=metadata)
+                report = {"kind": "tensors", "tensors": len(tensors)}
         else:
             net: Block = convert(*sources, architecture=args.architecture, input_shapes=shapes or None,
                                  ignore_extra=args.ignore_extra)
@@ -93,5 +100,29 @@ def run(args: argparse.Namespace) -> int:
         print(f"wrote {report['output']}: a {report['type']} model, {report['layers']} layers, "
               f"{report['parameters']:,} parameters")
     else:
-        print(f"wrote {report['output']}: {report['tensors']} tensors")
+        counts = [f"{report['tensors']} tensors"] + [
+            f"{report[key]} {what}" for key, what in _TORCH_COUNTS.items() if key in report]
+        print(f"wrote {report['output']}: {', '.join(counts)}")
     return 0
+
+
+# what a torch file's tensor archive reports besides its tensors
+_TORCH_COUNTS = {"values": "values in its metadata",
+                 "skipped": "values skipped (neither arrays, numbers nor text)"}
+
+
+def _torch_tensors(source: str, output: str, metadata: dict[str, str]) -> dict[str, Any]:
+    """A torch file without an architecture: every array in it by its dotted path (a lone one
+    as it is), its numbers and strings as text in the metadata beside the converter's own."""
+    import numpy as np
+
+    from .. import api
+    from ..interop.torch import flatten, load
+
+    loaded = load(source)
+    flat = flatten(loaded, where=source)
+    values = {name: str(value) for name, value in flat.values.items() if name not in metadata}
+    tensors = loaded if isinstance(loaded, np.ndarray) else flat.arrays
+    api.save(output, tensors, metadata={**values, **metadata})
+    return {"kind": "tensors", "tensors": len(flat.arrays), "values": len(values),
+            "skipped": flat.skipped + len(flat.values) - len(values)}

@@ -64,7 +64,8 @@ def convert(
             raise UsageError(
                 "convert takes one torch state_dict file and an architecture (a Block, or an .mpk whose "
                 f"weights it replaces); found {len(sources)} file(s) and "
-                f"{'an' if architecture is not None else 'no'} architecture"
+                f"{'an' if architecture is not None else 'no'} architecture; for its tensors alone, "
+                "modelpack.interop.torch.load(path) or `modelpack convert FILE -o OUT.mpk`"
             )
         from .torch import read_state_dict, rename_state_dict  # imported only for its files
 

@@ -51,6 +51,65 @@ def test_convert_arrays_to_a_tensor_archive(tmp_path):
     assert list(loaded) == ["x", "y"] and np.array_equal(loaded["x"], np.arange(4, dtype=np.float32))
 
 
+def _checkpoint(torch, path: Path) -> tuple[dict[str, np.ndarray], dict[str, str], int]:
+    """A training script's torch.save, and what its tensor archive should hold: the arrays by
+    dotted path, the numbers and text as metadata, and how many values are neither."""
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.BatchNorm1d(4))
+    opt = torch.optim.SGD(net.parameters(), lr=0.1, momentum=0.9)
+    net(torch.randn(5, 3)).sum().backward()
+    opt.step()
+    mean = np.array([0.485, 0.456, 0.406], np.float32)
+    torch.save({"model": net.state_dict(), "optimizer": opt.state_dict(), "epoch": 7, "best_acc": np.float64(0.91),
+                "arch": "mlp", "mean": mean}, path)
+    state, group = opt.state_dict()["state"], opt.state_dict()["param_groups"][0]
+    arrays = {**{f"model.{name}": t.numpy() for name, t in net.state_dict().items()},
+              **{f"optimizer.state.{i}.momentum_buffer": s["momentum_buffer"].numpy() for i, s in state.items()},
+              "mean": mean}
+    values = {"epoch": "7", "best_acc": "0.91", "arch": "mlp",
+              **{f"optimizer.param_groups.0.{key}": str(v) for key, v in group.items() if v is not None and key != "params"},
+              **{f"optimizer.param_groups.0.params.{i}": str(p) for i, p in enumerate(group["params"])}}
+    return arrays, values, sum(v is None for v in group.values())
+
+
+def test_convert_a_torch_checkpoint_to_a_tensor_archive(tmp_path):
+    """No --architecture: every tensor and numpy array by its path, numbers and text in the metadata."""
+    torch = pytest.importorskip("torch", reason="torch is not installed: real torch.save files cannot be made")
+    source, out = tmp_path / "checkpoint.pt", tmp_path / "checkpoint.mpk"
+    arrays, values, skipped = _checkpoint(torch, source)
+    run = cli("convert", source, "-o", out)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == (f"wrote {out}: {len(arrays)} tensors, {len(values)} values in its metadata, "
+                                  f"{skipped} values skipped (neither arrays, numbers nor text)")
+    loaded = modelpack.load(out)
+    assert list(loaded) == list(arrays)
+    for name, array in arrays.items():
+        assert loaded[name].dtype == array.dtype and loaded[name].shape == array.shape, name
+        assert loaded[name].tobytes() == array.tobytes(), name
+    assert modelpack.inspect(out).metadata == {**values, "converted_from": "checkpoint.pt",
+                                               "converter": "modelpack convert (PyTorch)"}
+    run = cli("convert", source, "-o", tmp_path / "again.mpk", "--json")
+    assert run.returncode == 0 and _json(run) == {
+        "output": str(tmp_path / "again.mpk"), "sources": [str(source)], "kind": "tensors",
+        "tensors": len(arrays), "values": len(values), "skipped": skipped}
+
+
+def test_convert_a_lone_torch_tensor_and_names_that_collide(tmp_path):
+    """A lone tensor loads back as itself; a value named as the converter's own metadata is skipped."""
+    torch = pytest.importorskip("torch", reason="torch is not installed: real torch.save files cannot be made")
+    torch.save(torch.arange(5), tmp_path / "t.pt")
+    assert cli("convert", tmp_path / "t.pt", "-o", tmp_path / "t.mpk").returncode == 0
+    assert modelpack.load(tmp_path / "t.mpk").tolist() == [0, 1, 2, 3, 4]
+    torch.save({"w": torch.ones(1), "converter": "train.py"}, tmp_path / "own.pt")  # the archive's own key wins
+    run = cli("convert", tmp_path / "own.pt", "-o", tmp_path / "own.mpk", "--json")
+    assert _json(run)["values"] == 0 and _json(run)["skipped"] == 1
+    assert modelpack.inspect(tmp_path / "own.mpk").metadata["converter"] == "modelpack convert (PyTorch)"
+    torch.save({"a.b": torch.ones(1), "a": {"b": torch.zeros(1)}}, tmp_path / "c.pt")
+    user_error(cli("convert", tmp_path / "c.pt", "-o", tmp_path / "c.mpk"),
+               "c.pt: two values are both named 'a.b' once nested names are joined")
+    assert not (tmp_path / "c.mpk").exists()
+
+
 def test_convert_parameters_into_an_architecture(tmp_path):
     x = np.load(DATA / "mlp-input.npy")
     modelpack.export(mlp_ready(), tmp_path / "arch.mpk", example=x)

@@ -39,6 +39,7 @@ from modelpack.errors import (
     ModelpackError,
     ShapeMismatchError,
     UnsupportedDtypeError,
+    UsageError,
 )
 from modelpack.interop.torch import load, read_state_dict
 from modelpack.interop.widened import widened
@@ -469,7 +470,11 @@ def test_convert_a_state_dict_onto_an_mpk_architecture(tmp_path):
     loaded = modelpack.load(tmp_path / "out.mpk")
     assert loaded[0].weight.data().tobytes() == arrays["0.weight"].tobytes()
     assert modelpack.inspect(tmp_path / "out.mpk").metadata["converter"] == "modelpack convert (PyTorch)"
-    user_error(cli("convert", path, "-o", tmp_path / "x.mpk"), "convert takes one torch state_dict file and an architecture")
+    with pytest.raises(UsageError, match=r"convert takes one torch state_dict file and an architecture .*found 1 "
+                                         r"file\(s\) and no architecture; for its tensors alone, "):
+        modelpack.convert(path)
+    user_error(cli("convert", path, "-o", tmp_path / "x.mpk", "--input-shape", "x=N,2"),
+               "--input-shape applies to a Gluon export (-symbol.json), not to arrays")
     assert not (tmp_path / "x.mpk").exists()
 
 

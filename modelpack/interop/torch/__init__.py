@@ -21,9 +21,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from .layers import ROWS, rename_state_dict
-from .state_dict import is_torch_zip, load, read_state_dict
+from .state_dict import Flattened, flatten, is_torch_zip, load, read_state_dict
 
-__all__ = ["from_torch", "to_torch", "read_state_dict", "load", "is_torch_zip", "rename_state_dict", "ROWS"]
+__all__ = ["from_torch", "to_torch", "read_state_dict", "load", "flatten", "Flattened", "is_torch_zip",
+           "rename_state_dict", "ROWS"]
 
 
 def __getattr__(name: str) -> Any:

@@ -18,6 +18,7 @@ of means) come back as numpy scalars and arrays, made by ``numpy_values`` from t
 numpy values of other than plain numbers (object arrays above all) are refused by name.
 
 >>> arrays = read_state_dict("model.pt")          # doctest: +SKIP
+>>> flatten(load("checkpoint.pt")).arrays         # doctest: +SKIP  (nested: 'model.fc.weight', ...)
 >>> net.load_parameters("model.pt")               # doctest: +SKIP  (names mapped by layer type)
 """
 
@@ -41,7 +42,7 @@ from ..widened import STORED_AS, stored_dtype, widened
 from .numpy_values import NumpyValues, are_sizes
 from .unpickler import Allowed, restricted_load, shown
 
-__all__ = ["load", "read_state_dict", "is_torch_zip", "STORAGE_DTYPES", "V3_DTYPES"]
+__all__ = ["load", "read_state_dict", "flatten", "Flattened", "is_torch_zip", "STORAGE_DTYPES", "V3_DTYPES"]
 
 # torch's storage type name -> numpy dtype, or a format read as float32 (``widened``); None: a
 # dtype numpy or modelpack cannot hold. ``UntypedStorage`` is bytes: the tensor says its dtype.
@@ -105,6 +106,59 @@ def read_state_dict(source: PathOrFile, *, limits: Limits = DEFAULT_LIMITS) -> d
             f"{where} holds a dict with entries that are not named tensors ({shown}), not a state_dict{hint}"
         )
     return loaded
+
+
+MAX_PATH = 1024  # the longest path ``flatten`` names: an archive's tensor names are 1 to 1024 characters
+
+
+@dataclass
+class Flattened:
+    """What a torch file holds, by dotted path: its arrays, its plain values (numbers, strings,
+    numpy scalars), and how many other values were left out (None, bytes, a dtype, a dict or
+    list met a second time)."""
+
+    arrays: dict[str, np.ndarray] = field(default_factory=dict)
+    values: dict[str, bool | int | float | complex | str | np.generic] = field(default_factory=dict)
+    skipped: int = 0
+
+
+def flatten(loaded: Any, *, where: str = "the file") -> Flattened:
+    """Every array and plain value in what ``load`` returned, named by its keys and indices
+    through dicts, lists and tuples joined by dots (``model.0.weight``,
+    ``optimizer.state.0.momentum_buffer``): a flat state_dict's names are its own keys, as
+    ``read_state_dict`` gives them. A value that is not in a container is named ``0``.
+
+    A container a pickle shares (or nests in itself) is walked where it is first met and
+    counted as skipped after. A path longer than an archive's tensor names may be is refused
+    (a deep file would otherwise cost the square of its depth in names), and so are two values
+    that come to one name, naming ``where`` and the path.
+
+    >>> flatten(load("checkpoint.pt")).arrays["model.fc.weight"]   # doctest: +SKIP
+    """
+    flat, seen = Flattened(), set()
+    todo: list[tuple[str, Any]] = [("", loaded)]
+    while todo:
+        name, value = todo.pop()
+        if isinstance(value, (dict, list, tuple)):
+            if len(name) > MAX_PATH:
+                raise FormatError(f"{where}: a value's path {name[:40]}... is over {MAX_PATH} characters")
+            if id(value) in seen:
+                flat.skipped += 1
+                continue
+            seen.add(id(value))
+            items = list(value.items() if isinstance(value, dict) else enumerate(value))
+            todo.extend((f"{name}.{key}" if name else str(key), item) for key, item in reversed(items))
+            continue
+        name = name or "0"
+        if name in flat.arrays or name in flat.values:
+            raise FormatError(f"{where}: two values are both named {name!r} once nested names are joined")
+        if isinstance(value, np.ndarray):
+            flat.arrays[name] = value
+        elif isinstance(value, (bool, int, float, complex, str, np.generic)):
+            flat.values[name] = value
+        else:
+            flat.skipped += 1
+    return flat
 
 
 def load(source: PathOrFile, *, limits: Limits = DEFAULT_LIMITS) -> Any:
