@@ -26,6 +26,7 @@ from ..io.npy import SUPPORTED_DTYPES
 from .models import Extensible, constructed
 
 __all__ = [
+    "MAX_NAME",
     "TensorInfo", "TensorIndex", "Entry", "check_tensor_name", "checked_index", "dump_weights", "entries",
     "offsets", "prove_index", "validate_weights", "vouch", "MAX_DIMENSION", "checked_index_of",
     "lowercase_hex", "names_allowed",
@@ -41,7 +42,7 @@ _NAME_CHARS = re.compile(r"[/\\\x00-\x1f\x7f]")
 # The UTF-8 bytes of every other character (all that _NAME_CHARS finds are ASCII, and in UTF-8
 # no other character's encoding holds an ASCII byte): deleting them leaves what it would find.
 _NAME_BYTES = bytes(sorted(set(range(256)) - {ord("/"), ord("\\"), *range(0x20), 0x7F}))
-_MAX_NAME = 1024
+MAX_NAME = 1024  # the longest tensor name, in characters
 MAX_DIMENSION = 2**63  # dimensions and offsets are below it (int64, as numpy's shapes)
 _not_none = functools.partial(operator.is_not, None)
 
@@ -70,7 +71,7 @@ class TensorInfo(Extensible):
 
 def check_tensor_name(name: str) -> None:
     """Refuse names that are empty or could act as paths inside the bundle."""
-    if not name or _NAME_CHARS.search(name) or len(name) > _MAX_NAME:
+    if not name or _NAME_CHARS.search(name) or len(name) > MAX_NAME:
         raise ValueError(
             f"tensor name {name!r} is not allowed: names are 1-1024 characters with no '/', "
             "'\\' or control characters"
@@ -230,7 +231,7 @@ def lowercase_hex(digests: list[str]) -> bool:
 def names_allowed(names: list[str]) -> bool:
     """Whether every name (a str each) passes ``check_tensor_name``, checked at once."""
     return not names or not (
-        "" in names or max(map(len, names)) > _MAX_NAME
+        "" in names or max(map(len, names)) > MAX_NAME
         or "".join(names).encode("utf-8", "surrogatepass").translate(None, _NAME_BYTES)
     )
 

@@ -31,6 +31,7 @@ from typing import IO, Any
 import numpy as np
 
 from ...errors import FileKindError, FormatError, LimitError, UnsupportedDtypeError
+from ...format.tensor_index import MAX_NAME
 from ...io.limits import DEFAULT_LIMITS, GRACE_BYTES, Limits
 from ...io.npy import MAX_DIMS
 from ...io.pages import read_target
@@ -108,7 +109,7 @@ def read_state_dict(source: PathOrFile, *, limits: Limits = DEFAULT_LIMITS) -> d
     return loaded
 
 
-MAX_PATH = 1024  # the longest path ``flatten`` names: an archive's tensor names are 1 to 1024 characters
+MAX_PATH = MAX_NAME  # the longest path ``flatten`` names: an archive's tensor names are at most that
 
 
 @dataclass
