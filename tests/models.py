@@ -7,7 +7,7 @@ import io
 import numpy as np
 
 import modelpack
-from modelpack import nn, npx
+from modelpack import nn
 
 
 class MLP(nn.Block):
@@ -34,32 +34,6 @@ class WithConstant(nn.Block):
     def forward(self, x):
         centred = (x - self.mean) / 2.0
         return self.fc(centred) * self.scale.data() + np.float32(1.5)
-
-
-class Residual(nn.Block):
-    """d2l's residual block (chapter 8.6): two 3×3 convolutions with BatchNorm, and a 1×1
-    convolution on the shortcut where the shape changes."""
-
-    def __init__(self, channels: int, use_1x1conv: bool = False, strides: int = 1):
-        super().__init__()
-        self.conv1 = nn.Conv2D(channels, kernel_size=3, padding=1, strides=strides)
-        self.conv2 = nn.Conv2D(channels, kernel_size=3, padding=1)
-        self.conv3 = nn.Conv2D(channels, kernel_size=1, strides=strides) if use_1x1conv else None
-        self.bn1, self.bn2 = nn.BatchNorm(), nn.BatchNorm()
-
-    def forward(self, x):
-        y = npx.relu(self.bn1(self.conv1(x)))
-        y = self.bn2(self.conv2(y))
-        return npx.relu(y + (self.conv3(x) if self.conv3 is not None else x))
-
-
-def residual_net() -> nn.Sequential:
-    """A small ResNet: a stem, two residual blocks (the second halving the planes), global
-    average pooling and a Dense head; not initialised."""
-    net = nn.Sequential()
-    net.add(nn.Conv2D(8, kernel_size=3, padding=1), nn.BatchNorm(), nn.Activation("relu"),
-            Residual(8), Residual(16, use_1x1conv=True, strides=2), nn.GlobalAvgPool2D(), nn.Dense(10))
-    return net
 
 
 def ready(net: nn.Block, *inputs, seed: int = 0) -> nn.Block:

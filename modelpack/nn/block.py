@@ -20,7 +20,7 @@ import numpy as np
 
 from ..errors import DtypeMismatchError, ShapeMismatchError, UnsupportedBlockError
 from ..io.paths import PathOrFile
-from . import batch_split, budget, devices, hooks
+from . import budget, devices, hooks
 from . import init as init_mod
 from .gluon_api import GluonAPI
 from .loading import LoadOptions, LoadReport, LoadSelection, read_parameter_file, write_parameter_file
@@ -297,13 +297,6 @@ class Block(GluonAPI):
         interceptor = hooks.active()
         if interceptor is not None and not interceptor.sees_real_values:
             return interceptor.call_block(self, args)  # tracing: stand-ins, no hooks
-        if interceptor is None and not batch_split.nested():  # (on slices of a large batch, where it can)
-            return batch_split.outermost(self, args, self._dispatch)
-        return self._dispatch(args, interceptor)
-
-    def _dispatch(self, args: tuple[Any, ...], interceptor: hooks.Interceptor | None = None) -> Any:
-        """The call as it runs: through a watching interceptor, Gluon's forward hooks, the
-        device API a user's forward sees, and the activation budget."""
         call = self._call if interceptor is None else (lambda *a: interceptor.call_block(self, a))
         custom = type_name_of(self) is None  # a user's forward, not a registered layer's
         if not custom and not devices.in_user_code():

@@ -13,8 +13,7 @@ In a graph, where the chain's values are each read by the next step alone, the B
 the ReLU instead run in place on the convolution's output (``in_place_step``): the layers' own
 arithmetic, so a loaded model gives the bits of the custom block it was traced from, which
 computes them one by one (a ResNet-18-style residual block on 32×16×32×32 values, one thread:
-7.2–8.2 → 6.5–7.4 ms), on the same batch (a large batch a loaded model runs on slices,
-``nn.batch_split``, agrees with the whole batch's to float rounding).
+7.2–8.2 → 6.5–7.4 ms).
 
 Only what would compute the same values is fused: the layers' own classes (not subclasses),
 channel-first BatchNorm of the convolution's dtype, plain inference (no autograd recording,

@@ -17,12 +17,11 @@ wake-up is small beside them (``SPLIT_MIN_WORK``, ``ELEMENTWISE_MIN_ELEMENTS``).
 
 from __future__ import annotations
 
-import contextlib
 import contextvars
 import math
 import os
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -31,8 +30,8 @@ import numpy as np
 from .. import budget
 from . import blas, rowloops
 
-__all__ = ["threads", "set_threads", "alone", "inside", "in_parallel", "over_batch", "split", "copy", "ufunc",
-           "output", "total", "added_in_order"]
+__all__ = ["threads", "set_threads", "over_batch", "split", "copy", "ufunc", "output", "total",
+           "added_in_order"]
 
 # Below this many elements a reduction's pass takes a few microseconds: not worth a thread's
 # wake-up. (It also decides how a reduction is chunked, so changing it changes trained bits.)
@@ -67,24 +66,11 @@ def _from_environment() -> int:
 
 
 def threads() -> int:
-    """How many threads the kernels' passes use (1 on a thread running a whole model's slice
-    of the batch, ``nn.batch_split``: its kernels plan for the core they have)."""
+    """How many threads the kernels' passes use."""
     global _threads
-    if getattr(_local, "alone", False):
-        return 1
     if _threads is None:
         _threads = _from_environment()
     return _threads
-
-
-@contextlib.contextmanager
-def alone() -> Iterator[None]:
-    """Inside, this thread's passes plan for one thread (``threads()`` is 1)."""
-    _local.alone = True
-    try:
-        yield
-    finally:
-        _local.alone = False
 
 
 def set_threads(count: int) -> None:
@@ -132,9 +118,9 @@ def over_batch(
     pieces = [slice(a, b) for a, b in zip(bounds, bounds[1:], strict=False)]
     # A reduction's chunks are fixed for its bits; below an element-wise pass's threshold, a
     # hand-off to the pool (~70 µs on a 2-vCPU VM) costs more than the chunks take.
-    if threads() < 2 or inside() or (chunks is not None and elements < ELEMENTWISE_MIN_ELEMENTS):
+    if threads() < 2 or _inside() or (chunks is not None and elements < ELEMENTWISE_MIN_ELEMENTS):
         return [run(piece) for piece in pieces]
-    return in_parallel(run, pieces)
+    return _in_parallel(run, pieces)
 
 
 def split(run: Callable[[slice], Any], batch: int, work: int) -> list[Any]:
@@ -146,19 +132,18 @@ def split(run: Callable[[slice], Any], batch: int, work: int) -> list[Any]:
     calling thread runs the whole batch (its GEMMs on BLAS's threads). Results do not depend
     on the split. Returns the runs' results in the chunks' order."""
     count = min(threads(), batch)
-    if count < 2 or work < SPLIT_MIN_WORK or inside() or not blas.usable():
+    if count < 2 or work < SPLIT_MIN_WORK or _inside() or not blas.usable():
         return [run(slice(0, batch))]
     bounds = [batch * i // count for i in range(count + 1)]
     with blas.serial():
-        return in_parallel(run, [slice(a, b) for a, b in zip(bounds, bounds[1:], strict=False)])
+        return _in_parallel(run, [slice(a, b) for a, b in zip(bounds, bounds[1:], strict=False)])
 
 
-def inside() -> bool:
-    """Whether this thread runs a chunk of a pass (a nested pass then runs on it alone)."""
+def _inside() -> bool:
     return getattr(_local, "inside", False)
 
 
-def in_parallel(run: Callable[[slice], Any], chunks: list[slice]) -> list[Any]:
+def _in_parallel(run: Callable[[slice], Any], chunks: list[slice]) -> list[Any]:
     """The chunks in consecutive groups, one per thread, the calling thread running the first
     (more chunks than threads: a reduction's fixed chunks), the results in the chunks' order.
     Each group runs in a copy of the caller's context, so numpy's settings there (its ufunc

@@ -48,10 +48,6 @@ _UNARY: dict[str, tuple[np.ufunc, ...]] = {
     "cos": (np.cos,),
     "logical_not": (np.logical_not,),
 }
-# The ops whose every output element is computed from the inputs' elements at its place, after
-# broadcasting (``nn.batch_split`` runs graphs of them on slices of a batch): all above but matmul.
-ELEMENTWISE_UNARY = frozenset(_UNARY) | frozenset(act.ACTIVATIONS)
-ELEMENTWISE_BINARY = frozenset(_BINARY) - {"matmul"}
 for _name, _ufuncs in _BINARY.items():
     register_op(_name, numpy=_ufuncs)(lambda a, b, _f=_ufuncs[0]: _f(a, b))
 for _name, _ufuncs in _UNARY.items():

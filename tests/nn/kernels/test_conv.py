@@ -451,8 +451,8 @@ def test_the_bias_gradient_split_over_channels_has_the_same_bits(monkeypatch, sh
         monkeypatch.setattr(conv_grads, "BIAS_SPLIT_POSITIONS", 0)
         monkeypatch.setattr(conv_grads, "BIAS_SPLIT_VALUES", 0)
         calls: list[int] = []
-        original = parallel.in_parallel
-        monkeypatch.setattr(parallel, "in_parallel", lambda run, chunks: calls.append(len(chunks)) or original(run, chunks))
+        original = parallel._in_parallel
+        monkeypatch.setattr(parallel, "_in_parallel", lambda run, chunks: calls.append(len(chunks)) or original(run, chunks))
         split = conv_grads.bias(grad)
     finally:
         parallel.set_threads(before)
