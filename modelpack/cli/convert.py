@@ -3,7 +3,9 @@
 An ONNX model becomes a model archive; a torch file (``torch.save``) plus ``--architecture
 ARCH.mpk`` becomes that architecture with its state_dict's weights, and alone a tensor archive
 of every tensor and numpy array in it, named by their paths (``model.fc.weight``,
-``optimizer.state.0.momentum_buffer``), its numbers and strings in the archive's metadata;
+``optimizer.state.0.momentum_buffer``), its numbers and strings in the archive's metadata; a
+safetensors file likewise: with ``--architecture`` its weights (torch's names mapped), alone a
+tensor archive of its tensors, its ``__metadata__`` strings in the archive's metadata;
 from MXNet, a Gluon export (``-symbol.json`` + ``-0000.params``) becomes a model archive, a
 parameter file plus ``--architecture`` that architecture with those weights, and a lone NDArray
 file (``npx.save``) a tensor archive (a list, or a dict when named). Which is which is read
@@ -26,13 +28,13 @@ __all__ = ["add_parser", "parse_input_shape"]
 def add_parser(commands: Any) -> None:
     """Register the subcommand on the CLI's subparsers."""
     convert = commands.add_parser(
-        "convert", help="turn ONNX, PyTorch or MXNet files into an .mpk",
+        "convert", help="turn ONNX, PyTorch, safetensors or MXNet files into an .mpk",
         description=__doc__.split("\n\n")[1] if __doc__ else None,
     )
     convert.add_argument("sources", nargs="+", metavar="SRC",
-                         help="a .onnx model; a torch file (alone: its tensors; with --architecture: its "
-                              "state_dict's weights); -symbol.json and its -0000.params, or one "
-                              "NDArray/parameter file")
+                         help="a .onnx model; a torch or safetensors file (alone: its tensors; with "
+                              "--architecture: its state_dict's weights); -symbol.json and its "
+                              "-0000.params, or one NDArray/parameter file")
     convert.add_argument("-o", "--output", required=True, metavar="OUT", help="the archive to write")
     convert.add_argument("--architecture", metavar="ARCH",
                          help="an .mpk whose weights the parameters replace")
@@ -70,17 +72,19 @@ def run(args: argparse.Namespace) -> int:
     shapes = dict(parse_input_shape(text) for text in args.input_shape)
     sources = [str(s) for s in args.sources]
     kinds = {source_kind(s) for s in sources}
-    tool = CONVERTERS["onnx" if "onnx" in kinds else "torch" if "torch" in kinds else "mxnet"]
+    tool = CONVERTERS[next((kind for kind in ("onnx", "torch", "safetensors") if kind in kinds), "mxnet")]
     metadata = {"converted_from": ", ".join(os.path.basename(s) for s in sources),
                 "converter": f"modelpack convert ({tool})"}
     with progress(f"converting {', '.join(sources)}"):
         report: dict[str, Any]
         if len(sources) == 1 and args.architecture is None and (
-                kinds == {"torch"} or ndarray.is_ndarray_file(sources[0])):
+                kinds & {"torch", "safetensors"} or ndarray.is_ndarray_file(sources[0])):
             if shapes:
                 raise UsageError("--input-shape applies to a Gluon export (-symbol.json), not to arrays")
             if kinds == {"torch"}:
                 report = _torch_tensors(sources[0], args.output, metadata)
+            elif kinds == {"safetensors"}:
+                report = _safetensors_tensors(sources[0], args.output, metadata)
             else:
                 tensors = ndarray.load(sources[0])
                 api.save(args.output, tensors, metadata=metadata)
@@ -126,3 +130,15 @@ def _torch_tensors(source: str, output: str, metadata: dict[str, str]) -> dict[s
     api.save(output, tensors, metadata={**values, **metadata})
     return {"kind": "tensors", "tensors": len(flat.arrays), "values": len(values),
             "skipped": flat.skipped + len(flat.values) - len(values)}
+
+
+def _safetensors_tensors(source: str, output: str, metadata: dict[str, str]) -> dict[str, Any]:
+    """A safetensors file without an architecture: its tensors as they are named, its
+    ``__metadata__`` strings in the archive's metadata beside the converter's own (which win)."""
+    from .. import api
+    from ..interop.safetensors import read_safetensors
+
+    tensors, strings = read_safetensors(source)
+    values = {name: value for name, value in strings.items() if name not in metadata}
+    api.save(output, tensors, metadata={**values, **metadata})
+    return {"kind": "tensors", "tensors": len(tensors), "values": len(values)}

@@ -1,5 +1,6 @@
 """Translators between other tools' files and modelpack: ``mxnet`` (MXNet's files), ``torch``
 (state_dict files without torch; modules both ways), ``onnx`` (ONNX files both ways),
+``safetensors`` (safetensors files without the safetensors package),
 ``convert`` (``modelpack.convert``: any of them, told apart by their bytes), and
 ``imported`` (an imported graph as a model: a ``Sequential`` or a ``GraphBlock``, and safe
 names for its pieces, for all).

@@ -1,8 +1,9 @@
 """``modelpack.convert``: other tools' files as a modelpack model, chosen by what the files are.
 
 - an ONNX model → ``interop.onnx.from_onnx`` (the onnx extra);
-- a torch ``state_dict`` file (``torch.save``) and an ``architecture`` → that architecture with
-  the file's weights, names mapped layer by layer (no torch needed);
+- a torch ``state_dict`` file (``torch.save``) or a safetensors file, and an ``architecture`` →
+  that architecture with the file's weights, torch's names mapped layer by layer (no torch or
+  safetensors needed);
 - MXNet files (a Gluon export, or parameters and an ``architecture``) → ``interop.mxnet.convert``.
 
 Files are told apart by their first bytes (``io.sniff``), never by their names.
@@ -23,15 +24,15 @@ from ..nn.block import Block
 __all__ = ["convert", "source_kind", "load_architecture", "CONVERTERS"]
 
 # file kind -> what the converter is called in messages and archive metadata
-CONVERTERS = {"onnx": "ONNX", "torch": "PyTorch", "mxnet": "MXNet"}
+CONVERTERS = {"onnx": "ONNX", "torch": "PyTorch", "safetensors": "safetensors", "mxnet": "MXNet"}
 
 
 def source_kind(source: PathOrFile) -> str:
-    """``"onnx"``, ``"torch"``, or ``"mxnet"`` (anything else is left to the MXNet converter,
-    which reads symbol JSON files and says what is wrong with the others)."""
+    """``"onnx"``, ``"torch"``, ``"safetensors"``, or ``"mxnet"`` (anything else is left to the
+    MXNet converter, which reads symbol JSON files and says what is wrong with the others)."""
     with open_for_reading(source) as handle:
         kind = sniff(handle).name
-    return kind if kind in ("onnx", "torch") else "mxnet"
+    return kind if kind in ("onnx", "torch", "safetensors") else "mxnet"
 
 
 def convert(
@@ -43,10 +44,12 @@ def convert(
     cast_dtype: bool = False,
     limits: Limits = DEFAULT_LIMITS,
 ) -> Block:
-    """A modelpack model from an ONNX file, a torch state_dict plus ``architecture``, or MXNet files.
+    """A modelpack model from an ONNX file, a torch state_dict or safetensors file plus
+    ``architecture``, or MXNet files.
 
     >>> net = modelpack.convert("model.onnx")                                  # doctest: +SKIP
     >>> net = modelpack.convert("weights.pt", architecture="arch.mpk")         # doctest: +SKIP
+    >>> net = modelpack.convert("model.safetensors", architecture="arch.mpk")  # doctest: +SKIP
     >>> net = modelpack.convert("mlp-symbol.json", "mlp-0000.params")          # doctest: +SKIP
     """
     kinds = [source_kind(source) for source in sources]
@@ -59,18 +62,26 @@ def convert(
         from .onnx import from_onnx  # imported only for its files: it needs the onnx extra
 
         return from_onnx(sources[0], limits=limits)
-    if "torch" in kinds:
+    if "torch" in kinds or "safetensors" in kinds:
+        kind = "torch" if "torch" in kinds else "safetensors"
         if len(sources) != 1 or architecture is None:
+            reader = "torch.load" if kind == "torch" else "safetensors.read_safetensors"
             raise UsageError(
-                "convert takes one torch state_dict file and an architecture (a Block, or an .mpk whose "
+                f"convert takes one {_WEIGHTS[kind]} file and an architecture (a Block, or an .mpk whose "
                 f"weights it replaces); found {len(sources)} file(s) and "
                 f"{'an' if architecture is not None else 'no'} architecture; for its tensors alone, "
-                "modelpack.interop.torch.load(path) or `modelpack convert FILE -o OUT.mpk`"
+                f"modelpack.interop.{reader}(path) or `modelpack convert FILE -o OUT.mpk`"
             )
         from .torch import read_state_dict, rename_state_dict  # imported only for its files
 
         net = load_architecture(architecture, limits)
-        arrays = rename_state_dict(read_state_dict(sources[0], limits=limits), net)
+        if kind == "torch":
+            arrays = read_state_dict(sources[0], limits=limits)
+        else:
+            from .safetensors import read_safetensors
+
+            arrays, _ = read_safetensors(sources[0], limits=limits)
+        arrays = rename_state_dict(arrays, net)  # a safetensors file from torch has torch's names
         net.set_parameters(
             arrays,
             source=describe(sources[0]),
@@ -90,6 +101,9 @@ def convert(
         cast_dtype=cast_dtype,
         limits=limits,
     )
+
+
+_WEIGHTS = {"torch": "torch state_dict", "safetensors": "safetensors"}
 
 
 def load_architecture(architecture: Any, limits: Limits) -> Block:

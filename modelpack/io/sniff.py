@@ -19,7 +19,7 @@ from .limits import DEFAULT_LIMITS, GRACE_BYTES
 from .zipio import Source
 from .zipread import read_directory
 
-__all__ = ["FileKind", "KINDS", "sniff", "is_mxnet", "refuse_other_kind"]
+__all__ = ["FileKind", "KINDS", "sniff", "is_mxnet", "is_safetensors", "refuse_other_kind"]
 
 
 @dataclass(frozen=True)
@@ -45,7 +45,9 @@ _KIND_TABLE = (
      "convert it with modelpack.convert(path) or `modelpack convert FILE -o OUT.mpk` (the onnx extra)"),
     ("pickle", "a Python pickle",
      "modelpack never unpickles (that runs code from the file); unpickle it only if you trust it"),
-    ("safetensors", "a safetensors file", "read it with safetensors.numpy.load_file(path)"),
+    ("safetensors", "a safetensors file",
+     "read it with net.load_parameters(path) on a modelpack network of the same architecture, "
+     "modelpack.interop.safetensors.read_safetensors(path), or `modelpack convert FILE -o OUT.mpk`"),
     ("npy", "a NumPy array file (.npy)", "read it with numpy.load(path)"),
     ("gguf", "a GGUF file (llama.cpp)", "read it with the gguf package (gguf.GGUFReader(path))"),
     ("keras", "a Keras archive (.keras)", "read it with keras.saving.load_model(path)"),
@@ -59,6 +61,7 @@ _MXNET_LIST_MAGIC = (0x112).to_bytes(8, "little")
 _HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 _NPY_MAGIC = b"\x93NUMPY"
 _GGUF_MAGIC = b"GGUF"
+_SAFETENSORS_HEADER = 100 * 2**20  # a bound above safetensors' own (100 MB): a header's length is below it
 # What every .keras archive (Keras 3's format) holds: its model's config and its format's metadata.
 _KERAS_MEMBERS = frozenset(("config.json", "metadata.json"))
 # The tags of ModelProto's fields 2 to 8 and 14 (producer, ..., graph, opset_import, metadata)
@@ -100,6 +103,25 @@ def is_mxnet(handle: IO[bytes]) -> bool:
         handle.seek(position)
 
 
+def is_safetensors(handle: IO[bytes]) -> bool:
+    """True when an open, seekable file starts as a safetensors file does (reads 9 bytes): a
+    header length under safetensors' bound, then the header's ``{``; the position is restored.
+    The parameter-file reader asks this before the zip readers, at the cost of one small read."""
+    try:
+        position = handle.tell()
+    except (OSError, ValueError, AttributeError):
+        return False
+    try:
+        handle.seek(0)
+        return _is_safetensors(handle.read(9))
+    finally:
+        handle.seek(position)
+
+
+def _is_safetensors(head: bytes) -> bool:
+    return len(head) >= 9 and head[8:9] == b"{" and int.from_bytes(head[:8], "little") < _SAFETENSORS_HEADER
+
+
 def _plain_kind(head: bytes) -> str:
     if head.startswith(_MXNET_LIST_MAGIC):
         return "mxnet"
@@ -114,7 +136,7 @@ def _plain_kind(head: bytes) -> str:
     if head[:1] == b"\x80" and head[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05"):
         # torch's legacy format is a pickle whose first object is its magic number
         return "torch" if head[2:3] == b"\x8a" else "pickle"
-    if len(head) >= 9 and head[8:9] == b"{" and int.from_bytes(head[:8], "little") < 100 * 2**20:
+    if _is_safetensors(head):
         return "safetensors"
     return "unknown"
 

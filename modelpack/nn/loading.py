@@ -1,4 +1,4 @@
-"""Parameter files and loads: reading them (``.npz``, Gluon's, torch's), writing them, and
+"""Parameter files and loads: reading them (``.npz``, Gluon's, torch's, safetensors), writing them, and
 matching saved arrays to a block's parameters (renaming, selecting, the ``LoadReport``).
 
 ``Block``'s and ``ParameterDict``'s ``save``/``load`` methods all come here: ``plan_load``
@@ -27,7 +27,7 @@ from ..errors import (
 )
 from ..io import npz, npz_write
 from ..io.paths import PathOrFile, atomic_writer, describe, open_for_reading
-from ..io.sniff import is_mxnet, refuse_other_kind, sniff
+from ..io.sniff import is_mxnet, is_safetensors, refuse_other_kind, sniff
 from .parameter import Parameter, shapes_compatible
 
 if TYPE_CHECKING:
@@ -85,14 +85,24 @@ def read_parameter_file(
 ) -> tuple[dict[str, np.ndarray], str]:
     """The arrays of a parameter file and its name for messages: modelpack's ``.npz`` (never
     unpickled) or a Gluon file (MXNet's ``save_parameters``, an export's ``.params``), whose
-    flat names (``dense0_weight``) are matched to ``params``' structured ones, or — given the
-    ``net`` whose layers map torch's names — a torch ``state_dict`` file (read without torch)."""
+    flat names (``dense0_weight``) are matched to ``params``' structured ones, a safetensors
+    file, or a torch ``state_dict`` file (read without torch); given the ``net``, torch's names
+    in either are mapped by its layers."""
     source = describe(filename)
     with open_for_reading(filename) as handle:
         if is_mxnet(handle):
             from ..interop.mxnet import gluon_parameters, match_parameters  # only for its files
 
             return match_parameters(gluon_parameters(handle), params), source
+        if is_safetensors(handle):
+            from ..interop.safetensors import read_safetensors  # only for its files
+
+            arrays, _ = read_safetensors(handle)
+            if net is None:
+                return arrays, source
+            from ..interop.torch import rename_state_dict  # torch's names, as torch writes them
+
+            return rename_state_dict(arrays, net), source
         try:
             return npz.read_npz(handle, source=source), source
         except FormatError:

@@ -110,6 +110,48 @@ def test_convert_a_lone_torch_tensor_and_names_that_collide(tmp_path):
     assert not (tmp_path / "c.mpk").exists()
 
 
+def test_convert_a_safetensors_file_to_a_tensor_archive(tmp_path):
+    """No --architecture: its tensors by name, its metadata strings beside the converter's own (which win)."""
+    safetensors_numpy = pytest.importorskip("safetensors.numpy")
+    source, out = tmp_path / "w.safetensors", tmp_path / "w.mpk"
+    arrays = {"b": np.arange(3, dtype=np.int64), "a": np.ones((2, 2), np.float16)}
+    safetensors_numpy.save_file(arrays, str(source), metadata={"format": "pt", "converter": "hf"})
+    run = cli("convert", source, "-o", out, "--json")
+    assert run.returncode == 0, run.stderr
+    assert _json(run) == {"output": str(out), "sources": [str(source)], "kind": "tensors", "tensors": 2,
+                          "values": 1}
+    loaded = modelpack.load(out)
+    assert sorted(loaded) == ["a", "b"]
+    for name, array in arrays.items():
+        assert loaded[name].dtype == array.dtype and loaded[name].tobytes() == array.tobytes(), name
+    assert modelpack.inspect(out).metadata == {"format": "pt", "converted_from": "w.safetensors",
+                                               "converter": "modelpack convert (safetensors)"}
+    run = cli("convert", source, "-o", tmp_path / "again.mpk")
+    assert run.stdout.strip() == f"wrote {tmp_path / 'again.mpk'}: 2 tensors, 1 values in its metadata"
+
+
+def test_convert_a_torch_safetensors_file_into_an_architecture(tmp_path):
+    torch = pytest.importorskip("torch", reason="torch is not installed: real safetensors files cannot be made")
+    safetensors_torch = pytest.importorskip("safetensors.torch")
+    torch.manual_seed(0)
+    module = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.ReLU(), torch.nn.Linear(4, 2))
+    safetensors_torch.save_file(module.state_dict(), str(tmp_path / "mlp.safetensors"))
+    net = modelpack.nn.Sequential()
+    net.add(modelpack.nn.Dense(4, in_units=3), modelpack.nn.Activation("relu"), modelpack.nn.Dense(2, in_units=4))
+    net.initialize()
+    x = np.random.default_rng(0).standard_normal((5, 3)).astype(np.float32)
+    modelpack.export(net, tmp_path / "arch.mpk", example=x)
+    run = cli("convert", tmp_path / "mlp.safetensors", "--architecture", tmp_path / "arch.mpk",
+              "-o", tmp_path / "mlp.mpk")
+    assert run.returncode == 0, run.stderr
+    np.testing.assert_allclose(modelpack.load(tmp_path / "mlp.mpk")(x), module(torch.from_numpy(x)).detach().numpy(),
+                               rtol=1e-5, atol=1e-6)
+    assert modelpack.inspect(tmp_path / "mlp.mpk").metadata["converter"] == "modelpack convert (safetensors)"
+    user_error(cli("convert", tmp_path / "mlp.safetensors", tmp_path / "mlp.safetensors", "--architecture",
+                   tmp_path / "arch.mpk", "-o", tmp_path / "two.mpk"),
+               "convert takes one safetensors file and an architecture")
+
+
 def test_convert_parameters_into_an_architecture(tmp_path):
     x = np.load(DATA / "mlp-input.npy")
     modelpack.export(mlp_ready(), tmp_path / "arch.mpk", example=x)

@@ -14,7 +14,7 @@ from craft import Unseekable, stored_zip
 from models import export_bytes, save_bytes, sequential_mlp
 
 from modelpack.errors import FileKindError
-from modelpack.io.sniff import KINDS, is_mxnet, refuse_other_kind, sniff
+from modelpack.io.sniff import KINDS, is_mxnet, is_safetensors, refuse_other_kind, sniff
 
 MXNET_MAGIC = (0x112).to_bytes(8, "little")
 
@@ -85,6 +85,15 @@ def test_is_mxnet_on_a_raw_file_reads_by_offset(tmp_path, data, expected):
         assert is_mxnet(handle) is expected and handle.tell() == min(5, len(data))
 
 
+@pytest.mark.parametrize("sample", sorted(SAMPLES))
+def test_is_safetensors_agrees_with_sniff_and_restores_the_position(sample):
+    handle = io.BytesIO(SAMPLES[sample][0])
+    handle.seek(min(2, len(SAMPLES[sample][0])))
+    assert is_safetensors(handle) is (SAMPLES[sample][1] == "safetensors")
+    assert handle.tell() == min(2, len(SAMPLES[sample][0]))
+    assert is_safetensors(Unseekable()) is False
+
+
 def test_is_mxnet_leaves_a_stream_that_cannot_seek_alone():
     assert is_mxnet(Unseekable()) is False
 
@@ -99,6 +108,9 @@ def test_is_mxnet_leaves_a_stream_that_cannot_seek_alone():
                 r"or numpy\.load$"),
         ("hdf5", r"^x is an HDF5 file \(e\.g\. Keras \.h5\), not a modelpack archive; read it with h5py$"),
         ("npy", r"^x is a NumPy array file \(\.npy\), not a modelpack archive; read it with numpy\.load\(path\)$"),
+        ("safetensors", r"^x is a safetensors file, not a modelpack archive; read it with net\.load_parameters\(path\) "
+                        r"on a modelpack network of the same architecture, modelpack\.interop\.safetensors\."
+                        r"read_safetensors\(path\), or `modelpack convert FILE -o OUT\.mpk`$"),
         ("keras", r"^x is a Keras archive \(\.keras\), not a modelpack archive; read it with "
                   r"keras\.saving\.load_model\(path\)$"),
     ],
