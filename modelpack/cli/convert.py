@@ -81,6 +81,9 @@ def run(args: argparse.Namespace) -> int:
                 kinds & {"torch", "safetensors"} or ndarray.is_ndarray_file(sources[0])):
             if shapes:
                 raise UsageError("--input-shape applies to a Gluon export (-symbol.json), not to arrays")
+            if args.ignore_extra:
+                raise UsageError("--ignore-extra applies to weights loaded into an architecture (give "
+                                 "--architecture); a file's tensors alone are all written")
             if kinds == {"torch"}:
                 report = _torch_tensors(sources[0], args.output, metadata)
             elif kinds == {"safetensors"}:

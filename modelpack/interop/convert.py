@@ -59,6 +59,11 @@ def convert(
                 "convert takes one ONNX file alone (its graph is the architecture; its "
                 "inputs' shapes are in the file)"
             )
+        matching = [name for name, given in (("allow_missing", allow_missing), ("ignore_extra", ignore_extra),
+                                             ("cast_dtype", cast_dtype)) if given]
+        if matching:  # (they choose how a parameter file is matched to an architecture: none here)
+            raise UsageError(f"{', '.join(matching)} applies to weights loaded into an architecture; "
+                             "an ONNX file's weights are its graph's own")
         from .onnx import from_onnx  # imported only for its files: it needs the onnx extra
 
         return from_onnx(sources[0], limits=limits)
@@ -72,6 +77,9 @@ def convert(
                 f"{'an' if architecture is not None else 'no'} architecture; for its tensors alone, "
                 f"modelpack.interop.{reader}(path) or `modelpack convert FILE -o OUT.mpk`"
             )
+        if input_shapes:
+            raise UsageError(f"input_shapes applies to a Gluon export (-symbol.json); a {_WEIGHTS[kind]} "
+                             "file's weights go into the architecture as it is")
         from .torch import read_state_dict, rename_state_dict  # imported only for its files
 
         net = load_architecture(architecture, limits)

@@ -179,6 +179,8 @@ def test_convert_input_shape(tmp_path):
     (("convert", DATA / "cnn-symbol.json", DATA / "mlp-0000.params", "-o", "x.mpk"),
      "its weight (input 1) is not in the parameter file"),
     (("convert", DATA / "sparse-csr", "-o", "x.mpk"), "array 0 uses csr storage"),
+    (("convert", DATA / "mydict", "-o", "x.mpk", "--ignore-extra"),
+     "--ignore-extra applies to weights loaded into an architecture (give --architecture)"),
 ])
 def test_convert_user_errors(tmp_path, args, fragment):
     user_error(cli(*args, cwd=tmp_path), fragment)

@@ -16,7 +16,14 @@ from hypothesis import strategies as st
 
 import modelpack
 from modelpack import nn
-from modelpack.errors import FileKindError, FormatError, InputError, LimitError, UnsupportedBlockError
+from modelpack.errors import (
+    FileKindError,
+    FormatError,
+    InputError,
+    LimitError,
+    UnsupportedBlockError,
+    UsageError,
+)
 from modelpack.io.limits import Limits
 from modelpack.nn import registry
 
@@ -270,6 +277,12 @@ def test_convert_and_the_command_line(tmp_path):
     np.testing.assert_allclose(modelpack.load(tmp_path / "mlp.mpk")(x), net(x), **TOL)
     with pytest.raises(FileKindError, match=r"mlp\.onnx is an ONNX model, not a modelpack archive; convert it with modelpack\.convert\(path\)"):
         modelpack.load(tmp_path / "mlp.onnx")
+    # options that match a parameter file to an architecture have nothing to act on here: refused, not ignored
+    with pytest.raises(UsageError, match=r"^ignore_extra, cast_dtype applies to weights loaded into an architecture"):
+        modelpack.convert(tmp_path / "mlp.onnx", ignore_extra=True, cast_dtype=True)
+    run = cli("convert", tmp_path / "mlp.onnx", "-o", tmp_path / "other.mpk", "--ignore-extra")
+    assert run.returncode == 2 and "ignore_extra applies to weights loaded into an architecture" in run.stderr
+    assert not (tmp_path / "other.mpk").exists()
 
 
 # -- refusals and hostile files ------------------------------------------------------------------

@@ -475,6 +475,9 @@ def test_convert_a_state_dict_onto_an_mpk_architecture(tmp_path):
         modelpack.convert(path)
     user_error(cli("convert", path, "-o", tmp_path / "x.mpk", "--input-shape", "x=N,2"),
                "--input-shape applies to a Gluon export (-symbol.json), not to arrays")
+    with pytest.raises(UsageError, match=r"^input_shapes applies to a Gluon export \(-symbol\.json\); a torch "
+                                         r"state_dict file's weights go into the architecture as it is"):
+        modelpack.convert(path, architecture=tmp_path / "arch.mpk", input_shapes={"x": (None, 2)})
     assert not (tmp_path / "x.mpk").exists()
 
 
