@@ -105,3 +105,29 @@ def test_gluon_nn_and_rnn_are_modelpacks_own_modules():
 
     assert nn is modelpack.nn and rnn is modelpack.nn.rnn
     assert rnn.GRU is modelpack.nn.rnn.GRU
+
+
+def test_d2l_loader_options_batchify_fn_num_workers_and_device_api():
+    """d2l passes ``num_workers`` (same batches: read in-process) and, for word2vec,
+    ``batchify_fn``; its training loops call ``X.as_in_ctx(device)`` on each batch."""
+    from modelpack import npx
+
+    modelpack.random.seed(3)
+    plain = [y.tolist() for _, y in gluon.data.DataLoader(dataset(), 4, shuffle=True)]
+    modelpack.random.seed(3)
+    workers = gluon.data.DataLoader(dataset(), 4, shuffle=True, num_workers=4)
+    batches = list(workers)
+    assert [y.tolist() for _, y in batches] == plain
+    X, y = batches[0]
+    assert X.as_in_ctx(npx.cpu()) is X and str(y.ctx) == "cpu(0)"
+
+    def batchify(items):  # pad each example's first field to the longest, as d2l's batchify
+        width = max(len(x) for x, _ in items)
+        return (np.array([list(x) + [0] * (width - len(x)) for x, _ in items]), np.array([t for _, t in items]))
+
+    ragged = [([1], 10), ([1, 2, 3], 20), ([4, 5], 30)]
+    out = list(gluon.data.DataLoader(ragged, 2, batchify_fn=batchify))
+    assert out[0][0].tolist() == [[1, 0, 0], [1, 2, 3]] and out[1][0].tolist() == [[4, 5]]
+    assert out[0][1].tolist() == [10, 20] and out[0][1].as_in_context(npx.cpu()) is out[0][1]
+    with pytest.raises(UsageError, match=r"num_workers must be an int >= 0, got -1"):
+        gluon.data.DataLoader(dataset(), 2, num_workers=-1)

@@ -14,13 +14,14 @@ the rest of that pass, then new passes exactly as an uninterrupted run would.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, Protocol
 
 import numpy as np
 
 from .. import random
 from ..errors import CheckpointError, UsageError
+from ..nn.devices import on_device
 
 __all__ = ["Dataset", "ArrayDataset", "DataLoader"]
 
@@ -59,7 +60,12 @@ class ArrayDataset:
 
 class DataLoader:
     """Batches of a dataset, in order or shuffled per pass; ``last_batch`` is ``"keep"`` (a
-    smaller last batch) or ``"discard"``."""
+    smaller last batch) or ``"discard"``. Batches are ``NDArray`` views (MXNet's ``X.as_in_ctx``).
+
+    ``batchify_fn`` builds a batch from the list of its examples (Gluon's; by default each field
+    is stacked). ``num_workers`` is accepted for Gluon code and changes nothing: batches are read
+    in this process, in the same order, so a seeded run gives the same batches with any value.
+    """
 
     def __init__(
         self,
@@ -67,6 +73,8 @@ class DataLoader:
         batch_size: int,
         shuffle: bool = False,
         last_batch: str = "keep",
+        batchify_fn: Callable[[list[Any]], Any] | None = None,
+        num_workers: int = 0,
         *,
         rng: np.random.Generator | None = None,
     ) -> None:
@@ -74,6 +82,9 @@ class DataLoader:
             raise UsageError(f"batch_size must be a positive int, got {batch_size!r}")
         if last_batch not in ("keep", "discard"):
             raise UsageError(f"last_batch must be 'keep' or 'discard', got {last_batch!r}")
+        if isinstance(num_workers, bool) or not isinstance(num_workers, int) or num_workers < 0:
+            raise UsageError(f"num_workers must be an int >= 0, got {num_workers!r}")
+        self._batchify = batchify_fn
         self._dataset = dataset
         self._batch_size = batch_size
         self._shuffle = bool(shuffle)
@@ -95,7 +106,7 @@ class DataLoader:
         for batch in range(self._position, len(self)):
             indices = order[batch * self._batch_size : (batch + 1) * self._batch_size]
             self._position = batch + 1
-            yield self._take(indices)
+            yield on_device(self._take(indices))
 
     def _new_order(self) -> np.ndarray:
         if not self._shuffle:
@@ -105,9 +116,11 @@ class DataLoader:
 
     def _take(self, indices: np.ndarray) -> Any:
         take = getattr(self._dataset, "take", None)
-        if take is not None:
+        if take is not None and self._batchify is None:
             return take(indices)
         items = [self._dataset[int(i)] for i in indices]
+        if self._batchify is not None:
+            return self._batchify(items)
         if isinstance(items[0], tuple):
             return tuple(np.stack(field) for field in zip(*items, strict=True))
         return np.stack(items)
