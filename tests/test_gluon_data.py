@@ -105,6 +105,10 @@ def test_gluon_nn_and_rnn_are_modelpacks_own_modules():
 
     assert nn is modelpack.nn and rnn is modelpack.nn.rnn
     assert rnn.GRU is modelpack.nn.rnn.GRU
+    # d2l's Module.parameters: isinstance(self.collect_params(), gluon.parameter.ParameterDict)
+    net = nn.Dense(2)
+    assert isinstance(net.collect_params(), gluon.parameter.ParameterDict)
+    assert gluon.ParameterDict is modelpack.nn.ParameterDict and gluon.Parameter is modelpack.nn.Parameter
 
 
 def test_d2l_loader_options_batchify_fn_num_workers_and_device_api():

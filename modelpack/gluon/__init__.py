@@ -8,7 +8,8 @@ and ``SymbolBlock.imports`` for exported models.
 >>> with autograd.record(): l = loss_fn(net(X), y)                                  # doctest: +SKIP
 >>> l.backward(); trainer.step(len(X))                                              # doctest: +SKIP
 
-``gluon.nn`` is ``modelpack.nn`` and ``gluon.rnn`` is ``modelpack.nn.rnn`` (the same modules).
+``gluon.nn`` is ``modelpack.nn`` and ``gluon.rnn`` is ``modelpack.nn.rnn`` (the same modules);
+``gluon.parameter`` (and ``gluon.Parameter``, ``gluon.ParameterDict``) are nn's classes.
 This package builds on ``autograd``, ``nn`` and ``format`` (optimiser states are checkpoint
 archives); nothing below imports it.
 """
@@ -17,8 +18,9 @@ from __future__ import annotations
 
 from .. import nn
 from ..nn import rnn
-from . import data, loss
+from . import data, loss, parameter
+from .parameter import Parameter, ParameterDict
 from .symbol_block import SymbolBlock
 from .trainer import Trainer
 
-__all__ = ["nn", "rnn", "loss", "data", "Trainer", "SymbolBlock"]
+__all__ = ["nn", "rnn", "loss", "data", "parameter", "Parameter", "ParameterDict", "Trainer", "SymbolBlock"]

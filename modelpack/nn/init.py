@@ -70,12 +70,15 @@ class Normal(Initializer):
 
 
 class Constant(Initializer):
-    """Every element equal to ``value``."""
+    """Every element equal to ``value``, or, as in Gluon, an array broadcast to the shape
+    (d2l's bilinear kernel for ``Conv2DTranspose``, ``ParameterDict.get_constant``)."""
 
-    def __init__(self, value: float) -> None:
-        self.value = float(value)
+    def __init__(self, value: float | np.ndarray) -> None:
+        self.value: float | np.ndarray = float(value) if np.ndim(value) == 0 else np.array(value)
 
     def _draw(self, shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
+        if np.ndim(self.value) and not _broadcasts(np.shape(self.value), shape):
+            raise UsageError(f"Constant: an array of shape {np.shape(self.value)} cannot fill shape {shape}")
         return np.full(shape, self.value)
 
 
@@ -115,6 +118,13 @@ class Xavier(Initializer):
         if self.rnd_type == "uniform":
             return rng.uniform(-scale, scale, size=shape)
         return rng.normal(0.0, scale, size=shape)
+
+
+def _broadcasts(source: tuple[int, ...], target: tuple[int, ...]) -> bool:
+    try:
+        return np.broadcast_shapes(source, target) == tuple(target)
+    except ValueError:
+        return False
 
 
 _BY_NAME: dict[str, type[Initializer]] = {

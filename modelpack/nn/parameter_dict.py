@@ -111,6 +111,21 @@ class ParameterDict(dict[str, Parameter]):
             self._owner._reg_params[name] = param
         return param
 
+    def get_constant(self, name: str, value: Any = None) -> Parameter:
+        """A parameter that holds ``value`` and never trains (grad_req ``"null"``), as Gluon's:
+        ``initialize()`` fills it, ``save_parameters`` and ``export`` store it."""
+        existing = self._find(name)
+        if value is None:
+            if existing is None:
+                raise UsageError(f"get_constant({name!r}): no such constant yet; pass its value")
+            return existing
+        array = np.asarray(value)
+        if existing is not None:
+            raise UsageError(f"get_constant({name!r}, value): a parameter {name!r} exists already")
+        return self.get(
+            name, shape=array.shape, dtype=array.dtype, init=init_mod.Constant(array), grad_req="null"
+        )
+
     def _find(self, name: str) -> Parameter | None:
         if name in self:
             return self[name]

@@ -147,3 +147,38 @@ def test_repr_lists_parameters_under_the_prefix():
         "  Parameter weight (shape=(2, 3), dtype=float32)\n"
         "  Parameter bias (shape=(2,), dtype=float32)\n)"
     )
+
+
+def test_get_constant_holds_its_array_never_trains_and_is_saved(tmp_path):
+    """d2l's FixedHiddenMLP: ``self.params.get_constant('rand_weight', array)``."""
+    from modelpack import autograd
+
+    value = np.random.default_rng(0).uniform(size=(3, 3)).astype(np.float32)
+    block = nn.Block()
+    const = block.params.get_constant("rand_weight", value)
+    assert const.grad_req == "null" and list(block.collect_params()) == ["rand_weight"]
+    block.initialize(init.Normal(1.0))  # the constant's own initializer wins, as in Gluon
+    np.testing.assert_array_equal(const.data(), value)
+    assert block.params.get_constant("rand_weight") is const
+    x = autograd.Variable(np.ones((2, 3), np.float32))
+    with autograd.record():
+        y = (x @ const.data()).sum()
+    y.backward()
+    np.testing.assert_allclose(x.grad, np.tile(value.sum(axis=1), (2, 1)), rtol=1e-6)
+    block.save_parameters(str(tmp_path / "c.params"))
+    assert np.load(tmp_path / "c.params")["rand_weight"].tolist() == value.tolist()
+    with pytest.raises(UsageError, match=r"get_constant\('other'\): no such constant yet; pass its value"):
+        block.params.get_constant("other")
+    with pytest.raises(UsageError, match=r"a parameter 'rand_weight' exists already"):
+        block.params.get_constant("rand_weight", value)
+
+
+def test_constant_initializer_takes_an_array_broadcast_to_the_shape():
+    """Gluon's ``init.Constant(array)`` (d2l's bilinear kernel for Conv2DTranspose)."""
+    kernel = np.arange(4, dtype=np.float32).reshape(2, 2)
+    conv = nn.Conv2DTranspose(1, kernel_size=2, in_channels=1)
+    conv.initialize(init.Constant(kernel))
+    np.testing.assert_array_equal(conv.weight.data(), kernel.reshape(1, 1, 2, 2))
+    assert init.Constant(2)((2,), np.dtype(np.float32), np.random.default_rng()).tolist() == [2.0, 2.0]
+    with pytest.raises(UsageError, match=r"Constant: an array of shape \(3,\) cannot fill shape \(2, 2\)"):
+        init.Constant(np.zeros(3))((2, 2), np.dtype(np.float32), np.random.default_rng())
