@@ -18,6 +18,7 @@ import numpy as np
 
 from ..errors import AutogradError
 from ..nn import hooks
+from ..nn.devices import on_tape
 from ..nn.mode import training
 from .variable import Variable, set_recording, value_of
 
@@ -39,7 +40,7 @@ class Recorder:
     def call_block(self, block: Block, args: tuple[Any, ...]) -> Any:
         from .rules import call_block  # late: the layer rules import the layer library
 
-        return call_block(self, block, args)
+        return call_block(self, block, tuple(on_tape(arg) for arg in args))
 
     def read_parameter(self, param: Parameter) -> Any | None:
         """A trained parameter's leaf Variable; None (the plain array) for a frozen one."""

@@ -19,7 +19,7 @@ import numpy as np
 
 from ..errors import AutogradError, UnknownOpError
 from ..nn import ops
-from ..nn.devices import DeviceAPI
+from ..nn.devices import DeviceAPI, on_tape
 from ..nn.ops.operators import Operators
 from .vjps import CAPTURE, VJPS
 
@@ -74,8 +74,11 @@ def make_node(name: str, value: Any, inputs: Sequence[Any], vjp: Backward) -> An
 
 
 def apply(op: str, inputs: Sequence[Any], attrs: dict[str, Any]) -> Any:
-    """Run registered op ``op`` on the inputs' values; record it if an input is a Variable."""
+    """Run registered op ``op`` on the inputs' values; record it if an input is a Variable (or
+    an array with ``attach_grad()``, whose leaf it then is)."""
     definition = ops.op_def(op)
+    if is_recording():
+        inputs = [on_tape(item) for item in inputs]
     values = [value_of(item) for item in inputs]
     capture = CAPTURE.get(op)
     context = {**attrs, **capture(attrs)} if capture is not None and is_recording() else attrs

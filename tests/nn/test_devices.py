@@ -89,6 +89,63 @@ def test_ndarray_extras():
     target = numpy.zeros(3)
     assert x.copyto(target) is target and target.tolist() == [0.0, 1.0, 2.0]
     assert repr(x) == "NDArray([0., 1., 2.])"
-    with pytest.raises(UsageError, match=r"autograd.Variable\(x\)"):
-        x.attach_grad()
+    assert x.grad is None  # no gradient before attach_grad, as in MXNet
+    assert float(on_device(numpy.array([3.5]))) == 3.5 and int(on_device(numpy.array([[2]]))) == 2
+    assert on_device(numpy.ones((2, 3))).sum(axis=[0, 1]) == 6.0  # MXNet's list of axes
     assert on_device(([numpy.ones(1)], 3))[0][0].ctx == npx.cpu()
+
+
+def test_attach_grad_gradients_match_torch():
+    """d2l's from-scratch models: ``w.attach_grad()``, numpy and npx code on it inside
+    ``record()``, ``backward``, then ``w -= lr * w.grad`` in place. Gradients against torch's
+    (float32, rtol 1e-5)."""
+    torch = pytest.importorskip("torch")
+    rng = numpy.random.default_rng(0)
+    X = rng.normal(size=(5, 4)).astype(numpy.float32)
+    W0, b0 = rng.normal(size=(4, 3)).astype(numpy.float32), rng.normal(size=3).astype(numpy.float32)
+    y = numpy.array([0, 2, 1, 1, 0])
+    W, b = on_device(W0.copy()), on_device(b0.copy())
+    W.attach_grad()
+    b.attach_grad()
+    assert W.grad.tolist() == numpy.zeros((4, 3)).tolist()  # zeros until the first backward
+    with autograd.record():
+        H = npx.relu(numpy.dot(X, W) + b)  # an op of the table, a numpy function, an operator
+        H_exp = numpy.exp(H - H.max(axis=1, keepdims=True))
+        y_hat = H_exp / H_exp.sum(1, keepdims=True)
+        loss = -numpy.log(y_hat[numpy.arange(5), y]).mean() + (W.reshape(-1) ** 2).sum() + b.T.mean()
+    loss.backward()
+    tW, tb = torch.tensor(W0, requires_grad=True), torch.tensor(b0, requires_grad=True)
+    tH = torch.relu(torch.tensor(X) @ tW + tb)
+    t_loss = torch.nn.functional.cross_entropy(tH, torch.tensor(y)) + (tW.reshape(-1) ** 2).sum() + tb.mean()
+    t_loss.backward()
+    numpy.testing.assert_allclose(float(loss), t_loss.item(), rtol=1e-5)
+    numpy.testing.assert_allclose(W.grad, tW.grad.numpy(), rtol=1e-5, atol=1e-7)
+    numpy.testing.assert_allclose(b.grad, tb.grad.numpy(), rtol=1e-5, atol=1e-7)
+    grad = W.grad.copy()
+    W -= 0.1 * W.grad  # d2l's SGD, in place: the next record sees the new values
+    numpy.testing.assert_allclose(W, W0 - 0.1 * grad, rtol=1e-6)
+    assert type(W * 2) is NDArray and W.grad.ctx == npx.cpu()  # results outside record are plain NDArrays
+    with autograd.record():
+        z = (W * W).sum()
+    z.backward()
+    numpy.testing.assert_allclose(W.grad, 2 * W, rtol=1e-6)  # grad_req "write": replaced
+
+
+def test_attach_grad_add_and_what_has_no_gradient():
+    x = on_device(numpy.array([1.0, 2.0]))
+    x.attach_grad(grad_req="add")
+    for _ in range(2):
+        with autograd.record():
+            y = (x * x).sum()
+        y.backward()
+    assert x.grad.tolist() == [4.0, 8.0]  # two backwards added up
+    x.grad[:] = 0  # d2l zeroes an "add" gradient in place
+    assert x.grad.tolist() == [0.0, 0.0]
+    u = x.detach()
+    with autograd.record():
+        y = (u * x).sum()  # u is off the tape: its factor is a constant
+    y.backward()
+    assert x.grad.tolist() == [1.0, 2.0]
+    with autograd.record(), pytest.raises(modelpack.UnknownOpError, match=r"numpy.ravel on a Variable: not in the op set"):
+        x.ravel()  # a method that is not an op is refused while recording, never run off the tape
+    assert x.ravel().tolist() == [1.0, 2.0]  # and is numpy's outside
