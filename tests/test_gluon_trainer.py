@@ -327,6 +327,11 @@ CURVES = {
             lambda p: torch.optim.SGD(p, lr=0.05, momentum=0.9, nesterov=True)),
     "adam": ({"learning_rate": 0.003}, lambda p: torch.optim.Adam(p, lr=0.003)),
     "adamw": ({"learning_rate": 0.003, "wd": 0.01}, lambda p: torch.optim.AdamW(p, lr=0.003, weight_decay=0.01)),
+    # d2l 12.7 and 12.9 (train_concise_ch11). MXNet puts AdaGrad's ε under the root, torch after
+    # it: a negligible ε on both sides makes them one rule (a zero history gives 0/ε either way).
+    "adagrad": ({"learning_rate": 0.1, "eps": 1e-20}, lambda p: torch.optim.Adagrad(p, lr=0.1, eps=1e-10)),
+    # MXNet 1.9's AdaDelta has no learning rate: torch's with lr=1 is the same rule.
+    "adadelta": ({"rho": 0.9, "epsilon": 1e-5}, lambda p: torch.optim.Adadelta(p, lr=1.0, rho=0.9, eps=1e-5)),
 }
 
 
@@ -340,3 +345,20 @@ def test_training_curves_match_torch(name):
     optimizer = name.split("+")[0]
     for ours, theirs in _curves(optimizer, options, torch_optimizer):
         np.testing.assert_allclose(ours, theirs, rtol=2e-5, atol=2e-5)
+
+
+def test_adagrad_and_adadelta_decay_outside_the_adaptive_step():
+    """MXNet 1.9 adds AdaGrad's ``wd·w`` after the division (``w += (g/√(h+eps) + wd·w)·-lr``)
+    and subtracts AdaDelta's with no learning rate: two steps by hand (float64, rtol 1e-12)."""
+    w0, g = np.array([1.0, -2.0]), np.array([0.5, 0.25])
+    adagrad = create("adagrad", {"learning_rate": 0.1, "wd": 0.01})
+    state = {"history": np.zeros(2)}
+    w1 = adagrad.update(w0, g, state, 1)
+    np.testing.assert_allclose(w1, w0 - 0.1 * (g / np.sqrt(g**2 + 1e-7) + 0.01 * w0), rtol=1e-12)
+    w2 = adagrad.update(w1, g, state, 2)
+    np.testing.assert_allclose(w2, w1 - 0.1 * (g / np.sqrt(2 * g**2 + 1e-7) + 0.01 * w1), rtol=1e-12)
+    adadelta = create("adadelta", {"wd": 0.01})
+    state = {"acc_g": np.zeros(2), "acc_delta": np.zeros(2)}
+    delta = np.sqrt(1e-5) / np.sqrt(0.1 * g**2 + 1e-5) * g
+    np.testing.assert_allclose(adadelta.update(w0, g, state, 1), w0 - delta - 0.01 * w0, rtol=1e-12)
+    np.testing.assert_allclose(state["acc_delta"], 0.1 * delta**2, rtol=1e-12)

@@ -13,6 +13,9 @@ clipped to ``±clip_gradient``:
   Algorithm 1 and PyTorch's update; MXNet adds ε to √v instead of √v̂ (the same up to ε)
 - ``adamw``: Adam on ``g`` with decoupled decay: ``w -= lr·m̂/(√v̂ + ε) + lr·wd·w``
 - ``rmsprop``: ``n = (1-γ1)·(g + wd·w)² + γ1·n; w -= lr·(g + wd·w) / √(n + ε)``
+- ``adagrad``: ``h += g²; w -= lr·(g / √(h + eps) + wd·w)`` (MXNet 1.9 names its ε ``eps``)
+- ``adadelta``: ``a = ρ·a + (1-ρ)·g²; d = √(δ + ε) / √(a + ε) · g; δ = ρ·δ + (1-ρ)·d²;
+  w -= d + wd·w`` (no learning rate: MXNet 1.9's AdaDelta ignores it, as Zeiler's does)
 """
 
 from __future__ import annotations
@@ -200,7 +203,36 @@ class RMSProp(Optimizer):
         return weight - lr * step / np.sqrt(state["n"] + eps)
 
 
-OPTIMIZERS: dict[str, type[Optimizer]] = {cls.name: cls for cls in (SGD, NAG, Adam, AdamW, RMSProp)}
+class AdaGrad(Optimizer):
+    name = "adagrad"
+    slots = ("history",)
+    defaults = {"learning_rate": 0.01, "eps": 1e-7}
+
+    def update(self, weight: np.ndarray, grad: np.ndarray, state: State, count: int) -> np.ndarray:
+        g = self.gradient(grad)
+        state["history"] = state["history"] + np.square(g)
+        div = g / np.sqrt(state["history"] + self.number("eps"))
+        return weight - self.learning_rate * (div + self.number("wd") * weight)
+
+
+class AdaDelta(Optimizer):
+    name = "adadelta"
+    slots = ("acc_g", "acc_delta")
+    # learning_rate is kept for Trainer.learning_rate; the rule does not use it (MXNet 1.9's)
+    defaults = {"learning_rate": 1.0, "rho": 0.9, "epsilon": 1e-5}
+
+    def update(self, weight: np.ndarray, grad: np.ndarray, state: State, count: int) -> np.ndarray:
+        rho, eps = self.number("rho"), self.number("epsilon")
+        g = self.gradient(grad)
+        state["acc_g"] = rho * state["acc_g"] + (1 - rho) * g * g
+        delta = np.sqrt(state["acc_delta"] + eps) / np.sqrt(state["acc_g"] + eps) * g
+        state["acc_delta"] = rho * state["acc_delta"] + (1 - rho) * delta * delta
+        return weight - (delta + self.number("wd") * weight)
+
+
+OPTIMIZERS: dict[str, type[Optimizer]] = {
+    cls.name: cls for cls in (SGD, NAG, Adam, AdamW, RMSProp, AdaGrad, AdaDelta)
+}
 
 
 def create(name: str, options: dict[str, Any]) -> Optimizer:

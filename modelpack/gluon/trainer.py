@@ -32,7 +32,8 @@ __all__ = ["Trainer"]
 
 class Trainer:
     """Updates ``params`` (a ``collect_params()`` dict, or a list of Parameters) with an optimiser
-    named ``"sgd"``, ``"nag"``, ``"adam"``, ``"adamw"`` or ``"rmsprop"`` and its options."""
+    named ``"sgd"``, ``"nag"``, ``"adam"``, ``"adamw"``, ``"rmsprop"``, ``"adagrad"`` or ``"adadelta"`` and
+    its options."""
 
     def __init__(
         self,
