@@ -362,3 +362,24 @@ def test_adagrad_and_adadelta_decay_outside_the_adaptive_step():
     delta = np.sqrt(1e-5) / np.sqrt(0.1 * g**2 + 1e-5) * g
     np.testing.assert_allclose(adadelta.update(w0, g, state, 1), w0 - delta - 0.01 * w0, rtol=1e-12)
     np.testing.assert_allclose(state["acc_delta"], 0.1 * delta**2, rtol=1e-12)
+
+
+def test_lr_mult_and_wd_mult_scale_one_parameters_update():
+    """d2l 3.7 turns off the bias's decay (``setattr('wd_mult', 0)``) and 14.2 trains a new
+    output layer faster (``setattr('lr_mult', 10)``): SGD's step by hand (float32, rtol 1e-6)."""
+    net, x = _net_and_grads()
+    net.collect_params(".*bias").setattr("wd_mult", 0)
+    net[1].collect_params().setattr("lr_mult", 10)
+    before = {name: p.data().copy() for name, p in net.collect_params().items()}
+    trainer = gluon.Trainer(net.collect_params(), "sgd", {"learning_rate": 0.1, "wd": 0.5})
+    with autograd.record():
+        loss = net(x).sum()
+    loss.backward()
+    grads = {name: p.grad().copy() for name, p in net.collect_params().items()}
+    trainer.step(1)
+    for name, param in net.collect_params().items():
+        lr = 0.1 * (10 if name.startswith("1.") else 1)
+        wd = 0.0 if name.endswith("bias") else 0.5
+        expected = before[name] - lr * (grads[name] + wd * before[name])
+        np.testing.assert_allclose(param.data(), expected, rtol=1e-6, err_msg=name)
+    assert trainer.learning_rate == 0.1 and trainer.optimizer.options["wd"] == 0.5  # the trainer's own

@@ -20,6 +20,7 @@ clipped to ``±clip_gradient``:
 
 from __future__ import annotations
 
+import copy
 import math
 from typing import Any, ClassVar
 
@@ -70,6 +71,16 @@ class Optimizer:
         """A numeric option (an unset ``clip_gradient`` reads as 0)."""
         value = self.options[key]
         return 0.0 if value is None else value
+
+    def scaled(self, lr_mult: float, wd_mult: float) -> Optimizer:
+        """This optimiser for a parameter with Gluon's ``lr_mult``/``wd_mult`` (d2l's
+        ``collect_params('.*bias').setattr('wd_mult', 0)``): itself when both are 1."""
+        if lr_mult == 1 and wd_mult == 1:
+            return self
+        scaled = copy.copy(self)
+        scaled.options = {**self.options, "learning_rate": self.learning_rate * lr_mult,
+                          "wd": self.number("wd") * wd_mult}
+        return scaled
 
     def slots_for(self) -> tuple[str, ...]:
         """The state arrays this configuration keeps (SGD keeps none without momentum)."""

@@ -90,10 +90,10 @@ class Trainer:
                 f"step (stale: {stale}); if the model uses only some parameters on purpose, call "
                 "step(..., ignore_stale_grad=True) to skip them"
             )
-        optimizer = self._optimizer
         for name, param in trained:
             if not param.grad_fresh:
                 continue
+            optimizer = self._optimizer.scaled(param.lr_mult, param.wd_mult)
             weight = param.data()
             state = self._states.get(name)
             if state is None:

@@ -69,6 +69,9 @@ class Parameter:
         self.init = init_mod.create(init)
         self.grad_req = grad_req
         self.allow_deferred_init = allow_deferred_init
+        # Gluon's multipliers of the trainer's learning rate and weight decay for this parameter.
+        self.lr_mult = 1.0
+        self.wd_mult = 1.0
         self._data: np.ndarray | None = None
         self._deferred: tuple[init_mod.Initializer, np.random.Generator] | None = None
         # Run once, on the first read of the data (a memory-mapped archive checks a tensor's
