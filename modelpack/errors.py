@@ -36,6 +36,7 @@ __all__ = [
     "TensorNotFoundError",
     "AutogradError",
     "CheckpointError",
+    "UnsupportedFeatureError",
 ]
 
 
@@ -227,3 +228,13 @@ class AutogradError(ModelpackError):
 
 class CheckpointError(ModelpackError):
     """A checkpoint does not fit what it is restored into (the model, the trainer, a generator)."""
+
+
+class UnsupportedFeatureError(ModelpackError, AttributeError):
+    """A name of MXNet's API that modelpack deliberately does not provide (``gluon.model_zoo``,
+    ``npx.roi_pooling``, ...); the message names it and says what to do instead. An
+    ``AttributeError`` too, so ``hasattr`` and ``getattr(module, name, default)`` still work."""
+
+    def __init__(self, feature: str, instead: str) -> None:
+        super().__init__(f"{feature} is not supported by modelpack: {instead}")
+        self.feature, self.instead = feature, instead

@@ -18,29 +18,14 @@
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from typing import Any
 
 from .api import load, save
-from .errors import UsageError
+from .errors import UnsupportedFeatureError, UsageError
 from .nn import functional as F
-from .nn.devices import Device, cpu
-from .nn.functional import (
-    batch_dot,
-    dropout,
-    embedding,
-    fully_connected,
-    layer_norm,
-    log_softmax,
-    one_hot,
-    pick,
-    relu,
-    sequence_mask,
-    sigmoid,
-    smooth_l1,
-    softmax,
-    topk,
-)
-from .nn.functional import flatten as batch_flatten
+from .nn.devices import Device, cpu, on_device
 
 __all__ = [
     "load", "save",
@@ -50,6 +35,35 @@ __all__ = [
     "set_np", "reset_np", "waitall", "cpu", "gpu", "num_gpus",
 ]
 
+
+def _mxnet_result(op: Callable[..., Any]) -> Callable[..., Any]:
+    """``op`` giving an ``NDArray`` where it gives a numpy array (MXNet's ``asnumpy``, ``ctx``);
+    autograd's Variables and tracing's stand-ins pass through unchanged."""
+
+    @functools.wraps(op)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        return on_device(op(*args, **kwargs))
+
+    return run
+
+
+# The op table's ops under npx's names (``batch_flatten`` is ``F.flatten``).
+batch_dot = _mxnet_result(F.batch_dot)
+batch_flatten = _mxnet_result(F.flatten)
+dropout = _mxnet_result(F.dropout)
+embedding = _mxnet_result(F.embedding)
+fully_connected = _mxnet_result(F.fully_connected)
+layer_norm = _mxnet_result(F.layer_norm)
+log_softmax = _mxnet_result(F.log_softmax)
+one_hot = _mxnet_result(F.one_hot)
+pick = _mxnet_result(F.pick)
+relu = _mxnet_result(F.relu)
+sequence_mask = _mxnet_result(F.sequence_mask)
+sigmoid = _mxnet_result(F.sigmoid)
+smooth_l1 = _mxnet_result(F.smooth_l1)
+softmax = _mxnet_result(F.softmax)
+topk = _mxnet_result(F.topk)
+
 _ACT_TYPES = ("relu", "sigmoid", "tanh", "softrelu", "softsign", "gelu", "silu")
 
 
@@ -57,17 +71,17 @@ def activation(data: Any, act_type: str = "relu") -> Any:
     """``npx.activation``: the activation op named ``act_type``."""
     if act_type not in _ACT_TYPES:
         raise UsageError(f"unknown act_type {act_type!r}; known: {', '.join(_ACT_TYPES)}")
-    return getattr(F, act_type)(data)
+    return on_device(getattr(F, act_type)(data))
 
 
 def leaky_relu(data: Any, act_type: str = "leaky", slope: float = 0.25) -> Any:
     """``npx.leaky_relu`` for ``act_type`` ``leaky``, ``elu`` and ``gelu``."""
     if act_type == "leaky":
-        return F.leaky_relu(data, alpha=float(slope))
+        return on_device(F.leaky_relu(data, alpha=float(slope)))
     if act_type == "elu":
-        return F.elu(data, alpha=float(slope))
+        return on_device(F.elu(data, alpha=float(slope)))
     if act_type == "gelu":
-        return F.gelu(data)
+        return on_device(F.gelu(data))
     raise UsageError(f"leaky_relu: act_type {act_type!r} is not supported (leaky, elu, gelu)")
 
 
@@ -91,3 +105,15 @@ def gpu(device_id: int = 0) -> Device:
 def num_gpus() -> int:
     """0: modelpack computes with numpy on the CPU."""
     return 0
+
+
+def __getattr__(name: str) -> Any:
+    """Any other MXNet npx name (``roi_pooling``, ``convolution``, ``multibox_prior``, ...)."""
+    if name.startswith("__"):
+        raise AttributeError(f"module 'modelpack.npx' has no attribute {name!r}")
+    raise UnsupportedFeatureError(
+        f"npx.{name}",
+        f"npx has {', '.join(sorted(__all__))}; write it with numpy (modelpack.np; inside "
+        "autograd.record() numpy's functions are recorded) or use modelpack.nn's layers "
+        "(nn.Conv2D, nn.MaxPool2D, ...) for convolution and pooling",
+    )

@@ -16,11 +16,31 @@ archives); nothing below imports it.
 
 from __future__ import annotations
 
+from typing import Any
+
 from .. import nn
+from ..errors import UnsupportedFeatureError
 from ..nn import rnn
-from . import data, loss, parameter
+from . import data, loss, parameter, utils
 from .parameter import Parameter, ParameterDict
 from .symbol_block import SymbolBlock
 from .trainer import Trainer
 
-__all__ = ["nn", "rnn", "loss", "data", "parameter", "Parameter", "ParameterDict", "Trainer", "SymbolBlock"]
+__all__ = [
+    "nn", "rnn", "loss", "data", "parameter", "utils", "Parameter", "ParameterDict", "Trainer", "SymbolBlock",
+]
+
+# Gluon's names modelpack deliberately leaves out, and what to do instead.
+_LEFT_OUT = {
+    "model_zoo": "pretrained models are not bundled and modelpack downloads nothing; build the network "
+                 "with modelpack.nn and load its weights with load_parameters (MXNet .params files load "
+                 "too) or modelpack.convert",
+    "contrib": "Gluon's contrib layers are not provided; write the block with modelpack.nn",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name.startswith("__"):
+        raise AttributeError(f"module 'modelpack.gluon' has no attribute {name!r}")
+    instead = _LEFT_OUT.get(name, f"gluon has {', '.join(__all__)}")
+    raise UnsupportedFeatureError(f"gluon.{name}", instead)

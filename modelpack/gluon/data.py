@@ -20,7 +20,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from .. import random
-from ..errors import CheckpointError, UsageError
+from ..errors import CheckpointError, UnsupportedFeatureError, UsageError
 from ..nn.devices import on_device
 
 __all__ = ["Dataset", "ArrayDataset", "DataLoader"]
@@ -32,6 +32,20 @@ class Dataset(Protocol):
     def __len__(self) -> int: ...
 
     def __getitem__(self, index: int) -> Any: ...
+
+
+def __getattr__(name: str) -> Any:
+    """Gluon's ``data.vision`` (image datasets, transforms) and other names not provided."""
+    if name.startswith("__"):
+        raise AttributeError(f"module 'modelpack.gluon.data' has no attribute {name!r}")
+    instead = (
+        "image datasets and transforms are not provided and modelpack downloads nothing; read the "
+        "images into numpy arrays (e.g. with PIL), transform them with numpy, and serve them with "
+        "gluon.data.ArrayDataset and DataLoader"
+        if name == "vision"
+        else f"gluon.data has {', '.join(__all__)}"
+    )
+    raise UnsupportedFeatureError(f"gluon.data.{name}", instead)
 
 
 class ArrayDataset:

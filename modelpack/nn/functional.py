@@ -36,4 +36,10 @@ __all__ = sorted(ops.OPS)
 
 
 def __getattr__(name: str) -> Any:  # for type checkers: every op is an attribute
+    if name in ("np", "npx"):
+        # Gluon 1.x's hybrid_forward(F, x) calls F.npx.relu and F.np.dot: the top-level modules,
+        # imported here on first use (they sit above nn, which must not import them at load).
+        import importlib
+
+        return importlib.import_module(f"modelpack.{name}")
     raise AttributeError(f"modelpack.nn.functional has no op {name!r}; ops: {', '.join(__all__)}")

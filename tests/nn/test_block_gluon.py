@@ -223,6 +223,35 @@ def test_hybrid_forward_gets_F_and_parameters_and_traces():
     assert loaded(x).tobytes() == block(x).tobytes()
 
 
+class HybridNet(nn.HybridBlock):
+    """d2l 13.1's HybridNet: ``F.npx.relu`` in Gluon 1.x's hybrid_forward."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.hidden = nn.Dense(4, in_units=3)
+        self.output = nn.Dense(2, in_units=4)
+
+    def hybrid_forward(self, F, x):
+        x = F.npx.relu(self.hidden(x))
+        return self.output(x)
+
+
+def test_hybrid_forward_reaches_mxnets_np_and_npx_through_F():
+    import modelpack.np
+    import modelpack.npx
+
+    assert F.npx is modelpack.npx and F.np is modelpack.np
+    net = HybridNet()
+    net.initialize(seed=0)
+    x = np.random.default_rng(1).normal(size=(5, 3)).astype(np.float32)
+    hidden = np.maximum(x @ net.hidden.weight.data().T + net.hidden.bias.data(), 0)
+    expected = hidden @ net.output.weight.data().T + net.output.bias.data()
+    np.testing.assert_allclose(net(x), expected, rtol=1e-6)
+    net.hybridize()
+    np.testing.assert_allclose(net(x), expected, rtol=1e-6)
+    assert round_trip(net, x)(x).tobytes() == net(x).tobytes()
+
+
 def test_block_without_forward_says_so():
     with pytest.raises(NotImplementedError, match="Block does not implement forward"):
         nn.Block()(np.ones(2))

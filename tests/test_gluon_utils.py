@@ -1,0 +1,34 @@
+"""``gluon.utils.split_and_load`` on the one device, and the Gluon names left out on purpose."""
+
+from __future__ import annotations
+
+import numpy
+import pytest
+
+from modelpack import gluon, npx
+from modelpack.errors import UnsupportedFeatureError, UsageError
+
+
+def test_split_and_load_slices_the_batch_per_device():
+    X = numpy.arange(12).reshape(6, 2)
+    (whole,) = gluon.utils.split_and_load(X, [npx.cpu()])  # d2l's try_all_gpus() here: [cpu(0)]
+    assert whole.ctx == npx.cpu() and whole.tolist() == X.tolist()
+    parts = gluon.utils.split_and_load(X, [npx.cpu(), npx.cpu()])
+    assert [part.tolist() for part in parts] == [X[:3].tolist(), X[3:].tolist()]
+    with pytest.raises(UsageError, match=r"6 examples do not split evenly into 4 slices"):
+        gluon.utils.split_and_load(X, [npx.cpu()] * 4)
+    assert [len(part) for part in gluon.utils.split_and_load(X, [npx.cpu()] * 4, even_split=False)] == [2, 2, 1, 1]
+    with pytest.raises(UsageError, match=r"numpy on the CPU"):
+        gluon.utils.split_and_load(X, ["gpu(0)"])
+
+
+def test_left_out_names_say_what_to_do_instead():
+    with pytest.raises(UnsupportedFeatureError, match=r"^gluon.model_zoo is not supported by modelpack: "
+                                                      r"pretrained models are not bundled.*load_parameters"):
+        gluon.model_zoo.vision.resnet18_v2(pretrained=True)
+    with pytest.raises(UnsupportedFeatureError, match=r"^gluon.data.vision is not supported by modelpack: "
+                                                      r"image datasets and transforms.*ArrayDataset"):
+        gluon.data.vision.transforms.ToTensor()
+    with pytest.raises(UnsupportedFeatureError, match=r"^gluon.nothing is not supported by modelpack: gluon has nn"):
+        gluon.nothing  # noqa: B018
+    assert not hasattr(gluon, "contrib") and hasattr(gluon, "utils")
