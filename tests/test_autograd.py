@@ -235,3 +235,16 @@ def test_a_gradient_nothing_else_holds_is_kept_without_a_copy(monkeypatch):
         leaf = d.data()
     leaf.backward(head)
     assert received["d"] is False and not np.shares_memory(d.grad(), head)
+
+
+def test_swapaxes_method_records_like_numpys_function():
+    """d2l's ``d2l.swapaxes(x, 0, 1)`` is ``x.swapaxes(0, 1)`` on an RNN's output; its gradient
+    is the upstream one swapped back (exact)."""
+    x = autograd.Variable(np.arange(6.0).reshape(2, 3, 1))
+    weights = np.arange(6.0).reshape(3, 2, 1)
+    with autograd.record():
+        y = x.swapaxes(0, 1)
+        loss = (y * weights).sum()
+    assert y.shape == (3, 2, 1) and np.array_equal(y.value, np.swapaxes(x.value, 0, 1))
+    loss.backward()
+    np.testing.assert_array_equal(x.grad, np.swapaxes(weights, 0, 1))

@@ -208,6 +208,10 @@ class Variable(Operators, DeviceAPI):
     def flatten(self) -> Any:
         return apply("reshape", [self], {"shape": [-1]})
 
+    def swapaxes(self, axis1: int, axis2: int) -> Any:
+        """numpy's (d2l's ``d2l.swapaxes``, on RNN outputs and attention states)."""
+        return _call("swapaxes", "Variable.swapaxes", self, axis1, axis2)
+
     def astype(self, dtype: Any, copy: bool = True) -> Any:
         return apply("cast", [self], {"dtype": np.dtype(dtype).name})
 
