@@ -238,3 +238,12 @@ class UnsupportedFeatureError(ModelpackError, AttributeError):
     def __init__(self, feature: str, instead: str) -> None:
         super().__init__(f"{feature} is not supported by modelpack: {instead}")
         self.feature, self.instead = feature, instead
+
+    @classmethod
+    def missing(cls, module: str, name: str, instead: str) -> AttributeError:
+        """What module ``module``'s ``__getattr__`` raises for ``name``: this error, naming
+        ``module.name`` as MXNet code writes it (``gluon.data.vision``); for a dunder name, which
+        Python's own machinery probes and expects may be missing, a plain AttributeError."""
+        if name.startswith("__"):
+            return AttributeError(f"module {module!r} has no attribute {name!r}")
+        return cls(f"{module.removeprefix('modelpack.')}.{name}", instead)

@@ -109,10 +109,9 @@ def num_gpus() -> int:
 
 def __getattr__(name: str) -> Any:
     """Any other MXNet npx name (``roi_pooling``, ``convolution``, ``multibox_prior``, ...)."""
-    if name.startswith("__"):
-        raise AttributeError(f"module 'modelpack.npx' has no attribute {name!r}")
-    raise UnsupportedFeatureError(
-        f"npx.{name}",
+    raise UnsupportedFeatureError.missing(
+        __name__,
+        name,
         f"npx has {', '.join(sorted(__all__))}; write it with numpy (modelpack.np; inside "
         "autograd.record() numpy's functions are recorded) or use modelpack.nn's layers "
         "(nn.Conv2D, nn.MaxPool2D, ...) for convolution and pooling",

@@ -32,3 +32,9 @@ def test_left_out_names_say_what_to_do_instead():
     with pytest.raises(UnsupportedFeatureError, match=r"^gluon.nothing is not supported by modelpack: gluon has nn"):
         gluon.nothing  # noqa: B018
     assert not hasattr(gluon, "contrib") and hasattr(gluon, "utils")
+    # a dunder name, which Python's machinery probes, is an ordinary missing attribute
+    for module in (gluon, gluon.data, npx):
+        with pytest.raises(AttributeError) as caught:
+            module.__wrapped__  # noqa: B018
+        assert type(caught.value) is AttributeError
+        assert str(caught.value) == f"module {module.__name__!r} has no attribute '__wrapped__'"

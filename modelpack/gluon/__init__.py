@@ -40,7 +40,5 @@ _LEFT_OUT = {
 
 
 def __getattr__(name: str) -> Any:
-    if name.startswith("__"):
-        raise AttributeError(f"module 'modelpack.gluon' has no attribute {name!r}")
     instead = _LEFT_OUT.get(name, f"gluon has {', '.join(__all__)}")
-    raise UnsupportedFeatureError(f"gluon.{name}", instead)
+    raise UnsupportedFeatureError.missing(__name__, name, instead)

@@ -36,8 +36,6 @@ class Dataset(Protocol):
 
 def __getattr__(name: str) -> Any:
     """Gluon's ``data.vision`` (image datasets, transforms) and other names not provided."""
-    if name.startswith("__"):
-        raise AttributeError(f"module 'modelpack.gluon.data' has no attribute {name!r}")
     instead = (
         "image datasets and transforms are not provided and modelpack downloads nothing; read the "
         "images into numpy arrays (e.g. with PIL), transform them with numpy, and serve them with "
@@ -45,7 +43,7 @@ def __getattr__(name: str) -> Any:
         if name == "vision"
         else f"gluon.data has {', '.join(__all__)}"
     )
-    raise UnsupportedFeatureError(f"gluon.data.{name}", instead)
+    raise UnsupportedFeatureError.missing(__name__, name, instead)
 
 
 class ArrayDataset:
