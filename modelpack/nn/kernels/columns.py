@@ -76,9 +76,17 @@ def windows(padded: np.ndarray, kernel: Sizes, strides: Sizes, dilation: Sizes |
 # last → first: a 7×7/2 stem on 8×3×224×224 96 → 55 (first layer: 52 → 31); 3×3×3 3 → 32 on
 # 4×8×56×56 30 → 22; 3×3 8 → 32 on 32×64×64 30 → 25; 5×5/2 4 → 16 on 16×128×128 20 → 15.5.
 FEW_CHANNELS_MIN_POSITIONS = 4096
+# A grouped convolution with this many input channels a group or fewer takes channels first in
+# training too, whatever its map (its GEMMs per example and group then read runs of output
+# positions, against channels-last's runs of kw·C/G). Forward and backward at 2 threads, ms,
+# last → first: 3×3 g32 on 8×256×28×28 31.6 → 24.5, its 3×3/2 on 8×256×28×28 10.0 → 8.8 and
+# on 8×256×56×56 42.9 → 40.7; 3×3 g8 on 16×64×32×32 28.2 → 15.6, 3×3/2 8.4 → 5.0. (With 16
+# a group, 3×3 g32 on 8×512×14×14, channels last won: 14.3 against 19.4.)
+GROUPED_FIRST_MAX_CHANNELS = 8
 
 
-def channels_last(channels_per_group: int, kernel: Sizes, positions: int, *, backward: bool = True) -> bool:
+def channels_last(channels_per_group: int, kernel: Sizes, positions: int, *, backward: bool = True,
+                  groups: int = 1, strides: Sizes | None = None) -> bool:
     """The layout of the columns, as measured on d2l's shapes (one thread, CPU time): channels
     first for a 1×1 kernel (its columns are the input, subsampled), for few channels per group
     (runs of ow values are then longer than channels-last's kw·C/G; on large maps for fewer
@@ -87,11 +95,21 @@ def channels_last(channels_per_group: int, kernel: Sizes, positions: int, *, bac
     writes the channel-first output directly). Otherwise channels last: its single GEMM and
     tap-by-tap col2im made the backward up to 2× faster. (At 256 positions channels last won
     at 2 threads, batch 32: ResNet's 3×3/2 16 → 32 on 32×32 1.40 → 1.26 ms, 32 → 64 3×3 on
-    16×16, batch 64, 4.65 → 4.41.)"""
+    16×16, batch 64, 4.65 → 4.41.) Grouped convolutions take channels first at inference (one
+    GEMM per example and group over its positions; 2 threads, ms, last → first: ResNeXt's 3×3/2
+    g32 on 8×256×28×28 4.05 → 2.72, 3×3/2 g8 on 16×64×32×32 3.45 → 1.36, 3×3 g32 on
+    8×512×14×14 5.86 → 4.40) and with few channels a group (``GROUPED_FIRST_MAX_CHANNELS``) in
+    training too; so does an inference call whose windows lie side by side (kernel = strides,
+    a ViT's patch embedding: 16×16/16 3 → 128 on 8×3×224×224 3.07 → 2.36, 3 → 512 on
+    32×3×96×96 6.93 → 6.21; in training channels last stays faster there, 7.7 against 11.5)."""
     if math.prod(kernel) == 1 or channels_per_group * kernel[-1] < 16:
         return False
     if channels_per_group < 16 and positions >= FEW_CHANNELS_MIN_POSITIONS:
         return False
+    if groups > 1 and (channels_per_group <= GROUPED_FIRST_MAX_CHANNELS or not backward):
+        return False
+    if not backward and strides is not None and tuple(strides) == tuple(kernel):
+        return False  # windows side by side (a ViT's patches): the columns are the input reordered
     return backward or positions <= 256
 
 

@@ -149,7 +149,8 @@ def forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, g: Geome
         out = activated(shifted.forward(x, weight, bias, g, out_sizes))
         return out, Saved(x, True, x.shape, out_sizes, deferred=True)
     if last is None:
-        last = channels_last(c // groups, g.kernel, math.prod(out_sizes), backward=backward)
+        last = channels_last(c // groups, g.kernel, math.prod(out_sizes), backward=backward, groups=groups,
+                             strides=g.strides)
         if not last and strips.usable(weight, out_sizes):
             # No columns kept: forward, weight's and bias's gradients at 2 threads, whole → strips (min /
             # median of 11, ms): 7×7/2 on 8×3×224×224 28.9 / 30.4 → 25.7 / 28.0 (torch 13.9 / 15.6),

@@ -298,6 +298,15 @@ def test_the_layout_heuristic() -> None:
     assert kernels.channels_last(64, (3, 3), 64, backward=False)
     assert kernels.channels_last(16, (3, 3), 256, backward=False)  # (ResNet's 3×3/2 on 32×32)
     assert not kernels.channels_last(16, (3, 3), 257, backward=False)
+    # grouped: channels first at inference, and in training with few channels a group
+    assert not kernels.channels_last(16, (3, 3), 196, backward=False, groups=32)
+    assert kernels.channels_last(16, (3, 3), 196, groups=32)
+    assert not kernels.channels_last(8, (3, 3), 196, groups=32)
+    assert kernels.channels_last(8, (3, 3), 196)  # (ungrouped, the same shape: last)
+    # windows side by side (a ViT's patches): channels first at inference only
+    assert not kernels.channels_last(3, (16, 16), 196, backward=False, strides=(16, 16))
+    assert kernels.channels_last(3, (16, 16), 196, strides=(16, 16))
+    assert kernels.channels_last(16, (3, 3), 196, backward=False, strides=(2, 2))
 
 
 @settings(max_examples=25, deadline=None)
