@@ -1,9 +1,10 @@
 """``modelpack.np``: numpy as MXNet's ``np`` is called, for code that passes ``ctx=``.
 
 ``from mxnet import np`` → ``from modelpack import np``. Every name is numpy's own, except
-that the functions that create arrays accept MXNet's ``ctx=`` (the CPU; see ``nn.devices``),
-give an ``NDArray`` (a numpy array with ``ctx``, ``as_in_ctx``, ``asnumpy``, ...), and, as
-MXNet does, make float32 where numpy would make float64. ``np.random`` draws from the
+that the functions that create arrays accept MXNet's ``ctx=`` (the CPU; see ``nn.devices``)
+and, as MXNet does, make float32 where numpy would make float64, and that every function
+gives an ``NDArray`` (a numpy array with ``ctx``, ``as_in_ctx``, ``asnumpy``, ...) where numpy
+gives an array. ``np.random`` draws from the
 ``"np"`` stream of ``modelpack.random`` (so ``modelpack.random.seed`` and checkpoints cover it).
 Plain ``import numpy as np`` works too wherever no ``ctx=`` is passed.
 
@@ -22,7 +23,7 @@ from typing import Any
 import numpy as _numpy
 
 from . import random as _random
-from .nn.devices import NDArray, check_device
+from .nn.devices import NDArray, check_device, on_device
 
 ndarray = NDArray
 
@@ -55,12 +56,31 @@ def _keeps_dtype(args: tuple[Any, ...]) -> bool:
     return bool(args) and isinstance(args[0], _numpy.ndarray)
 
 
+def _ndarray_results(function: Callable[..., Any]) -> Callable[..., Any]:
+    """numpy's ``function`` giving ``NDArray`` where it gives a plain array (``concatenate``,
+    ``stack``, ``dot`` drop the subclass; MXNet's np keeps its own): d2l's
+    ``np.concatenate(weights).asnumpy()``. Results that are not arrays are left as they are."""
+
+    @functools.wraps(function)
+    def call(*args: Any, **kwargs: Any) -> Any:
+        return on_device(function(*args, **kwargs))
+
+    return call
+
+
 def __getattr__(name: str) -> Any:
+    value = getattr(_numpy, name)
     if name in _CREATORS:
-        value = _on_cpu(getattr(_numpy, name))
-        globals()[name] = value
+        value = _on_cpu(value)
+    elif type(value) is _ARRAY_FUNCTION:  # (ufuncs keep the subclass; types and modules stay numpy's)
+        value = _ndarray_results(value)
+    else:
         return value
-    return getattr(_numpy, name)
+    globals()[name] = value
+    return value
+
+
+_ARRAY_FUNCTION = type(_numpy.concatenate)  # numpy's public functions' type (not the ufuncs')
 
 
 def _draw(method: str) -> Callable[..., Any]:

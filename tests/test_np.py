@@ -22,7 +22,19 @@ def test_creators_take_ctx_and_give_float32_ndarrays():
 
 
 def test_every_other_name_is_numpys():
-    assert np.dot is numpy.dot and np.tanh is numpy.tanh and np.float32 is numpy.float32
+    assert np.tanh is numpy.tanh and np.float32 is numpy.float32 and np.linalg is numpy.linalg
+
+
+def test_functions_give_ndarrays_where_numpy_gives_arrays():
+    """numpy's concatenate and stack drop the subclass; MXNet's np keeps its own, and d2l
+    calls .asnumpy() on what np.concatenate gives (its attention heatmaps)."""
+    a, b = numpy.ones((1, 2), numpy.float32), numpy.zeros((1, 2), numpy.float32)
+    joined = np.concatenate([a, b], 0)
+    assert type(joined) is np.ndarray and joined.asnumpy().tolist() == [[1, 1], [0, 0]]
+    assert type(np.stack([a, b])) is np.ndarray and type(np.dot(a, b.T)) is np.ndarray
+    assert all(type(i) is np.ndarray for i in np.nonzero(a))  # inside a tuple too
+    assert np.shape(a) == (1, 2) and np.array_equal(a, a) is True  # anything else as it is
+    assert np.concatenate.__name__ == "concatenate"
 
 
 def test_random_draws_follow_modelpack_random_seed():
