@@ -102,7 +102,7 @@ class Checkpointer:
             tree = architecture.describe(net, constants=constants)
         except UnsupportedBlockError:  # a custom Block: its parameters are saved, by name
             tree, constants = None, {}
-        model = {name: param.data() for name, param in net.collect_params().items()}
+        model = {name: param.array() for name, param in net.collect_params().items()}
         model.update(constants)
         trainer_state, trainer_arrays = trainer.export_state() if trainer is not None else (None, {})
         checkpoint = Checkpoint(

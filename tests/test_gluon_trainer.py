@@ -214,20 +214,20 @@ def test_trainer_updates_in_place_only_the_arrays_it_made():
     array it made, never an array the user set (or a read-only one read from a file)."""
     net, x = _net_and_grads()
     weight = net[0].weight
-    users = weight.data().copy()
+    users = weight.array().copy()
     users.flags.writeable = False  # as a memory-mapped archive's array
     weight.set_data(users)
     trainer = gluon.Trainer(net.collect_params(), "sgd", {"learning_rate": 0.1, "momentum": 0.9})
     _one_step(net, trainer, x)
-    made = weight.data()
+    made = weight.array()
     assert made is not users and not np.shares_memory(made, users)
     before = made.copy()
     _one_step(net, trainer, x)
-    assert weight.data() is made and not np.array_equal(made, before)  # updated in place
+    assert weight.array() is made and not np.array_equal(made, before)  # updated in place
     mine = made.copy()
     weight.set_data(mine)
     _one_step(net, trainer, x)
-    assert weight.data() is not mine  # the user's array stays theirs
+    assert weight.array() is not mine  # the user's array stays theirs
     np.testing.assert_array_equal(mine, made)
 
 

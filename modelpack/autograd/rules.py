@@ -95,7 +95,7 @@ def forward_saving(block: Block, x: Any) -> tuple[Any, Any]:
 def data(block: Block, name: str) -> np.ndarray:
     """A parameter's array, not its leaf."""
     with hooks.suspended():
-        return block.params[name].data()
+        return block.params[name].array()
 
 
 def through_activation(name: str | None, grad: np.ndarray, out: np.ndarray, pre: Callable[[], Any]) -> Any:

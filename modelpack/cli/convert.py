@@ -99,7 +99,7 @@ def run(args: argparse.Namespace) -> int:
             params = net.collect_params()
             report = {"kind": "model", "type": type(net).__name__,
                       "layers": len(list(net.named_blocks())) - 1, "tensors": len(params),
-                      "parameters": sum(int(p.data().size) for p in params.values())}
+                      "parameters": sum(int(p.array().size) for p in params.values())}
     report = {"output": str(args.output), "sources": sources, **report}
     if args.json:
         print(json.dumps(report, indent=2))

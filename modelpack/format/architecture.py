@@ -207,7 +207,7 @@ def describe_for_export(
     check_initialized(net)
     ties = find_ties(net)
     check_rebuilds_identically(net, tree, ties)
-    arrays = {name: param.data() for name, param in net.collect_params().items()}
+    arrays = {name: param.array() for name, param in net.collect_params().items()}
     return tree, {**arrays, **constants}, ties
 
 

@@ -413,7 +413,7 @@ class Archive(OpenArchive):
             if param is None:
                 location.check(self._mapped(location), integrity=integrity)
             else:
-                check = functools.partial(location.check, param.data(), integrity=integrity)
+                check = functools.partial(location.check, param.array(), integrity=integrity)
                 param.check_on_first_read(check)
 
     # -- lifetime ----------------------------------------------------------------------------

@@ -94,7 +94,7 @@ class Trainer:
             if not param.grad_fresh:
                 continue
             optimizer = self._optimizer.scaled(param.lr_mult, param.wd_mult)
-            weight = param.data()
+            weight = param.array()
             state = self._states.get(name)
             if state is None:
                 slots = optimizer.slots_for()

@@ -20,7 +20,7 @@ import numpy as np
 
 from ..errors import DtypeMismatchError, ShapeMismatchError, UnsupportedBlockError
 from ..io.paths import PathOrFile
-from . import budget, devices, hooks
+from . import budget, devices, hooks, scope
 from . import init as init_mod
 from .gluon_api import GluonAPI
 from .loading import LoadOptions, LoadReport, LoadSelection, read_parameter_file, write_parameter_file
@@ -226,7 +226,7 @@ class Block(GluonAPI):
 
         >>> net.save_parameters("mlp.params")  # doctest: +SKIP
         """
-        write_parameter_file(filename, {name: param.data() for name, param in self.collect_params().items()})
+        write_parameter_file(filename, {name: param.array() for name, param in self.collect_params().items()})
 
     def load_parameters(
         self,
@@ -299,11 +299,13 @@ class Block(GluonAPI):
             return interceptor.call_block(self, args)  # tracing: stand-ins, no hooks
         call = self._call if interceptor is None else (lambda *a: interceptor.call_block(self, a))
         custom = type_name_of(self) is None  # a user's forward, not a registered layer's
-        if not custom and not devices.in_user_code():
-            return self._call_hooked(call, args)
+        if not custom and not scope.in_user_code():
+            # a layer called by a script (or by a layer): the script gets MXNet's NDArray
+            out, outermost = scope.outermost(self._call_hooked, (call, args))
+            return devices.on_device(out) if outermost else out
         # A user's forward sees MXNet's device API (d2l's X.ctx) on its inputs and on what
         # the blocks it calls return.
-        with devices.user_code(custom):
+        with scope.user_code(custom):
             out = self._call_hooked(call, devices.on_device(args) if custom else args)
         return devices.on_device(out)
 

@@ -18,9 +18,6 @@ layer's weight, through ``hooks`` (this module never imports autograd), and ``ba
 
 from __future__ import annotations
 
-import contextlib
-import threading
-from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -31,7 +28,7 @@ from .parameter import Parameter
 
 __all__ = [
     "Device", "cpu", "DeviceAPI", "NDArray", "GradArray", "on_device", "on_tape", "check_device",
-    "in_user_code", "user_code",
+    "parameter_array",
 ]
 
 
@@ -142,9 +139,10 @@ class GradArray(NDArray):
 
     @property
     def grad(self) -> NDArray | None:
-        """The gradient of the last ``backward`` (zeros before the first one)."""
+        """The gradient of the last ``backward`` (zeros before the first one), a view that
+        writes go through to; None where there is none (``grad_req="null"``, as in MXNet)."""
         param = self.__dict__.get("_grad_param")
-        return None if param is None else param.grad().view(NDArray)
+        return None if param is None or param.grad_req == "null" else param.grad().view(NDArray)
 
     def _leaf(self) -> Any:
         """The tape's Variable for this array while recording, else None."""
@@ -255,22 +253,10 @@ def on_device(value: Any) -> Any:
     return value
 
 
-_depth = threading.local()
-
-
-def in_user_code() -> bool:
-    """Whether a custom block's forward is running on this thread."""
-    return getattr(_depth, "value", 0) > 0
-
-
-@contextlib.contextmanager
-def user_code(entering: bool) -> Iterator[None]:
-    """Count a custom forward (``entering``) for ``in_user_code`` while it runs."""
-    if not entering:
-        yield
-        return
-    _depth.value = getattr(_depth, "value", 0) + 1
-    try:
-        yield
-    finally:
-        _depth.value -= 1
+def parameter_array(param: Parameter, array: np.ndarray) -> GradArray:
+    """``param``'s array as a script gets it from ``data()``: a ``GradArray`` view, so writes
+    reach the parameter, ``.grad`` is its gradient (d2l's gradient clipping scales it in
+    place), and inside ``autograd.record()`` what is computed from it is recorded on it."""
+    view = array.view(GradArray)
+    view.__dict__["_grad_param"] = param
+    return view

@@ -20,7 +20,7 @@ from ..errors import (
     ShapeMismatchError,
     UninitializedParameterError,
 )
-from . import hooks
+from . import hooks, scope
 from . import init as init_mod
 
 __all__ = ["Parameter", "GRAD_REQS", "shape_is_known", "shapes_compatible", "parameter_rng"]
@@ -123,7 +123,7 @@ class Parameter:
                 f"parameter {self.structured_name!r} has grad_req='null' (frozen): it has no gradient"
             )
         if self._grad is None:
-            self._grad = np.zeros_like(self.data())
+            self._grad = np.zeros_like(self.array())
         return self._grad
 
     def zero_grad(self) -> None:
@@ -155,13 +155,26 @@ class Parameter:
         return self._data is None and self._deferred is not None
 
     def data(self, ctx: object = None) -> np.ndarray:
-        """The parameter's array; raises a clear error if it has none yet. (``ctx`` is
-        accepted for Gluon code and ignored: arrays live in numpy, on the CPU.)"""
+        """The parameter's array; raises a clear error if it has none yet. A forward gets the
+        array itself; a script gets it as MXNet's NDArray (a view: writes reach the
+        parameter), with ``.grad`` its gradient, as d2l's gradient clipping reads it. (``ctx``
+        is accepted for Gluon code and ignored: arrays live in numpy, on the CPU.)"""
         interceptor = hooks.active()
         if interceptor is not None:
             traced = interceptor.read_parameter(self)
             if traced is not None:
                 return traced
+        array = self.array()
+        if scope.in_forward():
+            return array
+        from .devices import parameter_array  # (late: devices builds on Parameter)
+
+        return parameter_array(self, array)
+
+    def array(self) -> np.ndarray:
+        """The parameter's array itself, a plain numpy array wherever it is asked for (what
+        modelpack's own code reads and writes: the Trainer updates it in place, a writer
+        saves it); raises a clear error if it has none yet."""
         if self._data is not None:
             self._run_first_read_check()
             return self._data

@@ -195,7 +195,7 @@ class ParameterDict(dict[str, Parameter]):
                 raise UsageError(
                     f"cannot strip prefix {strip_prefix!r} from parameter {name!r}: it does not start with it"
                 )
-            arrays[name[len(strip_prefix):]] = param.data()
+            arrays[name[len(strip_prefix):]] = param.array()
         write_parameter_file(filename, arrays)
 
     def load(

@@ -52,7 +52,7 @@ class _Observer:
     def _row(self, block: Block, output: Any) -> _Row:
         total = trainable = shared = 0
         for param in block._reg_params.values():
-            size = param.data().size
+            size = param.array().size
             total += size
             trainable += 0 if param.grad_req == "null" else size
             if id(param) in self._seen:

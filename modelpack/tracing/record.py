@@ -174,7 +174,7 @@ class GraphBuilder:
                 f"reading parameter {param.structured_name!r}", f"it does not belong to {self.owner_path}"
             )
         with hooks.suspended():
-            value = param.data()
+            value = param.array()
         name = self._new_value()
         self.nodes.append(GraphNode(op="parameter", outputs=[name], attrs={"name": path}))
         traced = Traced(self, name, value, parameter=path)

@@ -56,11 +56,61 @@ def test_registered_layer_outputs_inside_a_custom_forward_have_ctx():
     assert out.shape == (3, 2, 3) and out.ctx == npx.cpu() and state[0].ctx == npx.cpu()
 
 
-def test_a_network_of_registered_layers_returns_plain_arrays():
+def test_a_script_gets_ndarrays_while_the_layers_inside_compute_on_plain_arrays():
+    """d2l's predict does int(y.argmax(axis=2).reshape(1)) and y.asnumpy() on a network's
+    output; the layers it calls still get plain arrays (their kernels' fast paths take those)."""
     net = nn.Sequential()
-    net.add(nn.Dense(2, in_units=3))
+    net.add(nn.Dense(4, in_units=3), nn.Dense(2, in_units=4))
+    net.initialize(seed=0)
+    seen = []
+    net[1].register_forward_pre_hook(lambda block, args: seen.append(type(args[0])))
+    x = numpy.arange(3, dtype=numpy.float32).reshape(1, 3)
+    out = net(x)
+    assert type(out) is NDArray and out.ctx == npx.cpu() and seen == [numpy.ndarray]
+    assert int(out.argmax(axis=1).reshape(1)) == int(numpy.argmax(out.asnumpy()))
+    assert type(net[1](net[0](x))) is NDArray  # layers a script calls, an NDArray in
+    numpy.testing.assert_array_equal(net(on_device(x)), out)
+
+
+def test_a_scripts_parameter_data_carries_its_gradient():
+    """d2l's Trainer.clip_gradients reads p.data().grad and scales it in place; writes to
+    p.data() reach the parameter; a frozen parameter's data has no gradient (as in MXNet)."""
+    net = nn.Dense(2, in_units=3)
+    net.initialize(seed=1)
+    assert type(net.weight.grad()) is numpy.ndarray  # (zeros before the first backward)
+    with autograd.record():
+        loss = (net(numpy.ones((4, 3), dtype=numpy.float32)) ** 2).sum()
+        read = net.weight.data()  # while recording: the leaf, holding the plain array
+    assert type(read) is autograd.Variable and type(read.value) is numpy.ndarray
+    loss.backward()
+    data = net.weight.data()
+    assert isinstance(data, NDArray) and numpy.shares_memory(data, net.weight.array())
+    expected = net.weight.grad().copy()
+    numpy.testing.assert_array_equal(data.grad, expected)
+    data.grad[:] *= 0.5
+    numpy.testing.assert_array_equal(net.weight.grad(), expected * 0.5)
+    data[:] = 0
+    assert not net.weight.array().any()
+    net.bias.grad_req = "null"
+    assert net.bias.data().grad is None
+
+
+def test_a_forward_reads_plain_parameter_arrays():
+    seen = []
+
+    class Reads(nn.Block):
+        def __init__(self):
+            super().__init__()
+            self.weight = self.params.get("weight", shape=(3,))
+
+        def forward(self, x):
+            seen.append(type(self.weight.data()))
+            return x * self.weight.data()
+
+    net = Reads()
     net.initialize()
-    assert type(net(numpy.ones((1, 3), dtype=numpy.float32))) is numpy.ndarray
+    net(numpy.ones(3, dtype=numpy.float32))
+    assert seen == [numpy.ndarray]
 
 
 def test_autograd_values_and_traced_stand_ins_have_ctx_too():

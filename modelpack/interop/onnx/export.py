@@ -278,7 +278,7 @@ def _emit_graph(em: Emitter, block: GraphBlock, inputs: list[Value], path: str) 
                 results = [result] if returns == "single" else list(result)
         elif node.op in ("parameter", "constant"):
             if node.op == "parameter":
-                array, label = params[node.attrs["name"]].data(), _join(path, node.attrs["name"])
+                array, label = params[node.attrs["name"]].array(), _join(path, node.attrs["name"])
             else:
                 array = constants[int(node.attrs["name"].removeprefix("#const"))]
                 label = f"{path}{node.attrs['name']}"

@@ -59,7 +59,7 @@ def activation(em: Emitter, name: str, x: str, dtype: np.dtype, **attrs: Any) ->
 
 
 def _param(em: Emitter, block: Block, path: str, name: str) -> str:
-    return em.initializer(block.params[name].data(), f"{path}.{name}" if path else name)
+    return em.initializer(block.params[name].array(), f"{path}.{name}" if path else name)
 
 
 def _then_activation(em: Emitter, c: dict[str, Any], y: str, dtype: np.dtype) -> str:
@@ -146,7 +146,7 @@ def _end_pad(size: int, kernel: int, stride: int, pad: int) -> int:
 
 
 def _batchnorm(em: Emitter, block: Block, c: dict[str, Any], x: Value, path: str, dtype: np.dtype) -> str:
-    gamma = block.params["gamma"].data() if c["scale"] else np.ones(block.params["gamma"].shape, dtype)
+    gamma = block.params["gamma"].array() if c["scale"] else np.ones(block.params["gamma"].shape, dtype)
     names = [em.initializer(gamma, f"{path}.gamma" if path else "gamma")]
     names += [_param(em, block, path, name) for name in ("beta", "running_mean", "running_var")]
     h = em.as_dtype(x, dtype)
@@ -165,7 +165,7 @@ def _batchnorm(em: Emitter, block: Block, c: dict[str, Any], x: Value, path: str
 
 def _layernorm(em: Emitter, block: Block, c: dict[str, Any], x: Value, path: str, dtype: np.dtype) -> str:
     channels = block.params["gamma"].shape
-    gamma = block.params["gamma"].data() if c["scale"] else np.ones(channels, dtype)
+    gamma = block.params["gamma"].array() if c["scale"] else np.ones(channels, dtype)
     inputs = [em.as_dtype(x, dtype), em.initializer(gamma, f"{path}.gamma" if path else "gamma")]
     if c["center"]:
         inputs.append(_param(em, block, path, "beta"))
@@ -215,7 +215,7 @@ def _reflection_pad(
 
 
 def _prelu(em: Emitter, block: Block, c: dict[str, Any], x: Value, path: str, dtype: np.dtype) -> str:
-    alpha = block.params["alpha"].data()
+    alpha = block.params["alpha"].array()
     if alpha.shape[0] > 1 and x.ndim > 1:  # one slope per channel (axis 1): ONNX broadcasts from the end
         alpha = alpha.reshape(alpha.shape[0], *([1] * (x.ndim - 2)))
     slope = em.initializer(alpha, f"{path}.alpha" if path else "alpha")

@@ -90,7 +90,7 @@ def _fused(em: Emitter, block: Block, c: dict[str, Any], args: list[Any], path: 
     h_out, c_out = [], []
     for layer in range(c["num_layers"]):
         names = [f"{d}{layer}" for d in "lr"[:directions]]
-        param = lambda n, part: block.params[f"{n}_{part}"].data()  # noqa: E731
+        param = lambda n, part: block.params[f"{n}_{part}"].array()  # noqa: E731
         label = f"{path}.l{layer}" if path else f"l{layer}"
         w = np.stack([_reorder(param(n, "i2h_weight"), kind) for n in names])
         r = np.stack([_reorder(param(n, "h2h_weight"), kind) for n in names])
@@ -121,7 +121,7 @@ def _cell(em: Emitter, block: Block, c: dict[str, Any], args: list[Any], path: s
     h_in = em.as_dtype(x, dtype)
     if x.ndim > 2:
         h_in = em.node("Flatten", [h_in], axis=1)
-    param = lambda name: em.initializer(block.params[name].data(), f"{path}.{name}" if path else name)  # noqa: E731
+    param = lambda name: em.initializer(block.params[name].array(), f"{path}.{name}" if path else name)  # noqa: E731
     i2h = em.node("Gemm", [h_in, param("i2h_weight"), param("i2h_bias")], "i2h", transB=1)
     if states:
         previous = [em.as_dtype(s, dtype) for s in states]

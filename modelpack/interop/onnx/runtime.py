@@ -224,7 +224,7 @@ def _parameters(block: Block) -> list[Any]:
 def _snapshot(block: Block) -> list[_Weight]:
     weights = []
     for parameter in _parameters(block):
-        weights.append(_Weight(parameter, _bits(parameter.data()).copy()))
+        weights.append(_Weight(parameter, _bits(parameter.array()).copy()))
     return weights
 
 
@@ -235,7 +235,7 @@ def _unchanged(block: Block, weights: list[_Weight]) -> bool:
         return False
     if any(p is not w.parameter for p, w in zip(parameters, weights, strict=True)):
         return False
-    return all(np.array_equal(_bits(weight.parameter.data()), weight.bits) for weight in weights)
+    return all(np.array_equal(_bits(weight.parameter.array()), weight.bits) for weight in weights)
 
 
 def _bits(array: np.ndarray) -> np.ndarray:

@@ -267,7 +267,7 @@ def _to_module(block: Block, path: str) -> nn.Module:
         if param.when is not None and not config[param.when]:
             value = (np.ones if param.fill == "ones" else np.zeros)(tuple(state[param.torch].shape))
         else:
-            value = block.params[param.modelpack].data()
+            value = block.params[param.modelpack].array()
         state[param.torch] = torch.from_numpy(np.array(value, dtype=config["dtype"]))
     module.load_state_dict(state)
     return module

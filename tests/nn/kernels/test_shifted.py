@@ -182,7 +182,7 @@ def test_large_narrow_grouped_inference_comes_here(monkeypatch, groups, in_chann
     x = np.random.default_rng(8).standard_normal((2, in_channels, side, side)).astype(np.float32)
     out = layer(x)
     assert bool(calls) is taken
-    expected, _ = kernels.forward(x, layer.weight.data(), layer.bias.data(), layer._geometry(), last=False)
+    expected, _ = kernels.forward(x, layer.weight.array(), layer.bias.array(), layer._geometry(), last=False)
     assert_near(out, expected)
     with autograd.record():  # a training forward keeps im2col's columns for its backward
         layer(x)
@@ -214,7 +214,7 @@ def test_inference_calls_take_it_where_it_is_faster(monkeypatch, channels, side,
     out = layer(x)
     assert bool(calls) is taken
     # Either way, the same convolution as im2col's (the training path's) columns give.
-    expected, _ = kernels.forward(x, layer.weight.data(), layer.bias.data(), layer._geometry(), last=False)
+    expected, _ = kernels.forward(x, layer.weight.array(), layer.bias.array(), layer._geometry(), last=False)
     assert_near(out, expected)
 
 
@@ -224,7 +224,7 @@ def test_a_training_forward_keeps_im2col(monkeypatch) -> None:
     monkeypatch.setattr(shifted, "forward", lambda *args: pytest.fail("shifted path taken in training"))
     monkeypatch.setattr(kernels, "DEFERRED_MAX_OUTPUTS", 7)  # the layer has 8
     layer, x = _layer_input(shifted.MIN_CHANNELS, 16)
-    out, saved = kernels.forward(x, layer.weight.data(), layer.bias.data(), layer._geometry(), backward=True)
+    out, saved = kernels.forward(x, layer.weight.array(), layer.bias.array(), layer._geometry(), backward=True)
     assert out.shape == (2, 8, 16, 16) and saved.cols.shape[-1] != x.shape[-1] and not saved.deferred
 
 
@@ -237,7 +237,7 @@ def test_a_narrow_training_forward_defers_its_columns_to_the_backward(monkeypatc
     takes ``last_axis_weight_grad`` (beyond), and both gradients equal the reference."""
     layer, x = _layer_input(shifted.MIN_CHANNELS, side)
     assert layer.weight.shape[0] <= kernels.DEFERRED_MAX_OUTPUTS
-    w, g = layer.weight.data(), layer._geometry()
+    w, g = layer.weight.array(), layer._geometry()
     out, saved = kernels.forward(x, w, None, g, backward=True)
     assert saved.deferred and saved.cols is x
     assert_near(out, reference_forward(x, w, g))
@@ -336,7 +336,7 @@ def test_a_deferred_backward_gathers_no_whole_batch_columns(monkeypatch, request
     layer, _ = _layer_input(shifted.MIN_CHANNELS, 12)
     x = np.random.default_rng(4).standard_normal((2 * conv_grads.EXAMPLES_PER_BLOCK + 1, shifted.MIN_CHANNELS, 12, 12))
     x = x.astype(np.float32)
-    w, g = layer.weight.data(), layer._geometry()
+    w, g = layer.weight.array(), layer._geometry()
     out, saved = kernels.forward(x, w, None, g, backward=True)
     assert saved.deferred
     grad = np.random.default_rng(5).standard_normal(out.shape).astype(np.float32)
@@ -355,9 +355,9 @@ def test_its_padded_planes_count_against_the_budget(monkeypatch, groups) -> None
     x = np.ones((1, channels, 1, 1), np.float32)
     g = layer._geometry()
     if groups == channels:
-        assert depthwise.padded_usable(layer.weight.data(), g)
+        assert depthwise.padded_usable(layer.weight.array(), g)
     elif groups > 1:
-        assert shifted.grouped_usable(x, layer.weight.data(), g, g.out_sizes((1, 1)))
+        assert shifted.grouped_usable(x, layer.weight.array(), g, g.out_sizes((1, 1)))
     else:
         assert shifted.usable(channels, g, g.out_sizes((1, 1)))
     limit_activations(layer, ActivationBudget("hostile.mpk", Limits(max_activation_bytes=2**20)))
@@ -449,9 +449,9 @@ def test_the_planes_of_the_input_gradient_count_against_the_budget() -> None:
     x = np.ones((1, 1, 1, 1), np.float32)
     g = layer._geometry()
     grad = np.ones((1, 2, *g.out_sizes((1, 1))), np.float32)
-    assert shifted.grad_input_usable(layer.weight.data(), g)
+    assert shifted.grad_input_usable(layer.weight.array(), g)
     assert_refused_by_budget(layer, x, 2**20, r"its taps' products on the padded planes",
-                             lambda: shifted.grad_input(grad, layer.weight.data(), g, x.shape))
+                             lambda: shifted.grad_input(grad, layer.weight.array(), g, x.shape))
 
 
 def test_a_deferred_weight_gradients_block_products_count_against_the_budget() -> None:
@@ -488,4 +488,4 @@ def test_the_forwards_planes_count_against_the_budget(forward, what) -> None:
     layer = nn.Conv2D(4, 3, padding=1, in_channels=16)
     layer.initialize(seed=0)
     x = np.ones((4, 16, 20, 20), np.float32)
-    assert_refused_by_budget(layer, x, 2**12, what, lambda: forward(x, layer.weight.data(), g))
+    assert_refused_by_budget(layer, x, 2**12, what, lambda: forward(x, layer.weight.array(), g))

@@ -102,7 +102,7 @@ def test_large_planes_go_in_strips(monkeypatch) -> None:
     small, y = _stem(64)
     small(y)
     assert calls == [x.shape]
-    w = layer.weight.data()
+    w = layer.weight.array()
     g = layer._geometry()
     out, saved = conv.forward(x, w, None, g, backward=True)
     assert calls == [x.shape, x.shape]
