@@ -300,9 +300,10 @@ class Block(GluonAPI):
         call = self._call if interceptor is None else (lambda *a: interceptor.call_block(self, a))
         custom = type_name_of(self) is None  # a user's forward, not a registered layer's
         if not custom and not scope.in_user_code():
-            # a layer called by a script (or by a layer): the script gets MXNet's NDArray
-            out, outermost = scope.outermost(self._call_hooked, (call, args))
-            return devices.on_device(out) if outermost else out
+            if scope.in_layer():  # called by a layer: plain arrays, as the kernels take them
+                return self._call_hooked(call, args)
+            # called by a script, which gets MXNet's NDArray
+            return devices.on_device(scope.outermost(self._call_hooked, call, args))
         # A user's forward sees MXNet's device API (d2l's X.ctx) on its inputs and on what
         # the blocks it calls return.
         with scope.user_code(custom):

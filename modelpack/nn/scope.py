@@ -15,7 +15,7 @@ import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
-__all__ = ["in_user_code", "user_code", "in_forward", "outermost"]
+__all__ = ["in_user_code", "user_code", "in_forward", "in_layer", "outermost"]
 
 _depth = threading.local()  # .custom: custom forwards running; .layers: 1 inside a script's call
 
@@ -43,14 +43,16 @@ def in_forward() -> bool:
     return getattr(_depth, "layers", 0) > 0 or getattr(_depth, "custom", 0) > 0
 
 
-def outermost(call: Callable[..., Any], args: tuple[Any, ...]) -> tuple[Any, bool]:
+def in_layer() -> bool:
+    """Whether a registered block called by a script is running on this thread."""
+    return getattr(_depth, "layers", 0) > 0
+
+
+def outermost(call: Callable[..., Any], *args: Any) -> Any:
     """``call(*args)``, a registered block called by a script, with every block it calls
-    nested (``in_forward``); and whether it was the outermost call (a nested one runs as is)."""
-    if getattr(_depth, "layers", 0):
-        return call(*args), False
+    nested (``in_layer``, ``in_forward``)."""
     _depth.layers = 1
     try:
-        return call(*args), True
+        return call(*args)
     finally:
         _depth.layers = 0
-
