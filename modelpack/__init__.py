@@ -36,13 +36,14 @@ _LAZY: dict[str, tuple[str, str]] = {
     "convert": ("modelpack.interop.convert", "convert"),
     "npx": ("modelpack.npx", ""),
     "init": ("modelpack.nn.init", ""),
-    "np": ("modelpack.np", ""),
+    "np": ("modelpack.numpy", ""),
+    "numpy": ("modelpack.numpy", ""),
 }
 
 # The public API: the verbs and types here, then the exception tree (errors.__all__).
 __all__ = [
     "__version__", "nn", "autograd", "gluon", "random", "Checkpointer", "export", "load", "save",
-    "inspect", "verify", "open", "Archive", "VerifyReport", "Limits", "convert", "npx", "init", "np",
+    "inspect", "verify", "open", "Archive", "VerifyReport", "Limits", "convert", "npx", "init", "np", "numpy",
     *_ERROR_NAMES,
 ]
 
@@ -67,8 +68,9 @@ if TYPE_CHECKING:  # static analysers see the real imports (``as`` marks a re-ex
     from . import autograd as autograd
     from . import gluon as gluon
     from . import nn as nn
-    from . import np as np
     from . import npx as npx
+    from . import numpy as np
+    from . import numpy as numpy
     from . import random as random
     from .api import export as export
     from .api import inspect as inspect

@@ -53,3 +53,51 @@ def test_random_draws_follow_modelpack_random_seed():
 def test_a_gpu_ctx_is_refused():
     with pytest.raises(UsageError, match="numpy on the CPU"):
         np.zeros(2, ctx="gpu(0)")
+
+
+def test_numpy_is_mxnets_full_name_for_np():
+    """MXNet's ``mxnet.numpy`` is ``mxnet.np``; d2l imports ``from mxnet.numpy.random import
+    multinomial`` (its probability chapter)."""
+    import modelpack.np as short
+    import modelpack.numpy as full
+    from modelpack.numpy.random import multinomial
+
+    assert short is full is np is modelpack.numpy
+    assert multinomial is np.random.multinomial and np.random is full.random
+
+
+def test_every_numpy_draw_follows_modelpack_random_seed():
+    """Each of numpy.random's functions draws from the "np" stream (not numpy's global
+    generator), so a seed fixes it; continuous draws are float32, as MXNet makes them."""
+    fair = np.ones(6) / 6
+    draws = {
+        "multinomial": lambda: np.random.multinomial(100, fair),
+        "dirichlet": lambda: np.random.dirichlet([1.0, 2.0, 3.0], size=2),
+        "binomial": lambda: np.random.binomial(10, 0.3, size=5),
+        "poisson": lambda: np.random.poisson(2.0, size=5),
+        "lognormal": lambda: np.random.lognormal(size=4),
+        "random_sample": lambda: np.random.random_sample((2, 2)),
+        "multivariate_normal": lambda: np.random.multivariate_normal([0.0, 0.0], [[1.0, 0.0], [0.0, 1.0]], 3),
+    }
+    for name, draw in draws.items():
+        modelpack.random.seed(11)
+        first = draw()
+        numpy.random.seed(0)  # numpy's global generator is not what they draw from
+        modelpack.random.seed(11)
+        numpy.testing.assert_array_equal(first, draw(), err_msg=name)
+        assert type(first) is np.ndarray, name
+    assert np.random.multinomial(100, fair).sum() == 100
+    assert np.random.multinomial(100, fair).dtype == numpy.int64
+    assert np.random.lognormal(size=2).dtype == numpy.float32
+    assert np.random.lognormal(size=2, dtype="float64").dtype == numpy.float64
+    assert isinstance(np.random.bytes(4), bytes) and len(np.random.bytes(4)) == 4
+    assert np.random.Generator is numpy.random.Generator
+
+
+def test_a_seed_through_np_random_seeds_every_stream():
+    np.random.seed(5)
+    a = (np.random.multinomial(10, [0.5, 0.5]), modelpack.random.generator("data").random())
+    np.random.seed(5)
+    b = (np.random.multinomial(10, [0.5, 0.5]), modelpack.random.generator("data").random())
+    numpy.testing.assert_array_equal(a[0], b[0])
+    assert a[1] == b[1]
