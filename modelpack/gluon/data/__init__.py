@@ -1,4 +1,5 @@
-"""``gluon.data``: ``ArrayDataset`` and a ``DataLoader`` whose shuffling can be checkpointed.
+"""``gluon.data``: datasets (``ArrayDataset``, ``SimpleDataset``, ``vision``'s MNIST,
+FashionMNIST and CIFAR) and a ``DataLoader`` whose shuffling can be checkpointed.
 
 >>> dataset = gluon.data.ArrayDataset(X, y)                                 # doctest: +SKIP
 >>> loader = gluon.data.DataLoader(dataset, batch_size=32, shuffle=True)    # doctest: +SKIP
@@ -9,6 +10,10 @@ generator given as ``rng``), so ``modelpack.random.seed`` fixes the order of eve
 loader in the middle of a pass can be checkpointed (``Checkpointer.save(..., data=loader)``):
 its order and position are saved, and after ``restore`` the next ``for`` loop over it serves
 the rest of that pass, then new passes exactly as an uninterrupted run would.
+
+``dataset`` holds Gluon's ``Dataset`` base (``transform``, ``transform_first``); ``vision``
+the image datasets and transforms. This package imports ``random``, ``errors`` and
+``nn.devices``; within ``gluon`` nothing else imports it.
 """
 
 from __future__ import annotations
@@ -19,15 +24,17 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from .. import random
-from ..errors import CheckpointError, UnsupportedFeatureError, UsageError
-from ..nn.devices import on_device
+from ... import random
+from ...errors import CheckpointError, UnsupportedFeatureError, UsageError
+from ...nn.devices import on_device
+from . import vision
+from .dataset import Dataset, SimpleDataset
 
-__all__ = ["Dataset", "ArrayDataset", "DataLoader"]
+__all__ = ["Dataset", "SimpleDataset", "ArrayDataset", "DataLoader", "vision"]
 
 
-class Dataset(Protocol):
-    """Anything with a length and integer indexing (Gluon's ``Dataset``)."""
+class _Indexable(Protocol):
+    """What a ``DataLoader`` reads: anything with a length and integer indexing."""
 
     def __len__(self) -> int: ...
 
@@ -35,18 +42,11 @@ class Dataset(Protocol):
 
 
 def __getattr__(name: str) -> Any:
-    """Gluon's ``data.vision`` (image datasets, transforms) and other names not provided."""
-    instead = (
-        "image datasets and transforms are not provided and modelpack downloads nothing; read the "
-        "images into numpy arrays (e.g. with PIL), transform them with numpy, and serve them with "
-        "gluon.data.ArrayDataset and DataLoader"
-        if name == "vision"
-        else f"gluon.data has {', '.join(__all__)}"
-    )
-    raise UnsupportedFeatureError.missing(__name__, name, instead)
+    """Gluon's names not provided here (samplers, ``RecordFileDataset``, ...)."""
+    raise UnsupportedFeatureError.missing(__name__, name, f"gluon.data has {', '.join(__all__)}")
 
 
-class ArrayDataset:
+class ArrayDataset(Dataset):
     """Examples from arrays of equal length: item ``i`` is ``(a[i], b[i], ...)`` (or ``a[i]``)."""
 
     def __init__(self, *arrays: Any) -> None:
@@ -81,7 +81,7 @@ class DataLoader:
 
     def __init__(
         self,
-        dataset: Dataset,
+        dataset: _Indexable,
         batch_size: int,
         shuffle: bool = False,
         last_batch: str = "keep",
