@@ -60,6 +60,8 @@ def test_fashion_mnist_items_are_mxnet_s(tmp_path):
             assert np.array_equal(image[..., 0], images[i])
             assert isinstance(label, np.int32) and label == labels[i]
     assert isinstance(gluon.data.vision.MNIST(root=tmp_path, train=False), gluon.data.Dataset)
+    X, y = data[:2]  # d2l's show_images(X.squeeze(axis=-1), ...) of mnist_train[:18]
+    assert X.shape == (2, 28, 28, 1) and y.dtype == np.int32 and y.tolist() == made[False][1][:2].tolist()
 
 
 def test_default_root_is_mxnet_home_and_root_is_expanded(tmp_path, monkeypatch):
@@ -92,6 +94,10 @@ def test_cifar10_reads_the_binary_batches_as_hwc(tmp_path):
     assert image.shape == (32, 32, 3) and image.dtype == np.uint8 and label == raw[1, 0]
     for y, x, c in [(0, 0, 0), (5, 17, 1), (31, 2, 2)]:  # plane c, row y, column x
         assert image[y, x, c] == raw[1, 1 + c * 1024 + y * 32 + x]
+    augs = gluon.data.vision.transforms.Compose([gluon.data.vision.transforms.RandomFlipLeftRight(),
+                                                 gluon.data.vision.transforms.ToTensor()])
+    X, y = next(iter(gluon.data.DataLoader(train.transform_first(augs), 4, shuffle=True, num_workers=4)))
+    assert X.shape == (4, 3, 32, 32) and X.dtype == np.float32 and y.dtype == np.int32
 
 
 def test_cifar100_coarse_and_fine_labels(tmp_path):

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import modelpack
-from modelpack.errors import InputError, UsageError
+from modelpack.errors import InputError, UnsupportedFeatureError, UsageError
 from modelpack.gluon.data.vision import image, transforms
 from modelpack.nn.devices import NDArray
 
@@ -192,3 +192,9 @@ def test_compose_cast_and_reprs():
         "RandomColorJitter(brightness=0.5, contrast=0, saturation=0, hue=0)")
     with pytest.raises(InputError, match=r"RandomHue takes an image of shape \(H, W, C\), got shape \(1, 7, 9, 3\)"):
         transforms.RandomHue(0.5)(photo()[None])
+
+
+def test_other_gluon_transforms_are_refused_by_name():
+    with pytest.raises(UnsupportedFeatureError, match=r"^gluon.data.vision.transforms.RandomRotation is not "
+                                                      r"supported by modelpack: .*has Compose, Cast, ToTensor"):
+        transforms.RandomRotation((-10, 10))

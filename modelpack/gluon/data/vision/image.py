@@ -88,9 +88,10 @@ def resize(x: np.ndarray, height: int, width: int, interpolation: int = 1) -> np
         return x.copy()
     rows = _weights(x.shape[-3], height, interpolation)
     cols = _weights(x.shape[-2], width, interpolation)
-    # (h, H) · (..., H, W, C) -> (..., h, W, C), then (w, W) · -> (..., h, w, C)
-    out = np.einsum("hH,...HWC->...hWC", rows, x.astype(np.float64))
-    out = np.einsum("wW,...hWC->...hwC", cols, out)
+    # (h, H) @ (..., H, W·C) -> (..., h, W, C), then (w, W) @ each row -> (..., h, w, C)
+    *lead, source_h, source_w, channels = x.shape
+    out = rows @ x.reshape(*lead, source_h, source_w * channels).astype(np.float64)
+    out = cols @ out.reshape(*lead, height, source_w, channels)
     if x.dtype == np.uint8:
         return np.clip(np.floor(out + 0.5), 0, 255).astype(np.uint8)
     return out.astype(x.dtype)

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from .... import random
-from ....errors import InputError, UsageError
+from ....errors import InputError, UnsupportedFeatureError, UsageError
 from ....nn.devices import on_device
 from . import image
 
@@ -28,6 +28,13 @@ __all__ = [
     "RandomFlipLeftRight", "RandomFlipTopBottom", "RandomBrightness", "RandomContrast",
     "RandomSaturation", "RandomHue", "RandomColorJitter", "RandomLighting",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """Gluon's other transforms (``RandomRotation``, ``CropResize``, ...) are not provided."""
+    raise UnsupportedFeatureError.missing(
+        __name__, name, f"gluon.data.vision.transforms has {', '.join(__all__)}; write others as a "
+        "function of the (H, W, C) array and put it in Compose")
 
 
 def _rng() -> np.random.Generator:
