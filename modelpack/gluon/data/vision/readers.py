@@ -16,6 +16,7 @@ import struct
 import tarfile
 import zlib
 from pathlib import Path
+from typing import IO
 
 import numpy as np
 
@@ -139,13 +140,13 @@ def extract_members(archive: Path, wanted: dict[str, int], root: Path, *, max_me
         raise FormatError(f"{archive}: the archive lacks {', '.join(missing)}")
 
 
-def _write_atomic(target: Path, source: object, size: int, archive: Path) -> None:
+def _write_atomic(target: Path, source: IO[bytes], size: int, archive: Path) -> None:
     temporary = target.with_name(f".{target.name}.{os.getpid()}.part")
     try:
         with open(temporary, "wb") as out:
             remaining = size
             while remaining:
-                chunk = source.read(min(remaining, 1 << 20))  # type: ignore[attr-defined]
+                chunk = source.read(min(remaining, 1 << 20))
                 if not chunk:
                     raise FormatError(f"{archive}: member {target.name} is truncated")
                 out.write(chunk)
