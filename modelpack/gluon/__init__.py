@@ -32,7 +32,7 @@ __all__ = [
 
 # Gluon's names modelpack deliberately leaves out, and what to do instead.
 _LEFT_OUT = {
-    "model_zoo": "pretrained models are not bundled and modelpack downloads nothing; build the network "
+    "model_zoo": "pretrained models are neither bundled nor downloaded; build the network "
                  "with modelpack.nn and load its weights with load_parameters (MXNet .params files load "
                  "too) or modelpack.convert",
     "contrib": "Gluon's contrib layers are not provided; write the block with modelpack.nn",
