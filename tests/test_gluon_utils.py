@@ -24,7 +24,7 @@ def test_split_and_load_slices_the_batch_per_device():
 
 def test_left_out_names_say_what_to_do_instead():
     with pytest.raises(UnsupportedFeatureError, match=r"^gluon.model_zoo is not supported by modelpack: "
-                                                      r"pretrained models are not bundled.*load_parameters"):
+                                                      r"pretrained models are neither bundled nor downloaded.*load_parameters"):
         gluon.model_zoo.vision.resnet18_v2(pretrained=True)
     with pytest.raises(UnsupportedFeatureError, match=r"^gluon.data.vision.ImageFolderDataset is not supported by "
                                                       r"modelpack: modelpack decodes no image files.*ArrayDataset"):
