@@ -38,13 +38,14 @@ _LAZY: dict[str, tuple[str, str]] = {
     "init": ("modelpack.nn.init", ""),
     "np": ("modelpack.numpy", ""),
     "numpy": ("modelpack.numpy", ""),
+    "lr_scheduler": ("modelpack.lr_scheduler", ""),
 }
 
 # The public API: the verbs and types here, then the exception tree (errors.__all__).
 __all__ = [
     "__version__", "nn", "autograd", "gluon", "random", "Checkpointer", "export", "load", "save",
     "inspect", "verify", "open", "Archive", "VerifyReport", "Limits", "convert", "npx", "init", "np", "numpy",
-    *_ERROR_NAMES,
+    "lr_scheduler", *_ERROR_NAMES,
 ]
 
 
@@ -67,6 +68,7 @@ def __dir__() -> list[str]:
 if TYPE_CHECKING:  # static analysers see the real imports (``as`` marks a re-export)
     from . import autograd as autograd
     from . import gluon as gluon
+    from . import lr_scheduler as lr_scheduler
     from . import nn as nn
     from . import npx as npx
     from . import numpy as np

@@ -16,12 +16,19 @@ clipped to ``±clip_gradient``:
 - ``adagrad``: ``h += g²; w -= lr·(g / √(h + eps) + wd·w)`` (MXNet 1.9 names its ε ``eps``)
 - ``adadelta``: ``a = ρ·a + (1-ρ)·g²; d = √(δ + ε) / √(a + ε) · g; δ = ρ·δ + (1-ρ)·d²;
   w -= d + wd·w`` (no learning rate: MXNet 1.9's AdaDelta ignores it, as Zeiler's does)
+
+``lr_scheduler`` (a ``modelpack.lr_scheduler`` class or any callable of ``num_update``) makes
+the learning rate of each update ``lr_scheduler(num_update)``, which the Trainer sets before the
+update. As in MXNet 1.9, a ``learning_rate`` given with it replaces the scheduler's
+``base_lr``, and so does the one Adam, AdamW and RMSProp pass when none is given (0.001).
 """
 
 from __future__ import annotations
 
 import copy
 import math
+import warnings
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 import numpy as np
@@ -49,8 +56,12 @@ class Optimizer:
     _common: ClassVar[dict[str, float | None]] = {"wd": 0.0, "rescale_grad": 1.0, "clip_gradient": None}
     # Whether ``update_into`` exists: the update written over the weight and state arrays
     in_place: ClassVar[bool] = False
+    # Whether MXNet 1.9's class passes its default learning_rate to the base class itself
+    # (Adam, RMSProp), so that it replaces a scheduler's base_lr even when the user gives none
+    passes_default_lr: ClassVar[bool] = False
 
     def __init__(self, **options: Any) -> None:
+        scheduler = options.pop("lr_scheduler", None)
         known = {**self._common, **self.defaults}
         unknown = sorted(set(options) - set(known))
         if unknown:
@@ -62,6 +73,53 @@ class Optimizer:
         for key, default in known.items():
             value = options.get(key, default)
             self.options[key] = None if value is None else float(value)
+        self.lr_scheduler: Callable[[int], float] | None = None
+        if scheduler is not None:
+            self._take_scheduler(scheduler, options)
+
+    def _take_scheduler(self, scheduler: Any, options: dict[str, Any]) -> None:
+        """Keep ``scheduler``, and give it ``learning_rate`` as its ``base_lr`` where MXNet does."""
+        if not callable(scheduler):
+            raise UsageError(
+                f"lr_scheduler must be callable (num_update -> learning rate), got {scheduler!r}"
+            )
+        self.lr_scheduler = scheduler
+        if "learning_rate" in options:
+            given, explicit = options["learning_rate"], True
+        else:
+            given, explicit = (self.defaults["learning_rate"] if self.passes_default_lr else None), False
+        if given is None:
+            return
+        if not hasattr(scheduler, "base_lr"):
+            if explicit:  # (MXNet fails on the missing attribute)
+                raise UsageError(
+                    f"learning_rate={given} cannot be given to lr_scheduler {scheduler!r}, which has no "
+                    "base_lr; leave learning_rate out: the scheduler gives the rate"
+                )
+            return
+        if scheduler.base_lr != given:
+            warnings.warn(
+                f"learning_rate={given} of optimizer {self.name!r} replaces the lr_scheduler's base_lr="
+                f"{scheduler.base_lr}, as in MXNet"
+                + ("" if explicit else f" ({self.name}'s default, passed even when none is given)"),
+                UserWarning,
+                stacklevel=5,  # the line that built the Trainer
+            )
+            scheduler.base_lr = float(given)
+
+    def rate_at(self, num_update: int) -> float:
+        """The learning rate of the update that makes ``num_update`` updates: the scheduler's,
+        or the ``learning_rate`` option."""
+        if self.lr_scheduler is None:
+            return self.learning_rate
+        value = self.lr_scheduler(num_update)
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            raise UsageError(
+                f"lr_scheduler({num_update}) returned {value!r}; a scheduler returns the learning rate, "
+                "a number"
+            ) from None
 
     @property
     def learning_rate(self) -> float:
@@ -174,6 +232,7 @@ class Adam(Optimizer):
     slots = ("mean", "var")
     defaults = {"learning_rate": 0.001, "beta1": 0.9, "beta2": 0.999, "epsilon": 1e-8}
     decoupled = False
+    passes_default_lr = True
 
     def update(self, weight: np.ndarray, grad: np.ndarray, state: State, count: int) -> np.ndarray:
         lr, wd = self.learning_rate, self.number("wd")
@@ -203,6 +262,7 @@ class RMSProp(Optimizer):
     name = "rmsprop"
     slots = ("n",)
     defaults = {"learning_rate": 0.001, "gamma1": 0.9, "epsilon": 1e-8}
+    passes_default_lr = True
 
     def update(self, weight: np.ndarray, grad: np.ndarray, state: State, count: int) -> np.ndarray:
         lr, wd = self.learning_rate, self.number("wd")

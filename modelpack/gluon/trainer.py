@@ -10,6 +10,11 @@ unless ``ignore_stale_grad=True`` skips it. A parameter's first update gives it 
 which later updates overwrite where the optimiser has ``update_into`` (SGD), as MXNet updates
 in place: an array read with ``data()`` sees the later steps. The optimiser's state
 saves to a checkpoint archive (``save_states``/``load_states``; never pickle).
+
+With ``{"lr_scheduler": scheduler}`` the learning rate of each update is
+``scheduler(num_update)``, ``num_update`` being MXNet's: the largest update count of any
+parameter once this one's is counted. A scheduler is code and is never saved: a restored
+trainer keeps its own, and the restored counts make it continue where the run stopped.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import AutogradError, CheckpointError
+from ..errors import AutogradError, CheckpointError, UsageError
 from ..format.checkpoint import Checkpoint, read_checkpoint, write_checkpoint
 from ..format.schema import TrainerState
 from ..io.paths import PathOrFile, describe
@@ -53,6 +58,7 @@ class Trainer:
         self._scale = self._optimizer.options["rescale_grad"]
         self._states: dict[str, dict[str, np.ndarray]] = {}
         self._counts: dict[str, int] = {}
+        self._num_update = 0  # max(self._counts.values()): what a scheduler is asked about
         # The weight arrays this trainer made (by its first update of each parameter): only
         # these are updated in place, as MXNet updates its parameters' arrays, never an array
         # the user set or a file's read-only one. Weak, so an array the parameter dropped
@@ -66,10 +72,16 @@ class Trainer:
 
     @property
     def learning_rate(self) -> float:
-        return self._optimizer.learning_rate
+        """The current learning rate: the scheduler's at the updates done so far, if any."""
+        return self._optimizer.rate_at(self._num_update)
 
     def set_learning_rate(self, lr: float) -> None:
-        """Change the learning rate for the following steps."""
+        """Change the learning rate for the following steps (not with a scheduler: MXNet refuses too)."""
+        if self._optimizer.lr_scheduler is not None:
+            raise UsageError(
+                f"this trainer's learning rate comes from its lr_scheduler {self._optimizer.lr_scheduler!r}; "
+                "set_learning_rate works only for a trainer built without one"
+            )
         self._optimizer.options["learning_rate"] = float(lr)
 
     def step(self, batch_size: int, ignore_stale_grad: bool = False) -> None:
@@ -90,16 +102,22 @@ class Trainer:
                 f"step (stale: {stale}); if the model uses only some parameters on purpose, call "
                 "step(..., ignore_stale_grad=True) to skip them"
             )
+        scheduled = -1  # the num_update whose scheduled rate is in the options (one call each)
         for name, param in trained:
             if not param.grad_fresh:
                 continue
+            count = self._counts[name] = self._counts.get(name, 0) + 1
+            self._num_update = max(self._num_update, count)
+            if self._optimizer.lr_scheduler is not None and scheduled != self._num_update:
+                rate = self._optimizer.rate_at(self._num_update)
+                self._optimizer.options["learning_rate"] = rate
+                scheduled = self._num_update
             optimizer = self._optimizer.scaled(param.lr_mult, param.wd_mult)
             weight = param.array()
             state = self._states.get(name)
             if state is None:
                 slots = optimizer.slots_for()
                 state = self._states[name] = {slot: np.zeros(weight.shape, weight.dtype) for slot in slots}
-            count = self._counts[name] = self._counts.get(name, 0) + 1
             owned = self._owned.get(name)
             if optimizer.in_place and owned is not None and owned() is weight:
                 optimizer.update_into(weight, param.grad(), state, count)
@@ -137,9 +155,12 @@ class Trainer:
     ) -> None:
         """Take over a saved state after checking all of it (nothing changes if a check fails)."""
         self.check_state(state, arrays, source=source)
+        scheduler = self._optimizer.lr_scheduler  # code, never in a file: this trainer's stays
         self._optimizer = create(state.optimizer, dict(state.options))
+        self._optimizer.lr_scheduler = scheduler
         self._scale = self._optimizer.options["rescale_grad"]
         self._counts = dict(state.update_counts)
+        self._num_update = max(self._counts.values(), default=0)
         self._states = {
             # (C order: an in-place update writes through flat views)
             name: {slot: np.array(array, order="C") for slot, array in slots.items()}
