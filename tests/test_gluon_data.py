@@ -135,3 +135,11 @@ def test_d2l_loader_options_batchify_fn_num_workers_and_device_api():
     assert out[0][1].tolist() == [10, 20] and out[0][1].as_in_context(npx.cpu()) is out[0][1]
     with pytest.raises(UsageError, match=r"num_workers must be an int >= 0, got -1"):
         gluon.data.DataLoader(dataset(), 2, num_workers=-1)
+
+
+def test_a_plain_array_is_batched_by_its_first_axis():
+    """MXNet batches an array dataset's rows; numpy's own ``take`` would index it flattened."""
+    X = np.arange(40, dtype=np.float32).reshape(10, 4)
+    batches = list(gluon.data.DataLoader(X, 3))
+    assert [b.shape for b in batches] == [(3, 4), (3, 4), (3, 4), (1, 4)]
+    np.testing.assert_array_equal(np.concatenate(batches), X)

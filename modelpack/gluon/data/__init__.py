@@ -127,6 +127,8 @@ class DataLoader:
         return rng.permutation(len(self._dataset))
 
     def _take(self, indices: np.ndarray) -> Any:
+        if isinstance(self._dataset, np.ndarray) and self._batchify is None:
+            return self._dataset[indices]  # (an array's own ``take`` would index it flattened)
         take = getattr(self._dataset, "take", None)
         if take is not None and self._batchify is None:
             return take(indices)
