@@ -143,3 +143,21 @@ def test_a_plain_array_is_batched_by_its_first_axis():
     batches = list(gluon.data.DataLoader(X, 3))
     assert [b.shape for b in batches] == [(3, 4), (3, 4), (3, 4), (1, 4)]
     np.testing.assert_array_equal(np.concatenate(batches), X)
+
+
+def test_a_datasets_own_take_is_not_mistaken_for_batching():
+    """Only modelpack's ArrayDataset is read a batch at a time through ``take``; another
+    dataset's ``take`` may mean something else, so its examples are read one by one."""
+
+    class Pairs:
+        def __len__(self) -> int:
+            return 5
+
+        def __getitem__(self, index: int) -> tuple[np.ndarray, int]:
+            return np.full(2, index, dtype=np.float32), index
+
+        def take(self, count: int) -> list[int]:  # another meaning of the name
+            return list(range(count))
+
+    features, labels = next(iter(gluon.data.DataLoader(Pairs(), 3)))
+    assert features.shape == (3, 2) and labels.tolist() == [0, 1, 2]

@@ -127,11 +127,13 @@ class DataLoader:
         return rng.permutation(len(self._dataset))
 
     def _take(self, indices: np.ndarray) -> Any:
-        if isinstance(self._dataset, np.ndarray) and self._batchify is None:
-            return self._dataset[indices]  # (an array's own ``take`` would index it flattened)
-        take = getattr(self._dataset, "take", None)
-        if take is not None and self._batchify is None:
-            return take(indices)
+        # Whole batches at once where the dataset is known to give its examples' rows; any
+        # other object is read item by item (a ``take`` of its own may mean something else:
+        # numpy's indexes the flattened array, pandas' or a user's their own way).
+        if self._batchify is None and isinstance(self._dataset, np.ndarray):
+            return self._dataset[indices]
+        if self._batchify is None and isinstance(self._dataset, ArrayDataset):
+            return self._dataset.take(indices)
         items = [self._dataset[int(i)] for i in indices]
         if self._batchify is not None:
             return self._batchify(items)
