@@ -248,3 +248,89 @@ def test_swapaxes_method_records_like_numpys_function():
     assert y.shape == (3, 2, 1) and np.array_equal(y.value, np.swapaxes(x.value, 0, 1))
     loss.backward()
     np.testing.assert_array_equal(x.grad, np.swapaxes(weights, 0, 1))
+
+
+def test_variables_have_the_op_tables_ndarray_methods():
+    """Every ``OpDef.methods`` name is a Variable method, recorded as its op: d2l's ``accuracy``
+    takes ``y_hat.argmax(axis=1)`` of a value computed under record()."""
+    from modelpack.autograd.variable import _METHOD_OPS
+
+    rng = np.random.default_rng(0)
+    value = rng.normal(size=(3, 4))
+    calls = {
+        "sum": ((), {"axis": 1}), "mean": ((0,), {}), "max": ((), {"keepdims": True}), "min": ((1,), {}),
+        "prod": ((), {}), "var": ((), {"ddof": 1}), "std": ((0,), {}), "argmax": ((), {"axis": 1}),
+        "argmin": ((0,), {}), "cumsum": ((), {"axis": 1}), "clip": ((-0.5, 0.5), {}),
+        "take": (([2, 0],), {"axis": 1}), "swapaxes": ((0, 1), {}), "squeeze": ((), {}),
+        "repeat": ((2,), {"axis": 0}), "dot": ((value.T,), {}),
+    }
+    assert set(calls) == set(_METHOD_OPS)  # a new method in the op table gets a line here
+    x = autograd.Variable(value)
+    with autograd.record():
+        for name, (args, kwargs) in calls.items():
+            got = getattr(x, name)(*args, **kwargs)
+            assert isinstance(got, autograd.Variable) and got.node.name == _METHOD_OPS[name].name, name
+            np.testing.assert_array_equal(got.value, getattr(value, name)(*args, **kwargs), err_msg=name)
+
+
+def test_a_method_of_a_variable_is_differentiated_by_its_op():
+    x = autograd.Variable(np.array([-2.0, -0.25, 0.5, 3.0]))
+    with autograd.record():
+        y = (x.clip(-1.0, 1.0) * np.arange(4.0)).cumsum().sum()
+    y.backward()
+    # element i is counted 4 - i times by cumsum().sum(), scaled by i, and clipped at the ends
+    np.testing.assert_array_equal(x.grad, [0.0, 1 * 3, 2 * 2, 0.0])
+
+
+def test_boolean_and_integer_queries_of_a_variable_are_computed_on_its_value():
+    value = np.array([[0.5, np.nan], [-1.0, 2.0]])
+    x = autograd.Variable(value)
+    with autograd.record():
+        assert not isinstance(x.all(), autograd.Variable)
+        np.testing.assert_array_equal((x > 0).any(axis=1), [True, True])
+        np.testing.assert_array_equal(x.argsort(axis=1), value.argsort(axis=1))
+        assert x.tolist()[1] == [-1.0, 2.0]
+        np.testing.assert_array_equal(np.isnan(x), np.isnan(value))
+        assert np.count_nonzero(x > 0) == 2 and np.allclose(x, x, equal_nan=True)
+        rows, cols = (x < 0).nonzero()
+        assert (rows.tolist(), cols.tolist()) == ([1], [0])
+        assert np.isnan(x).asnumpy().sum() == 1  # MXNet arrays: asnumpy works
+
+
+def test_an_ndarray_method_outside_the_op_set_is_refused_on_a_variable():
+    x = autograd.Variable(np.array([0.4, 1.6]))
+    with pytest.raises(modelpack.UnsupportedFeatureError, match=r"^Variable\.round\(\) is not supported by modelpack: it is not in the op set, so it has no gradient; use numpy's functions and operators on it \(the op set\), or x\.detach\(\) to cut it from the tape on purpose$"):
+        x.round()
+    assert not hasattr(x, "no_such_attribute") and not hasattr(x, "__no_such_dunder__")
+
+
+def test_d2l_control_flow_gradient_with_a_norm():
+    """preliminaries/autograd: a loop on ``np.linalg.norm`` of a recorded value; the result is
+    linear in ``a``, so ``a.grad == d / a``."""
+
+    def f(a):
+        b = a * 2
+        while np.linalg.norm(b) < 1000:
+            b = b * 2
+        return b if b.sum() > 0 else 100 * b
+
+    a = autograd.Variable(np.array(0.7321))
+    with autograd.record():
+        d = f(a)
+    d.backward()
+    np.testing.assert_allclose(a.grad, d.value / a.value, rtol=1e-12)
+
+
+def test_d2l_accuracy_of_a_recorded_prediction():
+    def accuracy(y_hat, y):  # the book's d2l.accuracy, verbatim
+        if len(y_hat.shape) > 1 and y_hat.shape[1] > 1:
+            y_hat = y_hat.argmax(axis=1)
+        cmp = y_hat.astype(y.dtype) == y
+        return float(cmp.astype(y.dtype).sum())
+
+    net = nn.Dense(3)
+    net.initialize()
+    X, y = np.random.default_rng(1).normal(size=(8, 5)).astype(np.float32), np.array([0, 1, 2, 0, 1, 2, 0, 1])
+    with autograd.record():
+        y_hat = net(X)
+        assert accuracy(y_hat, y) == float((y_hat.value.argmax(axis=1) == y).sum())

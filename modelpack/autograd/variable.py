@@ -5,21 +5,26 @@ vector-Jacobian product (VJP). Operators, numpy ufuncs, numpy functions and ndar
 map to ops by the op table (``modelpack.nn.ops``: each op's ``numpy``, ``methods`` and
 numpy-style ``call``), as tracing's stand-ins do; ``apply`` runs the op's numpy function on
 plain values and, while recording, adds a node with the op's VJP from ``vjps.VJPS``.
-Anything that would turn a Variable into a plain array while recording is refused, because
-the gradient would be lost without a word.
+numpy functions made of several ops (``nn.ops.composites``: ``np.linalg.norm``) record as
+those ops; questions whose answers are booleans or integers (``all``, ``argsort``, ``isnan``)
+are answered on the value, as no gradient flows through them. Anything else that would turn
+a Variable into a plain array while recording is refused, because the gradient would be lost
+without a word.
 """
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..errors import AutogradError, UnknownOpError
+from ..errors import AutogradError, UnknownOpError, UnsupportedFeatureError
 from ..nn import ops
-from ..nn.devices import DeviceAPI, on_tape
+from ..nn.devices import DeviceAPI, on_device, on_tape
+from ..nn.ops.composites import COMPOSITES
 from ..nn.ops.operators import Operators
 from .vjps import CAPTURE, VJPS
 
@@ -215,22 +220,30 @@ class Variable(Operators, DeviceAPI):
     def astype(self, dtype: Any, copy: bool = True) -> Any:
         return apply("cast", [self], {"dtype": np.dtype(dtype).name})
 
-    # The op table's ndarray methods (``OpDef.methods``: the reductions), numpy's signature.
-    def sum(self, *args: Any, **kwargs: Any) -> Any:
-        return _call("sum", "Variable.sum", self, *args, **kwargs)
-
-    def mean(self, *args: Any, **kwargs: Any) -> Any:
-        return _call("mean", "Variable.mean", self, *args, **kwargs)
-
-    def max(self, *args: Any, **kwargs: Any) -> Any:
-        return _call("max", "Variable.max", self, *args, **kwargs)
-
-    def min(self, *args: Any, **kwargs: Any) -> Any:
-        return _call("min", "Variable.min", self, *args, **kwargs)
+    def __getattr__(self, name: str) -> Any:
+        """The op table's ``ndarray`` methods (``x.argmax(axis=1)``, ``x.clip(0, 1)``, ...: each
+        op's ``methods``, numpy's signature), and the queries whose result is boolean or integer
+        (``x.all()``, ``x.argsort()``, ``x.tolist()``): they carry no gradient, so computing them
+        on the value loses none. Other ``ndarray`` names are refused, naming why."""
+        op = _METHOD_OPS.get(name)
+        if op is not None:
+            return functools.partial(_call, op.name, f"Variable.{name}", self)
+        query = _QUERY_METHODS.get(name)
+        if query is not None:
+            return functools.partial(_query, query, self)
+        if name.startswith("__") or not hasattr(np.ndarray, name):
+            raise AttributeError(f"'Variable' object has no attribute {name!r}")
+        raise UnsupportedFeatureError(
+            f"Variable.{name}()",
+            f"it is not in the op set, {_NO_GRADIENT}; use numpy's functions and operators on it "
+            f"(the op set), or x.detach() to cut it from the tape on purpose",
+        )
 
     # -- numpy dispatch --------------------------------------------------------------------------
     def __array_ufunc__(self, ufunc: Any, method: str, *inputs: Any, **kwargs: Any) -> Any:
         op = _UFUNCS.get(ufunc)
+        if method == "__call__" and not kwargs and ufunc in _QUERY_UFUNCS:
+            return _query(ufunc, *inputs)
         if method != "__call__" or kwargs or op is None:
             name = getattr(ufunc, "__name__", ufunc)
             what = f"numpy.{name}" + ("" if method == "__call__" else f".{method}")
@@ -242,6 +255,11 @@ class Variable(Operators, DeviceAPI):
     def __array_function__(self, func: Any, types: Any, args: Any, kwargs: Any) -> Any:
         if func in _SHAPE_QUERIES:  # static facts: no op, nothing to record
             return func(*(value_of(a) for a in args), **kwargs)
+        if func in _QUERY_FUNCTIONS:
+            return _query(func, *args, **kwargs)
+        composite = COMPOSITES.get(func)
+        if composite is not None:  # numpy code over ops (np.linalg.norm): recorded as those
+            return composite(*args, **kwargs)
         name = f"numpy.{getattr(func, '__name__', func)}"
         op = _FUNCTIONS.get(func)
         if op is None:
@@ -271,4 +289,30 @@ _UFUNCS: dict[Any, str] = {f: op.name for op in ops.OPS.values() for f in op.num
 _FUNCTIONS: dict[Any, ops.OpDef] = {
     f: op for op in ops.OPS.values() for f in op.numpy if not isinstance(f, np.ufunc)
 }
+_METHOD_OPS: dict[str, ops.OpDef] = {m: op for op in ops.OPS.values() for m in op.methods}
 _SHAPE_QUERIES = (np.shape, np.ndim, np.size)
+
+# Questions about values whose answers are booleans or integers (positions, counts, tests):
+# no gradient can flow through them, so they are computed on the values, not recorded
+# (d2l's ``accuracy`` takes ``argmax`` (an op) and compares; a loop tests ``(x > 0).all()``).
+_QUERY_FUNCTIONS = frozenset({
+    np.all, np.any, np.argsort, np.nonzero, np.flatnonzero, np.argwhere, np.count_nonzero,
+    np.array_equal, np.array_equiv, np.allclose, np.isclose,
+})
+_QUERY_UFUNCS = frozenset({np.isnan, np.isinf, np.isfinite, np.signbit})
+_QUERY_METHODS: dict[str, Callable[..., Any]] = {
+    "all": np.all, "any": np.any, "argsort": np.argsort, "nonzero": np.nonzero,
+    "tolist": np.ndarray.tolist,
+}
+
+
+def _query(function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """``function`` on the values of its arguments (Variables among them), as MXNet arrays."""
+
+    def plain(value: Any) -> Any:
+        if isinstance(value, (list, tuple)):
+            return type(value)(plain(item) for item in value)
+        return value_of(value)
+
+    result = function(*(plain(a) for a in args), **{k: plain(v) for k, v in kwargs.items()})
+    return on_device(np.asarray(result) if isinstance(result, np.generic) else result)

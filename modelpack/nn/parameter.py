@@ -171,6 +171,28 @@ class Parameter:
 
         return parameter_array(self, array)
 
+    # Gluon's per-device views: one device here (the CPU), so one of each (d2l's multi-GPU
+    # code reads ``list_ctx()`` to split batches, and ``list_data()`` to copy weights).
+    def list_ctx(self) -> list[str]:
+        """The devices the parameter lives on: the CPU."""
+        from .devices import cpu  # (late: devices builds on Parameter)
+
+        return [cpu()]
+
+    def list_data(self) -> list[np.ndarray]:
+        """``[data()]``: the array on each device."""
+        return [self.data()]
+
+    def list_grad(self) -> list[np.ndarray]:
+        """``[grad()]``: the gradient on each device."""
+        return [self.grad()]
+
+    def reset_ctx(self, ctx: object) -> None:
+        """Accepted for Gluon code when ``ctx`` names the CPU (nothing moves); a GPU is refused."""
+        from .devices import check_device
+
+        check_device(ctx)
+
     def array(self) -> np.ndarray:
         """The parameter's array itself, a plain numpy array wherever it is asked for (what
         modelpack's own code reads and writes: the Trainer updates it in place, a writer

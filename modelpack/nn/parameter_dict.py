@@ -26,6 +26,7 @@ from ..errors import (
 )
 from ..io.paths import PathOrFile
 from . import init as init_mod
+from .devices import check_device, cpu
 from .loading import LoadOptions, LoadReport, plan_load, read_parameter_file, write_parameter_file
 from .parameter import GRAD_REQS, Parameter, parameter_rng
 
@@ -179,11 +180,12 @@ class ParameterDict(dict[str, Parameter]):
                 zero()
 
     def reset_ctx(self, ctx: Any) -> None:
-        """Accepted for Gluon code: there is one device (the CPU), so nothing moves."""
+        """Accepted for Gluon code when ``ctx`` names the CPU (nothing moves); a GPU is refused."""
+        check_device(ctx)
 
     def list_ctx(self) -> list[str]:
-        """The devices parameters live on: always the CPU."""
-        return ["cpu(0)"]
+        """The devices parameters live on: the CPU."""
+        return [cpu()]
 
     # -- files ------------------------------------------------------------------------------
     def save(self, filename: PathOrFile, strip_prefix: str = "") -> None:

@@ -20,6 +20,7 @@ import numpy as np
 from ..errors import TraceError
 from ..nn import hooks, ops
 from ..nn.devices import DeviceAPI
+from ..nn.ops.composites import COMPOSITES
 from ..nn.ops.operators import Operators
 
 if TYPE_CHECKING:
@@ -233,6 +234,9 @@ class Traced(Operators, DeviceAPI):
     def __array_function__(self, func: Any, types: Any, args: Any, kwargs: Any) -> Any:
         module = getattr(func, "__module__", "numpy") or "numpy"
         name = f"{module}.{func.__name__}"
+        composite = COMPOSITES.get(func)
+        if composite is not None:  # numpy code over ops (np.linalg.norm): traced as those
+            return composite(*args, **kwargs)
         op = _FUNCTION_OPS.get(func)
         if op is None:
             raise refuse(name, f"it is not in the op set ({', '.join(ops.known_ops())})")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from modelpack import nn
+from modelpack import nn, npx
 from modelpack.errors import (
     DtypeMismatchError,
     ExtraParameterError,
@@ -182,3 +182,20 @@ def test_constant_initializer_takes_an_array_broadcast_to_the_shape():
     assert init.Constant(2)((2,), np.dtype(np.float32), np.random.default_rng()).tolist() == [2.0, 2.0]
     with pytest.raises(UsageError, match=r"Constant: an array of shape \(3,\) cannot fill shape \(2, 2\)"):
         init.Constant(np.zeros(3))((2, 2), np.dtype(np.float32), np.random.default_rng())
+
+
+def test_devices_of_parameters_are_the_cpu_and_a_gpu_is_refused():
+    """Gluon's per-device API on one device: d2l's evaluate_accuracy_gpus splits batches by
+    ``list_ctx()`` of a parameter."""
+    net = nn.Dense(2, in_units=3)
+    net.initialize()
+    params = net.collect_params()
+    weight = params["weight"]
+    assert weight.list_ctx() == params.list_ctx() == ["cpu(0)"]
+    np.testing.assert_array_equal(weight.list_data()[0], weight.data())
+    assert weight.list_grad()[0].shape == (2, 3)
+    weight.reset_ctx(npx.cpu())
+    params.reset_ctx([npx.cpu()])
+    for reset in (weight.reset_ctx, params.reset_ctx):
+        with pytest.raises(UsageError, match=r"^device 'gpu\(0\)': modelpack computes with numpy on the CPU; use npx\.cpu\(\)$"):
+            reset(npx.gpu(0))

@@ -14,6 +14,8 @@ This module holds the table and its machinery; the entries live in one module pe
 (``elementwise``, ``layout``, ``indexing``, ``reductions``, ``neural``), imported at the end.
 ``operators`` writes Python's operators as ops once, for the array stand-ins that record them
 (autograd's ``Variable``, tracing's ``Traced``).
+``composites`` writes numpy functions that are several ops (``np.linalg.norm``) as numpy code
+over the table, for the same stand-ins: recorded as the ops they call, never as an op.
 Implementations are pure numpy functions of their inputs and attributes (dropout alone draws
 random numbers, in training mode only). The op table may import ``nn``'s activations, sizes
 and mode, ``io`` and ``errors``; tables elsewhere keyed by op name (``nn.budget``'s size
