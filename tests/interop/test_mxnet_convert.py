@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pytest
 from models import MLP, assert_outputs_close, assert_outputs_equal, flat_outputs, round_trip
-from mxnet_writer import save
+from mxnet_writer import Sym, convert_symbol, save
 
 import modelpack
 from modelpack import nn
@@ -165,35 +165,6 @@ def test_symbolic_shape():
 # -- synthetic symbols: every lowering against a numpy formula -------------------------------------
 
 
-class Sym:
-    """A symbol JSON built by hand, as MXNet lays it out."""
-
-    def __init__(self) -> None:
-        self.nodes: list[dict[str, Any]] = []
-
-    def var(self, name: str) -> int:
-        self.nodes.append({"op": "null", "name": name, "inputs": []})
-        return len(self.nodes) - 1
-
-    def op(self, op: str, *inputs: int, name: str | None = None, **attrs: Any) -> int:
-        self.nodes.append({"op": op, "name": name or f"{op.lower()}{len(self.nodes)}",
-                           "inputs": [[i, 0, 0] for i in inputs], "attrs": {k: str(v) for k, v in attrs.items()}})
-        return len(self.nodes) - 1
-
-    def json(self, *heads: int) -> bytes:
-        args = [i for i, n in enumerate(self.nodes) if n["op"] == "null"]
-        return json.dumps({"nodes": self.nodes, "arg_nodes": args, "heads": [[h, 0, 0] for h in heads]}).encode()
-
-
-def _run(tmp_path: Path, sym: Sym, heads: list[int], params: dict[str, np.ndarray], x: np.ndarray | None,
-         **kwargs: Any) -> Any:
-    (tmp_path / "t-symbol.json").write_bytes(sym.json(*heads))
-    (tmp_path / "t-0000.params").write_bytes(save({f"arg:{k}": v for k, v in params.items()} or {"arg:unused": np.zeros(1)}))
-    kwargs.setdefault("ignore_extra", not params)
-    net = mxnet.convert(tmp_path / "t-symbol.json", tmp_path / "t-0000.params", **kwargs)
-    return net if x is None else net(x)
-
-
 RNG = np.random.default_rng(0)
 X = RNG.normal(size=(3, 4, 5)).astype(np.float32)
 
@@ -231,7 +202,7 @@ UNARY_CASES = [
 def test_operator_against_numpy(tmp_path, op, attrs, formula):
     sym = Sym()
     out = sym.op(op, sym.var("data"), **attrs)
-    got = _run(tmp_path, sym, [out], {}, X, input_shapes={"data": (None, 4, 5)})
+    got = convert_symbol(tmp_path, sym, [out], {}, X, input_shapes={"data": (None, 4, 5)})
     want = formula(X)
     assert got.shape == want.shape and got.dtype == want.dtype
     np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6)
@@ -244,7 +215,7 @@ def test_binary_and_multi_input_operators(tmp_path):
             sym.op("_npi_matmul", a, sym.op("transpose", b, axes="(0, 2, 1)")), sym.op("_Maximum", a, b),
             sym.op("broadcast_power", sym.op("abs", a), b)]
     x, y = X, RNG.normal(size=X.shape).astype(np.float32)
-    net = _run(tmp_path, sym, outs, {}, None, input_shapes={"a": (None, 4, 5), "b": (None, 4, 5)})
+    net = convert_symbol(tmp_path, sym, outs, {}, None, input_shapes={"a": (None, 4, 5), "b": (None, 4, 5)})
     got = net(x, y)
     want = [np.concatenate([x, y], 1), np.stack([x, y]), x @ np.swapaxes(y, 1, 2), np.maximum(x, y), np.abs(x) ** y]
     for g, w in zip(got, want, strict=True):
@@ -256,8 +227,8 @@ def test_prelu_per_channel(tmp_path):
     out = sym.op("LeakyReLU", sym.var("data"), sym.var("p_alpha"), act_type="prelu")
     alpha = np.array([0.1, -0.5, 2.0, 0.3], np.float32)
     with pytest.raises(UsageError, match="the rank of input 'data' cannot be inferred"):
-        _run(tmp_path, sym, [out], {"p_alpha": alpha}, None)  # the slopes' axis depends on the rank
-    net = _run(tmp_path, sym, [out], {"p_alpha": alpha}, None, input_shapes={"data": (None, 4, None, None)})
+        convert_symbol(tmp_path, sym, [out], {"p_alpha": alpha}, None)  # the slopes' axis depends on the rank
+    net = convert_symbol(tmp_path, sym, [out], {"p_alpha": alpha}, None, input_shapes={"data": (None, 4, None, None)})
     assert list(net.collect_params()) == ["p_alpha"]
     x = RNG.normal(size=(2, 4, 3, 3)).astype(np.float32)
     np.testing.assert_allclose(net(x), np.where(x > 0, x, x * alpha.reshape(1, 4, 1, 1)), rtol=1e-6)
@@ -267,12 +238,12 @@ def test_rank_must_be_given_when_no_layer_fixes_it(tmp_path):
     sym = Sym()
     out = sym.op("_mul_scalar", sym.op("softmax", sym.var("data")), scalar=2)
     with pytest.raises(UsageError, match=r"t-symbol.json: the rank of input 'data' cannot be inferred .* pass input_shapes=\{'data': \(None, ...\)\}") as caught:
-        _run(tmp_path, sym, [out], {}, None)
+        convert_symbol(tmp_path, sym, [out], {}, None)
     assert type(caught.value) is UsageError
-    got = _run(tmp_path, sym, [out], {}, X[0], input_shapes={"data": (None, 5)})
+    got = convert_symbol(tmp_path, sym, [out], {}, X[0], input_shapes={"data": (None, 5)})
     np.testing.assert_allclose(got, 2 * np.exp(X[0]) / np.exp(X[0]).sum(-1, keepdims=True), rtol=1e-6)
     with pytest.raises(UsageError, match=r"input_shapes names \['label'\], which are not inputs"):
-        _run(tmp_path, sym, [out], {}, None, input_shapes={"data": (None, 5), "label": (1,)})
+        convert_symbol(tmp_path, sym, [out], {}, None, input_shapes={"data": (None, 5), "label": (1,)})
 
 
 # -- refusals ----------------------------------------------------------------------------------

@@ -79,6 +79,12 @@ class Builder:
         self.nodes.append({"op": op, "inputs": list(inputs), "outputs": [out], "attrs": attrs})
         return out
 
+    def op_outputs(self, op: str, count: int, *inputs: str, **attrs: Any) -> list[str]:
+        """An op that gives ``count`` values (``split``)."""
+        outs = [self._new_value(f"v{len(self.nodes)}_{k}") for k in range(count)]
+        self.nodes.append({"op": op, "inputs": list(inputs), "outputs": outs, "attrs": attrs})
+        return outs
+
     def scalar(self, value: bool | int | float) -> str:
         out = self._new_value(f"v{len(self.nodes)}")
         self.nodes.append({"op": "scalar", "inputs": [], "outputs": [out], "attrs": {"value": value}})
@@ -114,6 +120,17 @@ class Builder:
     def shapes(self, value: str) -> tuple[tuple[int, ...], tuple[int, ...], dict[tuple[int, int], str]]:
         """``value``'s shape in two runs of the partial graph, and which size pairs are which input
         size: (run A, run B, {(size in A, size in B): dynamic size name})."""
+        runs, symbols = self._probe(value)
+        names = {pair: name for name, pair in symbols.items()}
+        return tuple(np.shape(runs[0])), tuple(np.shape(runs[1])), names
+
+    def dtype(self, value: str) -> str:
+        """``value``'s dtype (legacy operators that give their input's dtype need it)."""
+        return str(np.asarray(self._probe(value)[0][0]).dtype)
+
+    def _probe(self, value: str) -> tuple[list[Any], dict[str, tuple[int, int]]]:
+        """``value`` computed by the partial graph on zeros, twice, with every dynamic size set
+        to two different values; and those values by size name."""
         shapes = self.input_shapes()
         symbols: dict[str, tuple[int, int]] = {}
         for dims in shapes.values():
@@ -128,8 +145,8 @@ class Builder:
             args = [np.zeros([symbols[d][run] if isinstance(d, str) else d for d in dims], np.float32)
                     for dims in shapes.values()]
             with np.errstate(all="ignore"):
-                results.append(tuple(np.shape(graph(*args))))
-        return results[0], results[1], {pair: name for name, pair in symbols.items()}
+                results.append(graph(*args))
+        return results, symbols
 
     # -- finishing -----------------------------------------------------------------------------
     def finish(self, outputs: list[str]) -> Block:

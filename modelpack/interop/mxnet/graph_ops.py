@@ -44,6 +44,22 @@ _UNARY = {
     "log": ("log", "_npi_log"), "sqrt": ("sqrt", "_npi_sqrt"), "square": ("square", "_npi_square"),
     "sin": ("sin", "_npi_sin"), "cos": ("cos", "_npi_cos"), "relu": ("relu", "_npx_relu"),
     "sigmoid": ("sigmoid", "_npx_sigmoid"), "tanh": ("tanh", "_npi_tanh"),
+    "reciprocal": ("reciprocal", "_npi_reciprocal"), "sign": ("sign", "_npi_sign"),
+    "floor": ("floor", "_npi_floor"), "ceil": ("ceil", "_npi_ceil"), "expm1": ("expm1", "_npi_expm1"),
+    "log1p": ("log1p", "_npi_log1p"), "softsign": ("softsign",),
+}
+# Comparisons: legacy operators give 1/0 in the input's dtype, numpy-mode ones booleans.
+_COMPARE = {
+    "greater": (("_greater", "broadcast_greater"), ("_greater_scalar",), ("_npi_greater",),
+                ("_npi_greater_scalar",)),
+    "greater_equal": (("_greater_equal", "broadcast_greater_equal"), ("_greater_equal_scalar",),
+                      ("_npi_greater_equal",), ("_npi_greater_equal_scalar",)),
+    "less": (("_lesser", "broadcast_lesser"), ("_lesser_scalar",), ("_npi_less",), ("_npi_less_scalar",)),
+    "less_equal": (("_lesser_equal", "broadcast_lesser_equal"), ("_lesser_equal_scalar",),
+                   ("_npi_less_equal",), ("_npi_less_equal_scalar",)),
+    "equal": (("_equal", "broadcast_equal"), ("_equal_scalar",), ("_npi_equal",), ("_npi_equal_scalar",)),
+    "not_equal": (("_not_equal", "broadcast_not_equal"), ("_not_equal_scalar",), ("_npi_not_equal",),
+                  ("_npi_not_equal_scalar",)),
 }
 
 
@@ -75,6 +91,57 @@ for _op, (_names, _left) in _SCALAR.items():
     lowers(*_names)(_scalar(_op, _left))
 for _op, _names in _UNARY.items():
     lowers(*_names)(_unary(_op))
+
+
+def _compare(op: str, scalar: bool, legacy: bool) -> Lowering:
+    def lower_compare(node: Node) -> str:
+        b, x = node.builder, node.value(0)
+        node.attrs.flag("is_int", False)  # the scalar's type: no effect on a comparison
+        other = b.scalar(node.attrs.number("scalar")) if scalar else node.value(1)
+        result = b.op(op, x, other)
+        return b.op("cast", result, dtype=b.dtype(x)) if legacy else result
+
+    return lower_compare
+
+
+for _op, (_legacy, _legacy_scalar, _numpy, _numpy_scalar) in _COMPARE.items():
+    lowers(*_legacy)(_compare(_op, False, True))
+    lowers(*_legacy_scalar)(_compare(_op, True, True))
+    lowers(*_numpy)(_compare(_op, False, False))
+    lowers(*_numpy_scalar)(_compare(_op, True, False))
+
+
+@lowers("rsqrt")
+def _rsqrt(node: Node) -> str:
+    b = node.builder
+    return b.op("reciprocal", b.op("sqrt", node.value(0)))
+
+
+@lowers("round", "trunc", "fix", "_npi_trunc", "_npi_fix")
+def _round_away(node: Node) -> str:
+    """MXNet's ``round`` takes halves away from zero (numpy's rounds them to even): sign(x) *
+    floor(|x| + 0.5), exact; ``trunc``/``fix``: sign(x) * floor(|x|)."""
+    b, x = node.builder, node.value(0)
+    magnitude = b.op("abs", x)
+    if node.symbol.nodes[node.index].op == "round":
+        magnitude = b.op("add", magnitude, b.scalar(0.5))
+    return b.op("multiply", b.op("sign", x), b.op("floor", magnitude))
+
+
+@lowers("clip", "_npi_clip")
+def _clip(node: Node) -> str:
+    a_min = node.attrs.optional_number("a_min")
+    a_max = node.attrs.optional_number("a_max")
+    return node.builder.op("clip", node.value(0), a_min=a_min, a_max=a_max)
+
+
+@lowers("hard_sigmoid", "_npx_hard_sigmoid")
+def _hard_sigmoid(node: Node) -> str:
+    """clip(alpha * x + beta, 0, 1), MXNet's defaults alpha 0.2, beta 0.5."""
+    b = node.builder
+    scaled = b.op("multiply", node.value(0), b.scalar(node.attrs.number("alpha", 0.2)))
+    shifted = b.op("add", scaled, b.scalar(node.attrs.number("beta", 0.5)))
+    return b.op("clip", shifted, a_min=0.0, a_max=1.0)
 
 
 @lowers("_copy", "identity", "_npi_copy", "BlockGrad", "stop_gradient", "make_loss", "_NoGradient")
@@ -113,6 +180,32 @@ def _softmax(op: str) -> Lowering:
 
 lowers("softmax", "_npx_softmax")(_softmax("softmax"))
 lowers("log_softmax", "_npx_log_softmax")(_softmax("log_softmax"))
+
+
+@lowers("SoftmaxActivation")
+def _softmax_activation(node: Node) -> str:
+    """``channel``: over axis 1; ``instance``: over the last axis (MXNet flattens the leading
+    axes into rows)."""
+    mode = node.attrs.text("mode", "instance")
+    if mode not in ("instance", "channel"):
+        raise node.refuse(f"mode {mode!r}")
+    return node.builder.op("softmax", node.value(0), axis=1 if mode == "channel" else -1)
+
+
+@lowers("SoftmaxOutput", "Softmax")
+def _softmax_output(node: Node) -> str:
+    """The Module API's training head: at inference, a softmax over axis 1 (``multi_output``)
+    or over the last axis (MXNet flattens the leading axes into rows); its label input is not
+    read."""
+    for training_only in _SOFTMAX_OUTPUT_TRAINING:
+        node.attrs.text(training_only, "")  # loss scaling and label handling: no effect forward
+    node.attrs.flag("preserve_shape", False)  # the last axis either way
+    axis = 1 if node.attrs.flag("multi_output", False) else -1
+    return node.builder.op("softmax", node.value(0), axis=axis)
+
+
+_SOFTMAX_OUTPUT_TRAINING = ("grad_scale", "ignore_label", "use_ignore", "normalization", "out_grad",
+                            "smooth_alpha")
 
 
 # -- shapes ---------------------------------------------------------------------------------------
@@ -211,6 +304,67 @@ lowers("sum", "_np_sum")(_reduce("sum"))
 lowers("mean", "_npi_mean")(_reduce("mean"))
 lowers("max", "_np_max")(_reduce("max"))
 lowers("min", "_np_min")(_reduce("min"))
+lowers("prod", "_np_prod")(_reduce("prod"))
+
+
+def _arg_extreme(op: str) -> Lowering:
+    """Legacy ``argmax``/``argmin`` give the index as a float of the input's dtype; numpy-mode
+    ones as int64. Without an axis, the index into the flattened array."""
+
+    def lower_arg(node: Node) -> str:
+        b, x = node.builder, node.value(0)
+        legacy = not node.symbol.nodes[node.index].op.startswith("_npi_")
+        axis = node.attrs.optional_integers("axis")
+        keepdims = node.attrs.flag("keepdims", False)
+        if axis is None:
+            rank = len(b.shapes(x)[0])
+            result = b.op(op, b.op("reshape", x, shape=[-1]), axis=0)
+            if keepdims or legacy:  # legacy MXNet gives shape (1,), numpy mode a 0-d array
+                result = b.op("reshape", result, shape=[1] * rank if keepdims else [1])
+        else:
+            result = b.op(op, x, axis=axis[0], keepdims=keepdims)
+        return b.op("cast", result, dtype=b.dtype(x)) if legacy else result
+
+    return lower_arg
+
+
+lowers("argmax", "_npi_argmax")(_arg_extreme("argmax"))
+lowers("argmin", "_npi_argmin")(_arg_extreme("argmin"))
+
+
+@lowers("norm")
+def _norm(node: Node) -> str:
+    """The legacy ``norm``: the 2-norm (or 1-norm) over ``axis``, all axes by default (then a
+    shape (1,) array, as MXNet gives)."""
+    b, x = node.builder, node.value(0)
+    order = node.attrs.integer("ord", 2)
+    if order not in (1, 2):
+        raise node.refuse(f"ord={order}")
+    if node.attrs.text("out_dtype", "None") != "None":
+        raise node.refuse("out_dtype")
+    axis = node.attrs.optional_integers("axis")
+    keepdims = node.attrs.flag("keepdims", False)
+    attrs: dict[str, Any] = {"keepdims": keepdims}
+    if axis:
+        attrs["axis"] = list(axis) if len(axis) > 1 else axis[0]
+    total = b.op("sum", b.op("abs", x) if order == 1 else b.op("multiply", x, x), **attrs)
+    result = total if order == 1 else b.op("sqrt", total)
+    return result if axis or keepdims else b.op("reshape", result, shape=[1])
+
+
+@lowers("L2Normalization")
+def _l2_normalization(node: Node) -> str:
+    """x / sqrt(sum(x^2) + eps) over each example (``instance``), over axis 1 (``channel``), or
+    over the spatial axes of each channel (``spatial``)."""
+    b, x = node.builder, node.value(0)
+    rank = len(b.shapes(x)[0])
+    mode = node.attrs.text("mode", "instance")
+    axes = {"instance": list(range(1, rank)), "channel": [1], "spatial": list(range(2, rank))}.get(mode)
+    if not axes:
+        raise node.refuse(f"mode {mode!r} on a {rank}-D input")
+    squares = b.op("sum", b.op("multiply", x, x), axis=axes if len(axes) > 1 else axes[0], keepdims=True)
+    norm = b.op("sqrt", b.op("add", squares, b.scalar(node.attrs.number("eps", 1e-10))))
+    return b.op("divide", x, norm)
 
 
 @lowers("_rnn_param_concat")

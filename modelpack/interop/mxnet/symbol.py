@@ -195,6 +195,25 @@ class Attrs:
             values.append(int(match.group(1)))
         return tuple(values)
 
+    def bounds(self, key: str, default: Any = _REQUIRED) -> tuple[int | None, ...]:
+        """A tuple of integers and ``None``s, as ``slice``'s ``(None, 1)``."""
+        text = self._raw(key, default)
+        if text is None:
+            return tuple(default)
+        inner = text.strip()
+        if inner[:1] in "([" and inner[-1:] in ")]":
+            inner = inner[1:-1]
+        parts = [part.strip() for part in inner.split(",")]
+        if parts and not parts[-1]:
+            parts.pop()
+        values: list[int | None] = []
+        for part in parts:
+            match = _INT.match(part)
+            if part != "None" and match is None:
+                raise self._bad(key, text, "a tuple of integers and None")
+            values.append(None if part == "None" else int(match.group(1)))  # type: ignore[union-attr]
+        return tuple(values)
+
     def optional_integers(self, key: str) -> tuple[int, ...] | None:
         text = self._raw(key, None)
         return None if text is None or text.strip() in ("None", "") else self.integers(key)
