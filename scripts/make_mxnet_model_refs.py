@@ -4,15 +4,17 @@ Run in the MXNet environment (see ``make_mxnet_refs.py``):
 
     /tmp/mxref/bin/python scripts/make_mxnet_model_refs.py
 
-- ``zoo-<name>``: MXNet's own model zoo (``gluon.model_zoo.vision``, built with
-  ``pretrained=False``), exported as ``-symbol.json.gz``. Their weights would be hundreds of
-  megabytes, so they come from ``tests/interop/formula_weights.py`` (exact in any numpy): the
-  script gives them to MXNet, ``<name>.json`` lists their names and shapes and the input's
-  shape, and the tests recompute them. ``-output.npy`` is MXNet's inference output.
+- ``zoo-<name>``: MXNet's own model zoo (``gluon.model_zoo.vision``) and GluonCV's (see
+  ``GLUONCV``), built with ``pretrained=False``, exported as ``-symbol.json.gz``. Their
+  weights would be hundreds of megabytes, so they come from ``tests/interop/formula_weights.py``
+  (exact in any numpy): the script gives them to MXNet, ``<name>.json`` lists their names and
+  shapes and the input's shape, and the tests recompute them. ``-output.npy`` is MXNet's
+  inference output.
 - ``legacy-ops``, ``np-ops``: one block each calling the operators the converter lowers to
   graph ops (slicing, splitting, gathering, comparisons, clip, norms, ...), in legacy and in
-  numpy mode; ``module-ops``: a Module-API symbol with ``SoftmaxOutput`` heads. Exported with
-  their (small) parameter files; ``-input-<i>.npy`` and ``-output-<i>.npy`` as usual.
+  numpy mode; ``resampling``: adaptive average pooling and bilinear resizing; ``module-ops``:
+  a Module-API symbol with ``SoftmaxOutput`` heads. Exported with their (small) parameter
+  files; ``-input-<i>.npy`` and ``-output-<i>.npy`` as usual.
 """
 
 from __future__ import annotations
@@ -41,11 +43,24 @@ ZOO = {
     "resnet18_v2": 64, "densenet121": 224, "resnet50_v1": 64, "resnet50_v2": 64, "inceptionv3": 299,
     "squeezenet1.0": 224,
 }
+# GluonCV's (installed beside MXNet: pip install --no-deps gluoncv==0.10.5.post0 yacs tqdm
+# portalocker requests "scipy<1.11"): name -> (input side, whether conversion needs the input's
+# height and width fixed: a reshape or a resampling that depends on them)
+GLUONCV = {
+    "cifar_resnet20_v1": (32, False), "mobilenetv3_small": (64, False), "se_resnet18_v1": (64, False),
+    "resnest14": (64, True), "hrnet_w18_small_v1_c": (224, False), "residualattentionnet56": (224, True),
+    "xception": (299, False), "nasnet_4_1056": (224, True),
+}
 INPUT_KEY = 1_000_000  # formula_weights.uniform's key for the input
 
 
-def zoo_model(name: str, side: int) -> None:
-    net = vision.get_model(name, pretrained=False)
+def zoo_model(name: str, side: int, fixed: bool = False) -> None:
+    if name in GLUONCV:
+        from gluoncv import model_zoo
+
+        net = model_zoo.get_model(name, pretrained=False)
+    else:
+        net = vision.get_model(name, pretrained=False)
     net.initialize()
     net.hybridize()
     shape = (2, 3, side, side)
@@ -60,9 +75,15 @@ def zoo_model(name: str, side: int) -> None:
     by_name = net.collect_params()
     for key, value in values.items():
         by_name[key.split(":", 1)[1]].set_data(nd.array(value))
-    out = net(x).asnumpy()
+    out = net(x)
+    out = (out[0] if isinstance(out, (list, tuple)) else out).asnumpy()  # (NASNet's auxiliary head)
     onp.save(OUT / f"zoo-{name}-output.npy", out)
-    (OUT / f"zoo-{name}.json").write_text(json.dumps({"input": list(shape), "parameters": shapes}) + "\n")
+    spec = {"input": list(shape), "fixed_input": fixed, "parameters": shapes}
+    if name in GLUONCV:
+        import gluoncv
+
+        spec["gluoncv"] = gluoncv.__version__
+    (OUT / f"zoo-{name}.json").write_text(json.dumps(spec) + "\n")
     symbol = OUT / f"zoo-{name}-symbol.json"
     (OUT / f"zoo-{name}-symbol.json.gz").write_bytes(gzip.compress(symbol.read_bytes(), mtime=0))
     symbol.unlink()
@@ -113,6 +134,25 @@ class LegacyOps(nn.HybridBlock):
                 F.prod(F.slice_axis(h, axis=1, begin=0, end=3), axis=1))
 
 
+class Resampling(nn.HybridBlock):
+    """Adaptive average pooling and bilinear resizing, as GluonCV's SE blocks and segmentation
+    heads call them."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.c = nn.Conv2D(4, 1)
+
+    def hybrid_forward(self, F, x):
+        h = self.c(x)  # (N, 4, 10, 9)
+        pool, resize = F.contrib.AdaptiveAvgPooling2D, F.contrib.BilinearResize2D
+        return (pool(h, output_size=1), pool(h, output_size=(3, 2)), pool(h, output_size=7),
+                pool(h, output_size=(10, 9)), resize(h, height=17, width=5),
+                resize(h, height=4, width=12, align_corners=False), resize(h, height=1, width=1),
+                resize(h, scale_height=1.5, scale_width=0.5), resize(h, scale_height=2.0, scale_width=3.0,
+                                                                     align_corners=False),
+                resize(h, F.slice_axis(h, axis=2, begin=0, end=6), mode="like"))
+
+
 class NumpyOps(nn.HybridBlock):
     """The numpy-mode spellings of the same operators."""
 
@@ -145,6 +185,11 @@ def op_models() -> None:
     inputs = [onp.random.normal(size=(3, 7)).astype("float32"),
               onp.random.normal(size=(3, 2, 5, 5)).astype("float32")]
     export("legacy-ops", legacy, [nd.array(a) for a in inputs], inputs)
+    resampling = Resampling()
+    resampling.initialize(mx.init.Normal(0.5))
+    resampling.hybridize()
+    x = onp.random.normal(size=(2, 3, 10, 9)).astype("float32")
+    export("resampling", resampling, [nd.array(x)], [x])
     npx.set_np()
     try:
         numpy_ops = NumpyOps()
@@ -205,6 +250,8 @@ def main() -> int:
     module_model()
     for name, side in ZOO.items():
         zoo_model(name, side)
+    for name, (side, fixed) in GLUONCV.items():
+        zoo_model(name, side, fixed)
     write_manifest(OUT)
     return 0
 

@@ -18,12 +18,15 @@ __all__: list[str] = []
 _ALL: dict[str, Any] = {"slice": [None, None, None]}  # ``:`` in a getitem index
 
 
-def _axis(node: Node, x: str, axis: int) -> tuple[int, int]:
-    """``axis`` made non-negative, and ``x``'s rank (refused when out of range)."""
+def _axis(node: Node, x: str, axis: int) -> int:
+    """``axis`` made non-negative: a negative one needs ``x``'s rank, found by probing the graph
+    (refused when out of range); a positive one MXNet checked when it exported the symbol."""
+    if axis >= 0:
+        return axis
     rank = len(node.builder.shapes(x)[0])
     if not -rank <= axis < rank:
         raise node.refuse(f"axis {axis} of a {rank}-D input")
-    return axis % rank, rank
+    return axis % rank
 
 
 def _size(node: Node, x: str, axis: int) -> int | str:
@@ -39,7 +42,7 @@ def _size(node: Node, x: str, axis: int) -> int | str:
 @lowers("slice_axis", "_npx_slice_axis")
 def _slice_axis(node: Node) -> str:
     x = node.value(0)
-    axis, _ = _axis(node, x, node.attrs.integer("axis"))
+    axis = _axis(node, x, node.attrs.integer("axis"))
     begin, end = node.attrs.integer("begin"), node.attrs.bounds("end")
     if len(end) != 1:
         raise node.refuse(f"end {end}")
@@ -70,10 +73,10 @@ def _split(node: Node) -> list[str]:
     b, x = node.builder, node.value(0)
     if node.symbol.nodes[node.index].op == "_split_v2":
         count, indices = node.attrs.integer("sections", 0), list(node.attrs.integers("indices", ()))
-        axis, _ = _axis(node, x, node.attrs.integer("axis", 0))
+        axis = _axis(node, x, node.attrs.integer("axis", 0))
     else:
         count, indices = node.attrs.integer("num_outputs"), []
-        axis, _ = _axis(node, x, node.attrs.integer("axis", 1))
+        axis = _axis(node, x, node.attrs.integer("axis", 1))
     squeeze = node.attrs.flag("squeeze_axis", False)
     size = _size(node, x, axis)
     if count > 0 and not indices:
@@ -211,7 +214,5 @@ def _upsampling(node: Node) -> str:
     scale = node.attrs.integer("scale")
     if scale < 1:
         raise node.refuse(f"scale {scale}")
-    b, x = node.builder, node.value(0)
-    if len(b.shapes(x)[0]) != 4:
-        raise node.refuse("an input that is not NCHW")
-    return b.op("repeat", b.op("repeat", x, repeats=scale, axis=2), repeats=scale, axis=3)
+    b = node.builder
+    return b.op("repeat", b.op("repeat", node.value(0), repeats=scale, axis=2), repeats=scale, axis=3)

@@ -136,9 +136,11 @@ class Builder:
         for dims in shapes.values():
             for dim in dims:
                 if isinstance(dim, str) and dim not in symbols:
+                    # Distinct pairs identify the names; other sizes are multiples of 32, which a
+                    # network that halves and doubles its feature maps (HRNet, U-Nets) accepts.
                     k = len(symbols)
-                    first = 2 if dim == "batch" else 32 + k
-                    symbols[dim] = (first, first + k + 1)  # distinct steps: pairs identify names
+                    first, step = (2, k + 1) if dim == "batch" else (32 * (k + 2), 32)
+                    symbols[dim] = (first, first + step)
         results = []
         for run in (0, 1):
             graph = self._graph_block([value])

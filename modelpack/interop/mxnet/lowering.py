@@ -228,4 +228,4 @@ def _leaky(node: Node) -> str:
 
 
 # The other tables' operators register themselves; imported last, as they use ``lowers``.
-from . import array_ops, graph_ops, recurrent, spatial  # noqa: E402, F401
+from . import array_ops, graph_ops, recurrent, resize, spatial  # noqa: E402, F401
