@@ -19,8 +19,8 @@ from __future__ import annotations
 from typing import Any
 
 from .. import nn
-from ..errors import UnsupportedFeatureError
-from ..nn import rnn
+from ..errors import DeferredInitializationError, UnsupportedFeatureError
+from ..nn import Block, HybridBlock, rnn
 from . import data, loss, parameter, utils
 from .parameter import Parameter, ParameterDict
 from .symbol_block import SymbolBlock
@@ -28,6 +28,7 @@ from .trainer import Trainer
 
 __all__ = [
     "nn", "rnn", "loss", "data", "parameter", "utils", "Parameter", "ParameterDict", "Trainer", "SymbolBlock",
+    "Block", "HybridBlock", "DeferredInitializationError",
 ]
 
 # Gluon's names modelpack deliberately leaves out, and what to do instead.

@@ -71,6 +71,19 @@ class DeviceAPI:
     def wait_to_read(self) -> None:
         """Computation is synchronous; nothing to wait for."""
 
+    def as_nd_ndarray(self) -> Any:
+        """MXNet's: this array as a legacy ``mxnet.ndarray`` array (``modelpack.ndarray``,
+        legacy semantics), sharing its memory; refused for values on an autograd tape."""
+        from ..ndarray.ndarray import from_numpy_mode  # (nn never imports ndarray at import time)
+
+        return from_numpy_mode(self)
+
+    def as_np_ndarray(self) -> Any:
+        """MXNet's: a numpy-mode array is already one; the array itself."""
+        from ..ndarray.ndarray import to_numpy_mode
+
+        return to_numpy_mode(self)
+
 
 class NDArray(DeviceAPI, np.ndarray):
     """A numpy array with MXNet's device attributes (``ctx``, ``as_in_ctx``, ``asnumpy``, ...).
