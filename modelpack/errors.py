@@ -232,7 +232,7 @@ class CheckpointError(ModelpackError):
 
 class UnsupportedFeatureError(ModelpackError, AttributeError):
     """A name of MXNet's API that modelpack deliberately does not provide (``gluon.model_zoo``,
-    ``npx.roi_pooling``, ...); the message names it and says what to do instead. An
+    ``npx.deconvolution``, ...); the message names it and says what to do instead. An
     ``AttributeError`` too, so ``hasattr`` and ``getattr(module, name, default)`` still work."""
 
     def __init__(self, feature: str, instead: str) -> None:

@@ -8,12 +8,21 @@
   ``layer_norm``, ``dropout``, ``embedding``, ``fully_connected``, ``smooth_l1``,
   ``activation``, ``leaky_relu``): ops of the one op table (``nn.ops``), so they run on numpy
   arrays and trace inside a ``forward``; MXNet's calling conventions.
+- ``convolution`` and ``pooling`` (``npx_ops.spatial``): MXNet's arguments and defaults, computed
+  by the convolution and pooling layers' kernels and differentiable inside ``autograd.record()``
+  (data, weight and bias); not ops of the op table, so inside a traced ``forward`` they are
+  refused with ``TraceError`` naming the layer to use (``nn.Conv2D``, ``nn.MaxPool2D``, ...).
+- ``multibox_prior``, ``multibox_target``, ``multibox_detection``, ``roi_pooling``
+  (``npx_ops.detection``): MXNet 1.9.1's CPU operators in float32, forward only: inside
+  ``autograd.record()`` they read recorded values and give arrays with no gradient path (MXNet
+  defines none for the multibox ones); refused inside a traced ``forward`` too.
 - ``set_np``, ``reset_np``, ``waitall``, ``cpu``, ``gpu``, ``num_gpus``: there is one mode and
   one device (numpy on the CPU), so these only let chapter code run unchanged.
 
 >>> from modelpack import npx
 >>> npx.save("x-files", [x, y]); x2, y2 = npx.load("x-files")  # doctest: +SKIP
 >>> npx.sequence_mask(X, valid_lens, True, value=-1e6, axis=1)  # doctest: +SKIP
+>>> npx.convolution(data=X, weight=W, bias=b, kernel=(3, 3), num_filter=20)  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -26,12 +35,14 @@ from .api import load, save
 from .errors import UnsupportedFeatureError, UsageError
 from .nn import functional as F
 from .nn.devices import Device, cpu, on_device
+from .npx_ops import convolution, multibox_detection, multibox_prior, multibox_target, pooling, roi_pooling
 
 __all__ = [
     "load", "save",
     "activation", "batch_dot", "batch_flatten", "dropout", "embedding", "fully_connected", "layer_norm",
     "leaky_relu", "log_softmax", "one_hot", "pick", "relu", "sequence_mask", "sigmoid", "smooth_l1",
     "softmax", "topk",
+    "convolution", "pooling", "multibox_prior", "multibox_target", "multibox_detection", "roi_pooling",
     "set_np", "reset_np", "waitall", "cpu", "gpu", "num_gpus",
 ]
 
@@ -109,11 +120,11 @@ def num_gpus() -> int:
 
 
 def __getattr__(name: str) -> Any:
-    """Any other MXNet npx name (``roi_pooling``, ``convolution``, ``multibox_prior``, ...)."""
+    """Any other MXNet npx name (``deconvolution``, ``batch_norm``, ``box_nms``, ...)."""
     raise UnsupportedFeatureError.missing(
         __name__,
         name,
         f"npx has {', '.join(sorted(__all__))}; write it with numpy (modelpack.np; inside "
         "autograd.record() numpy's functions are recorded) or use modelpack.nn's layers "
-        "(nn.Conv2D, nn.MaxPool2D, ...) for convolution and pooling",
+        "(nn.Conv2DTranspose for deconvolution, nn.BatchNorm for batch_norm, ...)",
     )

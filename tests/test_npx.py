@@ -38,8 +38,20 @@ def test_operators_on_the_tape_stay_variables():
 
 
 def test_other_names_are_refused_with_advice():
-    with pytest.raises(UnsupportedFeatureError, match=r"^npx.roi_pooling is not supported by modelpack: npx has "
-                                                      r"activation, batch_dot.*write it with numpy") as caught:
-        npx.roi_pooling  # noqa: B018  (the attribute access is the test)
-    assert caught.value.feature == "npx.roi_pooling" and isinstance(caught.value, AttributeError)
-    assert not hasattr(npx, "multibox_prior") and getattr(npx, "convolution", None) is None
+    with pytest.raises(UnsupportedFeatureError, match=r"^npx.deconvolution is not supported by modelpack: npx has "
+                                                      r"activation, batch_dot.*write it with numpy.*"
+                                                      r"nn.Conv2DTranspose for deconvolution") as caught:
+        npx.deconvolution  # noqa: B018  (the attribute access is the test)
+    assert caught.value.feature == "npx.deconvolution" and isinstance(caught.value, AttributeError)
+    assert not hasattr(npx, "box_nms") and getattr(npx, "batch_norm", None) is None
+
+
+def test_every_public_name_is_there_and_the_refusal_lists_them():
+    """``__all__`` is what npx has: every name resolves, and the refusal's list is ``__all__``."""
+    for name in npx.__all__:
+        assert callable(getattr(npx, name)), name
+    assert {"convolution", "pooling", "multibox_prior", "multibox_target", "multibox_detection",
+            "roi_pooling"} <= set(npx.__all__)
+    with pytest.raises(UnsupportedFeatureError) as caught:
+        npx.box_iou  # noqa: B018
+    assert f"npx has {', '.join(sorted(npx.__all__))};" in str(caught.value)

@@ -150,23 +150,9 @@ class _AvgPool(_Pool):
         return sums
 
     def _divisors(self, in_sizes: Sizes, out: Sizes, dtype: np.dtype) -> Any:
-        """What each window's sum is divided by: one number when every window counts the
-        same, else the outer product of the per-axis counts."""
-        counts = np.ones((), dtype=np.int64)
-        for axis, (n, o) in enumerate(zip(in_sizes, out, strict=True)):
-            shape = [1] * self._dims
-            shape[axis] = o
-            counts = counts * self._counts(n, o, axis).reshape(shape)  # outer product over axes
-        first = counts.flat[0]
-        return dtype.type(first) if np.all(counts == first) else counts.astype(dtype)
-
-    def _counts(self, size: int, out: int, axis: int) -> np.ndarray:
-        """Divisor along one axis: window clipped to the padded input (or the real input)."""
-        k, s, p = self._pool[axis], self._strides[axis], self._padding[axis]
-        start = np.arange(out) * s - p
-        if self._count_include_pad:
-            return np.minimum(start + k, size + p) - start
-        return np.minimum(start + k, size) - np.maximum(start, 0)
+        """What each window's sum is divided by (``kernels.divisors``)."""
+        return kernels.divisors(in_sizes, out, self._pool, self._strides, self._padding,
+                                self._count_include_pad, dtype)
 
 
 class GlobalPoolConfig(LayerConfig):

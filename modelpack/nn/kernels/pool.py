@@ -23,7 +23,7 @@ import numpy as np
 from .. import budget
 from . import parallel
 
-__all__ = ["fold_axes", "max_backward", "spread"]
+__all__ = ["fold_axes", "max_backward", "spread", "divisors"]
 
 Sizes = tuple[int, ...]
 Span = tuple[int, int]
@@ -258,3 +258,24 @@ def spread(share: np.ndarray, pool: Sizes, strides: Sizes, padding: Sizes, sizes
 
     parallel.over_batch(run, share.shape[0], share.size * len(boxes))
     return result
+
+
+def divisors(sizes: Sizes, out: Sizes, pool: Sizes, strides: Sizes, padding: Sizes, include_pad: bool,
+             dtype: np.dtype) -> Any:
+    """What each window's sum is divided by for an average: one number when every window counts
+    the same, else the outer product of the per-axis counts. Along an axis a window counts the
+    positions it covers inside the input padded on both sides (``include_pad``), or inside the
+    input alone; a window that covers none of them (MXNet's ``full`` convention can end on
+    one past the padding) divides its empty sum, 0, by 1."""
+    counts = np.ones((), dtype=np.int64)
+    for axis, (n, o, k, s, p) in enumerate(zip(sizes, out, pool, strides, padding, strict=True)):
+        start = np.arange(o) * s - p
+        if include_pad:
+            along = np.minimum(start + k, n + p) - start
+        else:
+            along = np.minimum(start + k, n) - np.maximum(start, 0)
+        shape = [1] * len(pool)
+        shape[axis] = o
+        counts = counts * np.maximum(along, 1).reshape(shape)  # outer product over axes
+    first = counts.flat[0]
+    return dtype.type(first) if np.all(counts == first) else counts.astype(dtype)
