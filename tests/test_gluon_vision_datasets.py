@@ -1,12 +1,15 @@
 """``gluon.data.vision``'s datasets: exact reads of generated idx and CIFAR files, MXNet's
 folders and URLs, downloads from a loopback server with SHA-1 checks, hostile files refused
-with ``FormatError``, ``transform``/``transform_first``, and d2l's Fashion-MNIST loader."""
+with ``FormatError``, ``transform``/``transform_first``, d2l's Fashion-MNIST loader, and items,
+slices and batches of the types MXNet 1.9.1 gives (tests/reference/mxnet_data_loader.json,
+written with MXNet by scripts/make_mxnet_data_refs.py)."""
 
 from __future__ import annotations
 
 import gzip
 import hashlib
 import io
+import json
 import socket
 import struct
 import tarfile
@@ -15,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from remote_servers import RangeServer
+from test_gluon_data import describe
 
 import modelpack
 from modelpack import gluon
@@ -58,10 +62,12 @@ def test_fashion_mnist_items_are_mxnet_s(tmp_path):
             image, label = data[i]
             assert isinstance(image, NDArray) and image.shape == (28, 28, 1) and image.dtype == np.uint8
             assert np.array_equal(image[..., 0], images[i])
-            assert isinstance(label, np.int32) and label == labels[i]
+            # MXNet's numpy mode: a 0-d int32 array
+            assert type(label) is NDArray and label.shape == () and label.dtype == np.int32 and label == labels[i]
     assert isinstance(gluon.data.vision.MNIST(root=tmp_path, train=False), gluon.data.Dataset)
     X, y = data[:2]  # d2l's show_images(X.squeeze(axis=-1), ...) of mnist_train[:18]
-    assert X.shape == (2, 28, 28, 1) and y.dtype == np.int32 and y.tolist() == made[False][1][:2].tolist()
+    assert type(X) is NDArray and X.shape == (2, 28, 28, 1)
+    assert type(y) is NDArray and y.dtype == np.int32 and y.asnumpy().tolist() == made[False][1][:2].tolist()
 
 
 def test_default_root_is_mxnet_home_and_root_is_expanded(tmp_path, monkeypatch):
@@ -324,8 +330,79 @@ def test_d2l_load_data_fashion_mnist_runs_end_to_end(tmp_path, monkeypatch):
 
 
 def test_left_out_vision_names_say_what_to_do():
-    with pytest.raises(UnsupportedFeatureError, match=r"^gluon.data.vision.ImageFolderDataset is not supported "
-                                                      r"by modelpack: modelpack decodes no image files"):
-        gluon.data.vision.ImageFolderDataset  # noqa: B018
+    """The same refusal in both namespaces MXNet code spells (d2l's dcgan writes
+    ``gluon.data.vision.datasets.ImageFolderDataset``), from the one table in ``datasets``."""
+    for name in ("ImageFolderDataset", "ImageListDataset", "ImageRecordDataset"):
+        for module in (gluon.data.vision, gluon.data.vision.datasets):
+            where = module.__name__.removeprefix("modelpack.")
+            with pytest.raises(UnsupportedFeatureError, match=rf"^{where}.{name} is not supported by modelpack: "
+                                                              r"modelpack decodes no image files.*ArrayDataset"):
+                getattr(module, name)
     with pytest.raises(UnsupportedFeatureError, match=r"gluon.data.vision has MNIST, FashionMNIST"):
         gluon.data.vision.SVHN  # noqa: B018
+    with pytest.raises(UnsupportedFeatureError, match=r"gluon.data.vision.datasets has MNIST, FashionMNIST, CIFAR10, "
+                                                      r"CIFAR100$"):
+        gluon.data.vision.datasets.SVHN  # noqa: B018
+    assert set(gluon.data.vision.datasets.__all__) < set(gluon.data.vision.__all__)
+    assert all(getattr(gluon.data.vision, name) is getattr(gluon.data.vision.datasets, name)
+               for name in gluon.data.vision.datasets.__all__)
+
+
+# -- MXNet 1.9.1's references: the generators are scripts/make_mxnet_data_refs.py's ----------------
+VISION = json.loads((Path(__file__).with_name("reference") / "mxnet_data_loader.json").read_text())["vision"]
+
+
+def mnist_files(folder: Path, seed: int) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    for prefix, n in (("train", 12), ("t10k", 5)):
+        offset = seed + (prefix == "t10k") * 5
+        images = ((np.arange(n * 28 * 28) * 7 + offset) % 251).astype(np.uint8)
+        labels = ((np.arange(n) * 3 + offset) % 10).astype(np.uint8)
+        (folder / f"{prefix}-images-idx3-ubyte.gz").write_bytes(
+            gzip.compress(struct.pack(">4B3I", 0, 0, 8, 3, n, 28, 28) + images.tobytes()))
+        (folder / f"{prefix}-labels-idx1-ubyte.gz").write_bytes(
+            gzip.compress(struct.pack(">4BI", 0, 0, 8, 1, n) + labels.tobytes()))
+
+
+def cifar_files(folder: Path, names: list[tuple[str, int]], label_bytes: int) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    for number, (name, count) in enumerate(names):
+        rows = ((np.arange(count * (label_bytes + 3072)) * 13 + number) % 251).astype(np.uint8)
+        rows = rows.reshape(count, label_bytes + 3072)
+        for column in range(label_bytes):
+            rows[:, column] = (np.arange(count) * (column + 3) + number) % (10 ** (column + 1))
+        (folder / name).write_bytes(rows.tobytes())
+
+
+def float_image(data, label):
+    return data.astype("float32") / 255, label
+
+
+@pytest.fixture(scope="module")
+def reference_roots(tmp_path_factory):
+    root = tmp_path_factory.mktemp("mxnet_reference")
+    mnist_files(root / "mnist", 1)
+    mnist_files(root / "fashion-mnist", 2)
+    cifar_files(root / "cifar10", [(f"data_batch_{i}.bin", 2) for i in range(1, 6)] + [("test_batch.bin", 3)], 1)
+    cifar_files(root / "cifar100", [("train.bin", 6), ("test.bin", 3)], 2)
+    return {"MNIST": lambda **kw: gluon.data.vision.MNIST(root=root / "mnist", **kw),
+            "FashionMNIST": lambda **kw: gluon.data.vision.FashionMNIST(root=root / "fashion-mnist", **kw),
+            "CIFAR10": lambda **kw: gluon.data.vision.CIFAR10(root=root / "cifar10", **kw),
+            "CIFAR100_fine": lambda **kw: gluon.data.vision.CIFAR100(root=root / "cifar100", fine_label=True, **kw)}
+
+
+@pytest.mark.parametrize("case", sorted(VISION))
+def test_items_slices_and_batches_are_mxnets(case, reference_roots):
+    """Items, slices (d2l's naive Bayes: ``X, Y = mnist_test[:n]`` then ``Y.asnumpy()``), the
+    same through ``transform=`` and ``transform_first``, and a loader's batch: MXNet's kinds
+    (NDArrays, labels included), dtypes, shapes and values."""
+    name, split = case.rsplit("_", 1)
+    make = reference_roots[name]
+    plain, transformed = make(train=split == "train"), make(train=split == "train", transform=float_image)
+    firsts = plain.transform_first(lambda data: data.astype("float32"))
+    got = {"len": len(plain), "item": describe(plain[2]), "slice": describe(plain[:4]),
+           "transform_item": describe(transformed[1]), "transform_slice": describe(transformed[:4]),
+           "transform_first_item": describe(firsts[2]),
+           "loader_batch": describe(next(iter(gluon.data.DataLoader(plain, batch_size=3))))}
+    assert got == VISION[case]
+    assert transformed[:4][1].asnumpy().dtype == np.int32

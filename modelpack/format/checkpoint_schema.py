@@ -59,7 +59,8 @@ class TrainerState(_Closed):
 
 class DataState(_Closed):
     """A ``gluon.data.DataLoader``'s pass in progress: batches served so far; its order of
-    examples is the tensor ``data:<index>:order``."""
+    examples is the tensor ``data:<index>:order``. Between passes (position 0) that tensor, if
+    present, holds a rollover loader's carried examples, which the next pass starts with."""
 
     position: int = Field(ge=0)
 

@@ -4,6 +4,8 @@ image-augmentation chapters.
 
 ``datasets`` reads the files (``readers``: strict parsers of idx and CIFAR files;
 ``download``: MXNet's repository, SHA-1 checked); ``transforms`` wraps ``image``'s numerics.
+As MXNet's, this package holds every name of ``datasets.__all__``; ``datasets`` also says why
+Gluon's other datasets (``ImageFolderDataset``, ...) are left out, for both namespaces.
 Only ``gluon.data`` imports this package.
 """
 
@@ -11,20 +13,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from ....errors import UnsupportedFeatureError
-from . import transforms
-from .datasets import CIFAR10, CIFAR100, MNIST, FashionMNIST
+from . import datasets, transforms
+from .datasets import *  # noqa: F403  (MXNet's own `from .datasets import *`)
 
-__all__ = ["MNIST", "FashionMNIST", "CIFAR10", "CIFAR100", "transforms"]
-
-# Gluon's vision names left out, and what to do instead.
-_LEFT_OUT = {
-    name: "modelpack decodes no image files; read the images into an (N, H, W, C) uint8 array "
-          "(e.g. with PIL) and serve it with gluon.data.ArrayDataset(images, labels)"
-    for name in ("ImageFolderDataset", "ImageListDataset", "ImageRecordDataset")
-}
+__all__ = [*datasets.__all__, "transforms"]
 
 
 def __getattr__(name: str) -> Any:
-    instead = _LEFT_OUT.get(name, f"gluon.data.vision has {', '.join(__all__)}")
-    raise UnsupportedFeatureError.missing(__name__, name, instead)
+    raise datasets.missing(__name__, name, __all__)

@@ -1,13 +1,19 @@
 """MXNet's downloaded image datasets: ``MNIST``, ``FashionMNIST``, ``CIFAR10``, ``CIFAR100``.
 
 >>> train = gluon.data.vision.FashionMNIST(train=True)       # doctest: +SKIP
->>> image, label = train[0]        # (28, 28, 1) uint8 NDArray, an int32 label
+>>> image, label = train[0]        # (28, 28, 1) uint8 NDArray, a 0-d int32 NDArray label
 >>> len(train)                                               # doctest: +SKIP
 60000
 
-As MXNet 1.9.1: the same file names, folders (``$MXNET_HOME/datasets/<name>``, ``~/.mxnet`` by
-default), repository URLs and SHA-1s, and items ``(image HWC uint8, label int32)``. A file
-already in ``root`` is read as it is; a missing one is downloaded and checked (``download``).
+As MXNet 1.9.1 (numpy mode): the same file names, folders (``$MXNET_HOME/datasets/<name>``,
+``~/.mxnet`` by default), repository URLs and SHA-1s, and items ``(image HWC uint8, label
+int32)``, both NDArrays (a slice ``train[:18]`` gives ``(18, H, W, C)`` images and ``(18,)``
+labels). A file already in ``root`` is read as it is; a missing one is downloaded and checked
+(``download``).
+
+Gluon's other vision datasets (``ImageFolderDataset``, ...) are refused here, in ``LEFT_OUT``,
+for this module and ``gluon.data.vision`` alike (it re-exports ``__all__`` and asks
+``missing`` for any other name).
 """
 
 from __future__ import annotations
@@ -20,12 +26,33 @@ from typing import Any
 
 import numpy as np
 
-from ....errors import FormatError
+from ....errors import FormatError, UnsupportedFeatureError
 from ....nn.devices import on_device
 from ..dataset import Dataset
 from . import download, readers
 
 __all__ = ["MNIST", "FashionMNIST", "CIFAR10", "CIFAR100"]
+
+# Gluon's vision datasets that modelpack does not provide, and what to do instead: the one
+# place they are refused, for ``gluon.data.vision.datasets.<name>`` and ``gluon.data.vision.<name>``.
+# To provide one (say ImageFolderDataset, from a module folder.py): import it in this module,
+# add it to ``__all__`` and delete its entry here; ``gluon.data.vision`` then has it too.
+LEFT_OUT = {
+    name: "modelpack decodes no image files; read the images into an (N, H, W, C) uint8 array "
+          "(e.g. with PIL) and serve it with gluon.data.ArrayDataset(images, labels)"
+    for name in ("ImageFolderDataset", "ImageListDataset", "ImageRecordDataset")
+}
+
+
+def missing(module: str, name: str, provided: list[str]) -> AttributeError:
+    """What ``module``'s ``__getattr__`` raises for a name it lacks: ``LEFT_OUT``'s reason, or
+    the list of what it has (``provided``)."""
+    instead = LEFT_OUT.get(name, f"{module.removeprefix('modelpack.')} has {', '.join(provided)}")
+    return UnsupportedFeatureError.missing(module, name, instead)
+
+
+def __getattr__(name: str) -> Any:
+    raise missing(__name__, name, __all__)
 
 # (file name, MXNet's SHA-1) of each split's images and labels: MXNet 1.9.1's tables.
 MNIST_FILES = {
@@ -74,7 +101,8 @@ class _DownloadedDataset(Dataset):
         return len(self._label)
 
     def __getitem__(self, index: int) -> Any:
-        image, label = on_device(self._data[index]), self._label[index]
+        # NDArrays both, as MXNet's numpy mode: a label is a 0-d array, a slice's labels (N,)
+        image, label = on_device(self._data[index]), on_device(np.asarray(self._label[index]))
         return (image, label) if self._transform is None else self._transform(image, label)
 
     def __repr__(self) -> str:
