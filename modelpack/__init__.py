@@ -39,13 +39,17 @@ _LAZY: dict[str, tuple[str, str]] = {
     "np": ("modelpack.numpy", ""),
     "numpy": ("modelpack.numpy", ""),
     "lr_scheduler": ("modelpack.lr_scheduler", ""),
+    "metric": ("modelpack.metric", ""),
+    "context": ("modelpack.context", ""),
+    "ndarray": ("modelpack.ndarray", ""),
+    "nd": ("modelpack.ndarray", ""),
 }
 
 # The public API: the verbs and types here, then the exception tree (errors.__all__).
 __all__ = [
     "__version__", "nn", "autograd", "gluon", "random", "Checkpointer", "export", "load", "save",
     "inspect", "verify", "open", "Archive", "VerifyReport", "Limits", "convert", "npx", "init", "np", "numpy",
-    "lr_scheduler", *_ERROR_NAMES,
+    "lr_scheduler", "metric", "context", "ndarray", "nd", *_ERROR_NAMES,
 ]
 
 
@@ -67,8 +71,12 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:  # static analysers see the real imports (``as`` marks a re-export)
     from . import autograd as autograd
+    from . import context as context
     from . import gluon as gluon
     from . import lr_scheduler as lr_scheduler
+    from . import metric as metric
+    from . import ndarray as nd
+    from . import ndarray as ndarray
     from . import nn as nn
     from . import npx as npx
     from . import numpy as np
