@@ -178,25 +178,13 @@ class Attrs:
 
     def integers(self, key: str, default: Any = _REQUIRED) -> tuple[int, ...]:
         """A tuple such as ``(3, 3)``, ``[1, 2]``, ``(1,)``, ``()`` or a bare ``3``."""
-        text = self._raw(key, default)
-        if text is None:
-            return tuple(default)
-        inner = text.strip()
-        if inner[:1] in "([" and inner[-1:] in ")]":
-            inner = inner[1:-1]
-        parts = [part for part in inner.split(",")]
-        if parts and not parts[-1].strip():
-            parts.pop()  # "(1,)" and "()"
-        values = []
-        for part in parts:
-            match = _INT.match(part)
-            if match is None:
-                raise self._bad(key, text, "a tuple of integers")
-            values.append(int(match.group(1)))
-        return tuple(values)
+        return self._tuple(key, default, none=False)  # type: ignore[return-value]
 
     def bounds(self, key: str, default: Any = _REQUIRED) -> tuple[int | None, ...]:
         """A tuple of integers and ``None``s, as ``slice``'s ``(None, 1)``."""
+        return self._tuple(key, default, none=True)
+
+    def _tuple(self, key: str, default: Any, *, none: bool) -> tuple[int | None, ...]:
         text = self._raw(key, default)
         if text is None:
             return tuple(default)
@@ -205,13 +193,16 @@ class Attrs:
             inner = inner[1:-1]
         parts = [part.strip() for part in inner.split(",")]
         if parts and not parts[-1]:
-            parts.pop()
+            parts.pop()  # "(1,)" and "()"
         values: list[int | None] = []
         for part in parts:
             match = _INT.match(part)
-            if part != "None" and match is None:
-                raise self._bad(key, text, "a tuple of integers and None")
-            values.append(None if part == "None" else int(match.group(1)))  # type: ignore[union-attr]
+            if none and part == "None":
+                values.append(None)
+            elif match is None:
+                raise self._bad(key, text, "a tuple of integers and None" if none else "a tuple of integers")
+            else:
+                values.append(int(match.group(1)))
         return tuple(values)
 
     def optional_integers(self, key: str) -> tuple[int, ...] | None:
