@@ -15,8 +15,9 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 if os.environ.get("MODELPACK_REQUIRE_ORACLES") == "1":
     # .ci/run's full pass sets this: there the torch oracle, the benchmark's competitors, the
     # compiled kernels (numba, checked against the numpy path), ISA-L's CRC-32 (checked
-    # against zlib's) and msgspec's manifest decoder (checked against the usual parse) must
-    # run, and a missing install must fail loudly instead of skipping those tests. The newcomer's pass (README set-up, no torch) leaves it unset and sees
+    # against zlib's), msgspec's manifest decoder (checked against the usual parse) and
+    # Pillow (modelpack.image's decoding, checked against MXNet's) must run, and a missing
+    # install must fail loudly instead of skipping those tests. The newcomer's pass (README set-up, no torch) leaves it unset and sees
     # visible skips.
     import aiohttp  # noqa: F401
     import fsspec  # noqa: F401
@@ -26,6 +27,7 @@ if os.environ.get("MODELPACK_REQUIRE_ORACLES") == "1":
     import numba  # noqa: F401
     import onnx  # noqa: F401
     import onnxruntime  # noqa: F401
+    import PIL.Image  # noqa: F401  (the image extra: tests/test_image.py, test_gluon_vision_folder.py)
     import s3fs  # noqa: F401
     import safetensors  # noqa: F401
     import torch  # noqa: F401

@@ -1,24 +1,24 @@
 """The numerics behind ``vision.transforms``, on HWC numpy images, as MXNet 1.9.1's image
 operators compute them (``src/operator/image``, ``python/mxnet/image``).
 
-Resizing is OpenCV's ``INTER_LINEAR`` (MXNet calls ``cv::resize``): half-pixel centres, edge
-pixels repeated, no antialiasing when shrinking, computed here in float64 as two small matrix
-products and rounded to nearest for uint8 (OpenCV's fixed-point weights may differ by one
-level). Colour operators compute in float32 and store as MXNet's ``saturate_cast`` does:
-uint8 results are clipped to [0, 255] and truncated; other dtypes are stored unclipped.
+Resizing, crop windows and ``scale_down`` have one home, ``modelpack.image.geometry`` (OpenCV
+3.4.2's ``cv::resize``, as MXNet calls it: uint8 in OpenCV's fixed point, equal to MXNet's);
+the transforms take its nearest (0) and bilinear (1) interpolations. Colour operators
+compute in float32 and store as MXNet's ``saturate_cast`` does: uint8 results are clipped to
+[0, 255] and truncated; other dtypes are stored unclipped.
 """
 
 from __future__ import annotations
 
-from functools import lru_cache
-
 import numpy as np
 
 from ....errors import InputError, UsageError
+from ....image import geometry
+from ....image.geometry import center_window, crop, random_window, scale_down
 
 __all__ = [
-    "resize", "output_size", "crop", "scale_down", "store", "brightness", "contrast",
-    "saturation", "hue", "lighting", "GRAY_COEFFICIENTS", "LIGHTING_EIGEN",
+    "resize", "output_size", "crop", "scale_down", "center_window", "random_window", "store",
+    "brightness", "contrast", "saturation", "hue", "lighting", "GRAY_COEFFICIENTS", "LIGHTING_EIGEN",
 ]
 
 # ITU-R 601 luma weights of R, G, B (MXNet's ``coef``).
@@ -55,62 +55,13 @@ def output_size(height: int, width: int, size: int | tuple[int, int], keep_ratio
     return int(size[1]), int(size[0])
 
 
-@lru_cache(maxsize=64)
-def _weights(source: int, target: int, interpolation: int) -> np.ndarray:
-    """The ``(target, source)`` matrix mapping a line of pixels to its resized line."""
-    scale = source / target
-    matrix = np.zeros((target, source))
-    rows = np.arange(target)
-    if interpolation == 0:  # OpenCV's INTER_NEAREST: floor(dst * scale)
-        matrix[rows, np.minimum(np.floor(rows * scale).astype(np.int64), source - 1)] = 1.0
-        return matrix
-    position = (rows + 0.5) * scale - 0.5
-    left = np.floor(position)
-    fraction = position - left
-    left = left.astype(np.int64)
-    # OpenCV: before the first pixel, or on or past the last, the edge pixel alone
-    fraction[left < 0] = 0.0
-    left = np.clip(left, 0, source - 1)
-    fraction[left >= source - 1] = 0.0
-    right = np.minimum(left + 1, source - 1)
-    np.add.at(matrix, (rows, left), 1.0 - fraction)
-    np.add.at(matrix, (rows, right), fraction)
-    return matrix
-
-
 def resize(x: np.ndarray, height: int, width: int, interpolation: int = 1) -> np.ndarray:
     """``x`` (HWC or NHWC) resized to ``height`` × ``width``, in its dtype."""
     if interpolation not in INTERPOLATIONS:
         raise UsageError(f"interpolation {interpolation} is not provided: modelpack resizes with 1 "
                          "(bilinear, MXNet's default) or 0 (nearest)")
     check_image(x, "Resize", (3, 4))
-    if x.shape[-3:-1] == (height, width):
-        return x.copy()
-    rows = _weights(x.shape[-3], height, interpolation)
-    cols = _weights(x.shape[-2], width, interpolation)
-    # (h, H) @ (..., H, W·C) -> (..., h, W, C), then (w, W) @ each row -> (..., h, w, C)
-    *lead, source_h, source_w, channels = x.shape
-    out = rows @ x.reshape(*lead, source_h, source_w * channels).astype(np.float64)
-    out = cols @ out.reshape(*lead, height, source_w, channels)
-    if x.dtype == np.uint8:
-        return np.clip(np.floor(out + 0.5), 0, 255).astype(np.uint8)
-    return out.astype(x.dtype)
-
-
-def crop(x: np.ndarray, x0: int, y0: int, width: int, height: int) -> np.ndarray:
-    """The ``width`` × ``height`` window of HWC ``x`` whose top-left pixel is ``(x0, y0)``."""
-    return x[y0 : y0 + height, x0 : x0 + width]
-
-
-def scale_down(source: tuple[int, int], size: tuple[int, int]) -> tuple[int, int]:
-    """MXNet's ``scale_down``: a crop ``(w, h)`` shrunk, keeping its aspect, to fit ``source``."""
-    w, h = float(size[0]), float(size[1])
-    sw, sh = source
-    if sh < h:
-        w, h = w * sh / h, sh
-    if sw < w:
-        w, h = sw, h * sw / w
-    return int(w), int(h)
+    return geometry.resize(x, height, width, interpolation)
 
 
 def store(values: np.ndarray, dtype: np.dtype) -> np.ndarray:

@@ -12,7 +12,6 @@ parameters. The random ones draw from ``modelpack.random``'s ``"data"`` stream, 
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -166,8 +165,7 @@ def _crop_resize(x: np.ndarray, x0: int, y0: int, w: int, h: int, size: tuple[in
 
 def _center_crop(x: np.ndarray, size: tuple[int, int], interp: int) -> Any:
     height, width = x.shape[:2]
-    w, h = image.scale_down((width, height), size)
-    return _crop_resize(x, int((width - w) / 2), int((height - h) / 2), w, h, size, interp)
+    return _crop_resize(x, *image.center_window(width, height, size), size, interp)
 
 
 class CenterCrop(Transform):
@@ -201,17 +199,11 @@ class RandomResizedCrop(Transform):
         x = _array(x)
         image.check_image(x, "RandomResizedCrop")
         height, width = x.shape[:2]
-        rng = _rng()
-        log_ratio = (math.log(self._ratio[0]), math.log(self._ratio[1]))
-        for _ in range(10):
-            area = rng.uniform(self._scale[0], self._scale[1]) * height * width
-            aspect = math.exp(rng.uniform(*log_ratio))
-            w, h = round(math.sqrt(area * aspect)), round(math.sqrt(area / aspect))
-            if w <= width and h <= height:
-                x0 = int(rng.integers(0, width - w, endpoint=True))
-                y0 = int(rng.integers(0, height - h, endpoint=True))
-                return _crop_resize(x, x0, y0, w, h, self._size, self._interpolation)
-        return _center_crop(x, self._size, self._interpolation)
+        window = image.random_window(_rng(), width, height, (self._scale[0], self._scale[1]),
+                                     (self._ratio[0], self._ratio[1]))
+        if window is None:
+            return _center_crop(x, self._size, self._interpolation)
+        return _crop_resize(x, *window, self._size, self._interpolation)
 
     def _settings(self) -> str:
         return f"size={self._size}, scale={self._scale}, ratio={self._ratio}"
