@@ -43,13 +43,14 @@ _LAZY: dict[str, tuple[str, str]] = {
     "context": ("modelpack.context", ""),
     "ndarray": ("modelpack.ndarray", ""),
     "nd": ("modelpack.ndarray", ""),
+    "image": ("modelpack.image", ""),
 }
 
 # The public API: the verbs and types here, then the exception tree (errors.__all__).
 __all__ = [
     "__version__", "nn", "autograd", "gluon", "random", "Checkpointer", "export", "load", "save",
     "inspect", "verify", "open", "Archive", "VerifyReport", "Limits", "convert", "npx", "init", "np", "numpy",
-    "lr_scheduler", "metric", "context", "ndarray", "nd", *_ERROR_NAMES,
+    "lr_scheduler", "metric", "context", "ndarray", "nd", "image", *_ERROR_NAMES,
 ]
 
 
@@ -73,6 +74,7 @@ if TYPE_CHECKING:  # static analysers see the real imports (``as`` marks a re-ex
     from . import autograd as autograd
     from . import context as context
     from . import gluon as gluon
+    from . import image as image
     from . import lr_scheduler as lr_scheduler
     from . import metric as metric
     from . import ndarray as nd

@@ -21,6 +21,7 @@ __all__ = [
     "VersionError",
     "IntegrityError",
     "LimitError",
+    "ImageLimitError",
     "ParameterError",
     "MissingParameterError",
     "ExtraParameterError",
@@ -110,6 +111,16 @@ class LimitError(FormatError):
 
 def _number(value: float) -> str:
     return f"{value:g}" if isinstance(value, float) and not value.is_integer() else str(int(value))
+
+
+
+class ImageLimitError(LimitError):
+    """An image file declares more than a limit allows (a ``LimitError``, hence a
+    ``FormatError``); the message says what to pass to allow more."""
+
+    def __init__(self, where: str, what: str, value: int, *, limit: str, allowed: int, fix: str) -> None:
+        FormatError.__init__(self, f"{where}: {what} ({value}) is over the limit of {allowed}; {fix}")
+        self.where, self.what, self.value, self.limit, self.allowed = where, what, value, limit, allowed
 
 
 class ParameterError(ModelpackError):

@@ -39,7 +39,7 @@ from typing import IO, Any
 
 import numpy as np
 
-from ..errors import FormatError, LimitError, MissingFileError, PathError, UsageError
+from ..errors import FormatError, ImageLimitError, MissingFileError, PathError, UsageError
 
 __all__ = ["ImageLimits", "DEFAULT_IMAGE_LIMITS", "ImageLimitError", "FORMATS", "read_file",
            "read_bytes", "pillow"]
@@ -73,15 +73,6 @@ class ImageLimits:
 
 
 DEFAULT_IMAGE_LIMITS = ImageLimits()
-
-
-class ImageLimitError(LimitError):
-    """An image file declares more than a limit allows (a ``LimitError``, hence a
-    ``FormatError``); the message says what to pass to allow more."""
-
-    def __init__(self, where: str, what: str, value: int, *, limit: str, allowed: int, fix: str) -> None:
-        FormatError.__init__(self, f"{where}: {what} ({value}) is over the limit of {allowed}; {fix}")
-        self.where, self.what, self.value, self.limit, self.allowed = where, what, value, limit, allowed
 
 
 def pillow() -> Any:

@@ -11,7 +11,8 @@ int32)``, both NDArrays (a slice ``train[:18]`` gives ``(18, H, W, C)`` images a
 labels). A file already in ``root`` is read as it is; a missing one is downloaded and checked
 (``download``).
 
-Gluon's other vision datasets (``ImageFolderDataset``, ...) are refused here, in ``LEFT_OUT``,
+``ImageFolderDataset`` (a folder per class, decoded by ``modelpack.image``) is ``folder``'s;
+Gluon's other vision datasets (``ImageListDataset``, ...) are refused here, in ``LEFT_OUT``,
 for this module and ``gluon.data.vision`` alike (it re-exports ``__all__`` and asks
 ``missing`` for any other name).
 """
@@ -30,17 +31,18 @@ from ....errors import FormatError, UnsupportedFeatureError
 from ....nn.devices import on_device
 from ..dataset import Dataset
 from . import download, readers
+from .folder import ImageFolderDataset
 
-__all__ = ["MNIST", "FashionMNIST", "CIFAR10", "CIFAR100"]
+__all__ = ["MNIST", "FashionMNIST", "CIFAR10", "CIFAR100", "ImageFolderDataset"]
 
 # Gluon's vision datasets that modelpack does not provide, and what to do instead: the one
 # place they are refused, for ``gluon.data.vision.datasets.<name>`` and ``gluon.data.vision.<name>``.
-# To provide one (say ImageFolderDataset, from a module folder.py): import it in this module,
-# add it to ``__all__`` and delete its entry here; ``gluon.data.vision`` then has it too.
+# To provide one (as ImageFolderDataset, from folder.py): import it in this module, add it to
+# ``__all__`` and delete its entry here; ``gluon.data.vision`` then has it too.
 LEFT_OUT = {
-    name: "modelpack decodes no image files; read the images into an (N, H, W, C) uint8 array "
-          "(e.g. with PIL) and serve it with gluon.data.ArrayDataset(images, labels)"
-    for name in ("ImageFolderDataset", "ImageListDataset", "ImageRecordDataset")
+    name: "read the images with modelpack.image.imread (or ImageFolderDataset for a folder per "
+          "class) and serve them with a gluon.data Dataset (e.g. ArrayDataset(images, labels))"
+    for name in ("ImageListDataset", "ImageRecordDataset")
 }
 
 
