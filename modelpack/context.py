@@ -69,9 +69,6 @@ class Context(Device, metaclass=_ContextType):
     def device_typeid(self) -> int:
         return self.devstr2type[self.device_type]
 
-    def __repr__(self) -> str:
-        return str.__str__(self)
-
     def __reduce__(self) -> Any:
         return (Context, (self.device_type, self.device_id))
 

@@ -26,9 +26,9 @@ def test_left_out_names_say_what_to_do_instead():
     with pytest.raises(UnsupportedFeatureError, match=r"^gluon.model_zoo is not supported by modelpack: "
                                                       r"pretrained models are neither bundled nor downloaded.*load_parameters"):
         gluon.model_zoo.vision.resnet18_v2(pretrained=True)
-    with pytest.raises(UnsupportedFeatureError, match=r"^gluon.data.vision.ImageFolderDataset is not supported by "
-                                                      r"modelpack: modelpack decodes no image files.*ArrayDataset"):
-        gluon.data.vision.ImageFolderDataset("train")
+    with pytest.raises(UnsupportedFeatureError, match=r"^gluon.data.vision.ImageRecordDataset is not supported by "
+                                                      r"modelpack: read the images with modelpack.image.imread.*ArrayDataset"):
+        gluon.data.vision.ImageRecordDataset("train.rec")
     with pytest.raises(UnsupportedFeatureError, match=r"^gluon.data.RecordFileDataset is not supported by modelpack: "
                                                       r"gluon.data has Dataset, SimpleDataset, ArrayDataset"):
         gluon.data.RecordFileDataset("x.rec")

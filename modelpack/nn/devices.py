@@ -8,7 +8,7 @@ block's inputs become, and what ``modelpack.np`` creates), autograd's ``Variable
 tracer's stand-ins. ``on_device`` makes the view; it copies nothing.
 
 >>> x = on_device(numpy.ones(3)); x.ctx, x.as_in_ctx(cpu()) is x     # doctest: +SKIP
-('cpu(0)', True)
+(cpu(0), True)
 
 ``x.attach_grad()`` makes ``x`` a ``GradArray``: its data becomes the data of a hidden
 ``Parameter`` (sharing the memory), so autograd's recorder takes it as a leaf, as it does a
@@ -35,6 +35,9 @@ __all__ = [
 class Device(str):
     """A device name (``cpu(0)``); every array lives in host memory."""
 
+    def __repr__(self) -> str:  # as MXNet prints a context: cpu(0), not 'cpu(0)'
+        return str.__str__(self)
+
 
 def cpu(device_id: int = 0) -> Device:
     """The one device."""
@@ -46,7 +49,7 @@ def check_device(ctx: Any) -> None:
     refuse a GPU instead of silently computing elsewhere than asked."""
     for one in ctx if isinstance(ctx, (list, tuple)) else [ctx]:
         if one is not None and not str(one).startswith("cpu"):
-            raise UsageError(f"device {one!r}: modelpack computes with numpy on the CPU; use npx.cpu()")
+            raise UsageError(f"device {one}: modelpack computes with numpy on the CPU; use npx.cpu()")
 
 
 class DeviceAPI:

@@ -125,10 +125,10 @@ def test_autograd_values_and_traced_stand_ins_have_ctx_too():
 
 def test_a_gpu_is_refused_rather_than_ignored():
     x = on_device(numpy.zeros(2))
-    with pytest.raises(UsageError, match="'gpu\\(0\\)': modelpack computes with numpy on the CPU"):
+    with pytest.raises(UsageError, match="^device gpu\\(0\\): modelpack computes with numpy on the CPU"):
         x.as_in_ctx("gpu(0)")
     assert npx.gpu(1) == "gpu(1)"  # a name, as MXNet gives one on a machine without GPUs
-    with pytest.raises(UsageError, match="'gpu\\(1\\)': modelpack computes with numpy on the CPU"):
+    with pytest.raises(UsageError, match="^device gpu\\(1\\): modelpack computes with numpy on the CPU"):
         modelpack.np.ones(2, ctx=npx.gpu(1))
 
 
@@ -200,3 +200,11 @@ def test_attach_grad_add_and_what_has_no_gradient():
     with autograd.record(), pytest.raises(modelpack.UnknownOpError, match=r"numpy.ravel on a Variable: not in the op set"):
         x.ravel()  # a method that is not an op is refused while recording, never run off the tape
     assert x.ravel().tolist() == [1.0, 2.0]  # and is numpy's outside
+
+
+def test_devices_print_as_mxnet_contexts():
+    """d2l prints ``npx.cpu(), npx.gpu(), npx.gpu(1)``: MXNet shows (cpu(0), gpu(0), gpu(1))."""
+    from modelpack import npx
+
+    assert repr((npx.cpu(), npx.gpu(), npx.gpu(1))) == "(cpu(0), gpu(0), gpu(1))"
+    assert npx.cpu() == "cpu(0)" and str(npx.gpu(1)) == "gpu(1)"
