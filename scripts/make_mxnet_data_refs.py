@@ -20,16 +20,14 @@ them; for a scalar its type and value.
 - ``array_datasets``: per case, the fields of an ``ArrayDataset`` (an expression as above, a
   list of fields), some of its items, and the first batch of a ``DataLoader`` over it.
 - ``vision``: MNIST, FashionMNIST, CIFAR10 and CIFAR100 over small generated files (the
-  generators are ``mnist_files``/``cifar_files``, which the test repeats): an item, a slice,
+  generators are ``tests/reference_cases.py``'s, which the test calls too): an item, a slice,
   the same with ``transform=`` and ``transform_first``, and a ``DataLoader``'s first batch.
 """
 
 from __future__ import annotations
 
-import gzip
 import json
 import os
-import struct
 import sys
 import tempfile
 from pathlib import Path
@@ -40,6 +38,9 @@ import numpy as onp
 from mxnet import gluon, npx
 from mxnet.gluon.data.vision import datasets as vision_datasets
 from mxnet_reference_files import MXNET_VERSION
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+from reference_cases import vision_files  # noqa: E402
 
 OUT = Path(__file__).resolve().parents[1] / "tests" / "reference" / "mxnet_data_loader.json"
 
@@ -153,35 +154,6 @@ def array_dataset_case(fields: str, items: list[int], batch_size: int) -> dict[s
     return case
 
 
-# -- vision: small generated files (tests/test_gluon_vision_datasets.py repeats these two) ------
-def mnist_files(folder: Path, seed: int) -> None:
-    """Both splits' idx files: 12 training, 5 test 28x28 images."""
-    folder.mkdir(parents=True, exist_ok=True)
-    for prefix, n in (("train", 12), ("t10k", 5)):
-        offset = seed + (prefix == "t10k") * 5
-        images = ((onp.arange(n * 28 * 28) * 7 + offset) % 251).astype(onp.uint8)
-        labels = ((onp.arange(n) * 3 + offset) % 10).astype(onp.uint8)
-        (folder / f"{prefix}-images-idx3-ubyte.gz").write_bytes(
-            gzip.compress(struct.pack(">4B3I", 0, 0, 8, 3, n, 28, 28) + images.tobytes()))
-        (folder / f"{prefix}-labels-idx1-ubyte.gz").write_bytes(
-            gzip.compress(struct.pack(">4BI", 0, 0, 8, 1, n) + labels.tobytes()))
-
-
-def cifar_files(folder: Path, names: list[tuple[str, int]], label_bytes: int) -> None:
-    """CIFAR binary batches of ``count`` records each; label column ``c`` is below 10 ** (c + 1)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    for number, (name, count) in enumerate(names):
-        rows = ((onp.arange(count * (label_bytes + 3072)) * 13 + number) % 251).astype(onp.uint8)
-        rows = rows.reshape(count, label_bytes + 3072)
-        for column in range(label_bytes):
-            rows[:, column] = (onp.arange(count) * (column + 3) + number) % (10 ** (column + 1))
-        (folder / name).write_bytes(rows.tobytes())
-
-
-CIFAR10_FILES = [(f"data_batch_{i}.bin", 2) for i in range(1, 6)] + [("test_batch.bin", 3)]
-CIFAR100_FILES = [("train.bin", 6), ("test.bin", 3)]
-
-
 def float_image(data: Any, label: Any) -> Any:
     return data.astype("float32") / 255, label
 
@@ -190,10 +162,7 @@ def vision_cases(root: Path) -> dict[str, Any]:
     # The files are generated, not MXNet's: read them as they are (no download, no SHA-1).
     vision_datasets.download = lambda url, path, sha1_hash: os.path.join(path, url.split("/")[-1])
     vision_datasets.check_sha1 = lambda filename, sha1_hash: True
-    mnist_files(root / "mnist", 1)
-    mnist_files(root / "fashion-mnist", 2)
-    cifar_files(root / "cifar10", CIFAR10_FILES, 1)
-    cifar_files(root / "cifar100", CIFAR100_FILES, 2)
+    vision_files(root)
     makers = {
         "MNIST": lambda **kw: gluon.data.vision.MNIST(root=str(root / "mnist"), **kw),
         "FashionMNIST": lambda **kw: gluon.data.vision.FashionMNIST(root=str(root / "fashion-mnist"), **kw),

@@ -22,7 +22,6 @@ writes NaN and Infinity as JavaScript's literals, which Python's json reads.
 from __future__ import annotations
 
 import json
-import operator
 import sys
 from pathlib import Path
 from typing import Any
@@ -31,6 +30,9 @@ import mxnet as mx
 import numpy as onp
 from mxnet import metric, nd
 from mxnet_reference_files import MXNET_VERSION
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+from reference_cases import OPS, make_metric  # noqa: E402
 
 OUT = Path(__file__).resolve().parents[1] / "tests" / "reference"
 
@@ -94,17 +96,6 @@ def state(m: metric.EvalMetric) -> dict[str, Any]:
     if not isinstance(m, metric.CompositeEvalMetric):
         out["sum_metric"] = plain(m.sum_metric)
     return out
-
-
-def mean_abs(label: onp.ndarray, pred: onp.ndarray) -> float:
-    return float(onp.abs(label.ravel() - pred.ravel()).mean())
-
-
-def sum_count(label: onp.ndarray, pred: onp.ndarray) -> tuple[float, int]:
-    return float(onp.abs(label.ravel() - pred.ravel()).sum()), label.size
-
-
-FEVALS = {"mean_abs": mean_abs, "sum_count": sum_count}
 
 
 def metric_cases() -> dict[str, dict[str, Any]]:
@@ -346,17 +337,8 @@ def metric_cases() -> dict[str, dict[str, Any]]:
     return cases
 
 
-def make_metric(spec: dict[str, Any]) -> metric.EvalMetric:
-    kwargs = dict(spec["kwargs"])
-    if "feval" in kwargs:
-        kwargs["feval"] = FEVALS[kwargs["feval"]]
-    if spec["class"] == "create":
-        return metric.create(**kwargs)
-    return getattr(metric, spec["class"])(**kwargs)
-
-
 def run_metric(spec: dict[str, Any]) -> dict[str, Any]:
-    m = make_metric(spec)
+    m = make_metric(metric, spec)
     out = {"initial": state(m), "after": []}
     for step in spec["steps"]:
         if step == "reset_local":
@@ -812,22 +794,6 @@ def build_nd(value: Any, inputs: dict[str, Any]) -> Any:
     return value
 
 
-OPS = {
-    "add": operator.add,
-    "sub": operator.sub,
-    "mul": operator.mul,
-    "truediv": operator.truediv,
-    "mod": operator.mod,
-    "pow": operator.pow,
-    "eq": operator.eq,
-    "ne": operator.ne,
-    "gt": operator.gt,
-    "ge": operator.ge,
-    "lt": operator.lt,
-    "le": operator.le,
-    "neg": operator.neg,
-    "abs": abs,
-}
 
 
 def encode(result: Any) -> Any:

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from reference_cases import vision_files
 from remote_servers import RangeServer
 from test_gluon_data import describe
 
@@ -353,28 +354,6 @@ def test_left_out_vision_names_say_what_to_do():
 VISION = json.loads((Path(__file__).with_name("reference") / "mxnet_data_loader.json").read_text())["vision"]
 
 
-def mnist_files(folder: Path, seed: int) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
-    for prefix, n in (("train", 12), ("t10k", 5)):
-        offset = seed + (prefix == "t10k") * 5
-        images = ((np.arange(n * 28 * 28) * 7 + offset) % 251).astype(np.uint8)
-        labels = ((np.arange(n) * 3 + offset) % 10).astype(np.uint8)
-        (folder / f"{prefix}-images-idx3-ubyte.gz").write_bytes(
-            gzip.compress(struct.pack(">4B3I", 0, 0, 8, 3, n, 28, 28) + images.tobytes()))
-        (folder / f"{prefix}-labels-idx1-ubyte.gz").write_bytes(
-            gzip.compress(struct.pack(">4BI", 0, 0, 8, 1, n) + labels.tobytes()))
-
-
-def cifar_files(folder: Path, names: list[tuple[str, int]], label_bytes: int) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
-    for number, (name, count) in enumerate(names):
-        rows = ((np.arange(count * (label_bytes + 3072)) * 13 + number) % 251).astype(np.uint8)
-        rows = rows.reshape(count, label_bytes + 3072)
-        for column in range(label_bytes):
-            rows[:, column] = (np.arange(count) * (column + 3) + number) % (10 ** (column + 1))
-        (folder / name).write_bytes(rows.tobytes())
-
-
 def float_image(data, label):
     return data.astype("float32") / 255, label
 
@@ -382,10 +361,7 @@ def float_image(data, label):
 @pytest.fixture(scope="module")
 def reference_roots(tmp_path_factory):
     root = tmp_path_factory.mktemp("mxnet_reference")
-    mnist_files(root / "mnist", 1)
-    mnist_files(root / "fashion-mnist", 2)
-    cifar_files(root / "cifar10", [(f"data_batch_{i}.bin", 2) for i in range(1, 6)] + [("test_batch.bin", 3)], 1)
-    cifar_files(root / "cifar100", [("train.bin", 6), ("test.bin", 3)], 2)
+    vision_files(root)
     return {"MNIST": lambda **kw: gluon.data.vision.MNIST(root=root / "mnist", **kw),
             "FashionMNIST": lambda **kw: gluon.data.vision.FashionMNIST(root=root / "fashion-mnist", **kw),
             "CIFAR10": lambda **kw: gluon.data.vision.CIFAR10(root=root / "cifar10", **kw),

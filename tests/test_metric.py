@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as onp
 import pytest
+from reference_cases import make_metric, mean_abs
 
 import modelpack.metric as metric
 import modelpack.ndarray as nd
@@ -21,16 +22,6 @@ from modelpack.errors import UnsupportedFeatureError, UsageError
 REFERENCE = json.loads((Path(__file__).with_name("reference") / "mxnet_metric.json").read_text())
 METRICS = REFERENCE["metrics"]
 
-
-def mean_abs(label: onp.ndarray, pred: onp.ndarray) -> float:
-    return float(onp.abs(label.ravel() - pred.ravel()).mean())
-
-
-def sum_count(label: onp.ndarray, pred: onp.ndarray) -> tuple[float, int]:
-    return float(onp.abs(label.ravel() - pred.ravel()).sum()), label.size
-
-
-FEVALS = {"mean_abs": mean_abs, "sum_count": sum_count}
 
 # how an array reaches the metric: MXNet's reference used legacy NDArrays
 KINDS = {
@@ -46,15 +37,6 @@ def build(value: Any, kind: str) -> Any:
     if isinstance(value, list):
         return [build(v, kind) for v in value]
     return value
-
-
-def make(spec: dict[str, Any]) -> metric.EvalMetric:
-    kwargs = dict(spec["kwargs"])
-    if "feval" in kwargs:
-        kwargs["feval"] = FEVALS[kwargs["feval"]]
-    if spec["class"] == "create":
-        return metric.create(**kwargs)
-    return getattr(metric, spec["class"])(**kwargs)
 
 
 def same(value: Any, expected: Any, rel: float = 0.0) -> bool:
@@ -92,7 +74,7 @@ def state(m: metric.EvalMetric) -> dict[str, Any]:
 def test_every_step_equals_mxnets(case, kind):
     spec = METRICS[case]
     reference = spec["reference"]
-    m = make(spec)
+    m = make_metric(metric, spec)
     got = state(m)
     for key, expected in reference["initial"].items():
         if key in got:

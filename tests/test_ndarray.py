@@ -6,13 +6,13 @@ refusals, and d2l's information-theory use."""
 from __future__ import annotations
 
 import json
-import operator
 import pickle
 from pathlib import Path
 from typing import Any
 
 import numpy as onp
 import pytest
+from reference_cases import OPS
 
 import modelpack.ndarray as nd
 from modelpack import autograd
@@ -23,22 +23,6 @@ from modelpack.ndarray.op import FUNCTIONS
 REFERENCE = json.loads((Path(__file__).with_name("reference") / "mxnet_metric_nd.json").read_text())
 INPUTS = {**REFERENCE["inputs"], **REFERENCE["extra_inputs"]}
 
-OPS = {
-    "add": operator.add,
-    "sub": operator.sub,
-    "mul": operator.mul,
-    "truediv": operator.truediv,
-    "mod": operator.mod,
-    "pow": operator.pow,
-    "eq": operator.eq,
-    "ne": operator.ne,
-    "gt": operator.gt,
-    "ge": operator.ge,
-    "lt": operator.lt,
-    "le": operator.le,
-    "neg": operator.neg,
-    "abs": abs,
-}
 
 
 def build(value: Any) -> Any:
