@@ -9,15 +9,14 @@ from __future__ import annotations
 
 import io
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from pydantic import ValidationError
 
 from . import __version__ as _version
-from . import tracing
 from .errors import UnsupportedBlockError, UnsupportedDtypeError, UsageError
-from .format import architecture, container, writer
+from .format import container, writer
 from .format.archive import Archive
 from .format.schema import Layout, Manifest, check_tensor_name, describe_errors
 from .format.shards import ShardedArchive, write_sharded
@@ -31,8 +30,9 @@ from .io.npz import Integrity
 from .io.paths import PathOrFile, describe, open_for_reading
 from .io.remote import locate
 from .io.sniff import is_mxnet
-from .nn import forward_hooks
-from .nn.block import Block
+
+if TYPE_CHECKING:
+    from .nn.block import Block
 
 __all__ = ["export", "load", "save", "inspect", "verify", "open_archive"]
 
@@ -69,6 +69,12 @@ def export(
     ``path`` may be a URL (``s3://bucket/model.mpk``; ``pip install 'modelpack[remote]'``),
     with ``storage_options`` for its store as pandas takes them.
     """
+    # Tracing and the layer library, imported to export a model only: saving or loading
+    # tensors needs none of them (~130 ms of a fresh process).
+    from . import tracing
+    from .format import architecture
+    from .nn import forward_hooks
+
     examples = _as_example(example)
     with forward_hooks.silenced():  # the checks below run forward; the user's hooks stay out of it
         traces, symbols = tracing.trace_for_export(

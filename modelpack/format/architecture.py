@@ -23,16 +23,18 @@ from ..errors import (
     UninitializedParameterError,
     UnsupportedBlockError,
 )
+from ..io.limits import Limits
 from ..io.npy import FLOAT_DTYPES
 from ..nn import registry
 from ..nn.block import Block
+from ..nn.budget import ActivationBudget, limit_activations
 from ..nn.graph import GraphBlock, GraphConfig
 from ..nn.graph_spec import constant_name
 from ..nn.parameter import shapes_compatible
 from ..nn.parameter_dict import ParameterDict
 from ..nn.ties import apply_ties, find_ties
 from ..tracing.record import TraceResult
-from .schema import LayerNode, describe_errors
+from .schema import LayerNode, Manifest, describe_errors, model_weights
 
 __all__ = [
     "describe",
@@ -40,6 +42,8 @@ __all__ = [
     "build",
     "build_model",
     "build_model_with_params",
+    "limit_loaded",
+    "parameter_problems",
     "attach_constants",
     "check_initialized",
     "check_rebuilds_identically",
@@ -186,6 +190,12 @@ def build_model_with_params(
     return net, params
 
 
+def limit_loaded(net: Block, source: str, limits: Limits, file_bytes: int) -> None:
+    """Bound what a loaded model's forward may allocate: what the file describes may ask for
+    far more memory at run time than it holds."""
+    limit_activations(net, ActivationBudget(source, limits, model_bytes=file_bytes))
+
+
 def check_backed(name: str, shape: tuple[int, ...], source: str) -> None:
     """A parameter's sizes must be backed by its bytes: a config's 0 matches any stored size
     (spec §3.2), so a zero-size dimension would let 0 bytes stand for a layer of any size
@@ -260,3 +270,47 @@ def check_rebuilds_identically(block: Block, node: LayerNode, ties: dict[str, st
                 f"cannot export: parameter {name!r} is {param.shape} {param.dtype.name} but its "
                 f"layer's config declares {declared.shape} {declared.dtype.name}"
             )
+
+
+def parameter_problems(manifest: Manifest, where: str, source: str) -> list[str]:
+    """What ``verify`` reports of the architecture: the parameters it creates must be exactly
+    the listed tensors (graph constants aside), with their dtypes and shapes, each backed by
+    bytes. ``where`` names the manifest, ``source`` the file."""
+    assert manifest.architecture is not None
+    try:
+        net = build(manifest.architecture, source=where)
+        apply_ties(net, manifest.ties or {}, where)
+    except ModelpackError as exc:
+        return [str(exc)]
+    problems = []
+    params = net.collect_params()
+    constants = _constant_names(net)
+    listed = {name: info for name, info in model_weights(manifest).items() if name not in constants}
+    for name, param in params.items():
+        info = listed.get(name)
+        if info is None:
+            problems.append(f"{where}: the architecture has parameter {name!r}, which `weights` lacks")
+        elif info.dtype != param.dtype.name or not shapes_compatible(param.shape, tuple(info.shape)):
+            problems.append(
+                f"{where}: parameter {name!r} is {param.dtype.name} {param.shape} in the architecture, "
+                f"{info.dtype} {tuple(info.shape)} in the weights index"
+            )
+        else:
+            try:
+                check_backed(name, tuple(info.shape), source)
+            except ModelpackError as exc:
+                problems.append(str(exc))
+    problems += [f"{where}: tensor {name!r} is not a parameter of the architecture"
+                 for name in listed if name not in params]
+    problems += [f"{where}: the graph reads constant {name!r}, which `weights` lacks"
+                 for name in sorted(constants - set(manifest.weights))]
+    return problems
+
+
+def _constant_names(net: Block) -> set[str]:
+    """Bundle names of graph constants (``P#const<k>``), which are not parameters."""
+    names: set[str] = set()
+    for path, block in net.named_blocks():
+        if isinstance(block, GraphBlock):
+            names.update(constant_name(path, i) for i in range(block.constant_count))
+    return names

@@ -26,7 +26,7 @@ import mmap as mmap_module
 import os
 from collections.abc import Iterator, Mapping
 from types import TracebackType
-from typing import IO, Any, TypeVar
+from typing import IO, TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
@@ -39,11 +39,12 @@ from ..io.pages import fresh_bytes, read_target
 from ..io.paths import PathOrFile, describe, open_for_reading
 from ..io.workers import shared_pool
 from ..io.zipio import Member, read_fully
-from ..nn.budget import ActivationBudget, limit_activations
-from ..nn.parameter import Parameter
-from . import architecture, container, tensor_index
+from . import container, tensor_index
 from .schema import LayerNode, Manifest, TensorInfo, model_entries
 from .tensor_index import Entry, TensorIndex
+
+if TYPE_CHECKING:
+    from ..nn.parameter import Parameter
 
 __all__ = ["OpenArchive", "Archive", "open_archive"]
 
@@ -268,6 +269,9 @@ class Archive(OpenArchive):
                 f"{self.name} is a checkpoint of a custom Block, without an architecture to rebuild "
                 "it from; restore it into the model: modelpack.Checkpointer(folder).restore(net)"
             )
+        # The layer library, imported for a model only: a file of tensors needs none of it.
+        from . import architecture
+
         infos = model_entries(self.manifest)  # a checkpoint's optimiser state is not read here
         self._vetted()
         tree, ties = self.manifest.architecture, self.manifest.ties
@@ -281,8 +285,7 @@ class Archive(OpenArchive):
             arrays = {name: self._mapped(self._require_location(name, info)) for name, info in infos.items()}
             net, params = architecture.build_model_with_params(tree, arrays, self.name, ties)
             self._check_on_first_read(params, infos)
-        # What the file describes may ask for far more memory at run time than it holds.
-        limit_activations(net, ActivationBudget(self.name, self._limits, model_bytes=self._file_bytes))
+        architecture.limit_loaded(net, self.name, self._limits, self._file_bytes)
         return net
 
     # -- reading -----------------------------------------------------------------------------

@@ -6,12 +6,11 @@ content allows, else block YAML) and how its YAML is read back, safely, into pla
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from collections.abc import Mapping
 from typing import Any
-
-import yaml
 
 from ..errors import LimitError, SchemaError
 from ..io import safeyaml
@@ -19,18 +18,6 @@ from ..io.limits import DEFAULT_LIMITS
 from . import index_decode, tensor_index
 
 __all__ = ["document_to_text", "parse_yaml"]
-
-
-class _ManifestDumper(yaml.SafeDumper):
-    """Block style, except short lists of scalars (shapes, kernel sizes) stay on one line."""
-
-
-def _represent_list(dumper: yaml.SafeDumper, data: list[Any]) -> yaml.Node:
-    flow = all(not isinstance(item, (list, dict)) for item in data)
-    return dumper.represent_sequence("tag:yaml.org,2002:seq", data, flow_style=flow)
-
-
-_ManifestDumper.add_representer(list, _represent_list)
 
 
 def document_to_text(document: dict[str, Any]) -> str:
@@ -45,9 +32,15 @@ def document_to_text(document: dict[str, Any]) -> str:
         return as_json + "\n"
     plain = {key: value.json_entries() if isinstance(value, tensor_index.TensorIndex) else value
              for key, value in document.items()}
+    return _block_yaml(plain)
+
+
+def _block_yaml(plain: dict[str, Any]) -> str:
+    import yaml  # here only: the JSON form, what is usually written, needs none of it (~15 ms)
+
     return yaml.dump(
         plain,
-        Dumper=_ManifestDumper,
+        Dumper=_dumper(),
         sort_keys=False,
         # ASCII with escapes: PyYAML writes some characters (NEL, U+2028) raw that its own
         # reader then takes as line breaks; escaped text round-trips exactly.
@@ -55,6 +48,23 @@ def document_to_text(document: dict[str, Any]) -> str:
         default_flow_style=False,
         width=100,
     )
+
+
+@functools.cache
+def _dumper() -> type:
+    """PyYAML's safe dumper in block style, except that short lists of scalars (shapes,
+    kernel sizes) stay on one line."""
+    import yaml
+
+    class ManifestDumper(yaml.SafeDumper):
+        pass
+
+    def represent_list(dumper: yaml.SafeDumper, data: list[Any]) -> yaml.Node:
+        flow = all(not isinstance(item, (list, dict)) for item in data)
+        return dumper.represent_sequence("tag:yaml.org,2002:seq", data, flow_style=flow)
+
+    ManifestDumper.add_representer(list, represent_list)
+    return ManifestDumper
 
 
 def _json_text(value: Any, indent: str) -> str | None:

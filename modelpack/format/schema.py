@@ -12,6 +12,7 @@ from __future__ import annotations
 import itertools
 import re
 from collections.abc import Callable
+from types import ModuleType
 from typing import Any, Literal, get_args
 
 from pydantic import Field, ValidationError, field_serializer, field_validator, model_validator
@@ -19,7 +20,6 @@ from pydantic import Field, ValidationError, field_serializer, field_validator, 
 from ..errors import LimitError, SchemaError, UnknownLayerError, UnknownOpError, VersionError
 from ..io.gcpause import cycle_collection_paused
 from ..io.limits import DEFAULT_LIMITS
-from ..nn import registry  # importing nn registers the built-in layer types
 from . import config_check, tensor_index
 from .checkpoint_schema import (
     CHECKPOINT_PREFIXES,
@@ -66,6 +66,15 @@ def parse_version(text: str, *, source: str = "format_version") -> tuple[int, in
 _READER = parse_version(READER_VERSION)
 
 
+def _registry() -> ModuleType:
+    """The layer registry, imported when a manifest first names a layer: importing
+    ``modelpack.nn`` registers the built-in layers (~130 ms, most of a fresh process's
+    time to its first tensor), which a file of tensors never needs."""
+    from ..nn import registry
+
+    return registry
+
+
 class LayerNode(Closed):
     """One layer of the architecture tree: registered type, its config, and named children.
 
@@ -78,7 +87,7 @@ class LayerNode(Closed):
 
     @model_validator(mode="after")
     def _check_against_registry(self) -> LayerNode:
-        entry = registry.layer_type(self.type)  # UnknownLayerError lists the known types
+        entry = _registry().layer_type(self.type)  # UnknownLayerError lists the known types
         try:
             validated = entry.config.model_validate(self.config)
         except ValidationError as exc:
@@ -425,7 +434,7 @@ def _quick_node(value: Any, depth: int) -> LayerNode | None:
     if type(name) is not str or type(children) is not dict:
         return None
     try:
-        entry = registry.layer_type(name)
+        entry = _registry().layer_type(name)
     except UnknownLayerError:
         return None
     if children and not entry.container:
@@ -481,7 +490,7 @@ def json_schema() -> dict[str, Any]:
     schema = Manifest.model_json_schema(mode="validation")
     # Validation dispatches on the type name (the registry is open at run time); the schema
     # spells that dispatch out as one variant per registered type with its config schema.
-    variants = []
+    variants, registry = [], _registry()
     for name in registry.known_layers():
         entry = registry.layer_type(name)
         config_schema = entry.config.model_json_schema(mode="validation")

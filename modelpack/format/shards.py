@@ -28,8 +28,7 @@ from ..errors import IntegrityError, LimitError, ModelpackError, TensorNotFoundE
 from ..io.limits import DEFAULT_LIMITS, Limits
 from ..io.npz import Integrity
 from ..io.paths import PathOrFile, describe, is_file_object, open_for_reading, sibling
-from ..nn.budget import ActivationBudget, limit_activations
-from . import architecture, container, writer
+from . import container, writer
 from .archive import Archive, OpenArchive, _unflatten
 from .schema import Manifest, ShardInfo, manifest_to_yaml
 
@@ -162,9 +161,10 @@ class ShardedArchive(OpenArchive):
         arrays = self.read_all(mmap=mmap)
         if self.manifest.architecture is None:
             return _unflatten(arrays, self.manifest.layout)
+        from . import architecture  # the layer library, for a model only (as in Archive.load)
+
         net = architecture.build_model(self.manifest.architecture, arrays, self.name, self.manifest.ties)
-        budget = ActivationBudget(self.name, self._limits, model_bytes=sum(s.size for s in self.shards))
-        limit_activations(net, budget)
+        architecture.limit_loaded(net, self.name, self._limits, sum(s.size for s in self.shards))
         return net
 
     def shard(self, i: int) -> Archive:

@@ -35,11 +35,7 @@ from ..io.gcpause import cycle_collection_paused
 from ..io.limits import DEFAULT_LIMITS, Limits
 from ..io.paths import PathOrFile, describe, open_for_reading
 from ..io.zipio import STORED, MemberReader, MemberTable, Source
-from ..nn.graph import GraphBlock
-from ..nn.graph_spec import constant_name
-from ..nn.parameter import shapes_compatible
-from ..nn.ties import apply_ties
-from . import architecture, bundle_scan, schema, tensor_index
+from . import bundle_scan, schema, tensor_index
 from .container import MANIFEST_MEMBER, WEIGHTS_MEMBER, Container
 from .schema import Manifest, TensorInfo
 from .tensor_index import TensorIndex
@@ -409,39 +405,8 @@ def _stream(reader: MemberReader) -> None:
 
 def _check_architecture(manifest: Manifest, report: VerifyReport) -> None:
     """The parameters the architecture creates are exactly the listed ones (no data needed)."""
+    from . import architecture  # the layer library, for a model only: a file of tensors needs none
+
     assert manifest.architecture is not None
     where = f"{report.path}: {MANIFEST_MEMBER}"
-    try:
-        net = architecture.build(manifest.architecture, source=where)
-        apply_ties(net, manifest.ties or {}, where)
-    except ModelpackError as exc:
-        report.problems.append(str(exc))
-        return
-    params = net.collect_params()
-    constants = _constant_names(net)
-    listed = {name: info for name, info in schema.model_weights(manifest).items() if name not in constants}
-    for name, param in params.items():
-        info = listed.get(name)
-        if info is None:
-            report.problems.append(f"{where}: the architecture has parameter {name!r}, which `weights` lacks")
-        elif info.dtype != param.dtype.name or not shapes_compatible(param.shape, tuple(info.shape)):
-            report.problems.append(
-                f"{where}: parameter {name!r} is {param.dtype.name} {param.shape} in the architecture, "
-                f"{info.dtype} {tuple(info.shape)} in the weights index"
-            )
-        else:
-            _attempt(report, architecture.check_backed, name, tuple(info.shape), report.path)
-    for name in listed:
-        if name not in params:
-            report.problems.append(f"{where}: tensor {name!r} is not a parameter of the architecture")
-    for name in sorted(constants - set(manifest.weights)):
-        report.problems.append(f"{where}: the graph reads constant {name!r}, which `weights` lacks")
-
-
-def _constant_names(net: Any) -> set[str]:
-    """Bundle names of graph constants (``P#const<k>``), which are not parameters."""
-    names: set[str] = set()
-    for path, block in net.named_blocks():
-        if isinstance(block, GraphBlock):
-            names.update(constant_name(path, i) for i in range(block.constant_count))
-    return names
+    report.problems += architecture.parameter_problems(manifest, where, report.path)
