@@ -15,10 +15,10 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from ..errors import UsageError
+from ..errors import FileKindError, UsageError
 from ..io.limits import DEFAULT_LIMITS, Limits
 from ..io.paths import PathOrFile, describe, is_file_object, open_for_reading
-from ..io.sniff import sniff
+from ..io.sniff import sniff, unreadable_zip
 from ..nn.block import Block
 
 __all__ = ["convert", "source_kind", "load_architecture", "CONVERTERS"]
@@ -28,11 +28,24 @@ CONVERTERS = {"onnx": "ONNX", "torch": "PyTorch", "safetensors": "safetensors", 
 
 
 def source_kind(source: PathOrFile) -> str:
-    """``"onnx"``, ``"torch"``, ``"safetensors"``, or ``"mxnet"`` (anything else is left to the
-    MXNet converter, which reads symbol JSON files and says what is wrong with the others)."""
+    """``"onnx"``, ``"torch"``, ``"safetensors"``, or ``"mxnet"`` (MXNet's parameter files, and
+    files of no known kind: the MXNet converter reads symbol JSON and words what is wrong with
+    the others). A file of another known kind, or a zip that cannot be read (a damaged torch
+    file among them), is refused here, saying what it is (``FileKindError``)."""
     with open_for_reading(source) as handle:
-        kind = sniff(handle).name
-    return kind if kind in ("onnx", "torch", "safetensors") else "mxnet"
+        kind = sniff(handle)
+        trouble = unreadable_zip(handle, describe(source)) if kind.name == "zip" else None
+    if kind.name in CONVERTERS:
+        return kind.name
+    if kind.name == "unknown":
+        return "mxnet"
+    if trouble is not None:
+        raise FileKindError(f"{trouble}; a zip that cannot be read is not a file convert reads ({_READS})")
+    raise FileKindError(f"{describe(source)} is {kind.description}, not a file convert reads ({_READS}); "
+                        f"{kind.advice}")
+
+
+_READS = "ONNX models, PyTorch, safetensors and MXNet files"
 
 
 def convert(

@@ -19,7 +19,7 @@ from .limits import DEFAULT_LIMITS, GRACE_BYTES
 from .zipio import Source
 from .zipread import read_directory
 
-__all__ = ["FileKind", "KINDS", "sniff", "is_mxnet", "is_safetensors", "refuse_other_kind"]
+__all__ = ["FileKind", "KINDS", "sniff", "is_mxnet", "is_safetensors", "refuse_other_kind", "unreadable_zip"]
 
 
 @dataclass(frozen=True)
@@ -141,16 +141,37 @@ def _plain_kind(head: bytes) -> str:
     return "unknown"
 
 
+def _zip_names(handle: IO[bytes], where: str) -> list[str]:
+    """The member names of a zip, read by the strict reader (a lenient one finds a damaged
+    archive's inner bundle instead); its ModelpackError if it refuses the file."""
+    directory = read_directory(
+        Source.whole(handle, where=where), kind="a zip", max_members=DEFAULT_LIMITS.max_tensors,
+        too_many=lambda count: ModelpackError(f"{where}: holds {count} members"), max_ratio=float("inf"),
+        grace_bytes=GRACE_BYTES, max_inflated=float("inf"),  # nothing is inflated here
+    )
+    return [member.name for member in directory.members]
+
+
+def unreadable_zip(handle: IO[bytes], where: str) -> str | None:
+    """Why a file that starts as a zip cannot be read as one (the strict reader's refusal,
+    naming ``where``), or None if it can; the position is restored."""
+    position = handle.tell()
+    try:
+        _zip_names(handle, where)
+    except ModelpackError as exc:
+        return str(exc)
+    except OSError as exc:
+        return f"{where}: {exc}"
+    finally:
+        handle.seek(position)
+    return None
+
+
 def _zip_kind(handle: IO[bytes]) -> str:
-    try:  # the strict reader: a lenient one finds a damaged archive's inner bundle instead
-        directory = read_directory(
-            Source.whole(handle, where="<sniffed>"), kind="a zip", max_members=DEFAULT_LIMITS.max_tensors,
-            too_many=lambda count: ModelpackError(f"{count} members"), max_ratio=float("inf"),
-            grace_bytes=GRACE_BYTES, max_inflated=float("inf"),  # nothing is inflated here
-        )
+    try:
+        names = _zip_names(handle, "<sniffed>")
     except (ModelpackError, OSError):
         return "zip"
-    names = [member.name for member in directory.members]
     if "manifest.yaml" in names:
         return "mpk"
     if names and all(name.endswith(".npy") for name in names):

@@ -315,6 +315,13 @@ def test_second_outputs_are_refused(tmp_path):
         _edited(tmp_path, "cnn", use_mean)
 
 
+def test_a_node_with_fewer_inputs_than_its_operator_reads_is_refused(tmp_path):
+    def drop_inputs(document):
+        _node(document, "pool1_fwd")["inputs"] = []
+    with pytest.raises(FormatError, match=r"e-symbol.json: node \d+ 'pool1_fwd' \(Pooling\): has 0 input\(s\); its operator reads input 0"):
+        _edited(tmp_path, "cnn", drop_inputs)
+
+
 def _index(document: dict[str, Any], name: str) -> int:
     return next(i for i, n in enumerate(document["nodes"]) if n["name"] == name)
 

@@ -409,3 +409,39 @@ def test_one_dimensional_layers_both_ways(tmp_path):
     back = from_onnx(tmp_path / "c1.onnx")
     assert [type(b).__name__ for b in back] == ["Conv1D", "Activation", "MaxPool1D", "GlobalAvgPool1D", "Flatten"]
     np.testing.assert_allclose(back(x), net(x), **TOL)
+
+
+def _with_type(where: str, elem: int):
+    """A Relu graph whose input, intermediate value or Cast target has element type ``elem``."""
+    if where == "cast":
+        nodes = [helper.make_node("Cast", ["x"], ["y"], name="the_cast", to=elem)]
+    elif where == "input":  # (one node: no intermediate value to carry the type first)
+        nodes = [helper.make_node("Relu", ["x"], ["y"])]
+    else:
+        nodes = [helper.make_node("Relu", ["x"], ["h"]), helper.make_node("Relu", ["h"], ["y"])]
+    x = helper.make_tensor_value_info("x", elem if where == "input" else TensorProto.FLOAT, ["n", 3])
+    model = _model(nodes, [x], [_float("y", None)])
+    if where == "value":
+        model.graph.value_info.append(helper.make_tensor_value_info("h", elem, ["n", 3]))
+    return model
+
+
+@pytest.mark.parametrize(("where", "message"), [
+    ("input", r"input 'x' has ONNX type 56, which modelpack does not hold"),
+    ("value", r"value 'h' has ONNX type 56, which modelpack does not hold"),
+    ("cast", r"Cast node 'the_cast''s target has ONNX type 56, which modelpack does not hold"),
+])
+def test_an_element_type_onnx_does_not_know_is_refused(tmp_path, where, message):
+    # A damaged file's type numbers: onnx's own table raises a bare KeyError for them.
+    path = tmp_path / "t.onnx"
+    path.write_bytes(_with_type(where, 56).SerializeToString())  # (onnx.save checks the model)
+    with pytest.raises(UnsupportedBlockError, match=rf"t\.onnx: {message}"):
+        from_onnx(path)
+
+
+def test_a_name_that_is_not_utf8_is_refused(tmp_path):
+    # protobuf hands such a string field back as bytes, which no step after parsing expects
+    data = _one("Relu").SerializeToString().replace(b"the_node", b"the\xffnode")
+    (tmp_path / "n.onnx").write_bytes(data)
+    with pytest.raises(FormatError, match=r"n\.onnx: a name in its graph is not UTF-8 text \(b'the\\xffnode'\)"):
+        from_onnx(tmp_path / "n.onnx")

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ...errors import MissingParameterError, UnknownOpError, UnsupportedBlockError
+from ...errors import FormatError, MissingParameterError, UnknownOpError, UnsupportedBlockError
 from ...nn.activations import ACTIVATIONS, ELU, Activation, LeakyReLU
 from ...nn.basic import Dense, Dropout, Embedding, Flatten
 from ...nn.block import Block
@@ -51,6 +51,12 @@ class Node:
         return len(self.symbol.nodes[self.index].inputs)
 
     def value(self, position: int) -> str:
+        """The graph value at input ``position``, which the operator reads: a node with fewer
+        inputs than its operator takes is refused (a damaged symbol's)."""
+        if position >= self.arity:
+            raise FormatError(
+                f"{self.where}: has {self.arity} input(s); its operator reads input {position}"
+            )
         return self.values(position)
 
     def param(self, position: int, role: str) -> np.ndarray:

@@ -41,6 +41,7 @@ from .importer import (
     Translator,
     broadcast_dims,
     constant_input,
+    element_dtype,
     has_input,
     only_first_output,
     to_array,
@@ -247,7 +248,7 @@ def _cast(g: Graph, node: onnx.NodeProto, attrs: dict[str, Any]) -> None:
     if node.input[0] in g.vectors:
         g.vectors[node.output[0]] = g.vectors[node.input[0]]
         return
-    dtype = onnx.helper.tensor_dtype_to_np_dtype(attrs["to"]).name
+    dtype = element_dtype(attrs["to"], g.where, f"{node.op_type} node {node.name!r}'s target").name
     g.op(node, "cast", [g.value(node.input[0], node)], dtype=dtype)
 
 

@@ -29,7 +29,7 @@ from ..imported import as_graph_block, as_sequential, safe_name
 from .import_patterns import fuse_activations
 
 __all__ = ["from_onnx", "Graph", "Translator", "FOLD_ELEMENTS", "constant_input", "has_input",
-           "only_first_output", "to_array"]
+           "only_first_output", "to_array", "element_dtype"]
 
 # Values computed at import rather than by the model (constants the exporter wrote as small
 # computations) have at most this many elements; anything larger is left to the ops, which
@@ -71,6 +71,7 @@ def _parse(source: PathOrFile, where: str, limits: Limits) -> onnx.ModelProto:
         raise FormatError(f"{where}: not an ONNX model (protobuf refused it: {exc})") from None
     if not model.HasField("graph"):
         raise FormatError(f"{where}: not an ONNX model (no graph)")
+    _check_names(model.graph, where)
     tensors = list(model.graph.initializer) + [
         a.t for n in model.graph.node for a in n.attribute if a.type == onnx.AttributeProto.TENSOR
     ]
@@ -113,15 +114,34 @@ def _parse(source: PathOrFile, where: str, limits: Limits) -> onnx.ModelProto:
     return model
 
 
+def _check_names(graph: onnx.GraphProto, where: str) -> None:
+    """Every name the graph gives (values, tensors, nodes, operators, attributes) is text:
+    protobuf hands a string field that is not UTF-8 back as bytes (a damaged file's)."""
+    infos = [*graph.input, *graph.output, *graph.value_info]
+    names = [info.name for info in infos] + [tensor.name for tensor in graph.initializer]
+    for node in graph.node:
+        names += [node.name, node.op_type, node.domain, *node.input, *node.output]
+        names += [attribute.name for attribute in node.attribute]
+    for name in names:
+        if type(name) is not str:
+            raise FormatError(f"{where}: a name in its graph is not UTF-8 text ({name[:40]!r})")
+
+
+def element_dtype(elem: int, where: str, what: str) -> np.dtype:
+    """The numpy dtype of an ONNX element type the file gives ``what`` (a tensor, a value, a
+    Cast's target); a number onnx does not know, or one numpy has no dtype for, is refused."""
+    try:
+        return np.dtype(onnx.helper.tensor_dtype_to_np_dtype(elem))
+    except Exception:  # (a KeyError for a number onnx does not know, whatever its version)
+        raise UnsupportedBlockError(
+            f"{where}: {what} has ONNX type {elem}, which modelpack does not hold"
+        ) from None
+
+
 def to_array(tensor: onnx.TensorProto, where: str) -> np.ndarray:
     """An initializer or constant as numpy, its declared size checked against its data first."""
     count = math.prod(tensor.dims)
-    try:
-        dtype = onnx.helper.tensor_dtype_to_np_dtype(tensor.data_type)
-    except Exception:
-        raise UnsupportedBlockError(
-            f"{where}: tensor {tensor.name!r} has ONNX type {tensor.data_type}, which modelpack does not hold"
-        ) from None
+    dtype = element_dtype(tensor.data_type, where, f"tensor {tensor.name!r}")
     if dtype.kind not in "biuf":
         raise UnsupportedBlockError(f"{where}: tensor {tensor.name!r} has dtype {dtype}, not a number type")
     if tensor.HasField("raw_data") and len(tensor.raw_data) != count * dtype.itemsize:
@@ -203,19 +223,21 @@ class Graph:
         except Exception:  # an inconsistent file: sizes then stay unknown and ops needing them refuse
             inferred = graph
         symbols: dict[str, str] = {}
-        for info in [*inferred.value_info, *inferred.input, *inferred.output]:
-            self.shapes[info.name] = self._dims(info, symbols)
-            elem = info.type.tensor_type.elem_type
-            if elem:
-                self.dtypes[info.name] = np.dtype(onnx.helper.tensor_dtype_to_np_dtype(elem))
+        roles = (("value", inferred.value_info), ("input", inferred.input), ("output", inferred.output))
+        for role, infos in roles:
+            for info in infos:
+                self.shapes[info.name] = self._dims(info, symbols)
+                elem = info.type.tensor_type.elem_type
+                if elem:
+                    self.dtypes[info.name] = element_dtype(elem, self.where, f"{role} {info.name!r}")
         for graph_input in graph.input:
             if graph_input.name in self.constants:
                 continue
             dims = self.shapes.get(graph_input.name)
             if dims is None:
                 raise UnsupportedBlockError(f"{self.where}: input {graph_input.name!r} has no known rank")
-            elem = graph_input.type.tensor_type.elem_type
-            dtype = onnx.helper.tensor_dtype_to_np_dtype(elem).name
+            dtype = element_dtype(graph_input.type.tensor_type.elem_type, self.where,
+                                  f"input {graph_input.name!r}").name
             value = self._fresh(graph_input.name)
             self.inputs.append({"name": value, "dtype": dtype, "shape": dims})
             self.values[graph_input.name] = value
