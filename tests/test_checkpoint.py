@@ -278,3 +278,20 @@ def test_bad_state_and_tensor_names_are_refused(tmp_path):
         write_checkpoint(tmp_path / "odd.mpk", Checkpoint(step=0, model={name: np.zeros(2)}))
         with pytest.raises(FormatError, match=rf"odd\.mpk: (checkpoint )?tensor '{name}' .*{why}"):
             read_checkpoint(tmp_path / "odd.mpk")
+
+
+def test_a_checkpoint_whose_optimizer_options_would_break_training_is_refused(tmp_path):
+    # A crafted checkpoint (its hashes right): Adam's beta2 of 1e308 restored raised an
+    # OverflowError at the next step; now the restore refuses it, naming the file, changing nothing.
+    from craft import edit
+
+    net, trainer = trained(1)
+    path = modelpack.Checkpointer(tmp_path).save(1, net, trainer=trainer)
+    path.write_bytes(edit(path.read_bytes(),
+                          manifest=lambda d: d["checkpoint"]["trainer"]["options"].update(beta2=1e308)))
+    other, other_trainer = trained(2)
+    before = params_of(other)
+    with pytest.raises(CheckpointError, match=rf"{path.name}: the trainer state's options are refused: optimizer "
+                                              r"'adam': option beta2=1e\+308 is a decay rate, in \[0, 1\)"):
+        modelpack.Checkpointer(tmp_path).restore(other, trainer=other_trainer)
+    assert params_of(other) == before and other_trainer.optimizer.options["beta2"] == 0.999

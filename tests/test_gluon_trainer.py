@@ -115,6 +115,22 @@ def test_learning_rate_and_options():
         gluon.Trainer(net.collect_params(), "lamb")
 
 
+@pytest.mark.parametrize(("optimizer", "options", "message"), [
+    ("adam", {"beta2": 1e308}, r"optimizer 'adam': option beta2=1e\+308 is a decay rate, in \[0, 1\)"),
+    ("adamw", {"beta1": 1.0}, r"optimizer 'adamw': option beta1=1.0 is a decay rate, in \[0, 1\)"),
+    ("adam", {"beta1": -0.5}, r"option beta1=-0.5 is a decay rate, in \[0, 1\)"),
+    ("sgd", {"learning_rate": float("nan")}, r"optimizer 'sgd': option learning_rate=nan must be a finite number"),
+    ("rmsprop", {"epsilon": float("inf")}, r"option epsilon=inf must be a finite number"),
+    ("sgd", {"momentum": "high"}, r"optimizer 'sgd': option momentum='high' is not a number"),
+])
+def test_options_that_would_break_every_update_are_refused(optimizer, options, message):
+    # Adam's bias correction divides by 1 - betaᵗ (beta2=1e308 raised an OverflowError at the
+    # first step); an infinite or NaN option would make every weight NaN.
+    net, _ = _net_and_grads()
+    with pytest.raises(UsageError, match=message):
+        gluon.Trainer(net.collect_params(), optimizer, options)
+
+
 def test_states_refuse_another_trainer(tmp_path):
     net, x = _net_and_grads()
     trainer = gluon.Trainer(net.collect_params(), "sgd", {"momentum": 0.9})

@@ -54,6 +54,9 @@ class Optimizer:
     slots: ClassVar[tuple[str, ...]] = ()
     defaults: ClassVar[dict[str, float | None]] = {}
     _common: ClassVar[dict[str, float | None]] = {"wd": 0.0, "rescale_grad": 1.0, "clip_gradient": None}
+    # The options that are decay rates raised to the update count, whose bias correction
+    # divides by 1 - rateᵗ: each must lie in [0, 1)
+    rates: ClassVar[tuple[str, ...]] = ()
     # Whether ``update_into`` exists: the update written over the weight and state arrays
     in_place: ClassVar[bool] = False
     # Whether MXNet 1.9's class passes its default learning_rate to the base class itself
@@ -72,10 +75,23 @@ class Optimizer:
         self.options: dict[str, float | None] = {}
         for key, default in known.items():
             value = options.get(key, default)
-            self.options[key] = None if value is None else float(value)
+            self.options[key] = None if value is None else self._checked(key, value)
         self.lr_scheduler: Callable[[int], float] | None = None
         if scheduler is not None:
             self._take_scheduler(scheduler, options)
+
+    def _checked(self, key: str, value: Any) -> float:
+        """An option as a float: finite (an infinite or NaN one would make every weight NaN, or
+        the update raise), and a decay rate in [0, 1) (the bias correction divides by 1 - rateᵗ)."""
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            raise UsageError(f"optimizer {self.name!r}: option {key}={value!r} is not a number") from None
+        if not math.isfinite(number):
+            raise UsageError(f"optimizer {self.name!r}: option {key}={number} must be a finite number")
+        if key in self.rates and not 0 <= number < 1:
+            raise UsageError(f"optimizer {self.name!r}: option {key}={number} is a decay rate, in [0, 1)")
+        return number
 
     def _take_scheduler(self, scheduler: Any, options: dict[str, Any]) -> None:
         """Keep ``scheduler``, and give it ``learning_rate`` as its ``base_lr`` where MXNet does."""
@@ -231,6 +247,7 @@ class Adam(Optimizer):
     name = "adam"
     slots = ("mean", "var")
     defaults = {"learning_rate": 0.001, "beta1": 0.9, "beta2": 0.999, "epsilon": 1e-8}
+    rates = ("beta1", "beta2")
     decoupled = False
     passes_default_lr = True
 

@@ -177,7 +177,10 @@ class Trainer:
                 f"{source}: the trainer state is for optimizer {state.optimizer!r}, this trainer uses "
                 f"{self._optimizer.name!r}"
             )
-        slots = set(create(state.optimizer, dict(state.options)).slots_for())  # also checks the options
+        try:
+            slots = set(create(state.optimizer, dict(state.options)).slots_for())  # also checks the options
+        except UsageError as exc:  # (the file's options, not the caller's)
+            raise CheckpointError(f"{source}: the trainer state's options are refused: {exc}") from None
         for name in [*state.update_counts, *arrays]:
             if name not in self._params:
                 raise CheckpointError(

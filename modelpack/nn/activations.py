@@ -346,7 +346,7 @@ class PReLU(Block):
     ) -> None:
         super().__init__(prefix=prefix, params=params)
         if in_channels < 1:
-            raise ValueError(f"PReLU in_channels must be positive, got {in_channels}")
+            raise UsageError(f"PReLU in_channels must be positive, got {in_channels}")
         self._dtype = np.dtype(dtype)
         self.alpha = Parameter("alpha", shape=(int(in_channels),), dtype=self._dtype,
                                init=alpha_initializer or init_mod.Constant(0.25))
@@ -422,7 +422,7 @@ class GELU(Block):
     def __init__(self, approximation: str = "erf", prefix: str | None = None) -> None:
         super().__init__(prefix=prefix)
         if approximation not in ("erf", "tanh"):
-            raise ValueError(f"GELU approximation must be 'erf' or 'tanh', got {approximation!r}")
+            raise UsageError(f"GELU approximation must be 'erf' or 'tanh', got {approximation!r}")
         self._approximation = approximation
 
     def forward(self, x: Any) -> np.ndarray:

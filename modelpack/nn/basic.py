@@ -10,7 +10,7 @@ import numpy as np
 from pydantic import Field
 
 from .. import random
-from ..errors import InputError
+from ..errors import InputError, UsageError
 from . import budget
 from . import init as init_mod
 from .activations import ActivationName, FloatDtype, as_float, float_input, get_activation, in_place
@@ -120,7 +120,7 @@ class Dropout(Block):
     ) -> None:
         super().__init__(prefix=prefix)
         if not 0.0 <= rate < 1.0:
-            raise ValueError(f"Dropout rate must be in [0, 1), got {rate}")
+            raise UsageError(f"Dropout rate must be in [0, 1), got {rate}")
         self._rate = float(rate)
         self._axes = tuple(int(a) for a in axes)
 

@@ -119,7 +119,7 @@ class LambdaConfig(LayerConfig):
     @classmethod
     def _known_op(cls, value: str) -> str:
         if value not in lambda_op_names():
-            raise ValueError(
+            raise UsageError(
                 f"{value!r} is not an op a Lambda can name; ops: {', '.join(lambda_op_names())}"
             )
         return value

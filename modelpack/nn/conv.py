@@ -12,7 +12,7 @@ from typing import Annotated, Any, ClassVar
 import numpy as np
 from pydantic import Field, create_model, model_validator
 
-from ..errors import InputError
+from ..errors import InputError, UsageError
 from . import budget
 from . import init as init_mod
 from .activations import ActivationName, FloatDtype, as_float, get_activation, in_place, relu_into
@@ -51,14 +51,14 @@ def as_tuple(value: int | tuple[int, ...] | list[int], dims: int, what: str) -> 
         return (int(value),) * dims
     items = tuple(int(v) for v in value)
     if len(items) != dims:
-        raise ValueError(f"{what} must be an int or {dims} ints, got {value!r}")
+        raise UsageError(f"{what} must be an int or {dims} ints, got {value!r}")
     return items
 
 
 def check_layout(layout: str | None, dims: int, layer: str) -> None:
     """Refuse a layout other than channels first (None means the default, which is)."""
     if layout not in (None, LAYOUTS[dims]):
-        raise ValueError(f"{layer} supports layout {LAYOUTS[dims]!r} only, got {layout!r}")
+        raise UsageError(f"{layer} supports layout {LAYOUTS[dims]!r} only, got {layout!r}")
 
 
 def check_rank(array: np.ndarray, dims: int, layer: str) -> None:
@@ -83,14 +83,14 @@ class _ConvConfig(LayerConfig):
     @model_validator(mode="after")
     def _groups_divide(self) -> _ConvConfig:
         if self.channels % self.groups or self.in_channels % self.groups:
-            raise ValueError(
+            raise UsageError(
                 f"channels ({self.channels}) and in_channels ({self.in_channels}) must be "
                 f"divisible by groups ({self.groups})"
             )
         # Declared by each dimension's model (strides always, output_padding for transposes).
         output_padding, strides = vars(self).get("output_padding"), vars(self)["strides"]
         if output_padding is not None and any(p >= s for p, s in zip(output_padding, strides, strict=True)):
-            raise ValueError(f"output_padding {output_padding} must be smaller than strides {strides}")
+            raise UsageError(f"output_padding {output_padding} must be smaller than strides {strides}")
         return self
 
 
@@ -146,11 +146,11 @@ class _Conv(Block):
         self._output_padding = as_tuple(output_padding, dims, "output_padding")
         self._groups = int(groups)
         if self._groups < 1 or self._channels % self._groups:
-            raise ValueError(f"channels ({channels}) must be divisible by groups ({groups})")
+            raise UsageError(f"channels ({channels}) must be divisible by groups ({groups})")
         if in_channels and in_channels % self._groups:
-            raise ValueError(f"in_channels ({in_channels}) must be divisible by groups ({groups})")
+            raise UsageError(f"in_channels ({in_channels}) must be divisible by groups ({groups})")
         if self._transpose and any(p >= s for p, s in zip(self._output_padding, self._strides, strict=True)):
-            raise ValueError(
+            raise UsageError(
                 f"output_padding {self._output_padding} must be smaller than strides {self._strides}"
             )
         self._activation = activation

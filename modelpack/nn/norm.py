@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, TypedDict
 import numpy as np
 from pydantic import Field
 
-from ..errors import InputError
+from ..errors import InputError, UsageError
 from . import init as init_mod
 from .activations import FloatDtype, as_float
 from .block import Block
@@ -344,7 +344,7 @@ class GroupNorm(_Norm):
         **options: Unpack[NormOptions],
     ) -> None:
         if num_groups < 1:
-            raise ValueError(f"num_groups must be positive, got {num_groups}")
+            raise UsageError(f"num_groups must be positive, got {num_groups}")
         # GroupNorm's channels are axis 1, and gamma and beta have one value per group
         super().__init__(1, (int(num_groups),), epsilon, center, scale, **options)
         self._num_groups = int(num_groups)

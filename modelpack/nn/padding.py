@@ -7,7 +7,7 @@ from typing import Annotated, Any
 import numpy as np
 from pydantic import Field, model_validator
 
-from ..errors import InputError
+from ..errors import InputError, UsageError
 from . import budget
 from .activations import float_input
 from .block import Block
@@ -26,7 +26,7 @@ class ReflectionPad2DConfig(LayerConfig):
     @model_validator(mode="after")
     def _spatial_only(self) -> ReflectionPad2DConfig:
         if any(self.padding[:4]):
-            raise ValueError(f"padding {self.padding} may only pad the last two axes (H and W)")
+            raise UsageError(f"padding {self.padding} may only pad the last two axes (H and W)")
         return self
 
 
@@ -45,7 +45,7 @@ class ReflectionPad2D(Block):
             padding = (0, 0, 0, 0, *(int(padding),) * 4)
         self._padding = as_tuple(padding, 8, "padding")
         if any(self._padding[:4]) or min(self._padding) < 0:
-            raise ValueError(f"padding {self._padding} may only pad the last two axes, by non-negative sizes")
+            raise UsageError(f"padding {self._padding} may only pad the last two axes, by non-negative sizes")
 
     def forward(self, x: Any) -> np.ndarray:
         array = float_input(x)

@@ -19,6 +19,7 @@ from ..errors import (
     DtypeMismatchError,
     ShapeMismatchError,
     UninitializedParameterError,
+    UsageError,
 )
 from . import hooks, scope
 from . import init as init_mod
@@ -111,7 +112,7 @@ class Parameter:
     @grad_req.setter
     def grad_req(self, value: str) -> None:
         if value not in GRAD_REQS:
-            raise ValueError(f"grad_req must be one of {GRAD_REQS}, got {value!r}")
+            raise UsageError(f"grad_req must be one of {GRAD_REQS}, got {value!r}")
         self._grad_req = value
         if value == "null":
             self._grad = None

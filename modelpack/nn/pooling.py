@@ -12,7 +12,7 @@ from typing import Any, ClassVar, TypeVar
 import numpy as np
 from pydantic import create_model, model_validator
 
-from ..errors import InputError
+from ..errors import InputError, UsageError
 from . import budget
 from .activations import float_input
 from .block import Block
@@ -35,7 +35,7 @@ class _PoolConfig(LayerConfig):
     def _padding_fits(self) -> _PoolConfig:
         padding, pool_size = vars(self)["padding"], vars(self)["pool_size"]  # per-dimension fields
         if any(2 * p > k for p, k in zip(padding, pool_size, strict=True)):
-            raise ValueError(f"padding {padding} must be at most half of pool_size {pool_size}")
+            raise UsageError(f"padding {padding} must be at most half of pool_size {pool_size}")
         return self
 
 
@@ -75,7 +75,7 @@ class _Pool(Block):
         self._strides = as_tuple(strides if strides is not None else self._pool, dims, "strides")
         self._padding = as_tuple(padding, dims, "padding")
         if any(2 * p > k for p, k in zip(self._padding, self._pool, strict=True)):
-            raise ValueError(f"padding {self._padding} must be at most half of pool_size {self._pool}")
+            raise UsageError(f"padding {self._padding} must be at most half of pool_size {self._pool}")
         self._ceil_mode = bool(ceil_mode)
 
     def _alias(self) -> str:

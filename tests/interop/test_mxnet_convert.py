@@ -239,7 +239,7 @@ def test_rank_must_be_given_when_no_layer_fixes_it(tmp_path):
     out = sym.op("_mul_scalar", sym.op("softmax", sym.var("data")), scalar=2)
     with pytest.raises(UsageError, match=r"t-symbol.json: the rank of input 'data' cannot be inferred .* pass input_shapes=\{'data': \(None, ...\)\}") as caught:
         convert_symbol(tmp_path, sym, [out], {}, None)
-    assert type(caught.value) is UsageError
+    assert not isinstance(caught.value, FormatError)  # the caller's to give: a UsageError as it was raised
     got = convert_symbol(tmp_path, sym, [out], {}, X[0], input_shapes={"data": (None, 5)})
     np.testing.assert_allclose(got, 2 * np.exp(X[0]) / np.exp(X[0]).sum(-1, keepdims=True), rtol=1e-6)
     with pytest.raises(UsageError, match=r"input_shapes names \['label'\], which are not inputs"):
@@ -357,3 +357,19 @@ def test_convert_arguments(sources, kwargs):
     with pytest.raises(UsageError) as caught:
         mxnet.convert(*[DATA / s for s in sources], **kwargs)
     assert type(caught.value) is UsageError
+
+
+def test_attributes_a_layer_refuses_are_a_format_error_naming_the_node(tmp_path):
+    # nn.Conv2D's own refusal, for the node that gave it the attribute (was a bare ValueError)
+    with pytest.raises(FormatError, match=r"node \d+ 'conv0_fwd' \(Convolution\): channels \(\d+\) must be divisible "
+                                          r"by groups \(7\)"):
+        _edited(tmp_path, "cnn", lambda d: _node(d, "conv0_fwd")["attrs"].update(num_group="7"))
+
+
+def test_a_positive_axis_past_the_rank_is_refused(tmp_path):
+    # MXNet never writes one, a damaged file may (was an IndexError)
+    def split_at_axis_7(document):
+        _node(document, "flatten0_batch_flatten0").update(op="split", attrs={"num_outputs": "2", "axis": "7"})
+    with pytest.raises(UnsupportedBlockError, match=r"node \d+ 'flatten0_batch_flatten0' \(split\): axis 7 of a 4-D "
+                                                   r"input has no modelpack equivalent"):
+        _edited(tmp_path, "cnn", split_at_axis_7)

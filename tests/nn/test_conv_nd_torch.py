@@ -19,7 +19,7 @@ from hypothesis.extra import numpy as hnp
 from test_layers_torch import F, assert_close, normal, seeds, t, torch_activation
 
 from modelpack import nn
-from modelpack.errors import InputError
+from modelpack.errors import InputError, UsageError
 
 CONV = {1: nn.Conv1D, 2: nn.Conv2D, 3: nn.Conv3D}
 CONV_T = {1: nn.Conv1DTranspose, 2: nn.Conv2DTranspose, 3: nn.Conv3DTranspose}
@@ -112,7 +112,7 @@ def test_conv_transpose_output_size_and_refusals():
     layer = nn.Conv2DTranspose(4, 3, strides=2, padding=1, output_padding=1, in_channels=2)
     layer.initialize(seed=0)
     assert layer(np.ones((1, 2, 5, 5), np.float32)).shape == (1, 4, 10, 10)  # as MXNet computes
-    with pytest.raises(ValueError, match=r"output_padding \(2, 2\) must be smaller than strides \(2, 2\)"):
+    with pytest.raises(UsageError, match=r"output_padding \(2, 2\) must be smaller than strides \(2, 2\)"):
         nn.Conv2DTranspose(4, 3, strides=2, output_padding=2)
     tiny = nn.Conv1DTranspose(2, 1, padding=1, in_channels=1)
     tiny.initialize(seed=0)
@@ -190,6 +190,6 @@ def test_reflection_pad_int_and_refusals():
     assert_close(nn.ReflectionPad2D(2)(x), F.pad(t(x), (2, 2, 2, 2), mode="reflect"))
     with pytest.raises(InputError, match=r"padding \(4, 4\) must be smaller than the size 4 it mirrors"):
         nn.ReflectionPad2D(4)(x)
-    with pytest.raises(ValueError, match="may only pad the last two axes"):
+    with pytest.raises(UsageError, match="may only pad the last two axes"):
         nn.ReflectionPad2D((1, 1, 0, 0, 1, 1, 1, 1))
 

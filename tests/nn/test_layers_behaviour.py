@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from modelpack import nn
-from modelpack.errors import InputError, ModelpackError
+from modelpack.errors import InputError, ModelpackError, UsageError
 from modelpack.nn.kernels import blas
 
 
@@ -32,6 +32,20 @@ def test_unknown_activation_is_named(make: Callable[[], nn.Block]) -> None:
 
 
 # -- Dropout, Flatten, Embedding -------------------------------------------------------------
+@pytest.mark.parametrize(("make", "message"), [
+    (lambda: nn.Conv2D(4, 3, groups=3), r"channels \(4\) must be divisible by groups \(3\)"),
+    (lambda: nn.Conv2D(6, 3, groups=3, in_channels=4), r"in_channels \(4\) must be divisible by groups \(3\)"),
+    (lambda: nn.Dropout(1.5), r"Dropout rate must be in \[0, 1\), got 1.5"),
+    (lambda: nn.MaxPool2D(2, padding=2), r"padding \(2, 2\) must be at most half of pool_size \(2, 2\)"),
+    (lambda: nn.GroupNorm(0), r"num_groups must be positive, got 0"),
+])
+def test_layer_arguments_that_cannot_work_are_usage_errors(make, message) -> None:
+    # A ModelpackError (and still a ValueError): a converter building layers from a file's
+    # attributes words it for the node that gave them.
+    with pytest.raises(UsageError, match=message):
+        make()
+
+
 @pytest.mark.parametrize("rate", [0.0, 0.3, 0.9])
 def test_dropout_is_identity_at_inference(rate: float) -> None:
     x = np.random.default_rng(0).standard_normal((4, 5, 6)).astype(np.float32)

@@ -32,6 +32,8 @@ def _axis(node: Node, x: str, axis: int) -> int:
 def _size(node: Node, x: str, axis: int) -> int | str:
     """The size of ``x`` along ``axis``: a number, or the input size it follows (``batch``)."""
     first, second, names = node.builder.shapes(x)
+    if not 0 <= axis < len(first):  # (a positive axis is taken as the file gives it: see _axis)
+        raise node.refuse(f"axis {axis} of a {len(first)}-D input")
     if first[axis] == second[axis]:
         return first[axis]
     if (first[axis], second[axis]) in names:

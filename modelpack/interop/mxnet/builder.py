@@ -23,9 +23,15 @@ from ...nn.block import Block
 from ...nn.graph import GraphBlock
 from ..imported import as_graph_block, as_sequential, safe_name
 
-__all__ = ["Builder", "InputShape"]
+__all__ = ["Builder", "InputShape", "InputShapesNeeded"]
 
 InputShape = Sequence["int | str | None"]
+
+
+class InputShapesNeeded(UsageError):
+    """An input's rank cannot be inferred while a node is lowered (its shape probe): the
+    caller's to give (``input_shapes``), so ``lowering.lower`` passes it on as it is, where a
+    layer's refusal of the file's attributes becomes a FormatError naming the node."""
 
 
 @dataclass
@@ -110,7 +116,7 @@ class Builder:
             if spec.shape is None:
                 spec.shape = self._infer_shape(mx_name)
             if spec.shape is None:
-                raise UsageError(
+                raise InputShapesNeeded(
                     f"{self.source}: the rank of input {mx_name!r} cannot be inferred from the layer "
                     f"that reads it; pass input_shapes={{{mx_name!r}: (None, ...)}} (None for a "
                     f"dynamic size; on the command line: --input-shape {mx_name}=N,...)"

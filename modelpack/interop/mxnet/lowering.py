@@ -20,7 +20,7 @@ from ...nn.basic import Dense, Dropout, Embedding, Flatten
 from ...nn.block import Block
 from ...nn.norm import BatchNorm, LayerNorm
 from ...nn.registry import files_in
-from .builder import Builder
+from .builder import Builder, InputShapesNeeded
 from .symbol import Attrs, Symbol
 
 __all__ = ["LOWERINGS", "READS_ITSELF", "Node", "known_mxnet_ops", "float_dtype", "lowers"]
@@ -104,7 +104,12 @@ def lower(node: Node) -> list[str]:
         raise UnknownOpError(
             f"{node.where}: MXNet operator {op!r} is not supported; supported: {', '.join(known_mxnet_ops())}"
         )
-    out = fn(node)
+    try:
+        out = fn(node)
+    except InputShapesNeeded:
+        raise
+    except ValueError as exc:  # a layer refusing what the file gives it (nn's UsageErrors among them)
+        raise FormatError(f"{node.where}: {exc}") from None
     unused = node.attrs.unused()
     if unused:
         shown = ", ".join(f"{k}={node.attrs.raw[k]!r}" for k in unused)
