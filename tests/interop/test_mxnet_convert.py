@@ -373,3 +373,11 @@ def test_a_positive_axis_past_the_rank_is_refused(tmp_path):
     with pytest.raises(UnsupportedBlockError, match=r"node \d+ 'flatten0_batch_flatten0' \(split\): axis 7 of a 4-D "
                                                    r"input has no modelpack equivalent"):
         _edited(tmp_path, "cnn", split_at_axis_7)
+
+
+def test_argmax_over_no_axis_or_several_is_refused(tmp_path):
+    # axis=() parsed to an empty tuple was indexed (an IndexError); MXNet writes one axis or None
+    sym = Sym()
+    out = sym.op("argmax", sym.var("data"), axis="()")
+    with pytest.raises(UnsupportedBlockError, match=r"\(argmax\): axis='\(\)' has no modelpack equivalent"):
+        convert_symbol(tmp_path, sym, [out], {}, None, input_shapes={"data": (None, 5)})

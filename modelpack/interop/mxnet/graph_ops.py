@@ -316,6 +316,8 @@ def _arg_extreme(op: str) -> Lowering:
         legacy = not node.symbol.nodes[node.index].op.startswith("_npi_")
         axis = node.attrs.optional_integers("axis")
         keepdims = node.attrs.flag("keepdims", False)
+        if axis is not None and len(axis) != 1:  # (one axis, or None: MXNet's only forms)
+            raise node.refuse(f"axis={node.attrs.raw['axis']!r}")
         if axis is None:
             rank = len(b.shapes(x)[0])
             result = b.op(op, b.op("reshape", x, shape=[-1]), axis=0)
