@@ -445,3 +445,20 @@ def test_a_name_that_is_not_utf8_is_refused(tmp_path):
     (tmp_path / "n.onnx").write_bytes(data)
     with pytest.raises(FormatError, match=r"n\.onnx: a name in its graph is not UTF-8 text \(b'the\\xffnode'\)"):
         from_onnx(tmp_path / "n.onnx")
+
+
+def test_a_size_name_that_is_not_utf8_is_refused(tmp_path):
+    data = _one("Relu").SerializeToString().replace(b"\x12\x01n\n", b"\x12\x01\xff\n")  # dim_param 'n'
+    assert data != _one("Relu").SerializeToString()
+    (tmp_path / "s.onnx").write_bytes(data)
+    with pytest.raises(FormatError, match=r"s\.onnx: a name in its graph is not UTF-8 text \(b'\\xff'\)"):
+        from_onnx(tmp_path / "s.onnx")
+
+
+def test_a_gemm_whose_b_is_not_a_matrix_is_refused(tmp_path):
+    w = numpy_helper.from_array(np.ones(4, np.float32), "w")
+    model = _model([helper.make_node("Gemm", ["x", "w"], ["y"], name="g")], [_float("x", ["n", 4])],
+                   [_float("y", None)], [w])
+    (tmp_path / "g.onnx").write_bytes(model.SerializeToString())
+    with pytest.raises(UnsupportedBlockError, match=r"g\.onnx: node 0 'g' \(Gemm\): its B has shape \(4,\), not a matrix"):
+        from_onnx(tmp_path / "g.onnx")

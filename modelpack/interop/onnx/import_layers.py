@@ -81,6 +81,8 @@ def gemm(g: Graph, node: onnx.NodeProto, attrs: dict[str, Any]) -> None:
     if node.input[1] not in g.constants:
         raise g.fail(node, "its B is computed, not a constant weight")
     b = _float_weight(g, node, 1, "B")
+    if b.ndim != 2:  # (Gemm's B is a matrix; onnx's checker says so, a damaged file may not)
+        raise g.fail(node, f"its B has shape {b.shape}, not a matrix")
     weight = np.ascontiguousarray(b if attrs.get("transB", 0) else b.T) * b.dtype.type(
         attrs.get("alpha", 1.0)
     )

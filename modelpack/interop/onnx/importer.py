@@ -115,10 +115,11 @@ def _parse(source: PathOrFile, where: str, limits: Limits) -> onnx.ModelProto:
 
 
 def _check_names(graph: onnx.GraphProto, where: str) -> None:
-    """Every name the graph gives (values, tensors, nodes, operators, attributes) is text:
+    """Every name the graph gives (values, sizes, tensors, nodes, operators, attributes) is text:
     protobuf hands a string field that is not UTF-8 back as bytes (a damaged file's)."""
     infos = [*graph.input, *graph.output, *graph.value_info]
     names = [info.name for info in infos] + [tensor.name for tensor in graph.initializer]
+    names += [dim.dim_param for info in infos for dim in info.type.tensor_type.shape.dim]
     for node in graph.node:
         names += [node.name, node.op_type, node.domain, *node.input, *node.output]
         names += [attribute.name for attribute in node.attribute]
