@@ -381,3 +381,32 @@ def test_argmax_over_no_axis_or_several_is_refused(tmp_path):
     out = sym.op("argmax", sym.var("data"), axis="()")
     with pytest.raises(UnsupportedBlockError, match=r"\(argmax\): axis='\(\)' has no modelpack equivalent"):
         convert_symbol(tmp_path, sym, [out], {}, None, input_shapes={"data": (None, 5)})
+
+
+@pytest.mark.parametrize("error", [IndexError("tuple index out of range"), KeyError("kernel"), TypeError("bad")])
+def test_a_lowering_that_fails_on_what_the_file_gives_is_a_format_error_naming_the_node(tmp_path, monkeypatch,
+                                                                                         error):
+    # Whatever a lowering's bare error on a file's attributes (the ones fuzzing found each have
+    # their own refusal now), convert raises a FormatError naming the node and the operator.
+    from modelpack.interop.mxnet import lowering
+
+    def failing(node):
+        raise error
+
+    monkeypatch.setitem(lowering.LOWERINGS, "relu", failing)
+    sym = Sym()
+    out = sym.op("relu", sym.var("data"))
+    with pytest.raises(FormatError, match=rf"node 1 '\w+' \(relu\): its attributes or inputs are not what MXNet's "
+                                          rf"relu takes \({type(error).__name__}: "):
+        convert_symbol(tmp_path, sym, [out], {}, None, input_shapes={"data": (None, 5)})
+
+
+def test_a_converted_graph_runs_within_the_activation_budget(tmp_path):
+    # a size in the symbol (10^10 values) is refused by the converted model's forward before
+    # anything is allocated, as a model loaded from an archive refuses it
+    sym = Sym()
+    out = sym.op("broadcast_to", sym.var("data"), shape="(100000, 100000)")
+    net = convert_symbol(tmp_path, sym, [out], {}, None, input_shapes={"data": (1, 1)})
+    with pytest.raises(LimitError, match=r"t-symbol\.json: the top-level block \(\w+\): .*the activations this forward "
+                                         r"call would hold after allocating 40000000000 bytes"):
+        net(np.zeros((1, 1), np.float32))

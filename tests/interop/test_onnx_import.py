@@ -462,3 +462,17 @@ def test_a_gemm_whose_b_is_not_a_matrix_is_refused(tmp_path):
     (tmp_path / "g.onnx").write_bytes(model.SerializeToString())
     with pytest.raises(UnsupportedBlockError, match=r"g\.onnx: node 0 'g' \(Gemm\): its B has shape \(4,\), not a matrix"):
         from_onnx(tmp_path / "g.onnx")
+
+
+@pytest.mark.parametrize(("node", "message"), [
+    (helper.make_node("Transpose", ["x"], ["y"], name="t", perm=[0, 5, 1, 2]),
+     r"node 0 't' \(Transpose\): its attributes or inputs are not what ONNX's Transpose takes \(IndexError: "),
+    (helper.make_node("MaxPool", ["x"], ["y"], name="p"),  # its required kernel_shape missing
+     r"node 0 'p' \(MaxPool\): its attributes or inputs are not what ONNX's MaxPool takes \(KeyError: "),
+])
+def test_a_node_breaking_its_operators_schema_is_refused(tmp_path, node, message):
+    # files onnx's checker would refuse, read without it: whatever the operator, a FormatError
+    # naming the node, never the translator's bare error
+    (tmp_path / "s.onnx").write_bytes(_model([node], [_float("x", ["n", 3, 4, 4])], [_float("y", None)]).SerializeToString())
+    with pytest.raises(FormatError, match=rf"s\.onnx: {message}"):
+        from_onnx(tmp_path / "s.onnx")

@@ -23,6 +23,7 @@ from ...io.limits import DEFAULT_LIMITS, Limits
 from ...io.paths import PathOrFile, describe
 from ...nn.block import Block
 from ..convert import load_architecture
+from ..imported import within_budget
 from . import ndarray
 from .builder import Builder, InputShape
 from .lowering import READS_ITSELF, Node, lower
@@ -69,10 +70,10 @@ def convert(
     arrays = gluon_parameters(params[0], limits=limits)
     source = describe(params[0])
     if symbols:
-        return symbol_to_block(
-            read_symbol(symbols[0], limits=limits), arrays, source=source,
-            input_shapes=input_shapes, ignore_extra=ignore_extra,
-        )
+        symbol = read_symbol(symbols[0], limits=limits)
+        net = symbol_to_block(symbol, arrays, source=source, input_shapes=input_shapes,
+                              ignore_extra=ignore_extra)
+        return within_budget(net, symbol.source, limits, sum(array.nbytes for array in arrays.values()))
     net = load_architecture(architecture, limits)
     net.set_parameters(
         match_parameters(arrays, net.collect_params()), source=source,

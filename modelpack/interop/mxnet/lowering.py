@@ -14,7 +14,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ...errors import FormatError, MissingParameterError, UnknownOpError, UnsupportedBlockError
+from ...errors import (
+    FormatError,
+    MissingParameterError,
+    ModelpackError,
+    UnknownOpError,
+    UnsupportedBlockError,
+)
 from ...nn.activations import ACTIVATIONS, ELU, Activation, LeakyReLU
 from ...nn.basic import Dense, Dropout, Embedding, Flatten
 from ...nn.block import Block
@@ -110,6 +116,15 @@ def lower(node: Node) -> list[str]:
         raise
     except ValueError as exc:  # a layer refusing what the file gives it (nn's UsageErrors among them)
         raise FormatError(f"{node.where}: {exc}") from None
+    except ModelpackError:
+        raise
+    except (KeyError, IndexError, TypeError, ZeroDivisionError, OverflowError) as exc:
+        # Lowerings read attributes and inputs as MXNet writes them (what they check is
+        # refused by name); a file that breaks that is refused here, whatever the operator.
+        raise FormatError(
+            f"{node.where}: its attributes or inputs are not what MXNet's {op} takes "
+            f"({type(exc).__name__}: {exc})"
+        ) from None
     unused = node.attrs.unused()
     if unused:
         shown = ", ".join(f"{k}={node.attrs.raw[k]!r}" for k in unused)

@@ -15,6 +15,7 @@ import numpy as np
 import onnx
 
 from ... import nn
+from ...errors import FormatError, ModelpackError
 from ...nn import sizes
 from .import_layers import (
     activation_layer,
@@ -69,7 +70,22 @@ def translate(g: Graph, node: onnx.NodeProto) -> None:
         return
     if translator is None:
         raise g.fail(node, f"{node.op_type} is taken only where its inputs are known when the file is read")
-    translator(g, node, attrs)
+    try:
+        translator(g, node, attrs)
+    except ModelpackError:
+        raise
+    except _UNREADABLE as exc:
+        # Translators read attributes and constants as ONNX's schemas define them (the
+        # checked ones are refused by name); a file breaking a schema (a required attribute
+        # missing, a list of the wrong length, a permutation out of range) is refused here
+        # whatever the operator, rather than raise a bare error.
+        raise FormatError(
+            f"{g.at(node)}: its attributes or inputs are not what ONNX's {node.op_type} takes "
+            f"({type(exc).__name__}: {exc})"
+        ) from None
+
+
+_UNREADABLE = (KeyError, IndexError, TypeError, ValueError, ZeroDivisionError, OverflowError)
 
 
 def _check_arity(g: Graph, node: onnx.NodeProto) -> None:

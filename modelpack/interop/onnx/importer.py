@@ -25,7 +25,7 @@ from ...errors import FormatError, LimitError, UnsupportedBlockError
 from ...io.limits import DEFAULT_LIMITS, Limits
 from ...io.paths import PathOrFile, describe, open_for_reading
 from ...nn.block import Block
-from ..imported import as_graph_block, as_sequential, safe_name
+from ..imported import as_graph_block, as_sequential, safe_name, within_budget
 from .import_patterns import fuse_activations
 
 __all__ = ["from_onnx", "Graph", "Translator", "FOLD_ELEMENTS", "constant_input", "has_input",
@@ -54,7 +54,7 @@ def from_onnx(source: PathOrFile, *, limits: Limits = DEFAULT_LIMITS) -> Block:
     for position, node in enumerate(fuse_activations(model, graph.constants)):
         graph.position = position
         translate(graph, node)
-    return graph.finish()
+    return within_budget(graph.finish(), where, limits, model.ByteSize())
 
 
 def _parse(source: PathOrFile, where: str, limits: Limits) -> onnx.ModelProto:
@@ -266,9 +266,13 @@ class Graph:
         kind = None if dtype is None else dtype.kind
         return kind is not None and kind in "iu"
 
-    def fail(self, node: onnx.NodeProto, problem: str) -> UnsupportedBlockError:
+    def at(self, node: onnx.NodeProto) -> str:
+        """The file and the node, as every refusal of it begins."""
         label = f" {node.name!r}" if node.name else ""
-        return UnsupportedBlockError(f"{self.where}: node {self.position}{label} ({node.op_type}): {problem}")
+        return f"{self.where}: node {self.position}{label} ({node.op_type})"
+
+    def fail(self, node: onnx.NodeProto, problem: str) -> UnsupportedBlockError:
+        return UnsupportedBlockError(f"{self.at(node)}: {problem}")
 
     def _fresh(self, hint: str) -> str:
         name = safe_name(hint, self._taken, trim=True)
