@@ -81,8 +81,10 @@ class VerifyReport:
         return "\n".join(lines)
 
 
-def verify(path: PathOrFile, *, limits: Limits = DEFAULT_LIMITS) -> VerifyReport:
-    """Check everything an archive records about itself; never raises for damaged bytes."""
+def verify(path: PathOrFile, *, limits: Limits = DEFAULT_LIMITS, follow_shards: bool = True) -> VerifyReport:
+    """Check everything an archive records about itself; never raises for damaged bytes.
+    ``follow_shards=False`` (a shard's own check) leaves an index's shards unread: a shard
+    naming the index, or another index, is then reported by the shard check, not followed."""
     report = VerifyReport(path=describe(path))
     with open_for_reading(path) as handle, contextlib.ExitStack() as cleanup, cycle_collection_paused():
         container = _attempt(report, Container.open, handle, report.path, limits)
@@ -91,9 +93,10 @@ def verify(path: PathOrFile, *, limits: Limits = DEFAULT_LIMITS) -> VerifyReport
         manifest = _check_manifest(container, limits, report)
         _check_bundle(container, manifest, limits, report, cleanup)
         if manifest is not None and manifest.kind == "sharded":
-            from .shards import verify_shards  # the index's shards, each verified whole
+            if follow_shards:
+                from .shards import verify_shards  # the index's shards, each verified whole
 
-            verify_shards(path, manifest, limits, report)
+                verify_shards(path, manifest, limits, report)
         elif manifest is not None and manifest.architecture is not None:
             _check_architecture(manifest, report)
     return report

@@ -183,6 +183,18 @@ def test_an_index_whose_tensor_list_disagrees_with_the_shard_is_refused(sharded)
     assert any("holds other tensors" in problem for problem in modelpack.verify(path).problems)
 
 
+def test_an_index_naming_itself_as_a_shard_is_refused_not_followed(sharded):
+    # verify followed the index into itself until Python's recursion limit
+    _, path = sharded
+    edit_file(path, manifest=lambda d: d["shards"][1].update(file=path.name))
+    shard = f"shard 2 of 3 of {path}: {path}"
+    problems = [problem for problem in modelpack.verify(path).problems if problem.startswith(shard)]
+    assert len(problems) == 2 and problems[0].startswith(f"{shard} is ") and problems[0].endswith(
+        "bytes, the index records 41788") and "its manifest's SHA-256 is" in problems[1]
+    with pytest.raises(IntegrityError, match=rf"^shard 2 of 3 of {path}: {path} is \d+ bytes, the index records"):
+        modelpack.load(path)
+
+
 def test_the_cli_shows_and_verifies_the_set(sharded, capsys):
     from modelpack.cli import main
 
