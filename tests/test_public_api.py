@@ -25,7 +25,7 @@ def test_import_loads_nothing_heavy():
 def test_tensor_files_need_no_layer_library(tmp_path):
     # Saving, loading, opening, inspecting and verifying a file of tensors import neither the
     # layers nor tracing nor autograd (~130 ms of a fresh process's time to its first tensor),
-    # nor PyYAML (the manifest is in the JSON form); loading a model then does.
+    # nor PyYAML (the manifest is in the JSON form); a model then still exports and loads.
     path = tmp_path / "t.mpk"
     code = (
         "import sys, numpy as np, modelpack\n"
@@ -37,8 +37,7 @@ def test_tensor_files_need_no_layer_library(tmp_path):
         "heavy = ('modelpack.nn', 'modelpack.tracing', 'modelpack.autograd', 'modelpack.gluon')\n"
         "print(sorted({m.split('.')[1] for m in sys.modules if m.startswith(heavy)} | ({'yaml'} & set(sys.modules))))\n"
         "net = modelpack.nn.Dense(2, in_units=3); net.initialize()\n"
-        "modelpack.export(net, p); modelpack.load(p)\n"
-        "print('modelpack.nn' in sys.modules)\n"
+        "modelpack.export(net, p); print(type(modelpack.load(p)).__name__)\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert out.split("\n")[:2] == ["[]", "True"]
+    assert out.split("\n")[:2] == ["[]", "Dense"]

@@ -191,8 +191,9 @@ def build_model_with_params(
 
 
 def limit_loaded(net: Block, source: str, limits: Limits, file_bytes: int) -> None:
-    """Bound what a loaded model's forward may allocate: what the file describes may ask for
-    far more memory at run time than it holds."""
+    """Bound what the forward of a model a file described may allocate (loaded from an
+    archive, or a graph imported from ONNX or MXNet): what the file describes may ask for far
+    more memory at run time than it holds, so each size is refused before it is allocated."""
     limit_activations(net, ActivationBudget(source, limits, model_bytes=file_bytes))
 
 

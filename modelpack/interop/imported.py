@@ -14,14 +14,17 @@ from pydantic import ValidationError
 
 from ..errors import UnsupportedBlockError
 from ..format.schema import describe_errors
-from ..io.limits import Limits
 from ..nn.block import Block
-from ..nn.budget import ActivationBudget, limit_activations
 from ..nn.compose import Sequential
 from ..nn.graph import GraphBlock
 from ..nn.graph_spec import GraphSpec
 
-__all__ = ["as_sequential", "as_graph_block", "safe_name", "within_budget"]
+__all__ = ["as_sequential", "as_graph_block", "safe_name", "TRANSLATION_ERRORS"]
+
+# The bare errors a translator's code raises where a file breaks what its operator's schema
+# promises (a required attribute missing, a list too short, an axis past the rank): each
+# translator refuses them as a FormatError naming the node, whatever the operator.
+TRANSLATION_ERRORS = (KeyError, IndexError, TypeError, ValueError, ZeroDivisionError, OverflowError)
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_]")
 
@@ -111,11 +114,3 @@ def as_graph_block(
     block.check_references()
     return block
 
-
-def within_budget(net: Block, source: str, limits: Limits, model_bytes: int) -> Block:
-    """``net``, whose graph a file described, limited as a model loaded from an archive is
-    (``limits.max_activation_bytes``, or scaled to ``model_bytes`` and each call's input): a
-    size in the file (a stride of 2**62, a reshape to 10**12 values) is refused by its forward
-    before anything is allocated."""
-    limit_activations(net, ActivationBudget(source, limits, model_bytes=model_bytes))
-    return net

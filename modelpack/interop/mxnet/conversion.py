@@ -19,11 +19,11 @@ from collections.abc import Iterable, Mapping, Sequence
 import numpy as np
 
 from ...errors import ExtraParameterError, FormatError, UnsupportedBlockError, UsageError
+from ...format.architecture import limit_loaded
 from ...io.limits import DEFAULT_LIMITS, Limits
 from ...io.paths import PathOrFile, describe
 from ...nn.block import Block
 from ..convert import load_architecture
-from ..imported import within_budget
 from . import ndarray
 from .builder import Builder, InputShape
 from .lowering import READS_ITSELF, Node, lower
@@ -73,7 +73,8 @@ def convert(
         symbol = read_symbol(symbols[0], limits=limits)
         net = symbol_to_block(symbol, arrays, source=source, input_shapes=input_shapes,
                               ignore_extra=ignore_extra)
-        return within_budget(net, symbol.source, limits, sum(array.nbytes for array in arrays.values()))
+        limit_loaded(net, symbol.source, limits, sum(array.nbytes for array in arrays.values()))
+        return net
     net = load_architecture(architecture, limits)
     net.set_parameters(
         match_parameters(arrays, net.collect_params()), source=source,

@@ -26,6 +26,7 @@ from ...nn.basic import Dense, Dropout, Embedding, Flatten
 from ...nn.block import Block
 from ...nn.norm import BatchNorm, LayerNorm
 from ...nn.registry import files_in
+from ..imported import TRANSLATION_ERRORS
 from .builder import Builder, InputShapesNeeded
 from .symbol import Attrs, Symbol
 
@@ -118,9 +119,7 @@ def lower(node: Node) -> list[str]:
         raise FormatError(f"{node.where}: {exc}") from None
     except ModelpackError:
         raise
-    except (KeyError, IndexError, TypeError, ZeroDivisionError, OverflowError) as exc:
-        # Lowerings read attributes and inputs as MXNet writes them (what they check is
-        # refused by name); a file that breaks that is refused here, whatever the operator.
+    except TRANSLATION_ERRORS as exc:  # (imported's list: the same as ONNX's translators)
         raise FormatError(
             f"{node.where}: its attributes or inputs are not what MXNet's {op} takes "
             f"({type(exc).__name__}: {exc})"

@@ -17,6 +17,7 @@ import onnx
 from ... import nn
 from ...errors import FormatError, ModelpackError
 from ...nn import sizes
+from ..imported import TRANSLATION_ERRORS
 from .import_layers import (
     activation_layer,
     batchnorm,
@@ -74,18 +75,11 @@ def translate(g: Graph, node: onnx.NodeProto) -> None:
         translator(g, node, attrs)
     except ModelpackError:
         raise
-    except _UNREADABLE as exc:
-        # Translators read attributes and constants as ONNX's schemas define them (the
-        # checked ones are refused by name); a file breaking a schema (a required attribute
-        # missing, a list of the wrong length, a permutation out of range) is refused here
-        # whatever the operator, rather than raise a bare error.
+    except TRANSLATION_ERRORS as exc:  # a file breaking the operator's schema (see imported)
         raise FormatError(
             f"{g.at(node)}: its attributes or inputs are not what ONNX's {node.op_type} takes "
             f"({type(exc).__name__}: {exc})"
         ) from None
-
-
-_UNREADABLE = (KeyError, IndexError, TypeError, ValueError, ZeroDivisionError, OverflowError)
 
 
 def _check_arity(g: Graph, node: onnx.NodeProto) -> None:

@@ -22,10 +22,11 @@ import onnx
 from onnx import numpy_helper
 
 from ...errors import FormatError, LimitError, UnsupportedBlockError
+from ...format.architecture import limit_loaded
 from ...io.limits import DEFAULT_LIMITS, Limits
 from ...io.paths import PathOrFile, describe, open_for_reading
 from ...nn.block import Block
-from ..imported import as_graph_block, as_sequential, safe_name, within_budget
+from ..imported import as_graph_block, as_sequential, safe_name
 from .import_patterns import fuse_activations
 
 __all__ = ["from_onnx", "Graph", "Translator", "FOLD_ELEMENTS", "constant_input", "has_input",
@@ -54,7 +55,9 @@ def from_onnx(source: PathOrFile, *, limits: Limits = DEFAULT_LIMITS) -> Block:
     for position, node in enumerate(fuse_activations(model, graph.constants)):
         graph.position = position
         translate(graph, node)
-    return within_budget(graph.finish(), where, limits, model.ByteSize())
+    net = graph.finish()
+    limit_loaded(net, where, limits, model.ByteSize())
+    return net
 
 
 def _parse(source: PathOrFile, where: str, limits: Limits) -> onnx.ModelProto:
