@@ -15,7 +15,7 @@ import numpy as np
 from pydantic import ValidationError
 
 from . import __version__ as _version
-from .errors import UnsupportedBlockError, UnsupportedDtypeError, UsageError
+from .errors import FileKindError, UnsupportedBlockError, UnsupportedDtypeError, UsageError
 from .format import container, writer
 from .format.archive import Archive
 from .format.schema import Layout, Manifest, check_tensor_name, describe_errors
@@ -135,6 +135,8 @@ def load(
 
     An MXNet NDArray file (``npx.save``, Gluon ``save_parameters``) gives what MXNet's
     ``npx.load`` gives: a dict when its arrays are named, else a list (MXNet is not needed).
+    A parameter file (``net.save_parameters``' ``.npz``, or ``numpy.savez``'s without pickled
+    objects) gives its arrays by name, as MXNet's ``npx.load`` reads its parameter files.
 
     >>> net = modelpack.load("mlp.mpk", integrity="sha256")  # doctest: +SKIP
     """
@@ -149,8 +151,16 @@ def load(
             if handle is not path and isinstance(handle, io.FileIO):
                 reader = io.BufferedReader(handle)
             return ndarray.load(reader, limits=limits)
-        with (Archive.for_load(handle, limits=limits, integrity=integrity) if not mmap
-              else Archive(handle, limits=limits, integrity=integrity)) as opened:
+        try:
+            archive = (Archive.for_load(handle, limits=limits, integrity=integrity) if not mmap
+                       else Archive(handle, limits=limits, integrity=integrity))
+        except FileKindError as exc:
+            if exc.kind != "npz":
+                raise
+            archive = None
+        if archive is None:  # a parameter file: its arrays by name, as MXNet's npx.load reads them
+            return npz.read_npz(handle, source=describe(path), limits=limits)
+        with archive as opened:
             if opened.manifest.kind == "sharded":
                 with ShardedArchive(opened, path, limits=limits, integrity=integrity) as sharded:
                     return sharded.load(mmap=mmap)

@@ -88,8 +88,13 @@ class IntegrityError(FormatError):
 
 
 class FileKindError(FormatError):
-    """A file of another kind than the call reads (a parameter file given to ``load``, an MXNet
-    or torch file, ...); the message says what the file is and which function reads it."""
+    """A file of another kind than the call reads (a parameter file given to ``open``, an
+    ONNX or torch file, ...); the message says what the file is and which function reads it.
+    ``kind`` names the kind found (``io.sniff.KINDS``' key), where one was recognised."""
+
+    def __init__(self, message: str, *, kind: str | None = None) -> None:
+        super().__init__(message)
+        self.kind = kind
 
 
 class LimitError(FormatError):

@@ -32,9 +32,15 @@ class Transfer(nn.Block):
         return self.head(self.body(x))
 
 
-def test_select_and_rename_load_the_first_layers_and_report(tmp_path):
+@pytest.mark.parametrize("write", ["save_parameters", "export"])
+def test_select_and_rename_load_the_first_layers_and_report(tmp_path, write):
+    """From a parameter file, or from the weights of an exported archive (architecture and
+    parameters: d2l's exercise of reusing a saved network's first layers)."""
     source = trained_mlp()
-    source.save_parameters(tmp_path / "mlp.params")
+    if write == "export":
+        modelpack.export(source, tmp_path / "mlp.params")
+    else:
+        source.save_parameters(tmp_path / "mlp.params")
     new = Transfer()
     new.initialize(seed=1)
     head = new.head.weight.data().copy()

@@ -33,9 +33,11 @@ class FileKind:
 
 _KIND_TABLE = (
     # name, what it is, what to do with it instead
-    ("mpk", "a modelpack archive", "read it with modelpack.load(path)"),
+    ("mpk", "a modelpack archive",
+     "read it with modelpack.load(path), or its weights with net.load_parameters(path)"),
     ("npz", "a parameter file (.npz, from save_parameters or numpy.savez)",
-     "read it with net.load_parameters(path) on a network of the same architecture, or numpy.load"),
+     "read it with net.load_parameters(path) on a network of the same architecture, or its arrays "
+     "by name with modelpack.load(path)"),
     ("mxnet", "an MXNet NDArray file (npx.save / save_parameters)",
      "read it with modelpack.load(path), or net.load_parameters(path) for Gluon parameters"),
     ("torch", "a PyTorch file (torch.save)",
@@ -192,4 +194,4 @@ def refuse_other_kind(handle: IO[bytes], name: str, *, expected: str) -> None:
     if kind.name in (expected, "unknown", "zip"):
         return
     wanted = KINDS[expected].description
-    raise FileKindError(f"{name} is {kind.description}, not {wanted}; {kind.advice}")
+    raise FileKindError(f"{name} is {kind.description}, not {wanted}; {kind.advice}", kind=kind.name)

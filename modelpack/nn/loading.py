@@ -1,5 +1,6 @@
-"""Parameter files and loads: reading them (``.npz``, Gluon's, torch's, safetensors), writing them, and
-matching saved arrays to a block's parameters (renaming, selecting, the ``LoadReport``).
+"""Parameter files and loads: reading them (``.npz``, an archive's weights, Gluon's, torch's,
+safetensors), writing them, and matching saved arrays to a block's parameters (renaming,
+selecting, the ``LoadReport``).
 
 ``Block``'s and ``ParameterDict``'s ``save``/``load`` methods all come here: ``plan_load``
 decides, before anything changes, which array fills which parameter. Reusing saved layers
@@ -20,6 +21,7 @@ import numpy as np
 from ..errors import (
     DtypeMismatchError,
     ExtraParameterError,
+    FileKindError,
     FormatError,
     MissingParameterError,
     ShapeMismatchError,
@@ -84,10 +86,10 @@ def read_parameter_file(
     filename: PathOrFile, params: Mapping[str, Parameter], net: Block | None = None
 ) -> tuple[dict[str, np.ndarray], str]:
     """The arrays of a parameter file and its name for messages: modelpack's ``.npz`` (never
-    unpickled) or a Gluon file (MXNet's ``save_parameters``, an export's ``.params``), whose
-    flat names (``dense0_weight``) are matched to ``params``' structured ones, a safetensors
-    file, or a torch ``state_dict`` file (read without torch); given the ``net``, torch's names
-    in either are mapped by its layers."""
+    unpickled), a modelpack archive's weights (``_archive_weights``), a Gluon file (MXNet's
+    ``save_parameters``, an export's ``.params``), whose flat names (``dense0_weight``) are
+    matched to ``params``' structured ones, a safetensors file, or a torch ``state_dict`` file
+    (read without torch); given the ``net``, torch's names in either are mapped by its layers."""
     source = describe(filename)
     with open_for_reading(filename) as handle:
         if is_mxnet(handle):
@@ -106,13 +108,34 @@ def read_parameter_file(
         try:
             return npz.read_npz(handle, source=source), source
         except FormatError:
-            if net is None or sniff(handle).name != "torch":
-                refuse_other_kind(handle, source, expected="npz")  # an archive, ...
+            kind = sniff(handle).name
+            if kind == "mpk":
+                return _archive_weights(filename, source), source
+            if net is None or kind != "torch":
+                refuse_other_kind(handle, source, expected="npz")  # an ONNX file, ...
                 raise
             from ..interop.torch import read_state_dict, rename_state_dict  # only for its files
 
             return rename_state_dict(read_state_dict(handle), net), source
 
+
+
+def _archive_weights(filename: PathOrFile, source: str) -> dict[str, np.ndarray]:
+    """A modelpack archive's arrays by name, as parameters: a model's weights (an export's,
+    under its parameters' names), or named tensors (``npx.save`` of a dict), as MXNet's
+    ``load_parameters`` reads what its ``npx.save`` wrote. Unnamed tensors (a list, one
+    array) are refused: no name could match a parameter."""
+    from ..api import open_archive  # (the archive reader imports the layer library lazily too)
+
+    with open_archive(filename) as archive:
+        layout = archive.manifest.layout
+        if archive.kind == "tensors" and layout not in (None, "dict"):
+            count = len(archive.tensors)
+            held = "one array" if layout == "single" else f"a {layout} of {count} array{'s' * (count != 1)}"
+            raise FileKindError(
+                f"{source} holds {held}, not named parameters; save a dict of name → array "
+                "(npx.save(path, {name: array, ...})) to load it as parameters", kind="mpk")
+        return archive.read_all()
 
 
 def write_parameter_file(filename: PathOrFile, arrays: Mapping[str, np.ndarray]) -> None:

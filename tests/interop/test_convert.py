@@ -47,7 +47,8 @@ def test_a_damaged_zip_is_refused_with_what_the_zip_reader_found(tmp_path):
 
 def test_a_file_of_another_kind_is_refused_with_its_reader(tmp_path):
     modelpack.save(tmp_path / "t.mpk", {"w": np.ones(2, np.float32)})
-    with pytest.raises(FileKindError, match=rf"t\.mpk is a modelpack archive, {READS}; read it with modelpack\.load\(path\)$"):
+    with pytest.raises(FileKindError, match=rf"t\.mpk is a modelpack archive, {READS}; read it with modelpack\.load\(path\), "
+                                            rf"or its weights with net\.load_parameters\(path\)$"):
         modelpack.convert(tmp_path / "t.mpk", architecture=_dense())
     np.save(tmp_path / "a.npy", np.ones(2))
     with pytest.raises(FileKindError, match=rf"a\.npy is a NumPy array file \(\.npy\), {READS}; read it with numpy\.load"):

@@ -105,7 +105,7 @@ def test_is_mxnet_leaves_a_stream_that_cannot_seek_alone():
                      r"code from the file\); unpickle it only if you trust it$"),
         ("npz", r"^x is a parameter file \(\.npz, from save_parameters or numpy\.savez\), not a modelpack "
                 r"archive; read it with net\.load_parameters\(path\) on a network of the same architecture, "
-                r"or numpy\.load$"),
+                r"or its arrays by name with modelpack\.load\(path\)$"),
         ("hdf5", r"^x is an HDF5 file \(e\.g\. Keras \.h5\), not a modelpack archive; read it with h5py$"),
         ("npy", r"^x is a NumPy array file \(\.npy\), not a modelpack archive; read it with numpy\.load\(path\)$"),
         ("safetensors", r"^x is a safetensors file, not a modelpack archive; read it with net\.load_parameters\(path\) "
@@ -116,8 +116,9 @@ def test_is_mxnet_leaves_a_stream_that_cannot_seek_alone():
     ],
 )
 def test_a_file_of_another_kind_is_refused_naming_both_kinds_and_the_way_out(sample, message):
-    with pytest.raises(FileKindError, match=message):
+    with pytest.raises(FileKindError, match=message) as refused:
         refuse_other_kind(io.BytesIO(SAMPLES[sample][0]), "x", expected="mpk")
+    assert refused.value.kind == SAMPLES[sample][1]  # what a reader that takes it too looks at
 
 
 @pytest.mark.parametrize("sample", ["model-archive", "text", "other-zip", "damaged-zip"])
