@@ -65,6 +65,9 @@ def convert(
     >>> net = modelpack.convert("model.safetensors", architecture="arch.mpk")  # doctest: +SKIP
     >>> net = modelpack.convert("mlp-symbol.json", "mlp-0000.params")          # doctest: +SKIP
     """
+    if any(isinstance(source, (list, tuple)) for source in sources):
+        raise UsageError("convert takes its files as separate arguments, e.g. "
+                         "convert('net-symbol.json', 'net-0000.params'), not in a list")
     kinds = [source_kind(source) for source in sources]
     if "onnx" in kinds:
         if len(sources) != 1 or architecture is not None or input_shapes:

@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from typing import IO, Any, BinaryIO, Union
 
-from ..errors import MissingFileError, PathError
+from ..errors import MissingFileError, PathError, UsageError
 from . import remote
 
 try:
@@ -47,7 +47,19 @@ def describe(target: object) -> str:
         return str(name) if isinstance(name, (str, os.PathLike)) else "<file object>"
     if remote.is_url(target):
         return remote.describe(target)
-    return str(os.fspath(target))  # type: ignore[call-overload]
+    return str(_fspath(target))
+
+
+def _fspath(target: object) -> str | bytes:
+    """A local path's string; anything else that is no file either is a ``UsageError`` (a
+    list of paths, a number, None), where ``os.fspath`` would raise a bare ``TypeError``."""
+    try:
+        return os.fspath(target)  # type: ignore[call-overload,no-any-return]
+    except TypeError:
+        shown = repr(target)
+        raise UsageError(f"a file is given as a path (str or os.PathLike), a URL, or an open binary file; "
+                         f"found {type(target).__name__} {shown if len(shown) <= 60 else shown[:57] + '...'}"
+                         ) from None
 
 
 @contextlib.contextmanager
@@ -64,7 +76,7 @@ def _opened(
         with remote_open(target) as handle:
             yield handle
     else:
-        with local_open(remote.local_path(target) or os.fspath(target)) as handle:  # type: ignore[arg-type]
+        with local_open(remote.local_path(target) or _fspath(target)) as handle:  # type: ignore[arg-type]
             yield handle
 
 

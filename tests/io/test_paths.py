@@ -124,7 +124,7 @@ def test_temporary_is_locked_while_writing(tmp_path):
 from models import sequential_mlp  # noqa: E402
 
 import modelpack  # noqa: E402
-from modelpack.errors import MissingFileError, PathError  # noqa: E402
+from modelpack.errors import MissingFileError, PathError, UsageError  # noqa: E402
 
 
 def _no_temporary_named(exc: BaseException) -> None:
@@ -183,6 +183,23 @@ def test_reading_a_missing_file_or_a_folder(tmp_path, read):
     assert isinstance(info.value, FileNotFoundError)  # `except FileNotFoundError` keeps working
     with pytest.raises(PathError, match=rf"^{tmp_path}: is a folder, not a file"):
         read(tmp_path)
+
+
+@pytest.mark.parametrize("call", [
+    modelpack.load, modelpack.inspect, modelpack.open, modelpack.verify, modelpack.convert,
+    lambda p: sequential_mlp(3, 2).load_parameters(p), lambda p: modelpack.save(p, [1.0]),
+    lambda p: modelpack.export(sequential_mlp(3, 2), p), lambda p: sequential_mlp(3, 2).save_parameters(p),
+], ids=["load", "inspect", "open", "verify", "convert", "load_parameters", "save", "export", "save_parameters"])
+@pytest.mark.parametrize(("given", "shown"), [(["a.mpk", "b.mpk"], r"list \['a\.mpk', 'b\.mpk'\]"),
+                                              (3, "int 3"), (None, "NoneType None")])
+def test_a_file_given_as_something_else_is_a_usage_error(call, given, shown):
+    """Not a bare TypeError from os.fspath (nor, for an int, a read of that file descriptor)."""
+    if call is modelpack.convert and isinstance(given, list):
+        shown = r"files as separate arguments, e\.g\. convert\('net-symbol\.json', 'net-0000\.params'\), not in a list"
+    else:
+        shown = rf"a file is given as a path \(str or os\.PathLike\), a URL, or an open binary file; found {shown}"
+    with pytest.raises(UsageError, match=shown):
+        call(given)
 
 
 @pytest.mark.parametrize("as_path", [str, lambda p: p], ids=["str", "Path"])
