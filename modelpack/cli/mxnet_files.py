@@ -23,11 +23,12 @@ MXNetKind = Literal["ndarray", "symbol"]
 
 def mxnet_kind(path: PathOrFile) -> MXNetKind | None:
     """``ndarray`` or ``symbol`` for MXNet's files (from their first bytes), else None."""
+    from ..interop.mxnet.symbol import is_symbol_file
+
     with open_for_reading(path) as handle:
         if is_mxnet(handle):
             return "ndarray"
-        head = handle.read(64).lstrip()
-    return "symbol" if head.startswith(b"{") and b'"nodes"' in head else None
+    return "symbol" if is_symbol_file(path) else None
 
 
 def inspect_document(path: PathOrFile, kind: MXNetKind) -> dict[str, Any]:

@@ -132,6 +132,18 @@ def test_gluon_parameters_drop_prefixes():
     assert names[:2] == ["conv4_weight", "conv4_bias"] and "batchnorm3_running_mean" in names
 
 
+def test_a_damaged_parameter_file_is_named_as_neither_kind(tmp_path):
+    """Its magic number overwritten: not counted as a parameter file, and the message says the
+    file starts as neither kind (the symbol beside it is recognised as one)."""
+    damaged = bytearray((DATA / "mlp-0000.params").read_bytes())
+    damaged[0] ^= 0xFF
+    (tmp_path / "mlp-0000.params").write_bytes(bytes(damaged))
+    with pytest.raises(UsageError, match=r"found 0 parameter file\(s\) \(none\), 2 other file\(s\) .* no "
+                                         rf"architecture; {tmp_path}/mlp-0000\.params starts neither as an NDArray "
+                                         r"file \(MXNet's magic number\) nor as a symbol's JSON: a damaged file"):
+        mxnet.convert(tmp_path / "mlp-0000.params", DATA / "mlp-symbol.json")
+
+
 def test_unnamed_parameter_file_is_refused():
     with pytest.raises(FormatError, match="x-files holds 2 unnamed arrays; a parameter file names each one"):
         mxnet.gluon_parameters(DATA / "x-files")

@@ -28,7 +28,7 @@ from . import ndarray
 from .builder import Builder, InputShape
 from .lowering import READS_ITSELF, Node, lower
 from .recurrent import rnn_input_shape
-from .symbol import Attrs, Symbol, SymbolNode, read_symbol
+from .symbol import Attrs, Symbol, SymbolNode, is_symbol_file, read_symbol
 
 __all__ = ["convert", "symbol_to_block", "gluon_parameters", "match_parameters", "match_names", "PREFIXES"]
 
@@ -61,11 +61,15 @@ def convert(
     for source in sources:
         (params if ndarray.is_ndarray_file(source) else symbols).append(source)
     if len(params) != 1 or len(symbols) + (architecture is not None) != 1:
+        neither = [source for source in symbols if not is_symbol_file(source)]
+        damaged = (f"; {_names(neither)} start{'s' * (len(neither) == 1)} neither as an NDArray file "
+                   "(MXNet's magic number) nor as a symbol's JSON: a damaged file, or one of another kind")
         raise UsageError(
             "convert takes one MXNet parameter file and either one -symbol.json file or an "
             f"architecture; found {len(params)} parameter file(s) ({_names(params)}), "
             f"{len(symbols)} other file(s) ({_names(symbols)}) and "
             f"{'an' if architecture is not None else 'no'} architecture"
+            + (damaged if neither else "")
         )
     arrays = gluon_parameters(params[0], limits=limits)
     source = describe(params[0])
