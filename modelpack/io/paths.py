@@ -54,7 +54,7 @@ def _fspath(target: object) -> str | bytes:
     """A local path's string; anything else that is no file either is a ``UsageError`` (a
     list of paths, a number, None), where ``os.fspath`` would raise a bare ``TypeError``."""
     try:
-        return os.fspath(target)  # type: ignore[call-overload,no-any-return]
+        return os.fspath(target)  # type: ignore[call-overload]
     except TypeError:
         shown = repr(target)
         raise UsageError(f"a file is given as a path (str or os.PathLike), a URL, or an open binary file; "
