@@ -19,7 +19,8 @@ from .limits import DEFAULT_LIMITS, GRACE_BYTES
 from .zipio import Source
 from .zipread import read_directory
 
-__all__ = ["FileKind", "KINDS", "sniff", "is_mxnet", "is_safetensors", "refuse_other_kind", "unreadable_zip"]
+__all__ = ["FileKind", "KINDS", "MXNET_LIST_MAGIC", "sniff", "read_head", "is_mxnet", "is_safetensors",
+           "refuse_other_kind", "unreadable_zip"]
 
 
 @dataclass(frozen=True)
@@ -59,7 +60,9 @@ _KIND_TABLE = (
 )
 KINDS: dict[str, FileKind] = {name: FileKind(name, what, advice) for name, what, advice in _KIND_TABLE}
 
-_MXNET_LIST_MAGIC = (0x112).to_bytes(8, "little")
+# The first 8 bytes of an MXNet NDArray file (npx.save, save_parameters), little-endian.
+MXNET_LIST_MAGIC = 0x112
+_MXNET_LIST_MAGIC = MXNET_LIST_MAGIC.to_bytes(8, "little")
 _HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 _NPY_MAGIC = b"\x93NUMPY"
 _GGUF_MAGIC = b"GGUF"
@@ -91,31 +94,29 @@ def is_mxnet(handle: IO[bytes]) -> bool:
     ``modelpack.interop.mxnet`` (imported only then); the position is restored. A stream that
     cannot seek is not sniffed (False): the caller's own reader then says what it needs.
     """
-    if isinstance(handle, io.FileIO) and hasattr(os, "pread"):  # one positioned read, not 3 seeks and a read
-        with contextlib.suppress(OSError, ValueError):
-            return os.pread(handle.fileno(), len(_MXNET_LIST_MAGIC), 0) == _MXNET_LIST_MAGIC
-    try:
-        position = handle.tell()
-    except (OSError, ValueError, AttributeError):
-        return False
-    try:
-        handle.seek(0)
-        return handle.read(len(_MXNET_LIST_MAGIC)) == _MXNET_LIST_MAGIC
-    finally:
-        handle.seek(position)
+    return read_head(handle, len(_MXNET_LIST_MAGIC)) == _MXNET_LIST_MAGIC
 
 
 def is_safetensors(handle: IO[bytes]) -> bool:
     """True when an open, seekable file starts as a safetensors file does (reads 9 bytes): a
     header length under safetensors' bound, then the header's ``{``; the position is restored.
     The parameter-file reader asks this before the zip readers, at the cost of one small read."""
+    return _is_safetensors(read_head(handle, 9))
+
+
+def read_head(handle: IO[bytes], size: int) -> bytes:
+    """The first ``size`` bytes of an open file (fewer if it is shorter), its position left as
+    it was; empty for a stream that cannot seek (what a sniff reads there is not the start)."""
+    if isinstance(handle, io.FileIO) and hasattr(os, "pread"):  # one positioned read, not 3 seeks and a read
+        with contextlib.suppress(OSError, ValueError):
+            return os.pread(handle.fileno(), size, 0)
     try:
         position = handle.tell()
     except (OSError, ValueError, AttributeError):
-        return False
+        return b""
     try:
         handle.seek(0)
-        return _is_safetensors(handle.read(9))
+        return handle.read(size)
     finally:
         handle.seek(position)
 

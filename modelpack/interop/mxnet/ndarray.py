@@ -31,11 +31,12 @@ from ...errors import FormatError, LimitError, UnsupportedDtypeError
 from ...io.limits import DEFAULT_LIMITS, Limits
 from ...io.pages import read_target
 from ...io.paths import PathOrFile, describe, open_for_reading
+from ...io.sniff import MXNET_LIST_MAGIC, is_mxnet
 from ..widened import STORED_AS, stored_dtype, widened
 
 __all__ = ["LIST_MAGIC", "TYPE_FLAGS", "Entry", "Index", "is_ndarray_file", "scan", "load", "read_arrays"]
 
-LIST_MAGIC = 0x112
+LIST_MAGIC = MXNET_LIST_MAGIC
 NUMPY_MAGIC, LEGACY_MAGIC, V1_MAGIC = 0xF993FACA, 0xF993FAC9, 0xF993FAC8
 LAYOUTS = {NUMPY_MAGIC: "numpy", LEGACY_MAGIC: "legacy", V1_MAGIC: "v1"}  # no magic: "v0"
 
@@ -81,13 +82,9 @@ def is_ndarray_file(source: PathOrFile) -> bool:
     """True when the first bytes are an NDArray list header (a cheap sniff, not a check)."""
     try:
         with open_for_reading(source) as handle:
-            start = handle.tell() if hasattr(handle, "tell") else 0
-            head = handle.read(8)
-            if hasattr(handle, "seek"):
-                handle.seek(start)
+            return is_mxnet(handle)
     except OSError:
         return False
-    return len(head) == 8 and struct.unpack("<Q", head)[0] == LIST_MAGIC
 
 
 def load(source: PathOrFile, *, limits: Limits = DEFAULT_LIMITS) -> list[np.ndarray] | dict[str, np.ndarray]:

@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from ...errors import FormatError, LimitError
 from ...io.limits import DEFAULT_LIMITS, Limits
 from ...io.paths import PathOrFile, describe, open_for_reading
+from ...io.sniff import read_head
 
 __all__ = ["Symbol", "SymbolNode", "is_symbol_file", "read_symbol", "parse_symbol", "Attrs", "MAX_ATTR_CHARS"]
 
@@ -73,10 +74,7 @@ def is_symbol_file(source: PathOrFile) -> bool:
     ``"nodes"``): a cheap sniff from its first 64 bytes, not a check; the position is kept."""
     try:
         with open_for_reading(source) as handle:
-            start = handle.tell() if hasattr(handle, "tell") else 0
-            head = handle.read(64).lstrip()
-            if hasattr(handle, "seek"):
-                handle.seek(start)
+            head = read_head(handle, 64).lstrip()
     except OSError:
         return False
     return head.startswith(b"{") and b'"nodes"' in head
