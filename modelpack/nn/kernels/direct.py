@@ -153,13 +153,21 @@ def forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, g: Geome
     run, scratch, arguments = _chosen(loops, "forward", x.shape, weight.shape, out_sizes, g, x.dtype)
     budget.charge(budget.nbytes((n, o, *out_sizes), x.dtype), "its output")
     out = np.empty((n, o, *out_sizes), x.dtype)
-    x4, out4 = _two_d(np.ascontiguousarray(x), dims), _two_d(out, dims)
-    w4 = _two_d(np.ascontiguousarray(weight), dims)
-    offsets = np.zeros(o, x.dtype) if bias is None else np.ascontiguousarray(bias, x.dtype)
+    x4, out4 = _two_d(_loop_operand(x), dims), _two_d(out, dims)
+    w4 = _two_d(_loop_operand(weight), dims)
+    offsets = np.zeros(o, x.dtype) if bias is None else _loop_operand(bias, x.dtype)
     work = out.size * weight.shape[1] * math.prod(g.kernel)
     parallel.over_batch(lambda b: run(x4, w4, offsets, out4, *scratch(), b.start, b.stop, *arguments),
                         n, work)
     return out
+
+
+def _loop_operand(array: np.ndarray, dtype: np.dtype | None = None) -> np.ndarray:
+    """``array`` as the loops take it: C-contiguous, and writable (a read-only one copied). numba
+    compiles each loop for its arguments' types, a read-only array being a type of its own, and
+    types every branch: a loop that writes an argument in another mode fails to compile for a
+    read-only one (a parameter of ``load(..., mmap=True)``, an input from ``np.frombuffer``)."""
+    return np.require(array, dtype, ["C_CONTIGUOUS", "WRITEABLE"])
 
 
 def _last_scratch(shape: tuple[int, ...], out_sizes: tuple[int, ...], g: Geometry
@@ -185,8 +193,8 @@ def grad_input(grad: np.ndarray, weight: np.ndarray, g: Geometry, in_shape: tupl
                                       grad.dtype)
     budget.charge(budget.nbytes(in_shape, grad.dtype), "its input's gradient")
     grad_x = np.empty(in_shape, grad.dtype)
-    grad4, x4 = _two_d(np.ascontiguousarray(grad), dims), _two_d(grad_x, dims)
-    w4 = _two_d(np.ascontiguousarray(weight), dims)
+    grad4, x4 = _two_d(_loop_operand(grad), dims), _two_d(grad_x, dims)
+    w4 = _two_d(_loop_operand(weight), dims)
     work = grad.size * weight.shape[1] * math.prod(g.kernel)
     parallel.over_batch(lambda b: run(grad4, w4, x4, *scratch(), b.start, b.stop, *arguments),
                         in_shape[0], work)
@@ -199,7 +207,7 @@ def grad_weight(grad: np.ndarray, x: np.ndarray, g: Geometry, shape: tuple[int, 
     assert loops is not None
     dims = len(g.kernel)
     run, scratch, arguments = _chosen(loops, "grad_weight", x.shape, shape, grad.shape[2:], g, x.dtype)
-    grad4, x4 = _two_d(np.ascontiguousarray(grad), dims), _two_d(np.ascontiguousarray(x), dims)
+    grad4, x4 = _two_d(_loop_operand(grad), dims), _two_d(_loop_operand(x), dims)
     shape4 = (*shape[:2], 1, shape[2]) if dims == 1 else shape
 
     def part(b: slice) -> np.ndarray:

@@ -163,6 +163,29 @@ def test_narrow_ungrouped_convolutions_with_many_taps_take_the_loops(numba_kerne
             assert_near(compiled, expected.astype(np.float64))
 
 
+@pytest.mark.parametrize(("channels", "side", "groups", "last"), [(6, 9, 3, False), (128, 7, 128, True)],
+                         ids=["planes", "channels-last"])
+def test_read_only_operands_run_through_the_loops(numba_kernels, channels, side, groups, last) -> None:
+    """A parameter of ``load(..., mmap=True)`` or an input from ``np.frombuffer`` is read-only,
+    a type of its own to numba: the loops take it (forward and both gradients) as they take a
+    writable one, and give the same results; the caller's arrays are left as they were."""
+    g = kernels.Geometry((3, 3), (1, 1), (1, 1), (1, 1), groups)
+    x, w, b = _arrays(9, g, (side, side), 2, channels // groups, 1)
+    assert direct._channels_last(channels, w.shape, g, (side, side)) is last
+    for array in (x, w, b):
+        array.flags.writeable = False
+    backend.use("numba")
+    out, saved = kernels.forward(x, w, b, g)
+    assert saved.direct
+    grads = kernels.backward(np.cos(out), saved, w, g)
+    backend.use("numpy")
+    out_numpy, saved_numpy = kernels.forward(x, w, b, g)
+    assert_near(out, out_numpy.astype(np.float64))
+    for ours, reference in zip(grads, kernels.backward(np.cos(out), saved_numpy, w, g), strict=True):
+        assert_near(ours, reference.astype(np.float64))
+    assert not any(array.flags.writeable for array in (x, w, b))
+
+
 def test_the_layers_train_the_same_on_both(numba_kernels) -> None:
     """A depthwise layer through autograd: output and every gradient agree across the paths."""
     from modelpack import autograd, nn
