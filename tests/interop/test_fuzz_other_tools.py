@@ -116,7 +116,39 @@ def _onnx_seeds(folder: Path) -> list[tuple[Any, np.ndarray]]:
     y = np.random.default_rng(1).standard_normal((2, 3, 5)).astype(np.float32)
     traced(y)
     to_onnx(traced, folder / "traced.onnx", example=y)
-    return [(onnx.load(str(folder / "cnn.onnx")), x), (onnx.load(str(folder / "traced.onnx")), y)]
+    return [(onnx.load(str(folder / "cnn.onnx")), x), (onnx.load(str(folder / "traced.onnx")), y),
+            (_older_opset_model(), x)]
+
+
+def _older_opset_model() -> Any:
+    """An opset-9 graph in the older operators' forms (attributes that opset 13 made inputs,
+    Softmax over the flattened tail, Upsample), which the importer upgrades first."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(2)
+
+    def constant(name: str, *shape: int) -> Any:
+        return numpy_helper.from_array(rng.standard_normal(shape).astype(np.float32), name)
+
+    nodes = [
+        helper.make_node("Conv", ["x", "w", "b"], ["c"], kernel_shape=[3, 3], pads=[1, 1, 1, 1]),
+        helper.make_node("BatchNormalization", ["c", "s", "o", "m", "v"], ["n"]),
+        helper.make_node("Clip", ["n"], ["r"], min=0.0, max=6.0),
+        helper.make_node("Split", ["r"], ["a", "d"], axis=1, split=[1, 3]),
+        helper.make_node("Upsample", ["a", "scales"], ["u"], mode="nearest"),
+        helper.make_node("MaxPool", ["u"], ["p"], kernel_shape=[2, 2], strides=[2, 2]),
+        helper.make_node("Unsqueeze", ["p"], ["q"], axes=[0]),
+        helper.make_node("Squeeze", ["q"], ["t"], axes=[0]),
+        helper.make_node("Concat", ["t", "d"], ["k"], axis=1),
+        helper.make_node("ReduceMean", ["k"], ["e"], axes=[2], keepdims=0),
+        helper.make_node("Softmax", ["e"], ["y"], axis=1),
+    ]
+    initializers = [constant("w", 4, 2, 3, 3), constant("b", 4), constant("s", 4), constant("o", 4),
+                    constant("m", 4), numpy_helper.from_array(np.full(4, 2.0, np.float32), "v"),
+                    numpy_helper.from_array(np.array([1, 1, 2, 2], np.float32), "scales")]
+    graph = helper.make_graph(nodes, "older", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 2, 9, 9])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], initializers)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 9)], ir_version=4)
 
 
 def _mutated_graph(model: Any, rng: random.Random) -> Any:
@@ -128,7 +160,7 @@ def _mutated_graph(model: Any, rng: random.Random) -> Any:
     nodes = list(mutated.graph.node)
     ops = sorted({node.op_type for node in nodes})
     for _ in range(rng.randint(1, 2)):
-        node, kind = rng.choice(nodes), rng.randrange(7)
+        node, kind = rng.choice(nodes), rng.randrange(8)
         if kind == 0 and node.attribute:
             attribute = rng.choice(list(node.attribute))
             if attribute.type == onnx.AttributeProto.INT:
@@ -154,6 +186,8 @@ def _mutated_graph(model: Any, rng: random.Random) -> Any:
         elif kind == 6 and len(node.input) >= 2:
             i, j = rng.sample(range(len(node.input)), 2)
             node.input[i], node.input[j] = node.input[j], node.input[i]
+        elif kind == 7:  # another opset: older ones go through onnx's version converter
+            mutated.opset_import[0].version = rng.choice([-1, 0, 1, 6, 7, 9, 11, 12, 13, 99])
     return mutated
 
 

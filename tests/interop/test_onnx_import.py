@@ -59,12 +59,12 @@ def _float(name, shape):
 # -- torch.onnx exports ------------------------------------------------------------------------
 
 
-def _torch_export(module, x, path):
+def _torch_export(module, x, path, opset=17):
     torch = pytest.importorskip("torch", reason="torch is not installed: torch.onnx exports cannot be made")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         torch.onnx.export(module.eval(), (torch.from_numpy(x),), str(path), dynamo=False, input_names=["x"],
-                          output_names=["y"], dynamic_axes={"x": {0: "batch"}, "y": {0: "batch"}}, opset_version=17)
+                          output_names=["y"], dynamic_axes={"x": {0: "batch"}, "y": {0: "batch"}}, opset_version=opset)
     return path
 
 
@@ -121,11 +121,14 @@ def _torch_modules():
     return {"resnet": (resnet, (2, 3, 19, 17)), "viewhead": (ViewHead(), (2, 3, 16, 14))}
 
 
+@pytest.mark.parametrize("opset", [17, 11])
 @pytest.mark.parametrize("name", ["resnet", "viewhead"])
-def test_torch_exported_models_convert(tmp_path, name):
+def test_torch_exported_models_convert(tmp_path, name, opset):
+    """Exported at today's opset and at older ones (upgraded by onnx's version converter)."""
     module, shape = _torch_modules()[name]
     x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
-    path = _torch_export(module, x, tmp_path / f"{name}.onnx")
+    path = _torch_export(module, x, tmp_path / f"{name}.onnx", opset)
+    assert [o.version for o in onnx.load(str(path)).opset_import if o.domain in ("", "ai.onnx")] == [opset]
     net = from_onnx(path)
     for batch in (shape[0], 5):
         y = np.random.default_rng(batch).standard_normal((batch, *shape[1:])).astype(np.float32)
@@ -303,7 +306,9 @@ def _one(op, inputs=("x",), initializers=(), opset=17, **attrs):
     (_one("Conv", ("x", "w"), [numpy_helper.from_array(np.ones((2, 3, 2, 2), np.float32), "w")], auto_pad="SAME_UPPER"),
      UnsupportedBlockError, r"\(Conv\): asymmetric pads \[0, 0, 1, 1\]"),
     (_one("Flatten", axis=5), UnsupportedBlockError, r"\(Flatten\): axis=5 of an input of rank 4"),
-    (_one("Relu", opset=11), UnsupportedBlockError, r"opset 11 is older than 13"),
+    (_one("Relu", opset=0), UnsupportedBlockError,
+     r"opset 0 is older than 13, and onnx's version converter could not upgrade it \(.*\); re-export with opset 13 "
+     r"or later$"),
     (_one("Gemm", ("x", "x"), transA=1), UnsupportedBlockError, r"\(Gemm\): transA=1"),
 ])
 def test_untranslatable_graphs_are_refused(tmp_path, model, error, message):
@@ -311,6 +316,41 @@ def test_untranslatable_graphs_are_refused(tmp_path, model, error, message):
     with pytest.raises(error, match=message) as caught:
         from_onnx(path)
     assert str(path) in str(caught.value)
+
+
+def _older(op, opset, inputs=("x",), initializers=(), extra=(), **attrs):
+    """One operator in its older form (``extra``: nodes after it, reading ``y``)."""
+    nodes = [helper.make_node(op, list(inputs), ["y" if not extra else "h"], **attrs), *extra]
+    return _model(nodes, [_float("x", [2, 3, 4, 6])], [_float("y", None)], initializers, opset=opset)
+
+
+def _head(op, **attrs):
+    return [helper.make_node(op, ["h"], ["y"], **attrs)]
+
+
+@pytest.mark.parametrize("model", [
+    _older("Softmax", 11, axis=1),  # over the flattened tail (3·4·6 values), not axis 1 alone
+    _older("LogSoftmax", 9, axis=2),
+    _older("Unsqueeze", 11, axes=[0], extra=_head("Squeeze", axes=[0])),
+    _model([helper.make_node("Split", ["x"], ["a", "b"], axis=3, split=[2, 4]),
+            helper.make_node("Concat", ["b", "a"], ["y"], axis=3)], [_float("x", [2, 3, 4, 6])], [_float("y", None)],
+           opset=11),
+    _older("ReduceSum", 11, axes=[1, 3], keepdims=1),
+    _older("Clip", 10, min=-0.5, max=0.25),
+    _older("Pad", 10, pads=[0, 0, 1, 2, 0, 0, 2, 1], mode="constant", value=0.5),
+    _older("Upsample", 9, ("x", "s"), [numpy_helper.from_array(np.array([1, 1, 2, 3], np.float32), "s")],
+           mode="nearest"),
+    _older("BatchNormalization", 7, ("x", "g", "b", "m", "v"),
+           [numpy_helper.from_array(np.array(v, np.float32), n) for n, v in
+            (("g", [1, 2, 3]), ("b", [0, 1, 0]), ("m", [0.5, 0, -1]), ("v", [1, 4, 0.25]))]),
+], ids=["Softmax-11", "LogSoftmax-9", "Squeeze-11", "Split-11", "ReduceSum-11", "Clip-10", "Pad-10", "Upsample-9",
+        "BatchNormalization-7"])
+def test_older_opsets_are_upgraded_and_compute_what_onnxruntime_does(tmp_path, model):
+    """Exporters before opset 13 wrote these operators' older forms (attributes that became
+    inputs, Softmax over the flattened tail, Upsample); onnx's version converter rewrites them."""
+    path = _save(model, tmp_path / "older.onnx")
+    x = np.random.default_rng(3).standard_normal((2, 3, 4, 6)).astype(np.float32)
+    np.testing.assert_allclose(from_onnx(path)(x), _runtime(path, {"x": x})[0], **TOL)
 
 
 def test_other_domains_are_refused(tmp_path):

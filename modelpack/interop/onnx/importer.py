@@ -32,6 +32,9 @@ from .import_patterns import fuse_activations
 __all__ = ["from_onnx", "Graph", "Translator", "FOLD_ELEMENTS", "constant_input", "has_input",
            "only_first_output", "to_array", "element_dtype"]
 
+# The opset the translators read (Softmax, Squeeze and Split changed meaning in 13); older
+# models are upgraded to it first (``_upgraded``).
+OLDEST_OPSET = 13
 # Values computed at import rather than by the model (constants the exporter wrote as small
 # computations) have at most this many elements; anything larger is left to the ops, which
 # check the sizes a file asks for when the model runs.
@@ -108,13 +111,27 @@ def _parse(source: PathOrFile, where: str, limits: Limits) -> onnx.ModelProto:
             limit="max_total_bytes",
             allowed=limits.max_total_bytes,
         )
-    for opset in model.opset_import:
-        if opset.domain in ("", "ai.onnx") and opset.version < 13:
-            raise UnsupportedBlockError(
-                f"{where}: opset {opset.version} is older than 13 (Softmax, Squeeze "
-                "and Split changed meaning in 13); re-export with opset 13 or later"
-            )
-    return model
+    return _upgraded(model, where)
+
+
+def _upgraded(model: onnx.ModelProto, where: str) -> onnx.ModelProto:
+    """The model at opset ``OLDEST_OPSET`` at least: an older one (ONNX files from older
+    exporters, opset 6 to 12) goes through onnx's own version converter, whose adapters keep
+    what each operator computes (Softmax's axis, Squeeze's and Split's attributes turned
+    inputs, ...), so the translators know one meaning of each operator."""
+    versions = [opset.version for opset in model.opset_import if opset.domain in ("", "ai.onnx")]
+    if not versions or min(versions) >= OLDEST_OPSET:
+        return model
+    from onnx import version_converter
+
+    try:
+        return version_converter.convert_version(model, OLDEST_OPSET)
+    except Exception as exc:  # (onnx raises its C++ converter's errors under several types)
+        first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+        raise UnsupportedBlockError(
+            f"{where}: opset {min(versions)} is older than {OLDEST_OPSET}, and onnx's version converter "
+            f"could not upgrade it ({first}); re-export with opset {OLDEST_OPSET} or later"
+        ) from None
 
 
 def _check_names(graph: onnx.GraphProto, where: str) -> None:
