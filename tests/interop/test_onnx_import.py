@@ -353,6 +353,29 @@ def test_older_opsets_are_upgraded_and_compute_what_onnxruntime_does(tmp_path, m
     np.testing.assert_allclose(from_onnx(path)(x), _runtime(path, {"x": x})[0], **TOL)
 
 
+def test_an_older_opsets_weights_survive_the_upgrade(tmp_path):
+    """The version converter and shape inference read the model without its weights' values
+    (``importer._skeleton``); the weights, larger than any folded constant, come back by name."""
+    from modelpack.interop.onnx.importer import FOLD_ELEMENTS
+
+    rng = np.random.default_rng(4)
+    conv = rng.standard_normal((24, 3, 3, 3)).astype(np.float32)
+    dense, bias = rng.standard_normal((10, 24 * 4 * 6)).astype(np.float32), np.arange(10, dtype=np.float32)
+    assert dense.size > FOLD_ELEMENTS
+    model = _model([helper.make_node("Conv", ["x", "w"], ["c"], kernel_shape=[3, 3], pads=[1, 1, 1, 1]),
+                    helper.make_node("Flatten", ["c"], ["f"]),
+                    helper.make_node("Gemm", ["f", "d", "e"], ["y"], transB=1, alpha=0.5)],
+                   [_float("x", [2, 3, 4, 6])], [_float("y", None)],
+                   [numpy_helper.from_array(conv, "w"), numpy_helper.from_array(dense, "d"),
+                    numpy_helper.from_array(bias, "e")],
+                   opset=9)
+    path = _save(model, tmp_path / "weights.onnx")
+    x = np.random.default_rng(5).standard_normal((2, 3, 4, 6)).astype(np.float32)
+    net = from_onnx(path)
+    np.testing.assert_allclose(net(x), _runtime(path, {"x": x})[0], **TOL)
+    assert any(np.array_equal(p.data(), dense * np.float32(0.5)) for p in net.collect_params().values())
+
+
 def test_other_domains_are_refused(tmp_path):
     model = _model([helper.make_node("Foo", ["x"], ["y"], domain="com.example")], [_float("x", [1])], [_float("y", None)])
     model.opset_import.append(helper.make_opsetid("com.example", 1))

@@ -83,11 +83,12 @@ def gemm(g: Graph, node: onnx.NodeProto, attrs: dict[str, Any]) -> None:
     b = _float_weight(g, node, 1, "B")
     if b.ndim != 2:  # (Gemm's B is a matrix; onnx's checker says so, a damaged file may not)
         raise g.fail(node, f"its B has shape {b.shape}, not a matrix")
-    weight = np.ascontiguousarray(b if attrs.get("transB", 0) else b.T) * b.dtype.type(
-        attrs.get("alpha", 1.0)
-    )
+    weight = np.ascontiguousarray(b if attrs.get("transB", 0) else b.T)
+    alpha = attrs.get("alpha", 1.0)
+    if alpha != 1.0:  # (a pass over the weight, which may be hundreds of MB, only where it scales)
+        weight = weight * b.dtype.type(alpha)
     units, in_units = weight.shape
-    arrays = {"weight": weight.astype(b.dtype)}
+    arrays = {"weight": weight.astype(b.dtype, copy=False)}
     if has_input(node, 2):
         bias = _float_weight(g, node, 2, "C")
         if bias.size not in (1, units) or (bias.ndim == 2 and bias.shape[0] != 1):
