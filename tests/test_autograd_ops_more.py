@@ -38,6 +38,27 @@ def test_more_elementwise(seed):
           lambda t: F.smooth_l1_loss(t, torch.zeros_like(t), reduction="none", beta=1 / 1.5**2), seed)
 
 
+def _torch_lrn(t, size, alpha, beta, bias):
+    """ONNX's LRN in torch ops: its window reaches floor((size − 1) / 2) channels back."""
+    before, after = (size - 1) // 2, size // 2
+    square = t * t
+    padded = torch.cat([square.new_zeros((t.shape[0], before, *t.shape[2:])), square,
+                        square.new_zeros((t.shape[0], after, *t.shape[2:]))], dim=1)
+    total = sum(padded[:, k:k + t.shape[1]] for k in range(size))
+    return t * (bias + alpha / size * total) ** -beta
+
+
+@settings(max_examples=15)
+@given(seed=seeds, size=st.integers(1, 9), shape=st.sampled_from([(2, 5), (2, 6, 3), (1, 4, 3, 2)]))
+def test_lrn(seed, size, shape):
+    """Odd sizes are also torch's own local_response_norm; even ones follow ONNX's window."""
+    x = np.random.default_rng(seed).normal(size=shape)
+    attrs = {"size": size, "alpha": 0.3, "beta": 0.75, "bias": 1.5}
+    check("lrn", [x], attrs, lambda t: _torch_lrn(t, size, 0.3, 0.75, 1.5), seed)
+    if size % 2 and x.ndim >= 3:  # (torch's takes 3-D inputs and up)
+        check("lrn", [x], attrs, lambda t: F.local_response_norm(t, size, alpha=0.3, beta=0.75, k=1.5), seed)
+
+
 @settings(max_examples=15)
 @given(seed=seeds, axis=st.sampled_from([None, 0, 1, -1]), keepdims=st.booleans(), ddof=st.sampled_from([0, 1]))
 def test_moments_products_and_running_sums(seed, axis, keepdims, ddof):

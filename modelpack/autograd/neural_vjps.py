@@ -1,5 +1,5 @@
 """The VJPs of the op table's neural and indexing ops: products, ``fully_connected``, the
-sequence ops, ``layer_norm``, ``dropout``, ``embedding``, ``smooth_l1``, ``take``, ``pick``,
+sequence ops, ``layer_norm``, ``lrn``, ``dropout``, ``embedding``, ``smooth_l1``, ``take``, ``pick``,
 ``one_hot`` and ``topk`` (see ``vjps`` for the form)."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import numpy as np
 from .. import random
 from ..nn.mode import is_training
 from ..nn.ops.indexing import topk
-from ..nn.ops.neural import dropout_mask, sequence_reverse
+from ..nn.ops.neural import dropout_mask, lrn_window, sequence_reverse, window_sum
 from .vjps import CAPTURE, VJPS, _floating, _vjp
 
 __all__: list[str] = []
@@ -146,6 +146,20 @@ def _smooth_l1(g: np.ndarray, out: Any, inputs: list[Any], attrs: dict[str, Any]
     (x,) = inputs
     sigma2 = x.dtype.type(attrs.get("scalar", 1.0) ** 2)
     return [g * np.where(np.abs(x) < 1 / sigma2, sigma2 * x, np.sign(x))]
+
+
+@_vjp("lrn")
+def _lrn(g: np.ndarray, out: Any, inputs: list[Any], attrs: dict[str, Any]) -> list[Any]:
+    """y_c = x_c · s_c^−β with s_c = bias + α/n · Σ_window(c) x²: x_c's own term, and through
+    every s_j whose window holds c (the window turned around) 2α/n · x_c · (−β) · g_j·x_j·s_j^−β−1."""
+    (x,) = inputs
+    size, dtype = attrs["size"], x.dtype.type
+    alpha, beta = dtype(attrs.get("alpha", 1e-4) / size), dtype(attrs.get("beta", 0.75))
+    before, after = lrn_window(size)
+    scale = window_sum(x * x, before, after) * alpha + dtype(attrs.get("bias", 1.0))
+    shrink = np.power(scale, -beta)
+    spread = window_sum(g * x * shrink / scale, after, before)  # Σ over the j whose window holds c
+    return [g * shrink - 2 * alpha * beta * x * spread]
 
 
 @_vjp("take")

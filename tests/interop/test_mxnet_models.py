@@ -128,6 +128,7 @@ X = np.random.default_rng(0).normal(size=(2, 4, 6, 6)).astype(np.float32)
         ("broadcast_to", {"shape": "(6, 6)"}, r"shape \(6, 6\) of lower rank than the input's"),
         ("dot", {}, "a dot with a right operand of more than 2 axes"),
         ("L2Normalization", {"mode": "pixel"}, "mode 'pixel' on a 4-D input"),
+        ("LRN", {"nsize": 4}, "nsize=4 has no modelpack equivalent"),
     ],
 )
 def test_lowerings_refuse_what_they_cannot_compute_faithfully(tmp_path, op, attrs, fragment):
@@ -161,6 +162,20 @@ def test_lowerings_against_numpy(tmp_path, op, attrs, formula):
     want = formula(x)
     assert (got.shape, got.dtype) == (want.shape, want.dtype)
     np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("attrs", [{"nsize": 3, "alpha": 0.002, "beta": 0.6, "knorm": 1.5}, {"nsize": 5}])
+def test_lrn_lowers_to_mxnets_formula(tmp_path, attrs):
+    """MXNet's LRN: x / (knorm + alpha / nsize · Σ x² over the nsize channels around)^beta, its
+    defaults alpha 1e-4, beta 0.75, knorm 2; torch's local_response_norm computes the same."""
+    torch = pytest.importorskip("torch")
+    sym = Sym()
+    out = sym.op("LRN", sym.var("data"), **attrs)
+    x = X * 10  # large enough for the window's sum to matter
+    got = np.asarray(convert_symbol(tmp_path, sym, [out], {}, x, input_shapes={"data": (None, 4, 6, 6)}))
+    want = torch.nn.functional.local_response_norm(torch.from_numpy(x), attrs["nsize"], alpha=attrs.get("alpha", 1e-4),
+                                                   beta=attrs.get("beta", 0.75), k=attrs.get("knorm", 2.0)).numpy()
+    np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-7)
 
 
 @pytest.mark.parametrize(

@@ -87,6 +87,8 @@ CASES = [
     ("argmin", lambda x: np.argmin(x, axis=-1, keepdims=True), (X,), TOL),
     ("argmin", np.argmin, (X,), TOL),
     ("smooth_l1", lambda x: F.smooth_l1(x, scalar=1.5), (X,), TOL),
+    ("lrn", lambda x: F.lrn(x, size=3, alpha=0.5, beta=0.75, bias=2.0), (X,), TOL),
+    ("lrn", lambda x: F.lrn(x.reshape(x.shape[0], 3, 2, 2), size=5), (X,), TOL),  # (onnxruntime: odd sizes)
     ("dot", lambda x: np.dot(x, _floats((4, 6), 4)), (X,), SUMS),
     ("dot", lambda x: np.dot(x, _floats((3, 4, 2), 4)), (X,), SUMS),
     ("dot", lambda x: np.dot(_floats((5, 3), 4), x), (X,), SUMS),

@@ -7,6 +7,7 @@ TorchScript exporter (dynamo=False): the newer exporter needs onnxscript, not in
 
 from __future__ import annotations
 
+import math
 import warnings
 
 import numpy as np
@@ -374,6 +375,36 @@ def test_an_older_opsets_weights_survive_the_upgrade(tmp_path):
     net = from_onnx(path)
     np.testing.assert_allclose(net(x), _runtime(path, {"x": x})[0], **TOL)
     assert any(np.array_equal(p.data(), dense * np.float32(0.5)) for p in net.collect_params().values())
+
+
+def _spec_lrn(x, size, alpha, beta, bias):
+    """ONNX's LRN as its specification words it, channel by channel (onnx's reference
+    evaluator loops over the batch axis instead, so it is not the oracle here)."""
+    before, after = math.floor((size - 1) / 2), math.ceil((size - 1) / 2)
+    square_sum = np.zeros_like(x)
+    for c in range(x.shape[1]):
+        square_sum[:, c] = (x[:, max(0, c - before):c + after + 1] ** 2).sum(axis=1)
+    return x / (bias + alpha / size * square_sum) ** beta
+
+
+@pytest.mark.parametrize("size", [1, 2, 3, 4, 5, 9])
+def test_lrn_computes_what_onnx_defines(tmp_path, size):
+    """AlexNet's and GoogLeNet's LRN: against the spec's formula, and where onnxruntime runs it
+    (odd sizes only) against onnxruntime too."""
+    model = _model([helper.make_node("LRN", ["x"], ["y"], size=size, alpha=0.3, beta=0.6, bias=1.5)],
+                   [_float("x", [2, 6, 3, 4])], [_float("y", None)])
+    path = _save(model, tmp_path / "lrn.onnx")
+    x = np.random.default_rng(size).standard_normal((2, 6, 3, 4)).astype(np.float32)
+    got = from_onnx(path)(x)
+    np.testing.assert_allclose(got, _spec_lrn(x.astype(np.float64), size, 0.3, 0.6, 1.5), **TOL)
+    if size % 2:
+        np.testing.assert_allclose(got, _runtime(path, {"x": x})[0], **TOL)
+
+
+def test_an_lrn_window_out_of_range_is_refused(tmp_path):
+    model = _model([helper.make_node("LRN", ["x"], ["y"], size=0)], [_float("x", [1, 3, 2, 2])], [_float("y", None)])
+    with pytest.raises(UnsupportedBlockError, match=r"\(LRN\): size=0: LRN's window spans 1 to 4096 channels"):
+        from_onnx(_save(model, tmp_path / "lrn.onnx"))
 
 
 def test_other_domains_are_refused(tmp_path):

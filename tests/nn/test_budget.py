@@ -112,6 +112,7 @@ def _cases(rng):
     yield "layer_norm", [_array((3, 4), np.float32, rng), np.ones(4, np.float32), np.zeros(4, np.float32)], \
         {"axis": -1, "eps": 1e-5}
     yield "dropout", [_array((3, 4), np.float32, rng)], {"p": 0.5, "axes": []}
+    yield "lrn", [_array((2, 5, 3), np.float32, rng)], {"size": 3, "alpha": 1e-4, "beta": 0.75, "bias": 1.0}
 
 
 def test_op_bytes_bounds_every_op():

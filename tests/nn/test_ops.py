@@ -108,6 +108,7 @@ FORWARDS = {
     "topk": lambda x: npx.topk(x, k=2, ret_typ="both")[0] + npx.topk(x, k=2),
     "batch_dot": lambda x: npx.batch_dot(x[:, None, :], x[:, :, None]),
     "layer_norm": lambda x: npx.layer_norm(x, np.ones(6, np.float32), np.zeros(6, np.float32)),
+    "lrn": lambda x: F.lrn(x[:, :, None], size=3, alpha=0.5) + F.lrn(x.reshape(x.shape[0], 3, 2), size=2).reshape(x.shape[0], 6, 1),
     "fully_connected": lambda x: npx.fully_connected(x, W, np.ones(6, np.float32), num_hidden=6),
     "embedding": lambda x: npx.embedding(np.argmax(x, axis=1), W, input_dim=6, output_dim=6),
 }

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ...nn.ops.neural import LRN_MAX_SIZE
 from .lowering import Lowering, Node, lowers
 from .reshape import mxnet_reshape, symbolic_shape
 
@@ -367,6 +368,17 @@ def _l2_normalization(node: Node) -> str:
     squares = b.op("sum", b.op("multiply", x, x), axis=axes if len(axes) > 1 else axes[0], keepdims=True)
     norm = b.op("sqrt", b.op("add", squares, b.scalar(node.attrs.number("eps", 1e-10))))
     return b.op("divide", x, norm)
+
+
+@lowers("LRN")
+def _lrn(node: Node) -> str:
+    """Local response normalisation across channels (MXNet's AlexNet- and GoogLeNet-era
+    symbols); ``knorm`` is the op's bias (MXNet's default 2, ONNX's 1)."""
+    size = node.attrs.integer("nsize")
+    if not 1 <= size <= LRN_MAX_SIZE or size % 2 == 0:  # (MXNet takes odd windows only)
+        raise node.refuse(f"nsize={size}")
+    return node.builder.op("lrn", node.value(0), size=size, alpha=node.attrs.number("alpha", 1e-4),
+                           beta=node.attrs.number("beta", 0.75), bias=node.attrs.number("knorm", 2.0))
 
 
 @lowers("_rnn_param_concat")

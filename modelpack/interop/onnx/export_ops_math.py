@@ -218,6 +218,19 @@ def _layer_norm(em: Emitter, xs: list[str], attrs: dict[str, Any], values: list[
     return em.node("Add", [scaled, em.node("Reshape", [beta, channel])], "layer_norm")
 
 
+def _lrn(em: Emitter, xs: list[str], attrs: dict[str, Any], values: list[Value], out: Value,
+         symbols: Symbols) -> str:
+    """ONNX's LRN, the same window; onnxruntime runs it on 4-D inputs, so another rank is laid
+    out as (N, C, rest, 1) around it."""
+    options: dict[str, Any] = {"size": int(attrs["size"]), "alpha": float(attrs.get("alpha", 1e-4)),
+               "beta": float(attrs.get("beta", 0.75)), "bias": float(attrs.get("bias", 1.0))}
+    x = xs[0]
+    if values[0].ndim == 4:
+        return em.node("LRN", [x], "lrn", **options)
+    normed = em.node("LRN", [em.node("Reshape", [x, em.ints([0, 0, -1, 1])])], **options)
+    return em.node("Reshape", [normed, em.node("Shape", [x])], "lrn")
+
+
 def _embedding(em: Emitter, xs: list[str], attrs: dict[str, Any], values: list[Value], out: Value,
                symbols: Symbols) -> str:
     indices = em.as_dtype(values[0], np.dtype(np.int64))
@@ -247,6 +260,7 @@ MATH_OPS: dict[str, OpEmitter] = {
         "batch_dot": _batch_dot,
         "fully_connected": _fully_connected,
         "layer_norm": _layer_norm,
+        "lrn": _lrn,
     }),
     **cast_as("none", {
         "argmax": _arg("ArgMax"),

@@ -15,6 +15,7 @@ import numpy as np
 import onnx
 
 from ...nn import sizes
+from ...nn.ops.neural import LRN_MAX_SIZE
 from .import_layers import SELU_ALPHA, SELU_GAMMA, selu
 from .importer import Graph, Translator, constant_input, has_input
 
@@ -340,6 +341,16 @@ def _selu(g: Graph, node: onnx.NodeProto, attrs: dict[str, Any]) -> None:
     g.layer(node, layer, g.value(node.input[0], node), "selu")
 
 
+def _lrn(g: Graph, node: onnx.NodeProto, attrs: dict[str, Any]) -> None:
+    """LRN (AlexNet's, GoogLeNet's): the op of the same window (``nn.ops.neural.lrn``)."""
+    size = attrs.get("size")
+    if not isinstance(size, int) or not 1 <= size <= LRN_MAX_SIZE:
+        raise g.fail(node, f"size={size!r}: LRN's window spans 1 to {LRN_MAX_SIZE} channels")
+    options = {name: float(attrs.get(name, default)) for name, default in
+               (("alpha", 1e-4), ("beta", 0.75), ("bias", 1.0))}
+    g.op(node, "lrn", [g.value(node.input[0], node)], size=size, **options)
+
+
 def _celu(g: Graph, node: onnx.NodeProto, attrs: dict[str, Any]) -> None:
     """Celu: max(0, x) + min(0, alpha·(exp(x / alpha) − 1))."""
     alpha = float(attrs.get("alpha", 1.0))
@@ -405,6 +416,7 @@ MORE_OPERATORS: dict[str, Translator] = {
     "LpNormalization": _lp_normalization,
     "Selu": _selu,
     "Celu": _celu,
+    "LRN": _lrn,
     "Sum": _sum,
     "Mean": _mean,
     "Mod": _mod,

@@ -300,6 +300,49 @@ def layer_norm(
     return out * np.asarray(gamma).reshape(shape) + np.asarray(beta).reshape(shape)
 
 
+LRN_MAX_SIZE = 4096  # channels an LRN window may span: a bound on its passes (see window_sum)
+
+
+class LRNAttrs(Attrs):
+    size: int = Field(ge=1, le=LRN_MAX_SIZE)  # channels a window spans (ONNX's size, MXNet's nsize)
+    alpha: float = 1e-4
+    beta: float = 0.75
+    bias: float = 1.0  # (MXNet's knorm, whose default is 2)
+
+
+def lrn_window(size: int) -> tuple[int, int]:
+    """The channels before and after each one that its window spans: ONNX's floor and ceil of
+    (size − 1) / 2 (MXNet takes odd sizes only, where the two agree)."""
+    return (size - 1) // 2, size // 2
+
+
+def window_sum(values: np.ndarray, before: int, after: int) -> np.ndarray:
+    """Σ values[:, c + d] for d in [−before, after] at each channel c (axis 1), zero past the ends:
+    one pass per offset that reaches another channel (never more than 2·C − 1)."""
+    channels = values.shape[1]
+    total = values.copy()
+    for offset in range(max(-before, 1 - channels), min(after, channels - 1) + 1):
+        if offset > 0:
+            total[:, :-offset] += values[:, offset:]
+        elif offset < 0:
+            total[:, -offset:] += values[:, :offset]
+    return total
+
+
+@register_op("lrn", attrs=LRNAttrs)
+@on_floats
+def lrn(data: np.ndarray, size: int = 1, alpha: float = 1e-4, beta: float = 0.75, bias: float = 1.0
+        ) -> np.ndarray:
+    """Local response normalisation across channels (axis 1; AlexNet's, GoogLeNet's): x divided
+    by (bias + alpha / size · Σ x² over the ``size`` channels around it) ** beta."""
+    data = np.asarray(data)
+    if data.ndim < 2:
+        raise ValueError(f"lrn: needs a channel axis (N, C, ...), got shape {data.shape}")
+    dtype = data.dtype.type
+    scale = window_sum(data * data, *lrn_window(size)) * dtype(alpha / size) + dtype(bias)
+    return data * np.power(scale, dtype(-beta))
+
+
 class DropoutAttrs(Attrs):
     p: float = Field(default=0.5, ge=0.0, lt=1.0)
     axes: list[int] = Field(default_factory=list)
