@@ -104,6 +104,25 @@ def ops_gluon() -> Valid:
                  [Run(args(2, 45)), Run(args(5, 46)), Run(bad, "InputError")])
 
 
+def ops_lrn() -> Valid:
+    """Local response normalisation (ONNX's and MXNet's LRN, AlexNet's and GoogLeNet's): odd
+    windows, an even one (its extra channel after each, as ONNX's window), one wider than the
+    channels, on 3-D and 4-D inputs."""
+    nodes = [
+        node("lrn", ["x"], "lrn_default", size=5),
+        node("lrn", ["x"], "lrn_3", size=3, alpha=0.5, beta=0.6, bias=2.0),
+        node("lrn", ["x"], "lrn_even", size=4, alpha=0.25, beta=1.0, bias=1.0),
+        node("lrn", ["x"], "lrn_wide", size=9, alpha=1.0),
+        node("reshape", ["x"], "x4", shape=["batch", 6, 2, 2]),
+        node("lrn", ["x4"], "lrn_4d", size=3, alpha=0.1),
+    ]
+    net = graph_block([("x", "float32", ["batch", 6, 4])], nodes, as_dict(["lrn_default", "lrn_3", "lrn_even",
+                                                                           "lrn_wide", "lrn_4d"]))
+    return Valid("ops-lrn", "local response normalisation across channels: odd and even windows, "
+                 "one wider than the channels, 3-D and 4-D inputs", ["§3.4"], exporter(net),
+                 [Run([f32(2, 6, 4, seed=60, scale=3.0)]), Run([f32(3, 6, 4, seed=61)])])
+
+
 class Recurrent(nn.Block):
     """The fused layers called as d2l calls them: states as lists, ``(y, [h])`` results."""
 
@@ -168,4 +187,4 @@ def recurrent_cells() -> Valid:
 
 
 def vectors() -> list[Valid]:
-    return [ops_gluon(), recurrent_layers(), recurrent_cells()]
+    return [ops_gluon(), recurrent_layers(), recurrent_cells(), ops_lrn()]

@@ -291,6 +291,7 @@ Object.assign(OP_ATTRS, {
   dropout: { p: [float({ min: 0, maxExclusive: 1 }), 0.5], axes: [list(int()), () => []] },
   embedding: { input_dim: [int({ min: 0 }), 0], output_dim: [int({ min: 0 }), 0] },
   smooth_l1: { scalar: [(v, w) => { const x = float()(v, w); return x > 0 ? x : fail(w, 'must be positive'); }, 1.0] },
+  lrn: { size: [int({ min: 1, max: 4096 }), REQUIRED], alpha: [float(), 1e-4], beta: [float(), 0.75], bias: [float(), 1.0] },
 });
 for (const op of ['sum', 'mean', 'max', 'min']) OP_ATTRS[op] = reduce;
 

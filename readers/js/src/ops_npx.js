@@ -212,6 +212,29 @@ export const NPX_OPS = {
     const x = floatInput(inputs[0]), d = x.dtype, s2 = a.scalar * a.scalar;
     return map([x], d, (v) => roundTo(d, Math.abs(v) < 1 / s2 ? 0.5 * s2 * v * v : Math.abs(v) - 0.5 / s2));
   },
+  lrn(inputs, a) {
+    // §3.4: across channels (axis 1), the window from c - floor((size-1)/2) to c + ceil((size-1)/2)
+    arity('lrn', inputs, 1);
+    const x = floatInput(inputs[0]), d = x.dtype;
+    if (x.ndim < 2) throw new InputError(`lrn: needs a channel axis (N, C, ...), got ${x.ndim} axes`);
+    const [n, c] = x.shape, inner = x.size / (n * c || 1);
+    const before = Math.floor((a.size - 1) / 2), after = Math.ceil((a.size - 1) / 2);
+    const out = new NDArray(d, x.shape.slice());
+    for (let i = 0; i < n; i++) {
+      for (let k = 0; k < c; k++) {
+        for (let p = 0; p < inner; p++) {
+          let sum = 0;
+          for (let j = Math.max(0, k - before); j <= Math.min(c - 1, k + after); j++) {
+            const v = Number(x.data[(i * c + j) * inner + p]);
+            sum += v * v;
+          }
+          const at = (i * c + k) * inner + p;
+          out.data[at] = roundTo(d, Number(x.data[at]) * Math.pow(a.bias + (a.alpha / a.size) * sum, -a.beta));
+        }
+      }
+    }
+    return out;
+  },
   dropout(inputs) {
     arity('dropout', inputs, 1);
     return asArray(inputs[0]);
