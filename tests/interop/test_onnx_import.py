@@ -310,7 +310,6 @@ def _one(op, inputs=("x",), initializers=(), opset=17, **attrs):
     (_one("Relu", opset=0), UnsupportedBlockError,
      r"opset 0 is older than 13, and onnx's version converter could not upgrade it \(.*\); re-export with opset 13 "
      r"or later$"),
-    (_one("Gemm", ("x", "x"), transA=1), UnsupportedBlockError, r"\(Gemm\): transA=1"),
 ])
 def test_untranslatable_graphs_are_refused(tmp_path, model, error, message):
     path = _save(model, tmp_path / "bad.onnx")
@@ -405,6 +404,24 @@ def test_an_lrn_window_out_of_range_is_refused(tmp_path):
     model = _model([helper.make_node("LRN", ["x"], ["y"], size=0)], [_float("x", [1, 3, 2, 2])], [_float("y", None)])
     with pytest.raises(UnsupportedBlockError, match=r"\(LRN\): size=0: LRN's window spans 1 to 4096 channels"):
         from_onnx(_save(model, tmp_path / "lrn.onnx"))
+
+
+@pytest.mark.parametrize("attrs", [{}, {"transA": 1}, {"transB": 1, "alpha": 0.5, "beta": 2.0}, {"transA": 1, "transB": 1}])
+@pytest.mark.parametrize("with_c", [True, False])
+def test_a_gemm_of_two_values_is_a_product_of_the_graph(tmp_path, attrs, with_c):
+    """torch.mm / addmm of two activations export a Gemm whose B is computed (and older
+    exporters transpose A): no Dense layer, the product of the two values."""
+    a_shape = [4, 3] if attrs.get("transA") else [3, 4]
+    b_shape = [5, 4] if attrs.get("transB") else [4, 5]
+    inputs = ["a", "b", "c"] if with_c else ["a", "b"]
+    graph_inputs = [_float("a", a_shape), _float("b", b_shape)] + ([_float("c", [5])] if with_c else [])
+    path = _save(_model([helper.make_node("Gemm", inputs, ["y"], **attrs)], graph_inputs, [_float("y", None)]),
+                 tmp_path / "gemm.onnx")
+    rng = np.random.default_rng(8)
+    feeds = {"a": rng.standard_normal(a_shape).astype(np.float32), "b": rng.standard_normal(b_shape).astype(np.float32)}
+    if with_c:
+        feeds["c"] = rng.standard_normal(5).astype(np.float32)
+    np.testing.assert_allclose(from_onnx(path)(*feeds.values()), _runtime(path, feeds)[0], **TOL)
 
 
 def test_other_domains_are_refused(tmp_path):

@@ -223,7 +223,7 @@ def _lrn(em: Emitter, xs: list[str], attrs: dict[str, Any], values: list[Value],
     """ONNX's LRN, the same window; onnxruntime runs it on 4-D inputs, so another rank is laid
     out as (N, C, rest, 1) around it."""
     options: dict[str, Any] = {"size": int(attrs["size"]), "alpha": float(attrs.get("alpha", 1e-4)),
-               "beta": float(attrs.get("beta", 0.75)), "bias": float(attrs.get("bias", 1.0))}
+                               "beta": float(attrs.get("beta", 0.75)), "bias": float(attrs.get("bias", 1.0))}
     x = xs[0]
     if values[0].ndim == 4:
         return em.node("LRN", [x], "lrn", **options)

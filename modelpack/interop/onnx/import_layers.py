@@ -76,10 +76,9 @@ def _float_weight(g: Graph, node: onnx.NodeProto, index: int, what: str) -> np.n
 
 
 def gemm(g: Graph, node: onnx.NodeProto, attrs: dict[str, Any]) -> None:
-    if attrs.get("transA", 0):
-        raise g.fail(node, "transA=1 (a transposed input)")
-    if node.input[1] not in g.constants:
-        raise g.fail(node, "its B is computed, not a constant weight")
+    if attrs.get("transA", 0) or node.input[1] not in g.constants:
+        _gemm_of_values(g, node, attrs)
+        return
     b = _float_weight(g, node, 1, "B")
     if b.ndim != 2:  # (Gemm's B is a matrix; onnx's checker says so, a damaged file may not)
         raise g.fail(node, f"its B has shape {b.shape}, not a matrix")
@@ -99,6 +98,25 @@ def gemm(g: Graph, node: onnx.NodeProto, attrs: dict[str, Any]) -> None:
     block = nn.Dense(units, use_bias="bias" in arrays, flatten=False, dtype=b.dtype.name, in_units=in_units)
     block.set_parameters(arrays, source=g.where)
     g.layer(node, block, g.value(node.input[0], node), "dense")
+
+
+def _gemm_of_values(g: Graph, node: onnx.NodeProto, attrs: dict[str, Any]) -> None:
+    """A Gemm that is no Dense layer (its B computed, as torch.mm of two values exports, or its
+    A transposed): alpha · A′ · B′ + beta · C as graph ops."""
+    a, b = g.value(node.input[0], node), g.value(node.input[1], node)
+    if attrs.get("transA", 0):
+        a = g._add("transpose", [a], {"axes": [1, 0]})
+    if attrs.get("transB", 0):
+        b = g._add("transpose", [b], {"axes": [1, 0]})
+    product = g._add("matmul", [a, b], {})
+    alpha, beta = float(attrs.get("alpha", 1.0)), float(attrs.get("beta", 1.0))
+    if alpha != 1.0:
+        product = g._add("multiply", [product, g.scalar(alpha)], {})
+    if not has_input(node, 2):
+        g.values[node.output[0]] = product
+        return
+    c = g.value(node.input[2], node)
+    g.op(node, "add", [product, c if beta == 1.0 else g._add("multiply", [c, g.scalar(beta)], {})])
 
 
 def matmul(g: Graph, node: onnx.NodeProto, attrs: dict[str, Any]) -> None:

@@ -304,7 +304,7 @@ def _sum(g: Graph, node: onnx.NodeProto, attrs: dict[str, Any]) -> None:
 
 
 def _mean(g: Graph, node: onnx.NodeProto, attrs: dict[str, Any]) -> None:
-    count = _scalar(g, float(len(node.input)))
+    count = g.scalar(float(len(node.input)))
     g.op(node, "divide", [_summed(g, node), count])
 
 
@@ -315,15 +315,11 @@ def _mod(g: Graph, node: onnx.NodeProto, attrs: dict[str, Any]) -> None:
     g.op(node, "mod", [g.value(name, node) for name in node.input])
 
 
-def _scalar(g: Graph, value: float) -> str:
-    return g._add("scalar", [], {"value": value})
-
-
 def _exp_minus_one(g: Graph, x: str, inner: float, outer: float) -> str:
     """outer·(exp(x / inner) − 1) as graph values (ELU-family's negative side)."""
-    scaled = x if inner == 1 else g._add("divide", [x, _scalar(g, inner)], {})
+    scaled = x if inner == 1 else g._add("divide", [x, g.scalar(inner)], {})
     grown = g._add("expm1", [scaled], {})
-    return grown if outer == 1 else g._add("multiply", [grown, _scalar(g, outer)], {})
+    return grown if outer == 1 else g._add("multiply", [grown, g.scalar(outer)], {})
 
 
 def _selu(g: Graph, node: onnx.NodeProto, attrs: dict[str, Any]) -> None:
@@ -334,9 +330,9 @@ def _selu(g: Graph, node: onnx.NodeProto, attrs: dict[str, Any]) -> None:
     except ValueError:
         alpha, gamma = float(attrs.get("alpha", SELU_ALPHA)), float(attrs.get("gamma", SELU_GAMMA))
         x = g.value(node.input[0], node)
-        positive = g._add("greater", [x, _scalar(g, 0.0)], {})
+        positive = g._add("greater", [x, g.scalar(0.0)], {})
         chosen = g._add("where", [positive, x, _exp_minus_one(g, x, 1.0, alpha)], {})
-        g.op(node, "multiply", [chosen, _scalar(g, gamma)])
+        g.op(node, "multiply", [chosen, g.scalar(gamma)])
         return
     g.layer(node, layer, g.value(node.input[0], node), "selu")
 
@@ -355,15 +351,15 @@ def _celu(g: Graph, node: onnx.NodeProto, attrs: dict[str, Any]) -> None:
     """Celu: max(0, x) + min(0, alpha·(exp(x / alpha) − 1))."""
     alpha = float(attrs.get("alpha", 1.0))
     x = g.value(node.input[0], node)
-    positive = g._add("maximum", [x, _scalar(g, 0.0)], {})
-    negative = g._add("minimum", [_exp_minus_one(g, x, alpha, alpha), _scalar(g, 0.0)], {})
+    positive = g._add("maximum", [x, g.scalar(0.0)], {})
+    negative = g._add("minimum", [_exp_minus_one(g, x, alpha, alpha), g.scalar(0.0)], {})
     g.op(node, "add", [positive, negative])
 
 
 def _hard_sigmoid_of(g: Graph, x: str, alpha: float, beta: float) -> str:
     """max(0, min(1, alpha·x + beta)) as graph values."""
-    scaled = g._add("multiply", [x, _scalar(g, alpha)], {})
-    shifted = g._add("add", [scaled, _scalar(g, beta)], {})
+    scaled = g._add("multiply", [x, g.scalar(alpha)], {})
+    shifted = g._add("add", [scaled, g.scalar(beta)], {})
     return g._add("clip", [shifted], {"a_min": 0.0, "a_max": 1.0})
 
 

@@ -358,6 +358,10 @@ class Graph:
         self.nodes.append({"op": op, "inputs": inputs, "outputs": outs, "attrs": attrs})
         return outs[0]
 
+    def scalar(self, value: float) -> str:
+        """A weak scalar graph value (it takes the other operand's dtype, as a Python number)."""
+        return self._add("scalar", [], {"value": value})
+
     def op(self, node: onnx.NodeProto, op: str, inputs: list[str], **attrs: Any) -> None:
         """Output 0 of ``node`` is a modelpack op over graph values."""
         self.values[node.output[0]] = self._add(op, inputs, attrs)
