@@ -5,7 +5,7 @@ onnx's version converter on the way in), each with inputs and the outputs its ma
 Every model either converts and computes its stored outputs, or is refused naming what
 modelpack lacks (``REFUSED``, by model: an operator, an attribute, a value it would have to
 compute from data). The real architectures under ``light/`` (AlexNet, DenseNet-121,
-Inception, ResNet-50, ShuffleNet, SqueezeNet, VGG-19, ZFNet) store their weights as
+Inception v1 and v2, ResNet-50, ShuffleNet, SqueezeNet, VGG-19, ZFNet) store their weights as
 ``ConstantOfShape`` nodes, constant fills: here they are given random weights as initializers
 and compared with onnxruntime on the same input.
 
@@ -54,7 +54,6 @@ REFUSED = {
         "test_strnorm_model_monday_casesensintive_lower", "test_strnorm_model_monday_casesensintive_nochangecase",
         "test_strnorm_model_monday_casesensintive_upper", "test_strnorm_model_monday_empty_output",
         "test_strnorm_model_monday_insensintive_upper_twodim", "test_strnorm_model_nostopwords_nochangecase")},
-    "light_inception_v1": r"\(AveragePool\): asymmetric pads \[0, 0, 1, 1\]",
 }
 
 

@@ -299,7 +299,8 @@ def _one(op, inputs=("x",), initializers=(), opset=17, **attrs):
 
 @pytest.mark.parametrize(("model", "error", "message"), [
     (_one("Erf"), UnsupportedBlockError, r"node 0 'the_node' \(Erf\): operator 'Erf' has no modelpack equivalent; supported: "),
-    (_one("MaxPool", kernel_shape=[2, 2], pads=[0, 0, 1, 0]), UnsupportedBlockError, r"\(MaxPool\): asymmetric pads \[0, 0, 1, 0\]"),
+    (_one("MaxPool", kernel_shape=[2, 2], pads=[0, 0, 1, 0], ceil_mode=1), UnsupportedBlockError,
+     r"\(MaxPool\): asymmetric pads \[0, 0, 1, 0\] \(begin \[0, 0\], end \[1, 0\]\) with ceil_mode"),
     (_one("MaxPool", kernel_shape=[2, 2], dilations=[2, 2]), UnsupportedBlockError, r"dilations=\[2, 2\]"),
     (_one("ConvTranspose", ("x", "w"), [numpy_helper.from_array(np.ones((3, 2, 3, 3), np.float32), "w")],
           auto_pad="SAME_UPPER"),
@@ -422,6 +423,26 @@ def test_a_gemm_of_two_values_is_a_product_of_the_graph(tmp_path, attrs, with_c)
     if with_c:
         feeds["c"] = rng.standard_normal(5).astype(np.float32)
     np.testing.assert_allclose(from_onnx(path)(*feeds.values()), _runtime(path, feeds)[0], **TOL)
+
+
+@pytest.mark.parametrize(("op", "attrs", "side"), [
+    ("MaxPool", {"kernel_shape": [2, 2], "pads": [0, 0, 1, 0]}, 4),
+    ("MaxPool", {"kernel_shape": [3, 3], "strides": [2, 2], "pads": [1, 0, 0, 2]}, 7),
+    ("AveragePool", {"kernel_shape": [7, 7], "pads": [0, 0, 1, 1]}, 7),  # Caffe2's GoogLeNet
+    ("AveragePool", {"kernel_shape": [7, 7], "pads": [0, 0, 1, 1], "count_include_pad": 1}, 7),
+    ("AveragePool", {"kernel_shape": [3, 3], "strides": [2, 2], "pads": [2, 0, 0, 1]}, 6),
+])
+def test_pooling_pads_no_ceil_mode_expresses(tmp_path, op, attrs, side):
+    """Unequal begin and end pads that no ceil_mode turns into symmetric ones: the input padded
+    first (−∞ or 0), the average's divisor the windows' share of the input where padding is not
+    counted; a NaN or −∞ in the input stays what onnxruntime makes of it."""
+    model = _model([helper.make_node(op, ["x"], ["y"], **attrs)], [_float("x", ["n", 3, side, side])],
+                   [_float("y", None)])
+    path = _save(model, tmp_path / "pool.onnx")
+    x = np.random.default_rng(side).standard_normal((2, 3, side, side)).astype(np.float32)
+    x[0, 0, 0, :2] = -np.inf
+    x[1, 2, -1, -1] = np.nan
+    np.testing.assert_allclose(from_onnx(path)(x), _runtime(path, {"x": x})[0], **TOL)
 
 
 def test_other_domains_are_refused(tmp_path):

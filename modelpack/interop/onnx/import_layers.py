@@ -19,7 +19,7 @@ import onnx
 
 from ... import nn
 from ...nn import registry, sizes
-from .importer import Graph, Translator, broadcast_dims, constant_input, has_input, only_first_output
+from .importer import Dims, Graph, Translator, broadcast_dims, constant_input, has_input, only_first_output
 
 
 def activation_layer(block: Callable[[dict[str, Any]], nn.Block]) -> Translator:
@@ -233,7 +233,12 @@ def pool(average: bool) -> Translator:
         ceil = bool(attrs.get("ceil_mode", 0))
         include = bool(attrs.get("count_include_pad", 0))
         if pads[:dims] != pads[dims:]:
-            ceil = _ceil_from_end_pads(g, node, kernel, strides, pads, ceil, average and include)
+            counted = average and include
+            as_ceil = None if ceil else _ceil_from_end_pads(g, node, kernel, strides, pads, counted)
+            if as_ceil is None:
+                _pool_padded(g, node, kernel, strides, pads, ceil, average, include)
+                return
+            ceil = as_ceil
         config: dict[str, Any] = {
             "pool_size": kernel,
             "strides": strides,
@@ -248,28 +253,54 @@ def pool(average: bool) -> Translator:
     return emit
 
 
-def _ceil_from_end_pads(
-    g: Graph,
-    node: onnx.NodeProto,
-    kernel: list[int],
-    strides: list[int],
-    pads: list[int],
-    ceil: bool,
-    counts_padding: bool,
-) -> bool:
-    """Unequal begin and end pads as modelpack's symmetric padding (the begin pads) plus the
-    ``ceil_mode`` that gives the same windows — possible when the input's sizes are fixed."""
+def _ceil_from_end_pads(g: Graph, node: onnx.NodeProto, kernel: list[int], strides: list[int],
+                        pads: list[int], counts_padding: bool) -> bool | None:
+    """The ``ceil_mode`` with which modelpack's symmetric padding (the begin pads) makes the
+    same windows as unequal begin and end pads, if one does (the input's sizes fixed)."""
     dims = g.shape(node.input[0])
     sizes = [n for n in (dims or [])[2:] if isinstance(n, int)]
     count = len(kernel)
-    if not ceil and len(sizes) == count:
+    if len(sizes) == count:
         for candidate in (False, True):
             if all(
                 _same_windows(n, k, s, b, e, candidate, counts_padding)
                 for n, k, s, b, e in zip(sizes, kernel, strides, pads[:count], pads[count:], strict=True)
             ):
                 return candidate
-    raise g.fail(node, f"asymmetric pads {pads} (begin {pads[:count]}, end {pads[count:]})")
+    return None
+
+
+def _pool_padded(g: Graph, node: onnx.NodeProto, kernel: list[int], strides: list[int], pads: list[int],
+                 ceil: bool, average: bool, include: bool) -> None:
+    """Pooling with unequal begin and end pads that no ``ceil_mode`` expresses (Caffe2's
+    GoogLeNet: a 7×7 average over 7×7 maps padded at the end only): the input padded first
+    (−∞ for a maximum, 0 for an average), then pooled unpadded. An average that does not count
+    the padding is divided by its windows' share of the input: the same pooling over a padded
+    map of ones."""
+    dims = g.shape(node.input[0])
+    count = len(kernel)
+    if ceil or dims is None or len(dims) != count + 2:
+        raise g.fail(node, f"asymmetric pads {pads} (begin {pads[:count]}, end {pads[count:]})"
+                           + (" with ceil_mode" if ceil else ""))
+    spread = [0, 0, *pads[:count], 0, 0, *pads[count:]]
+    config: dict[str, Any] = {"pool_size": kernel, "strides": strides, "padding": [0] * count}
+    if average:
+        config["count_include_pad"] = True
+    kind = f"{'Avg' if average else 'Max'}Pool{count}D"
+
+    def pooled(x: str) -> str:
+        name = g._fresh(node.name or kind.lower())
+        g.children[name] = _registered(g, node, kind, config)
+        return g._add("layer", [x], {"block": name})
+
+    x = g.value(node.input[0], node)
+    result = pooled(_padded(g, node, x, dims, spread, 0.0 if average else -math.inf))
+    if average and not include:
+        first = [{"slice": [None, None, None]}, {"slice": [None, 1, None]}]
+        ones = g._add("ones_like", [g._add("getitem", [x], {"index": first})], {"dtype": None})
+        share = pooled(_padded(g, node, ones, [dims[0], 1, *dims[2:]], spread, 0.0))
+        result = g._add("divide", [result, share], {})
+    g.values[node.output[0]] = result
 
 
 def _same_windows(n: int, k: int, s: int, begin: int, end: int, ceil: bool, counts_padding: bool) -> bool:
@@ -356,19 +387,24 @@ def layernorm(g: Graph, node: onnx.NodeProto, attrs: dict[str, Any]) -> None:
 
 
 def _constant_pad(g: Graph, node: onnx.NodeProto, pads: list[int]) -> None:
-    """Pad with a constant (0 unless given): per padded axis, blocks of that value joined on
-    either side (``full`` of the input's other sizes, named ones included); a negative pad
-    crops instead."""
+    """Pad with a constant (0 unless given): ``_padded``."""
     dims = g.shape(node.input[0])
     if dims is None or len(pads) != 2 * len(dims):
         raise g.fail(node, f"pads {pads} for an input of shape {dims}")
     value = 0.0
     if has_input(node, 2):
         value = float(np.ravel(constant_input(g, node, 2, "constant_value"))[0])
+    g.values[node.output[0]] = _padded(g, node, g.value(node.input[0], node), dims, pads, value)
+
+
+def _padded(g: Graph, node: onnx.NodeProto, x: str, dims: Dims, pads: list[int], value: float) -> str:
+    """``x`` (of shape ``dims``, the dtype of the node's input) padded with ``value``, ONNX's
+    ``pads`` (every axis's begin, then every axis's end): per padded axis, blocks of that value
+    joined on either side (``full`` of the input's other sizes, named ones included); a negative
+    pad crops instead."""
     dtype = g.dtypes.get(node.input[0])
     if dtype is None:
         raise g.fail(node, "constant padding of an input whose dtype is not known")
-    x = g.value(node.input[0], node)
     current: list[int | str | None] = list(dims)
     for axis in range(len(dims)):
         begin, end = pads[axis], pads[axis + len(dims)]
@@ -388,7 +424,7 @@ def _constant_pad(g: Graph, node: onnx.NodeProto, pads: list[int]) -> None:
             x = g._add("concatenate", [v for v in (blocks[0], x, blocks[1]) if v is not None], {"axis": axis})
             size = current[axis]
             current[axis] = None if size is None else sizes.combined("add", size, begin + end)
-    g.values[node.output[0]] = x
+    return x
 
 
 def flatten(g: Graph, node: onnx.NodeProto, attrs: dict[str, Any]) -> None:
