@@ -43,7 +43,6 @@ REFUSED = {
     "test_PReLU_1d_multiparam": r"\(PRelu\): a slope of shape \(3,\) that is not per channel",
     "test_PReLU_2d_multiparam": r"\(PRelu\): a slope of shape \(3,\) that is not per channel",
     "test_PReLU_3d_multiparam": r"\(PRelu\): a slope of shape \(3,\) that is not per channel",
-    "test_ReplicationPad2d": r"\(Pad\): mode='edge'",
     **{f"test_expand_shape_model{i}": r"\(Expand\): its target shape \('shape'\) is computed from values"
        for i in range(1, 5)},
     **{name: r"\(Gradient\): operator domain 'ai\.onnx\.preview\.training' is not ONNX's own"

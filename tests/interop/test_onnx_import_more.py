@@ -198,12 +198,42 @@ def test_recurrent_options_modelpack_lacks_are_refused(tmp_path, op, attrs, extr
         from_onnx(tmp_path / "r.onnx")
 
 
-def test_edge_padding_is_refused(tmp_path):
-    node = helper.make_node("Pad", ["x", "pads"], ["y"], mode="edge")
-    model = _graph(node, [1, 1, 3, 3], {"pads": np.array([0, 0, 1, 1, 0, 0, 1, 1], np.int64)})
+@pytest.mark.parametrize(("mode", "pads", "shape"), [
+    ("edge", [0, 0, 1, 1, 0, 0, 1, 1], ["n", 2, 3, 3]),  # torch's ReplicationPad2d
+    ("edge", [0, 2, 0, 1, 3, 0], ["n", 3, 4]),  # any axis, the batch's too, wider than the axis
+    ("reflect", [0, 1, 2, 0, 1, 1], ["n", 3, 4]),  # not the last two axes of a 4-D input
+    ("reflect", [0, 0, 3, 0, 0, 3], [2, 3, 4]),  # a pad one short of the axis
+    ("wrap", [0, 1, 2, 0, 2, 4], ["n", 3, 4]),  # (opset 19)
+])
+def test_edge_wrap_and_reflect_padding(tmp_path, mode, pads, shape):
+    """Slices of the input joined on either side, as onnxruntime pads."""
+    node = helper.make_node("Pad", ["x", "pads"], ["y"], mode=mode)
+    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, shape)],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+                              [numpy_helper.from_array(np.array(pads, np.int64), "pads")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 19 if mode == "wrap" else 17)])
+    model.ir_version = 9
     onnx.save(model, str(tmp_path / "p.onnx"))
-    with pytest.raises(UnsupportedBlockError, match=r"\(Pad\): mode='edge' \(modelpack pads by reflection of the last "
-                                                    r"two axes, or with a constant\)"):
+    net = from_onnx(tmp_path / "p.onnx")
+    for batch in ((2,) if isinstance(shape[0], int) else (2, 3)):
+        x = np.random.default_rng(batch).standard_normal((batch, *shape[1:])).astype(np.float32)
+        np.testing.assert_array_equal(net(x), _runtime(tmp_path / "p.onnx", {"x": x})[0])
+
+
+@pytest.mark.parametrize(("mode", "pads", "message"), [
+    ("reflect", [0, 0, 4, 0, 0, 0], r"mode='reflect' pads 4 and 0 on axis 2 of size 4"),  # reflect reads 5
+    ("wrap", [0, 0, 0, 0, 0, 5], r"mode='wrap' pads 0 and 5 on axis 2 of size 4"),
+    ("reflect", [0, 0, -1, 0, 0, 0], r"mode='reflect' pads -1 and 0 on axis 2"),
+])
+def test_padding_that_reads_past_the_input_is_refused(tmp_path, mode, pads, message):
+    node = helper.make_node("Pad", ["x", "pads"], ["y"], mode=mode)
+    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 3, 4])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+                              [numpy_helper.from_array(np.array(pads, np.int64), "pads")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 19)])
+    model.ir_version = 9
+    onnx.save(model, str(tmp_path / "p.onnx"))
+    with pytest.raises(UnsupportedBlockError, match=rf"\(Pad\): {message}"):
         from_onnx(tmp_path / "p.onnx")
 
 

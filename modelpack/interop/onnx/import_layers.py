@@ -462,19 +462,56 @@ def instancenorm(g: Graph, node: onnx.NodeProto, attrs: dict[str, Any]) -> None:
 
 
 def pad(g: Graph, node: onnx.NodeProto, attrs: dict[str, Any]) -> None:
-    """Reflection padding of the last two axes of an NCHW input is ReflectionPad2D; constant
-    padding (``F.pad``'s default) is ``_constant_pad``."""
+    """Constant padding (``F.pad``'s default) is ``_padded``; reflection of the last two axes of
+    an NCHW input is ReflectionPad2D; edge, wrap and other reflections are ``_pad_from_input``."""
     mode = attrs.get("mode", "constant")
     pads = [int(p) for p in constant_input(g, node, 1, "pads")]
-    if mode == "constant" and not has_input(node, 3):
+    if has_input(node, 3):
+        raise g.fail(node, f"mode={mode!r} with axes (give pads for every axis)")
+    if mode == "constant":
         _constant_pad(g, node, pads)
         return
-    if mode != "reflect" or has_input(node, 3):
-        given = " with axes" if has_input(node, 3) else ""
-        raise g.fail(node, f"mode={mode!r}{given} (modelpack pads by reflection of the last two axes, "
-                           "or with a constant)")
-    if len(pads) != 8 or any(pads[i] for i in (0, 1, 4, 5)) or min(pads) < 0:
-        raise g.fail(node, f"pads {pads} (modelpack reflects the last two axes of a 4-D input only)")
-    width = [0, 0, 0, 0, pads[2], pads[6], pads[3], pads[7]]  # (before, after) per axis
-    block = _registered(g, node, "ReflectionPad2D", {"padding": width})
-    g.layer(node, block, g.value(node.input[0], node), "reflection_pad")
+    if mode == "reflect" and len(pads) == 8 and not any(pads[i] for i in (0, 1, 4, 5)) and min(pads) >= 0:
+        width = [0, 0, 0, 0, pads[2], pads[6], pads[3], pads[7]]  # (before, after) per axis
+        block = _registered(g, node, "ReflectionPad2D", {"padding": width})
+        g.layer(node, block, g.value(node.input[0], node), "reflection_pad")
+        return
+    if mode not in ("reflect", "edge", "wrap"):
+        raise g.fail(node, f"mode={mode!r}")
+    _pad_from_input(g, node, pads, mode)
+
+
+def _pad_from_input(g: Graph, node: onnx.NodeProto, pads: list[int], mode: str) -> None:
+    """Edge, wrap or reflect padding as slices of the input joined on either side, axis by axis:
+    its first or last value repeated (edge), its other end (wrap), its values mirrored about
+    the end one (reflect). Those read within the axis, so its size must be known and wide enough."""
+    dims = g.shape(node.input[0])
+    if dims is None or len(pads) != 2 * len(dims):
+        raise g.fail(node, f"pads {pads} for an input of shape {dims}")
+    rank, x = len(dims), g.value(node.input[0], node)
+
+    def part(source: str, axis: int, start: int | None, stop: int | None, step: int | None) -> str:
+        items: list[dict[str, Any]] = [{"slice": [None, None, None]}] * rank
+        items[axis] = {"slice": [start, stop, step]}
+        return g._add("getitem", [source], {"index": items})
+
+    for axis, size in enumerate(dims):
+        begin, end = pads[axis], pads[axis + rank]
+        if not begin and not end:
+            continue
+        reach = max(begin, end) + (mode == "reflect")
+        if min(begin, end) < 0 or (mode != "edge" and not (isinstance(size, int) and reach <= size)):
+            raise g.fail(node, f"mode={mode!r} pads {begin} and {end} on axis {axis} of size {size!r}")
+        sides: list[str | None] = []
+        for width, before in ((begin, True), (end, False)):
+            if not width:
+                sides.append(None)
+            elif mode == "edge":
+                value = part(x, axis, 0, 1, None) if before else part(x, axis, -1, None, None)
+                sides.append(g._add("repeat", [value], {"repeats": width, "axis": axis}))
+            elif mode == "wrap":
+                sides.append(part(x, axis, -width, None, None) if before else part(x, axis, 0, width, None))
+            else:  # reflect: the values next to the end one, mirrored
+                sides.append(part(x, axis, width, 0, -1) if before else part(x, axis, -2, -width - 2, -1))
+        x = g._add("concatenate", [v for v in (sides[0], x, sides[1]) if v is not None], {"axis": axis})
+    g.values[node.output[0]] = x
