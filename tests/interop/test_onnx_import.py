@@ -468,15 +468,62 @@ def test_a_tensor_lying_about_its_size(tmp_path):
         from_onnx(tmp_path / "lie.onnx")
 
 
-def test_external_data_is_refused(tmp_path):
+def _weights_beside(tmp_path, name="w.data"):
+    """A model whose weights onnx saves to a file beside it (as large models must)."""
+    rng = np.random.default_rng(6)
+    weight, bias = rng.standard_normal((5, 4)).astype(np.float32), rng.standard_normal(5).astype(np.float32)
+    model = _model([helper.make_node("Gemm", ["x", "w", "b"], ["y"], transB=1)], [_float("x", ["n", 4])],
+                   [_float("y", None)], [numpy_helper.from_array(weight, "w"), numpy_helper.from_array(bias, "b")])
+    model.ir_version = 8
+    onnx.save_model(model, str(tmp_path / "ext.onnx"), save_as_external_data=True, all_tensors_to_one_file=True,
+                    location=name, size_threshold=0)
+    return tmp_path / "ext.onnx", weight, bias
+
+
+def test_weights_stored_beside_the_model_are_read(tmp_path):
+    path, weight, bias = _weights_beside(tmp_path)
+    assert onnx.load(str(path), load_external_data=False).graph.initializer[0].data_location == TensorProto.EXTERNAL
+    x = np.random.default_rng(7).standard_normal((3, 4)).astype(np.float32)
+    np.testing.assert_allclose(from_onnx(path)(x), x @ weight.T + bias, **TOL)
+    with open(path, "rb") as handle:  # an open file: its folder is unknown
+        with pytest.raises(FormatError, match=r"tensor 'w' is stored in another file, which is read beside the "
+                                              r"model's own: give the model as a local path"):
+            from_onnx(handle)
+
+
+def _external(tmp_path, **entries):
     tensor = numpy_helper.from_array(np.ones(4, np.float32), "w")
     tensor.ClearField("raw_data")
     tensor.data_location = TensorProto.EXTERNAL
-    tensor.external_data.add(key="location", value="../../etc/passwd")
+    for key, value in entries.items():
+        tensor.external_data.add(key=key, value=value)
     model = _model([helper.make_node("Add", ["x", "w"], ["y"])], [_float("x", [4])], [_float("y", None)], [tensor])
-    onnx.save(model, str(tmp_path / "ext.onnx"))
-    with pytest.raises(FormatError, match=r"ext\.onnx: tensor 'w' is stored in another file"):
-        from_onnx(tmp_path / "ext.onnx")
+    (tmp_path / "model").mkdir(exist_ok=True)
+    onnx.save(model, str(tmp_path / "model" / "ext.onnx"))
+    return tmp_path / "model" / "ext.onnx"
+
+
+@pytest.mark.parametrize(("entries", "message"), [
+    ({"location": "../secret.bin"}, r"its data file '\.\./secret\.bin' is not a name below the model's folder"),
+    ({"location": "/etc/passwd"}, r"its data file '/etc/passwd' is not a name below the model's folder"),
+    ({"location": "a/../../secret.bin"}, r"its data file 'a/\.\./\.\./secret\.bin' is not a name below the model's"),
+    ({"location": "link.bin"}, r"its data file 'link\.bin' leads out of the model's folder"),
+    ({}, r"its data file '' is not a name below the model's folder"),
+    ({"location": "w.bin", "length": "8"}, r"its data file gives 8 bytes at offset 0, for a tensor of 16 bytes \(\[4\]\)"),
+    ({"location": "w.bin", "offset": "-4"}, r"its data file gives 16 bytes at offset -4"),
+    ({"location": "w.bin", "offset": "x"}, r"its data's offset or length is not a number"),
+    ({"location": "w.bin", "offset": "8"}, r"its data file 'w\.bin' holds 20 bytes, not 16 from offset 8"),
+    ({"location": "none.bin"}, r"its data file 'none\.bin' cannot be read \(No such file or directory\)"),
+    ({"location": "."}, r"its data file '\.' is not a file, not 16 from offset 0"),  # the folder itself
+])
+def test_weights_beside_the_model_are_read_only_from_below_its_folder(tmp_path, entries, message):
+    """The names and sizes come from the file: each is checked before anything is opened."""
+    (tmp_path / "secret.bin").write_bytes(b"\x00" * 64)
+    path = _external(tmp_path, **entries)
+    (path.parent / "w.bin").write_bytes(b"\x00" * 20)
+    (path.parent / "link.bin").symlink_to(tmp_path / "secret.bin")
+    with pytest.raises(FormatError, match=r"ext\.onnx: tensor 'w': " + message):
+        from_onnx(path)
 
 
 def test_limits_apply(tmp_path):

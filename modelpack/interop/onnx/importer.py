@@ -1,8 +1,9 @@
 """``from_onnx``: an ONNX model made of operators modelpack has, as a modelpack model.
 
 The file is read whole (its size checked first) and parsed by onnx's own protobuf parser;
-tensors stored outside the file are refused (their paths come from the file). Initializer
-counts and sizes are checked against ``Limits`` before any is converted. onnx's shape
+tensors stored in other files beside it are read from there (``external_data``, which checks
+the names the file gives). Initializer counts and sizes are checked against ``Limits`` before
+any is converted. onnx's shape
 inference names every intermediate size, so shape computations (``Shape`` → ``Gather`` →
 ``Concat`` → ``Reshape``, as exporters write ``x.view(x.size(0), -1)``) fold into reshape
 targets that name the input's dynamic sizes. Each operator is translated by its entry in
@@ -27,6 +28,7 @@ from ...io.limits import DEFAULT_LIMITS, Limits
 from ...io.paths import PathOrFile, describe, open_for_reading
 from ...nn.block import Block
 from ..imported import as_graph_block, as_sequential, safe_name
+from .external_data import read_external_data
 from .import_patterns import fuse_activations
 
 __all__ = ["from_onnx", "Graph", "Translator", "FOLD_ELEMENTS", "constant_input", "has_input",
@@ -96,11 +98,6 @@ def _parse(source: PathOrFile, where: str, limits: Limits) -> tuple[onnx.ModelPr
         )
     total = 0
     for tensor in tensors:
-        if tensor.data_location == onnx.TensorProto.EXTERNAL:
-            raise FormatError(
-                f"{where}: tensor {tensor.name!r} is stored in another file; modelpack reads "
-                "self-contained ONNX files only"
-            )
         if any(d < 0 for d in tensor.dims):
             raise FormatError(f"{where}: tensor {tensor.name!r} has a negative size {list(tensor.dims)}")
         total += math.prod(tensor.dims)
@@ -112,6 +109,8 @@ def _parse(source: PathOrFile, where: str, limits: Limits) -> tuple[onnx.ModelPr
             limit="max_total_bytes",
             allowed=limits.max_total_bytes,
         )
+    read_external_data(tensors, source, where,
+                       lambda tensor: element_dtype(tensor.data_type, where, f"tensor {tensor.name!r}"))
     return _upgraded(model, where), size
 
 
