@@ -40,7 +40,7 @@ from models import export_bytes, save_bytes, sequential_mlp
 
 import modelpack
 from modelpack import nn
-from modelpack.errors import IntegrityError, ModelpackError
+from modelpack.errors import FileKindError, IntegrityError, ModelpackError
 from modelpack.io.limits import DEFAULT_LIMITS
 from modelpack.io.npz import tensor_sha256
 from modelpack.nn import functional as F
@@ -517,7 +517,8 @@ FORWARD_PEAK_BYTES = 200 * 2**20  # issue 11's bound; the default activation bud
 
 def run_case(data: bytes) -> str:
     """Load, inspect and verify ``data``, run and re-read what loads; the outcome is the
-    load's error class or "loaded"."""
+    load's error class, "loaded", or "parameter file" (a mutation that leaves only an archive's
+    weights bundle, itself an ``.npz``, which ``load`` reads as one)."""
     path = FUZZ_FILE
     path.write_bytes(data)
     try:
@@ -528,12 +529,17 @@ def run_case(data: bytes) -> str:
         loaded, outcome = None, type(exc).__name__
         if isinstance(exc, IntegrityError):
             _read_twice(lambda: modelpack.load(path), "load")  # a retry fails again
+    parameter_file = False
     try:
         manifest = _call(lambda: modelpack.inspect(path))
     except ModelpackError as exc:
         _names_the_file(exc, "inspect")
         manifest = None
+        parameter_file = isinstance(exc, FileKindError) and exc.kind == "npz"
     report = _call(lambda: modelpack.verify(path))
+    if loaded is not None and parameter_file:  # (a mutation that leaves the weights' bundle alone)
+        _check_parameter_file(loaded, path)
+        return "parameter file"
     if loaded is not None:
         if manifest is None:
             raise Inconsistent("load succeeded but inspect refused the same bytes")
@@ -548,6 +554,18 @@ def run_case(data: bytes) -> str:
     _never_serve_damage(path, {name for name, status in report.tensors.items() if status == "damaged"})
     _one_tensor_reads_agree(path)
     return outcome
+
+
+def _check_parameter_file(loaded: Any, path: Path) -> None:
+    """A file that is a parameter file (an ``.npz``; ``load`` reads those too) loads as numpy
+    reads it: the same names, dtypes, shapes and bytes."""
+    with np.load(path, allow_pickle=False) as expected:
+        if not isinstance(loaded, dict) or list(loaded) != list(expected.files):
+            raise Inconsistent(f"a parameter file loaded as {type(loaded).__name__}, not numpy's arrays")
+        for name, array in loaded.items():
+            want = expected[name]
+            if (array.dtype, array.shape, array.tobytes()) != (want.dtype, want.shape, want.tobytes()):
+                raise Inconsistent(f"a parameter file's array {name!r} loaded other than numpy reads it")
 
 
 def _one_tensor_reads_agree(path: Path) -> None:
