@@ -188,6 +188,19 @@ def test_near_miss_globals_are_refused(tmp_path, module, name):
     _refused(tmp_path, data, FormatError, f"global '{module}.{name}' is not allowed")
 
 
+@pytest.mark.parametrize(("module", "advice"), [
+    ("torch.nn.modules.linear", r"this file pickles a whole module \(torch\.save\(model\)\), not its tensors: "
+                                r"save torch\.save\(model\.state_dict\(\), path\)$"),
+    ("__main__", r"this file pickles a whole module"),
+    ("__torch__.torch.nn.modules.linear", r"this is a TorchScript module \(torch\.jit\.save\): save its weights "
+                                          r"with torch\.save\(model\.state_dict\(\), path\)$"),
+])
+def test_a_whole_pickled_module_is_refused_saying_to_save_its_state_dict(tmp_path, module, advice):
+    data = torch_zip(b"\x80\x02" + global_(module, "Linear") + b".", {})
+    caught = _refused(tmp_path, data, FormatError, f"global '{module}.Linear' is not allowed (allowed: ")
+    assert re.search(rf"nothing was run; {advice}", str(caught)), str(caught)
+
+
 @pytest.mark.parametrize(("opcode", "name"), [(b"\x81", "NEWOBJ"), (b"i", "INST"), (b"o", "OBJ"),
                                               (b"\x82", "EXT1"), (b"P", "PERSID"), (b"\x92", "NEWOBJ_EX")])
 def test_object_building_opcodes_are_refused(tmp_path, opcode, name):

@@ -173,7 +173,8 @@ def restricted_load(
             module, name = (r.line(), r.line()) if opcode == b"c" else _stack_global(r)
             dotted = f"{module}.{name}"
             if dotted not in allowed:
-                raise r.fail(f"global {dotted!r} is not allowed ({_summary(allowed)}); nothing was run")
+                raise r.fail(f"global {dotted!r} is not allowed ({_summary(allowed)}); nothing was run"
+                             f"{_whole_module(module)}")
             r.push(allowed[dotted])
         elif opcode == b"R":
             args = r.pop()
@@ -200,6 +201,19 @@ def shown(value: Any) -> str:
     its repr, at most 80 characters (a long one is cut before it is made, not after)."""
     text = value.name if isinstance(value, Allowed) else _REPR.repr(value)
     return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _whole_module(module: str) -> str:
+    """What to do instead, where the refused global says the file holds a whole torch module
+    (``torch.save(model)`` pickles its classes, ``torch.jit.save`` its TorchScript) rather
+    than tensors."""
+    if module.startswith("__torch__"):
+        return ("; this is a TorchScript module (torch.jit.save): save its weights with "
+                "torch.save(model.state_dict(), path)")
+    if module.startswith("torch.nn.") or module == "__main__":
+        return ("; this file pickles a whole module (torch.save(model)), not its tensors: save "
+                "torch.save(model.state_dict(), path)")
+    return ""
 
 
 def _summary(allowed: Mapping[str, Allowed]) -> str:
