@@ -8,10 +8,12 @@ TorchScript exporter (dynamo=False): the newer exporter needs onnxscript, not in
 from __future__ import annotations
 
 import math
+import os
 import warnings
 
 import numpy as np
 import pytest
+from fuzzing import time_bound
 from hypothesis import given, reject, settings
 from hypothesis import strategies as st
 
@@ -515,6 +517,7 @@ def _external(tmp_path, **entries):
     ({"location": "w.bin", "offset": "8"}, r"its data file 'w\.bin' holds 20 bytes, not 16 from offset 8"),
     ({"location": "none.bin"}, r"its data file 'none\.bin' cannot be read \(No such file or directory\)"),
     ({"location": "."}, r"its data file '\.' is not a file, not 16 from offset 0"),  # the folder itself
+    ({"location": "fifo"}, r"its data file 'fifo' is not a file, not 16 from offset 0"),  # never waits for a writer
 ])
 def test_weights_beside_the_model_are_read_only_from_below_its_folder(tmp_path, entries, message):
     """The names and sizes come from the file: each is checked before anything is opened."""
@@ -522,8 +525,10 @@ def test_weights_beside_the_model_are_read_only_from_below_its_folder(tmp_path, 
     path = _external(tmp_path, **entries)
     (path.parent / "w.bin").write_bytes(b"\x00" * 20)
     (path.parent / "link.bin").symlink_to(tmp_path / "secret.bin")
+    os.mkfifo(path.parent / "fifo")
     with pytest.raises(FormatError, match=r"ext\.onnx: tensor 'w': " + message):
-        from_onnx(path)
+        with time_bound(10.0):
+            from_onnx(path)
 
 
 def test_limits_apply(tmp_path):

@@ -72,8 +72,8 @@ def _entry(tensor: onnx.TensorProto, folder: str, where: str, expected: int) -> 
 def _read(path: str, offset: int, length: int, what: str) -> bytes:
     """``length`` bytes of a regular file from ``offset``, all of them there (``what`` names the
     tensor and its data file in a refusal)."""
-    try:
-        fd = os.open(path, os.O_RDONLY)
+    try:  # (non-blocking: a FIFO named by the file would otherwise wait for a writer forever)
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
     except OSError as exc:
         raise FormatError(f"{what} cannot be read ({exc.strerror or exc})") from None
     try:
