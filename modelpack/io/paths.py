@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import stat
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
@@ -93,7 +94,7 @@ def open_for_reading(source: PathOrFile, *, buffered: bool = True) -> AbstractCo
         # small archive is timed in microseconds): the file is its own context manager.
         try:
             # (the caller's with-block closes it)
-            return open(source, "rb", buffering=-1 if buffered else 0)  # noqa: SIM115
+            return open(source, "rb", buffering=-1 if buffered else 0, opener=_regular_file)  # noqa: SIM115
         except OSError as exc:
             raise _path_error(source, exc, reading=True) from None
     return _opened(source, remote.open_for_reading, _open_local if buffered else _open_local_raw)
@@ -102,7 +103,7 @@ def open_for_reading(source: PathOrFile, *, buffered: bool = True) -> AbstractCo
 @contextlib.contextmanager
 def _open_local(path: str, buffering: int = -1) -> Iterator[IO[bytes]]:
     try:
-        handle = open(path, "rb", buffering=buffering)  # noqa: SIM115  (closed below; errors mapped first)
+        handle = open(path, "rb", buffering=buffering, opener=_regular_file)  # noqa: SIM115  (closed below)
     except OSError as exc:
         raise _path_error(path, exc, reading=True) from None
     with handle:
@@ -113,8 +114,33 @@ def _open_local_raw(path: str) -> AbstractContextManager[IO[bytes]]:
     return _open_local(path, buffering=0)
 
 
+class _NotRegular(OSError):
+    """A path to read that is a pipe, a socket or a device (``_regular_file``)."""
+
+
+def _regular_file(path: str, flags: int) -> int:
+    """``open``'s opener for a file to read: opened without blocking, so a FIFO (which a
+    folder of shards or weights may hold in place of a file) cannot make the open wait for a
+    writer forever, and refused unless it is a regular file or a folder (which ``open``
+    itself refuses as such); then blocking again, as ``open`` would have left it."""
+    nonblocking = getattr(os, "O_NONBLOCK", 0)  # (POSIX; elsewhere a FIFO is not a path)
+    fd = os.open(path, flags | nonblocking)
+    try:
+        mode = os.fstat(fd).st_mode
+        if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+            raise _NotRegular(f"{path} is a pipe, socket or device")
+        if nonblocking:
+            os.set_blocking(fd, True)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
 def _path_error(path: str, exc: OSError, *, reading: bool) -> PathError:
     """The user's path and what to do, for an OS error (never a temporary file's name)."""
+    if isinstance(exc, _NotRegular):
+        return PathError(path, "is not a regular file (a pipe, a socket or a device)", "give a file")
     if isinstance(exc, FileNotFoundError):
         folder = os.path.dirname(os.path.abspath(path))
         if reading:

@@ -9,12 +9,14 @@ import shutil
 import numpy as np
 import pytest
 from craft import edit_file
+from fuzzing import time_bound
 
 import modelpack
 from modelpack import nn
 from modelpack.errors import (
     IntegrityError,
     MissingFileError,
+    PathError,
     SchemaError,
     UsageError,
 )
@@ -116,6 +118,21 @@ def test_a_missing_shard_is_named_by_load_and_verify(sharded):
     assert not report.ok
     assert report.problems[0] == f"shard 2 of 3 of {path}: {missing}: no such file"
     assert report.tensors["1.weight"] == "missing" and report.tensors["0.weight"] == "ok"
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="POSIX FIFOs")
+def test_a_pipe_in_place_of_a_shard_is_refused_without_waiting(sharded):
+    """A set unpacked from an archive may hold a FIFO under a shard's name: reading it would
+    wait for a writer forever."""
+    _, path = sharded
+    shard = _shard(path, 2)
+    os.remove(shard)
+    os.mkfifo(shard)
+    with time_bound(20.0):
+        with pytest.raises(PathError, match=rf"^shard 2 of 3 of {path}: {shard}: is not a regular file"):
+            modelpack.load(path)
+        report = modelpack.verify(path)
+    assert not report.ok and report.tensors["1.weight"] == "missing" and report.tensors["0.weight"] == "ok"
 
 
 def test_a_truncated_shard_is_named_by_load_and_verify(sharded):

@@ -121,6 +121,7 @@ def test_temporary_is_locked_while_writing(tmp_path):
 
 # -- every path problem is a ModelpackError naming the user's path ----------------------------
 
+from fuzzing import time_bound  # noqa: E402
 from models import sequential_mlp  # noqa: E402
 
 import modelpack  # noqa: E402
@@ -200,6 +201,21 @@ def test_a_file_given_as_something_else_is_a_usage_error(call, given, shown):
         shown = rf"a file is given as a path \(str or os\.PathLike\), a URL, or an open binary file; found {shown}"
     with pytest.raises(UsageError, match=shown):
         call(given)
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="POSIX FIFOs")
+@pytest.mark.parametrize("read", [
+    modelpack.load, modelpack.inspect, modelpack.open, modelpack.verify,
+    lambda p: sequential_mlp(3, 2).load_parameters(p),
+], ids=["load", "inspect", "open", "verify", "load_parameters"])
+def test_a_fifo_is_refused_without_waiting_for_a_writer(tmp_path, read):
+    """A pipe (which a folder of shards may hold in place of one) is no file to read: opening it
+    for reading would block until something writes to it."""
+    os.mkfifo(tmp_path / "pipe.mpk")
+    with pytest.raises(PathError, match=rf"^{tmp_path / 'pipe.mpk'}: is not a regular file \(a pipe, a socket or a "
+                                        r"device\); give a file$"):
+        with time_bound(10.0):
+            read(tmp_path / "pipe.mpk")
 
 
 @pytest.mark.parametrize("as_path", [str, lambda p: p], ids=["str", "Path"])
