@@ -515,9 +515,9 @@ def _external(tmp_path, **entries):
     ({"location": "w.bin", "offset": "-4"}, r"its data file gives 16 bytes at offset -4"),
     ({"location": "w.bin", "offset": "x"}, r"its data's offset or length is not a number"),
     ({"location": "w.bin", "offset": "8"}, r"its data file 'w\.bin' holds 20 bytes, not 16 from offset 8"),
-    ({"location": "none.bin"}, r"its data file 'none\.bin' cannot be read \(No such file or directory\)"),
-    ({"location": "."}, r"its data file '\.' is not a file, not 16 from offset 0"),  # the folder itself
-    ({"location": "fifo"}, r"its data file 'fifo' is not a file, not 16 from offset 0"),  # never waits for a writer
+    ({"location": "none.bin"}, r"its data file 'none\.bin': no such file$"),
+    ({"location": "."}, r"its data file '\.': is a folder, not a file$"),  # the folder itself
+    ({"location": "fifo"}, r"its data file 'fifo': is not a regular file \(a pipe, a socket or a device\)$"),
 ])
 def test_weights_beside_the_model_are_read_only_from_below_its_folder(tmp_path, entries, message):
     """The names and sizes come from the file: each is checked before anything is opened."""

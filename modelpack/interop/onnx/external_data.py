@@ -12,14 +12,13 @@ from __future__ import annotations
 
 import math
 import os
-import stat
 from collections.abc import Callable, Sequence
 
 import numpy as np
 import onnx
 
-from ...errors import FormatError
-from ...io.paths import PathOrFile, is_file_object
+from ...errors import FormatError, PathError
+from ...io.paths import PathOrFile, is_file_object, open_for_reading
 from ...io.remote import is_url
 
 __all__ = ["read_external_data"]
@@ -71,23 +70,20 @@ def _entry(tensor: onnx.TensorProto, folder: str, where: str, expected: int) -> 
 
 def _read(path: str, offset: int, length: int, what: str) -> bytes:
     """``length`` bytes of a regular file from ``offset``, all of them there (``what`` names the
-    tensor and its data file in a refusal)."""
-    try:  # (non-blocking: a FIFO named by the file would otherwise wait for a writer forever)
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
-    except OSError as exc:
-        raise FormatError(f"{what} cannot be read ({exc.strerror or exc})") from None
+    tensor and its data file in a refusal); opened as every file to read is (``io.paths``)."""
     try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode) or info.st_size < offset + length:
-            kind = f"holds {info.st_size} bytes" if stat.S_ISREG(info.st_mode) else "is not a file"
-            raise FormatError(f"{what} {kind}, not {length} from offset {offset}")
-        chunks, done = [], 0
-        while done < length:
-            chunk = os.pread(fd, min(length - done, 1 << 30), offset + done)
-            if not chunk:
-                raise FormatError(f"{what} ended early")
-            chunks.append(chunk)
-            done += len(chunk)
-        return b"".join(chunks)
-    finally:
-        os.close(fd)
+        with open_for_reading(path, buffered=False) as handle:
+            fd = handle.fileno()
+            size = os.fstat(fd).st_size
+            if size < offset + length:
+                raise FormatError(f"{what} holds {size} bytes, not {length} from offset {offset}")
+            chunks, done = [], 0
+            while done < length:
+                chunk = os.pread(fd, min(length - done, 1 << 30), offset + done)
+                if not chunk:
+                    raise FormatError(f"{what} ended early")
+                chunks.append(chunk)
+                done += len(chunk)
+            return b"".join(chunks)
+    except PathError as exc:
+        raise FormatError(f"{what}: {exc.problem}") from None
