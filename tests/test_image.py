@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import struct
 import sys
 import warnings
@@ -26,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from fuzzing import time_bound
 
 import modelpack
 from modelpack import image
@@ -133,6 +135,11 @@ def test_imread_missing_files_and_folders(tmp_path):
         image.imread(tmp_path / "nothing.png")
     with pytest.raises(PathError, match=r"is a folder, not an image file"):
         image.imread(tmp_path)
+    if hasattr(os, "mkfifo"):  # a pipe among a dataset's files: refused, never waited on
+        os.mkfifo(tmp_path / "pipe.png")
+        with pytest.raises(PathError, match=r"pipe\.png: cannot be read \(.*pipe\.png is a pipe, socket or device\)"):
+            with time_bound(10.0):
+                image.imread(tmp_path / "pipe.png")
 
 
 @needs_pillow

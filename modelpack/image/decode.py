@@ -40,6 +40,7 @@ from typing import IO, Any
 import numpy as np
 
 from ..errors import FormatError, ImageLimitError, MissingFileError, PathError, UsageError
+from ..io.paths import regular_file_opener
 
 __all__ = ["ImageLimits", "DEFAULT_IMAGE_LIMITS", "ImageLimitError", "FORMATS", "read_file",
            "read_bytes", "pillow"]
@@ -103,7 +104,7 @@ def read_file(path: str | os.PathLike[str], flag: int = 1, to_rgb: bool = True,
     where = os.fspath(path)
     image_module = pillow()
     try:
-        stream = open(path, "rb")  # noqa: SIM115  (closed below; Pillow reads it lazily)
+        stream = open(path, "rb", opener=regular_file_opener)  # noqa: SIM115  (closed below; Pillow reads lazily)
     except FileNotFoundError:
         raise MissingFileError(where, "no such image file") from None
     except IsADirectoryError:

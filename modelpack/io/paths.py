@@ -33,7 +33,8 @@ except ImportError:  # Windows: no flock; stale temporary files are then left al
 # A URL (``s3://…``, ``https://…``), alone or with its store's options, goes to ``remote``.
 PathOrFile = Union[str, "os.PathLike[str]", BinaryIO, IO[bytes], remote.Location]
 
-__all__ = ["PathOrFile", "describe", "is_file_object", "open_for_reading", "atomic_writer", "sibling"]
+__all__ = ["PathOrFile", "describe", "is_file_object", "open_for_reading", "regular_file_opener",
+           "atomic_writer", "sibling"]
 
 
 def is_file_object(target: object) -> bool:
@@ -94,7 +95,7 @@ def open_for_reading(source: PathOrFile, *, buffered: bool = True) -> AbstractCo
         # small archive is timed in microseconds): the file is its own context manager.
         try:
             # (the caller's with-block closes it)
-            return open(source, "rb", buffering=-1 if buffered else 0, opener=_regular_file)  # noqa: SIM115
+            return open(source, "rb", buffering=-1 if buffered else 0, opener=regular_file_opener)  # noqa: SIM115
         except OSError as exc:
             raise _path_error(source, exc, reading=True) from None
     return _opened(source, remote.open_for_reading, _open_local if buffered else _open_local_raw)
@@ -103,7 +104,7 @@ def open_for_reading(source: PathOrFile, *, buffered: bool = True) -> AbstractCo
 @contextlib.contextmanager
 def _open_local(path: str, buffering: int = -1) -> Iterator[IO[bytes]]:
     try:
-        handle = open(path, "rb", buffering=buffering, opener=_regular_file)  # noqa: SIM115  (closed below)
+        handle = open(path, "rb", buffering=buffering, opener=regular_file_opener)  # noqa: SIM115  (closed below)
     except OSError as exc:
         raise _path_error(path, exc, reading=True) from None
     with handle:
@@ -115,10 +116,10 @@ def _open_local_raw(path: str) -> AbstractContextManager[IO[bytes]]:
 
 
 class _NotRegular(OSError):
-    """A path to read that is a pipe, a socket or a device (``_regular_file``)."""
+    """A path to read that is a pipe, a socket or a device (``regular_file_opener``)."""
 
 
-def _regular_file(path: str, flags: int) -> int:
+def regular_file_opener(path: str, flags: int) -> int:
     """``open``'s opener for a file to read: opened without blocking, so a FIFO (which a
     folder of shards or weights may hold in place of a file) cannot make the open wait for a
     writer forever, and refused unless it is a regular file or a folder (which ``open``
