@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from ....errors import FormatError, UnsupportedFeatureError
+from ....io.paths import regular_file_opener
 from ....nn.devices import on_device
 from ..dataset import Dataset
 from . import download, readers
@@ -200,7 +201,7 @@ class CIFAR100(CIFAR10):
 
 def _sha1(path: Path) -> str:
     digest = hashlib.sha1(usedforsecurity=False)
-    with open(path, "rb") as stream:
+    with open(path, "rb", opener=regular_file_opener) as stream:
         while chunk := stream.read(1 << 20):
             digest.update(chunk)
     return digest.hexdigest()

@@ -21,6 +21,7 @@ from typing import IO
 import numpy as np
 
 from ....errors import FormatError
+from ....io.paths import regular_file_opener
 
 __all__ = ["MAX_PAYLOAD", "read_idx", "read_records", "extract_members"]
 
@@ -38,7 +39,8 @@ def read_idx(path: Path, ndim: int) -> np.ndarray:
     """The array of a gzipped idx file of ``ndim`` dimensions (``uint8``), checked strictly."""
     try:
         compressed = os.path.getsize(path)
-        with gzip.open(path, "rb") as stream:
+        with (open(path, "rb", opener=regular_file_opener) as raw,
+              gzip.GzipFile(fileobj=raw, mode="rb") as stream):
             header = _read_exact(stream, 4, path, "the idx magic number")
             if header[:2] != b"\0\0" or header[2] not in _IDX_DTYPES:
                 raise FormatError(f"{path}: not an idx file of unsigned bytes (magic number {header.hex()}, "
@@ -115,7 +117,8 @@ def extract_members(archive: Path, wanted: dict[str, int], root: Path, *, max_me
     """
     found: set[str] = set()
     try:
-        with tarfile.open(archive, "r:gz") as tar:
+        with (open(archive, "rb", opener=regular_file_opener) as raw,
+              tarfile.open(fileobj=raw, mode="r:gz") as tar):
             for count, member in enumerate(tar):
                 if count >= max_members:
                     raise FormatError(f"{archive}: more than {max_members} members, not a dataset archive")
