@@ -487,6 +487,7 @@ def test_weights_stored_beside_the_model_are_read(tmp_path):
     assert onnx.load(str(path), load_external_data=False).graph.initializer[0].data_location == TensorProto.EXTERNAL
     x = np.random.default_rng(7).standard_normal((3, 4)).astype(np.float32)
     np.testing.assert_allclose(from_onnx(path)(x), x @ weight.T + bias, **TOL)
+    np.testing.assert_allclose(from_onnx(path.as_uri())(x), x @ weight.T + bias, **TOL)  # a file:// URL's folder
     with open(path, "rb") as handle:  # an open file: its folder is unknown
         with pytest.raises(FormatError, match=r"tensor 'w' is stored in another file, which is read beside the "
                                               r"model's own: give the model as a local path"):

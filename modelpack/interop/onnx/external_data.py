@@ -19,7 +19,7 @@ import onnx
 
 from ...errors import FormatError, PathError
 from ...io.paths import PathOrFile, is_file_object, open_for_reading
-from ...io.remote import is_url
+from ...io.remote import is_url, local_path
 
 __all__ = ["read_external_data"]
 
@@ -35,7 +35,8 @@ def read_external_data(tensors: Sequence[onnx.TensorProto], source: PathOrFile, 
     if is_file_object(source) or is_url(source):
         raise FormatError(f"{where}: tensor {external[0].name!r} is stored in another file, which is read "
                           "beside the model's own: give the model as a local path")
-    folder = os.path.dirname(os.path.realpath(os.fspath(source)))  # type: ignore[arg-type]
+    local = local_path(source) or os.fspath(source)  # type: ignore[arg-type]
+    folder = os.path.dirname(os.path.realpath(local))
     for tensor in external:
         expected = math.prod(tensor.dims) * dtype_of(tensor).itemsize
         location, path, offset, length = _entry(tensor, folder, where, expected)
