@@ -37,8 +37,6 @@ LIGHT = sorted((DATA / "light").glob("light_*.onnx"))
 # What modelpack has no equivalent for, by model (the rest must compute their outputs).
 _SEQUENCES = r"operator 'S(equenceEmpty|equenceConstruct|plitToSequence)' has no modelpack equivalent"
 REFUSED = {
-    "test_MaxPool1d_stride_padding_dilation": r"\(MaxPool\): dilations=\[10\]",
-    "test_MaxPool2d_stride_padding_dilation": r"\(MaxPool\): dilations=\[10, 10\]",
     # (opset 6's per-channel slope, which opset 7's broadcasting reads along the last axis)
     "test_PReLU_1d_multiparam": r"\(PRelu\): a slope of shape \(3,\) that is not per channel",
     "test_PReLU_2d_multiparam": r"\(PRelu\): a slope of shape \(3,\) that is not per channel",

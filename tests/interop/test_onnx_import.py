@@ -303,7 +303,13 @@ def _one(op, inputs=("x",), initializers=(), opset=17, **attrs):
     (_one("Erf"), UnsupportedBlockError, r"node 0 'the_node' \(Erf\): operator 'Erf' has no modelpack equivalent; supported: "),
     (_one("MaxPool", kernel_shape=[2, 2], pads=[0, 0, 1, 0], ceil_mode=1), UnsupportedBlockError,
      r"\(MaxPool\): asymmetric pads \[0, 0, 1, 0\] \(begin \[0, 0\], end \[1, 0\]\) with ceil_mode"),
-    (_one("MaxPool", kernel_shape=[2, 2], dilations=[2, 2]), UnsupportedBlockError, r"dilations=\[2, 2\]"),
+    (_one("MaxPool", kernel_shape=[2, 2], dilations=[2, 2], ceil_mode=1), UnsupportedBlockError,
+     r"\(MaxPool\): dilations=\[2, 2\] with ceil_mode \(dilated pools take fixed sizes, rounding down\)"),
+    (_one("MaxPool", kernel_shape=[200, 100], dilations=[2, 2]), UnsupportedBlockError,
+     r"\(MaxPool\): dilations=\[2, 2\] of a \[200, 100\] kernel \(at most 256 taps\)"),
+    (_one("MaxPool", kernel_shape=[3, 3], dilations=[2, 2]), UnsupportedBlockError,
+     r"\(MaxPool\): no window of a \[3, 3\] kernel dilated by \[2, 2\] fits an input of \[4, 4\]"),
+    (_one("AveragePool", kernel_shape=[2, 2], dilations=[2, 2]), UnsupportedBlockError, r"dilations=\[2, 2\]"),
     (_one("ConvTranspose", ("x", "w"), [numpy_helper.from_array(np.ones((3, 2, 3, 3), np.float32), "w")],
           auto_pad="SAME_UPPER"),
      UnsupportedBlockError, r"\(ConvTranspose\): auto_pad='SAME_UPPER' \(give explicit pads and output_padding\)"),
@@ -425,6 +431,19 @@ def test_a_gemm_of_two_values_is_a_product_of_the_graph(tmp_path, attrs, with_c)
     if with_c:
         feeds["c"] = rng.standard_normal(5).astype(np.float32)
     np.testing.assert_allclose(from_onnx(path)(*feeds.values()), _runtime(path, feeds)[0], **TOL)
+
+
+@pytest.mark.parametrize(("attrs", "shape"), [
+    ({"kernel_shape": [3, 3], "dilations": [2, 2]}, [2, 3, 9, 8]),
+    ({"kernel_shape": [2, 3], "dilations": [3, 1], "strides": [2, 3], "pads": [1, 0, 1, 2]}, [2, 3, 9, 8]),
+    ({"kernel_shape": [3], "dilations": [4], "strides": [2], "pads": [2, 1]}, [2, 3, 11]),
+])
+def test_dilated_max_pooling(tmp_path, attrs, shape):
+    """Pooling layers have no dilation: the maximum of the kernel's strided slices, axis by axis."""
+    model = _model([helper.make_node("MaxPool", ["x"], ["y"], **attrs)], [_float("x", shape)], [_float("y", None)])
+    path = _save(model, tmp_path / "pool.onnx")
+    x = np.random.default_rng(1).standard_normal(shape).astype(np.float32)
+    np.testing.assert_array_equal(from_onnx(path)(x), _runtime(path, {"x": x})[0])
 
 
 @pytest.mark.parametrize(("op", "attrs", "side"), [

@@ -224,13 +224,17 @@ def pool(average: bool) -> Translator:
     def emit(g: Graph, node: onnx.NodeProto, attrs: dict[str, Any]) -> None:
         kernel = list(attrs["kernel_shape"])
         dims = len(kernel)
-        if any(d != 1 for d in attrs.get("dilations", [1] * dims)) or attrs.get("storage_order", 0):
+        dilations = list(attrs.get("dilations", [1] * dims))
+        if attrs.get("storage_order", 0) or (average and any(d != 1 for d in dilations)):
             raise g.fail(
                 node, f"dilations={attrs.get('dilations')} / storage_order (modelpack pools without)"
             )
         strides = list(attrs.get("strides", [1] * dims))
         pads = _explicit_pads(g, node, attrs, kernel)
         ceil = bool(attrs.get("ceil_mode", 0))
+        if any(d != 1 for d in dilations):
+            _dilated_max_pool(g, node, kernel, strides, dilations, pads, ceil)
+            return
         include = bool(attrs.get("count_include_pad", 0))
         if pads[:dims] != pads[dims:]:
             counted = average and include
@@ -268,6 +272,39 @@ def _ceil_from_end_pads(g: Graph, node: onnx.NodeProto, kernel: list[int], strid
             ):
                 return candidate
     return None
+
+
+# Slices a dilated max pool is computed from (the taps of every axis, one axis after another).
+DILATED_MAX_TAPS = 256
+
+
+def _dilated_max_pool(g: Graph, node: onnx.NodeProto, kernel: list[int], strides: list[int],
+                      dilations: list[int], pads: list[int], ceil: bool) -> None:
+    """MaxPool with dilations (modelpack's pooling layers have none), on fixed input sizes: the
+    input padded with −∞, then axis by axis (a maximum over a box is one over each of its
+    axes in turn) the maximum of that axis's taps, each a strided slice."""
+    dims = g.shape(node.input[0])
+    count = len(kernel)
+    sizes = dims[2:] if dims is not None and len(dims) == count + 2 else []
+    if ceil or len(sizes) != count or not all(isinstance(n, int) for n in sizes):
+        where = "with ceil_mode" if ceil else f"on input shape {dims}"
+        raise g.fail(node, f"dilations={dilations} {where} (dilated pools take fixed sizes, rounding down)")
+    if sum(kernel) > DILATED_MAX_TAPS or len(dilations) != count or min(dilations) < 1:
+        raise g.fail(node, f"dilations={dilations} of a {kernel} kernel (at most {DILATED_MAX_TAPS} taps)")
+    outs = [(int(n) + b + e - (k - 1) * d - 1) // s + 1 for n, k, s, d, b, e in
+            zip(sizes, kernel, strides, dilations, pads[:count], pads[count:], strict=True)]
+    if min(outs) < 1:
+        raise g.fail(node, f"no window of a {kernel} kernel dilated by {dilations} fits an input of {sizes}")
+    x = _padded(g, node, g.value(node.input[0], node), dims or [], [0, 0, *pads[:count], 0, 0, *pads[count:]],
+                -math.inf)
+    for axis, (k, d, s, o) in enumerate(zip(kernel, dilations, strides, outs, strict=True)):
+        along = x
+        for tap in range(k):
+            items: list[dict[str, Any]] = [{"slice": [None, None, None]}] * (count + 2)
+            items[axis + 2] = {"slice": [tap * d, tap * d + s * (o - 1) + 1, s]}
+            part = g._add("getitem", [along], {"index": items})
+            x = part if tap == 0 else g._add("maximum", [x, part], {})
+    g.values[node.output[0]] = x
 
 
 def _pool_padded(g: Graph, node: onnx.NodeProto, kernel: list[int], strides: list[int], pads: list[int],
