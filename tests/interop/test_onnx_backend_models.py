@@ -46,7 +46,6 @@ REFUSED = {
     **{name: r"\(Gradient\): operator domain 'ai\.onnx\.preview\.training' is not ONNX's own"
        for name in ("test_gradient_of_add", "test_gradient_of_add_and_mul")},
     **{f"test_sequence_model{i}": _SEQUENCES for i in range(1, 9)},
-    "test_shrink": r"\(Shrink\): operator 'Shrink' has no modelpack equivalent",
     **{name: r"\(StringNormalizer\): operator 'StringNormalizer' has no modelpack equivalent" for name in (
         "test_strnorm_model_monday_casesensintive_lower", "test_strnorm_model_monday_casesensintive_nochangecase",
         "test_strnorm_model_monday_casesensintive_upper", "test_strnorm_model_monday_empty_output",

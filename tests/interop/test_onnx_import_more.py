@@ -411,10 +411,12 @@ def test_div_rounds_integers_toward_zero(tmp_path, dtype):
     ("HardSigmoid", [], {}, {}),
     ("HardSigmoid", [], {"alpha": 0.5, "beta": 0.25}, {}),
     ("HardSwish", [], {}, {}),
+    ("Shrink", [], {}, {}),
+    ("Shrink", [], {"lambd": 2.0, "bias": 1.5}, {}),
 ])
 def test_operators_built_from_a_few_ops(tmp_path, op, inputs, attrs, initializers):
-    """Variadic Sum and Mean (broadcast), HardSigmoid and HardSwish (MobileNetV3's), against
-    onnxruntime."""
+    """Variadic Sum and Mean (broadcast), HardSigmoid and HardSwish (MobileNetV3's), Shrink,
+    against onnxruntime."""
     model = _one_node(op, inputs, attrs, ["n", *X.shape[1:]], initializers)
     onnx.save(model, str(tmp_path / "op.onnx"))
     net = from_onnx(tmp_path / "op.onnx")

@@ -368,6 +368,16 @@ def _hard_sigmoid(g: Graph, node: onnx.NodeProto, attrs: dict[str, Any]) -> None
     g.values[node.output[0]] = _hard_sigmoid_of(g, g.value(node.input[0], node), alpha, beta)
 
 
+def _shrink(g: Graph, node: onnx.NodeProto, attrs: dict[str, Any]) -> None:
+    """Shrink: x − bias where x > lambd, x + bias where x < −lambd, else 0 (of x's dtype)."""
+    lambd, bias = float(attrs.get("lambd", 0.5)), float(attrs.get("bias", 0.0))
+    x = g.value(node.input[0], node)
+    low, high = g._add("less", [x, g.scalar(-lambd)], {}), g._add("greater", [x, g.scalar(lambd)], {})
+    raised, lowered = g._add("add", [x, g.scalar(bias)], {}), g._add("subtract", [x, g.scalar(bias)], {})
+    below = g._add("where", [low, raised, g._add("zeros_like", [x], {"dtype": None})], {})
+    g.op(node, "where", [high, lowered, below])
+
+
 def _hard_swish(g: Graph, node: onnx.NodeProto, attrs: dict[str, Any]) -> None:
     """x · HardSigmoid(x) with alpha 1/6 and beta 0.5, as ONNX defines it."""
     x = g.value(node.input[0], node)
@@ -418,5 +428,6 @@ MORE_OPERATORS: dict[str, Translator] = {
     "Mod": _mod,
     "HardSigmoid": _hard_sigmoid,
     "HardSwish": _hard_swish,
+    "Shrink": _shrink,
     "Expand": _expand,
 }
