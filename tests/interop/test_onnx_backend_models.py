@@ -37,10 +37,6 @@ LIGHT = sorted((DATA / "light").glob("light_*.onnx"))
 # What modelpack has no equivalent for, by model (the rest must compute their outputs).
 _SEQUENCES = r"operator 'S(equenceEmpty|equenceConstruct|plitToSequence)' has no modelpack equivalent"
 REFUSED = {
-    # (opset 6's per-channel slope, which opset 7's broadcasting reads along the last axis)
-    "test_PReLU_1d_multiparam": r"\(PRelu\): a slope of shape \(3,\) that is not per channel",
-    "test_PReLU_2d_multiparam": r"\(PRelu\): a slope of shape \(3,\) that is not per channel",
-    "test_PReLU_3d_multiparam": r"\(PRelu\): a slope of shape \(3,\) that is not per channel",
     **{f"test_expand_shape_model{i}": r"\(Expand\): its target shape \('shape'\) is computed from values"
        for i in range(1, 5)},
     **{name: r"\(Gradient\): operator domain 'ai\.onnx\.preview\.training' is not ONNX's own"

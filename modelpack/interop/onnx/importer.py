@@ -124,6 +124,8 @@ def _upgraded(model: onnx.ModelProto, where: str) -> onnx.ModelProto:
     versions = [opset.version for opset in model.opset_import if opset.domain in ("", "ai.onnx")]
     if not versions or min(versions) >= OLDEST_OPSET:
         return model
+    if min(versions) < 7:
+        _per_channel_slopes(model)
     from onnx import version_converter
 
     try:
@@ -139,6 +141,32 @@ def _upgraded(model: onnx.ModelProto, where: str) -> onnx.ModelProto:
         if tensor.name in weights:
             tensor.CopyFrom(weights[tensor.name])
     return upgraded
+
+
+def _per_channel_slopes(model: onnx.ModelProto) -> None:
+    """Before opset 7, a PRelu slope of C values was per channel (axis 1); from 7 on it
+    broadcasts as numpy does, from the last axis, and the version converter leaves it as it
+    is. So a 1-D slope of an input of rank 3 or more is given the shape (C, 1, ...) first."""
+    nodes = [node for node in model.graph.node if node.op_type == "PRelu" and len(node.input) == 2]
+    slopes = {tensor.name: tensor for tensor in model.graph.initializer}
+    if not any(node.input[1] in slopes for node in nodes):
+        return
+    try:
+        inferred = onnx.shape_inference.infer_shapes(_skeleton(model), strict_mode=False).graph
+    except Exception:  # (an inconsistent file: its slopes stay as they are, and ops refuse)
+        return
+    ranks = {info.name: len(info.type.tensor_type.shape.dim) for info in
+             (*inferred.input, *inferred.value_info) if info.type.tensor_type.HasField("shape")}
+    declared = {info.name: info for info in model.graph.input}  # (older IRs list weights as inputs too)
+    for node in nodes:
+        slope, rank = slopes.get(node.input[1]), ranks.get(node.input[0], 0)
+        if slope is not None and len(slope.dims) == 1 and slope.dims[0] > 1 and rank >= 3:
+            slope.dims[:] = [slope.dims[0], *[1] * (rank - 2)]
+            if slope.name in declared:
+                shape = declared[slope.name].type.tensor_type.shape
+                del shape.dim[:]
+                for size in slope.dims:
+                    shape.dim.add().dim_value = size
 
 
 def _left_out(tensor: onnx.TensorProto) -> bool:
