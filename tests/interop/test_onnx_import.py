@@ -310,6 +310,8 @@ def _one(op, inputs=("x",), initializers=(), opset=17, **attrs):
     (_one("MaxPool", kernel_shape=[3, 3], dilations=[2, 2]), UnsupportedBlockError,
      r"\(MaxPool\): no window of a \[3, 3\] kernel dilated by \[2, 2\] fits an input of \[4, 4\]"),
     (_one("AveragePool", kernel_shape=[2, 2], dilations=[2, 2]), UnsupportedBlockError, r"dilations=\[2, 2\]"),
+    (_one("MaxPool", kernel_shape=[2, 2], dilations=[0, 2]), UnsupportedBlockError,
+     r"\(MaxPool\): dilations=\[0, 2\] for a \[2, 2\] kernel \(one of at least 1 per axis\)"),
     (_one("ConvTranspose", ("x", "w"), [numpy_helper.from_array(np.ones((3, 2, 3, 3), np.float32), "w")],
           auto_pad="SAME_UPPER"),
      UnsupportedBlockError, r"\(ConvTranspose\): auto_pad='SAME_UPPER' \(give explicit pads and output_padding\)"),

@@ -274,6 +274,15 @@ def _ceil_from_end_pads(g: Graph, node: onnx.NodeProto, kernel: list[int], strid
     return None
 
 
+def _axis_slice(g: Graph, x: str, rank: int, axis: int, start: int | None, stop: int | None,
+                step: int | None = None) -> str:
+    """``x[..., start:stop:step, ...]`` along ``axis`` of a rank-``rank`` value, the other axes
+    whole: the slices padding, pooling and cropping are built from."""
+    items: list[dict[str, Any]] = [{"slice": [None, None, None]}] * rank
+    items[axis] = {"slice": [start, stop, step]}
+    return g._add("getitem", [x], {"index": items})
+
+
 # Slices a dilated max pool is computed from (the taps of every axis, one axis after another).
 DILATED_MAX_TAPS = 256
 
@@ -289,7 +298,9 @@ def _dilated_max_pool(g: Graph, node: onnx.NodeProto, kernel: list[int], strides
     if ceil or len(sizes) != count or not all(isinstance(n, int) for n in sizes):
         where = "with ceil_mode" if ceil else f"on input shape {dims}"
         raise g.fail(node, f"dilations={dilations} {where} (dilated pools take fixed sizes, rounding down)")
-    if sum(kernel) > DILATED_MAX_TAPS or len(dilations) != count or min(dilations) < 1:
+    if len(dilations) != count or min(dilations) < 1:
+        raise g.fail(node, f"dilations={dilations} for a {kernel} kernel (one of at least 1 per axis)")
+    if sum(kernel) > DILATED_MAX_TAPS:
         raise g.fail(node, f"dilations={dilations} of a {kernel} kernel (at most {DILATED_MAX_TAPS} taps)")
     outs = [(int(n) + b + e - (k - 1) * d - 1) // s + 1 for n, k, s, d, b, e in
             zip(sizes, kernel, strides, dilations, pads[:count], pads[count:], strict=True)]
@@ -300,9 +311,7 @@ def _dilated_max_pool(g: Graph, node: onnx.NodeProto, kernel: list[int], strides
     for axis, (k, d, s, o) in enumerate(zip(kernel, dilations, strides, outs, strict=True)):
         along = x
         for tap in range(k):
-            items: list[dict[str, Any]] = [{"slice": [None, None, None]}] * (count + 2)
-            items[axis + 2] = {"slice": [tap * d, tap * d + s * (o - 1) + 1, s]}
-            part = g._add("getitem", [along], {"index": items})
+            part = _axis_slice(g, along, count + 2, axis + 2, tap * d, tap * d + s * (o - 1) + 1, s)
             x = part if tap == 0 else g._add("maximum", [x, part], {})
     g.values[node.output[0]] = x
 
@@ -333,8 +342,7 @@ def _pool_padded(g: Graph, node: onnx.NodeProto, kernel: list[int], strides: lis
     x = g.value(node.input[0], node)
     result = pooled(_padded(g, node, x, dims, spread, 0.0 if average else -math.inf))
     if average and not include:
-        first = [{"slice": [None, None, None]}, {"slice": [None, 1, None]}]
-        ones = g._add("ones_like", [g._add("getitem", [x], {"index": first})], {"dtype": None})
+        ones = g._add("ones_like", [_axis_slice(g, x, len(dims), 1, None, 1)], {"dtype": None})
         share = pooled(_padded(g, node, ones, [dims[0], 1, *dims[2:]], spread, 0.0))
         result = g._add("divide", [result, share], {})
     g.values[node.output[0]] = result
@@ -446,9 +454,7 @@ def _padded(g: Graph, node: onnx.NodeProto, x: str, dims: Dims, pads: list[int],
     for axis in range(len(dims)):
         begin, end = pads[axis], pads[axis + len(dims)]
         if begin < 0 or end < 0:  # a negative pad crops
-            items: list[dict[str, Any]] = [{"slice": [None, None, None]}] * len(dims)
-            items[axis] = {"slice": [max(-begin, 0) or None, end if end < 0 else None, None]}
-            x = g._add("getitem", [x], {"index": items})
+            x = _axis_slice(g, x, len(dims), axis, max(-begin, 0) or None, end if end < 0 else None)
             size, cropped = current[axis], max(-begin, 0) + max(-end, 0)
             current[axis] = None if size is None else sizes.combined("subtract", size, cropped)
             begin, end = max(begin, 0), max(end, 0)
@@ -526,12 +532,6 @@ def _pad_from_input(g: Graph, node: onnx.NodeProto, pads: list[int], mode: str) 
     if dims is None or len(pads) != 2 * len(dims):
         raise g.fail(node, f"pads {pads} for an input of shape {dims}")
     rank, x = len(dims), g.value(node.input[0], node)
-
-    def part(source: str, axis: int, start: int | None, stop: int | None, step: int | None) -> str:
-        items: list[dict[str, Any]] = [{"slice": [None, None, None]}] * rank
-        items[axis] = {"slice": [start, stop, step]}
-        return g._add("getitem", [source], {"index": items})
-
     for axis, size in enumerate(dims):
         begin, end = pads[axis], pads[axis + rank]
         if not begin and not end:
@@ -544,11 +544,14 @@ def _pad_from_input(g: Graph, node: onnx.NodeProto, pads: list[int], mode: str) 
             if not width:
                 sides.append(None)
             elif mode == "edge":
-                value = part(x, axis, 0, 1, None) if before else part(x, axis, -1, None, None)
+                start, stop = (0, 1) if before else (-1, None)
+                value = _axis_slice(g, x, rank, axis, start, stop)
                 sides.append(g._add("repeat", [value], {"repeats": width, "axis": axis}))
             elif mode == "wrap":
-                sides.append(part(x, axis, -width, None, None) if before else part(x, axis, 0, width, None))
+                start, stop = (-width, None) if before else (0, width)
+                sides.append(_axis_slice(g, x, rank, axis, start, stop))
             else:  # reflect: the values next to the end one, mirrored
-                sides.append(part(x, axis, width, 0, -1) if before else part(x, axis, -2, -width - 2, -1))
+                start, stop = (width, 0) if before else (-2, -width - 2)
+                sides.append(_axis_slice(g, x, rank, axis, start, stop, -1))
         x = g._add("concatenate", [v for v in (sides[0], x, sides[1]) if v is not None], {"axis": axis})
     g.values[node.output[0]] = x
