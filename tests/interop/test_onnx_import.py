@@ -114,6 +114,60 @@ def _torch_modules():
             h = self.features(x)
             return self.classifier(h.view(h.size(0), -1)).transpose(0, 1)[1:] * 2 - 1
 
+    class ShuffleUnit(tnn.Module):
+        """ShuffleNet v2's unit: half the channels through a branch, the halves joined and
+        shuffled; its sizes come from x.size() (chunk, view), on top of a shape onnx's inference
+        loses at the view before it."""
+
+        def __init__(self):
+            super().__init__()
+            self.stem = tnn.Conv2d(3, 8, 3, padding=1)
+            self.branch = tnn.Sequential(tnn.Conv2d(4, 4, 1), tnn.BatchNorm2d(4), tnn.ReLU(),
+                                         tnn.Conv2d(4, 4, 3, padding=1, groups=4))
+
+        @staticmethod
+        def shuffle(x):
+            n, c, h, w = x.size()
+            return x.view(n, 2, c // 2, h, w).transpose(1, 2).contiguous().view(n, -1, h, w)
+
+        def forward(self, x):
+            x = self.shuffle(self.stem(x))
+            for _ in range(2):
+                left, right = x.chunk(2, dim=1)
+                x = self.shuffle(torch.cat((left, self.branch(right)), dim=1))
+            return x.mean([2, 3])
+
+    class ClassToken(tnn.Module):
+        """ViT's embedding: patches, then a class token expanded to the batch (expand(n, -1, -1)
+        of a size read from the input) and joined in front."""
+
+        def __init__(self):
+            super().__init__()
+            self.patches = tnn.Conv2d(3, 8, 4, stride=4)
+            self.token = tnn.Parameter(torch.randn(1, 1, 8))
+            self.norm = tnn.LayerNorm(8)
+
+        def forward(self, x):
+            n = x.shape[0]
+            h = self.patches(x).reshape(n, 8, -1).permute(0, 2, 1)
+            h = torch.cat([self.token.expand(n, -1, -1), h], dim=1)
+            return self.norm(h)[:, 0]
+
+    class Windows(tnn.Module):
+        """MaxViT's window partition: sizes divided and multiplied from x.shape."""
+
+        def __init__(self):
+            super().__init__()
+            self.conv = tnn.Conv2d(3, 4, 3, padding=1)
+
+        def forward(self, x):
+            x = self.conv(x)
+            n, c, h, w = x.shape
+            p = 4
+            x = x.view(n, c, h // p, p, w // p, p).permute(0, 2, 4, 3, 5, 1)
+            x = x.reshape(-1, p * p, c).softmax(dim=1)
+            return x.reshape(n, h // p, w // p, p, p, c).permute(0, 5, 1, 3, 2, 4).reshape(n, c, h, w)
+
     torch.manual_seed(0)
     resnet = SmallResNet()
     with torch.no_grad():
@@ -121,13 +175,16 @@ def _torch_modules():
             if isinstance(m, tnn.BatchNorm2d):
                 m.running_mean.uniform_(-0.5, 0.5)
                 m.running_var.uniform_(0.5, 2)
-    return {"resnet": (resnet, (2, 3, 19, 17)), "viewhead": (ViewHead(), (2, 3, 16, 14))}
+    return {"resnet": (resnet, (2, 3, 19, 17)), "viewhead": (ViewHead(), (2, 3, 16, 14)),
+            "shuffle": (ShuffleUnit(), (2, 3, 8, 8)), "token": (ClassToken(), (2, 3, 16, 12)),
+            "windows": (Windows(), (2, 3, 8, 12))}
 
 
 @pytest.mark.parametrize("opset", [17, 11])
-@pytest.mark.parametrize("name", ["resnet", "viewhead"])
+@pytest.mark.parametrize("name", ["resnet", "viewhead", "shuffle", "token", "windows"])
 def test_torch_exported_models_convert(tmp_path, name, opset):
-    """Exported at today's opset and at older ones (upgraded by onnx's version converter)."""
+    """Exported at today's opset and at older ones (upgraded by onnx's version converter), with
+    a dynamic batch: the shape arithmetic torch writes on it folds into size expressions."""
     module, shape = _torch_modules()[name]
     x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
     path = _torch_export(module, x, tmp_path / f"{name}.onnx", opset)
@@ -682,3 +739,48 @@ def test_a_node_breaking_its_operators_schema_is_refused(tmp_path, node, message
     (tmp_path / "s.onnx").write_bytes(_model([node], [_float("x", ["n", 3, 4, 4])], [_float("y", None)]).SerializeToString())
     with pytest.raises(FormatError, match=rf"s\.onnx: {message}"):
         from_onnx(tmp_path / "s.onnx")
+
+
+def _expand_to_batch(compare_with: str):
+    """torch's ``token.expand(x.shape[0], -1)`` as its exporter writes it: the target's -1s
+    found by Equal against -1, replaced by 1 with Where; ``compare_with`` is what Equal
+    compares the target with (torch's -1s, or another input's batch)."""
+    const = helper.make_tensor
+    nodes = [
+        helper.make_node("Shape", ["x"], ["shape"]),
+        helper.make_node("Gather", ["shape", "zero"], ["n"], axis=0),
+        helper.make_node("Unsqueeze", ["n", "zeros"], ["n1"]),
+        helper.make_node("Concat", ["n1", "minus"], ["target"], axis=0),
+        helper.make_node("ConstantOfShape", ["two"], ["ones"], value=const("v", TensorProto.INT64, [1], [1])),
+        helper.make_node("Mul", ["ones", "minus"], ["minus_ones"]),
+        helper.make_node("Shape", ["other"], ["other_shape"]),
+        helper.make_node("Equal", ["target", compare_with], ["is_minus"]),
+        helper.make_node("Where", ["is_minus", "ones", "target"], ["sizes"]),
+        helper.make_node("Expand", ["token", "sizes"], ["tokens"]),
+        helper.make_node("Concat", ["tokens", "x"], ["y"], axis=1),
+    ]
+    inits = [numpy_helper.from_array(np.array(0, np.int64), "zero"),
+             numpy_helper.from_array(np.array([0], np.int64), "zeros"),
+             numpy_helper.from_array(np.array([-1], np.int64), "minus"),
+             numpy_helper.from_array(np.array([2], np.int64), "two"),
+             numpy_helper.from_array(np.arange(1, 4, dtype=np.float32).reshape(1, 3), "token")]
+    return _model(nodes, [_float("x", ["batch", 3]), _float("other", ["rows", 2])], [_float("y", ["batch", 6])],
+                  inits)
+
+
+def test_expanding_to_a_dynamic_batch(tmp_path):
+    """The Equal and Where of a shape vector holding the batch fold at import (a size is never
+    -1), so the target is ``[batch, 1]`` for any batch."""
+    path = _save(_expand_to_batch("minus_ones"), tmp_path / "expand.onnx")
+    net = from_onnx(path)
+    for batch in (2, 5):
+        x = np.random.default_rng(batch).standard_normal((batch, 3)).astype(np.float32)
+        other = np.zeros((4, 2), np.float32)
+        np.testing.assert_array_equal(net(x, other), _runtime(path, {"x": x, "other": other})[0])
+
+
+def test_comparing_sizes_that_depend_on_the_inputs_is_refused(tmp_path):
+    path = _save(_expand_to_batch("other_shape"), tmp_path / "expand.onnx")
+    with pytest.raises(UnsupportedBlockError, match=r"node 7 \(Equal\): compares the sizes 'batch' and 'rows', "
+                                                    r"which depend on the input"):
+        from_onnx(path)

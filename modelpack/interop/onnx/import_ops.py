@@ -8,7 +8,7 @@ folded here into reshape targets that name the input's sizes, never run from the
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -36,6 +36,7 @@ from .import_layers import (
 from .import_ops_more import MORE_OPERATORS
 from .import_patterns import SILU
 from .import_recurrent import constant_of_shape, recurrent
+from .import_shapes import follow
 from .importer import (
     FOLD_ELEMENTS,
     Dims,
@@ -73,6 +74,7 @@ def translate(g: Graph, node: onnx.NodeProto) -> None:
         raise g.fail(node, f"{node.op_type} is taken only where its inputs are known when the file is read")
     try:
         translator(g, node, attrs)
+        follow(g, node, attrs)
     except ModelpackError:
         raise
     except TRANSLATION_ERRORS as exc:  # a file breaking the operator's schema (see imported)
@@ -189,13 +191,16 @@ def _shape(g: Graph, node: onnx.NodeProto, attrs: dict[str, Any]) -> None:
 
 def _folds(g: Graph, node: onnx.NodeProto) -> bool:
     """True when every input is a shape vector or an integer constant (shape arithmetic)."""
+    return _sizes_only(g, node.input)
+
+
+def _sizes_only(g: Graph, names: Sequence[str]) -> bool:
+    """True when ``names`` are shape vectors or integer constants, one a vector at least."""
     return (
-        bool(node.input)
-        and any(n in g.vectors for n in node.input)
-        and all(
-            n in g.vectors or (n in g.constants and g.constants[n].dtype.kind in "iu") or n == ""
-            for n in node.input
-        )
+        bool(names)
+        and any(n in g.vectors for n in names)
+        and all(n in g.vectors or (n in g.constants and g.constants[n].dtype.kind in "iu") or n == ""
+                for n in names)
     )
 
 
@@ -290,6 +295,9 @@ def _py_slice(start: int, end: int, step: int) -> slice:
 
 def _reshape(g: Graph, node: onnx.NodeProto, attrs: dict[str, Any]) -> None:
     target = g.sizes(node, 1, "target shape")
+    if node.input[0] in g.vectors and target in ([-1], [len(g.vectors[node.input[0]])]):
+        g.vectors[node.output[0]] = list(g.vectors[node.input[0]])  # (a shape vector kept 1-D)
+        return
     if not attrs.get("allowzero", 0) and 0 in target:
         source = g.shape(node.input[0])
         if source is None:
@@ -301,7 +309,8 @@ def _reshape(g: Graph, node: onnx.NodeProto, attrs: dict[str, Any]) -> None:
 
 def _reshaped(source: Dims | None, target: Dims) -> list[int | str | None]:
     """A Reshape's output sizes: the target's, its -1 worked out from the input's sizes where
-    the named ones cancel (``b·5·8 / (b·2·4)`` is 5); None where they do not."""
+    the named ones cancel (``b·5·8 / (b·2·4)`` is 5) or remain in a size expression
+    (``b·5·8 / 8`` is ``5*b``); None where neither."""
     if -1 not in target:
         return list(target)
     if source is None:
@@ -320,9 +329,7 @@ def _reshaped(source: Dims | None, target: Dims) -> list[int | str | None]:
             divisor *= d
     if divisor == 0 or coefficient % divisor:
         return [None if d == -1 else d for d in target]
-    size: int | str | None = coefficient // divisor
-    if have:
-        size = have[0] if len(have) == 1 and size == 1 else None
+    size = sizes.product([*have, coefficient // divisor])  # (an expression where names remain)
     return [size if d == -1 else d for d in target]
 
 
@@ -342,6 +349,9 @@ def _arith(op: str) -> Translator:
                 if folded is not None:
                     g.vectors[node.output[0]] = [int(v) for v in np.ravel(folded(*arrays))]
                     return
+            if op == "equal":
+                g.constants[node.output[0]] = _sizes_equal(g, node, vectors)
+                return
             sizes = _sizes_combined(op, vectors)
             if sizes is None:
                 raise g.fail(node, "arithmetic on dynamic sizes that a size expression cannot write")
@@ -370,6 +380,25 @@ def _sizes_combined(op: str, vectors: list[list[int | str]]) -> list[int | str] 
     pairs = [(v[i if len(v) > 1 else 0] for v in vectors) for i in range(length)]
     results = [sizes.combined(op, *pair) for pair in pairs]
     return None if any(r is None for r in results) else [r for r in results if r is not None]
+
+
+def _sizes_equal(g: Graph, node: onnx.NodeProto, vectors: list[list[int | str]]) -> np.ndarray:
+    """Equal of two shape vectors, size by size, where it is known at import: numbers compared,
+    a named size equal to itself and never to a negative number (torch's ``expand(n, -1)``
+    finds its -1s so); any other pair is refused."""
+    lengths = [len(v) for v in vectors]
+    if len(vectors) != 2 or (1 not in lengths and lengths[0] != lengths[1]):
+        raise g.fail(node, "compares shape vectors of different lengths")
+    result = []
+    for i in range(max(lengths)):
+        a, b = (v[i if len(v) > 1 else 0] for v in vectors)
+        if isinstance(a, int) and isinstance(b, int) or a == b:
+            result.append(a == b)
+        elif isinstance(a, int) and a < 0 or isinstance(b, int) and b < 0:
+            result.append(False)
+        else:
+            raise g.fail(node, f"compares the sizes {a!r} and {b!r}, which depend on the input")
+    return np.array(result, np.bool_)
 
 
 def _truncating_divide(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -458,6 +487,16 @@ def _where(g: Graph, node: onnx.NodeProto, attrs: dict[str, Any]) -> None:
     condition = g.dtypes.get(node.input[0])
     if condition is not None and condition != np.bool_:
         raise g.fail(node, f"a condition of {condition.name} (ONNX's Where takes bool)")
+    if node.input[0] in g.constants and _sizes_only(g, node.input[1:]):
+        # sizes of shape vectors picked by a known condition (torch's expand(n, -1) so)
+        picks = [bool(c) for c in np.ravel(g.constants[node.input[0]])]
+        yes, no = (_vector(g, name) for name in node.input[1:])
+        length = max(len(picks), len(yes), len(no))
+        if all(len(v) in (1, length) for v in (picks, yes, no)):
+            def at(v: list[Any], i: int) -> Any:
+                return v[i if len(v) > 1 else 0]
+            g.vectors[node.output[0]] = [at(yes, i) if at(picks, i) else at(no, i) for i in range(length)]
+            return
     g.op(node, "where", [g.value(n, node) for n in node.input])
 
 
