@@ -12,9 +12,9 @@
   (``import_ops``: a table entry per ONNX operator, with ``import_ops_more``; ``import_layers``
   and ``import_recurrent``: those that are layers; ``import_patterns``: several nodes that
   mean one activation; ``import_shapes``: the output shapes onnx's shape inference lost, so
-  that shape arithmetic on a dynamic batch folds). The file is parsed by onnx's own protobuf parser, its sizes checked
-  against ``Limits``; nothing in it is ever run (small constant layout subgraphs are folded
-  by onnx's reference implementation of those operators).
+  that shape arithmetic on a dynamic batch folds). The file is parsed by onnx's own protobuf
+  parser, its sizes checked against ``Limits``; nothing in it is ever run (small constant
+  layout subgraphs are folded by onnx's reference implementation of those operators).
 
 Like every translator it may import the core (``nn``, ``format``, ``io``, ``errors``); the
 core imports it only lazily, when a file of its kind is read (``interop.convert``, the CLI
