@@ -168,6 +168,40 @@ def _torch_modules():
             x = x.reshape(-1, p * p, c).softmax(dim=1)
             return x.reshape(n, h // p, w // p, p, p, c).permute(0, 5, 1, 3, 2, 4).reshape(n, c, h, w)
 
+    class ShiftedWindows(tnn.Module):
+        """Swin's shifted windows: padded to whole windows by amounts computed from x.shape
+        (the padded sizes then read from the result), rolled, and masked where a window straddles the roll, the mask written by index
+        assignments (which torch exports as ScatterND on a ConstantOfShape; at 64×64, as
+        Swin-T's first stage is at 224×224, it indexes more values than a weight has)."""
+
+        def __init__(self):
+            super().__init__()
+            self.embed = tnn.Conv2d(3, 4, 1)
+            self.qkv = tnn.Linear(4, 12)
+
+        def forward(self, x):
+            x = self.embed(x).permute(0, 2, 3, 1)
+            n, h, w, c = x.shape
+            p, s = 8, 4
+            x = tnn.functional.pad(x, (0, 0, 0, (p - w % p) % p, 0, (p - h % p) % p))
+            _, hp, wp, _ = x.shape
+            x = torch.roll(x, shifts=(-s, -s), dims=(1, 2))
+            windows = x.view(n, hp // p, p, wp // p, p, c).permute(0, 1, 3, 2, 4, 5)
+            windows = windows.reshape(n * (hp // p) * (wp // p), p * p, c)
+            q, k, v = self.qkv(windows).chunk(3, dim=-1)
+            mask, count = x.new_zeros((hp, wp)), 0
+            for rows in (slice(0, -p), slice(-p, -s), slice(-s, None)):
+                for columns in (slice(0, -p), slice(-p, -s), slice(-s, None)):
+                    mask[rows, columns] = count
+                    count += 1
+            mask = mask.view(hp // p, p, wp // p, p).permute(0, 2, 1, 3).reshape(-1, p * p)
+            mask = mask.unsqueeze(1) - mask.unsqueeze(2)
+            mask = mask.masked_fill(mask != 0, -100.0)
+            attention = (q @ k.transpose(1, 2)).view(n, -1, p * p, p * p) + mask.unsqueeze(0)
+            out = attention.view(-1, p * p, p * p).softmax(-1) @ v
+            out = out.view(n, hp // p, wp // p, p, p, c).permute(0, 1, 3, 2, 4, 5).reshape(n, hp, wp, c)
+            return torch.roll(out, shifts=(s, s), dims=(1, 2))[:, :h, :w].permute(0, 3, 1, 2)
+
     torch.manual_seed(0)
     resnet = SmallResNet()
     with torch.no_grad():
@@ -177,11 +211,11 @@ def _torch_modules():
                 m.running_var.uniform_(0.5, 2)
     return {"resnet": (resnet, (2, 3, 19, 17)), "viewhead": (ViewHead(), (2, 3, 16, 14)),
             "shuffle": (ShuffleUnit(), (2, 3, 8, 8)), "token": (ClassToken(), (2, 3, 16, 12)),
-            "windows": (Windows(), (2, 3, 8, 12))}
+            "windows": (Windows(), (2, 3, 8, 12)), "shifted": (ShiftedWindows(), (2, 3, 62, 60))}
 
 
 @pytest.mark.parametrize("opset", [17, 11])
-@pytest.mark.parametrize("name", ["resnet", "viewhead", "shuffle", "token", "windows"])
+@pytest.mark.parametrize("name", ["resnet", "viewhead", "shuffle", "token", "windows", "shifted"])
 def test_torch_exported_models_convert(tmp_path, name, opset):
     """Exported at today's opset and at older ones (upgraded by onnx's version converter), with
     a dynamic batch: the shape arithmetic torch writes on it folds into size expressions."""
@@ -424,12 +458,12 @@ def test_older_opsets_are_upgraded_and_compute_what_onnxruntime_does(tmp_path, m
 def test_an_older_opsets_weights_survive_the_upgrade(tmp_path):
     """The version converter and shape inference read the model without its weights' values
     (``importer._skeleton``); the weights, larger than any folded constant, come back by name."""
-    from modelpack.interop.onnx.importer import FOLD_ELEMENTS
+    from modelpack.interop.onnx.importer import WEIGHT_ELEMENTS
 
     rng = np.random.default_rng(4)
     conv = rng.standard_normal((24, 3, 3, 3)).astype(np.float32)
     dense, bias = rng.standard_normal((10, 24 * 4 * 6)).astype(np.float32), np.arange(10, dtype=np.float32)
-    assert dense.size > FOLD_ELEMENTS
+    assert dense.size > WEIGHT_ELEMENTS
     model = _model([helper.make_node("Conv", ["x", "w"], ["c"], kernel_shape=[3, 3], pads=[1, 1, 1, 1]),
                     helper.make_node("Flatten", ["c"], ["f"]),
                     helper.make_node("Gemm", ["f", "d", "e"], ["y"], transB=1, alpha=0.5)],

@@ -483,17 +483,20 @@ def test_torch_expand_with_a_computed_target_folds(tmp_path):
 def test_a_large_constant_of_shape_is_made_when_the_model_runs(tmp_path):
     """A ConstantOfShape beyond the folding bound is not allocated at import: the model makes
     it when it runs, through the op that checks the size first."""
+    from modelpack.interop.onnx.importer import FOLD_ELEMENTS
+
+    size = FOLD_ELEMENTS + 1
     nodes = [helper.make_node("ConstantOfShape", ["shape"], ["c"], value=numpy_helper.from_array(np.ones(1, np.float32))),
              helper.make_node("Add", ["x", "c"], ["y"])]
-    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 5000])],
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", size])],
                               [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
-                              [numpy_helper.from_array(np.array([5000], np.int64), "shape")])
+                              [numpy_helper.from_array(np.array([size], np.int64), "shape")])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
     onnx.save(model, str(tmp_path / "big.onnx"))
     net = from_onnx(tmp_path / "big.onnx")
     assert "full" in [node["op"] for node in net.get_config()["graph"]["nodes"]]
-    x = np.zeros((2, 5000), np.float32)
+    x = np.zeros((2, size), np.float32)
     np.testing.assert_array_equal(net(x), _runtime(tmp_path / "big.onnx", {"x": x})[0])
 
 

@@ -105,8 +105,10 @@ def _check_arity(g: Graph, node: onnx.NodeProto) -> None:
 # Shape vectors whose sizes are all numbers count as constants here: torch.onnx computes an
 # attention's scale as Sqrt of a Cast of a Slice of a Shape (scaled_dot_product_attention).
 _LAYOUT_FOLDABLE = {"Reshape", "Transpose", "Slice", "Cast", "Concat", "Squeeze", "Unsqueeze", "Range",
-                    "Trilu", "Expand"}
-_FOLD_ONLY = {"Range", "Trilu"}  # operators taken only where they fold (an arange, a causal mask)
+                    "Trilu", "Expand", "ScatterND"}
+# Operators taken only where they fold: an arange, a causal mask, a mask written by index
+# assignments (Swin's shifted windows: ``mask[h0:h1, w0:w1] = count``).
+_FOLD_ONLY = {"Range", "Trilu", "ScatterND"}
 _ELEMENTWISE_FOLDABLE = {"Add", "Sub", "Mul", "Div", "Mod", "Neg", "Abs", "Max", "Min", "Equal", "Greater",
                          "Less", "GreaterOrEqual", "LessOrEqual", "Not", "And", "Or", "Where",
                          "Sqrt", "Reciprocal", "Pow", "Exp", "Log", "Floor", "Ceil", "Sign"}
@@ -115,7 +117,7 @@ _ELEMENTWISE_FOLDABLE = {"Add", "Sub", "Mul", "Div", "Mod", "Neg", "Abs", "Max",
 def _fold(g: Graph, node: onnx.NodeProto) -> bool:
     names = [n for n in node.input if n]
     foldable = _LAYOUT_FOLDABLE | _ELEMENTWISE_FOLDABLE
-    if node.op_type not in foldable or not names:
+    if node.op_type not in foldable or not names or any(n in g.weights for n in names):
         return False
     arrays = {n: g.known(n) for n in names}
     if any(a is None for a in arrays.values()):

@@ -285,6 +285,22 @@ def _gemm(g: Graph, node: onnx.NodeProto, attrs: dict[str, Any]) -> list[Shape |
     return [[rows, columns]]
 
 
+def _pad(g: Graph, node: onnx.NodeProto, attrs: dict[str, Any]) -> list[Shape | None] | None:
+    """Each padded axis grows by its two pads (known at import: torch pads Swin's windows by
+    amounts computed from fixed sizes)."""
+    dims = _dims(g, node.input[0])  # (opset 13 on, the pads are an input; 18 on, axes too)
+    pads = g.known(node.input[1]) if has_input(node, 1) else None
+    axes = g.known(node.input[3]) if has_input(node, 3) else np.arange(len(dims or []))
+    if dims is None or pads is None or axes is None or len(np.ravel(pads)) != 2 * len(np.ravel(axes)):
+        return None
+    begin_end = np.ravel(pads).reshape(2, -1)
+    out: Shape = list(dims)
+    for axis, begin, end in zip(np.ravel(axes), *begin_end, strict=True):
+        axis = int(axis) % len(dims)
+        out[axis] = sizes.combined("add", dims[axis], int(begin) + int(end))
+    return [out]
+
+
 RULES: dict[str, Rule] = {
     "Concat": _concat,
     "Slice": _slice,
@@ -299,6 +315,7 @@ RULES: dict[str, Rule] = {
     "Squeeze": _squeeze,
     "MatMul": _matmul,
     "Gemm": _gemm,
+    "Pad": _pad,
     **dict.fromkeys(("ReduceMean", "ReduceSum", "ReduceMax", "ReduceMin", "ReduceProd", "ReduceL2",
                      "ReduceL1", "ReduceLogSumExp", "ReduceSumSquare"), _reduce),
 }

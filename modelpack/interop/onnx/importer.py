@@ -31,16 +31,20 @@ from ..imported import as_graph_block, as_sequential, safe_name
 from .external_data import read_external_data
 from .import_patterns import fuse_activations
 
-__all__ = ["from_onnx", "Graph", "Translator", "FOLD_ELEMENTS", "constant_input", "has_input",
-           "only_first_output", "to_array", "element_dtype"]
+__all__ = ["from_onnx", "Graph", "Translator", "FOLD_ELEMENTS", "WEIGHT_ELEMENTS", "constant_input",
+           "has_input", "only_first_output", "to_array", "element_dtype"]
 
 # The opset the translators read (Softmax, Squeeze and Split changed meaning in 13); older
 # models are upgraded to it first (``_upgraded``).
 OLDEST_OPSET = 13
 # Values computed at import rather than by the model (constants the exporter wrote as small
-# computations) have at most this many elements; anything larger is left to the ops, which
-# check the sizes a file asks for when the model runs.
-FOLD_ELEMENTS = 4096
+# computations on sizes: shapes, masks) have at most this many elements; anything larger is
+# left to the ops, which check the sizes a file asks for when the model runs. (Swin-T's
+# shifted-window mask at 224×224 is written by index assignments over 4,802 positions.)
+FOLD_ELEMENTS = 1 << 16
+# An initializer with more elements is a weight: never folded (the ops read it, a layer as
+# its parameter), and ``_skeleton`` leaves its values out.
+WEIGHT_ELEMENTS = 4096
 
 Dims = list["int | str"]
 # An operator's translation: adds what one node computes to the graph being assembled.
@@ -172,7 +176,7 @@ def _per_channel_slopes(model: onnx.ModelProto) -> None:
 def _left_out(tensor: onnx.TensorProto) -> bool:
     """Whether ``_skeleton`` leaves this initializer's values out: one too large to be a value
     an operator reads as an attribute (a shape, axes, scales), i.e. a weight."""
-    return math.prod(tensor.dims) > FOLD_ELEMENTS
+    return math.prod(tensor.dims) > WEIGHT_ELEMENTS
 
 
 def _skeleton(model: onnx.ModelProto) -> onnx.ModelProto:
@@ -281,6 +285,7 @@ class Graph:
     position: int = 0
     values: dict[str, str] = field(default_factory=dict)  # ONNX name -> graph value
     constants: dict[str, np.ndarray] = field(default_factory=dict)
+    weights: set[str] = field(default_factory=set)  # initializers never folded (_left_out)
     vectors: dict[str, Dims] = field(default_factory=dict)  # 1-D int64 shapes, folded
     inputs: list[dict[str, Any]] = field(default_factory=list)
     children: dict[str, Block] = field(default_factory=dict)
@@ -297,6 +302,8 @@ class Graph:
         graph = self.model.graph
         for tensor in graph.initializer:
             self.constants[tensor.name] = to_array(tensor, self.where)
+            if _left_out(tensor):
+                self.weights.add(tensor.name)
         try:
             inferred = onnx.shape_inference.infer_shapes(_skeleton(self.model), strict_mode=False).graph
         except Exception:  # an inconsistent file: sizes then stay unknown and ops needing them refuse
