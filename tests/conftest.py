@@ -27,6 +27,7 @@ if os.environ.get("MODELPACK_REQUIRE_ORACLES") == "1":
     import numba  # noqa: F401
     import onnx  # noqa: F401
     import onnxruntime  # noqa: F401
+    import onnxscript  # noqa: F401  (torch.onnx's default exporter: tests/interop/test_onnx_import*.py)
     import PIL.Image  # noqa: F401  (the image extra: tests/test_image.py, test_gluon_vision_folder.py)
     import s3fs  # noqa: F401
     import safetensors  # noqa: F401

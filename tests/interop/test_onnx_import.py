@@ -1,8 +1,9 @@
 """from_onnx: ONNX graphs from other exporters (torch.onnx, onnx.helper) and from to_onnx load as
 modelpack models computing what onnxruntime computes; the rest is refused by operator and node.
 
-Tolerance as in test_onnx_export (rtol 1e-4, atol 1e-5, float32). torch's exports use its
-TorchScript exporter (dynamo=False): the newer exporter needs onnxscript, not installed here.
+Tolerance as in test_onnx_export (rtol 1e-4, atol 1e-5, float32). torch's exports use both its
+exporters: the default one (torch.export, with onnxscript, which the torch extra installs) and
+the TorchScript one (dynamo=False), which still writes older opsets.
 """
 
 from __future__ import annotations
@@ -63,11 +64,19 @@ def _float(name, shape):
 
 
 def _torch_export(module, x, path, opset=17):
+    """torch.onnx's TorchScript exporter at ``opset``, or (``opset=None``) its default one,
+    through torch.export and onnxscript, at that exporter's own opset."""
     torch = pytest.importorskip("torch", reason="torch is not installed: torch.onnx exports cannot be made")
+    sizes = {"input_names": ["x"], "output_names": ["y"]}
+    if opset is None:
+        pytest.importorskip("onnxscript", reason="onnxscript is not installed: torch.onnx's default exporter needs it")
+        sizes["dynamic_shapes"] = ({0: torch.export.Dim("batch")},)
+    else:
+        sizes.update(dynamic_axes={"x": {0: "batch"}, "y": {0: "batch"}}, opset_version=opset)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        torch.onnx.export(module.eval(), (torch.from_numpy(x),), str(path), dynamo=False, input_names=["x"],
-                          output_names=["y"], dynamic_axes={"x": {0: "batch"}, "y": {0: "batch"}}, opset_version=opset)
+        torch.onnx.export(module.eval(), (torch.from_numpy(x),), str(path), dynamo=opset is None, verbose=False,
+                          **sizes)
     return path
 
 
@@ -214,15 +223,18 @@ def _torch_modules():
             "windows": (Windows(), (2, 3, 8, 12)), "shifted": (ShiftedWindows(), (2, 3, 62, 60))}
 
 
-@pytest.mark.parametrize("opset", [17, 11])
+@pytest.mark.parametrize("opset", [None, 17, 11])
 @pytest.mark.parametrize("name", ["resnet", "viewhead", "shuffle", "token", "windows", "shifted"])
 def test_torch_exported_models_convert(tmp_path, name, opset):
-    """Exported at today's opset and at older ones (upgraded by onnx's version converter), with
-    a dynamic batch: the shape arithmetic torch writes on it folds into size expressions."""
+    """Exported by torch.onnx's default exporter (torch.export: constants folded, its own
+    names), and by its TorchScript one at today's opset and an older one (upgraded by onnx's
+    version converter), with a dynamic batch: the shape arithmetic torch writes on it folds
+    into size expressions."""
     module, shape = _torch_modules()[name]
     x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
     path = _torch_export(module, x, tmp_path / f"{name}.onnx", opset)
-    assert [o.version for o in onnx.load(str(path)).opset_import if o.domain in ("", "ai.onnx")] == [opset]
+    versions = [o.version for o in onnx.load(str(path)).opset_import if o.domain in ("", "ai.onnx")]
+    assert versions == [opset] if opset else versions[0] >= 18
     net = from_onnx(path)
     for batch in (shape[0], 5):
         y = np.random.default_rng(batch).standard_normal((batch, *shape[1:])).astype(np.float32)
@@ -604,6 +616,29 @@ def test_weights_stored_beside_the_model_are_read(tmp_path):
         with pytest.raises(FormatError, match=r"tensor 'w' is stored in another file, which is read beside the "
                                               r"model's own: give the model as a local path"):
             from_onnx(handle)
+
+
+def test_weights_beside_the_model_count_in_its_activation_budget(tmp_path):
+    """A loaded model's forward may hold 16 times its file's bytes (``Limits``); an ONNX
+    model's weights stored beside it are part of that size (torch.onnx's default exporter
+    writes them so), or a model of small input and large activations is refused."""
+    from modelpack.io.limits import ACTIVATION_FLOOR, ACTIVATIONS_PER_MODEL_BYTE
+
+    side, columns = 2900, 600  # the padded (side, side) float32 array is over the floor, and
+    # with its working copy and the product well under 16 times the weight
+    assert ACTIVATION_FLOOR < 4 * side * side and 3 * 4 * side * side < ACTIVATIONS_PER_MODEL_BYTE * 4 * side * columns
+    weight = np.random.default_rng(8).standard_normal((side, columns)).astype(np.float32)
+    pads = numpy_helper.from_array(np.array([0, 0, side - 1, side - 1], np.int64), "pads")
+    model = _model([helper.make_node("Pad", ["x", "pads"], ["p"]), helper.make_node("MatMul", ["p", "w"], ["y"])],
+                   [_float("x", [1, 1])], [_float("y", None)], [numpy_helper.from_array(weight, "w"), pads])
+    model.ir_version = 8
+    onnx.save_model(model, str(tmp_path / "big.onnx"), save_as_external_data=True, location="big.data")
+    x = np.full((1, 1), 2, np.float32)
+    expected = np.zeros((side, columns), np.float32)
+    expected[0] = 2 * weight[0]
+    np.testing.assert_allclose(from_onnx(tmp_path / "big.onnx")(x), expected, **TOL)
+    with pytest.raises(LimitError, match=r"big\.onnx: .*is over the limit of 33554432"):
+        from_onnx(tmp_path / "big.onnx", limits=Limits(max_activation_bytes=ACTIVATION_FLOOR))(x)
 
 
 def _external(tmp_path, **entries):

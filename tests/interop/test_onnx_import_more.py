@@ -1,6 +1,7 @@
 """from_onnx of transposed convolutions, instance norms, reflection padding and the recurrent
-operators, on graphs torch.onnx exported (TorchScript exporter, dynamo=False) and graphs built
-with onnx.helper; onnxruntime (and onnx.reference) are the oracles.
+operators, on graphs torch.onnx exported (TorchScript exporter, dynamo=False, and where they
+differ its default one) and graphs built with onnx.helper; onnxruntime (and onnx.reference)
+are the oracles.
 
 Tolerance: rtol 1e-4, atol 1e-5 (float32; the runtimes sum in their own order).
 """
@@ -14,7 +15,7 @@ import pytest
 from models import flat_outputs
 
 import modelpack
-from modelpack.errors import UnsupportedBlockError
+from modelpack.errors import InputError, UnsupportedBlockError
 
 onnx = pytest.importorskip("onnx", reason="onnx is not installed (pip install -e '.[onnx]')")
 ort = pytest.importorskip("onnxruntime", reason="onnxruntime is not installed (pip install -e '.[onnx]')")
@@ -31,12 +32,17 @@ def _runtime(path, inputs):
     return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, inputs)
 
 
-def _export(module, x, path, batch_axis=0, outputs=("y",)):
-    dynamic = {"x": {batch_axis: "batch"}}
+def _export(module, x, path, batch_axis=0, outputs=("y",), dynamo=False):
+    """torch.onnx's TorchScript exporter at opset 17, or (``dynamo``) its default one."""
+    if dynamo:
+        pytest.importorskip("onnxscript", reason="onnxscript is not installed: torch.onnx's default exporter needs it")
+        sizes = {"dynamic_shapes": ({batch_axis: torch.export.Dim("batch")},)}
+    else:
+        sizes = {"dynamic_axes": {"x": {batch_axis: "batch"}}, "opset_version": 17}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        torch.onnx.export(module.eval(), (torch.from_numpy(x),), str(path), dynamo=False, input_names=["x"],
-                          output_names=list(outputs), dynamic_axes=dynamic, opset_version=17)
+        torch.onnx.export(module.eval(), (torch.from_numpy(x),), str(path), dynamo=dynamo, input_names=["x"],
+                          output_names=list(outputs), verbose=False, **sizes)
     return path
 
 
@@ -662,6 +668,90 @@ def test_auto_pad_a_convolution_cannot_take_is_refused(tmp_path, attrs, side, me
         from_onnx(tmp_path / "pad.onnx")
 
 
+def _strided_rows(tmp_path, offset=1, delta=1, limit="n"):
+    """x[:, offset] of an (n, 4) input read as torch.onnx's default exporter reads an
+    as_strided view: indices arange(n)·4 + offset into the flattened input, gathered."""
+    def ints(name, value):
+        return numpy_helper.from_array(np.asarray(value, np.int64), name)
+
+    limit_nodes = ([helper.make_node("Shape", ["x"], ["s"], start=0, end=1), helper.make_node("Squeeze", ["s"], ["n"])]
+                   if limit == "n" else [helper.make_node("ReduceMax", ["x"], ["m"], keepdims=0),
+                                         helper.make_node("Cast", ["m"], ["n"], to=TensorProto.INT64)])
+    nodes = [*limit_nodes, helper.make_node("Range", ["zero", "n", "delta"], ["r"]),
+             helper.make_node("Mul", ["r", "four"], ["r4"]), helper.make_node("Add", ["r4", "offset"], ["i"]),
+             helper.make_node("Reshape", ["x", "flat"], ["xf"]), helper.make_node("Gather", ["xf", "i"], ["y"])]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 4])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+                              [ints("zero", 0), ints("delta", delta), ints("four", 4), ints("offset", offset),
+                               ints("flat", [-1])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, str(tmp_path / "strided.onnx"))
+    return tmp_path / "strided.onnx"
+
+
+def test_a_range_to_an_input_size_indexes_a_flattened_view(tmp_path):
+    """Range's limit a size of the input: ``arange`` to that size when the model runs; the
+    indices computed from it gathered (numpy's take checks each one as it runs)."""
+    net = from_onnx(_strided_rows(tmp_path))
+    for n in (2, 5):
+        x = np.random.default_rng(n).standard_normal((n, 4)).astype(np.float32)
+        np.testing.assert_array_equal(net(x), x[:, 1])
+        np.testing.assert_array_equal(net(x), _runtime(tmp_path / "strided.onnx", {"x": x})[0])
+    past = from_onnx(_strided_rows(tmp_path, offset=5))
+    with pytest.raises(InputError, match=r"strided\.onnx: .*graph node \d+ \(take\) cannot run on these inputs: "
+                                         r"index 13 is out of bounds for axis 0 with size 12"):
+        past(np.zeros((3, 4), np.float32))
+
+
+@pytest.mark.parametrize(("options", "message"), [
+    ({"delta": 0}, r"its delta is 0: the range never ends"),
+    ({"limit": "max"}, r"its limit \('n'\) is computed from values, not sizes"),
+])
+def test_a_range_the_model_cannot_run_is_refused(tmp_path, options, message):
+    with pytest.raises(UnsupportedBlockError, match=r"strided\.onnx: node \d+ \(Range\): " + message):
+        from_onnx(_strided_rows(tmp_path, **options))
+
+
+def _gather_nd(tmp_path, data_shape, indices, batch_dims=0):
+    node = helper.make_node("GatherND", ["x", "i"], ["y"], batch_dims=batch_dims)
+    inits = [] if indices is None else [numpy_helper.from_array(np.asarray(indices, np.int64), "i")]
+    inputs = [helper.make_tensor_value_info("x", TensorProto.FLOAT, data_shape)]
+    if indices is None:
+        inputs.append(helper.make_tensor_value_info("i", TensorProto.INT64, [2, 1]))
+    graph = helper.make_graph([node], "g", inputs, [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, str(tmp_path / "gnd.onnx"))
+    return tmp_path / "gnd.onnx"
+
+
+@pytest.mark.parametrize(("shape", "indices"), [
+    ([3, 4, "n"], [[2], [0], [-1], [1], [2]]),  # one index a tuple: rows, as torch's 1-D linear interpolation
+    ([3, 4, "n"], [[[0, 3], [2, -4], [1, 1]], [[-3, 0], [2, 2], [0, 0]]]),  # pairs: (2, 3) vectors
+    ([3, 4, 2], [[2, 3, 0], [0, 0, -1]]),  # whole tuples: scalars
+])
+def test_gather_nd_of_constant_indices(tmp_path, shape, indices):
+    path = _gather_nd(tmp_path, shape, indices)
+    net = from_onnx(path)
+    for n in (2, 5):
+        x = np.random.default_rng(n).standard_normal([n if d == "n" else d for d in shape]).astype(np.float32)
+        np.testing.assert_array_equal(net(x), _runtime(path, {"x": x})[0])
+
+
+@pytest.mark.parametrize(("shape", "indices", "batch_dims", "message"), [
+    ([3, 4], [[1], [3]], 0, r"an index is out of range for the sizes \[3\] it reads"),
+    ([3, 4], [[0, -5]], 0, r"an index is out of range for the sizes \[3, 4\] it reads"),
+    (["n", 4], [[0]], 0, r"the sizes its indices read \(its data's leading 1\) are not known when the file is read"),
+    ([3, 4], [[0], [1], [2]], 1, r"batch_dims=1 \(only 0, no batch axes, is taken\)"),
+    ([3, 4], [[[]]], 0, r"its indices are int64 of shape \[1, 1, 0\]; it takes integer tuples"),
+    ([3, 4], None, 0, r"its indices \('i'\) must be a constant"),
+])
+def test_gather_nd_refusals(tmp_path, shape, indices, batch_dims, message):
+    with pytest.raises(UnsupportedBlockError, match=r"gnd\.onnx: node 0 \(GatherND\): " + message):
+        from_onnx(_gather_nd(tmp_path, shape, indices, batch_dims))
+
+
 @pytest.mark.parametrize("largest", [1, 0])
 def test_topk_values_and_indices(tmp_path, largest):
     ties = np.array([[[1.0, 3.0, 3.0, 2.0], [0.5, 0.5, 0.5, 0.5], [4.0, -1.0, 2.0, 9.0]]], np.float32)
@@ -738,8 +828,9 @@ def test_resize_modes_against_onnxruntime(tmp_path, attrs, scales, sizes):
     np.testing.assert_allclose(net(x), _runtime(tmp_path / "resize.onnx", {"x": x})[0], rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("dynamo", [False, True])  # (the default exporter writes 1-D linear as GatherND)
 @pytest.mark.parametrize(("mode", "align"), [("nearest", None), ("linear", False), ("bilinear", True), ("bicubic", False)])
-def test_torch_interpolate_at_any_batch(tmp_path, mode, align):
+def test_torch_interpolate_at_any_batch(tmp_path, mode, align, dynamo):
     class Up(tnn.Module):
         def forward(self, x):
             if x.ndim == 3:
@@ -748,7 +839,7 @@ def test_torch_interpolate_at_any_batch(tmp_path, mode, align):
 
     shape = (2, 3, 5) if mode == "linear" else (2, 3, 6, 4)
     x = np.random.default_rng(8).standard_normal(shape).astype(np.float32)
-    path = _export(Up(), x, tmp_path / "up.onnx")
+    path = _export(Up(), x, tmp_path / "up.onnx", dynamo=dynamo)
     net = from_onnx(path)
     _agree(net, path, x, batches=(3,))
     with torch.no_grad():

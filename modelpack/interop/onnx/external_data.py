@@ -25,18 +25,20 @@ __all__ = ["read_external_data"]
 
 
 def read_external_data(tensors: Sequence[onnx.TensorProto], source: PathOrFile, where: str,
-                       dtype_of: Callable[[onnx.TensorProto], np.dtype]) -> None:
+                       dtype_of: Callable[[onnx.TensorProto], np.dtype]) -> int:
     """Put the bytes of every tensor stored in another file into the tensor itself (as
     ``raw_data``), reading each file beside ``source``, a local path; ``dtype_of`` gives a
-    tensor's numpy dtype (refusing a type modelpack does not hold)."""
+    tensor's numpy dtype (refusing a type modelpack does not hold). Returns how many bytes
+    were read: part of the model's size, as its own file is."""
     external = [tensor for tensor in tensors if tensor.data_location == onnx.TensorProto.EXTERNAL]
     if not external:
-        return
+        return 0
     if is_file_object(source) or is_url(source):
         raise FormatError(f"{where}: tensor {external[0].name!r} is stored in another file, which is read "
                           "beside the model's own: give the model as a local path")
     local = local_path(source) or os.fspath(source)  # type: ignore[arg-type]
     folder = os.path.dirname(os.path.realpath(local))
+    total = 0
     for tensor in external:
         expected = math.prod(tensor.dims) * dtype_of(tensor).itemsize
         location, path, offset, length = _entry(tensor, folder, where, expected)
@@ -44,6 +46,8 @@ def read_external_data(tensors: Sequence[onnx.TensorProto], source: PathOrFile, 
         tensor.raw_data = _read(path, offset, length, what)
         tensor.data_location = onnx.TensorProto.DEFAULT
         del tensor.external_data[:]
+        total += length
+    return total
 
 
 def _entry(tensor: onnx.TensorProto, folder: str, where: str, expected: int) -> tuple[str, str, int, int]:

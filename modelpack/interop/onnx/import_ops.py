@@ -106,9 +106,9 @@ def _check_arity(g: Graph, node: onnx.NodeProto) -> None:
 # attention's scale as Sqrt of a Cast of a Slice of a Shape (scaled_dot_product_attention).
 _LAYOUT_FOLDABLE = {"Reshape", "Transpose", "Slice", "Cast", "Concat", "Squeeze", "Unsqueeze", "Range",
                     "Trilu", "Expand", "ScatterND"}
-# Operators taken only where they fold: an arange, a causal mask, a mask written by index
-# assignments (Swin's shifted windows: ``mask[h0:h1, w0:w1] = count``).
-_FOLD_ONLY = {"Range", "Trilu", "ScatterND"}
+# Operators taken only where they fold: a causal mask, a mask written by index assignments
+# (Swin's shifted windows: ``mask[h0:h1, w0:w1] = count``).
+_FOLD_ONLY = {"Trilu", "ScatterND"}
 _ELEMENTWISE_FOLDABLE = {"Add", "Sub", "Mul", "Div", "Mod", "Neg", "Abs", "Max", "Min", "Equal", "Greater",
                          "Less", "GreaterOrEqual", "LessOrEqual", "Not", "And", "Or", "Where",
                          "Sqrt", "Reciprocal", "Pow", "Exp", "Log", "Floor", "Ceil", "Sign"}
@@ -223,6 +223,9 @@ def _gather(g: Graph, node: onnx.NodeProto, attrs: dict[str, Any]) -> None:
         block.set_parameters({"weight": weight}, source=g.where)
         g.layer(node, block, g.value(indices, node), "embedding")
         return
+    if indices not in g.constants and indices not in g.vectors:  # indices the model computes: checked
+        g.op(node, "take", [g.value(data, node), g.value(indices, node)], axis=axis)  # when it runs
+        return
     index = constant_input(g, node, 1, "indices")
     if index.ndim != 0:  # (x[:, [2, 0]], index_select): numpy's take, negative indices from the end
         g.op(node, "take", [g.value(data, node), g.value(indices, node)], axis=axis)
@@ -234,6 +237,21 @@ def _gather(g: Graph, node: onnx.NodeProto, attrs: dict[str, Any]) -> None:
     else:
         items = [{"ellipsis": True}, {"int": int(index)}, *([whole] * (-axis - 1))]
     g.op(node, "getitem", [g.value(data, node)], index=items)
+
+
+def _range(g: Graph, node: onnx.NodeProto, attrs: dict[str, Any]) -> None:
+    """Range to a limit the input's sizes give (torch.onnx's default exporter reads an
+    ``as_strided`` view by indices built from ``arange(batch)``): the ``arange`` op, its stop
+    that size. A Range of known inputs folded before this."""
+    start, delta = (constant_input(g, node, i, what).reshape(-1) for i, what in ((0, "start"), (2, "delta")))
+    limit = g.sizes(node, 1, "limit")
+    if len(start) != 1 or len(delta) != 1 or len(limit) != 1:
+        raise g.fail(node, "its start, limit and delta are not single numbers")
+    if delta[0] == 0:
+        raise g.fail(node, "its delta is 0: the range never ends")
+    g.op(node, "arange", [], start=start[0].item(), stop=limit[0], step=delta[0].item(),
+         dtype=start.dtype.name)
+    g.learn(node.output[0], [limit[0] if (start[0], delta[0]) == (0, 1) else None])
 
 
 def _unsqueeze(g: Graph, node: onnx.NodeProto, attrs: dict[str, Any]) -> None:
@@ -572,6 +590,7 @@ OPERATORS: dict[str, Translator] = {
     "Softmax": _softmax("softmax"),
     "LogSoftmax": _softmax("log_softmax"),
     "Transpose": _transpose,
+    "Range": _range,
     "ReduceSum": _reduce("sum"),
     **{name: _reduce("sum") for name in _COMPOSED_REDUCTIONS},
     "ReduceLogSumExp": _log_sum_exp,

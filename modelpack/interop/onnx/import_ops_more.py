@@ -1,7 +1,8 @@
 """ONNX operators whose options modelpack's ops take as attributes: ``ArgMax``/``ArgMin``,
 ``CumSum``, ``Clip``, ``Tile`` and ``Split`` (the last four read constant inputs); those built
 from a few of modelpack's ops: the variadic ``Sum`` and ``Mean``, integer ``Mod``,
-``HardSigmoid`` and ``HardSwish``; and ``Expand`` (``broadcast_to`` the sizes it works out).
+``HardSigmoid`` and ``HardSwish``; ``Expand`` (``broadcast_to`` the sizes it works out); and
+``GatherND`` of constant indices (a ``take`` along its data's leading axes, merged).
 All in ``MORE_OPERATORS`` (merged into ``import_ops.OPERATORS``). What numpy's functions do
 not do (the last extremum, exclusive or reversed sums, C's fmod) is refused naming the option.
 """
@@ -70,6 +71,34 @@ def _tile(g: Graph, node: onnx.NodeProto, attrs: dict[str, Any]) -> None:
     if source is not None and inferred is not None and len(source) == len(reps) == len(inferred):
         g.learn(node.output[0], [have if r == 1 else have * r if isinstance(have, int) else other
                                  for have, r, other in zip(source, reps, inferred, strict=True)])
+
+
+def _gather_nd(g: Graph, node: onnx.NodeProto, attrs: dict[str, Any]) -> None:
+    """GatherND with constant indices and no batch axes (torch.onnx's default exporter writes
+    a 1-D linear interpolation so): the slices at each tuple of k indices, a ``take`` along the
+    first axis, the first k axes merged into one where k > 1. Every index is checked here."""
+    if attrs.get("batch_dims", 0):
+        raise g.fail(node, f"batch_dims={attrs['batch_dims']} (only 0, no batch axes, is taken)")
+    index = np.asarray(constant_input(g, node, 1, "indices"))
+    dims = g.shape(node.input[0])
+    if index.dtype.kind not in "iu" or index.ndim == 0 or index.shape[-1] == 0:
+        raise g.fail(node, f"its indices are {index.dtype} of shape {list(index.shape)}; it takes integer "
+                           "tuples of at least one index, the last axis")
+    k = index.shape[-1]
+    if dims is None or len(dims) < k or not all(isinstance(d, int) for d in dims[:k]):
+        raise g.fail(node, f"the sizes its indices read (its data's leading {k}) are not known when the file "
+                           "is read")
+    lead = np.asarray(dims[:k], np.int64)
+    if ((index < -lead) | (index >= lead)).any():
+        raise g.fail(node, f"an index is out of range for the sizes {lead.tolist()} it reads")
+    index = np.where(index < 0, index + lead, index).astype(np.int64)
+    data = g.value(node.input[0], node)
+    if k > 1:
+        data = g._add("reshape", [data], {"shape": [int(lead.prod()), *dims[k:]]})
+    flat = f"{node.output[0]}#flat"
+    g.constants[flat] = np.ravel_multi_index(tuple(np.moveaxis(index, -1, 0)), tuple(lead)).astype(np.int64)
+    g.op(node, "take", [data, g.value(flat, node)], axis=0)
+    g.learn(node.output[0], [*index.shape[:-1], *dims[k:]])
 
 
 def _topk(g: Graph, node: onnx.NodeProto, attrs: dict[str, Any]) -> None:
@@ -413,6 +442,7 @@ MORE_OPERATORS: dict[str, Translator] = {
     "CumSum": _cumsum,
     "Clip": _clip,
     "Tile": _tile,
+    "GatherND": _gather_nd,
     "TopK": _topk,
     "DepthToSpace": _blocks,
     "Resize": _resize,

@@ -70,7 +70,8 @@ def from_onnx(source: PathOrFile, *, limits: Limits = DEFAULT_LIMITS) -> Block:
 
 
 def _parse(source: PathOrFile, where: str, limits: Limits) -> tuple[onnx.ModelProto, int]:
-    """The model, checked against ``limits`` and at ``OLDEST_OPSET`` at least, and the file's size."""
+    """The model, checked against ``limits`` and at ``OLDEST_OPSET`` at least, and its size:
+    the file's and its weights' stored beside it (the activation budget grows with it)."""
     with open_for_reading(source) as handle:
         size = handle.seek(0, os.SEEK_END)
         if size > limits.max_total_bytes + limits.max_manifest_bytes:
@@ -113,9 +114,11 @@ def _parse(source: PathOrFile, where: str, limits: Limits) -> tuple[onnx.ModelPr
             limit="max_total_bytes",
             allowed=limits.max_total_bytes,
         )
-    read_external_data(tensors, source, where,
-                       lambda tensor: element_dtype(tensor.data_type, where, f"tensor {tensor.name!r}"))
-    return _upgraded(model, where), size
+    def dtype_of(tensor: onnx.TensorProto) -> np.dtype:
+        return element_dtype(tensor.data_type, where, f"tensor {tensor.name!r}")
+
+    beside = read_external_data(tensors, source, where, dtype_of)
+    return _upgraded(model, where), size + beside
 
 
 def _upgraded(model: onnx.ModelProto, where: str) -> onnx.ModelProto:
