@@ -89,6 +89,7 @@ class GraphBlock(Block):
         self._constants: list[np.ndarray | None] = [None] * constants
         self._chains: list[fusion.Chain] | None = None  # the graph's fusable chains, found on first use
         self._labels: list[str] | None = None  # each node's name in messages, made on first use
+        self._dead: list[tuple[str, ...]] | None = None  # _last_reads, found on first use
 
     def register_child(self, block: Block, name: str | None = None) -> None:
         """Attach a child; it is also an attribute (``loaded.hidden``), as in the original class."""
@@ -157,9 +158,14 @@ class GraphBlock(Block):
         if self._labels is None:  # (formatted once: a string per node per call cost ~0.3 µs)
             self._labels = [f"graph node {position} ({node.op})" for position, node in enumerate(graph.nodes)]
         labels = self._labels
+        if self._dead is None:
+            self._dead = _last_reads(graph)
+        dead = self._dead
         fused = self._fused(graph) if fusion.enabled() else {}
         skipped: set[int] = set()
         for position, node in enumerate(graph.nodes):
+            for name in dead[position - 1] if position else ():
+                values.pop(name, None)
             if position in skipped:  # (computed by a fused chain)
                 continue
             inputs = [values[name] for name in node.inputs]
@@ -281,6 +287,23 @@ class GraphBlock(Block):
 
     def __repr__(self) -> str:
         return super().__repr__().replace(type(self).__name__, f"Graph[{self._source_class}]", 1)
+
+
+def _last_reads(graph: GraphSpec) -> list[tuple[str, ...]]:
+    """For each node, the values it is the last to read (not the graph's outputs): the forward
+    drops them after it, so that numpy reuses their memory for the next arrays, as a Block's
+    own forward does when its locals go (holding every value to the end ran a loaded
+    ResNet's forward slower than the Block it was traced from)."""
+    last: dict[str, int] = {}
+    for position, node in enumerate(graph.nodes):
+        for name in node.inputs:
+            last[name] = position
+    for name in graph.outputs.values:
+        last.pop(name, None)
+    dead: list[list[str]] = [[] for _ in graph.nodes]
+    for name, position in last.items():
+        dead[position].append(name)
+    return [tuple(names) for names in dead]
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ named by node, and parameter names kept while running."""
 from __future__ import annotations
 
 import io
+import tracemalloc
 
 import numpy as np
 import pytest
@@ -134,3 +135,27 @@ def test_running_a_graph_does_not_rename_its_parameters():
     assert names[0] == "0.scale"
     outer(x)  # the graph reads its parameter 'scale'
     assert outer[0].scale.structured_name == "0.scale"  # still the name errors will show
+
+
+def test_a_graph_drops_each_value_after_its_last_reader():
+    """Values no later node reads are let go as the graph runs, as a Block's locals are: a
+    chain of eight additions on a 4 MB array peaks near two such arrays, not nine; values
+    read again later, or returned, stay."""
+    nodes = [{"op": "scalar", "outputs": ["one"], "attrs": {"value": 1.0}}]
+    previous = "x"
+    for step in range(8):
+        inputs = [previous, "one"] if step != 5 else [previous, "v1"]  # v1 read again at step 5
+        nodes.append({"op": "add", "inputs": inputs, "outputs": [f"v{step}"]})
+        previous = f"v{step}"
+    net = nn.GraphBlock(graph={"inputs": [{"name": "x", "dtype": "float32", "shape": ["n"]}], "nodes": nodes,
+                               "outputs": {"kind": "tuple", "values": ["v1", "v7"]}})
+    x = np.zeros(1 << 20, np.float32)
+    tracemalloc.start()
+    try:
+        early, last = net(x)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    np.testing.assert_array_equal(early, np.full_like(x, 2))
+    np.testing.assert_array_equal(last, np.full_like(x, 5 + 2 + 2))  # five ones, v1 (2), two ones
+    assert peak < 4.5 * x.nbytes  # the two returned, and at most two more at once
