@@ -32,7 +32,8 @@ if TYPE_CHECKING:
     from .block import Block
 
 __all__ = [
-    "ActivationBudget", "limit_activations", "guarded_call", "charge", "check", "hold", "nbytes", "op_bytes",
+    "ActivationBudget", "limit_activations", "guarded_call", "charge", "check", "hold", "release", "nbytes",
+    "op_bytes",
 ]
 
 
@@ -162,11 +163,22 @@ def check(size: int, what: str) -> None:
         run.check(size, what)
 
 
-def hold(results: Iterable[Any], inputs: Sequence[Any], what: str) -> None:
-    """Count arrays a graph keeps until it returns: those that are new, not views of inputs."""
+def hold(results: Sequence[Any], inputs: Sequence[Any], what: str) -> list[int]:
+    """Count arrays a graph keeps until it lets them go (``release``) or returns: those that
+    are new, not views of inputs. Each one's bytes counted (none where no limited model runs)."""
+    run = _running()
+    if run is None:
+        return [0] * len(results)
+    sizes = [_owned_bytes(result, inputs) for result in results]
+    run.charge(sum(sizes), what)
+    return sizes
+
+
+def release(size: int) -> None:
+    """Stop counting ``size`` bytes ``hold`` counted: a graph let go of an array, now freed."""
     run = _running()
     if run is not None:
-        run.charge(sum(_owned_bytes(result, inputs) for result in results), what)
+        run.used -= size
 
 
 def nbytes(shape: Iterable[int], dtype: np.dtype | type) -> int:

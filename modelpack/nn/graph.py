@@ -13,6 +13,7 @@ and holds the rules; this module runs them).
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -161,11 +162,10 @@ class GraphBlock(Block):
         if self._dead is None:
             self._dead = _last_reads(graph)
         dead = self._dead
+        held: dict[str, int] = {}  # the bytes the budget counts for each value
         fused = self._fused(graph) if fusion.enabled() else {}
         skipped: set[int] = set()
         for position, node in enumerate(graph.nodes):
-            for name in dead[position - 1] if position else ():
-                values.pop(name, None)
             if position in skipped:  # (computed by a fused chain)
                 continue
             inputs = [values[name] for name in node.inputs]
@@ -185,14 +185,19 @@ class GraphBlock(Block):
                     f"{self._source_class}: graph node {position} ({node.op}) cannot run on these "
                     f"inputs: {exc}"
                 ) from exc
-            budget.hold(results, inputs, what)  # this graph keeps them until it returns
+            counted = budget.hold(results, inputs, what)  # kept until no later node reads them
             if len(results) != len(names):
                 raise InputError(
                     f"{self._source_class}: graph node {position} ({node.op}) gave {len(results)} "
                     f"values where the graph names {len(names)}"
                 )
-            for name, result in zip(names, results, strict=True):
+            for name, result, size in zip(names, results, counted, strict=True):
                 values[name] = result
+                if size:
+                    held[name] = size
+            inputs = results = []  # (so that the values let go below are freed)
+            for done in (position, *(chain.later if chain is not None else ())):
+                _let_go(values, held, dead[done])
         return graph.outputs.pack([values[name] for name in graph.outputs.values])
 
     def _fused(self, graph: GraphSpec) -> dict[int, _Fused]:
@@ -287,6 +292,16 @@ class GraphBlock(Block):
 
     def __repr__(self) -> str:
         return super().__repr__().replace(type(self).__name__, f"Graph[{self._source_class}]", 1)
+
+
+def _let_go(values: dict[str, Any], held: dict[str, int], names: tuple[str, ...]) -> None:
+    """Drop ``names`` from a running graph's values; the budget stops counting an array only
+    when this frees it (no view of it, autograd's tape or the caller still holds it)."""
+    for name in names:
+        value = values.pop(name, None)
+        size = held.pop(name, 0)
+        if size and sys.getrefcount(value) <= 2:  # (the name ``value`` and this call's argument)
+            budget.release(size)
 
 
 def _last_reads(graph: GraphSpec) -> list[tuple[str, ...]]:

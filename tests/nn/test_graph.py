@@ -159,3 +159,34 @@ def test_a_graph_drops_each_value_after_its_last_reader():
     np.testing.assert_array_equal(early, np.full_like(x, 2))
     np.testing.assert_array_equal(last, np.full_like(x, 5 + 2 + 2))  # five ones, v1 (2), two ones
     assert peak < 4.5 * x.nbytes  # the two returned, and at most two more at once
+
+
+def _chain(steps: int, views: tuple[int, ...] = ()) -> nn.GraphBlock:
+    """x + 1 + 1 ... (``steps`` additions), returning the last sum and a reshaped view of each
+    step in ``views``."""
+    nodes = [{"op": "scalar", "outputs": ["one"], "attrs": {"value": 1.0}}]
+    for step in range(steps):
+        nodes.append({"op": "add", "inputs": [f"v{step - 1}" if step else "x", "one"], "outputs": [f"v{step}"]})
+        if step in views:
+            nodes.append({"op": "reshape", "inputs": [f"v{step}"], "outputs": [f"r{step}"], "attrs": {"shape": [-1, 1]}})
+    outputs = [f"v{steps - 1}", *(f"r{step}" for step in views)]
+    return nn.GraphBlock(graph={"inputs": [{"name": "x", "dtype": "float32", "shape": ["n"]}], "nodes": nodes,
+                                "outputs": {"kind": "tuple", "values": outputs}})
+
+
+def test_a_limited_graph_stops_counting_what_it_let_go():
+    """The activation budget counts a value a loaded graph holds until it is freed: a chain of
+    eight additions runs within room for four of its arrays (holding each to the end would
+    need eight); one whose steps live on in views it returns still counts them."""
+    from modelpack.io.limits import Limits
+    from modelpack.nn.budget import ActivationBudget, limit_activations
+
+    x = np.zeros(1 << 20, np.float32)
+    room = ActivationBudget("chain.mpk", Limits(max_activation_bytes=4 * x.nbytes))
+    net = _chain(8)
+    limit_activations(net, room)
+    np.testing.assert_array_equal(net(x)[0], np.full_like(x, 8))
+    kept = _chain(8, views=(1, 2, 3))
+    limit_activations(kept, room)
+    with pytest.raises(modelpack.LimitError, match=r"chain\.mpk: .*graph node \d+ \(add\)"):
+        kept(x)
