@@ -715,12 +715,13 @@ def test_a_range_the_model_cannot_run_is_refused(tmp_path, options, message):
         from_onnx(_strided_rows(tmp_path, **options))
 
 
-def _gather_nd(tmp_path, data_shape, indices, batch_dims=0):
+def _gather_nd(tmp_path, data_shape, indices, batch_dims=0, computed=(2, 1)):
+    """GatherND of input x by constant ``indices``, or (None) by an input i of shape ``computed``."""
     node = helper.make_node("GatherND", ["x", "i"], ["y"], batch_dims=batch_dims)
     inits = [] if indices is None else [numpy_helper.from_array(np.asarray(indices, np.int64), "i")]
     inputs = [helper.make_tensor_value_info("x", TensorProto.FLOAT, data_shape)]
     if indices is None:
-        inputs.append(helper.make_tensor_value_info("i", TensorProto.INT64, [2, 1]))
+        inputs.append(helper.make_tensor_value_info("i", TensorProto.INT64, list(computed)))
     graph = helper.make_graph([node], "g", inputs, [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], inits)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
@@ -747,11 +748,43 @@ def test_gather_nd_of_constant_indices(tmp_path, shape, indices):
     (["n", 4], [[0]], 0, r"the sizes its indices read \(its data's leading 1\) are not known when the file is read"),
     ([3, 4], [[0], [1], [2]], 1, r"batch_dims=1 \(only 0, no batch axes, is taken\)"),
     ([3, 4], [[[]]], 0, r"its indices are int64 of shape \[1, 1, 0\]; it takes integer tuples"),
-    ([3, 4], None, 0, r"its indices \('i'\) must be a constant"),
+    ([3, 4], None, 0, r"its indices \('i'\) are computed by the model, in tuples of 2 \(only single indices"),
 ])
 def test_gather_nd_refusals(tmp_path, shape, indices, batch_dims, message):
     with pytest.raises(UnsupportedBlockError, match=r"gnd\.onnx: node 0 \(GatherND\): " + message):
-        from_onnx(_gather_nd(tmp_path, shape, indices, batch_dims))
+        from_onnx(_gather_nd(tmp_path, shape, indices, batch_dims, computed=(2, 2)))
+
+
+def test_gather_nd_of_computed_single_indices_checks_them_as_it_runs(tmp_path):
+    path = _gather_nd(tmp_path, [3, "n"], None)
+    net = from_onnx(path)
+    x = np.random.default_rng(3).standard_normal((3, 5)).astype(np.float32)
+    for index in ([[2], [0]], [[-1], [1]]):
+        i = np.array(index, np.int64)
+        np.testing.assert_array_equal(net(x, i), _runtime(path, {"x": x, "i": i})[0])
+    with pytest.raises(InputError, match=r"gnd\.onnx: .*\(take\) cannot run on these inputs: index 3 is out of bounds"):
+        net(x, np.array([[0], [3]], np.int64))
+
+
+def test_a_small_slice_of_a_large_integer_buffer_folds(tmp_path):
+    """Index pairs sliced from an integer buffer of more values than a weight or a folded value
+    may have (Swin's relative position index, in its 3-D form): the slice is known when the
+    file is read, so GatherND takes pairs from it."""
+    from modelpack.interop.onnx.importer import FOLD_ELEMENTS, WEIGHT_ELEMENTS
+
+    pairs = np.random.default_rng(4).integers(-3, 3, (FOLD_ELEMENTS, 2)).astype(np.int64)
+    assert pairs.size > FOLD_ELEMENTS > WEIGHT_ELEMENTS
+    ints = {n: numpy_helper.from_array(np.asarray(v, np.int64), n) for n, v in
+            (("pairs", pairs), ("start", [0]), ("stop", [5]), ("axes", [0]))}
+    nodes = [helper.make_node("Slice", ["pairs", "start", "stop", "axes"], ["i"]),
+             helper.make_node("GatherND", ["x", "i"], ["y"])]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [3, 4, "n"])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], list(ints.values()))
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, str(tmp_path / "buffer.onnx"))
+    x = np.random.default_rng(5).standard_normal((3, 4, 2)).astype(np.float32)
+    np.testing.assert_array_equal(from_onnx(tmp_path / "buffer.onnx")(x), x[tuple(pairs[:5].T)])
 
 
 @pytest.mark.parametrize("largest", [1, 0])

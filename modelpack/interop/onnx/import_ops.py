@@ -123,7 +123,8 @@ def _fold(g: Graph, node: onnx.NodeProto) -> bool:
     if any(a is None for a in arrays.values()):
         return False
     known: dict[str, np.ndarray] = {n: a for n, a in arrays.items() if a is not None}
-    if sum(a.size for a in known.values()) > FOLD_ELEMENTS:
+    # (a Slice is a view, no work for the elements it leaves: only its result is bounded, below)
+    if sum(a.size for a in known.values()) > FOLD_ELEMENTS and node.op_type != "Slice":
         return False
     if node.op_type in _ELEMENTWISE_FOLDABLE:
         try:
@@ -140,6 +141,8 @@ def _fold(g: Graph, node: onnx.NodeProto) -> bool:
         results = ReferenceEvaluator(node).run(None, known)
     except Exception as exc:  # (onnx's reference: numpy's errors on what the file gives)
         raise g.fail(node, f"cannot be computed from its inputs, known when read: {exc}") from None
+    if sum(np.size(array) for array in results) > FOLD_ELEMENTS:
+        return False  # (a large Slice of a larger array: left to the op)
     for name, array in zip(node.output, results, strict=True):
         g.constants[name] = np.asarray(array)
     return True

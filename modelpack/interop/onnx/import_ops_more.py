@@ -74,11 +74,22 @@ def _tile(g: Graph, node: onnx.NodeProto, attrs: dict[str, Any]) -> None:
 
 
 def _gather_nd(g: Graph, node: onnx.NodeProto, attrs: dict[str, Any]) -> None:
-    """GatherND with constant indices and no batch axes (torch.onnx's default exporter writes
-    a 1-D linear interpolation so): the slices at each tuple of k indices, a ``take`` along the
-    first axis, the first k axes merged into one where k > 1. Every index is checked here."""
+    """GatherND with no batch axes (torch.onnx's default exporter writes a 1-D linear
+    interpolation and Swin's relative position bias so): the slices at each tuple of k
+    indices, a ``take`` along the first axis, the first k axes merged into one where k > 1.
+    Constant indices are checked here; computed ones only as single indices (k = 1), which
+    ``take`` checks as it runs (a tuple's indices, merged, could stray into the next row)."""
     if attrs.get("batch_dims", 0):
         raise g.fail(node, f"batch_dims={attrs['batch_dims']} (only 0, no batch axes, is taken)")
+    if node.input[1] not in g.constants and node.input[1] not in g.vectors:
+        tuples = g.shape(node.input[1])
+        if not tuples or tuples[-1] != 1:
+            width = tuples[-1] if tuples else "unknown"
+            raise g.fail(node, f"its indices ({node.input[1]!r}) are computed by the model, in tuples of "
+                               f"{width} (only single indices are checked as it runs)")
+        last = g._add("getitem", [g.value(node.input[1], node)], {"index": [{"ellipsis": True}, {"int": 0}]})
+        g.op(node, "take", [g.value(node.input[0], node), last], axis=0)
+        return
     index = np.asarray(constant_input(g, node, 1, "indices"))
     dims = g.shape(node.input[0])
     if index.dtype.kind not in "iu" or index.ndim == 0 or index.shape[-1] == 0:

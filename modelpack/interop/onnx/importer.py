@@ -42,8 +42,9 @@ OLDEST_OPSET = 13
 # left to the ops, which check the sizes a file asks for when the model runs. (Swin-T's
 # shifted-window mask at 224×224 is written by index assignments over 4,802 positions.)
 FOLD_ELEMENTS = 1 << 16
-# An initializer with more elements is a weight: never folded (the ops read it, a layer as
-# its parameter), and ``_skeleton`` leaves its values out.
+# A floating-point initializer with more elements is a weight: never folded (the ops read it,
+# a layer as its parameter). An integer one is a buffer (Swin's relative position index, 38,416
+# values in its 3-D form), folded where small enough. ``_skeleton`` leaves out the values of both.
 WEIGHT_ELEMENTS = 4096
 
 Dims = list["int | str"]
@@ -288,7 +289,7 @@ class Graph:
     position: int = 0
     values: dict[str, str] = field(default_factory=dict)  # ONNX name -> graph value
     constants: dict[str, np.ndarray] = field(default_factory=dict)
-    weights: set[str] = field(default_factory=set)  # initializers never folded (_left_out)
+    weights: set[str] = field(default_factory=set)  # initializers never folded (WEIGHT_ELEMENTS)
     vectors: dict[str, Dims] = field(default_factory=dict)  # 1-D int64 shapes, folded
     inputs: list[dict[str, Any]] = field(default_factory=list)
     children: dict[str, Block] = field(default_factory=dict)
@@ -305,7 +306,7 @@ class Graph:
         graph = self.model.graph
         for tensor in graph.initializer:
             self.constants[tensor.name] = to_array(tensor, self.where)
-            if _left_out(tensor):
+            if _left_out(tensor) and self.constants[tensor.name].dtype.kind == "f":
                 self.weights.add(tensor.name)
         try:
             inferred = onnx.shape_inference.infer_shapes(_skeleton(self.model), strict_mode=False).graph
