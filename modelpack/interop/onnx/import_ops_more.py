@@ -2,7 +2,7 @@
 ``CumSum``, ``Clip``, ``Tile`` and ``Split`` (the last four read constant inputs); those built
 from a few of modelpack's ops: the variadic ``Sum`` and ``Mean``, integer ``Mod``,
 ``HardSigmoid`` and ``HardSwish``; ``Expand`` (``broadcast_to`` the sizes it works out); and
-``GatherND`` of constant indices (a ``take`` along its data's leading axes, merged).
+``GatherND`` (a ``take`` along its data's leading axes, merged).
 All in ``MORE_OPERATORS`` (merged into ``import_ops.OPERATORS``). What numpy's functions do
 not do (the last extremum, exclusive or reversed sums, C's fmod) is refused naming the option.
 """

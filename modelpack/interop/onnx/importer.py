@@ -179,7 +179,7 @@ def _per_channel_slopes(model: onnx.ModelProto) -> None:
 
 def _left_out(tensor: onnx.TensorProto) -> bool:
     """Whether ``_skeleton`` leaves this initializer's values out: one too large to be a value
-    an operator reads as an attribute (a shape, axes, scales), i.e. a weight."""
+    an operator reads as an attribute (a shape, axes, scales): a weight or a large buffer."""
     return math.prod(tensor.dims) > WEIGHT_ELEMENTS
 
 
