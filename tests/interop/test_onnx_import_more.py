@@ -715,6 +715,67 @@ def test_a_range_the_model_cannot_run_is_refused(tmp_path, options, message):
         from_onnx(_strided_rows(tmp_path, **options))
 
 
+class _Gathered(tnn.Module):
+    """torch.gather of each row's largest entry and each column's two smallest: GatherElements
+    of indices it computes."""
+
+    def forward(self, x):
+        return torch.gather(x, -1, x.argmax(-1, keepdim=True))[:, :2] * torch.gather(x, 1, x.argsort(1)[:, :2])
+
+
+class _Slopes(tnn.Module):
+    """Mish (opset 18's operator) and a per-channel PReLU, whose slope torch.onnx's default
+    exporter writes as (1, C, 1, 1)."""
+
+    def __init__(self):
+        super().__init__()
+        self.prelu = tnn.PReLU(4)
+        with torch.no_grad():
+            self.prelu.weight.copy_(torch.tensor([0.1, -0.5, 2.0, 0.0]))
+
+    def forward(self, x):
+        return tnn.functional.mish(self.prelu(x))
+
+
+@pytest.mark.parametrize("dynamo", [False, True])
+@pytest.mark.parametrize(("module", "shape"), [(_Gathered, (2, 5, 6)), (_Slopes, (2, 4, 3, 5))])
+def test_torch_gather_mish_and_prelu(tmp_path, module, shape, dynamo):
+    x = np.random.default_rng(9).standard_normal(shape).astype(np.float32)
+    path = _export(module(), x, tmp_path / "m.onnx", dynamo=dynamo)
+    _agree(from_onnx(path), path, x, batches=(3,))
+
+
+def _gather_elements(tmp_path, data_shape, index_shape, axis):
+    node = helper.make_node("GatherElements", ["x", "i"], ["y"], axis=axis)
+    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, data_shape),
+                                            helper.make_tensor_value_info("i", TensorProto.INT64, index_shape)],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, str(tmp_path / "ge.onnx"))
+    return tmp_path / "ge.onnx"
+
+
+def test_gather_elements_checks_its_indices_as_it_runs(tmp_path):
+    path = _gather_elements(tmp_path, ["n", 4], ["n", 2], 1)
+    net = from_onnx(path)
+    x = np.random.default_rng(6).standard_normal((3, 4)).astype(np.float32)
+    i = np.array([[0, 3], [-1, 1], [2, 2]], np.int64)
+    np.testing.assert_array_equal(net(x, i), _runtime(path, {"x": x, "i": i})[0])
+    with pytest.raises(InputError, match=r"ge\.onnx: .*\(getitem\) cannot run on these inputs: index 4 is out of "
+                                         r"bounds for axis 1 with size 4"):
+        net(x, i + 4)
+
+
+@pytest.mark.parametrize(("data", "index", "axis", "message"), [
+    ([3, 4], [3, 4], 2, r"axis=2 is out of range for rank 2"),
+    ([3, 4, 2], [3, 4], 0, r"its data's and indices' shapes \(\[3, 4, 2\] and \[3, 4\]\) are not known to be of one rank"),
+])
+def test_gather_elements_refusals(tmp_path, data, index, axis, message):
+    with pytest.raises(UnsupportedBlockError, match=r"ge\.onnx: node 0 \(GatherElements\): " + message):
+        from_onnx(_gather_elements(tmp_path, data, index, axis))
+
+
 def _gather_nd(tmp_path, data_shape, indices, batch_dims=0, computed=(2, 1)):
     """GatherND of input x by constant ``indices``, or (None) by an input i of shape ``computed``."""
     node = helper.make_node("GatherND", ["x", "i"], ["y"], batch_dims=batch_dims)

@@ -55,12 +55,21 @@ def selu(attrs: dict[str, Any]) -> nn.Block:
     return registry.layer_type("SELU").build({})
 
 
+def mish(g: Graph, node: onnx.NodeProto, attrs: dict[str, Any]) -> None:
+    """Mish (opset 18): x·tanh(softplus(x)), as exporters before it wrote it node by node."""
+    x = g.value(node.input[0], node)
+    bounded = g.child(nn.Activation("tanh"), g.child(nn.Activation("softrelu"), x, "softplus"), "tanh")
+    g.op(node, "multiply", [x, bounded])
+
+
 def prelu(g: Graph, node: onnx.NodeProto, attrs: dict[str, Any]) -> None:
     slope = _float_weight(g, node, 1, "slope")
+    dims = g.shape(node.input[0])
+    if dims is not None and slope.ndim == len(dims) and slope.shape[0] == 1:
+        slope = slope[0]  # (torch.onnx's default exporter: (1, C, 1, 1), the batch axis kept)
     channels = slope.size
     if channels > 1 and (slope.shape[0] != channels or slope.ndim < 1):
         raise g.fail(node, f"a slope of shape {slope.shape} (modelpack's PReLU has one per channel, axis 1)")
-    dims = g.shape(node.input[0])
     if channels > 1 and (dims is None or len(dims) != slope.ndim + 1):
         raise g.fail(node, f"a slope of shape {slope.shape} that is not per channel for this input")
     block = _registered(g, node, "PReLU", {"in_channels": channels, "dtype": slope.dtype.name})

@@ -1,8 +1,9 @@
 """ONNX operators whose options modelpack's ops take as attributes: ``ArgMax``/``ArgMin``,
 ``CumSum``, ``Clip``, ``Tile`` and ``Split`` (the last four read constant inputs); those built
 from a few of modelpack's ops: the variadic ``Sum`` and ``Mean``, integer ``Mod``,
-``HardSigmoid`` and ``HardSwish``; ``Expand`` (``broadcast_to`` the sizes it works out); and
-``GatherND`` (a ``take`` along its data's leading axes, merged).
+``HardSigmoid`` and ``HardSwish``; ``Expand`` (``broadcast_to`` the sizes it works out);
+``GatherND`` (a ``take`` along its data's leading axes, merged) and ``GatherElements`` (numpy's
+advanced indexing).
 All in ``MORE_OPERATORS`` (merged into ``import_ops.OPERATORS``). What numpy's functions do
 not do (the last extremum, exclusive or reversed sums, C's fmod) is refused naming the option.
 """
@@ -110,6 +111,26 @@ def _gather_nd(g: Graph, node: onnx.NodeProto, attrs: dict[str, Any]) -> None:
     g.constants[flat] = np.ravel_multi_index(tuple(np.moveaxis(index, -1, 0)), tuple(lead)).astype(np.int64)
     g.op(node, "take", [data, g.value(flat, node)], axis=0)
     g.learn(node.output[0], [*index.shape[:-1], *dims[k:]])
+
+
+def _gather_elements(g: Graph, node: onnx.NodeProto, attrs: dict[str, Any]) -> None:
+    """GatherElements (``torch.gather``): at each position of the indices, the data's value
+    at that position with the index put on ``axis``. numpy's advanced indexing by the indices
+    on that axis and each position's own index on every other (a running count of ones along
+    it: the indices' sizes may be known only when the model runs); numpy checks each index."""
+    dims, taken = g.shape(node.input[0]), g.shape(node.input[1])
+    if dims is None or taken is None or len(dims) != len(taken):
+        raise g.fail(node, f"its data's and indices' shapes ({dims} and {taken}) are not known to be of "
+                           "one rank")
+    rank, axis = len(taken), attrs.get("axis", 0)
+    if not -rank <= axis < rank:
+        raise g.fail(node, f"axis={axis} is out of range for rank {rank}")
+    index = g.value(node.input[1], node)
+    ones = g._add("ones_like", [index], {"dtype": "int64"}) if rank > 1 else index
+    arrays = [index if d == axis % rank else
+              g._add("subtract", [g._add("cumsum", [ones], {"axis": d}), g.scalar(1)], {})
+              for d in range(rank)]
+    g.op(node, "getitem", [g.value(node.input[0], node), *arrays], index=[{"array": i} for i in range(rank)])
 
 
 def _topk(g: Graph, node: onnx.NodeProto, attrs: dict[str, Any]) -> None:
@@ -454,6 +475,7 @@ MORE_OPERATORS: dict[str, Translator] = {
     "Clip": _clip,
     "Tile": _tile,
     "GatherND": _gather_nd,
+    "GatherElements": _gather_elements,
     "TopK": _topk,
     "DepthToSpace": _blocks,
     "Resize": _resize,

@@ -406,9 +406,13 @@ class Graph:
 
     def layer(self, node: onnx.NodeProto, block: Block, x: str, hint: str = "") -> None:
         """Output 0 of ``node`` is a child layer applied to graph value ``x``."""
-        name = self._fresh(hint or node.name or node.op_type.lower())
+        self.values[node.output[0]] = self.child(block, x, hint or node.name or node.op_type.lower())
+
+    def child(self, block: Block, x: str, hint: str) -> str:
+        """The graph value of a child layer applied to graph value ``x`` (one step of a node)."""
+        name = self._fresh(hint)
         self.children[name] = block
-        self.values[node.output[0]] = self._add("layer", [x], {"block": name})
+        return self._add("layer", [x], {"block": name})
 
     def alias(self, node: onnx.NodeProto, name: str) -> None:
         if name in self.values:
