@@ -140,14 +140,15 @@ def test_graph_holding_many_values(tmp_path):
 
 
 def test_graph_calling_a_layer_counts_what_it_returns(tmp_path):
-    """A Graph holding outputs of its child layers: the layer's results count as held values."""
+    """A Graph holding outputs of its child layers: the layer's results count as held values
+    (the three are all held when the first sum is made; a value is let go after its last use)."""
     class Widen(nn.Block):
         def __init__(self) -> None:
             super().__init__()
             self.up = nn.Dense(4096, in_units=4)
 
         def forward(self, x):
-            return self.up(x) + self.up(x) + self.up(x)
+            return self.up(x) + (self.up(x) + self.up(x))
 
     net = Widen()
     net.initialize(seed=0)

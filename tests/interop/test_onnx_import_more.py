@@ -745,6 +745,74 @@ def test_torch_gather_mish_and_prelu(tmp_path, module, shape, dynamo):
     _agree(from_onnx(path), path, x, batches=(3,))
 
 
+class _CausalAttention(tnn.Module):
+    """A GPT block's attention: its causal mask made by triu over the sequence length, which
+    the exported model reads from its input (a dynamic axis)."""
+
+    def __init__(self):
+        super().__init__()
+        self.qkv = tnn.Linear(8, 24)
+
+    def forward(self, x):
+        n = x.shape[1]
+        q, k, v = self.qkv(x).split(8, dim=-1)
+        mask = torch.triu(torch.ones(n, n, dtype=torch.bool), 1)
+        scores = (q @ k.transpose(-2, -1)).masked_fill(mask, float("-inf"))
+        return scores.softmax(-1) @ v
+
+
+@pytest.mark.parametrize("dynamo", [False, True])
+def test_a_causal_mask_over_a_dynamic_sequence_length(tmp_path, dynamo):
+    torch.manual_seed(7)
+    module = _CausalAttention().eval()
+    x = np.random.default_rng(10).standard_normal((2, 5, 8)).astype(np.float32)
+    path = tmp_path / "causal.onnx"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if dynamo:
+            torch.onnx.export(module, (torch.from_numpy(x),), str(path), dynamo=True, input_names=["x"], verbose=False,
+                              dynamic_shapes=({0: torch.export.Dim("batch"), 1: torch.export.Dim("length")},))
+        else:
+            torch.onnx.export(module, (torch.from_numpy(x),), str(path), dynamo=False, input_names=["x"],
+                              dynamic_axes={"x": {0: "batch", 1: "length"}}, opset_version=17)
+    net = from_onnx(path)
+    modelpack.export(net, tmp_path / "causal.mpk")
+    loaded = modelpack.load(tmp_path / "causal.mpk")
+    for batch, length in ((2, 5), (3, 9), (1, 1)):
+        y = np.random.default_rng(length).standard_normal((batch, length, 8)).astype(np.float32)
+        expected = _runtime(path, {"x": y})[0]
+        np.testing.assert_allclose(net(y), expected, **TOL)
+        np.testing.assert_allclose(loaded(y), expected, **TOL)
+
+
+def _trilu(tmp_path, attrs, k=None, computed_k=False):
+    inputs = ["x"] + (["k"] if k is not None or computed_k else [])
+    node = helper.make_node("Trilu", inputs, ["y"], **attrs)
+    declared = [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", "h", "w"])]
+    if computed_k:
+        declared.append(helper.make_tensor_value_info("k", TensorProto.INT64, []))
+    inits = [] if k is None else [numpy_helper.from_array(np.array(k, np.int64), "k")]
+    graph = helper.make_graph([node], "g", declared, [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, str(tmp_path / "trilu.onnx"))
+    return tmp_path / "trilu.onnx"
+
+
+@pytest.mark.parametrize(("attrs", "k"), [({}, None), ({"upper": 0}, -1), ({"upper": 1}, 2), ({"upper": 0}, 3)])
+def test_trilu_of_computed_values_at_any_size(tmp_path, attrs, k):
+    path = _trilu(tmp_path, attrs, k)
+    net = from_onnx(path)
+    for shape in ((2, 4, 6), (1, 5, 3), (3, 1, 1)):
+        x = np.random.default_rng(sum(shape)).standard_normal(shape).astype(np.float32)
+        np.testing.assert_array_equal(net(x), _runtime(path, {"x": x})[0])
+
+
+def test_trilu_of_a_computed_diagonal_is_refused(tmp_path):
+    with pytest.raises(UnsupportedBlockError, match=r"trilu\.onnx: node 0 \(Trilu\): its k \('k'\) must be a constant"):
+        from_onnx(_trilu(tmp_path, {}, computed_k=True))
+
+
 def _gather_elements(tmp_path, data_shape, index_shape, axis):
     node = helper.make_node("GatherElements", ["x", "i"], ["y"], axis=axis)
     graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, data_shape),

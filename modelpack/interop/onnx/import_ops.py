@@ -107,9 +107,9 @@ def _check_arity(g: Graph, node: onnx.NodeProto) -> None:
 # attention's scale as Sqrt of a Cast of a Slice of a Shape (scaled_dot_product_attention).
 _LAYOUT_FOLDABLE = {"Reshape", "Transpose", "Slice", "Cast", "Concat", "Squeeze", "Unsqueeze", "Range",
                     "Trilu", "Expand", "ScatterND"}
-# Operators taken only where they fold: a causal mask, a mask written by index assignments
-# (Swin's shifted windows: ``mask[h0:h1, w0:w1] = count``).
-_FOLD_ONLY = {"Trilu", "ScatterND"}
+# Operators taken only where they fold: a mask written by index assignments (Swin's shifted
+# windows: ``mask[h0:h1, w0:w1] = count``).
+_FOLD_ONLY = {"ScatterND"}
 _ELEMENTWISE_FOLDABLE = {"Add", "Sub", "Mul", "Div", "Mod", "Neg", "Abs", "Max", "Min", "Equal", "Greater",
                          "Less", "GreaterOrEqual", "LessOrEqual", "Not", "And", "Or", "Where",
                          "Sqrt", "Reciprocal", "Pow", "Exp", "Log", "Floor", "Ceil", "Sign"}

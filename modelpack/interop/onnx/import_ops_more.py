@@ -2,8 +2,8 @@
 ``CumSum``, ``Clip``, ``Tile`` and ``Split`` (the last four read constant inputs); those built
 from a few of modelpack's ops: the variadic ``Sum`` and ``Mean``, integer ``Mod``,
 ``HardSigmoid`` and ``HardSwish``; ``Expand`` (``broadcast_to`` the sizes it works out);
-``GatherND`` (a ``take`` along its data's leading axes, merged) and ``GatherElements`` (numpy's
-advanced indexing).
+``GatherND`` (a ``take`` along its data's leading axes, merged), ``GatherElements`` (numpy's
+advanced indexing) and ``Trilu`` (a ``where`` of each position's row and column).
 All in ``MORE_OPERATORS`` (merged into ``import_ops.OPERATORS``). What numpy's functions do
 not do (the last extremum, exclusive or reversed sums, C's fmod) is refused naming the option.
 """
@@ -131,6 +131,23 @@ def _gather_elements(g: Graph, node: onnx.NodeProto, attrs: dict[str, Any]) -> N
               g._add("subtract", [g._add("cumsum", [ones], {"axis": d}), g.scalar(1)], {})
               for d in range(rank)]
     g.op(node, "getitem", [g.value(node.input[0], node), *arrays], index=[{"array": i} for i in range(rank)])
+
+
+def _trilu(g: Graph, node: onnx.NodeProto, attrs: dict[str, Any]) -> None:
+    """Trilu of a value the model computes (a causal mask over a dynamic sequence length;
+    one of known inputs folded before this): the input where column − row is at least k
+    (upper) or at most k (lower), else zero; each position's row and column a running count of
+    ones, so the sizes need only be known when the model runs."""
+    k = int(constant_input(g, node, 1, "k").reshape(-1)[0]) if has_input(node, 1) else 0
+    dims = g.shape(node.input[0])
+    if dims is None or len(dims) < 2:
+        raise g.fail(node, f"its input's shape ({dims}) is not known to have the two axes it reads")
+    x = g.value(node.input[0], node)
+    ones = g._add("ones_like", [x], {"dtype": "int64"})
+    rows, columns = (g._add("cumsum", [ones], {"axis": axis}) for axis in (-2, -1))
+    offset = g._add("subtract", [columns, rows], {})
+    keep = g._add("greater_equal" if attrs.get("upper", 1) else "less_equal", [offset, g.scalar(k)], {})
+    g.op(node, "where", [keep, x, g._add("zeros_like", [x], {})])
 
 
 def _topk(g: Graph, node: onnx.NodeProto, attrs: dict[str, Any]) -> None:
@@ -476,6 +493,7 @@ MORE_OPERATORS: dict[str, Translator] = {
     "Tile": _tile,
     "GatherND": _gather_nd,
     "GatherElements": _gather_elements,
+    "Trilu": _trilu,
     "TopK": _topk,
     "DepthToSpace": _blocks,
     "Resize": _resize,
