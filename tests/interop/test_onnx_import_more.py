@@ -737,9 +737,19 @@ class _Slopes(tnn.Module):
         return tnn.functional.mish(self.prelu(x))
 
 
+class _MaskedAttention(tnn.Module):
+    """scaled_dot_product_attention with a boolean mask: torch.onnx's default exporter zeroes a
+    fully masked row's NaNs (IsNaN, Where)."""
+
+    def forward(self, x):
+        mask = torch.ones(x.shape[2], x.shape[2], dtype=torch.bool).tril()
+        return tnn.functional.scaled_dot_product_attention(x, x * 2, x, attn_mask=mask)
+
+
 @pytest.mark.parametrize("dynamo", [False, True])
-@pytest.mark.parametrize(("module", "shape"), [(_Gathered, (2, 5, 6)), (_Slopes, (2, 4, 3, 5))])
-def test_torch_gather_mish_and_prelu(tmp_path, module, shape, dynamo):
+@pytest.mark.parametrize(("module", "shape"), [(_Gathered, (2, 5, 6)), (_Slopes, (2, 4, 3, 5)),
+                                               (_MaskedAttention, (2, 3, 5, 8))])
+def test_torch_gather_mish_prelu_and_masked_attention(tmp_path, module, shape, dynamo):
     x = np.random.default_rng(9).standard_normal(shape).astype(np.float32)
     path = _export(module(), x, tmp_path / "m.onnx", dynamo=dynamo)
     _agree(from_onnx(path), path, x, batches=(3,))
@@ -811,6 +821,20 @@ def test_trilu_of_computed_values_at_any_size(tmp_path, attrs, k):
 def test_trilu_of_a_computed_diagonal_is_refused(tmp_path):
     with pytest.raises(UnsupportedBlockError, match=r"trilu\.onnx: node 0 \(Trilu\): its k \('k'\) must be a constant"):
         from_onnx(_trilu(tmp_path, {}, computed_k=True))
+
+
+@pytest.mark.parametrize(("op", "attrs"), [
+    ("IsNaN", {}), ("IsInf", {}), ("IsInf", {"detect_negative": 0}), ("IsInf", {"detect_positive": 0}),
+    ("IsInf", {"detect_positive": 0, "detect_negative": 0}),
+])
+def test_is_nan_and_is_inf(tmp_path, op, attrs):
+    model = _one_node(op, [], attrs, ["n", 3], {}, dtype=TensorProto.FLOAT)
+    model.graph.output[0].type.tensor_type.elem_type = TensorProto.BOOL
+    onnx.save(model, str(tmp_path / "special.onnx"))
+    x = np.array([[np.nan, np.inf, -np.inf], [0.0, -1.5, 3e38]], np.float32)
+    found, expected = from_onnx(tmp_path / "special.onnx")(x), _runtime(tmp_path / "special.onnx", {"x": x})[0]
+    assert found.dtype == expected.dtype == np.bool_
+    np.testing.assert_array_equal(found, expected)
 
 
 def _gather_elements(tmp_path, data_shape, index_shape, axis):

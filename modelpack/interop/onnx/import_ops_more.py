@@ -3,7 +3,8 @@
 from a few of modelpack's ops: the variadic ``Sum`` and ``Mean``, integer ``Mod``,
 ``HardSigmoid`` and ``HardSwish``; ``Expand`` (``broadcast_to`` the sizes it works out);
 ``GatherND`` (a ``take`` along its data's leading axes, merged), ``GatherElements`` (numpy's
-advanced indexing) and ``Trilu`` (a ``where`` of each position's row and column).
+advanced indexing), ``Trilu`` (a ``where`` of each position's row and column), ``IsNaN`` and
+``IsInf`` (comparisons).
 All in ``MORE_OPERATORS`` (merged into ``import_ops.OPERATORS``). What numpy's functions do
 not do (the last extremum, exclusive or reversed sums, C's fmod) is refused naming the option.
 """
@@ -148,6 +149,24 @@ def _trilu(g: Graph, node: onnx.NodeProto, attrs: dict[str, Any]) -> None:
     offset = g._add("subtract", [columns, rows], {})
     keep = g._add("greater_equal" if attrs.get("upper", 1) else "less_equal", [offset, g.scalar(k)], {})
     g.op(node, "where", [keep, x, g._add("zeros_like", [x], {})])
+
+
+def _is_nan(g: Graph, node: onnx.NodeProto, attrs: dict[str, Any]) -> None:
+    """IsNaN: x ≠ x, true only of NaN (torch's attention writes it to zero a fully masked row)."""
+    x = g.value(node.input[0], node)
+    g.op(node, "not_equal", [x, x])
+
+
+def _is_inf(g: Graph, node: onnx.NodeProto, attrs: dict[str, Any]) -> None:
+    """IsInf: x equal to +∞ and/or −∞, as ``detect_positive`` and ``detect_negative`` ask."""
+    x = g.value(node.input[0], node)
+    positive, negative = attrs.get("detect_positive", 1), attrs.get("detect_negative", 1)
+    if positive and negative:
+        g.op(node, "equal", [g._add("abs", [x], {}), g.scalar(math.inf)])
+    elif positive or negative:
+        g.op(node, "equal", [x, g.scalar(math.inf if positive else -math.inf)])
+    else:
+        g.op(node, "zeros_like", [x], dtype="bool")
 
 
 def _topk(g: Graph, node: onnx.NodeProto, attrs: dict[str, Any]) -> None:
@@ -494,6 +513,8 @@ MORE_OPERATORS: dict[str, Translator] = {
     "GatherND": _gather_nd,
     "GatherElements": _gather_elements,
     "Trilu": _trilu,
+    "IsNaN": _is_nan,
+    "IsInf": _is_inf,
     "TopK": _topk,
     "DepthToSpace": _blocks,
     "Resize": _resize,
