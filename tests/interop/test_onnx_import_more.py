@@ -795,6 +795,67 @@ def test_a_causal_mask_over_a_dynamic_sequence_length(tmp_path, dynamo):
         np.testing.assert_allclose(loaded(y), expected, **TOL)
 
 
+class _LlamaBlock(tnn.Module):
+    """A LLaMA-style decoder block over token ids: rotary positions (strided halves stacked
+    back), grouped-query attention (keys and values repeated per head) with a boolean causal
+    mask, RMS normalisation and a SwiGLU feed-forward; batch and sequence length dynamic."""
+
+    def __init__(self, width=16, heads=4, groups=2, vocab=30):
+        super().__init__()
+        self.heads, self.groups, self.size = heads, groups, width // heads
+        self.embed, self.head = tnn.Embedding(vocab, width), tnn.Linear(width, vocab, bias=False)
+        self.q, self.o = tnn.Linear(width, width, bias=False), tnn.Linear(width, width, bias=False)
+        self.kv = tnn.Linear(width, 2 * groups * self.size, bias=False)
+        self.gate, self.up = tnn.Linear(width, 32, bias=False), tnn.Linear(width, 32, bias=False)
+        self.down = tnn.Linear(32, width, bias=False)
+
+    @staticmethod
+    def rms(x):
+        return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + 1e-6)
+
+    def rotate(self, x):
+        n = x.shape[2]
+        frequencies = 1.0 / (10000 ** (torch.arange(0, self.size, 2, dtype=torch.float32) / self.size))
+        angles = torch.arange(n, dtype=torch.float32)[:, None] * frequencies[None, :]
+        cos, sin = angles.cos().repeat_interleave(2, -1), angles.sin().repeat_interleave(2, -1)
+        rotated = torch.stack((-x[..., 1::2], x[..., ::2]), -1).flatten(-2)
+        return x * cos + rotated * sin
+
+    def forward(self, ids):
+        x = self.embed(ids)
+        b, n, width = x.shape
+        y = self.rms(x)
+        q = self.rotate(self.q(y).view(b, n, self.heads, self.size).transpose(1, 2))
+        k, v = self.kv(y).view(b, n, 2 * self.groups, self.size).transpose(1, 2).chunk(2, dim=1)
+        k = self.rotate(k).repeat_interleave(self.heads // self.groups, 1)
+        v = v.repeat_interleave(self.heads // self.groups, 1)
+        mask = torch.ones(n, n, dtype=torch.bool).tril()
+        a = tnn.functional.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+        x = x + self.o(a.transpose(1, 2).reshape(b, n, width))
+        y = self.rms(x)
+        return self.head(self.rms(x + self.down(tnn.functional.silu(self.gate(y)) * self.up(y))))
+
+
+def test_a_llama_style_decoder_at_any_batch_and_length(tmp_path):
+    """Through torch.onnx's default exporter (its TorchScript one writes the rotary stack with
+    the rank it saw, and onnxruntime itself fails at other lengths)."""
+    pytest.importorskip("onnxscript", reason="onnxscript is not installed: torch.onnx's default exporter needs it")
+    torch.manual_seed(8)
+    module = _LlamaBlock().eval()
+    ids = np.random.default_rng(11).integers(0, 30, (2, 6)).astype(np.int64)
+    path = tmp_path / "decoder.onnx"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(module, (torch.from_numpy(ids),), str(path), dynamo=True, input_names=["ids"], verbose=False,
+                          dynamic_shapes=({0: torch.export.Dim("batch"), 1: torch.export.Dim("length", max=64)},))
+    net = from_onnx(path)
+    for batch, length in ((2, 6), (3, 11), (1, 1)):
+        tokens = np.random.default_rng(length).integers(0, 30, (batch, length)).astype(np.int64)
+        np.testing.assert_allclose(net(tokens), _runtime(path, {"ids": tokens})[0], **TOL)
+        with torch.no_grad():
+            np.testing.assert_allclose(net(tokens), module(torch.from_numpy(tokens)).numpy(), **TOL)
+
+
 def _trilu(tmp_path, attrs, k=None, computed_k=False):
     inputs = ["x"] + (["k"] if k is not None or computed_k else [])
     node = helper.make_node("Trilu", inputs, ["y"], **attrs)
