@@ -506,6 +506,26 @@ def test_a_large_constant_of_shape_is_made_when_the_model_runs(tmp_path):
     np.testing.assert_array_equal(net(x), _runtime(tmp_path / "big.onnx", {"x": x})[0])
 
 
+def test_an_import_folds_a_bounded_total(tmp_path):
+    """Each value computed at import is small, and so is their sum: past FOLD_TOTAL_ELEMENTS a
+    file's many small fills are made by the model when it runs, within its activation budget."""
+    from modelpack.interop.onnx.importer import FOLD_ELEMENTS, FOLD_TOTAL_ELEMENTS
+
+    count = FOLD_TOTAL_ELEMENTS // FOLD_ELEMENTS + 3
+    fill = numpy_helper.from_array(np.ones(1, np.float32))
+    nodes = [helper.make_node("ConstantOfShape", ["shape"], [f"c{i}"], value=fill) for i in range(count)]
+    nodes += [helper.make_node("Add", [f"s{i - 1}" if i else "x", f"c{i}"], [f"s{i}"]) for i in range(count)]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [FOLD_ELEMENTS])],
+                              [helper.make_tensor_value_info(f"s{count - 1}", TensorProto.FLOAT, None)],
+                              [numpy_helper.from_array(np.array([FOLD_ELEMENTS], np.int64), "shape")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, str(tmp_path / "fills.onnx"))
+    net = from_onnx(tmp_path / "fills.onnx")
+    assert [node["op"] for node in net.get_config()["graph"]["nodes"]].count("full") == 3
+    np.testing.assert_array_equal(net(np.zeros(FOLD_ELEMENTS, np.float32)), np.full(FOLD_ELEMENTS, count, np.float32))
+
+
 def test_a_hostile_constant_of_shape_allocates_nothing_at_import(tmp_path):
     """10^10 elements asked for by constants in the file: importing allocates nothing, and
     running refuses before allocating, naming the op: an imported model runs within the

@@ -40,6 +40,7 @@ from .import_recurrent import constant_of_shape, recurrent
 from .import_shapes import follow
 from .importer import (
     FOLD_ELEMENTS,
+    FOLD_TOTAL_ELEMENTS,
     Dims,
     Graph,
     Translator,
@@ -120,6 +121,8 @@ def _fold(g: Graph, node: onnx.NodeProto) -> bool:
     foldable = _LAYOUT_FOLDABLE | _ELEMENTWISE_FOLDABLE
     if node.op_type not in foldable or not names or any(n in g.weights for n in names):
         return False
+    if g.folded + FOLD_ELEMENTS > FOLD_TOTAL_ELEMENTS:
+        return False  # (the import's folding room used up: nothing more is computed here)
     arrays = {n: g.known(n) for n in names}
     if any(a is None for a in arrays.values()):
         return False
@@ -142,7 +145,7 @@ def _fold(g: Graph, node: onnx.NodeProto) -> bool:
         results = ReferenceEvaluator(node).run(None, known)
     except Exception as exc:  # (onnx's reference: numpy's errors on what the file gives)
         raise g.fail(node, f"cannot be computed from its inputs, known when read: {exc}") from None
-    if sum(np.size(array) for array in results) > FOLD_ELEMENTS:
+    if not g.fold_room(sum(int(np.size(array)) for array in results)):
         return False  # (a large Slice of a larger array: left to the op)
     for name, array in zip(node.output, results, strict=True):
         g.constants[name] = np.asarray(array)

@@ -20,7 +20,7 @@ import numpy as np
 import onnx
 
 from .import_layers import _float_weight, _registered
-from .importer import FOLD_ELEMENTS, Graph, has_input, to_array
+from .importer import Graph, has_input, to_array
 
 __all__ = ["recurrent", "constant_of_shape"]
 
@@ -36,7 +36,7 @@ def constant_of_shape(g: Graph, node: onnx.NodeProto, attrs: dict[str, Any]) -> 
     fixed = [d for d in dims if isinstance(d, int)]
     # A small one is a constant now; a large one (its sizes come from the file) is made when the
     # model runs, by the op that checks its size first.
-    if len(fixed) == len(dims) and 0 <= min(fixed, default=0) and math.prod(fixed) <= FOLD_ELEMENTS:
+    if len(fixed) == len(dims) and 0 <= min(fixed, default=0) and g.fold_room(math.prod(fixed)):
         g.constants[node.output[0]] = np.full(fixed, fill.reshape(-1)[0], fill.dtype)
         return
     g.op(node, "full", [], shape=dims, value=fill.reshape(-1)[0].item(), dtype=fill.dtype.name)

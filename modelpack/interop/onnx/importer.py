@@ -31,7 +31,8 @@ from ..imported import as_graph_block, as_sequential, safe_name
 from .external_data import read_external_data
 from .import_patterns import fuse_activations
 
-__all__ = ["from_onnx", "Graph", "Translator", "FOLD_ELEMENTS", "WEIGHT_ELEMENTS", "constant_input",
+__all__ = ["from_onnx", "Graph", "Translator", "FOLD_ELEMENTS", "FOLD_TOTAL_ELEMENTS", "WEIGHT_ELEMENTS",
+           "constant_input",
            "has_input", "only_first_output", "to_array", "element_dtype"]
 
 # The opset the translators read (Softmax, Squeeze and Split changed meaning in 13); older
@@ -42,6 +43,9 @@ OLDEST_OPSET = 13
 # left to the ops, which check the sizes a file asks for when the model runs. (Swin-T's
 # shifted-window mask at 224×224 is written by index assignments over 4,802 positions.)
 FOLD_ELEMENTS = 1 << 16
+# All the values one import folds, together: a file of many small computations cannot make the
+# import hold more (the rest are left to the ops, which the activation budget bounds).
+FOLD_TOTAL_ELEMENTS = 1 << 23
 # A floating-point initializer with more elements is a weight: never folded (the ops read it,
 # a layer as its parameter). An integer one is a buffer (Swin's relative position index, 38,416
 # values in its 3-D form), folded where small enough. ``_skeleton`` leaves out the values of both.
@@ -290,6 +294,7 @@ class Graph:
     values: dict[str, str] = field(default_factory=dict)  # ONNX name -> graph value
     constants: dict[str, np.ndarray] = field(default_factory=dict)
     weights: set[str] = field(default_factory=set)  # initializers never folded (WEIGHT_ELEMENTS)
+    folded: int = 0  # elements folded so far (FOLD_TOTAL_ELEMENTS)
     vectors: dict[str, Dims] = field(default_factory=dict)  # 1-D int64 shapes, folded
     inputs: list[dict[str, Any]] = field(default_factory=list)
     children: dict[str, Block] = field(default_factory=dict)
@@ -431,6 +436,14 @@ class Graph:
         if name in self.constants:
             return [int(d) for d in np.ravel(self.constants[name])]
         raise self.fail(node, f"its {what} ({name!r}) is computed from values, not sizes")
+
+    def fold_room(self, elements: int) -> bool:
+        """Whether ``elements`` more values may be computed at import (``FOLD_ELEMENTS`` at most
+        in one value, ``FOLD_TOTAL_ELEMENTS`` in all); if so, they are counted."""
+        if elements > FOLD_ELEMENTS or self.folded + elements > FOLD_TOTAL_ELEMENTS:
+            return False
+        self.folded += elements
+        return True
 
     def shape(self, name: str) -> Dims | None:
         if name in self.constants:
