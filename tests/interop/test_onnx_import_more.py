@@ -918,6 +918,25 @@ def test_is_nan_and_is_inf(tmp_path, op, attrs):
     np.testing.assert_array_equal(found, expected)
 
 
+@pytest.mark.parametrize(("axis", "dtype"), [(-1, np.float32), (1, np.float32), (-1, np.float16)])
+def test_rms_normalization(tmp_path, axis, dtype):
+    """Opset 23's RMSNormalization (torch.onnx's default exporter writes RMSNorm so from that
+    opset on), over the last axis or several, a 16-bit input computed in float32."""
+    kind = TensorProto.FLOAT16 if dtype == np.float16 else TensorProto.FLOAT
+    scale = np.random.default_rng(12).standard_normal((3, 4)[axis:] if axis > 0 else 4).astype(dtype)
+    node = helper.make_node("RMSNormalization", ["x", "scale"], ["y"], axis=axis, epsilon=1e-3)
+    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", kind, ["n", 3, 4])],
+                              [helper.make_tensor_value_info("y", kind, None)], [numpy_helper.from_array(scale, "scale")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 23)])
+    model.ir_version = 10
+    onnx.save(model, str(tmp_path / "rms.onnx"))
+    net = from_onnx(tmp_path / "rms.onnx")
+    x = np.random.default_rng(13).standard_normal((2, 3, 4)).astype(dtype)
+    found, expected = net(x), _runtime(tmp_path / "rms.onnx", {"x": x})[0]
+    assert found.dtype == expected.dtype == dtype
+    np.testing.assert_allclose(found, expected, **(TOL if dtype == np.float32 else {"rtol": 2e-3, "atol": 2e-3}))
+
+
 def _gather_elements(tmp_path, data_shape, index_shape, axis):
     node = helper.make_node("GatherElements", ["x", "i"], ["y"], axis=axis)
     graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, data_shape),

@@ -400,6 +400,30 @@ def batchnorm(g: Graph, node: onnx.NodeProto, attrs: dict[str, Any]) -> None:
     g.layer(node, block, g.value(node.input[0], node), "batchnorm")
 
 
+def rms_normalization(g: Graph, node: onnx.NodeProto, attrs: dict[str, Any]) -> None:
+    """RMSNormalization (opset 23): x / √(mean(x²) + ε) · scale, the mean over the axes from
+    ``axis`` on; a 16-bit input computed in float32 (``stash_type`` 1, the default) and cast back."""
+    dims = g.shape(node.input[0])
+    if dims is None:
+        raise g.fail(node, "its input's rank is not known")
+    axis = attrs.get("axis", -1)
+    if not -len(dims) <= axis < len(dims):
+        raise g.fail(node, f"axis={axis} is out of range for rank {len(dims)}")
+    if attrs.get("stash_type", 1) != 1:
+        raise g.fail(node, f"stash_type={attrs['stash_type']} (only float32, 1, is taken)")
+    x = g.value(node.input[0], node)
+    narrow = g.dtypes.get(node.input[0], np.dtype(np.float32)).itemsize < 4
+    if narrow:
+        x = g._add("cast", [x], {"dtype": "float32"})
+    squares = g._add("mean", [g._add("square", [x], {})], {"axis": list(range(axis % len(dims), len(dims))),
+                                                            "keepdims": True})
+    root = g._add("sqrt", [g._add("add", [squares, g.scalar(float(attrs.get("epsilon", 1e-5)))], {})], {})
+    y = g._add("divide", [x, root], {})
+    if narrow:
+        y = g._add("cast", [y], {"dtype": g.dtypes[node.input[0]].name})
+    g.op(node, "multiply", [y, g.value(node.input[1], node)])
+
+
 def layernorm(g: Graph, node: onnx.NodeProto, attrs: dict[str, Any]) -> None:
     only_first_output(g, node)
     scale = _float_weight(g, node, 1, "scale")

@@ -33,6 +33,7 @@ from .import_layers import (
     pad,
     pool,
     prelu,
+    rms_normalization,
 )
 from .import_ops_more import MORE_OPERATORS
 from .import_patterns import SILU
@@ -563,6 +564,7 @@ OPERATORS: dict[str, Translator] = {
     "GlobalMaxPool": global_pool("Max"),
     "BatchNormalization": batchnorm,
     "LayerNormalization": layernorm,
+    "RMSNormalization": rms_normalization,
     "Flatten": flatten,
     "Relu": activation_layer(lambda a: nn.Activation("relu")),
     "Sigmoid": activation_layer(lambda a: nn.Activation("sigmoid")),
