@@ -856,7 +856,8 @@ class _LlamaBlock(tnn.Module):
         return self.head(self.rms(x + self.down(tnn.functional.silu(self.gate(y)) * self.up(y))))
 
 
-def test_a_llama_style_decoder_at_any_batch_and_length(tmp_path):
+@pytest.mark.parametrize("opset", [None, 23])  # (from 23 on, the attention is one Attention node)
+def test_a_llama_style_decoder_at_any_batch_and_length(tmp_path, opset):
     """Through torch.onnx's default exporter (its TorchScript one writes the rotary stack with
     the rank it saw, and onnxruntime itself fails at other lengths)."""
     pytest.importorskip("onnxscript", reason="onnxscript is not installed: torch.onnx's default exporter needs it")
@@ -867,7 +868,9 @@ def test_a_llama_style_decoder_at_any_batch_and_length(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         torch.onnx.export(module, (torch.from_numpy(ids),), str(path), dynamo=True, input_names=["ids"], verbose=False,
-                          dynamic_shapes=({0: torch.export.Dim("batch"), 1: torch.export.Dim("length", max=64)},))
+                          dynamic_shapes=({0: torch.export.Dim("batch"), 1: torch.export.Dim("length", max=64)},),
+                          **({"opset_version": opset} if opset else {}))
+    assert ("Attention" in {node.op_type for node in onnx.load(str(path)).graph.node}) == (opset == 23)
     net = from_onnx(path)
     for batch, length in ((2, 6), (3, 11), (1, 1)):
         tokens = np.random.default_rng(length).integers(0, 30, (batch, length)).astype(np.int64)
@@ -935,6 +938,65 @@ def test_rms_normalization(tmp_path, axis, dtype):
     found, expected = net(x), _runtime(tmp_path / "rms.onnx", {"x": x})[0]
     assert found.dtype == expected.dtype == dtype
     np.testing.assert_allclose(found, expected, **(TOL if dtype == np.float32 else {"rtol": 2e-3, "atol": 2e-3}))
+
+
+def _attention_model(tmp_path, shapes, attrs, mask=None, extra=()):
+    """Opset 23's Attention of inputs q, k, v (and m, a mask of ``mask``'s type and shape)."""
+    names = ["q", "k", "v", *(["m"] if mask else []), *extra]
+    inputs = [helper.make_tensor_value_info(n, TensorProto.FLOAT, shape) for n, shape in zip("qkv", shapes, strict=True)]
+    if mask:
+        inputs.append(helper.make_tensor_value_info("m", mask[0], mask[1]))
+    inputs += [helper.make_tensor_value_info(n, TensorProto.FLOAT, shapes[1]) for n in extra]
+    graph = helper.make_graph([helper.make_node("Attention", names, ["y"], **attrs)], "g", inputs,
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 23)])
+    model.ir_version = 10
+    onnx.save(model, str(tmp_path / "attention.onnx"))
+    return tmp_path / "attention.onnx"
+
+
+@pytest.mark.parametrize(("shapes", "attrs", "mask"), [
+    ([["n", 2, 5, 4]] * 3, {}, None),
+    ([["n", 4, 5, 4], ["n", 2, 6, 4], ["n", 2, 6, 3]], {}, (TensorProto.BOOL, [5, 6])),  # grouped; a row masked whole
+    ([["n", 2, 5, 4]] * 3, {"is_causal": 1, "scale": 0.3, "softcap": 2.0}, (TensorProto.FLOAT, ["n", 1, 5, 5])),
+    ([["n", 5, 8], ["n", 7, 4], ["n", 7, 6]], {"q_num_heads": 2, "kv_num_heads": 1, "is_causal": 1}, None),
+])
+def test_attention(tmp_path, shapes, attrs, mask):
+    """Opset 23's Attention (torch.onnx's default exporter writes scaled_dot_product_attention
+    so from that opset on) against onnxruntime's, at two batch sizes."""
+    path = _attention_model(tmp_path, shapes, attrs, mask)
+    net = from_onnx(path)
+    for n in (2, 3):
+        rng = np.random.default_rng(n)
+        feeds = {name: rng.standard_normal([n if d == "n" else d for d in shape]).astype(np.float32)
+                 for name, shape in zip("qkv", shapes, strict=True)}
+        if mask and mask[0] == TensorProto.BOOL:
+            feeds["m"] = rng.random(mask[1]) < 0.6
+            feeds["m"][1] = False
+        elif mask:
+            feeds["m"] = rng.standard_normal([n if d == "n" else d for d in mask[1]]).astype(np.float32)
+        np.testing.assert_allclose(net(*feeds.values()), _runtime(path, feeds)[0], **TOL)
+
+
+@pytest.mark.parametrize(("attrs", "extra", "message"), [
+    ({}, ("past_key",), r"its past_key input \(a key and value cache; attention is computed whole\)"),
+    ({"left_window_size": 2}, (), r"left_window_size=2 \(only -1, no window, is taken\)"),
+    ({"softmax_precision": TensorProto.DOUBLE}, (), r"softmax_precision=11 \(only float32's is taken\)"),
+])
+def test_attention_refusals(tmp_path, attrs, extra, message):
+    inputs = [""] if extra else []  # (the mask's place left empty before a past key)
+    path = _attention_model(tmp_path, [[1, 2, 3, 4]] * 3, attrs, extra=extra)
+    if extra:
+        model = onnx.load(str(path))
+        model.graph.node[0].input[:] = ["q", "k", "v", *inputs, *extra]
+        onnx.save(model, str(path))
+    with pytest.raises(UnsupportedBlockError, match=r"attention\.onnx: node 0 \(Attention\): " + message):
+        from_onnx(path)
+
+
+def test_attention_of_three_dimensional_inputs_needs_head_counts(tmp_path):
+    with pytest.raises(UnsupportedBlockError, match=r"\(Attention\): 0 query heads for 0 key heads"):
+        from_onnx(_attention_model(tmp_path, [[1, 3, 8]] * 3, {}))
 
 
 def _gather_elements(tmp_path, data_shape, index_shape, axis):

@@ -20,7 +20,7 @@ import onnx
 from ...nn import sizes
 from ...nn.ops.neural import LRN_MAX_SIZE
 from .import_layers import SELU_ALPHA, SELU_GAMMA, selu
-from .importer import Graph, Translator, constant_input, has_input
+from .importer import Dims, Graph, Translator, constant_input, has_input, only_first_output
 
 __all__ = ["MORE_OPERATORS"]
 
@@ -167,6 +167,87 @@ def _is_inf(g: Graph, node: onnx.NodeProto, attrs: dict[str, Any]) -> None:
         g.op(node, "equal", [x, g.scalar(math.inf if positive else -math.inf)])
     else:
         g.op(node, "zeros_like", [x], dtype="bool")
+
+
+# Attention's options with no equivalent here (past keys and values, a key cache's lengths,
+# attention windows), each with the value that means it is unused.
+_ATTENTION_UNUSED = {"left_window_size": -1, "right_window_size": -1}
+
+
+def _attention(g: Graph, node: onnx.NodeProto, attrs: dict[str, Any]) -> None:
+    """Attention (opset 23; torch.onnx's default exporter writes scaled_dot_product_attention
+    so from that opset on): softmax(Q·Kᵀ·scale, soft-capped, plus the mask's bias and the causal
+    frontier's) · V, over heads of (B, H, S, D), or of (B, S, H·D) split by ``q_num_heads`` and
+    ``kv_num_heads``; fewer key heads are repeated for the query heads (grouped-query). A query
+    row no key may attend gives zeros, as ONNX asks. Caches and windows are refused."""
+    only_first_output(g, node)
+    for index, what in ((4, "past_key"), (5, "past_value"), (6, "nonpad_kv_seqlen")):
+        if has_input(node, index):
+            raise g.fail(node, f"its {what} input (a key and value cache; attention is computed whole)")
+    for name, unused in _ATTENTION_UNUSED.items():
+        if attrs.get(name, unused) != unused:
+            raise g.fail(node, f"{name}={attrs[name]} (only {unused}, no window, is taken)")
+    if attrs.get("softmax_precision", 0) not in (0, onnx.TensorProto.FLOAT):
+        raise g.fail(node, f"softmax_precision={attrs['softmax_precision']} (only float32's is taken)")
+    shapes = [g.shape(name) for name in node.input[:3]]
+    known = [dims for dims in shapes if dims is not None and len(dims) in (3, 4)]
+    if len(known) != 3 or len({len(dims) for dims in known}) != 1:
+        raise g.fail(node, f"Q, K and V of shapes {shapes} (it takes three 3-D or three 4-D ones)")
+    q, k, v, size = _attention_heads(g, node, attrs, known)
+    scale = attrs.get("scale")
+    if scale is None:
+        if size is None:
+            raise g.fail(node, "its head size is not known when the file is read (the scale's default)")
+        scale = 1.0 / math.sqrt(size)
+    keys = g._add("swapaxes", [k], {"axis1": -1, "axis2": -2})
+    scores = g._add("multiply", [g._add("matmul", [q, keys], {}), g.scalar(float(scale))], {})
+    cap = float(attrs.get("softcap", 0.0))
+    if cap:
+        scaled = g._add("tanh", [g._add("multiply", [scores, g.scalar(1.0 / cap)], {})], {})
+        scores = g._add("multiply", [scaled, g.scalar(cap)], {})
+    excluded = g.scalar(-math.inf)
+    if has_input(node, 3):
+        mask = g.value(node.input[3], node)
+        if g.dtypes.get(node.input[3]) == np.dtype(bool):
+            scores = g._add("where", [mask, scores, excluded], {})
+        else:
+            scores = g._add("add", [scores, mask], {})
+    if attrs.get("is_causal", 0):  # (no cache: query i attends key j ≤ i)
+        ones = g._add("ones_like", [scores], {"dtype": "int64"})
+        rows, columns = (g._add("cumsum", [ones], {"axis": axis}) for axis in (-2, -1))
+        scores = g._add("where", [g._add("less_equal", [columns, rows], {}), scores, excluded], {})
+    # a row no key may attend: its scores made 0 (no NaN from the softmax), its weights 0
+    closed = g._add("equal", [g._add("max", [scores], {"axis": -1, "keepdims": True}), excluded], {})
+    opened = g._add("where", [closed, g.scalar(0.0), scores], {})
+    weights = g._add("where", [closed, g.scalar(0.0), g._add("softmax", [opened], {"axis": -1})], {})
+    if len(known[0]) == 4:
+        g.op(node, "matmul", [weights, v])
+        return
+    heads_last = g._add("transpose", [g._add("matmul", [weights, v], {})], {"axes": [0, 2, 1, 3]})
+    g.op(node, "reshape", [heads_last], shape=[known[0][0], known[0][1], -1])
+
+
+def _attention_heads(g: Graph, node: onnx.NodeProto, attrs: dict[str, Any],
+                     shapes: list[Dims]) -> tuple[str, str, str, int | None]:
+    """Attention's Q, K and V as (B, H, S, D) graph values, K and V with as many heads as Q,
+    and the head size where it is known."""
+    q, k, v = (g.value(name, node) for name in node.input[:3])
+    if len(shapes[0]) == 3:  # (B, S, H·D): split into heads
+        counts = [attrs.get("q_num_heads", 0), attrs.get("kv_num_heads", 0)]
+        split = [g._add("reshape", [x], {"shape": [dims[0], dims[1], h, -1]})
+                 for x, dims, h in zip((q, k, v), shapes, (counts[0], counts[1], counts[1]), strict=True)]
+        q, k, v = (g._add("transpose", [x], {"axes": [0, 2, 1, 3]}) for x in split)
+        width = shapes[0][2]
+        size = width // counts[0] if isinstance(width, int) and counts[0] else None
+    else:
+        counts = [shapes[0][1], shapes[1][1]]
+        size = shapes[0][3] if isinstance(shapes[0][3], int) else None
+    heads, groups = counts
+    if not (isinstance(heads, int) and isinstance(groups, int) and 0 < groups and heads % groups == 0):
+        raise g.fail(node, f"{heads} query heads for {groups} key heads (a whole number of query heads each)")
+    if heads != groups:
+        k, v = (g._add("repeat", [x], {"repeats": heads // groups, "axis": 1}) for x in (k, v))
+    return q, k, v, size
 
 
 def _topk(g: Graph, node: onnx.NodeProto, attrs: dict[str, Any]) -> None:
@@ -513,6 +594,7 @@ MORE_OPERATORS: dict[str, Translator] = {
     "GatherND": _gather_nd,
     "GatherElements": _gather_elements,
     "Trilu": _trilu,
+    "Attention": _attention,
     "IsNaN": _is_nan,
     "IsInf": _is_inf,
     "TopK": _topk,
