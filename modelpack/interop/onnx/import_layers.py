@@ -411,16 +411,16 @@ def rms_normalization(g: Graph, node: onnx.NodeProto, attrs: dict[str, Any]) -> 
         raise g.fail(node, f"axis={axis} is out of range for rank {len(dims)}")
     if attrs.get("stash_type", 1) != 1:
         raise g.fail(node, f"stash_type={attrs['stash_type']} (only float32, 1, is taken)")
-    x = g.value(node.input[0], node)
-    narrow = g.dtypes.get(node.input[0], np.dtype(np.float32)).itemsize < 4
+    x, dtype = g.value(node.input[0], node), g.dtype(node.input[0])
+    narrow = dtype is not None and dtype.itemsize < 4
     if narrow:
         x = g._add("cast", [x], {"dtype": "float32"})
     squares = g._add("mean", [g._add("square", [x], {})], {"axis": list(range(axis % len(dims), len(dims))),
                                                             "keepdims": True})
     root = g._add("sqrt", [g._add("add", [squares, g.scalar(float(attrs.get("epsilon", 1e-5)))], {})], {})
     y = g._add("divide", [x, root], {})
-    if narrow:
-        y = g._add("cast", [y], {"dtype": g.dtypes[node.input[0]].name})
+    if dtype is not None and narrow:
+        y = g._add("cast", [y], {"dtype": dtype.name})
     g.op(node, "multiply", [y, g.value(node.input[1], node)])
 
 

@@ -134,6 +134,14 @@ def _gather_elements(g: Graph, node: onnx.NodeProto, attrs: dict[str, Any]) -> N
     g.op(node, "getitem", [g.value(node.input[0], node), *arrays], index=[{"array": i} for i in range(rank)])
 
 
+def _positions(g: Graph, x: str) -> tuple[str, str]:
+    """Each position's row and column (its last two axes) in graph value ``x``'s shape, counted
+    from 1 as running sums of ones: no size need be known before the model runs."""
+    ones = g._add("ones_like", [x], {"dtype": "int64"})
+    rows, columns = (g._add("cumsum", [ones], {"axis": axis}) for axis in (-2, -1))
+    return rows, columns
+
+
 def _trilu(g: Graph, node: onnx.NodeProto, attrs: dict[str, Any]) -> None:
     """Trilu of a value the model computes (a causal mask over a dynamic sequence length;
     one of known inputs folded before this): the input where column − row is at least k
@@ -144,8 +152,7 @@ def _trilu(g: Graph, node: onnx.NodeProto, attrs: dict[str, Any]) -> None:
     if dims is None or len(dims) < 2:
         raise g.fail(node, f"its input's shape ({dims}) is not known to have the two axes it reads")
     x = g.value(node.input[0], node)
-    ones = g._add("ones_like", [x], {"dtype": "int64"})
-    rows, columns = (g._add("cumsum", [ones], {"axis": axis}) for axis in (-2, -1))
+    rows, columns = _positions(g, x)
     offset = g._add("subtract", [columns, rows], {})
     keep = g._add("greater_equal" if attrs.get("upper", 1) else "less_equal", [offset, g.scalar(k)], {})
     g.op(node, "where", [keep, x, g._add("zeros_like", [x], {})])
@@ -208,13 +215,12 @@ def _attention(g: Graph, node: onnx.NodeProto, attrs: dict[str, Any]) -> None:
     excluded = g.scalar(-math.inf)
     if has_input(node, 3):
         mask = g.value(node.input[3], node)
-        if g.dtypes.get(node.input[3]) == np.dtype(bool):
+        if g.dtype(node.input[3]) == np.dtype(bool):
             scores = g._add("where", [mask, scores, excluded], {})
         else:
             scores = g._add("add", [scores, mask], {})
     if attrs.get("is_causal", 0):  # (no cache: query i attends key j ≤ i)
-        ones = g._add("ones_like", [scores], {"dtype": "int64"})
-        rows, columns = (g._add("cumsum", [ones], {"axis": axis}) for axis in (-2, -1))
+        rows, columns = _positions(g, scores)
         scores = g._add("where", [g._add("less_equal", [columns, rows], {}), scores, excluded], {})
     # a row no key may attend: its scores made 0 (no NaN from the softmax), its weights 0
     closed = g._add("equal", [g._add("max", [scores], {"axis": -1, "keepdims": True}), excluded], {})

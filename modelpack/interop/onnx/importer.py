@@ -353,12 +353,15 @@ class Graph:
         return dims
 
     # -- what translators use --------------------------------------------------------------
+    def dtype(self, name: str) -> np.dtype | None:
+        """ONNX value ``name``'s dtype where it is known (a constant's, or the type shape
+        inference gave it)."""
+        return self.constants[name].dtype if name in self.constants else self.dtypes.get(name)
+
     def integer(self, name: str) -> bool:
-        """Whether ONNX value ``name`` is known to hold integers (a constant's dtype, or the
-        type shape inference gave it)."""
-        dtype = self.constants[name].dtype if name in self.constants else self.dtypes.get(name)
-        kind = None if dtype is None else dtype.kind
-        return kind is not None and kind in "iu"
+        """Whether ONNX value ``name`` is known to hold integers."""
+        dtype = self.dtype(name)
+        return dtype is not None and dtype.kind in "iu"
 
     def at(self, node: onnx.NodeProto) -> str:
         """The file and the node, as every refusal of it begins."""
