@@ -994,9 +994,13 @@ def test_attention_refusals(tmp_path, attrs, extra, message):
         from_onnx(path)
 
 
-def test_attention_of_three_dimensional_inputs_needs_head_counts(tmp_path):
-    with pytest.raises(UnsupportedBlockError, match=r"\(Attention\): 0 query heads for 0 key heads"):
-        from_onnx(_attention_model(tmp_path, [[1, 3, 8]] * 3, {}))
+@pytest.mark.parametrize(("attrs", "counts"), [({}, "0 query heads for 0 key heads"),
+                                               ({"q_num_heads": -2, "kv_num_heads": 1}, "-2 query heads for 1 key"),
+                                               ({"q_num_heads": 2, "kv_num_heads": 4}, "2 query heads for 4 key"),
+                                               ({"q_num_heads": 3, "kv_num_heads": 2}, "3 query heads for 2 key")])
+def test_attention_of_three_dimensional_inputs_needs_whole_head_counts(tmp_path, attrs, counts):
+    with pytest.raises(UnsupportedBlockError, match=r"\(Attention\): " + counts):
+        from_onnx(_attention_model(tmp_path, [[1, 3, 12]] * 3, attrs))
 
 
 def _gather_elements(tmp_path, data_shape, index_shape, axis):

@@ -249,7 +249,8 @@ def _attention_heads(g: Graph, node: onnx.NodeProto, attrs: dict[str, Any],
         counts = [shapes[0][1], shapes[1][1]]
         size = shapes[0][3] if isinstance(shapes[0][3], int) else None
     heads, groups = counts
-    if not (isinstance(heads, int) and isinstance(groups, int) and 0 < groups and heads % groups == 0):
+    whole = isinstance(heads, int) and isinstance(groups, int) and 0 < groups <= heads
+    if not whole or heads % groups:
         raise g.fail(node, f"{heads} query heads for {groups} key heads (a whole number of query heads each)")
     if heads != groups:
         k, v = (g._add("repeat", [x], {"repeats": heads // groups, "axis": 1}) for x in (k, v))
