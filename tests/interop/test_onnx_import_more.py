@@ -1034,6 +1034,38 @@ def test_gather_elements_refusals(tmp_path, data, index, axis, message):
         from_onnx(_gather_elements(tmp_path, data, index, axis))
 
 
+def _sliced_to_length(tmp_path, of_sizes=False):
+    """x + positions[:, :t] for an (n, t) input (Hugging Face's embeddings read their position
+    ids so), or (``of_sizes``) the input's shape vector sliced to t."""
+    nodes = [helper.make_node("Shape", ["x"], ["t"], start=1, end=2)]
+    if of_sizes:
+        nodes += [helper.make_node("Shape", ["x"], ["s"]), helper.make_node("Slice", ["s", "zero", "t"], ["y"])]
+    else:
+        nodes += [helper.make_node("Slice", ["positions", "zero", "t", "one"], ["p"]),
+                  helper.make_node("Add", ["x", "p"], ["y"])]
+    positions = np.arange(16, dtype=np.float32).reshape(1, 16) / 4
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", "t"])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT if not of_sizes else TensorProto.INT64,
+                                                             None)],
+                              [numpy_helper.from_array(positions, "positions"),
+                               numpy_helper.from_array(np.array([0], np.int64), "zero"),
+                               numpy_helper.from_array(np.array([1], np.int64), "one")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, str(tmp_path / "length.onnx"))
+    return tmp_path / "length.onnx"
+
+
+def test_a_slice_to_a_size_the_input_gives(tmp_path):
+    net = from_onnx(_sliced_to_length(tmp_path))
+    for shape in ((2, 5), (3, 16), (1, 1)):
+        x = np.random.default_rng(shape[1]).standard_normal(shape).astype(np.float32)
+        np.testing.assert_array_equal(net(x), _runtime(tmp_path / "length.onnx", {"x": x})[0])
+    with pytest.raises(UnsupportedBlockError, match=r"length\.onnx: node 2 \(Slice\): slicing sizes at bounds the "
+                                                    r"input gives"):
+        from_onnx(_sliced_to_length(tmp_path, of_sizes=True))
+
+
 def _gather_nd(tmp_path, data_shape, indices, batch_dims=0, computed=(2, 1)):
     """GatherND of input x by constant ``indices``, or (None) by an input i of shape ``computed``."""
     node = helper.make_node("GatherND", ["x", "i"], ["y"], batch_dims=batch_dims)
@@ -1067,22 +1099,29 @@ def test_gather_nd_of_constant_indices(tmp_path, shape, indices):
     (["n", 4], [[0]], 0, r"the sizes its indices read \(its data's leading 1\) are not known when the file is read"),
     ([3, 4], [[0], [1], [2]], 1, r"batch_dims=1 \(only 0, no batch axes, is taken\)"),
     ([3, 4], [[[]]], 0, r"its indices are int64 of shape \[1, 1, 0\]; it takes integer tuples"),
-    ([3, 4], None, 0, r"its indices \('i'\) are computed by the model, in tuples of 2 \(only single indices"),
+    ([3, 4], None, 0, r"its indices \('i'\) are computed by the model, in tuples of a size not known when"),
 ])
 def test_gather_nd_refusals(tmp_path, shape, indices, batch_dims, message):
     with pytest.raises(UnsupportedBlockError, match=r"gnd\.onnx: node 0 \(GatherND\): " + message):
-        from_onnx(_gather_nd(tmp_path, shape, indices, batch_dims, computed=(2, 2)))
+        from_onnx(_gather_nd(tmp_path, shape, indices, batch_dims, computed=(2, "k")))
 
 
-def test_gather_nd_of_computed_single_indices_checks_them_as_it_runs(tmp_path):
-    path = _gather_nd(tmp_path, [3, "n"], None)
+@pytest.mark.parametrize("width", [1, 2])
+def test_gather_nd_of_computed_indices_checks_them_axis_by_axis(tmp_path, width):
+    """Indices the model computes (Hugging Face's ``mask[batch, key]``, exported as GatherND of
+    pairs): numpy's advanced indexing by each column, each index checked against its own axis
+    (a pair's flat position may be in range while its second index is not)."""
+    path = _gather_nd(tmp_path, [3, 4, "n"], None, computed=("m", width))
     net = from_onnx(path)
-    x = np.random.default_rng(3).standard_normal((3, 5)).astype(np.float32)
-    for index in ([[2], [0]], [[-1], [1]]):
-        i = np.array(index, np.int64)
+    x = np.random.default_rng(3).standard_normal((3, 4, 5)).astype(np.float32)
+    for index in ([[2, 3], [0, 0], [-1, -4]], [[1, 1]]):
+        i = np.array(index, np.int64)[:, :width]
         np.testing.assert_array_equal(net(x, i), _runtime(path, {"x": x, "i": i})[0])
-    with pytest.raises(InputError, match=r"gnd\.onnx: .*\(take\) cannot run on these inputs: index 3 is out of bounds"):
-        net(x, np.array([[0], [3]], np.int64))
+    past = np.array([[0, 4]] if width == 2 else [[3]], np.int64)
+    axis = width - 1
+    with pytest.raises(InputError, match=rf"gnd\.onnx: .*\(getitem\) cannot run on these inputs: index {past[0, -1]} is "
+                                         rf"out of bounds for axis {axis} with size {(3, 4)[axis]}"):
+        net(x, past)
 
 
 def test_a_small_slice_of_a_large_integer_buffer_folds(tmp_path):

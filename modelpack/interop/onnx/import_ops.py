@@ -296,11 +296,15 @@ def _cast(g: Graph, node: onnx.NodeProto, attrs: dict[str, Any]) -> None:
 
 
 def _slice(g: Graph, node: onnx.NodeProto, attrs: dict[str, Any]) -> None:
-    starts, ends = constant_input(g, node, 1, "starts"), constant_input(g, node, 2, "ends")
+    """Slice as numpy's basic indexing; its starts and ends may be sizes the input gives
+    (``position_ids[:, :seq_len]``, as Hugging Face's embeddings read their positions)."""
+    starts, ends = g.sizes(node, 1, "starts"), g.sizes(node, 2, "ends")
     rank_dims = g.shape(node.input[0])
     axes = constant_input(g, node, 3, "axes") if has_input(node, 3) else np.arange(len(starts))
     steps = constant_input(g, node, 4, "steps") if has_input(node, 4) else np.ones(len(starts), np.int64)
     if node.input[0] in g.vectors:
+        if not all(isinstance(b, int) for b in (*starts, *ends)):
+            raise g.fail(node, "slicing sizes at bounds the input gives")
         vector = g.vectors[node.input[0]]
         g.vectors[node.output[0]] = vector[_py_slice(int(starts[0]), int(ends[0]), int(steps[0]))]
         return
@@ -308,17 +312,18 @@ def _slice(g: Graph, node: onnx.NodeProto, attrs: dict[str, Any]) -> None:
         raise g.fail(node, "the rank of its input is not known")
     items: list[dict[str, Any]] = [{"slice": [None, None, None]} for _ in rank_dims]
     for start, end, axis, step in zip(starts, ends, axes, steps, strict=True):
-        piece = _py_slice(int(start), int(end), int(step))
+        piece = _py_slice(start, end, int(step))
         items[int(axis) % len(rank_dims)] = {"slice": [piece.start, piece.stop, piece.step]}
     g.op(node, "getitem", [g.value(node.input[0], node)], index=items)
 
 
-def _py_slice(start: int, end: int, step: int) -> slice:
-    """ONNX's clamped bounds as Python's (INT64_MAX and friends mean "to the end")."""
-    big = 2**62
-    return slice(
-        None if abs(start) >= big else start, None if abs(end) >= big else end, None if step == 1 else step
-    )
+def _py_slice(start: int | str, end: int | str, step: int) -> slice:
+    """ONNX's clamped bounds as Python's (INT64_MAX and friends mean "to the end"); a named
+    size, never negative, stays as it is."""
+    def bound(value: int | str) -> int | str | None:
+        return value if isinstance(value, str) else None if abs(value) >= 2**62 else value
+
+    return slice(bound(start), bound(end), None if step == 1 else step)
 
 
 def _reshape(g: Graph, node: onnx.NodeProto, attrs: dict[str, Any]) -> None:

@@ -77,20 +77,22 @@ def _tile(g: Graph, node: onnx.NodeProto, attrs: dict[str, Any]) -> None:
 
 def _gather_nd(g: Graph, node: onnx.NodeProto, attrs: dict[str, Any]) -> None:
     """GatherND with no batch axes (torch.onnx's default exporter writes a 1-D linear
-    interpolation and Swin's relative position bias so): the slices at each tuple of k
-    indices, a ``take`` along the first axis, the first k axes merged into one where k > 1.
-    Constant indices are checked here; computed ones only as single indices (k = 1), which
-    ``take`` checks as it runs (a tuple's indices, merged, could stray into the next row)."""
+    interpolation, Swin's relative position bias and Hugging Face's ``mask[batch, key]`` so):
+    the slices at each tuple of k indices. Constant indices are checked here, and read as a
+    ``take`` along the data's first k axes merged; computed ones are numpy's advanced indexing
+    by each of the tuples' k columns, which numpy checks axis by axis as the model runs."""
     if attrs.get("batch_dims", 0):
         raise g.fail(node, f"batch_dims={attrs['batch_dims']} (only 0, no batch axes, is taken)")
     if node.input[1] not in g.constants and node.input[1] not in g.vectors:
         tuples = g.shape(node.input[1])
-        if not tuples or tuples[-1] != 1:
-            width = tuples[-1] if tuples else "unknown"
-            raise g.fail(node, f"its indices ({node.input[1]!r}) are computed by the model, in tuples of "
-                               f"{width} (only single indices are checked as it runs)")
-        last = g._add("getitem", [g.value(node.input[1], node)], {"index": [{"ellipsis": True}, {"int": 0}]})
-        g.op(node, "take", [g.value(node.input[0], node), last], axis=0)
+        if not tuples or not isinstance(tuples[-1], int) or tuples[-1] < 1:
+            raise g.fail(node, f"its indices ({node.input[1]!r}) are computed by the model, in tuples of a "
+                               "size not known when the file is read")
+        indices = g.value(node.input[1], node)
+        columns = [g._add("getitem", [indices], {"index": [{"ellipsis": True}, {"int": i}]})
+                   for i in range(tuples[-1])]
+        g.op(node, "getitem", [g.value(node.input[0], node), *columns],
+             index=[{"array": i} for i in range(len(columns))])
         return
     index = np.asarray(constant_input(g, node, 1, "indices"))
     dims = g.shape(node.input[0])
