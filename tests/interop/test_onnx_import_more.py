@@ -1066,6 +1066,38 @@ def test_a_slice_to_a_size_the_input_gives(tmp_path):
         from_onnx(_sliced_to_length(tmp_path, of_sizes=True))
 
 
+def _length_arithmetic(tmp_path):
+    """What the TorchScript exporter writes for Hugging Face's models: positions sliced to the
+    input's length t, added to it (onnx's shape inference then loses t), that sum's length read
+    back as an arange's limit, and the length used as a value (positions · t)."""
+    ints = {n: numpy_helper.from_array(np.asarray(v, np.int64), n) for n, v in
+            (("zero", [0]), ("one", [1]), ("first", 1), ("start", 0), ("step", 1))}
+    positions = numpy_helper.from_array(np.arange(16, dtype=np.float32).reshape(1, 16) / 4, "positions")
+    nodes = [helper.make_node("Shape", ["x"], ["t"], start=1, end=2),
+             helper.make_node("Slice", ["positions", "zero", "t", "one"], ["p"]),
+             helper.make_node("Add", ["x", "p"], ["s"]),
+             helper.make_node("Shape", ["s"], ["shape"]),
+             helper.make_node("Gather", ["shape", "first"], ["length"], axis=0),
+             helper.make_node("Range", ["start", "length", "step"], ["r"]),
+             helper.make_node("Mul", ["r", "length"], ["scaled"]),
+             helper.make_node("Cast", ["scaled"], ["f"], to=TensorProto.FLOAT),
+             helper.make_node("Add", ["s", "f"], ["y"])]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", "t"])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+                              [positions, *ints.values()])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, str(tmp_path / "lengths.onnx"))
+    return tmp_path / "lengths.onnx"
+
+
+def test_lengths_read_back_and_used_as_values(tmp_path):
+    net = from_onnx(_length_arithmetic(tmp_path))
+    for shape in ((2, 5), (3, 16), (1, 1)):
+        x = np.random.default_rng(shape[1]).standard_normal(shape).astype(np.float32)
+        np.testing.assert_array_equal(net(x), _runtime(tmp_path / "lengths.onnx", {"x": x})[0])
+
+
 def _gather_nd(tmp_path, data_shape, indices, batch_dims=0, computed=(2, 1)):
     """GatherND of input x by constant ``indices``, or (None) by an input i of shape ``computed``."""
     node = helper.make_node("GatherND", ["x", "i"], ["y"], batch_dims=batch_dims)

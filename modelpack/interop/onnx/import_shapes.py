@@ -132,19 +132,27 @@ def _concat(g: Graph, node: onnx.NodeProto, attrs: dict[str, Any]) -> list[Shape
 
 
 def _slice(g: Graph, node: onnx.NodeProto, attrs: dict[str, Any]) -> list[Shape | None] | None:
+    """The sliced sizes; a slice from 0 to a size the input gives (``position_ids[:, :seq_len]``)
+    has that size (where the array holds fewer, what reads the slice meets the shorter array
+    and refuses it when the model runs, as torch's model does)."""
     dims = _dims(g, node.input[0])
     known = {i: g.known(node.input[i]) for i in range(1, 5) if has_input(node, i)}
     given = {i: array for i, array in known.items() if array is not None}
+    named = g.vectors.get(node.input[2]) if 2 not in given and has_input(node, 2) else None
+    if named is not None:
+        given[2], known[2] = np.asarray([-1 if isinstance(d, str) else d for d in named], np.int64), None
     if dims is None or 1 not in given or 2 not in given or len(given) != len(known):
         return None
     starts, ends = np.ravel(given[1]), np.ravel(given[2])
     axes = np.ravel(given[3]) if 3 in given else np.arange(len(starts))
     steps = np.ravel(given[4]) if 4 in given else np.ones(len(starts), np.int64)
     out: Shape = list(dims)
-    for start, end, axis, step in zip(starts, ends, axes, steps, strict=True):
+    for index, (start, end, axis, step) in enumerate(zip(starts, ends, axes, steps, strict=True)):
         axis = int(axis) % len(dims)
         size = dims[axis]
-        if isinstance(size, int):
+        if named is not None and isinstance(named[index], str):
+            out[axis] = named[index] if (int(start), int(step)) == (0, 1) else None
+        elif isinstance(size, int):
             out[axis] = len(range(*slice(int(start), int(end), int(step)).indices(size)))
         elif not (int(start) == 0 and int(end) >= 2**62 and int(step) == 1):
             out[axis] = None

@@ -382,6 +382,9 @@ class Graph:
             return self.values[name]
         if name in self.vectors and all(isinstance(d, int) for d in self.vectors[name]):
             self.constants[name] = np.asarray(self.vectors[name], np.int64)
+        elif name in self.vectors:
+            self.values[name] = self._sizes_value(name)
+            return self.values[name]
         if name not in self.constants:
             raise self.fail(
                 node, f"reads {name!r}, which no earlier node defines (or a shape it cannot fold)"
@@ -398,6 +401,20 @@ class Graph:
             out = self._add("constant", [], {"name": f"#const{len(self.const_arrays) - 1}"})
         self.values[name] = out
         return out
+
+    def _sizes_value(self, name: str) -> str:
+        """Shape vector ``name``, some of its sizes named, as an int64 graph value the model
+        makes when it runs (the TorchScript exporter multiplies a position range by a sequence
+        length): each named size the sum of that many ones, a number a filled one-element array."""
+        def part(size: int | str) -> str:
+            if isinstance(size, int):
+                return self._add("full", [], {"shape": [1], "value": size, "dtype": "int64"})
+            ones = self._add("full", [], {"shape": [size], "value": 1, "dtype": "int64"})
+            return self._add("sum", [ones], {"axis": 0, "keepdims": True})
+
+        parts = [part(size) for size in self.vectors[name]]
+        vector = parts[0] if len(parts) == 1 else self._add("concatenate", parts, {"axis": 0})
+        return self._add("reshape", [vector], {"shape": []}) if self.shapes.get(name) == [] else vector
 
     def _add(self, op: str, inputs: list[str], attrs: dict[str, Any], outputs: int = 1) -> str:
         outs = [self._fresh(f"v{len(self.nodes)}") for _ in range(outputs)]
