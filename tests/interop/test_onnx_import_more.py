@@ -1098,6 +1098,32 @@ def test_lengths_read_back_and_used_as_values(tmp_path):
         np.testing.assert_array_equal(net(x), _runtime(tmp_path / "lengths.onnx", {"x": x})[0])
 
 
+@pytest.mark.parametrize("case", ["fill", "reshape"])
+def test_sizes_followed_where_shape_inference_loses_them(tmp_path, case):
+    """An Expand to the shape of a value whose sizes onnx's inference lost: a ConstantOfShape of
+    the input's shape (MPNet's relative positions), or a Reshape's -1 of a size expression
+    (DeBERTa's heads: (4·n, t, t) read back as (n, 4, t, t)). Both must stay named sizes."""
+    ones = numpy_helper.from_array(np.ones((1, 1, 1), np.float32), "ones")
+    ints = [numpy_helper.from_array(np.array(v, np.int64), n) for n, v in (("flat", [-1, 6]), ("back", [-1, 4, 6]))]
+    if case == "fill":
+        nodes = [helper.make_node("Shape", ["x"], ["s"]),
+                 helper.make_node("ConstantOfShape", ["s"], ["c"], value=numpy_helper.from_array(np.ones(1, np.float32))),
+                 helper.make_node("Min", ["x", "c"], ["m"])]
+    else:
+        nodes = [helper.make_node("Reshape", ["x", "flat"], ["f"]), helper.make_node("Reshape", ["f", "back"], ["m"])]
+    nodes += [helper.make_node("Shape", ["m"], ["target"]), helper.make_node("Expand", ["ones", "target"], ["e"]),
+              helper.make_node("Add", ["m", "e"], ["y"])]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 4, 6])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], [ones, *ints])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, str(tmp_path / "lost.onnx"))
+    net = from_onnx(tmp_path / "lost.onnx")
+    for n in (2, 5):
+        x = np.random.default_rng(n).standard_normal((n, 4, 6)).astype(np.float32)
+        np.testing.assert_array_equal(net(x), _runtime(tmp_path / "lost.onnx", {"x": x})[0])
+
+
 def _gather_nd(tmp_path, data_shape, indices, batch_dims=0, computed=(2, 1)):
     """GatherND of input x by constant ``indices``, or (None) by an input i of shape ``computed``."""
     node = helper.make_node("GatherND", ["x", "i"], ["y"], batch_dims=batch_dims)

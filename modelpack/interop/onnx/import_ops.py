@@ -346,24 +346,41 @@ def _reshaped(source: Dims | None, target: Dims) -> list[int | str | None]:
     (``b·5·8 / 8`` is ``5*b``); None where neither."""
     if -1 not in target:
         return list(target)
+    unknown = [None if d == -1 else d for d in target]
     if source is None:
-        return [None if d == -1 else d for d in target]
-    have = [d for d in source if isinstance(d, str)]
-    coefficient = math.prod(d for d in source if isinstance(d, int))
-    divisor = 1
+        return unknown
+    have: list[str] = []
+    coefficient = divisor = 1
+    for d in source:  # (a product expression, 4*b, counts as its factors)
+        factors = _factors(d)
+        if factors is None:
+            return unknown
+        coefficient *= factors[0]
+        have += factors[1]
     for d in target:
         if d == -1:
             continue
-        if isinstance(d, str):
-            if d not in have:
-                return [None if d == -1 else d for d in target]
-            have.remove(d)
-        else:
-            divisor *= d
+        factors = _factors(d)
+        if factors is None or any(have.count(n) < factors[1].count(n) for n in factors[1]):
+            return unknown
+        for name in factors[1]:
+            have.remove(name)
+        divisor *= factors[0]
     if divisor == 0 or coefficient % divisor:
-        return [None if d == -1 else d for d in target]
+        return unknown
     size = sizes.product([*have, coefficient // divisor])  # (an expression where names remain)
     return [size if d == -1 else d for d in target]
+
+
+def _factors(size: int | str) -> tuple[int, list[str]] | None:
+    """A size as a number times names (``4*b``: 4, [b]); None for one with a divisor or an
+    offset, which does not cancel factor by factor."""
+    if isinstance(size, int):
+        return size, []
+    expression = sizes.parse(size)
+    if expression.divisor != 1 or expression.offset:
+        return None
+    return expression.scale, list(expression.names)
 
 
 def _arith(op: str) -> Translator:

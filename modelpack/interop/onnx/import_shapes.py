@@ -309,6 +309,12 @@ def _pad(g: Graph, node: onnx.NodeProto, attrs: dict[str, Any]) -> list[Shape | 
     return [out]
 
 
+def _constant_of_shape(g: Graph, node: onnx.NodeProto, attrs: dict[str, Any]) -> list[Shape | None] | None:
+    """The shape it is given (MPNet's relative positions fill a (t, t) array so)."""
+    vector = g.vectors.get(node.input[0])
+    return None if vector is None else [list(vector)]
+
+
 RULES: dict[str, Rule] = {
     "Concat": _concat,
     "Slice": _slice,
@@ -324,6 +330,7 @@ RULES: dict[str, Rule] = {
     "MatMul": _matmul,
     "Gemm": _gemm,
     "Pad": _pad,
+    "ConstantOfShape": _constant_of_shape,
     **dict.fromkeys(("ReduceMean", "ReduceSum", "ReduceMax", "ReduceMin", "ReduceProd", "ReduceL2",
                      "ReduceL1", "ReduceLogSumExp", "ReduceSumSquare"), _reduce),
 }
