@@ -32,6 +32,21 @@ def _runtime(path, inputs):
     return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, inputs)
 
 
+def _saved(graph, path, opset=17):
+    """``graph`` as an ONNX model file at ``path`` (IR 8, or 10 from opset 21 on, as onnx asks)."""
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+    model.ir_version = 10 if opset >= 21 else 8
+    onnx.save(model, str(path))
+    return path
+
+
+def _agrees_by_shape(net, path, shapes):
+    """``net`` computes what onnxruntime computes for an input x of each shape."""
+    for shape in shapes:
+        x = np.random.default_rng(sum(shape)).standard_normal(shape).astype(np.float32)
+        np.testing.assert_array_equal(net(x), _runtime(path, {"x": x})[0])
+
+
 def _export(module, x, path, batch_axis=0, outputs=("y",), dynamo=False):
     """torch.onnx's TorchScript exporter at opset 17, or (``dynamo``) its default one."""
     if dynamo:
@@ -518,9 +533,7 @@ def test_an_import_folds_a_bounded_total(tmp_path):
     graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [FOLD_ELEMENTS])],
                               [helper.make_tensor_value_info(f"s{count - 1}", TensorProto.FLOAT, None)],
                               [numpy_helper.from_array(np.array([FOLD_ELEMENTS], np.int64), "shape")])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    onnx.save(model, str(tmp_path / "fills.onnx"))
+    _saved(graph, tmp_path / "fills.onnx")
     net = from_onnx(tmp_path / "fills.onnx")
     assert [node["op"] for node in net.get_config()["graph"]["nodes"]].count("full") == 3
     np.testing.assert_array_equal(net(np.zeros(FOLD_ELEMENTS, np.float32)), np.full(FOLD_ELEMENTS, count, np.float32))
@@ -706,10 +719,7 @@ def _strided_rows(tmp_path, offset=1, delta=1, limit="n"):
                               [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
                               [ints("zero", 0), ints("delta", delta), ints("four", 4), ints("offset", offset),
                                ints("flat", [-1])])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    onnx.save(model, str(tmp_path / "strided.onnx"))
-    return tmp_path / "strided.onnx"
+    return _saved(graph, tmp_path / "strided.onnx")
 
 
 def test_a_range_to_an_input_size_indexes_a_flattened_view(tmp_path):
@@ -887,19 +897,13 @@ def _trilu(tmp_path, attrs, k=None, computed_k=False):
         declared.append(helper.make_tensor_value_info("k", TensorProto.INT64, []))
     inits = [] if k is None else [numpy_helper.from_array(np.array(k, np.int64), "k")]
     graph = helper.make_graph([node], "g", declared, [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], inits)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    onnx.save(model, str(tmp_path / "trilu.onnx"))
-    return tmp_path / "trilu.onnx"
+    return _saved(graph, tmp_path / "trilu.onnx")
 
 
 @pytest.mark.parametrize(("attrs", "k"), [({}, None), ({"upper": 0}, -1), ({"upper": 1}, 2), ({"upper": 0}, 3)])
 def test_trilu_of_computed_values_at_any_size(tmp_path, attrs, k):
     path = _trilu(tmp_path, attrs, k)
-    net = from_onnx(path)
-    for shape in ((2, 4, 6), (1, 5, 3), (3, 1, 1)):
-        x = np.random.default_rng(sum(shape)).standard_normal(shape).astype(np.float32)
-        np.testing.assert_array_equal(net(x), _runtime(path, {"x": x})[0])
+    _agrees_by_shape(from_onnx(path), path, ((2, 4, 6), (1, 5, 3), (3, 1, 1)))
 
 
 def test_trilu_of_a_computed_diagonal_is_refused(tmp_path):
@@ -930,9 +934,7 @@ def test_rms_normalization(tmp_path, axis, dtype):
     node = helper.make_node("RMSNormalization", ["x", "scale"], ["y"], axis=axis, epsilon=1e-3)
     graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", kind, ["n", 3, 4])],
                               [helper.make_tensor_value_info("y", kind, None)], [numpy_helper.from_array(scale, "scale")])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 23)])
-    model.ir_version = 10
-    onnx.save(model, str(tmp_path / "rms.onnx"))
+    _saved(graph, tmp_path / "rms.onnx", opset=23)
     net = from_onnx(tmp_path / "rms.onnx")
     x = np.random.default_rng(13).standard_normal((2, 3, 4)).astype(dtype)
     found, expected = net(x), _runtime(tmp_path / "rms.onnx", {"x": x})[0]
@@ -949,10 +951,7 @@ def _attention_model(tmp_path, shapes, attrs, mask=None, extra=()):
     inputs += [helper.make_tensor_value_info(n, TensorProto.FLOAT, shapes[1]) for n in extra]
     graph = helper.make_graph([helper.make_node("Attention", names, ["y"], **attrs)], "g", inputs,
                               [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 23)])
-    model.ir_version = 10
-    onnx.save(model, str(tmp_path / "attention.onnx"))
-    return tmp_path / "attention.onnx"
+    return _saved(graph, tmp_path / "attention.onnx", opset=23)
 
 
 @pytest.mark.parametrize(("shapes", "attrs", "mask"), [
@@ -1008,10 +1007,7 @@ def _gather_elements(tmp_path, data_shape, index_shape, axis):
     graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, data_shape),
                                             helper.make_tensor_value_info("i", TensorProto.INT64, index_shape)],
                               [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    onnx.save(model, str(tmp_path / "ge.onnx"))
-    return tmp_path / "ge.onnx"
+    return _saved(graph, tmp_path / "ge.onnx")
 
 
 def test_gather_elements_checks_its_indices_as_it_runs(tmp_path):
@@ -1050,17 +1046,12 @@ def _sliced_to_length(tmp_path, of_sizes=False):
                               [numpy_helper.from_array(positions, "positions"),
                                numpy_helper.from_array(np.array([0], np.int64), "zero"),
                                numpy_helper.from_array(np.array([1], np.int64), "one")])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    onnx.save(model, str(tmp_path / "length.onnx"))
-    return tmp_path / "length.onnx"
+    return _saved(graph, tmp_path / "length.onnx")
 
 
 def test_a_slice_to_a_size_the_input_gives(tmp_path):
-    net = from_onnx(_sliced_to_length(tmp_path))
-    for shape in ((2, 5), (3, 16), (1, 1)):
-        x = np.random.default_rng(shape[1]).standard_normal(shape).astype(np.float32)
-        np.testing.assert_array_equal(net(x), _runtime(tmp_path / "length.onnx", {"x": x})[0])
+    path = _sliced_to_length(tmp_path)
+    _agrees_by_shape(from_onnx(path), path, ((2, 5), (3, 16), (1, 1)))
     with pytest.raises(UnsupportedBlockError, match=r"length\.onnx: node 2 \(Slice\): slicing sizes at bounds the "
                                                     r"input gives"):
         from_onnx(_sliced_to_length(tmp_path, of_sizes=True))
@@ -1085,17 +1076,12 @@ def _length_arithmetic(tmp_path):
     graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", "t"])],
                               [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
                               [positions, *ints.values()])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    onnx.save(model, str(tmp_path / "lengths.onnx"))
-    return tmp_path / "lengths.onnx"
+    return _saved(graph, tmp_path / "lengths.onnx")
 
 
 def test_lengths_read_back_and_used_as_values(tmp_path):
-    net = from_onnx(_length_arithmetic(tmp_path))
-    for shape in ((2, 5), (3, 16), (1, 1)):
-        x = np.random.default_rng(shape[1]).standard_normal(shape).astype(np.float32)
-        np.testing.assert_array_equal(net(x), _runtime(tmp_path / "lengths.onnx", {"x": x})[0])
+    path = _length_arithmetic(tmp_path)
+    _agrees_by_shape(from_onnx(path), path, ((2, 5), (3, 16), (1, 1)))
 
 
 @pytest.mark.parametrize("case", ["fill", "reshape"])
@@ -1115,13 +1101,8 @@ def test_sizes_followed_where_shape_inference_loses_them(tmp_path, case):
               helper.make_node("Add", ["m", "e"], ["y"])]
     graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 4, 6])],
                               [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], [ones, *ints])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    onnx.save(model, str(tmp_path / "lost.onnx"))
-    net = from_onnx(tmp_path / "lost.onnx")
-    for n in (2, 5):
-        x = np.random.default_rng(n).standard_normal((n, 4, 6)).astype(np.float32)
-        np.testing.assert_array_equal(net(x), _runtime(tmp_path / "lost.onnx", {"x": x})[0])
+    path = _saved(graph, tmp_path / "lost.onnx")
+    _agrees_by_shape(from_onnx(path), path, ((2, 4, 6), (5, 4, 6)))
 
 
 def _gather_nd(tmp_path, data_shape, indices, batch_dims=0, computed=(2, 1)):
@@ -1132,10 +1113,7 @@ def _gather_nd(tmp_path, data_shape, indices, batch_dims=0, computed=(2, 1)):
     if indices is None:
         inputs.append(helper.make_tensor_value_info("i", TensorProto.INT64, list(computed)))
     graph = helper.make_graph([node], "g", inputs, [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], inits)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    onnx.save(model, str(tmp_path / "gnd.onnx"))
-    return tmp_path / "gnd.onnx"
+    return _saved(graph, tmp_path / "gnd.onnx")
 
 
 @pytest.mark.parametrize(("shape", "indices"), [
@@ -1196,9 +1174,7 @@ def test_a_small_slice_of_a_large_integer_buffer_folds(tmp_path):
              helper.make_node("GatherND", ["x", "i"], ["y"])]
     graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [3, 4, "n"])],
                               [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], list(ints.values()))
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    onnx.save(model, str(tmp_path / "buffer.onnx"))
+    _saved(graph, tmp_path / "buffer.onnx")
     x = np.random.default_rng(5).standard_normal((3, 4, 2)).astype(np.float32)
     np.testing.assert_array_equal(from_onnx(tmp_path / "buffer.onnx")(x), x[tuple(pairs[:5].T)])
 
