@@ -1142,6 +1142,14 @@ def test_gather_nd_refusals(tmp_path, shape, indices, batch_dims, message):
         from_onnx(_gather_nd(tmp_path, shape, indices, batch_dims, computed=(2, "k")))
 
 
+def test_gather_nd_of_computed_tuples_wider_than_the_data_is_refused(tmp_path):
+    """A tuple width the file declares is checked against the data's rank before the graph
+    reads each of its columns (a hostile width would make that many nodes)."""
+    with pytest.raises(UnsupportedBlockError, match=r"gnd\.onnx: node 0 \(GatherND\): tuples of 1000000 indices "
+                                                    r"into data of rank 2"):
+        from_onnx(_gather_nd(tmp_path, [3, 4], None, computed=(2, 1_000_000)))
+
+
 @pytest.mark.parametrize("width", [1, 2])
 def test_gather_nd_of_computed_indices_checks_them_axis_by_axis(tmp_path, width):
     """Indices the model computes (Hugging Face's ``mask[batch, key]``, exported as GatherND of

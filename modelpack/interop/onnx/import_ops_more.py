@@ -84,10 +84,13 @@ def _gather_nd(g: Graph, node: onnx.NodeProto, attrs: dict[str, Any]) -> None:
     if attrs.get("batch_dims", 0):
         raise g.fail(node, f"batch_dims={attrs['batch_dims']} (only 0, no batch axes, is taken)")
     if node.input[1] not in g.constants and node.input[1] not in g.vectors:
-        tuples = g.shape(node.input[1])
+        tuples, dims = g.shape(node.input[1]), g.shape(node.input[0])
         if not tuples or not isinstance(tuples[-1], int) or tuples[-1] < 1:
             raise g.fail(node, f"its indices ({node.input[1]!r}) are computed by the model, in tuples of a "
                                "size not known when the file is read")
+        if dims is None or tuples[-1] > len(dims):  # (before a node per index of the tuple is made)
+            raise g.fail(node, f"tuples of {tuples[-1]} indices into data of rank "
+                               f"{'unknown' if dims is None else len(dims)}")
         indices = g.value(node.input[1], node)
         columns = [g._add("getitem", [indices], {"index": [{"ellipsis": True}, {"int": i}]})
                    for i in range(tuples[-1])]

@@ -32,8 +32,7 @@ from .external_data import read_external_data
 from .import_patterns import fuse_activations
 
 __all__ = ["from_onnx", "Graph", "Translator", "FOLD_ELEMENTS", "FOLD_TOTAL_ELEMENTS", "WEIGHT_ELEMENTS",
-           "constant_input",
-           "has_input", "only_first_output", "to_array", "element_dtype"]
+           "constant_input", "has_input", "only_first_output", "to_array", "element_dtype"]
 
 # The opset the translators read (Softmax, Squeeze and Split changed meaning in 13); older
 # models are upgraded to it first (``_upgraded``).
