@@ -114,7 +114,8 @@ def forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, g: Geome
             return activated(shifted.forward(x, weight, bias, g, out_sizes)), unused
         if shifted.grouped_usable(x, weight, g, out_sizes) and type(x) is np.ndarray:
             return activated(shifted.last_axis_forward(x, weight, bias, g, out_sizes)), unused
-        if depthwise.usable(x, weight, g, out_sizes):
+        many_taps = math.prod(g.kernel) > depthwise.MAX_TAPS
+        if depthwise.usable(x, weight, g, out_sizes) and not (many_taps and banded.usable(x, weight, g)):
             return depthwise.forward(x, weight, bias, g, activation), unused
         if banded.usable(x, weight, g):
             return banded.forward(x, weight, bias, g, out_sizes, activation), unused

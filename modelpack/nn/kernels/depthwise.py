@@ -51,6 +51,13 @@ MAX_CHUNK_ELEMENTS = 1 << 18
 # cache. Measured at one thread (ms, 2^15 / 2^16 / 2^17 / 2^18): 3×3/2 on 8×64×112×112 20.4 /
 # 17.2 / 15.9 / 17.3, 3×3/1 on 8×128×56×56 21.9 / 18.1 / 24.1 / 29.1.
 BLOCK_ELEMENTS = 1 << 16
+# An inference forward with more taps than this goes to ``banded``'s GEMMs where they take it
+# (``conv.forward``): their cost grows with the kernel's width, the taps' with its area.
+# Measured at 2 threads, inference, ms (taps → banded): 5×5 on 8×240×14×14 4.68 → 2.04,
+# 8×960×7×7 4.84 → 2.56, 8×72×28×28 5.86 → 2.06, 64×16×16×16 1.77 → 1.32; 7×7 on 8×32×28×28
+# 3.41 → 1.41. At 3×3 the taps mostly win (8×1024×7×7 1.59 against 1.80, 32×32×16×16 0.81
+# against 0.92).
+MAX_TAPS = 9
 
 
 def usable(x: np.ndarray, weight: np.ndarray, g: Geometry, out_sizes: tuple[int, ...]) -> bool:

@@ -24,7 +24,7 @@ from test_conv import (
 from modelpack import Limits, nn
 from modelpack.errors import LimitError
 from modelpack.nn.budget import ActivationBudget, limit_activations
-from modelpack.nn.kernels import banded
+from modelpack.nn.kernels import banded, depthwise
 from modelpack.nn.kernels import conv as kernels
 
 
@@ -129,6 +129,22 @@ def test_inference_comes_here_but_for_small_same_size_planes(monkeypatch, stride
     x = rng.standard_normal((8, 16, *sizes)).astype(np.float32)
     w = rng.standard_normal((16, 1, 3, 3)).astype(np.float32)
     g = kernels.Geometry((3, 3), strides, (1, 1), (1, 1), 16)
+    out, _ = kernels.forward(x, w, None, g, backward=False)
+    assert bool(calls) is taken
+    assert_near(out, reference_forward(x, w, g))
+
+
+@pytest.mark.parametrize(("kernel", "taken"), [((3, 3), False), ((5, 5), True), ((7, 7), True), ((3, 5), True)])
+def test_inference_of_more_taps_than_the_taps_path_takes_comes_here(monkeypatch, kernel, taken) -> None:
+    """Small same-size planes stay on ``depthwise``'s taps up to ``depthwise.MAX_TAPS`` taps; a
+    5×5 kernel on them (MobileNetV3's) comes here, where the GEMMs' cost grows with the width."""
+    use_numpy_kernels(monkeypatch)
+    calls = record_calls(monkeypatch, banded, "forward")
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal((8, 48, 14, 14)).astype(np.float32)  # (above MIN_ELEMENTS)
+    w = rng.standard_normal((48, 1, *kernel)).astype(np.float32)
+    g = kernels.Geometry(kernel, (1, 1), (kernel[0] // 2, kernel[1] // 2), (1, 1), 48)
+    assert depthwise.usable(x, w, g, (14, 14))
     out, _ = kernels.forward(x, w, None, g, backward=False)
     assert bool(calls) is taken
     assert_near(out, reference_forward(x, w, g))

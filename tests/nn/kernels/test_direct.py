@@ -108,6 +108,30 @@ def test_the_bits_do_not_depend_on_the_thread_count(numba_kernels, strides) -> N
     _assert_same_bits_on_one_and_three_threads(x, w, b, g)
 
 
+@pytest.mark.parametrize(("strides", "dilation"), [((1, 1), (1, 1)), ((2, 2), (1, 1)), ((1, 2), (2, 1))])
+def test_stacked_examples_give_what_one_at_a_time_gives(numba_kernels, monkeypatch, strides, dilation) -> None:
+    """Small planes are stacked, several examples one below the other (``compiled.stacked``; 7
+    examples of 7×9 in stacks of 3: a short last stack too): the forward and the input's
+    gradient are the same bits as one example at a time (each output's sum keeps its order),
+    the weight's gradient equal within float32's rounding (its partial sums run longer); and
+    the bits do not depend on the thread count."""
+    from modelpack.nn.kernels import compiled
+
+    g = kernels.Geometry((3, 3), strides, (1, 1), dilation, 6)
+    x, w, b = _arrays(3, g, (7, 9), 7, 1, 2)
+    monkeypatch.setattr(compiled, "STACK_POSITIONS", 3 * 9 * 11)
+    assert compiled.stacked((7, 9), strides, (1, 1), 7) == {(1, 1): 3, (2, 2): 7, (1, 2): 5}[strides]
+    stacked = _through("numba", x, w, b, g)
+    _assert_same_bits_on_one_and_three_threads(x, w, b, g)
+    monkeypatch.setattr(compiled, "STACK_POSITIONS", 1)
+    alone = _through("numba", x, w, b, g)
+    for name, together, apart in zip(["out", "grad_x", "grad_w", "up", "up_x", "up_w"], stacked, alone, strict=True):
+        if name.endswith("_w"):
+            assert_near(together, apart.astype(np.float64))
+        else:
+            assert together.tobytes() == apart.tobytes(), name
+
+
 def _assert_same_bits_on_one_and_three_threads(x: np.ndarray, w: np.ndarray, b: np.ndarray,
                                                g: kernels.Geometry) -> None:
     """``_through`` on the loops gives the same bytes at 1 and at 3 threads (the count put back)."""
