@@ -132,6 +132,27 @@ def test_stacked_examples_give_what_one_at_a_time_gives(numba_kernels, monkeypat
             assert together.tobytes() == apart.tobytes(), name
 
 
+@pytest.mark.parametrize("strides", [(1, 1), (2, 2)])
+def test_channels_taken_together_give_what_one_at_a_time_gives(numba_kernels, strides) -> None:
+    """The forward takes a group's outputs, the input's gradient its inputs, ``OUT_BLOCK`` at a
+    time and the rest one by one: with 5 channels a group, moving channel 0 to the end moves it
+    from a block to the rest, and every channel's result keeps its bits (zeros' signs too)."""
+    from modelpack.nn.kernels import compiled
+
+    assert compiled.OUT_BLOCK == 4
+    g = kernels.Geometry((3, 3), strides, (1, 1), (1, 1), 2)
+    x, w, b = _arrays(4, g, (9, 8), 3, 5, 5)
+    x[0, :, 0] = -0.0
+    grad = np.cos(np.arange(3 * 10 * 81, dtype=np.float32)).reshape(3, 10, 9, 9)[..., :g.out_sizes((9, 8))[1]]
+    grad = np.ascontiguousarray(grad[:, :, :g.out_sizes((9, 8))[0]])
+    grad[1, :, 0] = -0.0
+    turned = np.r_[1:5, 0, 6:10, 5]  # each group's first channel last
+    out = direct.forward(x, w, b, g)
+    assert out[:, turned].tobytes() == direct.forward(x, w[turned], b[turned], g).tobytes()
+    grad_x = direct.grad_input(grad, w, g, x.shape)
+    assert grad_x[:, turned].tobytes() == direct.grad_input(grad, w[:, np.r_[1:5, 0]], g, x.shape).tobytes()
+
+
 def _assert_same_bits_on_one_and_three_threads(x: np.ndarray, w: np.ndarray, b: np.ndarray,
                                                g: kernels.Geometry) -> None:
     """``_through`` on the loops gives the same bytes at 1 and at 3 threads (the count put back)."""
