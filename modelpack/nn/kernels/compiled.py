@@ -57,11 +57,13 @@ TAPS_PER_PASS = 3
 # 1.17 / 1.62 / 0.90 → 0.85 / 0.95 / 0.82; 5×5 on 8×240×14×14 0.94 / 0.99 / 0.68 → 0.80 /
 # 0.80 / 0.75; 3×3 on 32×32×16×16 0.37 / 0.38 / 0.31 → 0.30 / 0.30 / 0.30 (1024 to 8192 alike).
 STACK_POSITIONS = 2048
-# A forward computes this many output channels of a group together, the input's gradient this
-# many input channels: each value loaded serves all of them (``_sum_taps_block``), and each
-# keeps its sums' order, so its bits. Measured at 2 threads, medians of 25, ms, one at a time
-# → blocks: 3×3/2 g32 on 8×256×28×28 forward 1.78 → 1.45, input's gradient 2.2 → 2.0; 3×3
-# g32 on 16×128×28×28 2.40 → 1.90 and 2.33 → 1.87.
+# A forward and the weight's gradient take this many output channels of a group together, the
+# input's gradient this many input channels: each value loaded serves all of them
+# (``_sum_taps_block``, ``_dots_block``). The first two keep each sum's order, so its bits; the
+# weight's gradient's partial sums follow the vector width, as ``_dots``'s, never the threads.
+# Measured at 2 threads, medians of 25, ms, one at a time → blocks, forward / input's / weight's
+# gradient: 3×3/2 g32 on 8×256×28×28 1.78 / 2.2 / 1.6 → 1.4 / 2.0 / 1.4; 3×3 g32 on
+# 16×128×28×28 2.40 / 2.33 / 2.0 → 1.85 / 1.85 / 1.65.
 OUT_BLOCK = 4
 
 
@@ -76,7 +78,7 @@ def scratch(per_group: int, in_sizes: tuple[int, int], kernel: tuple[int, int], 
     (h, w), (sh, sw), (ph, pw) = in_sizes, strides, padding
     hq, wq = -(-(h + 2 * ph) // sh), -(-(w + 2 * pw) // sw)
     plane = stack * hq * wq
-    wide = max(_margin(kernel, strides, dilation, wq) + plane, OUT_BLOCK * plane)  # (a forward's blocks)
+    wide = _margin(kernel, strides, dilation, wq) + (1 + OUT_BLOCK) * plane  # (and the blocks': ``_blocks``)
     return (per_group, sh * sw, stack * hq, wq), wide
 
 
@@ -323,6 +325,62 @@ def _dots(wide: Any, source: Any, offsets: Any, into: Any) -> None:
         k += taps
 
 
+@njit(nogil=True, cache=True, fastmath={"reassoc"})
+def _dots_block(x0: Any, x1: Any, x2: Any, x3: Any, source: Any, offsets: Any, into: Any) -> None:
+    """``_dots`` for OUT_BLOCK wide planes at once, into[b, k] for ``x0`` … ``x3``: each pass
+    loads its taps' source runs once for the four."""
+    count = x0.shape[0]
+    k = 0
+    while k < offsets.shape[0]:
+        taps = min(TAPS_PER_PASS, offsets.shape[0] - k)
+        a = source[offsets[k]:offsets[k] + count]
+        b = source[offsets[k + 1]:offsets[k + 1] + count] if taps > 1 else a
+        c = source[offsets[k + 2]:offsets[k + 2] + count] if taps > 2 else a
+        if taps == 3:
+            a0 = b0 = c0 = a1 = b1 = c1 = a2 = b2 = c2 = a3 = b3 = c3 = np.float32(0)
+            for q in range(count):
+                sa, sb, sc, y0, y1, y2, y3 = a[q], b[q], c[q], x0[q], x1[q], x2[q], x3[q]
+                a0 += y0 * sa
+                b0 += y0 * sb
+                c0 += y0 * sc
+                a1 += y1 * sa
+                b1 += y1 * sb
+                c1 += y1 * sc
+                a2 += y2 * sa
+                b2 += y2 * sb
+                c2 += y2 * sc
+                a3 += y3 * sa
+                b3 += y3 * sb
+                c3 += y3 * sc
+            into[0, k] += a0
+            into[0, k + 1] += b0
+            into[0, k + 2] += c0
+            into[1, k] += a1
+            into[1, k + 1] += b1
+            into[1, k + 2] += c1
+            into[2, k] += a2
+            into[2, k + 1] += b2
+            into[2, k + 2] += c2
+            into[3, k] += a3
+            into[3, k + 1] += b3
+            into[3, k + 2] += c3
+        else:
+            for t in range(taps):
+                run = a if t == 0 else b
+                a0 = a1 = a2 = a3 = np.float32(0)
+                for q in range(count):
+                    value = run[q]
+                    a0 += x0[q] * value
+                    a1 += x1[q] * value
+                    a2 += x2[q] * value
+                    a3 += x3[q] * value
+                into[0, k + t] += a0
+                into[1, k + t] += a1
+                into[2, k + t] += a2
+                into[3, k + t] += a3
+        k += taps
+
+
 @_jit
 def _offsets(kh_count: int, kw_count: int, sh: int, sw: int, dh: int, dw: int, hq: int, wq: int
              ) -> tuple[Any, Any]:
@@ -379,7 +437,7 @@ def _sweep(mode: int, planes: Any, rows: Any, w: Any, bias: Any, padded: Any, bu
     hq = (planes.shape[2] + 2 * ph + sh - 1) // sh  # one example's phase-plane rows
     stack = padded.shape[2] // hq
     example_size, plane_size = hq * wq, padded.shape[2] * wq
-    margin = buffer.shape[0] - plane_size
+    margin = buffer.shape[0] - (1 + OUT_BLOCK) * plane_size
     outs = o_count // groups
     phase, offset = _offsets(kh_count, kw_count, sh, sw, dh, dw, hq, wq)
     taps = kh_count * kw_count
@@ -412,8 +470,12 @@ def _sweep(mode: int, planes: Any, rows: Any, w: Any, bias: Any, padded: Any, bu
                     _deal(planes, n + s, g * per_group, padded, at, first_column, count, shifts[s], False)
             blocked = g * outs
             if mode == FORWARD:
-                blocked = _forward_blocks(planes, rows, w, bias, padded, buffer, g * outs, (g + 1) * outs, n,
-                                          examples, span, shifts, reads, tap_row, tap_column, wq)
+                blocked = _forward_blocks(planes, rows, w, bias, padded, buffer, margin, g * outs,
+                                          (g + 1) * outs, n, examples, span, shifts, reads, tap_row,
+                                          tap_column, wq)
+            elif mode == GRAD_WEIGHT:
+                blocked = _grad_weight_blocks(rows, w, padded, buffer, margin, g * outs, (g + 1) * outs, n,
+                                              examples, span, shifts, reads, tap_row, tap_column, wq)
             for o in range(blocked, (g + 1) * outs):
                 if mode == FORWARD:
                     wide[:] = bias[o]
@@ -456,31 +518,67 @@ def _sweep(mode: int, planes: Any, rows: Any, w: Any, bias: Any, padded: Any, bu
 
 
 @_jit
-def _forward_blocks(planes: Any, rows: Any, w: Any, bias: Any, padded: Any, buffer: Any, first_out: int,
-                    stop_out: int, n: int, examples: int, span: int, shifts: Any, reads: Any, tap_row: Any,
-                    tap_column: Any, wq: int) -> int:
+def _forward_blocks(planes: Any, rows: Any, w: Any, bias: Any, padded: Any, buffer: Any, margin: int,
+                    first_out: int, stop_out: int, n: int, examples: int, span: int, shifts: Any, reads: Any,
+                    tap_row: Any, tap_column: Any, wq: int) -> int:
     """``_sweep``'s forward for output channels [first_out, stop_out) of one group, OUT_BLOCK
     at a time (``_sum_taps_block``) while that many are left; returns the first one left."""
     per_group, taps = w.shape[1], reads.shape[0]
     oh_count, ow_count = rows.shape[2], rows.shape[3]
     phases, plane_size = padded.shape[1], padded.shape[2] * padded.shape[3]
-    wides = buffer[:OUT_BLOCK * span].reshape(OUT_BLOCK, span)
+    wides = _blocks(buffer, margin, plane_size)
     weights = np.empty((OUT_BLOCK, taps), w.dtype)
     o = first_out
     while o + OUT_BLOCK <= stop_out:
         for b in range(OUT_BLOCK):
-            wides[b, :] = bias[o + b]
+            wides[b, :span] = bias[o + b]
         for ci in range(per_group):
             flat = padded[ci].reshape(phases * plane_size)
             for b in range(OUT_BLOCK):
                 for k in range(taps):
                     weights[b, k] = w[o + b, ci, tap_row[k], tap_column[k]]
-            _sum_taps_block(wides[0], wides[1], wides[2], wides[3], flat, reads, weights[0], weights[1],
-                            weights[2], weights[3], False)
+            _sum_taps_block(wides[0, :span], wides[1, :span], wides[2, :span], wides[3, :span], flat, reads,
+                            weights[0], weights[1], weights[2], weights[3], False)
         for b in range(OUT_BLOCK):
             for s in range(examples):
                 plane = rows[n + s, o + b].reshape(oh_count * ow_count)
                 _rows_from(wides[b, shifts[s]:], plane, wq, ow_count, True)
+        o += OUT_BLOCK
+    return o
+
+
+@_jit
+def _blocks(buffer: Any, margin: int, plane_size: int) -> Any:
+    """The OUT_BLOCK wide planes (rows of ``plane_size``) after the one wide plane in ``buffer``:
+    their junk positions, never written, stay zero, as the weight's gradient needs; each
+    example's rows at the same place in every stack."""
+    start = margin + plane_size
+    return buffer[start:start + OUT_BLOCK * plane_size].reshape(OUT_BLOCK, plane_size)
+
+
+@_jit
+def _grad_weight_blocks(rows: Any, w: Any, padded: Any, buffer: Any, margin: int, first_out: int,
+                        stop_out: int, n: int, examples: int, span: int, shifts: Any, reads: Any,
+                        tap_row: Any, tap_column: Any, wq: int) -> int:
+    """``_sweep``'s weight gradient for output channels [first_out, stop_out) of one group,
+    OUT_BLOCK at a time (``_dots_block``: each input run loaded serves their four gradients)
+    while that many are left; returns the first one left."""
+    per_group, taps = w.shape[1], reads.shape[0]
+    phases, plane_size = padded.shape[1], padded.shape[2] * padded.shape[3]
+    wides = _blocks(buffer, margin, plane_size)
+    sums = np.empty((OUT_BLOCK, taps), w.dtype)
+    o = first_out
+    while o + OUT_BLOCK <= stop_out:
+        for b in range(OUT_BLOCK):
+            for s in range(examples):
+                _wide_from(rows, n + s, o + b, wides[b, shifts[s]:], wq)
+        for ci in range(per_group):
+            flat = padded[ci].reshape(phases * plane_size)
+            sums[:] = 0
+            _dots_block(wides[0, :span], wides[1, :span], wides[2, :span], wides[3, :span], flat, reads, sums)
+            for b in range(OUT_BLOCK):
+                for k in range(taps):
+                    w[o + b, ci, tap_row[k], tap_column[k]] += sums[b, k]
         o += OUT_BLOCK
     return o
 

@@ -153,6 +153,15 @@ def test_channels_taken_together_give_what_one_at_a_time_gives(numba_kernels, st
     assert grad_x[:, turned].tobytes() == direct.grad_input(grad, w[:, np.r_[1:5, 0]], g, x.shape).tobytes()
 
 
+def test_blocked_channels_bits_do_not_depend_on_the_thread_count(numba_kernels) -> None:
+    """Five channels a group (a block of ``OUT_BLOCK`` and one more), every pass: the same
+    bits at one thread and at three."""
+    g = kernels.Geometry((3, 3), (1, 1), (1, 1), (1, 1), 4)
+    x, w, b = _arrays(2, g, (32, 31), 8, 5, 5)
+    assert x.size >= parallel.MIN_ELEMENTS
+    _assert_same_bits_on_one_and_three_threads(x, w, b, g)
+
+
 def _assert_same_bits_on_one_and_three_threads(x: np.ndarray, w: np.ndarray, b: np.ndarray,
                                                g: kernels.Geometry) -> None:
     """``_through`` on the loops gives the same bytes at 1 and at 3 threads (the count put back)."""
