@@ -57,13 +57,15 @@ TAPS_PER_PASS = 3
 # 1.17 / 1.62 / 0.90 → 0.85 / 0.95 / 0.82; 5×5 on 8×240×14×14 0.94 / 0.99 / 0.68 → 0.80 /
 # 0.80 / 0.75; 3×3 on 32×32×16×16 0.37 / 0.38 / 0.31 → 0.30 / 0.30 / 0.30 (1024 to 8192 alike).
 STACK_POSITIONS = 2048
-# A forward and the weight's gradient take this many output channels of a group together, the
-# input's gradient this many input channels: each value loaded serves all of them
-# (``_sum_taps_block``, ``_dots_block``). The first two keep each sum's order, so its bits; the
-# weight's gradient's partial sums follow the vector width, as ``_dots``'s, never the threads.
-# Measured at 2 threads, medians of 25, ms, one at a time → blocks, forward / input's / weight's
-# gradient: 3×3/2 g32 on 8×256×28×28 1.78 / 2.2 / 1.6 → 1.4 / 2.0 / 1.4; 3×3 g32 on
-# 16×128×28×28 2.40 / 2.33 / 2.0 → 1.85 / 1.85 / 1.65.
+# The loops take this many of a group's channels together: the forward and the weight's
+# gradient output channels, the input's gradient output channels (their taps one sum, output
+# after output) and input channels. Each value loaded then serves all of them
+# (``_sum_taps_block``, ``_dots_block``) and fewer passes load and store their targets. The
+# forward and the input's gradient keep each sum's order, so its bits; the weight's gradient's
+# partial sums follow the vector width, as ``_dots``'s, never the threads. Measured at 2
+# threads, medians of 25, ms, one at a time → together, forward / input's / weight's
+# gradient: 3×3/2 g32 on 8×256×28×28 1.78 / 2.2 / 1.6 → 1.4 / 1.4 / 1.35; 3×3 g32 on
+# 16×128×28×28 2.40 / 2.33 / 2.0 → 1.8 / 1.7 / 1.65.
 OUT_BLOCK = 4
 
 
@@ -455,6 +457,8 @@ def _sweep(mode: int, planes: Any, rows: Any, w: Any, bias: Any, padded: Any, bu
     for a in range(phases):
         starts[a + 1] += starts[a]
     gathers = margin - offset[order]
+    # ... and for the output channels taken together, from their wide planes (``_blocks``)
+    one_base, block_bases = np.zeros(1, np.int64), (1 + np.arange(OUT_BLOCK)) * plane_size
     weights = np.empty(taps, w.dtype)
     sums = np.empty(taps, w.dtype)
     if mode == GRAD_WEIGHT:
@@ -476,38 +480,37 @@ def _sweep(mode: int, planes: Any, rows: Any, w: Any, bias: Any, padded: Any, bu
             elif mode == GRAD_WEIGHT:
                 blocked = _grad_weight_blocks(rows, w, padded, buffer, margin, g * outs, (g + 1) * outs, n,
                                               examples, span, shifts, reads, tap_row, tap_column, wq)
+            else:
+                wides = _blocks(buffer, margin, plane_size)
+                while blocked + OUT_BLOCK <= (g + 1) * outs:
+                    for b in range(OUT_BLOCK):
+                        for s in range(examples):
+                            _wide_from(rows, n + s, blocked + b, wides[b, shifts[s]:], wq)
+                    _grad_input_from(padded, w, blocked, block_bases, blocked == g * outs,
+                                     examples * example_size, buffer, gathers, starts, order, tap_row,
+                                     tap_column)
+                    blocked += OUT_BLOCK
             for o in range(blocked, (g + 1) * outs):
                 if mode == FORWARD:
                     wide[:] = bias[o]
                 else:
                     for s in range(examples):
                         _wide_from(rows, n + s, o, wide[shifts[s]:], wq)
-                unblocked = 0
                 if mode == GRAD_INPUT:
-                    unblocked = _grad_input_blocks(padded, w, o, o == g * outs, examples * example_size,
-                                                   buffer, gathers, starts, order, tap_row, tap_column)
-                for ci in range(unblocked, per_group):
+                    _grad_input_from(padded, w, o, one_base, o == g * outs, examples * example_size, buffer,
+                                     gathers, starts, order, tap_row, tap_column)
+                    continue
+                for ci in range(per_group):
                     flat = padded[ci].reshape(phases * plane_size)
                     if mode == FORWARD:
                         for k in range(taps):
                             weights[k] = w[o, ci, tap_row[k], tap_column[k]]
                         _sum_taps(wide, flat, reads, weights, False)
-                    elif mode == GRAD_WEIGHT:
+                    else:
                         sums[:] = 0
                         _dots(wide, flat, reads, sums)
                         for k in range(taps):
                             w[o, ci, tap_row[k], tap_column[k]] += sums[k]
-                    else:
-                        for k in range(taps):
-                            weights[k] = w[o, ci, tap_row[order[k]], tap_column[order[k]]]
-                        for a in range(phases):
-                            target = flat[a * plane_size:a * plane_size + examples * example_size]
-                            lo, hi = starts[a], starts[a + 1]
-                            if lo == hi:
-                                if o == g * outs:
-                                    target[:] = 0  # no tap reads this phase
-                            else:
-                                _sum_taps(target, buffer, gathers[lo:hi], weights[lo:hi], o == g * outs)
                 if mode == FORWARD:
                     for s in range(examples):
                         _rows_from(wide[shifts[s]:], rows[n + s, o].reshape(oh_count * ow_count), wq,
@@ -584,36 +587,45 @@ def _grad_weight_blocks(rows: Any, w: Any, padded: Any, buffer: Any, margin: int
 
 
 @_jit
-def _grad_input_blocks(padded: Any, w: Any, o: int, fresh: bool, length: int, buffer: Any, gathers: Any,
-                       starts: Any, order: Any, tap_row: Any, tap_column: Any) -> int:
-    """``_sweep``'s input gradient from output channel ``o`` into its group's input channels,
-    OUT_BLOCK of them at a time (``_sum_taps_block``: each gathered run of ``o``'s gradient
-    serves them all) while that many are left; returns the first one left."""
-    per_group, phases, taps = w.shape[1], padded.shape[1], gathers.shape[0]
-    plane_size = padded.shape[2] * padded.shape[3]
-    weights = np.empty((OUT_BLOCK, taps), w.dtype)
-    ci = 0
-    while ci + OUT_BLOCK <= per_group:
-        for b in range(OUT_BLOCK):
-            for k in range(taps):
-                weights[b, k] = w[o, ci + b, tap_row[order[k]], tap_column[order[k]]]
-        f0, f1 = padded[ci].reshape(phases * plane_size), padded[ci + 1].reshape(phases * plane_size)
-        f2, f3 = padded[ci + 2].reshape(phases * plane_size), padded[ci + 3].reshape(phases * plane_size)
-        for a in range(phases):
-            at = a * plane_size
-            t0, t1, t2, t3 = f0[at:at + length], f1[at:at + length], f2[at:at + length], f3[at:at + length]
-            lo, hi = starts[a], starts[a + 1]
-            if lo == hi:
+def _grad_input_from(padded: Any, w: Any, first_out: int, bases: Any, fresh: bool, length: int, buffer: Any,
+                     gathers: Any, starts: Any, order: Any, tap_row: Any, tap_column: Any) -> None:
+    """``_sweep``'s input gradient from output channels first_out, first_out + 1, … (one per
+    base: the place of its wide plane in ``buffer``, after ``gathers``') into every input channel
+    of their group: per phase plane one sum of every output's taps, output after output, so
+    each value keeps the order of one output at a time, so its bits; ``OUT_BLOCK`` input
+    channels at a time (``_sum_taps_block``) while that many are left."""
+    per_group, phases, plane_size = w.shape[1], padded.shape[1], padded.shape[2] * padded.shape[3]
+    outputs = bases.shape[0]
+    reads = np.empty(outputs * gathers.shape[0], np.int64)
+    weights = np.empty((OUT_BLOCK, reads.shape[0]), w.dtype)
+    for a in range(phases):
+        lo, hi = starts[a], starts[a + 1]
+        taps, at = hi - lo, a * plane_size
+        terms = outputs * taps
+        for j in range(outputs):
+            for t in range(taps):
+                reads[j * taps + t] = gathers[lo + t] + bases[j]
+        ci = 0
+        while ci < per_group:
+            block = OUT_BLOCK if ci + OUT_BLOCK <= per_group else 1
+            for b in range(block):
+                for j in range(outputs):
+                    for t in range(taps):
+                        k = order[lo + t]
+                        weights[b, j * taps + t] = w[first_out + j, ci + b, tap_row[k], tap_column[k]]
+            if terms == 0:
                 if fresh:  # no tap reads this phase
-                    t0[:] = 0
-                    t1[:] = 0
-                    t2[:] = 0
-                    t3[:] = 0
+                    for b in range(block):
+                        padded[ci + b].reshape(phases * plane_size)[at:at + length] = 0
+            elif block == OUT_BLOCK:
+                flat = padded[ci:ci + OUT_BLOCK].reshape(OUT_BLOCK, phases * plane_size)
+                _sum_taps_block(flat[0, at:at + length], flat[1, at:at + length], flat[2, at:at + length],
+                                flat[3, at:at + length], buffer, reads[:terms], weights[0, :terms],
+                                weights[1, :terms], weights[2, :terms], weights[3, :terms], fresh)
             else:
-                _sum_taps_block(t0, t1, t2, t3, buffer, gathers[lo:hi], weights[0, lo:hi], weights[1, lo:hi],
-                                weights[2, lo:hi], weights[3, lo:hi], fresh)
-        ci += OUT_BLOCK
-    return ci
+                target = padded[ci].reshape(phases * plane_size)[at:at + length]
+                _sum_taps(target, buffer, reads[:terms], weights[0, :terms], fresh)
+            ci += block
 
 
 @_jit
