@@ -18,6 +18,11 @@ The input's gradient is the same pass turned around: each phase plane gathers, f
 plane of the output's gradient (zeros before it and in its junk columns), the taps that read
 it, so every scratch value is written once per output channel and nothing is scattered.
 
+Small planes are stacked, several examples one below the other as one tall plane
+(``stacked``), so that a tap's run is long enough for the vectorised loops; and a group's
+channels are taken four at a time (``OUT_BLOCK``), so that each value loaded serves four sums.
+Neither changes the order of any output's or input gradient's sum.
+
 A depthwise forward on small planes of many channels runs channels last instead
 (``depthwise_last_forward``): there a plane's runs are a few dozen values, the channels' hundreds.
 
