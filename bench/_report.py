@@ -15,6 +15,7 @@ from pathlib import Path
 
 from _methods import Method
 from _rss import RssResult
+from _sections import cpu_model, proc_field
 from _workloads import Workload
 
 __all__ = ["Row", "WorkloadResult", "render", "describe_machine", "write_benchmarks"]
@@ -223,17 +224,6 @@ def render(results: list[WorkloadResult]) -> str:
     return "\n\n".join(parts)
 
 
-def _first(path: str, prefix: str) -> str:
-    try:
-        with open(path) as f:
-            for line in f:
-                if line.startswith(prefix):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "unknown"
-
-
 def _version(package: str) -> str:
     try:
         return importlib.metadata.version(package)
@@ -275,11 +265,11 @@ def describe_machine(directory: str) -> dict[str, str]:
         origin = f"at {commit}" + (" with uncommitted changes under modelpack/" if changed else "")
     else:
         origin = f"imported from {source}"
-    memory = _first("/proc/meminfo", "MemTotal")
+    memory = proc_field("/proc/meminfo", "MemTotal")
     ram = f"{int(memory.split()[0]) / 2**20:.1f} GiB" if memory != "unknown" else memory
     return {
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        "CPU": _first("/proc/cpuinfo", "model name"),
+        "CPU": cpu_model(),
         "cores": str(os.cpu_count()),
         "RAM": ram,
         "OS": platform.platform(),

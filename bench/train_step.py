@@ -41,9 +41,9 @@ import torch  # noqa: E402
 from modelpack import __version__, autograd, gluon, nn  # noqa: E402
 
 try:
-    from _sections import write_section  # noqa: E402
+    from _sections import cpu_model, write_section  # noqa: E402
 except ImportError:  # imported from a test, as bench._sections's sibling
-    from bench._sections import write_section  # noqa: E402
+    from bench._sections import cpu_model, write_section  # noqa: E402
 
 HEADING = "## Training step (`bench/train_step.py`)"
 
@@ -142,7 +142,7 @@ def main() -> None:
         f"backward, update), float32, median of {args.repeats} rounds timing one step of each side in turn, "
         f"after 3 warm-ups; one process, {args.threads} thread(s) on both sides (numpy's BLAS and torch); "
         f"torch {torch.__version__}, numpy {np.__version__}, modelpack {__version__}, "
-        f"{os.cpu_count()} cores ({platform.machine()}). Ratio = modelpack ÷ torch: above 1, modelpack is "
+        f"{os.cpu_count()} cores ({platform.machine()}, {cpu_model()}). Ratio = modelpack ÷ torch: above 1, modelpack is "
         "slower. Only the ratio is worth comparing, and it is one run's measurement.",
         "",
         "| workload | shapes | modelpack | torch | ratio |",
