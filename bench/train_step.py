@@ -142,8 +142,8 @@ def main() -> None:
         f"backward, update), float32, median of {args.repeats} rounds timing one step of each side in turn, "
         f"after 3 warm-ups; one process, {args.threads} thread(s) on both sides (numpy's BLAS and torch); "
         f"torch {torch.__version__}, numpy {np.__version__}, modelpack {__version__}, "
-        f"{os.cpu_count()} cores ({platform.machine()}, {cpu_model()}). Ratio = modelpack ÷ torch: above 1, modelpack is "
-        "slower. Only the ratio is worth comparing, and it is one run's measurement.",
+        f"{os.cpu_count()} cores ({platform.machine()}, {cpu_model()}). Ratio = modelpack ÷ torch: above 1, "
+        "modelpack is slower. Only the ratio is worth comparing, and it is one run's measurement.",
         "",
         "| workload | shapes | modelpack | torch | ratio |",
         "|---|---|---:|---:|---:|",
