@@ -70,7 +70,8 @@ STACK_POSITIONS = 2048
 # partial sums follow the vector width, as ``_dots``'s, never the threads. Measured at 2
 # threads, medians of 25, ms, one at a time → together, forward / input's / weight's
 # gradient: 3×3/2 g32 on 8×256×28×28 1.78 / 2.2 / 1.6 → 1.4 / 1.4 / 1.35; 3×3 g32 on
-# 16×128×28×28 2.40 / 2.33 / 2.0 → 1.8 / 1.7 / 1.65.
+# 16×128×28×28 2.40 / 2.33 / 2.0 → 1.8 / 1.7 / 1.65. (Four: the block loops name their four
+# targets, t0 … t3.)
 OUT_BLOCK = 4
 
 
