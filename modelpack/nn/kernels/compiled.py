@@ -214,19 +214,26 @@ def _sum_taps(target: Any, source: Any, offsets: Any, weights: Any, fresh: bool)
 
 
 @_jit
+def _pass_runs(source: Any, offsets: Any, k: int, count: int) -> tuple[int, Any, Any, Any]:
+    """(taps, a, b, c) of the block loops' pass from tap k: how many taps it takes (up to
+    ``TAPS_PER_PASS``) and their runs of ``count`` source values (in a pass of fewer taps, b
+    and c stand for the runs it does not read)."""
+    taps = min(TAPS_PER_PASS, offsets.shape[0] - k)
+    a = source[offsets[k]:offsets[k] + count]
+    b = source[offsets[k + 1]:offsets[k + 1] + count] if taps > 1 else a
+    c = source[offsets[k + 2]:offsets[k + 2] + count] if taps > 2 else a
+    return taps, a, b, c
+
+
+@_jit
 def _sum_taps_block(t0: Any, t1: Any, t2: Any, t3: Any, source: Any, offsets: Any, w0: Any, w1: Any, w2: Any,
                     w3: Any, fresh: bool) -> None:
     """``_sum_taps`` into OUT_BLOCK targets at once, ``w0`` … ``w3`` their weights: each pass
     loads its taps' source runs once for all of them. Every target's sum keeps
     ``_sum_taps``'s order, so its bits (a fresh pass too: no 0 + added first)."""
-    count = t0.shape[0]
     k = 0
     while k < offsets.shape[0]:
-        taps = min(TAPS_PER_PASS, offsets.shape[0] - k)
-        a = source[offsets[k]:offsets[k] + count]
-        # (in a pass of fewer taps, b and c stand for the runs it does not read)
-        b = source[offsets[k + 1]:offsets[k + 1] + count] if taps > 1 else a
-        c = source[offsets[k + 2]:offsets[k + 2] + count] if taps > 2 else a
+        taps, a, b, c = _pass_runs(source, offsets, k, t0.shape[0])
         if taps == 3:
             _three_taps(t0, t1, t2, t3, a, b, c, w0, w1, w2, w3, k, fresh)
         elif taps == 2:
@@ -340,10 +347,7 @@ def _dots_block(x0: Any, x1: Any, x2: Any, x3: Any, source: Any, offsets: Any, i
     count = x0.shape[0]
     k = 0
     while k < offsets.shape[0]:
-        taps = min(TAPS_PER_PASS, offsets.shape[0] - k)
-        a = source[offsets[k]:offsets[k] + count]
-        b = source[offsets[k + 1]:offsets[k + 1] + count] if taps > 1 else a
-        c = source[offsets[k + 2]:offsets[k + 2] + count] if taps > 2 else a
+        taps, a, b, c = _pass_runs(source, offsets, k, count)
         if taps == 3:
             a0 = b0 = c0 = a1 = b1 = c1 = a2 = b2 = c2 = a3 = b3 = c3 = np.float32(0)
             for q in range(count):
