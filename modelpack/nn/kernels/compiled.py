@@ -76,18 +76,26 @@ OUT_BLOCK = 4
 
 
 def scratch(per_group: int, in_sizes: tuple[int, int], kernel: tuple[int, int], strides: tuple[int, int],
-            padding: tuple[int, int], dilation: tuple[int, int], stack: int = 1
+            padding: tuple[int, int], dilation: tuple[int, int], stack: int = 1, outs: int = 1
             ) -> tuple[tuple[int, int, int, int], int]:
     """(the padded phase planes' shape (C/G, sh·sw, stack·hq, wq), the wide buffer's length):
     the scratch one thread's loops need, which ``direct`` charges and allocates; ``stack``
-    examples' planes one below the other (``stacked``). The wide buffer holds the widest tap
-    offset's zeros before the output's wide plane and a phase plane's length from there, so
-    the input's gradient gathers every phase position from it."""
+    examples' planes one below the other (``stacked``), ``outs`` output channels a group. The
+    wide buffer holds the widest tap offset's zeros before the output's wide plane and a phase
+    plane's length from there, so the input's gradient gathers every phase position from it;
+    then, for groups of at least OUT_BLOCK outputs, the blocks' wide planes (``_blocks``)."""
     (h, w), (sh, sw), (ph, pw) = in_sizes, strides, padding
     hq, wq = -(-(h + 2 * ph) // sh), -(-(w + 2 * pw) // sw)
     plane = stack * hq * wq
-    wide = _margin(kernel, strides, dilation, wq) + (1 + OUT_BLOCK) * plane  # (and the blocks': ``_blocks``)
+    wide = _margin(kernel, strides, dilation, wq) + (1 + _block_planes(outs)) * plane
     return (per_group, sh * sw, stack * hq, wq), wide
+
+
+@_jit
+def _block_planes(outs: int) -> int:
+    """The wide planes the blocks need after the one wide plane, for ``outs`` outputs a group:
+    OUT_BLOCK where they make one block or more (a depthwise convolution makes none)."""
+    return OUT_BLOCK if outs >= OUT_BLOCK else 0
 
 
 def stacked(in_sizes: tuple[int, int], strides: tuple[int, int], padding: tuple[int, int], batch: int) -> int:
@@ -449,8 +457,8 @@ def _sweep(mode: int, planes: Any, rows: Any, w: Any, bias: Any, padded: Any, bu
     hq = (planes.shape[2] + 2 * ph + sh - 1) // sh  # one example's phase-plane rows
     stack = padded.shape[2] // hq
     example_size, plane_size = hq * wq, padded.shape[2] * wq
-    margin = buffer.shape[0] - (1 + OUT_BLOCK) * plane_size
     outs = o_count // groups
+    margin = buffer.shape[0] - (1 + _block_planes(outs)) * plane_size
     phase, offset = _offsets(kh_count, kw_count, sh, sw, dh, dw, hq, wq)
     taps = kh_count * kw_count
     at, first_column, count = _layout(planes.shape[2], planes.shape[3], padded, sh, sw, ph, pw)
@@ -490,7 +498,7 @@ def _sweep(mode: int, planes: Any, rows: Any, w: Any, bias: Any, padded: Any, bu
             elif mode == GRAD_WEIGHT:
                 blocked = _grad_weight_blocks(rows, w, padded, buffer, margin, g * outs, (g + 1) * outs, n,
                                               examples, span, shifts, reads, tap_row, tap_column, wq)
-            else:
+            elif outs >= OUT_BLOCK:
                 wides = _blocks(buffer, margin, plane_size)
                 while blocked + OUT_BLOCK <= (g + 1) * outs:
                     for b in range(OUT_BLOCK):
@@ -536,6 +544,8 @@ def _forward_blocks(planes: Any, rows: Any, w: Any, bias: Any, padded: Any, buff
                     tap_row: Any, tap_column: Any, wq: int) -> int:
     """``_sweep``'s forward for output channels [first_out, stop_out) of one group, OUT_BLOCK
     at a time (``_sum_taps_block``) while that many are left; returns the first one left."""
+    if stop_out - first_out < OUT_BLOCK:
+        return first_out  # (no room for blocks was made: ``_block_planes``)
     per_group, taps = w.shape[1], reads.shape[0]
     oh_count, ow_count = rows.shape[2], rows.shape[3]
     phases, plane_size = padded.shape[1], padded.shape[2] * padded.shape[3]
@@ -576,6 +586,8 @@ def _grad_weight_blocks(rows: Any, w: Any, padded: Any, buffer: Any, margin: int
     """``_sweep``'s weight gradient for output channels [first_out, stop_out) of one group,
     OUT_BLOCK at a time (``_dots_block``: each input run loaded serves their four gradients)
     while that many are left; returns the first one left."""
+    if stop_out - first_out < OUT_BLOCK:
+        return first_out  # (no room for blocks was made: ``_block_planes``)
     per_group, taps = w.shape[1], reads.shape[0]
     phases, plane_size = padded.shape[1], padded.shape[2] * padded.shape[3]
     wides = _blocks(buffer, margin, plane_size)

@@ -114,16 +114,16 @@ def _two_d_sizes(sizes: tuple[int, ...], unit: int) -> tuple[int, int]:
     return (unit, sizes[0]) if len(sizes) == 1 else (sizes[0], sizes[1])
 
 
-def _scratch(loops: ModuleType, in_shape: tuple[int, ...], per_group: int, g: Geometry, dtype: np.dtype
-             ) -> Callable[[], tuple[np.ndarray, np.ndarray]]:
+def _scratch(loops: ModuleType, in_shape: tuple[int, ...], weight_shape: tuple[int, ...], g: Geometry,
+             dtype: np.dtype) -> Callable[[], tuple[np.ndarray, np.ndarray]]:
     """The loops' scratch (``compiled.scratch``: one group's padded phase planes, as many examples
     tall as ``compiled.stacked`` says, and the wide buffer), counted for every thread before
     any runs; returns what allocates one thread's."""
     sizes, strides = _two_d_sizes(in_shape[2:], 1), _two_d_sizes(g.strides, 1)
     padding = _two_d_sizes(g.padding, 0)
     stack = loops.stacked(sizes, strides, padding, in_shape[0])
-    planes, wide = loops.scratch(per_group, sizes, _two_d_sizes(g.kernel, 1), strides, padding,
-                                 _two_d_sizes(g.dilation, 1), stack)
+    planes, wide = loops.scratch(weight_shape[1], sizes, _two_d_sizes(g.kernel, 1), strides, padding,
+                                 _two_d_sizes(g.dilation, 1), stack, weight_shape[0] // g.groups)
     budget.charge(parallel.threads() * (budget.nbytes(planes, dtype) + budget.nbytes((wide,), dtype)),
                   f"padding the input by {g.padding}")
     return lambda: (np.zeros(planes, dtype), np.zeros(wide, dtype))
@@ -144,7 +144,7 @@ def _chosen(loops: ModuleType, name: str, in_shape: tuple[int, ...], weight_shap
     on_planes, on_channels = _LOOPS[name]
     if _channels_last(in_shape[1], weight_shape, g, out_sizes):
         return getattr(loops, on_channels), _last_scratch(in_shape, out_sizes, g), _arguments(g, last=True)
-    return getattr(loops, on_planes), _scratch(loops, in_shape, weight_shape[1], g, dtype), _arguments(g)
+    return getattr(loops, on_planes), _scratch(loops, in_shape, weight_shape, g, dtype), _arguments(g)
 
 
 def forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, g: Geometry) -> np.ndarray:

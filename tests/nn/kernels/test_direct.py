@@ -297,6 +297,23 @@ def test_the_loops_scratch_counts_against_the_budget(numba_kernels) -> None:
         layer(x)
 
 
+@pytest.mark.parametrize(("outs", "blocks"), [(1, False), (3, False), (4, True), (9, True)])
+def test_only_groups_of_a_block_or_more_get_the_blocks_room(numba_kernels, outs, blocks) -> None:
+    """The wide buffer holds OUT_BLOCK more planes only where a group has that many outputs: a
+    depthwise convolution of large planes charges and allocates no more than before blocks."""
+    from modelpack.nn.kernels import compiled
+
+    planes, wide = compiled.scratch(1, (56, 56), (3, 3), (1, 1), (1, 1), (1, 1), 1, outs)
+    plane = math.prod(planes[2:])  # (58 × 58: one example's plane, unstacked)
+    _, alone = compiled.scratch(1, (56, 56), (3, 3), (1, 1), (1, 1), (1, 1), 1, 1)
+    assert wide - alone == (compiled.OUT_BLOCK * plane if blocks else 0)
+    g = kernels.Geometry((3, 3), (1, 1), (1, 1), (1, 1), 2)
+    x, w, b = _arrays(5, g, (9, 9), 2, 3, outs)
+    ours = _through("numba", x, w, b, g)
+    for compiled_result, expected in zip(ours, _through("numpy", x, w, b, g), strict=True):
+        assert_near(compiled_result, expected.astype(np.float64))
+
+
 # -- depthwise on small planes of many channels: channels last -----------------------------------
 
 
