@@ -41,27 +41,31 @@ MAX_GROUP_WIDTH = 64
 
 
 # An ungrouped convolution as narrow as this (input × output channels) or narrower takes the
-# loops where it has many taps a plane (below): LeNet's first layer (1 → 6, 5×5 on 64×28×28)
-# has too few outputs for im2col's GEMM to pay for its 25 copies of the input. Measured at 2
+# loops where it has many taps a plane (below): LeNet's layers (1 → 6 and 6 → 16, 5×5) have
+# too few outputs for im2col's GEMM to pay for its 25 copies of the input. Measured at 2
 # threads, min of 5 alternating rounds, ms, im2col → loops, inference / forward and both
 # gradients: 1 → 6 5×5 on 64×28×28 0.41 → 0.22 / 1.25 → 0.73, on 32×16×16 0.17 → 0.12 / 0.40
 # → 0.31; 3 → 8 3×3 on 32×32×32 0.32 → 0.20 / 0.90 → 0.64; 2 → 12 5×5 on 64×28×28 0.83 → 0.69
-# / 3.1 → 2.0; 3 → 8 7×7/2 on 16×64×64 0.74 → 0.41 / 4.8 → 1.2. Wider ones were mixed (3 → 16
-# 3×3 on 32×32×32 won, at stride 2 its training lost 0.71 → 0.90): left to im2col.
-UNGROUPED_MAX_WIDTH = 24
-# ... and with at least this many taps times output positions an example: 3×3 kernels on 16×16
-# outputs (2,304) lost (3 → 8 on 32×16×16 0.19 → 0.24 / 0.40 → 0.66; 3 → 8 3×3/2 on 32×32×32
-# 0.21 → 0.26 / 0.60 → 0.89; 1 → 8 on 64×8×8 0.09 → 0.17), 5×5 on 16×16 (6,400) won.
-UNGROUPED_MIN_TAP_POSITIONS = 4096
+# / 3.1 → 2.0; 3 → 8 7×7/2 on 16×64×64 0.74 → 0.41 / 4.8 → 1.2. Since the loops take four
+# outputs at a time (``compiled.OUT_BLOCK``), up to 128 (medians of 15, inference / the
+# layer's training step): 3 → 16 3×3 on 32×32×32 0.77 → 0.56 / 4.44 → 1.78, 6 → 16 5×5 on
+# 64×14×14 1.09 → 1.07 / 3.89 → 3.27, 8 → 16 3×3 on 16×28×28 0.58 → 0.47 / 2.17 → 1.38, 8 → 8 on
+# 32×32×32 1.01 → 0.68 / 4.21 → 1.98 (bench/compute.py's LeNet training step 2.01× → 1.89×
+# torch's). Wider was mixed: 16 → 16 on 8×32×32 0.89 → 1.05 / 2.73 → 1.77, and with it the
+# ResNet-18-style forward 2.47× → 2.67×; 3 → 32 on 32×32×32 0.97 → 1.01 / 2.95 → 3.07.
+UNGROUPED_MAX_WIDTH = 128
+# ... and with at least this many taps times output positions an example: on 8×8 planes the
+# loops lost (3 → 16 3×3 on 32×8×8 0.12 → 0.17 / 0.31 → 0.49; 1 → 8 on 64×8×8 0.10 → 0.15),
+# 3×3 on 16×16 (2,304) won (3 → 8 on 32×16×16 0.19 → 0.19 / 1.17 → 0.58).
+UNGROUPED_MIN_TAP_POSITIONS = 2048
 
 
 def usable(x: np.ndarray, weight: np.ndarray, g: Geometry) -> bool:
     """Whether the compiled loops are in use and take this convolution (or the transposed one
     of the same weight): 1-D or 2-D, float32, and several narrow groups (``MAX_GROUP_WIDTH``)
-    or one very narrow group with many taps a plane (``UNGROUPED_MAX_WIDTH``). Elsewhere an
+    or one narrow group with many taps a plane (``UNGROUPED_MAX_WIDTH``). Elsewhere an
     ungrouped convolution stays on im2col: one GEMM over every example measured as fast or
-    faster (3 → 16 channels on 32×32: forward 0.75 ms against the loops' 1.22 ms). The
-    positions counted are the input's over the strides' product (a transposed call's input is
+    faster. The positions counted are the input's over the strides' product (a transposed call's input is
     the convolution's output: it is counted low, on the safe side)."""
     if len(g.kernel) > 2 or x.dtype != np.float32 or weight.dtype != x.dtype:
         return False  # float32 only halves the compile time

@@ -203,8 +203,11 @@ def test_what_the_loops_take(numba_kernels, kernel, strides, cg, dtype, taken) -
     ((5, 5), (1, 1), (28, 28), 1, 6, True),  # LeNet's first layer
     ((7, 7), (2, 2), (32, 31), 3, 8, True),  # a narrow stem, strided
     ((5,), (1,), (1000,), 2, 8, True),  # 1-D
-    ((3, 3), (1, 1), (16, 16), 3, 8, False),  # too few taps × positions: im2col
-    ((5, 5), (1, 1), (28, 28), 3, 16, False),  # too wide: im2col
+    ((5, 5), (1, 1), (14, 14), 6, 16, True),  # LeNet's second layer
+    ((3, 3), (1, 1), (16, 16), 8, 16, True),  # 128 wide, 2,304 taps × positions
+    ((3, 3), (1, 1), (8, 8), 3, 8, False),  # too few taps × positions: im2col
+    ((3, 3), (1, 1), (32, 32), 16, 16, False),  # too wide: im2col
+    ((5, 5), (1, 1), (28, 28), 3, 48, False),  # too wide: im2col
 ])
 def test_narrow_ungrouped_convolutions_with_many_taps_take_the_loops(numba_kernels, kernel, strides, sizes, cg,
                                                                       og, taken) -> None:

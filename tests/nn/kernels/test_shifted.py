@@ -221,6 +221,7 @@ def test_inference_calls_take_it_where_it_is_faster(monkeypatch, channels, side,
 def test_a_training_forward_keeps_im2col(monkeypatch) -> None:
     """A forward whose backward reuses the columns never comes here, unless it has so few
     outputs (``conv.DEFERRED_MAX_OUTPUTS``) that it defers the columns to the backward."""
+    use_numpy_kernels(monkeypatch)  # (numba's loops take this narrow a convolution first)
     monkeypatch.setattr(shifted, "forward", lambda *args: pytest.fail("shifted path taken in training"))
     monkeypatch.setattr(kernels, "DEFERRED_MAX_OUTPUTS", 7)  # the layer has 8
     layer, x = _layer_input(shifted.MIN_CHANNELS, 16)
@@ -235,6 +236,7 @@ def test_a_narrow_training_forward_defers_its_columns_to_the_backward(monkeypatc
     """At most ``DEFERRED_MAX_OUTPUTS`` outputs: the forward runs here and keeps the input; the
     backward gathers the columns block by block (up to ``IM2COL_MAX_POSITIONS`` positions) or
     takes ``last_axis_weight_grad`` (beyond), and both gradients equal the reference."""
+    use_numpy_kernels(monkeypatch)  # (numba's loops take this narrow a convolution first)
     layer, x = _layer_input(shifted.MIN_CHANNELS, side)
     assert layer.weight.shape[0] <= kernels.DEFERRED_MAX_OUTPUTS
     w, g = layer.weight.array(), layer._geometry()
