@@ -417,10 +417,13 @@ def _offsets(kh_count: int, kw_count: int, sh: int, sw: int, dh: int, dw: int, h
 
 
 @_jit
-def _wide_from(grad: Any, n: int, o: int, wide: Any, wq: int) -> None:
-    """grad[n, o] (OH, OW) into the first OW columns of each wq-long row of ``wide`` (the junk
-    columns stay zero)."""
-    _rows_from(wide, grad[n, o].reshape(grad.shape[2] * grad.shape[3]), wq, grad.shape[3], False)
+def _stacked_rows(wide: Any, rows: Any, n: int, o: int, shifts: Any, wq: int, out: bool) -> None:
+    """rows[n + s, o] (OH, OW) for each stacked example s = the first OW columns of each wq-long
+    row of ``wide`` from ``shifts[s]`` on (``out``), or the other way (``wide``'s junk
+    columns and rows are not written)."""
+    size = rows.shape[2] * rows.shape[3]
+    for s in range(shifts.shape[0]):
+        _rows_from(wide[shifts[s]:], rows[n + s, o].reshape(size), wq, rows.shape[3], out)
 
 
 @_jit
@@ -491,19 +494,14 @@ def _sweep(mode: int, planes: Any, rows: Any, w: Any, bias: Any, padded: Any, bu
                 for s in range(examples):
                     _deal(planes, n + s, g * per_group, padded, at, first_column, count, shifts[s], False)
             blocked = g * outs
-            if mode == FORWARD:
-                blocked = _forward_blocks(planes, rows, w, bias, padded, buffer, margin, g * outs,
-                                          (g + 1) * outs, n, examples, span, shifts, reads, tap_row,
-                                          tap_column, wq)
-            elif mode == GRAD_WEIGHT:
-                blocked = _grad_weight_blocks(rows, w, padded, buffer, margin, g * outs, (g + 1) * outs, n,
-                                              examples, span, shifts, reads, tap_row, tap_column, wq)
+            if mode != GRAD_INPUT:
+                blocked = _output_blocks(mode, rows, w, bias, padded, buffer, margin, g * outs,
+                                         (g + 1) * outs, n, span, shifts, reads, tap_row, tap_column, wq)
             elif outs >= OUT_BLOCK:
                 wides = _blocks(buffer, margin, plane_size)
                 while blocked + OUT_BLOCK <= (g + 1) * outs:
                     for b in range(OUT_BLOCK):
-                        for s in range(examples):
-                            _wide_from(rows, n + s, blocked + b, wides[b, shifts[s]:], wq)
+                        _stacked_rows(wides[b], rows, n, blocked + b, shifts, wq, False)
                     _grad_input_from(padded, w, blocked, block_bases, blocked == g * outs,
                                      examples * example_size, buffer, gathers, starts, order, tap_row,
                                      tap_column)
@@ -512,8 +510,7 @@ def _sweep(mode: int, planes: Any, rows: Any, w: Any, bias: Any, padded: Any, bu
                 if mode == FORWARD:
                     wide[:] = bias[o]
                 else:
-                    for s in range(examples):
-                        _wide_from(rows, n + s, o, wide[shifts[s]:], wq)
+                    _stacked_rows(wide, rows, n, o, shifts, wq, False)
                 if mode == GRAD_INPUT:
                     _grad_input_from(padded, w, o, one_base, o == g * outs, examples * example_size, buffer,
                                      gathers, starts, order, tap_row, tap_column)
@@ -530,42 +527,50 @@ def _sweep(mode: int, planes: Any, rows: Any, w: Any, bias: Any, padded: Any, bu
                         for k in range(taps):
                             w[o, ci, tap_row[k], tap_column[k]] += sums[k]
                 if mode == FORWARD:
-                    for s in range(examples):
-                        _rows_from(wide[shifts[s]:], rows[n + s, o].reshape(oh_count * ow_count), wq,
-                                   ow_count, True)
+                    _stacked_rows(wide, rows, n, o, shifts, wq, True)
             if mode == GRAD_INPUT:
                 for s in range(examples):
                     _deal(planes, n + s, g * per_group, padded, at, first_column, count, shifts[s], True)
 
 
 @_jit
-def _forward_blocks(planes: Any, rows: Any, w: Any, bias: Any, padded: Any, buffer: Any, margin: int,
-                    first_out: int, stop_out: int, n: int, examples: int, span: int, shifts: Any, reads: Any,
-                    tap_row: Any, tap_column: Any, wq: int) -> int:
-    """``_sweep``'s forward for output channels [first_out, stop_out) of one group, OUT_BLOCK
-    at a time (``_sum_taps_block``) while that many are left; returns the first one left."""
+def _output_blocks(mode: int, rows: Any, w: Any, bias: Any, padded: Any, buffer: Any, margin: int,
+                   first_out: int, stop_out: int, n: int, span: int, shifts: Any, reads: Any, tap_row: Any,
+                   tap_column: Any, wq: int) -> int:
+    """``_sweep``'s forward or weight's gradient (``mode``) for output channels [first_out,
+    stop_out) of one group, OUT_BLOCK at a time while that many are left (``_sum_taps_block``,
+    ``_dots_block``: each input run loaded serves four outputs); returns the first one left."""
     if stop_out - first_out < OUT_BLOCK:
         return first_out  # (no room for blocks was made: ``_block_planes``)
     per_group, taps = w.shape[1], reads.shape[0]
-    oh_count, ow_count = rows.shape[2], rows.shape[3]
     phases, plane_size = padded.shape[1], padded.shape[2] * padded.shape[3]
     wides = _blocks(buffer, margin, plane_size)
-    weights = np.empty((OUT_BLOCK, taps), w.dtype)
+    terms = np.empty((OUT_BLOCK, taps), w.dtype)  # the forward's weights, the gradient's sums
     o = first_out
     while o + OUT_BLOCK <= stop_out:
         for b in range(OUT_BLOCK):
-            wides[b, :span] = bias[o + b]
+            if mode == FORWARD:
+                wides[b, :span] = bias[o + b]
+            else:
+                _stacked_rows(wides[b], rows, n, o + b, shifts, wq, False)
         for ci in range(per_group):
             flat = padded[ci].reshape(phases * plane_size)
+            if mode == FORWARD:
+                for b in range(OUT_BLOCK):
+                    for k in range(taps):
+                        terms[b, k] = w[o + b, ci, tap_row[k], tap_column[k]]
+                _sum_taps_block(wides[0, :span], wides[1, :span], wides[2, :span], wides[3, :span], flat,
+                                reads, terms[0], terms[1], terms[2], terms[3], False)
+            else:
+                terms[:] = 0
+                _dots_block(wides[0, :span], wides[1, :span], wides[2, :span], wides[3, :span], flat, reads,
+                            terms)
+                for b in range(OUT_BLOCK):
+                    for k in range(taps):
+                        w[o + b, ci, tap_row[k], tap_column[k]] += terms[b, k]
+        if mode == FORWARD:
             for b in range(OUT_BLOCK):
-                for k in range(taps):
-                    weights[b, k] = w[o + b, ci, tap_row[k], tap_column[k]]
-            _sum_taps_block(wides[0, :span], wides[1, :span], wides[2, :span], wides[3, :span], flat, reads,
-                            weights[0], weights[1], weights[2], weights[3], False)
-        for b in range(OUT_BLOCK):
-            for s in range(examples):
-                plane = rows[n + s, o + b].reshape(oh_count * ow_count)
-                _rows_from(wides[b, shifts[s]:], plane, wq, ow_count, True)
+                _stacked_rows(wides[b], rows, n, o + b, shifts, wq, True)
         o += OUT_BLOCK
     return o
 
@@ -577,35 +582,6 @@ def _blocks(buffer: Any, margin: int, plane_size: int) -> Any:
     example's rows at the same place in every stack."""
     start = margin + plane_size
     return buffer[start:start + OUT_BLOCK * plane_size].reshape(OUT_BLOCK, plane_size)
-
-
-@_jit
-def _grad_weight_blocks(rows: Any, w: Any, padded: Any, buffer: Any, margin: int, first_out: int,
-                        stop_out: int, n: int, examples: int, span: int, shifts: Any, reads: Any,
-                        tap_row: Any, tap_column: Any, wq: int) -> int:
-    """``_sweep``'s weight gradient for output channels [first_out, stop_out) of one group,
-    OUT_BLOCK at a time (``_dots_block``: each input run loaded serves their four gradients)
-    while that many are left; returns the first one left."""
-    if stop_out - first_out < OUT_BLOCK:
-        return first_out  # (no room for blocks was made: ``_block_planes``)
-    per_group, taps = w.shape[1], reads.shape[0]
-    phases, plane_size = padded.shape[1], padded.shape[2] * padded.shape[3]
-    wides = _blocks(buffer, margin, plane_size)
-    sums = np.empty((OUT_BLOCK, taps), w.dtype)
-    o = first_out
-    while o + OUT_BLOCK <= stop_out:
-        for b in range(OUT_BLOCK):
-            for s in range(examples):
-                _wide_from(rows, n + s, o + b, wides[b, shifts[s]:], wq)
-        for ci in range(per_group):
-            flat = padded[ci].reshape(phases * plane_size)
-            sums[:] = 0
-            _dots_block(wides[0, :span], wides[1, :span], wides[2, :span], wides[3, :span], flat, reads, sums)
-            for b in range(OUT_BLOCK):
-                for k in range(taps):
-                    w[o + b, ci, tap_row[k], tap_column[k]] += sums[b, k]
-        o += OUT_BLOCK
-    return o
 
 
 @_jit

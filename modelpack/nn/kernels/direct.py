@@ -65,8 +65,8 @@ def usable(x: np.ndarray, weight: np.ndarray, g: Geometry) -> bool:
     of the same weight): 1-D or 2-D, float32, and several narrow groups (``MAX_GROUP_WIDTH``)
     or one narrow group with many taps a plane (``UNGROUPED_MAX_WIDTH``). Elsewhere an
     ungrouped convolution stays on im2col: one GEMM over every example measured as fast or
-    faster. The positions counted are the input's over the strides' product (a transposed call's input is
-    the convolution's output: it is counted low, on the safe side)."""
+    faster. The positions counted are the input's over the strides' product (a transposed
+    call's input is the convolution's output: it is counted low, on the safe side)."""
     if len(g.kernel) > 2 or x.dtype != np.float32 or weight.dtype != x.dtype:
         return False  # float32 only halves the compile time
     if backend.compiled() is None:
