@@ -8,6 +8,8 @@ the TorchScript one (dynamo=False), which still writes older opsets.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import math
 import os
 import warnings
@@ -711,6 +713,56 @@ def test_gelu_and_silu_written_as_several_nodes_read_back_as_activations(tmp_pat
     ours.initialize(seed=0)
     to_onnx(ours, tmp_path / "ours.onnx")
     assert [type(b).__name__ for b in from_onnx(tmp_path / "ours.onnx")] == ["Dense", "Activation", "Dense", "Activation"]
+
+
+# x·(1 + erf(x/√2))·0.5 as exporters multiply it out: by x first (torch.onnx's TorchScript
+# exporter), by 0.5 first (its dynamo exporter below opset 20), or x·0.5 first.
+_GELU_PRODUCTS = {
+    "x first": [helper.make_node("Mul", ["x", "a"], ["m"]), helper.make_node("Mul", ["m", "half"], ["y"])],
+    "half first": [helper.make_node("Mul", ["half", "a"], ["m"]), helper.make_node("Mul", ["x", "m"], ["y"])],
+    "x times half first": [helper.make_node("Mul", ["x", "half"], ["m"]), helper.make_node("Mul", ["a", "m"], ["y"])],
+}
+
+
+@pytest.mark.parametrize("order", list(_GELU_PRODUCTS))
+def test_a_gelu_pattern_is_fused_whatever_the_order_of_its_products(tmp_path, order):
+    half = numpy_helper.from_array(np.array(0.5, np.float32), "half")
+    one = numpy_helper.from_array(np.array(1.0, np.float32), "one")
+    root = numpy_helper.from_array(np.array(1.4142135, np.float32), "root")
+    nodes = [helper.make_node("Div", ["x", "root"], ["s"]), helper.make_node("Erf", ["s"], ["e"]),
+             helper.make_node("Add", ["e", "one"], ["a"]), *_GELU_PRODUCTS[order]]
+    path = _save(_model(nodes, [_float("x", [3, 4])], [_float("y", None)], [half, one, root]), tmp_path / "g.onnx")
+    net = from_onnx(path)
+    x = np.random.default_rng(0).standard_normal((3, 4)).astype(np.float32)
+    np.testing.assert_allclose(net(x), _runtime(path, {"x": x})[0], rtol=1e-6, atol=1e-7)
+    assert net(x).tobytes() == nn.Activation("gelu")(x).tobytes()  # one GELU, not five steps
+
+
+def test_gelu_from_torch_onnx_default_exporter_below_opset_20(tmp_path):
+    torch = pytest.importorskip("torch", reason="torch is not installed: torch.onnx exports cannot be made")
+    pytest.importorskip("onnxscript", reason="onnxscript is not installed: torch.onnx's default exporter needs it")
+    module = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.GELU(), torch.nn.Linear(4, 2)).eval()
+    x = np.random.default_rng(0).standard_normal((2, 3)).astype(np.float32)
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+        warnings.simplefilter("ignore")
+        torch.onnx.export(module, (torch.from_numpy(x),), str(tmp_path / "g.onnx"), dynamo=True, opset_version=18)
+    written = [n.op_type for n in onnx.load(str(tmp_path / "g.onnx")).graph.node]
+    assert "Erf" in written and "Gelu" not in written
+    net = from_onnx(tmp_path / "g.onnx")
+    assert [type(b).__name__ for b in net] == ["Dense", "Activation", "Dense"]
+    np.testing.assert_allclose(net(x), _runtime(tmp_path / "g.onnx", {"input": x})[0], **TOL)
+
+
+def test_a_half_of_the_product_read_elsewhere_keeps_the_pattern_unfused(tmp_path):
+    half = numpy_helper.from_array(np.array(0.5, np.float32), "half")
+    one = numpy_helper.from_array(np.array(1.0, np.float32), "one")
+    root = numpy_helper.from_array(np.array(1.4142135, np.float32), "root")
+    nodes = [helper.make_node("Div", ["x", "root"], ["s"]), helper.make_node("Erf", ["s"], ["e"], name="erf"),
+             helper.make_node("Add", ["e", "one"], ["a"]), helper.make_node("Mul", ["x", "half"], ["m"]),
+             helper.make_node("Mul", ["a", "m"], ["y"])]
+    model = _model(nodes, [_float("x", [2])], [_float("y", None), _float("m", None)], [half, one, root])
+    with pytest.raises(UnsupportedBlockError, match=r"node 1 'erf' \(Erf\): operator 'Erf' has no modelpack equivalent"):
+        from_onnx(_save(model, tmp_path / "shared.onnx"))
 
 
 def test_a_gelu_pattern_whose_parts_are_read_elsewhere_is_not_fused(tmp_path):

@@ -1,10 +1,10 @@
 """Node patterns that mean one modelpack activation, rewritten before translation.
 
 Opset 17 has no ``Gelu``: exporters (torch.onnx, ``to_onnx``) write ``x·(1 + erf(x/√2))/2`` as
-five nodes, and SiLU as ``x·sigmoid(x)``. Each pattern found is replaced by the one node
-(``Gelu``, or ``Mul`` of a ``Sigmoid`` kept as the ``Silu`` marker below) whose translation
-is the layer; a pattern whose intermediate values are read elsewhere is left alone (and then
-translated node by node, or refused at ``Erf``).
+five nodes (their products in any order), and SiLU as ``x·sigmoid(x)``. Each pattern found is
+replaced by the one node (``Gelu``, or ``Mul`` of a ``Sigmoid`` kept as the ``Silu`` marker
+below) whose translation is the layer; a pattern whose intermediate values are read elsewhere
+is left alone (and then translated node by node, or refused at ``Erf``).
 """
 
 from __future__ import annotations
@@ -59,17 +59,15 @@ def fuse_activations(model: onnx.ModelProto, constants: dict[str, np.ndarray]) -
             add = nodes[add_at]
             if add.op_type != "Add" or not scalar(other(add, node.output[0]) or "", 1.0):
                 continue
-            mul_at = only_reader(add.output[0])
-            if mul_at is None or nodes[mul_at].op_type != "Mul" or other(nodes[mul_at], add.output[0]) != x:
+            # x·(1 + erf)·0.5 in any order: torch.onnx's TorchScript exporter multiplies by x
+            # first, its dynamo exporter by 0.5 first, and x·0.5 may come before both.
+            product = _gelu_product(nodes, add.output[0], x, producer, readers, only_reader, other, scalar)
+            if product is None:
                 continue
-            half_at = only_reader(nodes[mul_at].output[0])
-            if half_at is None:
-                continue
-            half = nodes[half_at]
-            if half.op_type != "Mul" or not scalar(other(half, nodes[mul_at].output[0]) or "", 0.5):
-                continue
-            drop.update({producer[node.input[0]], index, add_at, mul_at})
-            replace[half_at] = helper.make_node("Gelu", [x], list(half.output), name=half.name or "gelu")
+            last_at, parts = product
+            drop.update({producer[node.input[0]], index, add_at, *parts})
+            last = nodes[last_at]
+            replace[last_at] = helper.make_node("Gelu", [x], list(last.output), name=last.name or "gelu")
         elif node.op_type == "Sigmoid":
             mul_at = only_reader(node.output[0])
             if (
@@ -82,6 +80,39 @@ def fuse_activations(model: onnx.ModelProto, constants: dict[str, np.ndarray]) -
                     SILU, [node.input[0]], list(nodes[mul_at].output), name=nodes[mul_at].name or "silu"
                 )
     return [replace.get(i, node) for i, node in enumerate(nodes) if i not in drop]
+
+
+def _gelu_product(
+    nodes: list[onnx.NodeProto], added: str, x: str, producer: dict[str, int], readers: Counter[str],
+    only_reader: Callable[[str], int | None], other: Callable[[onnx.NodeProto, str], str | None],
+    scalar: Callable[[str, float], bool],
+) -> tuple[int, set[int]] | None:
+    """Where ``added`` (1 + erf(x/√2)) is multiplied by x and by 0.5, each value read only by
+    the next step: the last product's node and the earlier ones' (to drop); else None."""
+    first_at = only_reader(added)
+    if first_at is None or nodes[first_at].op_type != "Mul":
+        return None
+    factor = other(nodes[first_at], added)
+    if factor is None:
+        return None
+    if factor in producer and readers[factor] == 1:  # (x·0.5)·(1 + erf)
+        halved_at = producer[factor]
+        halved = nodes[halved_at]
+        if halved.op_type == "Mul" and other(halved, x) is not None and scalar(other(halved, x) or "", 0.5):
+            return first_at, {halved_at}
+    if factor == x:  # (x·(1 + erf))·0.5
+        def completes(name: str) -> bool:
+            return scalar(name, 0.5)
+    elif scalar(factor, 0.5):  # (0.5·(1 + erf))·x
+        def completes(name: str) -> bool:
+            return name == x
+    else:
+        return None
+    second_at = only_reader(nodes[first_at].output[0])
+    if second_at is None or nodes[second_at].op_type != "Mul":
+        return None
+    last = other(nodes[second_at], nodes[first_at].output[0])
+    return (second_at, {first_at}) if last is not None and completes(last) else None
 
 
 def _gelu_input(scaled: onnx.NodeProto, scalar: Callable[[str, float], bool]) -> str | None:
