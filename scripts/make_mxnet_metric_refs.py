@@ -502,6 +502,7 @@ def nd_cases() -> list[dict[str, Any]]:
         "arcsinh",
         "sigmoid",
         "softsign",
+        "erf",
     ):
         add(fn, ref("pos"), exact=False)
         add(fn, ref("v"), exact=False)

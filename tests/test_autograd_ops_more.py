@@ -34,6 +34,20 @@ def test_more_elementwise(seed):
     check("clip", [x], {"a_min": None, "a_max": 0.2}, lambda t: torch.clamp(t, max=0.2), seed)
     b = np.sign(rng.normal(size=(4,))) * (np.abs(rng.normal(size=(4,))) + 0.5)
     check("mod", [3 * x, b], {}, torch.remainder, seed)
+    check("fmod", [3 * x, b], {}, torch.fmod, seed)
+
+
+@settings(max_examples=15)
+@given(seed=seeds)
+def test_trigonometric_hyperbolic_rounding_and_erf(seed):
+    x = np.random.default_rng(seed).normal(size=(3, 4))
+    inside = 0.9 * np.tanh(x)  # (−0.9, 0.9): the domain of arcsin, arccos and arctanh, away from its ends
+    for op, function, values in (("tan", torch.tan, 0.5 * inside), ("arcsin", torch.asin, inside),
+                                 ("arccos", torch.acos, inside), ("arctan", torch.atan, x),
+                                 ("sinh", torch.sinh, x), ("cosh", torch.cosh, x), ("arcsinh", torch.asinh, x),
+                                 ("arccosh", torch.acosh, 1.1 + np.abs(x)), ("arctanh", torch.atanh, inside),
+                                 ("rint", torch.round, 3 * x), ("erf", torch.erf, x)):
+        check(op, [values], {}, function, seed)
     check("smooth_l1", [2 * x], {"scalar": 1.5},
           lambda t: F.smooth_l1_loss(t, torch.zeros_like(t), reduction="none", beta=1 / 1.5**2), seed)
 

@@ -273,7 +273,7 @@ def test_mixing_with_numpy_mode_is_refused_with_the_way_out():
         ("sgd_update", "gluon.Trainer"),
         ("moveaxis", "np.moveaxis"),
         ("save", "npx.save"),
-        ("erf", "scipy"),
+        ("erfinv", "scipy"),
         ("linalg_gemm2", "np.linalg"),
         ("Convolution", "Conv2D"),
         ("dropout", "npx.dropout"),

@@ -137,7 +137,7 @@ def _matmul(g: np.ndarray, out: Any, inputs: list[Any], attrs: dict[str, Any]) -
 
 
 @_vjp("greater", "greater_equal", "less", "less_equal", "equal", "not_equal", "logical_and", "logical_or",
-      "floor_divide")
+      "logical_xor", "floor_divide")
 def _comparison(g: np.ndarray, out: Any, inputs: list[Any], attrs: dict[str, Any]) -> list[Any]:
     return [None, None]  # piecewise constant: no gradient flows
 
@@ -150,6 +150,13 @@ def _no_gradient(g: np.ndarray, out: Any, inputs: list[Any], attrs: dict[str, An
 @_vjp("full", "arange")
 def _made_from_sizes(g: np.ndarray, out: Any, inputs: list[Any], attrs: dict[str, Any]) -> list[Any]:
     return []  # no inputs
+
+
+@_vjp("fmod")
+def _fmod(g: np.ndarray, out: Any, inputs: list[Any], attrs: dict[str, Any]) -> list[Any]:
+    a, b = inputs  # a - trunc(a/b)·b, as torch's fmod
+    grad_b = reduce_to(-g * np.trunc(a / b), b) if _floating(b) else None
+    return [reduce_to(g, a) if _floating(a) else None, grad_b]
 
 
 @_vjp("mod")
@@ -193,6 +200,7 @@ def _unary(fn: Callable[[np.ndarray, Any, Any, dict[str, Any]], np.ndarray]) -> 
 
 
 _SQRT_2PI = math.sqrt(2.0 * math.pi)
+_TWO_OVER_SQRT_PI = 2.0 / math.sqrt(math.pi)
 
 VJPS.update({
     "expm1": _unary(lambda g, out, x, attrs: g * (out + 1)),
@@ -211,6 +219,18 @@ VJPS.update({
     "square": _unary(lambda g, out, x, attrs: g * 2 * x),
     "sin": _unary(lambda g, out, x, attrs: g * np.cos(x)),
     "cos": _unary(lambda g, out, x, attrs: -g * np.sin(x)),
+    "tan": _unary(lambda g, out, x, attrs: g * (1 + out * out)),
+    "arcsin": _unary(lambda g, out, x, attrs: g / np.sqrt(1 - x * x)),
+    "arccos": _unary(lambda g, out, x, attrs: -g / np.sqrt(1 - x * x)),
+    "arctan": _unary(lambda g, out, x, attrs: g / (1 + x * x)),
+    "sinh": _unary(lambda g, out, x, attrs: g * np.cosh(x)),
+    "cosh": _unary(lambda g, out, x, attrs: g * np.sinh(x)),
+    "arcsinh": _unary(lambda g, out, x, attrs: g / np.sqrt(x * x + 1)),
+    "arccosh": _unary(lambda g, out, x, attrs: g / np.sqrt(x * x - 1)),
+    "arctanh": _unary(lambda g, out, x, attrs: g / (1 - x * x)),
+    "rint": _unary(lambda g, out, x, attrs: np.zeros_like(g)),
+    # d/dx erf(x) = 2/√π · exp(−x²)
+    "erf": _unary(lambda g, out, x, attrs: g * (_TWO_OVER_SQRT_PI * np.exp(-x * x)).astype(x.dtype)),
     "relu": _unary(lambda g, out, x, attrs: act.relu_grad(g, out)),
     "sigmoid": _unary(lambda g, out, x, attrs: _times(1 - out, out, g)),
     "tanh": _unary(lambda g, out, x, attrs: _times(np.subtract(1, out * out, dtype=out.dtype), g)),

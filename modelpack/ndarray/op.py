@@ -21,6 +21,7 @@ from typing import Any
 import numpy as _np
 
 from ..errors import UsageError
+from ..nn.activations import erf as _erf
 from .ndarray import NDArray, _is_scalar, _legacy, _scalar_as, ones_like, zeros_like
 
 _Fn = Callable[..., Any]
@@ -117,6 +118,7 @@ _UNARY: dict[str, tuple[_Fn, bool]] = {
     "arcsinh": (_np.arcsinh, True),
     "arccosh": (_np.arccosh, True),
     "arctanh": (_np.arctanh, True),
+    "erf": (_erf, True),
     "sigmoid": (lambda x: _dtype_one(x) / (_dtype_one(x) + _np.exp(-x)), True),
     "softsign": (lambda x: x / (_dtype_one(x) + _np.abs(x)), True),
 }
@@ -1025,7 +1027,6 @@ _INSTEAD = {
     "diag": f"use np.diag {_ON_NUMPY_MODE}",
     "gamma": "use scipy.special.gamma on x.asnumpy() (numpy has no gamma function)",
     "gammaln": "use scipy.special.gammaln on x.asnumpy() (numpy has no gammaln)",
-    "erf": "use scipy.special.erf on x.asnumpy() (numpy has no erf)",
     "erfinv": "use scipy.special.erfinv on x.asnumpy() (numpy has no erfinv)",
     "smooth_l1": f"use npx.smooth_l1 {_ON_NUMPY_MODE}",
     "softmax_cross_entropy": "use gluon.loss.SoftmaxCrossEntropyLoss",

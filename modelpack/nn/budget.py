@@ -192,7 +192,7 @@ def nbytes(shape: Iterable[int], dtype: np.dtype | type) -> int:
 _BROADCASTING = frozenset({
     "add", "subtract", "multiply", "divide", "power", "maximum", "minimum", "greater",
     "greater_equal", "less", "less_equal", "equal", "not_equal", "where", "floor_divide", "mod",
-    "logical_and", "logical_or",
+    "logical_and", "logical_or", "logical_xor", "fmod",
 })
 # Ops whose result may be larger than every input, each with its rule (elements, from the
 # input shapes and the resolved attributes). Every other op gives at most as many elements as

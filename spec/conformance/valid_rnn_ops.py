@@ -186,5 +186,35 @@ def recurrent_cells() -> Valid:
                  [Run(args(2, 52)), Run(args(5, 53))])
 
 
+def ops_math() -> Valid:
+    """The trigonometric, hyperbolic and error functions, rounding to even and C's remainder
+    (what ONNX's Tan … Atanh, Erf, Round, Mod with fmod=1 and Xor convert to), on floats and
+    integers (their results float_of the input), with values past each function's domain and
+    halves for the ties."""
+    s = [scalar("s07", 0.7), scalar("s3", 3), scalar("s0", 0)]
+    unary = ["tan", "arcsin", "arccos", "arctan", "sinh", "cosh", "arcsinh", "arccosh", "arctanh", "erf", "rint"]
+    n = [node(op, ["x"], op) for op in unary]
+    n += [node(op, ["k"], f"{op}_int") for op in ("arctan", "erf", "rint", "sinh")]
+    n += [node("fmod", ["x", "s07"], "fmod"), node("fmod", ["k", "s3"], "fmod_int"),
+          node("fmod", ["k", "j"], "fmod_by_int"), node("fmod", ["x", "y"], "fmod_arrays"),
+          node("greater", ["x", "s0"], "pos"), node("greater", ["y", "s0"], "ypos"),
+          node("logical_xor", ["pos", "ypos"], "logical_xor"), node("logical_xor", ["x", "k"], "logical_xor_mixed")]
+    names = [o for item in n for o in item["outputs"] if o not in ("pos", "ypos")]
+    inputs = [("x", "float32", ["batch", 6]), ("y", "float32", ["batch", 6]), ("k", "int16", ["batch", 6]),
+              ("j", "int16", [6])]
+    net = graph_block(inputs, s + n, as_dict(names))
+
+    def args(batch: int, seed: int) -> list[np.ndarray]:
+        generator = np.random.default_rng(seed)
+        x = f32(batch, 6, seed=seed, scale=1.5)
+        x[0, :5] = [0.5, -1.5, 2.5, 1.25, -0.0]  # ties for rint; |x| > 1 for arcsin's NaN
+        return [x, f32(batch, 6, seed=seed + 1), generator.integers(-9, 10, (batch, 6)).astype(np.int16),
+                np.array([3, -2, 0, 5, -7, 1], np.int16)]
+
+    return Valid("ops-math", "tan, arcsin, arccos, arctan, sinh, cosh, arcsinh, arccosh, arctanh, erf and rint "
+                 "on floats and integers, fmod (by a scalar, by 0 on integers, between arrays) and logical_xor",
+                 ["§3.4", "§3.5"], exporter(net), [Run(args(2, 61)), Run(args(5, 62))])
+
+
 def vectors() -> list[Valid]:
-    return [ops_gluon(), recurrent_layers(), recurrent_cells(), ops_lrn()]
+    return [ops_gluon(), recurrent_layers(), recurrent_cells(), ops_lrn(), ops_math()]

@@ -422,3 +422,17 @@ def test_a_converted_graph_runs_within_the_activation_budget(tmp_path):
     with pytest.raises(LimitError, match=r"t-symbol\.json: the top-level block \(\w+\): .*the activations this forward "
                                          r"call would hold after allocating 40000000000 bytes"):
         net(np.zeros((1, 1), np.float32))
+
+
+MATH = DATA / "math"  # scripts/make_mxnet_math_refs.py
+
+
+@pytest.mark.parametrize("name", ["legacy-math", "np-math"])
+def test_trigonometric_hyperbolic_and_error_functions_match_mxnet(name):
+    """tan, arcsin … arctanh and erf under their legacy and numpy-mode names."""
+    net = mxnet.convert(MATH / f"{name}-symbol.json", MATH / f"{name}-0000.params")
+    expected = [np.load(MATH / f"{name}-output-{i}.npy") for i in range(10)]
+    found = flat_outputs(net(np.load(MATH / f"{name}-input.npy")))
+    assert len(found) == len(expected) == len(list(MATH.glob(f"{name}-output-*.npy")))
+    assert_outputs_close(found, expected, rtol=1e-5, atol=1e-6)
+    assert_outputs_equal(round_trip(net)(np.load(MATH / f"{name}-input.npy")), net(np.load(MATH / f"{name}-input.npy")))

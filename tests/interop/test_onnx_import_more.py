@@ -301,6 +301,11 @@ B = np.random.default_rng(1).random((2, 3, 4)) > 0.5
     ("Not", [], {}, B, {}, 1),
     ("And", ["b"], {}, B, {"b": ~B[:1]}, 1),
     ("Or", ["b"], {}, B, {"b": ~B[:1]}, 1),
+    ("Xor", ["b"], {}, B, {"b": ~B[:1]}, 1),
+    *((op, [], {}, X, {}, 1) for op in ("Tan", "Atan", "Sinh", "Cosh", "Asinh", "Erf", "Round")),
+    *((op, [], {}, X / 3, {}, 1) for op in ("Asin", "Acos", "Atanh")),  # inside (−1, 1)
+    ("Acosh", [], {}, np.abs(X) + 1, {}, 1),
+    ("Round", [], {}, np.array([[[0.5, 1.5, 2.5, -0.5]], [[-1.5, -2.5, 0.49999997, -0.0]]], np.float32), {}, 1),
     ("ReduceProd", [], {"axes": [1, 2], "keepdims": 0}, X, {}, 1),
     ("ArgMax", [], {"axis": 2}, X, {}, 1),
     ("ArgMin", [], {"axis": -2, "keepdims": 0}, X, {}, 1),
@@ -448,18 +453,26 @@ def test_operators_built_from_a_few_ops(tmp_path, op, inputs, attrs, initializer
         np.testing.assert_allclose(found, expected, **TOL)
 
 
-def test_integer_mod_takes_the_divisors_sign_and_fmod_is_refused(tmp_path):
+@pytest.mark.parametrize("fmod", [0, 1])
+def test_integer_mod_takes_the_divisors_sign_and_fmod_the_dividends(tmp_path, fmod):
     divisors = np.array([3, -3, 4, -5], np.int64)
-    model = _one_node("Mod", ["d"], {}, ["n", 4], {"d": divisors}, dtype=TensorProto.INT64)
+    model = _one_node("Mod", ["d"], {"fmod": fmod}, ["n", 4], {"d": divisors}, dtype=TensorProto.INT64)
     onnx.save(model, str(tmp_path / "mod.onnx"))
     x = np.array([[-7, 7, -9, 11], [6, -6, 3, -12]], np.int64)
     found, expected = from_onnx(tmp_path / "mod.onnx")(x), _runtime(tmp_path / "mod.onnx", {"x": x})[0]
     assert found.dtype == expected.dtype == np.int64
     np.testing.assert_array_equal(found, expected)
-    model = _one_node("Mod", ["d"], {"fmod": 1}, ["n", 4], {"d": divisors}, dtype=TensorProto.INT64)
+    np.testing.assert_array_equal(found, (np.fmod if fmod else np.mod)(x, divisors))
+
+
+def test_float_fmod_takes_the_dividends_sign(tmp_path):
+    divisors = np.array([0.7, -0.7, 2.5, -1.5], np.float32)
+    model = _one_node("Mod", ["d"], {"fmod": 1}, ["n", 4], {"d": divisors})
     onnx.save(model, str(tmp_path / "fmod.onnx"))
-    with pytest.raises(UnsupportedBlockError, match=r"fmod\.onnx: node .*\(Mod\): fmod=1"):
-        from_onnx(tmp_path / "fmod.onnx")
+    x = np.array([[-7.25, 7.25, -9.5, 11.0], [0.5, -0.5, 3.0, -12.0]], np.float32)
+    found, expected = from_onnx(tmp_path / "fmod.onnx")(x), _runtime(tmp_path / "fmod.onnx", {"x": x})[0]
+    assert found.dtype == expected.dtype == np.float32
+    np.testing.assert_array_equal(found, expected)
 
 
 @pytest.mark.parametrize(("x_shape", "target", "batches"), [

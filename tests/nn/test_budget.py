@@ -36,7 +36,8 @@ def _cases(rng):
         for dtype in (np.int8, np.float32, np.bool_):
             yield "matmul", [_array(a, dtype, rng), _array(b, dtype, rng)], {}
     for op in ("negative", "abs", "exp", "log", "sqrt", "square", "sin", "cos", "relu", "sigmoid", "tanh",
-               "softrelu", "softsign", "gelu", "silu"):
+               "softrelu", "softsign", "gelu", "silu", "tan", "arcsin", "arccos", "arctan", "sinh", "cosh",
+               "arcsinh", "arccosh", "arctanh", "rint", "erf"):
         for dtype in (np.int8, np.float16, np.float32, np.int64):
             yield op, [_array((3, 4), dtype, rng)], {}
     for op in ("leaky_relu", "elu"):
@@ -63,7 +64,7 @@ def _cases(rng):
             yield op, [_array((3, 4), dtype, rng)], attrs
     for op in ("var", "std"):
         yield op, [_array((3, 4), np.int8, rng)], {"axis": [1], "keepdims": False, "ddof": 0}
-    for op in ("floor_divide", "mod", "logical_and", "logical_or"):
+    for op in ("floor_divide", "mod", "fmod", "logical_and", "logical_or", "logical_xor"):
         yield op, [_array((3, 1), np.int8, rng) + 5, _array((1, 4), np.float32, rng) + 7], {}
     for op in ("ceil", "floor", "expm1", "log1p", "reciprocal", "sign", "logical_not"):
         yield op, [_array((3, 4), np.int16, rng)], {}

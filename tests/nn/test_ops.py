@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -102,6 +103,9 @@ FORWARDS = {
     "elementwise": lambda x: np.floor(x) + np.ceil(x) + np.sign(x) + np.log1p(np.abs(x)) + np.expm1(x) + x // 0.3
     + x % 0.3 + np.reciprocal(x + 10),
     "logic": lambda x: np.where(np.logical_or(np.logical_and(x > 0, np.logical_not(x > 1)), x < -1), x, 0),
+    "math": lambda x: np.tan(x / 4) + np.arcsin(np.tanh(x)) + np.arccos(np.tanh(x)) + np.arctan(x) + np.sinh(x)
+    + np.cosh(x) + np.arcsinh(x) + np.arccosh(np.abs(x) + 1) + np.arctanh(np.tanh(x) / 2) + F.erf(x)
+    + np.rint(3 * x) + np.fmod(x, 0.3) + np.logical_xor(x > 0, x < 1),
     "softmax_length": lambda x: npx.softmax(x, np.full(x.shape[0], 3), use_length=True),
     "sequence_mask": lambda x: npx.sequence_mask(x, np.array([2.0] * 1 + [6.0] * 0)[:1].repeat(x.shape[0]), True, axis=1),
     "one_hot_pick": lambda x: npx.pick(x, npx.one_hot(np.argmax(x, axis=1), 6).argmax(axis=1)),
@@ -134,6 +138,23 @@ def test_op_traces_and_replays_at_other_batch_sizes(name):
         want, got = net(x), loaded(x)
         assert got.dtype == want.dtype and got.shape == want.shape
         np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", ["float16", "float32", "float64"])
+def test_erf_is_the_error_function_to_its_last_bits(dtype):
+    z = np.concatenate([np.linspace(-7, 7, 2001), [0.0, -0.0, 1e-30, -1e-300, np.inf, -np.inf, np.nan]]).astype(dtype)
+    exact = np.array([math.erf(float(v)) for v in z]).astype(dtype)
+    found = F.erf(z)
+    assert found.dtype == dtype and np.array_equal(np.signbit(found), np.signbit(exact))
+    np.testing.assert_array_max_ulp(found[np.isfinite(z)], exact[np.isfinite(z)], maxulp=0 if dtype == "float64" else 1)
+    assert np.isnan(found[-1]) and list(found[-3:-1]) == [1, -1]
+
+
+def test_erf_computes_integers_in_the_float_that_holds_them_and_refuses_complex_values():
+    assert [F.erf(np.array([1, -2], dtype)).dtype for dtype in ("bool", "int8", "int16", "int64")] == [
+        np.float16, np.float16, np.float32, np.float64]
+    with pytest.raises(InputError, match=r"erf is not defined on complex values \(got complex64\)"):
+        F.erf(np.array([1 + 2j], np.complex64))
 
 
 def test_every_op_is_in_the_spec():

@@ -21,7 +21,7 @@ def test_refuses_numpy_outside_the_op_set():
 
 
 def test_refuses_ufunc_outside_the_op_set():
-    refused_export(lambda self, x: self.fc(np.arctan(x)), X, r"cannot trace numpy\.arctan: it is not in the op set")
+    refused_export(lambda self, x: self.fc(np.cbrt(x)), X, r"cannot trace numpy\.cbrt: it is not in the op set")
 
 
 def test_refuses_raw_data_escape():

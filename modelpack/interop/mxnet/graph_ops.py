@@ -47,7 +47,11 @@ _UNARY = {
     "sigmoid": ("sigmoid", "_npx_sigmoid"), "tanh": ("tanh", "_npi_tanh"),
     "reciprocal": ("reciprocal", "_npi_reciprocal"), "sign": ("sign", "_npi_sign"),
     "floor": ("floor", "_npi_floor"), "ceil": ("ceil", "_npi_ceil"), "expm1": ("expm1", "_npi_expm1"),
-    "log1p": ("log1p", "_npi_log1p"), "softsign": ("softsign",),
+    "log1p": ("log1p", "_npi_log1p"), "softsign": ("softsign",), "tan": ("tan", "_npi_tan"),
+    "arcsin": ("arcsin", "_npi_arcsin"), "arccos": ("arccos", "_npi_arccos"),
+    "arctan": ("arctan", "_npi_arctan"), "sinh": ("sinh", "_npi_sinh"), "cosh": ("cosh", "_npi_cosh"),
+    "arcsinh": ("arcsinh", "_npi_arcsinh"), "arccosh": ("arccosh", "_npi_arccosh"),
+    "arctanh": ("arctanh", "_npi_arctanh"), "erf": ("erf", "_npx_erf"),  # (npx.erf records "erf")
 }
 # Comparisons: legacy operators give 1/0 in the input's dtype, numpy-mode ones booleans.
 _COMPARE = {

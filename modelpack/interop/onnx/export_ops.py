@@ -274,6 +274,17 @@ _UNARY = {
     "sqrt": "Sqrt",
     "sin": "Sin",
     "cos": "Cos",
+    "tan": "Tan",
+    "arcsin": "Asin",
+    "arccos": "Acos",
+    "arctan": "Atan",
+    "sinh": "Sinh",
+    "cosh": "Cosh",
+    "arcsinh": "Asinh",
+    "arccosh": "Acosh",
+    "arctanh": "Atanh",
+    "erf": "Erf",
+    "rint": "Round",
 }
 _COMPARE = {
     "greater": "Greater",

@@ -61,6 +61,19 @@ def _mod(em: Emitter, xs: list[str], attrs: dict[str, Any], values: list[Value],
     return em.node("Where", [_wrong_sign(em, r, b, zero), em.node("Add", [r, b]), r], "mod")
 
 
+def _fmod(em: Emitter, xs: list[str], attrs: dict[str, Any], values: list[Value], out: Value,
+          symbols: Symbols) -> str:
+    a, b = xs
+    if out.dtype.kind == "f":
+        return em.node("Mod", [a, b], "fmod", fmod=1)  # C's fmod: x by 0 is NaN
+    # numpy: an integer by 0 gives 0; ONNX leaves it undefined (a runtime may trap), so the
+    # zero divisors are made 1 first
+    zero, one = em.constant(0, out.dtype), em.constant(1, out.dtype)
+    by_zero = em.node("Equal", [b, zero])
+    r = em.node("Mod", [a, em.node("Where", [by_zero, one, b])], fmod=1)
+    return em.node("Where", [by_zero, zero, r], "fmod")
+
+
 def _floor_divide(em: Emitter, xs: list[str], attrs: dict[str, Any], values: list[Value], out: Value,
                   symbols: Symbols) -> str:
     a, b = xs
@@ -250,6 +263,8 @@ MATH_OPS: dict[str, OpEmitter] = {
         "logical_and": _simple("And"),
         "logical_or": _simple("Or"),
         "logical_not": _simple("Not"),
+        "logical_xor": _simple("Xor"),
+        "fmod": _fmod,
         "clip": _clip,
         "cumsum": _cumsum,
         "prod": _prod,

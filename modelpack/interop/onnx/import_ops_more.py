@@ -1,12 +1,12 @@
 """ONNX operators whose options modelpack's ops take as attributes: ``ArgMax``/``ArgMin``,
 ``CumSum``, ``Clip``, ``Tile`` and ``Split`` (the last four read constant inputs); those built
-from a few of modelpack's ops: the variadic ``Sum`` and ``Mean``, integer ``Mod``,
+from a few of modelpack's ops: the variadic ``Sum`` and ``Mean``, ``Mod`` (numpy's mod or fmod),
 ``HardSigmoid`` and ``HardSwish``; ``Expand`` (``broadcast_to`` the sizes it works out);
 ``GatherND`` (a ``take`` along its data's leading axes, merged), ``GatherElements`` (numpy's
 advanced indexing), ``Trilu`` (a ``where`` of each position's row and column), ``IsNaN`` and
 ``IsInf`` (comparisons).
 All in ``MORE_OPERATORS`` (merged into ``import_ops.OPERATORS``). What numpy's functions do
-not do (the last extremum, exclusive or reversed sums, C's fmod) is refused naming the option.
+not do (the last extremum, exclusive or reversed sums) is refused naming the option.
 """
 
 from __future__ import annotations
@@ -499,10 +499,9 @@ def _mean(g: Graph, node: onnx.NodeProto, attrs: dict[str, Any]) -> None:
 
 
 def _mod(g: Graph, node: onnx.NodeProto, attrs: dict[str, Any]) -> None:
-    """ONNX's Mod with fmod=0: the remainder takes the divisor's sign, as numpy's mod does."""
-    if attrs.get("fmod", 0):
-        raise g.fail(node, "fmod=1 (C's fmod, the dividend's sign; modelpack's mod is numpy's)")
-    g.op(node, "mod", [g.value(name, node) for name in node.input])
+    """ONNX's Mod: with fmod=0 the remainder takes the divisor's sign (numpy's mod), with
+    fmod=1 the dividend's (C's fmod, numpy's fmod)."""
+    g.op(node, "fmod" if attrs.get("fmod", 0) else "mod", [g.value(name, node) for name in node.input])
 
 
 def _exp_minus_one(g: Graph, x: str, inner: float, outer: float) -> str:

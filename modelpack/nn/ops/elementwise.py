@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from ...errors import InputError
 from .. import activations as act
 from . import Attrs, json_value, on_floats, register_op
 
@@ -30,6 +31,8 @@ _BINARY: dict[str, tuple[np.ufunc, ...]] = {
     "not_equal": (np.not_equal,),
     "logical_and": (np.logical_and,),
     "logical_or": (np.logical_or,),
+    "logical_xor": (np.logical_xor,),
+    "fmod": (np.fmod,),
 }
 _UNARY: dict[str, tuple[np.ufunc, ...]] = {
     "negative": (np.negative,),
@@ -46,6 +49,16 @@ _UNARY: dict[str, tuple[np.ufunc, ...]] = {
     "ceil": (np.ceil,),
     "sin": (np.sin,),
     "cos": (np.cos,),
+    "tan": (np.tan,),
+    "arcsin": (np.arcsin,),
+    "arccos": (np.arccos,),
+    "arctan": (np.arctan,),
+    "sinh": (np.sinh,),
+    "cosh": (np.cosh,),
+    "arcsinh": (np.arcsinh,),
+    "arccosh": (np.arccosh,),
+    "arctanh": (np.arctanh,),
+    "rint": (np.rint,),
     "logical_not": (np.logical_not,),
 }
 for _name, _ufuncs in _BINARY.items():
@@ -55,6 +68,16 @@ for _name, _ufuncs in _UNARY.items():
 # Activations are declared in ``activations.ACTIVATIONS``; tanh is also numpy's ufunc.
 for _name, _fn in act.ACTIVATIONS.items():
     register_op(_name, numpy=(np.tanh,) if _name == "tanh" else ())(on_floats(_fn))
+
+
+@register_op("erf")
+def erf(x: Any) -> np.ndarray:
+    """The error function in float_of(x's dtype), as numpy's ufuncs would take it (numpy has
+    no erf); complex values are refused."""
+    array = np.asarray(x)
+    if array.dtype.kind == "c":
+        raise InputError(f"erf is not defined on complex values (got {array.dtype})")
+    return act.erf(array.astype(np.result_type(array.dtype, np.float16), copy=False))
 
 
 @register_op("where", numpy=(np.where,))

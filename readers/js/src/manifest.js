@@ -241,6 +241,7 @@ export const OP_ATTRS = {};
 for (const op of ['add', 'subtract', 'multiply', 'divide', 'power', 'maximum', 'minimum', 'matmul', 'greater', 'greater_equal',
   'less', 'less_equal', 'equal', 'not_equal', 'negative', 'abs', 'square', 'exp', 'log', 'sqrt', 'sin', 'cos', 'where', 'flatten',
   'floor_divide', 'mod', 'logical_and', 'logical_or', 'logical_not', 'expm1', 'log1p', 'reciprocal', 'sign', 'floor', 'ceil', 'dot',
+  'fmod', 'logical_xor', 'tan', 'arcsin', 'arccos', 'arctan', 'sinh', 'cosh', 'arcsinh', 'arccosh', 'arctanh', 'erf', 'rint',
   ...ACTIVATIONS]) OP_ATTRS[op] = NO_ATTRS;
 Object.assign(OP_ATTRS, {
   leaky_relu: { alpha: [float(), 0.01] },

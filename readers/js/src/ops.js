@@ -182,23 +182,32 @@ function unary(name, value) {
   return map([cast(x, out)], out, (v) => roundTo(out, fn(v)));
 }
 
+// erf by its Maclaurin series, for 0 <= x < 2.5 (where it converges fast enough).
+function erfSeries(x) {
+  const x2 = x * x;
+  let term = x, sum = x;
+  for (let n = 1; n < 200; n++) {
+    term *= -x2 / n;
+    const add = term / (2 * n + 1);
+    sum += add;
+    if (Math.abs(add) < 1e-17 * Math.abs(sum)) break;
+  }
+  return (2 / Math.sqrt(Math.PI)) * sum;
+}
+
 export function erfc(x) {
   if (Number.isNaN(x)) return NaN;
   if (x < 0) return 2 - erfc(-x);
-  if (x < 2.5) {
-    const x2 = x * x;
-    let term = x, sum = x;
-    for (let n = 1; n < 200; n++) {
-      term *= -x2 / n;
-      const add = term / (2 * n + 1);
-      sum += add;
-      if (Math.abs(add) < 1e-17 * Math.abs(sum)) break;
-    }
-    return 1 - (2 / Math.sqrt(Math.PI)) * sum;
-  }
+  if (x < 2.5) return 1 - erfSeries(x);
   let t = x;
   for (let n = 80; n >= 1; n--) t = x + n / 2 / t;
   return Math.exp(-x * x) / Math.sqrt(Math.PI) / t;
+}
+
+export function erf(x) {
+  if (Number.isNaN(x) || x === 0) return x; // (keeps -0)
+  const a = Math.abs(x);
+  return Math.sign(x) * (a < 2.5 ? erfSeries(a) : 1 - erfc(a));
 }
 
 const sigmoid = (v) => 1 / (1 + Math.exp(-v));

@@ -6,7 +6,7 @@ import {
   INFO, NDArray, asArray, broadcastIndex, broadcastShapes, cast, convert, floatOf, isScalar, normaliseAxis,
   reshape as reshapeTo, roundTo, transpose as permute,
 } from './ndarray.js';
-import { map, matmul, operands, runOp } from './ops.js';
+import { erf, map, matmul, operands, runOp } from './ops.js';
 
 // Refuse an output larger than this reader allocates (§3.4: ops sized by attributes).
 export const MAX_ELEMENTS = 2 ** 31;
@@ -108,6 +108,29 @@ function like(op, inputs, dtype, value) {
 export const kind = (dtype) => INFO[dtype].kind;
 const truth = (v) => (typeof v === 'bigint' ? v !== 0n : v !== 0);
 
+// C's fmod (NumPy's np.fmod): the remainder takes the dividend's sign; an integer divided by 0
+// gives 0, a float NaN.
+function fmod(x, y, dtype) {
+  if (kind(dtype) === 'f') return x % y;
+  if (typeof x === 'bigint') return y === 0n ? 0n : x % y;
+  return y === 0 ? 0 : x % y;
+}
+
+// Ties to even, as np.rint.
+function rint(x) {
+  if (!Number.isFinite(x) || x === 0) return x;
+  const floor = Math.floor(x), rest = x - floor;
+  const nearest = rest > 0.5 || (rest === 0.5 && floor % 2 !== 0) ? floor + 1 : floor;
+  return nearest === 0 && x < 0 ? -0 : nearest;
+}
+
+// The element-wise functions whose result is float_of(input) (§3.5), computed in float64 then
+// rounded once.
+const FLOAT_FUNCTIONS = {
+  tan: Math.tan, arcsin: Math.asin, arccos: Math.acos, arctan: Math.atan, sinh: Math.sinh, cosh: Math.cosh,
+  arcsinh: Math.asinh, arccosh: Math.acosh, arctanh: Math.atanh, erf, rint,
+};
+
 // Python's floor division and remainder (NumPy's divmod: the remainder takes the divisor's sign).
 function divmod(x, y, dtype) {
   if (kind(dtype) === 'f') {
@@ -164,6 +187,17 @@ export const GLUON_OPS = {
   logical_and: (inputs) => elementwise('logical_and', inputs, 2, (a, b) => map([a, b], 'bool', (x, y) => (truth(x) && truth(y) ? 1 : 0))),
   logical_or: (inputs) => elementwise('logical_or', inputs, 2, (a, b) => map([a, b], 'bool', (x, y) => (truth(x) || truth(y) ? 1 : 0))),
   logical_not: (inputs) => elementwise('logical_not', inputs, 1, (a) => map([a], 'bool', (x) => (truth(x) ? 0 : 1))),
+  logical_xor: (inputs) => elementwise('logical_xor', inputs, 2, (a, b) => map([a, b], 'bool', (x, y) => (truth(x) !== truth(y) ? 1 : 0))),
+  fmod(inputs) {
+    arity('fmod', inputs, 2);
+    const { dtype, arrays } = operands(inputs);
+    if (dtype === 'bool') return GLUON_OPS.fmod(inputs.map((v) => cast(asArray(v), 'int8')));
+    return map(arrays, dtype, (x, y) => convert(fmod(x, y, dtype), dtype));
+  },
+  ...Object.fromEntries(Object.entries(FLOAT_FUNCTIONS).map(([op, fn]) => [op, (inputs) => elementwise(op, inputs, 1, (a) => {
+    const d = floatOf(a.dtype);
+    return map([cast(a, d)], d, (x) => roundTo(d, fn(x)));
+  })])),
   expm1: (inputs) => elementwise('expm1', inputs, 1, (a) => { const d = floatOf(a.dtype); return map([cast(a, d)], d, (x) => roundTo(d, Math.expm1(x))); }),
   log1p: (inputs) => elementwise('log1p', inputs, 1, (a) => { const d = floatOf(a.dtype); return map([cast(a, d)], d, (x) => roundTo(d, Math.log1p(x))); }),
   reciprocal: (inputs) => elementwise('reciprocal', inputs, 1, (a) => map([a], a.dtype, (x) => (kind(a.dtype) === 'f' ? roundTo(a.dtype, 1 / x)
