@@ -724,14 +724,19 @@ _GELU_PRODUCTS = {
 }
 
 
-@pytest.mark.parametrize("order", list(_GELU_PRODUCTS))
-def test_a_gelu_pattern_is_fused_whatever_the_order_of_its_products(tmp_path, order):
-    half = numpy_helper.from_array(np.array(0.5, np.float32), "half")
-    one = numpy_helper.from_array(np.array(1.0, np.float32), "one")
-    root = numpy_helper.from_array(np.array(1.4142135, np.float32), "root")
+def _gelu_model(order, path, x_shape, *also_read):
+    """The GELU pattern with its products in ``order``, reading the values ``also_read`` out too."""
+    constants = [numpy_helper.from_array(np.array(value, np.float32), name)
+                 for name, value in (("half", 0.5), ("one", 1.0), ("root", 1.4142135))]
     nodes = [helper.make_node("Div", ["x", "root"], ["s"]), helper.make_node("Erf", ["s"], ["e"]),
              helper.make_node("Add", ["e", "one"], ["a"]), *_GELU_PRODUCTS[order]]
-    path = _save(_model(nodes, [_float("x", [3, 4])], [_float("y", None)], [half, one, root]), tmp_path / "g.onnx")
+    outputs = [_float(name, None) for name in ("y", *also_read)]
+    return _save(_model(nodes, [_float("x", x_shape)], outputs, constants), path)
+
+
+@pytest.mark.parametrize("order", list(_GELU_PRODUCTS))
+def test_a_gelu_pattern_is_fused_whatever_the_order_of_its_products(tmp_path, order):
+    path = _gelu_model(order, tmp_path / "g.onnx", [3, 4])
     net = from_onnx(path)
     x = np.random.default_rng(0).standard_normal((3, 4)).astype(np.float32)
     np.testing.assert_allclose(net(x), _runtime(path, {"x": x})[0], rtol=1e-6, atol=1e-7)
@@ -753,27 +758,9 @@ def test_gelu_from_torch_onnx_default_exporter_below_opset_20(tmp_path):
     np.testing.assert_allclose(net(x), _runtime(tmp_path / "g.onnx", {"input": x})[0], **TOL)
 
 
-def test_a_half_of_the_product_read_elsewhere_keeps_the_pattern_unfused(tmp_path):
-    half = numpy_helper.from_array(np.array(0.5, np.float32), "half")
-    one = numpy_helper.from_array(np.array(1.0, np.float32), "one")
-    root = numpy_helper.from_array(np.array(1.4142135, np.float32), "root")
-    nodes = [helper.make_node("Div", ["x", "root"], ["s"]), helper.make_node("Erf", ["s"], ["e"], name="erf"),
-             helper.make_node("Add", ["e", "one"], ["a"]), helper.make_node("Mul", ["x", "half"], ["m"]),
-             helper.make_node("Mul", ["a", "m"], ["y"])]
-    model = _model(nodes, [_float("x", [2])], [_float("y", None), _float("m", None)], [half, one, root])
-    net = from_onnx(_save(model, tmp_path / "shared.onnx"))
-    assert "erf" in [node["op"] for node in net.get_config()["graph"]["nodes"]]
-
-
-def test_a_gelu_pattern_whose_parts_are_read_elsewhere_is_not_fused(tmp_path):
-    half = numpy_helper.from_array(np.array(0.5, np.float32), "half")
-    one = numpy_helper.from_array(np.array(1.0, np.float32), "one")
-    root = numpy_helper.from_array(np.array(1.4142135, np.float32), "root")
-    nodes = [helper.make_node("Div", ["x", "root"], ["s"]), helper.make_node("Erf", ["s"], ["e"], name="erf"),
-             helper.make_node("Add", ["e", "one"], ["a"]), helper.make_node("Mul", ["x", "a"], ["m"]),
-             helper.make_node("Mul", ["m", "half"], ["y"])]
-    model = _model(nodes, [_float("x", [2])], [_float("y", None), _float("e", None)], [half, one, root])
-    path = _save(model, tmp_path / "shared.onnx")
+@pytest.mark.parametrize(("order", "read"), [("x first", "e"), ("x times half first", "m")])
+def test_a_gelu_pattern_whose_parts_are_read_elsewhere_is_not_fused(tmp_path, order, read):
+    path = _gelu_model(order, tmp_path / "shared.onnx", [2], read)
     net = from_onnx(path)
     assert "erf" in [node["op"] for node in net.get_config()["graph"]["nodes"]]  # step by step
     x = np.array([0.3, -1.7], np.float32)
