@@ -244,19 +244,21 @@ def batch_norm(x: np.ndarray, axis: int, mean: np.ndarray, var: np.ndarray, gamm
     dtype = x.dtype
     inv_std, scale, shift = affine_terms(mean, var, gamma, beta, epsilon, dtype)
     three = _three(x, axis)
-    scales, shifts = _per_channel(scale, three), _per_channel(shift, three)
     if in_place and not x.flags.c_contiguous:
         raise ValueError("batch_norm in place needs a C-contiguous array")
     out = three if in_place else np.empty_like(three)
     loops = _loops(three, scale, shift)
+    if loops is not None:
+        def run(rows: slice) -> None:
+            if in_place:  # (one array: the loop vectorises; see its docstring)
+                loops.scale_shift_in_place(out, scale, shift, rows.start, rows.stop)
+            else:
+                loops.scale_shift(three, out, scale, shift, rows.start, rows.stop)
+    else:  # numpy's passes, on the per-channel values laid out (the loops read them as they are)
+        operands = (scale, _per_channel(scale, three)), (shift, _per_channel(shift, three))
 
-    def run(rows: slice) -> None:
-        if loops is not None and in_place:  # (one array: the loop vectorises; see its docstring)
-            loops.scale_shift_in_place(out, scale, shift, rows.start, rows.stop)
-        elif loops is not None:
-            loops.scale_shift(three, out, scale, shift, rows.start, rows.stop)
-        else:
-            _scale_shift(three[rows], out[rows], (scale, scales), (shift, shifts))
+        def run(rows: slice) -> None:
+            _scale_shift(three[rows], out[rows], *operands)
 
     parallel.over_batch(run, three.shape[0], three.size, min_elements=SPLIT_ELEMENTS)
     return x if in_place else out.reshape(x.shape), Stats(mean.astype(dtype, copy=False), inv_std, batch)
