@@ -382,7 +382,9 @@ def test_the_input_gradient_at_stride_1_comes_here(monkeypatch, last, kernel, pa
     """A training backward of an ungrouped stride-1 convolution wide enough for ``shifted``
     (in and out) computes the input's gradient there (a correlation of the output's gradient with the
     flipped kernel), equal to the reference's adjoint; the weight's gradient is untouched. On
-    planes of at most ``IM2COL_MAX_POSITIONS`` (16×15), the same correlation on im2col's columns."""
+    planes of at most ``IM2COL_MAX_POSITIONS`` (16×15), the same correlation on im2col's columns.
+    (numpy's kernels: with the compiled ones, Winograd takes a 3×3's first.)"""
+    use_numpy_kernels(monkeypatch)
     calls = record_calls(monkeypatch, shifted, "forward")
     gathered = record_calls(monkeypatch, im2col, "forward_last")
     rng = np.random.default_rng(3)

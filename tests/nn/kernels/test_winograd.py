@@ -22,8 +22,8 @@ from test_conv import (
 )
 
 from modelpack import nn
+from modelpack.nn.kernels import backend, parallel, winograd
 from modelpack.nn.kernels import conv as kernels
-from modelpack.nn.kernels import parallel, winograd
 
 
 def _arrays(seed: int, batch: int, c: int, o: int, sizes: tuple[int, int], dtype: type = np.float32
@@ -34,12 +34,24 @@ def _arrays(seed: int, batch: int, c: int, o: int, sizes: tuple[int, int], dtype
     return x, w, rng.standard_normal(o).astype(dtype)
 
 
+@pytest.fixture(params=["numpy", "numba"])
+def transforms(request, monkeypatch) -> str:
+    """Each side of the transforms: numpy's GEMMs, and numba's loops (``compiled_winograd``,
+    skipped without the accel extra)."""
+    if request.param == "numba":
+        request.getfixturevalue("numba_kernels")
+        backend.use("numba")
+    else:
+        use_numpy_kernels(monkeypatch)
+    return request.param
+
+
 @pytest.mark.parametrize("padding", [(1, 1), (0, 0), (2, 1), (0, 2), (5, 3)])
 @pytest.mark.parametrize(("batch", "c", "o", "sizes"), [
     (3, 4, 5, (8, 8)), (2, 3, 2, (7, 5)), (1, 2, 3, (3, 3)), (4, 6, 4, (13, 4)), (2, 1, 1, (4, 9)),
 ])
 @pytest.mark.parametrize("with_bias", [True, False])
-def test_forward_matches_the_reference(padding, batch, c, o, sizes, with_bias) -> None:
+def test_forward_matches_the_reference(transforms, padding, batch, c, o, sizes, with_bias) -> None:
     """Any padding, sizes that are not whole tiles (the last row and column of tiles cut),
     with or without a bias; a C-contiguous float32 output."""
     g = kernels.Geometry((3, 3), (1, 1), padding, (1, 1))
@@ -52,7 +64,8 @@ def test_forward_matches_the_reference(padding, batch, c, o, sizes, with_bias) -
     assert_near(out, expected)
 
 
-def test_float64_is_exact_to_its_rounding() -> None:
+def test_float64_is_exact_to_its_rounding(transforms) -> None:
+    """(numpy's transforms, whichever kernels are in use: the compiled ones are float32's.)"""
     g = kernels.Geometry((3, 3), (1, 1), (1, 1), (1, 1))
     x, w, bias = _arrays(7, 3, 5, 4, (9, 6), np.float64)
     out = winograd.forward(x, w, bias, g, g.out_sizes((9, 6)))
@@ -62,7 +75,7 @@ def test_float64_is_exact_to_its_rounding() -> None:
 
 
 @pytest.mark.parametrize("block_values", [1, 36 * 4 * 9 * 2, 1 << 20])
-def test_blocks_of_examples_and_threads_agree(monkeypatch, block_values) -> None:
+def test_blocks_of_examples_and_threads_agree(transforms, monkeypatch, block_values) -> None:
     """Blocks of one, two (a short last one) or all of a thread's examples, on 1 and 2 threads
     (the split forced): every example equals the reference, and the thread counts agree
     (bit for bit where the BLAS allows, ``assert_split_equal``)."""
@@ -97,6 +110,34 @@ def test_the_inference_dispatch(monkeypatch, c, strides, dilation, groups, kerne
     rng = np.random.default_rng(c)
     x = rng.standard_normal((2, c, 8, 8)).astype(np.float32)
     w = rng.standard_normal((32, c // groups, *kernel)).astype(np.float32)
+    out = kernels.forward(x, w, None, g, backward=False)[0]
+    assert bool(calls) == taken
+    assert_near(out, reference_forward(x, w, g))
+
+
+def test_the_compiled_transforms_give_numpys_results(numba_kernels, monkeypatch) -> None:
+    """The same blocks and GEMMs, the transforms' sums in another order: equal to float32
+    rounding (against each other, as against the reference)."""
+    g = kernels.Geometry((3, 3), (1, 1), (1, 1), (1, 1))
+    x, w, bias = _arrays(11, 5, 24, 20, (18, 13))
+    backend.use("numba")
+    from modelpack.nn.kernels import compiled_winograd  # (numba's: imported once it is there)
+
+    calls = record_calls(monkeypatch, compiled_winograd, "input_tiles")
+    compiled = winograd.forward(x, w, bias, g, (18, 13))
+    assert calls
+    use_numpy_kernels(monkeypatch)
+    assert_near(compiled, winograd.forward(x, w, bias, g, (18, 13)))
+
+
+@pytest.mark.parametrize(("transforms", "c", "taken"), [
+    ("numpy", 16, False), ("numba", 16, True), ("numba", 8, False),
+], indirect=["transforms"])
+def test_with_the_compiled_transforms_sixteen_channels_take_it(transforms, monkeypatch, c, taken) -> None:
+    monkeypatch.setattr(winograd, "MIN_TILES", 1)
+    calls = record_calls(monkeypatch, winograd, "forward")
+    g = kernels.Geometry((3, 3), (1, 1), (1, 1), (1, 1))
+    x, w, _ = _arrays(c, 2, c, c, (8, 8))
     out = kernels.forward(x, w, None, g, backward=False)[0]
     assert bool(calls) == taken
     assert_near(out, reference_forward(x, w, g))
