@@ -187,8 +187,9 @@ def _forward_compiled(x: np.ndarray, u: np.ndarray, bias: np.ndarray | None, g: 
     tiles = rows * cols
     x = np.ascontiguousarray(x)
     shift = np.empty(0, np.float32) if bias is None else np.ascontiguousarray(bias, np.float32)
-    # the block's transformed tiles and their GEMMs' sums
-    budget.charge(parallel.threads() * budget.nbytes((SPAN * SPAN * per * tiles * (c + o),), x.dtype),
+    # the block's transformed tiles and their GEMMs' sums, and the loops' half-transformed ones
+    scratch = SPAN * SPAN * per * tiles * (c + o) + SPAN * per * rows * (TILE * cols + 2) + 40 * per * tiles
+    budget.charge(parallel.threads() * budget.nbytes((scratch,), x.dtype),
                   "its Winograd tiles, a block a thread")
     budget.charge(budget.nbytes((n, o, *out_sizes), x.dtype), "its output")
     out = np.empty((n, o, *out_sizes), x.dtype)

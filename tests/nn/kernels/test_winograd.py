@@ -161,7 +161,7 @@ def test_the_input_gradient_is_the_flipped_winograd_forward(monkeypatch, c, o, s
     assert_near(grad_w, expected_w)
 
 
-def test_its_tiles_count_against_the_budget() -> None:
+def test_its_tiles_count_against_the_budget(transforms) -> None:
     """A hostile padding: the padded planes and tiles are refused before they are allocated,
     naming the file."""
     layer = nn.Conv2D(32, 3, padding=4000, in_channels=32)
