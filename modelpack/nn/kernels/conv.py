@@ -131,6 +131,11 @@ def forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, g: Geome
         # gradient is the flipped kernel's forward (``winograd3d``'s numbers there).
         out = activated(winograd3d.forward(x, weight, bias, g, out_sizes))
         return out, Saved(x, False, x.shape, out_sizes, winograd=True)
+    if last is None and backward and winograd.trains(x, weight, g):
+        # The compiled transforms' forward; the backward gathers the weight gradient's columns
+        # itself (``deferred``), its input gradient the flipped Winograd forward.
+        out = activated(winograd.forward(x, weight, bias, g, out_sizes))
+        return out, Saved(x, True, x.shape, out_sizes, deferred=True)
     if last is None and banded.trainable(x, weight, g):
         # Banded GEMMs, no columns, the backward's GEMMs on the same planes (2 threads, 3×3/1 on
         # 8×128×56×56: 39.3 → 22.4 ms against shifted's blocks; 3×3/2 on 8×64×112×112: 37.2 →

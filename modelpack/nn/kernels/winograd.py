@@ -88,6 +88,12 @@ def usable(x: np.ndarray, weight: np.ndarray, g: Geometry) -> bool:
     return x.shape[0] * rows * cols >= MIN_TILES and x.shape[0] >= parallel.threads()
 
 
+def trains(x: np.ndarray, weight: np.ndarray, g: Geometry) -> bool:
+    """Whether a training forward takes it: ``usable`` on the compiled transforms (with numpy's,
+    im2col's forward and the columns it keeps for the weight's gradient cost less)."""
+    return _compiled(x.dtype) and usable(x, weight, g)
+
+
 def transformed_weight(weight: np.ndarray) -> np.ndarray:
     """``G w Gᵀ`` of every (output, input) kernel as (36, O, C): one GEMM with G ⊗ G."""
     o, c = weight.shape[:2]

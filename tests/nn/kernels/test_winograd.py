@@ -143,6 +143,26 @@ def test_with_the_compiled_transforms_sixteen_channels_take_it(transforms, monke
     assert_near(out, reference_forward(x, w, g))
 
 
+@pytest.mark.parametrize(("transforms", "c", "padding", "taken"), [
+    ("numba", 32, (1, 1), True), ("numba", 16, (0, 2), True), ("numba", 8, (1, 1), False), ("numpy", 32, (1, 1), False),
+], indirect=["transforms"])
+def test_a_training_forward_takes_it_on_the_compiled_transforms(transforms, monkeypatch, c, padding, taken) -> None:
+    """Its forward, then the backward's own columns for the weight's gradient: both
+    gradients equal the reference's (with numpy's transforms im2col keeps its columns)."""
+    monkeypatch.setattr(winograd, "MIN_TILES", 1)
+    calls = record_calls(monkeypatch, winograd, "forward")
+    g = kernels.Geometry((3, 3), (1, 1), padding, (1, 1))
+    x, w, bias = _arrays(c, 3, c, c, (9, 7))
+    out, saved = kernels.forward(x, w, bias, g)
+    assert (calls[:1] == [x.shape]) == taken
+    assert_near(out, reference_forward(x, w, g) + bias.reshape(1, -1, 1, 1))
+    grad = np.random.default_rng(1).standard_normal(out.shape).astype(np.float32)
+    grad_x, grad_w = kernels.backward(grad, saved, w, g)
+    expected_x, expected_w = reference_backward(x, w, grad, g)
+    assert_near(grad_x, expected_x)
+    assert_near(grad_w, expected_w)
+
+
 @pytest.mark.parametrize(("c", "o", "side", "taken"), [(32, 32, 4, True), (32, 48, 8, True), (32, 16, 8, False)])
 def test_the_input_gradient_is_the_flipped_winograd_forward(monkeypatch, c, o, side, taken) -> None:
     """A training forward's input gradient: the output's gradient correlated with the flipped
