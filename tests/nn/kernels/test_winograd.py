@@ -144,7 +144,8 @@ def test_with_the_compiled_transforms_sixteen_channels_take_it(transforms, monke
 
 
 @pytest.mark.parametrize(("transforms", "c", "padding", "taken"), [
-    ("numba", 32, (1, 1), True), ("numba", 16, (0, 2), True), ("numba", 8, (1, 1), False), ("numpy", 32, (1, 1), False),
+    ("numba", 32, (1, 1), True), ("numba", 48, (0, 2), True), ("numba", 16, (1, 1), False),
+    ("numpy", 32, (1, 1), False),
 ], indirect=["transforms"])
 def test_a_training_forward_takes_it_on_the_compiled_transforms(transforms, monkeypatch, c, padding, taken) -> None:
     """Its forward, then the backward's own columns for the weight's gradient: both
