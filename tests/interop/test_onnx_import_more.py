@@ -1479,3 +1479,99 @@ def test_where_refuses_a_condition_that_is_not_bool(tmp_path):
     onnx.save(model, str(tmp_path / "where.onnx"))
     with pytest.raises(UnsupportedBlockError, match=r"\(Where\): a condition of float32 \(ONNX's Where takes bool\)"):
         from_onnx(tmp_path / "where.onnx")
+
+
+# -- If whose condition is a test of sizes, and Size (torch.onnx's TorchScript exporter) --------
+
+
+def _if_on_width(width_test: str, x_shape, extra_nodes=(), extra_inits=()):
+    """y = x·2 if x's last size passes ``width_test`` against 4 (Greater/Less), else x + 1."""
+    nodes = [
+        helper.make_node("Shape", ["x"], ["shape"]),
+        helper.make_node("Gather", ["shape", "last"], ["width"], axis=0),
+        helper.make_node(width_test, ["width", "four"], ["cond"]),
+        *extra_nodes,
+        helper.make_node("If", ["cond"], ["y"],
+                         then_branch=helper.make_graph([helper.make_node("Mul", ["x", "two"], ["doubled"])], "then", [],
+                                                       [helper.make_tensor_value_info("doubled", TensorProto.FLOAT, None)]),
+                         else_branch=helper.make_graph([helper.make_node("Add", ["x", "one"], ["plus"])], "else", [],
+                                                       [helper.make_tensor_value_info("plus", TensorProto.FLOAT, None)],
+                                                       [numpy_helper.from_array(np.array(1.0, np.float32), "one")])),
+    ]
+    inits = [numpy_helper.from_array(np.array(-1, np.int64), "last"), numpy_helper.from_array(np.array(4, np.int64), "four"),
+             numpy_helper.from_array(np.array(2.0, np.float32), "two"), *extra_inits]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, x_shape)],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    return model
+
+
+@pytest.mark.parametrize(("test", "doubled"), [("Greater", True), ("Less", False)])
+def test_an_if_on_a_known_size_runs_the_branch_it_picks(tmp_path, test, doubled):
+    onnx.save(_if_on_width(test, ["n", 3, 6]), str(tmp_path / "if.onnx"))
+    net = from_onnx(tmp_path / "if.onnx")
+    x = np.arange(2 * 3 * 6, dtype=np.float32).reshape(2, 3, 6)
+    np.testing.assert_array_equal(net(x), x * 2 if doubled else x + 1)
+    np.testing.assert_array_equal(net(x), _runtime(tmp_path / "if.onnx", {"x": x})[0])
+
+
+def test_an_if_on_the_data_is_refused_as_control_flow(tmp_path):
+    model = _if_on_width("Greater", ["n", 3, 6])
+    model.graph.node[3].input[0] = "data_cond"
+    model.graph.node.insert(3, helper.make_node("ReduceMax", ["x"], ["biggest"], keepdims=0))
+    model.graph.node.insert(4, helper.make_node("Greater", ["biggest", "two"], ["data_cond"]))
+    onnx.save(model, str(tmp_path / "flow.onnx"))
+    with pytest.raises(UnsupportedBlockError, match=r"\(If\): its condition is computed from the data "
+                                                    r"\(control flow is not translated\)"):
+        from_onnx(tmp_path / "flow.onnx")
+
+
+@pytest.mark.parametrize(("source", "x_shape", "expected"), [("shape", ["n", 3, 6], 3), ("x", [2, 3, 6], 36)])
+def test_size_of_a_shape_vector_or_of_a_fixed_shape(tmp_path, source, x_shape, expected):
+    size = helper.make_node("Size", [source], ["count"])
+    cast = helper.make_node("Cast", ["count"], ["count_f"], to=TensorProto.FLOAT)
+    scaled = helper.make_node("Mul", ["x", "count_f"], ["y"])
+    nodes = [helper.make_node("Shape", ["x"], ["shape"]), size, cast, scaled]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, x_shape)],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, str(tmp_path / "size.onnx"))
+    x = np.ones((2, 3, 6), np.float32)
+    np.testing.assert_array_equal(from_onnx(tmp_path / "size.onnx")(x), x * expected)
+
+
+def test_size_of_a_value_with_a_dynamic_size_is_refused(tmp_path):
+    nodes = [helper.make_node("Size", ["x"], ["count"], name="count_it"),
+             helper.make_node("Cast", ["count"], ["count_f"], to=TensorProto.FLOAT),
+             helper.make_node("Mul", ["x", "count_f"], ["y"])]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 3])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, str(tmp_path / "size.onnx"))
+    with pytest.raises(UnsupportedBlockError, match=r"'count_it' \(Size\): the size of 'x' is not known when the file is read"):
+        from_onnx(tmp_path / "size.onnx")
+
+
+@pytest.mark.parametrize("module", ["lrn", "repeat"])
+def test_torchscript_exports_with_an_if_on_sizes(tmp_path, module):
+    """torch.onnx's TorchScript exporter writes LRN's padding and ``x.repeat``'s rank test as If
+    nodes (and Size) on sizes known when the file is read."""
+    torch = pytest.importorskip("torch", reason="torch is not installed: torch.onnx exports cannot be made")
+
+    class Repeat(torch.nn.Module):
+        def forward(self, x):
+            return x.repeat(1, 2, 1) + x.tile(1, 2, 1)
+
+    layer, shape = (torch.nn.LocalResponseNorm(3), (2, 4, 5, 5)) if module == "lrn" else (Repeat(), (2, 3, 4))
+    x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(layer.eval(), (torch.from_numpy(x),), str(tmp_path / "m.onnx"), dynamo=False, opset_version=17,
+                          input_names=["x"], output_names=["y"])
+    assert "If" in {n.op_type for n in onnx.load(str(tmp_path / "m.onnx")).graph.node}
+    with torch.no_grad():
+        expected = layer(torch.from_numpy(x)).numpy()
+    np.testing.assert_allclose(from_onnx(tmp_path / "m.onnx")(x), expected, rtol=1e-5, atol=1e-6)

@@ -558,6 +558,35 @@ def _identity(g: Graph, node: onnx.NodeProto, attrs: dict[str, Any]) -> None:
     g.alias(node, node.input[0])
 
 
+def _if(g: Graph, node: onnx.NodeProto, attrs: dict[str, Any]) -> None:
+    """ONNX's If whose condition is known when the file is read (a test of sizes: torch.onnx's
+    TorchScript exporter writes them for LRN and ``x.repeat``): the chosen branch's nodes in
+    its place. A condition computed from the data is control flow, which is refused."""
+    condition = g.known(node.input[0])
+    if condition is None or condition.size != 1:
+        raise g.fail(node, "its condition is computed from the data (control flow is not translated)")
+    branch = attrs["then_branch" if bool(condition.reshape(-1)[0]) else "else_branch"]
+    if len(branch.output) != len(node.output):
+        raise g.fail(node, f"its branch gives {len(branch.output)} values for its {len(node.output)} outputs")
+    for tensor in branch.initializer:
+        g.constants[tensor.name] = to_array(tensor, g.where)
+    for inner in branch.node:
+        translate(g, inner)
+    for index, value in enumerate(branch.output):
+        g.alias(node, value.name, index)
+
+
+def _size(g: Graph, node: onnx.NodeProto, attrs: dict[str, Any]) -> None:
+    """ONNX's Size where the count is known when the file is read (a shape vector's length, or
+    a value of fixed shape); refused where it depends on a dynamic size."""
+    name = node.input[0]
+    dims = [len(g.vectors[name])] if name in g.vectors else g.shape(name)
+    sizes = [d for d in dims or [] if isinstance(d, int)]
+    if dims is None or len(sizes) != len(dims):
+        raise g.fail(node, f"the size of {name!r} is not known when the file is read")
+    g.constants[node.output[0]] = np.array(math.prod(sizes), np.int64)
+
+
 OPERATORS: dict[str, Translator] = {
     "Constant": _constant,
     "Shape": _shape,
@@ -569,6 +598,8 @@ OPERATORS: dict[str, Translator] = {
     "Slice": _slice,
     "Reshape": _reshape,
     "Identity": _identity,
+    "If": _if,
+    "Size": _size,
     "Dropout": _identity,
     "Gemm": gemm,
     "MatMul": matmul,

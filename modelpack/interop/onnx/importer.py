@@ -438,13 +438,15 @@ class Graph:
         self.children[name] = block
         return self._add("layer", [x], {"block": name})
 
-    def alias(self, node: onnx.NodeProto, name: str) -> None:
+    def alias(self, node: onnx.NodeProto, name: str, index: int = 0) -> None:
+        """Output ``index`` of ``node`` is ONNX value ``name``."""
+        target = node.output[index]
         if name in self.values:
-            self.values[node.output[0]] = self.values[name]
+            self.values[target] = self.values[name]
         if name in self.constants:
-            self.constants[node.output[0]] = self.constants[name]
+            self.constants[target] = self.constants[name]
         if name in self.vectors:
-            self.vectors[node.output[0]] = self.vectors[name]
+            self.vectors[target] = self.vectors[name]
 
     def sizes(self, node: onnx.NodeProto, index: int, what: str) -> Dims:
         """Input ``index`` of ``node`` as sizes: a shape vector (sizes named for the model's
