@@ -1484,27 +1484,32 @@ def test_where_refuses_a_condition_that_is_not_bool(tmp_path):
 # -- If whose condition is a test of sizes, and Size (torch.onnx's TorchScript exporter) --------
 
 
-def _if_on_width(width_test: str, x_shape, extra_nodes=(), extra_inits=()):
+def _x_to_y(nodes, x_shape, initializers=()):
+    """A float model of ``nodes`` from input x (``x_shape``) to output y."""
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, x_shape)],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], list(initializers))
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    return model
+
+
+def _if_on_width(width_test: str, x_shape):
     """y = x·2 if x's last size passes ``width_test`` against 4 (Greater/Less), else x + 1."""
+    def branch(name, node, output, *initializers):
+        return helper.make_graph([node], name, [], [helper.make_tensor_value_info(output, TensorProto.FLOAT, None)],
+                                 list(initializers))
+
     nodes = [
         helper.make_node("Shape", ["x"], ["shape"]),
         helper.make_node("Gather", ["shape", "last"], ["width"], axis=0),
         helper.make_node(width_test, ["width", "four"], ["cond"]),
-        *extra_nodes,
-        helper.make_node("If", ["cond"], ["y"],
-                         then_branch=helper.make_graph([helper.make_node("Mul", ["x", "two"], ["doubled"])], "then", [],
-                                                       [helper.make_tensor_value_info("doubled", TensorProto.FLOAT, None)]),
-                         else_branch=helper.make_graph([helper.make_node("Add", ["x", "one"], ["plus"])], "else", [],
-                                                       [helper.make_tensor_value_info("plus", TensorProto.FLOAT, None)],
-                                                       [numpy_helper.from_array(np.array(1.0, np.float32), "one")])),
+        helper.make_node("If", ["cond"], ["y"], then_branch=branch("then", helper.make_node("Mul", ["x", "two"], ["twice"]),
+                                                                   "twice"),
+                         else_branch=branch("else", helper.make_node("Add", ["x", "one"], ["plus"]), "plus",
+                                            numpy_helper.from_array(np.array(1.0, np.float32), "one"))),
     ]
-    inits = [numpy_helper.from_array(np.array(-1, np.int64), "last"), numpy_helper.from_array(np.array(4, np.int64), "four"),
-             numpy_helper.from_array(np.array(2.0, np.float32), "two"), *extra_inits]
-    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, x_shape)],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], inits)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    return model
+    constants = {"last": np.array(-1, np.int64), "four": np.array(4, np.int64), "two": np.array(2.0, np.float32)}
+    return _x_to_y(nodes, x_shape, [numpy_helper.from_array(value, name) for name, value in constants.items()])
 
 
 @pytest.mark.parametrize(("test", "doubled"), [("Greater", True), ("Less", False)])
@@ -1527,30 +1532,22 @@ def test_an_if_on_the_data_is_refused_as_control_flow(tmp_path):
         from_onnx(tmp_path / "flow.onnx")
 
 
+def _scaled_by_size(source, x_shape):
+    """y = x · Size(``source``)."""
+    return _x_to_y([helper.make_node("Shape", ["x"], ["shape"]), helper.make_node("Size", [source], ["count"], name="count_it"),
+                    helper.make_node("Cast", ["count"], ["count_f"], to=TensorProto.FLOAT),
+                    helper.make_node("Mul", ["x", "count_f"], ["y"])], x_shape)
+
+
 @pytest.mark.parametrize(("source", "x_shape", "expected"), [("shape", ["n", 3, 6], 3), ("x", [2, 3, 6], 36)])
 def test_size_of_a_shape_vector_or_of_a_fixed_shape(tmp_path, source, x_shape, expected):
-    size = helper.make_node("Size", [source], ["count"])
-    cast = helper.make_node("Cast", ["count"], ["count_f"], to=TensorProto.FLOAT)
-    scaled = helper.make_node("Mul", ["x", "count_f"], ["y"])
-    nodes = [helper.make_node("Shape", ["x"], ["shape"]), size, cast, scaled]
-    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, x_shape)],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    onnx.save(model, str(tmp_path / "size.onnx"))
+    onnx.save(_scaled_by_size(source, x_shape), str(tmp_path / "size.onnx"))
     x = np.ones((2, 3, 6), np.float32)
     np.testing.assert_array_equal(from_onnx(tmp_path / "size.onnx")(x), x * expected)
 
 
 def test_size_of_a_value_with_a_dynamic_size_is_refused(tmp_path):
-    nodes = [helper.make_node("Size", ["x"], ["count"], name="count_it"),
-             helper.make_node("Cast", ["count"], ["count_f"], to=TensorProto.FLOAT),
-             helper.make_node("Mul", ["x", "count_f"], ["y"])]
-    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 3])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    onnx.save(model, str(tmp_path / "size.onnx"))
+    onnx.save(_scaled_by_size("x", ["n", 3]), str(tmp_path / "size.onnx"))
     with pytest.raises(UnsupportedBlockError, match=r"'count_it' \(Size\): the size of 'x' is not known when the file is read"):
         from_onnx(tmp_path / "size.onnx")
 
