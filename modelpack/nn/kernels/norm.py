@@ -302,22 +302,25 @@ def batch_norm_training(x: np.ndarray, axis: int, gamma: np.ndarray | None, beta
     squares = (np.array([sq for _, _, _, sq in parts], np.float64) + counts * offsets**2).sum(axis=0)
     mean, var = mean64.astype(dtype), (squares / counts.sum()).astype(dtype)
     inv_std, scale, _ = affine_terms(mean, var, gamma, beta, epsilon, dtype)
-    scales = _per_channel(scale, three)
     # each chunk holds x − its own mean: out = that·scale + (its mean − mean)·scale + β
     chunk_shifts = (offsets * scale + beta).astype(dtype)
-    shifts = {start: _per_channel(shift, three) for start, shift in zip(starts, chunk_shifts, strict=True)}
+    if loops is not None:
+        def apply(rows: slice) -> None:
+            index = starts.index(rows.start)
+            shift = chunk_shifts[index]
+            if fused:
+                chunk_mean = means[index].astype(dtype)
+                loops.centred_scale_shift(three, out, chunk_mean, scale, shift, rows.start, rows.stop)
+            else:
+                loops.scale_shift_in_place(out, scale, shift, rows.start, rows.stop)
+    else:  # numpy's passes, on the per-channel values laid out (the loops read them as they are)
+        scales = _per_channel(scale, three)
+        shifts = {start: _per_channel(value, three) for start, value in zip(starts, chunk_shifts,
+                                                                             strict=True)}
 
-    def apply(rows: slice) -> None:
-        index = starts.index(rows.start)
-        chunk_shift = chunk_shifts[index]
-        if loops is not None and fused:
-            chunk_mean = means[index].astype(dtype)
-            loops.centred_scale_shift(three, out, chunk_mean, scale, chunk_shift, rows.start, rows.stop)
-            return
-        if loops is not None:
-            loops.scale_shift_in_place(out, scale, chunk_shift, rows.start, rows.stop)
-            return
-        _scale_shift(out[rows], out[rows], (scale, scales), (chunk_shift, shifts[rows.start]))
+        def apply(rows: slice) -> None:
+            shift = chunk_shifts[starts.index(rows.start)]
+            _scale_shift(out[rows], out[rows], (scale, scales), (shift, shifts[rows.start]))
 
     _over_chunks(apply, three)  # the same chunks as the statistics'
     return out.reshape(x.shape), Stats(mean, inv_std, True), var
@@ -327,13 +330,15 @@ def _grad_sums(g3: np.ndarray, x3: np.ndarray, mean: np.ndarray, centred: np.nda
                ) -> tuple[np.ndarray, np.ndarray]:
     """(Σ g, Σ g·(x − mean)) per channel, over ``parallel.REDUCTION_CHUNKS`` chunks of the batch
     (the same bits whatever the thread count); numpy's passes leave x − mean in ``centred``."""
-    centre = _per_channel(mean, x3)
-
-    def run(rows: slice) -> tuple[np.ndarray, np.ndarray]:
-        if loops is not None:
+    if loops is not None:
+        def run(rows: slice) -> tuple[np.ndarray, np.ndarray]:
             return loops.grad_sums(g3, x3, mean, rows.start, rows.stop)
-        g = g3[rows]
-        return _rows_then_channels(g), _dot(g, _apply(np.subtract, x3[rows], centre, centred[rows]))
+    else:
+        centre = _per_channel(mean, x3)
+
+        def run(rows: slice) -> tuple[np.ndarray, np.ndarray]:
+            g = g3[rows]
+            return _rows_then_channels(g), _dot(g, _apply(np.subtract, x3[rows], centre, centred[rows]))
 
     parts = _over_chunks(run, g3)
     sum_g, dot = parts[0]
@@ -359,26 +364,27 @@ def batch_norm_backward(grad: np.ndarray, x: np.ndarray, axis: int, stats: Stats
     grad_beta, dot = _grad_sums(g3, x3, stats.mean, out, loops)
     grad_gamma = dot * stats.inv_std  # Σ g·x̂
     scale = stats.inv_std if gamma is None else gamma * stats.inv_std
-    scales = _per_channel(scale.astype(dtype, copy=False), g3)
     if not stats.batch:
-        _apply_split(np.multiply, g3, scales, out)
+        _apply_split(np.multiply, g3, _per_channel(scale.astype(dtype, copy=False), g3), out)
         return out.reshape(x.shape), grad_gamma, grad_beta
     count = dtype.type(g3.shape[0] * g3.shape[2])
     k = -stats.inv_std * (grad_gamma / count)
     c = -k * stats.mean - grad_beta / count
     k, c = k.astype(dtype, copy=False), c.astype(dtype, copy=False)
-    ks, cs = _per_channel(k, g3), _per_channel((-grad_beta / count).astype(dtype, copy=False), g3)
     scale = scale.astype(dtype, copy=False)
-
-    def run(rows: slice) -> None:
-        if loops is not None:
+    if loops is not None:
+        def run(rows: slice) -> None:
             loops.grad_input(g3, x3, out, scale, k, c, rows.start, rows.stop)
-            return
-        part = out[rows]  # x − mean
-        _apply(np.multiply, part, ks, part)
-        _apply(np.add, part, cs, part)
-        np.add(part, g3[rows], out=part)
-        _apply(np.multiply, part, scales, part)
+    else:  # numpy's passes, on the per-channel values laid out
+        scales, ks = _per_channel(scale, g3), _per_channel(k, g3)
+        cs = _per_channel((-grad_beta / count).astype(dtype, copy=False), g3)
+
+        def run(rows: slice) -> None:
+            part = out[rows]  # x − mean
+            _apply(np.multiply, part, ks, part)
+            _apply(np.add, part, cs, part)
+            np.add(part, g3[rows], out=part)
+            _apply(np.multiply, part, scales, part)
 
     parallel.over_batch(run, g3.shape[0], g3.size, min_elements=SPLIT_ELEMENTS)
     return out.reshape(x.shape), grad_gamma, grad_beta
