@@ -388,20 +388,24 @@ def _interpolation(node: onnx.NodeProto, attrs: dict[str, Any], size: int, targe
 
 
 def _einsum(g: Graph, node: onnx.NodeProto, attrs: dict[str, Any]) -> None:
-    """Einsum of one or two operands with an explicit output (torch writes one), no ellipsis and
-    no index twice in one operand: indices in neither the other operand nor the output summed
-    first; of two operands, a batched matmul (the shared output indices the batch, the shared
-    others contracted) between transposes and reshapes; the result laid out in the output's
-    order. Sizes that follow the inputs are written as size expressions."""
+    """Einsum with an explicit output (torch writes one), no ellipsis and no index twice in one
+    operand: indices in neither the other operand nor the output summed first; of two operands,
+    a batched matmul (the shared output indices the batch, the shared others contracted) between
+    transposes and reshapes; the result laid out in the output's order; of more, the operands
+    contracted left to right, two at a time (``_einsum_chain``). Sizes that follow the inputs are
+    written as size expressions."""
     equation = str(attrs["equation"]).replace(" ", "")
     inputs_text, arrow, output = equation.partition("->")
     operands = inputs_text.split(",")
     letters = [*operands, output]
-    if (not arrow or len(operands) != len(node.input) or len(operands) > 2
+    if (not arrow or len(operands) != len(node.input)
             or any(not t.isalpha() or len(set(t)) != len(t) for t in letters if t)
             or not set(output) <= set("".join(operands))):
-        raise g.fail(node, f"equation {equation!r} (one or two operands, an explicit output, no '...', "
-                           "no index twice in one operand)")
+        raise g.fail(node, f"equation {equation!r} (an explicit output, no '...', no index twice in "
+                           "one operand)")
+    if len(operands) > 2:
+        _einsum_chain(g, node, operands, output)
+        return
     extents: dict[str, int | str] = {}
     values = []
     for name, indices in zip(node.input, operands, strict=True):
@@ -444,6 +448,30 @@ def _einsum(g: Graph, node: onnx.NodeProto, attrs: dict[str, Any]) -> None:
     laid = [*batch, *free_a, *free_b]
     result = g._add("reshape", [result], {"shape": [extents[i] for i in laid]})
     g.op(node, "transpose", [result], axes=[laid.index(index) for index in output])
+
+
+def _einsum_chain(g: Graph, node: onnx.NodeProto, operands: list[str], output: str) -> None:
+    """An Einsum of three operands or more as two-operand ones, left to right: each keeps the
+    indices that a later operand or the output reads, in the order they come."""
+    extents: dict[str, int | str | None] = {}
+    for name, indices in zip(node.input, operands, strict=True):
+        dims = g.shape(name)
+        if dims is None or len(dims) != len(indices):
+            raise g.fail(node, f"operand {name!r} of shape {dims} for indices {indices!r}")
+        for index, size in zip(indices, dims, strict=True):
+            extents.setdefault(index, size)
+    current, indices = node.input[0], operands[0]
+    for k in range(1, len(operands)):
+        last = k == len(operands) - 1
+        read_later = set("".join(operands[k + 1:])) | set(output)
+        kept = output if last else "".join(dict.fromkeys(i for i in indices + operands[k] if i in read_later))
+        target = node.output[0] if last else f"{node.output[0]}::einsum{k}"
+        step = onnx.helper.make_node("Einsum", [current, node.input[k]], [target], name=node.name or "einsum",
+                                     equation=f"{indices},{operands[k]}->{kept}")
+        _einsum(g, step, {"equation": step.attribute[0].s.decode()})
+        if not last:
+            g.learn(target, [extents[index] for index in kept])
+        current, indices = target, kept
 
 
 def _split(g: Graph, node: onnx.NodeProto, attrs: dict[str, Any]) -> None:
