@@ -406,15 +406,8 @@ def _einsum(g: Graph, node: onnx.NodeProto, attrs: dict[str, Any]) -> None:
     if len(operands) > 2:
         _einsum_chain(g, node, operands, output)
         return
-    extents: dict[str, int | str] = {}
-    values = []
-    for name, indices in zip(node.input, operands, strict=True):
-        dims = g.shape(name)
-        if dims is None or len(dims) != len(indices):
-            raise g.fail(node, f"operand {name!r} of shape {dims} for indices {indices!r}")
-        for index, size in zip(indices, dims, strict=True):
-            extents.setdefault(index, size)
-        values.append(g.value(name, node))
+    extents = _einsum_extents(g, node, operands)
+    values = [g.value(name, node) for name in node.input]
     others = [set(operands[1 - i]) if len(operands) == 2 else set() for i in range(len(operands))]
     kept = [set(output) | other for other in others]
     for i, indices in enumerate(operands):  # summed where nothing else reads them
@@ -450,16 +443,23 @@ def _einsum(g: Graph, node: onnx.NodeProto, attrs: dict[str, Any]) -> None:
     g.op(node, "transpose", [result], axes=[laid.index(index) for index in output])
 
 
-def _einsum_chain(g: Graph, node: onnx.NodeProto, operands: list[str], output: str) -> None:
-    """An Einsum of three operands or more as two-operand ones, left to right: each keeps the
-    indices that a later operand or the output reads, in the order they come."""
-    extents: dict[str, int | str | None] = {}
+def _einsum_extents(g: Graph, node: onnx.NodeProto, operands: list[str]) -> dict[str, int | str]:
+    """Each index's size, from the first operand that has it (an operand's shape must be known,
+    of its indices' rank)."""
+    extents: dict[str, int | str] = {}
     for name, indices in zip(node.input, operands, strict=True):
         dims = g.shape(name)
         if dims is None or len(dims) != len(indices):
             raise g.fail(node, f"operand {name!r} of shape {dims} for indices {indices!r}")
         for index, size in zip(indices, dims, strict=True):
             extents.setdefault(index, size)
+    return extents
+
+
+def _einsum_chain(g: Graph, node: onnx.NodeProto, operands: list[str], output: str) -> None:
+    """An Einsum of three operands or more as two-operand ones, left to right: each keeps the
+    indices that a later operand or the output reads, in the order they come."""
+    extents = _einsum_extents(g, node, operands)
     current, indices = node.input[0], operands[0]
     for k in range(1, len(operands)):
         last = k == len(operands) - 1
