@@ -15,7 +15,8 @@ import pytest
 from models import flat_outputs
 
 import modelpack
-from modelpack.errors import InputError, UnsupportedBlockError
+from modelpack.errors import InputError, LimitError, UnsupportedBlockError
+from modelpack.io.limits import Limits
 
 onnx = pytest.importorskip("onnx", reason="onnx is not installed (pip install -e '.[onnx]')")
 ort = pytest.importorskip("onnxruntime", reason="onnxruntime is not installed (pip install -e '.[onnx]')")
@@ -1533,6 +1534,16 @@ def test_an_if_on_the_data_is_refused_as_control_flow(tmp_path):
     with pytest.raises(UnsupportedBlockError, match=r"\(If\): its condition is computed from the data "
                                                     r"\(control flow is not translated\)"):
         from_onnx(tmp_path / "flow.onnx")
+
+
+def test_an_ifs_branches_count_against_the_node_and_tensor_limits(tmp_path):
+    model = _if_on_width("Greater", ["n", 3, 6])
+    onnx.save(model, str(tmp_path / "if.onnx"))
+    with pytest.raises(LimitError, match=r"if\.onnx: its number of nodes \(6\) is over the limit of 5"):
+        from_onnx(tmp_path / "if.onnx", limits=Limits(max_manifest_nodes=5))  # 4 outside, 2 in the branches
+    with pytest.raises(LimitError, match=r"if\.onnx: its number of tensors \(4\) is over the limit of 3"):
+        from_onnx(tmp_path / "if.onnx", limits=Limits(max_tensors=3))  # 3 outside, 1 in a branch
+    assert from_onnx(tmp_path / "if.onnx", limits=Limits(max_manifest_nodes=6, max_tensors=4))
 
 
 def _scaled_by_size(source, x_shape):

@@ -90,18 +90,20 @@ def _parse(source: PathOrFile, where: str, limits: Limits) -> tuple[onnx.ModelPr
     if not model.HasField("graph"):
         raise FormatError(f"{where}: not an ONNX model (no graph)")
     _check_names(model.graph, where)
-    tensors = list(model.graph.initializer) + [
-        a.t for n in model.graph.node for a in n.attribute if a.type == onnx.AttributeProto.TENSOR
+    graphs = _graphs(model.graph)  # (an If's branches are translated too)
+    nodes = [node for graph in graphs for node in graph.node]
+    tensors = [tensor for graph in graphs for tensor in graph.initializer] + [
+        a.t for n in nodes for a in n.attribute if a.type == onnx.AttributeProto.TENSOR
     ]
     if len(tensors) > limits.max_tensors:
         raise LimitError(
             where, "its number of tensors", len(tensors), limit="max_tensors", allowed=limits.max_tensors
         )
-    if len(model.graph.node) > limits.max_manifest_nodes:
+    if len(nodes) > limits.max_manifest_nodes:
         raise LimitError(
             where,
             "its number of nodes",
-            len(model.graph.node),
+            len(nodes),
             limit="max_manifest_nodes",
             allowed=limits.max_manifest_nodes,
         )
@@ -123,6 +125,22 @@ def _parse(source: PathOrFile, where: str, limits: Limits) -> tuple[onnx.ModelPr
 
     beside = read_external_data(tensors, source, where, dtype_of)
     return _upgraded(model, where), size + beside
+
+
+def _graphs(graph: onnx.GraphProto) -> list[onnx.GraphProto]:
+    """The graph and every graph nested in its nodes' attributes (an If's branches, a Loop's
+    body), found without recursion."""
+    pending, found = [graph], []
+    while pending:
+        current = pending.pop()
+        found.append(current)
+        for node in current.node:
+            for attribute in node.attribute:
+                if attribute.type == onnx.AttributeProto.GRAPH:
+                    pending.append(attribute.g)
+                elif attribute.type == onnx.AttributeProto.GRAPHS:
+                    pending.extend(attribute.graphs)
+    return found
 
 
 def _upgraded(model: onnx.ModelProto, where: str) -> onnx.ModelProto:
