@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 from numba import njit
 
-__all__ = ["input_tiles", "output_tiles"]
+__all__ = ["scratch_values", "input_tiles", "output_tiles"]
 
 _jit = njit(nogil=True, cache=True)
 _inlined = njit(inline="always")  # (inlined by numba before LLVM sees the loops: they vectorise)
@@ -47,6 +47,14 @@ def _at(m0: Any, m1: Any, m2: Any, m3: Any, m4: Any, m5: Any) -> Any:
     """Aᵀ·m for six values m (a column of a tile's sums, or a row of Aᵀ·sums)."""
     return (m0 + m1 + m2 + m3 + m4, m1 - m2 + _2 * m3 - _2 * m4, m1 + m2 + _4 * m3 + _4 * m4,
             m1 - m2 + _8 * m3 - _8 * m4 + m5)
+
+
+def scratch_values(count: int, rows: int, cols: int) -> int:
+    """The float32 values ``input_tiles`` and ``output_tiles`` allocate for a block of
+    ``count`` examples of rows × cols tiles (their bands of rows of tiles, Aᵀ·M and its A),
+    for the caller's activation budget."""
+    span = 4 * cols + 2
+    return 6 * span + 6 * count * rows * span + (4 * 6 + 4 * 4) * count * rows * cols
 
 
 @_jit

@@ -124,13 +124,13 @@ def forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, g: Geome
     tiles = rows * cols
     share = -(-n // min(n, parallel.threads()))  # a thread's examples
     per = max(1, min(share, BLOCK_VALUES // (SPAN * SPAN * max(c, o) * tiles)))
-    bt, at = BT.astype(dtype), AT.astype(dtype)
     def transform(kernel: np.ndarray) -> np.ndarray:
         return transformed_weight(kernel.astype(dtype, copy=False))
 
     u = derived.derived(weight, f"winograd {dtype}", transform, keep=keep_transform)
     if _compiled(dtype):
         return _forward_compiled(x, u, bias, g, out_sizes, per)
+    bt, at = BT.astype(dtype), AT.astype(dtype)
     full = (rows * TILE, cols * TILE)
     exact = full == tuple(out_sizes)
     padded = (full[0] + 2, full[1] + 2)
@@ -199,8 +199,8 @@ def _forward_compiled(x: np.ndarray, u: np.ndarray, bias: np.ndarray | None, g: 
     tiles = rows * cols
     x = np.ascontiguousarray(x)
     shift = np.empty(0, np.float32) if bias is None else np.ascontiguousarray(bias, np.float32)
-    # the block's transformed tiles and their GEMMs' sums, and the loops' half-transformed ones
-    scratch = SPAN * SPAN * per * tiles * (c + o) + SPAN * per * rows * (TILE * cols + 2) + 40 * per * tiles
+    # the block's transformed tiles and their GEMMs' sums, and what the loops hold meanwhile
+    scratch = SPAN * SPAN * per * tiles * (c + o) + compiled_winograd.scratch_values(per, rows, cols)
     budget.charge(parallel.threads() * budget.nbytes((scratch,), x.dtype),
                   "its Winograd tiles, a block a thread")
     budget.charge(budget.nbytes((n, o, *out_sizes), x.dtype), "its output")

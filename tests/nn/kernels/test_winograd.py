@@ -115,6 +115,16 @@ def test_the_inference_dispatch(monkeypatch, c, strides, dilation, groups, kerne
     assert_near(out, reference_forward(x, w, g))
 
 
+def test_the_compiled_transforms_hold_winograds_matrices(numba_kernels) -> None:
+    """``compiled_winograd`` writes Bᵀ's and Aᵀ's entries out as arithmetic: column by column
+    they are ``winograd.BT``'s and ``winograd.AT``'s."""
+    from modelpack.nn.kernels import compiled_winograd
+
+    for j, unit in enumerate(np.eye(6, dtype=np.float32)):
+        assert list(compiled_winograd._bt.py_func(*unit)) == list(winograd.BT[:, j])
+        assert list(compiled_winograd._at.py_func(*unit)) == list(winograd.AT[:, j])
+
+
 def test_the_compiled_transforms_give_numpys_results(numba_kernels, monkeypatch) -> None:
     """The same blocks and GEMMs, the transforms' sums in another order: equal to float32
     rounding (against each other, as against the reference)."""
