@@ -466,9 +466,10 @@ def _einsum_chain(g: Graph, node: onnx.NodeProto, operands: list[str], output: s
         read_later = set("".join(operands[k + 1:])) | set(output)
         kept = output if last else "".join(dict.fromkeys(i for i in indices + operands[k] if i in read_later))
         target = node.output[0] if last else f"{node.output[0]}::einsum{k}"
+        equation = f"{indices},{operands[k]}->{kept}"
         step = onnx.helper.make_node("Einsum", [current, node.input[k]], [target], name=node.name or "einsum",
-                                     equation=f"{indices},{operands[k]}->{kept}")
-        _einsum(g, step, {"equation": step.attribute[0].s.decode()})
+                                     equation=equation)
+        _einsum(g, step, {"equation": equation})
         if not last:
             g.learn(target, [extents[index] for index in kept])
         current, indices = target, kept
