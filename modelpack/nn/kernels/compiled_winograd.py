@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 from numba import njit
 
-__all__ = ["scratch_values", "input_tiles", "output_tiles"]
+__all__ = ["scratch_values", "input_tiles", "output_tiles", "gradient_tiles"]
 
 _jit = njit(nogil=True, cache=True)
 _inlined = njit(inline="always")  # (inlined by numba before LLVM sees the loops: they vectorise)
@@ -49,10 +49,18 @@ def _at(m0: Any, m1: Any, m2: Any, m3: Any, m4: Any, m5: Any) -> Any:
             m1 - m2 + _8 * m3 - _8 * m4 + m5)
 
 
+@_inlined
+def _a(t0: Any, t1: Any, t2: Any, t3: Any) -> Any:
+    """A·t for four values t (Aᵀ's transpose: a row of a gradient's 4×4 tile, or a column of
+    tile·Aᵀ), six values."""
+    return (t0, t0 + t1 + t2 + t3, t0 - t1 + t2 - t3, t0 + _2 * t1 + _4 * t2 + _8 * t3,
+            t0 - _2 * t1 + _4 * t2 - _8 * t3, t3)
+
+
 def scratch_values(count: int, rows: int, cols: int) -> int:
     """The float32 values ``input_tiles`` and ``output_tiles`` allocate for a block of
     ``count`` examples of rows × cols tiles (their bands of rows of tiles, Aᵀ·M and its A),
-    for the caller's activation budget."""
+    for the caller's activation budget; ``gradient_tiles`` allocates fewer than the latter."""
     span = 4 * cols + 2
     return 6 * span + 6 * count * rows * span + (4 * 6 + 4 * 4) * count * rows * cols
 
@@ -136,3 +144,44 @@ def output_tiles(m: Any, bias: Any, first: int, count: int, rows: int, cols: int
                     target = plane[4 * r + p]
                     for j in range(width):
                         target[j] = y[p, j % 4, base + j // 4] + shift
+
+
+@_jit
+def gradient_tiles(grad: Any, first: int, count: int, rows: int, cols: int, dm: Any) -> None:
+    """``dm`` (36, O, count·rows·cols) ← A·t·Aᵀ of every 4×4 tile t of examples [first, first +
+    count) of the output's gradient (N, O, H, W), zero past its edge: the transpose of
+    ``output_tiles``'s Aᵀ·M·A, which takes the gradient back to the GEMMs' sums. Columns in
+    ``input_tiles``'s order; an output channel at a time, ·Aᵀ along each tile's rows, then A
+    down each column of six, a loop over all the block's tiles."""
+    channels, height, width = grad.shape[1], grad.shape[2], grad.shape[3]
+    tiles = rows * cols
+    total = count * tiles
+    line = np.zeros(4 * cols, np.float32)  # a row of the gradient, zeros past its width
+    s = np.empty((4, 6, total), np.float32)  # tile·Aᵀ: (tile row, column of six, tile)
+    reach = min(width, 4 * cols)
+    for o in range(channels):
+        for e in range(count):
+            plane = grad[first + e, o]
+            for r in range(rows):
+                base = e * tiles + r * cols
+                for p in range(4):
+                    y = 4 * r + p
+                    if y < height:
+                        for j in range(reach):
+                            line[j] = plane[y, j]
+                        for j in range(reach, 4 * cols):
+                            line[j] = _ZERO
+                    else:
+                        for j in range(4 * cols):
+                            line[j] = _ZERO
+                    s0, s1, s2, s3, s4, s5 = s[p, 0], s[p, 1], s[p, 2], s[p, 3], s[p, 4], s[p, 5]
+                    for q in range(cols):
+                        a, k = 4 * q, base + q
+                        s0[k], s1[k], s2[k], s3[k], s4[k], s5[k] = _a(line[a], line[a + 1], line[a + 2],
+                                                                      line[a + 3])
+        for w in range(6):  # A down each column of six: dm's rows w, 6 + w, …, 30 + w
+            t0, t1, t2, t3 = s[0, w], s[1, w], s[2, w], s[3, w]
+            d0, d1, d2 = dm[w, o], dm[6 + w, o], dm[12 + w, o]
+            d3, d4, d5 = dm[18 + w, o], dm[24 + w, o], dm[30 + w, o]
+            for k in range(total):
+                d0[k], d1[k], d2[k], d3[k], d4[k], d5[k] = _a(t0[k], t1[k], t2[k], t3[k])

@@ -281,7 +281,10 @@ def backward(grad: np.ndarray, saved: Saved, weight: np.ndarray, g: Geometry, *,
         grad_x = _full_correlation(grad, weight, g, saved.in_shape[2:])
     scatter = need_x and grad_x is None  # col2im: the taps' products added back where they read
     if saved.last:
-        if need_weight and saved.deferred and (shifted.large(saved.cols, o, g, saved.out_sizes)
+        if need_weight and saved.deferred and winograd.weight_grad_usable(saved.cols, weight, g):
+            # In Winograd's domain (its numbers there): the forward's transposed transforms.
+            grad_w = winograd.weight_grad(grad, saved.cols, g, weight.shape)
+        elif need_weight and saved.deferred and (shifted.large(saved.cols, o, g, saved.out_sizes)
                                                or shifted.faster(c, g, saved.out_sizes)):
             # Measured at 2 threads against the blocks below (ms): 3×3×3 32 → 32 on 4×8×28×28
             # 10.2 → 8.7, 3×3 64 on 8×56×56 10.8 → 9.5, 128 on 16×28×28 17.4 → 16.4, ResNet's 16

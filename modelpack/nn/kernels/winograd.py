@@ -8,7 +8,10 @@ outputs and channel pair against direct convolution's 144: a quarter of the arit
 transforms are GEMMs too (``Bᵀ`` on one axis, then the other; ``Aᵀ`` likewise), so every
 pass but the tiles' gather and the output's scatter runs on BLAS. With the compiled kernels
 (the accel extra) float32's transforms run on ``compiled_winograd``'s loops instead, three
-times faster: then 16 channels take it too, and a training forward (``trains``).
+times faster: then 16 channels take it too, and a training forward (``trains``), and the
+weight's gradient of a forward that kept its input (``weight_grad``, the forward's transpose:
+A dY Aᵀ of the output gradient's tiles against the input's, then Gᵀ dU G), on 16 channels too:
+its error there reaches only the update, not BatchNorm's statistics as a forward's would.
 
 Its float32 error is about ten times im2col's: over 1,152-term sums (128 channels) of unit
 inputs and Xavier-scaled weights, 3e-5 against 3e-6 of the largest output (the transforms'
@@ -34,7 +37,8 @@ from . import backend, blas, derived, parallel
 if TYPE_CHECKING:
     from .columns import Geometry
 
-__all__ = ["TILE", "SPAN", "BT", "G", "G_KRON_G", "AT", "usable", "forward", "transformed_weight"]
+__all__ = ["TILE", "SPAN", "BT", "G", "G_KRON_G", "AT", "usable", "trains", "forward", "transformed_weight",
+           "weight_grad_usable", "weight_grad"]
 
 TILE = 4  # output positions along each axis per tile
 SPAN = TILE + 2  # the input positions a tile reads along each axis
@@ -98,6 +102,21 @@ def trains(x: np.ndarray, weight: np.ndarray, g: Geometry) -> bool:
     against 0.002 times with those forwards on ``shifted``: BatchNorm on the batch's statistics
     magnifies it where a channel's values spread little.)"""
     return _compiled(x.dtype) and min(x.shape[1], weight.shape[0]) >= MIN_CHANNELS and usable(x, weight, g)
+
+
+def weight_grad_usable(x: np.ndarray, weight: np.ndarray, g: Geometry) -> bool:
+    """Whether a deferred forward's weight gradient (its input x kept, no columns) takes
+    ``weight_grad``: the compiled transforms in use, a 2-D 3×3 float32 convolution at stride 1,
+    undilated and ungrouped, ``MIN_CHANNELS_COMPILED`` to ``MAX_CHANNELS`` channels and at
+    least ``MIN_TILES`` tiles in the batch. The thread count plays no part (the bits would)."""
+    if not (x.ndim == 4 and g.kernel == (3, 3) and g.strides == (1, 1) and g.dilation == (1, 1)
+            and g.groups == 1 and _compiled(x.dtype)):
+        return False
+    channels = (x.shape[1], weight.shape[0])
+    if min(channels) < MIN_CHANNELS_COMPILED or max(channels) > MAX_CHANNELS:
+        return False
+    rows, cols = (-(-size // TILE) for size in g.out_sizes(x.shape[2:]))
+    return x.shape[0] * rows * cols >= MIN_TILES
 
 
 def transformed_weight(weight: np.ndarray) -> np.ndarray:
@@ -219,3 +238,126 @@ def _forward_compiled(x: np.ndarray, u: np.ndarray, bias: np.ndarray | None, g: 
 
     parallel.split(run, n, n * tiles * SPAN * SPAN * c * o)
     return out
+
+
+# ``weight_grad``'s tiles per run of examples at least (fewer runs then; with fewer than two,
+# blocks split over the threads by examples and tile positions): each run's GEMMs sum over its
+# tiles, and on small planes (a tile or four an example) runs of a quarter of the batch each
+# on its thread made them too shallow (128 → 128 on 32×4×4 at 2 threads: 3.55 ms against
+# 1.74). Between 64 and 512 it hardly mattered. Measured at 2 threads, medians of 25
+# alternating (ms, 64 / 128 / 512, then im2col's blocks, ``conv_grads.weight_deferred``):
+# 128 → 128 on 32×4×4 1.67 / 1.63 / 1.63, 1.99; on 64×4×4 2.13 / 2.03 / 2.08, 2.99; on 32×8×8
+# 3.93 / 3.94 / 3.94, 4.33; on 8×14×14 3.34 / 3.34 / 3.28, 3.23; 64 → 64 on 32×8×8 1.43 / 1.42
+# / 1.42, 1.68; 32 → 32 on 32×16×16 1.25 / 1.20 / 1.21, 2.33; 16 → 32 on 32×16×16 0.86 / 0.83
+# / 0.84, 1.46; 64 → 64 on 4×28×28 2.09 / 2.11 / 2.11, 2.30.
+MIN_TILES_PER_RUN = 128
+
+
+def weight_grad(grad: np.ndarray, x: np.ndarray, g: Geometry, shape: tuple[int, ...]) -> np.ndarray:
+    """The weight's gradient (``shape``: O, C, 3, 3) of a ``forward`` on the compiled transforms
+    (float32), from its input x and the output's gradient (N, O, *out): the forward's transpose.
+    The input's tiles transformed (Bᵀ d B, as the forward) and the gradient's taken back
+    through the output transform (A dY Aᵀ, ``compiled_winograd.gradient_tiles``); their
+    products summed over the tiles are 36 GEMMs (O, tiles) by (tiles, C); then Gᵀ dU G. A
+    quarter of im2col's multiply-adds, and no columns nine times the input gathered.
+
+    The batch goes in runs of examples, ``parallel.REDUCTION_CHUNKS`` of them where each has
+    ``MIN_TILES_PER_RUN`` tiles, each run's blocks on one thread and the runs' sums added in
+    order (``_in_runs``); with too few tiles for two, in blocks whose transforms are split over
+    the threads by examples and whose GEMMs by tile position (``_in_blocks``). Both are sized
+    from the shapes alone: the same bits at any thread count."""
+    n = x.shape[0]
+    tiles = _tiling(grad)[2]
+    runs = min(parallel.REDUCTION_CHUNKS, n, n * tiles // MIN_TILES_PER_RUN)
+    x, grad = np.ascontiguousarray(x), np.ascontiguousarray(grad)
+    total = _in_runs(grad, x, g, shape[0], runs) if runs > 1 else _in_blocks(grad, x, g, shape[0])
+    kron = G_KRON_G.astype(x.dtype)  # (36, 9)
+    o, c = total.shape[1:]
+    with blas.for_product(9, o * c, SPAN * SPAN):  # (threaded, BLAS's workers spin on our cores)
+        flat = kron.T @ total.reshape(SPAN * SPAN, o * c)  # (9, O·C)
+    return np.ascontiguousarray(flat.T).reshape(shape)
+
+
+def _tiling(grad: np.ndarray) -> tuple[int, int, int]:
+    """(rows, cols, tiles) of the output's (its gradient's) 4×4 tiles."""
+    rows, cols = -(-grad.shape[2] // TILE), -(-grad.shape[3] // TILE)
+    return rows, cols, rows * cols
+
+
+def _in_runs(grad: np.ndarray, x: np.ndarray, g: Geometry, o: int, runs: int) -> np.ndarray:
+    """``weight_grad``'s dU (36, O, C) summed in ``runs`` runs of the batch, a thread taking
+    whole runs, each run's blocks transformed and multiplied on it, the runs' sums added in order."""
+    from . import compiled_winograd
+
+    n, c = x.shape[:2]
+    rows, cols, tiles = _tiling(grad)
+    bounds = [n * i // runs for i in range(runs + 1)]
+    per = max(1, min(-(-n // runs), BLOCK_VALUES // (SPAN * SPAN * (c + o) * tiles)))
+    # a block's tiles of both, a run's product, and what the loops hold meanwhile
+    scratch = (SPAN * SPAN * (per * tiles * (c + o) + o * c)
+               + compiled_winograd.scratch_values(per, rows, cols))
+    budget.charge(parallel.threads() * budget.nbytes((scratch,), x.dtype),
+                  "its Winograd tiles, a block a thread")
+    budget.charge(budget.nbytes((runs, SPAN * SPAN, o, c), x.dtype), "its runs' weight-gradient products")
+    parts = np.empty((runs, SPAN * SPAN, o, c), x.dtype)
+    top, left = g.padding
+
+    def run(chunk: slice) -> None:
+        v = np.empty((SPAN * SPAN, c, per * tiles), x.dtype)
+        dm = np.empty((SPAN * SPAN, o, per * tiles), x.dtype)
+        product = np.empty((SPAN * SPAN, o, c), x.dtype)
+        for part in range(chunk.start, chunk.stop):
+            for first in range(bounds[part], bounds[part + 1], per):
+                count = min(per, bounds[part + 1] - first)
+                block_v, block_m = v[:, :, :count * tiles], dm[:, :, :count * tiles]
+                compiled_winograd.input_tiles(x, first, count, top, left, rows, cols, block_v)
+                compiled_winograd.gradient_tiles(grad, first, count, rows, cols, block_m)
+                into = parts[part] if first == bounds[part] else product
+                np.matmul(block_m, block_v.transpose(0, 2, 1), out=into)
+                if first != bounds[part]:
+                    parts[part] += product
+
+    parallel.split(run, runs, n * tiles * SPAN * SPAN * c * o)
+    return parallel.added_in_order(parts)
+
+
+def _in_blocks(grad: np.ndarray, x: np.ndarray, g: Geometry, o: int) -> np.ndarray:
+    """``weight_grad``'s dU (36, O, C) for a batch of few tiles: blocks of examples, each
+    block's transforms split over the threads by examples, its 36 GEMMs by tile position
+    (each whole on one thread: with a run per thread they were a few tiles deep), the blocks'
+    sums added in order."""
+    from . import compiled_winograd
+
+    n, c = x.shape[:2]
+    rows, cols, tiles = _tiling(grad)
+    per = max(1, min(n, BLOCK_VALUES // (SPAN * SPAN * (c + o) * tiles)))
+    scratch = SPAN * SPAN * (per * tiles * (c + o) + 2 * o * c)
+    budget.charge(budget.nbytes((scratch,), x.dtype) + parallel.threads() * budget.nbytes(
+        (compiled_winograd.scratch_values(per, rows, cols),), x.dtype), "its Winograd tiles")
+    top, left = g.padding
+    v = np.empty((SPAN * SPAN, c, per * tiles), x.dtype)
+    dm = np.empty((SPAN * SPAN, o, per * tiles), x.dtype)
+    total = np.empty((SPAN * SPAN, o, c), x.dtype)
+    product = np.empty_like(total) if per < n else total
+    for first in range(0, n, per):
+        count = min(per, n - first)
+        block_v, block_m = v[:, :, :count * tiles], dm[:, :, :count * tiles]
+        into = total if first == 0 else product
+
+        def transform(b: slice, first: int = first, block_v: np.ndarray = block_v,
+                      block_m: np.ndarray = block_m) -> None:
+            at = slice(b.start * tiles, b.stop * tiles)
+            compiled_winograd.input_tiles(x, first + b.start, b.stop - b.start, top, left, rows, cols,
+                                          block_v[:, :, at])
+            compiled_winograd.gradient_tiles(grad, first + b.start, b.stop - b.start, rows, cols,
+                                             block_m[:, :, at])
+
+        def multiply(p: slice, block_v: np.ndarray = block_v, block_m: np.ndarray = block_m,
+                     into: np.ndarray = into) -> None:
+            np.matmul(block_m[p], block_v[p].transpose(0, 2, 1), out=into[p])
+
+        parallel.split(transform, count, count * tiles * SPAN * SPAN * (c + o) * 8)
+        parallel.split(multiply, SPAN * SPAN, count * tiles * SPAN * SPAN * c * o)
+        if first:
+            total += product
+    return total

@@ -264,7 +264,9 @@ def _assert_gradients(grad_x: np.ndarray | None, grad_w: np.ndarray | None, x: n
 @pytest.mark.parametrize("need_x", [True, False])
 def test_a_wide_training_forward_on_large_planes_defers_too(monkeypatch, need_x) -> None:
     """More than ``DEFERRED_MAX_OUTPUTS`` outputs, on large planes (``shifted.large``): deferred,
-    the weight's gradient on ``last_axis_weight_grad``; the gradients equal the reference."""
+    the weight's gradient on ``last_axis_weight_grad`` (numpy's kernels: on the compiled ones a
+    3×3's takes ``winograd.weight_grad``); the gradients equal the reference."""
+    use_numpy_kernels(monkeypatch)
     rng = np.random.default_rng(7)
     g = kernels.Geometry((3, 3), (1, 1), (1, 1), (1, 1))
     x = rng.standard_normal((3, shifted.MIN_CHANNELS, 62, 63)).astype(np.float32)

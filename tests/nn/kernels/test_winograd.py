@@ -228,3 +228,102 @@ def test_it_is_taken_where_it_wins(monkeypatch, batch, c, o, side, threads, take
         parallel.set_threads(before)
     assert bool(calls) == taken
     assert_near(out, reference_forward(x, w, g))
+
+
+def _gradient_case(seed: int, batch: int, c: int, o: int, sizes: tuple[int, int], padding: tuple[int, int]
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray, kernels.Geometry]:
+    g = kernels.Geometry((3, 3), (1, 1), padding, (1, 1))
+    x, w, _ = _arrays(seed, batch, c, o, sizes)
+    grad = np.random.default_rng(seed + 1).standard_normal((batch, o, *g.out_sizes(sizes))).astype(np.float32)
+    return x, w, grad, g
+
+
+@pytest.mark.parametrize("padding", [(1, 1), (0, 0), (2, 1), (0, 2), (5, 3)])
+@pytest.mark.parametrize(("batch", "c", "o", "sizes"), [
+    (3, 4, 5, (8, 8)), (2, 3, 2, (7, 5)), (1, 2, 3, (3, 3)), (4, 6, 4, (13, 4)), (9, 5, 7, (6, 10)),
+])
+@pytest.mark.parametrize("min_tiles_per_run", [1, 1 << 20])
+def test_the_weight_gradient_matches_the_reference(numba_kernels, monkeypatch, padding, batch, c, o, sizes,
+                                                   min_tiles_per_run) -> None:
+    """The forward's transpose in Winograd's domain, in runs of the batch (a run's blocks on
+    one thread) and in blocks split over the threads (few tiles): any padding, sizes that are
+    not whole tiles (the gradient's last tiles cut), equal to the float64 reference."""
+    backend.use("numba")
+    monkeypatch.setattr(winograd, "MIN_TILES_PER_RUN", min_tiles_per_run)
+    x, w, grad, g = _gradient_case(sum(sizes) + c, batch, c, o, sizes, padding)
+    grad_w = winograd.weight_grad(grad, x, g, w.shape)
+    assert grad_w.dtype == np.float32 and grad_w.flags.c_contiguous
+    assert_near(grad_w, reference_backward(x, w, grad, g)[1])
+
+
+@pytest.mark.parametrize("min_tiles_per_run", [1, 1 << 20])
+@pytest.mark.parametrize("block_values", [1, 36 * 11 * 12 * 3, 1 << 20])
+def test_the_weight_gradients_blocks_and_threads_agree(numba_kernels, monkeypatch, min_tiles_per_run,
+                                                       block_values) -> None:
+    """Blocks of one example, of a few (a short last one) or of the whole batch, in runs or
+    not, on 1 and 2 threads (the split forced): the reference's values, and the same bits at
+    either thread count (the blocks and runs come from the shapes alone)."""
+    backend.use("numba")
+    monkeypatch.setattr(winograd, "MIN_TILES_PER_RUN", min_tiles_per_run)
+    monkeypatch.setattr(winograd, "BLOCK_VALUES", block_values)
+    monkeypatch.setattr(parallel, "SPLIT_MIN_WORK", 0)
+    x, w, grad, g = _gradient_case(5, 7, 5, 6, (11, 12), (1, 1))
+    before, results = parallel.threads(), []
+    try:
+        for threads in (1, 2):
+            parallel.set_threads(threads)
+            results.append(winograd.weight_grad(grad, x, g, w.shape))
+    finally:
+        parallel.set_threads(before)
+    assert_near(results[0], reference_backward(x, w, grad, g)[1])
+    assert_split_equal(results[1], results[0])
+
+
+@pytest.mark.parametrize(("transforms", "c", "o", "strides", "taken"), [
+    ("numba", 32, 32, (1, 1), True),  # after Winograd's training forward
+    ("numba", 16, 16, (1, 1), True),  # after ``shifted``'s deferred forward
+    ("numba", 128, 16, (1, 1), True),
+    ("numba", 160, 16, (1, 1), False),  # more than MAX_CHANNELS
+    ("numba", 16, 64, (1, 1), False),  # im2col's forward, its columns kept
+    ("numba", 8, 8, (1, 1), False),  # fewer than MIN_CHANNELS_COMPILED (the compiled loops take it)
+    ("numba", 32, 32, (2, 2), False),
+    ("numpy", 32, 32, (1, 1), False),
+], indirect=["transforms"])
+def test_a_deferred_forwards_weight_gradient_takes_it(transforms, monkeypatch, c, o, strides, taken) -> None:
+    """The backward of a training forward that kept its input (no columns): the weight's
+    gradient in Winograd's domain on the compiled transforms, both gradients the reference's."""
+    calls = record_calls(monkeypatch, winograd, "weight_grad")
+    g = kernels.Geometry((3, 3), strides, (1, 1), (1, 1))
+    x, w, bias = _arrays(c + o, 4, c, o, (12, 12))
+    out, saved = kernels.forward(x, w, bias, g)
+    grad = np.random.default_rng(2).standard_normal(out.shape).astype(np.float32)
+    grad_x, grad_w = kernels.backward(grad, saved, w, g)
+    assert bool(calls) == taken
+    expected_x, expected_w = reference_backward(x, w, grad, g)
+    assert_near(grad_x, expected_x)
+    assert_near(grad_w, expected_w)
+
+
+def test_the_compiled_gradient_transform_holds_winograds_matrix(numba_kernels) -> None:
+    """``compiled_winograd._a`` writes A = Aᵀ's transpose out as arithmetic: row by row it is
+    ``winograd.AT``'s columns."""
+    from modelpack.nn.kernels import compiled_winograd
+
+    for p, unit in enumerate(np.eye(4, dtype=np.float32)):
+        assert list(compiled_winograd._a.py_func(*unit)) == list(winograd.AT[p])
+
+
+@pytest.mark.parametrize("batch", [1, 4])
+def test_the_weight_gradients_tiles_count_against_the_budget(numba_kernels, monkeypatch, batch) -> None:
+    """A hostile padding: the tiles of the weight's gradient are refused before they are
+    allocated, naming the file, in blocks (one example: one run) and in runs."""
+    backend.use("numba")
+    monkeypatch.setattr(winograd, "MIN_TILES_PER_RUN", 1)
+    layer = nn.Conv2D(32, 3, padding=2000, in_channels=32)
+    layer.initialize(seed=0)
+    x = np.ones((batch, 32, 1, 1), np.float32)
+    g = layer._geometry()
+    grad = np.ones((batch, 32, *g.out_sizes((1, 1))), np.float32)
+    assert winograd.weight_grad_usable(x, layer.weight.data(), g)
+    assert_refused_by_budget(layer, x, 2**24, r"its Winograd tiles",
+                             lambda: winograd.weight_grad(grad, x, g, layer.weight.data().shape))
