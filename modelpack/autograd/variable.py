@@ -24,7 +24,7 @@ import numpy as np
 from ..errors import AutogradError, UnknownOpError, UnsupportedFeatureError
 from ..nn import ops
 from ..nn.devices import DeviceAPI, on_device, on_tape
-from ..nn.ops.composites import COMPOSITES
+from ..nn.ops.composites import COMPOSITES, UFUNC_COMPOSITES
 from ..nn.ops.operators import Operators
 from .vjps import CAPTURE, VJPS
 
@@ -244,6 +244,9 @@ class Variable(Operators, DeviceAPI):
         op = _UFUNCS.get(ufunc)
         if method == "__call__" and not kwargs and ufunc in _QUERY_UFUNCS:
             return _query(ufunc, *inputs)
+        composite = UFUNC_COMPOSITES.get(ufunc)
+        if method == "__call__" and not kwargs and op is None and composite is not None:
+            return composite(*inputs)  # numpy code over ops (np.trunc): recorded as those
         if method != "__call__" or kwargs or op is None:
             name = getattr(ufunc, "__name__", ufunc)
             what = f"numpy.{name}" + ("" if method == "__call__" else f".{method}")

@@ -20,7 +20,7 @@ import numpy as np
 from ..errors import TraceError
 from ..nn import hooks, ops
 from ..nn.devices import DeviceAPI
-from ..nn.ops.composites import COMPOSITES
+from ..nn.ops.composites import COMPOSITES, UFUNC_COMPOSITES
 from ..nn.ops.operators import Operators
 
 if TYPE_CHECKING:
@@ -228,6 +228,9 @@ class Traced(Operators, DeviceAPI):
             raise refuse(name, f"unsupported arguments {sorted(kwargs)}")
         op = _UFUNC_OPS.get(ufunc)
         if op is None:
+            composite = UFUNC_COMPOSITES.get(ufunc)
+            if composite is not None:  # numpy code over ops (np.isnan): traced as those
+                return composite(*inputs)
             raise refuse(name, f"it is not in the op set ({', '.join(ops.known_ops())})")
         return _record(op, list(inputs), {})
 

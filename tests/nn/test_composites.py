@@ -12,7 +12,7 @@ import pytest
 
 import modelpack
 from modelpack import autograd, nn
-from modelpack.errors import UsageError
+from modelpack.errors import TraceError, UsageError
 
 # (ord, axis) pairs numpy accepts for a 3x4 matrix, each norm the composite writes.
 NORMS = [
@@ -105,3 +105,167 @@ def test_a_traced_forward_with_a_norm_exports_as_ops_and_loads():
     loaded = modelpack.load(io.BytesIO(buffer.getvalue()))
     np.testing.assert_allclose(loaded(x), want, rtol=1e-6)
     np.testing.assert_allclose(np.linalg.norm(loaded(x), axis=1), 1.0, rtol=1e-6)
+
+
+# -- the rearrangements, rounding, tests of values and sorting ---------------------------------
+
+# name -> what a forward does to its Dense layer's output (5 x 6 on the example, 9 x 6 grown).
+TRACED = {
+    "flip": lambda y: np.flip(y, 1), "flip every axis": np.flip, "flipud": np.flipud, "fliplr": np.fliplr,
+    "roll": lambda y: np.roll(y, 2, axis=1), "roll back past the length": lambda y: np.roll(y, -7, axis=-1),
+    "roll flattened": lambda y: np.roll(y, 3), "roll two axes": lambda y: np.roll(y, (1, 2), axis=(0, 1)),
+    "pad": lambda y: np.pad(y, ((0, 0), (2, 3))),
+    "pad with constants": lambda y: np.pad(y, ((1, 2), (2, 1)), constant_values=((1.5, -2), (3, 4))),
+    "pad edge": lambda y: np.pad(y, 2, mode="edge"),
+    "pad reflect": lambda y: np.pad(y, ((0, 0), (3, 5)), mode="reflect"),
+    "pad symmetric": lambda y: np.pad(y, ((1, 1), (4, 6)), mode="symmetric"),
+    "pad wrap": lambda y: np.pad(y, ((0, 0), (6, 2)), mode="wrap"),
+    "round": lambda y: np.round(y * 10), "round to 2 decimals": lambda y: np.round(y, 2),
+    "round to hundreds": lambda y: np.round(y * 1000, -2), "around": lambda y: np.around(y * 7, 1),
+    "fix": lambda y: np.fix(y * 10), "trunc": lambda y: np.trunc(y * 10),
+    "isnan": lambda y: np.isnan(np.log(y)), "isinf": lambda y: np.isinf(1 / (y - y[:, :1])),
+    "isfinite": lambda y: np.isfinite(np.log(y) / (y - y[:1])),
+    "sort": lambda y: np.sort(y, axis=1), "argsort": lambda y: np.argsort(y, axis=-1),
+}
+
+
+class Applied(nn.Block):
+    """A custom forward: a Dense layer, then a numpy function the op set has no op for."""
+
+    def __init__(self, function) -> None:
+        super().__init__()
+        self.fc = nn.Dense(6)
+        self.function = function
+
+    def forward(self, x):
+        return self.function(self.fc(x))
+
+
+@pytest.mark.parametrize("name", list(TRACED))
+def test_a_traced_forward_calling_it_exports_and_loads_with_numpys_values(name):
+    """Exported (the trace checked on a grown batch) and loaded, the graph gives numpy's values
+    bit for bit, NaN where numpy's has NaN, in numpy's dtype, on the example and on 9 rows."""
+    net = Applied(TRACED[name])
+    net.initialize(seed=1)
+    rng = np.random.default_rng(7)
+    x = rng.normal(size=(5, 3)).astype(np.float32)
+    buffer = io.BytesIO()
+    with np.errstate(all="ignore"):
+        modelpack.export(net, buffer, example=x)
+        loaded = modelpack.load(io.BytesIO(buffer.getvalue()))
+        for batch in (x, rng.normal(size=(9, 3)).astype(np.float32)):
+            want, got = net(batch), loaded(batch)
+            assert got.dtype == want.dtype and got.shape == want.shape
+            np.testing.assert_array_equal(got, want)
+
+
+VALUES = np.array([[-2.5, -1.5, -0.5, -0.0, 0.0, 0.5], [1.5, 2.5, 0.125, -7.77, 1e30, -1e-30],
+                   [np.nan, np.inf, -np.inf, 3.0, -3.0, 65504.0]])
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
+@pytest.mark.parametrize(("function", "args"), [
+    (np.round, ()), (np.round, (1,)), (np.round, (-1,)), (np.around, (3,)), (np.fix, ()), (np.trunc, ()),
+    (np.isnan, ()), (np.isinf, ()), (np.isfinite, ()),
+])
+def test_rounding_and_tests_of_values_on_a_variable_equal_numpys(function, args, dtype):
+    """Halves to even, signed zeros, NaN, infinities and each dtype's largest finite value:
+    numpy's bits and dtype."""
+    with np.errstate(all="ignore"):  # (1e30 is inf in float16)
+        value = VALUES.astype(dtype)
+        want = function(value, *args)
+        with autograd.record():
+            got = function(autograd.Variable(value), *args)
+    got = got.value if isinstance(got, autograd.Variable) else got
+    assert got.dtype == want.dtype
+    np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(np.signbit(got), np.signbit(want))
+
+
+@pytest.mark.parametrize("function", [np.round, np.fix, np.trunc, np.isnan, np.isinf, np.isfinite])
+def test_integers_round_to_themselves_and_are_finite(function):
+    value = np.array([[-3, 0, 7]], np.int32)
+    with autograd.record():
+        got = function(autograd.Variable(value))
+    got = got.value if isinstance(got, autograd.Variable) else got
+    want = function(value)
+    assert got.dtype == want.dtype
+    np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize(("function", "kwargs"), [
+    (np.flip, {"axis": 0}), (np.flip, {}), (np.roll, {"shift": -2, "axis": 1}), (np.roll, {"shift": 5}),
+    (np.pad, {"pad_width": ((1, 2), (0, 3)), "mode": "reflect"}), (np.pad, {"pad_width": 1, "mode": "edge"}),
+    (np.pad, {"pad_width": ((2, 0), (1, 1)), "constant_values": 9.0}), (np.pad, {"pad_width": 2, "mode": "wrap"}),
+    (np.sort, {"axis": 0}), (np.sort, {"axis": None}), (np.round, {"decimals": 1}),
+])
+def test_the_gradient_through_it_equals_central_differences(function, kwargs):
+    """float64, rtol 1e-6: each value's gradient reaches the input it came from (rounding:
+    zero almost everywhere, as its ops' VJPs give)."""
+    value = np.random.default_rng(8).normal(size=(4, 5))
+    weights = np.random.default_rng(9).normal(size=np.shape(function(value, **kwargs)))
+    x = autograd.Variable(value)
+    with autograd.record():
+        total = (function(x, **kwargs) * weights).sum()
+    total.backward()
+    step, numeric = 1e-6, np.zeros_like(value)
+    for index in np.ndindex(value.shape):
+        up, down = value.copy(), value.copy()
+        up[index] += step
+        down[index] -= step
+        numeric[index] = ((function(up, **kwargs) - function(down, **kwargs)) * weights).sum() / (2 * step)
+    np.testing.assert_allclose(x.grad, numeric, rtol=1e-6, atol=1e-8)
+
+
+@pytest.mark.parametrize(("call", "match"), [
+    (lambda x: np.pad(x, 1, mode="mean"), r"^np\.pad: mode 'mean' is not traced; use one of constant, edge, reflect, symmetric, wrap$"),
+    (lambda x: np.pad(x, 1, mode="edge", constant_values=2), r"^np\.pad: mode 'edge' takes no constant_values$"),
+    (lambda x: np.pad(x, 1, mode="reflect", reflect_type="odd"), r"^np\.pad: reflect_type='odd' is not traced"),
+    (lambda x: np.pad(x, ((0, 0), (5, 0)), mode="reflect"),
+     r"^np\.pad: mode 'reflect' pads axis 1 \(length 5\) by 5; tracing pads by at most 4 \(one reflection\)$"),
+    (lambda x: np.pad(x, ((0, 0), (0, 6)), mode="wrap"), r"pads axis 1 \(length 5\) by 6; tracing pads by at most 5 \(one wrap\)$"),
+    (lambda x: np.pad(x, ((0, 0), (-1, 0))), r"^np\.pad: pad_width must not be negative"),
+    (lambda x: np.pad(x, ((1, 2, 3),)), r"^np\.pad: pad_width .* does not give a \(before, after\) pair per axis$"),
+    (lambda x: np.pad(x, 1.5), r"^np\.pad: pad_width must be integers"),
+    (lambda x: np.roll(x, (1, 2, 3), axis=(0, 1)), r"^np\.roll: shift \(1, 2, 3\) and axis \(0, 1\) must have the same length$"),
+    (lambda x: np.flip(x, 2), r"^np\.flip: axis 2 is out of bounds for a 2-D array$"),
+    (lambda x: np.sort(x, axis=0, order="f"), r"^np\.sort: order= \(structured arrays\) is not traced$"),
+    (lambda x: np.round(x, 1, out=np.empty((4, 5))), r"^np\.round\(\.\.\., out=\.\.\.\): in-place changes cannot be recorded$"),
+])
+def test_what_it_cannot_express_is_refused(call, match):
+    x = autograd.Variable(np.ones((4, 5)))
+    with autograd.record(), pytest.raises(UsageError, match=match):
+        call(x)
+
+
+def test_integers_to_negative_decimals_are_refused():
+    with autograd.record(), pytest.raises(UsageError, match=r"^np\.round of integers to negative decimals"):
+        np.round(autograd.Variable(np.arange(3)), -1)
+
+
+def test_a_sort_along_the_batch_is_refused_at_export():
+    """topk's k is the axis's length: along a dynamic axis the export's check refuses it."""
+    net = Applied(lambda y: np.sort(y, axis=0))
+    net.initialize(seed=1)
+    with pytest.raises(TraceError, match=r"nodes\.\d+\.attrs\.k is 5 at the example's sizes but"):
+        modelpack.export(net, io.BytesIO(), example=np.ones((5, 3), np.float32))
+
+
+@pytest.mark.parametrize("name", ["flip", "roll two axes", "pad reflect", "pad with constants", "round to 2 decimals",
+                                  "trunc", "isinf", "sort", "argsort"])
+def test_its_ops_export_to_onnx_and_run_in_onnxruntime(name, tmp_path):
+    """The ops a composite records are ONNX's too: onnxruntime gives the loaded graph's values."""
+    ort = pytest.importorskip("onnxruntime")
+    from modelpack.interop.onnx import to_onnx
+
+    net = Applied(TRACED[name])
+    net.initialize(seed=1)
+    x = np.random.default_rng(7).normal(size=(5, 3)).astype(np.float32)
+    with np.errstate(all="ignore"):
+        want = net(x)
+        buffer = io.BytesIO()
+        modelpack.export(net, buffer, example=x)
+        to_onnx(modelpack.load(io.BytesIO(buffer.getvalue())), tmp_path / "net.onnx", example=x)
+    session = ort.InferenceSession(str(tmp_path / "net.onnx"))
+    got = session.run(None, {session.get_inputs()[0].name: x})[0]
+    np.testing.assert_array_equal(got, want)

@@ -3,8 +3,14 @@
 A composite is not an op (a graph never names it): it is numpy code that, run on a recorded
 value (autograd's ``Variable``) or a tracing stand-in, calls only functions, ufuncs and
 operators of the op table, so it is recorded as those ops and differentiated by their VJPs.
-``COMPOSITES`` maps the numpy function to its composite; ``Variable`` and ``Traced`` look
-there before refusing a numpy function that is not an op. On plain arrays numpy's own runs.
+``COMPOSITES`` maps the numpy function to its composite, ``UFUNC_COMPOSITES`` the ufunc;
+``Variable`` and ``Traced`` look there before refusing a numpy function that is not an op.
+On plain arrays numpy's own runs.
+
+Each gives numpy's values, bit for bit where numpy's own is exact (the rearrangements, the
+tests of values, ``trunc``; ``round`` does numpy's own steps) and follows the array's sizes
+through slices, repeats and joins rather than baking the example's in, so a graph traced
+on one batch size runs on others. What a composite cannot express is refused, naming why.
 
 >>> with autograd.record(): n = np.linalg.norm(x)    # doctest: +SKIP  (sqrt(sum(x * x)))
 """
@@ -19,7 +25,8 @@ import numpy as np
 
 from ...errors import UsageError
 
-__all__ = ["COMPOSITES", "norm"]
+__all__ = ["COMPOSITES", "UFUNC_COMPOSITES", "norm", "flip", "roll", "pad", "around", "fix", "sort",
+           "argsort", "trunc", "isnan", "isinf", "isfinite"]
 
 
 def norm(x: Any, ord: Any = None, axis: Any = None, keepdims: bool = False) -> Any:  # noqa: A002
@@ -93,5 +100,243 @@ def _matrix_norm(x: Any, ord: Any, axes: tuple[int, int], keepdims: bool) -> Any
     return result
 
 
+def _axes(axis: Any, ndim: int, what: str) -> tuple[int, ...]:
+    """``axis`` (an int, a sequence of them, or None for all) as non-negative axes."""
+    listed = range(ndim) if axis is None else axis if isinstance(axis, (tuple, list)) else (axis,)
+    axes = []
+    for a in listed:
+        try:
+            index = operator.index(a)
+        except TypeError:
+            raise UsageError(f"{what}: an axis must be an int, got {a!r}") from None
+        if not -ndim <= index < ndim:
+            raise UsageError(f"{what}: axis {index} is out of bounds for a {ndim}-D array")
+        axes.append(index % ndim)
+    return tuple(axes)
+
+
+def _along(ndim: int, axis: int, part: slice) -> tuple[slice, ...]:
+    """The index taking ``part`` along ``axis`` and everything along the others."""
+    return tuple(part if a == axis else slice(None) for a in range(ndim))
+
+
+# -- rearrangements: slices and joins -----------------------------------------------------------
+
+
+def flip(m: Any, axis: Any = None) -> Any:
+    """``np.flip``: a slice of step -1 along each axis named (all for None)."""
+    axes = _axes(axis, len(m.shape), "np.flip")
+    return m[tuple(slice(None, None, -1) if a in axes else slice(None) for a in range(len(m.shape)))]
+
+
+def flipud(m: Any) -> Any:
+    """``np.flipud``: ``flip`` along the first axis."""
+    if len(m.shape) < 1:
+        raise UsageError("np.flipud: the array must be at least 1-D")
+    return flip(m, 0)
+
+
+def fliplr(m: Any) -> Any:
+    """``np.fliplr``: ``flip`` along the second axis."""
+    if len(m.shape) < 2:
+        raise UsageError("np.fliplr: the array must be at least 2-D")
+    return flip(m, 1)
+
+
+def roll(a: Any, shift: Any, axis: Any = None) -> Any:
+    """``np.roll``: each axis's last ``shift`` values (modulo its length) moved to its front,
+    one join of two slices; for ``axis=None`` the flattened array, its shape restored."""
+    if axis is None:
+        return roll(a.reshape(-1), shift, 0).reshape(a.shape)
+    shifts = shift if isinstance(shift, (tuple, list)) else (shift,)
+    axes = axis if isinstance(axis, (tuple, list)) else (axis,)
+    if len(shifts) != len(axes) and len(shifts) != 1 and len(axes) != 1:
+        raise UsageError(f"np.roll: shift {shift!r} and axis {axis!r} must have the same length")
+    count = max(len(shifts), len(axes))
+    shifts = (list(shifts) * count)[:count]
+    axes = _axes((list(axes) * count)[:count], len(a.shape), "np.roll")
+    result = a
+    for step, ax in zip(shifts, axes, strict=True):
+        size = a.shape[ax]
+        moved = operator.index(step) % size if size else 0
+        if moved:
+            ndim = len(a.shape)
+            result = np.concatenate([result[_along(ndim, ax, slice(-moved, None))],
+                                     result[_along(ndim, ax, slice(None, -moved))]], axis=ax)
+    return result
+
+
+_PAD_MODES = ("constant", "edge", "reflect", "symmetric", "wrap")
+
+
+def pad(array: Any, pad_width: Any, mode: str = "constant", **kwargs: Any) -> Any:
+    """``np.pad`` in its modes made of the array's own values or a constant: ``constant``
+    (``constant_values``), ``edge``, ``reflect`` and ``symmetric`` (``reflect_type='even'``)
+    and ``wrap``, axis after axis as numpy does; each side a join of the array with a repeat
+    of a one-wide slice, or with a (reversed) slice of it. Widths past what one reflection or
+    wrap covers, and the modes that compute statistics or ramps, are refused."""
+    ndim = len(array.shape)
+    if not isinstance(mode, str) or mode not in _PAD_MODES:
+        raise UsageError(f"np.pad: mode {mode!r} is not traced; use one of {', '.join(_PAD_MODES)}")
+    allowed = {"constant": {"constant_values"}, "reflect": {"reflect_type"}, "symmetric": {"reflect_type"}}
+    unknown = set(kwargs) - allowed.get(mode, set())
+    if unknown:
+        raise UsageError(f"np.pad: mode {mode!r} takes no {', '.join(sorted(unknown))}")
+    if kwargs.get("reflect_type", "even") != "even":
+        raise UsageError("np.pad: reflect_type='odd' is not traced; use the default 'even'")
+    widths = _pairs(pad_width, ndim, "pad_width", whole=True)
+    values = _pairs(kwargs.get("constant_values", 0), ndim, "constant_values", whole=False)
+    result = array
+    for axis, (before, after) in enumerate(widths):
+        if before or after:
+            result = _pad_axis(result, axis, before, after, mode, values[axis])
+    return result
+
+
+def _pairs(value: Any, ndim: int, what: str, *, whole: bool) -> list[tuple[Any, Any]]:
+    """numpy's per-axis (before, after) pairs: a scalar, a pair, or a pair per axis."""
+    try:
+        pairs = np.broadcast_to(np.asarray(value, dtype=object), (ndim, 2))
+    except ValueError:
+        raise UsageError(f"np.pad: {what} {value!r} does not give a (before, after) pair per axis") from None
+    result = []
+    for before, after in pairs.tolist():
+        if whole:
+            try:
+                before, after = operator.index(before), operator.index(after)
+            except TypeError:
+                raise UsageError(f"np.pad: {what} must be integers, got {value!r}") from None
+            if before < 0 or after < 0:
+                raise UsageError(f"np.pad: {what} must not be negative, got {value!r}")
+        elif not isinstance(before, (bool, int, float)) or not isinstance(after, (bool, int, float)):
+            raise UsageError(f"np.pad: {what} must be numbers, got {value!r}")
+        result.append((before, after))
+    return result
+
+
+def _pad_axis(x: Any, axis: int, before: int, after: int, mode: str, value: tuple[Any, Any]) -> Any:
+    ndim, size = len(x.shape), x.shape[axis]
+    if size == 0:
+        raise UsageError(f"np.pad: axis {axis} is empty; tracing pads with the array's own values or shape")
+    reach = {"reflect": size - 1, "symmetric": size, "wrap": size}.get(mode)
+    if reach is not None and max(before, after) > reach:
+        raise UsageError(
+            f"np.pad: mode {mode!r} pads axis {axis} (length {size}) by {max(before, after)}; "
+            f"tracing pads by at most {reach} (one {'wrap' if mode == 'wrap' else 'reflection'})"
+        )
+
+    def take(part: slice) -> Any:
+        return x[_along(ndim, axis, part)]
+
+    def side(width: int, first: bool, fill: Any) -> Any:
+        if mode in ("constant", "edge"):
+            edge = take(slice(0, 1) if first else slice(-1, None))
+            block = np.full_like(edge, fill) if mode == "constant" else edge
+            return np.repeat(block, width, axis=axis)
+        if mode == "wrap":
+            return take(slice(-width, None) if first else slice(0, width))
+        skip = 1 if mode == "reflect" else 0  # reflect leaves out the edge value, symmetric repeats it
+        part = slice(skip, skip + width) if first else slice(size - skip - width, size - skip)
+        return flip(take(part), axis)
+
+    parts = ([side(before, True, value[0])] if before else []) + [x] + (
+        [side(after, False, value[1])] if after else [])
+    return np.concatenate(parts, axis=axis)
+
+
+# -- rounding and tests of values --------------------------------------------------------------
+
+
+def around(a: Any, decimals: int = 0, out: Any = None) -> Any:
+    """``np.round`` / ``np.around``: numpy's own steps, so numpy's bits: ``rint`` of the value
+    scaled by 10**decimals, scaled back (for negative ``decimals``, divided then multiplied);
+    integers with ``decimals`` ≥ 0 come back as they are."""
+    if out is not None:
+        raise UsageError("np.round(..., out=...): in-place changes cannot be recorded")
+    decimals = operator.index(decimals)
+    if not np.issubdtype(a.dtype, np.inexact):
+        if decimals >= 0:
+            return a + 0 if a.dtype != np.bool_ else a
+        raise UsageError("np.round of integers to negative decimals is not traced; round a float copy")
+    if np.issubdtype(a.dtype, np.complexfloating):
+        raise UsageError("np.round of complex values is not traced")
+    if decimals == 0:
+        return np.rint(a)
+    factor = 10.0 ** abs(decimals)
+    if decimals > 0:
+        return np.rint(a * factor) / factor
+    return np.rint(a / factor) * factor
+
+
+def trunc(x: Any) -> Any:
+    """``np.trunc`` (and ``np.fix``): ``ceil`` below zero, ``floor`` elsewhere (-0.0, NaN and
+    infinities as numpy's); integers come back as they are."""
+    if not np.issubdtype(x.dtype, np.inexact):
+        return x + 0 if x.dtype != np.bool_ else x
+    return np.where(x < 0, np.ceil(x), np.floor(x))
+
+
+def fix(x: Any, out: Any = None) -> Any:
+    """``np.fix``: ``trunc``."""
+    if out is not None:
+        raise UsageError("np.fix(..., out=...): in-place changes cannot be recorded")
+    return trunc(x)
+
+
+def isnan(x: Any) -> Any:
+    """``np.isnan``: NaN is the one value unequal to itself."""
+    return x != x
+
+
+def isinf(x: Any) -> Any:
+    """``np.isinf``: larger in magnitude than the dtype's largest finite value."""
+    if not np.issubdtype(x.dtype, np.inexact):
+        return x != x
+    return np.abs(x) > float(np.finfo(x.dtype).max)
+
+
+def isfinite(x: Any) -> Any:
+    """``np.isfinite``: within the dtype's largest finite magnitude (NaN compares false)."""
+    if not np.issubdtype(x.dtype, np.inexact):
+        return x == x
+    return np.abs(x) <= float(np.finfo(x.dtype).max)
+
+
+# -- sorting: npx.topk over the whole axis ------------------------------------------------------
+
+
+def sort(a: Any, axis: Any = -1, kind: Any = None, order: Any = None, *, stable: Any = None) -> Any:
+    """``np.sort``: ``topk`` ascending over the whole axis (NaN last, as numpy's);
+    ``axis=None`` sorts the flattened array."""
+    return _sorted(a, axis, order, "value", "np.sort")
+
+
+def argsort(a: Any, axis: Any = -1, kind: Any = None, order: Any = None, *, stable: Any = None) -> Any:
+    """``np.argsort``: ``topk``'s indices ascending over the whole axis, as int64; equal values
+    keep their order (a stable sort, as ``kind='stable'``)."""
+    return _sorted(a, axis, order, "indices", "np.argsort")
+
+
+def _sorted(a: Any, axis: Any, order: Any, returns: str, what: str) -> Any:
+    from .. import functional  # (the layers' functions, which record ops on any input)
+
+    if order is not None:
+        raise UsageError(f"{what}: order= (structured arrays) is not traced")
+    if axis is None:
+        a, axis = a.reshape(-1), 0
+    (axis,) = _axes(axis, len(a.shape), what)
+    if a.shape[axis] == 0:
+        raise UsageError(f"{what}: axis {axis} is empty")
+    topk: Callable[..., Any] = functional.topk
+    return topk(a, axis=axis, k=a.shape[axis], ret_typ=returns, is_ascend=True, dtype="int64")
+
+
 # numpy function -> its composite.
-COMPOSITES: dict[Callable[..., Any], Callable[..., Any]] = {np.linalg.norm: norm}
+COMPOSITES: dict[Callable[..., Any], Callable[..., Any]] = {
+    np.linalg.norm: norm, np.flip: flip, np.flipud: flipud, np.fliplr: fliplr, np.roll: roll, np.pad: pad,
+    np.round: around, np.around: around, np.fix: fix, np.sort: sort, np.argsort: argsort,
+}
+# numpy ufunc -> its composite (plain calls, no keywords).
+UFUNC_COMPOSITES: dict[Any, Callable[..., Any]] = {
+    np.trunc: trunc, np.isnan: isnan, np.isinf: isinf, np.isfinite: isfinite,
+}
