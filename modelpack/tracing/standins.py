@@ -54,6 +54,7 @@ _FUNCTION_OPS: dict[Any, ops.OpDef] = {
     f: op for op in ops.OPS.values() for f in op.numpy if not isinstance(f, np.ufunc)
 }
 _METHOD_OPS: dict[str, ops.OpDef] = {m: op for op in ops.OPS.values() for m in op.methods}
+_SHAPE_QUERIES = (np.shape, np.ndim, np.size)
 
 
 def _call(op: ops.OpDef, what: str, *args: Any, **kwargs: Any) -> Any:
@@ -237,6 +238,8 @@ class Traced(Operators, DeviceAPI):
     def __array_function__(self, func: Any, types: Any, args: Any, kwargs: Any) -> Any:
         module = getattr(func, "__module__", "numpy") or "numpy"
         name = f"{module}.{func.__name__}"
+        if func in _SHAPE_QUERIES:  # static facts of the example, as x.shape (sizes followed)
+            return func(*(a._value if isinstance(a, Traced) else a for a in args), **kwargs)
         composite = COMPOSITES.get(func)
         if composite is not None:  # numpy code over ops (np.linalg.norm): traced as those
             return composite(*args, **kwargs)

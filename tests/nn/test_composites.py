@@ -269,3 +269,98 @@ def test_its_ops_export_to_onnx_and_run_in_onnxruntime(name, tmp_path):
     session = ort.InferenceSession(str(tmp_path / "net.onnx"))
     got = session.run(None, {session.get_inputs()[0].name: x})[0]
     np.testing.assert_array_equal(got, want)
+
+
+# -- einsum ------------------------------------------------------------------------------------
+
+EINSUMS = [
+    ("bij,bkj->bik", [(2, 3, 4), (2, 5, 4)]), ("ij,jk->ik", [(3, 4), (4, 2)]),
+    ("bhqd,bhkd->bhqk", [(2, 2, 3, 4), (2, 2, 5, 4)]), ("i,j->ij", [(3,), (4,)]), ("bij->bji", [(2, 3, 4)]),
+    ("ij->", [(3, 4)]), ("bij,bj->bi", [(2, 3, 4), (2, 4)]), ("abc,cd->dba", [(2, 3, 4), (4, 2)]),
+    ("ij,ij->i", [(3, 4), (3, 4)]), ("bik,kj->bj", [(2, 3, 4), (4, 2)]),
+    ("bnd,de,bme->bnm", [(2, 3, 4), (4, 5), (2, 2, 5)]), ("ij,jk,kl,lm->im", [(2, 3), (3, 4), (4, 5), (5, 2)]),
+    ("bi,bj,bk->bijk", [(2, 2), (2, 3), (2, 2)]), ("i,ij,j->", [(3,), (3, 4), (4,)]),
+    ("...ij,jk->...ik", [(2, 3, 4), (4, 2)]), ("ij,jk", [(3, 4), (4, 2)]), ("ba,Ab", [(2, 3), (4, 2)]),
+    ("i...,i...", [(2, 3), (2, 1)]), ("ij", [(3, 4)]), ("ji", [(3, 4)]), ("ij,kl->ijkl", [(2, 3), (4, 1)]),
+    ("...,...", [(2, 3), (3,)]), ("bi,bi->b", [(1, 3), (4, 3)]), (" b i , b j -> b ", [(2, 3), (2, 4)]),
+]
+
+
+@pytest.mark.parametrize(("equation", "shapes"), EINSUMS)
+def test_einsum_of_variables_equals_numpys(equation, shapes):
+    """Explicit and implicit outputs (numpy's order: capitals first), '...' broadcast from the
+    right, sums of indices only one operand has, chains: float64 within 1e-12 (BLAS's sums)."""
+    rng = np.random.default_rng(len(equation))
+    values = [rng.normal(size=shape) for shape in shapes]
+    with autograd.record():
+        got = np.einsum(equation, *map(autograd.Variable, values))
+    want = np.einsum(equation, *values)
+    got = got.value if isinstance(got, autograd.Variable) else got
+    assert got.shape == want.shape and got.dtype == want.dtype
+    np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize(("equation", "shapes"), [EINSUMS[i] for i in (2, 6, 10, 14, 17)])
+def test_einsums_gradient_equals_central_differences(equation, shapes):
+    rng = np.random.default_rng(11)
+    values = [rng.normal(size=shape) for shape in shapes]
+    weights = rng.normal(size=np.shape(np.einsum(equation, *values)))
+    xs = [autograd.Variable(v) for v in values]
+    with autograd.record():
+        total = (np.einsum(equation, *xs) * weights).sum()
+    total.backward()
+    step = 1e-6
+    for k, value in enumerate(values):
+        numeric = np.zeros_like(value)
+        for index in np.ndindex(value.shape):
+            up, down = [v.copy() for v in values], [v.copy() for v in values]
+            up[k][index] += step
+            down[k][index] -= step
+            numeric[index] = ((np.einsum(equation, *up) - np.einsum(equation, *down)) * weights).sum() / (2 * step)
+        np.testing.assert_allclose(xs[k].grad, numeric, rtol=1e-6, atol=1e-8)
+
+
+class Attention(nn.Block):
+    """Multi-head attention written with einsum, heads split by a reshape of x.shape's sizes."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.query, self.key = nn.Dense(8, flatten=False), nn.Dense(8, flatten=False)
+
+    def forward(self, x):
+        batch, steps, _ = np.shape(x)
+        q = self.query(x).reshape(batch, steps, 2, 4)
+        k = self.key(x).reshape(batch, steps, 2, 4)
+        scores = np.einsum("bqhd,bkhd->bhqk", q, k)
+        return np.einsum("bhqk,bkhd->bqhd", scores, k) + np.einsum("...d,d", q, np.ones(4, np.float32))[..., None]
+
+
+def test_a_traced_forward_with_einsum_exports_and_loads():
+    """The graph's matmuls give forward's values (numpy's own einsum loops) to float32
+    rounding, on the example and on a batch of another size."""
+    net = Attention()
+    net.initialize(seed=0)
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(3, 5, 6)).astype(np.float32)
+    buffer = io.BytesIO()
+    modelpack.export(net, buffer, example=x)
+    loaded = modelpack.load(io.BytesIO(buffer.getvalue()))
+    for batch in (x, rng.normal(size=(7, 5, 6)).astype(np.float32)):
+        np.testing.assert_allclose(loaded(batch), net(batch), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize(("call", "match"), [
+    (lambda x: np.einsum("ii->i", x), r"^np\.einsum: equation 'ii->i': an index twice in one operand \(a diagonal\) has no op$"),
+    (lambda x: np.einsum(x, [0, 1], [1, 0]), r"^np\.einsum: give the equation as a string \(the sublist form is not traced\)$"),
+    (lambda x: np.einsum("ij->ji", x, out=np.empty((3, 3))), r"^np\.einsum: out= and dtype= are not traced$"),
+    (lambda x: np.einsum("ij,jk->ik", x, np.ones((1, 2))), r"^np\.einsum: 'ij,jk->ik': index sizes 3 and 1 do not match$"),
+    (lambda x: np.einsum("ijk->i", x), r"^np\.einsum: equation 'ijk->i': operand 'ijk' has 3 indices for 2 axes$"),
+    (lambda x: np.einsum("ij,jk->ik", x), r"^np\.einsum: equation 'ij,jk->ik' names 2 operands, given 1$"),
+    (lambda x: np.einsum("ij->ik", x), r"^np\.einsum: equation 'ij->ik': each output index must be an operand's, once$"),
+    (lambda x: np.einsum("...j->j", x), r"^np\.einsum: equation '\.\.\.j->j': the output omits '\.\.\.'"),
+    (lambda x: np.einsum("i2->i", x), r"^np\.einsum: equation 'i2->i' may hold letters, ',', '->' and '\.\.\.' only$"),
+])
+def test_einsum_forms_without_an_op_form_are_refused(call, match):
+    x = autograd.Variable(np.ones((3, 3)))
+    with autograd.record(), pytest.raises(UsageError, match=match):
+        call(x)

@@ -18,6 +18,7 @@ import numpy as np
 import onnx
 
 from ...nn import sizes
+from ...nn.ops import einsum_plan
 from ...nn.ops.neural import LRN_MAX_SIZE
 from .import_layers import SELU_ALPHA, SELU_GAMMA, selu
 from .importer import Dims, Graph, Translator, constant_input, has_input, only_first_output
@@ -388,91 +389,65 @@ def _interpolation(node: onnx.NodeProto, attrs: dict[str, Any], size: int, targe
 
 
 def _einsum(g: Graph, node: onnx.NodeProto, attrs: dict[str, Any]) -> None:
-    """Einsum with an explicit output (torch writes one), no ellipsis and no index twice in one
-    operand: indices in neither the other operand nor the output summed first; of two operands,
-    a batched matmul (the shared output indices the batch, the shared others contracted) between
-    transposes and reshapes; the result laid out in the output's order; of more, the operands
-    contracted left to right, two at a time (``_einsum_chain``). Sizes that follow the inputs are
-    written as size expressions."""
-    equation = str(attrs["equation"]).replace(" ", "")
-    inputs_text, arrow, output = equation.partition("->")
-    operands = inputs_text.split(",")
-    letters = [*operands, output]
-    if (not arrow or len(operands) != len(node.input)
-            or any(not t.isalpha() or len(set(t)) != len(t) for t in letters if t)
-            or not set(output) <= set("".join(operands))):
-        raise g.fail(node, f"equation {equation!r} (an explicit output, no '...', no index twice in "
-                           "one operand)")
-    if len(operands) > 2:
-        _einsum_chain(g, node, operands, output)
-        return
-    extents = _einsum_extents(g, node, operands)
+    """Einsum as ``nn.ops.einsum_plan`` lays it out (an explicit or implicit output, ``...``; no
+    index twice in one operand): one operand summed and transposed; two contracted by a
+    batched matmul between transposes and reshapes; more, two at a time left to right. Sizes
+    that follow the inputs are written as size expressions."""
+    equation = str(attrs["equation"])
+    shapes = [g.shape(name) for name in node.input]
+    if any(dims is None for dims in shapes):
+        raise g.fail(node, f"equation {equation!r} on operands of unknown rank")
+    try:
+        operands, output = einsum_plan.parse(equation, [len(dims) for dims in shapes])  # type: ignore[arg-type]
+    except ValueError as exc:
+        raise g.fail(node, str(exc)) from None
+    extents: dict[str, int | str] = {}
+    for indices, dims in zip(operands, shapes, strict=True):
+        for index, size in zip(indices, dims, strict=True):  # type: ignore[arg-type]
+            if extents.setdefault(index, size) != size:
+                raise g.fail(node, f"equation {equation!r}: index sizes {extents[index]} and {size} "
+                                   "(broadcast)")
     values = [g.value(name, node) for name in node.input]
-    others = [set(operands[1 - i]) if len(operands) == 2 else set() for i in range(len(operands))]
-    kept = [set(output) | other for other in others]
-    for i, indices in enumerate(operands):  # summed where nothing else reads them
-        gone = [axis for axis, index in enumerate(indices) if index not in kept[i]]
-        if gone:
-            values[i] = g._add("sum", [values[i]], {"axis": gone, "keepdims": False})
-            operands[i] = "".join(index for index in indices if index in kept[i])
     if len(operands) == 1:
-        g.op(node, "transpose", [values[0]], axes=[operands[0].index(index) for index in output])
+        summed, axes = einsum_plan.single(operands[0], output)
+        value = g._add("sum", [values[0]], {"axis": list(summed), "keepdims": False}) if summed else values[0]
+        g.op(node, "transpose", [value], axes=axes)
         return
-    a, b = operands
-    batch = [i for i in output if i in a and i in b]
-    contracted = [i for i in a if i in b and i not in output]
-    free_a, free_b = [i for i in a if i not in b], [i for i in b if i not in a]
+    steps = einsum_plan.chain(operands, output)
+    current = values[0]
+    for k, (left, right, kept) in enumerate(steps, start=1):
+        plan = einsum_plan.pair(left, right, kept)
+        result = _contracted(g, node, plan, current, values[k], extents)
+        if k == len(steps):
+            g.op(node, "transpose", [result], axes=plan.final)
+        elif plan.final != sorted(plan.final):  # the next step reads it in ``kept``'s order
+            current = g._add("transpose", [result], {"axes": plan.final})
+        else:
+            current = result
 
-    def product(indices: list[str]) -> int | str:
+
+def _contracted(g: Graph, node: onnx.NodeProto, plan: einsum_plan.Pair, a: str, b: str,
+                extents: dict[str, int | str]) -> str:
+    """Two operands contracted as ``plan`` says, up to the product split into ``plan.laid``'s
+    axes (the caller transposes it to the step's output)."""
+    def product(indices: str) -> int | str:
         total = sizes.product([extents[index] for index in indices])
         if total is None:
-            raise g.fail(node, f"the sizes of {''.join(indices)!r} multiply beyond a size expression")
+            raise g.fail(node, f"the sizes of {indices!r} multiply beyond a size expression")
         return total
 
-    def arranged(value: str, indices: str, order: list[str], shape: list[int | str]) -> str:
-        if list(indices) != order:
-            value = g._add("transpose", [value], {"axes": [indices.index(i) for i in order]})
+    def arranged(value: str, summed: tuple[int, ...], order: list[int], shape: list[int | str]) -> str:
+        if summed:
+            value = g._add("sum", [value], {"axis": list(summed), "keepdims": False})
+        if order != sorted(order):
+            value = g._add("transpose", [value], {"axes": order})
         return g._add("reshape", [value], {"shape": shape})
 
-    batch_sizes, inner = [extents[i] for i in batch], product(contracted)
-    left = arranged(values[0], a, [*batch, *free_a, *contracted], [*batch_sizes, product(free_a), inner])
-    right = arranged(values[1], b, [*batch, *contracted, *free_b], [*batch_sizes, inner, product(free_b)])
+    batch_sizes, inner = [extents[i] for i in plan.batch], product(plan.contracted)
+    left = arranged(a, plan.sums[0], plan.order_a, [*batch_sizes, product(plan.free_a), inner])
+    right = arranged(b, plan.sums[1], plan.order_b, [*batch_sizes, inner, product(plan.free_b)])
     result = g._add("matmul", [left, right], {})
-    laid = [*batch, *free_a, *free_b]
-    result = g._add("reshape", [result], {"shape": [extents[i] for i in laid]})
-    g.op(node, "transpose", [result], axes=[laid.index(index) for index in output])
-
-
-def _einsum_extents(g: Graph, node: onnx.NodeProto, operands: list[str]) -> dict[str, int | str]:
-    """Each index's size, from the first operand that has it (an operand's shape must be known,
-    of its indices' rank)."""
-    extents: dict[str, int | str] = {}
-    for name, indices in zip(node.input, operands, strict=True):
-        dims = g.shape(name)
-        if dims is None or len(dims) != len(indices):
-            raise g.fail(node, f"operand {name!r} of shape {dims} for indices {indices!r}")
-        for index, size in zip(indices, dims, strict=True):
-            extents.setdefault(index, size)
-    return extents
-
-
-def _einsum_chain(g: Graph, node: onnx.NodeProto, operands: list[str], output: str) -> None:
-    """An Einsum of three operands or more as two-operand ones, left to right: each keeps the
-    indices that a later operand or the output reads, in the order they come."""
-    extents = _einsum_extents(g, node, operands)
-    current, indices = node.input[0], operands[0]
-    for k in range(1, len(operands)):
-        last = k == len(operands) - 1
-        read_later = set("".join(operands[k + 1:])) | set(output)
-        kept = output if last else "".join(dict.fromkeys(i for i in indices + operands[k] if i in read_later))
-        target = node.output[0] if last else f"{node.output[0]}::einsum{k}"
-        equation = f"{indices},{operands[k]}->{kept}"
-        step = onnx.helper.make_node("Einsum", [current, node.input[k]], [target], name=node.name or "einsum",
-                                     equation=equation)
-        _einsum(g, step, {"equation": equation})
-        if not last:
-            g.learn(target, [extents[index] for index in kept])
-        current, indices = target, kept
+    return g._add("reshape", [result], {"shape": [extents[i] for i in plan.laid]})
 
 
 def _split(g: Graph, node: onnx.NodeProto, attrs: dict[str, Any]) -> None:

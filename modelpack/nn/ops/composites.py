@@ -17,6 +17,7 @@ on one batch size runs on others. What a composite cannot express is refused, na
 
 from __future__ import annotations
 
+import math
 import operator
 from collections.abc import Callable
 from typing import Any
@@ -24,9 +25,10 @@ from typing import Any
 import numpy as np
 
 from ...errors import UsageError
+from . import einsum_plan
 
-__all__ = ["COMPOSITES", "UFUNC_COMPOSITES", "norm", "flip", "roll", "pad", "around", "fix", "sort",
-           "argsort", "trunc", "isnan", "isinf", "isfinite"]
+__all__ = ["COMPOSITES", "UFUNC_COMPOSITES", "norm", "einsum", "flip", "roll", "pad", "around", "fix",
+           "sort", "argsort", "trunc", "isnan", "isinf", "isfinite"]
 
 
 def norm(x: Any, ord: Any = None, axis: Any = None, keepdims: bool = False) -> Any:  # noqa: A002
@@ -118,6 +120,62 @@ def _axes(axis: Any, ndim: int, what: str) -> tuple[int, ...]:
 def _along(ndim: int, axis: int, part: slice) -> tuple[slice, ...]:
     """The index taking ``part`` along ``axis`` and everything along the others."""
     return tuple(part if a == axis else slice(None) for a in range(ndim))
+
+
+# -- einsum: sums, transposes, reshapes and batched matmuls ---------------------------------------
+
+
+def einsum(*operands: Any, out: Any = None, dtype: Any = None, order: str = "K", casting: str = "safe",
+           optimize: Any = False) -> Any:
+    """``np.einsum`` with an equation (``einsum_plan``'s forms: explicit or implicit output,
+    ``...``): one operand summed and transposed; two contracted by a batched matmul between
+    transposes and reshapes; more, two at a time left to right. The sums are BLAS's, not
+    numpy's einsum loops: equal to float rounding. A diagonal (an index twice in one operand),
+    the sublist form and ``out``/``dtype`` are refused."""
+    if not operands or not isinstance(operands[0], str):
+        raise UsageError("np.einsum: give the equation as a string (the sublist form is not traced)")
+    if out is not None or dtype is not None:
+        raise UsageError("np.einsum: out= and dtype= are not traced")
+    equation, arrays = operands[0], list(operands[1:])
+    try:
+        letters, output = einsum_plan.parse(equation, [len(a.shape) for a in arrays])
+    except ValueError as exc:
+        raise UsageError(f"np.einsum: {exc}") from None
+    if len(arrays) == 1:
+        summed, axes = einsum_plan.single(letters[0], output)
+        result = np.sum(arrays[0], axis=summed) if summed else arrays[0]
+        return np.transpose(result, axes) if axes != sorted(axes) else result
+    result = arrays[0]
+    for k, (left, right, kept) in enumerate(einsum_plan.chain(letters, output), start=1):
+        result = _contracted(result, arrays[k], einsum_plan.pair(left, right, kept), equation)
+    return result
+
+
+def _contracted(x: Any, y: Any, plan: einsum_plan.Pair, equation: str) -> Any:
+    """Two operands contracted as ``plan`` says: (batch, free, contracted) by (batch,
+    contracted, free), each group merged, a batched matmul, split back and transposed."""
+    if plan.sums[0]:
+        x = np.sum(x, axis=plan.sums[0])
+    if plan.sums[1]:
+        y = np.sum(y, axis=plan.sums[1])
+    size = {**dict(zip(plan.b, y.shape, strict=True)), **dict(zip(plan.a, x.shape, strict=True))}
+    for index in plan.batch + plan.contracted:
+        a_size, b_size = x.shape[plan.a.index(index)], y.shape[plan.b.index(index)]
+        if a_size != b_size and (index in plan.contracted or 1 not in (a_size, b_size)):
+            raise UsageError(f"np.einsum: {equation!r}: index sizes {a_size} and {b_size} do not match")
+        size[index] = max(a_size, b_size)  # a batch of 1 broadcasts, as numpy's does
+
+    def grouped(value: Any, indices: str, order: list[int], shape: list[Any]) -> Any:
+        if order != sorted(order):
+            value = np.transpose(value, order)
+        return value.reshape(shape)
+
+    x_batch = [x.shape[plan.a.index(i)] for i in plan.batch]
+    y_batch = [y.shape[plan.b.index(i)] for i in plan.batch]
+    left = grouped(x, plan.a, plan.order_a, [*x_batch, math.prod(size[i] for i in plan.free_a), -1])
+    right = grouped(y, plan.b, plan.order_b, [*y_batch, -1, math.prod(size[i] for i in plan.free_b)])
+    product = np.matmul(left, right).reshape([size[i] for i in plan.laid])
+    return np.transpose(product, plan.final) if plan.final != sorted(plan.final) else product
 
 
 # -- rearrangements: slices and joins -----------------------------------------------------------
@@ -333,8 +391,9 @@ def _sorted(a: Any, axis: Any, order: Any, returns: str, what: str) -> Any:
 
 # numpy function -> its composite.
 COMPOSITES: dict[Callable[..., Any], Callable[..., Any]] = {
-    np.linalg.norm: norm, np.flip: flip, np.flipud: flipud, np.fliplr: fliplr, np.roll: roll, np.pad: pad,
-    np.round: around, np.around: around, np.fix: fix, np.sort: sort, np.argsort: argsort,
+    np.linalg.norm: norm, np.einsum: einsum, np.flip: flip, np.flipud: flipud, np.fliplr: fliplr,
+    np.roll: roll, np.pad: pad, np.round: around, np.around: around, np.fix: fix, np.sort: sort,
+    np.argsort: argsort,
 }
 # numpy ufunc -> its composite (plain calls, no keywords).
 UFUNC_COMPOSITES: dict[Any, Callable[..., Any]] = {
