@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 import operator
+import string
 from collections.abc import Callable
 from typing import Any
 
@@ -178,7 +179,101 @@ def _contracted(x: Any, y: Any, plan: einsum_plan.Pair, equation: str) -> Any:
     return np.transpose(product, plan.final) if plan.final != sorted(plan.final) else product
 
 
+def tensordot(a: Any, b: Any, axes: Any = 2) -> Any:
+    """``np.tensordot``: the einsum of a's axes ``axes[0]`` against b's ``axes[1]`` (or a's last
+    ``axes`` against b's first), a's other axes then b's."""
+    rank_a, rank_b = len(a.shape), len(b.shape)
+    if isinstance(axes, (tuple, list)):
+        if len(axes) != 2:
+            raise UsageError(f"np.tensordot: axes {axes!r} must be a count or two lists of axes")
+        first, second = _axes(axes[0], rank_a, "np.tensordot"), _axes(axes[1], rank_b, "np.tensordot")
+    else:
+        count = operator.index(axes)
+        if not 0 <= count <= min(rank_a, rank_b):
+            raise UsageError(f"np.tensordot: cannot contract {count} axes of {rank_a}-D and {rank_b}-D "
+                             "arrays")
+        first, second = tuple(range(rank_a - count, rank_a)), tuple(range(count))
+    if len(first) != len(second) or len(set(first)) != len(first) or len(set(second)) != len(second):
+        raise UsageError(f"np.tensordot: axes {axes!r} must pair each axis once")
+    letters = iter(string.ascii_letters)
+    left = [next(letters) for _ in range(rank_a)]
+    right = [next(letters) for _ in range(rank_b)]
+    for i, j in zip(first, second, strict=True):
+        right[j] = left[i]
+    output = [c for k, c in enumerate(left) if k not in first]
+    output += [c for k, c in enumerate(right) if k not in second]
+    return einsum(f"{''.join(left)},{''.join(right)}->{''.join(output)}", a, b)
+
+
+def inner(a: Any, b: Any) -> Any:
+    """``np.inner``: ``tensordot`` over both last axes (a scalar times an array: the product)."""
+    if not a.shape or not b.shape:
+        return a * b
+    return tensordot(a, b, axes=([-1], [-1]))
+
+
+def outer(a: Any, b: Any, out: Any = None) -> Any:
+    """``np.outer``: a's values as a column times b's as a row, as numpy multiplies them."""
+    if out is not None:
+        raise UsageError("np.outer(..., out=...): in-place changes cannot be recorded")
+    return ravel(a)[:, None] * ravel(b)[None, :]
+
+
 # -- rearrangements: slices and joins -----------------------------------------------------------
+
+
+def ravel(a: Any, order: str = "C") -> Any:
+    """``np.ravel``: the values in row-major order, one axis."""
+    if order not in ("C", "K", "A"):
+        raise UsageError(f"np.ravel: order={order!r} is not traced; the values come in row-major order")
+    return a.reshape(-1)
+
+
+def moveaxis(a: Any, source: Any, destination: Any) -> Any:
+    """``np.moveaxis``: the transpose that puts each ``source`` axis at its ``destination``."""
+    ndim = len(a.shape)
+    sources, targets = _axes(source, ndim, "np.moveaxis"), _axes(destination, ndim, "np.moveaxis")
+    if len(sources) != len(targets) or len(set(sources)) != len(sources) or len(set(targets)) != len(targets):
+        raise UsageError("np.moveaxis: source and destination must name as many axes, each once")
+    order = [axis for axis in range(ndim) if axis not in sources]
+    for target, axis in sorted(zip(targets, sources, strict=True)):
+        order.insert(target, axis)
+    return np.transpose(a, order) if order != sorted(order) else a
+
+
+def diff(a: Any, n: int = 1, axis: int = -1, **kwargs: Any) -> Any:
+    """``np.diff``: each value minus the one before it along ``axis``, ``n`` times (booleans:
+    whether they differ, as numpy's); ``prepend``/``append`` are not traced."""
+    if kwargs:
+        raise UsageError(f"np.diff: {', '.join(sorted(kwargs))} are not traced; concatenate first")
+    n = operator.index(n)
+    if n < 0:
+        raise UsageError(f"np.diff: order n={n} must not be negative")
+    (axis,) = _axes(axis, len(a.shape), "np.diff")
+    ndim = len(a.shape)
+    for _ in range(n):
+        later, earlier = a[_along(ndim, axis, slice(1, None))], a[_along(ndim, axis, slice(None, -1))]
+        a = later != earlier if a.dtype == np.bool_ else later - earlier
+    return a
+
+
+def tril(m: Any, k: int = 0) -> Any:
+    """``np.tril``: the last two axes' values on and below diagonal ``k``, zeros above."""
+    return _triangle(m, k, lower=True)
+
+
+def triu(m: Any, k: int = 0) -> Any:
+    """``np.triu``: the last two axes' values on and above diagonal ``k``, zeros below."""
+    return _triangle(m, k, lower=False)
+
+
+def _triangle(m: Any, k: int, *, lower: bool) -> Any:
+    if len(m.shape) < 2:
+        raise UsageError(f"np.{'tril' if lower else 'triu'}: the array must be at least 2-D")
+    rows, cols = m.shape[-2:]
+    k = operator.index(k)
+    kept = np.tri(rows, cols, k, dtype=bool) if lower else ~np.tri(rows, cols, k - 1, dtype=bool)
+    return np.where(kept, m, np.zeros(1, m.dtype))
 
 
 def flip(m: Any, axis: Any = None) -> Any:
@@ -360,6 +455,144 @@ def isfinite(x: Any) -> Any:
     return np.abs(x) <= float(np.finfo(x.dtype).max)
 
 
+def nan_to_num(x: Any, copy: bool = True, nan: float = 0.0, posinf: float | None = None,
+               neginf: float | None = None) -> Any:
+    """``np.nan_to_num``: NaN, +inf and -inf replaced (by default 0 and the dtype's largest and
+    smallest finite values); integers come back as they are."""
+    if not np.issubdtype(x.dtype, np.floating):
+        if np.issubdtype(x.dtype, np.complexfloating):
+            raise UsageError("np.nan_to_num of complex values is not traced")
+        return x + 0 if x.dtype != np.bool_ else x
+    largest = float(np.finfo(x.dtype).max)
+    high = largest if posinf is None else posinf
+    low = -largest if neginf is None else neginf
+    infinite = isinf(x)
+    result = np.where(isnan(x), nan, x)
+    result = np.where(np.logical_and(infinite, x < 0), low, result)
+    return np.where(np.logical_and(infinite, x > 0), high, result)
+
+
+def nansum(a: Any, axis: Any = None, dtype: Any = None, out: Any = None, keepdims: bool = False) -> Any:
+    """``np.nansum``: NaN counted as 0, as numpy replaces it before summing."""
+    if dtype is not None or out is not None:
+        raise UsageError("np.nansum: dtype= and out= are not traced")
+    return np.sum(_zero_nan(a), axis=axis, keepdims=keepdims)
+
+
+def nanmean(a: Any, axis: Any = None, dtype: Any = None, out: Any = None, keepdims: bool = False) -> Any:
+    """``np.nanmean``: the sum with NaN as 0 over the count of values that are not NaN."""
+    if dtype is not None or out is not None:
+        raise UsageError("np.nanmean: dtype= and out= are not traced")
+    if not np.issubdtype(a.dtype, np.inexact):
+        return np.mean(a, axis=axis, keepdims=keepdims)
+    counted = np.sum(np.logical_not(isnan(a)).astype(np.intp), axis=axis, keepdims=keepdims)
+    total = np.sum(_zero_nan(a), axis=axis, keepdims=keepdims)
+    return (total.astype(np.float64) / counted).astype(a.dtype)  # numpy's: divided in float64, cast back
+
+
+def _zero_nan(a: Any) -> Any:
+    return np.where(isnan(a), np.zeros(1, a.dtype), a) if np.issubdtype(a.dtype, np.inexact) else a
+
+
+def ptp(a: Any, axis: Any = None, out: Any = None, keepdims: bool = False) -> Any:
+    """``np.ptp``: the largest value minus the smallest."""
+    if out is not None:
+        raise UsageError("np.ptp(..., out=...): in-place changes cannot be recorded")
+    return np.max(a, axis=axis, keepdims=keepdims) - np.min(a, axis=axis, keepdims=keepdims)
+
+
+def average(a: Any, axis: Any = None, weights: Any = None, returned: bool = False, *,
+            keepdims: bool = False) -> Any:
+    """``np.average``: the mean, or with ``weights`` (a's shape, or 1-D along one ``axis``)
+    Σ a·w / Σ w in their common float dtype, as numpy computes it; ``returned`` adds Σ w."""
+    if weights is None:
+        mean = np.mean(a, axis=axis, keepdims=keepdims)
+        if not returned:
+            return mean
+        count = math.prod(a.shape) // max(1, math.prod(mean.shape)) if hasattr(mean, "shape") else 1
+        return mean, np.full_like(mean, count)
+    result_type = np.result_type(a.dtype, weights.dtype, np.float16 if a.dtype.kind == "f" else np.float64)
+    if tuple(a.shape) != tuple(weights.shape):
+        if axis is None or isinstance(axis, (tuple, list)) or len(weights.shape) != 1:
+            raise UsageError("np.average: weights of another shape than a's must be 1-D, along one axis")
+        (axis,) = _axes(axis, len(a.shape), "np.average")
+        if weights.shape[0] != a.shape[axis]:
+            raise UsageError("np.average: the weights' length differs from the axis's")
+        weights = weights.reshape([-1 if k == axis else 1 for k in range(len(a.shape))])
+        scale = np.sum(weights.astype(result_type), axis=axis, keepdims=keepdims)
+    else:
+        scale = np.sum(weights.astype(result_type), axis=axis, keepdims=keepdims)
+    total = np.sum(a.astype(result_type) * weights.astype(result_type), axis=axis, keepdims=keepdims)
+    mean = total / scale
+    if not returned:
+        return mean
+    return mean, scale if scale.shape == mean.shape else np.broadcast_to(scale, mean.shape)
+
+
+# -- elementwise functions numpy computes from these ops -------------------------------------------
+
+
+def logaddexp(x: Any, y: Any) -> Any:
+    """``np.logaddexp``: log(eˣ + eʸ) as numpy computes it, the larger plus log1p(e^-|x - y|);
+    ``x + ln 2`` where they are equal (infinities of one sign). Numpy's loops call libm's exp
+    and log1p, the ops numpy's own (vectorised) ones: equal to float rounding."""
+    step = x - y
+    larger = np.where(step > 0, x, y)
+    spread = larger + np.log1p(np.exp(-np.abs(step)))
+    return np.where(x == y, x + math.log(2), np.where(isnan(step), step, spread))
+
+
+def logaddexp2(x: Any, y: Any) -> Any:
+    """``np.logaddexp2``: log₂(2ˣ + 2ʸ), the larger plus log₂(1 + 2^-|x - y|); ``x + 1`` where
+    they are equal."""
+    step = x - y
+    larger = np.where(step > 0, x, y)
+    spread = larger + np.log1p(np.power(2.0, -np.abs(step))) * (1 / math.log(2))
+    return np.where(x == y, x + 1, np.where(isnan(step), step, spread))
+
+
+def exp2(x: Any) -> Any:
+    """``np.exp2``: 2 ** x."""
+    return np.power(2.0 if not np.issubdtype(x.dtype, np.inexact) else np.asarray(2.0, x.dtype), x)
+
+
+def hypot(x: Any, y: Any) -> Any:
+    """``np.hypot``: the larger magnitude times sqrt(1 + r²), r the smaller over it (no overflow
+    on the squares); 0 where both are 0, an infinity wherever either is one (NaN or not)."""
+    big, small = np.maximum(np.abs(x), np.abs(y)), np.minimum(np.abs(x), np.abs(y))
+    ratio = small / np.where(big == 0, 1, big)
+    length = big * np.sqrt(1 + ratio * ratio)
+    return np.where(isinf(x), np.abs(x), np.where(isinf(y), np.abs(y), length))
+
+
+def deg2rad(x: Any) -> Any:
+    """``np.deg2rad`` / ``np.radians``: x · (π / 180), as numpy multiplies."""
+    return x * (math.pi / 180)
+
+
+def rad2deg(x: Any) -> Any:
+    """``np.rad2deg`` / ``np.degrees``: x · (180 / π), as numpy multiplies."""
+    return x * (180 / math.pi)
+
+
+def fabs(x: Any) -> Any:
+    """``np.fabs``: the magnitude, integers as float64 (numpy's fabs takes floats only)."""
+    return np.abs(x if np.issubdtype(x.dtype, np.inexact) else x.astype(np.float64))
+
+
+def float_power(x: Any, y: Any) -> Any:
+    """``np.float_power``: ``power`` in float64."""
+    def wide(v: Any) -> Any:
+        return v.astype(np.float64) if hasattr(v, "astype") else float(v)
+
+    return np.power(wide(x), wide(y))
+
+
+def heaviside(x: Any, h0: Any) -> Any:
+    """``np.heaviside``: 0 below zero, 1 above, ``h0`` at zero, NaN for NaN."""
+    return np.where(x < 0, 0, np.where(x > 0, 1, np.where(x == 0, h0, x)))
+
+
 # -- sorting: npx.topk over the whole axis ------------------------------------------------------
 
 
@@ -393,9 +626,14 @@ def _sorted(a: Any, axis: Any, order: Any, returns: str, what: str) -> Any:
 COMPOSITES: dict[Callable[..., Any], Callable[..., Any]] = {
     np.linalg.norm: norm, np.einsum: einsum, np.flip: flip, np.flipud: flipud, np.fliplr: fliplr,
     np.roll: roll, np.pad: pad, np.round: around, np.around: around, np.fix: fix, np.sort: sort,
-    np.argsort: argsort,
+    np.argsort: argsort, np.ravel: ravel, np.moveaxis: moveaxis, np.diff: diff, np.tril: tril, np.triu: triu,
+    np.tensordot: tensordot, np.inner: inner, np.outer: outer, np.nan_to_num: nan_to_num, np.nansum: nansum,
+    np.nanmean: nanmean, np.ptp: ptp, np.average: average,
 }
 # numpy ufunc -> its composite (plain calls, no keywords).
 UFUNC_COMPOSITES: dict[Any, Callable[..., Any]] = {
-    np.trunc: trunc, np.isnan: isnan, np.isinf: isinf, np.isfinite: isfinite,
+    np.trunc: trunc, np.isnan: isnan, np.isinf: isinf, np.isfinite: isfinite, np.logaddexp: logaddexp,
+    np.logaddexp2: logaddexp2, np.exp2: exp2, np.hypot: hypot, np.deg2rad: deg2rad, np.radians: deg2rad,
+    np.rad2deg: rad2deg, np.degrees: rad2deg, np.fabs: fabs, np.float_power: float_power,
+    np.heaviside: heaviside,
 }
