@@ -24,7 +24,7 @@ import numpy as np
 from ..errors import AutogradError, UnknownOpError, UnsupportedFeatureError
 from ..nn import ops
 from ..nn.devices import DeviceAPI, on_device, on_tape
-from ..nn.ops.composites import COMPOSITES, UFUNC_COMPOSITES
+from ..nn.ops.composites import COMPOSITES, METHOD_COMPOSITES, UFUNC_COMPOSITES
 from ..nn.ops.operators import Operators
 from .vjps import CAPTURE, VJPS
 
@@ -231,6 +231,9 @@ class Variable(Operators, DeviceAPI):
         query = _QUERY_METHODS.get(name)
         if query is not None:
             return functools.partial(_query, query, self)
+        composite = METHOD_COMPOSITES.get(name)
+        if composite is not None:  # x.ravel(), x.round(2): numpy code over ops, recorded as those
+            return functools.partial(composite, self)
         if name.startswith("__") or not hasattr(np.ndarray, name):
             raise AttributeError(f"'Variable' object has no attribute {name!r}")
         raise UnsupportedFeatureError(

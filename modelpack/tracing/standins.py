@@ -20,7 +20,7 @@ import numpy as np
 from ..errors import TraceError
 from ..nn import hooks, ops
 from ..nn.devices import DeviceAPI
-from ..nn.ops.composites import COMPOSITES, UFUNC_COMPOSITES
+from ..nn.ops.composites import COMPOSITES, METHOD_COMPOSITES, UFUNC_COMPOSITES
 from ..nn.ops.operators import Operators
 
 if TYPE_CHECKING:
@@ -156,6 +156,9 @@ class Traced(Operators, DeviceAPI):
         op = _METHOD_OPS.get(name)  # x.sum(axis=1), ...: methods with numpy's own signature
         if op is not None:
             return lambda *args, **kwargs: _call(op, f"ndarray.{name}", self, *args, **kwargs)
+        composite = METHOD_COMPOSITES.get(name)
+        if composite is not None:  # x.ravel(), x.round(2): numpy code over ops
+            return lambda *args, **kwargs: composite(self, *args, **kwargs)
         raise refuse(f"ndarray.{name}", f"it is not in the op set ({', '.join(ops.known_ops())})")
 
     # -- operators: Operators', and // and % ---------------------------------------------------

@@ -28,8 +28,13 @@ import numpy as np
 from ...errors import UsageError
 from . import einsum_plan
 
-__all__ = ["COMPOSITES", "UFUNC_COMPOSITES", "norm", "einsum", "flip", "roll", "pad", "around", "fix",
-           "sort", "argsort", "trunc", "isnan", "isinf", "isfinite"]
+__all__ = [
+    "COMPOSITES", "UFUNC_COMPOSITES", "METHOD_COMPOSITES", "norm", "einsum", "tensordot", "inner", "outer",
+    "ravel", "moveaxis", "diff", "tril", "triu", "flip", "flipud", "fliplr", "roll", "pad", "around", "trunc",
+    "fix", "isnan", "isinf", "isfinite", "nan_to_num", "nansum", "nanmean", "ptp", "average", "logaddexp",
+    "logaddexp2", "exp2", "hypot", "deg2rad", "rad2deg", "fabs", "float_power", "heaviside", "sort",
+    "argsort",
+]
 
 
 def norm(x: Any, ord: Any = None, axis: Any = None, keepdims: bool = False) -> Any:  # noqa: A002
@@ -48,22 +53,12 @@ def norm(x: Any, ord: Any = None, axis: Any = None, keepdims: bool = False) -> A
                 f"np.linalg.norm with ord={ord!r} and no axis needs a 1-D or 2-D array, got {ndim}-D"
             )
         axis = tuple(range(ndim))
-    axes = tuple(_axis(a, ndim) for a in (axis if isinstance(axis, (tuple, list)) else (axis,)))
+    axes = _axes(axis, ndim, "np.linalg.norm")
     if len(axes) == 1:
         return _vector_norm(x, ord, axes[0], keepdims)
     if len(axes) == 2 and axes[0] != axes[1]:
         return _matrix_norm(x, ord, axes, keepdims)
     raise UsageError(f"np.linalg.norm: axis {axis!r} must name one axis or two different axes")
-
-
-def _axis(axis: Any, ndim: int) -> int:
-    try:
-        index = operator.index(axis)
-    except TypeError:
-        raise UsageError(f"np.linalg.norm: an axis must be an int, got {axis!r}") from None
-    if not -ndim <= index < ndim:
-        raise UsageError(f"np.linalg.norm: axis {index} is out of bounds for a {ndim}-D array")
-    return index % ndim
 
 
 def _vector_norm(x: Any, ord: Any, axis: int, keepdims: bool) -> Any:  # noqa: A002
@@ -637,3 +632,5 @@ UFUNC_COMPOSITES: dict[Any, Callable[..., Any]] = {
     np.rad2deg: rad2deg, np.degrees: rad2deg, np.fabs: fabs, np.float_power: float_power,
     np.heaviside: heaviside,
 }
+# ndarray method -> its composite (``x.ravel()``, ``x.round(2)``, ``x.argsort()``), self first.
+METHOD_COMPOSITES: dict[str, Callable[..., Any]] = {"ravel": ravel, "round": around, "argsort": argsort}
