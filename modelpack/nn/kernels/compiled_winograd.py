@@ -12,6 +12,9 @@ by 1, ms for ``winograd.forward`` (numpy's transforms → these, the GEMMs inclu
 thread, batch 32, 32 channels on 16×16 6.4 → 1.6, 16 on 32×32 9.4 → 2.2; two threads, 3.1 →
 1.0 and 2.7 → 1.4, and 64 channels on 8×56×56 9.6 → 4.8 (torch 5.3).
 
+The weight's gradient (``winograd.weight_grad``) takes the output's gradient back through the
+output transform, A·dY·Aᵀ (``gradient_tiles``), against the input's tiles.
+
 The arithmetic is ``winograd``'s (``BT`` and ``AT``'s entries, in float32), each product's terms
 added in the matrices' column order; its sums are not BLAS's, so the results agree with numpy's
 path to float32 rounding, not bit for bit. A tile's values do not depend on the block or the
