@@ -139,6 +139,15 @@ TRACED = {
     "nansum": lambda y: np.nansum(np.log(y), axis=1), "nanmean": lambda y: np.nanmean(np.log(y), axis=1),
     "ptp": lambda y: np.ptp(y, axis=1), "average": lambda y: np.average(y, axis=1, weights=np.arange(1.0, 7.0)),
     "methods": lambda y: y.round(1).ravel() + y.argsort(axis=1).ravel(),
+    "any": lambda y: np.any(y > 0.5, axis=1), "all": lambda y: np.all(y > -1, axis=1, keepdims=True),
+    "count_nonzero": lambda y: np.count_nonzero(y > 0, axis=1),
+    "isclose": lambda y: np.isclose(np.log(y), np.log(y) + 1e-7, equal_nan=True),
+    "fmax": lambda y: np.fmax(np.log(y), -y), "fmin": lambda y: np.fmin(np.log(y), y[:, ::-1]),
+    "hstack": lambda y: np.hstack([y, 2 * y]), "vstack": lambda y: np.vstack([y[0], y]),
+    "column_stack": lambda y: np.column_stack([y[:, 0], y]), "dstack": lambda y: np.dstack([y, y]),
+    "atleast_3d": lambda y: np.atleast_3d(y) + np.atleast_2d(y[0])[..., None],
+    "median": lambda y: np.median(y, axis=1), "median of an even axis": lambda y: np.median(y[:, :4], axis=-1),
+    "median with NaN": lambda y: np.median(np.log(y), axis=1, keepdims=True),
     "exp2": np.exp2, "radians": np.radians, "fabs": np.fabs, "heaviside": lambda y: np.heaviside(np.round(y), 0.5),
 }
 # ... and those whose sums or elementwise functions are not numpy's own: float32 rounding.
@@ -402,7 +411,12 @@ VALUED = [
     ("logaddexp", np.logaddexp, [_SPECIAL, _SPECIAL.T.reshape(3, 4)], False),
     ("logaddexp2", np.logaddexp2, [_A, _A[::-1]], False), ("exp2", np.exp2, [_A * 10], True),
     ("hypot", np.hypot, [_SPECIAL, _A], False), ("deg2rad", np.deg2rad, [_A], True), ("rad2deg", np.rad2deg, [_A], False),
-    ("fabs", np.fabs, [_A], True), ("methods", lambda a: a.round(2).ravel(), [_C], True), ("float_power", np.float_power, [np.abs(_A), _A], False),
+    ("fabs", np.fabs, [_A], True), ("methods", lambda a: a.round(2).ravel(), [_C], True),
+    ("fmax", np.fmax, [_SPECIAL, _SPECIAL.T.reshape(3, 4)], True), ("fmin", np.fmin, [_SPECIAL, _A], True),
+    ("stacks", lambda a, b: np.hstack([a[0], b[1]]) + np.vstack([a, b])[1:4].ravel()[:8], [_A, _A], True),
+    ("dstack", lambda a, b: np.dstack([a, b]), [_A, 2 * _A], True),
+    ("median", lambda a: np.median(a, axis=0, keepdims=True), [np.vstack([_A, _A[:1] + 1])], True),
+    ("median of all", np.median, [_C], True), ("median of all, kept", lambda a: np.median(a, keepdims=True), [_C], True), ("median with NaN", lambda a: np.median(a, axis=1), [_SPECIAL], True), ("float_power", np.float_power, [np.abs(_A), _A], False),
     ("heaviside", np.heaviside, [_SPECIAL, _A], True),
 ]
 

@@ -33,7 +33,8 @@ __all__ = [
     "ravel", "moveaxis", "diff", "tril", "triu", "flip", "flipud", "fliplr", "roll", "pad", "around", "trunc",
     "fix", "isnan", "isinf", "isfinite", "nan_to_num", "nansum", "nanmean", "ptp", "average", "logaddexp",
     "logaddexp2", "exp2", "hypot", "deg2rad", "rad2deg", "fabs", "float_power", "heaviside", "sort",
-    "argsort",
+    "argsort", "fmax", "fmin", "positive", "any_", "all_", "count_nonzero", "isclose", "atleast_1d",
+    "atleast_2d", "atleast_3d", "hstack", "vstack", "dstack", "column_stack", "median",
 ]
 
 
@@ -588,6 +589,126 @@ def heaviside(x: Any, h0: Any) -> Any:
     return np.where(x < 0, 0, np.where(x > 0, 1, np.where(x == 0, h0, x)))
 
 
+def fmax(x: Any, y: Any) -> Any:
+    """``np.fmax``: the larger, a NaN losing to a number (``maximum`` where neither is NaN)."""
+    return np.where(isnan(x), y, np.where(isnan(y), x, np.maximum(x, y)))
+
+
+def fmin(x: Any, y: Any) -> Any:
+    """``np.fmin``: the smaller, a NaN losing to a number."""
+    return np.where(isnan(x), y, np.where(isnan(y), x, np.minimum(x, y)))
+
+
+def positive(x: Any) -> Any:
+    """``np.positive``: the value itself."""
+    return x
+
+
+# -- tests over an axis ---------------------------------------------------------------------------
+
+
+def any_(a: Any, axis: Any = None, out: Any = None, keepdims: bool = False, *, where: Any = None) -> Any:
+    """``np.any``: the largest of ``a != 0`` (booleans) along ``axis``."""
+    if out is not None or where is not None:
+        raise UsageError("np.any: out= and where= are not traced")
+    return np.max(a != 0, axis=axis, keepdims=keepdims)
+
+
+def all_(a: Any, axis: Any = None, out: Any = None, keepdims: bool = False, *, where: Any = None) -> Any:
+    """``np.all``: the smallest of ``a != 0`` (booleans) along ``axis``."""
+    if out is not None or where is not None:
+        raise UsageError("np.all: out= and where= are not traced")
+    return np.min(a != 0, axis=axis, keepdims=keepdims)
+
+
+def count_nonzero(a: Any, axis: Any = None, *, keepdims: bool = False) -> Any:
+    """``np.count_nonzero``: the sum of ``a != 0`` as integers (numpy's intp)."""
+    return np.sum((a != 0).astype(np.intp), axis=axis, keepdims=keepdims)
+
+
+def isclose(a: Any, b: Any, rtol: float = 1e-05, atol: float = 1e-08, equal_nan: bool = False) -> Any:
+    """``np.isclose``: |a − b| ≤ atol + rtol·|b| (infinities equal only to themselves, NaN to
+    NaN with ``equal_nan``), numpy's test."""
+    finite = np.logical_and(isfinite(a), isfinite(b))
+    near = np.abs(a - b) <= atol + rtol * np.abs(b)
+    result = np.where(finite, near, a == b)
+    return np.logical_or(result, np.logical_and(isnan(a), isnan(b))) if equal_nan else result
+
+
+# -- joins of several arrays ---------------------------------------------------------------------
+
+
+def atleast_1d(*arys: Any) -> Any:
+    """``np.atleast_1d``: a scalar array as one value."""
+    shaped = [a.reshape(1) if not a.shape else a for a in arys]
+    return shaped[0] if len(shaped) == 1 else tuple(shaped)
+
+
+def atleast_2d(*arys: Any) -> Any:
+    """``np.atleast_2d``: a scalar as 1×1, a vector as one row."""
+    shaped = [a.reshape(1, 1) if not a.shape else a[None, :] if len(a.shape) == 1 else a for a in arys]
+    return shaped[0] if len(shaped) == 1 else tuple(shaped)
+
+
+def atleast_3d(*arys: Any) -> Any:
+    """``np.atleast_3d``: a scalar as 1×1×1, a vector as 1×N×1, a matrix as M×N×1."""
+    def shaped(a: Any) -> Any:
+        ndim = len(a.shape)
+        return (a.reshape(1, 1, 1) if ndim == 0 else a[None, :, None] if ndim == 1
+                else a[:, :, None] if ndim == 2 else a)
+
+    out = [shaped(a) for a in arys]
+    return out[0] if len(out) == 1 else tuple(out)
+
+
+def hstack(tup: Any, *, dtype: Any = None, casting: str = "same_kind") -> Any:
+    """``np.hstack``: joined along the columns (the first axis for vectors)."""
+    if dtype is not None:
+        raise UsageError("np.hstack: dtype= is not traced")
+    arrays = [atleast_1d(a) for a in tup]
+    return np.concatenate(arrays, axis=0 if arrays and len(arrays[0].shape) == 1 else 1)
+
+
+def vstack(tup: Any, *, dtype: Any = None, casting: str = "same_kind") -> Any:
+    """``np.vstack``: vectors as rows, joined along the first axis."""
+    if dtype is not None:
+        raise UsageError("np.vstack: dtype= is not traced")
+    return np.concatenate([atleast_2d(a) for a in tup], axis=0)
+
+
+def dstack(tup: Any) -> Any:
+    """``np.dstack``: joined along the third axis (``atleast_3d`` first)."""
+    return np.concatenate([atleast_3d(a) for a in tup], axis=2)
+
+
+def column_stack(tup: Any) -> Any:
+    """``np.column_stack``: vectors as columns, joined along the second axis."""
+    return np.concatenate([a[:, None] if len(a.shape) == 1 else atleast_2d(a) for a in tup], axis=1)
+
+
+def median(a: Any, axis: Any = None, out: Any = None, overwrite_input: bool = False,
+           keepdims: bool = False) -> Any:
+    """``np.median``: the middle of ``sort`` along one axis (the mean of the two middle values
+    for an even length), NaN wherever the axis holds one, as numpy's."""
+    if out is not None:
+        raise UsageError("np.median(..., out=...): in-place changes cannot be recorded")
+    rank, whole = len(a.shape), axis is None
+    if whole:
+        a, axis = a.reshape(-1), 0
+    else:
+        (axis,) = _axes(axis, rank, "np.median")
+    ordered = sort(a, axis=axis)
+    ndim, size = len(ordered.shape), ordered.shape[axis]
+    middle = ordered[_along(ndim, axis, slice((size - 1) // 2, size // 2 + 1))]
+    result = np.mean(middle, axis=axis, keepdims=True)
+    if np.issubdtype(a.dtype, np.inexact):  # NaN sorts last: the axis's last value tells
+        last = ordered[_along(ndim, axis, slice(-1, None))]
+        result = np.where(isnan(last), last, result)
+    if keepdims:
+        return result.reshape((1,) * rank) if whole else result
+    return result.reshape(()) if whole else np.squeeze(result, axis=axis)
+
+
 # -- sorting: npx.topk over the whole axis ------------------------------------------------------
 
 
@@ -623,14 +744,18 @@ COMPOSITES: dict[Callable[..., Any], Callable[..., Any]] = {
     np.roll: roll, np.pad: pad, np.round: around, np.around: around, np.fix: fix, np.sort: sort,
     np.argsort: argsort, np.ravel: ravel, np.moveaxis: moveaxis, np.diff: diff, np.tril: tril, np.triu: triu,
     np.tensordot: tensordot, np.inner: inner, np.outer: outer, np.nan_to_num: nan_to_num, np.nansum: nansum,
-    np.nanmean: nanmean, np.ptp: ptp, np.average: average,
+    np.nanmean: nanmean, np.ptp: ptp, np.average: average, np.any: any_, np.all: all_,
+    np.count_nonzero: count_nonzero, np.isclose: isclose, np.atleast_1d: atleast_1d,
+    np.atleast_2d: atleast_2d, np.atleast_3d: atleast_3d, np.hstack: hstack, np.vstack: vstack,
+    np.dstack: dstack,
+    np.column_stack: column_stack, np.median: median,
 }
 # numpy ufunc -> its composite (plain calls, no keywords).
 UFUNC_COMPOSITES: dict[Any, Callable[..., Any]] = {
     np.trunc: trunc, np.isnan: isnan, np.isinf: isinf, np.isfinite: isfinite, np.logaddexp: logaddexp,
     np.logaddexp2: logaddexp2, np.exp2: exp2, np.hypot: hypot, np.deg2rad: deg2rad, np.radians: deg2rad,
     np.rad2deg: rad2deg, np.degrees: rad2deg, np.fabs: fabs, np.float_power: float_power,
-    np.heaviside: heaviside,
+    np.heaviside: heaviside, np.fmax: fmax, np.fmin: fmin, np.positive: positive,
 }
 # ndarray method -> its composite (``x.ravel()``, ``x.round(2)``, ``x.argsort()``), self first.
 METHOD_COMPOSITES: dict[str, Callable[..., Any]] = {"ravel": ravel, "round": around, "argsort": argsort}
