@@ -20,7 +20,7 @@ from ..nn import hooks, ops, registry, structure
 from ..nn.block import Block
 from ..nn.graph_spec import GraphInput, GraphNode, GraphOutputs, GraphSpec, ParameterSpec
 from ..nn.parameter import Parameter
-from .standins import Traced, refuse
+from .standins import Traced, first_traced, refuse
 
 __all__ = ["BlockTrace", "TraceResult", "GraphBuilder", "Tracer", "trace_model", "is_opaque"]
 
@@ -115,8 +115,10 @@ class GraphBuilder:
         definition = ops.op_def(op)
         flat: list[Any] = []
         for value in inputs:
-            if isinstance(value, (list, tuple)):  # concatenate/stack take a sequence
-                flat.extend(value)
+            if isinstance(value, (list, tuple)) and first_traced(value) is not None:
+                flat.extend(value)  # concatenate/stack take a sequence of values
+            elif isinstance(value, (list, tuple)):
+                flat.append(np.asarray(value))  # a literal (x.take([0, 2])): a constant array
             else:
                 flat.append(value)
         names, reals = zip(*(self._operand(v, op) for v in flat), strict=True) if flat else ((), ())

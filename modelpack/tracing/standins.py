@@ -20,7 +20,7 @@ import numpy as np
 from ..errors import TraceError
 from ..nn import hooks, ops
 from ..nn.devices import DeviceAPI
-from ..nn.ops.composites import COMPOSITES, METHOD_COMPOSITES, UFUNC_COMPOSITES
+from ..nn.ops.composites import COMPOSITES, METHOD_COMPOSITES, UFUNC_COMPOSITES, conjugate
 from ..nn.ops.operators import Operators
 
 if TYPE_CHECKING:
@@ -98,6 +98,19 @@ class Traced(Operators, DeviceAPI):
     @property
     def size(self) -> int:
         return int(np.size(self._value))
+
+    @property
+    def itemsize(self) -> int:
+        return self.dtype.itemsize
+
+    @property
+    def nbytes(self) -> int:
+        return self.size * self.itemsize
+
+    @property
+    def real(self) -> Any:
+        """A real value's real part: itself (complex values have no ops)."""
+        return conjugate(self)
 
     def __len__(self) -> int:
         return len(self._value)

@@ -139,6 +139,9 @@ TRACED = {
     "nansum": lambda y: np.nansum(np.log(y), axis=1), "nanmean": lambda y: np.nanmean(np.log(y), axis=1),
     "ptp": lambda y: np.ptp(y, axis=1), "average": lambda y: np.average(y, axis=1, weights=np.arange(1.0, 7.0)),
     "methods": lambda y: y.round(1).ravel() + y.argsort(axis=1).ravel(),
+    "more methods": lambda y: y.copy().conj().real * y.itemsize + y.any(axis=1, keepdims=True) + (y > 0).all(),
+    "take by a list": lambda y: y.take([0, 2, 2], axis=1),
+    "masks": lambda y: ((y > 0) & (y < 1)) | ~(y == 0) ^ (y > 2) & True,
     "any": lambda y: np.any(y > 0.5, axis=1), "all": lambda y: np.all(y > -1, axis=1, keepdims=True),
     "count_nonzero": lambda y: np.count_nonzero(y > 0, axis=1),
     "isclose": lambda y: np.isclose(np.log(y), np.log(y) + 1e-7, equal_nan=True),
@@ -457,5 +460,17 @@ def test_on_variables_it_gives_numpys_values(name, function, inputs, exact, dtyp
 ])
 def test_what_these_cannot_express_is_refused(call, match):
     x = autograd.Variable(np.ones((4, 5)))
+    with autograd.record(), pytest.raises(UsageError, match=match):
+        call(x)
+
+
+@pytest.mark.parametrize(("call", "match"), [
+    (lambda x: x.astype(np.int64) & 1, r"^& of int64 values: only masks \(booleans\) have an op"),
+    (lambda x: 3 | (x > 0), r"^\| of int values: only masks"),
+    (lambda x: ~x.astype(np.int32), r"^~ of int32 values: only masks"),
+])
+def test_bitwise_operators_of_integers_are_refused(call, match):
+    """``&``, ``|``, ``^`` and ``~`` of masks are the logical ops; integers' bits have none."""
+    x = autograd.Variable(np.ones((2, 3)))
     with autograd.record(), pytest.raises(UsageError, match=match):
         call(x)

@@ -34,7 +34,8 @@ __all__ = [
     "fix", "isnan", "isinf", "isfinite", "nan_to_num", "nansum", "nanmean", "ptp", "average", "logaddexp",
     "logaddexp2", "exp2", "hypot", "deg2rad", "rad2deg", "fabs", "float_power", "heaviside", "sort",
     "argsort", "fmax", "fmin", "positive", "any_", "all_", "count_nonzero", "isclose", "atleast_1d",
-    "atleast_2d", "atleast_3d", "hstack", "vstack", "dstack", "column_stack", "median",
+    "atleast_2d", "atleast_3d", "hstack", "vstack", "dstack", "column_stack", "median", "bitwise_and",
+    "bitwise_or", "bitwise_xor", "invert", "copy", "conjugate",
 ]
 
 
@@ -604,6 +605,49 @@ def positive(x: Any) -> Any:
     return x
 
 
+def bitwise_and(x: Any, y: Any) -> Any:
+    """``&`` of booleans (``np.bitwise_and``): ``logical_and``; of integers: refused (no op)."""
+    return np.logical_and(*_booleans("&", x, y))
+
+
+def bitwise_or(x: Any, y: Any) -> Any:
+    """``|`` of booleans: ``logical_or``."""
+    return np.logical_or(*_booleans("|", x, y))
+
+
+def bitwise_xor(x: Any, y: Any) -> Any:
+    """``^`` of booleans: ``logical_xor``."""
+    return np.logical_xor(*_booleans("^", x, y))
+
+
+def invert(x: Any) -> Any:
+    """``~`` of booleans (``np.invert``): ``logical_not``."""
+    return np.logical_not(*_booleans("~", x))
+
+
+def _booleans(operator_name: str, *values: Any) -> tuple[Any, ...]:
+    """The operands, if all are booleans (masks); integers' bits have no op."""
+    for value in values:
+        dtype = getattr(value, "dtype", None)
+        if not (isinstance(value, bool) or (dtype is not None and dtype == np.bool_)):
+            kind = dtype if dtype is not None else type(value).__name__
+            raise UsageError(f"{operator_name} of {kind} values: only masks (booleans) have an op "
+                             "(logical_and, logical_or, logical_xor, logical_not)")
+    return values
+
+
+def copy(a: Any, order: str = "K", **kwargs: Any) -> Any:
+    """``x.copy()`` / ``np.copy``: the value itself (recorded values are never changed in place)."""
+    return a
+
+
+def conjugate(x: Any) -> Any:
+    """``x.conj()`` of real values: themselves (complex values have no ops)."""
+    if np.issubdtype(x.dtype, np.complexfloating):
+        raise UsageError("the conjugate of complex values is not traced")
+    return x
+
+
 # -- tests over an axis ---------------------------------------------------------------------------
 
 
@@ -748,7 +792,7 @@ COMPOSITES: dict[Callable[..., Any], Callable[..., Any]] = {
     np.count_nonzero: count_nonzero, np.isclose: isclose, np.atleast_1d: atleast_1d,
     np.atleast_2d: atleast_2d, np.atleast_3d: atleast_3d, np.hstack: hstack, np.vstack: vstack,
     np.dstack: dstack,
-    np.column_stack: column_stack, np.median: median,
+    np.column_stack: column_stack, np.median: median, np.copy: copy,
 }
 # numpy ufunc -> its composite (plain calls, no keywords).
 UFUNC_COMPOSITES: dict[Any, Callable[..., Any]] = {
@@ -756,6 +800,11 @@ UFUNC_COMPOSITES: dict[Any, Callable[..., Any]] = {
     np.logaddexp2: logaddexp2, np.exp2: exp2, np.hypot: hypot, np.deg2rad: deg2rad, np.radians: deg2rad,
     np.rad2deg: rad2deg, np.degrees: rad2deg, np.fabs: fabs, np.float_power: float_power,
     np.heaviside: heaviside, np.fmax: fmax, np.fmin: fmin, np.positive: positive,
+    np.bitwise_and: bitwise_and, np.bitwise_or: bitwise_or, np.bitwise_xor: bitwise_xor, np.invert: invert,
+    np.conjugate: conjugate,
 }
 # ndarray method -> its composite (``x.ravel()``, ``x.round(2)``, ``x.argsort()``), self first.
-METHOD_COMPOSITES: dict[str, Callable[..., Any]] = {"ravel": ravel, "round": around, "argsort": argsort}
+METHOD_COMPOSITES: dict[str, Callable[..., Any]] = {
+    "ravel": ravel, "round": around, "argsort": argsort, "copy": copy, "any": any_, "all": all_,
+    "conj": conjugate, "conjugate": conjugate,
+}

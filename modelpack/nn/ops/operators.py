@@ -1,13 +1,23 @@
 """Python's operators as ops of the table, written once for the array stand-ins that record
 them (autograd's ``Variable``, tracing's ``Traced``): ``a + b`` is ``add`` of ``[a, b]``,
-``2 - a`` is ``subtract`` of ``[2, a]``, ``a == b`` is ``equal``.
+``2 - a`` is ``subtract`` of ``[2, a]``, ``a == b`` is ``equal``; ``&``, ``|``, ``^`` and ``~``
+are numpy's bitwise ufuncs, whose composites take masks (``composites.bitwise_and``).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 __all__ = ["Operators"]
+
+# numpy's bitwise ufuncs, typed loosely: they dispatch to the stand-ins' ``__array_ufunc__``,
+# which numpy's stubs do not know.
+_AND: Any = np.bitwise_and
+_OR: Any = np.bitwise_or
+_XOR: Any = np.bitwise_xor
+_INVERT: Any = np.invert
 
 
 class Operators:
@@ -81,5 +91,26 @@ class Operators:
 
     def __ne__(self, other: Any) -> Any:
         return self._operator("not_equal", [self, other])
+
+    def __and__(self, other: Any) -> Any:
+        return _AND(self, other)
+
+    def __rand__(self, other: Any) -> Any:
+        return _AND(other, self)
+
+    def __or__(self, other: Any) -> Any:
+        return _OR(self, other)
+
+    def __ror__(self, other: Any) -> Any:
+        return _OR(other, self)
+
+    def __xor__(self, other: Any) -> Any:
+        return _XOR(self, other)
+
+    def __rxor__(self, other: Any) -> Any:
+        return _XOR(other, self)
+
+    def __invert__(self) -> Any:
+        return _INVERT(self)
 
     __hash__ = object.__hash__  # == is an op, so identity is the hash
