@@ -141,6 +141,7 @@ TRACED = {
     "methods": lambda y: y.round(1).ravel() + y.argsort(axis=1).ravel(),
     "more methods": lambda y: y.copy().conj().real * y.itemsize + y.any(axis=1, keepdims=True) + (y > 0).all(),
     "take by a list": lambda y: y.take([0, 2, 2], axis=1),
+    "array_split": lambda y: np.concatenate(np.array_split(y, 4, axis=1)[::-1], axis=1) + np.array_split(y, [2], 1)[1].sum(),
     "masks": lambda y: ((y > 0) & (y < 1)) | ~(y == 0) ^ (y > 2) & True,
     "any": lambda y: np.any(y > 0.5, axis=1), "all": lambda y: np.all(y > -1, axis=1, keepdims=True),
     "count_nonzero": lambda y: np.count_nonzero(y > 0, axis=1),
@@ -457,6 +458,7 @@ def test_on_variables_it_gives_numpys_values(name, function, inputs, exact, dtyp
     (lambda x: np.average(x, axis=(0, 1), weights=np.ones(4)),
      r"^np\.average: weights of another shape than a's must be 1-D, along one axis$"),
     (lambda x: np.average(x, axis=1, weights=np.ones(3)), r"^np\.average: the weights' length differs from the axis's$"),
+    (lambda x: np.array_split(x, 0), r"^np\.array_split: the number of sections must be larger than 0, got 0$"),
 ])
 def test_what_these_cannot_express_is_refused(call, match):
     x = autograd.Variable(np.ones((4, 5)))

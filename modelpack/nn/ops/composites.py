@@ -17,6 +17,7 @@ on one batch size runs on others. What a composite cannot express is refused, na
 
 from __future__ import annotations
 
+import itertools
 import math
 import operator
 import string
@@ -35,7 +36,7 @@ __all__ = [
     "logaddexp2", "exp2", "hypot", "deg2rad", "rad2deg", "fabs", "float_power", "heaviside", "sort",
     "argsort", "fmax", "fmin", "positive", "any_", "all_", "count_nonzero", "isclose", "atleast_1d",
     "atleast_2d", "atleast_3d", "hstack", "vstack", "dstack", "column_stack", "median", "bitwise_and",
-    "bitwise_or", "bitwise_xor", "invert", "copy", "conjugate",
+    "bitwise_or", "bitwise_xor", "invert", "copy", "conjugate", "array_split",
 ]
 
 
@@ -636,6 +637,21 @@ def _booleans(operator_name: str, *values: Any) -> tuple[Any, ...]:
     return values
 
 
+def array_split(ary: Any, indices_or_sections: Any, axis: int = 0) -> Any:
+    """``np.array_split``: ``split`` at numpy's cuts, the first ``length % sections`` pieces one
+    longer (cuts at the axis's length in the example: the trace check refuses it where that
+    length follows the batch)."""
+    if isinstance(indices_or_sections, (tuple, list)):
+        return np.split(ary, list(indices_or_sections), axis=axis)
+    sections = operator.index(indices_or_sections)
+    if sections <= 0:
+        raise UsageError(f"np.array_split: the number of sections must be larger than 0, got {sections}")
+    (axis,) = _axes(axis, len(ary.shape), "np.array_split")
+    each, extra = divmod(ary.shape[axis], sections)
+    cuts = list(itertools.accumulate([each + 1] * extra + [each] * (sections - extra)))[:-1]
+    return np.split(ary, cuts, axis=axis)
+
+
 def copy(a: Any, order: str = "K", **kwargs: Any) -> Any:
     """``x.copy()`` / ``np.copy``: the value itself (recorded values are never changed in place)."""
     return a
@@ -792,7 +808,7 @@ COMPOSITES: dict[Callable[..., Any], Callable[..., Any]] = {
     np.count_nonzero: count_nonzero, np.isclose: isclose, np.atleast_1d: atleast_1d,
     np.atleast_2d: atleast_2d, np.atleast_3d: atleast_3d, np.hstack: hstack, np.vstack: vstack,
     np.dstack: dstack,
-    np.column_stack: column_stack, np.median: median, np.copy: copy,
+    np.column_stack: column_stack, np.median: median, np.copy: copy, np.array_split: array_split,
 }
 # numpy ufunc -> its composite (plain calls, no keywords).
 UFUNC_COMPOSITES: dict[Any, Callable[..., Any]] = {
