@@ -412,6 +412,7 @@ VALUED = [
     ("average", np.average, [_A], True), ("average along an axis", lambda a, w: np.average(a, axis=1, weights=w),
                                           [_A, np.arange(1.0, 5.0)], True),
     ("average, weights like a, returned", lambda a, w: np.average(a, weights=w, returned=True), [_A, np.abs(_A)], True),
+    ("average returned", lambda a: np.average(a, axis=1, returned=True), [_A], True),
     ("logaddexp", np.logaddexp, [_SPECIAL, _SPECIAL.T.reshape(3, 4)], False),
     ("logaddexp2", np.logaddexp2, [_A, _A[::-1]], False), ("exp2", np.exp2, [_A * 10], True),
     ("hypot", np.hypot, [_SPECIAL, _A], False), ("deg2rad", np.deg2rad, [_A], True), ("rad2deg", np.rad2deg, [_A], False),
