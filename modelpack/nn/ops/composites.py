@@ -3,9 +3,10 @@
 A composite is not an op (a graph never names it): it is numpy code that, run on a recorded
 value (autograd's ``Variable``) or a tracing stand-in, calls only functions, ufuncs and
 operators of the op table, so it is recorded as those ops and differentiated by their VJPs.
-``COMPOSITES`` maps the numpy function to its composite, ``UFUNC_COMPOSITES`` the ufunc;
-``Variable`` and ``Traced`` look there before refusing a numpy function that is not an op.
-On plain arrays numpy's own runs.
+``COMPOSITES`` maps the numpy function to its composite, ``UFUNC_COMPOSITES`` the ufunc and
+``METHOD_COMPOSITES`` the ``ndarray`` method (``x.ravel()``); ``Variable`` and ``Traced`` look
+there before refusing a numpy function that is not an op (and route ``&``, ``|``, ``^``, ``~``
+through numpy's bitwise ufuncs, whose composites take masks). On plain arrays numpy's own runs.
 
 Each gives numpy's values, bit for bit where numpy's own is exact (the rearrangements, the
 tests of values, ``trunc``; ``round`` does numpy's own steps) and follows the array's sizes
@@ -272,6 +273,21 @@ def _triangle(m: Any, k: int, *, lower: bool) -> Any:
     k = operator.index(k)
     kept = np.tri(rows, cols, k, dtype=bool) if lower else ~np.tri(rows, cols, k - 1, dtype=bool)
     return np.where(kept, m, np.zeros(1, m.dtype))
+
+
+def array_split(ary: Any, indices_or_sections: Any, axis: int = 0) -> Any:
+    """``np.array_split``: ``split`` at numpy's cuts, the first ``length % sections`` pieces one
+    longer (cuts at the axis's length in the example: the trace check refuses it where that
+    length follows the batch)."""
+    if isinstance(indices_or_sections, (tuple, list)):
+        return np.split(ary, list(indices_or_sections), axis=axis)
+    sections = operator.index(indices_or_sections)
+    if sections <= 0:
+        raise UsageError(f"np.array_split: the number of sections must be larger than 0, got {sections}")
+    (axis,) = _axes(axis, len(ary.shape), "np.array_split")
+    each, extra = divmod(ary.shape[axis], sections)
+    cuts = list(itertools.accumulate([each + 1] * extra + [each] * (sections - extra)))[:-1]
+    return np.split(ary, cuts, axis=axis)
 
 
 def flip(m: Any, axis: Any = None) -> Any:
@@ -606,6 +622,18 @@ def positive(x: Any) -> Any:
     return x
 
 
+def copy(a: Any, order: str = "K", **kwargs: Any) -> Any:
+    """``x.copy()`` / ``np.copy``: the value itself (recorded values are never changed in place)."""
+    return a
+
+
+def conjugate(x: Any) -> Any:
+    """``x.conj()`` of real values: themselves (complex values have no ops)."""
+    if np.issubdtype(x.dtype, np.complexfloating):
+        raise UsageError("the conjugate of complex values is not traced")
+    return x
+
+
 def bitwise_and(x: Any, y: Any) -> Any:
     """``&`` of booleans (``np.bitwise_and``): ``logical_and``; of integers: refused (no op)."""
     return np.logical_and(*_booleans("&", x, y))
@@ -635,33 +663,6 @@ def _booleans(operator_name: str, *values: Any) -> tuple[Any, ...]:
             raise UsageError(f"{operator_name} of {kind} values: only masks (booleans) have an op "
                              "(logical_and, logical_or, logical_xor, logical_not)")
     return values
-
-
-def array_split(ary: Any, indices_or_sections: Any, axis: int = 0) -> Any:
-    """``np.array_split``: ``split`` at numpy's cuts, the first ``length % sections`` pieces one
-    longer (cuts at the axis's length in the example: the trace check refuses it where that
-    length follows the batch)."""
-    if isinstance(indices_or_sections, (tuple, list)):
-        return np.split(ary, list(indices_or_sections), axis=axis)
-    sections = operator.index(indices_or_sections)
-    if sections <= 0:
-        raise UsageError(f"np.array_split: the number of sections must be larger than 0, got {sections}")
-    (axis,) = _axes(axis, len(ary.shape), "np.array_split")
-    each, extra = divmod(ary.shape[axis], sections)
-    cuts = list(itertools.accumulate([each + 1] * extra + [each] * (sections - extra)))[:-1]
-    return np.split(ary, cuts, axis=axis)
-
-
-def copy(a: Any, order: str = "K", **kwargs: Any) -> Any:
-    """``x.copy()`` / ``np.copy``: the value itself (recorded values are never changed in place)."""
-    return a
-
-
-def conjugate(x: Any) -> Any:
-    """``x.conj()`` of real values: themselves (complex values have no ops)."""
-    if np.issubdtype(x.dtype, np.complexfloating):
-        raise UsageError("the conjugate of complex values is not traced")
-    return x
 
 
 # -- tests over an axis ---------------------------------------------------------------------------
