@@ -423,7 +423,7 @@ def around(a: Any, decimals: int = 0, out: Any = None) -> Any:
     decimals = operator.index(decimals)
     if not np.issubdtype(a.dtype, np.inexact):
         if decimals >= 0:
-            return a + 0 if a.dtype != np.bool_ else a
+            return _whole_as_numpy(np.round, a)
         raise UsageError("np.round of integers to negative decimals is not traced; round a float copy")
     if np.issubdtype(a.dtype, np.complexfloating):
         raise UsageError("np.round of complex values is not traced")
@@ -437,9 +437,9 @@ def around(a: Any, decimals: int = 0, out: Any = None) -> Any:
 
 def trunc(x: Any) -> Any:
     """``np.trunc`` (and ``np.fix``): ``ceil`` below zero, ``floor`` elsewhere (-0.0, NaN and
-    infinities as numpy's); integers come back as they are."""
+    infinities as numpy's); integers keep their values (``_whole_as_numpy``)."""
     if not np.issubdtype(x.dtype, np.inexact):
-        return x + 0 if x.dtype != np.bool_ else x
+        return _whole_as_numpy(np.trunc, x)
     return np.where(x < 0, np.ceil(x), np.floor(x))
 
 
@@ -447,7 +447,17 @@ def fix(x: Any, out: Any = None) -> Any:
     """``np.fix``: ``trunc``."""
     if out is not None:
         raise UsageError("np.fix(..., out=...): in-place changes cannot be recorded")
-    return trunc(x)
+    return trunc(x) if np.issubdtype(x.dtype, np.inexact) else _whole_as_numpy(np.fix, x)
+
+
+def _whole_as_numpy(function: Callable[..., Any], x: Any) -> Any:
+    """Integers or booleans rounded by ``function``: their own values, in the dtype this numpy
+    gives them (its rule changed: numpy 2.0's trunc of int32 is float64, 2.4's int32; round of
+    booleans is float16)."""
+    wanted = function(np.zeros(1, x.dtype)).dtype
+    if wanted != x.dtype:
+        return x.astype(wanted)
+    return x if x.dtype == np.bool_ else x + 0
 
 
 def isnan(x: Any) -> Any:
