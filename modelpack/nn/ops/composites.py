@@ -38,6 +38,7 @@ __all__ = [
     "argsort", "fmax", "fmin", "positive", "any_", "all_", "count_nonzero", "isclose", "atleast_1d",
     "atleast_2d", "atleast_3d", "hstack", "vstack", "dstack", "column_stack", "median", "bitwise_and",
     "bitwise_or", "bitwise_xor", "invert", "copy", "conjugate", "array_split",
+    "diagonal", "trace", "diag",
 ]
 
 
@@ -288,6 +289,44 @@ def array_split(ary: Any, indices_or_sections: Any, axis: int = 0) -> Any:
     each, extra = divmod(ary.shape[axis], sections)
     cuts = list(itertools.accumulate([each + 1] * extra + [each] * (sections - extra)))[:-1]
     return np.split(ary, cuts, axis=axis)
+
+
+def diagonal(a: Any, offset: int = 0, axis1: int = 0, axis2: int = 1) -> Any:
+    """``np.diagonal``: the values at (i, i + offset) of axes ``axis1`` and ``axis2``, as the
+    last axis: the two axes moved last and indexed by two constant index arrays (their sizes
+    are the example's: the trace check refuses a batch axis here)."""
+    ndim = len(a.shape)
+    first, second = _axes((axis1, axis2), ndim, "np.diagonal")
+    if first == second:
+        raise UsageError("np.diagonal: axis1 and axis2 must be different axes")
+    offset = operator.index(offset)
+    moved = moveaxis(a, (first, second), (-2, -1))
+    rows, cols = moved.shape[-2:]
+    count = max(0, min(rows + min(offset, 0), cols - max(offset, 0)))
+    start = np.arange(count)
+    return moved[..., start - min(offset, 0), start + max(offset, 0)]
+
+
+def trace(a: Any, offset: int = 0, axis1: int = 0, axis2: int = 1, dtype: Any = None, out: Any = None) -> Any:
+    """``np.trace``: the sum of ``diagonal``."""
+    if dtype is not None or out is not None:
+        raise UsageError("np.trace: dtype= and out= are not traced")
+    return np.sum(diagonal(a, offset, axis1, axis2), axis=-1)
+
+
+def diag(v: Any, k: int = 0) -> Any:
+    """``np.diag``: of a matrix its ``diagonal``; of a vector the square matrix with it on
+    diagonal ``k`` (the vector's values where a constant mask of that diagonal is true)."""
+    if len(v.shape) == 2:
+        return diagonal(v, k)
+    if len(v.shape) != 1:
+        raise UsageError("np.diag: the input must be 1-D or 2-D")
+    k = operator.index(k)
+    size = v.shape[0] + abs(k)
+    # k ≥ 0: a row whose column j holds v[j - k]; k < 0: a column whose row i holds v[i + k]
+    line = pad(v[None, :], ((0, 0), (k, 0))) if k >= 0 else pad(v[:, None], ((-k, 0), (0, 0)))
+    laid = np.broadcast_to(line, (size, size))
+    return np.where(np.eye(size, k=k, dtype=bool), laid, np.zeros(1, v.dtype))
 
 
 def flip(m: Any, axis: Any = None) -> Any:
@@ -820,6 +859,7 @@ COMPOSITES: dict[Callable[..., Any], Callable[..., Any]] = {
     np.atleast_2d: atleast_2d, np.atleast_3d: atleast_3d, np.hstack: hstack, np.vstack: vstack,
     np.dstack: dstack,
     np.column_stack: column_stack, np.median: median, np.copy: copy, np.array_split: array_split,
+    np.diagonal: diagonal, np.trace: trace, np.diag: diag,
 }
 # numpy ufunc -> its composite (plain calls, no keywords).
 UFUNC_COMPOSITES: dict[Any, Callable[..., Any]] = {
@@ -833,5 +873,5 @@ UFUNC_COMPOSITES: dict[Any, Callable[..., Any]] = {
 # ndarray method -> its composite (``x.ravel()``, ``x.round(2)``, ``x.argsort()``), self first.
 METHOD_COMPOSITES: dict[str, Callable[..., Any]] = {
     "ravel": ravel, "round": around, "argsort": argsort, "copy": copy, "any": any_, "all": all_,
-    "conj": conjugate, "conjugate": conjugate,
+    "conj": conjugate, "conjugate": conjugate, "diagonal": diagonal, "trace": trace,
 }
