@@ -118,7 +118,7 @@ class GraphBuilder:
             if isinstance(value, (list, tuple)) and first_traced(value) is not None:
                 flat.extend(value)  # concatenate/stack take a sequence of values
             elif isinstance(value, (list, tuple)):
-                flat.append(np.asarray(value))  # a literal (x.take([0, 2])): a constant array
+                flat.append(_literal(value, op))  # x.take([0, 2]): a constant array
             else:
                 flat.append(value)
         names, reals = zip(*(self._operand(v, op) for v in flat), strict=True) if flat else ((), ())
@@ -336,3 +336,11 @@ def trace_model(net: Block, example: tuple[Any, ...]) -> tuple[TraceResult, Any]
     with np.errstate(all="ignore"), hooks.intercepting(tracer):
         output = net(*example)
     return tracer.result, output
+
+
+def _literal(value: list[Any] | tuple[Any, ...], op: str) -> np.ndarray:
+    """A list or tuple of numbers given to an op, as the constant array it stands for."""
+    try:
+        return np.asarray(value)
+    except ValueError as exc:  # ragged nesting
+        raise refuse(op, f"the list {value!r} is not an array ({exc})") from None

@@ -485,3 +485,25 @@ def test_bitwise_operators_of_integers_are_refused(call, match):
     x = autograd.Variable(np.ones((2, 3)))
     with autograd.record(), pytest.raises(UsageError, match=match):
         call(x)
+
+
+@pytest.mark.parametrize(("call", "match"), [
+    (lambda x: np.round(x, 1.5), r"^np\.round: decimals must be an integer, got 1\.5$"),
+    (lambda x: np.roll(x, 0.5, axis=0), r"^np\.roll: shift must be an integer, got 0\.5$"),
+    (lambda x: np.diff(x, 1.0), r"^np\.diff: n must be an integer, got 1\.0$"),
+    (lambda x: np.triu(x, "1"), r"^np\.triu: k must be an integer, got '1'$"),
+    (lambda x: np.diagonal(x, 0.5), r"^np\.diagonal: offset must be an integer, got 0\.5$"),
+    (lambda x: np.tensordot(x, x, 1.0), r"^np\.tensordot: axes must be an integer, got 1\.0$"),
+])
+def test_counts_and_offsets_that_are_not_integers_are_refused(call, match):
+    """A UsageError naming the argument, not Python's TypeError."""
+    x = autograd.Variable(np.ones((4, 4)))
+    with autograd.record(), pytest.raises(UsageError, match=match):
+        call(x)
+
+
+def test_a_ragged_list_given_to_an_op_while_tracing_is_refused():
+    net = Applied(lambda y: y.take([[0, 1], [2]], axis=1))
+    net.initialize(seed=1)
+    with pytest.raises(TraceError, match=r"cannot trace take: the list \[\[0, 1\], \[2\]\] is not an array"):
+        modelpack.export(net, io.BytesIO(), example=np.ones((5, 3), np.float32))

@@ -118,6 +118,14 @@ def _axes(axis: Any, ndim: int, what: str) -> tuple[int, ...]:
     return tuple(axes)
 
 
+def _integer(value: Any, what: str) -> int:
+    """``value`` as an int (a count, an offset, a shift), or a UsageError naming ``what``."""
+    try:
+        return operator.index(value)
+    except TypeError:
+        raise UsageError(f"{what} must be an integer, got {value!r}") from None
+
+
 def _along(ndim: int, axis: int, part: slice) -> tuple[slice, ...]:
     """The index taking ``part`` along ``axis`` and everything along the others."""
     return tuple(part if a == axis else slice(None) for a in range(ndim))
@@ -166,15 +174,15 @@ def _contracted(x: Any, y: Any, plan: einsum_plan.Pair, equation: str) -> Any:
             raise UsageError(f"np.einsum: {equation!r}: index sizes {a_size} and {b_size} do not match")
         size[index] = max(a_size, b_size)  # a batch of 1 broadcasts, as numpy's does
 
-    def grouped(value: Any, indices: str, order: list[int], shape: list[Any]) -> Any:
+    def grouped(value: Any, order: list[int], shape: list[Any]) -> Any:
         if order != sorted(order):
             value = np.transpose(value, order)
         return value.reshape(shape)
 
     x_batch = [x.shape[plan.a.index(i)] for i in plan.batch]
     y_batch = [y.shape[plan.b.index(i)] for i in plan.batch]
-    left = grouped(x, plan.a, plan.order_a, [*x_batch, math.prod(size[i] for i in plan.free_a), -1])
-    right = grouped(y, plan.b, plan.order_b, [*y_batch, -1, math.prod(size[i] for i in plan.free_b)])
+    left = grouped(x, plan.order_a, [*x_batch, math.prod(size[i] for i in plan.free_a), -1])
+    right = grouped(y, plan.order_b, [*y_batch, -1, math.prod(size[i] for i in plan.free_b)])
     product = np.matmul(left, right).reshape([size[i] for i in plan.laid])
     return np.transpose(product, plan.final) if plan.final != sorted(plan.final) else product
 
@@ -188,7 +196,7 @@ def tensordot(a: Any, b: Any, axes: Any = 2) -> Any:
             raise UsageError(f"np.tensordot: axes {axes!r} must be a count or two lists of axes")
         first, second = _axes(axes[0], rank_a, "np.tensordot"), _axes(axes[1], rank_b, "np.tensordot")
     else:
-        count = operator.index(axes)
+        count = _integer(axes, "np.tensordot: axes")
         if not 0 <= count <= min(rank_a, rank_b):
             raise UsageError(f"np.tensordot: cannot contract {count} axes of {rank_a}-D and {rank_b}-D "
                              "arrays")
@@ -246,7 +254,7 @@ def diff(a: Any, n: int = 1, axis: int = -1, **kwargs: Any) -> Any:
     whether they differ, as numpy's); ``prepend``/``append`` are not traced."""
     if kwargs:
         raise UsageError(f"np.diff: {', '.join(sorted(kwargs))} are not traced; concatenate first")
-    n = operator.index(n)
+    n = _integer(n, "np.diff: n")
     if n < 0:
         raise UsageError(f"np.diff: order n={n} must not be negative")
     (axis,) = _axes(axis, len(a.shape), "np.diff")
@@ -271,7 +279,7 @@ def _triangle(m: Any, k: int, *, lower: bool) -> Any:
     if len(m.shape) < 2:
         raise UsageError(f"np.{'tril' if lower else 'triu'}: the array must be at least 2-D")
     rows, cols = m.shape[-2:]
-    k = operator.index(k)
+    k = _integer(k, f"np.{'tril' if lower else 'triu'}: k")
     kept = np.tri(rows, cols, k, dtype=bool) if lower else ~np.tri(rows, cols, k - 1, dtype=bool)
     return np.where(kept, m, np.zeros(1, m.dtype))
 
@@ -282,7 +290,7 @@ def array_split(ary: Any, indices_or_sections: Any, axis: int = 0) -> Any:
     length follows the batch)."""
     if isinstance(indices_or_sections, (tuple, list)):
         return np.split(ary, list(indices_or_sections), axis=axis)
-    sections = operator.index(indices_or_sections)
+    sections = _integer(indices_or_sections, "np.array_split: indices_or_sections")
     if sections <= 0:
         raise UsageError(f"np.array_split: the number of sections must be larger than 0, got {sections}")
     (axis,) = _axes(axis, len(ary.shape), "np.array_split")
@@ -299,7 +307,7 @@ def diagonal(a: Any, offset: int = 0, axis1: int = 0, axis2: int = 1) -> Any:
     first, second = _axes((axis1, axis2), ndim, "np.diagonal")
     if first == second:
         raise UsageError("np.diagonal: axis1 and axis2 must be different axes")
-    offset = operator.index(offset)
+    offset = _integer(offset, "np.diagonal: offset")
     moved = moveaxis(a, (first, second), (-2, -1))
     rows, cols = moved.shape[-2:]
     count = max(0, min(rows + min(offset, 0), cols - max(offset, 0)))
@@ -321,7 +329,7 @@ def diag(v: Any, k: int = 0) -> Any:
         return diagonal(v, k)
     if len(v.shape) != 1:
         raise UsageError("np.diag: the input must be 1-D or 2-D")
-    k = operator.index(k)
+    k = _integer(k, "np.diag: k")
     size = v.shape[0] + abs(k)
     # k ≥ 0: a row whose column j holds v[j - k]; k < 0: a column whose row i holds v[i + k]
     line = pad(v[None, :], ((0, 0), (k, 0))) if k >= 0 else pad(v[:, None], ((-k, 0), (0, 0)))
@@ -364,7 +372,7 @@ def roll(a: Any, shift: Any, axis: Any = None) -> Any:
     result = a
     for step, ax in zip(shifts, axes, strict=True):
         size = a.shape[ax]
-        moved = operator.index(step) % size if size else 0
+        moved = _integer(step, "np.roll: shift") % size if size else 0
         if moved:
             ndim = len(a.shape)
             result = np.concatenate([result[_along(ndim, ax, slice(-moved, None))],
@@ -459,7 +467,7 @@ def around(a: Any, decimals: int = 0, out: Any = None) -> Any:
     integers with ``decimals`` ≥ 0 come back as they are."""
     if out is not None:
         raise UsageError("np.round(..., out=...): in-place changes cannot be recorded")
-    decimals = operator.index(decimals)
+    decimals = _integer(decimals, "np.round: decimals")
     if not np.issubdtype(a.dtype, np.inexact):
         if decimals >= 0:
             return _whole_as_numpy(np.round, a)
@@ -572,8 +580,7 @@ def average(a: Any, axis: Any = None, weights: Any = None, returned: bool = Fals
         mean = np.mean(a, axis=axis, keepdims=keepdims)
         if not returned:
             return mean
-        count = math.prod(a.shape) // max(1, math.prod(mean.shape)) if hasattr(mean, "shape") else 1
-        return mean, np.full_like(mean, count)
+        return mean, np.full_like(mean, math.prod(a.shape) // max(1, math.prod(mean.shape)))
     result_type = np.result_type(a.dtype, weights.dtype, np.float16 if a.dtype.kind == "f" else np.float64)
     if tuple(a.shape) != tuple(weights.shape):
         if axis is None or isinstance(axis, (tuple, list)) or len(weights.shape) != 1:
@@ -582,9 +589,7 @@ def average(a: Any, axis: Any = None, weights: Any = None, returned: bool = Fals
         if weights.shape[0] != a.shape[axis]:
             raise UsageError("np.average: the weights' length differs from the axis's")
         weights = weights.reshape([-1 if k == axis else 1 for k in range(len(a.shape))])
-        scale = np.sum(weights.astype(result_type), axis=axis, keepdims=keepdims)
-    else:
-        scale = np.sum(weights.astype(result_type), axis=axis, keepdims=keepdims)
+    scale = np.sum(weights.astype(result_type), axis=axis, keepdims=keepdims)
     total = np.sum(a.astype(result_type) * weights.astype(result_type), axis=axis, keepdims=keepdims)
     mean = total / scale
     if not returned:
