@@ -132,9 +132,9 @@ def forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, g: Geome
         out = activated(winograd3d.forward(x, weight, bias, g, out_sizes))
         return out, Saved(x, False, x.shape, out_sizes, winograd=True)
     if last is None and backward and winograd.trains(x, weight, g):
-        # The compiled transforms' forward; the backward gathers the weight gradient's columns
-        # itself (``deferred``), its input gradient the flipped Winograd forward.
-        out = activated(winograd.forward(x, weight, bias, g, out_sizes))
+        # The compiled transforms' forward, the weight's transform kept for the backward
+        # (``deferred``: ``winograd.gradients``, both gradients in Winograd's domain).
+        out = activated(winograd.forward(x, weight, bias, g, out_sizes, keep_transform=True))
         return out, Saved(x, True, x.shape, out_sizes, deferred=True)
     if last is None and banded.trainable(x, weight, g):
         # Banded GEMMs, no columns, the backward's GEMMs on the same planes (2 threads, 3×3/1 on
@@ -275,16 +275,17 @@ def backward(grad: np.ndarray, saved: Saved, weight: np.ndarray, g: Geometry, *,
         if need_weight:
             grad_w = banded.grad_weight(grad, saved.cols, g, weight.shape)
         return grad_x, grad_w
+    if saved.last and saved.deferred and need_weight and winograd.gradients_usable(saved.cols, weight, g):
+        # Both in Winograd's domain (its numbers there): the forward's transposed transforms,
+        # the output gradient's tiles shared by the two.
+        return winograd.gradients(grad, saved.cols, weight, g, need_x=need_x)
     if need_x and shifted.grad_input_usable(weight, g):
         grad_x = shifted.grad_input(grad, weight, g, saved.in_shape)
     elif need_x and _flippable(g):
         grad_x = _full_correlation(grad, weight, g, saved.in_shape[2:])
     scatter = need_x and grad_x is None  # col2im: the taps' products added back where they read
     if saved.last:
-        if need_weight and saved.deferred and winograd.weight_grad_usable(saved.cols, weight, g):
-            # In Winograd's domain (its numbers there): the forward's transposed transforms.
-            grad_w = winograd.weight_grad(grad, saved.cols, g, weight.shape)
-        elif need_weight and saved.deferred and (shifted.large(saved.cols, o, g, saved.out_sizes)
+        if need_weight and saved.deferred and (shifted.large(saved.cols, o, g, saved.out_sizes)
                                                or shifted.faster(c, g, saved.out_sizes)):
             # Measured at 2 threads against the blocks below (ms): 3×3×3 32 → 32 on 4×8×28×28
             # 10.2 → 8.7, 3×3 64 on 8×56×56 10.8 → 9.5, 128 on 16×28×28 17.4 → 16.4, ResNet's 16

@@ -9,9 +9,11 @@ transforms are GEMMs too (``Bᵀ`` on one axis, then the other; ``Aᵀ`` likewis
 pass but the tiles' gather and the output's scatter runs on BLAS. With the compiled kernels
 (the accel extra) float32's transforms run on ``compiled_winograd``'s loops instead, three
 times faster: then 16 channels take it too, and a training forward (``trains``), and the
-weight's gradient of a forward that kept its input (``weight_grad``, the forward's transpose:
-A dY Aᵀ of the output gradient's tiles against the input's, then Gᵀ dU G), on 16 channels too:
-its error there reaches only the update, not BatchNorm's statistics as a forward's would.
+backward of a forward that kept its input (``gradients``, the forward's transpose: the output
+gradient's tiles A dY Aᵀ once, against the input's tiles for the weight's gradient, then Gᵀ dU
+G; through the transformed weight and back through the input transform, B dV Bᵀ, for the
+input's), on 16 channels too: its error there reaches only the update, not BatchNorm's
+statistics as a forward's would.
 
 Its float32 error is about ten times im2col's: over 1,152-term sums (128 channels) of unit
 inputs and Xavier-scaled weights, 3e-5 against 3e-6 of the largest output (the transforms'
@@ -38,7 +40,7 @@ if TYPE_CHECKING:
     from .columns import Geometry
 
 __all__ = ["TILE", "SPAN", "BT", "G", "G_KRON_G", "AT", "usable", "trains", "forward", "transformed_weight",
-           "weight_grad_usable", "weight_grad"]
+           "gradients_usable", "gradients"]
 
 TILE = 4  # output positions along each axis per tile
 SPAN = TILE + 2  # the input positions a tile reads along each axis
@@ -104,9 +106,9 @@ def trains(x: np.ndarray, weight: np.ndarray, g: Geometry) -> bool:
     return _compiled(x.dtype) and min(x.shape[1], weight.shape[0]) >= MIN_CHANNELS and usable(x, weight, g)
 
 
-def weight_grad_usable(x: np.ndarray, weight: np.ndarray, g: Geometry) -> bool:
-    """Whether a deferred forward's weight gradient (its input x kept, no columns) takes
-    ``weight_grad``: the compiled transforms in use, a 2-D 3×3 float32 convolution at stride 1,
+def gradients_usable(x: np.ndarray, weight: np.ndarray, g: Geometry) -> bool:
+    """Whether a deferred forward's gradients (its input x kept, no columns) take
+    ``gradients``: the compiled transforms in use, a 2-D 3×3 float32 convolution at stride 1,
     undilated and ungrouped, ``MIN_CHANNELS_COMPILED`` to ``MAX_CHANNELS`` channels and at
     least ``MIN_TILES`` tiles in the batch. The thread count plays no part (the bits would)."""
     if not (x.ndim == 4 and g.kernel == (3, 3) and g.strides == (1, 1) and g.dilation == (1, 1)
@@ -132,7 +134,8 @@ def forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, g: Geome
             out_sizes: tuple[int, ...], *, keep_transform: bool = False) -> np.ndarray:
     """x (N, C, H, W) correlated with weight (O, C, 3, 3), plus bias: (N, O, *out_sizes), for
     a 3×3 stride-1 convolution (any padding); ``keep_transform`` where the weight is a layer's,
-    likely called again with the same bits (inference; not a gradient's flipped copy). The
+    likely called again with the same bits (inference, or a training forward whose backward
+    uses it: ``gradients``; not a gradient's flipped copy). The
     batch is split over ``parallel``'s threads, each running its examples' blocks (at most
     ``BLOCK_VALUES`` tile values) through the gather, the transforms and the GEMMs on one BLAS
     thread: run whole, the GEMMs' threaded BLAS left its workers spinning on the cores the
@@ -240,42 +243,66 @@ def _forward_compiled(x: np.ndarray, u: np.ndarray, bias: np.ndarray | None, g: 
     return out
 
 
-# ``weight_grad``'s tiles per run of examples at least (fewer runs then; with fewer than two,
+# ``gradients``'s tiles per run of examples at least (fewer runs then; with fewer than two,
 # blocks split over the threads by examples and tile positions): each run's GEMMs sum over its
 # tiles, and on small planes (a tile or four an example) runs of a quarter of the batch each
 # on its thread made them too shallow (128 → 128 on 32×4×4 at 2 threads: 3.55 ms against
 # 1.74). Between 64 and 512 it hardly mattered. Measured at 2 threads, medians of 25
-# alternating (ms, 64 / 128 / 512, then im2col's blocks, ``conv_grads.weight_deferred``):
-# 128 → 128 on 32×4×4 1.67 / 1.63 / 1.63, 1.99; on 64×4×4 2.13 / 2.03 / 2.08, 2.99; on 32×8×8
-# 3.93 / 3.94 / 3.94, 4.33; on 8×14×14 3.34 / 3.34 / 3.28, 3.23; 64 → 64 on 32×8×8 1.43 / 1.42
-# / 1.42, 1.68; 32 → 32 on 32×16×16 1.25 / 1.20 / 1.21, 2.33; 16 → 32 on 32×16×16 0.86 / 0.83
-# / 0.84, 1.46; 64 → 64 on 4×28×28 2.09 / 2.11 / 2.11, 2.30.
+# alternating (ms, 64 / 128 / 512, then im2col's blocks, ``conv_grads.weight_deferred``), for
+# the weight's gradient alone: 128 → 128 on 32×4×4 1.67 / 1.63 / 1.63, 1.99; on 64×4×4 2.13 /
+# 2.03 / 2.08, 2.99; on 32×8×8 3.93 / 3.94 / 3.94, 4.33; on 8×14×14 3.34 / 3.34 / 3.28, 3.23;
+# 64 → 64 on 32×8×8 1.43 / 1.42 / 1.42, 1.68; 32 → 32 on 32×16×16 1.25 / 1.20 / 1.21, 2.33;
+# 16 → 32 on 32×16×16 0.86 / 0.83 / 0.84, 1.46; 64 → 64 on 4×28×28 2.09 / 2.11 / 2.11, 2.30.
 MIN_TILES_PER_RUN = 128
 
 
-def weight_grad(grad: np.ndarray, x: np.ndarray, g: Geometry, shape: tuple[int, ...]) -> np.ndarray:
-    """The weight's gradient (``shape``: O, C, 3, 3) of a ``forward`` on the compiled transforms
-    (float32), from its input x and the output's gradient (N, O, *out): the forward's transpose.
-    The input's tiles transformed (Bᵀ d B, as the forward) and the gradient's taken back
-    through the output transform (A dY Aᵀ, ``compiled_winograd.gradient_tiles``); their
-    products summed over the tiles are 36 GEMMs (O, tiles) by (tiles, C); then Gᵀ dU G. A
-    quarter of im2col's multiply-adds, and no columns nine times the input gathered.
+def gradients(grad: np.ndarray, x: np.ndarray, weight: np.ndarray, g: Geometry, *, need_x: bool = True
+              ) -> tuple[np.ndarray | None, np.ndarray]:
+    """The input's gradient (if ``need_x``) and the weight's of a 3×3 stride-1 convolution on
+    the compiled transforms (float32, ``gradients_usable``), from its input x, its weight and
+    the output's gradient (N, O, *out): the forward's transpose, in Winograd's domain.
+
+    The output's gradient goes back through the output transform (A dY Aᵀ,
+    ``compiled_winograd.gradient_tiles``) once, for both: against the input's tiles (Bᵀ d B,
+    as the forward) its products summed over the tiles are the weight's, 36 GEMMs (O, tiles)
+    by (tiles, C), then Gᵀ dU G; through the transformed weight's transpose (36 GEMMs (C, O)
+    by (O, tiles)) and back through the input transform (B dV Bᵀ, the tiles' overlaps added,
+    ``compiled_winograd.input_gradient``) the input's. A quarter of im2col's multiply-adds, no
+    columns nine times the input, and neither the flipped kernel's transform nor the gradient's
+    6×6 tiles that a flipped Winograd forward would take.
 
     The batch goes in runs of examples, ``parallel.REDUCTION_CHUNKS`` of them where each has
-    ``MIN_TILES_PER_RUN`` tiles, each run's blocks on one thread and the runs' sums added in
-    order (``_in_runs``); with too few tiles for two, in blocks whose transforms are split over
-    the threads by examples and whose GEMMs by tile position (``_in_blocks``). Both are sized
-    from the shapes alone: the same bits at any thread count."""
+    ``MIN_TILES_PER_RUN`` tiles, each run's blocks on one thread and the runs' weight sums
+    added in order (``_in_runs``); with too few tiles for two, in blocks whose transforms are
+    split over the threads by examples and whose GEMMs by tile position (``_in_blocks``). Both
+    are sized from the shapes alone: the same bits at any thread count."""
     n = x.shape[0]
     tiles = _tiling(grad)[2]
     runs = min(parallel.REDUCTION_CHUNKS, n, n * tiles // MIN_TILES_PER_RUN)
     x, grad = np.ascontiguousarray(x), np.ascontiguousarray(grad)
-    total = _in_runs(grad, x, g, shape[0], runs) if runs > 1 else _in_blocks(grad, x, g, shape[0])
+    u = _training_transform(weight) if need_x else None
+    grad_x = None
+    if need_x:
+        budget.charge(budget.nbytes(x.shape, x.dtype), "its input's gradient")
+        grad_x = np.empty(x.shape, x.dtype)
+    if runs > 1:
+        total = _in_runs(grad, x, g, weight.shape[0], runs, u, grad_x)
+    else:
+        total = _in_blocks(grad, x, g, weight.shape[0], u, grad_x)
     kron = G_KRON_G.astype(x.dtype)  # (36, 9)
     o, c = total.shape[1:]
     with blas.for_product(9, o * c, SPAN * SPAN):  # (threaded, BLAS's workers spin on our cores)
         flat = kron.T @ total.reshape(SPAN * SPAN, o * c)  # (9, O·C)
-    return np.ascontiguousarray(flat.T).reshape(shape)
+    return grad_x, np.ascontiguousarray(flat.T).reshape(weight.shape)
+
+
+def _training_transform(weight: np.ndarray) -> np.ndarray:
+    """The weight's transform (36, O, C) for a training step's forward and its backward: kept
+    (``derived``) from the forward's call to the backward's while the weight's bits stay."""
+    def transform(kernel: np.ndarray) -> np.ndarray:
+        return transformed_weight(kernel.astype(np.float32, copy=False))
+
+    return derived.derived(weight, f"winograd {np.dtype(np.float32)}", transform)
 
 
 def _tiling(grad: np.ndarray) -> tuple[int, int, int]:
@@ -284,9 +311,11 @@ def _tiling(grad: np.ndarray) -> tuple[int, int, int]:
     return rows, cols, rows * cols
 
 
-def _in_runs(grad: np.ndarray, x: np.ndarray, g: Geometry, o: int, runs: int) -> np.ndarray:
-    """``weight_grad``'s dU (36, O, C) summed in ``runs`` runs of the batch, a thread taking
-    whole runs, each run's blocks transformed and multiplied on it, the runs' sums added in order."""
+def _in_runs(grad: np.ndarray, x: np.ndarray, g: Geometry, o: int, runs: int, u: np.ndarray | None,
+             grad_x: np.ndarray | None) -> np.ndarray:
+    """``gradients``'s dU (36, O, C) summed in ``runs`` runs of the batch, a thread taking
+    whole runs, each run's blocks transformed and multiplied on it, the runs' sums added in
+    order; each block's input gradient written into ``grad_x`` (through ``u``) on the way."""
     from . import compiled_winograd
 
     n, c = x.shape[:2]
@@ -316,16 +345,20 @@ def _in_runs(grad: np.ndarray, x: np.ndarray, g: Geometry, o: int, runs: int) ->
                 np.matmul(block_m, block_v.transpose(0, 2, 1), out=into)
                 if first != bounds[part]:
                     parts[part] += product
+                if grad_x is not None and u is not None:  # the input's tiles' gradient, in their place
+                    np.matmul(u.transpose(0, 2, 1), block_m, out=block_v)
+                    compiled_winograd.input_gradient(block_v, first, count, top, left, rows, cols, grad_x)
 
-    parallel.split(run, runs, n * tiles * SPAN * SPAN * c * o)
+    parallel.split(run, runs, n * tiles * SPAN * SPAN * c * o * (1 if grad_x is None else 2))
     return parallel.added_in_order(parts)
 
 
-def _in_blocks(grad: np.ndarray, x: np.ndarray, g: Geometry, o: int) -> np.ndarray:
-    """``weight_grad``'s dU (36, O, C) for a batch of few tiles: blocks of examples, each
+def _in_blocks(grad: np.ndarray, x: np.ndarray, g: Geometry, o: int, u: np.ndarray | None,
+               grad_x: np.ndarray | None) -> np.ndarray:
+    """``gradients``'s dU (36, O, C) for a batch of few tiles: blocks of examples, each
     block's transforms split over the threads by examples, its 36 GEMMs by tile position
     (each whole on one thread: with a run per thread they were a few tiles deep), the blocks'
-    sums added in order."""
+    sums added in order; each block's input gradient (through ``u``) into ``grad_x``."""
     from . import compiled_winograd
 
     n, c = x.shape[:2]
@@ -355,9 +388,18 @@ def _in_blocks(grad: np.ndarray, x: np.ndarray, g: Geometry, o: int) -> np.ndarr
         def multiply(p: slice, block_v: np.ndarray = block_v, block_m: np.ndarray = block_m,
                      into: np.ndarray = into) -> None:
             np.matmul(block_m[p], block_v[p].transpose(0, 2, 1), out=into[p])
+            if u is not None:  # the input's tiles' gradient, in their place
+                np.matmul(u[p].transpose(0, 2, 1), block_m[p], out=block_v[p])
+
+        def back(b: slice, first: int = first, block_v: np.ndarray = block_v) -> None:
+            at = slice(b.start * tiles, b.stop * tiles)
+            compiled_winograd.input_gradient(block_v[:, :, at], first + b.start, b.stop - b.start, top, left,
+                                             rows, cols, grad_x)
 
         parallel.split(transform, count, count * tiles * SPAN * SPAN * (c + o) * 8)
-        parallel.split(multiply, SPAN * SPAN, count * tiles * SPAN * SPAN * c * o)
+        parallel.split(multiply, SPAN * SPAN, count * tiles * SPAN * SPAN * c * o * (1 if u is None else 2))
+        if grad_x is not None:
+            parallel.split(back, count, count * tiles * SPAN * SPAN * c * 8)
         if first:
             total += product
     return total

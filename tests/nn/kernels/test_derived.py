@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import numpy as np
 import pytest
-from test_conv import assert_refused_by_budget
+from test_conv import assert_refused_by_budget, record_calls, use_numpy_kernels
 
 from modelpack import nn
 from modelpack.nn.kernels import conv, derived, winograd, winograd3d
@@ -134,19 +134,39 @@ def test_the_kept_copy_is_counted_by_a_loaded_models_budget() -> None:
                              lambda: winograd.forward(x, weight, None, g, (4, 4), keep_transform=True))
 
 
-def test_only_an_inference_call_keeps_the_transform(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The input gradient's flipped kernel is a fresh array each backward: keeping its
-    transform would only fill the cache with copies never served."""
+def test_no_flipped_kernels_transform_is_kept(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The input gradient's flipped kernel (numpy's kernels: a flipped Winograd forward) is a
+    fresh array each backward: keeping its transform would only fill the cache with copies
+    never served. Only the layer's own weight is kept, by an inference call."""
+    use_numpy_kernels(monkeypatch)
     monkeypatch.setattr(winograd, "MIN_TILES", 1)
     rng = np.random.default_rng(2)
     x = rng.standard_normal((2, 32, 4, 4)).astype(np.float32)
     w = rng.standard_normal((32, 32, 3, 3)).astype(np.float32)
     g = conv.Geometry((3, 3), (1, 1), (1, 1), (1, 1))
+    calls = record_calls(monkeypatch, winograd, "forward")
     _, saved = conv.forward(x, w, None, g)
     conv.backward(np.ones_like(x), saved, w, g)
+    assert calls == [x.shape]  # the flipped forward's
     assert not derived._entries
     conv.forward(x, w, None, g, backward=False)
-    assert len(derived._entries) == 1
+    assert [key[1] for key in derived._entries] == [w.ctypes.data]
+
+
+def test_a_compiled_training_forward_keeps_the_layers_transform(numba_kernels: None) -> None:
+    """On the compiled transforms a training forward's transform is kept for its backward
+    (``winograd.gradients``), which makes no other: one entry, the layer's weight's."""
+    from modelpack.nn.kernels import backend
+
+    backend.use("numba")
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((8, 32, 8, 8)).astype(np.float32)
+    w = rng.standard_normal((32, 32, 3, 3)).astype(np.float32)
+    g = conv.Geometry((3, 3), (1, 1), (1, 1), (1, 1))
+    assert winograd.trains(x, w, g)
+    _, saved = conv.forward(x, w, None, g)
+    conv.backward(np.ones_like(x), saved, w, g)
+    assert [key[1] for key in derived._entries] == [w.ctypes.data]
 
 
 def test_a_3d_inference_keeps_its_transform_and_follows_an_in_place_change() -> None:

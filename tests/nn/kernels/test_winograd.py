@@ -243,23 +243,54 @@ def _gradient_case(seed: int, batch: int, c: int, o: int, sizes: tuple[int, int]
     (3, 4, 5, (8, 8)), (2, 3, 2, (7, 5)), (1, 2, 3, (3, 3)), (4, 6, 4, (13, 4)), (9, 5, 7, (6, 10)),
 ])
 @pytest.mark.parametrize("min_tiles_per_run", [1, 1 << 20])
-def test_the_weight_gradient_matches_the_reference(numba_kernels, monkeypatch, padding, batch, c, o, sizes,
-                                                   min_tiles_per_run) -> None:
+def test_the_gradients_match_the_reference(numba_kernels, monkeypatch, padding, batch, c, o, sizes,
+                                           min_tiles_per_run) -> None:
     """The forward's transpose in Winograd's domain, in runs of the batch (a run's blocks on
-    one thread) and in blocks split over the threads (few tiles): any padding, sizes that are
-    not whole tiles (the gradient's last tiles cut), equal to the float64 reference."""
+    one thread) and in blocks split over the threads (few tiles): any padding (wider than the
+    kernel's reach too: tiles wholly on it), sizes that are not whole tiles (the gradient's
+    last tiles cut), both gradients equal to the float64 reference; without the input's, the
+    same weight gradient bit for bit."""
     backend.use("numba")
     monkeypatch.setattr(winograd, "MIN_TILES_PER_RUN", min_tiles_per_run)
     x, w, grad, g = _gradient_case(sum(sizes) + c, batch, c, o, sizes, padding)
-    grad_w = winograd.weight_grad(grad, x, g, w.shape)
+    grad_x, grad_w = winograd.gradients(grad, x, w, g)
     assert grad_w.dtype == np.float32 and grad_w.flags.c_contiguous
-    assert_near(grad_w, reference_backward(x, w, grad, g)[1])
+    assert grad_x is not None and grad_x.dtype == np.float32 and grad_x.shape == x.shape
+    expected_x, expected_w = reference_backward(x, w, grad, g)
+    assert_near(grad_x, expected_x)
+    assert_near(grad_w, expected_w)
+    alone, only_w = winograd.gradients(grad, x, w, g, need_x=False)
+    assert alone is None
+    np.testing.assert_array_equal(only_w.view(np.uint32), grad_w.view(np.uint32))
+
+
+@pytest.mark.parametrize(("top", "left", "sizes"), [(1, 1, (8, 8)), (0, 0, (7, 5)), (2, 1, (5, 9)), (5, 3, (3, 3))])
+def test_the_compiled_input_gradient_is_the_input_transforms_transpose(numba_kernels, top, left, sizes) -> None:
+    """``input_gradient`` is ``input_tiles``'s adjoint: ⟨tiles(x), dV⟩ = ⟨x, input_gradient(dV)⟩
+    for random x and dV (float64 sums of the float32 values, within float32 rounding), and it
+    writes every value of its examples (none left from before) and no other example's."""
+    from modelpack.nn.kernels import compiled_winograd
+
+    rng = np.random.default_rng(sum(sizes) + top)
+    batch, c = 3, 2
+    out_sizes = (sizes[0] + 2 * top - 2, sizes[1] + 2 * left - 2)
+    rows, cols = (-(-size // winograd.TILE) for size in out_sizes)
+    x = rng.standard_normal((batch, c, *sizes)).astype(np.float32)
+    tiles = np.empty((36, c, 2 * rows * cols), np.float32)
+    compiled_winograd.input_tiles(x, 1, 2, top, left, rows, cols, tiles)
+    dv = rng.standard_normal(tiles.shape).astype(np.float32)
+    grad_x = np.full(x.shape, np.nan, np.float32)
+    compiled_winograd.input_gradient(dv, 1, 2, top, left, rows, cols, grad_x)
+    assert np.isnan(grad_x[0]).all() and not np.isnan(grad_x[1:]).any()
+    forward = np.sum(tiles.astype(np.float64) * dv)
+    transposed = np.sum(x[1:].astype(np.float64) * grad_x[1:])
+    assert abs(forward - transposed) <= 1e-5 * np.sum(np.abs(tiles.astype(np.float64) * dv))
 
 
 @pytest.mark.parametrize("min_tiles_per_run", [1, 1 << 20])
 @pytest.mark.parametrize("block_values", [1, 36 * 11 * 12 * 3, 1 << 20])
-def test_the_weight_gradients_blocks_and_threads_agree(numba_kernels, monkeypatch, min_tiles_per_run,
-                                                       block_values) -> None:
+def test_the_gradients_blocks_and_threads_agree(numba_kernels, monkeypatch, min_tiles_per_run,
+                                                block_values) -> None:
     """Blocks of one example, of a few (a short last one) or of the whole batch, in runs or
     not, on 1 and 2 threads (the split forced): the reference's values, and the same bits at
     either thread count (the blocks and runs come from the shapes alone)."""
@@ -272,11 +303,14 @@ def test_the_weight_gradients_blocks_and_threads_agree(numba_kernels, monkeypatc
     try:
         for threads in (1, 2):
             parallel.set_threads(threads)
-            results.append(winograd.weight_grad(grad, x, g, w.shape))
+            results.append(winograd.gradients(grad, x, w, g))
     finally:
         parallel.set_threads(before)
-    assert_near(results[0], reference_backward(x, w, grad, g)[1])
-    assert_split_equal(results[1], results[0])
+    expected_x, expected_w = reference_backward(x, w, grad, g)
+    assert_near(results[0][0], expected_x)
+    assert_near(results[0][1], expected_w)
+    assert_split_equal(results[1][0], results[0][0])
+    assert_split_equal(results[1][1], results[0][1])
 
 
 @pytest.mark.parametrize(("transforms", "c", "o", "strides", "taken"), [
@@ -289,21 +323,41 @@ def test_the_weight_gradients_blocks_and_threads_agree(numba_kernels, monkeypatc
     ("numba", 32, 32, (2, 2), False),
     ("numpy", 32, 32, (1, 1), False),
 ], indirect=["transforms"])
-def test_a_deferred_forwards_weight_gradient_takes_it(transforms, monkeypatch, c, o, strides, taken) -> None:
-    """The backward of a training forward that kept its input (no columns): the weight's
-    gradient in Winograd's domain on the compiled transforms, both gradients the reference's."""
-    calls = record_calls(monkeypatch, winograd, "weight_grad")
+@pytest.mark.parametrize("need_x", [True, False])
+def test_a_deferred_forwards_gradients_take_it(transforms, monkeypatch, c, o, strides, taken, need_x) -> None:
+    """The backward of a training forward that kept its input (no columns): both gradients in
+    Winograd's domain on the compiled transforms (the input's only when asked for), the
+    reference's either way."""
+    calls = record_calls(monkeypatch, winograd, "gradients")
     g = kernels.Geometry((3, 3), strides, (1, 1), (1, 1))
     x, w, bias = _arrays(c + o, 4, c, o, (12, 12))
     out, saved = kernels.forward(x, w, bias, g)
     grad = np.random.default_rng(2).standard_normal(out.shape).astype(np.float32)
-    grad_x, grad_w = kernels.backward(grad, saved, w, g)
+    grad_x, grad_w = kernels.backward(grad, saved, w, g, need_x=need_x)
     assert bool(calls) == taken
     expected_x, expected_w = reference_backward(x, w, grad, g)
-    assert_near(grad_x, expected_x)
+    if need_x:
+        assert_near(grad_x, expected_x)
+    else:
+        assert grad_x is None
     assert_near(grad_w, expected_w)
 
 
+def test_a_training_forward_and_its_backward_share_the_weights_transform(numba_kernels, monkeypatch) -> None:
+    """The transform a training forward makes is kept for its backward's input gradient
+    (``derived``, while the weight's bits stay): one transform a step, not two; after the
+    weight changes, a fresh one."""
+    backend.use("numba")
+    calls = record_calls(monkeypatch, winograd, "transformed_weight")
+    g = kernels.Geometry((3, 3), (1, 1), (1, 1), (1, 1))
+    x, w, bias = _arrays(9, 8, 32, 32, (8, 8))  # 32 tiles: Winograd trains
+    for step in range(2):
+        out, saved = kernels.forward(x, w, bias, g)
+        grad = np.ones(out.shape, np.float32)
+        grad_x, grad_w = kernels.backward(grad, saved, w, g)
+        assert len(calls) == step + 1
+        assert_near(grad_x, reference_backward(x, w, grad, g)[0])
+        w -= 0.01 * grad_w  # a step: the kept transform is stale
 def test_the_compiled_gradient_transform_holds_winograds_matrix(numba_kernels) -> None:
     """``compiled_winograd._a`` writes A = Aᵀ's transpose out as arithmetic: row by row it is
     ``winograd.AT``'s columns."""
@@ -324,6 +378,6 @@ def test_the_weight_gradients_tiles_count_against_the_budget(numba_kernels, monk
     x = np.ones((batch, 32, 1, 1), np.float32)
     g = layer._geometry()
     grad = np.ones((batch, 32, *g.out_sizes((1, 1))), np.float32)
-    assert winograd.weight_grad_usable(x, layer.weight.data(), g)
+    assert winograd.gradients_usable(x, layer.weight.data(), g)
     assert_refused_by_budget(layer, x, 2**24, r"its Winograd tiles",
-                             lambda: winograd.weight_grad(grad, x, g, layer.weight.data().shape))
+                             lambda: winograd.gradients(grad, x, layer.weight.data(), g))
