@@ -20,7 +20,8 @@ reuses the forward's columns: the weight's gradient is one GEMM of them with the
 gradient, the input's is the transposed GEMM scattered back (col2im: a GEMM and a strided add
 per kernel tap, never a loop over pixels), or at stride 1 where it is faster, a
 correlation with the flipped kernel (``shifted``). A transposed convolution is the
-input-gradient of a convolution, so it runs on the same code (``transposed``). A large pass runs each chunk
+input-gradient of a convolution, so it runs on the same code (``transposed``). A dilated one at
+stride 1 may run as an undilated one on the input's phases (``dilated``). A large pass runs each chunk
 of the batch (its copies and GEMMs together) on one of ``parallel``'s threads with BLAS held
 to one thread (``parallel.split``); a small one runs whole, its GEMMs on BLAS's threads.
 """
@@ -40,6 +41,7 @@ from . import (
     col2im,
     conv_grads,
     depthwise,
+    dilated,
     direct,
     im2col,
     parallel,
@@ -71,6 +73,7 @@ class Saved:
     deferred: bool = False  # computed by ``shifted`` or ``banded``: cols is the input
     in_strips: bool = False  # computed by ``strips``: cols is the input, no columns kept
     winograd: bool = False  # computed by ``winograd3d``: cols is the input
+    phases: Saved | None = None  # computed on the input's phases (``dilated``): their own Saved
 
 
 # A training forward with at most this many output channels runs on ``shifted`` and leaves
@@ -102,6 +105,12 @@ def forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, g: Geome
 
     if last is None and direct.usable(x, weight, g):
         return activated(direct.forward(x, weight, bias, g)), Saved(x, False, x.shape, out_sizes, direct=True)
+    plain = all(type(a) is np.ndarray for a in (x, weight, bias) if a is not None)  # (not recorded values)
+    if last is None and plain and dilated.usable(x, weight, g, out_sizes, backward=backward):
+        # An undilated convolution of the input's phases, on a path that takes no dilation.
+        phases = dilated.split(x, g, out_sizes)
+        out, inner = forward(phases, weight, bias, dilated.inner(g), backward=backward, activation=activation)
+        return dilated.join(out, g, x.shape[0], out_sizes), Saved(x, False, x.shape, out_sizes, phases=inner)
     if last is None and not backward:  # an inference call: nothing will read columns
         unused = Saved(x, False, x.shape, out_sizes)  # (no backward follows)
         if im2col.pointwise(g) and type(x) is np.ndarray:
@@ -123,7 +132,7 @@ def forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, g: Geome
             return activated(depthwise.padded_forward(x, weight, bias, g, out_sizes)), unused
         if strips.usable(weight, out_sizes) and type(x) is np.ndarray:
             return strips.forward(x, weight, bias, g, out_sizes, activation), unused
-    if not all(type(a) is np.ndarray for a in (x, weight, bias) if a is not None):
+    if not plain:
         out, cols = im2col.forward_recorded(x, weight, bias, g, out_sizes)
         return activated(out), Saved(cols, False, x.shape, out_sizes)
     if last is None and winograd3d.usable(x, weight, g) and _flippable(g):
@@ -257,6 +266,12 @@ def backward(grad: np.ndarray, saved: Saved, weight: np.ndarray, g: Geometry, *,
     n, c = saved.in_shape[:2]
     groups, o = g.groups, weight.shape[0]
     grad_x = grad_w = None
+    if saved.phases is not None:  # the forward's phases: their backward, laid back in place
+        grad_x, grad_w = backward(dilated.split_output(grad, g, saved.out_sizes), saved.phases, weight,
+                                  dilated.inner(g), need_x=need_x, need_weight=need_weight)
+        if grad_x is not None:
+            grad_x = dilated.join_input(grad_x, g, saved.in_shape, saved.out_sizes)
+        return grad_x, grad_w
     if saved.direct:
         if need_weight:
             grad_w = direct.grad_weight(grad, saved.cols, g, weight.shape)

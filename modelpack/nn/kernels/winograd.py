@@ -39,8 +39,8 @@ from . import backend, blas, derived, parallel
 if TYPE_CHECKING:
     from .columns import Geometry
 
-__all__ = ["TILE", "SPAN", "BT", "G", "G_KRON_G", "AT", "usable", "trains", "forward", "transformed_weight",
-           "gradients_usable", "gradients"]
+__all__ = ["TILE", "SPAN", "BT", "G", "G_KRON_G", "AT", "compiled", "usable", "trains", "forward",
+           "transformed_weight", "gradients_usable", "gradients"]
 
 TILE = 4  # output positions along each axis per tile
 SPAN = TILE + 2  # the input positions a tile reads along each axis
@@ -89,7 +89,7 @@ def usable(x: np.ndarray, weight: np.ndarray, g: Geometry) -> bool:
             and g.groups == 1 and x.dtype in (np.float32, np.float64)):
         return False
     channels = (x.shape[1], weight.shape[0])
-    least = MIN_CHANNELS_COMPILED if _compiled(x.dtype) else MIN_CHANNELS
+    least = MIN_CHANNELS_COMPILED if compiled(x.dtype) else MIN_CHANNELS
     if min(channels) < least or max(channels) > MAX_CHANNELS:
         return False
     rows, cols = (-(-size // TILE) for size in g.out_sizes(x.shape[2:]))
@@ -103,7 +103,7 @@ def trains(x: np.ndarray, weight: np.ndarray, g: Geometry) -> bool:
     stem weights after one SGD step 1.9 times ``bench/compute.py``'s tolerance from torch's,
     against 0.002 times with those forwards on ``shifted``: BatchNorm on the batch's statistics
     magnifies it where a channel's values spread little.)"""
-    return _compiled(x.dtype) and min(x.shape[1], weight.shape[0]) >= MIN_CHANNELS and usable(x, weight, g)
+    return compiled(x.dtype) and min(x.shape[1], weight.shape[0]) >= MIN_CHANNELS and usable(x, weight, g)
 
 
 def gradients_usable(x: np.ndarray, weight: np.ndarray, g: Geometry) -> bool:
@@ -112,7 +112,7 @@ def gradients_usable(x: np.ndarray, weight: np.ndarray, g: Geometry) -> bool:
     undilated and ungrouped, ``MIN_CHANNELS_COMPILED`` to ``MAX_CHANNELS`` channels and at
     least ``MIN_TILES`` tiles in the batch. The thread count plays no part (the bits would)."""
     if not (x.ndim == 4 and g.kernel == (3, 3) and g.strides == (1, 1) and g.dilation == (1, 1)
-            and g.groups == 1 and _compiled(x.dtype)):
+            and g.groups == 1 and compiled(x.dtype)):
         return False
     channels = (x.shape[1], weight.shape[0])
     if min(channels) < MIN_CHANNELS_COMPILED or max(channels) > MAX_CHANNELS:
@@ -150,8 +150,8 @@ def forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, g: Geome
         return transformed_weight(kernel.astype(dtype, copy=False))
 
     u = derived.derived(weight, f"winograd {dtype}", transform, keep=keep_transform)
-    if _compiled(dtype):
-        return _forward_compiled(x, u, bias, g, out_sizes, per)
+    if compiled(dtype):
+        return _forwardcompiled(x, u, bias, g, out_sizes, per)
     bt, at = BT.astype(dtype), AT.astype(dtype)
     full = (rows * TILE, cols * TILE)
     exact = full == tuple(out_sizes)
@@ -204,12 +204,12 @@ def forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, g: Geome
     return out
 
 
-def _compiled(dtype: np.dtype) -> bool:
+def compiled(dtype: np.dtype) -> bool:
     """Whether the transforms run on ``compiled_winograd``'s loops (compiled kernels, float32)."""
     return backend.compiled() is not None and dtype == np.float32
 
 
-def _forward_compiled(x: np.ndarray, u: np.ndarray, bias: np.ndarray | None, g: Geometry,
+def _forwardcompiled(x: np.ndarray, u: np.ndarray, bias: np.ndarray | None, g: Geometry,
                       out_sizes: tuple[int, ...], per: int) -> np.ndarray:
     """``forward`` with the transforms on ``compiled_winograd``'s loops (float32): each block's
     tiles transformed straight from x, its GEMMs, and its output written with the bias."""
