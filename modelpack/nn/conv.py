@@ -209,17 +209,26 @@ class _Conv(Block):
         """An inference call followed by ``out·scale + shift`` per output channel, with
         ``(scale, shift) = affine(channels)`` (a BatchNorm's at inference), and if ``relu`` a
         ReLU: the affine map folded into the weight and bias, the ReLU applied in place
-        (``nn.fusion``'s step; for a layer with no activation of its own, not transposed)."""
+        (``nn.fusion``'s step; for a layer with no activation of its own)."""
         array = self._checked(x)
-        weight = self.weight.data()
         scale, shift = affine(self._channels)
-        folded = weight * scale.reshape(-1, *(1,) * (weight.ndim - 1))
+        folded = self._scaled_weight(scale)
         bias = shift if not self._use_bias else self.bias.data() * scale + shift
         if type(array) is np.ndarray and type(folded) is np.ndarray and type(bias) is np.ndarray:
-            return kernels.forward(array, folded, bias, self._geometry(), backward=False,
-                                   activation=in_place("relu") if relu else None)[0]
-        out = kernels.forward(array, folded, bias, self._geometry(), backward=False)[0]
+            return self._with(array, folded, bias, in_place("relu") if relu else None)
+        out = self._with(array, folded, bias, None)
         return relu_into(out, out) if relu else out
+
+    def _scaled_weight(self, scale: np.ndarray) -> np.ndarray:
+        """The weight with each output channel's kernels times its ``scale``."""
+        weight = self.weight.data()
+        return weight * scale.reshape(-1, *(1,) * (weight.ndim - 1))
+
+    def _with(self, array: np.ndarray, weight: np.ndarray, bias: np.ndarray | None,
+              activation: Callable[[np.ndarray], object] | None) -> np.ndarray:
+        """An inference call with this weight and bias instead of the layer's."""
+        return kernels.forward(array, weight, bias, self._geometry(), backward=False,
+                               activation=activation)[0]
 
     def _geometry(self) -> kernels.Geometry:
         return kernels.Geometry(self._kernel, self._strides, self._padding, self._dilation, self._groups)
@@ -282,6 +291,19 @@ class _ConvTranspose(_Conv):
 
     def _compute(self, array: np.ndarray, backward: bool = True,
                  activation: Callable[[np.ndarray], object] | None = None) -> tuple[np.ndarray, Any]:
+        bias = self.bias.data() if self._use_bias else None
+        return self._with(array, self.weight.data(), bias, activation), None
+
+    def _scaled_weight(self, scale: np.ndarray) -> np.ndarray:
+        """The weight (in_channels, channels/groups, *kernel) with each output channel's kernels
+        times its ``scale``: output channel g·channels/groups + j is column j of group g's rows."""
+        weight = self.weight.data()
+        groups, per = self._groups, self._channels // self._groups
+        by_group = weight.reshape(groups, weight.shape[0] // groups, per, *weight.shape[2:])
+        return (by_group * scale.reshape(groups, 1, per, *(1,) * (weight.ndim - 2))).reshape(weight.shape)
+
+    def _with(self, array: np.ndarray, weight: np.ndarray, bias: np.ndarray | None,
+              activation: Callable[[np.ndarray], object] | None) -> np.ndarray:
         geometry = self._geometry()
         _, out_sizes = transposed.transpose_sizes(array.shape[2:], geometry, self._output_padding)
         if min(out_sizes) < 1:
@@ -289,11 +311,10 @@ class _ConvTranspose(_Conv):
                 f"{type(self).__name__}: input of spatial size {array.shape[2:]} gives an empty output "
                 f"{out_sizes} with padding {self._padding}"
             )
-        bias = self.bias.data() if self._use_bias else None
-        out = transposed.transpose_forward(array, self.weight.data(), bias, geometry, self._output_padding)
+        out = transposed.transpose_forward(array, weight, bias, geometry, self._output_padding)
         if activation is not None:
             activation(out)
-        return out, None
+        return out
 
 
 @register_layer("Conv1D", config=_conv_config("Conv1DConfig", 1, transpose=False))

@@ -59,7 +59,7 @@ def _spy(monkeypatch) -> list[str]:
         calls.append("plain")
         return plain(self, *args, **kwargs)
 
-    for kind in (nn.Conv1D, nn.Conv2D, nn.Conv3D):
+    for kind in (nn.Conv1D, nn.Conv2D, nn.Conv3D, nn.Conv1DTranspose, nn.Conv2DTranspose, nn.Conv3DTranspose):
         monkeypatch.setattr(kind, "folded_forward", spy_folded)
         monkeypatch.setattr(kind, "forward", spy_plain)
     return calls
@@ -75,6 +75,12 @@ CASES = {
     "conv1d": (lambda: nn.Conv1D(6, 5, padding=2), (3, 2, 20), True),
     "conv3d": (lambda: nn.Conv3D(4, 3, padding=1), (2, 2, 5, 6, 7), True),
     "no relu after": (lambda: nn.Conv2D(8, 3), (2, 3, 9, 9), False),
+    "transposed 4×4/2": (lambda: nn.Conv2DTranspose(6, 4, strides=2, padding=1), (2, 5, 6, 6), True),
+    "transposed grouped": (lambda: nn.Conv2DTranspose(6, 3, strides=2, groups=3, output_padding=1), (2, 9, 5, 5),
+                           True),
+    "transposed no bias": (lambda: nn.Conv2DTranspose(4, 3, use_bias=False), (2, 3, 6, 6), False),
+    "transposed 1-d": (lambda: nn.Conv1DTranspose(5, 4, strides=2, padding=1), (3, 4, 11), True),
+    "transposed 3-d": (lambda: nn.Conv3DTranspose(3, 2, strides=2), (2, 2, 3, 4, 5), True),
 }
 
 
@@ -161,7 +167,7 @@ def test_no_fusion_where_the_layers_must_run_one_by_one(case, monkeypatch):
     lambda: (nn.Conv2D(4, 3), _Norm()),  # a subclass may compute anything
     lambda: (nn.Conv2D(4, 3), nn.BatchNorm(axis=2)),
     lambda: (nn.Conv2D(4, 3, dtype="float64"), nn.BatchNorm()),  # the norm is float32
-    lambda: (nn.Conv2DTranspose(4, 3), nn.BatchNorm()),
+    lambda: (nn.Conv2DTranspose(4, 3, activation="relu"), nn.BatchNorm()),
     lambda: (nn.Conv2D(4, 3), nn.Activation("relu")),  # nothing to fold
 ])
 def test_chains_that_are_not_fused(blocks, monkeypatch):
