@@ -151,7 +151,7 @@ def forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, g: Geome
 
     u = derived.derived(weight, f"winograd {dtype}", transform, keep=keep_transform)
     if compiled(dtype):
-        return _forwardcompiled(x, u, bias, g, out_sizes, per)
+        return _forward_compiled(x, u, bias, g, out_sizes, per)
     bt, at = BT.astype(dtype), AT.astype(dtype)
     full = (rows * TILE, cols * TILE)
     exact = full == tuple(out_sizes)
@@ -209,7 +209,7 @@ def compiled(dtype: np.dtype) -> bool:
     return backend.compiled() is not None and dtype == np.float32
 
 
-def _forwardcompiled(x: np.ndarray, u: np.ndarray, bias: np.ndarray | None, g: Geometry,
+def _forward_compiled(x: np.ndarray, u: np.ndarray, bias: np.ndarray | None, g: Geometry,
                       out_sizes: tuple[int, ...], per: int) -> np.ndarray:
     """``forward`` with the transforms on ``compiled_winograd``'s loops (float32): each block's
     tiles transformed straight from x, its GEMMs, and its output written with the bias."""
