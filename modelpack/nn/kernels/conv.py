@@ -104,7 +104,8 @@ def forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, g: Geome
         return out
 
     if last is None and direct.usable(x, weight, g):
-        return activated(direct.forward(x, weight, bias, g)), Saved(x, False, x.shape, out_sizes, direct=True)
+        out = direct.forward(x, weight, bias, g, activation)
+        return out, Saved(x, False, x.shape, out_sizes, direct=True)
     plain = all(type(a) is np.ndarray for a in (x, weight, bias) if a is not None)  # (not recorded values)
     if last is None and plain and dilated.usable(x, weight, g, out_sizes, backward=backward):
         # An undilated convolution of the input's phases, on a path that takes no dilation.

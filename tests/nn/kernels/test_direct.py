@@ -436,3 +436,40 @@ def test_a_transposed_convolution_charges_the_channels_last_scratch(numba_kernel
     limit_activations(layer, ActivationBudget("hostile.mpk", Limits(max_activation_bytes=2**20)))
     with pytest.raises(LimitError, match=r"hostile\.mpk: .*padding the input by \(49999, 49999\), channels last"):
         layer(x)
+
+
+@pytest.mark.parametrize("activation", ["relu", "sigmoid"])
+def test_a_layers_own_activation_runs_on_each_chunk_in_the_loops(numba_kernels, monkeypatch, activation) -> None:
+    """LeNet's first convolution with its sigmoid (or a ReLU): the loops take it and apply the
+    activation to each chunk of the batch on its thread (two threads), with the bits of the
+    activation layer run after it."""
+    from modelpack import nn
+
+    backend.use("numba")
+    chunks: list[int] = []
+    original = direct.forward
+
+    def spy(x, weight, bias, g, activation=None):
+        def counted(out):
+            chunks.append(out.shape[0])
+            return activation(out)
+
+        return original(x, weight, bias, g, None if activation is None else counted)
+
+    monkeypatch.setattr(direct, "forward", spy)
+    x = np.random.default_rng(5).standard_normal((4, 1, 28, 28)).astype(np.float32)
+    layer = nn.Conv2D(6, 5, padding=2, activation=activation, in_channels=1)
+    layer.initialize(seed=0)
+    plain = nn.Conv2D(6, 5, padding=2, in_channels=1)
+    plain.initialize(seed=0)
+    plain.weight.set_data(layer.weight.data())
+    expected = nn.Activation(activation)(plain(x))
+    assert len(chunks) == 0  # (the plain layer has no activation to hand over)
+    before = parallel.threads()
+    parallel.set_threads(2)
+    try:
+        out = layer(x)
+    finally:
+        parallel.set_threads(before)
+    np.testing.assert_array_equal(out, expected)
+    assert len(chunks) == 2 and sum(chunks) == 4
