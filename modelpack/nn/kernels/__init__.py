@@ -16,7 +16,10 @@ by side, on plain numpy arrays.
   shifted on the output side, where that is faster;
 - ``winograd``: a 2-D 3×3 convolution at stride 1 by Winograd's F(4×4, 3×3) (a quarter of the
   multiply-adds: 36 GEMMs over the channels, the tiles' transforms as GEMMs too), for inference
-  and the input's gradient, for 32 to 128 channels on enough tiles;
+  and the input's gradient, for 32 to 128 channels on enough tiles; with the ``accel`` extra
+  its transforms as ``compiled_winograd``'s numba loops, for training too (both gradients);
+- ``dilated``: a dilated convolution at stride 1 as an undilated one on the input's phases
+  stacked as a batch, where Winograd's compiled transforms then take it;
 - ``winograd3d``: a 3-D k×3×3 convolution at stride 1 on ``winograd``'s transforms in (H, W),
   the depth taps summed in the GEMMs' reduction (inference, and training: both gradients);
 - ``depthwise``: a depthwise convolution on blocks of padded (at a stride, phase) planes, each
