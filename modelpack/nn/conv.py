@@ -215,8 +215,8 @@ class _Conv(Block):
         folded = self._scaled_weight(scale)
         bias = shift if not self._use_bias else self.bias.data() * scale + shift
         if type(array) is np.ndarray and type(folded) is np.ndarray and type(bias) is np.ndarray:
-            return self._with(array, folded, bias, in_place("relu") if relu else None)
-        out = self._with(array, folded, bias, None)
+            return self._convolve(array, folded, bias, in_place("relu") if relu else None)
+        out = self._convolve(array, folded, bias, None)
         return relu_into(out, out) if relu else out
 
     def _scaled_weight(self, scale: np.ndarray) -> np.ndarray:
@@ -224,9 +224,10 @@ class _Conv(Block):
         weight = self.weight.data()
         return weight * scale.reshape(-1, *(1,) * (weight.ndim - 1))
 
-    def _with(self, array: np.ndarray, weight: np.ndarray, bias: np.ndarray | None,
-              activation: Callable[[np.ndarray], object] | None) -> np.ndarray:
-        """An inference call with this weight and bias instead of the layer's."""
+    def _convolve(self, array: np.ndarray, weight: np.ndarray, bias: np.ndarray | None,
+                  activation: Callable[[np.ndarray], object] | None) -> np.ndarray:
+        """An inference call on ``array`` with this weight and bias (folded ones), ``activation``
+        applied in place."""
         return kernels.forward(array, weight, bias, self._geometry(), backward=False,
                                activation=activation)[0]
 
@@ -292,7 +293,7 @@ class _ConvTranspose(_Conv):
     def _compute(self, array: np.ndarray, backward: bool = True,
                  activation: Callable[[np.ndarray], object] | None = None) -> tuple[np.ndarray, Any]:
         bias = self.bias.data() if self._use_bias else None
-        return self._with(array, self.weight.data(), bias, activation), None
+        return self._convolve(array, self.weight.data(), bias, activation), None
 
     def _scaled_weight(self, scale: np.ndarray) -> np.ndarray:
         """The weight (in_channels, channels/groups, *kernel) with each output channel's kernels
@@ -302,8 +303,8 @@ class _ConvTranspose(_Conv):
         by_group = weight.reshape(groups, weight.shape[0] // groups, per, *weight.shape[2:])
         return (by_group * scale.reshape(groups, 1, per, *(1,) * (weight.ndim - 2))).reshape(weight.shape)
 
-    def _with(self, array: np.ndarray, weight: np.ndarray, bias: np.ndarray | None,
-              activation: Callable[[np.ndarray], object] | None) -> np.ndarray:
+    def _convolve(self, array: np.ndarray, weight: np.ndarray, bias: np.ndarray | None,
+                  activation: Callable[[np.ndarray], object] | None) -> np.ndarray:
         geometry = self._geometry()
         _, out_sizes = transposed.transpose_sizes(array.shape[2:], geometry, self._output_padding)
         if min(out_sizes) < 1:
