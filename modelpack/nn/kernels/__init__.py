@@ -20,6 +20,9 @@ by side, on plain numpy arrays.
   its transforms as ``compiled_winograd``'s numba loops, for training too (both gradients);
 - ``dilated``: a dilated convolution at stride 1 as an undilated one on the input's phases
   stacked as a batch, where Winograd's compiled transforms then take it;
+- ``space_to_depth``: a strided 2-D convolution as a stride-1 one on the input's phases
+  stacked as channels, where Winograd then takes it (AlexNet's 11×11/4 becomes a 3×3 on 48
+  channels);
 - ``winograd3d``: a 3-D k×3×3 convolution at stride 1 on ``winograd``'s transforms in (H, W),
   the depth taps summed in the GEMMs' reduction (inference, and training: both gradients);
 - ``depthwise``: a depthwise convolution on blocks of padded (at a stride, phase) planes, each

@@ -21,7 +21,7 @@ from .. import budget
 from . import parallel
 
 __all__ = ["Sizes", "Geometry", "windows", "channels_last", "pad", "to_last", "columns_last", "columns_first",
-           "weight_last", "per_group", "rows_of"]
+           "weight_last", "per_group", "rows_of", "Where", "phases", "phase_reads"]
 
 Sizes = tuple[int, ...]
 
@@ -58,6 +58,36 @@ class Geometry:
 
     def offsets(self) -> list[Sizes]:
         return list(itertools.product(*(range(k) for k in self.kernel)))
+
+
+Where = tuple[slice, ...]  # an index along the spatial axes
+
+
+def phases(steps: Sizes) -> list[Sizes]:
+    """The phases of an input taken every ``steps`` positions along each axis, in row-major
+    order: each a tuple of offsets p < step."""
+    return list(itertools.product(*(range(step) for step in steps)))
+
+
+def phase_reads(steps: Sizes, padding: Sizes, in_sizes: Sizes, phase_sizes: Sizes
+                ) -> list[tuple[Where, Where]]:
+    """Per phase (``phases`` order): (where in the phase, where in x) along the spatial axes,
+    for the phase's first ``phase_sizes`` positions that fall inside x. Phase p's position t
+    is the padded input's s·t + p, that is x's s·t + p − padding; positions on the padding or
+    past x are left out (a dilated convolution's phases, ``dilated``, and a strided one's,
+    ``space_to_depth``)."""
+    reads = []
+    for phase in phases(steps):
+        into, read = [], []
+        for p, step, pad, size, length in zip(phase, steps, padding, in_sizes, phase_sizes, strict=True):
+            first = max(0, -(-(pad - p) // step))
+            stop = max(first, min(length, (size - 1 - p + pad) // step + 1))
+            start = step * first + p - pad
+            into.append(slice(first, stop))
+            last = start + step * (stop - first - 1)
+            read.append(slice(start, last + 1, step) if stop > first else slice(0, 0))
+        reads.append((tuple(into), tuple(read)))
+    return reads
 
 
 def windows(padded: np.ndarray, kernel: Sizes, strides: Sizes, dilation: Sizes | None = None) -> np.ndarray:

@@ -21,7 +21,8 @@ gradient, the input's is the transposed GEMM scattered back (col2im: a GEMM and 
 per kernel tap, never a loop over pixels), or at stride 1 where it is faster, a
 correlation with the flipped kernel (``shifted``). A transposed convolution is the
 input-gradient of a convolution, so it runs on the same code (``transposed``). A dilated one at
-stride 1 may run as an undilated one on the input's phases (``dilated``). A large pass runs each chunk
+stride 1 may run as an undilated one on the input's phases (``dilated``), a strided one as a
+stride-1 one on them stacked as channels (``space_to_depth``). A large pass runs each chunk
 of the batch (its copies and GEMMs together) on one of ``parallel``'s threads with BLAS held
 to one thread (``parallel.split``); a small one runs whole, its GEMMs on BLAS's threads.
 """
@@ -46,6 +47,7 @@ from . import (
     im2col,
     parallel,
     shifted,
+    space_to_depth,
     strips,
     winograd,
     winograd3d,
@@ -74,6 +76,7 @@ class Saved:
     in_strips: bool = False  # computed by ``strips``: cols is the input, no columns kept
     winograd: bool = False  # computed by ``winograd3d``: cols is the input
     phases: Saved | None = None  # computed on the input's phases (``dilated``): their own Saved
+    stacked: Saved | None = None  # computed on the phases stacked as channels (``space_to_depth``)
 
 
 # A training forward with at most this many output channels runs on ``shifted`` and leaves
@@ -112,6 +115,12 @@ def forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, g: Geome
         phases = dilated.split(x, g, out_sizes)
         out, inner = forward(phases, weight, bias, dilated.inner(g), backward=backward, activation=activation)
         return dilated.join(out, g, x.shape[0], out_sizes), Saved(x, False, x.shape, out_sizes, phases=inner)
+    if last is None and plain and space_to_depth.usable(x, weight, g, out_sizes, backward=backward):
+        # A stride-1 convolution of the phases stacked as channels, on Winograd's transforms.
+        stacked, cut = space_to_depth.split(x, g, out_sizes), space_to_depth.inner_weight(weight, g)
+        out, inner = forward(stacked, cut, bias, space_to_depth.inner(g), backward=backward,
+                             activation=activation)
+        return out, Saved(x, False, x.shape, out_sizes, stacked=inner)
     if last is None and not backward:  # an inference call: nothing will read columns
         unused = Saved(x, False, x.shape, out_sizes)  # (no backward follows)
         if im2col.pointwise(g) and type(x) is np.ndarray:
@@ -272,6 +281,14 @@ def backward(grad: np.ndarray, saved: Saved, weight: np.ndarray, g: Geometry, *,
                                   dilated.inner(g), need_x=need_x, need_weight=need_weight)
         if grad_x is not None:
             grad_x = dilated.join_input(grad_x, g, saved.in_shape, saved.out_sizes)
+        return grad_x, grad_w
+    if saved.stacked is not None:  # the forward's stacked phases: their backward, laid back
+        grad_x, grad_w = backward(grad, saved.stacked, space_to_depth.inner_weight(weight, g),
+                                  space_to_depth.inner(g), need_x=need_x, need_weight=need_weight)
+        if grad_x is not None:
+            grad_x = space_to_depth.join_input(grad_x, g, saved.in_shape)
+        if grad_w is not None:
+            grad_w = space_to_depth.outer_weight(grad_w, g, weight.shape)
         return grad_x, grad_w
     if saved.direct:
         if need_weight:

@@ -24,14 +24,13 @@ lost throughout (their stride-1 forward is no faster than the dilated one): it s
 
 from __future__ import annotations
 
-import itertools
 import math
 
 import numpy as np
 
 from .. import budget
 from . import winograd
-from .columns import Geometry, Sizes
+from .columns import Geometry, Sizes, Where, phase_reads, phases
 
 __all__ = ["MIN_PHASE_SIZE", "usable", "inner", "split", "join", "split_output", "join_input"]
 
@@ -68,7 +67,6 @@ def usable(x: np.ndarray, weight: np.ndarray, g: Geometry, out_sizes: Sizes, *, 
     return winograd.compiled(x.dtype) and winograd.usable(phases, weight, inner(g))
 
 
-Where = tuple[slice, ...]  # an index along the spatial axes (the leading axes added by ``_at``)
 _X = (slice(None),)  # x's, the output's and their gradients' batch axis: whole
 
 
@@ -77,33 +75,16 @@ def _at(lead: tuple[int | slice, ...], spatial: Where) -> tuple[int | slice, ...
     return (*lead, slice(None), *spatial)
 
 
-def _phases(g: Geometry) -> list[Sizes]:
-    """The phases, in the batch's order."""
-    return list(itertools.product(*(range(d) for d in g.dilation)))
-
-
 def _input_reads(g: Geometry, in_sizes: Sizes, lengths: Sizes) -> list[tuple[Where, Where]]:
-    """Per phase: (where in the phase's input, where in x) along the spatial axes, the
-    phase's positions that fall inside x."""
-    reads = []
-    for phase in _phases(g):
-        into, read = [], []
-        for p, d, pad, size, q, k in zip(phase, g.dilation, g.padding, in_sizes, lengths, g.kernel,
-                                         strict=True):
-            # the phase's position t (of q + k − 1) is padded-input d·t + p, that is x's d·t + p − pad
-            first = max(0, -(-(pad - p) // d))
-            stop = max(first, min(q + k - 1, (size - 1 - p + pad) // d + 1))
-            start = d * first + p - pad
-            into.append(slice(first, stop))
-            read.append(slice(start, start + d * (stop - first - 1) + 1, d) if stop > first else slice(0, 0))
-        reads.append((tuple(into), tuple(read)))
-    return reads
+    """Per phase: (where in the phase's input, where in x), for the phase's q + k − 1 positions."""
+    sizes = tuple(q + k - 1 for q, k in zip(lengths, g.kernel, strict=True))
+    return phase_reads(g.dilation, g.padding, in_sizes, sizes)
 
 
 def _output_places(g: Geometry, out_sizes: Sizes) -> list[tuple[Where, Where]]:
     """Per phase: (its first positions along the lengths, its positions in the output)."""
     places = []
-    for phase in _phases(g):
+    for phase in phases(g.dilation):
         axes = list(zip(phase, g.dilation, out_sizes, strict=True))
         places.append((tuple(slice(0, len(range(p, size, d))) for p, d, size in axes),
                        tuple(slice(p, None, d) for p, d, _ in axes)))
