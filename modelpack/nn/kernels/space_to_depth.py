@@ -28,7 +28,7 @@ import numpy as np
 
 from .. import budget
 from . import derived, winograd
-from .columns import Geometry, Sizes, phase_reads, phases
+from .columns import Geometry, Sizes, Where, phase_reads, phases
 
 __all__ = ["MAX_ADDED_TAPS", "usable", "inner", "split", "inner_weight", "outer_weight", "join_input"]
 
@@ -80,8 +80,14 @@ def split(x: np.ndarray, g: Geometry, out_sizes: Sizes) -> np.ndarray:
     budget.charge(budget.nbytes((n, c * math.prod(g.strides), *sizes), x.dtype), "its input's phases")
     stacked = np.zeros((n, c, len(phases(g.strides)), *sizes), x.dtype)
     for index, (into, read) in enumerate(phase_reads(g.strides, g.padding, x.shape[2:], sizes)):
-        stacked[(slice(None), slice(None), index, *into)] = x[(slice(None), slice(None), *read)]
+        stacked[_at(index, into)] = x[_at(None, read)]
     return stacked.reshape(n, -1, *sizes)
+
+
+def _at(phase: int | None, spatial: Where) -> tuple[int | slice, ...]:
+    """Every example and channel, ``phase`` (of the stacked axis, or none), ``spatial``."""
+    whole: tuple[int | slice, ...] = (slice(None), slice(None))
+    return whole + spatial if phase is None else (*whole, phase, *spatial)
 
 
 def inner_weight(weight: np.ndarray, g: Geometry) -> np.ndarray:
@@ -119,5 +125,5 @@ def join_input(grad: np.ndarray, g: Geometry, in_shape: tuple[int, ...]) -> np.n
     result = np.zeros(in_shape, grad.dtype)
     laid = grad.reshape(n, c, len(phases(g.strides)), *grad.shape[2:])
     for index, (into, read) in enumerate(phase_reads(g.strides, g.padding, in_shape[2:], grad.shape[2:])):
-        result[(slice(None), slice(None), *read)] = laid[(slice(None), slice(None), index, *into)]
+        result[_at(None, read)] = laid[_at(index, into)]
     return result
