@@ -363,6 +363,26 @@ def test_channels_last_matches_the_planes_loops(numba_kernels, drawn, seed) -> N
         assert_near(ours, reference.astype(np.float64))
 
 
+@pytest.mark.parametrize(("strides", "padding", "dilation", "side"), [
+    ((1, 1), (1, 1), (1, 1), 7), ((2, 2), (1, 1), (1, 1), 9), ((1, 2), (2, 0), (2, 1), 8), ((1, 1), (0, 0), (1, 1), 5),
+])
+def test_a_3x3_kernel_runs_channels_last_with_the_planes_bits(numba_kernels, strides, padding, dilation, side) -> None:
+    """The 3×3 forward's sums held in registers (``compiled._nine_taps``) add the taps in the
+    planes' loops' order: the same bits, at any stride and dilation; 131 channels (a block of
+    ``compiled._LAY_BLOCK`` and a remainder)."""
+    g = kernels.Geometry((3, 3), strides, padding, dilation, 131)
+    x, w, b = _arrays(side, g, (side, side), 2, 1, 1)
+    assert direct._channels_last(x.shape[1], w.shape, g, g.out_sizes(x.shape[2:]))
+    backend.use("numba")
+    last = direct.forward(x, w, b, g)
+    with pytest.MonkeyPatch.context() as patch:  # the planes' loops
+        patch.setattr(direct, "CHANNELS_LAST_MIN_CHANNELS", 2**31)
+        planes = direct.forward(x, w, b, g)
+    assert last.tobytes() == planes.tobytes()
+    backend.use("numpy")
+    assert_near(last, kernels.forward(x, w, b, g, backward=False)[0].astype(np.float64))
+
+
 @pytest.mark.parametrize(("channels", "side", "kernel", "multiplier", "taken"), [
     (1024, 7, 3, 1, True),  # MobileNet's last depthwise layer
     (128, 7, 5, 1, True),
