@@ -41,6 +41,7 @@ def _case(seed: int, batch: int, c: int, o: int, sizes: tuple[int, int], kernel:
     (3, (66, 70), (11, 11), (4, 4), (1, 2)),  # padded, the phases running past x unequally
     (8, (30, 29), (5, 5), (2, 2), (2, 2)),  # 5×5/2 'same': 32 stacked channels
     (6, (33, 40), (5, 9), (2, 3), (1, 4)),  # a stride and kernel per axis (3×3 inside)
+    (16, (21, 30), (3, 5), (1, 2), (1, 2)),  # strided along one axis only: 2 phases
     (8, (24, 24), (6, 6), (2, 2), (7, 7)),  # padding wider than the kernel: phases of padding only
 ])
 @pytest.mark.parametrize("training", [True, False])
