@@ -27,7 +27,7 @@ import math
 import numpy as np
 
 from .. import budget
-from . import derived, winograd
+from . import derived, parallel, winograd
 from .columns import Geometry, Sizes, Where, phase_reads, phases
 
 __all__ = ["MAX_ADDED_TAPS", "usable", "inner", "split", "inner_weight", "outer_weight", "join_input"]
@@ -74,14 +74,32 @@ def usable(x: np.ndarray, weight: np.ndarray, g: Geometry, out_sizes: Sizes, *, 
 
 def split(x: np.ndarray, g: Geometry, out_sizes: Sizes) -> np.ndarray:
     """The input's phases stacked as channels (N, C·s₁·s₂, *phase sizes), channel-major, zeros
-    where a phase reads the padding or runs past x."""
+    where a phase reads the padding or runs past x. Each phase reads x at the stride, ~1 ns a
+    value, so chunks of the batch go on ``parallel``'s threads, and only the borders are
+    zeroed (AlexNet's 8×3×224×224: 1.15 → 0.78 ms at 2 threads)."""
     n, c = x.shape[:2]
     sizes = _phase_sizes(g, out_sizes)
     budget.charge(budget.nbytes((n, c * math.prod(g.strides), *sizes), x.dtype), "its input's phases")
-    stacked = np.zeros((n, c, len(phases(g.strides)), *sizes), x.dtype)
-    for index, (into, read) in enumerate(phase_reads(g.strides, g.padding, x.shape[2:], sizes)):
-        stacked[_at(index, into)] = x[_at(None, read)]
+    stacked = np.empty((n, c, len(phases(g.strides)), *sizes), x.dtype)
+    reads = phase_reads(g.strides, g.padding, x.shape[2:], sizes)
+
+    def fill(b: slice) -> None:
+        mine, source = stacked[b], x[b]
+        for index, (into, read) in enumerate(reads):
+            _zero_around(mine[:, :, index], into)
+            mine[_at(index, into)] = source[_at(None, read)]
+
+    parallel.over_batch(fill, n, stacked.size, min_elements=parallel.ELEMENTWISE_MIN_ELEMENTS)
     return stacked.reshape(n, -1, *sizes)
+
+
+def _zero_around(plane: np.ndarray, inside: Where) -> None:
+    """Zeros in ``plane`` (…, H, W) outside the rectangle ``inside`` (rows, columns)."""
+    (top, bottom), (left, right) = ((part.start, part.stop) for part in inside)
+    plane[..., :top, :] = 0
+    plane[..., bottom:, :] = 0
+    plane[..., top:bottom, :left] = 0
+    plane[..., top:bottom, right:] = 0
 
 
 def _at(phase: int | None, spatial: Where) -> tuple[int | slice, ...]:
@@ -124,6 +142,12 @@ def join_input(grad: np.ndarray, g: Geometry, in_shape: tuple[int, ...]) -> np.n
     budget.charge(budget.nbytes(in_shape, grad.dtype), "its input's gradient")
     result = np.zeros(in_shape, grad.dtype)
     laid = grad.reshape(n, c, len(phases(g.strides)), *grad.shape[2:])
-    for index, (into, read) in enumerate(phase_reads(g.strides, g.padding, in_shape[2:], grad.shape[2:])):
-        result[_at(None, read)] = laid[_at(index, into)]
+    reads = phase_reads(g.strides, g.padding, in_shape[2:], grad.shape[2:])
+
+    def fill(b: slice) -> None:
+        mine, source = result[b], laid[b]
+        for index, (into, read) in enumerate(reads):
+            mine[_at(None, read)] = source[_at(index, into)]
+
+    parallel.over_batch(fill, n, result.size, min_elements=parallel.ELEMENTWISE_MIN_ELEMENTS)
     return result

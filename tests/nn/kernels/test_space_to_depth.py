@@ -20,7 +20,7 @@ from test_conv import (
 )
 
 from modelpack import nn
-from modelpack.nn.kernels import backend, space_to_depth
+from modelpack.nn.kernels import backend, parallel, space_to_depth
 from modelpack.nn.kernels import conv as kernels
 
 
@@ -129,6 +129,27 @@ def test_its_maps_are_transposes(sizes, kernel, strides, padding) -> None:
     v = rng.standard_normal(cut.shape)
     assert np.isclose(np.sum(cut * v), np.sum(w * space_to_depth.outer_weight(v, g, w.shape)), rtol=1e-12)
     assert np.count_nonzero(cut) == w.size and np.isin(cut[cut != 0], w).all()
+
+
+def test_its_maps_split_over_threads_give_the_same_arrays(monkeypatch) -> None:
+    """``split`` and ``join_input`` run chunks of the batch on ``parallel``'s threads (each
+    chunk zeroing its own phases' borders): the same arrays as on one thread."""
+    rng = np.random.default_rng(9)
+    g = kernels.Geometry((11, 11), (4, 4), (1, 2), (1, 1))
+    x = rng.standard_normal((5, 3, 66, 70))
+    out_sizes = g.out_sizes(x.shape[2:])
+    before = parallel.threads()
+    try:
+        parallel.set_threads(1)
+        alone = space_to_depth.split(x, g, out_sizes)
+        grad = rng.standard_normal(alone.shape)
+        back_alone = space_to_depth.join_input(grad, g, x.shape)
+        parallel.set_threads(3)
+        monkeypatch.setattr(parallel, "ELEMENTWISE_MIN_ELEMENTS", 1)
+        assert np.array_equal(space_to_depth.split(x, g, out_sizes), alone)
+        assert np.array_equal(space_to_depth.join_input(grad, g, x.shape), back_alone)
+    finally:
+        parallel.set_threads(before)
 
 
 def test_its_phases_count_against_the_budget(numba_kernels) -> None:
