@@ -29,8 +29,8 @@ import math
 import numpy as np
 
 from .. import budget
-from . import winograd
-from .columns import Geometry, Sizes, Where, phase_reads, phases
+from . import parallel, winograd
+from .columns import Geometry, Sizes, Where, phase_reads, phases, zero_outside
 
 __all__ = ["MIN_PHASE_SIZE", "usable", "inner", "split", "join", "split_output", "join_input"]
 
@@ -99,9 +99,17 @@ def split(x: np.ndarray, g: Geometry, out_sizes: Sizes) -> np.ndarray:
     sizes = tuple(q + k - 1 for q, k in zip(lengths, g.kernel, strict=True))
     count = math.prod(g.dilation)
     budget.charge(budget.nbytes((count * n, c, *sizes), x.dtype), "its input's phases")
-    phases = np.zeros((count, n, c, *sizes), x.dtype)
-    for index, (into, read) in enumerate(_input_reads(g, x.shape[2:], lengths)):
-        phases[_at((index, slice(None)), into)] = x[_at(_X, read)]
+    phases = np.empty((count, n, c, *sizes), x.dtype)
+    reads = _input_reads(g, x.shape[2:], lengths)
+
+    def fill(b: slice) -> None:  # (chunks of the batch on parallel's threads, as space_to_depth's)
+        source = x[b]
+        for index, (into, read) in enumerate(reads):
+            target = phases[index, b]
+            zero_outside(target, into)
+            target[_at(_X, into)] = source[_at(_X, read)]
+
+    parallel.over_batch(fill, n, phases.size, min_elements=parallel.ELEMENTWISE_MIN_ELEMENTS)
     return phases.reshape(count * n, c, *sizes)
 
 

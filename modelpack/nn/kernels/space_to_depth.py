@@ -30,7 +30,7 @@ import numpy as np
 
 from .. import budget
 from . import derived, parallel, winograd
-from .columns import Geometry, Sizes, Where, phase_reads, phases
+from .columns import Geometry, Sizes, Where, phase_reads, phases, zero_outside
 
 __all__ = ["MAX_ADDED_TAPS", "usable", "inner", "split", "inner_weight", "outer_weight", "join_input"]
 
@@ -88,20 +88,11 @@ def split(x: np.ndarray, g: Geometry, out_sizes: Sizes) -> np.ndarray:
     def fill(b: slice) -> None:
         mine, source = stacked[b], x[b]
         for index, (into, read) in enumerate(reads):
-            _zero_around(mine[:, :, index], into)
+            zero_outside(mine[:, :, index], into)
             mine[_at(index, into)] = source[_at(None, read)]
 
     parallel.over_batch(fill, n, stacked.size, min_elements=parallel.ELEMENTWISE_MIN_ELEMENTS)
     return stacked.reshape(n, -1, *sizes)
-
-
-def _zero_around(plane: np.ndarray, inside: Where) -> None:
-    """Zeros in ``plane`` (…, H, W) outside the rectangle ``inside`` (rows, columns)."""
-    (top, bottom), (left, right) = ((part.start, part.stop) for part in inside)
-    plane[..., :top, :] = 0
-    plane[..., bottom:, :] = 0
-    plane[..., top:bottom, :left] = 0
-    plane[..., top:bottom, right:] = 0
 
 
 def _at(phase: int | None, spatial: Where) -> tuple[int | slice, ...]:

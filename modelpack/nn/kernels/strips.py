@@ -31,7 +31,7 @@ from numpy.lib.stride_tricks import as_strided
 
 from .. import budget
 from . import parallel
-from .columns import Geometry, Sizes
+from .columns import Geometry, Sizes, phase_reads, phases, zero_outside
 
 __all__ = ["usable", "forward", "weight_grad"]
 
@@ -90,23 +90,18 @@ def _split(x: np.ndarray, g: Geometry) -> tuple[np.ndarray, Callable[[slice], No
     lengths = tuple(-(-(size + 2 * p) // s) for size, p, s in zip(sizes, g.padding, g.strides, strict=True))
     shape = (n, c, *g.strides, *lengths)
     budget.charge(budget.nbytes(shape, x.dtype), f"padding the input by {g.padding}")
-    planes = np.zeros(shape, x.dtype)  # the padding stays zero
-    copies = []
-    for phase in itertools.product(*(range(s) for s in g.strides)):
-        target: list[slice] = []
-        source: list[slice] = []
-        for ph, p, s, size in zip(phase, g.padding, g.strides, sizes, strict=True):
-            first = (ph - p) % s  # the first input index in this phase
-            count = len(range(first, size, s))
-            start = (first + p) // s
-            target.append(slice(start, start + count))
-            source.append(slice(first, None, s))
-        where: tuple[Any, ...] = (slice(None), slice(None), *phase, *target)
-        copies.append((where, (slice(None), slice(None), *source)))
+    planes = np.empty(shape, x.dtype)  # (each chunk zeroes its padding: ``zero_outside``)
+    whole = (slice(None), slice(None))
+    reads = phase_reads(g.strides, g.padding, sizes, lengths)
+    copies = [(whole + phase, whole + into, whole + read)
+              for phase, (into, read) in zip(phases(g.strides), reads, strict=True)]
 
     def fill(b: slice) -> None:
-        for where, what in copies:
-            np.copyto(planes[b][where], x[b][what])
+        mine, source = planes[b], x[b]
+        for phase, into, read in copies:
+            target = mine[phase]
+            zero_outside(target, into[2:])
+            np.copyto(target[into], source[read])
 
     return planes, fill
 

@@ -19,7 +19,7 @@ from test_conv import (
 )
 
 from modelpack import nn
-from modelpack.nn.kernels import backend, dilated, winograd
+from modelpack.nn.kernels import backend, dilated, parallel, winograd
 from modelpack.nn.kernels import conv as kernels
 
 
@@ -116,6 +116,22 @@ def test_its_maps_are_transposes(sizes, padding, dilation) -> None:
     assert np.count_nonzero(phases) <= x.size  # (x has no zeros: only its values, and padding)
     ones = dilated.join(np.ones_like(y), g, 2, out_sizes)
     assert (ones == 1).all()
+
+
+def test_its_phases_split_over_threads_give_the_same_array(monkeypatch) -> None:
+    """``split`` fills chunks of the batch on ``parallel``'s threads, each zeroing its own
+    phases' borders: the same array as on one thread."""
+    x, w, _, g = _case(4, 5, 3, 3, (17, 19), (5, 1), (2, 3))
+    out_sizes = g.out_sizes((17, 19))
+    before = parallel.threads()
+    try:
+        parallel.set_threads(1)
+        alone = dilated.split(x, g, out_sizes)
+        parallel.set_threads(3)
+        monkeypatch.setattr(parallel, "ELEMENTWISE_MIN_ELEMENTS", 1)
+        assert np.array_equal(dilated.split(x, g, out_sizes), alone)
+    finally:
+        parallel.set_threads(before)
 
 
 def test_its_phases_count_against_the_budget(numba_kernels) -> None:
