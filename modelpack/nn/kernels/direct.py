@@ -90,15 +90,27 @@ def usable(x: np.ndarray, weight: np.ndarray, g: Geometry) -> bool:
 # even), as did 3×3 on 28×28 (256 channels, the forward on one thread 3.31 → 4.19).
 CHANNELS_LAST_MAX_TAP_POSITIONS = 14 * 14 * 9
 CHANNELS_LAST_MIN_CHANNELS = 128
+# ... except a kernel whose forward sums ``compiled`` keeps in registers
+# (``compiled.REGISTER_KERNELS``), which runs channels last up to this many output positions
+# whatever its taps. Measured for 5×5 on 14×14 once it did, batch 8, 2 threads, medians of 15
+# (ms, as above): 240 channels 0.85 / 0.85 / 0.85 → 0.68 / 0.78 / 0.72, 480 1.57 / 1.63 / 1.50
+# → 1.40 / 1.59 / 1.47, 672 2.05 / 2.22 / 2.01 → 1.72 / 2.12 / 2.08; on 28×28 it still lost
+# (240 channels 1.89 / 1.81 / 2.07 → 2.30 / 2.85 / 2.89). (For 3×3 the two limits agree.)
+CHANNELS_LAST_MAX_POSITIONS = 14 * 14
 
 
 def _channels_last(channels: int, weight_shape: tuple[int, ...], g: Geometry, out_sizes: tuple[int, ...]
                    ) -> bool:
     """Whether a convolution of ``channels`` inputs to ``out_sizes`` runs channels last
-    (``CHANNELS_LAST_MAX_TAP_POSITIONS``)."""
-    return (g.groups == channels == weight_shape[0] and weight_shape[1] == 1
-            and channels >= CHANNELS_LAST_MIN_CHANNELS
-            and math.prod(out_sizes) * math.prod(g.kernel) <= CHANNELS_LAST_MAX_TAP_POSITIONS)
+    (``CHANNELS_LAST_MAX_TAP_POSITIONS``, ``CHANNELS_LAST_MAX_POSITIONS``)."""
+    if not (g.groups == channels == weight_shape[0] and weight_shape[1] == 1
+            and channels >= CHANNELS_LAST_MIN_CHANNELS):
+        return False
+    positions = math.prod(out_sizes)
+    loops = backend.compiled()
+    if loops is not None and tuple(g.kernel) in loops.REGISTER_KERNELS:
+        return positions <= CHANNELS_LAST_MAX_POSITIONS
+    return positions * math.prod(g.kernel) <= CHANNELS_LAST_MAX_TAP_POSITIONS
 
 
 def _two_d(array: np.ndarray, dims: int) -> np.ndarray:

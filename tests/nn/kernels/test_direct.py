@@ -363,15 +363,17 @@ def test_channels_last_matches_the_planes_loops(numba_kernels, drawn, seed) -> N
         assert_near(ours, reference.astype(np.float64))
 
 
+@pytest.mark.parametrize("kernel", [3, 5])
 @pytest.mark.parametrize(("strides", "padding", "dilation", "side"), [
     ((1, 1), (1, 1), (1, 1), 7), ((2, 2), (1, 1), (1, 1), 9), ((1, 2), (2, 0), (2, 1), 8), ((1, 1), (0, 0), (1, 1), 5),
 ])
-def test_a_3x3_kernel_runs_channels_last_with_the_planes_bits(numba_kernels, strides, padding, dilation, side) -> None:
-    """The 3×3 forward's sums held in registers (``compiled._nine_taps``) add the taps in the
-    planes' loops' order: the same bits, at any stride and dilation; 131 channels (a block of
-    ``compiled._LAY_BLOCK`` and a remainder)."""
-    g = kernels.Geometry((3, 3), strides, padding, dilation, 131)
-    x, w, b = _arrays(side, g, (side, side), 2, 1, 1)
+def test_register_sums_run_channels_last_with_the_planes_bits(numba_kernels, kernel, strides, padding, dilation,
+                                                              side) -> None:
+    """The 3×3 and 5×5 forwards' sums held in registers (``compiled._nine_taps``,
+    ``_twenty_five_taps``) add the taps in the planes' loops' order: the same bits, at any
+    stride and dilation; 131 channels (a block of ``compiled._LAY_BLOCK`` and a remainder)."""
+    g = kernels.Geometry((kernel, kernel), strides, padding, dilation, 131)
+    x, w, b = _arrays(side, g, (side + kernel - 3, side + kernel - 3), 2, 1, 1)  # (the 5×5 reaches further)
     assert direct._channels_last(x.shape[1], w.shape, g, g.out_sizes(x.shape[2:]))
     backend.use("numba")
     last = direct.forward(x, w, b, g)
@@ -388,7 +390,9 @@ def test_a_3x3_kernel_runs_channels_last_with_the_planes_bits(numba_kernels, str
     (128, 7, 5, 1, True),
     (512, 14, 3, 1, True),
     (512, 15, 3, 1, False),  # 225 positions: the planes' runs are long enough
-    (240, 14, 5, 1, False),  # 25 taps a position: likewise
+    (240, 14, 5, 1, True),  # 5×5: its sums in registers (compiled.REGISTER_KERNELS), up to 14×14
+    (240, 28, 5, 1, False),  # ... but not 28×28
+    (128, 7, 7, 1, False),  # 7×7: 49 taps a position, no register sums: the planes' runs
     (64, 7, 3, 1, False),  # few channels
     (128, 7, 3, 2, False),  # two outputs per channel
 ])
