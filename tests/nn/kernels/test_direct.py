@@ -366,23 +366,32 @@ def test_channels_last_matches_the_planes_loops(numba_kernels, drawn, seed) -> N
 @pytest.mark.parametrize("kernel", [3, 5])
 @pytest.mark.parametrize(("strides", "padding", "dilation", "side"), [
     ((1, 1), (1, 1), (1, 1), 7), ((2, 2), (1, 1), (1, 1), 9), ((1, 2), (2, 0), (2, 1), 8), ((1, 1), (0, 0), (1, 1), 5),
+    ((1, 1), (2, 2), (1, 1), 7), ((1, 1), (2, 2), (2, 2), 9),  # 'same' for 5×5, for 3×3 dilated by 2
 ])
 def test_register_sums_run_channels_last_with_the_planes_bits(numba_kernels, kernel, strides, padding, dilation,
                                                               side) -> None:
     """The 3×3 and 5×5 forwards' sums held in registers (``compiled._nine_taps``,
     ``_twenty_five_taps``) add the taps in the planes' loops' order: the same bits, at any
-    stride and dilation; 131 channels (a block of ``compiled._LAY_BLOCK`` and a remainder)."""
+    stride and dilation; 131 channels (a block of ``compiled._LAY_BLOCK`` and a remainder).
+    The input's gradient, gathered so at stride 1 with 'same' padding and scattered elsewhere,
+    is near the planes' loops' and numpy's."""
     g = kernels.Geometry((kernel, kernel), strides, padding, dilation, 131)
     x, w, b = _arrays(side, g, (side + kernel - 3, side + kernel - 3), 2, 1, 1)  # (the 5×5 reaches further)
-    assert direct._channels_last(x.shape[1], w.shape, g, g.out_sizes(x.shape[2:]))
     backend.use("numba")
+    assert direct._channels_last(x.shape[1], w.shape, g, g.out_sizes(x.shape[2:]))
+    grad = np.random.default_rng(side).standard_normal((2, 131, *g.out_sizes(x.shape[2:]))).astype(np.float32)
     last = direct.forward(x, w, b, g)
+    last_grad = direct.grad_input(grad, w, g, x.shape)  # at stride 1, 'same': gathered (register sums)
     with pytest.MonkeyPatch.context() as patch:  # the planes' loops
         patch.setattr(direct, "CHANNELS_LAST_MIN_CHANNELS", 2**31)
         planes = direct.forward(x, w, b, g)
+        planes_grad = direct.grad_input(grad, w, g, x.shape)
     assert last.tobytes() == planes.tobytes()
+    assert_near(last_grad, planes_grad.astype(np.float64))
     backend.use("numpy")
-    assert_near(last, kernels.forward(x, w, b, g, backward=False)[0].astype(np.float64))
+    out, saved = kernels.forward(x, w, b, g)
+    assert_near(last, out.astype(np.float64))
+    assert_near(last_grad, kernels.backward(grad, saved, w, g, need_weight=False)[0].astype(np.float64))
 
 
 @pytest.mark.parametrize(("channels", "side", "kernel", "multiplier", "taken"), [
