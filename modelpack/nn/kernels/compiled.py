@@ -686,18 +686,14 @@ def depthwise_last_forward(x: Any, w: Any, bias: Any, out: Any, padded: Any, acc
     passes). On small planes of many channels the planes' own runs are a few dozen values:
     too short for their loops (``direct.CHANNELS_LAST_MAX_TAP_POSITIONS``)."""
     taps = _taps_last(w)
-    three = taps.shape[0] == 3 and taps.shape[1] == 3  # (REGISTER_KERNELS)
-    five = taps.shape[0] == 5 and taps.shape[1] == 5
+    in_registers = _register_sums(taps)
     for n in range(first, stop):
         _lay(x, n, padded, ph, pw, False)
         for y in range(out.shape[2]):
             for q in range(out.shape[3]):
                 row = acc[y, q]
-                if three:
-                    _nine_taps(row, bias, taps, padded, y * sh, q * sw, dh, dw)
-                    continue
-                if five:
-                    _twenty_five_taps(row, bias, taps, padded, y * sh, q * sw, dh, dw)
+                if in_registers:
+                    _sum_in_registers(row, bias, taps, padded, y * sh, q * sw, dh, dw)
                     continue
                 row[:] = bias
                 for j in range(taps.shape[0]):
@@ -706,6 +702,21 @@ def depthwise_last_forward(x: Any, w: Any, bias: Any, out: Any, padded: Any, acc
                         for c in range(row.shape[0]):
                             row[c] = row[c] + tap[c] * source[c]
         _lay(out, n, acc, 0, 0, True)
+
+
+@_jit
+def _register_sums(taps: Any) -> bool:
+    """Whether a kernel's taps (KH, KW, C) are one of ``REGISTER_KERNELS``."""
+    return taps.shape[0] == taps.shape[1] and (taps.shape[0] == 3 or taps.shape[0] == 5)
+
+
+@_jit
+def _sum_in_registers(row: Any, bias: Any, taps: Any, padded: Any, y: int, q: int, dh: int, dw: int) -> None:
+    """``_nine_taps`` or ``_twenty_five_taps``, as the kernel's size says (``_register_sums``)."""
+    if taps.shape[0] == 3:
+        _nine_taps(row, bias, taps, padded, y, q, dh, dw)
+    else:
+        _twenty_five_taps(row, bias, taps, padded, y, q, dh, dw)
 
 
 @_jit
@@ -784,19 +795,15 @@ def depthwise_last_grad_input(grad: Any, w: Any, grad_x: Any, padded: Any, acc: 
     float rounding apart). Batch 8 at 2 threads, medians of 21 (ms, scatter → gather): 3×3 on
     1024×7×7 0.65 → 0.59, on 512×14×14 1.00 → 0.86; 5×5 on 240×14×14 0.84 → 0.69."""
     taps = _taps_last(w)
-    kh, kw = taps.shape[0], taps.shape[1]
-    if (sh == 1 and sw == 1 and 2 * ph == dh * (kh - 1) and 2 * pw == dw * (kw - 1)
-            and kh == kw and (kh == 3 or kh == 5)):
+    if (sh == 1 and sw == 1 and 2 * ph == dh * (taps.shape[0] - 1) and 2 * pw == dw * (taps.shape[1] - 1)
+            and _register_sums(taps)):
         flipped = np.ascontiguousarray(taps[::-1, ::-1])
         zero = np.zeros(taps.shape[2], taps.dtype)
         for n in range(first, stop):
             _lay(grad, n, padded, ph, pw, False)
             for y in range(grad_x.shape[2]):
                 for q in range(grad_x.shape[3]):
-                    if kh == 3:
-                        _nine_taps(acc[y, q], zero, flipped, padded, y, q, dh, dw)
-                    else:
-                        _twenty_five_taps(acc[y, q], zero, flipped, padded, y, q, dh, dw)
+                    _sum_in_registers(acc[y, q], zero, flipped, padded, y, q, dh, dw)
             _lay(grad_x, n, acc, 0, 0, True)
         return
     for n in range(first, stop):
