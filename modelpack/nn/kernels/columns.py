@@ -21,7 +21,7 @@ from .. import budget
 from . import parallel
 
 __all__ = ["Sizes", "Geometry", "windows", "channels_last", "pad", "to_last", "columns_last", "columns_first",
-           "weight_last", "per_group", "rows_of", "Where", "phases", "phase_reads",
+           "weight_last", "per_group", "rows_of", "Where", "phase_offsets", "phase_reads",
            "zero_outside"]
 
 Sizes = tuple[int, ...]
@@ -64,7 +64,7 @@ class Geometry:
 Where = tuple[slice, ...]  # an index along the spatial axes
 
 
-def phases(steps: Sizes) -> list[Sizes]:
+def phase_offsets(steps: Sizes) -> list[Sizes]:
     """The phases of an input taken every ``steps`` positions along each axis, in row-major
     order: each a tuple of offsets p < step."""
     return list(itertools.product(*(range(step) for step in steps)))
@@ -72,13 +72,13 @@ def phases(steps: Sizes) -> list[Sizes]:
 
 def phase_reads(steps: Sizes, padding: Sizes, in_sizes: Sizes, phase_sizes: Sizes
                 ) -> list[tuple[Where, Where]]:
-    """Per phase (``phases`` order): (where in the phase, where in x) along the spatial axes,
+    """Per phase (``phase_offsets`` order): (where in the phase, where in x) along the spatial axes,
     for the phase's first ``phase_sizes`` positions that fall inside x. Phase p's position t
     is the padded input's s·t + p, that is x's s·t + p − padding; positions on the padding or
     past x are left out (a dilated convolution's phases, ``dilated``, and a strided one's,
     ``space_to_depth``)."""
     reads = []
-    for phase in phases(steps):
+    for phase in phase_offsets(steps):
         into, read = [], []
         for p, step, pad, size, length in zip(phase, steps, padding, in_sizes, phase_sizes, strict=True):
             first = max(0, -(-(pad - p) // step))

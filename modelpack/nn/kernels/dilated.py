@@ -30,7 +30,7 @@ import numpy as np
 
 from .. import budget
 from . import parallel, winograd
-from .columns import Geometry, Sizes, Where, phase_reads, phases, zero_outside
+from .columns import Geometry, Sizes, Where, phase_offsets, phase_reads, zero_outside
 
 __all__ = ["MIN_PHASE_SIZE", "usable", "inner", "split", "join", "split_output", "join_input"]
 
@@ -84,7 +84,7 @@ def _input_reads(g: Geometry, in_sizes: Sizes, lengths: Sizes) -> list[tuple[Whe
 def _output_places(g: Geometry, out_sizes: Sizes) -> list[tuple[Where, Where]]:
     """Per phase: (its first positions along the lengths, its positions in the output)."""
     places = []
-    for phase in phases(g.dilation):
+    for phase in phase_offsets(g.dilation):
         axes = list(zip(phase, g.dilation, out_sizes, strict=True))
         places.append((tuple(slice(0, len(range(p, size, d))) for p, d, size in axes),
                        tuple(slice(p, None, d) for p, d, _ in axes)))

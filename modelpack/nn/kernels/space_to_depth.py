@@ -30,7 +30,7 @@ import numpy as np
 
 from .. import budget
 from . import derived, parallel, winograd
-from .columns import Geometry, Sizes, Where, phase_reads, phases, zero_outside
+from .columns import Geometry, Sizes, Where, phase_offsets, phase_reads, zero_outside
 
 __all__ = ["MAX_ADDED_TAPS", "usable", "inner", "split", "inner_weight", "outer_weight", "join_input"]
 
@@ -82,7 +82,7 @@ def split(x: np.ndarray, g: Geometry, out_sizes: Sizes) -> np.ndarray:
     n, c = x.shape[:2]
     sizes = _phase_sizes(g, out_sizes)
     budget.charge(budget.nbytes((n, c * math.prod(g.strides), *sizes), x.dtype), "its input's phases")
-    stacked = np.empty((n, c, len(phases(g.strides)), *sizes), x.dtype)
+    stacked = np.empty((n, c, len(phase_offsets(g.strides)), *sizes), x.dtype)
     reads = phase_reads(g.strides, g.padding, x.shape[2:], sizes)
 
     def fill(b: slice) -> None:
@@ -134,7 +134,7 @@ def join_input(grad: np.ndarray, g: Geometry, in_shape: tuple[int, ...]) -> np.n
     n, c = in_shape[:2]
     budget.charge(budget.nbytes(in_shape, grad.dtype), "its input's gradient")
     result = np.zeros(in_shape, grad.dtype)
-    laid = grad.reshape(n, c, len(phases(g.strides)), *grad.shape[2:])
+    laid = grad.reshape(n, c, len(phase_offsets(g.strides)), *grad.shape[2:])
     reads = phase_reads(g.strides, g.padding, in_shape[2:], grad.shape[2:])
 
     def fill(b: slice) -> None:

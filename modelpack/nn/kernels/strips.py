@@ -31,7 +31,7 @@ from numpy.lib.stride_tricks import as_strided
 
 from .. import budget
 from . import parallel
-from .columns import Geometry, Sizes, phase_reads, phases, zero_outside
+from .columns import Geometry, Sizes, phase_offsets, phase_reads, zero_outside
 
 __all__ = ["usable", "forward", "weight_grad"]
 
@@ -94,7 +94,7 @@ def _split(x: np.ndarray, g: Geometry) -> tuple[np.ndarray, Callable[[slice], No
     whole = (slice(None), slice(None))
     reads = phase_reads(g.strides, g.padding, sizes, lengths)
     copies = [(whole + phase, whole + into, whole + read)
-              for phase, (into, read) in zip(phases(g.strides), reads, strict=True)]
+              for phase, (into, read) in zip(phase_offsets(g.strides), reads, strict=True)]
 
     def fill(b: slice) -> None:
         mine, source = planes[b], x[b]
