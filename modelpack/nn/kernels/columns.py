@@ -22,7 +22,7 @@ from . import parallel
 
 __all__ = ["Sizes", "Geometry", "windows", "channels_last", "pad", "to_last", "columns_last", "columns_first",
            "weight_last", "per_group", "rows_of", "Where", "phase_offsets", "phase_reads",
-           "zero_outside"]
+           "fill_phase"]
 
 Sizes = tuple[int, ...]
 
@@ -91,15 +91,16 @@ def phase_reads(steps: Sizes, padding: Sizes, in_sizes: Sizes, phase_sizes: Size
     return reads
 
 
-def zero_outside(block: np.ndarray, inside: Where) -> None:
-    """Zeros in ``block`` outside the box ``inside`` along its last axes (the leading ones
-    whole): what a phase that ``phase_reads`` fills inside reads of the padding, zeroed without
-    a pass over the whole block (``np.zeros`` first is one more, on one thread)."""
-    lead = (slice(None),) * (block.ndim - len(inside))
-    for axis, part in enumerate(inside):
-        within = lead + inside[:axis]
-        block[within + (slice(0, part.start),)] = 0
-        block[within + (slice(part.stop, None),)] = 0
+def fill_phase(phase: np.ndarray, x: np.ndarray, into: Where, read: Where) -> None:
+    """``phase`` (N, C, *its sizes) ← x (N, C, *spatial) where ``phase_reads`` says (``into`` ←
+    ``read``), zeros elsewhere: only what the phase reads of the padding is zeroed, without a
+    pass over the whole (``np.zeros`` first is one more, on one thread)."""
+    whole = (slice(None), slice(None))
+    for axis, part in enumerate(into):
+        within = whole + into[:axis]
+        phase[within + (slice(0, part.start),)] = 0
+        phase[within + (slice(part.stop, None),)] = 0
+    phase[whole + into] = x[whole + read]
 
 
 def windows(padded: np.ndarray, kernel: Sizes, strides: Sizes, dilation: Sizes | None = None) -> np.ndarray:

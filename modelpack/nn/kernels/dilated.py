@@ -30,7 +30,7 @@ import numpy as np
 
 from .. import budget
 from . import parallel, winograd
-from .columns import Geometry, Sizes, Where, phase_offsets, phase_reads, zero_outside
+from .columns import Geometry, Sizes, Where, fill_phase, phase_offsets, phase_reads
 
 __all__ = ["MIN_PHASE_SIZE", "usable", "inner", "split", "join", "split_output", "join_input"]
 
@@ -103,11 +103,8 @@ def split(x: np.ndarray, g: Geometry, out_sizes: Sizes) -> np.ndarray:
     reads = _input_reads(g, x.shape[2:], lengths)
 
     def fill(b: slice) -> None:  # (chunks of the batch on parallel's threads, as space_to_depth's)
-        source = x[b]
         for index, (into, read) in enumerate(reads):
-            target = phases[index, b]
-            zero_outside(target, into)
-            target[_at(_X, into)] = source[_at(_X, read)]
+            fill_phase(phases[index, b], x[b], into, read)
 
     parallel.over_batch(fill, n, phases.size, min_elements=parallel.ELEMENTWISE_MIN_ELEMENTS)
     return phases.reshape(count * n, c, *sizes)

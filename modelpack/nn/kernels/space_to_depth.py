@@ -30,7 +30,7 @@ import numpy as np
 
 from .. import budget
 from . import derived, parallel, winograd
-from .columns import Geometry, Sizes, Where, phase_offsets, phase_reads, zero_outside
+from .columns import Geometry, Sizes, Where, fill_phase, phase_offsets, phase_reads
 
 __all__ = ["MAX_ADDED_TAPS", "usable", "inner", "split", "inner_weight", "outer_weight", "join_input"]
 
@@ -88,8 +88,7 @@ def split(x: np.ndarray, g: Geometry, out_sizes: Sizes) -> np.ndarray:
     def fill(b: slice) -> None:
         mine, source = stacked[b], x[b]
         for index, (into, read) in enumerate(reads):
-            zero_outside(mine[:, :, index], into)
-            mine[_at(index, into)] = source[_at(None, read)]
+            fill_phase(mine[:, :, index], source, into, read)
 
     parallel.over_batch(fill, n, stacked.size, min_elements=parallel.ELEMENTWISE_MIN_ELEMENTS)
     return stacked.reshape(n, -1, *sizes)

@@ -31,7 +31,7 @@ from numpy.lib.stride_tricks import as_strided
 
 from .. import budget
 from . import parallel
-from .columns import Geometry, Sizes, phase_offsets, phase_reads, zero_outside
+from .columns import Geometry, Sizes, fill_phase, phase_offsets, phase_reads
 
 __all__ = ["usable", "forward", "weight_grad"]
 
@@ -90,18 +90,16 @@ def _split(x: np.ndarray, g: Geometry) -> tuple[np.ndarray, Callable[[slice], No
     lengths = tuple(-(-(size + 2 * p) // s) for size, p, s in zip(sizes, g.padding, g.strides, strict=True))
     shape = (n, c, *g.strides, *lengths)
     budget.charge(budget.nbytes(shape, x.dtype), f"padding the input by {g.padding}")
-    planes = np.empty(shape, x.dtype)  # (each chunk zeroes its padding: ``zero_outside``)
+    planes = np.empty(shape, x.dtype)  # (each chunk zeroes its padding: ``fill_phase``)
     whole = (slice(None), slice(None))
     reads = phase_reads(g.strides, g.padding, sizes, lengths)
-    copies = [(whole + phase, whole + into, whole + read)
+    copies = [(whole + phase, into, read)
               for phase, (into, read) in zip(phase_offsets(g.strides), reads, strict=True)]
 
     def fill(b: slice) -> None:
         mine, source = planes[b], x[b]
         for phase, into, read in copies:
-            target = mine[phase]
-            zero_outside(target, into[2:])
-            np.copyto(target[into], source[read])
+            fill_phase(mine[phase], source, into, read)
 
     return planes, fill
 
