@@ -636,7 +636,8 @@ def conv_forward(x: Any, w: Any, bias: Any, out: Any, padded: Any, buffer: Any, 
 # The kernels whose depthwise forward run channels last keeps each channel's sum in a register
 # across all its taps (``_nine_taps``, ``_twenty_five_taps``; ``direct`` runs them channels last
 # on larger planes than others).
-REGISTER_KERNELS = ((3, 3), (5, 5))
+_REGISTER_SIDES = (3, 5)  # (one a side of a square kernel; ``_sum_in_registers`` has a loop each)
+REGISTER_KERNELS = tuple((side, side) for side in _REGISTER_SIDES)
 # Channels per block when ``_lay`` turns a channels-last example back into planes: each block's
 # positions are read a cache line at a time and written to that many planes, all in L1. Written
 # channel by channel at every position (stores a plane apart, 4 KB for 1,024 channels of 7×7),
@@ -707,7 +708,7 @@ def depthwise_last_forward(x: Any, w: Any, bias: Any, out: Any, padded: Any, acc
 @_jit
 def _register_sums(taps: Any) -> bool:
     """Whether a kernel's taps (KH, KW, C) are one of ``REGISTER_KERNELS``."""
-    return taps.shape[0] == taps.shape[1] and (taps.shape[0] == 3 or taps.shape[0] == 5)
+    return taps.shape[0] == taps.shape[1] and taps.shape[0] in _REGISTER_SIDES
 
 
 @_jit

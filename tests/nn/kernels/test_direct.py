@@ -363,6 +363,16 @@ def test_channels_last_matches_the_planes_loops(numba_kernels, drawn, seed) -> N
         assert_near(ours, reference.astype(np.float64))
 
 
+def test_the_register_sums_are_taken_for_the_kernels_direct_is_told_of(numba_kernels) -> None:
+    """``compiled._register_sums`` (inside the loops) and ``REGISTER_KERNELS`` (which ``direct``
+    reads) name the same kernels: the bits alone cannot tell the register sums from the passes."""
+    from modelpack.nn.kernels import compiled
+
+    shapes = [(k, k) for k in range(1, 8)] + [(3, 5), (5, 3)]
+    taken = [shape for shape in shapes if compiled._register_sums(np.zeros((*shape, 4), np.float32))]
+    assert taken == list(compiled.REGISTER_KERNELS) == [(3, 3), (5, 5)]
+
+
 @pytest.mark.parametrize("kernel", [3, 5])
 @pytest.mark.parametrize(("strides", "padding", "dilation", "side"), [
     ((1, 1), (1, 1), (1, 1), 7), ((2, 2), (1, 1), (1, 1), 9), ((1, 2), (2, 0), (2, 1), 8), ((1, 1), (0, 0), (1, 1), 5),
