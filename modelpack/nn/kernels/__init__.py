@@ -36,7 +36,8 @@ by side, on plain numpy arrays.
   cache, and gathered again so for the weight's gradient;
 - ``col2im``: a strided convolution's taps' products placed back where they read (its input
   gradient, a transposed convolution's forward), by phases or by windows;
-- ``pool``: max and average pooling over window offsets, and their gradients;
+- ``pool``: max and average pooling over window offsets, and their gradients (with the
+  ``accel`` extra, a 3-wide window at stride 2 folded by ``compiled_pool``'s numba loop);
 - ``norm``: BatchNorm as one fused scale and shift, with batch or running statistics, and its
   gradient (with the ``accel`` extra, its passes as ``compiled_norm``'s numba loops);
 - ``compiled_activation``: with the ``accel`` extra, ReLU's gradient as one numba loop
@@ -56,9 +57,10 @@ by side, on plain numpy arrays.
 The layers (``nn.conv``, ``nn.pooling``, ``nn.norm``) call the forwards; the autograd rules
 (``autograd.spatial_vjps``, ``autograd.layer_vjps``) call the backwards with what the forward
 saved, so both passes share one layout and one arithmetic. Kernels import numpy, ``nn.budget``
-and ``errors`` only (``compiled``, ``compiled_norm`` and ``compiled_activation`` numba, ``blas``
-ctypes); they know nothing of blocks, parameters or configs. The numpy path is the default
-and the reference: no compiled extension is needed, and tests check the compiled loops against it.
+and ``errors`` only (``compiled``, ``compiled_norm``, ``compiled_pool`` and
+``compiled_activation`` numba, ``blas`` ctypes); they know nothing of blocks, parameters or
+configs. The numpy path is the default and the reference: no compiled extension is needed, and
+tests check the compiled loops against it.
 """
 
 from __future__ import annotations

@@ -10,18 +10,20 @@ a strided view folded into a buffer in place (``np.maximum`` or ``np.add``; alon
 axis, strided windows that overlap fold at stride 1 first, then every s-th is kept); the backward
 sends each output's gradient back through the window's offsets. Where windows do not overlap
 (stride ≥ pool size, the usual case) each offset writes its own input positions, so the
-backward writes them directly instead of adding.
+backward writes them directly instead of adding. With the ``accel`` extra, the last axis's
+3-wide windows at stride 2 (the stems' 3×3/2 max pools) are folded by ``compiled_pool``'s loop.
 """
 
 from __future__ import annotations
 
 import itertools
+from types import ModuleType
 from typing import Any
 
 import numpy as np
 
 from .. import budget
-from . import parallel
+from . import backend, parallel
 
 __all__ = ["fold_axes", "max_backward", "spread", "divisors"]
 
@@ -81,7 +83,8 @@ def fold_axes(array: np.ndarray, pool: Sizes, strides: Sizes, padding: Sizes, ou
     # (the first axis's fold, an input only its pool smaller, is charged by the caller; the
     # last's running windows, as large as its input, here)
     contiguous = last > 0 or array.flags.c_contiguous  # (a first fold's output is a fresh array)
-    if _runs((pool[last], strides[last], padding[last]), array.shape[-1], contiguous):
+    geometry = (pool[last], strides[last], padding[last])
+    if _runs(geometry, array.shape[-1], contiguous) and _loops(geometry, array.dtype, step) is None:
         budget.charge(budget.nbytes((*array.shape[:2], *out[:last], array.shape[-1]), array.dtype),
                       "its running windows")
     parallel.over_batch(run, array.shape[0], array.size, min_elements=parallel.ELEMENTWISE_MIN_ELEMENTS)
@@ -94,7 +97,11 @@ def _fold_axis(current: np.ndarray, folded: np.ndarray, axis: int, geometry: Siz
     k, s, p = geometry
     o = folded.shape[axis]
     if axis == current.ndim - 1 and _runs(geometry, current.shape[axis], current.flags.c_contiguous):
-        _fold_running(current, folded, geometry, step, fill)
+        loops = _loops(geometry, current.dtype, step)
+        if loops is not None and folded.flags.c_contiguous:
+            _fold_compiled(loops, current, folded, geometry, step, fill)
+        else:
+            _fold_running(current, folded, geometry, step, fill)
         return
     before = (slice(None),) * axis
     taps = _offsets(k, s, p, current.shape[axis], o)
@@ -144,14 +151,50 @@ def _fold_running(current: np.ndarray, folded: np.ndarray, geometry: Sizes, step
     for j in range(2, k):
         step(windows[:length], flat[j:j + length], out=windows[:length])
     rows = windows.reshape(current.shape)
-    lo, hi = -(-p // s), min(o, (n - k + p) // s + 1)  # the outputs whose window is all inside
+    lo, hi = _inside(geometry, n, o)
     if lo < hi:
         np.copyto(folded[..., lo:hi], rows[..., s * lo - p:s * (hi - 1) - p + 1:s])
+    _fold_edges(current, folded, geometry, step, fill)
+
+
+def _inside(geometry: Sizes, n: int, o: int) -> Span:
+    """The outputs [lo, hi) whose window lies wholly inside an axis ``n`` long."""
+    k, s, p = geometry
+    return -(-p // s), min(o, (n - k + p) // s + 1)
+
+
+def _fold_edges(current: np.ndarray, folded: np.ndarray, geometry: Sizes, step: Any, fill: float) -> None:
+    """The last axis's few outputs whose window hangs over the padding, one at a time."""
+    k, s, p = geometry
+    n, o = current.shape[-1], folded.shape[-1]
+    lo, hi = _inside(geometry, n, o)
     for out in (*range(min(lo, o)), *range(max(hi, lo), o)):
         target = folded[..., out]
         target[...] = fill
         for i in range(max(0, s * out - p), min(n, s * out - p + k)):
             step(target, current[..., i], out=target)
+
+
+def _loops(geometry: Sizes, dtype: np.dtype, step: Any) -> ModuleType | None:
+    """``compiled_pool``'s loop when the compiled kernels are in use and it folds this
+    window (``compiled_pool.WINDOW``) of float32 values by max or sum; else None."""
+    if backend.compiled() is None or dtype != np.float32 or step not in (np.maximum, np.add):
+        return None
+    from . import compiled_pool  # (numba: imported once the compiled kernels are in use)
+
+    return compiled_pool if geometry[:2] == compiled_pool.WINDOW else None
+
+
+def _fold_compiled(loops: ModuleType, current: np.ndarray, folded: np.ndarray, geometry: Sizes, step: Any,
+                   fill: float) -> None:
+    """The last axis folded by ``compiled_pool``'s loop where windows lie inside (into a
+    C-contiguous ``folded``: its rows are reshaped), the edges as ``_fold_running`` folds them."""
+    n, o = current.shape[-1], folded.shape[-1]
+    lo, hi = _inside(geometry, n, o)
+    if lo < hi:
+        loops.fold_three_by_two(current.reshape(-1, n), folded.reshape(-1, o), -geometry[2], lo, hi,
+                                step is np.maximum)
+    _fold_edges(current, folded, geometry, step, fill)
 
 
 def _boxes(pool: Sizes, strides: Sizes, padding: Sizes, sizes: Sizes, out: Sizes
