@@ -34,6 +34,8 @@ by side, on plain numpy arrays.
 - ``strips``: a convolution whose columns are large (a stem on big images), its columns
   gathered (the strides' phases apart) and multiplied a strip of output rows at a time, in
   cache, and gathered again so for the weight's gradient;
+- ``slices``: a 3-D convolution with large columns (a C3D stem), each input depth slice's
+  columns gathered once and read in place by the output depths that reach it;
 - ``col2im``: a strided convolution's taps' products placed back where they read (its input
   gradient, a transposed convolution's forward), by phases or by windows;
 - ``pool``: max and average pooling over window offsets, and their gradients (with the

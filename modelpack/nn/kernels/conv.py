@@ -47,6 +47,7 @@ from . import (
     im2col,
     parallel,
     shifted,
+    slices,
     space_to_depth,
     strips,
     winograd,
@@ -74,6 +75,7 @@ class Saved:
     direct: bool = False  # computed by the compiled loops (``direct``), which need no columns
     deferred: bool = False  # computed by ``shifted`` or ``banded``: cols is the input
     in_strips: bool = False  # computed by ``strips``: cols is the input, no columns kept
+    in_slices: bool = False  # computed by ``slices``: cols is the input, no columns kept
     winograd: bool = False  # computed by ``winograd3d``: cols is the input
     phases: Saved | None = None  # computed on the input's phases (``dilated``): their own Saved
     stacked: Saved | None = None  # computed on the phases stacked as channels (``space_to_depth``)
@@ -141,6 +143,8 @@ def forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, g: Geome
         if depthwise.padded_usable(weight, g):
             return activated(depthwise.padded_forward(x, weight, bias, g, out_sizes)), unused
         if strips.usable(weight, out_sizes) and type(x) is np.ndarray:
+            if slices.usable(x, weight, g, out_sizes):
+                return slices.forward(x, weight, bias, g, out_sizes, activation), unused
             return strips.forward(x, weight, bias, g, out_sizes, activation), unused
     if not plain:
         out, cols = im2col.forward_recorded(x, weight, bias, g, out_sizes)
@@ -179,7 +183,10 @@ def forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, g: Geome
         if not last and strips.usable(weight, out_sizes):
             # No columns kept: forward, weight's and bias's gradients at 2 threads, whole → strips (min /
             # median of 11, ms): 7×7/2 on 8×3×224×224 28.9 / 30.4 → 25.7 / 28.0 (torch 13.9 / 15.6),
-            # 3×3×3 on 4×3×8×56×56 10.1 / 11.5 → 8.7 / 10.4 (torch 4.2 / 5.5).
+            # 3×3×3 on 4×3×8×56×56 10.1 / 11.5 → 8.7 / 10.4 (torch 4.2 / 5.5), then in slices (below).
+            if slices.usable(x, weight, g, out_sizes):
+                out = slices.forward(x, weight, bias, g, out_sizes, activation)
+                return out, Saved(x, False, x.shape, out_sizes, in_slices=True)
             out = strips.forward(x, weight, bias, g, out_sizes, activation)
             return out, Saved(x, False, x.shape, out_sizes, in_strips=True)
     if last:
@@ -348,6 +355,8 @@ def backward(grad: np.ndarray, saved: Saved, weight: np.ndarray, g: Geometry, *,
     per_example = grad.reshape(n, groups, o // groups, -1)  # (N, G, O/G, P)
     if need_weight and saved.in_strips:  # no columns kept: gathered again, strip by strip
         grad_w = strips.weight_grad(grad, saved.cols, g, weight.shape)
+    elif need_weight and saved.in_slices:  # ... or slice by slice
+        grad_w = slices.weight_grad(grad, saved.cols, g, weight.shape)
     elif need_weight:
         grad_w = conv_grads.weight_first(per_example, saved.cols, weight,
                                          depthwise=im2col.depthwise_groups(weight, groups))

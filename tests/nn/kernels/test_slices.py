@@ -1,0 +1,142 @@
+"""``nn.kernels.slices``: a 3-D convolution whose columns are gathered once per input depth
+slice, and its weight's gradient, against im2col's channels-first forward and backward, at any
+block size; which calls take it; what it charges to the activation budget."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from test_conv import assert_refused_by_budget, record_calls, use_numpy_kernels
+
+from modelpack import nn
+from modelpack.nn.activations import relu_into
+from modelpack.nn.kernels import conv, parallel, slices
+from modelpack.nn.kernels.columns import Geometry
+
+# (input shape, weight shape, kernel, strides, padding, dilation)
+GEOMETRIES = [
+    ((2, 3, 5, 12, 13), (6, 3, 3, 3, 3), (3, 3, 3), (1, 1, 1), (1, 1, 1), (1, 1, 1)),  # a C3D stem
+    ((2, 2, 9, 11, 10), (4, 2, 3, 3, 2), (3, 3, 2), (2, 2, 1), (1, 0, 1), (1, 2, 1)),  # strided depth
+    ((3, 2, 6, 8, 8), (5, 2, 3, 1, 3), (3, 1, 3), (3, 1, 2), (0, 1, 2), (1, 1, 1)),  # stride over the kernel
+    ((1, 2, 4, 6, 7), (3, 2, 1, 3, 3), (1, 3, 3), (1, 1, 1), (0, 0, 0), (1, 1, 1)),  # one depth tap, unpadded
+]
+PARAMETERS = ("shape", "wshape", "kernel", "strides", "padding", "dilation")
+
+
+def _arrays(shape, wshape, seed):
+    rng = np.random.default_rng(seed)
+    wide = rng.standard_normal((*shape[:-1], 2 * shape[-1])).astype(np.float32)
+    return wide[..., ::2], rng.standard_normal(wshape).astype(np.float32), rng
+
+
+@pytest.mark.parametrize(PARAMETERS, GEOMETRIES)
+@pytest.mark.parametrize("chunk_bytes", [1, 3000, 1 << 22])  # a depth a block; a few (the last short); all
+def test_slices_compute_what_im2col_computes(shape, wshape, kernel, strides, padding, dilation, chunk_bytes,
+                                             monkeypatch) -> None:
+    """im2col's channels-first forward, to float32 rounding (within 1e-5: the GEMMs sum the
+    taps in another order); the bias and the activation applied; a strided input read as is."""
+    use_numpy_kernels(monkeypatch)
+    monkeypatch.setattr(slices, "CHUNK_BYTES", chunk_bytes)
+    x, w, rng = _arrays(shape, wshape, chunk_bytes)
+    bias = rng.standard_normal(wshape[0]).astype(np.float32)
+    g = Geometry(kernel, strides, padding, dilation)
+    out_sizes = g.out_sizes(x.shape[2:])
+    reference, _ = conv.forward(x, w, bias, g, last=False)
+    near = {"rtol": 1e-5, "atol": 1e-5}
+    np.testing.assert_allclose(slices.forward(x, w, bias, g, out_sizes), reference, **near)
+    np.testing.assert_allclose(slices.forward(x, w, None, g, out_sizes),
+                               conv.forward(x, w, None, g, last=False)[0], **near)
+    activated = slices.forward(x, w, bias, g, out_sizes, lambda a: relu_into(a, a))
+    np.testing.assert_allclose(activated, np.maximum(reference, 0), **near)
+
+
+@pytest.mark.parametrize(PARAMETERS, GEOMETRIES)
+@pytest.mark.parametrize("chunk_bytes", [1, 3000, 1 << 22])
+def test_the_weight_gradient_is_im2cols(shape, wshape, kernel, strides, padding, dilation, chunk_bytes,
+                                        monkeypatch) -> None:
+    """``weight_grad`` gives the channels-first backward's weight gradient (within 1e-5 of its
+    largest value), and the same bits whether the batch is split over 2 threads or runs on 1."""
+    use_numpy_kernels(monkeypatch)
+    monkeypatch.setattr(slices, "CHUNK_BYTES", chunk_bytes)
+    monkeypatch.setattr(parallel, "SPLIT_MIN_WORK", 0)
+    x, w, rng = _arrays(shape, wshape, chunk_bytes)
+    g = Geometry(kernel, strides, padding, dilation)
+    out, saved = conv.forward(x, w, None, g, last=False)
+    grad = rng.standard_normal(out.shape).astype(np.float32)
+    reference = conv.backward(grad, saved, w, g, need_x=False)[1]
+    assert reference is not None
+    before = parallel.threads()
+    try:
+        results = []
+        for threads in (1, 2):
+            parallel.set_threads(threads)
+            results.append(slices.weight_grad(grad, x, g, w.shape))
+    finally:
+        parallel.set_threads(before)
+    np.testing.assert_allclose(results[0], reference, rtol=1e-5, atol=1e-5 * float(np.abs(reference).max()))
+    np.testing.assert_array_equal(results[0], results[1])
+
+
+def _stem(depth_dilation: int = 1) -> tuple[nn.Conv3D, np.ndarray]:
+    """A C3D-style stem whose columns are large (81 × 14,400 values an example)."""
+    layer = nn.Conv3D(4, 3, padding=1, dilation=(depth_dilation, 1, 1), in_channels=3)
+    layer.initialize(seed=0)
+    return layer, np.random.default_rng(0).standard_normal((2, 3, 4 + 2 * depth_dilation, 60, 60)).astype(np.float32)
+
+
+def test_large_3d_planes_go_in_slices(monkeypatch) -> None:
+    """A C3D-style stem goes in slices, inference and training (keeping no columns: its backward
+    gathers them again and gives the channels-first reference's gradients); dilated along the
+    depth it goes in strips; a 2-D stem never."""
+    use_numpy_kernels(monkeypatch)
+    calls = record_calls(monkeypatch, slices, "forward")
+    grads = record_calls(monkeypatch, slices, "weight_grad")
+    layer, x = _stem()
+    layer(x)
+    assert calls == [x.shape]
+    dilated, y = _stem(depth_dilation=2)
+    strip_calls = record_calls(monkeypatch, conv.strips, "forward")
+    dilated(y)
+    assert calls == [x.shape] and strip_calls == [y.shape]
+    flat = nn.Conv2D(8, 7, strides=2, padding=3, in_channels=3)
+    flat.initialize(seed=0)
+    flat(np.ones((1, 3, 400, 400), np.float32))
+    assert calls == [x.shape] and len(strip_calls) == 2
+    w, g = layer.weight.array(), layer._geometry()
+    out, saved = conv.forward(x, w, None, g, backward=True)
+    assert calls == [x.shape, x.shape]
+    assert saved.in_slices and saved.cols is x
+    grad = np.random.default_rng(1).standard_normal(out.shape).astype(np.float32)
+    grad_x, grad_w = conv.backward(grad, saved, w, g)
+    assert grads == [grad.shape]
+    reference = conv.backward(grad, conv.forward(x, w, None, g, last=False)[1], w, g)
+    for ours, theirs in zip((grad_x, grad_w), reference, strict=True):
+        assert ours is not None and theirs is not None
+        np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-5 * float(np.abs(theirs).max()))
+
+
+@pytest.mark.parametrize("what", [slices.COLUMNS_CHARGE, "its output"])
+def test_its_buffers_count_against_the_budget(what, monkeypatch) -> None:
+    """The slices' buffers and the output are charged before they are made: a budget that
+    holds what comes before but not the named one refuses the call, naming it and the file."""
+    use_numpy_kernels(monkeypatch)
+    charged: list[tuple[int, str]] = []
+    original = slices.budget.charge
+    monkeypatch.setattr(slices.budget, "charge", lambda size, what: charged.append((size, what)) or original(size, what))
+    layer, x = _stem()
+    layer(x)
+    at = [name for _, name in charged].index(what)
+    before = sum(size for size, _ in charged[:at])
+    layer, x = _stem()
+    assert_refused_by_budget(layer, x, before + charged[at][0] // 2, what, lambda: layer(x))
+
+
+def test_its_weight_gradient_products_count_against_the_budget() -> None:
+    """``weight_grad``'s per-example products are charged before they are made: 40,000 examples
+    of 3×1×1×1 (4 outputs × 81 taps each: 52 MB of products) under 32 MB are refused."""
+    layer, _ = _stem()
+    x = np.broadcast_to(np.ones((1, 3, 1, 1, 1), np.float32), (40000, 3, 1, 1, 1))
+    g = layer._geometry()
+    grad = np.ones((40000, 4, *g.out_sizes((1, 1, 1))), np.float32)
+    assert_refused_by_budget(layer, x, 2**25, r"its examples' weight-gradient products",
+                             lambda: slices.weight_grad(grad, x, g, layer.weight.shape))
