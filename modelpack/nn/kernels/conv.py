@@ -142,9 +142,9 @@ def forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, g: Geome
             return banded.forward(x, weight, bias, g, out_sizes, activation), unused
         if depthwise.padded_usable(weight, g):
             return activated(depthwise.padded_forward(x, weight, bias, g, out_sizes)), unused
+        if slices.usable(x, weight, g, out_sizes) and type(x) is np.ndarray:
+            return slices.forward(x, weight, bias, g, out_sizes, activation), unused
         if strips.usable(weight, out_sizes) and type(x) is np.ndarray:
-            if slices.usable(x, weight, g, out_sizes):
-                return slices.forward(x, weight, bias, g, out_sizes, activation), unused
             return strips.forward(x, weight, bias, g, out_sizes, activation), unused
     if not plain:
         out, cols = im2col.forward_recorded(x, weight, bias, g, out_sizes)
@@ -180,13 +180,13 @@ def forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, g: Geome
     if last is None:
         last = channels_last(c // groups, g.kernel, math.prod(out_sizes), backward=backward, groups=groups,
                              strides=g.strides)
+        if not last and slices.usable(x, weight, g, out_sizes):  # no columns kept (its numbers there)
+            out = slices.forward(x, weight, bias, g, out_sizes, activation)
+            return out, Saved(x, False, x.shape, out_sizes, in_slices=True)
         if not last and strips.usable(weight, out_sizes):
             # No columns kept: forward, weight's and bias's gradients at 2 threads, whole → strips (min /
             # median of 11, ms): 7×7/2 on 8×3×224×224 28.9 / 30.4 → 25.7 / 28.0 (torch 13.9 / 15.6),
-            # 3×3×3 on 4×3×8×56×56 10.1 / 11.5 → 8.7 / 10.4 (torch 4.2 / 5.5), then in slices (below).
-            if slices.usable(x, weight, g, out_sizes):
-                out = slices.forward(x, weight, bias, g, out_sizes, activation)
-                return out, Saved(x, False, x.shape, out_sizes, in_slices=True)
+            # 3×3×3 on 4×3×8×56×56 10.1 / 11.5 → 8.7 / 10.4 (torch 4.2 / 5.5), since in slices.
             out = strips.forward(x, weight, bias, g, out_sizes, activation)
             return out, Saved(x, False, x.shape, out_sizes, in_strips=True)
     if last:

@@ -14,13 +14,17 @@ A training forward keeps no columns: ``weight_grad`` gathers them again, per exa
 sums each output depth's product with its rows of the output's gradient in order, then over
 the batch in order (the same bits at any thread count).
 
-Taken where each output depth has at least ``MIN_PLANE`` positions (the GEMMs are that wide)
-and im2col's columns would be large (``strips.usable``, which they replace there): a C3D
-stem. Measured with ``bench/layers.py`` at 2 threads on its 3 → 32, 3×3×3 padded by 1, on
-4×3×8×56×56 (ms, strips → slices; torch 1.8–1.9 and 4.1–4.3): forward 5.0 → 4.0–4.2,
-training (forward and the weight's gradient) 10.9 → 9.1–9.2. Each copies a third of the
-strips' columns; the rest is the GEMMs, O × 81 by 81 × H·W, which OpenBLAS runs at ~120
-GFLOP/s a core here (torch's MKL ~170).
+Taken by every 3-D convolution that Winograd's and the pointwise paths do not take, where each
+output depth has at least ``MIN_PLANE`` positions (the GEMMs are that wide), in place of
+strips (large columns) and im2col. Measured with ``bench/layers.py`` at 2 threads on a C3D
+stem, 3 → 32, 3×3×3 padded by 1, on 4×3×8×56×56 (ms, strips → slices; torch 1.8–1.9 and
+4.1–4.3): forward 5.0 → 4.0–4.2, training (forward and the weight's gradient) 10.9 →
+9.1–9.2. Each copies a third of the strips' columns; the rest is the GEMMs, O × 81 by 81 ×
+H·W, which OpenBLAS runs at ~120 GFLOP/s a core here (torch's MKL ~170). Inference at 2
+threads, numba's kernels (ms, the path before → slices): 3×3×3/2 16 → 32 on 4×8×56×56 8.2 →
+3.9 and 64 → 64 on 2×8×28×28 6.1 → 3.1 (strips), 32 → 64 on 4×8×28×28 2.9 → 2.7, 8 → 8 on
+4×8×28×28 2.3 → 1.7, 1×3×3/(1,2,2) 64 → 64 on 4×8×56×56 22.0 → 14.4 (im2col); training steps
+(forward, both gradients) 10.9 → 10.2, 9.7 → 7.9 and 13.5 → 12.5 for three of them.
 """
 
 from __future__ import annotations
@@ -37,9 +41,10 @@ from .columns import Geometry, Sizes
 
 __all__ = ["usable", "forward", "weight_grad"]
 
-# Output positions an output depth has at least: the GEMMs' width (a 2-D convolution's rows,
-# a few dozen positions, would be GEMMs too narrow to be worth it).
-MIN_PLANE = 1024
+# Output positions an output depth has at least: the GEMMs' width. On 7×7 planes im2col's one
+# GEMM an example won (3×3×3/2 64 → 128 on 2×4×14×14, inference 1.04 against 1.18 ms, a
+# training step 4.10 against 4.27); 12×12 was even (24 → 24 on 2×6×12×12 0.68 → 0.65).
+MIN_PLANE = 128
 # Columns gathered at a time, in bytes (about; at least one output depth's k_d slices): a
 # run of output depths whose slices fit, so the GEMMs read the columns from cache. On the
 # C3D stem's forward at 2 threads (ms): 1 MB (a depth a block, its slices gathered 3 times)
@@ -50,7 +55,8 @@ COLUMNS_CHARGE = "its slices' columns, a block a thread"
 
 def usable(x: np.ndarray, weight: np.ndarray, g: Geometry, out_sizes: Sizes) -> bool:
     """Whether this convolution goes slice by slice: 3-D, ungrouped, undilated along the
-    depth axis, and at least ``MIN_PLANE`` output positions a depth."""
+    depth axis, and at least ``MIN_PLANE`` output positions a depth. (With one depth tap
+    nothing is gathered twice, but the GEMMs a depth at a time still beat im2col's.)"""
     return x.ndim == 5 and g.groups == 1 and g.dilation[0] == 1 and math.prod(out_sizes[1:]) >= MIN_PLANE
 
 

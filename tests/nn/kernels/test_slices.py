@@ -140,3 +140,22 @@ def test_its_weight_gradient_products_count_against_the_budget() -> None:
     grad = np.ones((40000, 4, *g.out_sizes((1, 1, 1))), np.float32)
     assert_refused_by_budget(layer, x, 2**25, r"its examples' weight-gradient products",
                              lambda: slices.weight_grad(grad, x, g, layer.weight.shape))
+
+
+@pytest.mark.parametrize(("shape", "kernel", "strides", "taken"), [
+    ((2, 8, 6, 12, 12), 3, 1, True),  # small columns too (im2col's before)
+    ((2, 8, 6, 32, 32), (1, 3, 3), (1, 2, 2), True),  # one depth tap: GEMMs a depth at a time still
+    ((2, 8, 6, 14, 14), 3, 2, False),  # 7×7 output planes: im2col's one GEMM an example
+])
+def test_which_3d_convolutions_go_in_slices_at_inference(shape, kernel, strides, taken, monkeypatch) -> None:
+    """Inference takes slices wherever ``MIN_PLANE`` holds (Winograd's 3-D path aside: 8
+    channels are too few for it), giving im2col's outputs."""
+    use_numpy_kernels(monkeypatch)
+    calls = record_calls(monkeypatch, slices, "forward")
+    layer = nn.Conv3D(32, kernel, strides=strides, padding=1, in_channels=shape[1])
+    layer.initialize(seed=0)
+    x = np.random.default_rng(2).standard_normal(shape).astype(np.float32)
+    out = layer(x)
+    assert calls == ([x.shape] if taken else [])
+    reference, _ = conv.forward(x, layer.weight.array(), layer.bias.array(), layer._geometry(), last=False)
+    np.testing.assert_allclose(out, reference, rtol=1e-5, atol=1e-5)
