@@ -185,6 +185,64 @@ def assert_refused_by_budget(layer: object, x: np.ndarray, limit: int, what: str
         guarded_call(layer, layer._activation_guard, (x,), forward=lambda _: run())  # type: ignore[attr-defined]
 
 
+def assert_each_charge_refused(monkeypatch: pytest.MonkeyPatch, module: object, what: str,
+                                make: Callable[[], tuple[object, np.ndarray]]) -> None:
+    """A call of the layer ``make()`` builds (on its input) charges ``what`` through ``module``'s
+    budget before allocating it: a budget that holds every charge before it but only half of it
+    refuses the call, naming it and the file."""
+    charged: list[tuple[int, str]] = []
+    budget = module.budget  # type: ignore[attr-defined]
+    original = budget.charge
+    monkeypatch.setattr(budget, "charge", lambda size, name: charged.append((size, name)) or original(size, name))
+    layer, x = make()
+    layer(x)  # type: ignore[operator]
+    at = [name for _, name in charged].index(what)
+    before = sum(size for size, _ in charged[:at])
+    layer, x = make()
+    assert_refused_by_budget(layer, x, before + charged[at][0] // 2, what, lambda: layer(x))  # type: ignore[operator]
+
+
+def assert_forward_is_im2cols(forward: Callable[..., np.ndarray], x: np.ndarray, w: np.ndarray,
+                              g: kernels.Geometry, rng: np.random.Generator) -> None:
+    """``forward(x, w, bias, g, out_sizes[, activation])`` gives im2col's channels-first forward
+    to float32 rounding (within 1e-5: its GEMMs may sum in another order), with a bias, without
+    one, and with an activation applied in place."""
+    from modelpack.nn.activations import relu_into
+
+    bias = rng.standard_normal(w.shape[0]).astype(np.float32)
+    out_sizes = g.out_sizes(x.shape[2:])
+    reference, _ = kernels.forward(x, w, bias, g, last=False)
+    near = {"rtol": 1e-5, "atol": 1e-5}
+    np.testing.assert_allclose(forward(x, w, bias, g, out_sizes), reference, **near)
+    np.testing.assert_allclose(forward(x, w, None, g, out_sizes), kernels.forward(x, w, None, g, last=False)[0],
+                               **near)
+    activated = forward(x, w, bias, g, out_sizes, lambda a: relu_into(a, a))
+    np.testing.assert_allclose(activated, np.maximum(reference, 0), **near)
+
+
+def assert_weight_grad_is_im2cols(weight_grad: Callable[..., np.ndarray], x: np.ndarray, w: np.ndarray,
+                                  g: kernels.Geometry, rng: np.random.Generator) -> None:
+    """``weight_grad(grad, x, g, w.shape)`` gives the channels-first backward's weight gradient
+    (within 1e-5 of its largest value: other blocks of positions are summed), and the same bits
+    whether the batch is split over 2 threads or runs on 1."""
+    from modelpack.nn.kernels import parallel
+
+    out, saved = kernels.forward(x, w, None, g, last=False)
+    grad = rng.standard_normal(out.shape).astype(np.float32)
+    reference = kernels.backward(grad, saved, w, g, need_x=False)[1]
+    assert reference is not None
+    before = parallel.threads()
+    try:
+        results = []
+        for threads in (1, 2):
+            parallel.set_threads(threads)
+            results.append(weight_grad(grad, x, g, w.shape))
+    finally:
+        parallel.set_threads(before)
+    np.testing.assert_allclose(results[0], reference, rtol=1e-5, atol=1e-5 * float(np.abs(reference).max()))
+    np.testing.assert_array_equal(results[0], results[1])
+
+
 def _draw_arrays(data: st.DataObject, g: kernels.Geometry, sizes: tuple[int, ...], batch: int,
                  cg: int, og: int) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1)))

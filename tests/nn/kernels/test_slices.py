@@ -6,10 +6,16 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from test_conv import assert_refused_by_budget, record_calls, use_numpy_kernels
+from test_conv import (
+    assert_each_charge_refused,
+    assert_forward_is_im2cols,
+    assert_refused_by_budget,
+    assert_weight_grad_is_im2cols,
+    record_calls,
+    use_numpy_kernels,
+)
 
 from modelpack import nn
-from modelpack.nn.activations import relu_into
 from modelpack.nn.kernels import conv, parallel, slices
 from modelpack.nn.kernels.columns import Geometry
 
@@ -38,43 +44,19 @@ def test_slices_compute_what_im2col_computes(shape, wshape, kernel, strides, pad
     use_numpy_kernels(monkeypatch)
     monkeypatch.setattr(slices, "CHUNK_BYTES", chunk_bytes)
     x, w, rng = _arrays(shape, wshape, chunk_bytes)
-    bias = rng.standard_normal(wshape[0]).astype(np.float32)
-    g = Geometry(kernel, strides, padding, dilation)
-    out_sizes = g.out_sizes(x.shape[2:])
-    reference, _ = conv.forward(x, w, bias, g, last=False)
-    near = {"rtol": 1e-5, "atol": 1e-5}
-    np.testing.assert_allclose(slices.forward(x, w, bias, g, out_sizes), reference, **near)
-    np.testing.assert_allclose(slices.forward(x, w, None, g, out_sizes),
-                               conv.forward(x, w, None, g, last=False)[0], **near)
-    activated = slices.forward(x, w, bias, g, out_sizes, lambda a: relu_into(a, a))
-    np.testing.assert_allclose(activated, np.maximum(reference, 0), **near)
+    assert_forward_is_im2cols(slices.forward, x, w, Geometry(kernel, strides, padding, dilation), rng)
 
 
 @pytest.mark.parametrize(PARAMETERS, GEOMETRIES)
 @pytest.mark.parametrize("chunk_bytes", [1, 3000, 1 << 22])
 def test_the_weight_gradient_is_im2cols(shape, wshape, kernel, strides, padding, dilation, chunk_bytes,
                                         monkeypatch) -> None:
-    """``weight_grad`` gives the channels-first backward's weight gradient (within 1e-5 of its
-    largest value), and the same bits whether the batch is split over 2 threads or runs on 1."""
+    """``weight_grad`` gives the channels-first backward's weight gradient, at any thread count."""
     use_numpy_kernels(monkeypatch)
     monkeypatch.setattr(slices, "CHUNK_BYTES", chunk_bytes)
     monkeypatch.setattr(parallel, "SPLIT_MIN_WORK", 0)
     x, w, rng = _arrays(shape, wshape, chunk_bytes)
-    g = Geometry(kernel, strides, padding, dilation)
-    out, saved = conv.forward(x, w, None, g, last=False)
-    grad = rng.standard_normal(out.shape).astype(np.float32)
-    reference = conv.backward(grad, saved, w, g, need_x=False)[1]
-    assert reference is not None
-    before = parallel.threads()
-    try:
-        results = []
-        for threads in (1, 2):
-            parallel.set_threads(threads)
-            results.append(slices.weight_grad(grad, x, g, w.shape))
-    finally:
-        parallel.set_threads(before)
-    np.testing.assert_allclose(results[0], reference, rtol=1e-5, atol=1e-5 * float(np.abs(reference).max()))
-    np.testing.assert_array_equal(results[0], results[1])
+    assert_weight_grad_is_im2cols(slices.weight_grad, x, w, Geometry(kernel, strides, padding, dilation), rng)
 
 
 def _stem(depth_dilation: int = 1) -> tuple[nn.Conv3D, np.ndarray]:
@@ -117,18 +99,9 @@ def test_large_3d_planes_go_in_slices(monkeypatch) -> None:
 
 @pytest.mark.parametrize("what", [slices.COLUMNS_CHARGE, "its output"])
 def test_its_buffers_count_against_the_budget(what, monkeypatch) -> None:
-    """The slices' buffers and the output are charged before they are made: a budget that
-    holds what comes before but not the named one refuses the call, naming it and the file."""
+    """The slices' buffers and the output are charged before they are made."""
     use_numpy_kernels(monkeypatch)
-    charged: list[tuple[int, str]] = []
-    original = slices.budget.charge
-    monkeypatch.setattr(slices.budget, "charge", lambda size, what: charged.append((size, what)) or original(size, what))
-    layer, x = _stem()
-    layer(x)
-    at = [name for _, name in charged].index(what)
-    before = sum(size for size, _ in charged[:at])
-    layer, x = _stem()
-    assert_refused_by_budget(layer, x, before + charged[at][0] // 2, what, lambda: layer(x))
+    assert_each_charge_refused(monkeypatch, slices, what, _stem)
 
 
 def test_its_weight_gradient_products_count_against_the_budget() -> None:

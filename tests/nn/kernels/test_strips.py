@@ -7,13 +7,16 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from test_conv import assert_refused_by_budget, record_calls, use_numpy_kernels
+from test_conv import (
+    assert_each_charge_refused,
+    assert_forward_is_im2cols,
+    assert_refused_by_budget,
+    assert_weight_grad_is_im2cols,
+    record_calls,
+    use_numpy_kernels,
+)
 
 from modelpack import nn
-from modelpack.errors import LimitError
-from modelpack.io.limits import Limits
-from modelpack.nn.activations import relu_into
-from modelpack.nn.budget import ActivationBudget, limit_activations
 from modelpack.nn.kernels import conv, parallel, strips
 from modelpack.nn.kernels.columns import Geometry
 
@@ -38,49 +41,24 @@ def test_strips_compute_what_im2col_computes(shape, wshape, kernel, strides, pad
     use_numpy_kernels(monkeypatch)
     monkeypatch.setattr(strips, "STRIP_BYTES", strip_bytes)
     rng = np.random.default_rng(len(shape) + strip_bytes)
-    wide = rng.standard_normal((*shape[:-1], 2 * shape[-1])).astype(np.float32)
-    x = wide[..., ::2]
+    x = rng.standard_normal((*shape[:-1], 2 * shape[-1])).astype(np.float32)[..., ::2]
     w = rng.standard_normal(wshape).astype(np.float32)
-    bias = rng.standard_normal(wshape[0]).astype(np.float32)
-    g = Geometry(kernel, strides, padding, dilation, groups)
-    out_sizes = g.out_sizes(x.shape[2:])
-    reference, _ = conv.forward(x, w, bias, g, last=False)
-    near = {"rtol": 1e-5, "atol": 1e-5}
-    np.testing.assert_allclose(strips.forward(x, w, bias, g, out_sizes), reference, **near)
-    np.testing.assert_allclose(strips.forward(x, w, None, g, out_sizes),
-                               conv.forward(x, w, None, g, last=False)[0], **near)
-    activated = strips.forward(x, w, bias, g, out_sizes, lambda a: relu_into(a, a))
-    np.testing.assert_allclose(activated, np.maximum(reference, 0), **near)
+    assert_forward_is_im2cols(strips.forward, x, w, Geometry(kernel, strides, padding, dilation, groups), rng)
 
 
 @pytest.mark.parametrize(("shape", "wshape", "kernel", "strides", "padding", "dilation", "groups"), GEOMETRIES)
 @pytest.mark.parametrize("strip_bytes", [1, 700, 1 << 22])
 def test_the_weight_gradient_is_im2cols(shape, wshape, kernel, strides, padding, dilation, groups, strip_bytes,
                                         monkeypatch) -> None:
-    """``weight_grad`` gives the channels-first backward's weight gradient (within 1e-5 of its
-    largest value: the strips sum the positions in other blocks), and the same bits whether
-    the batch is split over 2 threads or runs on 1."""
+    """``weight_grad`` gives the channels-first backward's weight gradient, at any thread count."""
     use_numpy_kernels(monkeypatch)
     monkeypatch.setattr(strips, "STRIP_BYTES", strip_bytes)
     monkeypatch.setattr(parallel, "SPLIT_MIN_WORK", 0)
     rng = np.random.default_rng(len(shape) + strip_bytes)
     x = rng.standard_normal(shape).astype(np.float32)
     w = rng.standard_normal(wshape).astype(np.float32)
-    g = Geometry(kernel, strides, padding, dilation, groups)
-    out, saved = conv.forward(x, w, None, g, last=False)
-    grad = rng.standard_normal(out.shape).astype(np.float32)
-    reference = conv.backward(grad, saved, w, g, need_x=False)[1]
-    assert reference is not None
-    before = parallel.threads()
-    try:
-        results = []
-        for threads in (1, 2):
-            parallel.set_threads(threads)
-            results.append(strips.weight_grad(grad, x, g, w.shape))
-    finally:
-        parallel.set_threads(before)
-    np.testing.assert_allclose(results[0], reference, rtol=1e-5, atol=1e-5 * float(np.abs(reference).max()))
-    np.testing.assert_array_equal(results[0], results[1])
+    assert_weight_grad_is_im2cols(strips.weight_grad, x, w, Geometry(kernel, strides, padding, dilation, groups),
+                                  rng)
 
 
 def _stem(side: int) -> tuple[nn.Conv2D, np.ndarray]:
@@ -130,17 +108,6 @@ def test_its_weight_gradient_products_count_against_the_budget() -> None:
 
 @pytest.mark.parametrize("what", ["its strips of columns", "its output"])
 def test_its_buffers_count_against_the_budget(what, monkeypatch) -> None:
-    """The strips' buffers and the output are charged before they are made: a budget that
-    holds what comes before but not the named one refuses the call, naming it and the file."""
+    """The strips' buffers and the output are charged before they are made."""
     use_numpy_kernels(monkeypatch)
-    charged: list[tuple[int, str]] = []
-    original = strips.budget.charge
-    monkeypatch.setattr(strips.budget, "charge", lambda size, what: charged.append((size, what)) or original(size, what))
-    layer, x = _stem(400)
-    layer(x)
-    at = [name for _, name in charged].index(what)
-    padding = sum(size for size, name in charged[:at])
-    layer, x = _stem(400)
-    limit_activations(layer, ActivationBudget("hostile.mpk", Limits(max_activation_bytes=padding + charged[at][0] // 2)))
-    with pytest.raises(LimitError, match=rf"hostile\.mpk: .*{what}"):
-        layer(x)
+    assert_each_charge_refused(monkeypatch, strips, what, lambda: _stem(400))
