@@ -35,7 +35,7 @@ threads, numba's kernels (ms, the path before → slices): 3×3×3/2 16 → 32 o
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
@@ -111,6 +111,15 @@ class _Slices:
         np.copyto(block[:, :self.taps].reshape(view.shape), view)
         return block
 
+    def blocks(self, padded: np.ndarray, cols: np.ndarray, example: int
+               ) -> Iterator[tuple[int, int, np.ndarray]]:
+        """Example ``example`` padded, then its runs of output depths: (the first, how many,
+        their block of columns), the block gathered just before it is handed out."""
+        self.pad(padded, example)
+        for first in range(0, self.out_sizes[0], self.depths):
+            count = min(self.depths, self.out_sizes[0] - first)
+            yield first, count, self.gather(padded, cols, first, count)
+
     def window(self, block: np.ndarray, depth: int) -> np.ndarray:
         """The rows output depth ``depth`` of the block reads: (k_d·C·k_h·k_w, plane)."""
         start = self.g.strides[0] * depth
@@ -145,10 +154,7 @@ def forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, g: Geome
     def run(b: slice) -> None:
         padded, cols = slices.buffers()
         for example in range(b.start, b.stop):
-            slices.pad(padded, example)
-            for first in range(0, out_sizes[0], slices.depths):
-                count = min(slices.depths, out_sizes[0] - first)
-                block = slices.gather(padded, cols, first, count)
+            for first, count, block in slices.blocks(padded, cols, example):
                 for depth in range(count):
                     np.matmul(kernel, slices.window(block, depth), out=out[example, :, first + depth])
                 if activation is not None:
@@ -175,11 +181,8 @@ def weight_grad(grad: np.ndarray, x: np.ndarray, g: Geometry, shape: tuple[int, 
         padded, cols = slices.buffers()
         part = np.empty((width, o), x.dtype)
         for example in range(b.start, b.stop):
-            slices.pad(padded, example)
             total = products[example]
-            for first in range(0, out_sizes[0], slices.depths):
-                count = min(slices.depths, out_sizes[0] - first)
-                block = slices.gather(padded, cols, first, count)
+            for first, count, block in slices.blocks(padded, cols, example):
                 for depth in range(count):
                     z = first + depth
                     into = total if z == 0 else part

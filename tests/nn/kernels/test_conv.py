@@ -15,6 +15,7 @@ from __future__ import annotations
 import functools
 import itertools
 from collections.abc import Callable
+from typing import TypeVar
 
 import numpy as np
 import pytest
@@ -26,6 +27,8 @@ from modelpack.nn.kernels import conv_grads, im2col
 from modelpack.nn.kernels import transposed as transposed_kernels
 
 RTOL, ATOL = 1e-4, 1e-4
+
+T = TypeVar("T")
 
 
 @st.composite
@@ -111,6 +114,22 @@ def assert_backward_near(grad: np.ndarray, saved: kernels.Saved, x: np.ndarray, 
     assert_near(grad_w, expected_w)
 
 
+def assert_forward_and_gradients_near(x: np.ndarray, w: np.ndarray, bias: np.ndarray, g: kernels.Geometry, *,
+                                      training: bool) -> kernels.Saved:
+    """``kernels.forward`` (with ``bias``) equals the float64 reference's, a fresh C-contiguous
+    array; in ``training``, both gradients too (``assert_backward_near``), and each alone when
+    the other is not asked for. Returns what the forward saved (the path it took)."""
+    out, saved = kernels.forward(x, w, bias, g, backward=training)
+    assert out.shape == (x.shape[0], w.shape[0], *g.out_sizes(x.shape[2:])) and out.flags.c_contiguous
+    assert_near(out, reference_forward(x, w, g) + bias.reshape(1, -1, *(1,) * (x.ndim - 2)))
+    if training:
+        grad = np.random.default_rng(1).standard_normal(out.shape).astype(np.float32)
+        assert_backward_near(grad, saved, x, w, g)
+        assert kernels.backward(grad, saved, w, g, need_x=False)[0] is None
+        assert kernels.backward(grad, saved, w, g, need_weight=False)[1] is None
+    return saved
+
+
 def use_numpy_kernels(monkeypatch: pytest.MonkeyPatch) -> None:
     """The numpy kernels, whatever is installed (numba's loops take some shapes first)."""
     from modelpack.nn.kernels import backend
@@ -128,9 +147,8 @@ def record_calls(monkeypatch: pytest.MonkeyPatch, module: object, name: str) -> 
     return calls
 
 
-def backward_at_thread_counts(grad: np.ndarray, saved: kernels.Saved, w: np.ndarray, g: kernels.Geometry
-                              ) -> list[tuple[np.ndarray | None, np.ndarray | None]]:
-    """``kernels.backward`` at 1 and then 2 of ``parallel``'s threads (the count put back)."""
+def at_thread_counts(call: Callable[[], T]) -> list[T]:
+    """``call()`` at 1 and then 2 of ``parallel``'s threads (the count put back)."""
     from modelpack.nn.kernels import parallel
 
     before = parallel.threads()
@@ -138,10 +156,16 @@ def backward_at_thread_counts(grad: np.ndarray, saved: kernels.Saved, w: np.ndar
         results = []
         for threads in (1, 2):
             parallel.set_threads(threads)
-            results.append(kernels.backward(grad, saved, w, g))
+            results.append(call())
     finally:
         parallel.set_threads(before)
     return results
+
+
+def backward_at_thread_counts(grad: np.ndarray, saved: kernels.Saved, w: np.ndarray, g: kernels.Geometry
+                              ) -> list[tuple[np.ndarray | None, np.ndarray | None]]:
+    """``kernels.backward`` at 1 and then 2 of ``parallel``'s threads."""
+    return at_thread_counts(lambda: kernels.backward(grad, saved, w, g))
 
 
 @functools.cache
@@ -225,20 +249,11 @@ def assert_weight_grad_is_im2cols(weight_grad: Callable[..., np.ndarray], x: np.
     """``weight_grad(grad, x, g, w.shape)`` gives the channels-first backward's weight gradient
     (within 1e-5 of its largest value: other blocks of positions are summed), and the same bits
     whether the batch is split over 2 threads or runs on 1."""
-    from modelpack.nn.kernels import parallel
-
     out, saved = kernels.forward(x, w, None, g, last=False)
     grad = rng.standard_normal(out.shape).astype(np.float32)
     reference = kernels.backward(grad, saved, w, g, need_x=False)[1]
     assert reference is not None
-    before = parallel.threads()
-    try:
-        results = []
-        for threads in (1, 2):
-            parallel.set_threads(threads)
-            results.append(weight_grad(grad, x, g, w.shape))
-    finally:
-        parallel.set_threads(before)
+    results = at_thread_counts(lambda: weight_grad(grad, x, g, w.shape))
     np.testing.assert_allclose(results[0], reference, rtol=1e-5, atol=1e-5 * float(np.abs(reference).max()))
     np.testing.assert_array_equal(results[0], results[1])
 
