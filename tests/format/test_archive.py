@@ -254,7 +254,7 @@ def test_small_files_are_read_one_read_per_tensor_without_the_exact_path(tmp_pat
 
 
 
-# -- a small file's full load: read whole while a worker opens it (``Archive.for_load``) --------
+# -- a small file's full load: read whole, its tensors views of that buffer (``Archive.for_load``)
 def _root(array: np.ndarray) -> np.ndarray:
     """The array that owns ``array``'s memory."""
     while isinstance(array.base, np.ndarray):
@@ -262,25 +262,15 @@ def _root(array: np.ndarray) -> np.ndarray:
     return array
 
 
-def test_a_small_files_load_hands_out_views_of_the_file_read_while_a_worker_opens_it(tmp_path, monkeypatch):
+def test_a_small_files_load_hands_out_views_of_the_file_read_whole(tmp_path, monkeypatch):
     """Tensors and a model: every array a writable, aligned view of one buffer holding the
-    file, each checked (no tensor read on its own), the archive opened on an I/O thread."""
-    import threading
-
+    file, each checked (no tensor read on its own), no thread handed any of it."""
     from modelpack.format import archive as archive_module
 
     arrays, path = _tensors_file(tmp_path)
-    threads: list[str] = []
-    opened_vetted = archive_module.Archive._opened_vetted.__func__
-
-    def spy(cls, *args):
-        threads.append(threading.current_thread().name)
-        return opened_vetted(cls, *args)
-
-    monkeypatch.setattr(archive_module.Archive, "_opened_vetted", classmethod(spy))
     monkeypatch.setattr(archive_module.Archive, "_read_one", lambda *a: pytest.fail("a tensor was read on its own"))
+    monkeypatch.setattr(archive_module, "shared_pool", lambda: pytest.fail("a thread was handed part of it"))
     back = modelpack.load(path)
-    assert threads and threads[0].startswith("modelpack-io") and threads[0] != threading.current_thread().name
     assert all(back[k].tobytes() == v.tobytes() and back[k].dtype == v.dtype for k, v in arrays.items())
     owner = _root(back["a"])
     assert owner.size == path.stat().st_size and owner.tobytes() == path.read_bytes()
@@ -407,7 +397,7 @@ def test_a_view_is_never_cut_short_even_when_the_checksum_agrees(tmp_path, monke
     back = modelpack.load(path)
     assert back["b"].tobytes() == arrays["b"].tobytes() and back["b"].base is None
 
-def test_an_interrupt_while_reading_ahead_closes_the_archive_the_worker_opened(tmp_path, monkeypatch):
+def test_an_interrupt_while_reading_ahead_closes_the_opened_archive(tmp_path, monkeypatch):
     from modelpack.format import archive as archive_module
 
     _, path = _tensors_file(tmp_path)
