@@ -52,9 +52,11 @@ _PARALLEL_BYTES = 1 << 20  # below this, handing reads to threads costs more tha
 # Tensors this small on average cost Python's per-tensor work more than their copy: threads
 # would wait on each other for the interpreter, so they are read on the calling thread.
 _SMALL_TENSOR_BYTES = 16 << 10
-# A full load of a file up to this size reads it whole while its directories and manifest are
-# parsed (``Archive.for_load``): its tensors are then views of that one buffer.
+# A full load of a file up to this size reads it whole (``Archive.for_load``): its tensors are
+# then views of that one buffer; from ``OVERLAP_BYTES`` on, its directories and manifest are
+# parsed on a worker meanwhile.
 READ_AHEAD_BYTES = 4 << 20
+OVERLAP_BYTES = 2 << 20
 
 
 def _batches(located: list[npz.TensorLocation]) -> list[list[npz.TensorLocation]]:
@@ -180,24 +182,50 @@ class Archive(OpenArchive):
         A small file's load costs mostly what does not grow with it: parsing its directories
         and manifest, and the fresh pages its arrays need (~0.6 ms a megabyte here on small
         pages, whoever reads; ``io.pages`` puts the buffer on huge ones). A file (opened, on
-        disk, its bundle stored) up to ``READ_AHEAD_BYTES`` is opened, then read whole into
-        one buffer, on this thread; ``read_all`` then hands out each tensor as a view of that
-        buffer, checked as any read is, while its bytes are still in cache. The buffer (the
+        disk) up to ``READ_AHEAD_BYTES`` is read whole into one buffer; ``read_all`` then hands
+        out each tensor as a view of that buffer, checked as any read is. The buffer (the
         weights and their zip and npy headers, a few MiB at most) lives while any of its
         tensors does.
 
-        (Opening on an I/O thread while this one read lost on a 2-vCPU VM whose idle vCPU
-        takes ~150 µs to wake: each thread then waits for the other and for the interpreter.
-        Medians of 40 bench-style cold loads, ms, overlapped → in turn: 1 MB, 6 tensors 1.82 →
-        1.61; 200 tensors 5.13 → 3.45.)"""
+        From ``OVERLAP_BYTES`` on, a worker thread opens the archive while this thread reads
+        (the read releases the interpreter, so both go on at once); a smaller file is opened,
+        then read, on this thread: the read is too short to hide the hand-off. Measured on a
+        2-vCPU VM whose idle vCPU takes ~150 µs to wake, medians of 40 bench-style cold loads
+        (ms, overlapped / in turn): 200 tensors in 0.43 MB 5.13 / 3.45, 1 MB 1.82 / 1.61, 1.6
+        MB 1.80 / 1.78, 2.1 MB 1.73 / 1.76, 3.3 MB 1.88 / 2.41."""
         fd = _fileno(handle)
         size = os.fstat(fd).st_size if fd is not None else 0
-        archive = cls(handle, limits=limits, integrity=integrity)
-        if fd is None or size > READ_AHEAD_BYTES or archive._fd is None:  # (a deflated bundle: as usual)
+        if fd is None or size > READ_AHEAD_BYTES:
+            return cls(handle, limits=limits, integrity=integrity)
+        if size < OVERLAP_BYTES:
+            archive = cls(handle, limits=limits, integrity=integrity)
+            if archive._fd is not None:  # (a deflated bundle is read as usual)
+                try:
+                    archive._whole = _read_whole(fd, size)
+                except BaseException:  # (an interrupt: the archive is closed)
+                    archive.close()
+                    raise
             return archive
+        opening = shared_pool().submit(cls._opened_vetted, handle, limits, integrity)
         try:
-            archive._whole = _read_whole(fd, size)
-        except BaseException:  # (an interrupt: the archive is closed)
+            whole = _read_whole(fd, size)
+        except BaseException:  # (an interrupt: the archive opened meanwhile is closed)
+            with contextlib.suppress(Exception):
+                opening.result().close()
+            raise
+        archive = opening.result()  # an error opening it is raised here, as it would be
+        if whole is not None and archive._fd is not None:  # (a deflated bundle is read as usual)
+            archive._whole = whole
+        return archive
+
+    @classmethod
+    def _opened_vetted(cls, handle: IO[bytes], limits: Limits, integrity: Integrity | str) -> Archive:
+        """Opened, with the bundle's directory read and checked, as ``read_all`` needs it."""
+        archive = cls(handle, limits=limits, integrity=integrity)
+        try:
+            if archive._fd is not None:
+                archive._vetted()
+        except BaseException:
             archive.close()
             raise
         return archive

@@ -262,14 +262,8 @@ def _root(array: np.ndarray) -> np.ndarray:
     return array
 
 
-def test_a_small_files_load_hands_out_views_of_the_file_read_whole(tmp_path, monkeypatch):
-    """Tensors and a model: every array a writable, aligned view of one buffer holding the
-    file, each checked (no tensor read on its own), no thread handed any of it."""
-    from modelpack.format import archive as archive_module
-
-    arrays, path = _tensors_file(tmp_path)
-    monkeypatch.setattr(archive_module.Archive, "_read_one", lambda *a: pytest.fail("a tensor was read on its own"))
-    monkeypatch.setattr(archive_module, "shared_pool", lambda: pytest.fail("a thread was handed part of it"))
+def _check_views(tmp_path: Path, arrays: dict[str, np.ndarray], path: Path) -> None:
+    """Tensors and a model: every array a writable, aligned view of one buffer holding the file."""
     back = modelpack.load(path)
     assert all(back[k].tobytes() == v.tobytes() and back[k].dtype == v.dtype for k, v in arrays.items())
     owner = _root(back["a"])
@@ -278,6 +272,40 @@ def test_a_small_files_load_hands_out_views_of_the_file_read_whole(tmp_path, mon
     assert all(array.flags.writeable and array.flags.aligned for array in back.values())
     net = modelpack.load(_exported_small(tmp_path))
     assert len({id(_root(param.data())) for param in net.collect_params().values()}) == 1
+
+
+def test_a_small_files_load_hands_out_views_of_the_file_read_whole_on_this_thread(tmp_path, monkeypatch):
+    """Below ``OVERLAP_BYTES``: each view checked (no tensor read on its own), no thread
+    handed any of the work."""
+    from modelpack.format import archive as archive_module
+
+    arrays, path = _tensors_file(tmp_path)
+    assert path.stat().st_size < archive_module.OVERLAP_BYTES
+    monkeypatch.setattr(archive_module.Archive, "_read_one", lambda *a: pytest.fail("a tensor was read on its own"))
+    monkeypatch.setattr(archive_module, "shared_pool", lambda: pytest.fail("a thread was handed part of it"))
+    _check_views(tmp_path, arrays, path)
+
+
+def test_a_larger_files_load_is_opened_on_a_worker_while_it_is_read(tmp_path, monkeypatch):
+    """From ``OVERLAP_BYTES`` on: the same views, the archive opened on an I/O thread."""
+    import threading
+
+    from modelpack.format import archive as archive_module
+
+    arrays, path = _tensors_file(tmp_path)
+    monkeypatch.setattr(archive_module, "OVERLAP_BYTES", 0)
+    threads: list[str] = []
+    opened_vetted = archive_module.Archive._opened_vetted.__func__
+
+    def spy(cls, *args):
+        threads.append(threading.current_thread().name)
+        return opened_vetted(cls, *args)
+
+    monkeypatch.setattr(archive_module.Archive, "_opened_vetted", classmethod(spy))
+    monkeypatch.setattr(archive_module.Archive, "_read_one", lambda *a: pytest.fail("a tensor was read on its own"))
+    _check_views(tmp_path, arrays, path)
+    assert len(threads) == 2 and all(name.startswith("modelpack-io") for name in threads)
+    assert threading.current_thread().name not in threads
 
 
 def _exported_small(tmp_path: Path) -> Path:
@@ -397,10 +425,13 @@ def test_a_view_is_never_cut_short_even_when_the_checksum_agrees(tmp_path, monke
     back = modelpack.load(path)
     assert back["b"].tobytes() == arrays["b"].tobytes() and back["b"].base is None
 
-def test_an_interrupt_while_reading_ahead_closes_the_opened_archive(tmp_path, monkeypatch):
+@pytest.mark.parametrize("overlapped", [False, True])
+def test_an_interrupt_while_reading_ahead_closes_the_opened_archive(tmp_path, monkeypatch, overlapped):
     from modelpack.format import archive as archive_module
 
     _, path = _tensors_file(tmp_path)
+    if overlapped:
+        monkeypatch.setattr(archive_module, "OVERLAP_BYTES", 0)
     closed: list[bool] = []
     close = archive_module.Archive.close
     monkeypatch.setattr(archive_module.Archive, "close", lambda self: closed.append(True) or close(self))
@@ -412,6 +443,7 @@ def test_an_interrupt_while_reading_ahead_closes_the_opened_archive(tmp_path, mo
     with pytest.raises(KeyboardInterrupt):
         modelpack.load(path)
     assert closed == [True]
+
 
 def _header(name: str, header: str):
     """A bundle edit: tensor ``name``'s member with this header and its own data bytes."""
