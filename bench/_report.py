@@ -15,7 +15,7 @@ from pathlib import Path
 
 from _methods import Method
 from _rss import RssResult
-from _sections import cpu_model, proc_field
+from _sections import cpu_model, handoff_microseconds, proc_field
 from _workloads import Workload
 
 __all__ = ["Row", "WorkloadResult", "render", "describe_machine", "write_benchmarks"]
@@ -271,6 +271,7 @@ def describe_machine(directory: str) -> dict[str, str]:
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "CPU": cpu_model(),
         "cores": str(os.cpu_count()),
+        "a thread hand-off (median)": f"{handoff_microseconds():.0f} µs",
         "RAM": ram,
         "OS": platform.platform(),
         "Python": platform.python_version(),

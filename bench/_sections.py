@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import re
+import statistics
+import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 REPORT = Path(__file__).resolve().parents[1] / "BENCHMARKS.md"
@@ -20,10 +23,38 @@ def proc_field(path: str, prefix: str) -> str:
     return "unknown"
 
 
-def cpu_model() -> str:
-    """The CPU's model name: every ratio to torch depends on it (AMD EPYC and Intel Xeon hosts
-    of this machine kind gave torch's 7×7/2 stem 10.8 and 6.2 ms, modelpack's 15.0 and 12.5)."""
-    return proc_field("/proc/cpuinfo", "model name")
+# The vector units the CPU offers that BLAS, torch and numba pick kernels by: cpuinfo's flag, its name.
+_UNITS = {"avx2": "AVX2", "avx512f": "AVX-512", "amx_tile": "AMX", "sha_ni": "SHA-NI"}
+
+
+def cpu_model(cpuinfo: str = "/proc/cpuinfo") -> str:
+    """The CPU's model name, family and model numbers, and vector units: every ratio to torch
+    depends on them (AMD EPYC and Intel Xeon hosts of this machine kind gave torch's 7×7/2
+    stem 10.8 and 6.2 ms, modelpack's 15.0 and 12.5). Intel hosts all name themselves "Intel(R)
+    Xeon(R) Processor": only the numbers tell one host kind from another."""
+    name = proc_field(cpuinfo, "model name")
+    family, model = proc_field(cpuinfo, "cpu family"), proc_field(cpuinfo, "model\t")
+    flags = proc_field(cpuinfo, "flags").split()
+    units = "/".join(label for flag, label in _UNITS.items() if flag in flags)
+    numbers = f", family {family} model {model}" if "unknown" not in (family, model) else ""
+    return f"{name}{numbers}" + (f", {units}" if units else "")
+
+
+def handoff_microseconds(rounds: int = 200, idle: float = 5e-4) -> float:
+    """Median µs for a task to reach an idle pool thread and its result to come back: what
+    each of modelpack's splits of a pass over threads pays (its workers idle between passes).
+    On a VM whose idle vCPUs halt, waking one is most of it: 30–70 µs on one host of this
+    machine kind, ~150 µs on another, where two threads sped a ResNet-18-style training step
+    up not at all."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pool.submit(int).result()  # (the thread started)
+        times = []
+        for _ in range(rounds):
+            time.sleep(idle)
+            start = time.perf_counter()
+            pool.submit(int).result()
+            times.append(time.perf_counter() - start)
+    return statistics.median(times) * 1e6
 
 
 def write_section(heading: str, lines: list[str], report: Path = REPORT) -> None:

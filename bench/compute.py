@@ -67,10 +67,10 @@ from modelpack.nn.kernels import backend, parallel  # noqa: E402
 
 try:
     from _compute_models import WORKLOADS, Workload  # noqa: E402
-    from _sections import cpu_model, write_section  # noqa: E402
+    from _sections import cpu_model, handoff_microseconds, write_section  # noqa: E402
 except ImportError:  # imported from a test, as bench._compute_models's sibling
     from bench._compute_models import WORKLOADS, Workload  # noqa: E402
-    from bench._sections import cpu_model, write_section  # noqa: E402
+    from bench._sections import cpu_model, handoff_microseconds, write_section  # noqa: E402
 
 # A section per setting.
 HEADING = "## Compute (`bench/compute.py`), {threads} thread(s), {clock} time{kernels}"
@@ -203,7 +203,8 @@ def software() -> str:
     kernels on this AVX-512 machine made a 3×3 64→64 convolution ~1.5× slower, torch unchanged)."""
     return (f"torch {torch.__version__}, numpy {np.__version__}, modelpack {__version__}, "
             f"OPENBLAS_CORETYPE {os.environ.get('OPENBLAS_CORETYPE', 'unset')}, "
-            f"{os.cpu_count()} cores ({platform.machine()}, {cpu_model()})")
+            f"{os.cpu_count()} cores ({platform.machine()}, {cpu_model()}), "
+            f"a thread hand-off {handoff_microseconds():.0f} µs")
 
 
 def setting_heading(kernels: str, backend: str) -> str:

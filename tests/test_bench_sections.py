@@ -23,3 +23,25 @@ def test_a_section_is_replaced_by_its_whole_heading(tmp_path, monkeypatch):
         "# B\n\n## A, cpu time\nnew\n\n## A, cpu time, numba kernels\nkept\n\n## Other\nkept too\n")
     write_section("## Z", ["## Z", "added"], report)
     assert report.read_text(encoding="utf-8").endswith("## Other\nkept too\n\n## Z\nadded\n")
+
+
+def test_the_cpu_is_named_with_its_numbers_and_vector_units(tmp_path, monkeypatch):
+    """Hosts that all call themselves "Intel(R) Xeon(R) Processor" are told apart."""
+    monkeypatch.syspath_prepend(str(BENCH))
+    sys.modules.pop("_sections", None)
+    from _sections import cpu_model
+
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\ncpu family\t: 6\nmodel\t\t: 167\nmodel name\t: Intel(R) Xeon(R) Processor\n"
+                       "flags\t\t: fpu sse avx2 avx512f sha_ni\n", encoding="ascii")
+    assert cpu_model(str(cpuinfo)) == "Intel(R) Xeon(R) Processor, family 6 model 167, AVX2/AVX-512/SHA-NI"
+    cpuinfo.write_text("model name\t: Some CPU\n", encoding="ascii")  # (no numbers, no flags)
+    assert cpu_model(str(cpuinfo)) == "Some CPU"
+
+
+def test_a_hand_off_is_timed(monkeypatch):
+    monkeypatch.syspath_prepend(str(BENCH))
+    sys.modules.pop("_sections", None)
+    from _sections import handoff_microseconds
+
+    assert 0 < handoff_microseconds(rounds=5, idle=0) < 1e6
