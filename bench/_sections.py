@@ -13,14 +13,18 @@ REPORT = Path(__file__).resolve().parents[1] / "BENCHMARKS.md"
 
 def proc_field(path: str, prefix: str) -> str:
     """The value of the first ``prefix: value`` line of a /proc file, or "unknown"."""
+    return proc_fields(path, prefix)[0]
+
+
+def proc_fields(path: str, *prefixes: str) -> list[str]:
+    """``proc_field`` for each prefix, the file read once."""
     try:
         with open(path) as f:
-            for line in f:
-                if line.startswith(prefix):
-                    return line.split(":", 1)[1].strip()
+            lines = f.read().splitlines()
     except OSError:
-        pass
-    return "unknown"
+        lines = []
+    return [next((line.split(":", 1)[1].strip() for line in lines if line.startswith(prefix)), "unknown")
+            for prefix in prefixes]
 
 
 # The vector units the CPU offers that BLAS, torch and numba pick kernels by: cpuinfo's flag, its name.
@@ -32,9 +36,8 @@ def cpu_model(cpuinfo: str = "/proc/cpuinfo") -> str:
     depends on them (AMD EPYC and Intel Xeon hosts of this machine kind gave torch's 7×7/2
     stem 10.8 and 6.2 ms, modelpack's 15.0 and 12.5). Intel hosts all name themselves "Intel(R)
     Xeon(R) Processor": only the numbers tell one host kind from another."""
-    name = proc_field(cpuinfo, "model name")
-    family, model = proc_field(cpuinfo, "cpu family"), proc_field(cpuinfo, "model\t")
-    flags = proc_field(cpuinfo, "flags").split()
+    name, family, model, flag_list = proc_fields(cpuinfo, "model name", "cpu family", "model\t", "flags")
+    flags = flag_list.split()
     units = "/".join(label for flag, label in _UNITS.items() if flag in flags)
     numbers = f", family {family} model {model}" if "unknown" not in (family, model) else ""
     return f"{name}{numbers}" + (f", {units}" if units else "")
