@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import itertools
 import math
+from types import ModuleType
 
 import numpy as np
 
 from .. import budget
-from . import parallel
+from . import backend, parallel
 from .columns import Geometry, Sizes
 
 __all__ = ["usable", "by_phases", "windows_usable", "by_windows"]
@@ -143,6 +144,16 @@ _WINDOW_BLOCK_BYTES = 2 << 20
 _WINDOW_MAX_PHASES = 16
 
 
+def _placer(out: np.ndarray, dims: int) -> ModuleType | None:
+    """``compiled_col2im`` where it lays out ``by_windows``'s products (compiled kernels, a 2-D
+    float32 output); else None, and numpy's strided add does."""
+    if backend.compiled() is None or out.dtype != np.float32 or dims != 2:
+        return None
+    from . import compiled_col2im  # (numba: imported once the compiled kernels are in use)
+
+    return compiled_col2im
+
+
 def by_windows(rows: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, g: Geometry,
                in_sizes: Sizes, full: Sizes, sizes: Sizes, what: str) -> np.ndarray:
     """``by_phases`` where each stride s divides its kernel size k, as one GEMM per block of
@@ -192,7 +203,6 @@ def by_windows(rows: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, g:
     width = window * r + cg  # a block position's columns and one phase's products
     per = max(1, min(n, _WINDOW_BLOCK_BYTES // max(1, positions * width * rows.itemsize)))
     threads = min(parallel.threads(), n)
-    budget.charge(budget.nbytes((threads * per * positions, width), rows.dtype), "its products")
     budget.charge(budget.nbytes((n, channels, *sizes), rows.dtype), what)
     out = np.empty((n, channels, *sizes), rows.dtype)
     # Per phase along each axis: the first output position it holds, its first block, how many
@@ -205,9 +215,21 @@ def by_windows(rows: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, g:
     # a contiguous run of the rows: each phase's GEMM computes only its own outputs.
     phase_of = {phase: i for i, phase in enumerate(itertools.product(*(range(s) for s in strides)))}
 
+    # With the compiled kernels (2-D), a block's products of every phase are kept, then laid out
+    # in one pass that writes each output row whole (``compiled_col2im``): per phase, where its
+    # products start (per example of the block), its first output row and column.
+    placer = _placer(out, dims)
+    kept = per * (math.prod(sizes) if placer is not None else positions) * cg  # its products, a thread
+    budget.charge(threads * budget.nbytes((per * positions * window * r + kept,), rows.dtype), "its products")
+    if placer is not None:
+        shift = np.empty(0, np.float32) if bias is None else np.ascontiguousarray(bias, np.float32)
+        first_rows, first_columns = (np.array([[y0, m] for y0, _, m in axis], np.int64) for axis in axes)
+        sized = [m0 * m_last * cg for (_, _, m0), (_, _, m_last) in itertools.product(*axes)]
+        starts = np.cumsum([0, *sized[:-1]], dtype=np.int64)
+
     def run(b: slice) -> None:
         columns = np.empty(per * positions * window * r, rows.dtype)
-        products = np.empty(per * positions * cg, rows.dtype)
+        products = np.empty(kept, rows.dtype)
         # Each thread pads its own examples (transposed to channels last) as it starts: done
         # whole before the split, it was a serial pass (0.47 ms of DCGAN's 16×128×16×16 at one thread).
         np.copyto(padded[(slice(None), b) + inner], unpadded[:, b])
@@ -235,9 +257,12 @@ def by_windows(rows: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, g:
                             continue
                         (_, i0, m0), middle = at[0], at[1:-1]
                         index = phase_of[phase]
-                        made = products[:m0 * per_row * cg].reshape(m0 * per_row, cg)
+                        at_phase = 0 if placer is None else starts[index] * count
+                        made = products[at_phase:at_phase + m0 * per_row * cg].reshape(m0 * per_row, cg)
                         taps = matrix[group][:, index * cg:(index + 1) * cg]
                         np.matmul(flat[i0 * per_row:(i0 + m0) * per_row], taps, out=made)
+                        if placer is not None:  # placed below, all phases at once
+                            continue
                         grid = made.reshape(m0, count, *shape[2:-1 - dims], cg)
                         read = (slice(None), slice(None), *(slice(i, i + m) for _, i, m in middle))
                         # (examples, C/G, *sizes) of this phase
@@ -249,6 +274,10 @@ def by_windows(rows: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, g:
                             np.copyto(target, source)
                         else:
                             np.add(source, bias[channels_of].reshape(-1, *(1,) * dims), out=target)
+                if placer is not None:
+                    placer.place_phases(out, products, starts * count, first_rows, first_columns,
+                                        shift[channels_of] if shift.size else shift, count, cg, block.start,
+                                        group * cg)
 
     parallel.split(run, n, n * positions * window * r * phases * cg)
     return out
