@@ -37,7 +37,8 @@ by side, on plain numpy arrays.
 - ``slices``: a 3-D convolution with large columns (a C3D stem), each input depth slice's
   columns gathered once and read in place by the output depths that reach it;
 - ``col2im``: a strided convolution's taps' products placed back where they read (its input
-  gradient, a transposed convolution's forward), by phases or by windows;
+  gradient, a transposed convolution's forward), by phases or by windows (with the ``accel``
+  extra, 2-D windows as ``compiled_col2im``'s numba loop, which calls BLAS's GEMM itself);
 - ``pool``: max and average pooling over window offsets, and their gradients (with the
   ``accel`` extra, a 3-wide window at stride 2 folded by ``compiled_pool``'s numba loop);
 - ``norm``: BatchNorm as one fused scale and shift, with batch or running statistics, and its
@@ -49,7 +50,8 @@ by side, on plain numpy arrays.
 - ``rowloops``: numpy's ufunc buffer held short while a pass broadcasts a per-channel value or
   a bias along long rows (numpy's buffering of that operand costs up to 2× there);
 - ``blas``: numpy's BLAS held to one thread while those passes run its GEMMs on ``parallel``'s
-  threads (OpenBLAS's idle workers otherwise spin on the cores they need);
+  threads (OpenBLAS's idle workers otherwise spin on the cores they need), and its GEMM for
+  compiled loops to call;
 - ``derived``: what a kernel derives from a weight alone (Winograd's transformed kernels),
   kept between calls while the weight's bits stay the same (a loaded model's inference);
 - ``backend``: which implementation runs (``MODELPACK_KERNELS``): numpy's, or with the
@@ -59,7 +61,7 @@ by side, on plain numpy arrays.
 The layers (``nn.conv``, ``nn.pooling``, ``nn.norm``) call the forwards; the autograd rules
 (``autograd.spatial_vjps``, ``autograd.layer_vjps``) call the backwards with what the forward
 saved, so both passes share one layout and one arithmetic. Kernels import numpy, ``nn.budget``
-and ``errors`` only (``compiled``, ``compiled_norm``, ``compiled_pool`` and
+and ``errors`` only (``compiled``, ``compiled_norm``, ``compiled_pool``, ``compiled_col2im`` and
 ``compiled_activation`` numba, ``blas`` ctypes); they know nothing of blocks, parameters or
 configs. The numpy path is the default and the reference: no compiled extension is needed, and
 tests check the compiled loops against it.

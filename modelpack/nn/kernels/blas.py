@@ -12,7 +12,9 @@ kernels for most CPUs do, so the bits do not depend on the thread count; its Has
 
 The switch is OpenBLAS's own ``openblas_set_num_threads`` (well under a microsecond), found
 among the libraries this process has loaded; with another BLAS, or none found, ``usable()``
-is False and the kernels keep their GEMMs whole on BLAS's threads.
+is False and the kernels keep their GEMMs whole on BLAS's threads. The same library's
+``cblas_sgemm`` (``sgemm``) lets a loop compiled by numba run its GEMMs between its own passes
+with no return to the interpreter (``compiled_col2im``).
 """
 
 from __future__ import annotations
@@ -22,10 +24,11 @@ import ctypes
 import os
 import threading
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import numpy as np  # noqa: F401  (loads numpy's BLAS before it is looked for)
 
-__all__ = ["usable", "serial", "for_product", "SMALL_PRODUCT"]
+__all__ = ["usable", "serial", "for_product", "SMALL_PRODUCT", "sgemm", "ROW_MAJOR", "NO_TRANSPOSE"]
 
 # The setter's names: the reference build's, then numpy's and scipy's wheels' (scipy-openblas,
 # 64-bit integers, symbols suffixed).
@@ -36,6 +39,12 @@ _NAMES = (
     ("openblas_set_num_threads64_", "openblas_get_num_threads64_"),
 )
 
+# The same library's float32 GEMM, for loops compiled by numba that call it themselves
+# (``sgemm``): numpy's wheels' (64-bit integers, suffixed), the reference build's (32-bit).
+_SGEMM_NAMES = (("scipy_cblas_sgemm64_", ctypes.c_int64), ("cblas_sgemm64_", ctypes.c_int64),
+                ("cblas_sgemm", ctypes.c_int))
+ROW_MAJOR, NO_TRANSPOSE = 101, 111  # CBLAS's CblasRowMajor, CblasNoTrans
+
 # A product of fewer multiply-adds runs on one BLAS thread (``for_product``): threaded, it
 # gains a few microseconds and leaves OpenBLAS's workers spinning for ~0.1 s on the cores the
 # kernels' threads need (a 64×4096 by 4096×10 Dense layer in a training step of convolutions:
@@ -44,6 +53,7 @@ SMALL_PRODUCT = 1 << 23
 
 _Switch = tuple[Callable[[int], None], Callable[[], int]]
 _switch: _Switch | None = None
+_sgemm: Any = None
 _looked = False
 _lock = threading.Lock()
 _depth = 0  # serial regions open, on any thread
@@ -60,9 +70,10 @@ def _loaded_openblas() -> list[str]:
     return sorted(path for path in paths if path.startswith("/") and ".so" in path)
 
 
-def _find() -> _Switch | None:
-    # Only a library already loaded, its symbols kept local (made global, its BLAS symbols could
-    # take the place of another BLAS in libraries loaded later).
+def _find() -> tuple[_Switch | None, Any]:
+    """The thread switch and the float32 GEMM of the first loaded OpenBLAS that has them.
+    Only a library already loaded, its symbols kept local (made global, its BLAS symbols could
+    take the place of another BLAS in libraries loaded later)."""
     mode = getattr(os, "RTLD_NOLOAD", 0) | ctypes.RTLD_LOCAL
     for path in _loaded_openblas():
         try:
@@ -74,17 +85,38 @@ def _find() -> _Switch | None:
             if setter is not None and getter is not None:
                 setter.argtypes, setter.restype = [ctypes.c_int], None
                 getter.argtypes, getter.restype = [], ctypes.c_int
-                return setter, getter
+                return (setter, getter), _gemm_of(library)
+    return None, None
+
+
+def _gemm_of(library: ctypes.CDLL) -> Any:
+    """``library``'s cblas_sgemm as a ctypes function with its arguments declared, or None."""
+    for name, integer in _SGEMM_NAMES:
+        function = getattr(library, name, None)
+        if function is not None:
+            number, pointer = ctypes.c_float, ctypes.c_void_p
+            function.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int, integer, integer, integer, number,
+                                 pointer, integer, pointer, integer, number, pointer, integer]
+            function.restype = None
+            return function
     return None
 
 
 def _handle() -> _Switch | None:
-    global _switch, _looked
+    global _switch, _sgemm, _looked
     if not _looked:
         with _lock:
             if not _looked:
-                _switch, _looked = _find(), True
+                (_switch, _sgemm), _looked = _find(), True
     return _switch
+
+
+def sgemm() -> Any:
+    """numpy's OpenBLAS's ``cblas_sgemm`` (ctypes, arguments declared: a compiled loop can take
+    it as an argument and call it without the interpreter), or None where there is none (or
+    its thread count cannot be switched, so it could not be held to one thread either). The
+    same routine numpy's matmul calls for float32 matrices: the same bits."""
+    return _sgemm if _handle() is not None else None
 
 
 def usable() -> bool:

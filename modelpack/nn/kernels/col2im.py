@@ -16,7 +16,7 @@ from types import ModuleType
 import numpy as np
 
 from .. import budget
-from . import backend, parallel
+from . import backend, blas, parallel
 from .columns import Geometry, Sizes
 
 __all__ = ["usable", "by_phases", "windows_usable", "by_windows"]
@@ -144,10 +144,10 @@ _WINDOW_BLOCK_BYTES = 2 << 20
 _WINDOW_MAX_PHASES = 16
 
 
-def _placer(out: np.ndarray, dims: int) -> ModuleType | None:
-    """``compiled_col2im`` where it lays out ``by_windows``'s products (compiled kernels, a 2-D
-    float32 output); else None, and numpy's strided add does."""
-    if backend.compiled() is None or out.dtype != np.float32 or dims != 2:
+def _compiled(dtype: np.dtype, dims: int) -> ModuleType | None:
+    """``compiled_col2im`` where it runs ``by_windows``: the compiled kernels in use, a 2-D
+    float32 convolution, and numpy's BLAS an OpenBLAS whose GEMM its loops can call; else None."""
+    if backend.compiled() is None or dtype != np.float32 or dims != 2 or blas.sgemm() is None:
         return None
     from . import compiled_col2im  # (numba: imported once the compiled kernels are in use)
 
@@ -173,7 +173,8 @@ def by_windows(rows: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, g:
     min of 3 alternating rounds (ms, by phases → by windows): DCGAN's 4×4/2 forward on
     32×128×8×8 → 64 4.1–4.4 → 3.8–3.9; 32×64×16×16 → 32 6.0–6.1 → 4.9–5.1; 16×128×16×16 →
     64 8.0–8.4 → 7.0–7.2; a 4×4/2 convolution's training step on 16×64×32×32 → 128 20.1–21.0
-    → 19.4–19.6."""
+    → 19.4–19.6. With the compiled kernels, a 2-D one runs as ``compiled_col2im``'s loop
+    instead: one GEMM of every phase per block, and no interpreter between its passes."""
     dims, groups, cg = len(g.kernel), g.groups, weight.shape[1]
     n, r = _examples(rows, in_sizes), rows.shape[-1]
     strides, channels = g.strides, groups * cg
@@ -200,36 +201,40 @@ def by_windows(rows: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, g:
     windows = np.lib.stride_tricks.as_strided(
         padded, (groups, n, *blocks, *reach, r), (*st[:2 + dims], *st[2:2 + dims], st[-1]), writeable=False)
     positions = math.prod(blocks)
-    width = window * r + cg  # a block position's columns and one phase's products
-    per = max(1, min(n, _WINDOW_BLOCK_BYTES // max(1, positions * width * rows.itemsize)))
     threads = min(parallel.threads(), n)
+    loops = _compiled(rows.dtype, dims)
+    # A block position's columns, and its products: one phase's, or with the compiled loops every phase's
+    width = window * r + (cg if loops is None else phases * cg)
+    per = max(1, min(n, _WINDOW_BLOCK_BYTES // max(1, positions * width * rows.itemsize)))
+    budget.charge(budget.nbytes((threads * per * positions, width), rows.dtype), "its products")
     budget.charge(budget.nbytes((n, channels, *sizes), rows.dtype), what)
     out = np.empty((n, channels, *sizes), rows.dtype)
     # Per phase along each axis: the first output position it holds, its first block, how many
     # (output y is position y + padding of the uncropped grid: block (y + p) // s, phase (y + p) % s).
     axes = [[((ph - p) % s, ((ph - p) % s + p) // s, len(range((ph - p) % s, size, s))) for ph in range(s)]
             for s, p, size in zip(strides, g.padding, sizes, strict=True)]
+    if loops is not None:
+        gemm = blas.sgemm()
+        shift = np.empty(0, np.float32) if bias is None else np.ascontiguousarray(bias, np.float32)
+        first_rows, first_columns = (np.array(axis, np.int64) for axis in axes)
+
+        def compiled_run(b: slice) -> None:
+            np.copyto(padded[(slice(None), b) + inner], unpadded[:, b])
+            columns, products = (np.empty(per * positions * w, rows.dtype) for w in (window * r, phases * cg))
+            loops.windows_2d(gemm, padded, matrix, shift, out, columns, products, first_rows, first_columns,
+                             *blocks, *reach, b.start, b.stop, per)
+
+        parallel.split(compiled_run, n, n * positions * window * r * phases * cg)
+        return out
 
     # Per phase along the last axis, its own columns: that axis's blocks exactly the phase's,
     # the first axis's blocks first (then the examples), so each phase along the first axis is
     # a contiguous run of the rows: each phase's GEMM computes only its own outputs.
     phase_of = {phase: i for i, phase in enumerate(itertools.product(*(range(s) for s in strides)))}
 
-    # With the compiled kernels (2-D), a block's products of every phase are kept, then laid out
-    # in one pass that writes each output row whole (``compiled_col2im``): per phase, where its
-    # products start (per example of the block), its first output row and column.
-    placer = _placer(out, dims)
-    kept = per * (math.prod(sizes) if placer is not None else positions) * cg  # its products, a thread
-    budget.charge(threads * budget.nbytes((per * positions * window * r + kept,), rows.dtype), "its products")
-    if placer is not None:
-        shift = np.empty(0, np.float32) if bias is None else np.ascontiguousarray(bias, np.float32)
-        first_rows, first_columns = (np.array([[y0, m] for y0, _, m in axis], np.int64) for axis in axes)
-        sized = [m0 * m_last * cg for (_, _, m0), (_, _, m_last) in itertools.product(*axes)]
-        starts = np.cumsum([0, *sized[:-1]], dtype=np.int64)
-
     def run(b: slice) -> None:
         columns = np.empty(per * positions * window * r, rows.dtype)
-        products = np.empty(kept, rows.dtype)
+        products = np.empty(per * positions * cg, rows.dtype)
         # Each thread pads its own examples (transposed to channels last) as it starts: done
         # whole before the split, it was a serial pass (0.47 ms of DCGAN's 16×128×16×16 at one thread).
         np.copyto(padded[(slice(None), b) + inner], unpadded[:, b])
@@ -257,12 +262,9 @@ def by_windows(rows: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, g:
                             continue
                         (_, i0, m0), middle = at[0], at[1:-1]
                         index = phase_of[phase]
-                        at_phase = 0 if placer is None else starts[index] * count
-                        made = products[at_phase:at_phase + m0 * per_row * cg].reshape(m0 * per_row, cg)
+                        made = products[:m0 * per_row * cg].reshape(m0 * per_row, cg)
                         taps = matrix[group][:, index * cg:(index + 1) * cg]
                         np.matmul(flat[i0 * per_row:(i0 + m0) * per_row], taps, out=made)
-                        if placer is not None:  # placed below, all phases at once
-                            continue
                         grid = made.reshape(m0, count, *shape[2:-1 - dims], cg)
                         read = (slice(None), slice(None), *(slice(i, i + m) for _, i, m in middle))
                         # (examples, C/G, *sizes) of this phase
@@ -274,10 +276,6 @@ def by_windows(rows: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, g:
                             np.copyto(target, source)
                         else:
                             np.add(source, bias[channels_of].reshape(-1, *(1,) * dims), out=target)
-                if placer is not None:
-                    placer.place_phases(out, products, starts * count, first_rows, first_columns,
-                                        shift[channels_of] if shift.size else shift, count, cg, block.start,
-                                        group * cg)
 
     parallel.split(run, n, n * positions * window * r * phases * cg)
     return out

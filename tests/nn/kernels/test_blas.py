@@ -210,3 +210,20 @@ def test_global_average_pooling_sums_on_one_blas_thread(monkeypatch) -> None:
     x = np.random.default_rng(0).standard_normal((8, 16, 12, 12)).astype(np.float32)
     np.testing.assert_allclose(nn.GlobalAvgPool2D()(x)[:, :, 0, 0], x.mean(axis=(2, 3)), rtol=1e-5, atol=1e-6)
     assert entered
+
+
+@needs_openblas
+def test_sgemm_is_the_gemm_numpys_matmul_calls() -> None:
+    """``blas.sgemm`` called through ctypes (as a compiled loop calls it): numpy's product, bit
+    for bit, its output's leading dimension honoured (a column slice of a wider matrix)."""
+    gemm = blas.sgemm()
+    assert gemm is not None
+    rng = np.random.default_rng(3)
+    a = rng.standard_normal((37, 70)).astype(np.float32)
+    b = rng.standard_normal((70, 48)).astype(np.float32)
+    c = np.full((37, 48), np.nan, np.float32)
+    m, k = a.shape
+    gemm(blas.ROW_MAJOR, blas.NO_TRANSPOSE, blas.NO_TRANSPOSE, m, 16, k, 1.0, a.ctypes.data, k,
+         b[:, 16:].ctypes.data, 48, 0.0, c.ctypes.data, 48)
+    assert np.array_equal(c[:, :16], a @ b[:, 16:32])
+    assert np.isnan(c[:, 16:]).all()
