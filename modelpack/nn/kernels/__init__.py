@@ -13,7 +13,8 @@ by side, on plain numpy arrays.
   matrix channels last or first, the weight in its order);
 - ``shifted``: a convolution at stride 1 (inference, a deferred training forward, the input's
   gradient) as GEMMs on shifted views of the padded input (no im2col), the last axis's taps
-  shifted on the output side, where that is faster;
+  shifted on the output side, where that is faster (with the ``accel`` extra, in 2-D as
+  ``compiled_shifted``'s numba loop, which calls BLAS's GEMM itself);
 - ``winograd``: a 2-D 3×3 convolution at stride 1 by Winograd's F(4×4, 3×3) (a quarter of the
   multiply-adds: 36 GEMMs over the channels, the tiles' transforms as GEMMs too), for inference
   and the input's gradient, for 32 to 128 channels on enough tiles; with the ``accel`` extra
@@ -61,8 +62,8 @@ by side, on plain numpy arrays.
 The layers (``nn.conv``, ``nn.pooling``, ``nn.norm``) call the forwards; the autograd rules
 (``autograd.spatial_vjps``, ``autograd.layer_vjps``) call the backwards with what the forward
 saved, so both passes share one layout and one arithmetic. Kernels import numpy, ``nn.budget``
-and ``errors`` only (``compiled``, ``compiled_norm``, ``compiled_pool``, ``compiled_col2im`` and
-``compiled_activation`` numba, ``blas`` ctypes); they know nothing of blocks, parameters or
+and ``errors`` only (``compiled``, ``compiled_norm``, ``compiled_pool``, ``compiled_col2im``,
+``compiled_shifted`` and ``compiled_activation`` numba, ``blas`` ctypes); they know nothing of blocks, parameters or
 configs. The numpy path is the default and the reference: no compiled extension is needed, and
 tests check the compiled loops against it.
 """
