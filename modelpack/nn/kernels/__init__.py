@@ -63,9 +63,9 @@ The layers (``nn.conv``, ``nn.pooling``, ``nn.norm``) call the forwards; the aut
 (``autograd.spatial_vjps``, ``autograd.layer_vjps``) call the backwards with what the forward
 saved, so both passes share one layout and one arithmetic. Kernels import numpy, ``nn.budget``
 and ``errors`` only (``compiled``, ``compiled_norm``, ``compiled_pool``, ``compiled_col2im``,
-``compiled_shifted`` and ``compiled_activation`` numba, ``blas`` ctypes); they know nothing of blocks, parameters or
-configs. The numpy path is the default and the reference: no compiled extension is needed, and
-tests check the compiled loops against it.
+``compiled_shifted`` and ``compiled_activation`` numba, ``blas`` ctypes); they know nothing of
+blocks, parameters or configs. The numpy path is the default and the reference: no compiled
+extension is needed, and tests check the compiled loops against it.
 """
 
 from __future__ import annotations
