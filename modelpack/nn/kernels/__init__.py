@@ -34,7 +34,8 @@ by side, on plain numpy arrays.
   padded planes' rows with banded matrices of the taps;
 - ``strips``: a convolution whose columns are large (a stem on big images), its columns
   gathered (the strides' phases apart) and multiplied a strip of output rows at a time, in
-  cache, and gathered again so for the weight's gradient;
+  cache, and gathered again so for the weight's gradient (with the ``accel`` extra, the 2-D
+  forward as ``compiled_strips``'s numba loop, which calls BLAS's GEMM itself);
 - ``slices``: a 3-D convolution with large columns (a C3D stem), each input depth slice's
   columns gathered once and read in place by the output depths that reach it;
 - ``col2im``: a strided convolution's taps' products placed back where they read (its input
@@ -62,8 +63,7 @@ by side, on plain numpy arrays.
 The layers (``nn.conv``, ``nn.pooling``, ``nn.norm``) call the forwards; the autograd rules
 (``autograd.spatial_vjps``, ``autograd.layer_vjps``) call the backwards with what the forward
 saved, so both passes share one layout and one arithmetic. Kernels import numpy, ``nn.budget``
-and ``errors`` only (``compiled``, ``compiled_norm``, ``compiled_pool``, ``compiled_col2im``,
-``compiled_shifted`` and ``compiled_activation`` numba, ``blas`` ctypes); they know nothing of
+and ``errors`` only (the ``compiled*`` modules numba, ``blas`` ctypes); they know nothing of
 blocks, parameters or configs. The numpy path is the default and the reference: no compiled
 extension is needed, and tests check the compiled loops against it.
 """

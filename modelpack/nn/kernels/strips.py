@@ -24,13 +24,14 @@ import itertools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from types import ModuleType
 from typing import Any
 
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from .. import budget
-from . import parallel
+from . import backend, blas, parallel
 from .columns import Geometry, Sizes, fill_phase, phase_offsets, phase_reads
 
 __all__ = ["usable", "forward", "weight_grad"]
@@ -116,6 +117,23 @@ def forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, g: Geome
     kernels = _in_phase_order(weight, g)  # (G, O/G, C/G·K)
     shift = None if bias is None else bias.reshape(groups, o // groups, 1)
 
+    loops = _compiled(x, weight, len(out_sizes))
+    if loops is not None:
+        gemm = blas.sgemm()
+        offset = np.empty(0, np.float32) if bias is None else np.ascontiguousarray(bias, np.float32)
+        phases = np.array([(*p.index, *p.counts, *p.offsets, *p.steps) for p in _phases(g)], np.int64)
+        laid = out.reshape(n, o, *out_sizes)
+
+        def compiled_run(b: slice) -> None:
+            fill(b)
+            buffer = np.empty(per_group * rows * rest, x.dtype)
+            loops.strips_2d(gemm, planes, kernels, offset, laid, buffer, phases, rows, b.start, b.stop)
+            if activation is not None:
+                activation(laid[b])
+
+        parallel.split(compiled_run, n, n * math.prod(out_sizes) * o * per_group)
+        return laid
+
     def run(b: slice) -> None:
         fill(b)
         buffer = np.empty((groups, per_group, rows * rest), x.dtype)
@@ -134,6 +152,17 @@ def forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, g: Geome
 
     parallel.split(run, n, n * math.prod(out_sizes) * o * per_group)
     return out.reshape(n, o, *out_sizes)
+
+
+def _compiled(x: np.ndarray, weight: np.ndarray, dims: int) -> ModuleType | None:
+    """``compiled_strips`` where it runs ``forward``: the compiled kernels in use, a 2-D float32
+    convolution, and numpy's BLAS an OpenBLAS whose GEMM its loop can call; else None."""
+    if (backend.compiled() is None or dims != 2 or x.dtype != np.float32 or weight.dtype != np.float32
+            or blas.sgemm() is None):
+        return None
+    from . import compiled_strips  # (numba: imported once the compiled kernels are in use)
+
+    return compiled_strips
 
 
 def _in_phase_order(weight: np.ndarray, g: Geometry) -> np.ndarray:
