@@ -4,15 +4,18 @@ compiled loops of ``compiled`` when numba is installed (the ``accel`` extra).
 One switch for the whole process: ``MODELPACK_KERNELS=numpy|numba|auto`` when it starts, or
 ``use(...)`` later (tests and ``bench/compute.py`` force each side). ``auto``, the default,
 takes numba when it imports and numpy otherwise; ``numba`` without numba is an error, never a
-silent fallback. The kernels ask ``compiled()`` and take the numpy path when it is None.
+silent fallback. The kernels ask ``compiled()`` and take the numpy path when it is None, and
+``gemm_loops`` for the compiled loops that call BLAS's GEMM themselves.
 """
 
 from __future__ import annotations
 
+import importlib
 import os
 from types import ModuleType
+from typing import Any
 
-__all__ = ["CHOICES", "use", "name", "compiled", "available"]
+__all__ = ["CHOICES", "use", "name", "compiled", "available", "gemm_loops"]
 
 CHOICES = ("auto", "numpy", "numba")
 _VARIABLE = "MODELPACK_KERNELS"
@@ -60,3 +63,17 @@ def compiled() -> ModuleType | None:
     """The compiled kernels (``kernels.compiled``) when they are in use, else None."""
     name()
     return _module
+
+
+def gemm_loops(module: str, dims: int, *arrays: Any) -> ModuleType | None:
+    """The kernels' module ``module`` (``compiled_col2im``, ``compiled_shifted``, …: a numba loop
+    that calls BLAS's GEMM itself) where it can run a convolution of ``dims`` spatial axes on
+    ``arrays``: the compiled kernels in use, 2-D, float32, and numpy's BLAS an OpenBLAS whose
+    GEMM a loop can call (``blas.sgemm``); else None, and numpy's path runs."""
+    if compiled() is None or dims != 2 or any(array.dtype != "float32" for array in arrays):
+        return None
+    from . import blas
+
+    if blas.sgemm() is None:
+        return None
+    return importlib.import_module(f"{__package__}.{module}")  # (numba: imported once in use)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import itertools
 import math
-from types import ModuleType
 
 import numpy as np
 
@@ -144,16 +143,6 @@ _WINDOW_BLOCK_BYTES = 2 << 20
 _WINDOW_MAX_PHASES = 16
 
 
-def _compiled(dtype: np.dtype, dims: int) -> ModuleType | None:
-    """``compiled_col2im`` where it runs ``by_windows``: the compiled kernels in use, a 2-D
-    float32 convolution, and numpy's BLAS an OpenBLAS whose GEMM its loops can call; else None."""
-    if backend.compiled() is None or dtype != np.float32 or dims != 2 or blas.sgemm() is None:
-        return None
-    from . import compiled_col2im  # (numba: imported once the compiled kernels are in use)
-
-    return compiled_col2im
-
-
 def by_windows(rows: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, g: Geometry,
                in_sizes: Sizes, full: Sizes, sizes: Sizes, what: str) -> np.ndarray:
     """``by_phases`` where each stride s divides its kernel size k, as one GEMM per block of
@@ -202,7 +191,7 @@ def by_windows(rows: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, g:
         padded, (groups, n, *blocks, *reach, r), (*st[:2 + dims], *st[2:2 + dims], st[-1]), writeable=False)
     positions = math.prod(blocks)
     threads = min(parallel.threads(), n)
-    loops = _compiled(rows.dtype, dims)
+    loops = backend.gemm_loops("compiled_col2im", dims, rows, weight)
     # A block position's columns, and its products: one phase's, or with the compiled loops every phase's
     width = window * r + (cg if loops is None else phases * cg)
     per = max(1, min(n, _WINDOW_BLOCK_BYTES // max(1, positions * width * rows.itemsize)))

@@ -7,8 +7,9 @@ numpy's path makes a copy per phase, a GEMM and a bias pass per group and strip,
 call; here a strip's columns are gathered run by run (an output row of each tap) and its
 sums stay in cache for the bias. On the 7×7/2 stem (8×3×224×224 → 64, medians of 27 calls,
 ms, numpy's path → the loop): 33.3 → 32.7 at 1 thread, 29.5 → 23.2 at 2 (torch: 8.9 at 2;
-the GEMMs alone, at BLAS's ~100 GFLOP/s a core, take 18.5 at 1). The products are numpy's path's (the same columns, the same
-GEMM per group and strip), the bias added once after: the same bits.
+the GEMMs alone, at BLAS's ~100 GFLOP/s a core, take 18.5 at 1). The products are numpy's
+path's (the same columns, the same GEMM per group and strip), the bias added once after: the
+same bits.
 """
 
 from __future__ import annotations

@@ -27,7 +27,6 @@ one GEMM for every tap, each tap's products added onto the planes at its offset.
 from __future__ import annotations
 
 import math
-from types import ModuleType
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -210,7 +209,7 @@ def last_axis_forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None
     cg, og, last = c // groups, o // groups, g.kernel[-1]
     padded, grid, _, plane = _layout(x, g, out_sizes)
     length, reach, item = math.prod(grid), (last - 1) * g.dilation[-1], x.itemsize
-    loops = _compiled(x, weight, dims)
+    loops = backend.gemm_loops("compiled_shifted", dims, x, weight)
     if loops is not None:  # an example a block: its columns and products stay in cache
         examples = 1
     per = -(-n // max(-(-n // max(1, examples)), min(n, MIN_BLOCKS)))  # blocks alike in size, whatever
@@ -283,17 +282,6 @@ def last_axis_forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None
 
     parallel.split(run, blocks, n * o * rows * last * length)
     return out
-
-
-def _compiled(x: np.ndarray, weight: np.ndarray, dims: int) -> ModuleType | None:
-    """``compiled_shifted`` where it runs ``last_axis_forward``: the compiled kernels in use, a
-    2-D float32 convolution, and numpy's BLAS an OpenBLAS whose GEMM its loop can call; else None."""
-    if (backend.compiled() is None or dims != 2 or x.dtype != np.float32 or weight.dtype != np.float32
-            or blas.sgemm() is None):
-        return None
-    from . import compiled_shifted  # (numba: imported once the compiled kernels are in use)
-
-    return compiled_shifted
 
 
 def last_axis_weight_grad(grad: np.ndarray, x: np.ndarray, g: Geometry, shape: tuple[int, ...]) -> np.ndarray:

@@ -24,7 +24,6 @@ import itertools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -117,7 +116,7 @@ def forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, g: Geome
     kernels = _in_phase_order(weight, g)  # (G, O/G, C/G·K)
     shift = None if bias is None else bias.reshape(groups, o // groups, 1)
 
-    loops = _compiled(x, weight, len(out_sizes))
+    loops = backend.gemm_loops("compiled_strips", len(out_sizes), x, weight)
     if loops is not None:
         gemm = blas.sgemm()
         offset = np.empty(0, np.float32) if bias is None else np.ascontiguousarray(bias, np.float32)
@@ -152,17 +151,6 @@ def forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, g: Geome
 
     parallel.split(run, n, n * math.prod(out_sizes) * o * per_group)
     return out.reshape(n, o, *out_sizes)
-
-
-def _compiled(x: np.ndarray, weight: np.ndarray, dims: int) -> ModuleType | None:
-    """``compiled_strips`` where it runs ``forward``: the compiled kernels in use, a 2-D float32
-    convolution, and numpy's BLAS an OpenBLAS whose GEMM its loop can call; else None."""
-    if (backend.compiled() is None or dims != 2 or x.dtype != np.float32 or weight.dtype != np.float32
-            or blas.sgemm() is None):
-        return None
-    from . import compiled_strips  # (numba: imported once the compiled kernels are in use)
-
-    return compiled_strips
 
 
 def _in_phase_order(weight: np.ndarray, g: Geometry) -> np.ndarray:

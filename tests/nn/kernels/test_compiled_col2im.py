@@ -109,18 +109,24 @@ def test_without_a_bias_products_are_copied_signed_zeros_kept(numba_kernels) -> 
     assert np.signbit(out[1, cg, 0, 1]) and out[1, cg, 0, 1] == 0
 
 
-def test_three_dimensions_keep_numpys_adds(numba_kernels, monkeypatch) -> None:
+def test_three_dimensions_and_other_blases_keep_numpys_adds(numba_kernels, monkeypatch) -> None:
+    """Where ``backend.gemm_loops`` offers no loop (3-D; a BLAS whose GEMM is not found), numpy's
+    path runs: its bits, and the loop never called."""
+    from modelpack.nn.kernels import compiled_col2im
+
+    looped: list[int] = []
+    original = compiled_col2im.windows_2d
+    monkeypatch.setattr(compiled_col2im, "windows_2d", lambda *args: looped.append(1) or original(*args))
     x, w, bias = _arrays((2, 4, 3, 4, 5), 2, (4, 2, 2), 1)
     g = Geometry((4, 2, 2), (2, 1, 2), (1, 0, 1), (1, 1, 1), 1)
-    backend.use("numba")
-    assert col2im._compiled(np.dtype(np.float32), 3) is None
-    assert col2im._compiled(np.dtype(np.float64), 2) is None
-    assert col2im._compiled(np.dtype(np.float32), 2) is not None
-    monkeypatch.setattr(blas, "_sgemm", None)  # another BLAS than OpenBLAS: numpy's path
-    assert col2im._compiled(np.dtype(np.float32), 2) is None
-    monkeypatch.undo()
     got = _forward("numba", x, w, bias, g, (0, 0, 1))
     assert np.array_equal(_bits(got), _bits(_forward("numpy", x, w, bias, g, (0, 0, 1))))
+    x, w, bias = _arrays((3, 4, 5, 6), 2, (4, 4), 1)
+    g = Geometry((4, 4), (2, 2), (1, 1), (1, 1), 1)
+    monkeypatch.setattr(blas, "_sgemm", None)
+    got = _forward("numba", x, w, bias, g, (1, 0))
+    assert np.array_equal(_bits(got), _bits(_forward("numpy", x, w, bias, g, (1, 0))))
+    assert not looped
 
 
 def test_its_scratch_counts_against_the_budget(numba_kernels, monkeypatch) -> None:
@@ -135,7 +141,8 @@ def test_its_scratch_counts_against_the_budget(numba_kernels, monkeypatch) -> No
     original = col2im.budget.charge
     monkeypatch.setattr(col2im.budget, "charge", lambda size, what: charged.append((size, what)) or original(size, what))
     made: list[int] = []
-    loop = col2im._compiled(np.dtype(np.float32), 2)
+    from modelpack.nn.kernels import compiled_col2im as loop
+
     windows_2d = loop.windows_2d
     monkeypatch.setattr(loop, "windows_2d", lambda *args: made.append(args[5].nbytes + args[6].nbytes) or windows_2d(*args))
     layer, x = _limited(1 << 30, BY_WINDOWS)
