@@ -14,7 +14,9 @@ The switch is OpenBLAS's own ``openblas_set_num_threads`` (well under a microsec
 among the libraries this process has loaded; with another BLAS, or none found, ``usable()``
 is False and the kernels keep their GEMMs whole on BLAS's threads. The same library's
 ``cblas_sgemm`` (``sgemm``) lets a loop compiled by numba run its GEMMs between its own passes
-with no return to the interpreter (``compiled_col2im``).
+with no return to the interpreter (``backend.gemm_loops``: ``compiled_col2im``,
+``compiled_shifted``, ``compiled_strips``). numba takes the ctypes function as an argument, so
+the loops stay cached on disk (an address compiled in would not be).
 """
 
 from __future__ import annotations
