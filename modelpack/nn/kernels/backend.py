@@ -15,7 +15,9 @@ import os
 from types import ModuleType
 from typing import Any
 
-__all__ = ["CHOICES", "use", "name", "compiled", "available", "gemm_loops"]
+import numpy as np
+
+__all__ = ["CHOICES", "use", "name", "compiled", "available", "gemm_loops", "loop_bias"]
 
 CHOICES = ("auto", "numpy", "numba")
 _VARIABLE = "MODELPACK_KERNELS"
@@ -77,3 +79,9 @@ def gemm_loops(module: str, dims: int, *arrays: Any) -> ModuleType | None:
     if blas.sgemm() is None:
         return None
     return importlib.import_module(f"{__package__}.{module}")  # (numba: imported once in use)
+
+
+def loop_bias(bias: Any) -> Any:
+    """A bias as the compiled loops take it: float32, contiguous, and empty for none (a loop's
+    arguments have one type whether or not there is a bias)."""
+    return np.empty(0, np.float32) if bias is None else np.ascontiguousarray(bias, np.float32)

@@ -204,7 +204,7 @@ def by_windows(rows: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, g:
             for s, p, size in zip(strides, g.padding, sizes, strict=True)]
     if loops is not None:
         gemm = blas.sgemm()
-        shift = np.empty(0, np.float32) if bias is None else np.ascontiguousarray(bias, np.float32)
+        shift = backend.loop_bias(bias)
         first_rows, first_columns = (np.array(axis, np.int64) for axis in axes)
 
         def compiled_run(b: slice) -> None:

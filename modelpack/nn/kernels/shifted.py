@@ -229,14 +229,9 @@ def last_axis_forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None
     budget.charge(parallel.threads() * budget.nbytes(scratch, x.dtype), "its columns, a block a thread")
     budget.charge(budget.nbytes((n, o, *out_sizes), x.dtype), "its output")
     out = np.empty((n, o, *out_sizes), x.dtype)
-    crop = (slice(None), slice(None), *(slice(0, size) for size in out_sizes))
-    shift = None if bias is None else bias.reshape(o, *(1,) * dims)
-    inside = (slice(None), slice(None), *_inside(g, x.shape[2:]))
-    grid_strides = tuple(math.prod(grid[i + 1:]) * item for i in range(dims))
-
     if loops is not None:
         gemm = blas.sgemm()
-        offset = np.empty(0, np.float32) if bias is None else np.ascontiguousarray(bias, np.float32)
+        offset = backend.loop_bias(bias)
         source = np.ascontiguousarray(x)
 
         def compiled_run(b: slice) -> None:
@@ -250,6 +245,11 @@ def last_axis_forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None
 
         parallel.split(compiled_run, blocks, n * o * rows * last * length)
         return out
+
+    crop = (slice(None), slice(None), *(slice(0, size) for size in out_sizes))
+    shift = None if bias is None else bias.reshape(o, *(1,) * dims)
+    inside = (slice(None), slice(None), *_inside(g, x.shape[2:]))
+    grid_strides = tuple(math.prod(grid[i + 1:]) * item for i in range(dims))
 
     def run(b: slice) -> None:
         flat = np.zeros((c, per * plane), x.dtype)  # the block's padded planes; the padding stays zero

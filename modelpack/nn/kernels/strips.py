@@ -119,7 +119,7 @@ def forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, g: Geome
     loops = backend.gemm_loops("compiled_strips", len(out_sizes), x, weight)
     if loops is not None:
         gemm = blas.sgemm()
-        offset = np.empty(0, np.float32) if bias is None else np.ascontiguousarray(bias, np.float32)
+        offset = backend.loop_bias(bias)
         phases = np.array([(*p.index, *p.counts, *p.offsets, *p.steps) for p in _phases(g)], np.int64)
         laid = out.reshape(n, o, *out_sizes)
 

@@ -220,7 +220,7 @@ def _forward_compiled(x: np.ndarray, u: np.ndarray, bias: np.ndarray | None, g: 
     rows, cols = -(-out_sizes[0] // TILE), -(-out_sizes[1] // TILE)
     tiles = rows * cols
     x = np.ascontiguousarray(x)
-    shift = np.empty(0, np.float32) if bias is None else np.ascontiguousarray(bias, np.float32)
+    shift = backend.loop_bias(bias)
     # the block's transformed tiles and their GEMMs' sums, and what the loops hold meanwhile
     scratch = SPAN * SPAN * per * tiles * (c + o) + compiled_winograd.scratch_values(per, rows, cols)
     budget.charge(parallel.threads() * budget.nbytes((scratch,), x.dtype),

@@ -25,3 +25,10 @@ def test_gemm_loops_where_they_can_run(numba_kernels, monkeypatch) -> None:
     monkeypatch.undo()
     backend.use("numpy")
     assert backend.gemm_loops("compiled_shifted", 2, f32, f32) is None
+
+
+def test_loop_bias_is_float32_contiguous_or_empty() -> None:
+    assert backend.loop_bias(None).shape == (0,) and backend.loop_bias(None).dtype == np.float32
+    strided = np.arange(8, dtype=np.float64)[::2]
+    got = backend.loop_bias(strided)
+    assert got.dtype == np.float32 and got.flags.c_contiguous and np.array_equal(got, [0, 2, 4, 6])
