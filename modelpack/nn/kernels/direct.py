@@ -99,18 +99,37 @@ CHANNELS_LAST_MIN_CHANNELS = 128
 CHANNELS_LAST_MAX_POSITIONS = 14 * 14
 
 
+def _depthwise(channels: int, weight_shape: tuple[int, ...], g: Geometry) -> bool:
+    """Whether a convolution of ``channels`` inputs is depthwise: one output a channel."""
+    return g.groups == channels == weight_shape[0] and weight_shape[1] == 1
+
+
 def _channels_last(channels: int, weight_shape: tuple[int, ...], g: Geometry, out_sizes: tuple[int, ...]
                    ) -> bool:
     """Whether a convolution of ``channels`` inputs to ``out_sizes`` runs channels last
     (``CHANNELS_LAST_MAX_TAP_POSITIONS``, ``CHANNELS_LAST_MAX_POSITIONS``)."""
-    if not (g.groups == channels == weight_shape[0] and weight_shape[1] == 1
-            and channels >= CHANNELS_LAST_MIN_CHANNELS):
+    if not (_depthwise(channels, weight_shape, g) and channels >= CHANNELS_LAST_MIN_CHANNELS):
         return False
     positions = math.prod(out_sizes)
     loops = backend.compiled()
     if loops is not None and tuple(g.kernel) in loops.REGISTER_KERNELS:
         return positions <= CHANNELS_LAST_MAX_POSITIONS
     return positions * math.prod(g.kernel) <= CHANNELS_LAST_MAX_TAP_POSITIONS
+
+
+def _in_registers(name: str, channels: int, weight_shape: tuple[int, ...], g: Geometry,
+                  sides: tuple[int, ...]) -> bool:
+    """Whether pass ``name`` of this convolution runs on ``compiled_depthwise``'s planes, every
+    tap's sum in a register: 2-D, depthwise, at stride 1, a square kernel of ``sides``
+    (``compiled_depthwise.SIDES``); the input's gradient also needs a padding no wider than
+    d·(k − 1) (a flipped kernel's forward, which cannot crop). Forward and backward, it beats
+    the channels-last loops and the phase planes wherever measured (its numbers there)."""
+    if len(g.kernel) != 2 or not _depthwise(channels, weight_shape, g) or any(s != 1 for s in g.strides):
+        return False
+    if g.kernel[0] != g.kernel[1] or g.kernel[0] not in sides:
+        return False
+    return name != "grad_input" or all(p <= d * (k - 1) for k, p, d in zip(g.kernel, g.padding, g.dilation,
+                                                                          strict=True))
 
 
 def _two_d(array: np.ndarray, dims: int) -> np.ndarray:
@@ -130,19 +149,26 @@ def _two_d_sizes(sizes: tuple[int, ...], unit: int) -> tuple[int, int]:
     return (unit, sizes[0]) if len(sizes) == 1 else (sizes[0], sizes[1])
 
 
+def _per_thread(shapes: tuple[tuple[int, ...], ...], dtype: np.dtype, what: str, zeroed: tuple[bool, ...]
+                ) -> Callable[[], tuple[np.ndarray, ...]]:
+    """A loop's scratch arrays (``shapes``), counted against the budget for every thread before
+    any runs; returns what allocates one thread's (zeros where ``zeroed`` says: a border or junk
+    the loop never writes)."""
+    budget.charge(parallel.threads() * sum(budget.nbytes(shape, dtype) for shape in shapes), what)
+    return lambda: tuple((np.zeros if zero else np.empty)(shape, dtype) for shape, zero in zip(shapes, zeroed,
+                                                                                                  strict=True))
+
+
 def _scratch(loops: ModuleType, in_shape: tuple[int, ...], weight_shape: tuple[int, ...], g: Geometry,
-             dtype: np.dtype) -> Callable[[], tuple[np.ndarray, np.ndarray]]:
-    """The loops' scratch (``compiled.scratch``: one group's padded phase planes, as many examples
-    tall as ``compiled.stacked`` says, and the wide buffer), counted for every thread before
-    any runs; returns what allocates one thread's."""
+             dtype: np.dtype) -> Callable[[], tuple[np.ndarray, ...]]:
+    """The phase-plane loops' scratch (``compiled.scratch``: one group's padded phase planes, as
+    many examples tall as ``compiled.stacked`` says, and the wide buffer, zeroed)."""
     sizes, strides = _two_d_sizes(in_shape[2:], 1), _two_d_sizes(g.strides, 1)
     padding = _two_d_sizes(g.padding, 0)
     stack = loops.stacked(sizes, strides, padding, in_shape[0])
     planes, wide = loops.scratch(weight_shape[1], sizes, _two_d_sizes(g.kernel, 1), strides, padding,
                                  _two_d_sizes(g.dilation, 1), stack, weight_shape[0] // g.groups)
-    budget.charge(parallel.threads() * (budget.nbytes(planes, dtype) + budget.nbytes((wide,), dtype)),
-                  f"padding the input by {g.padding}")
-    return lambda: (np.zeros(planes, dtype), np.zeros(wide, dtype))
+    return _per_thread((planes, (wide,)), dtype, f"padding the input by {g.padding}", (True, True))
 
 
 # Each pass's loop on the phase planes, and channels last (``_channels_last``).
@@ -153,11 +179,20 @@ _LOOPS = {"forward": ("conv_forward", "depthwise_last_forward"),
 
 def _chosen(loops: ModuleType, name: str, in_shape: tuple[int, ...], weight_shape: tuple[int, ...],
             out_sizes: tuple[int, ...], g: Geometry, dtype: np.dtype
-            ) -> tuple[Callable[..., None], Callable[[], tuple[np.ndarray, np.ndarray]], tuple[int, ...]]:
+            ) -> tuple[Callable[..., None], Callable[[], tuple[np.ndarray, ...]], tuple[int, ...]]:
     """The loop of pass ``name`` for this convolution, what allocates one thread's scratch (charged
-    for every thread here) and the loop's geometry arguments: channels last where
-    ``_channels_last`` says, else on the phase planes."""
+    for every thread here) and the loop's geometry arguments: on ``compiled_depthwise``'s planes
+    where ``_in_registers`` says, channels last where ``_channels_last`` says, else on the phase
+    planes."""
+    from . import compiled_depthwise  # (numba is in use here)
+
     on_planes, on_channels = _LOOPS[name]
+    if _in_registers(name, in_shape[1], weight_shape, g, compiled_depthwise.SIDES):
+        planes, wide = compiled_depthwise.scratch(name == "grad_input", in_shape[0], in_shape[2:], out_sizes,
+                                                  g.kernel, g.padding, g.dilation)
+        scratch = _per_thread((planes, (wide,)), dtype, f"padding the input by {g.padding}",
+                              (False, False))  # (the loops zero it)
+        return getattr(compiled_depthwise, name), scratch, (*g.padding, *g.dilation)
     if _channels_last(in_shape[1], weight_shape, g, out_sizes):
         return getattr(loops, on_channels), _last_scratch(in_shape, out_sizes, g), _arguments(g, last=True)
     return getattr(loops, on_planes), _scratch(loops, in_shape, weight_shape, g, dtype), _arguments(g)
@@ -199,16 +234,13 @@ def _loop_operand(array: np.ndarray, dtype: np.dtype | None = None) -> np.ndarra
 
 
 def _last_scratch(shape: tuple[int, ...], out_sizes: tuple[int, ...], g: Geometry
-                  ) -> Callable[[], tuple[np.ndarray, np.ndarray]]:
+                  ) -> Callable[[], tuple[np.ndarray, ...]]:
     """``compiled.depthwise_last_*``'s scratch (an example's padded input and its output, or
-    their gradients, channels last), counted for every thread before any runs; returns what
-    allocates one thread's (the padded input's border zeros)."""
+    their gradients, channels last; the padded input's border zeros)."""
     c, sizes = shape[1], _two_d_sizes(shape[2:], 1)
     (ph, pw), (oh, ow) = _two_d_sizes(g.padding, 0), _two_d_sizes(out_sizes, 1)
-    padded, acc = (sizes[0] + 2 * ph, sizes[1] + 2 * pw, c), (oh, ow, c)
-    budget.charge(parallel.threads() * (budget.nbytes(padded, np.float32) + budget.nbytes(acc, np.float32)),
-                  f"padding the input by {g.padding}, channels last")
-    return lambda: (np.zeros(padded, np.float32), np.empty(acc, np.float32))
+    return _per_thread(((sizes[0] + 2 * ph, sizes[1] + 2 * pw, c), (oh, ow, c)), np.dtype(np.float32),
+                       f"padding the input by {g.padding}, channels last", (True, False))
 
 
 def grad_input(grad: np.ndarray, weight: np.ndarray, g: Geometry, in_shape: tuple[int, ...]) -> np.ndarray:

@@ -16,13 +16,22 @@ from collections.abc import Iterator
 
 import numpy as np
 import pytest
-from hypothesis import assume, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from test_conv import assert_near
 
 from modelpack.nn.kernels import backend, direct, parallel
 from modelpack.nn.kernels import conv as kernels
 from modelpack.nn.kernels import transposed as transposed_kernels
+
+
+@pytest.fixture
+def no_register_planes(numba_kernels, monkeypatch) -> None:
+    """``compiled_depthwise`` out of the way (it takes stride-1 3×3 and 5×5 depthwise
+    convolutions first), so that its tests reach the channels-last loops they test."""
+    from modelpack.nn.kernels import compiled_depthwise
+
+    monkeypatch.setattr(compiled_depthwise, "SIDES", ())
 
 
 @pytest.fixture
@@ -331,9 +340,9 @@ def many_channels(draw: st.DrawFn) -> tuple[kernels.Geometry, tuple[int, ...], i
     return g, sizes, draw(st.integers(1, 3))
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(drawn=many_channels(), seed=st.integers(0, 2**32 - 1))
-def test_channels_last_matches_the_planes_loops(numba_kernels, drawn, seed) -> None:
+def test_channels_last_matches_the_planes_loops(no_register_planes, drawn, seed) -> None:
     """The forward takes the same taps in the same order as the phase planes' loops: the same
     bits. The gradients add the same products in another order: near them, as all three are
     near the numpy path, the reference."""
@@ -378,8 +387,8 @@ def test_the_register_sums_are_taken_for_the_kernels_direct_is_told_of(numba_ker
     ((1, 1), (1, 1), (1, 1), 7), ((2, 2), (1, 1), (1, 1), 9), ((1, 2), (2, 0), (2, 1), 8), ((1, 1), (0, 0), (1, 1), 5),
     ((1, 1), (2, 2), (1, 1), 7), ((1, 1), (2, 2), (2, 2), 9),  # 'same' for 5×5, for 3×3 dilated by 2
 ])
-def test_register_sums_run_channels_last_with_the_planes_bits(numba_kernels, kernel, strides, padding, dilation,
-                                                              side) -> None:
+def test_register_sums_run_channels_last_with_the_planes_bits(no_register_planes, kernel, strides, padding,
+                                                              dilation, side) -> None:
     """The 3×3 and 5×5 forwards' sums held in registers (``compiled._nine_taps``,
     ``_twenty_five_taps``) add the taps in the planes' loops' order: the same bits, at any
     stride and dilation; 131 channels (a block of ``compiled._LAY_BLOCK`` and a remainder).
@@ -415,7 +424,10 @@ def test_register_sums_run_channels_last_with_the_planes_bits(numba_kernels, ker
     (64, 7, 3, 1, False),  # few channels
     (128, 7, 3, 2, False),  # two outputs per channel
 ])
-def test_what_runs_channels_last(numba_kernels, monkeypatch, channels, side, kernel, multiplier, taken) -> None:
+def test_what_runs_channels_last(no_register_planes, monkeypatch, channels, side, kernel, multiplier, taken
+                                 ) -> None:
+    """``_channels_last``'s rule (with the register planes, ``test_compiled_depthwise``, out of the
+    way: the stride-1 3×3 and 5×5 of these go there first)."""
     from modelpack.nn.kernels import compiled
 
     calls = []
@@ -437,7 +449,7 @@ def test_what_runs_channels_last(numba_kernels, monkeypatch, channels, side, ker
         assert_near(ours, reference.astype(np.float64))
 
 
-def test_channels_last_bits_do_not_depend_on_the_thread_count(numba_kernels) -> None:
+def test_channels_last_bits_do_not_depend_on_the_thread_count(no_register_planes) -> None:
     g = kernels.Geometry((3, 3), (1, 1), (1, 1), (1, 1), direct.CHANNELS_LAST_MIN_CHANNELS)
     x, w, b = _arrays(2, g, (7, 7), 12, 1, 1)
     assert direct._channels_last(x.shape[1], w.shape, g, (7, 7)) and x.size >= parallel.MIN_ELEMENTS  # split

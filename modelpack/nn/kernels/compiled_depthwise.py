@@ -1,0 +1,213 @@
+"""A stride-1 depthwise convolution (one output channel per input channel: MobileNet's) of a
+3×3 or 5×5 kernel, and its two gradients, compiled by numba on channel-first planes.
+
+Per channel, a stack of examples' planes is copied one below the other into scratch planes
+with a zero border (``padded``, zeroed once a call; the border is never written after), and
+the output computed on their "wide" plane: rows as long as the padded planes', their last
+(KW − 1)·dw values junk, as are the rows between examples. Output q of the wide plane reads
+padded q + j·dh·width + i·dw for tap (j, i), so each tap is one contiguous run, and one
+vectorised loop over the whole stack sums every tap in registers (``_nine_taps``,
+``_twenty_five_taps``), in ``compiled``'s order (the bias, then the taps row-major): the
+forward's bits are its loops'. The first OW values of each wide row are then the output's.
+
+``compiled``'s phase-plane loops take any stride and group width, three taps a pass, storing
+between passes; its channels-last loops (``depthwise_last_*``) pay two layout passes an example.
+Measured on one thread, batch 8, medians of 30 (ms, forward / input's / weight's gradient,
+channels last → here): 3×3 on 512×14×14 1.71 / 1.87 / 1.39 → 0.82 / 0.81 / 0.85, on 1024×7×7
+0.95 / 1.05 / 0.87 → 0.61 / 0.62 / 0.73, 5×5 on 240×14×14 1.23 / 1.24 / 1.29 → 0.71 / 0.72 /
+0.85; phase planes → here, 3×3 on 128×56×56 2.0 → 1.4 ms at 2 threads (``bench/layers.py``).
+A pass per kernel row (three taps in registers) took 1.2–1.8× as long on 14×14 and 7×7 planes;
+planes one at a time, unstacked, 1.1–1.5× on 7×7.
+
+The input's gradient, at stride 1, is the forward of the output's gradient with the kernel
+flipped, padded by d·(k − 1) − p (a gather: each value's sum in one fixed order, not the
+numpy path's scatter order, so float rounding apart from it). The weight's gradient dots, per
+channel and stack, the output's gradient on the wide plane (junk zeros: never written) with
+each tap's run (``compiled._dots``: vector-wide partial sums). Arrays are (N, C, H, W) float32,
+C-contiguous; every loop takes a slice of the batch, ``[first, stop)``, and releases the GIL.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from numba import njit
+
+from .compiled import _dots
+
+__all__ = ["SIDES", "scratch", "forward", "grad_input", "grad_weight"]
+
+_jit = njit(nogil=True, cache=True)
+# The sides of the square kernels whose taps a pass sums in registers (``_nine_taps``,
+# ``_twenty_five_taps``).
+SIDES = (3, 5)
+# Small planes are stacked, several examples' one below the other, up to this many padded
+# positions, so that a tap's run is long enough for the vectorised loop (a 7×7 plane padded to
+# 9×9 gives runs of 61 values, most of them in the loop's scalar remainder); the rows between
+# examples are junk, read and dropped as the junk columns are.
+STACK_POSITIONS = 2048
+
+
+def scratch(grad_input: bool, batch: int, in_sizes: tuple[int, ...], out_sizes: tuple[int, ...],
+            kernel: tuple[int, ...], padding: tuple[int, ...], dilation: tuple[int, ...]
+            ) -> tuple[tuple[int, int], int]:
+    """(the padded planes' shape, the wide plane's length) one thread's loops need: the input's
+    planes padded, or for the input's gradient the output's gradient's padded by d·(k − 1) − p,
+    as many examples one below the other as ``STACK_POSITIONS`` says (at most the batch)."""
+    if grad_input:
+        border = [d * (k - 1) - p for k, p, d in zip(kernel, padding, dilation, strict=True)]
+        plane = (out_sizes[0] + 2 * border[0], out_sizes[1] + 2 * border[1])
+    else:
+        plane = (in_sizes[0] + 2 * padding[0], in_sizes[1] + 2 * padding[1])
+    stack = max(1, min(batch, STACK_POSITIONS // (plane[0] * plane[1])))
+    return (stack * plane[0], plane[1]), stack * plane[0] * plane[1]
+
+
+@_jit
+def forward(x: Any, w: Any, bias: Any, out: Any, padded: Any, wide: Any, first: int, stop: int,
+            ph: int, pw: int, dh: int, dw: int) -> None:
+    """out[n] = bias + Σ taps of x[n] ⋆ w (C, 1, KH, KW), n in [first, stop)."""
+    _correlate(x, w, bias, out, padded, wide, first, stop, ph, pw, dh, dw)
+
+
+@_jit
+def grad_input(grad: Any, w: Any, grad_x: Any, padded: Any, wide: Any, first: int, stop: int,
+               ph: int, pw: int, dh: int, dw: int) -> None:
+    """grad_x[n] for n in [first, stop): grad[n] padded by d·(k − 1) − p, correlated with the
+    flipped kernel."""
+    kh, kw = w.shape[2], w.shape[3]
+    flipped = np.empty_like(w)
+    for c in range(w.shape[0]):
+        for j in range(kh):
+            for i in range(kw):
+                flipped[c, 0, j, i] = w[c, 0, kh - 1 - j, kw - 1 - i]
+    _correlate(grad, flipped, np.zeros(w.shape[0], w.dtype), grad_x, padded, wide, first, stop,
+               dh * (kh - 1) - ph, dw * (kw - 1) - pw, dh, dw)
+
+
+@_jit
+def grad_weight(grad: Any, x: Any, grad_w: Any, padded: Any, wide: Any, first: int, stop: int,
+                ph: int, pw: int, dh: int, dw: int) -> None:
+    """grad_w (C, 1, KH, KW) = Σ over n in [first, stop) and every output position of grad
+    times the input its tap read: per channel and stack of examples, one dot product a tap of
+    the output's gradient on the wide plane (its junk zeros: never written) with the tap's run."""
+    kh, kw = grad_w.shape[2], grad_w.shape[3]
+    hp, width = x.shape[2] + 2 * ph, padded.shape[1]
+    stack, oh = padded.shape[0] // hp, grad.shape[2]
+    offsets = np.empty(kh * kw, np.int64)
+    for j in range(kh):
+        for i in range(kw):
+            offsets[j * kw + i] = j * dh * width + i * dw
+    grad_w[:] = 0
+    padded[:] = 0
+    wide[:] = 0
+    flat = padded.reshape(padded.shape[0] * width)
+    rows = wide.reshape(padded.shape[0], width)
+    for c in range(x.shape[1]):
+        for n in range(first, stop, stack):
+            count = min(stack, stop - n)
+            for s in range(count):
+                _lay(x[n + s, c], padded, s * hp + ph, pw)
+                _lay(grad[n + s, c], rows, s * hp, 0)
+            run = wide[:((count - 1) * hp + oh - 1) * width + grad.shape[3]]
+            _dots(run, flat, offsets, grad_w[c, 0].reshape(kh * kw))
+
+
+@_jit
+def _lay(plane: Any, padded: Any, top: int, left: int) -> None:
+    """padded[top + r, left + q] = plane[r, q] (row views: an index that could be negative is
+    checked for wrapping around per element, and the loop is then not vectorised)."""
+    for r in range(plane.shape[0]):
+        row, into = plane[r], padded[top + r, left:]
+        for q in range(plane.shape[1]):
+            into[q] = row[q]
+
+
+@_jit
+def _correlate(x: Any, w: Any, bias: Any, out: Any, padded: Any, wide: Any, first: int, stop: int,
+               top: int, left: int, dh: int, dw: int) -> None:
+    """out[n, c] = bias[c] + Σ w[c, 0, j, i]·(x[n, c] in ``padded`` at (top, left))[y + j·dh,
+    q + i·dw], a stack of examples at a time, computed on ``wide``; then out's rows from the
+    wide plane's (copied here: from a function of their own, 15–20% slower on 14×14 and 7×7
+    planes). Output row y of the s-th example reads padded rows s·hp + y + j·dh: its own."""
+    hp, width = x.shape[2] + 2 * top, padded.shape[1]
+    stack, oh, ow = padded.shape[0] // hp, out.shape[2], out.shape[3]
+    padded[:] = 0
+    flat = padded.reshape(padded.shape[0] * width)
+    for c in range(x.shape[1]):
+        taps, start = w[c, 0], bias[c]
+        for n in range(first, stop, stack):
+            count = min(stack, stop - n)
+            for s in range(count):
+                _lay(x[n + s, c], padded, s * hp + top, left)
+            run = wide[:((count - 1) * hp + oh - 1) * width + ow]
+            if taps.shape[0] == 3:
+                _nine_taps(run, flat, taps, start, dh * width, dw)
+            else:
+                _twenty_five_taps(run, flat, taps, start, dh * width, dw)
+            for s in range(count):
+                plane = out[n + s, c]
+                for y in range(oh):
+                    row, into = wide[(s * hp + y) * width:], plane[y]
+                    for q in range(ow):
+                        into[q] = row[q]
+
+
+@_jit
+def _nine_taps(run: Any, flat: Any, t: Any, start: Any, down: int, dw: int) -> None:
+    """run[q] = start + Σ t[j, i]·flat[q + j·down + i·dw] for a 3×3 kernel, row-major, each sum
+    in a register: one pass over the plane (a pass per kernel row took 1.4–1.8× as long on
+    14×14 and 7×7 planes, whose runs are short)."""
+    a0, a1, a2 = flat[0:], flat[dw:], flat[2 * dw:]
+    b0, b1, b2 = flat[down:], flat[down + dw:], flat[down + 2 * dw:]
+    c0, c1, c2 = flat[2 * down:], flat[2 * down + dw:], flat[2 * down + 2 * dw:]
+    w00, w01, w02, w10, w11, w12 = t[0, 0], t[0, 1], t[0, 2], t[1, 0], t[1, 1], t[1, 2]
+    w20, w21, w22 = t[2, 0], t[2, 1], t[2, 2]
+    for q in range(run.shape[0]):
+        v = start + w00 * a0[q]
+        v = v + w01 * a1[q]
+        v = v + w02 * a2[q]
+        v = v + w10 * b0[q]
+        v = v + w11 * b1[q]
+        v = v + w12 * b2[q]
+        v = v + w20 * c0[q]
+        v = v + w21 * c1[q]
+        run[q] = v + w22 * c2[q]
+
+
+@_jit
+def _twenty_five_taps(run: Any, flat: Any, t: Any, start: Any, down: int, dw: int) -> None:
+    """``_nine_taps`` for a 5×5 kernel."""
+    r0, r1, r2, r3, r4 = flat[0:], flat[down:], flat[2 * down:], flat[3 * down:], flat[4 * down:]
+    s00, s01, s02, s03, s04 = r0[0:], r0[dw:], r0[2 * dw:], r0[3 * dw:], r0[4 * dw:]
+    s10, s11, s12, s13, s14 = r1[0:], r1[dw:], r1[2 * dw:], r1[3 * dw:], r1[4 * dw:]
+    s20, s21, s22, s23, s24 = r2[0:], r2[dw:], r2[2 * dw:], r2[3 * dw:], r2[4 * dw:]
+    s30, s31, s32, s33, s34 = r3[0:], r3[dw:], r3[2 * dw:], r3[3 * dw:], r3[4 * dw:]
+    s40, s41, s42, s43, s44 = r4[0:], r4[dw:], r4[2 * dw:], r4[3 * dw:], r4[4 * dw:]
+    for q in range(run.shape[0]):
+        v = start + t[0, 0] * s00[q]
+        v = v + t[0, 1] * s01[q]
+        v = v + t[0, 2] * s02[q]
+        v = v + t[0, 3] * s03[q]
+        v = v + t[0, 4] * s04[q]
+        v = v + t[1, 0] * s10[q]
+        v = v + t[1, 1] * s11[q]
+        v = v + t[1, 2] * s12[q]
+        v = v + t[1, 3] * s13[q]
+        v = v + t[1, 4] * s14[q]
+        v = v + t[2, 0] * s20[q]
+        v = v + t[2, 1] * s21[q]
+        v = v + t[2, 2] * s22[q]
+        v = v + t[2, 3] * s23[q]
+        v = v + t[2, 4] * s24[q]
+        v = v + t[3, 0] * s30[q]
+        v = v + t[3, 1] * s31[q]
+        v = v + t[3, 2] * s32[q]
+        v = v + t[3, 3] * s33[q]
+        v = v + t[3, 4] * s34[q]
+        v = v + t[4, 0] * s40[q]
+        v = v + t[4, 1] * s41[q]
+        v = v + t[4, 2] * s42[q]
+        v = v + t[4, 3] * s43[q]
+        run[q] = v + t[4, 4] * s44[q]

@@ -1,0 +1,186 @@
+"""``nn.kernels.compiled_depthwise`` (through ``direct``): a stride-1 depthwise convolution of a
+3×3 or 5×5 kernel, every tap's sum in a register, against the phase planes' loops (the same
+forward bits) and the numpy path, the reference (float32 tolerance, ``test_conv.assert_near``:
+the gradients add the same products in other orders). Skipped without numba.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from test_conv import assert_near
+from test_direct import _arrays, _assert_same_bits_on_one_and_three_threads, _through
+
+from modelpack.nn.kernels import backend, direct, parallel
+from modelpack.nn.kernels import conv as kernels
+
+PASSES = ("forward", "grad_input", "grad_weight")
+
+
+@pytest.fixture(scope="module")
+def depthwise_loops(numba_kernels) -> Iterator[object]:
+    """``compiled_depthwise`` (each test puts the kernels on numba itself)."""
+    from modelpack.nn.kernels import compiled_depthwise
+
+    yield compiled_depthwise
+
+
+def _spied(monkeypatch: pytest.MonkeyPatch, module: object) -> list[str]:
+    """The names of ``module``'s passes as they run (``direct`` looks them up at each call)."""
+    calls: list[str] = []
+    for name in PASSES:
+        original = getattr(module, name)
+        monkeypatch.setattr(module, name, lambda *args, name=name, original=original:
+                            calls.append(name) or original(*args))
+    return calls
+
+
+@st.composite
+def stride_one(draw: st.DrawFn) -> tuple[kernels.Geometry, tuple[int, int], int, int]:
+    """(geometry, input sizes, batch, stack positions) of a stride-1 depthwise convolution of a
+    kernel the loops take, any dilation and padding (up to one wider than d·(k − 1)); a small
+    ``STACK_POSITIONS`` stacks a few examples, the last stack short."""
+    from modelpack.nn.kernels import compiled_depthwise
+
+    side = draw(st.sampled_from(compiled_depthwise.SIDES))
+    dilation = (draw(st.integers(1, 2)), draw(st.integers(1, 2)))
+    padding = tuple(draw(st.integers(0, d * (side - 1) + 1)) for d in dilation)
+    sizes = tuple(max(1, d * (side - 1) + 1 - 2 * p) + draw(st.integers(0, 6)) for p, d in zip(padding, dilation,
+                                                                                               strict=True))
+    channels = draw(st.integers(2, 5))  # (one channel is an ungrouped convolution: im2col's on small planes)
+    g = kernels.Geometry((side, side), (1, 1), padding, dilation, channels)
+    stack = draw(st.sampled_from([1, 300, compiled_depthwise.STACK_POSITIONS]))
+    return g, sizes, draw(st.integers(1, 5)), stack
+
+
+@settings(max_examples=60, deadline=None)
+@given(drawn=stride_one(), seed=st.integers(0, 2**32 - 1))
+def test_the_loops_give_the_planes_bits_and_the_numpy_paths_values(depthwise_loops, drawn, seed) -> None:
+    """Ordinary and transposed (``test_direct._through``): the forwards (the convolution's and
+    the transposed one's input gradient) are the phase planes' loops' bits; every result is
+    near the numpy path's. The input's gradient runs here only where its padding allows."""
+    g, sizes, batch, stack = drawn
+    x, w, b = _arrays(seed, g, sizes, batch, 1, 1)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(depthwise_loops, "STACK_POSITIONS", stack)
+        calls = _spied(patch, depthwise_loops)
+        ours = _through("numba", x, w, b, g)
+    crops = any(p > d * (k - 1) for k, p, d in zip(g.kernel, g.padding, g.dilation, strict=True))
+    assert {"forward", "grad_weight"} <= set(calls) and ("grad_input" in calls) != crops
+    with pytest.MonkeyPatch.context() as patch:  # the phase planes' loops
+        patch.setattr(depthwise_loops, "SIDES", ())
+        patch.setattr(direct, "CHANNELS_LAST_MIN_CHANNELS", 2**31)
+        planes = _through("numba", x, w, b, g)
+    reference = _through("numpy", x, w, b, g)
+    assert len(ours) == len(planes) == len(reference)
+    assert ours[0].tobytes() == planes[0].tobytes()
+    for compiled, expected in zip(ours, reference, strict=True):
+        assert compiled.dtype == np.float32
+        assert_near(compiled, expected.astype(np.float64))
+
+
+@pytest.mark.parametrize("side", [3, 5])
+def test_stacked_examples_give_what_one_at_a_time_gives(depthwise_loops, monkeypatch, side) -> None:
+    """7 examples of 6×7 in stacks of 3 (the last one short): the forward and the input's
+    gradient are the bits of one example at a time (each sum keeps its order), the weight's
+    gradient near them (its dot products run over the stack)."""
+    g = kernels.Geometry((side, side), (1, 1), (side // 2, side // 2), (1, 1), 4)
+    x, w, b = _arrays(side, g, (6, 7), 7, 1, 1)
+    padded = (6 + side - 1) * (7 + side - 1)
+    monkeypatch.setattr(depthwise_loops, "STACK_POSITIONS", 3 * padded)
+    assert depthwise_loops.scratch(False, 7, (6, 7), (6, 7), g.kernel, g.padding, g.dilation)[0][0] == 3 * (5 + side)
+    stacked = _through("numba", x, w, b, g)
+    monkeypatch.setattr(depthwise_loops, "STACK_POSITIONS", 1)
+    alone = _through("numba", x, w, b, g)
+    for name, together, apart in zip(["out", "grad_x", "grad_w", "up", "up_x", "up_w"], stacked, alone, strict=True):
+        if name.endswith("_w"):
+            assert_near(together, apart.astype(np.float64))
+        else:
+            assert together.tobytes() == apart.tobytes(), name
+
+
+def test_the_bits_do_not_depend_on_the_thread_count(depthwise_loops) -> None:
+    g = kernels.Geometry((3, 3), (1, 1), (1, 1), (1, 1), 16)
+    x, w, b = _arrays(4, g, (19, 19), 12, 1, 1)
+    assert x.size >= parallel.MIN_ELEMENTS  # (split over the threads)
+    assert direct._in_registers("forward", 16, w.shape, g, depthwise_loops.SIDES)
+    _assert_same_bits_on_one_and_three_threads(x, w, b, g)
+
+
+@pytest.mark.parametrize(("kernel", "strides", "padding", "multiplier", "passes"), [
+    ((3, 3), (1, 1), (1, 1), 1, PASSES),  # MobileNet's
+    ((5, 5), (1, 1), (2, 2), 1, PASSES),  # MobileNetV3's
+    ((3, 3), (1, 1), (0, 0), 1, PASSES),  # no padding
+    ((3, 3), (1, 1), (3, 1), 1, ("forward", "grad_weight")),  # wider than d·(k − 1): the input's gradient crops
+    ((3, 3), (2, 2), (1, 1), 1, ()),  # strided
+    ((7, 7), (1, 1), (3, 3), 1, ()),  # no register sums for 7×7
+    ((3, 5), (1, 1), (1, 2), 1, ()),  # not square
+    ((3, 3), (1, 1), (1, 1), 2, ()),  # two outputs per channel: not depthwise
+])
+def test_what_runs_in_registers(depthwise_loops, monkeypatch, kernel, strides, padding, multiplier, passes) -> None:
+    calls = _spied(monkeypatch, depthwise_loops)
+    backend.use("numba")
+    g = kernels.Geometry(kernel, strides, padding, (1, 1), 6)
+    x, w, b = _arrays(7, g, (9, 9), 2, 1, multiplier)
+    out, saved = kernels.forward(x, w, b, g)
+    grads = kernels.backward(np.ones_like(out), saved, w, g)
+    assert sorted(set(calls)) == sorted(passes)
+    backend.use("numpy")
+    out_numpy, saved_numpy = kernels.forward(x, w, b, g)
+    assert_near(out, out_numpy.astype(np.float64))
+    for ours, reference in zip(grads, kernels.backward(np.ones_like(out), saved_numpy, w, g), strict=True):
+        assert_near(ours, reference.astype(np.float64))
+
+
+def test_the_loops_zero_their_own_scratch(depthwise_loops) -> None:
+    """``direct`` hands the loops uninitialised scratch: given scratch full of NaN, every pass
+    gives the bits it gives on zeros (the padded border and the junk columns are zeroed inside)."""
+    rng = np.random.default_rng(9)
+    x = rng.standard_normal((3, 2, 5, 6)).astype(np.float32)
+    w = rng.standard_normal((2, 1, 3, 3)).astype(np.float32)
+    b = rng.standard_normal(2).astype(np.float32)
+    grad = rng.standard_normal((3, 2, 5, 6)).astype(np.float32)
+    geometry = (1, 1, 1, 1)  # padding, dilation
+
+    def run(fill: float) -> list[np.ndarray]:
+        results = []
+        for name, first, second, shape in [("forward", x, w, (3, 2, 5, 6)), ("grad_input", grad, w, (3, 2, 5, 6)),
+                                           ("grad_weight", grad, x, (2, 1, 3, 3))]:
+            planes, wide = depthwise_loops.scratch(name == "grad_input", 3, (5, 6), (5, 6), (3, 3), (1, 1), (1, 1))
+            result = np.empty(shape, np.float32)
+            scratch = (np.full(planes, fill, np.float32), np.full(wide, fill, np.float32))
+            if name == "forward":
+                depthwise_loops.forward(first, second, b, result, *scratch, 0, 3, *geometry)
+            else:
+                getattr(depthwise_loops, name)(first, second, result, *scratch, 0, 3, *geometry)
+            results.append(result)
+        return results
+
+    for clean, dirty in zip(run(0.0), run(np.nan), strict=True):
+        assert not np.isnan(dirty).any()
+        assert clean.tobytes() == dirty.tobytes()
+
+
+def test_the_scratch_counts_against_the_budget(depthwise_loops) -> None:
+    """A hostile padding (the padded planes 256 MB a thread, the input 1×1) is refused before
+    anything is allocated, naming the scratch, not the channels-last loops'."""
+    from modelpack import Limits, nn
+    from modelpack.errors import LimitError
+    from modelpack.nn.budget import ActivationBudget, limit_activations
+
+    backend.use("numba")
+    layer = nn.Conv2D(4, 3, padding=4000, groups=4, in_channels=4)
+    layer.initialize(seed=0)
+    g = layer._geometry()
+    assert direct._in_registers("forward", 4, layer.weight.shape, g, depthwise_loops.SIDES)
+    limit_activations(layer, ActivationBudget("hostile.mpk", Limits(max_activation_bytes=2**20)))
+    with pytest.raises(LimitError, match=r"hostile\.mpk: .*padding the input by \(4000, 4000\)") as raised:
+        layer(np.ones((1, 4, 1, 1), np.float32))
+    assert "channels last" not in str(raised.value)
+    assert math.prod(depthwise_loops.scratch(False, 1, (1, 1), (7999, 7999), g.kernel, g.padding, g.dilation)[0]) \
+        * 4 > 2**20
