@@ -23,8 +23,9 @@ The input's gradient, at stride 1, is the forward of the output's gradient with 
 flipped, padded by d·(k − 1) − p (a gather: each value's sum in one fixed order, not the
 numpy path's scatter order, so float rounding apart from it). The weight's gradient dots, per
 channel and stack, the output's gradient on the wide plane (junk zeros: never written) with
-each tap's run (``compiled._dots``: vector-wide partial sums). Arrays are (N, C, H, W) float32,
-C-contiguous; every loop takes a slice of the batch, ``[first, stop)``, and releases the GIL.
+each tap's run (``compiled._dots``: vector-wide partial sums), each channel's sum whole on one
+thread (its loop takes a slice of the channels). Arrays are (N, C, H, W) float32, C-contiguous;
+the other loops take a slice of the batch, ``[first, stop)``; all release the GIL.
 """
 
 from __future__ import annotations
@@ -89,9 +90,10 @@ def grad_input(grad: Any, w: Any, grad_x: Any, padded: Any, wide: Any, first: in
 @_jit
 def grad_weight(grad: Any, x: Any, grad_w: Any, padded: Any, wide: Any, first: int, stop: int,
                 ph: int, pw: int, dh: int, dw: int) -> None:
-    """grad_w (C, 1, KH, KW) = Σ over n in [first, stop) and every output position of grad
-    times the input its tap read: per channel and stack of examples, one dot product a tap of
-    the output's gradient on the wide plane (its junk zeros: never written) with the tap's run."""
+    """grad_w[c] (C, 1, KH, KW) for the channels c in [first, stop) (a slice of the channels, not
+    of the batch: each channel's sum whole) = Σ over every example and output position of grad
+    times the input its tap read: per stack of examples, one dot product a tap of the output's
+    gradient on the wide plane (its junk zeros: never written) with the tap's run."""
     kh, kw = grad_w.shape[2], grad_w.shape[3]
     hp, width = x.shape[2] + 2 * ph, padded.shape[1]
     stack, oh = padded.shape[0] // hp, grad.shape[2]
@@ -99,19 +101,20 @@ def grad_weight(grad: Any, x: Any, grad_w: Any, padded: Any, wide: Any, first: i
     for j in range(kh):
         for i in range(kw):
             offsets[j * kw + i] = j * dh * width + i * dw
-    grad_w[:] = 0
     padded[:] = 0
     wide[:] = 0
     flat = padded.reshape(padded.shape[0] * width)
     rows = wide.reshape(padded.shape[0], width)
-    for c in range(x.shape[1]):
-        for n in range(first, stop, stack):
-            count = min(stack, stop - n)
+    for c in range(first, stop):
+        sums = grad_w[c, 0].reshape(kh * kw)
+        sums[:] = 0
+        for n in range(0, x.shape[0], stack):
+            count = min(stack, x.shape[0] - n)
             for s in range(count):
                 _lay(x[n + s, c], padded, s * hp + ph, pw)
                 _lay(grad[n + s, c], rows, s * hp, 0)
             run = wide[:((count - 1) * hp + oh - 1) * width + grad.shape[3]]
-            _dots(run, flat, offsets, grad_w[c, 0].reshape(kh * kw))
+            _dots(run, flat, offsets, sums)
 
 
 @_jit
