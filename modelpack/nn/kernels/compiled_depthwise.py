@@ -23,9 +23,10 @@ The input's gradient, at stride 1, is the forward of the output's gradient with 
 flipped, padded by d·(k − 1) − p (a gather: each value's sum in one fixed order, not the
 numpy path's scatter order, so float rounding apart from it). The weight's gradient dots, per
 channel and stack, the output's gradient on the wide plane (junk zeros: never written) with
-each tap's run (``compiled._dots``: vector-wide partial sums), each channel's sum whole on one
-thread (its loop takes a slice of the channels). Arrays are (N, C, H, W) float32, C-contiguous;
-the other loops take a slice of the batch, ``[first, stop)``; all release the GIL.
+each tap's run (``compiled._dots``: vector-wide partial sums). Every loop takes a slice of the
+channels, ``[first, stop)``, and all the batch: a thread's stacks are as tall as they go, and
+each channel's weight gradient is whole on one thread (no partial sums to add; the same bits
+at any thread count). Arrays are (N, C, H, W) float32, C-contiguous; the loops release the GIL.
 """
 
 from __future__ import annotations
@@ -68,15 +69,15 @@ def scratch(grad_input: bool, batch: int, in_sizes: tuple[int, ...], out_sizes: 
 @_jit
 def forward(x: Any, w: Any, bias: Any, out: Any, padded: Any, wide: Any, first: int, stop: int,
             ph: int, pw: int, dh: int, dw: int) -> None:
-    """out[n] = bias + Σ taps of x[n] ⋆ w (C, 1, KH, KW), n in [first, stop)."""
+    """out[:, c] = bias[c] + Σ taps of x[:, c] ⋆ w[c] (C, 1, KH, KW), c in [first, stop)."""
     _correlate(x, w, bias, out, padded, wide, first, stop, ph, pw, dh, dw)
 
 
 @_jit
 def grad_input(grad: Any, w: Any, grad_x: Any, padded: Any, wide: Any, first: int, stop: int,
                ph: int, pw: int, dh: int, dw: int) -> None:
-    """grad_x[n] for n in [first, stop): grad[n] padded by d·(k − 1) − p, correlated with the
-    flipped kernel."""
+    """grad_x[:, c] for c in [first, stop): grad[:, c] padded by d·(k − 1) − p, correlated with
+    the flipped kernel."""
     kh, kw = w.shape[2], w.shape[3]
     flipped = np.empty_like(w)
     for c in range(w.shape[0]):
@@ -90,10 +91,10 @@ def grad_input(grad: Any, w: Any, grad_x: Any, padded: Any, wide: Any, first: in
 @_jit
 def grad_weight(grad: Any, x: Any, grad_w: Any, padded: Any, wide: Any, first: int, stop: int,
                 ph: int, pw: int, dh: int, dw: int) -> None:
-    """grad_w[c] (C, 1, KH, KW) for the channels c in [first, stop) (a slice of the channels, not
-    of the batch: each channel's sum whole) = Σ over every example and output position of grad
-    times the input its tap read: per stack of examples, one dot product a tap of the output's
-    gradient on the wide plane (its junk zeros: never written) with the tap's run."""
+    """grad_w[c] (C, 1, KH, KW) for c in [first, stop) = Σ over every example and output
+    position of grad times the input its tap read: per stack of examples, one dot product a
+    tap of the output's gradient on the wide plane (its junk zeros: never written) with the
+    tap's run."""
     kh, kw = grad_w.shape[2], grad_w.shape[3]
     hp, width = x.shape[2] + 2 * ph, padded.shape[1]
     stack, oh = padded.shape[0] // hp, grad.shape[2]
@@ -130,18 +131,19 @@ def _lay(plane: Any, padded: Any, top: int, left: int) -> None:
 @_jit
 def _correlate(x: Any, w: Any, bias: Any, out: Any, padded: Any, wide: Any, first: int, stop: int,
                top: int, left: int, dh: int, dw: int) -> None:
-    """out[n, c] = bias[c] + Σ w[c, 0, j, i]·(x[n, c] in ``padded`` at (top, left))[y + j·dh,
-    q + i·dw], a stack of examples at a time, computed on ``wide``; then out's rows from the
-    wide plane's (copied here: from a function of their own, 15–20% slower on 14×14 and 7×7
-    planes). Output row y of the s-th example reads padded rows s·hp + y + j·dh: its own."""
+    """out[:, c] = bias[c] + Σ w[c, 0, j, i]·(x[:, c] in ``padded`` at (top, left))[y + j·dh,
+    q + i·dw] for c in [first, stop), a stack of examples at a time, computed on ``wide``; then
+    out's rows from the wide plane's (copied here: from a function of their own, 15–20% slower
+    on 14×14 and 7×7 planes). Output row y of the s-th example reads padded rows
+    s·hp + y + j·dh: its own."""
     hp, width = x.shape[2] + 2 * top, padded.shape[1]
     stack, oh, ow = padded.shape[0] // hp, out.shape[2], out.shape[3]
     padded[:] = 0
     flat = padded.reshape(padded.shape[0] * width)
-    for c in range(x.shape[1]):
+    for c in range(first, stop):
         taps, start = w[c, 0], bias[c]
-        for n in range(first, stop, stack):
-            count = min(stack, stop - n)
+        for n in range(0, x.shape[0], stack):
+            count = min(stack, x.shape[0] - n)
             for s in range(count):
                 _lay(x[n + s, c], padded, s * hp + top, left)
             run = wide[:((count - 1) * hp + oh - 1) * width + ow]

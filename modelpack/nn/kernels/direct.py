@@ -16,10 +16,9 @@ the loops before them (one tap a pass over unsplit planes, strided at stride 2):
 from __future__ import annotations
 
 import math
-import sys
 from collections.abc import Callable
 from types import ModuleType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
@@ -178,13 +177,23 @@ _LOOPS = {"forward": ("conv_forward", "depthwise_last_forward"),
           "grad_weight": ("conv_grad_weight", "depthwise_last_grad_weight")}
 
 
+class _Loop(NamedTuple):
+    """A pass's compiled loop: ``run(..., first, stop, *arguments)`` on a slice of the batch, or
+    of the channels where ``over_channels`` (each channel's results whole on one thread);
+    ``scratch()`` allocates one thread's scratch (charged for every thread already)."""
+
+    run: Callable[..., None]
+    scratch: Callable[[], tuple[np.ndarray, ...]]
+    arguments: tuple[int, ...]
+    over_channels: bool = False
+
+
 def _chosen(loops: ModuleType, name: str, in_shape: tuple[int, ...], weight_shape: tuple[int, ...],
-            out_sizes: tuple[int, ...], g: Geometry, dtype: np.dtype
-            ) -> tuple[Callable[..., None], Callable[[], tuple[np.ndarray, ...]], tuple[int, ...]]:
-    """The loop of pass ``name`` for this convolution, what allocates one thread's scratch (charged
-    for every thread here) and the loop's geometry arguments: on ``compiled_depthwise``'s planes
-    where ``_in_registers`` says, channels last where ``_channels_last`` says, else on the phase
-    planes."""
+            out_sizes: tuple[int, ...], g: Geometry, dtype: np.dtype) -> _Loop:
+    """The loop of pass ``name`` for this convolution: on ``compiled_depthwise``'s planes where
+    ``_in_registers`` says (a slice of the channels a thread: all the batch's examples stacked
+    as far as they go, and no partial sums for the weight's gradient), channels last where
+    ``_channels_last`` says, else on the phase planes."""
     from . import compiled_depthwise  # (numba is in use here)
 
     on_planes, on_channels = _LOOPS[name]
@@ -193,23 +202,24 @@ def _chosen(loops: ModuleType, name: str, in_shape: tuple[int, ...], weight_shap
                                                   g.kernel, g.padding, g.dilation)
         scratch = _per_thread((planes, (wide,)), dtype, f"padding the input by {g.padding}",
                               (False, False))  # (the loops zero it)
-        return getattr(compiled_depthwise, name), scratch, (*g.padding, *g.dilation)
+        return _Loop(getattr(compiled_depthwise, name), scratch, (*g.padding, *g.dilation), True)
     if _channels_last(in_shape[1], weight_shape, g, out_sizes):
-        return getattr(loops, on_channels), _last_scratch(in_shape, out_sizes, g), _arguments(g, last=True)
-    return getattr(loops, on_planes), _scratch(loops, in_shape, weight_shape, g, dtype), _arguments(g)
+        return _Loop(getattr(loops, on_channels), _last_scratch(in_shape, out_sizes, g),
+                     _arguments(g, last=True))
+    return _Loop(getattr(loops, on_planes), _scratch(loops, in_shape, weight_shape, g, dtype), _arguments(g))
 
 
 def forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, g: Geometry,
             activation: Callable[[np.ndarray], object] | None = None) -> np.ndarray:
     """Cross-correlation of x (N, C, *S) with weight (O, C/G, *K), plus bias: (N, O, *out);
-    ``activation`` (``activations.in_place``) then overwrites each chunk of the batch on its
-    thread, in cache (LeNet's first convolution and its sigmoid at 2 threads, 64×1×28×28,
-    medians of 101 alternating: 0.74–0.76 ms with the sigmoid after the loops → 0.66–0.69)."""
+    ``activation`` (``activations.in_place``) then overwrites each chunk on its thread, in cache
+    (LeNet's first convolution and its sigmoid at 2 threads, 64×1×28×28, medians of 101
+    alternating: 0.74–0.76 ms with the sigmoid after the loops → 0.66–0.69)."""
     loops = backend.compiled()
     assert loops is not None  # usable() said so
     dims, n, o = len(g.kernel), x.shape[0], weight.shape[0]
     out_sizes = g.out_sizes(x.shape[2:])
-    run, scratch, arguments = _chosen(loops, "forward", x.shape, weight.shape, out_sizes, g, x.dtype)
+    loop = _chosen(loops, "forward", x.shape, weight.shape, out_sizes, g, x.dtype)
     budget.charge(budget.nbytes((n, o, *out_sizes), x.dtype), "its output")
     out = np.empty((n, o, *out_sizes), x.dtype)
     x4, out4 = _two_d(_loop_operand(x), dims), _two_d(out, dims)
@@ -218,11 +228,11 @@ def forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, g: Geome
     work = out.size * weight.shape[1] * math.prod(g.kernel)
 
     def chunk(b: slice) -> None:
-        run(x4, w4, offsets, out4, *scratch(), b.start, b.stop, *arguments)
+        loop.run(x4, w4, offsets, out4, *loop.scratch(), b.start, b.stop, *loop.arguments)
         if activation is not None:
-            activation(out[b])
+            activation(out[:, b] if loop.over_channels else out[b])
 
-    parallel.over_batch(chunk, n, work)
+    parallel.over_batch(chunk, o if loop.over_channels else n, work)
     return out
 
 
@@ -250,41 +260,37 @@ def grad_input(grad: np.ndarray, weight: np.ndarray, g: Geometry, in_shape: tupl
     loops = backend.compiled()
     assert loops is not None
     dims = len(g.kernel)
-    run, scratch, arguments = _chosen(loops, "grad_input", in_shape, weight.shape, grad.shape[2:], g,
-                                      grad.dtype)
+    loop = _chosen(loops, "grad_input", in_shape, weight.shape, grad.shape[2:], g, grad.dtype)
     budget.charge(budget.nbytes(in_shape, grad.dtype), "its input's gradient")
     grad_x = np.empty(in_shape, grad.dtype)
     grad4, x4 = _two_d(_loop_operand(grad), dims), _two_d(grad_x, dims)
     w4 = _two_d(_loop_operand(weight), dims)
     work = grad.size * weight.shape[1] * math.prod(g.kernel)
-    parallel.over_batch(lambda b: run(grad4, w4, x4, *scratch(), b.start, b.stop, *arguments),
-                        in_shape[0], work)
+    parallel.over_batch(lambda b: loop.run(grad4, w4, x4, *loop.scratch(), b.start, b.stop, *loop.arguments),
+                        in_shape[1] if loop.over_channels else in_shape[0], work)
     return grad_x
 
 
 def grad_weight(grad: np.ndarray, x: np.ndarray, g: Geometry, shape: tuple[int, ...]) -> np.ndarray:
-    """The weight's gradient (``shape``: (O, C/G, *K)) from the output's and the input."""
+    """The weight's gradient (``shape``: (O, C/G, *K)) from the output's and the input: partial
+    sums over ``parallel.REDUCTION_CHUNKS`` slices of the batch, added in order (the same bits
+    at any thread count), or a loop's slices of the channels, each channel's sum whole."""
     loops = backend.compiled()
     assert loops is not None
     dims = len(g.kernel)
-    run, scratch, arguments = _chosen(loops, "grad_weight", x.shape, shape, grad.shape[2:], g, x.dtype)
+    loop = _chosen(loops, "grad_weight", x.shape, shape, grad.shape[2:], g, x.dtype)
     grad4, x4 = _two_d(_loop_operand(grad), dims), _two_d(_loop_operand(x), dims)
     shape4 = (*shape[:2], 1, shape[2]) if dims == 1 else shape
     work = grad.size * shape[1] * math.prod(g.kernel)
-    if run is getattr(sys.modules.get(f"{__package__}.compiled_depthwise"), "grad_weight", None):
-        # Split over the channels instead: each channel's sum is whole on one thread, over the
-        # whole batch (its examples stacked as far as they go), so no partial sums to add and
-        # the same bits at any thread count. Batch 8, 2 threads, medians of 41 (ms, partial sums
-        # over the batch → channels): 3×3 on 1024×7×7 0.63 → 0.53–0.57, on 512×14×14 0.75 → 0.61,
-        # 5×5 on 240×14×14 0.60 → 0.56.
+    if loop.over_channels:
         grad_w = np.empty(shape4, grad.dtype)
-        parallel.over_batch(lambda c: run(grad4, x4, grad_w, *scratch(), c.start, c.stop, *arguments),
-                            shape[0], work)
+        parallel.over_batch(lambda c: loop.run(grad4, x4, grad_w, *loop.scratch(), c.start, c.stop,
+                                               *loop.arguments), shape[0], work)
         return grad_w.reshape(shape)
 
     def part(b: slice) -> np.ndarray:
         grad_w = np.empty(shape4, grad.dtype)
-        run(grad4, x4, grad_w, *scratch(), b.start, b.stop, *arguments)
+        loop.run(grad4, x4, grad_w, *loop.scratch(), b.start, b.stop, *loop.arguments)
         return grad_w
 
     parts = parallel.over_batch(part, grad.shape[0], work, chunks=parallel.REDUCTION_CHUNKS)

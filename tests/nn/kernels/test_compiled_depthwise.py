@@ -154,11 +154,10 @@ def test_the_loops_zero_their_own_scratch(depthwise_loops) -> None:
             planes, wide = depthwise_loops.scratch(name == "grad_input", 3, (5, 6), (5, 6), (3, 3), (1, 1), (1, 1))
             result = np.empty(shape, np.float32)
             scratch = (np.full(planes, fill, np.float32), np.full(wide, fill, np.float32))
-            every = (0, 2) if name == "grad_weight" else (0, 3)  # (its loop takes the channels, the others the batch)
-            if name == "forward":
-                depthwise_loops.forward(first, second, b, result, *scratch, *every, *geometry)
+            if name == "forward":  # (every channel: the loops take a slice of them)
+                depthwise_loops.forward(first, second, b, result, *scratch, 0, 2, *geometry)
             else:
-                getattr(depthwise_loops, name)(first, second, result, *scratch, *every, *geometry)
+                getattr(depthwise_loops, name)(first, second, result, *scratch, 0, 2, *geometry)
             results.append(result)
         return results
 
@@ -185,3 +184,33 @@ def test_the_scratch_counts_against_the_budget(depthwise_loops) -> None:
     assert "channels last" not in str(raised.value)
     assert math.prod(depthwise_loops.scratch(False, 1, (1, 1), (7999, 7999), g.kernel, g.padding, g.dilation)[0]) \
         * 4 > 2**20
+
+
+def test_a_layers_own_activation_runs_on_each_slice_of_the_channels(depthwise_loops, monkeypatch) -> None:
+    """The loops split the channels over the threads (two here): a depthwise layer's own ReLU
+    overwrites each thread's channels of every example (more examples than channels: a slice of
+    the batch would leave some out), with the bits of the layer run plain and the activation
+    after it."""
+    from modelpack import nn
+
+    backend.use("numba")
+    chunks: list[tuple[int, ...]] = []
+    original = depthwise_loops.forward
+    monkeypatch.setattr(depthwise_loops, "forward", lambda *args: chunks.append(args[-6:-4]) or original(*args))
+    x = np.random.default_rng(6).standard_normal((70, 64, 5, 5)).astype(np.float32)
+    layer = nn.Conv2D(64, 3, padding=1, groups=64, activation="relu", in_channels=64)
+    layer.initialize(seed=0)
+    plain = nn.Conv2D(64, 3, padding=1, groups=64, in_channels=64)
+    plain.initialize(seed=0)
+    plain.weight.set_data(layer.weight.data())
+    expected = nn.Activation("relu")(plain(x))
+    chunks.clear()
+    before = parallel.threads()
+    parallel.set_threads(2)
+    try:
+        out = layer(x)
+    finally:
+        parallel.set_threads(before)
+    assert x.size * 9 >= parallel.MIN_ELEMENTS and sorted(chunks) == [(0, 32), (32, 64)]
+    np.testing.assert_array_equal(out, expected)
+    assert (out >= 0).all() and (out == 0).any()
