@@ -58,7 +58,8 @@ by side, on plain numpy arrays.
   kept between calls while the weight's bits stay the same (a loaded model's inference);
 - ``backend``: which implementation runs (``MODELPACK_KERNELS``): numpy's, or with the
   ``accel`` extra ``compiled``'s numba loops, which ``direct`` runs for the convolutions
-  im2col serves badly (depthwise, narrow groups).
+  im2col serves badly (depthwise, narrow groups), and ``compiled_depthwise``'s for a stride-1
+  depthwise 3×3 or 5×5 (every tap's sum in a register, the batch's examples stacked).
 
 The layers (``nn.conv``, ``nn.pooling``, ``nn.norm``) call the forwards; the autograd rules
 (``autograd.spatial_vjps``, ``autograd.layer_vjps``) call the backwards with what the forward
