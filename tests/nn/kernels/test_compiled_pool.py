@@ -16,13 +16,15 @@ from modelpack.nn.kernels import backend
 from modelpack.nn.kernels import pool as pool_kernels
 
 
-def _awkward(rng: np.random.Generator, shape: tuple[int, ...], dtype: type = np.float32) -> np.ndarray:
-    """Values where a maximum's ties and NaN show: ±0 side by side, NaN here and there."""
+def _awkward(rng: np.random.Generator, shape: tuple[int, ...], dtype: type = np.float32, nan: float = 0.05
+             ) -> np.ndarray:
+    """Values where a maximum's ties and NaN show: ±0 side by side, NaN here and there (a share
+    ``nan`` of the values: with none, every row takes the loop's plain comparisons)."""
     x = rng.standard_normal(shape).astype(dtype)
     flat = x.reshape(-1)
     flat[rng.random(flat.size) < 0.3] = -0.0
     flat[rng.random(flat.size) < 0.3] = 0.0
-    flat[rng.random(flat.size) < 0.05] = np.nan
+    flat[rng.random(flat.size) < nan] = np.nan
     return x
 
 
@@ -53,10 +55,12 @@ def _pools(draw):
 
 
 @settings(max_examples=60, deadline=None)
-@given(drawn=_pools(), kind=st.sampled_from(["max", "avg"]), batch=st.integers(1, 3), seed=st.integers(0, 2**32 - 1))
-def test_the_loop_gives_numpys_bits(numba_kernels, drawn, kind, batch, seed):
+@given(drawn=_pools(), kind=st.sampled_from(["max", "avg"]), batch=st.integers(1, 3), seed=st.integers(0, 2**32 - 1),
+       nan=st.sampled_from([0.0, 0.01, 0.05]))
+def test_the_loop_gives_numpys_bits(numba_kernels, drawn, kind, batch, seed, nan):
+    """Rows with NaN and rows without (which the loop folds by plain comparisons) alike."""
     pool, strides, padding, sizes, ceil = drawn
-    x = _awkward(np.random.default_rng(seed), (batch, 2, *sizes))
+    x = _awkward(np.random.default_rng(seed), (batch, 2, *sizes), nan=nan)
     layer = (MAX_POOL if kind == "max" else AVG_POOL)[len(pool)](pool, strides, padding, ceil_mode=ceil)
     backend.use("numpy")
     expected = layer(x)
@@ -76,10 +80,11 @@ def test_the_loop_takes_numpys_tie_and_nan():
 
     f = np.float32
     for a, b in [(-0.0, 0.0), (0.0, -0.0), (np.nan, 1.0), (1.0, np.nan), (2.0, 1.0), (1.0, 2.0)]:
-        source = np.array([[a, b, -np.inf]], np.float32)
-        out = np.empty((1, 1), np.float32)
-        compiled_pool.fold_three_by_two(source, out, 0, 0, 1, True)
-        assert out.tobytes() == np.maximum(np.maximum(f(a), f(b)), f(-np.inf)).reshape(1, 1).tobytes()
+        for c in (-np.inf, -0.0, 0.0, np.nan):  # (a row without NaN takes the plain comparisons)
+            source = np.array([[a, b, c]], np.float32)
+            out = np.empty((1, 1), np.float32)
+            compiled_pool.fold_three_by_two(source, out, 0, 0, 1, True)
+            assert out.tobytes() == np.maximum(np.maximum(f(a), f(b)), f(c)).reshape(1, 1).tobytes()
 
 
 @pytest.mark.parametrize(("pool", "strides", "dtype"), [
