@@ -44,7 +44,7 @@ from typing import Any
 import numpy as np
 from numba import njit
 
-__all__ = ["scratch", "stacked", "conv_forward", "conv_grad_input", "conv_grad_weight",
+__all__ = ["scratch", "stacked", "dots", "conv_forward", "conv_grad_input", "conv_grad_weight",
            "depthwise_last_forward", "depthwise_last_grad_input", "depthwise_last_grad_weight"]
 
 # nogil: the loops run on parallel's threads; cache: compiled once per machine, not per process.
@@ -67,7 +67,7 @@ STACK_POSITIONS = 2048
 # after output) and input channels. Each value loaded then serves all of them
 # (``_sum_taps_block``, ``_dots_block``) and fewer passes load and store their targets. The
 # forward and the input's gradient keep each sum's order, so its bits; the weight's gradient's
-# partial sums follow the vector width, as ``_dots``'s, never the threads. Measured at 2
+# partial sums follow the vector width, as ``dots``'s, never the threads. Measured at 2
 # threads, medians of 25, ms, one at a time → together, forward / input's / weight's
 # gradient: 3×3/2 g32 on 8×256×28×28 1.78 / 2.2 / 1.6 → 1.4 / 1.4 / 1.35; 3×3 g32 on
 # 16×128×28×28 2.40 / 2.33 / 2.0 → 1.8 / 1.7 / 1.65. (Four: the block loops name their four
@@ -312,7 +312,7 @@ def _one_tap(t0: Any, t1: Any, t2: Any, t3: Any, a: Any, w0: Any, w1: Any, w2: A
 
 
 @njit(nogil=True, cache=True, fastmath={"reassoc"})
-def _dots(wide: Any, source: Any, offsets: Any, into: Any) -> None:
+def dots(wide: Any, source: Any, offsets: Any, into: Any) -> None:
     """into[k] += Σ_q wide[q]·source[offsets[k] + q], ``TAPS_PER_PASS`` taps a pass, in
     vector-wide partial sums (reassociation lets the compiler vectorise them: the order then
     follows the CPU's vector width, never the threads)."""
@@ -350,7 +350,7 @@ def _dots(wide: Any, source: Any, offsets: Any, into: Any) -> None:
 
 @njit(nogil=True, cache=True, fastmath={"reassoc"})
 def _dots_block(x0: Any, x1: Any, x2: Any, x3: Any, source: Any, offsets: Any, into: Any) -> None:
-    """``_dots`` for OUT_BLOCK wide planes at once, into[b, k] for ``x0`` … ``x3``: each pass
+    """``dots`` for OUT_BLOCK wide planes at once, into[b, k] for ``x0`` … ``x3``: each pass
     loads its taps' source runs once for the four."""
     count = x0.shape[0]
     k = 0
@@ -523,7 +523,7 @@ def _sweep(mode: int, planes: Any, rows: Any, w: Any, bias: Any, padded: Any, bu
                         _sum_taps(wide, flat, reads, weights, False)
                     else:
                         sums[:] = 0
-                        _dots(wide, flat, reads, sums)
+                        dots(wide, flat, reads, sums)
                         for k in range(taps):
                             w[o, ci, tap_row[k], tap_column[k]] += sums[k]
                 if mode == FORWARD:

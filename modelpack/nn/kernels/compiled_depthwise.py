@@ -17,13 +17,13 @@ channels last → here): 3×3 on 512×14×14 1.71 / 1.87 / 1.39 → 0.82 / 0.81 
 0.95 / 1.05 / 0.87 → 0.61 / 0.62 / 0.73, 5×5 on 240×14×14 1.23 / 1.24 / 1.29 → 0.71 / 0.72 /
 0.85; phase planes → here, 3×3 on 128×56×56 2.0 → 1.4 ms at 2 threads (``bench/layers.py``).
 A pass per kernel row (three taps in registers) took 1.2–1.8× as long on 14×14 and 7×7 planes;
-planes one at a time, unstacked, 1.1–1.5× on 7×7.
+planes one at a time, unstacked, 1.15× on 7×7 (4 examples, 0.36 → 0.31 ms).
 
 The input's gradient, at stride 1, is the forward of the output's gradient with the kernel
 flipped, padded by d·(k − 1) − p (a gather: each value's sum in one fixed order, not the
 numpy path's scatter order, so float rounding apart from it). The weight's gradient dots, per
 channel and stack, the output's gradient on the wide plane (junk zeros: never written) with
-each tap's run (``compiled._dots``: vector-wide partial sums). Every loop takes a slice of the
+each tap's run (``compiled.dots``: vector-wide partial sums). Every loop takes a slice of the
 channels, ``[first, stop)``, and all the batch: a thread's stacks are as tall as they go, and
 each channel's weight gradient is whole on one thread (no partial sums to add; the same bits
 at any thread count). Arrays are (N, C, H, W) float32, C-contiguous; the loops release the GIL.
@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 from numba import njit
 
-from .compiled import _dots
+from .compiled import dots
 
 __all__ = ["SIDES", "scratch", "forward", "grad_input", "grad_weight"]
 
@@ -115,7 +115,7 @@ def grad_weight(grad: Any, x: Any, grad_w: Any, padded: Any, wide: Any, first: i
                 _lay(x[n + s, c], padded, s * hp + ph, pw)
                 _lay(grad[n + s, c], rows, s * hp, 0)
             run = wide[:((count - 1) * hp + oh - 1) * width + grad.shape[3]]
-            _dots(run, flat, offsets, sums)
+            dots(run, flat, offsets, sums)
 
 
 @_jit
