@@ -14,7 +14,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_conv import assert_near
-from test_direct import _arrays, _assert_same_bits_on_one_and_three_threads, _through
+from test_direct import (
+    _arrays,
+    _assert_same_bits_on_one_and_three_threads,
+    _through,
+    activated_and_expected,
+    assert_stacked_as_alone,
+    at_two_threads,
+    near_numpys,
+    spied,
+)
 
 from modelpack.nn.kernels import backend, direct, parallel
 from modelpack.nn.kernels import conv as kernels
@@ -28,16 +37,6 @@ def depthwise_loops(numba_kernels) -> Iterator[object]:
     from modelpack.nn.kernels import compiled_depthwise
 
     yield compiled_depthwise
-
-
-def _spied(monkeypatch: pytest.MonkeyPatch, module: object) -> list[str]:
-    """The names of ``module``'s passes as they run (``direct`` looks them up at each call)."""
-    calls: list[str] = []
-    for name in PASSES:
-        original = getattr(module, name)
-        monkeypatch.setattr(module, name, lambda *args, name=name, original=original:
-                            calls.append(name) or original(*args))
-    return calls
 
 
 @st.composite
@@ -68,7 +67,7 @@ def test_the_loops_give_the_planes_bits_and_the_numpy_paths_values(depthwise_loo
     x, w, b = _arrays(seed, g, sizes, batch, 1, 1)
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(depthwise_loops, "STACK_POSITIONS", stack)
-        calls = _spied(patch, depthwise_loops)
+        calls = spied(patch, depthwise_loops, PASSES)
         ours = _through("numba", x, w, b, g)
     crops = any(p > d * (k - 1) for k, p, d in zip(g.kernel, g.padding, g.dilation, strict=True))
     assert {"forward", "grad_weight"} <= set(calls) and ("grad_input" in calls) != crops
@@ -96,12 +95,7 @@ def test_stacked_examples_give_what_one_at_a_time_gives(depthwise_loops, monkeyp
     assert depthwise_loops.scratch(False, 7, (6, 7), (6, 7), g.kernel, g.padding, g.dilation)[0][0] == 3 * (5 + side)
     stacked = _through("numba", x, w, b, g)
     monkeypatch.setattr(depthwise_loops, "STACK_POSITIONS", 1)
-    alone = _through("numba", x, w, b, g)
-    for name, together, apart in zip(["out", "grad_x", "grad_w", "up", "up_x", "up_w"], stacked, alone, strict=True):
-        if name.endswith("_w"):
-            assert_near(together, apart.astype(np.float64))
-        else:
-            assert together.tobytes() == apart.tobytes(), name
+    assert_stacked_as_alone(stacked, _through("numba", x, w, b, g))
 
 
 def test_the_bits_do_not_depend_on_the_thread_count(depthwise_loops) -> None:
@@ -123,18 +117,10 @@ def test_the_bits_do_not_depend_on_the_thread_count(depthwise_loops) -> None:
     ((3, 3), (1, 1), (1, 1), 2, ()),  # two outputs per channel: not depthwise
 ])
 def test_what_runs_in_registers(depthwise_loops, monkeypatch, kernel, strides, padding, multiplier, passes) -> None:
-    calls = _spied(monkeypatch, depthwise_loops)
-    backend.use("numba")
+    calls = spied(monkeypatch, depthwise_loops, PASSES)
     g = kernels.Geometry(kernel, strides, padding, (1, 1), 6)
-    x, w, b = _arrays(7, g, (9, 9), 2, 1, multiplier)
-    out, saved = kernels.forward(x, w, b, g)
-    grads = kernels.backward(np.ones_like(out), saved, w, g)
+    near_numpys(*_arrays(7, g, (9, 9), 2, 1, multiplier), g)
     assert sorted(set(calls)) == sorted(passes)
-    backend.use("numpy")
-    out_numpy, saved_numpy = kernels.forward(x, w, b, g)
-    assert_near(out, out_numpy.astype(np.float64))
-    for ours, reference in zip(grads, kernels.backward(np.ones_like(out), saved_numpy, w, g), strict=True):
-        assert_near(ours, reference.astype(np.float64))
 
 
 def test_the_loops_zero_their_own_scratch(depthwise_loops) -> None:
@@ -191,26 +177,14 @@ def test_a_layers_own_activation_runs_on_each_slice_of_the_channels(depthwise_lo
     overwrites each thread's channels of every example (more examples than channels: a slice of
     the batch would leave some out), with the bits of the layer run plain and the activation
     after it."""
-    from modelpack import nn
-
     backend.use("numba")
     chunks: list[tuple[int, ...]] = []
     original = depthwise_loops.forward
     monkeypatch.setattr(depthwise_loops, "forward", lambda *args: chunks.append(args[-6:-4]) or original(*args))
     x = np.random.default_rng(6).standard_normal((70, 64, 5, 5)).astype(np.float32)
-    layer = nn.Conv2D(64, 3, padding=1, groups=64, activation="relu", in_channels=64)
-    layer.initialize(seed=0)
-    plain = nn.Conv2D(64, 3, padding=1, groups=64, in_channels=64)
-    plain.initialize(seed=0)
-    plain.weight.set_data(layer.weight.data())
-    expected = nn.Activation("relu")(plain(x))
+    layer, expected = activated_and_expected(x, 64, 3, "relu", padding=1, groups=64)
     chunks.clear()
-    before = parallel.threads()
-    parallel.set_threads(2)
-    try:
-        out = layer(x)
-    finally:
-        parallel.set_threads(before)
+    out = at_two_threads(layer, x)
     assert x.size * 9 >= parallel.MIN_ELEMENTS and sorted(chunks) == [(0, 32), (32, 64)]
     np.testing.assert_array_equal(out, expected)
     assert (out >= 0).all() and (out == 0).any()

@@ -12,7 +12,7 @@ Skipped when numba is not installed (CI's full pass requires it, tests/conftest.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import numpy as np
 import pytest
@@ -133,7 +133,12 @@ def test_stacked_examples_give_what_one_at_a_time_gives(numba_kernels, monkeypat
     stacked = _through("numba", x, w, b, g)
     _assert_same_bits_on_one_and_three_threads(x, w, b, g)
     monkeypatch.setattr(compiled, "STACK_POSITIONS", 1)
-    alone = _through("numba", x, w, b, g)
+    assert_stacked_as_alone(stacked, _through("numba", x, w, b, g))
+
+
+def assert_stacked_as_alone(stacked: tuple[np.ndarray, ...], alone: tuple[np.ndarray, ...]) -> None:
+    """``_through``'s results with examples stacked and one at a time: the same bits but for the
+    weight's gradients (their dot products run over the stack: near)."""
     for name, together, apart in zip(["out", "grad_x", "grad_w", "up", "up_x", "up_w"], stacked, alone, strict=True):
         if name.endswith("_w"):
             assert_near(together, apart.astype(np.float64))
@@ -430,18 +435,30 @@ def test_what_runs_channels_last(no_register_planes, monkeypatch, channels, side
     way: the stride-1 3×3 and 5×5 of these go there first)."""
     from modelpack.nn.kernels import compiled
 
-    calls = []
-    for name in ("depthwise_last_forward", "depthwise_last_grad_input", "depthwise_last_grad_weight"):
-        original = getattr(compiled, name)
-        monkeypatch.setattr(compiled, name, lambda *args, name=name, original=original:
-                            calls.append(name) or original(*args))
-    backend.use("numba")
+    names = ("depthwise_last_forward", "depthwise_last_grad_input", "depthwise_last_grad_weight")
+    calls = spied(monkeypatch, compiled, names)
     g = kernels.Geometry((kernel, kernel), (1, 1), (kernel // 2,) * 2, (1, 1), channels)
-    x, w, b = _arrays(7, g, (side, side), 2, 1, multiplier)
+    near_numpys(*_arrays(7, g, (side, side), 2, 1, multiplier), g)
+    assert sorted(set(calls)) == (list(names) if taken else [])
+
+
+def spied(monkeypatch: pytest.MonkeyPatch, module: object, names: tuple[str, ...]) -> list[str]:
+    """The names among ``names`` of ``module``'s loops, as they run (``direct`` looks each up
+    at its call)."""
+    calls: list[str] = []
+    for name in names:
+        original = getattr(module, name)
+        monkeypatch.setattr(module, name, lambda *args, name=name, original=original:
+                            calls.append(name) or original(*args))
+    return calls
+
+
+def near_numpys(x: np.ndarray, w: np.ndarray, b: np.ndarray, g: kernels.Geometry) -> None:
+    """The forward and both gradients (the output's gradient all ones) on the loops are near
+    numpy's path's, the reference."""
+    backend.use("numba")
     out, saved = kernels.forward(x, w, b, g)
     grads = kernels.backward(np.ones_like(out), saved, w, g)
-    assert sorted(set(calls)) == (["depthwise_last_forward", "depthwise_last_grad_input",
-                                   "depthwise_last_grad_weight"] if taken else [])
     backend.use("numpy")
     out_numpy, saved_numpy = kernels.forward(x, w, b, g)
     assert_near(out, out_numpy.astype(np.float64))
@@ -498,7 +515,6 @@ def test_a_layers_own_activation_runs_on_each_chunk_in_the_loops(numba_kernels, 
     """LeNet's first convolution with its sigmoid (or a ReLU): the loops take it and apply the
     activation to each chunk of the batch on its thread (two threads), with the bits of the
     activation layer run after it."""
-    from modelpack import nn
 
     backend.use("numba")
     chunks: list[int] = []
@@ -513,18 +529,31 @@ def test_a_layers_own_activation_runs_on_each_chunk_in_the_loops(numba_kernels, 
 
     monkeypatch.setattr(direct, "forward", spy)
     x = np.random.default_rng(5).standard_normal((4, 1, 28, 28)).astype(np.float32)
-    layer = nn.Conv2D(6, 5, padding=2, activation=activation, in_channels=1)
+    layer, expected = activated_and_expected(x, 6, 5, activation, padding=2)
+    assert len(chunks) == 0  # (the plain layer has no activation to hand over)
+    np.testing.assert_array_equal(at_two_threads(layer, x), expected)
+    assert len(chunks) == 2 and sum(chunks) == 4
+
+
+def activated_and_expected(x: np.ndarray, channels: int, kernel: int, activation: str, **options: int
+                           ) -> tuple[object, np.ndarray]:
+    """A Conv2D with its own ``activation``, and what it should give on ``x``: the same layer
+    without it, then the activation as a layer of its own."""
+    from modelpack import nn
+
+    layer = nn.Conv2D(channels, kernel, activation=activation, in_channels=x.shape[1], **options)
     layer.initialize(seed=0)
-    plain = nn.Conv2D(6, 5, padding=2, in_channels=1)
+    plain = nn.Conv2D(channels, kernel, in_channels=x.shape[1], **options)
     plain.initialize(seed=0)
     plain.weight.set_data(layer.weight.data())
-    expected = nn.Activation(activation)(plain(x))
-    assert len(chunks) == 0  # (the plain layer has no activation to hand over)
+    return layer, nn.Activation(activation)(plain(x))
+
+
+def at_two_threads(layer: Callable[[np.ndarray], np.ndarray], x: np.ndarray) -> np.ndarray:
+    """``layer(x)`` with the kernels' passes on two threads (the count put back)."""
     before = parallel.threads()
     parallel.set_threads(2)
     try:
-        out = layer(x)
+        return layer(x)
     finally:
         parallel.set_threads(before)
-    np.testing.assert_array_equal(out, expected)
-    assert len(chunks) == 2 and sum(chunks) == 4
