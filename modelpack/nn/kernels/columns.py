@@ -43,14 +43,20 @@ class Geometry:
         return tuple(d * (k - 1) + 1 for k, d in zip(self.kernel, self.dilation, strict=True))
 
     def out_sizes(self, in_sizes: Sizes) -> Sizes:
-        """Output positions per axis; an input smaller than the kernel's extent is refused."""
-        padded = tuple(n + 2 * p for n, p in zip(in_sizes, self.padding, strict=True))
-        if any(n < s for n, s in zip(padded, self.span, strict=True)):
-            raise InputError(
-                f"input of spatial size {padded} (after padding) is smaller than the "
-                f"kernel's extent {self.span}"
-            )
-        return tuple((n - s) // st + 1 for n, s, st in zip(padded, self.span, self.strides, strict=True))
+        """Output positions per axis; an input smaller than the kernel's extent is refused. (One
+        loop: every layer call asks, 2–3 times; as generator expressions it took ~3 µs a time.)"""
+        sizes = []
+        axes = zip(in_sizes, self.padding, self.kernel, self.dilation, self.strides, strict=True)
+        for n, p, k, d, s in axes:
+            padded, span = n + 2 * p, d * (k - 1) + 1
+            if padded < span:
+                every = tuple(n + 2 * p for n, p in zip(in_sizes, self.padding, strict=True))
+                raise InputError(
+                    f"input of spatial size {every} (after padding) is smaller than the "
+                    f"kernel's extent {self.span}"
+                )
+            sizes.append((padded - span) // s + 1)
+        return tuple(sizes)
 
     def taps(self, offset: Sizes, out_sizes: Sizes) -> tuple[slice, ...]:
         """Where kernel tap ``offset`` reads for every output position: a strided slice per axis."""

@@ -241,6 +241,9 @@ def _loop_operand(array: np.ndarray, dtype: np.dtype | None = None) -> np.ndarra
     compiles each loop for its arguments' types, a read-only array being a type of its own, and
     types every branch: a loop that writes an argument in another mode fails to compile for a
     read-only one (a parameter of ``load(..., mmap=True)``, an input from ``np.frombuffer``)."""
+    flags = array.flags
+    if flags.c_contiguous and flags.writeable and (dtype is None or array.dtype == dtype):
+        return array  # (as most are: ``np.require`` takes ~2 µs to say so)
     return np.require(array, dtype, ["C_CONTIGUOUS", "WRITEABLE"])
 
 

@@ -541,3 +541,25 @@ def test_the_bias_gradient_split_over_channels_has_the_same_bits(monkeypatch, sh
     assert calls == [2]  # the channels went to the threads
     np.testing.assert_array_equal(split, whole)
     assert_near(split, grad.astype(np.float64).sum(axis=(0, *range(2, grad.ndim))))
+
+
+@pytest.mark.parametrize(("in_sizes", "kernel", "strides", "padding", "dilation", "expected"), [
+    ((7, 9), (3, 3), (1, 1), (1, 1), (1, 1), (7, 9)),
+    ((7, 9), (3, 5), (2, 3), (0, 2), (2, 1), (2, 3)),
+    ((5,), (5,), (1,), (0,), (1,), (1,)),
+    ((1, 1), (3, 3), (4096, 4096), (4000, 4000), (1, 1), (2, 2)),
+])
+def test_out_sizes(in_sizes, kernel, strides, padding, dilation, expected) -> None:
+    """(n + 2p − (d·(k − 1) + 1)) // s + 1 per axis."""
+    assert kernels.Geometry(kernel, strides, padding, dilation).out_sizes(in_sizes) == expected
+
+
+def test_an_input_smaller_than_the_kernels_extent_is_refused() -> None:
+    from modelpack.errors import InputError
+
+    g = kernels.Geometry((3, 5), (1, 1), (0, 1), (1, 2))
+    with pytest.raises(InputError, match=r"^input of spatial size \(2, 11\) \(after padding\) is smaller than "
+                                         r"the kernel's extent \(3, 9\)$"):
+        g.out_sizes((2, 9))
+    with pytest.raises(InputError, match=r"spatial size \(3, 8\) .* extent \(3, 9\)$"):
+        g.out_sizes((3, 6))
