@@ -107,7 +107,9 @@ def _depthwise(channels: int, weight_shape: tuple[int, ...], g: Geometry) -> boo
 def _channels_last(channels: int, weight_shape: tuple[int, ...], g: Geometry, out_sizes: tuple[int, ...]
                    ) -> bool:
     """Whether a convolution of ``channels`` inputs to ``out_sizes`` runs channels last
-    (``CHANNELS_LAST_MAX_TAP_POSITIONS``, ``CHANNELS_LAST_MAX_POSITIONS``)."""
+    (``CHANNELS_LAST_MAX_TAP_POSITIONS``, ``CHANNELS_LAST_MAX_POSITIONS``), once
+    ``_in_registers`` has declined it (the numbers above predate those loops, which now take
+    the stride-1 3×3 and 5×5 ones first)."""
     if not (_depthwise(channels, weight_shape, g) and channels >= CHANNELS_LAST_MIN_CHANNELS):
         return False
     positions = math.prod(out_sizes)
