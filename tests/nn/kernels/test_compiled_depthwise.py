@@ -1,7 +1,7 @@
 """``nn.kernels.compiled_depthwise`` (through ``direct``): a stride-1 depthwise convolution of a
 3×3 or 5×5 kernel, every tap's sum in a register, against the phase planes' loops (the same
-forward bits) and the numpy path, the reference (float32 tolerance, ``test_conv.assert_near``:
-the gradients add the same products in other orders). Skipped without numba.
+forward bits), the numpy path and the float64 reference (float32 tolerance,
+``test_conv.assert_near``: the gradients add the same products in other orders). Skipped without numba.
 """
 
 from __future__ import annotations
@@ -13,16 +13,13 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from test_conv import assert_near
+from test_conv import assert_forward_and_gradients_near, assert_near, at_thread_counts, record_calls
 from test_direct import (
-    _arrays,
-    _assert_same_bits_on_one_and_three_threads,
-    _through,
     activated_and_expected,
+    assert_same_bits_on_one_and_three_threads,
     assert_stacked_as_alone,
-    at_two_threads,
-    near_numpys,
-    spied,
+    loop_arrays,
+    through,
 )
 
 from modelpack.nn.kernels import backend, direct, parallel
@@ -60,22 +57,22 @@ def stride_one(draw: st.DrawFn) -> tuple[kernels.Geometry, tuple[int, int], int,
 @settings(max_examples=60, deadline=None)
 @given(drawn=stride_one(), seed=st.integers(0, 2**32 - 1))
 def test_the_loops_give_the_planes_bits_and_the_numpy_paths_values(depthwise_loops, drawn, seed) -> None:
-    """Ordinary and transposed (``test_direct._through``): the forwards (the convolution's and
+    """Ordinary and transposed (``test_direct.through``): the forwards (the convolution's and
     the transposed one's input gradient) are the phase planes' loops' bits; every result is
     near the numpy path's. The input's gradient runs here only where its padding allows."""
     g, sizes, batch, stack = drawn
-    x, w, b = _arrays(seed, g, sizes, batch, 1, 1)
+    x, w, b = loop_arrays(seed, g, sizes, batch, 1, 1)
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(depthwise_loops, "STACK_POSITIONS", stack)
-        calls = spied(patch, depthwise_loops, PASSES)
-        ours = _through("numba", x, w, b, g)
+        calls = {name: record_calls(patch, depthwise_loops, name) for name in PASSES}
+        ours = through("numba", x, w, b, g)
     crops = any(p > d * (k - 1) for k, p, d in zip(g.kernel, g.padding, g.dilation, strict=True))
-    assert {"forward", "grad_weight"} <= set(calls) and ("grad_input" in calls) != crops
+    assert calls["forward"] and calls["grad_weight"] and bool(calls["grad_input"]) != crops
     with pytest.MonkeyPatch.context() as patch:  # the phase planes' loops
         patch.setattr(depthwise_loops, "SIDES", ())
         patch.setattr(direct, "CHANNELS_LAST_MIN_CHANNELS", 2**31)
-        planes = _through("numba", x, w, b, g)
-    reference = _through("numpy", x, w, b, g)
+        planes = through("numba", x, w, b, g)
+    reference = through("numpy", x, w, b, g)
     assert len(ours) == len(planes) == len(reference)
     assert ours[0].tobytes() == planes[0].tobytes()
     for compiled, expected in zip(ours, reference, strict=True):
@@ -89,21 +86,21 @@ def test_stacked_examples_give_what_one_at_a_time_gives(depthwise_loops, monkeyp
     gradient are the bits of one example at a time (each sum keeps its order), the weight's
     gradient near them (its dot products run over the stack)."""
     g = kernels.Geometry((side, side), (1, 1), (side // 2, side // 2), (1, 1), 4)
-    x, w, b = _arrays(side, g, (6, 7), 7, 1, 1)
+    x, w, b = loop_arrays(side, g, (6, 7), 7, 1, 1)
     padded = (6 + side - 1) * (7 + side - 1)
     monkeypatch.setattr(depthwise_loops, "STACK_POSITIONS", 3 * padded)
     assert depthwise_loops.scratch(False, 7, (6, 7), (6, 7), g.kernel, g.padding, g.dilation)[0][0] == 3 * (5 + side)
-    stacked = _through("numba", x, w, b, g)
+    stacked = through("numba", x, w, b, g)
     monkeypatch.setattr(depthwise_loops, "STACK_POSITIONS", 1)
-    assert_stacked_as_alone(stacked, _through("numba", x, w, b, g))
+    assert_stacked_as_alone(stacked, through("numba", x, w, b, g))
 
 
 def test_the_bits_do_not_depend_on_the_thread_count(depthwise_loops) -> None:
     g = kernels.Geometry((3, 3), (1, 1), (1, 1), (1, 1), 16)
-    x, w, b = _arrays(4, g, (19, 19), 12, 1, 1)
+    x, w, b = loop_arrays(4, g, (19, 19), 12, 1, 1)
     assert x.size >= parallel.MIN_ELEMENTS  # (split over the threads)
     assert direct._in_registers("forward", 16, w.shape, g, depthwise_loops.SIDES)
-    _assert_same_bits_on_one_and_three_threads(x, w, b, g)
+    assert_same_bits_on_one_and_three_threads(x, w, b, g)
 
 
 @pytest.mark.parametrize(("kernel", "strides", "padding", "multiplier", "passes"), [
@@ -117,10 +114,11 @@ def test_the_bits_do_not_depend_on_the_thread_count(depthwise_loops) -> None:
     ((3, 3), (1, 1), (1, 1), 2, ()),  # two outputs per channel: not depthwise
 ])
 def test_what_runs_in_registers(depthwise_loops, monkeypatch, kernel, strides, padding, multiplier, passes) -> None:
-    calls = spied(monkeypatch, depthwise_loops, PASSES)
+    calls = {name: record_calls(monkeypatch, depthwise_loops, name) for name in PASSES}
+    backend.use("numba")
     g = kernels.Geometry(kernel, strides, padding, (1, 1), 6)
-    near_numpys(*_arrays(7, g, (9, 9), 2, 1, multiplier), g)
-    assert sorted(set(calls)) == sorted(passes)
+    assert_forward_and_gradients_near(*loop_arrays(7, g, (9, 9), 2, 1, multiplier), g, training=True)
+    assert tuple(name for name in PASSES if calls[name]) == passes
 
 
 def test_the_loops_zero_their_own_scratch(depthwise_loops) -> None:
@@ -184,7 +182,9 @@ def test_a_layers_own_activation_runs_on_each_slice_of_the_channels(depthwise_lo
     x = np.random.default_rng(6).standard_normal((70, 64, 5, 5)).astype(np.float32)
     layer, expected = activated_and_expected(x, 64, 3, "relu", padding=1, groups=64)
     chunks.clear()
-    out = at_two_threads(layer, x)
-    assert x.size * 9 >= parallel.MIN_ELEMENTS and sorted(chunks) == [(0, 32), (32, 64)]
-    np.testing.assert_array_equal(out, expected)
-    assert (out >= 0).all() and (out == 0).any()
+    outs = at_thread_counts(lambda: layer(x))
+    # the whole of the channels at one thread, two slices of them at two
+    assert x.size * 9 >= parallel.MIN_ELEMENTS and chunks[0] == (0, 64) and sorted(chunks[1:]) == [(0, 32), (32, 64)]
+    for out in outs:
+        np.testing.assert_array_equal(out, expected)
+        assert (out >= 0).all() and (out == 0).any()

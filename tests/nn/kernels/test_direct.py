@@ -12,13 +12,13 @@ Skipped when numba is not installed (CI's full pass requires it, tests/conftest.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
-from test_conv import assert_near
+from test_conv import assert_forward_and_gradients_near, assert_near, at_thread_counts, record_calls
 
 from modelpack.nn.kernels import backend, direct, parallel
 from modelpack.nn.kernels import conv as kernels
@@ -66,7 +66,7 @@ def narrow(draw: st.DrawFn) -> tuple[kernels.Geometry, tuple[int, ...], int, int
     return g, sizes, draw(st.integers(1, 3)), cg, og
 
 
-def _arrays(seed: int, g: kernels.Geometry, sizes: tuple[int, ...], batch: int, cg: int, og: int
+def loop_arrays(seed: int, g: kernels.Geometry, sizes: tuple[int, ...], batch: int, cg: int, og: int
             ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((batch, cg * g.groups, *sizes)).astype(np.float32)
@@ -74,7 +74,7 @@ def _arrays(seed: int, g: kernels.Geometry, sizes: tuple[int, ...], batch: int, 
     return x, w, rng.standard_normal(og * g.groups).astype(np.float32)
 
 
-def _through(choice: str, x: np.ndarray, w: np.ndarray, b: np.ndarray, g: kernels.Geometry
+def through(choice: str, x: np.ndarray, w: np.ndarray, b: np.ndarray, g: kernels.Geometry
              ) -> tuple[np.ndarray, ...]:
     """Forward and backward of the convolution and of the transposed one, on ``choice``."""
     backend.use(choice)
@@ -97,9 +97,9 @@ def _through(choice: str, x: np.ndarray, w: np.ndarray, b: np.ndarray, g: kernel
 @given(drawn=narrow(), seed=st.integers(0, 2**32 - 1))
 def test_the_loops_match_the_numpy_path(numba_kernels, drawn, seed) -> None:
     g, sizes, batch, cg, og = drawn
-    x, w, b = _arrays(seed, g, sizes, batch, cg, og)
-    ours = _through("numba", x, w, b, g)
-    reference = _through("numpy", x, w, b, g)
+    x, w, b = loop_arrays(seed, g, sizes, batch, cg, og)
+    ours = through("numba", x, w, b, g)
+    reference = through("numpy", x, w, b, g)
     assert len(ours) == len(reference)
     for compiled, expected in zip(ours, reference, strict=True):
         assert compiled is not None and expected is not None
@@ -112,9 +112,9 @@ def test_the_bits_do_not_depend_on_the_thread_count(numba_kernels, strides) -> N
     """Forward, input gradient and weight gradient (a sum over the batch in fixed chunks) are
     the same bits on one thread and on three: a checkpoint resumes exactly elsewhere."""
     g = kernels.Geometry((3, 3), strides, (1, 1), (1, 1), 16)
-    x, w, b = _arrays(1, g, (32, 31), 8, 1, 1)
+    x, w, b = loop_arrays(1, g, (32, 31), 8, 1, 1)
     assert x.size >= parallel.MIN_ELEMENTS  # large enough to be split
-    _assert_same_bits_on_one_and_three_threads(x, w, b, g)
+    assert_same_bits_on_one_and_three_threads(x, w, b, g)
 
 
 @pytest.mark.parametrize(("strides", "dilation"), [((1, 1), (1, 1)), ((2, 2), (1, 1)), ((1, 2), (2, 1))])
@@ -127,17 +127,17 @@ def test_stacked_examples_give_what_one_at_a_time_gives(numba_kernels, monkeypat
     from modelpack.nn.kernels import compiled
 
     g = kernels.Geometry((3, 3), strides, (1, 1), dilation, 6)
-    x, w, b = _arrays(3, g, (7, 9), 7, 1, 2)
+    x, w, b = loop_arrays(3, g, (7, 9), 7, 1, 2)
     monkeypatch.setattr(compiled, "STACK_POSITIONS", 3 * 9 * 11)
     assert compiled.stacked((7, 9), strides, (1, 1), 7) == {(1, 1): 3, (2, 2): 7, (1, 2): 5}[strides]
-    stacked = _through("numba", x, w, b, g)
-    _assert_same_bits_on_one_and_three_threads(x, w, b, g)
+    stacked = through("numba", x, w, b, g)
+    assert_same_bits_on_one_and_three_threads(x, w, b, g)
     monkeypatch.setattr(compiled, "STACK_POSITIONS", 1)
-    assert_stacked_as_alone(stacked, _through("numba", x, w, b, g))
+    assert_stacked_as_alone(stacked, through("numba", x, w, b, g))
 
 
 def assert_stacked_as_alone(stacked: tuple[np.ndarray, ...], alone: tuple[np.ndarray, ...]) -> None:
-    """``_through``'s results with examples stacked and one at a time: the same bits but for the
+    """``through``'s results with examples stacked and one at a time: the same bits but for the
     weight's gradients (their dot products run over the stack: near)."""
     for name, together, apart in zip(["out", "grad_x", "grad_w", "up", "up_x", "up_w"], stacked, alone, strict=True):
         if name.endswith("_w"):
@@ -155,7 +155,7 @@ def test_channels_taken_together_give_what_one_at_a_time_gives(numba_kernels, st
 
     assert compiled.OUT_BLOCK == 4
     g = kernels.Geometry((3, 3), strides, (1, 1), (1, 1), 2)
-    x, w, b = _arrays(4, g, (9, 8), 3, 5, 5)
+    x, w, b = loop_arrays(4, g, (9, 8), 3, 5, 5)
     x[0, :, 0] = -0.0
     out = direct.forward(x, w, b, g)
     grad = np.cos(np.arange(out.size, dtype=np.float32)).reshape(out.shape)
@@ -170,20 +170,20 @@ def test_blocked_channels_bits_do_not_depend_on_the_thread_count(numba_kernels) 
     """Five channels a group (a block of ``OUT_BLOCK`` and one more), every pass: the same
     bits at one thread and at three."""
     g = kernels.Geometry((3, 3), (1, 1), (1, 1), (1, 1), 4)
-    x, w, b = _arrays(2, g, (32, 31), 8, 5, 5)
+    x, w, b = loop_arrays(2, g, (32, 31), 8, 5, 5)
     assert x.size >= parallel.MIN_ELEMENTS
-    _assert_same_bits_on_one_and_three_threads(x, w, b, g)
+    assert_same_bits_on_one_and_three_threads(x, w, b, g)
 
 
-def _assert_same_bits_on_one_and_three_threads(x: np.ndarray, w: np.ndarray, b: np.ndarray,
+def assert_same_bits_on_one_and_three_threads(x: np.ndarray, w: np.ndarray, b: np.ndarray,
                                                g: kernels.Geometry) -> None:
-    """``_through`` on the loops gives the same bytes at 1 and at 3 threads (the count put back)."""
+    """``through`` on the loops gives the same bytes at 1 and at 3 threads (the count put back)."""
     results = []
     before = parallel.threads()
     try:
         for count in (1, 3):
             parallel.set_threads(count)
-            results.append(_through("numba", x, w, b, g))
+            results.append(through("numba", x, w, b, g))
     finally:
         parallel.set_threads(before)
     for one, three in zip(*results, strict=True):
@@ -225,11 +225,11 @@ def test_what_the_loops_take(numba_kernels, kernel, strides, cg, dtype, taken) -
 def test_narrow_ungrouped_convolutions_with_many_taps_take_the_loops(numba_kernels, kernel, strides, sizes, cg,
                                                                       og, taken) -> None:
     g = kernels.Geometry(kernel, strides, tuple(k // 2 for k in kernel), (1,) * len(kernel), 1)
-    x, w, b = _arrays(3, g, sizes, 3, cg, og)
+    x, w, b = loop_arrays(3, g, sizes, 3, cg, og)
     backend.use("numba")
     assert direct.usable(x, w, g) is taken
     if taken:
-        for compiled, expected in zip(_through("numba", x, w, b, g), _through("numpy", x, w, b, g), strict=True):
+        for compiled, expected in zip(through("numba", x, w, b, g), through("numpy", x, w, b, g), strict=True):
             assert_near(compiled, expected.astype(np.float64))
 
 
@@ -240,7 +240,7 @@ def test_read_only_operands_run_through_the_loops(numba_kernels, channels, side,
     a type of its own to numba: the loops take it (forward and both gradients) as they take a
     writable one, and give the same results; the caller's arrays are left as they were."""
     g = kernels.Geometry((3, 3), (1, 1), (1, 1), (1, 1), groups)
-    x, w, b = _arrays(9, g, (side, side), 2, channels // groups, 1)
+    x, w, b = loop_arrays(9, g, (side, side), 2, channels // groups, 1)
     assert direct._channels_last(channels, w.shape, g, (side, side)) is last
     for array in (x, w, b):
         array.flags.writeable = False
@@ -324,9 +324,9 @@ def test_only_groups_of_a_block_or_more_get_the_blocks_room(numba_kernels, outs,
     _, alone = compiled.scratch(1, (56, 56), (3, 3), (1, 1), (1, 1), (1, 1), 1, 1)
     assert wide - alone == (compiled.OUT_BLOCK * plane if blocks else 0)
     g = kernels.Geometry((3, 3), (1, 1), (1, 1), (1, 1), 2)
-    x, w, b = _arrays(5, g, (9, 9), 2, 3, outs)
-    ours = _through("numba", x, w, b, g)
-    for compiled_result, expected in zip(ours, _through("numpy", x, w, b, g), strict=True):
+    x, w, b = loop_arrays(5, g, (9, 9), 2, 3, outs)
+    ours = through("numba", x, w, b, g)
+    for compiled_result, expected in zip(ours, through("numpy", x, w, b, g), strict=True):
         assert_near(compiled_result, expected.astype(np.float64))
 
 
@@ -352,7 +352,7 @@ def test_channels_last_matches_the_planes_loops(no_register_planes, drawn, seed)
     bits. The gradients add the same products in another order: near them, as all three are
     near the numpy path, the reference."""
     g, sizes, batch = drawn
-    x, w, b = _arrays(seed, g, sizes, batch, 1, 1)
+    x, w, b = loop_arrays(seed, g, sizes, batch, 1, 1)
     out_sizes = g.out_sizes(x.shape[2:])
     assert direct._channels_last(x.shape[1], w.shape, g, out_sizes)
     backend.use("numba")
@@ -400,7 +400,7 @@ def test_register_sums_run_channels_last_with_the_planes_bits(no_register_planes
     The input's gradient, gathered so at stride 1 with 'same' padding and scattered elsewhere,
     is near the planes' loops' and numpy's."""
     g = kernels.Geometry((kernel, kernel), strides, padding, dilation, 131)
-    x, w, b = _arrays(side, g, (side + kernel - 3, side + kernel - 3), 2, 1, 1)  # (the 5×5 reaches further)
+    x, w, b = loop_arrays(side, g, (side + kernel - 3, side + kernel - 3), 2, 1, 1)  # (the 5×5 reaches further)
     backend.use("numba")
     assert direct._channels_last(x.shape[1], w.shape, g, g.out_sizes(x.shape[2:]))
     grad = np.random.default_rng(side).standard_normal((2, 131, *g.out_sizes(x.shape[2:]))).astype(np.float32)
@@ -436,41 +436,18 @@ def test_what_runs_channels_last(no_register_planes, monkeypatch, channels, side
     from modelpack.nn.kernels import compiled
 
     names = ("depthwise_last_forward", "depthwise_last_grad_input", "depthwise_last_grad_weight")
-    calls = spied(monkeypatch, compiled, names)
-    g = kernels.Geometry((kernel, kernel), (1, 1), (kernel // 2,) * 2, (1, 1), channels)
-    near_numpys(*_arrays(7, g, (side, side), 2, 1, multiplier), g)
-    assert sorted(set(calls)) == (list(names) if taken else [])
-
-
-def spied(monkeypatch: pytest.MonkeyPatch, module: object, names: tuple[str, ...]) -> list[str]:
-    """The names among ``names`` of ``module``'s loops, as they run (``direct`` looks each up
-    at its call)."""
-    calls: list[str] = []
-    for name in names:
-        original = getattr(module, name)
-        monkeypatch.setattr(module, name, lambda *args, name=name, original=original:
-                            calls.append(name) or original(*args))
-    return calls
-
-
-def near_numpys(x: np.ndarray, w: np.ndarray, b: np.ndarray, g: kernels.Geometry) -> None:
-    """The forward and both gradients (the output's gradient all ones) on the loops are near
-    numpy's path's, the reference."""
+    calls = {name: record_calls(monkeypatch, compiled, name) for name in names}
     backend.use("numba")
-    out, saved = kernels.forward(x, w, b, g)
-    grads = kernels.backward(np.ones_like(out), saved, w, g)
-    backend.use("numpy")
-    out_numpy, saved_numpy = kernels.forward(x, w, b, g)
-    assert_near(out, out_numpy.astype(np.float64))
-    for ours, reference in zip(grads, kernels.backward(np.ones_like(out), saved_numpy, w, g), strict=True):
-        assert_near(ours, reference.astype(np.float64))
+    g = kernels.Geometry((kernel, kernel), (1, 1), (kernel // 2,) * 2, (1, 1), channels)
+    assert_forward_and_gradients_near(*loop_arrays(7, g, (side, side), 2, 1, multiplier), g, training=True)
+    assert [name for name in names if calls[name]] == (list(names) if taken else [])
 
 
 def test_channels_last_bits_do_not_depend_on_the_thread_count(no_register_planes) -> None:
     g = kernels.Geometry((3, 3), (1, 1), (1, 1), (1, 1), direct.CHANNELS_LAST_MIN_CHANNELS)
-    x, w, b = _arrays(2, g, (7, 7), 12, 1, 1)
+    x, w, b = loop_arrays(2, g, (7, 7), 12, 1, 1)
     assert direct._channels_last(x.shape[1], w.shape, g, (7, 7)) and x.size >= parallel.MIN_ELEMENTS  # split
-    _assert_same_bits_on_one_and_three_threads(x, w, b, g)
+    assert_same_bits_on_one_and_three_threads(x, w, b, g)
 
 
 def test_the_channels_last_scratch_counts_against_the_budget(numba_kernels) -> None:
@@ -531,8 +508,9 @@ def test_a_layers_own_activation_runs_on_each_chunk_in_the_loops(numba_kernels, 
     x = np.random.default_rng(5).standard_normal((4, 1, 28, 28)).astype(np.float32)
     layer, expected = activated_and_expected(x, 6, 5, activation, padding=2)
     assert len(chunks) == 0  # (the plain layer has no activation to hand over)
-    np.testing.assert_array_equal(at_two_threads(layer, x), expected)
-    assert len(chunks) == 2 and sum(chunks) == 4
+    for out in at_thread_counts(lambda: layer(x)):
+        np.testing.assert_array_equal(out, expected)
+    assert chunks == [4, 2, 2]  # the whole batch at one thread, two chunks of it at two
 
 
 def activated_and_expected(x: np.ndarray, channels: int, kernel: int, activation: str, **options: int
@@ -547,13 +525,3 @@ def activated_and_expected(x: np.ndarray, channels: int, kernel: int, activation
     plain.initialize(seed=0)
     plain.weight.set_data(layer.weight.data())
     return layer, nn.Activation(activation)(plain(x))
-
-
-def at_two_threads(layer: Callable[[np.ndarray], np.ndarray], x: np.ndarray) -> np.ndarray:
-    """``layer(x)`` with the kernels' passes on two threads (the count put back)."""
-    before = parallel.threads()
-    parallel.set_threads(2)
-    try:
-        return layer(x)
-    finally:
-        parallel.set_threads(before)
