@@ -134,6 +134,12 @@ def _in_registers(name: str, channels: int, weight_shape: tuple[int, ...], g: Ge
                                                                           strict=True))
 
 
+def _same_size(g: Geometry) -> bool:
+    """Whether the output is the input's size at stride 1: 2p = d·(k − 1) on every axis
+    (MobileNet's), so ``compiled_depthwise``'s ``*_same`` loops read the planes in place."""
+    return all(2 * p == d * (k - 1) for k, p, d in zip(g.kernel, g.padding, g.dilation, strict=True))
+
+
 def _two_d(array: np.ndarray, dims: int) -> np.ndarray:
     """(N, C, W) → (N, C, 1, W) for a 1-D convolution; (N, C, H, W) as it is."""
     return array if dims == 2 else array[:, :, np.newaxis, :]
@@ -151,14 +157,16 @@ def _two_d_sizes(sizes: tuple[int, ...], unit: int) -> tuple[int, int]:
     return (unit, sizes[0]) if len(sizes) == 1 else (sizes[0], sizes[1])
 
 
-def _per_thread(shapes: tuple[tuple[int, ...], ...], dtype: np.dtype, what: str, zeroed: tuple[bool, ...]
-                ) -> Callable[[], tuple[np.ndarray, ...]]:
-    """A loop's scratch arrays (``shapes``), counted against the budget for every thread before
-    any runs; returns what allocates one thread's (zeros where ``zeroed`` says: a border or junk
-    the loop never writes)."""
-    budget.charge(parallel.threads() * sum(budget.nbytes(shape, dtype) for shape in shapes), what)
-    return lambda: tuple((np.zeros if zero else np.empty)(shape, dtype) for shape, zero in zip(shapes, zeroed,
-                                                                                                  strict=True))
+def _per_thread(shapes: tuple[tuple[int, ...], ...], dtype: np.dtype | tuple[np.dtype, ...], what: str,
+                zeroed: tuple[bool, ...]) -> Callable[[], tuple[np.ndarray, ...]]:
+    """A loop's scratch arrays (``shapes``, of ``dtype`` or each of its own), counted against the
+    budget for every thread before any runs; returns what allocates one thread's (zeros where
+    ``zeroed`` says: a border or junk the loop never writes)."""
+    dtypes = dtype if isinstance(dtype, tuple) else (dtype,) * len(shapes)
+    budget.charge(parallel.threads() * sum(budget.nbytes(shape, dtype)
+                                           for shape, dtype in zip(shapes, dtypes, strict=True)), what)
+    return lambda: tuple((np.zeros if zero else np.empty)(shape, dtype)
+                         for shape, dtype, zero in zip(shapes, dtypes, zeroed, strict=True))
 
 
 def _scratch(loops: ModuleType, in_shape: tuple[int, ...], weight_shape: tuple[int, ...], g: Geometry,
@@ -199,6 +207,12 @@ def _chosen(loops: ModuleType, name: str, in_shape: tuple[int, ...], weight_shap
     from . import compiled_depthwise  # (numba is in use here)
 
     on_planes, on_channels = _LOOPS[name]
+    if name != "grad_weight" and _same_size(g) and _in_registers(name, in_shape[1], weight_shape, g,
+                                                                  compiled_depthwise.SAME_SIDES):
+        edge, masks = compiled_depthwise.same_scratch(in_shape[2:], g.kernel, g.padding)
+        scratch = _per_thread((edge, masks), (dtype, np.dtype(np.bool_)), "a plane and its taps' masks",
+                              (False, False))  # (the loops fill them)
+        return _Loop(getattr(compiled_depthwise, f"{name}_same"), scratch, (*g.padding, *g.dilation), True)
     if _in_registers(name, in_shape[1], weight_shape, g, compiled_depthwise.SIDES):
         planes, wide = compiled_depthwise.scratch(name == "grad_input", in_shape[0], in_shape[2:], out_sizes,
                                                   g.kernel, g.padding, g.dilation)

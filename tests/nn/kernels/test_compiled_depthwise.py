@@ -26,6 +26,8 @@ from modelpack.nn.kernels import backend, direct, parallel
 from modelpack.nn.kernels import conv as kernels
 
 PASSES = ("forward", "grad_input", "grad_weight")
+# The loops that read the planes in place, where the output is the input's size.
+SAME = ("forward_same", "grad_input_same")
 
 
 @pytest.fixture(scope="module")
@@ -64,12 +66,15 @@ def test_the_loops_give_the_planes_bits_and_the_numpy_paths_values(depthwise_loo
     x, w, b = loop_arrays(seed, g, sizes, batch, 1, 1)
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(depthwise_loops, "STACK_POSITIONS", stack)
-        calls = {name: record_calls(patch, depthwise_loops, name) for name in PASSES}
+        calls = {name: record_calls(patch, depthwise_loops, name) for name in PASSES + SAME}
         ours = through("numba", x, w, b, g)
     crops = any(p > d * (k - 1) for k, p, d in zip(g.kernel, g.padding, g.dilation, strict=True))
-    assert calls["forward"] and calls["grad_weight"] and bool(calls["grad_input"]) != crops
+    same = direct._same_size(g) and g.kernel[0] in depthwise_loops.SAME_SIDES
+    forward, backward = ("forward_same", "grad_input_same") if same else ("forward", "grad_input")
+    assert calls[forward] and calls["grad_weight"] and bool(calls[backward]) != crops
     with pytest.MonkeyPatch.context() as patch:  # the phase planes' loops
         patch.setattr(depthwise_loops, "SIDES", ())
+        patch.setattr(depthwise_loops, "SAME_SIDES", ())
         patch.setattr(direct, "CHANNELS_LAST_MIN_CHANNELS", 2**31)
         planes = through("numba", x, w, b, g)
     reference = through("numpy", x, w, b, g)
@@ -78,6 +83,47 @@ def test_the_loops_give_the_planes_bits_and_the_numpy_paths_values(depthwise_loo
     for compiled, expected in zip(ours, reference, strict=True):
         assert compiled.dtype == np.float32
         assert_near(compiled, expected.astype(np.float64))
+
+
+@st.composite
+def same_size(draw: st.DrawFn) -> tuple[kernels.Geometry, tuple[int, int], int]:
+    """(geometry, input sizes, batch) of a 3×3 depthwise convolution whose output is the input's
+    size (padded by the dilation), planes from 1×1 up (narrower than the kernel's reach too)."""
+    dilation = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    g = kernels.Geometry((3, 3), (1, 1), dilation, dilation, draw(st.integers(2, 5)))
+    return g, (draw(st.integers(1, 9)), draw(st.integers(1, 9))), draw(st.integers(1, 4))
+
+
+@settings(max_examples=60, deadline=None)
+@given(drawn=same_size(), seed=st.integers(0, 2**32 - 1))
+def test_the_same_size_loops_give_the_wide_planes_bits(depthwise_loops, drawn, seed) -> None:
+    """Read in place, masked, every result (forwards and gradients, ordinary and transposed) is
+    bit for bit what the wide planes give: each sum adds the same products in the same order,
+    a tap outside the plane w·0 as the zero padding does. The planes at the array's ends (batch
+    1: each channel's first or last) read from the edge plane."""
+    g, sizes, batch = drawn
+    x, w, b = loop_arrays(seed, g, sizes, batch, 1, 1)
+    with pytest.MonkeyPatch.context() as patch:
+        calls = {name: record_calls(patch, depthwise_loops, name) for name in SAME}
+        ours = through("numba", x, w, b, g)
+    assert calls["forward_same"] and calls["grad_input_same"]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(depthwise_loops, "SAME_SIDES", ())
+        wide = through("numba", x, w, b, g)
+    assert [a.tobytes() for a in ours] == [a.tobytes() for a in wide]
+
+
+def test_a_tap_outside_the_plane_reads_nothing_of_its_neighbours(depthwise_loops) -> None:
+    """A run reads its neighbours' values where its taps fall outside its plane, and drops them:
+    infinities and NaN in one channel change nothing in the others (w·inf would be NaN)."""
+    backend.use("numba")
+    g = kernels.Geometry((3, 3), (1, 1), (1, 1), (1, 1), 3)
+    x, w, b = loop_arrays(3, g, (4, 5), 2, 1, 1)
+    clean = kernels.forward(x, w, b, g)[0]
+    x[:, 1] = np.where(np.arange(20).reshape(4, 5) % 2, np.inf, np.nan)
+    dirty = kernels.forward(x, w, b, g)[0]
+    assert dirty[:, [0, 2]].tobytes() == clean[:, [0, 2]].tobytes()
+    assert np.isnan(dirty[:, 1]).all()
 
 
 @pytest.mark.parametrize("side", [3, 5])
@@ -104,8 +150,8 @@ def test_the_bits_do_not_depend_on_the_thread_count(depthwise_loops) -> None:
 
 
 @pytest.mark.parametrize(("kernel", "strides", "padding", "multiplier", "passes"), [
-    ((3, 3), (1, 1), (1, 1), 1, PASSES),  # MobileNet's
-    ((5, 5), (1, 1), (2, 2), 1, PASSES),  # MobileNetV3's
+    ((3, 3), (1, 1), (1, 1), 1, ("grad_weight", *SAME)),  # MobileNet's: the output the input's size
+    ((5, 5), (1, 1), (2, 2), 1, PASSES),  # MobileNetV3's (25 taps: not in place)
     ((3, 3), (1, 1), (0, 0), 1, PASSES),  # no padding
     ((3, 3), (1, 1), (3, 1), 1, ("forward", "grad_weight")),  # wider than d·(k − 1): the input's gradient crops
     ((3, 3), (2, 2), (1, 1), 1, ()),  # strided
@@ -114,11 +160,11 @@ def test_the_bits_do_not_depend_on_the_thread_count(depthwise_loops) -> None:
     ((3, 3), (1, 1), (1, 1), 2, ()),  # two outputs per channel: not depthwise
 ])
 def test_what_runs_in_registers(depthwise_loops, monkeypatch, kernel, strides, padding, multiplier, passes) -> None:
-    calls = {name: record_calls(monkeypatch, depthwise_loops, name) for name in PASSES}
+    calls = {name: record_calls(monkeypatch, depthwise_loops, name) for name in PASSES + SAME}
     backend.use("numba")
     g = kernels.Geometry(kernel, strides, padding, (1, 1), 6)
     assert_forward_and_gradients_near(*loop_arrays(7, g, (9, 9), 2, 1, multiplier), g, training=True)
-    assert tuple(name for name in PASSES if calls[name]) == passes
+    assert tuple(name for name in PASSES + SAME if calls[name]) == passes
 
 
 def test_the_loops_zero_their_own_scratch(depthwise_loops) -> None:
@@ -150,6 +196,46 @@ def test_the_loops_zero_their_own_scratch(depthwise_loops) -> None:
         assert clean.tobytes() == dirty.tobytes()
 
 
+def test_the_same_size_loops_fill_their_own_scratch(depthwise_loops) -> None:
+    """``direct`` hands the ``*_same`` loops uninitialised scratch: given an edge plane full of
+    NaN and every flag set, they give the bits they give on zeros (every flag written inside;
+    the edge plane's margins are read only where a flag drops the value). One example: each
+    channel's plane is at an end of the array."""
+    rng = np.random.default_rng(11)
+    x = rng.standard_normal((1, 2, 5, 6)).astype(np.float32)
+    w = rng.standard_normal((2, 1, 3, 3)).astype(np.float32)
+    b = rng.standard_normal(2).astype(np.float32)
+    edge, masks = depthwise_loops.same_scratch((5, 6), (3, 3), (1, 1))
+
+    def run(fill: float, flag: bool) -> list[np.ndarray]:
+        scratch = (np.full(edge, fill, np.float32), np.full(masks, flag))
+        forward, backward = np.empty_like(x), np.empty_like(x)
+        depthwise_loops.forward_same(x, w, b, forward, *scratch, 0, 2, 1, 1, 1, 1)
+        depthwise_loops.grad_input_same(x, w, backward, *scratch, 0, 2, 1, 1, 1, 1)
+        return [forward, backward]
+
+    for clean, dirty in zip(run(0.0, False), run(np.nan, True), strict=True):
+        assert not np.isnan(dirty).any()
+        assert clean.tobytes() == dirty.tobytes()
+
+
+def test_the_same_size_loops_scratch_counts_against_the_budget(depthwise_loops) -> None:
+    """A 3×3 depthwise convolution padded by 1 on 1×1×1024×1024 planes: one thread's edge plane
+    and flags (~13 MB) are refused, naming them, before the output is counted."""
+    from modelpack import Limits, nn
+    from modelpack.errors import LimitError
+    from modelpack.nn.budget import ActivationBudget, limit_activations
+
+    backend.use("numba")
+    layer = nn.Conv2D(1, 3, padding=1, groups=1, in_channels=1)
+    layer.initialize(seed=0)
+    edge, masks = depthwise_loops.same_scratch((1024, 1024), (3, 3), (1, 1))
+    assert 4 * math.prod(edge) + math.prod(masks) > 12 * 2**20
+    limit_activations(layer, ActivationBudget("big.mpk", Limits(max_activation_bytes=12 * 2**20)))
+    with pytest.raises(LimitError, match=r"big\.mpk: .*a plane and its taps' masks"):
+        layer(np.ones((1, 1, 1024, 1024), np.float32))
+
+
 def test_the_scratch_counts_against_the_budget(depthwise_loops) -> None:
     """A hostile padding (the padded planes 256 MB a thread, the input 1×1) is refused before
     anything is allocated, naming the scratch, not the channels-last loops'."""
@@ -177,8 +263,8 @@ def test_a_layers_own_activation_runs_on_each_slice_of_the_channels(depthwise_lo
     after it."""
     backend.use("numba")
     chunks: list[tuple[int, ...]] = []
-    original = depthwise_loops.forward
-    monkeypatch.setattr(depthwise_loops, "forward", lambda *args: chunks.append(args[-6:-4]) or original(*args))
+    original = depthwise_loops.forward_same  # (3×3, padded 1: the output the input's size)
+    monkeypatch.setattr(depthwise_loops, "forward_same", lambda *args: chunks.append(args[-6:-4]) or original(*args))
     x = np.random.default_rng(6).standard_normal((70, 64, 5, 5)).astype(np.float32)
     layer, expected = activated_and_expected(x, 64, 3, "relu", padding=1, groups=64)
     chunks.clear()

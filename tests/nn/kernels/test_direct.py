@@ -32,6 +32,7 @@ def no_register_planes(numba_kernels, monkeypatch) -> None:
     from modelpack.nn.kernels import compiled_depthwise
 
     monkeypatch.setattr(compiled_depthwise, "SIDES", ())
+    monkeypatch.setattr(compiled_depthwise, "SAME_SIDES", ())
 
 
 @pytest.fixture
