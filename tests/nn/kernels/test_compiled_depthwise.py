@@ -141,12 +141,41 @@ def test_stacked_examples_give_what_one_at_a_time_gives(depthwise_loops, monkeyp
     assert_stacked_as_alone(stacked, through("numba", x, w, b, g))
 
 
-def test_the_bits_do_not_depend_on_the_thread_count(depthwise_loops) -> None:
-    g = kernels.Geometry((3, 3), (1, 1), (1, 1), (1, 1), 16)
+@pytest.mark.parametrize("padding", [(1, 1), (0, 1)])  # in place, and on the wide planes
+def test_the_bits_do_not_depend_on_the_thread_count(depthwise_loops, monkeypatch, padding) -> None:
+    monkeypatch.setattr(direct, "REGISTER_SPLIT_MIN_WORK", parallel.MIN_ELEMENTS)  # (split, small as it is)
+    g = kernels.Geometry((3, 3), (1, 1), padding, (1, 1), 16)
     x, w, b = loop_arrays(4, g, (19, 19), 12, 1, 1)
-    assert x.size >= parallel.MIN_ELEMENTS  # (split over the threads)
+    assert x.size * 9 >= parallel.MIN_ELEMENTS
     assert direct._in_registers("forward", 16, w.shape, g, depthwise_loops.SIDES)
     assert_same_bits_on_one_and_three_threads(x, w, b, g)
+
+
+@pytest.mark.parametrize(("shape", "split"), [
+    ((8, 32, 16, 16), False),  # 0.59 M multiply-adds and 256 planes: 0.75 M
+    ((32, 32, 16, 16), False),  # 3.0 M
+    ((4, 1024, 7, 7), True),  # 1.8 M, and 4,096 planes: 4.3 M
+    ((8, 512, 14, 14), True),
+])
+def test_a_pass_goes_to_the_threads_once_its_planes_and_taps_are_enough(depthwise_loops, monkeypatch, shape,
+                                                                          split) -> None:
+    """``REGISTER_SPLIT_MIN_WORK``, each plane counted ``PLANE_WORK``: every pass on one slice
+    of the channels, or on one a thread (two here), as the weighted work says."""
+    backend.use("numba")
+    slices: dict[tuple[str, int], set[tuple[int, int]]] = {}  # (loop, threads) → its slices
+    for name in ("forward_same", "grad_input_same", "grad_weight"):
+        original = getattr(depthwise_loops, name)
+        monkeypatch.setattr(depthwise_loops, name, lambda *args, name=name, original=original: slices.setdefault(
+            (name, parallel.threads()), set()).add(args[-6:-4]) or original(*args))
+    g = kernels.Geometry((3, 3), (1, 1), (1, 1), (1, 1), shape[1])
+    x, w, b = loop_arrays(5, g, shape[2:], shape[0], 1, 1)
+    weighted = math.prod(shape) * 9 + direct.PLANE_WORK * shape[0] * shape[1]
+    assert (weighted >= direct.REGISTER_SPLIT_MIN_WORK) == split
+    at_thread_counts(lambda: through("numba", x, w, b, g))
+    channels = shape[1]
+    halves = [(0, channels // 2), (channels // 2, channels)] if split else [(0, channels)]
+    names = ("forward_same", "grad_input_same", "grad_weight")
+    assert slices == {**{(name, 1): {(0, channels)} for name in names}, **{(name, 2): set(halves) for name in names}}
 
 
 @pytest.mark.parametrize(("kernel", "strides", "padding", "multiplier", "passes"), [
@@ -262,6 +291,7 @@ def test_a_layers_own_activation_runs_on_each_slice_of_the_channels(depthwise_lo
     the batch would leave some out), with the bits of the layer run plain and the activation
     after it."""
     backend.use("numba")
+    monkeypatch.setattr(direct, "REGISTER_SPLIT_MIN_WORK", parallel.MIN_ELEMENTS)  # (split, small as it is)
     chunks: list[tuple[int, ...]] = []
     original = depthwise_loops.forward_same  # (3×3, padded 1: the output the input's size)
     monkeypatch.setattr(depthwise_loops, "forward_same", lambda *args: chunks.append(args[-6:-4]) or original(*args))
