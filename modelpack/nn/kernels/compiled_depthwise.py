@@ -27,6 +27,16 @@ each tap's run (``compiled.dots``: vector-wide partial sums). Every loop takes a
 channels, ``[first, stop)``, and all the batch: a thread's stacks are as tall as they go, and
 each channel's weight gradient is whole on one thread (no partial sums to add; the same bits
 at any thread count). Arrays are (N, C, H, W) float32, C-contiguous; the loops release the GIL.
+
+Where a 3×3 kernel's output is its input's size (2p = d·(k − 1): MobileNet's), the ``*_same``
+loops read the planes where they are: a plane is one run, position p reading p + the tap's
+offset, and a flag per tap and position (``masks``) says where that lands inside the plane;
+where it does not, the tap adds w·0, as the zero padding would, so the forward and the input's
+gradient keep the wide planes' bits. No padded copy, no copy out, no stacking. Measured, batch
+8, medians of 200, ms, forward at 1 / 2 threads, wide planes → in place: 1024×7×7 0.65 / 0.47
+→ 0.55 / 0.38, 512×14×14 0.75 / 0.64 → 0.58 / 0.50, 128×56×56 3.4 / 2.3 → 2.3 / 1.4; training
+step (all three passes) 1024×7×7 3.4 / 2.2 → 3.2 / 2.0, 128×56×56 9.0 / 6.3 → 7.7 / 4.9. A
+5×5 kernel stays on the wide planes (``SAME_SIDES``).
 """
 
 from __future__ import annotations
@@ -39,7 +49,7 @@ from numba import njit
 from .compiled import dots
 
 __all__ = ["SIDES", "SAME_SIDES", "scratch", "same_scratch", "forward", "grad_input", "grad_weight",
-           "forward_same", "grad_input_same"]
+           "forward_same", "grad_input_same", "grad_weight_same"]
 
 _jit = njit(nogil=True, cache=True)
 # The sides of the square kernels whose taps a pass sums in registers (``_nine_taps``,
@@ -115,6 +125,25 @@ def grad_input_same(grad: Any, w: Any, grad_x: Any, edge: Any, masks: Any, first
     by d·(k − 1) − p = p, read in place."""
     _correlate_same(grad, _flipped(w), np.zeros(w.shape[0], w.dtype), grad_x, edge, masks, first, stop,
                     ph, pw, dh, dw)
+
+
+@_jit
+def grad_weight_same(grad: Any, x: Any, grad_w: Any, edge: Any, masks: Any, first: int, stop: int,
+                     ph: int, pw: int, dh: int, dw: int) -> None:
+    """``grad_weight`` where the output is the input's size, read in place: per channel and
+    example, one masked pass of dot products of the output's gradient with each tap's run
+    (``_nine_dots_masked``), the examples' sums added in order."""
+    examples, channels, height, width = x.shape
+    area = height * width
+    offsets = _same_taps(masks, grad_w.shape[2], grad_w.shape[3], height, width, ph, pw, dh, dw)
+    flat, outputs = x.reshape(examples * channels * area), grad.reshape(examples * channels * area)
+    for c in range(first, stop):
+        sums = grad_w[c, 0].reshape(grad_w.shape[2] * grad_w.shape[3])
+        sums[:] = 0
+        for n in range(examples):
+            base = (n * channels + c) * area
+            source, at = _plane_source(flat, edge, base, area, ph * width + pw)
+            _nine_dots_masked(outputs[base:base + area], source[at:], masks, offsets, sums)
 
 
 @_jit
@@ -279,8 +308,22 @@ def _correlate_same(x: Any, w: Any, bias: Any, out: Any, edge: Any, masks: Any, 
     used, so never zeroed either); the array's first and last planes are read from ``edge``
     instead, so that no read falls outside an array."""
     examples, channels, height, width = x.shape
-    kh, kw = w.shape[2], w.shape[3]
-    area, reach = height * width, ph * width + pw
+    area = height * width
+    offsets = _same_taps(masks, w.shape[2], w.shape[3], height, width, ph, pw, dh, dw)
+    flat, into = x.reshape(examples * channels * area), out.reshape(examples * channels * area)
+    for n in range(examples):
+        for c in range(first, stop):
+            base = (n * channels + c) * area
+            source, at = _plane_source(flat, edge, base, area, ph * width + pw)
+            _nine_masked(into[base:base + area], source[at:], masks, offsets, w[c, 0], bias[c])
+
+
+@_jit
+def _same_taps(masks: Any, kh: int, kw: int, height: int, width: int, ph: int, pw: int, dh: int, dw: int
+               ) -> Any:
+    """Each tap's offset from a position, plus the reach p·W + p (so from the start of the
+    reach before a plane), and in ``masks`` whether it lands inside the plane, per position."""
+    reach = ph * width + pw
     offsets = np.empty(kh * kw, np.int64)
     for j in range(kh):
         for i in range(kw):
@@ -290,15 +333,17 @@ def _correlate_same(x: Any, w: Any, bias: Any, out: Any, edge: Any, masks: Any, 
                 row = 0 <= y + j * dh - ph < height
                 for q in range(width):
                     masks[tap, y * width + q] = row and 0 <= q + i * dw - pw < width
-    flat, into = x.reshape(examples * channels * area), out.reshape(examples * channels * area)
-    for n in range(examples):
-        for c in range(first, stop):
-            base = (n * channels + c) * area
-            source, at = flat, base - reach
-            if base < reach or base + area + reach > flat.shape[0]:
-                edge[reach:reach + area] = flat[base:base + area]
-                source, at = edge, 0
-            _nine_masked(into[base:base + area], source[at:], masks, offsets, w[c, 0], bias[c])
+    return offsets
+
+
+@_jit
+def _plane_source(flat: Any, edge: Any, base: int, area: int, reach: int) -> tuple[Any, int]:
+    """(an array, where in it the reach before the plane at ``base`` of ``flat`` starts): ``flat``
+    itself, or the plane copied into ``edge`` where the reach either side would leave ``flat``."""
+    if base < reach or base + area + reach > flat.shape[0]:
+        edge[reach:reach + area] = flat[base:base + area]
+        return edge, 0
+    return flat, base - reach
 
 
 @_jit
@@ -323,3 +368,36 @@ def _nine_masked(run: Any, source: Any, m: Any, o: Any, t: Any, start: Any) -> N
         v = v + w20 * (c0[q] if m6[q] else zero)
         v = v + w21 * (c1[q] if m7[q] else zero)
         run[q] = v + w22 * (c2[q] if m8[q] else zero)
+
+
+@njit(nogil=True, cache=True, fastmath={"reassoc"})
+def _nine_dots_masked(run: Any, source: Any, m: Any, o: Any, sums: Any) -> None:
+    """sums[tap] += Σ_p run[p]·(source[p + o[tap]] where m[tap, p], else 0), 3×3, in
+    vector-wide partial sums (``compiled.dots``'s reassociation: the order follows the CPU's
+    vector width, never the threads)."""
+    a0, a1, a2 = source[o[0]:], source[o[1]:], source[o[2]:]
+    b0, b1, b2 = source[o[3]:], source[o[4]:], source[o[5]:]
+    c0, c1, c2 = source[o[6]:], source[o[7]:], source[o[8]:]
+    m0, m1, m2, m3, m5, m6, m7, m8 = m[0], m[1], m[2], m[3], m[5], m[6], m[7], m[8]
+    zero = np.float32(0)
+    s0 = s1 = s2 = s3 = s4 = s5 = s6 = s7 = s8 = zero
+    for q in range(run.shape[0]):
+        v = run[q]
+        s0 += v * (a0[q] if m0[q] else zero)
+        s1 += v * (a1[q] if m1[q] else zero)
+        s2 += v * (a2[q] if m2[q] else zero)
+        s3 += v * (b0[q] if m3[q] else zero)
+        s4 += v * b1[q]
+        s5 += v * (b2[q] if m5[q] else zero)
+        s6 += v * (c0[q] if m6[q] else zero)
+        s7 += v * (c1[q] if m7[q] else zero)
+        s8 += v * (c2[q] if m8[q] else zero)
+    sums[0] += s0
+    sums[1] += s1
+    sums[2] += s2
+    sums[3] += s3
+    sums[4] += s4
+    sums[5] += s5
+    sums[6] += s6
+    sums[7] += s7
+    sums[8] += s8

@@ -211,13 +211,13 @@ def _chosen(loops: ModuleType, name: str, in_shape: tuple[int, ...], weight_shap
             out_sizes: tuple[int, ...], g: Geometry, dtype: np.dtype) -> _Loop:
     """The loop of pass ``name`` for this convolution: on ``compiled_depthwise``'s planes where
     ``_in_registers`` says (a slice of the channels a thread: all the batch's examples stacked
-    as far as they go, and no partial sums for the weight's gradient), channels last where
+    as far as they go, and no partial sums for the weight's gradient) — read in place where
+    the output is the input's size too (``_same_size``, ``SAME_SIDES``) —, channels last where
     ``_channels_last`` says, else on the phase planes."""
     from . import compiled_depthwise  # (numba is in use here)
 
     on_planes, on_channels = _LOOPS[name]
-    if name != "grad_weight" and _same_size(g) and _in_registers(name, in_shape[1], weight_shape, g,
-                                                                  compiled_depthwise.SAME_SIDES):
+    if _same_size(g) and _in_registers(name, in_shape[1], weight_shape, g, compiled_depthwise.SAME_SIDES):
         edge, masks = compiled_depthwise.same_scratch(in_shape[2:], g.kernel, g.padding)
         scratch = _per_thread((edge, masks), (dtype, np.dtype(np.bool_)), "a plane and its taps' masks",
                               (False, False))  # (the loops fill them)

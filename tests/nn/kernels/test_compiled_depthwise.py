@@ -27,7 +27,7 @@ from modelpack.nn.kernels import conv as kernels
 
 PASSES = ("forward", "grad_input", "grad_weight")
 # The loops that read the planes in place, where the output is the input's size.
-SAME = ("forward_same", "grad_input_same")
+SAME = ("forward_same", "grad_input_same", "grad_weight_same")
 
 
 @pytest.fixture(scope="module")
@@ -70,8 +70,8 @@ def test_the_loops_give_the_planes_bits_and_the_numpy_paths_values(depthwise_loo
         ours = through("numba", x, w, b, g)
     crops = any(p > d * (k - 1) for k, p, d in zip(g.kernel, g.padding, g.dilation, strict=True))
     same = direct._same_size(g) and g.kernel[0] in depthwise_loops.SAME_SIDES
-    forward, backward = ("forward_same", "grad_input_same") if same else ("forward", "grad_input")
-    assert calls[forward] and calls["grad_weight"] and bool(calls[backward]) != crops
+    forward, backward, weight = SAME if same else PASSES
+    assert calls[forward] and calls[weight] and bool(calls[backward]) != crops
     with pytest.MonkeyPatch.context() as patch:  # the phase planes' loops
         patch.setattr(depthwise_loops, "SIDES", ())
         patch.setattr(depthwise_loops, "SAME_SIDES", ())
@@ -97,20 +97,27 @@ def same_size(draw: st.DrawFn) -> tuple[kernels.Geometry, tuple[int, int], int]:
 @settings(max_examples=60, deadline=None)
 @given(drawn=same_size(), seed=st.integers(0, 2**32 - 1))
 def test_the_same_size_loops_give_the_wide_planes_bits(depthwise_loops, drawn, seed) -> None:
-    """Read in place, masked, every result (forwards and gradients, ordinary and transposed) is
-    bit for bit what the wide planes give: each sum adds the same products in the same order,
-    a tap outside the plane w·0 as the zero padding does. The planes at the array's ends (batch
-    1: each channel's first or last) read from the edge plane."""
+    """Read in place, masked, the forwards and the input's gradients (ordinary and transposed)
+    are bit for bit what the wide planes give: each sum adds the same products in the same
+    order, a tap outside the plane w·0 as the zero padding does; the weight's gradients near
+    them (dot products in vector-wide partial sums, a plane at a time here, a stack there).
+    The planes at the array's ends (batch 1: each channel's first or last) read from the edge
+    plane."""
     g, sizes, batch = drawn
     x, w, b = loop_arrays(seed, g, sizes, batch, 1, 1)
     with pytest.MonkeyPatch.context() as patch:
         calls = {name: record_calls(patch, depthwise_loops, name) for name in SAME}
         ours = through("numba", x, w, b, g)
-    assert calls["forward_same"] and calls["grad_input_same"]
+    assert all(calls[name] for name in SAME)
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(depthwise_loops, "SAME_SIDES", ())
         wide = through("numba", x, w, b, g)
-    assert [a.tobytes() for a in ours] == [a.tobytes() for a in wide]
+    weights = (2, 5)  # the convolution's and the transposed one's weight gradient
+    assert len(ours) == len(wide) == 6
+    assert [a.tobytes() for i, a in enumerate(ours) if i not in weights] == \
+        [a.tobytes() for i, a in enumerate(wide) if i not in weights]
+    for i in weights:
+        assert_near(ours[i], wide[i].astype(np.float64))
 
 
 def test_a_tap_outside_the_plane_reads_nothing_of_its_neighbours(depthwise_loops) -> None:
@@ -163,7 +170,7 @@ def test_a_pass_goes_to_the_threads_once_its_planes_and_taps_are_enough(depthwis
     of the channels, or on one a thread (two here), as the weighted work says."""
     backend.use("numba")
     slices: dict[tuple[str, int], set[tuple[int, int]]] = {}  # (loop, threads) → its slices
-    for name in ("forward_same", "grad_input_same", "grad_weight"):
+    for name in SAME:
         original = getattr(depthwise_loops, name)
         monkeypatch.setattr(depthwise_loops, name, lambda *args, name=name, original=original: slices.setdefault(
             (name, parallel.threads()), set()).add(args[-6:-4]) or original(*args))
@@ -174,12 +181,11 @@ def test_a_pass_goes_to_the_threads_once_its_planes_and_taps_are_enough(depthwis
     at_thread_counts(lambda: through("numba", x, w, b, g))
     channels = shape[1]
     halves = [(0, channels // 2), (channels // 2, channels)] if split else [(0, channels)]
-    names = ("forward_same", "grad_input_same", "grad_weight")
-    assert slices == {**{(name, 1): {(0, channels)} for name in names}, **{(name, 2): set(halves) for name in names}}
+    assert slices == {**{(name, 1): {(0, channels)} for name in SAME}, **{(name, 2): set(halves) for name in SAME}}
 
 
 @pytest.mark.parametrize(("kernel", "strides", "padding", "multiplier", "passes"), [
-    ((3, 3), (1, 1), (1, 1), 1, ("grad_weight", *SAME)),  # MobileNet's: the output the input's size
+    ((3, 3), (1, 1), (1, 1), 1, SAME),  # MobileNet's: the output the input's size
     ((5, 5), (1, 1), (2, 2), 1, PASSES),  # MobileNetV3's (25 taps: not in place)
     ((3, 3), (1, 1), (0, 0), 1, PASSES),  # no padding
     ((3, 3), (1, 1), (3, 1), 1, ("forward", "grad_weight")),  # wider than d·(k − 1): the input's gradient crops
@@ -228,8 +234,9 @@ def test_the_loops_zero_their_own_scratch(depthwise_loops) -> None:
 def test_the_same_size_loops_fill_their_own_scratch(depthwise_loops) -> None:
     """``direct`` hands the ``*_same`` loops uninitialised scratch: given an edge plane full of
     NaN and every flag set, they give the bits they give on zeros (every flag written inside;
-    the edge plane's margins are read only where a flag drops the value). One example: each
-    channel's plane is at an end of the array."""
+    the edge plane's margins are read only where a flag drops the value), whatever their output
+    held (the weight's gradient is a sum). One example: each channel's plane is at an end of
+    the array."""
     rng = np.random.default_rng(11)
     x = rng.standard_normal((1, 2, 5, 6)).astype(np.float32)
     w = rng.standard_normal((2, 1, 3, 3)).astype(np.float32)
@@ -238,10 +245,11 @@ def test_the_same_size_loops_fill_their_own_scratch(depthwise_loops) -> None:
 
     def run(fill: float, flag: bool) -> list[np.ndarray]:
         scratch = (np.full(edge, fill, np.float32), np.full(masks, flag))
-        forward, backward = np.empty_like(x), np.empty_like(x)
+        forward, backward, weight = (np.full_like(array, fill) for array in (x, x, w))
         depthwise_loops.forward_same(x, w, b, forward, *scratch, 0, 2, 1, 1, 1, 1)
         depthwise_loops.grad_input_same(x, w, backward, *scratch, 0, 2, 1, 1, 1, 1)
-        return [forward, backward]
+        depthwise_loops.grad_weight_same(x, x, weight, *scratch, 0, 2, 1, 1, 1, 1)
+        return [forward, backward, weight]
 
     for clean, dirty in zip(run(0.0, False), run(np.nan, True), strict=True):
         assert not np.isnan(dirty).any()
