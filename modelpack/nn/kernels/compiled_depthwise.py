@@ -55,9 +55,10 @@ _jit = njit(nogil=True, cache=True)
 # The sides of the square kernels whose taps a pass sums in registers (``_nine_taps``,
 # ``_twenty_five_taps``).
 SIDES = (3, 5)
-# The sides the ``*_same`` loops take (the output the input's size: the planes read in place).
-# A 5×5 kernel's 25 taps and 24 flags overflow the registers: on 240×14×14 its forward was
-# 1.1× as long as ``forward``'s, its training step 1.2×.
+# The sides the ``*_same`` loops take (the output the input's size: the planes read in place);
+# they are written for nine taps, and refuse any other kernel. A 5×5 kernel's 25 taps and 24
+# flags overflow the registers: on 240×14×14 its forward was 1.1× as long as ``forward``'s,
+# and in two passes (15 taps, then 10) still as long.
 SAME_SIDES = (3,)
 # Small planes are stacked, several examples' one below the other, up to this many padded
 # positions, so that a tap's run is long enough for the vectorised loop (a 7×7 plane padded to
@@ -323,6 +324,8 @@ def _same_taps(masks: Any, kh: int, kw: int, height: int, width: int, ph: int, p
                ) -> Any:
     """Each tap's offset from a position, plus the reach p·W + p (so from the start of the
     reach before a plane), and in ``masks`` whether it lands inside the plane, per position."""
+    if kh != 3 or kw != 3:  # (``SAME_SIDES``: the loops sum nine taps)
+        raise ValueError("the in-place depthwise loops take a 3×3 kernel only")
     reach = ph * width + pw
     offsets = np.empty(kh * kw, np.int64)
     for j in range(kh):

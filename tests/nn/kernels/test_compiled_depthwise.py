@@ -256,6 +256,20 @@ def test_the_same_size_loops_fill_their_own_scratch(depthwise_loops) -> None:
         assert clean.tobytes() == dirty.tobytes()
 
 
+@pytest.mark.parametrize("name", SAME)
+def test_the_same_size_loops_refuse_a_kernel_but_3x3(depthwise_loops, name) -> None:
+    """They sum nine taps: a 5×5 kernel (were ``SAME_SIDES`` to name it) is refused, not summed
+    in part."""
+    x = np.ones((1, 2, 6, 6), np.float32)
+    w = np.ones((2, 1, 5, 5), np.float32)
+    edge, masks = depthwise_loops.same_scratch((6, 6), (5, 5), (2, 2))
+    scratch = (np.empty(edge, np.float32), np.empty(masks, np.bool_))
+    arguments = {"forward_same": (x, w, np.zeros(2, np.float32), np.empty_like(x)),
+                 "grad_input_same": (x, w, np.empty_like(x)), "grad_weight_same": (x, x, np.empty_like(w))}[name]
+    with pytest.raises(ValueError, match="3×3 kernel only"):
+        getattr(depthwise_loops, name)(*arguments, *scratch, 0, 2, 2, 2, 1, 1)
+
+
 def test_the_same_size_loops_scratch_counts_against_the_budget(depthwise_loops) -> None:
     """A 3×3 depthwise convolution padded by 1 on 1×1×1024×1024 planes: one thread's edge plane
     and flags (~13 MB) are refused, naming them, before the output is counted."""
