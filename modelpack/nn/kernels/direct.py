@@ -97,14 +97,17 @@ CHANNELS_LAST_MIN_CHANNELS = 128
 # → 1.40 / 1.59 / 1.47, 672 2.05 / 2.22 / 2.01 → 1.72 / 2.12 / 2.08; on 28×28 it still lost
 # (240 channels 1.89 / 1.81 / 2.07 → 2.30 / 2.85 / 2.89). (For 3×3 the two limits agree.)
 CHANNELS_LAST_MAX_POSITIONS = 14 * 14
-# ``compiled_depthwise``'s loops, split over the channels, go to the threads from this much
-# work on, counting each plane they take as ``PLANE_WORK`` multiply-adds (its runs' set-up: a
-# 3×3 forward took ~40 ns a plane and ~66 µs per million multiply-adds, one thread). Handing a
+# The loops' passes go to the threads from ``parallel.SPLIT_MIN_WORK`` multiply-adds on, each
+# output plane counted as ``PLANE_WORK`` more (its runs' set-up: ``compiled_depthwise``'s 3×3
+# forward took ~40 ns a plane and ~66 µs per million multiply-adds, one thread). Handing a
 # slice to a thread and waiting for it costs ~0.1 ms here; below this the pass is not much
-# longer. Measured forward, ms, one thread / two (weighted work): 8×32×16×16 0.064 / 0.179
-# (0.8 M), 32×32×16×16 0.196 / 0.232 (3.0 M), 8×128×16×16 0.196 / 0.201 (3.0 M), 8×32×32×32
-# 0.153 / 0.178 (2.5 M); 4×1024×7×7 0.292 / 0.244 (4.3 M), 8×1024×7×7 0.563 / 0.380 (8.5 M).
-REGISTER_SPLIT_MIN_WORK = 1 << 22
+# longer. Measured forward, ms, one thread / two (weighted work). Depthwise 3×3: 8×32×16×16
+# 0.064 / 0.179 (0.8 M), 32×32×16×16 0.196 / 0.232 (3.0 M), 8×128×16×16 0.196 / 0.201 (3.0 M),
+# 8×32×32×32 0.153 / 0.178 (2.5 M); 4×1024×7×7 0.292 / 0.244 (4.3 M), 8×1024×7×7 0.563 / 0.380
+# (8.5 M). The phase planes: 3×3 g16 64 → 64 on 4×16×16 0.255 / 0.330 (2.5 M), g8 32 → 32 on
+# 8×16×16 0.268 / 0.251 (2.5 M), 8 on 16×16 /2 depthwise 0.170 / 0.235 (0.3 M), 1 → 16 5×5 on
+# 2×14×14 0.115 / 0.210 (1.0 M); 4.7 M of them 0.38–0.47 / 0.33–0.37. The weight's gradient
+# summed over the batch keeps its chunks (``parallel.REDUCTION_CHUNKS``, its bits) as before.
 PLANE_WORK = 600
 
 
@@ -257,17 +260,15 @@ def forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, g: Geome
         if activation is not None:
             activation(out[:, b] if loop.over_channels else out[b])
 
-    parallel.over_batch(chunk, o if loop.over_channels else n, **_split_work(loop, work, n * o))
+    parallel.over_batch(chunk, o if loop.over_channels else n, **_split_work(work, n * o))
     return out
 
 
-def _split_work(loop: _Loop, work: int, planes: int) -> dict[str, int]:
+def _split_work(work: int, planes: int) -> dict[str, int]:
     """``parallel.over_batch``'s ``elements`` and ``min_elements`` for a pass of ``work``
-    multiply-adds over ``planes`` planes: for ``compiled_depthwise``'s loops a plane counts
-    ``PLANE_WORK`` more, against ``REGISTER_SPLIT_MIN_WORK``; the others' as they are."""
-    if loop.over_channels:
-        return {"elements": work + PLANE_WORK * planes, "min_elements": REGISTER_SPLIT_MIN_WORK}
-    return {"elements": work, "min_elements": parallel.MIN_ELEMENTS}
+    multiply-adds over ``planes`` output planes: each plane counted ``PLANE_WORK`` more, against
+    ``parallel.SPLIT_MIN_WORK``."""
+    return {"elements": work + PLANE_WORK * planes, "min_elements": parallel.SPLIT_MIN_WORK}
 
 
 def _loop_operand(array: np.ndarray, dtype: np.dtype | None = None) -> np.ndarray:
@@ -305,7 +306,7 @@ def grad_input(grad: np.ndarray, weight: np.ndarray, g: Geometry, in_shape: tupl
     work = grad.size * weight.shape[1] * math.prod(g.kernel)
     parallel.over_batch(lambda b: loop.run(grad4, w4, x4, *loop.scratch(), b.start, b.stop, *loop.arguments),
                         in_shape[1] if loop.over_channels else in_shape[0],
-                        **_split_work(loop, work, in_shape[0] * in_shape[1]))
+                        **_split_work(work, in_shape[0] * in_shape[1]))
     return grad_x
 
 
@@ -324,7 +325,7 @@ def grad_weight(grad: np.ndarray, x: np.ndarray, g: Geometry, shape: tuple[int, 
         grad_w = np.empty(shape4, grad.dtype)
         parallel.over_batch(lambda c: loop.run(grad4, x4, grad_w, *loop.scratch(), c.start, c.stop,
                                                *loop.arguments), shape[0],
-                            **_split_work(loop, work, grad.shape[0] * shape[0]))
+                            **_split_work(work, grad.shape[0] * shape[0]))
         return grad_w.reshape(shape)
 
     def part(b: slice) -> np.ndarray:

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from modelpack.nn.kernels import backend
+from modelpack.nn.kernels import backend, parallel
 
 
 @pytest.fixture(scope="module")
@@ -16,3 +16,10 @@ def numba_kernels() -> Iterator[None]:
     before = backend.name()
     yield
     backend.use(before)
+
+
+@pytest.fixture
+def small_passes_split(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every pass with more than one chunk goes to the threads, however small (a test's inputs
+    are far below ``parallel.SPLIT_MIN_WORK``, which ``direct``'s loops split from)."""
+    monkeypatch.setattr(parallel, "SPLIT_MIN_WORK", 0)

@@ -149,8 +149,7 @@ def test_stacked_examples_give_what_one_at_a_time_gives(depthwise_loops, monkeyp
 
 
 @pytest.mark.parametrize("padding", [(1, 1), (0, 1)])  # in place, and on the wide planes
-def test_the_bits_do_not_depend_on_the_thread_count(depthwise_loops, monkeypatch, padding) -> None:
-    monkeypatch.setattr(direct, "REGISTER_SPLIT_MIN_WORK", parallel.MIN_ELEMENTS)  # (split, small as it is)
+def test_the_bits_do_not_depend_on_the_thread_count(depthwise_loops, small_passes_split, padding) -> None:
     g = kernels.Geometry((3, 3), (1, 1), padding, (1, 1), 16)
     x, w, b = loop_arrays(4, g, (19, 19), 12, 1, 1)
     assert x.size * 9 >= parallel.MIN_ELEMENTS
@@ -166,7 +165,7 @@ def test_the_bits_do_not_depend_on_the_thread_count(depthwise_loops, monkeypatch
 ])
 def test_a_pass_goes_to_the_threads_once_its_planes_and_taps_are_enough(depthwise_loops, monkeypatch, shape,
                                                                           split) -> None:
-    """``REGISTER_SPLIT_MIN_WORK``, each plane counted ``PLANE_WORK``: every pass on one slice
+    """``parallel.SPLIT_MIN_WORK``, each plane counted ``PLANE_WORK``: every pass on one slice
     of the channels, or on one a thread (two here), as the weighted work says."""
     backend.use("numba")
     slices: dict[tuple[str, int], set[tuple[int, int]]] = {}  # (loop, threads) → its slices
@@ -177,7 +176,7 @@ def test_a_pass_goes_to_the_threads_once_its_planes_and_taps_are_enough(depthwis
     g = kernels.Geometry((3, 3), (1, 1), (1, 1), (1, 1), shape[1])
     x, w, b = loop_arrays(5, g, shape[2:], shape[0], 1, 1)
     weighted = math.prod(shape) * 9 + direct.PLANE_WORK * shape[0] * shape[1]
-    assert (weighted >= direct.REGISTER_SPLIT_MIN_WORK) == split
+    assert (weighted >= parallel.SPLIT_MIN_WORK) == split
     at_thread_counts(lambda: through("numba", x, w, b, g))
     channels = shape[1]
     halves = [(0, channels // 2), (channels // 2, channels)] if split else [(0, channels)]
@@ -307,13 +306,13 @@ def test_the_scratch_counts_against_the_budget(depthwise_loops) -> None:
         * 4 > 2**20
 
 
-def test_a_layers_own_activation_runs_on_each_slice_of_the_channels(depthwise_loops, monkeypatch) -> None:
+def test_a_layers_own_activation_runs_on_each_slice_of_the_channels(depthwise_loops, monkeypatch,
+                                                                    small_passes_split) -> None:
     """The loops split the channels over the threads (two here): a depthwise layer's own ReLU
     overwrites each thread's channels of every example (more examples than channels: a slice of
     the batch would leave some out), with the bits of the layer run plain and the activation
     after it."""
     backend.use("numba")
-    monkeypatch.setattr(direct, "REGISTER_SPLIT_MIN_WORK", parallel.MIN_ELEMENTS)  # (split, small as it is)
     chunks: list[tuple[int, ...]] = []
     original = depthwise_loops.forward_same  # (3×3, padded 1: the output the input's size)
     monkeypatch.setattr(depthwise_loops, "forward_same", lambda *args: chunks.append(args[-6:-4]) or original(*args))

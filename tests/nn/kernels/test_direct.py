@@ -109,7 +109,7 @@ def test_the_loops_match_the_numpy_path(numba_kernels, drawn, seed) -> None:
 
 
 @pytest.mark.parametrize("strides", [(1, 1), (2, 2), (1, 2)])
-def test_the_bits_do_not_depend_on_the_thread_count(numba_kernels, strides) -> None:
+def test_the_bits_do_not_depend_on_the_thread_count(numba_kernels, small_passes_split, strides) -> None:
     """Forward, input gradient and weight gradient (a sum over the batch in fixed chunks) are
     the same bits on one thread and on three: a checkpoint resumes exactly elsewhere."""
     g = kernels.Geometry((3, 3), strides, (1, 1), (1, 1), 16)
@@ -119,7 +119,8 @@ def test_the_bits_do_not_depend_on_the_thread_count(numba_kernels, strides) -> N
 
 
 @pytest.mark.parametrize(("strides", "dilation"), [((1, 1), (1, 1)), ((2, 2), (1, 1)), ((1, 2), (2, 1))])
-def test_stacked_examples_give_what_one_at_a_time_gives(numba_kernels, monkeypatch, strides, dilation) -> None:
+def test_stacked_examples_give_what_one_at_a_time_gives(numba_kernels, monkeypatch, small_passes_split, strides,
+                                                        dilation) -> None:
     """Small planes are stacked, several examples one below the other (``compiled.stacked``; 7
     examples of 7×9 in stacks of 3: a short last stack too): the forward and the input's
     gradient are the same bits as one example at a time (each output's sum keeps its order),
@@ -167,7 +168,7 @@ def test_channels_taken_together_give_what_one_at_a_time_gives(numba_kernels, st
     assert grad_x[:, turned].tobytes() == direct.grad_input(grad, w[:, np.r_[1:5, 0]], g, x.shape).tobytes()
 
 
-def test_blocked_channels_bits_do_not_depend_on_the_thread_count(numba_kernels) -> None:
+def test_blocked_channels_bits_do_not_depend_on_the_thread_count(numba_kernels, small_passes_split) -> None:
     """Five channels a group (a block of ``OUT_BLOCK`` and one more), every pass: the same
     bits at one thread and at three."""
     g = kernels.Geometry((3, 3), (1, 1), (1, 1), (1, 1), 4)
@@ -444,7 +445,7 @@ def test_what_runs_channels_last(no_register_planes, monkeypatch, channels, side
     assert [name for name in names if calls[name]] == (list(names) if taken else [])
 
 
-def test_channels_last_bits_do_not_depend_on_the_thread_count(no_register_planes) -> None:
+def test_channels_last_bits_do_not_depend_on_the_thread_count(no_register_planes, small_passes_split) -> None:
     g = kernels.Geometry((3, 3), (1, 1), (1, 1), (1, 1), direct.CHANNELS_LAST_MIN_CHANNELS)
     x, w, b = loop_arrays(2, g, (7, 7), 12, 1, 1)
     assert direct._channels_last(x.shape[1], w.shape, g, (7, 7)) and x.size >= parallel.MIN_ELEMENTS  # split
@@ -489,7 +490,8 @@ def test_a_transposed_convolution_charges_the_channels_last_scratch(numba_kernel
 
 
 @pytest.mark.parametrize("activation", ["relu", "sigmoid"])
-def test_a_layers_own_activation_runs_on_each_chunk_in_the_loops(numba_kernels, monkeypatch, activation) -> None:
+def test_a_layers_own_activation_runs_on_each_chunk_in_the_loops(numba_kernels, monkeypatch, small_passes_split,
+                                                                  activation) -> None:
     """LeNet's first convolution with its sigmoid (or a ReLU): the loops take it and apply the
     activation to each chunk of the batch on its thread (two threads), with the bits of the
     activation layer run after it."""
