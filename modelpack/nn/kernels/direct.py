@@ -212,11 +212,11 @@ class _Loop(NamedTuple):
 
 def _chosen(loops: ModuleType, name: str, in_shape: tuple[int, ...], weight_shape: tuple[int, ...],
             out_sizes: tuple[int, ...], g: Geometry, dtype: np.dtype) -> _Loop:
-    """The loop of pass ``name`` for this convolution: on ``compiled_depthwise``'s planes where
-    ``_in_registers`` says (a slice of the channels a thread: all the batch's examples stacked
-    as far as they go, and no partial sums for the weight's gradient) — read in place where
-    the output is the input's size too (``_same_size``, ``SAME_SIDES``) —, channels last where
-    ``_channels_last`` says, else on the phase planes."""
+    """The loop of pass ``name`` for this convolution, the first that takes it: ``compiled_depthwise``'s
+    in-place loops where the output is the input's size (``_same_size``, ``SAME_SIDES``); its
+    stacked planes where ``_in_registers`` says (for both, a slice of the channels a thread:
+    no partial sums for the weight's gradient); channels last where ``_channels_last`` says;
+    else the phase planes."""
     from . import compiled_depthwise  # (numba is in use here)
 
     on_planes, on_channels = _LOOPS[name]

@@ -48,7 +48,8 @@ REDUCTION_CHUNKS = 4
 # A pass with GEMMs (``split``) goes to the pool from this many multiply-adds on, where one
 # hand-off (~70 µs) is a small part of it. Measured at 2 threads, once no threaded BLAS call
 # left OpenBLAS's workers spinning: LeNet's forward 3.55 → 2.84 ms with its convolutions (7.5
-# and 15 M) split, the MobileNet-style block's 2.15 → 2.03 ms.
+# and 15 M) split, the MobileNet-style block's 2.15 → 2.03 ms. The compiled loops' passes
+# (``direct``) split from it too, each output plane weighed as ``direct.PLANE_WORK`` more.
 SPLIT_MIN_WORK = 1 << 22
 
 _lock = threading.Lock()

@@ -120,15 +120,17 @@ def test_the_same_size_loops_give_the_wide_planes_bits(depthwise_loops, drawn, s
         assert_near(ours[i], wide[i].astype(np.float64))
 
 
-def test_a_tap_outside_the_plane_reads_nothing_of_its_neighbours(depthwise_loops) -> None:
+def test_a_tap_outside_the_plane_reads_nothing_of_its_neighbours(depthwise_loops, monkeypatch) -> None:
     """A run reads its neighbours' values where its taps fall outside its plane, and drops them:
     infinities and NaN in one channel change nothing in the others (w·inf would be NaN)."""
     backend.use("numba")
+    calls = record_calls(monkeypatch, depthwise_loops, "forward_same")
     g = kernels.Geometry((3, 3), (1, 1), (1, 1), (1, 1), 3)
     x, w, b = loop_arrays(3, g, (4, 5), 2, 1, 1)
     clean = kernels.forward(x, w, b, g)[0]
     x[:, 1] = np.where(np.arange(20).reshape(4, 5) % 2, np.inf, np.nan)
     dirty = kernels.forward(x, w, b, g)[0]
+    assert len(calls) == 2  # (both read in place)
     assert dirty[:, [0, 2]].tobytes() == clean[:, [0, 2]].tobytes()
     assert np.isnan(dirty[:, 1]).all()
 
