@@ -151,7 +151,7 @@ def measure(case: Case, size: str, repeats: int, hybrid: str = "") -> dict[str, 
             "forward": forward, "training": training, "layer": layer}
 
 
-def rows_of(result: dict[str, Any], *, judged: bool = True) -> list[str]:
+def rows_of(result: dict[str, Any], *, judged: bool = True, why: str = compute.BUSY) -> list[str]:
     case: Case = result["case"]
     note = f" ({case.note})" if case.note else ""
     shapes = f"{result['input']} → {result['out_shape']}{note}"
@@ -160,7 +160,7 @@ def rows_of(result: dict[str, Any], *, judged: bool = True) -> list[str]:
         ours, theirs = result[kind]
         ratio = ours / theirs
         times = f"{ours * 1e3:.3f} ms | {theirs * 1e3:.3f} ms"
-        verdict = compute._verdict(ratio, TARGET, judged)
+        verdict = compute._verdict(ratio, TARGET, judged, why)
         row = f"| {case.name} | {case.source} | {kind} | {shapes} | {times} | {ratio:.2f}× | {verdict} |"
         rows.append(row)
     return rows
@@ -193,9 +193,10 @@ def main() -> None:
     size, repeats = ("quick", 3) if args.quick else ("full", args.repeats)
     rows = []
     in_use = compute.cores_in_use()
-    judged = not compute.busy(in_use, args.threads, args.clock)
+    crowded = compute.busy(in_use, args.threads, args.clock)
+    judged, why = compute.judgement(args.quick, crowded)
     for case in chosen(args.only):
-        rows += rows_of(measure(case, size, repeats, args.backend), judged=judged)
+        rows += rows_of(measure(case, size, repeats, args.backend), judged=judged, why=why)
         print(rows[-2], rows[-1], sep="\n", flush=True)
     heading = HEADING.format(threads=args.threads, clock=args.clock,
                              kernels=compute.setting_heading(args.kernels, args.backend))
@@ -216,7 +217,7 @@ def main() -> None:
         "Outputs and gradients checked against torch first (float32 tolerances in the script). "
         "Ratio = modelpack ÷ torch: above 1, modelpack is slower; the target is issue 18's, for 2 threads "
         "and wall time. Only the ratio is worth comparing, and it is one run's measurement."
-        + ("" if judged else " The machine was busy when this run started: no target is judged here."),
+        + ("" if not crowded else " The machine was busy when this run started: no target is judged here."),
         "",
         "| layer | source | pass | shapes | modelpack | torch | ratio | target |",
         "|---|---|---|---|---:|---:|---:|---|",

@@ -49,6 +49,11 @@ def test_compute_bench_runs_every_workload_quick(monkeypatch):
                      "MobileNet-style (depthwise)", "Decoder (transposed)"]
     # On a busy machine a wall-time run judges no target: its times measure the contention.
     assert all("not judged (busy machine)" in row for row in module.rows_of(result, judged=False))
+    # Nor does --quick: at its tiny shapes a call's fixed cost, not the kernels, sets the times.
+    assert all("not judged (--quick's tiny shapes)" in row
+               for row in module.rows_of(result, judged=False, why=module.QUICK))
+    assert module.judgement(True, False) == (False, module.QUICK) == module.judgement(True, True)
+    assert module.judgement(False, True) == (False, module.BUSY) and module.judgement(False, False)[0]
     monkeypatch.setattr(module.os, "cpu_count", lambda: 2)
     assert module.busy(1.2, 2, "wall") and not module.busy(0.4, 2, "wall") and not module.busy(9.0, 1, "cpu")
 

@@ -24,6 +24,8 @@ def test_layers_bench_runs_every_case_quick(monkeypatch):
         assert len(rows) == 2 and all(row.count("|") == 9 for row in rows), rows
         assert all(seconds > 0 for pair in (result["forward"], result["training"]) for seconds in pair)
     assert all("not judged (busy machine)" in row for row in module.rows_of(result, judged=False))
+    assert all("not judged (--quick's tiny shapes)" in row
+               for row in module.rows_of(result, judged=False, why=module.compute.QUICK))
 
 
 def test_the_table_covers_the_issue_and_only_picks_by_key(monkeypatch):
