@@ -57,7 +57,7 @@ _SMALL_TENSOR_BYTES = 16 << 10
 # then views of that one buffer; from ``OVERLAP_BYTES`` on, its directories and manifest are
 # parsed on a worker meanwhile.
 READ_AHEAD_BYTES = 4 << 20
-OVERLAP_BYTES = 2 << 20
+OVERLAP_BYTES = 768 << 10
 
 
 def _batches(located: list[npz.TensorLocation]) -> list[list[npz.TensorLocation]]:
@@ -190,10 +190,13 @@ class Archive(OpenArchive):
 
         From ``OVERLAP_BYTES`` on, a worker thread opens the archive while this thread reads
         (the read releases the interpreter, so both go on at once); a smaller file is opened
-        on this thread, then read: the read is too short to hide the hand-off. Measured on a
-        2-vCPU VM whose idle vCPU takes ~150 µs to wake, medians of 40 bench-style cold loads
-        (ms, overlapped / in turn): 200 tensors in 0.43 MB 5.13 / 3.45, 1 MB 1.82 / 1.61, 1.6
-        MB 1.80 / 1.78, 2.1 MB 1.73 / 1.76, 3.3 MB 1.88 / 2.41."""
+        on this thread, then read: its read is too short to hide the hand-off. (The other way
+        round, a worker reading while this thread parses, is slower: the parse holds the
+        interpreter, so the worker cannot start its read.) Medians of 150 bench-style cold
+        loads taken in turn, ms, in turn / overlapped, on a 2-vCPU AMD EPYC VM (a hand-off
+        ~30 µs): 6 tensors in 0.3 MB 0.84 / 1.22, 0.6 MB 1.05 / 0.93, 0.8 MB 1.51 / 1.28, 1 MB
+        1.61 / 1.15; 200 tensors in 0.5 MB 2.93 / 3.39, in 1.1 MB 3.83 / 3.97. An earlier VM
+        whose idle vCPU took ~150 µs to wake measured 1 MB 1.61 / 1.82 and 3.3 MB 2.41 / 1.88."""
         fd = _fileno(handle)
         size = os.fstat(fd).st_size if fd is not None else 0
         if fd is None or size > READ_AHEAD_BYTES:
