@@ -16,12 +16,9 @@ from pydantic import ValidationError
 
 from . import __version__ as _version
 from .errors import FileKindError, UnsupportedBlockError, UnsupportedDtypeError, UsageError
-from .format import container, writer
+from .format import container
 from .format.archive import Archive
 from .format.schema import Layout, Manifest, check_tensor_name, describe_errors
-from .format.shards import ShardedArchive, write_sharded
-from .format.verify import VerifyReport
-from .format.verify import verify as verify_archive
 from .format.versions import FORMAT_VERSION
 from .io import npz
 from .io.limits import DEFAULT_LIMITS, Limits
@@ -32,6 +29,8 @@ from .io.remote import locate
 from .io.sniff import is_mxnet
 
 if TYPE_CHECKING:
+    from .format.shards import ShardedArchive
+    from .format.verify import VerifyReport
     from .nn.block import Block
 
 __all__ = ["export", "load", "save", "inspect", "verify", "open_archive"]
@@ -162,6 +161,8 @@ def load(
             return npz.read_npz(handle, source=describe(path), limits=limits)
         with archive as opened:
             if opened.manifest.kind == "sharded":
+                from .format.shards import ShardedArchive  # (only a sharded index needs it)
+
                 with ShardedArchive(opened, path, limits=limits, integrity=integrity) as sharded:
                     return sharded.load(mmap=mmap)
             return opened.load(mmap=mmap)
@@ -184,6 +185,8 @@ def open_archive(
     archive = Archive(path, limits=limits, integrity=integrity)
     if archive.manifest.kind != "sharded":
         return archive
+    from .format.shards import ShardedArchive
+
     try:
         return ShardedArchive(archive, path, limits=limits, integrity=integrity)
     except BaseException:
@@ -222,6 +225,8 @@ def verify(
 ) -> VerifyReport:
     """Check everything an archive records (of a sharded one, every shard too) and report every
     problem; raises only if the file cannot be opened (see ``modelpack.format.verify``)."""
+    from .format.verify import verify as verify_archive
+
     return verify_archive(locate(path, storage_options), limits=limits)
 
 
@@ -245,9 +250,14 @@ def _write(
         raise UnsupportedBlockError(
             f"cannot write {describe(path)}: a reader would refuse its manifest: {describe_errors(exc)}"
         ) from None
+    # (the writers are imported by the first write: a script that only reads loads none of them)
     if max_shard_size is not None:
+        from .format.shards import write_sharded
+
         write_sharded(path, manifest, arrays, max_shard_size=max_shard_size, compress=compress)
     else:
+        from .format import writer
+
         writer.write_archive(path, manifest, arrays, compress=compress)
 
 

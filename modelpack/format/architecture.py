@@ -10,7 +10,7 @@ several places (a shared block, Gluon's ``params=``) is stored once and recorded
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from pydantic import ValidationError
@@ -33,8 +33,10 @@ from ..nn.graph_spec import constant_name
 from ..nn.parameter import shapes_compatible
 from ..nn.parameter_dict import ParameterDict
 from ..nn.ties import apply_ties, find_ties
-from ..tracing.record import TraceResult
 from .schema import LayerNode, Manifest, describe_errors, model_weights
+
+if TYPE_CHECKING:  # (tracing is needed to export a custom forward, never to load)
+    from ..tracing.record import TraceResult
 
 __all__ = [
     "describe",

@@ -21,7 +21,9 @@ __all__ = [
 
 
 class _Closed(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
+    # (defer_build as ``models.Closed``: the manifest holds these, and a load of a plain
+    # archive builds no validator)
+    model_config = ConfigDict(extra="forbid", strict=True, defer_build=True)
 
 
 # Checkpoint tensors that are not the model's: optimiser slots, user arrays, data orders.

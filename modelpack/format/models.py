@@ -23,7 +23,10 @@ IGNORE_UNKNOWN_FIELDS = "ignore_unknown_fields"
 class Closed(BaseModel):
     # ser_json_inf_nan: a non-finite float in a dict[str, Any] (a layer config, a graph
     # scalar) stays a float when dumped; pydantic's default turns it into None (null).
-    model_config = ConfigDict(extra="forbid", strict=True, ser_json_inf_nan="constants")
+    # defer_build: a validator is built at the first validation, not at import; a plain
+    # manifest is checked without one (``schema._quick_manifest``), which spares a script that
+    # only reads ~100 ms of its start (Pydantic's plugin scan among them).
+    model_config = ConfigDict(extra="forbid", strict=True, ser_json_inf_nan="constants", defer_build=True)
 
 
 class Extensible(Closed):

@@ -41,7 +41,8 @@ class TreeNode(BaseModel):
 
 
 Tree = Literal["value", "none"] | TreeNode
-TreeNode.model_rebuild()
+# (no model_rebuild here: it would build the validator at import; with defer_build the
+# first validation resolves ``Tree`` from this module and builds it)
 
 
 def flatten(value: Any) -> tuple[Any, list[Any]]:
