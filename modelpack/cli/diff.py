@@ -13,12 +13,13 @@ import contextlib
 import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from ..errors import UsageError
 from .progress import progress
+
+if TYPE_CHECKING:  # (numpy is imported when a diff runs: the CLI's parser is built without it)
+    import numpy as np
 
 __all__ = ["add_parser", "Side", "compare", "architecture_changes", "max_abs_difference"]
 
@@ -106,6 +107,8 @@ def architecture_changes(a: Any, b: Any, path: str = "") -> list[dict[str, Any]]
 
 def max_abs_difference(a: np.ndarray, b: np.ndarray) -> float:
     """The largest |a - b| (NaN against NaN counts as equal; NaN against a number as inf)."""
+    import numpy as np
+
     if a.size == 0:
         return 0.0
     if a.dtype == np.bool_ or b.dtype == np.bool_:

@@ -8,13 +8,15 @@ what can be checked. A symbol is checked for structure and for operators modelpa
 from __future__ import annotations
 
 from collections import Counter
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from ..errors import ModelpackError, PathError
-from ..format.verify import VerifyReport
 from ..io.paths import PathOrFile, describe, open_for_reading
-from ..io.sniff import is_mxnet
+from ..io.sniff import is_mxnet, is_symbol_file
 from .summary import human_bytes
+
+if TYPE_CHECKING:
+    from ..format.verify import VerifyReport
 
 __all__ = ["MXNetKind", "mxnet_kind", "inspect_document", "render", "verify_report"]
 
@@ -23,8 +25,6 @@ MXNetKind = Literal["ndarray", "symbol"]
 
 def mxnet_kind(path: PathOrFile) -> MXNetKind | None:
     """``ndarray`` or ``symbol`` for MXNet's files (from their first bytes), else None."""
-    from ..interop.mxnet.symbol import is_symbol_file
-
     with open_for_reading(path) as handle:
         if is_mxnet(handle):
             return "ndarray"
@@ -93,6 +93,7 @@ def verify_report(path: PathOrFile, kind: MXNetKind) -> VerifyReport:
     """Read everything that can be checked; a problem goes in the report (exit 1), not raised.
 
     A file that cannot be opened still raises (a user error, exit 2)."""
+    from ..format.verify import VerifyReport
     from ..interop.mxnet import ndarray
     from ..interop.mxnet.lowering import LOWERINGS
     from ..interop.mxnet.symbol import read_symbol

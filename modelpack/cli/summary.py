@@ -13,7 +13,6 @@ from typing import Any
 import numpy as np
 
 from ..format.schema import LayerNode, Manifest, TensorInfo
-from ..nn import registry
 
 __all__ = ["LayerRow", "layer_rows", "render", "human_bytes"]
 
@@ -83,6 +82,8 @@ def _walk(
 
 def _key_config(node: LayerNode) -> str:
     """The config entries that differ from the layer's defaults, key ones first."""
+    from ..nn import registry  # the layer library: for a model's layers only
+
     defaults: dict[str, Any] = {}
     if node.type in registry.known_layers():
         fields = registry.layer_type(node.type).config.model_fields

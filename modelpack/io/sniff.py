@@ -16,11 +16,12 @@ from typing import IO
 
 from ..errors import FileKindError, ModelpackError
 from .limits import DEFAULT_LIMITS, GRACE_BYTES
+from .paths import PathOrFile, open_for_reading
 from .zipio import Source
 from .zipread import read_directory
 
-__all__ = ["FileKind", "KINDS", "MXNET_LIST_MAGIC", "sniff", "read_head", "is_mxnet", "is_safetensors",
-           "refuse_other_kind", "unreadable_zip"]
+__all__ = ["FileKind", "KINDS", "MXNET_LIST_MAGIC", "sniff", "read_head", "is_mxnet", "is_symbol_file",
+           "is_safetensors", "refuse_other_kind", "unreadable_zip"]
 
 
 @dataclass(frozen=True)
@@ -95,6 +96,18 @@ def is_mxnet(handle: IO[bytes]) -> bool:
     cannot seek is not sniffed (False): the caller's own reader then says what it needs.
     """
     return read_head(handle, len(_MXNET_LIST_MAGIC)) == _MXNET_LIST_MAGIC
+
+
+def is_symbol_file(source: PathOrFile) -> bool:
+    """True when a file starts as MXNet's symbol JSON does (a JSON object whose first key is
+    ``"nodes"``): a cheap sniff from its first 64 bytes, not a check; the position is kept.
+    (Here, not with the symbol reader: a command asks it of every file it is handed.)"""
+    try:
+        with open_for_reading(source) as handle:
+            head = read_head(handle, 64).lstrip()
+    except OSError:
+        return False
+    return head.startswith(b"{") and b'"nodes"' in head
 
 
 def is_safetensors(handle: IO[bytes]) -> bool:

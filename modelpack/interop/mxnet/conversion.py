@@ -22,13 +22,14 @@ from ...errors import ExtraParameterError, FormatError, UnsupportedBlockError, U
 from ...format.architecture import limit_loaded
 from ...io.limits import DEFAULT_LIMITS, Limits
 from ...io.paths import PathOrFile, describe
+from ...io.sniff import is_symbol_file
 from ...nn.block import Block
 from ..convert import load_architecture
 from . import ndarray
 from .builder import Builder, InputShape
 from .lowering import READS_ITSELF, Node, lower
 from .recurrent import rnn_input_shape
-from .symbol import Attrs, Symbol, SymbolNode, is_symbol_file, read_symbol
+from .symbol import Attrs, Symbol, SymbolNode, read_symbol
 
 __all__ = ["convert", "symbol_to_block", "gluon_parameters", "match_parameters", "match_names", "PREFIXES"]
 

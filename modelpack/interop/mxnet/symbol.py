@@ -19,9 +19,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from ...errors import FormatError, LimitError
 from ...io.limits import DEFAULT_LIMITS, Limits
 from ...io.paths import PathOrFile, describe, open_for_reading
-from ...io.sniff import read_head
 
-__all__ = ["Symbol", "SymbolNode", "is_symbol_file", "read_symbol", "parse_symbol", "Attrs", "MAX_ATTR_CHARS"]
+__all__ = ["Symbol", "SymbolNode", "read_symbol", "parse_symbol", "Attrs", "MAX_ATTR_CHARS"]
 
 MAX_NODES = 1_000_000
 MAX_ATTR_CHARS = 4096  # attribute values are short literals; bounds the hand-written parsers
@@ -67,17 +66,6 @@ class Symbol:
     def where(self, index: int) -> str:
         node = self.nodes[index]
         return f"{self.source}: node {index} {node.name!r} ({node.op})"
-
-
-def is_symbol_file(source: PathOrFile) -> bool:
-    """True when a file starts as MXNet's symbol JSON does (a JSON object whose first key is
-    ``"nodes"``): a cheap sniff from its first 64 bytes, not a check; the position is kept."""
-    try:
-        with open_for_reading(source) as handle:
-            head = read_head(handle, 64).lstrip()
-    except OSError:
-        return False
-    return head.startswith(b"{") and b'"nodes"' in head
 
 
 def read_symbol(source: PathOrFile, *, limits: Limits = DEFAULT_LIMITS) -> Symbol:
