@@ -25,10 +25,10 @@ MXNetKind = Literal["ndarray", "symbol"]
 
 def mxnet_kind(path: PathOrFile) -> MXNetKind | None:
     """``ndarray`` or ``symbol`` for MXNet's files (from their first bytes), else None."""
-    with open_for_reading(path) as handle:
+    with open_for_reading(path) as handle:  # (opened once for both sniffs)
         if is_mxnet(handle):
             return "ndarray"
-    return "symbol" if is_symbol_file(path) else None
+        return "symbol" if is_symbol_file(handle) else None
 
 
 def inspect_document(path: PathOrFile, kind: MXNetKind) -> dict[str, Any]:
