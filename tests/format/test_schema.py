@@ -11,6 +11,7 @@ import yaml
 from craft import edit_file
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from models import sequential_mlp
 from strategies import SUPPORTED, networks, tensor_names
 
 import modelpack
@@ -233,3 +234,35 @@ def test_what_the_quick_tensor_manifest_does_not_take_the_schema_refuses(changes
     assert schema._quick_manifest(document) is None
     with pytest.raises(SchemaError, match=message):
         schema.manifest_from_dict(document, source="f")
+
+
+def test_the_first_validations_may_run_on_several_threads_at_once(tmp_path):
+    # The manifest's models are built on first use (defer_build): loads on several threads
+    # may be the first. Pydantic before 2.11.5 failed this (all but one thread refused with a
+    # PydanticUserError), which is why pyproject.toml's floor is 2.11.5.
+    import subprocess
+    import sys
+
+    net = sequential_mlp(8, 4, inputs=3)
+    path = tmp_path / "net.mpk"
+    modelpack.export(net, path)
+    manifest = modelpack.inspect(path).model_dump(mode="json")
+    code = (
+        "import json, sys, threading\n"
+        "from modelpack.format.schema import Manifest\n"
+        "document = json.loads(sys.stdin.read())\n"
+        "assert not Manifest.__pydantic_complete__\n"
+        "start, failures = threading.Barrier(16), []\n"
+        "def validate():\n"
+        "    start.wait()\n"
+        "    try:\n"
+        "        Manifest.model_validate(document)\n"
+        "    except Exception as exc:\n"
+        "        failures.append(repr(exc))\n"
+        "threads = [threading.Thread(target=validate) for _ in range(16)]\n"
+        "[t.start() for t in threads]; [t.join() for t in threads]\n"
+        "print(failures)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], input=json.dumps(manifest), capture_output=True,
+                         text=True, check=True).stdout
+    assert out.strip() == "[]"
