@@ -47,8 +47,8 @@ def test_tensor_files_need_no_layer_library(tmp_path):
 
 def test_a_script_that_only_reads_imports_no_writer_and_builds_no_validator(tmp_path):
     # Loading, opening and inspecting import neither the writers nor verify nor the sharded
-    # index (~35 ms of a fresh process's time to its first tensor); they come with first use.
-    # Nor do they build Pydantic's validators for the manifest (``defer_build``: ~100 ms with
+    # index (~30 ms of a fresh process's time to its first tensor); they come with first use.
+    # Nor do they build Pydantic's validators for the manifest (``defer_build``: ~40 ms with
     # the plugin scan it starts): a plain manifest is checked without them.
     path = tmp_path / "t.mpk"
     modelpack.save(path, {"w": np.ones((2, 3), np.float32)})

@@ -25,7 +25,8 @@ class Closed(BaseModel):
     # scalar) stays a float when dumped; pydantic's default turns it into None (null).
     # defer_build: a validator is built at the first validation, not at import; a plain
     # manifest is checked without one (``schema._quick_manifest``), which spares a script that
-    # only reads ~100 ms of its start (Pydantic's plugin scan among them).
+    # only reads ~40 ms of its start (Pydantic's plugin scan among them). Threads that are first
+    # at once need pydantic 2.11.5 (pyproject.toml says why).
     model_config = ConfigDict(extra="forbid", strict=True, ser_json_inf_nan="constants", defer_build=True)
 
 
